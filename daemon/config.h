@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpmsd configuration: one typed key table, an INI file parsed with libinih.
+ *
+ * Every key has a type, a default, a range, a unit and a one-line doc in the
+ * table in config.c. Parsing validates each key against the table; the first
+ * problem is reported as "FILE:LINE: section.key: what is wrong (allowed: ...)"
+ * and the whole file is rejected.
+ *
+ * Sections named "coil.<plugin>" are not in the table: their keys belong to
+ * the coil plugin, are kept raw with their line numbers, and are validated
+ * against the plugin's own key table once the plugin is loaded
+ * (config_validate_plugin_keys).
+ */
+#ifndef RPMSD_CONFIG_H
+#define RPMSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <rpmsd/coil.h>
+
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_NAME_MAX 64
+#define CONFIG_ERR_MAX 512
+#define CONFIG_MAX_COLUMNS 8
+#define CONFIG_MAX_PLUGIN_KEYS 64
+
+/** Where replay reads its input from. */
+enum config_source_type {
+	CONFIG_SOURCE_REPLAY = 0,
+};
+
+/** Replay file format. */
+enum config_replay_format {
+	CONFIG_FORMAT_AUTO = 0,	/* decided from the content */
+	CONFIG_FORMAT_TEXT,	/* one value per line, '#' header lines */
+	CONFIG_FORMAT_CSV,	/* header row, comma separated, pick columns */
+	CONFIG_FORMAT_TIMEVALUE,/* two columns "time value", whitespace separated */
+};
+
+/** Envelope estimator. */
+enum config_envelope {
+	CONFIG_ENVELOPE_RMS = 0,
+};
+
+/** What a burst onset starts. */
+enum config_protocol {
+	CONFIG_PROTOCOL_SINGLE = 0,	/* one pulse */
+	CONFIG_PROTOCOL_TRAIN,		/* stim.train_pulses at stim.train_frequency_hz */
+};
+
+/** Log level. */
+enum config_log_level {
+	CONFIG_LOG_ERROR = 3,
+	CONFIG_LOG_WARNING = 4,
+	CONFIG_LOG_INFO = 6,
+	CONFIG_LOG_DEBUG = 7,
+};
+
+/** A raw key=value of a [coil.<name>] section, validated later. */
+struct config_plugin_kv {
+	char key[CONFIG_NAME_MAX];
+	char value[CONFIG_PATH_MAX];
+	int line;
+};
+
+/** The whole validated configuration. Plain data, copied freely. */
+struct rpmsd_config {
+	char path[CONFIG_PATH_MAX];	/* file it came from, "" for defaults */
+
+	struct {
+		enum config_log_level log_level;
+		bool arm_on_start;		/* demo only: arm at start-up */
+		char plugin_dir[CONFIG_PATH_MAX];/* extra plugin directory, "" none */
+		int acquire_priority;		/* SCHED_FIFO priority, 0 = no RT */
+		int stim_priority;		/* SCHED_FIFO priority, 0 = no RT */
+	} daemon;
+
+	struct {
+		enum config_source_type type;
+		char file[CONFIG_PATH_MAX];	/* relative paths: to the config file */
+		enum config_replay_format format;
+		char column[CONFIG_PATH_MAX];	/* "1", "trial3" or "1,3"; 1-based numbers */
+		double rate_hz;			/* 0 = from the file header */
+		double scale_uv;		/* µV per file unit */
+		bool realtime;			/* pace at the sampling rate */
+		int block_frames;		/* frames per block */
+	} source;
+
+	struct {
+		double highpass_hz;
+		double lowpass_hz;		/* clamped below Nyquist */
+		int mains_hz;			/* 0, 50 or 60 */
+		double notch_q;
+		int filter_order;		/* 2 or 4 (Butterworth) */
+		enum config_envelope envelope;
+		double envelope_ms;		/* moving RMS window */
+	} dsp;
+
+	struct {
+		double calibration_start_s;	/* rest window start */
+		double calibration_s;		/* rest window length */
+		double k_on;			/* onset: baseline + k_on * spread */
+		double k_off;			/* offset: baseline + k_off * spread */
+		double on_ms;			/* time above onset threshold to confirm */
+		double dip_ms;			/* dips shorter than this don't break it */
+		double off_ms;			/* time below offset threshold to end */
+		double blanking_ms;		/* ignore EMG after each of our pulses */
+	} detect;
+
+	struct {
+		char plugin[CONFIG_NAME_MAX];
+		enum config_protocol protocol;
+		int train_pulses;
+		double train_frequency_hz;
+		double intensity_pct;
+		int pulse_width_us;
+		double refractory_ms;		/* after a train ends, before the next */
+	} stim;
+
+	struct {
+		double max_frequency_hz;
+		int max_train_pulses;
+		double min_train_interval_ms;
+		double max_intensity_pct;
+		double max_coil_temp_c;
+	} safety;
+
+	struct {
+		char endpoint[CONFIG_PATH_MAX];
+		int ring_records;		/* per producer ring, power of two */
+		int sndhwm;			/* ZeroMQ high-water mark, messages */
+		double heartbeat_s;
+	} publish;
+
+	/* [coil.<plugin>] raw keys; only the section for stim.plugin is used */
+	char plugin_section[CONFIG_NAME_MAX];	/* name after "coil.", "" none */
+	int plugin_section_line;
+	struct config_plugin_kv plugin_kv[CONFIG_MAX_PLUGIN_KEYS];
+	size_t n_plugin_kv;
+};
+
+/**
+ * Fill @cfg with the defaults of the key table.
+ */
+void config_defaults(struct rpmsd_config *cfg);
+
+/**
+ * Parse and validate an INI file on top of the defaults.
+ * @param cfg   receives the configuration; untouched on error
+ * @param path  file to read
+ * @param err   receives "FILE:LINE: section.key: problem (allowed: ...)"
+ * @return 0, or -EINVAL (bad content), or -errno from opening the file
+ */
+int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen);
+
+/**
+ * Validate the raw [coil.<name>] keys against a plugin's key table.
+ * Reports unknown keys and bad values with file and line like config_load.
+ * @return 0 or -EINVAL
+ */
+int config_validate_plugin_keys(const struct rpmsd_config *cfg,
+				const struct rpmsd_coil_key *keys, size_t n_keys,
+				char *err, size_t errlen);
+
+/**
+ * Look up the effective value of a plugin key as text: the configured raw
+ * value if set, otherwise the declared default. NULL if not declared.
+ */
+const char *config_plugin_value(const struct rpmsd_config *cfg,
+				const struct rpmsd_coil_key *keys, size_t n_keys,
+				const char *key);
+
+/**
+ * Resolve source.file against the config file's directory into @out.
+ * @return 0 or -ENAMETOOLONG
+ */
+int config_source_path(const struct rpmsd_config *cfg, char *out, size_t outlen);
+
+/**
+ * Write a complete, commented configuration listing every key with its
+ * default, range, unit and meaning (the content of config/rpmsd.conf).
+ */
+void config_write_template(FILE *f);
+
+#endif /* RPMSD_CONFIG_H */

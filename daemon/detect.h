@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-channel burst detector on the envelope.
+ *
+ * Calibrates a robust baseline (median and MAD of the envelope) over a rest
+ * window, then runs an onset/offset state machine with hysteresis:
+ *  - onset when the envelope stays above baseline + k_on * spread for
+ *    on_ms in total, where dips shorter than dip_ms do not restart the
+ *    count; the reported onset sample is back-dated to where the rise
+ *    began, separately from the decision sample;
+ *  - offset when it stays below baseline + k_off * spread for off_ms.
+ * After each of our own pulses the input is blanked for blanking_ms.
+ *
+ * detect_step is O(1) and never allocates (the calibration buffer is
+ * allocated in detect_create).
+ */
+#ifndef RPMSD_DETECT_H
+#define RPMSD_DETECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/** What detect_step reports. */
+enum detect_edge {
+	DETECT_NONE = 0,
+	DETECT_CALIBRATED,	/* baseline and thresholds are set */
+	DETECT_ONSET,
+	DETECT_OFFSET,
+};
+
+/** Details of a reported edge. */
+struct detect_result {
+	uint64_t edge_sample;	/* estimated onset/offset sample */
+	uint64_t decision_sample;/* sample consumed when it was decided */
+	double envelope;	/* envelope at the decision */
+	double threshold;	/* threshold that was crossed */
+	double baseline;
+	double spread;
+};
+
+struct detect;
+
+/**
+ * Create a detector for sampling rate fs from cfg->detect.
+ * @return 0, -EINVAL (with a message naming the key), -ENOMEM
+ */
+int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out,
+		  char *err, size_t errlen);
+
+/** Free a detector. Accepts NULL. */
+void detect_destroy(struct detect *d);
+
+/**
+ * Feed the envelope of sample @sample (consecutive indices).
+ * @return the edge decided at this sample (mostly DETECT_NONE); @res is
+ *         filled for every other value
+ */
+enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
+			     struct detect_result *res);
+
+/** Ignore the input for @n samples starting at @from (stimulation artefact). */
+void detect_blank(struct detect *d, uint64_t from, uint64_t n);
+
+/** Restart calibration with a rest window starting at sample @from. */
+void detect_recalibrate(struct detect *d, uint64_t from);
+
+/** True while a burst is in progress (between onset and offset). */
+int detect_active(const struct detect *d);
+
+/** Baseline and thresholds; -EAGAIN until calibrated. */
+int detect_thresholds(const struct detect *d, struct detect_result *out);
+
+#endif /* RPMSD_DETECT_H */

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-channel signal conditioning: band-pass and mains-notch biquads
+ * designed at start-up from the sampling rate, then an envelope.
+ *
+ * Everything is allocated in dsp_chain_create; dsp_chain_step is O(1) per
+ * sample and never allocates, so it runs on the real-time acquire thread.
+ */
+#ifndef RPMSD_DSP_H
+#define RPMSD_DSP_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/** A second-order section, transposed direct form II, double precision. */
+struct dsp_biquad {
+	double b0, b1, b2, a1, a2;	/* a0 normalised to 1 */
+	double s1, s2;			/* state */
+};
+
+/** Design a high-pass section (RBJ cookbook, bilinear). -EINVAL if fc is
+ * not in (0, fs/2) or q <= 0. */
+int dsp_biquad_highpass(struct dsp_biquad *bq, double fs, double fc, double q);
+
+/** Design a low-pass section. -EINVAL if fc is not in (0, fs/2) or q <= 0. */
+int dsp_biquad_lowpass(struct dsp_biquad *bq, double fs, double fc, double q);
+
+/** Design a notch at f0 with quality q. -EINVAL if f0 is not in (0, fs/2). */
+int dsp_biquad_notch(struct dsp_biquad *bq, double fs, double f0, double q);
+
+/** Filter one sample. */
+double dsp_biquad_step(struct dsp_biquad *bq, double x);
+
+/** Set the state as if @x0 had been the input forever (no start-up step). */
+void dsp_biquad_prime(struct dsp_biquad *bq, double x0);
+
+/** Magnitude of the section's response at f, in dB, from its coefficients. */
+double dsp_biquad_gain_db(const struct dsp_biquad *bq, double fs, double f);
+
+/** Q of section @k of an order-@n Butterworth cascade (n even, k < n/2). */
+double dsp_butterworth_q(int order, int k);
+
+struct dsp_chain;
+
+/**
+ * Create one channel's chain from cfg->dsp at sampling rate fs.
+ * The low-pass corner is clamped to 0.45 fs; the notch is left out when
+ * mains_hz is 0 or not below fs/2.
+ * @param err  receives a message naming the offending key
+ * @return 0, -EINVAL, -ENOMEM
+ */
+int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
+		     struct dsp_chain **out, char *err, size_t errlen);
+
+/** Free a chain. Accepts NULL. */
+void dsp_chain_destroy(struct dsp_chain *c);
+
+/**
+ * Process one raw sample (µV).
+ * @param filtered  receives the band-passed, notched sample (may be NULL)
+ * @return the envelope (µV, >= 0)
+ */
+float dsp_chain_step(struct dsp_chain *c, float x, float *filtered);
+
+/** Total gain of the chain's filters at f, in dB (for tests and docs). */
+double dsp_chain_gain_db(const struct dsp_chain *c, double f);
+
+#endif /* RPMSD_DSP_H */

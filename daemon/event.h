@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event records: fixed-size, written by any thread into its own SPSC ring,
+ * encoded to the JSON wire format by the publisher thread only.
+ *
+ * Wire format (docs/events.md): a ZeroMQ multipart message, topic frame
+ * then a JSON body with "schema", a per-topic "seq", "t_mono_ns",
+ * "t_wall_ns", "t_session_s", "sample", "t_rec_s" and the event's values.
+ */
+#ifndef RPMSD_EVENT_H
+#define RPMSD_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** Version of the JSON body layout; bumped on incompatible change. */
+#define EVENT_SCHEMA_VERSION 1
+
+/** Kinds of event. The topic follows from the kind. */
+enum event_type {
+	EVENT_NONE = 0,
+	EVENT_BURST_ONSET,	/* rpms.burst, edge "onset" */
+	EVENT_BURST_OFFSET,	/* rpms.burst, edge "offset" */
+	EVENT_CALIBRATED,	/* rpms.state, state "calibrated" */
+	EVENT_PULSE,		/* rpms.stim */
+	EVENT_REFUSAL,		/* rpms.safety */
+	EVENT_STATE,		/* rpms.state: armed/disarmed/started/ended/fault */
+	EVENT_TYPE_COUNT,
+};
+
+/** Topics, one per index of enum event_topic. */
+enum event_topic {
+	EVENT_TOPIC_BURST = 0,
+	EVENT_TOPIC_STIM,
+	EVENT_TOPIC_SAFETY,
+	EVENT_TOPIC_STATE,
+	EVENT_TOPIC_HEARTBEAT,
+	EVENT_TOPIC_COUNT,
+};
+
+/** What the policy did with a burst onset. */
+enum event_action {
+	EVENT_ACTION_NONE = 0,		/* offsets, or no policy */
+	EVENT_ACTION_REQUESTED,		/* a stimulation request was posted */
+	EVENT_ACTION_REFRACTORY,	/* ignored: within the refractory time */
+	EVENT_ACTION_BUSY,		/* ignored: request mailbox full */
+	EVENT_ACTION_CALIBRATING,	/* not possible: not calibrated yet */
+};
+
+/** State changes reported on rpms.state. */
+enum event_state {
+	EVENT_STATE_STARTED = 1,
+	EVENT_STATE_ARMED,
+	EVENT_STATE_DISARMED,
+	EVENT_STATE_FAULT,
+	EVENT_STATE_SOURCE_END,
+	EVENT_STATE_STOPPING,
+};
+
+#define EVENT_REASON_MAX 48
+
+/** One event. Plain data: copied into and out of rings by value. */
+struct event {
+	uint32_t type;		/* enum event_type */
+	uint32_t channel;	/* EMG channel, 0 when not channel-specific */
+	uint64_t sample;	/* last sample index consumed when it happened */
+	int64_t t_ns;		/* session clock (virtual time in fast replay) */
+	int64_t mono_ns;	/* CLOCK_MONOTONIC when recorded */
+	int64_t wall_ns;	/* CLOCK_REALTIME when recorded */
+	union {
+		struct {
+			uint64_t edge_sample;	/* estimated onset/offset sample */
+			double envelope;	/* envelope at the decision, µV */
+			double threshold;	/* threshold crossed, µV */
+			double baseline;	/* calibrated baseline, µV */
+			uint32_t action;	/* enum event_action (onset) */
+			uint32_t train_id;	/* request id when requested */
+		} burst;
+		struct {
+			double baseline;	/* median envelope at rest, µV */
+			double spread;		/* robust spread (1.4826 MAD), µV */
+			double on_threshold;	/* µV */
+			double off_threshold;	/* µV */
+		} calib;
+		struct {
+			uint32_t train_id;	/* which request */
+			uint32_t index;		/* 0-based pulse in the train */
+			uint32_t count;		/* pulses in the train */
+			uint32_t width_us;
+			double intensity_pct;
+			int64_t sched_ns;	/* scheduled, session clock */
+			int64_t actual_ns;	/* fired, session clock */
+			double temperature_c;	/* coil temperature before, NAN unknown */
+			uint64_t trigger_sample;/* burst onset decision that asked */
+		} pulse;
+		struct {
+			uint32_t rule;		/* enum safety_rule */
+			uint32_t train_id;
+			uint32_t index;		/* pulse refused */
+			uint32_t dropped;	/* pulses of the train not delivered */
+			double value;		/* measured value the rule saw */
+			double limit;		/* the limit it broke */
+			int64_t sched_ns;
+		} refusal;
+		struct {
+			uint32_t state;		/* enum event_state */
+			int32_t code;		/* negative errno for faults, else 0 */
+			char reason[EVENT_REASON_MAX];
+		} state;
+	} u;
+};
+
+/** Topic of an event kind ("rpms.burst", ...). */
+enum event_topic event_topic_of(const struct event *ev);
+
+/** Topic string of a topic index. */
+const char *event_topic_name(enum event_topic topic);
+
+/**
+ * Fill the three timestamps of @ev: t_ns from the caller (session clock),
+ * mono_ns and wall_ns from the kernel. RT-safe (vDSO clock reads).
+ */
+void event_stamp(struct event *ev, int64_t t_ns);
+
+/**
+ * Encode the JSON body of @ev.
+ * @param seq      per-topic sequence number
+ * @param rate_hz  sampling rate, for t_rec_s (0: omitted)
+ * @return length written (excluding NUL), or -ENOSPC
+ */
+int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
+		  char *buf, size_t len);
+
+#endif /* RPMSD_EVENT_H */

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event publisher: a non-real-time thread that drains the producers' SPSC
+ * rings and sends every event on a ZeroMQ XPUB socket as a multipart
+ * message (topic frame, JSON body), plus rpms.heartbeat once per
+ * publish.heartbeat_s.
+ *
+ * Sequence numbers are per topic and start at 0 for each daemon run, so a
+ * subscriber sees gaps. Records a ring dropped (ring full) and messages the
+ * socket refused (high-water mark) are counted, reported in every
+ * heartbeat and in an rpms.state "overflow" event when they grow.
+ */
+#ifndef RPMSD_PUBLISH_H
+#define RPMSD_PUBLISH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ring.h"
+
+struct publish;
+
+/** Counters, read with publish_stats. */
+struct publish_stats {
+	uint64_t sent;			/* messages sent */
+	uint64_t hwm_drops;		/* refused by the socket (EAGAIN) */
+	uint64_t ring_drops;		/* dropped by full rings */
+	uint64_t subscriptions;		/* subscribe messages seen on XPUB */
+};
+
+/**
+ * Create the publisher and bind cfg->publish.endpoint.
+ * @param rate_hz  sampling rate, for the recording time of events
+ * @param err      receives a message naming publish.endpoint on failure
+ * @return 0, -EADDRINUSE, -EINVAL, -ENOMEM, or another -errno
+ */
+int publish_create(const struct rpmsd_config *cfg, double rate_hz,
+		   struct publish **out, char *err, size_t errlen);
+
+/**
+ * Register a ring of struct event to drain. All rings are added before
+ * publish_start. @name is used in drop reports ("acquire", "stim", ...).
+ * @return 0, -ENOSPC (too many rings)
+ */
+int publish_add_ring(struct publish *p, struct ring *r, const char *name);
+
+/**
+ * Block (main thread, before start) until at least one subscriber has
+ * subscribed, or @timeout_s passed.
+ * @return 0, or -ETIMEDOUT
+ */
+int publish_wait_subscriber(struct publish *p, double timeout_s);
+
+/** Start the publisher thread. */
+int publish_start(struct publish *p);
+
+/**
+ * Drain every ring completely, send what remains, stop the thread.
+ * Safe to call when not started.
+ */
+void publish_stop(struct publish *p);
+
+/** Copy the counters. Thread-safe. */
+void publish_stats(const struct publish *p, struct publish_stats *st);
+
+/**
+ * Set the fields the heartbeat reports that the publisher cannot see.
+ * Called by the main thread; values are read atomically.
+ */
+void publish_set_health(struct publish *p, bool armed, uint64_t pulses,
+			uint64_t samples);
+
+/** Stop if running, close the socket, free. Accepts NULL. */
+void publish_destroy(struct publish *p);
+
+#endif /* RPMSD_PUBLISH_H */

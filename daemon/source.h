@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * EMG source interface: what the acquire thread reads blocks from.
+ *
+ * A source delivers blocks of interleaved frames (frame-major, one float
+ * per channel, in microvolts) with the index of the first sample. The
+ * replay source (recorded files) and the IIO source (libiio) implement
+ * the same ops, so the rest of the pipeline cannot tell them apart.
+ *
+ * read runs on the real-time acquire thread: it must not allocate. The
+ * replay source loads and converts its whole file in its constructor, so
+ * read only copies memory and, when paced, sleeps to an absolute time.
+ */
+#ifndef RPMSD_SOURCE_H
+#define RPMSD_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define SOURCE_MAX_CHANNELS 8
+#define SOURCE_NAME_MAX 32
+
+/** One block as returned by read. */
+struct source_block {
+	size_t frames;		/* frames written to the caller's buffer */
+	uint64_t first_sample;	/* index of the first frame since start */
+};
+
+struct source;
+
+/** Operations of a source implementation. */
+struct source_ops {
+	/**
+	 * Start delivering. @t0_mono_ns is CLOCK_MONOTONIC of sample 0 for a
+	 * paced source (sample i is due at t0 + i / rate).
+	 */
+	int (*start)(struct source *src, int64_t t0_mono_ns);
+	/**
+	 * Wait for the next block and copy at most @max_frames frames of
+	 * channels floats each into @buf.
+	 * @return 1 with @blk filled, 0 at the end of the data, negative errno
+	 */
+	int (*read)(struct source *src, float *buf, size_t max_frames,
+		    struct source_block *blk);
+	/** Free the source. */
+	void (*destroy)(struct source *src);
+};
+
+/** Common part of every source; implementations embed it first. */
+struct source {
+	const struct source_ops *ops;
+	unsigned channels;			/* 1..SOURCE_MAX_CHANNELS */
+	double rate_hz;				/* sampling rate */
+	uint64_t total_frames;			/* known length, 0 if unbounded */
+	char channel_names[SOURCE_MAX_CHANNELS][SOURCE_NAME_MAX];
+	char description[256];			/* for logs: file, format, column */
+};
+
+/**
+ * Open the replay source described by cfg->source. The whole file is read,
+ * parsed and converted to µV (times source.scale_uv) here.
+ * @param paced  deliver blocks at the sampling rate (false: as fast as read)
+ * @param err    receives "FILE:LINE: problem" for a malformed file
+ * @return 0, -EINVAL (bad content), -errno (cannot open)
+ */
+int source_replay_open(const struct rpmsd_config *cfg, bool paced,
+		       struct source **out, char *err, size_t errlen);
+
+/** Free any source. Accepts NULL. */
+void source_destroy(struct source *src);
+
+#endif /* RPMSD_SOURCE_H */

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpmsd coil plugin ABI.
+ *
+ * This is the only header a coil plugin includes. A plugin is a shared
+ * object exporting one symbol, RPMSD_COIL_ENTRY_SYMBOL, a function that
+ * returns a pointer to a constant descriptor. The host refuses a plugin
+ * whose abi_major differs from its own and treats NULL optional ops as
+ * "not supported".
+ *
+ * Threading contract:
+ *  - open, close, arm, disarm run on non-real-time threads and may block,
+ *    allocate and log.
+ *  - pulse and status run on the real-time stim thread: they must not
+ *    allocate, take a lock that is not priority-inheriting, log, or block
+ *    for longer than the pulse itself. Do all set-up in open.
+ *
+ * Errors are reported as negative errno values. A pulse that returns an
+ * error is a fault: the host disarms the coil and publishes the fault.
+ */
+#ifndef RPMSD_COIL_H
+#define RPMSD_COIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI major version: a plugin built for another major is refused. */
+#define RPMSD_COIL_ABI_MAJOR 1
+/** ABI minor version: additions only, detected through struct sizes. */
+#define RPMSD_COIL_ABI_MINOR 0
+
+/** Name of the one symbol every plugin exports. */
+#define RPMSD_COIL_ENTRY_SYMBOL "rpmsd_coil_entry"
+
+/** Type of a configuration key a plugin declares. */
+enum rpmsd_coil_key_type {
+	RPMSD_COIL_KEY_BOOL = 1,
+	RPMSD_COIL_KEY_INT,
+	RPMSD_COIL_KEY_DOUBLE,
+	RPMSD_COIL_KEY_STRING,
+};
+
+/**
+ * One configuration key of a plugin, read from the config section
+ * [coil.<name>]. The host validates the section against this table (type
+ * and range) before open is called, so open only sees valid values.
+ */
+struct rpmsd_coil_key {
+	const char *name;		/**< key name, [a-z0-9_]+ */
+	enum rpmsd_coil_key_type type;	/**< value type */
+	const char *def;		/**< default value as text, never NULL */
+	double min;			/**< inclusive minimum (INT, DOUBLE) */
+	double max;			/**< inclusive maximum (INT, DOUBLE) */
+	const char *unit;		/**< unit for documentation, "" if none */
+	const char *doc;		/**< one-line meaning */
+};
+
+/** Log levels for rpmsd_coil_host.log. */
+enum rpmsd_coil_log_level {
+	RPMSD_COIL_LOG_ERR = 3,
+	RPMSD_COIL_LOG_WARN = 4,
+	RPMSD_COIL_LOG_INFO = 6,
+	RPMSD_COIL_LOG_DEBUG = 7,
+};
+
+/**
+ * What the host gives a plugin at open. Valid until close returns.
+ * The getters return the validated value of a declared key (the default
+ * when the config does not set it) and -ENOENT for an undeclared key.
+ */
+struct rpmsd_coil_host {
+	size_t struct_size;	/**< sizeof(struct rpmsd_coil_host) of the host */
+	void *ctx;		/**< opaque host context, passed back to every call */
+	/** Read a BOOL key. */
+	int (*get_bool)(void *ctx, const char *key, bool *out);
+	/** Read an INT key. */
+	int (*get_int)(void *ctx, const char *key, long long *out);
+	/** Read a DOUBLE key. */
+	int (*get_double)(void *ctx, const char *key, double *out);
+	/** Read a STRING key; the string lives as long as the host struct. */
+	int (*get_string)(void *ctx, const char *key, const char **out);
+	/** Session clock in ns (monotonic; virtual time in fast replay). RT-safe. */
+	int64_t (*now_ns)(void *ctx);
+	/** Log a line. Not RT-safe: never call from pulse or status. */
+	void (*log)(void *ctx, enum rpmsd_coil_log_level level, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+};
+
+/** Coil and stimulator state, filled by the status op. */
+struct rpmsd_coil_status {
+	double temperature_c;	/**< coil temperature, NAN when unknown */
+	bool ready;		/**< stimulator ready to fire */
+	bool fault;		/**< a fault is latched */
+	int fault_code;		/**< plugin-specific code, 0 when no fault */
+};
+
+/** Operations of a plugin. open, pulse and close are required. */
+struct rpmsd_coil_ops {
+	/**
+	 * Open the device and allocate everything the plugin needs.
+	 * @param host  host services and configuration accessors
+	 * @param out   receives the plugin's handle
+	 * @return 0 or a negative errno
+	 */
+	int (*open)(const struct rpmsd_coil_host *host, void **out);
+	/** Make the coil ready to fire (enable line active). Optional. */
+	int (*arm)(void *handle);
+	/** Make the coil unable to fire (enable line inactive). Optional but
+	 * strongly recommended: the host calls it on every fault and exit. */
+	int (*disarm)(void *handle);
+	/**
+	 * Fire one pulse now. RT-safe: no allocation, no blocking.
+	 * @param intensity_pct  intensity in % of maximum stimulator output
+	 * @param width_us       pulse (trigger) width in microseconds
+	 * @return 0 or a negative errno (a fault)
+	 */
+	int (*pulse)(void *handle, double intensity_pct, uint32_t width_us);
+	/** Read the coil status. RT-safe. Optional. */
+	int (*status)(void *handle, struct rpmsd_coil_status *st);
+	/** Disarm if needed and free everything. Accepts NULL. */
+	void (*close)(void *handle);
+};
+
+/** The descriptor a plugin's entry function returns. */
+struct rpmsd_coil_descriptor {
+	uint32_t abi_major;		/**< RPMSD_COIL_ABI_MAJOR at build time */
+	uint32_t abi_minor;		/**< RPMSD_COIL_ABI_MINOR at build time */
+	size_t struct_size;		/**< sizeof(struct rpmsd_coil_descriptor) */
+	const char *name;		/**< short name, matches the file name */
+	const char *description;	/**< one line for humans */
+	const struct rpmsd_coil_key *keys;	/**< declared config keys */
+	size_t n_keys;			/**< number of entries in keys */
+	struct rpmsd_coil_ops ops;	/**< operations */
+};
+
+/** Signature of the exported entry function. */
+typedef const struct rpmsd_coil_descriptor *(*rpmsd_coil_entry_fn)(void);
+
+/** Declare the entry function in a plugin: RPMSD_COIL_PLUGIN(&my_desc); */
+#define RPMSD_COIL_PLUGIN(desc_ptr)                                            \
+	__attribute__((visibility("default"))) const struct rpmsd_coil_descriptor \
+		*rpmsd_coil_entry(void);                                       \
+	const struct rpmsd_coil_descriptor *rpmsd_coil_entry(void)             \
+	{                                                                      \
+		return (desc_ptr);                                             \
+	}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RPMSD_COIL_H */
