@@ -1,1 +1,1566 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * rpmsd configuration: the key table, the INI parser and the template.
+ *
+ * config_keys[] below is the single source of truth: parsing, defaults,
+ * error messages and config/rpmsd.conf are all derived from it.
+ *
+ * libinih does the tokenising. Its handler gets no line number, so the file
+ * is fed through our own line reader, which counts lines and also sees the
+ * "[section]" lines the handler never hears about. libinih's options are
+ * process-wide globals: config_load sets them for the duration of a parse
+ * and restores them, and is therefore not thread-safe.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+/* Longest accepted line, newline excluded, is CONFIG_LINE_MAX - 2. */
+#define CONFIG_LINE_MAX 4096
+#define CONFIG_ALLOWED_MAX 512
+
+/* The table stores enums through int pointers. */
+_Static_assert(sizeof(enum config_log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_source_type) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_replay_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_envelope) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_protocol) == sizeof(int), "enum size");
+
+enum config_type {
+	CONFIG_TYPE_BOOL,
+	CONFIG_TYPE_INT,
+	CONFIG_TYPE_DOUBLE,
+	CONFIG_TYPE_STRING,
+	CONFIG_TYPE_ENUM,
+};
+
+/* One allowed value of an enum key: its name in the file and its value. */
+struct config_enum {
+	const char *name;
+	int value;
+};
+
+union config_value {
+	bool b;
+	long long i;
+	double d;
+	int e;
+};
+
+/*
+ * A key-specific check run after the type and range checks. It writes what
+ * is wrong ("1000 is not a power of two") into @why; the caller appends the
+ * allowed text.
+ */
+typedef int (*config_check_fn)(const char *text, const union config_value *v,
+			       char *why, size_t len);
+
+struct config_key {
+	const char *section;
+	const char *key;
+	enum config_type type;
+	const char *def;			/* default, parsed like file text */
+	double min;				/* INT, DOUBLE: inclusive range */
+	double max;
+	const char *unit;			/* "" if none */
+	const char *doc;			/* one line, for the template */
+	const struct config_enum *values;	/* ENUM: ends with a NULL name */
+	const char *allowed;			/* replaces the generated text */
+	config_check_fn check;			/* NULL if none */
+	size_t offset;				/* into struct rpmsd_config */
+	size_t size;				/* of the field */
+};
+
+#define CONFIG_FIELD(m)							\
+	.offset = offsetof(struct rpmsd_config, m),			\
+	.size = sizeof(((struct rpmsd_config *)NULL)->m)
+
+static const char *const config_sections[] = {
+	"daemon", "source", "dsp", "detect", "stim", "safety", "publish",
+};
+
+#define CONFIG_N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
+
+#define CONFIG_COIL_PREFIX "coil."
+
+static const struct config_enum config_log_levels[] = {
+	{ "error", CONFIG_LOG_ERROR },
+	{ "warning", CONFIG_LOG_WARNING },
+	{ "info", CONFIG_LOG_INFO },
+	{ "debug", CONFIG_LOG_DEBUG },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_source_types[] = {
+	{ "replay", CONFIG_SOURCE_REPLAY },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_formats[] = {
+	{ "auto", CONFIG_FORMAT_AUTO },
+	{ "text", CONFIG_FORMAT_TEXT },
+	{ "csv", CONFIG_FORMAT_CSV },
+	{ "timevalue", CONFIG_FORMAT_TIMEVALUE },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_mains[] = {
+	{ "0", 0 },
+	{ "50", 50 },
+	{ "60", 60 },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_orders[] = {
+	{ "2", 2 },
+	{ "4", 4 },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_envelopes[] = {
+	{ "rms", CONFIG_ENVELOPE_RMS },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_protocols[] = {
+	{ "single", CONFIG_PROTOCOL_SINGLE },
+	{ "train", CONFIG_PROTOCOL_TRAIN },
+	{ NULL, 0 },
+};
+
+static int config_check_rate(const char *text, const union config_value *v,
+			     char *why, size_t len);
+static int config_check_column(const char *text, const union config_value *v,
+			       char *why, size_t len);
+static int config_check_plugin(const char *text, const union config_value *v,
+			       char *why, size_t len);
+static int config_check_pow2(const char *text, const union config_value *v,
+			     char *why, size_t len);
+static int config_check_endpoint(const char *text, const union config_value *v,
+				 char *why, size_t len);
+
+static const struct config_key config_keys[] = {
+	/* [daemon] */
+	{
+		.section = "daemon", .key = "log_level",
+		.type = CONFIG_TYPE_ENUM, .def = "info",
+		.values = config_log_levels, .unit = "",
+		.doc = "Least severe message that is logged.",
+		CONFIG_FIELD(daemon.log_level),
+	}, {
+		.section = "daemon", .key = "arm_on_start",
+		.type = CONFIG_TYPE_BOOL, .def = "false", .unit = "",
+		.doc = "Arm the coil at start-up without a command: demo and bench rigs only, never with a patient.",
+		CONFIG_FIELD(daemon.arm_on_start),
+	}, {
+		.section = "daemon", .key = "plugin_dir",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a directory, or empty for none",
+		.doc = "Extra directory searched first for coil plugins.",
+		CONFIG_FIELD(daemon.plugin_dir),
+	}, {
+		.section = "daemon", .key = "acquire_priority",
+		.type = CONFIG_TYPE_INT, .def = "80", .min = 0, .max = 98,
+		.unit = "",
+		.doc = "SCHED_FIFO priority of the acquire thread, 0 = normal scheduling.",
+		CONFIG_FIELD(daemon.acquire_priority),
+	}, {
+		.section = "daemon", .key = "stim_priority",
+		.type = CONFIG_TYPE_INT, .def = "90", .min = 0, .max = 98,
+		.unit = "",
+		.doc = "SCHED_FIFO priority of the stim thread, 0 = normal scheduling.",
+		CONFIG_FIELD(daemon.stim_priority),
+	},
+	/* [source] */
+	{
+		.section = "source", .key = "type",
+		.type = CONFIG_TYPE_ENUM, .def = "replay",
+		.values = config_source_types, .unit = "",
+		.doc = "Where the EMG comes from: replay reads a recording.",
+		CONFIG_FIELD(source.type),
+	}, {
+		.section = "source", .key = "file",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file; required when type = replay",
+		.doc = "EMG recording to replay, relative to the directory of this file.",
+		CONFIG_FIELD(source.file),
+	}, {
+		.section = "source", .key = "format",
+		.type = CONFIG_TYPE_ENUM, .def = "auto",
+		.values = config_formats, .unit = "",
+		.doc = "Recording format: auto = decide from the content, text = one value a line, csv = header row and columns, timevalue = 'time value' lines.",
+		CONFIG_FIELD(source.format),
+	}, {
+		.section = "source", .key = "column",
+		.type = CONFIG_TYPE_STRING, .def = "1", .unit = "",
+		.allowed = "at most 8 comma-separated column numbers (from 1) or CSV header names",
+		.check = config_check_column,
+		.doc = "Column(s) to read: 1-based numbers or CSV header names.",
+		CONFIG_FIELD(source.column),
+	}, {
+		.section = "source", .key = "rate_hz",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 100000,
+		.unit = "Hz", .allowed = "0, or 100 to 100000",
+		.check = config_check_rate,
+		.doc = "Sampling rate of the recording, 0 = from the file's header.",
+		CONFIG_FIELD(source.rate_hz),
+	}, {
+		.section = "source", .key = "scale_uv",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1", .min = 1e-9, .max = 1e9,
+		.unit = "µV per file unit",
+		.doc = "Microvolts per unit of the values in the file.",
+		CONFIG_FIELD(source.scale_uv),
+	}, {
+		.section = "source", .key = "realtime",
+		.type = CONFIG_TYPE_BOOL, .def = "true", .unit = "",
+		.doc = "Pace the replay at the sampling rate (--fast overrides).",
+		CONFIG_FIELD(source.realtime),
+	}, {
+		.section = "source", .key = "block_frames",
+		.type = CONFIG_TYPE_INT, .def = "8", .min = 1, .max = 4096,
+		.unit = "frames",
+		.doc = "Frames handed to the signal chain at a time.",
+		CONFIG_FIELD(source.block_frames),
+	},
+	/* [dsp] */
+	{
+		.section = "dsp", .key = "highpass_hz",
+		.type = CONFIG_TYPE_DOUBLE, .def = "20", .min = 1, .max = 1000,
+		.unit = "Hz",
+		.doc = "High-pass cutoff of the EMG band-pass.",
+		CONFIG_FIELD(dsp.highpass_hz),
+	}, {
+		.section = "dsp", .key = "lowpass_hz",
+		.type = CONFIG_TYPE_DOUBLE, .def = "450", .min = 10, .max = 5000,
+		.unit = "Hz",
+		.doc = "Low-pass cutoff of the EMG band-pass, above highpass_hz (clamped below Nyquist at run time).",
+		CONFIG_FIELD(dsp.lowpass_hz),
+	}, {
+		.section = "dsp", .key = "mains_hz",
+		.type = CONFIG_TYPE_ENUM, .def = "50",
+		.values = config_mains, .unit = "Hz",
+		.doc = "Mains frequency removed by the notch filter, 0 = no notch.",
+		CONFIG_FIELD(dsp.mains_hz),
+	}, {
+		.section = "dsp", .key = "notch_q",
+		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 1, .max = 100,
+		.unit = "",
+		.doc = "Quality factor of the mains notch: higher is narrower.",
+		CONFIG_FIELD(dsp.notch_q),
+	}, {
+		.section = "dsp", .key = "filter_order",
+		.type = CONFIG_TYPE_ENUM, .def = "4",
+		.values = config_orders, .unit = "",
+		.doc = "Butterworth order of each of the high-pass and the low-pass.",
+		CONFIG_FIELD(dsp.filter_order),
+	}, {
+		.section = "dsp", .key = "envelope",
+		.type = CONFIG_TYPE_ENUM, .def = "rms",
+		.values = config_envelopes, .unit = "",
+		.doc = "Envelope estimator: rms = moving root mean square.",
+		CONFIG_FIELD(dsp.envelope),
+	}, {
+		.section = "dsp", .key = "envelope_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 5, .max = 1000,
+		.unit = "ms",
+		.doc = "Window of the envelope.",
+		CONFIG_FIELD(dsp.envelope_ms),
+	},
+	/* [detect] */
+	{
+		.section = "detect", .key = "calibration_start_s",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 3600,
+		.unit = "s",
+		.doc = "Start of the rest window that sets the baseline, from the start of the session.",
+		CONFIG_FIELD(detect.calibration_start_s),
+	}, {
+		.section = "detect", .key = "calibration_s",
+		.type = CONFIG_TYPE_DOUBLE, .def = "5", .min = 0.5, .max = 600,
+		.unit = "s",
+		.doc = "Length of the rest window; the patient must be at rest during it.",
+		CONFIG_FIELD(detect.calibration_s),
+	}, {
+		.section = "detect", .key = "k_on",
+		.type = CONFIG_TYPE_DOUBLE, .def = "25", .min = 1, .max = 100,
+		.unit = "",
+		.doc = "Onset threshold: baseline + k_on x spread (25 is about 5x the rest envelope).",
+		CONFIG_FIELD(detect.k_on),
+	}, {
+		.section = "detect", .key = "k_off",
+		.type = CONFIG_TYPE_DOUBLE, .def = "5", .min = 0.5, .max = 100,
+		.unit = "",
+		.doc = "Offset threshold: baseline + k_off x spread, below k_on.",
+		CONFIG_FIELD(detect.k_off),
+	}, {
+		.section = "detect", .key = "on_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "100", .min = 0, .max = 1000,
+		.unit = "ms",
+		.doc = "Time above the onset threshold that confirms a burst; shorter spikes are not bursts.",
+		CONFIG_FIELD(detect.on_ms),
+	}, {
+		.section = "detect", .key = "dip_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 0, .max = 1000,
+		.unit = "ms",
+		.doc = "Dips below the onset threshold shorter than this do not break an onset.",
+		CONFIG_FIELD(detect.dip_ms),
+	}, {
+		.section = "detect", .key = "off_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "150", .min = 0, .max = 5000,
+		.unit = "ms",
+		.doc = "Time below the offset threshold that ends a burst; longer than a clonus gap.",
+		CONFIG_FIELD(detect.off_ms),
+	}, {
+		.section = "detect", .key = "blanking_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 0, .max = 1000,
+		.unit = "ms",
+		.doc = "EMG held at its last clean value after each of our pulses (stimulation artefact, M-wave).",
+		CONFIG_FIELD(detect.blanking_ms),
+	},
+	/* [stim] */
+	{
+		.section = "stim", .key = "plugin",
+		.type = CONFIG_TYPE_STRING, .def = "sim", .unit = "",
+		.allowed = "1 to 63 characters of a-z, 0-9, _ and -",
+		.check = config_check_plugin,
+		.doc = "Coil plugin to load; its own keys go in [coil.<plugin>].",
+		CONFIG_FIELD(stim.plugin),
+	}, {
+		.section = "stim", .key = "protocol",
+		.type = CONFIG_TYPE_ENUM, .def = "single",
+		.values = config_protocols, .unit = "",
+		.doc = "What a burst onset starts: single = one pulse, train = train_pulses at train_frequency_hz.",
+		CONFIG_FIELD(stim.protocol),
+	}, {
+		.section = "stim", .key = "train_pulses",
+		.type = CONFIG_TYPE_INT, .def = "5", .min = 1, .max = 1000,
+		.unit = "",
+		.doc = "Pulses in a train, at most safety.max_train_pulses.",
+		CONFIG_FIELD(stim.train_pulses),
+	}, {
+		.section = "stim", .key = "train_frequency_hz",
+		.type = CONFIG_TYPE_DOUBLE, .def = "20", .min = 0.1, .max = 100,
+		.unit = "Hz",
+		.doc = "Pulse rate in a train, at most safety.max_frequency_hz.",
+		CONFIG_FIELD(stim.train_frequency_hz),
+	}, {
+		.section = "stim", .key = "intensity_pct",
+		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 0, .max = 100,
+		.unit = "%",
+		.doc = "Stimulator output in % of its maximum, at most safety.max_intensity_pct.",
+		CONFIG_FIELD(stim.intensity_pct),
+	}, {
+		.section = "stim", .key = "pulse_width_us",
+		.type = CONFIG_TYPE_INT, .def = "100", .min = 1, .max = 10000,
+		.unit = "µs",
+		.doc = "Width of the trigger pulse sent to the stimulator.",
+		CONFIG_FIELD(stim.pulse_width_us),
+	}, {
+		.section = "stim", .key = "refractory_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1000", .min = 0, .max = 600000,
+		.unit = "ms",
+		.doc = "Quiet time after a pulse or train ends before the next may start.",
+		CONFIG_FIELD(stim.refractory_ms),
+	},
+	/* [safety] */
+	{
+		.section = "safety", .key = "max_frequency_hz",
+		.type = CONFIG_TYPE_DOUBLE, .def = "25", .min = 0.1, .max = 100,
+		.unit = "Hz",
+		.doc = "Highest pulse rate ever allowed.",
+		CONFIG_FIELD(safety.max_frequency_hz),
+	}, {
+		.section = "safety", .key = "max_train_pulses",
+		.type = CONFIG_TYPE_INT, .def = "50", .min = 1, .max = 10000,
+		.unit = "",
+		.doc = "Most pulses ever allowed in one train.",
+		CONFIG_FIELD(safety.max_train_pulses),
+	}, {
+		.section = "safety", .key = "min_train_interval_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "500", .min = 0, .max = 3600000,
+		.unit = "ms",
+		.doc = "Shortest time ever allowed between two trains.",
+		CONFIG_FIELD(safety.min_train_interval_ms),
+	}, {
+		.section = "safety", .key = "max_intensity_pct",
+		.type = CONFIG_TYPE_DOUBLE, .def = "60", .min = 0, .max = 100,
+		.unit = "%",
+		.doc = "Highest stimulator output ever allowed.",
+		CONFIG_FIELD(safety.max_intensity_pct),
+	}, {
+		.section = "safety", .key = "max_coil_temp_c",
+		.type = CONFIG_TYPE_DOUBLE, .def = "40", .min = 20, .max = 80,
+		.unit = "°C",
+		.doc = "Coil temperature above which the coil is not fired.",
+		CONFIG_FIELD(safety.max_coil_temp_c),
+	},
+	/* [publish] */
+	{
+		.section = "publish", .key = "endpoint",
+		.type = CONFIG_TYPE_STRING, .def = "tcp://127.0.0.1:5560",
+		.unit = "",
+		.allowed = "tcp://ADDRESS, ipc://PATH or inproc://NAME",
+		.check = config_check_endpoint,
+		.doc = "ZeroMQ endpoint that events and status are published on.",
+		CONFIG_FIELD(publish.endpoint),
+	}, {
+		.section = "publish", .key = "ring_records",
+		.type = CONFIG_TYPE_INT, .def = "4096", .min = 64, .max = 1048576,
+		.unit = "", .allowed = "64 to 1048576, a power of two",
+		.check = config_check_pow2,
+		.doc = "Records in each producer's ring to the publisher.",
+		CONFIG_FIELD(publish.ring_records),
+	}, {
+		.section = "publish", .key = "sndhwm",
+		.type = CONFIG_TYPE_INT, .def = "10000", .min = 1, .max = 1000000,
+		.unit = "messages",
+		.doc = "ZeroMQ send high-water mark: messages queued for a slow subscriber before dropping.",
+		CONFIG_FIELD(publish.sndhwm),
+	}, {
+		.section = "publish", .key = "heartbeat_s",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1", .min = 0.1, .max = 60,
+		.unit = "s",
+		.doc = "Interval between heartbeat messages.",
+		CONFIG_FIELD(publish.heartbeat_s),
+	},
+};
+
+#define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* State of one config_load. */
+struct config_ctx {
+	struct rpmsd_config cfg;	/* copied out only on success */
+	const char *path;		/* as given, for messages */
+	FILE *f;
+	char *err;
+	size_t errlen;
+	int lineno;			/* line last handed to libinih */
+	const char *section;		/* current table section, NULL if none */
+	bool in_coil;			/* current section is [coil.<name>] */
+	bool failed;			/* an error is in err */
+	int read_errno;
+	int key_line[CONFIG_N_KEYS];	/* where each key was set, 0 = not */
+};
+
+/* Saved libinih globals. */
+struct config_inih_opts {
+	bool allow_multiline;
+	bool stop_on_first_error;
+	bool use_stack;
+	bool allow_no_value;
+	bool allow_bom;
+	bool allow_inline_comments;
+	int max_line;
+};
+
+static void config_vreport(char *err, size_t errlen, const char *path, int line,
+			   const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
+static void config_report(char *err, size_t errlen, const char *path, int line,
+			  const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void config_fail(struct config_ctx *ctx, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void config_print(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void config_append(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Write "PATH:LINE: message", or "PATH: message" when @line is 0. */
+static void config_vreport(char *err, size_t errlen, const char *path, int line,
+			   const char *fmt, va_list ap)
+{
+	int n;
+
+	if (!errlen) {
+		return;
+	}
+	if (line > 0) {
+		n = snprintf(err, errlen, "%s:%d: ", path, line);
+	} else {
+		n = snprintf(err, errlen, "%s: ", path);
+	}
+	if (n < 0 || (size_t)n >= errlen) {
+		return;
+	}
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+}
+
+static void config_report(char *err, size_t errlen, const char *path, int line,
+			  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_vreport(err, errlen, path, line, fmt, ap);
+	va_end(ap);
+}
+
+/* Record the first error of a load; later ones are dropped. */
+static void config_fail(struct config_ctx *ctx, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->failed) {
+		return;
+	}
+	ctx->failed = true;
+	va_start(ap, fmt);
+	config_vreport(ctx->err, ctx->errlen, ctx->path, line, fmt, ap);
+	va_end(ap);
+}
+
+/* snprintf that may truncate: messages quote values of any length. */
+static void config_print(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* snprintf at the end of what @buf already holds, truncating silently. */
+static void config_append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+static const struct config_key *config_find(const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_N_KEYS; i++) {
+		if (!strcmp(config_keys[i].section, section) &&
+		    !strcmp(config_keys[i].key, key)) {
+			return &config_keys[i];
+		}
+	}
+	return NULL;
+}
+
+static void *config_field(struct rpmsd_config *cfg, const struct config_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static bool config_is_number(const struct config_key *k)
+{
+	return k->type == CONFIG_TYPE_INT || k->type == CONFIG_TYPE_DOUBLE;
+}
+
+/*
+ * The "allowed" text of @k. With @unit, the unit of a number follows it, as
+ * in error messages; the template prints the unit separately.
+ */
+static void config_allowed(const struct config_key *k, bool unit, char *buf,
+			   size_t len)
+{
+	const struct config_enum *e;
+
+	buf[0] = '\0';
+	if (k->allowed) {
+		config_append(buf, len, "%s", k->allowed);
+	} else {
+		switch (k->type) {
+		case CONFIG_TYPE_BOOL:
+			config_append(buf, len, "true, false");
+			break;
+		case CONFIG_TYPE_INT:
+		case CONFIG_TYPE_DOUBLE:
+			config_append(buf, len, "%.15g to %.15g", k->min, k->max);
+			break;
+		case CONFIG_TYPE_STRING:
+			config_append(buf, len, "text, at most %zu characters",
+				      k->size - 1);
+			break;
+		case CONFIG_TYPE_ENUM:
+			for (e = k->values; e->name; e++) {
+				config_append(buf, len, "%s%s",
+					      e == k->values ? "" : ", ", e->name);
+			}
+			break;
+		}
+	}
+	if (unit && config_is_number(k) && k->unit[0]) {
+		config_append(buf, len, " %s", k->unit);
+	}
+}
+
+static int config_parse_bool(const char *text, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!strcasecmp(text, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(text, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Whole-string base-10 integer: -EINVAL if not one, -ERANGE on overflow. */
+static int config_parse_ll(const char *text, long long *out)
+{
+	char *end;
+	long long v;
+
+	/* strtoll would skip leading blanks; a value has none left anyway */
+	if (!text[0] || isspace((unsigned char)text[0])) {
+		return -EINVAL;
+	}
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (end == text || *end) {
+		return -EINVAL;
+	}
+	if (errno == ERANGE) {
+		return -ERANGE;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Whole-string finite number: -EINVAL if not one, -ERANGE on overflow. */
+static int config_parse_double(const char *text, double *out)
+{
+	char *end;
+	double v;
+
+	if (!text[0] || isspace((unsigned char)text[0])) {
+		return -EINVAL;
+	}
+	errno = 0;
+	v = strtod(text, &end);
+	if (end == text || *end) {
+		return -EINVAL;
+	}
+	if (errno == ERANGE && fabs(v) > 1.0) {
+		return -ERANGE;
+	}
+	/* underflow (1e-400) quietly becomes 0 or a denormal, which is fine */
+	if (!isfinite(v)) {
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Parse and check @text as a value of @k. On error @why receives
+ * "what is wrong (allowed: ...)", to follow "section.key: ".
+ */
+static int config_parse_value(const struct config_key *k, const char *text,
+			      union config_value *v, char *why, size_t len)
+{
+	char allowed[CONFIG_ALLOWED_MAX];
+	char what[CONFIG_ERR_MAX];
+	const struct config_enum *e;
+	size_t n;
+	int rc;
+
+	config_allowed(k, true, allowed, sizeof(allowed));
+	switch (k->type) {
+	case CONFIG_TYPE_BOOL:
+		if (config_parse_bool(text, &v->b) < 0) {
+			config_print(why, len, "'%s' is not a boolean (allowed: %s)",
+				     text, allowed);
+			return -EINVAL;
+		}
+		break;
+	case CONFIG_TYPE_INT:
+		rc = config_parse_ll(text, &v->i);
+		if (rc == -EINVAL) {
+			config_print(why, len, "'%s' is not an integer (allowed: %s)",
+				     text, allowed);
+			return -EINVAL;
+		}
+		if (rc == -ERANGE) {
+			config_print(why, len, "%s is out of range (allowed: %s)",
+				     text, allowed);
+			return -EINVAL;
+		}
+		if ((double)v->i < k->min || (double)v->i > k->max) {
+			config_print(why, len, "%lld is out of range (allowed: %s)",
+				     v->i, allowed);
+			return -EINVAL;
+		}
+		break;
+	case CONFIG_TYPE_DOUBLE:
+		rc = config_parse_double(text, &v->d);
+		if (rc == -EINVAL) {
+			config_print(why, len, "'%s' is not a number (allowed: %s)",
+				     text, allowed);
+			return -EINVAL;
+		}
+		if (rc == -ERANGE) {
+			config_print(why, len, "%s is out of range (allowed: %s)",
+				     text, allowed);
+			return -EINVAL;
+		}
+		if (v->d < k->min || v->d > k->max) {
+			config_print(why, len, "%.15g is out of range (allowed: %s)",
+				     v->d, allowed);
+			return -EINVAL;
+		}
+		break;
+	case CONFIG_TYPE_STRING:
+		n = strlen(text);
+		if (n >= k->size) {
+			config_print(why, len,
+				     "value of %zu characters is too long (allowed: at most %zu characters)",
+				     n, k->size - 1);
+			return -EINVAL;
+		}
+		break;
+	case CONFIG_TYPE_ENUM:
+		for (e = k->values; e->name; e++) {
+			if (!strcasecmp(text, e->name)) {
+				break;
+			}
+		}
+		if (!e->name) {
+			config_print(why, len, "'%s' is not allowed (allowed: %s)",
+				     text, allowed);
+			return -EINVAL;
+		}
+		v->e = e->value;
+		break;
+	}
+	if (k->check && k->check(text, v, what, sizeof(what)) < 0) {
+		config_print(why, len, "%s (allowed: %s)", what, allowed);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Store a value config_parse_value accepted. */
+static void config_store(struct rpmsd_config *cfg, const struct config_key *k,
+			 const char *text, const union config_value *v)
+{
+	void *p = config_field(cfg, k);
+
+	switch (k->type) {
+	case CONFIG_TYPE_BOOL:
+		*(bool *)p = v->b;
+		break;
+	case CONFIG_TYPE_INT:
+		*(int *)p = (int)v->i;
+		break;
+	case CONFIG_TYPE_DOUBLE:
+		*(double *)p = v->d;
+		break;
+	case CONFIG_TYPE_STRING:
+		memcpy(p, text, strlen(text) + 1);
+		break;
+	case CONFIG_TYPE_ENUM:
+		*(int *)p = v->e;
+		break;
+	}
+}
+
+static int config_check_rate(const char *text, const union config_value *v,
+			     char *why, size_t len)
+{
+	(void)text;
+	/* below 100 Hz there is no EMG band left to filter */
+	if (v->d != 0 && v->d < 100) {
+		config_print(why, len, "%.15g is out of range", v->d);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int config_check_column(const char *text, const union config_value *v,
+			       char *why, size_t len)
+{
+	const char *p = text;
+	const char *end;
+	char item[CONFIG_PATH_MAX];
+	size_t n_items = 0;
+	size_t a, b;
+	long long num;
+	int rc;
+
+	(void)v;
+	for (;;) {
+		end = strchr(p, ',');
+		if (!end) {
+			end = p + strlen(p);
+		}
+		a = 0;
+		b = (size_t)(end - p);
+		while (a < b && isspace((unsigned char)p[a])) {
+			a++;
+		}
+		while (b > a && isspace((unsigned char)p[b - 1])) {
+			b--;
+		}
+		if (a == b) {
+			config_print(why, len, "'%s' has an empty item", text);
+			return -EINVAL;
+		}
+		if (++n_items > CONFIG_MAX_COLUMNS) {
+			config_print(why, len, "'%s' has more than %d items", text,
+				     CONFIG_MAX_COLUMNS);
+			return -EINVAL;
+		}
+		/* text is shorter than CONFIG_PATH_MAX, so the item fits */
+		memcpy(item, p + a, b - a);
+		item[b - a] = '\0';
+		/* anything that reads as a number is a column number */
+		rc = config_parse_ll(item, &num);
+		if (rc != -EINVAL && (rc < 0 || num < 1 || num > INT_MAX)) {
+			config_print(why, len, "'%s' has a bad column number %s",
+				     text, item);
+			return -EINVAL;
+		}
+		if (!*end) {
+			break;
+		}
+		p = end + 1;
+	}
+	return 0;
+}
+
+static bool config_plugin_name_ok(const char *name, size_t n)
+{
+	size_t i;
+
+	if (n < 1 || n >= CONFIG_NAME_MAX) {
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		if (!(islower((unsigned char)name[i]) ||
+		      isdigit((unsigned char)name[i]) ||
+		      name[i] == '_' || name[i] == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int config_check_plugin(const char *text, const union config_value *v,
+			       char *why, size_t len)
+{
+	(void)v;
+	/* the name becomes part of a file name: keep it tame */
+	if (!config_plugin_name_ok(text, strlen(text))) {
+		config_print(why, len, "'%s' is not a valid plugin name", text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int config_check_pow2(const char *text, const union config_value *v,
+			     char *why, size_t len)
+{
+	(void)text;
+	/* the rings index with a mask */
+	if (v->i <= 0 || (v->i & (v->i - 1))) {
+		config_print(why, len, "%lld is not a power of two", v->i);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int config_check_endpoint(const char *text, const union config_value *v,
+				 char *why, size_t len)
+{
+	static const char *const schemes[] = { "tcp://", "ipc://", "inproc://" };
+	size_t i, n;
+
+	(void)v;
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		n = strlen(schemes[i]);
+		if (!strncmp(text, schemes[i], n) && text[n]) {
+			return 0;
+		}
+	}
+	config_print(why, len, "'%s' is not a valid endpoint", text);
+	return -EINVAL;
+}
+
+/**
+ * config_defaults() - fill @cfg with the defaults of the key table
+ * @cfg: configuration to overwrite
+ *
+ * Every default is parsed from its text in the table, so the defaults, the
+ * template and the parser cannot disagree.
+ */
+void config_defaults(struct rpmsd_config *cfg)
+{
+	union config_value v;
+	char why[CONFIG_ERR_MAX];
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < CONFIG_N_KEYS; i++) {
+		/* a table default that does not parse is a build bug */
+		if (config_parse_value(&config_keys[i], config_keys[i].def, &v,
+				       why, sizeof(why)) < 0) {
+			fprintf(stderr, "rpmsd: config table: %s.%s: default %s\n",
+				config_keys[i].section, config_keys[i].key, why);
+			abort();
+		}
+		config_store(cfg, &config_keys[i], config_keys[i].def, &v);
+	}
+}
+
+/* Handle a "[name]" line: switch section or fail on an unknown one. */
+static int config_enter_section(struct config_ctx *ctx, const char *name, size_t n)
+{
+	struct rpmsd_config *cfg = &ctx->cfg;
+	const char *plugin;
+	size_t i, np;
+
+	for (i = 0; i < CONFIG_N_SECTIONS; i++) {
+		if (strlen(config_sections[i]) == n &&
+		    !strncmp(config_sections[i], name, n)) {
+			ctx->section = config_sections[i];
+			ctx->in_coil = false;
+			return 0;
+		}
+	}
+	np = strlen(CONFIG_COIL_PREFIX);
+	plugin = name + np;
+	if (n > np && !strncmp(name, CONFIG_COIL_PREFIX, np) &&
+	    config_plugin_name_ok(plugin, n - np)) {
+		if (cfg->plugin_section[0] &&
+		    (strlen(cfg->plugin_section) != n - np ||
+		     strncmp(cfg->plugin_section, plugin, n - np))) {
+			config_fail(ctx, ctx->lineno,
+				    "[%.*s]: second coil section (allowed: only one; [coil.%s] is at line %d)",
+				    (int)n, name, cfg->plugin_section,
+				    cfg->plugin_section_line);
+			return -EINVAL;
+		}
+		/* reopening the same section is fine, like any other section */
+		if (!cfg->plugin_section[0]) {
+			memcpy(cfg->plugin_section, plugin, n - np);
+			cfg->plugin_section[n - np] = '\0';
+			cfg->plugin_section_line = ctx->lineno;
+		}
+		ctx->section = NULL;
+		ctx->in_coil = true;
+		return 0;
+	}
+	config_fail(ctx, ctx->lineno,
+		    "[%.*s]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, coil.<plugin>)",
+		    (int)n, name);
+	return -EINVAL;
+}
+
+/*
+ * Look at a line before libinih does: section lines never reach the
+ * handler, and an unknown section must fail even if it has no keys.
+ */
+static int config_scan_line(struct config_ctx *ctx, const char *line)
+{
+	const char *p = line;
+	const char *end;
+
+	if (ctx->lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) {
+		p += 3;
+	}
+	while (isspace((unsigned char)*p)) {
+		p++;
+	}
+	if (*p != '[') {
+		return 0;
+	}
+	for (end = p + 1; *end && *end != ']'; end++) {
+		/* libinih ends the line at an inline comment: a syntax error */
+		if (*end == ';' && isspace((unsigned char)end[-1])) {
+			return 0;
+		}
+	}
+	if (*end != ']') {
+		return 0;
+	}
+	return config_enter_section(ctx, p + 1, (size_t)(end - p - 1));
+}
+
+/* fgets for libinih that counts lines and refuses to split long ones. */
+static char *config_read_line(char *str, int num, void *stream)
+{
+	struct config_ctx *ctx = stream;
+	size_t len;
+
+	if (ctx->failed) {
+		return NULL;
+	}
+	if (!fgets(str, num, ctx->f)) {
+		if (ferror(ctx->f)) {
+			ctx->read_errno = errno ? errno : EIO;
+		}
+		return NULL;
+	}
+	ctx->lineno++;
+	len = strlen(str);
+	/* a split line would be counted twice and its tail parsed as a key */
+	if (len == (size_t)num - 1 && str[len - 1] != '\n' &&
+	    getc(ctx->f) != EOF) {
+		config_fail(ctx, ctx->lineno,
+			    "line too long (allowed: at most %d characters)",
+			    num - 2);
+		return NULL;
+	}
+	if (config_scan_line(ctx, str) < 0) {
+		return NULL;
+	}
+	return str;
+}
+
+static int config_add_plugin_kv(struct config_ctx *ctx, const char *name,
+				const char *value)
+{
+	struct rpmsd_config *cfg = &ctx->cfg;
+	struct config_plugin_kv *kv;
+	size_t i, n;
+
+	if (strlen(name) >= sizeof(kv->key)) {
+		config_fail(ctx, ctx->lineno,
+			    "coil.%s: key '%s' is too long (allowed: at most %zu characters)",
+			    cfg->plugin_section, name, sizeof(kv->key) - 1);
+		return -EINVAL;
+	}
+	for (i = 0; i < cfg->n_plugin_kv; i++) {
+		if (!strcmp(cfg->plugin_kv[i].key, name)) {
+			config_fail(ctx, ctx->lineno,
+				    "coil.%s.%s: set twice (first at line %d)",
+				    cfg->plugin_section, name,
+				    cfg->plugin_kv[i].line);
+			return -EINVAL;
+		}
+	}
+	if (cfg->n_plugin_kv >= CONFIG_MAX_PLUGIN_KEYS) {
+		config_fail(ctx, ctx->lineno,
+			    "coil.%s.%s: too many keys (allowed: at most %d)",
+			    cfg->plugin_section, name, CONFIG_MAX_PLUGIN_KEYS);
+		return -EINVAL;
+	}
+	n = strlen(value);
+	if (n >= sizeof(kv->value)) {
+		config_fail(ctx, ctx->lineno,
+			    "coil.%s.%s: value of %zu characters is too long (allowed: at most %zu characters)",
+			    cfg->plugin_section, name, n, sizeof(kv->value) - 1);
+		return -EINVAL;
+	}
+	kv = &cfg->plugin_kv[cfg->n_plugin_kv++];
+	memcpy(kv->key, name, strlen(name) + 1);
+	memcpy(kv->value, value, n + 1);
+	kv->line = ctx->lineno;
+	return 0;
+}
+
+static void config_section_keys(const char *section, char *buf, size_t len)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < CONFIG_N_KEYS; i++) {
+		if (!strcmp(config_keys[i].section, section)) {
+			config_append(buf, len, "%s%s", buf[0] ? ", " : "",
+				      config_keys[i].key);
+		}
+	}
+}
+
+/* libinih handler: one "key = value" line; returns 0 to stop on error. */
+static int config_handler(void *user, const char *section, const char *name,
+			  const char *value)
+{
+	struct config_ctx *ctx = user;
+	char buf[CONFIG_ERR_MAX];
+	const struct config_key *k;
+	union config_value v;
+	size_t idx;
+
+	/* ours, not libinih's: it truncates long section names */
+	(void)section;
+	if (ctx->failed) {
+		return 0;
+	}
+	if (!name[0]) {
+		config_fail(ctx, ctx->lineno,
+			    "syntax error (expected '[section]' or 'key = value')");
+		return 0;
+	}
+	if (ctx->in_coil) {
+		return config_add_plugin_kv(ctx, name, value) == 0;
+	}
+	if (!ctx->section) {
+		config_fail(ctx, ctx->lineno,
+			    "%s: key outside any section (expected a '[section]' line first)",
+			    name);
+		return 0;
+	}
+	k = config_find(ctx->section, name);
+	if (!k) {
+		config_section_keys(ctx->section, buf, sizeof(buf));
+		config_fail(ctx, ctx->lineno, "%s.%s: unknown key (allowed: %s)",
+			    ctx->section, name, buf);
+		return 0;
+	}
+	idx = (size_t)(k - config_keys);
+	if (ctx->key_line[idx]) {
+		config_fail(ctx, ctx->lineno, "%s.%s: set twice (first at line %d)",
+			    k->section, k->key, ctx->key_line[idx]);
+		return 0;
+	}
+	if (config_parse_value(k, value, &v, buf, sizeof(buf)) < 0) {
+		config_fail(ctx, ctx->lineno, "%s.%s: %s", k->section, k->key, buf);
+		return 0;
+	}
+	config_store(&ctx->cfg, k, value, &v);
+	ctx->key_line[idx] = ctx->lineno;
+	return 1;
+}
+
+/* Line where section.key was set, 0 if it kept its default. */
+static int config_line_of(const struct config_ctx *ctx, const struct config_key *k)
+{
+	return ctx->key_line[k - config_keys];
+}
+
+/* Line of @a if set in the file, else of @b, else 0. */
+static int config_pair_line(const struct config_ctx *ctx,
+			    const struct config_key *a, const struct config_key *b)
+{
+	int line = config_line_of(ctx, a);
+
+	return line ? line : config_line_of(ctx, b);
+}
+
+/*
+ * Check that stim.@stim_key does not exceed safety.@max_key; both may be
+ * int or double.
+ */
+static int config_check_limit(struct config_ctx *ctx, const char *stim_key,
+			      const char *max_key)
+{
+	const struct config_key *s = config_find("stim", stim_key);
+	const struct config_key *m = config_find("safety", max_key);
+	double sv, mv;
+
+	if (s->type == CONFIG_TYPE_INT) {
+		sv = *(int *)config_field(&ctx->cfg, s);
+		mv = *(int *)config_field(&ctx->cfg, m);
+	} else {
+		sv = *(double *)config_field(&ctx->cfg, s);
+		mv = *(double *)config_field(&ctx->cfg, m);
+	}
+	if (sv <= mv) {
+		return 0;
+	}
+	config_fail(ctx, config_pair_line(ctx, s, m),
+		    "stim.%s: %.15g exceeds safety.%s = %.15g (allowed: %.15g to %.15g%s%s)",
+		    stim_key, sv, max_key, mv, s->min, mv,
+		    s->unit[0] ? " " : "", s->unit);
+	return -EINVAL;
+}
+
+/* Checks that involve more than one key, run once the file is read. */
+static int config_check_all(struct config_ctx *ctx)
+{
+	struct rpmsd_config *cfg = &ctx->cfg;
+	const struct config_key *a, *b;
+
+	if (cfg->source.type == CONFIG_SOURCE_REPLAY && !cfg->source.file[0]) {
+		config_fail(ctx, 0,
+			    "source.file: missing (required when source.type = replay)");
+		return -EINVAL;
+	}
+	if (cfg->plugin_section[0] &&
+	    strcmp(cfg->plugin_section, cfg->stim.plugin)) {
+		config_fail(ctx, cfg->plugin_section_line,
+			    "coil.%s: section for plugin '%s' but stim.plugin is '%s'",
+			    cfg->plugin_section, cfg->plugin_section,
+			    cfg->stim.plugin);
+		return -EINVAL;
+	}
+	if (cfg->dsp.lowpass_hz <= cfg->dsp.highpass_hz) {
+		a = config_find("dsp", "lowpass_hz");
+		b = config_find("dsp", "highpass_hz");
+		config_fail(ctx, config_pair_line(ctx, a, b),
+			    "dsp.lowpass_hz: %.15g is not above dsp.highpass_hz = %.15g (allowed: above %.15g Hz)",
+			    cfg->dsp.lowpass_hz, cfg->dsp.highpass_hz,
+			    cfg->dsp.highpass_hz);
+		return -EINVAL;
+	}
+	if (cfg->detect.k_off >= cfg->detect.k_on) {
+		a = config_find("detect", "k_off");
+		b = config_find("detect", "k_on");
+		config_fail(ctx, config_pair_line(ctx, a, b),
+			    "detect.k_off: %.15g is not below detect.k_on = %.15g (allowed: below %.15g)",
+			    cfg->detect.k_off, cfg->detect.k_on, cfg->detect.k_on);
+		return -EINVAL;
+	}
+	if (config_check_limit(ctx, "intensity_pct", "max_intensity_pct") < 0) {
+		return -EINVAL;
+	}
+	if (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN) {
+		if (config_check_limit(ctx, "train_frequency_hz",
+				       "max_frequency_hz") < 0) {
+			return -EINVAL;
+		}
+		if (config_check_limit(ctx, "train_pulses",
+				       "max_train_pulses") < 0) {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void config_inih_setup(struct config_inih_opts *saved)
+{
+	saved->allow_multiline = ini_allow_multiline;
+	saved->stop_on_first_error = ini_stop_on_first_error;
+	saved->use_stack = ini_use_stack;
+	saved->allow_no_value = ini_allow_no_value;
+	saved->allow_bom = ini_allow_bom;
+	saved->allow_inline_comments = ini_allow_inline_comments;
+	saved->max_line = ini_max_line;
+
+	/* one key per line, so the line we count is the key's line */
+	ini_allow_multiline = false;
+	/* the first error is the one reported; stop there */
+	ini_stop_on_first_error = true;
+	ini_use_stack = true;
+	ini_allow_no_value = false;
+	ini_allow_bom = true;
+	ini_allow_inline_comments = true;
+	ini_max_line = CONFIG_LINE_MAX;
+}
+
+static void config_inih_restore(const struct config_inih_opts *saved)
+{
+	ini_allow_multiline = saved->allow_multiline;
+	ini_stop_on_first_error = saved->stop_on_first_error;
+	ini_use_stack = saved->use_stack;
+	ini_allow_no_value = saved->allow_no_value;
+	ini_allow_bom = saved->allow_bom;
+	ini_allow_inline_comments = saved->allow_inline_comments;
+	ini_max_line = saved->max_line;
+}
+
+/**
+ * config_load() - parse and validate an INI file on top of the defaults
+ * @cfg: receives the configuration; untouched on error
+ * @path: file to read; error messages name it exactly as given
+ * @err: receives "FILE:LINE: section.key: problem (allowed: ...)"
+ * @errlen: size of @err
+ *
+ * Not thread-safe: libinih's options are process-wide.
+ *
+ * Return: 0, -EINVAL for bad content, or a negative errno when the file
+ * cannot be opened or read.
+ */
+int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct config_inih_opts saved;
+	struct config_ctx *ctx;
+	size_t n = strlen(path);
+	int ret;
+	int rc;
+
+	if (errlen) {
+		err[0] = '\0';
+	}
+	if (n >= CONFIG_PATH_MAX) {
+		config_report(err, errlen, path, 0,
+			      "path is too long (allowed: at most %d characters)",
+			      CONFIG_PATH_MAX - 1);
+		return -ENAMETOOLONG;
+	}
+	/* large (plugin keys), so not on the stack */
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		config_report(err, errlen, path, 0, "out of memory");
+		return -ENOMEM;
+	}
+	ctx->path = path;
+	ctx->err = err;
+	ctx->errlen = errlen;
+	config_defaults(&ctx->cfg);
+	memcpy(ctx->cfg.path, path, n + 1);
+
+	ctx->f = fopen(path, "re");
+	if (!ctx->f) {
+		rc = -errno;
+		config_report(err, errlen, path, 0, "cannot open: %s",
+			      strerror(-rc));
+		goto err_free;
+	}
+
+	config_inih_setup(&saved);
+	ret = ini_parse_stream(config_read_line, ctx, config_handler, ctx);
+	config_inih_restore(&saved);
+
+	if (ctx->failed) {
+		rc = -EINVAL;
+		goto err_close;
+	}
+	if (ctx->read_errno) {
+		rc = -ctx->read_errno;
+		config_fail(ctx, 0, "cannot read: %s", strerror(ctx->read_errno));
+		goto err_close;
+	}
+	if (ret > 0) {
+		config_fail(ctx, ret,
+			    "syntax error (expected '[section]' or 'key = value')");
+		rc = -EINVAL;
+		goto err_close;
+	}
+	if (ret < 0) {
+		config_fail(ctx, 0, "out of memory");
+		rc = -ENOMEM;
+		goto err_close;
+	}
+	rc = config_check_all(ctx);
+	if (rc < 0) {
+		goto err_close;
+	}
+
+	fclose(ctx->f);
+	*cfg = ctx->cfg;
+	free(ctx);
+	return 0;
+
+err_close:
+	fclose(ctx->f);
+err_free:
+	free(ctx);
+	return rc;
+}
+
+/* Describe a plugin's key as a table key so the same parser applies. */
+static int config_coil_key(const struct rpmsd_coil_key *ck, struct config_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->key = ck->name;
+	k->def = ck->def;
+	k->min = ck->min;
+	k->max = ck->max;
+	k->unit = ck->unit ? ck->unit : "";
+	k->doc = ck->doc;
+	k->size = CONFIG_PATH_MAX;
+	switch (ck->type) {
+	case RPMSD_COIL_KEY_BOOL:
+		k->type = CONFIG_TYPE_BOOL;
+		return 0;
+	case RPMSD_COIL_KEY_INT:
+		k->type = CONFIG_TYPE_INT;
+		return 0;
+	case RPMSD_COIL_KEY_DOUBLE:
+		k->type = CONFIG_TYPE_DOUBLE;
+		return 0;
+	case RPMSD_COIL_KEY_STRING:
+		k->type = CONFIG_TYPE_STRING;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static const struct rpmsd_coil_key *config_coil_find(const struct rpmsd_coil_key *keys,
+						     size_t n_keys, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n_keys; i++) {
+		if (!strcmp(keys[i].name, name)) {
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+/**
+ * config_validate_plugin_keys() - check [coil.<name>] against a plugin
+ * @cfg: loaded configuration
+ * @keys: the plugin's declared keys
+ * @n_keys: number of @keys
+ * @err: receives "FILE:LINE: coil.<name>.key: problem (allowed: ...)"
+ * @errlen: size of @err
+ *
+ * Return: 0, or -EINVAL on an unknown key or a bad value.
+ */
+int config_validate_plugin_keys(const struct rpmsd_config *cfg,
+				const struct rpmsd_coil_key *keys, size_t n_keys,
+				char *err, size_t errlen)
+{
+	const struct config_plugin_kv *kv;
+	const struct rpmsd_coil_key *ck;
+	char buf[CONFIG_ERR_MAX];
+	struct config_key k;
+	union config_value v;
+	size_t i, j;
+
+	if (errlen) {
+		err[0] = '\0';
+	}
+	for (i = 0; i < cfg->n_plugin_kv; i++) {
+		kv = &cfg->plugin_kv[i];
+		ck = config_coil_find(keys, n_keys, kv->key);
+		if (!ck) {
+			buf[0] = '\0';
+			for (j = 0; j < n_keys; j++) {
+				config_append(buf, sizeof(buf), "%s%s",
+					      j ? ", " : "", keys[j].name);
+			}
+			config_report(err, errlen, cfg->path, kv->line,
+				      "coil.%s.%s: unknown key (allowed: %s)",
+				      cfg->plugin_section, kv->key,
+				      n_keys ? buf : "none");
+			return -EINVAL;
+		}
+		if (config_coil_key(ck, &k) < 0) {
+			config_report(err, errlen, cfg->path, kv->line,
+				      "coil.%s.%s: the plugin declares an unknown type %d",
+				      cfg->plugin_section, kv->key, (int)ck->type);
+			return -EINVAL;
+		}
+		if (config_parse_value(&k, kv->value, &v, buf, sizeof(buf)) < 0) {
+			config_report(err, errlen, cfg->path, kv->line,
+				      "coil.%s.%s: %s", cfg->plugin_section,
+				      kv->key, buf);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/**
+ * config_plugin_value() - effective text of a plugin key
+ * @cfg: loaded configuration
+ * @keys: the plugin's declared keys
+ * @n_keys: number of @keys
+ * @key: key name
+ *
+ * Return: the value set in [coil.<name>], else the declared default, or
+ * NULL if the plugin does not declare @key.
+ */
+const char *config_plugin_value(const struct rpmsd_config *cfg,
+				const struct rpmsd_coil_key *keys, size_t n_keys,
+				const char *key)
+{
+	const struct rpmsd_coil_key *ck = config_coil_find(keys, n_keys, key);
+	size_t i;
+
+	if (!ck) {
+		return NULL;
+	}
+	for (i = 0; i < cfg->n_plugin_kv; i++) {
+		if (!strcmp(cfg->plugin_kv[i].key, key)) {
+			return cfg->plugin_kv[i].value;
+		}
+	}
+	return ck->def;
+}
+
+/**
+ * config_source_path() - resolve source.file into @out
+ * @cfg: loaded configuration
+ * @out: receives the path
+ * @outlen: size of @out
+ *
+ * An absolute source.file is copied as is; a relative one is taken relative
+ * to the directory of cfg->path, or left relative to the current directory
+ * when cfg->path has no directory part or is empty.
+ *
+ * Return: 0 or -ENAMETOOLONG.
+ */
+int config_source_path(const struct rpmsd_config *cfg, char *out, size_t outlen)
+{
+	const char *file = cfg->source.file;
+	const char *slash;
+	size_t dirlen = 0;
+	int n;
+
+	if (file[0] != '/') {
+		slash = strrchr(cfg->path, '/');
+		if (slash) {
+			/* keep the slash: "/x.conf" has directory "/" */
+			dirlen = (size_t)(slash - cfg->path) + 1;
+		}
+	}
+	if (dirlen > INT_MAX) {
+		return -ENAMETOOLONG;
+	}
+	n = snprintf(out, outlen, "%.*s%s", (int)dirlen, cfg->path, file);
+	if (n < 0 || (size_t)n >= outlen) {
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/**
+ * config_write_template() - write the commented default configuration
+ * @f: stream to write to
+ *
+ * Lists every section and key with its meaning, allowed values, unit and
+ * default. config/rpmsd.conf is exactly this output.
+ */
+void config_write_template(FILE *f)
+{
+	char allowed[CONFIG_ALLOWED_MAX];
+	const struct config_key *k;
+	size_t s, i;
+
+	fputs("# rpmsd configuration\n"
+	      "#\n"
+	      "# Every key rpmsd knows is listed below, set to its default, with its\n"
+	      "# meaning, its allowed values and its unit. A key left out keeps its\n"
+	      "# default. An unknown section or key, a key set twice or a value out\n"
+	      "# of range is an error that names the file, the line and the key.\n"
+	      "# Lines starting with '#' or ';' are comments.\n"
+	      "#\n"
+	      "# Relative paths are relative to the directory of this file.\n"
+	      "#\n"
+	      "# The coil plugin named by stim.plugin takes its own keys from a\n"
+	      "# section [coil.<plugin>], for example [coil.sim]. Only that one coil\n"
+	      "# section may appear. The plugin declares its keys, their defaults and\n"
+	      "# their ranges; rpmsd --plugin-keys NAME will list them.\n",
+	      f);
+	for (s = 0; s < CONFIG_N_SECTIONS; s++) {
+		fprintf(f, "\n[%s]\n", config_sections[s]);
+		for (i = 0; i < CONFIG_N_KEYS; i++) {
+			k = &config_keys[i];
+			if (strcmp(k->section, config_sections[s])) {
+				continue;
+			}
+			config_allowed(k, false, allowed, sizeof(allowed));
+			fprintf(f, "\n# %s\n# allowed: %s", k->doc, allowed);
+			if (k->unit[0]) {
+				fprintf(f, "; unit: %s", k->unit);
+			}
+			fprintf(f, "\n%s =%s%s\n", k->key, k->def[0] ? " " : "",
+				k->def);
+		}
+	}
+}
