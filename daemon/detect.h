@@ -63,7 +63,10 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
 /** Ignore the input for @n samples starting at @from (stimulation artefact). */
 void detect_blank(struct detect *d, uint64_t from, uint64_t n);
 
-/** Restart calibration with a rest window starting at sample @from. */
+/** Restart calibration with a rest window starting at sample @from.
+ * A burst in progress ends silently (no DETECT_OFFSET); until the new
+ * window completes there are no onsets and detect_thresholds() returns
+ * -EAGAIN. */
 void detect_recalibrate(struct detect *d, uint64_t from);
 
 /** True while a burst is in progress (between onset and offset). */
