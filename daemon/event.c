@@ -1,1 +1,495 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Event stamping and the JSON wire encoding (docs/events.md).
+ *
+ * event_stamp runs on real-time threads: two vDSO clock reads. The encoder
+ * runs only on the publisher thread and writes into the caller's fixed
+ * buffer over snprintf rather than a JSON library, so it allocates nothing
+ * itself (gmtime_r may take glibc's time-zone lock, which is why real-time
+ * threads never encode).
+ *
+ * Numbers are printed by the C library in the "C" locale: the daemon never
+ * calls setlocale(), so the decimal separator is always '.'.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "safety.h"
+
+#define EVENT_NS_PER_S INT64_C(1000000000)
+
+static const char *const event_topic_names[EVENT_TOPIC_COUNT] = {
+	[EVENT_TOPIC_BURST] = "rpms.burst",
+	[EVENT_TOPIC_STIM] = "rpms.stim",
+	[EVENT_TOPIC_SAFETY] = "rpms.safety",
+	[EVENT_TOPIC_STATE] = "rpms.state",
+	[EVENT_TOPIC_HEARTBEAT] = "rpms.heartbeat",
+};
+
+static const char *const event_action_names[] = {
+	[EVENT_ACTION_NONE] = "none",
+	[EVENT_ACTION_REQUESTED] = "requested",
+	[EVENT_ACTION_REFRACTORY] = "refractory",
+	[EVENT_ACTION_BUSY] = "busy",
+	[EVENT_ACTION_CALIBRATING] = "calibrating",
+};
+
+static const char *const event_state_names[] = {
+	[EVENT_STATE_STARTED] = "started",
+	[EVENT_STATE_ARMED] = "armed",
+	[EVENT_STATE_DISARMED] = "disarmed",
+	[EVENT_STATE_FAULT] = "fault",
+	[EVENT_STATE_SOURCE_END] = "source_end",
+	[EVENT_STATE_STOPPING] = "stopping",
+};
+
+#define EVENT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum event_topic event_topic_of(const struct event *ev)
+{
+	switch (ev->type) {
+	case EVENT_BURST_ONSET:
+	case EVENT_BURST_OFFSET:
+		return EVENT_TOPIC_BURST;
+	case EVENT_CALIBRATED:
+	case EVENT_STATE:
+		return EVENT_TOPIC_STATE;
+	case EVENT_PULSE:
+		return EVENT_TOPIC_STIM;
+	case EVENT_REFUSAL:
+		return EVENT_TOPIC_SAFETY;
+	default:
+		return EVENT_TOPIC_COUNT;
+	}
+}
+
+const char *event_topic_name(enum event_topic topic)
+{
+	if ((unsigned)topic >= EVENT_TOPIC_COUNT) {
+		return NULL;
+	}
+	return event_topic_names[topic];
+}
+
+static int64_t event_clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clk, &ts) != 0) {
+		return 0;
+	}
+	return (int64_t)ts.tv_sec * EVENT_NS_PER_S + ts.tv_nsec;
+}
+
+void event_stamp(struct event *ev, int64_t t_ns)
+{
+	ev->t_ns = t_ns;
+	ev->mono_ns = event_clock_ns(CLOCK_MONOTONIC);
+	ev->wall_ns = event_clock_ns(CLOCK_REALTIME);
+}
+
+/* ---- bounded writer ---------------------------------------------------- */
+
+static void event_json_printf(struct event_json *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void event_json_printf(struct event_json *w, const char *fmt, ...)
+{
+	size_t room;
+	va_list ap;
+	int n;
+
+	if (w->overflow) {
+		return;
+	}
+	room = w->len - w->pos;
+	va_start(ap, fmt);
+	n = vsnprintf(w->buf + w->pos, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		/* vsnprintf left a NUL-terminated prefix; keep it that way. */
+		w->overflow = true;
+		return;
+	}
+	w->pos += (size_t)n;
+}
+
+static void event_json_putc(struct event_json *w, char c)
+{
+	if (w->overflow) {
+		return;
+	}
+	/* One byte for c, one for the NUL that always follows. */
+	if (w->len - w->pos < 2) {
+		w->overflow = true;
+		return;
+	}
+	w->buf[w->pos++] = c;
+	w->buf[w->pos] = '\0';
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at @s (of at most @n bytes), or
+ * 0 if it is not one: overlong forms, surrogates and code points above
+ * U+10FFFF are rejected, as a strict JSON parser would.
+ */
+static size_t event_utf8_len(const unsigned char *s, size_t n)
+{
+	size_t need, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80) {
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		need = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		need = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		need = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < need) {
+		return 0;
+	}
+	for (i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			return 0;
+		}
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((need == 3 && cp < 0x800) || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    (need == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+		return 0;
+	}
+	return need;
+}
+
+/*
+ * A quoted, escaped JSON string. Control characters (and DEL, which
+ * confuses terminals) become \u00XX; bytes that are not well-formed UTF-8
+ * become U+FFFD, so the body always parses whatever a reason contains.
+ */
+static void event_json_quote(struct event_json *w, const char *s, size_t maxlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strnlen(s, maxlen);
+	size_t i = 0, k;
+
+	event_json_putc(w, '"');
+	while (i < n) {
+		if (p[i] == '"' || p[i] == '\\') {
+			event_json_putc(w, '\\');
+			event_json_putc(w, (char)p[i]);
+			i++;
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			event_json_printf(w, "\\u%04x", p[i]);
+			i++;
+		} else {
+			k = event_utf8_len(p + i, n - i);
+			if (k == 0) {
+				event_json_printf(w, "\\ufffd");
+				i++;
+				continue;
+			}
+			while (k--) {
+				event_json_putc(w, (char)p[i++]);
+			}
+		}
+	}
+	event_json_putc(w, '"');
+}
+
+static void event_json_key(struct event_json *w, const char *key)
+{
+	if (w->need_comma) {
+		event_json_putc(w, ',');
+	}
+	event_json_quote(w, key, SIZE_MAX);
+	event_json_putc(w, ':');
+	w->need_comma = true;
+}
+
+void event_json_begin(struct event_json *w, char *buf, size_t len)
+{
+	w->buf = buf;
+	w->len = len;
+	w->pos = 0;
+	w->overflow = len == 0;
+	w->need_comma = false;
+	if (len > 0) {
+		buf[0] = '\0';
+	}
+	event_json_putc(w, '{');
+}
+
+int event_json_end(struct event_json *w)
+{
+	event_json_putc(w, '}');
+	if (w->overflow) {
+		return -ENOSPC;
+	}
+	return (int)w->pos;
+}
+
+void event_json_object(struct event_json *w, const char *key)
+{
+	event_json_key(w, key);
+	event_json_putc(w, '{');
+	w->need_comma = false;
+}
+
+void event_json_object_end(struct event_json *w)
+{
+	event_json_putc(w, '}');
+	w->need_comma = true;
+}
+
+void event_json_u64(struct event_json *w, const char *key, uint64_t v)
+{
+	event_json_key(w, key);
+	event_json_printf(w, "%" PRIu64, v);
+}
+
+void event_json_i64(struct event_json *w, const char *key, int64_t v)
+{
+	event_json_key(w, key);
+	event_json_printf(w, "%" PRId64, v);
+}
+
+void event_json_double(struct event_json *w, const char *key, double v)
+{
+	event_json_key(w, key);
+	if (!isfinite(v)) {
+		event_json_printf(w, "null");
+		return;
+	}
+	/* %.9g: more than enough for µV and %, and never "nan" or "inf". */
+	event_json_printf(w, "%.9g", v);
+}
+
+void event_json_bool(struct event_json *w, const char *key, bool v)
+{
+	event_json_key(w, key);
+	event_json_printf(w, "%s", v ? "true" : "false");
+}
+
+void event_json_str(struct event_json *w, const char *key, const char *s,
+		    size_t maxlen)
+{
+	event_json_key(w, key);
+	event_json_quote(w, s, maxlen);
+}
+
+/*
+ * Nanoseconds as seconds with @digits decimals (3 or 6), from the integer
+ * so that no rounding through a double creeps in: truncated toward zero.
+ */
+static void event_json_ns(struct event_json *w, const char *key, int64_t ns,
+			  int digits)
+{
+	uint64_t mag = ns < 0 ? -(uint64_t)ns : (uint64_t)ns;
+	uint64_t div = digits == 3 ? 1000000 : 1000;
+
+	event_json_key(w, key);
+	event_json_printf(w, "%s%" PRIu64 ".%0*" PRIu64, ns < 0 ? "-" : "",
+			  mag / EVENT_NS_PER_S, digits,
+			  (mag % EVENT_NS_PER_S) / div);
+}
+
+/* Nanoseconds as microseconds with three decimals (ns resolution). */
+static void event_json_ns_us(struct event_json *w, const char *key, int64_t ns)
+{
+	uint64_t mag = ns < 0 ? -(uint64_t)ns : (uint64_t)ns;
+
+	event_json_key(w, key);
+	event_json_printf(w, "%s%" PRIu64 ".%03" PRIu64, ns < 0 ? "-" : "",
+			  mag / 1000, mag % 1000);
+}
+
+/* A sample index as recording time, 6 decimals; only with a known rate. */
+static void event_json_rec_s(struct event_json *w, const char *key,
+			     uint64_t sample, double rate_hz)
+{
+	event_json_key(w, key);
+	event_json_printf(w, "%.6f", (double)sample / rate_hz);
+}
+
+/* ISO 8601 UTC with microseconds: "2026-11-27T04:12:33.123456Z". */
+static void event_json_wall(struct event_json *w, const char *key, int64_t ns)
+{
+	int64_t sec = ns / EVENT_NS_PER_S;
+	int64_t rem = ns % EVENT_NS_PER_S;
+	time_t t;
+	struct tm tm;
+
+	/* Floor, not truncate, so times before 1970 still read correctly. */
+	if (rem < 0) {
+		rem += EVENT_NS_PER_S;
+		sec--;
+	}
+	t = (time_t)sec;
+	event_json_key(w, key);
+	if (!gmtime_r(&t, &tm)) {
+		/* Out of struct tm's range: cannot happen for an int64 of ns. */
+		event_json_printf(w, "\"1970-01-01T00:00:00.000000Z\"");
+		return;
+	}
+	event_json_printf(w, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
+			  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			  tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(rem / 1000));
+}
+
+void event_json_common(struct event_json *w, enum event_topic topic,
+		       uint64_t seq, const struct event *ev, double rate_hz,
+		       bool with_session)
+{
+	const char *name = event_topic_name(topic);
+
+	event_json_u64(w, "schema", EVENT_SCHEMA_VERSION);
+	event_json_str(w, "topic", name ? name : "", SIZE_MAX);
+	event_json_u64(w, "seq", seq);
+	event_json_i64(w, "t_mono_ns", ev->mono_ns);
+	event_json_i64(w, "t_wall_ns", ev->wall_ns);
+	event_json_wall(w, "t_wall", ev->wall_ns);
+	if (with_session) {
+		event_json_ns(w, "t_session_s", ev->t_ns, 6);
+	}
+	event_json_u64(w, "sample", ev->sample);
+	if (rate_hz > 0) {
+		event_json_rec_s(w, "t_rec_s", ev->sample, rate_hz);
+	}
+	event_json_u64(w, "channel", ev->channel);
+}
+
+/* ---- per type ---------------------------------------------------------- */
+
+static int event_json_burst(struct event_json *w, const struct event *ev,
+			    double rate_hz)
+{
+	bool onset = ev->type == EVENT_BURST_ONSET;
+	uint32_t action = ev->u.burst.action;
+
+	if (onset && action >= EVENT_ARRAY_SIZE(event_action_names)) {
+		return -EINVAL;
+	}
+	event_json_str(w, "edge", onset ? "onset" : "offset", SIZE_MAX);
+	event_json_u64(w, "edge_sample", ev->u.burst.edge_sample);
+	if (rate_hz > 0) {
+		event_json_rec_s(w, "t_edge_s", ev->u.burst.edge_sample, rate_hz);
+	}
+	event_json_double(w, "envelope", ev->u.burst.envelope);
+	event_json_double(w, "threshold", ev->u.burst.threshold);
+	event_json_double(w, "baseline", ev->u.burst.baseline);
+	if (onset) {
+		event_json_str(w, "action", event_action_names[action], SIZE_MAX);
+		if (action == EVENT_ACTION_REQUESTED) {
+			event_json_u64(w, "train_id", ev->u.burst.train_id);
+		}
+	}
+	return 0;
+}
+
+static void event_json_calibrated(struct event_json *w, const struct event *ev)
+{
+	event_json_str(w, "state", "calibrated", SIZE_MAX);
+	event_json_double(w, "baseline", ev->u.calib.baseline);
+	event_json_double(w, "spread", ev->u.calib.spread);
+	event_json_double(w, "on_threshold", ev->u.calib.on_threshold);
+	event_json_double(w, "off_threshold", ev->u.calib.off_threshold);
+}
+
+static void event_json_pulse(struct event_json *w, const struct event *ev)
+{
+	event_json_u64(w, "train_id", ev->u.pulse.train_id);
+	event_json_u64(w, "index", ev->u.pulse.index);
+	event_json_u64(w, "count", ev->u.pulse.count);
+	event_json_double(w, "intensity_pct", ev->u.pulse.intensity_pct);
+	event_json_u64(w, "width_us", ev->u.pulse.width_us);
+	event_json_ns(w, "t_sched_s", ev->u.pulse.sched_ns, 6);
+	event_json_ns(w, "t_actual_s", ev->u.pulse.actual_ns, 6);
+	event_json_ns_us(w, "late_us",
+			 ev->u.pulse.actual_ns - ev->u.pulse.sched_ns);
+	event_json_double(w, "temperature_c", ev->u.pulse.temperature_c);
+	event_json_u64(w, "trigger_sample", ev->u.pulse.trigger_sample);
+}
+
+static void event_json_refusal(struct event_json *w, const struct event *ev)
+{
+	const char *rule = safety_rule_name(ev->u.refusal.rule);
+	const char *unit = safety_rule_unit(ev->u.refusal.rule);
+
+	/* A refusal is never dropped for want of a name: it is a safety record. */
+	event_json_str(w, "rule", rule ? rule : "unknown", SIZE_MAX);
+	event_json_u64(w, "train_id", ev->u.refusal.train_id);
+	event_json_u64(w, "index", ev->u.refusal.index);
+	event_json_u64(w, "dropped", ev->u.refusal.dropped);
+	event_json_double(w, "value", ev->u.refusal.value);
+	event_json_double(w, "limit", ev->u.refusal.limit);
+	event_json_str(w, "unit", unit ? unit : "", SIZE_MAX);
+	event_json_ns(w, "t_sched_s", ev->u.refusal.sched_ns, 6);
+}
+
+static int event_json_state(struct event_json *w, const struct event *ev)
+{
+	uint32_t state = ev->u.state.state;
+
+	if (state >= EVENT_ARRAY_SIZE(event_state_names) ||
+	    !event_state_names[state]) {
+		return -EINVAL;
+	}
+	event_json_str(w, "state", event_state_names[state], SIZE_MAX);
+	event_json_i64(w, "code", ev->u.state.code);
+	/* reason need not be NUL-terminated when it fills the array. */
+	event_json_str(w, "reason", ev->u.state.reason, sizeof(ev->u.state.reason));
+	return 0;
+}
+
+int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
+		  char *buf, size_t len)
+{
+	enum event_topic topic = event_topic_of(ev);
+	struct event_json w;
+	int ret = 0;
+
+	if (topic == EVENT_TOPIC_COUNT) {
+		return -EINVAL;
+	}
+	event_json_begin(&w, buf, len);
+	event_json_common(&w, topic, seq, ev, rate_hz, true);
+	switch (ev->type) {
+	case EVENT_BURST_ONSET:
+	case EVENT_BURST_OFFSET:
+		ret = event_json_burst(&w, ev, rate_hz);
+		break;
+	case EVENT_CALIBRATED:
+		event_json_calibrated(&w, ev);
+		break;
+	case EVENT_PULSE:
+		event_json_pulse(&w, ev);
+		break;
+	case EVENT_REFUSAL:
+		event_json_refusal(&w, ev);
+		break;
+	case EVENT_STATE:
+		ret = event_json_state(&w, ev);
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	return event_json_end(&w);
+}

@@ -10,6 +10,7 @@
 #ifndef RPMSD_EVENT_H
 #define RPMSD_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,10 +111,10 @@ struct event {
 	} u;
 };
 
-/** Topic of an event kind ("rpms.burst", ...). */
+/** Topic of an event kind; EVENT_TOPIC_COUNT for an unknown type. */
 enum event_topic event_topic_of(const struct event *ev);
 
-/** Topic string of a topic index. */
+/** Topic string of a topic index ("rpms.burst", ...); NULL if out of range. */
 const char *event_topic_name(enum event_topic topic);
 
 /**
@@ -126,9 +127,57 @@ void event_stamp(struct event *ev, int64_t t_ns);
  * Encode the JSON body of @ev.
  * @param seq      per-topic sequence number
  * @param rate_hz  sampling rate, for t_rec_s (0: omitted)
- * @return length written (excluding NUL), or -ENOSPC
+ * @return length written (excluding NUL), -ENOSPC when @len is too small
+ *         (@buf then holds a NUL-terminated prefix that is not valid JSON),
+ *         or -EINVAL for an unknown type, state or action
  */
 int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		  char *buf, size_t len);
+
+/*
+ * A bounded JSON object writer over a caller's buffer. event_to_json is
+ * built on it; the publisher uses it for the bodies it makes itself
+ * (rpms.heartbeat, the rpms.state "overflow" event) so that every body
+ * shares one encoding of the common fields. Never allocates. Once a write
+ * does not fit, later writes do nothing and event_json_end returns -ENOSPC.
+ */
+struct event_json {
+	char *buf;
+	size_t len;
+	size_t pos;		/* buf[pos] is the terminating NUL */
+	bool overflow;
+	bool need_comma;
+};
+
+/** Start an object ("{") in @buf of @len bytes. */
+void event_json_begin(struct event_json *w, char *buf, size_t len);
+
+/**
+ * Write the common fields, in wire order: schema, topic, seq, t_mono_ns,
+ * t_wall_ns, t_wall, t_session_s (only if @with_session), sample, t_rec_s
+ * (only if @rate_hz > 0), channel. Times and sample come from @ev.
+ */
+void event_json_common(struct event_json *w, enum event_topic topic,
+		       uint64_t seq, const struct event *ev, double rate_hz,
+		       bool with_session);
+
+/** Members. Keys and strings are escaped; @maxlen bounds @s like strnlen. */
+void event_json_u64(struct event_json *w, const char *key, uint64_t v);
+void event_json_i64(struct event_json *w, const char *key, int64_t v);
+/** A double with 9 significant digits; NAN and infinities become null. */
+void event_json_double(struct event_json *w, const char *key, double v);
+void event_json_bool(struct event_json *w, const char *key, bool v);
+void event_json_str(struct event_json *w, const char *key, const char *s,
+		    size_t maxlen);
+
+/** Open a nested object member @key; close it with event_json_object_end. */
+void event_json_object(struct event_json *w, const char *key);
+void event_json_object_end(struct event_json *w);
+
+/**
+ * Close the object.
+ * @return length of the body (excluding NUL), or -ENOSPC
+ */
+int event_json_end(struct event_json *w);
 
 #endif /* RPMSD_EVENT_H */

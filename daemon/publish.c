@@ -1,1 +1,515 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The publisher thread. It owns the XPUB socket once started (ZeroMQ
+ * sockets are not thread-safe; pthread_create and pthread_join are the
+ * memory barriers that hand it over and back).
+ *
+ * Never blocks on a subscriber: every send is ZMQ_DONTWAIT on a socket
+ * with ZMQ_XPUB_NODROP, so a full high-water mark shows up as EAGAIN,
+ * which is counted (hwm_drops) instead of being dropped silently inside
+ * libzmq. Sequence numbers are taken before the send, so such a drop is
+ * also a visible gap for the subscriber.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "event.h"
+#include "log.h"
+#include "publish.h"
+
+#define PUBLISH_MAX_RINGS 8
+#define PUBLISH_RING_NAME_MAX 32
+#define PUBLISH_BATCH 64		/* records per ring per round-robin pass */
+#define PUBLISH_IDLE_MS 2		/* poll timeout when every ring was empty */
+#define PUBLISH_LINGER_MS 500		/* bounded wait for queued messages on close */
+#define PUBLISH_BODY_MAX 2048
+#define PUBLISH_OVERFLOW_PERIOD_NS INT64_C(100000000)	/* one report per ring per 100 ms */
+#define PUBLISH_NS_PER_S INT64_C(1000000000)
+
+struct publish_ring {
+	struct ring *ring;
+	char name[PUBLISH_RING_NAME_MAX];
+	uint64_t dropped_reported;	/* total in the last overflow event */
+	int64_t reported_ns;		/* monotonic time of that event */
+};
+
+struct publish {
+	void *ctx;
+	void *sock;
+	char endpoint[CONFIG_PATH_MAX];	/* as bound, wildcards resolved */
+	double rate_hz;
+	int64_t heartbeat_ns;		/* 0: no heartbeat */
+
+	struct publish_ring rings[PUBLISH_MAX_RINGS];
+	size_t n_rings;
+
+	pthread_t thread;
+	bool started;
+	bool joined;
+	atomic_bool stop;
+
+	/* Publisher thread only (the main thread before start). */
+	uint64_t seq[EVENT_TOPIC_COUNT];
+	char body[PUBLISH_BODY_MAX];
+
+	atomic_uint_fast64_t sent;
+	atomic_uint_fast64_t hwm_drops;
+	atomic_uint_fast64_t ring_drops;
+	atomic_uint_fast64_t subscriptions;
+
+	atomic_bool armed;
+	atomic_uint_fast64_t pulses;
+	atomic_uint_fast64_t samples;
+};
+
+static int64_t publish_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * PUBLISH_NS_PER_S + ts.tv_nsec;
+}
+
+static int publish_setsockopt_int(void *sock, int opt, int value)
+{
+	if (zmq_setsockopt(sock, opt, &value, sizeof(value)) != 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+int publish_create(const struct rpmsd_config *cfg, double rate_hz,
+		   struct publish **out, char *err, size_t errlen)
+{
+	const char *endpoint = cfg->publish.endpoint;
+	struct publish *p;
+	size_t eplen;
+	int ret;
+
+	if (errlen > 0) {
+		err[0] = '\0';
+	}
+	if (cfg->publish.sndhwm < 0) {
+		snprintf(err, errlen, "publish.sndhwm: must not be negative (got %d)",
+			 cfg->publish.sndhwm);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "publish: out of memory");
+		return -ENOMEM;
+	}
+	p->rate_hz = rate_hz > 0 ? rate_hz : 0;
+	if (cfg->publish.heartbeat_s > 0) {
+		p->heartbeat_ns = (int64_t)(cfg->publish.heartbeat_s * PUBLISH_NS_PER_S);
+	}
+	atomic_init(&p->stop, false);
+	atomic_init(&p->sent, 0);
+	atomic_init(&p->hwm_drops, 0);
+	atomic_init(&p->ring_drops, 0);
+	atomic_init(&p->subscriptions, 0);
+	atomic_init(&p->armed, false);
+	atomic_init(&p->pulses, 0);
+	atomic_init(&p->samples, 0);
+
+	p->ctx = zmq_ctx_new();
+	if (!p->ctx) {
+		ret = errno ? -errno : -ENOMEM;
+		snprintf(err, errlen, "publish: cannot create a ZeroMQ context: %s",
+			 zmq_strerror(-ret));
+		goto err_free;
+	}
+	p->sock = zmq_socket(p->ctx, ZMQ_XPUB);
+	if (!p->sock) {
+		ret = -errno;
+		snprintf(err, errlen, "publish: cannot create the XPUB socket: %s",
+			 zmq_strerror(-ret));
+		goto err_ctx;
+	}
+	/*
+	 * VERBOSE: every subscribe reaches us (and is counted), not only the
+	 * first per prefix. NODROP: at the high-water mark a send fails with
+	 * EAGAIN, which is counted, instead of libzmq dropping it silently.
+	 */
+	ret = publish_setsockopt_int(p->sock, ZMQ_SNDHWM, cfg->publish.sndhwm);
+	if (!ret) {
+		ret = publish_setsockopt_int(p->sock, ZMQ_LINGER, PUBLISH_LINGER_MS);
+	}
+	if (!ret) {
+		ret = publish_setsockopt_int(p->sock, ZMQ_XPUB_VERBOSE, 1);
+	}
+	if (!ret) {
+		ret = publish_setsockopt_int(p->sock, ZMQ_XPUB_NODROP, 1);
+	}
+	if (ret) {
+		snprintf(err, errlen, "publish: cannot set socket options: %s",
+			 zmq_strerror(-ret));
+		goto err_sock;
+	}
+	if (zmq_bind(p->sock, endpoint) != 0) {
+		ret = -errno;
+		snprintf(err, errlen, "publish.endpoint: cannot bind '%s': %s",
+			 endpoint, zmq_strerror(-ret));
+		goto err_sock;
+	}
+	/* The resolved address, e.g. the port chosen for "tcp://127.0.0.1:*". */
+	eplen = sizeof(p->endpoint);
+	if (zmq_getsockopt(p->sock, ZMQ_LAST_ENDPOINT, p->endpoint, &eplen) != 0) {
+		snprintf(p->endpoint, sizeof(p->endpoint), "%s", endpoint);
+	}
+	*out = p;
+	return 0;
+
+err_sock:
+	zmq_close(p->sock);
+err_ctx:
+	zmq_ctx_term(p->ctx);
+err_free:
+	free(p);
+	return ret;
+}
+
+const char *publish_endpoint(const struct publish *p)
+{
+	return p->endpoint;
+}
+
+int publish_add_ring(struct publish *p, struct ring *r, const char *name)
+{
+	struct publish_ring *pr;
+
+	if (!r || !name) {
+		return -EINVAL;
+	}
+	if (p->started) {
+		return -EBUSY;
+	}
+	if (p->n_rings == PUBLISH_MAX_RINGS) {
+		return -ENOSPC;
+	}
+	pr = &p->rings[p->n_rings++];
+	pr->ring = r;
+	snprintf(pr->name, sizeof(pr->name), "%s", name);
+	pr->dropped_reported = 0;
+	pr->reported_ns = 0;
+	return 0;
+}
+
+/*
+ * Read every subscription message waiting on the XPUB socket (a frame
+ * whose first byte is 1 to subscribe, 0 to unsubscribe, then the prefix).
+ * @return subscribe messages read
+ */
+static unsigned publish_read_subscriptions(struct publish *p)
+{
+	unsigned char msg[256];
+	unsigned subs = 0;
+	int n;
+
+	for (;;) {
+		n = zmq_recv(p->sock, msg, sizeof(msg), ZMQ_DONTWAIT);
+		if (n < 0) {
+			break;
+		}
+		if (n > 0 && msg[0] == 1) {
+			subs++;
+		}
+	}
+	if (subs > 0) {
+		atomic_fetch_add_explicit(&p->subscriptions, subs, memory_order_relaxed);
+	}
+	return subs;
+}
+
+int publish_wait_subscriber(struct publish *p, double timeout_s)
+{
+	int64_t deadline = publish_now_ns() + (int64_t)(timeout_s * PUBLISH_NS_PER_S);
+	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
+	int64_t left;
+
+	if (p->started) {
+		return -EBUSY;
+	}
+	for (;;) {
+		if (publish_read_subscriptions(p) > 0) {
+			return 0;
+		}
+		left = deadline - publish_now_ns();
+		if (left <= 0) {
+			return -ETIMEDOUT;
+		}
+		/* Round up: a 0 ms poll would spin for the last millisecond. */
+		if (zmq_poll(&item, 1, (long)((left + 999999) / 1000000)) < 0 &&
+		    errno != EINTR) {
+			return -errno;
+		}
+	}
+}
+
+/*
+ * Send one message, topic frame then body, never blocking. The XPUB
+ * checks its high-water mark against whole messages (libzmq counts a
+ * pipe's messages at the last frame), so once the topic frame is taken
+ * the body is too; only the topic frame can meet EAGAIN.
+ */
+static void publish_send(struct publish *p, enum event_topic topic,
+			 const char *body, size_t len)
+{
+	const char *name = event_topic_name(topic);
+
+	if (zmq_send(p->sock, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		if (errno == EAGAIN) {
+			atomic_fetch_add_explicit(&p->hwm_drops, 1, memory_order_relaxed);
+		} else {
+			log_err("publish: cannot send on %s: %s", name,
+				zmq_strerror(errno));
+		}
+		return;
+	}
+	if (zmq_send(p->sock, body, len, ZMQ_DONTWAIT) < 0) {
+		log_err("publish: cannot send the body of a %s message: %s", name,
+			zmq_strerror(errno));
+		return;
+	}
+	atomic_fetch_add_explicit(&p->sent, 1, memory_order_relaxed);
+}
+
+static void publish_event(struct publish *p, const struct event *ev)
+{
+	enum event_topic topic = event_topic_of(ev);
+	uint64_t seq;
+	int len;
+
+	if (topic == EVENT_TOPIC_COUNT) {
+		log_err("publish: dropped an event of unknown type %u", ev->type);
+		return;
+	}
+	/* Taken even if encoding fails: the loss must show as a gap. */
+	seq = p->seq[topic]++;
+	len = event_to_json(ev, seq, p->rate_hz, p->body, sizeof(p->body));
+	if (len < 0) {
+		log_err("publish: cannot encode %s seq %llu (type %u): %s",
+			event_topic_name(topic), (unsigned long long)seq, ev->type,
+			strerror(-len));
+		return;
+	}
+	publish_send(p, topic, p->body, (size_t)len);
+}
+
+/*
+ * Common fields of a body the publisher makes itself: it has no session
+ * clock, so t_session_s is left out; the sample is the last count the main
+ * thread gave publish_set_health.
+ */
+static void publish_own_begin(struct publish *p, struct event_json *w,
+			      enum event_topic topic)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	event_stamp(&ev, 0);
+	ev.sample = atomic_load_explicit(&p->samples, memory_order_relaxed);
+	event_json_begin(w, p->body, sizeof(p->body));
+	event_json_common(w, topic, p->seq[topic]++, &ev, p->rate_hz, false);
+}
+
+static void publish_own_send(struct publish *p, struct event_json *w,
+			     enum event_topic topic)
+{
+	int len = event_json_end(w);
+
+	if (len < 0) {
+		log_err("publish: %s body does not fit in %zu bytes",
+			event_topic_name(topic), sizeof(p->body));
+		return;
+	}
+	publish_send(p, topic, p->body, (size_t)len);
+}
+
+static void publish_overflow(struct publish *p, struct publish_ring *pr,
+			     uint64_t total)
+{
+	struct event_json w;
+
+	log_warn("publish: ring '%s' full: %llu events dropped since start",
+		 pr->name, (unsigned long long)total);
+	publish_own_begin(p, &w, EVENT_TOPIC_STATE);
+	event_json_str(&w, "state", "overflow", SIZE_MAX);
+	event_json_str(&w, "ring", pr->name, sizeof(pr->name));
+	event_json_u64(&w, "dropped", total);
+	publish_own_send(p, &w, EVENT_TOPIC_STATE);
+}
+
+/*
+ * Update the ring_drops counter and report rings whose drop count grew,
+ * at most once per ring per PUBLISH_OVERFLOW_PERIOD_NS so that a ring that
+ * stays full does not flood rpms.state; @force reports regardless.
+ */
+static void publish_check_drops(struct publish *p, bool force)
+{
+	int64_t now = publish_now_ns();
+	uint64_t total = 0, d;
+	size_t i;
+
+	/* Counter first: whoever sees the event may read the stats at once. */
+	for (i = 0; i < p->n_rings; i++) {
+		total += ring_dropped(p->rings[i].ring);
+	}
+	atomic_store_explicit(&p->ring_drops, total, memory_order_relaxed);
+
+	for (i = 0; i < p->n_rings; i++) {
+		struct publish_ring *pr = &p->rings[i];
+
+		d = ring_dropped(pr->ring);
+		if (d == pr->dropped_reported) {
+			continue;
+		}
+		if (!force && pr->reported_ns != 0 &&
+		    now - pr->reported_ns < PUBLISH_OVERFLOW_PERIOD_NS) {
+			continue;
+		}
+		pr->dropped_reported = d;
+		pr->reported_ns = now;
+		publish_overflow(p, pr, d);
+	}
+}
+
+static void publish_heartbeat(struct publish *p)
+{
+	struct event_json w;
+	size_t i;
+
+	/* "sent" and "hwm_drops" are the totals before this heartbeat. */
+	publish_own_begin(p, &w, EVENT_TOPIC_HEARTBEAT);
+	event_json_bool(&w, "armed", atomic_load(&p->armed));
+	event_json_u64(&w, "pulses", atomic_load(&p->pulses));
+	event_json_u64(&w, "samples", atomic_load(&p->samples));
+	event_json_u64(&w, "sent", atomic_load(&p->sent));
+	event_json_u64(&w, "hwm_drops", atomic_load(&p->hwm_drops));
+	event_json_object(&w, "ring_drops");
+	for (i = 0; i < p->n_rings; i++) {
+		event_json_u64(&w, p->rings[i].name, ring_dropped(p->rings[i].ring));
+	}
+	event_json_object_end(&w);
+	publish_own_send(p, &w, EVENT_TOPIC_HEARTBEAT);
+}
+
+/*
+ * One round-robin pass over the rings, at most PUBLISH_BATCH records from
+ * each, so that a busy ring cannot starve the others.
+ * @return records published
+ */
+static size_t publish_drain_pass(struct publish *p)
+{
+	struct event ev;
+	size_t i, n, total = 0;
+
+	for (i = 0; i < p->n_rings; i++) {
+		for (n = 0; n < PUBLISH_BATCH && ring_pop(p->rings[i].ring, &ev); n++) {
+			publish_event(p, &ev);
+		}
+		total += n;
+	}
+	return total;
+}
+
+static void *publish_thread(void *arg)
+{
+	struct publish *p = arg;
+	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
+	int64_t next_hb = publish_now_ns() + p->heartbeat_ns;
+	int64_t now;
+
+	while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
+		size_t n = publish_drain_pass(p);
+
+		publish_check_drops(p, false);
+		if (p->heartbeat_ns > 0) {
+			now = publish_now_ns();
+			if (now >= next_hb) {
+				publish_heartbeat(p);
+				next_hb += p->heartbeat_ns;
+				/* After a stall, resume the rhythm instead of bursting. */
+				if (next_hb <= now) {
+					next_hb = now + p->heartbeat_ns;
+				}
+			}
+		}
+		/* Idle: wait on the socket so subscriptions are still serviced. */
+		if (n == 0) {
+			zmq_poll(&item, 1, PUBLISH_IDLE_MS);
+		}
+		publish_read_subscriptions(p);
+	}
+	/* The producers have stopped: empty every ring before leaving. */
+	while (publish_drain_pass(p) > 0) {
+		;
+	}
+	publish_check_drops(p, true);
+	return NULL;
+}
+
+int publish_start(struct publish *p)
+{
+	int ret;
+
+	if (p->started) {
+		return -EBUSY;
+	}
+	atomic_store(&p->stop, false);
+	ret = pthread_create(&p->thread, NULL, publish_thread, p);
+	if (ret) {
+		return -ret;
+	}
+	pthread_setname_np(p->thread, "rpmsd-publish");
+	p->started = true;
+	p->joined = false;
+	return 0;
+}
+
+void publish_stop(struct publish *p)
+{
+	if (!p || !p->started || p->joined) {
+		return;
+	}
+	atomic_store_explicit(&p->stop, true, memory_order_release);
+	pthread_join(p->thread, NULL);
+	p->joined = true;
+}
+
+void publish_stats(const struct publish *p, struct publish_stats *st)
+{
+	struct publish *q = (struct publish *)p;
+
+	st->sent = atomic_load_explicit(&q->sent, memory_order_relaxed);
+	st->hwm_drops = atomic_load_explicit(&q->hwm_drops, memory_order_relaxed);
+	st->ring_drops = atomic_load_explicit(&q->ring_drops, memory_order_relaxed);
+	st->subscriptions = atomic_load_explicit(&q->subscriptions,
+						 memory_order_relaxed);
+}
+
+void publish_set_health(struct publish *p, bool armed, uint64_t pulses,
+			uint64_t samples)
+{
+	atomic_store_explicit(&p->armed, armed, memory_order_relaxed);
+	atomic_store_explicit(&p->pulses, pulses, memory_order_relaxed);
+	atomic_store_explicit(&p->samples, samples, memory_order_relaxed);
+}
+
+void publish_destroy(struct publish *p)
+{
+	if (!p) {
+		return;
+	}
+	publish_stop(p);
+	zmq_close(p->sock);
+	zmq_ctx_term(p->ctx);
+	free(p);
+}

@@ -7,8 +7,9 @@
  *
  * Sequence numbers are per topic and start at 0 for each daemon run, so a
  * subscriber sees gaps. Records a ring dropped (ring full) and messages the
- * socket refused (high-water mark) are counted, reported in every
- * heartbeat and in an rpms.state "overflow" event when they grow.
+ * socket refused (high-water mark) are counted and reported in every
+ * heartbeat; ring drops also in an rpms.state "overflow" event when they
+ * grow (HWM drops show as sequence gaps instead). See docs/events.md.
  */
 #ifndef RPMSD_PUBLISH_H
 #define RPMSD_PUBLISH_H
@@ -31,7 +32,8 @@ struct publish_stats {
 };
 
 /**
- * Create the publisher and bind cfg->publish.endpoint.
+ * Create the publisher and bind cfg->publish.endpoint. A heartbeat is sent
+ * every cfg->publish.heartbeat_s seconds; 0 or less disables it.
  * @param rate_hz  sampling rate, for the recording time of events
  * @param err      receives a message naming publish.endpoint on failure
  * @return 0, -EADDRINUSE, -EINVAL, -ENOMEM, or another -errno
@@ -40,25 +42,33 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 		   struct publish **out, char *err, size_t errlen);
 
 /**
+ * The bound endpoint with wildcards resolved ("tcp://127.0.0.1:*" becomes
+ * the port the kernel chose). Valid until publish_destroy.
+ */
+const char *publish_endpoint(const struct publish *p);
+
+/**
  * Register a ring of struct event to drain. All rings are added before
- * publish_start. @name is used in drop reports ("acquire", "stim", ...).
- * @return 0, -ENOSPC (too many rings)
+ * publish_start. @name is used in drop reports ("acquire", "stim", ...);
+ * up to 31 bytes of it are kept.
+ * @return 0, -ENOSPC (too many rings), -EBUSY (already started)
  */
 int publish_add_ring(struct publish *p, struct ring *r, const char *name);
 
 /**
  * Block (main thread, before start) until at least one subscriber has
  * subscribed, or @timeout_s passed.
- * @return 0, or -ETIMEDOUT
+ * @return 0, -ETIMEDOUT, or -EBUSY (already started: the thread owns the socket)
  */
 int publish_wait_subscriber(struct publish *p, double timeout_s);
 
-/** Start the publisher thread. */
+/** Start the publisher thread (once). @return 0, -EBUSY, or -errno */
 int publish_start(struct publish *p);
 
 /**
  * Drain every ring completely, send what remains, stop the thread.
- * Safe to call when not started.
+ * Stop the producers first: the final drain runs until every ring is empty.
+ * Safe to call when not started, and more than once.
  */
 void publish_stop(struct publish *p);
 

@@ -1,1 +1,696 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpmsctl: command-line client of rpmsd.
+ *
+ *   rpmsctl tail   print the event stream (docs/events.md), one line per
+ *                  event, for people or (--json) for programs
+ *
+ * Exit status: 0 done (count reached, interrupted, or the idle timeout
+ * after at least one event), 1 ZeroMQ error, 2 usage error, 3 idle
+ * timeout before any event.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "rpmsd-build.h"
+
+#define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
+#define RPMSCTL_MAX_TOPICS 32
+#define RPMSCTL_POLL_MS 200	/* how often a pending signal is noticed */
+#define RPMSCTL_LINE_MAX 1024
+
+enum {
+	RPMSCTL_EXIT_OK = 0,
+	RPMSCTL_EXIT_ZMQ = 1,
+	RPMSCTL_EXIT_USAGE = 2,
+	RPMSCTL_EXIT_TIMEOUT = 3,
+};
+
+struct rpmsctl_tail {
+	const char *endpoint;
+	const char *topics[RPMSCTL_MAX_TOPICS];
+	size_t n_topics;
+	bool json;
+	bool heartbeats;	/* asked for with --topic rpms.heartbeat */
+	unsigned long count;	/* 0: no limit */
+	double timeout_s;	/* 0: none */
+};
+
+/* Topics whose sequence numbers are checked for gaps. */
+static const char *const rpmsctl_topics[] = {
+	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.heartbeat",
+};
+#define RPMSCTL_N_TOPICS (sizeof(rpmsctl_topics) / sizeof(rpmsctl_topics[0]))
+
+struct rpmsctl_seq {
+	bool seen;
+	long long last;
+};
+
+static volatile sig_atomic_t rpmsctl_interrupted;
+
+static void rpmsctl_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rpmsctl COMMAND [OPTIONS]\n"
+		"       rpmsctl --help | --version\n"
+		"\n"
+		"Commands:\n"
+		"  tail      print rpmsd's events as they happen\n"
+		"\n"
+		"Options of tail:\n"
+		"  -e, --endpoint E   event endpoint to connect to (default %s)\n"
+		"  -t, --topic T      subscribe to topic prefix T; repeatable\n"
+		"                     (default: rpms., every topic)\n"
+		"  -j, --json         print each event's JSON body as received, one per line\n"
+		"  -n, --count N      exit after N events\n"
+		"  -T, --timeout SEC  exit after SEC seconds without an event\n"
+		"  -h, --help         show this help\n"
+		"\n"
+		"Heartbeats (rpms.heartbeat) are printed only when asked for with\n"
+		"--topic rpms.heartbeat. Lost events (gaps in a topic's sequence\n"
+		"numbers) are reported on standard error.\n"
+		"\n"
+		"Exit status: 0 count reached, interrupted, or timeout after some events;\n"
+		"1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n",
+		RPMSCTL_DEFAULT_ENDPOINT);
+}
+
+static int rpmsctl_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int rpmsctl_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rpmsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'rpmsctl --help'.\n", stderr);
+	return RPMSCTL_EXIT_USAGE;
+}
+
+static void rpmsctl_on_signal(int sig)
+{
+	(void)sig;
+	rpmsctl_interrupted = 1;
+}
+
+static double rpmsctl_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the human line ---------------------------------------------------- */
+
+struct rpmsctl_line {
+	char buf[RPMSCTL_LINE_MAX];
+	size_t len;
+};
+
+static void rpmsctl_add(struct rpmsctl_line *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void rpmsctl_add(struct rpmsctl_line *l, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (l->len >= sizeof(l->buf) - 1) {
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, ap);
+	va_end(ap);
+	if (n > 0) {
+		l->len += (size_t)n;
+		if (l->len > sizeof(l->buf) - 1) {
+			l->len = sizeof(l->buf) - 1;
+		}
+	}
+}
+
+/* A number member, NAN when missing or null. */
+static double rpmsctl_num(json_t *j, const char *key)
+{
+	json_t *v = json_object_get(j, key);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static long long rpmsctl_int(json_t *j, const char *key)
+{
+	return json_integer_value(json_object_get(j, key));
+}
+
+static const char *rpmsctl_str(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+
+	return s ? s : "";
+}
+
+/* @v with @prec decimals into @buf, or "?" when unknown. */
+static const char *rpmsctl_fmt(char *buf, size_t len, double v, int prec)
+{
+	if (!isfinite(v)) {
+		return "?";
+	}
+	snprintf(buf, len, "%.*f", prec, v);
+	return buf;
+}
+
+/* Label column: 14 wide, so the details line up. */
+static void rpmsctl_label(struct rpmsctl_line *l, const char *label)
+{
+	rpmsctl_add(l, "%-13s ", label);
+}
+
+static void rpmsctl_burst(struct rpmsctl_line *l, json_t *j)
+{
+	char a[32], b[32];
+	const char *edge = rpmsctl_str(j, "edge");
+	const char *action = rpmsctl_str(j, "action");
+	double t_edge = rpmsctl_num(j, "t_edge_s");
+
+	rpmsctl_add(l, "burst %-7s ", edge);
+	rpmsctl_add(l, "ch%lld  %s at ", rpmsctl_int(j, "channel"), edge);
+	if (isfinite(t_edge)) {
+		rpmsctl_add(l, "%.3f s", t_edge);
+	} else {
+		rpmsctl_add(l, "sample %lld", rpmsctl_int(j, "edge_sample"));
+	}
+	if (strcmp(edge, "onset") != 0) {
+		return;
+	}
+	rpmsctl_add(l, "  env %s > thr %s",
+		    rpmsctl_fmt(a, sizeof(a), rpmsctl_num(j, "envelope"), 1),
+		    rpmsctl_fmt(b, sizeof(b), rpmsctl_num(j, "threshold"), 1));
+	if (strcmp(action, "requested") == 0) {
+		rpmsctl_add(l, "  -> train %lld requested", rpmsctl_int(j, "train_id"));
+	} else if (*action && strcmp(action, "none") != 0) {
+		rpmsctl_add(l, "  -> %s", action);
+	}
+}
+
+static void rpmsctl_pulse(struct rpmsctl_line *l, json_t *j)
+{
+	char label[32], a[32], b[32], c[32];
+	double temp = rpmsctl_num(j, "temperature_c");
+
+	snprintf(label, sizeof(label), "pulse %lld/%lld",
+		 rpmsctl_int(j, "index") + 1, rpmsctl_int(j, "count"));
+	rpmsctl_label(l, label);
+	rpmsctl_add(l, "train %lld  %s %%  %lld us  late %s us",
+		    rpmsctl_int(j, "train_id"),
+		    rpmsctl_fmt(a, sizeof(a), rpmsctl_num(j, "intensity_pct"), 1),
+		    rpmsctl_int(j, "width_us"),
+		    rpmsctl_fmt(b, sizeof(b), rpmsctl_num(j, "late_us"), 0));
+	if (isfinite(temp)) {
+		rpmsctl_add(l, "  coil %s C", rpmsctl_fmt(c, sizeof(c), temp, 1));
+	}
+}
+
+static void rpmsctl_refusal(struct rpmsctl_line *l, json_t *j)
+{
+	double value = rpmsctl_num(j, "value");
+	double limit = rpmsctl_num(j, "limit");
+	const char *unit = rpmsctl_str(j, "unit");
+	const char *cmp = "vs";
+
+	if (value < limit) {
+		cmp = "<";
+	} else if (value > limit) {
+		cmp = ">";
+	} else if (value == limit) {
+		cmp = "=";
+	}
+	rpmsctl_label(l, "REFUSED");
+	rpmsctl_add(l, "train %lld pulse %lld: %s (value %g %s limit %g%s%s)",
+		    rpmsctl_int(j, "train_id"), rpmsctl_int(j, "index") + 1,
+		    rpmsctl_str(j, "rule"), value, cmp, limit, *unit ? " " : "", unit);
+	if (rpmsctl_int(j, "dropped") > 0) {
+		rpmsctl_add(l, ", %lld dropped", rpmsctl_int(j, "dropped"));
+	}
+}
+
+static void rpmsctl_state(struct rpmsctl_line *l, json_t *j)
+{
+	char a[32], b[32], c[32];
+	const char *state = rpmsctl_str(j, "state");
+	const char *reason = rpmsctl_str(j, "reason");
+	long long code = rpmsctl_int(j, "code");
+
+	if (strcmp(state, "calibrated") == 0) {
+		rpmsctl_label(l, "calibrated");
+		rpmsctl_add(l, "ch%lld  baseline %s  on %s  off %s",
+			    rpmsctl_int(j, "channel"),
+			    rpmsctl_fmt(a, sizeof(a), rpmsctl_num(j, "baseline"), 1),
+			    rpmsctl_fmt(b, sizeof(b), rpmsctl_num(j, "on_threshold"), 1),
+			    rpmsctl_fmt(c, sizeof(c), rpmsctl_num(j, "off_threshold"), 1));
+		return;
+	}
+	if (strcmp(state, "overflow") == 0) {
+		rpmsctl_label(l, "OVERFLOW");
+		rpmsctl_add(l, "ring %s: %lld events lost since start",
+			    rpmsctl_str(j, "ring"), rpmsctl_int(j, "dropped"));
+		return;
+	}
+	rpmsctl_add(l, "state %s", state);
+	if (*reason) {
+		rpmsctl_add(l, " (%s)", reason);
+	}
+	if (code < 0 && code > -4096) {
+		rpmsctl_add(l, ": %s", strerror((int)-code));
+	} else if (code != 0) {
+		rpmsctl_add(l, ": code %lld", code);
+	}
+}
+
+static void rpmsctl_heartbeat(struct rpmsctl_line *l, json_t *j)
+{
+	json_t *drops = json_object_get(j, "ring_drops");
+	const char *name;
+	json_t *v;
+
+	rpmsctl_label(l, "heartbeat");
+	rpmsctl_add(l, "%s  samples %lld  pulses %lld  sent %lld  hwm_drops %lld",
+		    json_is_true(json_object_get(j, "armed")) ? "armed" : "disarmed",
+		    rpmsctl_int(j, "samples"), rpmsctl_int(j, "pulses"),
+		    rpmsctl_int(j, "sent"), rpmsctl_int(j, "hwm_drops"));
+	if (json_object_size(drops) > 0) {
+		rpmsctl_add(l, "  ring_drops");
+		json_object_foreach(drops, name, v) {
+			rpmsctl_add(l, " %s=%lld", name, json_integer_value(v));
+		}
+	}
+}
+
+/* One human line for the event @j on @topic. */
+static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
+				size_t len)
+{
+	struct rpmsctl_line l = { .len = 0 };
+	/*
+	 * A pulse is shown at the time it fired; everything else at the
+	 * recording time of the last sample consumed when it happened.
+	 */
+	double t = strcmp(topic, "rpms.stim") == 0 ? rpmsctl_num(j, "t_actual_s")
+						    : rpmsctl_num(j, "t_rec_s");
+
+	if (!isfinite(t)) {
+		t = rpmsctl_num(j, "t_session_s");
+	}
+	if (isfinite(t)) {
+		rpmsctl_add(&l, "%8.3f s  ", t);
+	} else {
+		rpmsctl_add(&l, "%12s", "");
+	}
+	if (strcmp(topic, "rpms.burst") == 0) {
+		rpmsctl_burst(&l, j);
+	} else if (strcmp(topic, "rpms.stim") == 0) {
+		rpmsctl_pulse(&l, j);
+	} else if (strcmp(topic, "rpms.safety") == 0) {
+		rpmsctl_refusal(&l, j);
+	} else if (strcmp(topic, "rpms.state") == 0) {
+		rpmsctl_state(&l, j);
+	} else if (strcmp(topic, "rpms.heartbeat") == 0) {
+		rpmsctl_heartbeat(&l, j);
+	} else {
+		/* A topic newer than this rpmsctl: show it raw. */
+		rpmsctl_label(&l, topic);
+		rpmsctl_add(&l, "%.*s", (int)len, body);
+	}
+	/* Trailing blanks from a padded label with nothing after it. */
+	while (l.len > 0 && l.buf[l.len - 1] == ' ') {
+		l.len--;
+	}
+	l.buf[l.len] = '\0';
+	puts(l.buf);
+}
+
+/* ---- tail -------------------------------------------------------------- */
+
+/* Report lost events of a topic: seq should grow by exactly one. */
+static void rpmsctl_check_seq(struct rpmsctl_seq *seqs, const char *topic,
+			      json_t *j, bool report)
+{
+	json_t *v = json_object_get(j, "seq");
+	long long seq;
+	size_t i;
+
+	if (!json_is_integer(v)) {
+		return;
+	}
+	seq = json_integer_value(v);
+	for (i = 0; i < RPMSCTL_N_TOPICS; i++) {
+		if (strcmp(topic, rpmsctl_topics[i]) == 0) {
+			break;
+		}
+	}
+	if (i == RPMSCTL_N_TOPICS) {
+		return;
+	}
+	if (seqs[i].seen && report) {
+		if (seq > seqs[i].last + 1) {
+			fprintf(stderr, "rpmsctl: %s: %lld events lost (seq %lld to %lld)\n",
+				topic, seq - seqs[i].last - 1, seqs[i].last + 1, seq - 1);
+		} else if (seq <= seqs[i].last) {
+			fprintf(stderr, "rpmsctl: %s: sequence restarted at %lld (rpmsd restarted?)\n",
+				topic, seq);
+		}
+	}
+	seqs[i].seen = true;
+	seqs[i].last = seq;
+}
+
+/* Whether --topic @t asks for heartbeats specifically, not just everything. */
+static bool rpmsctl_wants_heartbeat(const char *t)
+{
+	static const char hb[] = "rpms.heartbeat";
+	size_t n = strlen(t);
+
+	return n > strlen("rpms.") && n <= strlen(hb) && strncmp(t, hb, n) == 0;
+}
+
+/*
+ * Parse the options of tail.
+ * @return 0 to go on, -1 when --help was printed, or an exit status
+ */
+static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
+{
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "topic", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	o->endpoint = RPMSCTL_DEFAULT_ENDPOINT;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":e:t:jn:T:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+			o->endpoint = optarg;
+			break;
+		case 't':
+			if (o->n_topics == RPMSCTL_MAX_TOPICS) {
+				return rpmsctl_usage_error("too many --topic options (at most %d)",
+							   RPMSCTL_MAX_TOPICS);
+			}
+			o->topics[o->n_topics++] = optarg;
+			if (rpmsctl_wants_heartbeat(optarg)) {
+				o->heartbeats = true;
+			}
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'n':
+			errno = 0;
+			o->count = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || o->count == 0 ||
+			    optarg[0] == '-') {
+				return rpmsctl_usage_error("--count: '%s' is not a positive integer",
+							   optarg);
+			}
+			break;
+		case 'T':
+			errno = 0;
+			o->timeout_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !isfinite(o->timeout_s) ||
+			    o->timeout_s <= 0) {
+				return rpmsctl_usage_error("--timeout: '%s' is not a positive number of seconds",
+							   optarg);
+			}
+			break;
+		case 'h':
+			rpmsctl_usage(stdout);
+			return -1;
+		case ':':
+			return rpmsctl_usage_error("option '%s' needs a value",
+						   argv[optind - 1]);
+		default:
+			if (optopt) {
+				return rpmsctl_usage_error("unknown option '-%c'", optopt);
+			}
+			return rpmsctl_usage_error("unknown or ambiguous option '%s'",
+						   argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		return rpmsctl_usage_error("tail: unexpected argument '%s'", argv[optind]);
+	}
+	if (o->n_topics == 0) {
+		o->topics[o->n_topics++] = "rpms.";
+	}
+	return 0;
+}
+
+/*
+ * Receive one message: topic frame, body frame, and any further frames
+ * (future binary payloads), which are skipped.
+ * @return 1 with a message, 0 for a malformed one, -errno on error
+ */
+static int rpmsctl_recv(void *sock, zmq_msg_t *topic, zmq_msg_t *body)
+{
+	zmq_msg_t extra;
+	bool more;
+
+	if (zmq_msg_recv(topic, sock, ZMQ_DONTWAIT) < 0) {
+		return -errno;
+	}
+	if (!zmq_msg_more(topic)) {
+		return 0;
+	}
+	/* The frames of a message arrive together: no need to wait for them. */
+	if (zmq_msg_recv(body, sock, ZMQ_DONTWAIT) < 0) {
+		return -errno;
+	}
+	more = zmq_msg_more(body);
+	while (more) {
+		zmq_msg_init(&extra);
+		if (zmq_msg_recv(&extra, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&extra);
+			return -errno;
+		}
+		more = zmq_msg_more(&extra);
+		zmq_msg_close(&extra);
+	}
+	return 1;
+}
+
+/*
+ * Handle one message.
+ * @return true if a line was printed
+ */
+static bool rpmsctl_handle(const struct rpmsctl_tail *o, struct rpmsctl_seq *seqs,
+			   zmq_msg_t *tmsg, zmq_msg_t *bmsg)
+{
+	char topic[128];
+	const char *body = zmq_msg_data(bmsg);
+	size_t len = zmq_msg_size(bmsg);
+	size_t tlen = zmq_msg_size(tmsg);
+	bool show;
+	json_error_t jerr;
+	json_t *j;
+
+	if (tlen >= sizeof(topic)) {
+		tlen = sizeof(topic) - 1;
+	}
+	memcpy(topic, zmq_msg_data(tmsg), tlen);
+	topic[tlen] = '\0';
+	show = o->heartbeats || strcmp(topic, "rpms.heartbeat") != 0;
+
+	j = json_loadb(body, len, 0, &jerr);
+	if (!j) {
+		fprintf(stderr, "rpmsctl: %s: body is not JSON: %s\n", topic, jerr.text);
+		if (show && o->json) {
+			/* Still passed on exactly: the reader decides what to do. */
+			fwrite(body, 1, len, stdout);
+			putchar('\n');
+			fflush(stdout);
+			return true;
+		}
+		return false;
+	}
+	rpmsctl_check_seq(seqs, topic, j, show);
+	if (show) {
+		if (o->json) {
+			fwrite(body, 1, len, stdout);
+			putchar('\n');
+		} else {
+			rpmsctl_print_human(topic, j, body, len);
+		}
+		fflush(stdout);
+	}
+	json_decref(j);
+	return show;
+}
+
+static int rpmsctl_tail(int argc, char **argv)
+{
+	struct rpmsctl_tail o = { 0 };
+	struct rpmsctl_seq seqs[RPMSCTL_N_TOPICS] = { { 0 } };
+	struct sigaction sa;
+	zmq_pollitem_t item;
+	zmq_msg_t tmsg, bmsg;
+	unsigned long printed = 0;
+	double idle_deadline = 0, now;
+	int linger = 0, ret, rc, wait_ms;
+	void *ctx, *sock;
+	size_t i;
+
+	ret = rpmsctl_tail_parse(argc, argv, &o);
+	if (ret < 0) {
+		return RPMSCTL_EXIT_OK;
+	}
+	if (ret > 0) {
+		return ret;
+	}
+
+	/* No SA_RESTART: the signal must interrupt zmq_poll. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = rpmsctl_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	ret = RPMSCTL_EXIT_ZMQ;
+	ctx = zmq_ctx_new();
+	if (!ctx) {
+		fprintf(stderr, "rpmsctl: cannot create a ZeroMQ context: %s\n",
+			zmq_strerror(errno));
+		return RPMSCTL_EXIT_ZMQ;
+	}
+	sock = zmq_socket(ctx, ZMQ_SUB);
+	if (!sock) {
+		fprintf(stderr, "rpmsctl: cannot create a SUB socket: %s\n",
+			zmq_strerror(errno));
+		goto err_ctx;
+	}
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	for (i = 0; i < o.n_topics; i++) {
+		if (zmq_setsockopt(sock, ZMQ_SUBSCRIBE, o.topics[i],
+				   strlen(o.topics[i])) != 0) {
+			fprintf(stderr, "rpmsctl: cannot subscribe to '%s': %s\n",
+				o.topics[i], zmq_strerror(errno));
+			goto err_sock;
+		}
+	}
+	if (zmq_connect(sock, o.endpoint) != 0) {
+		fprintf(stderr, "rpmsctl: cannot connect to '%s': %s\n", o.endpoint,
+			zmq_strerror(errno));
+		goto err_sock;
+	}
+
+	item = (zmq_pollitem_t){ .socket = sock, .events = ZMQ_POLLIN };
+	if (o.timeout_s > 0) {
+		idle_deadline = rpmsctl_now_s() + o.timeout_s;
+	}
+	ret = RPMSCTL_EXIT_OK;
+	while (!rpmsctl_interrupted) {
+		wait_ms = RPMSCTL_POLL_MS;
+		if (o.timeout_s > 0) {
+			now = rpmsctl_now_s();
+			if (now >= idle_deadline) {
+				ret = printed ? RPMSCTL_EXIT_OK : RPMSCTL_EXIT_TIMEOUT;
+				if (!printed) {
+					fprintf(stderr, "rpmsctl: no event from %s within %g s\n",
+						o.endpoint, o.timeout_s);
+				}
+				break;
+			}
+			if ((idle_deadline - now) * 1000 < wait_ms) {
+				/* Rounded up: never a 0 ms busy poll. */
+				wait_ms = (int)((idle_deadline - now) * 1000) + 1;
+			}
+		}
+		rc = zmq_poll(&item, 1, wait_ms);
+		if (rc < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			fprintf(stderr, "rpmsctl: poll: %s\n", zmq_strerror(errno));
+			ret = RPMSCTL_EXIT_ZMQ;
+			break;
+		}
+		if (rc == 0) {
+			continue;
+		}
+		zmq_msg_init(&tmsg);
+		zmq_msg_init(&bmsg);
+		rc = rpmsctl_recv(sock, &tmsg, &bmsg);
+		if (rc == 1 && rpmsctl_handle(&o, seqs, &tmsg, &bmsg)) {
+			printed++;
+			if (o.timeout_s > 0) {
+				idle_deadline = rpmsctl_now_s() + o.timeout_s;
+			}
+		} else if (rc == 0) {
+			fprintf(stderr, "rpmsctl: skipped a message without a body\n");
+		}
+		zmq_msg_close(&tmsg);
+		zmq_msg_close(&bmsg);
+		if (rc < 0 && rc != -EAGAIN && rc != -EINTR) {
+			fprintf(stderr, "rpmsctl: receive: %s\n", zmq_strerror(-rc));
+			ret = RPMSCTL_EXIT_ZMQ;
+			break;
+		}
+		if (o.count && printed >= o.count) {
+			break;
+		}
+	}
+
+err_sock:
+	zmq_close(sock);
+err_ctx:
+	zmq_ctx_term(ctx);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		return rpmsctl_usage_error("missing command");
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		rpmsctl_usage(stdout);
+		return RPMSCTL_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("rpmsctl %s\n", RPMSD_VERSION);
+		return RPMSCTL_EXIT_OK;
+	}
+	if (strcmp(cmd, "tail") == 0) {
+		return rpmsctl_tail(argc - 1, argv + 1);
+	}
+	if (cmd[0] == '-') {
+		return rpmsctl_usage_error("unknown option '%s'", cmd);
+	}
+	return rpmsctl_usage_error("unknown command '%s'", cmd);
+}
