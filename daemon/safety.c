@@ -1,1 +1,247 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Safety gate rules. Each rule is a small pure function over (limits,
+ * state, request, now) that either passes or fills the verdict; the table
+ * fixes their order. Adding a rule is one function and one table row.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "safety.h"
+
+typedef bool (*safety_check_fn)(const struct safety_limits *lim,
+				const struct safety_state *st,
+				const struct safety_request *req, int64_t now_ns,
+				struct safety_verdict *v);
+
+struct safety_rule_desc {
+	enum safety_rule rule;
+	const char *name;
+	const char *unit;
+	safety_check_fn check;	/* true = passes */
+};
+
+static bool safety_check_armed(const struct safety_limits *lim,
+			       const struct safety_state *st,
+			       const struct safety_request *req, int64_t now_ns,
+			       struct safety_verdict *v)
+{
+	(void)lim;
+	(void)req;
+	(void)now_ns;
+	v->value = st->armed ? 1.0 : 0.0;
+	v->limit = 1.0;
+	return st->armed;
+}
+
+static bool safety_check_fault(const struct safety_limits *lim,
+			       const struct safety_state *st,
+			       const struct safety_request *req, int64_t now_ns,
+			       struct safety_verdict *v)
+{
+	(void)lim;
+	(void)st;
+	(void)now_ns;
+	if (!req->have_status) {
+		return true;
+	}
+	v->value = req->coil.fault_code;
+	v->limit = 0.0;
+	return !req->coil.fault;
+}
+
+static bool safety_check_ready(const struct safety_limits *lim,
+			       const struct safety_state *st,
+			       const struct safety_request *req, int64_t now_ns,
+			       struct safety_verdict *v)
+{
+	(void)lim;
+	(void)st;
+	(void)now_ns;
+	if (!req->have_status) {
+		return true;
+	}
+	v->value = req->coil.ready ? 1.0 : 0.0;
+	v->limit = 1.0;
+	return req->coil.ready;
+}
+
+static bool safety_check_temp(const struct safety_limits *lim,
+			      const struct safety_state *st,
+			      const struct safety_request *req, int64_t now_ns,
+			      struct safety_verdict *v)
+{
+	(void)st;
+	(void)now_ns;
+	if (!req->have_status || isnan(req->coil.temperature_c)) {
+		/* A plugin without a sensor reports NAN: nothing to hold it to. */
+		return true;
+	}
+	v->value = req->coil.temperature_c;
+	v->limit = lim->max_coil_temp_c;
+	/* A sensor reading infinity is broken, not cold. */
+	return isfinite(req->coil.temperature_c) &&
+	       req->coil.temperature_c < lim->max_coil_temp_c;
+}
+
+static bool safety_check_intensity(const struct safety_limits *lim,
+				   const struct safety_state *st,
+				   const struct safety_request *req, int64_t now_ns,
+				   struct safety_verdict *v)
+{
+	(void)st;
+	(void)now_ns;
+	v->value = req->intensity_pct;
+	v->limit = lim->max_intensity_pct;
+	/* NaN compares false: written so that NaN is refused. */
+	return req->intensity_pct >= 0.0 && req->intensity_pct <= lim->max_intensity_pct;
+}
+
+static bool safety_check_frequency(const struct safety_limits *lim,
+				   const struct safety_state *st,
+				   const struct safety_request *req, int64_t now_ns,
+				   struct safety_verdict *v)
+{
+	int64_t interval;
+
+	(void)req;
+	if (!st->any_pulse) {
+		return true;
+	}
+	interval = now_ns - st->last_pulse_ns;
+	v->value = (double)interval / 1e9;
+	v->limit = 1.0 / lim->max_frequency_hz;
+	/*
+	 * Schedules are in whole ns, so a train at exactly the maximum rate
+	 * may come out 1 ns short of the period: allow that one ns, nothing
+	 * more. A clock that went backwards (interval < 0) is refused.
+	 */
+	return interval >= 0 && ((double)interval + 1.0) * lim->max_frequency_hz >= 1e9;
+}
+
+static bool safety_check_train_pulses(const struct safety_limits *lim,
+				      const struct safety_state *st,
+				      const struct safety_request *req, int64_t now_ns,
+				      struct safety_verdict *v)
+{
+	uint32_t n;
+
+	(void)now_ns;
+	n = (st->any_pulse && st->train_id == req->train_id) ? st->train_pulses + 1 : 1;
+	v->value = n;
+	v->limit = lim->max_train_pulses;
+	return n <= lim->max_train_pulses;
+}
+
+static bool safety_check_train_interval(const struct safety_limits *lim,
+					const struct safety_state *st,
+					const struct safety_request *req,
+					int64_t now_ns, struct safety_verdict *v)
+{
+	int64_t gap;
+
+	if (!st->any_pulse || st->train_id == req->train_id) {
+		return true;
+	}
+	gap = now_ns - st->last_pulse_ns;
+	v->value = (double)gap / 1e9;
+	v->limit = (double)lim->min_train_interval_ns / 1e9;
+	return gap >= lim->min_train_interval_ns;
+}
+
+static const struct safety_rule_desc safety_rules[] = {
+	{ SAFETY_DISARMED, "disarmed", "", safety_check_armed },
+	{ SAFETY_COIL_FAULT, "coil_fault", "", safety_check_fault },
+	{ SAFETY_NOT_READY, "not_ready", "", safety_check_ready },
+	{ SAFETY_COIL_TEMP, "coil_temperature", "C", safety_check_temp },
+	{ SAFETY_INTENSITY, "max_intensity", "%", safety_check_intensity },
+	{ SAFETY_MAX_FREQUENCY, "max_frequency", "s", safety_check_frequency },
+	{ SAFETY_TRAIN_PULSES, "max_train_pulses", "pulses", safety_check_train_pulses },
+	{ SAFETY_TRAIN_INTERVAL, "min_train_interval", "s", safety_check_train_interval },
+};
+
+void safety_limits_from_config(const struct rpmsd_config *cfg,
+			       struct safety_limits *lim)
+{
+	lim->max_frequency_hz = cfg->safety.max_frequency_hz;
+	lim->max_train_pulses = (uint32_t)cfg->safety.max_train_pulses;
+	lim->min_train_interval_ns = llround(cfg->safety.min_train_interval_ms * 1e6);
+	lim->max_intensity_pct = cfg->safety.max_intensity_pct;
+	lim->max_coil_temp_c = cfg->safety.max_coil_temp_c;
+}
+
+void safety_init(struct safety_state *st)
+{
+	st->armed = false;
+	st->any_pulse = false;
+	st->last_pulse_ns = 0;
+	st->train_id = 0;
+	st->train_pulses = 0;
+}
+
+struct safety_verdict safety_admit(const struct safety_limits *lim,
+				   const struct safety_state *st,
+				   const struct safety_request *req, int64_t now_ns)
+{
+	struct safety_verdict v = { .rule = SAFETY_OK };
+	size_t i;
+
+	for (i = 0; i < sizeof(safety_rules) / sizeof(safety_rules[0]); i++) {
+		v.value = 0.0;
+		v.limit = 0.0;
+		if (!safety_rules[i].check(lim, st, req, now_ns, &v)) {
+			v.rule = safety_rules[i].rule;
+			return v;
+		}
+	}
+	v.value = 0.0;
+	v.limit = 0.0;
+	return v;
+}
+
+void safety_commit(struct safety_state *st, const struct safety_request *req,
+		   int64_t now_ns)
+{
+	if (st->any_pulse && st->train_id == req->train_id) {
+		st->train_pulses++;
+	} else {
+		st->train_id = req->train_id;
+		st->train_pulses = 1;
+	}
+	st->any_pulse = true;
+	st->last_pulse_ns = now_ns;
+}
+
+void safety_set_armed(struct safety_state *st, bool armed)
+{
+	st->armed = armed;
+}
+
+static const struct safety_rule_desc *safety_find(unsigned rule)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(safety_rules) / sizeof(safety_rules[0]); i++) {
+		if ((unsigned)safety_rules[i].rule == rule) {
+			return &safety_rules[i];
+		}
+	}
+	return NULL;
+}
+
+const char *safety_rule_name(unsigned rule)
+{
+	const struct safety_rule_desc *d = safety_find(rule);
+
+	if (rule == SAFETY_OK) {
+		return "ok";
+	}
+	return d ? d->name : "unknown";
+}
+
+const char *safety_rule_unit(unsigned rule)
+{
+	const struct safety_rule_desc *d = safety_find(rule);
+
+	return d ? d->unit : "";
+}

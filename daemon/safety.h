@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The safety gate: a pure, table-driven admission check for every pulse.
+ *
+ * safety_admit() looks at the limits, the gate's state, the request and
+ * the time and returns a verdict; it changes nothing. The stim thread
+ * calls safety_commit() only after the plugin fired the pulse. Rules are
+ * checked in table order and the first one broken is reported with the
+ * value it measured and the limit, so every refusal can be explained.
+ *
+ * There is no other way to a coil pulse: stim.c calls plugin_pulse() only
+ * after safety_admit() returned SAFETY_OK for that very request and time.
+ */
+#ifndef RPMSD_SAFETY_H
+#define RPMSD_SAFETY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rpmsd/coil.h>
+
+#include "config.h"
+
+/** Rules, in the order they are checked. */
+enum safety_rule {
+	SAFETY_OK = 0,
+	SAFETY_DISARMED,	/* not armed */
+	SAFETY_COIL_FAULT,	/* plugin reports a latched fault */
+	SAFETY_NOT_READY,	/* stimulator not ready */
+	SAFETY_COIL_TEMP,	/* coil at or above max_coil_temp_c */
+	SAFETY_INTENSITY,	/* intensity above max_intensity_pct */
+	SAFETY_MAX_FREQUENCY,	/* closer than 1/max_frequency_hz to the last pulse */
+	SAFETY_TRAIN_PULSES,	/* train longer than max_train_pulses */
+	SAFETY_TRAIN_INTERVAL,	/* new train sooner than min_train_interval_ms */
+	SAFETY_RULE_COUNT,
+};
+
+/** Limits, from the [safety] section. Times in ns. */
+struct safety_limits {
+	double max_frequency_hz;
+	uint32_t max_train_pulses;
+	int64_t min_train_interval_ns;
+	double max_intensity_pct;
+	double max_coil_temp_c;
+};
+
+/** What the gate remembers. Owned by the stim thread. */
+struct safety_state {
+	bool armed;
+	bool any_pulse;		/* a pulse was ever delivered */
+	int64_t last_pulse_ns;	/* session clock of the last delivered pulse */
+	uint32_t train_id;	/* train of the last delivered pulse */
+	uint32_t train_pulses;	/* pulses delivered in that train */
+};
+
+/** One pulse asking to be fired. */
+struct safety_request {
+	uint32_t train_id;	/* non-zero; a new id starts a new train */
+	double intensity_pct;
+	bool have_status;	/* coil status below is valid */
+	struct rpmsd_coil_status coil;
+};
+
+/** The answer. value and limit are in the rule's unit (see docs/safety.md). */
+struct safety_verdict {
+	enum safety_rule rule;	/* SAFETY_OK when admitted */
+	double value;		/* what the rule measured */
+	double limit;		/* the limit it was held to */
+};
+
+/** Fill limits from cfg->safety. */
+void safety_limits_from_config(const struct rpmsd_config *cfg,
+			       struct safety_limits *lim);
+
+/** Start-up state: disarmed, no history. */
+void safety_init(struct safety_state *st);
+
+/** Decide whether the pulse @req may fire at @now_ns. Pure. */
+struct safety_verdict safety_admit(const struct safety_limits *lim,
+				   const struct safety_state *st,
+				   const struct safety_request *req, int64_t now_ns);
+
+/** Record that the pulse @req was delivered at @now_ns. */
+void safety_commit(struct safety_state *st, const struct safety_request *req,
+		   int64_t now_ns);
+
+/** Arm or disarm. Disarming never fails. */
+void safety_set_armed(struct safety_state *st, bool armed);
+
+/** Stable machine name of a rule ("max_frequency", ...); "unknown" if out of range. */
+const char *safety_rule_name(unsigned rule);
+
+/** Unit of a rule's value and limit ("Hz", "pulses", "s", "%", "C", ""). */
+const char *safety_rule_unit(unsigned rule);
+
+#endif /* RPMSD_SAFETY_H */
