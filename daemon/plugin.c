@@ -1,1 +1,403 @@
 /* SPDX-License-Identifier: MIT */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plugin.h"
+#include "rpmsd-build.h"
+
+struct plugin {
+	void *dl;
+	const struct rpmsd_coil_descriptor *desc;
+	char path[PATH_MAX];
+	struct rpmsd_coil_host host;
+	const struct rpmsd_config *cfg;	/* valid between open and unload */
+	struct sclock *clock;
+	void *handle;			/* the plugin's, after open */
+	bool opened;
+};
+
+static bool plugin_name_ok(const char *name)
+{
+	size_t i, n = strlen(name);
+
+	if (n == 0 || n >= CONFIG_NAME_MAX) {
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Note @dir in the list of places tried, then look for <dir>/<name>.so. */
+static bool plugin_try(const char *dir, const char *name, char *out, size_t len,
+		       char *tried, size_t tried_len)
+{
+	size_t used = strlen(tried);
+	int n;
+
+	if (!dir || !*dir) {
+		return false;
+	}
+	if (used + 3 < tried_len) {
+		n = snprintf(tried + used, tried_len - used, "%s%.*s", used ? ", " : "",
+			     (int)(tried_len - used - 3), dir);
+		(void)n;
+	}
+	n = snprintf(out, len, "%s/%s.so", dir, name);
+	return n > 0 && (size_t)n < len && access(out, F_OK) == 0;
+}
+
+/* The build tree counts only when this very program lives in it. */
+static bool plugin_in_build_tree(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	size_t root = strlen(RPMSD_BUILD_ROOT);
+
+	if (n <= 0) {
+		return false;
+	}
+	exe[n] = '\0';
+	return strncmp(exe, RPMSD_BUILD_ROOT, root) == 0 && exe[root] == '/';
+}
+
+static int plugin_find(const struct rpmsd_config *cfg, const char *name, char *out,
+		       size_t len, char *tried, size_t tried_len)
+{
+	char dir[PATH_MAX];
+	const char *env = getenv("RPMSD_PLUGIN_PATH");
+
+	tried[0] = '\0';
+	if (cfg && plugin_try(cfg->daemon.plugin_dir, name, out, len, tried, tried_len)) {
+		return 0;
+	}
+	while (env && *env) {
+		size_t n = strcspn(env, ":");
+
+		if (n > 0 && n < sizeof(dir)) {
+			memcpy(dir, env, n);
+			dir[n] = '\0';
+			if (plugin_try(dir, name, out, len, tried, tried_len)) {
+				return 0;
+			}
+		}
+		env += n;
+		if (*env == ':') {
+			env++;
+		}
+	}
+	if (plugin_in_build_tree()) {
+		snprintf(dir, sizeof(dir), "%s/plugins/%s", RPMSD_BUILD_ROOT, name);
+		if (plugin_try(dir, name, out, len, tried, tried_len)) {
+			return 0;
+		}
+	}
+	if (plugin_try(RPMSD_PLUGIN_DIR, name, out, len, tried, tried_len)) {
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int plugin_check(const struct rpmsd_coil_descriptor *d, const char *name,
+			const char *path, char *err, size_t errlen)
+{
+	size_t i;
+
+	if (d->abi_major != RPMSD_COIL_ABI_MAJOR) {
+		snprintf(err, errlen,
+			 "coil plugin '%s' (%s): ABI version %u.%u, this rpmsd needs %u.x",
+			 name, path, d->abi_major, d->abi_minor, RPMSD_COIL_ABI_MAJOR);
+		return -ENOEXEC;
+	}
+	if (d->struct_size < sizeof(*d)) {
+		snprintf(err, errlen, "coil plugin '%s' (%s): descriptor too small (%zu < %zu)",
+			 name, path, d->struct_size, sizeof(*d));
+		return -ENOEXEC;
+	}
+	if (!d->name || strcmp(d->name, name) != 0) {
+		snprintf(err, errlen, "coil plugin '%s' (%s): calls itself '%s'", name, path,
+			 d->name ? d->name : "(null)");
+		return -ENOEXEC;
+	}
+	if (!d->ops.open || !d->ops.pulse || !d->ops.close) {
+		snprintf(err, errlen,
+			 "coil plugin '%s' (%s): required op missing (open, pulse and close are required)",
+			 name, path);
+		return -ENOEXEC;
+	}
+	if (d->n_keys > 0 && !d->keys) {
+		snprintf(err, errlen, "coil plugin '%s' (%s): n_keys set but keys is NULL",
+			 name, path);
+		return -ENOEXEC;
+	}
+	for (i = 0; i < d->n_keys; i++) {
+		if (!d->keys[i].name || !d->keys[i].def) {
+			snprintf(err, errlen, "coil plugin '%s' (%s): key %zu has no name or default",
+				 name, path, i);
+			return -ENOEXEC;
+		}
+	}
+	return 0;
+}
+
+int plugin_load(const struct rpmsd_config *cfg, const char *name,
+		struct plugin **out, char *err, size_t errlen)
+{
+	char tried[2048];
+	struct plugin *p;
+	rpmsd_coil_entry_fn entry;
+	int ret;
+
+	if (!plugin_name_ok(name)) {
+		snprintf(err, errlen, "coil plugin '%s': invalid name (allowed: a-z, 0-9, '_', '-')",
+			 name);
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		return -ENOMEM;
+	}
+	ret = plugin_find(cfg, name, p->path, sizeof(p->path), tried, sizeof(tried));
+	if (ret < 0) {
+		snprintf(err, errlen, "coil plugin '%s': %s.so not found (searched: %s)", name,
+			 name, tried[0] ? tried : "nothing");
+		goto err_free;
+	}
+	p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		snprintf(err, errlen, "coil plugin '%s': cannot load %s: %s", name, p->path,
+			 dlerror());
+		ret = -ENOEXEC;
+		goto err_free;
+	}
+	*(void **)&entry = dlsym(p->dl, RPMSD_COIL_ENTRY_SYMBOL);
+	if (!entry) {
+		snprintf(err, errlen, "coil plugin '%s': %s has no symbol %s", name, p->path,
+			 RPMSD_COIL_ENTRY_SYMBOL);
+		ret = -ENOEXEC;
+		goto err_close;
+	}
+	p->desc = entry();
+	if (!p->desc) {
+		snprintf(err, errlen, "coil plugin '%s': %s returned no descriptor", name,
+			 p->path);
+		ret = -ENOEXEC;
+		goto err_close;
+	}
+	ret = plugin_check(p->desc, name, p->path, err, errlen);
+	if (ret < 0) {
+		goto err_close;
+	}
+	*out = p;
+	return 0;
+
+err_close:
+	dlclose(p->dl);
+err_free:
+	free(p);
+	return ret;
+}
+
+static const char *plugin_value(struct plugin *p, const char *key,
+				enum rpmsd_coil_key_type type)
+{
+	size_t i;
+
+	for (i = 0; i < p->desc->n_keys; i++) {
+		if (strcmp(p->desc->keys[i].name, key) == 0) {
+			if (p->desc->keys[i].type != type) {
+				return NULL;
+			}
+			return config_plugin_value(p->cfg, p->desc->keys, p->desc->n_keys, key);
+		}
+	}
+	return NULL;
+}
+
+/* Values were validated against the key table before open: parse plainly. */
+static int plugin_get_bool(void *ctx, const char *key, bool *out)
+{
+	const char *v = plugin_value(ctx, key, RPMSD_COIL_KEY_BOOL);
+
+	if (!v) {
+		return -ENOENT;
+	}
+	*out = !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") ||
+	       !strcmp(v, "1");
+	return 0;
+}
+
+static int plugin_get_int(void *ctx, const char *key, long long *out)
+{
+	const char *v = plugin_value(ctx, key, RPMSD_COIL_KEY_INT);
+
+	if (!v) {
+		return -ENOENT;
+	}
+	*out = strtoll(v, NULL, 0);
+	return 0;
+}
+
+static int plugin_get_double(void *ctx, const char *key, double *out)
+{
+	const char *v = plugin_value(ctx, key, RPMSD_COIL_KEY_DOUBLE);
+
+	if (!v) {
+		return -ENOENT;
+	}
+	*out = strtod(v, NULL);
+	return 0;
+}
+
+static int plugin_get_string(void *ctx, const char *key, const char **out)
+{
+	const char *v = plugin_value(ctx, key, RPMSD_COIL_KEY_STRING);
+
+	if (!v) {
+		return -ENOENT;
+	}
+	*out = v;
+	return 0;
+}
+
+static int64_t plugin_now_ns(void *ctx)
+{
+	struct plugin *p = ctx;
+
+	return sclock_now(p->clock);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void plugin_log(void *ctx, enum rpmsd_coil_log_level level, const char *fmt, ...)
+{
+	struct plugin *p = ctx;
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_msg((enum log_level)level, "coil %s: %s", p->desc->name, line);
+}
+
+int plugin_open(struct plugin *p, const struct rpmsd_config *cfg,
+		struct sclock *clock, char *err, size_t errlen)
+{
+	int ret;
+
+	ret = config_validate_plugin_keys(cfg, p->desc->keys, p->desc->n_keys, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	p->cfg = cfg;
+	p->clock = clock;
+	p->host = (struct rpmsd_coil_host){
+		.struct_size = sizeof(p->host),
+		.ctx = p,
+		.get_bool = plugin_get_bool,
+		.get_int = plugin_get_int,
+		.get_double = plugin_get_double,
+		.get_string = plugin_get_string,
+		.now_ns = plugin_now_ns,
+		.log = plugin_log,
+	};
+	ret = p->desc->ops.open(&p->host, &p->handle);
+	if (ret < 0) {
+		snprintf(err, errlen, "coil plugin '%s': open failed: %s", p->desc->name,
+			 strerror(-ret));
+		return ret;
+	}
+	p->opened = true;
+	return 0;
+}
+
+void plugin_unload(struct plugin *p)
+{
+	if (!p) {
+		return;
+	}
+	if (p->opened) {
+		/* Disarm first even though close must too: belt and braces. */
+		if (p->desc->ops.disarm) {
+			p->desc->ops.disarm(p->handle);
+		}
+		p->desc->ops.close(p->handle);
+	}
+	dlclose(p->dl);
+	free(p);
+}
+
+const struct rpmsd_coil_descriptor *plugin_descriptor(const struct plugin *p)
+{
+	return p->desc;
+}
+
+const char *plugin_path(const struct plugin *p)
+{
+	return p->path;
+}
+
+int plugin_arm(struct plugin *p)
+{
+	return p->desc->ops.arm ? p->desc->ops.arm(p->handle) : 0;
+}
+
+int plugin_disarm(struct plugin *p)
+{
+	return p->desc->ops.disarm ? p->desc->ops.disarm(p->handle) : 0;
+}
+
+int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us)
+{
+	return p->desc->ops.pulse(p->handle, intensity_pct, width_us);
+}
+
+int plugin_status(struct plugin *p, struct rpmsd_coil_status *st)
+{
+	if (!p->desc->ops.status) {
+		return -EOPNOTSUPP;
+	}
+	return p->desc->ops.status(p->handle, st);
+}
+
+void plugin_write_keys(const struct plugin *p, FILE *f)
+{
+	static const char *const types[] = {
+		[RPMSD_COIL_KEY_BOOL] = "bool", [RPMSD_COIL_KEY_INT] = "integer",
+		[RPMSD_COIL_KEY_DOUBLE] = "number", [RPMSD_COIL_KEY_STRING] = "string",
+	};
+	size_t i;
+
+	fprintf(f, "# %s: %s\n[coil.%s]\n", p->desc->name,
+		p->desc->description ? p->desc->description : "", p->desc->name);
+	for (i = 0; i < p->desc->n_keys; i++) {
+		const struct rpmsd_coil_key *k = &p->desc->keys[i];
+		const char *t = (k->type >= RPMSD_COIL_KEY_BOOL && k->type <= RPMSD_COIL_KEY_STRING)
+					? types[k->type]
+					: "?";
+
+		fprintf(f, "# %s\n", k->doc ? k->doc : "");
+		if (k->type == RPMSD_COIL_KEY_INT || k->type == RPMSD_COIL_KEY_DOUBLE) {
+			fprintf(f, "# %s, %g to %g%s%s\n", t, k->min, k->max,
+				(k->unit && *k->unit) ? " " : "", k->unit ? k->unit : "");
+		} else {
+			fprintf(f, "# %s\n", t);
+		}
+		fprintf(f, "%s = %s\n\n", k->name, k->def);
+	}
+}

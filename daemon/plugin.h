@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Coil plugin host: finds a plugin by name, dlopens it, checks its ABI and
+ * ops, validates its config section and opens it.
+ *
+ * Search order for "<name>.so": daemon.plugin_dir, each directory of
+ * $RPMSD_PLUGIN_PATH (colon-separated), the build tree's plugins/<name>/
+ * when rpmsd runs from its build tree, then the installed plugin
+ * directory. The first file that exists is used; a file that fails to load
+ * is an error, never skipped.
+ */
+#ifndef RPMSD_PLUGIN_H
+#define RPMSD_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rpmsd/coil.h>
+
+#include "config.h"
+#include "sclock.h"
+
+struct plugin;
+
+/**
+ * Find and dlopen plugin @name and check its descriptor, without opening
+ * it. For --check-config and the loader tests.
+ * @param err  receives a message naming the plugin and the problem
+ * @return 0, -ENOENT (not found), -ENOEXEC (bad ABI or descriptor), -ENOMEM
+ */
+int plugin_load(const struct rpmsd_config *cfg, const char *name,
+		struct plugin **out, char *err, size_t errlen);
+
+/**
+ * Validate the config's [coil.<name>] section against the plugin's keys,
+ * then call its open op.
+ * @return 0, -EINVAL (config), or the plugin's negative errno
+ */
+int plugin_open(struct plugin *p, const struct rpmsd_config *cfg,
+		struct sclock *clock, char *err, size_t errlen);
+
+/** Disarm, close and dlclose. Accepts NULL. */
+void plugin_unload(struct plugin *p);
+
+/** The plugin's descriptor. */
+const struct rpmsd_coil_descriptor *plugin_descriptor(const struct plugin *p);
+
+/** Full path of the loaded file. */
+const char *plugin_path(const struct plugin *p);
+
+/** Arm (no-op returning 0 if the plugin has no arm op). */
+int plugin_arm(struct plugin *p);
+
+/** Disarm (no-op returning 0 if the plugin has no disarm op). */
+int plugin_disarm(struct plugin *p);
+
+/** Fire one pulse. RT-safe. Call only with a SAFETY_OK verdict. */
+int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us);
+
+/**
+ * Read the coil status. RT-safe.
+ * @return 0, -EOPNOTSUPP if the plugin has no status op, or its error
+ */
+int plugin_status(struct plugin *p, struct rpmsd_coil_status *st);
+
+/** Print the plugin's keys as an INI [coil.<name>] section with docs. */
+void plugin_write_keys(const struct plugin *p, FILE *f);
+
+#endif /* RPMSD_PLUGIN_H */
