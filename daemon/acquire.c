@@ -1,1 +1,362 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "acquire.h"
+#include "detect.h"
+#include "dsp.h"
+#include "event.h"
+#include "policy.h"
+#include "rt.h"
+
+/* Longest the end of a session waits for a running train to finish. */
+#define ACQUIRE_DRAIN_EXTRA_NS 2000000000LL
+#define ACQUIRE_DRAIN_STEP_NS 10000000LL
+
+struct acquire {
+	struct source *src;
+	struct sclock *clock;
+	struct stim *stim;
+	struct policy *policy;
+	struct dsp_chain *dsp[SOURCE_MAX_CHANNELS];
+	struct detect *det[SOURCE_MAX_CHANNELS];
+	struct ring *events;
+	float *buf;
+	size_t block_frames;
+	uint64_t blank_samples;
+	uint64_t blank_until;			/* first sample after the blank */
+	float held[SOURCE_MAX_CHANNELS];	/* last raw sample before the blank */
+	double k_off;
+	int64_t drain_ns;
+	int done_fd;
+	atomic_bool stop;
+	_Atomic uint64_t samples;
+	pthread_t tid;
+	bool started;
+	struct acquire_stats stats;
+};
+
+static void acquire_push(struct acquire *a, struct event *ev, int64_t t)
+{
+	event_stamp(ev, t);
+	ring_push(a->events, ev);
+}
+
+static void acquire_state(struct acquire *a, enum event_state state, int code,
+			  const char *reason, uint64_t sample)
+{
+	struct event ev = { .type = EVENT_STATE, .sample = sample };
+
+	ev.u.state.state = state;
+	ev.u.state.code = code;
+	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);
+	acquire_push(a, &ev, sclock_now(a->clock));
+}
+
+static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
+			  const struct detect_result *r)
+{
+	struct event ev = { .type = EVENT_BURST_ONSET, .channel = ch, .sample = sample };
+	struct stim_request req;
+	int64_t now = sclock_now(a->clock);
+	enum event_action act;
+
+	act = policy_on_onset(a->policy, now, sample, ch, &req);
+	if (act == EVENT_ACTION_REQUESTED) {
+		if (stim_post(a->stim, &req) < 0) {
+			policy_cancel_last(a->policy);
+			act = EVENT_ACTION_BUSY;
+		} else {
+			ev.u.burst.train_id = req.train_id;
+		}
+	}
+	switch (act) {
+	case EVENT_ACTION_REQUESTED:
+		a->stats.requested++;
+		break;
+	case EVENT_ACTION_REFRACTORY:
+		a->stats.refractory++;
+		break;
+	case EVENT_ACTION_BUSY:
+		a->stats.busy++;
+		break;
+	default:
+		break;
+	}
+	a->stats.onsets[ch]++;
+	ev.u.burst.edge_sample = r->edge_sample;
+	ev.u.burst.envelope = r->envelope;
+	ev.u.burst.threshold = r->threshold;
+	ev.u.burst.baseline = r->baseline;
+	ev.u.burst.action = act;
+	acquire_push(a, &ev, now);
+}
+
+static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
+			 enum detect_edge edge, const struct detect_result *r)
+{
+	struct event ev = { .channel = ch, .sample = sample };
+
+	switch (edge) {
+	case DETECT_CALIBRATED:
+		a->stats.calibrated[ch] = true;
+		ev.type = EVENT_CALIBRATED;
+		ev.u.calib.baseline = r->baseline;
+		ev.u.calib.spread = r->spread;
+		ev.u.calib.on_threshold = r->threshold;
+		ev.u.calib.off_threshold = r->baseline + a->k_off * r->spread;
+		break;
+	case DETECT_ONSET:
+		acquire_onset(a, ch, sample, r);
+		return;
+	case DETECT_OFFSET:
+		a->stats.offsets[ch]++;
+		ev.type = EVENT_BURST_OFFSET;
+		ev.u.burst.edge_sample = r->edge_sample;
+		ev.u.burst.envelope = r->envelope;
+		ev.u.burst.threshold = r->threshold;
+		ev.u.burst.baseline = r->baseline;
+		break;
+	default:
+		return;
+	}
+	acquire_push(a, &ev, sclock_now(a->clock));
+}
+
+/* Let a train in progress finish before the session ends (bounded). */
+static void acquire_drain(struct acquire *a)
+{
+	int64_t start = sclock_now(a->clock);
+	int64_t t = start;
+	struct timespec step = { .tv_sec = 0, .tv_nsec = ACQUIRE_DRAIN_STEP_NS };
+
+	while (!atomic_load(&a->stop) && t - start < a->drain_ns) {
+		if (sclock_is_virtual(a->clock)) {
+			/* Move time on so pending pulses come due. */
+			sclock_advance(a->clock, t + ACQUIRE_DRAIN_STEP_NS);
+		} else {
+			nanosleep(&step, NULL);
+		}
+		if (stim_idle(a->stim)) {
+			break;
+		}
+		t = sclock_now(a->clock);
+	}
+}
+
+static void acquire_block(struct acquire *a, const struct source_block *blk)
+{
+	unsigned nch = a->src->channels;
+	struct detect_result r;
+	enum detect_edge edge;
+	size_t i;
+	unsigned ch;
+
+	for (i = 0; i < blk->frames; i++) {
+		uint64_t sample = blk->first_sample + i;
+		bool blanked = sample < a->blank_until;
+
+		for (ch = 0; ch < nch; ch++) {
+			float x = a->buf[i * nch + ch];
+			float env;
+
+			/*
+			 * Hold the last clean value through the blank: the
+			 * stimulation artefact never enters the filters, so
+			 * they do not ring with it after the blank ends.
+			 */
+			if (blanked) {
+				x = a->held[ch];
+			} else {
+				a->held[ch] = x;
+			}
+			env = dsp_chain_step(a->dsp[ch], x, NULL);
+
+			edge = detect_step(a->det[ch], sample, env, &r);
+			if (edge != DETECT_NONE) {
+				acquire_edge(a, ch, sample, edge, &r);
+			}
+		}
+	}
+}
+
+static void *acquire_thread(void *arg)
+{
+	struct acquire *a = arg;
+	struct source_block blk;
+	uint64_t pulses_seen = 0, pulses, one = 1, end_sample = 0;
+	double rate = a->src->rate_hz;
+	unsigned ch;
+	int ret;
+
+	rt_prefault_stack();
+	ret = a->src->ops->start(a->src, sclock_t0_mono(a->clock));
+	while (ret >= 0 && !atomic_load(&a->stop)) {
+		ret = a->src->ops->read(a->src, a->buf, a->block_frames, &blk);
+		if (ret <= 0) {
+			break;
+		}
+		end_sample = blk.first_sample + blk.frames;
+		sclock_set_samples(a->clock, end_sample);
+		if (sclock_is_virtual(a->clock)) {
+			/* The block "arrives" when its last sample does, as from an ADC. */
+			sclock_advance(a->clock, llround((double)end_sample * 1e9 / rate));
+		}
+		/* Our own pulses since the last block: blank the stimulation artefact. */
+		pulses = stim_pulse_count(a->stim);
+		if (pulses != pulses_seen && a->blank_samples > 0) {
+			a->blank_until = blk.first_sample + a->blank_samples;
+			for (ch = 0; ch < a->src->channels; ch++) {
+				detect_blank(a->det[ch], blk.first_sample, a->blank_samples);
+			}
+		}
+		pulses_seen = pulses;
+		acquire_block(a, &blk);
+		a->stats.blocks++;
+		a->stats.samples = end_sample;
+		atomic_store(&a->samples, end_sample);
+	}
+	if (ret < 0) {
+		a->stats.source_error = ret;
+		acquire_state(a, EVENT_STATE_FAULT, ret, "source read failed", end_sample);
+	} else if (ret == 0) {
+		a->stats.ended = true;
+		acquire_drain(a);
+		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", end_sample);
+	}
+	if (write(a->done_fd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter cannot overflow from one write: nothing to do. */
+	}
+	return NULL;
+}
+
+int acquire_create(const struct rpmsd_config *cfg, struct source *src,
+		   struct sclock *clock, struct stim *stim, struct acquire **out,
+		   char *err, size_t errlen)
+{
+	struct acquire *a = calloc(1, sizeof(*a));
+	unsigned ch;
+	int ret;
+
+	if (!a) {
+		return -ENOMEM;
+	}
+	a->src = src;
+	a->clock = clock;
+	a->stim = stim;
+	a->done_fd = -1;
+	a->k_off = cfg->detect.k_off;
+	a->block_frames = (size_t)cfg->source.block_frames;
+	a->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * src->rate_hz / 1000.0);
+	a->drain_ns = (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN
+			       ? policy_train_span_ns((uint32_t)cfg->stim.train_pulses,
+						      cfg->stim.train_frequency_hz)
+			       : 0) +
+		      ACQUIRE_DRAIN_EXTRA_NS;
+	a->buf = calloc(a->block_frames * src->channels, sizeof(float));
+	if (!a->buf) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	for (ch = 0; ch < src->channels; ch++) {
+		ret = dsp_chain_create(cfg, src->rate_hz, &a->dsp[ch], err, errlen);
+		if (ret < 0) {
+			goto err_free;
+		}
+		ret = detect_create(cfg, src->rate_hz, &a->det[ch], err, errlen);
+		if (ret < 0) {
+			goto err_free;
+		}
+	}
+	ret = policy_create(cfg, &a->policy);
+	if (ret < 0) {
+		goto err_free;
+	}
+	ret = ring_create((size_t)cfg->publish.ring_records, sizeof(struct event), &a->events);
+	if (ret < 0) {
+		goto err_free;
+	}
+	a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->done_fd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	atomic_init(&a->stop, false);
+	atomic_init(&a->samples, 0);
+	*out = a;
+	return 0;
+
+err_free:
+	acquire_destroy(a);
+	return ret;
+}
+
+void acquire_destroy(struct acquire *a)
+{
+	unsigned ch;
+
+	if (!a) {
+		return;
+	}
+	acquire_stop(a);
+	if (a->done_fd >= 0) {
+		close(a->done_fd);
+	}
+	ring_destroy(a->events);
+	policy_destroy(a->policy);
+	for (ch = 0; ch < SOURCE_MAX_CHANNELS; ch++) {
+		detect_destroy(a->det[ch]);
+		dsp_chain_destroy(a->dsp[ch]);
+	}
+	free(a->buf);
+	free(a);
+}
+
+int acquire_start(struct acquire *a, int priority, bool *got_rt)
+{
+	int ret;
+
+	ret = rt_thread_start(&a->tid, "rpmsd-acquire", priority, acquire_thread, a, got_rt);
+	if (ret < 0) {
+		return ret;
+	}
+	a->started = true;
+	return 0;
+}
+
+void acquire_stop(struct acquire *a)
+{
+	if (!a || !a->started) {
+		return;
+	}
+	atomic_store(&a->stop, true);
+	/* A virtual-time hand-off may be waiting on the stim thread. */
+	pthread_join(a->tid, NULL);
+	a->started = false;
+}
+
+int acquire_done_fd(const struct acquire *a)
+{
+	return a->done_fd;
+}
+
+uint64_t acquire_samples(const struct acquire *a)
+{
+	return atomic_load(&((struct acquire *)a)->samples);
+}
+
+struct ring *acquire_events(struct acquire *a)
+{
+	return a->events;
+}
+
+void acquire_get_stats(const struct acquire *a, struct acquire_stats *st)
+{
+	*st = a->stats;
+}

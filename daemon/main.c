@@ -1,1 +1,148 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpmsd: closed-loop rPMS controller. Command line only; the work is in
+ * the rpmsd-core library (session.c and what it wires together).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+#include "rpmsd-build.h"
+#include "session.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rpmsd [OPTIONS]\n"
+		"Closed-loop repetitive peripheral magnetic stimulation controller.\n"
+		"\n"
+		"  -c, --config FILE         configuration (default %s)\n"
+		"      --check-config FILE   validate FILE (keys, coil plugin, source) and exit\n"
+		"      --fast                replay as fast as possible, in the recording's own time\n"
+		"      --wait-subscriber[=S] wait up to S seconds (default 10) for an event\n"
+		"                            subscriber before starting\n"
+		"      --print-config        print a configuration with every key and its default\n"
+		"      --plugin-keys NAME    print the [coil.NAME] keys of a coil plugin\n"
+		"  -V, --version             print the version\n"
+		"  -h, --help                this help\n"
+		"\n"
+		"Exit status: 0 clean end, 1 start-up or configuration error, 2 usage error,\n"
+		"3 a fault during the run (source error, coil fault).\n",
+		RPMSD_CONFIG_FILE);
+}
+
+static int load_config(struct rpmsd_config *cfg, const char *path)
+{
+	char err[CONFIG_ERR_MAX];
+	int ret;
+
+	ret = config_load(cfg, path, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "rpmsd: %s\n", err);
+		return ret;
+	}
+	return 0;
+}
+
+static int plugin_keys(const char *name)
+{
+	char err[1024];
+	struct plugin *p;
+	int ret;
+
+	ret = plugin_load(NULL, name, &p, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "rpmsd: %s\n", err);
+		return 1;
+	}
+	plugin_write_keys(p, stdout);
+	plugin_unload(p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 256, OPT_FAST, OPT_WAIT, OPT_PRINT, OPT_PLUGIN_KEYS };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, OPT_CHECK },
+		{ "fast", no_argument, NULL, OPT_FAST },
+		{ "wait-subscriber", optional_argument, NULL, OPT_WAIT },
+		{ "print-config", no_argument, NULL, OPT_PRINT },
+		{ "plugin-keys", required_argument, NULL, OPT_PLUGIN_KEYS },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct session_options sopt = { 0 };
+	static struct rpmsd_config cfg;
+	const char *config_path = RPMSD_CONFIG_FILE;
+	const char *check = NULL;
+	char *end;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case OPT_CHECK:
+			check = optarg;
+			break;
+		case OPT_FAST:
+			sopt.fast = true;
+			break;
+		case OPT_WAIT:
+			sopt.wait_subscriber_s = 10.0;
+			if (optarg) {
+				errno = 0;
+				sopt.wait_subscriber_s = strtod(optarg, &end);
+				if (errno || *end || !(sopt.wait_subscriber_s > 0) ||
+				    sopt.wait_subscriber_s > 3600) {
+					fprintf(stderr,
+						"rpmsd: --wait-subscriber: '%s' is not a number of seconds (allowed: 0 < S <= 3600)\n",
+						optarg);
+					return 2;
+				}
+			}
+			break;
+		case OPT_PRINT:
+			config_write_template(stdout);
+			return 0;
+		case OPT_PLUGIN_KEYS:
+			return plugin_keys(optarg);
+		case 'V':
+			printf("rpmsd %s (coil plugin ABI %d.%d)\n", RPMSD_VERSION,
+			       RPMSD_COIL_ABI_MAJOR, RPMSD_COIL_ABI_MINOR);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rpmsd: unexpected argument '%s' (see rpmsd --help)\n",
+			argv[optind]);
+		return 2;
+	}
+	if (check) {
+		if (load_config(&cfg, check) < 0 || session_check(&cfg) < 0) {
+			return 1;
+		}
+		printf("%s: configuration is valid\n", check);
+		return 0;
+	}
+	if (load_config(&cfg, config_path) < 0) {
+		return 1;
+	}
+	log_set_level((enum log_level)cfg.daemon.log_level);
+	return session_run(&cfg, &sopt, stdout);
+}

@@ -1,1 +1,356 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Session: wiring and lifecycle. Start-up order matters for safety and
+ * real time: everything is allocated first, signals are blocked before
+ * any thread exists (so only signalfd sees them), memory is locked, the
+ * stim thread starts disarmed, and acquisition starts last. Shutdown runs
+ * the other way: acquisition stops, the stim thread disarms the coil and
+ * exits, then the publisher drains every ring so no event is lost.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "acquire.h"
+#include "event.h"
+#include "log.h"
+#include "plugin.h"
+#include "publish.h"
+#include "rt.h"
+#include "safety.h"
+#include "sclock.h"
+#include "session.h"
+#include "source.h"
+#include "stim.h"
+
+#define SESSION_ERR_MAX 2048
+#define SESSION_MAIN_RING 64
+
+struct session {
+	const struct rpmsd_config *cfg;
+	struct source *src;
+	struct sclock *clock;
+	struct plugin *plugin;
+	struct stim *stim;
+	struct acquire *acq;
+	struct publish *pub;
+	struct ring *main_events;
+	int sfd;
+	sigset_t oldmask;
+	bool masked;
+};
+
+static void session_state(struct session *s, enum event_state state, const char *reason)
+{
+	struct event ev = { .type = EVENT_STATE, .sample = sclock_samples(s->clock) };
+
+	ev.u.state.state = state;
+	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);
+	event_stamp(&ev, sclock_now(s->clock));
+	ring_push(s->main_events, &ev);
+}
+
+static void session_free(struct session *s)
+{
+	acquire_destroy(s->acq);
+	stim_destroy(s->stim);
+	publish_destroy(s->pub);
+	plugin_unload(s->plugin);
+	source_destroy(s->src);
+	ring_destroy(s->main_events);
+	sclock_destroy(s->clock);
+	if (s->sfd >= 0) {
+		close(s->sfd);
+	}
+	if (s->masked) {
+		pthread_sigmask(SIG_SETMASK, &s->oldmask, NULL);
+	}
+}
+
+static int session_build(struct session *s, const struct session_options *opt)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	char err[SESSION_ERR_MAX];
+	bool paced = cfg->source.realtime && !opt->fast;
+	int ret;
+
+	err[0] = '\0';
+	ret = source_replay_open(cfg, paced, &s->src, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	log_info("source: %s%s", s->src->description, paced ? "" : ", as fast as possible");
+	ret = sclock_create(!paced, &s->clock);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = plugin_load(cfg, cfg->stim.plugin, &s->plugin, err, sizeof(err));
+	if (ret == 0) {
+		ret = plugin_open(s->plugin, cfg, s->clock, err, sizeof(err));
+	}
+	if (ret < 0) {
+		log_err("%s", err);
+		return ret;
+	}
+	log_info("coil plugin: %s (%s)", cfg->stim.plugin, plugin_path(s->plugin));
+	ret = stim_create(cfg, s->clock, s->plugin, &s->stim);
+	if (ret < 0) {
+		log_err("stim: %s", strerror(-ret));
+		return ret;
+	}
+	ret = acquire_create(cfg, s->src, s->clock, s->stim, &s->acq, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	ret = ring_create(SESSION_MAIN_RING, sizeof(struct event), &s->main_events);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = publish_create(cfg, s->src->rate_hz, &s->pub, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	publish_add_ring(s->pub, acquire_events(s->acq), "acquire");
+	publish_add_ring(s->pub, stim_events(s->stim), "stim");
+	publish_add_ring(s->pub, s->main_events, "main");
+	return 0;
+}
+
+static int session_signals(struct session *s)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	/* Before any thread starts: every thread inherits the blocked mask. */
+	if (pthread_sigmask(SIG_BLOCK, &mask, &s->oldmask) != 0) {
+		return -errno;
+	}
+	s->masked = true;
+	s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->sfd < 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+static void session_warn_rt(const char *thread, int priority, bool got_rt)
+{
+	if (priority > 0 && !got_rt) {
+		log_warn("%s thread: SCHED_FIFO priority %d refused (no CAP_SYS_NICE or "
+			 "RLIMIT_RTPRIO); running with normal scheduling", thread, priority);
+	}
+}
+
+/* Wait for the end of the recording or a signal. @return 0, or the signal. */
+static int session_wait(struct session *s)
+{
+	struct pollfd fds[2] = {
+		{ .fd = s->sfd, .events = POLLIN },
+		{ .fd = acquire_done_fd(s->acq), .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
+				   acquire_samples(s->acq));
+		if (poll(fds, 2, 200) < 0 && errno != EINTR) {
+			return 0;
+		}
+		if (fds[1].revents & POLLIN) {
+			return 0;
+		}
+		if ((fds[0].revents & POLLIN) && read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGHUP) {
+				log_info("SIGHUP: live reload is not supported yet; ignored");
+				continue;
+			}
+			return (int)si.ssi_signo;
+		}
+	}
+}
+
+static void session_summary(struct session *s, FILE *f, int signo)
+{
+	struct acquire_stats as;
+	struct stim_stats ss;
+	struct publish_stats ps;
+	uint64_t onsets = 0, offsets = 0, dropped = 0;
+	unsigned ch, r;
+
+	acquire_get_stats(s->acq, &as);
+	stim_get_stats(s->stim, &ss);
+	publish_stats(s->pub, &ps);
+	for (ch = 0; ch < s->src->channels; ch++) {
+		onsets += as.onsets[ch];
+		offsets += as.offsets[ch];
+	}
+	for (r = 0; r < SAFETY_RULE_COUNT; r++) {
+		dropped += ss.dropped_by_rule[r];
+	}
+	fprintf(f, "\nrpmsd session summary\n");
+	fprintf(f, "  recording:       %s\n", s->src->description);
+	fprintf(f, "  processed:       %" PRIu64 " samples (%.2f s)%s\n", as.samples,
+		(double)as.samples / s->src->rate_hz,
+		as.ended ? ", to the end" : signo ? ", stopped by a signal" : ", stopped early");
+	if (as.source_error) {
+		fprintf(f, "  source error:    %s\n", strerror(-as.source_error));
+	}
+	fprintf(f, "  bursts detected: %" PRIu64 " (onsets), %" PRIu64 " ended (offsets)\n",
+		onsets, offsets);
+	fprintf(f, "    started stimulation %" PRIu64 ", ignored in refractory time %" PRIu64
+		   ", ignored with a request pending %" PRIu64 "\n",
+		as.requested, as.refractory, as.busy);
+	fprintf(f, "  pulses fired:    %" PRIu64 " in %" PRIu64 " requested trains\n",
+		ss.pulses, ss.requests);
+	fprintf(f, "  pulses refused:  %" PRIu64 " not delivered (%" PRIu64 " refusals)\n",
+		dropped, ss.refusals);
+	for (r = 1; r < SAFETY_RULE_COUNT; r++) {
+		if (ss.refused_by_rule[r] || ss.dropped_by_rule[r]) {
+			fprintf(f, "    %-20s %" PRIu64 " refusals, %" PRIu64 " pulses not delivered\n",
+				safety_rule_name(r), ss.refused_by_rule[r], ss.dropped_by_rule[r]);
+		}
+	}
+	if (ss.faults) {
+		fprintf(f, "  coil faults:     %" PRIu64 " (coil disarmed)\n", ss.faults);
+	}
+	if (ss.dropped_at_stop) {
+		fprintf(f, "  not delivered:   %" PRIu64 " pulses pending at shutdown\n",
+			ss.dropped_at_stop);
+	}
+	fprintf(f, "  events:          %" PRIu64 " published, %" PRIu64 " lost in rings, %" PRIu64
+		   " refused by slow subscribers\n",
+		ps.sent, ps.ring_drops, ps.hwm_drops);
+	fflush(f);
+}
+
+int session_run(const struct rpmsd_config *cfg, const struct session_options *opt,
+		FILE *summary)
+{
+	struct session s = { .cfg = cfg, .sfd = -1 };
+	int stim_prio = cfg->daemon.stim_priority;
+	int acq_prio = cfg->daemon.acquire_priority;
+	bool got_rt;
+	int ret, signo = 0, status = 0;
+
+	ret = session_build(&s, opt);
+	if (ret < 0) {
+		goto err_free;
+	}
+	ret = session_signals(&s);
+	if (ret < 0) {
+		log_err("signals: %s", strerror(-ret));
+		goto err_free;
+	}
+	if (opt->wait_subscriber_s > 0) {
+		log_info("waiting up to %.1f s for a subscriber on %s", opt->wait_subscriber_s,
+			 publish_endpoint(s.pub));
+		if (publish_wait_subscriber(s.pub, opt->wait_subscriber_s) < 0) {
+			log_warn("no subscriber after %.1f s; starting anyway",
+				 opt->wait_subscriber_s);
+		}
+	}
+	ret = publish_start(s.pub);
+	if (ret < 0) {
+		log_err("publisher: %s", strerror(-ret));
+		goto err_free;
+	}
+	ret = rt_lock_memory();
+	if (ret < 0) {
+		log_warn("mlockall: %s; memory is not locked (page faults possible)",
+			 strerror(-ret));
+	}
+	sclock_start(s.clock);
+	session_state(&s, EVENT_STATE_STARTED, "session started");
+	if (sclock_is_virtual(s.clock)) {
+		/*
+		 * Fast replay runs flat out in virtual time: real-time
+		 * priorities would only starve the publisher.
+		 */
+		stim_prio = 0;
+		acq_prio = 0;
+		log_info("fast replay: real-time scheduling not used");
+	}
+	ret = stim_start(s.stim, stim_prio, &got_rt);
+	if (ret < 0) {
+		log_err("stim thread: %s", strerror(-ret));
+		goto err_stop;
+	}
+	session_warn_rt("stim", stim_prio, got_rt);
+	if (cfg->daemon.arm_on_start) {
+		log_warn("daemon.arm_on_start: the coil is armed without a command");
+		stim_set_armed(s.stim, true, "arm_on_start");
+	}
+	ret = acquire_start(s.acq, acq_prio, &got_rt);
+	if (ret < 0) {
+		log_err("acquire thread: %s", strerror(-ret));
+		goto err_stop;
+	}
+	session_warn_rt("acquire", acq_prio, got_rt);
+	log_info("running%s", cfg->daemon.arm_on_start ? " (armed)" : " (disarmed)");
+
+	signo = session_wait(&s);
+	if (signo) {
+		log_info("%s: stopping", strsignal(signo));
+	}
+	session_state(&s, EVENT_STATE_STOPPING, signo ? "signal" : "end of recording");
+	ret = 0;
+err_stop:
+	acquire_stop(s.acq);
+	stim_stop(s.stim);	/* disarms the coil */
+	sclock_stop(s.clock);
+	publish_stop(s.pub);
+	if (ret == 0 && summary) {
+		session_summary(&s, summary, signo);
+	}
+	if (ret == 0) {
+		struct acquire_stats as;
+		struct stim_stats ss;
+
+		acquire_get_stats(s.acq, &as);
+		stim_get_stats(s.stim, &ss);
+		status = (as.source_error || ss.faults) ? 3 : 0;
+	}
+err_free:
+	session_free(&s);
+	return ret < 0 ? 1 : status;
+}
+
+int session_check(const struct rpmsd_config *cfg)
+{
+	char err[SESSION_ERR_MAX];
+	struct plugin *plugin = NULL;
+	struct source *src = NULL;
+	int ret;
+
+	err[0] = '\0';
+	ret = plugin_load(cfg, cfg->stim.plugin, &plugin, err, sizeof(err));
+	if (ret == 0) {
+		ret = config_validate_plugin_keys(cfg, plugin_descriptor(plugin)->keys,
+						  plugin_descriptor(plugin)->n_keys, err,
+						  sizeof(err));
+	}
+	plugin_unload(plugin);
+	if (ret < 0) {
+		fprintf(stderr, "%s\n", err);
+		return ret;
+	}
+	ret = source_replay_open(cfg, false, &src, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "%s\n", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	source_destroy(src);
+	return 0;
+}

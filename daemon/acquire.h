@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The acquire thread: reads blocks from the source and runs, per sample
+ * and channel, dsp -> detect, and on a burst onset the policy, posting
+ * stimulation requests to the stim thread. Everything it needs is
+ * allocated in acquire_create; its loop only reads, computes and pushes
+ * fixed-size records.
+ *
+ * At the end of the data it waits (bounded) until the stim thread has
+ * finished any train in progress, then signals the main thread through
+ * an eventfd.
+ */
+#ifndef RPMSD_ACQUIRE_H
+#define RPMSD_ACQUIRE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ring.h"
+#include "sclock.h"
+#include "source.h"
+#include "stim.h"
+
+/** Counters for the session summary. */
+struct acquire_stats {
+	uint64_t samples;			/* frames processed */
+	uint64_t blocks;
+	uint64_t onsets[SOURCE_MAX_CHANNELS];
+	uint64_t offsets[SOURCE_MAX_CHANNELS];
+	uint64_t requested;			/* onsets that posted a request */
+	uint64_t refractory;			/* onsets ignored: refractory */
+	uint64_t busy;				/* onsets ignored: mailbox full */
+	uint64_t calibrating;			/* onsets ignored: not calibrated */
+	bool calibrated[SOURCE_MAX_CHANNELS];
+	int source_error;			/* negative errno of a read, 0 */
+	bool ended;				/* the source reached its end */
+};
+
+struct acquire;
+
+/**
+ * Create the acquire stage for @src (kept, not owned).
+ * @param err  receives a message naming the offending config key
+ * @return 0, -EINVAL, -ENOMEM
+ */
+int acquire_create(const struct rpmsd_config *cfg, struct source *src,
+		   struct sclock *clock, struct stim *stim, struct acquire **out,
+		   char *err, size_t errlen);
+
+/** Stop if running, free. Accepts NULL. */
+void acquire_destroy(struct acquire *a);
+
+/**
+ * Start the thread at SCHED_FIFO @priority (0: normal scheduling).
+ * @param got_rt  false when the real-time policy was refused
+ */
+int acquire_start(struct acquire *a, int priority, bool *got_rt);
+
+/** Ask the thread to stop and join it. */
+void acquire_stop(struct acquire *a);
+
+/** An eventfd that becomes readable when the thread has finished. */
+int acquire_done_fd(const struct acquire *a);
+
+/** Samples processed so far (atomic). */
+uint64_t acquire_samples(const struct acquire *a);
+
+/** The acquire thread's event ring. */
+struct ring *acquire_events(struct acquire *a);
+
+/** Copy the counters (exact once the thread is stopped). */
+void acquire_get_stats(const struct acquire *a, struct acquire_stats *st);
+
+#endif /* RPMSD_ACQUIRE_H */

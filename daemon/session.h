@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One run of the daemon: builds the pipeline from a validated config,
+ * runs it until the recording ends or a signal arrives, shuts it down coil
+ * first, and prints the session summary.
+ */
+#ifndef RPMSD_SESSION_H
+#define RPMSD_SESSION_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+
+/** Command-line choices that are not config keys. */
+struct session_options {
+	bool fast;			/* replay as fast as possible (virtual time) */
+	double wait_subscriber_s;	/* > 0: wait for a subscriber before starting */
+};
+
+/**
+ * Run a session.
+ * @param summary  where the end-of-session summary goes (NULL: nowhere)
+ * @return 0 on a clean end (recording ended or SIGINT/SIGTERM), 1 on a
+ *         start-up error (already reported), 3 on a fault during the run
+ */
+int session_run(const struct rpmsd_config *cfg, const struct session_options *opt,
+		FILE *summary);
+
+/**
+ * Validate a config completely without running: keys, the coil plugin and
+ * its section, and the source file. Prints problems on stderr.
+ * @return 0 when valid, -EINVAL or another -errno otherwise
+ */
+int session_check(const struct rpmsd_config *cfg);
+
+#endif /* RPMSD_SESSION_H */

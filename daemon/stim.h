@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stim thread: takes requests from the policy, schedules each pulse at
+ * an absolute session time, asks the safety gate about every single pulse
+ * just before it fires, and only then calls the coil plugin.
+ *
+ * A refused pulse ends its train (the rest is dropped, never resumed
+ * later). A plugin error on pulse is a fault: the gate and the coil are
+ * disarmed at once. Every pulse, refusal, fault and arm state change is an
+ * event in the stim thread's own ring.
+ */
+#ifndef RPMSD_STIM_H
+#define RPMSD_STIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "plugin.h"
+#include "policy.h"
+#include "ring.h"
+#include "safety.h"
+#include "sclock.h"
+
+/** Counters for the session summary. */
+struct stim_stats {
+	uint64_t requests;			/* trains requested */
+	uint64_t pulses;			/* pulses delivered */
+	uint64_t refusals;			/* refusal events */
+	uint64_t refused_by_rule[SAFETY_RULE_COUNT];	/* refusal events per rule */
+	uint64_t dropped_by_rule[SAFETY_RULE_COUNT];	/* pulses not delivered, per rule */
+	uint64_t faults;			/* plugin errors on pulse */
+	uint64_t dropped_at_stop;		/* pulses pending when stopped */
+};
+
+struct stim;
+
+/**
+ * Create the stim stage. @plugin must be open; it stays owned by the caller.
+ * @return 0, -ENOMEM, -EINVAL
+ */
+int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
+		struct plugin *plugin, struct stim **out);
+
+/** Stop if running, free. Does not unload the plugin. Accepts NULL. */
+void stim_destroy(struct stim *s);
+
+/**
+ * Start the thread at SCHED_FIFO @priority (0: normal scheduling).
+ * @param got_rt  false when the real-time policy was refused
+ * @return 0, or -errno from pthread_create
+ */
+int stim_start(struct stim *s, int priority, bool *got_rt);
+
+/**
+ * Disarm, drop whatever is pending, and join the thread. The coil is
+ * disarmed when this returns.
+ */
+void stim_stop(struct stim *s);
+
+/**
+ * Post a request (acquire thread only). RT-safe.
+ * @return 0, or -EBUSY when the mailbox is full (nothing posted)
+ */
+int stim_post(struct stim *s, const struct stim_request *req);
+
+/**
+ * Ask the stim thread to arm or disarm (any non-RT thread).
+ * @param reason  a string with static storage (it is kept, not copied)
+ */
+void stim_set_armed(struct stim *s, bool armed, const char *reason);
+
+/** True when no train is running and no request is waiting. */
+bool stim_idle(const struct stim *s);
+
+/** Number of pulses delivered so far (atomic; for blanking and heartbeats). */
+uint64_t stim_pulse_count(const struct stim *s);
+
+/** True when the gate is armed (atomic snapshot). */
+bool stim_armed(const struct stim *s);
+
+/** The stim thread's event ring. */
+struct ring *stim_events(struct stim *s);
+
+/** Copy the counters (exact once the thread is stopped). */
+void stim_get_stats(const struct stim *s, struct stim_stats *st);
+
+#endif /* RPMSD_STIM_H */

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for the integration tests: run the real rpmsd binary with a
+config, subscribe to its event stream with a real ZeroMQ SUB socket, and
+collect everything it publishes until it exits."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import zmq
+
+BUILD = os.environ.get("RPMSD_BUILD_ROOT", "")
+SOURCE = os.environ.get("RPMSD_SOURCE_ROOT", "")
+RPMSD = os.path.join(BUILD, "daemon", "rpmsd")
+RPMSCTL = os.path.join(BUILD, "tools", "rpmsctl")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(text, directory):
+    fd, path = tempfile.mkstemp(suffix=".conf", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def demo_config(endpoint, extra=None, pulse_log=None):
+    """The demo configuration with the endpoint (and optionally more keys)
+    replaced, and the recording path made absolute."""
+    lines = []
+    section = None
+    with open(os.path.join(SOURCE, "config", "demo.conf")) as f:
+        for raw in f:
+            line = raw.rstrip("\n")
+            s = line.strip()
+            if s.startswith("["):
+                section = s.strip("[]")
+            elif "=" in s and not s.startswith(("#", ";")):
+                key = s.split("=", 1)[0].strip()
+                if section == "publish" and key == "endpoint":
+                    line = "endpoint = " + endpoint
+                elif section == "source" and key == "file":
+                    val = s.split("=", 1)[1].strip()
+                    line = "file = " + os.path.join(SOURCE, "config", val)
+                elif extra and (section, key) in extra:
+                    line = "%s = %s" % (key, extra.pop((section, key)))
+            lines.append(line)
+    if extra:
+        for (sec, key), val in extra.items():
+            lines.append("[%s]" % sec)
+            lines.append("%s = %s" % (key, val))
+    if pulse_log:
+        lines.append("[coil.sim]")
+        lines.append("pulse_log = " + pulse_log)
+    return "\n".join(lines) + "\n"
+
+
+class Run:
+    """One daemon run with a subscriber. messages: list of (topic, body dict,
+    raw body str) in arrival order."""
+
+    def __init__(self, config_text, args=("--fast",), timeout=120, stop_when=None):
+        import json
+        self.tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
+        self.config = write_config(config_text, self.tmp)
+        self.messages = []
+        ctx = zmq.Context.instance()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
+        endpoint = None
+        for line in config_text.splitlines():
+            if line.strip().startswith("endpoint"):
+                endpoint = line.split("=", 1)[1].strip()
+        proc = subprocess.Popen(
+            [RPMSD, "--config", self.config, "--wait-subscriber=20"] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Connect after the daemon bound; ZeroMQ reconnects until it has.
+        sub.connect(endpoint)
+        deadline = time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        exited_at = None
+        started = time.monotonic()
+        stopped = False
+        while time.monotonic() < deadline:
+            if stop_when is not None and not stopped and stop_when(self.messages):
+                proc.send_signal(signal.SIGTERM)
+                stopped = True
+                self.stopped_at = time.monotonic() - started
+            if poller.poll(100):
+                topic, body = sub.recv_multipart()[:2]
+                raw = body.decode()
+                self.messages.append((topic.decode(), json.loads(raw), raw))
+                continue
+            if proc.poll() is not None:
+                # Drain what is still in flight, then stop.
+                if exited_at is None:
+                    exited_at = time.monotonic()
+                elif time.monotonic() - exited_at > 0.5:
+                    break
+        else:
+            proc.kill()
+            raise AssertionError("rpmsd did not finish within %d s" % timeout)
+        self.stdout, self.stderr = proc.communicate()
+        self.returncode = proc.returncode
+        sub.close(linger=0)
+
+    def of(self, topic, **match):
+        out = []
+        for t, body, _ in self.messages:
+            if t != topic:
+                continue
+            if all(body.get(k) == v for k, v in match.items()):
+                out.append(body)
+        return out
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def run_tests(tests):
+    """Run test functions; print a closing 'N passed, N failed' line."""
+    passed = failed = 0
+    for fn in tests:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - report every failure kind
+            failed += 1
+            print("FAIL %s: %s" % (fn.__name__, e), flush=True)
+        else:
+            passed += 1
+            print("ok   %s" % fn.__name__, flush=True)
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

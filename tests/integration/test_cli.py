@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The rpmsd and rpmsctl command lines: configuration errors are refused
+with FILE:LINE messages before anything starts, usage errors exit 2, and
+rpmsctl tail works as a subscriber of a real daemon."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rpmsd_rig as rig  # noqa: E402
+from rpmsd_rig import check  # noqa: E402
+
+TMP = tempfile.mkdtemp(prefix="rpmsd-cli-")
+DEMO = os.path.join(rig.SOURCE, "config", "demo.conf")
+
+
+def rpmsd(*args, timeout=60):
+    return subprocess.run([rig.RPMSD] + list(args), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def conf(name, text):
+    path = os.path.join(TMP, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def base(extra=""):
+    return ("[source]\nfile = %s/data/emg/emg_1.txt\n[publish]\nendpoint = tcp://127.0.0.1:%d\n%s"
+            % (rig.SOURCE, rig.free_port(), extra))
+
+
+def test_check_config_accepts_demo():
+    r = rpmsd("--check-config", DEMO)
+    check(r.returncode == 0, r.stderr)
+    check(r.stdout == "%s: configuration is valid\n" % DEMO, r.stdout)
+
+
+def expect_refused(path, message, *extra_args):
+    """Both --check-config and a real start refuse with exactly @message."""
+    for args in (("--check-config", path), ("--config", path) + extra_args):
+        r = rpmsd(*args)
+        check(r.returncode == 1, "%s: exit %d, stderr %r" % (args, r.returncode, r.stderr))
+        check(message in r.stderr, "%s: stderr %r lacks %r" % (args, r.stderr, message))
+        check("running" not in r.stderr and not r.stdout.strip(),
+              "%s: something ran: %r %r" % (args, r.stdout, r.stderr))
+
+
+def test_unknown_key():
+    p = conf("unknown.conf", base("[stim]\nintensty_pct = 30\n"))
+    expect_refused(p, "rpmsd: %s:6: stim.intensty_pct: unknown key (allowed: plugin, protocol, "
+                      "train_pulses, train_frequency_hz, intensity_pct, pulse_width_us, "
+                      "refractory_ms)" % p)
+
+
+def test_unknown_section():
+    p = conf("section.conf", base("[stimulation]\n"))
+    expect_refused(p, "%s:5: [stimulation]: unknown section" % p)
+
+
+def test_out_of_range_and_malformed():
+    p = conf("range.conf", base("[stim]\nintensity_pct = 150\n"))
+    expect_refused(p, "%s:6: stim.intensity_pct: 150 is out of range (allowed: 0 to 100 %%)" % p)
+    p = conf("malformed.conf", base("[dsp]\nmains_hz = 55\n"))
+    expect_refused(p, "%s:6: dsp.mains_hz: '55' is not allowed (allowed: 0, 50, 60)" % p)
+    p = conf("notint.conf", base("[stim]\ntrain_pulses = five\n"))
+    expect_refused(p, "%s:6: stim.train_pulses: 'five' is not an integer" % p)
+
+
+def test_protocol_beyond_safety_caps():
+    p = conf("caps.conf", base("[stim]\nintensity_pct = 80\n"))
+    expect_refused(p, "%s:6: stim.intensity_pct: 80 exceeds safety.max_intensity_pct = 60" % p)
+
+
+def test_plugin_problems():
+    p = conf("noplugin.conf", base("[stim]\nplugin = nosuchcoil\n"))
+    expect_refused(p, "coil plugin 'nosuchcoil': nosuchcoil.so not found (searched: ")
+    p = conf("pluginkey.conf", base("[stim]\nplugin = sim\n[coil.sim]\nambient_c = 500\n"))
+    expect_refused(p, "%s:8: coil.sim.ambient_c: 500 is out of range (allowed: -20 to 60 C)" % p)
+    p = conf("pluginunknown.conf", base("[coil.sim]\ncolour = red\n"))
+    expect_refused(p, "%s:6: coil.sim.colour: unknown key" % p)
+    p = conf("abi.conf", base("[daemon]\nplugin_dir = %s/tests\n[stim]\nplugin = abi99\n" % rig.BUILD))
+    expect_refused(p, "coil plugin 'abi99' (%s/tests/abi99.so): ABI version 99.0, this rpmsd needs 1.x"
+                   % rig.BUILD)
+
+
+def test_bad_recording():
+    bad = conf("bad.txt", "# Sampling Rate (Hz):= 1000.00\n1\n2\nthree\n4\n")
+    p = conf("badrec.conf", base().replace("%s/data/emg/emg_1.txt" % rig.SOURCE, bad))
+    expect_refused(p, "%s:4: malformed value 'three'" % bad)
+    p = conf("norec.conf", base().replace("%s/data/emg/emg_1.txt" % rig.SOURCE, "/nonexistent.txt"))
+    expect_refused(p, "/nonexistent.txt: cannot open: No such file or directory")
+
+
+def test_missing_config_file():
+    r = rpmsd("--config", "/nonexistent/rpmsd.conf")
+    check(r.returncode == 1, r.stderr)
+    check("rpmsd: /nonexistent/rpmsd.conf: cannot open: No such file or directory" in r.stderr,
+          r.stderr)
+
+
+def test_endpoint_in_use():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    p = conf("inuse.conf", base().replace("endpoint = tcp://127.0.0.1:", "endpoint = tcp://127.0.0.1:%d#" % port))
+    with open(p) as f:
+        text = f.read().replace("#", "\n#")
+    with open(p, "w") as f:
+        f.write(text)
+    r = rpmsd("--config", p, "--fast")
+    s.close()
+    check(r.returncode == 1, "exit %d: %s" % (r.returncode, r.stderr))
+    check("publish.endpoint: cannot bind 'tcp://127.0.0.1:%d'" % port in r.stderr, r.stderr)
+
+
+def test_usage_errors():
+    for args, msg in ((["--bogus"], "unrecognized option"),
+                      (["extra"], "rpmsd: unexpected argument 'extra'"),
+                      (["--wait-subscriber=abc"], "--wait-subscriber: 'abc' is not a number")):
+        r = rpmsd(*args)
+        check(r.returncode == 2, "%s: exit %d" % (args, r.returncode))
+        check(msg in r.stderr, "%s: %r" % (args, r.stderr))
+    r = rpmsd("--version")
+    check(r.returncode == 0 and r.stdout.startswith("rpmsd "), r.stdout)
+
+
+def test_print_config_is_the_shipped_file():
+    r = rpmsd("--print-config")
+    with open(os.path.join(rig.SOURCE, "config", "rpmsd.conf")) as f:
+        check(r.stdout == f.read(), "config/rpmsd.conf differs from rpmsd --print-config")
+
+
+def test_plugin_keys():
+    r = rpmsd("--plugin-keys", "sim")
+    check(r.returncode == 0, r.stderr)
+    for key in ("[coil.sim]", "ambient_c = 25", "cooling_tau_s = 300", "pulse_log = "):
+        check(key in r.stdout, "%r not in %r" % (key, r.stdout))
+
+
+def test_rpmsctl_tail_json_against_daemon():
+    port = rig.free_port()
+    endpoint = "tcp://127.0.0.1:%d" % port
+    p = conf("tail.conf", rig.demo_config(endpoint))
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--json",
+                             "--topic", "rpms.stim", "--count", "15", "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
+    out, err = tail.communicate(timeout=60)
+    check(d.returncode == 0, d.stderr)
+    check(tail.returncode == 0, "rpmsctl exit %d: %s" % (tail.returncode, err))
+    import json
+    lines = [json.loads(x) for x in out.splitlines()]
+    check(len(lines) == 15 and all(x["topic"] == "rpms.stim" for x in lines), out)
+    check([x["seq"] for x in lines] == list(range(15)), out)
+
+
+def test_rpmsctl_human_lines():
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    p = conf("human.conf", rig.demo_config(endpoint))
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
+    tail.terminate()
+    out, _ = tail.communicate(timeout=30)
+    check(d.returncode == 0, d.stderr)
+    for frag in ("calibrated    ch0", "burst onset   ch0  onset at 15.475 s",
+                 "pulse 1/5     train 1", "pulse 5/5     train 3", "burst offset  ch0"):
+        check(frag in out, "%r not in:\n%s" % (frag, out))
+
+
+def test_rpmsctl_errors():
+    r = subprocess.run([rig.RPMSCTL, "bogus"], capture_output=True, text=True)
+    check(r.returncode == 2 and "bogus" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+    r = subprocess.run([rig.RPMSCTL, "tail", "--count", "x"], capture_output=True, text=True)
+    check(r.returncode == 2 and "--count" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+    r = subprocess.run([rig.RPMSCTL, "tail", "--endpoint", "tcp://127.0.0.1:%d" % rig.free_port(),
+                        "--timeout", "0.5"], capture_output=True, text=True)
+    check(r.returncode == 3, "no daemon: exit %d %r" % (r.returncode, r.stderr))
+
+
+if __name__ == "__main__":
+    rig.run_tests([
+        test_check_config_accepts_demo,
+        test_unknown_key,
+        test_unknown_section,
+        test_out_of_range_and_malformed,
+        test_protocol_beyond_safety_caps,
+        test_plugin_problems,
+        test_bad_recording,
+        test_missing_config_file,
+        test_endpoint_in_use,
+        test_usage_errors,
+        test_print_config_is_the_shipped_file,
+        test_plugin_keys,
+        test_rpmsctl_tail_json_against_daemon,
+        test_rpmsctl_human_lines,
+        test_rpmsctl_errors,
+    ])

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The whole closed loop on the bundled recording (data/emg/emg_1.txt), run
+by the real rpmsd binary with the sim coil plugin, observed by a real
+ZeroMQ subscriber. Every message is validated against the JSON Schema.
+
+What the recording holds (250 ms RMS of the high-passed signal against its
+median): strong bursts at about 1.5-1.9 s and 15.5-16.9 s, moderate ones at
+25.5-25.9 s and 26.3-26.7 s, weak low-level activity (2-3x rest) around
+35.7-40.5 s, rest elsewhere.
+
+What config/demo.conf does with it, asserted here:
+ - 0-5 s calibrates the baseline; the 1.5 s burst falls inside that window
+   and is not reported (no onsets during calibration). The median/MAD
+   baseline stays within 15 % of one calibrated on pure rest (6-11 s).
+ - 15.5, 25.5 and 26.3 s: one burst each, each starting a 5-pulse 20 Hz
+   train that is delivered in full.
+ - 3-15 s and 17-23 s: no onset, no pulse, no refusal. The only event in
+   17-23 s is the offset of the 15.5 s burst, whose decaying tail keeps the
+   envelope above the offset threshold until about 17.2 s.
+ - 35.7-40.5 s: the weak activity stays below the onset threshold (about 5x
+   rest): nothing is reported and nothing fires.
+"""
+
+import csv
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rpmsd_rig as rig  # noqa: E402
+from rpmsd_rig import check  # noqa: E402
+import validate_events  # noqa: E402
+
+BURSTS = [(15.3, 15.8), (25.4, 25.8), (26.2, 26.6)]
+RATE = 1000.0
+
+_fast = None
+
+
+def fast_run():
+    """One --fast run of the demo config, shared by several tests."""
+    global _fast
+    if _fast is None:
+        tmp = os.environ.get("TMPDIR", "/tmp")
+        log = os.path.join(tmp, "rpmsd-it-pulses-%d.csv" % os.getpid())
+        _fast = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(),
+                                        pulse_log=log))
+        _fast.pulse_log = log
+    return _fast
+
+
+def t_of(body):
+    return body.get("t_edge_s", body.get("t_rec_s"))
+
+
+def test_exits_cleanly_with_summary():
+    r = fast_run()
+    check(r.returncode == 0, "exit status %d, stderr:\n%s" % (r.returncode, r.stderr))
+    for line in ("bursts detected: 3 (onsets), 3 ended (offsets)",
+                 "pulses fired:    15 in 3 requested trains",
+                 "pulses refused:  0 not delivered (0 refusals)",
+                 "63880 samples (63.88 s), to the end",
+                 "0 lost in rings"):
+        check(line in r.stdout, "summary lacks %r:\n%s" % (line, r.stdout))
+
+
+def test_every_message_matches_schema():
+    r = fast_run()
+    check(len(r.messages) > 20, "only %d messages" % len(r.messages))
+    validator = validate_events.load_validator(validate_events.DEFAULT_SCHEMA)
+    for topic, body, raw in r.messages:
+        try:
+            validate_events.check_body(validator, topic, body)
+        except validate_events.Invalid as e:
+            raise AssertionError("%s %s: %s" % (topic, raw, e))
+
+
+def test_sequence_numbers_contiguous_per_topic():
+    r = fast_run()
+    seen = {}
+    for topic, body, _ in r.messages:
+        want = seen.get(topic, 0)
+        check(body["seq"] == want, "%s: seq %d, expected %d" % (topic, body["seq"], want))
+        seen[topic] = want + 1
+    for topic in ("rpms.burst", "rpms.stim", "rpms.state"):
+        check(seen.get(topic, 0) > 0, "no %s message" % topic)
+
+
+def test_calibration_covers_first_burst():
+    r = fast_run()
+    cal = r.of("rpms.state", state="calibrated")
+    check(len(cal) == 1, "calibrated events: %r" % cal)
+    check(abs(cal[0]["t_rec_s"] - 5.0) < 0.01, "calibrated at %r s" % cal[0]["t_rec_s"])
+    early = [b for b in r.of("rpms.burst") if b["t_rec_s"] < 5.0]
+    check(not early, "burst events during calibration: %r" % early)
+    # Robust baseline: compare with a calibration on pure rest.
+    rest = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(),
+                                   extra={("detect", "calibration_start_s"): "6"}))
+    ref = rest.of("rpms.state", state="calibrated")[0]
+    ratio = cal[0]["baseline"] / ref["baseline"]
+    check(0.85 <= ratio <= 1.15, "baseline %.3f vs rest %.3f" % (cal[0]["baseline"],
+                                                                  ref["baseline"]))
+
+
+def test_each_burst_starts_a_full_train():
+    r = fast_run()
+    onsets = r.of("rpms.burst", edge="onset")
+    check(len(onsets) == 3, "onsets at %r" % [t_of(b) for b in onsets])
+    pulses = r.of("rpms.stim")
+    for lo, hi in BURSTS:
+        hits = [b for b in onsets if lo <= b["t_edge_s"] <= hi]
+        check(len(hits) == 1, "burst %.1f-%.1f s: onsets %r" % (lo, hi, [t_of(b) for b in onsets]))
+        b = hits[0]
+        check(b["action"] == "requested", "burst at %.3f: action %s" % (b["t_edge_s"], b["action"]))
+        check(b["envelope"] > b["threshold"], "onset below its threshold: %r" % b)
+        # decided after the back-dated onset, and within 300 ms of it
+        check(0 < b["t_rec_s"] - b["t_edge_s"] < 0.3, "decision latency %r" % b)
+        train = [p for p in pulses if p["train_id"] == b["train_id"]]
+        check([p["index"] for p in train] == [0, 1, 2, 3, 4], "train %d: %r" % (b["train_id"], train))
+        for p in train:
+            check(p["count"] == 5 and p["intensity_pct"] == 30.0 and p["width_us"] == 100,
+                  "pulse %r" % p)
+            check(p["t_actual_s"] >= b["t_rec_s"] - 0.01, "pulse before its onset decision: %r" % p)
+        # fast replay runs in virtual time: every pulse exactly on schedule
+        for k, p in enumerate(train):
+            want = train[0]["t_sched_s"] + 0.05 * k
+            check(abs(p["t_sched_s"] - want) < 2e-6 and p["late_us"] == 0, "pulse %d: %r" % (k, p))
+    check(len(pulses) == 15, "%d pulses" % len(pulses))
+
+
+def test_nothing_in_rest_periods():
+    r = fast_run()
+    onsets = r.of("rpms.burst", edge="onset")
+    offsets = r.of("rpms.burst", edge="offset")
+    for lo, hi in ((3.0, 15.0), (17.0, 23.0)):
+        bad = [b for b in onsets if lo <= b["t_rec_s"] <= hi or lo <= b["t_edge_s"] <= hi]
+        check(not bad, "onsets in %g-%g s: %r" % (lo, hi, bad))
+        bad = [p for p in r.of("rpms.stim") if lo <= p["t_actual_s"] <= hi]
+        check(not bad, "pulses in %g-%g s: %r" % (lo, hi, bad))
+        bad = [p for p in r.of("rpms.safety") if lo <= p["t_rec_s"] <= hi]
+        check(not bad, "refusals in %g-%g s: %r" % (lo, hi, bad))
+    # the one event in 17-23 s: the end of the 15.5 s burst, before 17.3 s
+    late = [b for b in offsets if 17.0 <= b["t_edge_s"] <= 23.0]
+    check(len(late) <= 1, "offsets in 17-23 s: %r" % late)
+    if late:
+        check(late[0]["t_edge_s"] < 17.3, "15.5 s burst ends at %r" % late[0]["t_edge_s"])
+    firsts = [b for b in offsets if 15.5 < b["t_edge_s"] < 17.3]
+    check(len(firsts) == 1, "offset of the 15.5 s burst: %r" % firsts)
+
+
+def test_weak_activity_not_stimulated():
+    r = fast_run()
+    for topic in ("rpms.burst", "rpms.safety"):
+        bad = [b for b in r.of(topic) if 35.0 <= b["t_rec_s"] <= 41.0]
+        check(not bad, "%s in 35-41 s: %r" % (topic, bad))
+    bad = [p for p in r.of("rpms.stim") if 35.0 <= p["t_actual_s"] <= 41.0]
+    check(not bad, "pulses in 35-41 s: %r" % bad)
+
+
+def test_sim_coil_saw_exactly_the_published_pulses():
+    r = fast_run()
+    with open(r.pulse_log) as f:
+        rows = list(csv.DictReader(f))
+    os.unlink(r.pulse_log)
+    pulses = r.of("rpms.stim")
+    check(len(rows) == len(pulses), "coil log %d pulses, stream %d" % (len(rows), len(pulses)))
+    for row, p in zip(rows, pulses):
+        check(abs(float(row["t_session_s"]) - p["t_actual_s"]) < 2e-6,
+              "coil fired at %s, event says %r" % (row["t_session_s"], p["t_actual_s"]))
+        check(float(row["intensity_pct"]) == p["intensity_pct"], "intensity %r" % row)
+
+
+def test_disarmed_start_refuses_every_pulse():
+    r = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(),
+                                extra={("daemon", "arm_on_start"): "false"}))
+    check(r.returncode == 0, r.stderr)
+    check(not r.of("rpms.stim"), "pulses while disarmed: %r" % r.of("rpms.stim"))
+    refusals = r.of("rpms.safety")
+    check(len(refusals) == 3 and all(x["rule"] == "disarmed" and x["dropped"] == 5
+                                     for x in refusals), "refusals %r" % refusals)
+    check("pulses refused:  15 not delivered (3 refusals)" in r.stdout, r.stdout)
+    check("disarmed             3 refusals, 15 pulses not delivered" in r.stdout, r.stdout)
+
+
+def test_safety_interval_refuses_second_train():
+    # A gate stricter than the policy: the 26.3 s train comes 0.58 s after
+    # the 25.5 s one ended, inside a 1 s minimum interval.
+    r = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(),
+                                extra={("safety", "min_train_interval_ms"): "1000"}))
+    refusals = r.of("rpms.safety")
+    check(len(refusals) == 1, "refusals %r" % refusals)
+    x = refusals[0]
+    check(x["rule"] == "min_train_interval" and x["limit"] == 1.0 and 0.5 < x["value"] < 1.0,
+          "refusal %r" % x)
+    check(x["dropped"] == 5 and x["index"] == 0, "refusal %r" % x)
+    check(len(r.of("rpms.stim")) == 10, "pulses %d" % len(r.of("rpms.stim")))
+    check("min_train_interval   1 refusals, 5 pulses not delivered" in r.stdout, r.stdout)
+
+
+def test_real_time_pacing_and_sigterm():
+    """Paced replay on the real clock (17 s of it), stopped by SIGTERM once
+    the first burst has ended: the pulses fired keep their spacing on the
+    real clock, the coil ends disarmed and the summary says why it stopped."""
+    def first_burst_over(msgs):
+        return any(t == "rpms.burst" and b["edge"] == "offset" for t, b, _ in msgs)
+
+    text = rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port())
+    r = rig.Run(text, args=(), timeout=60, stop_when=first_burst_over)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check("stopped by a signal" in r.stdout, r.stdout)
+    pulses = r.of("rpms.stim")
+    check(len(pulses) == 5, "pulses %r" % pulses)
+    for a, b in zip(pulses, pulses[1:]):
+        # never closer than the period, whatever the scheduling jitter
+        check(b["t_actual_s"] - a["t_actual_s"] >= 0.05 - 1e-6, "spacing %r %r" % (a, b))
+        check(b["late_us"] >= 0, "early pulse %r" % b)
+    states = [s["state"] for s in r.of("rpms.state")]
+    check("disarmed" in states, "states %r" % states)
+    check(states.index("disarmed") > states.index("armed"), "states %r" % states)
+
+
+if __name__ == "__main__":
+    rig.run_tests([
+        test_exits_cleanly_with_summary,
+        test_every_message_matches_schema,
+        test_sequence_numbers_contiguous_per_topic,
+        test_calibration_covers_first_burst,
+        test_each_burst_starts_a_full_train,
+        test_nothing_in_rest_periods,
+        test_weak_activity_not_stimulated,
+        test_sim_coil_saw_exactly_the_published_pulses,
+        test_disarmed_start_refuses_every_pulse,
+        test_safety_interval_refuses_second_train,
+        test_real_time_pacing_and_sigterm,
+    ])

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stim thread with the real sim plugin and the virtual session clock:
+ * this test plays the acquire thread's part (posting requests, moving time)
+ * and checks every event the stim thread produces.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "event.h"
+#include "plugin.h"
+#include "sclock.h"
+#include "stim.h"
+
+#define MS 1000000LL
+
+struct rig {
+	struct rpmsd_config cfg;
+	struct sclock *clk;
+	struct plugin *plugin;
+	struct stim *stim;
+	char log_path[64];
+};
+
+static struct rig *rig_new(void)
+{
+	struct rig *r = calloc(1, sizeof(*r));
+	char err[2048];
+	bool got_rt;
+	int fd;
+
+	assert_non_null(r);
+	config_defaults(&r->cfg);
+	r->cfg.safety.max_frequency_hz = 25.0;
+	r->cfg.safety.max_train_pulses = 5;
+	r->cfg.safety.min_train_interval_ms = 500.0;
+	r->cfg.safety.max_intensity_pct = 60.0;
+	strcpy(r->log_path, "/tmp/rpmsd-test-stim-XXXXXX");
+	fd = mkstemp(r->log_path);
+	assert_true(fd >= 0);
+	close(fd);
+	strcpy(r->cfg.plugin_section, "sim");
+	r->cfg.n_plugin_kv = 1;
+	strcpy(r->cfg.plugin_kv[0].key, "pulse_log");
+	strcpy(r->cfg.plugin_kv[0].value, r->log_path);
+	assert_int_equal(sclock_create(true, &r->clk), 0);
+	assert_int_equal(plugin_load(&r->cfg, "sim", &r->plugin, err, sizeof(err)), 0);
+	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	return r;
+}
+
+/* Stop everything; returns the number of pulses in the sim's own log. */
+static int rig_free(struct rig *r)
+{
+	char line[256];
+	FILE *f;
+	int n = -1;
+
+	stim_destroy(r->stim);
+	plugin_unload(r->plugin);	/* writes the pulse log */
+	sclock_destroy(r->clk);
+	f = fopen(r->log_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+	}
+	fclose(f);
+	unlink(r->log_path);
+	free(r);
+	return n;
+}
+
+static struct stim_request req_make(uint32_t id, uint32_t pulses, double hz, double pct,
+				    int64_t start)
+{
+	struct stim_request q = {
+		.train_id = id, .pulses = pulses, .frequency_hz = hz,
+		.intensity_pct = pct, .width_us = 100, .start_ns = start,
+		.trigger_sample = (uint64_t)(start / MS),
+	};
+
+	return q;
+}
+
+/* Pop the next event that is not an arm state change. */
+static bool next_event(struct rig *r, struct event *ev)
+{
+	while (ring_pop(stim_events(r->stim), ev)) {
+		if (ev->type == EVENT_STATE && (ev->u.state.state == EVENT_STATE_ARMED ||
+						ev->u.state.state == EVENT_STATE_DISARMED)) {
+			continue;
+		}
+		return true;
+	}
+	return false;
+}
+
+static void test_stim_disarmed_refuses_whole_train(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 3, 20.0, 30.0, 10 * MS);
+	struct stim_stats st;
+	struct event ev;
+
+	(void)state;
+	sclock_advance(r->clk, 10 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 500 * MS);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_DISARMED);
+	assert_int_equal(ev.u.refusal.index, 0);
+	assert_int_equal(ev.u.refusal.dropped, 3);
+	assert_false(next_event(r, &ev));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 0);
+	assert_int_equal(st.dropped_by_rule[SAFETY_DISARMED], 3);
+	assert_int_equal(rig_free(r), 0);
+}
+
+static void test_stim_train_on_time(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 5, 20.0, 30.0, 100 * MS);
+	struct event ev;
+	int i;
+
+	(void)state;
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 100 * MS);
+	assert_true(stim_armed(r->stim));
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	/* One big step: the clock must stop at each pulse time on the way. */
+	sclock_advance(r->clk, 2000 * MS);
+	for (i = 0; i < 5; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+		assert_int_equal(ev.u.pulse.train_id, 1);
+		assert_int_equal(ev.u.pulse.index, i);
+		assert_int_equal(ev.u.pulse.count, 5);
+		assert_int_equal(ev.u.pulse.sched_ns, 100 * MS + i * 50 * MS);
+		assert_int_equal(ev.u.pulse.actual_ns, ev.u.pulse.sched_ns);
+		assert_true(ev.u.pulse.intensity_pct == 30.0);
+		assert_true(ev.u.pulse.temperature_c >= 25.0);
+	}
+	assert_false(next_event(r, &ev));
+	assert_true(stim_idle(r->stim));
+	assert_int_equal(stim_pulse_count(r->stim), 5);
+	assert_int_equal(rig_free(r), 5);
+}
+
+static void test_stim_refusals_end_trains(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q;
+	struct stim_stats st;
+	struct event ev;
+	int i;
+
+	(void)state;
+	stim_set_armed(r->stim, true, "test");
+	/* 8 pulses asked, 5 allowed per train: 5 delivered, then refused */
+	q = req_make(1, 8, 20.0, 30.0, 0);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 300 * MS);
+	for (i = 0; i < 5; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+	}
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_TRAIN_PULSES);
+	assert_int_equal(ev.u.refusal.index, 5);
+	assert_int_equal(ev.u.refusal.dropped, 3);
+	/* last pulse at 200 ms; a new train at 600 ms is 400 ms later: too soon */
+	sclock_advance(r->clk, 600 * MS);
+	q = req_make(2, 2, 20.0, 30.0, 600 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 1200 * MS);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_TRAIN_INTERVAL);
+	assert_true(fabs(ev.u.refusal.value - 0.4) < 1e-9);
+	assert_true(fabs(ev.u.refusal.limit - 0.5) < 1e-9);
+	assert_int_equal(ev.u.refusal.dropped, 2);
+	/* too strong */
+	q = req_make(3, 1, 0.0, 75.0, 1200 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 1300 * MS);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_INTENSITY);
+	/* a train faster than max_frequency: first pulse ok, second refused */
+	q = req_make(4, 3, 50.0, 30.0, 2000 * MS);
+	sclock_advance(r->clk, 2000 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 3000 * MS);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_PULSE);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_MAX_FREQUENCY);
+	assert_int_equal(ev.u.refusal.dropped, 2);
+	assert_false(next_event(r, &ev));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 6);
+	assert_int_equal(st.refusals, 4);
+	assert_int_equal(st.requests, 4);
+	assert_int_equal(rig_free(r), 6);
+}
+
+static void test_stim_disarm_mid_train(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 5, 10.0, 30.0, 0);
+	struct stim_stats st;
+	struct event ev;
+	int pulses = 0, refusals = 0;
+
+	(void)state;
+	stim_set_armed(r->stim, true, "test");
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 150 * MS);	/* pulses at 0 and 100 ms */
+	stim_set_armed(r->stim, false, "test disarm");
+	sclock_advance(r->clk, 1000 * MS);
+	while (next_event(r, &ev)) {
+		if (ev.type == EVENT_PULSE) {
+			pulses++;
+		} else if (ev.type == EVENT_REFUSAL) {
+			refusals++;
+			assert_int_equal(ev.u.refusal.rule, SAFETY_DISARMED);
+			assert_int_equal(ev.u.refusal.dropped, 3);
+		}
+	}
+	assert_int_equal(pulses, 2);
+	assert_int_equal(refusals, 1);
+	assert_false(stim_armed(r->stim));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 2);
+	assert_int_equal(rig_free(r), 2);
+}
+
+static void test_stim_stop_drops_pending(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 5, 10.0, 30.0, 0);
+	struct stim_stats st;
+
+	(void)state;
+	stim_set_armed(r->stim, true, "test");
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 50 * MS);	/* only the first pulse is due */
+	stim_stop(r->stim);
+	assert_false(stim_armed(r->stim));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 1);
+	assert_int_equal(st.dropped_at_stop, 4);
+	assert_int_equal(rig_free(r), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stim_disarmed_refuses_whole_train),
+		cmocka_unit_test(test_stim_train_on_time),
+		cmocka_unit_test(test_stim_refusals_end_trains),
+		cmocka_unit_test(test_stim_disarm_mid_train),
+		cmocka_unit_test(test_stim_stop_drops_pending),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
