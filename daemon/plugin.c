@@ -121,7 +121,7 @@ static int plugin_check(const struct rpmsd_coil_descriptor *d, const char *name,
 	if (d->abi_major != RPMSD_COIL_ABI_MAJOR) {
 		snprintf(err, errlen,
 			 "coil plugin '%s' (%s): ABI version %u.%u, this rpmsd needs %u.x",
-			 name, path, d->abi_major, d->abi_minor, RPMSD_COIL_ABI_MAJOR);
+			 name, path, d->abi_major, d->abi_minor, (unsigned)RPMSD_COIL_ABI_MAJOR);
 		return -ENOEXEC;
 	}
 	if (d->struct_size < sizeof(*d)) {
