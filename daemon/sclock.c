@@ -215,7 +215,13 @@ void sclock_advance(struct sclock *c, int64_t t)
 	if (!c->virtual_time) {
 		return;
 	}
-	if (atomic_exchange(&c->kicked, false)) {
+	/*
+	 * A kick since the last round, or a stim thread not (yet) idle at
+	 * the current gen: let it settle at the current time first, so any
+	 * deadline it is about to announce is known before time moves.
+	 */
+	if (atomic_exchange(&c->kicked, false) ||
+	    atomic_load(&c->idle_gen) != atomic_load(&c->gen)) {
 		sclock_round(c, atomic_load(&c->vnow));
 	}
 	for (;;) {
@@ -227,9 +233,21 @@ void sclock_advance(struct sclock *c, int64_t t)
 			sclock_round(c, nd);
 			continue;
 		}
-		if (t > atomic_load(&c->vnow)) {
-			sclock_round(c, t);
+		if (t <= atomic_load(&c->vnow)) {
+			return;
 		}
+		/*
+		 * The stim thread is idle at the current gen with nothing
+		 * due up to and including t and no kick since: it has
+		 * nothing to do until after t, so time may simply move on. This skips
+		 * the hand-off for the many blocks without stimulation.
+		 */
+		if (nd > t && atomic_load(&c->idle_gen) == atomic_load(&c->gen) &&
+		    !atomic_load(&c->kicked)) {
+			atomic_store(&c->vnow, t);
+			return;
+		}
+		sclock_round(c, t);
 		return;
 	}
 }
@@ -259,4 +277,9 @@ void sclock_stop(struct sclock *c)
 		atomic_fetch_add(w, 1);
 		sclock_futex_wake(w);
 	}
+}
+
+bool sclock_stopped(const struct sclock *c)
+{
+	return atomic_load(&((struct sclock *)c)->stopped);
 }

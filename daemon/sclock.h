@@ -74,7 +74,14 @@ void sclock_set_samples(struct sclock *c, uint64_t samples);
 /** Samples consumed so far, for events of threads that see no samples. */
 uint64_t sclock_samples(const struct sclock *c);
 
-/** Release every waiter for good (shutdown). */
+/**
+ * Release every waiter for good (shutdown). The thread that waits in
+ * sclock_wait must keep waiting until this is called or until no thread
+ * calls sclock_advance any more: a virtual-time hand-off waits for it.
+ */
 void sclock_stop(struct sclock *c);
+
+/** True once sclock_stop was called. */
+bool sclock_stopped(const struct sclock *c);
 
 #endif /* RPMSD_SCLOCK_H */
