@@ -190,7 +190,7 @@ static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
 	struct source_block blk;
-	uint64_t pulses_seen = 0, pulses, one = 1, end_sample = 0;
+	uint64_t pulses_seen = 0, pulses, one = 1, end_sample = 0, last;
 	double rate = a->src->rate_hz;
 	unsigned ch;
 	int ret;
@@ -203,7 +203,7 @@ static void *acquire_thread(void *arg)
 			break;
 		}
 		end_sample = blk.first_sample + blk.frames;
-		sclock_set_samples(a->clock, end_sample);
+		sclock_set_last_sample(a->clock, end_sample - 1);
 		if (sclock_is_virtual(a->clock)) {
 			/* The block "arrives" when its last sample does, as from an ADC. */
 			sclock_advance(a->clock, llround((double)end_sample * 1e9 / rate));
@@ -222,13 +222,14 @@ static void *acquire_thread(void *arg)
 		a->stats.samples = end_sample;
 		atomic_store(&a->samples, end_sample);
 	}
+	last = end_sample ? end_sample - 1 : 0;
 	if (ret < 0) {
 		a->stats.source_error = ret;
-		acquire_state(a, EVENT_STATE_FAULT, ret, "source read failed", end_sample);
+		acquire_state(a, EVENT_STATE_FAULT, ret, "source read failed", last);
 	} else if (ret == 0) {
 		a->stats.ended = true;
 		acquire_drain(a);
-		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", end_sample);
+		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", last);
 	}
 	if (write(a->done_fd, &one, sizeof(one)) < 0) {
 		/* An eventfd counter cannot overflow from one write: nothing to do. */

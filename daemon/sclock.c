@@ -31,7 +31,7 @@ struct sclock {
 	atomic_uint bell;	/* the stim thread sleeps on this: rounds and kicks ring it */
 	_Atomic int64_t next_deadline;
 	atomic_bool kicked;
-	_Atomic uint64_t samples;
+	_Atomic uint64_t last_sample;
 	/* the word the stim thread waits on, so stop can wake it */
 	_Atomic(atomic_uint *) waiting_word;
 };
@@ -81,7 +81,7 @@ int sclock_create(bool virtual_time, struct sclock **out)
 	atomic_init(&c->gen, 0);
 	atomic_init(&c->idle_gen, UINT_MAX);
 	atomic_init(&c->bell, 0);
-	atomic_init(&c->samples, 0);
+	atomic_init(&c->last_sample, 0);
 	atomic_init(&c->next_deadline, SCLOCK_NEVER);
 	atomic_init(&c->kicked, false);
 	atomic_init(&c->waiting_word, NULL);
@@ -252,14 +252,14 @@ void sclock_advance(struct sclock *c, int64_t t)
 	}
 }
 
-void sclock_set_samples(struct sclock *c, uint64_t samples)
+void sclock_set_last_sample(struct sclock *c, uint64_t index)
 {
-	atomic_store_explicit(&c->samples, samples, memory_order_relaxed);
+	atomic_store_explicit(&c->last_sample, index, memory_order_relaxed);
 }
 
-uint64_t sclock_samples(const struct sclock *c)
+uint64_t sclock_last_sample(const struct sclock *c)
 {
-	return atomic_load_explicit(&((struct sclock *)c)->samples, memory_order_relaxed);
+	return atomic_load_explicit(&((struct sclock *)c)->last_sample, memory_order_relaxed);
 }
 
 void sclock_stop(struct sclock *c)

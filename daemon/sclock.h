@@ -68,11 +68,14 @@ void sclock_kick(struct sclock *c, atomic_uint *word);
  */
 void sclock_advance(struct sclock *c, int64_t t);
 
-/** Acquire side: the number of samples consumed so far (RT-safe). */
-void sclock_set_samples(struct sclock *c, uint64_t samples);
+/** Acquire side: index of the last sample consumed (RT-safe). */
+void sclock_set_last_sample(struct sclock *c, uint64_t index);
 
-/** Samples consumed so far, for events of threads that see no samples. */
-uint64_t sclock_samples(const struct sclock *c);
+/**
+ * Index of the last sample consumed (0 before the first), for the events
+ * of threads that see no samples themselves.
+ */
+uint64_t sclock_last_sample(const struct sclock *c);
 
 /**
  * Release every waiter for good (shutdown). The thread that waits in

@@ -48,7 +48,7 @@ struct session {
 
 static void session_state(struct session *s, enum event_state state, const char *reason)
 {
-	struct event ev = { .type = EVENT_STATE, .sample = sclock_samples(s->clock) };
+	struct event ev = { .type = EVENT_STATE, .sample = sclock_last_sample(s->clock) };
 
 	ev.u.state.state = state;
 	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);

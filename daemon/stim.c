@@ -55,7 +55,7 @@ struct stim {
 static void stim_emit_state(struct stim *s, enum event_state state, int code,
 			    const char *reason)
 {
-	struct event ev = { .type = EVENT_STATE, .sample = sclock_samples(s->clock) };
+	struct event ev = { .type = EVENT_STATE, .sample = sclock_last_sample(s->clock) };
 
 	ev.u.state.state = state;
 	ev.u.state.code = code;
@@ -110,7 +110,7 @@ static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t 
 	struct event ev = { .type = EVENT_REFUSAL, .channel = s->train.channel };
 	uint32_t dropped = s->train.pulses - s->next_index;
 
-	ev.sample = sclock_samples(s->clock);
+	ev.sample = sclock_last_sample(s->clock);
 	ev.u.refusal.rule = v->rule;
 	ev.u.refusal.train_id = s->train.train_id;
 	ev.u.refusal.index = s->next_index;
@@ -165,7 +165,7 @@ static void stim_fire(struct stim *s, int64_t now)
 	s->stats.pulses++;
 	atomic_store(&s->pulse_count, s->stats.pulses);
 
-	ev.sample = sclock_samples(s->clock);
+	ev.sample = sclock_last_sample(s->clock);
 	ev.u.pulse.train_id = s->train.train_id;
 	ev.u.pulse.index = s->next_index;
 	ev.u.pulse.count = s->train.pulses;

@@ -144,15 +144,15 @@ static void test_sclock_real_deadline_and_kick(void **state)
 	sclock_destroy(NULL);
 }
 
-static void test_sclock_samples(void **state)
+static void test_sclock_last_sample(void **state)
 {
 	struct sclock *c;
 
 	(void)state;
 	assert_int_equal(sclock_create(true, &c), 0);
-	assert_int_equal(sclock_samples(c), 0);
-	sclock_set_samples(c, 12345);
-	assert_int_equal(sclock_samples(c), 12345);
+	assert_int_equal(sclock_last_sample(c), 0);
+	sclock_set_last_sample(c, 12345);
+	assert_int_equal(sclock_last_sample(c), 12345);
 	sclock_destroy(c);
 }
 
@@ -163,7 +163,7 @@ int main(void)
 		cmocka_unit_test(test_sclock_virtual_kick_seen_before_time_moves),
 		cmocka_unit_test(test_sclock_stop_releases_waiter),
 		cmocka_unit_test(test_sclock_real_deadline_and_kick),
-		cmocka_unit_test(test_sclock_samples),
+		cmocka_unit_test(test_sclock_last_sample),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
