@@ -4,6 +4,8 @@
  *  -DBAD_ABI     claims ABI major 99
  *  -DBAD_NOPULSE has no pulse op
  *  -DBAD_NAME    calls itself by another name
+ *  -DBAD_FAILPULSE  loads fine, but every pulse fails with -EIO
+ *  -DBAD_FAILSTATUS loads fine, but its status op fails with -EIO
  */
 #include <errno.h>
 
@@ -25,8 +27,21 @@ __attribute__((unused)) static int bad_pulse(void *h, double intensity_pct, uint
 	(void)h;
 	(void)intensity_pct;
 	(void)width_us;
+#ifdef BAD_FAILPULSE
+	return -EIO;
+#else
 	return 0;
+#endif
 }
+
+#ifdef BAD_FAILSTATUS
+static int bad_status(void *h, struct rpmsd_coil_status *st)
+{
+	(void)h;
+	(void)st;
+	return -EIO;
+}
+#endif
 
 static void bad_close(void *h)
 {
@@ -51,6 +66,9 @@ static const struct rpmsd_coil_descriptor bad_descriptor = {
 		.open = bad_open,
 #ifndef BAD_NOPULSE
 		.pulse = bad_pulse,
+#endif
+#ifdef BAD_FAILSTATUS
+		.status = bad_status,
 #endif
 		.close = bad_close,
 	},
