@@ -4,11 +4,13 @@
  * sockets are not thread-safe; pthread_create and pthread_join are the
  * memory barriers that hand it over and back).
  *
- * Never blocks on a subscriber: every send is ZMQ_DONTWAIT on a socket
- * with ZMQ_XPUB_NODROP, so a full high-water mark shows up as EAGAIN,
- * which is counted (hwm_drops) instead of being dropped silently inside
- * libzmq. Sequence numbers are taken before the send, so such a drop is
- * also a visible gap for the subscriber.
+ * Never blocks on a subscriber: every send is ZMQ_DONTWAIT, and a
+ * subscriber whose queue is at the high-water mark loses that message on
+ * its own, while every other subscriber still gets it. (XPUB_NODROP would
+ * let us count such losses, but then one stalled subscriber would make
+ * every subscriber lose the message: a stuck viewer would punch holes in
+ * a researcher's recording.) The subscriber sees its own losses as gaps
+ * in the per-topic sequence numbers.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -60,7 +62,6 @@ struct publish {
 	char body[PUBLISH_BODY_MAX];
 
 	atomic_uint_fast64_t sent;
-	atomic_uint_fast64_t hwm_drops;
 	atomic_uint_fast64_t ring_drops;
 	atomic_uint_fast64_t subscriptions;
 
@@ -112,7 +113,6 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 	}
 	atomic_init(&p->stop, false);
 	atomic_init(&p->sent, 0);
-	atomic_init(&p->hwm_drops, 0);
 	atomic_init(&p->ring_drops, 0);
 	atomic_init(&p->subscriptions, 0);
 	atomic_init(&p->armed, false);
@@ -135,8 +135,7 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 	}
 	/*
 	 * VERBOSE: every subscribe reaches us (and is counted), not only the
-	 * first per prefix. NODROP: at the high-water mark a send fails with
-	 * EAGAIN, which is counted, instead of libzmq dropping it silently.
+	 * first per prefix.
 	 */
 	ret = publish_setsockopt_int(p->sock, ZMQ_SNDHWM, cfg->publish.sndhwm);
 	if (!ret) {
@@ -144,9 +143,6 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 	}
 	if (!ret) {
 		ret = publish_setsockopt_int(p->sock, ZMQ_XPUB_VERBOSE, 1);
-	}
-	if (!ret) {
-		ret = publish_setsockopt_int(p->sock, ZMQ_XPUB_NODROP, 1);
 	}
 	if (ret) {
 		snprintf(err, errlen, "publish: cannot set socket options: %s",
@@ -254,10 +250,9 @@ int publish_wait_subscriber(struct publish *p, double timeout_s)
 }
 
 /*
- * Send one message, topic frame then body, never blocking. The XPUB
- * checks its high-water mark against whole messages (libzmq counts a
- * pipe's messages at the last frame), so once the topic frame is taken
- * the body is too; only the topic frame can meet EAGAIN.
+ * Send one message, topic frame then body, never blocking: without
+ * XPUB_NODROP an XPUB send does not fail at the high-water mark, the
+ * full subscriber's pipe just skips the message.
  */
 static void publish_send(struct publish *p, enum event_topic topic,
 			 const char *body, size_t len)
@@ -265,12 +260,7 @@ static void publish_send(struct publish *p, enum event_topic topic,
 	const char *name = event_topic_name(topic);
 
 	if (zmq_send(p->sock, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-		if (errno == EAGAIN) {
-			atomic_fetch_add_explicit(&p->hwm_drops, 1, memory_order_relaxed);
-		} else {
-			log_err("publish: cannot send on %s: %s", name,
-				zmq_strerror(errno));
-		}
+		log_err("publish: cannot send on %s: %s", name, zmq_strerror(errno));
 		return;
 	}
 	if (zmq_send(p->sock, body, len, ZMQ_DONTWAIT) < 0) {
@@ -386,13 +376,12 @@ static void publish_heartbeat(struct publish *p)
 	struct event_json w;
 	size_t i;
 
-	/* "sent" and "hwm_drops" are the totals before this heartbeat. */
+	/* "sent" is the total before this heartbeat. */
 	publish_own_begin(p, &w, EVENT_TOPIC_HEARTBEAT);
 	event_json_bool(&w, "armed", atomic_load(&p->armed));
 	event_json_u64(&w, "pulses", atomic_load(&p->pulses));
 	event_json_u64(&w, "samples", atomic_load(&p->samples));
 	event_json_u64(&w, "sent", atomic_load(&p->sent));
-	event_json_u64(&w, "hwm_drops", atomic_load(&p->hwm_drops));
 	event_json_object(&w, "ring_drops");
 	for (i = 0; i < p->n_rings; i++) {
 		event_json_u64(&w, p->rings[i].name, ring_dropped(p->rings[i].ring));
@@ -489,7 +478,6 @@ void publish_stats(const struct publish *p, struct publish_stats *st)
 	struct publish *q = (struct publish *)p;
 
 	st->sent = atomic_load_explicit(&q->sent, memory_order_relaxed);
-	st->hwm_drops = atomic_load_explicit(&q->hwm_drops, memory_order_relaxed);
 	st->ring_drops = atomic_load_explicit(&q->ring_drops, memory_order_relaxed);
 	st->subscriptions = atomic_load_explicit(&q->subscriptions,
 						 memory_order_relaxed);

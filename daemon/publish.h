@@ -26,7 +26,6 @@ struct publish;
 /** Counters, read with publish_stats. */
 struct publish_stats {
 	uint64_t sent;			/* messages sent */
-	uint64_t hwm_drops;		/* refused by the socket (EAGAIN) */
 	uint64_t ring_drops;		/* dropped by full rings */
 	uint64_t subscriptions;		/* subscribe messages seen on XPUB */
 };

@@ -229,9 +229,8 @@ static void session_summary(struct session *s, FILE *f, int signo)
 		fprintf(f, "  not delivered:   %" PRIu64 " pulses pending at shutdown\n",
 			ss.dropped_at_stop);
 	}
-	fprintf(f, "  events:          %" PRIu64 " published, %" PRIu64 " lost in rings, %" PRIu64
-		   " refused by slow subscribers\n",
-		ps.sent, ps.ring_drops, ps.hwm_drops);
+	fprintf(f, "  events:          %" PRIu64 " published, %" PRIu64 " lost in rings\n",
+		ps.sent, ps.ring_drops);
 	fflush(f);
 }
 

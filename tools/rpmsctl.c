@@ -290,10 +290,10 @@ static void rpmsctl_heartbeat(struct rpmsctl_line *l, json_t *j)
 	json_t *v;
 
 	rpmsctl_label(l, "heartbeat");
-	rpmsctl_add(l, "%s  samples %lld  pulses %lld  sent %lld  hwm_drops %lld",
+	rpmsctl_add(l, "%s  samples %lld  pulses %lld  sent %lld",
 		    json_is_true(json_object_get(j, "armed")) ? "armed" : "disarmed",
 		    rpmsctl_int(j, "samples"), rpmsctl_int(j, "pulses"),
-		    rpmsctl_int(j, "sent"), rpmsctl_int(j, "hwm_drops"));
+		    rpmsctl_int(j, "sent"));
 	if (json_object_size(drops) > 0) {
 		rpmsctl_add(l, "  ring_drops");
 		json_object_foreach(drops, name, v) {
