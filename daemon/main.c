@@ -15,7 +15,7 @@
 #include "rpmsd-build.h"
 #include "session.h"
 
-static void usage(FILE *f)
+static void main_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rpmsd [OPTIONS]\n"
@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		RPMSD_CONFIG_FILE);
 }
 
-static int load_config(struct rpmsd_config *cfg, const char *path)
+static int main_load_config(struct rpmsd_config *cfg, const char *path)
 {
 	char err[CONFIG_ERR_MAX];
 	int ret;
@@ -49,7 +49,7 @@ static int load_config(struct rpmsd_config *cfg, const char *path)
 	return 0;
 }
 
-static int plugin_keys(const char *name)
+static int main_plugin_keys(const char *name)
 {
 	char err[1024];
 	struct plugin *p;
@@ -115,16 +115,16 @@ int main(int argc, char **argv)
 			config_write_template(stdout);
 			return 0;
 		case OPT_PLUGIN_KEYS:
-			return plugin_keys(optarg);
+			return main_plugin_keys(optarg);
 		case 'V':
 			printf("rpmsd %s (coil plugin ABI %d.%d)\n", RPMSD_VERSION,
 			       RPMSD_COIL_ABI_MAJOR, RPMSD_COIL_ABI_MINOR);
 			return 0;
 		case 'h':
-			usage(stdout);
+			main_usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			main_usage(stderr);
 			return 2;
 		}
 	}
@@ -134,13 +134,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (check) {
-		if (load_config(&cfg, check) < 0 || session_check(&cfg) < 0) {
+		if (main_load_config(&cfg, check) < 0 || session_check(&cfg) < 0) {
 			return 1;
 		}
 		printf("%s: configuration is valid\n", check);
 		return 0;
 	}
-	if (load_config(&cfg, config_path) < 0) {
+	if (main_load_config(&cfg, config_path) < 0) {
 		return 1;
 	}
 	log_set_level((enum log_level)cfg.daemon.log_level);
