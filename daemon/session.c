@@ -145,6 +145,32 @@ static int session_signals(struct session *s)
 	return 0;
 }
 
+/*
+ * Wait for a first subscriber in short slices so that SIGINT/SIGTERM (which
+ * are blocked and only seen through the signalfd) still stop the daemon.
+ * @return 0, or the signal that arrived
+ */
+static int session_wait_subscriber(struct session *s, double timeout_s)
+{
+	struct signalfd_siginfo si;
+	double waited = 0.0, step;
+
+	log_info("waiting up to %.1f s for a subscriber on %s", timeout_s,
+		 publish_endpoint(s->pub));
+	while (waited < timeout_s) {
+		step = timeout_s - waited < 0.1 ? timeout_s - waited : 0.1;
+		if (publish_wait_subscriber(s->pub, step) == 0) {
+			return 0;
+		}
+		if (read(s->sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
+			return (int)si.ssi_signo;
+		}
+		waited += step;
+	}
+	log_warn("no subscriber after %.1f s; starting anyway", timeout_s);
+	return 0;
+}
+
 static void session_warn_rt(const char *thread, int priority, bool got_rt)
 {
 	if (priority > 0 && !got_rt) {
@@ -253,11 +279,11 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		goto err_free;
 	}
 	if (opt->wait_subscriber_s > 0) {
-		log_info("waiting up to %.1f s for a subscriber on %s", opt->wait_subscriber_s,
-			 publish_endpoint(s.pub));
-		if (publish_wait_subscriber(s.pub, opt->wait_subscriber_s) < 0) {
-			log_warn("no subscriber after %.1f s; starting anyway",
-				 opt->wait_subscriber_s);
+		signo = session_wait_subscriber(&s, opt->wait_subscriber_s);
+		if (signo) {
+			log_info("%s before the session started: nothing ran", strsignal(signo));
+			ret = 0;
+			goto err_free;
 		}
 	}
 	ret = publish_start(s.pub);

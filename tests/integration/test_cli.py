@@ -5,6 +5,7 @@ with FILE:LINE messages before anything starts, usage errors exit 2, and
 rpmsctl tail works as a subscriber of a real daemon."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -175,6 +176,20 @@ def test_rpmsctl_human_lines():
         check(frag in out, "%r not in:\n%s" % (frag, out))
 
 
+def test_sigint_while_waiting_for_subscriber():
+    p = conf("waitsig.conf", base())
+    d = subprocess.Popen([rig.RPMSD, "--config", p, "--wait-subscriber=60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in d.stderr:
+        if "waiting up to 60.0 s for a subscriber" in line:
+            break
+    d.send_signal(signal.SIGINT)
+    out, err = d.communicate(timeout=20)
+    check(d.returncode == 0, "exit %d: %s" % (d.returncode, err))
+    check("Interrupt before the session started: nothing ran" in err, err)
+    check(not out.strip(), "summary printed although nothing ran: %r" % out)
+
+
 def test_rpmsctl_errors():
     r = subprocess.run([rig.RPMSCTL, "bogus"], capture_output=True, text=True)
     check(r.returncode == 2 and "bogus" in r.stderr, "%d %r" % (r.returncode, r.stderr))
@@ -201,5 +216,6 @@ if __name__ == "__main__":
         test_plugin_keys,
         test_rpmsctl_tail_json_against_daemon,
         test_rpmsctl_human_lines,
+        test_sigint_while_waiting_for_subscriber,
         test_rpmsctl_errors,
     ])
