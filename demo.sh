@@ -8,8 +8,10 @@ set -eu
 cd "$(dirname "$0")"
 scripts/deps.sh build
 
+# The demo needs no test tools: without an existing build/, set it up
+# without the test suite (./test.sh turns it back on).
 if [ ! -d build ]; then
-	meson setup build >/dev/null
+	meson setup build -Dtests=false >/dev/null
 fi
 meson compile -C build >/dev/null
 

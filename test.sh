@@ -7,7 +7,10 @@ set -eu
 cd "$(dirname "$0")"
 scripts/deps.sh test
 
-if [ ! -d build ]; then
+# build/ is shared with the demo, which may have set it up without tests.
+if [ -d build ]; then
+	meson configure build -Dtests=true
+else
 	meson setup build
 fi
 meson compile -C build
