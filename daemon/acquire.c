@@ -111,6 +111,9 @@ static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
 		ev.u.calib.spread = r->spread;
 		ev.u.calib.on_threshold = r->threshold;
 		ev.u.calib.off_threshold = r->baseline + a->k_off * r->spread;
+		a->stats.baseline[ch] = r->baseline;
+		a->stats.on_threshold[ch] = ev.u.calib.on_threshold;
+		a->stats.off_threshold[ch] = ev.u.calib.off_threshold;
 		break;
 	case DETECT_ONSET:
 		acquire_onset(a, ch, sample, r);

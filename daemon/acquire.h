@@ -33,6 +33,9 @@ struct acquire_stats {
 	uint64_t busy;				/* onsets ignored: mailbox full */
 	uint64_t calibrating;			/* onsets ignored: not calibrated */
 	bool calibrated[SOURCE_MAX_CHANNELS];
+	double baseline[SOURCE_MAX_CHANNELS];	/* calibrated, µV */
+	double on_threshold[SOURCE_MAX_CHANNELS];
+	double off_threshold[SOURCE_MAX_CHANNELS];
 	int source_error;			/* negative errno of a read, 0 */
 	bool ended;				/* the source reached its end */
 };

@@ -230,6 +230,18 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	fprintf(f, "  processed:       %" PRIu64 " samples (%.2f s)%s\n", as.samples,
 		(double)as.samples / s->src->rate_hz,
 		as.ended ? ", to the end" : signo ? ", stopped by a signal" : ", stopped early");
+	fprintf(f, "  calibration:     rest window %.1f-%.1f s\n", s->cfg->detect.calibration_start_s,
+		s->cfg->detect.calibration_start_s + s->cfg->detect.calibration_s);
+	for (ch = 0; ch < s->src->channels; ch++) {
+		if (as.calibrated[ch]) {
+			fprintf(f, "    %-8s baseline %.4g, onset above %.4g, offset below %.4g\n",
+				s->src->channel_names[ch], as.baseline[ch], as.on_threshold[ch],
+				as.off_threshold[ch]);
+		} else {
+			fprintf(f, "    %-8s not calibrated (the recording ended first)\n",
+				s->src->channel_names[ch]);
+		}
+	}
 	if (as.source_error) {
 		fprintf(f, "  source error:    %s\n", strerror(-as.source_error));
 	}
