@@ -190,6 +190,21 @@ def test_sigint_while_waiting_for_subscriber():
     check(not out.strip(), "summary printed although nothing ran: %r" % out)
 
 
+def test_systemd_unit_verifies():
+    """The generated unit passes systemd-analyze verify, pointed at the
+    binary and config of this build (the installed paths do not exist here)."""
+    with open(os.path.join(rig.BUILD, "systemd", "rpmsd.service")) as f:
+        unit = f.read()
+    sbin = [w for w in unit.split() if w.startswith("ExecStart=")][0].split("=", 1)[1]
+    conf_path = unit.split("--config ", 1)[1].split()[0]
+    unit = unit.replace(sbin, rig.RPMSD).replace(conf_path, DEMO)
+    path = os.path.join(TMP, "rpmsd.service")
+    with open(path, "w") as f:
+        f.write(unit)
+    r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
+    check(r.returncode == 0 and not r.stderr.strip(), "verify: %d %s" % (r.returncode, r.stderr))
+
+
 def test_rpmsctl_errors():
     r = subprocess.run([rig.RPMSCTL, "bogus"], capture_output=True, text=True)
     check(r.returncode == 2 and "bogus" in r.stderr, "%d %r" % (r.returncode, r.stderr))
@@ -217,5 +232,6 @@ if __name__ == "__main__":
         test_rpmsctl_tail_json_against_daemon,
         test_rpmsctl_human_lines,
         test_sigint_while_waiting_for_subscriber,
+        test_systemd_unit_verifies,
         test_rpmsctl_errors,
     ])
