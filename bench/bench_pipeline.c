@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	if (!rec) {
 		return 1;
 	}
-	src->ops->start(src, 0);
+	src->ops->start(src, 0, NULL);
 	if (src->ops->read(src, rec, n, &blk) != 1 || blk.frames != n) {
 		fprintf(stderr, "bench: short read\n");
 		return 1;

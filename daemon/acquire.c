@@ -199,7 +199,7 @@ static void *acquire_thread(void *arg)
 	int ret;
 
 	rt_prefault_stack();
-	ret = a->src->ops->start(a->src, sclock_t0_mono(a->clock));
+	ret = a->src->ops->start(a->src, sclock_t0_mono(a->clock), &a->stop);
 	while (ret >= 0 && !atomic_load(&a->stop)) {
 		ret = a->src->ops->read(a->src, a->buf, a->block_frames, &blk);
 		if (ret <= 0) {
@@ -226,6 +226,9 @@ static void *acquire_thread(void *arg)
 		atomic_store(&a->samples, end_sample);
 	}
 	last = end_sample ? end_sample - 1 : 0;
+	if (ret == -EINTR && atomic_load(&a->stop)) {
+		ret = 1;	/* asked to stop while waiting: not a source error */
+	}
 	if (ret < 0) {
 		a->stats.source_error = ret;
 		acquire_state(a, EVENT_STATE_FAULT, ret, "source read failed", last);

@@ -249,7 +249,8 @@ static int plugin_get_int(void *ctx, const char *key, long long *out)
 	if (!v) {
 		return -ENOENT;
 	}
-	*out = strtoll(v, NULL, 0);
+	/* Base 10, exactly as config_validate_plugin_keys checked it. */
+	*out = strtoll(v, NULL, 10);
 	return 0;
 }
 
@@ -365,6 +366,11 @@ int plugin_disarm(struct plugin *p)
 int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us)
 {
 	return p->desc->ops.pulse(p->handle, intensity_pct, width_us);
+}
+
+bool plugin_has_status(const struct plugin *p)
+{
+	return p->desc->ops.status != NULL;
 }
 
 int plugin_status(struct plugin *p, struct rpmsd_coil_status *st)

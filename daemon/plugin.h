@@ -58,9 +58,12 @@ int plugin_disarm(struct plugin *p);
 /** Fire one pulse. RT-safe. Call only with a SAFETY_OK verdict. */
 int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us);
 
+/** True when the plugin has a status op. */
+bool plugin_has_status(const struct plugin *p);
+
 /**
- * Read the coil status. RT-safe.
- * @return 0, -EOPNOTSUPP if the plugin has no status op, or its error
+ * Read the coil status. RT-safe. Call only when plugin_has_status().
+ * @return 0, or the plugin's error (whatever it is, the status is in doubt)
  */
 int plugin_status(struct plugin *p, struct rpmsd_coil_status *st);
 

@@ -335,10 +335,12 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		goto err_stop;
 	}
 	session_warn_rt("acquire", acq_prio, got_rt);
-	log_info("running%s", cfg->daemon.arm_on_start ? " (armed)" : " (disarmed)");
+	log_info("running%s", cfg->daemon.arm_on_start ? " (arming: arm_on_start)" : " (disarmed)");
 
 	signo = session_wait(&s);
 	if (signo) {
+		/* Disarm first: acquisition may take a block to notice the stop. */
+		stim_set_armed(s.stim, false, "signal");
 		log_info("%s: stopping", strsignal(signo));
 	}
 	session_state(&s, EVENT_STATE_STOPPING, signo ? "signal" : "end of recording");

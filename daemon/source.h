@@ -14,6 +14,7 @@
 #ifndef RPMSD_SOURCE_H
 #define RPMSD_SOURCE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,8 @@
 #include "config.h"
 
 #define SOURCE_MAX_CHANNELS 8
+/* Longest a waiting read takes to notice its stop flag. */
+#define SOURCE_STOP_LATENCY_NS 20000000LL
 #define SOURCE_NAME_MAX 32
 
 /** One block as returned by read. */
@@ -35,13 +38,16 @@ struct source;
 struct source_ops {
 	/**
 	 * Start delivering. @t0_mono_ns is CLOCK_MONOTONIC of sample 0 for a
-	 * paced source (sample i is due at t0 + i / rate).
+	 * paced source (sample i is due at t0 + i / rate). @stop (may be
+	 * NULL) is the reader's stop flag: a read waiting for data returns
+	 * -EINTR within SOURCE_STOP_LATENCY_NS once it is set.
 	 */
-	int (*start)(struct source *src, int64_t t0_mono_ns);
+	int (*start)(struct source *src, int64_t t0_mono_ns, const atomic_bool *stop);
 	/**
 	 * Wait for the next block and copy at most @max_frames frames of
 	 * channels floats each into @buf.
-	 * @return 1 with @blk filled, 0 at the end of the data, negative errno
+	 * @return 1 with @blk filled, 0 at the end of the data, -EINTR when
+	 *         stopped while waiting, another negative errno on error
 	 */
 	int (*read)(struct source *src, float *buf, size_t max_frames,
 		    struct source_block *blk);

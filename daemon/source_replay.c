@@ -36,6 +36,7 @@ struct source_replay {
 	float *data;		/* total_frames * channels, frame-major */
 	uint64_t pos;		/* next frame to deliver */
 	int64_t t0_ns;		/* CLOCK_MONOTONIC of sample 0 */
+	const atomic_bool *stop;	/* the reader's stop flag, may be NULL */
 	bool paced;
 	bool started;
 };
@@ -870,36 +871,50 @@ static void source_replay_describe(struct source_replay *r,
 	}
 }
 
-static int source_replay_start(struct source *src, int64_t t0_mono_ns)
+static int source_replay_start(struct source *src, int64_t t0_mono_ns,
+			       const atomic_bool *stop)
 {
 	struct source_replay *r = (struct source_replay *)src;
 
 	r->t0_ns = t0_mono_ns;
+	r->stop = stop;
 	r->pos = 0;
 	r->started = true;
 	return 0;
 }
 
-/* Sleep until @samples samples have been due since t0. */
+/*
+ * Sleep until @samples samples have been due since t0, in absolute steps
+ * of at most SOURCE_STOP_LATENCY_NS so a stop request is seen promptly even
+ * with long blocks at low rates. @return 0, or -EINTR when stopped.
+ */
 static int source_replay_wait(const struct source_replay *r, uint64_t samples)
 {
 	struct timespec ts;
 	long double ns;
-	int64_t due;
+	int64_t due, now, until;
 	int ret;
 
 	/* From the index, not by accumulating steps, so nothing drifts. */
 	ns = ceill((long double)samples * 1e9L / (long double)r->base.rate_hz);
 	due = r->t0_ns + (int64_t)ns;
-	if (due <= 0) {
-		return 0;
-	}
-	ts.tv_sec = (time_t)(due / NS_PER_S);
-	ts.tv_nsec = (long)(due % NS_PER_S);
-	do {
+	for (;;) {
+		if (r->stop && atomic_load(r->stop)) {
+			return -EINTR;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+		if (now >= due) {
+			return 0;
+		}
+		until = due - now > SOURCE_STOP_LATENCY_NS ? now + SOURCE_STOP_LATENCY_NS : due;
+		ts.tv_sec = (time_t)(until / NS_PER_S);
+		ts.tv_nsec = (long)(until % NS_PER_S);
 		ret = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-	} while (ret == EINTR);
-	return -ret;
+		if (ret != 0 && ret != EINTR) {
+			return -ret;
+		}
+	}
 }
 
 /* Real-time: copies memory and sleeps, nothing else. */

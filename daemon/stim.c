@@ -73,12 +73,16 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 		safety_set_armed(&s->gate, false);
 		atomic_store(&s->armed, false);
 		ret = plugin_disarm(s->plugin);
+		if (ret < 0) {
+			s->stats.faults++;
+		}
 		stim_emit_state(s, ret < 0 ? EVENT_STATE_FAULT : EVENT_STATE_DISARMED, ret,
 				ret < 0 ? "disarm failed" : reason);
 		return;
 	}
 	ret = plugin_arm(s->plugin);
 	if (ret < 0) {
+		s->stats.faults++;
 		plugin_disarm(s->plugin);
 		stim_emit_state(s, EVENT_STATE_FAULT, ret, "arm failed");
 		return;
@@ -126,9 +130,16 @@ static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t 
 	stim_end_train(s);
 }
 
-/* Fire pulse next_index of the current train at @now, if the gate admits it. */
-static void stim_fire(struct stim *s, int64_t now)
+/*
+ * Fire pulse next_index of the current train, if the gate admits it. The
+ * time the gate judges is read after the plugin's status, immediately
+ * before the pulse: a slow status read or a preemption must not let the
+ * gate judge a pulse at an earlier time than it fires.
+ * @return the time the pulse was judged (and fired) at
+ */
+static int64_t stim_fire(struct stim *s)
 {
+	int64_t now;
 	struct safety_request req = {
 		.train_id = s->train.train_id,
 		.intensity_pct = s->train.intensity_pct,
@@ -138,19 +149,20 @@ static void stim_fire(struct stim *s, int64_t now)
 	int ret;
 
 	req.coil.temperature_c = NAN;
-	ret = plugin_status(s->plugin, &req.coil);
-	if (ret == 0) {
+	if (plugin_has_status(s->plugin)) {
 		req.have_status = true;
-	} else if (ret != -EOPNOTSUPP) {
-		/* A plugin that cannot tell its state is in doubt: treat as a fault. */
-		req.have_status = true;
-		req.coil.fault = true;
-		req.coil.fault_code = ret;
+		ret = plugin_status(s->plugin, &req.coil);
+		if (ret != 0) {
+			/* A plugin that cannot tell its state is in doubt: a fault. */
+			req.coil.fault = true;
+			req.coil.fault_code = ret < 0 ? ret : -EIO;
+		}
 	}
+	now = sclock_now(s->clock);
 	v = safety_admit(&s->limits, &s->gate, &req, now);
 	if (v.rule != SAFETY_OK) {
 		stim_refuse(s, &v, now);
-		return;
+		return now;
 	}
 	ret = plugin_pulse(s->plugin, s->train.intensity_pct, s->train.width_us);
 	if (ret < 0) {
@@ -159,7 +171,7 @@ static void stim_fire(struct stim *s, int64_t now)
 		stim_end_train(s);
 		stim_apply_armed(s, false, "pulse failed");
 		stim_emit_state(s, EVENT_STATE_FAULT, ret, "coil plugin pulse failed");
-		return;
+		return now;
 	}
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
@@ -181,7 +193,7 @@ static void stim_fire(struct stim *s, int64_t now)
 	s->next_index++;
 	if (s->next_index >= s->train.pulses) {
 		stim_end_train(s);
-		return;
+		return now;
 	}
 	/*
 	 * Never closer than one period to the pulse just fired, even if it
@@ -193,6 +205,7 @@ static void stim_fire(struct stim *s, int64_t now)
 	if (s->next_deadline < now + s->period_ns) {
 		s->next_deadline = now + s->period_ns;
 	}
+	return now;
 }
 
 static void *stim_thread(void *arg)
@@ -217,7 +230,7 @@ static void *stim_thread(void *arg)
 			stim_begin_train(s, &req, now);
 		}
 		if (s->in_train && now >= s->next_deadline) {
-			stim_fire(s, now);
+			now = stim_fire(s);
 			continue;
 		}
 		now = sclock_wait(s->clock, s->in_train ? s->next_deadline : SCLOCK_NEVER,

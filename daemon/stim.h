@@ -29,7 +29,7 @@ struct stim_stats {
 	uint64_t refusals;			/* refusal events */
 	uint64_t refused_by_rule[SAFETY_RULE_COUNT];	/* refusal events per rule */
 	uint64_t dropped_by_rule[SAFETY_RULE_COUNT];	/* pulses not delivered, per rule */
-	uint64_t faults;			/* plugin errors on pulse */
+	uint64_t faults;			/* plugin errors on pulse, arm or disarm */
 	uint64_t dropped_at_stop;		/* pulses pending when stopped */
 };
 

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -56,7 +57,7 @@ static const char *const rpmsctl_topics[] = {
 
 struct rpmsctl_seq {
 	bool seen;
-	long long last;
+	uint64_t last;
 };
 
 static volatile sig_atomic_t rpmsctl_interrupted;
@@ -119,6 +120,69 @@ static double rpmsctl_now_s(void)
 
 /* ---- the human line ---------------------------------------------------- */
 
+/* Whether @c is a UTF-8 continuation byte. */
+static bool rpmsctl_cont(unsigned char c)
+{
+	return (c & 0xc0) == 0x80;
+}
+
+/*
+ * Make the @len bytes at @s safe for a terminal, in place: each C0
+ * control, DEL, C1 control (U+0080-U+009F) and byte that is not part of
+ * valid UTF-8 becomes one '?'; everything else is kept.
+ * @return the new length (never more than @len); @s is NUL-terminated
+ */
+static size_t rpmsctl_sanitize(char *s, size_t len)
+{
+	const unsigned char *in = (const unsigned char *)s;
+	size_t r = 0, w = 0, n;
+	unsigned char c;
+
+	while (r < len) {
+		c = in[r];
+		n = 0;
+		if (c >= 0x20 && c < 0x7f) {
+			n = 1;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			/* Two bytes: U+0080-U+07FF, of which U+0080-U+009F are C1. */
+			if (r + 1 < len && rpmsctl_cont(in[r + 1])) {
+				if (c == 0xc2 && in[r + 1] < 0xa0) {
+					s[w++] = '?';
+					r += 2;
+					continue;
+				}
+				n = 2;
+			}
+		} else if (c >= 0xe0 && c <= 0xef) {
+			/* Three bytes: no overlong forms, no surrogates. */
+			if (r + 2 < len && rpmsctl_cont(in[r + 1]) &&
+			    rpmsctl_cont(in[r + 2]) &&
+			    !(c == 0xe0 && in[r + 1] < 0xa0) &&
+			    !(c == 0xed && in[r + 1] >= 0xa0)) {
+				n = 3;
+			}
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			/* Four bytes: no overlong forms, nothing past U+10FFFF. */
+			if (r + 3 < len && rpmsctl_cont(in[r + 1]) &&
+			    rpmsctl_cont(in[r + 2]) && rpmsctl_cont(in[r + 3]) &&
+			    !(c == 0xf0 && in[r + 1] < 0x90) &&
+			    !(c == 0xf4 && in[r + 1] >= 0x90)) {
+				n = 4;
+			}
+		}
+		if (n == 0) {
+			s[w++] = '?';
+			r++;
+			continue;
+		}
+		memmove(s + w, s + r, n);
+		w += n;
+		r += n;
+	}
+	s[w] = '\0';
+	return w;
+}
+
 struct rpmsctl_line {
 	char buf[RPMSCTL_LINE_MAX];
 	size_t len;
@@ -176,6 +240,23 @@ static const char *rpmsctl_fmt(char *buf, size_t len, double v, int prec)
 	return buf;
 }
 
+/*
+ * The 0-based index member @key of @j as a 1-based ordinal into @buf, or
+ * "?" when missing or negative. Unsigned, so even LLONG_MAX + 1 is exact.
+ */
+static const char *rpmsctl_ordinal(char *buf, size_t len, json_t *j,
+				   const char *key)
+{
+	json_t *v = json_object_get(j, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		return "?";
+	}
+	snprintf(buf, len, "%llu",
+		 (unsigned long long)json_integer_value(v) + 1);
+	return buf;
+}
+
 /* Label column: 14 wide, so the details line up. */
 static void rpmsctl_label(struct rpmsctl_line *l, const char *label)
 {
@@ -211,11 +292,12 @@ static void rpmsctl_burst(struct rpmsctl_line *l, json_t *j)
 
 static void rpmsctl_pulse(struct rpmsctl_line *l, json_t *j)
 {
-	char label[32], a[32], b[32], c[32];
+	char label[64], idx[32], a[32], b[32], c[32];
 	double temp = rpmsctl_num(j, "temperature_c");
 
-	snprintf(label, sizeof(label), "pulse %lld/%lld",
-		 rpmsctl_int(j, "index") + 1, rpmsctl_int(j, "count"));
+	snprintf(label, sizeof(label), "pulse %s/%lld",
+		 rpmsctl_ordinal(idx, sizeof(idx), j, "index"),
+		 rpmsctl_int(j, "count"));
 	rpmsctl_label(l, label);
 	rpmsctl_add(l, "train %lld  %s %%  %lld us  late %s us",
 		    rpmsctl_int(j, "train_id"),
@@ -229,6 +311,7 @@ static void rpmsctl_pulse(struct rpmsctl_line *l, json_t *j)
 
 static void rpmsctl_refusal(struct rpmsctl_line *l, json_t *j)
 {
+	char idx[32];
 	double value = rpmsctl_num(j, "value");
 	double limit = rpmsctl_num(j, "limit");
 	const char *unit = rpmsctl_str(j, "unit");
@@ -242,8 +325,9 @@ static void rpmsctl_refusal(struct rpmsctl_line *l, json_t *j)
 		cmp = "=";
 	}
 	rpmsctl_label(l, "REFUSED");
-	rpmsctl_add(l, "train %lld pulse %lld: %s (value %g %s limit %g%s%s)",
-		    rpmsctl_int(j, "train_id"), rpmsctl_int(j, "index") + 1,
+	rpmsctl_add(l, "train %lld pulse %s: %s (value %g %s limit %g%s%s)",
+		    rpmsctl_int(j, "train_id"),
+		    rpmsctl_ordinal(idx, sizeof(idx), j, "index"),
 		    rpmsctl_str(j, "rule"), value, cmp, limit, *unit ? " " : "", unit);
 	if (rpmsctl_int(j, "dropped") > 0) {
 		rpmsctl_add(l, ", %lld dropped", rpmsctl_int(j, "dropped"));
@@ -337,6 +421,12 @@ static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 		rpmsctl_label(&l, topic);
 		rpmsctl_add(&l, "%.*s", (int)len, body);
 	}
+	/*
+	 * Strings from the message (topic, reason, names, a raw body) must
+	 * not drive the terminal: no escape sequences, no control bytes.
+	 */
+	l.buf[l.len] = '\0';
+	l.len = rpmsctl_sanitize(l.buf, l.len);
 	/* Trailing blanks from a padded label with nothing after it. */
 	while (l.len > 0 && l.buf[l.len - 1] == ' ') {
 		l.len--;
@@ -352,13 +442,14 @@ static void rpmsctl_check_seq(struct rpmsctl_seq *seqs, const char *topic,
 			      json_t *j, bool report)
 {
 	json_t *v = json_object_get(j, "seq");
-	long long seq;
+	uint64_t seq;
 	size_t i;
 
-	if (!json_is_integer(v)) {
+	/* A negative seq is no sequence number: ignored, like a missing one. */
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
 		return;
 	}
-	seq = json_integer_value(v);
+	seq = (uint64_t)json_integer_value(v);
 	for (i = 0; i < RPMSCTL_N_TOPICS; i++) {
 		if (strcmp(topic, rpmsctl_topics[i]) == 0) {
 			break;
@@ -368,11 +459,12 @@ static void rpmsctl_check_seq(struct rpmsctl_seq *seqs, const char *topic,
 		return;
 	}
 	if (seqs[i].seen && report) {
-		if (seq > seqs[i].last + 1) {
-			fprintf(stderr, "rpmsctl: %s: %lld events lost (seq %lld to %lld)\n",
+		/* seq > last first, so nothing below can wrap. */
+		if (seq > seqs[i].last && seq - seqs[i].last > 1) {
+			fprintf(stderr, "rpmsctl: %s: %" PRIu64 " events lost (seq %" PRIu64 " to %" PRIu64 ")\n",
 				topic, seq - seqs[i].last - 1, seqs[i].last + 1, seq - 1);
 		} else if (seq <= seqs[i].last) {
-			fprintf(stderr, "rpmsctl: %s: sequence restarted at %lld (rpmsd restarted?)\n",
+			fprintf(stderr, "rpmsctl: %s: sequence restarted at %" PRIu64 " (rpmsd restarted?)\n",
 				topic, seq);
 		}
 	}
@@ -509,7 +601,7 @@ static int rpmsctl_recv(void *sock, zmq_msg_t *topic, zmq_msg_t *body)
 static bool rpmsctl_handle(const struct rpmsctl_tail *o, struct rpmsctl_seq *seqs,
 			   zmq_msg_t *tmsg, zmq_msg_t *bmsg)
 {
-	char topic[128];
+	char topic[128], shown[128];
 	const char *body = zmq_msg_data(bmsg);
 	size_t len = zmq_msg_size(bmsg);
 	size_t tlen = zmq_msg_size(tmsg);
@@ -526,7 +618,12 @@ static bool rpmsctl_handle(const struct rpmsctl_tail *o, struct rpmsctl_seq *seq
 
 	j = json_loadb(body, len, 0, &jerr);
 	if (!j) {
-		fprintf(stderr, "rpmsctl: %s: body is not JSON: %s\n", topic, jerr.text);
+		/* Both may quote the sender's bytes: keep them off the terminal. */
+		memcpy(shown, topic, tlen + 1);
+		rpmsctl_sanitize(shown, tlen);
+		jerr.text[sizeof(jerr.text) - 1] = '\0';
+		rpmsctl_sanitize(jerr.text, strlen(jerr.text));
+		fprintf(stderr, "rpmsctl: %s: body is not JSON: %s\n", shown, jerr.text);
 		if (show && o->json) {
 			/* Still passed on exactly: the reader decides what to do. */
 			fwrite(body, 1, len, stdout);

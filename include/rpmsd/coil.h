@@ -9,11 +9,14 @@
  * "not supported".
  *
  * Threading contract:
- *  - open, close, arm, disarm run on non-real-time threads and may block,
- *    allocate and log.
- *  - pulse and status run on the real-time stim thread: they must not
- *    allocate, take a lock that is not priority-inheriting, log, or block
- *    for longer than the pulse itself. Do all set-up in open.
+ *  - open and close run on the main thread and may block, allocate and
+ *    log.
+ *  - arm, disarm, pulse and status run on the real-time stim thread, one
+ *    at a time, so a disarm is ordered with the pulses around it and takes
+ *    effect between two of them: they must not allocate, take a lock that
+ *    is not priority-inheriting, log, or block for longer than the
+ *    hardware operation itself (a GPIO line change, an SPI transfer). Do
+ *    all set-up in open.
  *
  * Errors are reported as negative errno values. A pulse that returns an
  * error is a fault: the host disarms the coil and publishes the fault.
@@ -108,10 +111,11 @@ struct rpmsd_coil_ops {
 	 * @return 0 or a negative errno
 	 */
 	int (*open)(const struct rpmsd_coil_host *host, void **out);
-	/** Make the coil ready to fire (enable line active). Optional. */
+	/** Make the coil ready to fire (enable line active). RT-safe. Optional. */
 	int (*arm)(void *handle);
-	/** Make the coil unable to fire (enable line inactive). Optional but
-	 * strongly recommended: the host calls it on every fault and exit. */
+	/** Make the coil unable to fire (enable line inactive). RT-safe.
+	 * Optional but strongly recommended: the host calls it on every fault
+	 * and exit. An error here is a fault too. */
 	int (*disarm)(void *handle);
 	/**
 	 * Fire one pulse now. RT-safe: no allocation, no blocking.
@@ -122,7 +126,7 @@ struct rpmsd_coil_ops {
 	int (*pulse)(void *handle, double intensity_pct, uint32_t width_us);
 	/** Read the coil status. RT-safe. Optional. */
 	int (*status)(void *handle, struct rpmsd_coil_status *st);
-	/** Disarm if needed and free everything. Accepts NULL. */
+	/** Disarm if needed and free everything (main thread). Accepts NULL. */
 	void (*close)(void *handle);
 };
 

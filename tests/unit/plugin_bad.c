@@ -5,14 +5,24 @@
  *  -DBAD_NOPULSE has no pulse op
  *  -DBAD_NAME    calls itself by another name
  *  -DBAD_FAILPULSE  loads fine, but every pulse fails with -EIO
- *  -DBAD_FAILSTATUS loads fine, but its status op fails with -EIO
+ *  -DBAD_FAILSTATUS=-EIO  loads fine, but its status op fails with that error
+ *  -DBAD_SLOWSTATUS loads fine, its first status call takes 30 ms, and it
+ *                   records when each pulse really happened
+ *  -DBAD_FAILARM    loads fine, but arm fails with -EIO
  */
 #include <errno.h>
+#include <time.h>
 
 #include <rpmsd/coil.h>
 
 #ifndef BAD_PLUGIN_NAME
 #error "BAD_PLUGIN_NAME must be defined"
+#endif
+
+#ifdef BAD_SLOWSTATUS
+/* CLOCK_MONOTONIC ns of each pulse, for the test to read with dlsym. */
+__attribute__((visibility("default"))) long long bad_pulse_times[64];
+__attribute__((visibility("default"))) int bad_pulse_count;
 #endif
 
 static int bad_open(const struct rpmsd_coil_host *host, void **out)
@@ -27,8 +37,16 @@ __attribute__((unused)) static int bad_pulse(void *h, double intensity_pct, uint
 	(void)h;
 	(void)intensity_pct;
 	(void)width_us;
-#ifdef BAD_FAILPULSE
+#if defined(BAD_FAILPULSE)
 	return -EIO;
+#elif defined(BAD_SLOWSTATUS)
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (bad_pulse_count < 64) {
+		bad_pulse_times[bad_pulse_count++] = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	}
+	return 0;
 #else
 	return 0;
 #endif
@@ -38,7 +56,36 @@ __attribute__((unused)) static int bad_pulse(void *h, double intensity_pct, uint
 static int bad_status(void *h, struct rpmsd_coil_status *st)
 {
 	(void)h;
-	(void)st;
+	/* Says everything is fine, then fails: the host must not believe it. */
+	st->ready = true;
+	st->fault = false;
+	st->temperature_c = 20.0;
+	return BAD_FAILSTATUS;
+}
+#endif
+
+#ifdef BAD_SLOWSTATUS
+
+static int bad_status(void *h, struct rpmsd_coil_status *st)
+{
+	static int calls;
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 30000000 };
+
+	(void)h;
+	if (calls++ == 0) {
+		nanosleep(&ts, NULL);
+	}
+	st->ready = true;
+	st->fault = false;
+	st->temperature_c = 20.0;
+	return 0;
+}
+#endif
+
+#ifdef BAD_FAILARM
+static int bad_arm(void *h)
+{
+	(void)h;
 	return -EIO;
 }
 #endif
@@ -67,8 +114,11 @@ static const struct rpmsd_coil_descriptor bad_descriptor = {
 #ifndef BAD_NOPULSE
 		.pulse = bad_pulse,
 #endif
-#ifdef BAD_FAILSTATUS
+#if defined(BAD_FAILSTATUS) || defined(BAD_SLOWSTATUS)
 		.status = bad_status,
+#endif
+#ifdef BAD_FAILARM
+		.arm = bad_arm,
 #endif
 		.close = bad_close,
 	},

@@ -57,7 +57,7 @@ static float *read_all(struct source *src)
 	float *buf = calloc(n * src->channels + 1, sizeof(float));
 
 	assert_non_null(buf);
-	assert_int_equal(src->ops->start(src, 0), 0);
+	assert_int_equal(src->ops->start(src, 0, NULL), 0);
 	assert_int_equal(src->ops->read(src, buf, n + 10, &blk), 1);
 	assert_int_equal(blk.frames, n);
 	assert_int_equal(blk.first_sample, 0);
@@ -637,7 +637,7 @@ static void test_blocks(void **state)
 	buf = calloc(1000, sizeof(float));
 	assert_non_null(buf);
 
-	assert_int_equal(src->ops->start(src, 0), 0);
+	assert_int_equal(src->ops->start(src, 0, NULL), 0);
 	while (src->ops->read(src, buf, 1000, &blk) == 1) {
 		assert_int_equal(blk.first_sample, next);
 		assert_memory_equal(buf, all + next, blk.frames * sizeof(float));
@@ -651,7 +651,7 @@ static void test_blocks(void **state)
 	assert_int_equal(blk.frames, 0);
 
 	/* start replays from the beginning. */
-	assert_int_equal(src->ops->start(src, 0), 0);
+	assert_int_equal(src->ops->start(src, 0, NULL), 0);
 	assert_int_equal(src->ops->read(src, buf, 10, &blk), 1);
 	assert_int_equal(blk.first_sample, 0);
 	assert_memory_equal(buf, all, 10 * sizeof(float));
@@ -673,7 +673,7 @@ static void test_blocks_multichannel(void **state)
 	strcpy(cfg.source.column, "1,2");
 	src = open_ok(&cfg);
 	assert_int_equal(src->total_frames, 3);
-	assert_int_equal(src->ops->start(src, 0), 0);
+	assert_int_equal(src->ops->start(src, 0, NULL), 0);
 	assert_int_equal(src->ops->read(src, buf, 2, &blk), 1);
 	assert_int_equal(blk.frames, 2);
 	assert_int_equal(blk.first_sample, 0);
@@ -698,7 +698,7 @@ static void test_read_rejects(void **state)
 	cfg_for(&cfg, "text_basic.txt");
 	src = open_ok(&cfg);
 	assert_int_equal(src->ops->read(src, buf, 4, &blk), -EINVAL);	/* not started */
-	assert_int_equal(src->ops->start(src, 0), 0);
+	assert_int_equal(src->ops->start(src, 0, NULL), 0);
 	assert_int_equal(src->ops->read(src, buf, 0, &blk), -EINVAL);
 	source_destroy(src);
 	source_destroy(NULL);
@@ -717,7 +717,7 @@ static void test_paced(void **state)
 	cfg_for_real(&cfg, "emg_1.txt", "biosppy");
 	assert_int_equal(source_replay_open(&cfg, true, &src, err, sizeof(err)), 0);
 	t0 = now_ns() + 5000000;
-	assert_int_equal(src->ops->start(src, t0), 0);
+	assert_int_equal(src->ops->start(src, t0, NULL), 0);
 	for (i = 0; i < 50; i++) {
 		assert_int_equal(src->ops->read(src, buf, 8, &blk), 1);
 		assert_int_equal(blk.first_sample, (uint64_t)i * 8);
@@ -729,9 +729,30 @@ static void test_paced(void **state)
 	source_destroy(src);
 }
 
+/* A paced read waiting for data gives up when its stop flag is set. */
+static void test_paced_stop(void **state)
+{
+	struct rpmsd_config cfg;
+	struct source_block blk;
+	struct source *src = NULL;
+	atomic_bool stop;
+	float buf[8];
+
+	(void)state;
+	cfg_for_real(&cfg, "emg_1.txt", "biosppy");
+	assert_int_equal(source_replay_open(&cfg, true, &src, err, sizeof(err)), 0);
+	atomic_init(&stop, false);
+	/* sample 0 is due in an hour: only the stop flag can end this read */
+	assert_int_equal(src->ops->start(src, now_ns() + 3600 * 1000000000LL, &stop), 0);
+	atomic_store(&stop, true);
+	assert_int_equal(src->ops->read(src, buf, 8, &blk), -EINTR);
+	source_destroy(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_paced_stop),
 		cmocka_unit_test(test_text_header),
 		cmocka_unit_test(test_text_cfg_rate),
 		cmocka_unit_test(test_text_crlf),

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -33,7 +35,7 @@ struct rig {
 	char log_path[64];
 };
 
-static struct rig *rig_new_plugin(const char *name)
+static struct rig *rig_new_clock(const char *name, bool virtual_time)
 {
 	struct rig *r = calloc(1, sizeof(*r));
 	char err[2048];
@@ -59,12 +61,18 @@ static struct rig *rig_new_plugin(const char *name)
 		/* the broken test plugins, built beside this test */
 		strcpy(r->cfg.daemon.plugin_dir, TEST_BUILD_ROOT "/tests");
 	}
-	assert_int_equal(sclock_create(true, &r->clk), 0);
+	assert_int_equal(sclock_create(virtual_time, &r->clk), 0);
+	sclock_start(r->clk);
 	assert_int_equal(plugin_load(&r->cfg, name, &r->plugin, err, sizeof(err)), 0);
 	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
 	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
 	return r;
+}
+
+static struct rig *rig_new_plugin(const char *name)
+{
+	return rig_new_clock(name, true);
 }
 
 static struct rig *rig_new(void)
@@ -323,23 +331,117 @@ static void test_stim_pulse_error_is_a_fault(void **state)
 	rig_free(r);
 }
 
-/* A plugin that cannot report its status is in doubt: refused as a fault. */
+/*
+ * A plugin whose status op fails is in doubt, whatever it wrote into the
+ * status and whatever the error (-EOPNOTSUPP from a status op is not "no
+ * status op"): refused as a coil fault.
+ */
 static void test_stim_status_error_refuses(void **state)
 {
-	struct rig *r = rig_new_plugin("failstatus");
-	struct stim_request q = req_make(1, 3, 10.0, 30.0, 0);
+	static const char *const names[] = { "failstatus", "eopstatus" };
+	static const int codes[] = { -EIO, -EOPNOTSUPP };
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		struct rig *r = rig_new_plugin(names[i]);
+		struct stim_request q = req_make(1, 3, 10.0, 30.0, 0);
+		struct event ev;
+
+		stim_set_armed(r->stim, true, "test");
+		assert_int_equal(stim_post(r->stim, &q), 0);
+		sclock_advance(r->clk, 1000 * MS);
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_REFUSAL);
+		assert_int_equal(ev.u.refusal.rule, SAFETY_COIL_FAULT);
+		assert_true(ev.u.refusal.value == codes[i]);
+		assert_int_equal(ev.u.refusal.dropped, 3);
+		assert_int_equal(stim_pulse_count(r->stim), 0);
+		rig_free(r);
+	}
+}
+
+/* An arm that fails leaves the gate disarmed and counts as a fault. */
+static void test_stim_arm_failure(void **state)
+{
+	struct rig *r = rig_new_plugin("failarm");
+	struct stim_request q = req_make(1, 2, 10.0, 30.0, 0);
+	struct stim_stats st;
 	struct event ev;
+	bool fault = false;
 
 	(void)state;
 	stim_set_armed(r->stim, true, "test");
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 1000 * MS);
-	assert_true(next_event(r, &ev));
-	assert_int_equal(ev.type, EVENT_REFUSAL);
-	assert_int_equal(ev.u.refusal.rule, SAFETY_COIL_FAULT);
-	assert_true(ev.u.refusal.value == -EIO);
-	assert_int_equal(ev.u.refusal.dropped, 3);
-	assert_int_equal(stim_pulse_count(r->stim), 0);
+	assert_false(stim_armed(r->stim));
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		assert_int_not_equal(ev.type, EVENT_PULSE);
+		if (ev.type == EVENT_STATE && ev.u.state.state == EVENT_STATE_FAULT) {
+			fault = true;
+		}
+		if (ev.type == EVENT_REFUSAL) {
+			assert_int_equal(ev.u.refusal.rule, SAFETY_DISARMED);
+		}
+	}
+	assert_true(fault);
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.faults, 1);
+	rig_free(r);
+}
+
+/*
+ * Real clock: a status read that takes 30 ms before the first pulse must
+ * not let the next pulse come sooner than the period after the pulse as
+ * it really happened (the gate judges the time right before the pulse).
+ */
+static void test_stim_slow_status_keeps_frequency(void **state)
+{
+	struct rig *r;
+	struct stim_request q;
+	const long long *times;
+	const int *count;
+	void *dl;
+	int i;
+
+	(void)state;
+	r = rig_new_clock("slowstatus", false);
+	r->cfg.safety.max_frequency_hz = 20.0;
+	stim_destroy(r->stim);	/* again, with the 20 Hz limit */
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	{
+		bool got_rt;
+
+		assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	}
+	stim_set_armed(r->stim, true, "test");
+	q = req_make(1, 4, 20.0, 30.0, sclock_now(r->clk) + 10 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	while (!stim_idle(r->stim)) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * MS };
+
+		nanosleep(&ts, NULL);
+	}
+	dl = dlopen(TEST_BUILD_ROOT "/tests/slowstatus.so", RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(dl);
+	times = dlsym(dl, "bad_pulse_times");
+	count = dlsym(dl, "bad_pulse_count");
+	assert_non_null(times);
+	assert_non_null(count);
+	assert_int_equal(*count, 4);
+	for (i = 1; i < 4; i++) {
+		/*
+		 * 50 ms apart at the plugin, less what can pass between the
+		 * gate's clock read and the plugin's (microseconds; 10 ms of
+		 * margin for a loaded machine). The bug this guards against
+		 * gave 20 ms.
+		 */
+		if (times[i] - times[i - 1] < 40 * MS) {
+			fail_msg("pulses %d and %d only %.3f ms apart", i - 1, i,
+				 (double)(times[i] - times[i - 1]) / 1e6);
+		}
+	}
+	dlclose(dl);
 	rig_free(r);
 }
 
@@ -353,6 +455,8 @@ int main(void)
 		cmocka_unit_test(test_stim_stop_drops_pending),
 		cmocka_unit_test(test_stim_pulse_error_is_a_fault),
 		cmocka_unit_test(test_stim_status_error_refuses),
+		cmocka_unit_test(test_stim_arm_failure),
+		cmocka_unit_test(test_stim_slow_status_keeps_frequency),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
