@@ -281,13 +281,18 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 	bool got_rt;
 	int ret, signo = 0, status = 0;
 
-	ret = session_build(&s, opt);
-	if (ret < 0) {
-		goto err_free;
-	}
+	/*
+	 * Signals first: libzmq starts its I/O threads when the publisher's
+	 * socket is made, and a thread that does not block SIGINT/SIGTERM
+	 * would take a process-directed signal with its default action.
+	 */
 	ret = session_signals(&s);
 	if (ret < 0) {
 		log_err("signals: %s", strerror(-ret));
+		goto err_free;
+	}
+	ret = session_build(&s, opt);
+	if (ret < 0) {
 		goto err_free;
 	}
 	if (opt->wait_subscriber_s > 0) {
