@@ -12,9 +12,11 @@
  * and restores them, and is therefore not thread-safe.
  */
 #include "config.h"
+#include "file.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -448,6 +452,8 @@ struct config_ctx {
 	bool in_coil;			/* current section is [coil.<name>] */
 	bool failed;			/* an error is in err */
 	int read_errno;
+	char *line;			/* getline buffer */
+	size_t line_cap;
 	int key_line[CONFIG_N_KEYS];	/* where each key was set, 0 = not */
 };
 
@@ -1005,31 +1011,40 @@ static int config_scan_line(struct config_ctx *ctx, const char *line)
 	return config_enter_section(ctx, p + 1, (size_t)(end - p - 1));
 }
 
-/* fgets for libinih that counts lines and refuses to split long ones. */
+/*
+ * fgets for libinih that counts lines and refuses to split long ones. It
+ * reads whole physical lines with getline, so a NUL byte cannot end a line
+ * early and hide the rest of it (fgets + strlen would).
+ */
 static char *config_read_line(char *str, int num, void *stream)
 {
 	struct config_ctx *ctx = stream;
-	size_t len;
+	ssize_t len;
 
 	if (ctx->failed) {
 		return NULL;
 	}
-	if (!fgets(str, num, ctx->f)) {
+	errno = 0;
+	len = getline(&ctx->line, &ctx->line_cap, ctx->f);
+	if (len < 0) {
 		if (ferror(ctx->f)) {
 			ctx->read_errno = errno ? errno : EIO;
 		}
 		return NULL;
 	}
 	ctx->lineno++;
-	len = strlen(str);
+	if (memchr(ctx->line, '\0', (size_t)len)) {
+		config_fail(ctx, ctx->lineno, "NUL byte in the line (allowed: text only)");
+		return NULL;
+	}
 	/* a split line would be counted twice and its tail parsed as a key */
-	if (len == (size_t)num - 1 && str[len - 1] != '\n' &&
-	    getc(ctx->f) != EOF) {
+	if (len > num - 2 + (ctx->line[len - 1] == '\n')) {
 		config_fail(ctx, ctx->lineno,
 			    "line too long (allowed: at most %d characters)",
 			    num - 2);
 		return NULL;
 	}
+	memcpy(str, ctx->line, (size_t)len + 1);
 	if (config_scan_line(ctx, str) < 0) {
 		return NULL;
 	}
@@ -1310,11 +1325,16 @@ int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t er
 	config_defaults(&ctx->cfg);
 	memcpy(ctx->cfg.path, path, n + 1);
 
-	ctx->f = fopen(path, "re");
+	ctx->f = file_open_regular(path, &rc);
 	if (!ctx->f) {
-		rc = -errno;
-		config_report(err, errlen, path, 0, "cannot open: %s",
-			      strerror(-rc));
+		if (rc == -EISDIR) {
+			config_report(err, errlen, path, 0, "cannot read: %s", strerror(-rc));
+		} else if (rc == -EINVAL) {
+			config_report(err, errlen, path, 0,
+				      "not a regular file (allowed: a configuration file)");
+		} else {
+			config_report(err, errlen, path, 0, "cannot open: %s", strerror(-rc));
+		}
 		goto err_free;
 	}
 
@@ -1349,12 +1369,14 @@ int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t er
 
 	fclose(ctx->f);
 	*cfg = ctx->cfg;
+	free(ctx->line);
 	free(ctx);
 	return 0;
 
 err_close:
 	fclose(ctx->f);
 err_free:
+	free(ctx->line);
 	free(ctx);
 	return rc;
 }

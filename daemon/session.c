@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "acquire.h"
+#include "detect.h"
+#include "dsp.h"
 #include "event.h"
 #include "log.h"
 #include "plugin.h"
@@ -107,7 +109,8 @@ static int session_build(struct session *s, const struct session_options *opt)
 	}
 	ret = acquire_create(cfg, s->src, s->clock, s->stim, &s->acq, err, sizeof(err));
 	if (ret < 0) {
-		log_err("%s", err[0] ? err : strerror(-ret));
+		log_err("%s: at %g Hz (the rate of %s): %s", cfg->path, s->src->rate_hz,
+			s->src->description, err[0] ? err : strerror(-ret));
 		return ret;
 	}
 	ret = ring_create(SESSION_MAIN_RING, sizeof(struct event), &s->main_events);
@@ -376,6 +379,8 @@ int session_check(const struct rpmsd_config *cfg)
 	char err[SESSION_ERR_MAX];
 	struct plugin *plugin = NULL;
 	struct source *src = NULL;
+	struct dsp_chain *dsp = NULL;
+	struct detect *det = NULL;
 	int ret;
 
 	err[0] = '\0';
@@ -387,14 +392,25 @@ int session_check(const struct rpmsd_config *cfg)
 	}
 	plugin_unload(plugin);
 	if (ret < 0) {
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "rpmsd: %s\n", err);
 		return ret;
 	}
 	ret = source_replay_open(cfg, false, &src, err, sizeof(err));
 	if (ret < 0) {
-		fprintf(stderr, "%s\n", err[0] ? err : strerror(-ret));
+		fprintf(stderr, "rpmsd: %s\n", err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	/* Filters and detector depend on the recording's rate: design them too. */
+	ret = dsp_chain_create(cfg, src->rate_hz, &dsp, err, sizeof(err));
+	if (ret == 0) {
+		ret = detect_create(cfg, src->rate_hz, &det, err, sizeof(err));
+	}
+	if (ret < 0) {
+		fprintf(stderr, "rpmsd: %s: at %g Hz (the rate of %s): %s\n", cfg->path,
+			src->rate_hz, src->description, err);
+	}
+	detect_destroy(det);
+	dsp_chain_destroy(dsp);
 	source_destroy(src);
-	return 0;
+	return ret;
 }

@@ -21,10 +21,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "file.h"
 #include "source.h"
 
 #define REPLAY_RATE_TOL 1e-3	/* relative rate difference tolerated */
 #define REPLAY_STEP_TOL 0.25	/* relative time step deviation tolerated */
+#define REPLAY_DRIFT_TOL 0.5	/* time off its due position, in steps */
+#define REPLAY_RATE_MIN 100.0	/* the range source.rate_hz allows */
+#define REPLAY_RATE_MAX 100000.0
 #define REPLAY_HEAD_STEPS 1000	/* time steps the rate is derived from */
 #define REPLAY_SHOW_MAX 64	/* bytes of a bad value quoted in errors */
 #define REPLAY_LIST_MAX 10	/* column names listed in errors */
@@ -265,6 +269,13 @@ static int source_replay_rate(struct source_replay_parser *p)
 	} else {
 		return source_replay_fail(p, 0, -EINVAL,
 					  "sampling rate unknown: set source.rate_hz or add a '# Sampling Rate (Hz):= ...' header");
+	}
+	/* The same range as source.rate_hz: the filters are designed for it. */
+	if (p->rate < REPLAY_RATE_MIN || p->rate > REPLAY_RATE_MAX) {
+		return source_replay_fail(p, cfg_rate > 0 ? 0 : p->header_rate > 0 ?
+					  p->header_rate_line : 0, -EINVAL,
+					  "sampling rate %g Hz is out of range (allowed: %g to %g Hz)",
+					  p->rate, REPLAY_RATE_MIN, REPLAY_RATE_MAX);
 	}
 	return 0;
 }
@@ -561,11 +572,17 @@ static int source_replay_csv_row(struct source_replay_parser *p, char *s)
 	return 0;
 }
 
-/* Compare one time step with the expected one. */
+/*
+ * Compare one time step with the expected one, and the time itself with
+ * where the first time and the rate put sample @k: steps that are each
+ * within tolerance but consistently off (a drifting clock, a changed rate)
+ * would replay the whole file at the wrong speed.
+ */
 static int source_replay_step(struct source_replay_parser *p, double from,
-			      double to, long line)
+			      double to, long line, uint64_t k)
 {
 	double d = to - from;
+	double want = p->head_t[0] + (double)k * p->step;
 
 	if (!(d > 0)) {
 		return source_replay_fail(p, line, -EINVAL,
@@ -577,6 +594,11 @@ static int source_replay_step(struct source_replay_parser *p, double from,
 		return source_replay_fail(p, line, -EINVAL,
 					  "time jumps from %.10g to %.10g, expected step %g",
 					  from, to, p->step);
+	}
+	if (fabs(to - want) > REPLAY_DRIFT_TOL * p->step) {
+		return source_replay_fail(p, line, -EINVAL,
+					  "time %.10g drifts from %.10g, where sample %llu is due at %g Hz",
+					  to, want, (unsigned long long)k, p->rate);
 	}
 	return 0;
 }
@@ -630,7 +652,7 @@ static int source_replay_head(struct source_replay_parser *p)
 	for (i = 0; p->time_rate == 0 && i < n; i++) {
 		if (!(p->head_t[i + 1] > p->head_t[i])) {
 			return source_replay_step(p, p->head_t[i], p->head_t[i + 1],
-						  p->head_line[i + 1]);
+						  p->head_line[i + 1], i + 1);
 		}
 	}
 	ret = source_replay_rate(p);
@@ -641,7 +663,7 @@ static int source_replay_head(struct source_replay_parser *p)
 	p->step_known = true;
 	for (i = 0; i < n; i++) {
 		ret = source_replay_step(p, p->head_t[i], p->head_t[i + 1],
-					 p->head_line[i + 1]);
+					 p->head_line[i + 1], i + 1);
 		if (ret) {
 			return ret;
 		}
@@ -691,7 +713,8 @@ static int source_replay_timevalue(struct source_replay_parser *p, char *s)
 		return ret;
 	}
 	if (p->step_known) {
-		ret = source_replay_step(p, p->prev_t, t, p->line);
+		/* one channel: the value just stored is sample n - 1 */
+		ret = source_replay_step(p, p->prev_t, t, p->line, p->n - 1);
 		p->prev_t = t;
 		return ret;
 	}
@@ -1021,10 +1044,14 @@ int source_replay_open(const struct rpmsd_config *cfg, bool paced,
 		ret = -EINVAL;
 		goto err_parser;
 	}
-	f = fopen(path, "re");
+	f = file_open_regular(path, &ret);
 	if (!f) {
-		ret = -errno;
-		source_replay_fail(p, 0, ret, "cannot open: %s", strerror(-ret));
+		if (ret == -EINVAL) {
+			source_replay_fail(p, 0, ret,
+					   "not a regular file (allowed: a recording)");
+		} else {
+			source_replay_fail(p, 0, ret, "cannot open: %s", strerror(-ret));
+		}
 		goto err_parser;
 	}
 	ret = source_replay_parse(p, f);

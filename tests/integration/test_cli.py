@@ -98,6 +98,15 @@ def test_bad_recording():
     expect_refused(p, "/nonexistent.txt: cannot open: No such file or directory")
 
 
+def test_settings_impossible_at_the_recordings_rate():
+    # valid on their own, but at 100 Hz the low-pass is clamped to 45 Hz
+    rec = conf("r100.txt", "# Sampling Rate (Hz):= 100\n1\n2\n3\n")
+    p = conf("r100.conf", base("[dsp]\nhighpass_hz = 50\n").replace(
+        "%s/data/emg/emg_1.txt" % rig.SOURCE, rec))
+    expect_refused(p, "%s: at 100 Hz (the rate of r100.txt (text, 1 channel, 100 Hz, 3 frames)): "
+                      "dsp.highpass_hz: 50 Hz: must be > 0 and below the low-pass corner 45 Hz" % p)
+
+
 def test_missing_config_file():
     r = rpmsd("--config", "/nonexistent/rpmsd.conf")
     check(r.returncode == 1, r.stderr)
@@ -224,6 +233,7 @@ if __name__ == "__main__":
         test_protocol_beyond_safety_caps,
         test_plugin_problems,
         test_bad_recording,
+        test_settings_impossible_at_the_recordings_rate,
         test_missing_config_file,
         test_endpoint_in_use,
         test_usage_errors,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -935,9 +936,49 @@ static void test_source_path_loaded(void **state)
 	assert_string_equal(out, TEST_DATA_DIR "/config/../emg/sample.txt");
 }
 
+/* A NUL byte must not end a line early and hide what follows it. */
+static void test_nul_byte(void **state)
+{
+	static const char text[] = "[safety]\n# harmless comment\0max_intensity_pct = 100\n";
+	struct rpmsd_config cfg;
+	char err[CONFIG_ERR_MAX], want[CONFIG_ERR_MAX + 64];
+	int fd;
+
+	(void)state;
+	snprintf(tmp_path, sizeof(tmp_path), "/tmp/rpmsd-test-config-XXXXXX");
+	fd = mkstemp(tmp_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(config_load(&cfg, tmp_path, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in the line (allowed: text only)", tmp_path);
+	assert_string_equal(err, want);
+	unlink(tmp_path);
+}
+
+/* A FIFO would block the start for ever, a device never end: refused. */
+static void test_not_regular_file(void **state)
+{
+	struct rpmsd_config cfg;
+	char err[CONFIG_ERR_MAX], path[64], want[CONFIG_ERR_MAX + 64];
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/rpmsd-test-fifo-%d", (int)getpid());
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file (allowed: a configuration file)", path);
+	assert_string_equal(err, want);
+	unlink(path);
+	assert_int_equal(config_load(&cfg, "/dev/zero", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "/dev/zero: not a regular file (allowed: a configuration file)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_not_regular_file),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_template_matches_file),
