@@ -26,6 +26,7 @@
 #define DETECT_SPREAD_FLOOR_REL 1e-3
 #define DETECT_SPREAD_FLOOR_ABS 1e-9
 #define DETECT_MAX_CAL_SAMPLES 100000000.0
+#define DETECT_CAL_RATE 1000.0	/* envelope values per second kept for calibration */
 
 enum detect_state {
 	DETECT_S_WAIT = 0,
@@ -47,6 +48,8 @@ struct detect {
 
 	/* calibration */
 	float *cal;
+	uint64_t cal_stride;	/* keep every cal_stride-th envelope sample */
+	uint64_t cal_want;	/* samples the window holds on that grid */
 	uint64_t cal_from;
 	uint64_t cal_n;
 	int calibrated;
@@ -125,12 +128,21 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 		goto err_nomem;
 	}
 	d->cal_len = (uint64_t)cal_len;
-	d->cal = calloc(d->cal_len, sizeof(*d->cal));
+	/*
+	 * The envelope changes no faster than its window allows, so about
+	 * 1 kHz of it is enough for the median and MAD. Keeping no more bounds
+	 * the buffer (and the selection at the end of the window, which runs
+	 * on the acquire thread) at any sampling rate: 600 s at 100 kHz is
+	 * 600,000 values, not 60 million.
+	 */
+	d->cal_stride = fs > DETECT_CAL_RATE ? (uint64_t)floor(fs / DETECT_CAL_RATE) : 1;
+	d->cal_want = (d->cal_len + d->cal_stride - 1) / d->cal_stride;
+	d->cal = calloc(d->cal_want, sizeof(*d->cal));
 	if (!d->cal) {
 		goto err_free;
 	}
 	/* Touch every page now so the RT thread never faults one in. */
-	memset(d->cal, 0, d->cal_len * sizeof(*d->cal));
+	memset(d->cal, 0, d->cal_want * sizeof(*d->cal));
 
 	d->k_on = cfg->detect.k_on;
 	d->k_off = cfg->detect.k_off;
@@ -281,7 +293,8 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 {
 	uint64_t end = d->cal_from + d->cal_len;
 
-	if (sample < end && d->cal_n < d->cal_len) {
+	if (sample < end && d->cal_n < d->cal_want &&
+	    (sample - d->cal_from) % d->cal_stride == 0) {
 		d->cal[d->cal_n++] = envelope;
 	}
 	if (sample + 1 < end) {
@@ -289,7 +302,7 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 	}
 	/* Blanks ate more than half the window: it says little about rest,
 	 * so try again right after it. */
-	if (d->cal_n * 2 < d->cal_len) {
+	if (d->cal_n * 2 < d->cal_want) {
 		d->cal_from = sample + 1;
 		d->cal_n = 0;
 		return DETECT_NONE;
