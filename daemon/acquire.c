@@ -343,7 +343,11 @@ void acquire_stop(struct acquire *a)
 		return;
 	}
 	atomic_store(&a->stop, true);
-	/* A virtual-time hand-off may be waiting on the stim thread. */
+	/*
+	 * A paced read sees the flag within SOURCE_STOP_LATENCY_NS; a
+	 * virtual-time hand-off in progress completes first, which needs the
+	 * stim thread: stop this thread before that one.
+	 */
 	pthread_join(a->tid, NULL);
 	a->started = false;
 }
