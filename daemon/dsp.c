@@ -36,11 +36,21 @@ struct dsp_chain {
 	double fresh;		/* sum of what was written in this trip */
 };
 
-static int dsp_check(double fs, double fc, double q)
+/*
+ * Check a design's arguments and compute what every RBJ cookbook section
+ * starts from: cos(w0) and alpha = sin(w0) / 2Q, with w0 = 2 pi f / fs.
+ * @return 0, or -EINVAL unless 0 < f < fs/2 and q > 0
+ */
+static int dsp_prewarp(double fs, double f, double q, double *c, double *alpha)
 {
-	if (!(fs > 0.0) || !(fc > 0.0) || !(fc < fs / 2.0) || !(q > 0.0)) {
+	double w0;
+
+	if (!(fs > 0.0) || !(f > 0.0) || !(f < fs / 2.0) || !(q > 0.0)) {
 		return -EINVAL;
 	}
+	w0 = 2.0 * M_PI * f / fs;
+	*c = cos(w0);
+	*alpha = sin(w0) / (2.0 * q);
 	return 0;
 }
 
@@ -58,14 +68,11 @@ static void dsp_set(struct dsp_biquad *bq, double b0, double b1, double b2,
 
 int dsp_biquad_highpass(struct dsp_biquad *bq, double fs, double fc, double q)
 {
-	double w0, c, alpha;
+	double c, alpha;
 
-	if (dsp_check(fs, fc, q)) {
+	if (dsp_prewarp(fs, fc, q, &c, &alpha)) {
 		return -EINVAL;
 	}
-	w0 = 2.0 * M_PI * fc / fs;
-	c = cos(w0);
-	alpha = sin(w0) / (2.0 * q);
 	dsp_set(bq, (1.0 + c) / 2.0, -(1.0 + c), (1.0 + c) / 2.0,
 		1.0 + alpha, -2.0 * c, 1.0 - alpha);
 	return 0;
@@ -73,14 +80,11 @@ int dsp_biquad_highpass(struct dsp_biquad *bq, double fs, double fc, double q)
 
 int dsp_biquad_lowpass(struct dsp_biquad *bq, double fs, double fc, double q)
 {
-	double w0, c, alpha;
+	double c, alpha;
 
-	if (dsp_check(fs, fc, q)) {
+	if (dsp_prewarp(fs, fc, q, &c, &alpha)) {
 		return -EINVAL;
 	}
-	w0 = 2.0 * M_PI * fc / fs;
-	c = cos(w0);
-	alpha = sin(w0) / (2.0 * q);
 	dsp_set(bq, (1.0 - c) / 2.0, 1.0 - c, (1.0 - c) / 2.0,
 		1.0 + alpha, -2.0 * c, 1.0 - alpha);
 	return 0;
@@ -88,14 +92,11 @@ int dsp_biquad_lowpass(struct dsp_biquad *bq, double fs, double fc, double q)
 
 int dsp_biquad_notch(struct dsp_biquad *bq, double fs, double f0, double q)
 {
-	double w0, c, alpha;
+	double c, alpha;
 
-	if (dsp_check(fs, f0, q)) {
+	if (dsp_prewarp(fs, f0, q, &c, &alpha)) {
 		return -EINVAL;
 	}
-	w0 = 2.0 * M_PI * f0 / fs;
-	c = cos(w0);
-	alpha = sin(w0) / (2.0 * q);
 	dsp_set(bq, 1.0, -2.0 * c, 1.0, 1.0 + alpha, -2.0 * c, 1.0 - alpha);
 	return 0;
 }
