@@ -343,6 +343,9 @@ void acquire_stop(struct acquire *a)
 		return;
 	}
 	atomic_store(&a->stop, true);
+	if (a->src->ops->cancel) {
+		a->src->ops->cancel(a->src);	/* a refill waiting for data returns */
+	}
 	/*
 	 * A paced read sees the flag within SOURCE_STOP_LATENCY_NS; a
 	 * virtual-time hand-off in progress completes first, which needs the

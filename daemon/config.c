@@ -107,6 +107,7 @@ static const struct config_enum config_log_levels[] = {
 
 static const struct config_enum config_source_types[] = {
 	{ "replay", CONFIG_SOURCE_REPLAY },
+	{ "iio", CONFIG_SOURCE_IIO },
 	{ NULL, 0 },
 };
 
@@ -190,7 +191,7 @@ static const struct config_key config_keys[] = {
 		.section = "source", .key = "type",
 		.type = CONFIG_TYPE_ENUM, .def = "replay",
 		.values = config_source_types, .unit = "",
-		.doc = "Where the EMG comes from: replay reads a recording.",
+		.doc = "Where the EMG comes from: replay reads a recording, iio an amplifier through libiio.",
 		CONFIG_FIELD(source.type),
 	}, {
 		.section = "source", .key = "file",
@@ -216,7 +217,7 @@ static const struct config_key config_keys[] = {
 		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 100000,
 		.unit = "Hz", .allowed = "0, or 100 to 100000",
 		.check = config_check_rate,
-		.doc = "Sampling rate of the recording, 0 = from the file's header.",
+		.doc = "Sampling rate: replay: 0 = from the file's header; iio: written to the device's sampling_frequency, 0 = the device's own.",
 		CONFIG_FIELD(source.rate_hz),
 	}, {
 		.section = "source", .key = "scale_uv",
@@ -233,8 +234,44 @@ static const struct config_key config_keys[] = {
 		.section = "source", .key = "block_frames",
 		.type = CONFIG_TYPE_INT, .def = "8", .min = 1, .max = 4096,
 		.unit = "frames",
-		.doc = "Frames handed to the signal chain at a time.",
+		.doc = "Frames handed to the signal chain at a time (iio: the buffer size; small is fast).",
 		CONFIG_FIELD(source.block_frames),
+	}, {
+		.section = "source", .key = "uri",
+		.type = CONFIG_TYPE_STRING, .def = "local:", .unit = "",
+		.allowed = "a libiio URI: local:, ip:HOST",
+		.doc = "iio: where the device is (libiio context URI).",
+		CONFIG_FIELD(source.uri),
+	}, {
+		.section = "source", .key = "device",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a device name, an id such as iio:device0, or an index; required when type = iio",
+		.doc = "iio: the amplifier's IIO device.",
+		CONFIG_FIELD(source.device),
+	}, {
+		.section = "source", .key = "channels",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "1 to 8 comma-separated channel ids such as voltage0; required when type = iio",
+		.doc = "iio: the EMG channels, in this order.",
+		CONFIG_FIELD(source.channels),
+	}, {
+		.section = "source", .key = "gain",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1", .min = 1e-6, .max = 1e9,
+		.unit = "",
+		.doc = "iio: amplifier gain in front of the ADC; samples are divided by it.",
+		CONFIG_FIELD(source.gain),
+	}, {
+		.section = "source", .key = "kernel_buffers",
+		.type = CONFIG_TYPE_INT, .def = "4", .min = 0, .max = 64,
+		.unit = "blocks",
+		.doc = "iio: blocks the kernel queues, 0 = leave the driver's setting.",
+		CONFIG_FIELD(source.kernel_buffers),
+	}, {
+		.section = "source", .key = "trigger",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a trigger device name, or empty to leave it as it is",
+		.doc = "iio: the trigger to set on the device.",
+		CONFIG_FIELD(source.trigger),
 	},
 	/* [dsp] */
 	{
@@ -1209,6 +1246,16 @@ static int config_check_all(struct config_ctx *ctx)
 	if (cfg->source.type == CONFIG_SOURCE_REPLAY && !cfg->source.file[0]) {
 		config_fail(ctx, 0,
 			    "source.file: missing (required when source.type = replay)");
+		return -EINVAL;
+	}
+	if (cfg->source.type == CONFIG_SOURCE_IIO && !cfg->source.device[0]) {
+		config_fail(ctx, 0,
+			    "source.device: missing (required when source.type = iio)");
+		return -EINVAL;
+	}
+	if (cfg->source.type == CONFIG_SOURCE_IIO && !cfg->source.channels[0]) {
+		config_fail(ctx, 0,
+			    "source.channels: missing (required when source.type = iio)");
 		return -EINVAL;
 	}
 	if (cfg->plugin_section[0] &&

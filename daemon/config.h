@@ -30,6 +30,7 @@
 /** Where replay reads its input from. */
 enum config_source_type {
 	CONFIG_SOURCE_REPLAY = 0,
+	CONFIG_SOURCE_IIO,
 };
 
 /** Replay file format. */
@@ -87,6 +88,13 @@ struct rpmsd_config {
 		double scale_uv;		/* µV per file unit */
 		bool realtime;			/* pace at the sampling rate */
 		int block_frames;		/* frames per block */
+		/* IIO only */
+		char uri[CONFIG_PATH_MAX];	/* libiio context URI */
+		char device[CONFIG_NAME_MAX];	/* name, id or index */
+		char channels[CONFIG_PATH_MAX];	/* comma-separated channel ids */
+		double gain;			/* amplifier gain (divides) */
+		int kernel_buffers;		/* 0 = leave the driver's */
+		char trigger[CONFIG_NAME_MAX];	/* "" = leave as it is */
 	} source;
 
 	struct {

@@ -75,15 +75,31 @@ static void session_free(struct session *s)
 	}
 }
 
+/* The configured source: a recording or a live IIO device. */
+static int session_open_source(const struct rpmsd_config *cfg, bool paced,
+			       struct source **out, char *err, size_t errlen)
+{
+	if (cfg->source.type == CONFIG_SOURCE_IIO) {
+		return source_iio_open(cfg, out, err, errlen);
+	}
+	return source_replay_open(cfg, paced, out, err, errlen);
+}
+
 static int session_build(struct session *s, const struct session_options *opt)
 {
 	const struct rpmsd_config *cfg = s->cfg;
 	char err[SESSION_ERR_MAX];
-	bool paced = cfg->source.realtime && !opt->fast;
+	bool iio = cfg->source.type == CONFIG_SOURCE_IIO;
+	/* A live device sets its own pace: only a recording can run in virtual time. */
+	bool paced = iio || (cfg->source.realtime && !opt->fast);
 	int ret;
 
+	if (iio && opt->fast) {
+		log_err("--fast replays recordings as fast as possible; source.type = iio is live");
+		return -EINVAL;
+	}
 	err[0] = '\0';
-	ret = source_replay_open(cfg, paced, &s->src, err, sizeof(err));
+	ret = session_open_source(cfg, paced, &s->src, err, sizeof(err));
 	if (ret < 0) {
 		log_err("%s", err[0] ? err : strerror(-ret));
 		return ret;
@@ -248,6 +264,10 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	if (as.source_error) {
 		fprintf(f, "  source error:    %s\n", strerror(-as.source_error));
 	}
+	if (s->src->gaps) {
+		fprintf(f, "  gaps:            %" PRIu64 " in the stream, %" PRIu64 " samples missing\n",
+			s->src->gaps, s->src->lost);
+	}
 	fprintf(f, "  bursts detected: %" PRIu64 " (onsets), %" PRIu64 " ended (offsets)\n",
 		onsets, offsets);
 	fprintf(f, "    started stimulation %" PRIu64 ", ignored in refractory time %" PRIu64
@@ -395,7 +415,7 @@ int session_check(const struct rpmsd_config *cfg)
 		fprintf(stderr, "rpmsd: %s\n", err);
 		return ret;
 	}
-	ret = source_replay_open(cfg, false, &src, err, sizeof(err));
+	ret = session_open_source(cfg, false, &src, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err[0] ? err : strerror(-ret));
 		return ret;

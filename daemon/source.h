@@ -51,6 +51,11 @@ struct source_ops {
 	 */
 	int (*read)(struct source *src, float *buf, size_t max_frames,
 		    struct source_block *blk);
+	/**
+	 * Optional, from another thread: make a read that is waiting return
+	 * at once (it then returns -EINTR if the stop flag is set).
+	 */
+	void (*cancel)(struct source *src);
 	/** Free the source. */
 	void (*destroy)(struct source *src);
 };
@@ -63,6 +68,8 @@ struct source {
 	uint64_t total_frames;			/* known length, 0 if unbounded */
 	char channel_names[SOURCE_MAX_CHANNELS][SOURCE_NAME_MAX];
 	char description[256];			/* for logs: file, format, column */
+	uint64_t gaps;				/* gaps seen in the stream (reader thread) */
+	uint64_t lost;				/* samples missing in them */
 };
 
 /**
@@ -74,6 +81,15 @@ struct source {
  */
 int source_replay_open(const struct rpmsd_config *cfg, bool paced,
 		       struct source **out, char *err, size_t errlen);
+
+/**
+ * Open the IIO source described by cfg->source (libiio): context, device,
+ * channels, rate, trigger and buffer are all set up here.
+ * @param err  receives a message naming the source.* key at fault
+ * @return 0, -ENOENT (no such device or channel), -EINVAL, or -errno
+ */
+int source_iio_open(const struct rpmsd_config *cfg, struct source **out,
+		    char *err, size_t errlen);
 
 /** Free any source. Accepts NULL. */
 void source_destroy(struct source *src);

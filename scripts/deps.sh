@@ -4,8 +4,8 @@
 # Usage: scripts/deps.sh [build|test]   (default: test, which is a superset)
 set -eu
 
-build_pkgs="gcc pkg-config meson ninja-build libinih-dev libzmq3-dev libjansson-dev"
-test_pkgs="$build_pkgs clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd"
+build_pkgs="gcc pkg-config meson ninja-build libinih-dev libzmq3-dev libjansson-dev libiio-dev"
+test_pkgs="$build_pkgs libiio-utils clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd"
 
 case "${1:-test}" in
 build) pkgs=$build_pkgs ;;

@@ -372,7 +372,7 @@ static void test_unknown_key(void **state)
 	expect_error(SRC "[stim]\nfoo = 1\n",
 		     ":4: stim.foo: unknown key (allowed: plugin, protocol, train_pulses, train_frequency_hz, intensity_pct, pulse_width_us, refractory_ms)");
 	expect_error("[source]\nfile = x\nfiles = y\n",
-		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames)");
+		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames, uri, device, channels, gain, kernel_buffers, trigger)");
 }
 
 static void test_key_outside_section(void **state)
@@ -974,9 +974,31 @@ static void test_not_regular_file(void **state)
 	assert_string_equal(err, "/dev/zero: not a regular file (allowed: a configuration file)");
 }
 
+/* The IIO source needs its device and channels. */
+static void test_iio_required(void **state)
+{
+	struct rpmsd_config cfg;
+
+	(void)state;
+	expect_error("[source]\ntype = iio\nchannels = voltage0\n",
+		     ": source.device: missing (required when source.type = iio)");
+	expect_error("[source]\ntype = iio\ndevice = emg\n",
+		     ": source.channels: missing (required when source.type = iio)");
+	expect_ok("[source]\ntype = iio\ndevice = emg\nchannels = voltage0,voltage2\n"
+		  "uri = ip:127.0.0.1\ngain = 500\nkernel_buffers = 2\ntrigger = trig0\n", &cfg);
+	assert_int_equal(cfg.source.type, CONFIG_SOURCE_IIO);
+	assert_string_equal(cfg.source.device, "emg");
+	assert_string_equal(cfg.source.channels, "voltage0,voltage2");
+	assert_string_equal(cfg.source.uri, "ip:127.0.0.1");
+	assert_true(cfg.source.gain == 500.0);
+	assert_int_equal(cfg.source.kernel_buffers, 2);
+	assert_string_equal(cfg.source.trigger, "trig0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_iio_required),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_not_regular_file),
 		cmocka_unit_test(test_defaults),

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * IIO source: an amplifier's ADC through libiio (local sysfs/chardev, or
+ * a remote iiod), behind the same interface as the replay source.
+ *
+ * Everything is found, checked, configured and allocated in
+ * source_iio_open on the main thread; the buffer is made there once to
+ * prove streaming works, then again by start, once, before the acquire
+ * loop, so that sample 0 is the session's first frame. read runs on
+ * the acquire thread: iio_buffer_refill, then libiio's own demultiplexing
+ * and conversion (iio_channel_read: endianness, shift, sign) into a
+ * preallocated scratch array, then raw -> µV with the channel's scale and
+ * offset and the configured amplifier gain.
+ *
+ * Timestamps: the device's timestamp channel when it has one, else
+ * CLOCK_MONOTONIC at refill. A hardware timestamp jump of more than half a
+ * period beyond the expected one is a gap: it is counted, and the sample
+ * index skips the missing samples so the index stays the recording's time.
+ */
+#include <errno.h>
+#include <iio.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "source.h"
+
+#define IIO_RATE_TOL 1e-3	/* relative difference between asked and got */
+#define IIO_TIMEOUT_MS 1000	/* a refill waits at most this long */
+
+struct source_iio {
+	struct source base;
+	struct iio_context *ctx;
+	struct iio_device *dev;
+	struct iio_channel *chn[SOURCE_MAX_CHANNELS];
+	struct iio_channel *ts;		/* timestamp channel, or NULL */
+	double mul[SOURCE_MAX_CHANNELS];	/* µV per raw unit */
+	double offset[SOURCE_MAX_CHANNELS];	/* raw units */
+	unsigned bytes[SOURCE_MAX_CHANNELS];	/* storage bytes of one sample */
+	bool is_signed[SOURCE_MAX_CHANNELS];
+	struct iio_buffer *buf;		/* reader thread only, after start */
+	_Atomic(struct iio_buffer *) live;	/* the same, for cancel */
+	size_t frames;			/* buffer size in frames */
+	void *scratch;			/* frames * 8 bytes */
+	int64_t *stamps;		/* frames timestamps */
+	uint64_t next_sample;
+	int64_t last_stamp;
+	bool have_stamp;
+	int64_t period_ns;
+	const atomic_bool *stop;
+};
+
+static int source_iio_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int source_iio_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+/* Device by name, by id (iio:device0), or by index in the context. */
+static struct iio_device *source_iio_find_device(struct iio_context *ctx, const char *want)
+{
+	struct iio_device *dev = iio_context_find_device(ctx, want);
+	char *end;
+	unsigned long idx;
+
+	if (dev) {
+		return dev;
+	}
+	idx = strtoul(want, &end, 10);
+	if (*want && *end == '\0' && idx < iio_context_get_devices_count(ctx)) {
+		return iio_context_get_device(ctx, (unsigned)idx);
+	}
+	return NULL;
+}
+
+/* "a, b, c" of the device's input scan elements, for error messages. */
+static void source_iio_list_channels(const struct iio_device *dev, char *out, size_t len)
+{
+	unsigned i, n = iio_device_get_channels_count(dev);
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < n && used + 1 < len; i++) {
+		const struct iio_channel *c = iio_device_get_channel(dev, i);
+
+		if (iio_channel_is_output(c) || !iio_channel_is_scan_element(c)) {
+			continue;
+		}
+		used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "",
+					 iio_channel_get_id(c));
+	}
+	if (!out[0]) {
+		snprintf(out, len, "none");
+	}
+}
+
+static int64_t source_iio_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Find, check and enable the configured channels. */
+static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *cfg,
+			       char *err, size_t errlen)
+{
+	char list[CONFIG_PATH_MAX], names[512];
+	char *save = NULL, *tok;
+	unsigned n = 0;
+
+	snprintf(list, sizeof(list), "%s", cfg->source.channels);
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		const struct iio_data_format *fmt;
+		struct iio_channel *c;
+		double scale = 1.0, offset = 0.0;
+
+		while (*tok == ' ') {
+			tok++;
+		}
+		if (n == SOURCE_MAX_CHANNELS) {
+			return source_iio_fail(err, errlen, -EINVAL,
+					       "source.channels: more than %d channels",
+					       SOURCE_MAX_CHANNELS);
+		}
+		c = iio_device_find_channel(s->dev, tok, false);
+		if (!c || !iio_channel_is_scan_element(c)) {
+			source_iio_list_channels(s->dev, names, sizeof(names));
+			return source_iio_fail(err, errlen, -ENOENT,
+					       "source.channels: device '%s' has no input channel '%s' that can be streamed (channels: %s)",
+					       iio_device_get_id(s->dev), tok, names);
+		}
+		fmt = iio_channel_get_data_format(c);
+		if (fmt->length == 0 || fmt->length > 64 || fmt->length % 8 != 0) {
+			return source_iio_fail(err, errlen, -EINVAL,
+					       "source.channels: channel '%s' has an unusable storage of %u bits",
+					       tok, fmt->length);
+		}
+		/* Missing scale: the samples stay in ADC counts (said in the log). */
+		if (iio_channel_attr_read_double(c, "scale", &scale) < 0 || !(scale > 0)) {
+			scale = 1.0;
+		}
+		if (iio_channel_attr_read_double(c, "offset", &offset) < 0 || !isfinite(offset)) {
+			offset = 0.0;
+		}
+		s->chn[n] = c;
+		/* IIO voltages: (raw + offset) * scale is millivolts. */
+		s->mul[n] = scale * 1000.0 / cfg->source.gain;
+		s->offset[n] = offset;
+		s->bytes[n] = fmt->length / 8;
+		s->is_signed[n] = fmt->is_signed;
+		snprintf(s->base.channel_names[n], SOURCE_NAME_MAX, "%s", tok);
+		iio_channel_enable(c);
+		n++;
+	}
+	if (n == 0) {
+		return source_iio_fail(err, errlen, -EINVAL, "source.channels: no channel named");
+	}
+	s->base.channels = n;
+	s->ts = iio_device_find_channel(s->dev, "timestamp", false);
+	if (s->ts && iio_channel_is_scan_element(s->ts) &&
+	    iio_channel_get_data_format(s->ts)->length == 64) {
+		iio_channel_enable(s->ts);
+	} else {
+		s->ts = NULL;
+	}
+	return 0;
+}
+
+static int source_iio_rate(struct source_iio *s, const struct rpmsd_config *cfg,
+			   char *err, size_t errlen)
+{
+	double rate = 0.0;
+	int ret;
+
+	if (cfg->source.rate_hz > 0) {
+		ret = iio_device_attr_write_double(s->dev, "sampling_frequency",
+						   cfg->source.rate_hz);
+		if (ret < 0) {
+			return source_iio_fail(err, errlen, ret,
+					       "source.rate_hz: cannot set sampling_frequency of '%s' to %g Hz: %s",
+					       iio_device_get_id(s->dev), cfg->source.rate_hz,
+					       strerror(-ret));
+		}
+	}
+	ret = iio_device_attr_read_double(s->dev, "sampling_frequency", &rate);
+	if (ret < 0 || !(rate > 0) || !isfinite(rate)) {
+		if (cfg->source.rate_hz > 0) {
+			rate = cfg->source.rate_hz;
+		} else {
+			return source_iio_fail(err, errlen, -EINVAL,
+					       "source.rate_hz: device '%s' does not say its sampling_frequency: set source.rate_hz",
+					       iio_device_get_id(s->dev));
+		}
+	}
+	if (cfg->source.rate_hz > 0 &&
+	    fabs(rate - cfg->source.rate_hz) > IIO_RATE_TOL * cfg->source.rate_hz) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.rate_hz: asked device '%s' for %g Hz, it runs at %g Hz",
+				       iio_device_get_id(s->dev), cfg->source.rate_hz, rate);
+	}
+	if (rate < 100.0 || rate > 100000.0) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.rate_hz: device '%s' runs at %g Hz (allowed: 100 to 100000 Hz)",
+				       iio_device_get_id(s->dev), rate);
+	}
+	s->base.rate_hz = rate;
+	s->period_ns = llround(1e9 / rate);
+	return 0;
+}
+
+static int source_iio_start(struct source *src, int64_t t0_mono_ns, const atomic_bool *stop)
+{
+	struct source_iio *s = (struct source_iio *)src;
+	int ret;
+
+	(void)t0_mono_ns;
+	/*
+	 * Streaming starts here, not at open, so sample 0 is the first frame
+	 * after the session started. This is set-up, before the acquire loop:
+	 * the one allocation of the buffer happens here, once.
+	 */
+	if (!s->buf) {
+		s->buf = iio_device_create_buffer(s->dev, s->frames, false);
+		if (!s->buf) {
+			ret = -errno;
+			return ret < 0 ? ret : -EIO;
+		}
+		atomic_store(&s->live, s->buf);
+	}
+	s->stop = stop;
+	s->next_sample = 0;
+	s->have_stamp = false;
+	return 0;
+}
+
+/* Widen one converted sample of @bytes bytes at @p. */
+static double source_iio_sample(const void *p, unsigned bytes, bool is_signed)
+{
+	switch (bytes) {
+	case 1:
+		return is_signed ? (double)*(const int8_t *)p : (double)*(const uint8_t *)p;
+	case 2:
+		return is_signed ? (double)*(const int16_t *)p : (double)*(const uint16_t *)p;
+	case 4:
+		return is_signed ? (double)*(const int32_t *)p : (double)*(const uint32_t *)p;
+	default:
+		return is_signed ? (double)*(const int64_t *)p : (double)*(const uint64_t *)p;
+	}
+}
+
+/* Real-time: refill, convert, no allocation. */
+static int source_iio_read(struct source *src, float *out, size_t max_frames,
+			   struct source_block *blk)
+{
+	struct source_iio *s = (struct source_iio *)src;
+	unsigned nch = src->channels, ch;
+	ssize_t got;
+	size_t frames, i;
+	int64_t stamp_first;
+
+	if (max_frames < s->frames) {
+		return -EINVAL;
+	}
+	got = iio_buffer_refill(s->buf);
+	if (got < 0) {
+		if (s->stop && atomic_load(s->stop)) {
+			return -EINTR;
+		}
+		return (int)got;
+	}
+	frames = (size_t)got / (size_t)iio_buffer_step(s->buf);
+	if (frames == 0) {
+		return -EIO;
+	}
+	for (ch = 0; ch < nch; ch++) {
+		const unsigned char *raw = s->scratch;
+
+		iio_channel_read(s->chn[ch], s->buf, s->scratch, frames * s->bytes[ch]);
+		for (i = 0; i < frames; i++) {
+			double v = source_iio_sample(raw + i * s->bytes[ch], s->bytes[ch],
+						     s->is_signed[ch]);
+
+			out[i * nch + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
+		}
+	}
+	if (s->ts) {
+		iio_channel_read(s->ts, s->buf, s->stamps, frames * sizeof(int64_t));
+		stamp_first = s->stamps[0];
+		if (s->have_stamp) {
+			int64_t missing = llround((double)(stamp_first - s->last_stamp) /
+						  (double)s->period_ns) - 1;
+
+			/* Samples the kernel or the link dropped: skip their indices. */
+			if (missing > 0) {
+				s->base.gaps++;
+				s->base.lost += (uint64_t)missing;
+				s->next_sample += (uint64_t)missing;
+			}
+		}
+		s->last_stamp = s->stamps[frames - 1];
+	} else {
+		/* No hardware timestamp: the refill time stands for the block's end. */
+		s->last_stamp = source_iio_mono_ns();
+	}
+	s->have_stamp = true;
+	blk->frames = frames;
+	blk->first_sample = s->next_sample;
+	s->next_sample += frames;
+	return 1;
+}
+
+static void source_iio_cancel(struct source *src)
+{
+	struct source_iio *s = (struct source_iio *)src;
+	struct iio_buffer *buf = atomic_load(&s->live);
+
+	/* Not started yet: the reader's first refill times out and sees stop. */
+	if (buf) {
+		iio_buffer_cancel(buf);
+	}
+}
+
+static void source_iio_destroy(struct source *src)
+{
+	struct source_iio *s = (struct source_iio *)src;
+
+	if (!s) {
+		return;
+	}
+	if (s->buf) {
+		iio_buffer_destroy(s->buf);
+	}
+	if (s->ctx) {
+		iio_context_destroy(s->ctx);
+	}
+	free(s->stamps);
+	free(s->scratch);
+	free(s);
+}
+
+static const struct source_ops source_iio_ops = {
+	.start = source_iio_start,
+	.read = source_iio_read,
+	.cancel = source_iio_cancel,
+	.destroy = source_iio_destroy,
+};
+
+int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *err,
+		    size_t errlen)
+{
+	struct source_iio *s;
+	char desc[64];
+	int ret;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		return source_iio_fail(err, errlen, -ENOMEM, "out of memory");
+	}
+	s->base.ops = &source_iio_ops;
+	s->ctx = iio_create_context_from_uri(cfg->source.uri);
+	if (!s->ctx) {
+		ret = -errno;
+		source_iio_fail(err, errlen, ret, "source.uri: cannot open IIO context '%s': %s",
+				cfg->source.uri, strerror(-ret));
+		goto err_free;
+	}
+	ret = iio_context_set_timeout(s->ctx, IIO_TIMEOUT_MS);
+	if (ret < 0) {
+		source_iio_fail(err, errlen, ret, "source.uri: cannot set the timeout: %s",
+				strerror(-ret));
+		goto err_free;
+	}
+	s->dev = source_iio_find_device(s->ctx, cfg->source.device);
+	if (!s->dev) {
+		ret = source_iio_fail(err, errlen, -ENOENT,
+				      "source.device: no IIO device '%s' at '%s' (%u devices)",
+				      cfg->source.device, cfg->source.uri,
+				      iio_context_get_devices_count(s->ctx));
+		goto err_free;
+	}
+	ret = source_iio_channels(s, cfg, err, errlen);
+	if (ret < 0) {
+		goto err_free;
+	}
+	ret = source_iio_rate(s, cfg, err, errlen);
+	if (ret < 0) {
+		goto err_free;
+	}
+	if (cfg->source.trigger[0]) {
+		const struct iio_device *trig = iio_context_find_device(s->ctx, cfg->source.trigger);
+
+		ret = trig ? iio_device_set_trigger(s->dev, trig) : -ENOENT;
+		if (ret < 0) {
+			source_iio_fail(err, errlen, ret,
+					"source.trigger: cannot set trigger '%s' on '%s': %s",
+					cfg->source.trigger, iio_device_get_id(s->dev),
+					strerror(-ret));
+			goto err_free;
+		}
+	}
+	if (cfg->source.kernel_buffers > 0) {
+		/* Not every backend can; a refusal only costs latency headroom. */
+		(void)iio_device_set_kernel_buffers_count(s->dev,
+							  (unsigned)cfg->source.kernel_buffers);
+	}
+	s->frames = (size_t)cfg->source.block_frames;
+	s->scratch = calloc(s->frames, sizeof(int64_t));
+	s->stamps = calloc(s->frames, sizeof(int64_t));
+	if (!s->scratch || !s->stamps) {
+		ret = source_iio_fail(err, errlen, -ENOMEM, "out of memory");
+		goto err_free;
+	}
+	/* Prove now that streaming works, so a refusal is a start-up error. */
+	s->buf = iio_device_create_buffer(s->dev, s->frames, false);
+	if (!s->buf) {
+		ret = -errno;
+		source_iio_fail(err, errlen, ret,
+				"source.device: cannot start streaming from '%s': %s",
+				iio_device_get_id(s->dev), strerror(-ret));
+		goto err_free;
+	}
+	iio_buffer_destroy(s->buf);
+	s->buf = NULL;
+	snprintf(desc, sizeof(desc), "%s", iio_device_get_name(s->dev) ?
+		 iio_device_get_name(s->dev) : iio_device_get_id(s->dev));
+	snprintf(s->base.description, sizeof(s->base.description),
+		 "IIO %s at %.64s (%u channel%s, %g Hz, %zu-frame buffers, %s timestamps)", desc,
+		 cfg->source.uri, s->base.channels, s->base.channels == 1 ? "" : "s",
+		 s->base.rate_hz, s->frames, s->ts ? "hardware" : "CLOCK_MONOTONIC");
+	*out = &s->base;
+	return 0;
+
+err_free:
+	source_iio_destroy(&s->base);
+	return ret;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test tool: open the IIO source exactly as rpmsd does (source_iio_open on
+ * a config file) and print N frames, one line each: the sample index then
+ * each channel in µV. Lets the IIO tests check conversion bit for bit
+ * through libiio's real local backend.
+ *
+ *   iio_read CONFIG FRAMES
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "source.h"
+
+int main(int argc, char **argv)
+{
+	static struct rpmsd_config cfg;
+	char err[2048];
+	struct source *src;
+	struct source_block blk;
+	float *buf;
+	long want, got = 0;
+	unsigned ch;
+	size_t i;
+	int ret;
+
+	if (argc != 3 || (want = strtol(argv[2], NULL, 10)) <= 0) {
+		fprintf(stderr, "usage: iio_read CONFIG FRAMES\n");
+		return 2;
+	}
+	if (config_load(&cfg, argv[1], err, sizeof(err)) < 0 ||
+	    source_iio_open(&cfg, &src, err, sizeof(err)) < 0) {
+		fprintf(stderr, "iio_read: %s\n", err);
+		return 1;
+	}
+	printf("# %s\n", src->description);
+	buf = calloc((size_t)cfg.source.block_frames * src->channels, sizeof(float));
+	if (!buf) {
+		return 1;
+	}
+	src->ops->start(src, 0, NULL);
+	while (got < want) {
+		ret = src->ops->read(src, buf, (size_t)cfg.source.block_frames, &blk);
+		if (ret <= 0) {
+			fprintf(stderr, "iio_read: read: %d\n", ret);
+			return 1;
+		}
+		for (i = 0; i < blk.frames && got < want; i++, got++) {
+			printf("%" PRIu64, blk.first_sample + i);
+			for (ch = 0; ch < src->channels; ch++) {
+				printf(" %.9g", (double)buf[i * src->channels + ch]);
+			}
+			printf("\n");
+		}
+	}
+	printf("# gaps %" PRIu64 " lost %" PRIu64 "\n", src->gaps, src->lost);
+	free(buf);
+	source_destroy(src);
+	return 0;
+}
