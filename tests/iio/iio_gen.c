@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -74,6 +75,7 @@ struct gen {
 	long long vanish_after;
 	long long return_after_ms;
 	enum gen_unused unused;
+	int rt_prio;
 	bool verbose;
 
 	/* device */
@@ -1138,7 +1140,7 @@ static void gen_usage(FILE *f)
 	      "               [--scale S] [--rate HZ] [--stall-after N]\n"
 	      "               [--vanish-after N] [--return-after-ms M]\n"
 	      "               [--count-file PATH] [--unused-bits sign|zero|ones]\n"
-	      "               [--verbose]\n"
+	      "               [--rt-prio P] [--verbose]\n"
 	      "SIGUSR1 stalls (stop writing, stay alive), SIGRTMIN resumes;\n"
 	      "SIGUSR2 makes the device vanish now (it returns after\n"
 	      "--return-after-ms, default 1000).\n", f);
@@ -1166,10 +1168,12 @@ static int gen_parse_args(struct gen *g, int argc, char **argv)
 		{ "return-after-ms", required_argument, NULL, 'R' },
 		{ "count-file", required_argument, NULL, 'c' },
 		{ "unused-bits", required_argument, NULL, 'u' },
+		{ "rt-prio", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	long long n;
 	char *end;
 	double v;
 	int opt;
@@ -1214,6 +1218,13 @@ static int gen_parse_args(struct gen *g, int argc, char **argv)
 		case 'c':
 			g->count_path = optarg;
 			break;
+		case 'p':
+			if (gen_parse_ll(optarg, &n) || n > 99) {
+				gen_log("--rt-prio: 0 (off) to 99");
+				return -EINVAL;
+			}
+			g->rt_prio = (int)n;
+			break;
 		case 'u':
 			if (!strcmp(optarg, "sign")) {
 				g->unused = GEN_UNUSED_SIGN;
@@ -1242,6 +1253,21 @@ static int gen_parse_args(struct gen *g, int argc, char **argv)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * SCHED_FIFO (priority 1 by default): under CFS a wake-up can wait for the
+ * next scheduler tick, milliseconds in which a new reader may read frames
+ * of the previous session before the FIFO is drained.
+ */
+static void gen_set_rt(const struct gen *g)
+{
+	struct sched_param sp = { .sched_priority = g->rt_prio };
+
+	if (g->rt_prio > 0 && sched_setscheduler(0, SCHED_FIFO, &sp)) {
+		gen_log("SCHED_FIFO %d: %s (staying SCHED_OTHER)", g->rt_prio,
+			strerror(errno));
+	}
 }
 
 static void gen_install_signals(void)
@@ -1319,12 +1345,14 @@ int main(int argc, char **argv)
 	g.stall_after = -1;
 	g.vanish_after = -1;
 	g.return_after_ms = 1000;
+	g.rt_prio = 1;
 	g.fifo_fd = -1;
 	g.ino_fd = -1;
 	if (gen_parse_args(&g, argc, argv)) {
 		return 2;
 	}
 	gen_install_signals();
+	gen_set_rt(&g);
 	ret = gen_hidden_path(&g);
 	if (!ret) {
 		ret = gen_scan_channels(&g);

@@ -21,7 +21,6 @@ import math
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -408,6 +407,10 @@ class FakeIio:
         _run("mount", "--make-rprivate", "/")
         self.tmp = tempfile.mkdtemp(prefix="rpmsd-iio-")
         try:
+            # iio_gen rewrites its count file every millisecond: on a disk
+            # file system a rename can block it for milliseconds.
+            self._mount("-t", "tmpfs", "-o", "mode=700", "rpmsd-iio-work",
+                        target=self.tmp)
             self._mount("-t", "tmpfs", "-o", "mode=755", "rpmsd-sysbus",
                         target=SYS_BUS)
             os.makedirs(DEVICES)

@@ -74,6 +74,7 @@ def format_case(typ, unused="sign", literal=None):
         got = [out[i * size:(i + 1) * size].hex() for i in range(len(lit))]
         check(got == lit, "first frames %s, want %s" % (got, lit))
         dev.wait_frames(n)          # the count file follows the FIFO
+    check(dev.gen_exit == 0, "iio_gen exited %s on SIGTERM" % dev.gen_exit)
 
 
 @test
