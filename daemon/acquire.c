@@ -15,10 +15,6 @@
 #include "policy.h"
 #include "rt.h"
 
-/* Longest the end of a session waits for a running train to finish. */
-#define ACQUIRE_DRAIN_EXTRA_NS 2000000000LL
-#define ACQUIRE_DRAIN_STEP_NS 10000000LL
-
 struct acquire {
 	struct source *src;
 	struct sclock *clock;
@@ -33,7 +29,6 @@ struct acquire {
 	uint64_t blank_until;			/* first sample after the blank */
 	float held[SOURCE_MAX_CHANNELS];	/* last raw sample before the blank */
 	double k_off;
-	int64_t drain_ns;
 	int done_fd;
 	atomic_bool stop;
 	_Atomic uint64_t samples;
@@ -132,27 +127,6 @@ static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
 	acquire_push(a, &ev, sclock_now(a->clock));
 }
 
-/* Let a train in progress finish before the session ends (bounded). */
-static void acquire_drain(struct acquire *a)
-{
-	int64_t start = sclock_now(a->clock);
-	int64_t t = start;
-	struct timespec step = { .tv_sec = 0, .tv_nsec = ACQUIRE_DRAIN_STEP_NS };
-
-	while (!atomic_load(&a->stop) && t - start < a->drain_ns) {
-		if (sclock_is_virtual(a->clock)) {
-			/* Move time on so pending pulses come due. */
-			sclock_advance(a->clock, t + ACQUIRE_DRAIN_STEP_NS);
-		} else {
-			nanosleep(&step, NULL);
-		}
-		if (stim_idle(a->stim)) {
-			break;
-		}
-		t = sclock_now(a->clock);
-	}
-}
-
 static void acquire_block(struct acquire *a, const struct source_block *blk)
 {
 	unsigned nch = a->src->channels;
@@ -221,6 +195,8 @@ static void *acquire_thread(void *arg)
 		}
 		pulses_seen = pulses;
 		acquire_block(a, &blk);
+		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
+		sclock_set_fresh(a->clock, sclock_now(a->clock));
 		a->stats.blocks++;
 		a->stats.samples = end_sample;
 		atomic_store(&a->samples, end_sample);
@@ -233,8 +209,13 @@ static void *acquire_thread(void *arg)
 		a->stats.source_error = ret;
 		acquire_state(a, EVENT_STATE_FAULT, ret, "source read failed", last);
 	} else if (ret == 0) {
+		/*
+		 * No more EMG, so no more stimulation: disarm now rather than
+		 * let the acquisition watchdog call it a fault. A train still
+		 * running is cut short and its pulses counted as not delivered.
+		 */
 		a->stats.ended = true;
-		acquire_drain(a);
+		stim_set_armed(a->stim, false, "end of recording");
 		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", last);
 	}
 	if (write(a->done_fd, &one, sizeof(one)) < 0) {
@@ -261,11 +242,6 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	a->k_off = cfg->detect.k_off;
 	a->block_frames = (size_t)cfg->source.block_frames;
 	a->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * src->rate_hz / 1000.0);
-	a->drain_ns = (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN
-			       ? policy_train_span_ns((uint32_t)cfg->stim.train_pulses,
-						      cfg->stim.train_frequency_hz)
-			       : 0) +
-		      ACQUIRE_DRAIN_EXTRA_NS;
 	a->buf = calloc(a->block_frames * src->channels, sizeof(float));
 	if (!a->buf) {
 		ret = -ENOMEM;

@@ -6,9 +6,9 @@
  * allocated in acquire_create; its loop only reads, computes and pushes
  * fixed-size records.
  *
- * At the end of the data it waits (bounded) until the stim thread has
- * finished any train in progress, then signals the main thread through
- * an eventfd.
+ * After each block it tells the session clock that the EMG is fresh (the
+ * stim thread's acquisition watchdog). At the end of the data it disarms
+ * the coil, then signals the main thread through an eventfd.
  */
 #ifndef RPMSD_ACQUIRE_H
 #define RPMSD_ACQUIRE_H

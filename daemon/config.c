@@ -443,6 +443,12 @@ static const struct config_key config_keys[] = {
 		.unit = "°C",
 		.doc = "Coil temperature above which the coil is not fired.",
 		CONFIG_FIELD(safety.max_coil_temp_c),
+	}, {
+		.section = "safety", .key = "acquisition_timeout_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "250", .min = 10, .max = 10000,
+		.unit = "ms",
+		.doc = "No fresh EMG block for this long: no pulse is admitted and the coil is disarmed (must exceed one block).",
+		CONFIG_FIELD(safety.acquisition_timeout_ms),
 	},
 	/* [publish] */
 	{

@@ -134,6 +134,7 @@ struct rpmsd_config {
 		double min_train_interval_ms;
 		double max_intensity_pct;
 		double max_coil_temp_c;
+		double acquisition_timeout_ms;	/* no fresh EMG for this long: disarm */
 	} safety;
 
 	struct {

@@ -34,6 +34,19 @@ static bool safety_check_armed(const struct safety_limits *lim,
 	return st->armed;
 }
 
+static bool safety_check_acquisition(const struct safety_limits *lim,
+				     const struct safety_state *st,
+				     const struct safety_request *req, int64_t now_ns,
+				     struct safety_verdict *v)
+{
+	(void)st;
+	(void)now_ns;
+	/* Stimulating on EMG nobody has seen for a while is flying blind. */
+	v->value = req->acq_age_ns == INT64_MAX ? INFINITY : (double)req->acq_age_ns / 1e9;
+	v->limit = (double)lim->acq_timeout_ns / 1e9;
+	return req->acq_age_ns >= 0 && req->acq_age_ns <= lim->acq_timeout_ns;
+}
+
 static bool safety_check_fault(const struct safety_limits *lim,
 			       const struct safety_state *st,
 			       const struct safety_request *req, int64_t now_ns,
@@ -151,6 +164,7 @@ static bool safety_check_train_interval(const struct safety_limits *lim,
 
 static const struct safety_rule_desc safety_rules[] = {
 	{ SAFETY_DISARMED, "disarmed", "", safety_check_armed },
+	{ SAFETY_ACQ_STALE, "acquisition_stale", "s", safety_check_acquisition },
 	{ SAFETY_COIL_FAULT, "coil_fault", "", safety_check_fault },
 	{ SAFETY_NOT_READY, "not_ready", "", safety_check_ready },
 	{ SAFETY_COIL_TEMP, "coil_temperature", "C", safety_check_temp },
@@ -168,6 +182,7 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
 	lim->min_train_interval_ns = llround(cfg->safety.min_train_interval_ms * 1e6);
 	lim->max_intensity_pct = cfg->safety.max_intensity_pct;
 	lim->max_coil_temp_c = cfg->safety.max_coil_temp_c;
+	lim->acq_timeout_ns = llround(cfg->safety.acquisition_timeout_ms * 1e6);
 }
 
 void safety_init(struct safety_state *st)

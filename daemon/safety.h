@@ -25,6 +25,7 @@
 enum safety_rule {
 	SAFETY_OK = 0,
 	SAFETY_DISARMED,	/* not armed */
+	SAFETY_ACQ_STALE,	/* no fresh EMG within acquisition_timeout_ms */
 	SAFETY_COIL_FAULT,	/* plugin reports a latched fault */
 	SAFETY_NOT_READY,	/* stimulator not ready */
 	SAFETY_COIL_TEMP,	/* coil at or above max_coil_temp_c */
@@ -42,6 +43,7 @@ struct safety_limits {
 	int64_t min_train_interval_ns;
 	double max_intensity_pct;
 	double max_coil_temp_c;
+	int64_t acq_timeout_ns;
 };
 
 /** What the gate remembers. Owned by the stim thread. */
@@ -57,6 +59,7 @@ struct safety_state {
 struct safety_request {
 	uint32_t train_id;	/* non-zero; a new id starts a new train */
 	double intensity_pct;
+	int64_t acq_age_ns;	/* since the last fresh EMG block; INT64_MAX: none yet */
 	bool have_status;	/* coil status below is valid */
 	struct rpmsd_coil_status coil;
 };

@@ -32,6 +32,7 @@ struct sclock {
 	_Atomic int64_t next_deadline;
 	atomic_bool kicked;
 	_Atomic uint64_t last_sample;
+	_Atomic int64_t fresh;
 	/* the word the stim thread waits on, so stop can wake it */
 	_Atomic(atomic_uint *) waiting_word;
 };
@@ -82,6 +83,7 @@ int sclock_create(bool virtual_time, struct sclock **out)
 	atomic_init(&c->idle_gen, UINT_MAX);
 	atomic_init(&c->bell, 0);
 	atomic_init(&c->last_sample, 0);
+	atomic_init(&c->fresh, INT64_MIN);
 	atomic_init(&c->next_deadline, SCLOCK_NEVER);
 	atomic_init(&c->kicked, false);
 	atomic_init(&c->waiting_word, NULL);
@@ -260,6 +262,16 @@ void sclock_set_last_sample(struct sclock *c, uint64_t index)
 uint64_t sclock_last_sample(const struct sclock *c)
 {
 	return atomic_load_explicit(&((struct sclock *)c)->last_sample, memory_order_relaxed);
+}
+
+void sclock_set_fresh(struct sclock *c, int64_t t_ns)
+{
+	atomic_store_explicit(&c->fresh, t_ns, memory_order_release);
+}
+
+int64_t sclock_fresh(const struct sclock *c)
+{
+	return atomic_load_explicit(&((struct sclock *)c)->fresh, memory_order_acquire);
 }
 
 void sclock_stop(struct sclock *c)

@@ -77,6 +77,12 @@ void sclock_set_last_sample(struct sclock *c, uint64_t index);
  */
 uint64_t sclock_last_sample(const struct sclock *c);
 
+/** Acquire side: session time at which the last EMG block was processed. */
+void sclock_set_fresh(struct sclock *c, int64_t t_ns);
+
+/** Session time of the last EMG block (INT64_MIN before the first one). */
+int64_t sclock_fresh(const struct sclock *c);
+
 /**
  * Release every waiter for good (shutdown). The thread that waits in
  * sclock_wait must keep waiting until this is called or until no thread

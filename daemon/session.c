@@ -75,6 +75,27 @@ static void session_free(struct session *s)
 	}
 }
 
+/*
+ * The acquisition watchdog needs at least one block per timeout, or it
+ * would disarm between two perfectly healthy blocks.
+ * @return 0, or -EINVAL with the message in @err
+ */
+static int session_check_timing(const struct rpmsd_config *cfg, const struct source *src,
+				char *err, size_t errlen)
+{
+	double block_ms = cfg->source.block_frames * 1000.0 / src->rate_hz;
+
+	if (cfg->safety.acquisition_timeout_ms > block_ms) {
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "%s: safety.acquisition_timeout_ms: %g ms is not longer than one block "
+		 "(source.block_frames %d at %g Hz = %g ms)", cfg->path,
+		 cfg->safety.acquisition_timeout_ms, cfg->source.block_frames, src->rate_hz,
+		 block_ms);
+	return -EINVAL;
+}
+
 /* The configured source: a recording or a live IIO device. */
 static int session_open_source(const struct rpmsd_config *cfg, bool paced,
 			       struct source **out, char *err, size_t errlen)
@@ -105,6 +126,11 @@ static int session_build(struct session *s, const struct session_options *opt)
 		return ret;
 	}
 	log_info("source: %s%s", s->src->description, paced ? "" : ", as fast as possible");
+	ret = session_check_timing(cfg, s->src, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s", err);
+		return ret;
+	}
 	ret = sclock_create(!paced, &s->clock);
 	if (ret < 0) {
 		return ret;
@@ -418,6 +444,12 @@ int session_check(const struct rpmsd_config *cfg)
 	ret = session_open_source(cfg, false, &src, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	ret = session_check_timing(cfg, src, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "rpmsd: %s\n", err);
+		source_destroy(src);
 		return ret;
 	}
 	/* Filters and detector depend on the recording's rate: design them too. */

@@ -38,6 +38,7 @@ struct stim {
 	atomic_bool stop;
 	atomic_bool busy;		/* a train is running */
 	atomic_bool armed;		/* mirror of gate.armed for readers */
+	int64_t armed_at;		/* session time of the last arm (stim thread) */
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
 	bool started;
@@ -89,6 +90,7 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 	}
 	safety_set_armed(&s->gate, true);
 	atomic_store(&s->armed, true);
+	s->armed_at = sclock_now(s->clock);
 	stim_emit_state(s, EVENT_STATE_ARMED, 0, reason);
 }
 
@@ -159,6 +161,8 @@ static int64_t stim_fire(struct stim *s)
 		}
 	}
 	now = sclock_now(s->clock);
+	req.acq_age_ns = sclock_fresh(s->clock) == INT64_MIN ? INT64_MAX
+							     : now - sclock_fresh(s->clock);
 	v = safety_admit(&s->limits, &s->gate, &req, now);
 	if (v.rule != SAFETY_OK) {
 		stim_refuse(s, &v, now);
@@ -208,12 +212,36 @@ static int64_t stim_fire(struct stim *s)
 	return now;
 }
 
+/*
+ * The acquisition watchdog: armed, and no fresh EMG block (nor an arm)
+ * for longer than the limit, disarm at once. The gate's own rule refuses
+ * every pulse in that state too; this also drops the enable line.
+ * @return the session time at which to look again (SCLOCK_NEVER: disarmed)
+ */
+static int64_t stim_watchdog(struct stim *s, int64_t now)
+{
+	int64_t fresh, ref;
+
+	if (!s->gate.armed) {
+		return SCLOCK_NEVER;
+	}
+	fresh = sclock_fresh(s->clock);
+	ref = fresh > s->armed_at ? fresh : s->armed_at;
+	if (now - ref <= s->limits.acq_timeout_ns) {
+		return ref + s->limits.acq_timeout_ns + 1;
+	}
+	s->stats.faults++;
+	stim_apply_armed(s, false, "acquisition stale");
+	stim_emit_state(s, EVENT_STATE_FAULT, -ETIMEDOUT, "no fresh EMG: disarmed");
+	return SCLOCK_NEVER;
+}
+
 static void *stim_thread(void *arg)
 {
 	struct stim *s = arg;
 	struct stim_request req;
 	unsigned seen;
-	int64_t now;
+	int64_t now, wake_at;
 	int cmd;
 
 	rt_prefault_stack();
@@ -233,8 +261,11 @@ static void *stim_thread(void *arg)
 			now = stim_fire(s);
 			continue;
 		}
-		now = sclock_wait(s->clock, s->in_train ? s->next_deadline : SCLOCK_NEVER,
-				  &s->wake, seen);
+		wake_at = stim_watchdog(s, now);
+		if (s->in_train && s->next_deadline < wake_at) {
+			wake_at = s->next_deadline;
+		}
+		now = sclock_wait(s->clock, wake_at, &s->wake, seen);
 	}
 	if (s->in_train) {
 		s->stats.dropped_at_stop += s->train.pulses - s->next_index;

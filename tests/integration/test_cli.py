@@ -4,7 +4,9 @@
 with FILE:LINE messages before anything starts, usage errors exit 2, and
 rpmsctl tail works as a subscriber of a real daemon."""
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +18,7 @@ import rpmsd_rig as rig  # noqa: E402
 from rpmsd_rig import check  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="rpmsd-cli-")
+atexit.register(shutil.rmtree, TMP, True)
 DEMO = os.path.join(rig.SOURCE, "config", "demo.conf")
 
 
@@ -105,6 +108,20 @@ def test_settings_impossible_at_the_recordings_rate():
         "%s/data/emg/emg_1.txt" % rig.SOURCE, rec))
     expect_refused(p, "%s: at 100 Hz (the rate of r100.txt (text, 1 channel, 100 Hz, 3 frames)): "
                       "dsp.highpass_hz: 50 Hz: must be > 0 and below the low-pass corner 45 Hz" % p)
+
+
+def test_watchdog_shorter_than_a_block():
+    # 256 frames at 1 kHz = 256 ms per block: a 100 ms watchdog would trip
+    p = conf("wd.conf", base("[source]\nblock_frames = 256\n[safety]\nacquisition_timeout_ms = 100\n")
+             .replace("[source]\nfile", "[source]\nfile", 1))
+    text = open(p).read()
+    # base() already has a [source] section: merge the block size into it
+    text = text.replace("[source]\nblock_frames = 256\n", "").replace(
+        "[source]\n", "[source]\nblock_frames = 256\n", 1)
+    with open(p, "w") as f:
+        f.write(text)
+    expect_refused(p, "%s: safety.acquisition_timeout_ms: 100 ms is not longer than one block "
+                      "(source.block_frames 256 at 1000 Hz = 256 ms)" % p)
 
 
 def test_missing_config_file():
@@ -234,6 +251,7 @@ if __name__ == "__main__":
         test_plugin_problems,
         test_bad_recording,
         test_settings_impossible_at_the_recordings_rate,
+        test_watchdog_shorter_than_a_block,
         test_missing_config_file,
         test_endpoint_in_use,
         test_usage_errors,

@@ -27,6 +27,7 @@ static struct safety_limits lim_default(void)
 		.min_train_interval_ns = 500 * MS,
 		.max_intensity_pct = 60.0,
 		.max_coil_temp_c = 40.0,
+		.acq_timeout_ns = 250 * MS,
 	};
 
 	return lim;
@@ -37,6 +38,7 @@ static struct safety_request req_make(uint32_t train, double intensity)
 	struct safety_request r = { .train_id = train, .intensity_pct = intensity };
 
 	r.coil.temperature_c = NAN;
+	r.acq_age_ns = 0;
 	return r;
 }
 
@@ -148,6 +150,33 @@ static void test_safety_frequency_and_train(void **state)
 	assert_int_equal(safety_admit(&lim, &st, &r, t - 2 * period).rule, SAFETY_MAX_FREQUENCY);
 }
 
+static void test_safety_acquisition_stale(void **state)
+{
+	struct safety_limits lim = lim_default();
+	struct safety_state st;
+	struct safety_request r = req_make(1, 30);
+	struct safety_verdict v;
+
+	(void)state;
+	safety_init(&st);
+	safety_set_armed(&st, true);
+	r.acq_age_ns = 250 * MS;
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_OK);
+	r.acq_age_ns = 250 * MS + 1;
+	v = safety_admit(&lim, &st, &r, 0);
+	assert_int_equal(v.rule, SAFETY_ACQ_STALE);
+	assert_true(fabs(v.limit - 0.25) < 1e-12);
+	r.acq_age_ns = INT64_MAX;	/* no EMG yet */
+	v = safety_admit(&lim, &st, &r, 0);
+	assert_int_equal(v.rule, SAFETY_ACQ_STALE);
+	assert_true(isinf(v.value));
+	r.acq_age_ns = -1;	/* EMG from the future: a clock in doubt */
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_ACQ_STALE);
+	/* disarmed comes first */
+	safety_set_armed(&st, false);
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_DISARMED);
+}
+
 static void test_safety_rule_names(void **state)
 {
 	unsigned r;
@@ -168,6 +197,9 @@ static enum safety_rule ref_admit(const struct safety_limits *lim, const struct 
 {
 	if (!st->armed) {
 		return SAFETY_DISARMED;
+	}
+	if (r->acq_age_ns < 0 || r->acq_age_ns > lim->acq_timeout_ns) {
+		return SAFETY_ACQ_STALE;
 	}
 	if (r->have_status && r->coil.fault) {
 		return SAFETY_COIL_FAULT;
@@ -209,8 +241,9 @@ static void test_safety_exhaustive_grid(void **state)
 	static const int64_t gaps[] = { -1, 0, 39 * MS, 40 * MS - 2, 40 * MS - 1, 40 * MS,
 					100 * MS, 499 * MS, 500 * MS, 5 * SEC };
 	static const uint32_t counts[] = { 0, 1, 4, 5, 6 };
+	static const int64_t ages[] = { 0, 250 * MS, 250 * MS + 1, INT64_MAX };
 	struct safety_limits lim = lim_default();
-	unsigned armed, any, same, hs, ready, fault, ti, ii, gi, ci;
+	unsigned armed, any, same, hs, ready, fault, ti, ii, gi, ci, ai;
 	unsigned long checked = 0;
 
 	(void)state;
@@ -223,7 +256,8 @@ static void test_safety_exhaustive_grid(void **state)
 	for (ti = 0; ti < sizeof(temps) / sizeof(temps[0]); ti++)
 	for (ii = 0; ii < sizeof(intens) / sizeof(intens[0]); ii++)
 	for (gi = 0; gi < sizeof(gaps) / sizeof(gaps[0]); gi++)
-	for (ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+	for (ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++)
+	for (ai = 0; ai < sizeof(ages) / sizeof(ages[0]); ai++) {
 		struct safety_state st = {
 			.armed = armed, .any_pulse = any, .last_pulse_ns = 10 * SEC,
 			.train_id = 3, .train_pulses = counts[ci],
@@ -235,16 +269,18 @@ static void test_safety_exhaustive_grid(void **state)
 		r.coil.ready = ready;
 		r.coil.fault = fault;
 		r.coil.temperature_c = temps[ti];
+		r.acq_age_ns = ages[ai];
 		v = safety_admit(&lim, &st, &r, 10 * SEC + gaps[gi]);
 		if (v.rule != ref_admit(&lim, &st, &r, 10 * SEC + gaps[gi])) {
 			fail_msg("grid: armed %u any %u same %u status %u ready %u fault %u temp %g "
-				 "intensity %g gap %lld count %u: gate says %s",
+				 "intensity %g gap %lld count %u age %lld: gate says %s",
 				 armed, any, same, hs, ready, fault, temps[ti], intens[ii],
-				 (long long)gaps[gi], counts[ci], safety_rule_name(v.rule));
+				 (long long)gaps[gi], counts[ci], (long long)ages[ai],
+				 safety_rule_name(v.rule));
 		}
 		checked++;
 	}
-	assert_int_equal(checked, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 5 * 10 * 5);
+	assert_int_equal(checked, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 5 * 10 * 5 * 4);
 }
 
 static uint64_t prng_state = 0x9E3779B97F4A7C15ULL;
@@ -299,6 +335,7 @@ static void test_safety_property_random_streams(void **state)
 			r.coil.ready = (prng() % 20) != 0;
 			r.coil.fault = (prng() % 50) == 0;
 			r.coil.temperature_c = 30.0 + (double)(prng() % 150) / 10.0;
+			r.acq_age_ns = (int64_t)(prng() % (300 * MS));
 			v = safety_admit(&lim, &st, &r, t);
 			if (v.rule != SAFETY_OK) {
 				refused_total++;
@@ -308,6 +345,7 @@ static void test_safety_property_random_streams(void **state)
 			admitted_total++;
 			/* The invariants, from the admitted pulse alone: */
 			assert_true(armed);
+			assert_true(r.acq_age_ns >= 0 && r.acq_age_ns <= lim.acq_timeout_ns);
 			assert_true(r.intensity_pct <= lim.max_intensity_pct);
 			if (r.have_status) {
 				assert_true(r.coil.ready && !r.coil.fault);
@@ -342,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_safety_intensity),
 		cmocka_unit_test(test_safety_coil_status),
 		cmocka_unit_test(test_safety_frequency_and_train),
+		cmocka_unit_test(test_safety_acquisition_stale),
 		cmocka_unit_test(test_safety_rule_names),
 		cmocka_unit_test(test_safety_exhaustive_grid),
 		cmocka_unit_test(test_safety_property_random_streams),

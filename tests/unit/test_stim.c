@@ -48,6 +48,9 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	r->cfg.safety.max_train_pulses = 5;
 	r->cfg.safety.min_train_interval_ms = 500.0;
 	r->cfg.safety.max_intensity_pct = 60.0;
+	/* This test plays the acquire thread and marks the EMG fresh at 0 only:
+	 * a long acquisition timeout keeps the watchdog out of other tests. */
+	r->cfg.safety.acquisition_timeout_ms = 10000.0;
 	strcpy(r->log_path, "/tmp/rpmsd-test-stim-XXXXXX");
 	fd = mkstemp(r->log_path);
 	assert_true(fd >= 0);
@@ -63,6 +66,7 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	}
 	assert_int_equal(sclock_create(virtual_time, &r->clk), 0);
 	sclock_start(r->clk);
+	sclock_set_fresh(r->clk, 0);
 	assert_int_equal(plugin_load(&r->cfg, name, &r->plugin, err, sizeof(err)), 0);
 	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
@@ -415,6 +419,7 @@ static void test_stim_slow_status_keeps_frequency(void **state)
 		assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
 	}
 	stim_set_armed(r->stim, true, "test");
+	sclock_set_fresh(r->clk, sclock_now(r->clk));
 	q = req_make(1, 4, 20.0, 30.0, sclock_now(r->clk) + 10 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	while (!stim_idle(r->stim)) {
@@ -445,6 +450,57 @@ static void test_stim_slow_status_keeps_frequency(void **state)
 	rig_free(r);
 }
 
+/*
+ * The acquisition watchdog: armed, no fresh EMG for longer than the limit
+ * -> disarmed at once (a fault), and the gate refuses stale pulses too.
+ */
+static void test_stim_acquisition_watchdog(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q;
+	struct stim_stats st;
+	struct event ev;
+	bool tripped = false;
+
+	(void)state;
+	stim_destroy(r->stim);	/* again, with a 100 ms limit */
+	r->cfg.safety.acquisition_timeout_ms = 100.0;
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	{
+		bool got_rt;
+
+		assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	}
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 50 * MS);
+	sclock_set_fresh(r->clk, 50 * MS);	/* a block at 50 ms */
+	sclock_advance(r->clk, 140 * MS);
+	assert_true(stim_armed(r->stim));	/* 90 ms since: still fresh */
+	sclock_advance(r->clk, 400 * MS);
+	assert_false(stim_armed(r->stim));	/* tripped at 150 ms + 1 ns */
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		if (ev.type == EVENT_STATE && ev.u.state.state == EVENT_STATE_FAULT) {
+			tripped = true;
+			assert_int_equal(ev.u.state.code, -ETIMEDOUT);
+			assert_int_equal(ev.t_ns, 150 * MS + 1);
+		}
+	}
+	assert_true(tripped);
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.faults, 1);
+	/* re-armed but still no fresh EMG: the gate refuses as stale */
+	stim_set_armed(r->stim, true, "test");
+	q = req_make(1, 1, 0.0, 30.0, 400 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 450 * MS);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_ACQ_STALE);
+	assert_true(fabs(ev.u.refusal.value - 0.35) < 1e-9);
+	assert_true(fabs(ev.u.refusal.limit - 0.1) < 1e-9);
+	rig_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_stim_status_error_refuses),
 		cmocka_unit_test(test_stim_arm_failure),
 		cmocka_unit_test(test_stim_slow_status_keeps_frequency),
+		cmocka_unit_test(test_stim_acquisition_watchdog),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
