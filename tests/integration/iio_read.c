@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "config.h"
 #include "source.h"
@@ -40,7 +41,20 @@ int main(int argc, char **argv)
 	if (!buf) {
 		return 1;
 	}
-	src->ops->start(src, 0, NULL);
+	/*
+	 * The fake rig's generator polls buffer/enable every millisecond; a
+	 * real kernel resets its kfifo on every disable. Give the rig time to
+	 * see the disable of open's trial buffer before start enables again.
+	 */
+	{
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 50000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	if (src->ops->start(src, 0, NULL) < 0) {
+		fprintf(stderr, "iio_read: start failed\n");
+		return 1;
+	}
 	while (got < want) {
 		ret = src->ops->read(src, buf, (size_t)cfg.source.block_frames, &blk);
 		if (ret <= 0) {

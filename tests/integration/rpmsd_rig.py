@@ -3,7 +3,9 @@
 config, subscribe to its event stream with a real ZeroMQ SUB socket, and
 collect everything it publishes until it exits."""
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,6 +73,7 @@ class Run:
     def __init__(self, config_text, args=("--fast",), timeout=120, stop_when=None):
         import json
         self.tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
+        atexit.register(shutil.rmtree, self.tmp, True)
         self.config = write_config(config_text, self.tmp)
         self.messages = []
         ctx = zmq.Context.instance()

@@ -157,7 +157,37 @@ def test_closed_loop_through_iio():
           "pulses %r" % pulses)
 
 
+def test_stall_disarms():
+    """The amplifier stops delivering after 6 s: the acquisition watchdog
+    disarms the coil (a fault) before the read itself times out, and the
+    daemon ends with the source error (exit 3), coil disarmed."""
+    lines = [[(i * 37) % 50 - 25] for i in range(1000)]
+    path = os.path.join(TMP, "noise.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(str(v[0]) for v in lines) + "\n")
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = rig.demo_config(endpoint)
+    text = text.replace("type = replay", "type = iio\ndevice = iio:device0\nchannels = voltage0")
+    with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
+                 input_file=path, scale=1.0, stall_after=6000):
+        r = rig.Run(text, args=(), timeout=90)
+    check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
+    states = [(s["state"], s.get("reason"), s.get("code")) for s in r.of("rpms.state")]
+    check(("fault", "no fresh EMG: disarmed", -110) in states, "states %r" % states)
+    check(("disarmed", "acquisition stale", 0) in states, "states %r" % states)
+    # by the session clock, not by arrival: events of several threads interleave
+    wd = [s["t_session_s"] for s in r.of("rpms.state", reason="no fresh EMG: disarmed")]
+    src = [s["t_session_s"] for s in r.of("rpms.state", reason="source read failed")]
+    check(wd and src and wd[0] < src[0], "watchdog %r, read error %r" % (wd, src))
+    check(not r.of("rpms.stim"), "pulses %r" % r.of("rpms.stim"))
+    check("coil faults:" in r.stdout and "source error:" in r.stdout, r.stdout)
+
+
 if __name__ == "__main__":
+    import atexit
+    import shutil
+
+    atexit.register(shutil.rmtree, TMP, True)
     check(os.geteuid() == 0, "needs root (mount namespace)")
     rig.run_tests([
         test_formats_bit_exact,
@@ -165,4 +195,5 @@ if __name__ == "__main__":
         test_hardware_timestamps,
         test_missing_channel_and_device,
         test_closed_loop_through_iio,
+        test_stall_disarms,
     ])
