@@ -70,15 +70,19 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 	int ret;
 
 	if (!arm) {
+		bool was_armed = s->gate.armed;
+
 		/* Gate first: from here on nothing is admitted, whatever the plugin says. */
 		safety_set_armed(&s->gate, false);
 		atomic_store(&s->armed, false);
+		/* Always tell the plugin (belt and braces); report only a change. */
 		ret = plugin_disarm(s->plugin);
 		if (ret < 0) {
 			s->stats.faults++;
+			stim_emit_state(s, EVENT_STATE_FAULT, ret, "disarm failed");
+		} else if (was_armed) {
+			stim_emit_state(s, EVENT_STATE_DISARMED, 0, reason);
 		}
-		stim_emit_state(s, ret < 0 ? EVENT_STATE_FAULT : EVENT_STATE_DISARMED, ret,
-				ret < 0 ? "disarm failed" : reason);
 		return;
 	}
 	ret = plugin_arm(s->plugin);
