@@ -181,6 +181,58 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 	return 0;
 }
 
+/*
+ * The frame size the kernel uses for the enabled scan elements: each one
+ * aligned to its own storage size, in index order, the frame padded to
+ * the largest. libiio 0.24 leaves the final padding out (fixed upstream
+ * later), so with a layout such as s16 + s32 + s16 its idea of a frame is
+ * short and every sample after the first frame would be read from the
+ * wrong bytes. Refuse such a layout rather than read garbage.
+ */
+static int source_iio_check_layout(struct source_iio *s, char *err, size_t errlen)
+{
+	unsigned i, n = iio_device_get_channels_count(s->dev);
+	long idx, next = -1, last = -2;
+	size_t off = 0, align = 1, size;
+	ssize_t libiio;
+
+	/* Walk the enabled scan elements in index order (indices are unique). */
+	for (;;) {
+		const struct iio_channel *pick = NULL;
+
+		next = -1;
+		for (i = 0; i < n; i++) {
+			const struct iio_channel *c = iio_device_get_channel(s->dev, i);
+
+			idx = iio_channel_get_index(c);
+			if (!iio_channel_is_enabled(c) || idx <= last) {
+				continue;
+			}
+			if (!pick || idx < next) {
+				pick = c;
+				next = idx;
+			}
+		}
+		if (!pick) {
+			break;
+		}
+		last = next;
+		size = iio_channel_get_data_format(pick)->length / 8 *
+		       iio_channel_get_data_format(pick)->repeat;
+		size = size ? size : 1;
+		off = (off + size - 1) / size * size + size;
+		align = size > align ? size : align;
+	}
+	off = (off + align - 1) / align * align;
+	libiio = iio_device_get_sample_size(s->dev);
+	if (libiio < 0 || (size_t)libiio != off) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.channels: libiio computes %zd bytes per frame for these channels, the kernel uses %zu (a libiio 0.24 bug with padded frames): enable channels whose layout ends in its largest element",
+				       libiio, off);
+	}
+	return 0;
+}
+
 static int source_iio_rate(struct source_iio *s, const struct rpmsd_config *cfg,
 			   char *err, size_t errlen)
 {
@@ -394,6 +446,10 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 		goto err_free;
 	}
 	ret = source_iio_channels(s, cfg, err, errlen);
+	if (ret < 0) {
+		goto err_free;
+	}
+	ret = source_iio_check_layout(s, err, errlen);
 	if (ret < 0) {
 		goto err_free;
 	}

@@ -130,6 +130,23 @@ def test_missing_channel_and_device():
               in r.stderr, r.stderr)
 
 
+def test_padded_layout_refused():
+    """s16 + s32 + s16 is 12 bytes a frame to the kernel, 10 to libiio
+    0.24: rpmsd refuses rather than read misaligned samples. Ending the
+    layout with its largest element is fine."""
+    chans = [{"name": "voltage0", "type": "le:s16/16>>0"},
+             {"name": "voltage1", "type": "le:s32/32>>0"},
+             {"name": "voltage2", "type": "le:s16/16>>0"}]
+    lines = [[i, 1000 * i, -i] for i in range(100)]
+    with FakeIio(chans, rate=1000, input_lines=lines, scale=1.0) as dev:
+        p = iio_conf("voltage0,voltage1,voltage2")
+        r = subprocess.run([IIO_READ, p, "8"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and "libiio computes 10 bytes per frame for these channels, "
+              "the kernel uses 12" in r.stderr, "%d %s" % (r.returncode, r.stderr))
+        _, rows = iio_read(iio_conf("voltage0,voltage1"), 40)
+        expect_codes(dev, ["voltage0", "voltage1"], rows)
+
+
 def test_closed_loop_through_iio():
     """The first 17.5 s of the bundled recording through the fake amplifier
     (1 mV per code): calibration, the 15.5 s burst, a full train."""
@@ -194,6 +211,7 @@ if __name__ == "__main__":
         test_subset_of_channels_in_configured_order,
         test_hardware_timestamps,
         test_missing_channel_and_device,
+        test_padded_layout_refused,
         test_closed_loop_through_iio,
         test_stall_disarms,
     ])
