@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """The IIO source through libiio's real local backend, against a fake
 device (tests/iio/rig.py: a crafted sysfs tree and a FIFO fed by iio_gen).
-Runs as root inside `unshare -m --propagation private` (see meson.build):
-nothing it mounts is seen outside.
+Runs as root inside `unshare -m -n --propagation private` (see
+meson.build): nothing it mounts is seen outside, and its iiod and ZeroMQ
+sockets live on a loopback of their own.
 
 Checks: samples bit-exact for s16 le, s16 be, 12-in-16 with shift and
 24-in-32 signed; several channels with a subset enabled, in the configured
@@ -34,11 +35,11 @@ def conf(text):
     return path
 
 
-def iio_conf(channels, extra=""):
-    return conf("[source]\ntype = iio\nuri = local:\ndevice = iio:device0\n"
+def iio_conf(channels, extra="", uri="local:"):
+    return conf("[source]\ntype = iio\nuri = %s\ndevice = iio:device0\n"
                 "channels = %s\nblock_frames = 8\n%s"
                 "[publish]\nendpoint = tcp://127.0.0.1:%d\n"
-                % (channels, extra, rig.free_port()))
+                % (uri, channels, extra, rig.free_port()))
 
 
 def iio_read(config, frames):
@@ -147,6 +148,39 @@ def test_padded_layout_refused():
         expect_codes(dev, ["voltage0", "voltage1"], rows)
 
 
+def test_network_backend_iiod():
+    """The same device served by Debian's iiod on 127.0.0.1, read with
+    source.uri = ip:127.0.0.1: samples still bit-exact."""
+    import shutil as _sh
+    import signal as _sig
+    import socket as _so
+    import time as _t
+
+    iiod = _sh.which("iiod") or "/usr/sbin/iiod"
+    check(os.access(iiod, os.X_OK), "iiod is not installed (Debian package iiod)")
+    lines = [[(i * 97) % 4001 - 2000] for i in range(300)]
+    with FakeIio([{"name": "voltage0", "type": "be:s16/16>>0"}], rate=1000,
+                 input_lines=lines, scale=1.0) as dev:
+        d = subprocess.Popen([iiod], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # iiod listens on TCP 30431 once it has read the tree
+            deadline = _t.monotonic() + 30
+            while True:
+                try:
+                    _so.create_connection(("127.0.0.1", 30431), timeout=1).close()
+                    break
+                except OSError:
+                    check(_t.monotonic() < deadline, "iiod never listened")
+                    _t.sleep(0.1)
+            out, rows = iio_read(iio_conf("voltage0", uri="ip:127.0.0.1"), 64)
+            check("at ip:127.0.0.1" in out.splitlines()[0], out.splitlines()[0])
+            expect_codes(dev, ["voltage0"], rows)
+        finally:
+            # iiod ignores SIGTERM and SIGINT
+            d.send_signal(_sig.SIGKILL)
+            d.wait()
+
+
 def test_closed_loop_through_iio():
     """The first 17.5 s of the bundled recording through the fake amplifier
     (1 mV per code): calibration, the 15.5 s burst, a full train."""
@@ -205,13 +239,16 @@ if __name__ == "__main__":
     import shutil
 
     atexit.register(shutil.rmtree, TMP, True)
-    check(os.geteuid() == 0, "needs root (mount namespace)")
+    check(os.geteuid() == 0, "needs root (mount and network namespaces)")
+    # a new network namespace starts with its loopback down
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     rig.run_tests([
         test_formats_bit_exact,
         test_subset_of_channels_in_configured_order,
         test_hardware_timestamps,
         test_missing_channel_and_device,
         test_padded_layout_refused,
+        test_network_backend_iiod,
         test_closed_loop_through_iio,
         test_stall_disarms,
     ])
