@@ -74,6 +74,16 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	return r;
 }
 
+/* A new stim stage on the same clock and plugin, after changing r->cfg. */
+static void rig_restart_stim(struct rig *r)
+{
+	bool got_rt;
+
+	stim_destroy(r->stim);
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+}
+
 static struct rig *rig_new_plugin(const char *name)
 {
 	return rig_new_clock(name, true);
@@ -411,13 +421,7 @@ static void test_stim_slow_status_keeps_frequency(void **state)
 	(void)state;
 	r = rig_new_clock("slowstatus", false);
 	r->cfg.safety.max_frequency_hz = 20.0;
-	stim_destroy(r->stim);	/* again, with the 20 Hz limit */
-	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
-	{
-		bool got_rt;
-
-		assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
-	}
+	rig_restart_stim(r);
 	stim_set_armed(r->stim, true, "test");
 	sclock_set_fresh(r->clk, sclock_now(r->clk));
 	q = req_make(1, 4, 20.0, 30.0, sclock_now(r->clk) + 10 * MS);
@@ -463,14 +467,8 @@ static void test_stim_acquisition_watchdog(void **state)
 	bool tripped = false;
 
 	(void)state;
-	stim_destroy(r->stim);	/* again, with a 100 ms limit */
 	r->cfg.safety.acquisition_timeout_ms = 100.0;
-	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
-	{
-		bool got_rt;
-
-		assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
-	}
+	rig_restart_stim(r);
 	stim_set_armed(r->stim, true, "test");
 	sclock_advance(r->clk, 50 * MS);
 	sclock_set_fresh(r->clk, 50 * MS);	/* a block at 50 ms */
