@@ -28,7 +28,6 @@ struct acquire {
 	uint64_t blank_samples;
 	uint64_t blank_until;			/* first sample after the blank */
 	float held[SOURCE_MAX_CHANNELS];	/* last raw sample before the blank */
-	double k_off;
 	int done_fd;
 	atomic_bool stop;
 	_Atomic uint64_t samples;
@@ -105,7 +104,7 @@ static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
 		ev.u.calib.baseline = r->baseline;
 		ev.u.calib.spread = r->spread;
 		ev.u.calib.on_threshold = r->threshold;
-		ev.u.calib.off_threshold = r->baseline + a->k_off * r->spread;
+		ev.u.calib.off_threshold = r->off_threshold;
 		a->stats.baseline[ch] = r->baseline;
 		a->stats.on_threshold[ch] = ev.u.calib.on_threshold;
 		a->stats.off_threshold[ch] = ev.u.calib.off_threshold;
@@ -239,7 +238,6 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	a->clock = clock;
 	a->stim = stim;
 	a->done_fd = -1;
-	a->k_off = cfg->detect.k_off;
 	a->block_frames = (size_t)cfg->source.block_frames;
 	a->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * src->rate_hz / 1000.0);
 	a->buf = calloc(a->block_frames * src->channels, sizeof(float));

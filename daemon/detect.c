@@ -285,6 +285,7 @@ static void detect_fill(const struct detect *d, struct detect_result *res,
 	res->threshold = threshold;
 	res->baseline = d->baseline;
 	res->spread = d->spread;
+	res->off_threshold = d->thr_off;
 }
 
 static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
@@ -451,5 +452,6 @@ int detect_thresholds(const struct detect *d, struct detect_result *out)
 	out->baseline = d->baseline;
 	out->spread = d->spread;
 	out->threshold = d->thr_on;
+	out->off_threshold = d->thr_off;
 	return 0;
 }

@@ -38,6 +38,7 @@ struct detect_result {
 	double threshold;	/* threshold that was crossed */
 	double baseline;
 	double spread;
+	double off_threshold;	/* the offset threshold in force */
 };
 
 struct detect;

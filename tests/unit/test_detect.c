@@ -679,6 +679,8 @@ static void test_machine_calibration_stats(void **state)
 	assert_int_equal(detect_thresholds(m.d, &res), 0);
 	assert_float_equal(res.baseline, 50.5, 1e-9);
 	assert_float_equal(res.threshold, 421.15, 1e-9);
+	/* baseline + k_off x spread, as the detector holds it */
+	assert_float_equal(res.off_threshold, 50.5 + 4.0 * 1.4826 * 25.0, 1e-9);
 	detect_destroy(m.d);
 }
 
