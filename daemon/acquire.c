@@ -45,11 +45,9 @@ static void acquire_push(struct acquire *a, struct event *ev, int64_t t)
 static void acquire_state(struct acquire *a, enum event_state state, int code,
 			  const char *reason, uint64_t sample)
 {
-	struct event ev = { .type = EVENT_STATE, .sample = sample };
+	struct event ev;
 
-	ev.u.state.state = state;
-	ev.u.state.code = code;
-	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);
+	event_state_init(&ev, state, code, reason, sample);
 	acquire_push(a, &ev, sclock_now(a->clock));
 }
 

@@ -87,6 +87,17 @@ static int64_t event_clock_ns(clockid_t clk)
 	return (int64_t)ts.tv_sec * EVENT_NS_PER_S + ts.tv_nsec;
 }
 
+void event_state_init(struct event *ev, enum event_state state, int code,
+		      const char *reason, uint64_t sample)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = EVENT_STATE;
+	ev->sample = sample;
+	ev->u.state.state = state;
+	ev->u.state.code = code;
+	snprintf(ev->u.state.reason, sizeof(ev->u.state.reason), "%s", reason);
+}
+
 void event_stamp(struct event *ev, int64_t t_ns)
 {
 	ev->t_ns = t_ns;

@@ -124,6 +124,13 @@ const char *event_topic_name(enum event_topic topic);
 void event_stamp(struct event *ev, int64_t t_ns);
 
 /**
+ * Make @ev an rpms.state event (everything else zeroed); @reason is cut to
+ * EVENT_REASON_MAX - 1 bytes. RT-safe.
+ */
+void event_state_init(struct event *ev, enum event_state state, int code,
+		      const char *reason, uint64_t sample);
+
+/**
  * Encode the JSON body of @ev.
  * @param seq      per-topic sequence number
  * @param rate_hz  sampling rate, for t_rec_s (0: omitted)

@@ -50,10 +50,9 @@ struct session {
 
 static void session_state(struct session *s, enum event_state state, const char *reason)
 {
-	struct event ev = { .type = EVENT_STATE, .sample = sclock_last_sample(s->clock) };
+	struct event ev;
 
-	ev.u.state.state = state;
-	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);
+	event_state_init(&ev, state, 0, reason, sclock_last_sample(s->clock));
 	event_stamp(&ev, sclock_now(s->clock));
 	ring_push(s->main_events, &ev);
 }

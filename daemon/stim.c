@@ -56,11 +56,9 @@ struct stim {
 static void stim_emit_state(struct stim *s, enum event_state state, int code,
 			    const char *reason)
 {
-	struct event ev = { .type = EVENT_STATE, .sample = sclock_last_sample(s->clock) };
+	struct event ev;
 
-	ev.u.state.state = state;
-	ev.u.state.code = code;
-	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);
+	event_state_init(&ev, state, code, reason, sclock_last_sample(s->clock));
 	event_stamp(&ev, sclock_now(s->clock));
 	ring_push(s->events, &ev);
 }

@@ -1159,9 +1159,28 @@ static void test_publish_errors(void **state)
 	ring_destroy(r);
 }
 
+static void test_event_state_init(void **state)
+{
+	struct event ev;
+	char longer[100];
+
+	(void)state;
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	memset(&ev, 0xa5, sizeof(ev));
+	event_state_init(&ev, EVENT_STATE_FAULT, -5, longer, 1234);
+	assert_int_equal(ev.type, EVENT_STATE);
+	assert_int_equal(ev.sample, 1234);
+	assert_int_equal(ev.channel, 0);
+	assert_int_equal(ev.u.state.state, EVENT_STATE_FAULT);
+	assert_int_equal(ev.u.state.code, -5);
+	assert_int_equal(strlen(ev.u.state.reason), EVENT_REASON_MAX - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_event_state_init),
 		cmocka_unit_test(test_topics),
 		cmocka_unit_test(test_stamp),
 		cmocka_unit_test(test_json_onset),
