@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acquire.h"
@@ -34,7 +35,29 @@ struct acquire {
 	pthread_t tid;
 	bool started;
 	struct acquire_stats stats;
+	/*
+	 * Timing of the last ACQUIRE_LAT_MAX blocks and requests, in ns:
+	 * preallocated, written by the acquire thread, read after it stops.
+	 */
+	int32_t *lat[ACQUIRE_LAT_COUNT];
+	uint64_t lat_n[ACQUIRE_LAT_COUNT];
+	int64_t arrival_ns;			/* CLOCK_MONOTONIC at read return */
 };
+
+static int64_t acquire_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void acquire_lat_record(struct acquire *a, enum acquire_lat which, int64_t ns)
+{
+	a->lat[which][a->lat_n[which] % ACQUIRE_LAT_MAX] =
+		ns > INT32_MAX ? INT32_MAX : ns < 0 ? 0 : (int32_t)ns;
+	a->lat_n[which]++;
+}
 
 static void acquire_push(struct acquire *a, struct event *ev, int64_t t)
 {
@@ -65,6 +88,8 @@ static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
 			policy_cancel_last(a->policy);
 			act = EVENT_ACTION_BUSY;
 		} else {
+			acquire_lat_record(a, ACQUIRE_LAT_REQUEST,
+					   acquire_mono_ns() - a->arrival_ns);
 			ev.u.burst.train_id = req.train_id;
 		}
 	}
@@ -166,6 +191,7 @@ static void *acquire_thread(void *arg)
 	struct source_block blk;
 	uint64_t pulses_seen = 0, pulses, one = 1, end_sample = 0, last;
 	double rate = a->src->rate_hz;
+	int64_t prev_arrival = 0;
 	unsigned ch;
 	int ret;
 
@@ -176,6 +202,11 @@ static void *acquire_thread(void *arg)
 		if (ret <= 0) {
 			break;
 		}
+		a->arrival_ns = acquire_mono_ns();
+		if (prev_arrival) {
+			acquire_lat_record(a, ACQUIRE_LAT_INTERVAL, a->arrival_ns - prev_arrival);
+		}
+		prev_arrival = a->arrival_ns;
 		end_sample = blk.first_sample + blk.frames;
 		sclock_set_last_sample(a->clock, end_sample - 1);
 		if (sclock_is_virtual(a->clock)) {
@@ -192,6 +223,7 @@ static void *acquire_thread(void *arg)
 		}
 		pulses_seen = pulses;
 		acquire_block(a, &blk);
+		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, acquire_mono_ns() - a->arrival_ns);
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		sclock_set_fresh(a->clock, sclock_now(a->clock));
 		a->stats.blocks++;
@@ -226,7 +258,7 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 		   char *err, size_t errlen)
 {
 	struct acquire *a = calloc(1, sizeof(*a));
-	unsigned ch;
+	unsigned ch, i;
 	int ret;
 
 	if (!a) {
@@ -261,6 +293,15 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	if (ret < 0) {
 		goto err_free;
 	}
+	for (i = 0; i < ACQUIRE_LAT_COUNT; i++) {
+		/* calloc touches nothing: write once so the pages are mapped now. */
+		a->lat[i] = malloc(ACQUIRE_LAT_MAX * sizeof(int32_t));
+		if (!a->lat[i]) {
+			ret = -ENOMEM;
+			goto err_free;
+		}
+		memset(a->lat[i], 0, ACQUIRE_LAT_MAX * sizeof(int32_t));
+	}
 	a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (a->done_fd < 0) {
 		ret = -errno;
@@ -292,6 +333,9 @@ void acquire_destroy(struct acquire *a)
 	for (ch = 0; ch < SOURCE_MAX_CHANNELS; ch++) {
 		detect_destroy(a->det[ch]);
 		dsp_chain_destroy(a->dsp[ch]);
+	}
+	for (ch = 0; ch < ACQUIRE_LAT_COUNT; ch++) {
+		free(a->lat[ch]);
 	}
 	free(a->buf);
 	free(a);
@@ -345,4 +389,40 @@ struct ring *acquire_events(struct acquire *a)
 void acquire_get_stats(const struct acquire *a, struct acquire_stats *st)
 {
 	*st = a->stats;
+}
+
+static int acquire_cmp_i32(const void *x, const void *y)
+{
+	int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+int acquire_latency(const struct acquire *a, enum acquire_lat which,
+		    struct acquire_pct *out)
+{
+	size_t n, rank;
+	int32_t *v;
+
+	memset(out, 0, sizeof(*out));
+	out->count = a->lat_n[which];
+	n = out->count < ACQUIRE_LAT_MAX ? (size_t)out->count : ACQUIRE_LAT_MAX;
+	out->kept = n;
+	if (n == 0) {
+		return 0;
+	}
+	v = malloc(n * sizeof(*v));
+	if (!v) {
+		return -ENOMEM;
+	}
+	memcpy(v, a->lat[which], n * sizeof(*v));
+	qsort(v, n, sizeof(*v), acquire_cmp_i32);
+	/* Nearest rank: the smallest value with at least p% at or below it. */
+	rank = (n * 50 + 99) / 100;
+	out->p50_ns = v[rank ? rank - 1 : 0];
+	rank = (n * 99 + 99) / 100;
+	out->p99_ns = v[rank ? rank - 1 : 0];
+	out->max_ns = v[n - 1];
+	free(v);
+	return 0;
 }

@@ -40,6 +40,29 @@ struct acquire_stats {
 	bool ended;				/* the source reached its end */
 };
 
+/*
+ * Timings kept for the summary and the benchmarks: the last
+ * ACQUIRE_LAT_MAX of each kind. "Arrival" is CLOCK_MONOTONIC when the
+ * source's read returns a block (for IIO: when the refill returns).
+ */
+#define ACQUIRE_LAT_MAX 65536
+
+enum acquire_lat {
+	ACQUIRE_LAT_BLOCK,	/* arrival -> block fully processed */
+	ACQUIRE_LAT_REQUEST,	/* arrival -> stim request posted */
+	ACQUIRE_LAT_INTERVAL,	/* arrival -> next arrival */
+	ACQUIRE_LAT_COUNT
+};
+
+/** Percentiles (nearest rank) of one kind of timing. */
+struct acquire_pct {
+	uint64_t count;		/* recorded since start */
+	size_t kept;		/* of which the percentiles cover the last */
+	int64_t p50_ns;
+	int64_t p99_ns;
+	int64_t max_ns;
+};
+
 struct acquire;
 
 /**
@@ -74,5 +97,13 @@ struct ring *acquire_events(struct acquire *a);
 
 /** Copy the counters (exact once the thread is stopped). */
 void acquire_get_stats(const struct acquire *a, struct acquire_stats *st);
+
+/**
+ * Percentiles of one kind of timing (main thread, after acquire_stop:
+ * allocates a sorted copy).
+ * @return 0 or -ENOMEM
+ */
+int acquire_latency(const struct acquire *a, enum acquire_lat which,
+		    struct acquire_pct *out);
 
 #endif /* RPMSD_ACQUIRE_H */

@@ -251,6 +251,44 @@ static int session_wait(struct session *s)
 	}
 }
 
+static void session_pct_line(FILE *f, const char *label, const char *what,
+			     const struct acquire_pct *p, const char *unit)
+{
+	fprintf(f, "  %-16s %s p50 %.1f us, p99 %.1f us, max %.1f us (%" PRIu64 " %s",
+		label, what, p->p50_ns / 1e3, p->p99_ns / 1e3, p->max_ns / 1e3, p->count, unit);
+	if (p->kept < p->count) {
+		fprintf(f, ", percentiles of the last %zu", p->kept);
+	}
+	fprintf(f, ")\n");
+}
+
+/*
+ * Timing of a live or paced run, from the acquire thread's own records:
+ * how long after a block arrives its stimulation request is posted.
+ */
+static void session_summary_timing(struct session *s, FILE *f)
+{
+	struct acquire_pct blk, req, gap;
+
+	if (acquire_latency(s->acq, ACQUIRE_LAT_BLOCK, &blk) < 0 ||
+	    acquire_latency(s->acq, ACQUIRE_LAT_REQUEST, &req) < 0 ||
+	    acquire_latency(s->acq, ACQUIRE_LAT_INTERVAL, &gap) < 0) {
+		return;
+	}
+	if (blk.count) {
+		session_pct_line(f, "block latency:", "arrival -> processed", &blk, "blocks");
+	}
+	if (req.count) {
+		session_pct_line(f, "request latency:", "arrival -> posted", &req, "requests");
+	}
+	if (gap.count) {
+		fprintf(f, "  block period:    %.1f us nominal (%d frames at %g Hz)\n",
+			s->cfg->source.block_frames * 1e6 / s->src->rate_hz,
+			s->cfg->source.block_frames, s->src->rate_hz);
+		session_pct_line(f, "block arrivals:", "every", &gap, "intervals");
+	}
+}
+
 static void session_summary(struct session *s, FILE *f, int signo)
 {
 	struct acquire_stats as;
@@ -317,6 +355,9 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	}
 	fprintf(f, "  events:          %" PRIu64 " published, %" PRIu64 " lost in rings\n",
 		ps.sent, ps.ring_drops);
+	if (!sclock_is_virtual(s->clock)) {
+		session_summary_timing(s, f);
+	}
 	fflush(f);
 }
 
