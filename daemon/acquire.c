@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,13 @@ struct acquire {
 	uint64_t blank_until;			/* first sample after the blank */
 	float held[SOURCE_MAX_CHANNELS];	/* last raw sample before the blank */
 	int done_fd;
+	int fault_fd;				/* to main: parked, reopen the source */
+	int resume_fd;				/* from main: reopened, or give up */
+	bool can_reopen;
+	atomic_bool resume_ok;
+	atomic_int parked_err;			/* the read error while parked, else 0 */
+	_Atomic uint64_t blocks;
+	uint64_t settle_samples;		/* envelope settling after a gap */
 	atomic_bool stop;
 	_Atomic uint64_t samples;
 	pthread_t tid;
@@ -185,6 +193,61 @@ static void acquire_block(struct acquire *a, const struct source_block *blk)
 	}
 }
 
+/*
+ * After a gap: say so, and restart the filters and detectors on the new
+ * data so that the jump across the gap is never taken for a burst.
+ */
+static void acquire_gap(struct acquire *a, const struct source_block *blk)
+{
+	struct event ev = { .type = EVENT_GAP, .sample = blk->first_sample };
+	uint64_t from = blk->first_sample - blk->lost;
+	unsigned ch;
+
+	for (ch = 0; ch < a->src->channels; ch++) {
+		dsp_chain_resync(a->dsp[ch]);
+		detect_gap(a->det[ch], from, blk->lost, a->settle_samples);
+	}
+	a->stats.gaps++;
+	a->stats.lost += blk->lost;
+	ev.u.gap.first_sample = from;
+	ev.u.gap.lost = blk->lost;
+	ev.u.gap.gaps_total = a->stats.gaps;
+	ev.u.gap.lost_total = a->stats.lost;
+	ev.u.gap.estimated = blk->lost_estimated;
+	acquire_push(a, &ev, sclock_now(a->clock));
+}
+
+/*
+ * A read failed on a source that can be reopened: the coil is disarmed at
+ * once (no pulse may rest on EMG we no longer see), the fault published,
+ * and this thread waits while the main thread reopens the source (which
+ * may allocate and block, so it is not done here).
+ * @return true to read again, false to end
+ */
+static bool acquire_park(struct acquire *a, int err, uint64_t last)
+{
+	uint64_t one = 1, v;
+	struct pollfd pfd = { .fd = a->resume_fd, .events = POLLIN };
+
+	stim_set_armed(a->stim, false, "acquisition fault");
+	a->stats.source_faults++;
+	acquire_state(a, EVENT_STATE_FAULT, err, "source read failed", last);
+	atomic_store(&a->parked_err, err);
+	if (write(a->fault_fd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter cannot overflow from one write: nothing to do. */
+	}
+	while (!atomic_load(&a->stop)) {
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			break;
+		}
+		if (read(a->resume_fd, &v, sizeof(v)) == sizeof(v)) {
+			break;
+		}
+	}
+	atomic_store(&a->parked_err, 0);
+	return !atomic_load(&a->stop) && atomic_load(&a->resume_ok);
+}
+
 static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
@@ -192,6 +255,7 @@ static void *acquire_thread(void *arg)
 	uint64_t pulses_seen = 0, pulses, one = 1, end_sample = 0, last;
 	double rate = a->src->rate_hz;
 	int64_t prev_arrival = 0;
+	bool recovering = false, gave_up = false;
 	unsigned ch;
 	int ret;
 
@@ -199,6 +263,16 @@ static void *acquire_thread(void *arg)
 	ret = a->src->ops->start(a->src, sclock_t0_mono(a->clock), &a->stop);
 	while (ret >= 0 && !atomic_load(&a->stop)) {
 		ret = a->src->ops->read(a->src, a->buf, a->block_frames, &blk);
+		if (ret < 0 && ret != -EINTR && a->can_reopen && !atomic_load(&a->stop)) {
+			last = end_sample ? end_sample - 1 : 0;
+			if (acquire_park(a, ret, last)) {
+				prev_arrival = 0;	/* the outage is not a block interval */
+				recovering = true;
+				ret = 1;
+				continue;
+			}
+			gave_up = !atomic_load(&a->stop);
+		}
 		if (ret <= 0) {
 			break;
 		}
@@ -207,6 +281,15 @@ static void *acquire_thread(void *arg)
 			acquire_lat_record(a, ACQUIRE_LAT_INTERVAL, a->arrival_ns - prev_arrival);
 		}
 		prev_arrival = a->arrival_ns;
+		if (recovering) {
+			/* Not at the reopen: only EMG that flows again is a recovery. */
+			acquire_state(a, EVENT_STATE_RECOVERED, 0, "EMG flows again",
+				      blk.first_sample);
+			recovering = false;
+		}
+		if (blk.lost) {
+			acquire_gap(a, &blk);
+		}
 		end_sample = blk.first_sample + blk.frames;
 		sclock_set_last_sample(a->clock, end_sample - 1);
 		if (sclock_is_virtual(a->clock)) {
@@ -229,6 +312,7 @@ static void *acquire_thread(void *arg)
 		a->stats.blocks++;
 		a->stats.samples = end_sample;
 		atomic_store(&a->samples, end_sample);
+		atomic_fetch_add(&a->blocks, 1);
 	}
 	last = end_sample ? end_sample - 1 : 0;
 	if (ret == -EINTR && atomic_load(&a->stop)) {
@@ -236,7 +320,11 @@ static void *acquire_thread(void *arg)
 	}
 	if (ret < 0) {
 		a->stats.source_error = ret;
-		acquire_state(a, EVENT_STATE_FAULT, ret, "source read failed", last);
+		/* Nothing will refresh the EMG: do not wait for the watchdog. */
+		stim_set_armed(a->stim, false, "acquisition fault");
+		acquire_state(a, EVENT_STATE_FAULT, ret,
+			      gave_up ? "source lost: gave up reopening" : "source read failed",
+			      last);
 	} else if (ret == 0) {
 		/*
 		 * No more EMG, so no more stimulation: disarm now rather than
@@ -268,6 +356,12 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	a->clock = clock;
 	a->stim = stim;
 	a->done_fd = -1;
+	a->fault_fd = -1;
+	a->resume_fd = -1;
+	a->can_reopen = src->ops->reopen && cfg->source.reopen_ms > 0;
+	/* The envelope window plus two periods of the high-pass corner. */
+	a->settle_samples = (uint64_t)llround((cfg->dsp.envelope_ms / 1000.0 +
+					       2.0 / cfg->dsp.highpass_hz) * src->rate_hz);
 	a->block_frames = (size_t)cfg->source.block_frames;
 	a->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * src->rate_hz / 1000.0);
 	a->buf = calloc(a->block_frames * src->channels, sizeof(float));
@@ -303,11 +397,16 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 		memset(a->lat[i], 0, ACQUIRE_LAT_MAX * sizeof(int32_t));
 	}
 	a->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (a->done_fd < 0) {
+	a->fault_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a->resume_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->done_fd < 0 || a->fault_fd < 0 || a->resume_fd < 0) {
 		ret = -errno;
 		goto err_free;
 	}
 	atomic_init(&a->stop, false);
+	atomic_init(&a->resume_ok, false);
+	atomic_init(&a->parked_err, 0);
+	atomic_init(&a->blocks, 0);
 	atomic_init(&a->samples, 0);
 	*out = a;
 	return 0;
@@ -327,6 +426,12 @@ void acquire_destroy(struct acquire *a)
 	acquire_stop(a);
 	if (a->done_fd >= 0) {
 		close(a->done_fd);
+	}
+	if (a->fault_fd >= 0) {
+		close(a->fault_fd);
+	}
+	if (a->resume_fd >= 0) {
+		close(a->resume_fd);
 	}
 	ring_destroy(a->events);
 	policy_destroy(a->policy);
@@ -359,6 +464,7 @@ void acquire_stop(struct acquire *a)
 		return;
 	}
 	atomic_store(&a->stop, true);
+	acquire_resume(a, false);	/* a thread parked after a fault wakes */
 	if (a->src->ops->cancel) {
 		a->src->ops->cancel(a->src);	/* a refill waiting for data returns */
 	}
@@ -374,6 +480,31 @@ void acquire_stop(struct acquire *a)
 int acquire_done_fd(const struct acquire *a)
 {
 	return a->done_fd;
+}
+
+int acquire_fault_fd(const struct acquire *a)
+{
+	return a->fault_fd;
+}
+
+int acquire_parked(const struct acquire *a)
+{
+	return atomic_load(&((struct acquire *)a)->parked_err);
+}
+
+void acquire_resume(struct acquire *a, bool ok)
+{
+	uint64_t one = 1;
+
+	atomic_store(&a->resume_ok, ok);
+	if (write(a->resume_fd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter cannot overflow from one write: nothing to do. */
+	}
+}
+
+uint64_t acquire_blocks(const struct acquire *a)
+{
+	return atomic_load(&((struct acquire *)a)->blocks);
 }
 
 uint64_t acquire_samples(const struct acquire *a)

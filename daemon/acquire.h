@@ -9,6 +9,12 @@
  * After each block it tells the session clock that the EMG is fresh (the
  * stim thread's acquisition watchdog). At the end of the data it disarms
  * the coil, then signals the main thread through an eventfd.
+ *
+ * When a read fails and the source can be reopened (IIO, with
+ * source.reopen_ms > 0), it disarms the coil, publishes the fault and
+ * parks: acquire_fault_fd() becomes readable, the main thread reopens the
+ * source (with back-off, off the real-time thread) and calls
+ * acquire_resume(). The outage reaches the pipeline as a gap.
  */
 #ifndef RPMSD_ACQUIRE_H
 #define RPMSD_ACQUIRE_H
@@ -36,7 +42,10 @@ struct acquire_stats {
 	double baseline[SOURCE_MAX_CHANNELS];	/* calibrated, µV */
 	double on_threshold[SOURCE_MAX_CHANNELS];
 	double off_threshold[SOURCE_MAX_CHANNELS];
-	int source_error;			/* negative errno of a read, 0 */
+	int source_error;			/* negative errno of the last read, 0 */
+	uint64_t source_faults;			/* read failures survived by a reopen */
+	uint64_t gaps;				/* gaps in the stream */
+	uint64_t lost;				/* samples missing in them */
 	bool ended;				/* the source reached its end */
 };
 
@@ -88,6 +97,21 @@ void acquire_stop(struct acquire *a);
 
 /** An eventfd that becomes readable when the thread has finished. */
 int acquire_done_fd(const struct acquire *a);
+
+/** Readable (eventfd, read it to clear) when the thread parks after a fault. */
+int acquire_fault_fd(const struct acquire *a);
+
+/** The read error the thread is parked on, 0 when not parked. */
+int acquire_parked(const struct acquire *a);
+
+/**
+ * Wake the parked thread: @ok true after the source was reopened (it reads
+ * again), false to end acquisition with the read error.
+ */
+void acquire_resume(struct acquire *a, bool ok);
+
+/** Blocks processed so far (atomic): tells whether a reopen brought data. */
+uint64_t acquire_blocks(const struct acquire *a);
 
 /** Samples processed so far (atomic). */
 uint64_t acquire_samples(const struct acquire *a);

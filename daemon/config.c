@@ -272,6 +272,30 @@ static const struct config_key config_keys[] = {
 		.allowed = "a trigger device name, or empty to leave it as it is",
 		.doc = "iio: the trigger to set on the device.",
 		CONFIG_FIELD(source.trigger),
+	}, {
+		.section = "source", .key = "timeout_ms",
+		.type = CONFIG_TYPE_INT, .def = "1000", .min = 10, .max = 60000,
+		.unit = "ms",
+		.doc = "iio: a read that waits this long for data is a fault (the coil is disarmed sooner, by safety.acquisition_timeout_ms).",
+		CONFIG_FIELD(source.timeout_ms),
+	}, {
+		.section = "source", .key = "reopen_ms",
+		.type = CONFIG_TYPE_INT, .def = "200", .min = 0, .max = 60000,
+		.unit = "ms",
+		.doc = "iio: after a read error, timeout or vanished device, wait this long and open the device again; 0 = end the session instead.",
+		CONFIG_FIELD(source.reopen_ms),
+	}, {
+		.section = "source", .key = "reopen_max_ms",
+		.type = CONFIG_TYPE_INT, .def = "5000", .min = 10, .max = 600000,
+		.unit = "ms",
+		.doc = "iio: the wait doubles after each failed attempt, up to this.",
+		CONFIG_FIELD(source.reopen_max_ms),
+	}, {
+		.section = "source", .key = "reopen_attempts",
+		.type = CONFIG_TYPE_INT, .def = "0", .min = 0, .max = 1000000,
+		.unit = "attempts",
+		.doc = "iio: give up (end the session) after this many attempts in a row that bring no data; 0 = never give up.",
+		CONFIG_FIELD(source.reopen_attempts),
 	},
 	/* [dsp] */
 	{
@@ -1279,6 +1303,15 @@ static int config_check_all(struct config_ctx *ctx)
 			    "dsp.lowpass_hz: %.15g is not above dsp.highpass_hz = %.15g (allowed: above %.15g Hz)",
 			    cfg->dsp.lowpass_hz, cfg->dsp.highpass_hz,
 			    cfg->dsp.highpass_hz);
+		return -EINVAL;
+	}
+	if (cfg->source.reopen_ms > cfg->source.reopen_max_ms) {
+		a = config_find("source", "reopen_max_ms");
+		b = config_find("source", "reopen_ms");
+		config_fail(ctx, config_pair_line(ctx, a, b),
+			    "source.reopen_max_ms: %d is below source.reopen_ms = %d (allowed: %d or more)",
+			    cfg->source.reopen_max_ms, cfg->source.reopen_ms,
+			    cfg->source.reopen_ms);
 		return -EINVAL;
 	}
 	if (cfg->detect.k_off >= cfg->detect.k_on) {

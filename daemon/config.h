@@ -95,6 +95,10 @@ struct rpmsd_config {
 		double gain;			/* amplifier gain (divides) */
 		int kernel_buffers;		/* 0 = leave the driver's */
 		char trigger[CONFIG_NAME_MAX];	/* "" = leave as it is */
+		int timeout_ms;			/* a refill waits this long */
+		int reopen_ms;			/* first back-off; 0 = never reopen */
+		int reopen_max_ms;		/* back-off doubles up to this */
+		int reopen_attempts;		/* in a row without data; 0 = forever */
 	} source;
 
 	struct {

@@ -420,6 +420,15 @@ void detect_blank(struct detect *d, uint64_t from, uint64_t n)
 	d->blank_end = end;
 }
 
+void detect_gap(struct detect *d, uint64_t from, uint64_t lost, uint64_t settle)
+{
+	if (d->state == DETECT_S_CANDIDATE) {
+		d->state = DETECT_S_IDLE;
+	}
+	d->have_low = 0;
+	detect_blank(d, from, lost + settle);
+}
+
 /*
  * A burst in progress ends silently (no DETECT_OFFSET is reported): the
  * caller asked for a fresh start and knows it. Until the new window has

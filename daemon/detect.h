@@ -64,6 +64,16 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
 /** Ignore the input for @n samples starting at @from (stimulation artefact). */
 void detect_blank(struct detect *d, uint64_t from, uint64_t n);
 
+/**
+ * Samples @from .. @from + @lost - 1 never arrived (a gap in the stream),
+ * and the envelope needs @settle samples after them to describe the new
+ * data only. A rise seen before the gap is dropped (it cannot be
+ * confirmed across it), no onset is back-dated into the gap, and nothing
+ * is decided until the envelope has settled. A burst in progress stays in
+ * progress: its offset comes from the new data. RT-safe.
+ */
+void detect_gap(struct detect *d, uint64_t from, uint64_t lost, uint64_t settle);
+
 /** Restart calibration with a rest window starting at sample @from.
  * A burst in progress ends silently (no DETECT_OFFSET); until the new
  * window completes there are no onsets and detect_thresholds() returns

@@ -294,6 +294,11 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	return (float)sqrt(ms);
 }
 
+void dsp_chain_resync(struct dsp_chain *c)
+{
+	c->primed = 0;
+}
+
 double dsp_chain_gain_db(const struct dsp_chain *c, double f)
 {
 	double g = 0.0;

@@ -64,6 +64,14 @@ void dsp_chain_destroy(struct dsp_chain *c);
 float dsp_chain_step(struct dsp_chain *c, float x, float *filtered);
 
 /** Total gain of the chain's filters at f, in dB (for tests and docs). */
+/**
+ * After a gap in the input: the next sample primes the filters again, as
+ * the first one did, so the jump across the gap does not ring through
+ * them. The envelope window keeps its contents (callers ignore the
+ * envelope until it has refilled). RT-safe.
+ */
+void dsp_chain_resync(struct dsp_chain *c);
+
 double dsp_chain_gain_db(const struct dsp_chain *c, double f);
 
 #endif /* RPMSD_DSP_H */

@@ -29,6 +29,7 @@ static const char *const event_topic_names[EVENT_TOPIC_COUNT] = {
 	[EVENT_TOPIC_STIM] = "rpms.stim",
 	[EVENT_TOPIC_SAFETY] = "rpms.safety",
 	[EVENT_TOPIC_STATE] = "rpms.state",
+	[EVENT_TOPIC_SOURCE] = "rpms.source",
 	[EVENT_TOPIC_HEARTBEAT] = "rpms.heartbeat",
 };
 
@@ -47,6 +48,7 @@ static const char *const event_state_names[] = {
 	[EVENT_STATE_FAULT] = "fault",
 	[EVENT_STATE_SOURCE_END] = "source_end",
 	[EVENT_STATE_STOPPING] = "stopping",
+	[EVENT_STATE_RECOVERED] = "recovered",
 };
 
 #define EVENT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -64,6 +66,8 @@ enum event_topic event_topic_of(const struct event *ev)
 		return EVENT_TOPIC_STIM;
 	case EVENT_REFUSAL:
 		return EVENT_TOPIC_SAFETY;
+	case EVENT_GAP:
+		return EVENT_TOPIC_SOURCE;
 	default:
 		return EVENT_TOPIC_COUNT;
 	}
@@ -451,6 +455,21 @@ static void event_json_refusal(struct event_json *w, const struct event *ev)
 	event_json_ns(w, "t_sched_s", ev->u.refusal.sched_ns, 6);
 }
 
+static void event_json_gap(struct event_json *w, const struct event *ev, double rate_hz)
+{
+	event_json_str(w, "kind", "gap", SIZE_MAX);
+	event_json_u64(w, "first_sample", ev->u.gap.first_sample);
+	if (rate_hz > 0) {
+		event_json_rec_s(w, "t_first_s", ev->u.gap.first_sample, rate_hz);
+		event_json_double(w, "lost_s", (double)ev->u.gap.lost / rate_hz);
+	}
+	event_json_u64(w, "lost", ev->u.gap.lost);
+	event_json_str(w, "measured_by", ev->u.gap.estimated ? "clock" : "timestamps",
+		       SIZE_MAX);
+	event_json_u64(w, "gaps_total", ev->u.gap.gaps_total);
+	event_json_u64(w, "lost_total", ev->u.gap.lost_total);
+}
+
 static int event_json_state(struct event_json *w, const struct event *ev)
 {
 	uint32_t state = ev->u.state.state;
@@ -494,6 +513,9 @@ int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		break;
 	case EVENT_STATE:
 		ret = event_json_state(&w, ev);
+		break;
+	case EVENT_GAP:
+		event_json_gap(&w, ev, rate_hz);
 		break;
 	default:
 		ret = -EINVAL;

@@ -26,6 +26,7 @@ enum event_type {
 	EVENT_PULSE,		/* rpms.stim */
 	EVENT_REFUSAL,		/* rpms.safety */
 	EVENT_STATE,		/* rpms.state: armed/disarmed/started/ended/fault */
+	EVENT_GAP,		/* rpms.source, kind "gap" */
 	EVENT_TYPE_COUNT,
 };
 
@@ -35,6 +36,7 @@ enum event_topic {
 	EVENT_TOPIC_STIM,
 	EVENT_TOPIC_SAFETY,
 	EVENT_TOPIC_STATE,
+	EVENT_TOPIC_SOURCE,
 	EVENT_TOPIC_HEARTBEAT,
 	EVENT_TOPIC_COUNT,
 };
@@ -56,6 +58,7 @@ enum event_state {
 	EVENT_STATE_FAULT,
 	EVENT_STATE_SOURCE_END,
 	EVENT_STATE_STOPPING,
+	EVENT_STATE_RECOVERED,	/* the source delivers again after a fault */
 };
 
 #define EVENT_REASON_MAX 48
@@ -103,6 +106,13 @@ struct event {
 			double limit;		/* the limit it broke */
 			int64_t sched_ns;
 		} refusal;
+		struct {
+			uint64_t first_sample;	/* first missing sample */
+			uint64_t lost;		/* samples missing */
+			uint64_t gaps_total;	/* gaps so far, this one included */
+			uint64_t lost_total;	/* samples missing so far */
+			uint32_t estimated;	/* 1: from CLOCK_MONOTONIC, 0: timestamps */
+		} gap;
 		struct {
 			uint32_t state;		/* enum event_state */
 			int32_t code;		/* negative errno for faults, else 0 */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acquire.h"
@@ -34,6 +35,17 @@
 #define SESSION_ERR_MAX 2048
 #define SESSION_MAIN_RING 64
 
+/* Reopening a failed source, from the main thread (session_wait). */
+struct session_reopen {
+	bool pending;		/* the acquire thread is parked */
+	bool ever;		/* a reopen has happened */
+	int64_t due_ns;		/* CLOCK_MONOTONIC of the next attempt */
+	int backoff_ms;
+	int attempts;		/* in a row without a block */
+	uint64_t blocks_at_reopen;
+	uint64_t reopens;	/* successful, for the summary */
+};
+
 struct session {
 	const struct rpmsd_config *cfg;
 	struct source *src;
@@ -46,7 +58,16 @@ struct session {
 	int sfd;
 	sigset_t oldmask;
 	bool masked;
+	struct session_reopen reopen;
 };
+
+static int64_t session_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static void session_state(struct session *s, enum event_state state, const char *reason)
 {
@@ -223,19 +244,99 @@ static void session_warn_rt(const char *thread, int priority, bool got_rt)
 	}
 }
 
+static void session_give_up(struct session *s)
+{
+	log_err("source: %d attempts in a row brought no EMG (source.reopen_attempts); "
+		"ending the session", s->reopen.attempts);
+	s->reopen.pending = false;
+	acquire_resume(s->acq, false);
+}
+
+/*
+ * The acquire thread parked after a read error (it has disarmed the coil
+ * and published the fault). Schedule a reopen; the back-off starts again
+ * only once a reopen has brought data, so a device that opens but never
+ * delivers (stalled) backs off like one that is gone.
+ */
+static void session_source_fault(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	struct session_reopen *r = &s->reopen;
+	uint64_t v;
+	int err = acquire_parked(s->acq);
+
+	if (read(acquire_fault_fd(s->acq), &v, sizeof(v)) != sizeof(v) || err == 0) {
+		return;
+	}
+	if (!r->ever || acquire_blocks(s->acq) != r->blocks_at_reopen) {
+		r->attempts = 0;
+		r->backoff_ms = cfg->source.reopen_ms;
+	} else {
+		r->backoff_ms = r->backoff_ms * 2 > cfg->source.reopen_max_ms ?
+				cfg->source.reopen_max_ms : r->backoff_ms * 2;
+	}
+	log_warn("source: read failed (%s); coil disarmed; reopening in %d ms",
+		 strerror(-err), r->backoff_ms);
+	if (cfg->source.reopen_attempts > 0 && r->attempts >= cfg->source.reopen_attempts) {
+		session_give_up(s);
+		return;
+	}
+	r->pending = true;
+	r->due_ns = session_mono_ns() + (int64_t)r->backoff_ms * 1000000;
+}
+
+static void session_try_reopen(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	struct session_reopen *r = &s->reopen;
+	char err[SESSION_ERR_MAX];
+	int ret;
+
+	r->attempts++;
+	err[0] = '\0';
+	ret = s->src->ops->reopen(s->src, err, sizeof(err));
+	if (ret == 0) {
+		log_info("source: reopened (attempt %d); the coil stays disarmed until armed again",
+			 r->attempts);
+		r->pending = false;
+		r->ever = true;
+		r->reopens++;
+		r->blocks_at_reopen = acquire_blocks(s->acq);
+		acquire_resume(s->acq, true);
+		return;
+	}
+	r->backoff_ms = r->backoff_ms * 2 > cfg->source.reopen_max_ms ?
+			cfg->source.reopen_max_ms : r->backoff_ms * 2;
+	log_warn("source: reopen attempt %d failed: %s; next in %d ms", r->attempts,
+		 err[0] ? err : strerror(-ret), r->backoff_ms);
+	if (cfg->source.reopen_attempts > 0 && r->attempts >= cfg->source.reopen_attempts) {
+		session_give_up(s);
+		return;
+	}
+	r->due_ns = session_mono_ns() + (int64_t)r->backoff_ms * 1000000;
+}
+
 /* Wait for the end of the recording or a signal. @return 0, or the signal. */
 static int session_wait(struct session *s)
 {
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = s->sfd, .events = POLLIN },
 		{ .fd = acquire_done_fd(s->acq), .events = POLLIN },
+		{ .fd = acquire_fault_fd(s->acq), .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
+	int timeout_ms;
+	int64_t left;
 
 	for (;;) {
 		publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
 				   acquire_samples(s->acq));
-		if (poll(fds, 2, 200) < 0 && errno != EINTR) {
+		timeout_ms = 200;
+		if (s->reopen.pending) {
+			left = (s->reopen.due_ns - session_mono_ns()) / 1000000;
+			timeout_ms = left < 0 ? 0 : left < timeout_ms ? (int)left + 1 : timeout_ms;
+		}
+		if (poll(fds, 3, timeout_ms) < 0 && errno != EINTR) {
 			return 0;
 		}
 		if (fds[1].revents & POLLIN) {
@@ -247,6 +348,12 @@ static int session_wait(struct session *s)
 				continue;
 			}
 			return (int)si.ssi_signo;
+		}
+		if (fds[2].revents & POLLIN) {
+			session_source_fault(s);
+		}
+		if (s->reopen.pending && session_mono_ns() >= s->reopen.due_ns) {
+			session_try_reopen(s);
 		}
 	}
 }
@@ -327,9 +434,13 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	if (as.source_error) {
 		fprintf(f, "  source error:    %s\n", strerror(-as.source_error));
 	}
-	if (s->src->gaps) {
-		fprintf(f, "  gaps:            %" PRIu64 " in the stream, %" PRIu64 " samples missing\n",
-			s->src->gaps, s->src->lost);
+	if (as.source_faults) {
+		fprintf(f, "  source faults:   %" PRIu64 " read failures, %" PRIu64 " reopens\n",
+			as.source_faults, s->reopen.reopens);
+	}
+	if (as.gaps) {
+		fprintf(f, "  gaps:            %" PRIu64 " in the stream, %" PRIu64 " samples missing (%.3f s)\n",
+			as.gaps, as.lost, (double)as.lost / s->src->rate_hz);
 	}
 	fprintf(f, "  bursts detected: %" PRIu64 " (onsets), %" PRIu64 " ended (offsets)\n",
 		onsets, offsets);
@@ -453,7 +564,7 @@ err_stop:
 
 		acquire_get_stats(s.acq, &as);
 		stim_get_stats(s.stim, &ss);
-		status = (as.source_error || ss.faults) ? 3 : 0;
+		status = (as.source_error || as.source_faults || ss.faults) ? 3 : 0;
 	}
 err_free:
 	session_free(&s);

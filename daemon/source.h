@@ -30,6 +30,13 @@
 struct source_block {
 	size_t frames;		/* frames written to the caller's buffer */
 	uint64_t first_sample;	/* index of the first frame since start */
+	/*
+	 * Samples missing right before this block (a gap: the indices
+	 * first_sample - lost .. first_sample - 1 never arrived), 0 normally.
+	 */
+	uint64_t lost;
+	/* The gap was estimated from CLOCK_MONOTONIC, not hardware timestamps. */
+	bool lost_estimated;
 };
 
 struct source;
@@ -56,6 +63,16 @@ struct source_ops {
 	 * at once (it then returns -EINTR if the stop flag is set).
 	 */
 	void (*cancel)(struct source *src);
+	/**
+	 * Optional: after a read failed, tear the connection down and build
+	 * it again (same device, channels, formats and rate, or an error).
+	 * Runs on a non-real-time thread while the reader waits; may
+	 * allocate. The next read continues the sample index, the outage
+	 * reported as a gap (source_block.lost) of the time it lasted.
+	 * @param err  receives a message naming what is wrong
+	 * @return 0, or a negative errno (the reader stays parked)
+	 */
+	int (*reopen)(struct source *src, char *err, size_t errlen);
 	/** Free the source. */
 	void (*destroy)(struct source *src);
 };

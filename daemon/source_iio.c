@@ -16,6 +16,12 @@
  * CLOCK_MONOTONIC at refill. A hardware timestamp jump of more than half a
  * period beyond the expected one is a gap: it is counted, and the sample
  * index skips the missing samples so the index stays the recording's time.
+ *
+ * Faults: after a failed read the acquire thread parks and the main thread
+ * calls reopen, which tears the context down and builds it again from the
+ * configuration, refusing a device that came back different (rate,
+ * channels, formats, scales). The outage becomes one gap, measured with
+ * CLOCK_MONOTONIC (a re-probed device's timestamps need not continue).
  */
 #include <errno.h>
 #include <iio.h>
@@ -30,10 +36,22 @@
 #include "source.h"
 
 #define IIO_RATE_TOL 1e-3	/* relative difference between asked and got */
-#define IIO_TIMEOUT_MS 1000	/* a refill waits at most this long */
+
+/* What a reopened device must match: it is the same amplifier or none. */
+struct source_iio_shape {
+	double rate;
+	unsigned channels;
+	bool ts;
+	double mul[SOURCE_MAX_CHANNELS];
+	double offset[SOURCE_MAX_CHANNELS];
+	unsigned bytes[SOURCE_MAX_CHANNELS];
+	bool is_signed[SOURCE_MAX_CHANNELS];
+};
 
 struct source_iio {
 	struct source base;
+	const struct rpmsd_config *cfg;	/* outlives the source */
+	struct source_iio_shape shape;	/* as first opened */
 	struct iio_context *ctx;
 	struct iio_device *dev;
 	struct iio_channel *chn[SOURCE_MAX_CHANNELS];
@@ -51,8 +69,12 @@ struct source_iio {
 	int64_t last_stamp;
 	bool have_stamp;
 	int64_t period_ns;
+	int64_t last_mono;		/* CLOCK_MONOTONIC of the last refill */
+	bool resync;			/* reopened: the next block follows a gap */
 	const atomic_bool *stop;
 };
+
+static void source_iio_disconnect(struct source_iio *s);
 
 static int source_iio_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -297,6 +319,8 @@ static int source_iio_start(struct source *src, int64_t t0_mono_ns, const atomic
 	s->stop = stop;
 	s->next_sample = 0;
 	s->have_stamp = false;
+	s->resync = false;
+	s->last_mono = source_iio_mono_ns();
 	return 0;
 }
 
@@ -323,7 +347,7 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 	unsigned nch = src->channels, ch;
 	ssize_t got;
 	size_t frames, i;
-	int64_t stamp_first;
+	int64_t stamp_first, now;
 
 	if (max_frames < s->frames) {
 		return -EINVAL;
@@ -350,6 +374,26 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 			out[i * nch + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
 		}
 	}
+	now = source_iio_mono_ns();
+	blk->lost = 0;
+	blk->lost_estimated = false;
+	if (s->resync) {
+		/*
+		 * The first block after a reopen: the outage, by the clock,
+		 * less this block (which ends about now). Good to a block or
+		 * so: the reference is the previous refill's return.
+		 */
+		int64_t missing = llround((double)(now - s->last_mono) /
+					  (double)s->period_ns) - (int64_t)frames;
+
+		if (missing > 0) {
+			blk->lost = (uint64_t)missing;
+			blk->lost_estimated = true;
+		}
+		s->resync = false;
+		s->have_stamp = false;
+	}
+	s->last_mono = now;
 	if (s->ts) {
 		iio_channel_read(s->ts, s->buf, s->stamps, frames * sizeof(int64_t));
 		stamp_first = s->stamps[0];
@@ -357,19 +401,20 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 			int64_t missing = llround((double)(stamp_first - s->last_stamp) /
 						  (double)s->period_ns) - 1;
 
-			/* Samples the kernel or the link dropped: skip their indices. */
+			/* Samples the kernel or the link dropped. */
 			if (missing > 0) {
-				s->base.gaps++;
-				s->base.lost += (uint64_t)missing;
-				s->next_sample += (uint64_t)missing;
+				blk->lost = (uint64_t)missing;
 			}
 		}
 		s->last_stamp = s->stamps[frames - 1];
-	} else {
-		/* No hardware timestamp: the refill time stands for the block's end. */
-		s->last_stamp = source_iio_mono_ns();
+		s->have_stamp = true;
 	}
-	s->have_stamp = true;
+	/* Skip the missing samples' indices: the index stays the recording's time. */
+	if (blk->lost) {
+		s->base.gaps++;
+		s->base.lost += blk->lost;
+		s->next_sample += blk->lost;
+	}
 	blk->frames = frames;
 	blk->first_sample = s->next_sample;
 	s->next_sample += frames;
@@ -394,23 +439,163 @@ static void source_iio_destroy(struct source *src)
 	if (!s) {
 		return;
 	}
-	if (s->buf) {
-		iio_buffer_destroy(s->buf);
-	}
-	if (s->ctx) {
-		iio_context_destroy(s->ctx);
-	}
+	source_iio_disconnect(s);
 	free(s->stamps);
 	free(s->scratch);
 	free(s);
 }
 
+static int source_iio_reopen(struct source *src, char *err, size_t errlen);
+
 static const struct source_ops source_iio_ops = {
 	.start = source_iio_start,
 	.read = source_iio_read,
 	.cancel = source_iio_cancel,
+	.reopen = source_iio_reopen,
 	.destroy = source_iio_destroy,
 };
+
+/* Drop the buffer and the context (the reader is parked or gone). */
+static void source_iio_disconnect(struct source_iio *s)
+{
+	atomic_store(&s->live, NULL);
+	if (s->buf) {
+		iio_buffer_destroy(s->buf);
+		s->buf = NULL;
+	}
+	if (s->ctx) {
+		iio_context_destroy(s->ctx);
+		s->ctx = NULL;
+	}
+	s->dev = NULL;
+	s->ts = NULL;
+	memset(s->chn, 0, sizeof(s->chn));
+}
+
+/* Context, device, channels, layout, rate, trigger: everything but buffers. */
+static int source_iio_connect(struct source_iio *s, char *err, size_t errlen)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	int ret;
+
+	s->ctx = iio_create_context_from_uri(cfg->source.uri);
+	if (!s->ctx) {
+		ret = errno ? -errno : -EIO;
+		return source_iio_fail(err, errlen, ret,
+				       "source.uri: cannot open IIO context '%s': %s",
+				       cfg->source.uri, strerror(-ret));
+	}
+	ret = iio_context_set_timeout(s->ctx, (unsigned)cfg->source.timeout_ms);
+	if (ret < 0) {
+		return source_iio_fail(err, errlen, ret, "source.uri: cannot set the timeout: %s",
+				       strerror(-ret));
+	}
+	s->dev = source_iio_find_device(s->ctx, cfg->source.device);
+	if (!s->dev) {
+		return source_iio_fail(err, errlen, -ENOENT,
+				       "source.device: no IIO device '%s' at '%s' (%u devices)",
+				       cfg->source.device, cfg->source.uri,
+				       iio_context_get_devices_count(s->ctx));
+	}
+	ret = source_iio_channels(s, cfg, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = source_iio_check_layout(s, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = source_iio_rate(s, cfg, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	if (cfg->source.trigger[0]) {
+		const struct iio_device *trig = iio_context_find_device(s->ctx, cfg->source.trigger);
+
+		ret = trig ? iio_device_set_trigger(s->dev, trig) : -ENOENT;
+		if (ret < 0) {
+			return source_iio_fail(err, errlen, ret,
+					       "source.trigger: cannot set trigger '%s' on '%s': %s",
+					       cfg->source.trigger, iio_device_get_id(s->dev),
+					       strerror(-ret));
+		}
+	}
+	if (cfg->source.kernel_buffers > 0) {
+		/* Not every backend can; a refusal only costs latency headroom. */
+		(void)iio_device_set_kernel_buffers_count(s->dev,
+							  (unsigned)cfg->source.kernel_buffers);
+	}
+	return 0;
+}
+
+static void source_iio_get_shape(const struct source_iio *s, struct source_iio_shape *sh)
+{
+	memset(sh, 0, sizeof(*sh));
+	sh->rate = s->base.rate_hz;
+	sh->channels = s->base.channels;
+	sh->ts = s->ts != NULL;
+	memcpy(sh->mul, s->mul, sizeof(sh->mul));
+	memcpy(sh->offset, s->offset, sizeof(sh->offset));
+	memcpy(sh->bytes, s->bytes, sizeof(sh->bytes));
+	memcpy(sh->is_signed, s->is_signed, sizeof(sh->is_signed));
+}
+
+/* A device that came back must be the one we calibrated on. */
+static int source_iio_same_shape(const struct source_iio *s, char *err, size_t errlen)
+{
+	const struct source_iio_shape *was = &s->shape;
+	struct source_iio_shape now;
+	unsigned ch;
+
+	source_iio_get_shape(s, &now);
+	if (now.rate != was->rate) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.rate_hz: device '%s' came back at %g Hz, not %g Hz",
+				       s->cfg->source.device, now.rate, was->rate);
+	}
+	if (now.ts != was->ts) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.device: device '%s' came back %s a timestamp channel",
+				       s->cfg->source.device, now.ts ? "with" : "without");
+	}
+	for (ch = 0; ch < now.channels; ch++) {
+		if (now.bytes[ch] != was->bytes[ch] || now.is_signed[ch] != was->is_signed[ch] ||
+		    now.mul[ch] != was->mul[ch] || now.offset[ch] != was->offset[ch]) {
+			return source_iio_fail(err, errlen, -EINVAL,
+					       "source.channels: channel '%s' of '%s' came back with another format or scale",
+					       s->base.channel_names[ch], s->cfg->source.device);
+		}
+	}
+	return 0;
+}
+
+static int source_iio_reopen(struct source *src, char *err, size_t errlen)
+{
+	struct source_iio *s = (struct source_iio *)src;
+	int ret;
+
+	source_iio_disconnect(s);
+	ret = source_iio_connect(s, err, errlen);
+	if (ret == 0) {
+		ret = source_iio_same_shape(s, err, errlen);
+	}
+	if (ret < 0) {
+		source_iio_disconnect(s);
+		return ret;
+	}
+	/* Streaming starts now; the reader picks up from the first frame. */
+	s->buf = iio_device_create_buffer(s->dev, s->frames, false);
+	if (!s->buf) {
+		ret = errno ? -errno : -EIO;
+		source_iio_disconnect(s);
+		return source_iio_fail(err, errlen, ret,
+				       "source.device: cannot start streaming from '%s': %s",
+				       s->cfg->source.device, strerror(-ret));
+	}
+	atomic_store(&s->live, s->buf);
+	s->resync = true;
+	return 0;
+}
 
 int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *err,
 		    size_t errlen)
@@ -424,56 +609,12 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 		return source_iio_fail(err, errlen, -ENOMEM, "out of memory");
 	}
 	s->base.ops = &source_iio_ops;
-	s->ctx = iio_create_context_from_uri(cfg->source.uri);
-	if (!s->ctx) {
-		ret = -errno;
-		source_iio_fail(err, errlen, ret, "source.uri: cannot open IIO context '%s': %s",
-				cfg->source.uri, strerror(-ret));
-		goto err_free;
-	}
-	ret = iio_context_set_timeout(s->ctx, IIO_TIMEOUT_MS);
-	if (ret < 0) {
-		source_iio_fail(err, errlen, ret, "source.uri: cannot set the timeout: %s",
-				strerror(-ret));
-		goto err_free;
-	}
-	s->dev = source_iio_find_device(s->ctx, cfg->source.device);
-	if (!s->dev) {
-		ret = source_iio_fail(err, errlen, -ENOENT,
-				      "source.device: no IIO device '%s' at '%s' (%u devices)",
-				      cfg->source.device, cfg->source.uri,
-				      iio_context_get_devices_count(s->ctx));
-		goto err_free;
-	}
-	ret = source_iio_channels(s, cfg, err, errlen);
+	s->cfg = cfg;
+	ret = source_iio_connect(s, err, errlen);
 	if (ret < 0) {
 		goto err_free;
 	}
-	ret = source_iio_check_layout(s, err, errlen);
-	if (ret < 0) {
-		goto err_free;
-	}
-	ret = source_iio_rate(s, cfg, err, errlen);
-	if (ret < 0) {
-		goto err_free;
-	}
-	if (cfg->source.trigger[0]) {
-		const struct iio_device *trig = iio_context_find_device(s->ctx, cfg->source.trigger);
-
-		ret = trig ? iio_device_set_trigger(s->dev, trig) : -ENOENT;
-		if (ret < 0) {
-			source_iio_fail(err, errlen, ret,
-					"source.trigger: cannot set trigger '%s' on '%s': %s",
-					cfg->source.trigger, iio_device_get_id(s->dev),
-					strerror(-ret));
-			goto err_free;
-		}
-	}
-	if (cfg->source.kernel_buffers > 0) {
-		/* Not every backend can; a refusal only costs latency headroom. */
-		(void)iio_device_set_kernel_buffers_count(s->dev,
-							  (unsigned)cfg->source.kernel_buffers);
-	}
+	source_iio_get_shape(s, &s->shape);
 	s->frames = (size_t)cfg->source.block_frames;
 	s->scratch = calloc(s->frames, sizeof(int64_t));
 	s->stamps = calloc(s->frames, sizeof(int64_t));
@@ -484,7 +625,7 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 	/* Prove now that streaming works, so a refusal is a start-up error. */
 	s->buf = iio_device_create_buffer(s->dev, s->frames, false);
 	if (!s->buf) {
-		ret = -errno;
+		ret = errno ? -errno : -EIO;
 		source_iio_fail(err, errlen, ret,
 				"source.device: cannot start streaming from '%s': %s",
 				iio_device_get_id(s->dev), strerror(-ret));

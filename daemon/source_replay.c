@@ -951,6 +951,8 @@ static int source_replay_read(struct source *src, float *buf, size_t max_frames,
 	if (!r->started || !buf || !blk || max_frames == 0) {
 		return -EINVAL;
 	}
+	blk->lost = 0;
+	blk->lost_estimated = false;
 	if (r->pos >= src->total_frames) {
 		blk->frames = 0;
 		blk->first_sample = r->pos;

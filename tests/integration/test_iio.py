@@ -208,30 +208,130 @@ def test_closed_loop_through_iio():
           "pulses %r" % pulses)
 
 
-def test_stall_disarms():
-    """The amplifier stops delivering after 6 s: the acquisition watchdog
-    disarms the coil (a fault) before the read itself times out, and the
-    daemon ends with the source error (exit 3), coil disarmed."""
+def iio_demo_config(endpoint, extra=None):
+    text = rig.demo_config(endpoint, extra=extra)
+    return text.replace("type = replay",
+                        "type = iio\ndevice = iio:device0\nchannels = voltage0")
+
+
+def states_of(r):
+    return [(s["state"], s.get("reason"), s.get("code")) for s in r.of("rpms.state")]
+
+
+def test_stall_disarms_then_gives_up():
+    """The amplifier stops delivering after 6 s and never resumes: the
+    acquisition watchdog disarms the coil before the read itself times out;
+    the read timeout is published as a fault; each reopen finds the device
+    but no data, so after source.reopen_attempts the session ends (exit 3),
+    coil disarmed, never a pulse."""
     lines = [[(i * 37) % 50 - 25] for i in range(1000)]
     path = os.path.join(TMP, "noise.txt")
     with open(path, "w") as f:
         f.write("\n".join(str(v[0]) for v in lines) + "\n")
     endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
-    text = rig.demo_config(endpoint)
-    text = text.replace("type = replay", "type = iio\ndevice = iio:device0\nchannels = voltage0")
+    text = iio_demo_config(endpoint, {("source", "timeout_ms"): "500",
+                                      ("source", "reopen_ms"): "100",
+                                      ("source", "reopen_attempts"): "3"})
     with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
                  input_file=path, scale=1.0, stall_after=6000):
         r = rig.Run(text, args=(), timeout=90)
     check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
-    states = [(s["state"], s.get("reason"), s.get("code")) for s in r.of("rpms.state")]
+    states = states_of(r)
     check(("fault", "no fresh EMG: disarmed", -110) in states, "states %r" % states)
     check(("disarmed", "acquisition stale", 0) in states, "states %r" % states)
     # by the session clock, not by arrival: events of several threads interleave
     wd = [s["t_session_s"] for s in r.of("rpms.state", reason="no fresh EMG: disarmed")]
     src = [s["t_session_s"] for s in r.of("rpms.state", reason="source read failed")]
     check(wd and src and wd[0] < src[0], "watchdog %r, read error %r" % (wd, src))
+    # the first read error, then one after each of the 3 reopens that brought nothing
+    check(len(src) == 4, "read errors %r" % src)
+    # the back-off doubles: 100, 200, 400 ms (plus the 500 ms read timeout)
+    steps = [b - a for a, b in zip(src, src[1:])]
+    check(all(0.48 <= d - w <= 0.8 for d, w in zip(steps, (0.1, 0.2, 0.4))),
+          "read errors %r" % src)
+    check(("fault", "source lost: gave up reopening", -110) in states, "states %r" % states)
+    check(not r.of("rpms.state", state="recovered"), "states %r" % states)
     check(not r.of("rpms.stim"), "pulses %r" % r.of("rpms.stim"))
+    check(r.stderr.count("source: reopened (attempt") == 3, r.stderr)
+    check("3 attempts in a row brought no EMG" in r.stderr, r.stderr)
     check("coil faults:" in r.stdout and "source error:" in r.stdout, r.stdout)
+
+
+def test_vanish_and_recover():
+    """The device disappears 6 s in, after a burst and its train, and comes
+    back after 1.5 s as a fresh probe. The coil is disarmed at once, the
+    read failure is published, the daemon reopens the device with back-off
+    (failing while it is gone), EMG flows again, the outage is one gap
+    whose length matches the session clock, sample indices stay the
+    recording's time, and the next burst is detected but not stimulated:
+    after a fault the coil stays disarmed until someone arms it."""
+    with open(os.path.join(rig.SOURCE, "data", "emg", "emg_1.txt")) as f:
+        values = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    path = os.path.join(TMP, "emg11-17.txt")
+    with open(path, "w") as f:
+        # rest from 11 s, the burst at 15.5 s of the recording (4.5 s in)
+        f.write("\n".join(values[11000:17500]) + "\n")
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = iio_demo_config(endpoint, {("source", "timeout_ms"): "400",
+                                      ("source", "reopen_ms"): "100",
+                                      ("source", "reopen_max_ms"): "400",
+                                      ("detect", "calibration_s"): "2"})
+
+    def second_burst_refused(msgs):
+        rec = [b for t, b, _ in msgs if t == "rpms.state" and b["state"] == "recovered"]
+        return rec and any(t == "rpms.safety" and b["sample"] > rec[0]["sample"]
+                           for t, b, _ in msgs)
+
+    with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
+                 input_file=path, scale=1.0, vanish_after=6000, return_after_ms=1500) as dev:
+        r = rig.Run(text, args=(), timeout=90, stop_when=second_burst_refused)
+        gen_log = dev.gen_log()
+    check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
+    states = states_of(r)
+    onsets = r.of("rpms.burst", edge="onset")
+    check(len(onsets) == 2, "onsets %r" % [(o["t_edge_s"], o["action"]) for o in onsets])
+    first, second = onsets
+    # before the fault: the burst fires its train
+    check(4.3 <= first["t_edge_s"] <= 4.8, "first onset at %r" % first["t_edge_s"])
+    pulses = r.of("rpms.stim")
+    check(len(pulses) == 5 and all(p["train_id"] == first["train_id"] for p in pulses),
+          "pulses %r" % pulses)
+    fault = r.of("rpms.state", reason="source read failed")
+    check(len(fault) == 1 and fault[0]["code"] == -110, "faults %r" % states)
+    disarm = r.of("rpms.state", state="disarmed")
+    check(disarm and disarm[0]["reason"] in ("acquisition fault", "acquisition stale"),
+          "states %r" % states)
+    check("source: reopen attempt 1 failed: source.device: no IIO device 'iio:device0'"
+          in r.stderr, r.stderr)
+    rec = r.of("rpms.state", state="recovered")
+    check(len(rec) == 1, "states %r" % states)
+    gaps = r.of("rpms.source", kind="gap")
+    check(len(gaps) == 1, "gaps %r" % gaps)
+    gap = gaps[0]
+    check(gap["measured_by"] == "clock" and gap["first_sample"] >= 6000 - 8,
+          "gap %r" % gap)
+    # gone 1.5 s plus the time to notice (timeout) and to reopen (back-off)
+    check(1.5 <= gap["lost_s"] <= 3.5, "gap %r" % gap)
+    check(gap["first_sample"] + gap["lost"] == rec[0]["sample"], "gap %r, recovered %r"
+          % (gap, rec[0]))
+    # sample indices still tell session time: within a few blocks, before and after
+    for ev in (first, rec[0], second):
+        check(abs(ev["t_rec_s"] - ev["t_session_s"]) < 0.15,
+              "t_rec_s %r vs t_session_s %r" % (ev["t_rec_s"], ev["t_session_s"]))
+    # the input starts again on the new enable: the burst 4.5 s after recovery
+    check(4.2 <= second["t_edge_s"] - rec[0]["t_rec_s"] <= 4.8,
+          "second onset %r, recovered at %r" % (second["t_edge_s"], rec[0]["t_rec_s"]))
+    refusals = r.of("rpms.safety")
+    check(refusals and all(x["rule"] == "disarmed" for x in refusals), "refusals %r" % refusals)
+    check(len(r.of("rpms.stim")) == 5, "pulses after the fault: %r" % r.of("rpms.stim"))
+    check("source faults:   1 read failures, 1 reopens" in r.stdout, r.stdout)
+    check("gaps:            1 in the stream" in r.stdout, r.stdout)
+    check("vanish" in gen_log, gen_log)
+    # every message of a faulty session is still what docs/events.schema.json says
+    import validate_events
+    validator = validate_events.load_validator(validate_events.DEFAULT_SCHEMA)
+    for topic, body, _ in r.messages:
+        validate_events.check_body(validator, topic, body)
 
 
 if __name__ == "__main__":
@@ -250,5 +350,6 @@ if __name__ == "__main__":
         test_padded_layout_refused,
         test_network_backend_iiod,
         test_closed_loop_through_iio,
-        test_stall_disarms,
+        test_stall_disarms_then_gives_up,
+        test_vanish_and_recover,
     ])

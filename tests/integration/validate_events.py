@@ -48,9 +48,10 @@ except ImportError:
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_SCHEMA = os.path.normpath(os.path.join(HERE, "..", "..", "docs", "events.schema.json"))
 
-TOPICS = ("rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.heartbeat")
+TOPICS = ("rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
+          "rpms.heartbeat")
 STATE_KINDS = ("calibrated", "overflow", "started", "armed", "disarmed", "fault",
-               "source_end", "stopping")
+               "source_end", "stopping", "recovered")
 
 
 class Invalid(Exception):

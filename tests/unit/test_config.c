@@ -372,7 +372,7 @@ static void test_unknown_key(void **state)
 	expect_error(SRC "[stim]\nfoo = 1\n",
 		     ":4: stim.foo: unknown key (allowed: plugin, protocol, train_pulses, train_frequency_hz, intensity_pct, pulse_width_us, refractory_ms)");
 	expect_error("[source]\nfile = x\nfiles = y\n",
-		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames, uri, device, channels, gain, kernel_buffers, trigger)");
+		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames, uri, device, channels, gain, kernel_buffers, trigger, timeout_ms, reopen_ms, reopen_max_ms, reopen_attempts)");
 }
 
 static void test_key_outside_section(void **state)
@@ -571,6 +571,15 @@ static void test_cross_band(void **state)
 	/* only highpass_hz set: its line */
 	expect_error(SRC "[dsp]\nhighpass_hz = 450\n",
 		     ":4: dsp.lowpass_hz: 450 is not above dsp.highpass_hz = 450 (allowed: above 450 Hz)");
+}
+
+static void test_cross_reopen(void **state)
+{
+	(void)state;
+	expect_error(SRC "[source]\nreopen_ms = 8000\n",
+		     ":4: source.reopen_max_ms: 5000 is below source.reopen_ms = 8000 (allowed: 8000 or more)");
+	expect_error(SRC "[source]\nreopen_max_ms = 100\nreopen_ms = 200\n",
+		     ":4: source.reopen_max_ms: 100 is below source.reopen_ms = 200 (allowed: 200 or more)");
 }
 
 static void test_cross_thresholds(void **state)
@@ -1020,6 +1029,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_cannot_open),
 		cmocka_unit_test(test_cross_band),
+		cmocka_unit_test(test_cross_reopen),
 		cmocka_unit_test(test_cross_thresholds),
 		cmocka_unit_test(test_cross_intensity),
 		cmocka_unit_test(test_cross_train_frequency),

@@ -877,6 +877,42 @@ static void test_machine_blank(void **state)
 	detect_destroy(m.d);
 }
 
+/*
+ * A gap: indices jump. A rise before it is dropped, the onset is not
+ * back-dated into the gap or before it, nothing is decided while the
+ * envelope settles, and a burst in progress ends on the new data.
+ */
+static void test_machine_gap(void **state)
+{
+	struct rpmsd_config cfg;
+	struct machine m;
+	struct detect_result res;
+
+	(void)state;
+	machine_cfg(&cfg);
+	machine_create(&m, &cfg);
+	machine_calibrate(&m);			/* t = 100 */
+	feed(&m, 10, M_LOW);			/* last low 109 */
+	feed(&m, 15, M_ON);			/* 110..124: a candidate */
+	detect_gap(m.d, 125, 1000, 40);		/* 125..1124 missing, settle to 1164 */
+	m.t = 1125;
+	feed(&m, 40, M_ON);			/* 1125..1164: settling, ignored */
+	feed(&m, 19, M_ON);			/* 1165..1183: a new candidate */
+	feed_expect(&m, M_ON, DETECT_ONSET, &res);	/* 1184: 20 after the gap */
+	/* no low seen since the gap: the rise began where the data resumed */
+	assert_int_equal(res.edge_sample, 1165);
+
+	/* a gap inside a burst: still a burst after it, then its offset */
+	detect_gap(m.d, 1185, 500, 40);
+	m.t = 1685;
+	feed(&m, 40, M_LOW);			/* settling: not counted */
+	assert_true(detect_active(m.d));
+	feed(&m, 29, M_LOW);			/* 1725..1753 */
+	feed_expect(&m, M_LOW, DETECT_OFFSET, &res);	/* 1754 */
+	assert_int_equal(res.edge_sample, 1725);
+	detect_destroy(m.d);
+}
+
 static void test_machine_blank_calibration(void **state)
 {
 	struct rpmsd_config cfg;
@@ -1039,6 +1075,7 @@ int main(void)
 		cmocka_unit_test(test_machine_onset_exact),
 		cmocka_unit_test(test_machine_dips),
 		cmocka_unit_test(test_machine_blank),
+		cmocka_unit_test(test_machine_gap),
 		cmocka_unit_test(test_machine_blank_calibration),
 		cmocka_unit_test(test_machine_no_onset_before_calibration),
 		cmocka_unit_test(test_machine_zero_calibration),

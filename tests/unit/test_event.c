@@ -146,6 +146,18 @@ static struct event test_refusal(void)
 	return ev;
 }
 
+static struct event test_gap(void)
+{
+	struct event ev = test_event(EVENT_GAP);
+
+	ev.u.gap.first_sample = 6001;
+	ev.u.gap.lost = 1750;
+	ev.u.gap.gaps_total = 2;
+	ev.u.gap.lost_total = 1753;
+	ev.u.gap.estimated = 1;
+	return ev;
+}
+
 static struct event test_state(uint32_t state, int32_t code, const char *reason)
 {
 	struct event ev = test_event(EVENT_STATE);
@@ -280,6 +292,8 @@ static void test_topics(void **state)
 	assert_int_equal(event_topic_of(&ev), EVENT_TOPIC_BURST);
 	ev.type = EVENT_CALIBRATED;
 	assert_int_equal(event_topic_of(&ev), EVENT_TOPIC_STATE);
+	ev.type = EVENT_GAP;
+	assert_int_equal(event_topic_of(&ev), EVENT_TOPIC_SOURCE);
 	ev.type = EVENT_PULSE;
 	assert_int_equal(event_topic_of(&ev), EVENT_TOPIC_STIM);
 	ev.type = EVENT_REFUSAL;
@@ -295,6 +309,7 @@ static void test_topics(void **state)
 	assert_string_equal(event_topic_name(EVENT_TOPIC_STIM), "rpms.stim");
 	assert_string_equal(event_topic_name(EVENT_TOPIC_SAFETY), "rpms.safety");
 	assert_string_equal(event_topic_name(EVENT_TOPIC_STATE), "rpms.state");
+	assert_string_equal(event_topic_name(EVENT_TOPIC_SOURCE), "rpms.source");
 	assert_string_equal(event_topic_name(EVENT_TOPIC_HEARTBEAT), "rpms.heartbeat");
 	assert_null(event_topic_name(EVENT_TOPIC_COUNT));
 }
@@ -401,6 +416,23 @@ static void test_json_state(void **state)
 	ev = test_state(EVENT_STATE_FAULT, -EIO, "coil: pulse failed");
 	test_expect(&ev, "rpms.state",
 		    "\"state\":\"fault\",\"code\":-5,\"reason\":\"coil: pulse failed\"}");
+}
+
+static void test_json_gap(void **state)
+{
+	struct event ev = test_gap();
+
+	(void)state;
+	test_expect(&ev, "rpms.source",
+		    "\"kind\":\"gap\",\"first_sample\":6001,\"t_first_s\":6.001000,"
+		    "\"lost_s\":1.75,\"lost\":1750,\"measured_by\":\"clock\","
+		    "\"gaps_total\":2,\"lost_total\":1753}");
+	ev.u.gap.estimated = 0;
+	ev.u.gap.lost = 3;
+	test_expect(&ev, "rpms.source",
+		    "\"kind\":\"gap\",\"first_sample\":6001,\"t_first_s\":6.001000,"
+		    "\"lost_s\":0.003,\"lost\":3,\"measured_by\":\"timestamps\","
+		    "\"gaps_total\":2,\"lost_total\":1753}");
 }
 
 /* Without a rate there is no recording time, neither t_rec_s nor t_edge_s. */
@@ -518,10 +550,10 @@ static void test_roundtrip_all(void **state)
 	json_decref(j);
 
 	ev = test_state(EVENT_STATE_STARTED, 0, "");
-	for (uint32_t s = EVENT_STATE_STARTED; s <= EVENT_STATE_STOPPING; s++) {
+	for (uint32_t s = EVENT_STATE_STARTED; s <= EVENT_STATE_RECOVERED; s++) {
 		static const char *const names[] = {
 			"", "started", "armed", "disarmed", "fault",
-			"source_end", "stopping",
+			"source_end", "stopping", "recovered",
 		};
 
 		ev.u.state.state = s;
@@ -648,7 +680,7 @@ static void test_einval(void **state)
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
 	ev = test_state(0, 0, "");
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
-	ev = test_state(EVENT_STATE_STOPPING + 1, 0, "");
+	ev = test_state(EVENT_STATE_RECOVERED + 1, 0, "");
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
 	ev = test_onset();
 	ev.u.burst.action = 99;
@@ -1189,6 +1221,7 @@ int main(void)
 		cmocka_unit_test(test_json_pulse),
 		cmocka_unit_test(test_json_refusal),
 		cmocka_unit_test(test_json_state),
+		cmocka_unit_test(test_json_gap),
 		cmocka_unit_test(test_json_no_rate),
 		cmocka_unit_test(test_json_wall),
 		cmocka_unit_test(test_roundtrip_all),
