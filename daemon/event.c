@@ -67,6 +67,7 @@ enum event_topic event_topic_of(const struct event *ev)
 	case EVENT_REFUSAL:
 		return EVENT_TOPIC_SAFETY;
 	case EVENT_GAP:
+	case EVENT_SOURCE_OPENED:
 		return EVENT_TOPIC_SOURCE;
 	default:
 		return EVENT_TOPIC_COUNT;
@@ -470,6 +471,23 @@ static void event_json_gap(struct event_json *w, const struct event *ev, double 
 	event_json_u64(w, "lost_total", ev->u.gap.lost_total);
 }
 
+static int event_json_opened(struct event_json *w, const struct event *ev)
+{
+	/* The order of enum source_time (source.h). */
+	static const char *const times[] = { "recording", "hardware", "clock" };
+	uint32_t t = ev->u.opened.time_source;
+
+	if (t >= EVENT_ARRAY_SIZE(times)) {
+		return -EINVAL;
+	}
+	event_json_str(w, "kind", "opened", SIZE_MAX);
+	event_json_double(w, "rate_hz", ev->u.opened.rate_hz);
+	event_json_u64(w, "channels", ev->u.opened.channels);
+	event_json_u64(w, "block_frames", ev->u.opened.block_frames);
+	event_json_str(w, "time_source", times[t], SIZE_MAX);
+	return 0;
+}
+
 static int event_json_state(struct event_json *w, const struct event *ev)
 {
 	uint32_t state = ev->u.state.state;
@@ -516,6 +534,9 @@ int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		break;
 	case EVENT_GAP:
 		event_json_gap(&w, ev, rate_hz);
+		break;
+	case EVENT_SOURCE_OPENED:
+		ret = event_json_opened(&w, ev);
 		break;
 	default:
 		ret = -EINVAL;

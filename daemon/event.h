@@ -27,6 +27,7 @@ enum event_type {
 	EVENT_REFUSAL,		/* rpms.safety */
 	EVENT_STATE,		/* rpms.state: armed/disarmed/started/ended/fault */
 	EVENT_GAP,		/* rpms.source, kind "gap" */
+	EVENT_SOURCE_OPENED,	/* rpms.source, kind "opened" */
 	EVENT_TYPE_COUNT,
 };
 
@@ -113,6 +114,12 @@ struct event {
 			uint64_t lost_total;	/* samples missing so far */
 			uint32_t estimated;	/* 1: from CLOCK_MONOTONIC, 0: timestamps */
 		} gap;
+		struct {
+			double rate_hz;
+			uint32_t channels;
+			uint32_t block_frames;
+			uint32_t time_source;	/* enum source_time */
+		} opened;
 		struct {
 			uint32_t state;		/* enum event_state */
 			int32_t code;		/* negative errno for faults, else 0 */

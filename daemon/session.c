@@ -78,6 +78,19 @@ static void session_state(struct session *s, enum event_state state, const char 
 	ring_push(s->main_events, &ev);
 }
 
+/* What the EMG is and where its time comes from, for the record. */
+static void session_source_opened(struct session *s)
+{
+	struct event ev = { .type = EVENT_SOURCE_OPENED };
+
+	ev.u.opened.rate_hz = s->src->rate_hz;
+	ev.u.opened.channels = s->src->channels;
+	ev.u.opened.block_frames = (uint32_t)s->cfg->source.block_frames;
+	ev.u.opened.time_source = s->src->time_source;
+	event_stamp(&ev, sclock_now(s->clock));
+	ring_push(s->main_events, &ev);
+}
+
 static void session_free(struct session *s)
 {
 	acquire_destroy(s->acq);
@@ -515,6 +528,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 	}
 	sclock_start(s.clock);
 	session_state(&s, EVENT_STATE_STARTED, "session started");
+	session_source_opened(&s);
 	if (sclock_is_virtual(s.clock)) {
 		/*
 		 * Fast replay runs flat out in virtual time: real-time

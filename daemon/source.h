@@ -77,6 +77,13 @@ struct source_ops {
 	void (*destroy)(struct source *src);
 };
 
+/** Where a block's time comes from. */
+enum source_time {
+	SOURCE_TIME_RECORDING = 0,	/* a file: sample index / rate */
+	SOURCE_TIME_HARDWARE,		/* the device's timestamp channel */
+	SOURCE_TIME_CLOCK,		/* CLOCK_MONOTONIC when the block arrives */
+};
+
 /** Common part of every source; implementations embed it first. */
 struct source {
 	const struct source_ops *ops;
@@ -85,6 +92,7 @@ struct source {
 	uint64_t total_frames;			/* known length, 0 if unbounded */
 	char channel_names[SOURCE_MAX_CHANNELS][SOURCE_NAME_MAX];
 	char description[256];			/* for logs: file, format, column */
+	enum source_time time_source;
 	uint64_t gaps;				/* gaps seen in the stream (reader thread) */
 	uint64_t lost;				/* samples missing in them */
 };

@@ -13,9 +13,10 @@
  * offset and the configured amplifier gain.
  *
  * Timestamps: the device's timestamp channel when it has one, else
- * CLOCK_MONOTONIC at refill. A hardware timestamp jump of more than half a
- * period beyond the expected one is a gap: it is counted, and the sample
- * index skips the missing samples so the index stays the recording's time.
+ * CLOCK_MONOTONIC at refill. Two consecutive frames' timestamps more than
+ * 1.5 periods apart are a gap: it is counted, the block is split there,
+ * and the sample index skips the missing samples so the index stays the
+ * recording's time.
  *
  * Faults: after a failed read the acquire thread parks and the main thread
  * calls reopen, which tears the context down and builds it again from the
@@ -65,6 +66,11 @@ struct source_iio {
 	size_t frames;			/* buffer size in frames */
 	void *scratch;			/* frames * 8 bytes */
 	int64_t *stamps;		/* frames timestamps */
+	float *conv;			/* the refilled block in µV, frames x channels */
+	size_t have;			/* frames in conv */
+	size_t pos;			/* first of them not yet delivered */
+	uint64_t lost_at_pos;		/* samples missing just before conv[pos] */
+	bool estimated_at_pos;		/* ... measured by the clock */
 	uint64_t next_sample;
 	int64_t last_stamp;
 	bool have_stamp;
@@ -320,6 +326,8 @@ static int source_iio_start(struct source *src, int64_t t0_mono_ns, const atomic
 	s->next_sample = 0;
 	s->have_stamp = false;
 	s->resync = false;
+	s->have = 0;
+	s->pos = 0;
 	s->last_mono = source_iio_mono_ns();
 	return 0;
 }
@@ -339,19 +347,23 @@ static double source_iio_sample(const void *p, unsigned bytes, bool is_signed)
 	}
 }
 
-/* Real-time: refill, convert, no allocation. */
-static int source_iio_read(struct source *src, float *out, size_t max_frames,
-			   struct source_block *blk)
+/* Samples missing between two consecutive timestamps (0: none). */
+static uint64_t source_iio_missing(const struct source_iio *s, int64_t prev, int64_t next)
 {
-	struct source_iio *s = (struct source_iio *)src;
-	unsigned nch = src->channels, ch;
+	/* Over 1.5 periods apart; frame-to-frame, so rate drift never adds up. */
+	int64_t missing = llround((double)(next - prev) / (double)s->period_ns) - 1;
+
+	return missing > 0 ? (uint64_t)missing : 0;
+}
+
+/* Refill and convert a whole block into conv. Real-time: no allocation. */
+static int source_iio_refill(struct source_iio *s)
+{
+	unsigned nch = s->base.channels, ch;
 	ssize_t got;
 	size_t frames, i;
-	int64_t stamp_first, now;
+	int64_t now;
 
-	if (max_frames < s->frames) {
-		return -EINVAL;
-	}
 	got = iio_buffer_refill(s->buf);
 	if (got < 0) {
 		if (s->stop && atomic_load(s->stop)) {
@@ -371,12 +383,12 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 			double v = source_iio_sample(raw + i * s->bytes[ch], s->bytes[ch],
 						     s->is_signed[ch]);
 
-			out[i * nch + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
+			s->conv[i * nch + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
 		}
 	}
 	now = source_iio_mono_ns();
-	blk->lost = 0;
-	blk->lost_estimated = false;
+	s->lost_at_pos = 0;
+	s->estimated_at_pos = false;
 	if (s->resync) {
 		/*
 		 * The first block after a reopen: the outage, by the clock,
@@ -387,8 +399,8 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 					  (double)s->period_ns) - (int64_t)frames;
 
 		if (missing > 0) {
-			blk->lost = (uint64_t)missing;
-			blk->lost_estimated = true;
+			s->lost_at_pos = (uint64_t)missing;
+			s->estimated_at_pos = true;
 		}
 		s->resync = false;
 		s->have_stamp = false;
@@ -396,28 +408,63 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 	s->last_mono = now;
 	if (s->ts) {
 		iio_channel_read(s->ts, s->buf, s->stamps, frames * sizeof(int64_t));
-		stamp_first = s->stamps[0];
 		if (s->have_stamp) {
-			int64_t missing = llround((double)(stamp_first - s->last_stamp) /
-						  (double)s->period_ns) - 1;
-
-			/* Samples the kernel or the link dropped. */
-			if (missing > 0) {
-				blk->lost = (uint64_t)missing;
-			}
+			s->lost_at_pos = source_iio_missing(s, s->last_stamp, s->stamps[0]);
 		}
-		s->last_stamp = s->stamps[frames - 1];
 		s->have_stamp = true;
 	}
+	s->have = frames;
+	s->pos = 0;
+	return 0;
+}
+
+/*
+ * Deliver conv from pos up to the next gap in the timestamps (or the end
+ * of the block): a gap inside a refilled block splits it, so that every
+ * block handed on is contiguous and its first_sample exact.
+ */
+static int source_iio_read(struct source *src, float *out, size_t max_frames,
+			   struct source_block *blk)
+{
+	struct source_iio *s = (struct source_iio *)src;
+	unsigned nch = src->channels;
+	size_t end;
+	int ret;
+
+	if (max_frames < s->frames) {
+		return -EINVAL;
+	}
+	if (s->pos >= s->have) {
+		ret = source_iio_refill(s);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	end = s->pos + 1;
+	while (end < s->have &&
+	       !(s->ts && source_iio_missing(s, s->stamps[end - 1], s->stamps[end]))) {
+		end++;
+	}
+	blk->lost = s->lost_at_pos;
+	blk->lost_estimated = s->estimated_at_pos;
 	/* Skip the missing samples' indices: the index stays the recording's time. */
 	if (blk->lost) {
 		s->base.gaps++;
 		s->base.lost += blk->lost;
 		s->next_sample += blk->lost;
 	}
-	blk->frames = frames;
+	memcpy(out, s->conv + s->pos * nch, (end - s->pos) * nch * sizeof(float));
+	blk->frames = end - s->pos;
 	blk->first_sample = s->next_sample;
-	s->next_sample += frames;
+	s->next_sample += blk->frames;
+	if (s->ts) {
+		s->last_stamp = s->stamps[end - 1];
+		if (end < s->have) {
+			s->lost_at_pos = source_iio_missing(s, s->stamps[end - 1], s->stamps[end]);
+			s->estimated_at_pos = false;
+		}
+	}
+	s->pos = end;
 	return 1;
 }
 
@@ -440,6 +487,7 @@ static void source_iio_destroy(struct source *src)
 		return;
 	}
 	source_iio_disconnect(s);
+	free(s->conv);
 	free(s->stamps);
 	free(s->scratch);
 	free(s);
@@ -520,6 +568,14 @@ static int source_iio_connect(struct source_iio *s, char *err, size_t errlen)
 					       strerror(-ret));
 		}
 	}
+	if (s->ts) {
+		/*
+		 * IIO stamps with CLOCK_REALTIME by default, which NTP or an
+		 * operator can step: that would look like a gap. Ask for the
+		 * monotonic clock; a driver without the attribute keeps its own.
+		 */
+		(void)iio_device_attr_write(s->dev, "current_timestamp_clock", "monotonic");
+	}
 	if (cfg->source.kernel_buffers > 0) {
 		/* Not every backend can; a refusal only costs latency headroom. */
 		(void)iio_device_set_kernel_buffers_count(s->dev,
@@ -594,6 +650,8 @@ static int source_iio_reopen(struct source *src, char *err, size_t errlen)
 	}
 	atomic_store(&s->live, s->buf);
 	s->resync = true;
+	s->have = 0;	/* what the old buffer held is gone with it */
+	s->pos = 0;
 	return 0;
 }
 
@@ -615,10 +673,12 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 		goto err_free;
 	}
 	source_iio_get_shape(s, &s->shape);
+	s->base.time_source = s->ts ? SOURCE_TIME_HARDWARE : SOURCE_TIME_CLOCK;
 	s->frames = (size_t)cfg->source.block_frames;
 	s->scratch = calloc(s->frames, sizeof(int64_t));
 	s->stamps = calloc(s->frames, sizeof(int64_t));
-	if (!s->scratch || !s->stamps) {
+	s->conv = calloc(s->frames * s->base.channels, sizeof(float));
+	if (!s->scratch || !s->stamps || !s->conv) {
 		ret = source_iio_fail(err, errlen, -ENOMEM, "out of memory");
 		goto err_free;
 	}

@@ -115,6 +115,38 @@ def test_hardware_timestamps():
         expect_codes(dev, ["voltage0"], rows)
 
 
+def test_timestamp_gap_exact():
+    """Frames lost mid-stream (the generator skips 0.3 s, as a kfifo that
+    overflowed would): the timestamps show the gap, the sample index skips
+    exactly the missing frames, even when the gap falls inside a refilled
+    block, so every sample after it is still the frame of that index,
+    bit for bit."""
+    import threading
+    import time as _t
+
+    lines = [[(i * 7919) % 2001 - 1000] for i in range(997)]
+    with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
+                 input_lines=lines, scale=1.0, timestamp=True) as dev:
+        def skip():
+            dev.wait_frames(700)
+            dev.stall()
+            _t.sleep(0.3)
+            dev.resume()
+
+        th = threading.Thread(target=skip, daemon=True)
+        th.start()
+        out, rows = iio_read(iio_conf("voltage0"), 1500)
+        th.join(5)
+    gaps = [line for line in out.splitlines() if line.startswith("# gaps")]
+    check(gaps and gaps[0].startswith("# gaps 1 lost "), out.splitlines()[-1])
+    lost = int(gaps[0].split()[-1])
+    check(250 <= lost <= 360, "lost %d" % lost)
+    idx = [sample for sample, _ in rows]
+    jumps = [(a, b) for a, b in zip(idx, idx[1:]) if b != a + 1]
+    check(len(jumps) == 1 and jumps[0][1] - jumps[0][0] - 1 == lost, "jumps %r" % jumps)
+    expect_codes(dev, ["voltage0"], rows)
+
+
 def test_missing_channel_and_device():
     lines = [[0]] * 10
     with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
@@ -200,6 +232,9 @@ def test_closed_loop_through_iio():
         r = rig.Run(text, args=(), timeout=90, stop_when=burst_over)
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
     check("IIO emg-sim at local:" in r.stderr, r.stderr)
+    opened = r.of("rpms.source", kind="opened")
+    check(len(opened) == 1 and opened[0]["time_source"] == "clock"
+          and opened[0]["rate_hz"] == 1000 and opened[0]["channels"] == 1, "opened %r" % opened)
     onsets = r.of("rpms.burst", edge="onset")
     check(len(onsets) == 1 and 15.3 <= onsets[0]["t_edge_s"] <= 15.8,
           "onsets %r" % [o.get("t_edge_s") for o in onsets])
@@ -255,6 +290,47 @@ def test_stall_disarms_then_gives_up():
     check(r.stderr.count("source: reopened (attempt") == 3, r.stderr)
     check("3 attempts in a row brought no EMG" in r.stderr, r.stderr)
     check("coil faults:" in r.stdout and "source error:" in r.stdout, r.stdout)
+
+
+def test_timestamp_gap():
+    """The device skips 0.5 s of frames (a stall whose frames are lost, as
+    when a kfifo overflows): with its timestamp channel the daemon sees the
+    jump, publishes one gap measured by the timestamps, and the sample
+    index skips the missing samples, so it still tells session time."""
+    import threading
+    import time as _t
+
+    lines = [[(i * 37) % 50 - 25] for i in range(1000)]
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = iio_demo_config(endpoint, {("daemon", "arm_on_start"): "false",
+                                      ("detect", "calibration_s"): "1"})
+
+    def gap_seen(msgs):
+        return any(t == "rpms.source" and b["kind"] == "gap" for t, b, _ in msgs)
+
+    with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
+                 input_lines=lines, scale=1.0, timestamp=True) as dev:
+        def skip():
+            dev.wait_frames(2000)
+            dev.stall()
+            _t.sleep(0.5)
+            dev.resume()
+
+        th = threading.Thread(target=skip, daemon=True)
+        th.start()
+        r = rig.Run(text, args=(), timeout=60, stop_when=gap_seen)
+        th.join(5)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    opened = r.of("rpms.source", kind="opened")
+    check(opened and opened[0]["time_source"] == "hardware", "opened %r" % opened)
+    gaps = r.of("rpms.source", kind="gap")
+    check(len(gaps) == 1, "gaps %r" % gaps)
+    g = gaps[0]
+    check(g["measured_by"] == "timestamps" and 450 <= g["lost"] <= 560, "gap %r" % g)
+    check(g["first_sample"] >= 2000 and g["sample"] == g["first_sample"] + g["lost"],
+          "gap %r" % g)
+    check(abs(g["t_rec_s"] - g["t_session_s"]) < 0.1, "gap %r" % g)
+    check("gaps:            1 in the stream" in r.stdout, r.stdout)
 
 
 def test_vanish_and_recover():
@@ -346,10 +422,12 @@ if __name__ == "__main__":
         test_formats_bit_exact,
         test_subset_of_channels_in_configured_order,
         test_hardware_timestamps,
+        test_timestamp_gap_exact,
         test_missing_channel_and_device,
         test_padded_layout_refused,
         test_network_backend_iiod,
         test_closed_loop_through_iio,
         test_stall_disarms_then_gives_up,
+        test_timestamp_gap,
         test_vanish_and_recover,
     ])

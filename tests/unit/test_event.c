@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "source.h"
 #include "publish.h"
 #include "ring.h"
 #include "safety.h"
@@ -433,6 +434,36 @@ static void test_json_gap(void **state)
 		    "\"kind\":\"gap\",\"first_sample\":6001,\"t_first_s\":6.001000,"
 		    "\"lost_s\":0.003,\"lost\":3,\"measured_by\":\"timestamps\","
 		    "\"gaps_total\":2,\"lost_total\":1753}");
+}
+
+static void test_json_opened(void **state)
+{
+	struct event ev = test_event(EVENT_SOURCE_OPENED);
+	static const char *const times[] = { "recording", "hardware", "clock" };
+	char tail[256];
+	uint32_t t;
+
+	(void)state;
+	ev.u.opened.rate_hz = 2000.0;
+	ev.u.opened.channels = 2;
+	ev.u.opened.block_frames = 4;
+	/* Every enum source_time by its name, in source.h's order. */
+	assert_int_equal(SOURCE_TIME_RECORDING, 0);
+	assert_int_equal(SOURCE_TIME_HARDWARE, 1);
+	assert_int_equal(SOURCE_TIME_CLOCK, 2);
+	for (t = 0; t < 3; t++) {
+		ev.u.opened.time_source = t;
+		snprintf(tail, sizeof(tail),
+			 "\"kind\":\"opened\",\"rate_hz\":2000,\"channels\":2,"
+			 "\"block_frames\":4,\"time_source\":\"%s\"}", times[t]);
+		test_expect(&ev, "rpms.source", tail);
+	}
+	ev.u.opened.time_source = 3;
+	{
+		char buf[TEST_BODY_MAX];
+
+		assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
+	}
 }
 
 /* Without a rate there is no recording time, neither t_rec_s nor t_edge_s. */
@@ -1222,6 +1253,7 @@ int main(void)
 		cmocka_unit_test(test_json_refusal),
 		cmocka_unit_test(test_json_state),
 		cmocka_unit_test(test_json_gap),
+		cmocka_unit_test(test_json_opened),
 		cmocka_unit_test(test_json_no_rate),
 		cmocka_unit_test(test_json_wall),
 		cmocka_unit_test(test_roundtrip_all),
