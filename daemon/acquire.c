@@ -276,8 +276,9 @@ static void *acquire_thread(void *arg)
 		if (ret <= 0) {
 			break;
 		}
-		a->arrival_ns = acquire_mono_ns();
-		if (prev_arrival) {
+		/* The source's own arrival time when it has one (IIO: refill return). */
+		a->arrival_ns = blk.arrival_ns ? blk.arrival_ns : acquire_mono_ns();
+		if (prev_arrival && a->arrival_ns != prev_arrival) {
 			acquire_lat_record(a, ACQUIRE_LAT_INTERVAL, a->arrival_ns - prev_arrival);
 		}
 		prev_arrival = a->arrival_ns;

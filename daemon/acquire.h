@@ -51,15 +51,17 @@ struct acquire_stats {
 
 /*
  * Timings kept for the summary and the benchmarks: the last
- * ACQUIRE_LAT_MAX of each kind. "Arrival" is CLOCK_MONOTONIC when the
- * source's read returns a block (for IIO: when the refill returns).
+ * ACQUIRE_LAT_MAX of each kind. "Arrival" is the source's
+ * source_block.arrival_ns (IIO: CLOCK_MONOTONIC at the refill's return,
+ * before conversion), else CLOCK_MONOTONIC when its read returns. Pieces
+ * of one refill split at a gap share its arrival.
  */
 #define ACQUIRE_LAT_MAX 65536
 
 enum acquire_lat {
 	ACQUIRE_LAT_BLOCK,	/* arrival -> block fully processed */
 	ACQUIRE_LAT_REQUEST,	/* arrival -> stim request posted */
-	ACQUIRE_LAT_INTERVAL,	/* arrival -> next arrival */
+	ACQUIRE_LAT_INTERVAL,	/* arrival -> next arrival (refills, not pieces) */
 	ACQUIRE_LAT_COUNT
 };
 

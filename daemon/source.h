@@ -37,6 +37,11 @@ struct source_block {
 	uint64_t lost;
 	/* The gap was estimated from CLOCK_MONOTONIC, not hardware timestamps. */
 	bool lost_estimated;
+	/*
+	 * CLOCK_MONOTONIC when the data became available to us (IIO: the
+	 * refill's return, before conversion), 0 if the source does not say.
+	 */
+	int64_t arrival_ns;
 };
 
 struct source;

@@ -71,6 +71,7 @@ struct source_iio {
 	size_t pos;			/* first of them not yet delivered */
 	uint64_t lost_at_pos;		/* samples missing just before conv[pos] */
 	bool estimated_at_pos;		/* ... measured by the clock */
+	int64_t refill_ns;		/* CLOCK_MONOTONIC at the refill's return */
 	uint64_t next_sample;
 	int64_t last_stamp;
 	bool have_stamp;
@@ -371,6 +372,7 @@ static int source_iio_refill(struct source_iio *s)
 		}
 		return (int)got;
 	}
+	now = source_iio_mono_ns();
 	frames = (size_t)got / (size_t)iio_buffer_step(s->buf);
 	if (frames == 0) {
 		return -EIO;
@@ -386,7 +388,7 @@ static int source_iio_refill(struct source_iio *s)
 			s->conv[i * nch + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
 		}
 	}
-	now = source_iio_mono_ns();
+	s->refill_ns = now;
 	s->lost_at_pos = 0;
 	s->estimated_at_pos = false;
 	if (s->resync) {
@@ -447,6 +449,7 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 	}
 	blk->lost = s->lost_at_pos;
 	blk->lost_estimated = s->estimated_at_pos;
+	blk->arrival_ns = s->refill_ns;
 	/* Skip the missing samples' indices: the index stays the recording's time. */
 	if (blk->lost) {
 		s->base.gaps++;

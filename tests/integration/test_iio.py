@@ -278,6 +278,8 @@ def test_stall_disarms_then_gives_up():
     wd = [s["t_session_s"] for s in r.of("rpms.state", reason="no fresh EMG: disarmed")]
     src = [s["t_session_s"] for s in r.of("rpms.state", reason="source read failed")]
     check(wd and src and wd[0] < src[0], "watchdog %r, read error %r" % (wd, src))
+    # within safety.acquisition_timeout_ms (250) of the last block, at 6.0 s
+    check(0.2 <= wd[0] - 6.0 <= 0.4, "watchdog at %r, last block at 6.0 s" % wd)
     # the first read error, then one after each of the 3 reopens that brought nothing
     check(len(src) == 4, "read errors %r" % src)
     # the back-off doubles: 100, 200, 400 ms (plus the 500 ms read timeout)
