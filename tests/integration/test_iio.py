@@ -105,6 +105,24 @@ def test_subset_of_channels_in_configured_order():
         check([s for s, _ in rows] == list(range(80)), "sample indices %r" % rows[:3])
 
 
+def lose_frames_later(dev, after, seconds):
+    """In the background: once `after` frames are out, stall the generator
+    for `seconds`; the frames of the stall are lost (time goes on), as when
+    a kfifo overflows. Returns the thread."""
+    import threading
+    import time
+
+    def lose():
+        dev.wait_frames(after)
+        dev.stall()
+        time.sleep(seconds)
+        dev.resume()
+
+    th = threading.Thread(target=lose, daemon=True)
+    th.start()
+    return th
+
+
 def test_hardware_timestamps():
     lines = [[i % 100] for i in range(100)]
     with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
@@ -121,20 +139,10 @@ def test_timestamp_gap_exact():
     exactly the missing frames, even when the gap falls inside a refilled
     block, so every sample after it is still the frame of that index,
     bit for bit."""
-    import threading
-    import time as _t
-
     lines = [[(i * 7919) % 2001 - 1000] for i in range(997)]
     with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
                  input_lines=lines, scale=1.0, timestamp=True) as dev:
-        def skip():
-            dev.wait_frames(700)
-            dev.stall()
-            _t.sleep(0.3)
-            dev.resume()
-
-        th = threading.Thread(target=skip, daemon=True)
-        th.start()
+        th = lose_frames_later(dev, after=700, seconds=0.3)
         out, rows = iio_read(iio_conf("voltage0"), 1500)
         th.join(5)
     gaps = [line for line in out.splitlines() if line.startswith("# gaps")]
@@ -299,9 +307,6 @@ def test_timestamp_gap():
     when a kfifo overflows): with its timestamp channel the daemon sees the
     jump, publishes one gap measured by the timestamps, and the sample
     index skips the missing samples, so it still tells session time."""
-    import threading
-    import time as _t
-
     lines = [[(i * 37) % 50 - 25] for i in range(1000)]
     endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
     text = iio_demo_config(endpoint, {("daemon", "arm_on_start"): "false",
@@ -312,14 +317,7 @@ def test_timestamp_gap():
 
     with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
                  input_lines=lines, scale=1.0, timestamp=True) as dev:
-        def skip():
-            dev.wait_frames(2000)
-            dev.stall()
-            _t.sleep(0.5)
-            dev.resume()
-
-        th = threading.Thread(target=skip, daemon=True)
-        th.start()
+        th = lose_frames_later(dev, after=2000, seconds=0.5)
         r = rig.Run(text, args=(), timeout=60, stop_when=gap_seen)
         th.join(5)
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
