@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "acquire.h"
-#include "detect.h"
-#include "dsp.h"
+#include "bank.h"
 #include "event.h"
 #include "policy.h"
 #include "rt.h"
@@ -22,14 +21,10 @@ struct acquire {
 	struct sclock *clock;
 	struct stim *stim;
 	struct policy *policy;
-	struct dsp_chain *dsp[SOURCE_MAX_CHANNELS];
-	struct detect *det[SOURCE_MAX_CHANNELS];
+	struct bank *bank;
 	struct ring *events;
 	float *buf;
 	size_t block_frames;
-	uint64_t blank_samples;
-	uint64_t blank_until;			/* first sample after the blank */
-	float held[SOURCE_MAX_CHANNELS];	/* last raw sample before the blank */
 	int done_fd;
 	int fault_fd;				/* to main: parked, reopen the source */
 	int resume_fd;				/* from main: reopened, or give up */
@@ -37,7 +32,6 @@ struct acquire {
 	atomic_bool resume_ok;
 	atomic_int parked_err;			/* the read error while parked, else 0 */
 	_Atomic uint64_t blocks;
-	uint64_t settle_samples;		/* envelope settling after a gap */
 	atomic_bool stop;
 	_Atomic uint64_t samples;
 	pthread_t tid;
@@ -123,12 +117,15 @@ static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
 	acquire_push(a, &ev, now);
 }
 
-static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
-			 enum detect_edge edge, const struct detect_result *r)
+/* A decision of the detector bank (bank_emit_fn). */
+static void acquire_edge(void *ctx, const struct bank_event *be)
 {
-	struct event ev = { .channel = ch, .sample = sample };
+	struct acquire *a = ctx;
+	const struct detect_result *r = &be->r;
+	unsigned ch = be->channel;
+	struct event ev = { .channel = ch, .sample = be->sample };
 
-	switch (edge) {
+	switch (be->edge) {
 	case DETECT_CALIBRATED:
 		a->stats.calibrated[ch] = true;
 		ev.type = EVENT_CALIBRATED;
@@ -141,7 +138,7 @@ static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
 		a->stats.off_threshold[ch] = ev.u.calib.off_threshold;
 		break;
 	case DETECT_ONSET:
-		acquire_onset(a, ch, sample, r);
+		acquire_onset(a, ch, be->sample, r);
 		return;
 	case DETECT_OFFSET:
 		a->stats.offsets[ch]++;
@@ -157,42 +154,6 @@ static void acquire_edge(struct acquire *a, unsigned ch, uint64_t sample,
 	acquire_push(a, &ev, sclock_now(a->clock));
 }
 
-static void acquire_block(struct acquire *a, const struct source_block *blk)
-{
-	unsigned nch = a->src->channels;
-	struct detect_result r;
-	enum detect_edge edge;
-	size_t i;
-	unsigned ch;
-
-	for (i = 0; i < blk->frames; i++) {
-		uint64_t sample = blk->first_sample + i;
-		bool blanked = sample < a->blank_until;
-
-		for (ch = 0; ch < nch; ch++) {
-			float x = a->buf[i * nch + ch];
-			float env;
-
-			/*
-			 * Hold the last clean value through the blank: the
-			 * stimulation artefact never enters the filters, so
-			 * they do not ring with it after the blank ends.
-			 */
-			if (blanked) {
-				x = a->held[ch];
-			} else {
-				a->held[ch] = x;
-			}
-			env = dsp_chain_step(a->dsp[ch], x, NULL);
-
-			edge = detect_step(a->det[ch], sample, env, &r);
-			if (edge != DETECT_NONE) {
-				acquire_edge(a, ch, sample, edge, &r);
-			}
-		}
-	}
-}
-
 /*
  * After a gap: say so, and restart the filters and detectors on the new
  * data so that the jump across the gap is never taken for a burst.
@@ -201,12 +162,8 @@ static void acquire_gap(struct acquire *a, const struct source_block *blk)
 {
 	struct event ev = { .type = EVENT_GAP, .sample = blk->first_sample };
 	uint64_t from = blk->first_sample - blk->lost;
-	unsigned ch;
 
-	for (ch = 0; ch < a->src->channels; ch++) {
-		dsp_chain_resync(a->dsp[ch]);
-		detect_gap(a->det[ch], from, blk->lost, a->settle_samples);
-	}
+	bank_gap(a->bank, from, blk->lost);
 	a->stats.gaps++;
 	a->stats.lost += blk->lost;
 	ev.u.gap.first_sample = from;
@@ -256,7 +213,6 @@ static void *acquire_thread(void *arg)
 	double rate = a->src->rate_hz;
 	int64_t prev_arrival = 0;
 	bool recovering = false, gave_up = false;
-	unsigned ch;
 	int ret;
 
 	rt_prefault_stack();
@@ -299,14 +255,11 @@ static void *acquire_thread(void *arg)
 		}
 		/* Our own pulses since the last block: blank the stimulation artefact. */
 		pulses = stim_pulse_count(a->stim);
-		if (pulses != pulses_seen && a->blank_samples > 0) {
-			a->blank_until = blk.first_sample + a->blank_samples;
-			for (ch = 0; ch < a->src->channels; ch++) {
-				detect_blank(a->det[ch], blk.first_sample, a->blank_samples);
-			}
+		if (pulses != pulses_seen) {
+			bank_blank(a->bank, blk.first_sample);
 		}
 		pulses_seen = pulses;
-		acquire_block(a, &blk);
+		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
 		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, acquire_mono_ns() - a->arrival_ns);
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		sclock_set_fresh(a->clock, sclock_now(a->clock));
@@ -347,7 +300,7 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 		   char *err, size_t errlen)
 {
 	struct acquire *a = calloc(1, sizeof(*a));
-	unsigned ch, i;
+	unsigned i;
 	int ret;
 
 	if (!a) {
@@ -360,25 +313,16 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	a->fault_fd = -1;
 	a->resume_fd = -1;
 	a->can_reopen = src->ops->reopen && cfg->source.reopen_ms > 0;
-	/* The envelope window plus two periods of the high-pass corner. */
-	a->settle_samples = (uint64_t)llround((cfg->dsp.envelope_ms / 1000.0 +
-					       2.0 / cfg->dsp.highpass_hz) * src->rate_hz);
 	a->block_frames = (size_t)cfg->source.block_frames;
-	a->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * src->rate_hz / 1000.0);
 	a->buf = calloc(a->block_frames * src->channels, sizeof(float));
 	if (!a->buf) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	for (ch = 0; ch < src->channels; ch++) {
-		ret = dsp_chain_create(cfg, src->rate_hz, &a->dsp[ch], err, errlen);
-		if (ret < 0) {
-			goto err_free;
-		}
-		ret = detect_create(cfg, src->rate_hz, &a->det[ch], err, errlen);
-		if (ret < 0) {
-			goto err_free;
-		}
+	ret = bank_create(cfg, src->rate_hz, src->channels,
+			  (const char (*)[BANK_NAME_MAX])src->channel_names, &a->bank, err, errlen);
+	if (ret < 0) {
+		goto err_free;
 	}
 	ret = policy_create(cfg, &a->policy);
 	if (ret < 0) {
@@ -436,10 +380,7 @@ void acquire_destroy(struct acquire *a)
 	}
 	ring_destroy(a->events);
 	policy_destroy(a->policy);
-	for (ch = 0; ch < SOURCE_MAX_CHANNELS; ch++) {
-		detect_destroy(a->det[ch]);
-		dsp_chain_destroy(a->dsp[ch]);
-	}
+	bank_destroy(a->bank);
 	for (ch = 0; ch < ACQUIRE_LAT_COUNT; ch++) {
 		free(a->lat[ch]);
 	}

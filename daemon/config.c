@@ -134,6 +134,7 @@ static const struct config_enum config_orders[] = {
 
 static const struct config_enum config_envelopes[] = {
 	{ "rms", CONFIG_ENVELOPE_RMS },
+	{ "tkeo", CONFIG_ENVELOPE_TKEO },
 	{ NULL, 0 },
 };
 
@@ -329,10 +330,16 @@ static const struct config_key config_keys[] = {
 		.doc = "Butterworth order of each of the high-pass and the low-pass.",
 		CONFIG_FIELD(dsp.filter_order),
 	}, {
+		.section = "dsp", .key = "mains_harmonics",
+		.type = CONFIG_TYPE_INT, .def = "1", .min = 1, .max = 8,
+		.unit = "",
+		.doc = "Notches at mains_hz x 1..N (those inside the band-pass and below Nyquist); 1 = the fundamental only.",
+		CONFIG_FIELD(dsp.mains_harmonics),
+	}, {
 		.section = "dsp", .key = "envelope",
 		.type = CONFIG_TYPE_ENUM, .def = "rms",
 		.values = config_envelopes, .unit = "",
-		.doc = "Envelope estimator: rms = moving root mean square.",
+		.doc = "Envelope estimator: rms = moving root mean square; tkeo = root of the moving mean of the Teager-Kaiser energy (sharper onsets, one sample later).",
 		CONFIG_FIELD(dsp.envelope),
 	}, {
 		.section = "dsp", .key = "envelope_ms",
@@ -390,6 +397,12 @@ static const struct config_key config_keys[] = {
 		.unit = "ms",
 		.doc = "EMG held at its last clean value after each of our pulses (stimulation artefact, M-wave).",
 		CONFIG_FIELD(detect.blanking_ms),
+	}, {
+		.section = "detect", .key = "channel_rule",
+		.type = CONFIG_TYPE_STRING, .def = "any", .unit = "",
+		.allowed = "any, all, or the name of one channel",
+		.doc = "Which channels make a burst: any (the first to start starts it, the last to stop ends it), all (every channel active), or one named channel.",
+		CONFIG_FIELD(detect.channel),
 	},
 	/* [stim] */
 	{
@@ -1304,6 +1317,13 @@ static int config_check_all(struct config_ctx *ctx)
 			    cfg->dsp.lowpass_hz, cfg->dsp.highpass_hz,
 			    cfg->dsp.highpass_hz);
 		return -EINVAL;
+	}
+	if (!strcmp(cfg->detect.channel, "any")) {
+		cfg->detect.channel_rule = CONFIG_CHANNEL_ANY;
+	} else if (!strcmp(cfg->detect.channel, "all")) {
+		cfg->detect.channel_rule = CONFIG_CHANNEL_ALL;
+	} else {
+		cfg->detect.channel_rule = CONFIG_CHANNEL_NAMED;
 	}
 	if (cfg->source.reopen_ms > cfg->source.reopen_max_ms) {
 		a = config_find("source", "reopen_max_ms");

@@ -43,7 +43,15 @@ enum config_replay_format {
 
 /** Envelope estimator. */
 enum config_envelope {
-	CONFIG_ENVELOPE_RMS = 0,
+	CONFIG_ENVELOPE_RMS = 0,	/* moving root mean square */
+	CONFIG_ENVELOPE_TKEO,		/* Teager-Kaiser energy, moving mean, root */
+};
+
+/** Which channels make a burst (detect.channel_rule). */
+enum config_channel_rule {
+	CONFIG_CHANNEL_ANY = 0,		/* any channel starts it, the last one ends it */
+	CONFIG_CHANNEL_ALL,		/* every channel active */
+	CONFIG_CHANNEL_NAMED,		/* only detect.channel_rule's channel */
 };
 
 /** What a burst onset starts. */
@@ -107,6 +115,7 @@ struct rpmsd_config {
 		int mains_hz;			/* 0, 50 or 60 */
 		double notch_q;
 		int filter_order;		/* 2 or 4 (Butterworth) */
+		int mains_harmonics;		/* notches at mains x 1..N */
 		enum config_envelope envelope;
 		double envelope_ms;		/* moving RMS window */
 	} dsp;
@@ -120,6 +129,8 @@ struct rpmsd_config {
 		double dip_ms;			/* dips shorter than this don't break it */
 		double off_ms;			/* time below offset threshold to end */
 		double blanking_ms;		/* ignore EMG after each of our pulses */
+		char channel[CONFIG_NAME_MAX];	/* detect.channel_rule as written */
+		enum config_channel_rule channel_rule;	/* derived from it */
 	} detect;
 
 	struct {

@@ -6,7 +6,11 @@
  * is therefore exactly the bilinear-transformed Butterworth filter, whose
  * magnitude the tests check against the closed form.
  *
- * The envelope is a moving RMS over a ring of squares. The running sum is
+ * The envelope is the root of a moving mean over a ring of energies: the
+ * square of each filtered sample (RMS), or its Teager-Kaiser energy
+ * x[n-1]^2 - x[n] x[n-2] (TKEO, one sample late so it stays causal), which
+ * weighs a sample by its frequency as well as its amplitude and so rises
+ * more sharply at a burst's onset (Solnik et al. 2010). The running sum is
  * replaced, once per trip round the ring, by a sum built only from
  * additions over that trip; at that point the ring holds exactly those
  * samples, so the add/subtract rounding error never accumulates.
@@ -19,7 +23,8 @@
 
 #include "dsp.h"
 
-#define DSP_MAX_SECTIONS 5	/* 2 high-pass + 2 low-pass + notch */
+#define DSP_MAX_NOTCHES 8
+#define DSP_MAX_SECTIONS (4 + DSP_MAX_NOTCHES)	/* 2 high-pass + 2 low-pass + notches */
 #define DSP_LOWPASS_MAX_FRAC 0.45
 
 struct dsp_chain {
@@ -27,6 +32,8 @@ struct dsp_chain {
 	struct dsp_biquad sec[DSP_MAX_SECTIONS];
 	int n_sec;
 	int primed;
+	int tkeo;
+	double x1, x2;		/* the two previous filtered samples (TKEO) */
 
 	double *sq;		/* ring of squared filtered samples */
 	size_t win;		/* ring length */
@@ -167,7 +174,7 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	double lp = cfg->dsp.lowpass_hz;
 	double win;
 	int order = cfg->dsp.filter_order;
-	int use_notch, k;
+	int use_notch, k, n_notch;
 
 	if (!(fs > 0.0) || !isfinite(fs)) {
 		snprintf(err, errlen, "sampling rate %g Hz: must be > 0", fs);
@@ -177,8 +184,8 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 		snprintf(err, errlen, "dsp.filter_order: %d (allowed: 2, 4)", order);
 		return -EINVAL;
 	}
-	if (cfg->dsp.envelope != CONFIG_ENVELOPE_RMS) {
-		snprintf(err, errlen, "dsp.envelope: unsupported estimator (allowed: rms)");
+	if (cfg->dsp.envelope != CONFIG_ENVELOPE_RMS && cfg->dsp.envelope != CONFIG_ENVELOPE_TKEO) {
+		snprintf(err, errlen, "dsp.envelope: unsupported estimator (allowed: rms, tkeo)");
 		return -EINVAL;
 	}
 	if (!(lp > 0.0)) {
@@ -230,10 +237,20 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 		dsp_biquad_lowpass(&c->sec[c->n_sec++], fs, lp,
 				   dsp_butterworth_q(order, k));
 	}
-	if (use_notch) {
-		dsp_biquad_notch(&c->sec[c->n_sec++], fs, cfg->dsp.mains_hz,
-				 cfg->dsp.notch_q);
+	/*
+	 * Harmonics above the low-pass corner are left to it; those close to
+	 * Nyquist would need a notch wider than the band they protect.
+	 */
+	n_notch = cfg->dsp.mains_harmonics > 1 ? cfg->dsp.mains_harmonics : 1;
+	for (k = 1; use_notch && k <= n_notch && k <= DSP_MAX_NOTCHES; k++) {
+		double f = (double)k * cfg->dsp.mains_hz;
+
+		if (k > 1 && (f > lp || f >= DSP_LOWPASS_MAX_FRAC * fs)) {
+			break;
+		}
+		dsp_biquad_notch(&c->sec[c->n_sec++], fs, f, cfg->dsp.notch_q);
 	}
+	c->tkeo = cfg->dsp.envelope == CONFIG_ENVELOPE_TKEO;
 	*out = c;
 	return 0;
 
@@ -275,7 +292,13 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 		*filtered = (float)y;
 	}
 
-	sq = y * y;
+	if (c->tkeo) {
+		sq = c->x1 * c->x1 - y * c->x2;
+		c->x2 = c->x1;
+		c->x1 = y;
+	} else {
+		sq = y * y;
+	}
 	c->sum += sq - c->sq[c->pos];
 	c->fresh += sq;
 	c->sq[c->pos] = sq;
@@ -297,6 +320,8 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 void dsp_chain_resync(struct dsp_chain *c)
 {
 	c->primed = 0;
+	c->x1 = 0.0;
+	c->x2 = 0.0;
 }
 
 double dsp_chain_gain_db(const struct dsp_chain *c, double f)

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bank.h"
+#include "dsp.h"
+
+struct bank {
+	unsigned channels;
+	struct dsp_chain *dsp[BANK_MAX_CHANNELS];
+	struct detect *det[BANK_MAX_CHANNELS];
+	float held[BANK_MAX_CHANNELS];	/* last raw value before a blank */
+	int active[BANK_MAX_CHANNELS];	/* each channel's own burst state */
+	unsigned n_active;
+	int combined;			/* the burst the rule makes */
+	enum config_channel_rule rule;
+	unsigned only;			/* the channel of CONFIG_CHANNEL_NAMED */
+	uint64_t blank_samples;
+	uint64_t blank_from;
+	uint64_t blank_until;		/* first sample after the blank */
+	uint64_t settle_samples;
+};
+
+int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
+		const char (*names)[BANK_NAME_MAX], struct bank **out, char *err,
+		size_t errlen)
+{
+	struct bank *b;
+	unsigned ch;
+	int ret;
+
+	if (channels == 0 || channels > BANK_MAX_CHANNELS) {
+		snprintf(err, errlen, "%u channels (allowed: 1 to %d)", channels,
+			 BANK_MAX_CHANNELS);
+		return -EINVAL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	b->channels = channels;
+	b->rule = cfg->detect.channel_rule;
+	if (b->rule == CONFIG_CHANNEL_NAMED) {
+		for (ch = 0; ch < channels; ch++) {
+			if (names && !strcmp(names[ch], cfg->detect.channel)) {
+				break;
+			}
+		}
+		if (ch == channels) {
+			snprintf(err, errlen,
+				 "detect.channel: no channel '%s' in the source (channels: ",
+				 cfg->detect.channel);
+			for (ch = 0; ch < channels && names; ch++) {
+				size_t used = strlen(err);
+
+				snprintf(err + used, errlen > used ? errlen - used : 0, "%s%s",
+					 ch ? ", " : "", names[ch]);
+			}
+			if (strlen(err) + 2 < errlen) {
+				strcat(err, ")");
+			}
+			ret = -EINVAL;
+			goto err_free;
+		}
+		b->only = ch;
+	}
+	for (ch = 0; ch < channels; ch++) {
+		ret = dsp_chain_create(cfg, fs, &b->dsp[ch], err, errlen);
+		if (ret < 0) {
+			goto err_free;
+		}
+		ret = detect_create(cfg, fs, &b->det[ch], err, errlen);
+		if (ret < 0) {
+			goto err_free;
+		}
+	}
+	b->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * fs / 1000.0);
+	/* The envelope window plus two periods of the high-pass corner. */
+	b->settle_samples = (uint64_t)llround((cfg->dsp.envelope_ms / 1000.0 +
+					       2.0 / cfg->dsp.highpass_hz) * fs);
+	*out = b;
+	return 0;
+
+err_free:
+	bank_destroy(b);
+	return ret;
+}
+
+void bank_destroy(struct bank *b)
+{
+	unsigned ch;
+
+	if (!b) {
+		return;
+	}
+	for (ch = 0; ch < BANK_MAX_CHANNELS; ch++) {
+		detect_destroy(b->det[ch]);
+		dsp_chain_destroy(b->dsp[ch]);
+	}
+	free(b);
+}
+
+/*
+ * One channel's onset or offset, through the channel rule. @return true
+ * when it starts or ends the combined burst (then it is reported).
+ */
+static int bank_rule(struct bank *b, unsigned ch, enum detect_edge edge)
+{
+	int was = b->combined;
+
+	if (edge == DETECT_ONSET && !b->active[ch]) {
+		b->active[ch] = 1;
+		b->n_active++;
+	} else if (edge == DETECT_OFFSET && b->active[ch]) {
+		b->active[ch] = 0;
+		b->n_active--;
+	}
+	switch (b->rule) {
+	case CONFIG_CHANNEL_ALL:
+		b->combined = b->n_active == b->channels;
+		break;
+	case CONFIG_CHANNEL_NAMED:
+		b->combined = b->active[b->only];
+		break;
+	default:
+		b->combined = b->n_active > 0;
+		break;
+	}
+	return b->combined != was;
+}
+
+void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t first,
+		  bank_emit_fn emit, void *ctx)
+{
+	unsigned nch = b->channels, ch;
+	struct bank_event ev;
+	enum detect_edge edge;
+	size_t i;
+
+	for (i = 0; i < frames; i++) {
+		uint64_t sample = first + i;
+		int blanked = sample >= b->blank_from && sample < b->blank_until;
+
+		for (ch = 0; ch < nch; ch++) {
+			float x = buf[i * nch + ch];
+			float env;
+
+			/*
+			 * Hold the last clean value through the blank: the
+			 * stimulation artefact never enters the filters, so
+			 * they do not ring with it after the blank ends.
+			 */
+			if (blanked) {
+				x = b->held[ch];
+			} else {
+				b->held[ch] = x;
+			}
+			env = dsp_chain_step(b->dsp[ch], x, NULL);
+			edge = detect_step(b->det[ch], sample, env, &ev.r);
+			if (edge == DETECT_NONE) {
+				continue;
+			}
+			if (edge != DETECT_CALIBRATED && !bank_rule(b, ch, edge)) {
+				continue;
+			}
+			ev.edge = edge;
+			ev.channel = ch;
+			ev.sample = sample;
+			emit(ctx, &ev);
+		}
+	}
+}
+
+void bank_blank(struct bank *b, uint64_t from)
+{
+	unsigned ch;
+
+	if (b->blank_samples == 0) {
+		return;
+	}
+	b->blank_from = from;
+	b->blank_until = from + b->blank_samples;
+	for (ch = 0; ch < b->channels; ch++) {
+		detect_blank(b->det[ch], from, b->blank_samples);
+	}
+}
+
+void bank_gap(struct bank *b, uint64_t from, uint64_t lost)
+{
+	unsigned ch;
+
+	for (ch = 0; ch < b->channels; ch++) {
+		dsp_chain_resync(b->dsp[ch]);
+		detect_gap(b->det[ch], from, lost, b->settle_samples);
+	}
+}
+
+uint64_t bank_settle_samples(const struct bank *b)
+{
+	return b->settle_samples;
+}
+
+int bank_active(const struct bank *b)
+{
+	return b->combined;
+}

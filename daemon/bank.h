@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The detector bank: everything between a block of raw EMG and a burst
+ * decision, for every channel, shared by the daemon's acquire thread and
+ * the offline tool rpms-detect so that both run exactly the same code.
+ *
+ * Per channel: the stimulation-artefact blank (the last clean raw value
+ * is held through it), the dsp chain (band-pass, notches, envelope) and
+ * the detector. Across channels, the rule of detect.channel_rule makes one
+ * burst out of the channels' own: "any" (the first channel to start
+ * starts it, the last to stop ends it), "all" (it starts when every
+ * channel is active and ends when one stops) or a channel's name (only
+ * that channel counts). Calibrations are reported per channel.
+ *
+ * bank_process is O(1) per sample and channel and never allocates.
+ */
+#ifndef RPMSD_BANK_H
+#define RPMSD_BANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "detect.h"
+#include "source.h"
+
+#define BANK_MAX_CHANNELS SOURCE_MAX_CHANNELS
+#define BANK_NAME_MAX SOURCE_NAME_MAX
+
+/** One decision: a channel calibrated, or a burst started or ended. */
+struct bank_event {
+	enum detect_edge edge;		/* DETECT_CALIBRATED, _ONSET or _OFFSET */
+	unsigned channel;		/* the channel that decided it */
+	uint64_t sample;		/* the sample consumed when it was decided */
+	struct detect_result r;		/* that channel's detector's details */
+};
+
+/** Receives each decision, in order, from bank_process. Must not block. */
+typedef void (*bank_emit_fn)(void *ctx, const struct bank_event *ev);
+
+struct bank;
+
+/**
+ * Create the bank for @channels channels (names for detect.channel_rule)
+ * sampled at @fs.
+ * @param err  receives a message naming the config key at fault
+ * @return 0, -EINVAL, -ENOMEM
+ */
+int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
+		const char (*names)[BANK_NAME_MAX], struct bank **out, char *err,
+		size_t errlen);
+
+/** Free. Accepts NULL. */
+void bank_destroy(struct bank *b);
+
+/**
+ * Run @frames interleaved frames (frame-major, channels floats each) whose
+ * first is sample @first through every channel, calling @emit for each
+ * decision. RT-safe.
+ */
+void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t first,
+		  bank_emit_fn emit, void *ctx);
+
+/**
+ * Our own pulse: samples from @from on are replaced by the last clean
+ * value for the configured blanking time (detect.blanking_ms) and ignored
+ * by the detectors. RT-safe.
+ */
+void bank_blank(struct bank *b, uint64_t from);
+
+/**
+ * Samples @from .. @from + @lost - 1 never arrived: restart the filters on
+ * the new data and let the detectors wait until the envelope has settled
+ * (detect_gap). RT-safe.
+ */
+void bank_gap(struct bank *b, uint64_t from, uint64_t lost);
+
+/** Samples the detectors wait after a gap (envelope window + high-pass settling). */
+uint64_t bank_settle_samples(const struct bank *b);
+
+/** True while the combined burst is in progress. */
+int bank_active(const struct bank *b);
+
+#endif /* RPMSD_BANK_H */
