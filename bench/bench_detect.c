@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Throughput of the whole per-channel detector against a bare filter floor.
+ *
+ * Three kernels walk the same interleaved input (8 floats per frame, frame
+ * after frame, as the acquire thread sees a block) with the same loop:
+ *
+ *  - detector: dsp_chain_step() then detect_step() for every sample of
+ *    every channel, the per-sample work of the acquire thread
+ *    (bank_process() in daemon/bank.c), without its artefact hold (one
+ *    store per sample) and its channel rule (run on edges only);
+ *  - dsp only: dsp_chain_step() alone, to split the detector's cost;
+ *  - floor: a bare cascade of 4 second-order sections (8th order: the
+ *    Butterworth high-pass and low-pass pairs of the default band-pass),
+ *    transposed direct form II in double precision like dsp.c, one state
+ *    per channel, compiled here with the same flags.
+ *
+ * Every kernel adds its per-sample output into one accumulator per channel,
+ * summed into a volatile sink at the end, so none can be optimised away.
+ *
+ * The input is seeded synthetic EMG: Gaussian rest noise on a 2048-count
+ * offset for the calibration window plus one second, then 30 s of bursts
+ * (amplitude-modulated noise with linear ramps), a different schedule and
+ * seed on every channel. The detectors calibrate on the rest part before
+ * any timing starts (calibration is excluded); the timed repetitions loop
+ * the burst part, so onsets and offsets go on all the time. The run fails
+ * if a channel did not calibrate or saw no onset and no offset.
+ *
+ * Each repetition runs one kernel for at least BENCH_MIN_REP_S of CPU
+ * time (CLOCK_THREAD_CPUTIME_ID; wall time from CLOCK_MONOTONIC is shown
+ * too). Repetitions of the kernels alternate, so a slow spell of the host
+ * hits all of them. The process pins itself to the CPU it starts on.
+ *
+ * It is a report, not a test: the exit status is 0 whether the target
+ * (detector within BENCH_TARGET_RATIO of the floor) is met or not, and 1
+ * only if the measurement itself failed.
+ */
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "detect.h"
+#include "dsp.h"
+
+#define BENCH_CHANNELS 8
+#define BENCH_SECTIONS 4	/* floor: 8th order */
+#define BENCH_REPS 9
+#define BENCH_MIN_REP_S 0.3	/* CPU seconds per repetition, at least */
+#define BENCH_AIM_REP_S 0.4	/* what the probe sizes a repetition for */
+#define BENCH_PROBE_S 0.05
+#define BENCH_BODY_S 30.0	/* looped burst part of the input */
+#define BENCH_REST_MARGIN_S 1.0	/* rest after the calibration window */
+#define BENCH_TARGET_RATIO 3.0
+#define BENCH_DC 2048.0		/* counts, like a 12-bit ADC at mid-scale */
+#define BENCH_REST_SIGMA 10.0
+#define BENCH_LOWPASS_MAX_FRAC 0.45	/* as dsp_chain_create clamps it */
+
+enum bench_kernel {
+	BENCH_FLOOR = 0,
+	BENCH_DSP,
+	BENCH_DETECTOR,
+	BENCH_N_KERNELS,
+};
+
+static const char *const bench_kernel_name[BENCH_N_KERNELS] = {
+	[BENCH_FLOOR] = "floor: 4 biquads",
+	[BENCH_DSP] = "dsp_chain_step only",
+	[BENCH_DETECTOR] = "detector: dsp + detect",
+};
+
+static volatile double bench_sink;
+
+/* ---- input ------------------------------------------------------------- */
+
+struct bench_rng {
+	uint64_t s;
+};
+
+static uint64_t bench_rng_next(struct bench_rng *r)
+{
+	/* xorshift64* */
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 2685821657736338717ull;
+}
+
+static double bench_uniform(struct bench_rng *r)
+{
+	return ((double)(bench_rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double bench_gauss(struct bench_rng *r)
+{
+	double u = bench_uniform(r), v = bench_uniform(r);
+
+	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
+}
+
+struct bench_input {
+	double fs;
+	float *buf;		/* frame-major, BENCH_CHANNELS floats a frame */
+	size_t rest_frames;	/* calibration window and a margin, rest only */
+	size_t body_frames;	/* bursts; looped by the timed repetitions */
+	unsigned long bursts;	/* in the body, all channels */
+};
+
+/* Trapezoid envelope of a burst from on to off with ramps of r samples. */
+static double bench_trapezoid(size_t i, size_t on, size_t off, size_t r)
+{
+	if (i < on || i >= off) {
+		return 0.0;
+	}
+	if (i < on + r) {
+		return (double)(i - on + 1) / (double)r;
+	}
+	if (i >= off - r) {
+		return (double)(off - i) / (double)r;
+	}
+	return 1.0;
+}
+
+/*
+ * Rest for the calibration window plus a margin, then bursts of 200-400 ms
+ * at 150-300 counts sigma with 20 ms ramps, 500-900 ms apart, ending at
+ * least 600 ms before the end of the body so that the loop joins rest to
+ * rest.
+ */
+static int bench_input_make(struct bench_input *in, const struct rpmsd_config *cfg,
+			    double fs)
+{
+	size_t rest = (size_t)llround((cfg->detect.calibration_start_s +
+				       cfg->detect.calibration_s +
+				       BENCH_REST_MARGIN_S) * fs);
+	size_t body = (size_t)llround(BENCH_BODY_S * fs);
+	size_t ramp = (size_t)llround(0.020 * fs);
+	size_t n = rest + body, i;
+	unsigned ch;
+
+	in->fs = fs;
+	in->rest_frames = rest;
+	in->body_frames = body;
+	in->bursts = 0;
+	in->buf = calloc(n * BENCH_CHANNELS, sizeof(*in->buf));
+	if (!in->buf) {
+		return -ENOMEM;
+	}
+	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+		struct bench_rng r = { .s = (ch + 1) * 0x9E3779B97F4A7C15ull };
+		size_t on = rest + (size_t)llround((0.5 + 0.4 * bench_uniform(&r)) * fs);
+		size_t off = on + (size_t)llround((0.2 + 0.2 * bench_uniform(&r)) * fs);
+		double amp = 150.0 + 150.0 * bench_uniform(&r);
+
+		for (i = 0; i < n; i++) {
+			double x = BENCH_DC + BENCH_REST_SIGMA * bench_gauss(&r);
+
+			if (i >= off) {
+				in->bursts++;
+				on = off + (size_t)llround((0.5 + 0.4 * bench_uniform(&r)) * fs);
+				off = on + (size_t)llround((0.2 + 0.2 * bench_uniform(&r)) * fs);
+				amp = 150.0 + 150.0 * bench_uniform(&r);
+				if (off + (size_t)llround(0.6 * fs) > n) {
+					on = off = SIZE_MAX;
+				}
+			}
+			x += amp * bench_trapezoid(i, on, off, ramp) * bench_gauss(&r);
+			in->buf[i * BENCH_CHANNELS + ch] = (float)x;
+		}
+	}
+	return 0;
+}
+
+/* ---- kernels ------------------------------------------------------------ */
+
+/* The floor's section: the same arithmetic as dsp_biquad_step(). */
+struct bench_biquad {
+	double b0, b1, b2, a1, a2;
+	double s1, s2;
+};
+
+static inline double bench_biquad_step(struct bench_biquad *bq, double x)
+{
+	double y = bq->b0 * x + bq->s1;
+
+	bq->s1 = bq->b1 * x - bq->a1 * y + bq->s2;
+	bq->s2 = bq->b2 * x - bq->a2 * y;
+	return y;
+}
+
+/* RBJ cookbook high-pass (hp != 0) or low-pass section. */
+static void bench_biquad_design(struct bench_biquad *bq, double fs, double fc,
+				double q, int hp)
+{
+	double w0 = 2.0 * M_PI * fc / fs;
+	double c = cos(w0), alpha = sin(w0) / (2.0 * q);
+	double a0 = 1.0 + alpha;
+	double b0 = hp ? (1.0 + c) / 2.0 : (1.0 - c) / 2.0;
+
+	memset(bq, 0, sizeof(*bq));
+	bq->b0 = b0 / a0;
+	bq->b1 = (hp ? -2.0 * b0 : 2.0 * b0) / a0;
+	bq->b2 = b0 / a0;
+	bq->a1 = -2.0 * c / a0;
+	bq->a2 = (1.0 - alpha) / a0;
+}
+
+struct bench_state {
+	enum bench_kernel kind;
+	const struct bench_input *in;
+	size_t pos;		/* next frame of the body */
+	uint64_t sample;	/* next sample index */
+	struct dsp_chain *dsp[BENCH_CHANNELS];
+	struct detect *det[BENCH_CHANNELS];
+	struct bench_biquad sec[BENCH_CHANNELS][BENCH_SECTIONS];
+	unsigned long edges[BENCH_CHANNELS][DETECT_OFFSET + 1];
+	double acc[BENCH_CHANNELS];
+};
+
+static void bench_run_floor(struct bench_state *s, const float *x, size_t frames)
+{
+	size_t i;
+	unsigned ch;
+	int k;
+
+	for (i = 0; i < frames; i++) {
+		for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+			double y = x[i * BENCH_CHANNELS + ch];
+
+			for (k = 0; k < BENCH_SECTIONS; k++) {
+				y = bench_biquad_step(&s->sec[ch][k], y);
+			}
+			s->acc[ch] += y;
+		}
+	}
+}
+
+static void bench_run_dsp(struct bench_state *s, const float *x, size_t frames)
+{
+	size_t i;
+	unsigned ch;
+
+	for (i = 0; i < frames; i++) {
+		for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+			float env = dsp_chain_step(s->dsp[ch], x[i * BENCH_CHANNELS + ch], NULL);
+
+			s->acc[ch] += env;
+		}
+	}
+}
+
+static void bench_run_detector(struct bench_state *s, const float *x, size_t frames)
+{
+	struct detect_result r;
+	uint64_t sample = s->sample;
+	size_t i;
+	unsigned ch;
+
+	for (i = 0; i < frames; i++, sample++) {
+		for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+			float env = dsp_chain_step(s->dsp[ch], x[i * BENCH_CHANNELS + ch], NULL);
+			enum detect_edge e = detect_step(s->det[ch], sample, env, &r);
+
+			if (e != DETECT_NONE) {
+				s->edges[ch][e]++;
+			}
+			s->acc[ch] += env;
+		}
+	}
+}
+
+static void bench_run_chunk(struct bench_state *s, const float *x, size_t frames)
+{
+	switch (s->kind) {
+	case BENCH_FLOOR:
+		bench_run_floor(s, x, frames);
+		break;
+	case BENCH_DSP:
+		bench_run_dsp(s, x, frames);
+		break;
+	case BENCH_DETECTOR:
+		bench_run_detector(s, x, frames);
+		break;
+	case BENCH_N_KERNELS:
+		break;
+	}
+	s->sample += frames;
+}
+
+/* Run @frames frames of the body from where the last call stopped. */
+static void bench_run(struct bench_state *s, size_t frames)
+{
+	const float *body = s->in->buf + s->in->rest_frames * BENCH_CHANNELS;
+
+	while (frames) {
+		size_t n = s->in->body_frames - s->pos;
+
+		if (n > frames) {
+			n = frames;
+		}
+		bench_run_chunk(s, body + s->pos * BENCH_CHANNELS, n);
+		s->pos = (s->pos + n) % s->in->body_frames;
+		frames -= n;
+	}
+}
+
+static int bench_state_init(struct bench_state *s, enum bench_kernel kind,
+			    const struct rpmsd_config *cfg, const struct bench_input *in)
+{
+	double lp = cfg->dsp.lowpass_hz;
+	char err[CONFIG_ERR_MAX];
+	unsigned ch;
+	int k;
+
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->in = in;
+	if (lp > BENCH_LOWPASS_MAX_FRAC * in->fs) {
+		lp = BENCH_LOWPASS_MAX_FRAC * in->fs;
+	}
+	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+		for (k = 0; k < BENCH_SECTIONS / 2; k++) {
+			/* Butterworth Q of pole pair k of the order-4 prototype */
+			double q = 1.0 / (2.0 * sin(M_PI * (2.0 * k + 1.0) / 8.0));
+
+			bench_biquad_design(&s->sec[ch][k], in->fs, cfg->dsp.highpass_hz, q, 1);
+			bench_biquad_design(&s->sec[ch][BENCH_SECTIONS / 2 + k], in->fs, lp, q, 0);
+		}
+		if (kind == BENCH_FLOOR) {
+			continue;
+		}
+		if (dsp_chain_create(cfg, in->fs, &s->dsp[ch], err, sizeof(err)) < 0) {
+			fprintf(stderr, "bench_detect: dsp_chain_create: %s\n", err);
+			return -1;
+		}
+		if (kind == BENCH_DETECTOR &&
+		    detect_create(cfg, in->fs, &s->det[ch], err, sizeof(err)) < 0) {
+			fprintf(stderr, "bench_detect: detect_create: %s\n", err);
+			return -1;
+		}
+	}
+	/* The rest part: the detectors calibrate here, untimed. */
+	bench_run_chunk(s, in->buf, in->rest_frames);
+	return 0;
+}
+
+static void bench_state_fini(struct bench_state *s)
+{
+	unsigned ch;
+
+	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+		detect_destroy(s->det[ch]);
+		dsp_chain_destroy(s->dsp[ch]);
+	}
+}
+
+/* ---- timing ------------------------------------------------------------- */
+
+static double bench_clock(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts) < 0) {
+		return NAN;
+	}
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Run @frames frames; CPU and wall seconds they took. */
+static void bench_time(struct bench_state *s, size_t frames, double *cpu, double *wall)
+{
+	double w0 = bench_clock(CLOCK_MONOTONIC);
+	double c0 = bench_clock(CLOCK_THREAD_CPUTIME_ID);
+
+	bench_run(s, frames);
+	*cpu = bench_clock(CLOCK_THREAD_CPUTIME_ID) - c0;
+	*wall = bench_clock(CLOCK_MONOTONIC) - w0;
+}
+
+/* Frames for one repetition of about BENCH_AIM_REP_S; warms the kernel up. */
+static size_t bench_size(struct bench_state *s)
+{
+	size_t frames = 1000;
+	double cpu, wall;
+
+	for (;;) {
+		bench_time(s, frames, &cpu, &wall);
+		if (cpu >= BENCH_PROBE_S || !(cpu >= 0.0) || frames > SIZE_MAX / 4) {
+			break;
+		}
+		frames *= 2;
+	}
+	if (!(cpu > 0.0)) {
+		return 0;
+	}
+	return (size_t)ceil((double)frames * BENCH_AIM_REP_S / cpu);
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct bench_stats {
+	double med, min, max;	/* channel-samples per CPU second */
+	double wall_med;	/* channel-samples per wall second */
+	double rep_min_s;	/* shortest repetition, CPU seconds */
+};
+
+static void bench_summarise(const double *cpu, const double *wall, size_t frames,
+			    struct bench_stats *st)
+{
+	double rate[BENCH_REPS], wrate[BENCH_REPS];
+	double work = (double)frames * BENCH_CHANNELS;
+	int r;
+
+	st->rep_min_s = cpu[0];
+	for (r = 0; r < BENCH_REPS; r++) {
+		rate[r] = work / cpu[r];
+		wrate[r] = work / wall[r];
+		if (cpu[r] < st->rep_min_s) {
+			st->rep_min_s = cpu[r];
+		}
+	}
+	qsort(rate, BENCH_REPS, sizeof(rate[0]), bench_cmp);
+	qsort(wrate, BENCH_REPS, sizeof(wrate[0]), bench_cmp);
+	st->med = rate[BENCH_REPS / 2];
+	st->min = rate[0];
+	st->max = rate[BENCH_REPS - 1];
+	st->wall_med = wrate[BENCH_REPS / 2];
+}
+
+/* ---- one sampling rate -------------------------------------------------- */
+
+static int bench_check_edges(const struct bench_state *s, const unsigned long *cal_before,
+			     const struct bench_input *in, unsigned long passes)
+{
+	unsigned long on = 0, off = 0;
+	unsigned ch;
+	int bad = 0;
+
+	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+		if (cal_before[ch] != 1 || s->edges[ch][DETECT_CALIBRATED] != 1) {
+			fprintf(stderr, "bench_detect: channel %u did not calibrate once before timing\n",
+				ch);
+			bad = 1;
+		}
+		if (!s->edges[ch][DETECT_ONSET] || !s->edges[ch][DETECT_OFFSET]) {
+			fprintf(stderr, "bench_detect: channel %u: no onset or no offset while timed\n",
+				ch);
+			bad = 1;
+		}
+		on += s->edges[ch][DETECT_ONSET];
+		off += s->edges[ch][DETECT_OFFSET];
+	}
+	printf("  detector edges (8 channels, after calibration): %lu onsets, %lu offsets; "
+	       "about %lu bursts went in (%lu whole passes of the %.0f s body)\n",
+	       on, off, (unsigned long)((double)in->bursts * (double)passes), passes,
+	       BENCH_BODY_S);
+	return bad ? -1 : 0;
+}
+
+/* @ratio receives detector time / floor time (ratio of the medians). */
+static int bench_rate(const struct rpmsd_config *cfg, double fs, double *ratio)
+{
+	static struct bench_state st[BENCH_N_KERNELS];
+	double cpu[BENCH_N_KERNELS][BENCH_REPS], wall[BENCH_N_KERNELS][BENCH_REPS];
+	size_t frames[BENCH_N_KERNELS];
+	struct bench_stats stats[BENCH_N_KERNELS];
+	unsigned long cal_before[BENCH_CHANNELS];
+	uint64_t det_frames = 0;
+	struct bench_input in;
+	double sum = 0.0;
+	int k, r, ret = -1;
+	unsigned ch;
+
+	if (bench_input_make(&in, cfg, fs) < 0) {
+		fprintf(stderr, "bench_detect: out of memory for the input\n");
+		return -1;
+	}
+	for (k = 0; k < BENCH_N_KERNELS; k++) {
+		if (bench_state_init(&st[k], k, cfg, &in) < 0) {
+			goto out;
+		}
+	}
+	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+		cal_before[ch] = st[BENCH_DETECTOR].edges[ch][DETECT_CALIBRATED];
+	}
+	for (k = 0; k < BENCH_N_KERNELS; k++) {
+		frames[k] = bench_size(&st[k]);
+		if (!frames[k]) {
+			fprintf(stderr, "bench_detect: the CPU clock did not advance\n");
+			goto out;
+		}
+	}
+	for (r = 0; r < BENCH_REPS; r++) {
+		for (k = 0; k < BENCH_N_KERNELS; k++) {
+			bench_time(&st[k], frames[k], &cpu[k][r], &wall[k][r]);
+		}
+	}
+	/* Everything after the rest part: the probe and the repetitions. */
+	det_frames = st[BENCH_DETECTOR].sample - in.rest_frames;
+
+	printf("fs %.0f Hz, %d channels, %d repetitions per kernel, "
+	       "channel-samples per CPU second (CLOCK_THREAD_CPUTIME_ID):\n",
+	       fs, BENCH_CHANNELS, BENCH_REPS);
+	printf("  %-24s %12s %12s %12s %9s %12s\n", "kernel", "median", "min", "max",
+	       "ns/ch-smp", "wall median");
+	for (k = 0; k < BENCH_N_KERNELS; k++) {
+		bench_summarise(cpu[k], wall[k], frames[k], &stats[k]);
+		if (stats[k].rep_min_s < BENCH_MIN_REP_S) {
+			fprintf(stderr, "bench_detect: %s: a repetition took only %.3f s of CPU\n",
+				bench_kernel_name[k], stats[k].rep_min_s);
+		}
+		printf("  %-24s %11.4gM %11.4gM %11.4gM %9.2f %11.4gM\n",
+		       bench_kernel_name[k], stats[k].med / 1e6, stats[k].min / 1e6,
+		       stats[k].max / 1e6, 1e9 / stats[k].med, stats[k].wall_med / 1e6);
+		for (ch = 0; ch < BENCH_CHANNELS; ch++) {
+			sum += st[k].acc[ch];
+		}
+	}
+	bench_sink = sum;
+	if (!isfinite(sum)) {
+		fprintf(stderr, "bench_detect: an output is not finite\n");
+		goto out;
+	}
+	if (bench_check_edges(&st[BENCH_DETECTOR], cal_before, &in,
+			      (unsigned long)(det_frames / in.body_frames)) < 0) {
+		goto out;
+	}
+	*ratio = stats[BENCH_FLOOR].med / stats[BENCH_DETECTOR].med;
+	printf("  ratio of medians, detector time / floor time: %.2f "
+	       "(dsp_chain_step alone: %.2f)\n",
+	       *ratio, stats[BENCH_FLOOR].med / stats[BENCH_DSP].med);
+	ret = 0;
+out:
+	for (k = 0; k < BENCH_N_KERNELS; k++) {
+		bench_state_fini(&st[k]);
+	}
+	free(in.buf);
+	return ret;
+}
+
+static void bench_pin(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0) {
+		printf("not pinned: sched_getcpu: %s\n", strerror(errno));
+		return;
+	}
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+		printf("not pinned: sched_setaffinity: %s\n", strerror(errno));
+		return;
+	}
+	printf("pinned to CPU %d (sched_setaffinity)\n", cpu);
+}
+
+int main(void)
+{
+	static struct rpmsd_config cfg;
+	static const double rates[] = { 1000.0, 2000.0 };
+	double ratio[2];
+	size_t i;
+	int missed = 0;
+
+	config_defaults(&cfg);
+	bench_pin();
+	printf("config: shipped defaults (config_defaults): dsp: highpass %g Hz, lowpass %g Hz, "
+	       "order %d, mains notch %d Hz Q %g x %d harmonic(s), %s envelope %g ms; "
+	       "detect: calibration from %g s for %g s, k_on %g, k_off %g, on %g ms, "
+	       "dip %g ms, off %g ms\n",
+	       cfg.dsp.highpass_hz, cfg.dsp.lowpass_hz, cfg.dsp.filter_order,
+	       cfg.dsp.mains_hz, cfg.dsp.notch_q, cfg.dsp.mains_harmonics,
+	       cfg.dsp.envelope == CONFIG_ENVELOPE_RMS ? "rms" : "non-rms",
+	       cfg.dsp.envelope_ms,
+	       cfg.detect.calibration_start_s, cfg.detect.calibration_s,
+	       cfg.detect.k_on, cfg.detect.k_off, cfg.detect.on_ms,
+	       cfg.detect.dip_ms, cfg.detect.off_ms);
+	printf("input: seeded synthetic EMG, %d channels interleaved; calibration on the "
+	       "rest part, excluded from the timing\n", BENCH_CHANNELS);
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		if (bench_rate(&cfg, rates[i], &ratio[i]) < 0) {
+			fprintf(stderr, "bench_detect: measurement failed at %.0f Hz\n", rates[i]);
+			return 1;
+		}
+		if (!(ratio[i] <= BENCH_TARGET_RATIO)) {
+			missed = 1;
+		}
+	}
+	printf("target (detector within %.0fx of the floor): %s (1 kHz %.2fx, 2 kHz %.2fx)\n",
+	       BENCH_TARGET_RATIO, missed ? "target missed" : "target met",
+	       ratio[0], ratio[1]);
+	return 0;
+}
