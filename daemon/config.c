@@ -357,7 +357,7 @@ static const struct config_key config_keys[] = {
 		CONFIG_FIELD(detect.calibration_start_s),
 	}, {
 		.section = "detect", .key = "calibration_s",
-		.type = CONFIG_TYPE_DOUBLE, .def = "5", .min = 0.5, .max = 600,
+		.type = CONFIG_TYPE_DOUBLE, .def = "2", .min = 0.5, .max = 600,
 		.unit = "s",
 		.doc = "Length of the rest window; the patient must be at rest during it.",
 		CONFIG_FIELD(detect.calibration_s),
@@ -1483,6 +1483,69 @@ err_close:
 	fclose(ctx->f);
 err_free:
 	free(ctx->line);
+	free(ctx);
+	return rc;
+}
+
+/**
+ * config_override() - set one key from somewhere other than a file
+ * @cfg: the configuration to change; untouched on error
+ * @origin: what set it, for messages (a command-line option)
+ * @section: the key's section
+ * @key: the key
+ * @value: its value as text, parsed and checked as in a file
+ * @err: receives "ORIGIN: section.key: problem (allowed: ...)"
+ * @errlen: size of @err
+ *
+ * Cross-key rules are checked by config_recheck() once every override is in.
+ *
+ * Return: 0, or -EINVAL (unknown key or bad value).
+ */
+int config_override(struct rpmsd_config *cfg, const char *origin, const char *section,
+		    const char *key, const char *value, char *err, size_t errlen)
+{
+	char why[CONFIG_ERR_MAX];
+	const struct config_key *k = config_find(section, key);
+	union config_value v;
+
+	if (!k) {
+		config_report(err, errlen, origin, 0, "%s.%s: unknown key", section, key);
+		return -EINVAL;
+	}
+	if (config_parse_value(k, value, &v, why, sizeof(why)) < 0) {
+		config_report(err, errlen, origin, 0, "%s.%s: %s", section, key, why);
+		return -EINVAL;
+	}
+	config_store(cfg, k, value, &v);
+	return 0;
+}
+
+/**
+ * config_recheck() - check the rules between keys after config_override()
+ * @cfg: the configuration; derived fields are updated, nothing else
+ * @origin: named in messages (the overrides' source)
+ * @err: receives "ORIGIN: section.key: problem (allowed: ...)"
+ * @errlen: size of @err
+ *
+ * Return: 0 or -EINVAL.
+ */
+int config_recheck(struct rpmsd_config *cfg, const char *origin, char *err, size_t errlen)
+{
+	struct config_ctx *ctx = calloc(1, sizeof(*ctx));
+	int rc;
+
+	if (!ctx) {
+		config_report(err, errlen, origin, 0, "out of memory");
+		return -ENOMEM;
+	}
+	ctx->cfg = *cfg;
+	ctx->path = origin;
+	ctx->err = err;
+	ctx->errlen = errlen;
+	rc = config_check_all(ctx);
+	if (rc == 0) {
+		*cfg = ctx->cfg;
+	}
 	free(ctx);
 	return rc;
 }

@@ -181,6 +181,20 @@ void config_defaults(struct rpmsd_config *cfg);
 int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen);
 
 /**
+ * Set one key from outside a file (a command-line option named @origin),
+ * parsed and range-checked as in a file.
+ * @return 0, or -EINVAL with "ORIGIN: section.key: problem" in @err
+ */
+int config_override(struct rpmsd_config *cfg, const char *origin, const char *section,
+		    const char *key, const char *value, char *err, size_t errlen);
+
+/**
+ * Check the rules between keys (and set derived fields) after overrides.
+ * @return 0, or -EINVAL with "ORIGIN: section.key: problem" in @err
+ */
+int config_recheck(struct rpmsd_config *cfg, const char *origin, char *err, size_t errlen);
+
+/**
  * Validate the raw [coil.<name>] keys against a plugin's key table.
  * Reports unknown keys and bad values with file and line like config_load.
  * @return 0 or -EINVAL

@@ -200,13 +200,16 @@ static void test_defaults(void **state)
 	assert_int_equal(c.dsp.envelope, CONFIG_ENVELOPE_RMS);
 	assert_true(c.dsp.envelope_ms == 50.0);
 	assert_true(c.detect.calibration_start_s == 0.0);
-	assert_true(c.detect.calibration_s == 5.0);
+	assert_true(c.detect.calibration_s == 2.0);
 	assert_true(c.detect.k_on == 25.0);
 	assert_true(c.detect.k_off == 5.0);
 	assert_true(c.detect.on_ms == 100.0);
 	assert_true(c.detect.dip_ms == 30.0);
 	assert_true(c.detect.off_ms == 150.0);
 	assert_true(c.detect.blanking_ms == 50.0);
+	assert_string_equal(c.detect.channel, "any");
+	assert_int_equal(c.detect.channel_rule, CONFIG_CHANNEL_ANY);
+	assert_int_equal(c.dsp.mains_harmonics, 1);
 	assert_string_equal(c.stim.plugin, "sim");
 	assert_int_equal(c.stim.protocol, CONFIG_PROTOCOL_SINGLE);
 	assert_int_equal(c.stim.train_pulses, 5);
