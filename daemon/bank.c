@@ -52,7 +52,7 @@ int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
 		}
 		if (ch == channels) {
 			snprintf(err, errlen,
-				 "detect.channel: no channel '%s' in the source (channels: ",
+				 "detect.channel_rule: no channel '%s' in the source (channels: ",
 				 cfg->detect.channel);
 			for (ch = 0; ch < channels && names; ch++) {
 				size_t used = strlen(err);

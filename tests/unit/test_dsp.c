@@ -300,6 +300,63 @@ static void test_notch_attenuates_mains(void **state)
 	dsp_chain_destroy(c);
 }
 
+/* Harmonic notches: 100, 150 Hz go with mains_harmonics = 3, not before. */
+static void test_mains_harmonics(void **state)
+{
+	struct rpmsd_config cfg;
+
+	(void)state;
+	test_cfg(&cfg);
+	cfg.dsp.mains_harmonics = 1;
+	assert_true(measure_sine_db(&cfg, 1000.0, 100.0, 0.0) > -1.0);
+	cfg.dsp.mains_harmonics = 3;
+	assert_true(measure_sine_db(&cfg, 1000.0, 50.0, 0.0) < -30.0);
+	assert_true(measure_sine_db(&cfg, 1000.0, 100.0, 0.0) < -30.0);
+	assert_true(measure_sine_db(&cfg, 1000.0, 150.0, 0.0) < -30.0);
+	/* 200 Hz was not asked for, and the EMG between harmonics passes */
+	assert_true(measure_sine_db(&cfg, 1000.0, 200.0, 0.0) > -1.0);
+	assert_true(measure_sine_db(&cfg, 1000.0, 125.0, 0.0) > -1.0);
+	/* harmonics beyond the low-pass corner are left to it, at 60 Hz too */
+	cfg.dsp.mains_hz = 60;
+	cfg.dsp.mains_harmonics = 8;
+	assert_true(measure_sine_db(&cfg, 1000.0, 420.0, 0.0) < -30.0);
+	assert_true(measure_sine_db(&cfg, 1000.0, 390.0, 0.0) > -1.5);
+}
+
+/*
+ * Steady state of the envelopes on a sine of amplitude A and frequency f:
+ * RMS is A / sqrt(2); the root of the mean Teager-Kaiser energy is
+ * A sin(2 pi f / fs), which grows with frequency.
+ */
+static double envelope_of_sine(enum config_envelope e, double fs, double f, double a)
+{
+	struct rpmsd_config cfg;
+	struct dsp_chain *c;
+	float env = 0.0f;
+	long i;
+
+	test_cfg(&cfg);
+	cfg.dsp.mains_hz = 0;
+	cfg.dsp.envelope = e;
+	c = make_chain(&cfg, fs);
+	for (i = 0; i < (long)(2.0 * fs); i++) {
+		env = dsp_chain_step(c, (float)(a * sin(2.0 * M_PI * f * (double)i / fs)), NULL);
+	}
+	dsp_chain_destroy(c);
+	return env;
+}
+
+static void test_envelopes(void **state)
+{
+	(void)state;
+	assert_float_equal(envelope_of_sine(CONFIG_ENVELOPE_RMS, 1000.0, 100.0, 200.0),
+			   200.0 / sqrt(2.0), 0.5);
+	assert_float_equal(envelope_of_sine(CONFIG_ENVELOPE_TKEO, 1000.0, 100.0, 200.0),
+			   200.0 * sin(2.0 * M_PI * 100.0 / 1000.0), 0.5);
+	assert_float_equal(envelope_of_sine(CONFIG_ENVELOPE_TKEO, 2000.0, 250.0, 50.0),
+			   50.0 * sin(2.0 * M_PI * 250.0 / 2000.0), 0.2);
+}
+
 static void test_prime_biquad(void **state)
 {
 	struct dsp_biquad hp, lp, no;
@@ -542,6 +599,8 @@ int main(void)
 		cmocka_unit_test(test_chain_gain_matches_product),
 		cmocka_unit_test(test_time_domain_gain),
 		cmocka_unit_test(test_notch_attenuates_mains),
+		cmocka_unit_test(test_mains_harmonics),
+		cmocka_unit_test(test_envelopes),
 		cmocka_unit_test(test_prime_biquad),
 		cmocka_unit_test(test_prime_chain),
 		cmocka_unit_test(test_unprimed_would_ring),
