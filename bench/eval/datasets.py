@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: MIT
+"""The data sets of the evaluation, each a list of recordings written as
+replay text files (plus a truth CSV and a JSON of how each was made).
+
+ * sim-*      the simulated recordings with true onsets (10 trials, 1 kHz);
+ * inj-*      bursts, clonus, spikes and hum injected into real rest EMG,
+              at 1 kHz and 2 kHz, one set per condition (and per SNR bin);
+ * rest-*     the real rest recording as it is, for false onsets only;
+ * emg_1      the bundled real recording with 4 clear bursts but no exact
+              truth: onsets are listed, not scored.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+import emgio
+import synth
+from filters import brickwall, resample_fft
+
+# Stretches of emg.txt used as rest, in s. Its README marks weak activity
+# at about 51-58 s; the band-passed RMS is also raised (x1.4-1.8) at about
+# 35-41 s, so both are left out, with a margin.
+REST_STRETCHES_S = ((0.5, 34.0), (59.0, 99.0))
+WEAK_ACTIVITY_S = ((34.0, 42.0), (50.0, 59.0))
+
+INJ_RATES = (1000, 2000)
+INJ_LENGTH_S = 30.0
+INJ_CAL = (0.0, 2.0)            # calibration_start_s, calibration_s
+SIM_CAL = (0.0, 0.4)            # ends before the earliest onset (426 ms)
+SIM_BURST_S = 2.0               # nominal burst length of the simulated set
+EMG1_CAL = (3.0, 2.0)           # 3-5 s is rest in emg_1.txt
+EMG1_ROUGH_BURSTS_S = ((1.5, 1.8), (15.5, 16.9), (25.7, 25.8), (26.4, 26.6))
+
+# The injected conditions: name, burst kind, SNR range (dB), extras.
+CONDITIONS = (
+    ("snr06-10", "burst", (6.0, 10.0), {}),
+    ("snr10-14", "burst", (10.0, 14.0), {}),
+    ("snr14-20", "burst", (14.0, 20.0), {}),
+    ("clonus", "clonus", (10.0, 20.0), {}),
+    ("spikes", "burst", (10.0, 20.0), {"spikes": True}),
+    ("mains", "burst", (10.0, 20.0), {"hum": True}),
+)
+
+
+@dataclasses.dataclass
+class Recording:
+    """One recording, its truth and how it is scored (samples, 0-based)."""
+    name: str
+    group: str
+    path: str
+    fs: float
+    x: np.ndarray
+    cal_start_s: float
+    cal_s: float
+    events: list
+    ignore: list = dataclasses.field(default_factory=list)
+    weak: list = dataclasses.field(default_factory=list)
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def cal_end(self):
+        """First sample after the calibration window."""
+        return int(round((self.cal_start_s + self.cal_s) * self.fs))
+
+
+@dataclasses.dataclass
+class DataSet:
+    """A named group of recordings scored together."""
+    name: str
+    kind: str           # "truth", "rest" or "listing"
+    title: str
+    recordings: list
+    rate: float
+
+
+def _mkdir(path):
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _save(rec, fmt="%.4f"):
+    """Write the recording, its truth CSV and its meta JSON next to it."""
+    emgio.write_text_recording(rec.path, rec.x, rec.fs, fmt=fmt)
+    emgio.write_truth(rec.path[:-4] + ".truth.csv", rec.events)
+    with open(rec.path[:-4] + ".json", "w", encoding="utf-8") as f:
+        json.dump(rec.meta, f, indent=1, sort_keys=True)
+
+
+# --- simulated set --------------------------------------------------------
+
+def simulated_set(data_dir, work, min_cal_s=None):
+    """The 10 simulated trials, calibrated on 0-0.4 s (longer if rpmsd
+    does not allow that short a window); a burst whose onset is inside
+    the calibration window is not scored, nor is anything detected over it."""
+    cal_s = max(SIM_CAL[1], min_cal_s or 0.0)
+    folder = os.path.join(data_dir, "simulated_onsets")
+    out = _mkdir(os.path.join(work, "sim"))
+    fs = 1000.0
+    recs = []
+    for name, x, onsets in emgio.read_simulated_set(folder):
+        rec = Recording(name=name, group="sim", path=os.path.join(out, name + ".txt"),
+                        fs=fs, x=x, cal_start_s=SIM_CAL[0], cal_s=cal_s, events=[],
+                        meta={"source": os.path.join(folder, "signals.csv"), "column": name})
+        for onset in onsets:
+            end = int(onset + SIM_BURST_S * fs)
+            scored = onset >= rec.cal_end
+            rec.events.append({"kind": "burst", "onset_sample": int(onset), "end_sample": end,
+                               "snr_db": "", "ramp_ms": "", "duration_ms": SIM_BURST_S * 1000,
+                               "amplitude": "", "scored": scored})
+            if not scored:
+                rec.ignore.append((int(onset - 0.05 * fs), int(end + 0.25 * fs)))
+        _save(rec, fmt="%.7g")
+        recs.append(rec)
+    return DataSet("sim", "truth", "simulated, 10 trials x 5 bursts (1 kHz)", recs, fs)
+
+
+# --- injected sets --------------------------------------------------------
+
+def load_rest(data_dir):
+    """emg.txt at 1 kHz, and resampled (FFT) to 2 kHz: {rate: samples}."""
+    path = os.path.join(data_dir, "biosppy", "emg.txt")
+    x, rate = emgio.read_text_recording(path)
+    if rate != 1000.0:
+        raise emgio.DataError("%s: expected a 1000 Hz header, found %s" % (path, rate))
+    return {1000: x, 2000: resample_fft(x, 2)}, path
+
+
+def _rest_piece(rng, rest, fs, n):
+    """A random n-sample piece of a rest stretch, maybe time-reversed and
+    sign-flipped about its mean (both keep the statistics of rest EMG)."""
+    spans = [(int(a * fs), int(b * fs)) for a, b in REST_STRETCHES_S if (b - a) * fs >= n]
+    a, b = spans[rng.integers(len(spans))]
+    start = int(rng.integers(a, b - n + 1))
+    piece = rest[start:start + n].copy()
+    reverse, flip = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+    if reverse:
+        piece = piece[::-1].copy()
+    if flip:
+        piece = 2.0 * piece.mean() - piece
+    return piece, {"rest_start_s": start / fs, "reversed": reverse, "flipped": flip}
+
+
+def _add_bursts(rng, rec, rest_band, kind, snr_range):
+    """Lay out and inject the bursts (or clonus trains) of one recording."""
+    fs = rec.fs
+    first = INJ_CAL[0] + INJ_CAL[1] + rng.uniform(0.5, 1.5)
+    dur_range = (1.0, 3.0) if kind == "clonus" else (0.15, 2.0)
+    for t, dur in synth.plan_events(rng, INJ_LENGTH_S, first, dur_range, (1.0, 2.5)):
+        onset, n = int(round(t * fs)), int(round(dur * fs))
+        snr = rng.uniform(*snr_range)
+        ev = {"kind": kind, "onset_sample": onset, "snr_db": snr, "scored": True}
+        if kind == "clonus":
+            shape, core, freq = synth.clonus_shape(rng, n, fs)
+            ev["ramp_ms"] = ""
+            rec.meta.setdefault("clonus_hz", []).append(round(freq, 2))
+        else:
+            up = int(round(rng.uniform(0.0, 150.0) * fs / 1000))
+            n = max(n, up + int(0.02 * fs))
+            down_max = min(150.0, (n - up) * 1000 / fs - 20.0)
+            down = int(round(rng.uniform(0.0, max(down_max, 0.0)) * fs / 1000))
+            shape, core = synth.burst_shape(n, up, down)
+            ev["ramp_ms"] = up * 1000.0 / fs
+        ev["amplitude"] = synth.inject_burst(rng, rec.x, rest_band, fs, onset, shape, core, snr)
+        ev["end_sample"] = onset + len(shape)
+        ev["duration_ms"] = len(shape) * 1000.0 / fs
+        rec.events.append(ev)
+
+
+def _add_spikes(rng, rec, rest_band):
+    """One or two spikes in every rest gap (after calibration), at least
+    300 ms from any burst and 200 ms from each other; peak 20-200 x the
+    local rest RMS (log-uniform)."""
+    fs = rec.fs
+    bursts = sorted((e["onset_sample"], e["end_sample"]) for e in rec.events)
+    edges = [rec.cal_end] + [b for _, b in bursts]
+    nexts = [a for a, _ in bursts] + [len(rec.x)]
+    margin, spacing = int(0.3 * fs), int(0.2 * fs)
+    for lo, hi in zip(edges, nexts):
+        lo, hi = lo + margin, hi - margin
+        if hi - lo < spacing:
+            continue
+        last = -spacing
+        for pos in sorted(rng.integers(lo, hi, size=int(rng.integers(1, 3)))):
+            if pos - last < spacing:
+                continue
+            wave, shape = synth.spike_waveform(rng, fs)
+            sigma = synth.noise_rms_before(rest_band, int(pos), fs)
+            peak = sigma * 10.0 ** rng.uniform(np.log10(20.0), np.log10(200.0))
+            rec.x[pos:pos + len(wave)] += peak * wave
+            rec.events.append({"kind": "spike", "onset_sample": int(pos),
+                               "end_sample": int(pos + len(wave)),
+                               "snr_db": 20 * np.log10(peak / sigma), "ramp_ms": "",
+                               "duration_ms": len(wave) * 1000.0 / fs,
+                               "amplitude": peak, "scored": False, "shape": shape})
+            last = pos
+
+
+def injected_recording(rest, rate, cond, index, seed, out):
+    """Build and write recording `index` of one injected condition."""
+    key, kind, snr_range, extra = cond
+    rng = np.random.default_rng([seed, rate, CONDITIONS.index(cond), index])
+    n = int(INJ_LENGTH_S * rate)
+    piece, meta = _rest_piece(rng, rest, rate, n)
+    name = "%s-%02d" % (key, index)
+    rec = Recording(name=name, group="inj-%dk-%s" % (rate // 1000, key),
+                    path=os.path.join(out, name + ".txt"), fs=float(rate), x=piece,
+                    cal_start_s=INJ_CAL[0], cal_s=INJ_CAL[1], events=[], meta=meta)
+    rec.meta.update({"seed": [seed, rate, CONDITIONS.index(cond), index],
+                     "condition": key, "snr_range_db": list(snr_range)})
+    rest_band = brickwall(piece - piece.mean(), rate, *synth.EMG_BAND)
+    _add_bursts(rng, rec, rest_band, kind, snr_range)
+    if extra.get("spikes"):
+        _add_spikes(rng, rec, rest_band)
+    if extra.get("hum"):
+        sigma = float(np.sqrt(np.mean(rest_band ** 2)))
+        hum_db = rng.uniform(0.0, 20.0)
+        rec.x += synth.mains_hum(rng, n, rate, sigma * 10.0 ** (hum_db / 20.0))
+        rec.meta["hum_db_over_rest"] = round(hum_db, 2)
+    rec.events.sort(key=lambda e: e["onset_sample"])
+    _save(rec)
+    return rec
+
+
+def injected_sets(data_dir, work, per_set, seed):
+    """Every condition at every rate, per_set recordings each."""
+    rests, _ = load_rest(data_dir)
+    sets = []
+    for rate in INJ_RATES:
+        for cond in CONDITIONS:
+            group = "inj-%dk-%s" % (rate // 1000, cond[0])
+            out = _mkdir(os.path.join(work, group))
+            recs = [injected_recording(rests[rate], rate, cond, i, seed, out)
+                    for i in range(per_set)]
+            title = _condition_title(cond, rate)
+            sets.append(DataSet(group, "truth", title, recs, float(rate)))
+    return sets
+
+
+def _condition_title(cond, rate):
+    """Human-readable description of an injected condition."""
+    key, kind, snr, extra = cond
+    what = "clonus trains" if kind == "clonus" else "bursts"
+    text = "%s, SNR %g-%g dB" % (what, snr[0], snr[1])
+    if extra.get("spikes"):
+        text += ", + spikes/pops in rest"
+    if extra.get("hum"):
+        text += ", + mains hum 0-20 dB"
+    return "injected %s (%g kHz)" % (text, rate / 1000)
+
+
+# --- real recordings ------------------------------------------------------
+
+def rest_sets(data_dir, work):
+    """emg.txt as it is, at 1 kHz and resampled to 2 kHz: false onsets only."""
+    rests, path = load_rest(data_dir)
+    sets = []
+    for rate, x in sorted(rests.items()):
+        group = "rest-%dk" % (rate // 1000)
+        out = _mkdir(os.path.join(work, group))
+        rec = Recording(name="emg", group=group, path=os.path.join(out, "emg.txt"),
+                        fs=float(rate), x=x, cal_start_s=INJ_CAL[0], cal_s=INJ_CAL[1],
+                        events=[], meta={"source": path, "resampled_to": rate})
+        rec.weak = [(int(a * rate), int(b * rate)) for a, b in WEAK_ACTIVITY_S]
+        _save(rec)
+        sets.append(DataSet(group, "rest", "real rest EMG, emg.txt (%g kHz)" % (rate / 1000),
+                            [rec], float(rate)))
+    return sets
+
+
+def emg1_set(path):
+    """The bundled emg_1.txt: onsets are listed against rough burst times."""
+    x, rate = emgio.read_text_recording(path)
+    if not rate:
+        raise emgio.DataError("%s: no '# Sampling Rate (Hz):=' header" % path)
+    rec = Recording(name="emg_1", group="emg_1", path=path, fs=rate, x=x,
+                    cal_start_s=EMG1_CAL[0], cal_s=EMG1_CAL[1], events=[],
+                    meta={"rough_bursts_s": EMG1_ROUGH_BURSTS_S})
+    return DataSet("emg_1", "listing", "real EMG with 4 clear bursts, emg_1.txt (1 kHz)",
+                   [rec], rate)

@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: MIT
+"""Running the detector under test, rpms-detect, and reading its defaults.
+
+Only the calibration window (which each data set needs) and, for the
+threshold sweep, detect.k_on are written into the temporary configs;
+everything else is the daemon's default, read from rpmsd --print-config,
+so a change of default is picked up by the next run.
+"""
+
+import concurrent.futures
+import os
+import re
+import subprocess
+import tempfile
+
+HEADER = "event,channel,sample,decision_sample"
+
+
+class DetectorError(Exception):
+    """rpms-detect or rpmsd failed or wrote something unexpected."""
+
+
+def read_defaults(rpmsd):
+    """Every key of rpmsd --print-config: {section: {key: value string}}."""
+    try:
+        out = subprocess.run([rpmsd, "--print-config"], capture_output=True, text=True,
+                             check=False, timeout=30)
+    except OSError as e:
+        raise DetectorError("%s: cannot run: %s" % (rpmsd, e.strerror))
+    if out.returncode != 0:
+        raise DetectorError("%s --print-config: exit %d: %s"
+                            % (rpmsd, out.returncode, out.stderr.strip()))
+    conf, section, allowed, last_allowed = {}, None, {}, None
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        m = re.match(r"^\[([^\]]+)\]$", line)
+        if m:
+            name = m.group(1)
+            section = conf.setdefault(name, {})
+        elif line.startswith("# allowed:"):
+            last_allowed = line[len("# allowed:"):].strip()
+        elif section is not None and line and line[0] not in "#;" and "=" in line:
+            key, value = line.split("=", 1)
+            section[key.strip()] = value.strip()
+            allowed["%s.%s" % (name, key.strip())] = last_allowed
+            last_allowed = None
+    conf["_allowed"] = allowed
+    for sec, key in (("detect", "k_on"), ("detect", "k_off"), ("dsp", "envelope_ms")):
+        if key not in conf.get(sec, {}):
+            raise DetectorError("%s --print-config: no %s.%s in its output" % (rpmsd, sec, key))
+    return conf
+
+
+def allowed_min(defaults, key):
+    """The lower bound rpmsd allows for a key such as 'detect.calibration_s'."""
+    text = defaults.get("_allowed", {}).get(key) or ""
+    m = re.match(r"^([0-9.eE+-]+) to ", text)
+    return float(m.group(1)) if m else None
+
+
+def detect_settings(defaults, rec, k_on=None):
+    """The [detect] keys in force for a recording (defaults + its window)."""
+    det = dict(defaults["detect"])
+    det["calibration_start_s"] = repr(rec.cal_start_s)
+    det["calibration_s"] = repr(rec.cal_s)
+    if k_on is not None:
+        det["k_on"] = repr(k_on)
+        if float(det["k_off"]) >= k_on:
+            det["k_off"] = repr(k_on / 2.0)
+    return det
+
+
+def write_config(folder, rec, defaults, k_on=None):
+    """A temporary rpmsd INI file with the keys that differ from the defaults."""
+    det = detect_settings(defaults, rec, k_on)
+    keys = ["calibration_start_s", "calibration_s"]
+    if k_on is not None:
+        keys += ["k_on", "k_off"]
+    fd, path = tempfile.mkstemp(prefix="detect-", suffix=".conf", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        # rpms-detect insists on source.file in a config even though the
+        # INPUT argument is what it reads; name the same file.
+        f.write("# written by bench/eval for %s\n[source]\nfile = %s\n[detect]\n"
+                % (rec.name, os.path.abspath(rec.path)))
+        for key in keys:
+            f.write("%s = %s\n" % (key, det[key]))
+    return path
+
+
+def parse_events(text, exe, rec_path):
+    """rpms-detect's CSV: a list of (event, channel, sample, decision)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0] != HEADER:
+        raise DetectorError("%s %s: expected the header %r, got %r"
+                            % (exe, rec_path, HEADER, lines[0] if lines else ""))
+    events = []
+    for n, line in enumerate(lines[1:], 2):
+        cells = line.split(",")
+        if len(cells) != 4 or cells[0] not in ("onset", "offset"):
+            raise DetectorError("%s %s: output line %d: %r" % (exe, rec_path, n, line))
+        try:
+            events.append((cells[0], cells[1], int(cells[2]), int(cells[3])))
+        except ValueError:
+            raise DetectorError("%s %s: output line %d: %r" % (exe, rec_path, n, line))
+    return events
+
+
+def run(exe, rec_path, config=None, extra=()):
+    """Run rpms-detect on one file; returns its events."""
+    cmd = [exe] + (["--config", config] if config else []) + list(extra) + [rec_path]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    except OSError as e:
+        raise DetectorError("%s: cannot run: %s" % (exe, e.strerror))
+    if out.returncode != 0:
+        raise DetectorError("%s: exit %d: %s" % (" ".join(cmd), out.returncode,
+                                                 out.stderr.strip()[:500]))
+    return parse_events(out.stdout, exe, rec_path)
+
+
+def onsets_of(events):
+    """(sample, decision) arrays of the onset events."""
+    ons = [(s, d) for ev, _, s, d in events if ev == "onset"]
+    return ([s for s, _ in ons], [d for _, d in ons])
+
+
+def run_many(exe, jobs, tmp, defaults, workers=2):
+    """Run rpms-detect for every (key, recording, k_on) job, in parallel.
+
+    Returns {key: (onset samples, decision samples)}."""
+    def one(job):
+        key, rec, k_on = job
+        conf = write_config(tmp, rec, defaults, k_on)
+        try:
+            return key, onsets_of(run(exe, rec.path, conf))
+        finally:
+            os.unlink(conf)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(one, jobs))

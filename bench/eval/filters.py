@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: MIT
+"""Signal processing helpers in plain numpy (no scipy on the target system).
+
+Two families:
+ * zero-phase filters applied in the frequency domain (offline references,
+   burst synthesis, SNR measurement): the gain is the squared magnitude of
+   an analog Butterworth prototype, i.e. what a forward-backward pass of
+   that filter does, without its edge transients;
+ * causal RBJ biquads, designed exactly like daemon/dsp.c, used only to
+   draw the daemon's envelope in the example figure.
+"""
+
+import math
+
+import numpy as np
+
+
+def butter_gain(freqs, fc, order, kind):
+    """Magnitude of an analog Butterworth low- or high-pass at freqs (Hz)."""
+    f = np.maximum(np.abs(freqs), 1e-12)
+    ratio = f / fc if kind == "low" else fc / f
+    return 1.0 / np.sqrt(1.0 + ratio ** (2 * order))
+
+
+def _pad_reflect(x, npad):
+    """Reflect-pad x by npad samples at both ends (npad < len(x))."""
+    npad = min(npad, len(x) - 1)
+    if npad <= 0:
+        return x, 0
+    return np.concatenate([x[npad:0:-1], x, x[-2:-npad - 2:-1]]), npad
+
+
+def zero_phase(x, fs, low_hz=None, high_hz=None, order=2, pad_s=1.0):
+    """Zero-phase band/low/high-pass of x.
+
+    low_hz is the high-pass corner (the band's lower edge), high_hz the
+    low-pass corner; either may be None. The applied gain is |H|^2 of an
+    order-`order` Butterworth, as a forward-backward pass would give.
+    """
+    x = np.asarray(x, dtype=float)
+    xp, npad = _pad_reflect(x, int(pad_s * fs))
+    n = len(xp)
+    nfft = 1 << int(math.ceil(math.log2(n)))
+    spec = np.fft.rfft(xp, nfft)
+    freqs = np.fft.rfftfreq(nfft, 1.0 / fs)
+    gain = np.ones_like(freqs)
+    if low_hz:
+        gain *= butter_gain(freqs, low_hz, order, "high") ** 2
+    if high_hz:
+        gain *= butter_gain(freqs, high_hz, order, "low") ** 2
+    y = np.fft.irfft(spec * gain, nfft)[:n]
+    return y[npad:npad + len(x)]
+
+
+def brickwall(x, fs, low_hz, high_hz):
+    """Keep only the spectral content of x between low_hz and high_hz."""
+    x = np.asarray(x, dtype=float)
+    spec = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1.0 / fs)
+    spec[(freqs < low_hz) | (freqs > high_hz)] = 0.0
+    return np.fft.irfft(spec, len(x))
+
+
+def remove_mains(x, fs, mains_hz=50.0, width_hz=1.0):
+    """Zero-phase comb notch: remove mains_hz and its harmonics below fs/2
+    (every spectral bin within width_hz of a harmonic is cleared)."""
+    x = np.asarray(x, dtype=float)
+    xp, npad = _pad_reflect(x, int(fs))
+    spec = np.fft.rfft(xp)
+    freqs = np.fft.rfftfreq(len(xp), 1.0 / fs)
+    dist = np.abs(freqs - mains_hz * np.round(freqs / mains_hz))
+    spec[(dist <= width_hz) & (freqs >= mains_hz - width_hz)] = 0.0
+    return np.fft.irfft(spec, len(xp))[npad:npad + len(x)]
+
+
+def resample_fft(x, factor):
+    """Resample x by an integer factor (upsampling) in the frequency domain.
+
+    The mean and the straight line joining the two ends are removed first
+    so the implied periodic extension has no jump, then added back at the
+    new rate.
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    t = np.arange(n)
+    line = x[0] + (x[-1] - x[0]) * t / (n - 1)
+    spec = np.fft.rfft(x - line)
+    m = n * factor
+    out = np.zeros(m // 2 + 1, dtype=complex)
+    out[:len(spec)] = spec
+    if n % 2 == 0:
+        out[n // 2] *= 0.5  # the old Nyquist bin is split between +/- f
+    y = np.fft.irfft(out, m) * factor
+    tn = np.arange(m) / factor
+    return y + x[0] + (x[-1] - x[0]) * tn / (n - 1)
+
+
+def moving_mean(x, n, forward=False):
+    """Mean of n consecutive samples.
+
+    forward=False: of the n samples ending at i (causal, shorter at the
+    start); forward=True: of the n samples starting at i (shorter at the end).
+    """
+    x = np.asarray(x, dtype=float)
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    i = np.arange(len(x))
+    if forward:
+        hi = np.minimum(i + n, len(x))
+        return (c[hi] - c[i]) / (hi - i)
+    lo = np.maximum(i + 1 - n, 0)
+    return (c[i + 1] - c[lo]) / (i + 1 - lo)
+
+
+def runs(mask):
+    """Start (inclusive) and end (exclusive) indices of the True runs."""
+    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    d = np.diff(m.astype(np.int8))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+# --- causal biquads, as daemon/dsp.c designs them -------------------------
+
+def rbj_biquad(kind, fs, f0, q):
+    """(b0, b1, b2, a1, a2) of an RBJ-cookbook high-pass, low-pass or notch."""
+    w0 = 2.0 * math.pi * f0 / fs
+    c, alpha = math.cos(w0), math.sin(w0) / (2.0 * q)
+    if kind == "high":
+        b = ((1 + c) / 2, -(1 + c), (1 + c) / 2)
+    elif kind == "low":
+        b = ((1 - c) / 2, 1 - c, (1 - c) / 2)
+    elif kind == "notch":
+        b = (1.0, -2.0 * c, 1.0)
+    else:
+        raise ValueError("unknown biquad kind %r" % kind)
+    a0 = 1 + alpha
+    return (b[0] / a0, b[1] / a0, b[2] / a0, -2.0 * c / a0, (1 - alpha) / a0)
+
+
+def butterworth_q(order, k):
+    """Q of pole pair k of an even-order Butterworth (as dsp_butterworth_q)."""
+    return 1.0 / (2.0 * math.sin(math.pi * (2 * k + 1) / (2.0 * order)))
+
+
+def biquad_impulse(sections, n):
+    """First n samples of the impulse response of a biquad cascade."""
+    y = np.zeros(n)
+    y[0] = 1.0
+    for b0, b1, b2, a1, a2 in sections:
+        x, out = y, np.empty(n)
+        s1 = s2 = 0.0
+        for i in range(n):
+            xi = x[i]
+            yi = b0 * xi + s1
+            s1 = b1 * xi - a1 * yi + s2
+            s2 = b2 * xi - a2 * yi
+            out[i] = yi
+        y = out
+    return y
+
+
+def causal_filter(x, impulse):
+    """Causal FIR filtering of x by a (truncated IIR) impulse response."""
+    n = len(x) + len(impulse) - 1
+    nfft = 1 << int(math.ceil(math.log2(n)))
+    y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(impulse, nfft), nfft)
+    return y[:len(x)]

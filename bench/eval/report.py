@@ -1,0 +1,320 @@
+# SPDX-License-Identifier: MIT
+"""Tables (console and Markdown), figures and docs/detection.md."""
+
+import os
+
+import numpy as np
+
+import datasets
+import references
+import scoring
+
+TARGETS = (
+    ("F1", "f1", ">=", 0.95, "F1 >= 0.95"),
+    ("median \\|err\\|", "med_abs_err", "<=", 15.0, "median \\|onset error\\| <= 15 ms"),
+    ("latency p50", "lat_p50", "<=", 30.0, "decision latency p50 <= 30 ms"),
+    ("latency p95", "lat_p95", "<=", 50.0, "decision latency p95 <= 50 ms"),
+    ("false/min", "fa_per_min", "<=", 0.5, "<= 0.5 false onsets per minute of rest"),
+)
+YES, NO = "met", "**missed**"
+
+
+# --- small helpers --------------------------------------------------------
+
+def fnum(v, digits=1):
+    """A number for a table cell; '-' when undefined."""
+    if v is None:
+        return "-"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return "%.*f" % (digits, v)
+
+
+def default_level(name):
+    """The level a detector runs at by default (None = rpms-detect's config)."""
+    for cls in references.REFERENCES:
+        if cls.short == name:
+            return cls.default
+    return None
+
+
+def detectors(ctx):
+    """Detector names in table order."""
+    return [ctx["det"]] + [c.short for c in references.REFERENCES]
+
+
+def at_default(ctx, set_name, name):
+    """(summary, scores) of a detector at its default level on a set."""
+    return ctx["res"][set_name][name][default_level(name)]
+
+
+def md_table(header, rows):
+    """A Markdown table."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def truth_sets(ctx):
+    """Data sets with ground truth."""
+    return [d for d in ctx["sets"] if d.kind == "truth"]
+
+
+def pooled(ctx, set_names, name, level="default"):
+    """Summary of a detector over several sets pooled."""
+    lv = default_level(name) if level == "default" else level
+    scores = [s for n in set_names for s in ctx["res"][n][name][lv][1]]
+    return scoring.summarize(scores), scores
+
+
+def _num(v):
+    """A truth-file field as float, None when empty."""
+    return None if v in ("", None) else float(v)
+
+
+# --- targets --------------------------------------------------------------
+
+def _met(value, op, limit):
+    """True/False against a target, None when there is no value."""
+    if value is None:
+        return None
+    return value >= limit if op == ">=" else value <= limit
+
+
+def best_reference(ctx, set_name, kind):
+    """Name and summary of the best reference on a set: highest F1 (then
+    lowest median |error|); on rest-only sets, fewest false onsets."""
+    cands = [(c.short, at_default(ctx, set_name, c.short)[0]) for c in references.REFERENCES]
+    if kind == "rest":
+        return min(cands, key=lambda c: c[1]["fa_per_min"] if c[1]["fa_per_min"] is not None
+                   else 1e9)
+    return max(cands, key=lambda c: ((c[1]["f1"] or 0.0),
+                                     -(c[1]["med_abs_err"] if c[1]["med_abs_err"] is not None
+                                       else 1e9)))
+
+
+def vs_best(ctx, ds):
+    """Is rpms-detect no worse than the best reference on this set?"""
+    s = at_default(ctx, ds.name, ctx["det"])[0]
+    name, b = best_reference(ctx, ds.name, ds.kind)
+    if ds.kind == "rest":
+        ok = s["fa_per_min"] <= b["fa_per_min"] + 1e-12
+        return ok, "best: %s, %s false/min" % (name, fnum(b["fa_per_min"], 2))
+    f1_ok = (s["f1"] or 0.0) >= (b["f1"] or 0.0) - 1e-12
+    err_ok = (b["med_abs_err"] is None or
+              (s["med_abs_err"] is not None and s["med_abs_err"] <= b["med_abs_err"]))
+    return f1_ok and err_ok, "best: %s, F1 %s, median \\|err\\| %s ms" % (
+        name, fnum(b["f1"], 2), fnum(b["med_abs_err"]))
+
+
+def target_rows(ctx):
+    """One row per scored data set: each target's value and whether it is met."""
+    rows, tally = [], [0, 0]
+    for ds in ctx["sets"]:
+        if ds.kind == "listing":
+            continue
+        s = at_default(ctx, ds.name, ctx["det"])[0]
+        row = [ds.name]
+        for label, key, op, limit, _ in TARGETS:
+            if ds.kind == "rest" and key != "fa_per_min":
+                row.append("n/a")
+                continue
+            met = _met(s[key], op, limit)
+            digits = 2 if key in ("f1", "fa_per_min") else 0
+            row.append("no value: %s" % NO if met is None else
+                       "%s %s" % (fnum(s[key], digits), YES if met else NO))
+            tally[0 if met else 1] += 1
+        ok, text = vs_best(ctx, ds)
+        row.append("%s (%s)" % (YES if ok else NO, text))
+        tally[0 if ok else 1] += 1
+        rows.append(row)
+    return rows, tally
+
+
+# --- tables ---------------------------------------------------------------
+
+RESULT_HEADER = ["data set", "detector", "bursts", "TP", "FP rest", "FP in burst",
+                 "precision", "recall", "F1", "median err (ms)", "median \\|err\\| (ms)",
+                 "latency p50 (ms)", "latency p95 (ms)", "false/min rest"]
+
+
+def result_rows(ctx, set_names=None):
+    """Rows of the main results table (every detector at its default)."""
+    rows = []
+    for ds in truth_sets(ctx):
+        if set_names and ds.name not in set_names:
+            continue
+        for i, name in enumerate(detectors(ctx)):
+            s = at_default(ctx, ds.name, name)[0]
+            rows.append([ds.name if i == 0 else "", name, s["n"], s["tp"], s["fp_rest"],
+                         s["fp_burst"], fnum(s["precision"], 2), fnum(s["recall"], 2),
+                         fnum(s["f1"], 2), fnum(s["med_err"]), fnum(s["med_abs_err"]),
+                         fnum(s["lat_p50"], 0), fnum(s["lat_p95"], 0),
+                         fnum(s["fa_per_min"], 2)])
+    return rows
+
+
+def rest_rows(ctx):
+    """False onsets on the real rest recording."""
+    rows = []
+    for ds in ctx["sets"]:
+        if ds.kind != "rest":
+            continue
+        for name in detectors(ctx):
+            s = at_default(ctx, ds.name, name)[0]
+            rows.append([ds.name, name, fnum(s["rest_min"], 1), s["fp_rest"],
+                         fnum(s["fa_per_min"], 2), s["weak_onsets"]])
+    return rows
+
+
+def listing_rows(ctx):
+    """Onset times (s) on emg_1.txt, per detector."""
+    ds = [d for d in ctx["sets"] if d.kind == "listing"][0]
+    rec = ds.recordings[0]
+    rows = []
+    for name in detectors(ctx):
+        if name == ctx["det"]:
+            ons, dec = ctx["det_out"][(rec.path, None)]
+            cells = ["%.3f (%.3f)" % (o / rec.fs, d / rec.fs) for o, d in zip(ons, dec)]
+        else:
+            ons = ctx["ref_out"][(name, rec.path, default_level(name))]
+            cells = ["%.3f" % (o / rec.fs) for o in ons]
+        rows.append([name, len(cells), ", ".join(cells) or "none"])
+    return rows
+
+
+def _bin_rows(truths, key, edges, unit, fmt="%g-%g"):
+    """Recall, hit rate, error and latency of truths binned on truths[key]."""
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = [t for t in truths if _num(t.get(key)) is not None and lo <= _num(t[key]) < hi]
+        if not sel:
+            continue
+        m = [t for t in sel if t["matched"]]
+        first = [t["first_lat_ms"] for t in sel if t["first_lat_ms"] is not None]
+        ferr = [t["first_err_ms"] for t in sel if t["first_err_ms"] is not None]
+        lat = [t["lat_ms"] for t in m if t.get("lat_ms") is not None]
+        rows.append([(fmt % (lo, hi)) + " " + unit, len(sel), fnum(len(m) / len(sel), 2),
+                     fnum(sum(1 for t in sel if t["n_onsets"]) / len(sel), 2),
+                     fnum(_p(ferr, 50)), fnum(_p(lat, 50), 0), fnum(_p(lat, 95), 0),
+                     fnum(_p(first, 50), 0), fnum(_p(first, 95), 0)])
+    return rows
+
+
+def _p(v, q):
+    """Percentile or None."""
+    return float(np.percentile(v, q)) if v else None
+
+
+BIN_HEADER = ["bin", "bursts", "recall (+/-50 ms)", "detected at all", "median err of first onset (ms)",
+              "latency p50 (matched)", "latency p95 (matched)",
+              "latency p50 (first onset)", "latency p95 (first onset)"]
+
+
+def burst_truths(ctx, name, keys):
+    """Scored truths of a detector (default level) over sets whose name contains a key."""
+    out = []
+    for ds in truth_sets(ctx):
+        if any(k in ds.name for k in keys):
+            for sc in at_default(ctx, ds.name, name)[1]:
+                out.extend(sc.truths)
+    return out
+
+
+def diagnostics(ctx):
+    """Markdown of rpms-detect's behaviour by ramp, duration and SNR."""
+    det = ctx["det"]
+    plain = ("snr", "spikes", "mains")
+    truths = burst_truths(ctx, det, ["inj-1k-" + k for k in plain] + ["inj-2k-" + k for k in plain])
+    parts = ["By onset ramp length (injected bursts, both rates, every SNR):\n",
+             md_table(BIN_HEADER, _bin_rows(truths, "ramp_ms", [0, 50, 100, 151], "ms")),
+             "\nBy burst duration:\n",
+             md_table(BIN_HEADER, _bin_rows(truths, "duration_ms",
+                                            [150, 300, 600, 1200, 2001], "ms")),
+             "\nBy SNR:\n",
+             md_table(BIN_HEADER, _bin_rows(truths, "snr_db", [6, 8, 10, 12, 14, 17, 20.01],
+                                            "dB"))]
+    return "\n".join(parts)
+
+
+def clonus_spike_rows(ctx):
+    """Clonus splitting, spike-triggered false onsets, hum, for every detector."""
+    rows = []
+    for ds in truth_sets(ctx):
+        if not any(k in ds.name for k in ("clonus", "spikes", "mains")):
+            continue
+        for name in detectors(ctx):
+            s, scores = at_default(ctx, ds.name, name)
+            extra = ""
+            if "clonus" in ds.name:
+                extra = "%d of %d trains split into 2+ onsets" % (s["split"], s["n"])
+            elif "spikes" in ds.name:
+                extra = "%d false onsets within 300 ms after one of %d spikes" % (
+                    s["fp_spike"], s["n_spikes"])
+            else:
+                lo = [sc for sc, rec in zip(scores, ds.recordings)
+                      if rec.meta.get("hum_db_over_rest", 0) < 10]
+                hi = [sc for sc, rec in zip(scores, ds.recordings)
+                      if rec.meta.get("hum_db_over_rest", 0) >= 10]
+                f_lo, f_hi = scoring.summarize(lo)["f1"], scoring.summarize(hi)["f1"]
+                extra = "F1 %s with hum < 10 dB (%d rec.), %s with hum 10-20 dB (%d rec.)" % (
+                    fnum(f_lo, 2), len(lo), fnum(f_hi, 2), len(hi))
+            rows.append([ds.name, name, fnum(s["recall"], 2), fnum(s["f1"], 2),
+                         fnum(s["fa_per_min"], 2), extra])
+    return rows
+
+
+def console(ctx):
+    """Plain-text summary for the terminal (and the meson benchmark log)."""
+    rows, tally = target_rows(ctx)
+    out = ["", "Results at the default settings (onsets matched within +/-%g ms):"
+           % scoring.TOL_MS, md_table(RESULT_HEADER, result_rows(ctx)), "",
+           "Real rest EMG (false onsets):",
+           md_table(["data set", "detector", "rest (min)", "false onsets", "false/min",
+                     "onsets in weak-activity stretches"], rest_rows(ctx)), "",
+           "Targets for %s (reported, not asserted): %d met, %d missed"
+           % (ctx["det"], tally[0], tally[1]),
+           md_table(["data set"] + [t[0] for t in TARGETS] + ["vs best reference"], rows), ""]
+    return "\n".join(out)
+
+
+# --- figures --------------------------------------------------------------
+
+def write_figures(ctx):
+    """Every PNG of the report."""
+    import figures
+    os.makedirs(ctx["args"].figures, exist_ok=True)
+    ctx["figures"] = figures.make_all(ctx)
+
+
+# --- the document ---------------------------------------------------------
+
+def _conf_lines(ctx):
+    """The [dsp] and [detect] keys in force (the daemon's defaults)."""
+    d = ctx["defaults"]
+    keys = [("dsp", k) for k in ("highpass_hz", "lowpass_hz", "filter_order", "mains_hz",
+                                 "notch_q", "envelope", "envelope_ms")]
+    keys += [("detect", k) for k in ("k_on", "k_off", "on_ms", "dip_ms", "off_ms")]
+    return ", ".join("`%s.%s = %s`" % (s, k, d[s][k]) for s, k in keys if k in d.get(s, {}))
+
+
+def _set_rows(ctx):
+    """The data sets table of the document."""
+    rows = []
+    for ds in ctx["sets"]:
+        recs = ds.recordings
+        n_b = sum(1 for r in recs for e in r.events if e["kind"] in ("burst", "clonus")
+                  and e["scored"])
+        dur = sum(len(r.x) / r.fs for r in recs)
+        cal = "%g-%g s" % (recs[0].cal_start_s, recs[0].cal_start_s + recs[0].cal_s)
+        rows.append([ds.name, ds.title, len(recs), "%.0f s" % dur, n_b if ds.kind == "truth"
+                     else "-", cal])
+    return rows
+
+
+def write_doc(ctx):
+    """Write docs/detection.md from the results."""
+    import doctext
+    text = doctext.render(ctx)
+    with open(ctx["args"].doc, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Onset-detection accuracy of rpms-detect (the daemon's causal detector)
+against ground truth and three offline reference detectors.
+
+    /usr/bin/python3 bench/eval/run_eval.py --build build
+
+writes docs/detection.md and docs/detection/*.png. With --quick (the meson
+benchmark 'detection') it runs fewer injected recordings, no threshold
+sweep, no figures, and prints the same tables and targets without writing
+the document. Generated recordings go to BUILD/eval-work.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+import datasets  # noqa: E402
+import detector  # noqa: E402
+import emgio  # noqa: E402
+import references  # noqa: E402
+import report  # noqa: E402
+import scoring  # noqa: E402
+
+DET = "rpms-detect"
+
+
+def parse_args(argv):
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.path.join(REPO, "build"),
+                   help="meson build directory (default: %(default)s)")
+    p.add_argument("--detector", help="rpms-detect binary (default: BUILD/tools/rpms-detect)")
+    p.add_argument("--rpmsd", help="rpmsd binary, for its defaults (default: BUILD/daemon/rpmsd)")
+    p.add_argument("--data", default=_default_data(),
+                   help="the shared EMG data folder (default: %(default)s)")
+    p.add_argument("--emg1", default=os.path.join(REPO, "data", "emg", "emg_1.txt"),
+                   help="the bundled real recording (default: %(default)s)")
+    p.add_argument("--work", help="where generated recordings go (default: BUILD/eval-work)")
+    p.add_argument("--doc", default=os.path.join(REPO, "docs", "detection.md"),
+                   help="report to write (default: %(default)s)")
+    p.add_argument("--figures", default=os.path.join(REPO, "docs", "detection"),
+                   help="folder of the report's PNGs (default: %(default)s)")
+    p.add_argument("--per-set", type=int, help="recordings per injected set (default 8, quick 2)")
+    p.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=2, help="rpms-detect runs in parallel")
+    p.add_argument("--quick", action="store_true",
+                   help="benchmark mode: small sets, no sweep, no figures, no document")
+    p.add_argument("--no-doc", action="store_true", help="print the tables only")
+    args = p.parse_args(argv)
+    args.detector = args.detector or os.path.join(args.build, "tools", "rpms-detect")
+    args.rpmsd = args.rpmsd or os.path.join(args.build, "daemon", "rpmsd")
+    args.work = args.work or os.path.join(args.build, "eval-work")
+    args.per_set = args.per_set or (2 if args.quick else 8)
+    if args.per_set < 1:
+        p.error("--per-set must be at least 1")
+    return args
+
+
+def _default_data():
+    """../shared/data/emg next to the repository, else /work/shared/data/emg."""
+    beside = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "emg"))
+    return beside if os.path.isdir(beside) else "/work/shared/data/emg"
+
+
+def check_inputs(args):
+    """Fail early, naming what is missing and how to get it."""
+    for path, what in ((args.detector, "the detector under test"),
+                       (args.rpmsd, "rpmsd (its --print-config gives the defaults)")):
+        if not os.access(path, os.X_OK):
+            sys.exit("run_eval: %s: not found or not executable (%s); build it with "
+                     "'ninja -C %s' or pass its path" % (path, what, args.build))
+    for sub in ("simulated_onsets/signals.csv", "simulated_onsets/onsets_samples.csv",
+                "biosppy/emg.txt"):
+        if not os.path.isfile(os.path.join(args.data, sub)):
+            sys.exit("run_eval: %s: missing (pass --data DIR, the shared EMG folder)"
+                     % os.path.join(args.data, sub))
+    if not os.path.isfile(args.emg1):
+        sys.exit("run_eval: %s: missing (pass --emg1 FILE)" % args.emg1)
+
+
+def build_sets(args, defaults):
+    """Every data set, its recordings written under args.work."""
+    os.makedirs(args.work, exist_ok=True)
+    min_cal = detector.allowed_min(defaults, "detect.calibration_s")
+    sets = [datasets.simulated_set(args.data, args.work, min_cal)]
+    sets += datasets.injected_sets(args.data, args.work, args.per_set, args.seed)
+    sets += datasets.rest_sets(args.data, args.work)
+    sets.append(datasets.emg1_set(args.emg1))
+    return sets
+
+
+def k_on_sweep(defaults):
+    """k_on values of the sweep: the default x 2^(i/3), within rpmsd's range."""
+    k0, k_off = float(defaults["detect"]["k_on"]), float(defaults["detect"]["k_off"])
+    vals = [round(k0 * 2.0 ** (i / 3.0), 2) for i in range(-7, 8)]
+    return sorted(set(v for v in vals if k_off < v <= 100.0) | {k0})
+
+
+def run_detector(args, sets, defaults, k_ons):
+    """rpms-detect on every recording for every k_on: {(path, k_on): (onsets, decisions)}."""
+    jobs = [((rec.path, k), rec, None if k is None else k)
+            for ds in sets for rec in ds.recordings for k in k_ons]
+    with tempfile.TemporaryDirectory(prefix="rpms-eval-") as tmp:
+        return detector.run_many(args.detector, jobs, tmp, defaults, args.jobs)
+
+
+def run_references(sets, sweep):
+    """Every reference on every recording: {(short, path, level): onsets}."""
+    out = {}
+    for ds in sets:
+        for rec in ds.recordings:
+            cal_start = int(round(rec.cal_start_s * rec.fs))
+            for ref_cls in references.REFERENCES:
+                ref = ref_cls().prepare(rec.x, rec.fs, cal_start, rec.cal_end)
+                levels = set(ref_cls.sweep) | {ref_cls.default} if sweep else {ref_cls.default}
+                for level in levels:
+                    out[(ref_cls.short, rec.path, level)] = ref.onsets(level)
+    return out
+
+
+def evaluate(sets, det_out, ref_out, k_ons):
+    """Scores of every detector at every level: {set: {detector: {level: (summary, scores)}}}."""
+    res = {}
+    for ds in sets:
+        res[ds.name] = {DET: {}}
+        for k in k_ons:
+            scores = [scoring.score(rec, *det_out[(rec.path, k)]) for rec in ds.recordings]
+            res[ds.name][DET][k] = (scoring.summarize(scores), scores)
+        for ref_cls in references.REFERENCES:
+            per = res[ds.name].setdefault(ref_cls.short, {})
+            levels = sorted(set(lv for (s, p, lv) in ref_out
+                                if s == ref_cls.short and p == ds.recordings[0].path))
+            for lv in levels:
+                scores = [scoring.score(rec, ref_out[(ref_cls.short, rec.path, lv)])
+                          for rec in ds.recordings]
+                per[lv] = (scoring.summarize(scores), scores)
+    return res
+
+
+def git_info():
+    """Commit and whether the tree has changes outside generated files."""
+    def git(*a):
+        r = subprocess.run(["git", "-C", REPO] + list(a), capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else "unknown"
+    dirty = git("status", "--porcelain", "--", "daemon", "tools", "include", "meson.build")
+    return {"commit": git("rev-parse", "--short=12", "HEAD"),
+            "subject": git("log", "-1", "--format=%s"),
+            "dirty": bool(dirty) and dirty != "unknown"}
+
+
+def main(argv=None):
+    """Generate, detect, score, report."""
+    args = parse_args(argv)
+    check_inputs(args)
+    t0 = time.monotonic()
+    try:
+        defaults = detector.read_defaults(args.rpmsd)
+        sets = build_sets(args, defaults)
+        sweep = not args.quick
+        k_ons = [None] + (k_on_sweep(defaults) if sweep else [])
+        print("run_eval: %d data sets, %d recordings; rpms-detect runs: %d"
+              % (len(sets), sum(len(d.recordings) for d in sets),
+                 len(k_ons) * sum(len(d.recordings) for d in sets)), flush=True)
+        det_out = run_detector(args, sets, defaults, k_ons)
+        ref_out = run_references(sets, sweep)
+    except (emgio.DataError, detector.DetectorError) as e:
+        sys.exit("run_eval: %s" % e)
+    res = evaluate(sets, det_out, ref_out, k_ons)
+    ctx = {
+        "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
+        "det_out": det_out, "ref_out": ref_out, "det": DET,
+        "git": git_info(), "date": datetime.date.today().isoformat(),
+        "host": "%s, %d CPUs, Python %s, numpy %s" % (platform.machine(), os.cpu_count(),
+                                                      platform.python_version(),
+                                                      np.__version__),
+    }
+    print(report.console(ctx))
+    if not (args.quick or args.no_doc):
+        report.write_figures(ctx)
+        ctx["elapsed_s"] = time.monotonic() - t0
+        report.write_doc(ctx)
+        print("run_eval: wrote %s and %s/*.png" % (args.doc, args.figures))
+    print("run_eval: %.0f s" % (time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
