@@ -4,13 +4,11 @@
 The document is written by run_eval.py: edit this file, not the .md.
 """
 
-import os
 
 import datasets
 import references
 import report
 import scoring
-import synth
 from report import fnum, md_table
 
 COMMAND = "/usr/bin/python3 bench/eval/run_eval.py --build build"
@@ -98,9 +96,10 @@ def _findings(ctx):
                    f"{min(errs):+.0f} to {max(errs):+.0f} ms across the data sets "
                    f"(negative = before the true onset).")
     worst = min(inj, key=lambda s: sums[s.name]["recall"] or 0.0)
-    out.append(f"- Lowest recall: {worst.name} ({fnum(sums[worst.name]['recall'], 2)}; "
-               f"{sums[worst.name]['hit']} of {sums[worst.name]['n']} bursts got an onset "
-               f"at all, the others within +/-{scoring.TOL_MS:g} ms of the truth or not).")
+    w = sums[worst.name]
+    out.append(f"- Lowest recall: {worst.name}, {fnum(w['recall'], 2)}: {w['tp']} of "
+               f"{w['n']} bursts got an onset within +/-{scoring.TOL_MS:g} ms, "
+               f"{w['hit']} got any onset.")
     for s in inj:
         v = sums[s.name]
         if "spikes" in s.name:
@@ -133,14 +132,10 @@ a `.json` (how it was made, seed included) under `build/eval-work/`.
 **Simulated set** (`simulated_onsets/`, Apache-2.0): 10 trials x 5 bursts
 of about 2 s with ramp-like onsets, true onset samples given, 1 kHz, SNR
 decreasing from trial 9 (clean) to trial 1 (noisiest). The first burst
-starts as early as sample 426, so the calibration window is the shortest
-rpmsd accepts, **0-0.5 s** (`detect.calibration_s` has a minimum of 0.5 s).
-A burst whose true onset lies inside the calibration window cannot be
-detected causally: it is **not scored** (trial 2's first burst, onset 426),
-and detections from its onset to 2.25 s later are ignored; its first 74 ms
-also fall inside trial 2's calibration window. Every other burst is scored,
-including those starting 21-165 ms after calibration ends. Burst ends are
-not given; a nominal {datasets.SIM_BURST_S:g} s is used to tell rest from
+starts as early as sample 426, so this set is calibrated on **{_sim_cal(ctx)}**
+(`detect.calibration_s` = {_sim_rec(ctx).cal_s:g}; the daemon's default is
+{ctx['defaults']['detect']['calibration_s']} s). {_sim_scoring(ctx)} Burst ends
+are not given; a nominal {datasets.SIM_BURST_S:g} s is used to tell rest from
 burst when counting false onsets.
 
 **Injected sets**: real rest EMG from `biosppy/emg.txt` (BSD-3, 12-bit
@@ -191,6 +186,35 @@ every detector's onsets are listed for comparison, not scored.
 """
 
 
+def _sim_rec(ctx):
+    """The first recording of the simulated set."""
+    return [d for d in ctx["sets"] if d.name == "sim"][0].recordings[0]
+
+
+def _sim_cal(ctx):
+    """The simulated set's calibration window, as text."""
+    r = _sim_rec(ctx)
+    return "%g-%g s" % (r.cal_start_s, r.cal_start_s + r.cal_s)
+
+
+def _sim_scoring(ctx):
+    """Which simulated bursts are scored, and how early the first ones are."""
+    recs = [d for d in ctx["sets"] if d.name == "sim"][0].recordings
+    skipped = ["%s (onset %d)" % (r.name, e["onset_sample"]) for r in recs
+               for e in r.events if not e["scored"]]
+    firsts = [(e["onset_sample"] - r.cal_end) * 1000.0 / r.fs for r in recs
+              for e in r.events[:1] if e["scored"]]
+    text = ("Every burst is scored, the first ones of each trial starting %.0f-%.0f ms "
+            "after calibration ends." % (min(firsts), max(firsts))) if firsts else ""
+    if skipped:
+        text += (" A burst whose true onset lies inside the calibration window cannot be "
+                 "detected causally and is **not scored**: %s; detections from its onset "
+                 "to 2.25 s later are ignored, and its first samples are part of that "
+                 "trial's calibration window." % ", ".join(skipped))
+        text = text.replace("Every burst is scored, the first ones", "The first scored bursts")
+    return text
+
+
 def _metrics():
     return f"""
 ## Metrics
@@ -208,12 +232,15 @@ def _metrics():
 - **Decision latency** = `decision_sample` - true onset (ms), over matched
   onsets, p50 and p95: how long after the burst truly began the daemon
   could act. The offline references look ahead, so they have none.
-- **False onsets per minute of rest**: unmatched onsets outside every
+- **False onsets per minute of rest**: unmatched onsets made outside every
   burst span (true onset - {scoring.TOL_MS:g} ms to burst end + {scoring.TAIL_MS:g} ms), divided by the
   scored time outside those spans (after calibration, outside ignored
-  and weak-activity stretches). Unmatched onsets inside a burst span
-  (a split burst, or an onset too far off) are counted as "FP in burst":
-  they lower precision but are not "rest".
+  and weak-activity stretches). "Made" is rpms-detect's decision sample
+  (when the daemon would have fired); the references have no decision
+  time, so their onset sample is used. Unmatched onsets made inside a
+  burst span (a split burst, or an onset time too far off, e.g. back-dated
+  into the rest before the burst) are counted as "FP in burst": they lower
+  precision but are not false alarms at rest.
 - Onsets before the end of the calibration window are not counted for any
   detector (none can detect there).
 """
@@ -383,7 +410,7 @@ def _limits():
 - emg.txt is a single low-amplitude recording (12-bit counts, RMS about
   1.5-3 counts band-passed); quantisation is part of its noise.
 - The simulated set's burst ends are nominal (2 s), and its calibration
-  window (0.5 s) is shorter than the daemon's default.
+  window is much shorter than the daemon's default.
 - emg_1.txt has no exact truth: its onsets are listed, not scored.
 - The reference parameters are our reading of the papers (see above).
 """

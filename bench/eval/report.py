@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 
-import datasets
 import references
 import scoring
 
@@ -120,7 +119,7 @@ def target_rows(ctx):
                 row.append("n/a")
                 continue
             met = _met(s[key], op, limit)
-            digits = 2 if key in ("f1", "fa_per_min") else 0
+            digits = {"f1": 2, "fa_per_min": 3}.get(key, 0)
             row.append("no value: %s" % NO if met is None else
                        "%s %s" % (fnum(s[key], digits), YES if met else NO))
             tally[0 if met else 1] += 1

@@ -6,11 +6,14 @@ candidate; candidates are taken in order of increasing |distance| and
 kept when neither side is taken yet (greedy one-to-one by distance).
 
 A detection that is not matched is a false onset. It is
- * "in rest" when it lies outside every burst span [onset - TOL_MS,
+ * "in rest" when it was made outside every burst span [onset - TOL_MS,
    end + TAIL_MS] (a false onset per minute of rest counts these, rest
    being the scored time outside those spans);
  * "in a burst" otherwise: a burst split in two, or an onset more than
    TOL_MS off.
+"Made" is the decision sample when the detector gives one (rpms-detect:
+an onset decided during a burst but back-dated into the rest before it
+is a wrong onset time, not a stimulus fired at rest), else the onset.
 Detections before the end of calibration or inside an ignored span (a
 burst that cannot be scored) are not counted at all.
 """
@@ -99,12 +102,13 @@ def score(rec, onsets, decisions=None):
     win = SPIKE_WINDOW_MS * fs / 1000.0
     fp_rest = fp_burst = fp_spike = weak = 0
     for i, s in enumerate(det):
-        if _inside(s, rec.weak):
+        made = dec[i] if dec else s
+        if _inside(s, rec.weak) or _inside(made, rec.weak):
             weak += 1
             continue
         if i in matched_det:
             continue
-        if _inside(s, spans):
+        if _inside(made, spans):
             fp_burst += 1
         else:
             fp_rest += 1
