@@ -125,3 +125,20 @@ def detect(env, fs, det):
             state, last_low = "idle", i
             events.append(("offset", below_from, i))
     return cal, events
+
+
+def longest_confirmation(env, thr_on, dip_n, a, b):
+    """Most samples above thr_on that a candidate onset collects in
+    env[a:b] before a dip of dip_n samples ends it (the count the
+    detector compares with on_ms)."""
+    best = above = dip = 0
+    for e in env[a:b]:
+        if e > thr_on:
+            above += 1
+            dip = 0
+            best = max(best, above)
+        elif above:
+            dip += 1
+            if dip >= max(dip_n, 1):
+                above = dip = 0
+    return best

@@ -70,19 +70,39 @@ def detect_settings(defaults, rec, k_on=None):
     return det
 
 
+def apply_overrides(defaults, settings):
+    """Apply --set SECTION.KEY=VALUE settings to the defaults (in place),
+    remembering them so every config written names them."""
+    over = defaults.setdefault("_overrides", {})
+    for item in settings:
+        name, sep, value = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or section not in ("dsp", "detect"):
+            raise DetectorError("--set %r: expected dsp.KEY=VALUE or detect.KEY=VALUE" % item)
+        if key not in defaults[section]:
+            raise DetectorError("--set %r: rpmsd has no key %s.%s" % (item, section, key))
+        defaults[section][key] = value.strip()
+        over.setdefault(section, {})[key] = value.strip()
+    return defaults
+
+
 def write_config(folder, rec, defaults, k_on=None):
     """A temporary rpmsd INI file with the keys that differ from the defaults."""
     det = detect_settings(defaults, rec, k_on)
-    keys = ["calibration_start_s", "calibration_s"]
+    over = defaults.get("_overrides", {})
+    keys = ["calibration_start_s", "calibration_s"] + list(over.get("detect", {}))
     if k_on is not None:
         keys += ["k_on", "k_off"]
     fd, path = tempfile.mkstemp(prefix="detect-", suffix=".conf", dir=folder)
     with os.fdopen(fd, "w") as f:
         # rpms-detect insists on source.file in a config even though the
         # INPUT argument is what it reads; name the same file.
-        f.write("# written by bench/eval for %s\n[source]\nfile = %s\n[detect]\n"
+        f.write("# written by bench/eval for %s\n[source]\nfile = %s\n"
                 % (rec.name, os.path.abspath(rec.path)))
-        for key in keys:
+        if over.get("dsp"):
+            f.write("[dsp]\n" + "".join("%s = %s\n" % kv for kv in over["dsp"].items()))
+        f.write("[detect]\n")
+        for key in dict.fromkeys(keys):
             f.write("%s = %s\n" % (key, det[key]))
     return path
 

@@ -24,7 +24,8 @@ def render(ctx):
 
 def _head(ctx):
     g = ctx["git"]
-    tree = " (with uncommitted changes in daemon/, tools/ or include/)" if g["dirty"] else ""
+    tree = (" **with uncommitted changes** in daemon/, tools/ or include/" if g["dirty"]
+            else ", a clean tree")
     return f"""
 # Burst detection accuracy
 
@@ -42,10 +43,10 @@ file. The meson benchmark `detection` (`meson test -C build --benchmark
 `bench/meson.build`) runs a smaller configuration and prints the same tables
 and targets.
 
-**The numbers below are from one run** on {ctx['date']}, git commit
-`{g['commit']}` ("{g['subject']}"){tree}, on {ctx['host']}; the run took
-{ctx.get('elapsed_s', 0):.0f} s. The detector under test is
-`build/tools/rpms-detect`: the daemon's own streaming detector run on a
+**The numbers below are from one run** on {ctx['date']}, on {ctx['host']};
+the run took {ctx.get('elapsed_s', 0):.0f} s. rpms-detect and rpmsd were built
+from git commit `{g['commit']}` ("{g['subject']}"){tree}. The detector
+under test is `rpms-detect`: the daemon's own streaming detector run on a
 file block by block, no look-ahead. It ran with the daemon's defaults
 (read from `rpmsd --print-config` at run time, so a changed default is
 picked up by the next run): {report._conf_lines(ctx)}. Only the calibration
@@ -359,12 +360,15 @@ def _figures(ctx):
                "threshold sweeps (rpms-detect: `detect.k_on` through temporary configs; "
                "references: h, Pfa, j). Stars: the default settings; dotted lines: "
                "the 0.95 recall and 0.5 per minute targets.",
+        "roc_any_onset": "The same sweep, counting a burst as found when it got any "
+                         "onset (from its true onset - 50 ms to its end + 250 ms), "
+                         "however far off the onset time: detection apart from timing.",
         "errors": "rpms-detect's decision latency and onset error against the onset "
                   "ramp (colour: SNR); recall by burst duration and the distribution "
                   "of the first onset's error, every detector.",
     }
     for key in ("example_burst", "example_sim", "example_clonus", "example_spike", "roc",
-                "errors"):
+                "roc_any_onset", "errors"):
         if key not in figs:
             continue
         fname, title, check = figs[key]

@@ -183,8 +183,9 @@ ROC_PANELS = (
 )
 
 
-def roc(ctx, out):
-    """Recall vs false onsets per minute of rest as each threshold sweeps."""
+def roc(ctx, out, metric="recall"):
+    """Recall (or the share of bursts with any onset, metric="hit") vs
+    false onsets per minute of rest as each threshold sweeps."""
     fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
     axes = axes.ravel()
     names = [d.name for d in report.truth_sets(ctx)]
@@ -196,7 +197,8 @@ def roc(ctx, out):
             for lv in levels:
                 s = report.pooled(ctx, sel, name, lv)[0]
                 shown = lv if lv is not None else float(ctx["defaults"]["detect"]["k_on"])
-                pts.append((s["fa_per_min"], s["recall"], shown, lv == report.default_level(name)))
+                y = s["recall"] if metric == "recall" else s["hit"] / s["n"]
+                pts.append((s["fa_per_min"], y, shown, lv == report.default_level(name)))
             pts = sorted(set((p[0], p[1], p[2], p[3]) for p in pts), key=lambda p: p[2])
             color = DET_COLOR if name == ctx["det"] else REF_COLORS[name]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, color=color,
@@ -211,15 +213,17 @@ def roc(ctx, out):
         ax.axhline(0.95, color="0.6", ls=":", lw=1)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("false onsets per minute of rest")
-        ax.set_ylabel("recall (onset within +/-50 ms)")
+        ax.set_ylabel("recall (onset within +/-50 ms)" if metric == "recall"
+                      else "bursts with any onset")
         ax.grid(alpha=0.3)
     axes[-1].axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
     axes[-1].legend(handles, labels, loc="center", fontsize=8, title="star = default setting")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "roc.png"), dpi=110)
+    fname = "roc.png" if metric == "recall" else "roc_any_onset.png"
+    fig.savefig(os.path.join(out, fname), dpi=110)
     plt.close(fig)
-    return "roc.png"
+    return fname
 
 
 def _curve_label(ctx, name):
@@ -306,5 +310,6 @@ def make_all(ctx):
     out = ctx["args"].figures
     figs = examples(ctx, out)
     figs["roc"] = (roc(ctx, out), "", "")
+    figs["roc_any_onset"] = (roc(ctx, out, "hit"), "", "")
     figs["errors"] = (errors(ctx, out), "", "")
     return figs

@@ -236,6 +236,39 @@ def diagnostics(ctx):
     return "\n".join(parts)
 
 
+def envelope_margin(ctx, ds, kind):
+    """What the daemon's envelope (numpy model) did after each spike, or
+    during each clonus train: the longest time a candidate onset stayed
+    above the onset threshold, in ms (the detector needs detect.on_ms)."""
+    import daemon_model
+    import detector
+    vals = []
+    for rec in ds.recordings:
+        det = detector.detect_settings(ctx["defaults"], rec)
+        _, env = daemon_model.envelope(rec.x, rec.fs, ctx["defaults"]["dsp"])
+        cal = daemon_model.calibrate(env, rec.fs, det)
+        dip_n = int(round(float(det["dip_ms"]) * rec.fs / 1000.0))
+        for e in rec.events:
+            if e["kind"] != kind:
+                continue
+            a = e["onset_sample"]
+            b = (a + int(0.3 * rec.fs)) if kind == "spike" else e["end_sample"]
+            n = daemon_model.longest_confirmation(env, cal["thr_on"], dip_n, a, b)
+            vals.append(n * 1000.0 / rec.fs)
+    return vals
+
+
+def _margin_text(ctx, ds, kind):
+    """One sentence on envelope_margin for the table."""
+    v = envelope_margin(ctx, ds, kind)
+    if not v:
+        return ""
+    what = "after a spike" if kind == "spike" else "in a train"
+    return ("; longest time above the onset threshold %s (numpy model of the envelope): "
+            "median %.0f ms, max %.0f ms, vs detect.on_ms = %s ms" % (
+                what, np.median(v), np.max(v), ctx["defaults"]["detect"]["on_ms"]))
+
+
 def clonus_spike_rows(ctx):
     """Clonus splitting, spike-triggered false onsets, hum, for every detector."""
     rows = []
@@ -258,6 +291,8 @@ def clonus_spike_rows(ctx):
                 f_lo, f_hi = scoring.summarize(lo)["f1"], scoring.summarize(hi)["f1"]
                 extra = "F1 %s with hum < 10 dB (%d rec.), %s with hum 10-20 dB (%d rec.)" % (
                     fnum(f_lo, 2), len(lo), fnum(f_hi, 2), len(hi))
+            if name == ctx["det"] and ("clonus" in ds.name or "spikes" in ds.name):
+                extra += _margin_text(ctx, ds, "clonus" if "clonus" in ds.name else "spike")
             rows.append([ds.name, name, fnum(s["recall"], 2), fnum(s["f1"], 2),
                          fnum(s["fa_per_min"], 2), extra])
     return rows
@@ -266,8 +301,11 @@ def clonus_spike_rows(ctx):
 def console(ctx):
     """Plain-text summary for the terminal (and the meson benchmark log)."""
     rows, tally = target_rows(ctx)
-    out = ["", "Results at the default settings (onsets matched within +/-%g ms):"
-           % scoring.TOL_MS, md_table(RESULT_HEADER, result_rows(ctx)), "",
+    over = ctx["defaults"].get("_overrides", {})
+    setting = ", ".join("%s.%s = %s" % (sec, k, v) for sec, kv in over.items()
+                        for k, v in kv.items()) or "the defaults"
+    out = ["", "Results, rpms-detect with %s (onsets matched within +/-%g ms):"
+           % (setting, scoring.TOL_MS), md_table(RESULT_HEADER, result_rows(ctx)), "",
            "Real rest EMG (false onsets):",
            md_table(["data set", "detector", "rest (min)", "false onsets", "false/min",
                      "onsets in weak-activity stretches"], rest_rows(ctx)), "",

@@ -13,6 +13,7 @@ the document. Generated recordings go to BUILD/eval-work.
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -59,11 +60,16 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="benchmark mode: small sets, no sweep, no figures, no document")
     p.add_argument("--no-doc", action="store_true", help="print the tables only")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="run rpms-detect with this [dsp]/[detect] setting instead of the "
+                        "default (repeatable; for tuning experiments, implies --no-doc)")
     args = p.parse_args(argv)
     args.detector = args.detector or os.path.join(args.build, "tools", "rpms-detect")
     args.rpmsd = args.rpmsd or os.path.join(args.build, "daemon", "rpmsd")
     args.work = args.work or os.path.join(args.build, "eval-work")
     args.per_set = args.per_set or (2 if args.quick else 10)
+    if args.set:
+        args.no_doc = True
     if args.per_set < 1:
         p.error("--per-set must be at least 1")
     return args
@@ -150,15 +156,25 @@ def evaluate(sets, det_out, ref_out, k_ons):
     return res
 
 
-def git_info():
-    """Commit and whether the tree has changes outside generated files."""
+def build_source(build):
+    """The source tree a meson build directory was configured from."""
+    try:
+        with open(os.path.join(build, "meson-info", "meson-info.json"), encoding="utf-8") as f:
+            return json.load(f)["directories"]["source"]
+    except (OSError, ValueError, KeyError):
+        return REPO
+
+
+def git_info(source):
+    """Commit of the tree the detector was built from, and whether its
+    daemon/, tools/ or include/ had uncommitted changes."""
     def git(*a):
-        r = subprocess.run(["git", "-C", REPO] + list(a), capture_output=True, text=True)
+        r = subprocess.run(["git", "-C", source] + list(a), capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else "unknown"
     dirty = git("status", "--porcelain", "--", "daemon", "tools", "include", "meson.build")
     return {"commit": git("rev-parse", "--short=12", "HEAD"),
             "subject": git("log", "-1", "--format=%s"),
-            "dirty": bool(dirty) and dirty != "unknown"}
+            "dirty": bool(dirty) and dirty != "unknown", "source": source}
 
 
 def main(argv=None):
@@ -167,9 +183,9 @@ def main(argv=None):
     check_inputs(args)
     t0 = time.monotonic()
     try:
-        defaults = detector.read_defaults(args.rpmsd)
+        defaults = detector.apply_overrides(detector.read_defaults(args.rpmsd), args.set)
         sets = build_sets(args, defaults)
-        sweep = not args.quick
+        sweep = not (args.quick or args.no_doc)
         k_ons = [None] + (k_on_sweep(defaults) if sweep else [])
         print("run_eval: %d data sets, %d recordings; rpms-detect runs: %d"
               % (len(sets), sum(len(d.recordings) for d in sets),
@@ -182,7 +198,7 @@ def main(argv=None):
     ctx = {
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
         "det_out": det_out, "ref_out": ref_out, "det": DET,
-        "git": git_info(), "date": datetime.date.today().isoformat(),
+        "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),
         "host": "%s, %d CPUs, Python %s, numpy %s" % (platform.machine(), os.cpu_count(),
                                                       platform.python_version(),
                                                       np.__version__),
