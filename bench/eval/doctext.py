@@ -17,7 +17,7 @@ COMMAND = "/usr/bin/python3 bench/eval/run_eval.py --build build"
 def render(ctx):
     """The whole document."""
     parts = [_head(ctx), _summary(ctx), _data(ctx), _metrics(), _refs(ctx),
-             _results(ctx), _diagnostics(ctx), _real(ctx), _figures(ctx),
+             _results(ctx), _diagnostics(ctx), _sweep(ctx), _real(ctx), _figures(ctx),
              _reproduce(ctx), _limits()]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
@@ -45,7 +45,7 @@ and targets.
 
 **The numbers below are from one run** on {ctx['date']}, on {ctx['host']};
 the run took {ctx.get('elapsed_s', 0):.0f} s. rpms-detect and rpmsd were built
-from git commit `{g['commit']}` ("{g['subject']}"){tree}. The detector
+in `{ctx['args'].build}` from git commit `{g['commit']}` ("{g['subject']}"){tree}. The detector
 under test is `rpms-detect`: the daemon's own streaming detector run on a
 file block by block, no look-ahead. It ran with the daemon's defaults
 (read from `rpmsd --print-config` at run time, so a changed default is
@@ -323,6 +323,23 @@ def _diagnostics(ctx):
 Clonus, spikes and hum, every detector:
 
 {md_table(["data set", "detector", "recall", "F1", "false/min rest", "what happened"], rows)}
+"""
+
+
+def _sweep(ctx):
+    if len(ctx["k_ons"]) < 2:
+        return ""
+    return f"""
+## rpms-detect's onset threshold swept
+
+`detect.k_on` from {min(ctx['k_ons'][1:]):g} to {max(ctx['k_ons'][1:]):g} (every other key at its
+default; `detect.k_off` is halved only where it would not stay below
+`k_on`). Columns 2-7: the injected burst sets pooled (every SNR, both
+rates); "any onset": bursts that got an onset however far off its time;
+then the spike sets' false onsets, the clonus trains found, the real rest
+recordings' false onsets and the simulated set's recall.
+
+{md_table(report.SWEEP_HEADER, report.sweep_rows(ctx))}
 """
 
 

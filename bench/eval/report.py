@@ -298,6 +298,40 @@ def clonus_spike_rows(ctx):
     return rows
 
 
+def sweep_rows(ctx):
+    """rpms-detect over its k_on sweep: pooled injected bursts (every SNR,
+    both rates), spikes, clonus, and the real rest recordings."""
+    det = ctx["det"]
+    names = [d.name for d in ctx["sets"]]
+    groups = {
+        "bursts": [n for n in names if n.startswith("inj") and "snr" in n],
+        "spikes": [n for n in names if n.startswith("inj") and "spikes" in n],
+        "clonus": [n for n in names if n.startswith("inj") and "clonus" in n],
+        "rest": [n for n in names if n.startswith("rest")],
+        "sim": ["sim"],
+    }
+    rows = []
+    k0 = float(ctx["defaults"]["detect"]["k_on"])
+    for k in sorted(ctx["k_ons"], key=lambda v: k0 if v is None else v):
+        b = pooled(ctx, groups["bursts"], det, k)[0]
+        sp = pooled(ctx, groups["spikes"], det, k)[0]
+        cl = pooled(ctx, groups["clonus"], det, k)[0]
+        rest = pooled(ctx, groups["rest"], det, k)[0]
+        sim = pooled(ctx, groups["sim"], det, k)[0]
+        label = ("%s (default)" % ctx["defaults"]["detect"]["k_on"] if k is None else "%g" % k)
+        rows.append([label, fnum(b["recall"], 2), fnum(b["hit"] / b["n"], 2),
+                     fnum(b["med_err"]), fnum(b["lat_p50"], 0), fnum(b["lat_p95"], 0),
+                     fnum(b["fa_per_min"], 2), fnum(sp["fa_per_min"], 2),
+                     fnum(cl["hit"] / cl["n"], 2), fnum(rest["fa_per_min"], 2),
+                     fnum(sim["recall"], 2)])
+    return rows
+
+
+SWEEP_HEADER = ["detect.k_on", "recall", "any onset", "median err (ms)", "latency p50 (ms)",
+                "latency p95 (ms)", "false/min", "false/min with spikes",
+                "clonus trains with any onset", "false/min, real rest", "recall, simulated"]
+
+
 def console(ctx):
     """Plain-text summary for the terminal (and the meson benchmark log)."""
     rows, tally = target_rows(ctx)

@@ -109,10 +109,11 @@ def build_sets(args, defaults):
 
 
 def k_on_sweep(defaults):
-    """k_on values of the sweep: the default x 2^(i/3), within rpmsd's range."""
+    """k_on values of the sweep: the default x 2^(i/3), within rpmsd's range
+    (the default itself is the run with the unchanged configuration)."""
     k0, k_off = float(defaults["detect"]["k_on"]), float(defaults["detect"]["k_off"])
     vals = [round(k0 * 2.0 ** (i / 3.0), 2) for i in range(-7, 8)]
-    return sorted(set(v for v in vals if k_off < v <= 100.0) | {k0})
+    return sorted(set(v for v in vals if k_off < v <= 100.0 and abs(v - k0) > 1e-9))
 
 
 def run_detector(args, sets, defaults, k_ons):
