@@ -108,8 +108,15 @@ def _findings(ctx):
                        f"the {v['n_spikes']} injected spikes; {fnum(v['fa_per_min'], 2)} false "
                        f"onsets per minute of rest.")
         if "clonus" in s.name:
-            out.append(f"- {s.name}: {v['split']} of {v['n']} clonus trains got two or more "
-                       f"onsets (each extra onset is a false onset in a burst).")
+            out.append(f"- {s.name}: {v['hit']} of {v['n']} clonus trains got any onset, "
+                       f"{v['split']} got two or more (each extra onset is a false onset "
+                       f"in a burst).")
+    bursts = [s.name for s in inj if "snr" in s.name]
+    b = report.pooled(ctx, bursts, det)[0]
+    out.append(f"- Injected bursts, every SNR, both rates: {b['hit']} of {b['n']} got an "
+               f"onset at all, {b['tp']} within +/-{scoring.TOL_MS:g} ms of the truth; the "
+               f"difference is onset timing, the rest is detection. The threshold sweep "
+               f"below separates the two.")
     return "\n".join(out)
 
 
@@ -314,9 +321,9 @@ def _diagnostics(ctx):
     return f"""
 ## Where rpms-detect gains or loses
 
-"Detected at all" counts a burst that got any onset from its true onset
-- {scoring.TOL_MS:g} ms to its end + {scoring.TAIL_MS:g} ms; "first onset" is the first such onset
-(its latency includes onsets too far off to be matched).
+"Detected at all" counts a burst that got any onset from {scoring.TOL_MS:g} ms before
+its true onset to {scoring.TAIL_MS:g} ms after its end; "first onset" is the first
+such onset (its latency includes onsets too far off to be matched).
 
 {report.diagnostics(ctx)}
 
