@@ -246,7 +246,10 @@ def envelope_margin(ctx, ds, kind):
     for rec in ds.recordings:
         det = detector.detect_settings(ctx["defaults"], rec)
         _, env = daemon_model.envelope(rec.x, rec.fs, ctx["defaults"]["dsp"])
-        cal = daemon_model.calibrate(env, rec.fs, det)
+        cal, events = daemon_model.detect(env, rec.fs, det)
+        model = [(s, d) for kind, s, d in events if kind == "onset"]
+        if model != list(zip(*ctx["det_out"][(rec.path, None)])):
+            return None     # the model no longer is the daemon's detector
         dip_n = int(round(float(det["dip_ms"]) * rec.fs / 1000.0))
         for e in rec.events:
             if e["kind"] != kind:
@@ -261,6 +264,9 @@ def envelope_margin(ctx, ds, kind):
 def _margin_text(ctx, ds, kind):
     """One sentence on envelope_margin for the table."""
     v = envelope_margin(ctx, ds, kind)
+    if v is None:
+        return ("; (the numpy model of the detector no longer gives rpms-detect's onsets "
+                "here, so its envelope margins are not shown)")
     if not v:
         return ""
     what = "after a spike" if kind == "spike" else "in a train"
