@@ -212,14 +212,15 @@ def _sim_scoring(ctx):
                for e in r.events if not e["scored"]]
     firsts = [(e["onset_sample"] - r.cal_end) * 1000.0 / r.fs for r in recs
               for e in r.events[:1] if e["scored"]]
-    text = ("Every burst is scored, the first ones of each trial starting %.0f-%.0f ms "
-            "after calibration ends." % (min(firsts), max(firsts))) if firsts else ""
+    text = ("The first scored burst of each trial starts %.0f-%.0f ms after calibration "
+            "ends." % (min(firsts), max(firsts))) if firsts else ""
     if skipped:
         text += (" A burst whose true onset lies inside the calibration window cannot be "
                  "detected causally and is **not scored**: %s; detections from its onset "
                  "to 2.25 s later are ignored, and its first samples are part of that "
                  "trial's calibration window." % ", ".join(skipped))
-        text = text.replace("Every burst is scored, the first ones", "The first scored bursts")
+    else:
+        text += " Every burst is scored."
     return text
 
 
