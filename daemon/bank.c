@@ -22,6 +22,7 @@ struct bank {
 	uint64_t blank_from;
 	uint64_t blank_until;		/* first sample after the blank */
 	uint64_t settle_samples;
+	double limit;			/* dsp.limit: x the rest level */
 };
 
 int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
@@ -78,6 +79,7 @@ int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
 			goto err_free;
 		}
 	}
+	b->limit = cfg->dsp.limit;
 	b->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * fs / 1000.0);
 	/* The envelope window plus two periods of the high-pass corner. */
 	b->settle_samples = (uint64_t)llround((cfg->dsp.envelope_ms / 1000.0 +
@@ -164,7 +166,10 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			if (edge == DETECT_NONE) {
 				continue;
 			}
-			if (edge != DETECT_CALIBRATED && !bank_rule(b, ch, edge)) {
+			if (edge == DETECT_CALIBRATED) {
+				/* Spikes are measured against this channel's rest. */
+				dsp_chain_set_limit(b->dsp[ch], b->limit * ev.r.baseline);
+			} else if (!bank_rule(b, ch, edge)) {
 				continue;
 			}
 			ev.edge = edge;

@@ -331,10 +331,16 @@ static const struct config_key config_keys[] = {
 		CONFIG_FIELD(dsp.filter_order),
 	}, {
 		.section = "dsp", .key = "mains_harmonics",
-		.type = CONFIG_TYPE_INT, .def = "1", .min = 1, .max = 8,
+		.type = CONFIG_TYPE_INT, .def = "5", .min = 1, .max = 8,
 		.unit = "",
 		.doc = "Notches at mains_hz x 1..N (those inside the band-pass and below Nyquist); 1 = the fundamental only.",
 		CONFIG_FIELD(dsp.mains_harmonics),
+	}, {
+		.section = "dsp", .key = "limit",
+		.type = CONFIG_TYPE_DOUBLE, .def = "6", .min = 0, .max = 10000,
+		.unit = "x rest",
+		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times the rest envelope before any filter, so a spike or electrode pop cannot make the filters ring into a burst; 0 = never clip.",
+		CONFIG_FIELD(dsp.limit),
 	}, {
 		.section = "dsp", .key = "envelope",
 		.type = CONFIG_TYPE_ENUM, .def = "rms",
@@ -343,7 +349,7 @@ static const struct config_key config_keys[] = {
 		CONFIG_FIELD(dsp.envelope),
 	}, {
 		.section = "dsp", .key = "envelope_ms",
-		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 5, .max = 1000,
+		.type = CONFIG_TYPE_DOUBLE, .def = "5", .min = 5, .max = 1000,
 		.unit = "ms",
 		.doc = "Window of the envelope.",
 		CONFIG_FIELD(dsp.envelope_ms),
@@ -357,40 +363,52 @@ static const struct config_key config_keys[] = {
 		CONFIG_FIELD(detect.calibration_start_s),
 	}, {
 		.section = "detect", .key = "calibration_s",
-		.type = CONFIG_TYPE_DOUBLE, .def = "2", .min = 0.5, .max = 600,
+		.type = CONFIG_TYPE_DOUBLE, .def = "2", .min = 0.2, .max = 600,
 		.unit = "s",
 		.doc = "Length of the rest window; the patient must be at rest during it.",
 		CONFIG_FIELD(detect.calibration_s),
 	}, {
 		.section = "detect", .key = "k_on",
-		.type = CONFIG_TYPE_DOUBLE, .def = "25", .min = 1, .max = 100,
+		.type = CONFIG_TYPE_DOUBLE, .def = "3.5", .min = 1, .max = 100,
 		.unit = "",
-		.doc = "Onset threshold: baseline + k_on x spread (25 is about 5x the rest envelope).",
+		.doc = "Onset threshold: the rest envelope's median + k_on x its spread (1.4826 MAD), which the sustained envelope (detect.sustain_ms) must exceed.",
 		CONFIG_FIELD(detect.k_on),
 	}, {
 		.section = "detect", .key = "k_off",
-		.type = CONFIG_TYPE_DOUBLE, .def = "5", .min = 0.5, .max = 100,
+		.type = CONFIG_TYPE_DOUBLE, .def = "1", .min = 0.5, .max = 100,
 		.unit = "",
-		.doc = "Offset threshold: baseline + k_off x spread, below k_on.",
+		.doc = "Offset threshold: median + k_off x spread of the rest envelope, below k_on.",
 		CONFIG_FIELD(detect.k_off),
 	}, {
 		.section = "detect", .key = "on_ms",
-		.type = CONFIG_TYPE_DOUBLE, .def = "100", .min = 0, .max = 1000,
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 1000,
 		.unit = "ms",
-		.doc = "Time above the onset threshold that confirms a burst; shorter spikes are not bursts.",
+		.doc = "Extra time the sustained envelope must stay above the onset threshold (detect.sustain_ms already rejects transients); 0 = decide at once.",
 		CONFIG_FIELD(detect.on_ms),
 	}, {
 		.section = "detect", .key = "dip_ms",
-		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 0, .max = 1000,
+		.type = CONFIG_TYPE_DOUBLE, .def = "10", .min = 0, .max = 1000,
 		.unit = "ms",
 		.doc = "Dips below the onset threshold shorter than this do not break an onset.",
 		CONFIG_FIELD(detect.dip_ms),
 	}, {
 		.section = "detect", .key = "off_ms",
-		.type = CONFIG_TYPE_DOUBLE, .def = "150", .min = 0, .max = 5000,
+		.type = CONFIG_TYPE_DOUBLE, .def = "200", .min = 0, .max = 5000,
 		.unit = "ms",
 		.doc = "Time below the offset threshold that ends a burst; longer than a clonus gap.",
 		CONFIG_FIELD(detect.off_ms),
+	}, {
+		.section = "detect", .key = "sustain_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 0, .max = 1000,
+		.unit = "ms",
+		.doc = "Thresholds apply to the quietest of the envelope windows (dsp.envelope_ms each) over this span: transients shorter than it minus one window are never bursts.",
+		CONFIG_FIELD(detect.sustain_ms),
+	}, {
+		.section = "detect", .key = "k_edge",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0.5", .min = 0, .max = 100,
+		.unit = "",
+		.doc = "The reported onset is the last sample before the decision whose envelope was within k_edge spreads of its rest level.",
+		CONFIG_FIELD(detect.k_edge),
 	}, {
 		.section = "detect", .key = "blanking_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 0, .max = 1000,
@@ -535,6 +553,7 @@ struct config_ctx {
 	char *line;			/* getline buffer */
 	size_t line_cap;
 	int key_line[CONFIG_N_KEYS];	/* where each key was set, 0 = not */
+	unsigned flags;			/* CONFIG_LOAD_* */
 };
 
 /* Saved libinih globals. */
@@ -1286,7 +1305,8 @@ static int config_check_all(struct config_ctx *ctx)
 	struct rpmsd_config *cfg = &ctx->cfg;
 	const struct config_key *a, *b;
 
-	if (cfg->source.type == CONFIG_SOURCE_REPLAY && !cfg->source.file[0]) {
+	if (cfg->source.type == CONFIG_SOURCE_REPLAY && !cfg->source.file[0] &&
+	    !(ctx->flags & CONFIG_LOAD_INPUT_GIVEN)) {
 		config_fail(ctx, 0,
 			    "source.file: missing (required when source.type = replay)");
 		return -EINVAL;
@@ -1404,6 +1424,12 @@ static void config_inih_restore(const struct config_inih_opts *saved)
  */
 int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen)
 {
+	return config_load_flags(cfg, path, 0, err, errlen);
+}
+
+int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags,
+		      char *err, size_t errlen)
+{
 	struct config_inih_opts saved;
 	struct config_ctx *ctx;
 	size_t n = strlen(path);
@@ -1428,6 +1454,7 @@ int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t er
 	ctx->path = path;
 	ctx->err = err;
 	ctx->errlen = errlen;
+	ctx->flags = flags;
 	config_defaults(&ctx->cfg);
 	memcpy(ctx->cfg.path, path, n + 1);
 

@@ -116,6 +116,7 @@ struct rpmsd_config {
 		double notch_q;
 		int filter_order;		/* 2 or 4 (Butterworth) */
 		int mains_harmonics;		/* notches at mains x 1..N */
+		double limit;			/* clip at this x the rest envelope, 0 = off */
 		enum config_envelope envelope;
 		double envelope_ms;		/* moving RMS window */
 	} dsp;
@@ -128,6 +129,8 @@ struct rpmsd_config {
 		double on_ms;			/* time above onset threshold to confirm */
 		double dip_ms;			/* dips shorter than this don't break it */
 		double off_ms;			/* time below offset threshold to end */
+		double sustain_ms;		/* span of the sustained envelope */
+		double k_edge;			/* back-dating: envelope within k_edge spreads of rest */
 		double blanking_ms;		/* ignore EMG after each of our pulses */
 		char channel[CONFIG_NAME_MAX];	/* detect.channel_rule as written */
 		enum config_channel_rule channel_rule;	/* derived from it */
@@ -179,6 +182,16 @@ void config_defaults(struct rpmsd_config *cfg);
  * @return 0, or -EINVAL (bad content), or -errno from opening the file
  */
 int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen);
+
+/* The recording comes from elsewhere (a tool's INPUT): source.file may be unset. */
+#define CONFIG_LOAD_INPUT_GIVEN 0x1u
+
+/**
+ * config_load with CONFIG_LOAD_* @flags.
+ * @return as config_load
+ */
+int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags,
+		      char *err, size_t errlen);
 
 /**
  * Set one key from outside a file (a command-line option named @origin),

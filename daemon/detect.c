@@ -2,6 +2,17 @@
 /*
  * Burst detector: robust calibration, then a hysteresis state machine.
  *
+ * The state machine does not look at the envelope itself but at the
+ * "sustained envelope": the smallest of the envelope values one window
+ * apart over the last detect.sustain_ms, i.e. the quietest of several
+ * consecutive, non-overlapping envelope windows. A burst keeps all of
+ * them up; a transient shorter than sustain_ms minus one window (an
+ * electrode pop, a motion spike) leaves at least one of them at rest
+ * however large it is, so it is never a burst, without the long
+ * confirmation time that a single long window would need. The onset is
+ * back-dated on the envelope itself, to the last sample that was within
+ * k_edge spreads of its rest level.
+ *
  * States: WAIT (before the calibration window), CALIBRATING, IDLE,
  * CANDIDATE (above the onset threshold, not confirmed yet) and ACTIVE.
  * Every sample does a constant amount of work; the only exception is the
@@ -27,6 +38,8 @@
 #define DETECT_SPREAD_FLOOR_ABS 1e-9
 #define DETECT_MAX_CAL_SAMPLES 100000000.0
 #define DETECT_CAL_RATE 1000.0	/* envelope values per second kept for calibration */
+#define DETECT_REST_TAU_S 1.0	/* time constant of the followed rest level */
+#define DETECT_EDGE_S 0.5	/* how far back an onset may be dated */
 
 enum detect_state {
 	DETECT_S_WAIT = 0,
@@ -40,28 +53,41 @@ struct detect {
 	enum detect_state state;
 
 	/* parameters, in samples */
+	uint64_t win;		/* envelope window */
+	uint64_t n_win;		/* windows in the sustained envelope */
 	uint64_t cal_len;
 	uint64_t on_n;
 	uint64_t dip_n;
 	uint64_t off_n;
-	double k_on, k_off;
+	double k_on, k_off, k_edge;
+
+	/* envelope history for the sustained envelope: (n_win - 1) * win + 1 */
+	float *hist;
+	uint64_t hist_len;
+	uint64_t hist_pos;	/* next slot to write */
+	uint64_t hist_filled;
 
 	/* calibration */
-	float *cal;
+	float *cal_env;		/* envelope at rest */
 	uint64_t cal_stride;	/* keep every cal_stride-th envelope sample */
 	uint64_t cal_want;	/* samples the window holds on that grid */
 	uint64_t cal_from;
 	uint64_t cal_n;
 	int calibrated;
 	double baseline, spread, thr_on, thr_off;
+	double edge_ratio;	/* edge level / rest mean */
+	double rest_mean;	/* mean envelope at rest, followed while quiet */
+	double rest_alpha;	/* its update weight per sample */
+	/* envelope history for the onset estimate (not blanked samples) */
+	float *eh;
+	uint64_t *eh_idx;	/* their sample indices */
+	uint64_t eh_len, eh_pos, eh_filled;
+	uint64_t edge_floor;	/* no onset is dated before this sample */
 
 	/* blanking: [blank_from, blank_end) */
 	uint64_t blank_from, blank_end;
 
 	/* onset */
-	int have_low;
-	uint64_t last_low;	/* last sample at or below the off threshold */
-	uint64_t cand_edge;	/* back-dated onset of the candidate */
 	uint64_t above;		/* samples above on since the candidate began */
 	uint64_t dip;		/* current run below on within the candidate */
 
@@ -137,15 +163,33 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	 */
 	d->cal_stride = fs > DETECT_CAL_RATE ? (uint64_t)floor(fs / DETECT_CAL_RATE) : 1;
 	d->cal_want = (d->cal_len + d->cal_stride - 1) / d->cal_stride;
-	d->cal = calloc(d->cal_want, sizeof(*d->cal));
-	if (!d->cal) {
+	d->win = detect_ms_to_samples(cfg->dsp.envelope_ms, fs);
+	if (d->win < 1) {
+		d->win = 1;
+	}
+	d->n_win = (uint64_t)llround(cfg->detect.sustain_ms / cfg->dsp.envelope_ms);
+	if (!(cfg->dsp.envelope_ms > 0.0) || d->n_win < 1) {
+		d->n_win = 1;
+	}
+	d->hist_len = (d->n_win - 1) * d->win + 1;
+	d->eh_len = (uint64_t)ceil(DETECT_EDGE_S * fs) + 1;
+	d->cal_env = calloc(d->cal_want, sizeof(*d->cal_env));
+	d->hist = calloc(d->hist_len, sizeof(*d->hist));
+	d->eh = calloc(d->eh_len, sizeof(*d->eh));
+	d->eh_idx = calloc(d->eh_len, sizeof(*d->eh_idx));
+	if (!d->cal_env || !d->hist || !d->eh || !d->eh_idx) {
 		goto err_free;
 	}
+	memset(d->eh, 0, d->eh_len * sizeof(*d->eh));
+	memset(d->eh_idx, 0, d->eh_len * sizeof(*d->eh_idx));
 	/* Touch every page now so the RT thread never faults one in. */
-	memset(d->cal, 0, d->cal_want * sizeof(*d->cal));
+	memset(d->cal_env, 0, d->cal_want * sizeof(*d->cal_env));
+	memset(d->hist, 0, d->hist_len * sizeof(*d->hist));
 
 	d->k_on = cfg->detect.k_on;
 	d->k_off = cfg->detect.k_off;
+	d->k_edge = cfg->detect.k_edge;
+	d->rest_alpha = 1.0 / (DETECT_REST_TAU_S * fs);
 	/* At least one sample each: a zero timer would decide on nothing. */
 	d->on_n = detect_ms_to_samples(cfg->detect.on_ms, fs);
 	if (d->on_n < 1) {
@@ -161,6 +205,10 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	return 0;
 
 err_free:
+	free(d->eh_idx);
+	free(d->eh);
+	free(d->hist);
+	free(d->cal_env);
 	free(d);
 err_nomem:
 	snprintf(err, errlen, "out of memory for the calibration buffer");
@@ -172,7 +220,10 @@ void detect_destroy(struct detect *d)
 	if (!d) {
 		return;
 	}
-	free(d->cal);
+	free(d->eh_idx);
+	free(d->eh);
+	free(d->hist);
+	free(d->cal_env);
 	free(d);
 }
 
@@ -248,30 +299,52 @@ static double detect_median(float *a, int64_t n)
 	return (lo + hi) / 2.0;
 }
 
-static void detect_finish_calibration(struct detect *d)
+/* Median and scaled MAD of a[0..n) (reordered), with the spread floor. */
+static void detect_robust(float *a, uint64_t n, double *median, double *spread)
 {
 	double med, mad, min_spread;
 	uint64_t i;
 
-	med = detect_median(d->cal, (int64_t)d->cal_n);
-	for (i = 0; i < d->cal_n; i++) {
-		d->cal[i] = (float)fabs(d->cal[i] - med);
+	med = detect_median(a, (int64_t)n);
+	for (i = 0; i < n; i++) {
+		a[i] = (float)fabs(a[i] - med);
 	}
-	mad = detect_median(d->cal, (int64_t)d->cal_n);
-
-	d->baseline = med;
-	d->spread = DETECT_MAD_SCALE * mad;
+	mad = detect_median(a, (int64_t)n);
+	*median = med;
+	*spread = DETECT_MAD_SCALE * mad;
 	min_spread = DETECT_SPREAD_FLOOR_REL * fabs(med);
 	if (min_spread < DETECT_SPREAD_FLOOR_ABS) {
 		min_spread = DETECT_SPREAD_FLOOR_ABS;
 	}
-	if (!(d->spread >= min_spread)) {
-		d->spread = min_spread;
+	if (!(*spread >= min_spread)) {
+		*spread = min_spread;
 	}
+}
+
+/*
+ * Thresholds are in spreads of the envelope at rest, and compared with
+ * the sustained envelope: the quietest window must clear what a single
+ * window at rest rarely reaches.
+ */
+static void detect_finish_calibration(struct detect *d)
+{
+	double sum = 0.0;
+	uint64_t i;
+
+	for (i = 0; i < d->cal_n; i++) {
+		sum += d->cal_env[i];
+	}
+	d->rest_mean = d->cal_n ? sum / (double)d->cal_n : 0.0;
+	detect_robust(d->cal_env, d->cal_n, &d->baseline, &d->spread);
 	d->thr_on = d->baseline + d->k_on * d->spread;
 	d->thr_off = d->baseline + d->k_off * d->spread;
+	/* The edge level in units of the rest mean, which then follows the rest. */
+	d->edge_ratio = d->baseline > 0.0 ?
+			(d->baseline + d->k_edge * d->spread) / d->baseline : 1.0;
+	if (!(d->rest_mean > 0.0)) {
+		d->rest_mean = d->baseline > 0.0 ? d->baseline : DETECT_SPREAD_FLOOR_ABS;
+	}
 	d->calibrated = 1;
-	d->have_low = 0;
 	d->state = DETECT_S_IDLE;
 }
 
@@ -289,14 +362,14 @@ static void detect_fill(const struct detect *d, struct detect_result *res,
 }
 
 static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
-					      float envelope,
+					      float envelope, float env,
 					      struct detect_result *res)
 {
 	uint64_t end = d->cal_from + d->cal_len;
 
 	if (sample < end && d->cal_n < d->cal_want &&
 	    (sample - d->cal_from) % d->cal_stride == 0) {
-		d->cal[d->cal_n++] = envelope;
+		d->cal_env[d->cal_n++] = env;
 	}
 	if (sample + 1 < end) {
 		return DETECT_NONE;
@@ -313,16 +386,43 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 	return DETECT_CALIBRATED;
 }
 
+/*
+ * Where the burst just decided began: the start of the most recent stretch
+ * whose envelope, summed backwards from the decision, stands highest above
+ * the edge level (rest level x edge_ratio), i.e. the least-squares change
+ * point for a rise in level, using only the envelope up to now. Unlike the
+ * last sample below a threshold it finds the foot of a slow ramp, and
+ * unlike a running CUSUM it cannot be dragged back by rest wobbles long
+ * before. O(history) once per burst, no allocation.
+ */
+static uint64_t detect_edge(const struct detect *d, uint64_t decision)
+{
+	double ref = d->rest_mean * d->edge_ratio, sum = 0.0, best = 0.0;
+	uint64_t k, idx, edge = decision;
+
+	if (!(ref > 0.0)) {
+		return decision;
+	}
+	for (k = 1; k <= d->eh_filled; k++) {
+		idx = (d->eh_pos + d->eh_len - k) % d->eh_len;
+		if (d->eh_idx[idx] < d->edge_floor) {
+			break;
+		}
+		sum += (double)d->eh[idx] / ref - 1.0;
+		if (sum > best) {
+			best = sum;
+			edge = d->eh_idx[idx];
+		}
+	}
+	return edge;
+}
+
 static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
 					      float envelope,
 					      struct detect_result *res)
 {
 	const double e = envelope;
 
-	if (e <= d->thr_off) {
-		d->last_low = sample;
-		d->have_low = 1;
-	}
 	if (e > d->thr_on) {
 		d->dip = 0;
 		if (++d->above < d->on_n) {
@@ -330,7 +430,7 @@ static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
 		}
 		d->state = DETECT_S_ACTIVE;
 		d->below = 0;
-		detect_fill(d, res, d->cand_edge, sample, envelope, d->thr_on);
+		detect_fill(d, res, detect_edge(d, sample), sample, envelope, d->thr_on);
 		return DETECT_ONSET;
 	}
 	/* A dip of dip_ms or longer means the rise did not hold. */
@@ -340,13 +440,60 @@ static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
 	return DETECT_NONE;
 }
 
-enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
+/* The quietest of n_win envelope values one window apart, ending now. */
+static float detect_sustained(struct detect *d, float env)
+{
+	uint64_t j, back, idx;
+	float m = env;
+
+	d->hist[d->hist_pos] = env;
+	if (d->hist_filled < d->hist_len) {
+		d->hist_filled++;
+	}
+	for (j = 1; j < d->n_win; j++) {
+		back = j * d->win;
+		if (back >= d->hist_filled) {
+			break;
+		}
+		idx = (d->hist_pos + d->hist_len - back) % d->hist_len;
+		if (d->hist[idx] < m) {
+			m = d->hist[idx];
+		}
+	}
+	if (++d->hist_pos == d->hist_len) {
+		d->hist_pos = 0;
+	}
+	return m;
+}
+
+enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 			     struct detect_result *res)
 {
-	const double e = envelope;
+	float envelope;
+	double e;
 
 	if (sample >= d->blank_from && sample < d->blank_end) {
 		return DETECT_NONE;
+	}
+	envelope = detect_sustained(d, env);
+	e = envelope;
+	if (d->calibrated && d->state != DETECT_S_ACTIVE) {
+		/*
+		 * The rest level drifts (tone, electrode contact): follow it
+		 * while the sustained envelope is quiet, slowly enough that a
+		 * ramp does not drag it along.
+		 */
+		if (d->state == DETECT_S_IDLE && e <= d->thr_off) {
+			d->rest_mean += d->rest_alpha * ((double)env - d->rest_mean);
+		}
+		d->eh[d->eh_pos] = env;
+		d->eh_idx[d->eh_pos] = sample;
+		if (++d->eh_pos == d->eh_len) {
+			d->eh_pos = 0;
+		}
+		if (d->eh_filled < d->eh_len) {
+			d->eh_filled++;
+		}
 	}
 
 	switch (d->state) {
@@ -355,23 +502,17 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
 			return DETECT_NONE;
 		}
 		d->state = DETECT_S_CALIBRATING;
-		return detect_calibrate_step(d, sample, envelope, res);
+		return detect_calibrate_step(d, sample, envelope, env, res);
 
 	case DETECT_S_CALIBRATING:
-		return detect_calibrate_step(d, sample, envelope, res);
+		return detect_calibrate_step(d, sample, envelope, env, res);
 
 	case DETECT_S_IDLE:
 		if (e > d->thr_on) {
-			/* The rise began after the last quiet sample. */
-			d->cand_edge = d->have_low ? d->last_low : sample;
 			d->above = 0;
 			d->dip = 0;
 			d->state = DETECT_S_CANDIDATE;
 			return detect_candidate_step(d, sample, envelope, res);
-		}
-		if (e <= d->thr_off) {
-			d->last_low = sample;
-			d->have_low = 1;
 		}
 		return DETECT_NONE;
 
@@ -390,8 +531,8 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
 			return DETECT_NONE;
 		}
 		d->state = DETECT_S_IDLE;
-		d->last_low = sample;
-		d->have_low = 1;
+		/* The next burst starts after this one has ended. */
+		d->edge_floor = sample + 1;
 		detect_fill(d, res, d->below_from, sample, envelope, d->thr_off);
 		return DETECT_OFFSET;
 	}
@@ -425,7 +566,8 @@ void detect_gap(struct detect *d, uint64_t from, uint64_t lost, uint64_t settle)
 	if (d->state == DETECT_S_CANDIDATE) {
 		d->state = DETECT_S_IDLE;
 	}
-	d->have_low = 0;
+	/* No onset is dated into the gap or before it. */
+	d->edge_floor = from + lost;
 	detect_blank(d, from, lost + settle);
 }
 
@@ -441,7 +583,8 @@ void detect_recalibrate(struct detect *d, uint64_t from)
 	d->cal_from = from;
 	d->cal_n = 0;
 	d->calibrated = 0;
-	d->have_low = 0;
+	d->edge_floor = from;
+	d->eh_filled = 0;
 	d->above = 0;
 	d->dip = 0;
 	d->below = 0;

@@ -26,11 +26,15 @@
 #define DSP_MAX_NOTCHES 8
 #define DSP_MAX_SECTIONS (4 + DSP_MAX_NOTCHES)	/* 2 high-pass + 2 low-pass + notches */
 #define DSP_LOWPASS_MAX_FRAC 0.45
+#define DSP_LEVEL_HZ 2.0	/* corner of the slow level the limiter clips around */
 
 struct dsp_chain {
 	double fs;
 	struct dsp_biquad sec[DSP_MAX_SECTIONS];
 	int n_sec;
+	double limit;		/* clip the input's excursion here, 0 = not */
+	double level;		/* slow level of the input (below 2 Hz) */
+	double level_alpha;
 	int primed;
 	int tkeo;
 	double x1, x2;		/* the two previous filtered samples (TKEO) */
@@ -219,6 +223,7 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 		goto err_nomem;
 	}
 	c->fs = fs;
+	c->level_alpha = 1.0 - exp(-2.0 * M_PI * DSP_LEVEL_HZ / fs);
 	c->win = (size_t)win;
 	c->sq = calloc(c->win, sizeof(*c->sq));
 	if (!c->sq) {
@@ -278,6 +283,7 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	if (!c->primed) {
 		double v = x;
 
+		c->level = x;
 		/* Each section settles on the DC level the one before passes. */
 		for (i = 0; i < c->n_sec; i++) {
 			dsp_biquad_prime(&c->sec[i], v);
@@ -285,6 +291,20 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 		}
 		c->primed = 1;
 	}
+	/*
+	 * A spike or an electrode pop far above any EMG would make the
+	 * filters ring (the high-pass for tens of ms, the narrow mains
+	 * notch for a quarter of a second) and fill the envelope with it.
+	 * Clip the input's excursion from its slow level, well above any
+	 * burst, before it reaches them.
+	 */
+	if (c->limit > 0.0) {
+		double dev = y - c->level;
+
+		dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
+		y = c->level + dev;
+	}
+	c->level += c->level_alpha * (y - c->level);
 	for (i = 0; i < c->n_sec; i++) {
 		y = dsp_biquad_step(&c->sec[i], y);
 	}
@@ -315,6 +335,11 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 		ms = 0.0;
 	}
 	return (float)sqrt(ms);
+}
+
+void dsp_chain_set_limit(struct dsp_chain *c, double limit)
+{
+	c->limit = limit > 0.0 && isfinite(limit) ? limit : 0.0;
 }
 
 void dsp_chain_resync(struct dsp_chain *c)

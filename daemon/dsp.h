@@ -65,6 +65,12 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered);
 
 /** Total gain of the chain's filters at f, in dB (for tests and docs). */
 /**
+ * Clip the input's excursion from its slow level (below 2 Hz) at +/- @limit
+ * (µV) before any filter; 0 turns it off (the default). RT-safe.
+ */
+void dsp_chain_set_limit(struct dsp_chain *c, double limit);
+
+/**
  * After a gap in the input: the next sample primes the filters again, as
  * the first one did, so the jump across the gap does not ring through
  * them. The envelope window keeps its contents (callers ignore the

@@ -62,6 +62,15 @@ static void rpms_detect_emit(void *ctx, const struct bank_event *ev)
 {
 	struct rpms_detect_out *out = ctx;
 
+	if (ev->edge == DETECT_CALIBRATED) {
+		/* For the person running it; stdout stays plain CSV. */
+		fprintf(stderr,
+			"rpms-detect: channel %u calibrated at sample %" PRIu64
+			": rest level %.6g, spread %.6g, onset above %.6g, offset below %.6g\n",
+			ev->channel, ev->sample, ev->r.baseline, ev->r.spread, ev->r.threshold,
+			ev->r.off_threshold);
+		return;
+	}
 	if (ev->edge != DETECT_ONSET && ev->edge != DETECT_OFFSET) {
 		return;
 	}
@@ -218,7 +227,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (config) {
-		if (config_load(&cfg, config, err, sizeof(err)) < 0) {
+		if (config_load_flags(&cfg, config, CONFIG_LOAD_INPUT_GIVEN, err, sizeof(err)) < 0) {
 			fprintf(stderr, "rpms-detect: %s\n", err);
 			return 1;
 		}

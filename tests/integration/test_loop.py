@@ -18,8 +18,9 @@ What config/demo.conf does with it, asserted here:
  - 3-15 s and 17-23 s: no onset, no pulse, no refusal. The only event in
    17-23 s is the offset of the 15.5 s burst, whose decaying tail keeps the
    envelope above the offset threshold until about 17.2 s.
- - 35.7-40.5 s: the weak activity stays below the onset threshold (about 5x
-   rest): nothing is reported and nothing fires.
+ - 35.7-45 s: the weak activity (6-8 dB above rest) stays below the demo's
+   onset threshold (k_on = 6; the default 3.5 would detect it): nothing is
+   reported and nothing fires.
 """
 
 import csv

@@ -59,14 +59,17 @@ def test_same_decisions_as_the_daemon():
 
 
 def test_bundled_recording():
-    """Defaults: 2 s calibration; the bursts at about 15.5, 25.7 and 26.4 s
-    (the one at 1.5 s falls in the calibration window)."""
+    """Defaults: 2 s calibration; the bursts at about 15.5, 25.6 and 26.3 s
+    (the one at 1.5 s falls in the calibration window). The weak
+    contractions at 36-45 s (6-8 dB above rest) stay below the default
+    threshold, if only just (a 30 ms sustain decides it)."""
     p = run([EMG])
     check(p.returncode == 0, p.stderr)
+    check("channel 0 calibrated at sample 1999" in p.stderr, p.stderr)
     got = rows(p.stdout)
     onsets = [s / 1000.0 for e, _, s, _ in got if e == "onset"]
-    check(len(onsets) == 3 and all(abs(a - b) < 0.2 for a, b in
-                                   zip(onsets, (15.5, 25.7, 26.4))), "onsets %r" % onsets)
+    check(len(onsets) == 3 and all(abs(a - b) < 0.1 for a, b in
+                                   zip(onsets, (15.46, 25.63, 26.33))), "onsets %r" % onsets)
     check([e for e, _, _, _ in got] == ["onset", "offset"] * 3, "events %r" % got)
     for e, ch, s, d in got:
         check(ch == 0 and d >= s if e == "onset" else ch == 0, "row %r" % ((e, ch, s, d),))

@@ -198,18 +198,21 @@ static void test_defaults(void **state)
 	assert_true(c.dsp.notch_q == 30.0);
 	assert_int_equal(c.dsp.filter_order, 4);
 	assert_int_equal(c.dsp.envelope, CONFIG_ENVELOPE_RMS);
-	assert_true(c.dsp.envelope_ms == 50.0);
+	assert_true(c.dsp.envelope_ms == 5.0);
+	assert_true(c.dsp.limit == 6.0);
+	assert_true(c.detect.sustain_ms == 30.0);
+	assert_true(c.detect.k_edge == 0.5);
 	assert_true(c.detect.calibration_start_s == 0.0);
 	assert_true(c.detect.calibration_s == 2.0);
-	assert_true(c.detect.k_on == 25.0);
-	assert_true(c.detect.k_off == 5.0);
-	assert_true(c.detect.on_ms == 100.0);
-	assert_true(c.detect.dip_ms == 30.0);
-	assert_true(c.detect.off_ms == 150.0);
+	assert_true(c.detect.k_on == 3.5);
+	assert_true(c.detect.k_off == 1.0);
+	assert_true(c.detect.on_ms == 0.0);
+	assert_true(c.detect.dip_ms == 10.0);
+	assert_true(c.detect.off_ms == 200.0);
 	assert_true(c.detect.blanking_ms == 50.0);
 	assert_string_equal(c.detect.channel, "any");
 	assert_int_equal(c.detect.channel_rule, CONFIG_CHANNEL_ANY);
-	assert_int_equal(c.dsp.mains_harmonics, 1);
+	assert_int_equal(c.dsp.mains_harmonics, 5);
 	assert_string_equal(c.stim.plugin, "sim");
 	assert_int_equal(c.stim.protocol, CONFIG_PROTOCOL_SINGLE);
 	assert_int_equal(c.stim.train_pulses, 5);
@@ -400,8 +403,8 @@ static void test_out_of_range(void **state)
 		     ":4: safety.min_train_interval_ms: 3600001 is out of range (allowed: 0 to 3600000 ms)");
 	expect_error("[source]\nscale_uv = 0\n",
 		     ":2: source.scale_uv: 0 is out of range (allowed: 1e-09 to 1000000000 µV per file unit)");
-	expect_error("[detect]\ncalibration_s = 0.25\n",
-		     ":2: detect.calibration_s: 0.25 is out of range (allowed: 0.5 to 600 s)");
+	expect_error("[detect]\ncalibration_s = 0.15\n",
+		     ":2: detect.calibration_s: 0.15 is out of range (allowed: 0.2 to 600 s)");
 	/* too big for any integer: the text is quoted as written */
 	expect_error(SRC "[stim]\ntrain_pulses = 99999999999999999999\n",
 		     ":4: stim.train_pulses: 99999999999999999999 is out of range (allowed: 1 to 1000)");
@@ -588,12 +591,12 @@ static void test_cross_reopen(void **state)
 static void test_cross_thresholds(void **state)
 {
 	(void)state;
-	expect_error(SRC "[detect]\nk_off = 25\n",
-		     ":4: detect.k_off: 25 is not below detect.k_on = 25 (allowed: below 25)");
+	expect_error(SRC "[detect]\nk_off = 3.5\n",
+		     ":4: detect.k_off: 3.5 is not below detect.k_on = 3.5 (allowed: below 3.5)");
 	expect_error(SRC "[detect]\nk_off = 5\nk_on = 2.5\n",
 		     ":4: detect.k_off: 5 is not below detect.k_on = 2.5 (allowed: below 2.5)");
-	expect_error(SRC "[detect]\nk_on = 3\n",
-		     ":4: detect.k_off: 5 is not below detect.k_on = 3 (allowed: below 3)");
+	expect_error(SRC "[detect]\nk_on = 1\n",
+		     ":4: detect.k_off: 1 is not below detect.k_on = 1 (allowed: below 1)");
 }
 
 static void test_cross_intensity(void **state)

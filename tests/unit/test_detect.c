@@ -27,26 +27,11 @@
 #define MAX_EVENTS 64
 #define REST_SIGMA 10.0		/* counts */
 
-/* The defaults chosen for rpmsd (see config.c), except the calibration
- * window, which is shortened to keep the synthetic records short. */
+/* The shipped defaults (config.c): 2 s calibration, 5 ms RMS envelope,
+ * 25 ms sustained envelope, spike limiter. */
 static void test_cfg(struct rpmsd_config *cfg)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->dsp.highpass_hz = 20.0;
-	cfg->dsp.lowpass_hz = 450.0;
-	cfg->dsp.mains_hz = 50;
-	cfg->dsp.notch_q = 30.0;
-	cfg->dsp.filter_order = 4;
-	cfg->dsp.envelope = CONFIG_ENVELOPE_RMS;
-	cfg->dsp.envelope_ms = 50.0;
-	cfg->detect.calibration_start_s = 0.0;
-	cfg->detect.calibration_s = 2.0;
-	cfg->detect.k_on = 25.0;
-	cfg->detect.k_off = 5.0;
-	cfg->detect.on_ms = 100.0;
-	cfg->detect.dip_ms = 30.0;
-	cfg->detect.off_ms = 150.0;
-	cfg->detect.blanking_ms = 50.0;
+	config_defaults(cfg);
 }
 
 /* ---- synthetic EMG ---------------------------------------------------- */
@@ -195,6 +180,10 @@ static void run_signal(const struct rpmsd_config *cfg, const struct signal *s,
 		if (e == DETECT_NONE) {
 			continue;
 		}
+		if (e == DETECT_CALIBRATED) {
+			/* as the detector bank does */
+			dsp_chain_set_limit(c, cfg->dsp.limit * res.baseline);
+		}
 		assert_true(out->n_ev < MAX_EVENTS);
 		out->ev[out->n_ev].edge = e;
 		out->ev[out->n_ev].res = res;
@@ -226,11 +215,13 @@ static const struct event *nth_event(const struct run *r, enum detect_edge e, in
 
 /*
  * One 1 s burst at 20x the rest level with 20 ms ramps, 20 seeds.
- * Bounds (measured spread plus margin, stated here so a regression shows):
- *  - onset edge within [-25, +25] ms of the true onset,
- *  - decision within [on_ms, on_ms + 40] ms of the true onset,
- *  - offset edge within [+40, +250] ms of the true end: the 50 ms RMS
- *    window has to empty, the filters ring down, and a rest wobble above
+ * Bounds (measured spread plus margin, stated here so a regression shows;
+ * measured with the defaults: onset error -29..+5 ms, decision latency
+ * 22..29 ms, offset error 6..218 ms):
+ *  - onset edge within [-40, +15] ms of the true onset,
+ *  - decision within [15, 40] ms of the true onset: the 25 ms sustained
+ *    envelope has to fill with burst,
+ *  - offset edge within [0, +300] ms of the true end: a rest wobble above
  *    the off threshold restarts the off_ms run; offset decision =
  *    edge + off_ms - 1.
  */
@@ -264,12 +255,12 @@ static void test_burst_onset_offset(void **state)
 		err = (long)on->res.edge_sample - 3000;
 		lat = (long)on->res.decision_sample - 3000;
 		oerr = (long)off->res.edge_sample - 4000;
-		assert_in_range(err + 1000, 1000 - 25, 1000 + 25);
-		assert_in_range(lat, 100, 100 + 40);
-		assert_in_range(oerr, 40, 250);
-		assert_int_equal(off->res.decision_sample, off->res.edge_sample + 149);
-		/* back-dated, and by at least the confirmation time */
-		assert_true(on->res.edge_sample + 99 <= on->res.decision_sample);
+		assert_in_range(err + 1000, 1000 - 40, 1000 + 15);
+		assert_in_range(lat, 15, 40);
+		assert_in_range(oerr, 0, 300);
+		assert_int_equal(off->res.decision_sample, off->res.edge_sample + 199);
+		/* back-dated, by at least the sustained envelope's span */
+		assert_true(on->res.edge_sample + 20 <= on->res.decision_sample);
 		assert_true(on->res.envelope > on->res.threshold);
 		assert_true(off->res.envelope < off->res.threshold);
 		assert_true(on->res.threshold > off->res.threshold);
@@ -286,9 +277,9 @@ static void test_burst_onset_offset(void **state)
 }
 
 /*
- * A slow 200 ms ramp at a moderate 8x: the edge is back-dated to where
- * the envelope left the off threshold, so it stays within 120 ms of the
- * true start although the decision comes 150..300 ms after it.
+ * A slow 200 ms ramp at a moderate 8x: the edge is the change point of the
+ * envelope's rise, within [-40, +60] ms of the true start (measured -29..
+ * +39), although the decision comes 50..140 ms after it (measured 70..115).
  */
 static void test_slow_ramp(void **state)
 {
@@ -312,9 +303,8 @@ static void test_slow_ramp(void **state)
 		assert_int_equal(r.n_onsets, 1);
 		assert_int_equal(r.n_offsets, 1);
 		on = nth_event(&r, DETECT_ONSET, 0);
-		assert_in_range(on->res.edge_sample, 3000 - 20, 3000 + 120);
-		assert_in_range(on->res.decision_sample, 3000 + 150, 3000 + 300);
-		assert_true(on->res.decision_sample - on->res.edge_sample >= 100);
+		assert_in_range(on->res.edge_sample, 3000 - 40, 3000 + 60);
+		assert_in_range(on->res.decision_sample, 3000 + 50, 3000 + 140);
 	}
 }
 
@@ -340,12 +330,10 @@ static void test_rest_no_false_alarm(void **state)
 
 /*
  * Electrode pops: 5 ms spikes up to 50x the rest RMS (10 ms up to 30x,
- * 1-2 ms up to 120-250x) are not bursts. The 50 ms RMS holds a 5 ms spike
- * for ~55 ms and the filters' ringing adds to that; at these sizes the
- * total stays under on_ms = 100 ms. Measured limits over 50 seeds: 5 ms
- * ~67x, 10 ms ~42x. Bigger pops ring through the Q 30 notch and the
- * order-4 high-pass for longer than on_ms and are NOT rejected by the
- * detector: that takes amplitude-based blanking upstream.
+ * 1-2 ms up to 120-250x) are not bursts. The limiter clips them at
+ * dsp.limit x the rest envelope before the filters, so they cannot ring,
+ * and the sustained envelope needs 30 ms of activity: a spike leaves at
+ * least one of its windows at rest.
  */
 static void test_spike_not_burst(void **state)
 {
@@ -398,7 +386,7 @@ static void test_short_burst_detected(void **state)
 		assert_int_equal(r.n_onsets, 1);
 		assert_int_equal(r.n_offsets, 1);
 		assert_in_range(nth_event(&r, DETECT_ONSET, 0)->res.edge_sample,
-				3000 - 25, 3000 + 25);
+				3000 - 40, 3000 + 15);
 	}
 }
 
@@ -431,12 +419,11 @@ static void test_clonus_one_burst(void **state)
 		assert_int_equal(r.n_onsets, 1);
 		assert_int_equal(r.n_offsets, 1);
 		assert_in_range(nth_event(&r, DETECT_ONSET, 0)->res.edge_sample,
-				3000 - 25, 3000 + 25);
+				3000 - 40, 3000 + 15);
 		/* ends after the last sub-burst, not in a gap (bounds as in
 		 * test_burst_onset_offset) */
 		off = nth_event(&r, DETECT_OFFSET, 0);
-		assert_in_range(off->res.edge_sample, bursts[5].off + 40,
-				bursts[5].off + 250);
+		assert_in_range(off->res.edge_sample, bursts[5].off, bursts[5].off + 200);
 	}
 }
 
@@ -557,10 +544,10 @@ static void test_burst_in_calibration(void **state)
 		qcal = nth_event(&q, DETECT_CALIBRATED, 0);
 		assert_int_equal(cal->at, 1999);
 		assert_int_equal(cal->res.decision_sample, 1999);
-		/* 15% of the window is burst: median within 15% of a quiet
+		/* 15% of the window is burst: median within 30% of a quiet
 		 * run's, spread (MAD, less robust) within 2.5x; measured
-		 * 0.99..1.13 and 1.2..2.1 over these seeds */
-		assert_true(fabs(cal->res.baseline / qcal->res.baseline - 1.0) < 0.15);
+		 * 1.06..1.22 and 1.3..1.8 over these seeds */
+		assert_true(fabs(cal->res.baseline / qcal->res.baseline - 1.0) < 0.3);
 		assert_true(cal->res.spread < 2.5 * qcal->res.spread);
 		assert_true(cal->res.threshold ==
 			    cal->res.baseline + cfg.detect.k_on * cal->res.spread);
@@ -663,7 +650,7 @@ static void machine_calibrate(struct machine *m)
 
 #define M_ON 500.0f	/* above on */
 #define M_MID 300.0f	/* between off and on */
-#define M_LOW 50.0f	/* below off */
+#define M_LOW 10.0f	/* below off, and below the rest mean (50.5) */
 
 static void test_machine_calibration_stats(void **state)
 {
@@ -780,7 +767,7 @@ static void test_machine_onset_exact(void **state)
 	feed(&m, 10, M_MID);			/* 150..159 rising */
 	feed(&m, 19, M_ON);			/* 160..178 */
 	feed_expect(&m, M_ON, DETECT_ONSET, &res);	/* 179: 20th above */
-	assert_int_equal(res.edge_sample, 149);
+	assert_int_equal(res.edge_sample, 150);	/* the first sample of the rise */
 	assert_int_equal(res.decision_sample, 179);
 	assert_float_equal(res.threshold, 421.15, 1e-9);
 	assert_float_equal(res.envelope, M_ON, 1e-9);
@@ -818,7 +805,7 @@ static void test_machine_dips(void **state)
 	feed(&m, 9, M_MID);			/* 135..143, dip */
 	feed(&m, 3, M_ON);			/* 144..146 */
 	feed_expect(&m, M_ON, DETECT_ONSET, &res);	/* 147 */
-	assert_int_equal(res.edge_sample, 109);	/* from before the candidate */
+	assert_int_equal(res.edge_sample, 110);	/* where the candidate's rise began */
 	feed(&m, 29, M_LOW);			/* 148..176 */
 	feed_expect(&m, M_LOW, DETECT_OFFSET, &res);	/* 177 */
 	assert_int_equal(res.edge_sample, 148);
@@ -830,19 +817,19 @@ static void test_machine_dips(void **state)
 	feed(&m, 15, M_ON);			/* 203..217: a new candidate */
 	feed(&m, 4, M_ON);			/* 218..221 */
 	feed_expect(&m, M_ON, DETECT_ONSET, &res);	/* 222: 20th of the new one */
-	/* never low since 177: back-dated to the last low sample */
-	assert_int_equal(res.edge_sample, 177);
+	/* active since the offset: dated to the first sample after it */
+	assert_int_equal(res.edge_sample, 178);
 	feed(&m, 29, M_LOW);			/* 223..251 */
 	feed_expect(&m, M_LOW, DETECT_OFFSET, &res);	/* 252 */
 
-	/* lows inside a failed candidate's dip still mark where the next
-	 * rise began */
+	/* three rest samples inside a failed candidate do not outweigh
+	 * the activity before them: the rise is dated to its start */
 	feed(&m, 15, M_ON);			/* 253..267 */
 	feed(&m, 3, M_LOW);			/* 268..270 */
 	feed(&m, 7, M_MID);			/* 271..277: reset */
 	feed(&m, 19, M_ON);			/* 278..296 */
 	feed_expect(&m, M_ON, DETECT_ONSET, &res);	/* 297 */
-	assert_int_equal(res.edge_sample, 270);
+	assert_int_equal(res.edge_sample, 253);
 	detect_destroy(m.d);
 }
 
@@ -863,7 +850,7 @@ static void test_machine_blank(void **state)
 	feed(&m, 100, 0.0f);			/* would be a long dip */
 	feed(&m, 7, M_ON);			/* 222..228 */
 	feed_expect(&m, M_ON, DETECT_ONSET, &res);	/* 229: 12 + 8 */
-	assert_int_equal(res.edge_sample, 109);
+	assert_int_equal(res.edge_sample, 110);
 
 	/* blanking during an active burst: a huge artefact then a low
 	 * stretch; only unblanked samples count toward off_ms */
