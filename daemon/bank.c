@@ -23,7 +23,27 @@ struct bank {
 	uint64_t blank_until;		/* first sample after the blank */
 	uint64_t settle_samples;
 	double limit;			/* dsp.limit: x the rest level */
+	bank_trace_fn trace;
+	void *trace_ctx;
 };
+
+/* Report one sample of one channel to the trace callback. */
+static void bank_trace_sample(struct bank *b, uint64_t sample, unsigned ch, float raw,
+			      float filtered, float env)
+{
+	struct bank_trace t = {
+		.sample = sample, .channel = ch, .raw = raw, .filtered = filtered,
+		.envelope = env, .sustained = detect_sustained_last(b->det[ch]),
+		.on_threshold = NAN, .off_threshold = NAN,
+	};
+	struct detect_result r;
+
+	if (detect_thresholds(b->det[ch], &r) == 0) {
+		t.on_threshold = r.threshold;
+		t.off_threshold = r.off_threshold;
+	}
+	b->trace(b->trace_ctx, &t);
+}
 
 int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
 		const char (*names)[BANK_NAME_MAX], struct bank **out, char *err,
@@ -149,7 +169,7 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 
 		for (ch = 0; ch < nch; ch++) {
 			float x = buf[i * nch + ch];
-			float env;
+			float env, filtered;
 
 			/*
 			 * Hold the last clean value through the blank: the
@@ -161,8 +181,11 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			} else {
 				b->held[ch] = x;
 			}
-			env = dsp_chain_step(b->dsp[ch], x, NULL);
+			env = dsp_chain_step(b->dsp[ch], x, &filtered);
 			edge = detect_step(b->det[ch], sample, env, &ev.r);
+			if (b->trace) {
+				bank_trace_sample(b, sample, ch, x, filtered, env);
+			}
 			if (edge == DETECT_NONE) {
 				continue;
 			}
@@ -207,6 +230,12 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost)
 uint64_t bank_settle_samples(const struct bank *b)
 {
 	return b->settle_samples;
+}
+
+void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx)
+{
+	b->trace = fn;
+	b->trace_ctx = ctx;
 }
 
 int bank_active(const struct bank *b)

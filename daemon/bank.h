@@ -38,6 +38,21 @@ struct bank_event {
 /** Receives each decision, in order, from bank_process. Must not block. */
 typedef void (*bank_emit_fn)(void *ctx, const struct bank_event *ev);
 
+/** One sample of one channel as the detector saw it (bank_set_trace). */
+struct bank_trace {
+	uint64_t sample;
+	unsigned channel;
+	float raw;			/* input, after the artefact blank */
+	float filtered;			/* band-passed, notched */
+	float envelope;			/* dsp.envelope over dsp.envelope_ms */
+	float sustained;		/* what the thresholds apply to */
+	double on_threshold;		/* NAN until calibrated */
+	double off_threshold;
+};
+
+/** Receives every sample of every channel when tracing. */
+typedef void (*bank_trace_fn)(void *ctx, const struct bank_trace *t);
+
 struct bank;
 
 /**
@@ -77,6 +92,12 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost);
 
 /** Samples the detectors wait after a gap (envelope window + high-pass settling). */
 uint64_t bank_settle_samples(const struct bank *b);
+
+/**
+ * Call @fn for every sample and channel from now on (NULL: stop). For
+ * offline tools and figures: it costs a call per sample.
+ */
+void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx);
 
 /** True while the combined burst is in progress. */
 int bank_active(const struct bank *b);

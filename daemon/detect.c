@@ -75,6 +75,7 @@ struct detect {
 	uint64_t cal_n;
 	int calibrated;
 	double baseline, spread, thr_on, thr_off;
+	float last_sustained;	/* for detect_sustained_last */
 	double edge_ratio;	/* edge level / rest mean */
 	double rest_mean;	/* mean envelope at rest, followed while quiet */
 	double rest_alpha;	/* its update weight per sample */
@@ -476,6 +477,7 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 		return DETECT_NONE;
 	}
 	envelope = detect_sustained(d, env);
+	d->last_sustained = envelope;
 	e = envelope;
 	if (d->calibrated && d->state != DETECT_S_ACTIVE) {
 		/*
@@ -606,4 +608,9 @@ int detect_thresholds(const struct detect *d, struct detect_result *out)
 	out->threshold = d->thr_on;
 	out->off_threshold = d->thr_off;
 	return 0;
+}
+
+float detect_sustained_last(const struct detect *d)
+{
+	return d->last_sustained;
 }

@@ -83,6 +83,9 @@ void detect_recalibrate(struct detect *d, uint64_t from);
 /** True while a burst is in progress (between onset and offset). */
 int detect_active(const struct detect *d);
 
+/** The sustained envelope of the last sample fed (for traces). */
+float detect_sustained_last(const struct detect *d);
+
 /** Baseline and thresholds; -EAGAIN until calibrated. */
 int detect_thresholds(const struct detect *d, struct detect_result *out);
 

@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +52,28 @@ static void rpms_detect_usage(FILE *f)
 		"                       comma-separated for several channels\n"
 		"  -b, --block FRAMES   frames handed to the detector at a time (default: the\n"
 		"                       configuration's source.block_frames)\n"
+		"  -t, --trace FILE     also write every sample as the detector saw it, CSV:\n"
+		"                       sample,channel,raw,filtered,envelope,sustained,\n"
+		"                       on_threshold,off_threshold (thresholds empty until\n"
+		"                       calibrated)\n"
 		"  -h, --help           this text\n\n"
 		"Calibration takes the rest window of detect.calibration_start_s and\n"
 		"detect.calibration_s (default: the first 2 s); no onset is decided before it\n"
 		"ends. Input formats: as rpmsd's replay source (source.format = auto: text\n"
 		"with # headers, CSV with a header row, or 'time value' pairs).\n");
+}
+
+static void rpms_detect_trace(void *ctx, const struct bank_trace *t)
+{
+	FILE *f = ctx;
+
+	fprintf(f, "%" PRIu64 ",%u,%.9g,%.9g,%.9g,%.9g,", t->sample, t->channel, t->raw,
+		t->filtered, t->envelope, t->sustained);
+	if (isfinite(t->on_threshold)) {
+		fprintf(f, "%.9g,%.9g\n", t->on_threshold, t->off_threshold);
+	} else {
+		fputs(",\n", f);
+	}
 }
 
 static void rpms_detect_emit(void *ctx, const struct bank_event *ev)
@@ -122,8 +140,9 @@ static int rpms_detect_options(struct rpmsd_config *cfg, const char *input, cons
 	return ret;
 }
 
-static int rpms_detect_run(const struct rpmsd_config *cfg, FILE *f)
+static int rpms_detect_run(const struct rpmsd_config *cfg, FILE *f, const char *trace_path)
 {
+	FILE *trace = NULL;
 	char err[DETECT_ERR_MAX] = "";
 	struct rpms_detect_out out = { .f = f };
 	struct source_block blk;
@@ -153,6 +172,17 @@ static int rpms_detect_run(const struct rpmsd_config *cfg, FILE *f)
 		ret = -ENOMEM;
 		goto err_free;
 	}
+	if (trace_path) {
+		trace = fopen(trace_path, "w");
+		if (!trace) {
+			ret = -errno;
+			fprintf(stderr, "rpms-detect: --trace: %s: %s\n", trace_path,
+				strerror(errno));
+			goto err_free;
+		}
+		fprintf(trace, "sample,channel,raw,filtered,envelope,sustained,on_threshold,off_threshold\n");
+		bank_set_trace(bank, rpms_detect_trace, trace);
+	}
 	ret = src->ops->start(src, 0, NULL);
 	fprintf(f, "event,channel,sample,decision_sample\n");
 	while (ret >= 0) {
@@ -171,7 +201,14 @@ static int rpms_detect_run(const struct rpmsd_config *cfg, FILE *f)
 		fprintf(stderr, "rpms-detect: writing the output: %s\n", strerror(errno));
 		ret = -EIO;
 	}
+	if (trace && (fflush(trace) != 0 || ferror(trace))) {
+		fprintf(stderr, "rpms-detect: --trace: %s: %s\n", trace_path, strerror(errno));
+		ret = -EIO;
+	}
 err_free:
+	if (trace) {
+		fclose(trace);
+	}
 	free(buf);
 	bank_destroy(bank);
 	source_destroy(src);
@@ -186,16 +223,17 @@ int main(int argc, char **argv)
 		{ "mains", required_argument, NULL, 'm' },
 		{ "column", required_argument, NULL, 'k' },
 		{ "block", required_argument, NULL, 'b' },
+		{ "trace", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct rpmsd_config cfg;
 	const char *config = NULL, *rate = NULL, *mains = NULL, *column = NULL;
-	const char *block = NULL;
+	const char *block = NULL, *trace = NULL;
 	char err[DETECT_ERR_MAX] = "";
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "c:r:m:k:b:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:r:m:k:b:t:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -211,6 +249,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			block = optarg;
+			break;
+		case 't':
+			trace = optarg;
 			break;
 		case 'h':
 			rpms_detect_usage(stdout);
@@ -239,5 +280,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rpms-detect: %s\n", err);
 		return 1;
 	}
-	return rpms_detect_run(&cfg, stdout);
+	return rpms_detect_run(&cfg, stdout, trace);
 }

@@ -99,6 +99,28 @@ def test_csv_column_and_rate():
     check(p.returncode == 1 and "nosuch" in p.stderr, p.stderr)
 
 
+def test_trace():
+    """--trace: every sample as the detector saw it; thresholds from the
+    calibration on; each onset decided where the sustained envelope first
+    stood above the onset threshold, each offset below the offset one."""
+    path = os.path.join(TMP, "trace.csv")
+    p = run(["--trace", path, EMG])
+    check(p.returncode == 0, p.stderr)
+    with open(path) as f:
+        tr = list(csv.DictReader(f))
+    check(len(tr) == 63880 and tr[0]["sample"] == "0", "trace rows %d" % len(tr))
+    check(tr[1998]["on_threshold"] == "" and tr[1999]["on_threshold"] != "", "calibration")
+    for e, _, s, d in rows(p.stdout):
+        t = tr[d]
+        if e == "onset":
+            check(float(t["sustained"]) > float(t["on_threshold"]) >=
+                  float(tr[d - 1]["sustained"]), "onset %d: %r" % (d, t))
+        else:
+            check(float(t["sustained"]) < float(t["off_threshold"]), "offset %d: %r" % (d, t))
+    p = run(["--trace", os.path.join(TMP, "no", "such", "dir.csv"), EMG])
+    check(p.returncode == 1 and "--trace:" in p.stderr and "dir.csv" in p.stderr, p.stderr)
+
+
 def test_bad_input():
     cases = [
         (["--mains", "55", EMG], 1, "--mains: dsp.mains_hz: '55' is not allowed (allowed: 0, 50, 60)"),
@@ -131,5 +153,6 @@ if __name__ == "__main__":
         test_bundled_recording,
         test_block_size_does_not_change_decisions,
         test_csv_column_and_rate,
+        test_trace,
         test_bad_input,
     ])
