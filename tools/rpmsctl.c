@@ -51,7 +51,8 @@ struct rpmsctl_tail {
 
 /* Topics whose sequence numbers are checked for gaps. */
 static const char *const rpmsctl_topics[] = {
-	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.heartbeat",
+	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
+	"rpms.heartbeat",
 };
 #define RPMSCTL_N_TOPICS (sizeof(rpmsctl_topics) / sizeof(rpmsctl_topics[0]))
 
@@ -367,6 +368,26 @@ static void rpmsctl_state(struct rpmsctl_line *l, json_t *j)
 	}
 }
 
+static void rpmsctl_source(struct rpmsctl_line *l, json_t *j)
+{
+	char a[32];
+	const char *kind = rpmsctl_str(j, "kind");
+
+	if (strcmp(kind, "gap") == 0) {
+		rpmsctl_label(l, "GAP");
+		rpmsctl_add(l, "%lld samples missing (%s s) from sample %lld, measured by %s",
+			    rpmsctl_int(j, "lost"), rpmsctl_fmt(a, sizeof(a),
+								rpmsctl_num(j, "lost_s"), 3),
+			    rpmsctl_int(j, "first_sample"), rpmsctl_str(j, "measured_by"));
+		return;
+	}
+	rpmsctl_label(l, "source");
+	rpmsctl_add(l, "%s: %lld channel(s) at %s Hz, %lld-frame blocks, time from %s", kind,
+		    rpmsctl_int(j, "channels"), rpmsctl_fmt(a, sizeof(a),
+							    rpmsctl_num(j, "rate_hz"), 0),
+		    rpmsctl_int(j, "block_frames"), rpmsctl_str(j, "time_source"));
+}
+
 static void rpmsctl_heartbeat(struct rpmsctl_line *l, json_t *j)
 {
 	json_t *drops = json_object_get(j, "ring_drops");
@@ -414,6 +435,8 @@ static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 		rpmsctl_refusal(&l, j);
 	} else if (strcmp(topic, "rpms.state") == 0) {
 		rpmsctl_state(&l, j);
+	} else if (strcmp(topic, "rpms.source") == 0) {
+		rpmsctl_source(&l, j);
 	} else if (strcmp(topic, "rpms.heartbeat") == 0) {
 		rpmsctl_heartbeat(&l, j);
 	} else {
