@@ -300,6 +300,32 @@ static void test_notch_attenuates_mains(void **state)
 	dsp_chain_destroy(c);
 }
 
+/*
+ * The shipped defaults work at every rate the issue names (500 Hz to
+ * 10 kHz): the low-pass is clamped below Nyquist, the pass band passes,
+ * mains and its harmonics inside the band are notched.
+ */
+static void test_defaults_across_rates(void **state)
+{
+	static const double rates[] = { 500.0, 1000.0, 2000.0, 4000.0, 10000.0 };
+	struct rpmsd_config cfg;
+	size_t k;
+
+	(void)state;
+	config_defaults(&cfg);
+	for (k = 0; k < sizeof(rates) / sizeof(rates[0]); k++) {
+		struct dsp_chain *c = make_chain(&cfg, rates[k]);
+
+		assert_true(fabs(dsp_chain_gain_db(c, 80.0)) < 1.0);
+		assert_true(dsp_chain_gain_db(c, 50.0) < -30.0);
+		assert_true(dsp_chain_gain_db(c, 150.0) < -30.0);
+		/* clamped at 0.45 fs: no section at or above Nyquist */
+		assert_true(dsp_chain_gain_db(c, 0.49 * rates[k]) < -3.0);
+		dsp_chain_destroy(c);
+		assert_true(measure_sine_db(&cfg, rates[k], 80.0, 2048.0) > -1.0);
+	}
+}
+
 /* Harmonic notches: 100, 150 Hz go with mains_harmonics = 3, not before. */
 static void test_mains_harmonics(void **state)
 {
@@ -600,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_time_domain_gain),
 		cmocka_unit_test(test_notch_attenuates_mains),
 		cmocka_unit_test(test_mains_harmonics),
+		cmocka_unit_test(test_defaults_across_rates),
 		cmocka_unit_test(test_envelopes),
 		cmocka_unit_test(test_prime_biquad),
 		cmocka_unit_test(test_prime_chain),
