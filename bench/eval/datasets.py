@@ -25,6 +25,9 @@ from filters import brickwall, resample_fft
 # 35-41 s, so both are left out, with a margin.
 REST_STRETCHES_S = ((0.5, 34.0), (59.0, 99.0))
 WEAK_ACTIVITY_S = ((34.0, 42.0), (50.0, 59.0))
+# A short blip (band-passed RMS about twice rest for about 250 ms) that is
+# left in the rest, in s.
+REST_BLIP_S = 95.8
 
 INJ_RATES = (1000, 2000)
 INJ_LENGTH_S = 30.0

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Running the detector under test, rpms-detect, and reading its defaults.
+"""Running the detector under test, rpms-detect, reading its defaults and
+its --trace output.
 
 Only the calibration window (which each data set needs) and, for the
 threshold sweep, detect.k_on are written into the temporary configs;
@@ -13,7 +14,11 @@ import re
 import subprocess
 import tempfile
 
+import numpy as np
+
 HEADER = "event,channel,sample,decision_sample"
+TRACE_HEADER = "sample,channel,raw,filtered,envelope,sustained,on_threshold,off_threshold"
+TRACE_COLUMNS = TRACE_HEADER.split(",")
 
 
 class DetectorError(Exception):
@@ -158,3 +163,61 @@ def run_many(exe, jobs, tmp, defaults, workers=2):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(pool.map(one, jobs))
+
+
+def read_trace(path, exe="rpms-detect"):
+    """rpms-detect --trace CSV of a one-channel recording as numpy arrays,
+    one per column ({name: array}); the thresholds are NaN until the
+    detector is calibrated."""
+    with open(path, encoding="ascii") as f:
+        text = f.read()
+    head, sep, body = text.partition("\n")
+    if head.strip() != TRACE_HEADER:
+        raise DetectorError("%s --trace %s: expected the header %r, got %r"
+                            % (exe, path, TRACE_HEADER, head.strip()))
+    # Empty threshold cells (before calibration) become NaN.
+    body = body.replace(",,\n", ",nan,nan\n").replace("\n", ",")
+    try:
+        vals = np.array(body.rstrip(",").split(","), dtype=float)
+        vals = vals.reshape(-1, len(TRACE_COLUMNS))
+    except ValueError as e:
+        raise DetectorError("%s --trace %s: unreadable: %s" % (exe, path, e))
+    if np.any(vals[:, 1] != 0):
+        raise DetectorError("%s --trace %s: more than one channel" % (exe, path))
+    if not np.array_equal(vals[:, 0], np.arange(len(vals))):
+        raise DetectorError("%s --trace %s: samples not consecutive from 0" % (exe, path))
+    return {name: vals[:, i] for i, name in enumerate(TRACE_COLUMNS)}
+
+
+def check_trace(trace, decisions, where):
+    """Every onset decision must fall on a sample whose sustained envelope
+    is above the onset threshold, or the trace is not of this run."""
+    sus, thr = trace["sustained"], trace["on_threshold"]
+    bad = [d for d in decisions if not (d < len(sus) and sus[d] > thr[d])]
+    if bad:
+        raise DetectorError("%s: the trace disagrees with the onsets: decisions at %s "
+                            "are not above the onset threshold" % (where, bad[:5]))
+
+
+def trace_many(exe, recs, tmp, defaults, workers=2):
+    """rpms-detect --trace at the defaults on every recording.
+
+    Returns {path: {"onsets", "decisions", and every trace column}}; the
+    trace file is read and removed at once (a 30 s recording at 2 kHz is
+    about 4 MB of CSV)."""
+    def one(rec):
+        conf = write_config(tmp, rec, defaults)
+        fd, path = tempfile.mkstemp(prefix="trace-", suffix=".csv", dir=tmp)
+        os.close(fd)
+        try:
+            ons, dec = onsets_of(run(exe, rec.path, conf, ["--trace", path]))
+            tr = read_trace(path, exe)
+        finally:
+            os.unlink(conf)
+            os.unlink(path)
+        check_trace(tr, dec, "%s --trace %s" % (exe, rec.path))
+        tr["onsets"], tr["decisions"] = ons, dec
+        return rec.path, tr
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(one, recs))

@@ -7,10 +7,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-import daemon_model  # noqa: E402
-import detector  # noqa: E402
 import references  # noqa: E402
 import report  # noqa: E402
 import scoring  # noqa: E402
@@ -24,60 +23,92 @@ def _find_set(ctx, name):
     return [d for d in ctx["sets"] if d.name == name][0]
 
 
-def model_check(ctx, rec):
-    """Does the numpy model of the daemon give rpms-detect's onsets here?
-
-    Returns (model events, calibration, text)."""
-    det = detector.detect_settings(ctx["defaults"], rec)
-    y, env = daemon_model.envelope(rec.x, rec.fs, ctx["defaults"]["dsp"])
-    cal, events = daemon_model.detect(env, rec.fs, det)
-    m = [(s, d) for kind, s, d in events if kind == "onset"]
-    ons, dec = ctx["det_out"][(rec.path, None)]
-    r = list(zip(ons, dec))
-    same = sum(1 for a, b in zip(m, r) if a == b)
-    close = (len(m) == len(r) and all(abs(a[0] - b[0]) <= 2 and abs(a[1] - b[1]) <= 2
-                                      for a, b in zip(m, r)))
-    text = "%s: model %d onsets, rpms-detect %d, %d identical%s" % (
-        rec.name, len(m), len(r), same, "" if close else " (the model differs: the "
-        "figure's envelope may not be exactly the daemon's)")
-    return (y, env, cal, events), text
+ENV_COLOR = "tab:blue"
+SUS_COLOR = "navy"
 
 
-def plot_example(ctx, rec, center, title, path, span=(-0.6, 1.2)):
-    """Raw EMG, the daemon's filtered EMG and envelope with its thresholds,
-    the true onset, rpms-detect's onset and decision, and the references'
-    onsets, around sample `center`."""
-    (y, env, cal, _), text = model_check(ctx, rec)
+def plot_example(ctx, rec, center, title, path, span=(-0.6, 1.2), zoom=None):
+    """What the daemon's detector saw around sample `center`, from
+    rpms-detect's --trace: raw input, filtered EMG, 5 ms envelope,
+    sustained envelope and thresholds; the true onset, rpms-detect's
+    back-dated onset and its decision, and the references' onsets. The
+    bottom panel repeats the envelope panel over `zoom` (s, relative to
+    center; default: around the onset and its decision)."""
+    tr = report.trace_of(ctx, rec)
     fs = rec.fs
     a = max(0, center + int(span[0] * fs))
-    b = min(len(rec.x), center + int(span[1] * fs))
+    b = min(len(tr["raw"]), center + int(span[1] * fs))
     t = np.arange(a, b) / fs
-    fig, ax = plt.subplots(3, 1, sharex=True, figsize=(9.5, 7.2))
-    ax[0].plot(t, rec.x[a:b], lw=0.6, color="0.3")
-    ax[0].set_ylabel("raw (file units)")
-    ax[1].plot(t, y[a:b], lw=0.6, color="tab:blue")
-    ax[1].set_ylabel("band-passed\n(daemon chain)")
-    ax[2].plot(t, env[a:b], lw=1.2, color="tab:blue", label="envelope (moving RMS)")
-    for val, lab, style in ((cal["baseline"], "baseline (median)", ":"),
-                            (cal["thr_on"], "onset threshold (k_on)", "--"),
-                            (cal["thr_off"], "offset threshold (k_off)", "-.")):
-        ax[2].axhline(val, color="0.4", ls=style, lw=1, label=lab)
-    ax[2].set_ylabel("envelope")
-    ax[2].set_xlabel("time in the recording (s)")
-    _mark_events(ctx, ax, rec, a, b)
-    ax[2].legend(loc="upper right", fontsize=7, ncol=2)
-    ax[0].legend(loc="upper right", fontsize=7, ncol=3)
-    ax[0].set_title(title, fontsize=10)
-    fig.text(0.01, 0.005, "Envelope, baseline and thresholds re-computed in numpy from the "
-             "daemon's settings; %s." % text, fontsize=6.5)
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    if zoom is None:
+        decs = [d for d in tr["decisions"] if center - 0.05 * fs <= d < center + 0.5 * fs]
+        last = max(decs[:1] + [center]) / fs
+        zoom = (center / fs - 0.15, max(last + 0.1, center / fs + 0.25))
+    else:
+        zoom = (center / fs + zoom[0], center / fs + zoom[1])
+    fig = plt.figure(figsize=(10, 10))
+    gs = fig.add_gridspec(4, 1, height_ratios=[1, 1, 1.5, 1.5], hspace=0.32)
+    ax = [fig.add_subplot(gs[0])]
+    ax += [fig.add_subplot(gs[i], sharex=ax[0]) for i in (1, 2)]
+    axz = fig.add_subplot(gs[3])
+    ax[0].plot(t, tr["raw"][a:b], lw=0.6, color="0.3")
+    ax[0].set_ylabel("raw input\n(file units)")
+    ax[1].plot(t, tr["filtered"][a:b], lw=0.6, color=ENV_COLOR)
+    ax[1].set_ylabel("filtered EMG\n(after limiter,\nband-pass, notches)")
+    for x, lo, hi, lw in ((ax[2], a, b, 0.8), (axz, int(zoom[0] * fs), int(zoom[1] * fs), 1.4)):
+        lo, hi = max(lo, 0), min(hi, len(tr["raw"]))
+        tt = np.arange(lo, hi) / fs
+        x.plot(tt, tr["envelope"][lo:hi], lw=0.7, color=ENV_COLOR, alpha=0.55,
+               label="envelope (%s ms %s)" % (ctx["defaults"]["dsp"]["envelope_ms"],
+                                              ctx["defaults"]["dsp"]["envelope"].upper()))
+        x.plot(tt, tr["sustained"][lo:hi], lw=lw, color=SUS_COLOR,
+               label="sustained envelope (min over %s ms)"
+               % ctx["defaults"]["detect"]["sustain_ms"])
+        x.plot(tt, tr["on_threshold"][lo:hi], "--", lw=1.1, color="tab:red",
+               label="onset threshold (k_on %s)" % ctx["defaults"]["detect"]["k_on"])
+        x.plot(tt, tr["off_threshold"][lo:hi], "-.", lw=1.1, color="tab:orange",
+               label="offset threshold (k_off %s)" % ctx["defaults"]["detect"]["k_off"])
+        x.set_yscale("log")
+        x.set_ylabel("envelope\n(file units, log)")
+        x.grid(alpha=0.25, which="both", axis="y")
+        _envelope_ylim(x, tr, lo, hi)
+    axz.set_xlim(zoom)
+    axz.set_title("zoom: %.3f-%.3f s" % zoom, fontsize=8, loc="left")
+    ax[2].set_xlim(t[0], t[-1])
+    axz.set_xlabel("time in the recording (s)")
+    for x in ax[:2]:
+        plt.setp(x.get_xticklabels(), visible=False)
+    if a <= rec.cal_end < b:
+        for x in ax + [axz]:
+            x.axvline(rec.cal_end / fs, color="0.5", lw=2.5, alpha=0.35,
+                      label="end of calibration" if x is ax[0] else None)
+    _mark_events(ctx, ax + [axz], rec, tr, a, b)
+    ax[0].set_title(title, fontsize=10, pad=14)
+    h, lab = [], []
+    for x in (ax[2], ax[0]):
+        for hh, ll in zip(*x.get_legend_handles_labels()):
+            if ll not in lab:
+                h.append(hh)
+                lab.append(ll)
+    fig.legend(h, lab, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.95, bottom=0.13)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return text
 
 
-def _mark_events(ctx, ax, rec, a, b):
-    """Vertical lines: truth, rpms-detect onset/decision, reference onsets."""
+def _envelope_ylim(ax, tr, lo, hi):
+    """Log axis from a little under the rest envelope to over the peak."""
+    env = tr["envelope"][lo:hi]
+    pos = env[env > 0]
+    if not len(pos):
+        return
+    floor = np.nanmin(tr["off_threshold"][lo:hi]) if np.any(
+        np.isfinite(tr["off_threshold"][lo:hi])) else np.percentile(pos, 50)
+    ax.set_ylim(max(np.percentile(pos, 1), floor / 8.0) * 0.8, np.max(pos) * 1.5)
+
+
+def _mark_events(ctx, ax, rec, tr, a, b):
+    """Vertical lines: truth, rpms-detect onset/decision; reference onsets
+    as triangles over the raw panel."""
     fs = rec.fs
     first = {"truth": True, "spike": True, "on": True, "dec": True}
     for e in rec.events:
@@ -90,8 +121,7 @@ def _mark_events(ctx, ax, rec, a, b):
                           label=("true onset" if kind == "truth" else "injected spike")
                           if (x is ax[0] and first[kind]) else None)
             first[kind] = False
-    ons, dec = ctx["det_out"][(rec.path, None)]
-    for o, d in zip(ons, dec):
+    for o, d in zip(tr["onsets"], tr["decisions"]):
         for s, key, color, lab in ((o, "on", DET_COLOR, "rpms-detect onset (back-dated)"),
                                    (d, "dec", "tab:red", "rpms-detect decision")):
             if a <= s < b:
@@ -99,13 +129,15 @@ def _mark_events(ctx, ax, rec, a, b):
                     x.axvline(s / fs, color=color, lw=1.3,
                               label=lab if (x is ax[0] and first[key]) else None)
                 first[key] = False
-    top = ax[0].get_ylim()[1]
+    lo, hi = ax[0].get_ylim()
+    top = hi + 0.04 * (hi - lo)
     for cls in references.REFERENCES:
         ons = ctx["ref_out"][(cls.short, rec.path, cls.default)]
         sel = [o / fs for o in ons if a <= o < b]
         if sel:
             ax[0].plot(sel, [top] * len(sel), "v", color=REF_COLORS[cls.short], ms=8,
-                       label="%s onset" % cls.short)
+                       clip_on=False, label="%s onset (offline reference)" % cls.short)
+    ax[0].set_ylim(lo, hi)
 
 
 def _pick_burst(rec_list, scores, want):
@@ -118,7 +150,7 @@ def _pick_burst(rec_list, scores, want):
 
 
 def examples(ctx, out):
-    """The example figures; returns {name: (file, caption, model check)}."""
+    """The example figures; returns {name: (file, title)}."""
     det = ctx["det"]
     figs = {}
     ds = _find_set(ctx, "inj-1k-snr10-14")
@@ -126,52 +158,118 @@ def examples(ctx, out):
     rec, t = _pick_burst(ds.recordings, scores,
                          lambda t: 60 <= float(t["ramp_ms"]) <= 120 and t["n_onsets"] > 0)
     figs["example_burst"] = _example(ctx, out, "example_burst.png", rec, t["onset_sample"],
-                                     "Injected burst, %s/%s: SNR %.1f dB, ramp %.0f ms, %.0f ms long"
-                                     % (ds.name, rec.name, float(t["snr_db"]),
-                                        float(t["ramp_ms"]), float(t["duration_ms"])))
+                                     "Injected burst, %s/%s: SNR %.1f dB, ramp %.0f ms, "
+                                     "%.0f ms long" % (ds.name, rec.name, float(t["snr_db"]),
+                                                       float(t["ramp_ms"]),
+                                                       float(t["duration_ms"])))
     ds = _find_set(ctx, "sim")
     rec = ds.recordings[0]
     t = [e for e in rec.events if e["scored"]][1]
     figs["example_sim"] = _example(ctx, out, "example_sim.png", rec, t["onset_sample"],
                                    "Simulated set, %s (the noisiest trial), burst 2" % rec.name)
-    ds = _find_set(ctx, "inj-1k-clonus")
-    scores = report.at_default(ctx, ds.name, det)[1]
-    rec, t = _pick_burst(ds.recordings, scores, lambda t: t["n_onsets"] > 1)
-    if t is None:
-        rec, t = ds.recordings[0], ds.recordings[0].events[0]
-    figs["example_clonus"] = _example(ctx, out, "example_clonus.png", rec, t["onset_sample"],
-                                      "Clonus train, %s/%s (%s onsets from rpms-detect)"
-                                      % (ds.name, rec.name, t.get("n_onsets", "?")),
-                                      span=(-0.6, float(t["duration_ms"]) / 1000 + 0.6))
+    figs["example_clonus"] = _clonus_example(ctx, out)
+    figs["example_mains"] = _mains_example(ctx, out)
+    early = _early_example(ctx, out)
+    if early:
+        figs["example_early"] = early
     figs["example_spike"] = _spike_example(ctx, out)
     return figs
 
 
-def _example(ctx, out, fname, rec, center, title, span=(-0.6, 1.2)):
-    """One example figure; returns (file, title, model check)."""
-    text = plot_example(ctx, rec, center, title, os.path.join(out, fname), span)
-    return fname, title, text
+def _example(ctx, out, fname, rec, center, title, span=(-0.6, 1.2), zoom=None):
+    """One example figure; returns (file, title)."""
+    plot_example(ctx, rec, center, title, os.path.join(out, fname), span, zoom)
+    return fname, title
+
+
+def _clonus_example(ctx, out):
+    """A clonus train that rpms-detect split, else the first train; the
+    zoom is on the second onset of a split train."""
+    ds = _find_set(ctx, "inj-1k-clonus")
+    scores = report.at_default(ctx, ds.name, ctx["det"])[1]
+    rec, t = _pick_burst(ds.recordings, scores, lambda t: t["n_onsets"] > 1)
+    if t is None:
+        rec, t = ds.recordings[0], ds.recordings[0].events[0]
+    zoom = None
+    if t.get("n_onsets", 0) > 1:
+        tr = report.trace_of(ctx, rec)
+        tol = scoring.TOL_MS * rec.fs / 1000.0
+        inside = [(o, d) for o, d in zip(tr["onsets"], tr["decisions"])
+                  if t["onset_sample"] - tol <= d <= t["end_sample"]]
+        if len(inside) > 1:
+            o, d = inside[1]
+            zoom = ((o - t["onset_sample"]) / rec.fs - 0.35,
+                    (d - t["onset_sample"]) / rec.fs + 0.12)
+    title = "Clonus train, %s/%s: %.0f ms, %s onset(s) from rpms-detect" % (
+        ds.name, rec.name, float(t["duration_ms"]), t.get("n_onsets", "?"))
+    return _example(ctx, out, "example_clonus.png", rec, t["onset_sample"], title,
+                    span=(-0.6, float(t["duration_ms"]) / 1000 + 0.6), zoom=zoom)
+
+
+def _early_example(ctx, out):
+    """The injected burst whose first decided onset was dated furthest
+    before its true onset (beyond the match window), or None."""
+    worst = None
+    for ds in report.truth_sets(ctx):
+        if not ds.name.startswith("inj"):
+            continue
+        for rec, sc in zip(ds.recordings, report.at_default(ctx, ds.name, ctx["det"])[1]):
+            for t in sc.truths:
+                err = t["first_err_ms"]
+                if err is not None and err < -scoring.TOL_MS and (
+                        worst is None or err < worst[0]):
+                    worst = (err, ds, rec, t)
+    if worst is None:
+        return None
+    err, ds, rec, t = worst
+    lat = t["first_lat_ms"] / 1000.0
+    title = ("Onset dated %.0f ms early, %s/%s: SNR %.1f dB, ramp %.0f ms; decided %.0f ms "
+             "after the true onset" % (-err, ds.name, rec.name, float(t["snr_db"]),
+                                       float(t["ramp_ms"]), t["first_lat_ms"]))
+    return _example(ctx, out, "example_early.png", rec, t["onset_sample"], title,
+                    span=(min(-0.8, err / 1000.0 - 0.3), max(0.6, lat + 0.3)),
+                    zoom=(err / 1000.0 - 0.08, lat + 0.06))
+
+
+def _mains_example(ctx, out):
+    """The recording with the loudest hum: the end of calibration (when the
+    limiter starts) and the first burst after it."""
+    ds = _find_set(ctx, "inj-1k-mains")
+    rec = max(ds.recordings, key=lambda r: r.meta.get("hum_db_over_rest", 0))
+    bursts = [e for e in rec.events if e["kind"] == "burst" and e["onset_sample"] > rec.cal_end]
+    stop = ((bursts[0]["onset_sample"] - rec.cal_end) / rec.fs + 0.6) if bursts else 1.5
+    title = "Mains hum %.1f dB over the rest RMS, %s/%s: end of calibration and first burst" % (
+        rec.meta.get("hum_db_over_rest", 0), ds.name, rec.name)
+    return _example(ctx, out, "example_mains.png", rec, rec.cal_end, title,
+                    span=(-0.4, min(stop, 3.0)), zoom=(-0.1, 0.25))
+
+
+SPIKE_OWN_MS = 100.0    # what a spike itself does shows within this
 
 
 def _spike_example(ctx, out):
-    """A spike that gave rpms-detect a false onset, else the largest spike."""
+    """The spike after which the sustained envelope came closest to the
+    onset threshold within SPIKE_OWN_MS (the limiter and the filters'
+    ringing act within that), from rpms-detect's trace."""
     ds = _find_set(ctx, "inj-1k-spikes")
     best = None
     for rec in ds.recordings:
-        ons, _ = ctx["det_out"][(rec.path, None)]
+        tr = report.trace_of(ctx, rec)
+        n = int(SPIKE_OWN_MS * rec.fs / 1000.0)
         for e in rec.events:
             if e["kind"] != "spike":
                 continue
-            hit = any(0 <= o - e["onset_sample"] + 0.05 * rec.fs < 0.35 * rec.fs for o in ons)
-            key = (hit, e["amplitude"])
-            if best is None or key > best[0]:
-                best = (key, rec, e)
-    (hit, _), rec, e = best
-    title = "Spike (%s, peak %.0f dB over rest RMS) in %s/%s: %s" % (
-        e.get("shape", "?"), float(e["snr_db"]), ds.name, rec.name,
-        "rpms-detect made a false onset" if hit else "no false onset from rpms-detect")
+            sl = slice(e["onset_sample"], e["onset_sample"] + n)
+            ratio = float(np.max(tr["sustained"][sl] / tr["on_threshold"][sl]))
+            if best is None or ratio > best[0]:
+                best = (ratio, rec, e)
+    ratio, rec, e = best
+    title = ("Spike (%s, peak %.0f dB over rest RMS) in %s/%s: the closest any spike's "
+             "sustained envelope came\nto the onset threshold within %.0f ms: %.2f x it" % (
+                 e.get("shape", "?"), float(e["snr_db"]), ds.name, rec.name, SPIKE_OWN_MS,
+                 ratio))
     return _example(ctx, out, "example_spike.png", rec, e["onset_sample"], title,
-                    span=(-0.4, 0.6))
+                    span=(-0.4, 0.6), zoom=(-0.03, 0.33))
 
 
 ROC_PANELS = (
@@ -207,7 +305,7 @@ def roc(ctx, out, metric="recall"):
                 if p[3]:
                     ax.plot(p[0], p[1], "*", ms=14, color=color, mec="k")
         ax.set_xscale("symlog", linthresh=0.1)
-        ax.set_xlim(left=0)
+        ax.set_xlim(left=-0.012)
         ax.set_ylim(-0.02, 1.02)
         ax.axvline(0.5, color="0.6", ls=":", lw=1)
         ax.axhline(0.95, color="0.6", ls=":", lw=1)
@@ -229,8 +327,8 @@ def roc(ctx, out, metric="recall"):
 def _curve_label(ctx, name):
     """Legend text: detector and what is swept."""
     if name == ctx["det"]:
-        return "rpms-detect, detect.k_on %s" % ", ".join(
-            "%g" % k for k in (ctx["k_ons"][1], ctx["k_ons"][-1]))
+        ks = [k for k in ctx["k_ons"] if k is not None]
+        return "rpms-detect, detect.k_on %g-%g" % (min(ks), max(ks))
     cls = [c for c in references.REFERENCES if c.short == name][0]
     return "%s, %s %g-%g" % (cls.name, cls.level_name, min(cls.sweep), max(cls.sweep))
 
@@ -249,15 +347,24 @@ def errors(ctx, out):
     fig.colorbar(sc, ax=ax[0, 0], label="SNR (dB)")
     for v in (30, 50):
         ax[0, 0].axhline(v, color="r", ls=":", lw=1)
+    ax[0, 0].set_yscale("log")
     ax[0, 0].set_xlabel("onset ramp (ms)")
-    ax[0, 0].set_ylabel("decision latency of the first onset (ms)")
+    ax[0, 0].set_ylabel("decision latency of the first onset (ms, log)")
     ax[0, 0].set_title("rpms-detect: decision - true onset (targets 30/50 ms dotted)", fontsize=9)
     ax[0, 1].scatter(ramp, [t["first_err_ms"] for t in hit], c=snr, s=10, cmap="viridis")
     ax[0, 1].axhspan(-scoring.TOL_MS, scoring.TOL_MS, color="g", alpha=0.08)
     for v in (-15, 15):
         ax[0, 1].axhline(v, color="r", ls=":", lw=1)
+    ax[0, 1].set_yscale("symlog", linthresh=scoring.TOL_MS)
+    ticks = [-500, -200, -100, -50, -15, 0, 15, 50, 100, 200, 500, 1000]
+    ax[0, 1].set_yticks(ticks)
+    ax[0, 1].set_yticklabels([str(v) for v in ticks])
+    ax[0, 1].yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    errs = [t["first_err_ms"] for t in hit]
+    ax[0, 1].set_ylim(min(-120, 1.3 * min(errs)), max(150, 1.3 * max(errs)))
     ax[0, 1].set_xlabel("onset ramp (ms)")
-    ax[0, 1].set_ylabel("back-dated onset - true onset (ms)")
+    ax[0, 1].set_ylabel("back-dated onset - true onset\n(ms; linear within +/-%g, log beyond)"
+                        % scoring.TOL_MS)
     ax[0, 1].set_title("rpms-detect: onset error of the first onset (band = match window)",
                        fontsize=9)
     _recall_by_duration(ctx, ax[1, 0], plain)
@@ -286,7 +393,9 @@ def _recall_by_duration(ctx, ax, sets):
     ax.set_ylabel("recall (onset within +/-50 ms)")
     ax.set_title("Recall by burst duration (injected bursts)", fontsize=9)
     ax.axhline(0.95, color="0.6", ls=":", lw=1)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.arange(0, 1.01, 0.2))
+    ax.legend(fontsize=8, ncol=len(names), loc="upper center")
 
 
 def _error_hist(ctx, ax, sets):
@@ -309,7 +418,7 @@ def make_all(ctx):
     """Write every figure; returns what the document needs about them."""
     out = ctx["args"].figures
     figs = examples(ctx, out)
-    figs["roc"] = (roc(ctx, out), "", "")
-    figs["roc_any_onset"] = (roc(ctx, out, "hit"), "", "")
-    figs["errors"] = (errors(ctx, out), "", "")
+    figs["roc"] = (roc(ctx, out), "")
+    figs["roc_any_onset"] = (roc(ctx, out, "hit"), "")
+    figs["errors"] = (errors(ctx, out), "")
     return figs

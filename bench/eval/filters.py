@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Signal processing helpers in plain numpy (no scipy on the target system).
 
-Two families:
- * zero-phase filters applied in the frequency domain (offline references,
-   burst synthesis, SNR measurement): the gain is the squared magnitude of
-   an analog Butterworth prototype, i.e. what a forward-backward pass of
-   that filter does, without its edge transients;
- * causal RBJ biquads, designed exactly like daemon/dsp.c, used only to
-   draw the daemon's envelope in the example figure.
+Zero-phase filters applied in the frequency domain (offline references,
+burst synthesis, SNR measurement): the gain is the squared magnitude of an
+analog Butterworth prototype, i.e. what a forward-backward pass of that
+filter does, without its edge transients. Nothing here models the daemon's
+own (causal) chain: what the daemon computes is read from
+rpms-detect --trace.
 """
 
 import math
@@ -116,51 +115,3 @@ def runs(mask):
     m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
     d = np.diff(m.astype(np.int8))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-
-
-# --- causal biquads, as daemon/dsp.c designs them -------------------------
-
-def rbj_biquad(kind, fs, f0, q):
-    """(b0, b1, b2, a1, a2) of an RBJ-cookbook high-pass, low-pass or notch."""
-    w0 = 2.0 * math.pi * f0 / fs
-    c, alpha = math.cos(w0), math.sin(w0) / (2.0 * q)
-    if kind == "high":
-        b = ((1 + c) / 2, -(1 + c), (1 + c) / 2)
-    elif kind == "low":
-        b = ((1 - c) / 2, 1 - c, (1 - c) / 2)
-    elif kind == "notch":
-        b = (1.0, -2.0 * c, 1.0)
-    else:
-        raise ValueError("unknown biquad kind %r" % kind)
-    a0 = 1 + alpha
-    return (b[0] / a0, b[1] / a0, b[2] / a0, -2.0 * c / a0, (1 - alpha) / a0)
-
-
-def butterworth_q(order, k):
-    """Q of pole pair k of an even-order Butterworth (as dsp_butterworth_q)."""
-    return 1.0 / (2.0 * math.sin(math.pi * (2 * k + 1) / (2.0 * order)))
-
-
-def biquad_impulse(sections, n):
-    """First n samples of the impulse response of a biquad cascade."""
-    y = np.zeros(n)
-    y[0] = 1.0
-    for b0, b1, b2, a1, a2 in sections:
-        x, out = y, np.empty(n)
-        s1 = s2 = 0.0
-        for i in range(n):
-            xi = x[i]
-            yi = b0 * xi + s1
-            s1 = b1 * xi - a1 * yi + s2
-            s2 = b2 * xi - a2 * yi
-            out[i] = yi
-        y = out
-    return y
-
-
-def causal_filter(x, impulse):
-    """Causal FIR filtering of x by a (truncated IIR) impulse response."""
-    n = len(x) + len(impulse) - 1
-    nfft = 1 << int(math.ceil(math.log2(n)))
-    y = np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(impulse, nfft), nfft)
-    return y[:len(x)]

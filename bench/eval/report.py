@@ -3,10 +3,14 @@
 
 import os
 
+import tempfile
+
 import numpy as np
 
+import detector
 import references
 import scoring
+from filters import runs
 
 TARGETS = (
     ("F1", "f1", ">=", 0.95, "F1 >= 0.95"),
@@ -236,43 +240,216 @@ def diagnostics(ctx):
     return "\n".join(parts)
 
 
-def envelope_margin(ctx, ds, kind):
-    """What the daemon's envelope (numpy model) did after each spike, or
-    during each clonus train: the longest time a candidate onset stayed
-    above the onset threshold, in ms (the detector needs detect.on_ms)."""
-    import daemon_model
-    import detector
-    vals = []
+def trace_of(ctx, rec):
+    """rpms-detect's --trace of a recording at the defaults (run on first
+    use, then kept), checked to give the same onsets as the scored run."""
+    traces = ctx.setdefault("traces", {})
+    if rec.path not in traces:
+        with tempfile.TemporaryDirectory(prefix="rpms-trace-") as tmp:
+            traces.update(detector.trace_many(ctx["args"].detector, [rec], tmp,
+                                              ctx["defaults"]))
+    tr = traces[rec.path]
+    if (tr["onsets"], tr["decisions"]) != tuple(ctx["det_out"][(rec.path, None)]):
+        raise detector.DetectorError("rpms-detect --trace %s: its onsets differ from the scored "
+                             "run's" % rec.path)
+    return tr
+
+
+def _runs_below(below):
+    """(start, length) of every run of True in a boolean array that is
+    followed by a False (a dip that ended), in samples."""
+    starts, ends = runs(below)
+    return [(a, b - a) for a, b in zip(starts, ends) if b < len(below)]
+
+
+def spike_margins(ctx, ds):
+    """For each injected spike, the largest ratio to the onset threshold
+    within SPIKE_WINDOW_MS after it, of the sustained envelope (what the
+    detector compares) and of the 5 ms envelope: [(sustained, envelope)]."""
+    out = []
     for rec in ds.recordings:
-        det = detector.detect_settings(ctx["defaults"], rec)
-        _, env = daemon_model.envelope(rec.x, rec.fs, ctx["defaults"]["dsp"])
-        cal, events = daemon_model.detect(env, rec.fs, det)
-        model = [(s, d) for kind, s, d in events if kind == "onset"]
-        if model != list(zip(*ctx["det_out"][(rec.path, None)])):
-            return None     # the model no longer is the daemon's detector
-        dip_n = int(round(float(det["dip_ms"]) * rec.fs / 1000.0))
+        tr = trace_of(ctx, rec)
+        thr = tr["on_threshold"]
+        win = int(scoring.SPIKE_WINDOW_MS * rec.fs / 1000.0)
         for e in rec.events:
-            if e["kind"] != kind:
+            if e["kind"] != "spike":
                 continue
             a = e["onset_sample"]
-            b = (a + int(0.3 * rec.fs)) if kind == "spike" else e["end_sample"]
-            n = daemon_model.longest_confirmation(env, cal["thr_on"], dip_n, a, b)
-            vals.append(n * 1000.0 / rec.fs)
-    return vals
+            sl = slice(a, min(a + win, len(thr)))
+            out.append((float(np.max(tr["sustained"][sl] / thr[sl])),
+                        float(np.max(tr["envelope"][sl] / thr[sl]))))
+    return out
+
+
+def clonus_margins(ctx, ds):
+    """For each clonus train: the peak of the sustained envelope over the
+    onset threshold, and the longest dip of the sustained envelope below
+    the offset threshold inside the train after it first crossed the onset
+    threshold (ms; a dip of detect.off_ms ends the burst, so the next
+    sub-burst would be a second onset). [(peak ratio, longest dip ms or
+    None when the train never crossed)]."""
+    out = []
+    for rec in ds.recordings:
+        tr = trace_of(ctx, rec)
+        sus, on, off = tr["sustained"], tr["on_threshold"], tr["off_threshold"]
+        for e in rec.events:
+            if e["kind"] != "clonus":
+                continue
+            a, b = e["onset_sample"], min(e["end_sample"], len(sus))
+            peak = float(np.max(sus[a:b] / on[a:b]))
+            up = np.flatnonzero(sus[a:b] > on[a:b])
+            if not len(up):
+                out.append((peak, None))
+                continue
+            s = a + int(up[0])
+            dips = _runs_below(sus[s:b] < off[s:b])
+            out.append((peak, max((n for _, n in dips), default=0) * 1000.0 / rec.fs))
+    return out
+
+
+# Injected sets whose recordings are traced for the diagnostics.
+TRACED = ("snr", "clonus", "spikes")
+PLATEAU_END_MS = 150.0      # the longest offset ramp of an injected burst
+
+
+def decision_time(ctx, rec, t):
+    """What the trace shows for one injected burst: ms from the true onset
+    to the first sample whose 5 ms envelope exceeds the onset threshold,
+    and, over its plateau (ramp end to PLATEAU_END_MS before its end), the
+    share of samples with the envelope above the onset threshold, with the
+    sustained envelope above it, and with the sustained envelope below the
+    offset threshold."""
+    tr = trace_of(ctx, rec)
+    env, sus = tr["envelope"], tr["sustained"]
+    on, off = tr["on_threshold"], tr["off_threshold"]
+    a, b = t["onset_sample"], min(t["end_sample"], len(env))
+    up = np.flatnonzero(env[a:b] > on[a:b])
+    first = up[0] * 1000.0 / rec.fs if len(up) else None
+    pa = a + int(float(t["ramp_ms"]) * rec.fs / 1000.0)
+    pb = b - int(PLATEAU_END_MS * rec.fs / 1000.0)
+    if pb <= pa:
+        return first, None, None, None
+    sl = slice(pa, pb)
+    return (first, float(np.mean(env[sl] > on[sl])), float(np.mean(sus[sl] > on[sl])),
+            float(np.mean(sus[sl] < off[sl])))
+
+
+DECISION_HEADER = ["injected bursts", "bursts", "envelope first above the onset threshold (ms, median)",
+                   "decision latency of the first onset (ms, median)",
+                   "plateau: envelope above the onset threshold",
+                   "plateau: sustained envelope above the onset threshold",
+                   "plateau: sustained envelope below the offset threshold"]
+
+
+def decision_rows(ctx):
+    """Where rpms-detect's decision time goes, from its trace: injected
+    bursts by SNR, and the near-step onsets."""
+    det = ctx["det"]
+    items = []
+    for ds in truth_sets(ctx):
+        if not (ds.name.startswith("inj") and "snr" in ds.name):
+            continue
+        for rec, sc in zip(ds.recordings, at_default(ctx, ds.name, det)[1]):
+            for t in sc.truths:
+                items.append((t, decision_time(ctx, rec, t)))
+    groups = [("SNR %g-%g dB" % (lo, hi), lambda t, lo=lo, hi=hi: lo <= float(t["snr_db"]) < hi)
+              for lo, hi in ((6, 10), (10, 14), (14, 20))]
+    groups[-1] = ("SNR 14-20 dB", lambda t: float(t["snr_db"]) >= 14)
+    groups.append(("onset ramp < 20 ms, every SNR", lambda t: float(t["ramp_ms"]) < 20))
+    rows = []
+    for label, pick in groups:
+        sel = [(t, v) for t, v in items if pick(t)]
+        if not sel:
+            continue
+        rows.append([label, len(sel), med([v[0] for _, v in sel]),
+                     med([t["first_lat_ms"] for t, _ in sel]),
+                     med([v[1] for _, v in sel], True), med([v[2] for _, v in sel], True),
+                     med([v[3] for _, v in sel], True)])
+    return rows
+
+
+def med(vals, pct=False):
+    """Median of the values that are not None, as text ('-' for none)."""
+    vals = [x for x in vals if x is not None]
+    if not vals:
+        return "-"
+    return "%.0f %%" % (100 * np.median(vals)) if pct else "%.0f" % np.median(vals)
+
+
+def hum_limit_db(ctx):
+    """Hum level (dB over the rest RMS) whose peaks reach the limiter:
+    dsp.limit x the rest envelope = sqrt(2) x the hum's RMS. None when
+    the limiter is off."""
+    lim = float(ctx["defaults"]["dsp"].get("limit", 0) or 0)
+    return 20.0 * np.log10(lim / np.sqrt(2.0)) if lim > 0 else None
+
+
+def after_calibration(ctx, ds, ms=100.0):
+    """rpms-detect's onsets decided within `ms` after calibration ended
+    (no injected burst starts that early), and the recordings they are in."""
+    n, recs = 0, 0
+    for rec in ds.recordings:
+        _, dec = ctx["det_out"][(rec.path, None)]
+        k = sum(1 for d in dec if rec.cal_end <= d < rec.cal_end + ms * rec.fs / 1000.0)
+        n += k
+        recs += 1 if k else 0
+    return n, recs
+
+
+def rest_false_onsets(ctx, ds):
+    """rpms-detect's false onsets at rest on a set, as scoring counts them:
+    [(recording, onset, decision)]."""
+    out = []
+    for rec in ds.recordings:
+        ons, dec = ctx["det_out"][(rec.path, None)]
+        keep = [(o, d) for o, d in zip(ons, dec)
+                if o >= rec.cal_end and not scoring._inside(o, rec.ignore)
+                and not (scoring._inside(o, rec.weak) or scoring._inside(d, rec.weak))]
+        truths = [e["onset_sample"] for e in rec.events
+                  if e["kind"] in ("burst", "clonus") and e["scored"]]
+        matched = {i for i, _ in scoring.greedy_match([o for o, _ in keep], truths,
+                                                      scoring.TOL_MS * rec.fs / 1000.0)}
+        spans = scoring.burst_spans(rec, rec.fs)
+        out += [(rec, o, d) for i, (o, d) in enumerate(keep)
+                if i not in matched and not scoring._inside(d, spans)]
+    return out
+
+
+def source_time_s(rec, sample):
+    """Where in emg.txt a sample of an injected recording came from (s)."""
+    m = rec.meta
+    if m.get("rest_start_s") is None:
+        return sample / rec.fs
+    t = sample / rec.fs
+    return m["rest_start_s"] + ((len(rec.x) / rec.fs - t) if m.get("reversed") else t)
 
 
 def _margin_text(ctx, ds, kind):
-    """One sentence on envelope_margin for the table."""
-    v = envelope_margin(ctx, ds, kind)
-    if v is None:
-        return ("; (the numpy model of the detector no longer gives rpms-detect's onsets "
-                "here, so its envelope margins are not shown)")
+    """One sentence, from rpms-detect's trace, for the clonus/spike table."""
+    if kind == "spike":
+        v = spike_margins(ctx, ds)
+        if not v:
+            return ""
+        sus = np.array([x[0] for x in v])
+        env = np.array([x[1] for x in v])
+        return ("; within 300 ms after a spike the sustained envelope peaked at median "
+                "%.2f, max %.2f x the onset threshold (%d of %d spikes above it), while "
+                "the 5 ms envelope peaked at median %.1f, max %.1f x" % (
+                    np.median(sus), np.max(sus), int(np.sum(sus > 1.0)), len(sus),
+                    np.median(env), np.max(env)))
+    v = clonus_margins(ctx, ds)
     if not v:
         return ""
-    what = "after a spike" if kind == "spike" else "in a train"
-    return ("; longest time above the onset threshold %s (numpy model of the envelope): "
-            "median %.0f ms, max %.0f ms, vs detect.on_ms = %s ms" % (
-                what, np.median(v), np.max(v), ctx["defaults"]["detect"]["on_ms"]))
+    peaks = np.array([x[0] for x in v])
+    dips = np.array([x[1] for x in v if x[1] is not None])
+    text = ("; sustained envelope peak per train: min %.1f, median %.1f x the onset "
+            "threshold" % (np.min(peaks), np.median(peaks)))
+    if len(dips):
+        text += ("; longest dip below the offset threshold inside a train: median %.0f ms, "
+                 "max %.0f ms; trains with one of detect.off_ms = %s ms or more: %d" % (
+                     np.median(dips), np.max(dips), ctx["defaults"]["detect"]["off_ms"],
+                     int(np.sum(dips >= float(ctx["defaults"]["detect"]["off_ms"])))))
+    return text
 
 
 def clonus_spike_rows(ctx):
@@ -287,16 +464,22 @@ def clonus_spike_rows(ctx):
             if "clonus" in ds.name:
                 extra = "%d of %d trains split into 2+ onsets" % (s["split"], s["n"])
             elif "spikes" in ds.name:
-                extra = "%d false onsets within 300 ms after one of %d spikes" % (
-                    s["fp_spike"], s["n_spikes"])
+                extra = "%d false onset%s at rest within 300 ms after one of %d spikes" % (
+                    s["fp_spike"], "" if s["fp_spike"] == 1 else "s", s["n_spikes"])
             else:
+                cut = hum_limit_db(ctx) or 10.0
                 lo = [sc for sc, rec in zip(scores, ds.recordings)
-                      if rec.meta.get("hum_db_over_rest", 0) < 10]
+                      if rec.meta.get("hum_db_over_rest", 0) < cut]
                 hi = [sc for sc, rec in zip(scores, ds.recordings)
-                      if rec.meta.get("hum_db_over_rest", 0) >= 10]
-                f_lo, f_hi = scoring.summarize(lo)["f1"], scoring.summarize(hi)["f1"]
-                extra = "F1 %s with hum < 10 dB (%d rec.), %s with hum 10-20 dB (%d rec.)" % (
-                    fnum(f_lo, 2), len(lo), fnum(f_hi, 2), len(hi))
+                      if rec.meta.get("hum_db_over_rest", 0) >= cut]
+                f_lo = scoring.summarize(lo)["f1"] if lo else None
+                f_hi = scoring.summarize(hi)["f1"] if hi else None
+                extra = "F1 %s with hum < %.1f dB (%d rec.), %s with hum %.1f-20 dB (%d rec.)" % (
+                    fnum(f_lo, 2), cut, len(lo), fnum(f_hi, 2), cut, len(hi))
+                if name == ctx["det"]:
+                    n, recs = after_calibration(ctx, ds)
+                    extra += ("; %d onsets decided within 100 ms after calibration ended "
+                              "(in %d recordings)" % (n, recs))
             if name == ctx["det"] and ("clonus" in ds.name or "spikes" in ds.name):
                 extra += _margin_text(ctx, ds, "clonus" if "clonus" in ds.name else "spike")
             rows.append([ds.name, name, fnum(s["recall"], 2), fnum(s["f1"], 2),
@@ -369,9 +552,11 @@ def write_figures(ctx):
 def _conf_lines(ctx):
     """The [dsp] and [detect] keys in force (the daemon's defaults)."""
     d = ctx["defaults"]
-    keys = [("dsp", k) for k in ("highpass_hz", "lowpass_hz", "filter_order", "mains_hz",
-                                 "notch_q", "envelope", "envelope_ms")]
-    keys += [("detect", k) for k in ("k_on", "k_off", "on_ms", "dip_ms", "off_ms")]
+    keys = [("dsp", k) for k in ("limit", "highpass_hz", "lowpass_hz", "filter_order",
+                                 "mains_hz", "mains_harmonics", "notch_q", "envelope",
+                                 "envelope_ms")]
+    keys += [("detect", k) for k in ("sustain_ms", "k_on", "k_off", "on_ms", "dip_ms",
+                                     "off_ms", "k_edge")]
     return ", ".join("`%s.%s = %s`" % (s, k, d[s][k]) for s, k in keys if k in d.get(s, {}))
 
 

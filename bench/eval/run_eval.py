@@ -124,6 +124,17 @@ def run_detector(args, sets, defaults, k_ons):
         return detector.run_many(args.detector, jobs, tmp, defaults, args.jobs)
 
 
+def run_traces(args, sets, defaults):
+    """rpms-detect --trace on the injected burst, clonus and spike
+    recordings, whose diagnostics read the daemon's own envelope,
+    sustained envelope and thresholds (figures trace theirs on demand)."""
+    recs = [rec for ds in sets if ds.name.startswith("inj")
+            and any(k in ds.name for k in report.TRACED)
+            for rec in ds.recordings]
+    with tempfile.TemporaryDirectory(prefix="rpms-trace-") as tmp:
+        return detector.trace_many(args.detector, recs, tmp, defaults, args.jobs)
+
+
 def run_references(sets, sweep):
     """Every reference on every recording: {(short, path, level): onsets}."""
     out = {}
@@ -175,6 +186,8 @@ def git_info(source):
     dirty = git("status", "--porcelain", "--", "daemon", "tools", "include", "meson.build")
     return {"commit": git("rev-parse", "--short=12", "HEAD"),
             "subject": git("log", "-1", "--format=%s"),
+            "detector_commit": git("log", "-1", "--format=%h (\"%s\")", "--abbrev=12",
+                                   "--", "daemon", "tools", "include"),
             "dirty": bool(dirty) and dirty != "unknown", "source": source}
 
 
@@ -192,11 +205,13 @@ def main(argv=None):
               % (len(sets), sum(len(d.recordings) for d in sets),
                  len(k_ons) * sum(len(d.recordings) for d in sets)), flush=True)
         det_out = run_detector(args, sets, defaults, k_ons)
+        traces = run_traces(args, sets, defaults) if sweep else {}
         ref_out = run_references(sets, sweep)
     except (emgio.DataError, detector.DetectorError) as e:
         sys.exit("run_eval: %s" % e)
     res = evaluate(sets, det_out, ref_out, k_ons)
     ctx = {
+        "traces": traces,
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
         "det_out": det_out, "ref_out": ref_out, "det": DET,
         "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),
@@ -206,9 +221,12 @@ def main(argv=None):
     }
     print(report.console(ctx))
     if not (args.quick or args.no_doc):
-        report.write_figures(ctx)
-        ctx["elapsed_s"] = time.monotonic() - t0
-        report.write_doc(ctx)
+        try:
+            report.write_figures(ctx)
+            ctx["elapsed_s"] = time.monotonic() - t0
+            report.write_doc(ctx)
+        except detector.DetectorError as e:
+            sys.exit("run_eval: %s" % e)
         print("run_eval: wrote %s and %s/*.png" % (args.doc, args.figures))
     print("run_eval: %.0f s" % (time.monotonic() - t0))
     return 0

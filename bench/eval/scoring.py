@@ -14,6 +14,10 @@ A detection that is not matched is a false onset. It is
 "Made" is the decision sample when the detector gives one (rpms-detect:
 an onset decided during a burst but back-dated into the rest before it
 is a wrong onset time, not a stimulus fired at rest), else the onset.
+A burst "got an onset" (n_onsets, first onset) when an onset was made
+inside its span, by the same rule, so an onset that the daemon decided
+during the burst but dated far before it still counts as detection with
+a large onset error.
 Detections before the end of calibration or inside an ignored span (a
 burst that cannot be scored) are not counted at all.
 """
@@ -85,15 +89,18 @@ def score(rec, onsets, decisions=None):
     truths = [dict(e) for e in rec.events if e["kind"] in ("burst", "clonus") and e["scored"]]
     matches = dict((j, i) for i, j in greedy_match(det, [t["onset_sample"] for t in truths], tol))
     spans = burst_spans(rec, fs)
+    made = dec if dec else det
     for j, t in enumerate(truths):
         lo, hi = t["onset_sample"] - tol, t["end_sample"] + TAIL_MS * fs / 1000
-        t["n_onsets"] = sum(1 for s in det if lo <= s < hi)
+        # A burst got an onset when one was made (decided, for rpms-detect)
+        # during it, however far back that onset was dated.
+        first = [k for k, m in enumerate(made) if lo <= m < hi]
+        t["n_onsets"] = len(first)
         t["matched"] = j in matches
         if t["matched"]:
             i = matches[j]
             t["err_ms"] = (det[i] - t["onset_sample"]) * 1000.0 / fs
             t["lat_ms"] = (dec[i] - t["onset_sample"]) * 1000.0 / fs if dec else None
-        first = [k for k, s in enumerate(det) if lo <= s < hi]
         t["first_err_ms"] = (det[first[0]] - t["onset_sample"]) * 1000.0 / fs if first else None
         t["first_lat_ms"] = ((dec[first[0]] - t["onset_sample"]) * 1000.0 / fs
                              if first and dec else None)
