@@ -190,8 +190,15 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 				continue;
 			}
 			if (edge == DETECT_CALIBRATED) {
-				/* Spikes are measured against this channel's rest. */
-				dsp_chain_set_limit(b->dsp[ch], b->limit * ev.r.baseline);
+				/*
+				 * Spikes are measured against this channel's rest,
+				 * hum included: the limit must never clip the mains
+				 * hum the notches are there to remove.
+				 */
+				double rest = dsp_chain_excursion(b->dsp[ch]);
+
+				rest = rest > ev.r.baseline ? rest : ev.r.baseline;
+				dsp_chain_set_limit(b->dsp[ch], b->limit * rest);
 			} else if (!bank_rule(b, ch, edge)) {
 				continue;
 			}

@@ -339,7 +339,7 @@ static const struct config_key config_keys[] = {
 		.section = "dsp", .key = "limit",
 		.type = CONFIG_TYPE_DOUBLE, .def = "6", .min = 0, .max = 10000,
 		.unit = "x rest",
-		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times the rest envelope before any filter, so a spike or electrode pop cannot make the filters ring into a burst; 0 = never clip.",
+		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times its rest level (the larger of the rest envelope and the raw excursion, hum included) before any filter, so a spike or electrode pop cannot make the filters ring into a burst; 0 = never clip.",
 		CONFIG_FIELD(dsp.limit),
 	}, {
 		.section = "dsp", .key = "envelope",
@@ -404,10 +404,16 @@ static const struct config_key config_keys[] = {
 		.doc = "Thresholds apply to the quietest of the envelope windows (dsp.envelope_ms each) over this span: transients shorter than it minus one window are never bursts.",
 		CONFIG_FIELD(detect.sustain_ms),
 	}, {
+		.section = "detect", .key = "sustain_skip",
+		.type = CONFIG_TYPE_INT, .def = "0", .min = 0, .max = 4,
+		.unit = "windows",
+		.doc = "The sustained envelope ignores this many of its quietest windows (the ripple of a 5 ms envelope inside a burst); a transient must then last about sustain_ms minus (skip + 1) windows to count.",
+		CONFIG_FIELD(detect.sustain_skip),
+	}, {
 		.section = "detect", .key = "k_edge",
 		.type = CONFIG_TYPE_DOUBLE, .def = "0.5", .min = 0, .max = 100,
 		.unit = "",
-		.doc = "The reported onset is the last sample before the decision whose envelope was within k_edge spreads of its rest level.",
+		.doc = "Onset dating: the onset is the start of the stretch before the decision whose envelope stands, summed, highest above the rest level + k_edge spreads (a change-point search over the last 0.5 s).",
 		CONFIG_FIELD(detect.k_edge),
 	}, {
 		.section = "detect", .key = "blanking_ms",

@@ -130,6 +130,7 @@ struct rpmsd_config {
 		double dip_ms;			/* dips shorter than this don't break it */
 		double off_ms;			/* time below offset threshold to end */
 		double sustain_ms;		/* span of the sustained envelope */
+		int sustain_skip;		/* quietest windows in it ignored */
 		double k_edge;			/* back-dating: envelope within k_edge spreads of rest */
 		double blanking_ms;		/* ignore EMG after each of our pulses */
 		char channel[CONFIG_NAME_MAX];	/* detect.channel_rule as written */

@@ -40,6 +40,7 @@
 #define DETECT_CAL_RATE 1000.0	/* envelope values per second kept for calibration */
 #define DETECT_REST_TAU_S 1.0	/* time constant of the followed rest level */
 #define DETECT_EDGE_S 0.5	/* how far back an onset may be dated */
+#define DETECT_MAX_SKIP 4
 
 enum detect_state {
 	DETECT_S_WAIT = 0,
@@ -55,6 +56,7 @@ struct detect {
 	/* parameters, in samples */
 	uint64_t win;		/* envelope window */
 	uint64_t n_win;		/* windows in the sustained envelope */
+	uint64_t skip;		/* quietest windows it ignores */
 	uint64_t cal_len;
 	uint64_t on_n;
 	uint64_t dip_n;
@@ -173,6 +175,13 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 		d->n_win = 1;
 	}
 	d->hist_len = (d->n_win - 1) * d->win + 1;
+	d->skip = (uint64_t)cfg->detect.sustain_skip;
+	if (d->skip > DETECT_MAX_SKIP) {
+		d->skip = DETECT_MAX_SKIP;
+	}
+	if (d->skip >= d->n_win) {
+		d->skip = d->n_win - 1;
+	}
 	d->eh_len = (uint64_t)ceil(DETECT_EDGE_S * fs) + 1;
 	d->cal_env = calloc(d->cal_want, sizeof(*d->cal_env));
 	d->hist = calloc(d->hist_len, sizeof(*d->hist));
@@ -441,30 +450,44 @@ static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
 	return DETECT_NONE;
 }
 
-/* The quietest of n_win envelope values one window apart, ending now. */
+/*
+ * The sustained envelope: of the n_win envelope values one window apart
+ * ending now, the (skip + 1)-th quietest. Ignoring the quietest @skip
+ * windows rides over the troughs of a short window's ripple inside a
+ * burst; a transient still has to raise n_win - skip windows, i.e. last
+ * (n_win - skip - 1) windows or more, to count.
+ */
 static float detect_sustained(struct detect *d, float env)
 {
-	uint64_t j, back, idx;
-	float m = env;
+	float low[DETECT_MAX_SKIP + 1];
+	uint64_t j, idx = d->hist_pos, n = 1, k, m;
 
 	d->hist[d->hist_pos] = env;
 	if (d->hist_filled < d->hist_len) {
 		d->hist_filled++;
 	}
-	for (j = 1; j < d->n_win; j++) {
-		back = j * d->win;
-		if (back >= d->hist_filled) {
-			break;
+	/* The skip + 1 smallest so far, ascending (a short insertion sort). */
+	low[0] = env;
+	for (j = 1; j < d->n_win && j * d->win < d->hist_filled; j++) {
+		float v;
+
+		idx = idx >= d->win ? idx - d->win : idx + d->hist_len - d->win;
+		v = d->hist[idx];
+		m = n <= d->skip ? n : d->skip + 1;
+		if (m == d->skip + 1 && v >= low[d->skip]) {
+			continue;
 		}
-		idx = (d->hist_pos + d->hist_len - back) % d->hist_len;
-		if (d->hist[idx] < m) {
-			m = d->hist[idx];
+		for (k = m < d->skip + 1 ? m : d->skip; k > 0 && low[k - 1] > v; k--) {
+			low[k] = low[k - 1];
 		}
+		low[k] = v;
+		n++;
 	}
 	if (++d->hist_pos == d->hist_len) {
 		d->hist_pos = 0;
 	}
-	return m;
+	/* While the history is short, the largest of what there is. */
+	return low[(n - 1 < d->skip ? n - 1 : d->skip)];
 }
 
 enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,

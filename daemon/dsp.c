@@ -27,6 +27,7 @@
 #define DSP_MAX_SECTIONS (4 + DSP_MAX_NOTCHES)	/* 2 high-pass + 2 low-pass + notches */
 #define DSP_LOWPASS_MAX_FRAC 0.45
 #define DSP_LEVEL_HZ 2.0	/* corner of the slow level the limiter clips around */
+#define DSP_EXCURSION_S 0.5	/* time constant of the excursion's mean square */
 
 struct dsp_chain {
 	double fs;
@@ -35,6 +36,8 @@ struct dsp_chain {
 	double limit;		/* clip the input's excursion here, 0 = not */
 	double level;		/* slow level of the input (below 2 Hz) */
 	double level_alpha;
+	double excursion_ms;	/* mean square of the input around its level */
+	double excursion_alpha;
 	int primed;
 	int tkeo;
 	double x1, x2;		/* the two previous filtered samples (TKEO) */
@@ -224,6 +227,7 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	}
 	c->fs = fs;
 	c->level_alpha = 1.0 - exp(-2.0 * M_PI * DSP_LEVEL_HZ / fs);
+	c->excursion_alpha = 1.0 / (DSP_EXCURSION_S * fs);
 	c->win = (size_t)win;
 	c->sq = calloc(c->win, sizeof(*c->sq));
 	if (!c->sq) {
@@ -298,11 +302,15 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	 * Clip the input's excursion from its slow level, well above any
 	 * burst, before it reaches them.
 	 */
-	if (c->limit > 0.0) {
+	{
 		double dev = y - c->level;
 
-		dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
-		y = c->level + dev;
+		/* How far the raw input strays from its level: mains hum too. */
+		c->excursion_ms += c->excursion_alpha * (dev * dev - c->excursion_ms);
+		if (c->limit > 0.0) {
+			dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
+			y = c->level + dev;
+		}
 	}
 	c->level += c->level_alpha * (y - c->level);
 	for (i = 0; i < c->n_sec; i++) {
@@ -340,6 +348,11 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 void dsp_chain_set_limit(struct dsp_chain *c, double limit)
 {
 	c->limit = limit > 0.0 && isfinite(limit) ? limit : 0.0;
+}
+
+double dsp_chain_excursion(const struct dsp_chain *c)
+{
+	return sqrt(c->excursion_ms);
 }
 
 void dsp_chain_resync(struct dsp_chain *c)

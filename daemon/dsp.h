@@ -71,6 +71,13 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered);
 void dsp_chain_set_limit(struct dsp_chain *c, double limit);
 
 /**
+ * RMS of the input around its slow level over about the last 0.5 s,
+ * before limiting: everything that is not EMG rides in it too (mains hum,
+ * motion), which is why the limit must not be set below it. RT-safe.
+ */
+double dsp_chain_excursion(const struct dsp_chain *c);
+
+/**
  * After a gap in the input: the next sample primes the filters again, as
  * the first one did, so the jump across the gap does not ring through
  * them. The envelope window keeps its contents (callers ignore the

@@ -54,6 +54,8 @@ static double gauss(uint64_t *s)
 	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
 }
 
+static double hum_amp;	/* 50 Hz hum added to both channels, µV peak */
+
 /* Rest noise of 10 µV on a 2048 offset; bursts 20x that. */
 static float *make_signal(void)
 {
@@ -67,8 +69,10 @@ static float *make_signal(void)
 		double ga = t >= 3.0 && t < 4.0 ? 20.0 : 1.0;
 		double gb = t >= 3.5 && t < 5.0 ? 20.0 : 1.0;
 
-		x[2 * i] = (float)(2048.0 + 10.0 * ga * gauss(&seed));
-		x[2 * i + 1] = (float)(2048.0 + 10.0 * gb * gauss(&seed));
+		double hum = hum_amp * sin(2.0 * M_PI * 50.0 * t);
+
+		x[2 * i] = (float)(2048.0 + hum + 10.0 * ga * gauss(&seed));
+		x[2 * i + 1] = (float)(2048.0 + hum + 10.0 * gb * gauss(&seed));
 	}
 	return x;
 }
@@ -160,6 +164,23 @@ static void test_unknown_channel(void **state)
 	assert_string_equal(err, "detect.channel_rule: no channel 'emg3' in the source (channels: a, b)");
 }
 
+/*
+ * Mains hum 30x the rest EMG: the notches remove it, and the spike
+ * limiter, switched on at the end of calibration, must not clip it (it
+ * would turn the hum into broadband harmonics): the same burst, decided
+ * as without hum, and nothing at the switch-on.
+ */
+static void test_hum_not_clipped(void **state)
+{
+	struct got g;
+
+	(void)state;
+	hum_amp = 300.0;
+	run("any", &g, -1);
+	hum_amp = 0.0;
+	expect_burst(&g, 0, 3.0, 1, 5.0);
+}
+
 /* A blank over the start of the bursts hides it: the onset comes after. */
 static void test_blank_hides(void **state)
 {
@@ -184,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_rule_all),
 		cmocka_unit_test(test_rule_named),
 		cmocka_unit_test(test_unknown_channel),
+		cmocka_unit_test(test_hum_not_clipped),
 		cmocka_unit_test(test_blank_hides),
 	};
 

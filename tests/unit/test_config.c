@@ -201,6 +201,7 @@ static void test_defaults(void **state)
 	assert_true(c.dsp.envelope_ms == 5.0);
 	assert_true(c.dsp.limit == 6.0);
 	assert_true(c.detect.sustain_ms == 30.0);
+	assert_int_equal(c.detect.sustain_skip, 0);
 	assert_true(c.detect.k_edge == 0.5);
 	assert_true(c.detect.calibration_start_s == 0.0);
 	assert_true(c.detect.calibration_s == 2.0);
