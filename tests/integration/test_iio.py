@@ -327,7 +327,9 @@ def test_timestamp_gap():
     check(len(gaps) == 1, "gaps %r" % gaps)
     g = gaps[0]
     check(g["measured_by"] == "timestamps" and 450 <= g["lost"] <= 560, "gap %r" % g)
-    check(g["first_sample"] >= 2000 and g["sample"] == g["first_sample"] + g["lost"],
+    # the generator stalls once 2000 frames are out; the daemon's sample 0
+    # is the first frame it read, which may be a frame or two into them
+    check(1990 <= g["first_sample"] <= 2100 and g["sample"] == g["first_sample"] + g["lost"],
           "gap %r" % g)
     check(abs(g["t_rec_s"] - g["t_session_s"]) < 0.1, "gap %r" % g)
     check("gaps:            1 in the stream" in r.stdout, r.stdout)
