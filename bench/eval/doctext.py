@@ -76,9 +76,10 @@ set per data set (below); the threshold sweep also sets `detect.k_on`.
 What happens to each sample, in this order:
 
 1. **Limiter** (once calibrated): the raw input's excursion from its slow
-   level (below 2 Hz) is clipped at `dsp.limit` = {dsp['limit']} times the rest
-   envelope level, before any filter, so that a spike or an electrode pop
-   cannot make the filters ring.
+   level (below 2 Hz) is clipped at `dsp.limit` = {dsp['limit']} times the channel's
+   rest level (the larger of its rest envelope and the input's own excursion,
+   so mains hum is never clipped), before any filter, so that a spike or an
+   electrode pop cannot make the filters ring.
 2. **Filters**: Butterworth high-pass {dsp['highpass_hz']} Hz and low-pass
    {dsp['lowpass_hz']} Hz (order {dsp['filter_order']} each, clamped below 0.45 x the sampling
    rate), notches (Q {dsp['notch_q']}) at {dsp['mains_hz']} Hz and its harmonics up to x{dsp['mains_harmonics']}
