@@ -41,6 +41,7 @@
 #define DETECT_REST_TAU_S 1.0	/* time constant of the followed rest level */
 #define DETECT_EDGE_S 0.5	/* how far back an onset may be dated */
 #define DETECT_MAX_SKIP 4
+#define DETECT_FOOT_S 0.03	/* a ramp's foot: at most this before the change point */
 
 enum detect_state {
 	DETECT_S_WAIT = 0,
@@ -86,6 +87,7 @@ struct detect {
 	uint64_t *eh_idx;	/* their sample indices */
 	uint64_t eh_len, eh_pos, eh_filled;
 	uint64_t edge_floor;	/* no onset is dated before this sample */
+	uint64_t foot_n;	/* how much earlier a ramp's foot may be */
 
 	/* blanking: [blank_from, blank_end) */
 	uint64_t blank_from, blank_end;
@@ -183,6 +185,7 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 		d->skip = d->n_win - 1;
 	}
 	d->eh_len = (uint64_t)ceil(DETECT_EDGE_S * fs) + 1;
+	d->foot_n = (uint64_t)llround(DETECT_FOOT_S * fs);
 	d->cal_env = calloc(d->cal_want, sizeof(*d->cal_env));
 	d->hist = calloc(d->hist_len, sizeof(*d->hist));
 	d->eh = calloc(d->eh_len, sizeof(*d->eh));
@@ -397,6 +400,47 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 }
 
 /*
+ * A ramp's foot: the envelope of noise plus a linearly rising burst is a
+ * hyperbola whose asymptote meets zero where the ramp starts, so a line
+ * fitted to the rise (change point to decision) and taken down to zero
+ * dates a slow onset earlier than any level crossing can. It may only move
+ * the change point earlier, by at most DETECT_FOOT_S, and only when the
+ * fit rises: a step's plateau fits flat and leaves the change point as is.
+ */
+static uint64_t detect_ramp_foot(const struct detect *d, uint64_t decision, uint64_t edge,
+				 uint64_t kedge)
+{
+	double n = 0.0, st = 0.0, sy = 0.0, stt = 0.0, sty = 0.0, slope, icpt, t0;
+	uint64_t k, idx;
+
+	for (k = 1; k <= kedge; k++) {
+		double t, y;
+
+		idx = (d->eh_pos + d->eh_len - k) % d->eh_len;
+		y = d->eh[idx];
+		t = -(double)(decision - d->eh_idx[idx]);
+		n += 1.0;
+		st += t;
+		sy += y;
+		stt += t * t;
+		sty += t * y;
+	}
+	if (n < 5.0 || !(n * stt - st * st > 0.0)) {
+		return edge;
+	}
+	slope = (n * sty - st * sy) / (n * stt - st * st);
+	icpt = (sy - slope * st) / n;
+	if (!(slope > 0.0)) {
+		return edge;
+	}
+	t0 = -icpt / slope;	/* relative to the decision, negative */
+	if (!(t0 < -(double)(decision - edge)) || t0 < -(double)(decision - edge) - d->foot_n) {
+		return edge;
+	}
+	return decision - (uint64_t)llround(-t0);
+}
+
+/*
  * Where the burst just decided began: the start of the most recent stretch
  * whose envelope, summed backwards from the decision, stands highest above
  * the edge level (rest level x edge_ratio), i.e. the least-squares change
@@ -408,7 +452,7 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 static uint64_t detect_edge(const struct detect *d, uint64_t decision)
 {
 	double ref = d->rest_mean * d->edge_ratio, sum = 0.0, best = 0.0;
-	uint64_t k, idx, edge = decision;
+	uint64_t k, idx, edge = decision, kedge = 0;
 
 	if (!(ref > 0.0)) {
 		return decision;
@@ -422,9 +466,10 @@ static uint64_t detect_edge(const struct detect *d, uint64_t decision)
 		if (sum > best) {
 			best = sum;
 			edge = d->eh_idx[idx];
+			kedge = k;
 		}
 	}
-	return edge;
+	return detect_ramp_foot(d, decision, edge, kedge);
 }
 
 static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,

@@ -69,7 +69,7 @@ def test_bundled_recording():
     got = rows(p.stdout)
     onsets = [s / 1000.0 for e, _, s, _ in got if e == "onset"]
     check(len(onsets) == 3 and all(abs(a - b) < 0.1 for a, b in
-                                   zip(onsets, (15.46, 25.63, 26.33))), "onsets %r" % onsets)
+                                   zip(onsets, (15.45, 25.60, 26.32))), "onsets %r" % onsets)
     check([e for e, _, _, _ in got] == ["onset", "offset"] * 3, "events %r" % got)
     for e, ch, s, d in got:
         check(ch == 0 and d >= s if e == "onset" else ch == 0, "row %r" % ((e, ch, s, d),))

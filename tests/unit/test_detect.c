@@ -476,7 +476,7 @@ static void test_separate_bursts(void **state)
 		assert_int_equal(r.n_onsets, 2);
 		assert_int_equal(r.n_offsets, 2);
 		assert_in_range(nth_event(&r, DETECT_ONSET, 1)->res.edge_sample,
-				3800 - 25, 3800 + 25);
+				3800 - 40, 3800 + 15);
 	}
 }
 
@@ -509,7 +509,7 @@ static void test_blanking_suppresses(void **state)
 		assert_int_equal(r.n_onsets, 1);
 		assert_int_equal(r.n_offsets, 1);
 		assert_in_range(nth_event(&r, DETECT_ONSET, 0)->res.edge_sample,
-				5000 - 25, 5000 + 25);
+				5000 - 40, 5000 + 15);
 	}
 }
 
