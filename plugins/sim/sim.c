@@ -7,6 +7,11 @@
  *
  * The pulse record is preallocated in open; pulse only writes into it. It
  * is written to pulse_log (CSV) at close, when that key is set.
+ *
+ * Fault knobs, for tests of the daemon's safety paths: fail_every (every
+ * Nth pulse returns -EIO), overheat_after (after N pulses the coil reports
+ * a temperature far above any limit) and never_ready (the stimulator never
+ * says it is ready).
  */
 #include <errno.h>
 #include <math.h>
@@ -37,7 +42,14 @@ struct sim {
 	size_t log_len;
 	uint64_t unlogged;		/* pulses beyond the log's capacity */
 	char log_path[1024];
+	long long fail_every;		/* 0: never */
+	long long overheat_after;	/* 0: never */
+	bool never_ready;
+	uint64_t pulses;		/* attempts, failed ones included */
+	uint64_t fired;
 };
+
+#define SIM_OVERHEAT_C 100.0	/* above ambient, far beyond any coil limit */
 
 static const struct rpmsd_coil_key sim_keys[] = {
 	{ "ambient_c", RPMSD_COIL_KEY_DOUBLE, "25", -20, 60, "C",
@@ -50,6 +62,12 @@ static const struct rpmsd_coil_key sim_keys[] = {
 	  "CSV file written at close with every pulse (empty: none)" },
 	{ "pulse_log_max", RPMSD_COIL_KEY_INT, "100000", 1, 10000000, "pulses",
 	  "pulses kept for pulse_log (preallocated)" },
+	{ "fail_every", RPMSD_COIL_KEY_INT, "0", 0, 1000000, "pulses",
+	  "test fault: every Nth pulse fails with EIO (0: never)" },
+	{ "overheat_after", RPMSD_COIL_KEY_INT, "0", 0, 1000000, "pulses",
+	  "test fault: after N pulses the coil reports 100 C above ambient (0: never)" },
+	{ "never_ready", RPMSD_COIL_KEY_BOOL, "false", 0, 0, "",
+	  "test fault: the stimulator never reports ready" },
 };
 
 /* Temperature at @now, cooled exponentially since the last update. */
@@ -86,6 +104,15 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 	}
 	if (ret == 0) {
 		ret = host->get_int(host->ctx, "pulse_log_max", &cap);
+	}
+	if (ret == 0) {
+		ret = host->get_int(host->ctx, "fail_every", &s->fail_every);
+	}
+	if (ret == 0) {
+		ret = host->get_int(host->ctx, "overheat_after", &s->overheat_after);
+	}
+	if (ret == 0) {
+		ret = host->get_bool(host->ctx, "never_ready", &s->never_ready);
 	}
 	if (ret < 0) {
 		goto err_free;
@@ -140,6 +167,10 @@ static int sim_pulse(void *h, double intensity_pct, uint32_t width_us)
 	if (!atomic_load(&s->armed)) {
 		return -EPERM;
 	}
+	if (s->fail_every > 0 && ++s->pulses % (uint64_t)s->fail_every == 0) {
+		return -EIO;
+	}
+	s->fired++;
 	s->temp_c = sim_temp_at(s, now) + s->heat_per_pulse_c * frac * frac;
 	s->t_temp_ns = now;
 	if (s->log_len < s->log_cap) {
@@ -160,7 +191,10 @@ static int sim_status(void *h, struct rpmsd_coil_status *st)
 	struct sim *s = h;
 
 	st->temperature_c = sim_temp_at(s, s->host->now_ns(s->host->ctx));
-	st->ready = true;
+	if (s->overheat_after > 0 && s->fired >= (uint64_t)s->overheat_after) {
+		st->temperature_c += SIM_OVERHEAT_C;
+	}
+	st->ready = !s->never_ready;
 	st->fault = false;
 	st->fault_code = 0;
 	return 0;

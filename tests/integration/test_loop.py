@@ -171,6 +171,57 @@ def test_sim_coil_saw_exactly_the_published_pulses():
         check(float(row["intensity_pct"]) == p["intensity_pct"], "intensity %r" % row)
 
 
+def faulty_run(key, value):
+    return rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(),
+                                   extra={("coil.sim", key): value}))
+
+
+def states(r):
+    return [(s["state"], s.get("reason"), s.get("code")) for s in r.of("rpms.state")
+            if s["state"] != "calibrated"]
+
+
+def test_coil_pulse_error_disarms():
+    """The sim coil's third pulse fails (fail_every = 3): a fault, the coil
+    disarmed at once, the rest of that train and every later train refused
+    as disarmed; exit status 3."""
+    r = faulty_run("fail_every", "3")
+    check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
+    check([(p["train_id"], p["index"]) for p in r.of("rpms.stim")] == [(1, 0), (1, 1)],
+          "pulses %r" % r.of("rpms.stim"))
+    st = states(r)
+    check(("fault", "coil plugin pulse failed", -5) in st and
+          ("disarmed", "pulse failed", 0) in st, "states %r" % st)
+    refused = r.of("rpms.safety")
+    check(len(refused) == 2 and all(x["rule"] == "disarmed" and x["dropped"] == 5
+                                    for x in refused), "refusals %r" % refused)
+
+
+def test_coil_never_ready_refuses():
+    """A stimulator that never says ready: every train refused by the
+    not_ready rule, nothing fired, no fault (the daemon ends normally)."""
+    r = faulty_run("never_ready", "true")
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check(not r.of("rpms.stim"), "pulses %r" % r.of("rpms.stim"))
+    refused = r.of("rpms.safety")
+    check(len(refused) == 3 and all(x["rule"] == "not_ready" for x in refused),
+          "refusals %r" % refused)
+
+
+def test_coil_overheat_refuses():
+    """The coil reports 100 C above ambient after two pulses: the rest of
+    the first train and every later train refused by coil_temperature,
+    with the measured value and the limit in the refusal."""
+    r = faulty_run("overheat_after", "2")
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check(len(r.of("rpms.stim")) == 2, "pulses %r" % r.of("rpms.stim"))
+    refused = r.of("rpms.safety")
+    check(refused and all(x["rule"] == "coil_temperature" and x["value"] > x["limit"] == 40
+                          for x in refused), "refusals %r" % refused)
+    check((refused[0]["train_id"], refused[0]["index"], refused[0]["dropped"]) == (1, 2, 3),
+          "first refusal %r" % refused[0])
+
+
 def test_disarmed_start_refuses_every_pulse():
     r = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(),
                                 extra={("daemon", "arm_on_start"): "false"}))
@@ -231,6 +282,9 @@ if __name__ == "__main__":
         test_weak_activity_not_stimulated,
         test_sim_coil_saw_exactly_the_published_pulses,
         test_disarmed_start_refuses_every_pulse,
+        test_coil_pulse_error_disarms,
+        test_coil_never_ready_refuses,
+        test_coil_overheat_refuses,
         test_safety_interval_refuses_second_train,
         test_real_time_pacing_and_sigterm,
     ])
