@@ -411,7 +411,7 @@ static uint64_t detect_ramp_foot(const struct detect *d, uint64_t decision, uint
 				 uint64_t kedge)
 {
 	double n = 0.0, st = 0.0, sy = 0.0, stt = 0.0, sty = 0.0, slope, icpt, t0;
-	uint64_t k, idx;
+	uint64_t k, idx, foot, back;
 
 	for (k = 1; k <= kedge; k++) {
 		double t, y;
@@ -437,7 +437,10 @@ static uint64_t detect_ramp_foot(const struct detect *d, uint64_t decision, uint
 	if (!(t0 < -(double)(decision - edge)) || t0 < -(double)(decision - edge) - d->foot_n) {
 		return edge;
 	}
-	return decision - (uint64_t)llround(-t0);
+	back = (uint64_t)llround(-t0);
+	foot = back > decision ? 0 : decision - back;
+	/* Never into a gap, before the recording or before the previous burst ended. */
+	return foot < d->edge_floor ? d->edge_floor : foot;
 }
 
 /*
