@@ -184,7 +184,7 @@ void config_defaults(struct rpmsd_config *cfg);
  */
 int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen);
 
-/* The recording comes from elsewhere (a tool's INPUT): source.file may be unset. */
+/* No recording is read from the file (a tool's INPUT, or none needed): source.file may be unset. */
 #define CONFIG_LOAD_INPUT_GIVEN 0x1u
 
 /**

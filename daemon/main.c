@@ -27,7 +27,8 @@ static void main_usage(FILE *f)
 		"      --wait-subscriber[=S] wait up to S seconds (default 10) for an event\n"
 		"                            subscriber before starting\n"
 		"      --print-config        print a configuration with every key and its default\n"
-		"      --plugin-keys NAME    print the [coil.NAME] keys of a coil plugin\n"
+		"      --plugin-keys NAME    print the [coil.NAME] keys of a coil plugin (with\n"
+		"                            --config, also looked for in its daemon.plugin_dir)\n"
 		"  -V, --version             print the version\n"
 		"  -h, --help                this help\n"
 		"\n"
@@ -49,13 +50,21 @@ static int main_load_config(struct rpmsd_config *cfg, const char *path)
 	return 0;
 }
 
-static int main_plugin_keys(const char *name)
+/* With --config, the plugin is looked for in its daemon.plugin_dir too. */
+static int main_plugin_keys(const char *name, const char *config_path)
 {
+	static struct rpmsd_config cfg;
 	char err[1024];
 	struct plugin *p;
 	int ret;
 
-	ret = plugin_load(NULL, name, &p, err, sizeof(err));
+	/* Only daemon.plugin_dir matters here: no recording is needed. */
+	if (config_path &&
+	    config_load_flags(&cfg, config_path, CONFIG_LOAD_INPUT_GIVEN, err, sizeof(err)) < 0) {
+		fprintf(stderr, "rpmsd: %s\n", err);
+		return 1;
+	}
+	ret = plugin_load(config_path ? &cfg : NULL, name, &p, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err);
 		return 1;
@@ -82,7 +91,8 @@ int main(int argc, char **argv)
 	struct session_options sopt = { 0 };
 	static struct rpmsd_config cfg;
 	const char *config_path = RPMSD_CONFIG_FILE;
-	const char *check = NULL;
+	const char *check = NULL, *plugin_keys = NULL;
+	bool config_given = false;
 	char *end;
 	int c;
 
@@ -90,6 +100,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c':
 			config_path = optarg;
+			config_given = true;
 			break;
 		case OPT_CHECK:
 			check = optarg;
@@ -115,7 +126,8 @@ int main(int argc, char **argv)
 			config_write_template(stdout);
 			return 0;
 		case OPT_PLUGIN_KEYS:
-			return main_plugin_keys(optarg);
+			plugin_keys = optarg;
+			break;
 		case 'V':
 			printf("rpmsd %s (coil plugin ABI %d.%d)\n", RPMSD_VERSION,
 			       RPMSD_COIL_ABI_MAJOR, RPMSD_COIL_ABI_MINOR);
@@ -132,6 +144,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rpmsd: unexpected argument '%s' (see rpmsd --help)\n",
 			argv[optind]);
 		return 2;
+	}
+	if (plugin_keys) {
+		return main_plugin_keys(plugin_keys, config_given ? config_path : NULL);
 	}
 	if (check) {
 		if (main_load_config(&cfg, check) < 0 || session_check(&cfg) < 0) {
