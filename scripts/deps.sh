@@ -1,16 +1,19 @@
 #!/bin/sh
 # Install the Debian 12 packages rpmsd needs to build, test and run the demo,
 # only those that are missing. Uses sudo when not root.
-# Usage: scripts/deps.sh [build|test]   (default: test, which is a superset)
+# Usage: scripts/deps.sh [build|test|bench]   (default: test, a superset of
+# build; bench adds what the benchmarks and the detection evaluation need)
 set -eu
 
 build_pkgs="gcc pkg-config meson ninja-build libinih-dev libzmq3-dev libjansson-dev libiio-dev"
 test_pkgs="$build_pkgs libiio-utils iiod iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd"
+bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
 
 case "${1:-test}" in
 build) pkgs=$build_pkgs ;;
 test) pkgs=$test_pkgs ;;
-*) echo "deps.sh: unknown set '$1' (allowed: build, test)" >&2; exit 2 ;;
+bench) pkgs=$bench_pkgs ;;
+*) echo "deps.sh: unknown set '$1' (allowed: build, test, bench)" >&2; exit 2 ;;
 esac
 
 missing=""
