@@ -7,7 +7,6 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "acquire.h"
@@ -46,14 +45,6 @@ struct acquire {
 	int64_t arrival_ns;			/* CLOCK_MONOTONIC at read return */
 };
 
-static int64_t acquire_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void acquire_lat_record(struct acquire *a, enum acquire_lat which, int64_t ns)
 {
 	a->lat[which][a->lat_n[which] % ACQUIRE_LAT_MAX] =
@@ -91,7 +82,7 @@ static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
 			act = EVENT_ACTION_BUSY;
 		} else {
 			acquire_lat_record(a, ACQUIRE_LAT_REQUEST,
-					   acquire_mono_ns() - a->arrival_ns);
+					   sclock_mono_ns() - a->arrival_ns);
 			ev.u.burst.train_id = req.train_id;
 		}
 	}
@@ -233,7 +224,7 @@ static void *acquire_thread(void *arg)
 			break;
 		}
 		/* The source's own arrival time when it has one (IIO: refill return). */
-		a->arrival_ns = blk.arrival_ns ? blk.arrival_ns : acquire_mono_ns();
+		a->arrival_ns = blk.arrival_ns ? blk.arrival_ns : sclock_mono_ns();
 		if (prev_arrival && a->arrival_ns != prev_arrival) {
 			acquire_lat_record(a, ACQUIRE_LAT_INTERVAL, a->arrival_ns - prev_arrival);
 		}
@@ -260,7 +251,7 @@ static void *acquire_thread(void *arg)
 		}
 		pulses_seen = pulses;
 		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
-		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, acquire_mono_ns() - a->arrival_ns);
+		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, sclock_mono_ns() - a->arrival_ns);
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		sclock_set_fresh(a->clock, sclock_now(a->clock));
 		a->stats.blocks++;

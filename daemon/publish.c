@@ -18,13 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <zmq.h>
 
 #include "event.h"
 #include "log.h"
 #include "publish.h"
+#include "sclock.h"
 
 #define PUBLISH_MAX_RINGS 8
 #define PUBLISH_RING_NAME_MAX 32
@@ -69,14 +69,6 @@ struct publish {
 	atomic_uint_fast64_t pulses;
 	atomic_uint_fast64_t samples;
 };
-
-static int64_t publish_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * PUBLISH_NS_PER_S + ts.tv_nsec;
-}
 
 static int publish_setsockopt_int(void *sock, int opt, int value)
 {
@@ -226,7 +218,7 @@ static unsigned publish_read_subscriptions(struct publish *p)
 
 int publish_wait_subscriber(struct publish *p, double timeout_s)
 {
-	int64_t deadline = publish_now_ns() + (int64_t)(timeout_s * PUBLISH_NS_PER_S);
+	int64_t deadline = sclock_mono_ns() + (int64_t)(timeout_s * PUBLISH_NS_PER_S);
 	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
 	int64_t left;
 
@@ -237,7 +229,7 @@ int publish_wait_subscriber(struct publish *p, double timeout_s)
 		if (publish_read_subscriptions(p) > 0) {
 			return 0;
 		}
-		left = deadline - publish_now_ns();
+		left = deadline - sclock_mono_ns();
 		if (left <= 0) {
 			return -ETIMEDOUT;
 		}
@@ -344,7 +336,7 @@ static void publish_overflow(struct publish *p, struct publish_ring *pr,
  */
 static void publish_check_drops(struct publish *p, bool force)
 {
-	int64_t now = publish_now_ns();
+	int64_t now = sclock_mono_ns();
 	uint64_t total = 0, d;
 	size_t i;
 
@@ -413,7 +405,7 @@ static void *publish_thread(void *arg)
 {
 	struct publish *p = arg;
 	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
-	int64_t next_hb = publish_now_ns() + p->heartbeat_ns;
+	int64_t next_hb = sclock_mono_ns() + p->heartbeat_ns;
 	int64_t now;
 
 	while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
@@ -421,7 +413,7 @@ static void *publish_thread(void *arg)
 
 		publish_check_drops(p, false);
 		if (p->heartbeat_ns > 0) {
-			now = publish_now_ns();
+			now = sclock_mono_ns();
 			if (now >= next_hb) {
 				publish_heartbeat(p);
 				next_hb += p->heartbeat_ns;

@@ -37,7 +37,7 @@ struct sclock {
 	_Atomic(atomic_uint *) waiting_word;
 };
 
-static int64_t sclock_mono_ns(void)
+int64_t sclock_mono_ns(void)
 {
 	struct timespec ts;
 

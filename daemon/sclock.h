@@ -45,6 +45,9 @@ int64_t sclock_t0_mono(const struct sclock *c);
 /** True in virtual mode. */
 bool sclock_is_virtual(const struct sclock *c);
 
+/** CLOCK_MONOTONIC in ns: the daemon's one reading of it. RT-safe (vDSO). */
+int64_t sclock_mono_ns(void);
+
 /** Session time in ns. RT-safe. */
 int64_t sclock_now(const struct sclock *c);
 

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "acquire.h"
@@ -60,14 +59,6 @@ struct session {
 	bool masked;
 	struct session_reopen reopen;
 };
-
-static int64_t session_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void session_state(struct session *s, enum event_state state, const char *reason)
 {
@@ -295,7 +286,7 @@ static void session_source_fault(struct session *s)
 		return;
 	}
 	r->pending = true;
-	r->due_ns = session_mono_ns() + (int64_t)r->backoff_ms * 1000000;
+	r->due_ns = sclock_mono_ns() + (int64_t)r->backoff_ms * 1000000;
 }
 
 static void session_try_reopen(struct session *s)
@@ -326,7 +317,7 @@ static void session_try_reopen(struct session *s)
 		session_give_up(s);
 		return;
 	}
-	r->due_ns = session_mono_ns() + (int64_t)r->backoff_ms * 1000000;
+	r->due_ns = sclock_mono_ns() + (int64_t)r->backoff_ms * 1000000;
 }
 
 /* Wait for the end of the recording or a signal. @return 0, or the signal. */
@@ -346,7 +337,7 @@ static int session_wait(struct session *s)
 				   acquire_samples(s->acq));
 		timeout_ms = 200;
 		if (s->reopen.pending) {
-			left = (s->reopen.due_ns - session_mono_ns()) / 1000000;
+			left = (s->reopen.due_ns - sclock_mono_ns()) / 1000000;
 			timeout_ms = left < 0 ? 0 : left < timeout_ms ? (int)left + 1 : timeout_ms;
 		}
 		if (poll(fds, 3, timeout_ms) < 0 && errno != EINTR) {
@@ -365,7 +356,7 @@ static int session_wait(struct session *s)
 		if (fds[2].revents & POLLIN) {
 			session_source_fault(s);
 		}
-		if (s->reopen.pending && session_mono_ns() >= s->reopen.due_ns) {
+		if (s->reopen.pending && sclock_mono_ns() >= s->reopen.due_ns) {
 			session_try_reopen(s);
 		}
 	}

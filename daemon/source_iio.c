@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sclock.h"
 #include "source.h"
 
 #define IIO_RATE_TOL 1e-3	/* relative difference between asked and got */
@@ -134,14 +135,6 @@ static void source_iio_list_channels(const struct iio_device *dev, char *out, si
 	if (!out[0]) {
 		snprintf(out, len, "none");
 	}
-}
-
-static int64_t source_iio_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* Find, check and enable the configured channels. */
@@ -329,7 +322,7 @@ static int source_iio_start(struct source *src, int64_t t0_mono_ns, const atomic
 	s->resync = false;
 	s->have = 0;
 	s->pos = 0;
-	s->last_mono = source_iio_mono_ns();
+	s->last_mono = sclock_mono_ns();
 	return 0;
 }
 
@@ -372,7 +365,7 @@ static int source_iio_refill(struct source_iio *s)
 		}
 		return (int)got;
 	}
-	now = source_iio_mono_ns();
+	now = sclock_mono_ns();
 	frames = (size_t)got / (size_t)iio_buffer_step(s->buf);
 	if (frames == 0) {
 		return -EIO;
