@@ -145,6 +145,16 @@ static void acquire_edge(void *ctx, const struct bank_event *be)
 	acquire_push(a, &ev, sclock_now(a->clock));
 }
 
+/* Wake whoever polls @fd (an eventfd). RT-safe: one syscall, no wait. */
+static void acquire_signal(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter cannot overflow from one write: nothing to do. */
+	}
+}
+
 /*
  * After a gap: say so, and restart the filters and detectors on the new
  * data so that the jump across the gap is never taken for a burst.
@@ -174,16 +184,14 @@ static void acquire_gap(struct acquire *a, const struct source_block *blk)
  */
 static bool acquire_park(struct acquire *a, int err, uint64_t last)
 {
-	uint64_t one = 1, v;
 	struct pollfd pfd = { .fd = a->resume_fd, .events = POLLIN };
+	uint64_t v;
 
 	stim_set_armed(a->stim, false, "acquisition fault");
 	a->stats.source_faults++;
 	acquire_state(a, EVENT_STATE_FAULT, err, "source read failed", last);
 	atomic_store(&a->parked_err, err);
-	if (write(a->fault_fd, &one, sizeof(one)) < 0) {
-		/* An eventfd counter cannot overflow from one write: nothing to do. */
-	}
+	acquire_signal(a->fault_fd);
 	while (!atomic_load(&a->stop)) {
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			break;
@@ -200,7 +208,7 @@ static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
 	struct source_block blk;
-	uint64_t pulses_seen = 0, pulses, one = 1, end_sample = 0, last;
+	uint64_t pulses_seen = 0, pulses, end_sample = 0, last;
 	double rate = a->src->rate_hz;
 	int64_t prev_arrival = 0;
 	bool recovering = false, gave_up = false;
@@ -280,9 +288,7 @@ static void *acquire_thread(void *arg)
 		stim_set_armed(a->stim, false, "end of recording");
 		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", last);
 	}
-	if (write(a->done_fd, &one, sizeof(one)) < 0) {
-		/* An eventfd counter cannot overflow from one write: nothing to do. */
-	}
+	acquire_signal(a->done_fd);
 	return NULL;
 }
 
@@ -427,12 +433,8 @@ int acquire_parked(const struct acquire *a)
 
 void acquire_resume(struct acquire *a, bool ok)
 {
-	uint64_t one = 1;
-
 	atomic_store(&a->resume_ok, ok);
-	if (write(a->resume_fd, &one, sizeof(one)) < 0) {
-		/* An eventfd counter cannot overflow from one write: nothing to do. */
-	}
+	acquire_signal(a->resume_fd);
 }
 
 uint64_t acquire_blocks(const struct acquire *a)

@@ -256,6 +256,27 @@ static void session_give_up(struct session *s)
 	acquire_resume(s->acq, false);
 }
 
+/* The next wait: twice the last, up to source.reopen_max_ms. */
+static void session_backoff(struct session *s)
+{
+	int max = s->cfg->source.reopen_max_ms;
+
+	s->reopen.backoff_ms = s->reopen.backoff_ms * 2 > max ? max : s->reopen.backoff_ms * 2;
+}
+
+/* Try again after the back-off, unless source.reopen_attempts ran out. */
+static void session_schedule_reopen(struct session *s)
+{
+	int limit = s->cfg->source.reopen_attempts;
+
+	if (limit > 0 && s->reopen.attempts >= limit) {
+		session_give_up(s);
+		return;
+	}
+	s->reopen.pending = true;
+	s->reopen.due_ns = sclock_mono_ns() + (int64_t)s->reopen.backoff_ms * 1000000;
+}
+
 /*
  * The acquire thread parked after a read error (it has disarmed the coil
  * and published the fault). Schedule a reopen; the back-off starts again
@@ -276,22 +297,15 @@ static void session_source_fault(struct session *s)
 		r->attempts = 0;
 		r->backoff_ms = cfg->source.reopen_ms;
 	} else {
-		r->backoff_ms = r->backoff_ms * 2 > cfg->source.reopen_max_ms ?
-				cfg->source.reopen_max_ms : r->backoff_ms * 2;
+		session_backoff(s);
 	}
 	log_warn("source: read failed (%s); coil disarmed; reopening in %d ms",
 		 strerror(-err), r->backoff_ms);
-	if (cfg->source.reopen_attempts > 0 && r->attempts >= cfg->source.reopen_attempts) {
-		session_give_up(s);
-		return;
-	}
-	r->pending = true;
-	r->due_ns = sclock_mono_ns() + (int64_t)r->backoff_ms * 1000000;
+	session_schedule_reopen(s);
 }
 
 static void session_try_reopen(struct session *s)
 {
-	const struct rpmsd_config *cfg = s->cfg;
 	struct session_reopen *r = &s->reopen;
 	char err[SESSION_ERR_MAX];
 	int ret;
@@ -309,15 +323,10 @@ static void session_try_reopen(struct session *s)
 		acquire_resume(s->acq, true);
 		return;
 	}
-	r->backoff_ms = r->backoff_ms * 2 > cfg->source.reopen_max_ms ?
-			cfg->source.reopen_max_ms : r->backoff_ms * 2;
+	session_backoff(s);
 	log_warn("source: reopen attempt %d failed: %s; next in %d ms", r->attempts,
 		 err[0] ? err : strerror(-ret), r->backoff_ms);
-	if (cfg->source.reopen_attempts > 0 && r->attempts >= cfg->source.reopen_attempts) {
-		session_give_up(s);
-		return;
-	}
-	r->due_ns = sclock_mono_ns() + (int64_t)r->backoff_ms * 1000000;
+	session_schedule_reopen(s);
 }
 
 /* Wait for the end of the recording or a signal. @return 0, or the signal. */
