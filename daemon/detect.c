@@ -407,19 +407,24 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
  * the change point earlier, by at most DETECT_FOOT_S, and only when the
  * fit rises: a step's plateau fits flat and leaves the change point as is.
  */
+/* Slot of the envelope history @k samples back (1: the newest). */
+static uint64_t detect_eh_back(const struct detect *d, uint64_t k)
+{
+	return (d->eh_pos + d->eh_len - k) % d->eh_len;
+}
+
 static uint64_t detect_ramp_foot(const struct detect *d, uint64_t decision, uint64_t edge,
 				 uint64_t kedge)
 {
-	double n = 0.0, st = 0.0, sy = 0.0, stt = 0.0, sty = 0.0, slope, icpt, t0;
+	double n = (double)kedge, st = 0.0, sy = 0.0, stt = 0.0, sty = 0.0, slope, icpt, t0;
 	uint64_t k, idx, foot, back;
 
 	for (k = 1; k <= kedge; k++) {
 		double t, y;
 
-		idx = (d->eh_pos + d->eh_len - k) % d->eh_len;
+		idx = detect_eh_back(d, k);
 		y = d->eh[idx];
 		t = -(double)(decision - d->eh_idx[idx]);
-		n += 1.0;
 		st += t;
 		sy += y;
 		stt += t * t;
@@ -461,7 +466,7 @@ static uint64_t detect_edge(const struct detect *d, uint64_t decision)
 		return decision;
 	}
 	for (k = 1; k <= d->eh_filled; k++) {
-		idx = (d->eh_pos + d->eh_len - k) % d->eh_len;
+		idx = detect_eh_back(d, k);
 		if (d->eh_idx[idx] < d->edge_floor) {
 			break;
 		}
