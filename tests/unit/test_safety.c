@@ -2,10 +2,12 @@
 /*
  * Safety gate tests: each rule at and around its limit, the rule order,
  * an exhaustive grid against an independent reference written from the
- * spec (docs/safety.md), and a randomized property test: whatever stream
- * of requests comes in, the pulses the gate admits never break a limit.
+ * spec (docs/safety.md), and randomized property tests: whatever stream
+ * of requests comes in, under whatever valid limits, the pulses the gate
+ * admits never break a limit, and every verdict is the reference's.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -373,6 +375,161 @@ static void test_safety_property_random_streams(void **state)
 	assert_true(refused_total > 1000);
 }
 
+/* prng() as a double in [0, 1), a range, a chance. */
+static double prng_unit(void)
+{
+	return (double)(prng() >> 11) / 9007199254740992.0;
+}
+
+static double prng_range(double lo, double hi)
+{
+	return lo + (hi - lo) * prng_unit();
+}
+
+static bool prng_chance(double p)
+{
+	return prng_unit() < p;
+}
+
+/* Limits in the ranges the config table allows. */
+static void prop_limits(struct safety_limits *lim)
+{
+	lim->max_frequency_hz = prng_range(0.5, 100.0);
+	lim->max_train_pulses = 1 + (uint32_t)(prng() % 50);
+	lim->min_train_interval_ns = (int64_t)prng_range(0.0, 3.0 * SEC);
+	lim->max_intensity_pct = prng_range(1.0, 100.0);
+	lim->max_coil_temp_c = prng_range(20.0, 80.0);
+	lim->acq_timeout_ns = (int64_t)prng_range(0.01 * SEC, 1.0 * SEC);
+}
+
+static void prop_request(const struct safety_limits *lim, uint32_t *train,
+			 struct safety_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	/* mostly the same train, sometimes a new one, now and then an old one */
+	if (prng_chance(0.08)) {
+		(*train)++;
+	} else if (prng_chance(0.02) && *train > 1) {
+		*train -= 1;
+	}
+	req->train_id = *train;
+	req->intensity_pct = prng_chance(0.9) ? prng_range(0.0, lim->max_intensity_pct)
+					      : prng_range(-5.0, 120.0);
+	if (prng_chance(0.005)) {
+		req->intensity_pct = NAN;
+	}
+	req->acq_age_ns = prng_chance(0.95) ? (int64_t)prng_range(0.0, (double)lim->acq_timeout_ns)
+					   : (int64_t)prng_range(0.0, 3.0 * (double)lim->acq_timeout_ns);
+	if (prng_chance(0.01)) {
+		req->acq_age_ns = INT64_MAX;
+	}
+	req->have_status = prng_chance(0.9);
+	req->coil.fault = prng_chance(0.02);
+	req->coil.ready = !prng_chance(0.03);
+	req->coil.temperature_c = prng_range(lim->max_coil_temp_c - 10.0, lim->max_coil_temp_c + 0.5);
+	if (prng_chance(0.05)) {
+		req->coil.temperature_c = NAN;
+	} else if (prng_chance(0.005)) {
+		req->coil.temperature_c = INFINITY;
+	}
+}
+
+/* A time step: often around the rate limit, sometimes long pauses. */
+static int64_t prop_step(const struct safety_limits *lim)
+{
+	double period = 1e9 / lim->max_frequency_hz;
+
+	switch (prng() % 5) {
+	case 0:
+		return (int64_t)prng_range(0.0, period);
+	case 1:
+		return (int64_t)floor(period) + (int64_t)(prng() % 3) - 1;
+	case 2:
+		return (int64_t)prng_range(period, 3.0 * period);
+	case 3:
+		return (int64_t)prng_range(0.0, (double)lim->min_train_interval_ns * 1.5);
+	default:
+		return (int64_t)prng_range(0.0, 2.0 * SEC);
+	}
+}
+
+/*
+ * The wide property test: 2,000 random valid limit sets x 1,000 random
+ * requests (trains started, resumed and interleaved, steps around the rate
+ * limit, arming toggled, faults, not-ready, NaN and infinite temperatures,
+ * intensities around the cap, stale EMG) = 2 x 10^6 decisions. The test
+ * keeps its own timeline of the admitted pulses: every admitted pulse is
+ * checked against it, and every verdict must be ref_admit()'s on a state
+ * built from that timeline, not from the gate's.
+ */
+static void test_safety_property_random_limits(void **state)
+{
+	uint64_t admitted = 0, refused_by[SAFETY_RULE_COUNT] = { 0 };
+	int c, i;
+
+	(void)state;
+	prng_state = 20261127;
+	for (c = 0; c < 2000; c++) {
+		struct safety_limits lim;
+		struct safety_state st, shadow;
+		uint32_t train = 1;
+		int64_t now = (int64_t)prng_range(0.0, 10.0 * SEC);
+
+		prop_limits(&lim);
+		safety_init(&st);
+		safety_init(&shadow);
+		for (i = 0; i < 1000; i++) {
+			struct safety_request req;
+			struct safety_verdict v;
+			enum safety_rule want;
+
+			if (prng_chance(0.02) || i == 0) {
+				shadow.armed = prng_chance(0.85);
+				safety_set_armed(&st, shadow.armed);
+			}
+			now += prop_step(&lim);
+			prop_request(&lim, &train, &req);
+			v = safety_admit(&lim, &st, &req, now);
+			want = ref_admit(&lim, &shadow, &req, now);
+			if (v.rule != want) {
+				fail_msg("limits %d request %d: gate said %s, expected %s", c, i,
+					 safety_rule_name(v.rule), safety_rule_name(want));
+			}
+			if (v.rule != SAFETY_OK) {
+				refused_by[v.rule]++;
+				continue;
+			}
+			/* Fired: the timeline against every limit directly. */
+			assert_true(shadow.armed);
+			assert_true(req.intensity_pct <= lim.max_intensity_pct);
+			if (shadow.any_pulse) {
+				assert_true((double)(now - shadow.last_pulse_ns) >=
+					    1e9 / lim.max_frequency_hz - 1.0);
+				if (shadow.train_id != req.train_id) {
+					assert_true(now - shadow.last_pulse_ns >= lim.min_train_interval_ns);
+				}
+			}
+			shadow.train_pulses = shadow.any_pulse && shadow.train_id == req.train_id ?
+					      shadow.train_pulses + 1 : 1;
+			assert_true(shadow.train_pulses <= lim.max_train_pulses);
+			shadow.any_pulse = true;
+			shadow.last_pulse_ns = now;
+			shadow.train_id = req.train_id;
+			admitted++;
+			safety_commit(&st, &req, now);
+		}
+	}
+	print_message("%llu admitted of 2000000 requests;", (unsigned long long)admitted);
+	for (i = 1; i < SAFETY_RULE_COUNT; i++) {
+		print_message(" %s %llu", safety_rule_name((unsigned)i),
+			      (unsigned long long)refused_by[i]);
+		/* every rule was exercised, or the test proves little */
+		assert_true(refused_by[i] > 100);
+	}
+	print_message("\n");
+	assert_true(admitted > 100000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_safety_rule_names),
 		cmocka_unit_test(test_safety_exhaustive_grid),
 		cmocka_unit_test(test_safety_property_random_streams),
+		cmocka_unit_test(test_safety_property_random_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
