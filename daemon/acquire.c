@@ -165,12 +165,11 @@ static void acquire_gap(struct acquire *a, const struct source_block *blk)
 	uint64_t from = blk->first_sample - blk->lost;
 
 	bank_gap(a->bank, from, blk->lost);
-	a->stats.gaps++;
-	a->stats.lost += blk->lost;
 	ev.u.gap.first_sample = from;
 	ev.u.gap.lost = blk->lost;
-	ev.u.gap.gaps_total = a->stats.gaps;
-	ev.u.gap.lost_total = a->stats.lost;
+	/* The source counts them as it skips the indices (same thread). */
+	ev.u.gap.gaps_total = a->src->gaps;
+	ev.u.gap.lost_total = a->src->lost;
 	ev.u.gap.estimated = blk->lost_estimated;
 	acquire_push(a, &ev, sclock_now(a->clock));
 }

@@ -44,8 +44,6 @@ struct acquire_stats {
 	double off_threshold[SOURCE_MAX_CHANNELS];
 	int source_error;			/* negative errno of the last read, 0 */
 	uint64_t source_faults;			/* read failures survived by a reopen */
-	uint64_t gaps;				/* gaps in the stream */
-	uint64_t lost;				/* samples missing in them */
 	bool ended;				/* the source reached its end */
 };
 

@@ -234,18 +234,8 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost)
 	}
 }
 
-uint64_t bank_settle_samples(const struct bank *b)
-{
-	return b->settle_samples;
-}
-
 void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx)
 {
 	b->trace = fn;
 	b->trace_ctx = ctx;
-}
-
-int bank_active(const struct bank *b)
-{
-	return b->combined;
 }

@@ -90,16 +90,10 @@ void bank_blank(struct bank *b, uint64_t from);
  */
 void bank_gap(struct bank *b, uint64_t from, uint64_t lost);
 
-/** Samples the detectors wait after a gap (envelope window + high-pass settling). */
-uint64_t bank_settle_samples(const struct bank *b);
-
 /**
  * Call @fn for every sample and channel from now on (NULL: stop). For
  * offline tools and figures: it costs a call per sample.
  */
 void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx);
-
-/** True while the combined burst is in progress. */
-int bank_active(const struct bank *b);
 
 #endif /* RPMSD_BANK_H */

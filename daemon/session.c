@@ -451,9 +451,9 @@ static void session_summary(struct session *s, FILE *f, int signo)
 		fprintf(f, "  source faults:   %" PRIu64 " read failures, %" PRIu64 " reopens\n",
 			as.source_faults, s->reopen.reopens);
 	}
-	if (as.gaps) {
+	if (s->src->gaps) {
 		fprintf(f, "  gaps:            %" PRIu64 " in the stream, %" PRIu64 " samples missing (%.3f s)\n",
-			as.gaps, as.lost, (double)as.lost / s->src->rate_hz);
+			s->src->gaps, s->src->lost, (double)s->src->lost / s->src->rate_hz);
 	}
 	fprintf(f, "  bursts detected: %" PRIu64 " (onsets), %" PRIu64 " ended (offsets)\n",
 		onsets, offsets);
