@@ -14,6 +14,8 @@ if [ ! -d build ]; then
 	meson setup build -Dtests=false >/dev/null
 fi
 meson compile -C build >/dev/null
+# config/demo.conf keeps its pulse ledger here (daemon.state_dir).
+mkdir -p build/demo-state
 
 endpoint=$(sed -n 's/^endpoint *= *//p' config/demo.conf)
 ./build/tools/rpmsctl tail --endpoint "$endpoint" &

@@ -28,6 +28,7 @@ struct acquire {
 	int fault_fd;				/* to main: parked, reopen the source */
 	int resume_fd;				/* from main: reopened, or give up */
 	bool can_reopen;
+	bool open_loop_done;			/* open loop: the count was reached */
 	atomic_bool resume_ok;
 	atomic_int parked_err;			/* the read error while parked, else 0 */
 	_Atomic uint64_t blocks;
@@ -65,6 +66,27 @@ static void acquire_state(struct acquire *a, enum event_state state, int code,
 
 	event_state_init(&ev, state, code, reason, sample);
 	acquire_push(a, &ev, sclock_now(a->clock));
+}
+
+/*
+ * Open loop: the protocol runs while armed, whatever the EMG, until its
+ * pulse count is delivered; then the coil is disarmed.
+ */
+static void acquire_open_loop(struct acquire *a)
+{
+	struct stim_request req;
+	uint64_t delivered = stim_pulse_count(a->stim);
+
+	if (policy_tick(a->policy, sclock_now(a->clock), stim_armed(a->stim),
+			stim_idle(a->stim), delivered, &req)) {
+		if (stim_post(a->stim, &req) == 0) {
+			a->stats.requested++;
+		}
+	}
+	if (!a->open_loop_done && policy_done(a->policy, delivered)) {
+		a->open_loop_done = true;
+		stim_set_armed(a->stim, false, "open-loop protocol complete");
+	}
 }
 
 static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
@@ -258,6 +280,7 @@ static void *acquire_thread(void *arg)
 		}
 		pulses_seen = pulses;
 		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
+		acquire_open_loop(a);
 		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, sclock_mono_ns() - a->arrival_ns);
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		sclock_set_fresh(a->clock, sclock_now(a->clock));

@@ -141,6 +141,14 @@ static const struct config_enum config_envelopes[] = {
 static const struct config_enum config_protocols[] = {
 	{ "single", CONFIG_PROTOCOL_SINGLE },
 	{ "train", CONFIG_PROTOCOL_TRAIN },
+	{ "onoff", CONFIG_PROTOCOL_ONOFF },
+	{ "theta_burst", CONFIG_PROTOCOL_THETA },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_modes[] = {
+	{ "closed_loop", CONFIG_MODE_CLOSED_LOOP },
+	{ "open_loop", CONFIG_MODE_OPEN_LOOP },
 	{ NULL, 0 },
 };
 
@@ -186,6 +194,12 @@ static const struct config_key config_keys[] = {
 		.unit = "",
 		.doc = "SCHED_FIFO priority of the stim thread, 0 = normal scheduling.",
 		CONFIG_FIELD(daemon.stim_priority),
+	}, {
+		.section = "daemon", .key = "state_dir",
+		.type = CONFIG_TYPE_STRING, .def = "/var/lib/rpmsd", .unit = "",
+		.allowed = "an existing directory (systemd's StateDirectory=)",
+		.doc = "Where the pulse ledger (pulses delivered today, kept across restarts) is written; one rpmsd per directory.",
+		CONFIG_FIELD(daemon.state_dir),
 	},
 	/* [source] */
 	{
@@ -437,10 +451,16 @@ static const struct config_key config_keys[] = {
 		.doc = "Coil plugin to load; its own keys go in [coil.<plugin>].",
 		CONFIG_FIELD(stim.plugin),
 	}, {
+		.section = "stim", .key = "mode",
+		.type = CONFIG_TYPE_ENUM, .def = "closed_loop",
+		.values = config_modes, .unit = "",
+		.doc = "closed_loop: each burst onset starts the protocol (then refractory_ms); open_loop: the protocol runs from arming until open_loop_pulses are delivered, whatever the EMG.",
+		CONFIG_FIELD(stim.mode),
+	}, {
 		.section = "stim", .key = "protocol",
 		.type = CONFIG_TYPE_ENUM, .def = "single",
 		.values = config_protocols, .unit = "",
-		.doc = "What a burst onset starts: single = one pulse, train = train_pulses at train_frequency_hz.",
+		.doc = "single = one pulse; train = train_pulses at train_frequency_hz; onoff = cycles trains of on_ms at train_frequency_hz, off_ms apart; theta_burst = cycles trains of theta_bursts bursts, off_ms apart.",
 		CONFIG_FIELD(stim.protocol),
 	}, {
 		.section = "stim", .key = "train_pulses",
@@ -454,6 +474,54 @@ static const struct config_key config_keys[] = {
 		.unit = "Hz",
 		.doc = "Pulse rate in a train, at most safety.max_frequency_hz.",
 		CONFIG_FIELD(stim.train_frequency_hz),
+	}, {
+		.section = "stim", .key = "on_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1000", .min = 1, .max = 60000,
+		.unit = "ms",
+		.doc = "onoff: length of each train (its pulses: train_frequency_hz x on_ms, rounded).",
+		CONFIG_FIELD(stim.on_ms),
+	}, {
+		.section = "stim", .key = "off_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "2000", .min = 0, .max = 600000,
+		.unit = "ms",
+		.doc = "onoff, theta_burst: pause from the last pulse of a train to the first of the next.",
+		CONFIG_FIELD(stim.off_ms),
+	}, {
+		.section = "stim", .key = "cycles",
+		.type = CONFIG_TYPE_INT, .def = "1", .min = 1, .max = 100000,
+		.unit = "",
+		.doc = "onoff, theta_burst: trains started by one burst onset (closed loop) or per block (open loop).",
+		CONFIG_FIELD(stim.cycles),
+	}, {
+		.section = "stim", .key = "theta_bursts",
+		.type = CONFIG_TYPE_INT, .def = "10", .min = 1, .max = 1000,
+		.unit = "",
+		.doc = "theta_burst: bursts in one train (10 bursts every 200 ms = the 2 s train of intermittent theta burst).",
+		CONFIG_FIELD(stim.theta_bursts),
+	}, {
+		.section = "stim", .key = "theta_burst_pulses",
+		.type = CONFIG_TYPE_INT, .def = "3", .min = 1, .max = 20,
+		.unit = "",
+		.doc = "theta_burst: pulses in one burst.",
+		CONFIG_FIELD(stim.theta_burst_pulses),
+	}, {
+		.section = "stim", .key = "theta_frequency_hz",
+		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 1, .max = 100,
+		.unit = "Hz",
+		.doc = "theta_burst: pulse rate within a burst, at most safety.max_frequency_hz.",
+		CONFIG_FIELD(stim.theta_frequency_hz),
+	}, {
+		.section = "stim", .key = "theta_period_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "200", .min = 10, .max = 10000,
+		.unit = "ms",
+		.doc = "theta_burst: from one burst's first pulse to the next (200 ms = 5 Hz, theta).",
+		CONFIG_FIELD(stim.theta_period_ms),
+	}, {
+		.section = "stim", .key = "open_loop_pulses",
+		.type = CONFIG_TYPE_INT, .def = "1200", .min = 1, .max = 1000000,
+		.unit = "",
+		.doc = "open_loop: pulses to deliver, then the coil is disarmed; at most safety.max_session_pulses.",
+		CONFIG_FIELD(stim.open_loop_pulses),
 	}, {
 		.section = "stim", .key = "intensity_pct",
 		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 0, .max = 100,
@@ -510,6 +578,36 @@ static const struct config_key config_keys[] = {
 		.unit = "ms",
 		.doc = "No fresh EMG block for this long: no pulse is admitted and the coil is disarmed (must exceed one block).",
 		CONFIG_FIELD(safety.acquisition_timeout_ms),
+	}, {
+		.section = "safety", .key = "motor_threshold_pct",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 100,
+		.unit = "%",
+		.doc = "The patient's resting motor threshold in % of stimulator output, measured this session; 0 = not measured (then only single pulses are possible): the train table is in % of it.",
+		CONFIG_FIELD(safety.motor_threshold_pct),
+	}, {
+		.section = "safety", .key = "train_table",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a CSV file (docs/safety.md), or empty for the built-in table",
+		.doc = "Longest train by pulse rate x intensity (% of motor threshold); empty = the built-in table transcribed from Wassermann 1998, Table 4.",
+		CONFIG_FIELD(safety.train_table_file),
+	}, {
+		.section = "safety", .key = "max_session_pulses",
+		.type = CONFIG_TYPE_INT, .def = "6000", .min = 1, .max = 10000000,
+		.unit = "",
+		.doc = "Most pulses delivered in one run of rpmsd.",
+		CONFIG_FIELD(safety.max_session_pulses),
+	}, {
+		.section = "safety", .key = "max_daily_pulses",
+		.type = CONFIG_TYPE_INT, .def = "12000", .min = 1, .max = 10000000,
+		.unit = "",
+		.doc = "Most pulses delivered in one calendar day (local time), counted across restarts in the ledger in daemon.state_dir.",
+		CONFIG_FIELD(safety.max_daily_pulses),
+	}, {
+		.section = "safety", .key = "ledger_reserve_pulses",
+		.type = CONFIG_TYPE_INT, .def = "200", .min = 1, .max = 100000,
+		.unit = "",
+		.doc = "Pulses written to the ledger before they are delivered: after a crash the day's count may be this much too high, never too low.",
+		CONFIG_FIELD(safety.ledger_reserve_pulses),
 	},
 	/* [publish] */
 	{
@@ -1030,6 +1128,7 @@ void config_defaults(struct rpmsd_config *cfg)
 	size_t i;
 
 	memset(cfg, 0, sizeof(*cfg));
+	train_table_default(&cfg->safety.train_table);
 	for (i = 0; i < CONFIG_N_KEYS; i++) {
 		/* a table default that does not parse is a build bug */
 		if (config_parse_value(&config_keys[i], config_keys[i].def, &v,
@@ -1305,6 +1404,126 @@ static int config_check_limit(struct config_ctx *ctx, const char *stim_key,
 	return -EINVAL;
 }
 
+/* The key that sets the pulses of a train, per protocol. */
+static const char *const config_pulses_key[] = {
+	[CONFIG_PROTOCOL_SINGLE] = "protocol",
+	[CONFIG_PROTOCOL_TRAIN] = "train_pulses",
+	[CONFIG_PROTOCOL_ONOFF] = "on_ms",
+	[CONFIG_PROTOCOL_THETA] = "theta_bursts",
+};
+
+/* Line of stim.@k if set, else of safety.@l, for a message about both. */
+static int config_stim_line(const struct config_ctx *ctx, const char *k, const char *l)
+{
+	return config_pair_line(ctx, config_find("stim", k), config_find("safety", l));
+}
+
+/*
+ * The protocol must be able to pass the gate at all: a protocol the gate
+ * would refuse on its first train is a configuration error found before
+ * any patient is connected, not a refusal event found during a session.
+ */
+static int config_check_protocol(struct config_ctx *ctx)
+{
+	const struct rpmsd_config *cfg = &ctx->cfg;
+	struct config_train_shape sh;
+	const char *rate_key;
+	double level, max_s;
+
+	config_train_shape(cfg, &sh);
+	if (sh.rate_hz <= 0.0) {
+		/* single pulses: only the open-loop count is left to check */
+		goto check_count;
+	}
+	rate_key = cfg->stim.protocol == CONFIG_PROTOCOL_THETA ? "theta_frequency_hz"
+							      : "train_frequency_hz";
+	if (config_check_limit(ctx, rate_key, "max_frequency_hz") < 0) {
+		return -EINVAL;
+	}
+	if (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN &&
+	    config_check_limit(ctx, "train_pulses", "max_train_pulses") < 0) {
+		return -EINVAL;
+	}
+	if (sh.pulses > (unsigned)cfg->safety.max_train_pulses) {
+		config_fail(ctx, config_stim_line(ctx, config_pulses_key[cfg->stim.protocol],
+						  "max_train_pulses"),
+			    "stim.protocol = %s: %u pulses per train exceed safety.max_train_pulses = %d",
+			    config_protocols[cfg->stim.protocol].name, sh.pulses,
+			    cfg->safety.max_train_pulses);
+		return -EINVAL;
+	}
+	if (cfg->stim.protocol == CONFIG_PROTOCOL_THETA &&
+	    (double)(sh.burst_pulses - 1) / sh.rate_hz * 1e3 >= cfg->stim.theta_period_ms) {
+		config_fail(ctx, config_stim_line(ctx, "theta_period_ms", "max_frequency_hz"),
+			    "stim.theta_period_ms: %.15g ms is too short for %u pulses at %.15g Hz (allowed: above %.15g ms)",
+			    cfg->stim.theta_period_ms, sh.burst_pulses, sh.rate_hz,
+			    (double)(sh.burst_pulses - 1) / sh.rate_hz * 1e3);
+		return -EINVAL;
+	}
+	if (!(cfg->safety.motor_threshold_pct > 0.0)) {
+		config_fail(ctx, config_stim_line(ctx, "protocol", "motor_threshold_pct"),
+			    "safety.motor_threshold_pct: not set, and stim.protocol = %s fires trains: the longest train allowed (safety.train_table) depends on the intensity in %% of the patient's motor threshold (allowed: the threshold measured this session, 1 to 100 %%)",
+			    config_protocols[cfg->stim.protocol].name);
+		return -EINVAL;
+	}
+	level = cfg->stim.intensity_pct / cfg->safety.motor_threshold_pct * 100.0;
+	max_s = train_table_max_s(&cfg->safety.train_table, sh.rate_hz, level);
+	if ((double)sh.pulses > max_s * sh.rate_hz * (1.0 + 1e-6)) {
+		config_fail(ctx, config_stim_line(ctx, "intensity_pct", "train_table"),
+			    "stim.protocol = %s: a train of %u pulses at %.15g Hz lasts %.4g s, longer than the %.4g s that safety.train_table allows at %.15g Hz and %.4g %% of motor threshold (stim.intensity_pct %.15g %% / safety.motor_threshold_pct %.15g %%)%s",
+			    config_protocols[cfg->stim.protocol].name, sh.pulses, sh.rate_hz,
+			    (double)sh.pulses / sh.rate_hz, max_s, sh.rate_hz, level,
+			    cfg->stim.intensity_pct, cfg->safety.motor_threshold_pct,
+			    max_s == 0.0 ? " (outside the table: no rate or intensity that high is listed)" : "");
+		return -EINVAL;
+	}
+	if (sh.cycles > 1 && sh.gap_s * 1e3 < cfg->safety.min_train_interval_ms) {
+		config_fail(ctx, config_stim_line(ctx, "off_ms", "min_train_interval_ms"),
+			    "stim.off_ms: trains %.4g ms apart (last pulse to next first pulse) are closer than safety.min_train_interval_ms = %.15g ms",
+			    sh.gap_s * 1e3, cfg->safety.min_train_interval_ms);
+		return -EINVAL;
+	}
+
+check_count:
+	if (cfg->stim.mode == CONFIG_MODE_OPEN_LOOP &&
+	    cfg->stim.open_loop_pulses > cfg->safety.max_session_pulses) {
+		config_fail(ctx, config_stim_line(ctx, "open_loop_pulses", "max_session_pulses"),
+			    "stim.open_loop_pulses: %d exceeds safety.max_session_pulses = %d",
+			    cfg->stim.open_loop_pulses, cfg->safety.max_session_pulses);
+		return -EINVAL;
+	}
+	if (cfg->safety.max_session_pulses > cfg->safety.max_daily_pulses) {
+		config_fail(ctx, config_pair_line(ctx, config_find("safety", "max_session_pulses"),
+						  config_find("safety", "max_daily_pulses")),
+			    "safety.max_session_pulses: %d exceeds safety.max_daily_pulses = %d",
+			    cfg->safety.max_session_pulses, cfg->safety.max_daily_pulses);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Load safety.train_table now, so that a bad table is a config error. */
+static int config_check_paths(struct config_ctx *ctx)
+{
+	struct rpmsd_config *cfg = &ctx->cfg;
+	char path[CONFIG_PATH_MAX], why[CONFIG_ERR_MAX];
+	int line = config_line_of(ctx, config_find("safety", "train_table"));
+
+	if (!cfg->safety.train_table_file[0]) {
+		train_table_default(&cfg->safety.train_table);
+		return 0;
+	}
+	if (config_resolve(cfg, cfg->safety.train_table_file, path, sizeof(path)) < 0) {
+		config_fail(ctx, line, "safety.train_table: path too long");
+		return -EINVAL;
+	}
+	if (train_table_load(path, &cfg->safety.train_table, why, sizeof(why)) < 0) {
+		config_fail(ctx, line, "safety.train_table: %s", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Checks that involve more than one key, run once the file is read. */
 static int config_check_all(struct config_ctx *ctx)
 {
@@ -1371,15 +1590,11 @@ static int config_check_all(struct config_ctx *ctx)
 	if (config_check_limit(ctx, "intensity_pct", "max_intensity_pct") < 0) {
 		return -EINVAL;
 	}
-	if (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN) {
-		if (config_check_limit(ctx, "train_frequency_hz",
-				       "max_frequency_hz") < 0) {
-			return -EINVAL;
-		}
-		if (config_check_limit(ctx, "train_pulses",
-				       "max_train_pulses") < 0) {
-			return -EINVAL;
-		}
+	if (config_check_protocol(ctx) < 0) {
+		return -EINVAL;
+	}
+	if (config_check_paths(ctx) < 0) {
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -1721,7 +1936,58 @@ const char *config_plugin_value(const struct rpmsd_config *cfg,
  */
 int config_source_path(const struct rpmsd_config *cfg, char *out, size_t outlen)
 {
-	const char *file = cfg->source.file;
+	return config_resolve(cfg, cfg->source.file, out, outlen);
+}
+
+void config_train_shape(const struct rpmsd_config *cfg, struct config_train_shape *sh)
+{
+	const struct rpmsd_config *c = cfg;
+
+	memset(sh, 0, sizeof(*sh));
+	sh->cycles = 1;
+	switch (c->stim.protocol) {
+	case CONFIG_PROTOCOL_TRAIN:
+		sh->pulses = (unsigned)c->stim.train_pulses;
+		sh->rate_hz = c->stim.train_frequency_hz;
+		sh->burst_pulses = sh->pulses;
+		sh->on_s = sh->pulses / sh->rate_hz;
+		break;
+	case CONFIG_PROTOCOL_ONOFF:
+		sh->rate_hz = c->stim.train_frequency_hz;
+		sh->pulses = (unsigned)lround(c->stim.on_ms * 1e-3 * sh->rate_hz);
+		if (sh->pulses < 1) {
+			sh->pulses = 1;
+		}
+		sh->burst_pulses = sh->pulses;
+		sh->on_s = sh->pulses / sh->rate_hz;
+		sh->cycles = (unsigned)c->stim.cycles;
+		break;
+	case CONFIG_PROTOCOL_THETA:
+		sh->rate_hz = c->stim.theta_frequency_hz;
+		sh->burst_pulses = (unsigned)c->stim.theta_burst_pulses;
+		sh->pulses = sh->burst_pulses * (unsigned)c->stim.theta_bursts;
+		sh->burst_period_s = c->stim.theta_period_ms * 1e-3;
+		sh->on_s = c->stim.theta_bursts * sh->burst_period_s;
+		sh->cycles = (unsigned)c->stim.cycles;
+		break;
+	case CONFIG_PROTOCOL_SINGLE:
+	default:
+		sh->pulses = 1;
+		sh->burst_pulses = 1;
+		break;
+	}
+	sh->cycle_period_s = sh->on_s + c->stim.off_ms * 1e-3;
+	/* last pulse of a train to the first of the next */
+	sh->gap_s = sh->cycle_period_s - (sh->on_s - (sh->rate_hz > 0 ? 1.0 / sh->rate_hz : 0.0));
+	if (sh->burst_period_s > 0) {
+		sh->gap_s = sh->cycle_period_s -
+			    ((c->stim.theta_bursts - 1) * sh->burst_period_s +
+			     (sh->burst_pulses - 1) / sh->rate_hz);
+	}
+}
+
+int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, size_t outlen)
+{
 	const char *slash;
 	size_t dirlen = 0;
 	int n;

@@ -17,9 +17,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <stdio.h>
 
 #include <rpmsd/coil.h>
+
+#include "train_table.h"
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_NAME_MAX 64
@@ -58,6 +61,14 @@ enum config_channel_rule {
 enum config_protocol {
 	CONFIG_PROTOCOL_SINGLE = 0,	/* one pulse */
 	CONFIG_PROTOCOL_TRAIN,		/* stim.train_pulses at stim.train_frequency_hz */
+	CONFIG_PROTOCOL_ONOFF,		/* trains of on_ms at train_frequency_hz, off_ms apart */
+	CONFIG_PROTOCOL_THETA,		/* theta burst: bursts of pulses at 50 Hz every 200 ms */
+};
+
+/** Who starts stimulation (stim.mode). */
+enum config_stim_mode {
+	CONFIG_MODE_CLOSED_LOOP = 0,	/* a burst onset starts the protocol */
+	CONFIG_MODE_OPEN_LOOP,		/* the protocol runs to stim.open_loop_pulses */
 };
 
 /** Log level. */
@@ -85,6 +96,7 @@ struct rpmsd_config {
 		char plugin_dir[CONFIG_PATH_MAX];/* extra plugin directory, "" none */
 		int acquire_priority;		/* SCHED_FIFO priority, 0 = no RT */
 		int stim_priority;		/* SCHED_FIFO priority, 0 = no RT */
+		char state_dir[CONFIG_PATH_MAX];	/* pulse ledger; relative: to the file */
 	} daemon;
 
 	struct {
@@ -139,9 +151,18 @@ struct rpmsd_config {
 
 	struct {
 		char plugin[CONFIG_NAME_MAX];
+		enum config_stim_mode mode;
 		enum config_protocol protocol;
 		int train_pulses;
 		double train_frequency_hz;
+		double on_ms;			/* onoff: length of each train */
+		double off_ms;			/* onoff, theta: pause between trains */
+		int cycles;			/* onoff, theta: trains per start */
+		int theta_bursts;		/* bursts per theta-burst train */
+		int theta_burst_pulses;		/* pulses per burst */
+		double theta_frequency_hz;	/* pulse rate within a burst */
+		double theta_period_ms;		/* burst onset to burst onset */
+		int open_loop_pulses;		/* open loop: pulses to deliver */
 		double intensity_pct;
 		int pulse_width_us;
 		double refractory_ms;		/* after a train ends, before the next */
@@ -154,6 +175,12 @@ struct rpmsd_config {
 		double max_intensity_pct;
 		double max_coil_temp_c;
 		double acquisition_timeout_ms;	/* no fresh EMG for this long: disarm */
+		double motor_threshold_pct;	/* patient's motor threshold, % output; 0 unset */
+		char train_table_file[CONFIG_PATH_MAX];	/* "" = built-in */
+		int max_session_pulses;
+		int max_daily_pulses;
+		int ledger_reserve_pulses;	/* recorded ahead of delivery */
+		struct train_table train_table;	/* derived: loaded or built-in */
 	} safety;
 
 	struct {
@@ -169,6 +196,27 @@ struct rpmsd_config {
 	struct config_plugin_kv plugin_kv[CONFIG_MAX_PLUGIN_KEYS];
 	size_t n_plugin_kv;
 };
+
+/** The timing of one train of the configured protocol (config_train_shape). */
+struct config_train_shape {
+	unsigned pulses;		/* per train */
+	double rate_hz;			/* within a burst; 0 = single pulse */
+	unsigned burst_pulses;		/* pulses per burst (= pulses unless theta) */
+	double burst_period_s;		/* burst to burst; 0 = one burst */
+	double on_s;			/* the train's own length: pulses / rate, bursts x period */
+	unsigned cycles;		/* trains per start (closed loop) */
+	double cycle_period_s;		/* first pulse to next train's first pulse */
+	double gap_s;			/* last pulse to next train's first pulse */
+};
+
+/** Compute the shape of one train of cfg->stim's protocol. */
+void config_train_shape(const struct rpmsd_config *cfg, struct config_train_shape *sh);
+
+/**
+ * Resolve @file against the directory of cfg->path (absolute paths are
+ * kept). @return 0 or -ENAMETOOLONG
+ */
+int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, size_t outlen);
 
 /**
  * Fill @cfg with the defaults of the key table.

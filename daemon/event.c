@@ -49,6 +49,7 @@ static const char *const event_state_names[] = {
 	[EVENT_STATE_SOURCE_END] = "source_end",
 	[EVENT_STATE_STOPPING] = "stopping",
 	[EVENT_STATE_RECOVERED] = "recovered",
+	[EVENT_STATE_ESTOP] = "estop",
 };
 
 #define EVENT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

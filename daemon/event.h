@@ -60,6 +60,7 @@ enum event_state {
 	EVENT_STATE_SOURCE_END,
 	EVENT_STATE_STOPPING,
 	EVENT_STATE_RECOVERED,	/* the source delivers again after a fault */
+	EVENT_STATE_ESTOP,	/* the emergency stop disarmed the coil, or refused an arm */
 };
 
 #define EVENT_REASON_MAX 48

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,14 @@ struct plugin {
 	struct sclock *clock;
 	void *handle;			/* the plugin's, after open */
 	bool opened;
+	/*
+	 * Alerts from the plugin's own threads: latched bits and the last
+	 * code, picked up by the stim thread. The wake word is set before the
+	 * stim thread starts; an alert before that is still latched.
+	 */
+	atomic_uint alerts;		/* 1u << enum rpmsd_coil_alert */
+	atomic_int alert_code;
+	_Atomic(atomic_uint *) wake_word;
 };
 
 static bool plugin_name_ok(const char *name)
@@ -172,6 +181,9 @@ int plugin_load(const struct rpmsd_config *cfg, const char *name,
 	if (!p) {
 		return -ENOMEM;
 	}
+	atomic_init(&p->alerts, 0);
+	atomic_init(&p->alert_code, 0);
+	atomic_init(&p->wake_word, NULL);
 	ret = plugin_find(cfg, name, p->path, sizeof(p->path), tried, sizeof(tried));
 	if (ret < 0) {
 		snprintf(err, errlen, "coil plugin '%s': %s.so not found (searched: %s)", name,
@@ -296,6 +308,23 @@ static void plugin_log(void *ctx, enum rpmsd_coil_log_level level, const char *f
 	log_msg((enum log_level)level, "coil %s: %s", p->desc->name, line);
 }
 
+/* Any thread, async-signal-safe: atomics and a futex wake only. */
+static void plugin_alert(void *ctx, enum rpmsd_coil_alert what, int code)
+{
+	struct plugin *p = ctx;
+	atomic_uint *word;
+	unsigned bit;
+
+	bit = (what == RPMSD_COIL_ALERT_ESTOP) ? 1u << RPMSD_COIL_ALERT_ESTOP
+					       : 1u << RPMSD_COIL_ALERT_FAULT;
+	atomic_store(&p->alert_code, code);
+	atomic_fetch_or(&p->alerts, bit);
+	word = atomic_load(&p->wake_word);
+	if (word) {
+		sclock_kick(p->clock, word);
+	}
+}
+
 int plugin_open(struct plugin *p, const struct rpmsd_config *cfg,
 		struct sclock *clock, char *err, size_t errlen)
 {
@@ -316,6 +345,7 @@ int plugin_open(struct plugin *p, const struct rpmsd_config *cfg,
 		.get_string = plugin_get_string,
 		.now_ns = plugin_now_ns,
 		.log = plugin_log,
+		.alert = plugin_alert,
 	};
 	ret = p->desc->ops.open(&p->host, &p->handle);
 	if (ret < 0) {
@@ -379,6 +409,25 @@ int plugin_status(struct plugin *p, struct rpmsd_coil_status *st)
 		return -EOPNOTSUPP;
 	}
 	return p->desc->ops.status(p->handle, st);
+}
+
+void plugin_set_wake(struct plugin *p, atomic_uint *word)
+{
+	atomic_store(&p->wake_word, word);
+}
+
+bool plugin_take_alert(struct plugin *p, enum rpmsd_coil_alert *what, int *code)
+{
+	unsigned bits = atomic_exchange(&p->alerts, 0);
+
+	if (!bits) {
+		return false;
+	}
+	/* An e-stop outranks a fault when both came in since the last look. */
+	*what = (bits & (1u << RPMSD_COIL_ALERT_ESTOP)) ? RPMSD_COIL_ALERT_ESTOP
+							: RPMSD_COIL_ALERT_FAULT;
+	*code = atomic_load(&p->alert_code);
+	return true;
 }
 
 void plugin_write_keys(const struct plugin *p, FILE *f)

@@ -12,6 +12,7 @@
 #ifndef RPMSD_PLUGIN_H
 #define RPMSD_PLUGIN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,20 @@ bool plugin_has_status(const struct plugin *p);
  * @return 0, or the plugin's error (whatever it is, the status is in doubt)
  */
 int plugin_status(struct plugin *p, struct rpmsd_coil_status *st);
+
+/**
+ * Wake *@word (sclock_kick) whenever the plugin raises an alert. Set it
+ * before the thread that waits on it starts. RT-safe.
+ */
+void plugin_set_wake(struct plugin *p, atomic_uint *word);
+
+/**
+ * Take the alerts the plugin raised since the last call (any thread may
+ * have raised them). RT-safe.
+ * @return false when there were none; else @what (an e-stop wins over a
+ *         fault) and the last @code given
+ */
+bool plugin_take_alert(struct plugin *p, enum rpmsd_coil_alert *what, int *code);
 
 /** Print the plugin's keys as an INI [coil.<name>] section with docs. */
 void plugin_write_keys(const struct plugin *p, FILE *f);

@@ -11,16 +11,27 @@
 #ifndef RPMSD_POLICY_H
 #define RPMSD_POLICY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "event.h"
 
-/** A stimulation request, posted from the acquire to the stim thread. */
+/**
+ * A stimulation request, posted from the acquire to the stim thread: one
+ * or more trains of the same shape. Pulse k of train c fires at
+ * start_ns + c * cycle_period_ns + (k / burst_pulses) * burst_period_ns +
+ * (k % burst_pulses) / frequency_hz.
+ */
 struct stim_request {
-	uint32_t train_id;		/* 1, 2, ... per daemon run */
-	uint32_t pulses;		/* >= 1 */
-	double frequency_hz;		/* pulse rate within the train */
+	uint32_t train_id;		/* of the first train; train c is train_id + c */
+	uint32_t pulses;		/* per train, >= 1 */
+	double frequency_hz;		/* pulse rate within a burst; 0: single pulse */
+	uint32_t burst_pulses;		/* pulses per burst (= pulses for a plain train) */
+	int64_t burst_period_ns;	/* burst to burst; 0: one burst */
+	uint32_t cycles;		/* trains, >= 1 */
+	int64_t cycle_period_ns;	/* first pulse to next train's first pulse */
+	uint64_t pulse_budget;		/* stop after delivering this many; 0: no cap */
 	double intensity_pct;
 	uint32_t width_us;
 	int64_t start_ns;		/* session time of the first pulse */
@@ -32,6 +43,19 @@ struct policy;
 
 /** Create from cfg->stim. @return 0, -ENOMEM */
 int policy_create(const struct rpmsd_config *cfg, struct policy **out);
+
+/**
+ * Open loop (stim.mode = open_loop), once per block: while armed and the
+ * stim thread idle, request the protocol for the pulses still to deliver.
+ * @param delivered  pulses delivered so far in this run
+ * @param req        filled when the result is true
+ * @return true when @req should be posted; never in closed loop
+ */
+bool policy_tick(struct policy *p, int64_t now_ns, bool armed, bool idle,
+		 uint64_t delivered, struct stim_request *req);
+
+/** True in open loop once stim.open_loop_pulses are delivered. */
+bool policy_done(const struct policy *p, uint64_t delivered);
 
 /** Free. Accepts NULL. */
 void policy_destroy(struct policy *p);
@@ -50,7 +74,10 @@ enum event_action policy_on_onset(struct policy *p, int64_t now_ns, uint64_t sam
  */
 void policy_cancel_last(struct policy *p);
 
-/** Duration of a train of @pulses at @frequency_hz (first to last pulse), ns. */
-int64_t policy_train_span_ns(uint32_t pulses, double frequency_hz);
+/** Session time from a request's start to its last pulse, ns. */
+int64_t policy_span_ns(const struct stim_request *req);
+
+/** Offset of pulse @k of a train of @req from the train's first pulse, ns. */
+int64_t policy_pulse_offset_ns(const struct stim_request *req, uint32_t k);
 
 #endif /* RPMSD_POLICY_H */

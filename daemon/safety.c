@@ -21,6 +21,29 @@ struct safety_rule_desc {
 	safety_check_fn check;	/* true = passes */
 };
 
+/* Pulse number of @req in its train, counting this one. */
+static uint32_t safety_train_index(const struct safety_state *st,
+				   const struct safety_request *req)
+{
+	return (st->any_pulse && st->train_id == req->train_id) ? st->train_pulses + 1 : 1;
+}
+
+static bool safety_check_estop(const struct safety_limits *lim,
+			       const struct safety_state *st,
+			       const struct safety_request *req, int64_t now_ns,
+			       struct safety_verdict *v)
+{
+	(void)lim;
+	(void)st;
+	(void)now_ns;
+	if (!req->have_status) {
+		return true;
+	}
+	v->value = req->coil.estop ? 1.0 : 0.0;
+	v->limit = 0.0;
+	return !req->coil.estop;
+}
+
 static bool safety_check_armed(const struct safety_limits *lim,
 			       const struct safety_state *st,
 			       const struct safety_request *req, int64_t now_ns,
@@ -137,13 +160,87 @@ static bool safety_check_train_pulses(const struct safety_limits *lim,
 				      const struct safety_request *req, int64_t now_ns,
 				      struct safety_verdict *v)
 {
-	uint32_t n;
+	uint32_t n = safety_train_index(st, req);
 
 	(void)now_ns;
-	n = (st->any_pulse && st->train_id == req->train_id) ? st->train_pulses + 1 : 1;
 	v->value = n;
 	v->limit = lim->max_train_pulses;
 	return n <= lim->max_train_pulses;
+}
+
+static bool safety_check_train_duration(const struct safety_limits *lim,
+					const struct safety_state *st,
+					const struct safety_request *req,
+					int64_t now_ns, struct safety_verdict *v)
+{
+	uint32_t n = safety_train_index(st, req);
+	double rate = req->frequency_hz, level;
+
+	/* A single pulse is not a train; NaN or a negative rate falls through and is refused. */
+	if (rate == 0.0) {
+		return true;
+	}
+	/*
+	 * The table is indexed by the rate the pulses actually come at, never
+	 * less than the nominal one: a scheduler that squeezed a train could
+	 * not make it look slower than it is.
+	 */
+	if (n >= 2) {
+		int64_t span = now_ns - st->train_first_ns;
+		double measured = span > 0 ? (double)(n - 1) * 1e9 / (double)span : INFINITY;
+
+		if (measured > rate) {
+			rate = measured;
+		}
+	}
+	level = lim->motor_threshold_pct > 0.0
+			? req->intensity_pct / lim->motor_threshold_pct * 100.0
+			: INFINITY;
+	v->limit = train_table_max_s(&lim->table, rate, level);
+	v->value = (double)n / rate;
+	/* relative 1e-6: whole-ns schedules of a rate on a grid line stay on it */
+	return (double)n <= v->limit * rate * (1.0 + 1e-6);
+}
+
+static bool safety_check_session_pulses(const struct safety_limits *lim,
+					const struct safety_state *st,
+					const struct safety_request *req,
+					int64_t now_ns, struct safety_verdict *v)
+{
+	(void)req;
+	(void)now_ns;
+	v->value = (double)(st->session_pulses + 1);
+	v->limit = (double)lim->max_session_pulses;
+	return st->session_pulses + 1 <= lim->max_session_pulses;
+}
+
+static bool safety_check_daily_pulses(const struct safety_limits *lim,
+				      const struct safety_state *st,
+				      const struct safety_request *req,
+				      int64_t now_ns, struct safety_verdict *v)
+{
+	(void)req;
+	(void)now_ns;
+	v->value = (double)(st->day_pulses + 1);
+	v->limit = (double)lim->max_daily_pulses;
+	return st->day_pulses + 1 <= lim->max_daily_pulses;
+}
+
+static bool safety_check_recorded(const struct safety_limits *lim,
+				  const struct safety_state *st,
+				  const struct safety_request *req, int64_t now_ns,
+				  struct safety_verdict *v)
+{
+	(void)lim;
+	(void)req;
+	(void)now_ns;
+	/*
+	 * A pulse is fired only once the ledger on disk already counts it,
+	 * so that a crash can make the day's count too high, never too low.
+	 */
+	v->value = (double)(st->day_pulses + 1);
+	v->limit = (double)st->day_recorded;
+	return st->day_pulses + 1 <= st->day_recorded;
 }
 
 static bool safety_check_train_interval(const struct safety_limits *lim,
@@ -163,6 +260,7 @@ static bool safety_check_train_interval(const struct safety_limits *lim,
 }
 
 static const struct safety_rule_desc safety_rules[] = {
+	{ SAFETY_ESTOP, "emergency_stop", "", safety_check_estop },
 	{ SAFETY_DISARMED, "disarmed", "", safety_check_armed },
 	{ SAFETY_ACQ_STALE, "acquisition_stale", "s", safety_check_acquisition },
 	{ SAFETY_COIL_FAULT, "coil_fault", "", safety_check_fault },
@@ -171,8 +269,15 @@ static const struct safety_rule_desc safety_rules[] = {
 	{ SAFETY_INTENSITY, "max_intensity", "%", safety_check_intensity },
 	{ SAFETY_MAX_FREQUENCY, "max_frequency", "s", safety_check_frequency },
 	{ SAFETY_TRAIN_PULSES, "max_train_pulses", "pulses", safety_check_train_pulses },
+	{ SAFETY_TRAIN_DURATION, "max_train_duration", "s", safety_check_train_duration },
 	{ SAFETY_TRAIN_INTERVAL, "min_train_interval", "s", safety_check_train_interval },
+	{ SAFETY_SESSION_PULSES, "max_session_pulses", "pulses", safety_check_session_pulses },
+	{ SAFETY_DAILY_PULSES, "max_daily_pulses", "pulses", safety_check_daily_pulses },
+	{ SAFETY_UNRECORDED, "pulse_not_recorded", "pulses", safety_check_recorded },
 };
+
+_Static_assert(sizeof(safety_rules) / sizeof(safety_rules[0]) == SAFETY_RULE_COUNT - 1,
+	       "one table row per rule");
 
 void safety_limits_from_config(const struct rpmsd_config *cfg,
 			       struct safety_limits *lim)
@@ -183,15 +288,31 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
 	lim->max_intensity_pct = cfg->safety.max_intensity_pct;
 	lim->max_coil_temp_c = cfg->safety.max_coil_temp_c;
 	lim->acq_timeout_ns = llround(cfg->safety.acquisition_timeout_ms * 1e6);
+	lim->motor_threshold_pct = cfg->safety.motor_threshold_pct;
+	lim->table = cfg->safety.train_table;
+	lim->max_session_pulses = (uint64_t)cfg->safety.max_session_pulses;
+	lim->max_daily_pulses = (uint64_t)cfg->safety.max_daily_pulses;
 }
 
-void safety_init(struct safety_state *st)
+void safety_init(struct safety_state *st, uint64_t day_pulses)
 {
 	st->armed = false;
 	st->any_pulse = false;
 	st->last_pulse_ns = 0;
 	st->train_id = 0;
 	st->train_pulses = 0;
+	st->train_first_ns = 0;
+	st->session_pulses = 0;
+	st->day_pulses = day_pulses;
+	st->day_recorded = day_pulses;
+}
+
+void safety_set_recorded(struct safety_state *st, uint64_t recorded, bool new_day)
+{
+	if (new_day) {
+		st->day_pulses = 0;
+	}
+	st->day_recorded = recorded;
 }
 
 struct safety_verdict safety_admit(const struct safety_limits *lim,
@@ -222,7 +343,10 @@ void safety_commit(struct safety_state *st, const struct safety_request *req,
 	} else {
 		st->train_id = req->train_id;
 		st->train_pulses = 1;
+		st->train_first_ns = now_ns;
 	}
+	st->session_pulses++;
+	st->day_pulses++;
 	st->any_pulse = true;
 	st->last_pulse_ns = now_ns;
 }

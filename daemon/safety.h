@@ -20,10 +20,12 @@
 #include <rpmsd/coil.h>
 
 #include "config.h"
+#include "train_table.h"
 
 /** Rules, in the order they are checked. */
 enum safety_rule {
 	SAFETY_OK = 0,
+	SAFETY_ESTOP,		/* the emergency stop input is asserted */
 	SAFETY_DISARMED,	/* not armed */
 	SAFETY_ACQ_STALE,	/* no fresh EMG within acquisition_timeout_ms */
 	SAFETY_COIL_FAULT,	/* plugin reports a latched fault */
@@ -32,7 +34,11 @@ enum safety_rule {
 	SAFETY_INTENSITY,	/* intensity above max_intensity_pct */
 	SAFETY_MAX_FREQUENCY,	/* closer than 1/max_frequency_hz to the last pulse */
 	SAFETY_TRAIN_PULSES,	/* train longer than max_train_pulses */
+	SAFETY_TRAIN_DURATION,	/* train longer than the table allows at its rate and intensity */
 	SAFETY_TRAIN_INTERVAL,	/* new train sooner than min_train_interval_ms */
+	SAFETY_SESSION_PULSES,	/* more than max_session_pulses in this run */
+	SAFETY_DAILY_PULSES,	/* more than max_daily_pulses today */
+	SAFETY_UNRECORDED,	/* the pulse is not yet counted in the ledger on disk */
 	SAFETY_RULE_COUNT,
 };
 
@@ -44,6 +50,10 @@ struct safety_limits {
 	double max_intensity_pct;
 	double max_coil_temp_c;
 	int64_t acq_timeout_ns;
+	double motor_threshold_pct;	/* 0: unknown, no train is admitted */
+	struct train_table table;	/* longest train by rate x % motor threshold */
+	uint64_t max_session_pulses;
+	uint64_t max_daily_pulses;
 };
 
 /** What the gate remembers. Owned by the stim thread. */
@@ -53,11 +63,16 @@ struct safety_state {
 	int64_t last_pulse_ns;	/* session clock of the last delivered pulse */
 	uint32_t train_id;	/* train of the last delivered pulse */
 	uint32_t train_pulses;	/* pulses delivered in that train */
+	int64_t train_first_ns;	/* its first pulse */
+	uint64_t session_pulses;	/* delivered in this run */
+	uint64_t day_pulses;	/* delivered today, earlier runs included */
+	uint64_t day_recorded;	/* today's count as written in the ledger (>= delivered) */
 };
 
 /** One pulse asking to be fired. */
 struct safety_request {
 	uint32_t train_id;	/* non-zero; a new id starts a new train */
+	double frequency_hz;	/* the train's nominal pulse rate; 0 = a single pulse */
 	double intensity_pct;
 	int64_t acq_age_ns;	/* since the last fresh EMG block; INT64_MAX: none yet */
 	bool have_status;	/* coil status below is valid */
@@ -75,8 +90,17 @@ struct safety_verdict {
 void safety_limits_from_config(const struct rpmsd_config *cfg,
 			       struct safety_limits *lim);
 
-/** Start-up state: disarmed, no history. */
-void safety_init(struct safety_state *st);
+/**
+ * Start-up state: disarmed, no history, @day_pulses already delivered
+ * today (from the ledger) and nothing more recorded.
+ */
+void safety_init(struct safety_state *st, uint64_t day_pulses);
+
+/**
+ * The ledger on disk now counts @recorded pulses for today (a new day
+ * when @new_day: today's delivered count restarts at 0).
+ */
+void safety_set_recorded(struct safety_state *st, uint64_t recorded, bool new_day);
 
 /** Decide whether the pulse @req may fire at @now_ns. Pure. */
 struct safety_verdict safety_admit(const struct safety_limits *lim,

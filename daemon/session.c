@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acquire.h"
 #include "detect.h"
+#include "dose.h"
 #include "dsp.h"
 #include "event.h"
 #include "log.h"
@@ -45,6 +47,15 @@ struct session_reopen {
 	uint64_t reopens;	/* successful, for the summary */
 };
 
+/* The pulse ledger, owned by the main thread (it fsyncs). */
+struct session_ledger {
+	struct dose_ledger *dose;	/* NULL: unusable, arming is refused */
+	char dir[CONFIG_PATH_MAX];
+	uint64_t recorded;		/* today's count on disk (a reservation) */
+	uint64_t reserve;		/* pulses recorded ahead of delivery */
+	bool failed;			/* a write failed: the coil was disarmed */
+};
+
 struct session {
 	const struct rpmsd_config *cfg;
 	struct source *src;
@@ -58,6 +69,7 @@ struct session {
 	sigset_t oldmask;
 	bool masked;
 	struct session_reopen reopen;
+	struct session_ledger ledger;
 };
 
 static void session_state(struct session *s, enum event_state state, const char *reason)
@@ -91,6 +103,7 @@ static void session_free(struct session *s)
 	source_destroy(s->src);
 	ring_destroy(s->main_events);
 	sclock_destroy(s->clock);
+	dose_close(s->ledger.dose);
 	if (s->sfd >= 0) {
 		close(s->sfd);
 	}
@@ -118,6 +131,122 @@ static int session_check_timing(const struct rpmsd_config *cfg, const struct sou
 		 cfg->safety.acquisition_timeout_ms, cfg->source.block_frames, src->rate_hz,
 		 block_ms);
 	return -EINVAL;
+}
+
+/* The day the ledger should count for now (the rig's local calendar). */
+static int64_t session_today(void)
+{
+	return dose_local_day(time(NULL));
+}
+
+/*
+ * Record @count for @day and hand it to the gate. On failure the coil is
+ * disarmed at once: pulses the ledger cannot count are not fired (the gate
+ * refuses them anyway once the reservation runs out).
+ */
+static int session_ledger_write(struct session *s, int64_t day, uint64_t count, bool new_day,
+				bool exact)
+{
+	struct session_ledger *l = &s->ledger;
+	char err[DOSE_ERR_MAX];
+	int ret;
+
+	ret = dose_record(l->dose, day, count, exact, err, sizeof(err));
+	if (ret < 0) {
+		if (!l->failed) {
+			log_err("pulse ledger: %s; coil disarmed", err);
+			if (s->stim) {
+				stim_set_armed(s->stim, false, "pulse ledger write failed");
+			}
+			l->failed = true;
+		}
+		return ret;
+	}
+	l->recorded = count;
+	if (s->stim && !exact) {
+		stim_set_ledger(s->stim, count, new_day);
+	}
+	return 0;
+}
+
+/*
+ * Open the ledger in daemon.state_dir and record the first reservation
+ * before the stim thread starts. A ledger that cannot be read blocks
+ * arming with the reason; the daemon still runs, so that the EMG can be
+ * watched and the problem seen on the event stream.
+ */
+static void session_ledger_open(struct session *s, bool virtual_time)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	struct session_ledger *l = &s->ledger;
+	char err[DOSE_ERR_MAX];
+	uint64_t start, cap = (uint64_t)cfg->safety.max_daily_pulses;
+	int64_t today = session_today();
+	int ret;
+
+	/*
+	 * In fast replay virtual time outruns this thread's 200 ms loop, so
+	 * the whole session's allowance is recorded up front.
+	 */
+	l->reserve = virtual_time ? (uint64_t)cfg->safety.max_session_pulses
+				  : (uint64_t)cfg->safety.ledger_reserve_pulses;
+	if (config_resolve(cfg, cfg->daemon.state_dir, l->dir, sizeof(l->dir)) < 0) {
+		snprintf(err, sizeof(err), "daemon.state_dir: path too long");
+		ret = -ENAMETOOLONG;
+	} else {
+		ret = dose_open(l->dir, today, &l->dose, err, sizeof(err));
+	}
+	if (ret < 0) {
+		log_err("pulse ledger: %s", err);
+		log_err("the coil cannot be armed until the pulse ledger is usable");
+		stim_block_arming(s->stim, "the pulse ledger in daemon.state_dir is unusable (see the log)");
+		l->dose = NULL;
+		return;
+	}
+	start = dose_pulses(l->dose);
+	log_info("pulse ledger %s/dose: %" PRIu64 " pulses today%s", l->dir, start,
+		 dose_exact(l->dose) ? "" : " (a reservation: the last run did not stop cleanly)");
+	stim_start_day(s->stim, start);
+	l->recorded = start;
+	(void)session_ledger_write(s, today, start + l->reserve > cap ? cap : start + l->reserve,
+				   false, false);
+}
+
+/* Main loop: top up the reservation, start a new day at midnight. */
+static void session_ledger_tick(struct session *s)
+{
+	struct session_ledger *l = &s->ledger;
+	uint64_t cap = (uint64_t)s->cfg->safety.max_daily_pulses;
+	uint64_t delivered, want;
+	int64_t today;
+
+	if (!l->dose || l->failed) {
+		return;
+	}
+	today = session_today();
+	if (today != DOSE_DAY_INVALID && today > dose_day(l->dose)) {
+		(void)session_ledger_write(s, today, l->reserve > cap ? cap : l->reserve, true,
+					   false);
+		log_info("pulse ledger: a new day; today's count starts at 0");
+		return;
+	}
+	delivered = stim_day_pulses(s->stim);
+	if (l->recorded >= cap || l->recorded - delivered > l->reserve / 2) {
+		return;
+	}
+	want = delivered + l->reserve;
+	(void)session_ledger_write(s, dose_day(l->dose), want > cap ? cap : want, false, false);
+}
+
+/* After the stim thread stopped: the exact count, for a clean restart. */
+static void session_ledger_close(struct session *s)
+{
+	struct session_ledger *l = &s->ledger;
+
+	if (!l->dose || l->failed) {
+		return;
+	}
+	(void)session_ledger_write(s, dose_day(l->dose), stim_day_pulses(s->stim), false, true);
 }
 
 /* The configured source: a recording or a live IIO device. */
@@ -173,6 +302,7 @@ static int session_build(struct session *s, const struct session_options *opt)
 		log_err("stim: %s", strerror(-ret));
 		return ret;
 	}
+	session_ledger_open(s, !paced);
 	ret = acquire_create(cfg, s->src, s->clock, s->stim, &s->acq, err, sizeof(err));
 	if (ret < 0) {
 		log_err("%s: at %g Hz (the rate of %s): %s", cfg->path, s->src->rate_hz,
@@ -344,6 +474,7 @@ static int session_wait(struct session *s)
 	for (;;) {
 		publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
 				   acquire_samples(s->acq));
+		session_ledger_tick(s);
 		timeout_ms = 200;
 		if (s->reopen.pending) {
 			left = (s->reopen.due_ns - sclock_mono_ns()) / 1000000;
@@ -473,6 +604,16 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	if (ss.faults) {
 		fprintf(f, "  coil faults:     %" PRIu64 " (coil disarmed)\n", ss.faults);
 	}
+	if (ss.estops) {
+		fprintf(f, "  emergency stops: %" PRIu64 "\n", ss.estops);
+	}
+	if (s->ledger.dose) {
+		fprintf(f, "  pulses today:    %" PRIu64 " (ledger %s/dose%s)\n",
+			stim_day_pulses(s->stim), s->ledger.dir,
+			s->ledger.failed ? ", a write failed" : "");
+	} else {
+		fprintf(f, "  pulses today:    unknown: the pulse ledger was unusable, arming refused\n");
+	}
 	if (ss.dropped_at_stop) {
 		fprintf(f, "  not delivered:   %" PRIu64 " pulses pending at shutdown\n",
 			ss.dropped_at_stop);
@@ -567,6 +708,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 err_stop:
 	acquire_stop(s.acq);
 	stim_stop(s.stim);	/* disarms the coil */
+	session_ledger_close(&s);
 	sclock_stop(s.clock);
 	publish_stop(s.pub);
 	if (ret == 0 && summary) {
@@ -578,7 +720,8 @@ err_stop:
 
 		acquire_get_stats(s.acq, &as);
 		stim_get_stats(s.stim, &ss);
-		status = (as.source_error || as.source_faults || ss.faults) ? 3 : 0;
+		status = (as.source_error || as.source_faults || ss.faults || !s.ledger.dose ||
+			  s.ledger.failed) ? 3 : 0;
 	}
 err_free:
 	session_free(&s);

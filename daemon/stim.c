@@ -42,13 +42,21 @@ struct stim {
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
 	bool started;
+	char arm_block[160];		/* why arming is refused; "" = it is not (set before start) */
 
-	/* current train, stim thread only */
+	/* the pulse ledger: main thread -> stim thread, and back */
+	_Atomic uint64_t ledger_recorded;	/* today's count on disk */
+	atomic_uint ledger_day;		/* bumped on a new day, after ledger_recorded */
+	unsigned ledger_day_seen;	/* stim thread */
+	_Atomic uint64_t day_pulses;	/* mirror of gate.day_pulses */
+
+	/* current request, stim thread only */
 	bool in_train;
 	struct stim_request train;
-	uint32_t next_index;
+	uint32_t cycle;			/* train of the request being fired */
+	uint32_t next_index;		/* pulse of that train */
+	uint64_t req_delivered;		/* pulses delivered for this request */
 	int64_t next_deadline;
-	int64_t period_ns;
 
 	struct stim_stats stats;	/* written by the stim thread */
 };
@@ -83,6 +91,24 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 		}
 		return;
 	}
+	if (s->arm_block[0]) {
+		stim_emit_state(s, EVENT_STATE_FAULT, -EPERM, s->arm_block);
+		return;
+	}
+	if (plugin_has_status(s->plugin)) {
+		struct rpmsd_coil_status st = { .temperature_c = NAN };
+
+		/* Never arm into a pressed emergency stop or a status in doubt. */
+		ret = plugin_status(s->plugin, &st);
+		if (ret != 0 || st.estop) {
+			plugin_disarm(s->plugin);
+			stim_emit_state(s, ret != 0 ? EVENT_STATE_FAULT : EVENT_STATE_ESTOP,
+					ret != 0 ? (ret < 0 ? ret : -EIO) : 0,
+					ret != 0 ? "arm refused: coil status unreadable"
+						 : "arm refused: emergency stop asserted");
+			return;
+		}
+	}
 	ret = plugin_arm(s->plugin);
 	if (ret < 0) {
 		s->stats.faults++;
@@ -106,23 +132,39 @@ static void stim_end_train(struct stim *s)
 static void stim_begin_train(struct stim *s, const struct stim_request *req, int64_t now)
 {
 	s->train = *req;
+	if (s->train.cycles == 0) {
+		s->train.cycles = 1;
+	}
 	s->in_train = true;
+	s->cycle = 0;
 	s->next_index = 0;
-	s->period_ns = req->pulses > 1 ? llround(1e9 / req->frequency_hz) : 0;
+	s->req_delivered = 0;
 	s->next_deadline = req->start_ns > now ? req->start_ns : now;
 	s->stats.requests++;
+}
+
+/* Pulses of the current request not delivered yet (this train and later ones). */
+static uint64_t stim_pending(const struct stim *s)
+{
+	uint64_t left = (uint64_t)(s->train.pulses - s->next_index) +
+			(uint64_t)(s->train.cycles - s->cycle - 1) * s->train.pulses;
+
+	if (s->train.pulse_budget && left > s->train.pulse_budget - s->req_delivered) {
+		left = s->train.pulse_budget - s->req_delivered;
+	}
+	return left;
 }
 
 static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t now)
 {
 	struct event ev = { .type = EVENT_REFUSAL, .channel = s->train.channel };
-	uint32_t dropped = s->train.pulses - s->next_index;
+	uint64_t dropped = stim_pending(s);
 
 	ev.sample = sclock_last_sample(s->clock);
 	ev.u.refusal.rule = v->rule;
-	ev.u.refusal.train_id = s->train.train_id;
+	ev.u.refusal.train_id = s->train.train_id + s->cycle;
 	ev.u.refusal.index = s->next_index;
-	ev.u.refusal.dropped = dropped;
+	ev.u.refusal.dropped = dropped > UINT32_MAX ? UINT32_MAX : (uint32_t)dropped;
 	ev.u.refusal.value = v->value;
 	ev.u.refusal.limit = v->limit;
 	ev.u.refusal.sched_ns = s->next_deadline;
@@ -145,9 +187,11 @@ static int64_t stim_fire(struct stim *s)
 {
 	int64_t now;
 	struct safety_request req = {
-		.train_id = s->train.train_id,
+		.train_id = s->train.train_id + s->cycle,
+		.frequency_hz = s->train.frequency_hz,
 		.intensity_pct = s->train.intensity_pct,
 	};
+	int64_t gap;
 	struct safety_verdict v;
 	struct event ev = { .type = EVENT_PULSE, .channel = s->train.channel };
 	int ret;
@@ -173,7 +217,7 @@ static int64_t stim_fire(struct stim *s)
 	ret = plugin_pulse(s->plugin, s->train.intensity_pct, s->train.width_us);
 	if (ret < 0) {
 		s->stats.faults++;
-		s->stats.dropped_by_rule[SAFETY_COIL_FAULT] += s->train.pulses - s->next_index;
+		s->stats.dropped_by_rule[SAFETY_COIL_FAULT] += stim_pending(s);
 		stim_end_train(s);
 		stim_apply_armed(s, false, "pulse failed");
 		stim_emit_state(s, EVENT_STATE_FAULT, ret, "coil plugin pulse failed");
@@ -181,10 +225,12 @@ static int64_t stim_fire(struct stim *s)
 	}
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
+	s->req_delivered++;
 	atomic_store(&s->pulse_count, s->stats.pulses);
+	atomic_store(&s->day_pulses, s->gate.day_pulses);
 
 	ev.sample = sclock_last_sample(s->clock);
-	ev.u.pulse.train_id = s->train.train_id;
+	ev.u.pulse.train_id = req.train_id;
 	ev.u.pulse.index = s->next_index;
 	ev.u.pulse.count = s->train.pulses;
 	ev.u.pulse.width_us = s->train.width_us;
@@ -197,19 +243,34 @@ static int64_t stim_fire(struct stim *s)
 	ring_push(s->events, &ev);
 
 	s->next_index++;
-	if (s->next_index >= s->train.pulses) {
+	if (s->train.pulse_budget && s->req_delivered >= s->train.pulse_budget) {
 		stim_end_train(s);
 		return now;
 	}
+	if (s->next_index >= s->train.pulses) {
+		if (++s->cycle >= s->train.cycles) {
+			stim_end_train(s);
+			return now;
+		}
+		s->next_index = 0;
+		/* the designed pause after a train, even if this one ran late */
+		gap = s->train.cycle_period_ns - policy_pulse_offset_ns(&s->train, s->train.pulses - 1);
+		s->next_deadline = s->train.start_ns + (int64_t)s->cycle * s->train.cycle_period_ns;
+	} else {
+		/* the designed spacing to the previous pulse: within a burst one period */
+		gap = policy_pulse_offset_ns(&s->train, s->next_index) -
+		      policy_pulse_offset_ns(&s->train, s->next_index - 1);
+		s->next_deadline = s->train.start_ns +
+				   (int64_t)s->cycle * s->train.cycle_period_ns +
+				   policy_pulse_offset_ns(&s->train, s->next_index);
+	}
 	/*
-	 * Never closer than one period to the pulse just fired, even if it
-	 * was late: a late pulse delays the rest of the train rather than
+	 * Never closer than the designed spacing to the pulse just fired,
+	 * even if it was late: a late pulse delays the rest rather than
 	 * squeezing the next one in early.
 	 */
-	s->next_deadline = s->train.start_ns + llround((double)s->next_index * 1e9 /
-						       s->train.frequency_hz);
-	if (s->next_deadline < now + s->period_ns) {
-		s->next_deadline = now + s->period_ns;
+	if (s->next_deadline < now + gap) {
+		s->next_deadline = now + gap;
 	}
 	return now;
 }
@@ -238,6 +299,46 @@ static int64_t stim_watchdog(struct stim *s, int64_t now)
 	return SCLOCK_NEVER;
 }
 
+/* Take in what the main thread wrote to the ledger since the last look. */
+static void stim_ledger_sync(struct stim *s)
+{
+	unsigned day = atomic_load_explicit(&s->ledger_day, memory_order_acquire);
+	bool new_day = day != s->ledger_day_seen;
+
+	/* day before count: a new day is never seen with the old day's count */
+	safety_set_recorded(&s->gate, atomic_load_explicit(&s->ledger_recorded, memory_order_acquire),
+			    new_day);
+	if (new_day) {
+		s->ledger_day_seen = day;
+		atomic_store(&s->day_pulses, s->gate.day_pulses);
+	}
+}
+
+/* An alert from the plugin's own threads: disarm now, say why. */
+static void stim_take_alert(struct stim *s)
+{
+	enum rpmsd_coil_alert what;
+	int code;
+
+	if (!plugin_take_alert(s->plugin, &what, &code)) {
+		return;
+	}
+	s->stats.faults++;
+	if (s->in_train) {
+		s->stats.dropped_by_rule[what == RPMSD_COIL_ALERT_ESTOP ? SAFETY_ESTOP
+								: SAFETY_COIL_FAULT] +=
+			stim_pending(s);
+		stim_end_train(s);
+	}
+	stim_apply_armed(s, false, what == RPMSD_COIL_ALERT_ESTOP ? "emergency stop" : "coil alert");
+	if (what == RPMSD_COIL_ALERT_ESTOP) {
+		s->stats.estops++;
+		stim_emit_state(s, EVENT_STATE_ESTOP, code, "emergency stop input: disarmed");
+	} else {
+		stim_emit_state(s, EVENT_STATE_FAULT, code, "coil plugin alert: disarmed");
+	}
+}
+
 static void *stim_thread(void *arg)
 {
 	struct stim *s = arg;
@@ -251,6 +352,8 @@ static void *stim_thread(void *arg)
 	while (!atomic_load(&s->stop)) {
 		/* Read the word before looking at the inputs: no lost wake-up. */
 		seen = atomic_load(&s->wake);
+		stim_take_alert(s);
+		stim_ledger_sync(s);
 		cmd = atomic_exchange(&s->cmd, STIM_CMD_NONE);
 		if (cmd != STIM_CMD_NONE) {
 			stim_apply_armed(s, cmd == STIM_CMD_ARM, atomic_load(&s->cmd_reason));
@@ -270,10 +373,10 @@ static void *stim_thread(void *arg)
 		now = sclock_wait(s->clock, wake_at, &s->wake, seen);
 	}
 	if (s->in_train) {
-		s->stats.dropped_at_stop += s->train.pulses - s->next_index;
+		s->stats.dropped_at_stop += stim_pending(s);
 	}
 	while (ring_pop(s->mailbox, &req)) {
-		s->stats.dropped_at_stop += req.pulses;
+		s->stats.dropped_at_stop += (uint64_t)req.pulses * (req.cycles ? req.cycles : 1);
 	}
 	s->in_train = false;
 	stim_apply_armed(s, false, "stopping");
@@ -301,7 +404,11 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	s->clock = clock;
 	s->plugin = plugin;
 	safety_limits_from_config(cfg, &s->limits);
-	safety_init(&s->gate);
+	/* nothing recorded in a ledger yet: no pulse until stim_set_ledger */
+	safety_init(&s->gate, 0);
+	atomic_init(&s->ledger_recorded, 0);
+	atomic_init(&s->ledger_day, 0);
+	atomic_init(&s->day_pulses, 0);
 	atomic_init(&s->wake, 0);
 	atomic_init(&s->cmd, STIM_CMD_NONE);
 	atomic_init(&s->cmd_reason, "");
@@ -324,6 +431,7 @@ int stim_start(struct stim *s, int priority, bool *got_rt)
 {
 	int ret;
 
+	plugin_set_wake(s->plugin, &s->wake);
 	ret = rt_thread_start(&s->tid, "rpmsd-stim", priority, stim_thread, s, got_rt);
 	if (ret < 0) {
 		return ret;
@@ -337,6 +445,7 @@ void stim_stop(struct stim *s)
 	if (!s || !s->started) {
 		return;
 	}
+	plugin_set_wake(s->plugin, NULL);
 	atomic_store(&s->stop, true);
 	sclock_kick(s->clock, &s->wake);
 	pthread_join(s->tid, NULL);
@@ -394,4 +503,30 @@ struct ring *stim_events(struct stim *s)
 void stim_get_stats(const struct stim *s, struct stim_stats *st)
 {
 	*st = s->stats;
+}
+
+void stim_start_day(struct stim *s, uint64_t day_pulses)
+{
+	safety_init(&s->gate, day_pulses);
+	atomic_store(&s->ledger_recorded, day_pulses);
+	atomic_store(&s->day_pulses, day_pulses);
+}
+
+void stim_set_ledger(struct stim *s, uint64_t recorded, bool new_day)
+{
+	atomic_store_explicit(&s->ledger_recorded, recorded, memory_order_release);
+	if (new_day) {
+		atomic_fetch_add_explicit(&s->ledger_day, 1, memory_order_release);
+	}
+	sclock_kick(s->clock, &s->wake);
+}
+
+uint64_t stim_day_pulses(const struct stim *s)
+{
+	return atomic_load(&((struct stim *)s)->day_pulses);
+}
+
+void stim_block_arming(struct stim *s, const char *why)
+{
+	snprintf(s->arm_block, sizeof(s->arm_block), "arm refused: %s", why);
 }

@@ -29,7 +29,8 @@ struct stim_stats {
 	uint64_t refusals;			/* refusal events */
 	uint64_t refused_by_rule[SAFETY_RULE_COUNT];	/* refusal events per rule */
 	uint64_t dropped_by_rule[SAFETY_RULE_COUNT];	/* pulses not delivered, per rule */
-	uint64_t faults;			/* plugin errors on pulse, arm or disarm */
+	uint64_t faults;			/* plugin errors and alerts */
+	uint64_t estops;			/* emergency stops */
 	uint64_t dropped_at_stop;		/* pulses pending when stopped */
 };
 
@@ -78,6 +79,27 @@ uint64_t stim_pulse_count(const struct stim *s);
 
 /** True when the gate is armed (atomic snapshot). */
 bool stim_armed(const struct stim *s);
+
+/**
+ * Before stim_start: @day_pulses were delivered today in earlier runs (the
+ * ledger's count), and that many are recorded.
+ */
+void stim_start_day(struct stim *s, uint64_t day_pulses);
+
+/**
+ * The ledger on disk now counts @recorded pulses for today; @new_day when
+ * it was started afresh for a new calendar day. Main thread.
+ */
+void stim_set_ledger(struct stim *s, uint64_t recorded, bool new_day);
+
+/** Pulses delivered today, as the gate counts them (atomic). */
+uint64_t stim_day_pulses(const struct stim *s);
+
+/**
+ * Before stim_start: refuse every arm request, publishing @why (copied),
+ * e.g. because the pulse ledger cannot be read.
+ */
+void stim_block_arming(struct stim *s, const char *why);
 
 /** The stim thread's event ring. */
 struct ring *stim_events(struct stim *s);

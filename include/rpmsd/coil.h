@@ -20,6 +20,13 @@
  *
  * Errors are reported as negative errno values. A pulse that returns an
  * error is a fault: the host disarms the coil and publishes the fault.
+ *
+ * Asynchronous inputs (an emergency stop button, a stimulator that drops
+ * its ready line while armed) are watched by the plugin itself, in a
+ * thread of its own started in open. On such an event the plugin drops
+ * its enable line at once, without waiting for the host, then calls
+ * rpmsd_coil_host.alert; the host disarms its gate and publishes the
+ * alert. status.estop stays true while the stop is asserted.
  */
 #ifndef RPMSD_COIL_H
 #define RPMSD_COIL_H
@@ -63,6 +70,12 @@ struct rpmsd_coil_key {
 	const char *doc;		/**< one-line meaning */
 };
 
+/** What a plugin reports through rpmsd_coil_host.alert. */
+enum rpmsd_coil_alert {
+	RPMSD_COIL_ALERT_ESTOP = 1,	/**< emergency stop input asserted */
+	RPMSD_COIL_ALERT_FAULT = 2,	/**< a fault found between pulses */
+};
+
 /** Log levels for rpmsd_coil_host.log. */
 enum rpmsd_coil_log_level {
 	RPMSD_COIL_LOG_ERR = 3,
@@ -92,6 +105,14 @@ struct rpmsd_coil_host {
 	/** Log a line. Not RT-safe: never call from pulse or status. */
 	void (*log)(void *ctx, enum rpmsd_coil_log_level level, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
+	/**
+	 * Ask the host to disarm now, from any thread, the plugin's own
+	 * input watcher included. RT-safe and async-signal-safe: it only
+	 * sets a flag and wakes the stim thread, which disarms the gate,
+	 * calls disarm and publishes the alert with @code (a negative errno
+	 * or a plugin code). Drop the enable line yourself before calling it.
+	 */
+	void (*alert)(void *ctx, enum rpmsd_coil_alert what, int code);
 };
 
 /** Coil and stimulator state, filled by the status op. */
@@ -100,6 +121,7 @@ struct rpmsd_coil_status {
 	bool ready;		/**< stimulator ready to fire */
 	bool fault;		/**< a fault is latched */
 	int fault_code;		/**< plugin-specific code, 0 when no fault */
+	bool estop;		/**< emergency stop input asserted now */
 };
 
 /** Operations of a plugin. open, pulse and close are required. */

@@ -12,13 +12,28 @@
  * Nth pulse returns -EIO), overheat_after (after N pulses the coil reports
  * a temperature far above any limit) and never_ready (the stimulator never
  * says it is ready).
+ *
+ * A simulated emergency stop input: with estop_fifo set, a watcher thread
+ * reads lines from that FIFO. "press T" is an asserting edge at
+ * CLOCK_MONOTONIC time T (ns, stamped by the writer): the watcher drops
+ * the simulated enable line at once, as the gpio plugin does, then alerts
+ * the host. "release" releases the input. For each press the plugin keeps
+ * the edge time, when its enable line dropped and when the host's disarm
+ * arrived, and writes them to estop_log at close: the e-stop latency,
+ * measured through the real host path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <rpmsd/coil.h>
 
@@ -27,6 +42,12 @@ struct sim_pulse {
 	double intensity_pct;
 	uint32_t width_us;
 	double temperature_c;	/* after the pulse */
+};
+
+struct sim_estop {
+	int64_t edge_ns;		/* CLOCK_MONOTONIC, from the writer */
+	int64_t drop_ns;		/* enable line dropped by the watcher */
+	_Atomic int64_t host_ns;	/* the host's disarm arrived; 0 = not yet */
 };
 
 struct sim {
@@ -47,6 +68,17 @@ struct sim {
 	bool never_ready;
 	uint64_t pulses;		/* attempts, failed ones included */
 	uint64_t fired;
+	/* simulated e-stop input */
+	char estop_fifo[1024];
+	char estop_log_path[1024];
+	int fifo_fd;
+	int stop_fd;			/* eventfd: ends the watcher */
+	pthread_t watcher;
+	bool watching;
+	atomic_bool estop;		/* asserted now */
+	struct sim_estop *estops;	/* preallocated */
+	size_t estop_cap;
+	atomic_size_t estop_len;
 };
 
 #define SIM_OVERHEAT_C 100.0	/* above ambient, far beyond any coil limit */
@@ -68,6 +100,12 @@ static const struct rpmsd_coil_key sim_keys[] = {
 	  "test fault: after N pulses the coil reports 100 C above ambient (0: never)" },
 	{ "never_ready", RPMSD_COIL_KEY_BOOL, "false", 0, 0, "",
 	  "test fault: the stimulator never reports ready" },
+	{ "estop_fifo", RPMSD_COIL_KEY_STRING, "", 0, 0, "",
+	  "simulated emergency stop input: a FIFO that takes 'press T_NS' and 'release' lines (empty: none)" },
+	{ "estop_log", RPMSD_COIL_KEY_STRING, "", 0, 0, "",
+	  "CSV written at close: each e-stop's edge, enable drop and host disarm times (empty: none)" },
+	{ "estop_log_max", RPMSD_COIL_KEY_INT, "10000", 1, 1000000, "presses",
+	  "e-stop presses kept for estop_log (preallocated)" },
 };
 
 /* Temperature at @now, cooled exponentially since the last update. */
@@ -81,17 +119,167 @@ static double sim_temp_at(const struct sim *s, int64_t now)
 	return s->ambient_c + (s->temp_c - s->ambient_c) * exp(-dt / s->tau_s);
 }
 
+static int64_t sim_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One line from the FIFO: press drops the enable line first, then alerts. */
+static void sim_estop_line(struct sim *s, const char *line)
+{
+	long long t;
+	size_t n;
+
+	if (sscanf(line, "press %lld", &t) == 1) {
+		/* the line drops before anything else is done, as on real hardware */
+		atomic_store(&s->armed, false);
+		atomic_store(&s->estop, true);
+		n = atomic_load(&s->estop_len);
+		if (n < s->estop_cap) {
+			s->estops[n].edge_ns = t;
+			s->estops[n].drop_ns = sim_mono_ns();
+			atomic_store(&s->estops[n].host_ns, 0);
+			atomic_store(&s->estop_len, n + 1);
+		}
+		s->host->alert(s->host->ctx, RPMSD_COIL_ALERT_ESTOP, 0);
+	} else if (strncmp(line, "release", 7) == 0) {
+		atomic_store(&s->estop, false);
+	}
+}
+
+static void *sim_watch(void *arg)
+{
+	struct sim *s = arg;
+	struct pollfd fds[2] = {
+		{ .fd = s->fifo_fd, .events = POLLIN },
+		{ .fd = s->stop_fd, .events = POLLIN },
+	};
+	char buf[256];
+	size_t used = 0;
+	ssize_t got;
+	char *nl;
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			break;
+		}
+		if (fds[1].revents) {
+			break;
+		}
+		got = read(s->fifo_fd, buf + used, sizeof(buf) - 1 - used);
+		if (got <= 0) {
+			continue;
+		}
+		used += (size_t)got;
+		buf[used] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			sim_estop_line(s, buf);
+			used -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, used + 1);
+		}
+		if (used == sizeof(buf) - 1) {
+			used = 0;	/* a line too long to be ours */
+		}
+	}
+	return NULL;
+}
+
+/* Open the FIFO and start the watcher; nothing to do without estop_fifo. */
+static int sim_estop_start(struct sim *s, long long cap)
+{
+	int ret;
+
+	if (!s->estop_fifo[0]) {
+		return 0;
+	}
+	s->estops = calloc((size_t)cap, sizeof(*s->estops));
+	if (!s->estops) {
+		return -ENOMEM;
+	}
+	s->estop_cap = (size_t)cap;
+	/* O_RDWR: never blocks at open, and no EOF when a writer goes away */
+	s->fifo_fd = open(s->estop_fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (s->fifo_fd < 0) {
+		ret = -errno;
+		s->host->log(s->host->ctx, RPMSD_COIL_LOG_ERR, "key estop_fifo: cannot open '%s': %s",
+			     s->estop_fifo, strerror(errno));
+		return ret;
+	}
+	s->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (s->stop_fd < 0) {
+		return -errno;
+	}
+	ret = pthread_create(&s->watcher, NULL, sim_watch, s);
+	if (ret != 0) {
+		return -ret;
+	}
+	s->watching = true;
+	return 0;
+}
+
+static void sim_estop_stop(struct sim *s)
+{
+	uint64_t one = 1;
+
+	if (s->watching) {
+		if (write(s->stop_fd, &one, sizeof(one)) != sizeof(one)) {
+			s->host->log(s->host->ctx, RPMSD_COIL_LOG_ERR, "cannot stop the e-stop watcher");
+		}
+		pthread_join(s->watcher, NULL);
+		s->watching = false;
+	}
+	if (s->stop_fd >= 0) {
+		close(s->stop_fd);
+	}
+	if (s->fifo_fd >= 0) {
+		close(s->fifo_fd);
+	}
+}
+
+static void sim_write_estops(struct sim *s)
+{
+	size_t i, n = atomic_load(&s->estop_len);
+	FILE *f = fopen(s->estop_log_path, "w");
+
+	if (!f) {
+		s->host->log(s->host->ctx, RPMSD_COIL_LOG_ERR, "cannot write estop_log %s: %s",
+			     s->estop_log_path, strerror(errno));
+		return;
+	}
+	fprintf(f, "edge_ns,enable_drop_ns,host_disarm_ns\n");
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%lld,%lld,%lld\n", (long long)s->estops[i].edge_ns,
+			(long long)s->estops[i].drop_ns,
+			(long long)atomic_load(&s->estops[i].host_ns));
+	}
+	if (fclose(f) != 0) {
+		s->host->log(s->host->ctx, RPMSD_COIL_LOG_ERR, "error writing estop_log %s",
+			     s->estop_log_path);
+	}
+}
+
 static int sim_open(const struct rpmsd_coil_host *host, void **out)
 {
 	struct sim *s = calloc(1, sizeof(*s));
-	const char *path = "";
-	long long cap = 0;
+	const char *path = "", *fifo = "", *elog = "";
+	long long cap = 0, ecap = 0;
 	int ret;
 
 	if (!s) {
 		return -ENOMEM;
 	}
 	s->host = host;
+	s->fifo_fd = -1;
+	s->stop_fd = -1;
+	atomic_init(&s->estop, false);
+	atomic_init(&s->estop_len, 0);
 	ret = host->get_double(host->ctx, "ambient_c", &s->ambient_c);
 	if (ret == 0) {
 		ret = host->get_double(host->ctx, "heat_per_pulse_c", &s->heat_per_pulse_c);
@@ -114,14 +302,26 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 	if (ret == 0) {
 		ret = host->get_bool(host->ctx, "never_ready", &s->never_ready);
 	}
+	if (ret == 0) {
+		ret = host->get_string(host->ctx, "estop_fifo", &fifo);
+	}
+	if (ret == 0) {
+		ret = host->get_string(host->ctx, "estop_log", &elog);
+	}
+	if (ret == 0) {
+		ret = host->get_int(host->ctx, "estop_log_max", &ecap);
+	}
 	if (ret < 0) {
 		goto err_free;
 	}
-	if (strlen(path) >= sizeof(s->log_path)) {
+	if (strlen(path) >= sizeof(s->log_path) || strlen(fifo) >= sizeof(s->estop_fifo) ||
+	    strlen(elog) >= sizeof(s->estop_log_path)) {
 		ret = -ENAMETOOLONG;
 		goto err_free;
 	}
 	strcpy(s->log_path, path);
+	strcpy(s->estop_fifo, fifo);
+	strcpy(s->estop_log_path, elog);
 	s->log_cap = (size_t)cap;
 	s->log = calloc(s->log_cap, sizeof(*s->log));
 	if (!s->log) {
@@ -133,9 +333,17 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 	s->temp_c = s->ambient_c;
 	s->t_temp_ns = host->now_ns(host->ctx);
 	atomic_init(&s->armed, false);
+	ret = sim_estop_start(s, ecap);
+	if (ret < 0) {
+		goto err_estop;
+	}
 	*out = s;
 	return 0;
 
+err_estop:
+	sim_estop_stop(s);
+	free(s->estops);
+	free(s->log);
 err_free:
 	free(s);
 	return ret;
@@ -145,6 +353,10 @@ static int sim_arm(void *h)
 {
 	struct sim *s = h;
 
+	/* A pressed emergency stop holds the enable line low. */
+	if (atomic_load(&s->estop)) {
+		return -EPERM;
+	}
 	atomic_store(&s->armed, true);
 	return 0;
 }
@@ -152,8 +364,13 @@ static int sim_arm(void *h)
 static int sim_disarm(void *h)
 {
 	struct sim *s = h;
+	size_t n = atomic_load(&s->estop_len);
 
 	atomic_store(&s->armed, false);
+	/* the first disarm after a press: when the host acted on the alert */
+	if (n > 0 && atomic_load(&s->estops[n - 1].host_ns) == 0) {
+		atomic_store(&s->estops[n - 1].host_ns, sim_mono_ns());
+	}
 	return 0;
 }
 
@@ -197,6 +414,7 @@ static int sim_status(void *h, struct rpmsd_coil_status *st)
 	st->ready = !s->never_ready;
 	st->fault = false;
 	st->fault_code = 0;
+	st->estop = atomic_load(&s->estop);
 	return 0;
 }
 
@@ -235,9 +453,14 @@ static void sim_close(void *h)
 		return;
 	}
 	atomic_store(&s->armed, false);
+	sim_estop_stop(s);
 	if (s->log_path[0]) {
 		sim_write_log(s);
 	}
+	if (s->estop_log_path[0] && s->estops) {
+		sim_write_estops(s);
+	}
+	free(s->estops);
 	free(s->log);
 	free(s);
 }

@@ -35,6 +35,13 @@ def write_config(text, directory):
     return path
 
 
+def state_dir():
+    """A fresh, empty state directory (pulse ledger) for one run."""
+    d = tempfile.mkdtemp(prefix="rpmsd-state-")
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
 def demo_config(endpoint, extra=None, pulse_log=None):
     """The demo configuration with the endpoint (and optionally more keys)
     replaced, and the recording path made absolute."""
@@ -50,6 +57,9 @@ def demo_config(endpoint, extra=None, pulse_log=None):
                 key = s.split("=", 1)[0].strip()
                 if section == "publish" and key == "endpoint":
                     line = "endpoint = " + endpoint
+                elif section == "daemon" and key == "state_dir" and not (
+                        extra and ("daemon", "state_dir") in extra):
+                    line = "state_dir = " + state_dir()
                 elif section == "source" and key == "file":
                     val = s.split("=", 1)[1].strip()
                     line = "file = " + os.path.join(SOURCE, "config", val)

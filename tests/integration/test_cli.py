@@ -57,9 +57,10 @@ def expect_refused(path, message, *extra_args):
 
 def test_unknown_key():
     p = conf("unknown.conf", base("[stim]\nintensty_pct = 30\n"))
-    expect_refused(p, "rpmsd: %s:6: stim.intensty_pct: unknown key (allowed: plugin, protocol, "
-                      "train_pulses, train_frequency_hz, intensity_pct, pulse_width_us, "
-                      "refractory_ms)" % p)
+    expect_refused(p, "rpmsd: %s:6: stim.intensty_pct: unknown key (allowed: plugin, mode, "
+                      "protocol, train_pulses, train_frequency_hz, on_ms, off_ms, cycles, "
+                      "theta_bursts, theta_burst_pulses, theta_frequency_hz, theta_period_ms, "
+                      "open_loop_pulses, intensity_pct, pulse_width_us, refractory_ms)" % p)
 
 
 def test_unknown_section():

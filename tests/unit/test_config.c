@@ -226,6 +226,12 @@ static void test_defaults(void **state)
 	assert_true(c.safety.min_train_interval_ms == 500.0);
 	assert_true(c.safety.max_intensity_pct == 60.0);
 	assert_true(c.safety.max_coil_temp_c == 40.0);
+	assert_true(c.safety.motor_threshold_pct == 0.0);
+	assert_int_equal(c.safety.max_session_pulses, 6000);
+	assert_int_equal(c.safety.max_daily_pulses, 12000);
+	assert_string_equal(c.daemon.state_dir, "/var/lib/rpmsd");
+	assert_int_equal(c.safety.train_table.n_rates, 5);
+	assert_int_equal(c.safety.train_table.n_levels, 14);
 	assert_string_equal(c.publish.endpoint, "tcp://127.0.0.1:5560");
 	assert_int_equal(c.publish.ring_records, 4096);
 	assert_int_equal(c.publish.sndhwm, 10000);
@@ -288,19 +294,24 @@ static void test_full_file(void **state)
 	assert_true(c.safety.min_train_interval_ms == 750.0);
 	assert_true(c.safety.max_intensity_pct == 50.0);
 	assert_true(c.safety.max_coil_temp_c == 45.0);
+	assert_true(c.safety.motor_threshold_pct == 40.0);
+	assert_int_equal(c.safety.max_session_pulses, 3000);
+	assert_int_equal(c.safety.max_daily_pulses, 9000);
+	assert_int_equal(c.safety.ledger_reserve_pulses, 100);
+	assert_int_equal(c.stim.mode, CONFIG_MODE_CLOSED_LOOP);
 	assert_string_equal(c.publish.endpoint, "ipc:///run/rpmsd/events");
 	assert_int_equal(c.publish.ring_records, 8192);
 	assert_int_equal(c.publish.sndhwm, 500);
 	assert_true(c.publish.heartbeat_s == 0.5);
 	assert_string_equal(c.plugin_section, "bench-2");
-	assert_int_equal(c.plugin_section_line, 60);
+	assert_int_equal(c.plugin_section_line, 65);
 	assert_int_equal(c.n_plugin_kv, 2);
 	assert_string_equal(c.plugin_kv[0].key, "gain");
 	assert_string_equal(c.plugin_kv[0].value, "2.5");
-	assert_int_equal(c.plugin_kv[0].line, 61);
+	assert_int_equal(c.plugin_kv[0].line, 66);
 	assert_string_equal(c.plugin_kv[1].key, "port");
 	assert_string_equal(c.plugin_kv[1].value, "/dev/ttyUSB0");
-	assert_int_equal(c.plugin_kv[1].line, 62);
+	assert_int_equal(c.plugin_kv[1].line, 67);
 }
 
 static void test_template_matches_file(void **state)
@@ -377,7 +388,7 @@ static void test_unknown_key(void **state)
 {
 	(void)state;
 	expect_error(SRC "[stim]\nfoo = 1\n",
-		     ":4: stim.foo: unknown key (allowed: plugin, protocol, train_pulses, train_frequency_hz, intensity_pct, pulse_width_us, refractory_ms)");
+		     ":4: stim.foo: unknown key (allowed: plugin, mode, protocol, train_pulses, train_frequency_hz, on_ms, off_ms, cycles, theta_bursts, theta_burst_pulses, theta_frequency_hz, theta_period_ms, open_loop_pulses, intensity_pct, pulse_width_us, refractory_ms)");
 	expect_error("[source]\nfile = x\nfiles = y\n",
 		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames, uri, device, channels, gain, kernel_buffers, trigger, timeout_ms, reopen_ms, reopen_max_ms, reopen_attempts)");
 }
@@ -488,7 +499,7 @@ static void test_enum(void **state)
 	expect_error(SRC "[source]\nformat = wav\n",
 		     ":4: source.format: 'wav' is not allowed (allowed: auto, text, csv, timevalue)");
 	expect_error(SRC "[stim]\nprotocol =\n",
-		     ":4: stim.protocol: '' is not allowed (allowed: single, train)");
+		     ":4: stim.protocol: '' is not allowed (allowed: single, train, onoff, theta_burst)");
 	expect_ok(SRC "format = timevalue\n[daemon]\nlog_level = Warning\n[dsp]\nmains_hz = 0\n", &c);
 	assert_int_equal(c.source.format, CONFIG_FORMAT_TIMEVALUE);
 	assert_int_equal(c.daemon.log_level, CONFIG_LOG_WARNING);

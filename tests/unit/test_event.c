@@ -581,10 +581,10 @@ static void test_roundtrip_all(void **state)
 	json_decref(j);
 
 	ev = test_state(EVENT_STATE_STARTED, 0, "");
-	for (uint32_t s = EVENT_STATE_STARTED; s <= EVENT_STATE_RECOVERED; s++) {
+	for (uint32_t s = EVENT_STATE_STARTED; s <= EVENT_STATE_ESTOP; s++) {
 		static const char *const names[] = {
 			"", "started", "armed", "disarmed", "fault",
-			"source_end", "stopping", "recovered",
+			"source_end", "stopping", "recovered", "estop",
 		};
 
 		ev.u.state.state = s;
@@ -711,7 +711,7 @@ static void test_einval(void **state)
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
 	ev = test_state(0, 0, "");
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
-	ev = test_state(EVENT_STATE_RECOVERED + 1, 0, "");
+	ev = test_state(EVENT_STATE_ESTOP + 1, 0, "");
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
 	ev = test_onset();
 	ev.u.burst.action = 99;

@@ -13,10 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "safety.h"
+#include "train_table.h"
 
 #define MS 1000000LL
 #define SEC 1000000000LL
@@ -30,9 +34,20 @@ static struct safety_limits lim_default(void)
 		.max_intensity_pct = 60.0,
 		.max_coil_temp_c = 40.0,
 		.acq_timeout_ns = 250 * MS,
+		.motor_threshold_pct = 40.0,
+		.max_session_pulses = 1000000,
+		.max_daily_pulses = 1000000,
 	};
 
+	train_table_default(&lim.table);
 	return lim;
+}
+
+/* Disarmed, nothing delivered, and plenty recorded in the ledger. */
+static void st_init(struct safety_state *st)
+{
+	safety_init(st, 0);
+	safety_set_recorded(st, 1000000, false);
 }
 
 static struct safety_request req_make(uint32_t train, double intensity)
@@ -52,7 +67,7 @@ static void test_safety_starts_disarmed(void **state)
 	struct safety_verdict v;
 
 	(void)state;
-	safety_init(&st);
+	st_init(&st);
 	v = safety_admit(&lim, &st, &r, 0);
 	assert_int_equal(v.rule, SAFETY_DISARMED);
 	safety_set_armed(&st, true);
@@ -70,7 +85,7 @@ static void test_safety_intensity(void **state)
 	struct safety_verdict v;
 
 	(void)state;
-	safety_init(&st);
+	st_init(&st);
 	safety_set_armed(&st, true);
 	r = req_make(1, 60.0);
 	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_OK);
@@ -93,7 +108,7 @@ static void test_safety_coil_status(void **state)
 	struct safety_verdict v;
 
 	(void)state;
-	safety_init(&st);
+	st_init(&st);
 	safety_set_armed(&st, true);
 	r.have_status = true;
 	r.coil.ready = true;
@@ -126,7 +141,7 @@ static void test_safety_frequency_and_train(void **state)
 	int i;
 
 	(void)state;
-	safety_init(&st);
+	st_init(&st);
 	safety_set_armed(&st, true);
 	for (i = 0; i < 5; i++) {
 		assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
@@ -160,7 +175,7 @@ static void test_safety_acquisition_stale(void **state)
 	struct safety_verdict v;
 
 	(void)state;
-	safety_init(&st);
+	st_init(&st);
 	safety_set_armed(&st, true);
 	r.acq_age_ns = 250 * MS;
 	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_OK);
@@ -193,10 +208,50 @@ static void test_safety_rule_names(void **state)
 	}
 }
 
+/*
+ * Independent reference for the train table: the smallest cell at or
+ * below the grid lines at or above the rate and the level, found by
+ * scanning the table as written (not the gate's precomputed hull).
+ */
+static double ref_table(const struct train_table *t, double rate, double level)
+{
+	unsigned i, j, ri = t->n_rates, lj = t->n_levels;
+	double m = INFINITY;
+
+	if (!(rate >= 0) || !(level >= 0)) {
+		return 0.0;
+	}
+	for (i = t->n_rates; i-- > 0;) {
+		if (rate <= t->rate_hz[i] * (1 + 1e-6)) {
+			ri = i;
+		}
+	}
+	for (j = t->n_levels; j-- > 0;) {
+		if (level <= t->level_pct[j] * (1 + 1e-6)) {
+			lj = j;
+		}
+	}
+	if (ri == t->n_rates || lj == t->n_levels) {
+		return 0.0;
+	}
+	for (i = 0; i <= ri; i++) {
+		for (j = 0; j <= lj; j++) {
+			m = fmin(m, t->max_s[i][j]);
+		}
+	}
+	return m;
+}
+
 /* Independent reference: the rules of docs/safety.md, written out plainly. */
 static enum safety_rule ref_admit(const struct safety_limits *lim, const struct safety_state *st,
 				  const struct safety_request *r, int64_t now)
 {
+	bool same = st->any_pulse && st->train_id == r->train_id;
+	uint32_t n = same ? st->train_pulses + 1 : 1;
+
+	if (r->have_status && r->coil.estop) {
+		return SAFETY_ESTOP;
+	}
 	if (!st->armed) {
 		return SAFETY_DISARMED;
 	}
@@ -223,14 +278,37 @@ static enum safety_rule ref_admit(const struct safety_limits *lim, const struct 
 		if (gap < 0 || (long double)gap + 1 < min_gap) {
 			return SAFETY_MAX_FREQUENCY;
 		}
-		if (st->train_id == r->train_id && st->train_pulses + 1 > lim->max_train_pulses) {
-			return SAFETY_TRAIN_PULSES;
-		}
-		if (st->train_id != r->train_id && gap < lim->min_train_interval_ns) {
-			return SAFETY_TRAIN_INTERVAL;
-		}
-	} else if (lim->max_train_pulses < 1) {
+	}
+	if (n > lim->max_train_pulses) {
 		return SAFETY_TRAIN_PULSES;
+	}
+	if (r->frequency_hz != 0.0) {
+		double rate = r->frequency_hz;
+		double level = lim->motor_threshold_pct > 0
+				       ? r->intensity_pct * 100.0 / lim->motor_threshold_pct
+				       : INFINITY;
+
+		if (n >= 2) {
+			double span = (double)(now - st->train_first_ns);
+			double measured = span > 0 ? (n - 1) * 1e9 / span : INFINITY;
+
+			rate = measured > rate ? measured : rate;
+		}
+		if (!((double)n <= ref_table(&lim->table, rate, level) * rate * (1 + 1e-6))) {
+			return SAFETY_TRAIN_DURATION;
+		}
+	}
+	if (st->any_pulse && !same && now - st->last_pulse_ns < lim->min_train_interval_ns) {
+		return SAFETY_TRAIN_INTERVAL;
+	}
+	if (st->session_pulses >= lim->max_session_pulses) {
+		return SAFETY_SESSION_PULSES;
+	}
+	if (st->day_pulses >= lim->max_daily_pulses) {
+		return SAFETY_DAILY_PULSES;
+	}
+	if (st->day_pulses >= st->day_recorded) {
+		return SAFETY_UNRECORDED;
 	}
 	return SAFETY_OK;
 }
@@ -245,7 +323,7 @@ static void test_safety_exhaustive_grid(void **state)
 	static const uint32_t counts[] = { 0, 1, 4, 5, 6 };
 	static const int64_t ages[] = { 0, 250 * MS, 250 * MS + 1, INT64_MAX };
 	struct safety_limits lim = lim_default();
-	unsigned armed, any, same, hs, ready, fault, ti, ii, gi, ci, ai;
+	unsigned armed, any, same, hs, ready, fault, ti, ii, gi, ci, ai, es;
 	unsigned long checked = 0;
 
 	(void)state;
@@ -259,10 +337,12 @@ static void test_safety_exhaustive_grid(void **state)
 	for (ii = 0; ii < sizeof(intens) / sizeof(intens[0]); ii++)
 	for (gi = 0; gi < sizeof(gaps) / sizeof(gaps[0]); gi++)
 	for (ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++)
-	for (ai = 0; ai < sizeof(ages) / sizeof(ages[0]); ai++) {
+	for (ai = 0; ai < sizeof(ages) / sizeof(ages[0]); ai++)
+	for (es = 0; es < 2; es++) {
 		struct safety_state st = {
 			.armed = armed, .any_pulse = any, .last_pulse_ns = 10 * SEC,
 			.train_id = 3, .train_pulses = counts[ci],
+			.day_recorded = 1000,
 		};
 		struct safety_request r = req_make(same ? 3 : 4, intens[ii]);
 		struct safety_verdict v;
@@ -272,6 +352,7 @@ static void test_safety_exhaustive_grid(void **state)
 		r.coil.fault = fault;
 		r.coil.temperature_c = temps[ti];
 		r.acq_age_ns = ages[ai];
+		r.coil.estop = es;
 		v = safety_admit(&lim, &st, &r, 10 * SEC + gaps[gi]);
 		if (v.rule != ref_admit(&lim, &st, &r, 10 * SEC + gaps[gi])) {
 			fail_msg("grid: armed %u any %u same %u status %u ready %u fault %u temp %g "
@@ -282,7 +363,7 @@ static void test_safety_exhaustive_grid(void **state)
 		}
 		checked++;
 	}
-	assert_int_equal(checked, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 5 * 10 * 5 * 4);
+	assert_int_equal(checked, 2 * 2 * 2 * 2 * 2 * 2 * 5 * 5 * 10 * 5 * 4 * 2);
 }
 
 static uint64_t prng_state = 0x9E3779B97F4A7C15ULL;
@@ -317,7 +398,7 @@ static void test_safety_property_random_streams(void **state)
 		lim.max_frequency_hz = 1.0 + (double)(prng() % 100);
 		lim.max_train_pulses = 1 + (uint32_t)(prng() % 20);
 		lim.min_train_interval_ns = (int64_t)(prng() % 2000) * MS;
-		safety_init(&st);
+		st_init(&st);
 		for (i = 0; i < 2000; i++) {
 			struct safety_request r;
 			struct safety_verdict v;
@@ -391,6 +472,61 @@ static bool prng_chance(double p)
 	return prng_unit() < p;
 }
 
+/* A random valid table: ascending grids, any durations (non-monotone too). */
+static void prop_table(struct train_table *t)
+{
+	unsigned i, j;
+
+	memset(t, 0, sizeof(*t));
+	t->n_rates = 1 + (unsigned)(prng() % 6);
+	t->n_levels = 1 + (unsigned)(prng() % 10);
+	for (i = 0; i < t->n_rates; i++) {
+		t->rate_hz[i] = (i ? t->rate_hz[i - 1] : 0.0) + prng_range(0.5, 20.0);
+		for (j = 0; j < t->n_levels; j++) {
+			t->max_s[i][j] = prng_chance(0.05) ? 0.0 : prng_range(0.02, 5.0);
+		}
+	}
+	for (j = 0; j < t->n_levels; j++) {
+		t->level_pct[j] = (j ? t->level_pct[j - 1] : 40.0) + prng_range(1.0, 30.0);
+	}
+	/* what train_table_load does after parsing */
+	{
+		char path[] = "/tmp/rpmsd-table-XXXXXX";
+		char err[256];
+		int fd = mkstemp(path);
+		FILE *f = fdopen(fd, "w");
+
+		assert_non_null(f);
+		fprintf(f, "hz");
+		for (j = 0; j < t->n_levels; j++) {
+			fprintf(f, ",%.17g", t->level_pct[j]);
+		}
+		fprintf(f, "\n");
+		for (i = 0; i < t->n_rates; i++) {
+			fprintf(f, "%.17g", t->rate_hz[i]);
+			for (j = 0; j < t->n_levels; j++) {
+				fprintf(f, ",%.17g", t->max_s[i][j]);
+			}
+			fprintf(f, "\n");
+		}
+		fclose(f);
+		assert_int_equal(train_table_load(path, t, err, sizeof(err)), 0);
+		unlink(path);
+	}
+}
+
+/* Today's count so far and the ledger's reservation, gate and shadow alike. */
+static void prop_day(const struct safety_limits *lim, struct safety_state *st,
+		     struct safety_state *shadow)
+{
+	uint64_t day = prng_chance(0.7) ? 0 : prng() % (lim->max_daily_pulses + 1);
+	uint64_t rec = day + prng() % 300;
+
+	safety_init(st, day);
+	safety_set_recorded(st, rec, false);
+	*shadow = *st;
+}
+
 /* Limits in the ranges the config table allows. */
 static void prop_limits(struct safety_limits *lim)
 {
@@ -400,6 +536,16 @@ static void prop_limits(struct safety_limits *lim)
 	lim->max_intensity_pct = prng_range(1.0, 100.0);
 	lim->max_coil_temp_c = prng_range(20.0, 80.0);
 	lim->acq_timeout_ns = (int64_t)prng_range(0.01 * SEC, 1.0 * SEC);
+	/* levels mostly inside the table: thresholds near the intensities */
+	lim->motor_threshold_pct = prng_chance(0.02) ? 0.0
+						    : prng_range(0.4 * lim->max_intensity_pct, 100.0);
+	if (prng_chance(0.5)) {
+		train_table_default(&lim->table);
+	} else {
+		prop_table(&lim->table);
+	}
+	lim->max_session_pulses = 1 + prng() % 800;
+	lim->max_daily_pulses = lim->max_session_pulses + prng() % 800;
 }
 
 static void prop_request(const struct safety_limits *lim, uint32_t *train,
@@ -413,6 +559,11 @@ static void prop_request(const struct safety_limits *lim, uint32_t *train,
 		*train -= 1;
 	}
 	req->train_id = *train;
+	/* a train's nominal rate: mostly steady, at times single pulses or nonsense */
+	req->frequency_hz = prng_chance(0.3) ? 0.0 : lim->max_frequency_hz * prng_range(0.2, 1.0);
+	if (prng_chance(0.002)) {
+		req->frequency_hz = prng_chance(0.5) ? NAN : -1.0;
+	}
 	req->intensity_pct = prng_chance(0.9) ? prng_range(0.0, lim->max_intensity_pct)
 					      : prng_range(-5.0, 120.0);
 	if (prng_chance(0.005)) {
@@ -424,6 +575,7 @@ static void prop_request(const struct safety_limits *lim, uint32_t *train,
 		req->acq_age_ns = INT64_MAX;
 	}
 	req->have_status = prng_chance(0.9);
+	req->coil.estop = prng_chance(0.01);
 	req->coil.fault = prng_chance(0.02);
 	req->coil.ready = !prng_chance(0.03);
 	req->coil.temperature_c = prng_range(lim->max_coil_temp_c - 10.0, lim->max_coil_temp_c + 0.5);
@@ -476,8 +628,7 @@ static void test_safety_property_random_limits(void **state)
 		int64_t now = (int64_t)prng_range(0.0, 10.0 * SEC);
 
 		prop_limits(&lim);
-		safety_init(&st);
-		safety_init(&shadow);
+		prop_day(&lim, &st, &shadow);
 		for (i = 0; i < 1000; i++) {
 			struct safety_request req;
 			struct safety_verdict v;
@@ -486,6 +637,17 @@ static void test_safety_property_random_limits(void **state)
 			if (prng_chance(0.02) || i == 0) {
 				shadow.armed = prng_chance(0.85);
 				safety_set_armed(&st, shadow.armed);
+			}
+			if (prng_chance(0.01)) {
+				/* the main thread tops up the ledger, or starts a new day */
+				bool new_day = prng_chance(0.05);
+				uint64_t base = new_day ? 0 : shadow.day_pulses;
+
+				shadow.day_recorded = base + prng() % 200;
+				if (new_day) {
+					shadow.day_pulses = 0;
+				}
+				safety_set_recorded(&st, shadow.day_recorded, new_day);
 			}
 			now += prop_step(&lim);
 			prop_request(&lim, &train, &req);
@@ -509,9 +671,31 @@ static void test_safety_property_random_limits(void **state)
 					assert_true(now - shadow.last_pulse_ns >= lim.min_train_interval_ns);
 				}
 			}
-			shadow.train_pulses = shadow.any_pulse && shadow.train_id == req.train_id ?
-					      shadow.train_pulses + 1 : 1;
+			if (!(shadow.any_pulse && shadow.train_id == req.train_id)) {
+				shadow.train_first_ns = now;
+				shadow.train_pulses = 0;
+			}
+			shadow.train_pulses++;
 			assert_true(shadow.train_pulses <= lim.max_train_pulses);
+			/* the train so far fits the table at its real and nominal rate */
+			if (req.frequency_hz != 0.0) {
+				double rate = req.frequency_hz;
+
+				if (shadow.train_pulses > 1) {
+					rate = fmax(rate, (shadow.train_pulses - 1) * 1e9 /
+							  (double)(now - shadow.train_first_ns));
+				}
+				assert_true(shadow.train_pulses <=
+					    ref_table(&lim.table, rate,
+						      req.intensity_pct * 100.0 / lim.motor_threshold_pct) *
+						    rate * (1 + 1e-6));
+			}
+			assert_false(req.have_status && req.coil.estop);
+			shadow.session_pulses++;
+			shadow.day_pulses++;
+			assert_true(shadow.session_pulses <= lim.max_session_pulses);
+			assert_true(shadow.day_pulses <= lim.max_daily_pulses);
+			assert_true(shadow.day_pulses <= shadow.day_recorded);
 			shadow.any_pulse = true;
 			shadow.last_pulse_ns = now;
 			shadow.train_id = req.train_id;

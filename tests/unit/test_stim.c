@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -35,6 +36,9 @@ struct rig {
 	char log_path[64];
 };
 
+/* One more [coil.sim] key for the next rig (e.g. estop_fifo), or none. */
+static const char *rig_extra_key, *rig_extra_value;
+
 static struct rig *rig_new_clock(const char *name, bool virtual_time)
 {
 	struct rig *r = calloc(1, sizeof(*r));
@@ -51,6 +55,18 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	/* This test plays the acquire thread and marks the EMG fresh at 0 only:
 	 * a long acquisition timeout keeps the watchdog out of other tests. */
 	r->cfg.safety.acquisition_timeout_ms = 10000.0;
+	/*
+	 * The train table is tested in test_safety; here it must not get in
+	 * the way: one generous row up to 100 Hz.
+	 */
+	r->cfg.safety.motor_threshold_pct = 40.0;
+	memset(&r->cfg.safety.train_table, 0, sizeof(r->cfg.safety.train_table));
+	r->cfg.safety.train_table.n_rates = 1;
+	r->cfg.safety.train_table.n_levels = 1;
+	r->cfg.safety.train_table.rate_hz[0] = 100.0;
+	r->cfg.safety.train_table.level_pct[0] = 1000.0;
+	r->cfg.safety.train_table.max_s[0][0] = 100.0;
+	r->cfg.safety.train_table.hull_s[0][0] = 100.0;
 	strcpy(r->log_path, "/tmp/rpmsd-test-stim-XXXXXX");
 	fd = mkstemp(r->log_path);
 	assert_true(fd >= 0);
@@ -60,6 +76,12 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 		r->cfg.n_plugin_kv = 1;
 		strcpy(r->cfg.plugin_kv[0].key, "pulse_log");
 		strcpy(r->cfg.plugin_kv[0].value, r->log_path);
+		if (rig_extra_key) {
+			r->cfg.n_plugin_kv = 2;
+			strcpy(r->cfg.plugin_kv[1].key, rig_extra_key);
+			strcpy(r->cfg.plugin_kv[1].value, rig_extra_value);
+			rig_extra_key = NULL;
+		}
 	} else {
 		/* the broken test plugins, built beside this test */
 		strcpy(r->cfg.daemon.plugin_dir, TEST_BUILD_ROOT "/tests");
@@ -70,6 +92,7 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	assert_int_equal(plugin_load(&r->cfg, name, &r->plugin, err, sizeof(err)), 0);
 	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	stim_set_ledger(r->stim, 1000000, false);
 	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
 	return r;
 }
@@ -81,6 +104,7 @@ static void rig_restart_stim(struct rig *r)
 
 	stim_destroy(r->stim);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	stim_set_ledger(r->stim, 1000000, false);
 	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
 }
 
@@ -122,7 +146,8 @@ static struct stim_request req_make(uint32_t id, uint32_t pulses, double hz, dou
 				    int64_t start)
 {
 	struct stim_request q = {
-		.train_id = id, .pulses = pulses, .frequency_hz = hz,
+		.train_id = id, .pulses = pulses, .frequency_hz = pulses > 1 ? hz : 0.0,
+		.burst_pulses = pulses, .cycles = 1,
 		.intensity_pct = pct, .width_us = 100, .start_ns = start,
 		.trigger_sample = (uint64_t)(start / MS),
 	};
@@ -348,7 +373,9 @@ static void test_stim_pulse_error_is_a_fault(void **state)
 /*
  * A plugin whose status op fails is in doubt, whatever it wrote into the
  * status and whatever the error (-EOPNOTSUPP from a status op is not "no
- * status op"): refused as a coil fault.
+ * status op"): it is not armed (a fault event with the error), and the
+ * train meets a disarmed gate. (The gate's coil_fault rule for a status
+ * that fails after arming is tested in test_safety.)
  */
 static void test_stim_status_error_refuses(void **state)
 {
@@ -366,9 +393,13 @@ static void test_stim_status_error_refuses(void **state)
 		assert_int_equal(stim_post(r->stim, &q), 0);
 		sclock_advance(r->clk, 1000 * MS);
 		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_STATE);
+		assert_int_equal(ev.u.state.state, EVENT_STATE_FAULT);
+		assert_int_equal(ev.u.state.code, codes[i]);
+		assert_false(stim_armed(r->stim));
+		assert_true(next_event(r, &ev));
 		assert_int_equal(ev.type, EVENT_REFUSAL);
-		assert_int_equal(ev.u.refusal.rule, SAFETY_COIL_FAULT);
-		assert_true(ev.u.refusal.value == codes[i]);
+		assert_int_equal(ev.u.refusal.rule, SAFETY_DISARMED);
 		assert_int_equal(ev.u.refusal.dropped, 3);
 		assert_int_equal(stim_pulse_count(r->stim), 0);
 		rig_free(r);
@@ -499,6 +530,213 @@ static void test_stim_acquisition_watchdog(void **state)
 	rig_free(r);
 }
 
+/* 2 trains of 3 pulses at 20 Hz, 1 s apart: each its own train for the gate. */
+static void test_stim_cycles(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(7, 3, 20.0, 30.0, 100 * MS);
+	struct event ev;
+	int i;
+
+	(void)state;
+	q.cycles = 2;
+	q.cycle_period_ns = 1000 * MS;
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 100 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 3000 * MS);
+	for (i = 0; i < 6; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+		assert_int_equal(ev.u.pulse.train_id, 7 + i / 3);
+		assert_int_equal(ev.u.pulse.index, i % 3);
+		assert_int_equal(ev.u.pulse.sched_ns, 100 * MS + (i / 3) * 1000 * MS + (i % 3) * 50 * MS);
+		assert_int_equal(ev.u.pulse.actual_ns, ev.u.pulse.sched_ns);
+	}
+	assert_false(next_event(r, &ev));
+	assert_int_equal(rig_free(r), 6);
+}
+
+/* Theta burst: 3 pulses at 50 Hz every 200 ms; a budget cuts it short. */
+static void test_stim_theta_and_budget(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 9, 50.0, 30.0, 0);
+	static const int64_t at_ms[] = { 0, 20, 40, 200, 220, 240, 400 };
+	struct event ev;
+	struct stim_stats st;
+	unsigned i;
+
+	(void)state;
+	r->cfg.safety.max_frequency_hz = 50.0;
+	r->cfg.safety.max_train_pulses = 50;
+	rig_restart_stim(r);
+	q.burst_pulses = 3;
+	q.burst_period_ns = 200 * MS;
+	q.pulse_budget = 7;
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 1 * MS);
+	q.start_ns = 1 * MS;
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 2000 * MS);
+	for (i = 0; i < 7; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+		assert_int_equal(ev.u.pulse.sched_ns, 1 * MS + at_ms[i] * MS);
+	}
+	assert_false(next_event(r, &ev));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 7);
+	assert_true(stim_idle(r->stim));
+	assert_int_equal(rig_free(r), 7);
+}
+
+/*
+ * The ledger: a pulse the ledger on disk does not count yet is refused;
+ * a new day restarts the day's count.
+ */
+static void test_stim_ledger(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 5, 20.0, 30.0, 0);
+	struct event ev;
+	int i;
+
+	(void)state;
+	stim_set_ledger(r->stim, 3, false);
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 1 * MS);
+	q.start_ns = 1 * MS;
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 1000 * MS);
+	for (i = 0; i < 3; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+	}
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_REFUSAL);
+	assert_int_equal(ev.u.refusal.rule, SAFETY_UNRECORDED);
+	assert_true(ev.u.refusal.value == 4.0 && ev.u.refusal.limit == 3.0);
+	assert_int_equal(ev.u.refusal.dropped, 2);
+	assert_int_equal(stim_day_pulses(r->stim), 3);
+	/* midnight: a new day, 2 recorded */
+	stim_set_ledger(r->stim, 2, true);
+	q = req_make(2, 3, 20.0, 30.0, 2000 * MS);
+	sclock_advance(r->clk, 2000 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 3000 * MS);
+	for (i = 0; i < 2; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+	}
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.u.refusal.rule, SAFETY_UNRECORDED);
+	assert_int_equal(stim_day_pulses(r->stim), 2);
+	assert_int_equal(stim_pulse_count(r->stim), 5);
+	assert_int_equal(rig_free(r), 5);
+}
+
+/* Arming is refused with the reason while something (a bad ledger) blocks it. */
+static void test_stim_arm_blocked(void **state)
+{
+	struct rig *r = rig_new();
+	struct event ev;
+	bool got_rt;
+
+	(void)state;
+	stim_destroy(r->stim);
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	stim_block_arming(r->stim, "ledger unusable");
+	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 10 * MS);
+	assert_true(next_event(r, &ev));
+	assert_int_equal(ev.type, EVENT_STATE);
+	assert_int_equal(ev.u.state.state, EVENT_STATE_FAULT);
+	assert_string_equal(ev.u.state.reason, "arm refused: ledger unusable");
+	assert_false(stim_armed(r->stim));
+	assert_int_equal(rig_free(r), 0);
+}
+
+static void fifo_say(const char *path, const char *line)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(line, f);
+	fclose(f);
+}
+
+/* Wait (real time) until the stim thread's armed state is @want. */
+static void wait_armed(struct rig *r, bool want)
+{
+	int i;
+
+	for (i = 0; i < 2000 && stim_armed(r->stim) != want; i++) {
+		usleep(1000);
+	}
+	assert_true(stim_armed(r->stim) == want);
+}
+
+/*
+ * The sim's emergency stop input: a press disarms at once (state "estop"),
+ * the train in progress ends, arming is refused while it is pressed, and
+ * works again once it is released.
+ */
+static void test_stim_estop(void **state)
+{
+	char fifo[64] = "/tmp/rpmsd-test-estop-XXXXXX", path[80];
+	struct stim_request q = req_make(1, 5, 1.0, 30.0, 0);
+	struct rig *r;
+	struct event ev;
+	struct stim_stats st;
+	bool seen_estop = false, seen_refused_arm = false;
+
+	(void)state;
+	assert_non_null(mkdtemp(fifo));
+	snprintf(path, sizeof(path), "%s/in", fifo);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	rig_extra_key = "estop_fifo";
+	rig_extra_value = path;
+	r = rig_new_clock("sim", false);
+	stim_set_armed(r->stim, true, "test");
+	wait_armed(r, true);
+	sclock_set_fresh(r->clk, sclock_now(r->clk));
+	q.start_ns = sclock_now(r->clk);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	usleep(100000);
+	fifo_say(path, "press 1\n");
+	wait_armed(r, false);
+	/* pressed: arming is refused */
+	stim_set_armed(r->stim, true, "test");
+	usleep(50000);
+	assert_false(stim_armed(r->stim));
+	fifo_say(path, "release\n");
+	usleep(50000);
+	stim_set_armed(r->stim, true, "test");
+	wait_armed(r, true);
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		if (ev.type == EVENT_STATE && ev.u.state.state == EVENT_STATE_ESTOP) {
+			if (strstr(ev.u.state.reason, "arm refused")) {
+				seen_refused_arm = true;
+			} else {
+				seen_estop = true;
+			}
+		}
+	}
+	assert_true(seen_estop);
+	assert_true(seen_refused_arm);
+	stim_stop(r->stim);
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.estops, 1);
+	/* the 1 Hz train was cut by the stop: 1 pulse fired, the rest not */
+	assert_int_equal(st.pulses, 1);
+	assert_int_equal(st.dropped_by_rule[SAFETY_ESTOP], 4);
+	assert_int_equal(rig_free(r), 1);
+	unlink(path);
+	rmdir(fifo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -512,6 +750,11 @@ int main(void)
 		cmocka_unit_test(test_stim_arm_failure),
 		cmocka_unit_test(test_stim_slow_status_keeps_frequency),
 		cmocka_unit_test(test_stim_acquisition_watchdog),
+		cmocka_unit_test(test_stim_cycles),
+		cmocka_unit_test(test_stim_theta_and_budget),
+		cmocka_unit_test(test_stim_ledger),
+		cmocka_unit_test(test_stim_arm_blocked),
+		cmocka_unit_test(test_stim_estop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
