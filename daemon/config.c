@@ -1590,10 +1590,11 @@ static int config_check_all(struct config_ctx *ctx)
 	if (config_check_limit(ctx, "intensity_pct", "max_intensity_pct") < 0) {
 		return -EINVAL;
 	}
-	if (config_check_protocol(ctx) < 0) {
+	/* the table first: the protocol is checked against it */
+	if (config_check_paths(ctx) < 0) {
 		return -EINVAL;
 	}
-	if (config_check_paths(ctx) < 0) {
+	if (config_check_protocol(ctx) < 0) {
 		return -EINVAL;
 	}
 	return 0;

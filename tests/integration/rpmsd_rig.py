@@ -80,7 +80,8 @@ class Run:
     """One daemon run with a subscriber. messages: list of (topic, body dict,
     raw body str) in arrival order."""
 
-    def __init__(self, config_text, args=("--fast",), timeout=120, stop_when=None):
+    def __init__(self, config_text, args=("--fast",), timeout=120, stop_when=None,
+                 stop_signal=signal.SIGTERM):
         import json
         self.tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
         atexit.register(shutil.rmtree, self.tmp, True)
@@ -107,7 +108,7 @@ class Run:
         stopped = False
         while time.monotonic() < deadline:
             if stop_when is not None and not stopped and stop_when(self.messages):
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(stop_signal)
                 stopped = True
                 self.stopped_at = time.monotonic() - started
             if poller.poll(100):
