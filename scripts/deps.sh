@@ -6,7 +6,7 @@
 set -eu
 
 build_pkgs="gcc pkg-config meson ninja-build libinih-dev libzmq3-dev libjansson-dev libiio-dev libgpiod-dev"
-test_pkgs="$build_pkgs libiio-utils iiod iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd"
+test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd"
 bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
 
 case "${1:-test}" in
