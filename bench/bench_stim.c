@@ -78,6 +78,20 @@ int main(void)
 	cfg.safety.max_train_pulses = PULSES;
 	cfg.safety.min_train_interval_ms = 0;
 	cfg.safety.max_intensity_pct = 100;
+	cfg.safety.max_session_pulses = 1000000;
+	cfg.safety.max_daily_pulses = 1000000;
+	/*
+	 * Timing, not the table, is measured here: one generous row at 200 Hz
+	 * (the gate still evaluates the rule on every pulse).
+	 */
+	cfg.safety.motor_threshold_pct = 50;
+	memset(&cfg.safety.train_table, 0, sizeof(cfg.safety.train_table));
+	cfg.safety.train_table.n_rates = 1;
+	cfg.safety.train_table.n_levels = 1;
+	cfg.safety.train_table.rate_hz[0] = TRAIN_HZ;
+	cfg.safety.train_table.level_pct[0] = 100;
+	cfg.safety.train_table.max_s[0][0] = 10;
+	cfg.safety.train_table.hull_s[0][0] = 10;
 	if (sclock_create(false, &clk) < 0 ||
 	    plugin_load(&cfg, "sim", &plugin, err, sizeof(err)) < 0 ||
 	    plugin_open(plugin, &cfg, clk, err, sizeof(err)) < 0 ||
@@ -86,6 +100,8 @@ int main(void)
 		return 1;
 	}
 	sclock_start(clk);
+	/* no ledger here: everything counts as recorded */
+	stim_set_ledger(stim, UINT64_MAX, false);
 	if (stim_start(stim, 90, &got_rt) < 0) {
 		return 1;
 	}
@@ -97,6 +113,7 @@ int main(void)
 	for (i = 0; i < TRAINS; i++) {
 		struct stim_request q = {
 			.train_id = (uint32_t)i + 1, .pulses = PULSES, .frequency_hz = TRAIN_HZ,
+			.burst_pulses = PULSES, .cycles = 1,
 			.intensity_pct = 10, .width_us = 100,
 			.start_ns = sclock_now(clk) + 5000000,
 		};
@@ -113,6 +130,7 @@ int main(void)
 	for (i = 0; i < SINGLES; i++) {
 		struct stim_request q = {
 			.train_id = (uint32_t)(TRAINS + i + 1), .pulses = 1, .frequency_hz = 0,
+			.burst_pulses = 1, .cycles = 1,
 			.intensity_pct = 10, .width_us = 100,
 		};
 		int64_t posted;

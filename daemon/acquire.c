@@ -280,10 +280,11 @@ static void *acquire_thread(void *arg)
 		}
 		pulses_seen = pulses;
 		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
-		acquire_open_loop(a);
 		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, sclock_mono_ns() - a->arrival_ns);
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		sclock_set_fresh(a->clock, sclock_now(a->clock));
+		/* after the EMG is marked fresh: the gate must not see it stale */
+		acquire_open_loop(a);
 		a->stats.blocks++;
 		a->stats.samples = end_sample;
 		atomic_store(&a->samples, end_sample);

@@ -112,8 +112,10 @@ def test_open_loop_runs_to_its_count():
     valid(r)
     p = r.of("rpms.stim")
     check(len(p) == 12, "pulses %d" % len(p))
-    check([x["train_id"] for x in p] == [1] * 5 + [2] * 5 + [3] * 2, "trains %r" % p)
-    check(p[-1]["t_actual_s"] < 5.0, "open loop started late: %r" % p[0])
+    check(not r.of("rpms.safety"), "refusals %r" % r.of("rpms.safety"))
+    check([x["train_id"] for x in p] == [1] * 5 + [2] * 5 + [3] * 2,
+          "trains %r" % [x["train_id"] for x in p])
+    check(p[0]["t_actual_s"] < 0.05, "open loop started late: %r" % p[0])
     check(("disarmed", "open-loop protocol complete") in states(r), "states %r" % states(r))
     check(all(b.get("action") == "none" for b in r.of("rpms.burst", edge="onset")),
           "onsets %r" % r.of("rpms.burst", edge="onset"))
@@ -194,7 +196,7 @@ def test_sigkill_never_undercounts():
     fired = len(r.of("rpms.stim"))
     count, exact = ledger_count(state)
     check(count >= fired and not exact, "ledger %d (exact %s) for %d pulses" % (count, exact, fired))
-    check(count <= fired + 8 + 5, "ledger %d for %d pulses: reserved more than needed" % (count, fired))
+    check(count <= fired + 8 + 10, "ledger %d for %d pulses: reserved more than needed" % (count, fired))
 
 
 def test_estop_through_the_daemon():
@@ -225,8 +227,12 @@ def test_estop_through_the_daemon():
     valid(r)
     st = states(r)
     check(("estop", "emergency stop input: disarmed") in st, "states %r" % st)
-    fired = len(r.of("rpms.stim"))
-    check(3 <= fired <= 4, "pulses %d" % fired)
+    stop = [x for x in r.of("rpms.state") if x["state"] == "estop"][0]
+    fired = r.of("rpms.stim")
+    check(len(fired) >= 3, "pulses %d" % len(fired))
+    check(all(p["t_actual_s"] <= stop["t_session_s"] for p in fired),
+          "a pulse after the e-stop: %r, %r" % (fired[-1], stop))
+    check(len(fired) < 10, "the first 10-pulse train was not cut short: %d" % len(fired))
     check("emergency stops: 1" in r.stdout and "emergency_stop" in r.stdout, r.stdout)
     with open(log) as f:
         rows = f.read().splitlines()
