@@ -194,6 +194,167 @@ static void test_safety_acquisition_stale(void **state)
 	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_DISARMED);
 }
 
+/* The e-stop comes first: it outranks even "disarmed". */
+static void test_safety_estop(void **state)
+{
+	struct safety_limits lim = lim_default();
+	struct safety_state st;
+	struct safety_request r = req_make(1, 30);
+	struct safety_verdict v;
+
+	(void)state;
+	st_init(&st);
+	safety_set_armed(&st, true);
+	r.have_status = true;
+	r.coil.ready = true;
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_OK);
+	r.coil.estop = true;
+	v = safety_admit(&lim, &st, &r, 0);
+	assert_int_equal(v.rule, SAFETY_ESTOP);
+	assert_true(v.value == 1.0 && v.limit == 0.0);
+	safety_set_armed(&st, false);
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_ESTOP);
+	/* a plugin without a status op cannot report one */
+	r.have_status = false;
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_DISARMED);
+}
+
+/*
+ * The table at its boundary: 20 Hz at 75 % of motor threshold (30 % of
+ * output, threshold 40 %) allows 2.05 s = 41 pulses; at 110 % MT (44 %)
+ * 1.6 s = 32 pulses.
+ */
+static void test_safety_train_duration(void **state)
+{
+	struct safety_limits lim = lim_default();
+	struct safety_state st;
+	struct safety_request r = req_make(1, 30);
+	struct safety_verdict v;
+	int64_t t = 0, period = 50 * MS;
+	uint32_t i;
+
+	(void)state;
+	lim.max_train_pulses = 1000;
+	st_init(&st);
+	safety_set_armed(&st, true);
+	r.frequency_hz = 20.0;
+	for (i = 1; i <= 41; i++) {
+		v = safety_admit(&lim, &st, &r, t);
+		assert_int_equal(v.rule, SAFETY_OK);
+		safety_commit(&st, &r, t);
+		t += period;
+	}
+	/* pulse 42: 2.1 s > 2.05 s */
+	v = safety_admit(&lim, &st, &r, t);
+	assert_int_equal(v.rule, SAFETY_TRAIN_DURATION);
+	assert_true(fabs(v.value - 42.0 / 20.0) < 1e-9);
+	assert_true(v.limit == 2.05);
+	/* the same train at 110 % MT: 32 pulses (1.6 s) fit, the 33rd not */
+	st_init(&st);
+	safety_set_armed(&st, true);
+	r = req_make(2, 44.0);
+	r.frequency_hz = 20.0;
+	for (t = 0, i = 1; i <= 32; i++, t += period) {
+		assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+		safety_commit(&st, &r, t);
+	}
+	assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_TRAIN_DURATION);
+	/* just above 110 % MT (44.01 %) is read as 120 %: 1.0 s, 20 pulses */
+	st_init(&st);
+	safety_set_armed(&st, true);
+	r = req_make(3, 44.01);
+	r.frequency_hz = 20.0;
+	for (t = 0, i = 1; i <= 20; i++, t += period) {
+		assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+		safety_commit(&st, &r, t);
+	}
+	assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_TRAIN_DURATION);
+	/*
+	 * A train that says 10 Hz but comes at 20 Hz is held to the 20 Hz row:
+	 * at 10 Hz and 75 % MT it could last 5 s (50 pulses).
+	 */
+	st_init(&st);
+	safety_set_armed(&st, true);
+	r = req_make(4, 30.0);
+	r.frequency_hz = 10.0;
+	for (t = 0, i = 1; i <= 41; i++, t += period) {
+		assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+		safety_commit(&st, &r, t);
+	}
+	v = safety_admit(&lim, &st, &r, t);
+	assert_int_equal(v.rule, SAFETY_TRAIN_DURATION);
+	assert_true(v.limit == 2.05);
+	/* no motor threshold: no train at all, single pulses still */
+	lim.motor_threshold_pct = 0.0;
+	st_init(&st);
+	safety_set_armed(&st, true);
+	r = req_make(5, 30.0);
+	r.frequency_hz = 20.0;
+	v = safety_admit(&lim, &st, &r, 0);
+	assert_int_equal(v.rule, SAFETY_TRAIN_DURATION);
+	assert_true(v.limit == 0.0);
+	r.frequency_hz = 0.0;
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_OK);
+	/* a rate the table does not list: nothing */
+	lim.motor_threshold_pct = 40.0;
+	r.frequency_hz = 25.5;
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_TRAIN_DURATION);
+	r.frequency_hz = NAN;
+	assert_int_equal(safety_admit(&lim, &st, &r, 0).rule, SAFETY_TRAIN_DURATION);
+}
+
+/* Session, day and ledger counts: just inside, at, just outside. */
+static void test_safety_pulse_counts(void **state)
+{
+	struct safety_limits lim = lim_default();
+	struct safety_state st;
+	struct safety_request r = req_make(1, 30);
+	struct safety_verdict v;
+	int64_t t = 0;
+	int i;
+
+	(void)state;
+	lim.max_train_pulses = 100;
+	lim.min_train_interval_ns = 0;
+	lim.max_session_pulses = 5;
+	lim.max_daily_pulses = 8;
+	/* 4 delivered today before this run, 6 recorded */
+	safety_init(&st, 4);
+	safety_set_recorded(&st, 6, false);
+	safety_set_armed(&st, true);
+	for (i = 0; i < 2; i++, t += SEC) {
+		assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+		safety_commit(&st, &r, t);
+	}
+	/* the 7th of the day is not on disk yet */
+	v = safety_admit(&lim, &st, &r, t);
+	assert_int_equal(v.rule, SAFETY_UNRECORDED);
+	assert_true(v.value == 7.0 && v.limit == 6.0);
+	safety_set_recorded(&st, 7, false);
+	assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+	safety_commit(&st, &r, t);
+	t += SEC;
+	safety_set_recorded(&st, 100, false);
+	/* pulse 4 of the session is the 8th of the day: the day's last */
+	assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+	safety_commit(&st, &r, t);
+	t += SEC;
+	v = safety_admit(&lim, &st, &r, t);
+	assert_int_equal(v.rule, SAFETY_DAILY_PULSES);
+	assert_true(v.value == 9.0 && v.limit == 8.0);
+	/* midnight: the day restarts, the session does not */
+	safety_set_recorded(&st, 100, true);
+	assert_int_equal(st.day_pulses, 0);
+	assert_int_equal(safety_admit(&lim, &st, &r, t).rule, SAFETY_OK);
+	safety_commit(&st, &r, t);
+	t += SEC;
+	v = safety_admit(&lim, &st, &r, t);
+	assert_int_equal(v.rule, SAFETY_SESSION_PULSES);
+	assert_true(v.value == 6.0 && v.limit == 5.0);
+	assert_int_equal(st.session_pulses, 5);
+	assert_int_equal(st.day_pulses, 1);
+}
+
 static void test_safety_rule_names(void **state)
 {
 	unsigned r;
@@ -722,6 +883,9 @@ int main(void)
 		cmocka_unit_test(test_safety_coil_status),
 		cmocka_unit_test(test_safety_frequency_and_train),
 		cmocka_unit_test(test_safety_acquisition_stale),
+		cmocka_unit_test(test_safety_estop),
+		cmocka_unit_test(test_safety_train_duration),
+		cmocka_unit_test(test_safety_pulse_counts),
 		cmocka_unit_test(test_safety_rule_names),
 		cmocka_unit_test(test_safety_exhaustive_grid),
 		cmocka_unit_test(test_safety_property_random_streams),
