@@ -84,6 +84,7 @@ static int counter_status(void *h, struct rpmsd_coil_status *st)
 	st->ready = true;
 	st->fault = false;
 	st->fault_code = 0;
+	st->estop = false;	/* no emergency stop input wired to this one */
 	return 0;
 }
 
