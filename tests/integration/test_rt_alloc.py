@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""No heap allocation on the real-time threads: rpmsd runs with a test-only
+LD_PRELOAD allocator (alloc_count.c) that counts every malloc, calloc,
+realloc and aligned allocation by thread name. The acquire and stim threads
+must make none while they run, whatever they do: bursts detected, trains
+fired, refusals, faults, an open-loop protocol, a fast and a paced run.
+The other threads (main, publisher, libzmq) allocate, and their count must
+be above zero, which shows the interposer really saw the process."""
+
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rpmsd_rig as rig  # noqa: E402
+from rpmsd_rig import check  # noqa: E402
+
+PRELOAD = os.environ.get("ALLOC_COUNT_SO", "")
+
+
+def counted(text, args=("--fast",), stop_when=None):
+    out = tempfile.mktemp(prefix="rpmsd-alloc-")
+    os.environ["LD_PRELOAD"] = PRELOAD
+    os.environ["ALLOC_COUNT_OUT"] = out
+    try:
+        r = rig.Run(text, args=args, timeout=60, stop_when=stop_when)
+    finally:
+        del os.environ["LD_PRELOAD"]
+        del os.environ["ALLOC_COUNT_OUT"]
+    check(os.path.exists(out), "no allocation report: %s" % r.stderr)
+    with open(out) as f:
+        counts = dict((k, int(v)) for k, v in (line.split() for line in f))
+    os.unlink(out)
+    return r, counts
+
+
+def endpoint():
+    return "tcp://127.0.0.1:%d" % rig.free_port()
+
+
+def test_closed_loop_fast_replay():
+    """The demo: three bursts, three 5-pulse trains, a refusal by the
+    interval rule, a coil fault on the 7th pulse."""
+    r, c = counted(rig.demo_config(endpoint(), extra={
+        ("safety", "min_train_interval_ms"): "1000", ("coil.sim", "fail_every"): "7"}))
+    check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
+    check(len(r.of("rpms.stim")) >= 6 and r.of("rpms.safety"), "too little happened")
+    check(c["rpmsd-acquire"] == 0 and c["rpmsd-stim"] == 0, "RT allocations: %r" % c)
+    check(c["other"] > 0, "the interposer saw nothing: %r" % c)
+
+
+def test_open_loop_paced():
+    """Three seconds on the real clock, an on/off protocol firing at 20 Hz
+    from the start, stopped by SIGTERM mid-train."""
+    def enough(msgs):
+        return sum(1 for t, _, _ in msgs if t == "rpms.stim") >= 40
+
+    r, c = counted(rig.demo_config(endpoint(), extra={
+        ("stim", "mode"): "open_loop", ("stim", "protocol"): "onoff",
+        ("stim", "on_ms"): "1000", ("stim", "off_ms"): "600",
+        ("safety", "max_train_pulses"): "20", ("stim", "open_loop_pulses"): "1000"}),
+        args=(), stop_when=enough)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check(len(r.of("rpms.stim")) >= 40, "pulses %d" % len(r.of("rpms.stim")))
+    check(c["rpmsd-acquire"] == 0 and c["rpmsd-stim"] == 0, "RT allocations: %r" % c)
+    check(c["other"] > 0, "the interposer saw nothing: %r" % c)
+
+
+if __name__ == "__main__":
+    check(PRELOAD and os.path.exists(PRELOAD), "ALLOC_COUNT_SO not set or missing")
+    rig.run_tests([
+        test_closed_loop_fast_replay,
+        test_open_loop_paced,
+    ])
