@@ -2,7 +2,8 @@
 # Build and run the whole rpmsd test suite: installs missing Debian packages,
 # then builds with gcc (build/) and runs every registered test, runs them
 # again built with clang under ASan+UBSan (build-clang/), and runs the unit
-# and integration tests under TSan (build-tsan/).
+# and integration tests under TSan (build-tsan/), then runs each libFuzzer
+# harness for a bounded time (build-fuzz/, clang, ASan+UBSan).
 set -eu
 cd "$(dirname "$0")"
 scripts/deps.sh test
@@ -31,3 +32,11 @@ fi
 meson compile -C build-tsan
 TSAN_OPTIONS="halt_on_error=1 suppressions=$(pwd)/tests/sanitizers/tsan.supp" \
 	meson test -C build-tsan --print-errorlogs --suite unit --suite integration
+
+# Fuzzing: the config parser, the replay reader and the event encoder, each
+# for fuzz_seconds (30 s); any crash, leak, hang or undefined behaviour fails.
+if [ ! -d build-fuzz ]; then
+	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+fi
+meson compile -C build-fuzz
+meson test -C build-fuzz --print-errorlogs --suite fuzz

@@ -426,6 +426,17 @@ static void event_json_calibrated(struct event_json *w, const struct event *ev)
 	event_json_double(w, "off_threshold", ev->u.calib.off_threshold);
 }
 
+/* @a - @b, saturated: a record with a clock in doubt must not overflow. */
+static int64_t event_ns_diff(int64_t a, int64_t b)
+{
+	int64_t d;
+
+	if (__builtin_sub_overflow(a, b, &d)) {
+		return a > b ? INT64_MAX : INT64_MIN;
+	}
+	return d;
+}
+
 static void event_json_pulse(struct event_json *w, const struct event *ev)
 {
 	event_json_u64(w, "train_id", ev->u.pulse.train_id);
@@ -435,8 +446,7 @@ static void event_json_pulse(struct event_json *w, const struct event *ev)
 	event_json_u64(w, "width_us", ev->u.pulse.width_us);
 	event_json_ns(w, "t_sched_s", ev->u.pulse.sched_ns, 6);
 	event_json_ns(w, "t_actual_s", ev->u.pulse.actual_ns, 6);
-	event_json_ns_us(w, "late_us",
-			 ev->u.pulse.actual_ns - ev->u.pulse.sched_ns);
+	event_json_ns_us(w, "late_us", event_ns_diff(ev->u.pulse.actual_ns, ev->u.pulse.sched_ns));
 	event_json_double(w, "temperature_c", ev->u.pulse.temperature_c);
 	event_json_u64(w, "trigger_sample", ev->u.pulse.trigger_sample);
 }
