@@ -33,6 +33,7 @@ struct sclock {
 	atomic_bool kicked;
 	_Atomic uint64_t last_sample;
 	_Atomic int64_t fresh;
+	_Atomic int64_t stall;	/* longest gap between fresh blocks, since taken */
 	/* the word the stim thread waits on, so stop can wake it */
 	_Atomic(atomic_uint *) waiting_word;
 };
@@ -84,6 +85,7 @@ int sclock_create(bool virtual_time, struct sclock **out)
 	atomic_init(&c->bell, 0);
 	atomic_init(&c->last_sample, 0);
 	atomic_init(&c->fresh, INT64_MIN);
+	atomic_init(&c->stall, 0);
 	atomic_init(&c->next_deadline, SCLOCK_NEVER);
 	atomic_init(&c->kicked, false);
 	atomic_init(&c->waiting_word, NULL);
@@ -266,7 +268,17 @@ uint64_t sclock_last_sample(const struct sclock *c)
 
 void sclock_set_fresh(struct sclock *c, int64_t t_ns)
 {
-	atomic_store_explicit(&c->fresh, t_ns, memory_order_release);
+	int64_t prev = atomic_exchange_explicit(&c->fresh, t_ns, memory_order_acq_rel);
+
+	/* one writer: a lost race with sclock_take_stall only delays a report */
+	if (prev != INT64_MIN && t_ns - prev > atomic_load_explicit(&c->stall, memory_order_relaxed)) {
+		atomic_store_explicit(&c->stall, t_ns - prev, memory_order_relaxed);
+	}
+}
+
+int64_t sclock_take_stall(struct sclock *c)
+{
+	return atomic_exchange_explicit(&c->stall, 0, memory_order_relaxed);
 }
 
 int64_t sclock_fresh(const struct sclock *c)

@@ -299,6 +299,29 @@ static int64_t stim_watchdog(struct stim *s, int64_t now)
 	return SCLOCK_NEVER;
 }
 
+/*
+ * The whole process may have been stopped (SIGSTOP, a debugger, a stall
+ * of the host) with both threads frozen: on resume the acquire thread can
+ * refresh the EMG before this thread looks, and the plain watchdog would
+ * never see the gap. The clock keeps the longest gap between two fresh
+ * blocks: armed through a gap longer than the limit, disarm.
+ */
+static void stim_stall_check(struct stim *s)
+{
+	int64_t stall = sclock_take_stall(s->clock);
+
+	if (!s->gate.armed || stall <= s->limits.acq_timeout_ns) {
+		return;
+	}
+	s->stats.faults++;
+	if (s->in_train) {
+		s->stats.dropped_by_rule[SAFETY_ACQ_STALE] += stim_pending(s);
+		stim_end_train(s);
+	}
+	stim_apply_armed(s, false, "acquisition stalled");
+	stim_emit_state(s, EVENT_STATE_FAULT, -ETIMEDOUT, "EMG stalled longer than the limit: disarmed");
+}
+
 /* Take in what the main thread wrote to the ledger since the last look. */
 static void stim_ledger_sync(struct stim *s)
 {
@@ -354,6 +377,7 @@ static void *stim_thread(void *arg)
 		seen = atomic_load(&s->wake);
 		stim_take_alert(s);
 		stim_ledger_sync(s);
+		stim_stall_check(s);
 		cmd = atomic_exchange(&s->cmd, STIM_CMD_NONE);
 		if (cmd != STIM_CMD_NONE) {
 			stim_apply_armed(s, cmd == STIM_CMD_ARM, atomic_load(&s->cmd_reason));
