@@ -3,7 +3,8 @@
 # then builds with gcc (build/) and runs every registered test, runs them
 # again built with clang under ASan+UBSan (build-clang/), and runs the unit
 # and integration tests under TSan (build-tsan/), then runs each libFuzzer
-# harness for a bounded time (build-fuzz/, clang, ASan+UBSan).
+# harness for a bounded time (build-fuzz/, clang, ASan+UBSan). The VM rig
+# (suite rig, docs/rig.md) runs once, in build/.
 set -eu
 cd "$(dirname "$0")"
 scripts/deps.sh test
@@ -15,7 +16,10 @@ else
 	meson setup build
 fi
 meson compile -C build
-meson test -C build --print-errorlogs
+meson test -C build --print-errorlogs --no-suite rig
+# The PREEMPT_RT VM rig in QEMU (docs/rig.md; installs its own packages),
+# verbose so that its console and figures are in the log.
+meson test -C build --suite rig --verbose
 
 if [ ! -d build-clang ]; then
 	CC=clang meson setup build-clang -Db_sanitize=address,undefined -Db_lundef=false

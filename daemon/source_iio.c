@@ -56,6 +56,7 @@ struct source_iio {
 	struct source_iio_shape shape;	/* as first opened */
 	struct iio_context *ctx;
 	struct iio_device *dev;
+	bool left_enabled;		/* a dead process's buffer was switched off */
 	struct iio_channel *chn[SOURCE_MAX_CHANNELS];
 	struct iio_channel *ts;		/* timestamp channel, or NULL */
 	double mul[SOURCE_MAX_CHANNELS];	/* µV per raw unit */
@@ -516,6 +517,24 @@ static void source_iio_disconnect(struct source_iio *s)
 	memset(s->chn, 0, sizeof(s->chn));
 }
 
+/*
+ * A process killed while streaming (SIGKILL, a crash) leaves the device's
+ * buffer enabled: closing the chardev does not disable it, and the kernel
+ * then refuses a new trigger or rate with EBUSY, so the daemon could not
+ * start again after a crash (seen in the VM rig). Switch it off. Were a
+ * second reader really streaming from the same device, it would lose its
+ * stream and fault: the safe way round.
+ */
+static void source_iio_disable_leftover(struct source_iio *s)
+{
+	bool on = false;
+
+	if (iio_device_buffer_attr_read_bool(s->dev, "enable", &on) == 0 && on) {
+		(void)iio_device_buffer_attr_write_bool(s->dev, "enable", false);
+		s->left_enabled = true;
+	}
+}
+
 /* Context, device, channels, layout, rate, trigger: everything but buffers. */
 static int source_iio_connect(struct source_iio *s, char *err, size_t errlen)
 {
@@ -549,6 +568,7 @@ static int source_iio_connect(struct source_iio *s, char *err, size_t errlen)
 	if (ret < 0) {
 		return ret;
 	}
+	source_iio_disable_leftover(s);
 	ret = source_iio_rate(s, cfg, err, errlen);
 	if (ret < 0) {
 		return ret;
@@ -695,6 +715,15 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 		 "IIO %s at %.64s (%u channel%s, %g Hz, %zu-frame buffers, %s timestamps)", desc,
 		 cfg->source.uri, s->base.channels, s->base.channels == 1 ? "" : "s",
 		 s->base.rate_hz, s->frames, s->ts ? "hardware" : "CLOCK_MONOTONIC");
+	if (s->left_enabled) {
+		size_t n = strnlen(s->base.description, sizeof(s->base.description));
+
+		/* said where the operator looks: the log's source line */
+		if (n + 1 < sizeof(s->base.description)) {
+			snprintf(s->base.description + n, sizeof(s->base.description) - n, "%s",
+				 "; a buffer left enabled by a dead process was switched off");
+		}
+	}
 	*out = &s->base;
 	return 0;
 

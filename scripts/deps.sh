@@ -1,27 +1,63 @@
 #!/bin/sh
 # Install the Debian 12 packages rpmsd needs to build, test and run the demo,
 # only those that are missing. Uses sudo when not root.
-# Usage: scripts/deps.sh [build|test|bench]   (default: test, a superset of
-# build; bench adds what the benchmarks and the detection evaluation need)
+# Usage: scripts/deps.sh [build|test|bench|rig]   (default: test, a superset
+# of build; bench adds what the benchmarks and the detection evaluation need;
+# rig is what the PREEMPT_RT VM rig needs, tests/rig and docs/rig.md)
 set -eu
 
 build_pkgs="gcc pkg-config meson ninja-build libinih-dev libzmq3-dev libjansson-dev libiio-dev libgpiod-dev"
 test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd"
 bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
+# The VM rig: QEMU, busybox and the guest's tools, plus what builds its test
+# kernel modules: the headers of Debian's PREEMPT_RT kernel and the kernel
+# source of exactly that version (gpio-sim includes gpiolib.h, whose layout
+# must match). The ABI (6.1.0-N) moves with Debian's updates, so it is taken
+# from the metapackage, and again after an apt-get update. The kernel image
+# is not installed on the host (no initramfs or boot loader hooks):
+# tests/rig/rig.sh downloads it into its cache.
+rig_tools="$build_pkgs qemu-system-x86 busybox-static kmod cpio xz-utils make rt-tests gpiod"
 
-case "${1:-test}" in
+rig_kernel_pkgs() {
+	abi=$(apt-cache depends linux-image-rt-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: linux-image-\(.*\)-rt-amd64$/\1/p' | head -n 1)
+	ver=$(apt-cache policy "linux-image-$abi-rt-amd64" 2>/dev/null |
+		sed -n 's/^ *Candidate: //p' | head -n 1)
+	if [ -n "$abi" ] && [ -n "$ver" ] && [ "$ver" != "(none)" ]; then
+		echo "linux-headers-$abi-rt-amd64=$ver linux-source-6.1=$ver"
+	else
+		# no package lists yet: found again after the update below
+		echo "linux-headers-rt-amd64 linux-source-6.1"
+	fi
+}
+
+set_name=${1:-test}
+case "$set_name" in
 build) pkgs=$build_pkgs ;;
 test) pkgs=$test_pkgs ;;
 bench) pkgs=$bench_pkgs ;;
-*) echo "deps.sh: unknown set '$1' (allowed: build, test, bench)" >&2; exit 2 ;;
+rig) pkgs="$rig_tools $(rig_kernel_pkgs)" ;;
+*) echo "deps.sh: unknown set '$1' (allowed: build, test, bench, rig)" >&2; exit 2 ;;
 esac
 
-missing=""
-for p in $pkgs; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-		missing="$missing $p"
-	fi
-done
+# NAME or NAME=VERSION, installed (at that version).
+installed() {
+	st=$(dpkg-query -W -f='${Status} ${Version}' "${1%%=*}" 2>/dev/null) || return 1
+	case $1 in
+	*=*) [ "$st" = "install ok installed ${1#*=}" ] ;;
+	*) case $st in "install ok installed "*) return 0 ;; *) return 1 ;; esac ;;
+	esac
+}
+
+missing_of() {
+	m=""
+	for p in $1; do
+		installed "$p" || m="$m $p"
+	done
+	echo "$m"
+}
+
+missing=$(missing_of "$pkgs")
 [ -z "$missing" ] && exit 0
 
 echo "deps.sh: installing:$missing" >&2
@@ -35,5 +71,10 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+if [ "$set_name" = rig ]; then
+	missing=$(missing_of "$rig_tools $(rig_kernel_pkgs)")
+	[ -z "$missing" ] && exit 0
+	echo "deps.sh: after the update, installing:$missing" >&2
+fi
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

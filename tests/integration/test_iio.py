@@ -412,6 +412,23 @@ def test_vanish_and_recover():
         validate_events.check_body(validator, topic, body)
 
 
+def test_buffer_left_enabled_by_a_dead_process():
+    """A process killed while streaming leaves buffer/enable at 1, which a
+    real kernel answers with EBUSY on a new trigger or rate (seen in the VM
+    rig). rpmsd switches it off at open, says so, and streams."""
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = iio_demo_config(endpoint)
+    lines = ["%d" % (i % 7) for i in range(4000)]
+    with FakeIio([{"name": "voltage0", "type": "le:s16/16>>0"}], rate=1000,
+                 input_lines=lines, scale=1.0, extra_attrs={"buffer/enable": "1"}):
+        def flowing(msgs):
+            return any(t == "rpms.heartbeat" and b["samples"] > 500 for t, b, _ in msgs)
+
+        r = rig.Run(text, args=(), timeout=60, stop_when=flowing)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check("a buffer left enabled by a dead process was switched off" in r.stderr, r.stderr)
+
+
 if __name__ == "__main__":
     import atexit
     import shutil
@@ -432,4 +449,5 @@ if __name__ == "__main__":
         test_stall_disarms_then_gives_up,
         test_timestamp_gap,
         test_vanish_and_recover,
+        test_buffer_left_enabled_by_a_dead_process,
     ])

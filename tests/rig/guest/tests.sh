@@ -1,0 +1,512 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The VM rig's tests, run by /init inside the guest (busybox sh, root, the
+# PREEMPT_RT kernel). docs/rig.md describes the wiring and every test.
+#
+#   sh /rig/tests.sh main       set the rig up, run the tests named on the
+#                               kernel command line (rig.tests=a,b; default
+#                               all) one by one, print "RIG: ok|FAIL|skip NAME"
+#   sh /rig/tests.sh run NAME   one test, once the rig is set up: exit 0
+#                               passed, 1 failed, 77 skipped
+#
+# The wiring, one gpio-sim chip (bank of 9 lines); "wired" is gpio-sim's
+# test loopback (kmod/rig_loopback.h): the input follows the output.
+#   0 TRIG        rpmsd output: the stimulator's trigger
+#   1 ENABLE      rpmsd output: the stimulator's enable
+#   2 STOP        rpmsd input: the e-stop, driven by the test through `pull`
+#   3 READY       rpmsd input: pulled up (the stimulator is ready)
+#   4 CONFIRM     rpmsd input: wired to TRIG (every pulse is confirmed)
+#   5 TRIG_RISE   rig-mon input, rising edges: wired to TRIG
+#   6 TRIG_FALL   rig-mon input, falling edges: wired to TRIG
+#   7 ENABLE_RISE rig-mon input, rising edges: wired to ENABLE
+#   8 ENABLE_FALL rig-mon input, falling edges: wired to ENABLE
+# EMG: the rpms_emg driver (emg0, 2 x s16 at 1 kHz) on the hrtimer trigger
+# trig0, playing 6 s of data/emg/emg_1.txt (a burst 3.5 s in) in a loop.
+set -eu
+export PATH=/usr/bin:/usr/sbin:/bin:/sbin
+
+ALL="pulses estop stall sigterm sigkill timestamps cyclictest"
+CFS=/sys/kernel/config
+SIMCFG=$CFS/gpio-sim/rig
+EMGCFG=$CFS/iio/devices/rpms_emg/emg0
+EMGTSCFG=$CFS/iio/devices/rpms_emg/emgts
+TRIGCFG=$CFS/iio/triggers/hrtimer/trig0
+RATE=1000
+BLOCK=8
+LOOPBACK=0:4,0:5,0:6,1:7,1:8
+ENV=/tmp/rig.env
+
+# Tolerances of the timing checks. Under TCG (QEMU's emulation, no KVM)
+# guest time is not real time: these bound the emulator's hiccups, they
+# are not latency figures (docs/rig.md). Pulses are 5 ms wide; the one the
+# monitor sees may be up to SHORT_US shorter (its two inputs' interrupt
+# threads are late by different amounts) or LONG_US longer (the plugin's
+# thread wakes late to end it) than published.
+WIDTH_US=5000
+SHORT_US=${SHORT_US:-4000}
+LONG_US=${LONG_US:-50000}
+SLACK_US=${SLACK_US:-250000}		# monitored rise vs the event's time
+# The stall disarm is due acquisition_timeout_ms after the last block, which
+# came before the trigger stopped by up to a block period (8 ms nominal,
+# tens of ms under TCG), and may be late by the stim thread's wake-up.
+STALL_EARLY_MS=${STALL_EARLY_MS:-100}
+STALL_LATE_MS=${STALL_LATE_MS:-200}
+
+say() {
+	echo "rig: $*"
+}
+
+# ---- set-up -----------------------------------------------------------
+
+setup() {
+	while read -r ko; do
+		case $ko in
+		*/gpio-sim.ko) insmod "$ko" loopback=$LOOPBACK ;;
+		*) insmod "$ko" ;;
+		esac
+	done < /rig/modules.list
+	grep -q " $CFS " /proc/mounts || mount -t configfs none $CFS
+
+	mkdir $SIMCFG $SIMCFG/bank0
+	echo 9 > $SIMCFG/bank0/num_lines
+	i=0
+	for n in TRIG ENABLE STOP READY CONFIRM TRIG_RISE TRIG_FALL ENABLE_RISE ENABLE_FALL; do
+		mkdir $SIMCFG/bank0/line$i
+		echo $n > $SIMCFG/bank0/line$i/name
+		i=$((i + 1))
+	done
+	echo 1 > $SIMCFG/live
+	chip=$(cat $SIMCFG/bank0/chip_name)
+	sim=/sys/devices/platform/$(cat $SIMCFG/dev_name)/$chip
+	echo pull-up > "$sim/sim_gpio3/pull"
+
+	# emg0 for the tests; under TCG without the timestamp channel, whose
+	# late ticks rpmsd would rightly count as gaps (see t_timestamps).
+	mkdir $TRIGCFG
+	accel=$(sed -n 's/.*rig\.accel=\([^ ]*\).*/\1/p' /proc/cmdline)
+	if [ "$accel" = tcg ]; then
+		echo 0 > /sys/module/rpms_emg/parameters/timestamp
+	fi
+	mkdir $EMGCFG
+	echo 1 > /sys/module/rpms_emg/parameters/timestamp
+	mkdir $EMGTSCFG
+	cat /rig/wave.s16 > $EMGCFG/waveform
+	cat /rig/wave.s16 > $EMGTSCFG/waveform
+	trigdir=""
+	for d in /sys/bus/iio/devices/trigger*; do
+		[ "$(cat "$d/name")" = trig0 ] && trigdir=$d
+	done
+	[ -n "$trigdir" ] || { echo "no IIO trigger trig0"; return 1; }
+	echo $RATE > "$trigdir/sampling_frequency"
+	printf 'CHIP=%s\nSIM=%s\nTRIGDIR=%s\n' "$chip" "$sim" "$trigdir" > $ENV
+
+	say "kernel $(uname -r) $(uname -v)"
+	say "gpio-sim $chip ($sim), loopback $LOOPBACK"
+	gpioinfo "$chip"
+	for d in /sys/bus/iio/devices/iio:device*; do
+		set -- "$d"/scan_elements/*_en
+		say "IIO $(basename "$d"): $(cat "$d/name"), $# scan elements"
+	done
+	say "waveform: $(cat $EMGCFG/frames) frames; trigger $(cat "$trigdir/name") at $(cat "$trigdir/sampling_frequency") Hz"
+}
+
+# ---- helpers for one test ----------------------------------------------
+
+failures=0
+first_failure=""
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+	[ -n "$first_failure" ] || first_failure=$*
+}
+
+check() {
+	# check DESCRIPTION COMMAND...: run it, fail with DESCRIPTION if it fails
+	what=$1
+	shift
+	if ! "$@"; then
+		fail "$what"
+	fi
+}
+
+# wait_until SECONDS COMMAND...: poll every 0.1 s, by the guest's clock
+# (a count of sleeps would stretch under TCG, where each poll is slow).
+wait_until() {
+	end=$(($(cut -d. -f1 /proc/uptime) + $1))
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
+level() {
+	cat "$SIM/sim_gpio$1/value"
+}
+
+is_armed() {
+	[ "$(level 1)" = 1 ]
+}
+
+is_disarmed() {
+	[ "$(level 1)" = 0 ]
+}
+
+# grep -c prints nothing for a file that does not exist yet
+count() {
+	n=$(grep -c "$1" "$2" 2>/dev/null || true)
+	echo "${n:-0}"
+}
+
+rises() {
+	count "TRIG_RISE rise" "$D/mon.log"
+}
+
+has_rises() {
+	[ "$(rises)" -ge "$1" ]
+}
+
+mon_ready() {
+	[ "$(count ' init ' "$D/mon.log")" -ge 4 ]
+}
+
+# Armed, or rpmsd is gone (no point waiting).
+armed_or_gone() {
+	is_armed || ! kill -0 "$(cat "$D/rpmsd.pid")" 2>/dev/null
+}
+
+# The configuration: variables with the test's protocol, the rest fixed.
+write_conf() {
+	cat > "$D/rpmsd.conf" <<EOF
+[daemon]
+arm_on_start = true
+state_dir = $D/state
+plugin_dir = /usr/lib/rpmsd/plugins
+
+[source]
+type = iio
+uri = local:
+device = ${DEVICE:-emg0}
+channels = voltage0,voltage1
+trigger = trig0
+rate_hz = $RATE
+block_frames = $BLOCK
+
+[detect]
+calibration_s = 2
+k_on = 6
+
+[stim]
+plugin = gpio
+mode = ${MODE:-closed_loop}
+protocol = train
+train_pulses = ${PULSES:-5}
+train_frequency_hz = ${FREQ:-20}
+open_loop_pulses = ${PULSES:-5}
+intensity_pct = 30
+pulse_width_us = $WIDTH_US
+refractory_ms = 500
+
+[safety]
+motor_threshold_pct = 40
+acquisition_timeout_ms = ${ACQ_MS:-1000}
+
+[publish]
+endpoint = ipc://$D/pub
+
+[coil.gpio]
+chip = $CHIP
+trigger_line = TRIG
+enable_line = ENABLE
+estop_line = STOP
+estop_bias = as-is
+ready_line = READY
+ready_bias = as-is
+confirm_line = CONFIRM
+confirm_bias = as-is
+confirm_timeout_us = 100000
+estop_log = $D/estop.csv
+EOF
+}
+
+# Monitor, subscriber, then rpmsd; returns once the coil is armed.
+start_rpmsd() {
+	mkdir -p "$D/state"
+	write_conf
+	rig-mon "$CHIP" "$D/mon.log" TRIG_RISE:rising TRIG_FALL:falling \
+		ENABLE_RISE:rising ENABLE_FALL:falling 2> "$D/mon.err" &
+	echo $! > "$D/mon.pid"
+	wait_until 10 mon_ready || { fail "rig-mon did not start: $(cat "$D/mon.err")"; return 1; }
+	rpmsctl tail --json -e "ipc://$D/pub" > "$D/events.jsonl" 2> "$D/tail.err" &
+	echo $! > "$D/tail.pid"
+	rpmsd --config "$D/rpmsd.conf" --wait-subscriber=30 > "$D/rpmsd.out" 2> "$D/rpmsd.err" &
+	echo $! > "$D/rpmsd.pid"
+	wait_until 40 armed_or_gone || true
+	if ! is_armed; then
+		fail "rpmsd did not arm the coil"
+		cat "$D/rpmsd.err"
+		return 1
+	fi
+	say "armed at uptime $(cut -d' ' -f1 /proc/uptime) s"
+}
+
+# stop_rpmsd SIGNAL: signal rpmsd, wait for it (RC), then stop the others.
+stop_rpmsd() {
+	pid=$(cat "$D/rpmsd.pid")
+	kill "-$1" "$pid" 2>/dev/null || true
+	RC=0
+	wait "$pid" || RC=$?
+	# Let the last events reach the subscriber, then end it and the monitor.
+	sleep 0.5
+	for p in tail mon; do
+		kill -TERM "$(cat "$D/$p.pid")" 2>/dev/null || true
+		wait "$(cat "$D/$p.pid")" 2>/dev/null || true
+	done
+	rm -f "$D"/*.pid
+	say "rpmsd exit status $RC after SIG$1"
+}
+
+# A killed rpmsd leaves the IIO buffer enabled (libiio enabled it through
+# sysfs; closing the chardev does not disable it). rpmsd switches such a
+# buffer off at start (source_iio.c); iio_left_enabled checks the kernel
+# still behaves that way, iio_release cleans up between tests.
+iio_left_enabled() {
+	for d in /sys/bus/iio/devices/iio:device*; do
+		[ "$(cat "$d/name")" = "${DEVICE:-emg0}" ] || continue
+		[ "$(cat "$d/buffer/enable")" = 1 ] && return 0
+	done
+	return 1
+}
+
+iio_release() {
+	for d in /sys/bus/iio/devices/iio:device*; do
+		[ "$(cat "$d/name")" = "${DEVICE:-emg0}" ] || continue
+		if [ "$(cat "$d/buffer/enable")" = 1 ]; then
+			say "note: the killed rpmsd left $(basename "$d") streaming (buffer/enable 1): disabling it"
+			echo 0 > "$d/buffer/enable"
+		fi
+	done
+}
+
+show_run() {
+	say "rpmsd stderr:"
+	sed 's/^/  | /' "$D/rpmsd.err"
+	say "rpmsd summary:"
+	sed -n '/session summary/,$p' "$D/rpmsd.out" | sed 's/^/  | /'
+	say "$(wc -l < "$D/events.jsonl") events, $(wc -l < "$D/mon.log") monitor lines"
+}
+
+# ---- the tests ----------------------------------------------------------
+
+# Closed loop on real EMG through the kernel's IIO buffer: the burst starts
+# one train; what the monitor saw on the trigger wire is what rpmsd published.
+t_pulses() {
+	MODE=closed_loop PULSES=5 FREQ=20
+	start_rpmsd || return 0
+	wait_until 30 has_rises 5 || fail "fewer than 5 trigger pulses within 30 s ($(rises))"
+	sleep 0.5
+	stop_rpmsd TERM
+	show_run
+	check "rpmsd exit status $RC, not 0" [ "$RC" = 0 ]
+	check "no burst onset published" grep -q '"onset"' "$D/events.jsonl"
+	check "monitor pulses differ from rpms.stim events" \
+		rig-util pulses "$D/events.jsonl" "$D/mon.log" "$SHORT_US" "$LONG_US" "$SLACK_US" 5
+	check "lines not inactive at the end" rig-util final "$D/mon.log"
+}
+
+# E-stop through gpio-sim's pull, mid-train; then more presses while
+# disarmed, for the plugin's latency record.
+t_estop() {
+	MODE=open_loop PULSES=40 FREQ=10
+	start_rpmsd || return 0
+	wait_until 20 has_rises 3 || fail "train did not start"
+	say "pressing STOP after $(rises) pulses"
+	echo pull-up > "$SIM/sim_gpio2/pull"
+	wait_until 2 is_disarmed || fail "ENABLE still active 2 s after the e-stop"
+	sleep 1
+	n=0
+	while [ $n -lt 10 ]; do
+		echo pull-down > "$SIM/sim_gpio2/pull"
+		sleep 0.1
+		echo pull-up > "$SIM/sim_gpio2/pull"
+		sleep 0.1
+		n=$((n + 1))
+	done
+	echo pull-down > "$SIM/sim_gpio2/pull"
+	sleep 0.3
+	stop_rpmsd TERM
+	show_run
+	check "rpmsd exit status $RC" [ "$RC" = 0 -o "$RC" = 3 ]
+	check "e-stop" rig-util estop "$D/events.jsonl" "$D/mon.log" "$SHORT_US" "$LONG_US" "$SLACK_US"
+	say "estop_log ($D/estop.csv):"
+	sed 's/^/  | /' "$D/estop.csv" || fail "no estop_log"
+	# The plugin's own figure; RIG: metric lines reach the host's summary.
+	line=$(grep "e-stop: " "$D/rpmsd.err" | tail -n 1)
+	echo "RIG: metric gpio e-stop latency (TCG, not a rig figure): ${line#*e-stop: }"
+	awk -F, 'NR > 1 && $4 == 1 { print "RIG: metric gpio e-stop latency while armed (TCG): " $3 " us" }' \
+		"$D/estop.csv"
+	check "estop_log has fewer than 11 samples" \
+		[ "$(awk 'END { print NR - 1 }' "$D/estop.csv")" -ge 11 ]
+}
+
+# The acquisition stalls (the hrtimer trigger slowed to 1 mHz, i.e. stopped):
+# the watchdog disarms within safety.acquisition_timeout_ms.
+t_stall() {
+	MODE=open_loop PULSES=40 FREQ=10 ACQ_MS=300
+	start_rpmsd || return 0
+	wait_until 20 has_rises 3 || fail "train did not start"
+	t0=$(rig-util now)
+	echo 0.001 > "$TRIGDIR/sampling_frequency"
+	wait_until 5 is_disarmed || fail "ENABLE still active 5 s after the trigger stopped"
+	sleep 0.3
+	stop_rpmsd TERM
+	echo $RATE > "$TRIGDIR/sampling_frequency"
+	show_run
+	check "rpmsd exit status $RC, not 3 (a fault)" [ "$RC" = 3 ]
+	check "stall" rig-util stall "$D/events.jsonl" "$D/mon.log" "$t0" "$ACQ_MS" \
+		"$STALL_EARLY_MS" "$STALL_LATE_MS"
+}
+
+t_sigterm() {
+	MODE=open_loop PULSES=40 FREQ=10
+	start_rpmsd || return 0
+	wait_until 20 has_rises 3 || fail "train did not start"
+	stop_rpmsd TERM
+	show_run
+	check "rpmsd exit status $RC, not 0" [ "$RC" = 0 ]
+	check "TRIG or ENABLE active after SIGTERM" rig-util final "$D/mon.log"
+	check "TRIG $(level 0) ENABLE $(level 1) on the chip" [ "$(level 0)$(level 1)" = 00 ]
+	check "monitor pulses differ from rpms.stim events" \
+		rig-util pulses "$D/events.jsonl" "$D/mon.log" "$SHORT_US" "$LONG_US" "$SLACK_US" 3
+}
+
+# SIGKILL: rpmsd cannot drop anything; the kernel releases the lines and
+# gpio-sim sets a released line to its pull. Pulled down (the rig's
+# wiring) both end inactive; pulled up, ENABLE stays active: the hazard
+# docs/rig.md and docs/plugins-gpio.md describe for real controllers.
+t_sigkill() {
+	MODE=open_loop PULSES=40 FREQ=10
+	start_rpmsd || return 0
+	wait_until 20 has_rises 3 || fail "train did not start"
+	stop_rpmsd KILL
+	check "rpmsd exit status $RC, not 137" [ "$RC" = 137 ]
+	check "TRIG or ENABLE active after SIGKILL (pull-down wiring)" rig-util final "$D/mon.log"
+	check "TRIG $(level 0) ENABLE $(level 1) on the chip" [ "$(level 0)$(level 1)" = 00 ]
+	# The killed rpmsd left the IIO buffer enabled; the next start below
+	# must switch it off itself (it used to fail on source.trigger, EBUSY).
+	check "the killed rpmsd did not leave the IIO buffer enabled (kernel semantics changed?)" \
+		iio_left_enabled
+
+	say "the same with ENABLE pulled up (unsafe wiring)""
+	D=$D/pullup
+	mkdir -p "$D"
+	start_rpmsd || return 0
+	echo pull-up > "$SIM/sim_gpio1/pull"
+	wait_until 20 has_rises 2 || fail "train did not start"
+	stop_rpmsd KILL
+	check "ENABLE not left active with an unsafe pull-up (gpio-sim semantics changed?)" \
+		rig-util final "$D/mon.log" 0 1
+	iio_release
+	echo pull-down > "$SIM/sim_gpio1/pull"
+	echo pull-down > "$SIM/sim_gpio7/pull"
+	echo pull-down > "$SIM/sim_gpio8/pull"
+	check "ENABLE still active after restoring its pull-down" [ "$(level 1)" = 0 ]
+}
+
+# The driver's timestamp channel through libiio into rpmsd (emgts). Under
+# TCG the hrtimer trigger fires late and skips ticks, so rpmsd reports gaps:
+# counted and printed here, not judged.
+t_timestamps() {
+	DEVICE=emgts MODE=closed_loop
+	start_rpmsd || return 0
+	sleep 3
+	stop_rpmsd TERM
+	show_run
+	check "rpmsd exit status $RC, not 0" [ "$RC" = 0 ]
+	check "rpmsd did not use the hardware timestamps" grep -q '"time_source":"hardware"' "$D/events.jsonl"
+	check "no samples processed" grep -q 'processed: *[1-9]' "$D/rpmsd.out"
+	echo "RIG: metric timestamps: $(grep 'gaps:' "$D/rpmsd.out" | sed 's/^ *//') (TCG: late hrtimer ticks)"
+}
+
+# cyclictest on the RT kernel: functional only under TCG.
+t_cyclictest() {
+	check "not a PREEMPT_RT kernel: $(uname -v)" sh -c 'uname -v | grep -q PREEMPT_RT'
+	check "/sys/kernel/realtime is not 1" [ "$(cat /sys/kernel/realtime 2>/dev/null)" = 1 ]
+	rc=0
+	# Two threads, one a CPU, same 1 ms interval; cyclictest stops them
+	# all when the first has made its 1000 loops.
+	cyclictest -m -t 2 -a -d 0 -p 80 -i 1000 -l 1000 -q > "$D/cyclictest.out" 2>&1 || rc=$?
+	sed 's/^/  | /' "$D/cyclictest.out"
+	check "cyclictest exit status $rc" [ "$rc" = 0 ]
+	check "cyclictest did not report 2 threads" [ "$(count 'C:' "$D/cyclictest.out")" = 2 ]
+	check "no cyclictest thread made its 1000 loops" grep -q 'C: *1000 ' "$D/cyclictest.out"
+	max=$(awk '/Max:/ { print $NF }' "$D/cyclictest.out" | sort -n | tail -n 1)
+	echo "RIG: metric cyclictest max ${max:-?} us (TCG emulation: meaningless, functional check only)"
+}
+
+# ---- driver ----------------------------------------------------------------
+
+run_one() {
+	# CHIP, SIM and TRIGDIR, from setup
+	# shellcheck source=/dev/null
+	. $ENV
+	D=/tmp/run-$1
+	mkdir -p "$D"
+	case " $ALL " in
+	*" $1 "*) "t_$1" ;;
+	*) echo "unknown test $1"; exit 77 ;;
+	esac
+	if [ "$failures" -gt 0 ]; then
+		echo "first failure: $first_failure"
+		exit 1
+	fi
+	exit 0
+}
+
+# Whatever a killed test left running must not hold the lines for the next.
+cleanup_after() {
+	for f in "/tmp/run-$1"/*.pid "/tmp/run-$1"/pullup/*.pid; do
+		[ -f "$f" ] || continue
+		kill -KILL "$(cat "$f")" 2>/dev/null || true
+		rm -f "$f"
+	done
+}
+
+main() {
+	tests=$(sed -n 's/.*rig\.tests=\([^ ]*\).*/\1/p' /proc/cmdline)
+	if [ -z "$tests" ] || [ "$tests" = all ]; then
+		tests=$ALL
+	fi
+	tests=$(echo "$tests" | tr , ' ')
+	echo "RIG: plan $tests"
+	if ! setup > /tmp/setup.log 2>&1; then
+		cat /tmp/setup.log
+		for t in $tests; do
+			echo "RIG: FAIL $t: rig set-up failed: $(tail -n 1 /tmp/setup.log)"
+		done
+		return 0
+	fi
+	cat /tmp/setup.log
+	for t in $tests; do
+		echo "rig: ---- $t ($(cut -d' ' -f1 /proc/uptime) s)"
+		rc=0
+		timeout -s KILL 150 sh /rig/tests.sh run "$t" > "/tmp/$t.log" 2>&1 || rc=$?
+		cat "/tmp/$t.log"
+		cleanup_after "$t"
+		why=$(sed -n 's/^first failure: //p' "/tmp/$t.log")
+		case $rc in
+		0) echo "RIG: ok $t" ;;
+		77) echo "RIG: skip $t: $(tail -n 1 "/tmp/$t.log")" ;;
+		137) echo "RIG: FAIL $t: killed after 150 s" ;;
+		*) echo "RIG: FAIL $t: ${why:-exit status $rc}" ;;
+		esac
+	done
+}
+
+case ${1:-} in
+main) main ;;
+run) run_one "$2" ;;
+*) echo "usage: tests.sh main | run NAME" >&2; exit 2 ;;
+esac

@@ -1,0 +1,357 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The PREEMPT_RT VM rig (docs/rig.md): boots Debian's linux-image-rt-amd64
+# in QEMU with gpio-sim, IIO configfs and the project's own test IIO driver,
+# and runs rpmsd against them (tests/rig/guest/tests.sh). Run by
+# `meson test --suite rig`, which sets the RIG_* paths of the binaries.
+#
+# Steps, each cached under $RPMSD_BUILD_ROOT/rig-cache. On the 2-core
+# machines here a cold run (nothing installed or cached) took 110 s, a warm
+# one (the initramfs rebuilt, the VM booted) 45 to 55 s:
+#   1. scripts/deps.sh rig: QEMU, busybox, kmod, the RT kernel's headers and
+#      linux-source-6.1 of exactly that version (ABI derived from Debian's
+#      metapackage at run time).
+#   2. the kernel: linux-image-<abi>-rt-amd64 downloaded (apt-get download,
+#      not installed) and unpacked: vmlinuz and the IIO/configfs modules.
+#   3. the test modules, built out of tree from sources extracted from
+#      Debian's linux-source tarball (never committed): irq_sim (one call
+#      changed: irq_to_desc is not exported), gpio-sim (+ the rig's
+#      loopback, kmod/rig_loopback.h), industrialio-configfs, -sw-device,
+#      -sw-trigger, iio-trig-hrtimer; and our own kmod/rpms_emg.c.
+#   4. an initramfs: static busybox, the module closure, rpmsd, rpmsctl, the
+#      gpio plugin, rig-mon, rig-util, cyclictest, gpioinfo and their ldd
+#      libraries at the host's paths, the guest scripts and the waveform.
+#   5. QEMU (TCG; KVM first with RPMSD_RIG_ACCEL=auto when /dev/kvm works,
+#      falling back to TCG if the guest shows no sign of life in 10 s),
+#      serial console captured; the guest prints RIG: lines.
+# Prints the console, then the results, then "N passed, N failed" last.
+# With --build-only it stops after step 4 and prints the kernel and
+# initramfs paths, to boot on a real machine.
+# Exit status: 0 all passed, 1 a failure, 77 skipped (cannot install the
+# packages: not root and no sudo).
+#
+# Environment: RPMSD_RIG_TESTS=a,b (default all: pulses estop stall sigterm
+# sigkill timestamps cyclictest), RPMSD_RIG_ACCEL=tcg|kvm|auto (default auto),
+# RPMSD_RIG_TIMEOUT=seconds for the VM (default 420), RPMSD_RIG_CACHE=dir.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=${RPMSD_SOURCE_ROOT:-$(cd "$here/../.." && pwd)}
+build=${RPMSD_BUILD_ROOT:-$src/build}
+cache=${RPMSD_RIG_CACHE:-$build/rig-cache}
+rpmsd=${RIG_RPMSD:-$build/daemon/rpmsd}
+rpmsctl=${RIG_RPMSCTL:-$build/tools/rpmsctl}
+plugin=${RIG_GPIO_PLUGIN:-$build/plugins/gpio/gpio.so}
+rigmon=${RIG_MON:-$build/tests/rig/rig-mon}
+rigutil=${RIG_UTIL:-$build/tests/rig/rig-util}
+tests=${RPMSD_RIG_TESTS:-all}
+accel=${RPMSD_RIG_ACCEL:-auto}
+vm_timeout=${RPMSD_RIG_TIMEOUT:-420}
+
+build_only=0
+case ${1:-} in
+--build-only) build_only=1 ;;
+"") ;;
+*) echo "usage: rig.sh [--build-only]" >&2; exit 2 ;;
+esac
+
+t_begin=$(date +%s)
+t_last=$t_begin
+
+say() {
+	echo "rig: $*"
+}
+
+die() {
+	echo "rig: error: $*" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+# step NAME: how long the step before took
+step() {
+	now=$(date +%s)
+	say "$1 ($((now - t_last)) s)"
+	t_last=$now
+}
+
+for f in "$rpmsd" "$rpmsctl" "$plugin" "$rigmon" "$rigutil"; do
+	[ -e "$f" ] || die "$f is not built"
+done
+
+# ---- 1. packages --------------------------------------------------------
+
+if ! "$src/scripts/deps.sh" rig; then
+	if [ "$(id -u)" -ne 0 ] && ! command -v sudo > /dev/null 2>&1; then
+		say "SKIP: the rig's Debian packages are missing and this user cannot install them (scripts/deps.sh rig as root)"
+		echo "0 passed, 0 failed, 1 skipped"
+		exit 77
+	fi
+	die "scripts/deps.sh rig failed"
+fi
+
+# The RT kernel Debian ships now: ABI (6.1.0-N), package version, and the
+# headers and source of that exact version (scripts/deps.sh rig installs
+# them; it derives the ABI the same way).
+resolve_kernel() {
+	abi=$(apt-cache depends linux-image-rt-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: linux-image-\(.*\)-rt-amd64$/\1/p' | head -n 1)
+	ver=$(apt-cache policy "linux-image-$abi-rt-amd64" 2>/dev/null |
+		sed -n 's/^ *Candidate: //p' | head -n 1)
+	if [ -z "$abi" ] || [ -z "$ver" ]; then
+		say "cannot tell the ABI of linux-image-rt-amd64 (apt-cache depends)"
+		return 1
+	fi
+	kver=$abi-rt-amd64
+	headers=/usr/src/linux-headers-$kver
+	if [ ! -d "$headers" ]; then
+		say "$headers is missing"
+		return 1
+	fi
+	have_src=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
+	if [ "$have_src" != "$ver" ]; then
+		say "linux-source-6.1 is ${have_src:-not installed}, the kernel $ver"
+		return 1
+	fi
+}
+
+# The image: downloaded (not installed: no initramfs or boot loader hooks
+# on the host) and unpacked, only vmlinuz and the modules the rig loads.
+fetch_kernel() {
+	kdir=$cache/kernel-$kver-$ver
+	[ -f "$kdir/.done" ] && return 0
+	rm -rf "$kdir"
+	mkdir -p "$kdir/deb"
+	# As root, apt-get download warns that _apt cannot write here: harmless.
+	(cd "$kdir/deb" && apt-get download -q "linux-image-$kver=$ver" 2>&1) || return 1
+	dpkg-deb --fsys-tarfile "$kdir"/deb/*.deb | tar -x -C "$kdir" \
+		--wildcards "./boot/vmlinuz-$kver" "./lib/modules/$kver/modules.*" \
+		"./lib/modules/$kver/kernel/drivers/iio/*" "./lib/modules/$kver/kernel/fs/configfs/*"
+	rm -rf "$kdir/deb"
+	touch "$kdir/.done"
+}
+
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+if ! { resolve_kernel && fetch_kernel; }; then
+	# Package lists older than the archive name a kernel it has dropped.
+	say "updating the package lists and trying once more"
+	if [ "$(id -u)" -eq 0 ]; then
+		apt-get update -qq || true
+	fi
+	"$src/scripts/deps.sh" rig || die "scripts/deps.sh rig failed"
+	{ resolve_kernel && fetch_kernel; } || die "cannot get Debian's RT kernel $kver $ver"
+fi
+say "kernel $kver ($ver)"
+step "packages and kernel image"
+
+# ---- 3. the test modules -------------------------------------------------
+
+# Rebuilt when our module sources or this script change.
+kmod_hash=$(cat "$here"/kmod/* "$0" | cksum | cut -d' ' -f1)
+mdir=$cache/kmod-$kver-$ver-$kmod_hash
+if [ ! -f "$mdir/.done" ]; then
+	rm -rf "$cache"/kmod-"$kver"-*
+	# The few kernel files needed, extracted once per kernel version (the
+	# tarball is 140 MB of xz: about 10 s).
+	sdir=$cache/src-$ver
+	if [ ! -f "$sdir/.done" ]; then
+		rm -rf "$cache"/src-*
+		mkdir -p "$sdir"
+		tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$sdir" --strip-components=1 \
+			linux-source-6.1/drivers/gpio/gpio-sim.c linux-source-6.1/drivers/gpio/gpiolib.h \
+			linux-source-6.1/kernel/irq/irq_sim.c \
+			linux-source-6.1/drivers/iio/industrialio-configfs.c \
+			linux-source-6.1/drivers/iio/industrialio-sw-device.c \
+			linux-source-6.1/drivers/iio/industrialio-sw-trigger.c \
+			linux-source-6.1/drivers/iio/trigger/iio-trig-hrtimer.c
+		touch "$sdir/.done"
+	fi
+	b=$mdir/build
+	mkdir -p "$b"
+	cp "$sdir"/drivers/gpio/gpio-sim.c "$sdir"/drivers/gpio/gpiolib.h \
+		"$sdir"/kernel/irq/irq_sim.c "$sdir"/drivers/iio/industrialio-*.c \
+		"$sdir"/drivers/iio/trigger/iio-trig-hrtimer.c "$here"/kmod/* "$b"/
+	# irq_sim as a module: irq_to_desc is not exported to modules, and it is
+	# not a module upstream (no licence tag).
+	sed -i 's/handle_simple_irq(irq_to_desc(irqnum));/generic_handle_irq_safe(irqnum);/' "$b/irq_sim.c"
+	printf '\nMODULE_LICENSE("GPL");\nMODULE_DESCRIPTION("IRQ simulator (rig build)");\n' >> "$b/irq_sim.c"
+	# gpio-sim: the rig's wires (kmod/rig_loopback.h) after every place an
+	# output's level changes, once the chip lock is dropped.
+	after_unlock='s/^\tmutex_unlock(&chip->lock);$/&\n\t'
+	sed -i -e '/^static int gpio_sim_get(struct gpio_chip \*gc, unsigned int offset)$/i #include "rig_loopback.h"\n' \
+		-e "/^static void gpio_sim_set(struct gpio_chip/,/^}/ ${after_unlock}rig_loop_follow(chip, offset);/" \
+		-e "/^static void gpio_sim_set_multiple(/,/^}/ ${after_unlock}rig_loop_follow_mask(chip, mask);/" \
+		-e "/^static int gpio_sim_direction_output(/,/^}/ ${after_unlock}rig_loop_follow(chip, offset);/" \
+		-e "/^static void gpio_sim_free(/,/^}/ ${after_unlock}rig_loop_follow(chip, offset);/" \
+		"$b/gpio-sim.c"
+	if [ "$(grep -c 'rig_loop_follow' "$b/gpio-sim.c")" != 4 ] ||
+		! grep -q 'generic_handle_irq_safe' "$b/irq_sim.c"; then
+		die "linux-source $ver: the rig's edits of gpio-sim.c or irq_sim.c no longer apply"
+	fi
+	make -s -C "$headers" M="$b" modules > "$mdir/make.log" 2>&1 ||
+		{ cat "$mdir/make.log"; die "building the test modules failed"; }
+	# A module tree the host's modprobe can resolve: the image's part + ours.
+	cp -a "$kdir/lib" "$mdir/root-lib"
+	mkdir -p "$mdir/root" "$mdir/root-lib/modules/$kver/extra"
+	mv "$mdir/root-lib" "$mdir/root/lib"
+	cp "$b"/*.ko "$mdir/root/lib/modules/$kver/extra/"
+	depmod -b "$mdir/root" "$kver"
+	for m in configfs industrialio-configfs industrialio-sw-trigger iio-trig-hrtimer rpms_emg irq_sim gpio-sim; do
+		modprobe -d "$mdir/root" -S "$kver" --show-depends "$m" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
+	done | awk '!seen[$0]++' | sed "s|^$mdir/root||" > "$mdir/modules.list"
+	touch "$mdir/.done"
+fi
+say "modules: $(sed 's|.*/||' "$mdir/modules.list" | tr '\n' ' ')"
+step "test modules"
+
+# ---- 4. the initramfs ------------------------------------------------------
+
+run=$cache/run
+rm -rf "$run"
+root=$run/root
+mkdir -p "$root/bin" "$root/usr/bin" "$root/usr/lib/rpmsd/plugins" "$root/rig" "$root/etc" \
+	"$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/run" "$root/sbin" "$root/usr/sbin"
+cp /bin/busybox "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+cp "$rpmsd" "$rpmsctl" "$rigmon" "$rigutil" /usr/bin/cyclictest /usr/bin/gpioinfo "$root/usr/bin/"
+cp "$plugin" "$root/usr/lib/rpmsd/plugins/gpio.so"
+cp "$here/guest/init.sh" "$root/init"
+cp "$here/guest/tests.sh" "$root/rig/tests.sh"
+chmod 755 "$root/init"
+while read -r ko; do
+	mkdir -p "$root$(dirname "$ko")"
+	cp "$mdir/root$ko" "$root$ko"
+done < "$mdir/modules.list"
+cp "$mdir/modules.list" "$root/rig/modules.list"
+# The shared libraries, at the host's paths (the guest runs Debian 12's).
+for bin in "$root"/usr/bin/* "$root/usr/lib/rpmsd/plugins/gpio.so"; do
+	ldd "$bin" | awk '/=> \// { print $3 } /^\t\/[^ ]*ld-linux/ { print $1 }'
+done | sort -u | while read -r lib; do
+	mkdir -p "$root$(dirname "$lib")"
+	cp -L "$lib" "$root$lib"
+done
+# 6 s of the bundled recording from 12 s: rest, then a burst at 3.5 s.
+"$rigutil" wave "$src/data/emg/emg_1.txt" 12 6 "$root/rig/wave.s16" > /dev/null
+(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) > "$run/initramfs.cpio"
+say "initramfs $(($(wc -c < "$run/initramfs.cpio") / 1024 / 1024)) MiB"
+step "initramfs"
+if [ "$build_only" = 1 ]; then
+	# For a real machine (docs/rig.md): boot these, e.g. with kexec.
+	say "kernel:    $kdir/boot/vmlinuz-$kver"
+	say "initramfs: $run/initramfs.cpio"
+	say "command line: console=ttyS0 quiet loglevel=3 rig.tests=$tests rig.accel=metal"
+	exit 0
+fi
+
+# ---- 5. boot ---------------------------------------------------------------
+
+console=$run/console.log
+qemu_pid=""
+
+# QEMU runs in the background as our own child ($qemu_pid is QEMU itself,
+# not a wrapper: killing a `timeout` wrapper with SIGKILL would orphan it),
+# and never outlives this script.
+stop_qemu() {
+	if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2> /dev/null; then
+		kill -KILL "$qemu_pid" 2> /dev/null || true
+		wait "$qemu_pid" 2> /dev/null || true
+	fi
+	qemu_pid=""
+}
+trap stop_qemu EXIT
+trap 'stop_qemu; exit 1' INT TERM HUP
+
+# boot ACCEL: start QEMU, its pid in $qemu_pid.
+boot() {
+	: > "$console"
+	qemu-system-x86_64 -accel "$1" -cpu max -smp 2 -m 512 \
+		-nographic -no-reboot -monitor none \
+		-kernel "$kdir/boot/vmlinuz-$kver" -initrd "$run/initramfs.cpio" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 rig.tests=$tests rig.accel=$1" \
+		< /dev/null > "$console" 2>&1 &
+	qemu_pid=$!
+}
+
+# sign_of_life SECONDS: the guest's /init printed its first line in time.
+sign_of_life() {
+	n=$(($1 * 5))
+	while [ "$n" -gt 0 ]; do
+		grep -q '^RIG: init' "$console" && return 0
+		kill -0 "$qemu_pid" 2> /dev/null || return 1
+		sleep 0.2
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# wait_qemu SECONDS: until QEMU exits (its status in $vm_rc) or is killed.
+wait_qemu() {
+	end=$(($(date +%s) + $1))
+	while kill -0 "$qemu_pid" 2> /dev/null && [ "$(date +%s)" -lt "$end" ]; do
+		sleep 0.5
+	done
+	if kill -0 "$qemu_pid" 2> /dev/null; then
+		say "the VM ran longer than $1 s: killed"
+		stop_qemu
+		vm_rc=124
+		return
+	fi
+	vm_rc=0
+	wait "$qemu_pid" || vm_rc=$?
+	qemu_pid=""
+}
+
+used=tcg
+if [ "$accel" != tcg ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] && [ ! -f "$cache/kvm-broken" ]; then
+	boot kvm
+	if sign_of_life 10; then
+		used=kvm
+	else
+		# /dev/kvm can exist and still hang (a nested hypervisor): remember.
+		stop_qemu
+		touch "$cache/kvm-broken"
+		say "KVM: no sign of life in 10 s, falling back to TCG (cached in $cache/kvm-broken)"
+		[ "$accel" = kvm ] && die "RPMSD_RIG_ACCEL=kvm and KVM does not work here"
+	fi
+fi
+[ "$used" = tcg ] && boot tcg
+wait_qemu "$vm_timeout"
+tr -d '\r' < "$console" > "$console.txt"
+cat "$console.txt"
+step "boot and in-VM tests, accel $used, QEMU exit status $vm_rc"
+
+# ---- results ---------------------------------------------------------------
+
+passed=0
+failed=0
+skipped=0
+plan=$(sed -n 's/^RIG: plan //p' "$console.txt" | head -n 1)
+echo
+say "results (accel $used; under TCG every time is the emulator's, not a latency figure):"
+for t in $plan; do
+	line=$(grep -E "^RIG: (ok|FAIL|skip) $t(:| |\$)" "$console.txt" | head -n 1 || true)
+	case $line in
+	"RIG: ok "*) passed=$((passed + 1)); echo "  ok   $t" ;;
+	"RIG: skip "*) skipped=$((skipped + 1)); echo "  skip $t: ${line#*: }" ;;
+	"RIG: FAIL "*) failed=$((failed + 1)); echo "  FAIL $t: ${line#RIG: FAIL "$t": }" ;;
+	*) failed=$((failed + 1)); echo "  FAIL $t: no result (the VM stopped first)" ;;
+	esac
+done
+if [ -z "$plan" ]; then
+	failed=$((failed + 1))
+	echo "  FAIL vm: the guest never started its tests (QEMU exit status $vm_rc)"
+elif ! grep -q '^RIG: done' "$console.txt"; then
+	failed=$((failed + 1))
+	echo "  FAIL vm: the guest did not finish (QEMU exit status $vm_rc)"
+fi
+sed -n 's/^RIG: metric /  metric: /p' "$console.txt"
+say "total $(($(date +%s) - t_begin)) s"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ] || exit 1
+[ "$passed" -gt 0 ] || exit 77
+exit 0
