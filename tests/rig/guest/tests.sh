@@ -399,7 +399,7 @@ t_sigkill() {
 	check "the killed rpmsd did not leave the IIO buffer enabled (kernel semantics changed?)" \
 		iio_left_enabled
 
-	say "the same with ENABLE pulled up (unsafe wiring)""
+	say "the same with ENABLE pulled up (unsafe wiring)"
 	D=$D/pullup
 	mkdir -p "$D"
 	start_rpmsd || return 0
