@@ -17,7 +17,7 @@ meson compile -C build >/dev/null
 # config/demo.conf keeps its pulse ledger here (daemon.state_dir).
 mkdir -p build/demo-state
 
-endpoint=$(sed -n 's/^endpoint *= *//p' config/demo.conf)
+endpoint=$(sed -n '/^\[publish\]/,/^\[/s/^endpoint *= *//p' config/demo.conf)
 ./build/tools/rpmsctl tail --endpoint "$endpoint" &
 tail_pid=$!
 

@@ -11,9 +11,17 @@
 
 #include "acquire.h"
 #include "bank.h"
+#include "emg.h"
 #include "event.h"
 #include "policy.h"
 #include "rt.h"
+
+/* The protocol hand-off from the control thread (acquire_post_protocol). */
+enum acquire_proto_state {
+	ACQUIRE_PROTO_IDLE = 0,		/* proto_next is the control thread's */
+	ACQUIRE_PROTO_PENDING,		/* written; the acquire thread may take it */
+	ACQUIRE_PROTO_TAKING,		/* the acquire thread is copying it */
+};
 
 struct acquire {
 	struct source *src;
@@ -22,6 +30,7 @@ struct acquire {
 	struct policy *policy;
 	struct bank *bank;
 	struct ring *events;
+	struct emg_tap *tap;			/* EMG for the recorder and rpms.emg, or NULL */
 	float *buf;
 	size_t block_frames;
 	int done_fd;
@@ -37,6 +46,11 @@ struct acquire {
 	pthread_t tid;
 	bool started;
 	struct acquire_stats stats;
+	/* requests from the control thread, taken in between two blocks */
+	atomic_bool recal_req;
+	atomic_uint calibrated_mask;		/* bit per channel */
+	atomic_int proto_state;			/* enum acquire_proto_state */
+	struct policy_protocol proto_next;
 	/*
 	 * Timing of the last ACQUIRE_LAT_MAX blocks and requests, in ns:
 	 * preallocated, written by the acquire thread, read after it stops.
@@ -70,12 +84,14 @@ static void acquire_state(struct acquire *a, enum event_state state, int code,
 
 /*
  * Open loop: the protocol runs while armed, whatever the EMG, until its
- * pulse count is delivered; then the coil is disarmed.
+ * pulse count is delivered in this session (a control session_start
+ * begins a new count); then the coil is disarmed.
  */
 static void acquire_open_loop(struct acquire *a)
 {
 	struct stim_request req;
-	uint64_t delivered = stim_pulse_count(a->stim);
+	uint64_t delivered = stim_session_pulses(a->stim);
+	bool done;
 
 	if (policy_tick(a->policy, sclock_now(a->clock), stim_armed(a->stim),
 			stim_idle(a->stim), delivered, &req)) {
@@ -83,10 +99,11 @@ static void acquire_open_loop(struct acquire *a)
 			a->stats.requested++;
 		}
 	}
-	if (!a->open_loop_done && policy_done(a->policy, delivered)) {
-		a->open_loop_done = true;
+	done = policy_done(a->policy, delivered);
+	if (done && !a->open_loop_done) {
 		stim_set_armed(a->stim, false, "open-loop protocol complete");
 	}
+	a->open_loop_done = done;
 }
 
 static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
@@ -141,6 +158,7 @@ static void acquire_edge(void *ctx, const struct bank_event *be)
 	switch (be->edge) {
 	case DETECT_CALIBRATED:
 		a->stats.calibrated[ch] = true;
+		atomic_fetch_or(&a->calibrated_mask, 1u << ch);
 		ev.type = EVENT_CALIBRATED;
 		ev.u.calib.baseline = r->baseline;
 		ev.u.calib.spread = r->spread;
@@ -225,6 +243,26 @@ static bool acquire_park(struct acquire *a, int err, uint64_t last)
 	return !atomic_load(&a->stop) && atomic_load(&a->resume_ok);
 }
 
+/*
+ * Between two blocks: what the control thread asked for. A recalibration
+ * starts with the block about to be processed; a new protocol applies to
+ * the next request. Flags and a copy: nothing here allocates or waits.
+ */
+static void acquire_take_requests(struct acquire *a, uint64_t first)
+{
+	int pending = ACQUIRE_PROTO_PENDING;
+
+	if (atomic_exchange(&a->recal_req, false)) {
+		bank_recalibrate(a->bank, first);
+		atomic_store(&a->calibrated_mask, 0);
+		acquire_state(a, EVENT_STATE_CALIBRATING, 0, "recalibration requested", first);
+	}
+	if (atomic_compare_exchange_strong(&a->proto_state, &pending, ACQUIRE_PROTO_TAKING)) {
+		policy_set_protocol(a->policy, &a->proto_next);
+		atomic_store(&a->proto_state, ACQUIRE_PROTO_IDLE);
+	}
+}
+
 static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
@@ -279,8 +317,15 @@ static void *acquire_thread(void *arg)
 			bank_blank(a->bank, blk.first_sample);
 		}
 		pulses_seen = pulses;
+		acquire_take_requests(a, blk.first_sample);
+		if (a->tap) {
+			emg_tap_begin(a->tap, blk.first_sample, blk.frames, blk.lost);
+		}
 		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
 		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, sclock_mono_ns() - a->arrival_ns);
+		if (a->tap) {
+			emg_tap_push(a->tap, a->buf);	/* a copy per ring; full: counted */
+		}
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		sclock_set_fresh(a->clock, sclock_now(a->clock));
 		/* after the EMG is marked fresh: the gate must not see it stale */
@@ -373,6 +418,9 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	atomic_init(&a->parked_err, 0);
 	atomic_init(&a->blocks, 0);
 	atomic_init(&a->samples, 0);
+	atomic_init(&a->recal_req, false);
+	atomic_init(&a->calibrated_mask, 0);
+	atomic_init(&a->proto_state, ACQUIRE_PROTO_IDLE);
 	*out = a;
 	return 0;
 
@@ -470,6 +518,13 @@ uint64_t acquire_samples(const struct acquire *a)
 	return atomic_load(&((struct acquire *)a)->samples);
 }
 
+void acquire_set_tap(struct acquire *a, struct emg_tap *tap)
+{
+	a->tap = tap;
+	/* The filtered EMG exists only inside the bank: traced, per sample. */
+	bank_set_trace(a->bank, tap && emg_tap_wants_trace(tap) ? emg_tap_trace : NULL, tap);
+}
+
 struct ring *acquire_events(struct acquire *a)
 {
 	return a->events;
@@ -514,4 +569,38 @@ int acquire_latency(const struct acquire *a, enum acquire_lat which,
 	out->max_ns = v[n - 1];
 	free(v);
 	return 0;
+}
+
+void acquire_recalibrate(struct acquire *a)
+{
+	atomic_store(&a->recal_req, true);
+}
+
+unsigned acquire_calibrated(const struct acquire *a)
+{
+	return atomic_load(&((struct acquire *)a)->calibrated_mask);
+}
+
+unsigned acquire_channels(const struct acquire *a)
+{
+	return a->src->channels;
+}
+
+int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp)
+{
+	int pending = ACQUIRE_PROTO_PENDING;
+
+	/* One the thread has not begun to take is withdrawn: this one replaces it. */
+	if (!atomic_compare_exchange_strong(&a->proto_state, &pending, ACQUIRE_PROTO_IDLE) &&
+	    pending == ACQUIRE_PROTO_TAKING) {
+		return -EBUSY;
+	}
+	a->proto_next = *pp;
+	atomic_store(&a->proto_state, ACQUIRE_PROTO_PENDING);
+	return 0;
+}
+
+bool acquire_protocol_pending(const struct acquire *a)
+{
+	return atomic_load(&((struct acquire *)a)->proto_state) != ACQUIRE_PROTO_IDLE;
 }

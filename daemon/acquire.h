@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "policy.h"
 #include "ring.h"
 #include "sclock.h"
 #include "source.h"
@@ -119,8 +120,41 @@ uint64_t acquire_samples(const struct acquire *a);
 /** The acquire thread's event ring. */
 struct ring *acquire_events(struct acquire *a);
 
+struct emg_tap;
+
+/**
+ * Copy every block into @tap's rings (emg.h) from now on; NULL: none.
+ * Before acquire_start: the tap (kept, not owned) must hold blocks of
+ * source.block_frames frames.
+ */
+void acquire_set_tap(struct acquire *a, struct emg_tap *tap);
+
 /** Copy the counters (exact once the thread is stopped). */
 void acquire_get_stats(const struct acquire *a, struct acquire_stats *st);
+
+/**
+ * Calibrate every channel again (control thread): the acquire thread
+ * starts a new rest window of detect.calibration_s with its next block,
+ * publishes rpms.state "calibrating", then "calibrated" per channel.
+ */
+void acquire_recalibrate(struct acquire *a);
+
+/** Bit per channel that is calibrated now (atomic). */
+unsigned acquire_calibrated(const struct acquire *a);
+
+/** Number of EMG channels. */
+unsigned acquire_channels(const struct acquire *a);
+
+/**
+ * Hand a new protocol to the acquire thread (one control thread only): it
+ * takes a copy between two blocks and uses it from the next request on.
+ * One that was not taken yet is replaced.
+ * @return 0, or -EBUSY while the thread is copying the previous one (retry)
+ */
+int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp);
+
+/** True until the acquire thread has taken the last posted protocol. */
+bool acquire_protocol_pending(const struct acquire *a);
 
 /**
  * Percentiles of one kind of timing (main thread, after acquire_stop:

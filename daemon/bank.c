@@ -234,6 +234,19 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost)
 	}
 }
 
+void bank_recalibrate(struct bank *b, uint64_t from)
+{
+	unsigned ch;
+
+	for (ch = 0; ch < b->channels; ch++) {
+		dsp_chain_set_limit(b->dsp[ch], 0.0);
+		detect_recalibrate(b->det[ch], from);
+		b->active[ch] = 0;
+	}
+	b->n_active = 0;
+	b->combined = 0;
+}
+
 void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx)
 {
 	b->trace = fn;

@@ -91,6 +91,15 @@ void bank_blank(struct bank *b, uint64_t from);
 void bank_gap(struct bank *b, uint64_t from, uint64_t lost);
 
 /**
+ * Calibrate every channel again, on a rest window starting at sample
+ * @from (detect.calibration_s long), as at start-up: no onsets until it
+ * is done, and the spike limit is off meanwhile so that the old rest
+ * level cannot clip the new one. A burst in progress ends silently (the
+ * caller reports the recalibration). RT-safe.
+ */
+void bank_recalibrate(struct bank *b, uint64_t from);
+
+/**
  * Call @fn for every sample and channel from now on (NULL: stop). For
  * offline tools and figures: it costs a call per sample.
  */

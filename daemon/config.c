@@ -39,6 +39,7 @@ _Static_assert(sizeof(enum config_source_type) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_replay_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_envelope) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_protocol) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_record_format) == sizeof(int), "enum size");
 
 enum config_type {
 	CONFIG_TYPE_BOOL,
@@ -90,7 +91,8 @@ struct config_key {
 	.size = sizeof(((struct rpmsd_config *)NULL)->m)
 
 static const char *const config_sections[] = {
-	"daemon", "source", "dsp", "detect", "stim", "safety", "publish",
+	"daemon", "source", "dsp", "detect", "stim", "safety", "publish", "record",
+	"control",
 };
 
 #define CONFIG_N_SECTIONS (sizeof(config_sections) / sizeof(config_sections[0]))
@@ -146,6 +148,13 @@ static const struct config_enum config_protocols[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum config_record_formats[] = {
+	{ "auto", CONFIG_RECORD_AUTO },
+	{ "edf", CONFIG_RECORD_EDF },
+	{ "bdf", CONFIG_RECORD_BDF },
+	{ NULL, 0 },
+};
+
 static const struct config_enum config_modes[] = {
 	{ "closed_loop", CONFIG_MODE_CLOSED_LOOP },
 	{ "open_loop", CONFIG_MODE_OPEN_LOOP },
@@ -162,6 +171,12 @@ static int config_check_pow2(const char *text, const union config_value *v,
 			     char *why, size_t len);
 static int config_check_endpoint(const char *text, const union config_value *v,
 				 char *why, size_t len);
+static int config_check_control_endpoint(const char *text, const union config_value *v,
+					 char *why, size_t len);
+static int config_check_edf_id(const char *text, const union config_value *v,
+			       char *why, size_t len);
+static int config_check_file_name(const char *text, const union config_value *v,
+				  char *why, size_t len);
 
 static const struct config_key config_keys[] = {
 	/* [daemon] */
@@ -594,7 +609,7 @@ static const struct config_key config_keys[] = {
 		.section = "safety", .key = "max_session_pulses",
 		.type = CONFIG_TYPE_INT, .def = "6000", .min = 1, .max = 10000000,
 		.unit = "",
-		.doc = "Most pulses delivered in one run of rpmsd.",
+		.doc = "Most pulses delivered in one session: since the last session_start command on the control socket, or since rpmsd started when none was given.",
 		CONFIG_FIELD(safety.max_session_pulses),
 	}, {
 		.section = "safety", .key = "max_daily_pulses",
@@ -637,6 +652,92 @@ static const struct config_key config_keys[] = {
 		.unit = "s",
 		.doc = "Interval between heartbeat messages.",
 		CONFIG_FIELD(publish.heartbeat_s),
+	}, {
+		.section = "publish", .key = "emg_stream",
+		.type = CONFIG_TYPE_BOOL, .def = "false", .unit = "",
+		.doc = "Publish the filtered EMG and its envelope on rpms.emg (a JSON header frame and a float32 frame, docs/events.md), for tools/rpms-scope.",
+		CONFIG_FIELD(publish.emg_stream),
+	}, {
+		.section = "publish", .key = "emg_decimation",
+		.type = CONFIG_TYPE_INT, .def = "10", .min = 1, .max = 1000,
+		.unit = "samples",
+		.doc = "rpms.emg carries every Nth sample (those whose index is a multiple of N; no anti-alias filter: for display).",
+		CONFIG_FIELD(publish.emg_decimation),
+	},
+	/* [record] */
+	{
+		.section = "record", .key = "directory",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "an existing directory, or empty for no recording",
+		.doc = "Where each session's EDF+/BDF+ recording is written (raw EMG of every channel, bursts, pulses, refusals, state changes as annotations); empty = no recording.",
+		CONFIG_FIELD(record.directory),
+	}, {
+		.section = "record", .key = "name",
+		.type = CONFIG_TYPE_STRING, .def = "rpmsd_{patient}_{session}_%Y%m%d_%H%M%S",
+		.unit = "", .allowed = "a file name pattern: strftime conversions (local time), {patient}, {session}; no '/'",
+		.check = config_check_file_name,
+		.doc = "File name of a recording without its extension (.edf or .bdf is added; an existing file is never overwritten: -1, -2, ... is appended).",
+		CONFIG_FIELD(record.name),
+	}, {
+		.section = "record", .key = "format",
+		.type = CONFIG_TYPE_ENUM, .def = "auto",
+		.values = config_record_formats, .unit = "",
+		.doc = "auto = BDF+ (24-bit) when the amplifier's ADC has more than 16 bits, else EDF+ (16-bit); edf; bdf.",
+		CONFIG_FIELD(record.format),
+	}, {
+		.section = "record", .key = "range_uv",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 1e7,
+		.unit = "µV",
+		.doc = "Physical range of every channel, -range to +range (the digital step is range / 32767 in EDF+, range / 8388607 in BDF+; values beyond it are clipped and counted); 0 = the amplifier's (IIO: scale x ADC range / gain), or 10000 when the source does not know it (replay).",
+		CONFIG_FIELD(record.range_uv),
+	}, {
+		.section = "record", .key = "record_s",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1", .min = 0.01, .max = 60,
+		.unit = "s",
+		.doc = "Duration of one EDF data record (the sampling rate x it must be a whole number); after a crash the file is readable up to its last complete record.",
+		CONFIG_FIELD(record.record_s),
+	}, {
+		.section = "record", .key = "buffer_s",
+		.type = CONFIG_TYPE_DOUBLE, .def = "10", .min = 0.1, .max = 600,
+		.unit = "s",
+		.doc = "EMG held for the recording thread while the disk is slow; beyond it samples are lost (counted, published on rpms.record, zero-filled and annotated in the file), never waited for.",
+		CONFIG_FIELD(record.buffer_s),
+	}, {
+		.section = "record", .key = "patient_id",
+		.type = CONFIG_TYPE_STRING, .def = "X", .unit = "",
+		.allowed = "1 to 63 printable ASCII characters, no spaces",
+		.check = config_check_edf_id,
+		.doc = "Patient code in the recording's EDF+ header (X = unknown); until the control socket's session command sets it.",
+		CONFIG_FIELD(record.patient_id),
+	}, {
+		.section = "record", .key = "session_id",
+		.type = CONFIG_TYPE_STRING, .def = "X", .unit = "",
+		.allowed = "1 to 63 printable ASCII characters, no spaces",
+		.check = config_check_edf_id,
+		.doc = "Session code (the EDF+ admincode) in the recording's header (X = unknown); until the control socket's session command sets it.",
+		CONFIG_FIELD(record.session_id),
+	},
+	/* [control] */
+	{
+		.section = "control", .key = "endpoint",
+		.type = CONFIG_TYPE_STRING, .def = CONFIG_CONTROL_ENDPOINT,
+		.unit = "",
+		.allowed = "ipc://PATH (relative: to this file's directory) or tcp://ADDRESS:PORT; an address other than loopback needs CURVE",
+		.check = config_check_control_endpoint,
+		.doc = "ZeroMQ endpoint of the control socket (JSON requests: status, arm, disarm, calibrate, sessions, set; docs/control.md). An ipc socket is made mode 0660: the directory and its group decide who may use it. /run/rpmsd is the systemd unit's RuntimeDirectory=; when the default is kept and that directory does not exist, rpmsd runs without a control socket (and says so).",
+		CONFIG_FIELD(control.endpoint),
+	}, {
+		.section = "control", .key = "curve_server_secret_file",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file readable by its owner only, holding the server's Z85 secret key (rpmsctl keygen), or empty for no encryption",
+		.doc = "CURVE: encrypt the control socket and authenticate every client; required to bind a tcp address other than loopback.",
+		CONFIG_FIELD(control.curve_server_secret_file),
+	}, {
+		.section = "control", .key = "curve_allowed_keys",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file, or a directory of files, with one client's Z85 public key per line; required with curve_server_secret_file",
+		.doc = "CURVE: the clients let in, by public key; any other client is refused and the refusal logged.",
+		CONFIG_FIELD(control.curve_allowed_keys),
 	},
 };
 
@@ -1114,6 +1215,62 @@ static int config_check_endpoint(const char *text, const union config_value *v,
 	return -EINVAL;
 }
 
+static int config_check_edf_id(const char *text, const union config_value *v,
+			       char *why, size_t len)
+{
+	const char *p;
+
+	(void)v;
+	/* EDF+ header subfields are separated by spaces: one word of ASCII */
+	for (p = text; *p; p++) {
+		if (*p <= ' ' || *p > '~') {
+			config_print(why, len, "'%s' is not one word of printable ASCII", text);
+			return -EINVAL;
+		}
+	}
+	if (p == text) {
+		config_print(why, len, "an empty id");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int config_check_file_name(const char *text, const union config_value *v,
+				  char *why, size_t len)
+{
+	(void)v;
+	/* a name, not a path: the directory is record.directory */
+	if (!text[0] || strchr(text, '/')) {
+		config_print(why, len, "'%s' is not a file name", text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int config_check_control_endpoint(const char *text, const union config_value *v,
+					 char *why, size_t len)
+{
+	const char *colon, *p;
+
+	(void)v;
+	if (!strncmp(text, "ipc://", 6) && text[6]) {
+		return 0;
+	}
+	if (!strncmp(text, "tcp://", 6)) {
+		colon = strrchr(text + 6, ':');
+		if (colon && colon > text + 6 && colon[1]) {
+			for (p = colon + 1; *p && (isdigit((unsigned char)*p) || !strcmp(p, "*")); p++) {
+				;
+			}
+			if (!*p) {
+				return 0;
+			}
+		}
+	}
+	config_print(why, len, "'%s' is not a valid control endpoint", text);
+	return -EINVAL;
+}
+
 /**
  * config_defaults() - fill @cfg with the defaults of the key table
  * @cfg: configuration to overwrite
@@ -1144,6 +1301,7 @@ void config_defaults(struct rpmsd_config *cfg)
 /* Handle a "[name]" line: switch section or fail on an unknown one. */
 static int config_enter_section(struct config_ctx *ctx, const char *name, size_t n)
 {
+	char allowed[CONFIG_ALLOWED_MAX];
 	struct rpmsd_config *cfg = &ctx->cfg;
 	const char *plugin;
 	size_t i, np;
@@ -1179,9 +1337,13 @@ static int config_enter_section(struct config_ctx *ctx, const char *name, size_t
 		ctx->in_coil = true;
 		return 0;
 	}
-	config_fail(ctx, ctx->lineno,
-		    "[%.*s]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, coil.<plugin>)",
-		    (int)n, name);
+	/* from the table, so that a new section cannot be left out here */
+	allowed[0] = '\0';
+	for (i = 0; i < CONFIG_N_SECTIONS; i++) {
+		config_append(allowed, sizeof(allowed), "%s, ", config_sections[i]);
+	}
+	config_fail(ctx, ctx->lineno, "[%.*s]: unknown section (allowed: %scoil.<plugin>)",
+		    (int)n, name, allowed);
 	return -EINVAL;
 }
 
@@ -1524,6 +1686,76 @@ static int config_check_paths(struct config_ctx *ctx)
 	return 0;
 }
 
+/*
+ * Whether a control endpoint can only be reached from this host: ipc, or
+ * tcp on a loopback address. Anything else (a wildcard, an interface, a
+ * host name) counts as exposed.
+ */
+static bool config_endpoint_local(const char *ep)
+{
+	static const char *const local[] = { "localhost", "::1", "lo" };
+	const char *host, *colon;
+	size_t n, i;
+
+	if (!strncmp(ep, "ipc://", 6)) {
+		return true;
+	}
+	if (strncmp(ep, "tcp://", 6)) {
+		return false;
+	}
+	host = ep + 6;
+	colon = strrchr(host, ':');
+	n = colon ? (size_t)(colon - host) : strlen(host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		if (strlen(local[i]) == n && !strncmp(host, local[i], n)) {
+			return true;
+		}
+	}
+	/* 127.0.0.0/8, written as a dotted quad */
+	if (n < 4 || strncmp(host, "127.", 4)) {
+		return false;
+	}
+	for (i = 4; i < n; i++) {
+		if (!isdigit((unsigned char)host[i]) && host[i] != '.') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * The control socket arms the coil: reachable from beyond this host it
+ * must encrypt and authenticate (CURVE, with an allowlist of clients).
+ */
+static int config_check_control(struct config_ctx *ctx)
+{
+	const struct rpmsd_config *cfg = &ctx->cfg;
+	bool curve = cfg->control.curve_server_secret_file[0] != '\0';
+	bool keys = cfg->control.curve_allowed_keys[0] != '\0';
+
+	if (curve && !keys) {
+		config_fail(ctx, config_line_of(ctx, config_find("control", "curve_server_secret_file")),
+			    "control.curve_allowed_keys: missing (required with control.curve_server_secret_file: without an allowlist every client key would be let in)");
+		return -EINVAL;
+	}
+	if (keys && !curve) {
+		config_fail(ctx, config_line_of(ctx, config_find("control", "curve_allowed_keys")),
+			    "control.curve_allowed_keys: set without control.curve_server_secret_file (allowed: both, or neither)");
+		return -EINVAL;
+	}
+	if (!curve && !config_endpoint_local(cfg->control.endpoint)) {
+		config_fail(ctx, config_line_of(ctx, config_find("control", "endpoint")),
+			    "control.endpoint: '%s' can be reached from other hosts, and whoever reaches it can arm the coil (allowed without CURVE: ipc://PATH, tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT; or set control.curve_server_secret_file and control.curve_allowed_keys)",
+			    cfg->control.endpoint);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Checks that involve more than one key, run once the file is read. */
 static int config_check_all(struct config_ctx *ctx)
 {
@@ -1544,6 +1776,9 @@ static int config_check_all(struct config_ctx *ctx)
 	if (cfg->source.type == CONFIG_SOURCE_IIO && !cfg->source.channels[0]) {
 		config_fail(ctx, 0,
 			    "source.channels: missing (required when source.type = iio)");
+		return -EINVAL;
+	}
+	if (config_check_control(ctx) < 0) {
 		return -EINVAL;
 	}
 	if (cfg->plugin_section[0] &&
@@ -1766,6 +2001,50 @@ int config_override(struct rpmsd_config *cfg, const char *origin, const char *se
 		return -EINVAL;
 	}
 	config_store(cfg, k, value, &v);
+	return 0;
+}
+
+/**
+ * config_value_text() - the value of one key as it would be written in a file
+ * @cfg: the configuration
+ * @section: the key's section
+ * @key: the key
+ * @buf: receives the text (cut to fit)
+ * @len: size of @buf
+ *
+ * Return: 0, or -ENOENT for a key the table does not have.
+ */
+int config_value_text(const struct rpmsd_config *cfg, const char *section, const char *key,
+		      char *buf, size_t len)
+{
+	const struct config_key *k = config_find(section, key);
+	const void *p;
+	const struct config_enum *e;
+
+	if (!k) {
+		return -ENOENT;
+	}
+	p = (const char *)cfg + k->offset;
+	switch (k->type) {
+	case CONFIG_TYPE_BOOL:
+		config_print(buf, len, "%s", *(const bool *)p ? "true" : "false");
+		break;
+	case CONFIG_TYPE_INT:
+		config_print(buf, len, "%d", *(const int *)p);
+		break;
+	case CONFIG_TYPE_DOUBLE:
+		config_print(buf, len, "%.15g", *(const double *)p);
+		break;
+	case CONFIG_TYPE_STRING:
+		config_print(buf, len, "%s", (const char *)p);
+		break;
+	case CONFIG_TYPE_ENUM:
+		for (e = k->values; e->name && e->value != *(const int *)p; e++) {
+			;
+		}
+		config_print(buf, len, "%s", e->name ? e->name : "");
+		break;
+	}
 	return 0;
 }
 

@@ -29,6 +29,8 @@
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_COLUMNS 8
 #define CONFIG_MAX_PLUGIN_KEYS 64
+/* control.endpoint's default: systemd's RuntimeDirectory=rpmsd */
+#define CONFIG_CONTROL_ENDPOINT "ipc:///run/rpmsd/control"
 
 /** Where replay reads its input from. */
 enum config_source_type {
@@ -42,6 +44,13 @@ enum config_replay_format {
 	CONFIG_FORMAT_TEXT,	/* one value per line, '#' header lines */
 	CONFIG_FORMAT_CSV,	/* header row, comma separated, pick columns */
 	CONFIG_FORMAT_TIMEVALUE,/* two columns "time value", whitespace separated */
+};
+
+/** Session recording file format (record.format). */
+enum config_record_format {
+	CONFIG_RECORD_AUTO = 0,	/* BDF+ when the ADC has more than 16 bits, else EDF+ */
+	CONFIG_RECORD_EDF,	/* EDF+, 16-bit samples */
+	CONFIG_RECORD_BDF,	/* BDF+, 24-bit samples */
 };
 
 /** Envelope estimator. */
@@ -188,7 +197,26 @@ struct rpmsd_config {
 		int ring_records;		/* per producer ring, power of two */
 		int sndhwm;			/* ZeroMQ high-water mark, messages */
 		double heartbeat_s;
+		bool emg_stream;		/* publish rpms.emg */
+		int emg_decimation;		/* rpms.emg: every Nth sample */
 	} publish;
+
+	struct {
+		char directory[CONFIG_PATH_MAX];	/* "" = no recording */
+		char name[CONFIG_PATH_MAX];	/* strftime pattern, {patient} {session} */
+		enum config_record_format format;
+		double range_uv;		/* physical range +-, 0 = the amplifier's */
+		double record_s;		/* EDF data record duration */
+		double buffer_s;		/* EMG the ring to the recorder holds */
+		char patient_id[CONFIG_NAME_MAX];
+		char session_id[CONFIG_NAME_MAX];
+	} record;
+
+	struct {
+		char endpoint[CONFIG_PATH_MAX];	/* ipc:// or tcp:// */
+		char curve_server_secret_file[CONFIG_PATH_MAX];	/* "" = no CURVE */
+		char curve_allowed_keys[CONFIG_PATH_MAX];	/* file or directory */
+	} control;
 
 	/* [coil.<plugin>] raw keys; only the section for stim.plugin is used */
 	char plugin_section[CONFIG_NAME_MAX];	/* name after "coil.", "" none */
@@ -249,6 +277,14 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
  */
 int config_override(struct rpmsd_config *cfg, const char *origin, const char *section,
 		    const char *key, const char *value, char *err, size_t errlen);
+
+/**
+ * The value of section.@key in @cfg as text, as a file would hold it
+ * ("train", "20", "true"); cut to fit @len.
+ * @return 0, or -ENOENT for an unknown key
+ */
+int config_value_text(const struct rpmsd_config *cfg, const char *section, const char *key,
+		      char *buf, size_t len);
 
 /**
  * Check the rules between keys (and set derived fields) after overrides.

@@ -31,6 +31,8 @@ static const char *const event_topic_names[EVENT_TOPIC_COUNT] = {
 	[EVENT_TOPIC_STATE] = "rpms.state",
 	[EVENT_TOPIC_SOURCE] = "rpms.source",
 	[EVENT_TOPIC_HEARTBEAT] = "rpms.heartbeat",
+	[EVENT_TOPIC_EMG] = "rpms.emg",
+	[EVENT_TOPIC_RECORD] = "rpms.record",
 };
 
 static const char *const event_action_names[] = {
@@ -50,9 +52,14 @@ static const char *const event_state_names[] = {
 	[EVENT_STATE_STOPPING] = "stopping",
 	[EVENT_STATE_RECOVERED] = "recovered",
 	[EVENT_STATE_ESTOP] = "estop",
+	[EVENT_STATE_CALIBRATING] = "calibrating",
+	[EVENT_STATE_PROTOCOL] = "protocol_changed",
 };
 
 #define EVENT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+_Static_assert(EVENT_ARRAY_SIZE(event_state_names) == EVENT_STATE_COUNT,
+	       "a name for every enum event_state");
 
 enum event_topic event_topic_of(const struct event *ev)
 {
@@ -62,6 +69,7 @@ enum event_topic event_topic_of(const struct event *ev)
 		return EVENT_TOPIC_BURST;
 	case EVENT_CALIBRATED:
 	case EVENT_STATE:
+	case EVENT_SESSION:
 		return EVENT_TOPIC_STATE;
 	case EVENT_PULSE:
 		return EVENT_TOPIC_STIM;
@@ -70,6 +78,8 @@ enum event_topic event_topic_of(const struct event *ev)
 	case EVENT_GAP:
 	case EVENT_SOURCE_OPENED:
 		return EVENT_TOPIC_SOURCE;
+	case EVENT_RECORD:
+		return EVENT_TOPIC_RECORD;
 	default:
 		return EVENT_TOPIC_COUNT;
 	}
@@ -266,6 +276,44 @@ void event_json_object(struct event_json *w, const char *key)
 	w->need_comma = false;
 }
 
+void event_json_array(struct event_json *w, const char *key)
+{
+	event_json_key(w, key);
+	event_json_putc(w, '[');
+	w->need_comma = false;
+}
+
+void event_json_array_end(struct event_json *w)
+{
+	event_json_putc(w, ']');
+	w->need_comma = true;
+}
+
+/* The comma before an array item. */
+static void event_json_item(struct event_json *w)
+{
+	if (w->need_comma) {
+		event_json_putc(w, ',');
+	}
+	w->need_comma = true;
+}
+
+void event_json_item_str(struct event_json *w, const char *s, size_t maxlen)
+{
+	event_json_item(w);
+	event_json_quote(w, s, maxlen);
+}
+
+void event_json_item_double(struct event_json *w, double v)
+{
+	event_json_item(w);
+	if (!isfinite(v)) {
+		event_json_printf(w, "null");
+		return;
+	}
+	event_json_printf(w, "%.9g", v);
+}
+
 void event_json_object_end(struct event_json *w)
 {
 	event_json_putc(w, '}');
@@ -306,6 +354,12 @@ void event_json_str(struct event_json *w, const char *key, const char *s,
 {
 	event_json_key(w, key);
 	event_json_quote(w, s, maxlen);
+}
+
+void event_json_null(struct event_json *w, const char *key)
+{
+	event_json_key(w, key);
+	event_json_printf(w, "null");
 }
 
 /*
@@ -514,6 +568,43 @@ static int event_json_state(struct event_json *w, const struct event *ev)
 	return 0;
 }
 
+static void event_json_session(struct event_json *w, const struct event *ev)
+{
+	bool started = ev->u.session.started != 0;
+
+	event_json_str(w, "state", started ? "session_started" : "session_stopped", SIZE_MAX);
+	/* at most EVENT_ID_MAX bytes even without a NUL */
+	event_json_str(w, "patient_id", ev->u.session.patient_id, EVENT_ID_MAX);
+	event_json_str(w, "session_id", ev->u.session.session_id, EVENT_ID_MAX);
+	if (!started) {
+		event_json_u64(w, "pulses_session", ev->u.session.pulses);
+	}
+}
+
+static int event_json_record(struct event_json *w, const struct event *ev)
+{
+	static const char *const kinds[EVENT_RECORD_KIND_COUNT] = {
+		[EVENT_RECORD_OPENED] = "opened",
+		[EVENT_RECORD_CLOSED] = "closed",
+		[EVENT_RECORD_LOST] = "lost",
+		[EVENT_RECORD_ERROR] = "error",
+		[EVENT_RECORD_REPAIRED] = "repaired",
+	};
+	uint32_t kind = ev->u.record.kind;
+
+	if (kind >= EVENT_RECORD_KIND_COUNT) {
+		return -EINVAL;
+	}
+	event_json_str(w, "kind", kinds[kind], SIZE_MAX);
+	event_json_str(w, "file", ev->u.record.file, sizeof(ev->u.record.file));
+	event_json_u64(w, "records", ev->u.record.records);
+	event_json_u64(w, "lost", ev->u.record.lost);
+	event_json_u64(w, "annotations", ev->u.record.annotations);
+	event_json_u64(w, "clipped", ev->u.record.clipped);
+	event_json_i64(w, "code", ev->u.record.code);
+	return 0;
+}
+
 int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		  char *buf, size_t len)
 {
@@ -548,6 +639,12 @@ int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		break;
 	case EVENT_SOURCE_OPENED:
 		ret = event_json_opened(&w, ev);
+		break;
+	case EVENT_SESSION:
+		event_json_session(&w, ev);
+		break;
+	case EVENT_RECORD:
+		ret = event_json_record(&w, ev);
 		break;
 	default:
 		ret = -EINVAL;

@@ -28,6 +28,8 @@ enum event_type {
 	EVENT_STATE,		/* rpms.state: armed/disarmed/started/ended/fault */
 	EVENT_GAP,		/* rpms.source, kind "gap" */
 	EVENT_SOURCE_OPENED,	/* rpms.source, kind "opened" */
+	EVENT_SESSION,		/* rpms.state, "session_started" / "session_stopped" */
+	EVENT_RECORD,		/* rpms.record: the session recording (record.c) */
 	EVENT_TYPE_COUNT,
 };
 
@@ -39,8 +41,22 @@ enum event_topic {
 	EVENT_TOPIC_STATE,
 	EVENT_TOPIC_SOURCE,
 	EVENT_TOPIC_HEARTBEAT,
+	EVENT_TOPIC_EMG,	/* rpms.emg: made by the publisher (emg.c), no struct event */
+	EVENT_TOPIC_RECORD,
 	EVENT_TOPIC_COUNT,
 };
+
+/** What happened to the session recording (rpms.record "kind"). */
+enum event_record_kind {
+	EVENT_RECORD_OPENED = 0,	/* a file was opened */
+	EVENT_RECORD_CLOSED,		/* and closed */
+	EVENT_RECORD_LOST,		/* EMG was lost on its way to the disk */
+	EVENT_RECORD_ERROR,		/* writing failed: the file was closed */
+	EVENT_RECORD_REPAIRED,		/* a file left open by a crash was made readable */
+	EVENT_RECORD_KIND_COUNT,
+};
+
+#define EVENT_FILE_MAX 48
 
 /** What the policy did with a burst onset. */
 enum event_action {
@@ -61,7 +77,13 @@ enum event_state {
 	EVENT_STATE_STOPPING,
 	EVENT_STATE_RECOVERED,	/* the source delivers again after a fault */
 	EVENT_STATE_ESTOP,	/* the emergency stop disarmed the coil, or refused an arm */
+	EVENT_STATE_CALIBRATING,	/* a recalibration (control) started */
+	EVENT_STATE_PROTOCOL,	/* protocol parameters changed (control "set") */
+	EVENT_STATE_COUNT,
 };
+
+/* Longest patient or session id (control "session_start"), without the NUL. */
+#define EVENT_ID_MAX 36
 
 #define EVENT_REASON_MAX 48
 
@@ -126,6 +148,21 @@ struct event {
 			int32_t code;		/* negative errno for faults, else 0 */
 			char reason[EVENT_REASON_MAX];
 		} state;
+		struct {
+			uint64_t pulses;	/* stopped: pulses delivered in it */
+			uint32_t started;	/* 1: started, 0: stopped */
+			char patient_id[EVENT_ID_MAX + 1];
+			char session_id[EVENT_ID_MAX + 1];
+		} session;
+		struct {
+			uint32_t kind;		/* enum event_record_kind */
+			int32_t code;		/* negative errno for errors, else 0 */
+			uint64_t records;	/* data records in the file */
+			uint64_t lost;		/* samples lost so far (zero-filled) */
+			uint64_t annotations;	/* written so far */
+			uint64_t clipped;	/* samples clipped at the range so far */
+			char file[EVENT_FILE_MAX];	/* file name, no directory */
+		} record;
 	} u;
 };
 
@@ -194,6 +231,19 @@ void event_json_double(struct event_json *w, const char *key, double v);
 void event_json_bool(struct event_json *w, const char *key, bool v);
 void event_json_str(struct event_json *w, const char *key, const char *s,
 		    size_t maxlen);
+
+/** A member whose value is null (unknown, or none). */
+void event_json_null(struct event_json *w, const char *key);
+
+/**
+ * Open an array member @key; add items with event_json_item_*, close it
+ * with event_json_array_end.
+ */
+void event_json_array(struct event_json *w, const char *key);
+void event_json_array_end(struct event_json *w);
+void event_json_item_str(struct event_json *w, const char *s, size_t maxlen);
+/** An item like event_json_double: NAN and infinities become null. */
+void event_json_item_double(struct event_json *w, double v);
 
 /** Open a nested object member @key; close it with event_json_object_end. */
 void event_json_object(struct event_json *w, const char *key);

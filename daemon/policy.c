@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "policy.h"
 
@@ -52,27 +53,43 @@ int64_t policy_span_ns(const struct stim_request *req)
 	       policy_pulse_offset_ns(req, req->pulses - 1);
 }
 
+void policy_protocol_from_config(const struct rpmsd_config *cfg, struct policy_protocol *pp)
+{
+	struct config_train_shape sh;
+
+	memset(pp, 0, sizeof(*pp));
+	config_train_shape(cfg, &sh);
+	pp->proto.pulses = sh.pulses;
+	pp->proto.frequency_hz = sh.rate_hz;
+	pp->proto.burst_pulses = sh.burst_pulses;
+	pp->proto.burst_period_ns = llround(sh.burst_period_s * 1e9);
+	pp->proto.cycles = sh.cycles;
+	pp->proto.cycle_period_ns = llround(sh.cycle_period_s * 1e9);
+	pp->proto.intensity_pct = cfg->stim.intensity_pct;
+	pp->proto.width_us = (uint32_t)cfg->stim.pulse_width_us;
+	pp->off_ns = llround(cfg->stim.off_ms * 1e6);
+	pp->refractory_ns = llround(cfg->stim.refractory_ms * 1e6);
+}
+
+void policy_set_protocol(struct policy *p, const struct policy_protocol *pp)
+{
+	p->proto = pp->proto;
+	p->off_ns = pp->off_ns;
+	p->refractory_ns = pp->refractory_ns;
+}
+
 int policy_create(const struct rpmsd_config *cfg, struct policy **out)
 {
 	struct policy *p = calloc(1, sizeof(*p));
-	struct config_train_shape sh;
+	struct policy_protocol pp;
 
 	if (!p) {
 		return -ENOMEM;
 	}
-	config_train_shape(cfg, &sh);
-	p->proto.pulses = sh.pulses;
-	p->proto.frequency_hz = sh.rate_hz;
-	p->proto.burst_pulses = sh.burst_pulses;
-	p->proto.burst_period_ns = llround(sh.burst_period_s * 1e9);
-	p->proto.cycles = sh.cycles;
-	p->proto.cycle_period_ns = llround(sh.cycle_period_s * 1e9);
-	p->proto.intensity_pct = cfg->stim.intensity_pct;
-	p->proto.width_us = (uint32_t)cfg->stim.pulse_width_us;
+	policy_protocol_from_config(cfg, &pp);
+	policy_set_protocol(p, &pp);
 	p->open_loop = cfg->stim.mode == CONFIG_MODE_OPEN_LOOP;
 	p->open_loop_pulses = (uint64_t)cfg->stim.open_loop_pulses;
-	p->off_ns = llround(cfg->stim.off_ms * 1e6);
-	p->refractory_ns = llround(cfg->stim.refractory_ms * 1e6);
 	p->next_train_id = 1;
 	*out = p;
 	return 0;

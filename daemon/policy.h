@@ -39,7 +39,28 @@ struct stim_request {
 	uint32_t channel;		/* channel whose onset triggered it */
 };
 
+/**
+ * The protocol part of a policy: what a request looks like and the pauses
+ * around it. Plain data, so that a new one can be handed to the acquire
+ * thread at run time (control "set") without allocating there.
+ */
+struct policy_protocol {
+	struct stim_request proto;	/* template: shape, intensity, width */
+	int64_t off_ns;			/* open loop: pause after a cut-short request */
+	int64_t refractory_ns;		/* closed loop: after a request, before the next */
+};
+
 struct policy;
+
+/** Compute the protocol of cfg->stim (any thread; no allocation). */
+void policy_protocol_from_config(const struct rpmsd_config *cfg, struct policy_protocol *pp);
+
+/**
+ * Use @pp from the next request on (acquire thread, RT-safe). A request
+ * already posted keeps its own copy; train ids and the refractory time of
+ * the last request carry on.
+ */
+void policy_set_protocol(struct policy *p, const struct policy_protocol *pp);
 
 /** Create from cfg->stim. @return 0, -ENOMEM */
 int policy_create(const struct rpmsd_config *cfg, struct policy **out);

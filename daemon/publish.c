@@ -13,6 +13,7 @@
  * in the per-topic sequence numbers.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 
 #include <zmq.h>
 
+#include "emg.h"
 #include "event.h"
 #include "log.h"
 #include "publish.h"
@@ -51,6 +53,8 @@ struct publish {
 
 	struct publish_ring rings[PUBLISH_MAX_RINGS];
 	size_t n_rings;
+	struct ring *forward;		/* a copy of every event (the recorder), or NULL */
+	struct emg_stream *emg;		/* rpms.emg, or NULL */
 
 	pthread_t thread;
 	bool started;
@@ -68,6 +72,11 @@ struct publish {
 	atomic_bool armed;
 	atomic_uint_fast64_t pulses;
 	atomic_uint_fast64_t samples;
+
+	/* main thread (status) and publisher thread (last fault) -> heartbeat */
+	pthread_mutex_t status_lock;
+	struct publish_status status;
+	struct publish_fault fault;
 };
 
 static int publish_setsockopt_int(void *sock, int opt, int value)
@@ -110,6 +119,11 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 	atomic_init(&p->armed, false);
 	atomic_init(&p->pulses, 0);
 	atomic_init(&p->samples, 0);
+	pthread_mutex_init(&p->status_lock, NULL);
+	p->status.coil_temperature_c = NAN;
+	p->status.coil_temperature_age_s = NAN;
+	p->status.acquisition = "waiting";
+	p->status.block_age_ms = NAN;
 
 	p->ctx = zmq_ctx_new();
 	if (!p->ctx) {
@@ -160,6 +174,7 @@ err_sock:
 err_ctx:
 	zmq_ctx_term(p->ctx);
 err_free:
+	pthread_mutex_destroy(&p->status_lock);
 	free(p);
 	return ret;
 }
@@ -263,6 +278,40 @@ static void publish_send(struct publish *p, enum event_topic topic,
 	atomic_fetch_add_explicit(&p->sent, 1, memory_order_relaxed);
 }
 
+/* Remember a fault for the heartbeat's last_fault and for status. */
+static void publish_note_fault(struct publish *p, const struct event *ev, uint64_t seq)
+{
+	struct publish_fault *f = &p->fault;
+
+	pthread_mutex_lock(&p->status_lock);
+	f->valid = true;
+	snprintf(f->state, sizeof(f->state), "%s",
+		 ev->u.state.state == EVENT_STATE_ESTOP ? "estop" : "fault");
+	f->code = ev->u.state.code;
+	/* reason need not be NUL-terminated when it fills the array */
+	snprintf(f->reason, sizeof(f->reason), "%.*s", (int)sizeof(ev->u.state.reason) - 1,
+		 ev->u.state.reason);
+	f->seq = seq;
+	f->wall_ns = ev->wall_ns;
+	pthread_mutex_unlock(&p->status_lock);
+}
+
+/* One rpms.emg message (emg_send_fn): topic, JSON header, float32 frame. */
+static void publish_send_emg(void *ctx, const char *header, size_t header_len,
+			     const void *payload, size_t payload_len)
+{
+	struct publish *p = ctx;
+	const char *name = event_topic_name(EVENT_TOPIC_EMG);
+
+	if (zmq_send(p->sock, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(p->sock, header, header_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(p->sock, payload, payload_len, ZMQ_DONTWAIT) < 0) {
+		log_err("publish: cannot send on %s: %s", name, zmq_strerror(errno));
+		return;
+	}
+	atomic_fetch_add_explicit(&p->sent, 1, memory_order_relaxed);
+}
+
 static void publish_event(struct publish *p, const struct event *ev)
 {
 	enum event_topic topic = event_topic_of(ev);
@@ -275,6 +324,13 @@ static void publish_event(struct publish *p, const struct event *ev)
 	}
 	/* Taken even if encoding fails: the loss must show as a gap. */
 	seq = p->seq[topic]++;
+	if (p->forward) {
+		ring_push(p->forward, ev);	/* full: the recorder counts nothing lost here */
+	}
+	if (ev->type == EVENT_STATE && (ev->u.state.state == EVENT_STATE_FAULT ||
+					ev->u.state.state == EVENT_STATE_ESTOP)) {
+		publish_note_fault(p, ev, seq);
+	}
 	len = event_to_json(ev, seq, p->rate_hz, p->body, sizeof(p->body));
 	if (len < 0) {
 		log_err("publish: cannot encode %s seq %llu (type %u): %s",
@@ -363,11 +419,57 @@ static void publish_check_drops(struct publish *p, bool force)
 	}
 }
 
+/* The members of the heartbeat that come from publish_set_status. */
+static void publish_heartbeat_status(struct event_json *w, const struct publish_status *st,
+				     const struct publish_fault *f)
+{
+	if (st->protocol[0]) {
+		event_json_str(w, "protocol", st->protocol, sizeof(st->protocol));
+	} else {
+		event_json_null(w, "protocol");
+	}
+	event_json_u64(w, "pulses_session", st->pulses_session);
+	event_json_u64(w, "pulses_today", st->pulses_today);
+	event_json_double(w, "coil_temperature_c", st->coil_temperature_c);
+	event_json_double(w, "coil_temperature_age_s", st->coil_temperature_age_s);
+	event_json_object(w, "acquisition");
+	event_json_str(w, "state", st->acquisition, SIZE_MAX);
+	event_json_double(w, "block_age_ms", st->block_age_ms);
+	event_json_u64(w, "channels", st->channels);
+	event_json_u64(w, "calibrated", st->calibrated);
+	event_json_object_end(w);
+	if (st->in_session) {
+		event_json_object(w, "session");
+		event_json_str(w, "patient_id", st->patient_id, sizeof(st->patient_id));
+		event_json_str(w, "session_id", st->session_id, sizeof(st->session_id));
+		event_json_object_end(w);
+	} else {
+		event_json_null(w, "session");
+	}
+	if (f->valid) {
+		event_json_object(w, "last_fault");
+		event_json_str(w, "state", f->state, sizeof(f->state));
+		event_json_i64(w, "code", f->code);
+		event_json_str(w, "reason", f->reason, sizeof(f->reason));
+		event_json_u64(w, "seq", f->seq);
+		event_json_i64(w, "t_wall_ns", f->wall_ns);
+		event_json_object_end(w);
+	} else {
+		event_json_null(w, "last_fault");
+	}
+}
+
 static void publish_heartbeat(struct publish *p)
 {
+	struct publish_status st;
+	struct publish_fault f;
 	struct event_json w;
 	size_t i;
 
+	pthread_mutex_lock(&p->status_lock);
+	st = p->status;
+	f = p->fault;
+	pthread_mutex_unlock(&p->status_lock);
 	/* "sent" is the total before this heartbeat. */
 	publish_own_begin(p, &w, EVENT_TOPIC_HEARTBEAT);
 	event_json_bool(&w, "armed", atomic_load(&p->armed));
@@ -379,6 +481,7 @@ static void publish_heartbeat(struct publish *p)
 		event_json_u64(&w, p->rings[i].name, ring_dropped(p->rings[i].ring));
 	}
 	event_json_object_end(&w);
+	publish_heartbeat_status(&w, &st, &f);
 	publish_own_send(p, &w, EVENT_TOPIC_HEARTBEAT);
 }
 
@@ -397,6 +500,9 @@ static size_t publish_drain_pass(struct publish *p)
 			publish_event(p, &ev);
 		}
 		total += n;
+	}
+	if (p->emg) {
+		total += emg_stream_pump(p->emg, PUBLISH_BATCH, false, publish_send_emg, p);
 	}
 	return total;
 }
@@ -433,8 +539,29 @@ static void *publish_thread(void *arg)
 	while (publish_drain_pass(p) > 0) {
 		;
 	}
+	if (p->emg) {
+		emg_stream_pump(p->emg, 0, true, publish_send_emg, p);
+	}
 	publish_check_drops(p, true);
 	return NULL;
+}
+
+int publish_set_forward(struct publish *p, struct ring *r)
+{
+	if (p->started) {
+		return -EBUSY;
+	}
+	p->forward = r;
+	return 0;
+}
+
+int publish_set_emg(struct publish *p, struct emg_stream *s)
+{
+	if (p->started) {
+		return -EBUSY;
+	}
+	p->emg = s;
+	return 0;
 }
 
 int publish_start(struct publish *p)
@@ -483,6 +610,20 @@ void publish_set_health(struct publish *p, bool armed, uint64_t pulses,
 	atomic_store_explicit(&p->samples, samples, memory_order_relaxed);
 }
 
+void publish_set_status(struct publish *p, const struct publish_status *st)
+{
+	pthread_mutex_lock(&p->status_lock);
+	p->status = *st;
+	pthread_mutex_unlock(&p->status_lock);
+}
+
+void publish_last_fault(struct publish *p, struct publish_fault *out)
+{
+	pthread_mutex_lock(&p->status_lock);
+	*out = p->fault;
+	pthread_mutex_unlock(&p->status_lock);
+}
+
 void publish_destroy(struct publish *p)
 {
 	if (!p) {
@@ -491,5 +632,6 @@ void publish_destroy(struct publish *p)
 	publish_stop(p);
 	zmq_close(p->sock);
 	zmq_ctx_term(p->ctx);
+	pthread_mutex_destroy(&p->status_lock);
 	free(p);
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "event.h"
 #include "ring.h"
 
 struct publish;
@@ -61,6 +62,23 @@ int publish_add_ring(struct publish *p, struct ring *r, const char *name);
  */
 int publish_wait_subscriber(struct publish *p, double timeout_s);
 
+/**
+ * Copy every event published from the rings into @r (a ring of struct
+ * event: the recorder's input) as well; NULL: none. Before start. A full
+ * @r loses the copy, never the publication.
+ * @return 0 or -EBUSY
+ */
+int publish_set_forward(struct publish *p, struct ring *r);
+
+struct emg_stream;
+
+/**
+ * Publish rpms.emg from @s (emg.h; kept, not owned), NULL: none. Before
+ * start.
+ * @return 0 or -EBUSY
+ */
+int publish_set_emg(struct publish *p, struct emg_stream *s);
+
 /** Start the publisher thread (once). @return 0, -EBUSY, or -errno */
 int publish_start(struct publish *p);
 
@@ -80,6 +98,41 @@ void publish_stats(const struct publish *p, struct publish_stats *st);
  */
 void publish_set_health(struct publish *p, bool armed, uint64_t pulses,
 			uint64_t samples);
+
+/** What the heartbeat reports of the daemon's state (publish_set_status). */
+struct publish_status {
+	char protocol[16];		/* stim.protocol in force; "" unknown */
+	uint64_t pulses_session;	/* since the control session started (or the daemon) */
+	uint64_t pulses_today;		/* the gate's day count, earlier runs included */
+	double coil_temperature_c;	/* last read; NAN unknown */
+	double coil_temperature_age_s;	/* since it was read; NAN none */
+	const char *acquisition;	/* static string: "waiting", "ok", "stale", "reopening" */
+	double block_age_ms;		/* since the last EMG block; NAN none yet */
+	unsigned channels;
+	unsigned calibrated;		/* channels calibrated now */
+	bool in_session;		/* a control session is active */
+	char patient_id[EVENT_ID_MAX + 1];
+	char session_id[EVENT_ID_MAX + 1];
+};
+
+/**
+ * Set what the next heartbeats report besides publish_set_health's
+ * counters (main thread; copied under a lock the publisher also takes).
+ */
+void publish_set_status(struct publish *p, const struct publish_status *st);
+
+/** The last fault or emergency stop this publisher sent on rpms.state. */
+struct publish_fault {
+	bool valid;			/* false: none yet */
+	char state[16];			/* "fault" or "estop" */
+	int code;			/* negative errno, or 0 */
+	char reason[EVENT_REASON_MAX];
+	uint64_t seq;			/* of that rpms.state message */
+	int64_t wall_ns;		/* when it was recorded, CLOCK_REALTIME */
+};
+
+/** Copy the last fault (any non-RT thread). */
+void publish_last_fault(struct publish *p, struct publish_fault *out);
 
 /** Stop if running, close the socket, free. Accepts NULL. */
 void publish_destroy(struct publish *p);

@@ -19,13 +19,16 @@
 #include <unistd.h>
 
 #include "acquire.h"
+#include "control.h"
 #include "detect.h"
 #include "dose.h"
 #include "dsp.h"
+#include "emg.h"
 #include "event.h"
 #include "log.h"
 #include "plugin.h"
 #include "publish.h"
+#include "record.h"
 #include "rt.h"
 #include "safety.h"
 #include "sclock.h"
@@ -35,6 +38,7 @@
 
 #define SESSION_ERR_MAX 2048
 #define SESSION_MAIN_RING 64
+#define SESSION_EMG_STREAM_S 10.0	/* EMG the ring to the publisher (rpms.emg) holds */
 
 /* Reopening a failed source, from the main thread (session_wait). */
 struct session_reopen {
@@ -64,7 +68,11 @@ struct session {
 	struct stim *stim;
 	struct acquire *acq;
 	struct publish *pub;
+	struct control *ctl;		/* the control socket */
 	struct ring *main_events;
+	struct emg_tap *tap;		/* EMG for the recording and rpms.emg, or NULL */
+	struct record *rec;		/* record.directory set, else NULL */
+	struct emg_stream *emg;		/* publish.emg_stream, else NULL */
 	int sfd;
 	sigset_t oldmask;
 	bool masked;
@@ -96,9 +104,13 @@ static void session_source_opened(struct session *s)
 
 static void session_free(struct session *s)
 {
+	control_destroy(s->ctl);
 	acquire_destroy(s->acq);
 	stim_destroy(s->stim);
 	publish_destroy(s->pub);
+	record_destroy(s->rec);
+	emg_stream_destroy(s->emg);
+	emg_tap_destroy(s->tap);
 	plugin_unload(s->plugin);
 	source_destroy(s->src);
 	ring_destroy(s->main_events);
@@ -259,6 +271,101 @@ static int session_open_source(const struct rpmsd_config *cfg, bool paced,
 	return source_replay_open(cfg, paced, out, err, errlen);
 }
 
+/*
+ * The acquire thread's EMG for the recording thread (record.directory)
+ * and for rpms.emg (publish.emg_stream), each only when configured.
+ */
+static int session_build_emg(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	size_t frames = (size_t)cfg->source.block_frames;
+	bool rec = cfg->record.directory[0] != '\0';
+	char err[SESSION_ERR_MAX];
+	int ret;
+
+	if (!rec && !cfg->publish.emg_stream) {
+		return 0;
+	}
+	ret = emg_tap_create(s->src->channels, frames,
+			     rec ? emg_ring_records(cfg->record.buffer_s, s->src->rate_hz, frames) : 0,
+			     cfg->publish.emg_stream ?
+			     emg_ring_records(SESSION_EMG_STREAM_S, s->src->rate_hz, frames) : 0,
+			     &s->tap);
+	if (ret < 0) {
+		log_err("EMG tap: %s", strerror(-ret));
+		return ret;
+	}
+	/* Fast replay has no real-time duty: it may wait for the recorder. */
+	emg_tap_set_lossless(s->tap, sclock_is_virtual(s->clock));
+	if (rec) {
+		ret = record_create(cfg, s->src, s->clock, emg_tap_record_ring(s->tap), &s->rec,
+				    err, sizeof(err));
+		if (ret < 0) {
+			log_err("%s: %s", cfg->path, err[0] ? err : strerror(-ret));
+			return ret;
+		}
+		publish_set_forward(s->pub, record_input(s->rec));
+		publish_add_ring(s->pub, record_events(s->rec), "record");
+	}
+	if (cfg->publish.emg_stream) {
+		ret = emg_stream_create(cfg, s->src, emg_tap_stream_ring(s->tap), &s->emg);
+		if (ret < 0) {
+			log_err("rpms.emg: %s", strerror(-ret));
+			return ret;
+		}
+		publish_set_emg(s->pub, s->emg);
+	}
+	acquire_set_tap(s->acq, s->tap);
+	return 0;
+}
+
+/*
+ * The recording thread, and the session's file (record.patient_id and
+ * session_id until the control socket starts sessions itself). A recording
+ * that was asked for and cannot be made stops the start.
+ */
+static int session_start_recording(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	int ret;
+
+	if (!s->rec) {
+		return 0;
+	}
+	ret = record_start(s->rec);
+	if (ret == 0) {
+		ret = record_start_session(s->rec, cfg->record.patient_id, cfg->record.session_id,
+					   NULL, 0);
+	}
+	if (ret < 0) {
+		log_err("record.directory: cannot record the session: %s", strerror(-ret));
+	}
+	return ret;
+}
+
+/*
+ * The control socket: a bind that fails stops the start, like the
+ * publisher's (the default endpoint without its directory aside, which
+ * runs without one: control_create).
+ */
+static int session_build_control(struct session *s)
+{
+	struct control_deps deps = {
+		.stim = s->stim, .acq = s->acq, .clock = s->clock, .pub = s->pub,
+		.rec = s->rec,
+	};
+	char err[SESSION_ERR_MAX];
+	int ret;
+
+	ret = control_create(s->cfg, &deps, &s->ctl, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s: %s", s->cfg->path, err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	publish_add_ring(s->pub, control_events(s->ctl), "control");
+	return 0;
+}
+
 static int session_build(struct session *s, const struct session_options *opt)
 {
 	const struct rpmsd_config *cfg = s->cfg;
@@ -321,7 +428,12 @@ static int session_build(struct session *s, const struct session_options *opt)
 	publish_add_ring(s->pub, acquire_events(s->acq), "acquire");
 	publish_add_ring(s->pub, stim_events(s->stim), "stim");
 	publish_add_ring(s->pub, s->main_events, "main");
-	return 0;
+	/* The recorder first: the control socket starts and stops its sessions. */
+	ret = session_build_emg(s);
+	if (ret < 0) {
+		return ret;
+	}
+	return session_build_control(s);
 }
 
 static int session_signals(struct session *s)
@@ -468,12 +580,15 @@ static int session_wait(struct session *s)
 		{ .fd = acquire_fault_fd(s->acq), .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
+	struct publish_status st;
 	int timeout_ms;
 	int64_t left;
 
 	for (;;) {
 		publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
 				   acquire_samples(s->acq));
+		control_status(s->ctl, &st);
+		publish_set_status(s->pub, &st);
 		session_ledger_tick(s);
 		timeout_ms = 200;
 		if (s->reopen.pending) {
@@ -620,6 +735,16 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	}
 	fprintf(f, "  events:          %" PRIu64 " published, %" PRIu64 " lost in rings\n",
 		ps.sent, ps.ring_drops);
+	if (s->rec) {
+		struct record_stats rs;
+
+		record_get_stats(s->rec, &rs);
+		fprintf(f, "  session file:    %s: %" PRIu64 " data records, %" PRIu64
+			   " annotations, %" PRIu64 " samples lost, %" PRIu64 " clipped%s%s\n",
+			rs.path[0] ? rs.path : "(none)", rs.records, rs.annotations, rs.lost,
+			rs.clipped, rs.error ? ", write error: " : "",
+			rs.error ? strerror(-rs.error) : "");
+	}
 	if (!sclock_is_virtual(s->clock)) {
 		session_summary_timing(s, f);
 	}
@@ -667,6 +792,10 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		log_warn("mlockall: %s; memory is not locked (page faults possible)",
 			 strerror(-ret));
 	}
+	ret = session_start_recording(&s);
+	if (ret < 0) {
+		goto err_stop;
+	}
 	sclock_start(s.clock);
 	session_state(&s, EVENT_STATE_STARTED, "session started");
 	session_source_opened(&s);
@@ -695,6 +824,12 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		goto err_stop;
 	}
 	session_warn_rt("acquire", acq_prio, got_rt);
+	/* Last: a command acts on running threads only. */
+	ret = control_start(s.ctl);
+	if (ret < 0) {
+		log_err("control thread: %s", strerror(-ret));
+		goto err_stop;
+	}
 	log_info("running%s", cfg->daemon.arm_on_start ? " (arming: arm_on_start)" : " (disarmed)");
 
 	signo = session_wait(&s);
@@ -706,11 +841,20 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 	session_state(&s, EVENT_STATE_STOPPING, signo ? "signal" : "end of recording");
 	ret = 0;
 err_stop:
+	/*
+	 * No command after this, and none left armed: an arm the control
+	 * thread was handling as the stop came must not outlive it.
+	 */
+	control_stop(s.ctl);
+	if (s.stim) {
+		stim_set_armed(s.stim, false, "stopping");
+	}
 	acquire_stop(s.acq);
 	stim_stop(s.stim);	/* disarms the coil */
 	session_ledger_close(&s);
 	sclock_stop(s.clock);
 	publish_stop(s.pub);
+	record_stop(s.rec);	/* after the publisher: it copies the last events over */
 	if (ret == 0 && summary) {
 		session_summary(&s, summary, signo);
 	}
@@ -722,6 +866,12 @@ err_stop:
 		stim_get_stats(s.stim, &ss);
 		status = (as.source_error || as.source_faults || ss.faults || !s.ledger.dose ||
 			  s.ledger.failed) ? 3 : 0;
+		if (s.rec) {
+			struct record_stats rs;
+
+			record_get_stats(s.rec, &rs);
+			status = rs.error ? 3 : status;	/* the session's record is incomplete */
+		}
 	}
 err_free:
 	session_free(&s);
@@ -755,6 +905,9 @@ int session_check(const struct rpmsd_config *cfg)
 		return ret;
 	}
 	ret = session_check_timing(cfg, src, err, sizeof(err));
+	if (ret == 0) {
+		ret = control_check_keys(cfg, err, sizeof(err));
+	}
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err);
 		source_destroy(src);

@@ -100,6 +100,9 @@ struct source {
 	enum source_time time_source;
 	uint64_t gaps;				/* gaps seen in the stream (reader thread) */
 	uint64_t lost;				/* samples missing in them */
+	/* The amplifier's input range, +-µV, and ADC bits; 0 when unknown (replay). */
+	double range_uv;
+	unsigned adc_bits;
 };
 
 /**

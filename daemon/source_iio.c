@@ -186,6 +186,17 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 		s->offset[n] = offset;
 		s->bytes[n] = fmt->length / 8;
 		s->is_signed[n] = fmt->is_signed;
+		/* The widest channel's full scale, for the recording's header. */
+		if (fmt->bits > 0 && fmt->bits <= 32) {
+			double full = ldexp(1.0, (int)fmt->bits - (fmt->is_signed ? 1 : 0));
+
+			if (fmt->bits > s->base.adc_bits) {
+				s->base.adc_bits = fmt->bits;
+			}
+			if (full * s->mul[n] > s->base.range_uv) {
+				s->base.range_uv = full * s->mul[n];
+			}
+		}
 		snprintf(s->base.channel_names[n], SOURCE_NAME_MAX, "%s", tok);
 		iio_channel_enable(c);
 		n++;

@@ -50,6 +50,16 @@ struct stim {
 	unsigned ledger_day_seen;	/* stim thread */
 	_Atomic uint64_t day_pulses;	/* mirror of gate.day_pulses */
 
+	/* the control socket: main/control thread -> stim thread, and back */
+	atomic_uint session_seq;	/* bumped by stim_new_session */
+	unsigned session_seen;		/* stim thread */
+	_Atomic uint64_t session_pulses;	/* mirror of gate.session_pulses */
+	atomic_uint arm_attempts;	/* bumped after each arm command is applied */
+	atomic_int arm_code;		/* its outcome: 0 armed, or -errno */
+	_Atomic(const char *) arm_reason;	/* why it was refused ("" when armed) */
+	_Atomic uint64_t coil_temp_bits;	/* last temperature read (double bits) */
+	_Atomic int64_t coil_temp_at;	/* session time of that read, INT64_MIN none */
+
 	/* current request, stim thread only */
 	bool in_train;
 	struct stim_request train;
@@ -69,6 +79,24 @@ static void stim_emit_state(struct stim *s, enum event_state state, int code,
 	event_state_init(&ev, state, code, reason, sclock_last_sample(s->clock));
 	event_stamp(&ev, sclock_now(s->clock));
 	ring_push(s->events, &ev);
+}
+
+/* What an arm command came to, for stim_arm_result (control replies). */
+static void stim_arm_outcome(struct stim *s, int code, const char *why)
+{
+	atomic_store(&s->arm_code, code);
+	atomic_store(&s->arm_reason, why);
+	atomic_fetch_add_explicit(&s->arm_attempts, 1, memory_order_release);
+}
+
+/* The last coil temperature read, for status and heartbeats. */
+static void stim_note_temperature(struct stim *s, double t)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &t, sizeof(bits));
+	atomic_store(&s->coil_temp_bits, bits);
+	atomic_store(&s->coil_temp_at, sclock_now(s->clock));
 }
 
 static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
@@ -93,6 +121,7 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 	}
 	if (s->arm_block[0]) {
 		stim_emit_state(s, EVENT_STATE_FAULT, -EPERM, s->arm_block);
+		stim_arm_outcome(s, -EPERM, s->arm_block);
 		return;
 	}
 	if (plugin_has_status(s->plugin)) {
@@ -101,25 +130,30 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 		/* Never arm into a pressed emergency stop or a status in doubt. */
 		ret = plugin_status(s->plugin, &st);
 		if (ret != 0 || st.estop) {
+			const char *why = ret != 0 ? "arm refused: coil status unreadable"
+						   : "arm refused: emergency stop asserted";
+
 			plugin_disarm(s->plugin);
 			stim_emit_state(s, ret != 0 ? EVENT_STATE_FAULT : EVENT_STATE_ESTOP,
-					ret != 0 ? (ret < 0 ? ret : -EIO) : 0,
-					ret != 0 ? "arm refused: coil status unreadable"
-						 : "arm refused: emergency stop asserted");
+					ret != 0 ? (ret < 0 ? ret : -EIO) : 0, why);
+			stim_arm_outcome(s, ret != 0 ? (ret < 0 ? ret : -EIO) : -EPERM, why);
 			return;
 		}
+		stim_note_temperature(s, st.temperature_c);
 	}
 	ret = plugin_arm(s->plugin);
 	if (ret < 0) {
 		s->stats.faults++;
 		plugin_disarm(s->plugin);
 		stim_emit_state(s, EVENT_STATE_FAULT, ret, "arm failed");
+		stim_arm_outcome(s, ret, "arm failed: the coil plugin's arm op failed");
 		return;
 	}
 	safety_set_armed(&s->gate, true);
 	atomic_store(&s->armed, true);
 	s->armed_at = sclock_now(s->clock);
 	stim_emit_state(s, EVENT_STATE_ARMED, 0, reason);
+	stim_arm_outcome(s, 0, "");
 }
 
 static void stim_end_train(struct stim *s)
@@ -204,6 +238,8 @@ static int64_t stim_fire(struct stim *s)
 			/* A plugin that cannot tell its state is in doubt: a fault. */
 			req.coil.fault = true;
 			req.coil.fault_code = ret < 0 ? ret : -EIO;
+		} else {
+			stim_note_temperature(s, req.coil.temperature_c);
 		}
 	}
 	now = sclock_now(s->clock);
@@ -228,6 +264,7 @@ static int64_t stim_fire(struct stim *s)
 	s->req_delivered++;
 	atomic_store(&s->pulse_count, s->stats.pulses);
 	atomic_store(&s->day_pulses, s->gate.day_pulses);
+	atomic_store(&s->session_pulses, s->gate.session_pulses);
 
 	ev.sample = sclock_last_sample(s->clock);
 	ev.u.pulse.train_id = req.train_id;
@@ -337,16 +374,33 @@ static void stim_ledger_sync(struct stim *s)
 	}
 }
 
+/*
+ * A new control session: the per-session pulse count restarts. Taken in
+ * before an arm command of the same wake-up, so the first pulse of a
+ * session is already counted against the new session.
+ */
+static void stim_session_sync(struct stim *s)
+{
+	unsigned seq = atomic_load_explicit(&s->session_seq, memory_order_acquire);
+
+	if (seq == s->session_seen) {
+		return;
+	}
+	s->session_seen = seq;
+	s->gate.session_pulses = 0;
+	atomic_store(&s->session_pulses, 0);
+}
+
 /* An alert from the plugin's own threads: disarm now, say why. */
 static void stim_take_alert(struct stim *s)
 {
 	enum rpmsd_coil_alert what;
+	bool was_armed = s->gate.armed;
 	int code;
 
 	if (!plugin_take_alert(s->plugin, &what, &code)) {
 		return;
 	}
-	s->stats.faults++;
 	if (s->in_train) {
 		s->stats.dropped_by_rule[what == RPMSD_COIL_ALERT_ESTOP ? SAFETY_ESTOP
 								: SAFETY_COIL_FAULT] +=
@@ -355,9 +409,17 @@ static void stim_take_alert(struct stim *s)
 	}
 	stim_apply_armed(s, false, what == RPMSD_COIL_ALERT_ESTOP ? "emergency stop" : "coil alert");
 	if (what == RPMSD_COIL_ALERT_ESTOP) {
+		/*
+		 * An operator's stop is not a device fault (the exit status
+		 * does not say "fault" for it); it is always published, armed
+		 * or not, since someone pressed it.
+		 */
 		s->stats.estops++;
-		stim_emit_state(s, EVENT_STATE_ESTOP, code, "emergency stop input: disarmed");
+		stim_emit_state(s, EVENT_STATE_ESTOP, code,
+				was_armed ? "emergency stop input: disarmed"
+					  : "emergency stop input (the coil was not armed)");
 	} else {
+		s->stats.faults++;
 		stim_emit_state(s, EVENT_STATE_FAULT, code, "coil plugin alert: disarmed");
 	}
 }
@@ -378,6 +440,7 @@ static void *stim_thread(void *arg)
 		stim_take_alert(s);
 		stim_ledger_sync(s);
 		stim_stall_check(s);
+		stim_session_sync(s);
 		cmd = atomic_exchange(&s->cmd, STIM_CMD_NONE);
 		if (cmd != STIM_CMD_NONE) {
 			stim_apply_armed(s, cmd == STIM_CMD_ARM, atomic_load(&s->cmd_reason));
@@ -440,6 +503,13 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->busy, false);
 	atomic_init(&s->armed, false);
 	atomic_init(&s->pulse_count, 0);
+	atomic_init(&s->session_seq, 0);
+	atomic_init(&s->session_pulses, 0);
+	atomic_init(&s->arm_attempts, 0);
+	atomic_init(&s->arm_code, 0);
+	atomic_init(&s->arm_reason, "");
+	atomic_init(&s->coil_temp_bits, 0);
+	atomic_init(&s->coil_temp_at, INT64_MIN);
 	s->next_deadline = SCLOCK_NEVER;
 	*out = s;
 	return 0;
@@ -553,4 +623,48 @@ uint64_t stim_day_pulses(const struct stim *s)
 void stim_block_arming(struct stim *s, const char *why)
 {
 	snprintf(s->arm_block, sizeof(s->arm_block), "arm refused: %s", why);
+}
+
+void stim_new_session(struct stim *s)
+{
+	atomic_fetch_add_explicit(&s->session_seq, 1, memory_order_release);
+	sclock_kick(s->clock, &s->wake);
+}
+
+uint64_t stim_session_pulses(const struct stim *s)
+{
+	return atomic_load(&((struct stim *)s)->session_pulses);
+}
+
+void stim_arm_result(const struct stim *s, struct stim_arm_result *out)
+{
+	struct stim *q = (struct stim *)s;
+	unsigned before;
+
+	/* Three atomics: read again if an arm command was applied meanwhile. */
+	do {
+		before = atomic_load_explicit(&q->arm_attempts, memory_order_acquire);
+		out->code = atomic_load(&q->arm_code);
+		out->reason = atomic_load(&q->arm_reason);
+		out->attempts = before;
+	} while (atomic_load_explicit(&q->arm_attempts, memory_order_acquire) != before);
+}
+
+double stim_coil_temperature(const struct stim *s, int64_t *at_ns)
+{
+	struct stim *q = (struct stim *)s;
+	uint64_t bits = atomic_load(&q->coil_temp_bits);
+	double t;
+
+	*at_ns = atomic_load(&q->coil_temp_at);
+	if (*at_ns == INT64_MIN) {
+		return NAN;
+	}
+	memcpy(&t, &bits, sizeof(t));
+	return t;
+}
+
+const char *stim_arm_blocked(const struct stim *s)
+{
+	return s->arm_block[0] ? s->arm_block : NULL;
 }

@@ -101,6 +101,40 @@ uint64_t stim_day_pulses(const struct stim *s);
  */
 void stim_block_arming(struct stim *s, const char *why);
 
+/**
+ * Start a new control session (control thread): the gate's per-session
+ * pulse count (safety.max_session_pulses) restarts at 0 before the stim
+ * thread handles anything else. Only call it disarmed.
+ */
+void stim_new_session(struct stim *s);
+
+/** Pulses delivered since the last stim_new_session, or since start (atomic). */
+uint64_t stim_session_pulses(const struct stim *s);
+
+/** What the last arm command came to (stim_arm_result). */
+struct stim_arm_result {
+	unsigned attempts;	/* arm commands applied so far; changes with each */
+	int code;		/* 0: armed; else the negative errno of the refusal */
+	const char *reason;	/* the refusal as published on rpms.state; "" when armed */
+};
+
+/**
+ * Read the outcome of the last arm command the stim thread applied (any
+ * thread). A caller that wants the outcome of its own stim_set_armed()
+ * reads @attempts before asking and waits for it to change.
+ */
+void stim_arm_result(const struct stim *s, struct stim_arm_result *out);
+
+/**
+ * The coil temperature the stim thread read last (before the last pulse,
+ * or when arming), °C; NAN when none was read or the coil has no sensor.
+ * @param at_ns  receives the session time of that read, INT64_MIN for none
+ */
+double stim_coil_temperature(const struct stim *s, int64_t *at_ns);
+
+/** Why arming is refused (stim_block_arming), or NULL when it is not. */
+const char *stim_arm_blocked(const struct stim *s);
+
 /** The stim thread's event ring. */
 struct ring *stim_events(struct stim *s);
 

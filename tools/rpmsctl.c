@@ -4,6 +4,8 @@
  *
  *   rpmsctl tail   print the event stream (docs/events.md), one line per
  *                  event, for people or (--json) for programs
+ *   rpmsctl status|arm|disarm|calibrate|session|set|keygen
+ *                  the control socket (docs/control.md, rpmsctl_control.c)
  *
  * Exit status: 0 done (count reached, interrupted, or the idle timeout
  * after at least one event), 1 ZeroMQ error, 2 usage error, 3 idle
@@ -26,6 +28,7 @@
 #include <zmq.h>
 
 #include "rpmsd-build.h"
+#include "rpmsctl_control.h"
 
 #define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
 #define RPMSCTL_MAX_TOPICS 32
@@ -71,6 +74,7 @@ static void rpmsctl_usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
+		"  status, arm, disarm, calibrate, session, set, keygen: see below\n"
 		"\n"
 		"Options of tail:\n"
 		"  -e, --endpoint E   event endpoint to connect to (default %s)\n"
@@ -85,9 +89,10 @@ static void rpmsctl_usage(FILE *f)
 		"--topic rpms.heartbeat. Lost events (gaps in a topic's sequence\n"
 		"numbers) are reported on standard error.\n"
 		"\n"
-		"Exit status: 0 count reached, interrupted, or timeout after some events;\n"
-		"1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n",
+		"Exit status of tail: 0 count reached, interrupted, or timeout after some\n"
+		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n",
 		RPMSCTL_DEFAULT_ENDPOINT);
+	rpmsctl_control_usage(f);
 }
 
 static int rpmsctl_usage_error(const char *fmt, ...)
@@ -808,6 +813,13 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "tail") == 0) {
 		return rpmsctl_tail(argc - 1, argv + 1);
+	}
+	if (strcmp(cmd, "keygen") == 0) {
+		return rpmsctl_control_keygen(argc - 1, argv + 1);
+	}
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
+	    !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
+		return rpmsctl_control_main(argc - 1, argv + 1);
 	}
 	if (cmd[0] == '-') {
 		return rpmsctl_usage_error("unknown option '%s'", cmd);

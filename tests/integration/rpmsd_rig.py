@@ -42,6 +42,28 @@ def state_dir():
     return d
 
 
+def control_endpoint():
+    """A control endpoint of its own for one run: an ipc socket in a fresh
+    directory (parallel runs never meet)."""
+    d = tempfile.mkdtemp(prefix="rpmsd-ctl-")
+    atexit.register(shutil.rmtree, d, True)
+    return "ipc://%s/control" % d
+
+
+def section_value(config_text, section, key):
+    """The value of section.key in a config text, or None."""
+    current = None
+    for line in config_text.splitlines():
+        s = line.strip()
+        if s.startswith("["):
+            current = s.strip("[]")
+        elif current == section and "=" in s and not s.startswith(("#", ";")):
+            k, v = s.split("=", 1)
+            if k.strip() == key:
+                return v.strip()
+    return None
+
+
 def demo_config(endpoint, extra=None, pulse_log=None):
     """The demo configuration with the endpoint (and optionally more keys)
     replaced, and the recording path made absolute."""
@@ -57,6 +79,9 @@ def demo_config(endpoint, extra=None, pulse_log=None):
                 key = s.split("=", 1)[0].strip()
                 if section == "publish" and key == "endpoint":
                     line = "endpoint = " + endpoint
+                elif section == "control" and key == "endpoint" and not (
+                        extra and ("control", "endpoint") in extra):
+                    line = "endpoint = " + control_endpoint()
                 elif section == "daemon" and key == "state_dir" and not (
                         extra and ("daemon", "state_dir") in extra):
                     line = "state_dir = " + state_dir()
@@ -91,10 +116,8 @@ class Run:
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
-        endpoint = None
-        for line in config_text.splitlines():
-            if line.strip().startswith("endpoint"):
-                endpoint = line.split("=", 1)[1].strip()
+        endpoint = section_value(config_text, "publish", "endpoint")
+        self.control = section_value(config_text, "control", "endpoint")
         proc = subprocess.Popen(
             [RPMSD, "--config", self.config, "--wait-subscriber=20"] + list(args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

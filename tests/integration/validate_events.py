@@ -51,7 +51,8 @@ DEFAULT_SCHEMA = os.path.normpath(os.path.join(HERE, "..", "..", "docs", "events
 TOPICS = ("rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
           "rpms.heartbeat")
 STATE_KINDS = ("calibrated", "overflow", "started", "armed", "disarmed", "fault",
-               "source_end", "stopping", "recovered")
+               "source_end", "stopping", "recovered", "estop", "calibrating",
+               "protocol_changed", "session_started", "session_stopped")
 
 
 class Invalid(Exception):

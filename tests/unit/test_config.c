@@ -236,6 +236,19 @@ static void test_defaults(void **state)
 	assert_int_equal(c.publish.ring_records, 4096);
 	assert_int_equal(c.publish.sndhwm, 10000);
 	assert_true(c.publish.heartbeat_s == 1.0);
+	assert_false(c.publish.emg_stream);
+	assert_int_equal(c.publish.emg_decimation, 10);
+	assert_string_equal(c.record.directory, "");
+	assert_string_equal(c.record.name, "rpmsd_{patient}_{session}_%Y%m%d_%H%M%S");
+	assert_int_equal(c.record.format, CONFIG_RECORD_AUTO);
+	assert_true(c.record.range_uv == 0.0);
+	assert_true(c.record.record_s == 1.0);
+	assert_true(c.record.buffer_s == 10.0);
+	assert_string_equal(c.record.patient_id, "X");
+	assert_string_equal(c.record.session_id, "X");
+	assert_string_equal(c.control.endpoint, "ipc:///run/rpmsd/control");
+	assert_string_equal(c.control.curve_server_secret_file, "");
+	assert_string_equal(c.control.curve_allowed_keys, "");
 	assert_string_equal(c.plugin_section, "");
 	assert_int_equal(c.plugin_section_line, 0);
 	assert_int_equal(c.n_plugin_kv, 0);
@@ -374,14 +387,14 @@ static void test_unknown_section(void **state)
 {
 	(void)state;
 	expect_error(SRC "[foo]\nbar = 1\n",
-		     ":3: [foo]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, coil.<plugin>)");
+		     ":3: [foo]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, coil.<plugin>)");
 	/* no keys in it, last line, no newline */
 	expect_error(SRC "[stim]\nplugin = sim\n[Stim]",
-		     ":5: [Stim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, coil.<plugin>)");
+		     ":5: [Stim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, coil.<plugin>)");
 	expect_error("[coil.]\n[source]\nfile = x\n",
-		     ":1: [coil.]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, coil.<plugin>)");
+		     ":1: [coil.]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, coil.<plugin>)");
 	expect_error("  [coil.Sim] ; comment\n",
-		     ":1: [coil.Sim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, coil.<plugin>)");
+		     ":1: [coil.Sim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, coil.<plugin>)");
 }
 
 static void test_unknown_key(void **state)
@@ -650,6 +663,32 @@ static void test_cross_train_pulses(void **state)
 	expect_ok(SRC "[stim]\ntrain_pulses = 60\n", &c);
 }
 
+/* [record] and the rpms.emg keys: ids are one word, the name is not a path. */
+static void test_record_keys(void **state)
+{
+	struct rpmsd_config c;
+
+	(void)state;
+	expect_ok(SRC "[record]\ndirectory = rec\nformat = bdf\nrange_uv = 5000\n"
+		  "patient_id = P-001\nsession_id = 2026/11/27\n[publish]\nemg_stream = yes\n"
+		  "emg_decimation = 4\n", &c);
+	assert_string_equal(c.record.directory, "rec");
+	assert_int_equal(c.record.format, CONFIG_RECORD_BDF);
+	assert_true(c.record.range_uv == 5000.0);
+	assert_string_equal(c.record.patient_id, "P-001");
+	assert_string_equal(c.record.session_id, "2026/11/27");
+	assert_true(c.publish.emg_stream);
+	assert_int_equal(c.publish.emg_decimation, 4);
+	expect_error(SRC "[record]\npatient_id = John Doe\n",
+		     ":4: record.patient_id: 'John Doe' is not one word of printable ASCII (allowed: 1 to 63 printable ASCII characters, no spaces)");
+	expect_error(SRC "[record]\nname = a/b\n",
+		     ":4: record.name: 'a/b' is not a file name (allowed: a file name pattern: strftime conversions (local time), {patient}, {session}; no '/')");
+	expect_error(SRC "[record]\nformat = gdf\n",
+		     ":4: record.format: 'gdf' is not allowed (allowed: auto, edf, bdf)");
+	expect_error(SRC "[publish]\nemg_decimation = 0\n",
+		     ":4: publish.emg_decimation: 0 is out of range (allowed: 1 to 1000 samples)");
+}
+
 static void test_ring_records(void **state)
 {
 	struct rpmsd_config c;
@@ -661,6 +700,69 @@ static void test_ring_records(void **state)
 		     ":4: publish.ring_records: 32 is out of range (allowed: 64 to 1048576, a power of two)");
 	expect_ok(SRC "[publish]\nring_records = 1048576\n", &c);
 	assert_int_equal(c.publish.ring_records, 1048576);
+}
+
+/* The control socket arms the coil: off this host, only with CURVE. */
+static void test_control(void **state)
+{
+	static const char *const local[] = {
+		"ipc:///run/rpmsd/control", "ipc://ctl", "tcp://127.0.0.1:5561", "tcp://127.1.2.3:1",
+		"tcp://localhost:5561", "tcp://[::1]:5561", "tcp://lo:5561",
+	};
+	static const char *const exposed[] = {
+		"tcp://0.0.0.0:5561", "tcp://*:5561", "tcp://eth0:5561", "tcp://192.168.1.2:5561",
+		"tcp://127.0.0.1.example.org:5561", "tcp://[::]:5561", "tcp://rig.local:5561",
+	};
+	char text[512], want[512];
+	struct rpmsd_config c;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		snprintf(text, sizeof(text), SRC "[control]\nendpoint = %s\n", local[i]);
+		expect_ok(text, &c);
+		assert_string_equal(c.control.endpoint, local[i]);
+	}
+	for (i = 0; i < sizeof(exposed) / sizeof(exposed[0]); i++) {
+		snprintf(text, sizeof(text), SRC "[control]\nendpoint = %s\n", exposed[i]);
+		snprintf(want, sizeof(want), ":4: control.endpoint: '%s' can be reached from other "
+			 "hosts, and whoever reaches it can arm the coil (allowed without CURVE: "
+			 "ipc://PATH, tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT; or "
+			 "set control.curve_server_secret_file and control.curve_allowed_keys)",
+			 exposed[i]);
+		expect_error(text, want);
+		/* with CURVE it may */
+		snprintf(text, sizeof(text), SRC "[control]\nendpoint = %s\n"
+			 "curve_server_secret_file = server.key\ncurve_allowed_keys = clients\n",
+			 exposed[i]);
+		expect_ok(text, &c);
+	}
+	expect_error(SRC "[control]\nendpoint = tcp://127.0.0.1\n",
+		     ":4: control.endpoint: 'tcp://127.0.0.1' is not a valid control endpoint "
+		     "(allowed: ipc://PATH (relative: to this file's directory) or "
+		     "tcp://ADDRESS:PORT; an address other than loopback needs CURVE)");
+	expect_error(SRC "[control]\nendpoint = inproc://ctl\n",
+		     ":4: control.endpoint: 'inproc://ctl' is not a valid control endpoint "
+		     "(allowed: ipc://PATH (relative: to this file's directory) or "
+		     "tcp://ADDRESS:PORT; an address other than loopback needs CURVE)");
+	expect_error(SRC "[control]\ncurve_server_secret_file = server.key\n",
+		     ":4: control.curve_allowed_keys: missing (required with "
+		     "control.curve_server_secret_file: without an allowlist every client key "
+		     "would be let in)");
+	/* the values status reports, as a file would hold them */
+	expect_ok(SRC "[stim]\nprotocol = train\nintensity_pct = 32.5\n[safety]\nmotor_threshold_pct = 40\n", &c);
+	assert_int_equal(config_value_text(&c, "stim", "protocol", text, sizeof(text)), 0);
+	assert_string_equal(text, "train");
+	assert_int_equal(config_value_text(&c, "stim", "intensity_pct", text, sizeof(text)), 0);
+	assert_string_equal(text, "32.5");
+	assert_int_equal(config_value_text(&c, "stim", "train_pulses", text, sizeof(text)), 0);
+	assert_string_equal(text, "5");
+	assert_int_equal(config_value_text(&c, "daemon", "arm_on_start", text, sizeof(text)), 0);
+	assert_string_equal(text, "false");
+	assert_int_equal(config_value_text(&c, "stim", "nope", text, sizeof(text)), -ENOENT);
+	expect_error(SRC "[control]\ncurve_allowed_keys = clients\n",
+		     ":4: control.curve_allowed_keys: set without "
+		     "control.curve_server_secret_file (allowed: both, or neither)");
 }
 
 static void test_endpoint(void **state)
@@ -1052,8 +1154,10 @@ int main(void)
 		cmocka_unit_test(test_cross_intensity),
 		cmocka_unit_test(test_cross_train_frequency),
 		cmocka_unit_test(test_cross_train_pulses),
+		cmocka_unit_test(test_record_keys),
 		cmocka_unit_test(test_ring_records),
 		cmocka_unit_test(test_endpoint),
+		cmocka_unit_test(test_control),
 		cmocka_unit_test(test_column),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_too_long),

@@ -581,10 +581,11 @@ static void test_roundtrip_all(void **state)
 	json_decref(j);
 
 	ev = test_state(EVENT_STATE_STARTED, 0, "");
-	for (uint32_t s = EVENT_STATE_STARTED; s <= EVENT_STATE_ESTOP; s++) {
+	for (uint32_t s = EVENT_STATE_STARTED; s < EVENT_STATE_COUNT; s++) {
 		static const char *const names[] = {
 			"", "started", "armed", "disarmed", "fault",
 			"source_end", "stopping", "recovered", "estop",
+			"calibrating", "protocol_changed",
 		};
 
 		ev.u.state.state = s;
@@ -593,6 +594,35 @@ static void test_roundtrip_all(void **state)
 		assert_string_equal(test_str(j, "reason"), "");
 		json_decref(j);
 	}
+}
+
+/* A control session's start and stop; the pulse count only at the stop. */
+static void test_json_session(void **state)
+{
+	struct event ev = test_event(EVENT_SESSION);
+	json_t *j;
+
+	(void)state;
+	ev.u.session.started = 1;
+	snprintf(ev.u.session.patient_id, sizeof(ev.u.session.patient_id), "P-07");
+	snprintf(ev.u.session.session_id, sizeof(ev.u.session.session_id), "2026-11-27.a");
+	j = test_roundtrip(&ev, TEST_RATE);
+	assert_string_equal(test_str(j, "topic"), "rpms.state");
+	assert_string_equal(test_str(j, "state"), "session_started");
+	assert_string_equal(test_str(j, "patient_id"), "P-07");
+	assert_string_equal(test_str(j, "session_id"), "2026-11-27.a");
+	assert_null(json_object_get(j, "pulses_session"));
+	json_decref(j);
+
+	ev.u.session.started = 0;
+	ev.u.session.pulses = 1234;
+	/* an id that fills its array is still cut at EVENT_ID_MAX */
+	memset(ev.u.session.session_id, 'S', sizeof(ev.u.session.session_id));
+	j = test_roundtrip(&ev, TEST_RATE);
+	assert_string_equal(test_str(j, "state"), "session_stopped");
+	assert_int_equal(test_int(j, "pulses_session"), 1234);
+	assert_int_equal(strlen(test_str(j, "session_id")), EVENT_ID_MAX);
+	json_decref(j);
 }
 
 /* ---- escaping and non-finite numbers ----------------------------------- */
@@ -711,7 +741,7 @@ static void test_einval(void **state)
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
 	ev = test_state(0, 0, "");
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
-	ev = test_state(EVENT_STATE_ESTOP + 1, 0, "");
+	ev = test_state(EVENT_STATE_COUNT, 0, "");
 	assert_int_equal(event_to_json(&ev, 0, TEST_RATE, buf, sizeof(buf)), -EINVAL);
 	ev = test_onset();
 	ev.u.burst.action = 99;
@@ -914,6 +944,7 @@ static void test_publish_end_to_end(void **state)
 	pthread_t th[2];
 	struct publish *p;
 	struct publish_stats st;
+	struct publish_status status;
 	struct test_sub sub;
 	struct test_msg m;
 	uint64_t next_seq[EVENT_TOPIC_COUNT] = { 0 };
@@ -930,6 +961,20 @@ static void test_publish_end_to_end(void **state)
 	assert_int_equal(publish_add_ring(p, rings[1], "stim"), 0);
 	test_sub_open(&sub, p, 0);
 	publish_set_health(p, true, 3, 1000);
+	memset(&status, 0, sizeof(status));
+	snprintf(status.protocol, sizeof(status.protocol), "train");
+	status.pulses_session = 2;
+	status.pulses_today = 9;
+	status.coil_temperature_c = NAN;
+	status.coil_temperature_age_s = NAN;
+	status.acquisition = "ok";
+	status.block_age_ms = 1.5;
+	status.channels = 2;
+	status.calibrated = 1;
+	status.in_session = true;
+	snprintf(status.patient_id, sizeof(status.patient_id), "P01");
+	snprintf(status.session_id, sizeof(status.session_id), "S01");
+	publish_set_status(p, &status);
 	assert_int_equal(publish_start(p), 0);
 	assert_int_equal(publish_start(p), -EBUSY);
 	assert_int_equal(publish_wait_subscriber(p, 0.01), -EBUSY);
@@ -972,6 +1017,16 @@ static void test_publish_end_to_end(void **state)
 			assert_true(json_is_integer(json_object_get(m.json, "sent")));
 			assert_int_equal(test_int(rd, "acquire"), 0);
 			assert_int_equal(test_int(rd, "stim"), 0);
+			/* what publish_set_status gave it */
+			assert_string_equal(test_str(m.json, "protocol"), "train");
+			assert_int_equal(test_int(m.json, "pulses_session"), 2);
+			assert_int_equal(test_int(m.json, "pulses_today"), 9);
+			assert_true(json_is_null(json_object_get(m.json, "coil_temperature_c")));
+			assert_string_equal(test_str(json_object_get(m.json, "acquisition"), "state"), "ok");
+			assert_int_equal(test_int(json_object_get(m.json, "acquisition"), "calibrated"), 1);
+			assert_string_equal(test_str(json_object_get(m.json, "session"), "patient_id"),
+					    "P01");
+			assert_true(json_is_null(json_object_get(m.json, "last_fault")));
 			saw_heartbeat_json = true;
 		}
 		json_decref(m.json);
@@ -1254,6 +1309,7 @@ int main(void)
 		cmocka_unit_test(test_json_state),
 		cmocka_unit_test(test_json_gap),
 		cmocka_unit_test(test_json_opened),
+		cmocka_unit_test(test_json_session),
 		cmocka_unit_test(test_json_no_rate),
 		cmocka_unit_test(test_json_wall),
 		cmocka_unit_test(test_roundtrip_all),

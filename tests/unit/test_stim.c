@@ -729,6 +729,7 @@ static void test_stim_estop(void **state)
 	stim_stop(r->stim);
 	stim_get_stats(r->stim, &st);
 	assert_int_equal(st.estops, 1);
+	assert_int_equal(st.faults, 0);	/* an operator's stop is not a device fault */
 	/* the 1 Hz train was cut by the stop: 1 pulse fired, the rest not */
 	assert_int_equal(st.pulses, 1);
 	assert_int_equal(st.dropped_by_rule[SAFETY_ESTOP], 4);

@@ -1,0 +1,1846 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket (docs/control.md).
+ *
+ * ROUTER rather than REP: a REP socket whose reply cannot be queued stays
+ * in its "must send" state and then refuses every later request, so one
+ * misbehaving client (a DEALER that never reads) could lock everyone out.
+ * A ROUTER drops what it cannot route and carries on. Clients use REQ.
+ *
+ * Commands never touch the real-time threads' data: arming goes through
+ * stim_set_armed (the stim thread keeps every refusal: ledger, e-stop,
+ * coil status), a session through stim_new_session, a calibration and a
+ * new protocol through flags and a copy the acquire thread takes between
+ * two blocks. Replies report what the daemon did, not what was asked: an
+ * arm waits (up to CONTROL_WAIT_MS) for the stim thread's own outcome.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "control.h"
+#include "record.h"
+#include "file.h"
+#include "log.h"
+#include "policy.h"
+
+#define CONTROL_WAIT_MS 1000		/* for the stim or acquire thread to act */
+#define CONTROL_TICK_NS 2000000		/* how often a wait looks again */
+#define CONTROL_RING 256		/* events: sessions, protocol changes */
+#define CONTROL_HWM 64			/* messages queued per client */
+#define CONTROL_FRAMES 4		/* routing id, delimiter, body, one too many */
+#define CONTROL_MAX_KEYS 1024		/* allowed client keys */
+#define CONTROL_Z85_LEN 40
+#define CONTROL_KEY_LEN 32
+#define CONTROL_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define CONTROL_MON_ENDPOINT "inproc://rpmsd-control-monitor"
+#define CONTROL_ZAP_DOMAIN "rpmsd-control"
+#define CONTROL_LOG_PERIOD_NS INT64_C(1000000000)
+#define CONTROL_NS_PER_MS 1000000.0
+#define CONTROL_NS_PER_S 1e9
+
+/* The [stim] keys "set" may change: the protocol, never a limit. */
+static const char *const control_settable[] = {
+	"protocol", "intensity_pct", "pulse_width_us", "train_pulses", "train_frequency_hz",
+	"on_ms", "off_ms", "cycles", "theta_bursts", "theta_burst_pulses",
+	"theta_frequency_hz", "theta_period_ms", "refractory_ms",
+};
+
+#define CONTROL_N_SETTABLE (sizeof(control_settable) / sizeof(control_settable[0]))
+#define CONTROL_SETTABLE_TEXT "stim.protocol, stim.intensity_pct, stim.pulse_width_us, " \
+	"stim.train_pulses, stim.train_frequency_hz, stim.on_ms, stim.off_ms, stim.cycles, " \
+	"stim.theta_bursts, stim.theta_burst_pulses, stim.theta_frequency_hz, " \
+	"stim.theta_period_ms, stim.refractory_ms"
+
+/* Limits reported by status: what "set" is held to. */
+static const char *const control_limits[] = {
+	"max_intensity_pct", "max_frequency_hz", "max_train_pulses", "min_train_interval_ms",
+	"motor_threshold_pct", "max_session_pulses", "max_daily_pulses", "max_coil_temp_c",
+};
+
+#define CONTROL_IDS_ALLOWED "1 to 36 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+
+/* A command, and the members its request may have besides "cmd". */
+struct control_cmd_desc {
+	const char *name;
+	const char *const members[3];
+	const char *allowed;		/* the same, for messages */
+};
+
+static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
+	[CONTROL_CMD_STATUS] = { "status", { NULL }, "cmd" },
+	[CONTROL_CMD_ARM] = { "arm", { NULL }, "cmd" },
+	[CONTROL_CMD_DISARM] = { "disarm", { NULL }, "cmd" },
+	[CONTROL_CMD_CALIBRATE] = { "calibrate", { NULL }, "cmd" },
+	[CONTROL_CMD_SESSION_START] = { "session_start", { "patient_id", "session_id", NULL },
+					"cmd, patient_id, session_id" },
+	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { NULL }, "cmd" },
+	[CONTROL_CMD_SET] = { "set", { "params", NULL }, "cmd, params" },
+};
+
+#define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set"
+
+/* At most one log line a second of a kind, so a client retrying cannot flood the log. */
+struct control_log_limit {
+	int64_t last_ns;
+	unsigned long suppressed;
+};
+
+struct control {
+	struct rpmsd_config *cfg;	/* in force (protocol after "set"); control thread */
+	struct stim *stim;
+	struct acquire *acq;
+	struct sclock *clock;
+	struct publish *pub;
+	struct record *rec;		/* session recordings, or NULL */
+	struct ring *events;		/* control thread -> publisher */
+	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
+	double calibration_s;
+
+	void *ctx;
+	void *sock;			/* ROUTER: the requests */
+	void *zap;			/* REP on the ZAP endpoint; NULL without CURVE */
+	void *mon;			/* PAIR: the socket monitor's handshake failures */
+	int stop_fd;
+	atomic_bool stopping;
+	pthread_t tid;
+	bool started;
+	bool joined;
+	char endpoint[CONFIG_PATH_MAX + 8];
+
+	bool curve;
+	char server_key[CONTROL_Z85_LEN + 1];	/* public, for status and the log */
+	uint8_t (*allowed)[CONTROL_KEY_LEN];
+	size_t n_allowed;
+	atomic_uint_fast64_t refused;	/* clients the ZAP handler refused */
+	struct control_log_limit log_bad;
+	struct control_log_limit log_refused;
+	struct control_log_limit log_handshake;
+
+	/* control thread writes, control_status (main thread) reads */
+	pthread_mutex_t lock;
+	bool in_session;
+	char patient_id[EVENT_ID_MAX + 1];
+	char session_id[EVENT_ID_MAX + 1];
+	char protocol[16];
+};
+
+static void control_fail(struct control_error *err, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void control_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Every byte outside printable ASCII becomes '?': messages quote requests. */
+static void control_printable(char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
+			*s = '?';
+		}
+	}
+}
+
+static void control_fail(struct control_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	control_printable(err->message);
+}
+
+static void control_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!errlen) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+const char *control_cmd_name(enum control_cmd cmd)
+{
+	if ((unsigned)cmd >= CONTROL_CMD_COUNT) {
+		return NULL;
+	}
+	return control_cmds[cmd].name;
+}
+
+/* ASCII letters and digits, whatever the locale says. */
+static bool control_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+bool control_id_valid(const char *id)
+{
+	size_t i, n = strlen(id);
+
+	if (n < 1 || n > EVENT_ID_MAX || !control_alnum(id[0])) {
+		return false;
+	}
+	for (i = 1; i < n; i++) {
+		if (!control_alnum(id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static const char *control_json_type(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "unknown";
+}
+
+static bool control_member_allowed(const struct control_cmd_desc *d, const char *member)
+{
+	size_t i;
+
+	for (i = 0; d->members[i]; i++) {
+		if (!strcmp(d->members[i], member)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int control_parse_id(json_t *root, const char *member, char *out,
+			    struct control_error *err)
+{
+	json_t *v = json_object_get(root, member);
+	const char *s;
+
+	if (!v) {
+		control_fail(err, "bad_request", "session_start: missing member \"%s\" (allowed: "
+			     CONTROL_IDS_ALLOWED ")", member);
+		return -EINVAL;
+	}
+	if (!json_is_string(v)) {
+		control_fail(err, "bad_request", "session_start: \"%s\" is %s (allowed: a string of "
+			     CONTROL_IDS_ALLOWED ")", member, control_json_type(v));
+		return -EINVAL;
+	}
+	s = json_string_value(v);
+	if (strlen(s) != json_string_length(v) || !control_id_valid(s)) {
+		control_fail(err, "invalid_value", "session_start: %s \"%.40s\" is not a valid id "
+			     "(allowed: " CONTROL_IDS_ALLOWED ")", member, s);
+		snprintf(err->key, sizeof(err->key), "%s", member);
+		return -EINVAL;
+	}
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static bool control_settable_key(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < CONTROL_N_SETTABLE; i++) {
+		if (!strcmp(control_settable[i], key)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One key = value of "set", as text for config_override. */
+static int control_parse_param(const char *name, json_t *v, struct control_request *req,
+			       struct control_error *err)
+{
+	struct control_param *p = &req->params[req->n_params];
+	const char *key = name;
+	size_t i, n;
+
+	if (!strncmp(key, "stim.", 5)) {
+		key += 5;
+	} else if (strchr(key, '.')) {
+		control_fail(err, "not_settable", "%.60s: not settable at run time (allowed: "
+			     CONTROL_SETTABLE_TEXT "); limits and everything else take a restart "
+			     "with a new configuration", name);
+		snprintf(err->key, sizeof(err->key), "%.60s", name);
+		control_printable(err->key);
+		return -EINVAL;
+	}
+	if (!control_settable_key(key)) {
+		control_fail(err, "not_settable", "stim.%.60s: not settable at run time (allowed: "
+			     CONTROL_SETTABLE_TEXT ")", key);
+		snprintf(err->key, sizeof(err->key), "stim.%.60s", key);
+		control_printable(err->key);
+		return -EINVAL;
+	}
+	snprintf(err->key, sizeof(err->key), "stim.%s", key);
+	for (i = 0; i < req->n_params; i++) {
+		if (!strcmp(req->params[i].key, key)) {
+			control_fail(err, "bad_request", "set: stim.%s is given twice", key);
+			return -EINVAL;
+		}
+	}
+	if (json_is_string(v)) {
+		n = json_string_length(v);
+		if (n >= sizeof(p->value) || strlen(json_string_value(v)) != n) {
+			control_fail(err, "invalid_value", "stim.%s: a value of %zu characters "
+				     "(allowed: at most %zu)", key, n, sizeof(p->value) - 1);
+			return -EINVAL;
+		}
+		memcpy(p->value, json_string_value(v), n + 1);
+	} else if (json_is_integer(v)) {
+		snprintf(p->value, sizeof(p->value), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	} else if (json_is_real(v)) {
+		snprintf(p->value, sizeof(p->value), "%.17g", json_real_value(v));
+	} else {
+		control_fail(err, "invalid_value", "stim.%s: the value is %s (allowed: a number, or "
+			     "a string as in the configuration file)", key, control_json_type(v));
+		return -EINVAL;
+	}
+	snprintf(p->key, sizeof(p->key), "%s", key);
+	req->n_params++;
+	err->key[0] = '\0';
+	return 0;
+}
+
+static int control_parse_set(json_t *params, struct control_request *req,
+			     struct control_error *err)
+{
+	const char *name;
+	json_t *v;
+	size_t n;
+
+	if (!params) {
+		control_fail(err, "bad_request", "set: missing member \"params\" (allowed: an object "
+			     "of [stim] keys and values, e.g. {\"intensity_pct\": 35})");
+		return -EINVAL;
+	}
+	if (!json_is_object(params)) {
+		control_fail(err, "bad_request", "set: \"params\" is %s (allowed: an object of [stim] "
+			     "keys and values, e.g. {\"intensity_pct\": 35})", control_json_type(params));
+		return -EINVAL;
+	}
+	n = json_object_size(params);
+	if (n < 1 || n > CONTROL_SET_MAX) {
+		control_fail(err, "bad_request", "set: %zu keys (allowed: 1 to %d at once)", n,
+			     CONTROL_SET_MAX);
+		return -EINVAL;
+	}
+	json_object_foreach(params, name, v) {
+		if (control_parse_param(name, v, req, err) < 0) {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int control_parse(const char *buf, size_t len, struct control_request *req,
+		  struct control_error *err)
+{
+	const struct control_cmd_desc *d;
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *member;
+	unsigned i;
+	int ret = -EINVAL;
+
+	memset(req, 0, sizeof(*req));
+	memset(err, 0, sizeof(*err));
+	req->cmd = CONTROL_CMD_COUNT;
+	if (len > CONTROL_REQUEST_MAX) {
+		control_fail(err, "too_large", "a request of %zu bytes (allowed: at most %d)", len,
+			     CONTROL_REQUEST_MAX);
+		return -EINVAL;
+	}
+	if (len == 0) {
+		control_fail(err, "bad_request", "an empty request (allowed: a JSON object such as "
+			     "{\"cmd\": \"status\"})");
+		return -EINVAL;
+	}
+	/* Duplicate keys are refused: which one would win is not obvious. */
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		control_fail(err, "bad_request", "not JSON: %s (line %d, column %d)", jerr.text,
+			     jerr.line, jerr.column);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		control_fail(err, "bad_request", "the request is %s (allowed: a JSON object such as "
+			     "{\"cmd\": \"status\"})", control_json_type(root));
+		goto out;
+	}
+	v = json_object_get(root, "cmd");
+	if (!v || !json_is_string(v)) {
+		control_fail(err, "bad_request", "\"cmd\" is %s (allowed: a string, one of "
+			     CONTROL_CMDS_TEXT ")", v ? control_json_type(v) : "missing");
+		goto out;
+	}
+	for (i = 0; i < CONTROL_CMD_COUNT; i++) {
+		if (!strcmp(json_string_value(v), control_cmds[i].name)) {
+			break;
+		}
+	}
+	if (i == CONTROL_CMD_COUNT) {
+		control_fail(err, "unknown_command", "unknown command \"%.40s\" (allowed: "
+			     CONTROL_CMDS_TEXT ")", json_string_value(v));
+		goto out;
+	}
+	req->cmd = (enum control_cmd)i;
+	d = &control_cmds[i];
+	/* A misspelt member is an error, not silently ignored. */
+	json_object_foreach(root, member, v) {
+		if (strcmp(member, "cmd") && !control_member_allowed(d, member)) {
+			control_fail(err, "bad_request", "%s: unknown member \"%.40s\" (allowed: %s)",
+				     d->name, member, d->allowed);
+			goto out;
+		}
+	}
+	switch (req->cmd) {
+	case CONTROL_CMD_SESSION_START:
+		ret = control_parse_id(root, "patient_id", req->patient_id, err);
+		if (ret == 0) {
+			ret = control_parse_id(root, "session_id", req->session_id, err);
+		}
+		break;
+	case CONTROL_CMD_SET:
+		ret = control_parse_set(json_object_get(root, "params"), req, err);
+		break;
+	default:
+		ret = 0;
+		break;
+	}
+out:
+	json_decref(root);
+	return ret;
+}
+
+/* ---- CURVE keys -------------------------------------------------------- */
+
+/*
+ * The Z85 key at the start of @line (after blanks), up to a blank or the
+ * end; '#' starts a comment. @return 1 with a key, 0 for a blank or
+ * comment line, -EINVAL for anything else
+ */
+static int control_key_line(char *line, uint8_t key[CONTROL_KEY_LEN])
+{
+	char *p = line, *end;
+
+	while (isspace((unsigned char)*p)) {
+		p++;
+	}
+	if (!*p || *p == '#') {
+		return 0;
+	}
+	for (end = p; *end && !isspace((unsigned char)*end); end++) {
+		;
+	}
+	if (end - p != CONTROL_Z85_LEN) {
+		return -EINVAL;
+	}
+	*end = '\0';
+	return zmq_z85_decode(key, p) ? 1 : -EINVAL;
+}
+
+/* Append the keys of one file to @keys (NULL: only check and count). */
+static int control_read_keys(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN], size_t *n,
+			     char *err, size_t errlen)
+{
+	uint8_t key[CONTROL_KEY_LEN];
+	struct stat st;
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = 0, k;
+	FILE *f;
+
+	f = file_open_regular(path, &rc);
+	if (!f) {
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: cannot open: %s", path,
+			     strerror(-rc));
+		return rc;
+	}
+	/* whoever may write the list may let themselves in */
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IWOTH)) {
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: writable by anyone "
+			     "(mode %04o; allowed: not world-writable)", path,
+			     (unsigned)(st.st_mode & 07777));
+		rc = -EPERM;
+		goto out;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		k = control_key_line(line, key);
+		if (k < 0) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s:%d: not a Z85 public "
+				     "key (allowed: 40 Z85 characters as rpmsctl keygen prints them, "
+				     "then an optional name; '#' comments)", path, lineno);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (k == 0) {
+			continue;
+		}
+		if (*n >= CONTROL_MAX_KEYS) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s:%d: more than %d keys",
+				     path, lineno, CONTROL_MAX_KEYS);
+			rc = -E2BIG;
+			goto out;
+		}
+		if (keys) {
+			memcpy(keys[*n], key, sizeof(key));
+		}
+		(*n)++;
+	}
+	if (ferror(f)) {
+		rc = -EIO;
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: cannot read", path);
+	}
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* The allowlist: a file, or every regular file of a directory (not dotfiles). */
+static int control_read_allowed(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN], size_t *n,
+				char *err, size_t errlen)
+{
+	char file[CONFIG_PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int rc = 0;
+
+	*n = 0;
+	if (stat(path, &st) < 0) {
+		rc = -errno;
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = control_read_keys(path, keys, n, err, errlen);
+	} else {
+		dir = opendir(path);
+		if (!dir) {
+			rc = -errno;
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path,
+				     strerror(errno));
+			return rc;
+		}
+		while (rc == 0 && (de = readdir(dir))) {
+			if (de->d_name[0] == '.') {
+				continue;
+			}
+			if (snprintf(file, sizeof(file), "%s/%s", path, de->d_name) >= (int)sizeof(file)) {
+				continue;
+			}
+			if (stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
+				rc = control_read_keys(file, keys, n, err, errlen);
+			}
+		}
+		closedir(dir);
+	}
+	if (rc == 0 && *n == 0) {
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: no client key (allowed: "
+			     "one Z85 public key per line)", path);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+/* The server's secret key: one Z85 line in a file only its owner can read. */
+static int control_read_secret(const char *path, char z85[CONTROL_Z85_LEN + 1],
+			       char *err, size_t errlen)
+{
+	uint8_t key[CONTROL_KEY_LEN];
+	struct stat st;
+	char *line = NULL, *p;
+	size_t cap = 0;
+	int rc = 0, lineno = 0, k, found = 0;
+	FILE *f;
+
+	f = file_open_regular(path, &rc);
+	if (!f) {
+		control_errf(err, errlen, "control.curve_server_secret_file: %s: cannot open: %s",
+			     path, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		control_errf(err, errlen, "control.curve_server_secret_file: %s: readable by others "
+			     "(mode %04o; allowed: 0600 or 0400, the owner only)", path,
+			     (unsigned)(st.st_mode & 07777));
+		rc = -EPERM;
+		goto out;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		for (p = line; isspace((unsigned char)*p); p++) {
+			;
+		}
+		k = control_key_line(line, key);
+		if (k == 0) {
+			continue;
+		}
+		if (k < 0 || found) {
+			control_errf(err, errlen, "control.curve_server_secret_file: %s:%d: %s", path,
+				     lineno, found ? "a second key (allowed: one)"
+						   : "not a Z85 secret key (allowed: 40 Z85 characters, "
+						     "as rpmsctl keygen writes them)");
+			rc = -EINVAL;
+			goto out;
+		}
+		memcpy(z85, p, CONTROL_Z85_LEN);
+		z85[CONTROL_Z85_LEN] = '\0';
+		found = 1;
+	}
+	if (!found) {
+		control_errf(err, errlen, "control.curve_server_secret_file: %s: no key in it", path);
+		rc = -EINVAL;
+	}
+out:
+	explicit_bzero(key, sizeof(key));
+	if (line) {
+		explicit_bzero(line, cap);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* Both files of cfg->control, resolved against the config file's directory. */
+static int control_load_keys(const struct rpmsd_config *cfg, char secret[CONTROL_Z85_LEN + 1],
+			     uint8_t (**keys)[CONTROL_KEY_LEN], size_t *n, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX];
+	int rc;
+
+	if (config_resolve(cfg, cfg->control.curve_server_secret_file, path, sizeof(path)) < 0) {
+		control_errf(err, errlen, "control.curve_server_secret_file: path too long");
+		return -ENAMETOOLONG;
+	}
+	rc = control_read_secret(path, secret, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	if (config_resolve(cfg, cfg->control.curve_allowed_keys, path, sizeof(path)) < 0) {
+		control_errf(err, errlen, "control.curve_allowed_keys: path too long");
+		return -ENAMETOOLONG;
+	}
+	/* Count first, then read into an array of that size. */
+	rc = control_read_allowed(path, NULL, n, err, errlen);
+	if (rc < 0 || !keys) {
+		return rc;
+	}
+	*keys = calloc(*n, sizeof(**keys));
+	if (!*keys) {
+		control_errf(err, errlen, "control: out of memory");
+		return -ENOMEM;
+	}
+	return control_read_allowed(path, *keys, n, err, errlen);
+}
+
+int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen)
+{
+	char secret[CONTROL_Z85_LEN + 1];
+	size_t n = 0;
+	int rc;
+
+	if (!cfg->control.curve_server_secret_file[0]) {
+		return 0;
+	}
+	rc = control_load_keys(cfg, secret, NULL, &n, err, errlen);
+	explicit_bzero(secret, sizeof(secret));
+	return rc;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static unsigned control_popcount(unsigned v)
+{
+	unsigned n = 0;
+
+	for (; v; v &= v - 1) {
+		n++;
+	}
+	return n;
+}
+
+void control_status(struct control *c, struct publish_status *st)
+{
+	int64_t now = sclock_now(c->clock), fresh = sclock_fresh(c->clock), at;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&c->lock);
+	memcpy(st->protocol, c->protocol, sizeof(st->protocol));
+	st->in_session = c->in_session;
+	memcpy(st->patient_id, c->patient_id, sizeof(st->patient_id));
+	memcpy(st->session_id, c->session_id, sizeof(st->session_id));
+	pthread_mutex_unlock(&c->lock);
+	st->pulses_session = stim_session_pulses(c->stim);
+	st->pulses_today = stim_day_pulses(c->stim);
+	st->coil_temperature_c = stim_coil_temperature(c->stim, &at);
+	st->coil_temperature_age_s = at == INT64_MIN ? NAN
+				     : now > at ? (double)(now - at) / CONTROL_NS_PER_S : 0.0;
+	st->channels = acquire_channels(c->acq);
+	st->calibrated = control_popcount(acquire_calibrated(c->acq));
+	st->block_age_ms = fresh == INT64_MIN ? NAN
+			   : now > fresh ? (double)(now - fresh) / CONTROL_NS_PER_MS : 0.0;
+	if (acquire_parked(c->acq)) {
+		st->acquisition = "reopening";
+	} else if (fresh == INT64_MIN) {
+		st->acquisition = "waiting";
+	} else if (st->block_age_ms > c->acq_timeout_ms) {
+		st->acquisition = "stale";
+	} else {
+		st->acquisition = "ok";
+	}
+}
+
+/* A number to the microunit, or null when it is not finite (JSON has no NaN). */
+static json_t *control_num(double v)
+{
+	return isfinite(v) ? json_real(round(v * 1e6) / 1e6) : json_null();
+}
+
+/* A key's value as JSON: an integer, a number or a string, as it reads. */
+static json_t *control_value_json(const struct rpmsd_config *cfg, const char *section,
+				  const char *key)
+{
+	char text[CONFIG_PATH_MAX], *end;
+	long long i;
+	double d;
+
+	if (config_value_text(cfg, section, key, text, sizeof(text)) < 0) {
+		return json_null();
+	}
+	errno = 0;
+	i = strtoll(text, &end, 10);
+	if (text[0] && !*end && !errno) {
+		return json_integer(i);
+	}
+	d = strtod(text, &end);
+	if (text[0] && !*end && isfinite(d)) {
+		return json_real(d);
+	}
+	return json_string(text);
+}
+
+static json_t *control_protocol_json(const struct rpmsd_config *cfg)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	json_object_set_new(o, "mode", control_value_json(cfg, "stim", "mode"));
+	for (i = 0; i < CONTROL_N_SETTABLE; i++) {
+		json_object_set_new(o, control_settable[i],
+				    control_value_json(cfg, "stim", control_settable[i]));
+	}
+	json_object_set_new(o, "open_loop_pulses",
+			    control_value_json(cfg, "stim", "open_loop_pulses"));
+	return o;
+}
+
+static json_t *control_ids_json(const char *patient, const char *session)
+{
+	return json_pack("{s:s, s:s}", "patient_id", patient, "session_id", session);
+}
+
+static json_t *control_status_json(struct control *c)
+{
+	struct publish_status st;
+	struct publish_fault f;
+	const char *blocked = stim_arm_blocked(c->stim);
+	json_t *o = json_object(), *acq, *lim, *ctl;
+	size_t i;
+
+	control_status(c, &st);
+	publish_last_fault(c->pub, &f);
+	json_object_set_new(o, "armed", json_boolean(stim_armed(c->stim)));
+	json_object_set_new(o, "arm_blocked", blocked ? json_string(blocked) : json_null());
+	json_object_set_new(o, "session", st.in_session ? control_ids_json(st.patient_id,
+									   st.session_id)
+							: json_null());
+	json_object_set_new(o, "protocol", control_protocol_json(c->cfg));
+	json_object_set_new(o, "pulses", json_integer((json_int_t)stim_pulse_count(c->stim)));
+	json_object_set_new(o, "pulses_session", json_integer((json_int_t)st.pulses_session));
+	json_object_set_new(o, "pulses_today", json_integer((json_int_t)st.pulses_today));
+	json_object_set_new(o, "coil_temperature_c", control_num(st.coil_temperature_c));
+	json_object_set_new(o, "coil_temperature_age_s", control_num(st.coil_temperature_age_s));
+	acq = json_object();
+	json_object_set_new(acq, "state", json_string(st.acquisition));
+	json_object_set_new(acq, "block_age_ms", control_num(st.block_age_ms));
+	json_object_set_new(acq, "samples", json_integer((json_int_t)acquire_samples(c->acq)));
+	json_object_set_new(acq, "channels", json_integer(st.channels));
+	json_object_set_new(acq, "calibrated", json_integer(st.calibrated));
+	json_object_set_new(o, "acquisition", acq);
+	lim = json_object();
+	for (i = 0; i < sizeof(control_limits) / sizeof(control_limits[0]); i++) {
+		json_object_set_new(lim, control_limits[i],
+				    control_value_json(c->cfg, "safety", control_limits[i]));
+	}
+	json_object_set_new(o, "limits", lim);
+	json_object_set_new(o, "last_fault",
+			    f.valid ? json_pack("{s:s, s:i, s:s, s:I, s:I}", "state", f.state,
+						"code", f.code, "reason", f.reason,
+						"seq", (json_int_t)f.seq, "t_wall_ns",
+						(json_int_t)f.wall_ns)
+				    : json_null());
+	ctl = json_object();
+	json_object_set_new(ctl, "endpoint", json_string(c->endpoint));
+	json_object_set_new(ctl, "curve", json_boolean(c->curve));
+	json_object_set_new(ctl, "server_public_key",
+			    c->curve ? json_string(c->server_key) : json_null());
+	json_object_set_new(ctl, "clients_refused",
+			    json_integer((json_int_t)atomic_load(&c->refused)));
+	json_object_set_new(o, "control", ctl);
+	return o;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+/* One wait step: false once @deadline passed or the thread is stopping. */
+static bool control_tick(struct control *c, int64_t deadline)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = CONTROL_TICK_NS };
+
+	if (atomic_load(&c->stopping) || sclock_mono_ns() >= deadline) {
+		return false;
+	}
+	nanosleep(&ts, NULL);
+	return true;
+}
+
+static int64_t control_deadline(void)
+{
+	return sclock_mono_ns() + (int64_t)CONTROL_WAIT_MS * 1000000;
+}
+
+static void control_push(struct control *c, struct event *ev)
+{
+	event_stamp(ev, sclock_now(c->clock));
+	ring_push(c->events, ev);
+}
+
+static void control_push_state(struct control *c, enum event_state state, const char *reason)
+{
+	struct event ev;
+
+	event_state_init(&ev, state, 0, reason, sclock_last_sample(c->clock));
+	control_push(c, &ev);
+}
+
+static void control_push_session(struct control *c, bool started, const char *patient,
+				 const char *session, uint64_t pulses)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = EVENT_SESSION;
+	ev.sample = sclock_last_sample(c->clock);
+	ev.u.session.started = started;
+	ev.u.session.pulses = pulses;
+	snprintf(ev.u.session.patient_id, sizeof(ev.u.session.patient_id), "%s", patient);
+	snprintf(ev.u.session.session_id, sizeof(ev.u.session.session_id), "%s", session);
+	control_push(c, &ev);
+}
+
+static json_t *control_arm(struct control *c, struct control_error *err)
+{
+	struct stim_arm_result before, after;
+	int64_t deadline = control_deadline();
+
+	if (acquire_parked(c->acq)) {
+		control_fail(err, "acquisition", "the EMG source failed and is being reopened: the "
+			     "coil cannot be armed without EMG (see rpms.state)");
+		return NULL;
+	}
+	if (stim_armed(c->stim)) {
+		return json_pack("{s:b, s:b}", "armed", 1, "changed", 0);
+	}
+	stim_arm_result(c->stim, &before);
+	stim_set_armed(c->stim, true, "control: arm");
+	/* The stim thread decides; its refusals are the reply. */
+	do {
+		stim_arm_result(c->stim, &after);
+	} while (after.attempts == before.attempts && control_tick(c, deadline));
+	if (after.attempts == before.attempts) {
+		control_fail(err, "timeout", "arm was requested but the stim thread gave no outcome "
+			     "within %d ms (a disarm may have overridden it); the coil is %s",
+			     CONTROL_WAIT_MS, stim_armed(c->stim) ? "armed" : "disarmed");
+		return NULL;
+	}
+	if (after.code != 0) {
+		control_fail(err, "arm_refused", "%s (%s)", after.reason, strerror(-after.code));
+		return NULL;
+	}
+	if (!stim_armed(c->stim)) {
+		control_fail(err, "arm_refused", "armed, then disarmed again at once (see rpms.state)");
+		return NULL;
+	}
+	return json_pack("{s:b, s:b}", "armed", 1, "changed", 1);
+}
+
+/* Ask the stim thread to disarm and wait for it. @return true when disarmed */
+static bool control_disarm_wait(struct control *c, const char *reason)
+{
+	int64_t deadline = control_deadline();
+
+	stim_set_armed(c->stim, false, reason);
+	while (stim_armed(c->stim) && control_tick(c, deadline)) {
+		;
+	}
+	return !stim_armed(c->stim);
+}
+
+static json_t *control_disarm(struct control *c, struct control_error *err)
+{
+	bool was = stim_armed(c->stim);
+
+	if (!control_disarm_wait(c, "control: disarm")) {
+		control_fail(err, "timeout", "disarm was requested but the stim thread had not "
+			     "disarmed within %d ms", CONTROL_WAIT_MS);
+		return NULL;
+	}
+	return json_pack("{s:b, s:b}", "armed", 0, "changed", was);
+}
+
+static json_t *control_calibrate(struct control *c, struct control_error *err)
+{
+	if (stim_armed(c->stim)) {
+		control_fail(err, "armed", "the coil is armed: disarm first (the patient must be at "
+			     "rest, and not stimulated, for the %g s of detect.calibration_s)",
+			     c->calibration_s);
+		return NULL;
+	}
+	acquire_recalibrate(c->acq);
+	return json_pack("{s:b, s:f, s:i}", "calibrating", 1, "window_s", c->calibration_s,
+			 "channels", (int)acquire_channels(c->acq));
+}
+
+/*
+ * A session gets its own recording: the file open until now (the one of
+ * the start-up ids, or of the previous session) is closed and a new one
+ * made with the session's ids. A recording that cannot be made does not
+ * stop the session (stimulation safety does not depend on the disk): the
+ * reply and the recorder's own rpms.record event say why.
+ * @return {"file": path} or {"error": message}, or JSON null without [record]
+ */
+static json_t *control_record_start(struct control *c, const char *patient, const char *session)
+{
+	char path[CONFIG_PATH_MAX];
+	int ret;
+
+	if (!c->rec) {
+		return json_null();
+	}
+	ret = record_stop_session(c->rec);
+	if (ret < 0 && ret != -ENOENT) {
+		return json_pack("{s:s}", "error", strerror(-ret));
+	}
+	ret = record_start_session(c->rec, patient, session, path, sizeof(path));
+	if (ret < 0) {
+		return json_pack("{s:s}", "error", strerror(-ret));
+	}
+	return json_pack("{s:s}", "file", path);
+}
+
+static json_t *control_session_start(struct control *c, const struct control_request *req,
+				     struct control_error *err)
+{
+	bool active;
+
+	pthread_mutex_lock(&c->lock);
+	active = c->in_session;
+	pthread_mutex_unlock(&c->lock);
+	if (active) {
+		control_fail(err, "session_active", "session %s of patient %s is active: stop it first "
+			     "(session_stop)", c->session_id, c->patient_id);
+		return NULL;
+	}
+	if (stim_armed(c->stim)) {
+		control_fail(err, "armed", "the coil is armed: disarm first (a session starts "
+			     "disarmed, and its pulse count, safety.max_session_pulses, starts at 0)");
+		return NULL;
+	}
+	stim_new_session(c->stim);
+	pthread_mutex_lock(&c->lock);
+	c->in_session = true;
+	memcpy(c->patient_id, req->patient_id, sizeof(c->patient_id));
+	memcpy(c->session_id, req->session_id, sizeof(c->session_id));
+	pthread_mutex_unlock(&c->lock);
+	control_push_session(c, true, req->patient_id, req->session_id, 0);
+	return json_pack("{s:o, s:o}", "session", control_ids_json(req->patient_id, req->session_id),
+			 "recording", control_record_start(c, req->patient_id, req->session_id));
+}
+
+static json_t *control_session_stop(struct control *c, struct control_error *err)
+{
+	char patient[EVENT_ID_MAX + 1], session[EVENT_ID_MAX + 1];
+	uint64_t pulses;
+	bool was;
+
+	/* Always disarms, session or not: a stop must never leave the coil armed. */
+	if (!control_disarm_wait(c, "session stopped")) {
+		control_fail(err, "timeout", "the stim thread had not disarmed within %d ms; the "
+			     "session is still active", CONTROL_WAIT_MS);
+		return NULL;
+	}
+	pthread_mutex_lock(&c->lock);
+	was = c->in_session;
+	memcpy(patient, c->patient_id, sizeof(patient));
+	memcpy(session, c->session_id, sizeof(session));
+	c->in_session = false;
+	c->patient_id[0] = '\0';
+	c->session_id[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
+	pulses = stim_session_pulses(c->stim);
+	if (!was) {
+		return json_pack("{s:b, s:b, s:n}", "stopped", 0, "armed", 0, "session");
+	}
+	if (c->rec) {
+		/* the session's file is complete: closed, count and annotations written */
+		(void)record_stop_session(c->rec);
+	}
+	control_push_session(c, false, patient, session, pulses);
+	return json_pack("{s:b, s:b, s:o, s:I}", "stopped", 1, "armed", 0, "session",
+			 control_ids_json(patient, session), "pulses_session", (json_int_t)pulses);
+}
+
+/*
+ * The first "section.key" token after @prefix in @msg into @out, or "".
+ * config_recheck names the key at fault first and the limit it broke as
+ * "safety.<key>"; the reply carries both.
+ */
+static void control_token(const char *msg, const char *prefix, char *out, size_t len)
+{
+	const char *p = strstr(msg, prefix);
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!p) {
+		return;
+	}
+	while (p[n] && (islower((unsigned char)p[n]) || isdigit((unsigned char)p[n]) ||
+			p[n] == '_' || p[n] == '.')) {
+		n++;
+	}
+	while (n > 0 && p[n - 1] == '.') {
+		n--;
+	}
+	snprintf(out, len, "%.*s", (int)n, p);
+}
+
+static json_t *control_set(struct control *c, const struct control_request *req,
+			   struct control_error *err)
+{
+	char why[CONFIG_ERR_MAX], reason[EVENT_REASON_MAX];
+	struct rpmsd_config *next = malloc(sizeof(*next));
+	struct policy_protocol pp;
+	int64_t deadline;
+	json_t *res = NULL;
+	bool applied;
+	size_t i;
+	int ret;
+
+	if (!next) {
+		control_fail(err, "internal", "out of memory");
+		return NULL;
+	}
+	*next = *c->cfg;
+	for (i = 0; i < req->n_params; i++) {
+		if (config_override(next, "set", "stim", req->params[i].key, req->params[i].value,
+				    why, sizeof(why)) < 0) {
+			control_fail(err, "invalid_value", "%s", why);
+			snprintf(err->key, sizeof(err->key), "stim.%s", req->params[i].key);
+			goto out;
+		}
+	}
+	/* The same rules as a configuration file: the protocol must fit the limits. */
+	if (config_recheck(next, "set", why, sizeof(why)) < 0) {
+		control_token(why, "safety.", err->rule, sizeof(err->rule));
+		control_token(why, "stim.", err->key, sizeof(err->key));
+		control_fail(err, err->rule[0] ? "beyond_safety_cap" : "invalid_value", "%s", why);
+		goto out;
+	}
+	policy_protocol_from_config(next, &pp);
+	deadline = control_deadline();
+	while ((ret = acquire_post_protocol(c->acq, &pp)) == -EBUSY && control_tick(c, deadline)) {
+		;
+	}
+	if (ret < 0) {
+		control_fail(err, "timeout", "the acquire thread was still taking the previous "
+			     "protocol after %d ms; nothing changed", CONTROL_WAIT_MS);
+		goto out;
+	}
+	*c->cfg = *next;
+	pthread_mutex_lock(&c->lock);
+	config_value_text(c->cfg, "stim", "protocol", c->protocol, sizeof(c->protocol));
+	pthread_mutex_unlock(&c->lock);
+	while (acquire_protocol_pending(c->acq) && control_tick(c, deadline)) {
+		;
+	}
+	applied = !acquire_protocol_pending(c->acq);
+	snprintf(reason, sizeof(reason), "set:");
+	for (i = 0; i < req->n_params; i++) {
+		size_t used = strlen(reason);
+
+		snprintf(reason + used, sizeof(reason) - used, "%s%s", i ? "," : " ",
+			 req->params[i].key);
+	}
+	control_push_state(c, EVENT_STATE_PROTOCOL, reason);
+	res = json_pack("{s:b, s:o}", "applied", applied, "protocol", control_protocol_json(c->cfg));
+out:
+	free(next);
+	return res;
+}
+
+static json_t *control_run(struct control *c, const struct control_request *req,
+			   struct control_error *err)
+{
+	switch (req->cmd) {
+	case CONTROL_CMD_STATUS:
+		return control_status_json(c);
+	case CONTROL_CMD_ARM:
+		return control_arm(c, err);
+	case CONTROL_CMD_DISARM:
+		return control_disarm(c, err);
+	case CONTROL_CMD_CALIBRATE:
+		return control_calibrate(c, err);
+	case CONTROL_CMD_SESSION_START:
+		return control_session_start(c, req, err);
+	case CONTROL_CMD_SESSION_STOP:
+		return control_session_stop(c, err);
+	case CONTROL_CMD_SET:
+		return control_set(c, req, err);
+	case CONTROL_CMD_COUNT:
+		break;
+	}
+	control_fail(err, "internal", "no handler for the command");
+	return NULL;
+}
+
+/* True at most once per CONTROL_LOG_PERIOD_NS; counts what it holds back. */
+static bool control_log_ok(struct control_log_limit *l, unsigned long *held)
+{
+	int64_t now = sclock_mono_ns();
+
+	if (l->last_ns && now - l->last_ns < CONTROL_LOG_PERIOD_NS) {
+		l->suppressed++;
+		return false;
+	}
+	l->last_ns = now;
+	*held = l->suppressed;
+	l->suppressed = 0;
+	return true;
+}
+
+static void control_log_result(struct control *c, const struct control_request *req,
+			       const struct control_error *err, bool ok)
+{
+	const char *name = control_cmd_name(req->cmd);
+	unsigned long held;
+
+	char detail[CONTROL_MSG_MAX] = "";
+	size_t i, used;
+
+	if (ok) {
+		if (req->cmd == CONTROL_CMD_STATUS) {
+			return;
+		}
+		if (req->cmd == CONTROL_CMD_SESSION_START) {
+			snprintf(detail, sizeof(detail), " patient %s, session %s", req->patient_id,
+				 req->session_id);
+		}
+		for (i = 0; i < req->n_params; i++) {
+			used = strlen(detail);
+			snprintf(detail + used, sizeof(detail) - used, " stim.%s=%s",
+				 req->params[i].key, req->params[i].value);
+		}
+		control_printable(detail);
+		log_info("control: %s: done%s", name, detail);
+		return;
+	}
+	if (!name || !strcmp(err->code, "bad_request") || !strcmp(err->code, "too_large")) {
+		/* a client sending garbage in a loop must not flood the log */
+		if (control_log_ok(&c->log_bad, &held)) {
+			log_warn("control: request refused (%s): %s%s", err->code, err->message,
+				 held ? " (and similar ones held back)" : "");
+		}
+		return;
+	}
+	log_info("control: %s: refused (%s): %s", name, err->code, err->message);
+}
+
+/* The reply: @result (taken over), or else @err; a JSON string to free(). */
+static char *control_reply(enum control_cmd cmd, json_t *result, const struct control_error *err)
+{
+	const char *name = control_cmd_name(cmd);
+	json_t *reply, *e;
+	char *out;
+
+	if (result) {
+		reply = json_pack("{s:b, s:s, s:o}", "ok", 1, "cmd", name, "result", result);
+	} else {
+		e = json_pack("{s:s, s:s}", "code", err->code, "message", err->message);
+		if (e && err->key[0]) {
+			json_object_set_new(e, "key", json_string(err->key));
+		}
+		if (e && err->rule[0]) {
+			json_object_set_new(e, "rule", json_string(err->rule));
+		}
+		reply = json_pack("{s:b, s:o, s:o}", "ok", 0, "cmd",
+				  name ? json_string(name) : json_null(), "error", e);
+	}
+	out = reply ? json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(reply);
+	return out;
+}
+
+/* The reply to one request body, as a JSON string to free(). */
+static char *control_execute(struct control *c, const char *buf, size_t len)
+{
+	struct control_request req;
+	struct control_error err;
+	json_t *result = NULL;
+
+	if (control_parse(buf, len, &req, &err) == 0) {
+		result = control_run(c, &req, &err);
+	}
+	control_log_result(c, &req, &err, result != NULL);
+	return control_reply(req.cmd, result, &err);
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static void control_drain(void *sock, bool more)
+{
+	zmq_msg_t m;
+
+	while (more) {
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+	}
+}
+
+/*
+ * One request: [routing id][empty delimiter][body] from a REQ client, or
+ * [routing id][body] from a DEALER that sends no delimiter. Anything else
+ * still gets an answer (an error), in the envelope it came in.
+ */
+static void control_serve(struct control *c)
+{
+	static const char nomem[] =
+		"{\"ok\":false,\"cmd\":null,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+	struct control_request req;
+	struct control_error err;
+	zmq_msg_t f[CONTROL_FRAMES];
+	size_t n = 0, total = 0, first, i;
+	bool more = true, delim;
+	char *reply = NULL;
+	const char *body;
+	size_t blen;
+
+	while (more) {
+		zmq_msg_init(&f[n]);
+		if (zmq_msg_recv(&f[n], c->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&f[n]);
+			break;
+		}
+		more = zmq_msg_more(&f[n]);
+		total++;
+		if (n + 1 < CONTROL_FRAMES) {
+			n++;
+		} else {
+			zmq_msg_close(&f[n]);
+		}
+	}
+	if (n == 0) {
+		return;
+	}
+	delim = n >= 2 && zmq_msg_size(&f[1]) == 0;
+	first = delim ? 2 : 1;
+	if (total == first + 1) {
+		reply = control_execute(c, zmq_msg_data(&f[first]), zmq_msg_size(&f[first]));
+	} else {
+		/* a body of several frames, or none: not ours to guess */
+		memset(&req, 0, sizeof(req));
+		req.cmd = CONTROL_CMD_COUNT;
+		memset(&err, 0, sizeof(err));
+		control_fail(&err, "bad_request", "a request is one frame of JSON (got %zu frames)",
+			     total - first);
+		control_log_result(c, &req, &err, false);
+		reply = control_reply(CONTROL_CMD_COUNT, NULL, &err);
+	}
+	body = reply ? reply : nomem;
+	blen = strlen(body);
+	/* Never blocks: a client that does not read loses its own reply only. */
+	if (zmq_send(c->sock, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
+		     ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+	    (!delim || zmq_send(c->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)) {
+		zmq_send(c->sock, body, blen, ZMQ_DONTWAIT);
+	}
+	free(reply);
+	for (i = 0; i < n; i++) {
+		zmq_msg_close(&f[i]);
+	}
+}
+
+static bool control_key_allowed(const struct control *c, const uint8_t *key)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_allowed; i++) {
+		if (!memcmp(c->allowed[i], key, CONTROL_KEY_LEN)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A frame's bytes as printable text into @buf. */
+static void control_frame_text(zmq_msg_t *m, char *buf, size_t len)
+{
+	size_t n = zmq_msg_size(m) < len - 1 ? zmq_msg_size(m) : len - 1;
+
+	memcpy(buf, zmq_msg_data(m), n);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e) {
+			buf[i] = '?';
+		}
+	}
+}
+
+/*
+ * ZAP (RFC 27): libzmq asks, for every CURVE handshake on the control
+ * socket, whether this client key may in. Frames: version, request id,
+ * domain, address, routing id, mechanism, credentials (the 32-byte key).
+ */
+static void control_zap(struct control *c)
+{
+	enum { ZAP_FRAMES = 8 };
+	zmq_msg_t f[ZAP_FRAMES];
+	char addr[64], mech[16], z85[CONTROL_Z85_LEN + 1] = "";
+	const char *status = "400", *text = "client key not allowed";
+	size_t n = 0, i;
+	unsigned long held;
+	bool more = true;
+
+	while (more && n < ZAP_FRAMES) {
+		zmq_msg_init(&f[n]);
+		if (zmq_msg_recv(&f[n], c->zap, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&f[n]);
+			break;
+		}
+		more = zmq_msg_more(&f[n]);
+		n++;
+	}
+	control_drain(c->zap, more && n == ZAP_FRAMES);
+	if (n < 2) {
+		goto out;
+	}
+	addr[0] = mech[0] = '\0';
+	if (n >= 6) {
+		control_frame_text(&f[3], addr, sizeof(addr));
+		control_frame_text(&f[5], mech, sizeof(mech));
+	}
+	if (n >= 7 && !strcmp(mech, "CURVE") && zmq_msg_size(&f[6]) == CONTROL_KEY_LEN) {
+		zmq_z85_encode(z85, zmq_msg_data(&f[6]), CONTROL_KEY_LEN);
+		if (control_key_allowed(c, zmq_msg_data(&f[6]))) {
+			status = "200";
+			text = "OK";
+		}
+	}
+	if (strcmp(status, "200")) {
+		atomic_fetch_add(&c->refused, 1);
+		if (control_log_ok(&c->log_refused, &held)) {
+			log_warn("control: refused a client from %s: %s%s%s%s", addr[0] ? addr : "?",
+				 z85[0] ? "CURVE public key " : "mechanism ", z85[0] ? z85 : mech,
+				 z85[0] ? " is not in control.curve_allowed_keys" : " (allowed: CURVE)",
+				 held ? " (and other refusals held back)" : "");
+		}
+	}
+	/* reply: version, request id, status code, status text, user id, metadata */
+	zmq_send(c->zap, "1.0", 3, ZMQ_SNDMORE);
+	zmq_send(c->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+	zmq_send(c->zap, status, 3, ZMQ_SNDMORE);
+	zmq_send(c->zap, text, strlen(text), ZMQ_SNDMORE);
+	zmq_send(c->zap, z85, strlen(z85), ZMQ_SNDMORE);
+	zmq_send(c->zap, "", 0, 0);
+out:
+	for (i = 0; i < n; i++) {
+		zmq_msg_close(&f[i]);
+	}
+}
+
+/* A handshake that failed before ZAP was asked: not CURVE, wrong server key, garbage. */
+static void control_monitor(struct control *c)
+{
+	zmq_msg_t m;
+	uint16_t event = 0;
+	uint32_t value = 0;
+	char addr[128] = "?";
+	unsigned long held;
+	bool more;
+
+	zmq_msg_init(&m);
+	if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&m);
+		return;
+	}
+	if (zmq_msg_size(&m) >= 6) {
+		memcpy(&event, zmq_msg_data(&m), sizeof(event));
+		memcpy(&value, (const char *)zmq_msg_data(&m) + 2, sizeof(value));
+	}
+	more = zmq_msg_more(&m);
+	zmq_msg_close(&m);
+	if (more) {
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0) {
+			control_frame_text(&m, addr, sizeof(addr));
+			more = zmq_msg_more(&m);
+		} else {
+			more = false;
+		}
+		zmq_msg_close(&m);
+	}
+	control_drain(c->mon, more);
+	/* A ZAP refusal (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) is logged with its key already. */
+	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+		return;
+	}
+	atomic_fetch_add(&c->refused, 1);
+	if (control_log_ok(&c->log_handshake, &held)) {
+		log_warn("control: refused a client on %s: handshake failed (event 0x%x, code 0x%x)%s%s",
+			 addr, (unsigned)event, (unsigned)value,
+			 c->curve ? ": not CURVE, or not this server's public key" : "",
+			 held ? " (and other refusals held back)" : "");
+	}
+}
+
+static void *control_thread(void *arg)
+{
+	struct control *c = arg;
+	zmq_pollitem_t items[4];
+	int n = 0, i_zap = -1, i_mon, i_sock;
+
+	items[n] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
+	i_sock = n++;
+	if (c->zap) {
+		items[n] = (zmq_pollitem_t){ .socket = c->zap, .events = ZMQ_POLLIN };
+		i_zap = n++;
+	}
+	items[n] = (zmq_pollitem_t){ .socket = c->mon, .events = ZMQ_POLLIN };
+	i_mon = n++;
+	items[n] = (zmq_pollitem_t){ .socket = NULL, .fd = c->stop_fd, .events = ZMQ_POLLIN };
+	n++;
+	while (!atomic_load(&c->stopping)) {
+		if (zmq_poll(items, n, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			log_err("control: poll: %s; the control socket stops answering",
+				zmq_strerror(errno));
+			break;
+		}
+		/* ZAP first: a handshake waits for it. */
+		if (i_zap >= 0 && (items[i_zap].revents & ZMQ_POLLIN)) {
+			control_zap(c);
+		}
+		if (items[i_mon].revents & ZMQ_POLLIN) {
+			control_monitor(c);
+		}
+		if (items[i_sock].revents & ZMQ_POLLIN) {
+			control_serve(c);
+		}
+	}
+	return NULL;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+/* Close the sockets and the context (no thread uses them). */
+static void control_close(struct control *c)
+{
+	if (c->sock) {
+		zmq_socket_monitor(c->sock, NULL, 0);
+		zmq_close(c->sock);
+		c->sock = NULL;
+	}
+	if (c->mon) {
+		zmq_close(c->mon);
+		c->mon = NULL;
+	}
+	if (c->zap) {
+		zmq_close(c->zap);
+		c->zap = NULL;
+	}
+	if (c->ctx) {
+		zmq_ctx_term(c->ctx);
+		c->ctx = NULL;
+	}
+}
+
+static int control_setsockopt_int(void *sock, int opt, int value)
+{
+	return zmq_setsockopt(sock, opt, &value, sizeof(value)) == 0 ? 0 : -errno;
+}
+
+/* "ipc://relative" is relative to the config file, like every other path. */
+static int control_resolve_endpoint(const struct rpmsd_config *cfg, char *out, size_t len)
+{
+	const char *ep = cfg->control.endpoint;
+	char path[CONFIG_PATH_MAX];
+
+	if (strncmp(ep, "ipc://", 6) || ep[6] == '/' || ep[6] == '@' || !strcmp(ep + 6, "*")) {
+		return snprintf(out, len, "%s", ep) >= (int)len ? -ENAMETOOLONG : 0;
+	}
+	if (config_resolve(cfg, ep + 6, path, sizeof(path)) < 0) {
+		return -ENAMETOOLONG;
+	}
+	return snprintf(out, len, "ipc://%s", path) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * libzmq removes whatever is at an ipc path before it binds: a second
+ * daemon (or a typo'd endpoint shared with another service) would take
+ * the socket over silently. Refuse if something answers there.
+ */
+static int control_ipc_free(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		control_errf(err, errlen, "control.endpoint: ipc://%s: the path is too long for a "
+			     "UNIX socket (allowed: at most %zu characters)", path,
+			     sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return 0;
+	}
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0) {
+		control_errf(err, errlen, "control.endpoint: ipc://%s is in use by another process "
+			     "(another rpmsd?)", path);
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
+static int control_sockets(struct control *c, const char *secret, char *err, size_t errlen)
+{
+	int64_t maxmsg = CONTROL_FRAME_MAX;
+	int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+	int ret;
+
+	c->ctx = zmq_ctx_new();
+	if (!c->ctx) {
+		ret = errno ? -errno : -ENOMEM;
+		control_errf(err, errlen, "control: cannot create a ZeroMQ context: %s",
+			     zmq_strerror(-ret));
+		return ret;
+	}
+	if (c->curve) {
+		/* The handler must be bound before any client can connect. */
+		c->zap = zmq_socket(c->ctx, ZMQ_REP);
+		if (!c->zap || control_setsockopt_int(c->zap, ZMQ_LINGER, 0) < 0 ||
+		    zmq_bind(c->zap, CONTROL_ZAP_ENDPOINT) != 0) {
+			ret = -errno;
+			control_errf(err, errlen, "control: cannot start the ZAP handler: %s",
+				     zmq_strerror(-ret));
+			return ret;
+		}
+	}
+	c->sock = zmq_socket(c->ctx, ZMQ_ROUTER);
+	if (!c->sock) {
+		ret = -errno;
+		control_errf(err, errlen, "control: cannot create the socket: %s", zmq_strerror(-ret));
+		return ret;
+	}
+	ret = control_setsockopt_int(c->sock, ZMQ_LINGER, 0);
+	if (!ret) {
+		ret = control_setsockopt_int(c->sock, ZMQ_SNDHWM, CONTROL_HWM);
+	}
+	if (!ret) {
+		ret = control_setsockopt_int(c->sock, ZMQ_RCVHWM, CONTROL_HWM);
+	}
+	if (!ret && zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0) {
+		ret = -errno;
+	}
+	if (!ret && c->curve) {
+		ret = control_setsockopt_int(c->sock, ZMQ_CURVE_SERVER, 1);
+		if (!ret && (zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, CONTROL_Z85_LEN) != 0 ||
+			     zmq_setsockopt(c->sock, ZMQ_ZAP_DOMAIN, CONTROL_ZAP_DOMAIN,
+					    strlen(CONTROL_ZAP_DOMAIN)) != 0)) {
+			ret = -errno;
+		}
+	}
+	if (ret) {
+		control_errf(err, errlen, "control: cannot set socket options: %s", zmq_strerror(-ret));
+		return ret;
+	}
+	/* Refused handshakes are logged; the monitor reports them. */
+	if (zmq_socket_monitor(c->sock, CONTROL_MON_ENDPOINT, events) != 0) {
+		ret = -errno;
+		control_errf(err, errlen, "control: cannot monitor the socket: %s", zmq_strerror(-ret));
+		return ret;
+	}
+	c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+	if (!c->mon || control_setsockopt_int(c->mon, ZMQ_LINGER, 0) < 0 ||
+	    zmq_connect(c->mon, CONTROL_MON_ENDPOINT) != 0) {
+		ret = -errno;
+		control_errf(err, errlen, "control: cannot monitor the socket: %s", zmq_strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+/*
+ * Bind @endpoint. @return 0, 1 when the default endpoint's directory does
+ * not exist (no systemd RuntimeDirectory=: run without control), or -errno
+ */
+static int control_bind(struct control *c, const char *endpoint, bool is_default,
+			char *err, size_t errlen)
+{
+	const char *path = endpoint + 6;
+	bool ipc_file = !strncmp(endpoint, "ipc://", 6) && path[0] != '@' && strcmp(path, "*");
+	size_t len;
+	int ret;
+
+	if (ipc_file) {
+		ret = control_ipc_free(path, err, errlen);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	if (zmq_bind(c->sock, endpoint) != 0) {
+		ret = -errno;
+		if (ret == -ENOENT && is_default) {
+			return 1;
+		}
+		control_errf(err, errlen, "control.endpoint: cannot bind '%s': %s%s", endpoint,
+			     zmq_strerror(-ret), ret == -ENOENT ? " (its directory does not exist)" : "");
+		return ret;
+	}
+	len = sizeof(c->endpoint);
+	if (zmq_getsockopt(c->sock, ZMQ_LAST_ENDPOINT, c->endpoint, &len) != 0) {
+		snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
+	}
+	/* Who may connect is the group's and the directory's decision, not umask's. */
+	if (ipc_file && chmod(path, 0660) != 0) {
+		ret = -errno;
+		control_errf(err, errlen, "control.endpoint: cannot make %s mode 0660: %s", path,
+			     strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
+int control_create(const struct rpmsd_config *cfg, const struct control_deps *deps,
+		   struct control **out, char *err, size_t errlen)
+{
+	char endpoint[CONFIG_PATH_MAX + 8], secret[CONTROL_Z85_LEN + 1] = "";
+	struct control *c;
+	int ret;
+
+	if (errlen) {
+		err[0] = '\0';
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		control_errf(err, errlen, "control: out of memory");
+		return -ENOMEM;
+	}
+	c->stop_fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->stopping, false);
+	atomic_init(&c->refused, 0);
+	c->stim = deps->stim;
+	c->acq = deps->acq;
+	c->clock = deps->clock;
+	c->pub = deps->pub;
+	c->rec = deps->rec;
+	c->acq_timeout_ms = cfg->safety.acquisition_timeout_ms;
+	c->calibration_s = cfg->detect.calibration_s;
+	c->curve = cfg->control.curve_server_secret_file[0] != '\0';
+	config_value_text(cfg, "stim", "protocol", c->protocol, sizeof(c->protocol));
+	c->cfg = malloc(sizeof(*c->cfg));
+	if (!c->cfg) {
+		control_errf(err, errlen, "control: out of memory");
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	*c->cfg = *cfg;
+	ret = ring_create(CONTROL_RING, sizeof(struct event), &c->events);
+	if (ret == 0) {
+		c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ret = c->stop_fd < 0 ? -errno : 0;
+	}
+	if (ret < 0) {
+		control_errf(err, errlen, "control: %s", strerror(-ret));
+		goto err_free;
+	}
+	if (control_resolve_endpoint(cfg, endpoint, sizeof(endpoint)) < 0) {
+		control_errf(err, errlen, "control.endpoint: path too long");
+		ret = -ENAMETOOLONG;
+		goto err_free;
+	}
+	if (c->curve) {
+		if (!zmq_has("curve")) {
+			control_errf(err, errlen, "control.curve_server_secret_file: this libzmq has no "
+				     "CURVE support");
+			ret = -ENOTSUP;
+			goto err_free;
+		}
+		ret = control_load_keys(cfg, secret, &c->allowed, &c->n_allowed, err, errlen);
+		if (ret < 0) {
+			goto err_free;
+		}
+		if (zmq_curve_public(c->server_key, secret) != 0) {
+			control_errf(err, errlen, "control.curve_server_secret_file: not a valid key");
+			ret = -EINVAL;
+			goto err_free;
+		}
+	}
+	ret = control_sockets(c, secret, err, errlen);
+	if (ret == 0) {
+		ret = control_bind(c, endpoint, !strcmp(cfg->control.endpoint, CONFIG_CONTROL_ENDPOINT),
+				   err, errlen);
+	}
+	if (ret < 0) {
+		goto err_free;
+	}
+	explicit_bzero(secret, sizeof(secret));
+	if (ret == 1) {
+		/*
+		 * Fail safe, not fail to start: without a control socket nothing
+		 * can arm the coil (daemon.arm_on_start aside), and a run that
+		 * was never meant to be controlled (a bench, a replay) still runs.
+		 */
+		log_warn("control: %s: the directory does not exist (it is the systemd unit's "
+			 "RuntimeDirectory=); running WITHOUT a control socket: set "
+			 "control.endpoint to control this daemon", endpoint);
+		control_close(c);
+		c->endpoint[0] = '\0';
+	} else if (c->curve) {
+		log_info("control: %s, CURVE: server public key %s, %zu client key(s) allowed",
+			 c->endpoint, c->server_key, c->n_allowed);
+	} else {
+		log_info("control: %s", c->endpoint);
+	}
+	*out = c;
+	return 0;
+
+err_free:
+	explicit_bzero(secret, sizeof(secret));
+	control_destroy(c);
+	return ret;
+}
+
+const char *control_endpoint(const struct control *c)
+{
+	return c->endpoint;
+}
+
+struct ring *control_events(struct control *c)
+{
+	return c->events;
+}
+
+int control_start(struct control *c)
+{
+	int ret;
+
+	if (c->started) {
+		return -EBUSY;
+	}
+	if (!c->sock) {
+		return 0;	/* no control socket: nothing to serve */
+	}
+	ret = pthread_create(&c->tid, NULL, control_thread, c);
+	if (ret) {
+		return -ret;
+	}
+	pthread_setname_np(c->tid, "rpmsd-control");
+	c->started = true;
+	return 0;
+}
+
+void control_stop(struct control *c)
+{
+	uint64_t one = 1;
+
+	if (!c || !c->started || c->joined) {
+		return;
+	}
+	atomic_store(&c->stopping, true);
+	if (write(c->stop_fd, &one, sizeof(one)) < 0) {
+		/* an eventfd write cannot fail here; the flag is seen within a tick */
+	}
+	pthread_join(c->tid, NULL);
+	c->joined = true;
+}
+
+void control_destroy(struct control *c)
+{
+	if (!c) {
+		return;
+	}
+	control_stop(c);
+	control_close(c);
+	if (c->stop_fd >= 0) {
+		close(c->stop_fd);
+	}
+	ring_destroy(c->events);
+	free(c->allowed);
+	free(c->cfg);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: JSON requests on a ZeroMQ ROUTER socket (clients use
+ * REQ), each answered by one JSON reply (docs/control.md). Commands:
+ * status, arm, disarm, calibrate, session_start, session_stop, set.
+ *
+ * A thread of its own ("rpmsd-control", normal scheduling) owns the socket,
+ * the ZAP handler that lets in only the allowed CURVE client keys, and a
+ * monitor that logs failed handshakes. It may block and allocate; it acts
+ * only through the thread-safe entry points of stim.c (arming, sessions)
+ * and acquire.c (calibration, a new protocol), so every safety rule of the
+ * stim thread still applies to what a command asks for.
+ *
+ * A request that is malformed, unknown, or refused changes nothing and is
+ * answered with an error code and a message naming what was wrong.
+ */
+#ifndef RPMSD_CONTROL_H
+#define RPMSD_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "acquire.h"
+#include "config.h"
+#include "event.h"
+#include "publish.h"
+#include "ring.h"
+#include "sclock.h"
+#include "stim.h"
+
+#define CONTROL_REQUEST_MAX 16384	/* longer requests: error "too_large" */
+#define CONTROL_FRAME_MAX 1048576	/* longer frames: the client is disconnected */
+#define CONTROL_SET_MAX 16		/* keys in one "set" */
+#define CONTROL_VALUE_MAX 64		/* a value's text, NUL included */
+#define CONTROL_MSG_MAX 768
+
+/** The commands. */
+enum control_cmd {
+	CONTROL_CMD_STATUS = 0,
+	CONTROL_CMD_ARM,
+	CONTROL_CMD_DISARM,
+	CONTROL_CMD_CALIBRATE,
+	CONTROL_CMD_SESSION_START,
+	CONTROL_CMD_SESSION_STOP,
+	CONTROL_CMD_SET,
+	CONTROL_CMD_COUNT,		/* none: the request did not name one */
+};
+
+/** One key of a "set": a [stim] key and its value as a file would hold it. */
+struct control_param {
+	char key[CONFIG_NAME_MAX];	/* without "stim." */
+	char value[CONTROL_VALUE_MAX];
+};
+
+/** A request that passed control_parse. */
+struct control_request {
+	enum control_cmd cmd;
+	char patient_id[EVENT_ID_MAX + 1];	/* session_start */
+	char session_id[EVENT_ID_MAX + 1];
+	size_t n_params;			/* set */
+	struct control_param params[CONTROL_SET_MAX];
+};
+
+/** Why a request was not carried out. */
+struct control_error {
+	const char *code;		/* stable, e.g. "bad_request"; docs/control.md */
+	char message[CONTROL_MSG_MAX];	/* for people; printable ASCII */
+	char key[CONFIG_NAME_MAX + 16];	/* "section.key" at fault, "" none */
+	char rule[CONFIG_NAME_MAX + 16];	/* "safety.key" that forbids it, "" none */
+};
+
+/**
+ * Parse and check one request (pure: no daemon state). Unknown members,
+ * duplicate keys, wrong types, ids outside their charset and keys that are
+ * not settable are all errors.
+ * @param req  filled on success; req->cmd is set as soon as it is known
+ * @return 0, or -EINVAL with @err filled
+ */
+int control_parse(const char *buf, size_t len, struct control_request *req,
+		  struct control_error *err);
+
+/** Name of a command as in requests ("session_start"); NULL out of range. */
+const char *control_cmd_name(enum control_cmd cmd);
+
+/**
+ * Whether @id is a valid patient or session id: 1 to EVENT_ID_MAX
+ * characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.
+ */
+bool control_id_valid(const char *id);
+
+/**
+ * Read the CURVE key files of cfg->control (when CURVE is configured) and
+ * report the first problem, naming the file and line; for --check-config.
+ * @return 0, or -EINVAL / -errno with the message in @err
+ */
+int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen);
+
+struct record;
+
+/** What the control thread acts on; all created before control_create. */
+struct control_deps {
+	struct stim *stim;
+	struct acquire *acq;
+	struct sclock *clock;
+	struct publish *pub;
+	struct record *rec;	/* the session recorder, or NULL (no [record]) */
+};
+
+struct control;
+
+/**
+ * Create the socket and bind cfg->control.endpoint (with CURVE and its ZAP
+ * handler when configured). An ipc endpoint another process listens on is
+ * refused, not taken over. When the endpoint is the default
+ * (CONFIG_CONTROL_ENDPOINT) and its directory does not exist, the daemon
+ * runs without a control socket (a warning says so): nothing can arm it.
+ * @param err  receives a message naming control.* on failure
+ * @return 0, or a negative errno
+ */
+int control_create(const struct rpmsd_config *cfg, const struct control_deps *deps,
+		   struct control **out, char *err, size_t errlen);
+
+/** The bound endpoint (wildcards resolved). Valid until control_destroy. */
+const char *control_endpoint(const struct control *c);
+
+/** The control thread's event ring (sessions, protocol changes). */
+struct ring *control_events(struct control *c);
+
+/**
+ * Start the control thread (once); nothing to start when the default
+ * endpoint's directory did not exist (control_endpoint() is then "").
+ * @return 0, -EBUSY, or -errno
+ */
+int control_start(struct control *c);
+
+/**
+ * Stop the thread: a command in progress finishes (at most about a second
+ * of waiting for the stim thread). Safe when not started, and twice.
+ */
+void control_stop(struct control *c);
+
+/**
+ * Fill the heartbeat's view of the daemon (main thread, any time): the
+ * protocol and session in force, pulse counts, coil temperature,
+ * acquisition health.
+ */
+void control_status(struct control *c, struct publish_status *st);
+
+/** Stop, close the sockets, free. Accepts NULL. */
+void control_destroy(struct control *c);
+
+#endif /* RPMSD_CONTROL_H */

@@ -1,0 +1,383 @@
+# SPDX-License-Identifier: MIT
+"""Session recordings and the EMG stream, end to end with the real daemon.
+
+The demo recording (data/emg/emg_1.txt) is replayed with recording on. The
+file is read back with libedf (edf_read, a C program built against
+libedf-dev, as a researcher's program would) and every sample compared to
+the replayed input exactly, after the documented quantisation:
+digital = lround(µV x D / P), D = 32767 (EDF+), P = the physical range
+(docs/recording.md). Annotations are compared to the published events, and
+the file is opened with python3-mne as a researcher would.
+
+A paced replay killed with SIGKILL leaves a file that MNE reads up to its
+last complete data record and that edflib refuses until the next start
+repairs it. With --enospc (under unshare -m, as root) the recording goes to
+a small tmpfs that fills up: a published error, not a crash.
+"""
+
+import glob
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rpmsd_rig as rig  # noqa: E402
+from rpmsd_rig import check  # noqa: E402
+import validate_events  # noqa: E402
+
+EDF_READ = os.environ.get("EDF_READ", os.path.join(rig.BUILD, "tests", "integration",
+                                                   "edf_read"))
+SCOPE = os.path.join(rig.SOURCE, "tools", "rpms-scope")
+RATE = 1000.0
+D = 32767
+P = 10000.0     # record.range_uv = 0 with a replay: the 10000 µV default
+
+
+def input_uv():
+    """The replayed recording as the replay source converts it: float32 µV."""
+    import numpy as np
+    vals = []
+    with open(os.path.join(rig.SOURCE, "data", "emg", "emg_1.txt")) as f:
+        for line in f:
+            s = line.strip()
+            if s and not s.startswith("#"):
+                vals.append(float(s) * 1.0)     # source.scale_uv = 1
+    return np.array(vals, dtype=np.float32)
+
+
+def quantise(x):
+    """record.c's lround((double)x * D / P), clipped at +-D."""
+    v = float(x) * D / P
+    q = math.floor(abs(v) + 0.5)
+    return int(max(-D, min(D, q if v >= 0 else -q)))
+
+
+def record_config(directory, extra=None):
+    ex = {("record", "directory"): directory, ("record", "patient_id"): "P001",
+          ("record", "session_id"): "S42"}
+    ex.update(extra or {})
+    return rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(), extra=ex)
+
+
+def edf_read(path):
+    p = subprocess.run([EDF_READ, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True)
+    return p.returncode, (json.loads(p.stdout) if p.stdout.strip() else None)
+
+
+def one_file(directory):
+    files = sorted(glob.glob(os.path.join(directory, "*.edf")))
+    check(len(files) == 1, "expected one .edf in %s, found %s" % (directory, files))
+    return files[0]
+
+
+def check_samples(sig, xs, n):
+    """The first n samples of the file are exactly the quantised input."""
+    got = sig["samples"]
+    check(len(got) >= n, "%d samples in the file, expected at least %d" % (len(got), n))
+    for i in range(n):
+        want = quantise(xs[i])
+        if got[i] != want:
+            raise AssertionError("sample %d: %d in the file, expected %d (input %r uV)"
+                                 % (i, got[i], want, float(xs[i])))
+
+
+_fast = None
+
+
+def fast_run():
+    """One --fast replay with recording on, shared by several tests."""
+    global _fast
+    if _fast is None:
+        d = tempfile.mkdtemp(prefix="rpmsd-rec-")
+        r = rig.Run(record_config(d))
+        r.dir = d
+        r.path = one_file(d)
+        rc, r.edf = edf_read(r.path)
+        check(rc == 0, "edf_read refused %s: %r" % (r.path, r.edf))
+        _fast = r
+    return _fast
+
+
+def test_header_and_summary():
+    r = fast_run()
+    check(r.returncode == 0, "exit status %d:\n%s" % (r.returncode, r.stderr))
+    check("session file:    %s: 64 data records" % r.path in r.stdout,
+          "summary:\n%s" % r.stdout)
+    e = r.edf
+    check(e["filetype"] == 1, "not EDF+: %r" % e["filetype"])
+    check(e["patientcode"] == "P001" and e["admincode"] == "S42",
+          "ids: %r %r" % (e["patientcode"], e["admincode"]))
+    check(e["equipment"].startswith("rpmsd-"), "equipment %r" % e["equipment"])
+    check(e["datarecords"] == 64 and e["datarecord_duration"] == 10000000,
+          "%d records of %d" % (e["datarecords"], e["datarecord_duration"]))
+    check(len(e["signals"]) == 1, "%d signals" % len(e["signals"]))
+    s = e["signals"][0]
+    check(s["label"].strip() == "EMG" and s["physdimension"].strip() == "uV",
+          "label %r, unit %r" % (s["label"], s["physdimension"]))
+    check((s["phys_max"], s["phys_min"], s["dig_max"], s["dig_min"]) == (P, -P, D, -D),
+          "range %r" % ((s["phys_max"], s["phys_min"], s["dig_max"], s["dig_min"]),))
+    check(s["smp_in_datarecord"] == 1000, "%d samples per record" % s["smp_in_datarecord"])
+
+
+def test_samples_equal_input_exactly():
+    r = fast_run()
+    xs = input_uv()
+    sig = r.edf["signals"][0]
+    check_samples(sig, xs, len(xs))
+    # The last record is padded with zeros after the data.
+    check(all(v == 0 for v in sig["samples"][len(xs):]), "padding is not zeros")
+    check(len(sig["samples"]) == 64000, "%d samples" % len(sig["samples"]))
+
+
+def annotations(edf):
+    """(text, onset in samples) of every annotation."""
+    return [(a["text"], round(a["onset"] / 1e7 * RATE)) for a in edf["annotations"]]
+
+
+def test_annotations_match_published_events():
+    r = fast_run()
+    ann = annotations(r.edf)
+    # Every onset 100 µs-exact: edflib's resolution, and a sample is 1 ms.
+    for a in r.edf["annotations"]:
+        check(a["onset"] % 10000 == 0, "onset %d is not on a sample" % a["onset"])
+    want = []
+    for b in r.of("rpms.stim"):
+        want.append(("pulse %d.%d %.4g%%" % (b["train_id"], b["index"], b["intensity_pct"]),
+                     b["sample"]))
+    for b in r.of("rpms.burst"):
+        if b["edge"] == "onset":
+            want.append(("onset EMG train %d" % b["train_id"], b["edge_sample"]))
+        else:
+            want.append(("offset EMG", b["edge_sample"]))
+    for b in r.of("rpms.state"):
+        if b["state"] in ("armed", "disarmed"):
+            want.append(("%s: %s" % (b["state"], b["reason"]), b["sample"]))
+        elif b["state"] == "calibrated":
+            want.append(("calibrated EMG", b["sample"]))
+    check(len(r.of("rpms.stim")) == 15, "%d pulses published" % len(r.of("rpms.stim")))
+    for w in want:
+        check(w in ann, "no annotation %r; file has %r" % (w, ann))
+    check("end of data" in [t for t, _ in ann], "no 'end of data' annotation")
+    check(len(ann) == len(want) + 4,   # started, source_end, stopping, end of data
+          "%d annotations, expected %d: %r" % (len(ann), len(want) + 4, ann))
+
+
+def test_record_events_published_and_valid():
+    r = fast_run()
+    validator = validate_events.load_validator(validate_events.DEFAULT_SCHEMA)
+    for topic, body, raw in r.messages:
+        try:
+            validate_events.check_body(validator, topic, body)
+        except validate_events.Invalid as e:
+            raise AssertionError("%s %s: %s" % (topic, raw, e))
+    opened = r.of("rpms.record", kind="opened")
+    check(len(opened) == 1 and opened[0]["file"] == os.path.basename(r.path),
+          "rpms.record opened: %r" % opened)
+
+
+def test_mne_reads_it():
+    import mne
+    r = fast_run()
+    raw = mne.io.read_raw_edf(r.path, preload=True, verbose="error")
+    check(raw.ch_names == ["EMG"], "channels %r" % raw.ch_names)
+    check(raw.info["sfreq"] == RATE, "rate %r" % raw.info["sfreq"])
+    check(raw.n_times == 64000, "%d samples" % raw.n_times)
+    xs = input_uv()
+    data = raw.get_data()[0]            # volts
+    step = P / D * 1e-6
+    worst = max(abs(data[i] - quantise(xs[i]) * step) for i in range(len(xs)))
+    check(worst < step * 1e-3, "MNE's samples differ by %g V" % worst)
+    desc = list(raw.annotations.description)
+    onsets = list(raw.annotations.onset)
+    for b in r.of("rpms.stim"):
+        text = "pulse %d.%d %.4g%%" % (b["train_id"], b["index"], b["intensity_pct"])
+        check(text in desc, "MNE has no annotation %r" % text)
+        check(abs(onsets[desc.index(text)] - b["sample"] / RATE) < 1e-6,
+              "%r at %r, published at %r" % (text, onsets[desc.index(text)], b["t_rec_s"]))
+
+
+def test_sigkill_then_repair():
+    import mne
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-kill-")
+    started = time.monotonic()
+    rig.Run(record_config(d), args=(), stop_signal=signal.SIGKILL,
+            stop_when=lambda msgs: time.monotonic() - started > 3.5 and
+            any(t == "rpms.heartbeat" for t, _, _ in msgs))
+    path = one_file(d)
+    with open(path, "rb") as f:
+        head = f.read(256)
+    check(head[236:244].strip() == b"-1", "header count %r after SIGKILL" % head[236:244])
+    rc, out = edf_read(path)
+    check(rc == 2, "edflib read a file left open: rc %d" % rc)
+    xs = input_uv()
+    raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
+    n = raw.n_times
+    check(n >= 2000 and n % 1000 == 0, "MNE reads %d samples" % n)
+    step = P / D * 1e-6
+    data = raw.get_data()[0]
+    worst = max(abs(data[i] - quantise(xs[i]) * step) for i in range(n))
+    check(worst < step * 1e-3, "samples differ by %g V after SIGKILL" % worst)
+    # The next start in the same directory repairs it.
+    r = rig.Run(record_config(d))
+    check(r.returncode == 0, "second run: %d\n%s" % (r.returncode, r.stderr))
+    repaired = r.of("rpms.record", kind="repaired")
+    check(len(repaired) == 1 and repaired[0]["file"] == os.path.basename(path),
+          "rpms.record repaired: %r" % repaired)
+    check(repaired[0]["records"] * 1000 >= n, "repaired to %d records" % repaired[0]["records"])
+    rc, e = edf_read(path)
+    check(rc == 0, "edflib still refuses the repaired file: %r" % e)
+    check(e["datarecords"] == repaired[0]["records"], "%r records" % e["datarecords"])
+    check_samples(e["signals"][0], xs, e["datarecords"] * 1000)
+
+
+def test_control_sessions_get_their_own_files():
+    """A control session_start closes the start-up file and opens one with
+    the session's ids; session_stop closes it. Both files are complete."""
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-ctl-")
+    text = record_config(d, {("daemon", "arm_on_start"): "false"})
+    ep = rig.section_value(text, "control", "endpoint")
+    done = {}
+
+    def ctl(*args):
+        p = subprocess.run([rig.RPMSCTL] + list(args) + ["-e", ep, "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+        return p.returncode, json.loads(p.stdout) if p.stdout.strip() else p.stderr
+
+    def script(msgs):
+        beats = sum(1 for t, _, _ in msgs if t == "rpms.heartbeat")
+        if beats >= 1 and "start" not in done:
+            done["start"] = ctl("session", "start", "--patient", "P7", "--session", "S9")
+        if beats >= 3 and "stop" not in done:
+            done["stop"] = ctl("session", "stop")
+        return "stop" in done
+
+    r = rig.Run(text, args=(), timeout=60, stop_when=script)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    rc, rep = done["start"]
+    check(rc == 0 and rep["ok"] and rep["result"]["recording"].get("file"),
+          "session start: %r" % (done["start"],))
+    check(done["stop"][0] == 0, "session stop: %r" % (done["stop"],))
+    files = sorted(glob.glob(os.path.join(d, "*.edf")))
+    check(len(files) == 2 and rep["result"]["recording"]["file"] in files,
+          "files %r, reply %r" % (files, rep))
+    ids = {}
+    for f in files:
+        rc, e = edf_read(f)
+        check(rc == 0, "edflib refuses %s: %r" % (f, e))
+        ids[(e["patientcode"], e["admincode"])] = e["datarecords"]
+    check(set(ids) == {("P001", "S42"), ("P7", "S9")}, "ids %r" % ids)
+    check(ids[("P7", "S9")] >= 1, "the session's file has no data: %r" % ids)
+
+
+def emg_daemon(extra_args=()):
+    """A --fast demo run with rpms.emg on, waiting for its first subscriber."""
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    cfg = rig.demo_config(endpoint, extra={("publish", "emg_stream"): "true",
+                                           ("publish", "emg_decimation"): "5"})
+    tmp = tempfile.mkdtemp(prefix="rpmsd-emg-")
+    conf = rig.write_config(cfg, tmp)
+    proc = subprocess.Popen([rig.RPMSD, "--config", conf, "--fast", "--wait-subscriber=20"]
+                            + list(extra_args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return endpoint, tmp, proc
+
+
+def test_emg_stream():
+    """publish.emg_stream: every message valid, contiguous, decimated by index."""
+    import zmq
+    endpoint, _, daemon = emg_daemon()
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"rpms.emg")
+    sub.connect(endpoint)
+    msgs = []
+    while sub.poll(2000):
+        msgs.append(sub.recv_multipart())
+    daemon.communicate(timeout=60)
+    sub.close(linger=0)
+    check(len(msgs) > 100, "%d rpms.emg messages" % len(msgs))
+    validator = validate_events.load_validator(validate_events.DEFAULT_SCHEMA)
+    seq, nxt, dropped, missing = 0, 0, 0, 0
+    for m in msgs:
+        check(len(m) == 3, "rpms.emg with %d frames" % len(m))
+        head = json.loads(m[1])
+        validate_events.check_body(validator, "rpms.emg", head)
+        check(head["seq"] == seq, "seq %d, expected %d" % (head["seq"], seq))
+        seq += 1
+        check(head["decimation"] == 5 and head["sample"] % 5 == 0, "head %r" % head)
+        # Fast replay outruns the publisher: what the ring dropped is
+        # counted in "dropped" (blocks of 8 frames), never silent.
+        check(head["sample"] >= nxt and head["dropped"] >= dropped,
+              "sample %d after %d, dropped %d after %d"
+              % (head["sample"], nxt, head["dropped"], dropped))
+        missing += head["sample"] - nxt
+        dropped = head["dropped"]
+        nxt = head["sample"] + 5 * head["frames"]
+        check(len(m[2]) == head["frames"] * 2 * 4, "payload of %d bytes" % len(m[2]))
+    missing += 63880 - nxt      # the end, dropped too (within a decimation step)
+    check(missing <= dropped * 8 + 5 and (dropped > 0) == (missing > 5),
+          "%d samples missing, %d blocks reported dropped" % (missing, dropped))
+    last = json.loads(msgs[-1][1])
+    check(last["on_threshold"][0] is not None, "no threshold after calibration: %r" % last)
+
+
+def test_scope_draws_png():
+    """tools/rpms-scope --once N --save FILE.png, headless, against the daemon."""
+    endpoint, tmp, daemon = emg_daemon()
+    png = os.path.join(tmp, "scope.png")
+    env = dict(os.environ, MPLBACKEND="Agg")
+    scope = subprocess.run([sys.executable, SCOPE, "--endpoint", endpoint, "--once", "1200",
+                            "--window", "64", "--timeout", "5", "--save", png], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=120)
+    daemon.communicate(timeout=60)
+    check(scope.returncode == 0, "rpms-scope: %d\n%s" % (scope.returncode, scope.stderr))
+    with open(png, "rb") as f:
+        check(f.read(8) == b"\x89PNG\r\n\x1a\n", "not a PNG")
+    check(os.path.getsize(png) > 20000, "PNG of %d bytes" % os.path.getsize(png))
+    if os.environ.get("SCOPE_PNG"):
+        import shutil
+        shutil.copy(png, os.environ["SCOPE_PNG"])
+
+
+def test_enospc():
+    """A full disk: a published error, the session goes on, the file is readable."""
+    if os.geteuid() != 0:
+        print("skip: needs root for a tmpfs")
+        return
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-full-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", d], check=True)
+    try:
+        r = rig.Run(record_config(d))
+        check(r.returncode == 3, "exit status %d (a recording error is 3)\n%s"
+              % (r.returncode, r.stderr))
+        check(len(r.of("rpms.stim")) == 15, "stimulation stopped: %d pulses"
+              % len(r.of("rpms.stim")))
+        err = r.of("rpms.record", kind="error")
+        check(len(err) == 1 and err[0]["code"] == -28, "rpms.record error: %r" % err)
+        check("No space left on device" in r.stdout, "summary:\n%s" % r.stdout)
+        path = one_file(d)
+        rc, e = edf_read(path)
+        check(rc == 0, "edflib refuses the file after ENOSPC: %r" % e)
+        check(e["datarecords"] == err[0]["records"] and e["datarecords"] >= 5,
+              "%r records, the error said %r" % (e["datarecords"], err[0]["records"]))
+        check_samples(e["signals"][0], input_uv(), e["datarecords"] * 1000)
+    finally:
+        subprocess.run(["umount", "-l", d])
+
+
+if __name__ == "__main__":
+    if "--enospc" in sys.argv:
+        rig.run_tests([test_enospc])
+    rig.run_tests([test_header_and_summary, test_samples_equal_input_exactly,
+                   test_annotations_match_published_events,
+                   test_record_events_published_and_valid, test_mne_reads_it,
+                   test_sigkill_then_repair, test_control_sessions_get_their_own_files,
+                   test_emg_stream, test_scope_draws_png])

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's request parser (control_parse) and its CURVE key
+ * files (control_check_keys): every malformed request is refused with the
+ * right code and a message that names what was wrong; nothing is accepted
+ * that the daemon would have to guess about.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "control.h"
+
+static void test_expect_error(const char *text, const char *code, const char *needle)
+{
+	struct control_request req;
+	struct control_error err;
+
+	if (control_parse(text, strlen(text), &req, &err) != -EINVAL) {
+		fail_msg("accepted: %s", text);
+	}
+	if (strcmp(err.code, code)) {
+		fail_msg("%s: code %s, expected %s (%s)", text, err.code, code, err.message);
+	}
+	if (!strstr(err.message, needle)) {
+		fail_msg("%s: message '%s' lacks '%s'", text, err.message, needle);
+	}
+}
+
+static void test_parse_ok(const char *text, struct control_request *req)
+{
+	struct control_error err;
+
+	if (control_parse(text, strlen(text), req, &err) != 0) {
+		fail_msg("%s: refused: %s: %s", text, err.code, err.message);
+	}
+}
+
+static void test_commands(void **state)
+{
+	static const char *const names[] = {
+		"status", "arm", "disarm", "calibrate", "session_start", "session_stop", "set",
+	};
+	struct control_request req;
+	char text[128];
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < CONTROL_CMD_COUNT; i++) {
+		assert_string_equal(control_cmd_name((enum control_cmd)i), names[i]);
+		if (i == CONTROL_CMD_SESSION_START || i == CONTROL_CMD_SET) {
+			continue;
+		}
+		snprintf(text, sizeof(text), "{\"cmd\": \"%s\"}", names[i]);
+		test_parse_ok(text, &req);
+		assert_int_equal(req.cmd, i);
+		/* no member besides cmd */
+		snprintf(text, sizeof(text), "{\"cmd\": \"%s\", \"force\": true}", names[i]);
+		test_expect_error(text, "bad_request", "unknown member \"force\" (allowed: cmd)");
+	}
+	assert_null(control_cmd_name(CONTROL_CMD_COUNT));
+	test_parse_ok(" \n{\"cmd\":\"status\"}\n ", &req);
+	assert_int_equal(req.cmd, CONTROL_CMD_STATUS);
+}
+
+static void test_malformed(void **state)
+{
+	struct control_request req;
+	struct control_error err;
+	char *big;
+
+	(void)state;
+	test_expect_error("", "bad_request", "an empty request");
+	test_expect_error("status", "bad_request", "not JSON");
+	test_expect_error("{\"cmd\": \"arm\"", "bad_request", "not JSON");
+	test_expect_error("{\"cmd\": \"arm\"} {}", "bad_request", "not JSON");
+	test_expect_error("[\"arm\"]", "bad_request", "the request is an array");
+	test_expect_error("7", "bad_request", "the request is an integer");
+	test_expect_error("{}", "bad_request", "\"cmd\" is missing");
+	test_expect_error("{\"cmd\": 1}", "bad_request", "\"cmd\" is an integer");
+	test_expect_error("{\"cmd\": [\"arm\"]}", "bad_request", "\"cmd\" is an array");
+	test_expect_error("{\"cmd\": \"Arm\"}", "unknown_command", "unknown command \"Arm\"");
+	test_expect_error("{\"cmd\": \"fire\"}", "unknown_command",
+			  "(allowed: status, arm, disarm, calibrate, session_start, session_stop, set)");
+	/* which of two would win is not obvious: both refused */
+	test_expect_error("{\"cmd\": \"status\", \"cmd\": \"arm\"}", "bad_request", "duplicate");
+	test_expect_error("{\"cmd\": \"a\\u0000m\"}", "bad_request", "not JSON");
+	/* bytes that are not UTF-8 are named, as printable text */
+	assert_int_equal(control_parse("{\"cmd\": \"\xff\"}", 11, &req, &err), -EINVAL);
+	assert_string_equal(err.code, "bad_request");
+	for (const char *p = err.message; *p; p++) {
+		assert_true(*p >= 0x20 && *p <= 0x7e);
+	}
+	assert_int_equal(req.cmd, CONTROL_CMD_COUNT);
+
+	big = malloc(CONTROL_REQUEST_MAX + 2);
+	assert_non_null(big);
+	memset(big, ' ', CONTROL_REQUEST_MAX + 1);
+	memcpy(big, "{\"cmd\":\"status\"}", 16);
+	big[CONTROL_REQUEST_MAX + 1] = '\0';
+	test_expect_error(big, "too_large", "a request of 16385 bytes (allowed: at most 16384)");
+	big[CONTROL_REQUEST_MAX] = '\0';
+	test_parse_ok(big, &req);
+	free(big);
+}
+
+static void test_session_ids(void **state)
+{
+	static const char *const good[] = {
+		"P", "p01", "2026-11-27", "S_1.a", "A23456789012345678901234567890123456",
+	};
+	static const char *const bad[] = {
+		"", "-P", ".P", "_P", "P 1", "P/1", "../P", "P\\u00e9", "P\\t", "A234567890123456789012345678901234567",
+	};
+	struct control_request req;
+	char text[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_true(control_id_valid(good[i]));
+		snprintf(text, sizeof(text),
+			 "{\"cmd\": \"session_start\", \"patient_id\": \"%s\", \"session_id\": \"S\"}",
+			 good[i]);
+		test_parse_ok(text, &req);
+		assert_int_equal(req.cmd, CONTROL_CMD_SESSION_START);
+		assert_string_equal(req.patient_id, good[i]);
+		assert_string_equal(req.session_id, "S");
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": \"%s\"}",
+			 bad[i]);
+		test_expect_error(text, "invalid_value", "session_id \"");
+	}
+	assert_false(control_id_valid("P\xc3\xa9"));
+	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": \"P\"}", "bad_request",
+			  "missing member \"session_id\"");
+	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": 7, \"session_id\": \"S\"}",
+			  "bad_request", "\"patient_id\" is an integer");
+	test_expect_error("{\"cmd\": \"session_start\", \"patient\": \"P\", \"session_id\": \"S\"}",
+			  "bad_request", "unknown member \"patient\" (allowed: cmd, patient_id, session_id)");
+}
+
+static void test_set(void **state)
+{
+	struct control_request req;
+	char text[2048];
+	size_t n, i;
+
+	(void)state;
+	test_parse_ok("{\"cmd\": \"set\", \"params\": {\"stim.intensity_pct\": 35.5, "
+		      "\"train_pulses\": 3, \"protocol\": \"onoff\"}}", &req);
+	assert_int_equal(req.cmd, CONTROL_CMD_SET);
+	assert_int_equal(req.n_params, 3);
+	assert_string_equal(req.params[0].key, "intensity_pct");
+	assert_string_equal(req.params[0].value, "35.5");
+	assert_string_equal(req.params[1].key, "train_pulses");
+	assert_string_equal(req.params[1].value, "3");
+	assert_string_equal(req.params[2].value, "onoff");
+
+	test_expect_error("{\"cmd\": \"set\"}", "bad_request", "missing member \"params\"");
+	test_expect_error("{\"cmd\": \"set\", \"params\": [1]}", "bad_request",
+			  "\"params\" is an array");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {}}", "bad_request",
+			  "0 keys (allowed: 1 to 16 at once)");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"intensity_pct\": true}}",
+			  "invalid_value", "stim.intensity_pct: the value is a boolean");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"intensity_pct\": null}}",
+			  "invalid_value", "the value is null");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"intensity_pct\": 30, "
+			  "\"stim.intensity_pct\": 31}}", "bad_request", "stim.intensity_pct is given twice");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"mode\": \"open_loop\"}}",
+			  "not_settable", "stim.mode: not settable at run time (allowed: stim.protocol");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"safety.max_intensity_pct\": 99}}",
+			  "not_settable", "safety.max_intensity_pct: not settable at run time");
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"plugin\": \"gpio\"}}", "not_settable",
+			  "stim.plugin");
+	snprintf(text, sizeof(text), "{\"cmd\": \"set\", \"params\": {\"protocol\": \"%0*d\"}}", 64, 0);
+	test_expect_error(text, "invalid_value", "a value of 64 characters (allowed: at most 63)");
+
+	n = (size_t)snprintf(text, sizeof(text), "{\"cmd\": \"set\", \"params\": {");
+	for (i = 0; i < CONTROL_SET_MAX + 1; i++) {
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"k%zu\": 1", i ? ", " : "", i);
+	}
+	snprintf(text + n, sizeof(text) - n, "}}");
+	test_expect_error(text, "bad_request", "17 keys (allowed: 1 to 16 at once)");
+}
+
+/* Key files, as control_check_keys reads them for --check-config. */
+static void test_keys(void **state)
+{
+	char dir[] = "/tmp/rpmsd-test-control-XXXXXX";
+	char secret[128], allowed[128], pub[41], sec[41], err[CONFIG_ERR_MAX];
+	struct rpmsd_config cfg;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(secret, sizeof(secret), "%s/server.key", dir);
+	snprintf(allowed, sizeof(allowed), "%s/clients", dir);
+	assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+	f = fopen(secret, "w");
+	assert_non_null(f);
+	fprintf(f, "# server\n%s\n", sec);
+	fclose(f);
+	assert_int_equal(chmod(secret, 0600), 0);
+	f = fopen(allowed, "w");
+	assert_non_null(f);
+	fprintf(f, "# clients\n\n%s  lab-pc\n", pub);
+	fclose(f);
+
+	config_defaults(&cfg);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), 0);	/* no CURVE */
+	snprintf(cfg.control.curve_server_secret_file, sizeof(cfg.control.curve_server_secret_file),
+		 "%s", secret);
+	snprintf(cfg.control.curve_allowed_keys, sizeof(cfg.control.curve_allowed_keys), "%s",
+		 allowed);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), 0);
+
+	assert_int_equal(chmod(secret, 0640), 0);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "readable by others (mode 0640"));
+	assert_int_equal(chmod(secret, 0600), 0);
+
+	f = fopen(allowed, "a");
+	assert_non_null(f);
+	fprintf(f, "%.39s\n", pub);
+	fclose(f);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":4: not a Z85 public key"));
+
+	f = fopen(allowed, "w");
+	assert_non_null(f);
+	fprintf(f, "# nobody\n");
+	fclose(f);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no client key"));
+
+	unlink(allowed);
+	unlink(secret);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_session_ids),
+		cmocka_unit_test(test_set),
+		cmocka_unit_test(test_keys),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

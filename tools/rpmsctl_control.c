@@ -1,0 +1,620 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rpmsctl: the control commands. One REQ socket, one request, one reply;
+ * the reply is printed for people (or, with --json, as it came) and its
+ * "ok" becomes the exit status, so that scripts can rely on it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "rpmsctl_control.h"
+
+#define RPMSCTL_CONTROL_ENDPOINT "ipc:///run/rpmsd/control"
+#define RPMSCTL_CONTROL_ENV "RPMSD_CONTROL"	/* overrides the default endpoint */
+#define RPMSCTL_CONTROL_TIMEOUT_S 5.0
+#define RPMSCTL_CONTROL_Z85 40
+#define RPMSCTL_CONTROL_SET_MAX 16
+
+struct rpmsctl_control_opts {
+	const char *endpoint;
+	bool json;
+	double timeout_s;
+	const char *server_key;		/* Z85, or a file holding it */
+	const char *secret_file;	/* the client's secret key */
+	const char *patient_id;		/* session start */
+	const char *session_id;
+};
+
+static int rpmsctl_control_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int rpmsctl_control_fail(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void rpmsctl_control_usage(FILE *f)
+{
+	fprintf(f,
+		"Control commands (docs/control.md, rpmsctl(1)):\n"
+		"  status                 the daemon's state: armed, session, protocol, counts\n"
+		"  arm | disarm           arm or disarm the coil (arming may be refused: why is printed)\n"
+		"  calibrate              measure the rest level again (patient at rest, coil disarmed)\n"
+		"  session start --patient ID --session ID\n"
+		"  session stop           end the session (disarms)\n"
+		"  set KEY=VALUE...       change [stim] protocol keys within the safety limits\n"
+		"  keygen FILE            new CURVE key pair: secret into FILE (0600), public on stdout\n"
+		"\n"
+		"Options of the control commands:\n"
+		"  -e, --endpoint E       control endpoint (default $%s, else %s)\n"
+		"  -j, --json             print the daemon's reply as JSON, one line\n"
+		"  -T, --timeout SEC      wait at most SEC seconds for the reply (default %g)\n"
+		"      --server-key KEY   CURVE: the daemon's public key (Z85, or a file holding it)\n"
+		"      --secret-key FILE  CURVE: this client's secret key (from rpmsctl keygen)\n"
+		"\n"
+		"Exit status of the control commands: 0 done; 1 the daemon refused (the\n"
+		"reason is printed); 2 usage error; 3 no reply (daemon not running, wrong\n"
+		"endpoint, or CURVE keys not accepted); 4 local error (key file, ZeroMQ).\n",
+		RPMSCTL_CONTROL_ENV, RPMSCTL_CONTROL_ENDPOINT, RPMSCTL_CONTROL_TIMEOUT_S);
+}
+
+static int rpmsctl_control_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rpmsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'rpmsctl --help'.\n", stderr);
+	return RPMSCTL_CONTROL_USAGE;
+}
+
+static int rpmsctl_control_fail(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rpmsctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return status;
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+/*
+ * The first key of a key file: a line of 40 Z85 characters ('#' lines are
+ * comments). A secret must not be readable by others.
+ * @return 0, or an exit status with the message printed
+ */
+static int rpmsctl_control_read_key(const char *path, bool secret, char key[RPMSCTL_CONTROL_Z85 + 1])
+{
+	char line[256], *p, *end;
+	uint8_t raw[32];
+	struct stat st;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f) {
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: %s", path, strerror(errno));
+	}
+	if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		fclose(f);
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL,
+					    "%s: a secret key readable by others (mode %04o): chmod 600 it",
+					    path, (unsigned)(st.st_mode & 07777));
+	}
+	while (fgets(line, sizeof(line), f)) {
+		for (p = line; isspace((unsigned char)*p); p++) {
+			;
+		}
+		if (!*p || *p == '#') {
+			continue;
+		}
+		for (end = p; *end && !isspace((unsigned char)*end); end++) {
+			;
+		}
+		*end = '\0';
+		if (strlen(p) != RPMSCTL_CONTROL_Z85 || !zmq_z85_decode(raw, p)) {
+			break;
+		}
+		memcpy(key, p, RPMSCTL_CONTROL_Z85 + 1);
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: no Z85 key (40 characters) in it",
+				    path);
+}
+
+/* --server-key: the key itself, or a file holding it. */
+static int rpmsctl_control_server_key(const char *arg, char key[RPMSCTL_CONTROL_Z85 + 1])
+{
+	uint8_t raw[32];
+
+	if (strlen(arg) == RPMSCTL_CONTROL_Z85 && zmq_z85_decode(raw, arg)) {
+		memcpy(key, arg, RPMSCTL_CONTROL_Z85 + 1);
+		return 0;
+	}
+	return rpmsctl_control_read_key(arg, false, key);
+}
+
+int rpmsctl_control_keygen(int argc, char **argv)
+{
+	char pub[RPMSCTL_CONTROL_Z85 + 1], sec[RPMSCTL_CONTROL_Z85 + 1];
+	FILE *f;
+	int fd;
+
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		rpmsctl_control_usage(stdout);
+		return RPMSCTL_CONTROL_OK;
+	}
+	if (argc != 2 || argv[1][0] == '-') {
+		return rpmsctl_control_usage_error("keygen: expected one argument, the secret key file");
+	}
+	if (zmq_curve_keypair(pub, sec) != 0) {
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "keygen: %s (libzmq without CURVE?)",
+					    zmq_strerror(errno));
+	}
+	/* Never over an existing key: that would lock its owner out. */
+	fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "keygen: %s: %s", argv[1],
+					    strerror(errno));
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "keygen: %s: %s", argv[1],
+					    strerror(errno));
+	}
+	fprintf(f, "# rpmsd CURVE secret key: keep it to its owner (mode 0600).\n"
+		   "# Its public key, for the other side: %s\n%s\n", pub, sec);
+	if (fclose(f) != 0) {
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "keygen: %s: %s", argv[1],
+					    strerror(errno));
+	}
+	printf("%s\n", pub);
+	return RPMSCTL_CONTROL_OK;
+}
+
+/* ---- the request ------------------------------------------------------- */
+
+/*
+ * Send @req, wait for the reply.
+ * @return 0 with *@reply (free), or an exit status with the message printed
+ */
+static int rpmsctl_control_call(const struct rpmsctl_control_opts *o, const char *req,
+				char **reply)
+{
+	char server[RPMSCTL_CONTROL_Z85 + 1], secret[RPMSCTL_CONTROL_Z85 + 1];
+	char public[RPMSCTL_CONTROL_Z85 + 1];
+	zmq_pollitem_t item;
+	int linger = 0, ret, rc, n;
+	zmq_msg_t msg;
+	void *ctx, *sock;
+
+	if (!!o->server_key != !!o->secret_file) {
+		return rpmsctl_control_usage_error("--server-key and --secret-key go together (CURVE)");
+	}
+	if (o->server_key) {
+		ret = rpmsctl_control_server_key(o->server_key, server);
+		if (ret == 0) {
+			ret = rpmsctl_control_read_key(o->secret_file, true, secret);
+		}
+		if (ret != 0) {
+			return ret;
+		}
+		if (zmq_curve_public(public, secret) != 0) {
+			return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: not a CURVE secret key",
+						    o->secret_file);
+		}
+	}
+	ctx = zmq_ctx_new();
+	if (!ctx) {
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "cannot create a ZeroMQ context: %s",
+					    zmq_strerror(errno));
+	}
+	ret = RPMSCTL_CONTROL_LOCAL;
+	sock = zmq_socket(ctx, ZMQ_REQ);
+	if (!sock) {
+		rpmsctl_control_fail(ret, "cannot create a REQ socket: %s", zmq_strerror(errno));
+		goto err_ctx;
+	}
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	if (o->server_key &&
+	    (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, RPMSCTL_CONTROL_Z85) != 0 ||
+	     zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, RPMSCTL_CONTROL_Z85) != 0 ||
+	     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, RPMSCTL_CONTROL_Z85) != 0)) {
+		rpmsctl_control_fail(ret, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+		goto err_sock;
+	}
+	if (zmq_connect(sock, o->endpoint) != 0) {
+		rpmsctl_control_fail(ret, "cannot connect to '%s': %s", o->endpoint,
+				     zmq_strerror(errno));
+		goto err_sock;
+	}
+	if (zmq_send(sock, req, strlen(req), 0) < 0) {
+		rpmsctl_control_fail(ret, "cannot send to '%s': %s", o->endpoint, zmq_strerror(errno));
+		goto err_sock;
+	}
+	item = (zmq_pollitem_t){ .socket = sock, .events = ZMQ_POLLIN };
+	do {
+		rc = zmq_poll(&item, 1, (long)(o->timeout_s * 1000));
+	} while (rc < 0 && errno == EINTR);
+	if (rc <= 0) {
+		ret = RPMSCTL_CONTROL_UNREACHED;
+		rpmsctl_control_fail(ret, "no reply from %s within %g s (is rpmsd running, is the "
+				     "endpoint right%s?)", o->endpoint, o->timeout_s,
+				     o->server_key ? ", is this client's key allowed" : "");
+		goto err_sock;
+	}
+	zmq_msg_init(&msg);
+	n = zmq_msg_recv(&msg, sock, 0);
+	if (n < 0) {
+		rpmsctl_control_fail(ret, "receive: %s", zmq_strerror(errno));
+		zmq_msg_close(&msg);
+		goto err_sock;
+	}
+	*reply = malloc((size_t)n + 1);
+	if (*reply) {
+		memcpy(*reply, zmq_msg_data(&msg), (size_t)n);
+		(*reply)[n] = '\0';
+		ret = 0;
+	} else {
+		rpmsctl_control_fail(ret, "out of memory");
+	}
+	zmq_msg_close(&msg);
+err_sock:
+	zmq_close(sock);
+err_ctx:
+	zmq_ctx_term(ctx);
+	return ret;
+}
+
+/* ---- printing ---------------------------------------------------------- */
+
+static const char *rpmsctl_control_str(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+
+	return s ? s : "";
+}
+
+static double rpmsctl_control_num(json_t *j, const char *key)
+{
+	json_t *v = json_object_get(j, key);
+
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static long long rpmsctl_control_int(json_t *j, const char *key)
+{
+	return json_integer_value(json_object_get(j, key));
+}
+
+/* "train, 5 pulses at 20 Hz, 30 %, 100 us; closed_loop, refractory 500 ms" */
+static void rpmsctl_control_protocol(json_t *p)
+{
+	const char *name = rpmsctl_control_str(p, "protocol");
+
+	printf("%s", name);
+	if (!strcmp(name, "train")) {
+		printf(", %lld pulses at %g Hz", rpmsctl_control_int(p, "train_pulses"),
+		       rpmsctl_control_num(p, "train_frequency_hz"));
+	} else if (!strcmp(name, "onoff")) {
+		printf(", %g Hz for %g ms, %g ms off, %lld cycles",
+		       rpmsctl_control_num(p, "train_frequency_hz"), rpmsctl_control_num(p, "on_ms"),
+		       rpmsctl_control_num(p, "off_ms"), rpmsctl_control_int(p, "cycles"));
+	} else if (!strcmp(name, "theta_burst")) {
+		printf(", %lld bursts of %lld at %g Hz every %g ms, %lld cycles",
+		       rpmsctl_control_int(p, "theta_bursts"),
+		       rpmsctl_control_int(p, "theta_burst_pulses"),
+		       rpmsctl_control_num(p, "theta_frequency_hz"),
+		       rpmsctl_control_num(p, "theta_period_ms"), rpmsctl_control_int(p, "cycles"));
+	}
+	printf(", %g %%, %lld us; %s, refractory %g ms\n", rpmsctl_control_num(p, "intensity_pct"),
+	       rpmsctl_control_int(p, "pulse_width_us"), rpmsctl_control_str(p, "mode"),
+	       rpmsctl_control_num(p, "refractory_ms"));
+}
+
+static void rpmsctl_control_print_status(json_t *r)
+{
+	json_t *s = json_object_get(r, "session"), *a = json_object_get(r, "acquisition");
+	json_t *f = json_object_get(r, "last_fault"), *l = json_object_get(r, "limits");
+	json_t *c = json_object_get(r, "control");
+	double t = rpmsctl_control_num(r, "coil_temperature_c");
+	double age = rpmsctl_control_num(a, "block_age_ms");
+
+	printf("armed:        %s", json_is_true(json_object_get(r, "armed")) ? "yes" : "no");
+	if (json_is_string(json_object_get(r, "arm_blocked"))) {
+		printf(" (%s)", rpmsctl_control_str(r, "arm_blocked"));
+	}
+	printf("\nsession:      ");
+	if (json_is_object(s)) {
+		printf("patient %s, session %s\n", rpmsctl_control_str(s, "patient_id"),
+		       rpmsctl_control_str(s, "session_id"));
+	} else {
+		printf("none\n");
+	}
+	printf("protocol:     ");
+	rpmsctl_control_protocol(json_object_get(r, "protocol"));
+	printf("pulses:       %lld this run, %lld this session (max %lld), %lld today (max %lld)\n",
+	       rpmsctl_control_int(r, "pulses"), rpmsctl_control_int(r, "pulses_session"),
+	       rpmsctl_control_int(l, "max_session_pulses"), rpmsctl_control_int(r, "pulses_today"),
+	       rpmsctl_control_int(l, "max_daily_pulses"));
+	printf("coil:         ");
+	if (isfinite(t)) {
+		printf("%.1f C (read %.1f s ago; max %g C)\n", t,
+		       rpmsctl_control_num(r, "coil_temperature_age_s"),
+		       rpmsctl_control_num(l, "max_coil_temp_c"));
+	} else {
+		printf("temperature not known\n");
+	}
+	printf("acquisition:  %s", rpmsctl_control_str(a, "state"));
+	if (isfinite(age)) {
+		printf(", last block %.1f ms ago", age);
+	}
+	printf(", %lld/%lld channels calibrated, %lld samples\n", rpmsctl_control_int(a, "calibrated"),
+	       rpmsctl_control_int(a, "channels"), rpmsctl_control_int(a, "samples"));
+	printf("last fault:   ");
+	if (json_is_object(f)) {
+		printf("%s: %s (code %lld)\n", rpmsctl_control_str(f, "state"),
+		       rpmsctl_control_str(f, "reason"), rpmsctl_control_int(f, "code"));
+	} else {
+		printf("none\n");
+	}
+	printf("control:      %s, CURVE %s", rpmsctl_control_str(c, "endpoint"),
+	       json_is_true(json_object_get(c, "curve")) ? "on" : "off");
+	if (json_is_string(json_object_get(c, "server_public_key"))) {
+		printf(" (server key %s)", rpmsctl_control_str(c, "server_public_key"));
+	}
+	printf("\n");
+}
+
+static void rpmsctl_control_print(const char *cmd, json_t *r)
+{
+	json_t *s = json_object_get(r, "session");
+
+	if (!strcmp(cmd, "status")) {
+		rpmsctl_control_print_status(r);
+	} else if (!strcmp(cmd, "arm") || !strcmp(cmd, "disarm")) {
+		printf("%s%s\n", json_is_true(json_object_get(r, "changed")) ? "" : "already ",
+		       json_is_true(json_object_get(r, "armed")) ? "armed" : "disarmed");
+	} else if (!strcmp(cmd, "calibrate")) {
+		printf("calibrating %lld channel(s): keep the patient at rest for %g s; the new "
+		       "thresholds follow on rpms.state\n", rpmsctl_control_int(r, "channels"),
+		       rpmsctl_control_num(r, "window_s"));
+	} else if (!strcmp(cmd, "session_start")) {
+		printf("session started: patient %s, session %s\n", rpmsctl_control_str(s, "patient_id"),
+		       rpmsctl_control_str(s, "session_id"));
+	} else if (!strcmp(cmd, "session_stop")) {
+		if (json_is_true(json_object_get(r, "stopped"))) {
+			printf("session stopped: patient %s, session %s, %lld pulses; coil disarmed\n",
+			       rpmsctl_control_str(s, "patient_id"), rpmsctl_control_str(s, "session_id"),
+			       rpmsctl_control_int(r, "pulses_session"));
+		} else {
+			printf("no session was active; coil disarmed\n");
+		}
+	} else if (!strcmp(cmd, "set")) {
+		printf("%s: ", json_is_true(json_object_get(r, "applied"))
+			       ? "set, from the next train"
+			       : "set, not taken up yet (acquisition stalled?)");
+		rpmsctl_control_protocol(json_object_get(r, "protocol"));
+	}
+}
+
+/* Print @reply; @return the exit status it stands for. */
+static int rpmsctl_control_report(const struct rpmsctl_control_opts *o, const char *cmd,
+				  const char *reply)
+{
+	json_error_t jerr;
+	json_t *j, *e;
+	int ret;
+
+	j = json_loads(reply, 0, &jerr);
+	if (!j || !json_is_boolean(json_object_get(j, "ok"))) {
+		json_decref(j);
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: the reply is not one: %.200s",
+					    cmd, reply);
+	}
+	ret = json_is_true(json_object_get(j, "ok")) ? RPMSCTL_CONTROL_OK : RPMSCTL_CONTROL_REFUSED;
+	if (o->json) {
+		printf("%s\n", reply);
+	} else if (ret == RPMSCTL_CONTROL_OK) {
+		rpmsctl_control_print(cmd, json_object_get(j, "result"));
+	}
+	if (ret != RPMSCTL_CONTROL_OK) {
+		e = json_object_get(j, "error");
+		fprintf(stderr, "rpmsctl: %s refused (%s): %s", cmd, rpmsctl_control_str(e, "code"),
+			rpmsctl_control_str(e, "message"));
+		if (json_is_string(json_object_get(e, "rule"))) {
+			fprintf(stderr, " [rule %s]", rpmsctl_control_str(e, "rule"));
+		}
+		fputc('\n', stderr);
+	}
+	fflush(stdout);
+	json_decref(j);
+	return ret;
+}
+
+/* ---- the command line -------------------------------------------------- */
+
+/*
+ * Options common to the control commands; what follows them is left in
+ * argv[optind..].
+ * @return 0, -1 after --help, or an exit status
+ */
+static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control_opts *o,
+				   bool session)
+{
+	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION };
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "server-key", required_argument, NULL, OPT_SERVER_KEY },
+		{ "secret-key", required_argument, NULL, OPT_SECRET_KEY },
+		{ "patient", required_argument, NULL, OPT_PATIENT },
+		{ "session", required_argument, NULL, OPT_SESSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *env = getenv(RPMSCTL_CONTROL_ENV);
+	char *end;
+	int c;
+
+	o->endpoint = env && env[0] ? env : RPMSCTL_CONTROL_ENDPOINT;
+	o->timeout_s = RPMSCTL_CONTROL_TIMEOUT_S;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":e:jT:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+			o->endpoint = optarg;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'T':
+			errno = 0;
+			o->timeout_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !isfinite(o->timeout_s) ||
+			    o->timeout_s <= 0 || o->timeout_s > 3600) {
+				return rpmsctl_control_usage_error("--timeout: '%s' is not a number of "
+								   "seconds (allowed: 0 < SEC <= 3600)",
+								   optarg);
+			}
+			break;
+		case OPT_SERVER_KEY:
+			o->server_key = optarg;
+			break;
+		case OPT_SECRET_KEY:
+			o->secret_file = optarg;
+			break;
+		case OPT_PATIENT:
+		case OPT_SESSION:
+			if (!session) {
+				return rpmsctl_control_usage_error("%s: only for 'session start'",
+								   argv[optind - 1]);
+			}
+			*(c == OPT_PATIENT ? &o->patient_id : &o->session_id) = optarg;
+			break;
+		case 'h':
+			rpmsctl_control_usage(stdout);
+			return -1;
+		case ':':
+			return rpmsctl_control_usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			if (optopt) {
+				return rpmsctl_control_usage_error("unknown option '-%c'", optopt);
+			}
+			return rpmsctl_control_usage_error("unknown or ambiguous option '%s'",
+							   argv[optind - 1]);
+		}
+	}
+	return 0;
+}
+
+/* "KEY=VALUE" arguments into a "set" request. */
+static int rpmsctl_control_set_params(int argc, char **argv, json_t *params)
+{
+	char key[128];
+	const char *eq;
+	int i;
+
+	if (argc < 1) {
+		return rpmsctl_control_usage_error("set: expected KEY=VALUE, e.g. "
+						   "stim.intensity_pct=35");
+	}
+	if (argc > RPMSCTL_CONTROL_SET_MAX) {
+		return rpmsctl_control_usage_error("set: %d keys (allowed: at most %d at once)", argc,
+						   RPMSCTL_CONTROL_SET_MAX);
+	}
+	for (i = 0; i < argc; i++) {
+		eq = strchr(argv[i], '=');
+		if (!eq || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(key)) {
+			return rpmsctl_control_usage_error("set: '%s' is not KEY=VALUE", argv[i]);
+		}
+		memcpy(key, argv[i], (size_t)(eq - argv[i]));
+		key[eq - argv[i]] = '\0';
+		/* as text: the daemon parses it exactly as in a configuration file */
+		if (json_object_get(params, key)) {
+			return rpmsctl_control_usage_error("set: %s given twice", key);
+		}
+		json_object_set_new(params, key, json_string(eq + 1));
+	}
+	return 0;
+}
+
+int rpmsctl_control_main(int argc, char **argv)
+{
+	struct rpmsctl_control_opts o = { 0 };
+	const char *cmd = argv[0];
+	bool session = !strcmp(cmd, "session");
+	json_t *req = NULL, *params;
+	char *text = NULL, *reply = NULL;
+	int ret;
+
+	/* "session start|stop" carries a second word before its options */
+	if (session) {
+		if (argc < 2 || (strcmp(argv[1], "start") && strcmp(argv[1], "stop"))) {
+			return rpmsctl_control_usage_error("session: expected 'start' or 'stop'");
+		}
+		cmd = !strcmp(argv[1], "start") ? "session_start" : "session_stop";
+		argc--;
+		argv++;
+	}
+	ret = rpmsctl_control_options(argc, argv, &o, !strcmp(cmd, "session_start"));
+	if (ret != 0) {
+		return ret < 0 ? RPMSCTL_CONTROL_OK : ret;
+	}
+	req = json_pack("{s:s}", "cmd", cmd);
+	if (!req) {
+		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "out of memory");
+	}
+	if (!strcmp(cmd, "set")) {
+		params = json_object();
+		json_object_set_new(req, "params", params);
+		ret = rpmsctl_control_set_params(argc - optind, argv + optind, params);
+	} else if (optind < argc) {
+		ret = rpmsctl_control_usage_error("%s: unexpected argument '%s'", argv[0], argv[optind]);
+	} else if (!strcmp(cmd, "session_start")) {
+		if (!o.patient_id || !o.session_id) {
+			ret = rpmsctl_control_usage_error("session start: --patient ID and --session ID "
+							  "are required");
+		} else {
+			json_object_set_new(req, "patient_id", json_string(o.patient_id));
+			json_object_set_new(req, "session_id", json_string(o.session_id));
+			/* json_string refuses bytes that are not UTF-8 */
+			if (!json_object_get(req, "patient_id") || !json_object_get(req, "session_id")) {
+				ret = rpmsctl_control_usage_error("session start: ids must be text");
+			}
+		}
+	}
+	if (ret == 0) {
+		text = json_dumps(req, JSON_COMPACT);
+		ret = text ? rpmsctl_control_call(&o, text, &reply)
+			   : rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "out of memory");
+	}
+	if (ret == 0) {
+		ret = rpmsctl_control_report(&o, cmd, reply);
+	}
+	free(reply);
+	free(text);
+	json_decref(req);
+	return ret;
+}
