@@ -41,9 +41,12 @@ def endpoint():
 
 def test_closed_loop_fast_replay():
     """The demo: three bursts, three 5-pulse trains, a refusal by the
-    interval rule, a coil fault on the 7th pulse."""
+    interval rule, a coil fault on the 7th pulse; the session recorded and
+    the EMG streamed (the acquire thread feeds both through its tap)."""
     r, c = counted(rig.demo_config(endpoint(), extra={
-        ("safety", "min_train_interval_ms"): "1000", ("coil.sim", "fail_every"): "7"}))
+        ("safety", "min_train_interval_ms"): "1000", ("coil.sim", "fail_every"): "7",
+        ("record", "directory"): tempfile.mkdtemp(prefix="rpmsd-alloc-rec-"),
+        ("publish", "emg_stream"): "true"}))
     check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
     check(len(r.of("rpms.stim")) >= 6 and r.of("rpms.safety"), "too little happened")
     check(c["rpmsd-acquire"] == 0 and c["rpmsd-stim"] == 0, "RT allocations: %r" % c)
