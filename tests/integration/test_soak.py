@@ -28,6 +28,10 @@ from rpmsd_rig import check  # noqa: E402
 RATE = 10000
 CHANNELS = 8
 SECONDS = int(os.environ.get("SOAK_SECONDS", "120"))
+# Growth allowed after the first 10 s; 0 = not judged: under ASan the
+# allocator's quarantine and shadow grow by design, and LeakSanitizer
+# checks for leaks at exit instead (meson sets this per build).
+RSS_LIMIT_KIB = int(os.environ.get("SOAK_RSS_LIMIT_KIB", "1024"))
 BURST_EVERY = 3.0
 BURST_LEN = 0.5
 
@@ -132,7 +136,10 @@ def test_soak():
     for line in r.stdout.splitlines():
         if "latency" in line or "arrivals" in line or "block period" in line:
             print(line.strip())
-    check(growth < 1024, "resident memory grew by %d KiB after the first 10 s" % growth)
+    if RSS_LIMIT_KIB > 0:
+        check(growth < RSS_LIMIT_KIB, "resident memory grew by %d KiB after the first 10 s" % growth)
+    else:
+        print("RSS growth not judged in this build (sanitizer allocator); LeakSanitizer checks leaks")
 
 
 if __name__ == "__main__":
