@@ -155,17 +155,25 @@ static bool safety_check_frequency(const struct safety_limits *lim,
 	return interval >= 0 && ((double)interval + 1.0) * lim->max_frequency_hz >= 1e9;
 }
 
+/*
+ * The counting rules: the pulse asked for would be number @nth (of a
+ * train, a session, a day, or of what the ledger holds); it may not be
+ * past @limit. Value and limit are reported as pulse numbers.
+ */
+static bool safety_count_ok(struct safety_verdict *v, uint64_t nth, uint64_t limit)
+{
+	v->value = (double)nth;
+	v->limit = (double)limit;
+	return nth <= limit;
+}
+
 static bool safety_check_train_pulses(const struct safety_limits *lim,
 				      const struct safety_state *st,
 				      const struct safety_request *req, int64_t now_ns,
 				      struct safety_verdict *v)
 {
-	uint32_t n = safety_train_index(st, req);
-
 	(void)now_ns;
-	v->value = n;
-	v->limit = lim->max_train_pulses;
-	return n <= lim->max_train_pulses;
+	return safety_count_ok(v, safety_train_index(st, req), lim->max_train_pulses);
 }
 
 static bool safety_check_train_duration(const struct safety_limits *lim,
@@ -209,9 +217,7 @@ static bool safety_check_session_pulses(const struct safety_limits *lim,
 {
 	(void)req;
 	(void)now_ns;
-	v->value = (double)(st->session_pulses + 1);
-	v->limit = (double)lim->max_session_pulses;
-	return st->session_pulses + 1 <= lim->max_session_pulses;
+	return safety_count_ok(v, st->session_pulses + 1, lim->max_session_pulses);
 }
 
 static bool safety_check_daily_pulses(const struct safety_limits *lim,
@@ -221,9 +227,7 @@ static bool safety_check_daily_pulses(const struct safety_limits *lim,
 {
 	(void)req;
 	(void)now_ns;
-	v->value = (double)(st->day_pulses + 1);
-	v->limit = (double)lim->max_daily_pulses;
-	return st->day_pulses + 1 <= lim->max_daily_pulses;
+	return safety_count_ok(v, st->day_pulses + 1, lim->max_daily_pulses);
 }
 
 static bool safety_check_recorded(const struct safety_limits *lim,
@@ -238,9 +242,7 @@ static bool safety_check_recorded(const struct safety_limits *lim,
 	 * A pulse is fired only once the ledger on disk already counts it,
 	 * so that a crash can make the day's count too high, never too low.
 	 */
-	v->value = (double)(st->day_pulses + 1);
-	v->limit = (double)st->day_recorded;
-	return st->day_pulses + 1 <= st->day_recorded;
+	return safety_count_ok(v, st->day_pulses + 1, st->day_recorded);
 }
 
 static bool safety_check_train_interval(const struct safety_limits *lim,
