@@ -189,6 +189,26 @@ static uint64_t stim_pending(const struct stim *s)
 	return left;
 }
 
+/* End the request in progress, its undelivered pulses counted under @rule. */
+static void stim_drop_request(struct stim *s, enum safety_rule rule)
+{
+	if (!s->in_train) {
+		return;
+	}
+	s->stats.dropped_by_rule[rule] += stim_pending(s);
+	stim_end_train(s);
+}
+
+/* Something failed: drop the request, disarm, publish the fault. */
+static void stim_fault(struct stim *s, enum safety_rule rule, int code,
+		       const char *disarm_reason, const char *reason)
+{
+	s->stats.faults++;
+	stim_drop_request(s, rule);
+	stim_apply_armed(s, false, disarm_reason);
+	stim_emit_state(s, EVENT_STATE_FAULT, code, reason);
+}
+
 static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t now)
 {
 	struct event ev = { .type = EVENT_REFUSAL, .channel = s->train.channel };
@@ -252,11 +272,7 @@ static int64_t stim_fire(struct stim *s)
 	}
 	ret = plugin_pulse(s->plugin, s->train.intensity_pct, s->train.width_us);
 	if (ret < 0) {
-		s->stats.faults++;
-		s->stats.dropped_by_rule[SAFETY_COIL_FAULT] += stim_pending(s);
-		stim_end_train(s);
-		stim_apply_armed(s, false, "pulse failed");
-		stim_emit_state(s, EVENT_STATE_FAULT, ret, "coil plugin pulse failed");
+		stim_fault(s, SAFETY_COIL_FAULT, ret, "pulse failed", "coil plugin pulse failed");
 		return now;
 	}
 	safety_commit(&s->gate, &req, now);
@@ -350,13 +366,8 @@ static void stim_stall_check(struct stim *s)
 	if (!s->gate.armed || stall <= s->limits.acq_timeout_ns) {
 		return;
 	}
-	s->stats.faults++;
-	if (s->in_train) {
-		s->stats.dropped_by_rule[SAFETY_ACQ_STALE] += stim_pending(s);
-		stim_end_train(s);
-	}
-	stim_apply_armed(s, false, "acquisition stalled");
-	stim_emit_state(s, EVENT_STATE_FAULT, -ETIMEDOUT, "EMG stalled longer than the limit: disarmed");
+	stim_fault(s, SAFETY_ACQ_STALE, -ETIMEDOUT, "acquisition stalled",
+		   "EMG stalled longer than the limit: disarmed");
 }
 
 /* Take in what the main thread wrote to the ledger since the last look. */
@@ -401,27 +412,21 @@ static void stim_take_alert(struct stim *s)
 	if (!plugin_take_alert(s->plugin, &what, &code)) {
 		return;
 	}
-	if (s->in_train) {
-		s->stats.dropped_by_rule[what == RPMSD_COIL_ALERT_ESTOP ? SAFETY_ESTOP
-								: SAFETY_COIL_FAULT] +=
-			stim_pending(s);
-		stim_end_train(s);
+	if (what != RPMSD_COIL_ALERT_ESTOP) {
+		stim_fault(s, SAFETY_COIL_FAULT, code, "coil alert", "coil plugin alert: disarmed");
+		return;
 	}
-	stim_apply_armed(s, false, what == RPMSD_COIL_ALERT_ESTOP ? "emergency stop" : "coil alert");
-	if (what == RPMSD_COIL_ALERT_ESTOP) {
-		/*
-		 * An operator's stop is not a device fault (the exit status
-		 * does not say "fault" for it); it is always published, armed
-		 * or not, since someone pressed it.
-		 */
-		s->stats.estops++;
-		stim_emit_state(s, EVENT_STATE_ESTOP, code,
-				was_armed ? "emergency stop input: disarmed"
-					  : "emergency stop input (the coil was not armed)");
-	} else {
-		s->stats.faults++;
-		stim_emit_state(s, EVENT_STATE_FAULT, code, "coil plugin alert: disarmed");
-	}
+	/*
+	 * An operator's stop is not a device fault (the exit status does not
+	 * say "fault" for it); it is always published, armed or not, since
+	 * someone pressed it.
+	 */
+	stim_drop_request(s, SAFETY_ESTOP);
+	stim_apply_armed(s, false, "emergency stop");
+	s->stats.estops++;
+	stim_emit_state(s, EVENT_STATE_ESTOP, code,
+			was_armed ? "emergency stop input: disarmed"
+				  : "emergency stop input (the coil was not armed)");
 }
 
 static void *stim_thread(void *arg)
