@@ -93,6 +93,11 @@ const char *event_topic_name(enum event_topic topic)
 	return event_topic_names[topic];
 }
 
+const char *event_state_name(uint32_t state)
+{
+	return state < EVENT_ARRAY_SIZE(event_state_names) ? event_state_names[state] : NULL;
+}
+
 static int64_t event_clock_ns(clockid_t clk)
 {
 	struct timespec ts;
@@ -555,13 +560,12 @@ static int event_json_opened(struct event_json *w, const struct event *ev)
 
 static int event_json_state(struct event_json *w, const struct event *ev)
 {
-	uint32_t state = ev->u.state.state;
+	const char *state = event_state_name(ev->u.state.state);
 
-	if (state >= EVENT_ARRAY_SIZE(event_state_names) ||
-	    !event_state_names[state]) {
+	if (!state) {
 		return -EINVAL;
 	}
-	event_json_str(w, "state", event_state_names[state], SIZE_MAX);
+	event_json_str(w, "state", state, SIZE_MAX);
 	event_json_i64(w, "code", ev->u.state.code);
 	/* reason need not be NUL-terminated when it fills the array. */
 	event_json_str(w, "reason", ev->u.state.reason, sizeof(ev->u.state.reason));

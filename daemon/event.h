@@ -172,6 +172,9 @@ enum event_topic event_topic_of(const struct event *ev);
 /** Topic string of a topic index ("rpms.burst", ...); NULL if out of range. */
 const char *event_topic_name(enum event_topic topic);
 
+/** Name of a state as rpms.state publishes it ("armed", ...); NULL if unknown. */
+const char *event_state_name(uint32_t state);
+
 /**
  * Fill the three timestamps of @ev: t_ns from the caller (session clock),
  * mono_ns and wall_ns from the kernel. RT-safe (vDSO clock reads).

@@ -437,21 +437,9 @@ static void record_block(struct record *r, const struct emg_block *b)
 /* The daemon's states as annotations: the same names as rpms.state. */
 static const char *record_state_name(uint32_t state)
 {
-	static const char *const names[] = {
-		[EVENT_STATE_STARTED] = "started",
-		[EVENT_STATE_ARMED] = "armed",
-		[EVENT_STATE_DISARMED] = "disarmed",
-		[EVENT_STATE_FAULT] = "fault",
-		[EVENT_STATE_SOURCE_END] = "source_end",
-		[EVENT_STATE_STOPPING] = "stopping",
-		[EVENT_STATE_RECOVERED] = "recovered",
-		[EVENT_STATE_ESTOP] = "estop",
-	};
+	const char *name = event_state_name(state);
 
-	if (state < sizeof(names) / sizeof(names[0]) && names[state]) {
-		return names[state];
-	}
-	return "state";
+	return name ? name : "state";
 }
 
 static const char *record_channel(struct record *r, uint32_t ch)
