@@ -95,21 +95,6 @@ static void rpmsctl_usage(FILE *f)
 	rpmsctl_control_usage(f);
 }
 
-static int rpmsctl_usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int rpmsctl_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("rpmsctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry 'rpmsctl --help'.\n", stderr);
-	return RPMSCTL_EXIT_USAGE;
-}
-
 static void rpmsctl_on_signal(int sig)
 {
 	(void)sig;
@@ -537,7 +522,7 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 			break;
 		case 't':
 			if (o->n_topics == RPMSCTL_MAX_TOPICS) {
-				return rpmsctl_usage_error("too many --topic options (at most %d)",
+				return rpmsctl_control_usage_error("too many --topic options (at most %d)",
 							   RPMSCTL_MAX_TOPICS);
 			}
 			o->topics[o->n_topics++] = optarg;
@@ -553,7 +538,7 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 			o->count = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || o->count == 0 ||
 			    optarg[0] == '-') {
-				return rpmsctl_usage_error("--count: '%s' is not a positive integer",
+				return rpmsctl_control_usage_error("--count: '%s' is not a positive integer",
 							   optarg);
 			}
 			break;
@@ -562,7 +547,7 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 			o->timeout_s = strtod(optarg, &end);
 			if (errno || end == optarg || *end || !isfinite(o->timeout_s) ||
 			    o->timeout_s <= 0) {
-				return rpmsctl_usage_error("--timeout: '%s' is not a positive number of seconds",
+				return rpmsctl_control_usage_error("--timeout: '%s' is not a positive number of seconds",
 							   optarg);
 			}
 			break;
@@ -570,18 +555,18 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 			rpmsctl_usage(stdout);
 			return -1;
 		case ':':
-			return rpmsctl_usage_error("option '%s' needs a value",
+			return rpmsctl_control_usage_error("option '%s' needs a value",
 						   argv[optind - 1]);
 		default:
 			if (optopt) {
-				return rpmsctl_usage_error("unknown option '-%c'", optopt);
+				return rpmsctl_control_usage_error("unknown option '-%c'", optopt);
 			}
-			return rpmsctl_usage_error("unknown or ambiguous option '%s'",
+			return rpmsctl_control_usage_error("unknown or ambiguous option '%s'",
 						   argv[optind - 1]);
 		}
 	}
 	if (optind < argc) {
-		return rpmsctl_usage_error("tail: unexpected argument '%s'", argv[optind]);
+		return rpmsctl_control_usage_error("tail: unexpected argument '%s'", argv[optind]);
 	}
 	if (o->n_topics == 0) {
 		o->topics[o->n_topics++] = "rpms.";
@@ -800,7 +785,7 @@ int main(int argc, char **argv)
 	const char *cmd;
 
 	if (argc < 2) {
-		return rpmsctl_usage_error("missing command");
+		return rpmsctl_control_usage_error("missing command");
 	}
 	cmd = argv[1];
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
@@ -822,7 +807,7 @@ int main(int argc, char **argv)
 		return rpmsctl_control_main(argc - 1, argv + 1);
 	}
 	if (cmd[0] == '-') {
-		return rpmsctl_usage_error("unknown option '%s'", cmd);
+		return rpmsctl_control_usage_error("unknown option '%s'", cmd);
 	}
-	return rpmsctl_usage_error("unknown command '%s'", cmd);
+	return rpmsctl_control_usage_error("unknown command '%s'", cmd);
 }

@@ -39,8 +39,6 @@ struct rpmsctl_control_opts {
 	const char *session_id;
 };
 
-static int rpmsctl_control_usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
 static int rpmsctl_control_fail(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -69,7 +67,7 @@ void rpmsctl_control_usage(FILE *f)
 		RPMSCTL_CONTROL_ENV, RPMSCTL_CONTROL_ENDPOINT, RPMSCTL_CONTROL_TIMEOUT_S);
 }
 
-static int rpmsctl_control_usage_error(const char *fmt, ...)
+int rpmsctl_control_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 

@@ -31,6 +31,13 @@ int rpmsctl_control_main(int argc, char **argv);
  */
 int rpmsctl_control_keygen(int argc, char **argv);
 
+/**
+ * Print "rpmsctl: MESSAGE" and the --help hint on stderr, for every
+ * subcommand (tail included: its usage status is the same).
+ * @return RPMSCTL_CONTROL_USAGE
+ */
+int rpmsctl_control_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /** Print the control commands' part of the usage text. */
 void rpmsctl_control_usage(FILE *f);
 
