@@ -2221,34 +2221,34 @@ int config_source_path(const struct rpmsd_config *cfg, char *out, size_t outlen)
 
 void config_train_shape(const struct rpmsd_config *cfg, struct config_train_shape *sh)
 {
-	const struct rpmsd_config *c = cfg;
+	double last_s = 0.0;	/* a train's first pulse to its last */
 
 	memset(sh, 0, sizeof(*sh));
 	sh->cycles = 1;
-	switch (c->stim.protocol) {
+	switch (cfg->stim.protocol) {
 	case CONFIG_PROTOCOL_TRAIN:
-		sh->pulses = (unsigned)c->stim.train_pulses;
-		sh->rate_hz = c->stim.train_frequency_hz;
+		sh->pulses = (unsigned)cfg->stim.train_pulses;
+		sh->rate_hz = cfg->stim.train_frequency_hz;
 		sh->burst_pulses = sh->pulses;
 		sh->on_s = sh->pulses / sh->rate_hz;
 		break;
 	case CONFIG_PROTOCOL_ONOFF:
-		sh->rate_hz = c->stim.train_frequency_hz;
-		sh->pulses = (unsigned)lround(c->stim.on_ms * 1e-3 * sh->rate_hz);
+		sh->rate_hz = cfg->stim.train_frequency_hz;
+		sh->pulses = (unsigned)lround(cfg->stim.on_ms * 1e-3 * sh->rate_hz);
 		if (sh->pulses < 1) {
 			sh->pulses = 1;
 		}
 		sh->burst_pulses = sh->pulses;
 		sh->on_s = sh->pulses / sh->rate_hz;
-		sh->cycles = (unsigned)c->stim.cycles;
+		sh->cycles = (unsigned)cfg->stim.cycles;
 		break;
 	case CONFIG_PROTOCOL_THETA:
-		sh->rate_hz = c->stim.theta_frequency_hz;
-		sh->burst_pulses = (unsigned)c->stim.theta_burst_pulses;
-		sh->pulses = sh->burst_pulses * (unsigned)c->stim.theta_bursts;
-		sh->burst_period_s = c->stim.theta_period_ms * 1e-3;
-		sh->on_s = c->stim.theta_bursts * sh->burst_period_s;
-		sh->cycles = (unsigned)c->stim.cycles;
+		sh->rate_hz = cfg->stim.theta_frequency_hz;
+		sh->burst_pulses = (unsigned)cfg->stim.theta_burst_pulses;
+		sh->pulses = sh->burst_pulses * (unsigned)cfg->stim.theta_bursts;
+		sh->burst_period_s = cfg->stim.theta_period_ms * 1e-3;
+		sh->on_s = cfg->stim.theta_bursts * sh->burst_period_s;
+		sh->cycles = (unsigned)cfg->stim.cycles;
 		break;
 	case CONFIG_PROTOCOL_SINGLE:
 	default:
@@ -2256,14 +2256,15 @@ void config_train_shape(const struct rpmsd_config *cfg, struct config_train_shap
 		sh->burst_pulses = 1;
 		break;
 	}
-	sh->cycle_period_s = sh->on_s + c->stim.off_ms * 1e-3;
+	sh->cycle_period_s = sh->on_s + cfg->stim.off_ms * 1e-3;
 	/* last pulse of a train to the first of the next */
-	sh->gap_s = sh->cycle_period_s - (sh->on_s - (sh->rate_hz > 0 ? 1.0 / sh->rate_hz : 0.0));
 	if (sh->burst_period_s > 0) {
-		sh->gap_s = sh->cycle_period_s -
-			    ((c->stim.theta_bursts - 1) * sh->burst_period_s +
-			     (sh->burst_pulses - 1) / sh->rate_hz);
+		last_s = (cfg->stim.theta_bursts - 1) * sh->burst_period_s +
+			 (sh->burst_pulses - 1) / sh->rate_hz;
+	} else if (sh->rate_hz > 0) {
+		last_s = (sh->pulses - 1) / sh->rate_hz;
 	}
+	sh->gap_s = sh->cycle_period_s - last_s;
 }
 
 int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, size_t outlen)
