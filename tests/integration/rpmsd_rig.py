@@ -106,7 +106,7 @@ class Run:
     raw body str) in arrival order."""
 
     def __init__(self, config_text, args=("--fast",), timeout=120, stop_when=None,
-                 stop_signal=signal.SIGTERM):
+                 stop_signal=signal.SIGTERM, on_start=None):
         import json
         self.tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
         atexit.register(shutil.rmtree, self.tmp, True)
@@ -121,6 +121,9 @@ class Run:
         proc = subprocess.Popen(
             [RPMSD, "--config", self.config, "--wait-subscriber=20"] + list(args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = proc.pid
+        if on_start is not None:
+            on_start(proc.pid)   # e.g. to signal or watch the daemon from a test
         # Connect after the daemon bound; ZeroMQ reconnects until it has.
         sub.connect(endpoint)
         deadline = time.monotonic() + timeout

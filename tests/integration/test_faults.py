@@ -58,18 +58,8 @@ def test_sigstop_sigcont():
         return "stopped" in state and n >= state["stopped"] and \
             time.monotonic() - state.setdefault("t", time.monotonic()) > 1.5
 
-    orig = rig.subprocess.Popen
-
-    def popen(*a, **k):
-        p = orig(*a, **k)
-        state["pid"] = p.pid
-        return p
-
-    rig.subprocess.Popen = popen
-    try:
-        r = rig.Run(open_loop(endpoint()), args=(), timeout=60, stop_when=stop_and_go)
-    finally:
-        rig.subprocess.Popen = orig
+    r = rig.Run(open_loop(endpoint()), args=(), timeout=60, stop_when=stop_and_go,
+                on_start=lambda pid: state.update(pid=pid))
     check("stopped" in state, "never stopped the daemon")
     pulses = r.of("rpms.stim")
     bad = spacing_ok(pulses)

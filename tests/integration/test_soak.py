@@ -87,13 +87,6 @@ def test_soak():
                      for line in text.splitlines()) + "\n"
     samples = []
     state = {}
-    orig = rig.subprocess.Popen
-
-    def popen(*a, **k):
-        p = orig(*a, **k)
-        state["pid"] = p.pid
-        return p
-
     def sample_rss():
         while "pid" not in state:
             time.sleep(0.05)
@@ -105,13 +98,9 @@ def test_soak():
             samples.append((time.monotonic() - start, v))
             time.sleep(1.0)
 
-    rig.subprocess.Popen = popen
     th = threading.Thread(target=sample_rss, daemon=True)
     th.start()
-    try:
-        r = rig.Run(text, args=(), timeout=SECONDS + 120)
-    finally:
-        rig.subprocess.Popen = orig
+    r = rig.Run(text, args=(), timeout=SECONDS + 120, on_start=lambda pid: state.update(pid=pid))
     th.join(5)
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-2000:]))
     onsets = r.of("rpms.burst", edge="onset")
