@@ -32,14 +32,6 @@
 
 #define PRESSES 1000
 
-static int64_t bench_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int bench_cmp(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -130,7 +122,7 @@ int main(void)
 			fprintf(stderr, "bench_estop: press %d: not armed\n", i);
 			return 1;
 		}
-		snprintf(line, sizeof(line), "press %" PRId64 "\n", bench_mono_ns());
+		snprintf(line, sizeof(line), "press %" PRId64 "\n", sclock_mono_ns());
 		if (bench_say(fd, line) < 0 || bench_wait_armed(stim, clk, false) < 0) {
 			fprintf(stderr, "bench_estop: press %d: not disarmed\n", i);
 			return 1;
