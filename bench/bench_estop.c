@@ -107,7 +107,7 @@ int main(void)
 		return 1;
 	}
 	sclock_start(clk);
-	if (stim_start(stim, 90, &got_rt) < 0) {
+	if (stim_start(stim, 90, -1, &got_rt) < 0) {
 		return 1;
 	}
 	printf("stim thread: %s\n", got_rt ? "SCHED_FIFO 90" : "normal scheduling (RT refused)");

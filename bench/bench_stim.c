@@ -111,7 +111,7 @@ int main(void)
 	sclock_start(clk);
 	/* no ledger here: everything counts as recorded */
 	stim_set_ledger(stim, UINT64_MAX, false);
-	if (stim_start(stim, 90, &got_rt) < 0) {
+	if (stim_start(stim, 90, -1, &got_rt) < 0) {
 		return 1;
 	}
 	printf("stim thread: %s\n", got_rt ? "SCHED_FIFO 90" : "normal scheduling (RT refused)");

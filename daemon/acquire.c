@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -42,6 +43,8 @@ struct acquire {
 	atomic_int parked_err;			/* the read error while parked, else 0 */
 	_Atomic uint64_t blocks;
 	atomic_bool stop;
+	atomic_bool test_stall;			/* daemon.test_hooks: hang on purpose */
+	_Atomic int64_t beat_ns;		/* CLOCK_MONOTONIC of the last read return */
 	_Atomic uint64_t samples;
 	pthread_t tid;
 	bool started;
@@ -240,6 +243,7 @@ static bool acquire_park(struct acquire *a, int err, uint64_t last)
 		}
 	}
 	atomic_store(&a->parked_err, 0);
+	atomic_store_explicit(&a->beat_ns, sclock_mono_ns(), memory_order_release);
 	return !atomic_load(&a->stop) && atomic_load(&a->resume_ok);
 }
 
@@ -263,6 +267,21 @@ static void acquire_take_requests(struct acquire *a, uint64_t first)
 	}
 }
 
+/*
+ * daemon.test_hooks: behave like a thread stuck in a driver, to prove that
+ * the supervisor disarms and that systemd's watchdog restarts the service.
+ * No heartbeat, no fresh EMG; only a stop request (which a really hung
+ * thread would not see) ends it, so a test can still shut down cleanly.
+ */
+static void acquire_hang(struct acquire *a)
+{
+	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 10000000 };
+
+	while (!atomic_load(&a->stop)) {
+		nanosleep(&tick, NULL);
+	}
+}
+
 static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
@@ -277,6 +296,11 @@ static void *acquire_thread(void *arg)
 	ret = a->src->ops->start(a->src, sclock_t0_mono(a->clock), &a->stop);
 	while (ret >= 0 && !atomic_load(&a->stop)) {
 		ret = a->src->ops->read(a->src, a->buf, a->block_frames, &blk);
+		/* Every return counts, errors too: the thread is not hung. */
+		atomic_store_explicit(&a->beat_ns, sclock_mono_ns(), memory_order_release);
+		if (atomic_load_explicit(&a->test_stall, memory_order_relaxed)) {
+			acquire_hang(a);
+		}
 		if (ret < 0 && ret != -EINTR && a->can_reopen && !atomic_load(&a->stop)) {
 			last = end_sample ? end_sample - 1 : 0;
 			if (acquire_park(a, ret, last)) {
@@ -414,6 +438,8 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 		goto err_free;
 	}
 	atomic_init(&a->stop, false);
+	atomic_init(&a->test_stall, false);
+	atomic_init(&a->beat_ns, 0);
 	atomic_init(&a->resume_ok, false);
 	atomic_init(&a->parked_err, 0);
 	atomic_init(&a->blocks, 0);
@@ -456,11 +482,13 @@ void acquire_destroy(struct acquire *a)
 	free(a);
 }
 
-int acquire_start(struct acquire *a, int priority, bool *got_rt)
+int acquire_start(struct acquire *a, int priority, int cpu, bool *got_rt)
 {
 	int ret;
 
-	ret = rt_thread_start(&a->tid, "rpmsd-acquire", priority, acquire_thread, a, got_rt);
+	atomic_store(&a->beat_ns, sclock_mono_ns());
+	ret = rt_thread_start(&a->tid, "rpmsd-acquire", priority, cpu, acquire_thread, a,
+			      got_rt);
 	if (ret < 0) {
 		return ret;
 	}
@@ -603,4 +631,14 @@ int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp)
 bool acquire_protocol_pending(const struct acquire *a)
 {
 	return atomic_load(&((struct acquire *)a)->proto_state) != ACQUIRE_PROTO_IDLE;
+}
+
+int64_t acquire_heartbeat(const struct acquire *a)
+{
+	return atomic_load_explicit(&((struct acquire *)a)->beat_ns, memory_order_acquire);
+}
+
+void acquire_test_stall(struct acquire *a)
+{
+	atomic_store(&a->test_stall, true);
 }

@@ -88,10 +88,26 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 void acquire_destroy(struct acquire *a);
 
 /**
- * Start the thread at SCHED_FIFO @priority (0: normal scheduling).
+ * Start the thread at SCHED_FIFO @priority (0: normal scheduling), pinned
+ * to CPU @cpu (-1: not pinned).
  * @param got_rt  false when the real-time policy was refused
+ * @return 0, or -errno from pthread_create (-EINVAL: @cpu not allowed)
  */
-int acquire_start(struct acquire *a, int priority, bool *got_rt);
+int acquire_start(struct acquire *a, int priority, int cpu, bool *got_rt);
+
+/**
+ * CLOCK_MONOTONIC time (ns) at which a source read last returned (data or
+ * an error) or the thread left its parked state. While parked
+ * (acquire_parked() != 0) the thread waits for the main thread on purpose.
+ * For the supervisor (any thread).
+ */
+int64_t acquire_heartbeat(const struct acquire *a);
+
+/**
+ * daemon.test_hooks only: make the thread hang after its current read, as
+ * if stuck in a driver (no heartbeat, no EMG) until acquire_stop.
+ */
+void acquire_test_stall(struct acquire *a);
 
 /** Ask the thread to stop and join it. */
 void acquire_stop(struct acquire *a);

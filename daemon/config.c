@@ -215,6 +215,41 @@ static const struct config_key config_keys[] = {
 		.allowed = "an existing directory (systemd's StateDirectory=)",
 		.doc = "Where the pulse ledger (pulses delivered today, kept across restarts) is written; one rpmsd per directory.",
 		CONFIG_FIELD(daemon.state_dir),
+	}, {
+		.section = "daemon", .key = "require_rt",
+		.type = CONFIG_TYPE_BOOL, .def = "false", .unit = "",
+		.doc = "Refuse to start unless memory is locked, both RT threads get SCHED_FIFO and /dev/cpu_dma_latency is held (when asked for); without it these only warn.",
+		CONFIG_FIELD(daemon.require_rt),
+	}, {
+		.section = "daemon", .key = "acquire_cpu",
+		.type = CONFIG_TYPE_INT, .def = "-1", .min = -1, .max = 1023,
+		.unit = "",
+		.allowed = "a CPU number the daemon may run on, or -1 for any",
+		.doc = "CPU the acquire thread is pinned to (e.g. one isolated with isolcpus=); -1 = not pinned.",
+		CONFIG_FIELD(daemon.acquire_cpu),
+	}, {
+		.section = "daemon", .key = "stim_cpu",
+		.type = CONFIG_TYPE_INT, .def = "-1", .min = -1, .max = 1023,
+		.unit = "",
+		.allowed = "a CPU number the daemon may run on, or -1 for any",
+		.doc = "CPU the stim thread is pinned to; -1 = not pinned.",
+		CONFIG_FIELD(daemon.stim_cpu),
+	}, {
+		.section = "daemon", .key = "cpu_dma_latency",
+		.type = CONFIG_TYPE_BOOL, .def = "true", .unit = "",
+		.doc = "Hold /dev/cpu_dma_latency at 0 while running, so the CPUs stay out of deep idle states that take long to leave (paced runs only).",
+		CONFIG_FIELD(daemon.cpu_dma_latency),
+	}, {
+		.section = "daemon", .key = "heartbeat_timeout_ms",
+		.type = CONFIG_TYPE_INT, .def = "500", .min = 50, .max = 10000,
+		.unit = "ms",
+		.doc = "An RT thread that has not shown progress for this long is hung: the supervisor disarms the coil, refuses arming and stops feeding the systemd watchdog.",
+		CONFIG_FIELD(daemon.heartbeat_timeout_ms),
+	}, {
+		.section = "daemon", .key = "test_hooks",
+		.type = CONFIG_TYPE_BOOL, .def = "false", .unit = "",
+		.doc = "Testing only: SIGUSR2 makes the acquire thread hang (to prove the supervisor and the systemd watchdog). Never on a patient rig.",
+		CONFIG_FIELD(daemon.test_hooks),
 	},
 	/* [source] */
 	{
@@ -2334,4 +2369,57 @@ void config_write_template(FILE *f)
 				k->def);
 		}
 	}
+}
+
+/* A [coil.*] key's raw value in @cfg, or NULL when the file does not set it. */
+static const char *config_raw_plugin_value(const struct rpmsd_config *cfg, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_plugin_kv; i++) {
+		if (!strcmp(cfg->plugin_kv[i].key, key)) {
+			return cfg->plugin_kv[i].value;
+		}
+	}
+	return NULL;
+}
+
+/* Report @cfg's [coil.*] keys that @other lacks or holds differently. */
+static void config_diff_plugin(const struct rpmsd_config *cfg, const struct rpmsd_config *other,
+			       bool only_missing, config_diff_fn fn, void *arg)
+{
+	const char *v;
+	char section[CONFIG_NAME_MAX + 8];
+	size_t i;
+
+	snprintf(section, sizeof(section), "coil.%s", cfg->plugin_section);
+	for (i = 0; i < cfg->n_plugin_kv; i++) {
+		v = config_raw_plugin_value(other, cfg->plugin_kv[i].key);
+		if (only_missing ? !v : (!v || strcmp(v, cfg->plugin_kv[i].value))) {
+			fn(section, cfg->plugin_kv[i].key, arg);
+		}
+	}
+}
+
+void config_diff(const struct rpmsd_config *a, const struct rpmsd_config *b,
+		 config_diff_fn fn, void *arg)
+{
+	char va[CONFIG_PATH_MAX], vb[CONFIG_PATH_MAX];
+	const struct config_key *k;
+	size_t i;
+
+	for (i = 0; i < CONFIG_N_KEYS; i++) {
+		k = &config_keys[i];
+		config_value_text(a, k->section, k->key, va, sizeof(va));
+		config_value_text(b, k->section, k->key, vb, sizeof(vb));
+		if (strcmp(va, vb)) {
+			fn(k->section, k->key, arg);
+		}
+	}
+	if (strcmp(a->plugin_section, b->plugin_section)) {
+		fn("coil", "(section)", arg);
+		return;
+	}
+	config_diff_plugin(a, b, false, fn, arg);
+	config_diff_plugin(b, a, true, fn, arg);
 }

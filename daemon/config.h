@@ -106,6 +106,12 @@ struct rpmsd_config {
 		int acquire_priority;		/* SCHED_FIFO priority, 0 = no RT */
 		int stim_priority;		/* SCHED_FIFO priority, 0 = no RT */
 		char state_dir[CONFIG_PATH_MAX];	/* pulse ledger; relative: to the file */
+		bool require_rt;		/* refuse to start without real time */
+		int acquire_cpu;		/* CPU the acquire thread runs on, -1 any */
+		int stim_cpu;			/* CPU the stim thread runs on, -1 any */
+		bool cpu_dma_latency;		/* hold /dev/cpu_dma_latency at 0 */
+		int heartbeat_timeout_ms;	/* an RT thread silent this long is hung */
+		bool test_hooks;		/* SIGUSR2 stalls the acquire thread */
 	} daemon;
 
 	struct {
@@ -320,5 +326,17 @@ int config_source_path(const struct rpmsd_config *cfg, char *out, size_t outlen)
  * default, range, unit and meaning (the content of config/rpmsd.conf).
  */
 void config_write_template(FILE *f);
+
+/** Called by config_diff with a key that differs. */
+typedef void (*config_diff_fn)(const char *section, const char *key, void *arg);
+
+/**
+ * Call @fn for every key whose value differs between @a and @b: the core
+ * keys in table order, then the [coil.<name>] keys as written in the
+ * files (section "coil.<name>"; a different coil section is reported once
+ * as key "(section)").
+ */
+void config_diff(const struct rpmsd_config *a, const struct rpmsd_config *b,
+		 config_diff_fn fn, void *arg);
 
 #endif /* RPMSD_CONFIG_H */

@@ -120,6 +120,8 @@ struct control {
 	void *zap;			/* REP on the ZAP endpoint; NULL without CURVE */
 	void *mon;			/* PAIR: the socket monitor's handshake failures */
 	int stop_fd;
+	int reload_fd;			/* main -> control thread: reload_next is set */
+	struct rpmsd_config *reload_next;	/* under lock; NULL until a reload */
 	atomic_bool stopping;
 	pthread_t tid;
 	bool started;
@@ -1067,7 +1069,7 @@ static void control_token(const char *msg, const char *prefix, char *out, size_t
 }
 
 static json_t *control_set(struct control *c, const struct control_request *req,
-			   struct control_error *err)
+			   const char *origin, struct control_error *err)
 {
 	char why[CONFIG_ERR_MAX], reason[EVENT_REASON_MAX];
 	struct rpmsd_config *next = malloc(sizeof(*next));
@@ -1116,7 +1118,7 @@ static json_t *control_set(struct control *c, const struct control_request *req,
 		;
 	}
 	applied = !acquire_protocol_pending(c->acq);
-	snprintf(reason, sizeof(reason), "set:");
+	snprintf(reason, sizeof(reason), "%s:", origin);
 	for (i = 0; i < req->n_params; i++) {
 		size_t used = strlen(reason);
 
@@ -1147,7 +1149,7 @@ static json_t *control_run(struct control *c, const struct control_request *req,
 	case CONTROL_CMD_SESSION_STOP:
 		return control_session_stop(c, err);
 	case CONTROL_CMD_SET:
-		return control_set(c, req, err);
+		return control_set(c, req, "set", err);
 	case CONTROL_CMD_COUNT:
 		break;
 	}
@@ -1459,11 +1461,67 @@ static void control_monitor(struct control *c)
 	}
 }
 
+/*
+ * SIGHUP: the protocol keys of the reloaded file that differ from those in
+ * force go through exactly the path of a "set" command (the same checks
+ * against the safety caps), so a reload can do nothing a client could not.
+ */
+static void control_reload_apply(struct control *c, const struct rpmsd_config *next)
+{
+	char now[CONTROL_VALUE_MAX], want[CONTROL_VALUE_MAX], keys[CONTROL_MSG_MAX] = "";
+	struct control_request req = { .cmd = CONTROL_CMD_SET };
+	struct control_error err = { 0 };
+	json_t *res;
+	size_t i;
+
+	for (i = 0; i < CONTROL_N_SETTABLE && req.n_params < CONTROL_SET_MAX; i++) {
+		config_value_text(c->cfg, "stim", control_settable[i], now, sizeof(now));
+		config_value_text(next, "stim", control_settable[i], want, sizeof(want));
+		if (!strcmp(now, want)) {
+			continue;
+		}
+		snprintf(req.params[req.n_params].key, sizeof(req.params[0].key), "%s",
+			 control_settable[i]);
+		snprintf(req.params[req.n_params].value, sizeof(req.params[0].value), "%s", want);
+		req.n_params++;
+		snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%sstim.%s=%s",
+			 req.n_params > 1 ? ", " : "", control_settable[i], want);
+	}
+	if (!req.n_params) {
+		log_info("SIGHUP: the protocol is unchanged");
+		return;
+	}
+	res = control_set(c, &req, "reload", &err);
+	if (!res) {
+		log_err("SIGHUP: protocol NOT changed (%s): %s", err.code, err.message);
+		return;
+	}
+	log_info("SIGHUP: protocol changed: %s", keys);
+	json_decref(res);
+}
+
+/* The control thread's side of control_reload. */
+static void control_take_reload(struct control *c)
+{
+	struct rpmsd_config *next = malloc(sizeof(*next));
+	uint64_t v;
+
+	if (read(c->reload_fd, &v, sizeof(v)) != sizeof(v) || !next) {
+		free(next);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	*next = *c->reload_next;
+	pthread_mutex_unlock(&c->lock);
+	control_reload_apply(c, next);
+	free(next);
+}
+
 static void *control_thread(void *arg)
 {
 	struct control *c = arg;
-	zmq_pollitem_t items[4];
-	int n = 0, i_zap = -1, i_mon, i_sock;
+	zmq_pollitem_t items[5];
+	int n = 0, i_zap = -1, i_mon, i_sock, i_reload;
 
 	items[n] = (zmq_pollitem_t){ .socket = c->sock, .events = ZMQ_POLLIN };
 	i_sock = n++;
@@ -1473,6 +1531,8 @@ static void *control_thread(void *arg)
 	}
 	items[n] = (zmq_pollitem_t){ .socket = c->mon, .events = ZMQ_POLLIN };
 	i_mon = n++;
+	items[n] = (zmq_pollitem_t){ .socket = NULL, .fd = c->reload_fd, .events = ZMQ_POLLIN };
+	i_reload = n++;
 	items[n] = (zmq_pollitem_t){ .socket = NULL, .fd = c->stop_fd, .events = ZMQ_POLLIN };
 	n++;
 	while (!atomic_load(&c->stopping)) {
@@ -1493,6 +1553,9 @@ static void *control_thread(void *arg)
 		}
 		if (items[i_sock].revents & ZMQ_POLLIN) {
 			control_serve(c);
+		}
+		if (items[i_reload].revents & ZMQ_POLLIN) {
+			control_take_reload(c);
 		}
 	}
 	return NULL;
@@ -1699,6 +1762,7 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 		return -ENOMEM;
 	}
 	c->stop_fd = -1;
+	c->reload_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->refused, 0);
@@ -1721,7 +1785,8 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	ret = ring_create(CONTROL_RING, sizeof(struct event), &c->events);
 	if (ret == 0) {
 		c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		ret = c->stop_fd < 0 ? -errno : 0;
+		c->reload_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		ret = c->stop_fd < 0 || c->reload_fd < 0 ? -errno : 0;
 	}
 	if (ret < 0) {
 		control_errf(err, errlen, "control: %s", strerror(-ret));
@@ -1838,9 +1903,44 @@ void control_destroy(struct control *c)
 	if (c->stop_fd >= 0) {
 		close(c->stop_fd);
 	}
+	if (c->reload_fd >= 0) {
+		close(c->reload_fd);
+	}
+	free(c->reload_next);
 	ring_destroy(c->events);
 	free(c->allowed);
 	free(c->cfg);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+int control_reload(struct control *c, const struct rpmsd_config *next)
+{
+	uint64_t one = 1;
+
+	if (!c->started || c->joined) {
+		/* No control thread: this thread is the only one using c->cfg. */
+		control_reload_apply(c, next);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (!c->reload_next) {
+		c->reload_next = malloc(sizeof(*c->reload_next));
+	}
+	if (c->reload_next) {
+		*c->reload_next = *next;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!c->reload_next) {
+		return -ENOMEM;
+	}
+	if (write(c->reload_fd, &one, sizeof(one)) < 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+bool control_key_settable(const char *key)
+{
+	return control_settable_key(key);
 }

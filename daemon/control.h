@@ -149,4 +149,16 @@ void control_status(struct control *c, struct publish_status *st);
 /** Stop, close the sockets, free. Accepts NULL. */
 void control_destroy(struct control *c);
 
+/**
+ * SIGHUP (main thread): apply the protocol keys of @next (a freshly loaded
+ * configuration) that differ from those in force, through the checks of a
+ * "set" command, on the control thread (or here, when there is none). The
+ * outcome is logged and published as a "protocol" state event.
+ * @return 0, or -errno when the request could not be handed over
+ */
+int control_reload(struct control *c, const struct rpmsd_config *next);
+
+/** Whether stim.@key may change at run time ("set" and SIGHUP). */
+bool control_key_settable(const char *key);
+
 #endif /* RPMSD_CONTROL_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -122,6 +123,15 @@ static int plugin_find(const struct rpmsd_config *cfg, const char *name, char *o
 	return -ENOENT;
 }
 
+/*
+ * A 1.0 descriptor ends before ops.force_disarm: still accepted, and an op
+ * beyond the plugin's struct_size is never read (it is not there).
+ */
+#define PLUGIN_DESC_SIZE_1_0 offsetof(struct rpmsd_coil_descriptor, ops.force_disarm)
+#define PLUGIN_HAS_OP(d, op) \
+	((d)->struct_size >= offsetof(struct rpmsd_coil_descriptor, ops.op) + sizeof((d)->ops.op) && \
+	 (d)->ops.op != NULL)
+
 static int plugin_check(const struct rpmsd_coil_descriptor *d, const char *name,
 			const char *path, char *err, size_t errlen)
 {
@@ -133,9 +143,9 @@ static int plugin_check(const struct rpmsd_coil_descriptor *d, const char *name,
 			 name, path, d->abi_major, d->abi_minor, (unsigned)RPMSD_COIL_ABI_MAJOR);
 		return -ENOEXEC;
 	}
-	if (d->struct_size < sizeof(*d)) {
+	if (d->struct_size < PLUGIN_DESC_SIZE_1_0) {
 		snprintf(err, errlen, "coil plugin '%s' (%s): descriptor too small (%zu < %zu)",
-			 name, path, d->struct_size, sizeof(*d));
+			 name, path, d->struct_size, PLUGIN_DESC_SIZE_1_0);
 		return -ENOEXEC;
 	}
 	if (!d->name || strcmp(d->name, name) != 0) {
@@ -391,6 +401,14 @@ int plugin_arm(struct plugin *p)
 int plugin_disarm(struct plugin *p)
 {
 	return p->desc->ops.disarm ? p->desc->ops.disarm(p->handle) : 0;
+}
+
+int plugin_force_disarm(struct plugin *p)
+{
+	if (!PLUGIN_HAS_OP(p->desc, force_disarm)) {
+		return -EOPNOTSUPP;
+	}
+	return p->desc->ops.force_disarm(p->handle);
 }
 
 int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us)

@@ -57,6 +57,13 @@ int plugin_arm(struct plugin *p);
 int plugin_disarm(struct plugin *p);
 
 /** Fire one pulse. RT-safe. Call only with a SAFETY_OK verdict. */
+/**
+ * The supervisor's disarm while the stim thread is hung (any thread).
+ * @return 0, -EOPNOTSUPP when the plugin has no force_disarm (ABI 1.0, or
+ * NULL), or the plugin's error
+ */
+int plugin_force_disarm(struct plugin *p);
+
 int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us);
 
 /** True when the plugin has a status op. */

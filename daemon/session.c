@@ -12,6 +12,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -26,6 +27,7 @@
 #include "emg.h"
 #include "event.h"
 #include "log.h"
+#include "notify.h"
 #include "plugin.h"
 #include "publish.h"
 #include "record.h"
@@ -60,6 +62,18 @@ struct session_ledger {
 	bool failed;			/* a write failed: the coil was disarmed */
 };
 
+/* The supervisor on the main thread: heartbeats, readiness, watchdog. */
+struct session_super {
+	bool ready;		/* READY=1 sent */
+	bool hung;		/* an RT thread stopped; latched until exit */
+	const char *hung_thread;
+	int64_t hb_ns;		/* daemon.heartbeat_timeout_ms */
+	int64_t acq_limit_ns;	/* the acquire thread may also wait out a read */
+	int64_t wd_ns;		/* systemd's WatchdogSec, 0 none */
+	int64_t wd_last;	/* CLOCK_MONOTONIC of the last WATCHDOG=1 */
+	int64_t status_last;
+};
+
 struct session {
 	const struct rpmsd_config *cfg;
 	struct source *src;
@@ -78,15 +92,24 @@ struct session {
 	bool masked;
 	struct session_reopen reopen;
 	struct session_ledger ledger;
+	struct session_super super;
+	int dma_fd;			/* /dev/cpu_dma_latency held, or -1 */
+	enum config_log_level log_level;	/* in force: SIGHUP may change it */
 };
 
-static void session_state(struct session *s, enum event_state state, const char *reason)
+static void session_state_code(struct session *s, enum event_state state, int code,
+			       const char *reason)
 {
 	struct event ev;
 
-	event_state_init(&ev, state, 0, reason, sclock_last_sample(s->clock));
+	event_state_init(&ev, state, code, reason, sclock_last_sample(s->clock));
 	event_stamp(&ev, sclock_now(s->clock));
 	ring_push(s->main_events, &ev);
+}
+
+static void session_state(struct session *s, enum event_state state, const char *reason)
+{
+	session_state_code(s, state, 0, reason);
 }
 
 /* What the EMG is and where its time comes from, for the record. */
@@ -116,6 +139,7 @@ static void session_free(struct session *s)
 	ring_destroy(s->main_events);
 	sclock_destroy(s->clock);
 	dose_close(s->ledger.dose);
+	rt_dma_latency_release(s->dma_fd);
 	if (s->sfd >= 0) {
 		close(s->sfd);
 	}
@@ -444,6 +468,8 @@ static int session_signals(struct session *s)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	/* Before any thread starts: every thread inherits the blocked mask. */
 	if (pthread_sigmask(SIG_BLOCK, &mask, &s->oldmask) != 0) {
 		return -errno;
@@ -473,7 +499,8 @@ static int session_wait_subscriber(struct session *s, double timeout_s)
 		if (publish_wait_subscriber(s->pub, step) == 0) {
 			return 0;
 		}
-		if (read(s->sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGHUP) {
+		if (read(s->sfd, &si, sizeof(si)) == sizeof(si) &&
+		    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)) {
 			return (int)si.ssi_signo;
 		}
 		waited += step;
@@ -482,12 +509,84 @@ static int session_wait_subscriber(struct session *s, double timeout_s)
 	return 0;
 }
 
-static void session_warn_rt(const char *thread, int priority, bool got_rt)
+/*
+ * A real-time wish that was not granted: a warning on a developer machine,
+ * a refusal to start with daemon.require_rt. @return 0, or -EPERM
+ */
+static int session_rt_denied(const struct rpmsd_config *cfg, const char *what)
 {
-	if (priority > 0 && !got_rt) {
-		log_warn("%s thread: SCHED_FIFO priority %d refused (no CAP_SYS_NICE or "
-			 "RLIMIT_RTPRIO); running with normal scheduling", thread, priority);
+	if (cfg->daemon.require_rt) {
+		log_err("%s; daemon.require_rt is set: not starting", what);
+		return -EPERM;
 	}
+	log_warn("%s", what);
+	return 0;
+}
+
+static int session_check_rt_thread(const struct rpmsd_config *cfg, const char *thread,
+				   int priority, bool got_rt)
+{
+	char what[256];
+
+	if (priority <= 0 || got_rt) {
+		return 0;
+	}
+	snprintf(what, sizeof(what), "%s thread: SCHED_FIFO priority %d refused (no CAP_SYS_NICE "
+		 "or RLIMIT_RTPRIO); running with normal scheduling", thread, priority);
+	return session_rt_denied(cfg, what);
+}
+
+/* The pinned CPUs must be ones this process may run on: say which key. */
+static int session_check_cpus(const struct rpmsd_config *cfg)
+{
+	static const struct { const char *key; size_t off; } keys[] = {
+		{ "daemon.acquire_cpu", offsetof(struct rpmsd_config, daemon.acquire_cpu) },
+		{ "daemon.stim_cpu", offsetof(struct rpmsd_config, daemon.stim_cpu) },
+	};
+	size_t i;
+	int cpu;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		cpu = *(const int *)((const char *)cfg + keys[i].off);
+		if (cpu >= 0 && rt_cpu_allowed(cpu) < 0) {
+			log_err("%s: %s = %d: not a CPU this process may run on (online CPUs: %ld; "
+				"the affinity mask, e.g. systemd's CPUAffinity=, may narrow them)",
+				cfg->path, keys[i].key, cpu, sysconf(_SC_NPROCESSORS_ONLN));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Memory locked, idle states held off: before the RT threads start. */
+static int session_rt_setup(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	char what[256];
+	int ret;
+
+	ret = rt_lock_memory();
+	if (ret < 0) {
+		snprintf(what, sizeof(what), "mlockall: %s; memory is not locked (page faults "
+			 "possible; needs CAP_IPC_LOCK or LimitMEMLOCK=infinity)", strerror(-ret));
+		if (sclock_is_virtual(s->clock)) {
+			log_warn("%s", what);
+		} else if (session_rt_denied(cfg, what) < 0) {
+			return -EPERM;
+		}
+	}
+	if (!cfg->daemon.cpu_dma_latency || sclock_is_virtual(s->clock)) {
+		return 0;
+	}
+	s->dma_fd = rt_dma_latency_hold();
+	if (s->dma_fd < 0) {
+		snprintf(what, sizeof(what), "/dev/cpu_dma_latency: %s; CPU idle states are not held "
+			 "off (wake-up latency may grow; set daemon.cpu_dma_latency = false to "
+			 "silence this)", strerror(-s->dma_fd));
+		return session_rt_denied(cfg, what);
+	}
+	log_info("/dev/cpu_dma_latency held at 0 us");
+	return 0;
 }
 
 static void session_give_up(struct session *s)
@@ -571,6 +670,230 @@ static void session_try_reopen(struct session *s)
 	session_schedule_reopen(s);
 }
 
+/* ---- supervisor -------------------------------------------------------- */
+
+static void session_super_init(struct session *s)
+{
+	struct session_super *sv = &s->super;
+	const struct rpmsd_config *cfg = s->cfg;
+
+	sv->hb_ns = (int64_t)cfg->daemon.heartbeat_timeout_ms * 1000000;
+	/* An IIO read may wait source.timeout_ms before it returns an error. */
+	sv->acq_limit_ns = sv->hb_ns + (cfg->source.type == CONFIG_SOURCE_IIO
+						? (int64_t)cfg->source.timeout_ms * 1000000 : 0);
+	sv->wd_ns = notify_watchdog_ns();
+	if (sv->wd_ns > 0) {
+		log_info("systemd watchdog: %.1f s, fed while both real-time threads show progress "
+			 "within %d ms", sv->wd_ns / 1e9, cfg->daemon.heartbeat_timeout_ms);
+		if (sv->acq_limit_ns >= sv->wd_ns) {
+			log_warn("systemd watchdog: WatchdogSec (%.1f s) is not above the time a hung "
+				 "acquire thread takes to notice (%.1f s): the service may be killed "
+				 "before the supervisor disarms", sv->wd_ns / 1e9,
+				 sv->acq_limit_ns / 1e9);
+		}
+	}
+}
+
+/*
+ * An RT thread has stopped turning. The coil is disarmed first (through
+ * the stim thread when that one still runs, directly through the plugin's
+ * force_disarm when it is the hung one), arming is refused from now on,
+ * and the systemd watchdog is no longer fed: the service manager kills and
+ * restarts the daemon, which starts disarmed.
+ */
+static void session_hung(struct session *s, const char *thread, int64_t silent_ns)
+{
+	struct session_super *sv = &s->super;
+	char reason[EVENT_REASON_MAX];
+	int ret = 0;
+
+	sv->hung = true;
+	sv->hung_thread = thread;
+	stim_lock_out(s->stim, "supervisor: a real-time thread is hung");
+	if (!strcmp(thread, "stim")) {
+		ret = plugin_force_disarm(s->plugin);
+	}
+	snprintf(reason, sizeof(reason), "%s thread hung: coil disarmed", thread);
+	session_state_code(s, EVENT_STATE_FAULT, -ETIMEDOUT, reason);
+	log_err("supervisor: the %s thread has shown no progress for %.0f ms "
+		"(daemon.heartbeat_timeout_ms %d): coil disarmed%s, arming refused; %s",
+		thread, silent_ns / 1e6, s->cfg->daemon.heartbeat_timeout_ms,
+		ret == -EOPNOTSUPP ? " as far as possible (the coil plugin has no force_disarm)"
+		: ret < 0 ? " (force_disarm FAILED)" : "",
+		sv->wd_ns ? "the systemd watchdog is no longer fed and will restart the service"
+			  : "restart rpmsd");
+}
+
+/* Heartbeats of both RT threads; paced time only (virtual time has none). */
+static void session_check_threads(struct session *s, int64_t now)
+{
+	struct session_super *sv = &s->super;
+	int64_t silent;
+
+	if (sv->hung || sclock_is_virtual(s->clock)) {
+		return;
+	}
+	silent = now - stim_heartbeat(s->stim);
+	if (silent > sv->hb_ns) {
+		session_hung(s, "stim", silent);
+		return;
+	}
+	/* Parked after a source fault, it waits for this thread on purpose. */
+	silent = now - acquire_heartbeat(s->acq);
+	if (!acquire_parked(s->acq) && silent > sv->acq_limit_ns) {
+		session_hung(s, "acquire", silent);
+	}
+}
+
+/* A person's one-line summary for `systemctl status`. */
+static void session_status(struct session *s)
+{
+	const char *blocked = stim_arm_blocked(s->stim);
+
+	if (s->super.hung) {
+		notify_status("FAULT: the %s thread is hung; coil disarmed, arming refused",
+			      s->super.hung_thread);
+	} else if (!s->super.ready) {
+		notify_status("starting: waiting for EMG from %s", s->src->description);
+	} else if (s->reopen.pending) {
+		notify_status("EMG lost: coil disarmed, reopening the source (attempt %d)",
+			      s->reopen.attempts + 1);
+	} else {
+		notify_status("%s; %" PRIu64 " pulses this run, %" PRIu64 " today%s%s",
+			      stim_armed(s->stim) ? "ARMED" : "disarmed",
+			      stim_pulse_count(s->stim), stim_day_pulses(s->stim),
+			      blocked ? "; " : "", blocked ? blocked : "");
+	}
+}
+
+/*
+ * Once per main-loop turn: readiness (the plugin is open before the
+ * threads start; here the EMG flows and the ledger is loaded), the
+ * threads' heartbeats, the watchdog and the status line.
+ */
+static void session_supervise(struct session *s)
+{
+	struct session_super *sv = &s->super;
+	int64_t now = sclock_mono_ns();
+
+	session_check_threads(s, now);
+	if (!sv->ready && !sv->hung && s->ledger.dose && acquire_samples(s->acq) > 0) {
+		sv->ready = true;
+		notify_ready("running: EMG flowing, coil disarmed");
+		log_info("ready: the coil plugin is open, EMG flows, the pulse ledger is loaded");
+	}
+	if (sv->wd_ns > 0 && !sv->hung && now - sv->wd_last >= sv->wd_ns / 4) {
+		notify_watchdog();
+		sv->wd_last = now;
+	}
+	if (now - sv->status_last >= 1000000000) {
+		session_status(s);
+		sv->status_last = now;
+	}
+}
+
+/* How long the main loop may sleep and still supervise in time. */
+static int session_super_period_ms(const struct session *s)
+{
+	int64_t p = s->super.hb_ns / 4;
+
+	if (s->super.wd_ns > 0 && s->super.wd_ns / 8 < p) {
+		p = s->super.wd_ns / 8;
+	}
+	p /= 1000000;
+	return p < 10 ? 10 : p > 200 ? 200 : (int)p;
+}
+
+/* ---- SIGHUP ------------------------------------------------------------ */
+
+struct session_reload {
+	char restart[1024];	/* keys that need a restart, "a.b, c.d" */
+	size_t n_restart;
+	bool log_level;
+};
+
+static void session_reload_key(const char *section, const char *key, void *arg)
+{
+	struct session_reload *r = arg;
+	size_t used = strlen(r->restart);
+
+	if (!strcmp(section, "stim") && control_key_settable(key)) {
+		return;		/* the control thread compares with what is in force */
+	}
+	if (!strcmp(section, "daemon") && !strcmp(key, "log_level")) {
+		r->log_level = true;
+		return;
+	}
+	r->n_restart++;
+	if (used + 4 < sizeof(r->restart)) {
+		snprintf(r->restart + used, sizeof(r->restart) - used, "%s%s.%s",
+			 used ? ", " : "", section, key);
+	}
+}
+
+/*
+ * SIGHUP: read the file again. Nothing changes unless the whole file is
+ * valid. Live: the protocol keys (checked as a "set" command is) and
+ * daemon.log_level; every other difference is named as needing a restart.
+ */
+static void session_reload(struct session *s)
+{
+	static struct rpmsd_config next;	/* main thread only; too big for the stack */
+	struct session_reload r = { .restart = "" };
+	char err[CONFIG_ERR_MAX];
+	int ret;
+
+	notify_reloading();
+	ret = config_load(&next, s->cfg->path, err, sizeof(err));
+	if (ret < 0) {
+		log_err("SIGHUP: %s; nothing changed", err);
+		goto out;
+	}
+	config_diff(s->cfg, &next, session_reload_key, &r);
+	if (r.log_level && next.daemon.log_level != s->log_level) {
+		s->log_level = next.daemon.log_level;
+		log_set_level((enum log_level)s->log_level);
+		log_info("SIGHUP: daemon.log_level changed");
+	}
+	ret = control_reload(s->ctl, &next);
+	if (ret < 0) {
+		log_err("SIGHUP: the protocol could not be handed over (%s); unchanged",
+			strerror(-ret));
+	}
+	if (r.n_restart) {
+		log_warn("SIGHUP: %s: %zu setting(s) changed that take effect only after a "
+			 "restart (not applied): %s", s->cfg->path, r.n_restart, r.restart);
+	}
+out:
+	notify_reloaded();
+}
+
+/* A signal while running. @return the signal that stops the daemon, or 0. */
+static int session_signal(struct session *s, int signo)
+{
+	switch (signo) {
+	case SIGHUP:
+		session_reload(s);
+		return 0;
+	case SIGUSR1:
+	case SIGUSR2:
+		if (!s->cfg->daemon.test_hooks) {
+			log_warn("%s ignored (daemon.test_hooks is off)", strsignal(signo));
+			return 0;
+		}
+		log_warn("test hook: %s: the %s thread hangs now", strsignal(signo),
+			 signo == SIGUSR1 ? "stim" : "acquire");
+		if (signo == SIGUSR1) {
+			stim_test_stall(s->stim);
+		} else {
+			acquire_test_stall(s->acq);
+		}
+		return 0;
+	default:
+		return signo;
+	}
+}
+
 /* Wait for the end of the recording or a signal. @return 0, or the signal. */
 static int session_wait(struct session *s)
 {
@@ -590,7 +913,8 @@ static int session_wait(struct session *s)
 		control_status(s->ctl, &st);
 		publish_set_status(s->pub, &st);
 		session_ledger_tick(s);
-		timeout_ms = 200;
+		session_supervise(s);
+		timeout_ms = session_super_period_ms(s);
 		if (s->reopen.pending) {
 			left = (s->reopen.due_ns - sclock_mono_ns()) / 1000000;
 			timeout_ms = left < 0 ? 0 : left < timeout_ms ? (int)left + 1 : timeout_ms;
@@ -601,11 +925,8 @@ static int session_wait(struct session *s)
 		if (fds[1].revents & POLLIN) {
 			return 0;
 		}
-		if ((fds[0].revents & POLLIN) && read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
-			if (si.ssi_signo == SIGHUP) {
-				log_info("SIGHUP: live reload is not supported yet; ignored");
-				continue;
-			}
+		if ((fds[0].revents & POLLIN) && read(s->sfd, &si, sizeof(si)) == sizeof(si) &&
+		    session_signal(s, (int)si.ssi_signo)) {
 			return (int)si.ssi_signo;
 		}
 		if (fds[2].revents & POLLIN) {
@@ -754,7 +1075,8 @@ static void session_summary(struct session *s, FILE *f, int signo)
 int session_run(const struct rpmsd_config *cfg, const struct session_options *opt,
 		FILE *summary)
 {
-	struct session s = { .cfg = cfg, .sfd = -1 };
+	struct session s = { .cfg = cfg, .sfd = -1, .dma_fd = -1,
+			     .log_level = cfg->daemon.log_level };
 	int stim_prio = cfg->daemon.stim_priority;
 	int acq_prio = cfg->daemon.acquire_priority;
 	bool got_rt;
@@ -787,10 +1109,13 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		log_err("publisher: %s", strerror(-ret));
 		goto err_free;
 	}
-	ret = rt_lock_memory();
+	ret = session_check_cpus(cfg);
 	if (ret < 0) {
-		log_warn("mlockall: %s; memory is not locked (page faults possible)",
-			 strerror(-ret));
+		goto err_stop;
+	}
+	ret = session_rt_setup(&s);
+	if (ret < 0) {
+		goto err_stop;
 	}
 	ret = session_start_recording(&s);
 	if (ret < 0) {
@@ -808,22 +1133,29 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		acq_prio = 0;
 		log_info("fast replay: real-time scheduling not used");
 	}
-	ret = stim_start(s.stim, stim_prio, &got_rt);
+	session_super_init(&s);
+	ret = stim_start(s.stim, stim_prio, cfg->daemon.stim_cpu, &got_rt);
 	if (ret < 0) {
 		log_err("stim thread: %s", strerror(-ret));
 		goto err_stop;
 	}
-	session_warn_rt("stim", stim_prio, got_rt);
+	ret = session_check_rt_thread(cfg, "stim", stim_prio, got_rt);
+	if (ret < 0) {
+		goto err_stop;
+	}
 	if (cfg->daemon.arm_on_start) {
 		log_warn("daemon.arm_on_start: the coil is armed without a command");
 		stim_set_armed(s.stim, true, "arm_on_start");
 	}
-	ret = acquire_start(s.acq, acq_prio, &got_rt);
+	ret = acquire_start(s.acq, acq_prio, cfg->daemon.acquire_cpu, &got_rt);
 	if (ret < 0) {
 		log_err("acquire thread: %s", strerror(-ret));
 		goto err_stop;
 	}
-	session_warn_rt("acquire", acq_prio, got_rt);
+	ret = session_check_rt_thread(cfg, "acquire", acq_prio, got_rt);
+	if (ret < 0) {
+		goto err_stop;
+	}
 	/* Last: a command acts on running threads only. */
 	ret = control_start(s.ctl);
 	if (ret < 0) {
@@ -839,6 +1171,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		log_info("%s: stopping", strsignal(signo));
 	}
 	session_state(&s, EVENT_STATE_STOPPING, signo ? "signal" : "end of recording");
+	notify_stopping(signo ? strsignal(signo) : "end of the recording");
 	ret = 0;
 err_stop:
 	/*

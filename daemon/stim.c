@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "event.h"
 #include "rt.h"
@@ -38,6 +39,10 @@ struct stim {
 	atomic_bool stop;
 	atomic_bool busy;		/* a train is running */
 	atomic_bool armed;		/* mirror of gate.armed for readers */
+	_Atomic int64_t beat_ns;	/* CLOCK_MONOTONIC of the last loop turn */
+	atomic_bool locked_out;		/* the supervisor found an RT thread hung */
+	atomic_bool test_stall;		/* daemon.test_hooks: hang on purpose */
+	int64_t beat_period_ns;		/* the longest sleep without a turn */
 	int64_t armed_at;		/* session time of the last arm (stim thread) */
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
@@ -122,6 +127,14 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 	if (s->arm_block[0]) {
 		stim_emit_state(s, EVENT_STATE_FAULT, -EPERM, s->arm_block);
 		stim_arm_outcome(s, -EPERM, s->arm_block);
+		return;
+	}
+	if (atomic_load(&s->locked_out)) {
+		static const char why[] = "arm refused: a real-time thread is hung (supervisor); "
+					  "restart rpmsd";
+
+		stim_emit_state(s, EVENT_STATE_FAULT, -EPERM, why);
+		stim_arm_outcome(s, -EPERM, why);
 		return;
 	}
 	if (plugin_has_status(s->plugin)) {
@@ -429,6 +442,20 @@ static void stim_take_alert(struct stim *s)
 				  : "emergency stop input (the coil was not armed)");
 }
 
+/*
+ * daemon.test_hooks: behave like a thread stuck in a driver call, with the
+ * coil left as it is, to prove the supervisor's force_disarm and the
+ * service watchdog. Only a stop request ends it.
+ */
+static void stim_hang(struct stim *s)
+{
+	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 10000000 };
+
+	while (!atomic_load(&s->stop)) {
+		nanosleep(&tick, NULL);
+	}
+}
+
 static void *stim_thread(void *arg)
 {
 	struct stim *s = arg;
@@ -440,6 +467,11 @@ static void *stim_thread(void *arg)
 	rt_prefault_stack();
 	now = sclock_now(s->clock);
 	while (!atomic_load(&s->stop)) {
+		/* The supervisor's proof that this thread still turns. */
+		atomic_store_explicit(&s->beat_ns, sclock_mono_ns(), memory_order_release);
+		if (atomic_load_explicit(&s->test_stall, memory_order_relaxed)) {
+			stim_hang(s);
+		}
 		/* Read the word before looking at the inputs: no lost wake-up. */
 		seen = atomic_load(&s->wake);
 		stim_take_alert(s);
@@ -461,6 +493,10 @@ static void *stim_thread(void *arg)
 		wake_at = stim_watchdog(s, now);
 		if (s->in_train && s->next_deadline < wake_at) {
 			wake_at = s->next_deadline;
+		}
+		/* Idle or not, turn often enough for the heartbeat to stay fresh. */
+		if (s->beat_period_ns > 0 && wake_at - now > s->beat_period_ns) {
+			wake_at = now + s->beat_period_ns;
 		}
 		now = sclock_wait(s->clock, wake_at, &s->wake, seen);
 	}
@@ -516,6 +552,16 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->coil_temp_bits, 0);
 	atomic_init(&s->coil_temp_at, INT64_MIN);
 	s->next_deadline = SCLOCK_NEVER;
+	atomic_init(&s->beat_ns, 0);
+	atomic_init(&s->locked_out, false);
+	atomic_init(&s->test_stall, false);
+	/*
+	 * A quarter of the supervisor's limit: a missed turn or two is not
+	 * a hang. Virtual time only moves with the EMG: no heartbeat there.
+	 */
+	if (!sclock_is_virtual(clock) && cfg->daemon.heartbeat_timeout_ms > 0) {
+		s->beat_period_ns = (int64_t)cfg->daemon.heartbeat_timeout_ms * 1000000 / 4;
+	}
 	*out = s;
 	return 0;
 
@@ -526,12 +572,13 @@ err_free:
 	return ret;
 }
 
-int stim_start(struct stim *s, int priority, bool *got_rt)
+int stim_start(struct stim *s, int priority, int cpu, bool *got_rt)
 {
 	int ret;
 
 	plugin_set_wake(s->plugin, &s->wake);
-	ret = rt_thread_start(&s->tid, "rpmsd-stim", priority, stim_thread, s, got_rt);
+	atomic_store(&s->beat_ns, sclock_mono_ns());
+	ret = rt_thread_start(&s->tid, "rpmsd-stim", priority, cpu, stim_thread, s, got_rt);
 	if (ret < 0) {
 		return ret;
 	}
@@ -672,4 +719,22 @@ double stim_coil_temperature(const struct stim *s, int64_t *at_ns)
 const char *stim_arm_blocked(const struct stim *s)
 {
 	return s->arm_block[0] ? s->arm_block : NULL;
+}
+
+int64_t stim_heartbeat(const struct stim *s)
+{
+	return atomic_load_explicit(&((struct stim *)s)->beat_ns, memory_order_acquire);
+}
+
+void stim_lock_out(struct stim *s, const char *reason)
+{
+	atomic_store(&s->locked_out, true);
+	/* Through the thread when it still runs: it orders the disarm with pulses. */
+	stim_set_armed(s, false, reason);
+}
+
+void stim_test_stall(struct stim *s)
+{
+	atomic_store(&s->test_stall, true);
+	sclock_kick(s->clock, &s->wake);
 }

@@ -47,11 +47,32 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 void stim_destroy(struct stim *s);
 
 /**
- * Start the thread at SCHED_FIFO @priority (0: normal scheduling).
+ * Start the thread at SCHED_FIFO @priority (0: normal scheduling), pinned
+ * to CPU @cpu (-1: not pinned).
  * @param got_rt  false when the real-time policy was refused
- * @return 0, or -errno from pthread_create
+ * @return 0, or -errno from pthread_create (-EINVAL: @cpu not allowed)
  */
-int stim_start(struct stim *s, int priority, bool *got_rt);
+int stim_start(struct stim *s, int priority, int cpu, bool *got_rt);
+
+/**
+ * CLOCK_MONOTONIC time (ns) at which the stim thread last went round its
+ * loop; it goes round at least every daemon.heartbeat_timeout_ms / 4 in
+ * paced time. For the supervisor (any thread).
+ */
+int64_t stim_heartbeat(const struct stim *s);
+
+/**
+ * The supervisor found an RT thread hung: disarm (through the stim thread,
+ * if it still runs) and refuse every arm request from now on. @reason is
+ * a string literal. Any thread.
+ */
+void stim_lock_out(struct stim *s, const char *reason);
+
+/**
+ * daemon.test_hooks only: make the thread hang at its next turn, as if
+ * stuck in a driver (no heartbeat, the coil left as it is) until stim_stop.
+ */
+void stim_test_stall(struct stim *s);
 
 /**
  * Disarm, drop whatever is pending, and join the thread. The coil is

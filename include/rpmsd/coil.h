@@ -41,8 +41,11 @@ extern "C" {
 
 /** ABI major version: a plugin built for another major is refused. */
 #define RPMSD_COIL_ABI_MAJOR 1
-/** ABI minor version: additions only, detected through struct sizes. */
-#define RPMSD_COIL_ABI_MINOR 0
+/**
+ * ABI minor version: additions only, detected through struct sizes.
+ * 1.1 added rpmsd_coil_ops.force_disarm.
+ */
+#define RPMSD_COIL_ABI_MINOR 1
 
 /** Name of the one symbol every plugin exports. */
 #define RPMSD_COIL_ENTRY_SYMBOL "rpmsd_coil_entry"
@@ -150,6 +153,16 @@ struct rpmsd_coil_ops {
 	int (*status)(void *handle, struct rpmsd_coil_status *st);
 	/** Disarm if needed and free everything (main thread). Accepts NULL. */
 	void (*close)(void *handle);
+	/**
+	 * (ABI 1.1, optional) Make the coil unable to fire now, called by the
+	 * host's supervisor on another thread because the stim thread is hung,
+	 * possibly inside another op of this plugin. Drop the enable (and
+	 * trigger) line directly: take no lock another op may hold, do not
+	 * allocate, log or block. Without it the host can only stop feeding
+	 * the service watchdog.
+	 * @return 0 or a negative errno
+	 */
+	int (*force_disarm)(void *handle);
 };
 
 /** The descriptor a plugin's entry function returns. */

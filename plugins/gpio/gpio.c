@@ -895,6 +895,24 @@ static int gpio_disarm(void *h)
 	return ret;
 }
 
+/*
+ * The host's supervisor, on its own thread, because the stim thread is
+ * hung, maybe inside arm or pulse holding g->lock: no lock here. Both lines
+ * go inactive straight through the kernel (one ioctl each, serialised
+ * there); the worst a racing op can do is set a line again, and a hung one
+ * does not.
+ */
+static int gpio_force_disarm(void *h)
+{
+	struct gpio *g = h;
+	int ret, ret2;
+
+	atomic_store(&g->armed, false);
+	ret = gpio_set(g, GPIO_ENABLE, 0);
+	ret2 = gpio_set(g, GPIO_TRIGGER, 0);
+	return ret < 0 ? ret : ret2;
+}
+
 static void gpio_wait_until(int64_t deadline_ns, bool sleep)
 {
 	struct timespec ts = {
@@ -1153,6 +1171,7 @@ static const struct rpmsd_coil_descriptor gpio_descriptor = {
 		.pulse = gpio_pulse,
 		.status = gpio_status,
 		.close = gpio_close,
+		.force_disarm = gpio_force_disarm,
 	},
 };
 

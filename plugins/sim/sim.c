@@ -58,6 +58,7 @@ struct sim {
 	double temp_c;			/* at t_temp_ns */
 	int64_t t_temp_ns;
 	atomic_bool armed;
+	atomic_uint forced;		/* force_disarm calls, reported at close */
 	struct sim_pulse *log;
 	size_t log_cap;
 	size_t log_len;
@@ -333,6 +334,7 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 	s->temp_c = s->ambient_c;
 	s->t_temp_ns = host->now_ns(host->ctx);
 	atomic_init(&s->armed, false);
+	atomic_init(&s->forced, 0);
 	ret = sim_estop_start(s, ecap);
 	if (ret < 0) {
 		goto err_estop;
@@ -371,6 +373,16 @@ static int sim_disarm(void *h)
 	if (n > 0 && atomic_load(&s->estops[n - 1].host_ns) == 0) {
 		atomic_store(&s->estops[n - 1].host_ns, sim_mono_ns());
 	}
+	return 0;
+}
+
+/* The supervisor's disarm from another thread: a flag, nothing else. */
+static int sim_force_disarm(void *h)
+{
+	struct sim *s = h;
+
+	atomic_store(&s->armed, false);
+	atomic_fetch_add(&s->forced, 1);
 	return 0;
 }
 
@@ -454,6 +466,10 @@ static void sim_close(void *h)
 	}
 	atomic_store(&s->armed, false);
 	sim_estop_stop(s);
+	if (atomic_load(&s->forced)) {
+		s->host->log(s->host->ctx, RPMSD_COIL_LOG_WARN, "force_disarm called %u time(s)",
+			     atomic_load(&s->forced));
+	}
 	if (s->log_path[0]) {
 		sim_write_log(s);
 	}
@@ -480,6 +496,7 @@ static const struct rpmsd_coil_descriptor sim_descriptor = {
 		.pulse = sim_pulse,
 		.status = sim_status,
 		.close = sim_close,
+		.force_disarm = sim_force_disarm,
 	},
 };
 

@@ -93,7 +93,7 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
 	stim_set_ledger(r->stim, 1000000, false);
-	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
 	return r;
 }
 
@@ -105,7 +105,7 @@ static void rig_restart_stim(struct rig *r)
 	stim_destroy(r->stim);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
 	stim_set_ledger(r->stim, 1000000, false);
-	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
 }
 
 static struct rig *rig_new_plugin(const char *name)
@@ -647,7 +647,7 @@ static void test_stim_arm_blocked(void **state)
 	stim_destroy(r->stim);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
 	stim_block_arming(r->stim, "ledger unusable");
-	assert_int_equal(stim_start(r->stim, 0, &got_rt), 0);
+	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
 	stim_set_armed(r->stim, true, "test");
 	sclock_advance(r->clk, 10 * MS);
 	assert_true(next_event(r, &ev));
