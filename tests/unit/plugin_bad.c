@@ -9,8 +9,11 @@
  *  -DBAD_SLOWSTATUS loads fine, its first status call takes 30 ms, and it
  *                   records when each pulse really happened
  *  -DBAD_FAILARM    loads fine, but arm fails with -EIO
+ *  -DBAD_ABI10      an ABI 1.0 plugin: its descriptor ends before
+ *                   ops.force_disarm, and what lies beyond must not be read
  */
 #include <errno.h>
+#include <stddef.h>
 #include <time.h>
 
 #include <rpmsd/coil.h>
@@ -95,6 +98,18 @@ static void bad_close(void *h)
 	(void)h;
 }
 
+#ifdef BAD_ABI10
+/* Counted if the host calls what a 1.0 plugin does not have. */
+__attribute__((visibility("default"))) int bad_forced;
+
+static int bad_force_disarm(void *h)
+{
+	(void)h;
+	bad_forced++;
+	return 0;
+}
+#endif
+
 static const struct rpmsd_coil_descriptor bad_descriptor = {
 #ifdef BAD_ABI
 	.abi_major = 99,
@@ -102,7 +117,11 @@ static const struct rpmsd_coil_descriptor bad_descriptor = {
 	.abi_major = RPMSD_COIL_ABI_MAJOR,
 #endif
 	.abi_minor = 0,
+#ifdef BAD_ABI10
+	.struct_size = offsetof(struct rpmsd_coil_descriptor, ops.force_disarm),
+#else
 	.struct_size = sizeof(struct rpmsd_coil_descriptor),
+#endif
 #ifdef BAD_NAME
 	.name = "somebody-else",
 #else
@@ -121,6 +140,9 @@ static const struct rpmsd_coil_descriptor bad_descriptor = {
 		.arm = bad_arm,
 #endif
 		.close = bad_close,
+#ifdef BAD_ABI10
+		.force_disarm = bad_force_disarm,
+#endif
 	},
 };
 

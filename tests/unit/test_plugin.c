@@ -3,6 +3,7 @@
  * Plugin loader tests against real shared objects: the sim plugin from the
  * build tree, and deliberately broken plugins built beside this test.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -135,8 +136,41 @@ static void test_plugin_sim_roundtrip(void **state)
 	assert_true(st.temperature_c <= t0 + 5.0 + 1e-9);
 	assert_int_equal(plugin_disarm(p), 0);
 	assert_int_equal(plugin_pulse(p, 50.0, 100), -EPERM);
+	/* The supervisor's path (ABI 1.1): armed, then forced off. */
+	assert_int_equal(plugin_arm(p), 0);
+	assert_int_equal(plugin_force_disarm(p), 0);
+	assert_int_equal(plugin_pulse(p, 50.0, 100), -EPERM);
 	plugin_unload(p);
 	plugin_unload(NULL);
+	sclock_destroy(clk);
+}
+
+/* A 1.0 plugin still loads; the 1.1 op beyond its struct_size is never called. */
+static void test_plugin_abi10(void **state)
+{
+	char err[2048];
+	struct plugin *p = NULL;
+	struct sclock *clk;
+	int *forced;
+
+	(void)state;
+	assert_int_equal(sclock_create(false, &clk), 0);
+	strcpy(cfg.daemon.plugin_dir, BAD_DIR);
+	assert_int_equal(plugin_load(&cfg, "abi10", &p, err, sizeof(err)), 0);
+	assert_int_equal(plugin_open(p, &cfg, clk, err, sizeof(err)), 0);
+	assert_int_equal(plugin_force_disarm(p), -EOPNOTSUPP);
+	forced = dlsym(RTLD_DEFAULT, "bad_forced");
+	if (!forced) {
+		void *h = dlopen(BAD_DIR "/abi10.so", RTLD_NOW | RTLD_NOLOAD);
+
+		assert_non_null(h);
+		forced = dlsym(h, "bad_forced");
+		dlclose(h);
+	}
+	assert_non_null(forced);
+	assert_int_equal(*forced, 0);
+	plugin_unload(p);
+	cfg.daemon.plugin_dir[0] = '\0';
 	sclock_destroy(clk);
 }
 
@@ -174,6 +208,7 @@ int main(void)
 		cmocka_unit_test_setup(test_plugin_env_path, setup),
 		cmocka_unit_test_setup(test_plugin_sim_roundtrip, setup),
 		cmocka_unit_test_setup(test_plugin_sim_config_keys, setup),
+		cmocka_unit_test_setup(test_plugin_abi10, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
