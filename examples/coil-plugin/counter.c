@@ -114,6 +114,8 @@ static const struct rpmsd_coil_descriptor counter_descriptor = {
 		.pulse = counter_pulse,
 		.status = counter_status,
 		.close = counter_close,
+		/* lock-free already: safe from the supervisor's thread too */
+		.force_disarm = counter_disarm,
 	},
 };
 
