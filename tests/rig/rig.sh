@@ -26,7 +26,10 @@
 #      serial console captured; the guest prints RIG: lines.
 # Prints the console, then the results, then "N passed, N failed" last.
 # With --build-only it stops after step 4 and prints the kernel and
-# initramfs paths, to boot on a real machine.
+# initramfs paths, to boot on a real machine. With --kernel-only it stops
+# after step 3 and prints the kernel, its ABI and the module tree (the
+# image's modules, those that boot from a virtio disk, and the test modules,
+# depmod'ed): the systemd VM (systemd/vm.sh) boots them with a Debian root.
 # Exit status: 0 all passed, 1 a failure, 77 skipped (cannot install the
 # packages: not root and no sudo).
 #
@@ -51,8 +54,9 @@ vm_timeout=${RPMSD_RIG_TIMEOUT:-420}
 build_only=0
 case ${1:-} in
 --build-only) build_only=1 ;;
+--kernel-only) build_only=kernel ;;
 "") ;;
-*) echo "usage: rig.sh [--build-only]" >&2; exit 2 ;;
+*) echo "usage: rig.sh [--build-only | --kernel-only]" >&2; exit 2 ;;
 esac
 
 t_begin=$(date +%s)
@@ -116,19 +120,26 @@ resolve_kernel() {
 }
 
 # The image: downloaded (not installed: no initramfs or boot loader hooks
-# on the host) and unpacked, only vmlinuz and the modules the rig loads.
+# on the host) and unpacked, only vmlinuz and the modules the rig loads,
+# and those the systemd VM needs to mount its root from a virtio disk.
 fetch_kernel() {
 	kdir=$cache/kernel-$kver-$ver
-	[ -f "$kdir/.done" ] && return 0
+	m=./lib/modules/$kver/kernel
+	kpaths="./boot/vmlinuz-$kver ./lib/modules/$kver/modules.* $m/drivers/iio/* $m/fs/configfs/*
+		$m/drivers/virtio/* $m/drivers/block/virtio_blk.ko $m/fs/ext4/* $m/fs/jbd2/*
+		$m/fs/mbcache.ko $m/lib/crc16.ko $m/crypto/crc32c_generic.ko"
+	[ -f "$kdir/.done" ] && [ "$(cat "$kdir/.done")" = "$kpaths" ] && return 0
 	rm -rf "$kdir"
 	mkdir -p "$kdir/deb"
 	# As root, apt-get download warns that _apt cannot write here: harmless.
 	(cd "$kdir/deb" && apt-get download -q "linux-image-$kver=$ver" 2>&1) || return 1
-	dpkg-deb --fsys-tarfile "$kdir"/deb/*.deb | tar -x -C "$kdir" \
-		--wildcards "./boot/vmlinuz-$kver" "./lib/modules/$kver/modules.*" \
-		"./lib/modules/$kver/kernel/drivers/iio/*" "./lib/modules/$kver/kernel/fs/configfs/*"
+	deb=$(echo "$kdir"/deb/*.deb)
+	set -f
+	# shellcheck disable=SC2086 # the patterns, one word each
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$kdir" --wildcards $kpaths || { set +f; return 1; }
+	set +f
 	rm -rf "$kdir/deb"
-	touch "$kdir/.done"
+	echo "$kpaths" > "$kdir/.done"
 }
 
 mkdir -p "$cache"
@@ -204,6 +215,12 @@ if [ ! -f "$mdir/.done" ]; then
 fi
 say "modules: $(sed 's|.*/||' "$mdir/modules.list" | tr '\n' ' ')"
 step "test modules"
+if [ "$build_only" = kernel ]; then
+	say "kver: $kver"
+	say "vmlinuz: $kdir/boot/vmlinuz-$kver"
+	say "module tree: $mdir/root"
+	exit 0
+fi
 
 # ---- 4. the initramfs ------------------------------------------------------
 
