@@ -15,8 +15,10 @@ bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
 # must match). The ABI (6.1.0-N) moves with Debian's updates, so it is taken
 # from the metapackage, and again after an apt-get update. The kernel image
 # is not installed on the host (no initramfs or boot loader hooks):
-# tests/rig/rig.sh downloads it into its cache.
-rig_tools="$build_pkgs qemu-system-x86 busybox-static kmod cpio xz-utils make rt-tests gpiod"
+# tests/rig/rig.sh downloads it into its cache. The systemd VM
+# (tests/rig/systemd) makes a Debian root with mmdebstrap and an ext4 image
+# of it with mke2fs -d, and runs systemd-sysusers --root on it.
+rig_tools="$build_pkgs qemu-system-x86 busybox-static kmod cpio xz-utils make rt-tests gpiod mmdebstrap e2fsprogs systemd"
 
 rig_kernel_pkgs() {
 	abi=$(apt-cache depends linux-image-rt-amd64 2>/dev/null |
