@@ -154,13 +154,13 @@ def test_second_install_keeps_a_changed_config():
 
 def verify_root():
     """The staging root plus what the unit refers to on a real system:
-    systemd's own units (sysinit.target, ...) and /bin/kill."""
+    systemd's own units (sysinit.target, ...) and /bin/sh (ExecReload=)."""
     units = os.path.join(STAGE, "usr", "lib", "systemd", "system")
     if not os.path.exists(os.path.join(units, "sysinit.target")):
         shutil.copytree("/lib/systemd/system", units, symlinks=True, dirs_exist_ok=True)
     os.makedirs(os.path.join(STAGE, "bin"), exist_ok=True)
-    if not os.path.exists(staged("/bin/kill")):
-        shutil.copy2("/bin/kill", staged("/bin/kill"))
+    if not os.path.exists(staged("/bin/sh")):
+        shutil.copy2("/bin/sh", staged("/bin/sh"))
     return STAGE
 
 
