@@ -221,7 +221,7 @@ def test_sighup_reload():
         if "pid" not in state or not any(t == "rpms.heartbeat" for t, _, _ in msgs):
             return False
         if "phase" not in state:
-            state["original"] = open(state["cfg"]).read()
+            state["cfg"] = run_cfg(state["pid"])
             # live: intensity; needs a restart: the block size
             rewrite(state["cfg"], {("stim", "intensity_pct"): "37",
                                    ("source", "block_frames"): "16"})
@@ -248,8 +248,8 @@ def test_sighup_reload():
         return False
 
     def started(pid):
-        state.update(pid=pid, cfg=run_cfg(pid),
-                     ctl=rig.section_value(text, "control", "endpoint"))
+        # the command line is read later: right after fork it is still python's
+        state.update(pid=pid, ctl=rig.section_value(text, "control", "endpoint"))
 
     n = NotifySocket()
     os.environ["NOTIFY_SOCKET"] = n.path
