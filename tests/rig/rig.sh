@@ -34,8 +34,9 @@
 # packages: not root and no sudo).
 #
 # Environment: RPMSD_RIG_TESTS=a,b (default all: pulses estop stall sigterm
-# sigkill timestamps cyclictest), RPMSD_RIG_ACCEL=tcg|kvm|auto (default auto),
-# RPMSD_RIG_TIMEOUT=seconds for the VM (default 420), RPMSD_RIG_CACHE=dir.
+# sigkill timestamps cyclictest clockstep), RPMSD_RIG_ACCEL=tcg|kvm|auto
+# (default auto), RPMSD_RIG_TIMEOUT=seconds for the VM (default 420),
+# RPMSD_RIG_CACHE=dir.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

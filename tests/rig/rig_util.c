@@ -29,6 +29,24 @@
  *       after the drop.
  *   rig-util final MON [TRIG ENABLE]
  *       the last level of TRIG and ENABLE is 0 (or the levels given).
+ *   rig-util step SECONDS
+ *       step CLOCK_REALTIME by SECONDS (signed, to the ns; needs
+ *       CAP_SYS_TIME) and print the wall time before and after.
+ *   rig-util clockstep EVENTS MON PERIOD_US TOL_US
+ *       CLOCK_REALTIME was stepped during one train: every interval
+ *       between consecutive TRIG rises of the train is PERIOD_US within
+ *       TOL_US, and no pulse fired more than TOL_US after its scheduled
+ *       time (late_us); each published scheduled time (t_sched_s) is, to
+ *       the µs, the stim thread's rule on CLOCK_MONOTONIC: the train's
+ *       grid, or one period after the previous pulse if that one was late
+ *       (stim.c: never closer than the designed spacing); the events'
+ *       t_wall_ns - t_mono_ns shows at least one step forwards and one
+ *       back, each between two consecutive pulses of the train (the
+ *       interval it fell in is printed); events
+ *       keep coming after the last step (pulses and heartbeats, which
+ *       `rpmsctl tail` prints only with --topic rpms.heartbeat; no
+ *       heartbeat interval over 3 s); no refusal (rpms.safety) and no
+ *       fault state was published.
  *
  * MON is rig-mon's output, "<ns> <NAME> init <0|1>" and "<ns> <NAME>
  * rise|fall", for TRIG_RISE, TRIG_FALL, ENABLE_RISE and ENABLE_FALL: the
@@ -498,6 +516,293 @@ static int util_final_cmd(int argc, char **argv)
 	return util_verdict(t != want_t || en_v != want_e, "final line levels");
 }
 
+static int util_step(const char *arg)
+{
+	struct timespec ts, mono;
+	char before[64], after[64];
+	struct tm tm;
+	int64_t was, now, delta;
+	char *end;
+	double d = strtod(arg, &end);
+	time_t t;
+
+	if (end == arg || *end || !isfinite(d)) {
+		fprintf(stderr, "rig-util: step: '%s' is not a number of seconds\n", arg);
+		return 2;
+	}
+	delta = llround(d * 1e9);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	was = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	now = was + delta;
+	ts.tv_sec = (time_t)(now / 1000000000LL);
+	ts.tv_nsec = (long)(now % 1000000000LL);
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+		fprintf(stderr, "rig-util: clock_settime: %s\n", strerror(errno));
+		return 2;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	t = (time_t)(was / 1000000000LL);
+	strftime(before, sizeof(before), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+	t = ts.tv_sec;
+	strftime(after, sizeof(after), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+	printf("CLOCK_REALTIME stepped %+.3f s: %s -> %s UTC (CLOCK_MONOTONIC %lld ns)\n",
+	       (double)delta / 1e9, before, after,
+	       (long long)mono.tv_sec * 1000000000LL + mono.tv_nsec);
+	return 0;
+}
+
+/* Any event, for the clock checks. */
+struct util_ev {
+	int64_t mono, wall;
+	enum { UTIL_EV_OTHER, UTIL_EV_STIM, UTIL_EV_HEARTBEAT } kind;
+	long long train_id, index;
+	double sched_s, actual_s, late_us;
+	size_t order;		/* line in the file: ties in time keep it */
+	size_t nth;		/* rpms.stim: its place among them, i.e. its TRIG rise */
+};
+
+struct util_all {
+	struct util_ev *ev;
+	size_t n, cap;
+	size_t refusals, faults;
+};
+
+/* A heartbeat is due every publish.heartbeat_s (1 s, the rig's default). */
+#define UTIL_HB_MAX_NS 3000000000LL
+/* The offset wall - mono moves by more than this: the clock was stepped. */
+#define UTIL_STEP_NS 500000000LL
+
+static int util_read_all(const char *path, struct util_all *a)
+{
+	char buf[UTIL_LINE_MAX];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "rig-util: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	memset(a, 0, sizeof(*a));
+	while (fgets(buf, sizeof(buf), f)) {
+		json_t *j = json_loads(buf, 0, NULL);
+		const char *topic, *state;
+		struct util_ev *e;
+
+		if (!j) {
+			continue;
+		}
+		topic = json_string_value(json_object_get(j, "topic"));
+		state = json_string_value(json_object_get(j, "state"));
+		a->ev = util_grow(a->ev, &a->cap, a->n, sizeof(*a->ev));
+		e = &a->ev[a->n];
+		*e = (struct util_ev){
+			.mono = json_integer_value(json_object_get(j, "t_mono_ns")),
+			.wall = json_integer_value(json_object_get(j, "t_wall_ns")),
+			.order = a->n,
+		};
+		if (topic && !strcmp(topic, "rpms.stim")) {
+			e->kind = UTIL_EV_STIM;
+			e->train_id = json_integer_value(json_object_get(j, "train_id"));
+			e->index = json_integer_value(json_object_get(j, "index"));
+			e->sched_s = json_number_value(json_object_get(j, "t_sched_s"));
+			e->actual_s = json_number_value(json_object_get(j, "t_actual_s"));
+			e->late_us = json_number_value(json_object_get(j, "late_us"));
+		} else if (topic && !strcmp(topic, "rpms.heartbeat")) {
+			e->kind = UTIL_EV_HEARTBEAT;
+		} else if (topic && !strcmp(topic, "rpms.safety")) {
+			a->refusals++;
+		} else if (topic && !strcmp(topic, "rpms.state") && state && !strcmp(state, "fault")) {
+			a->faults++;
+		}
+		a->n++;
+		json_decref(j);
+	}
+	fclose(f);
+	return 0;
+}
+
+static int util_cmp_ev(const void *a, const void *b)
+{
+	const struct util_ev *x = a, *y = b;
+
+	if (x->mono != y->mono) {
+		return x->mono < y->mono ? -1 : 1;
+	}
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Consecutive pulses of one train. */
+static bool util_same_train(const struct util_ev *p, const struct util_ev *q)
+{
+	return p->train_id == q->train_id && q->index == p->index + 1;
+}
+
+static int util_clockstep(char **argv)
+{
+	double period_us = atof(argv[2]), tol_us = atof(argv[3]);
+	double dev_max = 0, sched_max = 0, late_max = 0, drift = 0, first_sched = 0, d, want;
+	double across_max = 0;
+	size_t i, j, nr = 0, ns = 0, dev_at = 0, late_at = 0, nint = 0;
+	size_t fwd = 0, back = 0, stim_after = 0, hb_after = 0, nhb = 0;
+	int64_t *rises, last_step = INT64_MIN, hb_prev = -1, hb_gap = 0;
+	struct util_ev **stim;
+	struct util_line trig, en;
+	struct util_all a;
+	int bad = 0;
+
+	if (util_read_mon(argv[1], &trig, &en) < 0 || util_read_all(argv[0], &a) < 0) {
+		return 2;
+	}
+	/* The pulses, in the order published (the stim thread's ring is FIFO). */
+	rises = calloc(trig.n + 1, sizeof(*rises));
+	stim = calloc(a.n + 1, sizeof(*stim));
+	if (!rises || !stim) {
+		fprintf(stderr, "rig-util: out of memory\n");
+		exit(2);
+	}
+	for (i = 0; i < trig.n; i++) {
+		if (trig.edges[i].rise) {
+			rises[nr++] = trig.edges[i].ts;
+		}
+	}
+	for (i = 0; i < a.n; i++) {
+		if (a.ev[i].kind == UTIL_EV_STIM) {
+			a.ev[i].nth = ns;
+			stim[ns++] = &a.ev[i];
+		}
+	}
+	printf("  %zu TRIG rises, %zu rpms.stim events, nominal period %.0f us\n", nr, ns, period_us);
+	if (nr != ns || ns < 2) {
+		printf("  rises and pulses differ (or fewer than 2): no intervals to compare\n");
+		bad++;
+	}
+	for (i = 0; i < ns; i++) {
+		const struct util_ev *p = stim[i];
+
+		if (p->late_us > late_max) {
+			late_max = p->late_us;
+			late_at = i;
+		}
+		if (p->index == 0) {
+			first_sched = p->sched_s;
+		}
+		if (i == 0 || !util_same_train(stim[i - 1], p)) {
+			continue;
+		}
+		/*
+		 * The schedule, in session time on CLOCK_MONOTONIC: the grid
+		 * from the train's first pulse, or the period after the last
+		 * pulse fired if that was later (a late pulse delays the rest).
+		 */
+		want = fmax(first_sched + (double)p->index * period_us / 1e6,
+			    stim[i - 1]->actual_s + period_us / 1e6);
+		d = (p->sched_s - want) * 1e6;
+		sched_max = fmax(sched_max, fabs(d));
+		drift = (p->sched_s - first_sched) * 1e6 - (double)p->index * period_us;
+		if (i >= nr) {
+			continue;
+		}
+		nint++;
+		/* Rise to rise, on the kernel's CLOCK_MONOTONIC edge stamps. */
+		d = (double)(rises[i] - rises[i - 1]) / 1e3 - period_us;
+		if (fabs(d) > fabs(dev_max)) {
+			dev_max = d;
+			dev_at = i;
+		}
+		if (fabs(d) > tol_us) {
+			printf("  pulse %zu: rise %+.1f us from the last one's + the period (tolerance %.0f us)\n",
+			       i, d, tol_us);
+			bad++;
+		}
+	}
+	printf("  %zu intervals between pulses: max deviation from %.0f us %+.1f us (pulse %zu), tolerance %.0f us\n",
+	       nint, period_us, dev_max, dev_at, tol_us);
+	printf("  scheduled times: max %.1f us off the stim thread's rule; the late pulses delayed the train's end by %.1f ms\n",
+	       sched_max, drift / 1e3);
+	printf("  latest pulse: %.1f us after its scheduled time (pulse %zu), tolerance %.0f us\n",
+	       late_max, late_at, tol_us);
+	/* t_sched_s and t_actual_s are published to the µs. */
+	if (sched_max > 2.0) {
+		printf("  a scheduled time is not the rule's: the schedule moved\n");
+		bad++;
+	}
+	if (late_max > tol_us) {
+		bad++;
+	}
+	/* The steps, from wall - mono across all events in time order. */
+	qsort(a.ev, a.n, sizeof(*a.ev), util_cmp_ev);
+	for (i = 1; i < a.n; i++) {
+		int64_t step = (a.ev[i].wall - a.ev[i].mono) - (a.ev[i - 1].wall - a.ev[i - 1].mono);
+		const struct util_ev *before = NULL, *after = NULL;
+		bool mid;
+
+		if (step > -UTIL_STEP_NS && step < UTIL_STEP_NS) {
+			continue;
+		}
+		for (j = i; j-- > 0;) {
+			if (a.ev[j].kind == UTIL_EV_STIM) {
+				before = &a.ev[j];
+				break;
+			}
+		}
+		for (j = i; j < a.n; j++) {
+			if (a.ev[j].kind == UTIL_EV_STIM) {
+				after = &a.ev[j];
+				break;
+			}
+		}
+		mid = before && after && util_same_train(before, after);
+		printf("  wall clock stepped %+.3f s at CLOCK_MONOTONIC %.3f s, between train %lld #%lld and train %lld #%lld%s",
+		       (double)step / 1e9, (double)a.ev[i].mono / 1e9,
+		       before ? before->train_id : -1, before ? before->index : -1,
+		       after ? after->train_id : -1, after ? after->index : -1,
+		       mid ? " (mid-train)" : "");
+		if (mid && after->nth < nr) {
+			/* The interval the step fell in, on the monitor's clock. */
+			d = (double)(rises[after->nth] - rises[before->nth]) / 1e3 - period_us;
+			across_max = fabs(d) > fabs(across_max) ? d : across_max;
+			printf(": that interval %+.1f us from the period", d);
+		}
+		printf("\n");
+		if (mid) {
+			fwd += step > 0;
+			back += step < 0;
+		}
+		last_step = a.ev[i].mono;
+	}
+	if (!fwd || !back) {
+		printf("  expected a step forwards and one back, each mid-train: %zu and %zu\n", fwd,
+		       back);
+		bad++;
+	}
+	for (i = 0; i < a.n; i++) {
+		if (a.ev[i].kind == UTIL_EV_STIM) {
+			stim_after += a.ev[i].mono > last_step;
+		} else if (a.ev[i].kind == UTIL_EV_HEARTBEAT) {
+			nhb++;
+			hb_after += a.ev[i].mono > last_step;
+			if (hb_prev >= 0 && a.ev[i].mono - hb_prev > hb_gap) {
+				hb_gap = a.ev[i].mono - hb_prev;
+			}
+			hb_prev = a.ev[i].mono;
+		}
+	}
+	printf("  after the last step: %zu pulses, %zu heartbeats; %zu heartbeats, longest interval %.1f ms\n",
+	       stim_after, hb_after, nhb, (double)hb_gap / 1e6);
+	if (!stim_after || !hb_after || hb_gap > UTIL_HB_MAX_NS) {
+		printf("  the events stopped or stalled\n");
+		bad++;
+	}
+	printf("  refusals (rpms.safety): %zu; fault states: %zu\n", a.refusals, a.faults);
+	printf("clockstep-metric: %zu pulse intervals, max deviation from the %.0f ms period %+.2f ms "
+	       "(%+.2f ms in those the steps fell in); latest pulse %.2f ms after its time (TCG)\n",
+	       nint, period_us / 1e3, dev_max / 1e3, across_max / 1e3, late_max / 1e3);
+	bad += a.refusals != 0;
+	bad += a.faults != 0;
+	free(rises);
+	free(stim);
+	return util_verdict(bad, "the pulse schedule did not move with CLOCK_REALTIME");
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -520,8 +825,14 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "final") && (argc == 3 || argc == 5)) {
 		return util_final_cmd(argc - 2, argv + 2);
 	}
+	if (!strcmp(cmd, "step") && argc == 3) {
+		return util_step(argv[2]);
+	}
+	if (!strcmp(cmd, "clockstep") && argc == 6) {
+		return util_clockstep(argv + 2);
+	}
 	fprintf(stderr, "usage: rig-util now | wave IN START_S SECONDS OUT | pulses EVENTS MON SHORT_US LONG_US SLACK_US MIN\n"
 			"       | estop EVENTS MON SHORT_US LONG_US SLACK_US | stall EVENTS MON T0_NS TIMEOUT_MS EARLY_MS LATE_MS\n"
-			"       | final MON [TRIG ENABLE]\n");
+			"       | final MON [TRIG ENABLE] | step SECONDS | clockstep EVENTS MON PERIOD_US TOL_US\n");
 	return 2;
 }

@@ -25,7 +25,7 @@
 set -eu
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 
-ALL="pulses estop stall sigterm sigkill timestamps cyclictest"
+ALL="pulses estop stall sigterm sigkill timestamps cyclictest clockstep"
 CFS=/sys/kernel/config
 SIMCFG=$CFS/gpio-sim/rig
 EMGCFG=$CFS/iio/devices/rpms_emg/emg0
@@ -51,6 +51,12 @@ SLACK_US=${SLACK_US:-250000}		# monitored rise vs the event's time
 # tens of ms under TCG), and may be late by the stim thread's wake-up.
 STALL_EARLY_MS=${STALL_EARLY_MS:-100}
 STALL_LATE_MS=${STALL_LATE_MS:-200}
+# clockstep: each interval between two pulses of a train may differ from
+# the period by this much; default half the period, so that a pulse missing
+# or extra would show too. Under TCG on a loaded host a pulse came up to
+# 54 ms late (the widths' LONG_US, 50 ms, was too tight); a schedule that
+# followed CLOCK_REALTIME would be off by the step, an hour or more.
+PERIOD_TOL_US=${PERIOD_TOL_US:-}
 
 say() {
 	echo "rig: $*"
@@ -231,18 +237,24 @@ estop_log = $D/estop.csv
 EOF
 }
 
-# Monitor, subscriber, then rpmsd; returns once the coil is armed.
-start_rpmsd() {
+# Monitor, subscriber, then rpmsd.
+launch_rpmsd() {
 	mkdir -p "$D/state"
 	write_conf
 	rig-mon "$CHIP" "$D/mon.log" TRIG_RISE:rising TRIG_FALL:falling \
 		ENABLE_RISE:rising ENABLE_FALL:falling 2> "$D/mon.err" &
 	echo $! > "$D/mon.pid"
 	wait_until 10 mon_ready || { fail "rig-mon did not start: $(cat "$D/mon.err")"; return 1; }
-	rpmsctl tail --json -e "ipc://$D/pub" > "$D/events.jsonl" 2> "$D/tail.err" &
+	# shellcheck disable=SC2086 # TAIL_TOPICS: words
+	rpmsctl tail --json ${TAIL_TOPICS:-} -e "ipc://$D/pub" > "$D/events.jsonl" 2> "$D/tail.err" &
 	echo $! > "$D/tail.pid"
 	rpmsd --config "$D/rpmsd.conf" --wait-subscriber=30 > "$D/rpmsd.out" 2> "$D/rpmsd.err" &
 	echo $! > "$D/rpmsd.pid"
+}
+
+# launch_rpmsd; returns once the coil is armed.
+start_rpmsd() {
+	launch_rpmsd || return 1
 	wait_until 40 armed_or_gone || true
 	if ! is_armed; then
 		fail "rpmsd did not arm the coil"
@@ -446,6 +458,134 @@ t_cyclictest() {
 	echo "RIG: metric cyclictest max ${max:-?} us (TCG emulation: meaningless, functional check only)"
 }
 
+# CLOCK_REALTIME stepped under a paced open-loop train (45 pulses at 5 Hz,
+# 9 s): set forwards to 23:59:58 (+12 h), across midnight by itself, back
+# 2 h (across midnight), forwards 1 h. The schedule runs on CLOCK_MONOTONIC:
+# no pulse may move, go missing or be refused. The pulse ledger's day is
+# the wall clock's: at midnight a new day starts from 0; a step back never
+# takes the ledger back a day or lowers its count (session_ledger_tick
+# only moves to a later day, dose_record refuses an earlier one), so the
+# pulses after it go on counting on the later day. A restart while the
+# clock is still behind finds a ledger dated after today and refuses to
+# arm, leaving it as it was. The guest's clock is put back (its value at
+# the start plus the uptime since) for the tests after.
+CS_DAY=2030-06-14
+CS_NEXT=2030-06-15
+
+ledger() {
+	sed -n "s/^$1 = //p" "$D/state/dose" 2> /dev/null
+}
+
+ledger_on() {
+	[ "$(ledger day)" = "$1" ]
+}
+
+wall_day_is() {
+	[ "$(date +%F)" = "$1" ]
+}
+
+stim_events_on() {
+	# rpms.stim events whose t_wall matches the regex $1 (after "T" too)
+	grep '"topic":"rpms.stim"' "$D/events.jsonl" | grep -c -E "\"t_wall\":\"$1" || true
+}
+
+t_clockstep() {
+	wall0=$(date +%s)
+	up0=$(cut -d. -f1 /proc/uptime)
+	clockstep_run || true
+	date -s "@$((wall0 + $(cut -d. -f1 /proc/uptime) - up0))" > /dev/null
+	say "wall clock put back: $(date '+%F %T')"
+}
+
+clockstep_run() {
+	MODE=open_loop PULSES=45 FREQ=5
+	# heartbeats too: the events must keep coming across the steps
+	TAIL_TOPICS="-t rpms. -t rpms.heartbeat"
+	period_us=$((1000000 / FREQ))
+	tol_us=${PERIOD_TOL_US:-$((period_us / 2))}
+	date -s "$CS_DAY 12:00:00" > /dev/null
+	start_rpmsd || return 0
+	check "the ledger is on $(ledger day) at start, not $CS_DAY" ledger_on $CS_DAY
+	wait_until 20 has_rises 3 || fail "train did not start"
+
+	n=$(rises)
+	say "step forwards to $CS_DAY 23:59:58 from $(date '+%F %T') after $n pulses (ledger: $(ledger pulses) on $(ledger day))"
+	date -s "$CS_DAY 23:59:58" > /dev/null
+	wait_until 10 wall_day_is $CS_NEXT || fail "the wall clock did not reach $CS_NEXT"
+	n_mid=$(rises)
+	wait_until 5 ledger_on $CS_NEXT || fail "the ledger did not start $CS_NEXT within 5 s of midnight"
+	n_new=$(rises)
+	say "midnight after $n_mid pulses; the ledger on $(ledger day) ($(ledger pulses) reserved) after $n_new"
+	wait_until 5 has_rises $((n_new + 3)) || fail "no pulses after midnight"
+
+	before=$(ledger pulses)
+	n_back=$(rises)
+	say "step back 2 h after $n_back pulses (ledger: $before on $(ledger day)): $(rig-util step -7200)"
+	wait_until 5 has_rises $((n_back + 3)) || fail "no pulses after the step back"
+	after=$(ledger pulses)
+	say "after the step back: ledger $after on $(ledger day), wall clock $(date '+%F %T')"
+	check "the ledger went back to $(ledger day) with the clock" ledger_on $CS_NEXT
+	check "the ledger's count went down across the step back ($before -> $after)" \
+		[ "${after:-0}" -ge "${before:-0}" ]
+
+	n_fwd=$(rises)
+	say "step forwards 1 h after $n_fwd pulses: $(rig-util step 3600)"
+	check "fewer than 3 pulses left after the last step: the train ended first" \
+		[ "$n_fwd" -le $((PULSES - 3)) ]
+	wait_until 30 has_rises "$PULSES" || fail "the train did not end: $(rises) of $PULSES pulses"
+	sleep 0.5
+	stop_rpmsd TERM
+	show_run
+	check "rpmsd exit status $RC, not 0" [ "$RC" = 0 ]
+	check "monitor pulses differ from rpms.stim events" \
+		rig-util pulses "$D/events.jsonl" "$D/mon.log" "$SHORT_US" "$LONG_US" "$SLACK_US" "$PULSES"
+	rig-util clockstep "$D/events.jsonl" "$D/mon.log" "$period_us" "$tol_us" \
+		> "$D/clockstep.out" || fail "the pulse schedule moved with CLOCK_REALTIME (or events stopped)"
+	cat "$D/clockstep.out"
+	sed -n 's/^clockstep-metric: /RIG: metric clockstep: /p' "$D/clockstep.out"
+	check "lines not inactive at the end" rig-util final "$D/mon.log"
+
+	# The ledger after a clean stop: the exact count of the new day, which
+	# holds every pulse since midnight (but for those the main loop's tick,
+	# 200 ms, had not yet seen) and none from before it.
+	say "ledger at the end:"
+	sed 's/^/  | /' "$D/state/dose"
+	pre=$(stim_events_on "${CS_DAY}T(12|23:59)")
+	post=$((PULSES - pre))
+	got=$(ledger pulses)
+	echo "RIG: metric clockstep ledger: $pre pulses on $CS_DAY before midnight, $post after it (wall clock back on $CS_DAY for $(stim_events_on "${CS_DAY}T2[23]:00")); the ledger counts ${got:-?} on $(ledger day) (exact $(ledger exact))"
+	check "the ledger ends on $(ledger day), not $CS_NEXT" ledger_on $CS_NEXT
+	check "the ledger is not exact after a clean stop" [ "$(ledger exact)" = true ]
+	check "the ledger counts ${got:-?} on $CS_NEXT, more than the $post pulses after midnight" \
+		[ "${got:-999999}" -le "$post" ]
+	check "the ledger counts ${got:-?} on $CS_NEXT, fewer than the $post pulses after midnight less one tick (2)" \
+		[ "${got:-0}" -ge $((post - 2)) ]
+	check "the summary's pulses today differ from the ledger" \
+		grep -q "pulses today: *$got " "$D/rpmsd.out"
+
+	# Restart while the wall clock is still on $CS_DAY: future-dated ledger.
+	say "restart on $(date '+%F %T') with the ledger dated $(ledger day)"
+	old=$D
+	D=$D/restart
+	mkdir -p "$D"
+	cp -a "$old/state" "$D/state"
+	sum=$(md5sum < "$D/state/dose")
+	launch_rpmsd || return 0
+	wait_until 20 grep -q '"arm refused: the pulse ledger' "$D/events.jsonl" ||
+		fail "no \"arm refused\" fault published within 20 s"
+	sleep 0.5
+	stop_rpmsd TERM
+	show_run
+	check "rpmsd exit status $RC, not 3 (the ledger unusable)" [ "$RC" = 3 ]
+	check "rpmsd did not refuse the future-dated ledger" \
+		grep -q "dated $CS_NEXT, after today $CS_DAY" "$D/rpmsd.err"
+	check "ENABLE rose with a future-dated ledger" \
+		[ "$(count 'ENABLE_RISE rise' "$D/mon.log")" = 0 ]
+	check "a pulse fired with a future-dated ledger" [ "$(rises)" = 0 ]
+	check "the refused ledger was changed" [ "$(md5sum < "$D/state/dose")" = "$sum" ]
+	D=$old
+}
+
 # ---- driver ----------------------------------------------------------------
 
 run_one() {
@@ -467,7 +607,7 @@ run_one() {
 
 # Whatever a killed test left running must not hold the lines for the next.
 cleanup_after() {
-	for f in "/tmp/run-$1"/*.pid "/tmp/run-$1"/pullup/*.pid; do
+	for f in "/tmp/run-$1"/*.pid "/tmp/run-$1"/*/*.pid; do
 		[ -f "$f" ] || continue
 		kill -KILL "$(cat "$f")" 2>/dev/null || true
 		rm -f "$f"
