@@ -893,6 +893,7 @@ int record_create(const struct rpmsd_config *cfg, const struct source *src,
 		  char *err, size_t errlen)
 {
 	struct record *r;
+	pthread_condattr_t ca;
 	struct stat sb;
 	int ret;
 
@@ -909,7 +910,15 @@ int record_create(const struct rpmsd_config *cfg, const struct source *src,
 	memcpy(r->names, src->channel_names, sizeof(r->names));
 	snprintf(r->pattern, sizeof(r->pattern), "%s", cfg->record.name);
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	/*
+	 * The idle wait's deadline is on CLOCK_MONOTONIC: a condition
+	 * variable on the default CLOCK_REALTIME took it as long past and
+	 * returned at once, so this thread spun a whole core when idle.
+	 */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (config_resolve(cfg, cfg->record.directory, r->dir, sizeof(r->dir)) < 0) {
 		ret = record_fail_cfg(err, errlen, -ENAMETOOLONG, "record.directory: path too long");
 		goto err_free;

@@ -236,6 +236,47 @@ def test_sigkill_then_repair():
     check_samples(e["signals"][0], xs, e["datarecords"] * 1000)
 
 
+def thread_cpu_s(pid, name):
+    """CPU time (user + system, s) of the thread of pid called name."""
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, task)) as f:
+            if f.read().strip() != name:
+                continue
+        with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise AssertionError("no thread %s in %d" % (name, pid))
+
+
+def test_record_thread_sleeps_when_idle():
+    """The recorder waits between blocks instead of spinning: its idle wait
+    once took a CLOCK_MONOTONIC deadline on a CLOCK_REALTIME condition
+    variable and returned at once, a whole core for the recorder."""
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-idle-")
+    state = {}
+
+    def measure(msgs):
+        if "pid" not in state or not any(t == "rpms.heartbeat" for t, _, _ in msgs):
+            return False
+        now = time.monotonic()
+        if "t0" not in state:
+            state["t0"], state["cpu0"] = now, thread_cpu_s(state["pid"], "rpmsd-record")
+            return False
+        if now - state["t0"] < 3.0:
+            return False
+        state["share"] = ((thread_cpu_s(state["pid"], "rpmsd-record") - state["cpu0"]) /
+                          (now - state["t0"]))
+        return True
+
+    r = rig.Run(record_config(d), args=(), stop_when=measure,
+                on_start=lambda pid: state.update(pid=pid))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-1500:]))
+    # 1 kHz of one channel: a fraction of a percent of a core is the work.
+    check(state["share"] < 0.2, "the record thread used %.0f %% of a core while the "
+          "recording ran at 1 kHz" % (100 * state["share"]))
+    print("record thread: %.2f %% of a core" % (100 * state["share"]))
+
+
 def test_control_sessions_get_their_own_files():
     """A control session_start closes the start-up file and opens one with
     the session's ids; session_stop closes it. Both files are complete."""
@@ -379,5 +420,6 @@ if __name__ == "__main__":
     rig.run_tests([test_header_and_summary, test_samples_equal_input_exactly,
                    test_annotations_match_published_events,
                    test_record_events_published_and_valid, test_mne_reads_it,
-                   test_sigkill_then_repair, test_control_sessions_get_their_own_files,
+                   test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
+                   test_control_sessions_get_their_own_files,
                    test_emg_stream, test_scope_draws_png])
