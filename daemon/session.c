@@ -60,7 +60,16 @@ struct session_ledger {
 	uint64_t recorded;		/* today's count on disk (a reservation) */
 	uint64_t reserve;		/* pulses recorded ahead of delivery */
 	bool failed;			/* a write failed: the coil was disarmed */
+	bool have_offset;
+	int64_t wall_offset_ns;		/* CLOCK_REALTIME - CLOCK_MONOTONIC at the last tick */
 };
+
+/*
+ * A change of the wall clock against the monotonic clock between two
+ * ledger ticks (200 ms apart) larger than this is a step (settimeofday, an
+ * NTP step, a person), not drift or an NTP slew.
+ */
+#define SESSION_CLOCK_STEP_NS INT64_C(30000000000)
 
 /* The supervisor on the main thread: heartbeats, readiness, watchdog. */
 struct session_super {
@@ -249,22 +258,64 @@ static void session_ledger_open(struct session *s, bool virtual_time)
 }
 
 /* Main loop: top up the reservation, start a new day at midnight. */
+/*
+ * Whether the wall clock was stepped since the last call, by how much.
+ * The first call only takes the reference.
+ */
+static bool session_wall_step(struct session_ledger *l, int64_t *step_ns)
+{
+	struct timespec wall, mono;
+	int64_t off;
+	bool stepped;
+
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	off = (int64_t)(wall.tv_sec - mono.tv_sec) * 1000000000 + (wall.tv_nsec - mono.tv_nsec);
+	*step_ns = off - l->wall_offset_ns;
+	stepped = l->have_offset &&
+		  (*step_ns > SESSION_CLOCK_STEP_NS || *step_ns < -SESSION_CLOCK_STEP_NS);
+	l->wall_offset_ns = off;
+	l->have_offset = true;
+	return stepped;
+}
+
 static void session_ledger_tick(struct session *s)
 {
 	struct session_ledger *l = &s->ledger;
 	uint64_t cap = (uint64_t)s->cfg->safety.max_daily_pulses;
 	uint64_t delivered, want;
-	int64_t today;
+	int64_t today, step_ns;
+	bool stepped;
 
 	if (!l->dose || l->failed) {
 		return;
 	}
+	stepped = session_wall_step(l, &step_ns);
 	today = session_today();
 	if (today != DOSE_DAY_INVALID && today > dose_day(l->dose)) {
+		if (stepped) {
+			/*
+			 * Midnight reached by a step of the wall clock, not by
+			 * time passing: the step may be the mistake, and a reset
+			 * count would then give the real day a second
+			 * allowance. Carry the count over: never under-count.
+			 */
+			(void)session_ledger_write(s, today, l->recorded, false, false);
+			log_warn("pulse ledger: the wall clock was stepped by %+.0f s across "
+				 "midnight: the new day keeps the %" PRIu64 " pulses counted so far "
+				 "(a step must never reset the count); it starts at 0 on the next "
+				 "midnight reached by time passing", step_ns / 1e9,
+				 stim_day_pulses(s->stim));
+			return;
+		}
 		(void)session_ledger_write(s, today, l->reserve > cap ? cap : l->reserve, true,
 					   false);
 		log_info("pulse ledger: a new day; today's count starts at 0");
 		return;
+	}
+	if (stepped) {
+		log_warn("pulse ledger: the wall clock was stepped by %+.0f s; the ledger stays "
+			 "on its day (days never go back)", step_ns / 1e9);
 	}
 	delivered = stim_day_pulses(s->stim);
 	if (l->recorded >= cap || l->recorded - delivered > l->reserve / 2) {
