@@ -1027,6 +1027,19 @@ static void session_summary_timing(struct session *s, FILE *f)
 	}
 }
 
+/* Why a channel never calibrated, for the summary: the right words per source. */
+static const char *session_uncalibrated_why(const struct session *s, int signo)
+{
+	if (s->src->gaps) {
+		return "gaps in the stream restarted the rest window each time";
+	}
+	if (s->cfg->source.type != CONFIG_SOURCE_IIO) {
+		return signo ? "stopped before the rest window was complete"
+			     : "the recording ended first";
+	}
+	return "the session stopped before the rest window was complete";
+}
+
 static void session_summary(struct session *s, FILE *f, int signo)
 {
 	struct acquire_stats as;
@@ -1058,8 +1071,8 @@ static void session_summary(struct session *s, FILE *f, int signo)
 				s->src->channel_names[ch], as.baseline[ch], as.on_threshold[ch],
 				as.off_threshold[ch]);
 		} else {
-			fprintf(f, "    %-8s not calibrated (the recording ended first)\n",
-				s->src->channel_names[ch]);
+			fprintf(f, "    %-8s not calibrated (%s)\n", s->src->channel_names[ch],
+				session_uncalibrated_why(s, signo));
 		}
 	}
 	if (as.source_error) {
