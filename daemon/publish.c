@@ -50,6 +50,8 @@ struct publish {
 	char endpoint[CONFIG_PATH_MAX];	/* as bound, wildcards resolved */
 	double rate_hz;
 	int64_t heartbeat_ns;		/* 0: no heartbeat */
+	void (*refresh)(void *ctx);	/* before each heartbeat, or NULL */
+	void *refresh_ctx;
 
 	struct publish_ring rings[PUBLISH_MAX_RINGS];
 	size_t n_rings;
@@ -466,6 +468,9 @@ static void publish_heartbeat(struct publish *p)
 	struct event_json w;
 	size_t i;
 
+	if (p->refresh) {
+		p->refresh(p->refresh_ctx);
+	}
 	pthread_mutex_lock(&p->status_lock);
 	st = p->status;
 	f = p->fault;
@@ -608,6 +613,12 @@ void publish_set_health(struct publish *p, bool armed, uint64_t pulses,
 	atomic_store_explicit(&p->armed, armed, memory_order_relaxed);
 	atomic_store_explicit(&p->pulses, pulses, memory_order_relaxed);
 	atomic_store_explicit(&p->samples, samples, memory_order_relaxed);
+}
+
+void publish_set_refresh(struct publish *p, void (*fn)(void *ctx), void *ctx)
+{
+	p->refresh = fn;
+	p->refresh_ctx = ctx;
 }
 
 void publish_set_status(struct publish *p, const struct publish_status *st)

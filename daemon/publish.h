@@ -121,6 +121,16 @@ struct publish_status {
  */
 void publish_set_status(struct publish *p, const struct publish_status *st);
 
+/**
+ * Have the publisher call @fn(@ctx) on its own thread just before each
+ * heartbeat, to refresh what publish_set_health and publish_set_status
+ * hold. A heartbeat then never reports fewer pulses than the rpms.stim
+ * events already published before it (their counters are stored before
+ * the events are queued). Call before publish_start. @fn must only read
+ * atomics or take locks no RT thread takes.
+ */
+void publish_set_refresh(struct publish *p, void (*fn)(void *ctx), void *ctx);
+
 /** The last fault or emergency stop this publisher sent on rpms.state. */
 struct publish_fault {
 	bool valid;			/* false: none yet */

@@ -945,6 +945,22 @@ static int session_signal(struct session *s, int signo)
 	}
 }
 
+/*
+ * The heartbeat's counters and status, read by the publisher just before
+ * it sends one (publish_set_refresh): atomics and the control thread's
+ * lock only.
+ */
+static void session_refresh_heartbeat(void *arg)
+{
+	struct session *s = arg;
+	struct publish_status st;
+
+	publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
+			   acquire_samples(s->acq));
+	control_status(s->ctl, &st);
+	publish_set_status(s->pub, &st);
+}
+
 /* Wait for the end of the recording or a signal. @return 0, or the signal. */
 static int session_wait(struct session *s)
 {
@@ -954,15 +970,10 @@ static int session_wait(struct session *s)
 		{ .fd = acquire_fault_fd(s->acq), .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
-	struct publish_status st;
 	int timeout_ms;
 	int64_t left;
 
 	for (;;) {
-		publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
-				   acquire_samples(s->acq));
-		control_status(s->ctl, &st);
-		publish_set_status(s->pub, &st);
 		session_ledger_tick(s);
 		session_supervise(s);
 		timeout_ms = session_super_period_ms(s);
@@ -1168,6 +1179,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 			goto err_free;
 		}
 	}
+	publish_set_refresh(s.pub, session_refresh_heartbeat, &s);
 	ret = publish_start(s.pub);
 	if (ret < 0) {
 		log_err("publisher: %s", strerror(-ret));

@@ -11,6 +11,7 @@
  * docs/events.schema.json.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -1295,6 +1296,51 @@ static void test_event_state_init(void **state)
 	assert_int_equal(strlen(ev.u.state.reason), EVENT_REASON_MAX - 1);
 }
 
+/* The refresh callback: counts its calls and reports the count as pulses. */
+struct test_refresh {
+	struct publish *p;
+	atomic_int calls;
+};
+
+static void test_refresh_fn(void *ctx)
+{
+	struct test_refresh *r = ctx;
+
+	publish_set_health(r->p, false, (uint64_t)atomic_fetch_add(&r->calls, 1) + 1, 0);
+}
+
+/* Every heartbeat reports what the refresh callback read just before it. */
+static void test_publish_refresh_before_heartbeat(void **state)
+{
+	struct test_refresh r;
+	struct test_sub sub;
+	struct test_msg m;
+	int64_t deadline;
+	int beats = 0;
+
+	(void)state;
+	r.p = test_publisher(100000, 0.02);
+	atomic_init(&r.calls, 0);
+	publish_set_refresh(r.p, test_refresh_fn, &r);
+	test_sub_open(&sub, r.p, 0);
+	assert_int_equal(publish_start(r.p), 0);
+	deadline = test_now_ns() + INT64_C(10000000000);
+	while (beats < 3 && test_now_ns() < deadline) {
+		if (!test_recv(&sub, &m, 1000)) {
+			continue;
+		}
+		if (test_topic_index(m.topic) == EVENT_TOPIC_HEARTBEAT) {
+			/* seq n follows the (n+1)th refresh, never an older one */
+			assert_int_equal(test_int(m.json, "pulses"), test_int(m.json, "seq") + 1);
+			beats++;
+		}
+		json_decref(m.json);
+	}
+	assert_int_equal(beats, 3);
+	publish_destroy(r.p);
+	test_sub_close(&sub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1319,6 +1365,7 @@ int main(void)
 		cmocka_unit_test(test_einval),
 		cmocka_unit_test(test_writer),
 		cmocka_unit_test(test_publish_end_to_end),
+		cmocka_unit_test(test_publish_refresh_before_heartbeat),
 		cmocka_unit_test(test_publish_overflow),
 		cmocka_unit_test(test_publish_stop_drains),
 		cmocka_unit_test(test_publish_stalled_subscriber),
