@@ -50,7 +50,7 @@ struct publish {
 	char endpoint[CONFIG_PATH_MAX];	/* as bound, wildcards resolved */
 	double rate_hz;
 	int64_t heartbeat_ns;		/* 0: no heartbeat */
-	void (*refresh)(void *ctx);	/* before each heartbeat, or NULL */
+	void (*refresh)(void *ctx, struct publish_counts *out);	/* or NULL */
 	void *refresh_ctx;
 
 	struct publish_ring rings[PUBLISH_MAX_RINGS];
@@ -464,22 +464,32 @@ static void publish_heartbeat_status(struct event_json *w, const struct publish_
 static void publish_heartbeat(struct publish *p)
 {
 	struct publish_status st;
+	struct publish_counts c;
 	struct publish_fault f;
 	struct event_json w;
 	size_t i;
 
-	if (p->refresh) {
-		p->refresh(p->refresh_ctx);
-	}
 	pthread_mutex_lock(&p->status_lock);
 	st = p->status;
 	f = p->fault;
 	pthread_mutex_unlock(&p->status_lock);
+	c.armed = atomic_load(&p->armed);
+	c.pulses = atomic_load(&p->pulses);
+	c.samples = atomic_load(&p->samples);
+	c.pulses_session = st.pulses_session;
+	c.pulses_today = st.pulses_today;
+	if (p->refresh) {
+		/* after the copy: the counts are never older than the status */
+		p->refresh(p->refresh_ctx, &c);
+		atomic_store_explicit(&p->samples, c.samples, memory_order_relaxed);
+		st.pulses_session = c.pulses_session;
+		st.pulses_today = c.pulses_today;
+	}
 	/* "sent" is the total before this heartbeat. */
 	publish_own_begin(p, &w, EVENT_TOPIC_HEARTBEAT);
-	event_json_bool(&w, "armed", atomic_load(&p->armed));
-	event_json_u64(&w, "pulses", atomic_load(&p->pulses));
-	event_json_u64(&w, "samples", atomic_load(&p->samples));
+	event_json_bool(&w, "armed", c.armed);
+	event_json_u64(&w, "pulses", c.pulses);
+	event_json_u64(&w, "samples", c.samples);
 	event_json_u64(&w, "sent", atomic_load(&p->sent));
 	event_json_object(&w, "ring_drops");
 	for (i = 0; i < p->n_rings; i++) {
@@ -615,7 +625,8 @@ void publish_set_health(struct publish *p, bool armed, uint64_t pulses,
 	atomic_store_explicit(&p->samples, samples, memory_order_relaxed);
 }
 
-void publish_set_refresh(struct publish *p, void (*fn)(void *ctx), void *ctx)
+void publish_set_refresh(struct publish *p,
+			 void (*fn)(void *ctx, struct publish_counts *out), void *ctx)
 {
 	p->refresh = fn;
 	p->refresh_ctx = ctx;

@@ -121,15 +121,25 @@ struct publish_status {
  */
 void publish_set_status(struct publish *p, const struct publish_status *st);
 
+/** The heartbeat's counters, read at the moment it is sent. */
+struct publish_counts {
+	bool armed;
+	uint64_t pulses;		/* this run */
+	uint64_t samples;
+	uint64_t pulses_session;
+	uint64_t pulses_today;
+};
+
 /**
- * Have the publisher call @fn(@ctx) on its own thread just before each
- * heartbeat, to refresh what publish_set_health and publish_set_status
- * hold. A heartbeat then never reports fewer pulses than the rpms.stim
- * events already published before it (their counters are stored before
- * the events are queued). Call before publish_start. @fn must only read
- * atomics or take locks no RT thread takes.
+ * Have the publisher call @fn(@ctx, out) on its own thread just before
+ * each heartbeat; what it fills replaces publish_set_health's values and
+ * publish_status's pulse counts in that heartbeat. A heartbeat then never
+ * reports fewer pulses than the rpms.stim events already published before
+ * it (their counters are stored before the events are queued). Call before
+ * publish_start. @fn may only read atomics: it runs beside every thread.
  */
-void publish_set_refresh(struct publish *p, void (*fn)(void *ctx), void *ctx);
+void publish_set_refresh(struct publish *p,
+			 void (*fn)(void *ctx, struct publish_counts *out), void *ctx);
 
 /** The last fault or emergency stop this publisher sent on rpms.state. */
 struct publish_fault {

@@ -946,19 +946,20 @@ static int session_signal(struct session *s, int signo)
 }
 
 /*
- * The heartbeat's counters and status, read by the publisher just before
- * it sends one (publish_set_refresh): atomics and the control thread's
- * lock only.
+ * The heartbeat's counters, read by the publisher just before it sends one
+ * (publish_set_refresh): atomics only. The rest of its status (protocol,
+ * acquisition, temperature) is the main loop's, through control_status,
+ * which reads what the main thread may rewrite (a reopened source).
  */
-static void session_refresh_heartbeat(void *arg)
+static void session_refresh_heartbeat(void *arg, struct publish_counts *out)
 {
 	struct session *s = arg;
-	struct publish_status st;
 
-	publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
-			   acquire_samples(s->acq));
-	control_status(s->ctl, &st);
-	publish_set_status(s->pub, &st);
+	out->armed = stim_armed(s->stim);
+	out->pulses = stim_pulse_count(s->stim);
+	out->samples = acquire_samples(s->acq);
+	out->pulses_session = stim_session_pulses(s->stim);
+	out->pulses_today = stim_day_pulses(s->stim);
 }
 
 /* Wait for the end of the recording or a signal. @return 0, or the signal. */
@@ -970,10 +971,15 @@ static int session_wait(struct session *s)
 		{ .fd = acquire_fault_fd(s->acq), .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
+	struct publish_status st;
 	int timeout_ms;
 	int64_t left;
 
 	for (;;) {
+		publish_set_health(s->pub, stim_armed(s->stim), stim_pulse_count(s->stim),
+				   acquire_samples(s->acq));
+		control_status(s->ctl, &st);
+		publish_set_status(s->pub, &st);
 		session_ledger_tick(s);
 		session_supervise(s);
 		timeout_ms = session_super_period_ms(s);

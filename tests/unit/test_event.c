@@ -1302,11 +1302,12 @@ struct test_refresh {
 	atomic_int calls;
 };
 
-static void test_refresh_fn(void *ctx)
+static void test_refresh_fn(void *ctx, struct publish_counts *out)
 {
 	struct test_refresh *r = ctx;
 
-	publish_set_health(r->p, false, (uint64_t)atomic_fetch_add(&r->calls, 1) + 1, 0);
+	out->pulses = (uint64_t)atomic_fetch_add(&r->calls, 1) + 1;
+	out->pulses_today = out->pulses * 10;
 }
 
 /* Every heartbeat reports what the refresh callback read just before it. */
@@ -1332,6 +1333,8 @@ static void test_publish_refresh_before_heartbeat(void **state)
 		if (test_topic_index(m.topic) == EVENT_TOPIC_HEARTBEAT) {
 			/* seq n follows the (n+1)th refresh, never an older one */
 			assert_int_equal(test_int(m.json, "pulses"), test_int(m.json, "seq") + 1);
+			assert_int_equal(test_int(m.json, "pulses_today"),
+					 10 * (test_int(m.json, "seq") + 1));
 			beats++;
 		}
 		json_decref(m.json);
