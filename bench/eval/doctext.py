@@ -101,7 +101,12 @@ What happens to each sample, in this order:
    dates the onset to the start of the stretch that stands highest above
    an edge level: the rest level scaled by (median + `k_edge` x spread) /
    median, `k_edge` = {det['k_edge']}. The rest level is the mean envelope, followed
-   (1 s time constant) while the detector is quiet.
+   (1 s time constant) while the detector is quiet. A slow rise is then
+   dated to its foot: a line fitted, from the change point to the
+   decision, to the burst's own amplitude (the envelope with the rest
+   level taken out, sqrt(envelope^2 - rest^2), which a linear ramp makes
+   a straight line) and taken down to zero; it may move the date at most
+   30 ms earlier, and only when the fit rises.
 8. **Offset**: after `detect.off_ms` = {det['off_ms']} ms with the sustained envelope below
    the offset threshold.
 
