@@ -198,7 +198,7 @@ def test_rpmsctl_human_lines():
     tail.terminate()
     out, _ = tail.communicate(timeout=30)
     check(d.returncode == 0, d.stderr)
-    for frag in ("calibrated    ch0", "burst onset   ch0  onset at 15.435 s",
+    for frag in ("calibrated    ch0", "burst onset   ch0  onset at 15.446 s",
                  "pulse 1/5     train 1", "pulse 5/5     train 3", "burst offset  ch0",
                  "source        opened: 1 channel(s) at 1000 Hz, 8-frame blocks, time from recording"):
         check(frag in out, "%r not in:\n%s" % (frag, out))
