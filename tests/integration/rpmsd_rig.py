@@ -106,7 +106,7 @@ class Run:
     raw body str) in arrival order."""
 
     def __init__(self, config_text, args=("--fast",), timeout=120, stop_when=None,
-                 stop_signal=signal.SIGTERM, on_start=None):
+                 stop_signal=signal.SIGTERM, on_start=None, env=None):
         import json
         self.tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
         atexit.register(shutil.rmtree, self.tmp, True)
@@ -118,9 +118,18 @@ class Run:
         sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
         endpoint = section_value(config_text, "publish", "endpoint")
         self.control = section_value(config_text, "control", "endpoint")
+        # env: variables for the daemon alone (None removes one)
+        penv = None
+        if env:
+            penv = dict(os.environ)
+            for k, v in env.items():
+                if v is None:
+                    penv.pop(k, None)
+                else:
+                    penv[k] = v
         proc = subprocess.Popen(
             [RPMSD, "--config", self.config, "--wait-subscriber=20"] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=penv)
         self.pid = proc.pid
         if on_start is not None:
             on_start(proc.pid)   # e.g. to signal or watch the daemon from a test

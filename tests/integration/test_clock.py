@@ -68,17 +68,8 @@ def faked_run(start, step_to=None, step_after_pulses=20, stop_after_pulses=60):
             state["stepped"] = n
         return n >= stop_after_pulses
 
-    env = {"LD_PRELOAD": SHIM, "WALLTIME_OFFSET_FILE": stamp, "TZ": "UTC"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        r = rig.Run(text, args=(), timeout=60, stop_when=step)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    r = rig.Run(text, args=(), timeout=60, stop_when=step,
+                env={"LD_PRELOAD": SHIM, "WALLTIME_OFFSET_FILE": stamp, "TZ": "UTC"})
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-2000:]))
     check(not step_to or "stepped" in state, "never stepped")
     return r, sdir

@@ -67,6 +67,13 @@ class NotifySocket:
     def values(self, key):
         return [kv[key] for _, kv in self.msgs if key in kv]
 
+    def env(self, watchdog_usec=None):
+        """The daemon's environment as systemd would set it."""
+        e = {"NOTIFY_SOCKET": self.path, "WATCHDOG_PID": None}
+        if watchdog_usec:
+            e["WATCHDOG_USEC"] = str(watchdog_usec)
+        return e
+
 
 def endpoint():
     return "tcp://127.0.0.1:%d" % rig.free_port()
@@ -81,21 +88,12 @@ def open_loop(extra=None):
     return rig.demo_config(endpoint(), extra=keys)
 
 
-def with_notify(fn, watchdog_usec=1000000):
-    """Run fn(notify) with $NOTIFY_SOCKET and $WATCHDOG_USEC set for the daemon."""
+def with_notify(fn):
+    """Run fn(notify) with a notify socket, closed afterwards."""
     n = NotifySocket()
-    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-    os.environ["NOTIFY_SOCKET"] = n.path
-    os.environ["WATCHDOG_USEC"] = str(watchdog_usec)
-    os.environ.pop("WATCHDOG_PID", None)
     try:
         return fn(n)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         n.close()
 
 
@@ -111,8 +109,9 @@ def hang_run(notify, signo, stop_after_s=2.0):
         return "hung_at" in state and time.monotonic() - state["hung_at"] > stop_after_s
 
     r = rig.Run(open_loop(), args=(), timeout=60, stop_when=step,
-                on_start=lambda pid: state.update(pid=pid))
-    check("hung_at" in state, "never reached 5 pulses: %s" % r.stderr[-2000:])
+                on_start=lambda pid: state.update(pid=pid),
+                env=notify.env(watchdog_usec=1000000))
+    check("hung_at" in state, "never reached 30 pulses: %s" % r.stderr[-2000:])
     return r, state["hung_at"]
 
 
@@ -252,11 +251,10 @@ def test_sighup_reload():
         state.update(pid=pid, ctl=rig.section_value(text, "control", "endpoint"))
 
     n = NotifySocket()
-    os.environ["NOTIFY_SOCKET"] = n.path
     try:
-        run = rig.Run(text, args=(), timeout=60, stop_when=step, on_start=started)
+        run = rig.Run(text, args=(), timeout=60, stop_when=step, on_start=started,
+                      env=n.env())
     finally:
-        os.environ.pop("NOTIFY_SOCKET", None)
         n.close()
     err = run.stderr
     check("SIGHUP: protocol changed: stim.intensity_pct=37" in err, err[-3000:])
