@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -267,21 +266,6 @@ static void acquire_take_requests(struct acquire *a, uint64_t first)
 	}
 }
 
-/*
- * daemon.test_hooks: behave like a thread stuck in a driver, to prove that
- * the supervisor disarms and that systemd's watchdog restarts the service.
- * No heartbeat, no fresh EMG; only a stop request (which a really hung
- * thread would not see) ends it, so a test can still shut down cleanly.
- */
-static void acquire_hang(struct acquire *a)
-{
-	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 10000000 };
-
-	while (!atomic_load(&a->stop)) {
-		nanosleep(&tick, NULL);
-	}
-}
-
 static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
@@ -299,7 +283,7 @@ static void *acquire_thread(void *arg)
 		/* Every return counts, errors too: the thread is not hung. */
 		atomic_store_explicit(&a->beat_ns, sclock_mono_ns(), memory_order_release);
 		if (atomic_load_explicit(&a->test_stall, memory_order_relaxed)) {
-			acquire_hang(a);
+			rt_test_hang(&a->stop);	/* no heartbeat, no fresh EMG */
 		}
 		if (ret < 0 && ret != -EINTR && a->can_reopen && !atomic_load(&a->stop)) {
 			last = end_sample ? end_sample - 1 : 0;

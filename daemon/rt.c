@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rt.h"
@@ -101,6 +102,15 @@ int rt_thread_start(pthread_t *tid, const char *name, int priority, int cpu,
 named:
 	pthread_setname_np(*tid, name);
 	return 0;
+}
+
+void rt_test_hang(const atomic_bool *stop)
+{
+	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 10000000 };
+
+	while (!atomic_load(stop)) {
+		nanosleep(&tick, NULL);
+	}
 }
 
 int rt_dma_latency_hold(void)

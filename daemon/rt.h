@@ -11,6 +11,7 @@
 #define RPMSD_RT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /**
@@ -35,6 +36,14 @@ int rt_thread_start(pthread_t *tid, const char *name, int priority, int cpu,
  * narrows). @return 0, or -EINVAL
  */
 int rt_cpu_allowed(int cpu);
+
+/**
+ * daemon.test_hooks only: behave like a thread stuck in a driver call, to
+ * prove the supervisor and systemd's watchdog. Sleeps in 10 ms steps with
+ * no heartbeat until *@stop is set (which a really hung thread would not
+ * see), so a test can still shut down cleanly.
+ */
+void rt_test_hang(const atomic_bool *stop);
 
 /** Touch @bytes of stack so the RT thread never faults a page in later. */
 void rt_prefault_stack(void);

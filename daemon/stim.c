@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "event.h"
 #include "rt.h"
@@ -442,20 +441,6 @@ static void stim_take_alert(struct stim *s)
 				  : "emergency stop input (the coil was not armed)");
 }
 
-/*
- * daemon.test_hooks: behave like a thread stuck in a driver call, with the
- * coil left as it is, to prove the supervisor's force_disarm and the
- * service watchdog. Only a stop request ends it.
- */
-static void stim_hang(struct stim *s)
-{
-	const struct timespec tick = { .tv_sec = 0, .tv_nsec = 10000000 };
-
-	while (!atomic_load(&s->stop)) {
-		nanosleep(&tick, NULL);
-	}
-}
-
 static void *stim_thread(void *arg)
 {
 	struct stim *s = arg;
@@ -470,7 +455,7 @@ static void *stim_thread(void *arg)
 		/* The supervisor's proof that this thread still turns. */
 		atomic_store_explicit(&s->beat_ns, sclock_mono_ns(), memory_order_release);
 		if (atomic_load_explicit(&s->test_stall, memory_order_relaxed)) {
-			stim_hang(s);
+			rt_test_hang(&s->stop);	/* the coil left as it is */
 		}
 		/* Read the word before looking at the inputs: no lost wake-up. */
 		seen = atomic_load(&s->wake);
