@@ -191,7 +191,12 @@ static int util_final(struct util_line *l)
 	return level;
 }
 
-static int util_read_events(const char *path, struct util_events *e)
+/*
+ * Call @fn with every event of a `rpmsctl tail --json` file (one JSON
+ * object a line; lines that are not JSON are skipped) and its topic.
+ */
+static int util_each_event(const char *path, void (*fn)(json_t *j, const char *topic, void *arg),
+			   void *arg)
 {
 	char buf[UTIL_LINE_MAX];
 	FILE *f = fopen(path, "r");
@@ -200,40 +205,51 @@ static int util_read_events(const char *path, struct util_events *e)
 		fprintf(stderr, "rig-util: %s: %s\n", path, strerror(errno));
 		return -errno;
 	}
-	memset(e, 0, sizeof(*e));
 	while (fgets(buf, sizeof(buf), f)) {
 		json_t *j = json_loads(buf, 0, NULL);
-		const char *topic, *state, *reason;
 
 		if (!j) {
 			continue;
 		}
-		e->lines++;
-		topic = json_string_value(json_object_get(j, "topic"));
-		if (topic && !strcmp(topic, "rpms.stim")) {
-			e->pulses = util_grow(e->pulses, &e->cap, e->n, sizeof(*e->pulses));
-			e->pulses[e->n++] = (struct util_pulse_ev){
-				.mono_ns = json_integer_value(json_object_get(j, "t_mono_ns")),
-				.train_id = json_integer_value(json_object_get(j, "train_id")),
-				.index = json_integer_value(json_object_get(j, "index")),
-				.count = json_integer_value(json_object_get(j, "count")),
-				.width_us = json_integer_value(json_object_get(j, "width_us")),
-			};
-		} else if (topic && !strcmp(topic, "rpms.state")) {
-			state = json_string_value(json_object_get(j, "state"));
-			reason = json_string_value(json_object_get(j, "reason"));
-			if (state && !strcmp(state, "estop")) {
-				e->estop = true;
-			}
-			if (state && !strcmp(state, "fault") && reason &&
-			    strstr(reason, "no fresh EMG")) {
-				e->stale_fault = true;
-			}
-		}
+		fn(j, json_string_value(json_object_get(j, "topic")), arg);
 		json_decref(j);
 	}
 	fclose(f);
 	return 0;
+}
+
+static void util_take_event(json_t *j, const char *topic, void *arg)
+{
+	struct util_events *e = arg;
+	const char *state, *reason;
+
+	e->lines++;
+	if (topic && !strcmp(topic, "rpms.stim")) {
+		e->pulses = util_grow(e->pulses, &e->cap, e->n, sizeof(*e->pulses));
+		e->pulses[e->n++] = (struct util_pulse_ev){
+			.mono_ns = json_integer_value(json_object_get(j, "t_mono_ns")),
+			.train_id = json_integer_value(json_object_get(j, "train_id")),
+			.index = json_integer_value(json_object_get(j, "index")),
+			.count = json_integer_value(json_object_get(j, "count")),
+			.width_us = json_integer_value(json_object_get(j, "width_us")),
+		};
+	} else if (topic && !strcmp(topic, "rpms.state")) {
+		state = json_string_value(json_object_get(j, "state"));
+		reason = json_string_value(json_object_get(j, "reason"));
+		if (state && !strcmp(state, "estop")) {
+			e->estop = true;
+		}
+		if (state && !strcmp(state, "fault") && reason &&
+		    strstr(reason, "no fresh EMG")) {
+			e->stale_fault = true;
+		}
+	}
+}
+
+static int util_read_events(const char *path, struct util_events *e)
+{
+	memset(e, 0, sizeof(*e));
+	return util_each_event(path, util_take_event, e);
 }
 
 /* Timestamp of the enable line's first drop after it first rose, or -1. */
@@ -572,52 +588,40 @@ struct util_all {
 /* The offset wall - mono moves by more than this: the clock was stepped. */
 #define UTIL_STEP_NS 500000000LL
 
+static void util_take_all(json_t *j, const char *topic, void *arg)
+{
+	struct util_all *a = arg;
+	const char *state = json_string_value(json_object_get(j, "state"));
+	struct util_ev *e;
+
+	a->ev = util_grow(a->ev, &a->cap, a->n, sizeof(*a->ev));
+	e = &a->ev[a->n];
+	*e = (struct util_ev){
+		.mono = json_integer_value(json_object_get(j, "t_mono_ns")),
+		.wall = json_integer_value(json_object_get(j, "t_wall_ns")),
+		.order = a->n,
+	};
+	if (topic && !strcmp(topic, "rpms.stim")) {
+		e->kind = UTIL_EV_STIM;
+		e->train_id = json_integer_value(json_object_get(j, "train_id"));
+		e->index = json_integer_value(json_object_get(j, "index"));
+		e->sched_s = json_number_value(json_object_get(j, "t_sched_s"));
+		e->actual_s = json_number_value(json_object_get(j, "t_actual_s"));
+		e->late_us = json_number_value(json_object_get(j, "late_us"));
+	} else if (topic && !strcmp(topic, "rpms.heartbeat")) {
+		e->kind = UTIL_EV_HEARTBEAT;
+	} else if (topic && !strcmp(topic, "rpms.safety")) {
+		a->refusals++;
+	} else if (topic && !strcmp(topic, "rpms.state") && state && !strcmp(state, "fault")) {
+		a->faults++;
+	}
+	a->n++;
+}
+
 static int util_read_all(const char *path, struct util_all *a)
 {
-	char buf[UTIL_LINE_MAX];
-	FILE *f = fopen(path, "r");
-
-	if (!f) {
-		fprintf(stderr, "rig-util: %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
 	memset(a, 0, sizeof(*a));
-	while (fgets(buf, sizeof(buf), f)) {
-		json_t *j = json_loads(buf, 0, NULL);
-		const char *topic, *state;
-		struct util_ev *e;
-
-		if (!j) {
-			continue;
-		}
-		topic = json_string_value(json_object_get(j, "topic"));
-		state = json_string_value(json_object_get(j, "state"));
-		a->ev = util_grow(a->ev, &a->cap, a->n, sizeof(*a->ev));
-		e = &a->ev[a->n];
-		*e = (struct util_ev){
-			.mono = json_integer_value(json_object_get(j, "t_mono_ns")),
-			.wall = json_integer_value(json_object_get(j, "t_wall_ns")),
-			.order = a->n,
-		};
-		if (topic && !strcmp(topic, "rpms.stim")) {
-			e->kind = UTIL_EV_STIM;
-			e->train_id = json_integer_value(json_object_get(j, "train_id"));
-			e->index = json_integer_value(json_object_get(j, "index"));
-			e->sched_s = json_number_value(json_object_get(j, "t_sched_s"));
-			e->actual_s = json_number_value(json_object_get(j, "t_actual_s"));
-			e->late_us = json_number_value(json_object_get(j, "late_us"));
-		} else if (topic && !strcmp(topic, "rpms.heartbeat")) {
-			e->kind = UTIL_EV_HEARTBEAT;
-		} else if (topic && !strcmp(topic, "rpms.safety")) {
-			a->refusals++;
-		} else if (topic && !strcmp(topic, "rpms.state") && state && !strcmp(state, "fault")) {
-			a->faults++;
-		}
-		a->n++;
-		json_decref(j);
-	}
-	fclose(f);
-	return 0;
+	return util_each_event(path, util_take_all, a);
 }
 
 static int util_cmp_ev(const void *a, const void *b)
