@@ -146,16 +146,27 @@ class Run:
                 proc.send_signal(stop_signal)
                 stopped = True
                 self.stopped_at = time.monotonic() - started
-            if poller.poll(100):
+            got = poller.poll(100)
+            if got:
                 topic, body = sub.recv_multipart()[:2]
                 raw = body.decode()
                 self.messages.append((topic.decode(), json.loads(raw), raw))
-                continue
             if proc.poll() is not None:
-                # Drain what is still in flight, then stop.
+                # Drain what is still in flight: until 0.5 s without a
+                # message, and never past 5 s. The SUB socket reconnects to
+                # the port after the daemon is gone, and another daemon
+                # (a concurrent test) that binds the same port later would
+                # otherwise keep this loop busy until the deadline.
+                now = time.monotonic()
                 if exited_at is None:
-                    exited_at = time.monotonic()
-                elif time.monotonic() - exited_at > 0.5:
+                    exited_at = now
+                    quiet_since = None if got else now
+                elif got:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = now
+                if (quiet_since is not None and now - quiet_since > 0.5) or \
+                        now - exited_at > 5.0:
                     break
         else:
             proc.kill()
