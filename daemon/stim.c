@@ -451,14 +451,24 @@ static void *stim_thread(void *arg)
 
 	rt_prefault_stack();
 	now = sclock_now(s->clock);
-	while (!atomic_load(&s->stop)) {
+	for (;;) {
 		/* The supervisor's proof that this thread still turns. */
 		atomic_store_explicit(&s->beat_ns, sclock_mono_ns(), memory_order_release);
 		if (atomic_load_explicit(&s->test_stall, memory_order_relaxed)) {
 			rt_test_hang(&s->stop);	/* the coil left as it is */
 		}
-		/* Read the word before looking at the inputs: no lost wake-up. */
+		/*
+		 * Read the word before looking at the inputs, the stop flag
+		 * first among them: stim_stop sets the flag and then bumps the
+		 * word, so a stop that lands after this read still ends the
+		 * wait below. (Checking the flag before the read lost that
+		 * wake-up: with no deadline, as in virtual time, the thread
+		 * then slept forever and stop hung in pthread_join.)
+		 */
 		seen = atomic_load(&s->wake);
+		if (atomic_load(&s->stop)) {
+			break;
+		}
 		stim_take_alert(s);
 		stim_ledger_sync(s);
 		stim_stall_check(s);

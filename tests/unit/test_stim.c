@@ -331,6 +331,30 @@ static void test_stim_stop_drops_pending(void **state)
 	assert_int_equal(rig_free(r), 1);
 }
 
+/*
+ * A stop that lands after the stim thread's check of its stop flag but
+ * before it reads its wake word must still end its wait. The test hook
+ * parks the thread exactly there: its hang returns once stop is set, and
+ * the thread goes on to wait with no deadline (virtual time, idle). The
+ * thread used to check the flag before that read and slept for good, and
+ * stim_stop hung in pthread_join; that is what SIGALRM catches here.
+ */
+static void test_stim_stop_after_check(void **state)
+{
+	struct rig *r = rig_new();
+	const struct timespec park = { .tv_sec = 0, .tv_nsec = 50000000 };
+
+	(void)state;
+	stim_set_armed(r->stim, true, "test");
+	stim_test_stall(r->stim);
+	nanosleep(&park, NULL);	/* the thread is in its hang by now */
+	alarm(20);
+	stim_stop(r->stim);
+	alarm(0);
+	assert_false(stim_armed(r->stim));
+	assert_int_equal(rig_free(r), 0);
+}
+
 /* A plugin error on pulse is a fault: disarm at once, drop the train. */
 static void test_stim_pulse_error_is_a_fault(void **state)
 {
@@ -746,6 +770,7 @@ int main(void)
 		cmocka_unit_test(test_stim_refusals_end_trains),
 		cmocka_unit_test(test_stim_disarm_mid_train),
 		cmocka_unit_test(test_stim_stop_drops_pending),
+		cmocka_unit_test(test_stim_stop_after_check),
 		cmocka_unit_test(test_stim_pulse_error_is_a_fault),
 		cmocka_unit_test(test_stim_status_error_refuses),
 		cmocka_unit_test(test_stim_arm_failure),
