@@ -580,3 +580,30 @@ def write_doc(ctx):
     text = doctext.render(ctx)
     with open(ctx["args"].doc, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+FLOOR_TRANSIENT_MS = 10.0
+FLOOR_HEADER = ["data set", "bursts", "ramp reaches the rest RMS: p50 (ms)", "p95 (ms)",
+                "+ 10 ms: p50 (ms)", "p95 (ms)", "rpms-detect latency p50 (ms)", "p95 (ms)"]
+
+
+def floor_rows(ctx):
+    """An indicative floor for the decision latency of any causal detector,
+    from the truth alone: a linear ramp of R ms to an amplitude of A times
+    the rest RMS (A = 10^(SNR/20)) reaches the rest RMS after R / A ms,
+    and a detector that must not take a transient of about 10 ms for a
+    burst needs about that much more. Injected burst sets (not clonus:
+    its sub-bursts have no linear ramp)."""
+    rows = []
+    for ds in truth_sets(ctx):
+        if not ds.name.startswith("inj") or "clonus" in ds.name:
+            continue
+        reach = [float(e["ramp_ms"]) / 10.0 ** (float(e["snr_db"]) / 20.0)
+                 for rec in ds.recordings for e in rec.events
+                 if e["kind"] == "burst" and e["scored"]]
+        summ = at_default(ctx, ds.name, ctx["det"])[0]
+        plus = [r + FLOOR_TRANSIENT_MS for r in reach]
+        rows.append([ds.name, len(reach), fnum(_p(reach, 50), 0), fnum(_p(reach, 95), 0),
+                     fnum(_p(plus, 50), 0), fnum(_p(plus, 95), 0),
+                     fnum(summ["lat_p50"], 0), fnum(summ["lat_p95"], 0)])
+    return rows
