@@ -4,7 +4,6 @@
 The document is written by run_eval.py: edit this file, not the .md.
 """
 
-import textwrap
 
 import datasets
 import references
