@@ -129,6 +129,10 @@ best offline reference. "No worse" means: F1 not below the best
 reference's (the reference with the highest F1 on that set) and median
 |onset error| not above that reference's; on the rest-only recordings,
 no more false onsets per minute than the reference with the fewest.
+In brackets after each F1: its 95 % bootstrap interval, resampling the
+set's {ctx['args'].per_set} recordings ({report.BOOT_N} draws); a set whose interval
+straddles 0.95 is met or missed by the luck of the draw, not by the
+detector.
 
 rpms-detect at its defaults: **{tally[0]} met, {tally[1]} missed.**
 

@@ -110,22 +110,42 @@ def vs_best(ctx, ds):
         name, fnum(b["f1"], 2), fnum(b["med_abs_err"]))
 
 
+BOOT_N = 2000
+
+
+def f1_interval(scores, n_boot=BOOT_N, seed=0):
+    """95 % bootstrap interval of a set's pooled F1, resampling its
+    recordings (the unit that was drawn at random), or None."""
+    if len(scores) < 2:
+        return None
+    tp = np.array([sum(1 for t in s.truths if t["matched"]) for s in scores], float)
+    n = np.array([len(s.truths) for s in scores], float)
+    fp = np.array([s.fp_rest + s.fp_burst for s in scores], float)
+    idx = np.random.default_rng(seed).integers(0, len(scores), size=(n_boot, len(scores)))
+    t, m, f = tp[idx].sum(1), n[idx].sum(1), fp[idx].sum(1)
+    den = 2 * t + f + (m - t)
+    f1 = np.where(den > 0, 2 * t / np.where(den > 0, den, 1), 0.0)
+    return float(np.percentile(f1, 2.5)), float(np.percentile(f1, 97.5))
+
+
 def target_rows(ctx):
     """One row per scored data set: each target's value and whether it is met."""
     rows, tally = [], [0, 0]
     for ds in ctx["sets"]:
         if ds.kind == "listing":
             continue
-        s = at_default(ctx, ds.name, ctx["det"])[0]
+        s, scores = at_default(ctx, ds.name, ctx["det"])
         row = [ds.name]
         for label, key, op, limit, _ in TARGETS:
             if ds.kind == "rest" and key != "fa_per_min":
                 row.append("n/a")
                 continue
             met = _met(s[key], op, limit)
-            digits = {"f1": 2, "fa_per_min": 3}.get(key, 0)
+            digits = {"f1": 3, "fa_per_min": 3}.get(key, 0)
+            ci = f1_interval(scores) if key == "f1" else None
+            cell = fnum(s[key], digits) + (" [%.3f-%.3f]" % ci if ci else "")
             row.append("no value: %s" % NO if met is None else
-                       "%s %s" % (fnum(s[key], digits), YES if met else NO))
+                       "%s %s" % (cell, YES if met else NO))
             tally[0 if met else 1] += 1
         ok, text = vs_best(ctx, ds)
         row.append("%s (%s)" % (YES if ok else NO, text))

@@ -54,7 +54,7 @@ def parse_args(argv):
                    help="report to write (default: %(default)s)")
     p.add_argument("--figures", default=os.path.join(REPO, "docs", "detection"),
                    help="folder of the report's PNGs (default: %(default)s)")
-    p.add_argument("--per-set", type=int, help="recordings per injected set (default 10, quick 2)")
+    p.add_argument("--per-set", type=int, help="recordings per injected set (default 30, quick 2)")
     p.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="rpms-detect runs in parallel")
     p.add_argument("--quick", action="store_true",
@@ -67,7 +67,7 @@ def parse_args(argv):
     args.detector = args.detector or os.path.join(args.build, "tools", "rpms-detect")
     args.rpmsd = args.rpmsd or os.path.join(args.build, "daemon", "rpmsd")
     args.work = args.work or os.path.join(args.build, "eval-work")
-    args.per_set = args.per_set or (2 if args.quick else 10)
+    args.per_set = args.per_set or (2 if args.quick else 30)
     if args.set:
         args.no_doc = True
     if args.per_set < 1:
