@@ -141,7 +141,7 @@ def target_rows(ctx):
                 row.append("n/a")
                 continue
             met = _met(s[key], op, limit)
-            digits = {"f1": 3, "fa_per_min": 3}.get(key, 0)
+            digits = {"f1": 4, "fa_per_min": 3}.get(key, 0)
             ci = f1_interval(scores) if key == "f1" else None
             cell = fnum(s[key], digits) + (" [%.3f-%.3f]" % ci if ci else "")
             row.append("no value: %s" % NO if met is None else
