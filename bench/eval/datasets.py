@@ -141,7 +141,7 @@ def weak_activity(rest_1k):
     ({"weak": [(span, peak)], "rest_peak": peak}), so the page shows the
     criterion holds on the data rather than asserting it."""
     fs = 1000
-    y = brickwall(rest_1k - np.mean(rest_1k), fs, 20.0, 450.0)
+    y = brickwall(rest_1k - np.mean(rest_1k), fs, *synth.EMG_BAND)
     n = int(WEAK_RMS_MS * fs / 1000)
     rms = np.sqrt(np.convolve(y * y, np.ones(n) / n, mode="same"))
     rest = np.concatenate([y[int(a * fs):int(b * fs)] for a, b in REST_STRETCHES_S])

@@ -649,10 +649,12 @@ def _rest_s():
 
 def _weak_text(ctx):
     """How the weak-activity stretches were chosen, with the measured
-    figures (datasets.weak_activity) so the page cannot drift from them."""
-    w = ctx.get("weak")
-    if not w:
+    figures (datasets.weak_activity, on the rest-1k recording already
+    loaded) so the page cannot drift from them."""
+    rest = [ds.recordings[0] for ds in ctx["sets"] if ds.name == "rest-1k"]
+    if not rest:
         return ""
+    w = datasets.weak_activity(rest[0].x)
     peaks = ", ".join("%g-%g s: %.2f" % (a, b, p) for (a, b), p in w["weak"])
     text = (f"The criterion: a {datasets.WEAK_RMS_MS:g} ms RMS of the EMG band-passed "
             f"20-450 Hz of at least {datasets.WEAK_RMS_RATIO:g} times the rest RMS "

@@ -214,7 +214,6 @@ def main(argv=None):
         "traces": traces,
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
         "det_out": det_out, "ref_out": ref_out, "det": DET,
-        "weak": datasets.weak_activity(datasets.load_rest(args.data)[0][1000]),
         "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),
         "host": "%s, %d CPUs, Python %s, numpy %s" % (platform.machine(), os.cpu_count(),
                                                       platform.python_version(),
