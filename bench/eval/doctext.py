@@ -290,9 +290,9 @@ def _data(ctx):
     return f"""
 ## Data sets
 
-The source recordings are read from the shared EMG folder (`--data`,
-default `../shared/data/emg` next to the repository); nothing is copied
-into the repository except the already bundled `data/emg/emg_1.txt`. Each
+The source recordings are bundled in the repository, in `data/emg/`
+(`--data`): `emg_1.txt`, `emg.txt` (BioSPPy) and `simulated_onsets/`,
+each with its source and licence (`data/emg/README.md`). Each
 generated or converted recording is written as a replay text file with a
 `# Sampling Rate (Hz):=` header, next to a `.truth.csv` (every burst,
 clonus train and spike: sample of onset and end, SNR, ramp, duration) and
@@ -309,7 +309,7 @@ starts as early as sample 426, so this set is calibrated on **{_sim_cal(ctx)}**
 are not given; a nominal {datasets.SIM_BURST_S:g} s is used to tell rest from
 burst when counting false onsets.
 
-**Injected sets**: real rest EMG from `biosppy/emg.txt` (BSD-3, 12-bit
+**Injected sets**: real rest EMG from `emg.txt` (BioSPPy, BSD-3, 12-bit
 counts, 1 kHz; for 2 kHz resampled by zero-padding its spectrum) with
 bursts added by a seeded generator (`bench/eval/synth.py`). Only the rest
 stretches {stretches} are used; the weak-activity stretches {weak}
@@ -628,7 +628,7 @@ def _reproduce(ctx):
     ninja -C build
     {COMMAND}
 
-Options: `--data DIR` (shared EMG folder), `--work DIR` (generated
+Options: `--data DIR` (the recordings, default `data/emg`), `--work DIR` (generated
 recordings, default `build/eval-work`), `--per-set N` (recordings per
 injected set; this run: {a.per_set}), `--seed N` (this run: {a.seed}),
 `--detector`, `--rpmsd`, `--quick` (what the benchmark runs: 2 recordings
