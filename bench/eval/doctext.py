@@ -78,7 +78,10 @@ What happens to each sample, in this order:
    level (below 2 Hz) is clipped at `dsp.limit` = {dsp['limit']} times the channel's
    rest level (the larger of its rest envelope and the input's own excursion,
    so mains hum is never clipped), before any filter, so that a spike or an
-   electrode pop cannot make the filters ring.
+   electrode pop cannot make the filters ring. Before that, during
+   calibration, a sample beyond 100 times the running median excursion is
+   dropped (held at the slow level) as an artefact instead: the rest level
+   is not known yet, and a 1e6 uV sample must not ring into it.
 2. **Filters**: Butterworth high-pass {dsp['highpass_hz']} Hz and low-pass
    {dsp['lowpass_hz']} Hz (order {dsp['filter_order']} each, clamped below 0.45 x the sampling
    rate), notches (Q {dsp['notch_q']}) at {dsp['mains_hz']} Hz and its harmonics up to x{dsp['mains_harmonics']}
@@ -91,6 +94,9 @@ What happens to each sample, in this order:
 5. **Calibration** on the rest window: median and spread (1.4826 x MAD) of
    the envelope; onset threshold = median + `k_on` ({det['k_on']}) x spread, offset
    threshold = median + `k_off` ({det['k_off']}) x spread.
+   A window with dropped artefacts, a 200 ms stretch whose median envelope
+   is above the onset threshold (not at rest), or a rest level above
+   100 uV is reported in the calibrated event's `issues`.
 6. **Onset decision**: the sample at which the sustained envelope has been
    above the onset threshold for `detect.on_ms` = {det['on_ms']} ms (dips shorter than
    `detect.dip_ms` = {det['dip_ms']} ms tolerated). That is `decision_sample`, when the
