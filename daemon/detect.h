@@ -35,8 +35,9 @@ enum detect_cal_issue {
 	/* the guard replaced artefacts in the window (dsp_chain_set_limit);
 	 * the result is robust to them, but the electrodes may need a look */
 	DETECT_CAL_ARTEFACTS = 1u << 0,
-	/* part of the window was not at rest: a 200 ms stretch whose median
-	 * envelope was above the onset threshold (a burst, the patient moving) */
+	/* part of the window was not at rest (a burst, the patient moving): a
+	 * 200 ms stretch whose median envelope was above the onset threshold,
+	 * or far above the quietest stretch's */
 	DETECT_CAL_UNSTEADY = 1u << 1,
 	/* the rest level is above DETECT_REST_PLAUSIBLE_UV: not surface EMG at
 	 * rest (or source.scale_uv is wrong) */
@@ -58,7 +59,7 @@ struct detect_result {
 	/* DETECT_CALIBRATED only: */
 	unsigned cal_issues;	/* enum detect_cal_issue bits, 0 for a clean window */
 	uint64_t cal_artefacts;	/* samples of the window the guard replaced */
-	double cal_unsteady_s;	/* seconds of the window above the onset threshold */
+	double cal_unsteady_s;	/* seconds of the window not at rest */
 };
 
 struct detect;

@@ -94,9 +94,10 @@ What happens to each sample, in this order:
 5. **Calibration** on the rest window: median and spread (1.4826 x MAD) of
    the envelope; onset threshold = median + `k_on` ({det['k_on']}) x spread, offset
    threshold = median + `k_off` ({det['k_off']}) x spread.
-   A window with dropped artefacts, a 200 ms stretch whose median envelope
-   is above the onset threshold (not at rest), or a rest level above
-   100 uV is reported in the calibrated event's `issues`.
+   A window with dropped artefacts, one not at rest (a 200 ms stretch whose
+   median envelope is above the onset threshold, or 2.5 times the quietest
+   stretch's), or a rest level above 100 uV is reported in the calibrated
+   event's `issues`.
 6. **Onset decision**: the sample at which the sustained envelope has been
    above the onset threshold for `detect.on_ms` = {det['on_ms']} ms (dips shorter than
    `detect.dip_ms` = {det['dip_ms']} ms tolerated). That is `decision_sample`, when the

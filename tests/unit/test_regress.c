@@ -334,7 +334,7 @@ static void test_calibration_not_at_rest(void **state)
 	clean_reference(&f);
 	assert_int_equal(f.cal.cal_issues, DETECT_CAL_UNSTEADY);
 	assert_int_equal(f.cal.cal_artefacts, 0);
-	/* two or three 200 ms stretches of the burst */
+	/* the two or three 200 ms stretches the burst touches */
 	if (!(f.cal.cal_unsteady_s >= 0.39 && f.cal.cal_unsteady_s <= 0.61)) {
 		fail_msg("%g s not at rest", f.cal.cal_unsteady_s);
 	}
