@@ -32,9 +32,9 @@
 /*
  * The calibration guard (before a limit is set): a sample whose excursion
  * is more than DSP_GUARD_FACTOR times the running median excursion is an
- * artefact. Real EMG, burst onsets included, stays below 45 times it on
- * every recording of data/emg and of the evaluation, so 100 leaves clean
- * data untouched.
+ * artefact. Real EMG, burst onsets included, stays below about 60 times
+ * it (61 at a clonus onset, the worst) on every recording of data/emg and
+ * all 372 of the evaluation, so 100 leaves clean data untouched.
  */
 #define DSP_GUARD_FACTOR 100.0
 #define DSP_GUARD_RELEASE 10.0	/* an artefact lasts until the excursion is back below this */
@@ -319,9 +319,8 @@ void dsp_chain_destroy(struct dsp_chain *c)
  * starts an artefact, which lasts until the excursion is back below
  * DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
  * ring too); its samples are replaced by the slow level, as if they had
- * not come. A lasting jump
- * (a new electrode offset) is let through after a while, as the median
- * climbs to it.
+ * not come. A lasting jump (a new electrode offset) is let through after a
+ * while, as the median climbs to it.
  *
  * It starts high rather than low: a start too low would take clean EMG
  * for artefacts (the first samples of a quantised recording can sit
