@@ -16,6 +16,12 @@
 #include "policy.h"
 #include "rt.h"
 
+/* The calibrated event carries the detector's issue bits as they are. */
+_Static_assert((unsigned)EVENT_CAL_ARTEFACTS == (unsigned)DETECT_CAL_ARTEFACTS &&
+	       (unsigned)EVENT_CAL_UNSTEADY == (unsigned)DETECT_CAL_UNSTEADY &&
+	       (unsigned)EVENT_CAL_HIGH_REST == (unsigned)DETECT_CAL_HIGH_REST,
+	       "event_cal_issue and detect_cal_issue differ");
+
 /* The protocol hand-off from the control thread (acquire_post_protocol). */
 enum acquire_proto_state {
 	ACQUIRE_PROTO_IDLE = 0,		/* proto_next is the control thread's */
@@ -166,6 +172,12 @@ static void acquire_edge(void *ctx, const struct bank_event *be)
 		ev.u.calib.spread = r->spread;
 		ev.u.calib.on_threshold = r->threshold;
 		ev.u.calib.off_threshold = r->off_threshold;
+		ev.u.calib.issues = r->cal_issues;
+		ev.u.calib.artefacts = r->cal_artefacts;
+		ev.u.calib.unsteady_s = r->cal_unsteady_s;
+		a->stats.cal_issues[ch] = r->cal_issues;
+		a->stats.cal_artefacts[ch] = r->cal_artefacts;
+		a->stats.cal_unsteady_s[ch] = r->cal_unsteady_s;
 		a->stats.baseline[ch] = r->baseline;
 		a->stats.on_threshold[ch] = ev.u.calib.on_threshold;
 		a->stats.off_threshold[ch] = ev.u.calib.off_threshold;

@@ -43,6 +43,10 @@ struct acquire_stats {
 	double baseline[SOURCE_MAX_CHANNELS];	/* calibrated, µV */
 	double on_threshold[SOURCE_MAX_CHANNELS];
 	double off_threshold[SOURCE_MAX_CHANNELS];
+	/* the last calibration's doubts (detect_result.cal_*) */
+	unsigned cal_issues[SOURCE_MAX_CHANNELS];
+	uint64_t cal_artefacts[SOURCE_MAX_CHANNELS];
+	double cal_unsteady_s[SOURCE_MAX_CHANNELS];
 	int source_error;			/* negative errno of the last read, 0 */
 	uint64_t source_faults;			/* read failures survived by a reopen */
 	bool ended;				/* the source reached its end */

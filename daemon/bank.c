@@ -13,6 +13,7 @@ struct bank {
 	struct dsp_chain *dsp[BANK_MAX_CHANNELS];
 	struct detect *det[BANK_MAX_CHANNELS];
 	float held[BANK_MAX_CHANNELS];	/* last raw value before a blank */
+	uint64_t rejected[BANK_MAX_CHANNELS];	/* dsp_chain_rejected, last seen */
 	int active[BANK_MAX_CHANNELS];	/* each channel's own burst state */
 	unsigned n_active;
 	int combined;			/* the burst the rule makes */
@@ -182,6 +183,11 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 				b->held[ch] = x;
 			}
 			env = dsp_chain_step(b->dsp[ch], x, &filtered);
+			if (dsp_chain_rejected(b->dsp[ch]) != b->rejected[ch]) {
+				/* The calibration guard replaced this sample. */
+				b->rejected[ch] = dsp_chain_rejected(b->dsp[ch]);
+				detect_note_artefact(b->det[ch], sample);
+			}
 			edge = detect_step(b->det[ch], sample, env, &ev.r);
 			if (b->trace) {
 				bank_trace_sample(b, sample, ch, x, filtered, env);

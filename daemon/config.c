@@ -403,7 +403,7 @@ static const struct config_key config_keys[] = {
 		.section = "dsp", .key = "limit",
 		.type = CONFIG_TYPE_DOUBLE, .def = "6", .min = 0, .max = 10000,
 		.unit = "x rest",
-		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times its rest level (the larger of the rest envelope and the raw excursion, hum included) before any filter, so a spike or electrode pop cannot make the filters ring into a burst; 0 = never clip.",
+		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times its rest level (the larger of the rest envelope and the raw excursion, hum included) before any filter, so a spike or electrode pop cannot make the filters ring into a burst; until then (and during a recalibration) a sample beyond 100 times the running median excursion is dropped as an artefact instead; 0 = never clip or drop.",
 		CONFIG_FIELD(dsp.limit),
 	}, {
 		.section = "dsp", .key = "envelope",

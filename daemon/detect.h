@@ -30,6 +30,23 @@ enum detect_edge {
 	DETECT_OFFSET,
 };
 
+/** Why a calibration is in doubt (bits of detect_result.cal_issues). */
+enum detect_cal_issue {
+	/* the guard replaced artefacts in the window (dsp_chain_set_limit);
+	 * the result is robust to them, but the electrodes may need a look */
+	DETECT_CAL_ARTEFACTS = 1u << 0,
+	/* part of the window was not at rest (a burst, the patient moving): a
+	 * 200 ms stretch whose median envelope was above the onset threshold,
+	 * or far above the quietest stretch's */
+	DETECT_CAL_UNSTEADY = 1u << 1,
+	/* the rest level is above DETECT_REST_PLAUSIBLE_UV: not surface EMG at
+	 * rest (or source.scale_uv is wrong) */
+	DETECT_CAL_HIGH_REST = 1u << 2,
+};
+
+/** Rest level (median 5 ms RMS envelope) above which a calibration is in doubt, µV. */
+#define DETECT_REST_PLAUSIBLE_UV 100.0
+
 /** Details of a reported edge. */
 struct detect_result {
 	uint64_t edge_sample;	/* estimated onset/offset sample */
@@ -39,6 +56,10 @@ struct detect_result {
 	double baseline;
 	double spread;
 	double off_threshold;	/* the offset threshold in force */
+	/* DETECT_CALIBRATED only: */
+	unsigned cal_issues;	/* enum detect_cal_issue bits, 0 for a clean window */
+	uint64_t cal_artefacts;	/* samples of the window the guard replaced */
+	double cal_unsteady_s;	/* seconds of the window not at rest */
 };
 
 struct detect;
@@ -60,6 +81,22 @@ void detect_destroy(struct detect *d);
  */
 enum detect_edge detect_step(struct detect *d, uint64_t sample, float envelope,
 			     struct detect_result *res);
+
+/**
+ * Words for a calibration's issues (enum detect_cal_issue @issues, with
+ * @artefacts samples replaced, @unsteady_s of the window not at rest and
+ * rest level @baseline), e.g. "3 artefact samples replaced; 0.4 s of the
+ * window not at rest", into @buf (always NUL-terminated); "" for none.
+ */
+void detect_cal_describe(unsigned issues, uint64_t artefacts, double unsteady_s,
+			 double baseline, char *buf, size_t len);
+
+/**
+ * The dsp guard replaced sample @sample as an artefact: counted (and
+ * reported with the calibration) when it falls in the calibration
+ * window. RT-safe.
+ */
+void detect_note_artefact(struct detect *d, uint64_t sample);
 
 /** Ignore the input for @n samples starting at @from (stimulation artefact). */
 void detect_blank(struct detect *d, uint64_t from, uint64_t n);

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,18 @@
 #define DSP_LOWPASS_MAX_FRAC 0.45
 #define DSP_LEVEL_HZ 2.0	/* corner of the slow level the limiter clips around */
 #define DSP_EXCURSION_S 0.5	/* time constant of the excursion's mean square */
+/*
+ * The calibration guard (before a limit is set): a sample whose excursion
+ * is more than DSP_GUARD_FACTOR times the running median excursion is an
+ * artefact. Real EMG, burst onsets included, stays below about 60 times
+ * it (61 at a clonus onset, the worst) on every recording of data/emg and
+ * all 372 of the evaluation, so 100 leaves clean data untouched.
+ */
+#define DSP_GUARD_FACTOR 100.0
+#define DSP_GUARD_RELEASE 10.0	/* an artefact lasts until the excursion is back below this */
+#define DSP_GUARD_RATE 10.0	/* the median may move e^10 times per second at most */
+#define DSP_GUARD_INIT 32	/* excursions, 1 ms apart, its first value comes from */
+#define DSP_GUARD_RANK 27	/* the one it starts at, in ascending order */
 
 struct dsp_chain {
 	double fs;
@@ -38,6 +51,15 @@ struct dsp_chain {
 	double level_alpha;
 	double excursion_ms;	/* mean square of the input around its level */
 	double excursion_alpha;
+	int guard;		/* the calibration guard is on (dsp.limit > 0) */
+	double guard_med;	/* running median of |excursion|, 0 until known */
+	double guard_step;	/* its relative step per sample */
+	double guard_init[DSP_GUARD_INIT];
+	int guard_n;		/* of guard_init, filled */
+	unsigned guard_stride;	/* samples per ms, for guard_init */
+	unsigned guard_tick;
+	int guard_hold;		/* inside an artefact */
+	uint64_t rejected;	/* samples the guard replaced */
 	int primed;
 	int tkeo;
 	double x1, x2;		/* the two previous filtered samples (TKEO) */
@@ -228,6 +250,12 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	c->fs = fs;
 	c->level_alpha = 1.0 - exp(-2.0 * M_PI * DSP_LEVEL_HZ / fs);
 	c->excursion_alpha = 1.0 / (DSP_EXCURSION_S * fs);
+	c->guard = cfg->dsp.limit > 0.0;
+	c->guard_step = DSP_GUARD_RATE / fs;
+	if (c->guard_step > 0.5) {
+		c->guard_step = 0.5;
+	}
+	c->guard_stride = fs > 1000.0 ? (unsigned)ceil(fs / 1000.0) : 1;
 	c->win = (size_t)win;
 	c->sq = calloc(c->win, sizeof(*c->sq));
 	if (!c->sq) {
@@ -279,6 +307,65 @@ void dsp_chain_destroy(struct dsp_chain *c)
 	free(c);
 }
 
+/*
+ * Until calibration has set the limit, the rest level it is a multiple of
+ * is unknown, and one 1e6 uV sample would ring through the filters for
+ * seconds and set the rest level itself. The guard needs no rest level: it
+ * follows the median of the excursion's magnitude with a step of a fixed
+ * ratio per sample (up when above it, down when below; exact zeros, as in
+ * digital silence, say nothing about the scale and are skipped), so no
+ * single sample, however large, moves it by more than that ratio, and a
+ * few ms of saturation barely. A sample beyond DSP_GUARD_FACTOR times it
+ * starts an artefact, which lasts until the excursion is back below
+ * DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
+ * ring too); its samples are replaced by the slow level, as if they had
+ * not come. A lasting jump (a new electrode offset) is let through after a
+ * while, as the median climbs to it.
+ *
+ * It starts high rather than low: a start too low would take clean EMG
+ * for artefacts (the first samples of a quantised recording can sit
+ * still), one too high only guards less for a moment. So its first value
+ * is an upper quantile (rank DSP_GUARD_RANK) of DSP_GUARD_INIT excursions
+ * 1 ms apart, which a few spikes among them cannot reach: the first
+ * 32 ms or so of a recording are not guarded.
+ * @return true to replace this sample
+ */
+static int dsp_guard(struct dsp_chain *c, double mag)
+{
+	int reject = 0;
+
+	if (!c->guard) {
+		return 0;
+	}
+	if (c->guard_med > 0.0) {
+		reject = c->limit == 0.0 &&
+			 mag > (c->guard_hold ? DSP_GUARD_RELEASE : DSP_GUARD_FACTOR) * c->guard_med;
+		c->guard_hold = reject;
+		if (mag > c->guard_med) {
+			c->guard_med *= 1.0 + c->guard_step;
+		} else if (mag > 0.0) {
+			c->guard_med *= 1.0 - c->guard_step;
+		}
+	} else if (mag > 0.0 && ++c->guard_tick >= c->guard_stride) {
+		double *v = c->guard_init;
+		int i;
+
+		c->guard_tick = 0;
+		/* Insertion sort: DSP_GUARD_INIT values, once. */
+		for (i = c->guard_n++; i > 0 && v[i - 1] > mag; i--) {
+			v[i] = v[i - 1];
+		}
+		v[i] = mag;
+		if (c->guard_n == DSP_GUARD_INIT) {
+			c->guard_med = v[DSP_GUARD_RANK];
+		}
+	}
+	if (reject) {
+		c->rejected++;
+	}
+	return reject;
+}
+
 float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 {
 	double y = x, sq, ms;
@@ -305,7 +392,11 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	{
 		double dev = y - c->level;
 
-		/* How far the raw input strays from its level: mains hum too. */
+		if (dsp_guard(c, fabs(dev))) {
+			dev = 0.0;
+			y = c->level;
+		}
+		/* How far the input strays from its level: mains hum too. */
 		c->excursion_ms += c->excursion_alpha * (dev * dev - c->excursion_ms);
 		if (c->limit > 0.0) {
 			dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
@@ -353,6 +444,11 @@ void dsp_chain_set_limit(struct dsp_chain *c, double limit)
 double dsp_chain_excursion(const struct dsp_chain *c)
 {
 	return sqrt(c->excursion_ms);
+}
+
+uint64_t dsp_chain_rejected(const struct dsp_chain *c)
+{
+	return c->rejected;
 }
 
 void dsp_chain_resync(struct dsp_chain *c)

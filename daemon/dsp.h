@@ -10,6 +10,7 @@
 #define RPMSD_DSP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -63,19 +64,28 @@ void dsp_chain_destroy(struct dsp_chain *c);
  */
 float dsp_chain_step(struct dsp_chain *c, float x, float *filtered);
 
-/** Total gain of the chain's filters at f, in dB (for tests and docs). */
 /**
  * Clip the input's excursion from its slow level (below 2 Hz) at +/- @limit
- * (µV) before any filter; 0 turns it off (the default). RT-safe.
+ * (µV) before any filter; 0 turns it off (the default). While it is off,
+ * and dsp.limit is not 0, the calibration guard runs instead: a sample
+ * whose excursion is more than 100 times the running median excursion (an
+ * electrode pop, a 1e6 µV sample, saturation), and those after it until
+ * the excursion is back below 10 times it, are replaced by the slow level,
+ * so that they cannot ring through the filters into the rest level being
+ * calibrated. RT-safe.
  */
 void dsp_chain_set_limit(struct dsp_chain *c, double limit);
 
 /**
  * RMS of the input around its slow level over about the last 0.5 s,
- * before limiting: everything that is not EMG rides in it too (mains hum,
- * motion), which is why the limit must not be set below it. RT-safe.
+ * before limiting (after the guard): everything that is not EMG rides in
+ * it too (mains hum, motion), which is why the limit must not be set below
+ * it. RT-safe.
  */
 double dsp_chain_excursion(const struct dsp_chain *c);
+
+/** Samples the calibration guard has replaced since the chain was created. RT-safe. */
+uint64_t dsp_chain_rejected(const struct dsp_chain *c);
 
 /**
  * After a gap in the input: the next sample primes the filters again, as
@@ -85,6 +95,7 @@ double dsp_chain_excursion(const struct dsp_chain *c);
  */
 void dsp_chain_resync(struct dsp_chain *c);
 
+/** Total gain of the chain's filters at f, in dB (for tests and docs). */
 double dsp_chain_gain_db(const struct dsp_chain *c, double f);
 
 #endif /* RPMSD_DSP_H */

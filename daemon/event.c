@@ -478,11 +478,24 @@ static int event_json_burst(struct event_json *w, const struct event *ev,
 
 static void event_json_calibrated(struct event_json *w, const struct event *ev)
 {
+	static const char *const issue_names[] = { "artefacts", "unsteady", "high_rest" };
+	unsigned i;
+
 	event_json_str(w, "state", "calibrated", SIZE_MAX);
 	event_json_double(w, "baseline", ev->u.calib.baseline);
 	event_json_double(w, "spread", ev->u.calib.spread);
 	event_json_double(w, "on_threshold", ev->u.calib.on_threshold);
 	event_json_double(w, "off_threshold", ev->u.calib.off_threshold);
+	/* Empty when the window was clean rest; docs/events.md says each. */
+	event_json_array(w, "issues");
+	for (i = 0; i < sizeof(issue_names) / sizeof(issue_names[0]); i++) {
+		if (ev->u.calib.issues & (1u << i)) {
+			event_json_item_str(w, issue_names[i], SIZE_MAX);
+		}
+	}
+	event_json_array_end(w);
+	event_json_u64(w, "artefact_samples", ev->u.calib.artefacts);
+	event_json_double(w, "unsteady_s", ev->u.calib.unsteady_s);
 }
 
 /* @a - @b, saturated: a record with a clock in doubt must not overflow. */

@@ -67,6 +67,14 @@ enum event_action {
 	EVENT_ACTION_CALIBRATING,	/* not possible: not calibrated yet */
 };
 
+/** Why a calibration is in doubt: rpms.state "calibrated" "issues"
+ * (the same bits as detect.h's enum detect_cal_issue). */
+enum event_cal_issue {
+	EVENT_CAL_ARTEFACTS = 1u << 0,	/* "artefacts" */
+	EVENT_CAL_UNSTEADY = 1u << 1,	/* "unsteady" */
+	EVENT_CAL_HIGH_REST = 1u << 2,	/* "high_rest" */
+};
+
 /** State changes reported on rpms.state. */
 enum event_state {
 	EVENT_STATE_STARTED = 1,
@@ -109,6 +117,9 @@ struct event {
 			double spread;		/* robust spread (1.4826 MAD), µV */
 			double on_threshold;	/* µV */
 			double off_threshold;	/* µV */
+			uint64_t artefacts;	/* samples of the window replaced */
+			double unsteady_s;	/* of the window, not at rest */
+			uint32_t issues;	/* enum event_cal_issue bits */
 		} calib;
 		struct {
 			uint32_t train_id;	/* which request */

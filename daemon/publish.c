@@ -22,6 +22,7 @@
 
 #include <zmq.h>
 
+#include "detect.h"
 #include "emg.h"
 #include "event.h"
 #include "log.h"
@@ -332,6 +333,15 @@ static void publish_event(struct publish *p, const struct event *ev)
 	if (ev->type == EVENT_STATE && (ev->u.state.state == EVENT_STATE_FAULT ||
 					ev->u.state.state == EVENT_STATE_ESTOP)) {
 		publish_note_fault(p, ev, seq);
+	}
+	if (ev->type == EVENT_CALIBRATED && ev->u.calib.issues) {
+		char why[160];
+
+		/* The acquire thread cannot log: its calibration's doubts are said here. */
+		detect_cal_describe(ev->u.calib.issues, ev->u.calib.artefacts,
+				    ev->u.calib.unsteady_s, ev->u.calib.baseline, why, sizeof(why));
+		log_warn("channel %u: calibration in doubt: %s; recalibrate at rest (rpmsctl calibrate)",
+			 (unsigned)ev->channel, why);
 	}
 	len = event_to_json(ev, seq, p->rate_hz, p->body, sizeof(p->body));
 	if (len < 0) {

@@ -1084,9 +1084,18 @@ static void session_summary(struct session *s, FILE *f, int signo)
 		s->cfg->detect.calibration_start_s + s->cfg->detect.calibration_s);
 	for (ch = 0; ch < s->src->channels; ch++) {
 		if (as.calibrated[ch]) {
+			char why[160];
+
 			fprintf(f, "    %-8s baseline %.4g, onset above %.4g, offset below %.4g\n",
 				s->src->channel_names[ch], as.baseline[ch], as.on_threshold[ch],
 				as.off_threshold[ch]);
+			if (as.cal_issues[ch]) {
+				detect_cal_describe(as.cal_issues[ch], as.cal_artefacts[ch],
+						    as.cal_unsteady_s[ch], as.baseline[ch], why,
+						    sizeof(why));
+				fprintf(f, "    %-8s IN DOUBT: %s (recalibrate at rest: rpmsctl calibrate)\n",
+					"", why);
+			}
 		} else {
 			fprintf(f, "    %-8s not calibrated (%s)\n", s->src->channel_names[ch],
 				session_uncalibrated_why(s, signo));

@@ -81,12 +81,20 @@ static void rpms_detect_emit(void *ctx, const struct bank_event *ev)
 	struct rpms_detect_out *out = ctx;
 
 	if (ev->edge == DETECT_CALIBRATED) {
+		char why[160];
+
 		/* For the person running it; stdout stays plain CSV. */
 		fprintf(stderr,
 			"rpms-detect: channel %u calibrated at sample %" PRIu64
 			": rest level %.6g, spread %.6g, onset above %.6g, offset below %.6g\n",
 			ev->channel, ev->sample, ev->r.baseline, ev->r.spread, ev->r.threshold,
 			ev->r.off_threshold);
+		if (ev->r.cal_issues) {
+			detect_cal_describe(ev->r.cal_issues, ev->r.cal_artefacts,
+					    ev->r.cal_unsteady_s, ev->r.baseline, why, sizeof(why));
+			fprintf(stderr, "rpms-detect: channel %u: the rest window is in doubt: %s\n",
+				ev->channel, why);
+		}
 		return;
 	}
 	if (ev->edge != DETECT_ONSET && ev->edge != DETECT_OFFSET) {

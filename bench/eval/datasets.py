@@ -128,7 +128,7 @@ def simulated_set(data_dir, work, min_cal_s=None):
 
 def load_rest(data_dir):
     """emg.txt at 1 kHz, and resampled (FFT) to 2 kHz: {rate: samples}."""
-    path = os.path.join(data_dir, "biosppy", "emg.txt")
+    path = os.path.join(data_dir, "emg.txt")
     x, rate = emgio.read_text_recording(path)
     if rate != 1000.0:
         raise emgio.DataError("%s: expected a 1000 Hz header, found %s" % (path, rate))

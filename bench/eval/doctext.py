@@ -78,7 +78,10 @@ What happens to each sample, in this order:
    level (below 2 Hz) is clipped at `dsp.limit` = {dsp['limit']} times the channel's
    rest level (the larger of its rest envelope and the input's own excursion,
    so mains hum is never clipped), before any filter, so that a spike or an
-   electrode pop cannot make the filters ring.
+   electrode pop cannot make the filters ring. Before that, during
+   calibration, a sample beyond 100 times the running median excursion is
+   dropped (held at the slow level) as an artefact instead: the rest level
+   is not known yet, and a 1e6 uV sample must not ring into it.
 2. **Filters**: Butterworth high-pass {dsp['highpass_hz']} Hz and low-pass
    {dsp['lowpass_hz']} Hz (order {dsp['filter_order']} each, clamped below 0.45 x the sampling
    rate), notches (Q {dsp['notch_q']}) at {dsp['mains_hz']} Hz and its harmonics up to x{dsp['mains_harmonics']}
@@ -91,6 +94,10 @@ What happens to each sample, in this order:
 5. **Calibration** on the rest window: median and spread (1.4826 x MAD) of
    the envelope; onset threshold = median + `k_on` ({det['k_on']}) x spread, offset
    threshold = median + `k_off` ({det['k_off']}) x spread.
+   A window with dropped artefacts, one not at rest (a 200 ms stretch whose
+   median envelope is above the onset threshold, or 2.5 times the quietest
+   stretch's), or a rest level above 100 uV is reported in the calibrated
+   event's `issues`.
 6. **Onset decision**: the sample at which the sustained envelope has been
    above the onset threshold for `detect.on_ms` = {det['on_ms']} ms (dips shorter than
    `detect.dip_ms` = {det['dip_ms']} ms tolerated). That is `decision_sample`, when the
@@ -290,9 +297,9 @@ def _data(ctx):
     return f"""
 ## Data sets
 
-The source recordings are read from the shared EMG folder (`--data`,
-default `../shared/data/emg` next to the repository); nothing is copied
-into the repository except the already bundled `data/emg/emg_1.txt`. Each
+The source recordings are bundled in the repository, in `data/emg/`
+(`--data`): `emg_1.txt`, `emg.txt` (BioSPPy) and `simulated_onsets/`,
+each with its source and licence (`data/emg/README.md`). Each
 generated or converted recording is written as a replay text file with a
 `# Sampling Rate (Hz):=` header, next to a `.truth.csv` (every burst,
 clonus train and spike: sample of onset and end, SNR, ramp, duration) and
@@ -309,7 +316,7 @@ starts as early as sample 426, so this set is calibrated on **{_sim_cal(ctx)}**
 are not given; a nominal {datasets.SIM_BURST_S:g} s is used to tell rest from
 burst when counting false onsets.
 
-**Injected sets**: real rest EMG from `biosppy/emg.txt` (BSD-3, 12-bit
+**Injected sets**: real rest EMG from `emg.txt` (BioSPPy, BSD-3, 12-bit
 counts, 1 kHz; for 2 kHz resampled by zero-padding its spectrum) with
 bursts added by a seeded generator (`bench/eval/synth.py`). Only the rest
 stretches {stretches} are used; the weak-activity stretches {weak}
@@ -628,7 +635,7 @@ def _reproduce(ctx):
     ninja -C build
     {COMMAND}
 
-Options: `--data DIR` (shared EMG folder), `--work DIR` (generated
+Options: `--data DIR` (the recordings, default `data/emg`), `--work DIR` (generated
 recordings, default `build/eval-work`), `--per-set N` (recordings per
 injected set; this run: {a.per_set}), `--seed N` (this run: {a.seed}),
 `--detector`, `--rpmsd`, `--quick` (what the benchmark runs: 2 recordings

@@ -45,8 +45,8 @@ def parse_args(argv):
                    help="meson build directory (default: %(default)s)")
     p.add_argument("--detector", help="rpms-detect binary (default: BUILD/tools/rpms-detect)")
     p.add_argument("--rpmsd", help="rpmsd binary, for its defaults (default: BUILD/daemon/rpmsd)")
-    p.add_argument("--data", default=_default_data(),
-                   help="the shared EMG data folder (default: %(default)s)")
+    p.add_argument("--data", default=os.path.join(REPO, "data", "emg"),
+                   help="the bundled EMG data folder (default: %(default)s)")
     p.add_argument("--emg1", default=os.path.join(REPO, "data", "emg", "emg_1.txt"),
                    help="the bundled real recording (default: %(default)s)")
     p.add_argument("--work", help="where generated recordings go (default: BUILD/eval-work)")
@@ -75,12 +75,6 @@ def parse_args(argv):
     return args
 
 
-def _default_data():
-    """../shared/data/emg next to the repository, else /work/shared/data/emg."""
-    beside = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "emg"))
-    return beside if os.path.isdir(beside) else "/work/shared/data/emg"
-
-
 def check_inputs(args):
     """Fail early, naming what is missing and how to get it."""
     for path, what in ((args.detector, "the detector under test"),
@@ -89,9 +83,10 @@ def check_inputs(args):
             sys.exit("run_eval: %s: not found or not executable (%s); build it with "
                      "'ninja -C %s' or pass its path" % (path, what, args.build))
     for sub in ("simulated_onsets/signals.csv", "simulated_onsets/onsets_samples.csv",
-                "biosppy/emg.txt"):
+                "emg.txt"):
         if not os.path.isfile(os.path.join(args.data, sub)):
-            sys.exit("run_eval: %s: missing (pass --data DIR, the shared EMG folder)"
+            sys.exit("run_eval: %s: missing (the recordings are in the repository's "
+                     "data/emg, see its README.md; or pass --data DIR)"
                      % os.path.join(args.data, sub))
     if not os.path.isfile(args.emg1):
         sys.exit("run_eval: %s: missing (pass --emg1 FILE)" % args.emg1)

@@ -12,7 +12,12 @@ median): strong bursts at about 1.5-1.9 s and 15.5-16.9 s, moderate ones at
 What config/demo.conf does with it, asserted here:
  - 0-5 s calibrates the baseline; the 1.5 s burst falls inside that window
    and is not reported (no onsets during calibration). The median/MAD
-   baseline stays within 15 % of one calibrated on pure rest (6-11 s).
+   baseline stays within 15 % of one calibrated on pure rest (6-11 s), but
+   the window was not rest, and the calibrated event, the log and the
+   summary say so ("unsteady"); the pure-rest one has no issues.
+ - A 1e6 uV sample in that window (an amplifier glitch) changes nothing
+   (rest level within 2 %, the same bursts, onsets within 10 ms), and is
+   reported ("artefacts").
  - 15.5, 25.5 and 26.3 s: one burst each, each starting a 5-pulse 20 Hz
    train that is delivered in full.
  - 3-15 s and 17-23 s: no onset, no pulse, no refusal. The only event in
@@ -101,6 +106,57 @@ def test_calibration_covers_first_burst():
     ratio = cal[0]["baseline"] / ref["baseline"]
     check(0.85 <= ratio <= 1.15, "baseline %.3f vs rest %.3f" % (cal[0]["baseline"],
                                                                   ref["baseline"]))
+    # ...but it was not rest, and that is said, in the event, the log and the summary
+    # (the burst covers two or three of the window's 200 ms stretches)
+    check(cal[0]["issues"] == ["unsteady"] and 0.39 <= cal[0]["unsteady_s"] <= 0.61 and
+          cal[0]["artefact_samples"] == 0, "calibrated %r" % cal[0])
+    why = "%.1f s of the window not at rest" % cal[0]["unsteady_s"]
+    check("channel 0: calibration in doubt: %s; recalibrate at rest (rpmsctl calibrate)" % why
+          in r.stderr, r.stderr)
+    check("IN DOUBT: %s (recalibrate at rest: rpmsctl calibrate)" % why in r.stdout, r.stdout)
+    check(ref["issues"] == [] and ref["unsteady_s"] == 0 and ref["artefact_samples"] == 0,
+          "rest calibration %r" % ref)
+    check("calibration in doubt" not in rest.stderr and "IN DOUBT" not in rest.stdout,
+          rest.stderr + rest.stdout)
+
+
+def test_calibration_spike_changes_nothing():
+    """One 1e6 uV sample at 2.5 s, inside the 0-5 s window: it used to set
+    the rest level about tenfold, and no burst was detected all session,
+    silently. Now the same rest level, the same trains, and it is reported."""
+    clean = fast_run()
+    with open(os.path.join(rig.SOURCE, "data", "emg", "emg_1.txt")) as f:
+        lines = f.read().split("\n")
+    # 4 header lines, then sample 0
+    check(lines[3].startswith("#") and not lines[4].startswith("#"), lines[:5])
+    lines[4 + 2500] = "1000000.0"
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "rpmsd-it-spike-%d.txt" % os.getpid())
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    text = rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port())
+    demo_file = os.path.join(rig.SOURCE, "config", "../data/emg/emg_1.txt")
+    check(("file = " + demo_file) in text, text)
+    r = rig.Run(text.replace("file = " + demo_file, "file = " + path))
+    os.unlink(path)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    cal, ref = r.of("rpms.state", state="calibrated"), clean.of("rpms.state", state="calibrated")
+    check(len(cal) == 1, "calibrated events: %r" % cal)
+    check(abs(cal[0]["baseline"] / ref[0]["baseline"] - 1.0) < 0.02,
+          "baseline %r, %r without the spike" % (cal[0]["baseline"], ref[0]["baseline"]))
+    check(cal[0]["issues"] == ["artefacts", "unsteady"] and cal[0]["artefact_samples"] == 1,
+          "calibrated %r" % cal[0])
+    validator = validate_events.load_validator(validate_events.DEFAULT_SCHEMA)
+    validate_events.check_body(validator, "rpms.state", cal[0])
+    # the same bursts: thresholds a fraction of a percent apart can date an
+    # onset's change point a few ms apart (measured: 7 ms on one of three)
+    got = [b["t_edge_s"] for b in r.of("rpms.burst", edge="onset")]
+    want = [b["t_edge_s"] for b in clean.of("rpms.burst", edge="onset")]
+    check(len(got) == len(want) == 3 and all(abs(a - b) <= 0.010 for a, b in zip(got, want)),
+          "onsets %r, %r without the spike" % (got, want))
+    check(len(r.of("rpms.stim")) == 15, "%d pulses" % len(r.of("rpms.stim")))
+    check("calibration in doubt: 1 artefact sample replaced; %.1f s of the window not at rest"
+          % cal[0]["unsteady_s"] in r.stderr, r.stderr)
+    check("IN DOUBT: 1 artefact sample replaced" in r.stdout, r.stdout)
 
 
 def test_each_burst_starts_a_full_train():
@@ -277,6 +333,7 @@ if __name__ == "__main__":
         test_every_message_matches_schema,
         test_sequence_numbers_contiguous_per_topic,
         test_calibration_covers_first_burst,
+        test_calibration_spike_changes_nothing,
         test_each_burst_starts_a_full_train,
         test_nothing_in_rest_periods,
         test_weak_activity_not_stimulated,

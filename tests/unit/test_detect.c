@@ -106,11 +106,12 @@ struct signal {
 	int n_spikes;
 	double rest_sigma;
 	double dc;
+	double hum;		/* 50 Hz amplitude, from the first sample */
 };
 
 static double signal_sample(const struct signal *s, struct rng *r, long i)
 {
-	double x = s->dc + s->rest_sigma * rng_gauss(r);
+	double x = s->dc + s->rest_sigma * rng_gauss(r) + s->hum * sin(2.0 * M_PI * 50.0 * i / FS);
 	double a = 0.0;
 	int k;
 
@@ -551,6 +552,79 @@ static void test_burst_in_calibration(void **state)
 		assert_true(cal->res.spread < 2.5 * qcal->res.spread);
 		assert_true(cal->res.threshold ==
 			    cal->res.baseline + cfg.detect.k_on * cal->res.spread);
+		/* ...but the window was not rest, and that is said: the 300 ms
+		 * burst covers one or two of its 200 ms stretches */
+		assert_int_equal(cal->res.cal_issues, DETECT_CAL_UNSTEADY);
+		assert_true(cal->res.cal_unsteady_s > 0.19 && cal->res.cal_unsteady_s < 0.41);
+		assert_int_equal(qcal->res.cal_issues, 0);
+		assert_true(qcal->res.cal_unsteady_s == 0.0);
+	}
+}
+
+/*
+ * A burst filling most of the window raises the median, and the onset
+ * threshold with it, above itself: still reported, as stretches standing
+ * far above the quietest one.
+ */
+static void test_burst_fills_calibration(void **state)
+{
+	static const struct burst bursts[] = {
+		{ .on = 600, .off = 3000, .ramp = 100, .amp = 5 * REST_SIGMA },
+	};
+	const struct signal s = {
+		.n = 4000, .bursts = bursts, .n_bursts = 1,
+		.rest_sigma = REST_SIGMA, .dc = 2048.0,
+	};
+	struct rpmsd_config cfg;
+	uint64_t seed;
+
+	(void)state;
+	test_cfg(&cfg);
+	for (seed = 1; seed <= NSEEDS; seed++) {
+		const struct event *cal;
+		struct run r;
+
+		run_signal(&cfg, &s, seed, NULL, 0, &r);
+		cal = nth_event(&r, DETECT_CALIBRATED, 0);
+		assert_true(cal->res.baseline > 2.0 * REST_SIGMA);	/* the burst's level */
+		assert_int_equal(cal->res.cal_issues, DETECT_CAL_UNSTEADY);
+		assert_true(cal->res.cal_unsteady_s > 1.19);
+	}
+}
+
+/*
+ * Strong mains hum from the first sample (20 dB above rest) leaks through
+ * the notches while they ring in, and the window's first stretches stand
+ * high: the filters starting, not the patient moving. Not reported. The
+ * same hum with a burst after that start is.
+ */
+static void test_hum_start_not_unsteady(void **state)
+{
+	static const struct burst bursts[] = {
+		{ .on = 1200, .off = 1600, .ramp = 20, .amp = 20 * REST_SIGMA },
+	};
+	const struct signal hum = {
+		.n = 3000, .rest_sigma = REST_SIGMA, .dc = 2048.0, .hum = 14.0 * REST_SIGMA,
+	};
+	const struct signal hum_burst = {
+		.n = 3000, .bursts = bursts, .n_bursts = 1,
+		.rest_sigma = REST_SIGMA, .dc = 2048.0, .hum = 14.0 * REST_SIGMA,
+	};
+	struct rpmsd_config cfg;
+	uint64_t seed;
+
+	(void)state;
+	test_cfg(&cfg);
+	for (seed = 1; seed <= NSEEDS; seed++) {
+		const struct event *cal;
+		struct run r;
+
+		run_signal(&cfg, &hum, seed, NULL, 0, &r);
+		cal = nth_event(&r, DETECT_CALIBRATED, 0);
+		assert_int_equal(cal->res.cal_issues, 0);
+		run_signal(&cfg, &hum_burst, seed, NULL, 0, &r);
+		cal = nth_event(&r, DETECT_CALIBRATED, 0);
+		assert_int_equal(cal->res.cal_issues, DETECT_CAL_UNSTEADY);
 	}
 }
 
@@ -1001,6 +1075,134 @@ static void test_machine_recalibrate(void **state)
 	detect_destroy(m.d);
 }
 
+/* A window of 1000 envelope values: rest 10..14, and @burst of them at 1000 from @at. */
+static void machine_window(struct machine *m, long at, long burst, struct detect_result *res)
+{
+	long i;
+
+	for (i = 0; i < 1000; i++) {
+		float v = i >= at && i < at + burst ? 1000.0f : 10.0f + (float)(i % 5);
+
+		if (i < 999) {
+			feed(m, 1, v);
+		} else {
+			feed_expect(m, v, DETECT_CALIBRATED, res);
+		}
+	}
+}
+
+/*
+ * A burst in the rest window (the patient moved): reported with how much
+ * of the window it took, in whole 200 ms stretches whose median is above
+ * the onset threshold. The median itself shrugs it off.
+ */
+static void test_machine_unsteady(void **state)
+{
+	struct rpmsd_config cfg;
+	struct machine m;
+	struct detect_result res;
+
+	(void)state;
+	machine_cfg(&cfg);
+	cfg.detect.calibration_s = 1.0;
+	machine_create(&m, &cfg);
+	/* 500..799: half of 400..599 (median 507) and all of 600..799 */
+	machine_window(&m, 500, 300, &res);
+	assert_int_equal(res.cal_issues, DETECT_CAL_UNSTEADY);
+	assert_float_equal(res.cal_unsteady_s, 0.4, 1e-9);
+	assert_int_equal(res.cal_artefacts, 0);
+	assert_float_equal(res.baseline, 13.0, 1e-9);
+
+	/* 99 samples cannot raise a 200 ms median: rest */
+	detect_recalibrate(m.d, m.t);
+	machine_window(&m, 300, 99, &res);
+	assert_int_equal(res.cal_issues, 0);
+	assert_true(res.cal_unsteady_s == 0.0);
+	detect_destroy(m.d);
+}
+
+/* Artefacts the dsp guard dropped count in the window only, and are reported. */
+static void test_machine_artefacts(void **state)
+{
+	struct rpmsd_config cfg;
+	struct machine m;
+	struct detect_result res;
+	int i;
+
+	(void)state;
+	machine_cfg(&cfg);
+	cfg.detect.calibration_start_s = 0.05;	/* window [50, 150) */
+	machine_create(&m, &cfg);
+	detect_note_artefact(m.d, 10);		/* before the window */
+	feed(&m, 50, 5.0f);
+	detect_note_artefact(m.d, 50);
+	detect_note_artefact(m.d, 51);
+	for (i = 0; i < 99; i++) {
+		feed(&m, 1, (float)(1 + (i * 37) % 100));
+	}
+	detect_note_artefact(m.d, 149);		/* the last sample of the window */
+	feed_expect(&m, (float)(1 + (99 * 37) % 100), DETECT_CALIBRATED, &res);
+	assert_int_equal(res.cal_issues, DETECT_CAL_ARTEFACTS);
+	assert_int_equal(res.cal_artefacts, 3);
+	assert_float_equal(res.baseline, 50.5, 1e-9);	/* as machine_calibrate */
+	detect_note_artefact(m.d, 150);		/* after it: not counted */
+	assert_int_equal(detect_thresholds(m.d, &res), 0);
+
+	/* a new window starts from nothing */
+	detect_recalibrate(m.d, m.t);
+	for (i = 0; i < 99; i++) {
+		feed(&m, 1, (float)(1 + (i * 37) % 100));
+	}
+	feed_expect(&m, (float)(1 + (99 * 37) % 100), DETECT_CALIBRATED, &res);
+	assert_int_equal(res.cal_issues, 0);
+	assert_int_equal(res.cal_artefacts, 0);
+	detect_destroy(m.d);
+}
+
+/* A rest level above 100 uV is not surface EMG at rest. */
+static void test_machine_high_rest(void **state)
+{
+	struct rpmsd_config cfg;
+	struct machine m;
+	struct detect_result res;
+	int i;
+
+	(void)state;
+	machine_cfg(&cfg);
+	machine_create(&m, &cfg);
+	for (i = 0; i < 99; i++) {
+		feed(&m, 1, 150.0f + (float)(i % 7));
+	}
+	feed_expect(&m, 150.0f, DETECT_CALIBRATED, &res);
+	assert_int_equal(res.cal_issues, DETECT_CAL_HIGH_REST);
+
+	detect_recalibrate(m.d, m.t);
+	for (i = 0; i < 99; i++) {
+		feed(&m, 1, 90.0f + (float)(i % 7));
+	}
+	feed_expect(&m, 90.0f, DETECT_CALIBRATED, &res);
+	assert_int_equal(res.cal_issues, 0);
+	detect_destroy(m.d);
+}
+
+static void test_cal_describe(void **state)
+{
+	char buf[160];
+
+	(void)state;
+	detect_cal_describe(0, 0, 0.0, 5.0, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	detect_cal_describe(DETECT_CAL_ARTEFACTS, 1, 0.0, 5.0, buf, sizeof(buf));
+	assert_string_equal(buf, "1 artefact sample replaced");
+	detect_cal_describe(DETECT_CAL_ARTEFACTS | DETECT_CAL_UNSTEADY | DETECT_CAL_HIGH_REST, 30,
+			    0.4, 250.0, buf, sizeof(buf));
+	assert_string_equal(buf, "30 artefact samples replaced; 0.4 s of the window not at "
+			    "rest; rest level 250 uV, above 100 uV");
+	/* cut short, still a string */
+	detect_cal_describe(DETECT_CAL_ARTEFACTS | DETECT_CAL_UNSTEADY, 30, 0.4, 5.0, buf, 10);
+	assert_string_equal(buf, "30 artefa");
+}
+
 static void expect_einval(const struct rpmsd_config *cfg, const char *key)
 {
 	struct detect *d = NULL;
@@ -1055,6 +1257,8 @@ int main(void)
 		cmocka_unit_test(test_separate_bursts),
 		cmocka_unit_test(test_blanking_suppresses),
 		cmocka_unit_test(test_burst_in_calibration),
+		cmocka_unit_test(test_burst_fills_calibration),
+		cmocka_unit_test(test_hum_start_not_unsteady),
 		cmocka_unit_test(test_flat_signal),
 		cmocka_unit_test(test_machine_calibration_stats),
 		cmocka_unit_test(test_machine_median_robust),
@@ -1067,6 +1271,10 @@ int main(void)
 		cmocka_unit_test(test_machine_no_onset_before_calibration),
 		cmocka_unit_test(test_machine_zero_calibration),
 		cmocka_unit_test(test_machine_recalibrate),
+		cmocka_unit_test(test_machine_unsteady),
+		cmocka_unit_test(test_machine_artefacts),
+		cmocka_unit_test(test_machine_high_rest),
+		cmocka_unit_test(test_cal_describe),
 		cmocka_unit_test(test_create_rejects),
 	};
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Filter design against the closed-form bilinear-Butterworth and notch
- * magnitudes, the same in the time domain, priming, corner clamping and
- * the moving-RMS envelope.
+ * magnitudes, the same in the time domain, priming, corner clamping, the
+ * moving-RMS envelope, and the calibration guard against artefacts.
  */
 #include <errno.h>
 #include <math.h>
@@ -607,6 +607,176 @@ static void test_envelope_no_drift(void **state)
 	dsp_chain_destroy(c);
 }
 
+/* ---- the calibration guard ------------------------------------------- */
+
+/* Rest-like input: 2048 counts plus deterministic noise of about +/-10. */
+static float guard_noise(long i)
+{
+	uint32_t h = (uint32_t)i * 2654435761u;
+
+	h ^= h >> 15;
+	h *= 2246822519u;
+	h ^= h >> 13;
+	return 2048.0f + 20.0f * ((float)(h % 10007u) / 10006.0f - 0.5f);
+}
+
+/* A default chain at @fs with dsp.limit @limit (0: never clip). */
+static struct dsp_chain *guard_chain(double fs, double limit)
+{
+	struct rpmsd_config cfg;
+
+	config_defaults(&cfg);
+	cfg.dsp.limit = limit;
+	return make_chain(&cfg, fs);
+}
+
+/*
+ * Runs @x through a chain and a twin fed the clean noise, both with
+ * dsp.limit @limit: the largest difference of their filtered outputs over
+ * @n samples (what the artefact left in the filters), and the guard's count.
+ */
+static double guard_run(double fs, double limit, float (*x)(long), long n, uint64_t *rejected)
+{
+	struct dsp_chain *c = guard_chain(fs, limit), *twin = guard_chain(fs, limit);
+	double worst = 0.0;
+	float y, y0;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		dsp_chain_step(c, x(i), &y);
+		dsp_chain_step(twin, guard_noise(i), &y0);
+		if (fabs((double)y - y0) > worst) {
+			worst = fabs((double)y - y0);
+		}
+	}
+	*rejected = dsp_chain_rejected(c);
+	dsp_chain_destroy(c);
+	dsp_chain_destroy(twin);
+	return worst;
+}
+
+static float guard_spike(long i)
+{
+	return i == 500 ? 1e6f : guard_noise(i);
+}
+
+/* An electrode pop: a 50,000 step halving every sample. */
+static float guard_pop(long i)
+{
+	return guard_noise(i) + (i >= 500 && i < 520 ? 50000.0f / (float)(1u << (i - 500)) : 0.0f);
+}
+
+static float guard_saturation(long i)
+{
+	return i >= 500 && i < 530 ? 4095.0f : guard_noise(i);
+}
+
+/*
+ * One 1e6 sample before calibration rang through the band-pass and the
+ * Q-30 notches for seconds (it set the rest level tenfold); dropped, it
+ * leaves next to nothing in them. The same for a pop and its tail, and
+ * 30 ms of saturation.
+ */
+static void test_guard_drops_artefacts(void **state)
+{
+	uint64_t rejected;
+	double d;
+
+	(void)state;
+	d = guard_run(1000.0, 6.0, guard_spike, 3000, &rejected);
+	assert_int_equal(rejected, 1);
+	assert_true(d < 20.0);		/* one noise sample held at the level */
+	d = guard_run(1000.0, 0.0, guard_spike, 3000, &rejected);
+	assert_int_equal(rejected, 0);	/* dsp.limit = 0: never clip, nor drop */
+	assert_true(d > 1e4);		/* what the guard prevents */
+
+	d = guard_run(1000.0, 6.0, guard_pop, 3000, &rejected);
+	assert_true(rejected >= 10 && rejected <= 20);	/* its tail too */
+	assert_true(d < 40.0);
+	d = guard_run(1000.0, 6.0, guard_saturation, 3000, &rejected);
+	assert_int_equal(rejected, 30);
+	assert_true(d < 40.0);
+	d = guard_run(4000.0, 6.0, guard_spike, 12000, &rejected);
+	assert_int_equal(rejected, 1);
+	assert_true(d < 20.0);
+}
+
+/* Once calibration has set the limit, the limit clips and the guard is off. */
+static void test_guard_off_once_limited(void **state)
+{
+	struct dsp_chain *c = guard_chain(1000.0, 6.0);
+	long i;
+
+	(void)state;
+	for (i = 0; i < 500; i++) {
+		dsp_chain_step(c, guard_noise(i), NULL);
+	}
+	dsp_chain_set_limit(c, 60.0);
+	dsp_chain_step(c, 1e6f, NULL);
+	assert_int_equal(dsp_chain_rejected(c), 0);
+	/* a recalibration turns the limit off: the guard is back */
+	dsp_chain_set_limit(c, 0.0);
+	for (i = 501; i < 1000; i++) {
+		dsp_chain_step(c, guard_noise(i), NULL);
+	}
+	dsp_chain_step(c, 1e6f, NULL);
+	assert_int_equal(dsp_chain_rejected(c), 1);
+	dsp_chain_destroy(c);
+}
+
+/*
+ * Clean input is never touched, at several rates, even when its first
+ * 10 ms barely move (a quantised recording can sit on one count: the
+ * evaluation has one whose first 4 ms do): the guard must not start from
+ * them and take the rest that follows for artefacts.
+ */
+static long guard_still_n;
+
+static float guard_still_start(long i)
+{
+	return i < guard_still_n ? 2048.0f + (float)(i % 2) * 0.01f : guard_noise(i);
+}
+
+static void test_guard_leaves_clean_input(void **state)
+{
+	static const double rates[] = { 500.0, 1000.0, 4000.0, 20000.0 };
+	uint64_t rejected;
+	size_t k;
+
+	(void)state;
+	for (k = 0; k < sizeof(rates) / sizeof(rates[0]); k++) {
+		guard_run(rates[k], 6.0, guard_noise, (long)(3 * rates[k]), &rejected);
+		assert_int_equal(rejected, 0);
+		guard_still_n = (long)(rates[k] / 100.0);
+		guard_run(rates[k], 6.0, guard_still_start, (long)(3 * rates[k]), &rejected);
+		assert_int_equal(rejected, 0);
+	}
+}
+
+/* A lasting jump (a new electrode offset) is let through within about 0.5 s. */
+static float guard_jump(long i)
+{
+	return guard_noise(i) + (i >= 500 ? 50000.0f : 0.0f);
+}
+
+static void test_guard_lets_a_jump_through(void **state)
+{
+	struct dsp_chain *c = guard_chain(1000.0, 6.0);
+	uint64_t at_1s = 0;
+	long i;
+
+	(void)state;
+	for (i = 0; i < 3000; i++) {
+		dsp_chain_step(c, guard_jump(i), NULL);
+		if (i == 1499) {
+			at_1s = dsp_chain_rejected(c);
+		}
+	}
+	assert_true(at_1s > 0 && at_1s < 1000);
+	assert_int_equal(dsp_chain_rejected(c), at_1s);	/* nothing after */
+	dsp_chain_destroy(c);
+}
+
 static void test_destroy_null(void **state)
 {
 	(void)state;
@@ -635,6 +805,10 @@ int main(void)
 		cmocka_unit_test(test_envelope_sine),
 		cmocka_unit_test(test_envelope_window),
 		cmocka_unit_test(test_envelope_no_drift),
+		cmocka_unit_test(test_guard_drops_artefacts),
+		cmocka_unit_test(test_guard_off_once_limited),
+		cmocka_unit_test(test_guard_leaves_clean_input),
+		cmocka_unit_test(test_guard_lets_a_jump_through),
 		cmocka_unit_test(test_destroy_null),
 	};
 

@@ -370,7 +370,30 @@ static void test_json_calibrated(void **state)
 	(void)state;
 	test_expect(&ev, "rpms.state",
 		    "\"state\":\"calibrated\",\"baseline\":10.2,\"spread\":3.1,"
-		    "\"on_threshold\":41.2,\"off_threshold\":25.3}");
+		    "\"on_threshold\":41.2,\"off_threshold\":25.3,\"issues\":[],"
+		    "\"artefact_samples\":0,\"unsteady_s\":0}");
+}
+
+/* A window in doubt says why, in a fixed order. */
+static void test_json_calibrated_in_doubt(void **state)
+{
+	struct event ev = test_calibrated();
+
+	(void)state;
+	ev.u.calib.issues = EVENT_CAL_HIGH_REST | EVENT_CAL_ARTEFACTS | EVENT_CAL_UNSTEADY;
+	ev.u.calib.artefacts = 23;
+	ev.u.calib.unsteady_s = 0.4;
+	test_expect(&ev, "rpms.state",
+		    "\"state\":\"calibrated\",\"baseline\":10.2,\"spread\":3.1,"
+		    "\"on_threshold\":41.2,\"off_threshold\":25.3,"
+		    "\"issues\":[\"artefacts\",\"unsteady\",\"high_rest\"],"
+		    "\"artefact_samples\":23,\"unsteady_s\":0.4}");
+	ev.u.calib.issues = EVENT_CAL_UNSTEADY;
+	ev.u.calib.artefacts = 0;
+	test_expect(&ev, "rpms.state",
+		    "\"state\":\"calibrated\",\"baseline\":10.2,\"spread\":3.1,"
+		    "\"on_threshold\":41.2,\"off_threshold\":25.3,\"issues\":[\"unsteady\"],"
+		    "\"artefact_samples\":0,\"unsteady_s\":0.4}");
 }
 
 static void test_json_pulse(void **state)
@@ -1353,6 +1376,7 @@ int main(void)
 		cmocka_unit_test(test_json_onset),
 		cmocka_unit_test(test_json_offset),
 		cmocka_unit_test(test_json_calibrated),
+		cmocka_unit_test(test_json_calibrated_in_doubt),
 		cmocka_unit_test(test_json_pulse),
 		cmocka_unit_test(test_json_refusal),
 		cmocka_unit_test(test_json_state),

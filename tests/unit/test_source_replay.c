@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Replay source: formats, detection, error messages, block reading, pacing.
- * Small inputs live in tests/data/replay; the real recordings are used when
- * present (data/emg in the tree, or the shared data set).
+ * Small inputs live in tests/data/replay; the real recordings in data/emg
+ * (their sources, licences and cuts in data/emg/README.md). Nothing outside
+ * the source tree is read: a clone needs nothing beside it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,11 +22,7 @@
 #include "source.h"
 
 #define REPLAY_DIR TEST_DATA_DIR "/replay"
-/*
- * The project's shared data folder sits beside the checkout (on developer
- * machines and in CI alike); RPMSD_SHARED_EMG overrides it.
- */
-#define SHARED_EMG_DEFAULT TEST_SOURCE_ROOT "/../shared/data/emg"
+#define EMG_DIR TEST_SOURCE_ROOT "/data/emg"
 
 static char err[CONFIG_ERR_MAX];
 
@@ -91,37 +88,18 @@ static void expect_file_error(const char *file, int ret, const char *rest)
 	expect_error(&cfg, ret, rest);
 }
 
-/* First existing path of a real recording, or NULL. */
-static const char *real_file(const char *name, const char *shared_sub)
+/*
+ * A real recording of data/emg (@name relative to it). A missing one
+ * fails the test: a skip would count as a pass.
+ */
+static void cfg_for_real(struct rpmsd_config *cfg, const char *name)
 {
-	static char path[CONFIG_PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/data/emg/%s", TEST_SOURCE_ROOT, name);
-	if (access(path, R_OK) == 0) {
-		return path;
-	}
-	snprintf(path, sizeof(path), "%s/%s/%s",
-		 getenv("RPMSD_SHARED_EMG") ? getenv("RPMSD_SHARED_EMG") : SHARED_EMG_DEFAULT,
-		 shared_sub, name);
-	if (access(path, R_OK) == 0) {
-		return path;
-	}
-	return NULL;
-}
-
-static void cfg_for_real(struct rpmsd_config *cfg, const char *name,
-			 const char *shared_sub)
-{
-	const char *path = real_file(name, shared_sub);
-
-	if (!path) {
-		/* A missing recording fails: a skip would count as a pass. */
-		fail_msg("%s not found in data/emg/ nor in %s/%s (set RPMSD_SHARED_EMG)", name,
-			 getenv("RPMSD_SHARED_EMG") ? getenv("RPMSD_SHARED_EMG") : SHARED_EMG_DEFAULT,
-			 shared_sub);
-	}
 	cfg_for(cfg, "");
-	snprintf(cfg->source.file, sizeof(cfg->source.file), "%s", path);
+	snprintf(cfg->source.file, sizeof(cfg->source.file), "%s/%s", EMG_DIR, name);
+	if (access(cfg->source.file, R_OK) != 0) {
+		fail_msg("%s: missing from the source tree (see data/emg/README.md)",
+			 cfg->source.file);
+	}
 }
 
 static int64_t now_ns(void)
@@ -526,7 +504,7 @@ static void test_real_emg_1(void **state)
 	float *v;
 
 	(void)state;
-	cfg_for_real(&cfg, "emg_1.txt", "biosppy");
+	cfg_for_real(&cfg, "emg_1.txt");
 	cfg.source.scale_uv = 0.5;
 	src = open_ok(&cfg);
 	assert_int_equal(src->total_frames, 63880);
@@ -547,7 +525,7 @@ static void test_real_signals_csv(void **state)
 	struct source *src;
 
 	(void)state;
-	cfg_for_real(&cfg, "signals.csv", "simulated_onsets");
+	cfg_for_real(&cfg, "simulated_onsets/signals.csv");
 	cfg.source.rate_hz = 1000;
 	strcpy(cfg.source.column, "trial9");
 	src = open_ok(&cfg);
@@ -574,26 +552,28 @@ static void test_real_physionet(void **state)
 
 	(void)state;
 	/* Clean, CRLF on some lines, 4 decimals of time after 10 s. */
-	cfg_for_real(&cfg, "emg_healthy.txt", "physionet_emgdb");
+	cfg_for_real(&cfg, "physionet_emgdb/emg_healthy.txt");
 	src = open_ok(&cfg);
 	assert_true(src->rate_hz == 4000.0);
 	assert_int_equal(src->total_frames, 50860);
 	source_destroy(src);
 
-	/* The missing sample at t = 5.511 s is caught. */
-	cfg_for_real(&cfg, "emg_myopathy.txt", "physionet_emgdb");
+	/* The missing sample at t = 5.511 s is caught (the file's first 22100 lines). */
+	cfg_for_real(&cfg, "physionet_emgdb/emg_myopathy_head.txt");
 	expect_error(&cfg, -EINVAL,
 		     ":22044: time jumps from 5.51075 to 5.51125, expected step 0.00025");
 
-	cfg_for_real(&cfg, "emg_neuropathy.txt", "physionet_emgdb");
+	/* A time step rounded wrong (its first 49000 lines). */
+	cfg_for_real(&cfg, "physionet_emgdb/emg_neuropathy_head.txt");
 	expect_error(&cfg, -EINVAL,
 		     ":48970: time jumps from 12.2423 to 12.243, expected step 0.00025");
 }
 
 /*
  * The stray U+FFFD of emg_myopathy.txt line 93751 cannot be reached in the
- * file itself (the time jump at line 22044 comes first), so its lines from
- * 93700 on are replayed behind comment lines that keep the line numbers.
+ * file itself (the time jump at line 22044 comes first), so its lines
+ * 93700-93800 (all that data/emg keeps of them) are replayed behind
+ * comment lines that keep the line numbers.
  */
 static void test_real_myopathy_ufffd(void **state)
 {
@@ -604,23 +584,28 @@ static void test_real_myopathy_ufffd(void **state)
 	char *line = NULL;
 	size_t cap = 0;
 	FILE *in, *out;
-	long n = 0;
+	long n;
 	int fd;
 
 	(void)state;
-	cfg_for_real(&cfg, "emg_myopathy.txt", "physionet_emgdb");
+	cfg_for_real(&cfg, "physionet_emgdb/emg_myopathy_93700-93800.txt");
 	in = fopen(cfg.source.file, "r");
 	assert_non_null(in);
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	out = fdopen(fd, "w");
 	assert_non_null(out);
-	while (getline(&line, &cap, in) >= 0 && ++n <= 93800) {
-		fputs(n < 93700 ? "#\n" : line, out);
+	for (n = 1; n < 93700; n++) {
+		fputs("#\n", out);
+	}
+	while (getline(&line, &cap, in) >= 0) {
+		fputs(line, out);
+		n++;
 	}
 	free(line);
 	fclose(in);
 	fclose(out);
+	assert_int_equal(n, 93801);
 
 	strcpy(cfg.source.file, path);
 	snprintf(want, sizeof(want), "%s:93751: malformed value '0.2617\xef\xbf\xbd" "0.0850'",
@@ -640,7 +625,7 @@ static void test_blocks(void **state)
 	int blocks = 0;
 
 	(void)state;
-	cfg_for_real(&cfg, "emg_1.txt", "biosppy");
+	cfg_for_real(&cfg, "emg_1.txt");
 	src = open_ok(&cfg);
 	all = read_all(src);
 	buf = calloc(1000, sizeof(float));
@@ -723,7 +708,7 @@ static void test_paced(void **state)
 	int i;
 
 	(void)state;
-	cfg_for_real(&cfg, "emg_1.txt", "biosppy");
+	cfg_for_real(&cfg, "emg_1.txt");
 	assert_int_equal(source_replay_open(&cfg, true, &src, err, sizeof(err)), 0);
 	t0 = now_ns() + 5000000;
 	assert_int_equal(src->ops->start(src, t0, NULL), 0);
@@ -748,7 +733,7 @@ static void test_paced_stop(void **state)
 	float buf[8];
 
 	(void)state;
-	cfg_for_real(&cfg, "emg_1.txt", "biosppy");
+	cfg_for_real(&cfg, "emg_1.txt");
 	assert_int_equal(source_replay_open(&cfg, true, &src, err, sizeof(err)), 0);
 	atomic_init(&stop, false);
 	/* sample 0 is due in an hour: only the stop flag can end this read */
