@@ -468,7 +468,7 @@ static int zone_parse(struct zone *z, const unsigned char *buf, size_t len, cons
 }
 
 /* IANA names: letters, digits, '_', '-', '+', components joined by '/'. */
-static bool zone_name_ok(const char *name)
+bool zone_name_valid(const char *name)
 {
 	const char *p;
 	size_t n = strlen(name);
@@ -499,7 +499,7 @@ int zone_load(const char *name, struct zone **out, char *err, size_t errlen)
 	size_t len = 0;
 	int fd = -1, rc;
 
-	if (!zone_name_ok(name)) {
+	if (!zone_name_valid(name)) {
 		zone_report(err, errlen,
 			    "'%s' is not a time zone name (allowed: UTC, or an IANA name such as Europe/Berlin: letters, digits, '_', '-', '+', parts joined by '/', at most %d characters)",
 			    name, ZONE_NAME_MAX);

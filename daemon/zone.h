@@ -12,6 +12,7 @@
 #ifndef RPMSD_ZONE_H
 #define RPMSD_ZONE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,13 @@ struct zone;
  *         -ENOMEM, or another -errno from reading the file
  */
 int zone_load(const char *name, struct zone **out, char *err, size_t errlen);
+
+/**
+ * Whether @name is spelt like a zone name: "UTC", or letters, digits, '_',
+ * '-', '+' in parts joined by '/', at most ZONE_NAME_MAX characters (so
+ * it cannot leave ZONE_DIR). Says nothing about whether the zone exists.
+ */
+bool zone_name_valid(const char *name);
 
 /** Free. Accepts NULL. */
 void zone_free(struct zone *z);
