@@ -1244,6 +1244,16 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 			 "%s: the day was begun in zone %s and ends at %s as it was then; days after it end at midnight in %s (safety.day_zone)",
 			 l->path, f.zone, es, zone_name(l->zone));
 	}
+	/* A date after today in the same zone: the clock went back (as version 1 said). */
+	if ((f.version == 1 || !strcmp(f.zone, zone_name(l->zone))) &&
+	    f.day > zone_day(l->zone, now->real_s)) {
+		dose_day_string(f.day, ds, sizeof(ds));
+		dose_day_string(zone_day(l->zone, now->real_s), ns, sizeof(ns));
+		dose_report(err, errlen,
+			    "%s: the ledger is dated %s, after today %s (%s): the clock went back? Set the clock (and safety.day_zone) right; refusing to arm",
+			    l->path, ds, ns, zone_name(l->zone));
+		return -ERANGE;
+	}
 	if (f.day_end - now->real_s > DOSE_AHEAD_MAX_S) {
 		dose_utc_string(f.day_end, es, sizeof(es));
 		dose_utc_string(now->real_s, ns, sizeof(ns));

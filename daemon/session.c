@@ -981,20 +981,16 @@ static void session_status(struct session *s)
 }
 
 /*
- * daemon.arm_on_start: ask the stim thread to arm, unless arming is
- * refused already; session_arm_outcome logs what it came to. Only what
- * happened is logged: never "armed" before the gate is.
+ * daemon.arm_on_start: ask the stim thread to arm; session_arm_outcome
+ * logs what it came to. Only what happened is logged: never "armed"
+ * before the gate is.
  */
 static void session_arm_on_start(struct session *s)
 {
-	const char *blocked = stim_arm_blocked(s->stim);
 	struct stim_arm_result r;
 
-	if (blocked) {
-		log_err("daemon.arm_on_start: the coil is not armed: %s", blocked);
-		return;
-	}
-	log_warn("daemon.arm_on_start: arming the coil without a command");
+	/* even when arming is refused: the refusal is published, with its reason */
+	log_warn("daemon.arm_on_start: asking to arm the coil without a command");
 	stim_arm_result(s->stim, &r);
 	s->arm_start_attempts = r.attempts;
 	s->arm_start_pending = true;

@@ -501,7 +501,7 @@ int zone_load(const char *name, struct zone **out, char *err, size_t errlen)
 
 	if (!zone_name_valid(name)) {
 		zone_report(err, errlen,
-			    "'%s' is not a time zone name (allowed: UTC, or an IANA name such as Europe/Berlin: letters, digits, '_', '-', '+', parts joined by '/', at most %d characters)",
+			    "'%s' is not a time zone name (a name is letters, digits, '_', '-', '+', in parts joined by '/', at most %d characters)",
 			    name, ZONE_NAME_MAX);
 		return -EINVAL;
 	}

@@ -99,7 +99,8 @@ def test_midnight_by_time_passing():
     n = schedule_unmoved(r)
     day, pulses = ledger(sdir)
     check(day == "2030-06-15", "ledger day %s" % day)
-    check("a new day; today's count starts at 0" in r.stderr, r.stderr[-2000:])
+    check("a new day, 2030-06-15 (UTC, ends 2030-06-16T00:00:00Z); its count starts at 0"
+          in r.stderr, r.stderr[-2000:])
     # the pulses before midnight stay on the 14th: the 15th holds fewer
     check(0 < pulses < n, "ledger %d pulses of %d fired" % (pulses, n))
 
@@ -109,9 +110,9 @@ def test_midnight_by_a_step():
     n = schedule_unmoved(r)
     day, pulses = ledger(sdir)
     check(day == "2030-06-15", "ledger day %s" % day)
-    check(logged_step(r.stderr, " across midnight: the new day keeps", 43200),
+    check(logged_step(r.stderr, " past the end of the day: the new day 2030-06-15", 43200),
           r.stderr[-2000:])
-    check("today's count starts at 0" not in r.stderr, r.stderr[-2000:])
+    check("its count starts at 0" not in r.stderr, r.stderr[-2000:])
     # every pulse of the run is still counted: nothing was handed back
     check(pulses == n, "ledger %d pulses, %d fired" % (pulses, n))
 

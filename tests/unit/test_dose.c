@@ -575,17 +575,26 @@ static void test_dose_future(void **state)
 
 	make_ledger(fx, 3);
 	slurp(fx->path, before, sizeof(before));
-	/* the clock a day back: the day simply lasts until its end */
+	/* the clock an hour back, the same date: the day simply goes on */
+	l = open_ok(fx, NOON(DAY) - 3600);
+	assert_int_equal(dose_pulses(l), 3);
+	dose_close(l);
+	/* a day back: a ledger dated after today */
+	assert_int_equal(open_at(fx, NOON(DAY - 1), &l), -ERANGE);
+	assert_null(l);
+	assert_memory_equal(fx->err, fx->path, strlen(fx->path));
+	assert_non_null(strstr(fx->err, "the ledger is dated 2026-11-27, after today 2026-11-26 (UTC): the clock went back?"));
+	slurp(fx->path, after, sizeof(after));
+	assert_string_equal(before, after);
+	/* begun in another zone: more than 3 days before the day's end */
+	replace(before, sizeof(before), "zone = UTC", "zone = Etc/GMT-14");
+	fix_checksum(before, sizeof(before));
+	spit(fx->path, before, strlen(before));
 	l = open_ok(fx, NOON(DAY - 1));
 	assert_int_equal(dose_pulses(l), 3);
 	dose_close(l);
-	/* more than 3 days before the day's end: a clock gone wrong */
 	assert_int_equal(open_at(fx, (DAY + 1) * 86400 - 3 * 86400 - 1, &l), -ERANGE);
-	assert_null(l);
-	assert_memory_equal(fx->err, fx->path, strlen(fx->path));
 	assert_non_null(strstr(fx->err, "the ledger's day ends at 2026-11-28T00:00:00Z, more than 3 days after now (2026-11-24T23:59:59Z): the clock went back?"));
-	slurp(fx->path, after, sizeof(after));
-	assert_string_equal(before, after);
 }
 
 static void test_dose_busy_same_process(void **state)
