@@ -997,7 +997,7 @@ static void session_arm_on_start(struct session *s)
 	stim_set_armed(s->stim, true, "arm_on_start");
 }
 
-static void session_arm_outcome(struct session *s)
+static void session_arm_outcome(struct session *s, bool final)
 {
 	struct stim_arm_result r;
 
@@ -1006,6 +1006,11 @@ static void session_arm_outcome(struct session *s)
 	}
 	stim_arm_result(s->stim, &r);
 	if (r.attempts == s->arm_start_attempts) {
+		if (final) {
+			s->arm_start_pending = false;
+			log_warn("daemon.arm_on_start: the coil was never armed: the session "
+				 "ended first");
+		}
 		return;
 	}
 	s->arm_start_pending = false;
@@ -1027,7 +1032,7 @@ static void session_supervise(struct session *s)
 	int64_t now = sclock_mono_ns();
 
 	session_check_threads(s, now);
-	session_arm_outcome(s);
+	session_arm_outcome(s, false);
 	if (!sv->ready && !sv->hung && s->ledger.dose && acquire_samples(s->acq) > 0) {
 		sv->ready = true;
 		notify_ready("running: EMG flowing, coil disarmed");
@@ -1466,6 +1471,10 @@ err_stop:
 	}
 	acquire_stop(s.acq);
 	stim_stop(s.stim);	/* disarms the coil */
+	if (s.stim) {
+		/* a fast run may end before the main loop saw the outcome */
+		session_arm_outcome(&s, true);
+	}
 	session_ledger_close(&s);
 	sclock_stop(s.clock);
 	publish_stop(s.pub);
