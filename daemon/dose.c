@@ -106,8 +106,8 @@
 
 #define DOSE_ADVICE							\
 	"today's pulse count is unknown; refusing to arm. Restore the "	\
-	"file, or remove %s and %s/" DOSE_MARKER " to start counting "	\
-	"from zero (this resets today's count)"
+	"file, or remove %s, %s/" DOSE_MARKER " and %s/" DOSE_SEQ	\
+	" to start counting from zero (this resets today's count)"
 
 struct dose_ledger {
 	char *dir;
@@ -950,7 +950,7 @@ static ssize_t dose_read(struct dose_ledger *l, const char *name, char *buf, cha
 	close(fd);
 	if (len > DOSE_FILE_MAX) {
 		dose_report(err, errlen, "%s/%s: larger than %d bytes, not a ledger: " DOSE_ADVICE,
-			    l->dir, name, DOSE_FILE_MAX, l->path, l->dir);
+			    l->dir, name, DOSE_FILE_MAX, l->path, l->dir, l->dir);
 		return -EBADMSG;
 	}
 	return (ssize_t)len;
@@ -1203,7 +1203,7 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 	rc = dose_parse(buf, (size_t)len, DOSE_KIND_LEDGER, &f, &pe);
 	if (rc < 0) {
 		dose_report(err, errlen, "%s:%d: %s: " DOSE_ADVICE, l->path, pe.line, pe.why,
-			    l->path, l->dir);
+			    l->path, l->dir, l->dir);
 		return rc;
 	}
 	rc = dose_exists(l, DOSE_MARKER, err, errlen);

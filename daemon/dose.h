@@ -111,7 +111,8 @@ void dose_day_string(int64_t day, char *buf, size_t len);
  *         -EBADMSG  DIR/dose or DIR/sequence is damaged (left as it is), or
  *                   counts more than DOSE_PULSES_MAX
  *         -ESTALE   DIR/dose is older than DIR/sequence says (a rollback)
- *         -ERANGE   DIR/dose's day ends more than 3 days after @now (the
+ *         -ERANGE   DIR/dose is dated after the day of @now in its own
+ *                   zone, or its day ends more than 3 days after @now (the
  *                   clock went back?)
  *         -ENOMEM, or another -errno from the file system
  */
