@@ -135,11 +135,12 @@ def write_input(directory):
 
 # ---------------------------------------------------------------- daemon
 
-def config_text(endpoint):
+def config_text(endpoint, state_dir):
     return """\
 [daemon]
 # A bench rig with the sim coil: arm at start so that onsets post requests.
 arm_on_start = true
+state_dir = %s
 
 [source]
 type = iio
@@ -168,13 +169,15 @@ max_intensity_pct = 60
 
 [publish]
 endpoint = %s
-""" % (RATE, BLOCK_FRAMES, CALIBRATION_S, endpoint)
+""" % (state_dir, RATE, BLOCK_FRAMES, CALIBRATION_S, endpoint)
 
 
 def write_config(directory):
     path = os.path.join(directory, "bench_iio.conf")
+    state = os.path.join(directory, "state")
+    os.makedirs(state, exist_ok=True)
     with open(path, "w") as f:
-        f.write(config_text("tcp://127.0.0.1:%d" % free_port()))
+        f.write(config_text("tcp://127.0.0.1:%d" % free_port(), state))
     return path
 
 

@@ -13,6 +13,7 @@
  */
 #include "config.h"
 #include "file.h"
+#include "zone.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -177,6 +178,8 @@ static int config_check_edf_id(const char *text, const union config_value *v,
 			       char *why, size_t len);
 static int config_check_file_name(const char *text, const union config_value *v,
 				  char *why, size_t len);
+static int config_check_zone(const char *text, const union config_value *v,
+			     char *why, size_t len);
 
 static const struct config_key config_keys[] = {
 	/* [daemon] */
@@ -650,7 +653,7 @@ static const struct config_key config_keys[] = {
 		.section = "safety", .key = "max_daily_pulses",
 		.type = CONFIG_TYPE_INT, .def = "12000", .min = 1, .max = 10000000,
 		.unit = "",
-		.doc = "Most pulses delivered in one calendar day (local time), counted across restarts in the ledger in daemon.state_dir.",
+		.doc = "Most pulses delivered in one calendar day of safety.day_zone, counted across restarts in the ledger in daemon.state_dir.",
 		CONFIG_FIELD(safety.max_daily_pulses),
 	}, {
 		.section = "safety", .key = "ledger_reserve_pulses",
@@ -658,6 +661,13 @@ static const struct config_key config_keys[] = {
 		.unit = "",
 		.doc = "Pulses written to the ledger before they are delivered: after a crash the day's count may be this much too high, never too low.",
 		CONFIG_FIELD(safety.ledger_reserve_pulses),
+	}, {
+		.section = "safety", .key = "day_zone",
+		.type = CONFIG_TYPE_STRING, .def = "UTC", .unit = "",
+		.allowed = "UTC, or an IANA time zone name such as Europe/Berlin (a file in " ZONE_DIR ")",
+		.check = config_check_zone,
+		.doc = "The time zone whose calendar days max_daily_pulses counts: a day ends at its midnight, whatever TZ or system zone rpmsd runs with. Set the clinic's zone.",
+		CONFIG_FIELD(safety.day_zone),
 	},
 	/* [publish] */
 	{
@@ -777,6 +787,8 @@ static const struct config_key config_keys[] = {
 };
 
 #define CONFIG_N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+_Static_assert(CONFIG_N_KEYS <= CONFIG_KEYS_MAX, "struct rpmsd_config's key_line holds every key");
+_Static_assert(CONFIG_NAME_MAX == ZONE_NAME_MAX, "safety.day_zone holds every zone name");
 
 /* State of one config_load. */
 struct config_ctx {
@@ -1282,6 +1294,19 @@ static int config_check_file_name(const char *text, const union config_value *v,
 	return 0;
 }
 
+/* The zone must exist and read: a day's end depends on it. */
+static int config_check_zone(const char *text, const union config_value *v,
+			     char *why, size_t len)
+{
+	struct zone *z = NULL;
+	int ret;
+
+	(void)v;
+	ret = zone_load(text, &z, why, len);
+	zone_free(z);
+	return ret < 0 ? -EINVAL : 0;
+}
+
 static int config_check_control_endpoint(const char *text, const union config_value *v,
 					 char *why, size_t len)
 {
@@ -1562,6 +1587,13 @@ static int config_handler(void *user, const char *section, const char *name,
 static int config_line_of(const struct config_ctx *ctx, const struct config_key *k)
 {
 	return ctx->key_line[k - config_keys];
+}
+
+int config_key_line(const struct rpmsd_config *cfg, const char *section, const char *key)
+{
+	const struct config_key *k = config_find(section, key);
+
+	return k ? cfg->key_line[k - config_keys] : 0;
 }
 
 /* Line of @a if set in the file, else of @b, else 0. */
@@ -1993,6 +2025,7 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
 	}
 
 	fclose(ctx->f);
+	memcpy(ctx->cfg.key_line, ctx->key_line, sizeof(ctx->key_line));
 	*cfg = ctx->cfg;
 	free(ctx->line);
 	free(ctx);

@@ -26,6 +26,8 @@
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_NAME_MAX 64
+/** Room for every core key's line in struct rpmsd_config (config_key_line). */
+#define CONFIG_KEYS_MAX 160
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_COLUMNS 8
 #define CONFIG_MAX_PLUGIN_KEYS 64
@@ -98,6 +100,7 @@ struct config_plugin_kv {
 /** The whole validated configuration. Plain data, copied freely. */
 struct rpmsd_config {
 	char path[CONFIG_PATH_MAX];	/* file it came from, "" for defaults */
+	int key_line[CONFIG_KEYS_MAX];	/* where each core key was set; read with config_key_line */
 
 	struct {
 		enum config_log_level log_level;
@@ -195,6 +198,7 @@ struct rpmsd_config {
 		int max_session_pulses;
 		int max_daily_pulses;
 		int ledger_reserve_pulses;	/* recorded ahead of delivery */
+		char day_zone[CONFIG_NAME_MAX + 1];	/* the zone max_daily_pulses' days are in */
 		struct train_table train_table;	/* derived: loaded or built-in */
 	} safety;
 
@@ -251,6 +255,13 @@ void config_train_shape(const struct rpmsd_config *cfg, struct config_train_shap
  * kept). @return 0 or -ENAMETOOLONG
  */
 int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, size_t outlen);
+
+/**
+ * The line of cfg->path where section.@key was set, for messages about
+ * its value found after loading ("FILE:LINE: section.key: ...").
+ * @return the line, or 0 when the key kept its default (or is unknown)
+ */
+int config_key_line(const struct rpmsd_config *cfg, const char *section, const char *key);
 
 /**
  * Fill @cfg with the defaults of the key table.

@@ -155,6 +155,12 @@ static bool safety_check_frequency(const struct safety_limits *lim,
 	return interval >= 0 && ((double)interval + 1.0) * lim->max_frequency_hz >= 1e9;
 }
 
+/* @n + 1, saturated: counts come from files and must not wrap. */
+static uint64_t safety_next(uint64_t n)
+{
+	return n == UINT64_MAX ? n : n + 1;
+}
+
 /*
  * The counting rules: the pulse asked for would be number @nth (of a
  * train, a session, a day, or of what the ledger holds); it may not be
@@ -217,7 +223,7 @@ static bool safety_check_session_pulses(const struct safety_limits *lim,
 {
 	(void)req;
 	(void)now_ns;
-	return safety_count_ok(v, st->session_pulses + 1, lim->max_session_pulses);
+	return safety_count_ok(v, safety_next(st->session_pulses), lim->max_session_pulses);
 }
 
 static bool safety_check_daily_pulses(const struct safety_limits *lim,
@@ -227,7 +233,7 @@ static bool safety_check_daily_pulses(const struct safety_limits *lim,
 {
 	(void)req;
 	(void)now_ns;
-	return safety_count_ok(v, st->day_pulses + 1, lim->max_daily_pulses);
+	return safety_count_ok(v, safety_next(st->day_pulses), lim->max_daily_pulses);
 }
 
 static bool safety_check_recorded(const struct safety_limits *lim,
@@ -242,7 +248,7 @@ static bool safety_check_recorded(const struct safety_limits *lim,
 	 * A pulse is fired only once the ledger on disk already counts it,
 	 * so that a crash can make the day's count too high, never too low.
 	 */
-	return safety_count_ok(v, st->day_pulses + 1, st->day_recorded);
+	return safety_count_ok(v, safety_next(st->day_pulses), st->day_recorded);
 }
 
 static bool safety_check_train_interval(const struct safety_limits *lim,
@@ -309,6 +315,16 @@ void safety_init(struct safety_state *st, uint64_t day_pulses)
 	st->day_recorded = day_pulses;
 }
 
+void safety_prior_pulse(struct safety_state *st, int64_t at_ns)
+{
+	/* train 0 is no request's: the next pulse starts a new train */
+	st->any_pulse = true;
+	st->last_pulse_ns = at_ns;
+	st->train_id = 0;
+	st->train_pulses = 0;
+	st->train_first_ns = at_ns;
+}
+
 void safety_set_recorded(struct safety_state *st, uint64_t recorded, bool new_day)
 {
 	if (new_day) {
@@ -347,8 +363,8 @@ void safety_commit(struct safety_state *st, const struct safety_request *req,
 		st->train_pulses = 1;
 		st->train_first_ns = now_ns;
 	}
-	st->session_pulses++;
-	st->day_pulses++;
+	st->session_pulses = safety_next(st->session_pulses);
+	st->day_pulses = safety_next(st->day_pulses);
 	st->any_pulse = true;
 	st->last_pulse_ns = now_ns;
 }

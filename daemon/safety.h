@@ -97,6 +97,14 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
 void safety_init(struct safety_state *st, uint64_t day_pulses);
 
 /**
+ * An earlier run's last pulse was at @at_ns on this session clock
+ * (negative: before it started), as the pulse ledger kept it: the first
+ * train is held to max_frequency and min_train_interval from it as if it
+ * had been fired in this run. Call after safety_init.
+ */
+void safety_prior_pulse(struct safety_state *st, int64_t at_ns);
+
+/**
  * The ledger on disk now counts @recorded pulses for today (a new day
  * when @new_day: today's delivered count restarts at 0).
  */

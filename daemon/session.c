@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #include "session.h"
 #include "source.h"
 #include "stim.h"
+#include "zone.h"
 
 #define SESSION_ERR_MAX 2048
 #define SESSION_MAIN_RING 64
@@ -56,10 +58,16 @@ struct session_reopen {
 /* The pulse ledger, owned by the main thread (it fsyncs). */
 struct session_ledger {
 	struct dose_ledger *dose;	/* NULL: unusable, arming is refused */
+	struct zone *zone;		/* safety.day_zone, read once at start */
+	struct dose_clock clock;	/* the boot id read once; times at each use */
 	char dir[CONFIG_PATH_MAX];
 	uint64_t recorded;		/* today's count on disk (a reservation) */
 	uint64_t reserve;		/* pulses recorded ahead of delivery */
-	bool failed;			/* a write failed: the coil was disarmed */
+	bool failing;			/* the last write failed: arming held, retried each tick */
+	bool failed;			/* a write failed during this run (exit status 3) */
+	bool fault_pending;		/* a failure before the session started, not yet published */
+	int fault_code;
+	bool step_pending;		/* a new day reached by a step is not yet written */
 	bool have_offset;
 	int64_t wall_offset_ns;		/* CLOCK_REALTIME - CLOCK_MONOTONIC at the last tick */
 };
@@ -103,6 +111,9 @@ struct session {
 	struct session_ledger ledger;
 	struct session_super super;
 	int dma_fd;			/* /dev/cpu_dma_latency held, or -1 */
+	bool running;			/* "started" published: events may follow */
+	bool arm_start_pending;		/* daemon.arm_on_start asked, outcome not logged */
+	unsigned arm_start_attempts;	/* stim_arm_result's count before it */
 	enum config_log_level log_level;	/* in force: SIGHUP may change it */
 };
 
@@ -148,6 +159,7 @@ static void session_free(struct session *s)
 	ring_destroy(s->main_events);
 	sclock_destroy(s->clock);
 	dose_close(s->ledger.dose);
+	zone_free(s->ledger.zone);
 	rt_dma_latency_release(s->dma_fd);
 	if (s->sfd >= 0) {
 		close(s->sfd);
@@ -178,40 +190,157 @@ static int session_check_timing(const struct rpmsd_config *cfg, const struct sou
 	return -EINVAL;
 }
 
-/* The day the ledger should count for now (the rig's local calendar). */
-static int64_t session_today(void)
+/*
+ * daemon.state_dir must be an existing directory the daemon may write:
+ * rpmsd never creates it (a typo must not start a new ledger at zero).
+ * The message names the key's line, or the file when it kept its default.
+ */
+static int session_check_state_dir(const struct rpmsd_config *cfg, char *err, size_t errlen)
 {
-	return dose_local_day(time(NULL));
+	char dir[CONFIG_PATH_MAX], where[CONFIG_PATH_MAX + 16];
+	int line = config_key_line(cfg, "daemon", "state_dir");
+	const char *what;
+	struct stat st;
+
+	if (line) {
+		snprintf(where, sizeof(where), "%s:%d", cfg->path, line);
+	} else {
+		snprintf(where, sizeof(where), "%s", cfg->path);
+	}
+	if (config_resolve(cfg, cfg->daemon.state_dir, dir, sizeof(dir)) < 0) {
+		snprintf(err, errlen, "%s: daemon.state_dir: path too long", where);
+		return -ENAMETOOLONG;
+	}
+	if (stat(dir, &st) < 0) {
+		what = errno == ENOENT ? "does not exist" : strerror(errno);
+	} else if (!S_ISDIR(st.st_mode)) {
+		what = "is not a directory";
+	} else if (access(dir, W_OK | X_OK) < 0) {
+		what = "is not writable by this user";
+	} else {
+		return 0;
+	}
+	/* paths of any length: a cut message still names the file and key first */
+	if (snprintf(err, errlen,
+		     "%s: daemon.state_dir: '%s'%s %s (allowed: an existing directory, writable by the user rpmsd runs as, for the pulse ledger; systemd's StateDirectory= creates it, rpmsd does not)",
+		     where, dir, line ? "" : " (the default)", what) >= (int)errlen) {
+		err[errlen - 1] = '\0';
+	}
+	return -ENOENT;
+}
+
+/* What the clocks say now (the boot id stays the one read at start). */
+static void session_clock(struct session_ledger *l)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	l->clock.real_s = (int64_t)ts.tv_sec;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	l->clock.boot_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* @a + @b, at most @cap: counts must neither wrap nor pass the day's cap. */
+static uint64_t session_add_cap(uint64_t a, uint64_t b, uint64_t cap)
+{
+	return a > cap || b > cap - a ? cap : a + b;
 }
 
 /*
- * Record @count for @day and hand it to the gate. On failure the coil is
- * disarmed at once: pulses the ledger cannot count are not fired (the gate
- * refuses them anyway once the reservation runs out).
+ * CLOCK_BOOTTIME of this run's last pulse, for the next run's gap between
+ * trains: from the stim thread's CLOCK_MONOTONIC stamp. A suspend since
+ * then makes it later than it was: never too early.
  */
-static int session_ledger_write(struct session *s, int64_t day, uint64_t count, bool new_day,
-				bool exact)
+static int64_t session_last_pulse(struct session *s)
+{
+	int64_t mono = s->stim ? stim_last_pulse_mono(s->stim) : INT64_MIN;
+
+	if (mono == INT64_MIN) {
+		return DOSE_KEEP_PULSE;
+	}
+	return s->ledger.clock.boot_ns - (sclock_mono_ns() - mono);
+}
+
+/* Publish a ledger fault, once the session's events can be published. */
+static void session_ledger_fault(struct session *s)
+{
+	struct session_ledger *l = &s->ledger;
+
+	if (!l->fault_pending || !s->running) {
+		return;
+	}
+	l->fault_pending = false;
+	session_state_code(s, EVENT_STATE_FAULT, l->fault_code,
+			   "pulse ledger write failed: coil disarmed, arming refused until it can be written");
+}
+
+/*
+ * Record @count (a new day when @new_day) and hand it to the gate
+ * (@gate_new_day: the gate's day count restarts). On failure the coil is
+ * disarmed at once and arming is held, a fault: pulses the ledger cannot
+ * count are not fired (the gate refuses them anyway once the reservation
+ * runs out). The tick retries; the first write that succeeds again
+ * releases arming and publishes `recovered`.
+ */
+static int session_ledger_write(struct session *s, bool new_day, uint64_t count,
+				bool gate_new_day, bool exact)
 {
 	struct session_ledger *l = &s->ledger;
 	char err[DOSE_ERR_MAX];
 	int ret;
 
-	ret = dose_record(l->dose, day, count, exact, err, sizeof(err));
+	session_clock(l);
+	ret = dose_record(l->dose, &l->clock, new_day, count, exact, session_last_pulse(s), err,
+			  sizeof(err));
 	if (ret < 0) {
-		if (!l->failed) {
-			log_err("pulse ledger: %s; coil disarmed", err);
+		if (!l->failing) {
+			log_err("pulse ledger: %s; coil disarmed, arming refused until the ledger "
+				"can be written again (tried every 200 ms)", err);
 			if (s->stim) {
+				stim_hold_arming(s->stim, "arm refused: the pulse ledger cannot be "
+						 "written (see the log)");
 				stim_set_armed(s->stim, false, "pulse ledger write failed");
 			}
+			l->failing = true;
 			l->failed = true;
+			l->fault_pending = true;
+			l->fault_code = ret;
+			session_ledger_fault(s);
 		}
 		return ret;
 	}
 	l->recorded = count;
 	if (s->stim && !exact) {
-		stim_set_ledger(s->stim, count, new_day);
+		stim_set_ledger(s->stim, count, gate_new_day);
+	}
+	if (l->failing) {
+		l->failing = false;
+		if (s->stim) {
+			stim_hold_arming(s->stim, NULL);
+		}
+		log_info("pulse ledger: written again; arming is allowed (the coil stays disarmed "
+			 "until armed)");
+		if (l->fault_pending) {
+			l->fault_pending = false;
+		} else if (s->main_events) {
+			session_state(s, EVENT_STATE_RECOVERED,
+				      "pulse ledger written again: arming allowed");
+		}
 	}
 	return 0;
+}
+
+/* The ledger's day for the log: "2026-11-27 (Europe/Berlin, ends 2026-11-27T23:00:00Z)". */
+static void session_day_text(const struct session_ledger *l, char *buf, size_t len)
+{
+	char ds[DOSE_DAY_STRLEN];
+	int64_t end = dose_day_end(l->dose), sec = ((end % 86400) + 86400) % 86400;
+
+	dose_day_string(dose_day(l->dose), ds, sizeof(ds));
+	snprintf(buf, len, "%s", ds);
+	dose_day_string((end - sec) / 86400, ds, sizeof(ds));
+	snprintf(buf + strlen(buf), len - strlen(buf), " (%s, ends %sT%02d:%02d:%02dZ)",
+		 zone_name(l->zone), ds, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
 }
 
 /*
@@ -224,9 +353,9 @@ static void session_ledger_open(struct session *s, bool virtual_time)
 {
 	const struct rpmsd_config *cfg = s->cfg;
 	struct session_ledger *l = &s->ledger;
-	char err[DOSE_ERR_MAX];
+	char err[DOSE_ERR_MAX], why[DOSE_ERR_MAX - 32], day[128];
 	uint64_t start, cap = (uint64_t)cfg->safety.max_daily_pulses;
-	int64_t today = session_today();
+	int64_t prior;
 	int ret;
 
 	/*
@@ -235,29 +364,50 @@ static void session_ledger_open(struct session *s, bool virtual_time)
 	 */
 	l->reserve = virtual_time ? (uint64_t)cfg->safety.max_session_pulses
 				  : (uint64_t)cfg->safety.ledger_reserve_pulses;
-	if (config_resolve(cfg, cfg->daemon.state_dir, l->dir, sizeof(l->dir)) < 0) {
-		snprintf(err, sizeof(err), "daemon.state_dir: path too long");
-		ret = -ENAMETOOLONG;
-	} else {
-		ret = dose_open(l->dir, today, &l->dose, err, sizeof(err));
+	dose_clock_now(&l->clock);
+	ret = session_check_state_dir(cfg, err, sizeof(err));
+	if (ret == 0) {
+		/* checked with the config; the file may have gone since */
+		ret = zone_load(cfg->safety.day_zone, &l->zone, why, sizeof(why));
+		if (ret < 0) {
+			snprintf(err, sizeof(err), "safety.day_zone: %s", why);
+		}
+	}
+	if (ret == 0) {
+		/* cannot fail: session_check_state_dir resolved it */
+		(void)config_resolve(cfg, cfg->daemon.state_dir, l->dir, sizeof(l->dir));
+		ret = dose_open(l->dir, l->zone, &l->clock, &l->dose, err, sizeof(err));
 	}
 	if (ret < 0) {
 		log_err("pulse ledger: %s", err);
-		log_err("the coil cannot be armed until the pulse ledger is usable");
+		log_err("the coil cannot be armed until the pulse ledger is usable; it stays disarmed");
 		stim_block_arming(s->stim, "the pulse ledger in daemon.state_dir is unusable (see the log)");
 		l->dose = NULL;
 		return;
 	}
+	if (dose_notice(l->dose)) {
+		log_warn("pulse ledger: %s", dose_notice(l->dose));
+	}
 	start = dose_pulses(l->dose);
-	log_info("pulse ledger %s/dose: %" PRIu64 " pulses today%s", l->dir, start,
+	session_day_text(l, day, sizeof(day));
+	log_info("pulse ledger %s/dose: %" PRIu64 " pulses on %s%s", l->dir, start, day,
 		 dose_exact(l->dose) ? "" : " (a reservation: the last run did not stop cleanly)");
 	stim_start_day(s->stim, start);
+	prior = dose_prior_pulse_ns(l->dose);
+	if (prior != DOSE_NO_PULSE) {
+		stim_prior_pulse(s->stim, prior);
+		if (prior < (int64_t)llround(cfg->safety.min_train_interval_ms * 1e6)) {
+			log_info("pulse ledger: the previous run's last pulse was %s%.3f s ago: the "
+				 "first train keeps safety.min_train_interval_ms from it",
+				 prior ? "" : "not known for sure (a crash or a reboot); taken as ",
+				 prior / 1e9);
+		}
+	}
 	l->recorded = start;
-	(void)session_ledger_write(s, today, start + l->reserve > cap ? cap : start + l->reserve,
-				   false, false);
+	(void)session_ledger_write(s, false, session_add_cap(start, l->reserve, cap), false,
+				   false);
 }
 
-/* Main loop: top up the reservation, start a new day at midnight. */
 /*
  * Whether the wall clock was stepped since the last call, by how much.
  * The first call only takes the reference.
@@ -279,50 +429,62 @@ static bool session_wall_step(struct session_ledger *l, int64_t *step_ns)
 	return stepped;
 }
 
+/*
+ * Main loop: top up the reservation, begin a new day once the ledger's
+ * day has ended, retry a write that failed.
+ */
 static void session_ledger_tick(struct session *s)
 {
 	struct session_ledger *l = &s->ledger;
 	uint64_t cap = (uint64_t)s->cfg->safety.max_daily_pulses;
-	uint64_t delivered, want;
-	int64_t today, step_ns;
+	uint64_t delivered;
+	int64_t step_ns;
 	bool stepped;
+	char day[128];
 
-	if (!l->dose || l->failed) {
+	if (!l->dose) {
 		return;
 	}
+	session_ledger_fault(s);
 	stepped = session_wall_step(l, &step_ns);
-	today = session_today();
-	if (today != DOSE_DAY_INVALID && today > dose_day(l->dose)) {
-		if (stepped) {
+	session_clock(l);
+	if (dose_day_over(l->dose, &l->clock)) {
+		if (stepped || l->step_pending) {
 			/*
-			 * Midnight reached by a step of the wall clock, not by
-			 * time passing: the step may be the mistake, and a reset
-			 * count would then give the real day a second
+			 * The day's end reached by a step of the wall clock, not
+			 * by time passing: the step may be the mistake, and a
+			 * reset count would then give the real day a second
 			 * allowance. Carry the count over: never under-count.
 			 */
-			(void)session_ledger_write(s, today, l->recorded, false, false);
-			log_warn("pulse ledger: the wall clock was stepped by %+.0f s across "
-				 "midnight: the new day keeps the %" PRIu64 " pulses counted so far "
-				 "(a step must never reset the count); it starts at 0 on the next "
-				 "midnight reached by time passing", step_ns / 1e9,
-				 stim_day_pulses(s->stim));
+			l->step_pending = session_ledger_write(s, true, l->recorded, false, false) < 0;
+			if (!l->step_pending) {
+				session_day_text(l, day, sizeof(day));
+				log_warn("pulse ledger: the wall clock was stepped by %+.0f s past the "
+					 "end of the day: the new day %s keeps the %" PRIu64 " pulses "
+					 "counted so far (a step must never reset the count); it starts "
+					 "at 0 on the next day's end reached by time passing",
+					 step_ns / 1e9, day, stim_day_pulses(s->stim));
+			}
 			return;
 		}
-		(void)session_ledger_write(s, today, l->reserve > cap ? cap : l->reserve, true,
-					   false);
-		log_info("pulse ledger: a new day; today's count starts at 0");
+		if (session_ledger_write(s, true, l->reserve > cap ? cap : l->reserve, true,
+					 false) == 0) {
+			session_day_text(l, day, sizeof(day));
+			log_info("pulse ledger: a new day, %s; its count starts at 0", day);
+		}
 		return;
 	}
 	if (stepped) {
 		log_warn("pulse ledger: the wall clock was stepped by %+.0f s; the ledger stays "
-			 "on its day (days never go back)", step_ns / 1e9);
+			 "on its day, which ends when real time reaches its end", step_ns / 1e9);
 	}
 	delivered = stim_day_pulses(s->stim);
-	if (l->recorded >= cap || l->recorded - delivered > l->reserve / 2) {
+	if (!l->failing &&
+	    (l->recorded >= cap || l->recorded - delivered > l->reserve / 2)) {
 		return;
 	}
-	want = delivered + l->reserve;
-	(void)session_ledger_write(s, dose_day(l->dose), want > cap ? cap : want, false, false);
+	(void)session_ledger_write(s, false, session_add_cap(delivered, l->reserve, cap), false,
+				   false);
 }
 
 /* After the stim thread stopped: the exact count, for a clean restart. */
@@ -330,10 +492,11 @@ static void session_ledger_close(struct session *s)
 {
 	struct session_ledger *l = &s->ledger;
 
-	if (!l->dose || l->failed) {
+	if (!l->dose) {
 		return;
 	}
-	(void)session_ledger_write(s, dose_day(l->dose), stim_day_pulses(s->stim), false, true);
+	/* a write that keeps failing is tried once more: space may have been freed */
+	(void)session_ledger_write(s, false, stim_day_pulses(s->stim), false, true);
 }
 
 /* The configured source: a recording or a live IIO device. */
@@ -818,6 +981,47 @@ static void session_status(struct session *s)
 }
 
 /*
+ * daemon.arm_on_start: ask the stim thread to arm; session_arm_outcome
+ * logs what it came to. Only what happened is logged: never "armed"
+ * before the gate is.
+ */
+static void session_arm_on_start(struct session *s)
+{
+	struct stim_arm_result r;
+
+	/* even when arming is refused: the refusal is published, with its reason */
+	log_warn("daemon.arm_on_start: asking to arm the coil without a command");
+	stim_arm_result(s->stim, &r);
+	s->arm_start_attempts = r.attempts;
+	s->arm_start_pending = true;
+	stim_set_armed(s->stim, true, "arm_on_start");
+}
+
+static void session_arm_outcome(struct session *s, bool final)
+{
+	struct stim_arm_result r;
+
+	if (!s->arm_start_pending) {
+		return;
+	}
+	stim_arm_result(s->stim, &r);
+	if (r.attempts == s->arm_start_attempts) {
+		if (final) {
+			s->arm_start_pending = false;
+			log_warn("daemon.arm_on_start: the coil was never armed: the session "
+				 "ended first");
+		}
+		return;
+	}
+	s->arm_start_pending = false;
+	if (r.code == 0) {
+		log_warn("daemon.arm_on_start: the coil is armed (without a command)");
+	} else {
+		log_err("daemon.arm_on_start: the coil is not armed: %s", r.reason);
+	}
+}
+
+/*
  * Once per main-loop turn: readiness (the plugin is open before the
  * threads start; here the EMG flows and the ledger is loaded), the
  * threads' heartbeats, the watchdog and the status line.
@@ -828,6 +1032,7 @@ static void session_supervise(struct session *s)
 	int64_t now = sclock_mono_ns();
 
 	session_check_threads(s, now);
+	session_arm_outcome(s, false);
 	if (!sv->ready && !sv->hung && s->ledger.dose && acquire_samples(s->acq) > 0) {
 		sv->ready = true;
 		notify_ready("running: EMG flowing, coil disarmed");
@@ -1214,6 +1419,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 	}
 	sclock_start(s.clock);
 	session_state(&s, EVENT_STATE_STARTED, "session started");
+	s.running = true;
 	session_source_opened(&s);
 	if (sclock_is_virtual(s.clock)) {
 		/*
@@ -1235,8 +1441,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		goto err_stop;
 	}
 	if (cfg->daemon.arm_on_start) {
-		log_warn("daemon.arm_on_start: the coil is armed without a command");
-		stim_set_armed(s.stim, true, "arm_on_start");
+		session_arm_on_start(&s);
 	}
 	ret = acquire_start(s.acq, acq_prio, cfg->daemon.acquire_cpu, &got_rt);
 	if (ret < 0) {
@@ -1253,7 +1458,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		log_err("control thread: %s", strerror(-ret));
 		goto err_stop;
 	}
-	log_info("running%s", cfg->daemon.arm_on_start ? " (arming: arm_on_start)" : " (disarmed)");
+	log_info("running%s", s.arm_start_pending ? " (arming: arm_on_start)" : " (disarmed)");
 
 	signo = session_wait(&s);
 	if (signo) {
@@ -1275,6 +1480,10 @@ err_stop:
 	}
 	acquire_stop(s.acq);
 	stim_stop(s.stim);	/* disarms the coil */
+	if (s.stim) {
+		/* a fast run may end before the main loop saw the outcome */
+		session_arm_outcome(&s, true);
+	}
 	session_ledger_close(&s);
 	sclock_stop(s.clock);
 	publish_stop(s.pub);
@@ -1349,5 +1558,12 @@ int session_check(const struct rpmsd_config *cfg)
 	detect_destroy(det);
 	dsp_chain_destroy(dsp);
 	source_destroy(src);
+	/* last: the pulse ledger's directory, as the run will need it */
+	if (ret == 0) {
+		ret = session_check_state_dir(cfg, err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "rpmsd: %s\n", err);
+		}
+	}
 	return ret;
 }

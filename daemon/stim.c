@@ -53,6 +53,8 @@ struct stim {
 	atomic_uint ledger_day;		/* bumped on a new day, after ledger_recorded */
 	unsigned ledger_day_seen;	/* stim thread */
 	_Atomic uint64_t day_pulses;	/* mirror of gate.day_pulses */
+	_Atomic int64_t last_pulse_mono;	/* CLOCK_MONOTONIC of this run's last pulse */
+	_Atomic(const char *) arm_hold;	/* why the main thread refuses arming now, or NULL */
 
 	/* the control socket: main/control thread -> stim thread, and back */
 	atomic_uint session_seq;	/* bumped by stim_new_session */
@@ -126,6 +128,13 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 	if (s->arm_block[0]) {
 		stim_emit_state(s, EVENT_STATE_FAULT, -EPERM, s->arm_block);
 		stim_arm_outcome(s, -EPERM, s->arm_block);
+		return;
+	}
+	if (atomic_load(&s->arm_hold)) {
+		const char *why = atomic_load(&s->arm_hold);
+
+		stim_emit_state(s, EVENT_STATE_FAULT, -EIO, why);
+		stim_arm_outcome(s, -EIO, why);
 		return;
 	}
 	if (atomic_load(&s->locked_out)) {
@@ -293,6 +302,8 @@ static int64_t stim_fire(struct stim *s)
 	atomic_store(&s->pulse_count, s->stats.pulses);
 	atomic_store(&s->day_pulses, s->gate.day_pulses);
 	atomic_store(&s->session_pulses, s->gate.session_pulses);
+	/* for the ledger: the next run keeps the gap between trains (a vDSO read) */
+	atomic_store(&s->last_pulse_mono, sclock_mono_ns());
 
 	ev.sample = sclock_last_sample(s->clock);
 	ev.u.pulse.train_id = req.train_id;
@@ -532,6 +543,8 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->ledger_recorded, 0);
 	atomic_init(&s->ledger_day, 0);
 	atomic_init(&s->day_pulses, 0);
+	atomic_init(&s->last_pulse_mono, INT64_MIN);
+	atomic_init(&s->arm_hold, NULL);
 	atomic_init(&s->wake, 0);
 	atomic_init(&s->cmd, STIM_CMD_NONE);
 	atomic_init(&s->cmd_reason, "");
@@ -662,6 +675,21 @@ void stim_set_ledger(struct stim *s, uint64_t recorded, bool new_day)
 	sclock_kick(s->clock, &s->wake);
 }
 
+void stim_prior_pulse(struct stim *s, int64_t ago_ns)
+{
+	safety_prior_pulse(&s->gate, ago_ns > 0 ? -ago_ns : 0);
+}
+
+int64_t stim_last_pulse_mono(const struct stim *s)
+{
+	return atomic_load(&((struct stim *)s)->last_pulse_mono);
+}
+
+void stim_hold_arming(struct stim *s, const char *why)
+{
+	atomic_store(&s->arm_hold, why);
+}
+
 uint64_t stim_day_pulses(const struct stim *s)
 {
 	return atomic_load(&((struct stim *)s)->day_pulses);
@@ -713,7 +741,7 @@ double stim_coil_temperature(const struct stim *s, int64_t *at_ns)
 
 const char *stim_arm_blocked(const struct stim *s)
 {
-	return s->arm_block[0] ? s->arm_block : NULL;
+	return s->arm_block[0] ? s->arm_block : atomic_load(&((struct stim *)s)->arm_hold);
 }
 
 int64_t stim_heartbeat(const struct stim *s)

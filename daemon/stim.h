@@ -113,6 +113,29 @@ void stim_start_day(struct stim *s, uint64_t day_pulses);
  */
 void stim_set_ledger(struct stim *s, uint64_t recorded, bool new_day);
 
+/**
+ * Before stim_start, after stim_start_day: an earlier run's last pulse was
+ * @ago_ns before the session clock's zero (the pulse ledger's
+ * dose_prior_pulse_ns, taken a little before the clock starts, so the gap
+ * the gate sees is never longer than the real one). The first train keeps
+ * safety.min_train_interval_ms (and the rate limit) from it.
+ */
+void stim_prior_pulse(struct stim *s, int64_t ago_ns);
+
+/**
+ * CLOCK_MONOTONIC time of this run's last delivered pulse, INT64_MIN when
+ * none (atomic; for the ledger).
+ */
+int64_t stim_last_pulse_mono(const struct stim *s);
+
+/**
+ * Refuse every arm request from now on (publishing @why, a string literal,
+ * as an `rpms.state` fault); NULL allows arming again. It does not
+ * disarm: follow it with stim_set_armed(false). For the main thread while
+ * the pulse ledger cannot be written. Any non-RT thread.
+ */
+void stim_hold_arming(struct stim *s, const char *why);
+
 /** Pulses delivered today, as the gate counts them (atomic). */
 uint64_t stim_day_pulses(const struct stim *s);
 
@@ -153,7 +176,7 @@ void stim_arm_result(const struct stim *s, struct stim_arm_result *out);
  */
 double stim_coil_temperature(const struct stim *s, int64_t *at_ns);
 
-/** Why arming is refused (stim_block_arming), or NULL when it is not. */
+/** Why arming is refused (stim_block_arming, stim_hold_arming), or NULL when it is not. */
 const char *stim_arm_blocked(const struct stim *s);
 
 /** The stim thread's event ring. */

@@ -40,6 +40,8 @@ def base(extra=""):
 
 
 def test_check_config_accepts_demo():
+    # --check-config checks daemon.state_dir, which demo.sh creates (build/demo-state)
+    os.makedirs(os.path.join(rig.SOURCE, "build", "demo-state"), exist_ok=True)
     r = rpmsd("--check-config", DEMO)
     check(r.returncode == 0, r.stderr)
     check(r.stdout == "%s: configuration is valid\n" % DEMO, r.stdout)

@@ -10,6 +10,7 @@ clockstep test steps the real clock of a real kernel; this one checks the
 pulse ledger's rule for a day reached by a step (docs/safety.md):
 
  - midnight reached by time passing: a new day, the count starts at 0;
+ - that midnight is safety.day_zone's, whatever TZ the daemon runs with;
  - midnight reached by a step of the wall clock: the new day keeps the
    count (a wrong step must not hand out a second daily allowance);
  - the pulse schedule, on CLOCK_MONOTONIC, does not move either way."""
@@ -39,10 +40,12 @@ def ledger(state_dir):
     return day, pulses
 
 
-def faked_run(start, step_to=None, step_after_pulses=20, stop_after_pulses=60):
-    """Open-loop 20 Hz trains with the wall clock starting at start (local
-    time, TZ=UTC); after step_after_pulses pulses, optionally step it to
-    step_to. Returns the run and its state directory."""
+def faked_run(start, step_to=None, step_after_pulses=20, stop_after_pulses=60,
+              zone="UTC", tz="UTC"):
+    """Open-loop 20 Hz trains with the wall clock starting at start (UTC);
+    after step_after_pulses pulses, optionally step it to step_to. The
+    ledger's days are zone's (safety.day_zone), the daemon's TZ is tz.
+    Returns the run and its state directory."""
     tmp = tempfile.mkdtemp(prefix="rpmsd-clock-")
     stamp = os.path.join(tmp, "offset")
 
@@ -58,7 +61,7 @@ def faked_run(start, step_to=None, step_after_pulses=20, stop_after_pulses=60):
         ("stim", "mode"): "open_loop", ("stim", "protocol"): "onoff",
         ("stim", "on_ms"): "1000", ("stim", "off_ms"): "600",
         ("safety", "max_train_pulses"): "20", ("stim", "open_loop_pulses"): "1000",
-        ("daemon", "state_dir"): sdir})
+        ("daemon", "state_dir"): sdir, ("safety", "day_zone"): zone})
     state = {}
 
     def step(msgs):
@@ -69,7 +72,7 @@ def faked_run(start, step_to=None, step_after_pulses=20, stop_after_pulses=60):
         return n >= stop_after_pulses
 
     r = rig.Run(text, args=(), timeout=60, stop_when=step,
-                env={"LD_PRELOAD": SHIM, "WALLTIME_OFFSET_FILE": stamp, "TZ": "UTC"})
+                env={"LD_PRELOAD": SHIM, "WALLTIME_OFFSET_FILE": stamp, "TZ": tz})
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-2000:]))
     check(not step_to or "stepped" in state, "never stepped")
     return r, sdir
@@ -99,8 +102,23 @@ def test_midnight_by_time_passing():
     n = schedule_unmoved(r)
     day, pulses = ledger(sdir)
     check(day == "2030-06-15", "ledger day %s" % day)
-    check("a new day; today's count starts at 0" in r.stderr, r.stderr[-2000:])
+    check("a new day, 2030-06-15 (UTC, ends 2030-06-16T00:00:00Z); its count starts at 0"
+          in r.stderr, r.stderr[-2000:])
     # the pulses before midnight stay on the 14th: the 15th holds fewer
+    check(0 < pulses < n, "ledger %d pulses of %d fired" % (pulses, n))
+
+
+def test_midnight_in_the_clinic_zone():
+    """The day ends at midnight in safety.day_zone, whatever TZ says: in
+    Europe/Berlin, 2030-03-30 ends at 23:00 UTC, and the next day, when
+    the clocks go forward, lasts 23 h. TZ=America/New_York plays no part."""
+    r, sdir = faked_run("2030-03-30 22:59:57", stop_after_pulses=80,
+                        zone="Europe/Berlin", tz="America/New_York")
+    n = schedule_unmoved(r)
+    day, pulses = ledger(sdir)
+    check(day == "2030-03-31", "ledger day %s" % day)
+    check("a new day, 2030-03-31 (Europe/Berlin, ends 2030-03-31T22:00:00Z); its count "
+          "starts at 0" in r.stderr, r.stderr[-2000:])
     check(0 < pulses < n, "ledger %d pulses of %d fired" % (pulses, n))
 
 
@@ -109,9 +127,9 @@ def test_midnight_by_a_step():
     n = schedule_unmoved(r)
     day, pulses = ledger(sdir)
     check(day == "2030-06-15", "ledger day %s" % day)
-    check(logged_step(r.stderr, " across midnight: the new day keeps", 43200),
+    check(logged_step(r.stderr, " past the end of the day: the new day 2030-06-15", 43200),
           r.stderr[-2000:])
-    check("today's count starts at 0" not in r.stderr, r.stderr[-2000:])
+    check("its count starts at 0" not in r.stderr, r.stderr[-2000:])
     # every pulse of the run is still counted: nothing was handed back
     check(pulses == n, "ledger %d pulses, %d fired" % (pulses, n))
 
@@ -134,6 +152,7 @@ if __name__ == "__main__":
         sys.exit(1)
     rig.run_tests([
         test_midnight_by_time_passing,
+        test_midnight_in_the_clinic_zone,
         test_midnight_by_a_step,
         test_step_back_keeps_the_day,
     ])

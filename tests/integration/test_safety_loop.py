@@ -4,17 +4,27 @@
 ZeroMQ subscriber, every message validated against the schema):
 protocols (on/off, theta burst with a site table, open loop), the pulse
 ledger across restarts, a damaged ledger, a SIGKILL mid-session, and the
-emergency stop through the sim plugin's FIFO input.
+emergency stop through the sim plugin's FIFO input. The ledger's attacks
+of issue 16: TZ changed between runs, a count of 2^64 - 1, a symbolic link
+and an older copy put back, the gap between trains across a restart, a
+missing state directory; with --enospc (as root, in a private mount
+namespace) a ledger whose disk fills up mid-run.
 
 The demo recording's bursts that start stimulation (config/demo.conf) are
 at about 15.5, 25.5 and 26.3 s."""
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
+
+import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpmsd_rig as rig  # noqa: E402
@@ -128,6 +138,31 @@ def ledger_count(state):
     return int(fields["pulses"]), fields["exact"].strip() == "true"
 
 
+def rewrite_ledger(state, key, value):
+    """Set key = value in the ledger and sign it again, as only someone who
+    read dose.c would: the checksum is right, the content is not rpmsd's."""
+    path = os.path.join(state, "dose")
+    with open(path) as f:
+        text = f.read()
+    text, n = re.subn(r"^%s = .*$" % key, "%s = %s" % (key, value), text, flags=re.M)
+    check(n == 1, "no %s in %r" % (key, text))
+    body = text[:text.index("checksum = ")]
+    with open(path, "w") as f:
+        f.write(body + "checksum = %08x\n" % zlib.crc32(body.encode()))
+    return path
+
+
+def refused_to_arm(r, why):
+    """No pulse, exit 3, the refusal published and why logged."""
+    check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
+    valid(r)
+    check(not r.of("rpms.stim"), "%d pulses fired" % len(r.of("rpms.stim")))
+    check(any(s == "fault" and "arm refused" in (w or "") for s, w in states(r)),
+          "states %r" % states(r))
+    check(why in r.stderr, "%r not in %s" % (why, r.stderr))
+    check("the coil is armed" not in r.stderr, "the log claims an arming:\n%s" % r.stderr)
+
+
 def test_daily_cap_holds_across_restarts():
     """max_daily_pulses = 20: the first run fires its 15 pulses and records
     them exactly; the second run, on the same day and state directory, fires
@@ -199,6 +234,255 @@ def test_sigkill_never_undercounts():
     check(count <= fired + 8 + 10, "ledger %d for %d pulses: reserved more than needed" % (count, fired))
 
 
+def test_tz_change_between_runs():
+    """Issue 16, D1: the ledger kept a local date without its zone, so
+    TZ=Etc/GMT+12 then TZ=Etc/GMT-12 seconds later (two dates, always a day
+    apart) gave each run a full day's allowance. The day is
+    safety.day_zone's and ends at an instant kept in the ledger: TZ plays
+    no part, and neither does a change of the configured zone."""
+    state = rig.state_dir()
+    extra = {("daemon", "state_dir"): state, ("safety", "max_daily_pulses"): "10",
+             ("safety", "max_session_pulses"): "10"}
+    # a zone that does not exist is a configuration error, with its line
+    text = rig.demo_config(endpoint(), extra={("safety", "day_zone"): "Europe/Berlni"})
+    path = rig.write_config(text, tempfile.mkdtemp(prefix="rpmsd-it-"))
+    p = subprocess.run([rig.RPMSD, "--check-config", path], capture_output=True, text=True)
+    check(p.returncode == 1 and p.stderr.startswith(
+        "rpmsd: %s:%d: safety.day_zone: 'Europe/Berlni': no such time zone"
+        % (path, text.splitlines().index("day_zone = Europe/Berlni") + 1)), p.stderr)
+    fired = []
+    for tz, zone in (("Etc/GMT+12", "UTC"), ("Etc/GMT-12", "UTC"),
+                     ("Etc/GMT-12", "Etc/GMT-14"), ("Etc/GMT+12", "Etc/GMT+12")):
+        conf = dict(extra)
+        conf[("safety", "day_zone")] = zone
+        r = rig.Run(rig.demo_config(endpoint(), extra=conf), env={"TZ": tz})
+        check(r.returncode == 0, "TZ=%s: exit %d: %s" % (tz, r.returncode, r.stderr))
+        valid(r)
+        fired.append(len(r.of("rpms.stim")))
+        # the first run reaches its session cap (the same 10) first
+        rule = "max_session_pulses" if len(fired) == 1 else "max_daily_pulses"
+        refused = r.of("rpms.safety")
+        check(refused and all(x["rule"] == rule and x["limit"] == 10 and x["value"] == 11
+                              for x in refused), "TZ=%s: refusals %r" % (tz, refused))
+    check(fired == [10, 0, 0, 0], "pulses per run %r against a cap of 10" % fired)
+    print("    TZ attack: %r pulses fired in 4 runs against a daily cap of 10" % fired)
+
+
+def test_absurd_count_refused():
+    """Issue 16, D4: a ledger counting 2^64 - 1 with a valid checksum
+    wrapped the day's count (270 pulses fired, pulses_today -1). A count
+    above the largest daily cap is damage: named with file and line,
+    arming refused."""
+    state = rig.state_dir()
+    extra = {("daemon", "state_dir"): state}
+    r1 = rig.Run(rig.demo_config(endpoint(), extra=dict(extra)))
+    check(r1.returncode == 0, r1.stderr)
+    path = rewrite_ledger(state, "pulses", "18446744073709551615")
+    r2 = rig.Run(rig.demo_config(endpoint(), extra=dict(extra)))
+    line = open(path).read().splitlines().index("pulses = 18446744073709551615") + 1
+    refused_to_arm(r2, "pulse ledger: %s:%d: pulses = 18446744073709551615 is more than any "
+                   "daily cap allows" % (path, line))
+    beats = [b for b in r2.of("rpms.heartbeat") if "pulses_today" in b]
+    check(all(b["pulses_today"] >= 0 for b in beats), "pulses_today %r" % beats[-1:])
+
+
+def test_symlink_and_older_copy_refused():
+    """Issue 16, D10: dose replaced by a symbolic link to a ledger with 0
+    pulses was followed (270 pulses fired, the real count 40), and an older
+    copy of the ledger was accepted. Both are refused: the files are
+    opened with O_NOFOLLOW, and a write sequence kept in a second file
+    catches the copy."""
+    state, other = rig.state_dir(), rig.state_dir()
+    extra = {("daemon", "state_dir"): state, ("safety", "max_daily_pulses"): "20",
+             ("safety", "max_session_pulses"): "20"}
+    r = rig.Run(rig.demo_config(endpoint(), extra={("daemon", "state_dir"): other}))
+    check(r.returncode == 0, r.stderr)
+    rewrite_ledger(other, "pulses", "0")
+    r1 = rig.Run(rig.demo_config(endpoint(), extra=dict(extra)))
+    check(r1.returncode == 0 and len(r1.of("rpms.stim")) == 15, r1.stderr)
+    path = os.path.join(state, "dose")
+    shutil.copy(path, path + ".copy")
+    os.rename(path, path + ".real")
+    os.symlink(os.path.join(other, "dose"), path)
+    r2 = rig.Run(rig.demo_config(endpoint(), extra=dict(extra)))
+    refused_to_arm(r2, "%s: cannot open: it is a symbolic link" % path)
+    os.unlink(path)
+    os.rename(path + ".real", path)
+    # a run that counts on: 5 more, to the cap
+    r3 = rig.Run(rig.demo_config(endpoint(), extra=dict(extra)))
+    check(r3.returncode == 0 and len(r3.of("rpms.stim")) == 5, r3.stderr)
+    # the copy of 15 put back
+    shutil.copy(path + ".copy", path)
+    r4 = rig.Run(rig.demo_config(endpoint(), extra=dict(extra)))
+    refused_to_arm(r4, "an older copy was put back; refusing to arm")
+    check(ledger_count(state) == (15, True), "the copy was changed")
+
+
+def gap_config(state, extra=None):
+    """Open loop in real time, one 5-pulse train every 2.5 s, at least 2 s
+    between trains."""
+    conf = {("daemon", "state_dir"): state, ("stim", "mode"): "open_loop",
+            ("stim", "protocol"): "onoff", ("stim", "on_ms"): "250",
+            ("stim", "off_ms"): "2250", ("safety", "min_train_interval_ms"): "2000",
+            ("stim", "open_loop_pulses"): "100"}
+    conf.update(extra or {})
+    return rig.demo_config(endpoint(), extra=conf)
+
+
+def test_train_gap_across_restart():
+    """Issue 16, D12: a restart let a train follow the previous run's last
+    pulse after 0.77-0.82 s against a 2 s minimum. The ledger keeps the last
+    pulse's CLOCK_BOOTTIME: after a clean stop the first train waits for the
+    rest of the gap; after a crash (the time not known) the whole gap from
+    the start."""
+    state = rig.state_dir()
+
+    def after(n):
+        return lambda msgs: sum(1 for t, _, _ in msgs if t == "rpms.stim") >= n
+
+    r1 = rig.Run(gap_config(state), args=(), timeout=60, stop_when=after(5))
+    check(r1.returncode == 0, r1.stderr)
+    last = r1.of("rpms.stim")[-1]["t_mono_ns"]
+    r2 = rig.Run(gap_config(state), args=(), timeout=60, stop_when=after(1),
+                 stop_signal=signal.SIGKILL)
+    valid(r2)
+    first = r2.of("rpms.stim")[0]["t_mono_ns"]
+    check(first - last >= 2.0e9, "run 2 fired %.3f s after run 1's last pulse (minimum 2 s)"
+          % ((first - last) / 1e9))
+    refused = [x for x in r2.of("rpms.safety") if x["rule"] == "min_train_interval"]
+    check(refused and refused[0]["limit"] == 2.0, "no min_train_interval refusal: %r"
+          % r2.of("rpms.safety"))
+    print("    after a clean stop: first pulse %.3f s after the last one" % ((first - last) / 1e9))
+    # run 2 was killed: its last pulse's time is not known, taken as at the start
+    last = r2.of("rpms.stim")[-1]["t_mono_ns"]
+    r3 = rig.Run(gap_config(state), args=(), timeout=60, stop_when=after(1))
+    started = r3.of("rpms.state", state="started")[0]["t_mono_ns"]
+    first = r3.of("rpms.stim")[0]["t_mono_ns"]
+    check(first - started >= 2.0e9 and first - last >= 2.0e9,
+          "after a crash: first pulse %.3f s after the start" % ((first - started) / 1e9))
+    check("not known for sure (a crash or a reboot)" in r3.stderr, r3.stderr)
+
+
+def test_missing_state_dir():
+    """Issue 16, B4: a missing daemon.state_dir passed --check-config, and
+    the run logged "the coil is armed without a command" while arming was
+    refused. --check-config names the file and the key's line (the file
+    alone when the key kept its default); the run publishes the refusal
+    and never logs an arming that did not happen."""
+    missing = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "no-such-state")
+    text = rig.demo_config(endpoint(), extra={("daemon", "state_dir"): missing})
+    tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
+    path = rig.write_config(text, tmp)
+    line = text.splitlines().index("state_dir = " + missing) + 1
+    p = subprocess.run([rig.RPMSD, "--check-config", path], capture_output=True, text=True)
+    check(p.returncode == 1, "exit %d: %s" % (p.returncode, p.stderr))
+    check(p.stderr.startswith("rpmsd: %s:%d: daemon.state_dir: '%s' does not exist (allowed: "
+                              "an existing directory" % (path, line, missing)), p.stderr)
+    r = rig.Run(text)
+    refused_to_arm(r, "%s:%d: daemon.state_dir: '%s' does not exist" % (r.config, line, missing))
+    check("daemon.arm_on_start: the coil is not armed: arm refused: the pulse ledger" in r.stderr,
+          r.stderr)
+    # the key left at its default
+    if not os.path.exists("/var/lib/rpmsd"):
+        bare = "\n".join(x for x in text.splitlines() if not x.startswith("state_dir = "))
+        path = rig.write_config(bare + "\n", tmp)
+        p = subprocess.run([rig.RPMSD, "--check-config", path], capture_output=True, text=True)
+        check(p.returncode == 1 and p.stderr.startswith(
+            "rpmsd: %s: daemon.state_dir: '/var/lib/rpmsd' (the default) does not exist"
+            % path), p.stderr)
+
+
+def test_ledger_disk_full():
+    """Issue 16, D11: the ledger's disk filled up mid-run: "disarmed" was
+    published, not a fault, arm was accepted, and the ledger was never
+    written again once space was freed. Now: a fault, arm refused while the
+    ledger cannot be written, retried every tick, `recovered` once it can,
+    and arm accepted again. The state directory is a 64 KiB tmpfs."""
+    if os.geteuid() != 0:
+        print("skip: needs root for a tmpfs")
+        return
+    d = tempfile.mkdtemp(prefix="rpmsd-ledger-full-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
+    ctx = zmq.Context.instance()
+    req = {}
+    steps = {}
+
+    def command(control, cmd):
+        if "sock" not in req:
+            req["sock"] = ctx.socket(zmq.REQ)
+            req["sock"].setsockopt(zmq.LINGER, 0)
+            req["sock"].connect(control)
+        req["sock"].send(json.dumps({"cmd": cmd}).encode())
+        check(req["sock"].poll(10000), "no reply to %s" % cmd)
+        return json.loads(req["sock"].recv())
+
+    def fill():
+        fd = os.open(os.path.join(d, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError as e:
+            check(e.errno == 28, "filling the tmpfs: %s" % e)
+        finally:
+            os.close(fd)
+
+    try:
+        text = rig.demo_config(endpoint(), extra={
+            ("daemon", "state_dir"): d, ("stim", "mode"): "open_loop",
+            ("stim", "protocol"): "onoff", ("stim", "on_ms"): "250",
+            ("stim", "off_ms"): "600", ("stim", "open_loop_pulses"): "1000",
+            ("safety", "ledger_reserve_pulses"): "4"})
+        control = rig.section_value(text, "control", "endpoint")
+
+        def drive(msgs):
+            pulses = sum(1 for t, _, _ in msgs if t == "rpms.stim")
+            st = [b for t, b, _ in msgs if t == "rpms.state"]
+            if "filled" not in steps and pulses >= 6:
+                fill()
+                steps["filled"] = pulses
+            elif "filled" in steps and "arm1" not in steps and any(
+                    b["state"] == "fault" and "pulse ledger" in b.get("reason", "")
+                    for b in st):
+                steps["fault_at"] = pulses
+                steps["arm1"] = command(control, "arm")
+                os.unlink(os.path.join(d, "filler"))
+            elif "arm1" in steps and "arm2" not in steps and any(
+                    b["state"] == "recovered" for b in st):
+                steps["recovered_at"] = pulses
+                steps["arm2"] = command(control, "arm")
+            elif "arm2" in steps and pulses >= steps["recovered_at"] + 3:
+                return True
+            return False
+
+        r = rig.Run(text, args=(), timeout=90, stop_when=drive)
+        check(r.returncode == 3, "exit %d (a ledger fault is 3): %s" % (r.returncode, r.stderr))
+        valid(r)
+        st = [(x["state"], x.get("reason")) for x in r.of("rpms.state")]
+        fault = [x for x in r.of("rpms.state")
+                 if x["state"] == "fault" and "pulse ledger write failed" in x.get("reason", "")]
+        check(len(fault) == 1 and fault[0]["code"] == -28, "states %r" % st)
+        check(steps.get("arm1", {}).get("ok") is False and
+              steps["arm1"]["error"]["code"] == "arm_refused" and
+              "the pulse ledger cannot be written" in steps["arm1"]["error"]["message"],
+              "arm while the ledger cannot be written: %r" % steps.get("arm1"))
+        check(steps.get("arm2", {}).get("ok") is True, "arm after recovery: %r" % steps.get("arm2"))
+        rec = r.of("rpms.state", state="recovered")
+        check(rec and rec[0]["reason"] == "pulse ledger written again: arming allowed", "%r" % st)
+        # nothing fired between the fault and the arm after recovery
+        armed = [x for x in r.of("rpms.state", state="armed")]
+        check(len(armed) == 2, "armed %r" % armed)
+        between = [p for p in r.of("rpms.stim")
+                   if fault[0]["t_session_s"] < p["t_actual_s"] < armed[1]["t_session_s"]]
+        check(not between, "pulses while the ledger could not be written: %r" % between)
+        count, exact = ledger_count(d)
+        check(exact and count == len(r.of("rpms.stim")),
+              "ledger %d (exact %s), %d fired" % (count, exact, len(r.of("rpms.stim"))))
+    finally:
+        if "sock" in req:
+            req["sock"].close()
+        subprocess.run(["umount", "-l", d])
+
+
 def test_estop_through_the_daemon():
     """Open loop on the real clock; the sim's e-stop input is pressed after
     a few pulses: state 'estop' at once, the rest of the request refused
@@ -244,6 +528,8 @@ def test_estop_through_the_daemon():
 
 
 if __name__ == "__main__":
+    if "--enospc" in sys.argv:
+        rig.run_tests([test_ledger_disk_full])
     rig.run_tests([
         test_onoff_closed_loop,
         test_theta_burst_refused_by_the_builtin_table,
@@ -253,4 +539,9 @@ if __name__ == "__main__":
         test_damaged_ledger_refuses_to_arm,
         test_sigkill_never_undercounts,
         test_estop_through_the_daemon,
+        test_tz_change_between_runs,
+        test_absurd_count_refused,
+        test_symlink_and_older_copy_refused,
+        test_train_gap_across_restart,
+        test_missing_state_dir,
     ])

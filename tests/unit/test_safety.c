@@ -355,6 +355,62 @@ static void test_safety_pulse_counts(void **state)
 	assert_int_equal(st.day_pulses, 1);
 }
 
+/*
+ * Issue 16, D4: a day count of 2^64 - 1 (from a ledger) made "the next
+ * pulse" number 0, under every cap. Counts saturate: it is refused.
+ */
+static void test_safety_counts_saturate(void **state)
+{
+	struct safety_limits lim = lim_default();
+	struct safety_state st;
+	struct safety_request r = req_make(1, 30);
+	struct safety_verdict v;
+
+	(void)state;
+	safety_init(&st, UINT64_MAX);
+	safety_set_recorded(&st, UINT64_MAX, false);
+	safety_set_armed(&st, true);
+	v = safety_admit(&lim, &st, &r, SEC);
+	assert_int_equal(v.rule, SAFETY_DAILY_PULSES);
+	assert_true(v.value == (double)UINT64_MAX && v.limit == 1000000.0);
+	st.session_pulses = UINT64_MAX;
+	assert_int_equal(safety_admit(&lim, &st, &r, SEC).rule, SAFETY_SESSION_PULSES);
+	/* the ledger's rule too, and a commit does not wrap */
+	safety_init(&st, 0);
+	safety_set_recorded(&st, 0, false);
+	safety_set_armed(&st, true);
+	assert_int_equal(safety_admit(&lim, &st, &r, SEC).rule, SAFETY_UNRECORDED);
+	st.day_pulses = UINT64_MAX;
+	safety_commit(&st, &r, SEC);
+	assert_true(st.day_pulses == UINT64_MAX);
+}
+
+/*
+ * Issue 16, D12: the previous run's last pulse, handed over at start,
+ * holds the first train to the gap between trains and the rate.
+ */
+static void test_safety_prior_pulse(void **state)
+{
+	struct safety_limits lim = lim_default();
+	struct safety_state st;
+	struct safety_request r = req_make(1, 30);
+	struct safety_verdict v;
+
+	(void)state;
+	st_init(&st);
+	safety_prior_pulse(&st, -300 * MS);
+	safety_set_armed(&st, true);
+	/* 0.3 s before the start, 0.5 s minimum: not before 0.2 s */
+	v = safety_admit(&lim, &st, &r, 199 * MS);
+	assert_int_equal(v.rule, SAFETY_TRAIN_INTERVAL);
+	assert_true(fabs(v.value - 0.499) < 1e-9 && v.limit == 0.5);
+	assert_int_equal(safety_admit(&lim, &st, &r, 200 * MS).rule, SAFETY_OK);
+	/* it does not count in this run's session, nor start a train of this run's */
+	assert_int_equal(st.session_pulses, 0);
+	safety_commit(&st, &r, 200 * MS);
+	assert_int_equal(st.train_pulses, 1);
+}
+
 static void test_safety_rule_names(void **state)
 {
 	unsigned r;
@@ -886,6 +942,8 @@ int main(void)
 		cmocka_unit_test(test_safety_estop),
 		cmocka_unit_test(test_safety_train_duration),
 		cmocka_unit_test(test_safety_pulse_counts),
+		cmocka_unit_test(test_safety_counts_saturate),
+		cmocka_unit_test(test_safety_prior_pulse),
 		cmocka_unit_test(test_safety_rule_names),
 		cmocka_unit_test(test_safety_exhaustive_grid),
 		cmocka_unit_test(test_safety_property_random_streams),
