@@ -2599,18 +2599,47 @@ static void config_diff_plugin(const struct rpmsd_config *cfg, const struct rpms
 	}
 }
 
+/* Whether two loaded train tables hold different cells. */
+static bool config_tables_differ(const struct train_table *a, const struct train_table *b)
+{
+	unsigned i, j;
+
+	if (a->n_rates != b->n_rates || a->n_levels != b->n_levels) {
+		return true;
+	}
+	for (j = 0; j < a->n_levels; j++) {
+		if (a->level_pct[j] != b->level_pct[j]) {
+			return true;
+		}
+	}
+	for (i = 0; i < a->n_rates; i++) {
+		if (a->rate_hz[i] != b->rate_hz[i]) {
+			return true;
+		}
+		for (j = 0; j < a->n_levels; j++) {
+			if (a->max_s[i][j] != b->max_s[i][j]) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 void config_diff(const struct rpmsd_config *a, const struct rpmsd_config *b,
 		 config_diff_fn fn, void *arg)
 {
 	char va[CONFIG_PATH_MAX], vb[CONFIG_PATH_MAX];
-	const struct config_key *k;
+	const struct config_key *k, *table = config_find("safety", "train_table");
 	size_t i;
 
 	for (i = 0; i < CONFIG_N_KEYS; i++) {
 		k = &config_keys[i];
 		config_value_text(a, k->section, k->key, va, sizeof(va));
 		config_value_text(b, k->section, k->key, vb, sizeof(vb));
-		if (strcmp(va, vb)) {
+		/* the same file name, edited since: the table changed all the same */
+		if (strcmp(va, vb) ||
+		    (k == table && config_tables_differ(&a->safety.train_table,
+							&b->safety.train_table))) {
 			fn(k->section, k->key, arg);
 		}
 	}

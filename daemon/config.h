@@ -336,7 +336,8 @@ typedef void (*config_diff_fn)(const char *section, const char *key, void *arg);
 
 /**
  * Call @fn for every key whose value differs between @a and @b: the core
- * keys in table order, then the [coil.<name>] keys as written in the
+ * keys in table order (safety.train_table also when the same file name
+ * holds different cells), then the [coil.<name>] keys as written in the
  * files (section "coil.<name>"; a different coil section is reported once
  * as key "(section)").
  */
