@@ -512,7 +512,7 @@ static const struct config_key config_keys[] = {
 		.section = "stim", .key = "protocol",
 		.type = CONFIG_TYPE_ENUM, .def = "single",
 		.values = config_protocols, .unit = "",
-		.doc = "single = one pulse; train = train_pulses at train_frequency_hz; onoff = cycles trains of on_ms at train_frequency_hz, off_ms apart; theta_burst = cycles trains of theta_bursts bursts, off_ms apart.",
+		.doc = "single = one pulse; train = train_pulses at train_frequency_hz; onoff = cycles trains of on_ms at train_frequency_hz, each followed by off_ms; theta_burst = cycles trains of theta_bursts bursts, each followed by off_ms.",
 		CONFIG_FIELD(stim.protocol),
 	}, {
 		.section = "stim", .key = "train_pulses",
@@ -536,7 +536,7 @@ static const struct config_key config_keys[] = {
 		.section = "stim", .key = "off_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "2000", .min = 0, .max = 600000,
 		.unit = "ms",
-		.doc = "onoff, theta_burst: pause from the last pulse of a train to the first of the next.",
+		.doc = "onoff, theta_burst (and open loop): the off-period after each train's on-period, so trains start every on-period + off_ms (25 Hz, 1 s on / 2 s off: one every 3 s). The on-period is the train's pulses / rate, one pulse period past its last pulse (theta_burst: theta_bursts x theta_period_ms), so with onoff the last pulse of a train comes off_ms + 1 / train_frequency_hz before the next train's first. Single pulses in open loop come off_ms apart. Open loop: also the pause, from a refused pulse, before the rest of the request.",
 		CONFIG_FIELD(stim.off_ms),
 	}, {
 		.section = "stim", .key = "cycles",
