@@ -33,6 +33,11 @@
 
 /* Longest accepted line, newline excluded, is CONFIG_LINE_MAX - 2. */
 #define CONFIG_LINE_MAX 4096
+/*
+ * Largest configuration file read (the template is about 20 KB): SIGHUP
+ * reads it on the thread that also answers SIGTERM, so the read must end.
+ */
+#define CONFIG_FILE_MAX (1 << 20)
 #define CONFIG_ALLOWED_MAX 512
 
 /* The table stores enums through int pointers. */
@@ -794,6 +799,7 @@ struct config_ctx {
 	int read_errno;
 	char *line;			/* getline buffer */
 	size_t line_cap;
+	size_t bytes;			/* read so far */
 	int key_line[CONFIG_N_KEYS];	/* where each key was set, 0 = not */
 	unsigned flags;			/* CONFIG_LOAD_*, CONFIG_CHECK_* */
 };
@@ -1442,6 +1448,12 @@ static char *config_read_line(char *str, int num, void *stream)
 		return NULL;
 	}
 	ctx->lineno++;
+	ctx->bytes += (size_t)len;
+	if (ctx->bytes > CONFIG_FILE_MAX) {
+		/* it grew while being read */
+		config_fail(ctx, ctx->lineno, "the file is larger than %d bytes", CONFIG_FILE_MAX);
+		return NULL;
+	}
 	if (memchr(ctx->line, '\0', (size_t)len)) {
 		config_fail(ctx, ctx->lineno, "NUL byte in the line (allowed: text only)");
 		return NULL;
@@ -2082,6 +2094,7 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
 {
 	struct config_inih_opts saved;
 	struct config_ctx *ctx;
+	struct stat st;
 	size_t n = strlen(path);
 	int ret;
 	int rc;
@@ -2119,6 +2132,13 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
 			config_report(err, errlen, path, 0, "cannot open: %s", strerror(-rc));
 		}
 		goto err_free;
+	}
+	if (fstat(fileno(ctx->f), &st) == 0 && st.st_size > CONFIG_FILE_MAX) {
+		config_report(err, errlen, path, 0,
+			      "%lld bytes, too large for a configuration file (allowed: at most %d bytes)",
+			      (long long)st.st_size, CONFIG_FILE_MAX);
+		rc = -EFBIG;
+		goto err_close;
 	}
 
 	config_inih_setup(&saved);

@@ -1268,6 +1268,21 @@ static void test_not_regular_file(void **state)
 	assert_string_equal(err, "/dev/zero: not a regular file (allowed: a configuration file)");
 }
 
+/* A regular file too large for a configuration is not read (SIGHUP reads it on the main thread). */
+static void test_file_too_large(void **state)
+{
+	struct rpmsd_config cfg;
+	char err[CONFIG_ERR_MAX], want[CONFIG_ERR_MAX + 64];
+
+	(void)state;
+	write_tmp("[stim]\nintensity_pct = 30\n");
+	assert_int_equal(truncate(tmp_path, (1 << 20) + 1), 0);
+	assert_int_equal(config_load(&cfg, tmp_path, err, sizeof(err)), -EFBIG);
+	snprintf(want, sizeof(want), "%s: 1048577 bytes, too large for a configuration file (allowed: at most 1048576 bytes)", tmp_path);
+	assert_string_equal(err, want);
+	unlink(tmp_path);
+}
+
 /* The IIO source needs its device and channels. */
 static void test_iio_required(void **state)
 {
@@ -1295,6 +1310,7 @@ int main(void)
 		cmocka_unit_test(test_iio_required),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_not_regular_file),
+		cmocka_unit_test(test_file_too_large),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_template_matches_file),
