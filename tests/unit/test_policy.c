@@ -99,6 +99,8 @@ static void test_policy_onoff(void **state)
 	assert_int_equal(r.cycle_period_ns, 3000 * MS);
 	assert_int_equal(policy_pulse_offset_ns(&r, 0), 0);
 	assert_int_equal(policy_pulse_offset_ns(&r, 24), 960 * MS);
+	/* off_ms follows the on-period (25 / 25 Hz = 1 s): last pulse to next first 2.04 s */
+	assert_int_equal(r.cycle_period_ns - policy_pulse_offset_ns(&r, 24), 2040 * MS);
 	/* two whole cycles, then the third train's 24 periods */
 	assert_int_equal(policy_span_ns(&r), 6960 * MS);
 	/* each train is its own train for the gate: ids 1, 2, 3 */
