@@ -14,6 +14,8 @@
 #include "config.h"
 #include "file.h"
 #include "zone.h"
+#include "policy.h"
+#include "safety.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +34,11 @@
 
 /* Longest accepted line, newline excluded, is CONFIG_LINE_MAX - 2. */
 #define CONFIG_LINE_MAX 4096
+/*
+ * Largest configuration file read (the template is about 20 KB): SIGHUP
+ * reads it on the thread that also answers SIGTERM, so the read must end.
+ */
+#define CONFIG_FILE_MAX (1 << 20)
 #define CONFIG_ALLOWED_MAX 512
 
 /* The table stores enums through int pointers. */
@@ -513,7 +520,7 @@ static const struct config_key config_keys[] = {
 		.section = "stim", .key = "protocol",
 		.type = CONFIG_TYPE_ENUM, .def = "single",
 		.values = config_protocols, .unit = "",
-		.doc = "single = one pulse; train = train_pulses at train_frequency_hz; onoff = cycles trains of on_ms at train_frequency_hz, off_ms apart; theta_burst = cycles trains of theta_bursts bursts, off_ms apart.",
+		.doc = "single = one pulse; train = train_pulses at train_frequency_hz; onoff = cycles trains of on_ms at train_frequency_hz, each followed by off_ms; theta_burst = cycles trains of theta_bursts bursts, each followed by off_ms.",
 		CONFIG_FIELD(stim.protocol),
 	}, {
 		.section = "stim", .key = "train_pulses",
@@ -537,7 +544,7 @@ static const struct config_key config_keys[] = {
 		.section = "stim", .key = "off_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "2000", .min = 0, .max = 600000,
 		.unit = "ms",
-		.doc = "onoff, theta_burst: pause from the last pulse of a train to the first of the next.",
+		.doc = "onoff, theta_burst (and open loop): the off-period after each train's on-period, so trains start every on-period + off_ms (25 Hz, 1 s on / 2 s off: one every 3 s). The on-period is the train's pulses / rate, one pulse period past its last pulse (theta_burst: theta_bursts x theta_period_ms), so with onoff the last pulse of a train comes off_ms + 1 / train_frequency_hz before the next train's first. Single pulses in open loop come off_ms apart. Open loop: also the pause, from a refused pulse, before the rest of the request.",
 		CONFIG_FIELD(stim.off_ms),
 	}, {
 		.section = "stim", .key = "cycles",
@@ -804,9 +811,16 @@ struct config_ctx {
 	int read_errno;
 	char *line;			/* getline buffer */
 	size_t line_cap;
+	size_t bytes;			/* read so far */
 	int key_line[CONFIG_N_KEYS];	/* where each key was set, 0 = not */
-	unsigned flags;			/* CONFIG_LOAD_* */
+	unsigned flags;			/* CONFIG_LOAD_*, CONFIG_CHECK_* */
 };
+
+/*
+ * config_recheck: check against the train table in cfg->safety.train_table
+ * (the one in force), never the file as it is now on disk.
+ */
+#define CONFIG_CHECK_TABLE_IN_FORCE 0x100u
 
 /* Saved libinih globals. */
 struct config_inih_opts {
@@ -1459,6 +1473,12 @@ static char *config_read_line(char *str, int num, void *stream)
 		return NULL;
 	}
 	ctx->lineno++;
+	ctx->bytes += (size_t)len;
+	if (ctx->bytes > CONFIG_FILE_MAX) {
+		/* it grew while being read */
+		config_fail(ctx, ctx->lineno, "the file is larger than %d bytes", CONFIG_FILE_MAX);
+		return NULL;
+	}
 	if (memchr(ctx->line, '\0', (size_t)len)) {
 		config_fail(ctx, ctx->lineno, "NUL byte in the line (allowed: text only)");
 		return NULL;
@@ -1647,80 +1667,192 @@ static int config_stim_line(const struct config_ctx *ctx, const char *k, const c
 	return config_pair_line(ctx, config_find("stim", k), config_find("safety", l));
 }
 
+/* Smallest whole-ns interval the gate's max_frequency rule admits at @max_hz. */
+static int64_t config_min_interval_ns(double max_hz)
+{
+	int64_t i = (int64_t)ceil(1e9 / max_hz) - 1;
+
+	/* the same test as safety_check_frequency, so the edge is exact */
+	while (i > 0 && ((double)(i - 1) + 1.0) * max_hz >= 1e9) {
+		i--;
+	}
+	while (((double)i + 1.0) * max_hz < 1e9) {
+		i++;
+	}
+	return i < 0 ? 0 : i;
+}
+
+/* @ms rounded up to whole µs, then up again until llround(ms * 1e6) >= @ns. */
+static double config_ms_at_least(int64_t ns)
+{
+	double ms = ceil((double)ns / 1e3) / 1e3;
+
+	while (llround(ms * 1e6) < ns) {
+		ms += 1e-3;
+	}
+	return ms;
+}
+
+/* The gap (ns) a pulse needs after the one before under @rule, and what it is called. */
+static int64_t config_gap_needed(const struct rpmsd_config *cfg, const struct safety_limits *lim,
+				 enum safety_rule rule, char *what, size_t len)
+{
+	int64_t need;
+
+	if (rule == SAFETY_TRAIN_INTERVAL) {
+		config_print(what, len, "safety.min_train_interval_ms = %.15g ms",
+			     cfg->safety.min_train_interval_ms);
+		return lim->min_train_interval_ns;
+	}
+	need = config_min_interval_ns(lim->max_frequency_hz);
+	config_print(what, len, "the %.6g ms (one period) of safety.max_frequency_hz = %.15g Hz",
+		     (double)need / 1e6, lim->max_frequency_hz);
+	return need;
+}
+
+/*
+ * stim.off_ms a cycle needs so that its last pulse is @need_ns before the
+ * next train's first: the cycle is llround((on + off) x 1e9) ns long.
+ */
+static double config_off_for_cycle(const struct config_train_shape *sh,
+				   const struct policy_protocol *pp, int64_t need_ns)
+{
+	int64_t last = policy_pulse_offset_ns(&pp->proto, pp->proto.pulses - 1);
+	double off = config_ms_at_least(last + need_ns - llround(sh->on_s * 1e9));
+
+	if (off < 0.0) {
+		return 0.0;
+	}
+	while (llround((sh->on_s + off * 1e-3) * 1e9) - last < need_ns) {
+		off += 1e-3;
+	}
+	return off;
+}
+
+/* Describe the first pulse of the protocol the gate would refuse (policy_check). */
+static void config_protocol_refused(struct config_ctx *ctx, const struct config_train_shape *sh,
+				    const struct policy_protocol *pp,
+				    const struct safety_limits *lim,
+				    const struct policy_refusal *ref)
+{
+	const struct rpmsd_config *cfg = &ctx->cfg;
+	const char *name = config_protocols[cfg->stim.protocol].name;
+	const struct safety_verdict *v = &ref->verdict;
+	int64_t need, last, off_ns;
+	char what[160];
+	double level;
+	int line;
+
+	switch (v->rule) {
+	case SAFETY_MAX_FREQUENCY:
+	case SAFETY_TRAIN_INTERVAL:
+		need = config_gap_needed(cfg, lim, v->rule, what, sizeof(what));
+		if (ref->at == POLICY_AT_NEXT_BURST) {
+			last = policy_pulse_offset_ns(&pp->proto, pp->proto.burst_pulses - 1);
+			line = config_stim_line(ctx, "theta_period_ms", "max_frequency_hz");
+			if (ref->interval_ns < 0) {
+				config_fail(ctx, line,
+					    "stim.theta_period_ms: %.15g ms is shorter than a burst (%u pulses at %.15g Hz span %.6g ms): the next burst would start %.6g ms before its last pulse, and the gap must be at least %s (allowed: %.15g ms or more)",
+					    cfg->stim.theta_period_ms, sh->burst_pulses, sh->rate_hz,
+					    (double)last / 1e6, (double)-ref->interval_ns / 1e6, what,
+					    config_ms_at_least(last + need));
+			} else {
+				config_fail(ctx, line,
+					    "stim.theta_period_ms: %.15g ms leaves %.6g ms from the last pulse of a burst (%u pulse%s at %.15g Hz) to the first of the next, less than %s (allowed: %.15g ms or more)",
+					    cfg->stim.theta_period_ms, (double)ref->interval_ns / 1e6,
+					    sh->burst_pulses, sh->burst_pulses == 1 ? "" : "s",
+					    sh->rate_hz, what,
+					    config_ms_at_least(last + need));
+			}
+			return;
+		}
+		if (ref->at == POLICY_AT_NEXT_TRAIN) {
+			config_fail(ctx, config_stim_line(ctx, "off_ms", v->rule == SAFETY_TRAIN_INTERVAL
+							  ? "min_train_interval_ms" : "max_frequency_hz"),
+				    "stim.off_ms: %.15g ms leaves %.6g ms from the last pulse of a train to the first of the next (a train starts every %.6g ms: its %.6g ms on-period, then off_ms), less than %s (allowed: %.15g ms or more)",
+				    cfg->stim.off_ms, (double)ref->interval_ns / 1e6,
+				    (double)pp->proto.cycle_period_ns / 1e6, sh->on_s * 1e3, what,
+				    config_off_for_cycle(sh, pp, need));
+			return;
+		}
+		if (ref->at == POLICY_AT_REPEAT) {
+			off_ns = need - (ref->interval_ns - pp->off_ns);
+			config_fail(ctx, config_stim_line(ctx, "off_ms", v->rule == SAFETY_TRAIN_INTERVAL
+							  ? "min_train_interval_ms" : "max_frequency_hz"),
+				    "stim.off_ms: %.15g ms: in open loop, a request cut short by a refusal is followed by the rest off_ms after the refused pulse, which can be %.6g ms after the last pulse delivered, less than %s (allowed: %.15g ms or more)",
+				    cfg->stim.off_ms, (double)ref->interval_ns / 1e6, what,
+				    config_ms_at_least(off_ns > 0 ? off_ns : 0));
+			return;
+		}
+		break;
+	case SAFETY_TRAIN_PULSES:
+		config_fail(ctx, config_stim_line(ctx, config_pulses_key[cfg->stim.protocol],
+						  "max_train_pulses"),
+			    "stim.protocol = %s: %u pulses per train exceed safety.max_train_pulses = %d",
+			    name, sh->pulses, cfg->safety.max_train_pulses);
+		return;
+	case SAFETY_TRAIN_DURATION:
+		level = cfg->stim.intensity_pct / cfg->safety.motor_threshold_pct * 100.0;
+		if (fabs(ref->rate_hz - sh->rate_hz) <= sh->rate_hz * 1e-6) {
+			config_fail(ctx, config_stim_line(ctx, "intensity_pct", "train_table"),
+				    "stim.protocol = %s: a train of %u pulses at %.15g Hz lasts %.4g s, longer than the %.4g s that safety.train_table allows at %.15g Hz and %.4g %% of motor threshold (stim.intensity_pct %.15g %% / safety.motor_threshold_pct %.15g %%)%s",
+				    name, sh->pulses, sh->rate_hz, (double)sh->pulses / sh->rate_hz,
+				    v->limit, sh->rate_hz, level, cfg->stim.intensity_pct,
+				    cfg->safety.motor_threshold_pct,
+				    v->limit == 0.0 ? " (outside the table: no rate or intensity that high is listed)" : "");
+			return;
+		}
+		config_fail(ctx, config_stim_line(ctx, "intensity_pct", "train_table"),
+			    "stim.protocol = %s: the pulses of a train come at %.6g Hz, not the %.15g Hz it is declared at (%u pulses in %.6g s): at that rate its first %u pulses last %.4g s, longer than the %.4g s that safety.train_table allows at %.6g Hz and %.4g %% of motor threshold (stim.intensity_pct %.15g %% / safety.motor_threshold_pct %.15g %%)%s",
+			    name, ref->rate_hz, sh->rate_hz, ref->index + 1,
+			    (double)policy_pulse_offset_ns(&pp->proto, ref->index) / 1e9,
+			    ref->index + 1, v->value, v->limit, ref->rate_hz, level,
+			    cfg->stim.intensity_pct, cfg->safety.motor_threshold_pct,
+			    v->limit == 0.0 ? " (outside the table: no rate or intensity that high is listed)" : "");
+		return;
+	case SAFETY_SESSION_PULSES:
+		if (cfg->stim.mode == CONFIG_MODE_OPEN_LOOP) {
+			config_fail(ctx, config_stim_line(ctx, "open_loop_pulses", "max_session_pulses"),
+				    "stim.open_loop_pulses: %d exceeds safety.max_session_pulses = %d",
+				    cfg->stim.open_loop_pulses, cfg->safety.max_session_pulses);
+			return;
+		}
+		config_fail(ctx, config_stim_line(ctx, "cycles", "max_session_pulses"),
+			    "stim.cycles: one burst onset asks for %llu pulses (%u trains of %u), more than safety.max_session_pulses = %d allows in a whole session",
+			    (unsigned long long)sh->cycles * sh->pulses, sh->cycles, sh->pulses,
+			    cfg->safety.max_session_pulses);
+		return;
+	case SAFETY_INTENSITY:
+		(void)config_check_limit(ctx, "intensity_pct", "max_intensity_pct");
+		return;
+	default:
+		break;
+	}
+	config_fail(ctx, config_stim_line(ctx, "protocol", "max_frequency_hz"),
+		    "stim.protocol = %s: the safety gate would refuse pulse %u of train %u (rule %s: %.6g, limit %.6g)",
+		    name, ref->index + 1, ref->train + 1, safety_rule_name(v->rule), v->value,
+		    v->limit);
+}
+
 /*
  * The protocol must be able to pass the gate at all: a protocol the gate
- * would refuse on its first train is a configuration error found before
- * any patient is connected, not a refusal event found during a session.
+ * would refuse is a configuration error found before any patient is
+ * connected, not a refusal event found during a session. The decision is
+ * policy_check's: the policy's own requests, pulse by pulse, through the
+ * gate itself (same rules, same arithmetic, same tolerances). What is
+ * reported is the plainest true reason: a declared rate or train length
+ * above its cap first, then the first pulse the gate would refuse.
  */
 static int config_check_protocol(struct config_ctx *ctx)
 {
 	const struct rpmsd_config *cfg = &ctx->cfg;
 	struct config_train_shape sh;
-	const char *rate_key;
-	double level, max_s;
+	struct policy_protocol pp;
+	struct policy_refusal ref;
+	struct safety_limits lim;
+	bool open_loop = cfg->stim.mode == CONFIG_MODE_OPEN_LOOP;
+	uint64_t reach;
 
-	config_train_shape(cfg, &sh);
-	if (sh.rate_hz <= 0.0) {
-		/* single pulses: only the open-loop count is left to check */
-		goto check_count;
-	}
-	rate_key = cfg->stim.protocol == CONFIG_PROTOCOL_THETA ? "theta_frequency_hz"
-							      : "train_frequency_hz";
-	if (config_check_limit(ctx, rate_key, "max_frequency_hz") < 0) {
-		return -EINVAL;
-	}
-	if (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN &&
-	    config_check_limit(ctx, "train_pulses", "max_train_pulses") < 0) {
-		return -EINVAL;
-	}
-	if (sh.pulses > (unsigned)cfg->safety.max_train_pulses) {
-		config_fail(ctx, config_stim_line(ctx, config_pulses_key[cfg->stim.protocol],
-						  "max_train_pulses"),
-			    "stim.protocol = %s: %u pulses per train exceed safety.max_train_pulses = %d",
-			    config_protocols[cfg->stim.protocol].name, sh.pulses,
-			    cfg->safety.max_train_pulses);
-		return -EINVAL;
-	}
-	if (cfg->stim.protocol == CONFIG_PROTOCOL_THETA &&
-	    (double)(sh.burst_pulses - 1) / sh.rate_hz * 1e3 >= cfg->stim.theta_period_ms) {
-		config_fail(ctx, config_stim_line(ctx, "theta_period_ms", "max_frequency_hz"),
-			    "stim.theta_period_ms: %.15g ms is too short for %u pulses at %.15g Hz (allowed: above %.15g ms)",
-			    cfg->stim.theta_period_ms, sh.burst_pulses, sh.rate_hz,
-			    (double)(sh.burst_pulses - 1) / sh.rate_hz * 1e3);
-		return -EINVAL;
-	}
-	if (!(cfg->safety.motor_threshold_pct > 0.0)) {
-		config_fail(ctx, config_stim_line(ctx, "protocol", "motor_threshold_pct"),
-			    "safety.motor_threshold_pct: not set, and stim.protocol = %s fires trains: the longest train allowed (safety.train_table) depends on the intensity in %% of the patient's motor threshold (allowed: the threshold measured this session, 1 to 100 %%)",
-			    config_protocols[cfg->stim.protocol].name);
-		return -EINVAL;
-	}
-	level = cfg->stim.intensity_pct / cfg->safety.motor_threshold_pct * 100.0;
-	max_s = train_table_max_s(&cfg->safety.train_table, sh.rate_hz, level);
-	if ((double)sh.pulses > max_s * sh.rate_hz * (1.0 + 1e-6)) {
-		config_fail(ctx, config_stim_line(ctx, "intensity_pct", "train_table"),
-			    "stim.protocol = %s: a train of %u pulses at %.15g Hz lasts %.4g s, longer than the %.4g s that safety.train_table allows at %.15g Hz and %.4g %% of motor threshold (stim.intensity_pct %.15g %% / safety.motor_threshold_pct %.15g %%)%s",
-			    config_protocols[cfg->stim.protocol].name, sh.pulses, sh.rate_hz,
-			    (double)sh.pulses / sh.rate_hz, max_s, sh.rate_hz, level,
-			    cfg->stim.intensity_pct, cfg->safety.motor_threshold_pct,
-			    max_s == 0.0 ? " (outside the table: no rate or intensity that high is listed)" : "");
-		return -EINVAL;
-	}
-	if (sh.cycles > 1 && sh.gap_s * 1e3 < cfg->safety.min_train_interval_ms) {
-		config_fail(ctx, config_stim_line(ctx, "off_ms", "min_train_interval_ms"),
-			    "stim.off_ms: trains %.4g ms apart (last pulse to next first pulse) are closer than safety.min_train_interval_ms = %.15g ms",
-			    sh.gap_s * 1e3, cfg->safety.min_train_interval_ms);
-		return -EINVAL;
-	}
-
-check_count:
-	if (cfg->stim.mode == CONFIG_MODE_OPEN_LOOP &&
-	    cfg->stim.open_loop_pulses > cfg->safety.max_session_pulses) {
-		config_fail(ctx, config_stim_line(ctx, "open_loop_pulses", "max_session_pulses"),
-			    "stim.open_loop_pulses: %d exceeds safety.max_session_pulses = %d",
-			    cfg->stim.open_loop_pulses, cfg->safety.max_session_pulses);
-		return -EINVAL;
-	}
 	if (cfg->safety.max_session_pulses > cfg->safety.max_daily_pulses) {
 		config_fail(ctx, config_pair_line(ctx, config_find("safety", "max_session_pulses"),
 						  config_find("safety", "max_daily_pulses")),
@@ -1728,7 +1860,37 @@ check_count:
 			    cfg->safety.max_session_pulses, cfg->safety.max_daily_pulses);
 		return -EINVAL;
 	}
-	return 0;
+	config_train_shape(cfg, &sh);
+	policy_protocol_from_config(cfg, &pp);
+	safety_limits_from_config(cfg, &lim);
+	if (policy_check(&pp, open_loop, (uint64_t)cfg->stim.open_loop_pulses, &lim, &ref)) {
+		return 0;
+	}
+	if (ref.burst_rate) {
+		(void)config_check_limit(ctx, cfg->stim.protocol == CONFIG_PROTOCOL_THETA
+					 ? "theta_frequency_hz" : "train_frequency_hz",
+					 "max_frequency_hz");
+		if (ctx->failed) {
+			return -EINVAL;
+		}
+	}
+	reach = sh.pulses;
+	if (open_loop && (uint64_t)cfg->stim.open_loop_pulses < reach) {
+		reach = (uint64_t)cfg->stim.open_loop_pulses;
+	}
+	if (cfg->stim.protocol == CONFIG_PROTOCOL_TRAIN &&
+	    reach > (uint64_t)cfg->safety.max_train_pulses &&
+	    config_check_limit(ctx, "train_pulses", "max_train_pulses") < 0) {
+		return -EINVAL;
+	}
+	if (sh.rate_hz > 0.0 && !(cfg->safety.motor_threshold_pct > 0.0)) {
+		config_fail(ctx, config_stim_line(ctx, "protocol", "motor_threshold_pct"),
+			    "safety.motor_threshold_pct: not set, and stim.protocol = %s fires trains: the longest train allowed (safety.train_table) depends on the intensity in %% of the patient's motor threshold (allowed: the threshold measured this session, 1 to 100 %%)",
+			    config_protocols[cfg->stim.protocol].name);
+		return -EINVAL;
+	}
+	config_protocol_refused(ctx, &sh, &pp, &lim, &ref);
+	return -EINVAL;
 }
 
 /* Load safety.train_table now, so that a bad table is a config error. */
@@ -1738,6 +1900,14 @@ static int config_check_paths(struct config_ctx *ctx)
 	char path[CONFIG_PATH_MAX], why[CONFIG_ERR_MAX];
 	int line = config_line_of(ctx, config_find("safety", "train_table"));
 
+	if (ctx->flags & CONFIG_CHECK_TABLE_IN_FORCE) {
+		/*
+		 * A run-time change ("set", SIGHUP) is held to the table the gate
+		 * loaded at start, whatever the file says now; and reading a
+		 * file here could block the control thread.
+		 */
+		return 0;
+	}
 	if (!cfg->safety.train_table_file[0]) {
 		train_table_default(&cfg->safety.train_table);
 		return 0;
@@ -1956,6 +2126,7 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
 {
 	struct config_inih_opts saved;
 	struct config_ctx *ctx;
+	struct stat st;
 	size_t n = strlen(path);
 	int ret;
 	int rc;
@@ -1993,6 +2164,13 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
 			config_report(err, errlen, path, 0, "cannot open: %s", strerror(-rc));
 		}
 		goto err_free;
+	}
+	if (fstat(fileno(ctx->f), &st) == 0 && st.st_size > CONFIG_FILE_MAX) {
+		config_report(err, errlen, path, 0,
+			      "%lld bytes, too large for a configuration file (allowed: at most %d bytes)",
+			      (long long)st.st_size, CONFIG_FILE_MAX);
+		rc = -EFBIG;
+		goto err_close;
 	}
 
 	config_inih_setup(&saved);
@@ -2039,6 +2217,36 @@ err_free:
 	return rc;
 }
 
+/* config_override of safety.train_table: the file is read here, once. */
+static int config_override_table(struct rpmsd_config *cfg, const char *origin,
+				 const struct config_key *k, const char *value,
+				 const union config_value *v, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX], why[CONFIG_ERR_MAX];
+	struct train_table *t = malloc(sizeof(*t));
+	int rc = 0;
+
+	if (!t) {
+		config_report(err, errlen, origin, 0, "out of memory");
+		return -ENOMEM;
+	}
+	if (!value[0]) {
+		train_table_default(t);
+	} else if (config_resolve(cfg, value, path, sizeof(path)) < 0) {
+		config_report(err, errlen, origin, 0, "safety.train_table: path too long");
+		rc = -EINVAL;
+	} else if (train_table_load(path, t, why, sizeof(why)) < 0) {
+		config_report(err, errlen, origin, 0, "safety.train_table: %s", why);
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		config_store(cfg, k, value, v);
+		cfg->safety.train_table = *t;
+	}
+	free(t);
+	return rc;
+}
+
 /**
  * config_override() - set one key from somewhere other than a file
  * @cfg: the configuration to change; untouched on error
@@ -2050,6 +2258,7 @@ err_free:
  * @errlen: size of @err
  *
  * Cross-key rules are checked by config_recheck() once every override is in.
+ * safety.train_table is read here (config_recheck reads no file).
  *
  * Return: 0, or -EINVAL (unknown key or bad value).
  */
@@ -2067,6 +2276,10 @@ int config_override(struct rpmsd_config *cfg, const char *origin, const char *se
 	if (config_parse_value(k, value, &v, why, sizeof(why)) < 0) {
 		config_report(err, errlen, origin, 0, "%s.%s: %s", section, key, why);
 		return -EINVAL;
+	}
+	if (k == config_find("safety", "train_table")) {
+		/* config_recheck never reads the file: load the new table now */
+		return config_override_table(cfg, origin, k, value, &v, err, errlen);
 	}
 	config_store(cfg, k, value, &v);
 	return 0;
@@ -2119,6 +2332,10 @@ int config_value_text(const struct rpmsd_config *cfg, const char *section, const
 /**
  * config_recheck() - check the rules between keys after config_override()
  * @cfg: the configuration; derived fields are updated, nothing else
+ *
+ * Reads no file: the protocol is checked against cfg->safety.train_table,
+ * the table loaded with the configuration (the one in force in a running
+ * daemon), never against the file as it may have been edited since.
  * @origin: named in messages (the overrides' source)
  * @err: receives "ORIGIN: section.key: problem (allowed: ...)"
  * @errlen: size of @err
@@ -2138,6 +2355,7 @@ int config_recheck(struct rpmsd_config *cfg, const char *origin, char *err, size
 	ctx->path = origin;
 	ctx->err = err;
 	ctx->errlen = errlen;
+	ctx->flags = CONFIG_CHECK_TABLE_IN_FORCE;
 	rc = config_check_all(ctx);
 	if (rc == 0) {
 		*cfg = ctx->cfg;
@@ -2434,18 +2652,47 @@ static void config_diff_plugin(const struct rpmsd_config *cfg, const struct rpms
 	}
 }
 
+/* Whether two loaded train tables hold different cells. */
+static bool config_tables_differ(const struct train_table *a, const struct train_table *b)
+{
+	unsigned i, j;
+
+	if (a->n_rates != b->n_rates || a->n_levels != b->n_levels) {
+		return true;
+	}
+	for (j = 0; j < a->n_levels; j++) {
+		if (a->level_pct[j] != b->level_pct[j]) {
+			return true;
+		}
+	}
+	for (i = 0; i < a->n_rates; i++) {
+		if (a->rate_hz[i] != b->rate_hz[i]) {
+			return true;
+		}
+		for (j = 0; j < a->n_levels; j++) {
+			if (a->max_s[i][j] != b->max_s[i][j]) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 void config_diff(const struct rpmsd_config *a, const struct rpmsd_config *b,
 		 config_diff_fn fn, void *arg)
 {
 	char va[CONFIG_PATH_MAX], vb[CONFIG_PATH_MAX];
-	const struct config_key *k;
+	const struct config_key *k, *table = config_find("safety", "train_table");
 	size_t i;
 
 	for (i = 0; i < CONFIG_N_KEYS; i++) {
 		k = &config_keys[i];
 		config_value_text(a, k->section, k->key, va, sizeof(va));
 		config_value_text(b, k->section, k->key, vb, sizeof(vb));
-		if (strcmp(va, vb)) {
+		/* the same file name, edited since: the table changed all the same */
+		if (strcmp(va, vb) ||
+		    (k == table && config_tables_differ(&a->safety.train_table,
+							&b->safety.train_table))) {
 			fn(k->section, k->key, arg);
 		}
 	}

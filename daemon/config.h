@@ -289,7 +289,8 @@ int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags
 
 /**
  * Set one key from outside a file (a command-line option named @origin),
- * parsed and range-checked as in a file.
+ * parsed and range-checked as in a file. safety.train_table is loaded
+ * here (its errors reported as ORIGIN: safety.train_table: ...).
  * @return 0, or -EINVAL with "ORIGIN: section.key: problem" in @err
  */
 int config_override(struct rpmsd_config *cfg, const char *origin, const char *section,
@@ -305,6 +306,9 @@ int config_value_text(const struct rpmsd_config *cfg, const char *section, const
 
 /**
  * Check the rules between keys (and set derived fields) after overrides.
+ * Reads no file: the protocol is held to cfg->safety.train_table as loaded
+ * (config_load, or config_override of safety.train_table), never to the
+ * table file as it is now on disk.
  * @return 0, or -EINVAL with "ORIGIN: section.key: problem" in @err
  */
 int config_recheck(struct rpmsd_config *cfg, const char *origin, char *err, size_t errlen);
@@ -343,7 +347,8 @@ typedef void (*config_diff_fn)(const char *section, const char *key, void *arg);
 
 /**
  * Call @fn for every key whose value differs between @a and @b: the core
- * keys in table order, then the [coil.<name>] keys as written in the
+ * keys in table order (safety.train_table also when the same file name
+ * holds different cells), then the [coil.<name>] keys as written in the
  * files (section "coil.<name>"; a different coil section is reported once
  * as key "(section)").
  */

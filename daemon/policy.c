@@ -11,6 +11,7 @@
  * Every pulse still goes through the safety gate in the stim thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -166,4 +167,213 @@ bool policy_tick(struct policy *p, int64_t now_ns, bool armed, bool idle,
 	req->channel = 0;
 	p->was_busy = true;
 	return true;
+}
+
+/* ---- checking a protocol against the gate ------------------------------ */
+
+struct policy_sim {
+	const struct safety_limits *lim;
+	struct safety_state st;		/* the gate's, as the stim thread would leave it */
+	struct policy_refusal *out;
+	/* open loop: the pulse with the shortest gap to the one before it */
+	bool track_cut;
+	bool have_cut;
+	int64_t cut_gap_ns;
+	int64_t cut_at_ns;
+	struct safety_state cut_st;	/* the gate's state just before that pulse */
+};
+
+static enum policy_at policy_where(const struct stim_request *req, uint32_t c, uint32_t k)
+{
+	if (k == 0) {
+		return c == 0 ? POLICY_AT_START : POLICY_AT_NEXT_TRAIN;
+	}
+	if (req->burst_pulses && k % req->burst_pulses == 0) {
+		return POLICY_AT_NEXT_BURST;
+	}
+	return POLICY_AT_BURST;
+}
+
+/* The gate's request for pulse k of train c of @req, as stim_fire makes it. */
+static struct safety_request policy_gate_request(const struct stim_request *req, uint32_t c)
+{
+	struct safety_request r = {
+		.train_id = req->train_id + c,
+		.frequency_hz = req->frequency_hz,
+		.intensity_pct = req->intensity_pct,
+		.acq_age_ns = 0,
+		.have_status = false,
+	};
+
+	r.coil.temperature_c = NAN;
+	return r;
+}
+
+/* Judge pulse k of train c at @t_ns; commit it when admitted. */
+static bool policy_sim_pulse(struct policy_sim *s, const struct stim_request *req, uint32_t c,
+			     uint32_t k, int64_t t_ns, enum policy_at at)
+{
+	struct safety_request r = policy_gate_request(req, c);
+	int64_t gap = s->st.any_pulse ? t_ns - s->st.last_pulse_ns : 0;
+	struct safety_verdict v;
+
+	if (s->track_cut && s->st.any_pulse && (!s->have_cut || gap < s->cut_gap_ns)) {
+		s->have_cut = true;
+		s->cut_gap_ns = gap;
+		s->cut_at_ns = t_ns;
+		s->cut_st = s->st;
+	}
+	v = safety_admit(s->lim, &s->st, &r, t_ns);
+	if (v.rule != SAFETY_OK) {
+		s->out->verdict = v;
+		s->out->at = at;
+		s->out->train = c;
+		s->out->index = k;
+		s->out->interval_ns = gap;
+		/* the duration rule reports n / rate, n the pulse's number in its train */
+		if (v.rule == SAFETY_TRAIN_DURATION && v.value > 0.0) {
+			s->out->rate_hz = (double)(s->st.train_id == r.train_id && s->st.any_pulse
+						   ? s->st.train_pulses + 1 : 1) / v.value;
+		}
+		return false;
+	}
+	safety_commit(&s->st, &r, t_ns);
+	return true;
+}
+
+/* Pulses the counting rules still admit from @st: session, day, ledger. */
+static uint64_t policy_count_room(const struct safety_limits *lim, const struct safety_state *st)
+{
+	uint64_t room, r;
+
+	room = lim->max_session_pulses > st->session_pulses
+		       ? lim->max_session_pulses - st->session_pulses : 0;
+	r = lim->max_daily_pulses > st->day_pulses ? lim->max_daily_pulses - st->day_pulses : 0;
+	room = r < room ? r : room;
+	r = st->day_recorded > st->day_pulses ? st->day_recorded - st->day_pulses : 0;
+	return r < room ? r : room;
+}
+
+/*
+ * Every pulse of @req, in order, as the stim thread fires them on time
+ * (stim_fire: the designed time of train c, pulse k; the budget cuts the
+ * last train short). Train c >= 2 is train 1 again, cycle_period_ns later:
+ * the gate's rules look only at the time since the last pulse and the
+ * train's own pulses, so the state after train 1 moved on by whole cycles
+ * is the state after any later one. Trains are skipped only as long as
+ * the counting rules cannot be reached inside them.
+ */
+static bool policy_sim_request(struct policy_sim *s, const struct stim_request *req)
+{
+	uint32_t pulses = req->pulses ? req->pulses : 1;
+	uint32_t cycles = req->cycles ? req->cycles : 1;
+	uint64_t total = (uint64_t)cycles * pulses, n, skip, room;
+	uint32_t c, k, last;
+	int64_t t;
+
+	if (req->pulse_budget && req->pulse_budget < total) {
+		total = req->pulse_budget;
+	}
+	last = (uint32_t)((total - 1) / pulses);
+	for (c = 0; c <= last; c++) {
+		if (c == 2 && last > 2) {
+			skip = last - 2;
+			room = policy_count_room(s->lim, &s->st);
+			if (skip * pulses > room) {
+				skip = room / pulses;
+			}
+			s->st.last_pulse_ns += (int64_t)skip * req->cycle_period_ns;
+			s->st.train_first_ns += (int64_t)skip * req->cycle_period_ns;
+			s->st.train_id += (uint32_t)skip;
+			s->st.session_pulses += skip * pulses;
+			s->st.day_pulses += skip * pulses;
+			c += (uint32_t)skip;
+		}
+		n = c == last ? total - (uint64_t)last * pulses : pulses;
+		for (k = 0; k < n; k++) {
+			t = req->start_ns + (int64_t)c * req->cycle_period_ns +
+			    policy_pulse_offset_ns(req, k);
+			if (!policy_sim_pulse(s, req, c, k, t, policy_where(req, c, k))) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Whether the gate's max_frequency rule refuses a pulse of a burst after the one before. */
+static bool policy_burst_rate_refused(const struct stim_request *req,
+				      const struct safety_limits *lim)
+{
+	struct safety_request r = policy_gate_request(req, 0);
+	struct safety_state st;
+	uint32_t per = req->burst_pulses ? req->burst_pulses : req->pulses, j;
+
+	/* only the rate rule can refuse: nothing before it in the table does at 0 % */
+	r.intensity_pct = 0.0;
+	for (j = 1; j < per && j < req->pulses; j++) {
+		safety_init(&st, 0);
+		st.armed = true;
+		st.any_pulse = true;
+		st.last_pulse_ns = policy_pulse_offset_ns(req, j - 1);
+		st.train_id = r.train_id;
+		st.train_pulses = j;
+		st.train_first_ns = 0;
+		if (safety_admit(lim, &st, &r, policy_pulse_offset_ns(req, j)).rule ==
+		    SAFETY_MAX_FREQUENCY) {
+			return true;
+		}
+	}
+	return false;
+}
+
+bool policy_check(const struct policy_protocol *pp, bool open_loop, uint64_t open_loop_pulses,
+		  const struct safety_limits *lim, struct policy_refusal *out)
+{
+	struct policy p;
+	struct policy_sim s;
+	struct stim_request req, next;
+	uint64_t delivered;
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	out->verdict.rule = SAFETY_OK;
+	/* the policy's own requests, from its own code */
+	memset(&p, 0, sizeof(p));
+	policy_set_protocol(&p, pp);
+	p.open_loop = open_loop;
+	p.open_loop_pulses = open_loop_pulses;
+	p.next_train_id = 1;
+	memset(&s, 0, sizeof(s));
+	s.lim = lim;
+	s.out = out;
+	s.track_cut = open_loop;
+	safety_init(&s.st, 0);
+	safety_set_armed(&s.st, true);
+	s.st.day_recorded = UINT64_MAX;	/* the ledger is not the protocol's */
+	if (open_loop) {
+		if (!policy_tick(&p, 0, true, true, 0, &req)) {
+			return true;	/* nothing to deliver */
+		}
+	} else if (policy_on_onset(&p, 0, 0, 0, &req) != EVENT_ACTION_REQUESTED) {
+		return true;
+	}
+	ok = policy_sim_request(&s, &req);
+	out->burst_rate = policy_burst_rate_refused(&req, lim);
+	if (!ok || !open_loop || !s.have_cut) {
+		return ok;
+	}
+	/*
+	 * Open loop: a refusal (the coil not ready, a stale block, ...) ends
+	 * the request at some pulse; the stim thread is idle from that
+	 * pulse's time, and the policy asks for the rest off_ms later.
+	 */
+	s.st = s.cut_st;
+	s.track_cut = false;
+	delivered = s.st.session_pulses;
+	if (!policy_tick(&p, s.cut_at_ns, true, true, delivered, &next) &&
+	    !policy_tick(&p, s.cut_at_ns + p.off_ns, true, true, delivered, &next)) {
+		return true;
+	}
+	return policy_sim_pulse(&s, &next, 0, 0, next.start_ns, POLICY_AT_REPEAT);
 }

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "safety.h"
 
 /**
  * A stimulation request, posted from the acquire to the stim thread: one
@@ -100,5 +101,51 @@ int64_t policy_span_ns(const struct stim_request *req);
 
 /** Offset of pulse @k of a train of @req from the train's first pulse, ns. */
 int64_t policy_pulse_offset_ns(const struct stim_request *req, uint32_t k);
+
+/** Where a pulse falls in a protocol's schedule (policy_check). */
+enum policy_at {
+	POLICY_AT_START,	/* the first pulse of a request */
+	POLICY_AT_BURST,	/* a later pulse of a burst (or of a plain train) */
+	POLICY_AT_NEXT_BURST,	/* the first pulse of the next burst of a train (theta_burst) */
+	POLICY_AT_NEXT_TRAIN,	/* the first pulse of the next train of a request */
+	POLICY_AT_REPEAT,	/* open loop: the first pulse of the request after one cut short */
+};
+
+/** The first pulse of a protocol the gate would refuse (policy_check). */
+struct policy_refusal {
+	struct safety_verdict verdict;	/* the gate's; rule SAFETY_OK when every pulse passes */
+	enum policy_at at;
+	uint32_t train;			/* train of its request, from 0 */
+	uint32_t index;			/* pulse of its train, from 0 */
+	int64_t interval_ns;		/* from the pulse delivered before it; 0 if none */
+	double rate_hz;			/* max_train_duration: the rate the train was held to */
+	bool burst_rate;		/* some pulse of a burst comes closer to the one before
+					 * it than the gate's max_frequency rule admits */
+};
+
+/**
+ * Judge a protocol before it runs, exactly as the safety gate will judge
+ * it: every pulse, at the time the stim thread schedules it (train c,
+ * pulse k at start + c x cycle_period_ns + policy_pulse_offset_ns(k)),
+ * through safety_admit() with @lim and the state it would have, from a
+ * new session, armed, with fresh EMG and a coil that reports nothing, so
+ * that only the protocol can be refused: intensity, rate (within a burst,
+ * between bursts, between trains), pulses per train, the train-duration
+ * table at the rate the pulses really come at, the gap between trains and
+ * the session cap.
+ *
+ * Closed loop: the request one burst onset starts. The gap to the next
+ * request depends on when the next onset comes (at least refractory_ms
+ * after the last pulse) and is the gate's to judge.
+ * Open loop: the whole run of @open_loop_pulses from arming, and the
+ * request that follows one cut short by a refusal of any kind, off_ms
+ * after the refused pulse (policy_tick), at the cut that leaves the
+ * shortest gap. Trains that repeat an earlier one exactly are judged once.
+ * Pure, no allocation, at most three trains of pulses.
+ * @return true when every pulse passes; false with @out naming the first
+ *         refused pulse
+ */
+bool policy_check(const struct policy_protocol *pp, bool open_loop, uint64_t open_loop_pulses,
+		  const struct safety_limits *lim, struct policy_refusal *out);
 
 #endif /* RPMSD_POLICY_H */

@@ -1066,6 +1066,7 @@ struct session_reload {
 	char restart[1024];	/* keys that need a restart, "a.b, c.d" */
 	size_t n_restart;
 	bool log_level;
+	bool train_table;	/* safety.train_table (its name or its cells) changed */
 };
 
 static void session_reload_key(const char *section, const char *key, void *arg)
@@ -1080,6 +1081,9 @@ static void session_reload_key(const char *section, const char *key, void *arg)
 		r->log_level = true;
 		return;
 	}
+	if (!strcmp(section, "safety") && !strcmp(key, "train_table")) {
+		r->train_table = true;
+	}
 	r->n_restart++;
 	if (used + 4 < sizeof(r->restart)) {
 		snprintf(r->restart + used, sizeof(r->restart) - used, "%s%s.%s",
@@ -1089,8 +1093,12 @@ static void session_reload_key(const char *section, const char *key, void *arg)
 
 /*
  * SIGHUP: read the file again. Nothing changes unless the whole file is
- * valid. Live: the protocol keys (checked as a "set" command is) and
- * daemon.log_level; every other difference is named as needing a restart.
+ * valid (its protocol against its own train table, as at a restart). Live:
+ * the protocol keys, checked as a "set" command is, against the limits in
+ * force (the train table loaded at start, not the file as edited since),
+ * and daemon.log_level; every other difference is named as needing a
+ * restart. Every file is opened without blocking (a FIFO is refused): this
+ * thread also answers SIGTERM.
  */
 static void session_reload(struct session *s)
 {
@@ -1119,6 +1127,13 @@ static void session_reload(struct session *s)
 	if (r.n_restart) {
 		log_warn("SIGHUP: %s: %zu setting(s) changed that take effect only after a "
 			 "restart (not applied): %s", s->cfg->path, r.n_restart, r.restart);
+	}
+	if (r.train_table) {
+		/* a safety limit: say plainly which table the gate still holds */
+		log_warn("SIGHUP: safety.train_table: the edited table is NOT applied: the gate, "
+			 "set and this reload keep the table loaded at start (%s) until rpmsd is "
+			 "restarted", s->cfg->safety.train_table_file[0]
+			 ? s->cfg->safety.train_table_file : "built-in");
 	}
 out:
 	notify_reloaded();

@@ -10,8 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "file.h"
 #include "train_table.h"
+
+/* A table is a few lines: a longer line, or a bigger file, is not a table. */
+#define TRAIN_TABLE_LINE_MAX 1022
+#define TRAIN_TABLE_FILE_MAX (1 << 20)
 
 /*
  * Wassermann EM (1998), Risk and safety of repetitive transcranial
@@ -141,28 +147,91 @@ static char *train_table_clean(char *line)
 	return line;
 }
 
+/*
+ * Open @path only if it is a regular file of a sensible size. The open
+ * never blocks: a FIFO put in place of the table (at start-up or before a
+ * SIGHUP) would otherwise hold the thread that reads it for ever, and
+ * that thread also answers SIGTERM.
+ */
+static FILE *train_table_open(const char *path, char *err, size_t errlen, int *ret)
+{
+	struct stat st;
+	FILE *f;
+
+	f = file_open_regular(path, ret);
+	if (!f) {
+		if (*ret == -EISDIR) {
+			snprintf(err, errlen, "%s: is a directory (allowed: a CSV file)", path);
+		} else if (*ret == -EINVAL) {
+			snprintf(err, errlen,
+				 "%s: not a regular file (allowed: a CSV file; a FIFO, a device or a socket is never read)",
+				 path);
+		} else {
+			snprintf(err, errlen, "%s: cannot read the train table: %s", path,
+				 strerror(-*ret));
+		}
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) < 0) {
+		*ret = -errno;
+		snprintf(err, errlen, "%s: cannot read the train table: %s", path, strerror(errno));
+		fclose(f);
+		return NULL;
+	}
+	if (st.st_size > TRAIN_TABLE_FILE_MAX) {
+		*ret = -EFBIG;
+		snprintf(err, errlen,
+			 "%s: %lld bytes, too large for a train table (allowed: at most %d bytes)",
+			 path, (long long)st.st_size, TRAIN_TABLE_FILE_MAX);
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
 int train_table_load(const char *path, struct train_table *t, char *err, size_t errlen)
 {
 	double vals[TRAIN_TABLE_MAX_LEVELS + 1];
-	char buf[1024];
-	char *line;
+	char *buf = NULL, *line, *nul;
+	size_t cap = 0, total = 0;
+	ssize_t len;
 	unsigned lineno = 0, bad = 0, j;
 	bool header = false;
 	FILE *f;
 	int n, ret;
 
 	memset(t, 0, sizeof(*t));
-	f = fopen(path, "r");
+	f = train_table_open(path, err, errlen, &ret);
 	if (!f) {
-		ret = -errno;
-		snprintf(err, errlen, "%s: cannot read the train table: %s", path, strerror(errno));
 		return ret;
 	}
-	while (fgets(buf, sizeof(buf), f)) {
+	for (;;) {
+		errno = 0;
+		len = getline(&buf, &cap, f);
+		if (len < 0) {
+			break;
+		}
 		lineno++;
-		if (!strchr(buf, '\n') && !feof(f)) {
-			ret = train_table_fail(err, errlen, path, lineno, "line longer than %zu bytes",
-					       sizeof(buf) - 2);
+		total += (size_t)len;
+		if (total > TRAIN_TABLE_FILE_MAX) {
+			/* it grew while being read */
+			ret = train_table_fail(err, errlen, path, lineno,
+					       "the file is larger than %d bytes",
+					       TRAIN_TABLE_FILE_MAX);
+			goto err_close;
+		}
+		/* fgets-style reading would take a NUL for the end of the line */
+		nul = memchr(buf, '\0', (size_t)len);
+		if (nul) {
+			ret = train_table_fail(err, errlen, path, lineno,
+					       "a NUL byte at column %zu (a train table is text)",
+					       (size_t)(nul - buf) + 1);
+			goto err_close;
+		}
+		if (len > TRAIN_TABLE_LINE_MAX + 1 ||
+		    (len == TRAIN_TABLE_LINE_MAX + 1 && buf[len - 1] != '\n')) {
+			ret = train_table_fail(err, errlen, path, lineno, "line longer than %d bytes",
+					       TRAIN_TABLE_LINE_MAX);
 			goto err_close;
 		}
 		line = train_table_clean(buf);
@@ -229,9 +298,10 @@ int train_table_load(const char *path, struct train_table *t, char *err, size_t 
 		}
 		t->rate_hz[t->n_rates++] = vals[0];
 	}
-	if (ferror(f)) {
-		ret = -EIO;
-		snprintf(err, errlen, "%s: read error", path);
+	/* getline leaves errno alone at the end of the file */
+	if (ferror(f) || errno == ENOMEM) {
+		ret = errno ? -errno : -EIO;
+		train_table_fail(err, errlen, path, lineno + 1, "read error: %s", strerror(-ret));
 		goto err_close;
 	}
 	if (!header || t->n_rates == 0) {
@@ -240,12 +310,15 @@ int train_table_load(const char *path, struct train_table *t, char *err, size_t 
 				       header ? "rates" : "header");
 		goto err_close;
 	}
+	free(buf);
 	fclose(f);
 	train_table_hull(t);
 	return 0;
 
 err_close:
+	free(buf);
 	fclose(f);
+	memset(t, 0, sizeof(*t));
 	return ret;
 }
 

@@ -39,8 +39,12 @@ void train_table_default(struct train_table *t);
  * Read a table from the CSV file @path: a header line "hz,L1,L2,..." with
  * the intensities in % of motor threshold, then one line per rate
  * "F,S1,S2,..." with the longest train in seconds. '#' starts a comment.
- * @param err  receives "PATH:LINE: what was wrong" on failure
- * @return 0, -errno when the file cannot be read, -EINVAL when it is malformed
+ * Only a regular file of at most 1 MiB is read, and opening it never
+ * blocks (a FIFO, a device, a socket or a directory is refused at once).
+ * @param err  receives "PATH:LINE: what was wrong" or "PATH: what was wrong"
+ * @return 0; -errno when the file cannot be opened or read (-EISDIR a
+ *         directory, -EFBIG too large); -EINVAL when it is not a regular
+ *         file or is malformed. @t is zeroed on failure.
  */
 int train_table_load(const char *path, struct train_table *t, char *err, size_t errlen);
 

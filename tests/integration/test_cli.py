@@ -84,6 +84,82 @@ def test_protocol_beyond_safety_caps():
     expect_refused(p, "%s:6: stim.intensity_pct: 80 exceeds safety.max_intensity_pct = 60" % p)
 
 
+def test_train_table_that_is_not_a_file():
+    """Issue 16, D3: safety.train_table a FIFO hung --check-config and the
+    start for ever; a directory was "read error", a NUL byte "line longer
+    than 1022 bytes". Each is refused at once with its own message."""
+    d = tempfile.mkdtemp(dir=TMP)
+    fifo = os.path.join(d, "fifo.csv")
+    os.mkfifo(fifo)
+    p = conf("tablefifo.conf", base("[safety]\ntrain_table = %s\n" % fifo))
+    for args in (("--check-config", p), ("--config", p)):
+        r = rpmsd(*args, timeout=30)
+        check(r.returncode == 1 and "%s:6: safety.train_table: %s: not a regular file" % (p, fifo)
+              in r.stderr, "%s: %d %r" % (args, r.returncode, r.stderr))
+    p = conf("tabledir.conf", base("[safety]\ntrain_table = %s\n" % d))
+    expect_refused(p, "%s:6: safety.train_table: %s: is a directory (allowed: a CSV file)" % (p, d))
+    nul = os.path.join(d, "nul.csv")
+    with open(nul, "wb") as f:
+        f.write(b"hz,100\n25,1\x00.28\n")
+    p = conf("tablenul.conf", base("[safety]\ntrain_table = %s\n" % nul))
+    expect_refused(p, "%s:6: safety.train_table: %s:2: a NUL byte at column 5 (a train table is "
+                      "text)" % (p, nul))
+
+
+def test_protocols_the_gate_refuses_are_refused_at_load():
+    """Issue 16, D7: the four protocols of the adversarial run passed the
+    configuration check and were then refused by the gate, pulse after
+    pulse. Each is now refused at load, naming the key and the limit."""
+    mt = "[safety]\nmotor_threshold_pct = 40\n"
+    theta = "[stim]\nprotocol = theta_burst\ntheta_frequency_hz = 25\ntheta_bursts = 5\n"
+    cases = [
+        (mt + theta + "theta_period_ms = 100\n",
+         ":11: stim.theta_period_ms: 100 ms leaves 20 ms from the last pulse of a burst "
+         "(3 pulses at 25 Hz) to the first of the next, less than the 40 ms (one period) of "
+         "safety.max_frequency_hz = 25 Hz (allowed: 120 ms or more)"),
+        (mt + theta + "theta_period_ms = 80.001\n",
+         ":11: stim.theta_period_ms: 80.001 ms leaves 0.001 ms from the last pulse of a burst"),
+        (mt + "[stim]\nintensity_pct = 60\nprotocol = theta_burst\ntheta_burst_pulses = 1\n"
+         "theta_frequency_hz = 1.182\ntheta_period_ms = 100\ntheta_bursts = 10\n",
+         ":8: stim.protocol = theta_burst: the pulses of a train come at 10 Hz, not the 1.182 Hz "
+         "it is declared at"),
+        ("[stim]\nmode = open_loop\nprotocol = single\noff_ms = 100\n",
+         ":8: stim.off_ms: 100 ms leaves 100 ms from the last pulse of a train to the first of "
+         "the next (a train starts every 100 ms: its 0 ms on-period, then off_ms), less than "
+         "safety.min_train_interval_ms = 500 ms (allowed: 500 ms or more)"),
+    ]
+    for i, (text, message) in enumerate(cases):
+        p = conf("d7-%d.conf" % i, base(text))
+        expect_refused(p, p + message)
+
+
+def test_off_ms_is_what_the_docs_say():
+    """The off-period of onoff, as documented (rpmsd --print-config, the
+    key table): from the end of a train's on-period, one pulse period after
+    its last pulse, to the next train's first pulse. 20 Hz, 250 ms on /
+    600 ms off: trains every 850 ms, 650 ms from a last pulse to the next
+    first one; the daemon's pulses keep exactly that."""
+    text = rpmsd("--print-config").stdout.splitlines()
+    doc = [text[i - 2] for i, line in enumerate(text) if line.startswith("off_ms = 2000")]
+    check(len(doc) == 1 and "from the last pulse of a train to the first of the next" not in doc[0] and
+          "after each train's on-period, so trains start every on-period + off_ms" in doc[0] and
+          "the last pulse of a train comes off_ms + 1 / train_frequency_hz before" in doc[0],
+          "off_ms is documented as %r" % doc)
+    r = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(), extra={
+        ("stim", "protocol"): "onoff", ("stim", "on_ms"): "250", ("stim", "off_ms"): "600",
+        ("stim", "cycles"): "2"}))
+    check(r.returncode == 0, r.stderr)
+    p = r.of("rpms.stim")
+    trains = {}
+    for x in p:
+        trains.setdefault(x["train_id"], []).append(x["t_sched_s"])
+    ids = sorted(trains)
+    check(len(ids) >= 2 and all(len(trains[i]) == 5 for i in ids), "trains %r" % trains)
+    a, b = trains[ids[0]], trains[ids[1]]
+    check(abs((b[0] - a[0]) - 0.85) < 1e-6 and abs((b[0] - a[-1]) - 0.65) < 1e-6,
+          "first to first %.6f s, last to first %.6f s" % (b[0] - a[0], b[0] - a[-1]))
+
+
 def test_plugin_problems():
     p = conf("noplugin.conf", base("[stim]\nplugin = nosuchcoil\n"))
     expect_refused(p, "coil plugin 'nosuchcoil': nosuchcoil.so not found (searched: ")
@@ -252,6 +328,9 @@ if __name__ == "__main__":
         test_unknown_section,
         test_out_of_range_and_malformed,
         test_protocol_beyond_safety_caps,
+        test_train_table_that_is_not_a_file,
+        test_protocols_the_gate_refuses_are_refused_at_load,
+        test_off_ms_is_what_the_docs_say,
         test_plugin_problems,
         test_bad_recording,
         test_settings_impossible_at_the_recordings_rate,

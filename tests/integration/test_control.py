@@ -469,6 +469,90 @@ def test_open_loop_runs_once_per_session():
         d.stop()
 
 
+def table_conf(table):
+    """The base configuration held to a site train table at @table: the base
+    train (5 pulses at 20 Hz, 0.25 s, at 75 % of motor threshold) fits its
+    0.3 s; 7 pulses (0.35 s) do not."""
+    with open(table, "w") as f:
+        f.write("hz,100\n20,0.3\n25,0.3\n")
+    conf = base_conf()
+    conf["safety"]["train_table"] = table
+    return conf
+
+
+def test_train_table_fifo_blocks_nothing():
+    """Issue 16, D3: the train table replaced by a FIFO while running. set
+    reads no file at all and is answered at once (so is disarm after it); a
+    SIGHUP refuses the FIFO at once and leaves the main thread free, so
+    SIGTERM still stops the daemon. Before: set never answered (the coil
+    kept firing) and the SIGHUP hung the main thread (SIGTERM ignored)."""
+    table = os.path.join(tempfile.mkdtemp(dir=TMP), "table.csv")
+    d = Daemon(table_conf(table))
+    try:
+        d.ok({"cmd": "arm"})
+        d.wait_for(lambda: d.of("rpms.stim"), 20, "no pulse")
+        os.unlink(table)
+        os.mkfifo(table)
+        t = time.monotonic()
+        r = d.ok({"cmd": "set", "params": {"intensity_pct": 28}})
+        took = time.monotonic() - t
+        check(r["protocol"]["intensity_pct"] == 28, r)
+        print("     set answered in %.1f ms with a FIFO as the train table" % (took * 1e3))
+        t = time.monotonic()
+        check(d.ok({"cmd": "disarm"})["changed"], "disarm")
+        print("     disarm answered in %.1f ms" % ((time.monotonic() - t) * 1e3))
+        d.ok({"cmd": "arm"})
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_for(lambda: "SIGHUP" in d.stderr(), 15, "no SIGHUP in the log")
+        log = d.stderr()
+        check("not a regular file" in log and "nothing changed" in log, log[-2000:])
+        # the main thread is free: SIGTERM stops the daemon (stop() waits for it)
+        t = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(timeout=30)
+        print("     SIGTERM after the SIGHUP: exited in %.1f ms" % ((time.monotonic() - t) * 1e3))
+    finally:
+        d.stop()
+    check("safety.train_table" in d.stderr(), d.stderr()[-2000:])
+
+
+def test_set_and_reload_use_the_table_in_force():
+    """Issue 16, D6: the train table's file edited after the start to allow
+    longer trains. set and SIGHUP are held to the table the gate loaded:
+    a train it would cut short is refused, the log says the edited table
+    is not applied, and every train is delivered whole."""
+    table = os.path.join(tempfile.mkdtemp(dir=TMP), "table.csv")
+    d = Daemon(table_conf(table))
+    try:
+        with open(table, "w") as f:
+            f.write("hz,100\n20,2\n25,2\n")
+        e = d.refused({"cmd": "set", "params": {"train_pulses": 8}}, "beyond_safety_cap")
+        check(e.get("rule") == "safety.train_table" and e.get("key") == "stim.protocol", e)
+        check("8 pulses at 20 Hz lasts 0.4 s, longer than the 0.3 s that safety.train_table "
+              "allows" in e["message"], e)
+        d.ok({"cmd": "set", "params": {"train_pulses": 6}})
+        # the file's protocol and table agree with each other, not with the gate
+        conf = dict(d.conf)
+        conf["stim"] = dict(conf["stim"], train_pulses="8")
+        with open(d.path, "w") as f:
+            f.write(render(conf))
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_for(lambda: "edited table is NOT applied" in d.stderr(), 15,
+                   "no word of the edited table")
+        log = d.stderr()
+        check("SIGHUP: protocol NOT changed (beyond_safety_cap)" in log and
+              "longer than the 0.3 s that safety.train_table allows" in log, log[-3000:])
+        st = d.ok({"cmd": "status"})
+        check(st["protocol"]["train_pulses"] == 6, st)
+        d.ok({"cmd": "arm"})
+        full = d.wait_for(lambda: [ps for ps in trains(d).values() if len(ps) == 6][1:], 20,
+                          "no two whole trains of 6")
+        check(full, full)
+        check(not d.of("rpms.safety"), "refusals %r" % d.of("rpms.safety"))
+    finally:
+        d.stop()
+
+
 def test_arm_reports_every_refusal():
     """A damaged pulse ledger and a pressed emergency stop: arm answers
     arm_refused with the stim thread's own reason, and does not arm."""
@@ -770,6 +854,8 @@ if __name__ == "__main__":
         test_malformed_commands_change_nothing,
         test_sessions_count_their_own_pulses,
         test_open_loop_runs_once_per_session,
+        test_train_table_fifo_blocks_nothing,
+        test_set_and_reload_use_the_table_in_force,
         test_arm_reports_every_refusal,
         test_calibrate,
         test_acquisition_and_coil_in_heartbeat,

@@ -4,8 +4,10 @@
  * message, defaults, a full round trip, plugin keys and the template.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -663,6 +665,169 @@ static void test_cross_train_pulses(void **state)
 	expect_ok(SRC "[stim]\ntrain_pulses = 60\n", &c);
 }
 
+/* The patient's threshold, so that trains are judged by the table. */
+#define MT "[safety]\nmotor_threshold_pct = 40\n"
+
+/*
+ * Protocols the gate refuses are refused at load (issue 16, D7): every
+ * pulse-to-pulse interval, derived from the policy's own schedule and
+ * judged by the gate's own rules (policy_check).
+ */
+static void test_protocol_intervals(void **state)
+{
+	struct rpmsd_config c;
+
+	(void)state;
+	/* theta: 3 pulses at 25 Hz every 100 ms leave 20 ms between bursts */
+	expect_error(SRC MT "[stim]\nprotocol = theta_burst\ntheta_frequency_hz = 25\n"
+		     "theta_period_ms = 100\ntheta_bursts = 5\n",
+		     ":8: stim.theta_period_ms: 100 ms leaves 20 ms from the last pulse of a burst (3 pulses at 25 Hz) to the first of the next, less than the 40 ms (one period) of safety.max_frequency_hz = 25 Hz (allowed: 120 ms or more)");
+	/* the last pulse of a burst at 80 ms, the next burst 1 us later */
+	expect_error(SRC MT "[stim]\nprotocol = theta_burst\ntheta_frequency_hz = 25\n"
+		     "theta_period_ms = 80.001\ntheta_bursts = 5\n",
+		     ":8: stim.theta_period_ms: 80.001 ms leaves 0.001 ms from the last pulse of a burst (3 pulses at 25 Hz) to the first of the next, less than the 40 ms (one period) of safety.max_frequency_hz = 25 Hz (allowed: 120 ms or more)");
+	/* bursts that overlap */
+	expect_error(SRC MT "[stim]\nprotocol = theta_burst\ntheta_frequency_hz = 25\n"
+		     "theta_period_ms = 30\ntheta_bursts = 5\n",
+		     ":8: stim.theta_period_ms: 30 ms is shorter than a burst (3 pulses at 25 Hz span 80 ms): the next burst would start 50 ms before its last pulse, and the gap must be at least the 40 ms (one period) of safety.max_frequency_hz = 25 Hz (allowed: 120 ms or more)");
+	/* on the edge: admitted */
+	expect_ok(SRC MT "[stim]\nprotocol = theta_burst\ntheta_frequency_hz = 25\n"
+		  "theta_period_ms = 120\ntheta_bursts = 5\n", &c);
+	/*
+	 * 1-pulse bursts every 100 ms come at 10 Hz whatever theta_frequency_hz
+	 * says: at 150 % of threshold the table allows 0.8 s at 10 Hz, so the
+	 * 9th pulse is refused (the 1.182 Hz row would have allowed 10 s).
+	 */
+	expect_error(SRC MT "[stim]\nintensity_pct = 60\nprotocol = theta_burst\n"
+		     "theta_frequency_hz = 1.182\ntheta_burst_pulses = 1\ntheta_period_ms = 100\n"
+		     "theta_bursts = 10\n",
+		     ":6: stim.protocol = theta_burst: the pulses of a train come at 10 Hz, not the 1.182 Hz it is declared at (9 pulses in 0.8 s): at that rate its first 9 pulses last 0.9 s, longer than the 0.8 s that safety.train_table allows at 10 Hz and 150 % of motor threshold (stim.intensity_pct 60 % / safety.motor_threshold_pct 40 %)");
+	expect_ok(SRC MT "[stim]\nintensity_pct = 60\nprotocol = theta_burst\n"
+		  "theta_frequency_hz = 1.182\ntheta_burst_pulses = 1\ntheta_period_ms = 100\n"
+		  "theta_bursts = 8\n", &c);
+	/* the same 10 Hz above the rate cap */
+	expect_error(SRC MT "[safety]\nmax_frequency_hz = 5\n[stim]\nprotocol = theta_burst\n"
+		     "theta_frequency_hz = 1.182\ntheta_burst_pulses = 1\ntheta_period_ms = 100\n",
+		     ":11: stim.theta_period_ms: 100 ms leaves 100 ms from the last pulse of a burst (1 pulse at 1.182 Hz) to the first of the next, less than the 200 ms (one period) of safety.max_frequency_hz = 5 Hz (allowed: 200 ms or more)");
+	/* open loop, single pulses: each its own train, off_ms apart */
+	expect_error(SRC "[stim]\nmode = open_loop\nprotocol = single\noff_ms = 300\n",
+		     ":6: stim.off_ms: 300 ms leaves 300 ms from the last pulse of a train to the first of the next (a train starts every 300 ms: its 0 ms on-period, then off_ms), less than safety.min_train_interval_ms = 500 ms (allowed: 500 ms or more)");
+	expect_error(SRC "[safety]\nmin_train_interval_ms = 0\n[stim]\nmode = open_loop\n"
+		     "protocol = single\noff_ms = 0\n",
+		     ":8: stim.off_ms: 0 ms leaves 0 ms from the last pulse of a train to the first of the next (a train starts every 0 ms: its 0 ms on-period, then off_ms), less than the 40 ms (one period) of safety.max_frequency_hz = 25 Hz (allowed: 40 ms or more)");
+	expect_ok(SRC "[stim]\nmode = open_loop\nprotocol = single\noff_ms = 500\n", &c);
+	/* in closed loop a single pulse is a request of its own: no gap to judge */
+	expect_ok(SRC "[stim]\nprotocol = single\noff_ms = 0\nrefractory_ms = 0\n", &c);
+	/* on/off: the gap is off_ms + one period; open loop repeats the trains too */
+	expect_error(SRC MT "[stim]\nprotocol = onoff\ntrain_frequency_hz = 25\non_ms = 400\n"
+		     "off_ms = 400\ncycles = 3\n",
+		     ":9: stim.off_ms: 400 ms leaves 440 ms from the last pulse of a train to the first of the next (a train starts every 800 ms: its 400 ms on-period, then off_ms), less than safety.min_train_interval_ms = 500 ms (allowed: 460 ms or more)");
+	expect_ok(SRC MT "[stim]\nprotocol = onoff\ntrain_frequency_hz = 25\non_ms = 400\n"
+		  "off_ms = 460\ncycles = 3\n", &c);
+	expect_error(SRC MT "[stim]\nmode = open_loop\nprotocol = train\ntrain_pulses = 10\n"
+		     "train_frequency_hz = 25\noff_ms = 400\n",
+		     ":10: stim.off_ms: 400 ms leaves 440 ms from the last pulse of a train to the first of the next (a train starts every 800 ms: its 400 ms on-period, then off_ms), less than safety.min_train_interval_ms = 500 ms (allowed: 460 ms or more)");
+	/*
+	 * Open loop theta: trains are 560 ms apart, but a request cut short by
+	 * a refusal inside a burst resumes off_ms after it: 40 + 400 ms.
+	 */
+	expect_error(SRC MT "[stim]\nmode = open_loop\nprotocol = theta_burst\n"
+		     "theta_frequency_hz = 25\ntheta_period_ms = 200\ntheta_bursts = 2\noff_ms = 400\n",
+		     ":11: stim.off_ms: 400 ms: in open loop, a request cut short by a refusal is followed by the rest off_ms after the refused pulse, which can be 440 ms after the last pulse delivered, less than safety.min_train_interval_ms = 500 ms (allowed: 460 ms or more)");
+	expect_ok(SRC MT "[stim]\nmode = open_loop\nprotocol = theta_burst\n"
+		  "theta_frequency_hz = 25\ntheta_period_ms = 200\ntheta_bursts = 2\noff_ms = 460\n",
+		  &c);
+	/* one burst onset asking for more than a whole session */
+	expect_error(SRC MT "[stim]\nprotocol = onoff\ntrain_frequency_hz = 25\non_ms = 400\n"
+		     "off_ms = 2000\ncycles = 700\n",
+		     ":10: stim.cycles: one burst onset asks for 7000 pulses (700 trains of 10), more than safety.max_session_pulses = 6000 allows in a whole session");
+	expect_ok(SRC MT "[stim]\nprotocol = onoff\ntrain_frequency_hz = 25\non_ms = 400\n"
+		  "off_ms = 2000\ncycles = 600\n", &c);
+	/* open loop: only the pulses it delivers count (5 of a 60-pulse train) */
+	expect_ok(SRC MT "[stim]\nmode = open_loop\nprotocol = train\ntrain_pulses = 60\n"
+		  "train_frequency_hz = 10\nopen_loop_pulses = 5\n", &c);
+	expect_error(SRC MT "[stim]\nmode = open_loop\nopen_loop_pulses = 7000\n",
+		     ":7: stim.open_loop_pulses: 7000 exceeds safety.max_session_pulses = 6000");
+}
+
+static void table_alarm(int sig)
+{
+	static const char msg[] = "config_recheck blocked on the train table\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+/*
+ * A change at run time (set, SIGHUP) is checked against the table loaded
+ * with the configuration, the one the gate holds, never the file as edited
+ * since (issue 16, D6); and config_recheck reads no file, so a FIFO put in
+ * place of the table cannot block it (D3).
+ */
+static void test_recheck_uses_the_table_in_force(void **state)
+{
+	char dir[] = "/tmp/rpmsd-test-intable-XXXXXX", table[96], conf[96], text[512];
+	char err[CONFIG_ERR_MAX];
+	struct rpmsd_config cfg, next;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(table, sizeof(table), "%s/table.csv", dir);
+	snprintf(conf, sizeof(conf), "%s/rpmsd.conf", dir);
+	f = fopen(table, "w");
+	assert_non_null(f);
+	fputs("hz,100\n25,1\n", f);
+	fclose(f);
+	snprintf(text, sizeof(text), SRC MT "train_table = table.csv\nmax_train_pulses = 50\n"
+		 "[stim]\nprotocol = train\ntrain_frequency_hz = 25\ntrain_pulses = 20\n"
+		 "intensity_pct = 40\n");
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(config_load(&cfg, conf, err, sizeof(err)), 0);
+
+	/* the file now allows 2 s at 25 Hz; the table in force still 1 s */
+	f = fopen(table, "w");
+	assert_non_null(f);
+	fputs("hz,100\n25,2\n", f);
+	fclose(f);
+	next = cfg;
+	assert_int_equal(config_override(&next, "set", "stim", "train_pulses", "40", err,
+					 sizeof(err)), 0);
+	assert_int_equal(config_recheck(&next, "set", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "set: stim.protocol = train: a train of 40 pulses at 25 Hz lasts 1.6 s, longer than the 1 s that safety.train_table allows at 25 Hz and 100 % of motor threshold (stim.intensity_pct 40 % / safety.motor_threshold_pct 40 %)");
+	next = cfg;
+	assert_int_equal(config_override(&next, "set", "stim", "train_pulses", "25", err,
+					 sizeof(err)), 0);
+	assert_int_equal(config_recheck(&next, "set", err, sizeof(err)), 0);
+	assert_true(next.safety.train_table.max_s[0][0] == 1.0);
+
+	/* a FIFO in place of the table: the check never opens it */
+	assert_int_equal(unlink(table), 0);
+	assert_int_equal(mkfifo(table, 0600), 0);
+	signal(SIGALRM, table_alarm);
+	alarm(20);
+	next = cfg;
+	assert_int_equal(config_override(&next, "set", "stim", "intensity_pct", "38", err,
+					 sizeof(err)), 0);
+	assert_int_equal(config_recheck(&next, "set", err, sizeof(err)), 0);
+	/* and loading the file again refuses it at once */
+	assert_int_equal(config_load(&next, conf, err, sizeof(err)), -EINVAL);
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	snprintf(text, sizeof(text), "%s:5: safety.train_table: %s: not a regular file (allowed: a CSV file; a FIFO, a device or a socket is never read)", conf, table);
+	assert_string_equal(err, text);
+	/* an override of the table itself reads the file, once, there */
+	assert_int_equal(config_override(&next, "--x", "safety", "train_table", table, err,
+					 sizeof(err)), -EINVAL);
+	unlink(table);
+	unlink(conf);
+	rmdir(dir);
+}
+
 /* [record] and the rpms.emg keys: ids are one word, the name is not a path. */
 static void test_record_keys(void **state)
 {
@@ -1103,6 +1268,21 @@ static void test_not_regular_file(void **state)
 	assert_string_equal(err, "/dev/zero: not a regular file (allowed: a configuration file)");
 }
 
+/* A regular file too large for a configuration is not read (SIGHUP reads it on the main thread). */
+static void test_file_too_large(void **state)
+{
+	struct rpmsd_config cfg;
+	char err[CONFIG_ERR_MAX], want[CONFIG_ERR_MAX + 64];
+
+	(void)state;
+	write_tmp("[stim]\nintensity_pct = 30\n");
+	assert_int_equal(truncate(tmp_path, (1 << 20) + 1), 0);
+	assert_int_equal(config_load(&cfg, tmp_path, err, sizeof(err)), -EFBIG);
+	snprintf(want, sizeof(want), "%s: 1048577 bytes, too large for a configuration file (allowed: at most 1048576 bytes)", tmp_path);
+	assert_string_equal(err, want);
+	unlink(tmp_path);
+}
+
 /* The IIO source needs its device and channels. */
 static void test_iio_required(void **state)
 {
@@ -1130,6 +1310,7 @@ int main(void)
 		cmocka_unit_test(test_iio_required),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_not_regular_file),
+		cmocka_unit_test(test_file_too_large),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_template_matches_file),
@@ -1154,6 +1335,8 @@ int main(void)
 		cmocka_unit_test(test_cross_intensity),
 		cmocka_unit_test(test_cross_train_frequency),
 		cmocka_unit_test(test_cross_train_pulses),
+		cmocka_unit_test(test_protocol_intervals),
+		cmocka_unit_test(test_recheck_uses_the_table_in_force),
 		cmocka_unit_test(test_record_keys),
 		cmocka_unit_test(test_ring_records),
 		cmocka_unit_test(test_endpoint),

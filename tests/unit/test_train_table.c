@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -144,6 +147,113 @@ static void test_table_errors(void **state)
 	assert_string_equal(err, "/nonexistent/table.csv: cannot read the train table: No such file or directory");
 }
 
+/* A NUL byte is named as such, with its line and column. */
+static void test_table_nul_byte(void **state)
+{
+	static const char text[] = "hz,100\n1,5\n10,4\0junk\n";
+	struct train_table t;
+	char err[512], want[600];
+	FILE *f;
+
+	(void)state;
+	table_write("");
+	f = fopen(table_path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	fclose(f);
+	assert_int_equal(train_table_load(table_path, &t, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:3: a NUL byte at column 5 (a train table is text)",
+		 table_path);
+	assert_string_equal(err, want);
+	unlink(table_path);
+	/* a line that is really too long still says so */
+	{
+		char *big = malloc(2100);
+
+		assert_non_null(big);
+		memcpy(big, "hz,100\n#", 8);
+		memset(big + 8, 'x', 2000);
+		strcpy(big + 2008, "\n1,5\n");
+		table_write(big);
+		free(big);
+		assert_int_equal(train_table_load(table_path, &t, err, sizeof(err)), -EINVAL);
+		snprintf(want, sizeof(want), "%s:2: line longer than 1022 bytes", table_path);
+		assert_string_equal(err, want);
+		unlink(table_path);
+	}
+}
+
+/* A directory, a device and a file too large each get their own message. */
+static void test_table_not_a_file(void **state)
+{
+	struct train_table t;
+	char dir[] = "/tmp/rpmsd-test-tabledir-XXXXXX", err[512], want[600];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(train_table_load(dir, &t, err, sizeof(err)), -EISDIR);
+	snprintf(want, sizeof(want), "%s: is a directory (allowed: a CSV file)", dir);
+	assert_string_equal(err, want);
+	rmdir(dir);
+	/* /dev/zero would be read for ever */
+	assert_int_equal(train_table_load("/dev/zero", &t, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "/dev/zero: not a regular file (allowed: a CSV file; a FIFO, a device or a socket is never read)");
+	/* a regular file of more than 1 MiB is not read at all */
+	table_write("hz,100\n1,5\n");
+	assert_int_equal(truncate(table_path, (1 << 20) + 1), 0);
+	assert_int_equal(train_table_load(table_path, &t, err, sizeof(err)), -EFBIG);
+	snprintf(want, sizeof(want),
+		 "%s: 1048577 bytes, too large for a train table (allowed: at most 1048576 bytes)",
+		 table_path);
+	assert_string_equal(err, want);
+	unlink(table_path);
+}
+
+static void table_alarm(int sig)
+{
+	static const char msg[] = "train_table_load blocked on a FIFO\n";
+
+	(void)sig;
+	(void)!write(2, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+/*
+ * A FIFO in place of the table, even with a writer holding it open and a
+ * valid table in it, is refused at once: the open must not wait for a
+ * writer and no read may wait for the rest. Without the fix the load
+ * blocks; the alarm turns that into a failure instead of a hang.
+ */
+static void test_table_fifo(void **state)
+{
+	char dir[] = "/tmp/rpmsd-test-tablefifo-XXXXXX", path[64], err[512], want[600];
+	static const char text[] = "hz,100\n1,5\n";
+	struct train_table t;
+	int wfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/table.csv", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	signal(SIGALRM, table_alarm);
+	alarm(20);
+	/* no writer: a blocking open would wait for one for ever */
+	assert_int_equal(train_table_load(path, &t, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file (allowed: a CSV file; a FIFO, a device or a socket is never read)", path);
+	assert_string_equal(err, want);
+	/* a writer that keeps it open: a read would wait for the rest for ever */
+	wfd = open(path, O_RDWR | O_NONBLOCK);
+	assert_true(wfd >= 0);
+	assert_int_equal(write(wfd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	assert_int_equal(train_table_load(path, &t, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, want);
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+	close(wfd);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +261,9 @@ int main(void)
 		cmocka_unit_test(test_table_monotone),
 		cmocka_unit_test(test_table_load),
 		cmocka_unit_test(test_table_errors),
+		cmocka_unit_test(test_table_nul_byte),
+		cmocka_unit_test(test_table_not_a_file),
+		cmocka_unit_test(test_table_fifo),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
