@@ -51,6 +51,8 @@
 #define RECORD_ANNOT_TEXT 41		/* edflib keeps 40 characters */
 #define RECORD_RECORD_MAX (10 * 1024 * 1024)	/* edflib's data record limit */
 #define RECORD_EDF_HDR 256		/* bytes: the header, and per signal */
+#define RECORD_EMG_WAIT_NS INT64_C(250000000)	/* at a close, for EMG already dated */
+#define RECORD_EMG_TICK_NS 1000000L	/* how often that wait looks again */
 
 enum record_op {
 	RECORD_OP_NONE = 0,
@@ -88,6 +90,8 @@ struct record {
 	struct ring *in;		/* events copied by the publisher */
 	struct ring *out;		/* rpms.record */
 	struct emg_block *blk;		/* popped EMG record */
+	struct emg_block *last;		/* the one popped before it (blk's spare) */
+	bool have_last;
 	int *rec;			/* channels x spr digital samples */
 	struct record_file f;
 	int64_t lost_reported_ns;
@@ -102,6 +106,7 @@ struct record {
 	enum record_op op;
 	bool op_done;
 	int op_ret;
+	bool req_complete;		/* close: every event of the file was sent */
 	char req_patient[CONFIG_NAME_MAX];
 	char req_session[CONFIG_NAME_MAX];
 	char req_path[CONFIG_PATH_MAX];
@@ -643,6 +648,16 @@ static int record_open(struct record *r, const char *patient, const char *sessio
 	}
 	f->handle = h;
 	snprintf(f->st.path, sizeof(f->st.path), "%s", f->path);
+	/*
+	 * Start with the last block received (written to the previous file
+	 * or not): an event of the new session dated before the next block
+	 * arrives carries the last sample consumed, which only that block
+	 * holds. Without it the file began after such an event (a session's
+	 * arm at its start was missing from its file).
+	 */
+	if (r->have_last) {
+		record_block(r, r->last);
+	}
 	log_info("recording: %s (%s+, %u channels at %g Hz, +-%g uV, step %.6g uV)", f->path,
 		 r->bdf ? "BDF" : "EDF", r->channels, r->rate_hz, r->phys, r->phys / r->dig);
 	record_emit(r, EVENT_RECORD_OPENED, 0, f->path);
@@ -730,6 +745,16 @@ static void record_report_lost(struct record *r, bool force)
 	r->lost_reported_ns = now;
 }
 
+/* Keep the block just written (or not: no file) for the next file's start. */
+static void record_keep(struct record *r)
+{
+	struct emg_block *b = r->last;
+
+	r->last = r->blk;
+	r->blk = b;
+	r->have_last = true;
+}
+
 /*
  * Take what the rings hold. Events wait until the file has its first
  * sample (their onsets are relative to it), unless @all.
@@ -742,6 +767,7 @@ static size_t record_pump(struct record *r, bool all)
 
 	while (n < RECORD_BATCH && ring_pop(r->emg, r->blk)) {
 		record_block(r, r->blk);
+		record_keep(r);
 		n++;
 	}
 	while (m < RECORD_BATCH && (all || r->f.handle < 0 || r->f.started) &&
@@ -763,6 +789,30 @@ static void record_drain(struct record *r)
 	}
 }
 
+/*
+ * The acquire thread dates events (its own, and those of the threads that
+ * read sclock_last_sample) before it hands the block of that sample over:
+ * at a session's close the newest events can be a block ahead of the EMG.
+ * Wait for that block, a while; what does not come was lost on the way.
+ */
+static void record_await_emg(struct record *r)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = RECORD_EMG_TICK_NS };
+	struct record_file *f = &r->f;
+	uint64_t dropped = ring_dropped(r->emg);
+	int64_t deadline = sclock_mono_ns() + RECORD_EMG_WAIT_NS;
+
+	while (f->handle >= 0 && f->started && f->last_event_sample >= f->next &&
+	       ring_dropped(r->emg) == dropped && sclock_mono_ns() < deadline) {
+		if (ring_pop(r->emg, r->blk)) {
+			record_block(r, r->blk);
+			record_keep(r);
+		} else {
+			nanosleep(&tick, NULL);
+		}
+	}
+}
+
 static void record_do_op(struct record *r, enum record_op op)
 {
 	int ret;
@@ -771,6 +821,12 @@ static void record_do_op(struct record *r, enum record_op op)
 		ret = record_open(r, r->req_patient, r->req_session);
 	} else {
 		record_drain(r);
+		record_await_emg(r);
+		if (!r->req_complete && r->f.handle >= 0) {
+			log_warn("recording: %s is closed without the session's last events: the "
+				 "publisher did not pass them on in time", r->f.path);
+			record_annotate(r, r->f.next, 0, "events at the end may be missing");
+		}
 		record_report_lost(r, true);
 		ret = record_close(r);
 	}
@@ -942,8 +998,10 @@ int record_create(const struct rpmsd_config *cfg, const struct source *src,
 	}
 	r->blk = malloc(emg_block_size(EMG_KIND_RECORD, (size_t)cfg->source.block_frames,
 				       r->channels));
+	r->last = malloc(emg_block_size(EMG_KIND_RECORD, (size_t)cfg->source.block_frames,
+					r->channels));
 	r->rec = calloc(r->spr * r->channels, sizeof(int));
-	if (!r->blk || !r->rec) {
+	if (!r->blk || !r->last || !r->rec) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
@@ -965,6 +1023,7 @@ void record_destroy(struct record *r)
 	ring_destroy(r->in);
 	ring_destroy(r->out);
 	free(r->blk);
+	free(r->last);
 	free(r->rec);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
@@ -1052,7 +1111,7 @@ int record_start_session(struct record *r, const char *patient_id,
 	return ret;
 }
 
-int record_stop_session(struct record *r)
+int record_stop_session(struct record *r, bool complete)
 {
 	int ret;
 
@@ -1061,6 +1120,7 @@ int record_stop_session(struct record *r)
 		pthread_mutex_unlock(&r->lock);
 		return -ESRCH;
 	}
+	r->req_complete = complete;
 	ret = record_request(r, RECORD_OP_CLOSE);
 	pthread_mutex_unlock(&r->lock);
 	return ret;

@@ -91,10 +91,14 @@ int record_start_session(struct record *r, const char *patient_id,
 /**
  * Close the session's file (the last data record padded with zeros, the
  * count and annotations written by edflib). Synchronous. Events already
- * copied to record_input are annotated first.
+ * copied to record_input are annotated first, and the EMG of the newest
+ * of them is waited for (at most 250 ms). The caller makes sure every
+ * event of the session has been copied (publish_flush) first.
+ * @param complete  false: it could not (the publisher was late); the file
+ *                  then says that events at its end may be missing
  * @return 0, -ENOENT (none open), or a negative errno of a write error
  */
-int record_stop_session(struct record *r);
+int record_stop_session(struct record *r, bool complete);
 
 /**
  * Drain both rings completely, close any file, stop the thread. Call once

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -433,6 +434,232 @@ def test_enospc():
         subprocess.run(["umount", "-l", d])
 
 
+# ---- many short control sessions -------------------------------------------
+
+def rest_recording(seconds=400):
+    """Rest EMG (seeded noise of 10 uV) at RATE, long enough for every
+    session of a loop: nothing in it starts a train, the open-loop protocol
+    fires on arming."""
+    import random
+    path = os.path.join(tempfile.gettempdir(), "rpmsd-rest-%d.txt" % os.getpid())
+    if not os.path.exists(path):
+        rng = random.Random(16)
+        with open(path + ".tmp", "w") as f:
+            f.write("# rest EMG for test_record.py's session loops\n")
+            f.writelines("%.2f\n" % rng.gauss(0.0, 10.0) for _ in range(int(seconds * RATE)))
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def session_config(directory, pulse_log):
+    """Paced replay of rest EMG, open loop (trains of 3 pulses at 20 Hz every
+    about 200 ms from arming on), recording on, a control socket, a sim
+    coil whose disarm takes 5 ms."""
+    conf = {
+        "daemon": {"state_dir": rig.state_dir(), "arm_on_start": "false"},
+        "source": {"file": rest_recording(), "format": "text", "rate_hz": "%d" % RATE,
+                   "realtime": "true", "block_frames": "8"},
+        "detect": {"calibration_s": "1"},
+        "stim": {"plugin": "sim", "mode": "open_loop", "protocol": "train",
+                 "train_pulses": "3", "train_frequency_hz": "20", "intensity_pct": "30",
+                 "off_ms": "150", "open_loop_pulses": "1000"},
+        "safety": {"max_train_pulses": "10", "motor_threshold_pct": "40",
+                   "min_train_interval_ms": "100", "max_frequency_hz": "25"},
+        "publish": {"endpoint": "tcp://127.0.0.1:%d" % rig.free_port(), "heartbeat_s": "0.25"},
+        "control": {"endpoint": rig.control_endpoint()},
+        "record": {"directory": directory, "patient_id": "P0", "session_id": "S0"},
+        # a disarm that takes a while, as over a stimulator's bus: the
+        # "disarmed" event comes that much after the gate was disarmed
+        "coil.sim": {"pulse_log": pulse_log, "disarm_ms": "5"},
+    }
+    return "".join("[%s]\n%s" % (sec, "".join("%s = %s\n" % kv for kv in keys.items()))
+                   for sec, keys in conf.items())
+
+
+class SessionDaemon:
+    """A paced rpmsd driven through rpmsctl, with a subscriber thread that
+    keeps every message (topic, body) in arrival order."""
+
+    def __init__(self, name):
+        self.dir = tempfile.mkdtemp(prefix="rpmsd-rec-%s-" % name)
+        self.pulse_log = os.path.join(self.dir, "pulses.csv")
+        self.rec = os.path.join(self.dir, "rec")
+        os.mkdir(self.rec)
+        text = session_config(self.rec, self.pulse_log)
+        self.control = rig.section_value(text, "control", "endpoint")
+        conf = rig.write_config(text, self.dir)
+        import zmq
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
+        self.sub.connect(rig.section_value(text, "publish", "endpoint"))
+        self.lock = threading.Lock()
+        self.messages = []
+        self.done = False
+        self.err = open(os.path.join(self.dir, "stderr"), "w+")
+        self.proc = subprocess.Popen([rig.RPMSD, "--config", conf, "--wait-subscriber=30"],
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+        self.wait_for(lambda: self.of("rpms.state", state="calibrated"), 60, "calibration")
+
+    def _receive(self):
+        while not self.done:
+            if self.sub.poll(100):
+                topic, body = self.sub.recv_multipart()[:2]
+                with self.lock:
+                    self.messages.append((topic.decode(), json.loads(body)))
+
+    def of(self, topic, since=0, **match):
+        """Bodies of topic among the messages from index since on."""
+        with self.lock:
+            msgs = self.messages[since:]
+        return [b for t, b in msgs if t == topic and
+                all(b.get(k) == v for k, v in match.items())]
+
+    def mark(self):
+        with self.lock:
+            return len(self.messages)
+
+    def wait_for(self, pred, timeout, what):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = pred()
+            if got:
+                return got
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise AssertionError("no %s (rpmsd %s)\n%s" % (what, self.proc.poll(), self.stderr()))
+
+    def ctl(self, *args):
+        p = subprocess.run([rig.RPMSCTL] + list(args) + ["-e", self.control, "--json",
+                                                         "-T", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        reply = json.loads(p.stdout) if p.stdout.strip() else None
+        check(p.returncode == 0 and reply and reply["ok"],
+              "rpmsctl %s: %d %r %s" % (" ".join(args), p.returncode, reply, p.stderr))
+        return reply["result"]
+
+    def stderr(self):
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()[-3000:]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=120)
+        # the publisher has sent everything before the daemon exits
+        time.sleep(0.5)
+        self.done = True
+        self.thread.join()
+        self.sub.close(linger=0)
+        self.ctx.term()
+        check(self.proc.returncode == 0, "exit %d\n%s" % (self.proc.returncode, self.stderr()))
+        return out
+
+    def sim_pulses(self):
+        """t_session_s of every pulse the sim coil fired (its pulse_log)."""
+        with open(self.pulse_log) as f:
+            return [float(line.split(",")[0]) for line in f.readlines()[1:]]
+
+
+def session_window(d, session_id):
+    """The session's started and stopped rpms.state events."""
+    st = d.of("rpms.state", state="session_started", session_id=session_id)
+    sp = d.of("rpms.state", state="session_stopped", session_id=session_id)
+    check(len(st) == 1 and len(sp) == 1, "session %s: started %r stopped %r"
+          % (session_id, st, sp))
+    return st[0], sp[0]
+
+
+def published_pulse(published, t):
+    """The rpms.stim event of the pulse the sim coil logged at t: the stim
+    thread reads the clock (t_actual_s) just before it calls the plugin,
+    which reads it again; pulses are 40 ms apart or more."""
+    p = [p for p in published if -0.005 < t - p["t_actual_s"] < 0.005]
+    check(len(p) == 1, "the coil fired at %.9f s: rpms.stim %r" % (t, p))
+    return p[0]
+
+
+def check_session_file(d, session_id, path, fired):
+    """The session's file (libedf) holds its arm, every pulse the sim coil
+    fired between its start and stop (as published), and the disarm of
+    the stop, in this order. @return the annotations."""
+    started, stopped = session_window(d, session_id)
+    rc, e = edf_read(path)
+    check(rc == 0, "edflib refuses %s: %r" % (path, e))
+    check(e["admincode"] == session_id, "%s: admincode %r" % (path, e["admincode"]))
+    ann = [(a["text"], a["onset"] / 1e7) for a in e["annotations"]]
+    texts = [t for t, _ in ann]
+    check("armed: control: arm" in texts, "session %s: no arm in %s: %r"
+          % (session_id, path, ann))
+    check("disarmed: session stopped" in texts, "session %s: the disarm of session stop is "
+          "missing from %s: %r" % (session_id, path, ann))
+    # The stim thread's events (arm, pulses, disarm) in the file's order.
+    armed = [b for b in d.of("rpms.state", state="armed")
+             if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
+    check(len(armed) == 1, "session %s: arms %r" % (session_id, armed))
+    first = armed[0]["sample"] - round(ann[texts.index("armed: control: arm")][1] * RATE)
+    published = d.of("rpms.stim")
+    want = []
+    for t in fired:
+        if started["t_session_s"] <= t <= stopped["t_session_s"]:
+            want.append(published_pulse(published, t))
+    check(want, "session %s: the coil fired no pulse in it" % session_id)
+    order = [texts.index("armed: control: arm")]
+    for p in want:
+        text = "pulse %d.%d %.4g%%" % (p["train_id"], p["index"], p["intensity_pct"])
+        check(text in texts, "session %s: %s (fired at %.6f s) is not in %s: %r"
+              % (session_id, text, p["t_actual_s"], path, ann))
+        at = ann[texts.index(text)][1]
+        # within a block of the published sample (a pulse may be dated
+        # between two samples)
+        check(abs(at - (p["sample"] - first) / RATE) <= 0.02,
+              "session %s: %s at %.4f s, published at sample %d (file from %d)"
+              % (session_id, text, at, p["sample"], first))
+        order.append(texts.index(text))
+    order.append(texts.index("disarmed: session stopped"))
+    check(order == sorted(order), "session %s: arm, pulses and disarm out of order in "
+          "%s: %r" % (session_id, path, ann))
+    onsets = [ann[i][1] for i in order]
+    check(onsets == sorted(onsets), "session %s: onsets not in order: %r"
+          % (session_id, [ann[i] for i in order]))
+    return ann
+
+
+def test_every_session_file_has_its_disarm():
+    """B1: many short sessions (start, arm, pulses, session stop): each
+    session's file has the disarm of its session stop and every pulse
+    the coil fired in it. The control thread once closed the file before
+    the stim thread's disarm event had reached the recorder (9 of 24
+    sessions had no disarm)."""
+    d = SessionDaemon("b1")
+    sessions = []
+    try:
+        for i in range(32):
+            sid = "S%02d" % i
+            rep = d.ctl("session", "start", "--patient", "P%02d" % i, "--session", sid)
+            check(rep["recording"] and rep["recording"].get("file"), "start: %r" % rep)
+            m = d.mark()
+            d.ctl("arm")
+            d.wait_for(lambda: len(d.of("rpms.stim", since=m)) >= 2, 30, "pulses")
+            d.ctl("session", "stop")
+            sessions.append((sid, rep["recording"]["file"]))
+    finally:
+        d.stop()
+    fired = d.sim_pulses()
+    missing = []
+    for sid, path in sessions:
+        try:
+            check_session_file(d, sid, path, fired)
+        except AssertionError as e:
+            missing.append(str(e).splitlines()[0][:300])
+    check(not missing, "%d of %d sessions fail:\n%s"
+          % (len(missing), len(sessions), "\n".join(missing)))
+
+
 if __name__ == "__main__":
     if "--enospc" in sys.argv:
         rig.run_tests([test_enospc])
@@ -441,4 +668,5 @@ if __name__ == "__main__":
                    test_record_events_published_and_valid, test_mne_reads_it,
                    test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
                    test_control_sessions_get_their_own_files,
+                   test_every_session_file_has_its_disarm,
                    test_emg_stream, test_scope_draws_png])
