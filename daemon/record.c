@@ -235,7 +235,11 @@ static void record_emit(struct record *r, enum event_record_kind kind, int code,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.type = EVENT_RECORD;
-	ev.sample = r->f.next ? r->f.next - 1 : 0;
+	/*
+	 * The daemon's sample, like every other event: the file's own end
+	 * (r->f.next) runs ahead of it by the zero padding of the last record.
+	 */
+	ev.sample = r->clock ? sclock_last_sample(r->clock) : 0;
 	ev.u.record.kind = kind;
 	ev.u.record.code = code;
 	ev.u.record.records = r->f.st.records;
@@ -459,6 +463,15 @@ static void record_event(struct record *r, const struct event *ev)
 	const char *rule;
 	uint64_t at = ev->sample, dur = 0;
 
+	/*
+	 * Our own rpms.record events come back from the publisher like every
+	 * event, and are about files, not EMG: a "closed" of the previous file
+	 * arriving after this one opened once made its padded end look like
+	 * EMG lost here (B2).
+	 */
+	if (ev->type == EVENT_RECORD) {
+		return;
+	}
 	if (ev->sample > r->f.last_event_sample) {
 		r->f.last_event_sample = ev->sample;
 	}

@@ -660,6 +660,73 @@ def test_every_session_file_has_its_disarm():
           % (len(missing), len(sessions), "\n".join(missing)))
 
 
+def test_short_sessions_back_to_back():
+    """B2: sessions of 0.1 to 0.5 s back to back. No file reports EMG lost,
+    each ends its data where its session stopped, and rpms.record carries
+    the daemon's sample. The start-up file's "closed" event, which carried
+    that file's padded end, came back through the publisher after the first
+    session's file had opened and was taken as EMG lost there (a 0.3 s
+    session: 536 samples "lost", data to 0.880 s instead of 0.344 s)."""
+    d = SessionDaemon("b2")
+    sessions = []
+    try:
+        for i, length in enumerate([0.3, 0.1, 0.2, 0.5, 0.15, 0.4, 0.25, 0.1, 0.35, 0.45]):
+            sid = "B%02d" % i
+            rep = d.ctl("session", "start", "--patient", "P%02d" % i, "--session", sid)
+            d.ctl("arm")
+            time.sleep(length)      # the session's length, not a synchronisation
+            d.ctl("session", "stop")
+            sessions.append((sid, rep["recording"]["file"]))
+    finally:
+        d.stop()
+    check(not d.of("rpms.record", kind="lost"), "rpms.record lost: %r"
+          % d.of("rpms.record", kind="lost"))
+    bad = []
+    for sid, path in sessions:
+        started, stopped = session_window(d, sid)
+        name = os.path.basename(path)
+        opened = d.of("rpms.record", kind="opened", file=name)
+        closed = d.of("rpms.record", kind="closed", file=name)
+        check(len(opened) == 1 and len(closed) == 1, "%s: rpms.record %r %r"
+              % (sid, opened, closed))
+        rc, e = edf_read(path)
+        check(rc == 0, "edflib refuses %s: %r" % (path, e))
+        ann = {a["text"]: a["onset"] / 1e7 for a in e["annotations"]}
+        armed = [b for b in d.of("rpms.state", state="armed")
+                 if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
+        disarmed = [b for b in d.of("rpms.state", state="disarmed", reason="session stopped")
+                    if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
+        problems = []
+        if any(t.startswith("recording lost") for t in ann):
+            problems.append("annotations %r" % ann)
+        if closed[0]["lost"]:
+            problems.append("closed with %d samples lost" % closed[0]["lost"])
+        # the daemon's sample, not the file's padded end
+        if not started["sample"] <= opened[0]["sample"] <= closed[0]["sample"] \
+                <= stopped["sample"]:
+            problems.append("rpms.record samples: opened %d, closed %d; session %d-%d"
+                            % (opened[0]["sample"], closed[0]["sample"], started["sample"],
+                               stopped["sample"]))
+        if len(armed) == 1 and "armed: control: arm" in ann and "end of data" in ann:
+            first = armed[0]["sample"] - round(ann["armed: control: arm"] * RATE)
+            end = first + round(ann["end of data"] * RATE)     # one past the data
+            # from at most a block before the session to where it stopped,
+            # the disarm's sample included
+            if not (started["sample"] - 8 <= first <= started["sample"] + 1 and
+                    disarmed and disarmed[0]["sample"] < end <= stopped["sample"] + 1):
+                problems.append("data from %d to %d, session %d-%d, disarm %r"
+                                % (first, end, started["sample"], stopped["sample"],
+                                   [b["sample"] for b in disarmed]))
+            if e["datarecords"] != -(-(end - first) // RATE):
+                problems.append("%d data records for %d samples"
+                                % (e["datarecords"], end - first))
+        else:
+            problems.append("no arm or end of data: %r" % ann)
+        if problems:
+            bad.append("%s (%s): %s" % (sid, name, "; ".join(problems)))
+    check(not bad, "%d of %d short sessions:\n%s" % (len(bad), len(sessions), "\n".join(bad)))
+
+
 if __name__ == "__main__":
     if "--enospc" in sys.argv:
         rig.run_tests([test_enospc])
@@ -669,4 +736,5 @@ if __name__ == "__main__":
                    test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
                    test_control_sessions_get_their_own_files,
                    test_every_session_file_has_its_disarm,
+                   test_short_sessions_back_to_back,
                    test_emg_stream, test_scope_draws_png])
