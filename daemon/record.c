@@ -51,6 +51,9 @@
 #define RECORD_ANNOT_TEXT 41		/* edflib keeps 40 characters */
 #define RECORD_RECORD_MAX (10 * 1024 * 1024)	/* edflib's data record limit */
 #define RECORD_EDF_HDR 256		/* bytes: the header, and per signal */
+#define RECORD_EDF_ID 80		/* bytes of each identification field */
+#define RECORD_EDF_RECID_AT 88		/* offset of the local recording identification */
+#define RECORD_EQUIPMENT "rpmsd-" RPMSD_VERSION
 #define RECORD_EMG_WAIT_NS INT64_C(250000000)	/* at a close, for EMG already dated */
 #define RECORD_EMG_TICK_NS 1000000L	/* how often that wait looks again */
 
@@ -69,8 +72,13 @@ struct record_file {
 	uint64_t next;			/* sample index the record buffer expects */
 	size_t fill;			/* frames in the record buffer */
 	uint64_t last_event_sample;	/* the largest event sample seen */
+	char recording_id[RECORD_EDF_ID + 1];	/* the header's, as EDF+ has it */
 	struct record_stats st;
 };
+
+/* "Startdate " + DD-MMM-YYYY + 3 separators and X: what the admincode leaves */
+_Static_assert(10 + 11 + 3 + 1 + CONFIG_EDF_ADMINCODE_MAX + sizeof(RECORD_EQUIPMENT) - 1 <=
+	       RECORD_EDF_ID, "the recording identification must hold the longest session id");
 
 struct record {
 	struct sclock *clock;
@@ -333,6 +341,32 @@ static void record_fail(struct record *r, int err)
 	record_publish_stats(r);
 }
 
+/*
+ * edflib gives the admincode, technician and equipment of the local
+ * recording identification 42 characters together and cuts the rest: a
+ * 36-character session id (a UUID) left "rpms" of the equipment, a longer
+ * one ran the subfields together. Once edflib has written the header with
+ * the first data record (and flushed it), put the whole field there.
+ */
+static void record_write_recording_id(struct record *r)
+{
+	struct record_file *f = &r->f;
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(f->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		n = pwrite(fd, f->recording_id, RECORD_EDF_ID, RECORD_EDF_RECID_AT);
+		if (close(fd) < 0) {
+			n = -1;
+		}
+	}
+	if (n != RECORD_EDF_ID) {
+		log_warn("recording: cannot complete the recording identification of %s: %s",
+			 f->path, strerror(errno));
+	}
+}
+
 /* Write the full record buffer as one data record. */
 static void record_write_record(struct record *r)
 {
@@ -347,6 +381,9 @@ static void record_write_record(struct record *r)
 	}
 	r->f.st.records++;
 	r->f.fill = 0;
+	if (r->f.st.records == 1) {
+		record_write_recording_id(r);
+	}
 }
 
 /* µV to the file's digital value: lround(x D / P), clipped at +-D (counted). */
@@ -596,6 +633,31 @@ static int record_create_file(struct record *r, const char *patient, const char 
 	return -EEXIST;
 }
 
+static const char *const record_months[12] = {
+	"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+};
+
+/*
+ * EDF+ 2.1.3.3: "Startdate DD-MMM-YYYY ADMINCODE TECHNICIAN EQUIPMENT",
+ * X for an unknown technician, padded with spaces to 80 characters. The
+ * session id is at most CONFIG_EDF_ADMINCODE_MAX characters (checked), so
+ * it all fits.
+ */
+static void record_recording_id(struct record_file *f, const struct tm *tm, const char *session)
+{
+	char text[RECORD_EDF_ID + CONFIG_NAME_MAX + 64];
+	int n;
+
+	n = snprintf(text, sizeof(text), "Startdate %02d-%s-%04d %s X %s", tm->tm_mday,
+		     record_months[tm->tm_mon % 12], tm->tm_year + 1900, session, RECORD_EQUIPMENT);
+	if (n < 0) {
+		n = 0;
+	}
+	memset(f->recording_id, ' ', RECORD_EDF_ID);
+	memcpy(f->recording_id, text, n < RECORD_EDF_ID ? (size_t)n : RECORD_EDF_ID);
+	f->recording_id[RECORD_EDF_ID] = '\0';
+}
+
 static int record_setup(struct record *r, int h, const char *patient, const char *session,
 			const struct tm *tm, long subsec_100ns)
 {
@@ -617,9 +679,10 @@ static int record_setup(struct record *r, int h, const char *patient, const char
 		ret |= edf_set_datarecord_duration(h, r->duration_10us);
 	}
 	ret |= edf_set_number_of_annotation_signals(h, r->annot_signals);
+	/* sex, birthdate and name unset: edflib writes X (unknown), as EDF+ asks */
 	ret |= edf_set_patientcode(h, patient);
 	ret |= edf_set_admincode(h, session);
-	ret |= edf_set_equipment(h, "rpmsd-" RPMSD_VERSION);
+	ret |= edf_set_equipment(h, RECORD_EQUIPMENT);
 	ret |= edf_set_startdatetime(h, tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday,
 				     tm->tm_hour, tm->tm_min, tm->tm_sec);
 	ret |= edf_set_subsecond_starttime(h, (int)subsec_100ns);
@@ -654,6 +717,7 @@ static int record_open(struct record *r, const char *patient, const char *sessio
 	}
 	/* 100 µs resolution, as edflib recommends */
 	ret = record_setup(r, h, patient, session, &tm, now.tv_nsec / 100000 * 1000);
+	record_recording_id(f, &tm, session);
 	if (ret < 0) {
 		log_err("recording: edflib refused the header of %s", f->path);
 		edfclose_file(h);
@@ -1098,7 +1162,7 @@ static bool record_id_ok(const char *id)
 			return false;
 		}
 	}
-	return p != id && p - id < CONFIG_NAME_MAX;
+	return p != id && p - id <= CONFIG_EDF_ADMINCODE_MAX;
 }
 
 int record_start_session(struct record *r, const char *patient_id,

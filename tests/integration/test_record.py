@@ -203,6 +203,76 @@ def test_mne_reads_it():
               "%r at %r, published at %r" % (text, onsets[desc.index(text)], b["t_rec_s"]))
 
 
+def header_fields(path):
+    """The EDF+ header's local patient and recording identification, as
+    the 80 characters of each field split into its subfields."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    return head[8:88].decode("ascii"), head[88:168].decode("ascii"), head[168:184]
+
+
+def test_header_identification_for_mne():
+    """The EDF+ identification fields, filled as EDF+ 2.1.3 says: patient
+    "CODE X X X" (sex, birthdate and name unknown: nothing invented),
+    recording "Startdate DD-MMM-YYYY SESSION X rpmsd-VERSION" (technician
+    unknown). edflib gives admincode, technician and equipment 42
+    characters together: a 40-character session id left an equipment of
+    "X". Then what MNE makes of them (docs/recording.md)."""
+    import datetime
+    import mne
+    sid = "S-" + "0123456789" * 3 + "abcdefgh"      # 40 characters, the most allowed
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-hdr-")
+    r = rig.Run(record_config(d, {("record", "session_id"): sid}))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    path = one_file(d)
+    patient, recording, date_time = header_fields(path)
+    check(patient == "%-80s" % "P001 X X X", "patient identification %r" % patient)
+    rc, e = edf_read(path)
+    check(rc == 0, "edflib refuses %s: %r" % (path, e))
+    y, mo, dd = e["startdate"]
+    month = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()[mo - 1]
+    version = subprocess.run([rig.RPMSD, "--version"], stdout=subprocess.PIPE,
+                             text=True).stdout.split()[1]
+    want = "Startdate %02d-%s-%04d %s X rpmsd-%s" % (dd, month, y, sid, version)
+    check(recording == "%-80s" % want, "recording identification %r, expected %r"
+          % (recording, want))
+    # libedf turns an unknown sex and birthdate into "", keeps the name's X
+    check((e["patientcode"], e["gender"], e["birthdate"], e["patient_name"]) ==
+          ("P001", "", "", "X"), "libedf reads the patient as %r"
+          % ([e[k] for k in ("patientcode", "gender", "birthdate", "patient_name")],))
+    check((e["admincode"], e["technician"], e["equipment"]) ==
+          (sid, "", "rpmsd-" + version), "libedf reads the recording as %r"
+          % ([e[k] for k in ("admincode", "technician", "equipment")],))
+    raw = mne.io.read_raw_edf(path, preload=False, verbose="error")
+    start = datetime.datetime(y, mo, dd, *e["starttime"], tzinfo=datetime.timezone.utc)
+    check(raw.info["meas_date"].replace(microsecond=0) == start,
+          "MNE meas_date %r, header %r" % (raw.info["meas_date"], start))
+    subject = raw.info["subject_info"]
+    if subject is None:
+        # MNE before 1.6 (Debian 12 has 1.3) parses the patient subfields
+        # but leaves info["subject_info"] empty, whatever the file holds
+        parsed = raw._raw_extras[0]["subject_info"]
+        check(parsed == {"id": "P001", "sex": "X", "birthday": "X", "name": "X"},
+              "MNE parsed the patient as %r" % parsed)
+        print("MNE %s: info['subject_info'] is None; the header's patient subfields: %r"
+              % (mne.__version__, parsed))
+    else:
+        check(subject.get("his_id") == "P001" and subject.get("sex") == 0,
+              "MNE subject_info %r" % subject)
+        print("MNE %s: info['subject_info'] = %r" % (mne.__version__, subject))
+
+
+def test_session_id_beyond_the_header_is_refused():
+    """record.session_id longer than the recording identification holds:
+    a FILE:LINE error naming the key, not a file with a cut header."""
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-long-")
+    conf = rig.write_config(record_config(d, {("record", "session_id"): "S" * 41}), d)
+    p = subprocess.run([rig.RPMSD, "--check-config", conf], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    check(p.returncode == 1 and "record.session_id" in p.stderr and "41 characters" in p.stderr
+          and "%s:" % conf in p.stderr, "rc %d: %s" % (p.returncode, p.stderr))
+
+
 def records_on_disk(directory):
     """Complete data records in the one EDF file of directory so far (0
     while it has no header yet): its size past the header over the bytes
@@ -733,6 +803,8 @@ if __name__ == "__main__":
     rig.run_tests([test_header_and_summary, test_samples_equal_input_exactly,
                    test_annotations_match_published_events,
                    test_record_events_published_and_valid, test_mne_reads_it,
+                   test_header_identification_for_mne,
+                   test_session_id_beyond_the_header_is_refused,
                    test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
                    test_control_sessions_get_their_own_files,
                    test_every_session_file_has_its_disarm,
