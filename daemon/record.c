@@ -1153,7 +1153,8 @@ static int record_request(struct record *r, enum record_op op)
 	return ret;
 }
 
-static bool record_id_ok(const char *id)
+/* One word of printable ASCII (EDF+ subfields are separated by spaces), 1 to @max. */
+static bool record_id_ok(const char *id, size_t max)
 {
 	const char *p;
 
@@ -1162,7 +1163,7 @@ static bool record_id_ok(const char *id)
 			return false;
 		}
 	}
-	return p != id && p - id <= CONFIG_EDF_ADMINCODE_MAX;
+	return p != id && (size_t)(p - id) <= max;
 }
 
 int record_start_session(struct record *r, const char *patient_id,
@@ -1170,7 +1171,8 @@ int record_start_session(struct record *r, const char *patient_id,
 {
 	int ret;
 
-	if (!record_id_ok(patient_id) || !record_id_ok(session_id)) {
+	if (!record_id_ok(patient_id, CONFIG_NAME_MAX - 1) ||
+	    !record_id_ok(session_id, CONFIG_EDF_ADMINCODE_MAX)) {
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&r->lock);

@@ -80,9 +80,11 @@ int record_start(struct record *r);
  * start-up with record.patient_id and record.session_id). Synchronous:
  * returns once the file exists. Any thread but the recorder's.
  * @param patient_id  EDF+ patient code, one word of printable ASCII
- * @param session_id  EDF+ admincode, likewise
+ * @param session_id  EDF+ admincode, likewise, at most 40 characters
  * @param path        receives the file's path (may be NULL)
- * @return 0, -EBUSY (a session is being recorded), -EINVAL (bad id),
+ * @return 0, -EBUSY (a session is being recorded), -EINVAL (an id that
+ *         is not one word, or a session id of more than
+ *         CONFIG_EDF_ADMINCODE_MAX characters),
  *         -ESRCH (thread not running), or -errno from creating the file
  */
 int record_start_session(struct record *r, const char *patient_id,

@@ -212,21 +212,24 @@ def header_fields(path):
 
 
 def test_header_identification_for_mne():
-    """The EDF+ identification fields, filled as EDF+ 2.1.3 says: patient
-    "CODE X X X" (sex, birthdate and name unknown: nothing invented),
-    recording "Startdate DD-MMM-YYYY SESSION X rpmsd-VERSION" (technician
-    unknown). edflib gives admincode, technician and equipment 42
-    characters together: a 40-character session id left an equipment of
-    "X". Then what MNE makes of them (docs/recording.md)."""
+    """The EDF+ identification fields, filled as EDF+ 2.1.3 says, with the
+    longest ids allowed: patient "CODE X X X" (sex, birthdate and name
+    unknown: nothing invented), recording "Startdate DD-MMM-YYYY SESSION X
+    rpmsd-VERSION" (technician unknown). edflib gives admincode,
+    technician and equipment 42 characters together: a 40-character
+    session id left an equipment of "X". Then what MNE makes of them
+    (docs/recording.md)."""
     import datetime
     import mne
     sid = "S-" + "0123456789" * 3 + "abcdefgh"      # 40 characters, the most allowed
+    pid = "P-" + "0123456789" * 6 + "a"             # 63 characters, likewise
     d = tempfile.mkdtemp(prefix="rpmsd-rec-hdr-")
-    r = rig.Run(record_config(d, {("record", "session_id"): sid}))
+    r = rig.Run(record_config(d, {("record", "session_id"): sid,
+                                  ("record", "patient_id"): pid}))
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
     path = one_file(d)
     patient, recording, date_time = header_fields(path)
-    check(patient == "%-80s" % "P001 X X X", "patient identification %r" % patient)
+    check(patient == "%-80s" % (pid + " X X X"), "patient identification %r" % patient)
     rc, e = edf_read(path)
     check(rc == 0, "edflib refuses %s: %r" % (path, e))
     y, mo, dd = e["startdate"]
@@ -238,7 +241,7 @@ def test_header_identification_for_mne():
           % (recording, want))
     # libedf turns an unknown sex and birthdate into "", keeps the name's X
     check((e["patientcode"], e["gender"], e["birthdate"], e["patient_name"]) ==
-          ("P001", "", "", "X"), "libedf reads the patient as %r"
+          (pid, "", "", "X"), "libedf reads the patient as %r"
           % ([e[k] for k in ("patientcode", "gender", "birthdate", "patient_name")],))
     check((e["admincode"], e["technician"], e["equipment"]) ==
           (sid, "", "rpmsd-" + version), "libedf reads the recording as %r"
@@ -252,12 +255,12 @@ def test_header_identification_for_mne():
         # MNE before 1.6 (Debian 12 has 1.3) parses the patient subfields
         # but leaves info["subject_info"] empty, whatever the file holds
         parsed = raw._raw_extras[0]["subject_info"]
-        check(parsed == {"id": "P001", "sex": "X", "birthday": "X", "name": "X"},
+        check(parsed == {"id": pid, "sex": "X", "birthday": "X", "name": "X"},
               "MNE parsed the patient as %r" % parsed)
         print("MNE %s: info['subject_info'] is None; the header's patient subfields: %r"
               % (mne.__version__, parsed))
     else:
-        check(subject.get("his_id") == "P001" and subject.get("sex") == 0,
+        check(subject.get("his_id") == pid and subject.get("sex") == 0,
               "MNE subject_info %r" % subject)
         print("MNE %s: info['subject_info'] = %r" % (mne.__version__, subject))
 
