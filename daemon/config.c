@@ -183,6 +183,8 @@ static int config_check_control_endpoint(const char *text, const union config_va
 					 char *why, size_t len);
 static int config_check_edf_id(const char *text, const union config_value *v,
 			       char *why, size_t len);
+static int config_check_edf_admincode(const char *text, const union config_value *v,
+				      char *why, size_t len);
 static int config_check_file_name(const char *text, const union config_value *v,
 				  char *why, size_t len);
 static int config_check_zone(const char *text, const union config_value *v,
@@ -764,8 +766,8 @@ static const struct config_key config_keys[] = {
 	}, {
 		.section = "record", .key = "session_id",
 		.type = CONFIG_TYPE_STRING, .def = "X", .unit = "",
-		.allowed = "1 to 63 printable ASCII characters, no spaces",
-		.check = config_check_edf_id,
+		.allowed = "1 to 40 printable ASCII characters, no spaces",
+		.check = config_check_edf_admincode,
 		.doc = "Session code (the EDF+ admincode) in the recording's header (X = unknown); until the control socket's session command sets it.",
 		CONFIG_FIELD(record.session_id),
 	},
@@ -1294,6 +1296,20 @@ static int config_check_edf_id(const char *text, const union config_value *v,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int config_check_edf_admincode(const char *text, const union config_value *v,
+				      char *why, size_t len)
+{
+	int ret = config_check_edf_id(text, v, why, len);
+
+	if (ret == 0 && strlen(text) > CONFIG_EDF_ADMINCODE_MAX) {
+		config_print(why, len, "'%s' has %zu characters; the EDF+ header's recording "
+			     "identification (80 characters) has room for %d", text, strlen(text),
+			     CONFIG_EDF_ADMINCODE_MAX);
+		return -EINVAL;
+	}
+	return ret;
 }
 
 static int config_check_file_name(const char *text, const union config_value *v,

@@ -28,6 +28,12 @@
 #define CONFIG_NAME_MAX 64
 /** Room for every core key's line in struct rpmsd_config (config_key_line). */
 #define CONFIG_KEYS_MAX 160
+/*
+ * Longest record.session_id (the EDF+ admincode): the header's 80-character
+ * recording identification "Startdate DD-MMM-YYYY ADMINCODE X rpmsd-VERSION"
+ * must hold it whole, with an equipment name of up to 15 characters.
+ */
+#define CONFIG_EDF_ADMINCODE_MAX 40
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_COLUMNS 8
 #define CONFIG_MAX_PLUGIN_KEYS 64

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -37,12 +38,15 @@
 #define PUBLISH_BODY_MAX 2048
 #define PUBLISH_OVERFLOW_PERIOD_NS INT64_C(100000000)	/* one report per ring per 100 ms */
 #define PUBLISH_NS_PER_S INT64_C(1000000000)
+#define PUBLISH_FLUSH_TICK_NS 1000000L	/* how often publish_flush looks again */
 
 struct publish_ring {
 	struct ring *ring;
 	char name[PUBLISH_RING_NAME_MAX];
 	uint64_t dropped_reported;	/* total in the last overflow event */
 	int64_t reported_ns;		/* monotonic time of that event */
+	/* records popped and published, each copied to the recorder first */
+	atomic_size_t handled;
 };
 
 struct publish {
@@ -205,6 +209,7 @@ int publish_add_ring(struct publish *p, struct ring *r, const char *name)
 	snprintf(pr->name, sizeof(pr->name), "%s", name);
 	pr->dropped_reported = 0;
 	pr->reported_ns = 0;
+	atomic_init(&pr->handled, 0);
 	return 0;
 }
 
@@ -523,6 +528,8 @@ static size_t publish_drain_pass(struct publish *p)
 	for (i = 0; i < p->n_rings; i++) {
 		for (n = 0; n < PUBLISH_BATCH && ring_pop(p->rings[i].ring, &ev); n++) {
 			publish_event(p, &ev);
+			/* after the copy to the recorder: publish_flush relies on it */
+			atomic_fetch_add_explicit(&p->rings[i].handled, 1, memory_order_release);
 		}
 		total += n;
 	}
@@ -605,6 +612,40 @@ int publish_start(struct publish *p)
 	p->started = true;
 	p->joined = false;
 	return 0;
+}
+
+int publish_flush(struct publish *p, int64_t deadline_ns)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = PUBLISH_FLUSH_TICK_NS };
+	size_t mark[PUBLISH_MAX_RINGS];
+	size_t i, n = p->n_rings;	/* fixed once started */
+	bool behind;
+
+	for (i = 0; i < n; i++) {
+		mark[i] = ring_pushed(p->rings[i].ring);
+	}
+	/*
+	 * Poll: the publisher never waits for anyone, so it cannot signal
+	 * either; it passes a mark within one of its passes (PUBLISH_IDLE_MS
+	 * when idle).
+	 */
+	for (;;) {
+		behind = false;
+		for (i = 0; i < n && !behind; i++) {
+			size_t done = atomic_load_explicit(&p->rings[i].handled,
+							   memory_order_acquire);
+
+			/* handled never passes pushed; modulo SIZE_MAX + 1 */
+			behind = done != mark[i] && mark[i] - done <= SIZE_MAX / 2;
+		}
+		if (!behind) {
+			return 0;
+		}
+		if (sclock_mono_ns() >= deadline_ns) {
+			return -ETIMEDOUT;
+		}
+		nanosleep(&tick, NULL);
+	}
 }
 
 void publish_stop(struct publish *p)

@@ -83,6 +83,16 @@ int publish_set_emg(struct publish *p, struct emg_stream *s);
 int publish_start(struct publish *p);
 
 /**
+ * Wait until every event pushed into the rings before this call has been
+ * published, and copied to the forward ring first (publish_set_forward):
+ * what a producer queued before, the recorder has received. Any thread but
+ * the publisher's, once it runs; the producers are never held up.
+ * @param deadline_ns  CLOCK_MONOTONIC (sclock_mono_ns) time to give up at
+ * @return 0, or -ETIMEDOUT (the publisher is behind or stuck)
+ */
+int publish_flush(struct publish *p, int64_t deadline_ns);
+
+/**
  * Drain every ring completely, send what remains, stop the thread.
  * Stop the producers first: the final drain runs until every ring is empty.
  * Safe to call when not started, and more than once.

@@ -51,6 +51,11 @@
 #define RECORD_ANNOT_TEXT 41		/* edflib keeps 40 characters */
 #define RECORD_RECORD_MAX (10 * 1024 * 1024)	/* edflib's data record limit */
 #define RECORD_EDF_HDR 256		/* bytes: the header, and per signal */
+#define RECORD_EDF_ID 80		/* bytes of each identification field */
+#define RECORD_EDF_RECID_AT 88		/* offset of the local recording identification */
+#define RECORD_EQUIPMENT "rpmsd-" RPMSD_VERSION
+#define RECORD_EMG_WAIT_NS INT64_C(250000000)	/* at a close, for EMG already dated */
+#define RECORD_EMG_TICK_NS 1000000L	/* how often that wait looks again */
 
 enum record_op {
 	RECORD_OP_NONE = 0,
@@ -67,8 +72,13 @@ struct record_file {
 	uint64_t next;			/* sample index the record buffer expects */
 	size_t fill;			/* frames in the record buffer */
 	uint64_t last_event_sample;	/* the largest event sample seen */
+	char recording_id[RECORD_EDF_ID + 1];	/* the header's, as EDF+ has it */
 	struct record_stats st;
 };
+
+/* "Startdate " + DD-MMM-YYYY + 3 separators and X: what the admincode leaves */
+_Static_assert(10 + 11 + 3 + 1 + CONFIG_EDF_ADMINCODE_MAX + sizeof(RECORD_EQUIPMENT) - 1 <=
+	       RECORD_EDF_ID, "the recording identification must hold the longest session id");
 
 struct record {
 	struct sclock *clock;
@@ -88,6 +98,8 @@ struct record {
 	struct ring *in;		/* events copied by the publisher */
 	struct ring *out;		/* rpms.record */
 	struct emg_block *blk;		/* popped EMG record */
+	struct emg_block *last;		/* the one popped before it (blk's spare) */
+	bool have_last;
 	int *rec;			/* channels x spr digital samples */
 	struct record_file f;
 	int64_t lost_reported_ns;
@@ -102,6 +114,7 @@ struct record {
 	enum record_op op;
 	bool op_done;
 	int op_ret;
+	bool req_complete;		/* close: every event of the file was sent */
 	char req_patient[CONFIG_NAME_MAX];
 	char req_session[CONFIG_NAME_MAX];
 	char req_path[CONFIG_PATH_MAX];
@@ -230,7 +243,11 @@ static void record_emit(struct record *r, enum event_record_kind kind, int code,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.type = EVENT_RECORD;
-	ev.sample = r->f.next ? r->f.next - 1 : 0;
+	/*
+	 * The daemon's sample, like every other event: the file's own end
+	 * (r->f.next) runs ahead of it by the zero padding of the last record.
+	 */
+	ev.sample = r->clock ? sclock_last_sample(r->clock) : 0;
 	ev.u.record.kind = kind;
 	ev.u.record.code = code;
 	ev.u.record.records = r->f.st.records;
@@ -324,6 +341,32 @@ static void record_fail(struct record *r, int err)
 	record_publish_stats(r);
 }
 
+/*
+ * edflib gives the admincode, technician and equipment of the local
+ * recording identification 42 characters together and cuts the rest: a
+ * 36-character session id (a UUID) left "rpms" of the equipment, a longer
+ * one ran the subfields together. Once edflib has written the header with
+ * the first data record (and flushed it), put the whole field there.
+ */
+static void record_write_recording_id(struct record *r)
+{
+	struct record_file *f = &r->f;
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(f->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		n = pwrite(fd, f->recording_id, RECORD_EDF_ID, RECORD_EDF_RECID_AT);
+		if (close(fd) < 0) {
+			n = -1;
+		}
+	}
+	if (n != RECORD_EDF_ID) {
+		log_warn("recording: cannot complete the recording identification of %s: %s",
+			 f->path, strerror(errno));
+	}
+}
+
 /* Write the full record buffer as one data record. */
 static void record_write_record(struct record *r)
 {
@@ -338,6 +381,9 @@ static void record_write_record(struct record *r)
 	}
 	r->f.st.records++;
 	r->f.fill = 0;
+	if (r->f.st.records == 1) {
+		record_write_recording_id(r);
+	}
 }
 
 /* µV to the file's digital value: lround(x D / P), clipped at +-D (counted). */
@@ -454,6 +500,15 @@ static void record_event(struct record *r, const struct event *ev)
 	const char *rule;
 	uint64_t at = ev->sample, dur = 0;
 
+	/*
+	 * Our own rpms.record events come back from the publisher like every
+	 * event, and are about files, not EMG: a "closed" of the previous file
+	 * arriving after this one opened once made its padded end look like
+	 * EMG lost here (B2).
+	 */
+	if (ev->type == EVENT_RECORD) {
+		return;
+	}
 	if (ev->sample > r->f.last_event_sample) {
 		r->f.last_event_sample = ev->sample;
 	}
@@ -578,6 +633,31 @@ static int record_create_file(struct record *r, const char *patient, const char 
 	return -EEXIST;
 }
 
+static const char *const record_months[12] = {
+	"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+};
+
+/*
+ * EDF+ 2.1.3.3: "Startdate DD-MMM-YYYY ADMINCODE TECHNICIAN EQUIPMENT",
+ * X for an unknown technician, padded with spaces to 80 characters. The
+ * session id is at most CONFIG_EDF_ADMINCODE_MAX characters (checked), so
+ * it all fits.
+ */
+static void record_recording_id(struct record_file *f, const struct tm *tm, const char *session)
+{
+	char text[RECORD_EDF_ID + CONFIG_NAME_MAX + 64];
+	int n;
+
+	n = snprintf(text, sizeof(text), "Startdate %02d-%s-%04d %s X %s", tm->tm_mday,
+		     record_months[tm->tm_mon % 12], tm->tm_year + 1900, session, RECORD_EQUIPMENT);
+	if (n < 0) {
+		n = 0;
+	}
+	memset(f->recording_id, ' ', RECORD_EDF_ID);
+	memcpy(f->recording_id, text, n < RECORD_EDF_ID ? (size_t)n : RECORD_EDF_ID);
+	f->recording_id[RECORD_EDF_ID] = '\0';
+}
+
 static int record_setup(struct record *r, int h, const char *patient, const char *session,
 			const struct tm *tm, long subsec_100ns)
 {
@@ -599,9 +679,10 @@ static int record_setup(struct record *r, int h, const char *patient, const char
 		ret |= edf_set_datarecord_duration(h, r->duration_10us);
 	}
 	ret |= edf_set_number_of_annotation_signals(h, r->annot_signals);
+	/* sex, birthdate and name unset: edflib writes X (unknown), as EDF+ asks */
 	ret |= edf_set_patientcode(h, patient);
 	ret |= edf_set_admincode(h, session);
-	ret |= edf_set_equipment(h, "rpmsd-" RPMSD_VERSION);
+	ret |= edf_set_equipment(h, RECORD_EQUIPMENT);
 	ret |= edf_set_startdatetime(h, tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday,
 				     tm->tm_hour, tm->tm_min, tm->tm_sec);
 	ret |= edf_set_subsecond_starttime(h, (int)subsec_100ns);
@@ -636,6 +717,7 @@ static int record_open(struct record *r, const char *patient, const char *sessio
 	}
 	/* 100 µs resolution, as edflib recommends */
 	ret = record_setup(r, h, patient, session, &tm, now.tv_nsec / 100000 * 1000);
+	record_recording_id(f, &tm, session);
 	if (ret < 0) {
 		log_err("recording: edflib refused the header of %s", f->path);
 		edfclose_file(h);
@@ -643,6 +725,16 @@ static int record_open(struct record *r, const char *patient, const char *sessio
 	}
 	f->handle = h;
 	snprintf(f->st.path, sizeof(f->st.path), "%s", f->path);
+	/*
+	 * Start with the last block received (written to the previous file
+	 * or not): an event of the new session dated before the next block
+	 * arrives carries the last sample consumed, which only that block
+	 * holds. Without it the file began after such an event (a session's
+	 * arm at its start was missing from its file).
+	 */
+	if (r->have_last) {
+		record_block(r, r->last);
+	}
 	log_info("recording: %s (%s+, %u channels at %g Hz, +-%g uV, step %.6g uV)", f->path,
 		 r->bdf ? "BDF" : "EDF", r->channels, r->rate_hz, r->phys, r->phys / r->dig);
 	record_emit(r, EVENT_RECORD_OPENED, 0, f->path);
@@ -730,6 +822,16 @@ static void record_report_lost(struct record *r, bool force)
 	r->lost_reported_ns = now;
 }
 
+/* Keep the block just written (or not: no file) for the next file's start. */
+static void record_keep(struct record *r)
+{
+	struct emg_block *b = r->last;
+
+	r->last = r->blk;
+	r->blk = b;
+	r->have_last = true;
+}
+
 /*
  * Take what the rings hold. Events wait until the file has its first
  * sample (their onsets are relative to it), unless @all.
@@ -742,6 +844,7 @@ static size_t record_pump(struct record *r, bool all)
 
 	while (n < RECORD_BATCH && ring_pop(r->emg, r->blk)) {
 		record_block(r, r->blk);
+		record_keep(r);
 		n++;
 	}
 	while (m < RECORD_BATCH && (all || r->f.handle < 0 || r->f.started) &&
@@ -763,6 +866,30 @@ static void record_drain(struct record *r)
 	}
 }
 
+/*
+ * The acquire thread dates events (its own, and those of the threads that
+ * read sclock_last_sample) before it hands the block of that sample over:
+ * at a session's close the newest events can be a block ahead of the EMG.
+ * Wait for that block, a while; what does not come was lost on the way.
+ */
+static void record_await_emg(struct record *r)
+{
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = RECORD_EMG_TICK_NS };
+	struct record_file *f = &r->f;
+	uint64_t dropped = ring_dropped(r->emg);
+	int64_t deadline = sclock_mono_ns() + RECORD_EMG_WAIT_NS;
+
+	while (f->handle >= 0 && f->started && f->last_event_sample >= f->next &&
+	       ring_dropped(r->emg) == dropped && sclock_mono_ns() < deadline) {
+		if (ring_pop(r->emg, r->blk)) {
+			record_block(r, r->blk);
+			record_keep(r);
+		} else {
+			nanosleep(&tick, NULL);
+		}
+	}
+}
+
 static void record_do_op(struct record *r, enum record_op op)
 {
 	int ret;
@@ -771,6 +898,12 @@ static void record_do_op(struct record *r, enum record_op op)
 		ret = record_open(r, r->req_patient, r->req_session);
 	} else {
 		record_drain(r);
+		record_await_emg(r);
+		if (!r->req_complete && r->f.handle >= 0) {
+			log_warn("recording: %s is closed without the session's last events: the "
+				 "publisher did not pass them on in time", r->f.path);
+			record_annotate(r, r->f.next, 0, "events at the end may be missing");
+		}
 		record_report_lost(r, true);
 		ret = record_close(r);
 	}
@@ -942,8 +1075,10 @@ int record_create(const struct rpmsd_config *cfg, const struct source *src,
 	}
 	r->blk = malloc(emg_block_size(EMG_KIND_RECORD, (size_t)cfg->source.block_frames,
 				       r->channels));
+	r->last = malloc(emg_block_size(EMG_KIND_RECORD, (size_t)cfg->source.block_frames,
+					r->channels));
 	r->rec = calloc(r->spr * r->channels, sizeof(int));
-	if (!r->blk || !r->rec) {
+	if (!r->blk || !r->last || !r->rec) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
@@ -965,6 +1100,7 @@ void record_destroy(struct record *r)
 	ring_destroy(r->in);
 	ring_destroy(r->out);
 	free(r->blk);
+	free(r->last);
 	free(r->rec);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
@@ -1017,7 +1153,8 @@ static int record_request(struct record *r, enum record_op op)
 	return ret;
 }
 
-static bool record_id_ok(const char *id)
+/* One word of printable ASCII (EDF+ subfields are separated by spaces), 1 to @max. */
+static bool record_id_ok(const char *id, size_t max)
 {
 	const char *p;
 
@@ -1026,7 +1163,7 @@ static bool record_id_ok(const char *id)
 			return false;
 		}
 	}
-	return p != id && p - id < CONFIG_NAME_MAX;
+	return p != id && (size_t)(p - id) <= max;
 }
 
 int record_start_session(struct record *r, const char *patient_id,
@@ -1034,7 +1171,8 @@ int record_start_session(struct record *r, const char *patient_id,
 {
 	int ret;
 
-	if (!record_id_ok(patient_id) || !record_id_ok(session_id)) {
+	if (!record_id_ok(patient_id, CONFIG_NAME_MAX - 1) ||
+	    !record_id_ok(session_id, CONFIG_EDF_ADMINCODE_MAX)) {
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&r->lock);
@@ -1052,7 +1190,7 @@ int record_start_session(struct record *r, const char *patient_id,
 	return ret;
 }
 
-int record_stop_session(struct record *r)
+int record_stop_session(struct record *r, bool complete)
 {
 	int ret;
 
@@ -1061,6 +1199,7 @@ int record_stop_session(struct record *r)
 		pthread_mutex_unlock(&r->lock);
 		return -ESRCH;
 	}
+	r->req_complete = complete;
 	ret = record_request(r, RECORD_OP_CLOSE);
 	pthread_mutex_unlock(&r->lock);
 	return ret;

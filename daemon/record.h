@@ -80,9 +80,11 @@ int record_start(struct record *r);
  * start-up with record.patient_id and record.session_id). Synchronous:
  * returns once the file exists. Any thread but the recorder's.
  * @param patient_id  EDF+ patient code, one word of printable ASCII
- * @param session_id  EDF+ admincode, likewise
+ * @param session_id  EDF+ admincode, likewise, at most 40 characters
  * @param path        receives the file's path (may be NULL)
- * @return 0, -EBUSY (a session is being recorded), -EINVAL (bad id),
+ * @return 0, -EBUSY (a session is being recorded), -EINVAL (an id that
+ *         is not one word, or a session id of more than
+ *         CONFIG_EDF_ADMINCODE_MAX characters),
  *         -ESRCH (thread not running), or -errno from creating the file
  */
 int record_start_session(struct record *r, const char *patient_id,
@@ -91,10 +93,14 @@ int record_start_session(struct record *r, const char *patient_id,
 /**
  * Close the session's file (the last data record padded with zeros, the
  * count and annotations written by edflib). Synchronous. Events already
- * copied to record_input are annotated first.
+ * copied to record_input are annotated first, and the EMG of the newest
+ * of them is waited for (at most 250 ms). The caller makes sure every
+ * event of the session has been copied (publish_flush) first.
+ * @param complete  false: it could not (the publisher was late); the file
+ *                  then says that events at its end may be missing
  * @return 0, -ENOENT (none open), or a negative errno of a write error
  */
-int record_stop_session(struct record *r);
+int record_stop_session(struct record *r, bool complete);
 
 /**
  * Drain both rings completely, close any file, stop the thread. Call once

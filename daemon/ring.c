@@ -91,6 +91,11 @@ bool ring_pop(struct ring *r, void *elem)
 	return true;
 }
 
+size_t ring_pushed(const struct ring *r)
+{
+	return atomic_load_explicit(&((struct ring *)r)->head, memory_order_acquire);
+}
+
 uint64_t ring_dropped(const struct ring *r)
 {
 	return atomic_load_explicit(&((struct ring *)r)->dropped, memory_order_relaxed);

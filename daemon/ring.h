@@ -41,6 +41,13 @@ bool ring_push(struct ring *r, const void *elem);
  */
 bool ring_pop(struct ring *r, void *elem);
 
+/**
+ * Records pushed since creation (dropped ones not counted), modulo
+ * SIZE_MAX + 1: the consumer has taken all of them once it has popped
+ * that many. Any thread.
+ */
+size_t ring_pushed(const struct ring *r);
+
 /** Records dropped because the ring was full, since creation. */
 uint64_t ring_dropped(const struct ring *r);
 

@@ -10,8 +10,10 @@
  *
  * Fault knobs, for tests of the daemon's safety paths: fail_every (every
  * Nth pulse returns -EIO), overheat_after (after N pulses the coil reports
- * a temperature far above any limit) and never_ready (the stimulator never
- * says it is ready).
+ * a temperature far above any limit), never_ready (the stimulator never
+ * says it is ready) and disarm_ms (the disarm op takes that long, as over a
+ * slow stimulator interface: the host's "disarmed" event comes that much
+ * after its gate was disarmed).
  *
  * A simulated emergency stop input: with estop_fifo set, a watcher thread
  * reads lines from that FIFO. "press T" is an asserting edge at
@@ -67,6 +69,7 @@ struct sim {
 	long long fail_every;		/* 0: never */
 	long long overheat_after;	/* 0: never */
 	bool never_ready;
+	long long disarm_ms;		/* the disarm op's duration */
 	uint64_t pulses;		/* attempts, failed ones included */
 	uint64_t fired;
 	/* simulated e-stop input */
@@ -101,6 +104,8 @@ static const struct rpmsd_coil_key sim_keys[] = {
 	  "test fault: after N pulses the coil reports 100 C above ambient (0: never)" },
 	{ "never_ready", RPMSD_COIL_KEY_BOOL, "false", 0, 0, "",
 	  "test fault: the stimulator never reports ready" },
+	{ "disarm_ms", RPMSD_COIL_KEY_INT, "0", 0, 100, "ms",
+	  "test: the disarm op takes this long (a slow stimulator interface)" },
 	{ "estop_fifo", RPMSD_COIL_KEY_STRING, "", 0, 0, "",
 	  "simulated emergency stop input: a FIFO that takes 'press T_NS' and 'release' lines (empty: none)" },
 	{ "estop_log", RPMSD_COIL_KEY_STRING, "", 0, 0, "",
@@ -304,6 +309,9 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 		ret = host->get_bool(host->ctx, "never_ready", &s->never_ready);
 	}
 	if (ret == 0) {
+		ret = host->get_int(host->ctx, "disarm_ms", &s->disarm_ms);
+	}
+	if (ret == 0) {
 		ret = host->get_string(host->ctx, "estop_fifo", &fifo);
 	}
 	if (ret == 0) {
@@ -367,8 +375,12 @@ static int sim_disarm(void *h)
 {
 	struct sim *s = h;
 	size_t n = atomic_load(&s->estop_len);
+	struct timespec d = { .tv_sec = 0, .tv_nsec = (long)(s->disarm_ms * 1000000) };
 
 	atomic_store(&s->armed, false);
+	if (s->disarm_ms > 0) {
+		nanosleep(&d, NULL);	/* the bus transaction of a real stimulator */
+	}
 	/* the first disarm after a press: when the host acted on the alert */
 	if (n > 0 && atomic_load(&s->estops[n - 1].host_ns) == 0) {
 		atomic_store(&s->estops[n - 1].host_ns, sim_mono_ns());

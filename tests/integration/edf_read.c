@@ -96,6 +96,14 @@ int main(int argc, char **argv)
 	edf_read_str(h->admincode);
 	printf(", \"equipment\": ");
 	edf_read_str(h->equipment);
+	printf(", \"technician\": ");
+	edf_read_str(h->technician);
+	printf(", \"gender\": ");
+	edf_read_str(h->gender);
+	printf(", \"birthdate\": ");
+	edf_read_str(h->birthdate);
+	printf(", \"patient_name\": ");
+	edf_read_str(h->patient_name);
 	printf(", \"signals\": [");
 	for (sig = 0; sig < h->edfsignals; sig++) {
 		if (edf_read_signal(h, sig) < 0) {

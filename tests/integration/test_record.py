@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -200,6 +201,79 @@ def test_mne_reads_it():
         check(text in desc, "MNE has no annotation %r" % text)
         check(abs(onsets[desc.index(text)] - b["sample"] / RATE) < 1e-6,
               "%r at %r, published at %r" % (text, onsets[desc.index(text)], b["t_rec_s"]))
+
+
+def header_fields(path):
+    """The EDF+ header's local patient and recording identification, as
+    the 80 characters of each field split into its subfields."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    return head[8:88].decode("ascii"), head[88:168].decode("ascii"), head[168:184]
+
+
+def test_header_identification_for_mne():
+    """The EDF+ identification fields, filled as EDF+ 2.1.3 says, with the
+    longest ids allowed: patient "CODE X X X" (sex, birthdate and name
+    unknown: nothing invented), recording "Startdate DD-MMM-YYYY SESSION X
+    rpmsd-VERSION" (technician unknown). edflib gives admincode,
+    technician and equipment 42 characters together: a 40-character
+    session id left an equipment of "X". Then what MNE makes of them
+    (docs/recording.md)."""
+    import datetime
+    import mne
+    sid = "S-" + "0123456789" * 3 + "abcdefgh"      # 40 characters, the most allowed
+    pid = "P-" + "0123456789" * 6 + "a"             # 63 characters, likewise
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-hdr-")
+    r = rig.Run(record_config(d, {("record", "session_id"): sid,
+                                  ("record", "patient_id"): pid}))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    path = one_file(d)
+    patient, recording, date_time = header_fields(path)
+    check(patient == "%-80s" % (pid + " X X X"), "patient identification %r" % patient)
+    rc, e = edf_read(path)
+    check(rc == 0, "edflib refuses %s: %r" % (path, e))
+    y, mo, dd = e["startdate"]
+    month = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()[mo - 1]
+    version = subprocess.run([rig.RPMSD, "--version"], stdout=subprocess.PIPE,
+                             text=True).stdout.split()[1]
+    want = "Startdate %02d-%s-%04d %s X rpmsd-%s" % (dd, month, y, sid, version)
+    check(recording == "%-80s" % want, "recording identification %r, expected %r"
+          % (recording, want))
+    # libedf turns an unknown sex and birthdate into "", keeps the name's X
+    check((e["patientcode"], e["gender"], e["birthdate"], e["patient_name"]) ==
+          (pid, "", "", "X"), "libedf reads the patient as %r"
+          % ([e[k] for k in ("patientcode", "gender", "birthdate", "patient_name")],))
+    check((e["admincode"], e["technician"], e["equipment"]) ==
+          (sid, "", "rpmsd-" + version), "libedf reads the recording as %r"
+          % ([e[k] for k in ("admincode", "technician", "equipment")],))
+    raw = mne.io.read_raw_edf(path, preload=False, verbose="error")
+    start = datetime.datetime(y, mo, dd, *e["starttime"], tzinfo=datetime.timezone.utc)
+    check(raw.info["meas_date"].replace(microsecond=0) == start,
+          "MNE meas_date %r, header %r" % (raw.info["meas_date"], start))
+    subject = raw.info["subject_info"]
+    if subject is None:
+        # MNE before 1.6 (Debian 12 has 1.3) parses the patient subfields
+        # but leaves info["subject_info"] empty, whatever the file holds
+        parsed = raw._raw_extras[0]["subject_info"]
+        check(parsed == {"id": pid, "sex": "X", "birthday": "X", "name": "X"},
+              "MNE parsed the patient as %r" % parsed)
+        print("MNE %s: info['subject_info'] is None; the header's patient subfields: %r"
+              % (mne.__version__, parsed))
+    else:
+        check(subject.get("his_id") == pid and subject.get("sex") == 0,
+              "MNE subject_info %r" % subject)
+        print("MNE %s: info['subject_info'] = %r" % (mne.__version__, subject))
+
+
+def test_session_id_beyond_the_header_is_refused():
+    """record.session_id longer than the recording identification holds:
+    a FILE:LINE error naming the key, not a file with a cut header."""
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-long-")
+    conf = rig.write_config(record_config(d, {("record", "session_id"): "S" * 41}), d)
+    p = subprocess.run([rig.RPMSD, "--check-config", conf], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    check(p.returncode == 1 and "record.session_id" in p.stderr and "41 characters" in p.stderr
+          and "%s:" % conf in p.stderr, "rc %d: %s" % (p.returncode, p.stderr))
 
 
 def records_on_disk(directory):
@@ -433,12 +507,310 @@ def test_enospc():
         subprocess.run(["umount", "-l", d])
 
 
+# ---- many short control sessions -------------------------------------------
+
+def rest_recording(seconds=400):
+    """Rest EMG (seeded noise of 10 uV) at RATE, long enough for every
+    session of a loop: nothing in it starts a train, the open-loop protocol
+    fires on arming."""
+    import random
+    path = os.path.join(tempfile.gettempdir(), "rpmsd-rest-%d.txt" % os.getpid())
+    if not os.path.exists(path):
+        rng = random.Random(16)
+        with open(path + ".tmp", "w") as f:
+            f.write("# rest EMG for test_record.py's session loops\n")
+            f.writelines("%.2f\n" % rng.gauss(0.0, 10.0) for _ in range(int(seconds * RATE)))
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def session_config(directory, pulse_log):
+    """Paced replay of rest EMG, open loop (trains of 3 pulses at 20 Hz every
+    about 200 ms from arming on), recording on, a control socket, a sim
+    coil whose disarm takes 5 ms."""
+    conf = {
+        "daemon": {"state_dir": rig.state_dir(), "arm_on_start": "false"},
+        "source": {"file": rest_recording(), "format": "text", "rate_hz": "%d" % RATE,
+                   "realtime": "true", "block_frames": "8"},
+        "detect": {"calibration_s": "1"},
+        "stim": {"plugin": "sim", "mode": "open_loop", "protocol": "train",
+                 "train_pulses": "3", "train_frequency_hz": "20", "intensity_pct": "30",
+                 "off_ms": "150", "open_loop_pulses": "1000"},
+        "safety": {"max_train_pulses": "10", "motor_threshold_pct": "40",
+                   "min_train_interval_ms": "100", "max_frequency_hz": "25"},
+        "publish": {"endpoint": "tcp://127.0.0.1:%d" % rig.free_port(), "heartbeat_s": "0.25"},
+        "control": {"endpoint": rig.control_endpoint()},
+        "record": {"directory": directory, "patient_id": "P0", "session_id": "S0"},
+        # a disarm that takes a while, as over a stimulator's bus: the
+        # "disarmed" event comes that much after the gate was disarmed
+        "coil.sim": {"pulse_log": pulse_log, "disarm_ms": "5"},
+    }
+    return "".join("[%s]\n%s" % (sec, "".join("%s = %s\n" % kv for kv in keys.items()))
+                   for sec, keys in conf.items())
+
+
+class SessionDaemon:
+    """A paced rpmsd driven through rpmsctl, with a subscriber thread that
+    keeps every message (topic, body) in arrival order."""
+
+    def __init__(self, name):
+        self.dir = tempfile.mkdtemp(prefix="rpmsd-rec-%s-" % name)
+        self.pulse_log = os.path.join(self.dir, "pulses.csv")
+        self.rec = os.path.join(self.dir, "rec")
+        os.mkdir(self.rec)
+        text = session_config(self.rec, self.pulse_log)
+        self.control = rig.section_value(text, "control", "endpoint")
+        conf = rig.write_config(text, self.dir)
+        import zmq
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
+        self.sub.connect(rig.section_value(text, "publish", "endpoint"))
+        self.lock = threading.Lock()
+        self.messages = []
+        self.done = False
+        self.err = open(os.path.join(self.dir, "stderr"), "w+")
+        self.proc = subprocess.Popen([rig.RPMSD, "--config", conf, "--wait-subscriber=30"],
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+        self.wait_for(lambda: self.of("rpms.state", state="calibrated"), 60, "calibration")
+
+    def _receive(self):
+        while not self.done:
+            if self.sub.poll(100):
+                topic, body = self.sub.recv_multipart()[:2]
+                with self.lock:
+                    self.messages.append((topic.decode(), json.loads(body)))
+
+    def of(self, topic, since=0, **match):
+        """Bodies of topic among the messages from index since on."""
+        with self.lock:
+            msgs = self.messages[since:]
+        return [b for t, b in msgs if t == topic and
+                all(b.get(k) == v for k, v in match.items())]
+
+    def mark(self):
+        with self.lock:
+            return len(self.messages)
+
+    def wait_for(self, pred, timeout, what):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = pred()
+            if got:
+                return got
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise AssertionError("no %s (rpmsd %s)\n%s" % (what, self.proc.poll(), self.stderr()))
+
+    def ctl(self, *args):
+        p = subprocess.run([rig.RPMSCTL] + list(args) + ["-e", self.control, "--json",
+                                                         "-T", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        reply = json.loads(p.stdout) if p.stdout.strip() else None
+        check(p.returncode == 0 and reply and reply["ok"],
+              "rpmsctl %s: %d %r %s" % (" ".join(args), p.returncode, reply, p.stderr))
+        return reply["result"]
+
+    def stderr(self):
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()[-3000:]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=120)
+        # the publisher has sent everything before the daemon exits
+        time.sleep(0.5)
+        self.done = True
+        self.thread.join()
+        self.sub.close(linger=0)
+        self.ctx.term()
+        check(self.proc.returncode == 0, "exit %d\n%s" % (self.proc.returncode, self.stderr()))
+        return out
+
+    def sim_pulses(self):
+        """t_session_s of every pulse the sim coil fired (its pulse_log)."""
+        with open(self.pulse_log) as f:
+            return [float(line.split(",")[0]) for line in f.readlines()[1:]]
+
+
+def session_window(d, session_id):
+    """The session's started and stopped rpms.state events."""
+    st = d.of("rpms.state", state="session_started", session_id=session_id)
+    sp = d.of("rpms.state", state="session_stopped", session_id=session_id)
+    check(len(st) == 1 and len(sp) == 1, "session %s: started %r stopped %r"
+          % (session_id, st, sp))
+    return st[0], sp[0]
+
+
+def published_pulse(published, t):
+    """The rpms.stim event of the pulse the sim coil logged at t: the stim
+    thread reads the clock (t_actual_s) just before it calls the plugin,
+    which reads it again; pulses are 40 ms apart or more."""
+    p = [p for p in published if -0.005 < t - p["t_actual_s"] < 0.005]
+    check(len(p) == 1, "the coil fired at %.9f s: rpms.stim %r" % (t, p))
+    return p[0]
+
+
+def check_session_file(d, session_id, path, fired):
+    """The session's file (libedf) holds its arm, every pulse the sim coil
+    fired between its start and stop (as published), and the disarm of
+    the stop, in this order. @return the annotations."""
+    started, stopped = session_window(d, session_id)
+    rc, e = edf_read(path)
+    check(rc == 0, "edflib refuses %s: %r" % (path, e))
+    check(e["admincode"] == session_id, "%s: admincode %r" % (path, e["admincode"]))
+    ann = [(a["text"], a["onset"] / 1e7) for a in e["annotations"]]
+    texts = [t for t, _ in ann]
+    check("armed: control: arm" in texts, "session %s: no arm in %s: %r"
+          % (session_id, path, ann))
+    check("disarmed: session stopped" in texts, "session %s: the disarm of session stop is "
+          "missing from %s: %r" % (session_id, path, ann))
+    # The stim thread's events (arm, pulses, disarm) in the file's order.
+    armed = [b for b in d.of("rpms.state", state="armed")
+             if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
+    check(len(armed) == 1, "session %s: arms %r" % (session_id, armed))
+    first = armed[0]["sample"] - round(ann[texts.index("armed: control: arm")][1] * RATE)
+    published = d.of("rpms.stim")
+    want = []
+    for t in fired:
+        if started["t_session_s"] <= t <= stopped["t_session_s"]:
+            want.append(published_pulse(published, t))
+    check(want, "session %s: the coil fired no pulse in it" % session_id)
+    order = [texts.index("armed: control: arm")]
+    for p in want:
+        text = "pulse %d.%d %.4g%%" % (p["train_id"], p["index"], p["intensity_pct"])
+        check(text in texts, "session %s: %s (fired at %.6f s) is not in %s: %r"
+              % (session_id, text, p["t_actual_s"], path, ann))
+        at = ann[texts.index(text)][1]
+        # within a block of the published sample (a pulse may be dated
+        # between two samples)
+        check(abs(at - (p["sample"] - first) / RATE) <= 0.02,
+              "session %s: %s at %.4f s, published at sample %d (file from %d)"
+              % (session_id, text, at, p["sample"], first))
+        order.append(texts.index(text))
+    order.append(texts.index("disarmed: session stopped"))
+    check(order == sorted(order), "session %s: arm, pulses and disarm out of order in "
+          "%s: %r" % (session_id, path, ann))
+    onsets = [ann[i][1] for i in order]
+    check(onsets == sorted(onsets), "session %s: onsets not in order: %r"
+          % (session_id, [ann[i] for i in order]))
+    return ann
+
+
+def test_every_session_file_has_its_disarm():
+    """B1: many short sessions (start, arm, pulses, session stop): each
+    session's file has the disarm of its session stop and every pulse
+    the coil fired in it. The control thread once closed the file before
+    the stim thread's disarm event had reached the recorder (9 of 24
+    sessions had no disarm)."""
+    d = SessionDaemon("b1")
+    sessions = []
+    try:
+        for i in range(32):
+            sid = "S%02d" % i
+            rep = d.ctl("session", "start", "--patient", "P%02d" % i, "--session", sid)
+            check(rep["recording"] and rep["recording"].get("file"), "start: %r" % rep)
+            m = d.mark()
+            d.ctl("arm")
+            d.wait_for(lambda: len(d.of("rpms.stim", since=m)) >= 2, 30, "pulses")
+            d.ctl("session", "stop")
+            sessions.append((sid, rep["recording"]["file"]))
+    finally:
+        d.stop()
+    fired = d.sim_pulses()
+    missing = []
+    for sid, path in sessions:
+        try:
+            check_session_file(d, sid, path, fired)
+        except AssertionError as e:
+            missing.append(str(e).splitlines()[0][:300])
+    check(not missing, "%d of %d sessions fail:\n%s"
+          % (len(missing), len(sessions), "\n".join(missing)))
+
+
+def test_short_sessions_back_to_back():
+    """B2: sessions of 0.1 to 0.5 s back to back. No file reports EMG lost,
+    each ends its data where its session stopped, and rpms.record carries
+    the daemon's sample. The start-up file's "closed" event, which carried
+    that file's padded end, came back through the publisher after the first
+    session's file had opened and was taken as EMG lost there (a 0.3 s
+    session: 536 samples "lost", data to 0.880 s instead of 0.344 s)."""
+    d = SessionDaemon("b2")
+    sessions = []
+    try:
+        for i, length in enumerate([0.3, 0.1, 0.2, 0.5, 0.15, 0.4, 0.25, 0.1, 0.35, 0.45]):
+            sid = "B%02d" % i
+            rep = d.ctl("session", "start", "--patient", "P%02d" % i, "--session", sid)
+            d.ctl("arm")
+            time.sleep(length)      # the session's length, not a synchronisation
+            d.ctl("session", "stop")
+            sessions.append((sid, rep["recording"]["file"]))
+    finally:
+        d.stop()
+    check(not d.of("rpms.record", kind="lost"), "rpms.record lost: %r"
+          % d.of("rpms.record", kind="lost"))
+    bad = []
+    for sid, path in sessions:
+        started, stopped = session_window(d, sid)
+        name = os.path.basename(path)
+        opened = d.of("rpms.record", kind="opened", file=name)
+        closed = d.of("rpms.record", kind="closed", file=name)
+        check(len(opened) == 1 and len(closed) == 1, "%s: rpms.record %r %r"
+              % (sid, opened, closed))
+        rc, e = edf_read(path)
+        check(rc == 0, "edflib refuses %s: %r" % (path, e))
+        ann = {a["text"]: a["onset"] / 1e7 for a in e["annotations"]}
+        armed = [b for b in d.of("rpms.state", state="armed")
+                 if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
+        disarmed = [b for b in d.of("rpms.state", state="disarmed", reason="session stopped")
+                    if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
+        problems = []
+        if any(t.startswith("recording lost") for t in ann):
+            problems.append("annotations %r" % ann)
+        if closed[0]["lost"]:
+            problems.append("closed with %d samples lost" % closed[0]["lost"])
+        # the daemon's sample, not the file's padded end
+        if not started["sample"] <= opened[0]["sample"] <= closed[0]["sample"] \
+                <= stopped["sample"]:
+            problems.append("rpms.record samples: opened %d, closed %d; session %d-%d"
+                            % (opened[0]["sample"], closed[0]["sample"], started["sample"],
+                               stopped["sample"]))
+        if len(armed) == 1 and "armed: control: arm" in ann and "end of data" in ann:
+            first = armed[0]["sample"] - round(ann["armed: control: arm"] * RATE)
+            end = first + round(ann["end of data"] * RATE)     # one past the data
+            # from the last block received before the session (the block
+            # of its start may have been on its way) to where it stopped,
+            # the disarm's sample included
+            if not (started["sample"] - 16 < first <= started["sample"] + 1 and
+                    disarmed and disarmed[0]["sample"] < end <= stopped["sample"] + 1):
+                problems.append("data from %d to %d, session %d-%d, disarm %r"
+                                % (first, end, started["sample"], stopped["sample"],
+                                   [b["sample"] for b in disarmed]))
+            if e["datarecords"] != -(-(end - first) // RATE):
+                problems.append("%d data records for %d samples"
+                                % (e["datarecords"], end - first))
+        else:
+            problems.append("no arm or end of data: %r" % ann)
+        if problems:
+            bad.append("%s (%s): %s" % (sid, name, "; ".join(problems)))
+    check(not bad, "%d of %d short sessions:\n%s" % (len(bad), len(sessions), "\n".join(bad)))
+
+
 if __name__ == "__main__":
     if "--enospc" in sys.argv:
         rig.run_tests([test_enospc])
     rig.run_tests([test_header_and_summary, test_samples_equal_input_exactly,
                    test_annotations_match_published_events,
                    test_record_events_published_and_valid, test_mne_reads_it,
+                   test_header_identification_for_mne,
+                   test_session_id_beyond_the_header_is_refused,
                    test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
                    test_control_sessions_get_their_own_files,
+                   test_every_session_file_has_its_disarm,
+                   test_short_sessions_back_to_back,
                    test_emg_stream, test_scope_draws_png])
