@@ -190,11 +190,12 @@ static void acquire_edge(void *ctx, const struct bank_event *be)
 
 /*
  * The sample clock: where sample 0 lies on the session clock, from this
- * block, for the stim thread to place each pulse on the samples. A file
- * is delivered on its own schedule (sample k at k / rate, paced or not):
- * exact. An amplifier's hardware timestamps date its samples; without
- * them the best there is, is the block's arrival (its last sample came
- * at most that early: pulses are placed up to the read latency early).
+ * block, for the stim thread to place each pulse on the samples. Sample k
+ * covers the period from k / rate to (k + 1) / rate and is ready at its
+ * end. A file is delivered on its own schedule (paced or not): exact. An
+ * amplifier's hardware timestamps date its samples; without them the best
+ * there is, is the block's arrival (its last sample was ready at most
+ * that early: pulses are placed up to the read latency early).
  */
 static void acquire_sample_clock(struct acquire *a, const struct source_block *blk,
 				 uint64_t end_sample)
@@ -206,10 +207,14 @@ static void acquire_sample_clock(struct acquire *a, const struct source_block *b
 		stim_set_sample_clock(a->stim, 0);
 		return;
 	}
-	/* The hardware stamp of the last sample, unless it is not on CLOCK_MONOTONIC. */
+	/*
+	 * The hardware stamp of the last sample (unless it is not on
+	 * CLOCK_MONOTONIC): taken when the sample is ready, at the end of its
+	 * period, as a replay's sample k is ready at (k + 1) / rate.
+	 */
 	if (blk->stamp_ns && blk->stamp_ns <= a->arrival_ns &&
 	    a->arrival_ns - blk->stamp_ns < 1000000000LL) {
-		at = blk->stamp_ns - t0 - llround((double)(end_sample - 1) * 1e9 / rate);
+		at = blk->stamp_ns - t0 - llround((double)end_sample * 1e9 / rate);
 	} else {
 		at = a->arrival_ns - t0 - llround((double)end_sample * 1e9 / rate);
 	}
