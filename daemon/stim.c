@@ -18,7 +18,7 @@
 #include "stim.h"
 
 #define STIM_MAILBOX 8
-/* Pulses whose sample the acquire thread can look up (stim_pulse_samples). */
+/* Pulses whose sample the acquire thread can look up (stim_pulse_sample). */
 #define STIM_PULSE_LOG 64
 /*
  * Refusals of one rule: the first is published at once, the repeats that
@@ -154,10 +154,10 @@ static bool stim_push_refusal(struct stim *s, struct event *ev)
 	return ring_push_reserved(s->events, ev, s->reserve);
 }
 
-/* Count @ev into its rule's summary. */
-static void stim_fold_refusal(struct stim *s, const struct event *ev)
+/* Count @ev into the summary of rule @r. */
+static void stim_fold_refusal(struct stim *s, unsigned r, const struct event *ev)
 {
-	struct event *sum = &s->rep[ev->u.refusal.rule];
+	struct event *sum = &s->rep[r];
 	uint32_t n = sum->u.refusal.refusals, dropped = sum->u.refusal.dropped;
 	int64_t first = sum->u.refusal.first_sched_ns;
 
@@ -228,14 +228,14 @@ static void stim_publish_refusal(struct stim *s, struct event *ev, int64_t now)
 
 	ev->u.refusal.refusals = 1;
 	if (now < s->rep_until[r] || s->rep[r].u.refusal.refusals) {
-		stim_fold_refusal(s, ev);
+		stim_fold_refusal(s, r, ev);
 		return;
 	}
 	s->rep_until[r] = now + STIM_REFUSAL_PERIOD_NS;
 	if (stim_push_refusal(s, ev)) {
 		s->stats.refusals_single++;
 	} else {
-		stim_fold_refusal(s, ev);	/* no room now: it goes out in the summary */
+		stim_fold_refusal(s, r, ev);	/* no room now: it goes out in the summary */
 	}
 }
 
