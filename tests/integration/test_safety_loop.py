@@ -260,7 +260,7 @@ def test_refusal_storm_summarised_pulses_kept():
     at most one summary a second, whose counts add up to the summary's
     refusals; every pulse the coil fired has its rpms.stim event; all 200
     pulses were delivered, so none is "not delivered". Before the fix:
-    about 300 refusal events for 1500 refusals, 68 of 200 pulse events
+    269 refusal events for 1493 refusals, 68 of 200 pulse events
     published (the rest lost to the full ring) and "120598 not delivered"."""
     log = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "pulses.csv")
     r = rig.Run(rig.demo_config(endpoint(), pulse_log=log, extra={
