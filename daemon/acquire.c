@@ -7,6 +7,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acquire.h"
@@ -199,6 +200,76 @@ static void acquire_edge(void *ctx, const struct bank_event *be)
 	acquire_push(a, &ev, sclock_now(a->clock));
 }
 
+/*
+ * The sample clock: where sample 0 lies on the session clock, from this
+ * block, for the stim thread to place each pulse on the samples. Sample k
+ * covers the period from k / rate to (k + 1) / rate and is ready at its
+ * end. A file is delivered on its own schedule (paced or not): exact. An
+ * amplifier's hardware timestamps date its samples; without them the best
+ * there is, is the block's arrival (its last sample was ready at most
+ * that early: pulses are placed up to the read latency early).
+ */
+static void acquire_sample_clock(struct acquire *a, const struct source_block *blk,
+				 uint64_t end_sample)
+{
+	double rate = a->src->rate_hz;
+	int64_t t0 = sclock_t0_mono(a->clock), at;
+
+	if (a->src->time_source == SOURCE_TIME_RECORDING) {
+		stim_set_sample_clock(a->stim, 0);
+		return;
+	}
+	/*
+	 * The hardware stamp of the last sample (unless it is not on
+	 * CLOCK_MONOTONIC): taken when the sample is ready, at the end of its
+	 * period, as a replay's sample k is ready at (k + 1) / rate.
+	 */
+	if (blk->stamp_ns && blk->stamp_ns <= a->arrival_ns &&
+	    a->arrival_ns - blk->stamp_ns < 1000000000LL) {
+		at = blk->stamp_ns - t0 - llround((double)end_sample * 1e9 / rate);
+	} else {
+		at = a->arrival_ns - t0 - llround((double)end_sample * 1e9 / rate);
+	}
+	stim_set_sample_clock(a->stim, at);
+}
+
+/*
+ * Our own pulses since the last block: blank the stimulation artefact from
+ * each pulse's own sample (its firing time on the sample clock), not from
+ * the block in which this thread happens to learn of it, so that paced,
+ * fast and IIO runs blank the same samples.
+ */
+static void acquire_blank_pulses(struct acquire *a, uint64_t *seen, uint64_t first)
+{
+	uint64_t pulses = stim_pulse_count(a->stim), n, at;
+
+	for (n = *seen + 1; n <= pulses; n++) {
+		at = stim_pulse_sample(a->stim, n);
+		bank_blank(a->bank, at == UINT64_MAX ? first : at);
+	}
+	*seen = pulses;
+}
+
+/*
+ * Fast replay only: virtual time runs as fast as the threads go, and would
+ * outrun the publisher; it waits for the publisher to take the events
+ * instead, so that a fast replay publishes everything a paced one does.
+ * (Paced or live, the publisher keeps up with real time: never here.)
+ */
+static void acquire_wait_publisher(struct acquire *a)
+{
+	const struct timespec nap = { .tv_sec = 0, .tv_nsec = 200000 };
+	struct ring *rings[] = { a->events, stim_events(a->stim) };
+	size_t i;
+
+	for (i = 0; i < sizeof(rings) / sizeof(rings[0]); i++) {
+		while (ring_count(rings[i]) > ring_capacity(rings[i]) / 4 &&
+		       !atomic_load(&a->stop) && !sclock_stopped(a->clock)) {
+			nanosleep(&nap, NULL);
+		}
+	}
+}
+
 /* Wake whoever polls @fd (an eventfd). RT-safe: one syscall, no wait. */
 static void acquire_signal(int fd)
 {
@@ -282,7 +353,7 @@ static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
 	struct source_block blk;
-	uint64_t pulses_seen = 0, pulses, end_sample = 0, last;
+	uint64_t pulses_seen = 0, end_sample = 0, last;
 	double rate = a->src->rate_hz;
 	int64_t prev_arrival = 0;
 	bool recovering = false, gave_up = false;
@@ -327,16 +398,14 @@ static void *acquire_thread(void *arg)
 		}
 		end_sample = blk.first_sample + blk.frames;
 		sclock_set_last_sample(a->clock, end_sample - 1);
+		/* before time moves on: a pulse on the way is placed by this block */
+		acquire_sample_clock(a, &blk, end_sample);
 		if (sclock_is_virtual(a->clock)) {
+			acquire_wait_publisher(a);
 			/* The block "arrives" when its last sample does, as from an ADC. */
 			sclock_advance(a->clock, llround((double)end_sample * 1e9 / rate));
 		}
-		/* Our own pulses since the last block: blank the stimulation artefact. */
-		pulses = stim_pulse_count(a->stim);
-		if (pulses != pulses_seen) {
-			bank_blank(a->bank, blk.first_sample);
-		}
-		pulses_seen = pulses;
+		acquire_blank_pulses(a, &pulses_seen, blk.first_sample);
 		acquire_take_requests(a, blk.first_sample);
 		if (a->tap) {
 			emg_tap_begin(a->tap, blk.first_sample, blk.frames, blk.lost);
@@ -413,6 +482,7 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	if (ret < 0) {
 		goto err_free;
 	}
+	stim_set_sample_rate(stim, src->rate_hz);
 	ret = ring_create((size_t)cfg->publish.ring_records, sizeof(struct event), &a->events);
 	if (ret < 0) {
 		goto err_free;

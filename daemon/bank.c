@@ -8,6 +8,15 @@
 #include "bank.h"
 #include "dsp.h"
 
+/* Artefact blanks waiting or running at once (more are merged into the last). */
+#define BANK_BLANKS 16
+
+/* Samples [from, until) are blanked. */
+struct bank_window {
+	uint64_t from;
+	uint64_t until;
+};
+
 struct bank {
 	unsigned channels;
 	struct dsp_chain *dsp[BANK_MAX_CHANNELS];
@@ -20,8 +29,14 @@ struct bank {
 	enum config_channel_rule rule;
 	unsigned only;			/* the channel of CONFIG_CHANNEL_NAMED */
 	uint64_t blank_samples;
-	uint64_t blank_from;
-	uint64_t blank_until;		/* first sample after the blank */
+	/*
+	 * Blanks in sample order, disjoint: a pulse's blank can start in a
+	 * later block than the one in which the acquire thread learns of it,
+	 * and several pulses can fall between two blocks.
+	 */
+	struct bank_window blanks[BANK_BLANKS];
+	unsigned n_blanks;
+	bool blank_started;		/* the detectors were told of blanks[0] */
 	uint64_t settle_samples;
 	double limit;			/* dsp.limit: x the rest level */
 	bank_trace_fn trace;
@@ -156,6 +171,34 @@ static int bank_rule(struct bank *b, unsigned ch, enum detect_edge edge)
 	return b->combined != was;
 }
 
+/* Tell the detectors of the blank that starts (or grew) at blanks[0]. */
+static void bank_blank_detectors(struct bank *b)
+{
+	unsigned ch;
+
+	for (ch = 0; ch < b->channels; ch++) {
+		detect_blank(b->det[ch], b->blanks[0].from,
+			     b->blanks[0].until - b->blanks[0].from);
+	}
+	b->blank_started = true;
+}
+
+/* Whether @sample is blanked; blanks are started and retired as samples pass. */
+static int bank_blanked(struct bank *b, uint64_t sample)
+{
+	while (b->n_blanks && sample >= b->blanks[0].until) {
+		memmove(&b->blanks[0], &b->blanks[1], --b->n_blanks * sizeof(b->blanks[0]));
+		b->blank_started = false;
+	}
+	if (!b->n_blanks || sample < b->blanks[0].from) {
+		return 0;
+	}
+	if (!b->blank_started) {
+		bank_blank_detectors(b);
+	}
+	return 1;
+}
+
 void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t first,
 		  bank_emit_fn emit, void *ctx)
 {
@@ -166,7 +209,7 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 
 	for (i = 0; i < frames; i++) {
 		uint64_t sample = first + i;
-		int blanked = sample >= b->blank_from && sample < b->blank_until;
+		int blanked = bank_blanked(b, sample);
 
 		for (ch = 0; ch < nch; ch++) {
 			float x = buf[i * nch + ch];
@@ -218,16 +261,35 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 
 void bank_blank(struct bank *b, uint64_t from)
 {
-	unsigned ch;
+	uint64_t until = from + b->blank_samples;
+	struct bank_window *last;
 
 	if (b->blank_samples == 0) {
 		return;
 	}
-	b->blank_from = from;
-	b->blank_until = from + b->blank_samples;
-	for (ch = 0; ch < b->channels; ch++) {
-		detect_blank(b->det[ch], from, b->blank_samples);
+	if (until < from) {
+		until = UINT64_MAX;
 	}
+	last = b->n_blanks ? &b->blanks[b->n_blanks - 1] : NULL;
+	/*
+	 * Pulses come in order and the blanks of a train overlap or touch:
+	 * one window. A later one that does not touch waits its turn; with
+	 * no slot left it is merged into the last (a longer blank, never a
+	 * missing one).
+	 */
+	if (last && (from <= last->until || b->n_blanks == BANK_BLANKS)) {
+		if (from < last->from) {
+			last->from = from;
+		}
+		if (until > last->until) {
+			last->until = until;
+		}
+		if (last == &b->blanks[0] && b->blank_started) {
+			bank_blank_detectors(b);	/* it grew while running */
+		}
+		return;
+	}
+	b->blanks[b->n_blanks++] = (struct bank_window){ .from = from, .until = until };
 }
 
 void bank_gap(struct bank *b, uint64_t from, uint64_t lost)

@@ -79,7 +79,10 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 /**
  * Our own pulse: samples from @from on are replaced by the last clean
  * value for the configured blanking time (detect.blanking_ms) and ignored
- * by the detectors. RT-safe.
+ * by the detectors. @from is the pulse's own sample: it may lie in a
+ * block not yet processed (the blank starts there) or already processed
+ * (the rest of the blank still applies). Blanks that overlap or touch
+ * merge. RT-safe.
  */
 void bank_blank(struct bank *b, uint64_t from);
 

@@ -401,6 +401,21 @@ static void event_json_rec_s(struct event_json *w, const char *key,
 	event_json_printf(w, "%.6f", (double)sample / rate_hz);
 }
 
+/*
+ * A fractional sample index with three decimals (a thousandth of a
+ * sample, whatever the index: %g would lose them on long sessions); null
+ * when unknown.
+ */
+static void event_json_sample_x(struct event_json *w, const char *key, double x)
+{
+	event_json_key(w, key);
+	if (!isfinite(x) || x < 0.0) {
+		event_json_printf(w, "null");
+		return;
+	}
+	event_json_printf(w, "%.3f", x);
+}
+
 /* ISO 8601 UTC with microseconds: "2026-11-27T04:12:33.123456Z". */
 static void event_json_wall(struct event_json *w, const char *key, int64_t ns)
 {
@@ -521,6 +536,7 @@ static void event_json_pulse(struct event_json *w, const struct event *ev)
 	event_json_ns_us(w, "late_us", event_ns_diff(ev->u.pulse.actual_ns, ev->u.pulse.sched_ns));
 	event_json_double(w, "temperature_c", ev->u.pulse.temperature_c);
 	event_json_u64(w, "trigger_sample", ev->u.pulse.trigger_sample);
+	event_json_sample_x(w, "sample_at_fire", ev->u.pulse.sample_at_fire);
 }
 
 static void event_json_refusal(struct event_json *w, const struct event *ev)
@@ -528,6 +544,7 @@ static void event_json_refusal(struct event_json *w, const struct event *ev)
 	const char *rule = safety_rule_name(ev->u.refusal.rule);
 	const char *unit = safety_rule_unit(ev->u.refusal.rule);
 
+	event_json_str(w, "kind", ev->u.refusal.summary ? "summary" : "refused", SIZE_MAX);
 	/* A refusal is never dropped for want of a name: it is a safety record. */
 	event_json_str(w, "rule", rule ? rule : "unknown", SIZE_MAX);
 	event_json_u64(w, "train_id", ev->u.refusal.train_id);
@@ -537,6 +554,10 @@ static void event_json_refusal(struct event_json *w, const struct event *ev)
 	event_json_double(w, "limit", ev->u.refusal.limit);
 	event_json_str(w, "unit", unit ? unit : "", SIZE_MAX);
 	event_json_ns(w, "t_sched_s", ev->u.refusal.sched_ns, 6);
+	event_json_u64(w, "refusals", ev->u.refusal.refusals ? ev->u.refusal.refusals : 1);
+	if (ev->u.refusal.summary) {
+		event_json_ns(w, "t_first_s", ev->u.refusal.first_sched_ns, 6);
+	}
 }
 
 static void event_json_gap(struct event_json *w, const struct event *ev, double rate_hz)

@@ -131,6 +131,11 @@ struct event {
 			int64_t actual_ns;	/* fired, session clock */
 			double temperature_c;	/* coil temperature before, NAN unknown */
 			uint64_t trigger_sample;/* burst onset decision that asked */
+			/*
+			 * actual_ns on the sample clock: a fractional sample
+			 * index (sample k is at k / rate); NAN when unknown.
+			 */
+			double sample_at_fire;
 		} pulse;
 		struct {
 			uint32_t rule;		/* enum safety_rule */
@@ -140,6 +145,16 @@ struct event {
 			double value;		/* measured value the rule saw */
 			double limit;		/* the limit it broke */
 			int64_t sched_ns;
+			/*
+			 * A summary (kind "summary") stands for @refusals
+			 * refusals of @rule that were not published one by
+			 * one; the rest describes the last of them, @dropped
+			 * is their sum, @first_sched_ns the first one's time.
+			 * A single refusal: summary 0, refusals 1.
+			 */
+			uint32_t summary;
+			uint32_t refusals;
+			int64_t first_sched_ns;
 		} refusal;
 		struct {
 			uint64_t first_sample;	/* first missing sample */

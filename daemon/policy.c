@@ -165,6 +165,7 @@ bool policy_tick(struct policy *p, int64_t now_ns, bool armed, bool idle,
 	req->start_ns = now_ns;
 	req->trigger_sample = 0;
 	req->channel = 0;
+	req->open_loop = true;
 	p->was_busy = true;
 	return true;
 }

@@ -38,6 +38,12 @@ struct stim_request {
 	int64_t start_ns;		/* session time of the first pulse */
 	uint64_t trigger_sample;	/* decision sample of the burst onset */
 	uint32_t channel;		/* channel whose onset triggered it */
+	/*
+	 * Open loop: the pulses of the session's count still due. What it
+	 * does not deliver is asked for again (off_ms later), so it is not
+	 * "not delivered" until the count ends (stim.c).
+	 */
+	bool open_loop;
 };
 
 /**

@@ -421,16 +421,17 @@ static void record_put(struct record *r, const float *frame)
 	}
 }
 
-static void record_annotate(struct record *r, uint64_t sample, uint64_t dur, const char *text)
+static void record_annotate(struct record *r, double sample, uint64_t dur, const char *text)
 {
 	struct record_file *f = &r->f;
 	long long onset, len = -1;
 
-	if (f->handle < 0 || !f->started || sample < f->first) {
+	/* @sample may be fractional: a pulse's firing time on the sample clock */
+	if (f->handle < 0 || !f->started || !(sample >= (double)f->first)) {
 		return;
 	}
 	/* edflib's unit is 100 µs: onsets are rounded to it. */
-	onset = llround((double)(sample - f->first) * 10000.0 / r->rate_hz);
+	onset = llround((sample - (double)f->first) * 10000.0 / r->rate_hz);
 	if (dur) {
 		len = llround((double)dur * 10000.0 / r->rate_hz);
 	}
@@ -499,6 +500,7 @@ static void record_event(struct record *r, const struct event *ev)
 	char t[RECORD_ANNOT_TEXT * 2];
 	const char *rule;
 	uint64_t at = ev->sample, dur = 0;
+	double fired = NAN;
 
 	/*
 	 * Our own rpms.record events come back from the publisher like every
@@ -532,6 +534,8 @@ static void record_event(struct record *r, const struct event *ev)
 	case EVENT_PULSE:
 		snprintf(t, sizeof(t), "pulse %u.%u %.4g%%", ev->u.pulse.train_id,
 			 ev->u.pulse.index, ev->u.pulse.intensity_pct);
+		/* when it fired, on the sample clock: not the last sample read then */
+		fired = ev->u.pulse.sample_at_fire;
 		break;
 	case EVENT_REFUSAL:
 		rule = safety_rule_name(ev->u.refusal.rule);
@@ -556,7 +560,7 @@ static void record_event(struct record *r, const struct event *ev)
 		return;
 	}
 	t[RECORD_ANNOT_TEXT - 1] = '\0';
-	record_annotate(r, at, dur, t);
+	record_annotate(r, isnan(fired) ? (double)at : fired, dur, t);
 }
 
 /* ---- files ------------------------------------------------------------ */

@@ -78,6 +78,20 @@ bool ring_push(struct ring *r, const void *elem)
 	return true;
 }
 
+bool ring_push_reserved(struct ring *r, const void *elem, size_t reserve)
+{
+	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	/* free after the push = capacity - used - 1 = mask - used */
+	if (reserve > r->mask || head - tail > r->mask - reserve) {
+		return false;
+	}
+	memcpy(r->buf + (head & r->mask) * r->elem_size, elem, r->elem_size);
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	return true;
+}
+
 bool ring_pop(struct ring *r, void *elem)
 {
 	size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);

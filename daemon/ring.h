@@ -36,6 +36,16 @@ void ring_destroy(struct ring *r);
 bool ring_push(struct ring *r, const void *elem);
 
 /**
+ * Producer: copy one record in only if at least @reserve slots stay free
+ * after it, so that less important records can never take the room kept
+ * for more important ones (the stim thread keeps room for pulses this
+ * way). A record refused for the reserve is not counted as dropped: the
+ * caller still has it and decides what to do with it.
+ * @return true, or false when it did not fit (nothing pushed)
+ */
+bool ring_push_reserved(struct ring *r, const void *elem, size_t reserve);
+
+/**
  * Consumer: copy the oldest record out.
  * @return true, or false when empty
  */

@@ -1347,6 +1347,12 @@ static void session_summary(struct session *s, FILE *f, int signo)
 				safety_rule_name(r), ss.refused_by_rule[r], ss.dropped_by_rule[r]);
 		}
 	}
+	if (ss.summaries) {
+		/* so that the rpms.safety events add up to the figures above */
+		fprintf(f, "    on rpms.safety:  %" PRIu64 " one by one, %" PRIu64
+			   " repeats in %" PRIu64 " summaries\n",
+			ss.refusals_single, ss.refusals_summarised, ss.summaries);
+	}
 	if (ss.faults) {
 		fprintf(f, "  coil faults:     %" PRIu64 " (coil disarmed)\n", ss.faults);
 	}

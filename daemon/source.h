@@ -42,6 +42,11 @@ struct source_block {
 	 * refill's return, before conversion), 0 if the source does not say.
 	 */
 	int64_t arrival_ns;
+	/*
+	 * The source's own time of the block's last sample (IIO: its hardware
+	 * timestamp, asked for on CLOCK_MONOTONIC), 0 if it has none.
+	 */
+	int64_t stamp_ns;
 };
 
 struct source;

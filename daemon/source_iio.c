@@ -455,6 +455,7 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 	blk->lost = s->lost_at_pos;
 	blk->lost_estimated = s->estimated_at_pos;
 	blk->arrival_ns = s->refill_ns;
+	blk->stamp_ns = s->ts ? s->stamps[end - 1] : 0;
 	/* Skip the missing samples' indices: the index stays the recording's time. */
 	if (blk->lost) {
 		s->base.gaps++;

@@ -954,6 +954,7 @@ static int source_replay_read(struct source *src, float *buf, size_t max_frames,
 	blk->lost = 0;
 	blk->lost_estimated = false;
 	blk->arrival_ns = 0;
+	blk->stamp_ns = 0;
 	if (r->pos >= src->total_frames) {
 		blk->frames = 0;
 		blk->first_sample = r->pos;

@@ -18,6 +18,14 @@
 #include "stim.h"
 
 #define STIM_MAILBOX 8
+/* Pulses whose sample the acquire thread can look up (stim_pulse_sample). */
+#define STIM_PULSE_LOG 64
+/*
+ * Refusals of one rule: the first is published at once, the repeats that
+ * follow within this time are counted and published as one summary at
+ * its end (at most one summary per rule per period).
+ */
+#define STIM_REFUSAL_PERIOD_NS 1000000000LL
 
 enum stim_cmd {
 	STIM_CMD_NONE = 0,
@@ -66,6 +74,38 @@ struct stim {
 	_Atomic uint64_t coil_temp_bits;	/* last temperature read (double bits) */
 	_Atomic int64_t coil_temp_at;	/* session time of that read, INT64_MIN none */
 
+	/*
+	 * The sample clock (acquire thread -> stim thread): sample k is at
+	 * session time sample_t0 + k / rate. Set per block; the rate before
+	 * the threads start.
+	 */
+	double rate_hz;				/* 0: no sample clock */
+	_Atomic int64_t sample_t0_ns;
+	atomic_bool have_sample_clock;
+	/* the sample of pulse n (1-based count) at [n % STIM_PULSE_LOG] */
+	_Atomic uint64_t pulse_sample[STIM_PULSE_LOG];
+
+	/* every disarm ends the running request, even one an arm follows at once */
+	atomic_uint disarm_seq;			/* bumped by each disarm command */
+	unsigned disarm_seen;			/* stim thread */
+	_Atomic(const char *) disarm_reason;
+
+	/*
+	 * Refusals, stim thread only: per rule, until when repeats are
+	 * summarised, and the summary being made (refusals 0: none).
+	 */
+	int64_t rep_until[SAFETY_RULE_COUNT];
+	struct event rep[SAFETY_RULE_COUNT];
+	size_t reserve;				/* ring slots refusals leave to the rest */
+
+	/*
+	 * Open loop: pulses of the session's count still due (as of the last
+	 * open-loop request) and what last cut a request short. Counted as
+	 * not delivered once, when the count ends (a new session, the stop).
+	 */
+	uint64_t ol_due;
+	enum safety_rule ol_rule;
+
 	/* current request, stim thread only */
 	bool in_train;
 	struct stim_request train;
@@ -77,14 +117,128 @@ struct stim {
 	struct stim_stats stats;	/* written by the stim thread */
 };
 
+static void stim_flush_refusals(struct stim *s, int64_t now, bool all, size_t reserve);
+static void stim_cancel_requests(struct stim *s, int64_t now);
+
 static void stim_emit_state(struct stim *s, enum event_state state, int code,
 			    const char *reason)
 {
 	struct event ev;
+	int64_t now = sclock_now(s->clock);
 
+	/* Refusals summarised so far come first: no summary spans a state change. */
+	stim_flush_refusals(s, now, true, s->reserve);
 	event_state_init(&ev, state, code, reason, sclock_last_sample(s->clock));
-	event_stamp(&ev, sclock_now(s->clock));
+	event_stamp(&ev, now);
 	ring_push(s->events, &ev);
+}
+
+/* Session time @t_ns on the sample clock: a fractional sample index, NAN if unknown. */
+static double stim_sample_at(const struct stim *s, int64_t t_ns)
+{
+	struct stim *q = (struct stim *)s;
+	double x;
+
+	if (!(s->rate_hz > 0.0) || !atomic_load_explicit(&q->have_sample_clock, memory_order_acquire)) {
+		return NAN;
+	}
+	x = (double)(t_ns - atomic_load_explicit(&q->sample_t0_ns, memory_order_relaxed)) *
+	    s->rate_hz / 1e9;
+	return x > 0.0 ? x : 0.0;
+}
+
+/*
+ * Push a refusal record, never into the room kept for pulses and state
+ * changes: a storm of refusals cannot cost a fired pulse its event.
+ */
+static bool stim_push_refusal(struct stim *s, struct event *ev)
+{
+	return ring_push_reserved(s->events, ev, s->reserve);
+}
+
+/* Count @ev into the summary of rule @r. */
+static void stim_fold_refusal(struct stim *s, unsigned r, const struct event *ev)
+{
+	struct event *sum = &s->rep[r];
+	uint32_t n = sum->u.refusal.refusals, dropped = sum->u.refusal.dropped;
+	int64_t first = sum->u.refusal.first_sched_ns;
+
+	if (n == 0) {
+		dropped = 0;
+		first = ev->u.refusal.sched_ns;
+	}
+	/* the last refusal's details, the first one's time, the sums */
+	*sum = *ev;
+	sum->u.refusal.summary = 1;
+	sum->u.refusal.first_sched_ns = first;
+	sum->u.refusal.refusals = n < UINT32_MAX ? n + 1 : n;
+	sum->u.refusal.dropped = dropped > UINT32_MAX - ev->u.refusal.dropped ?
+				 UINT32_MAX : dropped + ev->u.refusal.dropped;
+}
+
+/*
+ * Publish the summaries whose period ended (@all: every one, before a
+ * state change or at the stop), leaving @reserve slots of the ring free.
+ * A summary is stamped when it is made, so the ring stays in time order.
+ * One the ring has no room for stays and is tried again a period later:
+ * a count is never lost.
+ */
+static void stim_flush_refusals(struct stim *s, int64_t now, bool all, size_t reserve)
+{
+	unsigned r;
+
+	for (r = 0; r < SAFETY_RULE_COUNT; r++) {
+		struct event *sum = &s->rep[r];
+
+		if (sum->u.refusal.refusals == 0 || (!all && now < s->rep_until[r])) {
+			continue;
+		}
+		sum->sample = sclock_last_sample(s->clock);
+		event_stamp(sum, now);
+		if (ring_push_reserved(s->events, sum, reserve)) {
+			s->stats.summaries++;
+			s->stats.refusals_summarised += sum->u.refusal.refusals;
+			sum->u.refusal.refusals = 0;
+		}
+		/* the next summary of this rule a period from now, at the earliest */
+		s->rep_until[r] = now + STIM_REFUSAL_PERIOD_NS;
+	}
+}
+
+/* When the stim thread must wake to publish a summary (SCLOCK_NEVER: none). */
+static int64_t stim_refusal_deadline(const struct stim *s)
+{
+	int64_t t = SCLOCK_NEVER;
+	unsigned r;
+
+	for (r = 0; r < SAFETY_RULE_COUNT; r++) {
+		if (s->rep[r].u.refusal.refusals && s->rep_until[r] < t) {
+			t = s->rep_until[r];
+		}
+	}
+	return t;
+}
+
+/*
+ * Publish a refusal: the first of its rule at once, the repeats of the
+ * period that follows counted into one summary (a protocol the gate
+ * refuses at every EMG block must not flood the stream and the rings).
+ */
+static void stim_publish_refusal(struct stim *s, struct event *ev, int64_t now)
+{
+	unsigned r = ev->u.refusal.rule < SAFETY_RULE_COUNT ? ev->u.refusal.rule : SAFETY_OK;
+
+	ev->u.refusal.refusals = 1;
+	if (now < s->rep_until[r] || s->rep[r].u.refusal.refusals) {
+		stim_fold_refusal(s, r, ev);
+		return;
+	}
+	s->rep_until[r] = now + STIM_REFUSAL_PERIOD_NS;
+	if (stim_push_refusal(s, ev)) {
+		s->stats.refusals_single++;
+	} else {
+		stim_fold_refusal(s, r, ev);	/* no room now: it goes out in the summary */
+	}
 }
 
 /* What an arm command came to, for stim_arm_result (control replies). */
@@ -115,6 +269,7 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 		/* Gate first: from here on nothing is admitted, whatever the plugin says. */
 		safety_set_armed(&s->gate, false);
 		atomic_store(&s->armed, false);
+		stim_cancel_requests(s, sclock_now(s->clock));
 		/* Always tell the plugin (belt and braces); report only a change. */
 		ret = plugin_disarm(s->plugin);
 		if (ret < 0) {
@@ -186,6 +341,10 @@ static void stim_end_train(struct stim *s)
 
 static void stim_begin_train(struct stim *s, const struct stim_request *req, int64_t now)
 {
+	if (req->open_loop) {
+		/* the policy asks for what is still due of the session's count */
+		s->ol_due = req->pulse_budget;
+	}
 	s->train = *req;
 	if (s->train.cycles == 0) {
 		s->train.cycles = 1;
@@ -210,14 +369,52 @@ static uint64_t stim_pending(const struct stim *s)
 	return left;
 }
 
+/*
+ * Pulses of the current request that this end leaves undelivered for
+ * good: all of them in closed loop; none in open loop, where the policy
+ * asks for them again (they are counted once, when the count ends).
+ */
+static uint64_t stim_lost_pulses(struct stim *s, enum safety_rule rule)
+{
+	if (s->train.open_loop) {
+		/* a disarm does not hide the rule that held the count back */
+		if (rule != SAFETY_DISARMED || s->ol_rule == SAFETY_OK) {
+			s->ol_rule = rule;
+		}
+		return 0;
+	}
+	return stim_pending(s);
+}
+
 /* End the request in progress, its undelivered pulses counted under @rule. */
 static void stim_drop_request(struct stim *s, enum safety_rule rule)
 {
 	if (!s->in_train) {
 		return;
 	}
-	s->stats.dropped_by_rule[rule] += stim_pending(s);
+	s->stats.dropped_by_rule[rule] += stim_lost_pulses(s, rule);
 	stim_end_train(s);
+}
+
+/*
+ * The open-loop count ends (a new session, the stop): what it did not
+ * deliver is counted now, once, under the rule that refused it since its
+ * last pulse (else the disarm that ended it, or as pending at the stop).
+ */
+static void stim_settle_open_loop(struct stim *s, bool stopping)
+{
+	if (s->ol_due == 0) {
+		return;
+	}
+	if (s->ol_rule != SAFETY_OK) {
+		s->stats.dropped_by_rule[s->ol_rule] += s->ol_due;
+	} else if (stopping) {
+		s->stats.dropped_at_stop += s->ol_due;
+	} else {
+		s->stats.dropped_by_rule[SAFETY_DISARMED] += s->ol_due;
+	}
+	s->ol_due = 0;
+	s->ol_rule = SAFETY_OK;
 }
 
 /* Something failed: drop the request, disarm, publish the fault. */
@@ -233,7 +430,7 @@ static void stim_fault(struct stim *s, enum safety_rule rule, int code,
 static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t now)
 {
 	struct event ev = { .type = EVENT_REFUSAL, .channel = s->train.channel };
-	uint64_t dropped = stim_pending(s);
+	uint64_t dropped = stim_lost_pulses(s, v->rule);
 
 	ev.sample = sclock_last_sample(s->clock);
 	ev.u.refusal.rule = v->rule;
@@ -244,11 +441,32 @@ static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t 
 	ev.u.refusal.limit = v->limit;
 	ev.u.refusal.sched_ns = s->next_deadline;
 	event_stamp(&ev, now);
-	ring_push(s->events, &ev);
+	stim_publish_refusal(s, &ev, now);
 	s->stats.refusals++;
 	s->stats.refused_by_rule[v->rule]++;
 	s->stats.dropped_by_rule[v->rule] += dropped;
 	stim_end_train(s);
+}
+
+/*
+ * A disarm (or a new session) ends the request in progress and every
+ * request waiting: none of them may fire after a later arm, with the
+ * parameters it was made with before (what the operator set since must
+ * be what the coil does). Each is refused as disarmed, as its next pulse
+ * would have been once it fell due.
+ */
+static void stim_cancel_requests(struct stim *s, int64_t now)
+{
+	const struct safety_verdict v = { .rule = SAFETY_DISARMED, .value = 0.0, .limit = 1.0 };
+	struct stim_request req;
+
+	if (s->in_train) {
+		stim_refuse(s, &v, now);
+	}
+	while (ring_pop(s->mailbox, &req)) {
+		stim_begin_train(s, &req, now);
+		stim_refuse(s, &v, now);
+	}
 }
 
 /*
@@ -269,6 +487,7 @@ static int64_t stim_fire(struct stim *s)
 	int64_t gap;
 	struct safety_verdict v;
 	struct event ev = { .type = EVENT_PULSE, .channel = s->train.channel };
+	double x;
 	int ret;
 
 	req.coil.temperature_c = NAN;
@@ -299,7 +518,23 @@ static int64_t stim_fire(struct stim *s)
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
 	s->req_delivered++;
-	atomic_store(&s->pulse_count, s->stats.pulses);
+	if (s->train.open_loop) {
+		s->ol_due -= s->ol_due ? 1 : 0;
+		s->ol_rule = SAFETY_OK;	/* whatever refused before did not stop it */
+	}
+	/*
+	 * Where the pulse fell on the sample clock, for the artefact blank:
+	 * the sample whose period holds the firing time (a nanosecond of
+	 * slack, so a pulse exactly on a sample is not put in the one before
+	 * by the rounding of its time to ns). Written before the count that
+	 * makes the acquire thread look.
+	 */
+	x = stim_sample_at(s, now);
+	atomic_store_explicit(&s->pulse_sample[s->stats.pulses % STIM_PULSE_LOG],
+			      isnan(x) ? UINT64_MAX
+				       : (uint64_t)floor(x + s->rate_hz * 1e-9),
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->pulse_count, s->stats.pulses, memory_order_release);
 	atomic_store(&s->day_pulses, s->gate.day_pulses);
 	atomic_store(&s->session_pulses, s->gate.session_pulses);
 	/* for the ledger: the next run keeps the gap between trains (a vDSO read) */
@@ -315,6 +550,7 @@ static int64_t stim_fire(struct stim *s)
 	ev.u.pulse.actual_ns = now;
 	ev.u.pulse.temperature_c = req.coil.temperature_c;
 	ev.u.pulse.trigger_sample = s->train.trigger_sample;
+	ev.u.pulse.sample_at_fire = x;
 	event_stamp(&ev, now);
 	ring_push(s->events, &ev);
 
@@ -421,6 +657,9 @@ static void stim_session_sync(struct stim *s)
 		return;
 	}
 	s->session_seen = seq;
+	/* Nothing of the last session fires in this one; its open-loop count ends. */
+	stim_cancel_requests(s, sclock_now(s->clock));
+	stim_settle_open_loop(s, false);
 	s->gate.session_pulses = 0;
 	atomic_store(&s->session_pulses, 0);
 }
@@ -456,7 +695,7 @@ static void *stim_thread(void *arg)
 {
 	struct stim *s = arg;
 	struct stim_request req;
-	unsigned seen;
+	unsigned seen, dseq;
 	int64_t now, wake_at;
 	int cmd;
 
@@ -484,7 +723,21 @@ static void *stim_thread(void *arg)
 		stim_ledger_sync(s);
 		stim_stall_check(s);
 		stim_session_sync(s);
+		/*
+		 * The command word keeps the latest command only: a disarm an
+		 * arm followed at once would be lost, and with it the end of
+		 * the running request. Each disarm also bumps its own count,
+		 * read after the word (stim_set_armed bumps it first).
+		 */
 		cmd = atomic_exchange(&s->cmd, STIM_CMD_NONE);
+		dseq = atomic_load(&s->disarm_seq);
+		if (dseq != s->disarm_seen) {
+			s->disarm_seen = dseq;
+			stim_apply_armed(s, false, atomic_load(&s->disarm_reason));
+			if (cmd == STIM_CMD_DISARM) {
+				cmd = STIM_CMD_NONE;
+			}
+		}
 		if (cmd != STIM_CMD_NONE) {
 			stim_apply_armed(s, cmd == STIM_CMD_ARM, atomic_load(&s->cmd_reason));
 		}
@@ -496,9 +749,13 @@ static void *stim_thread(void *arg)
 			now = stim_fire(s);
 			continue;
 		}
+		stim_flush_refusals(s, now, false, s->reserve);
 		wake_at = stim_watchdog(s, now);
 		if (s->in_train && s->next_deadline < wake_at) {
 			wake_at = s->next_deadline;
+		}
+		if (stim_refusal_deadline(s) < wake_at) {
+			wake_at = stim_refusal_deadline(s);
 		}
 		/* Idle or not, turn often enough for the heartbeat to stay fresh. */
 		if (s->beat_period_ns > 0 && wake_at - now > s->beat_period_ns) {
@@ -506,13 +763,18 @@ static void *stim_thread(void *arg)
 		}
 		now = sclock_wait(s->clock, wake_at, &s->wake, seen);
 	}
-	if (s->in_train) {
+	if (s->in_train && !s->train.open_loop) {
 		s->stats.dropped_at_stop += stim_pending(s);
 	}
 	while (ring_pop(s->mailbox, &req)) {
-		s->stats.dropped_at_stop += (uint64_t)req.pulses * (req.cycles ? req.cycles : 1);
+		if (!req.open_loop) {
+			s->stats.dropped_at_stop += (uint64_t)req.pulses * (req.cycles ? req.cycles : 1);
+		}
 	}
 	s->in_train = false;
+	stim_settle_open_loop(s, true);
+	/* the last of them: no pulse can follow, one slot for the disarm */
+	stim_flush_refusals(s, sclock_now(s->clock), true, 1);
 	stim_apply_armed(s, false, "stopping");
 	atomic_store(&s->busy, false);
 	return NULL;
@@ -522,6 +784,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 		struct plugin *plugin, struct stim **out)
 {
 	struct stim *s = calloc(1, sizeof(*s));
+	unsigned i;
 	int ret;
 
 	if (!s) {
@@ -559,6 +822,19 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->arm_reason, "");
 	atomic_init(&s->coil_temp_bits, 0);
 	atomic_init(&s->coil_temp_at, INT64_MIN);
+	atomic_init(&s->sample_t0_ns, 0);
+	atomic_init(&s->have_sample_clock, false);
+	for (i = 0; i < STIM_PULSE_LOG; i++) {
+		atomic_init(&s->pulse_sample[i], UINT64_MAX);
+	}
+	atomic_init(&s->disarm_seq, 0);
+	atomic_init(&s->disarm_reason, "");
+	for (i = 0; i < SAFETY_RULE_COUNT; i++) {
+		s->rep_until[i] = INT64_MIN;
+	}
+	/* Refusals may fill half the ring at most: the rest is for pulses and states. */
+	s->reserve = ring_capacity(s->events) / 2;
+	s->ol_rule = SAFETY_OK;
 	s->next_deadline = SCLOCK_NEVER;
 	atomic_init(&s->beat_ns, 0);
 	atomic_init(&s->locked_out, false);
@@ -629,6 +905,11 @@ int stim_post(struct stim *s, const struct stim_request *req)
 
 void stim_set_armed(struct stim *s, bool armed, const char *reason)
 {
+	if (!armed) {
+		/* before the word: a thread that sees the word sees the count */
+		atomic_store(&s->disarm_reason, reason);
+		atomic_fetch_add(&s->disarm_seq, 1);
+	}
 	atomic_store(&s->cmd_reason, reason);
 	atomic_store(&s->cmd, armed ? STIM_CMD_ARM : STIM_CMD_DISARM);
 	sclock_kick(s->clock, &s->wake);
@@ -641,7 +922,32 @@ bool stim_idle(const struct stim *s)
 
 uint64_t stim_pulse_count(const struct stim *s)
 {
-	return atomic_load(&((struct stim *)s)->pulse_count);
+	return atomic_load_explicit(&((struct stim *)s)->pulse_count, memory_order_acquire);
+}
+
+void stim_set_sample_rate(struct stim *s, double rate_hz)
+{
+	s->rate_hz = rate_hz;
+}
+
+void stim_set_sample_clock(struct stim *s, int64_t t0_ns)
+{
+	atomic_store_explicit(&s->sample_t0_ns, t0_ns, memory_order_relaxed);
+	atomic_store_explicit(&s->have_sample_clock, true, memory_order_release);
+}
+
+uint64_t stim_pulse_sample(const struct stim *s, uint64_t n)
+{
+	struct stim *q = (struct stim *)s;
+	uint64_t count = atomic_load_explicit(&q->pulse_count, memory_order_acquire), at;
+
+	if (n == 0 || n > count || count - n >= STIM_PULSE_LOG) {
+		return UINT64_MAX;
+	}
+	at = atomic_load_explicit(&q->pulse_sample[n % STIM_PULSE_LOG], memory_order_acquire);
+	/* overwritten meanwhile by a pulse STIM_PULSE_LOG later: too old to tell */
+	count = atomic_load_explicit(&q->pulse_count, memory_order_acquire);
+	return count - n >= STIM_PULSE_LOG ? UINT64_MAX : at;
 }
 
 bool stim_armed(const struct stim *s)

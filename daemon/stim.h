@@ -7,7 +7,9 @@
  * A refused pulse ends its train (the rest is dropped, never resumed
  * later). A plugin error on pulse is a fault: the gate and the coil are
  * disarmed at once. Every pulse, refusal, fault and arm state change is an
- * event in the stim thread's own ring.
+ * event in the stim thread's own ring. Repeated refusals of one rule are
+ * published as the first one and then one summary per second at most,
+ * and never take the half of the ring kept for pulses and state changes.
  */
 #ifndef RPMSD_STIM_H
 #define RPMSD_STIM_H
@@ -26,9 +28,16 @@
 struct stim_stats {
 	uint64_t requests;			/* trains requested */
 	uint64_t pulses;			/* pulses delivered */
-	uint64_t refusals;			/* refusal events */
+	uint64_t refusals;			/* refusals (published one by one or in summaries) */
 	uint64_t refused_by_rule[SAFETY_RULE_COUNT];	/* refusal events per rule */
-	uint64_t dropped_by_rule[SAFETY_RULE_COUNT];	/* pulses not delivered, per rule */
+	/*
+	 * Pulses requested and not delivered, per rule, each counted once: in
+	 * open loop what the session's count did not deliver, when it ends.
+	 */
+	uint64_t dropped_by_rule[SAFETY_RULE_COUNT];
+	uint64_t refusals_single;		/* published one by one on rpms.safety */
+	uint64_t summaries;			/* rpms.safety summaries published */
+	uint64_t refusals_summarised;		/* refusals counted in them */
 	uint64_t faults;			/* plugin errors and alerts */
 	uint64_t estops;			/* emergency stops */
 	uint64_t dropped_at_stop;		/* pulses pending when stopped */
@@ -87,7 +96,9 @@ void stim_stop(struct stim *s);
 int stim_post(struct stim *s, const struct stim_request *req);
 
 /**
- * Ask the stim thread to arm or disarm (any non-RT thread).
+ * Ask the stim thread to arm or disarm (any thread). A disarm ends the
+ * request in progress and every one waiting (each refused as disarmed),
+ * even when an arm follows at once: after an arm only new requests fire.
  * @param reason  a string with static storage (it is kept, not copied)
  */
 void stim_set_armed(struct stim *s, bool armed, const char *reason);
@@ -97,6 +108,26 @@ bool stim_idle(const struct stim *s);
 
 /** Number of pulses delivered so far (atomic; for blanking and heartbeats). */
 uint64_t stim_pulse_count(const struct stim *s);
+
+/**
+ * The sampling rate of the EMG, before stim_start: the sample clock below
+ * counts in its samples. 0 (the default): pulses have no sample.
+ */
+void stim_set_sample_rate(struct stim *s, double rate_hz);
+
+/**
+ * The sample clock (acquire thread, RT-safe, once per block): sample k of
+ * the EMG is at session time @t0_ns + k / rate. Each pulse is placed on
+ * it at its firing time (rpms.stim sample_at_fire, stim_pulse_sample).
+ */
+void stim_set_sample_clock(struct stim *s, int64_t t0_ns);
+
+/**
+ * The sample whose period holds the firing time of pulse @n (1 for the
+ * first pulse, up to stim_pulse_count()), for the artefact blank; UINT64_MAX
+ * when unknown (no sample clock, or pulse @n too far back). Any thread.
+ */
+uint64_t stim_pulse_sample(const struct stim *s, uint64_t n);
 
 /** True when the gate is armed (atomic snapshot). */
 bool stim_armed(const struct stim *s);
@@ -148,7 +179,8 @@ void stim_block_arming(struct stim *s, const char *why);
 /**
  * Start a new control session (control thread): the gate's per-session
  * pulse count (safety.max_session_pulses) restarts at 0 before the stim
- * thread handles anything else. Only call it disarmed.
+ * thread handles anything else, and no request of before fires in it.
+ * Only call it disarmed.
  */
 void stim_new_session(struct stim *s);
 

@@ -527,6 +527,157 @@ def test_estop_through_the_daemon():
     check(edge <= drop <= host and host - edge < 200_000_000, "times %r" % rows[1])
 
 
+def summary_figure(stdout, prefix):
+    """The integer after @prefix on its line of the session summary."""
+    for line in stdout.splitlines():
+        if line.strip().startswith(prefix):
+            return int(line.strip()[len(prefix):].split()[0])
+    raise AssertionError("no %r in the summary:\n%s" % (prefix, stdout))
+
+
+def test_refusal_storm_summarised_pulses_kept():
+    """Issue 16 D8. Open loop, no pause between requests (off_ms 0, no
+    minimum train gap) and a coil that heats up fast (sim heat_per_pulse_c
+    10, cooling_tau_s 1): once it is too hot the gate refuses a pulse at
+    every EMG block (1 ms), until it has cooled, over and over. With the
+    smallest rings (64 records): the first refusal is published and then
+    at most one summary a second, whose counts add up to the summary's
+    refusals; every pulse the coil fired has its rpms.stim event; all 200
+    pulses were delivered, so none is "not delivered". Before the fix:
+    269 refusal events for 1493 refusals, 68 of 200 pulse events
+    published (the rest lost to the full ring) and "120598 not delivered"."""
+    log = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "pulses.csv")
+    r = rig.Run(rig.demo_config(endpoint(), pulse_log=log, extra={
+        ("stim", "mode"): "open_loop", ("stim", "protocol"): "train",
+        ("stim", "off_ms"): "0", ("safety", "min_train_interval_ms"): "0",
+        ("stim", "open_loop_pulses"): "200", ("source", "block_frames"): "1",
+        ("publish", "ring_records"): "64",
+        ("coil.sim", "heat_per_pulse_c"): "10", ("coil.sim", "cooling_tau_s"): "1"}))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    valid(r)
+    with open(log) as f:
+        fired = f.read().splitlines()[1:]
+    pulses = r.of("rpms.stim")
+    check(len(fired) == 200, "the coil fired %d pulses" % len(fired))
+    check(len(pulses) == len(fired), "%d pulses fired, %d published" % (len(fired), len(pulses)))
+    # "pulses refused:  N not delivered (M refusals)"
+    total = int(r.stdout.split(" refusals)")[0].rsplit("(", 1)[1])
+    check(total > 500, "only %d refusals: the storm did not happen\n%s" % (total, r.stdout))
+    check(summary_figure(r.stdout, "pulses refused:") == 0,
+          "pulses not delivered, all 200 were:\n%s" % r.stdout)
+    check("0 lost in rings" in r.stdout, r.stdout)
+    safety = r.of("rpms.safety")
+    check(safety and safety[0]["kind"] == "refused" and safety[0]["refusals"] == 1,
+          "first refusal %r" % safety[:1])
+    check(all(x["rule"] == "coil_temperature" and x["dropped"] == 0 for x in safety),
+          "refusals %r" % safety)
+    check(sum(x["refusals"] for x in safety) == total,
+          "published refusals add up to %d, the summary says %d"
+          % (sum(x["refusals"] for x in safety), total))
+    summaries = [x for x in safety if x["kind"] == "summary"]
+    for a, b in zip(summaries, summaries[1:-1]):
+        # the last one may be the one made at the disarm that ends the count
+        check(b["t_session_s"] - a["t_session_s"] >= 1.0 - 1e-6,
+              "two summaries %r s apart" % (b["t_session_s"] - a["t_session_s"]))
+    span = pulses[-1]["t_session_s"] - safety[0]["t_session_s"]
+    check(len(safety) <= span + 3, "%d refusal events in %.1f s" % (len(safety), span))
+
+
+def test_refused_open_loop_counted_once():
+    """Issue 16 D8: a stimulator that is never ready, open loop asking at
+    every block: the 1200 pulses of the count are "not delivered" once,
+    not once per request (9582000 before the fix)."""
+    r = rig.Run(rig.demo_config(endpoint(), extra={
+        ("stim", "mode"): "open_loop", ("stim", "protocol"): "train",
+        ("stim", "off_ms"): "0", ("safety", "min_train_interval_ms"): "0",
+        ("coil.sim", "never_ready"): "true"}))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    valid(r)
+    check(not r.of("rpms.stim"), "pulses %r" % r.of("rpms.stim")[:3])
+    check(summary_figure(r.stdout, "pulses refused:") == 1200, r.stdout)
+    check(summary_figure(r.stdout, "not_ready") > 1000, r.stdout)
+    check("not_ready" in r.stdout and "1200 pulses not delivered" in r.stdout, r.stdout)
+    check(len(r.of("rpms.safety")) < 80, "%d refusal events" % len(r.of("rpms.safety")))
+
+
+def control(endpoint_, req):
+    """One request to the control socket; the reply's result (it must be ok)."""
+    import json
+    import zmq
+    s = zmq.Context.instance().socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint_)
+    try:
+        s.send(json.dumps(req).encode())
+        check(s.poll(15000), "no reply to %r" % req)
+        reply = json.loads(s.recv())
+    finally:
+        s.close()
+    check(reply["ok"], "%r refused: %r" % (req, reply))
+    return reply["result"]
+
+
+def test_open_loop_protocol_change_after_disarm_and_session():
+    """Issue 16 D2. Open loop on the real clock at 30 %: `set
+    stim.intensity_pct=20`, `disarm`, `arm`: every pulse from then on is at
+    20 %, on the coil as in the events; then `session_stop`, `set` 25 %,
+    `session_start` with a new patient, `arm`: every pulse at 25 %. Before
+    the fix the running request survived the disarm (no pulse fell due
+    while disarmed) and the trains went on at 30 %."""
+    tmp = tempfile.mkdtemp(prefix="rpmsd-it-")
+    log = os.path.join(tmp, "pulses.csv")
+    text = rig.demo_config(endpoint(), pulse_log=log, extra={
+        ("stim", "mode"): "open_loop", ("stim", "protocol"): "train",
+        ("stim", "off_ms"): "600", ("stim", "open_loop_pulses"): "1000"})
+    ctl = rig.section_value(text, "control", "endpoint")
+    step = {"n": 0}
+
+    def pulses_since(msgs, state, reason):
+        at = [i for i, (t, b, _) in enumerate(msgs)
+              if t == "rpms.state" and b.get("state") == state and b.get("reason") == reason]
+        if not at:
+            return 0
+        return sum(1 for t, _, _ in msgs[at[-1]:] if t == "rpms.stim")
+
+    def drive(msgs):
+        n = sum(1 for t, _, _ in msgs if t == "rpms.stim")
+        if step["n"] == 0 and n >= 3:
+            control(ctl, {"cmd": "set", "params": {"stim.intensity_pct": 20}})
+            control(ctl, {"cmd": "disarm"})
+            control(ctl, {"cmd": "arm"})
+            step["n"] = 1
+        elif step["n"] == 1 and pulses_since(msgs, "armed", "control: arm") >= 6:
+            control(ctl, {"cmd": "session_stop"})
+            control(ctl, {"cmd": "set", "params": {"stim.intensity_pct": 25}})
+            control(ctl, {"cmd": "session_start", "patient_id": "P2", "session_id": "S2"})
+            control(ctl, {"cmd": "arm"})
+            step["n"] = 2
+        return step["n"] == 2 and pulses_since(msgs, "session_started", None) >= 6
+
+    r = rig.Run(text, args=(), timeout=120, stop_when=drive)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    valid(r)
+    phase, seen = 30.0, []
+    for t, b, _ in r.messages:
+        if t == "rpms.state" and b["state"] == "disarmed" and b["reason"] == "control: disarm":
+            phase = None
+        elif t == "rpms.state" and b["state"] == "armed" and b["reason"] == "control: arm":
+            phase = 20.0 if phase is None else 25.0
+        elif t == "rpms.state" and b["state"] == "disarmed" and b["reason"] == "session stopped":
+            phase = 0.0
+        elif t == "rpms.stim":
+            check(phase, "a pulse while disarmed: %r" % b)
+            check(b["intensity_pct"] == phase, "pulse at %r %%, %r %% set: %r"
+                  % (b["intensity_pct"], phase, b))
+            seen.append(phase)
+    check(seen.count(20.0) >= 6 and seen.count(25.0) >= 6, "pulses by phase %r" % seen)
+    with open(log) as f:
+        coil = [float(line.split(",")[1]) for line in f.read().splitlines()[1:]]
+    check(coil == [p["intensity_pct"] for p in r.of("rpms.stim")],
+          "the coil fired %r, the events say %r" % (coil, [p["intensity_pct"]
+                                                       for p in r.of("rpms.stim")]))
+
+
 if __name__ == "__main__":
     if "--enospc" in sys.argv:
         rig.run_tests([test_ledger_disk_full])
@@ -544,4 +695,7 @@ if __name__ == "__main__":
         test_symlink_and_older_copy_refused,
         test_train_gap_across_restart,
         test_missing_state_dir,
+        test_refusal_storm_summarised_pulses_kept,
+        test_refused_open_loop_counted_once,
+        test_open_loop_protocol_change_after_disarm_and_session,
     ])

@@ -165,7 +165,18 @@ GOOD = {
     "t_rec_s": 15.5, "channel": 0, "train_id": 3, "index": 0, "count": 5,
     "intensity_pct": 30, "width_us": 100, "t_sched_s": 15.524, "t_actual_s": 15.524012,
     "late_us": 12.345, "temperature_c": None, "trigger_sample": 15490,
+    "sample_at_fire": 15524.012,
 }
+
+# A valid refusal, and a summary of repeated ones.
+REFUSED = {
+    **{k: GOOD[k] for k in ("schema", "seq", "t_mono_ns", "t_wall_ns", "t_wall",
+                            "t_session_s", "sample", "t_rec_s", "channel")},
+    "topic": "rpms.safety", "kind": "refused", "rule": "not_ready", "train_id": 3,
+    "index": 0, "dropped": 5, "value": 0, "limit": 1, "unit": "", "t_sched_s": 15.5,
+    "refusals": 1,
+}
+SUMMARY = dict(REFUSED, kind="summary", refusals=124, t_first_s=14.5)
 
 
 def broken_bodies():
@@ -179,6 +190,12 @@ def broken_bodies():
         return b
 
     yield "unknown member", change(extra=1)
+    yield "pulse without sample_at_fire", change(sample_at_fire=KeyError)
+    yield "summary without t_first_s", {k: v for k, v in SUMMARY.items() if k != "t_first_s"}
+    yield "refused standing for 2", dict(REFUSED, refusals=2)
+    yield "refused with t_first_s", dict(REFUSED, t_first_s=1.0)
+    yield "refusal without kind", {k: v for k, v in REFUSED.items() if k != "kind"}
+    yield "summary of 0", dict(SUMMARY, refusals=0)
     yield "missing seq", change(seq=KeyError)
     yield "missing t_session_s", change(t_session_s=KeyError)
     yield "seq negative", change(seq=-1)
@@ -210,6 +227,8 @@ def broken_bodies():
 def self_test(validator, binary):
     try:
         check_body(validator, "rpms.stim", GOOD)
+        check_body(validator, "rpms.safety", REFUSED)
+        check_body(validator, "rpms.safety", SUMMARY)
     except Invalid as e:
         sys.stderr.write("validate_events.py: self-test: the reference body is rejected: %s\n" % e)
         sys.exit(1)

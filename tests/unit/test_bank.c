@@ -10,6 +10,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -199,6 +200,64 @@ static void test_blank_hides(void **state)
 	assert_true(g.ev[0].r.edge_sample >= 2955 && g.ev[0].r.edge_sample < 2992);
 }
 
+struct held {
+	float raw[SECONDS * 1000];	/* channel 0 as the detector saw it */
+};
+
+static void trace_raw(void *ctx, const struct bank_trace *t)
+{
+	struct held *h = ctx;
+
+	if (t->channel == 0 && t->sample < SECONDS * 1000) {
+		h->raw[t->sample] = t->raw;
+	}
+}
+
+/*
+ * Two pulses announced before one long block, their blanks apart: both
+ * are blanked, from each pulse's own sample, whichever block announced
+ * them (the second used to replace the first). A blank announced in an
+ * earlier block starts at its sample, not at once.
+ */
+static void test_blank_windows(void **state)
+{
+	static struct held h;
+	struct rpmsd_config cfg;
+	struct bank *b = NULL;
+	struct got g;
+	char err[256] = "";
+	float *x = make_signal();
+	size_t i;
+
+	(void)state;
+	test_cfg(&cfg, "any");
+	assert_int_equal(bank_create(&cfg, FS, 2, names, &b, err, sizeof(err)), 0);
+	bank_set_trace(b, trace_raw, &h);
+	memset(&g, 0, sizeof(g));
+	bank_process(b, x, 1000, 0, collect, &g);
+	bank_blank(b, 1100);	/* announced a block early */
+	bank_process(b, x + 2 * 1000, 96, 1000, collect, &g);
+	/* both before the block that holds them; the first touches the last blank */
+	bank_blank(b, 1150);
+	bank_blank(b, 1300);
+	bank_process(b, x + 2 * 1096, 324, 1096, collect, &g);
+	/* announced late (a sample already processed): the rest of it still holds */
+	bank_blank(b, 1400);
+	bank_process(b, x + 2 * 1420, 580, 1420, collect, &g);
+	for (i = 1000; i < 1500; i++) {
+		size_t from = i >= 1420 && i < 1450 ? 1420 : i >= 1300 && i < 1350 ? 1300 :
+			      i >= 1100 && i < 1200 ? 1100 : 0;
+		float want = from ? x[2 * (from - 1)] : x[2 * i];
+
+		if (h.raw[i] != want) {
+			fail_msg("sample %zu: %g seen, %g expected (%s)", i, h.raw[i], want,
+				 from ? "blanked" : "clean");
+		}
+	}
+	bank_destroy(b);
+	free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_channel),
 		cmocka_unit_test(test_hum_not_clipped),
 		cmocka_unit_test(test_blank_hides),
+		cmocka_unit_test(test_blank_windows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -131,6 +131,7 @@ static struct event test_pulse(void)
 	ev.u.pulse.actual_ns = INT64_C(15524012345);
 	ev.u.pulse.temperature_c = 24.1;
 	ev.u.pulse.trigger_sample = 15490;
+	ev.u.pulse.sample_at_fire = 15524.0123;
 	return ev;
 }
 
@@ -145,6 +146,7 @@ static struct event test_refusal(void)
 	ev.u.refusal.value = 0.3;
 	ev.u.refusal.limit = 0.5;
 	ev.u.refusal.sched_ns = INT64_C(25900000000);
+	ev.u.refusal.refusals = 1;
 	return ev;
 }
 
@@ -404,15 +406,26 @@ static void test_json_pulse(void **state)
 	test_expect(&ev, "rpms.stim",
 		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
 		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.524012,"
-		    "\"late_us\":12.345,\"temperature_c\":24.1,\"trigger_sample\":15490}");
+		    "\"late_us\":12.345,\"temperature_c\":24.1,\"trigger_sample\":15490,"
+		    "\"sample_at_fire\":15524.012}");
 
-	/* Early (negative lateness) and unknown temperature. */
+	/* Early (negative lateness), unknown temperature and sample clock. */
 	ev.u.pulse.actual_ns = ev.u.pulse.sched_ns - 1500;
 	ev.u.pulse.temperature_c = NAN;
+	ev.u.pulse.sample_at_fire = NAN;
 	test_expect(&ev, "rpms.stim",
 		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
 		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.523998,"
-		    "\"late_us\":-1.500,\"temperature_c\":null,\"trigger_sample\":15490}");
+		    "\"late_us\":-1.500,\"temperature_c\":null,\"trigger_sample\":15490,"
+		    "\"sample_at_fire\":null}");
+
+	/* Three decimals however long the session: 10^9 samples and a fraction. */
+	ev.u.pulse.sample_at_fire = 1000000000.25;
+	test_expect(&ev, "rpms.stim",
+		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
+		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.523998,"
+		    "\"late_us\":-1.500,\"temperature_c\":null,\"trigger_sample\":15490,"
+		    "\"sample_at_fire\":1000000000.250}");
 }
 
 static void test_json_refusal(void **state)
@@ -423,8 +436,21 @@ static void test_json_refusal(void **state)
 	(void)state;
 	/* Rule names and units belong to safety.c; the layout is ours. */
 	snprintf(tail, sizeof(tail),
-		 "\"rule\":\"%s\",\"train_id\":4,\"index\":0,\"dropped\":5,"
-		 "\"value\":0.3,\"limit\":0.5,\"unit\":\"%s\",\"t_sched_s\":25.900000}",
+		 "\"kind\":\"refused\",\"rule\":\"%s\",\"train_id\":4,\"index\":0,"
+		 "\"dropped\":5,\"value\":0.3,\"limit\":0.5,\"unit\":\"%s\","
+		 "\"t_sched_s\":25.900000,\"refusals\":1}",
+		 safety_rule_name(SAFETY_TRAIN_INTERVAL),
+		 safety_rule_unit(SAFETY_TRAIN_INTERVAL));
+	test_expect(&ev, "rpms.safety", tail);
+
+	/* A summary of repeated refusals: their count and the first one's time. */
+	ev.u.refusal.summary = 1;
+	ev.u.refusal.refusals = 124;
+	ev.u.refusal.first_sched_ns = INT64_C(24900000000);
+	snprintf(tail, sizeof(tail),
+		 "\"kind\":\"summary\",\"rule\":\"%s\",\"train_id\":4,\"index\":0,"
+		 "\"dropped\":5,\"value\":0.3,\"limit\":0.5,\"unit\":\"%s\","
+		 "\"t_sched_s\":25.900000,\"refusals\":124,\"t_first_s\":24.900000}",
 		 safety_rule_name(SAFETY_TRAIN_INTERVAL),
 		 safety_rule_unit(SAFETY_TRAIN_INTERVAL));
 	test_expect(&ev, "rpms.safety", tail);

@@ -125,6 +125,7 @@ static void test_policy_theta(void **state)
 	cfg.stim.cycles = 2;
 	assert_int_equal(policy_create(&cfg, &p), 0);
 	assert_int_equal(policy_on_onset(p, 0, 0, 0, &r), EVENT_ACTION_REQUESTED);
+	assert_false(r.open_loop);
 	assert_int_equal(r.pulses, 30);
 	assert_int_equal(r.burst_pulses, 3);
 	assert_true(r.frequency_hz == 50.0);
@@ -163,6 +164,8 @@ static void test_policy_open_loop(void **state)
 	assert_int_equal(r.pulse_budget, 25);
 	assert_int_equal(r.start_ns, 5 * MS);
 	assert_int_equal(r.train_id, 1);
+	/* what it does not deliver is asked for again: counted once (stim.c) */
+	assert_true(r.open_loop);
 	/* running: nothing more */
 	assert_false(policy_tick(p, 100 * MS, true, false, 3, &r));
 	/* cut short after 12 pulses: off_ms later, a request for the 13 left */

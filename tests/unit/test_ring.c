@@ -79,6 +79,35 @@ static void test_ring_full_counts_drops(void **state)
 	ring_destroy(r);
 }
 
+/* A reserved push leaves room for plain pushes, and is not a drop. */
+static void test_ring_reserved_keeps_room(void **state)
+{
+	struct ring *r;
+	uint64_t v, i;
+
+	(void)state;
+	assert_int_equal(ring_create(8, sizeof(uint64_t), &r), 0);
+	/* reserve 3: at most 8 - 3 records by reserved pushes */
+	for (i = 0; i < 5; i++) {
+		assert_true(ring_push_reserved(r, &i, 3));
+	}
+	assert_false(ring_push_reserved(r, &i, 3));
+	assert_int_equal(ring_dropped(r), 0);
+	assert_int_equal(ring_count(r), 5);
+	/* the reserve is for plain pushes: all three still fit */
+	for (i = 10; i < 13; i++) {
+		assert_true(ring_push(r, &i));
+	}
+	assert_false(ring_push_reserved(r, &i, 0));
+	assert_false(ring_push_reserved(r, &i, (size_t)-1));
+	assert_int_equal(ring_dropped(r), 0);
+	assert_true(ring_pop(r, &v));
+	assert_int_equal(v, 0);
+	assert_true(ring_push_reserved(r, &i, 0));
+	assert_false(ring_push_reserved(r, &i, 0));
+	ring_destroy(r);
+}
+
 struct ring_rec {
 	uint64_t seq;
 	uint64_t check;
@@ -146,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_ring_create_rejects),
 		cmocka_unit_test(test_ring_fifo_wraps),
 		cmocka_unit_test(test_ring_full_counts_drops),
+		cmocka_unit_test(test_ring_reserved_keeps_room),
 		cmocka_unit_test(test_ring_spsc_threads),
 	};
 

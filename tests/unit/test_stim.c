@@ -38,6 +38,8 @@ struct rig {
 
 /* One more [coil.sim] key for the next rig (e.g. estop_fifo), or none. */
 static const char *rig_extra_key, *rig_extra_value;
+/* The EMG's sampling rate for the next stim stages (0: no sample clock). */
+static double rig_rate;
 
 static struct rig *rig_new_clock(const char *name, bool virtual_time)
 {
@@ -93,6 +95,7 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
 	stim_set_ledger(r->stim, 1000000, false);
+	stim_set_sample_rate(r->stim, rig_rate);
 	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
 	return r;
 }
@@ -105,6 +108,7 @@ static void rig_restart_stim(struct rig *r)
 	stim_destroy(r->stim);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
 	stim_set_ledger(r->stim, 1000000, false);
+	stim_set_sample_rate(r->stim, rig_rate);
 	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
 }
 
@@ -762,6 +766,257 @@ static void test_stim_estop(void **state)
 	rmdir(fifo);
 }
 
+/*
+ * Issue 16 D2: a disarm ends the request in progress, even when no pulse
+ * of it fell due while disarmed: after the next arm nothing of it fires
+ * (a protocol changed meanwhile applies to new requests only). The train
+ * used to carry on at its old parameters after disarm; arm.
+ */
+static void test_stim_disarm_arm_ends_request(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 5, 10.0, 30.0, 0);
+	struct stim_stats st;
+	struct event ev;
+	int pulses = 0, refusals = 0;
+
+	(void)state;
+	stim_set_armed(r->stim, true, "test");
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 150 * MS);	/* pulses at 0 and 100 ms */
+	/* disarm and arm again at 150 ms, before the pulse due at 200 ms */
+	stim_set_armed(r->stim, false, "test disarm");
+	sclock_advance(r->clk, 150 * MS);
+	assert_false(stim_armed(r->stim));
+	stim_set_armed(r->stim, true, "test arm");
+	sclock_advance(r->clk, 150 * MS);
+	assert_true(stim_armed(r->stim));
+	sclock_advance(r->clk, 1000 * MS);
+	while (next_event(r, &ev)) {
+		if (ev.type == EVENT_PULSE) {
+			pulses++;
+		} else if (ev.type == EVENT_REFUSAL) {
+			refusals++;
+			/* ended at the disarm: the rest of the train, as not delivered */
+			assert_int_equal(ev.u.refusal.rule, SAFETY_DISARMED);
+			assert_int_equal(ev.u.refusal.index, 2);
+			assert_int_equal(ev.u.refusal.dropped, 3);
+			assert_int_equal(ev.t_ns, 150 * MS);
+		}
+	}
+	assert_int_equal(pulses, 2);
+	assert_int_equal(refusals, 1);
+	assert_true(stim_idle(r->stim));
+	/* back to back: whatever the thread sees of the two, the train ends */
+	q = req_make(7, 5, 10.0, 30.0, 1000 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 1050 * MS);	/* its first pulse, at 1000 ms */
+	stim_set_armed(r->stim, false, "test disarm");
+	stim_set_armed(r->stim, true, "test arm");
+	sclock_advance(r->clk, 1050 * MS);
+	sclock_advance(r->clk, 3000 * MS);
+	assert_true(stim_armed(r->stim));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 3);
+	assert_int_equal(st.dropped_by_rule[SAFETY_DISARMED], 3 + 4);
+	assert_int_equal(rig_free(r), 3);
+}
+
+/* Issue 16 D2: a new session ends what the last one had requested. */
+static void test_stim_new_session_ends_request(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 5, 10.0, 30.0, 100 * MS);
+	struct stim_stats st;
+
+	(void)state;
+	/* waiting in the mailbox for its time while disarmed */
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 50 * MS);
+	stim_new_session(r->stim);
+	sclock_advance(r->clk, 50 * MS);
+	stim_set_armed(r->stim, true, "test arm");
+	sclock_advance(r->clk, 2000 * MS);
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 0);
+	assert_int_equal(st.dropped_by_rule[SAFETY_DISARMED], 5);
+	assert_int_equal(rig_free(r), 0);
+}
+
+/*
+ * Issue 16 D8: a protocol the gate refuses, asked for again at every EMG
+ * block (open loop): the first refusal is published, the repeats are
+ * counted into one summary a second, their count adds up, and the pulses
+ * "not delivered" are the open-loop count once, not once per request.
+ */
+static void test_stim_refusal_storm_summarised(void **state)
+{
+	struct rig *r;
+	struct stim_request q;
+	struct stim_stats st;
+	struct event ev;
+	uint64_t total = 0, events = 0, summaries = 0, dropped = 0;
+	int64_t t, last_summary = INT64_MIN;
+	int k;
+
+	(void)state;
+	rig_extra_key = "never_ready";
+	rig_extra_value = "true";
+	r = rig_new();
+	stim_set_armed(r->stim, true, "test");
+	/* 3 s of 8 ms blocks, a request for the 100 pulses due at each */
+	for (k = 0, t = 8 * MS; t <= 3000 * MS; t += 8 * MS, k++) {
+		sclock_advance(r->clk, t);
+		q = req_make((uint32_t)(1 + 20 * k), 5, 20.0, 30.0, t);
+		q.cycles = 20;
+		q.cycle_period_ns = 1000 * MS;
+		q.pulse_budget = 100;
+		q.open_loop = true;
+		assert_int_equal(stim_post(r->stim, &q), 0);
+	}
+	sclock_advance(r->clk, 3100 * MS);
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		if (ev.type != EVENT_REFUSAL) {
+			continue;
+		}
+		assert_int_equal(ev.u.refusal.rule, SAFETY_NOT_READY);
+		assert_int_equal(ev.u.refusal.dropped, 0);	/* still due: asked again */
+		if (events++ == 0) {
+			assert_int_equal(ev.u.refusal.summary, 0);
+			assert_int_equal(ev.u.refusal.refusals, 1);
+			assert_int_equal(ev.t_ns, 8 * MS);
+		} else {
+			assert_int_equal(ev.u.refusal.summary, 1);
+			assert_true(ev.u.refusal.first_sched_ns <= ev.u.refusal.sched_ns);
+			/* at most one summary of a rule per second */
+			assert_true(last_summary == INT64_MIN || ev.t_ns - last_summary >= 1000 * MS);
+			last_summary = ev.t_ns;
+			summaries++;
+		}
+		total += ev.u.refusal.refusals;
+		dropped += ev.u.refusal.dropped;
+	}
+	/* the stop publishes what is left, however recent the last summary */
+	stim_stop(r->stim);
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		if (ev.type == EVENT_REFUSAL) {
+			assert_int_equal(ev.u.refusal.summary, 1);
+			total += ev.u.refusal.refusals;
+		}
+	}
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.refusals, (uint64_t)k);
+	assert_int_equal(total, (uint64_t)k);	/* every refusal accounted for */
+	assert_true(summaries >= 2 && summaries <= 4);
+	assert_int_equal(st.refused_by_rule[SAFETY_NOT_READY], (uint64_t)k);
+	/* the count of 100, once: not 100 per request */
+	assert_int_equal(st.dropped_by_rule[SAFETY_NOT_READY], 100);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(rig_free(r), 0);
+}
+
+/*
+ * Issue 16 D8: refusals never take the room of fired pulses. With the
+ * smallest ring and nobody reading it, two minutes of refusals (the first
+ * and then a summary a second: over 100 records) leave half the ring to
+ * the pulses that follow: every one of them has its event. Every refusal
+ * was pushed, and the pulses after them dropped, before the fix.
+ */
+static void test_stim_refusals_leave_room_for_pulses(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q;
+	struct stim_stats st;
+	struct event ev;
+	uint64_t pulses = 0, refusals = 0, counted = 0;
+	int64_t t;
+	uint32_t id = 1;
+
+	(void)state;
+	r->cfg.publish.ring_records = 64;
+	rig_restart_stim(r);
+	stim_set_armed(r->stim, true, "test");
+	for (t = 10 * MS; t <= 120000 * MS; t += 50 * MS) {
+		sclock_advance(r->clk, t);
+		sclock_set_fresh(r->clk, t);	/* EMG flows: no watchdog */
+		q = req_make(id++, 1, 0.0, 75.0, t);	/* too strong */
+		assert_int_equal(stim_post(r->stim, &q), 0);
+	}
+	/* then 20 pulses, 1 s apart, with the ring still unread */
+	for (t = 121000 * MS; t <= 140000 * MS; t += 1000 * MS) {
+		sclock_advance(r->clk, t);
+		sclock_set_fresh(r->clk, t);
+		q = req_make(id++, 1, 0.0, 30.0, t);
+		assert_int_equal(stim_post(r->stim, &q), 0);
+	}
+	sclock_advance(r->clk, 141000 * MS);
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.pulses, 20);
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		if (ev.type == EVENT_PULSE) {
+			pulses++;
+		} else if (ev.type == EVENT_REFUSAL) {
+			assert_int_equal(ev.u.refusal.rule, SAFETY_INTENSITY);
+			refusals++;
+			counted += ev.u.refusal.refusals;
+		}
+	}
+	assert_int_equal(pulses, 20);
+	assert_true(refusals > 0 && refusals <= 32);
+	assert_int_equal(ring_dropped(stim_events(r->stim)), 0);
+	/* what did not fit waits in a summary, published once there is room */
+	stim_stop(r->stim);
+	while (ring_pop(stim_events(r->stim), &ev)) {
+		if (ev.type == EVENT_REFUSAL) {
+			counted += ev.u.refusal.refusals;
+		}
+	}
+	assert_int_equal(counted, st.refusals);
+	assert_int_equal(rig_free(r), 20);
+}
+
+/*
+ * Each pulse on the sample clock: its firing time as a fractional sample
+ * in the event (sample_at_fire), and the sample whose period holds it
+ * for the artefact blank (stim_pulse_sample).
+ */
+static void test_stim_pulse_sample_clock(void **state)
+{
+	struct rig *r;
+	struct stim_request q = req_make(1, 3, 20.0, 30.0, 100 * MS);
+	struct event ev;
+	int i;
+
+	(void)state;
+	rig_rate = 1000.0;
+	r = rig_new();
+	rig_rate = 0.0;
+	/* sample 0 at 0.25 ms on the session clock */
+	stim_set_sample_clock(r->stim, 250000);
+	stim_set_armed(r->stim, true, "test");
+	sclock_advance(r->clk, 100 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 1000 * MS);
+	for (i = 0; i < 3; i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+		/* at 100, 150, 200 ms: samples 99.75, 149.75, 199.75 */
+		assert_true(fabs(ev.u.pulse.sample_at_fire - (99.75 + 50.0 * i)) < 1e-9);
+		assert_int_equal(stim_pulse_sample(r->stim, (uint64_t)i + 1), 99 + 50 * i);
+	}
+	/* on a sample exactly: that sample, not the one before */
+	stim_set_sample_clock(r->stim, 0);
+	q = req_make(2, 1, 0.0, 30.0, 1000 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 2000 * MS);
+	assert_true(next_event(r, &ev));
+	assert_true(ev.u.pulse.sample_at_fire == 1000.0);
+	assert_int_equal(stim_pulse_sample(r->stim, 4), 1000);
+	assert_int_equal(stim_pulse_sample(r->stim, 5), UINT64_MAX);
+	assert_int_equal(stim_pulse_sample(r->stim, 0), UINT64_MAX);
+	assert_int_equal(rig_free(r), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +1036,11 @@ int main(void)
 		cmocka_unit_test(test_stim_ledger),
 		cmocka_unit_test(test_stim_arm_blocked),
 		cmocka_unit_test(test_stim_estop),
+		cmocka_unit_test(test_stim_disarm_arm_ends_request),
+		cmocka_unit_test(test_stim_new_session_ends_request),
+		cmocka_unit_test(test_stim_refusal_storm_summarised),
+		cmocka_unit_test(test_stim_refusals_leave_room_for_pulses),
+		cmocka_unit_test(test_stim_pulse_sample_clock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
