@@ -537,8 +537,9 @@ def test_set_and_reload_use_the_table_in_force():
         with open(d.path, "w") as f:
             f.write(render(conf))
         d.proc.send_signal(signal.SIGHUP)
-        d.wait_for(lambda: "edited table is NOT applied" in d.stderr(), 15,
-                   "no word of the edited table")
+        # the protocol is judged on the control thread, after main's own lines
+        d.wait_for(lambda: "edited table is NOT applied" in d.stderr() and
+                   "SIGHUP: protocol" in d.stderr(), 15, "no word of the edited table")
         log = d.stderr()
         check("SIGHUP: protocol NOT changed (beyond_safety_cap)" in log and
               "longer than the 0.3 s that safety.train_table allows" in log, log[-3000:])
