@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -480,12 +481,84 @@ static int control_key_line(char *line, uint8_t key[CONTROL_KEY_LEN])
 	return zmq_z85_decode(key, p) ? 1 : -EINVAL;
 }
 
+/* "anyone", "its group" or "its group and anyone": who besides the owner may write. */
+static const char *control_writers(mode_t mode)
+{
+	if ((mode & S_IWGRP) && (mode & S_IWOTH)) {
+		return "its group and anyone";
+	}
+	return (mode & S_IWOTH) ? "anyone" : "its group";
+}
+
+/*
+ * Whoever may write the allowlist, or rename anything on the way to it,
+ * may let themselves in. As OpenSSH's StrictModes does for authorized_keys:
+ * every component of @path's real path (symbolic links resolved) must
+ * belong to root or to the daemon's user; a directory on the way may be
+ * writable by others only when it is sticky (others then cannot rename or
+ * remove what they do not own, as in /tmp); @path itself, a file or the
+ * allowlist directory, must be writable by its owner only (sticky or not,
+ * anyone who may write a directory may add a key file to it).
+ */
+static int control_trusted(const char *path, char *err, size_t errlen)
+{
+	char real[PATH_MAX], part[PATH_MAX];
+	uid_t me = geteuid();
+	struct stat st;
+	size_t i, len;
+	bool last;
+
+	if (!realpath(path, real)) {
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	len = strlen(real);
+	for (i = 1; i <= len; i++) {
+		if (i < len && real[i] != '/') {
+			continue;
+		}
+		last = i == len;
+		memcpy(part, real, i);
+		part[i] = '\0';
+		if (stat(part, &st) < 0) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s: %s", path, part,
+				     strerror(errno));
+			return -errno;
+		}
+		if (st.st_uid != 0 && st.st_uid != me) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s%s is owned by uid %u "
+				     "(allowed: root or the daemon's user, uid %u: whoever owns it can "
+				     "change the list of clients)", path, last ? "" : "the directory ",
+				     part, (unsigned)st.st_uid, (unsigned)me);
+			return -EPERM;
+		}
+		if (!(st.st_mode & (S_IWGRP | S_IWOTH))) {
+			continue;
+		}
+		if (last) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: writable by %s (mode "
+				     "%04o; allowed: writable by its owner only, e.g. chmod go-w: whoever "
+				     "may write it may let themselves in)", path,
+				     control_writers(st.st_mode), (unsigned)(st.st_mode & 07777));
+			return -EPERM;
+		}
+		if (!(st.st_mode & S_ISVTX)) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: the directory %s on its "
+				     "way is writable by %s (mode %04o; allowed: writable by its owner "
+				     "only, or sticky like /tmp: whoever may write it can put another "
+				     "list in its place)", path, part, control_writers(st.st_mode),
+				     (unsigned)(st.st_mode & 07777));
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 /* Append the keys of one file to @keys (NULL: only check and count). */
 static int control_read_keys(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN], size_t *n,
 			     char *err, size_t errlen)
 {
 	uint8_t key[CONTROL_KEY_LEN];
-	struct stat st;
 	char *line = NULL;
 	size_t cap = 0;
 	int lineno = 0, rc = 0, k;
@@ -498,11 +571,8 @@ static int control_read_keys(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN],
 		return rc;
 	}
 	/* whoever may write the list may let themselves in */
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IWOTH)) {
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: writable by anyone "
-			     "(mode %04o; allowed: not world-writable)", path,
-			     (unsigned)(st.st_mode & 07777));
-		rc = -EPERM;
+	rc = control_trusted(path, err, errlen);
+	if (rc < 0) {
 		goto out;
 	}
 	while (getline(&line, &cap, f) >= 0) {
@@ -558,6 +628,11 @@ static int control_read_allowed(const char *path, uint8_t (*keys)[CONTROL_KEY_LE
 	if (!S_ISDIR(st.st_mode)) {
 		rc = control_read_keys(path, keys, n, err, errlen);
 	} else {
+		/* A key dropped into a directory others may write would be let in. */
+		rc = control_trusted(path, err, errlen);
+		if (rc < 0) {
+			return rc;
+		}
 		dir = opendir(path);
 		if (!dir) {
 			rc = -errno;
@@ -1605,35 +1680,118 @@ static int control_resolve_endpoint(const struct rpmsd_config *cfg, char *out, s
 	return snprintf(out, len, "ipc://%s", path) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
+/* What lstat found at an ipc path, for messages. */
+static const char *control_file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+	case S_IFBLK:
+		return "a device";
+	default:
+		return "not a socket";
+	}
+}
+
 /*
- * libzmq removes whatever is at an ipc path before it binds: a second
- * daemon (or a typo'd endpoint shared with another service) would take
- * the socket over silently. Refuse if something answers there.
+ * libzmq unlink()s whatever is at an ipc path before it binds (checked
+ * against 4.3.4): a typo'd endpoint would delete a file, and a second
+ * daemon would take a live socket over silently. Only nothing, or a UNIX
+ * socket nobody listens on (a dead daemon's), may be replaced. Connecting
+ * tells a live socket from a stale one; non-blocking, so that a listener
+ * whose backlog is full counts as live instead of hanging the start.
+ * @starting  false for --check-config: a live socket there is the running
+ *            daemon's, not an error yet
  */
-static int control_ipc_free(const char *path, char *err, size_t errlen)
+static int control_ipc_free(const char *key, const char *path, bool starting,
+			    char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		control_errf(err, errlen, "control.endpoint: ipc://%s: the path is too long for a "
-			     "UNIX socket (allowed: at most %zu characters)", path,
-			     sizeof(sa.sun_path) - 1);
+		control_errf(err, errlen, "%s: ipc://%s: the path is too long for a UNIX socket "
+			     "(allowed: at most %zu characters)", key, path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	if (lstat(path, &st) < 0) {
+		/* nothing there (or no directory: the bind says so) */
 		return 0;
 	}
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (!S_ISSOCK(st.st_mode)) {
+		control_errf(err, errlen, "%s: ipc://%s: %s is %s, not a socket: rpmsd will not "
+			     "replace it (binding removes whatever is at the path; allowed: a path "
+			     "where nothing is, or a socket left by a daemon that is gone)", key, path,
+			     path, control_file_kind(st.st_mode));
+		return -EEXIST;
+	}
+	if (!starting) {
+		return 0;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = -errno;
+		control_errf(err, errlen, "%s: ipc://%s: cannot tell whether another process listens "
+			     "there: %s", key, path, strerror(-rc));
+		return rc;
+	}
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
 	close(fd);
-	if (rc == 0) {
-		control_errf(err, errlen, "control.endpoint: ipc://%s is in use by another process "
-			     "(another rpmsd?)", path);
+	if (rc == -ECONNREFUSED) {
+		return 0;	/* stale: nobody listens */
+	}
+	if (rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS) {
+		control_errf(err, errlen, "%s: ipc://%s is in use by another process (another "
+			     "rpmsd?)", key, path);
 		return -EADDRINUSE;
 	}
-	return 0;
+	control_errf(err, errlen, "%s: ipc://%s: cannot tell whether another process listens "
+		     "there: %s", key, path, strerror(-rc));
+	return rc;
+}
+
+/* The file of an "ipc://PATH" endpoint, or NULL (tcp, abstract "@name", "*"). */
+static const char *control_ipc_path(const char *endpoint)
+{
+	if (strncmp(endpoint, "ipc://", 6) || endpoint[6] == '@' || !strcmp(endpoint + 6, "*")) {
+		return NULL;
+	}
+	return endpoint + 6;
+}
+
+int control_check_endpoints(const struct rpmsd_config *cfg, bool starting, char *err,
+			    size_t errlen)
+{
+	char endpoint[CONFIG_PATH_MAX + 8];
+	const char *path;
+	int ret;
+
+	if (errlen) {
+		err[0] = '\0';
+	}
+	/* The publisher binds its endpoint as written (relative to the working directory). */
+	path = control_ipc_path(cfg->publish.endpoint);
+	if (path) {
+		ret = control_ipc_free("publish.endpoint", path, starting, err, errlen);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	if (control_resolve_endpoint(cfg, endpoint, sizeof(endpoint)) < 0) {
+		control_errf(err, errlen, "control.endpoint: path too long");
+		return -ENAMETOOLONG;
+	}
+	path = control_ipc_path(endpoint);
+	return path ? control_ipc_free("control.endpoint", path, starting, err, errlen) : 0;
 }
 
 static int control_sockets(struct control *c, const char *secret, char *err, size_t errlen)
@@ -1712,13 +1870,13 @@ static int control_sockets(struct control *c, const char *secret, char *err, siz
 static int control_bind(struct control *c, const char *endpoint, bool is_default,
 			char *err, size_t errlen)
 {
-	const char *path = endpoint + 6;
-	bool ipc_file = !strncmp(endpoint, "ipc://", 6) && path[0] != '@' && strcmp(path, "*");
+	const char *path = control_ipc_path(endpoint);
+	bool ipc_file = path != NULL;
 	size_t len;
 	int ret;
 
 	if (ipc_file) {
-		ret = control_ipc_free(path, err, errlen);
+		ret = control_ipc_free("control.endpoint", path, true, err, errlen);
 		if (ret < 0) {
 			return ret;
 		}

@@ -717,8 +717,124 @@ def test_exposed_or_bad_keys_are_refused_at_start():
     check_config_refused(conf, "readable by others (mode 0644")
 
 
+def check_config_ok(conf):
+    r = subprocess.run([rig.RPMSD, "--check-config", write_conf(conf)], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, "--check-config refused: %s" % r.stderr)
+
+
+def test_allowlist_must_be_trusted():
+    """D5: a key dropped into a directory others may write (or a directory
+    on the way to it, or a file of it) would arm the coil: such an
+    allowlist is refused at --check-config and at start, naming the path
+    and what is wrong. Sticky directories on the way (/tmp) are fine."""
+    tmp = tempfile.mkdtemp(dir=TMP)
+    outer = os.path.join(tmp, "outer")
+    keys = os.path.join(outer, "clients")
+    os.makedirs(keys)
+    os.chmod(outer, 0o755)
+    os.chmod(keys, 0o755)
+    lab = os.path.join(keys, "lab")
+    with open(lab, "w") as f:
+        f.write("%s lab-pc\n" % keygen(tmp, "lab.key")[1])
+    os.chmod(lab, 0o644)
+    conf, _ = curve_conf(tmp, keys)
+    check_config_ok(conf)
+    for mode, what in ((0o777, "writable by its group and anyone (mode 0777"),
+                       (0o757, "writable by anyone (mode 0757"),
+                       (0o775, "writable by its group (mode 0775"),
+                       (0o1777, "writable by its group and anyone (mode 1777")):
+        os.chmod(keys, mode)
+        check_config_refused(conf, "control.curve_allowed_keys: %s: %s" % (keys, what))
+    os.chmod(keys, 0o755)
+    # a directory on the way that others may write: they could swap the list
+    os.chmod(outer, 0o777)
+    check_config_refused(conf, "control.curve_allowed_keys: %s: the directory %s on its way "
+                         "is writable by its group and anyone (mode 0777" % (keys, outer))
+    os.chmod(outer, 0o1777)     # sticky, as /tmp: others cannot rename what is not theirs
+    check_config_ok(conf)
+    os.chmod(outer, 0o755)
+    # a key file of the directory, or the single allowlist file
+    os.chmod(lab, 0o664)
+    check_config_refused(conf, "control.curve_allowed_keys: %s: writable by its group "
+                         "(mode 0664" % lab)
+    conf_file = json.loads(json.dumps(conf))
+    conf_file["control"]["curve_allowed_keys"] = lab
+    check_config_refused(conf_file, "control.curve_allowed_keys: %s: writable by its group "
+                         "(mode 0664" % lab)
+    os.chmod(lab, 0o644)
+    # a link in the directory to a key in a place anyone may write
+    wild = tempfile.mkdtemp(dir=TMP)
+    os.chmod(wild, 0o777)
+    with open(os.path.join(wild, "k"), "w") as f:
+        f.write("%s\n" % keygen(tmp, "wild.key")[1])
+    os.symlink(os.path.join(wild, "k"), os.path.join(keys, "wild"))
+    check_config_refused(conf, "the directory %s on its way is writable by its group and "
+                         "anyone" % wild)
+    os.unlink(os.path.join(keys, "wild"))
+    check_config_ok(conf)
+    if os.geteuid() == 0:
+        # owned by someone else than root and the daemon's user
+        os.chown(lab, 65534, 65534)
+        check_config_refused(conf, "control.curve_allowed_keys: %s: %s is owned by uid 65534 "
+                             "(allowed: root or the daemon's user" % (lab, lab))
+        os.chown(lab, 0, 0)
+        os.chown(keys, 65534, 65534)
+        check_config_refused(conf, "control.curve_allowed_keys: %s: %s is owned by uid 65534"
+                             % (keys, keys))
+        os.chown(keys, 0, 0)
+    else:
+        print("skip: the ownership cases need root", flush=True)
+    check_config_ok(conf)
+
+
+def test_ipc_endpoint_never_deletes_a_file():
+    """D9: libzmq removes whatever is at an ipc path before it binds. A
+    path that holds anything but a socket is refused, for control.endpoint
+    and publish.endpoint, at --check-config and at start, and left as it
+    was; a stale socket (its daemon gone) is replaced."""
+    tmp = tempfile.mkdtemp(dir=TMP)
+    precious = os.path.join(tmp, "notes.txt")
+    with open(precious, "w") as f:
+        f.write("patient notes\n")
+    folder = os.path.join(tmp, "folder")
+    os.mkdir(folder)
+    link = os.path.join(tmp, "link")
+    os.symlink(precious, link)
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    cases = ((precious, "a regular file"), (folder, "a directory"), (link, "a symbolic link"),
+             (fifo, "a FIFO"))
+    for key in ("control", "publish"):
+        for path, kind in cases:
+            conf = base_conf()
+            conf[key]["endpoint"] = "ipc://" + path
+            check_config_refused(conf, "%s.endpoint: ipc://%s: %s is %s, not a socket: rpmsd "
+                                 "will not replace it" % (key, path, path, kind))
+    with open(precious) as f:
+        check(f.read() == "patient notes\n", "the file was changed")
+    check(os.path.islink(link) and os.path.isdir(folder) and os.path.exists(fifo),
+          "something was removed")
+    # a socket nobody listens on (a daemon that died) is replaced
+    import socket
+    stale = os.path.join(tmp, "stale")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(stale)
+    s.close()
+    conf = base_conf()
+    conf["control"]["endpoint"] = "ipc://" + stale
+    check_config_ok(conf)
+    d = Daemon(conf)
+    try:
+        check(d.ok({"cmd": "status"})["control"]["endpoint"] == "ipc://" + stale, "not bound")
+    finally:
+        d.stop()
+
+
 def test_ipc_in_use_is_not_taken_over():
-    d = Daemon()
+    conf = base_conf()
+    conf["publish"]["endpoint"] = "ipc://%s/events" % tempfile.mkdtemp(dir=TMP)
+    d = Daemon(conf)
     try:
         conf = base_conf()
         conf["control"]["endpoint"] = d.control
@@ -726,9 +842,22 @@ def test_ipc_in_use_is_not_taken_over():
         r = subprocess.run([rig.RPMSD, "--config", path, "--fast"], capture_output=True,
                            text=True, timeout=60)
         check(r.returncode == 1 and "is in use by another process" in r.stderr, r.stderr)
+        # --check-config of the running daemon's own configuration passes
+        check_config_ok(conf)
         check(d.ok({"cmd": "status"})["control"]["endpoint"] == d.control, "taken over")
         mode = os.stat(d.control[len("ipc://"):]).st_mode & 0o777
         check(mode == 0o660, "socket mode %o" % mode)
+        # the event socket is not taken over either
+        conf = base_conf()
+        conf["publish"]["endpoint"] = d.conf["publish"]["endpoint"]
+        r = subprocess.run([rig.RPMSD, "--config", write_conf(conf), "--fast"],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and "publish.endpoint: %s is in use by another process"
+              % d.conf["publish"]["endpoint"] in r.stderr, r.stderr)
+        t = time.monotonic()
+        d.ok({"cmd": "calibrate"})
+        d.wait_for(lambda: d.of("rpms.state", since=t, state="calibrating"), 10,
+                   "the first daemon's events stopped")
     finally:
         d.stop()
 
@@ -776,6 +905,8 @@ if __name__ == "__main__":
         test_rpmsctl,
         test_curve,
         test_exposed_or_bad_keys_are_refused_at_start,
+        test_allowlist_must_be_trusted,
+        test_ipc_endpoint_never_deletes_a_file,
         test_ipc_in_use_is_not_taken_over,
         test_default_endpoint_without_runtime_dir,
         test_example_client,
