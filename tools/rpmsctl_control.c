@@ -380,6 +380,13 @@ static void rpmsctl_control_print_status(json_t *r)
 	if (json_is_string(json_object_get(c, "server_public_key"))) {
 		printf(" (server key %s)", rpmsctl_control_str(c, "server_public_key"));
 	}
+	if (rpmsctl_control_int(c, "handshakes_refused") > 0) {
+		printf(", %lld client%s refused (%lld handshake%s)",
+		       rpmsctl_control_int(c, "clients_refused"),
+		       rpmsctl_control_int(c, "clients_refused") == 1 ? "" : "s",
+		       rpmsctl_control_int(c, "handshakes_refused"),
+		       rpmsctl_control_int(c, "handshakes_refused") == 1 ? "" : "s");
+	}
 	printf("\n");
 }
 
