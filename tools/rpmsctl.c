@@ -69,8 +69,9 @@ static volatile sig_atomic_t rpmsctl_interrupted;
 static void rpmsctl_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rpmsctl COMMAND [OPTIONS]\n"
+		"Usage: rpmsctl [OPTIONS] COMMAND [OPTIONS]\n"
 		"       rpmsctl --help | --version\n"
+		"Options may come before or after the command.\n"
 		"\n"
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
@@ -514,7 +515,7 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 
 	o->endpoint = RPMSCTL_DEFAULT_ENDPOINT;
 	opterr = 0;
-	optind = 1;
+	optind = 0;	/* afresh: main has run getopt over the options before the command */
 	while ((c = getopt_long(argc, argv, ":e:t:jn:T:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
@@ -780,34 +781,106 @@ err_ctx:
 	return ret;
 }
 
+/*
+ * Options may come before the command as well as after it, as git and
+ * systemctl take them: "rpmsctl -e EP status" is "rpmsctl status -e EP".
+ * The option words before the command are moved right after it, where the
+ * command's own parser (which permutes) reads them with the others.
+ * @return 0 with *@cmd_at (the command's index in @argv, or @argc when
+ *         there is none), -1 after --help or --version, or an exit status
+ */
+static int rpmsctl_leading_options(int argc, char **argv, int *cmd_at)
+{
+	/* Every option of every command, only to know which ones take a value. */
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "topic", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "server-key", required_argument, NULL, 'S' },
+		{ "secret-key", required_argument, NULL, 'K' },
+		{ "patient", required_argument, NULL, 'P' },
+		{ "session", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	optind = 0;	/* 0: glibc starts afresh (and reads the '+' again) */
+	/* '+': stop at the first word that is not an option, the command */
+	while ((c = getopt_long(argc, argv, "+:e:t:jn:T:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			rpmsctl_usage(stdout);
+			return -1;
+		case 'V':
+			printf("rpmsctl %s\n", RPMSD_VERSION);
+			return -1;
+		case ':':
+			return rpmsctl_control_usage_error("option '%s' needs a value",
+							   argv[optind - 1]);
+		case '?':
+			if (optopt) {
+				return rpmsctl_control_usage_error("unknown option '-%c'", optopt);
+			}
+			return rpmsctl_control_usage_error("unknown or ambiguous option '%s'",
+							   argv[optind - 1]);
+		default:
+			break;
+		}
+	}
+	*cmd_at = optind;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	char **args;
 	const char *cmd;
+	int cmd_at = 1, lead, n, i, ret;
 
 	if (argc < 2) {
 		return rpmsctl_control_usage_error("missing command");
 	}
-	cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		rpmsctl_usage(stdout);
-		return RPMSCTL_EXIT_OK;
+	ret = rpmsctl_leading_options(argc, argv, &cmd_at);
+	if (ret != 0) {
+		return ret < 0 ? RPMSCTL_EXIT_OK : ret;
 	}
-	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-		printf("rpmsctl %s\n", RPMSD_VERSION);
-		return RPMSCTL_EXIT_OK;
+	/* a "--" that ended the leading options has done its work */
+	lead = cmd_at - 1 - (cmd_at > 1 && !strcmp(argv[cmd_at - 1], "--"));
+	if (cmd_at >= argc) {
+		return rpmsctl_control_usage_error("missing command");
 	}
+	cmd = argv[cmd_at];
+	/* The command, the options that came before it, then the rest. */
+	args = calloc((size_t)argc + 1, sizeof(*args));
+	if (!args) {
+		fprintf(stderr, "rpmsctl: out of memory\n");
+		return RPMSCTL_EXIT_ZMQ;
+	}
+	n = 0;
+	args[n++] = argv[cmd_at];
+	for (i = 1; i <= lead; i++) {
+		args[n++] = argv[i];
+	}
+	for (i = cmd_at + 1; i < argc; i++) {
+		args[n++] = argv[i];
+	}
+	args[n] = NULL;
 	if (strcmp(cmd, "tail") == 0) {
-		return rpmsctl_tail(argc - 1, argv + 1);
+		ret = rpmsctl_tail(n, args);
+	} else if (strcmp(cmd, "keygen") == 0) {
+		ret = lead ? rpmsctl_control_usage_error("keygen: takes no options ('%s')", argv[1])
+			   : rpmsctl_control_keygen(n, args);
+	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
+		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
+		ret = rpmsctl_control_main(n, args);
+	} else {
+		ret = rpmsctl_control_usage_error("unknown command '%s'", cmd);
 	}
-	if (strcmp(cmd, "keygen") == 0) {
-		return rpmsctl_control_keygen(argc - 1, argv + 1);
-	}
-	if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
-	    !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
-		return rpmsctl_control_main(argc - 1, argv + 1);
-	}
-	if (cmd[0] == '-') {
-		return rpmsctl_control_usage_error("unknown option '%s'", cmd);
-	}
-	return rpmsctl_control_usage_error("unknown command '%s'", cmd);
+	free(args);
+	return ret;
 }

@@ -176,7 +176,8 @@ def test_rpmsctl_tail_json_against_daemon():
     port = rig.free_port()
     endpoint = "tcp://127.0.0.1:%d" % port
     p = conf("tail.conf", rig.demo_config(endpoint))
-    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--json",
+    # options before the command, as after it
+    tail = subprocess.Popen([rig.RPMSCTL, "--endpoint", endpoint, "--json", "tail",
                              "--topic", "rpms.stim", "--count", "15", "--timeout", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")

@@ -620,6 +620,54 @@ def test_rpmsctl():
         d.stop()
 
 
+def test_rpmsctl_options_anywhere():
+    """Options before the command work as after it (as git and systemctl
+    take them): global options first, a command's own options after it, or
+    any mix; misuse is still a usage error (exit 2)."""
+    d = Daemon()
+    ep = d.control
+    try:
+        r = rpmsctl("-e", ep, "status")
+        check(r.returncode == 0 and "armed:        no" in r.stdout, r)
+        r = rpmsctl("--endpoint=" + ep, "--json", "status")
+        check(r.returncode == 0 and json.loads(r.stdout)["ok"], r)
+        r = rpmsctl("-j", "-T", "5", "-e", ep, "set", "intensity_pct=35")
+        check(r.returncode == 0 and json.loads(r.stdout)["result"]["protocol"]["intensity_pct"]
+              == 35, r)
+        r = rpmsctl("-e", ep, "set", "-T", "5", "train_pulses=4", "--json")
+        check(r.returncode == 0 and json.loads(r.stdout)["result"]["protocol"]["train_pulses"]
+              == 4, r)
+        r = rpmsctl("-e", ep, "session", "start", "--patient", "P1", "--session", "S1")
+        check(r.returncode == 0 and "patient P1, session S1" in r.stdout, r)
+        r = rpmsctl("-e", ep, "session", "stop")
+        check(r.returncode == 0 and "session stopped" in r.stdout, r)
+        r = rpmsctl("--patient", "P2", "-e", ep, "session", "--session", "S2", "start")
+        check(r.returncode == 0 and "patient P2, session S2" in r.stdout, r)
+        r = rpmsctl("--timeout", "5", "session", "stop", "-e", ep)
+        check(r.returncode == 0 and "patient P2, session S2" in r.stdout, r)
+        r = rpmsctl("-e", ep, "--", "status")
+        check(r.returncode == 0 and "armed:" in r.stdout, r)
+        r = rpmsctl("-e", ep, "--help")
+        check(r.returncode == 0 and "session start --patient ID --session ID" in r.stdout, r)
+        r = rpmsctl("--version")
+        check(r.returncode == 0 and r.stdout.startswith("rpmsctl "), r)
+        for args, msg in ((["-e"], "option '-e' needs a value"),
+                          (["-e", ep], "missing command"),
+                          (["-x", "status"], "unknown option '-x'"),
+                          (["--bogus", "status"], "unknown or ambiguous option '--bogus'"),
+                          (["-e", ep, "bogus"], "unknown command 'bogus'"),
+                          (["-e", ep, "keygen", os.path.join(TMP, "k")], "keygen: takes no options"),
+                          (["-e", ep, "session", "stop", "--patient", "P"],
+                           "--patient: only for 'session start'"),
+                          (["-e", ep, "session", "--patient", "P"], "expected 'start' or 'stop'"),
+                          (["-e", ep, "arm", "now"], "unexpected argument 'now'")):
+            r = rpmsctl(*args)
+            check(r.returncode == 2 and msg in r.stderr, "%r: %r" % (args, r))
+        check(not os.path.exists(os.path.join(TMP, "k")), "keygen ran")
+    finally:
+        d.stop()
+
+
 def keygen(directory, name):
     path = os.path.join(directory, name)
     r = rpmsctl("keygen", path)
@@ -955,6 +1003,7 @@ if __name__ == "__main__":
         test_calibrate,
         test_acquisition_and_coil_in_heartbeat,
         test_rpmsctl,
+        test_rpmsctl_options_anywhere,
         test_curve,
         test_exposed_or_bad_keys_are_refused_at_start,
         test_allowlist_must_be_trusted,
