@@ -48,6 +48,7 @@ struct rpmsctl_tail {
 	size_t n_topics;
 	bool json;
 	bool heartbeats;	/* asked for with --topic rpms.heartbeat */
+	bool emg;		/* asked for with --topic rpms.emg */
 	unsigned long count;	/* 0: no limit */
 	double timeout_s;	/* 0: none */
 };
@@ -55,7 +56,7 @@ struct rpmsctl_tail {
 /* Topics whose sequence numbers are checked for gaps. */
 static const char *const rpmsctl_topics[] = {
 	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
-	"rpms.heartbeat",
+	"rpms.heartbeat", "rpms.record", "rpms.emg",
 };
 #define RPMSCTL_N_TOPICS (sizeof(rpmsctl_topics) / sizeof(rpmsctl_topics[0]))
 
@@ -86,9 +87,13 @@ static void rpmsctl_usage(FILE *f)
 		"  -T, --timeout SEC  exit after SEC seconds without an event\n"
 		"  -h, --help         show this help\n"
 		"\n"
-		"Heartbeats (rpms.heartbeat) are printed only when asked for with\n"
-		"--topic rpms.heartbeat. Lost events (gaps in a topic's sequence\n"
-		"numbers) are reported on standard error.\n"
+		"Events are printed in the order they happened (rpmsd publishes them\n"
+		"so), each at its recording time: t_rec_s, the position of the last\n"
+		"EMG sample the daemon had read when it happened (for a pulse, within\n"
+		"one block of its firing). Heartbeats (rpms.heartbeat) and the EMG\n"
+		"stream (rpms.emg) are printed only when asked for with --topic.\n"
+		"Lost events (gaps in a topic's sequence numbers) are reported on\n"
+		"standard error.\n"
 		"\n"
 		"Exit status of tail: 0 count reached, interrupted, or timeout after some\n"
 		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n",
@@ -398,21 +403,36 @@ static void rpmsctl_heartbeat(struct rpmsctl_line *l, json_t *j)
 	}
 }
 
+static void rpmsctl_record(struct rpmsctl_line *l, json_t *j)
+{
+	const char *kind = rpmsctl_str(j, "kind");
+	long long code = rpmsctl_int(j, "code");
+
+	rpmsctl_label(l, "record");
+	rpmsctl_add(l, "%s %s: %lld records", kind, rpmsctl_str(j, "file"),
+		    rpmsctl_int(j, "records"));
+	if (rpmsctl_int(j, "lost") > 0) {
+		rpmsctl_add(l, ", %lld samples lost", rpmsctl_int(j, "lost"));
+	}
+	if (code < 0 && code > -4096) {
+		rpmsctl_add(l, ": %s", strerror((int)-code));
+	}
+}
+
 /* One human line for the event @j on @topic. */
 static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 				size_t len)
 {
 	struct rpmsctl_line l = { .len = 0 };
 	/*
-	 * A pulse is shown at the time it fired; everything else at the
-	 * recording time of the last sample consumed when it happened.
+	 * One time base for every line, the recording's (t_rec_s): the
+	 * position of the last sample the daemon had consumed when the event
+	 * happened, pulses included. The session clock (a pulse's t_actual_s)
+	 * has another origin; mixing the two put pulses beside the wrong
+	 * bursts. rpmsd publishes in this order.
 	 */
-	double t = strcmp(topic, "rpms.stim") == 0 ? rpmsctl_num(j, "t_actual_s")
-						    : rpmsctl_num(j, "t_rec_s");
+	double t = rpmsctl_num(j, "t_rec_s");
 
-	if (!isfinite(t)) {
-		t = rpmsctl_num(j, "t_session_s");
-	}
 	if (isfinite(t)) {
 		rpmsctl_add(&l, "%8.3f s  ", t);
 	} else {
@@ -430,6 +450,8 @@ static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 		rpmsctl_source(&l, j);
 	} else if (strcmp(topic, "rpms.heartbeat") == 0) {
 		rpmsctl_heartbeat(&l, j);
+	} else if (strcmp(topic, "rpms.record") == 0) {
+		rpmsctl_record(&l, j);
 	} else {
 		/* A topic newer than this rpmsctl: show it raw. */
 		rpmsctl_label(&l, topic);
@@ -486,13 +508,12 @@ static void rpmsctl_check_seq(struct rpmsctl_seq *seqs, const char *topic,
 	seqs[i].last = seq;
 }
 
-/* Whether --topic @t asks for heartbeats specifically, not just everything. */
-static bool rpmsctl_wants_heartbeat(const char *t)
+/* Whether --topic @t asks for topic @name specifically, not just everything. */
+static bool rpmsctl_wants(const char *t, const char *name)
 {
-	static const char hb[] = "rpms.heartbeat";
 	size_t n = strlen(t);
 
-	return n > strlen("rpms.") && n <= strlen(hb) && strncmp(t, hb, n) == 0;
+	return n > strlen("rpms.") && n <= strlen(name) && strncmp(t, name, n) == 0;
 }
 
 /*
@@ -527,9 +548,8 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 							   RPMSCTL_MAX_TOPICS);
 			}
 			o->topics[o->n_topics++] = optarg;
-			if (rpmsctl_wants_heartbeat(optarg)) {
-				o->heartbeats = true;
-			}
+			o->heartbeats = o->heartbeats || rpmsctl_wants(optarg, "rpms.heartbeat");
+			o->emg = o->emg || rpmsctl_wants(optarg, "rpms.emg");
 			break;
 		case 'j':
 			o->json = true;
@@ -628,7 +648,9 @@ static bool rpmsctl_handle(const struct rpmsctl_tail *o, struct rpmsctl_seq *seq
 	}
 	memcpy(topic, zmq_msg_data(tmsg), tlen);
 	topic[tlen] = '\0';
-	show = o->heartbeats || strcmp(topic, "rpms.heartbeat") != 0;
+	/* Streams rather than events: only when asked for by name. */
+	show = (o->heartbeats || strcmp(topic, "rpms.heartbeat") != 0) &&
+	       (o->emg || strcmp(topic, "rpms.emg") != 0);
 
 	j = json_loadb(body, len, 0, &jerr);
 	if (!j) {

@@ -192,7 +192,10 @@ def test_rpmsctl_tail_json_against_daemon():
 
 def test_rpmsctl_human_lines():
     endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
-    p = conf("human.conf", rig.demo_config(endpoint))
+    rec = tempfile.mkdtemp(dir=TMP)
+    # the session recording (rpms.record) and the EMG stream (rpms.emg) on
+    p = conf("human.conf", rig.demo_config(endpoint, extra={
+        ("record", "directory"): rec, ("publish", "emg_stream"): "true"}))
     tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
@@ -201,8 +204,65 @@ def test_rpmsctl_human_lines():
     check(d.returncode == 0, d.stderr)
     for frag in ("calibrated    ch0", "burst onset   ch0  onset at 15.446 s",
                  "pulse 1/5     train 1", "pulse 5/5     train 3", "burst offset  ch0",
-                 "source        opened: 1 channel(s) at 1000 Hz, 8-frame blocks, time from recording"):
+                 "source        opened: 1 channel(s) at 1000 Hz, 8-frame blocks, time from recording",
+                 "record        opened "):
         check(frag in out, "%r not in:\n%s" % (frag, out))
+    # rpms.emg is a stream, shown only when asked for (as heartbeats)
+    check("rpms.emg" not in out and "frames" not in out, out)
+
+
+def run_tail(*tail_args):
+    """The demo, --fast, with one rpmsctl tail subscribed; its lines."""
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    p = conf("order.conf", rig.demo_config(endpoint))
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "60"]
+                            + list(tail_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
+    check(d.returncode == 0, d.stderr)
+    # the daemon has exited: every line is out once "stopping" is
+    lines = []
+    for line in tail.stdout:
+        lines.append(line.rstrip("\n"))
+        if "stopping" in line:
+            break
+    tail.terminate()
+    tail.communicate(timeout=30)
+    return lines
+
+
+def test_rpmsctl_tail_causal_order():
+    """Events come in the order they happened, whichever thread made them,
+    with one time base: a train's pulses follow its onset and come before
+    the next onset (not every burst first), and the time column is the
+    recording time (t_rec_s) of every event, never decreasing."""
+    import json
+    import re
+    human = run_tail()
+    times = [float(m.group(1)) for m in (re.match(r"\s*(\d+\.\d{3}) s  ", ln) for ln in human)
+             if m]
+    check(len(times) == len(human), "a line without a time:\n%s" % "\n".join(human))
+    check(times == sorted(times), "time goes back:\n%s" % "\n".join(human))
+
+    def at(pattern):
+        for i, ln in enumerate(human):
+            if re.search(pattern, ln):
+                return i
+        raise AssertionError("no line %r in:\n%s" % (pattern, "\n".join(human)))
+
+    for train in (1, 2, 3):
+        check(at(r"burst onset .* -> train %d requested" % train) <
+              at(r"pulse 1/5 +train %d " % train) < at(r"pulse 5/5 +train %d " % train),
+              "train %d out of order:\n%s" % (train, "\n".join(human)))
+    check(at(r"pulse 5/5 +train 1 ") < at(r"-> train 2 requested"),
+          "bursts before pulses:\n%s" % "\n".join(human))
+    # The same run again as JSON: the time column is each event's t_rec_s.
+    bodies = [json.loads(ln) for ln in run_tail("--json")]
+    check(["%.3f" % b["t_rec_s"] for b in bodies] == ["%.3f" % t for t in times],
+          "the time column is not t_rec_s:\n%s\n%s" % ("\n".join(human),
+                                                      [b["t_rec_s"] for b in bodies]))
+    samples = [b["sample"] for b in bodies]
+    check(samples == sorted(samples), "not in recording order: %r" % samples)
 
 
 def test_sigint_while_waiting_for_subscriber():
@@ -262,6 +322,7 @@ if __name__ == "__main__":
         test_plugin_keys,
         test_rpmsctl_tail_json_against_daemon,
         test_rpmsctl_human_lines,
+        test_rpmsctl_tail_causal_order,
         test_sigint_while_waiting_for_subscriber,
         test_systemd_unit_verifies,
         test_rpmsctl_errors,

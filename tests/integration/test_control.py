@@ -217,6 +217,22 @@ class Daemon:
                 validate_events.check_body(EVENTS, topic, body)
             except validate_events.Invalid as e:
                 raise AssertionError("%s %r: %s" % (topic, body, e))
+        # Published in recording order whichever thread made them, so a train's
+        # onset before its pulses (what the publisher makes itself aside).
+        made = [(t, b) for t, b, _ in self.messages if t in (
+            "rpms.burst", "rpms.stim", "rpms.safety", "rpms.source") or
+            (t == "rpms.state" and b["state"] != "overflow")]
+        samples = [b["sample"] for _, b in made]
+        check(samples == sorted(samples), "events out of recording order: %r" %
+              [(t, b["sample"]) for t, b in made])
+        first = {}
+        for i, (t, b) in enumerate(made):
+            if t == "rpms.stim":
+                first.setdefault(b["train_id"], i)
+        for i, (t, b) in enumerate(made):
+            if t == "rpms.burst" and b.get("action") == "requested":
+                check(first.get(b["train_id"], len(made)) > i,
+                      "a pulse of train %d before its onset" % b["train_id"])
         self.out.seek(0)
         return self.out.read()
 
