@@ -990,6 +990,73 @@ def test_default_endpoint_without_runtime_dir():
     check("running WITHOUT a control socket" in r.stderr, r.stderr)
 
 
+def doc_block(path, after):
+    """The indented code block that follows the line containing @after (and
+    the prose up to it) in @path: its lines, unindented."""
+    with open(path) as f:
+        text = f.read()
+    i = text.index(after)
+    lines, started = [], False
+    for line in text[i:].splitlines()[1:]:
+        if line.startswith("    "):
+            started = True
+            lines.append(line[4:])
+        elif started and line.strip():
+            break
+    check(lines, "no code block after %r in %s" % (after, path))
+    return lines
+
+
+def test_documented_session_example():
+    """docs/control.md's rpmsctl session example, run as it is written (the
+    control port aside) against config/control-demo.conf, the configuration
+    the page tells a new user to start: every command must succeed. (With
+    config/demo.conf, which arms at start, session start is refused.)"""
+    doc = os.path.join(rig.SOURCE, "docs", "control.md")
+    start = doc_block(doc, "To try it from a clone")
+    check(any("rpmsd --config config/control-demo.conf" in ln for ln in start), start)
+    block = doc_block(doc, "Then, in another terminal")
+    check(block[0] == "export RPMSD_CONTROL=tcp://127.0.0.1:5561", block)
+    check(any(ln.startswith("rpmsctl session start") for ln in block), block)
+    # the port the page names is control-demo.conf's
+    demo = os.path.join(rig.SOURCE, "config", "control-demo.conf")
+    check(rig.section_value(open(demo).read(), "control", "endpoint") ==
+          "tcp://127.0.0.1:5561", "control-demo.conf's endpoint is not the documented one")
+    ep = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(), name="control-demo.conf",
+                           extra={("control", "endpoint"): ep})
+    path = os.path.join(tempfile.mkdtemp(dir=TMP), "control-demo.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    log = open(path + ".stderr", "w+")
+    proc = subprocess.Popen([rig.RPMSD, "--config", path], stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        # up and answering (the page's first command waits 5 s at most)
+        end = time.monotonic() + 60
+        while rpmsctl("status", "-e", ep, "--timeout", "1").returncode != 0:
+            check(proc.poll() is None and time.monotonic() < end, "rpmsd did not come up")
+        script = "set -eu\n" + "\n".join(ln.replace("tcp://127.0.0.1:5561", ep)
+                                          for ln in block) + "\n"
+        env = dict(os.environ)
+        env["PATH"] = os.path.join(rig.BUILD, "tools") + os.pathsep + env["PATH"]
+        env.pop("RPMSD_CONTROL", None)
+        r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                           timeout=120, env=env, cwd=rig.SOURCE)
+        check(r.returncode == 0, "the documented example failed (%d):\n%s\n%s\n%s"
+              % (r.returncode, script, r.stdout, r.stderr))
+        out = r.stdout
+        for frag in ("armed:        no", "session started: patient P-017, session 2026-11-27a",
+                     "\narmed\n", "set, from the next train", "35 %", "\ndisarmed\n",
+                     "session stopped: patient P-017, session 2026-11-27a"):
+            check(frag in out, "%r not in:\n%s" % (frag, out))
+        check(out.splitlines()[-1].isdigit(), out)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.seek(0)
+    check(proc.returncode == 0, log.read())
+
+
 def test_example_client():
     """docs/examples/client.py, as documented, against a running daemon:
     it validates every message it receives and exits 0."""
@@ -1026,5 +1093,6 @@ if __name__ == "__main__":
         test_ipc_endpoint_never_deletes_a_file,
         test_ipc_in_use_is_not_taken_over,
         test_default_endpoint_without_runtime_dir,
+        test_documented_session_example,
         test_example_client,
     ])
