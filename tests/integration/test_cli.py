@@ -294,6 +294,73 @@ def test_systemd_unit_verifies():
     check(r.returncode == 0 and not r.stderr.strip(), "verify: %d %s" % (r.returncode, r.stderr))
 
 
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fds = [os.open(p, os.O_RDWR | os.O_CREAT, 0o640) for p in sys.argv[3:]]
+fcntl.lockf(fds[0], fcntl.LOCK_EX | fcntl.LOCK_NB)      # as apt locks them
+fcntl.lockf(fds[1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+time.sleep(float(sys.argv[1]))
+os.close(fds[0])                                        # the package lists first
+time.sleep(float(sys.argv[2]) - float(sys.argv[1]))
+"""
+
+
+def test_deps_waits_for_apt_locks():
+    """scripts/deps.sh waits while another apt holds apt's locks (the package
+    lists' during an update, then dpkg's), instead of giving up at once.
+    Real apt-get and dpkg-query on private copies of their state (APT_CONFIG,
+    DPKG_ADMINDIR): no network, nothing installed, the system's apt state
+    and locks untouched. dpkg-query is shown ninja-build missing, so deps.sh
+    goes to apt; apt sees it installed, so its install has nothing to do."""
+    import shutil
+    import time
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("skip: needs root and apt-get", flush=True)
+        return
+    with open("/var/lib/dpkg/status") as f:
+        stanzas = f.read().split("\n\n")
+    if not any(x.startswith("Package: ninja-build\n") for x in stanzas):
+        print("skip: ninja-build is not installed", flush=True)
+        return
+    t = tempfile.mkdtemp(dir=TMP)
+    for d in ("adm-query", "adm-apt", "state/lists/partial", "cache/archives/partial",
+              "sources.list.d", "log"):
+        os.makedirs(os.path.join(t, d))
+    with open(os.path.join(t, "adm-query", "status"), "w") as f:
+        f.write("\n\n".join(x for x in stanzas if not x.startswith("Package: ninja-build\n")))
+    shutil.copy("/var/lib/dpkg/status", os.path.join(t, "adm-apt", "status"))
+    open(os.path.join(t, "sources.list"), "w").close()
+    apt_conf = os.path.join(t, "apt.conf")
+    with open(apt_conf, "w") as f:
+        f.write('Dir::State "%s/state/";\nDir::State::Lists "lists/";\n'
+                'Dir::State::status "%s/adm-apt/status";\nDir::Etc::sourcelist "%s/sources.list";\n'
+                'Dir::Etc::sourceparts "%s/sources.list.d";\nDir::Cache "%s/cache/";\n'
+                'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\nDir::Log "%s/log";\n'
+                % ((t,) * 6))
+    env = dict(os.environ, APT_CONFIG=apt_conf, DPKG_ADMINDIR=os.path.join(t, "adm-query"))
+    # another apt: the lists locked for 3 s, dpkg for 6 s
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", HOLD_LOCK, "3", "6",
+                               os.path.join(t, "state", "lists", "lock"),
+                               os.path.join(t, "adm-apt", "lock-frontend")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        check(holder.stdout.readline().strip() == "locked", "the lock holder failed")
+        start = time.monotonic()
+        r = subprocess.run([os.path.join(rig.SOURCE, "scripts", "deps.sh"), "build"],
+                           capture_output=True, text=True, timeout=300, env=env)
+        took = time.monotonic() - start
+    finally:
+        holder.kill()
+        holder.wait()
+    check(r.returncode == 0, "deps.sh gave up (%d after %.1f s):\n%s" % (r.returncode, took,
+                                                                       r.stderr))
+    check("installing: ninja-build" in r.stderr and "another apt is running" in r.stderr,
+          r.stderr)
+    # it waited for dpkg's lock too (it was free only after 6 s)
+    check(took >= 5.0, "deps.sh was done in %.1f s with dpkg locked for 6 s" % took)
+
+
 def test_rpmsctl_errors():
     r = subprocess.run([rig.RPMSCTL, "bogus"], capture_output=True, text=True)
     check(r.returncode == 2 and "bogus" in r.stderr, "%d %r" % (r.returncode, r.stderr))
@@ -326,4 +393,5 @@ if __name__ == "__main__":
         test_sigint_while_waiting_for_subscriber,
         test_systemd_unit_verifies,
         test_rpmsctl_errors,
+        test_deps_waits_for_apt_locks,
     ])
