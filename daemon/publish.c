@@ -582,8 +582,7 @@ static void *publish_thread(void *arg)
 	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
 	int64_t next_hb = sclock_mono_ns() + p->heartbeat_ns;
 	int64_t now;
-
-	bool held;
+	bool held;	/* a record waits its turn: the passes go on (idle poll below) */
 
 	while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
 		size_t n = publish_drain_pass(p, false, &held);
@@ -600,8 +599,11 @@ static void *publish_thread(void *arg)
 				}
 			}
 		}
-		/* Idle, or a record waiting its turn: wait on the socket so subscriptions are serviced. */
-		if (n == 0 || held) {
+		/*
+		 * Nothing sent (idle, or only records waiting their turn): wait on
+		 * the socket, so that subscriptions are still serviced.
+		 */
+		if (n == 0) {
 			zmq_poll(&item, 1, PUBLISH_IDLE_MS);
 		}
 		publish_read_subscriptions(p);

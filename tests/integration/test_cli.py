@@ -211,38 +211,42 @@ def test_rpmsctl_human_lines():
     check("rpms.emg" not in out and "frames" not in out, out)
 
 
-def run_tail(*tail_args):
-    """The demo, --fast, with one rpmsctl tail subscribed; its lines."""
-    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
-    p = conf("order.conf", rig.demo_config(endpoint))
-    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "60"]
-                            + list(tail_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
-    check(d.returncode == 0, d.stderr)
-    # the daemon has exited: every line is out once "stopping" is
+def tail_lines(tail):
+    """rpmsctl tail's lines up to the daemon's "stopping" (it has exited)."""
     lines = []
     for line in tail.stdout:
         lines.append(line.rstrip("\n"))
         if "stopping" in line:
             break
     tail.terminate()
-    tail.communicate(timeout=30)
+    _, err = tail.communicate(timeout=30)
+    check(lines, "rpmsctl tail printed nothing: %s" % err)
     return lines
 
 
-def test_rpmsctl_tail_causal_order():
-    """Events come in the order they happened, whichever thread made them,
-    with one time base: a train's pulses follow its onset and come before
-    the next onset (not every burst first), and the time column is the
-    recording time (t_rec_s) of every event, never decreasing."""
-    import json
+def line_times(lines):
     import re
-    human = run_tail()
-    times = [float(m.group(1)) for m in (re.match(r"\s*(\d+\.\d{3}) s  ", ln) for ln in human)
+    times = [float(m.group(1)) for m in (re.match(r"\s*(\d+\.\d{3}) s  ", ln) for ln in lines)
              if m]
-    check(len(times) == len(human), "a line without a time:\n%s" % "\n".join(human))
-    check(times == sorted(times), "time goes back:\n%s" % "\n".join(human))
+    check(len(times) == len(lines), "a line without a time:\n%s" % "\n".join(lines))
+    check(times == sorted(times), "time goes back:\n%s" % "\n".join(lines))
+    return times
+
+
+def test_rpmsctl_tail_causal_order():
+    """Events come in the order they happened, whichever thread made them:
+    in the demo's fast replay a train's pulses follow its onset and come
+    before the next onset (not every burst first), and the time column
+    never goes back."""
+    import re
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    p = conf("order.conf", rig.demo_config(endpoint))
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
+    check(d.returncode == 0, d.stderr)
+    human = tail_lines(tail)
+    line_times(human)
 
     def at(pattern):
         for i, ln in enumerate(human):
@@ -256,13 +260,76 @@ def test_rpmsctl_tail_causal_order():
               "train %d out of order:\n%s" % (train, "\n".join(human)))
     check(at(r"pulse 5/5 +train 1 ") < at(r"-> train 2 requested"),
           "bursts before pulses:\n%s" % "\n".join(human))
-    # The same run again as JSON: the time column is each event's t_rec_s.
-    bodies = [json.loads(ln) for ln in run_tail("--json")]
-    check(["%.3f" % b["t_rec_s"] for b in bodies] == ["%.3f" % t for t in times],
+
+
+def test_rpmsctl_tail_time_base():
+    """One time base: every line of rpmsctl tail is at its event's t_rec_s,
+    pulses included (they were at t_actual_s, the session clock). A paced
+    run (6 s, a train at 3 s and at 5 s) watched by rpmsctl tail and by a
+    Python subscriber at once: the same events, in the same order, in
+    recording order, each onset before its pulses."""
+    import json
+    import random
+    import zmq
+    rec = os.path.join(TMP, "bursts.txt")
+    rng = random.Random(7)
+    with open(rec, "w") as f:
+        f.write("# Sampling Rate (Hz):= 1000.00\n")
+        for i in range(6000):
+            t = i / 1000.0
+            f.write("%.2f\n" % rng.gauss(0.0, 200.0 if t >= 3 and (t - 3) % 2 < 0.4 else 10.0))
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    import re
+    text = rig.demo_config(endpoint, extra={("detect", "calibration_s"): "1",
+                                            ("publish", "heartbeat_s"): "0.25"})
+    text, n = re.subn(r"(?m)^file = .*$", "file = " + rec, text)
+    check(n == 1, text)
+    p = conf("timebase.conf", text)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
+    sub.connect(endpoint)
+    d = subprocess.Popen([rig.RPMSD, "--config", p, "--wait-subscriber=20"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the Python subscriber starts the daemon; the tail joins within the first
+    # second, long before the first burst at 3 s
+    msgs = []
+    while not sub.poll(100):
+        if d.poll() is not None:
+            raise AssertionError("rpmsd exited: %s" % d.communicate()[1])
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        if sub.poll(200):
+            topic, body = sub.recv_multipart()[:2]
+            msgs.append((topic.decode(), json.loads(body)))
+            if msgs[-1][0] == "rpms.state" and msgs[-1][1]["state"] == "stopping":
+                break
+        if d.poll() is not None and not sub.poll(2000):
+            raise AssertionError("no 'stopping':\n%s" % d.communicate()[1])
+    out, err = d.communicate(timeout=60)
+    check(d.returncode == 0, err)
+    human = tail_lines(tail)
+    times = line_times(human)
+    sub.close(linger=0)
+    ctx.term()
+    events = [(t, b) for t, b in msgs if t not in ("rpms.heartbeat", "rpms.emg")]
+    check(len(events) >= len(human) > 15 and
+          sum(1 for t, _ in events[-len(human):] if t == "rpms.stim") == 10,
+          "%d events, %d lines:\n%s" % (len(events), len(human), "\n".join(human)))
+    # the tail saw the same events, from some point on: its lines are their times
+    mine = events[-len(human):]
+    check(["%.3f" % b["t_rec_s"] for _, b in mine] == ["%.3f" % t for t in times],
           "the time column is not t_rec_s:\n%s\n%s" % ("\n".join(human),
-                                                      [b["t_rec_s"] for b in bodies]))
-    samples = [b["sample"] for b in bodies]
+                                                      [b["t_rec_s"] for _, b in mine]))
+    samples = [b["sample"] for _, b in events]
     check(samples == sorted(samples), "not in recording order: %r" % samples)
+    for i, (t, b) in enumerate(events):
+        if t == "rpms.burst" and b.get("action") == "requested":
+            first = [j for j, (u, c) in enumerate(events)
+                     if u == "rpms.stim" and c["train_id"] == b["train_id"]]
+            check(first and first[0] > i, "train %d: a pulse before its onset" % b["train_id"])
 
 
 def test_sigint_while_waiting_for_subscriber():
@@ -390,6 +457,7 @@ if __name__ == "__main__":
         test_rpmsctl_tail_json_against_daemon,
         test_rpmsctl_human_lines,
         test_rpmsctl_tail_causal_order,
+        test_rpmsctl_tail_time_base,
         test_sigint_while_waiting_for_subscriber,
         test_systemd_unit_verifies,
         test_rpmsctl_errors,
