@@ -1486,19 +1486,23 @@ static bool control_refused_new(struct control *c, const char *id, enum control_
 			return false;
 		}
 	}
-	/* Beyond the table every refusal counts: over-count rather than under-count. */
-	if (c->n_refused_ids < CONTROL_MAX_REFUSED) {
+	/*
+	 * Beyond the table every refusal counts (over-count rather than
+	 * under-count), and is logged only as often as the limit allows.
+	 */
+	*why_new = c->n_refused_ids < CONTROL_MAX_REFUSED;
+	if (*why_new) {
 		c->refused_whys[c->n_refused_ids] = 1u << why;
 		snprintf(c->refused_ids[c->n_refused_ids++], CONTROL_ADDR_LEN, "%s", id);
 	}
-	*why_new = true;
 	return true;
 }
 
 /*
  * Count and log one refused handshake. A client's first refusal for each
- * reason is always logged; a client that keeps retrying (ZeroMQ reconnects
- * on its own) is logged at most once a second, so it cannot flood the log.
+ * reason is always logged (at most CONTROL_MAX_REFUSED clients times their
+ * reasons); the rest, e.g. a client that keeps retrying (ZeroMQ reconnects
+ * on its own), at most once a second, so that nobody can flood the log.
  */
 static void control_refuse(struct control *c, const char *addr, const char *id,
 			   enum control_why kind, const char *why)
@@ -1510,7 +1514,7 @@ static void control_refuse(struct control *c, const char *addr, const char *id,
 	if (fresh) {
 		atomic_fetch_add(&c->refused, 1);
 	}
-	if (!control_log_ok(&c->log_refused, &held) && !why_new) {
+	if (!why_new && !control_log_ok(&c->log_refused, &held)) {
 		return;
 	}
 	log_warn("control: refused client %s: %s%s", addr, why,
