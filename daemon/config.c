@@ -778,7 +778,7 @@ static const struct config_key config_keys[] = {
 		.unit = "",
 		.allowed = "ipc://PATH (relative: to this file's directory) or tcp://ADDRESS:PORT; an address other than loopback needs CURVE",
 		.check = config_check_control_endpoint,
-		.doc = "ZeroMQ endpoint of the control socket (JSON requests: status, arm, disarm, calibrate, sessions, set; docs/control.md). An ipc socket is made mode 0660: the directory and its group decide who may use it. /run/rpmsd is the systemd unit's RuntimeDirectory=; when the default is kept and that directory does not exist, rpmsd runs without a control socket (and says so).",
+		.doc = "ZeroMQ endpoint of the control socket (JSON requests: status, arm, disarm, calibrate, sessions, set; docs/control.md). An ipc socket is made mode 0660: the directory and its group decide who may use it; a path that holds anything but a socket (a file, a directory) is refused, never replaced. /run/rpmsd is the systemd unit's RuntimeDirectory=; when the default is kept and that directory does not exist, rpmsd runs without a control socket (and says so).",
 		CONFIG_FIELD(control.endpoint),
 	}, {
 		.section = "control", .key = "curve_server_secret_file",
@@ -789,7 +789,7 @@ static const struct config_key config_keys[] = {
 	}, {
 		.section = "control", .key = "curve_allowed_keys",
 		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
-		.allowed = "a file, or a directory of files, with one client's Z85 public key per line; required with curve_server_secret_file",
+		.allowed = "a file, or a directory of files, with one client's Z85 public key per line, writable by its owner only (root or the daemon's user), in directories others cannot write (unless sticky); required with curve_server_secret_file",
 		.doc = "CURVE: the clients let in, by public key; any other client is refused and the refusal logged.",
 		CONFIG_FIELD(control.curve_allowed_keys),
 	},

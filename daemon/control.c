@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +51,9 @@
 #define CONTROL_HWM 64			/* messages queued per client */
 #define CONTROL_FRAMES 4		/* routing id, delimiter, body, one too many */
 #define CONTROL_MAX_KEYS 1024		/* allowed client keys */
+#define CONTROL_MAX_REFUSED 256		/* refused clients told apart */
+#define CONTROL_PEERS 64		/* connections whose address is known */
+#define CONTROL_ADDR_LEN 96
 #define CONTROL_Z85_LEN 40
 #define CONTROL_KEY_LEN 32
 #define CONTROL_ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -104,6 +110,26 @@ struct control_log_limit {
 	unsigned long suppressed;
 };
 
+/* Why a client was refused, for the log: each client's first of each is logged. */
+enum control_why {
+	CONTROL_WHY_KEY,		/* ZAP: a CURVE key not in the allowlist */
+	CONTROL_WHY_MECHANISM,		/* ZAP: not CURVE */
+	CONTROL_WHY_NO_CURVE,		/* mechanism mismatch before ZAP */
+	CONTROL_WHY_SERVER_KEY,		/* the HELLO cannot be decrypted */
+	CONTROL_WHY_PROTOCOL,		/* anything else ZMTP */
+	CONTROL_WHY_CLOSED,		/* gone during the handshake */
+};
+
+/*
+ * A connection the socket monitor announced (ZMQ_EVENT_ACCEPTED carries its
+ * file descriptor): who is behind it, for the log when its handshake fails.
+ */
+struct control_peer {
+	int fd;				/* -1: free */
+	char addr[CONTROL_ADDR_LEN];	/* for people: "127.0.0.1:40312" */
+	char id[CONTROL_ADDR_LEN];	/* the client, for counting: "ip 127.0.0.1" */
+};
+
 struct control {
 	struct rpmsd_config *cfg;	/* in force (protocol after "set"); control thread */
 	struct stim *stim;
@@ -132,10 +158,23 @@ struct control {
 	char server_key[CONTROL_Z85_LEN + 1];	/* public, for status and the log */
 	uint8_t (*allowed)[CONTROL_KEY_LEN];
 	size_t n_allowed;
-	atomic_uint_fast64_t refused;	/* clients the ZAP handler refused */
+	/*
+	 * Refusals: "clients_refused" counts clients, told apart by the key
+	 * they presented, else by address (IP, or uid over ipc); every refused
+	 * handshake counts in "handshakes_refused". Control thread only, the
+	 * counters aside.
+	 */
+	atomic_uint_fast64_t refused;
+	atomic_uint_fast64_t handshakes_refused;
+	char refused_ids[CONTROL_MAX_REFUSED][CONTROL_ADDR_LEN];
+	unsigned refused_whys[CONTROL_MAX_REFUSED];	/* bit per enum control_why logged */
+	size_t n_refused_ids;
+	struct control_peer peers[CONTROL_PEERS];
+	size_t next_peer;		/* the slot to reuse when all are taken */
+	uint16_t pending_event;		/* a handshake failure awaiting its DISCONNECTED */
+	uint32_t pending_value;
 	struct control_log_limit log_bad;
 	struct control_log_limit log_refused;
-	struct control_log_limit log_handshake;
 
 	/* control thread writes, control_status (main thread) reads */
 	pthread_mutex_t lock;
@@ -480,12 +519,84 @@ static int control_key_line(char *line, uint8_t key[CONTROL_KEY_LEN])
 	return zmq_z85_decode(key, p) ? 1 : -EINVAL;
 }
 
+/* "anyone", "its group" or "its group and anyone": who besides the owner may write. */
+static const char *control_writers(mode_t mode)
+{
+	if ((mode & S_IWGRP) && (mode & S_IWOTH)) {
+		return "its group and anyone";
+	}
+	return (mode & S_IWOTH) ? "anyone" : "its group";
+}
+
+/*
+ * Whoever may write the allowlist, or rename anything on the way to it,
+ * may let themselves in. As OpenSSH's StrictModes does for authorized_keys:
+ * every component of @path's real path (symbolic links resolved) must
+ * belong to root or to the daemon's user; a directory on the way may be
+ * writable by others only when it is sticky (others then cannot rename or
+ * remove what they do not own, as in /tmp); @path itself, a file or the
+ * allowlist directory, must be writable by its owner only (sticky or not,
+ * anyone who may write a directory may add a key file to it).
+ */
+static int control_trusted(const char *path, char *err, size_t errlen)
+{
+	char real[PATH_MAX], part[PATH_MAX];
+	uid_t me = geteuid();
+	struct stat st;
+	size_t i, len;
+	bool last;
+
+	if (!realpath(path, real)) {
+		control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	len = strlen(real);
+	for (i = 1; i <= len; i++) {
+		if (i < len && real[i] != '/') {
+			continue;
+		}
+		last = i == len;
+		memcpy(part, real, i);
+		part[i] = '\0';
+		if (stat(part, &st) < 0) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s: %s", path, part,
+				     strerror(errno));
+			return -errno;
+		}
+		if (st.st_uid != 0 && st.st_uid != me) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s%s is owned by uid %u "
+				     "(allowed: root or the daemon's user, uid %u: whoever owns it can "
+				     "change the list of clients)", path, last ? "" : "the directory ",
+				     part, (unsigned)st.st_uid, (unsigned)me);
+			return -EPERM;
+		}
+		if (!(st.st_mode & (S_IWGRP | S_IWOTH))) {
+			continue;
+		}
+		if (last) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: writable by %s (mode "
+				     "%04o; allowed: writable by its owner only, e.g. chmod go-w: whoever "
+				     "may write it may let themselves in)", path,
+				     control_writers(st.st_mode), (unsigned)(st.st_mode & 07777));
+			return -EPERM;
+		}
+		if (!(st.st_mode & S_ISVTX)) {
+			control_errf(err, errlen, "control.curve_allowed_keys: %s: the directory %s on its "
+				     "way is writable by %s (mode %04o; allowed: writable by its owner "
+				     "only, or sticky like /tmp: whoever may write it can put another "
+				     "list in its place)", path, part, control_writers(st.st_mode),
+				     (unsigned)(st.st_mode & 07777));
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 /* Append the keys of one file to @keys (NULL: only check and count). */
 static int control_read_keys(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN], size_t *n,
 			     char *err, size_t errlen)
 {
 	uint8_t key[CONTROL_KEY_LEN];
-	struct stat st;
 	char *line = NULL;
 	size_t cap = 0;
 	int lineno = 0, rc = 0, k;
@@ -498,11 +609,8 @@ static int control_read_keys(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN],
 		return rc;
 	}
 	/* whoever may write the list may let themselves in */
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & S_IWOTH)) {
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: writable by anyone "
-			     "(mode %04o; allowed: not world-writable)", path,
-			     (unsigned)(st.st_mode & 07777));
-		rc = -EPERM;
+	rc = control_trusted(path, err, errlen);
+	if (rc < 0) {
 		goto out;
 	}
 	while (getline(&line, &cap, f) >= 0) {
@@ -558,6 +666,11 @@ static int control_read_allowed(const char *path, uint8_t (*keys)[CONTROL_KEY_LE
 	if (!S_ISDIR(st.st_mode)) {
 		rc = control_read_keys(path, keys, n, err, errlen);
 	} else {
+		/* A key dropped into a directory others may write would be let in. */
+		rc = control_trusted(path, err, errlen);
+		if (rc < 0) {
+			return rc;
+		}
 		dir = opendir(path);
 		if (!dir) {
 			rc = -errno;
@@ -830,6 +943,8 @@ static json_t *control_status_json(struct control *c)
 			    c->curve ? json_string(c->server_key) : json_null());
 	json_object_set_new(ctl, "clients_refused",
 			    json_integer((json_int_t)atomic_load(&c->refused)));
+	json_object_set_new(ctl, "handshakes_refused",
+			    json_integer((json_int_t)atomic_load(&c->handshakes_refused)));
 	json_object_set_new(o, "control", ctl);
 	return o;
 }
@@ -1386,6 +1501,58 @@ static void control_frame_text(zmq_msg_t *m, char *buf, size_t len)
 }
 
 /*
+ * Remember client @id refused for @why (up to CONTROL_MAX_REFUSED clients).
+ * @return whether the client is new; *@why_new: whether it was not refused
+ *         for @why before
+ */
+static bool control_refused_new(struct control *c, const char *id, enum control_why why,
+				bool *why_new)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_refused_ids; i++) {
+		if (!strcmp(c->refused_ids[i], id)) {
+			*why_new = !(c->refused_whys[i] & (1u << why));
+			c->refused_whys[i] |= 1u << why;
+			return false;
+		}
+	}
+	/*
+	 * Beyond the table every refusal counts (over-count rather than
+	 * under-count), and is logged only as often as the limit allows.
+	 */
+	*why_new = c->n_refused_ids < CONTROL_MAX_REFUSED;
+	if (*why_new) {
+		c->refused_whys[c->n_refused_ids] = 1u << why;
+		snprintf(c->refused_ids[c->n_refused_ids++], CONTROL_ADDR_LEN, "%s", id);
+	}
+	return true;
+}
+
+/*
+ * Count and log one refused handshake. A client's first refusal for each
+ * reason is always logged (at most CONTROL_MAX_REFUSED clients times their
+ * reasons); the rest, e.g. a client that keeps retrying (ZeroMQ reconnects
+ * on its own), at most once a second, so that nobody can flood the log.
+ */
+static void control_refuse(struct control *c, const char *addr, const char *id,
+			   enum control_why kind, const char *why)
+{
+	unsigned long held = 0;
+	bool why_new, fresh = control_refused_new(c, id, kind, &why_new);
+
+	atomic_fetch_add(&c->handshakes_refused, 1);
+	if (fresh) {
+		atomic_fetch_add(&c->refused, 1);
+	}
+	if (!why_new && !control_log_ok(&c->log_refused, &held)) {
+		return;
+	}
+	log_warn("control: refused client %s: %s%s", addr, why,
+		 held ? " (and refusals held back: see status control.handshakes_refused)" : "");
+}
+
+/*
  * ZAP (RFC 27): libzmq asks, for every CURVE handshake on the control
  * socket, whether this client key may in. Frames: version, request id,
  * domain, address, routing id, mechanism, credentials (the 32-byte key).
@@ -1395,9 +1562,9 @@ static void control_zap(struct control *c)
 	enum { ZAP_FRAMES = 8 };
 	zmq_msg_t f[ZAP_FRAMES];
 	char addr[64], mech[16], z85[CONTROL_Z85_LEN + 1] = "";
+	char id[CONTROL_ADDR_LEN], why[160];
 	const char *status = "400", *text = "client key not allowed";
 	size_t n = 0, i;
-	unsigned long held;
 	bool more = true;
 
 	while (more && n < ZAP_FRAMES) {
@@ -1426,13 +1593,17 @@ static void control_zap(struct control *c)
 		}
 	}
 	if (strcmp(status, "200")) {
-		atomic_fetch_add(&c->refused, 1);
-		if (control_log_ok(&c->log_refused, &held)) {
-			log_warn("control: refused a client from %s: %s%s%s%s", addr[0] ? addr : "?",
-				 z85[0] ? "CURVE public key " : "mechanism ", z85[0] ? z85 : mech,
-				 z85[0] ? " is not in control.curve_allowed_keys" : " (allowed: CURVE)",
-				 held ? " (and other refusals held back)" : "");
+		if (z85[0]) {
+			snprintf(id, sizeof(id), "key %s", z85);
+			snprintf(why, sizeof(why), "its CURVE public key %s is not in "
+				 "control.curve_allowed_keys", z85);
+		} else {
+			snprintf(id, sizeof(id), "ip %s", addr[0] ? addr : "?");
+			snprintf(why, sizeof(why), "it asked for the %s mechanism (allowed: CURVE)",
+				 mech[0] ? mech : "?");
 		}
+		control_refuse(c, addr[0] ? addr : "(address unknown)", id,
+			       z85[0] ? CONTROL_WHY_KEY : CONTROL_WHY_MECHANISM, why);
 	}
 	/* reply: version, request id, status code, status text, user id, metadata */
 	zmq_send(c->zap, "1.0", 3, ZMQ_SNDMORE);
@@ -1447,48 +1618,234 @@ out:
 	}
 }
 
-/* A handshake that failed before ZAP was asked: not CURVE, wrong server key, garbage. */
-static void control_monitor(struct control *c)
+/*
+ * Why a handshake failed, in words: the monitor's event and value
+ * (ZMQ_PROTOCOL_ERROR_* for a protocol failure, errno without detail).
+ */
+static enum control_why control_handshake_why(const struct control *c, uint16_t event,
+					       uint32_t value, char *buf, size_t len)
+{
+	const char *what;
+
+	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+		/* Which side saw the mismatch first is a race: the client may hang up first. */
+		snprintf(buf, len, "it hung up during the handshake (%s)%s",
+			 value ? strerror((int)value) : "connection closed",
+			 c->curve ? ": a ZeroMQ client without CURVE does so when it sees this "
+				    "CURVE server" : "");
+		return CONTROL_WHY_CLOSED;
+	}
+	switch (value) {
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+		snprintf(buf, len, c->curve ? "it does not use CURVE (a ZeroMQ client without this "
+				    "server's public key and a key of its own, or not ZeroMQ at all)"
+					    : "it asked for a security mechanism (CURVE or PLAIN) this "
+					      "socket does not use");
+		return CONTROL_WHY_NO_CURVE;
+	case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+		snprintf(buf, len, "its CURVE handshake cannot be decrypted: it was given the wrong "
+			 "server public key (this server's is %s)", c->server_key);
+		return CONTROL_WHY_SERVER_KEY;
+	case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+		what = "a failed key exchange";
+		break;
+	case ZMQ_PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_SEQUENCE:
+		what = "a handshake command out of order";
+		break;
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_UNSPECIFIED:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_MESSAGE:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_HELLO:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_INITIATE:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_ERROR:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_READY:
+	case ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_WELCOME:
+		what = "a malformed handshake command";
+		break;
+	case ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_METADATA:
+		what = "invalid metadata";
+		break;
+	default:
+		if ((value & 0xf0000000u) == ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED) {
+			/* Our own ZAP handler's reply: a bug here, not the client's. */
+			snprintf(buf, len, "rpmsd's key check (ZAP) answered badly (protocol error "
+				 "0x%x)", (unsigned)value);
+			return CONTROL_WHY_PROTOCOL;
+		}
+		what = "an unspecified ZMTP error";
+		break;
+	}
+	snprintf(buf, len, "protocol error: %s (not a ZeroMQ client, or another version or "
+		 "mechanism)", what);
+	return CONTROL_WHY_PROTOCOL;
+}
+
+/* Who is behind connection @fd: "IP:port" (id "ip IP"), or a local process by uid. */
+static void control_peer_name(int fd, char *addr, size_t alen, char *id, size_t idlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char ip[64];
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(addr, alen, "(address unknown: %s)", strerror(errno));
+		snprintf(id, idlen, "fd %d", fd);
+		return;
+	}
+	if (ss.ss_family == AF_INET &&
+	    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip))) {
+		snprintf(addr, alen, "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		snprintf(id, idlen, "ip %s", ip);
+	} else if (ss.ss_family == AF_INET6 &&
+		   inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip))) {
+		snprintf(addr, alen, "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		snprintf(id, idlen, "ip %s", ip);
+	} else if (ss.ss_family == AF_UNIX &&
+		   getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
+		snprintf(addr, alen, "local process %ld (uid %u)", (long)cred.pid, (unsigned)cred.uid);
+		snprintf(id, idlen, "uid %u", (unsigned)cred.uid);
+	} else {
+		snprintf(addr, alen, "(address family %d)", (int)ss.ss_family);
+		snprintf(id, idlen, "family %d", (int)ss.ss_family);
+	}
+}
+
+static struct control_peer *control_peer_find(struct control *c, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < CONTROL_PEERS; i++) {
+		if (c->peers[i].fd == fd) {
+			return &c->peers[i];
+		}
+	}
+	return NULL;
+}
+
+/* A failed handshake the monitor reported; @peer NULL when nobody is known. */
+static void control_handshake_failed(struct control *c, const struct control_peer *peer)
+{
+	enum control_why kind;
+	char why[256];
+
+	kind = control_handshake_why(c, c->pending_event, c->pending_value, why, sizeof(why));
+	c->pending_event = 0;
+	control_refuse(c, peer ? peer->addr : "(address unknown)", peer ? peer->id : "unknown",
+		       kind, why);
+}
+
+/* One socket monitor event: what and its value (a file descriptor, an error). */
+struct control_mon_event {
+	uint16_t event;
+	uint32_t value;
+};
+
+/* Read one monitor event without waiting. @return 0, or -EAGAIN when none is left */
+static int control_monitor_recv(struct control *c, struct control_mon_event *ev)
 {
 	zmq_msg_t m;
-	uint16_t event = 0;
-	uint32_t value = 0;
-	char addr[128] = "?";
-	unsigned long held;
-	bool more;
 
 	zmq_msg_init(&m);
 	if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&m);
-		return;
+		return -EAGAIN;
 	}
+	ev->event = 0;
+	ev->value = 0;
 	if (zmq_msg_size(&m) >= 6) {
-		memcpy(&event, zmq_msg_data(&m), sizeof(event));
-		memcpy(&value, (const char *)zmq_msg_data(&m) + 2, sizeof(value));
+		memcpy(&ev->event, zmq_msg_data(&m), sizeof(ev->event));
+		memcpy(&ev->value, (const char *)zmq_msg_data(&m) + 2, sizeof(ev->value));
 	}
-	more = zmq_msg_more(&m);
+	control_drain(c->mon, zmq_msg_more(&m));	/* the endpoint frame: our own */
 	zmq_msg_close(&m);
-	if (more) {
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0) {
-			control_frame_text(&m, addr, sizeof(addr));
-			more = zmq_msg_more(&m);
-		} else {
-			more = false;
-		}
-		zmq_msg_close(&m);
+	return 0;
+}
+
+/* A connection was accepted on @fd; @gone: it has already been closed again. */
+static void control_peer_accepted(struct control *c, int fd, bool gone)
+{
+	struct control_peer *peer = control_peer_find(c, fd);
+
+	if (!peer) {
+		peer = control_peer_find(c, -1);
 	}
-	control_drain(c->mon, more);
-	/* A ZAP refusal (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) is logged with its key already. */
-	if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+	if (!peer) {
+		peer = &c->peers[c->next_peer];
+		c->next_peer = (c->next_peer + 1) % CONTROL_PEERS;
+	}
+	peer->fd = fd;
+	if (gone) {
+		/* the descriptor may belong to the next connection already */
+		snprintf(peer->addr, sizeof(peer->addr), "(address unknown: the connection ended "
+			 "before it could be read)");
+		snprintf(peer->id, sizeof(peer->id), "unknown");
 		return;
 	}
-	atomic_fetch_add(&c->refused, 1);
-	if (control_log_ok(&c->log_handshake, &held)) {
-		log_warn("control: refused a client on %s: handshake failed (event 0x%x, code 0x%x)%s%s",
-			 addr, (unsigned)event, (unsigned)value,
-			 c->curve ? ": not CURVE, or not this server's public key" : "",
-			 held ? " (and other refusals held back)" : "");
+	control_peer_name(fd, peer->addr, sizeof(peer->addr), peer->id, sizeof(peer->id));
+}
+
+/*
+ * The socket monitor. A handshake that fails before the ZAP handler is
+ * asked (no CURVE, the wrong server key, garbage) is reported as an event
+ * on the socket's own endpoint, without the client. libzmq's I/O thread
+ * reports such a failure and then at once the DISCONNECTED of that
+ * connection, with its file descriptor, which ACCEPTED announced: the
+ * failure is logged with the DISCONNECTED that follows it, and the address
+ * read (getpeername) when this thread saw the ACCEPTED. The events are read
+ * in batches so that a connection already closed again by then is known
+ * (its DISCONNECTED is in the batch): its descriptor may have been reused,
+ * so its address is "unknown" rather than someone else's.
+ */
+static void control_monitor(struct control *c)
+{
+	enum { MON_BATCH = 64 };
+	struct control_mon_event ev[MON_BATCH];
+	struct control_peer *peer;
+	size_t n = 0, i, j;
+	bool gone;
+	int fd;
+
+	while (n < MON_BATCH && control_monitor_recv(c, &ev[n]) == 0) {
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		fd = (int)ev[i].value;
+		switch (ev[i].event) {
+		case ZMQ_EVENT_ACCEPTED:
+			if (c->pending_event) {
+				control_handshake_failed(c, NULL);
+			}
+			gone = false;
+			for (j = i + 1; j < n && !gone; j++) {
+				gone = ev[j].event == ZMQ_EVENT_DISCONNECTED && ev[j].value == ev[i].value;
+			}
+			control_peer_accepted(c, fd, gone);
+			break;
+		case ZMQ_EVENT_DISCONNECTED:
+			peer = control_peer_find(c, fd);
+			if (c->pending_event) {
+				control_handshake_failed(c, peer);
+			}
+			if (peer) {
+				peer->fd = -1;
+			}
+			break;
+		case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+			/* The ZAP handler refused it and has logged it with its key. */
+			break;
+		case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+		case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+			if (c->pending_event) {
+				control_handshake_failed(c, NULL);
+			}
+			c->pending_event = ev[i].event;
+			c->pending_value = ev[i].value;
+			break;
+		default:
+			break;
+		}
 	}
 }
 
@@ -1636,42 +1993,125 @@ static int control_resolve_endpoint(const struct rpmsd_config *cfg, char *out, s
 	return snprintf(out, len, "ipc://%s", path) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
+/* What lstat found at an ipc path, for messages. */
+static const char *control_file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+	case S_IFBLK:
+		return "a device";
+	default:
+		return "not a socket";
+	}
+}
+
 /*
- * libzmq removes whatever is at an ipc path before it binds: a second
- * daemon (or a typo'd endpoint shared with another service) would take
- * the socket over silently. Refuse if something answers there.
+ * libzmq unlink()s whatever is at an ipc path before it binds (checked
+ * against 4.3.4): a typo'd endpoint would delete a file, and a second
+ * daemon would take a live socket over silently. Only nothing, or a UNIX
+ * socket nobody listens on (a dead daemon's), may be replaced. Connecting
+ * tells a live socket from a stale one; non-blocking, so that a listener
+ * whose backlog is full counts as live instead of hanging the start.
+ * @starting  false for --check-config: a live socket there is the running
+ *            daemon's, not an error yet
  */
-static int control_ipc_free(const char *path, char *err, size_t errlen)
+static int control_ipc_free(const char *key, const char *path, bool starting,
+			    char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		control_errf(err, errlen, "control.endpoint: ipc://%s: the path is too long for a "
-			     "UNIX socket (allowed: at most %zu characters)", path,
-			     sizeof(sa.sun_path) - 1);
+		control_errf(err, errlen, "%s: ipc://%s: the path is too long for a UNIX socket "
+			     "(allowed: at most %zu characters)", key, path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	if (lstat(path, &st) < 0) {
+		/* nothing there (or no directory: the bind says so) */
 		return 0;
 	}
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (!S_ISSOCK(st.st_mode)) {
+		control_errf(err, errlen, "%s: ipc://%s: %s is %s, not a socket: rpmsd will not "
+			     "replace it (binding removes whatever is at the path; allowed: a path "
+			     "where nothing is, or a socket left by a daemon that is gone)", key, path,
+			     path, control_file_kind(st.st_mode));
+		return -EEXIST;
+	}
+	if (!starting) {
+		return 0;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = -errno;
+		control_errf(err, errlen, "%s: ipc://%s: cannot tell whether another process listens "
+			     "there: %s", key, path, strerror(-rc));
+		return rc;
+	}
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
 	close(fd);
-	if (rc == 0) {
-		control_errf(err, errlen, "control.endpoint: ipc://%s is in use by another process "
-			     "(another rpmsd?)", path);
+	if (rc == -ECONNREFUSED) {
+		return 0;	/* stale: nobody listens */
+	}
+	if (rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS) {
+		control_errf(err, errlen, "%s: ipc://%s is in use by another process (another "
+			     "rpmsd?)", key, path);
 		return -EADDRINUSE;
 	}
-	return 0;
+	control_errf(err, errlen, "%s: ipc://%s: cannot tell whether another process listens "
+		     "there: %s", key, path, strerror(-rc));
+	return rc;
+}
+
+/* The file of an "ipc://PATH" endpoint, or NULL (tcp, abstract "@name", "*"). */
+static const char *control_ipc_path(const char *endpoint)
+{
+	if (strncmp(endpoint, "ipc://", 6) || endpoint[6] == '@' || !strcmp(endpoint + 6, "*")) {
+		return NULL;
+	}
+	return endpoint + 6;
+}
+
+int control_check_endpoints(const struct rpmsd_config *cfg, bool starting, char *err,
+			    size_t errlen)
+{
+	char endpoint[CONFIG_PATH_MAX + 8];
+	const char *path;
+	int ret;
+
+	if (errlen) {
+		err[0] = '\0';
+	}
+	/* The publisher binds its endpoint as written (relative to the working directory). */
+	path = control_ipc_path(cfg->publish.endpoint);
+	if (path) {
+		ret = control_ipc_free("publish.endpoint", path, starting, err, errlen);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	if (control_resolve_endpoint(cfg, endpoint, sizeof(endpoint)) < 0) {
+		control_errf(err, errlen, "control.endpoint: path too long");
+		return -ENAMETOOLONG;
+	}
+	path = control_ipc_path(endpoint);
+	return path ? control_ipc_free("control.endpoint", path, starting, err, errlen) : 0;
 }
 
 static int control_sockets(struct control *c, const char *secret, char *err, size_t errlen)
 {
 	int64_t maxmsg = CONTROL_FRAME_MAX;
 	int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+		     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
 	int ret;
 
 	c->ctx = zmq_ctx_new();
@@ -1743,13 +2183,13 @@ static int control_sockets(struct control *c, const char *secret, char *err, siz
 static int control_bind(struct control *c, const char *endpoint, bool is_default,
 			char *err, size_t errlen)
 {
-	const char *path = endpoint + 6;
-	bool ipc_file = !strncmp(endpoint, "ipc://", 6) && path[0] != '@' && strcmp(path, "*");
+	const char *path = control_ipc_path(endpoint);
+	bool ipc_file = path != NULL;
 	size_t len;
 	int ret;
 
 	if (ipc_file) {
-		ret = control_ipc_free(path, err, errlen);
+		ret = control_ipc_free("control.endpoint", path, true, err, errlen);
 		if (ret < 0) {
 			return ret;
 		}
@@ -1797,6 +2237,10 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->stopping, false);
 	atomic_init(&c->refused, 0);
+	atomic_init(&c->handshakes_refused, 0);
+	for (size_t i = 0; i < CONTROL_PEERS; i++) {
+		c->peers[i].fd = -1;
+	}
 	c->stim = deps->stim;
 	c->acq = deps->acq;
 	c->clock = deps->clock;

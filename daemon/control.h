@@ -106,6 +106,17 @@ struct control_deps {
 	struct record *rec;	/* the session recorder, or NULL (no [record]) */
 };
 
+/**
+ * Refuse an ipc endpoint (publish.endpoint, control.endpoint) whose path
+ * holds anything but nothing or a socket: binding would delete it (libzmq
+ * unlinks the path first). With @starting, a socket another process
+ * listens on is refused too (it would be taken over); without it
+ * (--check-config) it is let be: it is likely the running daemon's.
+ * @return 0, or -EEXIST, -EADDRINUSE, -errno with the message in @err
+ */
+int control_check_endpoints(const struct rpmsd_config *cfg, bool starting, char *err,
+			    size_t errlen);
+
 struct control;
 
 /**

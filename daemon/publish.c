@@ -32,7 +32,8 @@
 
 #define PUBLISH_MAX_RINGS 8
 #define PUBLISH_RING_NAME_MAX 32
-#define PUBLISH_BATCH 64		/* records per ring per round-robin pass */
+#define PUBLISH_BATCH 64		/* records per ring per pass, on average */
+#define PUBLISH_REORDER_NS INT64_C(20000000)	/* a record waits this long for older ones */
 #define PUBLISH_IDLE_MS 2		/* poll timeout when every ring was empty */
 #define PUBLISH_LINGER_MS 500		/* bounded wait for queued messages on close */
 #define PUBLISH_BODY_MAX 2048
@@ -47,6 +48,8 @@ struct publish_ring {
 	int64_t reported_ns;		/* monotonic time of that event */
 	/* records popped and published, each copied to the recorder first */
 	atomic_size_t handled;
+	struct event head;		/* popped, not published yet (publish_drain_pass) */
+	bool has_head;
 };
 
 struct publish {
@@ -210,6 +213,7 @@ int publish_add_ring(struct publish *p, struct ring *r, const char *name)
 	pr->dropped_reported = 0;
 	pr->reported_ns = 0;
 	atomic_init(&pr->handled, 0);
+	pr->has_head = false;
 	return 0;
 }
 
@@ -516,22 +520,72 @@ static void publish_heartbeat(struct publish *p)
 }
 
 /*
- * One round-robin pass over the rings, at most PUBLISH_BATCH records from
- * each, so that a busy ring cannot starve the others.
- * @return records published
+ * Whether ring @ia's head goes before ring @ib's: in recording order (the
+ * sample), and at the same sample the first ring's (the acquire thread's:
+ * the other threads act on what it decided, e.g. a pulse on its onset),
+ * then in the order they were recorded.
  */
-static size_t publish_drain_pass(struct publish *p)
+static bool publish_before(const struct publish *p, size_t ia, size_t ib)
 {
-	struct event ev;
-	size_t i, n, total = 0;
+	const struct event *a = &p->rings[ia].head, *b = &p->rings[ib].head;
 
-	for (i = 0; i < p->n_rings; i++) {
-		for (n = 0; n < PUBLISH_BATCH && ring_pop(p->rings[i].ring, &ev); n++) {
-			publish_event(p, &ev);
-			/* after the copy to the recorder: publish_flush relies on it */
-			atomic_fetch_add_explicit(&p->rings[i].handled, 1, memory_order_release);
+	if (a->sample != b->sample) {
+		return a->sample < b->sample;
+	}
+	if ((ia == 0) != (ib == 0)) {
+		return ia == 0;
+	}
+	return a->mono_ns <= b->mono_ns;
+}
+
+/*
+ * Publish the records of every ring merged into one order (publish_before),
+ * not ring after ring: each producer thread has its own ring, and draining
+ * them in turn published every burst of a fast replay before every pulse,
+ * and in real time a pulse could go out before the onset that caused it
+ * (the acquire thread posts the train before it records the onset). Each
+ * ring's oldest record waits as its head; the earliest head goes first once
+ * it was recorded PUBLISH_REORDER_NS ago, time for a record of another
+ * thread that belongs before it to reach its ring. Not when @flush (the
+ * producers have stopped), nor while a ring is half full: the order never
+ * costs an event.
+ * @return records published; *@held: a head is waiting for its time
+ */
+static size_t publish_drain_pass(struct publish *p, bool flush, bool *held)
+{
+	struct publish_ring *pr;
+	struct event *ev;
+	size_t i, best, total = 0;
+	bool hurry = flush;
+
+	*held = false;
+	for (i = 0; i < p->n_rings && !hurry; i++) {
+		hurry = ring_count(p->rings[i].ring) * 2 >= ring_capacity(p->rings[i].ring);
+	}
+	while (total < PUBLISH_BATCH * p->n_rings) {
+		best = p->n_rings;
+		for (i = 0; i < p->n_rings; i++) {
+			pr = &p->rings[i];
+			if (!pr->has_head) {
+				pr->has_head = ring_pop(pr->ring, &pr->head);
+			}
+			if (pr->has_head && (best == p->n_rings || publish_before(p, i, best))) {
+				best = i;
+			}
 		}
-		total += n;
+		if (best == p->n_rings) {
+			break;
+		}
+		ev = &p->rings[best].head;
+		if (!hurry && sclock_mono_ns() - ev->mono_ns < PUBLISH_REORDER_NS) {
+			*held = true;
+			break;
+		}
+		publish_event(p, ev);
+		/* after the copy to the recorder: publish_flush relies on it */
+		atomic_fetch_add_explicit(&p->rings[best].handled, 1, memory_order_release);
+		p->rings[best].has_head = false;
+		total++;
 	}
 	if (p->emg) {
 		total += emg_stream_pump(p->emg, PUBLISH_BATCH, false, publish_send_emg, p);
@@ -545,9 +599,10 @@ static void *publish_thread(void *arg)
 	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
 	int64_t next_hb = sclock_mono_ns() + p->heartbeat_ns;
 	int64_t now;
+	bool held;	/* a record waits its turn: the passes go on (idle poll below) */
 
 	while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
-		size_t n = publish_drain_pass(p);
+		size_t n = publish_drain_pass(p, false, &held);
 
 		publish_check_drops(p, false);
 		if (p->heartbeat_ns > 0) {
@@ -561,14 +616,17 @@ static void *publish_thread(void *arg)
 				}
 			}
 		}
-		/* Idle: wait on the socket so subscriptions are still serviced. */
+		/*
+		 * Nothing sent (idle, or only records waiting their turn): wait on
+		 * the socket, so that subscriptions are still serviced.
+		 */
 		if (n == 0) {
 			zmq_poll(&item, 1, PUBLISH_IDLE_MS);
 		}
 		publish_read_subscriptions(p);
 	}
 	/* The producers have stopped: empty every ring before leaving. */
-	while (publish_drain_pass(p) > 0) {
+	while (publish_drain_pass(p, true, &held) > 0) {
 		;
 	}
 	if (p->emg) {

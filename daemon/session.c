@@ -629,6 +629,15 @@ static int session_build(struct session *s, const struct session_options *opt)
 		log_err("%s", err);
 		return ret;
 	}
+	/*
+	 * Before anything is opened (the plugin, the ledger): binding an ipc
+	 * endpoint deletes what is at its path; control_bind looks again.
+	 */
+	ret = control_check_endpoints(cfg, true, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s: %s", cfg->path, err);
+		return ret;
+	}
 	ret = sclock_create(!paced, &s->clock);
 	if (ret < 0) {
 		return ret;
@@ -1561,6 +1570,9 @@ int session_check(const struct rpmsd_config *cfg)
 	ret = session_check_timing(cfg, src, err, sizeof(err));
 	if (ret == 0) {
 		ret = control_check_keys(cfg, err, sizeof(err));
+	}
+	if (ret == 0) {
+		ret = control_check_endpoints(cfg, false, err, sizeof(err));
 	}
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err);

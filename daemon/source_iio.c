@@ -117,6 +117,28 @@ static struct iio_device *source_iio_find_device(struct iio_context *ctx, const 
 	return NULL;
 }
 
+/* "0: iio:device0 (emg-sim), 1: ..." of the context's devices, for error messages. */
+static void source_iio_list_devices(const struct iio_context *ctx, char *out, size_t len)
+{
+	unsigned i, n = iio_context_get_devices_count(ctx);
+	size_t used = 0;
+	int w;
+
+	out[0] = '\0';
+	for (i = 0; i < n && used + 1 < len; i++) {
+		const struct iio_device *d = iio_context_get_device(ctx, i);
+		const char *name = iio_device_get_name(d);
+
+		w = snprintf(out + used, len - used, "%s%u: %s%s%s%s", used ? ", " : "", i,
+			     iio_device_get_id(d), name ? " (" : "", name ? name : "",
+			     name ? ")" : "");
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (used >= len && len > 4) {
+		memcpy(out + len - 4, "...", 4);	/* cut: say so */
+	}
+}
+
 /* "a, b, c" of the device's input scan elements, for error messages. */
 static void source_iio_list_channels(const struct iio_device *dev, char *out, size_t len)
 {
@@ -567,10 +589,13 @@ static int source_iio_connect(struct source_iio *s, char *err, size_t errlen)
 	}
 	s->dev = source_iio_find_device(s->ctx, cfg->source.device);
 	if (!s->dev) {
+		char devices[512];
+
+		source_iio_list_devices(s->ctx, devices, sizeof(devices));
 		return source_iio_fail(err, errlen, -ENOENT,
-				       "source.device: no IIO device '%s' at '%s' (%u devices)",
-				       cfg->source.device, cfg->source.uri,
-				       iio_context_get_devices_count(s->ctx));
+				       "source.device: no IIO device '%s' at '%s' (allowed: a name, id "
+				       "or index of %s)", cfg->source.device, cfg->source.uri,
+				       devices[0] ? devices : "none: the context has no device");
 	}
 	ret = source_iio_channels(s, cfg, err, errlen);
 	if (ret < 0) {

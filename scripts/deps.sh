@@ -7,7 +7,7 @@
 set -eu
 
 build_pkgs="gcc pkg-config meson ninja-build tzdata libinih-dev libzmq3-dev libjansson-dev libiio-dev libgpiod-dev libedf-dev libsystemd-dev"
-test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd python3-mne python3-matplotlib groff-base man-db bsdutils"
+test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd python3-mne python3-matplotlib groff-base man-db bsdutils jq"
 bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
 # The VM rig: QEMU, busybox and the guest's tools, plus what builds its test
 # kernel modules: the headers of Debian's PREEMPT_RT kernel and the kernel
@@ -72,11 +72,43 @@ else
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
+
+# Another apt (unattended-upgrades, a package manager window) may hold apt's
+# locks for minutes: wait for them rather than give up at once. apt-get
+# waits for the dpkg lock with DPkg::Lock::Timeout (apt >= 1.9.11), but
+# apt-get update does not wait for its own lock on the package lists
+# (/var/lib/apt/lists/lock, apt 2.6): that one is retried here, as long.
+lock_wait=600
+apt_opts="-o DPkg::Lock::Timeout=$lock_wait"
+
+apt_update() {
+	waited=0
+	while :; do
+		# shellcheck disable=SC2086
+		if out=$($sudo apt-get $apt_opts update -qq 2>&1); then
+			[ -z "$out" ] || printf '%s\n' "$out" >&2
+			return 0
+		fi
+		case $out in
+		*"Could not get lock"*) ;;
+		*) printf '%s\n' "$out" >&2; return 1 ;;
+		esac
+		if [ "$waited" -ge "$lock_wait" ]; then
+			printf '%s\n' "$out" >&2
+			echo "deps.sh: apt's package lists stayed locked for $lock_wait s" >&2
+			return 1
+		fi
+		[ "$waited" -gt 0 ] || echo "deps.sh: another apt is running; waiting up to $lock_wait s for it" >&2
+		sleep 2
+		waited=$((waited + 2))
+	done
+}
+
+apt_update
 if [ "$set_name" = rig ]; then
 	missing=$(missing_of "$rig_tools $(rig_kernel_pkgs)")
 	[ -z "$missing" ] && exit 0
 	echo "deps.sh: after the update, installing:$missing" >&2
 fi
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$sudo apt-get $apt_opts install -y -qq --no-install-recommends $missing >/dev/null

@@ -48,6 +48,7 @@ struct rpmsctl_tail {
 	size_t n_topics;
 	bool json;
 	bool heartbeats;	/* asked for with --topic rpms.heartbeat */
+	bool emg;		/* asked for with --topic rpms.emg */
 	unsigned long count;	/* 0: no limit */
 	double timeout_s;	/* 0: none */
 };
@@ -55,7 +56,7 @@ struct rpmsctl_tail {
 /* Topics whose sequence numbers are checked for gaps. */
 static const char *const rpmsctl_topics[] = {
 	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
-	"rpms.heartbeat",
+	"rpms.heartbeat", "rpms.record", "rpms.emg",
 };
 #define RPMSCTL_N_TOPICS (sizeof(rpmsctl_topics) / sizeof(rpmsctl_topics[0]))
 
@@ -69,8 +70,9 @@ static volatile sig_atomic_t rpmsctl_interrupted;
 static void rpmsctl_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rpmsctl COMMAND [OPTIONS]\n"
+		"Usage: rpmsctl [OPTIONS] COMMAND [OPTIONS]\n"
 		"       rpmsctl --help | --version\n"
+		"Options may come before or after the command.\n"
 		"\n"
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
@@ -85,9 +87,13 @@ static void rpmsctl_usage(FILE *f)
 		"  -T, --timeout SEC  exit after SEC seconds without an event\n"
 		"  -h, --help         show this help\n"
 		"\n"
-		"Heartbeats (rpms.heartbeat) are printed only when asked for with\n"
-		"--topic rpms.heartbeat. Lost events (gaps in a topic's sequence\n"
-		"numbers) are reported on standard error.\n"
+		"Events are printed in the order they happened (rpmsd publishes them\n"
+		"so), each at its recording time: t_rec_s, the position of the last\n"
+		"EMG sample the daemon had read when it happened (for a pulse, within\n"
+		"one block of its firing). Heartbeats (rpms.heartbeat) and the EMG\n"
+		"stream (rpms.emg) are printed only when asked for with --topic.\n"
+		"Lost events (gaps in a topic's sequence numbers) are reported on\n"
+		"standard error.\n"
 		"\n"
 		"Exit status of tail: 0 count reached, interrupted, or timeout after some\n"
 		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n",
@@ -397,21 +403,36 @@ static void rpmsctl_heartbeat(struct rpmsctl_line *l, json_t *j)
 	}
 }
 
+static void rpmsctl_record(struct rpmsctl_line *l, json_t *j)
+{
+	const char *kind = rpmsctl_str(j, "kind");
+	long long code = rpmsctl_int(j, "code");
+
+	rpmsctl_label(l, "record");
+	rpmsctl_add(l, "%s %s: %lld records", kind, rpmsctl_str(j, "file"),
+		    rpmsctl_int(j, "records"));
+	if (rpmsctl_int(j, "lost") > 0) {
+		rpmsctl_add(l, ", %lld samples lost", rpmsctl_int(j, "lost"));
+	}
+	if (code < 0 && code > -4096) {
+		rpmsctl_add(l, ": %s", strerror((int)-code));
+	}
+}
+
 /* One human line for the event @j on @topic. */
 static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 				size_t len)
 {
 	struct rpmsctl_line l = { .len = 0 };
 	/*
-	 * A pulse is shown at the time it fired; everything else at the
-	 * recording time of the last sample consumed when it happened.
+	 * One time base for every line, the recording's (t_rec_s): the
+	 * position of the last sample the daemon had consumed when the event
+	 * happened, pulses included. The session clock (a pulse's t_actual_s)
+	 * has another origin; mixing the two put pulses beside the wrong
+	 * bursts. rpmsd publishes in this order.
 	 */
-	double t = strcmp(topic, "rpms.stim") == 0 ? rpmsctl_num(j, "t_actual_s")
-						    : rpmsctl_num(j, "t_rec_s");
+	double t = rpmsctl_num(j, "t_rec_s");
 
-	if (!isfinite(t)) {
-		t = rpmsctl_num(j, "t_session_s");
-	}
 	if (isfinite(t)) {
 		rpmsctl_add(&l, "%8.3f s  ", t);
 	} else {
@@ -429,6 +450,8 @@ static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 		rpmsctl_source(&l, j);
 	} else if (strcmp(topic, "rpms.heartbeat") == 0) {
 		rpmsctl_heartbeat(&l, j);
+	} else if (strcmp(topic, "rpms.record") == 0) {
+		rpmsctl_record(&l, j);
 	} else {
 		/* A topic newer than this rpmsctl: show it raw. */
 		rpmsctl_label(&l, topic);
@@ -485,13 +508,12 @@ static void rpmsctl_check_seq(struct rpmsctl_seq *seqs, const char *topic,
 	seqs[i].last = seq;
 }
 
-/* Whether --topic @t asks for heartbeats specifically, not just everything. */
-static bool rpmsctl_wants_heartbeat(const char *t)
+/* Whether --topic @t asks for topic @name specifically, not just everything. */
+static bool rpmsctl_wants(const char *t, const char *name)
 {
-	static const char hb[] = "rpms.heartbeat";
 	size_t n = strlen(t);
 
-	return n > strlen("rpms.") && n <= strlen(hb) && strncmp(t, hb, n) == 0;
+	return n > strlen("rpms.") && n <= strlen(name) && strncmp(t, name, n) == 0;
 }
 
 /*
@@ -514,7 +536,7 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 
 	o->endpoint = RPMSCTL_DEFAULT_ENDPOINT;
 	opterr = 0;
-	optind = 1;
+	optind = 0;	/* afresh: main has run getopt over the options before the command */
 	while ((c = getopt_long(argc, argv, ":e:t:jn:T:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
@@ -526,9 +548,8 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 							   RPMSCTL_MAX_TOPICS);
 			}
 			o->topics[o->n_topics++] = optarg;
-			if (rpmsctl_wants_heartbeat(optarg)) {
-				o->heartbeats = true;
-			}
+			o->heartbeats = o->heartbeats || rpmsctl_wants(optarg, "rpms.heartbeat");
+			o->emg = o->emg || rpmsctl_wants(optarg, "rpms.emg");
 			break;
 		case 'j':
 			o->json = true;
@@ -627,7 +648,9 @@ static bool rpmsctl_handle(const struct rpmsctl_tail *o, struct rpmsctl_seq *seq
 	}
 	memcpy(topic, zmq_msg_data(tmsg), tlen);
 	topic[tlen] = '\0';
-	show = o->heartbeats || strcmp(topic, "rpms.heartbeat") != 0;
+	/* Streams rather than events: only when asked for by name. */
+	show = (o->heartbeats || strcmp(topic, "rpms.heartbeat") != 0) &&
+	       (o->emg || strcmp(topic, "rpms.emg") != 0);
 
 	j = json_loadb(body, len, 0, &jerr);
 	if (!j) {
@@ -780,34 +803,106 @@ err_ctx:
 	return ret;
 }
 
+/*
+ * Options may come before the command as well as after it, as git and
+ * systemctl take them: "rpmsctl -e EP status" is "rpmsctl status -e EP".
+ * The option words before the command are moved right after it, where the
+ * command's own parser (which permutes) reads them with the others.
+ * @return 0 with *@cmd_at (the command's index in @argv, or @argc when
+ *         there is none), -1 after --help or --version, or an exit status
+ */
+static int rpmsctl_leading_options(int argc, char **argv, int *cmd_at)
+{
+	/* Every option of every command, only to know which ones take a value. */
+	static const struct option longopts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "topic", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "server-key", required_argument, NULL, 'S' },
+		{ "secret-key", required_argument, NULL, 'K' },
+		{ "patient", required_argument, NULL, 'P' },
+		{ "session", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	optind = 0;	/* 0: glibc starts afresh (and reads the '+' again) */
+	/* '+': stop at the first word that is not an option, the command */
+	while ((c = getopt_long(argc, argv, "+:e:t:jn:T:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			rpmsctl_usage(stdout);
+			return -1;
+		case 'V':
+			printf("rpmsctl %s\n", RPMSD_VERSION);
+			return -1;
+		case ':':
+			return rpmsctl_control_usage_error("option '%s' needs a value",
+							   argv[optind - 1]);
+		case '?':
+			if (optopt) {
+				return rpmsctl_control_usage_error("unknown option '-%c'", optopt);
+			}
+			return rpmsctl_control_usage_error("unknown or ambiguous option '%s'",
+							   argv[optind - 1]);
+		default:
+			break;
+		}
+	}
+	*cmd_at = optind;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	char **args;
 	const char *cmd;
+	int cmd_at = 1, lead, n, i, ret;
 
 	if (argc < 2) {
 		return rpmsctl_control_usage_error("missing command");
 	}
-	cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		rpmsctl_usage(stdout);
-		return RPMSCTL_EXIT_OK;
+	ret = rpmsctl_leading_options(argc, argv, &cmd_at);
+	if (ret != 0) {
+		return ret < 0 ? RPMSCTL_EXIT_OK : ret;
 	}
-	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
-		printf("rpmsctl %s\n", RPMSD_VERSION);
-		return RPMSCTL_EXIT_OK;
+	/* a "--" that ended the leading options has done its work */
+	lead = cmd_at - 1 - (cmd_at > 1 && !strcmp(argv[cmd_at - 1], "--"));
+	if (cmd_at >= argc) {
+		return rpmsctl_control_usage_error("missing command");
 	}
+	cmd = argv[cmd_at];
+	/* The command, the options that came before it, then the rest. */
+	args = calloc((size_t)argc + 1, sizeof(*args));
+	if (!args) {
+		fprintf(stderr, "rpmsctl: out of memory\n");
+		return RPMSCTL_EXIT_ZMQ;
+	}
+	n = 0;
+	args[n++] = argv[cmd_at];
+	for (i = 1; i <= lead; i++) {
+		args[n++] = argv[i];
+	}
+	for (i = cmd_at + 1; i < argc; i++) {
+		args[n++] = argv[i];
+	}
+	args[n] = NULL;
 	if (strcmp(cmd, "tail") == 0) {
-		return rpmsctl_tail(argc - 1, argv + 1);
+		ret = rpmsctl_tail(n, args);
+	} else if (strcmp(cmd, "keygen") == 0) {
+		ret = lead ? rpmsctl_control_usage_error("keygen: takes no options ('%s')", argv[1])
+			   : rpmsctl_control_keygen(n, args);
+	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
+		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
+		ret = rpmsctl_control_main(n, args);
+	} else {
+		ret = rpmsctl_control_usage_error("unknown command '%s'", cmd);
 	}
-	if (strcmp(cmd, "keygen") == 0) {
-		return rpmsctl_control_keygen(argc - 1, argv + 1);
-	}
-	if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
-	    !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
-		return rpmsctl_control_main(argc - 1, argv + 1);
-	}
-	if (cmd[0] == '-') {
-		return rpmsctl_control_usage_error("unknown option '%s'", cmd);
-	}
-	return rpmsctl_control_usage_error("unknown command '%s'", cmd);
+	free(args);
+	return ret;
 }

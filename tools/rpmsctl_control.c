@@ -380,6 +380,13 @@ static void rpmsctl_control_print_status(json_t *r)
 	if (json_is_string(json_object_get(c, "server_public_key"))) {
 		printf(" (server key %s)", rpmsctl_control_str(c, "server_public_key"));
 	}
+	if (rpmsctl_control_int(c, "handshakes_refused") > 0) {
+		printf(", %lld client%s refused (%lld handshake%s)",
+		       rpmsctl_control_int(c, "clients_refused"),
+		       rpmsctl_control_int(c, "clients_refused") == 1 ? "" : "s",
+		       rpmsctl_control_int(c, "handshakes_refused"),
+		       rpmsctl_control_int(c, "handshakes_refused") == 1 ? "" : "s");
+	}
 	printf("\n");
 }
 
@@ -478,7 +485,7 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 	o->endpoint = env && env[0] ? env : RPMSCTL_CONTROL_ENDPOINT;
 	o->timeout_s = RPMSCTL_CONTROL_TIMEOUT_S;
 	opterr = 0;
-	optind = 1;
+	optind = 0;	/* afresh: main has run getopt over the options before the command */
 	while ((c = getopt_long(argc, argv, ":e:jT:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
@@ -567,18 +574,21 @@ int rpmsctl_control_main(int argc, char **argv)
 	char *text = NULL, *reply = NULL;
 	int ret;
 
-	/* "session start|stop" carries a second word before its options */
-	if (session) {
-		if (argc < 2 || (strcmp(argv[1], "start") && strcmp(argv[1], "stop"))) {
-			return rpmsctl_control_usage_error("session: expected 'start' or 'stop'");
-		}
-		cmd = !strcmp(argv[1], "start") ? "session_start" : "session_stop";
-		argc--;
-		argv++;
-	}
-	ret = rpmsctl_control_options(argc, argv, &o, !strcmp(cmd, "session_start"));
+	ret = rpmsctl_control_options(argc, argv, &o, session);
 	if (ret != 0) {
 		return ret < 0 ? RPMSCTL_CONTROL_OK : ret;
+	}
+	/* "session start|stop": the second word, wherever the options were */
+	if (session) {
+		if (optind >= argc || (strcmp(argv[optind], "start") && strcmp(argv[optind], "stop"))) {
+			return rpmsctl_control_usage_error("session: expected 'start' or 'stop'");
+		}
+		cmd = !strcmp(argv[optind], "start") ? "session_start" : "session_stop";
+		optind++;
+		if (strcmp(cmd, "session_start") && (o.patient_id || o.session_id)) {
+			return rpmsctl_control_usage_error("%s: only for 'session start'",
+							   o.patient_id ? "--patient" : "--session");
+		}
 	}
 	req = json_pack("{s:s}", "cmd", cmd);
 	if (!req) {

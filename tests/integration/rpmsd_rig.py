@@ -64,12 +64,13 @@ def section_value(config_text, section, key):
     return None
 
 
-def demo_config(endpoint, extra=None, pulse_log=None):
-    """The demo configuration with the endpoint (and optionally more keys)
-    replaced, and the recording path made absolute."""
+def demo_config(endpoint, extra=None, pulse_log=None, name="demo.conf"):
+    """The demo configuration (or another of config/, @name) with the
+    endpoint (and optionally more keys) replaced, and the recording path
+    made absolute."""
     lines = []
     section = None
-    with open(os.path.join(SOURCE, "config", "demo.conf")) as f:
+    with open(os.path.join(SOURCE, "config", name)) as f:
         for raw in f:
             line = raw.rstrip("\n")
             s = line.strip()

@@ -254,7 +254,8 @@ def test_rpmsctl_tail_json_against_daemon():
     port = rig.free_port()
     endpoint = "tcp://127.0.0.1:%d" % port
     p = conf("tail.conf", rig.demo_config(endpoint))
-    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--json",
+    # options before the command, as after it
+    tail = subprocess.Popen([rig.RPMSCTL, "--endpoint", endpoint, "--json", "tail",
                              "--topic", "rpms.stim", "--count", "15", "--timeout", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
@@ -267,19 +268,146 @@ def test_rpmsctl_tail_json_against_daemon():
     check([x["seq"] for x in lines] == list(range(15)), out)
 
 
+def tail_lines(tail):
+    """rpmsctl tail's lines up to the daemon's "stopping" (it has exited)."""
+    lines = []
+    for line in tail.stdout:
+        lines.append(line.rstrip("\n"))
+        if "stopping" in line:
+            break
+    tail.terminate()
+    _, err = tail.communicate(timeout=30)
+    check(lines, "rpmsctl tail printed nothing: %s" % err)
+    return lines
+
+
+def line_times(lines):
+    import re
+    times = [float(m.group(1)) for m in (re.match(r"\s*(\d+\.\d{3}) s  ", ln) for ln in lines)
+             if m]
+    check(len(times) == len(lines), "a line without a time:\n%s" % "\n".join(lines))
+    check(times == sorted(times), "time goes back:\n%s" % "\n".join(lines))
+    return times
+
+
 def test_rpmsctl_human_lines():
     endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
-    p = conf("human.conf", rig.demo_config(endpoint))
+    rec = tempfile.mkdtemp(dir=TMP)
+    # the session recording (rpms.record) and the EMG stream (rpms.emg) on
+    p = conf("human.conf", rig.demo_config(endpoint, extra={
+        ("record", "directory"): rec, ("publish", "emg_stream"): "true"}))
     tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
-    tail.terminate()
-    out, _ = tail.communicate(timeout=30)
     check(d.returncode == 0, d.stderr)
+    # what the daemon sent before it exited may still be on its way: up to "stopping"
+    out = "\n".join(tail_lines(tail)) + "\n"
     for frag in ("calibrated    ch0", "burst onset   ch0  onset at 15.446 s",
                  "pulse 1/5     train 1", "pulse 5/5     train 3", "burst offset  ch0",
-                 "source        opened: 1 channel(s) at 1000 Hz, 8-frame blocks, time from recording"):
+                 "source        opened: 1 channel(s) at 1000 Hz, 8-frame blocks, time from recording",
+                 "record        opened "):
         check(frag in out, "%r not in:\n%s" % (frag, out))
+    # rpms.emg is a stream, shown only when asked for (as heartbeats)
+    check("rpms.emg" not in out and "frames" not in out, out)
+
+
+def test_rpmsctl_tail_causal_order():
+    """Events come in the order they happened, whichever thread made them:
+    in the demo's fast replay a train's pulses follow its onset and come
+    before the next onset (not every burst first), and the time column
+    never goes back."""
+    import re
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    p = conf("order.conf", rig.demo_config(endpoint))
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
+    check(d.returncode == 0, d.stderr)
+    human = tail_lines(tail)
+    line_times(human)
+
+    def at(pattern):
+        for i, ln in enumerate(human):
+            if re.search(pattern, ln):
+                return i
+        raise AssertionError("no line %r in:\n%s" % (pattern, "\n".join(human)))
+
+    for train in (1, 2, 3):
+        check(at(r"burst onset .* -> train %d requested" % train) <
+              at(r"pulse 1/5 +train %d " % train) < at(r"pulse 5/5 +train %d " % train),
+              "train %d out of order:\n%s" % (train, "\n".join(human)))
+    check(at(r"pulse 5/5 +train 1 ") < at(r"-> train 2 requested"),
+          "bursts before pulses:\n%s" % "\n".join(human))
+
+
+def test_rpmsctl_tail_time_base():
+    """One time base: every line of rpmsctl tail is at its event's t_rec_s,
+    pulses included (they were at t_actual_s, the session clock). A paced
+    run (6 s, a train at 3 s and at 5 s) watched by rpmsctl tail and by a
+    Python subscriber at once: the same events, in the same order, in
+    recording order, each onset before its pulses."""
+    import json
+    import random
+    import zmq
+    rec = os.path.join(TMP, "bursts.txt")
+    rng = random.Random(7)
+    with open(rec, "w") as f:
+        f.write("# Sampling Rate (Hz):= 1000.00\n")
+        for i in range(6000):
+            t = i / 1000.0
+            f.write("%.2f\n" % rng.gauss(0.0, 200.0 if t >= 3 and (t - 3) % 2 < 0.4 else 10.0))
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    import re
+    text = rig.demo_config(endpoint, extra={("detect", "calibration_s"): "1",
+                                            ("publish", "heartbeat_s"): "0.25"})
+    text, n = re.subn(r"(?m)^file = .*$", "file = " + rec, text)
+    check(n == 1, text)
+    p = conf("timebase.conf", text)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
+    sub.connect(endpoint)
+    d = subprocess.Popen([rig.RPMSD, "--config", p, "--wait-subscriber=20"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the Python subscriber starts the daemon; the tail joins within the first
+    # second, long before the first burst at 3 s
+    msgs = []
+    while not sub.poll(100):
+        if d.poll() is not None:
+            raise AssertionError("rpmsd exited: %s" % d.communicate()[1])
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        if sub.poll(200):
+            topic, body = sub.recv_multipart()[:2]
+            msgs.append((topic.decode(), json.loads(body)))
+            if msgs[-1][0] == "rpms.state" and msgs[-1][1]["state"] == "stopping":
+                break
+        if d.poll() is not None and not sub.poll(2000):
+            raise AssertionError("no 'stopping':\n%s" % d.communicate()[1])
+    out, err = d.communicate(timeout=60)
+    check(d.returncode == 0, err)
+    human = tail_lines(tail)
+    times = line_times(human)
+    sub.close(linger=0)
+    ctx.term()
+    events = [(t, b) for t, b in msgs if t not in ("rpms.heartbeat", "rpms.emg")]
+    check(len(events) >= len(human) > 15 and
+          sum(1 for t, _ in events[-len(human):] if t == "rpms.stim") == 10,
+          "%d events, %d lines:\n%s" % (len(events), len(human), "\n".join(human)))
+    # the tail saw the same events, from some point on: its lines are their times
+    mine = events[-len(human):]
+    check(["%.3f" % b["t_rec_s"] for _, b in mine] == ["%.3f" % t for t in times],
+          "the time column is not t_rec_s:\n%s\n%s" % ("\n".join(human),
+                                                      [b["t_rec_s"] for _, b in mine]))
+    samples = [b["sample"] for _, b in events]
+    check(samples == sorted(samples), "not in recording order: %r" % samples)
+    for i, (t, b) in enumerate(events):
+        if t == "rpms.burst" and b.get("action") == "requested":
+            first = [j for j, (u, c) in enumerate(events)
+                     if u == "rpms.stim" and c["train_id"] == b["train_id"]]
+            check(first and first[0] > i, "train %d: a pulse before its onset" % b["train_id"])
 
 
 def test_sigint_while_waiting_for_subscriber():
@@ -309,6 +437,73 @@ def test_systemd_unit_verifies():
         f.write(unit)
     r = subprocess.run(["systemd-analyze", "verify", path], capture_output=True, text=True)
     check(r.returncode == 0 and not r.stderr.strip(), "verify: %d %s" % (r.returncode, r.stderr))
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fds = [os.open(p, os.O_RDWR | os.O_CREAT, 0o640) for p in sys.argv[3:]]
+fcntl.lockf(fds[0], fcntl.LOCK_EX | fcntl.LOCK_NB)      # as apt locks them
+fcntl.lockf(fds[1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+time.sleep(float(sys.argv[1]))
+os.close(fds[0])                                        # the package lists first
+time.sleep(float(sys.argv[2]) - float(sys.argv[1]))
+"""
+
+
+def test_deps_waits_for_apt_locks():
+    """scripts/deps.sh waits while another apt holds apt's locks (the package
+    lists' during an update, then dpkg's), instead of giving up at once.
+    Real apt-get and dpkg-query on private copies of their state (APT_CONFIG,
+    DPKG_ADMINDIR): no network, nothing installed, the system's apt state
+    and locks untouched. dpkg-query is shown ninja-build missing, so deps.sh
+    goes to apt; apt sees it installed, so its install has nothing to do."""
+    import shutil
+    import time
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("skip: needs root and apt-get", flush=True)
+        return
+    with open("/var/lib/dpkg/status") as f:
+        stanzas = f.read().split("\n\n")
+    if not any(x.startswith("Package: ninja-build\n") for x in stanzas):
+        print("skip: ninja-build is not installed", flush=True)
+        return
+    t = tempfile.mkdtemp(dir=TMP)
+    for d in ("adm-query", "adm-apt", "state/lists/partial", "cache/archives/partial",
+              "sources.list.d", "log"):
+        os.makedirs(os.path.join(t, d))
+    with open(os.path.join(t, "adm-query", "status"), "w") as f:
+        f.write("\n\n".join(x for x in stanzas if not x.startswith("Package: ninja-build\n")))
+    shutil.copy("/var/lib/dpkg/status", os.path.join(t, "adm-apt", "status"))
+    open(os.path.join(t, "sources.list"), "w").close()
+    apt_conf = os.path.join(t, "apt.conf")
+    with open(apt_conf, "w") as f:
+        f.write('Dir::State "%s/state/";\nDir::State::Lists "lists/";\n'
+                'Dir::State::status "%s/adm-apt/status";\nDir::Etc::sourcelist "%s/sources.list";\n'
+                'Dir::Etc::sourceparts "%s/sources.list.d";\nDir::Cache "%s/cache/";\n'
+                'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\nDir::Log "%s/log";\n'
+                % ((t,) * 6))
+    env = dict(os.environ, APT_CONFIG=apt_conf, DPKG_ADMINDIR=os.path.join(t, "adm-query"))
+    # another apt: the lists locked for 3 s, dpkg for 6 s
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", HOLD_LOCK, "3", "6",
+                               os.path.join(t, "state", "lists", "lock"),
+                               os.path.join(t, "adm-apt", "lock-frontend")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        check(holder.stdout.readline().strip() == "locked", "the lock holder failed")
+        start = time.monotonic()
+        r = subprocess.run([os.path.join(rig.SOURCE, "scripts", "deps.sh"), "build"],
+                           capture_output=True, text=True, timeout=300, env=env)
+        took = time.monotonic() - start
+    finally:
+        holder.kill()
+        holder.wait()
+    check(r.returncode == 0, "deps.sh gave up (%d after %.1f s):\n%s" % (r.returncode, took,
+                                                                       r.stderr))
+    check("installing: ninja-build" in r.stderr and "another apt is running" in r.stderr,
+          r.stderr)
+    # it waited for dpkg's lock too (it was free only after 6 s)
+    check(took >= 5.0, "deps.sh was done in %.1f s with dpkg locked for 6 s" % took)
 
 
 def test_rpmsctl_errors():
@@ -342,7 +537,10 @@ if __name__ == "__main__":
         test_plugin_keys,
         test_rpmsctl_tail_json_against_daemon,
         test_rpmsctl_human_lines,
+        test_rpmsctl_tail_causal_order,
+        test_rpmsctl_tail_time_base,
         test_sigint_while_waiting_for_subscriber,
         test_systemd_unit_verifies,
         test_rpmsctl_errors,
+        test_deps_waits_for_apt_locks,
     ])

@@ -14,6 +14,7 @@ docs/control.schema.json.
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -216,6 +217,22 @@ class Daemon:
                 validate_events.check_body(EVENTS, topic, body)
             except validate_events.Invalid as e:
                 raise AssertionError("%s %r: %s" % (topic, body, e))
+        # Published in recording order whichever thread made them, so a train's
+        # onset before its pulses (what the publisher makes itself aside).
+        made = [(t, b) for t, b, _ in self.messages if t in (
+            "rpms.burst", "rpms.stim", "rpms.safety", "rpms.source") or
+            (t == "rpms.state" and b["state"] != "overflow")]
+        samples = [b["sample"] for _, b in made]
+        check(samples == sorted(samples), "events out of recording order: %r" %
+              [(t, b["sample"]) for t, b in made])
+        first = {}
+        for i, (t, b) in enumerate(made):
+            if t == "rpms.stim":
+                first.setdefault(b["train_id"], i)
+        for i, (t, b) in enumerate(made):
+            if t == "rpms.burst" and b.get("action") == "requested":
+                check(first.get(b["train_id"], len(made)) > i,
+                      "a pulse of train %d before its onset" % b["train_id"])
         self.out.seek(0)
         return self.out.read()
 
@@ -704,6 +721,54 @@ def test_rpmsctl():
         d.stop()
 
 
+def test_rpmsctl_options_anywhere():
+    """Options before the command work as after it (as git and systemctl
+    take them): global options first, a command's own options after it, or
+    any mix; misuse is still a usage error (exit 2)."""
+    d = Daemon()
+    ep = d.control
+    try:
+        r = rpmsctl("-e", ep, "status")
+        check(r.returncode == 0 and "armed:        no" in r.stdout, r)
+        r = rpmsctl("--endpoint=" + ep, "--json", "status")
+        check(r.returncode == 0 and json.loads(r.stdout)["ok"], r)
+        r = rpmsctl("-j", "-T", "5", "-e", ep, "set", "intensity_pct=35")
+        check(r.returncode == 0 and json.loads(r.stdout)["result"]["protocol"]["intensity_pct"]
+              == 35, r)
+        r = rpmsctl("-e", ep, "set", "-T", "5", "train_pulses=4", "--json")
+        check(r.returncode == 0 and json.loads(r.stdout)["result"]["protocol"]["train_pulses"]
+              == 4, r)
+        r = rpmsctl("-e", ep, "session", "start", "--patient", "P1", "--session", "S1")
+        check(r.returncode == 0 and "patient P1, session S1" in r.stdout, r)
+        r = rpmsctl("-e", ep, "session", "stop")
+        check(r.returncode == 0 and "session stopped" in r.stdout, r)
+        r = rpmsctl("--patient", "P2", "-e", ep, "session", "--session", "S2", "start")
+        check(r.returncode == 0 and "patient P2, session S2" in r.stdout, r)
+        r = rpmsctl("--timeout", "5", "session", "stop", "-e", ep)
+        check(r.returncode == 0 and "patient P2, session S2" in r.stdout, r)
+        r = rpmsctl("-e", ep, "--", "status")
+        check(r.returncode == 0 and "armed:" in r.stdout, r)
+        r = rpmsctl("-e", ep, "--help")
+        check(r.returncode == 0 and "session start --patient ID --session ID" in r.stdout, r)
+        r = rpmsctl("--version")
+        check(r.returncode == 0 and r.stdout.startswith("rpmsctl "), r)
+        for args, msg in ((["-e"], "option '-e' needs a value"),
+                          (["-e", ep], "missing command"),
+                          (["-x", "status"], "unknown option '-x'"),
+                          (["--bogus", "status"], "unknown or ambiguous option '--bogus'"),
+                          (["-e", ep, "bogus"], "unknown command 'bogus'"),
+                          (["-e", ep, "keygen", os.path.join(TMP, "k")], "keygen: takes no options"),
+                          (["-e", ep, "session", "stop", "--patient", "P"],
+                           "--patient: only for 'session start'"),
+                          (["-e", ep, "session", "--patient", "P"], "expected 'start' or 'stop'"),
+                          (["-e", ep, "arm", "now"], "unexpected argument 'now'")):
+            r = rpmsctl(*args)
+            check(r.returncode == 2 and msg in r.stderr, "%r: %r" % (args, r))
+        check(not os.path.exists(os.path.join(TMP, "k")), "keygen ran")
+    finally:
+        d.stop()
+
+
 def keygen(directory, name):
     path = os.path.join(directory, name)
     r = rpmsctl("keygen", path)
@@ -757,19 +822,70 @@ def test_curve():
         check(s.poll(int(REPLY_S * 1000)), "no reply to the allowed pyzmq client")
         reply = s.recv_json()
         check(reply["ok"] and reply["result"]["armed"], reply)
+        # the allowed key, but the wrong server key: fails before the key is checked
+        w = ctx.socket(zmq.REQ)
+        w.setsockopt(zmq.LINGER, 0)
+        w.curve_secretkey = secret.encode()
+        w.curve_publickey = zmq.curve_public(secret.encode())
+        w.curve_serverkey = zmq.curve_keypair()[0]
+        w.connect(ep)
+        w.send_json({"cmd": "arm"})
+        check(not w.poll(1000), "a client with the wrong server key was answered")
+        w.close()
+        # Not a ZeroMQ client: a CURVE greeting, then a malformed command. It waits
+        # a moment after connecting, so that its address is read before libzmq
+        # drops it (nothing observable says when the daemon has read it).
+        import socket
+        host, port = ep[len("tcp://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=REPLY_S) as raw:
+            raw_port = raw.getsockname()[1]
+            time.sleep(1.0)
+            raw.sendall(b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00" + b"CURVE".ljust(20, b"\x00")
+                        + b"\x00" * 32 + b"\x04\x07garbage")
+            raw.settimeout(REPLY_S)
+            try:
+                while raw.recv(4096):
+                    pass
+            except OSError:
+                pass
+        # every kind has been logged
+        d.wait_for(lambda: all(x in d.stderr() for x in (
+            "wrong server public key", "protocol error", "is not in control.curve_allowed_keys"))
+            and ("does not use CURVE" in d.stderr() or "hung up during the handshake"
+                 in d.stderr()), 20, "refusals not logged")
         s.send_json({"cmd": "status"})
         check(s.poll(int(REPLY_S * 1000)), "no status reply")
         st = s.recv_json()["result"]
-        check(st["armed"] and st["control"]["curve"] and st["control"]["clients_refused"] >= 2, st)
+        check(st["armed"] and st["control"]["curve"], st)
+        # Clients, not handshakes: the unknown key, which ZeroMQ retried for 2 s, is
+        # one; the clients without a key from 127.0.0.1 (no CURVE, the wrong server
+        # key, not ZeroMQ) are another (one more if one's address could not be read).
+        ctl = st["control"]
+        print("refusals: %d clients, %d handshakes" % (ctl["clients_refused"],
+                                                      ctl["handshakes_refused"]), flush=True)
+        check(ctl["clients_refused"] in (2, 3) and
+              ctl["handshakes_refused"] > ctl["clients_refused"] + 1, ctl)
+        r = rpmsctl("status", "-e", ep, "--server-key", server_pub, "--secret-key", good)
+        check(r.returncode == 0 and re.search(r"\d clients refused \(\d+ handshakes\)",
+                                              r.stdout), r.stdout)
         s.close()
         ctx.term()
     finally:
         d.stop()
     log = d.stderr()
     check("CURVE: server public key %s, 2 client key(s) allowed" % server_pub in log, log)
-    check("control: refused a client from 127.0.0.1" in log and bad_pub in log and
-          "is not in control.curve_allowed_keys" in log, log)
-    check("handshake failed" in log, log)
+    lines = [ln for ln in log.splitlines() if "control: refused client" in ln]
+    peer = r"(127\.0\.0\.1:\d+|\(address unknown[^)]*\))"
+    check(any("refused client 127.0.0.1: its CURVE public key %s is not in "
+              "control.curve_allowed_keys" % bad_pub in ln for ln in lines), log)
+    check(any(re.search(r"refused client %s: (it does not use CURVE|it hung up during the "
+                        r"handshake)" % peer, ln) for ln in lines), log)
+    check(any(re.search(r"refused client %s: its CURVE handshake cannot be decrypted: it was "
+                        r"given the wrong server public key \(this server's is %s\)"
+                        % (peer, re.escape(server_pub)), ln) for ln in lines), log)
+    check(any("refused client 127.0.0.1:%d: protocol error: a malformed handshake command"
+              % raw_port in ln for ln in lines), log)
+    check(not any("code 0x" in ln or "event 0x" in ln for ln in lines), log)
     check(good_pub not in log.replace("server public key", ""), "the allowed key was refused")
 
 
@@ -802,8 +918,124 @@ def test_exposed_or_bad_keys_are_refused_at_start():
     check_config_refused(conf, "readable by others (mode 0644")
 
 
+def check_config_ok(conf):
+    r = subprocess.run([rig.RPMSD, "--check-config", write_conf(conf)], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, "--check-config refused: %s" % r.stderr)
+
+
+def test_allowlist_must_be_trusted():
+    """D5: a key dropped into a directory others may write (or a directory
+    on the way to it, or a file of it) would arm the coil: such an
+    allowlist is refused at --check-config and at start, naming the path
+    and what is wrong. Sticky directories on the way (/tmp) are fine."""
+    tmp = tempfile.mkdtemp(dir=TMP)
+    outer = os.path.join(tmp, "outer")
+    keys = os.path.join(outer, "clients")
+    os.makedirs(keys)
+    os.chmod(outer, 0o755)
+    os.chmod(keys, 0o755)
+    lab = os.path.join(keys, "lab")
+    with open(lab, "w") as f:
+        f.write("%s lab-pc\n" % keygen(tmp, "lab.key")[1])
+    os.chmod(lab, 0o644)
+    conf, _ = curve_conf(tmp, keys)
+    check_config_ok(conf)
+    for mode, what in ((0o777, "writable by its group and anyone (mode 0777"),
+                       (0o757, "writable by anyone (mode 0757"),
+                       (0o775, "writable by its group (mode 0775"),
+                       (0o1777, "writable by its group and anyone (mode 1777")):
+        os.chmod(keys, mode)
+        check_config_refused(conf, "control.curve_allowed_keys: %s: %s" % (keys, what))
+    os.chmod(keys, 0o755)
+    # a directory on the way that others may write: they could swap the list
+    os.chmod(outer, 0o777)
+    check_config_refused(conf, "control.curve_allowed_keys: %s: the directory %s on its way "
+                         "is writable by its group and anyone (mode 0777" % (keys, outer))
+    os.chmod(outer, 0o1777)     # sticky, as /tmp: others cannot rename what is not theirs
+    check_config_ok(conf)
+    os.chmod(outer, 0o755)
+    # a key file of the directory, or the single allowlist file
+    os.chmod(lab, 0o664)
+    check_config_refused(conf, "control.curve_allowed_keys: %s: writable by its group "
+                         "(mode 0664" % lab)
+    conf_file = json.loads(json.dumps(conf))
+    conf_file["control"]["curve_allowed_keys"] = lab
+    check_config_refused(conf_file, "control.curve_allowed_keys: %s: writable by its group "
+                         "(mode 0664" % lab)
+    os.chmod(lab, 0o644)
+    # a link in the directory to a key in a place anyone may write
+    wild = tempfile.mkdtemp(dir=TMP)
+    os.chmod(wild, 0o777)
+    with open(os.path.join(wild, "k"), "w") as f:
+        f.write("%s\n" % keygen(tmp, "wild.key")[1])
+    os.symlink(os.path.join(wild, "k"), os.path.join(keys, "wild"))
+    check_config_refused(conf, "the directory %s on its way is writable by its group and "
+                         "anyone" % wild)
+    os.unlink(os.path.join(keys, "wild"))
+    check_config_ok(conf)
+    if os.geteuid() == 0:
+        # owned by someone else than root and the daemon's user
+        os.chown(lab, 65534, 65534)
+        check_config_refused(conf, "control.curve_allowed_keys: %s: %s is owned by uid 65534 "
+                             "(allowed: root or the daemon's user" % (lab, lab))
+        os.chown(lab, 0, 0)
+        os.chown(keys, 65534, 65534)
+        check_config_refused(conf, "control.curve_allowed_keys: %s: %s is owned by uid 65534"
+                             % (keys, keys))
+        os.chown(keys, 0, 0)
+    else:
+        print("skip: the ownership cases need root", flush=True)
+    check_config_ok(conf)
+
+
+def test_ipc_endpoint_never_deletes_a_file():
+    """D9: libzmq removes whatever is at an ipc path before it binds. A
+    path that holds anything but a socket is refused, for control.endpoint
+    and publish.endpoint, at --check-config and at start, and left as it
+    was; a stale socket (its daemon gone) is replaced."""
+    tmp = tempfile.mkdtemp(dir=TMP)
+    precious = os.path.join(tmp, "notes.txt")
+    with open(precious, "w") as f:
+        f.write("patient notes\n")
+    folder = os.path.join(tmp, "folder")
+    os.mkdir(folder)
+    link = os.path.join(tmp, "link")
+    os.symlink(precious, link)
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    cases = ((precious, "a regular file"), (folder, "a directory"), (link, "a symbolic link"),
+             (fifo, "a FIFO"))
+    for key in ("control", "publish"):
+        for path, kind in cases:
+            conf = base_conf()
+            conf[key]["endpoint"] = "ipc://" + path
+            check_config_refused(conf, "%s.endpoint: ipc://%s: %s is %s, not a socket: rpmsd "
+                                 "will not replace it" % (key, path, path, kind))
+    with open(precious) as f:
+        check(f.read() == "patient notes\n", "the file was changed")
+    check(os.path.islink(link) and os.path.isdir(folder) and os.path.exists(fifo),
+          "something was removed")
+    # a socket nobody listens on (a daemon that died) is replaced
+    import socket
+    stale = os.path.join(tmp, "stale")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(stale)
+    s.close()
+    conf = base_conf()
+    conf["control"]["endpoint"] = "ipc://" + stale
+    check_config_ok(conf)
+    d = Daemon(conf)
+    try:
+        check(d.ok({"cmd": "status"})["control"]["endpoint"] == "ipc://" + stale, "not bound")
+    finally:
+        d.stop()
+
+
 def test_ipc_in_use_is_not_taken_over():
-    d = Daemon()
+    conf = base_conf()
+    conf["publish"]["endpoint"] = "ipc://%s/events" % tempfile.mkdtemp(dir=TMP)
+    d = Daemon(conf)
     try:
         conf = base_conf()
         conf["control"]["endpoint"] = d.control
@@ -811,9 +1043,22 @@ def test_ipc_in_use_is_not_taken_over():
         r = subprocess.run([rig.RPMSD, "--config", path, "--fast"], capture_output=True,
                            text=True, timeout=60)
         check(r.returncode == 1 and "is in use by another process" in r.stderr, r.stderr)
+        # --check-config of the running daemon's own configuration passes
+        check_config_ok(conf)
         check(d.ok({"cmd": "status"})["control"]["endpoint"] == d.control, "taken over")
         mode = os.stat(d.control[len("ipc://"):]).st_mode & 0o777
         check(mode == 0o660, "socket mode %o" % mode)
+        # the event socket is not taken over either
+        conf = base_conf()
+        conf["publish"]["endpoint"] = d.conf["publish"]["endpoint"]
+        r = subprocess.run([rig.RPMSD, "--config", write_conf(conf), "--fast"],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and "publish.endpoint: %s is in use by another process"
+              % d.conf["publish"]["endpoint"] in r.stderr, r.stderr)
+        t = time.monotonic()
+        d.ok({"cmd": "calibrate"})
+        d.wait_for(lambda: d.of("rpms.state", since=t, state="calibrating"), 10,
+                   "the first daemon's events stopped")
     finally:
         d.stop()
 
@@ -828,6 +1073,73 @@ def test_default_endpoint_without_runtime_dir():
                        capture_output=True, text=True, timeout=120)
     check(r.returncode == 0, r.stderr)
     check("running WITHOUT a control socket" in r.stderr, r.stderr)
+
+
+def doc_block(path, after):
+    """The indented code block that follows the line containing @after (and
+    the prose up to it) in @path: its lines, unindented."""
+    with open(path) as f:
+        text = f.read()
+    i = text.index(after)
+    lines, started = [], False
+    for line in text[i:].splitlines()[1:]:
+        if line.startswith("    "):
+            started = True
+            lines.append(line[4:])
+        elif started and line.strip():
+            break
+    check(lines, "no code block after %r in %s" % (after, path))
+    return lines
+
+
+def test_documented_session_example():
+    """docs/control.md's rpmsctl session example, run as it is written (the
+    control port aside) against config/control-demo.conf, the configuration
+    the page tells a new user to start: every command must succeed. (With
+    config/demo.conf, which arms at start, session start is refused.)"""
+    doc = os.path.join(rig.SOURCE, "docs", "control.md")
+    start = doc_block(doc, "To try it from a clone")
+    check(any("rpmsd --config config/control-demo.conf" in ln for ln in start), start)
+    block = doc_block(doc, "Then, in another terminal")
+    check(block[0] == "export RPMSD_CONTROL=tcp://127.0.0.1:5561", block)
+    check(any(ln.startswith("rpmsctl session start") for ln in block), block)
+    # the port the page names is control-demo.conf's
+    demo = os.path.join(rig.SOURCE, "config", "control-demo.conf")
+    check(rig.section_value(open(demo).read(), "control", "endpoint") ==
+          "tcp://127.0.0.1:5561", "control-demo.conf's endpoint is not the documented one")
+    ep = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(), name="control-demo.conf",
+                           extra={("control", "endpoint"): ep})
+    path = os.path.join(tempfile.mkdtemp(dir=TMP), "control-demo.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    log = open(path + ".stderr", "w+")
+    proc = subprocess.Popen([rig.RPMSD, "--config", path], stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        # up and answering (the page's first command waits 5 s at most)
+        end = time.monotonic() + 60
+        while rpmsctl("status", "-e", ep, "--timeout", "1").returncode != 0:
+            check(proc.poll() is None and time.monotonic() < end, "rpmsd did not come up")
+        script = "set -eu\n" + "\n".join(ln.replace("tcp://127.0.0.1:5561", ep)
+                                          for ln in block) + "\n"
+        env = dict(os.environ)
+        env["PATH"] = os.path.join(rig.BUILD, "tools") + os.pathsep + env["PATH"]
+        env.pop("RPMSD_CONTROL", None)
+        r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                           timeout=120, env=env, cwd=rig.SOURCE)
+        check(r.returncode == 0, "the documented example failed (%d):\n%s\n%s\n%s"
+              % (r.returncode, script, r.stdout, r.stderr))
+        out = r.stdout
+        for frag in ("armed:        no", "session started: patient P-017, session 2026-11-27a",
+                     "\narmed\n", "set, from the next train", "35 %", "\ndisarmed\n",
+                     "session stopped: patient P-017, session 2026-11-27a"):
+            check(frag in out, "%r not in:\n%s" % (frag, out))
+        check(out.splitlines()[-1].isdigit(), out)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.seek(0)
+    check(proc.returncode == 0, log.read())
 
 
 def test_example_client():
@@ -861,9 +1173,13 @@ if __name__ == "__main__":
         test_calibrate,
         test_acquisition_and_coil_in_heartbeat,
         test_rpmsctl,
+        test_rpmsctl_options_anywhere,
         test_curve,
         test_exposed_or_bad_keys_are_refused_at_start,
+        test_allowlist_must_be_trusted,
+        test_ipc_endpoint_never_deletes_a_file,
         test_ipc_in_use_is_not_taken_over,
         test_default_endpoint_without_runtime_dir,
+        test_documented_session_example,
         test_example_client,
     ])

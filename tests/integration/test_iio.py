@@ -167,8 +167,9 @@ def test_missing_channel_and_device():
                   "that can be streamed (channels: voltage0)" in r.stderr, r.stderr)
         p = conf("[source]\ntype = iio\ndevice = nosuch\nchannels = voltage0\n")
         r = subprocess.run([rig.RPMSD, "--check-config", p], capture_output=True, text=True)
-        check(r.returncode == 1 and "source.device: no IIO device 'nosuch' at 'local:'"
-              in r.stderr, r.stderr)
+        # the devices that exist are listed, as the README promises (not "(1 devices)")
+        check(r.returncode == 1 and "source.device: no IIO device 'nosuch' at 'local:' "
+              "(allowed: a name, id or index of 0: iio:device0 (emg-sim))" in r.stderr, r.stderr)
 
 
 def test_padded_layout_refused():
