@@ -1131,6 +1131,7 @@ static json_t *control_record_start(struct control *c, const char *patient, cons
 static json_t *control_session_start(struct control *c, const struct control_request *req,
 				     struct control_error *err)
 {
+	json_t *rec;
 	bool active;
 
 	pthread_mutex_lock(&c->lock);
@@ -1146,6 +1147,14 @@ static json_t *control_session_start(struct control *c, const struct control_req
 			     "disarmed, and its pulse count, safety.max_session_pulses, starts at 0)");
 		return NULL;
 	}
+	/*
+	 * The new file first, then the session: closing the previous file waits
+	 * for its last events to reach the recorder (publish_flush, which can
+	 * take the publisher's reorder hold), and the new file starts with the
+	 * EMG block the recorder has then; a session marked before that would
+	 * begin before its own file.
+	 */
+	rec = control_record_start(c, req->patient_id, req->session_id);
 	stim_new_session(c->stim);
 	pthread_mutex_lock(&c->lock);
 	c->in_session = true;
@@ -1154,7 +1163,7 @@ static json_t *control_session_start(struct control *c, const struct control_req
 	pthread_mutex_unlock(&c->lock);
 	control_push_session(c, true, req->patient_id, req->session_id, 0);
 	return json_pack("{s:o, s:o}", "session", control_ids_json(req->patient_id, req->session_id),
-			 "recording", control_record_start(c, req->patient_id, req->session_id));
+			 "recording", rec);
 }
 
 static json_t *control_session_stop(struct control *c, struct control_error *err)
