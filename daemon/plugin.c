@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -180,6 +181,7 @@ int plugin_load(const struct rpmsd_config *cfg, const char *name,
 	char tried[2048];
 	struct plugin *p;
 	rpmsd_coil_entry_fn entry;
+	struct stat st;
 	int ret;
 
 	if (!plugin_name_ok(name)) {
@@ -198,6 +200,12 @@ int plugin_load(const struct rpmsd_config *cfg, const char *name,
 	if (ret < 0) {
 		snprintf(err, errlen, "coil plugin '%s': %s.so not found (searched: %s)", name,
 			 name, tried[0] ? tried : "nothing");
+		goto err_free;
+	}
+	/* dlopen of a FIFO would block the start, and of a device read it */
+	if (stat(p->path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "coil plugin '%s': %s is not a regular file", name, p->path);
+		ret = -ENOEXEC;
 		goto err_free;
 	}
 	p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);

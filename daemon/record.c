@@ -196,11 +196,12 @@ int record_repair(const char *path, uint64_t valid_bytes, uint64_t *records)
 	uint64_t size;
 	int fd, ret;
 
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		return -errno;
 	}
-	ret = fstat(fd, &sb) < 0 ? -errno : record_layout(fd, &hdr, &rec, &count);
+	ret = fstat(fd, &sb) < 0 ? -errno : !S_ISREG(sb.st_mode) ? -EINVAL
+	      : record_layout(fd, &hdr, &rec, &count);
 	if (ret < 0) {
 		goto out;
 	}
@@ -264,6 +265,7 @@ static void record_repair_dir(struct record *r)
 {
 	char path[CONFIG_PATH_MAX + 256], head[RECORD_EDF_HDR];
 	struct dirent *de;
+	struct stat sb;
 	uint64_t k;
 	size_t n;
 	DIR *d;
@@ -280,8 +282,14 @@ static void record_repair_dir(struct record *r)
 			continue;
 		}
 		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* a FIFO under that name must not block the start: regular files only */
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd < 0) {
+			continue;
+		}
+		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			log_warn("recording: %s is not a regular file: not looked at", path);
+			close(fd);
 			continue;
 		}
 		ret = pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1064,12 +1065,38 @@ static int gpio_cmp_latency(const void *a, const void *b)
 	return (lx > ly) - (lx < ly);
 }
 
+/*
+ * fopen(@path, "w") for a regular file only: a FIFO there would block the
+ * close (the daemon's shutdown) until someone reads it.
+ */
+static FILE *gpio_create(const char *path)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) < 0) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+	}
+	return f;
+}
+
 static void gpio_write_estop_log(struct gpio *g)
 {
 	FILE *f;
 	size_t i;
 
-	f = fopen(g->estop_log, "w");
+	f = gpio_create(g->estop_log);
 	if (!f) {
 		g->host->log(g->host->ctx, RPMSD_COIL_LOG_ERR, "cannot write estop_log %s: %s",
 			     g->estop_log, strerror(errno));

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,10 +250,37 @@ static void sim_estop_stop(struct sim *s)
 	}
 }
 
+/*
+ * fopen(@path, "w") for a regular file only: a FIFO there would block the
+ * close (the daemon's shutdown) until someone reads it. O_NONBLOCK makes
+ * that open fail or return at once.
+ */
+static FILE *sim_create(const char *path)
+{
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || ftruncate(fd, 0) < 0) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+	}
+	return f;
+}
+
 static void sim_write_estops(struct sim *s)
 {
 	size_t i, n = atomic_load(&s->estop_len);
-	FILE *f = fopen(s->estop_log_path, "w");
+	FILE *f = sim_create(s->estop_log_path);
 
 	if (!f) {
 		s->host->log(s->host->ctx, RPMSD_COIL_LOG_ERR, "cannot write estop_log %s: %s",
@@ -447,7 +475,7 @@ static void sim_write_log(struct sim *s)
 	FILE *f;
 	size_t i;
 
-	f = fopen(s->log_path, "w");
+	f = sim_create(s->log_path);
 	if (!f) {
 		s->host->log(s->host->ctx, RPMSD_COIL_LOG_ERR, "cannot write pulse_log %s: %s",
 			     s->log_path, strerror(errno));

@@ -461,13 +461,11 @@ def test_deps_waits_for_apt_locks():
     import shutil
     import time
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("skip: needs root and apt-get", flush=True)
-        return
+        raise rig.Skip("needs root and apt-get")
     with open("/var/lib/dpkg/status") as f:
         stanzas = f.read().split("\n\n")
     if not any(x.startswith("Package: ninja-build\n") for x in stanzas):
-        print("skip: ninja-build is not installed", flush=True)
-        return
+        raise rig.Skip("ninja-build is not installed")
     t = tempfile.mkdtemp(dir=TMP)
     for d in ("adm-query", "adm-apt", "state/lists/partial", "cache/archives/partial",
               "sources.list.d", "log"):
@@ -516,6 +514,32 @@ def test_rpmsctl_errors():
     check(r.returncode == 3, "no daemon: exit %d %r" % (r.returncode, r.stderr))
 
 
+def test_fifos_where_files_belong():
+    """Issue 16, D3, the other files a configuration names: a FIFO in the
+    plugin directory under the plugin's name blocked the start in dlopen,
+    one named *.edf in the recording directory blocked the start's scan for
+    crashed files, and one as the sim coil's pulse_log blocked the shutdown
+    (after the disarm). Each is now passed over or refused at once."""
+    d = tempfile.mkdtemp(dir=TMP)
+    os.mkfifo(os.path.join(d, "fifocoil.so"))
+    p = conf("pluginfifo.conf", base("[daemon]\nplugin_dir = %s\n[stim]\nplugin = fifocoil\n" % d))
+    for args in (("--check-config", p), ("--config", p)):
+        r = rpmsd(*args, timeout=30)
+        check(r.returncode == 1 and "coil plugin 'fifocoil': %s/fifocoil.so is not a regular file"
+              % d in r.stderr, "%s: %d %r" % (args, r.returncode, r.stderr))
+    rec = os.path.join(d, "rec")
+    os.mkdir(rec)
+    os.mkfifo(os.path.join(rec, "left.edf"))
+    log = os.path.join(d, "pulses.csv")
+    os.mkfifo(log)
+    r = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(), pulse_log=log, extra={
+        ("record", "directory"): rec}), timeout=60)
+    check(r.returncode == 0, r.stderr)
+    check(r.of("rpms.stim"), "no pulse fired")
+    check("recording: %s/left.edf is not a regular file: not looked at" % rec in r.stderr, r.stderr)
+    check("cannot write pulse_log %s" % log in r.stderr, r.stderr)
+
+
 if __name__ == "__main__":
     rig.run_tests([
         test_check_config_accepts_demo,
@@ -527,6 +551,7 @@ if __name__ == "__main__":
         test_protocols_the_gate_refuses_are_refused_at_load,
         test_off_ms_is_what_the_docs_say,
         test_plugin_problems,
+        test_fifos_where_files_belong,
         test_bad_recording,
         test_settings_impossible_at_the_recordings_rate,
         test_watchdog_shorter_than_a_block,
