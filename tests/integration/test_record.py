@@ -485,8 +485,7 @@ def test_scope_draws_png():
 def test_enospc():
     """A full disk: a published error, the session goes on, the file is readable."""
     if os.geteuid() != 0:
-        print("skip: needs root for a tmpfs")
-        return
+        raise rig.Skip("needs root for a tmpfs")
     d = tempfile.mkdtemp(prefix="rpmsd-rec-full-")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", d], check=True)
     try:
