@@ -104,6 +104,7 @@ struct record {
 	struct record_file f;
 	int64_t lost_reported_ns;
 	uint64_t lost_reported;
+	uint64_t in_dropped;		/* ring_dropped(in) already accounted for */
 
 	pthread_t tid;
 	bool started;
@@ -811,6 +812,11 @@ static int record_close(struct record *r)
 		log_warn("recording: %" PRIu64 " annotations did not fit in %s (%d per data record)",
 			 f->st.annotations_lost, f->path, r->annot_signals);
 	}
+	if (f->st.events_lost) {
+		log_warn("recording: %" PRIu64 " events are missing from %s: the recorder fell "
+			 "behind the publisher (annotated where it happened)", f->st.events_lost,
+			 f->path);
+	}
 	record_publish_stats(r);
 	return ret;
 }
@@ -845,6 +851,27 @@ static void record_keep(struct record *r)
 }
 
 /*
+ * Events the publisher could not copy to us (our input ring was full: the
+ * disk or this thread fell behind) are gone: the file says so where it
+ * happened, and its summary counts them. They were still published.
+ */
+static void record_count_missed(struct record *r)
+{
+	char text[RECORD_ANNOT_TEXT * 2];	/* the annotation keeps 40 of them */
+	uint64_t d = ring_dropped(r->in), n = d - r->in_dropped;
+
+	if (!n) {
+		return;
+	}
+	r->in_dropped = d;
+	r->f.st.events_lost += n;
+	if (r->f.handle >= 0 && r->f.started) {
+		snprintf(text, sizeof(text), "recording missed %" PRIu64 " events", n);
+		record_annotate(r, (double)r->f.last_event_sample, 0, text);
+	}
+}
+
+/*
  * Take what the rings hold. Events wait until the file has its first
  * sample (their onsets are relative to it), unless @all.
  * @return records taken
@@ -864,6 +891,7 @@ static size_t record_pump(struct record *r, bool all)
 		record_event(r, &ev);
 		m++;
 	}
+	record_count_missed(r);
 	record_report_lost(r, false);
 	if (n + m) {
 		record_publish_stats(r);

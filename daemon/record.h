@@ -47,6 +47,7 @@ struct record_stats {
 	uint64_t clipped;		/* samples beyond the range, clipped */
 	uint64_t annotations;		/* annotations written */
 	uint64_t annotations_lost;	/* beyond the file's annotation space */
+	uint64_t events_lost;		/* events the recorder's input ring had no room for */
 	int error;			/* negative errno of a write error, else 0 */
 };
 

@@ -1386,9 +1386,10 @@ static void session_summary(struct session *s, FILE *f, int signo)
 
 		record_get_stats(s->rec, &rs);
 		fprintf(f, "  session file:    %s: %" PRIu64 " data records, %" PRIu64
-			   " annotations, %" PRIu64 " samples lost, %" PRIu64 " clipped%s%s\n",
+			   " annotations, %" PRIu64 " samples lost, %" PRIu64 " clipped, %" PRIu64
+			   " events missing%s%s\n",
 			rs.path[0] ? rs.path : "(none)", rs.records, rs.annotations, rs.lost,
-			rs.clipped, rs.error ? ", write error: " : "",
+			rs.clipped, rs.events_lost, rs.error ? ", write error: " : "",
 			rs.error ? strerror(-rs.error) : "");
 	}
 	if (!sclock_is_virtual(s->clock)) {

@@ -821,6 +821,89 @@ def test_pulse_annotations_at_firing_time():
               % (t, onset / 1e7))
 
 
+def thread_id(pid, name):
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, task)) as f:
+            if f.read().strip() == name:
+                return int(task)
+    raise AssertionError("no thread %s in %d" % (name, pid))
+
+
+class ThreadFreeze:
+    """Stop one thread of another process, and only that one: ptrace's
+    PTRACE_SEIZE + PTRACE_INTERRUPT (a SIGSTOP would stop every thread)."""
+    SEIZE, INTERRUPT, DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+
+    def __init__(self, tid):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p,
+                                     ctypes.c_void_p]
+        self.tid = tid
+        for req in (self.SEIZE, self.INTERRUPT):
+            if self.libc.ptrace(req, tid, None, None) != 0:
+                raise AssertionError("ptrace(%#x, %d): %s" % (req, tid,
+                                                             os.strerror(ctypes.get_errno())))
+        os.waitpid(tid, self.WALL)
+
+    def thaw(self):
+        check(self.libc.ptrace(self.DETACH, self.tid, None, None) == 0, "ptrace detach")
+
+
+def test_events_the_recorder_missed_are_in_the_file():
+    """The recorder's input ring, to which the publisher copies every event,
+    dropped copies silently when the recorder fell behind: the file lacked
+    events and nothing said so. The recorder thread is frozen (ptrace, that
+    thread alone) while an open-loop protocol fires about 25 pulses a second
+    into rings of 64 records: the file now says "recording missed N
+    events" where it happened, the summary and the log count them, and
+    every published pulse is either in the file or among the N."""
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-missed-")
+    state = {"pulses": 0}
+
+    def drive(msgs):
+        pulses = sum(1 for t, _, _ in msgs if t == "rpms.stim")
+        if "pid" not in state or pulses == 0:
+            return False
+        if "frozen" not in state:
+            state["frozen"] = ThreadFreeze(thread_id(state["pid"], "rpmsd-record"))
+            state["at"] = pulses
+            return False
+        if "thawed" not in state:
+            if pulses - state["at"] < 120:
+                return False
+            state["frozen"].thaw()
+            state["thawed"] = time.monotonic()
+            return False
+        return time.monotonic() - state["thawed"] > 1.0
+
+    r = rig.Run(record_config(d, {
+        ("stim", "mode"): "open_loop", ("stim", "train_pulses"): "25",
+        ("stim", "train_frequency_hz"): "25", ("stim", "off_ms"): "100",
+        ("stim", "open_loop_pulses"): "5000", ("safety", "max_train_pulses"): "25",
+        ("safety", "min_train_interval_ms"): "100", ("publish", "ring_records"): "64",
+        ("coil.sim", "heat_per_pulse_c"): "0.001"}), args=(), stop_when=drive,
+        on_start=lambda pid: state.update(pid=pid), timeout=60)
+    check("thawed" in state, "the run ended before the recorder was thawed: %s"
+          % r.stderr[-1500:])
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-1500:]))
+    path = one_file(d)
+    rc, e = edf_read(path)
+    check(rc == 0, "edf_read: %r" % e)
+    texts = [t for t, _ in annotations(e)]
+    missed = [int(t.split()[2]) for t in texts if t.startswith("recording missed ")]
+    check(missed, "no 'recording missed' annotation in %s" % texts[-20:])
+    n = sum(missed)
+    check("%d events missing" % n in r.stdout, "summary:\n%s" % r.stdout)
+    check("%d events are missing from %s" % (n, path) in r.stderr, r.stderr[-1500:])
+    published = len(r.of("rpms.stim"))
+    in_file = sum(1 for t in texts if t.startswith("pulse "))
+    check(in_file < published and in_file + n >= published,
+          "%d pulses published, %d in the file, %d events missed" % (published, in_file, n))
+    print("     recorder frozen: %d pulses published, %d in the file, %d events missed"
+          % (published, in_file, n))
+
+
 if __name__ == "__main__":
     if "--enospc" in sys.argv:
         rig.run_tests([test_enospc])
@@ -831,6 +914,7 @@ if __name__ == "__main__":
                    test_session_id_beyond_the_header_is_refused,
                    test_pulse_annotations_at_firing_time,
                    test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
+                   test_events_the_recorder_missed_are_in_the_file,
                    test_control_sessions_get_their_own_files,
                    test_every_session_file_has_its_disarm,
                    test_short_sessions_back_to_back,
