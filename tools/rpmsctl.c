@@ -322,6 +322,11 @@ static void rpmsctl_refusal(struct rpmsctl_line *l, json_t *j)
 		cmp = "=";
 	}
 	rpmsctl_label(l, "REFUSED");
+	/* a summary stands for several refusals of one rule (docs/events.md) */
+	if (rpmsctl_int(j, "refusals") > 1) {
+		rpmsctl_add(l, "x%lld since %.3f s, last: ", rpmsctl_int(j, "refusals"),
+			    rpmsctl_num(j, "t_first_s"));
+	}
 	rpmsctl_add(l, "train %lld pulse %s: %s (value %g %s limit %g%s%s)",
 		    rpmsctl_int(j, "train_id"),
 		    rpmsctl_ordinal(idx, sizeof(idx), j, "index"),
@@ -329,6 +334,23 @@ static void rpmsctl_refusal(struct rpmsctl_line *l, json_t *j)
 	if (rpmsctl_int(j, "dropped") > 0) {
 		rpmsctl_add(l, ", %lld dropped", rpmsctl_int(j, "dropped"));
 	}
+}
+
+/* A calibration in doubt says why, so the clinician at the rig sees it. */
+static void rpmsctl_issues(struct rpmsctl_line *l, json_t *issues)
+{
+	size_t i;
+
+	if (!json_is_array(issues) || json_array_size(issues) == 0) {
+		return;
+	}
+	rpmsctl_add(l, "  IN DOUBT:");
+	for (i = 0; i < json_array_size(issues); i++) {
+		const char *s = json_string_value(json_array_get(issues, i));
+
+		rpmsctl_add(l, "%s%s", i ? ", " : " ", s ? s : "?");
+	}
+	rpmsctl_add(l, " (rpmsctl calibrate at rest)");
 }
 
 static void rpmsctl_state(struct rpmsctl_line *l, json_t *j)
@@ -345,6 +367,7 @@ static void rpmsctl_state(struct rpmsctl_line *l, json_t *j)
 			    rpmsctl_fmt(a, sizeof(a), rpmsctl_num(j, "baseline"), 1),
 			    rpmsctl_fmt(b, sizeof(b), rpmsctl_num(j, "on_threshold"), 1),
 			    rpmsctl_fmt(c, sizeof(c), rpmsctl_num(j, "off_threshold"), 1));
+		rpmsctl_issues(l, json_object_get(j, "issues"));
 		return;
 	}
 	if (strcmp(state, "overflow") == 0) {

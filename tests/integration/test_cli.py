@@ -302,13 +302,34 @@ def test_rpmsctl_human_lines():
     check(d.returncode == 0, d.stderr)
     # what the daemon sent before it exited may still be on its way: up to "stopping"
     out = "\n".join(tail_lines(tail)) + "\n"
-    for frag in ("calibrated    ch0", "burst onset   ch0  onset at 15.446 s",
+    # the demo's 5 s rest window holds the start of a burst: said on the line
+    for frag in ("calibrated    ch0", "IN DOUBT: unsteady (rpmsctl calibrate at rest)",
+                 "burst onset   ch0  onset at 15.446 s",
                  "pulse 1/5     train 1", "pulse 5/5     train 3", "burst offset  ch0",
                  "source        opened: 1 channel(s) at 1000 Hz, 8-frame blocks, time from recording",
                  "record        opened "):
         check(frag in out, "%r not in:\n%s" % (frag, out))
     # rpms.emg is a stream, shown only when asked for (as heartbeats)
     check("rpms.emg" not in out and "frames" not in out, out)
+
+
+def test_rpmsctl_tail_refusal_summaries():
+    """A refusal summary (rpms.safety "kind": "summary") stands for several
+    refusals: tail says how many and since when, not as if it were one."""
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    p = conf("summaries.conf", rig.demo_config(endpoint, extra={
+        ("stim", "mode"): "open_loop", ("stim", "off_ms"): "100",
+        ("safety", "min_train_interval_ms"): "100", ("coil.sim", "never_ready"): "true"}))
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", endpoint, "--timeout", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    d = rpmsd("--config", p, "--fast", "--wait-subscriber=20")
+    check(d.returncode == 0, d.stderr)
+    lines = [ln for ln in tail_lines(tail) if "REFUSED" in ln]
+    import re
+    many = [ln for ln in lines if re.search(r"REFUSED +x\d+ since \d+\.\d{3} s, last: train \d+ "
+                                            r"pulse 1: not_ready", ln)]
+    check(many and re.search(r"REFUSED +train \d+ pulse 1: not_ready", lines[0]),
+          "\n".join(lines[:10]))
 
 
 def test_rpmsctl_tail_causal_order():
@@ -562,6 +583,7 @@ if __name__ == "__main__":
         test_plugin_keys,
         test_rpmsctl_tail_json_against_daemon,
         test_rpmsctl_human_lines,
+        test_rpmsctl_tail_refusal_summaries,
         test_rpmsctl_tail_causal_order,
         test_rpmsctl_tail_time_base,
         test_sigint_while_waiting_for_subscriber,
