@@ -517,6 +517,9 @@ static int64_t stim_fire(struct stim *s)
 	}
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
+	if (s->next_index == 0) {
+		s->stats.trains_started++;
+	}
 	s->req_delivered++;
 	if (s->train.open_loop) {
 		s->ol_due -= s->ol_due ? 1 : 0;
@@ -556,10 +559,12 @@ static int64_t stim_fire(struct stim *s)
 
 	s->next_index++;
 	if (s->train.pulse_budget && s->req_delivered >= s->train.pulse_budget) {
+		s->stats.trains_whole++;	/* all it asked for */
 		stim_end_train(s);
 		return now;
 	}
 	if (s->next_index >= s->train.pulses) {
+		s->stats.trains_whole++;
 		if (++s->cycle >= s->train.cycles) {
 			stim_end_train(s);
 			return now;

@@ -543,9 +543,13 @@ def test_refusal_storm_summarised_pulses_kept():
     smallest rings (64 records): the first refusal is published and then
     at most one summary a second, whose counts add up to the summary's
     refusals; every pulse the coil fired has its rpms.stim event; all 200
-    pulses were delivered, so none is "not delivered". Before the fix:
-    269 refusal events for 1493 refusals, 68 of 200 pulse events
-    published (the rest lost to the full ring) and "120598 not delivered"."""
+    pulses were delivered, so none is "not delivered". The summary counts
+    trains that began, whole or cut short (the coil's own log says which),
+    not the requests open loop makes again after each refusal. Before the
+    fix: 269 refusal events for 1493 refusals, 68 of 200 pulse events
+    published (the rest lost to the full ring) and "120598 not delivered";
+    then "200 in 1494 requested trains" and "started stimulation 1494" (of
+    4 bursts, which start nothing in open loop)."""
     log = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "pulses.csv")
     r = rig.Run(rig.demo_config(endpoint(), pulse_log=log, extra={
         ("stim", "mode"): "open_loop", ("stim", "protocol"): "train",
@@ -565,6 +569,19 @@ def test_refusal_storm_summarised_pulses_kept():
     check(total > 500, "only %d refusals: the storm did not happen\n%s" % (total, r.stdout))
     check(summary_figure(r.stdout, "pulses refused:") == 0,
           "pulses not delivered, all 200 were:\n%s" % r.stdout)
+    # trains: by the events' train ids, the coil's log in the same order
+    trains = {}
+    for p in pulses:
+        trains.setdefault(p["train_id"], []).append(p)
+    ids = sorted(trains)
+    # whole: all 5, or the count's last train (it asked for what was left)
+    whole = sum(1 for i in ids[:-1] if len(trains[i]) == 5) + 1
+    want = "pulses fired:    200 in %d trains: %d whole, %d cut short" % (
+        len(ids), whole, len(ids) - whole)
+    check(want in r.stdout, "want %r:\n%s" % (want, r.stdout))
+    check(len(ids) - whole > 10, "no train was cut short: the storm did not happen")
+    check("requested trains" not in r.stdout and "started stimulation" not in r.stdout and
+          "bursts started nothing" in r.stdout, r.stdout)
     check("0 lost in rings" in r.stdout, r.stdout)
     safety = r.of("rpms.safety")
     check(safety and safety[0]["kind"] == "refused" and safety[0]["refusals"] == 1,
@@ -595,6 +612,7 @@ def test_refused_open_loop_counted_once():
     valid(r)
     check(not r.of("rpms.stim"), "pulses %r" % r.of("rpms.stim")[:3])
     check(summary_figure(r.stdout, "pulses refused:") == 1200, r.stdout)
+    check("pulses fired:    0 in 0 trains: 0 whole, 0 cut short" in r.stdout, r.stdout)
     check(summary_figure(r.stdout, "not_ready") > 1000, r.stdout)
     check("not_ready" in r.stdout and "1200 pulses not delivered" in r.stdout, r.stdout)
     check(len(r.of("rpms.safety")) < 80, "%d refusal events" % len(r.of("rpms.safety")))

@@ -283,6 +283,9 @@ static void test_stim_refusals_end_trains(void **state)
 	assert_int_equal(st.pulses, 6);
 	assert_int_equal(st.refusals, 4);
 	assert_int_equal(st.requests, 4);
+	/* two trains began, both were cut short; two never began */
+	assert_int_equal(st.trains_started, 2);
+	assert_int_equal(st.trains_whole, 0);
 	assert_int_equal(rig_free(r), 6);
 }
 
