@@ -144,6 +144,13 @@ uint64_t stim_pulse_sample(const struct stim *s, uint64_t n);
 bool stim_armed(const struct stim *s);
 
 /**
+ * Disarms applied so far, whatever their cause (atomic): a change tells
+ * the open-loop schedule that the coil was disarmed, even if it was armed
+ * again before anyone looked at stim_armed().
+ */
+unsigned stim_disarms(const struct stim *s);
+
+/**
  * Before stim_start: @day_pulses were delivered today in earlier runs (the
  * ledger's count), and that many are recorded.
  */
