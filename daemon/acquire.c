@@ -45,6 +45,14 @@ struct acquire {
 	int resume_fd;				/* from main: reopened, or give up */
 	bool can_reopen;
 	bool open_loop_done;			/* open loop: the count was reached */
+	int64_t lead_ns;			/* open loop: a train is posted this far ahead */
+	unsigned disarms_seen;			/* open loop: stim_disarms() at the last block */
+	/*
+	 * Open loop: a train was posted and has not begun yet (no pulse since,
+	 * and the stim thread not idle): a protocol taken now is not its.
+	 */
+	bool ol_waiting;
+	uint64_t ol_count_at_post;		/* stim_pulse_count() when it was posted */
 	atomic_bool resume_ok;
 	atomic_int parked_err;			/* the read error while parked, else 0 */
 	_Atomic uint64_t blocks;
@@ -59,6 +67,12 @@ struct acquire {
 	atomic_bool recal_req;
 	atomic_uint calibrated_mask;		/* bit per channel */
 	atomic_int proto_state;			/* enum acquire_proto_state */
+	/*
+	 * Open loop: a protocol was taken while a train asked for before it
+	 * waited for its start; it stays "pending" until that train began,
+	 * so that a set is answered once every train still to begin is its.
+	 */
+	atomic_bool proto_hold;
 	struct policy_protocol proto_next;
 	/*
 	 * Timing of the last ACQUIRE_LAT_MAX blocks and requests, in ns:
@@ -94,18 +108,30 @@ static void acquire_state(struct acquire *a, enum event_state state, int code,
 /*
  * Open loop: the protocol runs while armed, whatever the EMG, until its
  * pulse count is delivered in this session (a control session_start
- * begins a new count); then the coil is disarmed.
+ * begins a new count); then the coil is disarmed. One train per request,
+ * posted up to lead_ns ahead of its start on the schedule (policy_tick).
  */
 static void acquire_open_loop(struct acquire *a)
 {
 	struct stim_request req;
+	/* idle first: once idle, the count already holds the request's pulses */
+	bool idle = stim_idle(a->stim), done;
 	uint64_t delivered = stim_session_pulses(a->stim);
-	bool done;
+	/* armed, then the count: an arm seen after a disarm comes with its count */
+	bool armed = stim_armed(a->stim);
+	unsigned disarms = stim_disarms(a->stim);
 
-	if (policy_tick(a->policy, sclock_now(a->clock), stim_armed(a->stim),
-			stim_idle(a->stim), delivered, &req)) {
+	/* a disarm since the last block, even one an arm followed at once, ends the schedule */
+	armed = armed && disarms == a->disarms_seen;
+	a->disarms_seen = disarms;
+	if (policy_tick(a->policy, sclock_now(a->clock), a->lead_ns, armed, idle, delivered,
+			&req)) {
+		/* before the post: idle, no pulse can come in between */
+		a->ol_count_at_post = stim_pulse_count(a->stim);
 		if (stim_post(a->stim, &req) == 0) {
-			a->stats.requested++;
+			a->ol_waiting = true;
+		} else {
+			policy_cancel_last(a->policy);
 		}
 	}
 	done = policy_done(a->policy, delivered);
@@ -332,7 +358,8 @@ static bool acquire_park(struct acquire *a, int err, uint64_t last)
 /*
  * Between two blocks: what the control thread asked for. A recalibration
  * starts with the block about to be processed; a new protocol applies to
- * the next request. Flags and a copy: nothing here allocates or waits.
+ * the next request (open loop: the next train asked for, in this block at
+ * the earliest). Flags and a copy: nothing here allocates or waits.
  */
 static void acquire_take_requests(struct acquire *a, uint64_t first)
 {
@@ -343,8 +370,20 @@ static void acquire_take_requests(struct acquire *a, uint64_t first)
 		atomic_store(&a->calibrated_mask, 0);
 		acquire_state(a, EVENT_STATE_CALIBRATING, 0, "recalibration requested", first);
 	}
+	/* the open-loop train posted last began (a pulse since, or it ended) */
+	if (a->ol_waiting && (stim_pulse_count(a->stim) != a->ol_count_at_post ||
+			      stim_idle(a->stim))) {
+		a->ol_waiting = false;
+	}
+	if (!a->ol_waiting && atomic_load_explicit(&a->proto_hold, memory_order_relaxed)) {
+		atomic_store(&a->proto_hold, false);
+	}
 	if (atomic_compare_exchange_strong(&a->proto_state, &pending, ACQUIRE_PROTO_TAKING)) {
 		policy_set_protocol(a->policy, &a->proto_next);
+		/* a train already asked for keeps the old one: answered once it began */
+		if (a->ol_waiting) {
+			atomic_store(&a->proto_hold, true);
+		}
 		atomic_store(&a->proto_state, ACQUIRE_PROTO_IDLE);
 	}
 }
@@ -445,6 +484,8 @@ static void *acquire_thread(void *arg)
 		stim_set_armed(a->stim, false, "end of recording");
 		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", last);
 	}
+	/* no train begins any more (disarmed): none waits with an old protocol */
+	atomic_store(&a->proto_hold, false);
 	acquire_signal(a->done_fd);
 	return NULL;
 }
@@ -482,6 +523,12 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	if (ret < 0) {
 		goto err_free;
 	}
+	/*
+	 * Two blocks: the train is posted at the last block or the one before
+	 * its start, so that a block that comes a little late does not make it
+	 * late too; a protocol taken in between waits for it (proto_hold).
+	 */
+	a->lead_ns = llround(2.0 * (double)a->block_frames * 1e9 / src->rate_hz);
 	stim_set_sample_rate(stim, src->rate_hz);
 	ret = ring_create((size_t)cfg->publish.ring_records, sizeof(struct event), &a->events);
 	if (ret < 0) {
@@ -513,6 +560,7 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	atomic_init(&a->recal_req, false);
 	atomic_init(&a->calibrated_mask, 0);
 	atomic_init(&a->proto_state, ACQUIRE_PROTO_IDLE);
+	atomic_init(&a->proto_hold, false);
 	*out = a;
 	return 0;
 
@@ -696,7 +744,9 @@ int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp)
 
 bool acquire_protocol_pending(const struct acquire *a)
 {
-	return atomic_load(&((struct acquire *)a)->proto_state) != ACQUIRE_PROTO_IDLE;
+	struct acquire *q = (struct acquire *)a;
+
+	return atomic_load(&q->proto_state) != ACQUIRE_PROTO_IDLE || atomic_load(&q->proto_hold);
 }
 
 int64_t acquire_heartbeat(const struct acquire *a)

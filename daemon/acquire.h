@@ -167,13 +167,19 @@ unsigned acquire_channels(const struct acquire *a);
 
 /**
  * Hand a new protocol to the acquire thread (one control thread only): it
- * takes a copy between two blocks and uses it from the next request on.
+ * takes a copy between two blocks and uses it from the next request on
+ * (closed loop: the next burst onset's; open loop: the next train's).
  * One that was not taken yet is replaced.
  * @return 0, or -EBUSY while the thread is copying the previous one (retry)
  */
 int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp);
 
-/** True until the acquire thread has taken the last posted protocol. */
+/**
+ * True until the acquire thread has taken the last posted protocol and,
+ * in open loop, the train it had already asked for before (posted ahead
+ * of its start) has begun: once false, every train still to begin is of
+ * the new protocol.
+ */
 bool acquire_protocol_pending(const struct acquire *a);
 
 /**

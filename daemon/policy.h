@@ -20,7 +20,8 @@
 
 /**
  * A stimulation request, posted from the acquire to the stim thread: one
- * or more trains of the same shape. Pulse k of train c fires at
+ * or more trains of the same shape (closed loop: the trains of one burst
+ * onset; open loop: one train). Pulse k of train c fires at
  * start_ns + c * cycle_period_ns + (k / burst_pulses) * burst_period_ns +
  * (k % burst_pulses) / frequency_hz.
  */
@@ -39,11 +40,18 @@ struct stim_request {
 	uint64_t trigger_sample;	/* decision sample of the burst onset */
 	uint32_t channel;		/* channel whose onset triggered it */
 	/*
-	 * Open loop: the pulses of the session's count still due. What it
-	 * does not deliver is asked for again (off_ms later), so it is not
-	 * "not delivered" until the count ends (stim.c).
+	 * Open loop: one train of the session's count. What it does not
+	 * deliver is asked for again (off_ms later), so it is not "not
+	 * delivered" until the count ends (stim.c).
 	 */
 	bool open_loop;
+	uint64_t due;			/* open loop: pulses of the count still due, these included */
+	/*
+	 * Open loop, the next train of the schedule: its first pulse never
+	 * closer than this to the pulse delivered before it (the designed
+	 * pause after the train before, as within a request); 0: none.
+	 */
+	int64_t gap_ns;
 };
 
 /**
@@ -53,7 +61,7 @@ struct stim_request {
  */
 struct policy_protocol {
 	struct stim_request proto;	/* template: shape, intensity, width */
-	int64_t off_ns;			/* open loop: pause after a cut-short request */
+	int64_t off_ns;			/* open loop: pause after a train, or after a cut-short one */
 	int64_t refractory_ns;		/* closed loop: after a request, before the next */
 };
 
@@ -64,8 +72,9 @@ void policy_protocol_from_config(const struct rpmsd_config *cfg, struct policy_p
 
 /**
  * Use @pp from the next request on (acquire thread, RT-safe). A request
- * already posted keeps its own copy; train ids and the refractory time of
- * the last request carry on.
+ * already posted keeps its own copy; train ids, the refractory time of
+ * the last request and the open-loop schedule carry on (the next open-loop
+ * train starts the new off_ms after the last one's on-period).
  */
 void policy_set_protocol(struct policy *p, const struct policy_protocol *pp);
 
@@ -74,12 +83,25 @@ int policy_create(const struct rpmsd_config *cfg, struct policy **out);
 
 /**
  * Open loop (stim.mode = open_loop), once per block: while armed and the
- * stim thread idle, request the protocol for the pulses still to deliver.
- * @param delivered  pulses delivered so far in this run
+ * stim thread idle, request the next train of the protocol (at most the
+ * pulses still due), one train per request, so that a protocol changed
+ * meanwhile (policy_set_protocol) applies from the next train.
+ *
+ * The trains follow the protocol's schedule: each starts its protocol's
+ * on-period + off_ms after the one before started (docs/safety.md, "The
+ * protocol's schedule"), and is posted once that start is at most
+ * @lead_ns away, with a future start_ns the stim thread waits for. Posted
+ * later than that (a pause shorter than a block) it starts late, never
+ * early. A train that ended short (a refusal, a disarm, a new session)
+ * ends the schedule: the next starts when asked, off_ms after the policy
+ * saw it end at the earliest; so does the first train after an arm.
+ * @param lead_ns    how far ahead of its start a train may be posted
+ * @param armed      false also once after any disarm since the last tick
+ * @param delivered  pulses delivered so far in this session
  * @param req        filled when the result is true
  * @return true when @req should be posted; never in closed loop
  */
-bool policy_tick(struct policy *p, int64_t now_ns, bool armed, bool idle,
+bool policy_tick(struct policy *p, int64_t now_ns, int64_t lead_ns, bool armed, bool idle,
 		 uint64_t delivered, struct stim_request *req);
 
 /** True in open loop once stim.open_loop_pulses are delivered. */
@@ -98,7 +120,8 @@ enum event_action policy_on_onset(struct policy *p, int64_t now_ns, uint64_t sam
 
 /**
  * The request returned last could not be posted (mailbox full): forget it,
- * so the refractory time does not run from a train that never started.
+ * so the refractory time (closed loop) or the schedule (open loop) does
+ * not run from a train that never started.
  */
 void policy_cancel_last(struct policy *p);
 
@@ -113,7 +136,7 @@ enum policy_at {
 	POLICY_AT_START,	/* the first pulse of a request */
 	POLICY_AT_BURST,	/* a later pulse of a burst (or of a plain train) */
 	POLICY_AT_NEXT_BURST,	/* the first pulse of the next burst of a train (theta_burst) */
-	POLICY_AT_NEXT_TRAIN,	/* the first pulse of the next train of a request */
+	POLICY_AT_NEXT_TRAIN,	/* the first pulse of a later train (of a request, or open loop) */
 	POLICY_AT_REPEAT,	/* open loop: the first pulse of the request after one cut short */
 };
 
@@ -132,7 +155,8 @@ struct policy_refusal {
 /**
  * Judge a protocol before it runs, exactly as the safety gate will judge
  * it: every pulse, at the time the stim thread schedules it (train c,
- * pulse k at start + c x cycle_period_ns + policy_pulse_offset_ns(k)),
+ * pulse k at start + c x cycle_period_ns + policy_pulse_offset_ns(k), the
+ * trains of open loop posted on time),
  * through safety_admit() with @lim and the state it would have, from a
  * new session, armed, with fresh EMG and a coil that reports nothing, so
  * that only the protocol can be refused: intensity, rate (within a burst,
@@ -143,11 +167,14 @@ struct policy_refusal {
  * Closed loop: the request one burst onset starts. The gap to the next
  * request depends on when the next onset comes (at least refractory_ms
  * after the last pulse) and is the gate's to judge.
- * Open loop: the whole run of @open_loop_pulses from arming, and the
- * request that follows one cut short by a refusal of any kind, off_ms
- * after the refused pulse (policy_tick), at the cut that leaves the
- * shortest gap. Trains that repeat an earlier one exactly are judged once.
- * Pure, no allocation, at most three trains of pulses.
+ * Open loop: the whole run of @open_loop_pulses from arming, train by
+ * train as policy_tick requests them, and the request that follows one
+ * cut short by a refusal of any kind, off_ms after the refused pulse
+ * (policy_tick), at the cut that leaves the shortest gap. A train posted
+ * late (policy_tick) only lengthens the gap before it, which no rule
+ * refuses. Trains that repeat an earlier one exactly are judged once.
+ * Pure, no allocation, at most three trains of pulses (and a policy_tick
+ * per train).
  * @return true when every pulse passes; false with @out naming the first
  *         refused pulse
  */

@@ -1343,11 +1343,20 @@ static void session_summary(struct session *s, FILE *f, int signo)
 	}
 	fprintf(f, "  bursts detected: %" PRIu64 " (onsets), %" PRIu64 " ended (offsets)\n",
 		onsets, offsets);
-	fprintf(f, "    started stimulation %" PRIu64 ", ignored in refractory time %" PRIu64
-		   ", ignored with a request pending %" PRIu64 "\n",
-		as.requested, as.refractory, as.busy);
-	fprintf(f, "  pulses fired:    %" PRIu64 " in %" PRIu64 " requested trains\n",
-		ss.pulses, ss.requests);
+	if (s->cfg->stim.mode == CONFIG_MODE_OPEN_LOOP) {
+		fprintf(f, "    open loop: the protocol ran from each arm; bursts started nothing\n");
+	} else {
+		fprintf(f, "    started stimulation %" PRIu64 ", ignored in refractory time %" PRIu64
+			   ", ignored with a request pending %" PRIu64 "\n",
+			as.requested, as.refractory, as.busy);
+	}
+	/*
+	 * Trains that began (a first pulse fired), whole or cut short: not
+	 * requests, of which open loop makes one more after each refusal.
+	 */
+	fprintf(f, "  pulses fired:    %" PRIu64 " in %" PRIu64 " trains: %" PRIu64 " whole, %" PRIu64
+		   " cut short\n", ss.pulses, ss.trains_started, ss.trains_whole,
+		ss.trains_started - ss.trains_whole);
 	fprintf(f, "  pulses refused:  %" PRIu64 " not delivered (%" PRIu64 " refusals)\n",
 		dropped, ss.refusals);
 	for (r = 1; r < SAFETY_RULE_COUNT; r++) {

@@ -89,6 +89,7 @@ struct stim {
 	atomic_uint disarm_seq;			/* bumped by each disarm command */
 	unsigned disarm_seen;			/* stim thread */
 	_Atomic(const char *) disarm_reason;
+	atomic_uint disarms;			/* disarms applied, whatever the cause */
 
 	/*
 	 * Refusals, stim thread only: per rule, until when repeats are
@@ -269,6 +270,10 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 		/* Gate first: from here on nothing is admitted, whatever the plugin says. */
 		safety_set_armed(&s->gate, false);
 		atomic_store(&s->armed, false);
+		/* after the flag: whoever sees the next arm also sees this count */
+		if (was_armed) {
+			atomic_fetch_add(&s->disarms, 1);
+		}
 		stim_cancel_requests(s, sclock_now(s->clock));
 		/* Always tell the plugin (belt and braces); report only a change. */
 		ret = plugin_disarm(s->plugin);
@@ -342,8 +347,8 @@ static void stim_end_train(struct stim *s)
 static void stim_begin_train(struct stim *s, const struct stim_request *req, int64_t now)
 {
 	if (req->open_loop) {
-		/* the policy asks for what is still due of the session's count */
-		s->ol_due = req->pulse_budget;
+		/* the policy asks for a train of what is still due of the session's count */
+		s->ol_due = req->due;
 	}
 	s->train = *req;
 	if (s->train.cycles == 0) {
@@ -354,6 +359,15 @@ static void stim_begin_train(struct stim *s, const struct stim_request *req, int
 	s->next_index = 0;
 	s->req_delivered = 0;
 	s->next_deadline = req->start_ns > now ? req->start_ns : now;
+	/*
+	 * Open loop, the next train of the schedule: never closer than its
+	 * designed pause to the pulse delivered before it, as a request's own
+	 * next train (stim_fire): a train that ran late delays the next.
+	 */
+	if (req->gap_ns > 0 && s->gate.any_pulse &&
+	    s->next_deadline - s->gate.last_pulse_ns < req->gap_ns) {
+		s->next_deadline = s->gate.last_pulse_ns + req->gap_ns;
+	}
 	s->stats.requests++;
 }
 
@@ -517,6 +531,9 @@ static int64_t stim_fire(struct stim *s)
 	}
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
+	if (s->next_index == 0) {
+		s->stats.trains_started++;
+	}
 	s->req_delivered++;
 	if (s->train.open_loop) {
 		s->ol_due -= s->ol_due ? 1 : 0;
@@ -556,10 +573,12 @@ static int64_t stim_fire(struct stim *s)
 
 	s->next_index++;
 	if (s->train.pulse_budget && s->req_delivered >= s->train.pulse_budget) {
+		s->stats.trains_whole++;	/* all it asked for */
 		stim_end_train(s);
 		return now;
 	}
 	if (s->next_index >= s->train.pulses) {
+		s->stats.trains_whole++;
 		if (++s->cycle >= s->train.cycles) {
 			stim_end_train(s);
 			return now;
@@ -829,6 +848,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	}
 	atomic_init(&s->disarm_seq, 0);
 	atomic_init(&s->disarm_reason, "");
+	atomic_init(&s->disarms, 0);
 	for (i = 0; i < SAFETY_RULE_COUNT; i++) {
 		s->rep_until[i] = INT64_MIN;
 	}
@@ -953,6 +973,11 @@ uint64_t stim_pulse_sample(const struct stim *s, uint64_t n)
 bool stim_armed(const struct stim *s)
 {
 	return atomic_load(&((struct stim *)s)->armed);
+}
+
+unsigned stim_disarms(const struct stim *s)
+{
+	return atomic_load(&((struct stim *)s)->disarms);
 }
 
 struct ring *stim_events(struct stim *s)

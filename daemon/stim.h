@@ -26,8 +26,19 @@
 
 /** Counters for the session summary. */
 struct stim_stats {
-	uint64_t requests;			/* trains requested */
+	/*
+	 * Requests taken (closed loop: one per burst onset that asked; open
+	 * loop: one per train, and one more each time a refusal cut one short).
+	 */
+	uint64_t requests;
 	uint64_t pulses;			/* pulses delivered */
+	uint64_t trains_started;		/* trains whose first pulse was delivered */
+	/*
+	 * Of those, trains that delivered every pulse they asked for (an
+	 * open-loop count's last train may ask for fewer than the protocol's);
+	 * the others were cut short (a refusal, a fault, a disarm, the stop).
+	 */
+	uint64_t trains_whole;
 	uint64_t refusals;			/* refusals (published one by one or in summaries) */
 	uint64_t refused_by_rule[SAFETY_RULE_COUNT];	/* refusal events per rule */
 	/*
@@ -131,6 +142,13 @@ uint64_t stim_pulse_sample(const struct stim *s, uint64_t n);
 
 /** True when the gate is armed (atomic snapshot). */
 bool stim_armed(const struct stim *s);
+
+/**
+ * Disarms applied so far, whatever their cause (atomic): a change tells
+ * the open-loop schedule that the coil was disarmed, even if it was armed
+ * again before anyone looked at stim_armed().
+ */
+unsigned stim_disarms(const struct stim *s);
 
 /**
  * Before stim_start: @day_pulses were delivered today in earlier runs (the

@@ -415,10 +415,17 @@ static void rpmsctl_control_print(const char *cmd, json_t *r)
 			printf("no session was active; coil disarmed\n");
 		}
 	} else if (!strcmp(cmd, "set")) {
-		printf("%s: ", json_is_true(json_object_get(r, "applied"))
-			       ? "set, from the next train"
-			       : "set, not taken up yet (acquisition stalled?)");
-		rpmsctl_control_protocol(json_object_get(r, "protocol"));
+		json_t *p = json_object_get(r, "protocol");
+
+		/* when it applies: closed loop a burst onset starts the next train */
+		if (!json_is_true(json_object_get(r, "applied"))) {
+			printf("set, not taken up yet (acquisition stalled?): ");
+		} else if (!strcmp(rpmsctl_control_str(p, "mode"), "open_loop")) {
+			printf("set, from the next train: ");
+		} else {
+			printf("set, from the next burst onset's train: ");
+		}
+		rpmsctl_control_protocol(p);
 	}
 }
 

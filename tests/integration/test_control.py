@@ -486,6 +486,170 @@ def test_open_loop_runs_once_per_session():
         d.stop()
 
 
+def sim_log(path):
+    """The sim plugin's own pulse log: (session time s, intensity %) per pulse."""
+    with open(path) as f:
+        rows = f.read().splitlines()
+    check(rows and rows[0].startswith("t_session_s,intensity_pct"), "log %r" % rows[:2])
+    return [(float(r.split(",")[0]), float(r.split(",")[1])) for r in rows[1:]]
+
+
+def test_open_loop_set_applies_from_the_next_train():
+    """Issue 16 D2. Open loop on the real clock, 8 pulses at 10 Hz every
+    1.4 s at 30 %: `rpmsctl set stim.intensity_pct=20` while a train is
+    running is answered "set, from the next train", and the coil (the sim
+    plugin's own log) does just that, with no disarm: the train in progress
+    when the set was sent ends at 30 %, every train that begins after the
+    reply is at 20 %, and no train mixes the two. Before the fix the whole
+    count was one request: every train went on at 30 % until a disarm and
+    an arm."""
+    log = os.path.join(tempfile.mkdtemp(dir=TMP), "pulses.csv")
+    conf = base_conf()
+    conf["stim"].update({"mode": "open_loop", "train_pulses": "8", "train_frequency_hz": "10",
+                         "off_ms": "600", "open_loop_pulses": "1000"})
+    conf["coil.sim"] = {"pulse_log": log}
+    d = Daemon(conf)
+    try:
+        d.ok({"cmd": "arm"})
+        # the first pulse of the third train: a train is running
+        first = d.wait_for(lambda: [p for p in d.of("rpms.stim") if p["train_id"] == 3], 30,
+                           "no third train")[0]
+        check(first["index"] == 0 and first["intensity_pct"] == 30, first)
+        sent = time.monotonic_ns()
+        r = rpmsctl("set", "stim.intensity_pct=20", "-e", d.control)
+        replied = time.monotonic_ns()
+        check(r.returncode == 0 and r.stdout.startswith("set, from the next train: ") and
+              "20 %" in r.stdout, r)
+        # two whole trains after the reply
+        d.wait_for(lambda: [p for p in d.of("rpms.stim", since=replied / 1e9)
+                            if p["train_id"] >= 6 and p["index"] == 7], 30,
+                   "no two trains after the set")
+        d.ok({"cmd": "disarm"})
+    finally:
+        d.stop()
+    # the session clock on CLOCK_MONOTONIC, from the events' own two stamps
+    offsets = sorted(b["t_mono_ns"] - b["t_session_s"] * 1e9 for b in d.of("rpms.stim"))
+    zero = offsets[len(offsets) // 2]
+    t_sent, t_replied = (sent - zero) / 1e9, (replied - zero) / 1e9
+    coil = sim_log(log)
+    check([i for _, i in coil] == [p["intensity_pct"] for p in d.of("rpms.stim")],
+          "the coil and the events disagree")
+    trains = []
+    for t, pct in coil:
+        if not trains or t - trains[-1][-1][0] > 0.3:
+            trains.append([])
+        trains[-1].append((t, pct))
+    check(all(len(tr) == 8 for tr in trains[:-1]), "trains %r" % [len(tr) for tr in trains])
+    for tr in trains:
+        check(len({pct for _, pct in tr}) == 1, "a train mixes intensities: %r" % tr)
+    running = [tr for tr in trains if tr[0][0] <= t_sent <= tr[-1][0]]
+    check(len(running) == 1, "no train was running when the set was sent at %.3f s: %r"
+          % (t_sent, [(tr[0][0], tr[-1][0]) for tr in trains]))
+    check(running[0][0][1] == 30, "the train in progress changed: %r" % running[0])
+    after = [tr for tr in trains if tr[0][0] > t_replied]
+    check(len(after) >= 2 and all(tr[0][1] == 20 for tr in after),
+          "trains begun after the reply (%.3f s): %r" % (t_replied, [(tr[0][0], tr[0][1])
+                                                                   for tr in after]))
+    check(all(tr[0][1] == 30 for tr in trains if tr[-1][0] < t_sent), "before the set")
+    arms = [b for b in d.of("rpms.state") if b["state"] in ("armed", "disarmed")]
+    check([b["state"] for b in arms] == ["armed", "disarmed"], "arm states %r" % arms)
+    print("     set sent %.3f s, replied %.3f s (%.1f ms): train in progress %.3f-%.3f s "
+          "at 30 %%, next train %.3f s at 20 %%" % (t_sent, t_replied, (replied - sent) / 1e6,
+                                                  running[0][0][0], running[0][-1][0],
+                                                  after[0][0][0]))
+
+
+def test_open_loop_set_just_before_a_train():
+    """Issue 16 D2. Open loop posts each train a little ahead of its start
+    (two blocks, 16 ms here): a set taken in that time cannot change it,
+    so its reply waits until that train began. Sets aimed at 1-20 ms
+    before the next train's start, each with a new intensity: every train
+    is at the intensity of the last set answered before its first pulse
+    (or of one still in flight), never at an older one; and no set sent
+    after a train began changes it."""
+    log = os.path.join(tempfile.mkdtemp(dir=TMP), "pulses.csv")
+    conf = base_conf()
+    conf["stim"].update({"mode": "open_loop", "train_pulses": "4", "train_frequency_hz": "10",
+                         "off_ms": "600", "open_loop_pulses": "1000"})
+    conf["coil.sim"] = {"pulse_log": log}
+    d = Daemon(conf)
+    sets = []   # (value, sent, replied) on CLOCK_MONOTONIC, ns
+    try:
+        d.ok({"cmd": "arm"})
+        d.wait_for(lambda: [p for p in d.of("rpms.stim") if p["train_id"] == 2], 30,
+                   "no second train")
+        for i in range(12):
+            last = [p for p in d.of("rpms.stim") if p["index"] == 0][-1]
+            # a train every 1.0 s: the next starts 1 s after this one did
+            start = last["t_mono_ns"] + 1_000_000_000
+            aim = start - (1 + (i * 7) % 20) * 1_000_000
+            while time.monotonic_ns() < aim:
+                time.sleep(max(0.0, (aim - time.monotonic_ns()) / 1e9 - 0.002) or 0.0002)
+            value = 20 + i % 5
+            sent = time.monotonic_ns()
+            d.ok({"cmd": "set", "params": {"intensity_pct": value}})
+            sets.append((value, sent, time.monotonic_ns()))
+            d.wait_for(lambda: [p for p in d.of("rpms.stim") if p["index"] == 0 and
+                                p["t_mono_ns"] > start + 500_000_000], 10, "no next train")
+        d.ok({"cmd": "disarm"})
+    finally:
+        d.stop()
+    offsets = sorted(b["t_mono_ns"] - b["t_session_s"] * 1e9 for b in d.of("rpms.stim"))
+    zero = offsets[len(offsets) // 2]
+    coil = sim_log(log)
+    starts = [(t, pct) for k, (t, pct) in enumerate(coil) if k == 0 or t - coil[k - 1][0] > 0.3]
+    held = 0
+    for t, pct in starts:
+        begun = zero + t * 1e9
+        answered = [v for v, _, rep in sets if rep < begun]
+        in_flight = [v for v, snt, rep in sets if snt <= begun <= rep]
+        allowed = set([answered[-1] if answered else 30] + in_flight)
+        check(pct in allowed, "the train at %.3f s is at %r %%: the sets answered before it "
+              "say %r, in flight %r" % (t, pct, answered[-1:], in_flight))
+        held += len(in_flight)
+    print("     %d sets, %d of them answered only after the train they preceded began"
+          % (len(sets), held))
+
+
+def test_open_loop_quick_disarm_arm_between_trains():
+    """Issue 16 D2. Open loop, a train every 1.0 s (4 pulses at 10 Hz, 600
+    ms off): `disarm` and `arm` back to back between two trains, most
+    likely within one EMG block, before the next train was asked for. The
+    schedule ends at the disarm: the next train starts off_ms after it
+    (as after a train cut short), not 1.0 s after the last one began as
+    if nothing had happened."""
+    conf = base_conf()
+    conf["stim"].update({"mode": "open_loop", "train_pulses": "4", "train_frequency_hz": "10",
+                         "off_ms": "600", "open_loop_pulses": "1000"})
+    d = Daemon(conf)
+    try:
+        d.ok({"cmd": "arm"})
+        first = d.wait_for(lambda: [p for p in d.of("rpms.stim")
+                                    if p["train_id"] == 2 and p["index"] == 0], 30,
+                           "no second train")[0]
+        # 0.7 s into the cycle: the last pulse was 0.4 s ago, the next train is 0.3 s away
+        aim = first["t_mono_ns"] + 700_000_000
+        while time.monotonic_ns() < aim:
+            time.sleep(0.001)
+        disarmed = time.monotonic_ns()
+        d.ok({"cmd": "disarm"})
+        d.ok({"cmd": "arm"})
+        armed = time.monotonic_ns()
+        nxt = d.wait_for(lambda: [p for p in d.of("rpms.stim") if p["train_id"] == 3], 30,
+                         "no train after the arm")[0]
+        d.ok({"cmd": "disarm"})
+    finally:
+        d.stop()
+    check(nxt["index"] == 0, nxt)
+    # not at the old schedule's 1.0 s: 600 ms after the disarm at the earliest
+    check(nxt["t_mono_ns"] >= disarmed + 600_000_000,
+          "the next train %.1f ms after the first pulse of the last one, the disarm at %.1f ms"
+          % ((nxt["t_mono_ns"] - first["t_mono_ns"]) / 1e6,
+             (disarmed - first["t_mono_ns"]) / 1e6))
+    print("     disarm and arm took %.1f ms; the next train %.1f ms after the disarm"
+          % ((armed - disarmed) / 1e6, (nxt["t_mono_ns"] - disarmed) / 1e6))
+
+
 def table_conf(table):
     """The base configuration held to a site train table at @table: the base
     train (5 pulses at 20 Hz, 0.25 s, at 75 % of motor threshold) fits its
@@ -1166,6 +1330,9 @@ if __name__ == "__main__":
         test_malformed_commands_change_nothing,
         test_sessions_count_their_own_pulses,
         test_open_loop_runs_once_per_session,
+        test_open_loop_set_applies_from_the_next_train,
+        test_open_loop_set_just_before_a_train,
+        test_open_loop_quick_disarm_arm_between_trains,
         test_train_table_fifo_blocks_nothing,
         test_set_and_reload_use_the_table_in_force,
         test_arm_reports_every_refusal,

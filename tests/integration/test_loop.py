@@ -63,7 +63,7 @@ def test_exits_cleanly_with_summary():
     r = fast_run()
     check(r.returncode == 0, "exit status %d, stderr:\n%s" % (r.returncode, r.stderr))
     for line in ("bursts detected: 3 (onsets), 3 ended (offsets)",
-                 "pulses fired:    15 in 3 requested trains",
+                 "pulses fired:    15 in 3 trains: 3 whole, 0 cut short",
                  "pulses refused:  0 not delivered (0 refusals)",
                  "63880 samples (63.88 s), to the end",
                  "0 lost in rings"):

@@ -131,6 +131,86 @@ def test_open_loop_runs_to_its_count():
           "onsets %r" % r.of("rpms.burst", edge="onset"))
 
 
+def open_loop_log(extra, pulses):
+    """An open-loop --fast run of @pulses with the sim plugin's pulse log:
+    its pulse times in ns (the log prints them to the ns)."""
+    log = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "pulses.csv")
+    conf = {("stim", "mode"): "open_loop", ("stim", "open_loop_pulses"): str(pulses)}
+    conf.update(extra)
+    r = rig.Run(rig.demo_config(endpoint(), pulse_log=log, extra=conf))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check(not r.of("rpms.safety"), "refusals %r" % r.of("rpms.safety")[:3])
+    with open(log) as f:
+        times = [round(float(x.split(",")[0]) * 1e9) for x in f.read().splitlines()[1:]]
+    check(len(times) == pulses, "%d pulses of %d" % (len(times), pulses))
+    # one train per request, numbered in order
+    check([p["train_id"] for p in r.of("rpms.stim")] ==
+          [1 + k // p["count"] for k, p in enumerate(r.of("rpms.stim"))], "train ids")
+    return times
+
+
+def test_open_loop_schedule_exact():
+    """Issue 16 D2: open loop asks for one train at a time (so that a set
+    applies from the next train), each posted ahead of its start; in --fast
+    the coil still fires every pulse exactly where docs/safety.md's schedule
+    puts it, to the ns: train c, pulse k at first + c x (on-period + off_ms)
+    + (k / B) x theta_period + (k mod B) / rate, for each protocol, with the
+    count's last train cut to what is left. The same logs, byte for byte,
+    as the one-request schedule before the change."""
+    table = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "table.csv")
+    with open(table, "w") as f:
+        f.write("hz,100\n25,1.28\n50,0.8\n")
+    ms = 1_000_000
+    # (config, pulses per train, burst size, ns per pulse in a burst, burst period, cycle ns)
+    cases = {
+        "train": ({("stim", "protocol"): "train", ("stim", "off_ms"): "600"},
+                  5, 5, 50 * ms, 0, 850 * ms),
+        "onoff": ({("stim", "protocol"): "onoff", ("stim", "train_frequency_hz"): "25",
+                   ("stim", "on_ms"): "400", ("stim", "off_ms"): "1234.567"},
+                  10, 10, 40 * ms, 0, 1634567 * 1000),
+        "theta_burst": ({("stim", "protocol"): "theta_burst",
+                         ("safety", "max_frequency_hz"): "50",
+                         ("safety", "max_train_pulses"): "30", ("safety", "train_table"): table,
+                         ("stim", "off_ms"): "3000"},
+                        30, 3, 20 * ms, 200 * ms, 5000 * ms),
+        "single": ({("stim", "protocol"): "single", ("stim", "off_ms"): "733.3333",
+                    ("source", "block_frames"): "13"}, 1, 1, 0, 0, 733333300),
+    }
+    for name, (extra, per, burst, step, period, cycle) in cases.items():
+        total = 6 * per + per // 2 if per > 1 else 60
+        times = open_loop_log(extra, total)
+        for n, t in enumerate(times):
+            c, k = divmod(n, per)
+            want = times[0] + c * cycle + (k // burst) * period + (k % burst) * step
+            check(t == want, "%s: pulse %d of train %d at %d ns, the schedule says %d"
+                  % (name, k, c, t, want))
+        print("     %s: %d pulses on the schedule to the ns" % (name, len(times)))
+
+
+def test_open_loop_late_never_early():
+    """A pause shorter than an EMG block (50 ms from a train's last pulse
+    to the next, 64 ms blocks): the policy learns that a train ended only
+    at a block, so the next one starts late, never early: every gap at
+    least the designed one, every train's own spacing exact."""
+    times = open_loop_log({("stim", "protocol"): "train", ("stim", "off_ms"): "0",
+                           ("safety", "min_train_interval_ms"): "0",
+                           ("source", "block_frames"): "64"}, 100)
+    ms = 1_000_000
+    late = 0
+    for n in range(1, len(times)):
+        gap = times[n] - times[n - 1]
+        if n % 5:
+            check(gap == 50 * ms, "pulse %d: %d ns after the one before" % (n, gap))
+        else:
+            # the next block after the last pulse: less than 64 ms after it
+            check(50 * ms <= gap < 64 * ms, "train %d: %d ns after the last train"
+                  % (n // 5, gap))
+            late += gap > 50 * ms
+        check(times[n] >= times[0] + (n // 5) * 250 * ms + (n % 5) * 50 * ms,
+              "pulse %d early" % n)
+    print("     %d of 19 trains late (by less than a block)" % late)
+
+
 def ledger_count(state):
     with open(os.path.join(state, "dose")) as f:
         fields = dict(line.split(" = ", 1) for line in f.read().splitlines()
@@ -542,9 +622,13 @@ def test_refusal_storm_summarised_pulses_kept():
     smallest rings (64 records): the first refusal is published and then
     at most one summary a second, whose counts add up to the summary's
     refusals; every pulse the coil fired has its rpms.stim event; all 200
-    pulses were delivered, so none is "not delivered". Before the fix:
-    269 refusal events for 1493 refusals, 68 of 200 pulse events
-    published (the rest lost to the full ring) and "120598 not delivered"."""
+    pulses were delivered, so none is "not delivered". The summary counts
+    trains that began, whole or cut short (the coil's own log says which),
+    not the requests open loop makes again after each refusal. Before the
+    fix: 269 refusal events for 1493 refusals, 68 of 200 pulse events
+    published (the rest lost to the full ring) and "120598 not delivered";
+    then "200 in 1494 requested trains" and "started stimulation 1494" (of
+    4 bursts, which start nothing in open loop)."""
     log = os.path.join(tempfile.mkdtemp(prefix="rpmsd-it-"), "pulses.csv")
     r = rig.Run(rig.demo_config(endpoint(), pulse_log=log, extra={
         ("stim", "mode"): "open_loop", ("stim", "protocol"): "train",
@@ -564,6 +648,19 @@ def test_refusal_storm_summarised_pulses_kept():
     check(total > 500, "only %d refusals: the storm did not happen\n%s" % (total, r.stdout))
     check(summary_figure(r.stdout, "pulses refused:") == 0,
           "pulses not delivered, all 200 were:\n%s" % r.stdout)
+    # trains: by the events' train ids, the coil's log in the same order
+    trains = {}
+    for p in pulses:
+        trains.setdefault(p["train_id"], []).append(p)
+    ids = sorted(trains)
+    # whole: all 5, or the count's last train (it asked for what was left)
+    whole = sum(1 for i in ids[:-1] if len(trains[i]) == 5) + 1
+    want = "pulses fired:    200 in %d trains: %d whole, %d cut short" % (
+        len(ids), whole, len(ids) - whole)
+    check(want in r.stdout, "want %r:\n%s" % (want, r.stdout))
+    check(len(ids) - whole > 10, "no train was cut short: the storm did not happen")
+    check("requested trains" not in r.stdout and "started stimulation" not in r.stdout and
+          "bursts started nothing" in r.stdout, r.stdout)
     check("0 lost in rings" in r.stdout, r.stdout)
     safety = r.of("rpms.safety")
     check(safety and safety[0]["kind"] == "refused" and safety[0]["refusals"] == 1,
@@ -594,6 +691,7 @@ def test_refused_open_loop_counted_once():
     valid(r)
     check(not r.of("rpms.stim"), "pulses %r" % r.of("rpms.stim")[:3])
     check(summary_figure(r.stdout, "pulses refused:") == 1200, r.stdout)
+    check("pulses fired:    0 in 0 trains: 0 whole, 0 cut short" in r.stdout, r.stdout)
     check(summary_figure(r.stdout, "not_ready") > 1000, r.stdout)
     check("not_ready" in r.stdout and "1200 pulses not delivered" in r.stdout, r.stdout)
     check(len(r.of("rpms.safety")) < 80, "%d refusal events" % len(r.of("rpms.safety")))
@@ -685,6 +783,8 @@ if __name__ == "__main__":
         test_theta_burst_refused_by_the_builtin_table,
         test_theta_burst_with_a_site_table,
         test_open_loop_runs_to_its_count,
+        test_open_loop_schedule_exact,
+        test_open_loop_late_never_early,
         test_daily_cap_holds_across_restarts,
         test_damaged_ledger_refuses_to_arm,
         test_sigkill_never_undercounts,

@@ -139,12 +139,19 @@ static void test_policy_theta(void **state)
 	policy_destroy(p);
 }
 
-/* Open loop: runs while armed, to the count, and ignores the EMG. */
+/*
+ * Open loop: runs while armed, to the count, and ignores the EMG; one
+ * train per request, each posted up to the lead ahead of its start on the
+ * protocol's schedule (start + c x (on-period + off_ms)), so that a
+ * protocol changed meanwhile applies from the next train (issue 16 D2).
+ */
 static void test_policy_open_loop(void **state)
 {
+	const int64_t lead = 16 * MS;
 	struct rpmsd_config cfg;
+	struct policy_protocol pp;
 	struct policy *p;
-	struct stim_request r;
+	struct stim_request r, again;
 
 	(void)state;
 	config_defaults(&cfg);
@@ -157,27 +164,143 @@ static void test_policy_open_loop(void **state)
 	assert_int_equal(policy_create(&cfg, &p), 0);
 	assert_int_equal(policy_on_onset(p, 0, 0, 0, &r), EVENT_ACTION_NONE);
 	/* not armed: nothing */
-	assert_false(policy_tick(p, 0, false, true, 0, &r));
-	assert_true(policy_tick(p, 5 * MS, true, true, 0, &r));
+	assert_false(policy_tick(p, 0, lead, false, true, 0, &r));
+	/* the first train at the arm: 10 pulses (a train every 1.5 s) */
+	assert_true(policy_tick(p, 5 * MS, lead, true, true, 0, &r));
 	assert_int_equal(r.pulses, 10);
-	assert_int_equal(r.cycles, 3);		/* 10 + 10 + 5 */
-	assert_int_equal(r.pulse_budget, 25);
+	assert_int_equal(r.cycles, 1);
+	assert_int_equal(r.pulse_budget, 10);
+	assert_int_equal(r.due, 25);
 	assert_int_equal(r.start_ns, 5 * MS);
+	assert_int_equal(r.gap_ns, 0);
 	assert_int_equal(r.train_id, 1);
 	/* what it does not deliver is asked for again: counted once (stim.c) */
 	assert_true(r.open_loop);
 	/* running: nothing more */
-	assert_false(policy_tick(p, 100 * MS, true, false, 3, &r));
-	/* cut short after 12 pulses: off_ms later, a request for the 13 left */
-	assert_false(policy_tick(p, 2000 * MS, true, true, 12, &r));
-	assert_false(policy_tick(p, 2999 * MS, true, true, 12, &r));
-	assert_true(policy_tick(p, 3000 * MS, true, true, 12, &r));
-	assert_int_equal(r.pulse_budget, 13);
-	assert_int_equal(r.cycles, 2);
+	assert_false(policy_tick(p, 100 * MS, lead, true, false, 3, &r));
+	/* delivered whole: the next at 5 + 1500 ms, posted no more than the lead ahead */
+	assert_false(policy_tick(p, 500 * MS, lead, true, true, 10, &r));
+	assert_false(policy_tick(p, 1488 * MS, lead, true, true, 10, &r));
+	/* a mailbox that was full: forgotten, the same train asked for again */
+	assert_true(policy_tick(p, 1489 * MS, lead, true, true, 10, &again));
+	policy_cancel_last(p);
+	assert_true(policy_tick(p, 1489 * MS, lead, true, true, 10, &r));
+	assert_int_equal(again.train_id, r.train_id);
+	assert_int_equal(again.start_ns, r.start_ns);
+	assert_int_equal(r.start_ns, 1505 * MS);
+	assert_int_equal(r.train_id, 2);
+	assert_int_equal(r.pulse_budget, 10);
+	assert_int_equal(r.due, 15);
+	/* the designed pause from the last pulse before (at 5 + 450 ms) */
+	assert_int_equal(r.gap_ns, 1050 * MS);
+	/* a new protocol applies from the next train: 45 % from train 3 */
+	cfg.stim.intensity_pct = 45.0;
+	policy_protocol_from_config(&cfg, &pp);
+	policy_set_protocol(p, &pp);
+	assert_true(r.intensity_pct != 45.0);
+	/* seen late (a block after its start): it starts late, never early */
+	assert_true(policy_tick(p, 3010 * MS, lead, true, true, 20, &r));
+	assert_int_equal(r.start_ns, 3005 * MS);
+	assert_true(r.intensity_pct == 45.0);
+	assert_int_equal(r.pulse_budget, 5);	/* the count's last 5 */
+	assert_int_equal(r.due, 5);
+	assert_int_equal(r.train_id, 3);
+	/* cut short after 2 of them: the rest off_ms after the policy saw it */
+	assert_false(policy_tick(p, 3200 * MS, lead, true, true, 22, &r));
+	assert_false(policy_tick(p, 4199 * MS, lead, true, true, 22, &r));
+	assert_true(policy_tick(p, 4200 * MS, lead, true, true, 22, &r));
+	assert_int_equal(r.start_ns, 4200 * MS);
+	assert_int_equal(r.pulse_budget, 3);
+	assert_int_equal(r.gap_ns, 0);
 	assert_int_equal(r.train_id, 4);
 	assert_false(policy_done(p, 24));
 	assert_true(policy_done(p, 25));
-	assert_false(policy_tick(p, 9000 * MS, true, true, 25, &r));
+	assert_false(policy_tick(p, 9000 * MS, lead, true, true, 25, &r));
+	policy_destroy(p);
+}
+
+/*
+ * Open loop, a protocol changed between two trains (set): the next train
+ * starts the previous one's on-period plus the new off_ms after it began,
+ * and never closer to its last pulse than the new protocol's own pause.
+ */
+static void test_policy_open_loop_set(void **state)
+{
+	struct rpmsd_config cfg;
+	struct policy_protocol pp;
+	struct policy *p;
+	struct stim_request r;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.stim.mode = CONFIG_MODE_OPEN_LOOP;
+	cfg.stim.protocol = CONFIG_PROTOCOL_TRAIN;
+	cfg.stim.train_pulses = 5;
+	cfg.stim.train_frequency_hz = 25.0;	/* 200 ms on, the last pulse at 160 ms */
+	cfg.stim.off_ms = 600.0;
+	cfg.stim.open_loop_pulses = 100;
+	assert_int_equal(policy_create(&cfg, &p), 0);
+	assert_true(policy_tick(p, 0, INT64_MAX, true, true, 0, &r));
+	/* a longer pause: 200 ms on, then 1000 ms off */
+	cfg.stim.off_ms = 1000.0;
+	policy_protocol_from_config(&cfg, &pp);
+	policy_set_protocol(p, &pp);
+	assert_true(policy_tick(p, 300 * MS, INT64_MAX, true, true, 5, &r));
+	assert_int_equal(r.start_ns, 1200 * MS);
+	assert_int_equal(r.gap_ns, 1040 * MS);
+	/* 10 Hz: its own pause is 100 + 1000 ms after the last pulse (at 1360 ms) */
+	cfg.stim.train_frequency_hz = 10.0;
+	policy_protocol_from_config(&cfg, &pp);
+	policy_set_protocol(p, &pp);
+	assert_true(policy_tick(p, 1400 * MS, INT64_MAX, true, true, 10, &r));
+	assert_int_equal(r.start_ns, 2460 * MS);
+	assert_int_equal(r.gap_ns, 1100 * MS);
+	assert_true(r.frequency_hz == 10.0);
+	/* and from then on its own schedule: 500 ms on, 1000 ms off */
+	assert_true(policy_tick(p, 3000 * MS, INT64_MAX, true, true, 15, &r));
+	assert_int_equal(r.start_ns, 3960 * MS);
+	policy_destroy(p);
+}
+
+/*
+ * Open loop: a disarm between two trains, or a new session, ends the
+ * schedule; the next train starts at the arm, off_ms after the policy saw
+ * the disarm at the earliest. A request still out when the session's count
+ * restarts ended short.
+ */
+static void test_policy_open_loop_disarm(void **state)
+{
+	const int64_t lead = 16 * MS;
+	struct rpmsd_config cfg;
+	struct policy *p;
+	struct stim_request r;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.stim.mode = CONFIG_MODE_OPEN_LOOP;
+	cfg.stim.protocol = CONFIG_PROTOCOL_TRAIN;
+	cfg.stim.train_pulses = 5;
+	cfg.stim.train_frequency_hz = 20.0;
+	cfg.stim.off_ms = 600.0;
+	cfg.stim.open_loop_pulses = 100;
+	assert_int_equal(policy_create(&cfg, &p), 0);
+	assert_true(policy_tick(p, 0, lead, true, true, 0, &r));
+	/* whole at 200 ms; the next would start at 850 ms */
+	assert_false(policy_tick(p, 300 * MS, lead, true, true, 5, &r));
+	/* disarmed (and perhaps armed again) at 400 ms: no train at 850 ms */
+	assert_false(policy_tick(p, 400 * MS, lead, false, true, 5, &r));
+	assert_false(policy_tick(p, 840 * MS, lead, true, true, 5, &r));
+	assert_false(policy_tick(p, 999 * MS, lead, true, true, 5, &r));
+	assert_true(policy_tick(p, 1000 * MS, lead, true, true, 5, &r));
+	assert_int_equal(r.start_ns, 1000 * MS);
+	assert_int_equal(r.gap_ns, 0);
+	assert_int_equal(r.due, 95);
+	/* a new session while it is out: the count restarts, the train ended short */
+	assert_false(policy_tick(p, 1100 * MS, lead, false, true, 0, &r));
+	assert_false(policy_tick(p, 1699 * MS, lead, true, true, 0, &r));
+	assert_true(policy_tick(p, 1700 * MS, lead, true, true, 0, &r));
+	assert_int_equal(r.start_ns, 1700 * MS);
+	assert_int_equal(r.due, 100);
 	policy_destroy(p);
 }
 
@@ -382,50 +505,69 @@ static bool ref_fire(const struct safety_limits *lim, struct safety_state *st,
 	return true;
 }
 
+/* Open loop: a tick of the policy that posted a train (time, pulses delivered). */
+struct prop_post {
+	int64_t now_ns;
+	uint64_t delivered;
+};
+
+#define PROP_TRAINS_MAX 1024
+
 /*
- * Open loop: pulse @t_cut of the first request refused for a reason that
- * is not the protocol's; the real policy asks for the rest when it next
- * sees the stim thread idle. Judge that request's first pulse.
+ * Open loop: pulse @t_cut of train @c refused for a reason that is not
+ * the protocol's. A policy that posted trains 0..@c as the real one did
+ * (@posts) asks for the rest when it next sees the stim thread idle:
+ * not a moment before off_ms, then at once. Judge that request's first
+ * pulse.
  */
 static void ref_repeat(const struct rpmsd_config *cfg, const struct safety_limits *lim,
 		       const struct safety_state *before, int64_t t_cut, uint64_t delivered,
-		       struct prop_ref *ref)
+		       const struct prop_post *posts, uint32_t c, struct prop_ref *ref)
 {
 	struct safety_state st = *before;
 	struct stim_request req, next;
 	struct policy *p;
 	enum safety_rule rule;
 	int64_t off = llround(cfg->stim.off_ms * 1e6);
+	uint32_t j;
 
 	assert_int_equal(policy_create(cfg, &p), 0);
-	assert_true(policy_tick(p, 0, true, true, 0, &req));
-	if (!policy_tick(p, t_cut, true, true, delivered, &next)) {
-		/* not a moment before off_ms, then at once */
-		assert_false(policy_tick(p, t_cut + off - 1, true, true, delivered, &next));
-		assert_true(policy_tick(p, t_cut + off, true, true, delivered, &next));
+	for (j = 0; j <= c; j++) {
+		assert_true(policy_tick(p, posts[j].now_ns, INT64_MAX, true, true,
+					posts[j].delivered, &req));
+	}
+	if (!policy_tick(p, t_cut, INT64_MAX, true, true, delivered, &next)) {
+		assert_false(policy_tick(p, t_cut + off - 1, INT64_MAX, true, true, delivered,
+					 &next));
+		assert_true(policy_tick(p, t_cut + off, INT64_MAX, true, true, delivered, &next));
 	}
 	policy_destroy(p);
+	assert_int_equal(next.start_ns, t_cut + off);
 	if (!ref_fire(lim, &st, &next, 0, next.start_ns, &rule)) {
 		ref->repeat_rules |= 1u << rule;
 	}
 }
 
 /*
- * The reference: the real policy's request, every one of its pulses at the
- * time stim_fire schedules it (a pulse whose time has passed fires at
- * once), through the real gate from a new session; in open loop also the
- * request that follows a cut at every pulse.
+ * The reference: the real policy's requests, every one of their pulses at
+ * the time stim_fire schedules it (a pulse whose time has passed fires at
+ * once), through the real gate from a new session. Open loop: the policy
+ * asked for each train when the one before ended (on time), and train c
+ * must start where the documented schedule puts it, the first train's
+ * start + c x (on-period + off_ms); also the request that follows a cut at
+ * every pulse.
  */
 static void prop_reference(const struct rpmsd_config *cfg, struct prop_ref *ref)
 {
+	static struct prop_post posts[PROP_TRAINS_MAX];
 	struct safety_limits lim;
 	struct safety_state st;
 	struct stim_request req;
 	struct policy *p;
-	uint64_t delivered = 0;
+	uint64_t delivered = 0, n;
 	bool open_loop = cfg->stim.mode == CONFIG_MODE_OPEN_LOOP;
-	int64_t t, prev = INT64_MIN;
-	uint32_t c, k;
+	int64_t t, prev = INT64_MIN, first = 0;
+	uint32_t c, k, train = 0;
 
 	memset(ref, 0, sizeof(*ref));
 	safety_limits_from_config(cfg, &lim);
@@ -434,33 +576,58 @@ static void prop_reference(const struct rpmsd_config *cfg, struct prop_ref *ref)
 	st.day_recorded = UINT64_MAX;
 	assert_int_equal(policy_create(cfg, &p), 0);
 	if (open_loop) {
-		assert_true(policy_tick(p, 0, true, true, 0, &req));
+		assert_true(policy_tick(p, 0, INT64_MAX, true, true, 0, &req));
+		posts[0].now_ns = 0;
+		posts[0].delivered = 0;
+		first = req.start_ns;
 	} else {
 		assert_int_equal(policy_on_onset(p, 0, 0, 0, &req), EVENT_ACTION_REQUESTED);
 	}
-	policy_destroy(p);
-	for (c = 0; c < req.cycles; c++) {
-		for (k = 0; k < req.pulses; k++) {
-			if (req.pulse_budget && delivered >= req.pulse_budget) {
-				goto done;
-			}
-			t = req.start_ns + (int64_t)c * req.cycle_period_ns +
-			    policy_pulse_offset_ns(&req, k);
-			if (t < prev) {
-				t = prev;
-			}
-			if (open_loop && delivered > 0) {
-				ref_repeat(cfg, &lim, &st, t, delivered, ref);
-			}
-			if (!ref_fire(&lim, &st, &req, c, t, &ref->rule)) {
-				ref->refused = true;
-				return;
-			}
-			prev = t;
-			delivered++;
+	for (;;) {
+		if (open_loop) {
+			/* one train per request, on the documented schedule */
+			assert_int_equal(req.cycles, 1);
+			assert_int_equal(req.train_id, train + 1);
+			assert_int_equal(req.start_ns, first + (int64_t)train * req.cycle_period_ns);
 		}
-	}
+		n = 0;
+		for (c = 0; c < req.cycles; c++) {
+			for (k = 0; k < req.pulses; k++) {
+				if (req.pulse_budget && n >= req.pulse_budget) {
+					goto done;
+				}
+				t = req.start_ns + (int64_t)c * req.cycle_period_ns +
+				    policy_pulse_offset_ns(&req, k);
+				if (t < prev) {
+					t = prev;
+				}
+				if (open_loop && delivered > 0) {
+					ref_repeat(cfg, &lim, &st, t, delivered, posts, train, ref);
+				}
+				if (!ref_fire(&lim, &st, &req, c, t, &ref->rule)) {
+					ref->refused = true;
+					policy_destroy(p);
+					return;
+				}
+				prev = t;
+				delivered++;
+				n++;
+			}
+		}
 done:
+		/* the train ended with its last pulse: the next, or the count is done */
+		if (!open_loop || !policy_tick(p, prev, INT64_MAX, true, true, delivered, &req)) {
+			break;
+		}
+		train++;
+		assert_true(train < PROP_TRAINS_MAX);
+		posts[train].now_ns = prev;
+		posts[train].delivered = delivered;
+	}
+	policy_destroy(p);
+	if (open_loop) {
+		assert_int_equal(delivered, (uint64_t)cfg->stim.open_loop_pulses);
+	}
 	if (ref->repeat_rules) {
 		ref->refused = true;
 		ref->repeat = true;
@@ -590,6 +757,8 @@ int main(void)
 		cmocka_unit_test(test_policy_onoff),
 		cmocka_unit_test(test_policy_theta),
 		cmocka_unit_test(test_policy_open_loop),
+		cmocka_unit_test(test_policy_open_loop_set),
+		cmocka_unit_test(test_policy_open_loop_disarm),
 		cmocka_unit_test(test_policy_check_is_the_gate),
 	};
 

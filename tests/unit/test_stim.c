@@ -283,6 +283,9 @@ static void test_stim_refusals_end_trains(void **state)
 	assert_int_equal(st.pulses, 6);
 	assert_int_equal(st.refusals, 4);
 	assert_int_equal(st.requests, 4);
+	/* two trains began, both were cut short; two never began */
+	assert_int_equal(st.trains_started, 2);
+	assert_int_equal(st.trains_whole, 0);
 	assert_int_equal(rig_free(r), 6);
 }
 
@@ -563,6 +566,7 @@ static void test_stim_cycles(void **state)
 {
 	struct rig *r = rig_new();
 	struct stim_request q = req_make(7, 3, 20.0, 30.0, 100 * MS);
+	struct stim_stats st;
 	struct event ev;
 	int i;
 
@@ -582,7 +586,65 @@ static void test_stim_cycles(void **state)
 		assert_int_equal(ev.u.pulse.actual_ns, ev.u.pulse.sched_ns);
 	}
 	assert_false(next_event(r, &ev));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.trains_started, 2);
+	assert_int_equal(st.trains_whole, 2);
 	assert_int_equal(rig_free(r), 6);
+}
+
+/*
+ * Open loop, one train per request: the next train is posted ahead of its
+ * start and fires exactly then (virtual time steps onto it), and never
+ * closer than its designed pause (gap_ns) to the pulse before, when that
+ * train ran late: as a request's own next train would (stim_fire).
+ */
+static void test_stim_open_loop_next_train(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_request q = req_make(1, 3, 20.0, 30.0, 0);
+	static const int64_t want_ms[] = { 50, 100, 150, 650, 700, 750, 1850, 1900, 1950 };
+	struct stim_stats st;
+	struct event ev;
+	unsigned i;
+
+	(void)state;
+	q.open_loop = true;
+	q.pulse_budget = 3;
+	q.due = 9;
+	stim_set_armed(r->stim, true, "test");
+	/* asked for at 0, posted 50 ms late: 50, 100, 150 ms */
+	sclock_advance(r->clk, 50 * MS);
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 200 * MS);
+	assert_true(stim_idle(r->stim));
+	/* the schedule's next train at 600 ms; designed 500 ms after the last pulse */
+	q = req_make(2, 3, 20.0, 30.0, 600 * MS);
+	q.open_loop = true;
+	q.pulse_budget = 3;
+	q.due = 6;
+	q.gap_ns = 500 * MS;
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	sclock_advance(r->clk, 1000 * MS);
+	/* on time: posted at 1000 ms for 1850 ms, the gap kept to the 750 ms pulse */
+	q = req_make(3, 3, 20.0, 30.0, 1850 * MS);
+	q.open_loop = true;
+	q.pulse_budget = 3;
+	q.due = 3;
+	q.gap_ns = 1100 * MS;
+	assert_int_equal(stim_post(r->stim, &q), 0);
+	assert_false(stim_idle(r->stim));
+	sclock_advance(r->clk, 3000 * MS);
+	for (i = 0; i < sizeof(want_ms) / sizeof(want_ms[0]); i++) {
+		assert_true(next_event(r, &ev));
+		assert_int_equal(ev.type, EVENT_PULSE);
+		assert_int_equal(ev.u.pulse.train_id, 1 + i / 3);
+		assert_int_equal(ev.u.pulse.actual_ns, want_ms[i] * MS);
+	}
+	assert_false(next_event(r, &ev));
+	stim_get_stats(r->stim, &st);
+	assert_int_equal(st.trains_started, 3);
+	assert_int_equal(st.trains_whole, 3);
+	assert_int_equal(rig_free(r), 9);
 }
 
 /* Theta burst: 3 pulses at 50 Hz every 200 ms; a budget cuts it short. */
@@ -871,6 +933,7 @@ static void test_stim_refusal_storm_summarised(void **state)
 		q.cycles = 20;
 		q.cycle_period_ns = 1000 * MS;
 		q.pulse_budget = 100;
+		q.due = 100;
 		q.open_loop = true;
 		assert_int_equal(stim_post(r->stim, &q), 0);
 	}
@@ -1036,6 +1099,7 @@ int main(void)
 		cmocka_unit_test(test_stim_ledger),
 		cmocka_unit_test(test_stim_arm_blocked),
 		cmocka_unit_test(test_stim_estop),
+		cmocka_unit_test(test_stim_open_loop_next_train),
 		cmocka_unit_test(test_stim_disarm_arm_ends_request),
 		cmocka_unit_test(test_stim_new_session_ends_request),
 		cmocka_unit_test(test_stim_refusal_storm_summarised),
