@@ -117,6 +117,7 @@ void event_state_init(struct event *ev, enum event_state state, int code,
 	ev->u.state.state = state;
 	ev->u.state.code = code;
 	snprintf(ev->u.state.reason, sizeof(ev->u.state.reason), "%s", reason);
+	ev->u.state.at_sample = NAN;
 }
 
 void event_stamp(struct event *ev, int64_t t_ns)

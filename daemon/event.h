@@ -173,6 +173,12 @@ struct event {
 			uint32_t state;		/* enum event_state */
 			int32_t code;		/* negative errno for faults, else 0 */
 			char reason[EVENT_REASON_MAX];
+			/*
+			 * The stim thread's: when it happened on the sample
+			 * clock, as a pulse's sample_at_fire (NAN: unknown; the
+			 * recording's annotation then takes the sample).
+			 */
+			double at_sample;
 		} state;
 		struct {
 			uint64_t pulses;	/* stopped: pulses delivered in it */

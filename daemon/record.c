@@ -552,6 +552,7 @@ static void record_event(struct record *r, const struct event *ev)
 			 ev->u.refusal.train_id, ev->u.refusal.index);
 		break;
 	case EVENT_STATE:
+		fired = ev->u.state.at_sample;	/* the stim thread's: arming, faults */
 		if (ev->u.state.code) {
 			snprintf(t, sizeof(t), "%s %d: %.*s", record_state_name(ev->u.state.state),
 				 ev->u.state.code, EVENT_REASON_MAX, ev->u.state.reason);

@@ -120,6 +120,7 @@ struct stim {
 
 static void stim_flush_refusals(struct stim *s, int64_t now, bool all, size_t reserve);
 static void stim_cancel_requests(struct stim *s, int64_t now);
+static double stim_sample_at(const struct stim *s, int64_t t_ns);
 
 static void stim_emit_state(struct stim *s, enum event_state state, int code,
 			    const char *reason)
@@ -130,6 +131,11 @@ static void stim_emit_state(struct stim *s, enum event_state state, int code,
 	/* Refusals summarised so far come first: no summary spans a state change. */
 	stim_flush_refusals(s, now, true, s->reserve);
 	event_state_init(&ev, state, code, reason, sclock_last_sample(s->clock));
+	/*
+	 * On the sample clock as pulses are: a disarm just after a pulse of the
+	 * same block must not be annotated before it in the recording.
+	 */
+	ev.u.state.at_sample = stim_sample_at(s, now);
 	event_stamp(&ev, now);
 	ring_push(s->events, &ev);
 }

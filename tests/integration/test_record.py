@@ -904,6 +904,29 @@ def test_events_the_recorder_missed_are_in_the_file():
           % (published, in_file, n))
 
 
+def test_disarm_after_the_last_pulse_in_the_file():
+    """A pulse is annotated at its firing time on the sample clock; the
+    stim thread's disarm right after it was annotated at the last sample
+    read, up to a block earlier: before the pulse it followed (the e2e
+    check saw it once, 0.1 ms apart). Paced replay in 100 ms blocks, a
+    20 Hz open-loop train, SIGTERM as soon as its third pulse is published:
+    the disarm comes within the block of that pulse. Now the stim thread's
+    state events are on the sample clock too."""
+    d = tempfile.mkdtemp(prefix="rpmsd-rec-order-")
+    r = rig.Run(record_config(d, {
+        ("source", "block_frames"): "100", ("stim", "mode"): "open_loop",
+        ("stim", "train_pulses"): "10", ("stim", "train_frequency_hz"): "20",
+        ("stim", "off_ms"): "500"}), args=(), timeout=60,
+        stop_when=lambda msgs: sum(1 for t, _, _ in msgs if t == "rpms.stim") >= 3)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr[-1500:]))
+    rc, e = edf_read(one_file(d))
+    check(rc == 0, "edf_read: %r" % e)
+    pulses = [a["onset"] for a in e["annotations"] if a["text"].startswith("pulse ")]
+    done = [a["onset"] for a in e["annotations"] if a["text"].startswith("disarmed: signal")]
+    check(pulses and done, "annotations %r" % e["annotations"])
+    check(done[0] >= max(pulses), "the disarm at %.4f s, before the last pulse at %.4f s"
+          % (done[0] / 1e7, max(pulses) / 1e7))
+
 if __name__ == "__main__":
     if "--enospc" in sys.argv:
         rig.run_tests([test_enospc])
@@ -915,6 +938,7 @@ if __name__ == "__main__":
                    test_pulse_annotations_at_firing_time,
                    test_sigkill_then_repair, test_record_thread_sleeps_when_idle,
                    test_events_the_recorder_missed_are_in_the_file,
+                   test_disarm_after_the_last_pulse_in_the_file,
                    test_control_sessions_get_their_own_files,
                    test_every_session_file_has_its_disarm,
                    test_short_sessions_back_to_back,
