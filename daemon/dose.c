@@ -201,36 +201,6 @@ static void dose_report(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t dose_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void dose_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	int64_t era;
-	unsigned doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = (unsigned)(z - era * 146097);
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static bool dose_day_valid(int64_t day)
 {
 	return day >= DOSE_DAY_MIN && day <= DOSE_DAY_MAX;
@@ -245,7 +215,7 @@ void dose_day_string(int64_t day, char *buf, size_t len)
 		snprintf(buf, len, "invalid");
 		return;
 	}
-	dose_civil_from_days(day, &y, &m, &d);
+	zone_civil_from_days(day, &y, &m, &d);
 	snprintf(buf, len, "%04d-%02u-%02u", (int)y, m, d);
 }
 
@@ -274,8 +244,8 @@ static int dose_parse_day(const char *s, size_t len, int64_t *day)
 		return -EINVAL;
 	}
 	/* 2026-02-30 would quietly become 2026-03-02: insist on a round trip. */
-	*day = dose_days_from_civil(y, m, d);
-	dose_civil_from_days(*day, &yy, &mm, &dd);
+	*day = zone_days_from_civil(y, m, d);
+	zone_civil_from_days(*day, &yy, &mm, &dd);
 	if (yy != y || mm != m || dd != d) {
 		return -EINVAL;
 	}

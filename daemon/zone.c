@@ -83,8 +83,7 @@ static int64_t zone_floor_div(int64_t a, int64_t b)
 	return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t zone_days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t zone_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	int64_t era;
 	unsigned yoe, doy, doe;
@@ -97,10 +96,10 @@ static int64_t zone_days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-static int64_t zone_year_of_days(int64_t z)
+void zone_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
 	int64_t era;
-	unsigned doe, yoe, doy, mp, m;
+	unsigned doe, yoe, doy, mp;
 
 	z += 719468;
 	era = (z >= 0 ? z : z - 146096) / 146097;
@@ -108,8 +107,18 @@ static int64_t zone_year_of_days(int64_t z)
 	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 	mp = (5 * doy + 2) / 153;
-	m = mp < 10 ? mp + 3 : mp - 9;
-	return (int64_t)yoe + era * 400 + (m <= 2);
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t zone_year_of_days(int64_t z)
+{
+	unsigned m, d;
+	int64_t y;
+
+	zone_civil_from_days(z, &y, &m, &d);
+	return y;
 }
 
 static bool zone_leap(int64_t y)

@@ -62,6 +62,12 @@ const char *zone_name(const struct zone *z);
  */
 int32_t zone_offset(const struct zone *z, int64_t t, int64_t *next);
 
+/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+int64_t zone_days_from_civil(int64_t y, unsigned m, unsigned d);
+
+/** The proleptic Gregorian date of @days since 1970-01-01 (zone_days_from_civil's inverse). */
+void zone_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+
 /** Local calendar day of @t in @z, as days since 1970-01-01. */
 int64_t zone_day(const struct zone *z, int64_t t);
 
