@@ -604,6 +604,7 @@ static int event_json_state(struct event_json *w, const struct event *ev)
 	event_json_i64(w, "code", ev->u.state.code);
 	/* reason need not be NUL-terminated when it fills the array. */
 	event_json_str(w, "reason", ev->u.state.reason, sizeof(ev->u.state.reason));
+	event_json_sample_x(w, "sample_at", ev->u.state.at_sample);
 	return 0;
 }
 

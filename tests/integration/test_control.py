@@ -1294,7 +1294,7 @@ def test_documented_session_example():
               % (r.returncode, script, r.stdout, r.stderr))
         out = r.stdout
         for frag in ("armed:        no", "session started: patient P-017, session 2026-11-27a",
-                     "\narmed\n", "set, from the next train", "35 %", "\ndisarmed\n",
+                     "\narmed\n", "set, from the next burst onset's train", "35 %", "\ndisarmed\n",
                      "session stopped: patient P-017, session 2026-11-27a"):
             check(frag in out, "%r not in:\n%s" % (frag, out))
         check(out.splitlines()[-1].isdigit(), out)

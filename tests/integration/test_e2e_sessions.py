@@ -241,10 +241,14 @@ def check_session(rig, s, fired, stim):
     check(len(armed) == 1 and len(disarmed) == 1, "arm %r disarm %r" % (armed, disarmed))
     arm_at = ann[texts.index(arm_text)][1]
     disarm_at = ann[texts.index(disarm_text)][1]
-    first = armed[0]["sample"] - round(arm_at * RATE)       # the file's first sample
-    check(round(disarm_at * RATE) == disarmed[0]["sample"] - first,
-          "disarm at %.4f s, published at sample %d, file from %d"
-          % (disarm_at, disarmed[0]["sample"], first))
+    # the stim thread's arm and disarm are annotated where they happened on
+    # the sample clock (sample_at), to edflib's 100 us
+    check(armed[0]["sample_at"] is not None and disarmed[0]["sample_at"] is not None,
+          "arm %r disarm %r without sample_at" % (armed[0], disarmed[0]))
+    first = round(armed[0]["sample_at"] - arm_at * RATE)  # the file's first sample
+    check(abs(disarm_at * RATE - (disarmed[0]["sample_at"] - first)) <= 0.1 * RATE / 1000,
+          "disarm at %.4f s, published at sample %.3f, file from %d"
+          % (disarm_at, disarmed[0]["sample_at"], first))
 
     # every pulse the coil fired in the session: published, annotated, in order
     mine = [t for t in fired if t0 <= t <= t1]
@@ -258,9 +262,10 @@ def check_session(rig, s, fired, stim):
         check(texts.count(text) == 1, "%s (fired at %.6f s) annotated %d times: %r"
               % (text, t, texts.count(text), ann))
         at = ann[texts.index(text)][1]
-        check(abs(at - (ev["sample"] - first) / RATE) <= 0.02,
-              "%s at %.4f s, published at sample %d, file from %d"
-              % (text, at, ev["sample"], first))
+        # at its firing time on the sample clock, to edflib's 100 us
+        check(abs(at * RATE - (ev["sample_at_fire"] - first)) <= 0.1 * RATE / 1000,
+              "%s at %.4f s, fired at sample %.3f, file from %d"
+              % (text, at, ev["sample_at_fire"], first))
         check(at >= prev, "%s at %.4f s, before the arm or the pulse before (%.4f s)"
               % (text, at, prev))
         prev = at

@@ -159,7 +159,10 @@ def test_annotations_match_published_events():
             want.append(("offset EMG", b["edge_sample"]))
     for b in r.of("rpms.state"):
         if b["state"] in ("armed", "disarmed"):
-            want.append(("%s: %s" % (b["state"], b["reason"]), b["sample"]))
+            # the stim thread's: on the sample clock, as pulses
+            at = b["sample_at"]
+            want.append(("%s: %s" % (b["state"], b["reason"]),
+                         b["sample"] if at is None else round(at)))
         elif b["state"] == "calibrated":
             want.append(("calibrated EMG", b["sample"]))
     check(len(r.of("rpms.stim")) == 15, "%d pulses published" % len(r.of("rpms.stim")))
@@ -674,7 +677,8 @@ def check_session_file(d, session_id, path, fired):
     armed = [b for b in d.of("rpms.state", state="armed")
              if started["t_session_s"] <= b["t_session_s"] <= stopped["t_session_s"]]
     check(len(armed) == 1, "session %s: arms %r" % (session_id, armed))
-    first = armed[0]["sample"] - round(ann[texts.index("armed: control: arm")][1] * RATE)
+    # the stim thread's events are annotated on the sample clock
+    first = round(armed[0]["sample_at"] - ann[texts.index("armed: control: arm")][1] * RATE)
     published = d.of("rpms.stim")
     want = []
     for t in fired:
@@ -687,11 +691,10 @@ def check_session_file(d, session_id, path, fired):
         check(text in texts, "session %s: %s (fired at %.6f s) is not in %s: %r"
               % (session_id, text, p["t_actual_s"], path, ann))
         at = ann[texts.index(text)][1]
-        # within a block of the published sample (a pulse may be dated
-        # between two samples)
-        check(abs(at - (p["sample"] - first) / RATE) <= 0.02,
-              "session %s: %s at %.4f s, published at sample %d (file from %d)"
-              % (session_id, text, at, p["sample"], first))
+        # at its firing time on the sample clock, to edflib's 100 us
+        check(abs(at * RATE - (p["sample_at_fire"] - first)) <= 0.1 * RATE / 1000,
+              "session %s: %s at %.4f s, fired at sample %.3f (file from %d)"
+              % (session_id, text, at, p["sample_at_fire"], first))
         order.append(texts.index(text))
     order.append(texts.index("disarmed: session stopped"))
     check(order == sorted(order), "session %s: arm, pulses and disarm out of order in "
@@ -781,7 +784,8 @@ def test_short_sessions_back_to_back():
                             % (opened[0]["sample"], closed[0]["sample"], started["sample"],
                                stopped["sample"]))
         if len(armed) == 1 and "armed: control: arm" in ann and "end of data" in ann:
-            first = armed[0]["sample"] - round(ann["armed: control: arm"] * RATE)
+            # the arm is annotated where it happened on the sample clock
+            first = round(armed[0]["sample_at"] - ann["armed: control: arm"] * RATE)
             end = first + round(ann["end of data"] * RATE)     # one past the data
             # from the last block received before the session (the block
             # of its start may have been on its way) to where it stopped,

@@ -169,6 +169,7 @@ static struct event test_state(uint32_t state, int32_t code, const char *reason)
 	ev.u.state.state = state;
 	ev.u.state.code = code;
 	snprintf(ev.u.state.reason, sizeof(ev.u.state.reason), "%s", reason);
+	ev.u.state.at_sample = NAN;	/* as event_state_init: not on the sample clock */
 	return ev;
 }
 
@@ -462,11 +463,15 @@ static void test_json_state(void **state)
 
 	(void)state;
 	test_expect(&ev, "rpms.state",
-		    "\"state\":\"armed\",\"code\":0,\"reason\":\"arm_on_start\"}");
+		    "\"state\":\"armed\",\"code\":0,\"reason\":\"arm_on_start\","
+		    "\"sample_at\":null}");
 
+	/* the stim thread's, on the sample clock */
 	ev = test_state(EVENT_STATE_FAULT, -EIO, "coil: pulse failed");
+	ev.u.state.at_sample = 15576.25;
 	test_expect(&ev, "rpms.state",
-		    "\"state\":\"fault\",\"code\":-5,\"reason\":\"coil: pulse failed\"}");
+		    "\"state\":\"fault\",\"code\":-5,\"reason\":\"coil: pulse failed\","
+		    "\"sample_at\":15576.250}");
 }
 
 static void test_json_gap(void **state)
@@ -688,7 +693,7 @@ static void test_escape(void **state)
 	assert_true(test_encode(&ev, TEST_RATE, buf, sizeof(buf)) > 0);
 	assert_non_null(strstr(buf,
 		"\"reason\":\"say \\\"hi\\\"\\\\ \\u000a\\u0009\\u0001\\u001f\\u007f"
-		" \xc2\xb5V \\ufffd!\"}"));
+		" \xc2\xb5V \\ufffd!\",\"sample_at\":null}"));
 	j = test_parse(buf, strlen(buf));
 	assert_string_equal(test_str(j, "reason"),
 			    "say \"hi\"\\ \n\t\x01\x1f\x7f \xc2\xb5V \xef\xbf\xbd!");
