@@ -723,10 +723,12 @@ static void detect_reflag(struct detect *d)
 /*
  * The lane's sum of the value just fed, as the counts that tell where its
  * sustained envelope stands against the thresholds (detect_above_on() and
- * the like). The counts cannot tell while the history is not full yet or
- * the lane holds a NaN: then the sustained envelope itself, flagged, with
- * skip + 1 for each flag set, says the same as detect_sustained() compared
- * with the thresholds would.
+ * the like). The counts cannot tell while the history is not full yet
+ * (the sustained envelope is then taken over fewer windows) or while the
+ * lane holds a NaN (it compares false either way, so where it falls in the
+ * insertion sort depends on the order): then the sustained envelope
+ * itself, flagged, with skip + 1 for each flag set, says what
+ * detect_sustained() compared with the thresholds would.
  */
 static inline uint64_t detect_level(const struct detect *d, uint64_t sum)
 {
@@ -737,9 +739,12 @@ static inline uint64_t detect_level(const struct detect *d, uint64_t sum)
 }
 
 /*
- * The (skip + 1)-th smallest of a lane's values is above a threshold when
- * no more than skip of them are not, and at most a threshold when more
- * than skip of them are.
+ * The (skip + 1)-th smallest of a lane's values (none of them NaN) is above
+ * a threshold when no more than skip of them are not, at or above it when
+ * no more than skip are below, and at most it when more than skip of them
+ * are. The fields count the very comparisons the value would be put to
+ * (as a double, against the same thresholds), so a value equal to a
+ * threshold counts as it would be judged.
  */
 static inline int detect_above_on(const struct detect *d, uint64_t level)
 {
