@@ -104,8 +104,12 @@ def write_config(folder, rec, defaults, k_on=None):
         # INPUT argument is what it reads; name the same file.
         f.write("# written by bench/eval for %s\n[source]\nfile = %s\n"
                 % (rec.name, os.path.abspath(rec.path)))
-        if over.get("dsp"):
-            f.write("[dsp]\n" + "".join("%s = %s\n" % kv for kv in over["dsp"].items()))
+        # The recording's own [dsp] keys (its mains frequency, as --mains
+        # would set it), then the --set overrides, which win.
+        dsp = dict(getattr(rec, "dsp", None) or {})
+        dsp.update(over.get("dsp", {}))
+        if dsp:
+            f.write("[dsp]\n" + "".join("%s = %s\n" % kv for kv in dsp.items()))
         f.write("[detect]\n")
         for key in dict.fromkeys(keys):
             f.write("%s = %s\n" % (key, det[key]))

@@ -60,15 +60,18 @@ def brickwall(x, fs, low_hz, high_hz):
     return np.fft.irfft(spec, len(x))
 
 
-def remove_mains(x, fs, mains_hz=50.0, width_hz=1.0):
+def remove_mains(x, fs, mains_hz=50.0, width_hz=1.0, per_harmonic_hz=0.6):
     """Zero-phase comb notch: remove mains_hz and its harmonics below fs/2
-    (every spectral bin within width_hz of a harmonic is cleared)."""
+    (every spectral bin within max(width_hz, k x per_harmonic_hz) of
+    harmonic k is cleared: harmonic k of a mains frequency that wanders by
+    D wanders by k x D, and the hum sets' wanders by up to 0.5 Hz)."""
     x = np.asarray(x, dtype=float)
     xp, npad = _pad_reflect(x, int(fs))
     spec = np.fft.rfft(xp)
     freqs = np.fft.rfftfreq(len(xp), 1.0 / fs)
-    dist = np.abs(freqs - mains_hz * np.round(freqs / mains_hz))
-    spec[(dist <= width_hz) & (freqs >= mains_hz - width_hz)] = 0.0
+    k = np.maximum(np.round(freqs / mains_hz), 1.0)
+    dist = np.abs(freqs - mains_hz * k)
+    spec[dist <= np.maximum(width_hz, k * per_harmonic_hz)] = 0.0
     return np.fft.irfft(spec, len(xp))[npad:npad + len(x)]
 
 

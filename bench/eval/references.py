@@ -59,9 +59,9 @@ class HodgesBui:
     lowpass_hz = 50.0
     window_ms = 50.0
 
-    def prepare(self, x, fs, cal_start, cal_end):
+    def prepare(self, x, fs, cal_start, cal_end, mains_hz=50.0):
         """Condition the signal once; thresholds are applied in onsets()."""
-        y = zero_phase(remove_mains(x - np.mean(x), fs), fs, *EMG_BAND, order=2)
+        y = zero_phase(remove_mains(x - np.mean(x), fs, mains_hz), fs, *EMG_BAND, order=2)
         env = zero_phase(np.abs(y), fs, None, self.lowpass_hz, order=2)
         self.fs, self.cal_end = fs, cal_end
         self.stat = moving_mean(env, _ms(self.window_ms, fs), forward=True)
@@ -100,13 +100,13 @@ class Bonato:
     min_active_ms = 30.0
     ar_order = 10
 
-    def prepare(self, x, fs, cal_start, cal_end):
+    def prepare(self, x, fs, cal_start, cal_end, mains_hz=50.0):
         """Whiten, normalise and pair the samples.
 
         Above 1 kHz the band-passed signal (nothing above 450 Hz) is first
         decimated to about 1 kHz: samples closer than that are correlated
         whatever the whitening, and the pairs stay 2 ms apart."""
-        y = zero_phase(remove_mains(x - np.mean(x), fs), fs, *EMG_BAND, order=2)
+        y = zero_phase(remove_mains(x - np.mean(x), fs, mains_hz), fs, *EMG_BAND, order=2)
         self.step = max(int(fs // 1000), 1)
         y = y[::self.step]
         c0, c1 = cal_start // self.step, cal_end // self.step
@@ -151,9 +151,9 @@ class SolnikTKEO:
     lowpass_hz = 50.0
     min_above_ms = 25.0
 
-    def prepare(self, x, fs, cal_start, cal_end):
+    def prepare(self, x, fs, cal_start, cal_end, mains_hz=50.0):
         """Band-pass, TKEO, rectify and smooth once."""
-        y = zero_phase(remove_mains(x - np.mean(x), fs), fs, 30.0, 300.0, order=3)
+        y = zero_phase(remove_mains(x - np.mean(x), fs, mains_hz), fs, 30.0, 300.0, order=3)
         psi = np.zeros_like(y)
         psi[1:-1] = y[1:-1] ** 2 - y[:-2] * y[2:]
         env = zero_phase(np.abs(psi), fs, None, self.lowpass_hz, order=2)

@@ -35,6 +35,7 @@ import report  # noqa: E402
 import scoring  # noqa: E402
 
 DET = "rpms-detect"
+HUM_PER_SET = 48
 
 
 def parse_args(argv):
@@ -55,6 +56,11 @@ def parse_args(argv):
     p.add_argument("--figures", default=os.path.join(REPO, "docs", "detection"),
                    help="folder of the report's PNGs (default: %(default)s)")
     p.add_argument("--per-set", type=int, help="recordings per injected set (default 30, quick 2)")
+    p.add_argument("--hum-per-set", type=int,
+                   help="recordings per hum set (default %d, quick 2)" % HUM_PER_SET)
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="build and score only the injected sets whose name contains TEXT "
+                        "(repeatable; e.g. --only hum50; implies --no-doc)")
     p.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="rpms-detect runs in parallel")
     p.add_argument("--quick", action="store_true",
@@ -68,10 +74,11 @@ def parse_args(argv):
     args.rpmsd = args.rpmsd or os.path.join(args.build, "daemon", "rpmsd")
     args.work = args.work or os.path.join(args.build, "eval-work")
     args.per_set = args.per_set or (2 if args.quick else 30)
-    if args.set:
+    args.hum_per_set = args.hum_per_set or (2 if args.quick else HUM_PER_SET)
+    if args.set or args.only:
         args.no_doc = True
-    if args.per_set < 1:
-        p.error("--per-set must be at least 1")
+    if args.per_set < 1 or args.hum_per_set < 1:
+        p.error("--per-set and --hum-per-set must be at least 1")
     return args
 
 
@@ -97,7 +104,8 @@ def build_sets(args, defaults):
     os.makedirs(args.work, exist_ok=True)
     min_cal = detector.allowed_min(defaults, "detect.calibration_s")
     sets = [datasets.simulated_set(args.data, args.work, min_cal)]
-    sets += datasets.injected_sets(args.data, args.work, args.per_set, args.seed)
+    sets += datasets.injected_sets(args.data, args.work, args.per_set, args.seed,
+                                   args.hum_per_set, args.only or None)
     sets += datasets.rest_sets(args.data, args.work)
     sets.append(datasets.emg1_set(args.emg1))
     return sets
@@ -137,7 +145,8 @@ def run_references(sets, sweep):
         for rec in ds.recordings:
             cal_start = int(round(rec.cal_start_s * rec.fs))
             for ref_cls in references.REFERENCES:
-                ref = ref_cls().prepare(rec.x, rec.fs, cal_start, rec.cal_end)
+                ref = ref_cls().prepare(rec.x, rec.fs, cal_start, rec.cal_end,
+                                        mains_hz=rec.mains_hz)
                 levels = set(ref_cls.sweep) | {ref_cls.default} if sweep else {ref_cls.default}
                 for level in levels:
                     out[(ref_cls.short, rec.path, level)] = ref.onsets(level)
