@@ -97,6 +97,8 @@ class DataSet:
     title: str
     recordings: list
     rate: float
+    snr: tuple = None       # the SNR range (dB) of its bursts, when one range
+    info: dict = None       # what the page says about how it was made
 
 
 def _mkdir(path):
@@ -123,21 +125,75 @@ def simulated_set(data_dir, work, min_cal_s=None):
     out = _mkdir(os.path.join(work, "sim"))
     fs = 1000.0
     recs = []
-    for name, x, onsets in emgio.read_simulated_set(folder):
+    trials = emgio.read_simulated_set(folder)
+    info = sim_onsets(trials, fs)
+    for name, x, onsets in trials:
         rec = Recording(name=name, group="sim", path=os.path.join(out, name + ".txt"),
                         fs=fs, x=x, cal_start_s=SIM_CAL[0], cal_s=cal_s, events=[],
                         meta={"source": os.path.join(folder, "signals.csv"), "column": name})
         for onset in onsets:
             end = int(onset + SIM_BURST_S * fs)
             scored = onset >= rec.cal_end
+            snr = info["snr_db"][(name, int(onset))]
             rec.events.append({"kind": "burst", "onset_sample": int(onset), "end_sample": end,
-                               "snr_db": "", "ramp_ms": "", "duration_ms": SIM_BURST_S * 1000,
-                               "amplitude": "", "scored": scored})
+                               "snr_db": snr, "ramp_ms": "", "duration_ms": SIM_BURST_S * 1000,
+                               "amplitude": "", "scored": scored,
+                               "reach_ms": sim_reach_ms(snr, info["rise_ms"])})
             if not scored:
                 rec.ignore.append((int(onset - 0.05 * fs), int(end + 0.25 * fs)))
         _save(rec, fmt="%.7g")
         recs.append(rec)
-    return DataSet("sim", "truth", "simulated, 10 trials x 5 bursts (1 kHz)", recs, fs)
+    ds = DataSet("sim", "truth", "simulated, 10 trials x 5 bursts (1 kHz)", recs, fs)
+    ds.info = info
+    return ds
+
+
+# How the simulated bursts rise, measured (the generator is not published):
+# the power of the EMG band-passed 20-450 Hz, less the trial's rest power,
+# over the burst's "plateau" power (SIM_PLATEAU_MS after the true onset),
+# averaged over the bursts of at least SIM_PROFILE_MIN_DB; a straight line
+# in power, min(t / T, 1), is fitted to its first SIM_PROFILE_MS.
+SIM_PLATEAU_MS = (600, 1100)
+SIM_PROFILE_MS = 600
+SIM_PROFILE_MIN_DB = 12.0
+SIM_REST_EXCLUDE_MS = (200, 2500)   # around each onset: not rest
+
+
+def sim_onsets(trials, fs):
+    """Per burst SNR and the trials' mean onset profile: {"snr_db":
+    {(trial, onset): dB}, "profile": mean normalised excess power by ms
+    after the onset, "rise_ms": fitted T, "n_profile": bursts averaged}.
+    SNR = 10 log10((plateau power - rest power) / rest power), the rest
+    power over the whole trial outside SIM_REST_EXCLUDE_MS of any onset."""
+    snrs, prof = {}, []
+    n_prof = int(SIM_PROFILE_MS * fs / 1000)
+    a, b = (int(v * fs / 1000) for v in SIM_PLATEAU_MS)
+    for name, x, onsets in trials:
+        y = brickwall(x - np.mean(x), fs, *synth.EMG_BAND)
+        p2 = y * y
+        free = np.ones(len(y), dtype=bool)
+        for o in onsets:
+            free[max(int(o) - int(SIM_REST_EXCLUDE_MS[0] * fs / 1000), 0):
+                 int(o) + int(SIM_REST_EXCLUDE_MS[1] * fs / 1000)] = False
+        rest = float(np.mean(p2[free]))
+        for o in onsets:
+            o = int(o)
+            plat = float(np.mean(p2[o + a:o + b]))
+            snr = 10.0 * np.log10(max(plat - rest, 1e-12 * rest) / rest)
+            snrs[(name, o)] = snr
+            if snr >= SIM_PROFILE_MIN_DB and o + n_prof <= len(p2):
+                prof.append((p2[o:o + n_prof] - rest) / (plat - rest))
+    m = np.mean(prof, axis=0)
+    t = np.arange(n_prof) * 1000.0 / fs
+    rise = min(range(20, SIM_PROFILE_MS + 1, 5),
+               key=lambda T: float(np.sum((m - np.minimum(t / T, 1.0)) ** 2)))
+    return {"snr_db": snrs, "profile": m, "rise_ms": float(rise), "n_profile": len(prof)}
+
+
+def sim_reach_ms(snr_db, rise_ms):
+    """When a simulated burst's amplitude reaches the rest RMS: its power
+    rises as (t / T) x SNR (linear in power), so at t = T / 10^(SNR/10)."""
+    return min(rise_ms / 10.0 ** (snr_db / 10.0), rise_ms)
 
 
 # --- injected sets --------------------------------------------------------
@@ -205,7 +261,8 @@ def _add_bursts(rng, rec, rest_band, kind, snr_range):
             down = int(round(rng.uniform(0.0, max(down_max, 0.0)) * fs / 1000))
             shape, core = synth.burst_shape(n, up, down)
             ev["ramp_ms"] = up * 1000.0 / fs
-        ev["amplitude"] = synth.inject_burst(rng, rec.x, rest_band, fs, onset, shape, core, snr)
+        ev["amplitude"], ev["reach_ms"] = synth.inject_burst(rng, rec.x, rest_band, fs, onset,
+                                                             shape, core, snr)
         ev["end_sample"] = onset + len(shape)
         ev["duration_ms"] = len(shape) * 1000.0 / fs
         rec.events.append(ev)
@@ -296,7 +353,7 @@ def injected_sets(data_dir, work, per_set, seed, hum_per_set=None, only=None):
             recs = [injected_recording(rests[rate], rate, cond, i, seed, out)
                     for i in range(count)]
             title = _condition_title(cond, rate)
-            sets.append(DataSet(group, "truth", title, recs, float(rate)))
+            sets.append(DataSet(group, "truth", title, recs, float(rate), snr=cond[2]))
     return sets
 
 

@@ -139,8 +139,9 @@ def run_traces(args, sets, defaults):
 
 
 def run_references(sets, sweep):
-    """Every reference on every recording: {(short, path, level): onsets}."""
-    out = {}
+    """Every reference on every recording: {(short, path, level): onsets},
+    and the causal references' decisions, keyed alike."""
+    out, dec = {}, {}
     for ds in sets:
         for rec in ds.recordings:
             cal_start = int(round(rec.cal_start_s * rec.fs))
@@ -150,10 +151,12 @@ def run_references(sets, sweep):
                 levels = set(ref_cls.sweep) | {ref_cls.default} if sweep else {ref_cls.default}
                 for level in levels:
                     out[(ref_cls.short, rec.path, level)] = ref.onsets(level)
-    return out
+                    if ref_cls.causal:
+                        dec[(ref_cls.short, rec.path, level)] = ref.decisions(level)
+    return out, dec
 
 
-def evaluate(sets, det_out, ref_out, k_ons):
+def evaluate(sets, det_out, ref_out, ref_dec, k_ons):
     """Scores of every detector at every level: {set: {detector: {level: (summary, scores)}}}."""
     res = {}
     for ds in sets:
@@ -166,7 +169,8 @@ def evaluate(sets, det_out, ref_out, k_ons):
             levels = sorted(set(lv for (s, p, lv) in ref_out
                                 if s == ref_cls.short and p == ds.recordings[0].path))
             for lv in levels:
-                scores = [scoring.score(rec, ref_out[(ref_cls.short, rec.path, lv)])
+                scores = [scoring.score(rec, ref_out[(ref_cls.short, rec.path, lv)],
+                                        ref_dec.get((ref_cls.short, rec.path, lv)))
                           for rec in ds.recordings]
                 per[lv] = (scoring.summarize(scores), scores)
     return res
@@ -210,14 +214,14 @@ def main(argv=None):
                  len(k_ons) * sum(len(d.recordings) for d in sets)), flush=True)
         det_out = run_detector(args, sets, defaults, k_ons)
         traces = run_traces(args, sets, defaults) if sweep else {}
-        ref_out = run_references(sets, sweep)
+        ref_out, ref_dec = run_references(sets, sweep)
     except (emgio.DataError, detector.DetectorError) as e:
         sys.exit("run_eval: %s" % e)
-    res = evaluate(sets, det_out, ref_out, k_ons)
+    res = evaluate(sets, det_out, ref_out, ref_dec, k_ons)
     ctx = {
         "traces": traces,
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
-        "det_out": det_out, "ref_out": ref_out, "det": DET,
+        "det_out": det_out, "ref_out": ref_out, "ref_dec": ref_dec, "det": DET,
         "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),
         "host": "%s, %d CPUs, Python %s, numpy %s" % (platform.machine(), os.cpu_count(),
                                                       platform.python_version(),

@@ -97,7 +97,10 @@ def noise_rms_before(rest_band, onset, fs):
 
 def inject_burst(rng, x, rest_band, fs, onset, shape, core, snr_db):
     """Add an EMG-like burst with the envelope `shape` at `onset`, scaled so
-    its core RMS is snr_db above the local rest. Returns the scale used."""
+    its core RMS is snr_db above the local rest. Returns the scale used and
+    the burst's detectability: the ms from its onset to the first sample
+    whose amplitude (scale x shape; the carrier has unit RMS) reaches the
+    local rest RMS, an instantaneous SNR of 0 dB (None if it never does)."""
     n = len(shape)
     carrier = emg_like_noise(rng, n, fs) * slow_modulation(rng, n, fs)
     burst = carrier * shape
@@ -105,7 +108,8 @@ def inject_burst(rng, x, rest_band, fs, onset, shape, core, snr_db):
     sigma = noise_rms_before(rest_band, onset, fs)
     scale = sigma * 10.0 ** (snr_db / 20.0) / core_rms
     x[onset:onset + n] += scale * burst
-    return scale
+    reach = np.flatnonzero(scale * shape >= sigma)
+    return scale, (float(reach[0]) * 1000.0 / fs if len(reach) else None)
 
 
 def spike_waveform(rng, fs):
