@@ -204,7 +204,7 @@ def _hum_example(ctx, out):
         center = (miss or sc.truths)[0]["onset_sample"]
         what = "its first missed burst" if miss else "its first burst"
     h = rec.meta.get("hum", {})
-    title = ("Hum %gx rest (%s, %g-%g Hz), %s/%s: %d false onsets at rest, %d bursts missed; "
+    title = ("Hum %gx rest (%s, %g-%g Hz), %s/%s:\n%d false onsets at rest, %d bursts missed; "
              "around %s" % (h.get("level_x_rest", 0), h.get("kind", "?"), h.get("min_hz", 0),
                             h.get("max_hz", 0), ds.name, rec.name, fp, missed, what))
     return _example(ctx, out, "example_hum.png", rec, int(center), title,
@@ -462,22 +462,29 @@ def tradeoff(ctx, out):
     k0 = [k for k, d, _ in pts if d][0]
     fig, ax = plt.subplots(2, 2, figsize=(12, 9))
     a = ax[0, 0]
-    fa = [g["all"]["fa_per_min"] for _, _, g in pts]
-    for key, lim, style in (("exc_p50", report.EXC_P50_MS, "-o"),
-                            ("exc_p95", report.EXC_P95_MS, "-s")):
-        y = [g["all"][key] for _, _, g in pts]
-        a.plot(fa, y, style, ms=4, color=DET_COLOR if key == "exc_p50" else "navy",
-               label="excess latency %s (target %g ms)" % (key[-3:], lim))
-        a.axhline(lim, color=DET_COLOR if key == "exc_p50" else "navy", ls=":", lw=1)
-    for k, f, g in zip(ks, fa, pts):
-        a.annotate("%g%s" % (k, "*" if g[1] else ""), (f, g[2]["all"]["exc_p95"]), fontsize=7,
-                   xytext=(2, 3), textcoords="offset points")
+    sus = report.sustain_points(ctx)
+    for sweep, name, color in ((pts, "k_on", DET_COLOR), (sus, "sustain_ms", "tab:blue")):
+        if not sweep:
+            continue
+        fa = [g["nohum"]["fa_per_min"] for _, _, g in sweep]
+        for key, style in (("exc_p50", "-o"), ("exc_p95", "--s")):
+            a.plot(fa, [g["nohum"][key] for _, _, g in sweep], style, ms=4, color=color,
+                   label="%s swept: excess latency %s" % (name, key[-3:]))
+        for v, d, g in sweep:
+            a.annotate("%g%s" % (v, "*" if d else ""), (g["nohum"]["fa_per_min"],
+                                                        g["nohum"]["exc_p50"]),
+                       fontsize=7, color=color, xytext=(2, -9), textcoords="offset points")
+    for lim in (report.EXC_P50_MS, report.EXC_P95_MS):
+        a.axhline(lim, color="0.4", ls=":", lw=1)
     a.axvline(report.FA_MAX, color="r", ls=":", lw=1, label="0.5 false onsets/min")
     a.set_xscale("symlog", linthresh=0.1)
-    a.set_xlabel("false onsets per minute of rest (every injected set pooled)")
-    a.set_ylabel("excess decision latency (ms, matched onsets)")
-    a.set_title("Latency against false onsets as detect.k_on sweeps (labels: k_on, "
-                "* default)", fontsize=9)
+    a.set_yscale("symlog", linthresh=10)
+    a.set_ylim(bottom=0)
+    a.set_xlim(left=-0.02)
+    a.set_xlabel("false onsets per minute of rest (bursts, clonus, spikes, mains pooled)")
+    a.set_ylabel("excess decision latency (ms; log above 10)")
+    a.set_title("Latency against false onsets (labels: k_on or sustain_ms, * default; "
+                "targets 10/25 ms dotted)", fontsize=9)
     a.legend(fontsize=8)
     a.grid(alpha=0.3)
     a = ax[0, 1]
@@ -528,6 +535,7 @@ def tradeoff(ctx, out):
     a.axvline(k0, color="0.7", lw=4, alpha=0.4)
     a.set_xscale("log")
     a.set_yscale("symlog", linthresh=0.1)
+    a.set_ylim(bottom=-0.01)
     a.set_xlabel("detect.k_on")
     a.set_ylabel("false onsets per minute of rest")
     a.set_title("False onsets against the onset threshold (target 0.5 dotted)", fontsize=9)
@@ -557,8 +565,11 @@ def sim_onsets(ctx, out):
     a = ax[0]
     prof = info["profile"]
     t = np.arange(len(prof)) * 1000.0 / ds.rate
-    a.plot(t, prof, color="k", lw=1, label="simulated bursts >= %g dB (%d), mean excess "
-           "power / plateau" % (12, info["n_profile"]))
+    smooth = np.convolve(prof, np.ones(10) / 10.0, mode="same")
+    a.plot(t, prof, color="0.7", lw=0.6)
+    a.plot(t[5:-5], smooth[5:-5], color="k", lw=1.2,
+           label="simulated bursts >= %g dB (%d): mean excess power / plateau (grey; black: "
+           "10 ms mean)" % (12, info["n_profile"]))
     a.plot(t, np.minimum(t / info["rise_ms"], 1.0), "--", color="tab:red",
            label="fit: linear in power over %.0f ms" % info["rise_ms"])
     for r, c in ((75.0, "tab:blue"), (150.0, "tab:cyan")):

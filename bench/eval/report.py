@@ -613,7 +613,44 @@ def sweep_groups(ctx):
         "rest": [n for n in names if n.startswith("rest")],
         "sim": ["sim"],
         "all": [d.name for d in truth_sets(ctx) if d.name.startswith("inj")],
+        "nohum": [n for n in inj if "-hum" not in n],
     }
+
+
+def sustain_points(ctx):
+    """rpms-detect at every detect.sustain_ms of the second sweep (default
+    k_on), the default included: [(sustain_ms, is default, {group:
+    summary})] for the groups the sweep ran on (nohum, bursts, spikes,
+    clonus, rest), by increasing sustain_ms."""
+    sus = ctx.get("sustain") or {}
+    if not sus:
+        return []
+    groups = {g: sel for g, sel in sweep_groups(ctx).items()
+              if g in ("nohum", "bursts", "spikes", "clonus", "rest") and sel}
+    d = float(ctx["defaults"]["detect"].get("sustain_ms", 30))
+    vals = sorted(set(v for per in sus.values() for v in per), key=lambda v: v[1])
+    out = [(d, True, {g: pooled(ctx, sel, ctx["det"], None)[0] for g, sel in groups.items()})]
+    for v in vals:
+        out.append((float(v[1]), False, {g: scoring.summarize([sc for n in sel for sc in sus[n][v]])
+                                         for g, sel in groups.items()}))
+    return sorted(out, key=lambda p: p[0])
+
+
+SUSTAIN_HEADER = ["detect.sustain_ms", "recall (bursts)", "excess p50 (bursts)",
+                  "excess p95 (bursts)", "excess p50 (all but hum)", "excess p95 (all but hum)",
+                  "false/min (bursts)", "false/min with spikes", "false/min, real rest"]
+
+
+def sustain_rows(ctx):
+    """The sustain_ms sweep as table rows."""
+    rows = []
+    for v, default, g in sustain_points(ctx):
+        rows.append(["%g%s" % (v, " (default)" if default else ""), fnum(g["bursts"]["recall"], 2),
+                     fnum(g["bursts"]["exc_p50"], 0), fnum(g["bursts"]["exc_p95"], 0),
+                     fnum(g["nohum"]["exc_p50"], 0), fnum(g["nohum"]["exc_p95"], 0),
+                     fnum(g["bursts"]["fa_per_min"], 2), fnum(g["spikes"]["fa_per_min"], 2),
+                     fnum(g["rest"]["fa_per_min"], 2)])
+    return rows
 
 
 def sweep_points(ctx):

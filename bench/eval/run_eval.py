@@ -119,10 +119,31 @@ def k_on_sweep(defaults):
     return sorted(set(v for v in vals if k_off < v <= 100.0 and abs(v - k0) > 1e-9))
 
 
-def run_detector(args, sets, defaults, k_ons):
-    """rpms-detect on every recording for every k_on: {(path, k_on): (onsets, decisions)}."""
+# The second sweep: detect.sustain_ms (the transient rejection, which
+# costs decision time) at the default k_on, on the sets that show what it
+# buys and costs: injected bursts, clonus, spikes, mains, and real rest.
+SUSTAIN_SWEEP_MS = (10, 15, 20, 40, 50)
+
+
+def sustain_sweep(defaults):
+    """sustain_ms values of the second sweep, other than the default."""
+    d = float(defaults["detect"].get("sustain_ms", 30))
+    return [("sustain_ms", v) for v in SUSTAIN_SWEEP_MS if abs(v - d) > 1e-9]
+
+
+def sustain_sets(sets):
+    """The data sets the sustain_ms sweep runs on."""
+    return [ds for ds in sets if ds.kind == "rest" or (ds.name.startswith("inj")
+                                                       and "-hum" not in ds.name)]
+
+
+def run_detector(args, sets, defaults, k_ons, sustains=()):
+    """rpms-detect on every recording for every k_on, and on the sustain
+    sets for every sustain_ms: {(path, k_on or ("sustain_ms", v)): (onsets, decisions)}."""
     jobs = [((rec.path, k), rec, None if k is None else k)
             for ds in sets for rec in ds.recordings for k in k_ons]
+    jobs += [((rec.path, v), rec, v) for ds in sustain_sets(sets) for rec in ds.recordings
+             for v in sustains]
     with tempfile.TemporaryDirectory(prefix="rpms-eval-") as tmp:
         return detector.run_many(args.detector, jobs, tmp, defaults, args.jobs)
 
@@ -209,17 +230,23 @@ def main(argv=None):
         sets = build_sets(args, defaults)
         sweep = not (args.quick or args.no_doc)
         k_ons = [None] + (k_on_sweep(defaults) if sweep else [])
+        sustains = sustain_sweep(defaults) if sweep else []
         print("run_eval: %d data sets, %d recordings; rpms-detect runs: %d"
               % (len(sets), sum(len(d.recordings) for d in sets),
-                 len(k_ons) * sum(len(d.recordings) for d in sets)), flush=True)
-        det_out = run_detector(args, sets, defaults, k_ons)
+                 len(k_ons) * sum(len(d.recordings) for d in sets)
+                 + len(sustains) * sum(len(d.recordings) for d in sustain_sets(sets))),
+              flush=True)
+        det_out = run_detector(args, sets, defaults, k_ons, sustains)
         traces = run_traces(args, sets, defaults) if sweep else {}
         ref_out, ref_dec = run_references(sets, sweep)
     except (emgio.DataError, detector.DetectorError) as e:
         sys.exit("run_eval: %s" % e)
     res = evaluate(sets, det_out, ref_out, ref_dec, k_ons)
+    # {set: {("sustain_ms", v): scores}}, pooled by report.sustain_points.
+    sus = {ds.name: {v: [scoring.score(rec, *det_out[(rec.path, v)]) for rec in ds.recordings]
+                     for v in sustains} for ds in sustain_sets(sets)}
     ctx = {
-        "traces": traces,
+        "traces": traces, "sustain": sus,
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
         "det_out": det_out, "ref_out": ref_out, "ref_dec": ref_dec, "det": DET,
         "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),

@@ -14,8 +14,9 @@ A detection that is not matched is a false onset. It is
 "Made" is the decision sample when the detector gives one (rpms-detect:
 an onset decided during a burst but back-dated into the rest before it
 is a wrong onset time, not a stimulus fired at rest), else the onset.
-Excess latency of a matched onset = its decision latency - the moment the
-burst became detectable (detectable_ms).
+Decision latency of a burst = the first decision made during it (its span,
+as below) - its true onset; excess latency = that - the moment the burst
+became detectable (detectable_ms).
 A burst "got an onset" (n_onsets, first onset) when an onset was made
 inside its span, by the same rule, so an onset that the daemon decided
 during the burst but dated far before it still counts as detection with
@@ -113,6 +114,9 @@ def score(rec, onsets, decisions=None):
         t["first_err_ms"] = (det[first[0]] - t["onset_sample"]) * 1000.0 / fs if first else None
         t["first_lat_ms"] = ((dec[first[0]] - t["onset_sample"]) * 1000.0 / fs
                              if first and dec else None)
+        t["first_excess_ms"] = (t["first_lat_ms"] - t["floor_ms"]
+                                if t["first_lat_ms"] is not None and t["floor_ms"] is not None
+                                else None)
     matched_det = set(matches.values())
     spikes = [e["onset_sample"] for e in rec.events if e["kind"] == "spike"]
     win = SPIKE_WINDOW_MS * fs / 1000.0
@@ -157,8 +161,12 @@ def summarize(scores):
     fp_burst = sum(s.fp_burst for s in scores)
     n = len(truths)
     errs = [t["err_ms"] for t in truths if t["matched"]]
-    lats = [t["lat_ms"] for t in truths if t["matched"] and t.get("lat_ms") is not None]
-    excess = [t["excess_ms"] for t in truths if t["matched"] and t.get("excess_ms") is not None]
+    # Decision latency: the first decision made during each burst (when the
+    # daemon would fire for it), whether or not its date matched; over
+    # matched onsets only, a detector whose date follows its decision
+    # would have its late decisions cut off by the match window.
+    lats = [t["first_lat_ms"] for t in truths if t.get("first_lat_ms") is not None]
+    excess = [t["first_excess_ms"] for t in truths if t.get("first_excess_ms") is not None]
     prec = tp / (tp + fp_rest + fp_burst) if tp + fp_rest + fp_burst else None
     rec = tp / n if n else None
     f1 = (2 * prec * rec / (prec + rec) if prec is not None and rec is not None
