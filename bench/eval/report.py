@@ -725,8 +725,8 @@ HUM_HEADER = ["data set", "recordings", "bursts", "rpms-detect F1 [95 % interval
 
 SIM_BINS = ((0.0, 10.0), (10.0, 14.0), (14.0, 30.0))
 SIM_HEADER = ["burst SNR", "bursts", "detector", "recall (+/-50 ms)", "any onset",
-              "median err, matched (ms)", "median first-onset err (ms)", "latency p50 (ms)",
-              "detectable after, p50 (ms, est.)", "excess p50 (ms)"]
+              "median err, matched (ms)", "median first-onset err (ms)",
+              "decision latency p50 (ms)", "detectable after, p50 (ms, est.)", "excess p50 (ms)"]
 
 
 def sim_rows(ctx):
@@ -740,8 +740,8 @@ def sim_rows(ctx):
             if not tr:
                 continue
             m = [t for t in tr if t["matched"]]
-            lat = [t["lat_ms"] for t in m if t.get("lat_ms") is not None]
-            exc = [t["excess_ms"] for t in m if t.get("excess_ms") is not None]
+            lat = [t["first_lat_ms"] for t in tr if t.get("first_lat_ms") is not None]
+            exc = [t["first_excess_ms"] for t in tr if t.get("first_excess_ms") is not None]
             rows.append(["%g-%g dB" % (lo, hi) if hi < 30 else ">= %g dB" % lo, len(tr), name,
                          fnum(len(m) / len(tr), 2),
                          fnum(sum(1 for t in tr if t["n_onsets"]) / len(tr), 2),
