@@ -353,7 +353,8 @@ def roc(ctx, out, metric="recall"):
         ax.set_ylabel("recall (onset within +/-50 ms)" if metric == "recall"
                       else "bursts with any onset")
         ax.grid(alpha=0.3)
-    axes[-1].axis("off")
+    for ax in axes[len(ROC_PANELS):]:
+        ax.axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
     axes[-1].legend(handles, labels, loc="center", fontsize=8, title="star = default setting")
     fig.tight_layout()
