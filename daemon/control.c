@@ -40,6 +40,7 @@
 #include <zmq.h>
 
 #include "control.h"
+#include "control_request.h"
 #include "record.h"
 #include "file.h"
 #include "log.h"
@@ -63,46 +64,11 @@
 #define CONTROL_NS_PER_MS 1000000.0
 #define CONTROL_NS_PER_S 1e9
 
-/* The [stim] keys "set" may change: the protocol, never a limit. */
-static const char *const control_settable[] = {
-	"protocol", "intensity_pct", "pulse_width_us", "train_pulses", "train_frequency_hz",
-	"on_ms", "off_ms", "cycles", "theta_bursts", "theta_burst_pulses",
-	"theta_frequency_hz", "theta_period_ms", "refractory_ms",
-};
-
-#define CONTROL_N_SETTABLE (sizeof(control_settable) / sizeof(control_settable[0]))
-#define CONTROL_SETTABLE_TEXT "stim.protocol, stim.intensity_pct, stim.pulse_width_us, " \
-	"stim.train_pulses, stim.train_frequency_hz, stim.on_ms, stim.off_ms, stim.cycles, " \
-	"stim.theta_bursts, stim.theta_burst_pulses, stim.theta_frequency_hz, " \
-	"stim.theta_period_ms, stim.refractory_ms"
-
 /* Limits reported by status: what "set" is held to. */
 static const char *const control_limits[] = {
 	"max_intensity_pct", "max_frequency_hz", "max_train_pulses", "min_train_interval_ms",
 	"motor_threshold_pct", "max_session_pulses", "max_daily_pulses", "max_coil_temp_c",
 };
-
-#define CONTROL_IDS_ALLOWED "1 to 36 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
-
-/* A command, and the members its request may have besides "cmd". */
-struct control_cmd_desc {
-	const char *name;
-	const char *const members[3];
-	const char *allowed;		/* the same, for messages */
-};
-
-static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
-	[CONTROL_CMD_STATUS] = { "status", { NULL }, "cmd" },
-	[CONTROL_CMD_ARM] = { "arm", { NULL }, "cmd" },
-	[CONTROL_CMD_DISARM] = { "disarm", { NULL }, "cmd" },
-	[CONTROL_CMD_CALIBRATE] = { "calibrate", { NULL }, "cmd" },
-	[CONTROL_CMD_SESSION_START] = { "session_start", { "patient_id", "session_id", NULL },
-					"cmd, patient_id, session_id" },
-	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { NULL }, "cmd" },
-	[CONTROL_CMD_SET] = { "set", { "params", NULL }, "cmd, params" },
-};
-
-#define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set"
 
 /* At most one log line a second of a kind, so a client retrying cannot flood the log. */
 struct control_log_limit {
@@ -184,31 +150,8 @@ struct control {
 	char protocol[16];
 };
 
-static void control_fail(struct control_error *err, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 static void control_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-
-/* Every byte outside printable ASCII becomes '?': messages quote requests. */
-static void control_printable(char *s)
-{
-	for (; *s; s++) {
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
-			*s = '?';
-		}
-	}
-}
-
-static void control_fail(struct control_error *err, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->code = code;
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-	control_printable(err->message);
-}
 
 static void control_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -220,276 +163,6 @@ static void control_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-const char *control_cmd_name(enum control_cmd cmd)
-{
-	if ((unsigned)cmd >= CONTROL_CMD_COUNT) {
-		return NULL;
-	}
-	return control_cmds[cmd].name;
-}
-
-/* ASCII letters and digits, whatever the locale says. */
-static bool control_alnum(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
-bool control_id_valid(const char *id)
-{
-	size_t i, n = strlen(id);
-
-	if (n < 1 || n > EVENT_ID_MAX || !control_alnum(id[0])) {
-		return false;
-	}
-	for (i = 1; i < n; i++) {
-		if (!control_alnum(id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-') {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* ---- parsing ----------------------------------------------------------- */
-
-static const char *control_json_type(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-		return "null";
-	}
-	return "unknown";
-}
-
-static bool control_member_allowed(const struct control_cmd_desc *d, const char *member)
-{
-	size_t i;
-
-	for (i = 0; d->members[i]; i++) {
-		if (!strcmp(d->members[i], member)) {
-			return true;
-		}
-	}
-	return false;
-}
-
-static int control_parse_id(json_t *root, const char *member, char *out,
-			    struct control_error *err)
-{
-	json_t *v = json_object_get(root, member);
-	const char *s;
-
-	if (!v) {
-		control_fail(err, "bad_request", "session_start: missing member \"%s\" (allowed: "
-			     CONTROL_IDS_ALLOWED ")", member);
-		return -EINVAL;
-	}
-	if (!json_is_string(v)) {
-		control_fail(err, "bad_request", "session_start: \"%s\" is %s (allowed: a string of "
-			     CONTROL_IDS_ALLOWED ")", member, control_json_type(v));
-		return -EINVAL;
-	}
-	s = json_string_value(v);
-	if (strlen(s) != json_string_length(v) || !control_id_valid(s)) {
-		control_fail(err, "invalid_value", "session_start: %s \"%.40s\" is not a valid id "
-			     "(allowed: " CONTROL_IDS_ALLOWED ")", member, s);
-		snprintf(err->key, sizeof(err->key), "%s", member);
-		return -EINVAL;
-	}
-	memcpy(out, s, strlen(s) + 1);
-	return 0;
-}
-
-static bool control_settable_key(const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < CONTROL_N_SETTABLE; i++) {
-		if (!strcmp(control_settable[i], key)) {
-			return true;
-		}
-	}
-	return false;
-}
-
-/* One key = value of "set", as text for config_override. */
-static int control_parse_param(const char *name, json_t *v, struct control_request *req,
-			       struct control_error *err)
-{
-	struct control_param *p = &req->params[req->n_params];
-	const char *key = name;
-	size_t i, n;
-
-	if (!strncmp(key, "stim.", 5)) {
-		key += 5;
-	} else if (strchr(key, '.')) {
-		control_fail(err, "not_settable", "%.60s: not settable at run time (allowed: "
-			     CONTROL_SETTABLE_TEXT "); limits and everything else take a restart "
-			     "with a new configuration", name);
-		snprintf(err->key, sizeof(err->key), "%.60s", name);
-		control_printable(err->key);
-		return -EINVAL;
-	}
-	if (!control_settable_key(key)) {
-		control_fail(err, "not_settable", "stim.%.60s: not settable at run time (allowed: "
-			     CONTROL_SETTABLE_TEXT ")", key);
-		snprintf(err->key, sizeof(err->key), "stim.%.60s", key);
-		control_printable(err->key);
-		return -EINVAL;
-	}
-	snprintf(err->key, sizeof(err->key), "stim.%s", key);
-	for (i = 0; i < req->n_params; i++) {
-		if (!strcmp(req->params[i].key, key)) {
-			control_fail(err, "bad_request", "set: stim.%s is given twice", key);
-			return -EINVAL;
-		}
-	}
-	if (json_is_string(v)) {
-		n = json_string_length(v);
-		if (n >= sizeof(p->value) || strlen(json_string_value(v)) != n) {
-			control_fail(err, "invalid_value", "stim.%s: a value of %zu characters "
-				     "(allowed: at most %zu)", key, n, sizeof(p->value) - 1);
-			return -EINVAL;
-		}
-		memcpy(p->value, json_string_value(v), n + 1);
-	} else if (json_is_integer(v)) {
-		snprintf(p->value, sizeof(p->value), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	} else if (json_is_real(v)) {
-		snprintf(p->value, sizeof(p->value), "%.17g", json_real_value(v));
-	} else {
-		control_fail(err, "invalid_value", "stim.%s: the value is %s (allowed: a number, or "
-			     "a string as in the configuration file)", key, control_json_type(v));
-		return -EINVAL;
-	}
-	snprintf(p->key, sizeof(p->key), "%s", key);
-	req->n_params++;
-	err->key[0] = '\0';
-	return 0;
-}
-
-static int control_parse_set(json_t *params, struct control_request *req,
-			     struct control_error *err)
-{
-	const char *name;
-	json_t *v;
-	size_t n;
-
-	if (!params) {
-		control_fail(err, "bad_request", "set: missing member \"params\" (allowed: an object "
-			     "of [stim] keys and values, e.g. {\"intensity_pct\": 35})");
-		return -EINVAL;
-	}
-	if (!json_is_object(params)) {
-		control_fail(err, "bad_request", "set: \"params\" is %s (allowed: an object of [stim] "
-			     "keys and values, e.g. {\"intensity_pct\": 35})", control_json_type(params));
-		return -EINVAL;
-	}
-	n = json_object_size(params);
-	if (n < 1 || n > CONTROL_SET_MAX) {
-		control_fail(err, "bad_request", "set: %zu keys (allowed: 1 to %d at once)", n,
-			     CONTROL_SET_MAX);
-		return -EINVAL;
-	}
-	json_object_foreach(params, name, v) {
-		if (control_parse_param(name, v, req, err) < 0) {
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-int control_parse(const char *buf, size_t len, struct control_request *req,
-		  struct control_error *err)
-{
-	const struct control_cmd_desc *d;
-	json_error_t jerr;
-	json_t *root, *v;
-	const char *member;
-	unsigned i;
-	int ret = -EINVAL;
-
-	memset(req, 0, sizeof(*req));
-	memset(err, 0, sizeof(*err));
-	req->cmd = CONTROL_CMD_COUNT;
-	if (len > CONTROL_REQUEST_MAX) {
-		control_fail(err, "too_large", "a request of %zu bytes (allowed: at most %d)", len,
-			     CONTROL_REQUEST_MAX);
-		return -EINVAL;
-	}
-	if (len == 0) {
-		control_fail(err, "bad_request", "an empty request (allowed: a JSON object such as "
-			     "{\"cmd\": \"status\"})");
-		return -EINVAL;
-	}
-	/* Duplicate keys are refused: which one would win is not obvious. */
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	if (!root) {
-		control_fail(err, "bad_request", "not JSON: %s (line %d, column %d)", jerr.text,
-			     jerr.line, jerr.column);
-		return -EINVAL;
-	}
-	if (!json_is_object(root)) {
-		control_fail(err, "bad_request", "the request is %s (allowed: a JSON object such as "
-			     "{\"cmd\": \"status\"})", control_json_type(root));
-		goto out;
-	}
-	v = json_object_get(root, "cmd");
-	if (!v || !json_is_string(v)) {
-		control_fail(err, "bad_request", "\"cmd\" is %s (allowed: a string, one of "
-			     CONTROL_CMDS_TEXT ")", v ? control_json_type(v) : "missing");
-		goto out;
-	}
-	for (i = 0; i < CONTROL_CMD_COUNT; i++) {
-		if (!strcmp(json_string_value(v), control_cmds[i].name)) {
-			break;
-		}
-	}
-	if (i == CONTROL_CMD_COUNT) {
-		control_fail(err, "unknown_command", "unknown command \"%.40s\" (allowed: "
-			     CONTROL_CMDS_TEXT ")", json_string_value(v));
-		goto out;
-	}
-	req->cmd = (enum control_cmd)i;
-	d = &control_cmds[i];
-	/* A misspelt member is an error, not silently ignored. */
-	json_object_foreach(root, member, v) {
-		if (strcmp(member, "cmd") && !control_member_allowed(d, member)) {
-			control_fail(err, "bad_request", "%s: unknown member \"%.40s\" (allowed: %s)",
-				     d->name, member, d->allowed);
-			goto out;
-		}
-	}
-	switch (req->cmd) {
-	case CONTROL_CMD_SESSION_START:
-		ret = control_parse_id(root, "patient_id", req->patient_id, err);
-		if (ret == 0) {
-			ret = control_parse_id(root, "session_id", req->session_id, err);
-		}
-		break;
-	case CONTROL_CMD_SET:
-		ret = control_parse_set(json_object_get(root, "params"), req, err);
-		break;
-	default:
-		ret = 0;
-		break;
-	}
-out:
-	json_decref(root);
-	return ret;
 }
 
 /* ---- CURVE keys -------------------------------------------------------- */
@@ -879,12 +552,12 @@ static json_t *control_value_json(const struct rpmsd_config *cfg, const char *se
 static json_t *control_protocol_json(const struct rpmsd_config *cfg)
 {
 	json_t *o = json_object();
+	const char *key;
 	size_t i;
 
 	json_object_set_new(o, "mode", control_value_json(cfg, "stim", "mode"));
-	for (i = 0; i < CONTROL_N_SETTABLE; i++) {
-		json_object_set_new(o, control_settable[i],
-				    control_value_json(cfg, "stim", control_settable[i]));
+	for (i = 0; (key = control_request_settable(i)); i++) {
+		json_object_set_new(o, key, control_value_json(cfg, "stim", key));
 	}
 	json_object_set_new(o, "open_loop_pulses",
 			    control_value_json(cfg, "stim", "open_loop_pulses"));
@@ -1003,8 +676,8 @@ static json_t *control_arm(struct control *c, struct control_error *err)
 	int64_t deadline = control_deadline();
 
 	if (acquire_parked(c->acq)) {
-		control_fail(err, "acquisition", "the EMG source failed and is being reopened: the "
-			     "coil cannot be armed without EMG (see rpms.state)");
+		control_request_fail(err, "acquisition", "the EMG source failed and is being reopened: the "
+				     "coil cannot be armed without EMG (see rpms.state)");
 		return NULL;
 	}
 	if (stim_armed(c->stim)) {
@@ -1017,17 +690,17 @@ static json_t *control_arm(struct control *c, struct control_error *err)
 		stim_arm_result(c->stim, &after);
 	} while (after.attempts == before.attempts && control_tick(c, deadline));
 	if (after.attempts == before.attempts) {
-		control_fail(err, "timeout", "arm was requested but the stim thread gave no outcome "
-			     "within %d ms (a disarm may have overridden it); the coil is %s",
-			     CONTROL_WAIT_MS, stim_armed(c->stim) ? "armed" : "disarmed");
+		control_request_fail(err, "timeout", "arm was requested but the stim thread gave no outcome "
+				     "within %d ms (a disarm may have overridden it); the coil is %s",
+				     CONTROL_WAIT_MS, stim_armed(c->stim) ? "armed" : "disarmed");
 		return NULL;
 	}
 	if (after.code != 0) {
-		control_fail(err, "arm_refused", "%s (%s)", after.reason, strerror(-after.code));
+		control_request_fail(err, "arm_refused", "%s (%s)", after.reason, strerror(-after.code));
 		return NULL;
 	}
 	if (!stim_armed(c->stim)) {
-		control_fail(err, "arm_refused", "armed, then disarmed again at once (see rpms.state)");
+		control_request_fail(err, "arm_refused", "armed, then disarmed again at once (see rpms.state)");
 		return NULL;
 	}
 	return json_pack("{s:b, s:b}", "armed", 1, "changed", 1);
@@ -1050,8 +723,8 @@ static json_t *control_disarm(struct control *c, struct control_error *err)
 	bool was = stim_armed(c->stim);
 
 	if (!control_disarm_wait(c, "control: disarm")) {
-		control_fail(err, "timeout", "disarm was requested but the stim thread had not "
-			     "disarmed within %d ms", CONTROL_WAIT_MS);
+		control_request_fail(err, "timeout", "disarm was requested but the stim thread had not "
+				     "disarmed within %d ms", CONTROL_WAIT_MS);
 		return NULL;
 	}
 	return json_pack("{s:b, s:b}", "armed", 0, "changed", was);
@@ -1060,9 +733,9 @@ static json_t *control_disarm(struct control *c, struct control_error *err)
 static json_t *control_calibrate(struct control *c, struct control_error *err)
 {
 	if (stim_armed(c->stim)) {
-		control_fail(err, "armed", "the coil is armed: disarm first (the patient must be at "
-			     "rest, and not stimulated, for the %g s of detect.calibration_s)",
-			     c->calibration_s);
+		control_request_fail(err, "armed", "the coil is armed: disarm first (the patient must be at "
+				     "rest, and not stimulated, for the %g s of detect.calibration_s)",
+				     c->calibration_s);
 		return NULL;
 	}
 	acquire_recalibrate(c->acq);
@@ -1138,13 +811,13 @@ static json_t *control_session_start(struct control *c, const struct control_req
 	active = c->in_session;
 	pthread_mutex_unlock(&c->lock);
 	if (active) {
-		control_fail(err, "session_active", "session %s of patient %s is active: stop it first "
-			     "(session_stop)", c->session_id, c->patient_id);
+		control_request_fail(err, "session_active", "session %s of patient %s is active: stop it first "
+				     "(session_stop)", c->session_id, c->patient_id);
 		return NULL;
 	}
 	if (stim_armed(c->stim)) {
-		control_fail(err, "armed", "the coil is armed: disarm first (a session starts "
-			     "disarmed, and its pulse count, safety.max_session_pulses, starts at 0)");
+		control_request_fail(err, "armed", "the coil is armed: disarm first (a session starts "
+				     "disarmed, and its pulse count, safety.max_session_pulses, starts at 0)");
 		return NULL;
 	}
 	/*
@@ -1174,8 +847,8 @@ static json_t *control_session_stop(struct control *c, struct control_error *err
 
 	/* Always disarms, session or not: a stop must never leave the coil armed. */
 	if (!control_disarm_wait(c, "session stopped")) {
-		control_fail(err, "timeout", "the stim thread had not disarmed within %d ms; the "
-			     "session is still active", CONTROL_WAIT_MS);
+		control_request_fail(err, "timeout", "the stim thread had not disarmed within %d ms; the "
+				     "session is still active", CONTROL_WAIT_MS);
 		return NULL;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -1236,14 +909,14 @@ static json_t *control_set(struct control *c, const struct control_request *req,
 	int ret;
 
 	if (!next) {
-		control_fail(err, "internal", "out of memory");
+		control_request_fail(err, "internal", "out of memory");
 		return NULL;
 	}
 	*next = *c->cfg;
 	for (i = 0; i < req->n_params; i++) {
 		if (config_override(next, "set", "stim", req->params[i].key, req->params[i].value,
 				    why, sizeof(why)) < 0) {
-			control_fail(err, "invalid_value", "%s", why);
+			control_request_fail(err, "invalid_value", "%s", why);
 			snprintf(err->key, sizeof(err->key), "stim.%s", req->params[i].key);
 			goto out;
 		}
@@ -1252,7 +925,7 @@ static json_t *control_set(struct control *c, const struct control_request *req,
 	if (config_recheck(next, "set", why, sizeof(why)) < 0) {
 		control_token(why, "safety.", err->rule, sizeof(err->rule));
 		control_token(why, "stim.", err->key, sizeof(err->key));
-		control_fail(err, err->rule[0] ? "beyond_safety_cap" : "invalid_value", "%s", why);
+		control_request_fail(err, err->rule[0] ? "beyond_safety_cap" : "invalid_value", "%s", why);
 		goto out;
 	}
 	policy_protocol_from_config(next, &pp);
@@ -1261,8 +934,8 @@ static json_t *control_set(struct control *c, const struct control_request *req,
 		;
 	}
 	if (ret < 0) {
-		control_fail(err, "timeout", "the acquire thread was still taking the previous "
-			     "protocol after %d ms; nothing changed", CONTROL_WAIT_MS);
+		control_request_fail(err, "timeout", "the acquire thread was still taking the previous "
+				     "protocol after %d ms; nothing changed", CONTROL_WAIT_MS);
 		goto out;
 	}
 	*c->cfg = *next;
@@ -1308,7 +981,7 @@ static json_t *control_run(struct control *c, const struct control_request *req,
 	case CONTROL_CMD_COUNT:
 		break;
 	}
-	control_fail(err, "internal", "no handler for the command");
+	control_request_fail(err, "internal", "no handler for the command");
 	return NULL;
 }
 
@@ -1330,7 +1003,7 @@ static bool control_log_ok(struct control_log_limit *l, unsigned long *held)
 static void control_log_result(struct control *c, const struct control_request *req,
 			       const struct control_error *err, bool ok)
 {
-	const char *name = control_cmd_name(req->cmd);
+	const char *name = control_request_cmd_name(req->cmd);
 	unsigned long held;
 
 	char detail[CONTROL_MSG_MAX] = "";
@@ -1349,7 +1022,7 @@ static void control_log_result(struct control *c, const struct control_request *
 			snprintf(detail + used, sizeof(detail) - used, " stim.%s=%s",
 				 req->params[i].key, req->params[i].value);
 		}
-		control_printable(detail);
+		control_request_printable(detail);
 		log_info("control: %s: done%s", name, detail);
 		return;
 	}
@@ -1367,7 +1040,7 @@ static void control_log_result(struct control *c, const struct control_request *
 /* The reply: @result (taken over), or else @err; a JSON string to free(). */
 static char *control_reply(enum control_cmd cmd, json_t *result, const struct control_error *err)
 {
-	const char *name = control_cmd_name(cmd);
+	const char *name = control_request_cmd_name(cmd);
 	json_t *reply, *e;
 	char *out;
 
@@ -1396,7 +1069,7 @@ static char *control_execute(struct control *c, const char *buf, size_t len)
 	struct control_error err;
 	json_t *result = NULL;
 
-	if (control_parse(buf, len, &req, &err) == 0) {
+	if (control_request_parse(buf, len, &req, &err) == 0) {
 		result = control_run(c, &req, &err);
 	}
 	control_log_result(c, &req, &err, result != NULL);
@@ -1464,8 +1137,8 @@ static void control_serve(struct control *c)
 		memset(&req, 0, sizeof(req));
 		req.cmd = CONTROL_CMD_COUNT;
 		memset(&err, 0, sizeof(err));
-		control_fail(&err, "bad_request", "a request is one frame of JSON (got %zu frames)",
-			     total - first);
+		control_request_fail(&err, "bad_request", "a request is one frame of JSON (got %zu frames)",
+				     total - first);
 		control_log_result(c, &req, &err, false);
 		reply = control_reply(CONTROL_CMD_COUNT, NULL, &err);
 	}
@@ -1868,21 +1541,21 @@ static void control_reload_apply(struct control *c, const struct rpmsd_config *n
 	char now[CONTROL_VALUE_MAX], want[CONTROL_VALUE_MAX], keys[CONTROL_MSG_MAX] = "";
 	struct control_request req = { .cmd = CONTROL_CMD_SET };
 	struct control_error err = { 0 };
+	const char *key;
 	json_t *res;
 	size_t i;
 
-	for (i = 0; i < CONTROL_N_SETTABLE && req.n_params < CONTROL_SET_MAX; i++) {
-		config_value_text(c->cfg, "stim", control_settable[i], now, sizeof(now));
-		config_value_text(next, "stim", control_settable[i], want, sizeof(want));
+	for (i = 0; (key = control_request_settable(i)) && req.n_params < CONTROL_SET_MAX; i++) {
+		config_value_text(c->cfg, "stim", key, now, sizeof(now));
+		config_value_text(next, "stim", key, want, sizeof(want));
 		if (!strcmp(now, want)) {
 			continue;
 		}
-		snprintf(req.params[req.n_params].key, sizeof(req.params[0].key), "%s",
-			 control_settable[i]);
+		snprintf(req.params[req.n_params].key, sizeof(req.params[0].key), "%s", key);
 		snprintf(req.params[req.n_params].value, sizeof(req.params[0].value), "%s", want);
 		req.n_params++;
 		snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%sstim.%s=%s",
-			 req.n_params > 1 ? ", " : "", control_settable[i], want);
+			 req.n_params > 1 ? ", " : "", key, want);
 	}
 	if (!req.n_params) {
 		log_info("SIGHUP: the protocol is unchanged");
@@ -2426,5 +2099,5 @@ int control_reload(struct control *c, const struct rpmsd_config *next)
 
 bool control_key_settable(const char *key)
 {
-	return control_settable_key(key);
+	return control_request_is_settable(key);
 }
