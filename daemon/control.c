@@ -15,10 +15,8 @@
  * arm waits (up to CONTROL_WAIT_MS) for the stim thread's own outcome.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -41,8 +39,8 @@
 
 #include "control.h"
 #include "control_request.h"
+#include "curve_key.h"
 #include "record.h"
-#include "file.h"
 #include "log.h"
 #include "policy.h"
 
@@ -51,12 +49,9 @@
 #define CONTROL_RING 256		/* events: sessions, protocol changes */
 #define CONTROL_HWM 64			/* messages queued per client */
 #define CONTROL_FRAMES 4		/* routing id, delimiter, body, one too many */
-#define CONTROL_MAX_KEYS 1024		/* allowed client keys */
 #define CONTROL_MAX_REFUSED 256		/* refused clients told apart */
 #define CONTROL_PEERS 64		/* connections whose address is known */
 #define CONTROL_ADDR_LEN 96
-#define CONTROL_Z85_LEN 40
-#define CONTROL_KEY_LEN 32
 #define CONTROL_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define CONTROL_MON_ENDPOINT "inproc://rpmsd-control-monitor"
 #define CONTROL_ZAP_DOMAIN "rpmsd-control"
@@ -121,8 +116,8 @@ struct control {
 	char endpoint[CONFIG_PATH_MAX + 8];
 
 	bool curve;
-	char server_key[CONTROL_Z85_LEN + 1];	/* public, for status and the log */
-	uint8_t (*allowed)[CONTROL_KEY_LEN];
+	char server_key[CURVE_KEY_Z85_LEN + 1];	/* public, for status and the log */
+	uint8_t (*allowed)[CURVE_KEY_LEN];
 	size_t n_allowed;
 	/*
 	 * Refusals: "clients_refused" counts clients, told apart by the key
@@ -167,273 +162,10 @@ static void control_errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- CURVE keys -------------------------------------------------------- */
 
-/*
- * The Z85 key at the start of @line (after blanks), up to a blank or the
- * end; '#' starts a comment. @return 1 with a key, 0 for a blank or
- * comment line, -EINVAL for anything else
- */
-static int control_key_line(char *line, uint8_t key[CONTROL_KEY_LEN])
-{
-	char *p = line, *end;
-
-	while (isspace((unsigned char)*p)) {
-		p++;
-	}
-	if (!*p || *p == '#') {
-		return 0;
-	}
-	for (end = p; *end && !isspace((unsigned char)*end); end++) {
-		;
-	}
-	if (end - p != CONTROL_Z85_LEN) {
-		return -EINVAL;
-	}
-	*end = '\0';
-	return zmq_z85_decode(key, p) ? 1 : -EINVAL;
-}
-
-/* "anyone", "its group" or "its group and anyone": who besides the owner may write. */
-static const char *control_writers(mode_t mode)
-{
-	if ((mode & S_IWGRP) && (mode & S_IWOTH)) {
-		return "its group and anyone";
-	}
-	return (mode & S_IWOTH) ? "anyone" : "its group";
-}
-
-/*
- * Whoever may write the allowlist, or rename anything on the way to it,
- * may let themselves in. As OpenSSH's StrictModes does for authorized_keys:
- * every component of @path's real path (symbolic links resolved) must
- * belong to root or to the daemon's user; a directory on the way may be
- * writable by others only when it is sticky (others then cannot rename or
- * remove what they do not own, as in /tmp); @path itself, a file or the
- * allowlist directory, must be writable by its owner only (sticky or not,
- * anyone who may write a directory may add a key file to it).
- */
-static int control_trusted(const char *path, char *err, size_t errlen)
-{
-	char real[PATH_MAX], part[PATH_MAX];
-	uid_t me = geteuid();
-	struct stat st;
-	size_t i, len;
-	bool last;
-
-	if (!realpath(path, real)) {
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	len = strlen(real);
-	for (i = 1; i <= len; i++) {
-		if (i < len && real[i] != '/') {
-			continue;
-		}
-		last = i == len;
-		memcpy(part, real, i);
-		part[i] = '\0';
-		if (stat(part, &st) < 0) {
-			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s: %s", path, part,
-				     strerror(errno));
-			return -errno;
-		}
-		if (st.st_uid != 0 && st.st_uid != me) {
-			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s%s is owned by uid %u "
-				     "(allowed: root or the daemon's user, uid %u: whoever owns it can "
-				     "change the list of clients)", path, last ? "" : "the directory ",
-				     part, (unsigned)st.st_uid, (unsigned)me);
-			return -EPERM;
-		}
-		if (!(st.st_mode & (S_IWGRP | S_IWOTH))) {
-			continue;
-		}
-		if (last) {
-			control_errf(err, errlen, "control.curve_allowed_keys: %s: writable by %s (mode "
-				     "%04o; allowed: writable by its owner only, e.g. chmod go-w: whoever "
-				     "may write it may let themselves in)", path,
-				     control_writers(st.st_mode), (unsigned)(st.st_mode & 07777));
-			return -EPERM;
-		}
-		if (!(st.st_mode & S_ISVTX)) {
-			control_errf(err, errlen, "control.curve_allowed_keys: %s: the directory %s on its "
-				     "way is writable by %s (mode %04o; allowed: writable by its owner "
-				     "only, or sticky like /tmp: whoever may write it can put another "
-				     "list in its place)", path, part, control_writers(st.st_mode),
-				     (unsigned)(st.st_mode & 07777));
-			return -EPERM;
-		}
-	}
-	return 0;
-}
-
-/* Append the keys of one file to @keys (NULL: only check and count). */
-static int control_read_keys(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN], size_t *n,
-			     char *err, size_t errlen)
-{
-	uint8_t key[CONTROL_KEY_LEN];
-	char *line = NULL;
-	size_t cap = 0;
-	int lineno = 0, rc = 0, k;
-	FILE *f;
-
-	f = file_open_regular(path, &rc);
-	if (!f) {
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: cannot open: %s", path,
-			     strerror(-rc));
-		return rc;
-	}
-	/* whoever may write the list may let themselves in */
-	rc = control_trusted(path, err, errlen);
-	if (rc < 0) {
-		goto out;
-	}
-	while (getline(&line, &cap, f) >= 0) {
-		lineno++;
-		k = control_key_line(line, key);
-		if (k < 0) {
-			control_errf(err, errlen, "control.curve_allowed_keys: %s:%d: not a Z85 public "
-				     "key (allowed: 40 Z85 characters as rpmsctl keygen prints them, "
-				     "then an optional name; '#' comments)", path, lineno);
-			rc = -EINVAL;
-			goto out;
-		}
-		if (k == 0) {
-			continue;
-		}
-		if (*n >= CONTROL_MAX_KEYS) {
-			control_errf(err, errlen, "control.curve_allowed_keys: %s:%d: more than %d keys",
-				     path, lineno, CONTROL_MAX_KEYS);
-			rc = -E2BIG;
-			goto out;
-		}
-		if (keys) {
-			memcpy(keys[*n], key, sizeof(key));
-		}
-		(*n)++;
-	}
-	if (ferror(f)) {
-		rc = -EIO;
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: cannot read", path);
-	}
-out:
-	free(line);
-	fclose(f);
-	return rc;
-}
-
-/* The allowlist: a file, or every regular file of a directory (not dotfiles). */
-static int control_read_allowed(const char *path, uint8_t (*keys)[CONTROL_KEY_LEN], size_t *n,
-				char *err, size_t errlen)
-{
-	char file[CONFIG_PATH_MAX];
-	struct dirent *de;
-	struct stat st;
-	DIR *dir;
-	int rc = 0;
-
-	*n = 0;
-	if (stat(path, &st) < 0) {
-		rc = -errno;
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path, strerror(errno));
-		return rc;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		rc = control_read_keys(path, keys, n, err, errlen);
-	} else {
-		/* A key dropped into a directory others may write would be let in. */
-		rc = control_trusted(path, err, errlen);
-		if (rc < 0) {
-			return rc;
-		}
-		dir = opendir(path);
-		if (!dir) {
-			rc = -errno;
-			control_errf(err, errlen, "control.curve_allowed_keys: %s: %s", path,
-				     strerror(errno));
-			return rc;
-		}
-		while (rc == 0 && (de = readdir(dir))) {
-			if (de->d_name[0] == '.') {
-				continue;
-			}
-			if (snprintf(file, sizeof(file), "%s/%s", path, de->d_name) >= (int)sizeof(file)) {
-				continue;
-			}
-			if (stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
-				rc = control_read_keys(file, keys, n, err, errlen);
-			}
-		}
-		closedir(dir);
-	}
-	if (rc == 0 && *n == 0) {
-		control_errf(err, errlen, "control.curve_allowed_keys: %s: no client key (allowed: "
-			     "one Z85 public key per line)", path);
-		rc = -EINVAL;
-	}
-	return rc;
-}
-
-/* The server's secret key: one Z85 line in a file only its owner can read. */
-static int control_read_secret(const char *path, char z85[CONTROL_Z85_LEN + 1],
-			       char *err, size_t errlen)
-{
-	uint8_t key[CONTROL_KEY_LEN];
-	struct stat st;
-	char *line = NULL, *p;
-	size_t cap = 0;
-	int rc = 0, lineno = 0, k, found = 0;
-	FILE *f;
-
-	f = file_open_regular(path, &rc);
-	if (!f) {
-		control_errf(err, errlen, "control.curve_server_secret_file: %s: cannot open: %s",
-			     path, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-		control_errf(err, errlen, "control.curve_server_secret_file: %s: readable by others "
-			     "(mode %04o; allowed: 0600 or 0400, the owner only)", path,
-			     (unsigned)(st.st_mode & 07777));
-		rc = -EPERM;
-		goto out;
-	}
-	while (getline(&line, &cap, f) >= 0) {
-		lineno++;
-		for (p = line; isspace((unsigned char)*p); p++) {
-			;
-		}
-		k = control_key_line(line, key);
-		if (k == 0) {
-			continue;
-		}
-		if (k < 0 || found) {
-			control_errf(err, errlen, "control.curve_server_secret_file: %s:%d: %s", path,
-				     lineno, found ? "a second key (allowed: one)"
-						   : "not a Z85 secret key (allowed: 40 Z85 characters, "
-						     "as rpmsctl keygen writes them)");
-			rc = -EINVAL;
-			goto out;
-		}
-		memcpy(z85, p, CONTROL_Z85_LEN);
-		z85[CONTROL_Z85_LEN] = '\0';
-		found = 1;
-	}
-	if (!found) {
-		control_errf(err, errlen, "control.curve_server_secret_file: %s: no key in it", path);
-		rc = -EINVAL;
-	}
-out:
-	explicit_bzero(key, sizeof(key));
-	if (line) {
-		explicit_bzero(line, cap);
-	}
-	free(line);
-	fclose(f);
-	return rc;
-}
-
 /* Both files of cfg->control, resolved against the config file's directory. */
-static int control_load_keys(const struct rpmsd_config *cfg, char secret[CONTROL_Z85_LEN + 1],
-			     uint8_t (**keys)[CONTROL_KEY_LEN], size_t *n, char *err, size_t errlen)
+static int control_load_keys(const struct rpmsd_config *cfg,
+			     char secret[CURVE_KEY_Z85_LEN + 1], uint8_t (**keys)[CURVE_KEY_LEN],
+			     size_t *n, char *err, size_t errlen)
 {
 	char path[CONFIG_PATH_MAX];
 	int rc;
@@ -442,7 +174,8 @@ static int control_load_keys(const struct rpmsd_config *cfg, char secret[CONTROL
 		control_errf(err, errlen, "control.curve_server_secret_file: path too long");
 		return -ENAMETOOLONG;
 	}
-	rc = control_read_secret(path, secret, err, errlen);
+	rc = curve_key_read_secret("control.curve_server_secret_file", path, secret, err,
+				   errlen);
 	if (rc < 0) {
 		return rc;
 	}
@@ -451,7 +184,8 @@ static int control_load_keys(const struct rpmsd_config *cfg, char secret[CONTROL
 		return -ENAMETOOLONG;
 	}
 	/* Count first, then read into an array of that size. */
-	rc = control_read_allowed(path, NULL, n, err, errlen);
+	rc = curve_key_read_allowed("control.curve_allowed_keys", path, NULL, n, err,
+				    errlen);
 	if (rc < 0 || !keys) {
 		return rc;
 	}
@@ -460,12 +194,13 @@ static int control_load_keys(const struct rpmsd_config *cfg, char secret[CONTROL
 		control_errf(err, errlen, "control: out of memory");
 		return -ENOMEM;
 	}
-	return control_read_allowed(path, *keys, n, err, errlen);
+	return curve_key_read_allowed("control.curve_allowed_keys", path, *keys, n, err,
+				      errlen);
 }
 
 int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen)
 {
-	char secret[CONTROL_Z85_LEN + 1];
+	char secret[CURVE_KEY_Z85_LEN + 1];
 	size_t n = 0;
 	int rc;
 
@@ -1161,7 +896,7 @@ static bool control_key_allowed(const struct control *c, const uint8_t *key)
 	size_t i;
 
 	for (i = 0; i < c->n_allowed; i++) {
-		if (!memcmp(c->allowed[i], key, CONTROL_KEY_LEN)) {
+		if (!memcmp(c->allowed[i], key, CURVE_KEY_LEN)) {
 			return true;
 		}
 	}
@@ -1243,7 +978,7 @@ static void control_zap(struct control *c)
 {
 	enum { ZAP_FRAMES = 8 };
 	zmq_msg_t f[ZAP_FRAMES];
-	char addr[64], mech[16], z85[CONTROL_Z85_LEN + 1] = "";
+	char addr[64], mech[16], z85[CURVE_KEY_Z85_LEN + 1] = "";
 	char id[CONTROL_ADDR_LEN], why[160];
 	const char *status = "400", *text = "client key not allowed";
 	size_t n = 0, i;
@@ -1267,8 +1002,8 @@ static void control_zap(struct control *c)
 		control_frame_text(&f[3], addr, sizeof(addr));
 		control_frame_text(&f[5], mech, sizeof(mech));
 	}
-	if (n >= 7 && !strcmp(mech, "CURVE") && zmq_msg_size(&f[6]) == CONTROL_KEY_LEN) {
-		zmq_z85_encode(z85, zmq_msg_data(&f[6]), CONTROL_KEY_LEN);
+	if (n >= 7 && !strcmp(mech, "CURVE") && zmq_msg_size(&f[6]) == CURVE_KEY_LEN) {
+		zmq_z85_encode(z85, zmq_msg_data(&f[6]), CURVE_KEY_LEN);
 		if (control_key_allowed(c, zmq_msg_data(&f[6]))) {
 			status = "200";
 			text = "OK";
@@ -1832,9 +1567,10 @@ static int control_sockets(struct control *c, const char *secret, char *err, siz
 	}
 	if (!ret && c->curve) {
 		ret = control_setsockopt_int(c->sock, ZMQ_CURVE_SERVER, 1);
-		if (!ret && (zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, CONTROL_Z85_LEN) != 0 ||
-			     zmq_setsockopt(c->sock, ZMQ_ZAP_DOMAIN, CONTROL_ZAP_DOMAIN,
-					    strlen(CONTROL_ZAP_DOMAIN)) != 0)) {
+		if (!ret &&
+		    (zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, CURVE_KEY_Z85_LEN) != 0 ||
+		     zmq_setsockopt(c->sock, ZMQ_ZAP_DOMAIN, CONTROL_ZAP_DOMAIN,
+				    strlen(CONTROL_ZAP_DOMAIN)) != 0)) {
 			ret = -errno;
 		}
 	}
@@ -1902,7 +1638,7 @@ static int control_bind(struct control *c, const char *endpoint, bool is_default
 int control_create(const struct rpmsd_config *cfg, const struct control_deps *deps,
 		   struct control **out, char *err, size_t errlen)
 {
-	char endpoint[CONFIG_PATH_MAX + 8], secret[CONTROL_Z85_LEN + 1] = "";
+	char endpoint[CONFIG_PATH_MAX + 8], secret[CURVE_KEY_Z85_LEN + 1] = "";
 	struct control *c;
 	int ret;
 
