@@ -306,7 +306,7 @@ int curve_key_read_secret(const char *name, const char *path, char z85[CURVE_KEY
 		}
 		if (k < 0 || found) {
 			curve_key_errf(err, errlen, "%s: %s:%d: %s", name, path, lineno,
-				       found ? "a second key (allowed: one)"
+				       k > 0 ? "a second key (allowed: one)"
 					     : "not a Z85 secret key (allowed: 40 Z85 characters, "
 					       "as rpmsctl keygen writes them)");
 			rc = -EINVAL;

@@ -230,6 +230,24 @@ static void test_keys(void **state)
 		 allowed);
 	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), 0);
 
+	/* a line after the key that is not a key is named as such, not as a second key */
+	f = fopen(secret, "a");
+	assert_non_null(f);
+	fprintf(f, "%.39s\n", sec);
+	fclose(f);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":3: not a Z85 secret key"));
+	f = fopen(secret, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n%s\n", sec, sec);
+	fclose(f);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":2: a second key (allowed: one)"));
+	f = fopen(secret, "w");
+	assert_non_null(f);
+	fprintf(f, "# server\n%s\n", sec);
+	fclose(f);
+
 	assert_int_equal(chmod(secret, 0640), 0);
 	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EPERM);
 	assert_non_null(strstr(err, "readable by others (mode 0640"));
