@@ -183,19 +183,20 @@ static int control_load_keys(const struct rpmsd_config *cfg,
 		control_errf(err, errlen, "control.curve_allowed_keys: path too long");
 		return -ENAMETOOLONG;
 	}
-	/* Count first, then read into an array of that size. */
-	rc = curve_key_read_allowed("control.curve_allowed_keys", path, NULL, n, err,
-				    errlen);
-	if (rc < 0 || !keys) {
-		return rc;
+	/*
+	 * Read once, into room for the most a list may hold (32 KiB): a count
+	 * first and a second read into an array of that size would write past
+	 * it if the list grew in between.
+	 */
+	if (keys) {
+		*keys = calloc(CURVE_KEY_ALLOWED_MAX, sizeof(**keys));
+		if (!*keys) {
+			control_errf(err, errlen, "control: out of memory");
+			return -ENOMEM;
+		}
 	}
-	*keys = calloc(*n, sizeof(**keys));
-	if (!*keys) {
-		control_errf(err, errlen, "control: out of memory");
-		return -ENOMEM;
-	}
-	return curve_key_read_allowed("control.curve_allowed_keys", path, *keys, n, err,
-				      errlen);
+	return curve_key_read_allowed("control.curve_allowed_keys", path, keys ? *keys : NULL, n,
+				      err, errlen);
 }
 
 int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen)

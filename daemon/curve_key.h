@@ -62,8 +62,8 @@ int curve_key_read_secret(const char *name, const char *path, char z85[CURVE_KEY
  * it is a sticky directory (the list itself never); as OpenSSH's
  * StrictModes does for authorized_keys.
  * @param name  what the list is, for messages ("control.curve_allowed_keys")
- * @param keys  receives the keys, room for *@n of them; NULL to only check
- *              and count
+ * @param keys  receives the keys: room for CURVE_KEY_ALLOWED_MAX; NULL to
+ *              only check and count
  * @param n     receives the number of keys
  * @return 0 (at least one key), or -EPERM, -EINVAL, -E2BIG, -EIO, -errno
  *         with a message naming @name, the file and the line in @err
