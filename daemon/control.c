@@ -38,112 +38,19 @@
 #include <zmq.h>
 
 #include "control.h"
-#include "control_request.h"
-#include "curve_key.h"
+#include "control_private.h"
 #include "record.h"
 #include "log.h"
 #include "policy.h"
 
-#define CONTROL_WAIT_MS 1000		/* for the stim or acquire thread to act */
 #define CONTROL_TICK_NS 2000000		/* how often a wait looks again */
 #define CONTROL_RING 256		/* events: sessions, protocol changes */
 #define CONTROL_HWM 64			/* messages queued per client */
 #define CONTROL_FRAMES 4		/* routing id, delimiter, body, one too many */
-#define CONTROL_MAX_REFUSED 256		/* refused clients told apart */
-#define CONTROL_PEERS 64		/* connections whose address is known */
-#define CONTROL_ADDR_LEN 96
 #define CONTROL_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define CONTROL_MON_ENDPOINT "inproc://rpmsd-control-monitor"
 #define CONTROL_ZAP_DOMAIN "rpmsd-control"
 #define CONTROL_LOG_PERIOD_NS INT64_C(1000000000)
-#define CONTROL_NS_PER_MS 1000000.0
-#define CONTROL_NS_PER_S 1e9
-
-/* Limits reported by status: what "set" is held to. */
-static const char *const control_limits[] = {
-	"max_intensity_pct", "max_frequency_hz", "max_train_pulses", "min_train_interval_ms",
-	"motor_threshold_pct", "max_session_pulses", "max_daily_pulses", "max_coil_temp_c",
-};
-
-/* At most one log line a second of a kind, so a client retrying cannot flood the log. */
-struct control_log_limit {
-	int64_t last_ns;
-	unsigned long suppressed;
-};
-
-/* Why a client was refused, for the log: each client's first of each is logged. */
-enum control_why {
-	CONTROL_WHY_KEY,		/* ZAP: a CURVE key not in the allowlist */
-	CONTROL_WHY_MECHANISM,		/* ZAP: not CURVE */
-	CONTROL_WHY_NO_CURVE,		/* mechanism mismatch before ZAP */
-	CONTROL_WHY_SERVER_KEY,		/* the HELLO cannot be decrypted */
-	CONTROL_WHY_PROTOCOL,		/* anything else ZMTP */
-	CONTROL_WHY_CLOSED,		/* gone during the handshake */
-};
-
-/*
- * A connection the socket monitor announced (ZMQ_EVENT_ACCEPTED carries its
- * file descriptor): who is behind it, for the log when its handshake fails.
- */
-struct control_peer {
-	int fd;				/* -1: free */
-	char addr[CONTROL_ADDR_LEN];	/* for people: "127.0.0.1:40312" */
-	char id[CONTROL_ADDR_LEN];	/* the client, for counting: "ip 127.0.0.1" */
-};
-
-struct control {
-	struct rpmsd_config *cfg;	/* in force (protocol after "set"); control thread */
-	struct stim *stim;
-	struct acquire *acq;
-	struct sclock *clock;
-	struct publish *pub;
-	struct record *rec;		/* session recordings, or NULL */
-	struct ring *events;		/* control thread -> publisher */
-	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
-	double calibration_s;
-
-	void *ctx;
-	void *sock;			/* ROUTER: the requests */
-	void *zap;			/* REP on the ZAP endpoint; NULL without CURVE */
-	void *mon;			/* PAIR: the socket monitor's handshake failures */
-	int stop_fd;
-	int reload_fd;			/* main -> control thread: reload_next is set */
-	struct rpmsd_config *reload_next;	/* under lock; NULL until a reload */
-	atomic_bool stopping;
-	pthread_t tid;
-	bool started;
-	bool joined;
-	char endpoint[CONFIG_PATH_MAX + 8];
-
-	bool curve;
-	char server_key[CURVE_KEY_Z85_LEN + 1];	/* public, for status and the log */
-	uint8_t (*allowed)[CURVE_KEY_LEN];
-	size_t n_allowed;
-	/*
-	 * Refusals: "clients_refused" counts clients, told apart by the key
-	 * they presented, else by address (IP, or uid over ipc); every refused
-	 * handshake counts in "handshakes_refused". Control thread only, the
-	 * counters aside.
-	 */
-	atomic_uint_fast64_t refused;
-	atomic_uint_fast64_t handshakes_refused;
-	char refused_ids[CONTROL_MAX_REFUSED][CONTROL_ADDR_LEN];
-	unsigned refused_whys[CONTROL_MAX_REFUSED];	/* bit per enum control_why logged */
-	size_t n_refused_ids;
-	struct control_peer peers[CONTROL_PEERS];
-	size_t next_peer;		/* the slot to reuse when all are taken */
-	uint16_t pending_event;		/* a handshake failure awaiting its DISCONNECTED */
-	uint32_t pending_value;
-	struct control_log_limit log_bad;
-	struct control_log_limit log_refused;
-
-	/* control thread writes, control_status (main thread) reads */
-	pthread_mutex_t lock;
-	bool in_session;
-	char patient_id[EVENT_ID_MAX + 1];
-	char session_id[EVENT_ID_MAX + 1];
-	char protocol[16];
-};
 
 static void control_errf(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -211,151 +118,6 @@ int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen)
 	rc = control_load_keys(cfg, secret, NULL, &n, err, errlen);
 	explicit_bzero(secret, sizeof(secret));
 	return rc;
-}
-
-/* ---- status ------------------------------------------------------------ */
-
-static unsigned control_popcount(unsigned v)
-{
-	unsigned n = 0;
-
-	for (; v; v &= v - 1) {
-		n++;
-	}
-	return n;
-}
-
-void control_status(struct control *c, struct publish_status *st)
-{
-	int64_t now = sclock_now(c->clock), fresh = sclock_fresh(c->clock), at;
-
-	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&c->lock);
-	memcpy(st->protocol, c->protocol, sizeof(st->protocol));
-	st->in_session = c->in_session;
-	memcpy(st->patient_id, c->patient_id, sizeof(st->patient_id));
-	memcpy(st->session_id, c->session_id, sizeof(st->session_id));
-	pthread_mutex_unlock(&c->lock);
-	st->pulses_session = stim_session_pulses(c->stim);
-	st->pulses_today = stim_day_pulses(c->stim);
-	st->coil_temperature_c = stim_coil_temperature(c->stim, &at);
-	st->coil_temperature_age_s = at == INT64_MIN ? NAN
-				     : now > at ? (double)(now - at) / CONTROL_NS_PER_S : 0.0;
-	st->channels = acquire_channels(c->acq);
-	st->calibrated = control_popcount(acquire_calibrated(c->acq));
-	st->block_age_ms = fresh == INT64_MIN ? NAN
-			   : now > fresh ? (double)(now - fresh) / CONTROL_NS_PER_MS : 0.0;
-	if (acquire_parked(c->acq)) {
-		st->acquisition = "reopening";
-	} else if (fresh == INT64_MIN) {
-		st->acquisition = "waiting";
-	} else if (st->block_age_ms > c->acq_timeout_ms) {
-		st->acquisition = "stale";
-	} else {
-		st->acquisition = "ok";
-	}
-}
-
-/* A number to the microunit, or null when it is not finite (JSON has no NaN). */
-static json_t *control_num(double v)
-{
-	return isfinite(v) ? json_real(round(v * 1e6) / 1e6) : json_null();
-}
-
-/* A key's value as JSON: an integer, a number or a string, as it reads. */
-static json_t *control_value_json(const struct rpmsd_config *cfg, const char *section,
-				  const char *key)
-{
-	char text[CONFIG_PATH_MAX], *end;
-	long long i;
-	double d;
-
-	if (config_value_text(cfg, section, key, text, sizeof(text)) < 0) {
-		return json_null();
-	}
-	errno = 0;
-	i = strtoll(text, &end, 10);
-	if (text[0] && !*end && !errno) {
-		return json_integer(i);
-	}
-	d = strtod(text, &end);
-	if (text[0] && !*end && isfinite(d)) {
-		return json_real(d);
-	}
-	return json_string(text);
-}
-
-static json_t *control_protocol_json(const struct rpmsd_config *cfg)
-{
-	json_t *o = json_object();
-	const char *key;
-	size_t i;
-
-	json_object_set_new(o, "mode", control_value_json(cfg, "stim", "mode"));
-	for (i = 0; (key = control_request_settable(i)); i++) {
-		json_object_set_new(o, key, control_value_json(cfg, "stim", key));
-	}
-	json_object_set_new(o, "open_loop_pulses",
-			    control_value_json(cfg, "stim", "open_loop_pulses"));
-	return o;
-}
-
-static json_t *control_ids_json(const char *patient, const char *session)
-{
-	return json_pack("{s:s, s:s}", "patient_id", patient, "session_id", session);
-}
-
-static json_t *control_status_json(struct control *c)
-{
-	struct publish_status st;
-	struct publish_fault f;
-	const char *blocked = stim_arm_blocked(c->stim);
-	json_t *o = json_object(), *acq, *lim, *ctl;
-	size_t i;
-
-	control_status(c, &st);
-	publish_last_fault(c->pub, &f);
-	json_object_set_new(o, "armed", json_boolean(stim_armed(c->stim)));
-	json_object_set_new(o, "arm_blocked", blocked ? json_string(blocked) : json_null());
-	json_object_set_new(o, "session", st.in_session ? control_ids_json(st.patient_id,
-									   st.session_id)
-							: json_null());
-	json_object_set_new(o, "protocol", control_protocol_json(c->cfg));
-	json_object_set_new(o, "pulses", json_integer((json_int_t)stim_pulse_count(c->stim)));
-	json_object_set_new(o, "pulses_session", json_integer((json_int_t)st.pulses_session));
-	json_object_set_new(o, "pulses_today", json_integer((json_int_t)st.pulses_today));
-	json_object_set_new(o, "coil_temperature_c", control_num(st.coil_temperature_c));
-	json_object_set_new(o, "coil_temperature_age_s", control_num(st.coil_temperature_age_s));
-	acq = json_object();
-	json_object_set_new(acq, "state", json_string(st.acquisition));
-	json_object_set_new(acq, "block_age_ms", control_num(st.block_age_ms));
-	json_object_set_new(acq, "samples", json_integer((json_int_t)acquire_samples(c->acq)));
-	json_object_set_new(acq, "channels", json_integer(st.channels));
-	json_object_set_new(acq, "calibrated", json_integer(st.calibrated));
-	json_object_set_new(o, "acquisition", acq);
-	lim = json_object();
-	for (i = 0; i < sizeof(control_limits) / sizeof(control_limits[0]); i++) {
-		json_object_set_new(lim, control_limits[i],
-				    control_value_json(c->cfg, "safety", control_limits[i]));
-	}
-	json_object_set_new(o, "limits", lim);
-	json_object_set_new(o, "last_fault",
-			    f.valid ? json_pack("{s:s, s:i, s:s, s:I, s:I}", "state", f.state,
-						"code", f.code, "reason", f.reason,
-						"seq", (json_int_t)f.seq, "t_wall_ns",
-						(json_int_t)f.wall_ns)
-				    : json_null());
-	ctl = json_object();
-	json_object_set_new(ctl, "endpoint", json_string(c->endpoint));
-	json_object_set_new(ctl, "curve", json_boolean(c->curve));
-	json_object_set_new(ctl, "server_public_key",
-			    c->curve ? json_string(c->server_key) : json_null());
-	json_object_set_new(ctl, "clients_refused",
-			    json_integer((json_int_t)atomic_load(&c->refused)));
-	json_object_set_new(ctl, "handshakes_refused",
-			    json_integer((json_int_t)atomic_load(&c->handshakes_refused)));
-	json_object_set_new(o, "control", ctl);
-	return o;
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -571,8 +333,8 @@ static json_t *control_session_start(struct control *c, const struct control_req
 	memcpy(c->session_id, req->session_id, sizeof(c->session_id));
 	pthread_mutex_unlock(&c->lock);
 	control_push_session(c, true, req->patient_id, req->session_id, 0);
-	return json_pack("{s:o, s:o}", "session", control_ids_json(req->patient_id, req->session_id),
-			 "recording", rec);
+	return json_pack("{s:o, s:o}", "session",
+			 control_status_ids(req->patient_id, req->session_id), "recording", rec);
 }
 
 static json_t *control_session_stop(struct control *c, struct control_error *err)
@@ -605,7 +367,8 @@ static json_t *control_session_stop(struct control *c, struct control_error *err
 	}
 	control_push_session(c, false, patient, session, pulses);
 	return json_pack("{s:b, s:b, s:o, s:I}", "stopped", 1, "armed", 0, "session",
-			 control_ids_json(patient, session), "pulses_session", (json_int_t)pulses);
+			 control_status_ids(patient, session), "pulses_session",
+			 (json_int_t)pulses);
 }
 
 /*
@@ -690,7 +453,8 @@ static json_t *control_set(struct control *c, const struct control_request *req,
 			 req->params[i].key);
 	}
 	control_push_state(c, EVENT_STATE_PROTOCOL, reason);
-	res = json_pack("{s:b, s:o}", "applied", applied, "protocol", control_protocol_json(c->cfg));
+	res = json_pack("{s:b, s:o}", "applied", applied, "protocol",
+			control_status_protocol(c->cfg));
 out:
 	free(next);
 	return res;
