@@ -3,8 +3,9 @@
  * The control socket's state, shared by the files that make it up and by
  * nothing else (the model: linuxptp's port_private.h):
  *
- *   control.c          set-up, the commands and the thread
+ *   control.c          set-up, the thread
  *   control_status.c   the status reply and the heartbeat's view
+ *   control_command.c  running a request: arm, sessions, calibrate, set
  *
  * Requests are parsed by control_request.c, key files read by curve_key.c.
  * Everything here runs on the control thread unless its comment says
@@ -118,6 +119,15 @@ struct control {
 	char protocol[16];
 };
 
+/* ---- control.c ----------------------------------------------------------- */
+
+/**
+ * Whether a rate-limited log line may go out now: true at most once a
+ * second per @l, which counts what it holds back; *@held receives that
+ * count when it lets one through.
+ */
+bool control_log_ok(struct control_log_limit *l, unsigned long *held);
+
 /* ---- control_status.c ---------------------------------------------------- */
 
 /** The "status" command's result: a new JSON object. */
@@ -131,5 +141,37 @@ json_t *control_status_protocol(const struct rpmsd_config *cfg);
 
 /** {"patient_id": @patient, "session_id": @session}. */
 json_t *control_status_ids(const char *patient, const char *session);
+
+/* ---- control_command.c --------------------------------------------------- */
+
+/**
+ * Parse and run one request body (@len bytes, not NUL-terminated), log
+ * its outcome and build the reply.
+ * @return the reply, a JSON string to free(); NULL when out of memory
+ */
+char *control_command_execute(struct control *c, const char *buf, size_t len);
+
+/**
+ * The reply to a request: {"ok": true, "cmd", "result": @result} (taken
+ * over), or without @result {"ok": false, "cmd", "error"} from @err.
+ * @return a JSON string to free(); NULL when out of memory
+ */
+char *control_command_reply(enum control_cmd cmd, json_t *result,
+			    const struct control_error *err);
+
+/**
+ * Log a request's outcome: what was done (status requests aside), or why
+ * not; refusals of malformed requests rate-limited (c->log_bad).
+ */
+void control_command_log(struct control *c, const struct control_request *req,
+			 const struct control_error *err, bool ok);
+
+/**
+ * SIGHUP: the protocol keys of @next (a freshly loaded configuration) that
+ * differ from those in force, through the path and checks of "set"; the
+ * outcome is logged and published. On the control thread, or on the main
+ * thread when there is none.
+ */
+void control_command_reload(struct control *c, const struct rpmsd_config *next);
 
 #endif /* RPMSD_CONTROL_PRIVATE_H */
