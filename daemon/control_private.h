@@ -3,9 +3,10 @@
  * The control socket's state, shared by the files that make it up and by
  * nothing else (the model: linuxptp's port_private.h):
  *
- *   control.c          set-up, the thread
+ *   control.c          set-up: sockets, endpoints, key files, start, stop
  *   control_status.c   the status reply and the heartbeat's view
  *   control_command.c  running a request: arm, sessions, calibrate, set
+ *   control_thread.c   the thread: requests, ZAP, the socket monitor
  *
  * Requests are parsed by control_request.c, key files read by curve_key.c.
  * Everything here runs on the control thread unless its comment says
@@ -173,5 +174,14 @@ void control_command_log(struct control *c, const struct control_request *req,
  * thread when there is none.
  */
 void control_command_reload(struct control *c, const struct rpmsd_config *next);
+
+/* ---- control_thread.c ---------------------------------------------------- */
+
+/**
+ * The control thread (pthread_create's start routine, @arg the struct
+ * control): serves until c->stopping is set and c->stop_fd is written.
+ * @return NULL
+ */
+void *control_thread_main(void *arg);
 
 #endif /* RPMSD_CONTROL_PRIVATE_H */
