@@ -10,10 +10,7 @@
  * The commands are control_command.c's, the status reply
  * control_status.c's (control_private.h lists the files).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,23 +18,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <zmq.h>
 
+#include "config.h"
 #include "control.h"
 #include "control_private.h"
-#include "record.h"
+#include "event.h"
 #include "log.h"
-#include "policy.h"
+#include "ring.h"
+#include "sclock.h"
 
 #define CONTROL_RING 256		/* events: sessions, protocol changes */
 #define CONTROL_HWM 64			/* messages queued per client */

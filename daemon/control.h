@@ -13,6 +13,10 @@
  *
  * A request that is malformed, unknown, or refused changes nothing and is
  * answered with an error code and a message naming what was wrong.
+ *
+ * This is the daemon's side; requests are parsed by control_request.h
+ * (pure), key files read by curve_key.h, and the files behind this header
+ * are listed in control_private.h.
  */
 #ifndef RPMSD_CONTROL_H
 #define RPMSD_CONTROL_H
@@ -20,13 +24,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "acquire.h"
-#include "config.h"
-#include "event.h"
-#include "publish.h"
-#include "ring.h"
-#include "sclock.h"
-#include "stim.h"
+struct acquire;
+struct control;
+struct publish;
+struct publish_status;
+struct record;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim;
 
 #define CONTROL_FRAME_MAX 1048576	/* longer frames: the client is disconnected */
 
@@ -36,8 +42,6 @@
  * @return 0, or -EINVAL / -errno with the message in @err
  */
 int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen);
-
-struct record;
 
 /** What the control thread acts on; all created before control_create. */
 struct control_deps {
@@ -58,8 +62,6 @@ struct control_deps {
  */
 int control_check_endpoints(const struct rpmsd_config *cfg, bool starting, char *err,
 			    size_t errlen);
-
-struct control;
 
 /**
  * Create the socket and bind cfg->control.endpoint (with CURVE and its ZAP

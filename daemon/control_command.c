@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "acquire.h"
+#include "config.h"
 #include "control_private.h"
 #include "event.h"
 #include "log.h"

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "acquire.h"
+#include "config.h"
 #include "control.h"
 #include "control_private.h"
 #include "publish.h"

@@ -21,6 +21,7 @@
 
 #include <zmq.h>
 
+#include "config.h"
 #include "control_private.h"
 #include "log.h"
 
