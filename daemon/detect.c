@@ -13,12 +13,22 @@
  * back-dated on the envelope itself, to the last sample that was within
  * k_edge spreads of its rest level.
  *
+ * The state machine only asks whether the sustained envelope is above or
+ * below a threshold, and that needs no minimum: it is above as long as
+ * no more than skip of its windows are not. So each envelope value is
+ * compared with the thresholds once, when it arrives, and the answers are
+ * counted per window phase (below); the value itself is worked out only
+ * when someone wants it (a decision, a trace).
+ *
  * States: WAIT (before the calibration window), CALIBRATING, IDLE,
  * CANDIDATE (above the onset threshold, not confirmed yet) and ACTIVE.
- * Every sample does a constant amount of work; the only exception is the
- * last calibration sample, which runs selections over the calibration
- * buffer (each stretch's median, then the whole window's median and MAD:
- * linear on average, no allocation).
+ * Every sample does a constant amount of work, independent of sustain_ms
+ * and of the sampling rate. The exceptions, each bounded: the last
+ * calibration sample, which runs selections over the calibration buffer
+ * (each stretch's median, then the whole window's median and MAD: linear
+ * on average, no allocation) and compares the sustained history with the
+ * new thresholds; and an onset, whose dating walks back over at most
+ * DETECT_EDGE_S of the envelope (twice: the change point, then the foot).
  *
  * Blanked samples are dropped before anything looks at them, so a blank
  * freezes every timer and the calibration collection.
@@ -48,6 +58,20 @@
 #define DETECT_SUB_S 0.2	/* stretches of the calibration window checked for rest */
 #define DETECT_SUB_RATIO 2.5	/* stretches further apart than this were not all rest */
 
+#define DETECT_MAX_WINDOWS 65535	/* windows in the sustained envelope: a lane field's range */
+
+/*
+ * What an envelope value is against the thresholds in force: each a 16-bit
+ * field of a uint64_t, 1 or 0 for a value, its count over a lane's values
+ * in the lane's sum.
+ */
+enum detect_flag {
+	DETECT_F_NOT_ON = 0,	/* not above the onset threshold */
+	DETECT_F_BELOW_OFF,	/* below the offset threshold */
+	DETECT_F_AT_MOST_OFF,	/* at or below the offset threshold */
+	DETECT_F_NAN,		/* not a number */
+};
+
 enum detect_state {
 	DETECT_S_WAIT = 0,
 	DETECT_S_CALIBRATING,
@@ -69,11 +93,25 @@ struct detect {
 	uint64_t off_n;
 	double k_on, k_off, k_edge;
 
-	/* envelope history for the sustained envelope: (n_win - 1) * win + 1 */
+	/*
+	 * Envelope history for the sustained envelope, a ring of hist_cap =
+	 * n_win * win values (the newest at hist_pos - 1). Values one window
+	 * apart share a "lane" (their count of values fed, mod win); the slots
+	 * of a lane are every win-th, so the n_win slots of the newest value's
+	 * lane hold exactly the windows of the sustained envelope. Each value
+	 * keeps its enum detect_flag fields against the thresholds, and
+	 * lane_sum counts them over its lane's slots.
+	 */
 	float *hist;
-	uint64_t hist_len;
+	uint64_t *hist_flags;
+	uint64_t *lane_sum;
+	uint64_t hist_len;	/* the sustained envelope's span: (n_win - 1) * win + 1 */
+	uint64_t hist_cap;
 	uint64_t hist_pos;	/* next slot to write */
-	uint64_t hist_filled;
+	uint64_t hist_lane;	/* its lane: hist_pos mod win */
+	uint64_t hist_filled;	/* values fed, up to hist_len */
+	int hist_full;		/* every slot written */
+	int flags_ok;		/* hist_flags are against the thresholds in force */
 
 	/* calibration */
 	float *cal_env;		/* envelope at rest */
@@ -94,7 +132,6 @@ struct detect {
 	double cal_unsteady_s;
 	int calibrated;
 	double baseline, spread, thr_on, thr_off;
-	float last_sustained;	/* for detect_sustained_last */
 	double edge_ratio;	/* edge level / rest mean */
 	double rest_mean;	/* mean envelope at rest, followed while quiet */
 	double rest_alpha;	/* its update weight per sample */
@@ -169,6 +206,12 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 		return detect_fail(err, errlen, "detect.off_ms", cfg->detect.off_ms,
 				   "must be >= 0");
 	}
+	/* Each window's count must fit a field of a lane's sum. */
+	if (cfg->dsp.envelope_ms > 0.0 &&
+	    !(cfg->detect.sustain_ms / cfg->dsp.envelope_ms < DETECT_MAX_WINDOWS)) {
+		return detect_fail(err, errlen, "detect.sustain_ms", cfg->detect.sustain_ms,
+				   "spans more than 65535 windows of dsp.envelope_ms");
+	}
 
 	d = calloc(1, sizeof(*d));
 	if (!d) {
@@ -201,6 +244,7 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 		d->n_win = 1;
 	}
 	d->hist_len = (d->n_win - 1) * d->win + 1;
+	d->hist_cap = d->n_win * d->win;
 	d->skip = (uint64_t)cfg->detect.sustain_skip;
 	if (d->skip > DETECT_MAX_SKIP) {
 		d->skip = DETECT_MAX_SKIP;
@@ -211,11 +255,14 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	d->eh_len = (uint64_t)ceil(DETECT_EDGE_S * fs) + 1;
 	d->foot_n = (uint64_t)llround(DETECT_FOOT_S * fs);
 	d->cal_env = calloc(d->cal_want, sizeof(*d->cal_env));
-	d->hist = calloc(d->hist_len, sizeof(*d->hist));
+	d->hist = calloc(d->hist_cap, sizeof(*d->hist));
+	d->hist_flags = calloc(d->hist_cap, sizeof(*d->hist_flags));
+	d->lane_sum = calloc(d->win, sizeof(*d->lane_sum));
 	d->eh = calloc(d->eh_len, sizeof(*d->eh));
 	d->eh_idx = calloc(d->eh_len, sizeof(*d->eh_idx));
 	d->sub_med = calloc(d->cal_want / d->sub_len + 1, sizeof(*d->sub_med));
-	if (!d->cal_env || !d->hist || !d->eh || !d->eh_idx || !d->sub_med) {
+	if (!d->cal_env || !d->hist || !d->hist_flags || !d->lane_sum || !d->eh || !d->eh_idx ||
+	    !d->sub_med) {
 		goto err_free;
 	}
 	memset(d->sub_med, 0, (d->cal_want / d->sub_len + 1) * sizeof(*d->sub_med));
@@ -223,7 +270,9 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	memset(d->eh_idx, 0, d->eh_len * sizeof(*d->eh_idx));
 	/* Touch every page now so the RT thread never faults one in. */
 	memset(d->cal_env, 0, d->cal_want * sizeof(*d->cal_env));
-	memset(d->hist, 0, d->hist_len * sizeof(*d->hist));
+	memset(d->hist, 0, d->hist_cap * sizeof(*d->hist));
+	memset(d->hist_flags, 0, d->hist_cap * sizeof(*d->hist_flags));
+	memset(d->lane_sum, 0, d->win * sizeof(*d->lane_sum));
 
 	d->k_on = cfg->detect.k_on;
 	d->k_off = cfg->detect.k_off;
@@ -247,6 +296,8 @@ err_free:
 	free(d->sub_med);
 	free(d->eh_idx);
 	free(d->eh);
+	free(d->lane_sum);
+	free(d->hist_flags);
 	free(d->hist);
 	free(d->cal_env);
 	free(d);
@@ -263,6 +314,8 @@ void detect_destroy(struct detect *d)
 	free(d->sub_med);
 	free(d->eh_idx);
 	free(d->eh);
+	free(d->lane_sum);
+	free(d->hist_flags);
 	free(d->hist);
 	free(d->cal_env);
 	free(d);
@@ -534,22 +587,28 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
  * and only when the fit rises: a step's plateau fits flat and leaves the
  * change point as is.
  */
-/* Slot of the envelope history @k samples back (1: the newest). */
-static uint64_t detect_eh_back(const struct detect *d, uint64_t k)
+/* Slot of the newest value in the envelope history. */
+static inline uint64_t detect_eh_newest(const struct detect *d)
 {
-	return (d->eh_pos + d->eh_len - k) % d->eh_len;
+	return d->eh_pos ? d->eh_pos - 1 : d->eh_len - 1;
+}
+
+/* Slot of the value before the one in slot @idx (no division: this runs
+ * over the whole history at an onset). */
+static inline uint64_t detect_eh_prev(const struct detect *d, uint64_t idx)
+{
+	return idx ? idx - 1 : d->eh_len - 1;
 }
 
 static uint64_t detect_ramp_foot(const struct detect *d, uint64_t decision, uint64_t edge,
 				 uint64_t kedge)
 {
 	double n = (double)kedge, st = 0.0, sy = 0.0, stt = 0.0, sty = 0.0, slope, icpt, t0;
-	uint64_t k, idx, foot, back;
+	uint64_t k, idx = detect_eh_newest(d), foot, back;
 
-	for (k = 1; k <= kedge; k++) {
+	for (k = 1; k <= kedge; k++, idx = detect_eh_prev(d, idx)) {
 		double t, y;
 
-		idx = detect_eh_back(d, k);
 		y = (double)d->eh[idx] * d->eh[idx] - d->rest_mean * d->rest_mean;
 		y = y > 0.0 ? sqrt(y) : 0.0;
 		t = -(double)(decision - d->eh_idx[idx]);
@@ -588,13 +647,12 @@ static uint64_t detect_ramp_foot(const struct detect *d, uint64_t decision, uint
 static uint64_t detect_edge(const struct detect *d, uint64_t decision)
 {
 	double ref = d->rest_mean * d->edge_ratio, sum = 0.0, best = 0.0;
-	uint64_t k, idx, edge = decision, kedge = 0;
+	uint64_t k, idx = detect_eh_newest(d), edge = decision, kedge = 0;
 
 	if (!(ref > 0.0)) {
 		return decision;
 	}
-	for (k = 1; k <= d->eh_filled; k++) {
-		idx = detect_eh_back(d, k);
+	for (k = 1; k <= d->eh_filled; k++, idx = detect_eh_prev(d, idx)) {
 		if (d->eh_idx[idx] < d->edge_floor) {
 			break;
 		}
@@ -608,51 +666,29 @@ static uint64_t detect_edge(const struct detect *d, uint64_t decision)
 	return detect_ramp_foot(d, decision, edge, kedge);
 }
 
-static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
-					      float envelope,
-					      struct detect_result *res)
-{
-	const double e = envelope;
-
-	if (e > d->thr_on) {
-		d->dip = 0;
-		if (++d->above < d->on_n) {
-			return DETECT_NONE;
-		}
-		d->state = DETECT_S_ACTIVE;
-		d->below = 0;
-		detect_fill(d, res, detect_edge(d, sample), sample, envelope, d->thr_on);
-		return DETECT_ONSET;
-	}
-	/* A dip of dip_ms or longer means the rise did not hold. */
-	if (++d->dip >= d->dip_n) {
-		d->state = DETECT_S_IDLE;
-	}
-	return DETECT_NONE;
-}
-
 /*
  * The sustained envelope: of the n_win envelope values one window apart
  * ending now, the (skip + 1)-th quietest. Ignoring the quietest @skip
  * windows rides over the troughs of a short window's ripple inside a
  * burst; a transient still has to raise n_win - skip windows, i.e. last
- * (n_win - skip - 1) windows or more, to count.
+ * (n_win - skip - 1) windows or more, to count. O(n_win): only for
+ * decisions, traces and a lane that holds a NaN.
  */
-static float detect_sustained(struct detect *d, float env)
+static float detect_sustained(const struct detect *d)
 {
 	float low[DETECT_MAX_SKIP + 1];
-	uint64_t j, idx = d->hist_pos, n = 1, k, m;
+	uint64_t j, idx, n = 1, k, m;
 
-	d->hist[d->hist_pos] = env;
-	if (d->hist_filled < d->hist_len) {
-		d->hist_filled++;
+	if (d->hist_filled == 0) {
+		return 0.0f;
 	}
+	idx = d->hist_pos ? d->hist_pos - 1 : d->hist_cap - 1;
 	/* The skip + 1 smallest so far, ascending (a short insertion sort). */
-	low[0] = env;
+	low[0] = d->hist[idx];
 	for (j = 1; j < d->n_win && j * d->win < d->hist_filled; j++) {
 		float v;
 
-		idx = idx >= d->win ? idx - d->win : idx + d->hist_len - d->win;
+		idx = idx >= d->win ? idx - d->win : idx + d->hist_cap - d->win;
 		v = d->hist[idx];
 		m = n <= d->skip ? n : d->skip + 1;
 		if (m == d->skip + 1 && v >= low[d->skip]) {
@@ -664,18 +700,129 @@ static float detect_sustained(struct detect *d, float env)
 		low[k] = v;
 		n++;
 	}
-	if (++d->hist_pos == d->hist_len) {
-		d->hist_pos = 0;
-	}
 	/* While the history is short, the largest of what there is. */
 	return low[(n - 1 < d->skip ? n - 1 : d->skip)];
+}
+
+/* @env's enum detect_flag fields against the thresholds in force. */
+static inline uint64_t detect_flags(const struct detect *d, float env)
+{
+	const double e = env;
+
+	return (uint64_t)!(e > d->thr_on) << 16 * DETECT_F_NOT_ON |
+	       (uint64_t)!(e >= d->thr_off) << 16 * DETECT_F_BELOW_OFF |
+	       (uint64_t)(e <= d->thr_off) << 16 * DETECT_F_AT_MOST_OFF |
+	       (uint64_t)(isnan(env) != 0) << 16 * DETECT_F_NAN;
+}
+
+/* The count of flag @flag in a lane's sum. */
+static inline unsigned detect_count(uint64_t sum, enum detect_flag flag)
+{
+	return (unsigned)(sum >> 16 * flag) & 0xffffu;
+}
+
+/* Flag the whole history against new thresholds. O(hist_cap), once per calibration. */
+static void detect_reflag(struct detect *d)
+{
+	uint64_t i;
+
+	memset(d->lane_sum, 0, d->win * sizeof(*d->lane_sum));
+	for (i = 0; i < d->hist_cap; i++) {
+		d->hist_flags[i] = detect_flags(d, d->hist[i]);
+		d->lane_sum[i % d->win] += d->hist_flags[i];
+	}
+	d->flags_ok = 1;
+}
+
+/*
+ * The lane's sum of the value just fed, as the counts that tell where its
+ * sustained envelope stands against the thresholds (detect_above_on() and
+ * the like). The counts cannot tell while the history is not full yet
+ * (the sustained envelope is then taken over fewer windows) or while the
+ * lane holds a NaN (it compares false either way, so where it falls in the
+ * insertion sort depends on the order): then the sustained envelope
+ * itself, flagged, with skip + 1 for each flag set, says what
+ * detect_sustained() compared with the thresholds would.
+ */
+static inline uint64_t detect_level(const struct detect *d, uint64_t sum)
+{
+	if (d->hist_full && detect_count(sum, DETECT_F_NAN) == 0) {
+		return sum;
+	}
+	return detect_flags(d, detect_sustained(d)) * (d->skip + 1);
+}
+
+/*
+ * The (skip + 1)-th smallest of a lane's values (none of them NaN) is above
+ * a threshold when no more than skip of them are not, at or above it when
+ * no more than skip are below, and at most it when more than skip of them
+ * are. The fields count the very comparisons the value would be put to
+ * (as a double, against the same thresholds), so a value equal to a
+ * threshold counts as it would be judged.
+ */
+static inline int detect_above_on(const struct detect *d, uint64_t level)
+{
+	return detect_count(level, DETECT_F_NOT_ON) <= d->skip;
+}
+
+static inline int detect_at_least_off(const struct detect *d, uint64_t level)
+{
+	return detect_count(level, DETECT_F_BELOW_OFF) <= d->skip;
+}
+
+static inline int detect_at_most_off(const struct detect *d, uint64_t level)
+{
+	return detect_count(level, DETECT_F_AT_MOST_OFF) > d->skip;
+}
+
+static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
+					      int above_on, struct detect_result *res)
+{
+	if (above_on) {
+		d->dip = 0;
+		if (++d->above < d->on_n) {
+			return DETECT_NONE;
+		}
+		d->state = DETECT_S_ACTIVE;
+		d->below = 0;
+		detect_fill(d, res, detect_edge(d, sample), sample, detect_sustained(d), d->thr_on);
+		return DETECT_ONSET;
+	}
+	/* A dip of dip_ms or longer means the rise did not hold. */
+	if (++d->dip >= d->dip_n) {
+		d->state = DETECT_S_IDLE;
+	}
+	return DETECT_NONE;
+}
+
+/* Add @env to the sustained history; @return its lane's sum. */
+static inline uint64_t detect_push(struct detect *d, float env)
+{
+	const uint64_t pos = d->hist_pos, lane = d->hist_lane;
+	const uint64_t f = detect_flags(d, env);
+	/* That slot held the value n_win windows back, now out of the lane. */
+	const uint64_t sum = d->lane_sum[lane] + f - d->hist_flags[pos];
+
+	d->lane_sum[lane] = sum;
+	d->hist[pos] = env;
+	d->hist_flags[pos] = f;
+	d->hist_lane = lane + 1 == d->win ? 0 : lane + 1;
+	if (pos + 1 == d->hist_cap) {
+		d->hist_pos = 0;
+		d->hist_full = 1;
+	} else {
+		d->hist_pos = pos + 1;
+	}
+	if (d->hist_filled < d->hist_len) {
+		d->hist_filled++;
+	}
+	return sum;
 }
 
 enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 			     struct detect_result *res)
 {
-	float envelope;
-	double e;
+	uint64_t level, pos;
 
 	if (!d->seen) {
 		d->seen = 1;
@@ -684,23 +831,37 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 	if (sample >= d->blank_from && sample < d->blank_end) {
 		return DETECT_NONE;
 	}
-	envelope = detect_sustained(d, env);
-	d->last_sustained = envelope;
-	e = envelope;
-	if (d->calibrated && d->state != DETECT_S_ACTIVE) {
+	level = detect_push(d, env);
+	if (!d->calibrated) {
+		if (d->state == DETECT_S_WAIT) {
+			if (sample < d->cal_from) {
+				return DETECT_NONE;
+			}
+			d->state = DETECT_S_CALIBRATING;
+		}
+		/* The sustained envelope is reported with the calibration only. */
+		return detect_calibrate_step(d, sample,
+					     sample + 1 >= d->cal_from + d->cal_len ?
+					     detect_sustained(d) : 0.0f, env, res);
+	}
+	if (!d->flags_ok) {
+		detect_reflag(d);
+		level = d->lane_sum[d->hist_lane ? d->hist_lane - 1 : d->win - 1];
+	}
+	level = detect_level(d, level);
+	if (d->state != DETECT_S_ACTIVE) {
 		/*
 		 * The rest level drifts (tone, electrode contact): follow it
 		 * while the sustained envelope is quiet, slowly enough that a
 		 * ramp does not drag it along.
 		 */
-		if (d->state == DETECT_S_IDLE && e <= d->thr_off) {
+		if (d->state == DETECT_S_IDLE && detect_at_most_off(d, level)) {
 			d->rest_mean += d->rest_alpha * ((double)env - d->rest_mean);
 		}
-		d->eh[d->eh_pos] = env;
-		d->eh_idx[d->eh_pos] = sample;
-		if (++d->eh_pos == d->eh_len) {
-			d->eh_pos = 0;
-		}
+		pos = d->eh_pos;
+		d->eh[pos] = env;
+		d->eh_idx[pos] = sample;
+		d->eh_pos = pos + 1 == d->eh_len ? 0 : pos + 1;
 		if (d->eh_filled < d->eh_len) {
 			d->eh_filled++;
 		}
@@ -708,29 +869,24 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 
 	switch (d->state) {
 	case DETECT_S_WAIT:
-		if (sample < d->cal_from) {
-			return DETECT_NONE;
-		}
-		d->state = DETECT_S_CALIBRATING;
-		return detect_calibrate_step(d, sample, envelope, env, res);
-
 	case DETECT_S_CALIBRATING:
-		return detect_calibrate_step(d, sample, envelope, env, res);
+		/* not calibrated: handled above */
+		return DETECT_NONE;
 
 	case DETECT_S_IDLE:
-		if (e > d->thr_on) {
+		if (detect_above_on(d, level)) {
 			d->above = 0;
 			d->dip = 0;
 			d->state = DETECT_S_CANDIDATE;
-			return detect_candidate_step(d, sample, envelope, res);
+			return detect_candidate_step(d, sample, 1, res);
 		}
 		return DETECT_NONE;
 
 	case DETECT_S_CANDIDATE:
-		return detect_candidate_step(d, sample, envelope, res);
+		return detect_candidate_step(d, sample, detect_above_on(d, level), res);
 
 	case DETECT_S_ACTIVE:
-		if (e >= d->thr_off) {
+		if (detect_at_least_off(d, level)) {
 			d->below = 0;
 			return DETECT_NONE;
 		}
@@ -743,7 +899,7 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 		d->state = DETECT_S_IDLE;
 		/* The next burst starts after this one has ended. */
 		d->edge_floor = sample + 1;
-		detect_fill(d, res, d->below_from, sample, envelope, d->thr_off);
+		detect_fill(d, res, d->below_from, sample, detect_sustained(d), d->thr_off);
 		return DETECT_OFFSET;
 	}
 	return DETECT_NONE;
@@ -831,6 +987,7 @@ void detect_recalibrate(struct detect *d, uint64_t from)
 	d->cal_skipped = 0;
 	d->cal_artefacts = 0;
 	d->calibrated = 0;
+	d->flags_ok = 0;
 	d->edge_floor = from;
 	d->eh_filled = 0;
 	d->above = 0;
@@ -858,5 +1015,5 @@ int detect_thresholds(const struct detect *d, struct detect_result *out)
 
 float detect_sustained_last(const struct detect *d)
 {
-	return d->last_sustained;
+	return detect_sustained(d);
 }

@@ -11,8 +11,11 @@
  *  - offset when it stays below baseline + k_off * spread for off_ms.
  * After each of our own pulses the input is blanked for blanking_ms.
  *
- * detect_step is O(1) and never allocates (the calibration buffer is
- * allocated in detect_create).
+ * detect_step never allocates (every buffer is allocated in
+ * detect_create) and does a constant amount of work per sample, whatever
+ * sustain_ms and the sampling rate, except on two samples: the last of
+ * the calibration window (selections over the window) and an onset's
+ * decision, whose dating walks back over at most 0.5 s of the envelope.
  */
 #ifndef RPMSD_DETECT_H
 #define RPMSD_DETECT_H
@@ -120,7 +123,8 @@ void detect_recalibrate(struct detect *d, uint64_t from);
 /** True while a burst is in progress (between onset and offset). */
 int detect_active(const struct detect *d);
 
-/** The sustained envelope of the last sample fed (for traces). */
+/** The sustained envelope of the last sample fed (for traces); worked out
+ * on each call, in a time proportional to detect.sustain_ms / dsp.envelope_ms. */
 float detect_sustained_last(const struct detect *d);
 
 /** Baseline and thresholds; -EAGAIN until calibrated. */

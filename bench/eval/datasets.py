@@ -51,6 +51,20 @@ CONDITIONS = (
     ("mains", "burst", (10.0, 20.0), {"hum": True}),
 )
 
+# The hum sets (issue 17): bursts (SNR 10-20 dB) and 3 ms electrode pops in
+# every rest gap under mains hum at 1, 3 and 10 times the band-passed rest
+# RMS, steady or drifting, at 50 and 60 Hz (the detector configured for
+# it, as `--mains` does), with 3rd and 5th harmonics (synth.py says how
+# each is drawn). Appended after CONDITIONS so the older sets keep their
+# seeds.
+HUM_MAINS = (50, 60)
+HUM_LEVELS = (1.0, 3.0, 10.0)
+HUM_CONDITIONS = tuple(
+    ("hum%d-x%g-%s" % (mains, level, "drift" if drift else "steady"), "burst", (10.0, 20.0),
+     {"hum_set": {"mains": mains, "level": level, "drift": drift}, "pops": True})
+    for mains in HUM_MAINS for level in HUM_LEVELS for drift in (False, True))
+ALL_CONDITIONS = CONDITIONS + HUM_CONDITIONS
+
 
 @dataclasses.dataclass
 class Recording:
@@ -66,6 +80,8 @@ class Recording:
     ignore: list = dataclasses.field(default_factory=list)
     weak: list = dataclasses.field(default_factory=list)
     meta: dict = dataclasses.field(default_factory=dict)
+    mains_hz: float = 50.0      # the mains the detectors are told (rpmsd's default)
+    dsp: dict = dataclasses.field(default_factory=dict)    # [dsp] keys for rpms-detect
 
     @property
     def cal_end(self):
@@ -81,6 +97,8 @@ class DataSet:
     title: str
     recordings: list
     rate: float
+    snr: tuple = None       # the SNR range (dB) of its bursts, when one range
+    info: dict = None       # what the page says about how it was made
 
 
 def _mkdir(path):
@@ -107,21 +125,75 @@ def simulated_set(data_dir, work, min_cal_s=None):
     out = _mkdir(os.path.join(work, "sim"))
     fs = 1000.0
     recs = []
-    for name, x, onsets in emgio.read_simulated_set(folder):
+    trials = emgio.read_simulated_set(folder)
+    info = sim_onsets(trials, fs)
+    for name, x, onsets in trials:
         rec = Recording(name=name, group="sim", path=os.path.join(out, name + ".txt"),
                         fs=fs, x=x, cal_start_s=SIM_CAL[0], cal_s=cal_s, events=[],
                         meta={"source": os.path.join(folder, "signals.csv"), "column": name})
         for onset in onsets:
             end = int(onset + SIM_BURST_S * fs)
             scored = onset >= rec.cal_end
+            snr = info["snr_db"][(name, int(onset))]
             rec.events.append({"kind": "burst", "onset_sample": int(onset), "end_sample": end,
-                               "snr_db": "", "ramp_ms": "", "duration_ms": SIM_BURST_S * 1000,
-                               "amplitude": "", "scored": scored})
+                               "snr_db": snr, "ramp_ms": "", "duration_ms": SIM_BURST_S * 1000,
+                               "amplitude": "", "scored": scored,
+                               "reach_ms": sim_reach_ms(snr, info["rise_ms"])})
             if not scored:
                 rec.ignore.append((int(onset - 0.05 * fs), int(end + 0.25 * fs)))
         _save(rec, fmt="%.7g")
         recs.append(rec)
-    return DataSet("sim", "truth", "simulated, 10 trials x 5 bursts (1 kHz)", recs, fs)
+    ds = DataSet("sim", "truth", "simulated, 10 trials x 5 bursts (1 kHz)", recs, fs)
+    ds.info = info
+    return ds
+
+
+# How the simulated bursts rise, measured (the generator is not published):
+# the power of the EMG band-passed 20-450 Hz, less the trial's rest power,
+# over the burst's "plateau" power (SIM_PLATEAU_MS after the true onset),
+# averaged over the bursts of at least SIM_PROFILE_MIN_DB; a straight line
+# in power, min(t / T, 1), is fitted to its first SIM_PROFILE_MS.
+SIM_PLATEAU_MS = (600, 1100)
+SIM_PROFILE_MS = 600
+SIM_PROFILE_MIN_DB = 12.0
+SIM_REST_EXCLUDE_MS = (200, 2500)   # around each onset: not rest
+
+
+def sim_onsets(trials, fs):
+    """Per burst SNR and the trials' mean onset profile: {"snr_db":
+    {(trial, onset): dB}, "profile": mean normalised excess power by ms
+    after the onset, "rise_ms": fitted T, "n_profile": bursts averaged}.
+    SNR = 10 log10((plateau power - rest power) / rest power), the rest
+    power over the whole trial outside SIM_REST_EXCLUDE_MS of any onset."""
+    snrs, prof = {}, []
+    n_prof = int(SIM_PROFILE_MS * fs / 1000)
+    a, b = (int(v * fs / 1000) for v in SIM_PLATEAU_MS)
+    for name, x, onsets in trials:
+        y = brickwall(x - np.mean(x), fs, *synth.EMG_BAND)
+        p2 = y * y
+        free = np.ones(len(y), dtype=bool)
+        for o in onsets:
+            free[max(int(o) - int(SIM_REST_EXCLUDE_MS[0] * fs / 1000), 0):
+                 int(o) + int(SIM_REST_EXCLUDE_MS[1] * fs / 1000)] = False
+        rest = float(np.mean(p2[free]))
+        for o in onsets:
+            o = int(o)
+            plat = float(np.mean(p2[o + a:o + b]))
+            snr = 10.0 * np.log10(max(plat - rest, 1e-12 * rest) / rest)
+            snrs[(name, o)] = snr
+            if snr >= SIM_PROFILE_MIN_DB and o + n_prof <= len(p2):
+                prof.append((p2[o:o + n_prof] - rest) / (plat - rest))
+    m = np.mean(prof, axis=0)
+    t = np.arange(n_prof) * 1000.0 / fs
+    rise = min(range(20, SIM_PROFILE_MS + 1, 5),
+               key=lambda T: float(np.sum((m - np.minimum(t / T, 1.0)) ** 2)))
+    return {"snr_db": snrs, "profile": m, "rise_ms": float(rise), "n_profile": len(prof)}
+
+
+def sim_reach_ms(snr_db, rise_ms):
+    """When a simulated burst's amplitude reaches the rest RMS: its power
+    rises as (t / T) x SNR (linear in power), so at t = T / 10^(SNR/10)."""
+    return min(rise_ms / 10.0 ** (snr_db / 10.0), rise_ms)
 
 
 # --- injected sets --------------------------------------------------------
@@ -189,16 +261,17 @@ def _add_bursts(rng, rec, rest_band, kind, snr_range):
             down = int(round(rng.uniform(0.0, max(down_max, 0.0)) * fs / 1000))
             shape, core = synth.burst_shape(n, up, down)
             ev["ramp_ms"] = up * 1000.0 / fs
-        ev["amplitude"] = synth.inject_burst(rng, rec.x, rest_band, fs, onset, shape, core, snr)
+        ev["amplitude"], ev["reach_ms"] = synth.inject_burst(rng, rec.x, rest_band, fs, onset,
+                                                             shape, core, snr)
         ev["end_sample"] = onset + len(shape)
         ev["duration_ms"] = len(shape) * 1000.0 / fs
         rec.events.append(ev)
 
 
-def _add_spikes(rng, rec, rest_band):
-    """One or two spikes in every rest gap (after calibration), at least
-    300 ms from any burst and 200 ms from each other; peak 20-200 x the
-    local rest RMS (log-uniform)."""
+def _add_spikes(rng, rec, rest_band, waveform=synth.spike_waveform):
+    """One or two spikes (waveform(rng, fs) -> (unit-peak wave, kind)) in
+    every rest gap (after calibration), at least 300 ms from any burst and
+    200 ms from each other; peak 20-200 x the local rest RMS (log-uniform)."""
     fs = rec.fs
     bursts = sorted((e["onset_sample"], e["end_sample"]) for e in rec.events)
     edges = [rec.cal_end] + [b for _, b in bursts]
@@ -212,7 +285,7 @@ def _add_spikes(rng, rec, rest_band):
         for pos in sorted(rng.integers(lo, hi, size=int(rng.integers(1, 3)))):
             if pos - last < spacing:
                 continue
-            wave, shape = synth.spike_waveform(rng, fs)
+            wave, shape = waveform(rng, fs)
             sigma = synth.noise_rms_before(rest_band, int(pos), fs)
             peak = sigma * 10.0 ** rng.uniform(np.log10(20.0), np.log10(200.0))
             rec.x[pos:pos + len(wave)] += peak * wave
@@ -227,14 +300,14 @@ def _add_spikes(rng, rec, rest_band):
 def injected_recording(rest, rate, cond, index, seed, out):
     """Build and write recording `index` of one injected condition."""
     key, kind, snr_range, extra = cond
-    rng = np.random.default_rng([seed, rate, CONDITIONS.index(cond), index])
+    rng = np.random.default_rng([seed, rate, ALL_CONDITIONS.index(cond), index])
     n = int(INJ_LENGTH_S * rate)
     piece, meta = _rest_piece(rng, rest, rate, n)
     name = "%s-%02d" % (key, index)
     rec = Recording(name=name, group="inj-%dk-%s" % (rate // 1000, key),
                     path=os.path.join(out, name + ".txt"), fs=float(rate), x=piece,
                     cal_start_s=INJ_CAL[0], cal_s=INJ_CAL[1], events=[], meta=meta)
-    rec.meta.update({"seed": [seed, rate, CONDITIONS.index(cond), index],
+    rec.meta.update({"seed": [seed, rate, ALL_CONDITIONS.index(cond), index],
                      "condition": key, "snr_range_db": list(snr_range)})
     rest_band = brickwall(piece - piece.mean(), rate, *synth.EMG_BAND)
     _add_bursts(rng, rec, rest_band, kind, snr_range)
@@ -245,23 +318,42 @@ def injected_recording(rest, rate, cond, index, seed, out):
         hum_db = rng.uniform(0.0, 20.0)
         rec.x += synth.mains_hum(rng, n, rate, sigma * 10.0 ** (hum_db / 20.0))
         rec.meta["hum_db_over_rest"] = round(hum_db, 2)
+    if extra.get("pops"):
+        _add_spikes(rng, rec, rest_band, synth.pop_waveform)
+    hs = extra.get("hum_set")
+    if hs:
+        sigma = float(np.sqrt(np.mean(rest_band ** 2)))
+        hum, info = synth.mains_hum_sets(rng, n, rate, sigma * hs["level"], float(hs["mains"]),
+                                         hs["drift"])
+        rec.x += hum
+        rec.mains_hz = float(hs["mains"])
+        rec.dsp = {"mains_hz": "%d" % hs["mains"]}
+        info["level_x_rest"] = hs["level"]
+        rec.meta["hum"] = info
+        rec.meta["hum_db_over_rest"] = round(20.0 * np.log10(hs["level"]), 2)
+    rec.meta["mains_hz"] = rec.mains_hz
     rec.events.sort(key=lambda e: e["onset_sample"])
     _save(rec)
     return rec
 
 
-def injected_sets(data_dir, work, per_set, seed):
-    """Every condition at every rate, per_set recordings each."""
+def injected_sets(data_dir, work, per_set, seed, hum_per_set=None, only=None):
+    """Every condition at every rate, per_set recordings each (hum_per_set
+    for the hum sets; per_set when None). only: a list of substrings, a
+    set is built only when its name contains one of them (None: every set)."""
     rests, _ = load_rest(data_dir)
     sets = []
     for rate in INJ_RATES:
-        for cond in CONDITIONS:
+        for cond in ALL_CONDITIONS:
             group = "inj-%dk-%s" % (rate // 1000, cond[0])
+            if only and not any(o in group for o in only):
+                continue
             out = _mkdir(os.path.join(work, group))
+            count = hum_per_set if cond in HUM_CONDITIONS and hum_per_set else per_set
             recs = [injected_recording(rests[rate], rate, cond, i, seed, out)
-                    for i in range(per_set)]
+                    for i in range(count)]
             title = _condition_title(cond, rate)
-            sets.append(DataSet(group, "truth", title, recs, float(rate)))
+            sets.append(DataSet(group, "truth", title, recs, float(rate), snr=cond[2]))
     return sets
 
 
@@ -274,6 +366,10 @@ def _condition_title(cond, rate):
         text += ", + spikes/pops in rest"
     if extra.get("hum"):
         text += ", + mains hum 0-20 dB"
+    hs = extra.get("hum_set")
+    if hs:
+        text += ", + 3 ms pops in rest, %s %d Hz hum (3rd, 5th harmonics) at %g x rest RMS" % (
+            "drifting (+/-0.1-0.5 Hz)" if hs["drift"] else "steady", hs["mains"], hs["level"])
     return "injected %s (%g kHz)" % (text, rate / 1000)
 
 

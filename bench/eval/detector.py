@@ -64,11 +64,15 @@ def allowed_min(defaults, key):
 
 
 def detect_settings(defaults, rec, k_on=None):
-    """The [detect] keys in force for a recording (defaults + its window)."""
+    """The [detect] keys in force for a recording (defaults + its window).
+    k_on: None (the default), a k_on value, or (key, value) for another
+    [detect] key of a sweep (e.g. ("sustain_ms", 20))."""
     det = dict(defaults["detect"])
     det["calibration_start_s"] = repr(rec.cal_start_s)
     det["calibration_s"] = repr(rec.cal_s)
-    if k_on is not None:
+    if isinstance(k_on, tuple):
+        det[k_on[0]] = repr(k_on[1])
+    elif k_on is not None:
         det["k_on"] = repr(k_on)
         if float(det["k_off"]) >= k_on:
             det["k_off"] = repr(k_on / 2.0)
@@ -96,7 +100,9 @@ def write_config(folder, rec, defaults, k_on=None):
     det = detect_settings(defaults, rec, k_on)
     over = defaults.get("_overrides", {})
     keys = ["calibration_start_s", "calibration_s"] + list(over.get("detect", {}))
-    if k_on is not None:
+    if isinstance(k_on, tuple):
+        keys.append(k_on[0])
+    elif k_on is not None:
         keys += ["k_on", "k_off"]
     fd, path = tempfile.mkstemp(prefix="detect-", suffix=".conf", dir=folder)
     with os.fdopen(fd, "w") as f:
@@ -104,8 +110,12 @@ def write_config(folder, rec, defaults, k_on=None):
         # INPUT argument is what it reads; name the same file.
         f.write("# written by bench/eval for %s\n[source]\nfile = %s\n"
                 % (rec.name, os.path.abspath(rec.path)))
-        if over.get("dsp"):
-            f.write("[dsp]\n" + "".join("%s = %s\n" % kv for kv in over["dsp"].items()))
+        # The recording's own [dsp] keys (its mains frequency, as --mains
+        # would set it), then the --set overrides, which win.
+        dsp = dict(getattr(rec, "dsp", None) or {})
+        dsp.update(over.get("dsp", {}))
+        if dsp:
+            f.write("[dsp]\n" + "".join("%s = %s\n" % kv for kv in dsp.items()))
         f.write("[detect]\n")
         for key in dict.fromkeys(keys):
             f.write("%s = %s\n" % (key, det[key]))

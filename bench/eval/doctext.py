@@ -5,8 +5,11 @@ The document is written by run_eval.py: edit this file, not the .md.
 """
 
 
+import numpy as np
+
 import datasets
 import references
+import synth
 import report
 import scoring
 from report import fnum, md_table
@@ -17,7 +20,8 @@ COMMAND = "/usr/bin/python3 bench/eval/run_eval.py --build build"
 def render(ctx):
     """The whole document."""
     parts = [_head(ctx), _detector(ctx), _summary(ctx), _data(ctx), _metrics(), _refs(ctx),
-             _results(ctx), _diagnostics(ctx), _sweep(ctx), _real(ctx), _figures(ctx),
+             _results(ctx), _diagnostics(ctx), _hum(ctx), _sim(ctx), _sweep(ctx), _real(ctx),
+             _figures(ctx),
              _reproduce(ctx), _limits(ctx)]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
@@ -31,7 +35,8 @@ def _head(ctx):
 
 How accurately does rpmsd's causal burst detector find spastic burst
 onsets, and how soon does it decide? This page measures it against ground
-truth and against three offline reference detectors from the literature.
+truth, against three offline reference detectors from the literature and
+against a plain causal detector (the naive baseline).
 It is **generated**: one command, run from the repository root after
 building,
 
@@ -41,8 +46,8 @@ writes this file and the figures in `docs/detection/`. Edit
 `bench/eval/doctext.py` (text) or `bench/eval/report.py` (tables), not this
 file. The meson benchmark `detection` (`meson test -C build --benchmark
 --verbose detection`) runs a smaller configuration (2 recordings per
-injected set, no sweep, no figures) and prints the same tables and targets
-without touching this page.
+injected and hum set, no sweep, no figures) and prints the same tables and
+targets without touching this page.
 
 **The numbers below are from one run** on {ctx['date']}, on {ctx['host']};
 the run took {ctx.get('elapsed_s', 0):.0f} s. rpms-detect and rpmsd were built
@@ -125,21 +130,38 @@ evaluation has no model of its own of the detector.
 
 def _summary(ctx):
     rows, tally = report.target_rows(ctx)
-    header = ["data set"] + [t[4] for t in report.TARGETS] + ["no worse than the best reference"]
+    header = ["data set"] + [t[2] for t in report.TARGETS]
     return f"""
 ## Targets
 
-Targets from the issue, **reported, not asserted**: on every data set F1 >=
-0.95, median |onset error| <= 15 ms, decision latency p50 <= 30 ms and p95
-<= 50 ms, at most 0.5 false onsets per minute of rest, and no worse than the
-best offline reference. "No worse" means: F1 not below the best
-reference's (the reference with the highest F1 on that set) and median
-|onset error| not above that reference's; on the rest-only recordings,
-no more false onsets per minute than the reference with the fewest.
-In brackets after each F1: its 95 % bootstrap interval, resampling the
-set's {ctx['args'].per_set} recordings ({report.BOOT_N} draws); a set whose interval
-straddles 0.95 is met or missed by the luck of the draw, not by the
-detector.
+The targets of issue 17, **reported, not asserted**, each where it applies
+("n/a" elsewhere):
+
+- **F1 >= 0.95** on every set whose bursts are all 10 dB or more above the
+  rest: the 10-14 and 14-20 dB sets, clonus, spikes and electrode pops,
+  and every mains-hum set (all 10-20 dB);
+- on the **6-10 dB sets, F1 above every offline reference** by a margin
+  the bootstrap interval supports: the 95 % interval of the paired
+  difference (rpms-detect's F1 minus the reference's, both on the same
+  resampled recordings) lies above zero for every offline reference; the
+  cell shows the least favourable one;
+- **median |onset error| <= 15 ms** where the SNR is 10 dB or more (the
+  same sets as the F1 target);
+- **excess decision latency p50 <= 10 ms and p95 <= 25 ms** on every set:
+  the decision latency minus the moment the burst became detectable (its
+  amplitude reached the rest RMS, from the truth, plus
+  {scoring.TRANSIENT_MS:g} ms to tell it from a transient; see Metrics), over the
+  first decision in each burst; the absolute latency is in brackets;
+- **at most 0.5 false onsets per minute of rest** on every set, the pop
+  and hum sets included.
+
+The simulated set mixes bursts of 1-22 dB (below) and has no exact ramps:
+F1 and onset error have no target there, and its detectability is
+estimated from its measured onset profile. In brackets after each F1 and
+false-onset rate: its 95 % bootstrap interval, resampling the set's
+recordings ({report.BOOT_N} draws, the same draws for every detector); a
+set whose F1 interval straddles 0.95 is met or missed by the luck of the
+draw, not by the detector.
 
 rpms-detect at its defaults: **{tally[0]} met, {tally[1]} missed.**
 
@@ -152,30 +174,23 @@ rpms-detect at its defaults: **{tally[0]} met, {tally[1]} missed.**
 def _findings(ctx):
     """Plain statements computed from the numbers (no tuning advice)."""
     det = ctx["det"]
-    d = ctx["defaults"]["detect"]
     inj = [s for s in report.truth_sets(ctx) if s.name.startswith("inj")]
     sums = {s.name: report.at_default(ctx, s.name, det)[0] for s in report.truth_sets(ctx)}
-    p50 = [v["lat_p50"] for v in sums.values() if v["lat_p50"] is not None]
-    p95 = [v["lat_p95"] for v in sums.values() if v["lat_p95"] is not None]
+    exc = [(n, v) for n, v in sums.items() if v["exc_p50"] is not None]
     errs = [v["med_err"] for v in sums.values() if v["med_err"] is not None]
-    met = _met_by_target(ctx)
-    out = ["What the numbers say:", ""]
+    out = ["What the numbers say:", "\0"]
     out.append("- Data sets meeting each target: %s." % ", ".join(
-        "%s in %d of %d" % (label, n, of) for label, n, of in met))
-    if p50:
-        steps = [t for s in inj if "snr" in s.name
-                 for sc in report.at_default(ctx, s.name, det)[1] for t in sc.truths
-                 if float(t["ramp_ms"]) < 20 and t["first_lat_ms"] is not None]
-        step = (f" Even for near-step onsets (ramp < 20 ms) the median decision came "
-                f"{report.med([t['first_lat_ms'] for t in steps])} ms after the true onset."
-                if steps else "")
-        out.append(f"- Decision latency p50 ranges {min(p50):.0f}-{max(p50):.0f} ms over the "
-                   f"data sets, p95 {min(p95):.0f}-{max(p95):.0f} ms; no set meets the 30/50 ms "
-                   f"targets. The sustained envelope is above the onset threshold only when "
-                   f"all of the last {d['sustain_ms']} ms is, so a decision can come no sooner "
-                   f"than about {d['sustain_ms']} ms (plus `detect.on_ms` = {d['on_ms']} ms) "
-                   f"after the EMG reaches the threshold level.{step} The table \"Where the "
-                   f"decision time goes\" below shows the rest of the wait.")
+        "%s in %d of %d" % (label, n, of) for label, n, of in report.met_by_target(ctx)))
+    if exc:
+        lo = min(exc, key=lambda v: v[1]["exc_p50"])
+        hi = max(exc, key=lambda v: v[1]["exc_p50"])
+        hi95 = max(exc, key=lambda v: v[1]["exc_p95"])
+        out.append(f"- Excess decision latency p50 ranges {lo[1]['exc_p50']:.0f} ms "
+                   f"({lo[0]}) to {hi[1]['exc_p50']:.0f} ms ({hi[0]}); p95 up to "
+                   f"{hi95[1]['exc_p95']:.0f} ms ({hi95[0]}). The table \"When a burst "
+                   f"becomes detectable\" below has each set's floor, its absolute latency "
+                   f"and the plain causal reference's; the k_on sweep and the trade-off "
+                   f"figure show what a lower threshold would buy.")
     if errs:
         out.append(f"- The onset date (`sample`) has a median signed error of "
                    f"{min(errs):+.0f} to {max(errs):+.0f} ms across the data sets "
@@ -190,8 +205,8 @@ def _findings(ctx):
                    f"before its true onset (median {report.med([t['first_err_ms'] for t in early])} "
                    f"ms, earliest {min(t['first_err_ms'] for t in early):.0f} ms): the "
                    f"change-point search took a stretch of rest before the burst for part of "
-                   f"it (see the figure of the earliest one). Unless another onset matches it, such a burst "
-                   f"counts as missed and its onset as \"FP in burst\".")
+                   f"it (see the figure of the earliest one). Unless another onset matches it, "
+                   f"such a burst counts as missed and its onset as \"FP in burst\".")
     worst = min(inj, key=lambda s: sums[s.name]["recall"] or 0.0)
     w = sums[worst.name]
     out.append(f"- Lowest recall: {worst.name}, {fnum(w['recall'], 2)}: {w['tp']} of "
@@ -199,28 +214,49 @@ def _findings(ctx):
                f"{w['hit']} got any onset.")
     for s in inj:
         v = sums[s.name]
-        if "spikes" in s.name:
+        if s.name.endswith("-spikes"):
             out.append(f"- {s.name}: {_n(v['fp_spike'], 'false onset')} at rest within 300 ms "
                        f"of one of the {v['n_spikes']} injected spikes; "
                        f"{fnum(v['fa_per_min'], 2)} false onsets per minute of rest.")
-        if "clonus" in s.name:
+        if s.name.endswith("-clonus"):
             out.append(f"- {s.name}: {v['hit']} of {v['n']} clonus trains got any onset, "
                        f"{v['split']} got two or more (each extra onset is a false onset "
                        f"in a burst).")
-        if "mains" in s.name:
-            n, recs = report.after_calibration(ctx, s)
-            out.append(f"- {s.name}: {_n(v['fp_rest'], 'false onset')} at rest, of which {n} "
-                       f"(in {_n(recs, 'recording')}) decided within 100 ms after calibration "
-                       f"ended, when the limiter is switched on.")
-    if any("mains" in s.name for s in inj):
-        out.append("- " + _hum_sentence(ctx))
+    out.append(_hum_findings(ctx, sums))
     bursts = [s.name for s in inj if "snr" in s.name]
     b = report.pooled(ctx, bursts, det)[0]
     out.append(f"- Injected bursts, every SNR, both rates: {b['hit']} of {b['n']} got an "
                f"onset at all, {b['tp']} within +/-{scoring.TOL_MS:g} ms of the truth; the "
                f"difference is onset timing, the rest is detection.")
     out.append(_tradeoff(ctx))
-    return "\n".join(x for x in out if x is not None)
+    return "\n".join(x for x in out if x).replace("\0", "")
+
+
+def _hum_findings(ctx, sums):
+    """One paragraph on the hum sets, from the numbers."""
+    hum = [n for n in sums if "-hum" in n]
+    if not hum:
+        return ""
+    det = ctx["det"]
+    met = [n for n in hum if report.target_value(ctx, report.find_set(ctx, n), "f1")[0]]
+    fa_ok = [n for n in hum if (sums[n]["fa_per_min"] or 0.0) <= report.FA_MAX]
+    worst = min(hum, key=lambda n: sums[n]["f1"] or 0.0)
+    pooled = report.pooled(ctx, hum, det)[0]
+    naive = report.pooled(ctx, hum, "Naive")[0]
+    by = []
+    for lv in datasets.HUM_LEVELS:
+        sel = [n for n in hum if "-x%g-" % lv in n]
+        p = report.pooled(ctx, sel, det)[0]
+        q = report.pooled(ctx, sel, "Naive")[0]
+        by.append("%gx: %s (Naive %s)" % (lv, fnum(p["f1"], 3), fnum(q["f1"], 3)))
+    return (f"- Mains hum ({len(hum)} sets): F1 >= 0.95 on {len(met)}, at most 0.5 false "
+            f"onsets per minute on {len(fa_ok)}; worst {worst} (F1 {fnum(sums[worst]['f1'], 3)}, "
+            f"{fnum(sums[worst]['fa_per_min'], 2)} false/min). Pooled F1 by hum level: "
+            f"{', '.join(by)}; pooled over every hum set rpms-detect "
+            f"{fnum(pooled['f1'], 3)} with {fnum(pooled['fa_per_min'], 2)} false/min, the "
+            f"plain causal reference {fnum(naive['f1'], 3)} with "
+            f"{fnum(naive['fa_per_min'], 2)} (it has no transient rejection: most of its "
+            f"false onsets follow a pop). The section \"Mains interference\" has every set.")
 
 
 def _n(n, word):
@@ -228,66 +264,58 @@ def _n(n, word):
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
-def _hum_sentence(ctx):
-    """What the limiter does with hum, from the configuration."""
-    db = report.hum_limit_db(ctx)
-    if db is None:
-        return ""
-    return (f"Mains hum: the limiter clips the raw input at `dsp.limit` = "
-            f"{ctx['defaults']['dsp']['limit']} x the rest envelope, and it acts before the "
-            f"notches, on the input with its hum, while the rest envelope is measured "
-            f"after them. Hum more than about {db:.1f} dB above the rest RMS (its peaks are "
-            f"1.41 x its RMS) therefore reaches the limit on every cycle, and the EMG riding "
-            f"on it is clipped with it; see the hum figure and the hum rows below.")
-
-
-def _met_by_target(ctx):
-    """(target label, data sets meeting it) for rpms-detect at its defaults."""
-    out = []
-    for label, key, op, limit, _ in report.TARGETS:
-        n = of = 0
-        for ds in ctx["sets"]:
-            if ds.kind == "listing" or (ds.kind == "rest" and key != "fa_per_min"):
-                continue
-            v = report.at_default(ctx, ds.name, ctx["det"])[0][key]
-            n += 1 if report._met(v, op, limit) else 0
-            of += 1
-        out.append((label.replace("\\", ""), n, of))
-    scored = [ds for ds in ctx["sets"] if ds.kind != "listing"]
-    out.append(("no worse than the best reference",
-                sum(1 for ds in scored if report.vs_best(ctx, ds)[0]), len(scored)))
-    return out
-
-
 def _tradeoff(ctx):
-    """What the k_on sweep says about latency against false onsets."""
+    """What the k_on sweep says about the targets that trade against each
+    other: excess latency, F1 and false onsets (figure tradeoff.png)."""
     if len(ctx["k_ons"]) < 2:
         return ""
-    det = ctx["det"]
-    names = [x.name for x in ctx["sets"] if x.name.startswith("inj") and "snr" in x.name]
-    rest = [x.name for x in ctx["sets"] if x.kind == "rest"]
-    pts = []
-    for k in ctx["k_ons"]:
-        b = report.pooled(ctx, names, det, k)[0]
-        r = report.pooled(ctx, rest, det, k)[0]
-        kv = float(ctx["defaults"]["detect"]["k_on"]) if k is None else k
-        if b["lat_p50"] is not None:
-            pts.append((kv, b["lat_p50"], b["fa_per_min"], r["fa_per_min"], b["recall"]))
-    if not pts:
-        return ""
-    fast = min(pts, key=lambda p: p[1])
-    ok = [p for p in pts if p[2] <= 0.5 and p[3] <= 0.5]
-    text = (f"- The trade-off, from the `detect.k_on` sweep on the pooled injected bursts: "
-            f"the lowest latency p50 is {fast[1]:.0f} ms (k_on {fast[0]:g}, recall "
-            f"{fast[4]:.2f}), with {fast[2]:.2f} false onsets per minute there and "
-            f"{fast[3]:.2f} on the real rest.")
-    if ok:
-        best = min(ok, key=lambda p: p[1])
-        text += (f" With at most 0.5 false onsets per minute on both, the lowest p50 is "
-                 f"{best[1]:.0f} ms (k_on {best[0]:g}, recall {best[4]:.2f}).")
-    else:
-        text += " No k_on in the sweep keeps both at 0.5 false onsets per minute or fewer."
-    return text
+    pts = report.sweep_points(ctx)
+    text = ["- The trade-off, from the `detect.k_on` sweep (figure `tradeoff.png`), "
+            "pooled over every injected set but the hum sets (bursts, clonus, spikes, "
+            "mains), both rates:"]
+    lat = [(k, g["nohum"]["exc_p50"], g["nohum"]["exc_p95"], g["nohum"]["fa_per_min"],
+            g["rest"]["fa_per_min"]) for k, _, g in pts if g["nohum"]["exc_p50"] is not None]
+    if lat:
+        fast = min(lat, key=lambda p: p[1])
+        text.append(f"the lowest excess latency p50 is {fast[1]:.0f} ms (p95 {fast[2]:.0f} ms) "
+                    f"at k_on {fast[0]:g}, with {fast[3]:.2f} false onsets per minute there and "
+                    f"{fast[4]:.2f} on the real rest;")
+        ok = [p for p in lat if p[3] <= report.FA_MAX and p[4] <= report.FA_MAX]
+        if ok:
+            best = min(ok, key=lambda p: p[1])
+            text.append(f"with at most {report.FA_MAX:g} false onsets per minute on both, the "
+                        f"lowest is {best[1]:.0f} ms (p95 {best[2]:.0f} ms, k_on {best[0]:g});")
+        else:
+            text.append(f"no k_on in the sweep keeps both at {report.FA_MAX:g} false onsets per "
+                        f"minute or fewer;")
+        both = [p for p in ok if p[1] <= report.EXC_P50_MS and p[2] <= report.EXC_P95_MS]
+        text.append("so no threshold in the sweep meets the excess-latency targets and the "
+                    "false-onset target together." if not both else
+                    "k_on %s meets the pooled excess-latency targets and the false-onset "
+                    "target together." % ", ".join("%g" % p[0] for p in both))
+    sus = [(v, g["nohum"]["exc_p50"], g["nohum"]["exc_p95"], g["nohum"]["fa_per_min"],
+            g["spikes"]["fa_per_min"]) for v, _, g in report.sustain_points(ctx)
+           if g["nohum"]["exc_p50"] is not None]
+    if sus:
+        fast = min(sus, key=lambda p: p[1])
+        ok = [p for p in sus if p[3] <= report.FA_MAX]
+        text.append(f"The other knob, `detect.sustain_ms` (the transient rejection; table below "
+                    f"the k_on sweep): at {fast[0]:g} ms the excess latency p50 is "
+                    f"{fast[1]:.0f} ms (p95 {fast[2]:.0f} ms) with {fast[3]:.2f} false onsets "
+                    f"per minute ({fast[4]:.2f} on the spike sets)" +
+                    (f"; with at most {report.FA_MAX:g}, the lowest p50 is "
+                     f"{min(ok, key=lambda p: p[1])[1]:.0f} ms "
+                     f"(sustain_ms {min(ok, key=lambda p: p[1])[0]:g})." if ok else "."))
+    hum = [(k, g["hum"]["f1"], g["hum"]["fa_per_min"]) for k, _, g in pts if g.get("hum")]
+    if hum:
+        top = max(hum, key=lambda p: p[1] or 0.0)
+        text.append(f"Under hum (every hum set pooled) F1 peaks at {top[1]:.3f} (k_on "
+                    f"{top[0]:g}, {top[2]:.2f} false/min).")
+    low = [(k, g["low"]["f1"]) for k, _, g in pts if g.get("low")]
+    if low:
+        top = max(low, key=lambda p: p[1] or 0.0)
+        text.append(f"On the 6-10 dB sets F1 peaks at {top[1]:.3f} (k_on {top[0]:g}).")
+    return " ".join(text)
 
 
 def _data(ctx):
@@ -309,7 +337,8 @@ a `.json` (how it was made, seed included) under `build/eval-work/`.
 
 **Simulated set** (`simulated_onsets/`, Apache-2.0): 10 trials x 5 bursts
 of about 2 s with ramp-like onsets, true onset samples given, 1 kHz, SNR
-decreasing from trial 9 (clean) to trial 1 (noisiest). The first burst
+decreasing from trial 9 (clean) to trial 1 (noisiest); measured per
+burst, {_sim_snr_text(ctx)} (section "The simulated set's onsets"). The first burst
 starts as early as sample 426, so this set is calibrated on **{_sim_cal(ctx)}**
 (`detect.calibration_s` = {_sim_rec(ctx).cal_s:g}; the daemon's default is
 {ctx['defaults']['detect']['calibration_s']} s). {_sim_scoring(ctx)} Burst ends
@@ -346,10 +375,12 @@ burst 0.5-1.5 s after calibration and 1-2.5 s of rest between bursts.
   decaying with a 1-2.5 ms time constant, cut at 8 ms (pop); peak 20-200
   times the local rest RMS (log-uniform). They are **not** bursts: an onset
   within 300 ms after one counts as a false onset in rest.
-- *Mains hum*: 50 Hz (off by up to 0.05 Hz) with harmonics at 100 Hz (-20
-  dB), 150 Hz (-10 dB) and 250 Hz (-16 dB), total RMS 0-20 dB above the
-  band-passed rest RMS (uniform in dB, one level per recording), present
-  from the first sample (calibration included). Hum does not enter the SNR.
+- *Mains hum* (the `mains` sets): 50 Hz (off by up to 0.05 Hz) with
+  harmonics at 100 Hz (-20 dB), 150 Hz (-10 dB) and 250 Hz (-16 dB), total
+  RMS 0-20 dB above the band-passed rest RMS (uniform in dB, one level per
+  recording), present from the first sample (calibration included). Hum
+  does not enter the SNR.
+{_hum_data(ctx)}
 
 **Real rest** (`rest-1k`, `rest-2k`): `emg.txt` as it is (and resampled),
 calibrated on 0-2 s; only false onsets are counted, outside the
@@ -361,6 +392,64 @@ truth): calibrated on 3-5 s (rest; the first burst at about 1.5 s is
 inside the first seconds and is not detectable after a calibration there);
 every detector's onsets are listed for comparison, not scored.
 """
+
+
+def _hum_data(ctx):
+    """The hum sets' bullet of the data section."""
+    hum = [d for d in report.truth_sets(ctx) if "-hum" in d.name]
+    if not hum:
+        return ""
+    per_rec = [sum(1 for e in r.events if e["kind"] == "burst") for d in hum
+               for r in d.recordings]
+    mean_b = sum(per_rec) / len(per_rec)
+    # Bursts for a +/-0.02 interval at F1 0.95, treating each burst as one
+    # success/failure (binomial): 1.96^2 x 0.95 x 0.05 / 0.02^2.
+    need_b = 1.96 ** 2 * 0.95 * 0.05 / 0.02 ** 2
+    n_rec = len(hum[0].recordings)
+    return f"""- *Mains-hum sets* (`inj-{{1,2}}k-hum{{50,60}}-x{{1,3,10}}-{{steady,drift}}`,
+  {len(hum)} sets): bursts (SNR 10-20 dB) as above, and in every rest gap
+  one or two **3 ms electrode pops** (a jump to the peak, then an
+  exponential decay with a {synth.POP_TAU_MS[0]:g}-{synth.POP_TAU_MS[1]:g} ms
+  time constant shifted to reach zero at {synth.POP_MS:g} ms; peak 20-200
+  times the local rest RMS, placed as the spikes above), under mains hum
+  whose total RMS is **1, 3 or 10 times** the band-passed rest RMS (0, 9.5
+  and 20 dB), present from the first sample, at **50 or 60 Hz**;
+  rpms-detect is told the mains frequency (`dsp.mains_hz`, as `--mains`
+  sets it), and so is the references' comb notch. The hum has a **3rd and
+  a 5th harmonic**, drawn per recording at {synth.HUM_H3_DB[0]:g} to
+  {synth.HUM_H3_DB[1]:g} dB and {synth.HUM_H5_DB[0]:g} to {synth.HUM_H5_DB[1]:g} dB
+  relative to the fundamental: the supply may carry up to 5 % 3rd and 6 %
+  5th harmonic (EN 50160's limits, -26 and -24 dB), and hum reaches the
+  electrodes mostly by capacitive coupling, whose current grows with
+  frequency (x3, x5: +9.5 and +14 dB), which puts a supply at those
+  limits near -16 and -10 dB on the body; nearby non-linear loads
+  (switched-mode supplies, dimmers, motor drives) add to the 3rd. No even
+  harmonics (a symmetric supply has none). **Steady**: a constant
+  frequency within +/-{synth.HUM_STEADY_HZ:g} Hz of nominal (an interconnected
+  grid). **Drifting**: the frequency wanders with a peak deviation drawn
+  per recording from {synth.HUM_DRIFT_HZ[0]:g} to {synth.HUM_DRIFT_HZ[1]:g} Hz (a
+  small grid or a generator), half the recordings on a sinusoid of period
+  {synth.HUM_DRIFT_PERIOD_S[0]:g}-{synth.HUM_DRIFT_PERIOD_S[1]:g} s, half on a slow
+  random walk (Brownian motion in {synth.HUM_WALK_STEP_S:g} s steps, its mean
+  removed, scaled to the peak deviation); every harmonic follows (the
+  k-th wanders by k times as much), the phase is the running integral of
+  the frequency. Each recording's `.json` says what was drawn. **Size**:
+  at F1 near 0.95, counting each burst as a success or a failure, a 95 %
+  interval of +/-0.02 needs about {need_b:.0f} bursts; these recordings hold
+  {mean_b:.1f} bursts on average, so about {need_b / mean_b:.0f} recordings;
+  each hum set has {n_rec} (`--hum-per-set`). Misses and false onsets
+  cluster by recording, which widens the interval a little; the section
+  "Mains interference" gives each set's interval and the recordings it
+  would take for +/-0.02."""
+
+
+def _sim_snr_text(ctx):
+    """The simulated bursts' SNR range, as text."""
+    recs = [d for d in ctx["sets"] if d.name == "sim"][0].recordings
+    snr = [float(e["snr_db"]) for r in recs for e in r.events if e["snr_db"] != ""]
+    low = sum(1 for v in snr if v < 10.0)
+    return ("the bursts' SNR runs from %.1f to %.1f dB, %d of %d below 10 dB"
+            % (min(snr), max(snr), low, len(snr)))
 
 
 def _sim_rec(ctx):
@@ -407,9 +496,27 @@ def _metrics():
   how many bursts got an onset at all.
 - **Onset error** = detected `sample` - true onset (ms), over matched
   onsets: median (signed, negative = early) and median |error|.
-- **Decision latency** = `decision_sample` - true onset (ms), over matched
-  onsets, p50 and p95: how long after the burst truly began the daemon
-  could act. The offline references look ahead, so they have none.
+- **Decision latency** = the first `decision_sample` made during a burst
+  (from {scoring.TOL_MS:g} ms before its true onset to {scoring.TAIL_MS:g} ms after its end)
+  - its true onset (ms), p50 and p95 over the bursts that got one: how long
+  after the burst truly began the daemon would have fired, however well
+  the onset was dated. (Over matched onsets only, a detector whose date
+  follows its decision, like the plain causal reference, would have every
+  decision later than {scoring.TOL_MS:g} ms after its dated onset cut off by the
+  match window.) The offline references look ahead, so they have none;
+  the plain causal reference decides at its threshold crossing.
+- **Detectable after** (per burst, from the truth): the ms from the true
+  onset to the first sample at which the injected burst's amplitude (its
+  scale times its envelope: the onset ramp, or a clonus train's first
+  sub-burst) reaches the RMS of the rest EMG it was injected into (an
+  instantaneous SNR of 0 dB), plus {scoring.TRANSIENT_MS:g} ms: a causal detector
+  that must not take a transient of a few ms (a pop, a motion spike) for a
+  burst needs about that much of it. For a linear ramp of R ms to A times
+  the rest RMS that is R / A + {scoring.TRANSIENT_MS:g} ms. Not a strict bound (a
+  detector can be lucky with the noise), but below it a decision rests on
+  less signal than noise.
+- **Excess latency** = decision latency - detectable after, per burst;
+  p50 and p95 per set. What a faster causal detector could still win.
 - **False onsets per minute of rest**: unmatched onsets made outside every
   burst span (true onset - {scoring.TOL_MS:g} ms to burst end + {scoring.TAIL_MS:g} ms), divided by the
   scored time outside those spans (after calibration, outside ignored
@@ -425,15 +532,19 @@ def _metrics():
 
 
 def _refs(ctx):
-    hb, bo, tk = references.HodgesBui, references.Bonato, references.SolnikTKEO
+    hb, bo, tk, nv = (references.HodgesBui, references.Bonato, references.SolnikTKEO,
+                      references.NaiveCausal)
     return f"""
-## Offline reference detectors
+## Reference detectors
 
-Implemented in numpy from the papers' descriptions (`bench/eval/references.py`),
-non-causal (zero-phase filters, forward-looking windows), their baseline
-statistics from the same calibration window as rpms-detect. Common to all
-three, and ours: mains (50 Hz and harmonics) is removed first with a
-zero-phase comb notch; active intervals closer than
+Implemented in numpy from the papers' descriptions (`bench/eval/references.py`);
+their baseline statistics come from the same calibration window as
+rpms-detect's. Three are **offline** (zero-phase filters, forward-looking
+windows): the yardstick an analyst would use afterwards. Common to those
+three, and ours: mains (the recording's mains frequency and its harmonics)
+is removed first with a zero-phase comb notch (every spectral bin within
+max(1, 0.6 k) Hz of harmonic k, so a fundamental that wanders by 0.5 Hz is
+still removed at the 5th harmonic); active intervals closer than
 {references.MERGE_GAP_MS:g} ms are merged into one burst (the papers find one
 onset per trial; a recording has many); an interval starting before the
 calibration window ends is dropped. Filters are Butterworth magnitudes
@@ -458,20 +569,69 @@ applied forward-backward in the frequency domain.
   {bo.window_ms:g} ms window (m = 5 at 1 kHz, 10 at 2 kHz); zeta from the false-alarm
   probability of a window, **Pfa = {bo.default:g}**; activity shorter than
   {bo.min_active_ms:g} ms is rejected; the onset is the first pair above zeta.
-- **{tk.name}** (S. Solnik, P. Rider, K. Steinweg, P. DeVita, T. Hortobagyi,
-  "Teager-Kaiser energy operator signal conditioning improves EMG onset
-  detection", *Eur. J. Appl. Physiol.* 110:489-498, 2010): band-pass 30-300
-  Hz (6th order), TKEO psi[n] = x[n]^2 - x[n-1] x[n+1], full-wave
-  rectification, low-pass {tk.lowpass_hz:g} Hz (2nd order); onset where the result
-  stays above the baseline mean + j SD, **j = {tk.default:g}**, for at least
-  {tk.min_above_ms:g} ms.
+- **{tk.name}**: the Teager-Kaiser energy operator as an onset detector's
+  conditioning (X. Li, P. Zhou, A. S. Aruin, "Teager-Kaiser energy operation
+  of surface EMG improves muscle activity onset detection", *Ann. Biomed.
+  Eng.* 35:1532-1538, 2007), with the filters of S. Solnik, P. Rider,
+  K. Steinweg, P. DeVita, T. Hortobagyi, "Teager-Kaiser energy operator
+  signal conditioning improves EMG onset detection", *Eur. J. Appl.
+  Physiol.* 110:489-498, 2010: band-pass 30-300 Hz (6th order), TKEO
+  psi[n] = x[n]^2 - x[n-1] x[n+1], full-wave rectification, low-pass
+  {tk.lowpass_hz:g} Hz (2nd order); onset where the result stays above the
+  baseline mean + j SD, **j = {tk.default:g}** (Li et al.'s threshold rule, with the
+  baseline over the calibration window), for at least {tk.min_above_ms:g} ms
+  (Solnik et al.). {_tkeo_text(ctx)}
+- **{nv.name}** ("Naive", **causal**): the naive baseline issue 17 compares
+  against under hum. One wide notch at the mains fundamental (Q {nv.notch_q:g},
+  a -3 dB width of {50 / nv.notch_q:g} Hz at 50 Hz; no harmonics notched),
+  2nd-order Butterworth high-pass {nv.band[0]:g} Hz and low-pass {nv.band[1]:g} Hz, all
+  applied causally from rest; a {nv.window_ms:g} ms trailing RMS envelope; a fixed
+  threshold, the envelope's median + **k = {nv.default:g}** x 1.4826 MAD over the
+  calibration window. It decides an onset at the first sample above the
+  threshold after at least {references.MERGE_GAP_MS:g} ms below it, and dates it
+  half a window ({nv.window_ms / 2:g} ms) earlier, the RMS window's centre. No
+  transient rejection. Its decision latency and excess latency are
+  reported like rpms-detect's. k = {nv.default:g} keeps it near 0.95 recall on the
+  clean 14-20 dB bursts with few false onsets at rest (k = 8 gave about 4
+  per minute on the real rest recording, 12 none but lower recall); `roc.png`
+  sweeps k {min(nv.sweep):g}-{max(nv.sweep):g}.
 
-The values of h, j and the windows are our reading of the papers; the
-full texts could not be consulted while this evaluation was written, so
-the figure `roc.png` sweeps each threshold over a wide range (HB h
-{min(hb.sweep):g}-{max(hb.sweep):g}, Bonato Pfa {min(bo.sweep):g}-{max(bo.sweep):g}, TKEO j
+The values of h, j, k and the windows are our reading of the papers (the
+full texts of Li et al. 2007 and Solnik et al. 2010 could not be consulted
+from where this evaluation was written: the TKEO rule above follows their
+abstracts and the method as issue 17 summarises Li et al., threshold =
+baseline mean + j SD of the conditioned signal, j about 6, with a minimum
+duration), so the figure `roc.png` sweeps each threshold over a wide range
+(HB h {min(hb.sweep):g}-{max(hb.sweep):g}, Bonato Pfa {min(bo.sweep):g}-{max(bo.sweep):g}, TKEO j
 {min(tk.sweep):g}-{max(tk.sweep):g}) to show how much the comparison depends on them.
 """
+
+
+def _tkeo_text(ctx):
+    """The TKEO fix of issue 17, with the sweep's numbers when it ran."""
+    tk = references.SolnikTKEO
+    old = 15.0
+    text = (f"Until issue 17 this reference ran with j = {old:g} (\"Solnik et al. 2010 "
+            f"(TKEO)\"), which scored F1 0.06-0.62 on the injected sets. On this data the "
+            f"conditioned signal's SD at rest is 0.7-0.9 times its mean, so j = {old:g} put "
+            f"the threshold 12-14 times above the rest energy (10.5-11.5 dB), above the "
+            f"plateau of most 6-14 dB bursts, and where a burst did cross it, it crossed "
+            f"late in its ramp (the median first onset came 100-250 ms after the true one "
+            f"on the 6-10 dB sets), beyond the +/-{scoring.TOL_MS:g} ms match.")
+    if len(ctx["k_ons"]) < 2:
+        return text
+    rows = []
+    for ds in report.truth_sets(ctx):
+        if not ds.name.startswith("inj") or "-hum" in ds.name:
+            continue
+        per = ctx["res"][ds.name]["TKEO"]
+        if old not in per:
+            continue
+        rows.append("%s %.2f -> %.2f" % (ds.name, per[old][0]["f1"] or 0.0,
+                                         per[tk.default][0]["f1"] or 0.0))
+    if rows:
+        text += (f" F1 at j = {old:g} -> j = {tk.default:g}, this run: " + "; ".join(rows) + ".")
+    return text
 
 
 def _results(ctx):
@@ -515,18 +675,15 @@ level, and an onset is decided only when every window is high at once.
 
 {md_table(report.DECISION_HEADER, report.decision_rows(ctx))}
 
-### How soon any causal detector could decide
+### When a burst becomes detectable
 
-An indicative floor from the truth alone, the same for every detector: an
-injected burst's linear onset ramp of R ms to A times the rest RMS (A =
-10^(SNR/20)) reaches the rest RMS, an instantaneous SNR of 0 dB, only R / A
-ms after its true onset, and a detector that must not take a transient of
-about {report.FLOOR_TRANSIENT_MS:g} ms (a pop, a motion spike) for a burst needs about that
-much signal before it may decide. Neither term is a strict bound (a
-detector can be lucky with the noise), but where the floor's p95 already
-exceeds 50 ms, or its p50 30 ms, the latency targets cannot be met by a
-causal detector that keeps its false onsets down; the remaining
-difference to rpms-detect's latency is what a faster detector could win.
+The latency targets are measured from this floor (see Metrics): the
+moment the injected burst's amplitude first reaches the rest RMS, from the
+truth, plus {scoring.TRANSIENT_MS:g} ms; the same for every detector. The excess is
+what a faster causal detector could still win; the plain causal
+reference (a {references.NaiveCausal.window_ms:g} ms RMS crossing a fixed threshold) is
+shown for scale. Simulated set: its floor is estimated (its bursts' rise
+is measured, not given; see "The simulated set's onsets").
 
 {md_table(report.FLOOR_HEADER, report.floor_rows(ctx))}
 
@@ -544,6 +701,142 @@ the next sub-burst becomes a second onset).
 """
 
 
+def _hum(ctx):
+    rows = report.hum_rows(ctx)
+    if not rows:
+        return ""
+    return f"""
+## Mains interference
+
+The hum sets (see Data sets): bursts and 3 ms electrode pops under hum at
+1, 3 and 10 times the rest RMS, steady or drifting, at 50 and 60 Hz, at
+1 and 2 kHz, rpms-detect told the mains frequency. "False onsets after a
+pop": of the false onsets at rest, those within 300 ms after a pop; "F1
+without them" leaves those out, which is what the hum alone costs.
+"Recordings for +/-0.02": how many recordings the set would need for its
+F1 interval to be +/-0.02 wide, from the width observed here (the width
+shrinks as one over the square root of the recordings). The figure
+`example_hum.png` shows the hum recording with the most false onsets.
+
+{md_table(report.HUM_HEADER, rows)}
+"""
+
+
+def _sim(ctx):
+    ds = report.find_set(ctx, "sim")
+    info = ds.info
+    prof = info["profile"]
+    fs = ds.rate
+    def share(ms):
+        """The profile's mean over +/-10 ms around ms (it is noisy)."""
+        i, h = int(ms * fs / 1000), int(10 * fs / 1000)
+        return max(float(prof[max(i - h, 0):i + h + 1].mean()), 0.0)
+    at = ", ".join("%d ms: %.0f %%" % (ms, 100 * share(ms)) for ms in (10, 30, 50, 100, 200, 300))
+    det = report.at_default(ctx, "sim", ctx["det"])[0]
+    return f"""
+## The simulated set's onsets
+
+The simulated set scores lower than the injected sets of similar SNR
+(F1 {fnum(det['f1'], 2)}, median |onset error| {fnum(det['med_abs_err'], 0)} ms). Its README
+defines the true onset as a burst's first active sample (+/-1 ms), as the
+injected sets do (the first sample of the ramp); its generator is not
+published, so how its bursts rise was measured here
+(`bench/eval/datasets.py`, `sim_onsets`): the power of the EMG band-passed
+20-450 Hz, less the trial's rest power, over the burst's power
+{datasets.SIM_PLATEAU_MS[0]}-{datasets.SIM_PLATEAU_MS[1]} ms after its onset, averaged over the
+{info['n_profile']} bursts of {datasets.SIM_PROFILE_MIN_DB:g} dB or more. Share of the plateau power
+after the true onset: {at}. The power grows about **linearly over
+{info['rise_ms']:.0f} ms** (least-squares fit of min(t / T, 1) over the first
+{datasets.SIM_PROFILE_MS} ms), so the amplitude grows as the square root of
+time: a slower and longer rise than the injected bursts' (linear in
+amplitude, 0-150 ms). A burst of SNR S dB then reaches the rest RMS only
+T / 10^(S/10) ms after its true onset: about 4 ms at 20 dB, 43 ms at
+10 dB, 134 ms at 5 dB. And the set is noisier than its reputation:
+{_sim_snr_text(ctx)}.
+
+By burst SNR (measured), rpms-detect, Hodges & Bui and the plain causal
+reference, against the estimated floor:
+
+{md_table(report.SIM_HEADER, report.sim_rows(ctx))}
+
+{_sim_finding(ctx)}
+
+The figure `sim_onsets.png` shows the mean rise against the injected
+ramps, and every burst's first onset and decision against its SNR.
+"""
+
+
+def _sim_trace_text(ctx, inj):
+    """From rpms-detect's trace: how soon the 5 ms envelope and the
+    sustained envelope first crossed the onset threshold in the simulated
+    bursts of 14 dB or more and in the injected 14-20 dB bursts, and how
+    much of 50-200 ms after the onset the envelope spent above it."""
+    def stats(recs, pick):
+        env, sus, frac = [], [], []
+        for rec in recs:
+            tr = report.trace_of(ctx, rec)
+            on = tr["on_threshold"]
+            for e in rec.events:
+                if e["kind"] != "burst" or not e["scored"] or not pick(e):
+                    continue
+                a = e["onset_sample"]
+                b = min(a + int(0.6 * rec.fs), len(on))
+                up = np.flatnonzero(tr["envelope"][a:b] > on[a:b])
+                su = np.flatnonzero(tr["sustained"][a:b] > on[a:b])
+                if len(up):
+                    env.append(up[0] * 1000.0 / rec.fs)
+                if len(su):
+                    sus.append(su[0] * 1000.0 / rec.fs)
+                w = slice(a + int(0.05 * rec.fs), min(a + int(0.2 * rec.fs), len(on)))
+                frac.append(float(np.mean(tr["envelope"][w] > on[w])))
+        return report.med(env), report.med(sus), report.med(frac, True)
+    sim = stats(report.find_set(ctx, "sim").recordings, lambda e: float(e["snr_db"]) >= 14)
+    ref = stats([r for n in inj for r in report.find_set(ctx, n).recordings], lambda e: True)
+    return (f"From its trace: in those bursts the 5 ms envelope first crossed the onset "
+            f"threshold {sim[0]} ms after the true onset (median), the sustained envelope "
+            f"(every 5 ms window of the last {ctx['defaults']['detect']['sustain_ms']} ms "
+            f"above it) only {sim[1]} ms after, and from 50 to 200 ms after the onset the "
+            f"envelope stood above the threshold {sim[2]} of the time; in the injected "
+            f"14-20 dB bursts {ref[0]} ms, {ref[1]} ms and {ref[2]}.")
+
+
+def _sim_finding(ctx):
+    """What the simulated set's numbers say, against the injected sets."""
+    det = ctx["det"]
+    tr = [t for sc in report.at_default(ctx, "sim", det)[1] for t in sc.truths]
+    hb = [t for sc in report.at_default(ctx, "sim", "HB")[1] for t in sc.truths]
+
+    def pick(ts, lo, hi):
+        return [t for t in ts if lo <= float(t["snr_db"]) < hi]
+
+    def med(vals):
+        vals = [v for v in vals if v is not None]
+        return float(np.median(vals)) if vals else None
+    hi, hb_hi, lo = pick(tr, 14, 99), pick(hb, 14, 99), pick(tr, 0, 10)
+    inj = [d.name for d in report.truth_sets(ctx) if d.name.endswith("snr14-20")]
+    inj_lo = [d.name for d in report.truth_sets(ctx) if d.name.endswith("snr06-10")]
+    if not (hi and inj):
+        return ""
+    ih = report.pooled(ctx, inj, det)[0]
+    il = report.pooled(ctx, inj_lo, det)[0] if inj_lo else None
+    return (f"So: the onset is defined the same way; what differs is the bursts. "
+            f"At 14 dB and more ({len(hi)} bursts) rpms-detect matched "
+            f"{sum(t['matched'] for t in hi)} within +/-{scoring.TOL_MS:g} ms, but dated them "
+            f"{fnum(med([t['err_ms'] for t in hi if t['matched']]), 0)} ms late (median; Hodges & "
+            f"Bui, looking ahead, {fnum(med([t.get('err_ms') for t in hb_hi if t['matched']]), 0)} ms) "
+            f"and decided {fnum(med([t['first_lat_ms'] for t in hi]), 0)} ms after the true onset, "
+            f"{fnum(med([t['first_excess_ms'] for t in hi]), 0)} ms after the estimated floor, "
+            f"where on the injected 14-20 dB sets the median excess is "
+            f"{fnum(ih['exc_p50'], 0)} ms and the onset error {ih['med_err']:+.0f} ms. "
+            f"{_sim_trace_text(ctx, inj)} A burst that rises slowly (its power linear in "
+            f"time) has every window of the sustained envelope above the threshold only "
+            f"late, and its date follows. That is a real weakness of the detector on slow "
+            f"rises, not a different truth. Below 10 dB ({len(lo)} bursts) the recall is "
+            f"{fnum(sum(t['matched'] for t in lo) / len(lo), 2)}"
+            + (f", against {fnum(il['recall'], 2)} on the injected 6-10 dB sets: the low "
+               f"F1 of the set as a whole is mostly its low-SNR third." if il else "."))
+
+
 def _sweep(ctx):
     if len(ctx["k_ons"]) < 2:
         return ""
@@ -552,12 +845,24 @@ def _sweep(ctx):
 
 `detect.k_on` from {min(ctx['k_ons'][1:]):g} to {max(ctx['k_ons'][1:]):g} (every other key at its
 default; `detect.k_off` is halved only where it would not stay below
-`k_on`). Columns 2-7: the injected burst sets pooled (every SNR, both
-rates); "any onset": bursts that got an onset however far off its time;
-then the spike sets' false onsets, the clonus trains found, the real rest
-recordings' false onsets and the simulated set's recall.
+`k_on`), on every recording. "bursts": the injected burst sets pooled
+(every SNR, both rates); "all injected": every injected set (bursts,
+clonus, spikes, mains, hum); "F1, >= 10 dB sets": every set the F1 target
+applies to, pooled; "any onset": clonus trains that got an onset however
+far off its time; then the real rest recordings' false onsets and the
+simulated set's recall. Where a target is missed at the default, this and
+the figure `tradeoff.png` show whether another threshold would meet it
+without missing another.
 
 {md_table(report.SWEEP_HEADER, report.sweep_rows(ctx))}
+
+`detect.sustain_ms` swept at the default `k_on` (the transient rejection:
+a burst must keep every envelope window of the last sustain_ms above the
+threshold, which a pop or spike does not, and which costs about that much
+decision time), on every injected set but the hum sets, and on the real
+rest recordings ("all but hum": bursts, clonus, spikes, mains pooled):
+
+{md_table(report.SUSTAIN_HEADER, report.sustain_rows(ctx))}
 """
 
 
@@ -605,7 +910,7 @@ def _figures(ctx):
                          "excess over the edge level to start in the rest before the burst.",
         "roc": "Recall against false onsets per minute of rest as each detector's "
                "threshold sweeps (rpms-detect: `detect.k_on` through temporary configs; "
-               "references: h, Pfa, j). Stars: the default settings; dotted lines: "
+               "references: h, Pfa, j, k). Stars: the default settings; dotted lines: "
                "the 0.95 recall and 0.5 per minute targets.",
         "roc_any_onset": "The same sweep, counting a burst as found when an onset was made "
                          "during it (from its true onset - 50 ms to its end + 250 ms), "
@@ -615,8 +920,24 @@ def _figures(ctx):
                   "duration and the distribution of the first onset's error, every "
                   "detector.",
     }
+    text.update({
+        "example_hum": "A hum recording (1 kHz) with the most false onsets at rest, around the "
+                       "first of them (else its first missed burst). The raw input is before "
+                       "the limiter.",
+        "tradeoff": "The targets that trade against each other as `detect.k_on` sweeps: "
+                    "excess decision latency (p50, p95) against false onsets per minute, "
+                    "every injected set pooled; F1 of the >= 10 dB sets and of the hum sets "
+                    "by hum level; F1 of the 6-10 dB sets against each reference at its "
+                    "default; false onsets per group. Dotted: the targets.",
+        "sim_onsets": "The simulated set: how its bursts rise (mean excess power over the "
+                      "plateau, and the fitted line) against the injected sets' linear "
+                      "amplitude ramps; per burst, rpms-detect's and HB's first onset and "
+                      "rpms-detect's decision against the burst's SNR, with the estimated "
+                      "moment it became detectable.",
+    })
     for key in ("example_burst", "example_sim", "example_clonus", "example_spike",
-                "example_early", "example_mains", "roc", "roc_any_onset", "errors"):
+                "example_early", "example_mains", "example_hum", "roc", "roc_any_onset",
+                "errors", "tradeoff", "sim_onsets"):
         if key not in figs:
             continue
         fname, title = figs[key]
@@ -637,17 +958,25 @@ def _reproduce(ctx):
 
 Options: `--data DIR` (the recordings, default `data/emg`), `--work DIR` (generated
 recordings, default `build/eval-work`), `--per-set N` (recordings per
-injected set; this run: {a.per_set}), `--seed N` (this run: {a.seed}),
-`--detector`, `--rpmsd`, `--quick` (what the benchmark runs: 2 recordings
-per injected set, no sweep, no figures, no document), `--no-doc`, and
+injected set other than the hum sets; this run: {a.per_set}), `--hum-per-set N`
+(recordings per hum set; this run: {a.hum_per_set}), `--seed N` (this run:
+{a.seed}), `--detector`, `--rpmsd`, `--quick` (what the benchmark runs: 2
+recordings per injected and hum set, no sweep, no figures, no document),
+`--no-doc`, `--only TEXT` (repeatable: only the injected sets whose name
+contains TEXT, e.g. `--only hum60`; implies `--no-doc`), and
 `--set SECTION.KEY=VALUE` (repeatable) to run rpms-detect with a changed
 `[dsp]` or `[detect]` key on every set and print the tables without
 touching this page, for tuning. The generator is deterministic: the same
-seed gives the same recordings. The full run took {ctx.get('elapsed_s', 0):.0f} s here on 2
-cores (rpms-detect is run {len(ctx['k_ons'])} times per recording for the sweep, and once
-more with `--trace` on the injected burst, clonus and spike recordings and
-on those of the figures).
+seed gives the same recordings. The full run ({_n_recs(ctx)} recordings) took
+{ctx.get('elapsed_s', 0):.0f} s here on 2 cores (rpms-detect is run {len(ctx['k_ons'])} times per
+recording for the sweep, and once more with `--trace` on the injected
+burst, clonus and spike recordings and on those of the figures).
 """
+
+
+def _n_recs(ctx):
+    """Recordings in the run."""
+    return sum(len(d.recordings) for d in ctx["sets"])
 
 
 def _rest_s():
@@ -692,4 +1021,11 @@ def _limits(ctx):
   window is much shorter than the daemon's default.
 - emg_1.txt has no exact truth: its onsets are listed, not scored.
 - The reference parameters are our reading of the papers (see above).
+- The hum is synthetic: a fixed level per recording (movement changes the
+  coupling in a ward), harmonics 3 and 5 only, frequency paths chosen to
+  span a grid's and a generator's wander; and the pops of the hum sets
+  are all {synth.POP_MS:g} ms long.
+- The simulated set's rise and per-burst SNR are measured from its
+  signals (its generator is not published), so its detectability floor
+  is an estimate.
 """

@@ -94,7 +94,7 @@ def write_text_recording(path, samples, fs, label="EMG", fmt="%.4f"):
 
 
 TRUTH_FIELDS = ["kind", "onset_sample", "end_sample", "snr_db", "ramp_ms", "shape",
-                "duration_ms", "amplitude", "scored"]
+                "duration_ms", "amplitude", "reach_ms", "scored"]
 
 
 def write_truth(path, events):
@@ -108,6 +108,8 @@ def write_truth(path, events):
 
 def _fmt(v):
     """Compact text for a truth-file cell."""
+    if v is None:
+        return ""
     if isinstance(v, float):
         return "%.4g" % v
     if isinstance(v, bool):

@@ -14,7 +14,8 @@ import references  # noqa: E402
 import report  # noqa: E402
 import scoring  # noqa: E402
 
-REF_COLORS = {"HB": "tab:orange", "Bonato": "tab:purple", "TKEO": "tab:brown"}
+REF_COLORS = {"HB": "tab:orange", "Bonato": "tab:purple", "TKEO": "tab:brown",
+              "Naive": "tab:gray"}
 DET_COLOR = "tab:green"
 
 
@@ -173,7 +174,41 @@ def examples(ctx, out):
     if early:
         figs["example_early"] = early
     figs["example_spike"] = _spike_example(ctx, out)
+    hum = _hum_example(ctx, out)
+    if hum:
+        figs["example_hum"] = hum
     return figs
+
+
+def _hum_example(ctx, out):
+    """The 1 kHz hum recording with the most false onsets at rest (else
+    the one with the lowest F1), around its first false onset (else its
+    first missed burst)."""
+    best = None
+    for ds in report.truth_sets(ctx):
+        if "-hum" not in ds.name or not ds.name.startswith("inj-1k"):
+            continue
+        for rec, sc in zip(ds.recordings, report.at_default(ctx, ds.name, ctx["det"])[1]):
+            missed = sum(1 for t in sc.truths if not t["matched"])
+            key = (sc.fp_rest, missed)
+            if best is None or key > best[0]:
+                best = (key, ds, rec, sc)
+    if best is None:
+        return None
+    (fp, missed), ds, rec, sc = best
+    false = [d for r, o, d in report.rest_false_onsets(ctx, ds) if r is rec]
+    if false:
+        center, what = false[0], "its first false onset at rest"
+    else:
+        miss = [t for t in sc.truths if not t["matched"]]
+        center = (miss or sc.truths)[0]["onset_sample"]
+        what = "its first missed burst" if miss else "its first burst"
+    h = rec.meta.get("hum", {})
+    title = ("Hum %gx rest (%s, %g-%g Hz), %s/%s:\n%d false onsets at rest, %d bursts missed; "
+             "around %s" % (h.get("level_x_rest", 0), h.get("kind", "?"), h.get("min_hz", 0),
+                            h.get("max_hz", 0), ds.name, rec.name, fp, missed, what))
+    return _example(ctx, out, "example_hum.png", rec, int(center), title,
+                    span=(-0.8, 0.8), zoom=(-0.35, 0.1))
 
 
 def _example(ctx, out, fname, rec, center, title, span=(-0.6, 1.2), zoom=None):
@@ -278,17 +313,21 @@ ROC_PANELS = (
     ("injected bursts + spikes/pops", lambda n: n.startswith("inj") and "spikes" in n),
     ("injected clonus trains", lambda n: n.startswith("inj") and "clonus" in n),
     ("injected bursts + mains hum", lambda n: n.startswith("inj") and "mains" in n),
+    ("hum sets: bursts + 3 ms pops under 1/3/10x hum", lambda n: "-hum" in n),
 )
 
 
 def roc(ctx, out, metric="recall"):
     """Recall (or the share of bursts with any onset, metric="hit") vs
     false onsets per minute of rest as each threshold sweeps."""
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
     axes = axes.ravel()
     names = [d.name for d in report.truth_sets(ctx)]
     for ax, (title, pick) in zip(axes, ROC_PANELS):
         sel = [n for n in names if pick(n)]
+        if not sel:
+            ax.axis("off")
+            continue
         for name in report.detectors(ctx):
             levels = sorted(ctx["res"][sel[0]][name], key=lambda v: -1 if v is None else v)
             pts = []
@@ -314,7 +353,8 @@ def roc(ctx, out, metric="recall"):
         ax.set_ylabel("recall (onset within +/-50 ms)" if metric == "recall"
                       else "bursts with any onset")
         ax.grid(alpha=0.3)
-    axes[-1].axis("off")
+    for ax in axes[len(ROC_PANELS):]:
+        ax.axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
     axes[-1].legend(handles, labels, loc="center", fontsize=8, title="star = default setting")
     fig.tight_layout()
@@ -414,6 +454,161 @@ def _error_hist(ctx, ax, sets):
     ax.legend(fontsize=8)
 
 
+def tradeoff(ctx, out):
+    """The targets that trade against each other, over the k_on sweep:
+    excess latency against false onsets, F1 (>= 10 dB sets, hum by level,
+    6-10 dB against the references) and false onsets per group."""
+    pts = report.sweep_points(ctx)
+    ks = [k for k, _, _ in pts]
+    k0 = [k for k, d, _ in pts if d][0]
+    fig, ax = plt.subplots(2, 2, figsize=(12, 9))
+    a = ax[0, 0]
+    sus = report.sustain_points(ctx)
+    for sweep, name, color in ((pts, "k_on", DET_COLOR), (sus, "sustain_ms", "tab:blue")):
+        if not sweep:
+            continue
+        fa = [g["nohum"]["fa_per_min"] for _, _, g in sweep]
+        for key, style in (("exc_p50", "-o"), ("exc_p95", "--s")):
+            a.plot(fa, [g["nohum"][key] for _, _, g in sweep], style, ms=4, color=color,
+                   label="%s swept: excess latency %s" % (name, key[-3:]))
+        for v, d, g in sweep:
+            a.annotate("%g%s" % (v, "*" if d else ""), (g["nohum"]["fa_per_min"],
+                                                        g["nohum"]["exc_p50"]),
+                       fontsize=7, color=color, xytext=(2, -9), textcoords="offset points")
+    for lim in (report.EXC_P50_MS, report.EXC_P95_MS):
+        a.axhline(lim, color="0.4", ls=":", lw=1)
+    a.axvline(report.FA_MAX, color="r", ls=":", lw=1, label="0.5 false onsets/min")
+    a.set_xscale("symlog", linthresh=0.1)
+    a.set_yscale("symlog", linthresh=10)
+    a.set_ylim(bottom=0)
+    a.set_xlim(left=-0.02)
+    a.set_xlabel("false onsets per minute of rest (bursts, clonus, spikes, mains pooled)")
+    a.set_ylabel("excess decision latency (ms; log above 10)")
+    a.set_title("Latency against false onsets (labels: k_on or sustain_ms, * default; "
+                "targets 10/25 ms dotted)", fontsize=9)
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    a = ax[0, 1]
+    if pts[0][2].get("high"):
+        a.plot(ks, [g["high"]["f1"] for _, _, g in pts], "-o", ms=3, color="k",
+               label="every >= 10 dB set pooled")
+    hum = report.sweep_groups(ctx)["hum"]
+    for lv, color in zip(datasets_levels(), ("tab:blue", "tab:orange", "tab:red")):
+        sel = [n for n in hum if "-x%g-" % lv in n]
+        if sel:
+            a.plot(ks, [report.pooled(ctx, sel, ctx["det"], None if d else k)[0]["f1"]
+                        for k, d, _ in pts], "-o", ms=3, color=color,
+                   label="hum %gx rest (pooled)" % lv)
+    a.axhline(report.F1_MIN, color="0.5", ls=":", lw=1)
+    a.axvline(k0, color="0.7", lw=4, alpha=0.4)
+    a.set_xscale("log")
+    a.set_xlabel("detect.k_on (grey band: default)")
+    a.set_ylabel("F1")
+    a.set_ylim(0, 1.02)
+    a.set_title("F1 against the onset threshold (target 0.95 dotted)", fontsize=9)
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    a = ax[1, 0]
+    low = report.sweep_groups(ctx)["low"]
+    if low:
+        a.plot(ks, [g["low"]["f1"] for _, _, g in pts], "-o", ms=3, color=DET_COLOR,
+               label="rpms-detect")
+        for cls in references.REFERENCES:
+            f = report.pooled(ctx, low, cls.short)[0]["f1"]
+            a.axhline(f, color=REF_COLORS[cls.short], ls="--", lw=1.2,
+                      label="%s at its default (%.3f)" % (cls.short, f))
+    a.axvline(k0, color="0.7", lw=4, alpha=0.4)
+    a.set_xscale("log")
+    a.set_xlabel("detect.k_on")
+    a.set_ylabel("F1, 6-10 dB sets pooled")
+    a.set_title("The 6-10 dB sets: rpms-detect against the references", fontsize=9)
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    a = ax[1, 1]
+    for key, label, color in (("bursts", "injected bursts", DET_COLOR),
+                              ("spikes", "bursts + spikes/pops", "tab:purple"),
+                              ("hum", "hum sets (pops under hum)", "tab:red"),
+                              ("rest", "real rest recording", "k")):
+        if pts[0][2].get(key):
+            a.plot(ks, [g[key]["fa_per_min"] for _, _, g in pts], "-o", ms=3, color=color,
+                   label=label)
+    a.axhline(report.FA_MAX, color="r", ls=":", lw=1)
+    a.axvline(k0, color="0.7", lw=4, alpha=0.4)
+    a.set_xscale("log")
+    a.set_yscale("symlog", linthresh=0.1)
+    a.set_ylim(bottom=-0.01)
+    a.set_xlabel("detect.k_on")
+    a.set_ylabel("false onsets per minute of rest")
+    a.set_title("False onsets against the onset threshold (target 0.5 dotted)", fontsize=9)
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "tradeoff.png"), dpi=110)
+    plt.close(fig)
+    return "tradeoff.png"
+
+
+def datasets_levels():
+    """The hum levels (x rest RMS) of the hum sets."""
+    import datasets
+    return datasets.HUM_LEVELS
+
+
+def sim_onsets(ctx, out):
+    """The simulated set's onsets: how its bursts rise (mean power profile
+    and the fitted line, against the injected sets' linear amplitude
+    ramps), and rpms-detect's and HB's first onset error and rpms-detect's
+    decision latency per burst against its SNR, with the estimated
+    detectability."""
+    ds = report.find_set(ctx, "sim")
+    info = ds.info
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.8))
+    a = ax[0]
+    prof = info["profile"]
+    t = np.arange(len(prof)) * 1000.0 / ds.rate
+    smooth = np.convolve(prof, np.ones(10) / 10.0, mode="same")
+    a.plot(t, prof, color="0.7", lw=0.6)
+    a.plot(t[5:-5], smooth[5:-5], color="k", lw=1.2,
+           label="simulated bursts >= %g dB (%d): mean excess power / plateau (grey; black: "
+           "10 ms mean)" % (12, info["n_profile"]))
+    a.plot(t, np.minimum(t / info["rise_ms"], 1.0), "--", color="tab:red",
+           label="fit: linear in power over %.0f ms" % info["rise_ms"])
+    for r, c in ((75.0, "tab:blue"), (150.0, "tab:cyan")):
+        a.plot(t, np.minimum(t / r, 1.0) ** 2, ":", color=c,
+               label="injected burst, linear ramp of %g ms (power)" % r)
+    a.set_xlabel("ms after the true onset")
+    a.set_ylabel("burst power / plateau power")
+    a.set_ylim(-0.1, 1.3)
+    a.set_title("How the bursts rise", fontsize=9)
+    a.legend(fontsize=7)
+    a.grid(alpha=0.3)
+    a = ax[1]
+    for name, key, mk, color in ((ctx["det"], "first_err_ms", "o", DET_COLOR),
+                                 ("HB", "first_err_ms", "^", REF_COLORS["HB"]),
+                                 (ctx["det"], "first_lat_ms", "x", "tab:red")):
+        tr = [x for sc in report.at_default(ctx, "sim", name)[1] for x in sc.truths
+              if x.get(key) is not None]
+        lab = ("%s: first onset - true onset" % name if key == "first_err_ms"
+               else "%s: decision - true onset" % name)
+        a.scatter([float(x["snr_db"]) for x in tr], [x[key] for x in tr], marker=mk, s=18,
+                  color=color, label=lab)
+    snr = np.linspace(0.5, 23, 100)
+    a.plot(snr, [scoring.TRANSIENT_MS + min(info["rise_ms"] / 10 ** (v / 10), info["rise_ms"])
+                 for v in snr], "--", color="k", label="detectable after (estimated)")
+    a.axhspan(-scoring.TOL_MS, scoring.TOL_MS, color="g", alpha=0.08)
+    a.axvline(10, color="0.6", ls=":", lw=1)
+    a.set_yscale("symlog", linthresh=50)
+    a.set_xlabel("burst SNR (dB, measured)")
+    a.set_ylabel("ms after the true onset (linear within +/-50, log beyond)")
+    a.set_title("Per burst (band: the +/-50 ms match window)", fontsize=9)
+    a.legend(fontsize=7)
+    a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "sim_onsets.png"), dpi=110)
+    plt.close(fig)
+    return "sim_onsets.png"
+
+
 def make_all(ctx):
     """Write every figure; returns what the document needs about them."""
     out = ctx["args"].figures
@@ -421,4 +616,6 @@ def make_all(ctx):
     figs["roc"] = (roc(ctx, out), "")
     figs["roc_any_onset"] = (roc(ctx, out, "hit"), "")
     figs["errors"] = (errors(ctx, out), "")
+    figs["tradeoff"] = (tradeoff(ctx, out), "")
+    figs["sim_onsets"] = (sim_onsets(ctx, out), "")
     return figs

@@ -60,15 +60,18 @@ def brickwall(x, fs, low_hz, high_hz):
     return np.fft.irfft(spec, len(x))
 
 
-def remove_mains(x, fs, mains_hz=50.0, width_hz=1.0):
+def remove_mains(x, fs, mains_hz=50.0, width_hz=1.0, per_harmonic_hz=0.6):
     """Zero-phase comb notch: remove mains_hz and its harmonics below fs/2
-    (every spectral bin within width_hz of a harmonic is cleared)."""
+    (every spectral bin within max(width_hz, k x per_harmonic_hz) of
+    harmonic k is cleared: harmonic k of a mains frequency that wanders by
+    D wanders by k x D, and the hum sets' wanders by up to 0.5 Hz)."""
     x = np.asarray(x, dtype=float)
     xp, npad = _pad_reflect(x, int(fs))
     spec = np.fft.rfft(xp)
     freqs = np.fft.rfftfreq(len(xp), 1.0 / fs)
-    dist = np.abs(freqs - mains_hz * np.round(freqs / mains_hz))
-    spec[(dist <= width_hz) & (freqs >= mains_hz - width_hz)] = 0.0
+    k = np.maximum(np.round(freqs / mains_hz), 1.0)
+    dist = np.abs(freqs - mains_hz * k)
+    spec[dist <= np.maximum(width_hz, k * per_harmonic_hz)] = 0.0
     return np.fft.irfft(spec, len(xp))[npad:npad + len(x)]
 
 
@@ -115,3 +118,51 @@ def runs(mask):
     m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
     d = np.diff(m.astype(np.int8))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+# --- causal IIR filters (the naive causal reference) -----------------------
+#
+# Biquads designed by the bilinear transform (R. Bristow-Johnson's audio EQ
+# cookbook forms), applied causally: the input is multiplied in the
+# frequency domain by the filters' complex response H(e^jw) over an FFT
+# long enough (the signal + TAIL_S) that the impulse response's tail does
+# not wrap round, which is the same as running the recursion sample by
+# sample from rest, without a Python loop.
+
+CAUSAL_TAIL_S = 2.0
+
+
+def biquad_lowpass(fc, fs, q=1.0 / math.sqrt(2.0)):
+    """(b, a) of a 2nd-order low-pass (Butterworth for the default q)."""
+    w = 2.0 * math.pi * fc / fs
+    alpha = math.sin(w) / (2.0 * q)
+    c = math.cos(w)
+    return ([(1 - c) / 2, 1 - c, (1 - c) / 2], [1 + alpha, -2 * c, 1 - alpha])
+
+
+def biquad_highpass(fc, fs, q=1.0 / math.sqrt(2.0)):
+    """(b, a) of a 2nd-order high-pass (Butterworth for the default q)."""
+    w = 2.0 * math.pi * fc / fs
+    alpha = math.sin(w) / (2.0 * q)
+    c = math.cos(w)
+    return ([(1 + c) / 2, -(1 + c), (1 + c) / 2], [1 + alpha, -2 * c, 1 - alpha])
+
+
+def biquad_notch(f0, fs, q):
+    """(b, a) of a notch at f0 whose -3 dB width is f0 / q."""
+    w = 2.0 * math.pi * f0 / fs
+    alpha = math.sin(w) / (2.0 * q)
+    c = math.cos(w)
+    return ([1.0, -2 * c, 1.0], [1 + alpha, -2 * c, 1 - alpha])
+
+
+def causal_filter(x, fs, sections):
+    """x through the cascade of (b, a) biquads, causally, from rest."""
+    x = np.asarray(x, dtype=float)
+    n = len(x) + int(CAUSAL_TAIL_S * fs)
+    nfft = 1 << int(math.ceil(math.log2(n)))
+    z = np.exp(-1j * 2.0 * math.pi * np.fft.rfftfreq(nfft))   # z^-1 on the unit circle
+    h = np.ones(len(z), dtype=complex)
+    for b, a in sections:
+        h *= (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
+    return np.fft.irfft(np.fft.rfft(x, nfft) * h, nfft)[:len(x)]

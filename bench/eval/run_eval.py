@@ -35,6 +35,7 @@ import report  # noqa: E402
 import scoring  # noqa: E402
 
 DET = "rpms-detect"
+HUM_PER_SET = 48
 
 
 def parse_args(argv):
@@ -55,6 +56,11 @@ def parse_args(argv):
     p.add_argument("--figures", default=os.path.join(REPO, "docs", "detection"),
                    help="folder of the report's PNGs (default: %(default)s)")
     p.add_argument("--per-set", type=int, help="recordings per injected set (default 30, quick 2)")
+    p.add_argument("--hum-per-set", type=int,
+                   help="recordings per hum set (default %d, quick 2)" % HUM_PER_SET)
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="build and score only the injected sets whose name contains TEXT "
+                        "(repeatable; e.g. --only hum50; implies --no-doc)")
     p.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=2, help="rpms-detect runs in parallel")
     p.add_argument("--quick", action="store_true",
@@ -68,10 +74,11 @@ def parse_args(argv):
     args.rpmsd = args.rpmsd or os.path.join(args.build, "daemon", "rpmsd")
     args.work = args.work or os.path.join(args.build, "eval-work")
     args.per_set = args.per_set or (2 if args.quick else 30)
-    if args.set:
+    args.hum_per_set = args.hum_per_set or (2 if args.quick else HUM_PER_SET)
+    if args.set or args.only:
         args.no_doc = True
-    if args.per_set < 1:
-        p.error("--per-set must be at least 1")
+    if args.per_set < 1 or args.hum_per_set < 1:
+        p.error("--per-set and --hum-per-set must be at least 1")
     return args
 
 
@@ -97,7 +104,8 @@ def build_sets(args, defaults):
     os.makedirs(args.work, exist_ok=True)
     min_cal = detector.allowed_min(defaults, "detect.calibration_s")
     sets = [datasets.simulated_set(args.data, args.work, min_cal)]
-    sets += datasets.injected_sets(args.data, args.work, args.per_set, args.seed)
+    sets += datasets.injected_sets(args.data, args.work, args.per_set, args.seed,
+                                   args.hum_per_set, args.only or None)
     sets += datasets.rest_sets(args.data, args.work)
     sets.append(datasets.emg1_set(args.emg1))
     return sets
@@ -111,10 +119,31 @@ def k_on_sweep(defaults):
     return sorted(set(v for v in vals if k_off < v <= 100.0 and abs(v - k0) > 1e-9))
 
 
-def run_detector(args, sets, defaults, k_ons):
-    """rpms-detect on every recording for every k_on: {(path, k_on): (onsets, decisions)}."""
+# The second sweep: detect.sustain_ms (the transient rejection, which
+# costs decision time) at the default k_on, on the sets that show what it
+# buys and costs: injected bursts, clonus, spikes, mains, and real rest.
+SUSTAIN_SWEEP_MS = (10, 15, 20, 40, 50)
+
+
+def sustain_sweep(defaults):
+    """sustain_ms values of the second sweep, other than the default."""
+    d = float(defaults["detect"].get("sustain_ms", 30))
+    return [("sustain_ms", v) for v in SUSTAIN_SWEEP_MS if abs(v - d) > 1e-9]
+
+
+def sustain_sets(sets):
+    """The data sets the sustain_ms sweep runs on."""
+    return [ds for ds in sets if ds.kind == "rest" or (ds.name.startswith("inj")
+                                                       and "-hum" not in ds.name)]
+
+
+def run_detector(args, sets, defaults, k_ons, sustains=()):
+    """rpms-detect on every recording for every k_on, and on the sustain
+    sets for every sustain_ms: {(path, k_on or ("sustain_ms", v)): (onsets, decisions)}."""
     jobs = [((rec.path, k), rec, None if k is None else k)
             for ds in sets for rec in ds.recordings for k in k_ons]
+    jobs += [((rec.path, v), rec, v) for ds in sustain_sets(sets) for rec in ds.recordings
+             for v in sustains]
     with tempfile.TemporaryDirectory(prefix="rpms-eval-") as tmp:
         return detector.run_many(args.detector, jobs, tmp, defaults, args.jobs)
 
@@ -131,20 +160,24 @@ def run_traces(args, sets, defaults):
 
 
 def run_references(sets, sweep):
-    """Every reference on every recording: {(short, path, level): onsets}."""
-    out = {}
+    """Every reference on every recording: {(short, path, level): onsets},
+    and the causal references' decisions, keyed alike."""
+    out, dec = {}, {}
     for ds in sets:
         for rec in ds.recordings:
             cal_start = int(round(rec.cal_start_s * rec.fs))
             for ref_cls in references.REFERENCES:
-                ref = ref_cls().prepare(rec.x, rec.fs, cal_start, rec.cal_end)
+                ref = ref_cls().prepare(rec.x, rec.fs, cal_start, rec.cal_end,
+                                        mains_hz=rec.mains_hz)
                 levels = set(ref_cls.sweep) | {ref_cls.default} if sweep else {ref_cls.default}
                 for level in levels:
                     out[(ref_cls.short, rec.path, level)] = ref.onsets(level)
-    return out
+                    if ref_cls.causal:
+                        dec[(ref_cls.short, rec.path, level)] = ref.decisions(level)
+    return out, dec
 
 
-def evaluate(sets, det_out, ref_out, k_ons):
+def evaluate(sets, det_out, ref_out, ref_dec, k_ons):
     """Scores of every detector at every level: {set: {detector: {level: (summary, scores)}}}."""
     res = {}
     for ds in sets:
@@ -157,7 +190,8 @@ def evaluate(sets, det_out, ref_out, k_ons):
             levels = sorted(set(lv for (s, p, lv) in ref_out
                                 if s == ref_cls.short and p == ds.recordings[0].path))
             for lv in levels:
-                scores = [scoring.score(rec, ref_out[(ref_cls.short, rec.path, lv)])
+                scores = [scoring.score(rec, ref_out[(ref_cls.short, rec.path, lv)],
+                                        ref_dec.get((ref_cls.short, rec.path, lv)))
                           for rec in ds.recordings]
                 per[lv] = (scoring.summarize(scores), scores)
     return res
@@ -196,19 +230,25 @@ def main(argv=None):
         sets = build_sets(args, defaults)
         sweep = not (args.quick or args.no_doc)
         k_ons = [None] + (k_on_sweep(defaults) if sweep else [])
+        sustains = sustain_sweep(defaults) if sweep else []
         print("run_eval: %d data sets, %d recordings; rpms-detect runs: %d"
               % (len(sets), sum(len(d.recordings) for d in sets),
-                 len(k_ons) * sum(len(d.recordings) for d in sets)), flush=True)
-        det_out = run_detector(args, sets, defaults, k_ons)
+                 len(k_ons) * sum(len(d.recordings) for d in sets)
+                 + len(sustains) * sum(len(d.recordings) for d in sustain_sets(sets))),
+              flush=True)
+        det_out = run_detector(args, sets, defaults, k_ons, sustains)
         traces = run_traces(args, sets, defaults) if sweep else {}
-        ref_out = run_references(sets, sweep)
+        ref_out, ref_dec = run_references(sets, sweep)
     except (emgio.DataError, detector.DetectorError) as e:
         sys.exit("run_eval: %s" % e)
-    res = evaluate(sets, det_out, ref_out, k_ons)
+    res = evaluate(sets, det_out, ref_out, ref_dec, k_ons)
+    # {set: {("sustain_ms", v): scores}}, pooled by report.sustain_points.
+    sus = {ds.name: {v: [scoring.score(rec, *det_out[(rec.path, v)]) for rec in ds.recordings]
+                     for v in sustains} for ds in sustain_sets(sets)}
     ctx = {
-        "traces": traces,
+        "traces": traces, "sustain": sus,
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
-        "det_out": det_out, "ref_out": ref_out, "det": DET,
+        "det_out": det_out, "ref_out": ref_out, "ref_dec": ref_dec, "det": DET,
         "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),
         "host": "%s, %d CPUs, Python %s, numpy %s" % (platform.machine(), os.cpu_count(),
                                                       platform.python_version(),

@@ -14,6 +14,9 @@ A detection that is not matched is a false onset. It is
 "Made" is the decision sample when the detector gives one (rpms-detect:
 an onset decided during a burst but back-dated into the rest before it
 is a wrong onset time, not a stimulus fired at rest), else the onset.
+Decision latency of a burst = the first decision made during it (its span,
+as below) - its true onset; excess latency = that - the moment the burst
+became detectable (detectable_ms).
 A burst "got an onset" (n_onsets, first onset) when an onset was made
 inside its span, by the same rule, so an onset that the daemon decided
 during the burst but dated far before it still counts as detection with
@@ -29,6 +32,10 @@ import numpy as np
 TOL_MS = 50.0
 TAIL_MS = 250.0
 SPIKE_WINDOW_MS = 300.0
+# A burst is detectable when its amplitude first reaches the rest RMS (the
+# truth's reach_ms) plus this long: a detector must see about that much of
+# it to tell it from a transient (a 3-8 ms pop or motion spike).
+TRANSIENT_MS = 10.0
 
 
 @dataclasses.dataclass
@@ -97,13 +104,19 @@ def score(rec, onsets, decisions=None):
         first = [k for k, m in enumerate(made) if lo <= m < hi]
         t["n_onsets"] = len(first)
         t["matched"] = j in matches
+        t["floor_ms"] = detectable_ms(t)
         if t["matched"]:
             i = matches[j]
             t["err_ms"] = (det[i] - t["onset_sample"]) * 1000.0 / fs
             t["lat_ms"] = (dec[i] - t["onset_sample"]) * 1000.0 / fs if dec else None
+            t["excess_ms"] = (t["lat_ms"] - t["floor_ms"] if t["lat_ms"] is not None
+                              and t["floor_ms"] is not None else None)
         t["first_err_ms"] = (det[first[0]] - t["onset_sample"]) * 1000.0 / fs if first else None
         t["first_lat_ms"] = ((dec[first[0]] - t["onset_sample"]) * 1000.0 / fs
                              if first and dec else None)
+        t["first_excess_ms"] = (t["first_lat_ms"] - t["floor_ms"]
+                                if t["first_lat_ms"] is not None and t["floor_ms"] is not None
+                                else None)
     matched_det = set(matches.values())
     spikes = [e["onset_sample"] for e in rec.events if e["kind"] == "spike"]
     win = SPIKE_WINDOW_MS * fs / 1000.0
@@ -125,6 +138,16 @@ def score(rec, onsets, decisions=None):
                     rest_seconds(rec, spans), weak)
 
 
+def detectable_ms(truth):
+    """When a burst becomes detectable, in ms after its true onset: its
+    amplitude reaches the rest RMS (reach_ms, from the truth) plus
+    TRANSIENT_MS; None when the truth does not say (no ramp known)."""
+    r = truth.get("reach_ms")
+    if r in ("", None):
+        return None
+    return float(r) + TRANSIENT_MS
+
+
 def _pct(values, q):
     """Percentile of a list, None when empty."""
     return float(np.percentile(values, q)) if len(values) else None
@@ -138,7 +161,12 @@ def summarize(scores):
     fp_burst = sum(s.fp_burst for s in scores)
     n = len(truths)
     errs = [t["err_ms"] for t in truths if t["matched"]]
-    lats = [t["lat_ms"] for t in truths if t["matched"] and t.get("lat_ms") is not None]
+    # Decision latency: the first decision made during each burst (when the
+    # daemon would fire for it), whether or not its date matched; over
+    # matched onsets only, a detector whose date follows its decision
+    # would have its late decisions cut off by the match window.
+    lats = [t["first_lat_ms"] for t in truths if t.get("first_lat_ms") is not None]
+    excess = [t["first_excess_ms"] for t in truths if t.get("first_excess_ms") is not None]
     prec = tp / (tp + fp_rest + fp_burst) if tp + fp_rest + fp_burst else None
     rec = tp / n if n else None
     f1 = (2 * prec * rec / (prec + rec) if prec is not None and rec is not None
@@ -153,6 +181,7 @@ def summarize(scores):
         "precision": prec, "recall": rec, "f1": f1,
         "med_err": _pct(errs, 50), "med_abs_err": _pct(np.abs(errs), 50),
         "lat_p50": _pct(lats, 50), "lat_p95": _pct(lats, 95),
+        "exc_p50": _pct(excess, 50), "exc_p95": _pct(excess, 95), "n_excess": len(excess),
         "rest_min": rest_min, "fa_per_min": fp_rest / rest_min if rest_min > 0 else None,
         "weak_onsets": sum(s.weak_onsets for s in scores),
     }

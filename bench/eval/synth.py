@@ -97,7 +97,10 @@ def noise_rms_before(rest_band, onset, fs):
 
 def inject_burst(rng, x, rest_band, fs, onset, shape, core, snr_db):
     """Add an EMG-like burst with the envelope `shape` at `onset`, scaled so
-    its core RMS is snr_db above the local rest. Returns the scale used."""
+    its core RMS is snr_db above the local rest. Returns the scale used and
+    the burst's detectability: the ms from its onset to the first sample
+    whose amplitude (scale x shape; the carrier has unit RMS) reaches the
+    local rest RMS, an instantaneous SNR of 0 dB (None if it never does)."""
     n = len(shape)
     carrier = emg_like_noise(rng, n, fs) * slow_modulation(rng, n, fs)
     burst = carrier * shape
@@ -105,7 +108,8 @@ def inject_burst(rng, x, rest_band, fs, onset, shape, core, snr_db):
     sigma = noise_rms_before(rest_band, onset, fs)
     scale = sigma * 10.0 ** (snr_db / 20.0) / core_rms
     x[onset:onset + n] += scale * burst
-    return scale
+    reach = np.flatnonzero(scale * shape >= sigma)
+    return scale, (float(reach[0]) * 1000.0 / fs if len(reach) else None)
 
 
 def spike_waveform(rng, fs):
@@ -147,3 +151,91 @@ def plan_events(rng, total_s, first_s, dur_range, gap_range, tail_s=1.0):
             return plan
         plan.append((t, dur))
         t += dur + rng.uniform(*gap_range)
+
+
+# --- mains interference of the hum sets -----------------------------------
+#
+# The hum of a hum set: a mains fundamental at 50 or 60 Hz with its 3rd and
+# 5th harmonics, at a fixed total RMS (times the band-passed rest RMS),
+# present from the first sample, calibration included.
+#
+# Harmonic levels, relative to the fundamental, drawn per recording: 3rd
+# -20 to -10 dB, 5th -26 to -12 dB. Why: the supply voltage itself may
+# carry a 3rd harmonic of up to 5 % and a 5th of up to 6 % (EN 50160's
+# limits, -26 and -24 dB), and hum reaches the electrodes mostly by
+# capacitive coupling, whose current grows with frequency (x3 for the 3rd,
+# x5 for the 5th: +9.5 and +14 dB), so a supply at those limits gives
+# about -16 and -10 dB on the body; non-linear loads nearby (switched-mode
+# supplies, dimmers, motor drives) raise the 3rd further. The ranges span
+# a clean supply to a distorted one. No even harmonics (a symmetric supply
+# has none); the older 'mains' set keeps its 2nd.
+#
+# Frequency: "steady" is a constant frequency within +/-0.05 Hz of nominal
+# (an interconnected grid in normal operation); "drifting" wanders with a
+# peak deviation D drawn per recording from 0.1 to 0.5 Hz (a small or
+# islanded grid, a generator), half the recordings on a sinusoid of period
+# 5-30 s, half on a slow random walk (Brownian motion, its mean removed,
+# scaled to peak D). Every harmonic follows the fundamental (harmonic k
+# wanders by k x D). The phase is the running integral of the frequency,
+# so the waveform is continuous.
+
+HUM_H3_DB = (-20.0, -10.0)
+HUM_H5_DB = (-26.0, -12.0)
+HUM_STEADY_HZ = 0.05
+HUM_DRIFT_HZ = (0.1, 0.5)
+HUM_DRIFT_PERIOD_S = (5.0, 30.0)
+HUM_WALK_STEP_S = 0.1       # time step of the random walk (interpolated)
+POP_MS = 3.0                # electrode pop of the hum sets
+POP_TAU_MS = (0.5, 1.0)
+
+
+def mains_frequency(rng, n, fs, nominal, drift):
+    """Instantaneous mains frequency (Hz) of every sample, and a dict that
+    says how it was drawn. drift False: constant, within HUM_STEADY_HZ of
+    nominal; True: peak deviation HUM_DRIFT_HZ, sinusoid or random walk."""
+    t = np.arange(n) / fs
+    if not drift:
+        off = rng.uniform(-HUM_STEADY_HZ, HUM_STEADY_HZ)
+        return np.full(n, nominal + off), {"kind": "steady", "offset_hz": round(off, 4)}
+    peak = rng.uniform(*HUM_DRIFT_HZ)
+    if rng.random() < 0.5:
+        period = rng.uniform(*HUM_DRIFT_PERIOD_S)
+        dev = np.sin(2.0 * math.pi * t / period + rng.uniform(0, 2 * math.pi))
+        info = {"kind": "sinusoid", "period_s": round(period, 2)}
+    else:
+        m = int(math.ceil(t[-1] / HUM_WALK_STEP_S)) + 2 if n else 2
+        walk = np.cumsum(rng.standard_normal(m))
+        walk -= walk.mean()
+        dev = np.interp(t, np.arange(m) * HUM_WALK_STEP_S, walk)
+        info = {"kind": "random walk", "step_s": HUM_WALK_STEP_S}
+    top = float(np.max(np.abs(dev)))
+    dev = dev / top if top > 0 else dev
+    info["peak_dev_hz"] = round(peak, 4)
+    return nominal + peak * dev, info
+
+
+def mains_hum_sets(rng, n, fs, rms, nominal, drift):
+    """Hum of a hum set: the fundamental (frequency from mains_frequency)
+    plus its 3rd and 5th harmonics at levels drawn from HUM_H3_DB and
+    HUM_H5_DB, random phases, total RMS = rms. Returns (hum, meta)."""
+    freq, info = mains_frequency(rng, n, fs, nominal, drift)
+    phase = 2.0 * math.pi * np.cumsum(freq) / fs
+    h3, h5 = rng.uniform(*HUM_H3_DB), rng.uniform(*HUM_H5_DB)
+    hum = np.zeros(n)
+    for k, rel_db in ((1, 0.0), (3, h3), (5, h5)):
+        hum += 10.0 ** (rel_db / 20.0) * np.sin(k * phase + rng.uniform(0, 2 * math.pi))
+    info.update({"nominal_hz": nominal, "h3_db": round(h3, 2), "h5_db": round(h5, 2),
+                 "min_hz": round(float(freq.min()), 4), "max_hz": round(float(freq.max()), 4)})
+    return hum * rms / np.sqrt(np.mean(hum ** 2)), info
+
+
+def pop_waveform(rng, fs):
+    """An electrode pop of POP_MS: a jump to the peak within one sample,
+    then an exponential decay (tau drawn from POP_TAU_MS) shifted so it
+    reaches zero at POP_MS; unit peak, random sign."""
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    n = max(int(round(POP_MS * fs / 1000.0)), 2)
+    tau = rng.uniform(*POP_TAU_MS) * fs / 1000.0
+    w = np.exp(-np.arange(n + 1) / tau)
+    w = (w - w[-1])[:n]
+    return sign * w / w[0], "pop3"

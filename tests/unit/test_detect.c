@@ -1203,6 +1203,395 @@ static void test_cal_describe(void **state)
 	assert_string_equal(buf, "30 artefa");
 }
 
+/* ---- the detector against a model of its rules ------------------------- */
+
+/*
+ * The detector asks whether its sustained envelope is above a threshold
+ * from per-lane counts, works the value out only when asked, and walks
+ * its onset history in a ring. The model below does the same the plainest
+ * way: it keeps every value fed, takes on each sample the (skip + 1)-th
+ * smallest of the values one window apart (with the comparisons of the
+ * detector's first version, so NaN behaves as it did), runs the
+ * hysteresis rules on it, follows the rest level and dates each onset
+ * (change point, then a ramp's foot) over plain arrays. Both must agree
+ * on every sample: the sustained value (bit for bit), every decision and
+ * its dated edge, through NaNs, zeros of both signs, values equal to the
+ * thresholds, blanks, gaps and recalibrations, for every sustain_skip
+ * and several window sizes.
+ */
+#define MODEL_MAX 40000
+#define MODEL_EDGE_LEN 501	/* ceil(0.5 s x FS) + 1 */
+#define MODEL_FOOT_N 30		/* 0.03 s x FS */
+#define MODEL_K_EDGE 0.5
+
+struct model {
+	float v[MODEL_MAX];	/* every value fed and not blanked */
+	long n;
+	float eh[MODEL_MAX];	/* the onset history: values fed calibrated, not active */
+	uint64_t eh_idx[MODEL_MAX];
+	long eh_n, eh_filled;
+	long win, n_win, skip;	/* in values */
+	long on_n, dip_n, off_n;
+	int calibrated, state;	/* 0 idle, 1 candidate, 2 active */
+	long above, dip, below;
+	uint64_t below_from, edge_floor;
+	double on, off, cal_sum, rest_mean, edge_ratio;
+	long cal_n;
+};
+
+static float model_sustained(const struct model *m)
+{
+	float low[5];
+	long j, k, n = 1, mm;
+
+	low[0] = m->v[m->n - 1];
+	for (j = 1; j < m->n_win && j * m->win < m->n; j++) {
+		float x = m->v[m->n - 1 - j * m->win];
+
+		mm = n <= m->skip ? n : m->skip + 1;
+		if (mm == m->skip + 1 && x >= low[m->skip]) {
+			continue;
+		}
+		for (k = mm < m->skip + 1 ? mm : m->skip; k > 0 && low[k - 1] > x; k--) {
+			low[k] = low[k - 1];
+		}
+		low[k] = x;
+		n++;
+	}
+	return low[n - 1 < m->skip ? n - 1 : m->skip];
+}
+
+/* The onset of a burst decided at @t: change point, then a ramp's foot. */
+static uint64_t model_edge(const struct model *m, uint64_t t)
+{
+	double ref = m->rest_mean * m->edge_ratio, sum = 0.0, best = 0.0;
+	double n, st = 0.0, sy = 0.0, stt = 0.0, sty = 0.0, slope, icpt, t0;
+	uint64_t edge = t, foot, back;
+	long k, kedge = 0, i;
+
+	if (!(ref > 0.0)) {
+		return t;
+	}
+	for (k = 1; k <= m->eh_filled; k++) {
+		i = m->eh_n - k;
+		if (m->eh_idx[i] < m->edge_floor) {
+			break;
+		}
+		sum += (double)m->eh[i] / ref - 1.0;
+		if (sum > best) {
+			best = sum;
+			edge = m->eh_idx[i];
+			kedge = k;
+		}
+	}
+	n = (double)kedge;
+	for (k = 1; k <= kedge; k++) {
+		double y, x;
+
+		i = m->eh_n - k;
+		y = (double)m->eh[i] * m->eh[i] - m->rest_mean * m->rest_mean;
+		y = y > 0.0 ? sqrt(y) : 0.0;
+		x = -(double)(t - m->eh_idx[i]);
+		st += x;
+		sy += y;
+		stt += x * x;
+		sty += x * y;
+	}
+	if (n < 5.0 || !(n * stt - st * st > 0.0)) {
+		return edge;
+	}
+	slope = (n * sty - st * sy) / (n * stt - st * st);
+	icpt = (sy - slope * st) / n;
+	if (!(slope > 0.0)) {
+		return edge;
+	}
+	t0 = -icpt / slope;
+	if (!(t0 < -(double)(t - edge)) || t0 < -(double)(t - edge) - MODEL_FOOT_N) {
+		return edge;
+	}
+	back = (uint64_t)llround(-t0);
+	foot = back > t ? 0 : t - back;
+	return foot < m->edge_floor ? m->edge_floor : foot;
+}
+
+/* Value @x fed at sample @t: the edge the rules decide, its dated @edge. */
+static enum detect_edge model_step(struct model *m, uint64_t t, float x, float *sus,
+				   uint64_t *edge)
+{
+	double e;
+
+	m->v[m->n++] = x;
+	*sus = model_sustained(m);
+	e = *sus;
+	if (!m->calibrated) {
+		m->cal_sum += x;
+		m->cal_n++;
+		return DETECT_NONE;
+	}
+	if (m->state != 2) {
+		if (m->state == 0 && e <= m->off) {
+			m->rest_mean += 1.0 / FS * ((double)x - m->rest_mean);
+		}
+		m->eh[m->eh_n] = x;
+		m->eh_idx[m->eh_n++] = t;
+		if (m->eh_filled < MODEL_EDGE_LEN) {
+			m->eh_filled++;
+		}
+	}
+	if (m->state == 0) {
+		if (!(e > m->on)) {
+			return DETECT_NONE;
+		}
+		m->state = 1;
+		m->above = 0;
+		m->dip = 0;
+	}
+	if (m->state == 1) {
+		if (e > m->on) {
+			m->dip = 0;
+			if (++m->above < m->on_n) {
+				return DETECT_NONE;
+			}
+			m->state = 2;
+			m->below = 0;
+			*edge = model_edge(m, t);
+			return DETECT_ONSET;
+		}
+		if (++m->dip >= m->dip_n) {
+			m->state = 0;
+		}
+		return DETECT_NONE;
+	}
+	if (e >= m->off) {
+		m->below = 0;
+		return DETECT_NONE;
+	}
+	if (m->below++ == 0) {
+		m->below_from = t;
+	}
+	if (m->below < m->off_n) {
+		return DETECT_NONE;
+	}
+	m->state = 0;
+	m->edge_floor = t + 1;
+	*edge = m->below_from;
+	return DETECT_OFFSET;
+}
+
+static void model_recalibrate(struct model *m, uint64_t from)
+{
+	m->calibrated = 0;
+	m->state = 0;
+	m->cal_sum = 0.0;
+	m->cal_n = 0;
+	m->edge_floor = from;
+	m->eh_filled = 0;
+}
+
+/* Values near the thresholds and the odd ones: NaN, both zeros, the thresholds themselves. */
+static float model_value(struct rng *r, double on, double off)
+{
+	double u = rng_uniform(r);
+
+	if (u < 0.01) {
+		return NAN;
+	}
+	if (u < 0.02) {
+		return rng_uniform(r) < 0.5 ? 0.0f : -0.0f;
+	}
+	if (u < 0.04) {
+		float t = (float)(rng_uniform(r) < 0.5 ? on : off);
+
+		return rng_uniform(r) < 0.5 ? t : nextafterf(t, rng_uniform(r) < 0.5 ? 0.0f : 1e9f);
+	}
+	/* rest, between the thresholds, above */
+	return (float)(off * (0.2 + 1.2 * rng_uniform(r)) + (u < 0.5 ? 0.0 : on - off));
+}
+
+static int model_same(float a, float b)
+{
+	return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+/*
+ * Feed @x at sample @t to the detector and to the model (the detector
+ * returned @got, with @res); fail where they disagree.
+ */
+static void model_check(struct model *m, const struct detect *d, uint64_t t, float x,
+			enum detect_edge got, const struct detect_result *res, uint64_t seed)
+{
+	enum detect_edge want;
+	uint64_t edge = 0;
+	float sus;
+
+	want = model_step(m, t, x, &sus, &edge);
+	if (!model_same(detect_sustained_last(d), sus)) {
+		fail_msg("seed %llu, sample %llu: sustained %a, model %a",
+			 (unsigned long long)seed, (unsigned long long)t,
+			 (double)detect_sustained_last(d), (double)sus);
+	}
+	if (got == DETECT_CALIBRATED) {
+		assert_false(m->calibrated);
+		m->calibrated = 1;
+		m->on = res->threshold;
+		m->off = res->off_threshold;
+		m->rest_mean = m->cal_sum / (double)m->cal_n;
+		m->edge_ratio = (res->baseline + MODEL_K_EDGE * res->spread) / res->baseline;
+	} else if (got != want) {
+		fail_msg("seed %llu, sample %llu: edge %d, model %d (sustained %a)",
+			 (unsigned long long)seed, (unsigned long long)t, (int)got,
+			 (int)want, (double)sus);
+	} else if (got != DETECT_NONE) {
+		assert_int_equal(res->decision_sample, t);
+		if (res->edge_sample != edge) {
+			fail_msg("seed %llu, sample %llu: edge %d dated %llu, model %llu",
+				 (unsigned long long)seed, (unsigned long long)t, (int)got,
+				 (unsigned long long)res->edge_sample, (unsigned long long)edge);
+		}
+		assert_true(model_same((float)res->envelope, sus));
+	}
+}
+
+/* A detector and its model for these settings (machine_cfg otherwise). */
+static struct detect *model_create(struct model *m, double env_ms, double sustain_ms,
+				   int skip)
+{
+	struct rpmsd_config cfg;
+	struct detect *d;
+	char err[256] = "";
+
+	machine_cfg(&cfg);
+	cfg.detect.on_ms = 3.0;
+	cfg.detect.dip_ms = 4.0;
+	cfg.detect.off_ms = 6.0;
+	cfg.detect.k_edge = MODEL_K_EDGE;
+	cfg.dsp.envelope_ms = env_ms;
+	cfg.detect.sustain_ms = sustain_ms;
+	cfg.detect.sustain_skip = skip;
+	if (detect_create(&cfg, FS, &d, err, sizeof(err))) {
+		fail_msg("detect_create: %s", err);
+	}
+	memset(m, 0, sizeof(*m));
+	m->win = env_ms > 0.0 ? lround(env_ms) : 1;
+	m->n_win = env_ms > 0.0 ? lround(sustain_ms / env_ms) : 1;
+	m->n_win = m->n_win < 1 ? 1 : m->n_win;
+	m->skip = skip < m->n_win ? skip : m->n_win - 1;
+	m->on_n = 3;
+	m->dip_n = 4;
+	m->off_n = 6;
+	return d;
+}
+
+static void model_run(double env_ms, double sustain_ms, int skip, uint64_t seed)
+{
+	static struct model m;
+	struct detect_result res;
+	struct detect *d = model_create(&m, env_ms, sustain_ms, skip);
+	struct rng r = { .s = seed };
+	uint64_t t = 0, blank_end = 0;
+	long run = 0;
+	float level = 0.0f, scale = 1.0f;
+
+	while (m.n < MODEL_MAX) {
+		enum detect_edge got;
+		double u = rng_uniform(&r);
+
+		/* now and then a blank, a gap or a new calibration */
+		if (m.calibrated && t >= blank_end && u < 0.002) {
+			uint64_t n = 1 + (uint64_t)(rng_uniform(&r) * 30.0);
+
+			detect_blank(d, t, n);
+			blank_end = t + n;
+		} else if (m.calibrated && t >= blank_end && u < 0.003) {
+			uint64_t lost = 1 + (uint64_t)(rng_uniform(&r) * 50.0);
+			uint64_t settle = (uint64_t)(rng_uniform(&r) * 20.0);
+
+			detect_gap(d, t, lost, settle);
+			if (m.state == 1) {
+				m.state = 0;
+			}
+			m.edge_floor = t + lost;
+			blank_end = t + lost + settle;
+			t += lost;
+		} else if (m.calibrated && t >= blank_end && u < 0.0033) {
+			detect_recalibrate(d, t);
+			model_recalibrate(&m, t);
+			scale = (float)(1 + (int)(rng_uniform(&r) * 3.0));
+		}
+		/*
+		 * Calibration (its level changing from one to the next): rest
+		 * values, or flat for thresholds that are floats (1000 gives
+		 * 1010 and 1004: the spread is floored to 1e-3 of the baseline),
+		 * so that values can equal them. After it, runs of one kind of
+		 * value.
+		 */
+		if (!m.calibrated) {
+			level = scale * (seed % 2 ? 1000.0f : (float)(10.0 + 5.0 * rng_uniform(&r)));
+		} else if (run-- <= 0) {
+			run = (long)(rng_uniform(&r) * 3.0 * (double)(m.win * m.n_win));
+			level = model_value(&r, m.on, m.off);
+		}
+		got = detect_step(d, t, level, &res);
+		if (t < blank_end) {
+			assert_int_equal(got, DETECT_NONE);
+			t++;
+			continue;
+		}
+		model_check(&m, d, t, level, got, &res, seed);
+		if (got == DETECT_CALIBRATED && seed % 2) {
+			assert_true(m.on == 1010.0 * scale && m.off == 1004.0 * scale);
+		}
+		t++;
+	}
+	detect_destroy(d);
+}
+
+/*
+ * Until the history spans sustain_ms the sustained envelope is the
+ * largest of what there is; counts over slots not written yet must not
+ * stand in for it. With windows longer than the calibration, a burst
+ * right after it has no older values one window back: the sustained
+ * envelope is the burst's own, and the onset comes at once.
+ */
+static void test_detect_model_short_history(void **state)
+{
+	static struct model m;
+	struct detect_result res;
+	struct detect *d = model_create(&m, 200.0, 600.0, 0);
+	uint64_t t;
+
+	(void)state;
+	for (t = 0; t < 110; t++) {
+		float x = t >= 100 ? 1e6f : 10.0f + (float)(t % 3);
+		enum detect_edge got = detect_step(d, t, x, &res);
+
+		model_check(&m, d, t, x, got, &res, 0);
+		if (got == DETECT_ONSET) {
+			assert_int_equal(t, 102);
+		}
+	}
+	assert_true(detect_active(d));
+	detect_destroy(d);
+}
+
+static void test_detect_matches_model(void **state)
+{
+	static const double env_sustain[][2] = {
+		{ 5.0, 30.0 }, { 5.0, 5.0 }, { 3.0, 21.0 }, { 1.0, 4.0 }, { 0.0, 30.0 },
+		{ 10.0, 300.0 },	/* more history than the calibration window */
+	};
+	size_t i;
+	int skip;
+
+	(void)state;
+	for (i = 0; i < sizeof(env_sustain) / sizeof(env_sustain[0]); i++) {
+		for (skip = 0; skip <= 4; skip++) {
+			model_run(env_sustain[i][0], env_sustain[i][1], skip,
+				  1000u * (uint64_t)i + (uint64_t)skip + 1u);
+		}
+	}
+}
+
 static void expect_einval(const struct rpmsd_config *cfg, const char *key)
 {
 	struct detect *d = NULL;
@@ -1241,6 +1630,11 @@ static void test_create_rejects(void **state)
 	machine_cfg(&cfg);
 	cfg.detect.off_ms = -5.0;
 	expect_einval(&cfg, "detect.off_ms");
+	/* a window count past what a lane's 16-bit counters hold */
+	machine_cfg(&cfg);
+	cfg.dsp.envelope_ms = 5.0;
+	cfg.detect.sustain_ms = 5.0 * 70000.0;
+	expect_einval(&cfg, "detect.sustain_ms");
 	detect_destroy(NULL);
 }
 
@@ -1274,6 +1668,8 @@ int main(void)
 		cmocka_unit_test(test_machine_unsteady),
 		cmocka_unit_test(test_machine_artefacts),
 		cmocka_unit_test(test_machine_high_rest),
+		cmocka_unit_test(test_detect_matches_model),
+		cmocka_unit_test(test_detect_model_short_history),
 		cmocka_unit_test(test_cal_describe),
 		cmocka_unit_test(test_create_rejects),
 	};
