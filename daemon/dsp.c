@@ -41,6 +41,13 @@
 #define DSP_GUARD_RATE 10.0	/* the median may move e^10 times per second at most */
 #define DSP_GUARD_INIT 32	/* excursions, 1 ms apart, its first value comes from */
 #define DSP_GUARD_RANK 27	/* the one it starts at, in ascending order */
+/*
+ * Excursions at or below this say nothing about the scale either: digital
+ * silence, and the filters' decay after it, which would otherwise pull the
+ * median down by decades for good. 1e-6 is far below one step of any
+ * converter, in µV or in counts.
+ */
+#define DSP_GUARD_SILENT 1e-6
 /* The mains canceller: see dsp_hum_setup. */
 #define DSP_HUM_PROBE_HZ 10.0	/* width of the probe that follows the fundamental */
 #define DSP_HUM_BLOCK_S 0.008	/* the frequency loop runs this often */
@@ -48,7 +55,9 @@
 #define DSP_HUM_KI 1.0
 #define DSP_HUM_NEAR 0.95	/* cos 2 beta near lock, where the frequency moves */
 #define DSP_HUM_PULL_HZ 2.0	/* the frequency stays this close to nominal */
+#define DSP_HUM_RELAX_S 2.0	/* and goes back to it, unlocked, with this time constant */
 #define DSP_HUM_LOCK_SNR 5.0	/* amplitude over the noise it would see, to lock */
+#define DSP_HUM_LOCK_SHARE 4.0	/* and at least 1/this of all the hum's amplitude */
 #define DSP_HUM_CLIP 4.5	/* the residual it learns from, x its running median */
 #define DSP_HUM_BOOST 16.0	/* acquiring: steps this much larger (sum at most 1) */
 #define DSP_HUM_BOOST_S 0.1	/* and back to nominal, halving every this */
@@ -72,7 +81,10 @@ struct dsp_hum {
 	double rc, rs;			/* its turn per sample: cos, sin omega */
 	double omega, omega_nom, omega_min, omega_max;	/* rad per sample */
 	double kp, ki;			/* loop gains per block */
+	double relax;			/* unlocked: the share of the way back to nominal, per block */
 	double power;			/* sum of squared residuals this block */
+	unsigned clipped;		/* residuals clipped for learning, this block */
+	double trust;			/* steps' factor from the last block's clipping */
 	double p_smooth;		/* mean square residual over a few blocks */
 	unsigned block, tick;		/* samples per block, of this one */
 	int locked;			/* the last block moved the frame */
@@ -278,23 +290,35 @@ double dsp_butterworth_q(int order, int k)
  *
  * Robustness: the loop holds its frequency (and the frame turns on at it)
  * unless the fundamental stands DSP_HUM_LOCK_SNR above the noise the
- * block's residual would leave in the probe: no hum, a burst over weak
- * hum or a pop. Canceller and probe learn from the residual clipped at
- * DSP_HUM_CLIP times its running median, so a pop moves them by a few
- * steps at most. The frequency stays within DSP_HUM_PULL_HZ of nominal.
+ * block's residual would leave in the probe and makes up at least
+ * 1/DSP_HUM_LOCK_SHARE of the hum's amplitude (no hum, a burst over weak
+ * hum, a pop, or harmonics with no fundamental to follow); unlocked, it
+ * drifts back to nominal with a time constant of DSP_HUM_RELAX_S, and it
+ * never leaves DSP_HUM_PULL_HZ around nominal. Canceller and probe learn
+ * from the residual clipped at DSP_HUM_CLIP times its running median (and
+ * at the limiter's limit once there is one), so a pop moves them by a few
+ * steps at most. A burst the limiter clips says nothing about the hum
+ * either, and a clipped residual no longer pulls the estimate back (its
+ * sign hardly depends on the hum): learning from it, the estimate would
+ * random-walk for as long as the burst lasts and ring after it. So the
+ * steps shrink by the square of the share of the last block's samples the
+ * limiter left alone, and the canceller holds its estimate through such a
+ * burst; not while acquiring (boost > 1), which hum switched on after
+ * calibration needs.
  *
  * Cost per sample and harmonic: four multiply-adds for the reference and
  * the estimate, two for the update; the loop's work comes once a block.
  */
-static void dsp_hum_set_boost(struct dsp_hum *h, double boost)
+static void dsp_hum_set_boost(struct dsp_hum *h, double boost, double trust)
 {
 	int k;
 
 	h->boost = boost;
+	h->trust = trust;
 	for (k = 0; k < h->n; k++) {
-		h->mu_run[k] = boost * h->mu[k];
+		h->mu_run[k] = boost * trust * h->mu[k];
 	}
-	h->gain_run = 1.0 - boost * h->mu_sum / 2.0;
+	h->gain_run = 1.0 - boost * trust * h->mu_sum / 2.0;
 }
 
 /* The LMS step whose notch, scaled, is the RBJ notch of quality @q at @f. */
@@ -329,7 +353,7 @@ static void dsp_hum_setup(struct dsp_hum *h, double fs, double f0, int harmonics
 	h->mu_sum = sum > 1.0 ? 1.0 : sum;
 	h->gain = 1.0 - h->mu_sum / 2.0;
 	h->boost_max = DSP_HUM_BOOST * h->mu_sum > 1.0 ? 1.0 / h->mu_sum : DSP_HUM_BOOST;
-	dsp_hum_set_boost(h, h->boost_max);
+	dsp_hum_set_boost(h, h->boost_max, 1.0);
 	h->mu_p = dsp_hum_step_for(fs, f0, f0 / DSP_HUM_PROBE_HZ);
 
 	h->omega = h->omega_nom = 2.0 * M_PI * f0 / fs;
@@ -344,6 +368,7 @@ static void dsp_hum_setup(struct dsp_hum *h, double fs, double f0, int harmonics
 	h->block = fs * DSP_HUM_BLOCK_S > 1.0 ? (unsigned)lround(fs * DSP_HUM_BLOCK_S) : 1;
 	t = (double)h->block / fs;
 	h->decay = pow(0.5, t / DSP_HUM_BOOST_S);
+	h->relax = t / DSP_HUM_RELAX_S;
 	/* The probe's rate (1/s) sets the loop's; the frame's own step per
 	 * block stays at 1/2 at most so that it cannot overshoot. */
 	g = h->mu_p / 2.0 * fs;
@@ -411,13 +436,27 @@ static void dsp_hum_shift(struct dsp_hum *h, double d)
 	}
 }
 
+/* Set the frame's turn per sample to @omega, within the pull range. */
+static void dsp_hum_turn(struct dsp_hum *h, double omega)
+{
+	double rc;
+
+	omega = omega < h->omega_min ? h->omega_min : omega > h->omega_max ? h->omega_max : omega;
+	/* below 1e-4 rad: a first-order turn, renormalised once a block */
+	rc = h->rc - h->rs * (omega - h->omega);
+	h->rs += h->rc * (omega - h->omega);
+	h->rc = rc;
+	h->omega = omega;
+}
+
 /* Once a block: the canceller's steps, the frequency loop, and the frame
  * and its turn kept on the unit circle. */
 static void dsp_hum_block(struct dsp_hum *h)
 {
 	double a = h->a[0] + h->pa, b = h->b[0] + h->pb, amp2 = a * a + b * b;
 	double pp = h->pa * h->pa + h->pb * h->pb, power = h->power / (double)h->block;
-	double noise, n, boost;
+	double noise, n, boost, trust, tot2;
+	int k;
 
 	h->power = 0.0;
 	/* The residual's power, smoothed over a few blocks but rising at
@@ -432,26 +471,31 @@ static void dsp_hum_block(struct dsp_hum *h)
 	if (boost < 1.0) {
 		boost = 1.0;
 	}
-	if (boost != h->boost) {
-		dsp_hum_set_boost(h, boost);
+	/* See dsp_hum_setup (Robustness). */
+	trust = 1.0 - (double)h->clipped / (double)h->block;
+	trust = boost > 1.0 ? 1.0 : trust * trust;
+	h->clipped = 0;
+	if (boost != h->boost || trust != h->trust) {
+		dsp_hum_set_boost(h, boost, trust);
 	}
 
-	h->locked = amp2 > 0.0 && amp2 >= DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * power;
+	tot2 = pp;
+	for (k = 0; k < h->n; k++) {
+		tot2 += h->a[k] * h->a[k] + h->b[k] * h->b[k];
+	}
+	h->locked = amp2 > DSP_GUARD_SILENT * DSP_GUARD_SILENT && amp2 >= DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * power &&
+		    amp2 * DSP_HUM_LOCK_SHARE * DSP_HUM_LOCK_SHARE >= tot2;
 	if (h->locked) {
 		double beta = -a * b / amp2;	/* sin(2 beta) / 2 */
-		double omega = h->omega, rc;
 
 		if (a * a - b * b >= DSP_HUM_NEAR * amp2) {
-			omega += h->ki * beta;
-			omega = omega < h->omega_min ? h->omega_min :
-				omega > h->omega_max ? h->omega_max : omega;
-			/* below 1e-4 rad: a first-order turn, renormalised below */
-			rc = h->rc - h->rs * (omega - h->omega);
-			h->rs += h->rc * (omega - h->omega);
-			h->rc = rc;
-			h->omega = omega;
+			dsp_hum_turn(h, h->omega + h->ki * beta);
 		}
 		dsp_hum_shift(h, h->kp * beta);
+	} else {
+		/* No line to follow: drift back to nominal mains, slowly
+		 * enough to hold the frequency across a burst. */
+		dsp_hum_turn(h, h->omega + h->relax * (h->omega_nom - h->omega));
 	}
 	n = 1.5 - 0.5 * (h->c * h->c + h->s * h->s);
 	h->c *= n;
@@ -465,12 +509,13 @@ static void dsp_hum_block(struct dsp_hum *h)
  * Learn from this sample's residual @e, clipped at @clip when that is
  * > 0, and turn the frame on to the next sample.
  */
-static void dsp_hum_learn(struct dsp_hum *h, double e, double clip)
+static void dsp_hum_learn(struct dsp_hum *h, double e, double clip, int limited)
 {
 	double ep = e - (h->pa * h->ck[0] + h->pb * h->sk[0]), c;
 	int k;
 
 	h->power += e * e;
+	h->clipped += limited;
 	if (clip > 0.0) {
 		e = e > clip ? clip : e < -clip ? -clip : e;
 		ep = ep > clip ? clip : ep < -clip ? -clip : ep;
@@ -657,10 +702,10 @@ void dsp_chain_destroy(struct dsp_chain *c)
  * is unknown, and one 1e6 uV sample would ring through the filters for
  * seconds and set the rest level itself. The guard needs no rest level: it
  * follows the median of the excursion's magnitude with a step of a fixed
- * ratio per sample (up when above it, down when below; exact zeros, as in
- * digital silence, say nothing about the scale and are skipped), so no
- * single sample, however large, moves it by more than that ratio, and a
- * few ms of saturation barely. A sample beyond DSP_GUARD_FACTOR times it
+ * ratio per sample (up when above it, down when below; excursions of
+ * DSP_GUARD_SILENT or less, as in digital silence, say nothing about the
+ * scale and are skipped), so no single sample, however large, moves it by
+ * more than that ratio, and a few ms of saturation barely. A sample beyond DSP_GUARD_FACTOR times it
  * starts an artefact, which lasts until the excursion is back below
  * DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
  * ring too); its samples are replaced by the slow level, as if they had
@@ -685,10 +730,10 @@ static int dsp_guard(struct dsp_chain *c, double mag)
 		c->guard_hold = reject;
 		if (mag > c->guard_med) {
 			c->guard_med *= 1.0 + c->guard_step;
-		} else if (mag > 0.0) {
+		} else if (mag > DSP_GUARD_SILENT) {
 			c->guard_med *= 1.0 - c->guard_step;
 		}
-	} else if (mag > 0.0 && ++c->guard_tick >= c->guard_stride) {
+	} else if (mag > DSP_GUARD_SILENT && ++c->guard_tick >= c->guard_stride) {
 		double *v = c->guard_init;
 		int i;
 
@@ -740,7 +785,16 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	}
 	c->excursion_ms += c->excursion_alpha * (dev * dev - c->excursion_ms);
 	if (c->hum.n) {
-		dsp_hum_learn(&c->hum, e, DSP_HUM_CLIP * c->guard_med);
+		double clip = DSP_HUM_CLIP * c->guard_med;
+
+		/* What the limiter clips, the canceller does not learn from
+		 * either: a burst clipped at the limit then leaves the
+		 * canceller's estimate no more noise than the notch it
+		 * replaces, placed after the limiter, would have rung with. */
+		if (c->limit > 0.0 && c->limit < clip * c->hum.gain_run) {
+			clip = c->limit / c->hum.gain_run;
+		}
+		dsp_hum_learn(&c->hum, e, clip, c->limit > 0.0 && fabs(dev) > c->limit);
 	}
 	if (c->limit > 0.0) {
 		dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
