@@ -118,6 +118,7 @@ struct dsp_chain {
 	size_t win;		/* ring length */
 	size_t pos;		/* next slot to write */
 	size_t filled;		/* slots written so far, up to win */
+	double inv_filled;	/* 1 / filled */
 	double sum;		/* running sum of the ring */
 	double fresh;		/* sum of what was written in this trip */
 };
@@ -823,14 +824,18 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 		c->sum = c->fresh;
 		c->fresh = 0.0;
 	}
+	/* A division per sample costs more than a biquad: divide only while
+	 * the window fills, then multiply by its inverse. The root is taken
+	 * in single precision, which the envelope is returned in. */
 	if (c->filled < c->win) {
 		c->filled++;
+		c->inv_filled = 1.0 / (double)c->filled;
 	}
-	ms = c->sum / (double)c->filled;
+	ms = c->sum * c->inv_filled;
 	if (ms < 0.0) {
 		ms = 0.0;
 	}
-	return (float)sqrt(ms);
+	return sqrtf((float)ms);
 }
 
 void dsp_chain_set_limit(struct dsp_chain *c, double limit)
