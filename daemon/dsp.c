@@ -484,7 +484,8 @@ static void dsp_hum_block(struct dsp_hum *h)
 	for (k = 0; k < h->n; k++) {
 		tot2 += h->a[k] * h->a[k] + h->b[k] * h->b[k];
 	}
-	h->locked = amp2 > DSP_GUARD_SILENT * DSP_GUARD_SILENT && amp2 >= DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * power &&
+	h->locked = amp2 > DSP_GUARD_SILENT * DSP_GUARD_SILENT &&
+		    amp2 >= DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * power &&
 		    amp2 * DSP_HUM_LOCK_SHARE * DSP_HUM_LOCK_SHARE >= tot2;
 	if (h->locked) {
 		double beta = -a * b / amp2;	/* sin(2 beta) / 2 */
