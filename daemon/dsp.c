@@ -707,9 +707,9 @@ void dsp_chain_destroy(struct dsp_chain *c)
  * ratio per sample (up when above it, down when below; excursions of
  * DSP_GUARD_SILENT or less, as in digital silence, say nothing about the
  * scale and are skipped), so no single sample, however large, moves it by
- * more than that ratio, and a few ms of saturation barely. A sample beyond DSP_GUARD_FACTOR times it
- * starts an artefact, which lasts until the excursion is back below
- * DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
+ * more than that ratio, and a few ms of saturation barely. A sample
+ * beyond DSP_GUARD_FACTOR times it starts an artefact, which lasts until
+ * the excursion is back below DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
  * ring too); its samples are replaced by the slow level, as if they had
  * not come. A lasting jump (a new electrode offset) is let through after a
  * while, as the median climbs to it.
