@@ -21,10 +21,10 @@
 #include <unistd.h>
 
 #include "acquire.h"
+#include "bank.h"
 #include "control.h"
 #include "detect.h"
 #include "dose.h"
-#include "dsp.h"
 #include "emg.h"
 #include "event.h"
 #include "log.h"
@@ -604,6 +604,77 @@ static int session_build_control(struct session *s)
 	return 0;
 }
 
+/*
+ * Every check of a start that needs the source open and the plugin loaded
+ * but nothing else opened, bound or started: the start and --check-config
+ * both run exactly this, so that they cannot disagree. Opens the source
+ * into @src and loads the plugin into @plugin (the caller frees both, on
+ * failure too).
+ * @param starting  a start, not --check-config: an ipc endpoint another
+ *                  process listens on is refused (control_check_endpoints)
+ * @return 0, or a negative errno with the whole message in @err
+ */
+static int session_validate(const struct rpmsd_config *cfg, bool paced, bool starting,
+			    struct source **src, struct plugin **plugin, char *err,
+			    size_t errlen)
+{
+	char why[SESSION_ERR_MAX];
+	struct bank *bank = NULL;
+	int ret;
+
+	err[0] = '\0';
+	why[0] = '\0';
+	ret = session_open_source(cfg, paced, src, err, errlen);
+	if (ret < 0) {
+		if (!err[0]) {
+			snprintf(err, errlen, "%s", strerror(-ret));
+		}
+		return ret;
+	}
+	ret = session_check_timing(cfg, *src, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	/*
+	 * Before anything is opened (the plugin, the ledger): binding an ipc
+	 * endpoint deletes what is at its path; control_bind looks again.
+	 */
+	ret = control_check_endpoints(cfg, starting, why, sizeof(why));
+	if (ret == 0) {
+		ret = control_check_keys(cfg, why, sizeof(why));
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: %s", cfg->path, why);
+		return ret;
+	}
+	ret = plugin_load(cfg, cfg->stim.plugin, plugin, err, errlen);
+	if (ret == 0) {
+		ret = config_validate_plugin_keys(cfg, plugin_descriptor(*plugin)->keys,
+						  plugin_descriptor(*plugin)->n_keys, err, errlen);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	/* Filters and detector depend on the source's rate and its channels. */
+	ret = bank_create(cfg, (*src)->rate_hz, (*src)->channels,
+			  (const char (*)[BANK_NAME_MAX])(*src)->channel_names, &bank, why,
+			  sizeof(why));
+	bank_destroy(bank);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: at %g Hz (the rate of %s): %s", cfg->path,
+			 (*src)->rate_hz, (*src)->description, why[0] ? why : strerror(-ret));
+		return ret;
+	}
+	if (cfg->record.directory[0]) {
+		ret = record_check(cfg, *src, why, sizeof(why));
+		if (ret < 0) {
+			snprintf(err, errlen, "%s: %s", cfg->path, why);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int session_build(struct session *s, const struct session_options *opt)
 {
 	const struct rpmsd_config *cfg = s->cfg;
@@ -617,35 +688,17 @@ static int session_build(struct session *s, const struct session_options *opt)
 		log_err("--fast replays recordings as fast as possible; source.type = iio is live");
 		return -EINVAL;
 	}
-	err[0] = '\0';
-	ret = session_open_source(cfg, paced, &s->src, err, sizeof(err));
-	if (ret < 0) {
-		log_err("%s", err[0] ? err : strerror(-ret));
-		return ret;
-	}
-	log_info("source: %s%s", s->src->description, paced ? "" : ", as fast as possible");
-	ret = session_check_timing(cfg, s->src, err, sizeof(err));
+	ret = session_validate(cfg, paced, true, &s->src, &s->plugin, err, sizeof(err));
 	if (ret < 0) {
 		log_err("%s", err);
 		return ret;
 	}
-	/*
-	 * Before anything is opened (the plugin, the ledger): binding an ipc
-	 * endpoint deletes what is at its path; control_bind looks again.
-	 */
-	ret = control_check_endpoints(cfg, true, err, sizeof(err));
-	if (ret < 0) {
-		log_err("%s: %s", cfg->path, err);
-		return ret;
-	}
+	log_info("source: %s%s", s->src->description, paced ? "" : ", as fast as possible");
 	ret = sclock_create(!paced, &s->clock);
 	if (ret < 0) {
 		return ret;
 	}
-	ret = plugin_load(cfg, cfg->stim.plugin, &s->plugin, err, sizeof(err));
-	if (ret == 0) {
-		ret = plugin_open(s->plugin, cfg, s->clock, err, sizeof(err));
-	}
+	ret = plugin_open(s->plugin, cfg, s->clock, err, sizeof(err));
 	if (ret < 0) {
 		log_err("%s", err);
 		return ret;
@@ -1556,57 +1609,21 @@ int session_check(const struct rpmsd_config *cfg)
 	char err[SESSION_ERR_MAX];
 	struct plugin *plugin = NULL;
 	struct source *src = NULL;
-	struct dsp_chain *dsp = NULL;
-	struct detect *det = NULL;
 	int ret;
 
-	err[0] = '\0';
-	ret = plugin_load(cfg, cfg->stim.plugin, &plugin, err, sizeof(err));
-	if (ret == 0) {
-		ret = config_validate_plugin_keys(cfg, plugin_descriptor(plugin)->keys,
-						  plugin_descriptor(plugin)->n_keys, err,
-						  sizeof(err));
-	}
+	ret = session_validate(cfg, false, false, &src, &plugin, err, sizeof(err));
 	plugin_unload(plugin);
-	if (ret < 0) {
-		fprintf(stderr, "rpmsd: %s\n", err);
-		return ret;
-	}
-	ret = session_open_source(cfg, false, &src, err, sizeof(err));
-	if (ret < 0) {
-		fprintf(stderr, "rpmsd: %s\n", err[0] ? err : strerror(-ret));
-		return ret;
-	}
-	ret = session_check_timing(cfg, src, err, sizeof(err));
-	if (ret == 0) {
-		ret = control_check_keys(cfg, err, sizeof(err));
-	}
-	if (ret == 0) {
-		ret = control_check_endpoints(cfg, false, err, sizeof(err));
-	}
-	if (ret < 0) {
-		fprintf(stderr, "rpmsd: %s\n", err);
-		source_destroy(src);
-		return ret;
-	}
-	/* Filters and detector depend on the recording's rate: design them too. */
-	ret = dsp_chain_create(cfg, src->rate_hz, &dsp, err, sizeof(err));
-	if (ret == 0) {
-		ret = detect_create(cfg, src->rate_hz, &det, err, sizeof(err));
-	}
-	if (ret < 0) {
-		fprintf(stderr, "rpmsd: %s: at %g Hz (the rate of %s): %s\n", cfg->path,
-			src->rate_hz, src->description, err);
-	}
-	detect_destroy(det);
-	dsp_chain_destroy(dsp);
 	source_destroy(src);
-	/* last: the pulse ledger's directory, as the run will need it */
+	/*
+	 * Last: the pulse ledger's directory, as the run will need it. A run
+	 * starts without it, arming refused (session_ledger_open), so that the
+	 * problem can be seen on the event stream; a check refuses it.
+	 */
 	if (ret == 0) {
 		ret = session_check_state_dir(cfg, err, sizeof(err));
-		if (ret < 0) {
-			fprintf(stderr, "rpmsd: %s\n", err);
-		}
+	}
+	if (ret < 0) {
+		fprintf(stderr, "rpmsd: %s\n", err);
 	}
 	return ret;
 }
