@@ -3,7 +3,7 @@
  * rpmsd configuration: one typed key table, an INI file parsed with libinih.
  *
  * Every key has a type, a default, a range, a unit and a one-line doc in the
- * table in config.c. Parsing validates each key against the table; the first
+ * table in config_key.c. Parsing validates each key against the table; the first
  * problem is reported as "FILE:LINE: section.key: what is wrong (allowed: ...)"
  * and the whole file is rejected.
  *
