@@ -269,6 +269,38 @@ int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, 
  */
 int config_key_line(const struct rpmsd_config *cfg, const char *section, const char *key);
 
+/*
+ * The scope of a key, from its entry in the key table (config_key.c): the
+ * one statement of what may change while running and of what is a limit.
+ */
+/** Changes while running: "set" takes the live [stim] keys, SIGHUP every live key. */
+#define CONFIG_KEY_LIVE 0x1u
+/** A safety limit that "set" is held to; the control socket's status reports it. */
+#define CONFIG_KEY_LIMIT 0x2u
+
+/**
+ * config_key_live() - whether section.key may change while the daemon runs
+ * @section: the key's section
+ * @key: the key
+ *
+ * The live [stim] keys are the protocol, which "set" and SIGHUP change
+ * through the same checks; daemon.log_level is applied by SIGHUP. Any other
+ * key takes a restart. Any thread.
+ *
+ * Return: true for a live key, false for any other or an unknown one.
+ */
+bool config_key_live(const char *section, const char *key);
+
+/**
+ * config_key_nth() - the @i-th key of @section with @flag, in table order
+ * @section: a section of the table
+ * @flag: CONFIG_KEY_LIVE or CONFIG_KEY_LIMIT (either, when both)
+ * @i: from 0
+ *
+ * Return: the key's name (static), or NULL past the last. Any thread.
+ */
+const char *config_key_nth(const char *section, unsigned flag, size_t i);
+
 /**
  * Fill @cfg with the defaults of the key table.
  */

@@ -102,6 +102,7 @@ const struct config_key config_key_table[] = {
 		.type = CONFIG_TYPE_ENUM, .def = "info",
 		.values = config_key_log_levels, .unit = "",
 		.doc = "Least severe message that is logged.",
+		.live = true,
 		CONFIG_KEY_FIELD(daemon.log_level),
 	}, {
 		.section = "daemon", .key = "arm_on_start",
@@ -428,60 +429,70 @@ const struct config_key config_key_table[] = {
 		.type = CONFIG_TYPE_ENUM, .def = "single",
 		.values = config_key_protocols, .unit = "",
 		.doc = "single = one pulse; train = train_pulses at train_frequency_hz; onoff = cycles trains of on_ms at train_frequency_hz, each followed by off_ms; theta_burst = cycles trains of theta_bursts bursts, each followed by off_ms.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.protocol),
 	}, {
 		.section = "stim", .key = "train_pulses",
 		.type = CONFIG_TYPE_INT, .def = "5", .min = 1, .max = 1000,
 		.unit = "",
 		.doc = "Pulses in a train, at most safety.max_train_pulses.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.train_pulses),
 	}, {
 		.section = "stim", .key = "train_frequency_hz",
 		.type = CONFIG_TYPE_DOUBLE, .def = "20", .min = 0.1, .max = 100,
 		.unit = "Hz",
 		.doc = "Pulse rate in a train, at most safety.max_frequency_hz.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.train_frequency_hz),
 	}, {
 		.section = "stim", .key = "on_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "1000", .min = 1, .max = 60000,
 		.unit = "ms",
 		.doc = "onoff: length of each train (its pulses: train_frequency_hz x on_ms, rounded).",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.on_ms),
 	}, {
 		.section = "stim", .key = "off_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "2000", .min = 0, .max = 600000,
 		.unit = "ms",
 		.doc = "onoff, theta_burst (and open loop): the off-period after each train's on-period, so trains start every on-period + off_ms (25 Hz, 1 s on / 2 s off: one every 3 s). The on-period is the train's pulses / rate, one pulse period past its last pulse (theta_burst: theta_bursts x theta_period_ms), so with onoff the last pulse of a train comes off_ms + 1 / train_frequency_hz before the next train's first. Single pulses in open loop come off_ms apart. Open loop: also the pause, from a refused pulse, before the rest of the request.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.off_ms),
 	}, {
 		.section = "stim", .key = "cycles",
 		.type = CONFIG_TYPE_INT, .def = "1", .min = 1, .max = 100000,
 		.unit = "",
 		.doc = "onoff, theta_burst: trains started by one burst onset (closed loop) or per block (open loop).",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.cycles),
 	}, {
 		.section = "stim", .key = "theta_bursts",
 		.type = CONFIG_TYPE_INT, .def = "10", .min = 1, .max = 1000,
 		.unit = "",
 		.doc = "theta_burst: bursts in one train (10 bursts every 200 ms = the 2 s train of intermittent theta burst).",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.theta_bursts),
 	}, {
 		.section = "stim", .key = "theta_burst_pulses",
 		.type = CONFIG_TYPE_INT, .def = "3", .min = 1, .max = 20,
 		.unit = "",
 		.doc = "theta_burst: pulses in one burst.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.theta_burst_pulses),
 	}, {
 		.section = "stim", .key = "theta_frequency_hz",
 		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 1, .max = 100,
 		.unit = "Hz",
 		.doc = "theta_burst: pulse rate within a burst, at most safety.max_frequency_hz.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.theta_frequency_hz),
 	}, {
 		.section = "stim", .key = "theta_period_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "200", .min = 10, .max = 10000,
 		.unit = "ms",
 		.doc = "theta_burst: from one burst's first pulse to the next (200 ms = 5 Hz, theta).",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.theta_period_ms),
 	}, {
 		.section = "stim", .key = "open_loop_pulses",
@@ -494,18 +505,21 @@ const struct config_key config_key_table[] = {
 		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 0, .max = 100,
 		.unit = "%",
 		.doc = "Stimulator output in % of its maximum, at most safety.max_intensity_pct.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.intensity_pct),
 	}, {
 		.section = "stim", .key = "pulse_width_us",
 		.type = CONFIG_TYPE_INT, .def = "100", .min = 1, .max = 10000,
 		.unit = "µs",
 		.doc = "Width of the trigger pulse sent to the stimulator.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.pulse_width_us),
 	}, {
 		.section = "stim", .key = "refractory_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "1000", .min = 0, .max = 600000,
 		.unit = "ms",
 		.doc = "Quiet time after a pulse or train ends before the next may start.",
+		.live = true,
 		CONFIG_KEY_FIELD(stim.refractory_ms),
 	},
 	/* [safety] */
@@ -514,30 +528,35 @@ const struct config_key config_key_table[] = {
 		.type = CONFIG_TYPE_DOUBLE, .def = "25", .min = 0.1, .max = 100,
 		.unit = "Hz",
 		.doc = "Highest pulse rate ever allowed.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_frequency_hz),
 	}, {
 		.section = "safety", .key = "max_train_pulses",
 		.type = CONFIG_TYPE_INT, .def = "50", .min = 1, .max = 10000,
 		.unit = "",
 		.doc = "Most pulses ever allowed in one train.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_train_pulses),
 	}, {
 		.section = "safety", .key = "min_train_interval_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "500", .min = 0, .max = 3600000,
 		.unit = "ms",
 		.doc = "Shortest time ever allowed between two trains.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.min_train_interval_ms),
 	}, {
 		.section = "safety", .key = "max_intensity_pct",
 		.type = CONFIG_TYPE_DOUBLE, .def = "60", .min = 0, .max = 100,
 		.unit = "%",
 		.doc = "Highest stimulator output ever allowed.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_intensity_pct),
 	}, {
 		.section = "safety", .key = "max_coil_temp_c",
 		.type = CONFIG_TYPE_DOUBLE, .def = "40", .min = 20, .max = 80,
 		.unit = "°C",
 		.doc = "Coil temperature above which the coil is not fired.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_coil_temp_c),
 	}, {
 		.section = "safety", .key = "acquisition_timeout_ms",
@@ -550,6 +569,7 @@ const struct config_key config_key_table[] = {
 		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 100,
 		.unit = "%",
 		.doc = "The patient's resting motor threshold in % of stimulator output, measured this session; 0 = not measured (then only single pulses are possible): the train table is in % of it.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.motor_threshold_pct),
 	}, {
 		.section = "safety", .key = "train_table",
@@ -562,12 +582,14 @@ const struct config_key config_key_table[] = {
 		.type = CONFIG_TYPE_INT, .def = "6000", .min = 1, .max = 10000000,
 		.unit = "",
 		.doc = "Most pulses delivered in one session: since the last session_start command on the control socket, or since rpmsd started when none was given.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_session_pulses),
 	}, {
 		.section = "safety", .key = "max_daily_pulses",
 		.type = CONFIG_TYPE_INT, .def = "12000", .min = 1, .max = 10000000,
 		.unit = "",
 		.doc = "Most pulses delivered in one calendar day of safety.day_zone, counted across restarts in the ledger in daemon.state_dir.",
+		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_daily_pulses),
 	}, {
 		.section = "safety", .key = "ledger_reserve_pulses",
@@ -783,3 +805,27 @@ int config_key_line(const struct rpmsd_config *cfg, const char *section, const c
 	return k ? cfg->key_line[k - config_key_table] : 0;
 }
 
+bool config_key_live(const char *section, const char *key)
+{
+	const struct config_key *k = config_key_find(section, key);
+
+	return k && k->live;
+}
+
+const char *config_key_nth(const char *section, unsigned flag, size_t i)
+{
+	const struct config_key *k;
+	size_t j;
+
+	for (j = 0; j < CONFIG_KEY_COUNT; j++) {
+		k = &config_key_table[j];
+		if (strcmp(k->section, section) ||
+		    !(((flag & CONFIG_KEY_LIVE) && k->live) || ((flag & CONFIG_KEY_LIMIT) && k->limit))) {
+			continue;
+		}
+		if (!i--) {
+			return k->key;
+		}
+	}
+	return NULL;
+}

@@ -65,6 +65,8 @@ struct config_key {
 	const struct config_enum *values;	/* ENUM: ends with a NULL name */
 	const char *allowed;			/* replaces the generated text */
 	config_check_fn check;			/* NULL if none */
+	bool live;				/* may change while running (CONFIG_KEY_LIVE) */
+	bool limit;				/* a safety limit (CONFIG_KEY_LIMIT) */
 	size_t offset;				/* into struct rpmsd_config */
 	size_t size;				/* of the field */
 };
