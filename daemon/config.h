@@ -269,6 +269,24 @@ int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, 
  */
 int config_key_line(const struct rpmsd_config *cfg, const char *section, const char *key);
 
+/**
+ * config_rule_band() - the band-pass rule: the high-pass corner below the
+ * low-pass one. The one statement of it: config_load and config_recheck
+ * check dsp.highpass_hz against dsp.lowpass_hz with it, dsp_chain_create
+ * against the low-pass corner it clamps below Nyquist. Any thread, RT-safe.
+ * @return true when @highpass_hz < @lowpass_hz (false for NaN)
+ */
+bool config_rule_band(double highpass_hz, double lowpass_hz);
+
+/**
+ * config_rule_hysteresis() - the detector's rule: detect.k_off below
+ * detect.k_on, so that a burst ends below the level that started it. The
+ * one statement of it, for config_load, config_recheck and detect_create.
+ * Any thread, RT-safe.
+ * @return true when @k_off < @k_on (false for NaN)
+ */
+bool config_rule_hysteresis(double k_off, double k_on);
+
 /*
  * The scope of a key, from its entry in the key table (config_key.c): the
  * one statement of what may change while running and of what is a limit.

@@ -17,6 +17,16 @@
 #include "policy.h"
 #include "safety.h"
 
+bool config_rule_band(double highpass_hz, double lowpass_hz)
+{
+	return highpass_hz < lowpass_hz;
+}
+
+bool config_rule_hysteresis(double k_off, double k_on)
+{
+	return k_off < k_on;
+}
+
 /* Line where section.key was set, 0 if it kept its default. */
 static int config_rule_line(const struct config_ctx *ctx, const struct config_key *k)
 {
@@ -434,7 +444,7 @@ int config_rule_all(struct config_ctx *ctx)
 			    cfg->stim.plugin);
 		return -EINVAL;
 	}
-	if (cfg->dsp.lowpass_hz <= cfg->dsp.highpass_hz) {
+	if (!config_rule_band(cfg->dsp.highpass_hz, cfg->dsp.lowpass_hz)) {
 		a = config_key_find("dsp", "lowpass_hz");
 		b = config_key_find("dsp", "highpass_hz");
 		config_fail(ctx, config_rule_pair_line(ctx, a, b),
@@ -459,7 +469,7 @@ int config_rule_all(struct config_ctx *ctx)
 			    cfg->source.reopen_ms);
 		return -EINVAL;
 	}
-	if (cfg->detect.k_off >= cfg->detect.k_on) {
+	if (!config_rule_hysteresis(cfg->detect.k_off, cfg->detect.k_on)) {
 		a = config_key_find("detect", "k_off");
 		b = config_key_find("detect", "k_on");
 		config_fail(ctx, config_rule_pair_line(ctx, a, b),
