@@ -500,7 +500,8 @@ void control_command_reload(struct control *c, const struct rpmsd_config *next)
 	json_t *res;
 	size_t i;
 
-	for (i = 0; (key = control_request_settable(i)) && req.n_params < CONTROL_SET_MAX; i++) {
+	for (i = 0; (key = config_key_nth("stim", CONFIG_KEY_LIVE, i)) && req.n_params < CONTROL_SET_MAX;
+	     i++) {
 		config_value_text(c->cfg, "stim", key, now, sizeof(now));
 		config_value_text(next, "stim", key, want, sizeof(want));
 		if (!strcmp(now, want)) {

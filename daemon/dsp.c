@@ -646,7 +646,7 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	if (lp > fmax) {
 		lp = fmax;
 	}
-	if (!(hp > 0.0) || !(hp < lp)) {
+	if (!(hp > 0.0) || !config_rule_band(hp, lp)) {
 		snprintf(err, errlen,
 			 "dsp.highpass_hz: %g Hz: must be > 0 and below the low-pass corner %g Hz (dsp.lowpass_hz, at most 0.45 x %g Hz)",
 			 hp, lp, fs);

@@ -578,7 +578,7 @@ static void session_reload_key(const char *section, const char *key, void *arg)
 	struct session_reload *r = arg;
 	size_t used = strlen(r->restart);
 
-	if (!strcmp(section, "stim") && control_key_settable(key)) {
+	if (!strcmp(section, "stim") && config_key_live(section, key)) {
 		return;		/* the control thread compares with what is in force */
 	}
 	if (!strcmp(section, "daemon") && !strcmp(key, "log_level")) {
