@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "fresh.h"
 #include "rt.h"
 #include "stim.h"
 
@@ -40,6 +41,7 @@ struct stim {
 	struct safety_state gate;	/* stim thread only */
 	struct ring *mailbox;		/* acquire -> stim, struct stim_request */
 	struct ring *events;		/* stim -> publisher */
+	struct fresh *fresh;		/* acquire -> stim: the last EMG block, stalls */
 	atomic_uint wake;		/* futex word: bumped on post and command */
 	atomic_int cmd;			/* enum stim_cmd, latest wins */
 	_Atomic(const char *) cmd_reason;	/* static strings only */
@@ -523,8 +525,8 @@ static int64_t stim_fire(struct stim *s)
 		}
 	}
 	now = sclock_now(s->clock);
-	req.acq_age_ns = sclock_fresh(s->clock) == INT64_MIN ? INT64_MAX
-							     : now - sclock_fresh(s->clock);
+	req.acq_age_ns = fresh_last(s->fresh) == INT64_MIN ? INT64_MAX
+							   : now - fresh_last(s->fresh);
 	v = safety_admit(&s->limits, &s->gate, &req, now);
 	if (v.rule != SAFETY_OK) {
 		stim_refuse(s, &v, now);
@@ -625,7 +627,7 @@ static int64_t stim_watchdog(struct stim *s, int64_t now)
 	if (!s->gate.armed) {
 		return SCLOCK_NEVER;
 	}
-	fresh = sclock_fresh(s->clock);
+	fresh = fresh_last(s->fresh);
 	ref = fresh > s->armed_at ? fresh : s->armed_at;
 	if (now - ref <= s->limits.acq_timeout_ns) {
 		return ref + s->limits.acq_timeout_ns + 1;
@@ -640,12 +642,12 @@ static int64_t stim_watchdog(struct stim *s, int64_t now)
  * The whole process may have been stopped (SIGSTOP, a debugger, a stall
  * of the host) with both threads frozen: on resume the acquire thread can
  * refresh the EMG before this thread looks, and the plain watchdog would
- * never see the gap. The clock keeps the longest gap between two fresh
+ * never see the gap. fresh.c keeps the longest gap between two fresh
  * blocks: armed through a gap longer than the limit, disarm.
  */
 static void stim_stall_check(struct stim *s)
 {
-	int64_t stall = sclock_take_stall(s->clock);
+	int64_t stall = fresh_take_stall(s->fresh);
 
 	if (!s->gate.armed || stall <= s->limits.acq_timeout_ns) {
 		return;
@@ -823,6 +825,10 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	if (ret < 0) {
 		goto err_mailbox;
 	}
+	ret = fresh_create(&s->fresh);
+	if (ret < 0) {
+		goto err_events;
+	}
 	s->clock = clock;
 	s->plugin = plugin;
 	safety_limits_from_config(cfg, &s->limits);
@@ -875,6 +881,8 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	*out = s;
 	return 0;
 
+err_events:
+	ring_destroy(s->events);
 err_mailbox:
 	ring_destroy(s->mailbox);
 err_free:
@@ -914,6 +922,7 @@ void stim_destroy(struct stim *s)
 		return;
 	}
 	stim_stop(s);
+	fresh_destroy(s->fresh);
 	ring_destroy(s->events);
 	ring_destroy(s->mailbox);
 	free(s);
@@ -984,6 +993,11 @@ bool stim_armed(const struct stim *s)
 unsigned stim_disarms(const struct stim *s)
 {
 	return atomic_load(&((struct stim *)s)->disarms);
+}
+
+struct fresh *stim_fresh(struct stim *s)
+{
+	return s->fresh;
 }
 
 struct ring *stim_events(struct stim *s)

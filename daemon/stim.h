@@ -54,6 +54,7 @@ struct stim_stats {
 	uint64_t dropped_at_stop;		/* pulses pending when stopped */
 };
 
+struct fresh;
 struct stim;
 
 /**
@@ -228,6 +229,13 @@ double stim_coil_temperature(const struct stim *s, int64_t *at_ns);
 
 /** Why arming is refused (stim_block_arming, stim_hold_arming), or NULL when it is not. */
 const char *stim_arm_blocked(const struct stim *s);
+
+/**
+ * The EMG freshness the stim thread's acquisition watchdog reads: the
+ * acquire thread marks each block in it (fresh_mark). Owned by @s; any
+ * thread.
+ */
+struct fresh *stim_fresh(struct stim *s);
 
 /** The stim thread's event ring. */
 struct ring *stim_events(struct stim *s);
