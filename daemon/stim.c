@@ -366,29 +366,15 @@ static void stim_begin_train(struct stim *s, const struct stim_request *req, int
 	s->cycle = 0;
 	s->next_index = 0;
 	s->req_delivered = 0;
-	s->next_deadline = req->start_ns > now ? req->start_ns : now;
-	/*
-	 * Open loop, the next train of the schedule: never closer than its
-	 * designed pause to the pulse delivered before it, as a request's own
-	 * next train (stim_fire): a train that ran late delays the next.
-	 */
-	if (req->gap_ns > 0 && s->gate.any_pulse &&
-	    s->next_deadline - s->gate.last_pulse_ns < req->gap_ns) {
-		s->next_deadline = s->gate.last_pulse_ns + req->gap_ns;
-	}
+	s->next_deadline = stim_request_first_ns(req, now, s->gate.any_pulse,
+						 s->gate.last_pulse_ns);
 	s->stats.requests++;
 }
 
 /* Pulses of the current request not delivered yet (this train and later ones). */
 static uint64_t stim_pending(const struct stim *s)
 {
-	uint64_t left = (uint64_t)(s->train.pulses - s->next_index) +
-			(uint64_t)(s->train.cycles - s->cycle - 1) * s->train.pulses;
-
-	if (s->train.pulse_budget && left > s->train.pulse_budget - s->req_delivered) {
-		left = s->train.pulse_budget - s->req_delivered;
-	}
-	return left;
+	return stim_request_left(&s->train, s->cycle, s->next_index, s->req_delivered);
 }
 
 /*
@@ -506,7 +492,6 @@ static int64_t stim_fire(struct stim *s)
 		.frequency_hz = s->train.frequency_hz,
 		.intensity_pct = s->train.intensity_pct,
 	};
-	int64_t gap;
 	struct safety_verdict v;
 	struct event ev = { .type = EVENT_PULSE, .channel = s->train.channel };
 	double x;
@@ -592,25 +577,8 @@ static int64_t stim_fire(struct stim *s)
 			return now;
 		}
 		s->next_index = 0;
-		/* the designed pause after a train, even if this one ran late */
-		gap = s->train.cycle_period_ns - policy_pulse_offset_ns(&s->train, s->train.pulses - 1);
-		s->next_deadline = s->train.start_ns + (int64_t)s->cycle * s->train.cycle_period_ns;
-	} else {
-		/* the designed spacing to the previous pulse: within a burst one period */
-		gap = policy_pulse_offset_ns(&s->train, s->next_index) -
-		      policy_pulse_offset_ns(&s->train, s->next_index - 1);
-		s->next_deadline = s->train.start_ns +
-				   (int64_t)s->cycle * s->train.cycle_period_ns +
-				   policy_pulse_offset_ns(&s->train, s->next_index);
 	}
-	/*
-	 * Never closer than the designed spacing to the pulse just fired,
-	 * even if it was late: a late pulse delays the rest rather than
-	 * squeezing the next one in early.
-	 */
-	if (s->next_deadline < now + gap) {
-		s->next_deadline = now + gap;
-	}
+	s->next_deadline = stim_request_next_ns(&s->train, s->cycle, s->next_index, now);
 	return now;
 }
 

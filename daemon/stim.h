@@ -19,10 +19,10 @@
 
 #include "config.h"
 #include "plugin.h"
-#include "policy.h"
 #include "ring.h"
 #include "safety.h"
 #include "sclock.h"
+#include "stim_request.h"
 
 /** Counters for the session summary. */
 struct stim_stats {
