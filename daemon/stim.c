@@ -13,12 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdq.h"
 #include "event.h"
 #include "fresh.h"
 #include "rt.h"
 #include "stim.h"
 
 #define STIM_MAILBOX 8
+/* Requests from the other threads waiting for the stim thread (stim_post_cmd). */
+#define STIM_CMDQ 16
 /* Pulses whose sample the acquire thread can look up (stim_pulse_sample). */
 #define STIM_PULSE_LOG 64
 /*
@@ -32,6 +35,18 @@ enum stim_cmd {
 	STIM_CMD_NONE = 0,
 	STIM_CMD_ARM,
 	STIM_CMD_DISARM,
+};
+
+/*
+ * What the other threads ask of the stim thread through its command ring
+ * (cmdq.h), taken in post order at each wake-up before anything else.
+ */
+enum stim_cmdq_kind {
+	STIM_CMDQ_NEW_SESSION = 1,	/* stim_new_session */
+};
+
+struct stim_cmdq_rec {
+	enum stim_cmdq_kind kind;
 };
 
 struct stim {
@@ -67,8 +82,7 @@ struct stim {
 	_Atomic(const char *) arm_hold;	/* why the main thread refuses arming now, or NULL */
 
 	/* the control socket: main/control thread -> stim thread, and back */
-	atomic_uint session_seq;	/* bumped by stim_new_session */
-	unsigned session_seen;		/* stim thread */
+	struct cmdq *cmds;		/* any thread -> stim: struct stim_cmdq_rec */
 	_Atomic uint64_t session_pulses;	/* mirror of gate.session_pulses */
 	atomic_uint arm_attempts;	/* bumped after each arm command is applied */
 	atomic_int arm_code;		/* its outcome: 0 armed, or -errno */
@@ -644,19 +658,27 @@ static void stim_ledger_sync(struct stim *s)
  * before an arm command of the same wake-up, so the first pulse of a
  * session is already counted against the new session.
  */
-static void stim_session_sync(struct stim *s)
+static void stim_session_begin(struct stim *s)
 {
-	unsigned seq = atomic_load_explicit(&s->session_seq, memory_order_acquire);
-
-	if (seq == s->session_seen) {
-		return;
-	}
-	s->session_seen = seq;
 	/* Nothing of the last session fires in this one; its open-loop count ends. */
 	stim_cancel_requests(s, sclock_now(s->clock));
 	stim_settle_open_loop(s, false);
 	s->gate.session_pulses = 0;
 	atomic_store(&s->session_pulses, 0);
+}
+
+/* Take in, in post order, what the other threads asked since the last wake-up. */
+static void stim_take_cmds(struct stim *s)
+{
+	struct stim_cmdq_rec c;
+
+	while (cmdq_take(s->cmds, &c)) {
+		switch (c.kind) {
+		case STIM_CMDQ_NEW_SESSION:
+			stim_session_begin(s);
+			break;
+		}
+	}
 }
 
 /* An alert from the plugin's own threads: disarm now, say why. */
@@ -717,7 +739,7 @@ static void *stim_thread(void *arg)
 		stim_take_alert(s);
 		stim_ledger_sync(s);
 		stim_stall_check(s);
-		stim_session_sync(s);
+		stim_take_cmds(s);
 		/*
 		 * The command word keeps the latest command only: a disarm an
 		 * arm followed at once would be lost, and with it the end of
@@ -797,6 +819,10 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	if (ret < 0) {
 		goto err_events;
 	}
+	ret = cmdq_create(STIM_CMDQ, sizeof(struct stim_cmdq_rec), &s->cmds);
+	if (ret < 0) {
+		goto err_fresh;
+	}
 	s->clock = clock;
 	s->plugin = plugin;
 	safety_limits_from_config(cfg, &s->limits);
@@ -814,7 +840,6 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->busy, false);
 	atomic_init(&s->armed, false);
 	atomic_init(&s->pulse_count, 0);
-	atomic_init(&s->session_seq, 0);
 	atomic_init(&s->session_pulses, 0);
 	atomic_init(&s->arm_attempts, 0);
 	atomic_init(&s->arm_code, 0);
@@ -849,6 +874,8 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	*out = s;
 	return 0;
 
+err_fresh:
+	fresh_destroy(s->fresh);
 err_events:
 	ring_destroy(s->events);
 err_mailbox:
@@ -890,6 +917,7 @@ void stim_destroy(struct stim *s)
 		return;
 	}
 	stim_stop(s);
+	cmdq_destroy(s->cmds);
 	fresh_destroy(s->fresh);
 	ring_destroy(s->events);
 	ring_destroy(s->mailbox);
@@ -1019,10 +1047,23 @@ void stim_block_arming(struct stim *s, const char *why)
 	snprintf(s->arm_block, sizeof(s->arm_block), "arm refused: %s", why);
 }
 
-void stim_new_session(struct stim *s)
+/* Post @c to the stim thread's command ring and wake it. Any thread, never blocks. */
+static int stim_post_cmd(struct stim *s, const struct stim_cmdq_rec *c)
 {
-	atomic_fetch_add_explicit(&s->session_seq, 1, memory_order_release);
+	int ret = cmdq_post(s->cmds, c);
+
+	if (ret < 0) {
+		return ret;
+	}
 	sclock_kick(s->clock, &s->wake);
+	return 0;
+}
+
+int stim_new_session(struct stim *s)
+{
+	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION };
+
+	return stim_post_cmd(s, &c);
 }
 
 uint64_t stim_session_pulses(const struct stim *s)

@@ -199,9 +199,11 @@ void stim_block_arming(struct stim *s, const char *why);
  * Start a new control session (control thread): the gate's per-session
  * pulse count (safety.max_session_pulses) restarts at 0 before the stim
  * thread handles anything else, and no request of before fires in it.
- * Only call it disarmed.
+ * Only call it disarmed. Any thread; posted on the stim thread's command
+ * ring, never blocks.
+ * @return 0, or -ENOSPC when the ring is full (nothing posted: try again)
  */
-void stim_new_session(struct stim *s);
+int stim_new_session(struct stim *s);
 
 /** Pulses delivered since the last stim_new_session, or since start (atomic). */
 uint64_t stim_session_pulses(const struct stim *s);

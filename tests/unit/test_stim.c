@@ -888,6 +888,27 @@ static void test_stim_disarm_arm_ends_request(void **state)
 	assert_int_equal(rig_free(r), 3);
 }
 
+
+/*
+ * The command ring is bounded: with the stim thread not taking anything
+ * (not started here), the post that does not fit is refused to the
+ * caller, never dropped in silence.
+ */
+static void test_stim_cmd_ring_full(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim *idle;
+	int i;
+
+	(void)state;
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &idle), 0);
+	for (i = 0; i < 16; i++) {
+		assert_int_equal(stim_new_session(idle), 0);
+	}
+	assert_int_equal(stim_new_session(idle), -ENOSPC);
+	stim_destroy(idle);
+	(void)rig_free(r);
+}
 /* Issue 16 D2: a new session ends what the last one had requested. */
 static void test_stim_new_session_ends_request(void **state)
 {
@@ -899,7 +920,7 @@ static void test_stim_new_session_ends_request(void **state)
 	/* waiting in the mailbox for its time while disarmed */
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 50 * MS);
-	stim_new_session(r->stim);
+	assert_int_equal(stim_new_session(r->stim), 0);
 	sclock_advance(r->clk, 50 * MS);
 	stim_set_armed(r->stim, true, "test arm");
 	sclock_advance(r->clk, 2000 * MS);
@@ -1106,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(test_stim_open_loop_next_train),
 		cmocka_unit_test(test_stim_disarm_arm_ends_request),
 		cmocka_unit_test(test_stim_new_session_ends_request),
+		cmocka_unit_test(test_stim_cmd_ring_full),
 		cmocka_unit_test(test_stim_refusal_storm_summarised),
 		cmocka_unit_test(test_stim_refusals_leave_room_for_pulses),
 		cmocka_unit_test(test_stim_pulse_sample_clock),
