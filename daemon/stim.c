@@ -60,9 +60,11 @@ struct stim {
 	atomic_uint wake;		/* futex word: bumped on post and command */
 	atomic_int cmd;			/* enum stim_cmd, latest wins */
 	_Atomic(const char *) cmd_reason;	/* static strings only */
+	/* a word, not a command: the stop must work with the command ring full */
 	atomic_bool stop;
 	atomic_bool busy;		/* a train is running */
 	atomic_bool armed;		/* mirror of gate.armed for readers */
+	/* a word the supervisor reads: it must show a stim thread that drains nothing */
 	_Atomic int64_t beat_ns;	/* CLOCK_MONOTONIC of the last loop turn */
 	atomic_bool locked_out;		/* the supervisor found an RT thread hung */
 	atomic_bool test_stall;		/* daemon.test_hooks: hang on purpose */
