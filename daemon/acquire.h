@@ -6,8 +6,8 @@
  * allocated in acquire_create; its loop only reads, computes and pushes
  * fixed-size records.
  *
- * After each block it tells the session clock that the EMG is fresh (the
- * stim thread's acquisition watchdog). At the end of the data it disarms
+ * After each block it marks the EMG fresh (fresh.h, the stim thread's
+ * acquisition watchdog, through stim_fresh). At the end of the data it disarms
  * the coil, then signals the main thread through an eventfd.
  *
  * When a read fails and the source can be reopened (IIO, with

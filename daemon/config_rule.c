@@ -135,7 +135,7 @@ static int64_t config_rule_gap_needed(const struct rpmsd_config *cfg,
 static double config_rule_off_for_cycle(const struct config_train_shape *sh,
 					const struct policy_protocol *pp, int64_t need_ns)
 {
-	int64_t last = policy_pulse_offset_ns(&pp->proto, pp->proto.pulses - 1);
+	int64_t last = stim_request_offset_ns(&pp->proto, pp->proto.pulses - 1);
 	double off = config_rule_ms_at_least(last + need_ns - llround(sh->on_s * 1e9));
 
 	if (off < 0.0) {
@@ -167,7 +167,7 @@ static void config_rule_protocol_refused(struct config_ctx *ctx,
 	case SAFETY_TRAIN_INTERVAL:
 		need = config_rule_gap_needed(cfg, lim, v->rule, what, sizeof(what));
 		if (ref->at == POLICY_AT_NEXT_BURST) {
-			last = policy_pulse_offset_ns(&pp->proto, pp->proto.burst_pulses - 1);
+			last = stim_request_offset_ns(&pp->proto, pp->proto.burst_pulses - 1);
 			line = config_rule_stim_line(ctx, "theta_period_ms", "max_frequency_hz");
 			if (ref->interval_ns < 0) {
 				config_fail(ctx, line,
@@ -224,7 +224,7 @@ static void config_rule_protocol_refused(struct config_ctx *ctx,
 		config_fail(ctx, config_rule_stim_line(ctx, "intensity_pct", "train_table"),
 			    "stim.protocol = %s: the pulses of a train come at %.6g Hz, not the %.15g Hz it is declared at (%u pulses in %.6g s): at that rate its first %u pulses last %.4g s, longer than the %.4g s that safety.train_table allows at %.6g Hz and %.4g %% of motor threshold (stim.intensity_pct %.15g %% / safety.motor_threshold_pct %.15g %%)%s",
 			    name, ref->rate_hz, sh->rate_hz, ref->index + 1,
-			    (double)policy_pulse_offset_ns(&pp->proto, ref->index) / 1e9,
+			    (double)stim_request_offset_ns(&pp->proto, ref->index) / 1e9,
 			    ref->index + 1, v->value, v->limit, ref->rate_hz, level,
 			    cfg->stim.intensity_pct, cfg->safety.motor_threshold_pct,
 			    v->limit == 0.0 ? " (outside the table: no rate or intensity that high is listed)" : "");

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "control.h"
 #include "control_private.h"
+#include "fresh.h"
 #include "publish.h"
 #include "sclock.h"
 #include "stim.h"
@@ -38,7 +39,7 @@ static unsigned control_status_popcount(unsigned v)
 
 void control_status(struct control *c, struct publish_status *st)
 {
-	int64_t now = sclock_now(c->clock), fresh = sclock_fresh(c->clock), at;
+	int64_t now = sclock_now(c->clock), fresh = fresh_last(stim_fresh(c->stim)), at;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&c->lock);
