@@ -21,6 +21,8 @@
 #include "config.h"
 #include "event.h"
 #include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "sclock.h"
 #include "stim.h"
 

@@ -14,9 +14,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "event.h"
 #include "safety.h"
+
+struct rpmsd_config;
 
 /**
  * A stimulation request, posted from the acquire to the stim thread: one

@@ -13,8 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "event.h"
+#include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "rt.h"
+#include "sclock.h"
 #include "stim.h"
 
 #define STIM_MAILBOX 8

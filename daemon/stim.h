@@ -17,12 +17,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "plugin.h"
-#include "policy.h"
-#include "ring.h"
 #include "safety.h"
-#include "sclock.h"
+
+struct plugin;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim_request;
 
 /** Counters for the session summary. */
 struct stim_stats {

@@ -23,6 +23,8 @@
 #include "config.h"
 #include "event.h"
 #include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "sclock.h"
 #include "stim.h"
 
