@@ -22,6 +22,8 @@
 #include "event.h"
 #include "fresh.h"
 #include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "sclock.h"
 #include "stim.h"
 

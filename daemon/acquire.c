@@ -12,11 +12,15 @@
 
 #include "acquire.h"
 #include "bank.h"
+#include "config.h"
 #include "emg.h"
 #include "event.h"
 #include "fresh.h"
 #include "policy.h"
+#include "ring.h"
 #include "rt.h"
+#include "sclock.h"
+#include "stim.h"
 
 /* The calibrated event carries the detector's issue bits as they are. */
 _Static_assert((unsigned)EVENT_CAL_ARTEFACTS == (unsigned)DETECT_CAL_ARTEFACTS &&

@@ -22,12 +22,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "policy.h"
-#include "ring.h"
-#include "sclock.h"
 #include "source.h"
-#include "stim.h"
+
+struct policy_protocol;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim;
 
 /** Counters for the session summary. */
 struct acquire_stats {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bank.h"
+#include "config.h"
 #include "dsp.h"
 
 /* Artefact blanks waiting or running at once (more are merged into the last). */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rpmsd/coil.h>
+
 #include "config.h"
 #include "config_private.h"
 

@@ -20,9 +20,9 @@
 
 #include <stdio.h>
 
-#include <rpmsd/coil.h>
-
 #include "train_table.h"
+
+struct rpmsd_coil_key;
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_NAME_MAX 64

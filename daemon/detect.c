@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "detect.h"
 #include "dsp.h"
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "dsp.h"
 
 #define DSP_MAX_SECTIONS 4	/* 2 high-pass + 2 low-pass */

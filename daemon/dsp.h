@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+struct rpmsd_config;
 
 /** A second-order section, transposed direct form II, double precision. */
 struct dsp_biquad {

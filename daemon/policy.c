@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "policy.h"
 
 /* Open loop: the train posted last, and where the next one goes. */

@@ -14,10 +14,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "event.h"
 #include "safety.h"
 #include "stim_request.h"
+
+struct rpmsd_config;
 
 /**
  * The protocol part of a policy: what a request looks like and the pauses

@@ -35,8 +35,11 @@
 #include "event.h"
 #include "log.h"
 #include "record.h"
+#include "ring.h"
 #include "rpmsd-build.h"
 #include "safety.h"
+#include "sclock.h"
+#include "source.h"
 
 #define RECORD_IDLE_NS 5000000L		/* ring poll period when idle */
 #define RECORD_BATCH 256		/* records per ring per pass */

@@ -30,9 +30,10 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "ring.h"
-#include "sclock.h"
-#include "source.h"
+
+struct ring;
+struct sclock;
+struct source;
 
 #define RECORD_ERR_MAX 512
 

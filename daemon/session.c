@@ -32,6 +32,7 @@
 #include "plugin.h"
 #include "publish.h"
 #include "record.h"
+#include "ring.h"
 #include "rt.h"
 #include "sclock.h"
 #include "session.h"

@@ -14,9 +14,14 @@
 #include <string.h>
 
 #include "cmdq.h"
+#include "config.h"
 #include "event.h"
 #include "fresh.h"
+#include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "rt.h"
+#include "sclock.h"
 #include "stim.h"
 
 #define STIM_MAILBOX 8

@@ -17,12 +17,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "plugin.h"
-#include "ring.h"
 #include "safety.h"
-#include "sclock.h"
-#include "stim_request.h"
+
+struct fresh;
+struct plugin;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim_request;
 
 /** Counters for the session summary. */
 struct stim_stats {

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "bank.h"
+#include "config.h"
 
 #define FS 1000.0
 #define SECONDS 7

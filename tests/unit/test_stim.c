@@ -24,6 +24,8 @@
 #include "event.h"
 #include "fresh.h"
 #include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "sclock.h"
 #include "stim.h"
 
