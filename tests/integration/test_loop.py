@@ -366,11 +366,6 @@ def test_paced_and_fast_decide_alike():
         return "\n".join("file = " + path if x.startswith("file = ") else x
                          for x in text.splitlines()) + "\n"
 
-    fast = rig.Run(config())
-    paced = rig.Run(config(), args=(), timeout=120)
-    for r in (fast, paced):
-        check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
-
     def edges(r):
         return [(b["edge"], b["edge_sample"], b["sample"]) for b in r.of("rpms.burst")]
 
@@ -378,11 +373,25 @@ def test_paced_and_fast_decide_alike():
         return [(p["train_id"], p["index"], int(p["sample_at_fire"] + 1e-6))
                 for p in r.of("rpms.stim")]
 
+    fast = rig.Run(config())
+    check(fast.returncode == 0, "exit %d: %s" % (fast.returncode, fast.stderr))
     check(len(fast.of("rpms.stim")) == 10 and len(edges(fast)) == 4,
           "fast: pulses %r, edges %r" % (blanked(fast), edges(fast)))
-    late = [(f, p) for f, p in zip(blanked(fast), blanked(paced)) if f != p]
-    check(not late, "paced pulses fell in other sample periods than in --fast (the machine "
-          "is too loaded for this test): %r" % late)
+    # A paced pulse late by a sample period or more (a loaded machine: the
+    # stim thread runs at normal priority here) is blanked from another
+    # sample, and the decisions may then rightly differ: such a run says
+    # nothing, so try again, and say so if the machine never lets it.
+    tries = []
+    for _ in range(3):
+        paced = rig.Run(config(), args=(), timeout=120)
+        check(paced.returncode == 0, "exit %d: %s" % (paced.returncode, paced.stderr))
+        late = [(f, p) for f, p in zip(blanked(fast), blanked(paced)) if f != p]
+        if not late:
+            break
+        tries.append(late)
+    else:
+        raise rig.Skip("in 3 paced runs a pulse fell in another sample period than in "
+                       "--fast (the machine is too loaded for this test): %r" % tries)
     check(blanked(fast) == blanked(paced), "pulses: fast %r, paced %r"
           % (blanked(fast), blanked(paced)))
     check(edges(fast) == edges(paced), "decisions differ:\n fast  %r\n paced %r"
