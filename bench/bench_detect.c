@@ -2,14 +2,15 @@
 /*
  * Throughput of the whole per-channel detector against a bare filter floor.
  *
- * Three kernels walk the same interleaved input (8 floats per frame, frame
+ * Four kernels walk the same interleaved input (8 floats per frame, frame
  * after frame, as the acquire thread sees a block) with the same loop:
  *
  *  - detector: dsp_chain_step() then detect_step() for every sample of
  *    every channel, the per-sample work of the acquire thread
  *    (bank_process() in daemon/bank.c), without its artefact hold (one
  *    store per sample) and its channel rule (run on edges only);
- *  - dsp only: dsp_chain_step() alone, to split the detector's cost;
+ *  - dsp only: dsp_chain_step() alone, to split the detector's cost, and
+ *    once more with dsp.mains_hz = 0, to show the mains canceller's share;
  *  - floor: a bare cascade of 4 second-order sections (8th order: the
  *    Butterworth high-pass and low-pass pairs of the default band-pass),
  *    transposed direct form II in double precision like dsp.c, one state
@@ -79,6 +80,7 @@
 enum bench_kernel {
 	BENCH_FLOOR = 0,
 	BENCH_DSP,
+	BENCH_DSP_NOHUM,
 	BENCH_DETECTOR,
 	BENCH_N_KERNELS,
 };
@@ -86,6 +88,7 @@ enum bench_kernel {
 static const char *const bench_kernel_name[BENCH_N_KERNELS] = {
 	[BENCH_FLOOR] = "floor: 4 biquads",
 	[BENCH_DSP] = "dsp_chain_step only",
+	[BENCH_DSP_NOHUM] = "dsp, mains_hz = 0",
 	[BENCH_DETECTOR] = "detector: dsp + detect",
 };
 
@@ -296,6 +299,7 @@ static void bench_run_chunk(struct bench_state *s, const float *x, size_t frames
 		bench_run_floor(s, x, frames);
 		break;
 	case BENCH_DSP:
+	case BENCH_DSP_NOHUM:
 		bench_run_dsp(s, x, frames);
 		break;
 	case BENCH_DETECTOR:
@@ -328,10 +332,12 @@ static int bench_state_init(struct bench_state *s, enum bench_kernel kind,
 			    const struct rpmsd_config *cfg, const struct bench_input *in)
 {
 	double lp = cfg->dsp.lowpass_hz;
+	struct rpmsd_config nohum = *cfg;	/* the chain without its mains canceller */
 	char err[CONFIG_ERR_MAX];
 	unsigned ch;
 	int k;
 
+	nohum.dsp.mains_hz = 0;
 	memset(s, 0, sizeof(*s));
 	s->kind = kind;
 	s->in = in;
@@ -349,7 +355,8 @@ static int bench_state_init(struct bench_state *s, enum bench_kernel kind,
 		if (kind == BENCH_FLOOR) {
 			continue;
 		}
-		if (dsp_chain_create(cfg, in->fs, &s->dsp[ch], err, sizeof(err)) < 0) {
+		if (dsp_chain_create(kind == BENCH_DSP_NOHUM ? &nohum : cfg, in->fs, &s->dsp[ch],
+				     err, sizeof(err)) < 0) {
 			fprintf(stderr, "bench_detect: dsp_chain_create: %s\n", err);
 			return -1;
 		}
@@ -552,8 +559,9 @@ static int bench_rate(const struct rpmsd_config *cfg, double fs, double *ratio)
 	}
 	*ratio = stats[BENCH_FLOOR].med / stats[BENCH_DETECTOR].med;
 	printf("  ratio of medians, detector time / floor time: %.2f "
-	       "(dsp_chain_step alone: %.2f)\n",
-	       *ratio, stats[BENCH_FLOOR].med / stats[BENCH_DSP].med);
+	       "(dsp_chain_step alone: %.2f; without its mains canceller: %.2f)\n",
+	       *ratio, stats[BENCH_FLOOR].med / stats[BENCH_DSP].med,
+	       stats[BENCH_FLOOR].med / stats[BENCH_DSP_NOHUM].med);
 	ret = 0;
 out:
 	for (k = 0; k < BENCH_N_KERNELS; k++) {

@@ -297,7 +297,7 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost)
 	unsigned ch;
 
 	for (ch = 0; ch < b->channels; ch++) {
-		dsp_chain_resync(b->dsp[ch]);
+		dsp_chain_resync(b->dsp[ch], lost);
 		detect_gap(b->det[ch], from, lost, b->settle_samples);
 	}
 }

@@ -398,13 +398,13 @@ static const struct config_key config_keys[] = {
 		.section = "dsp", .key = "mains_hz",
 		.type = CONFIG_TYPE_ENUM, .def = "50",
 		.values = config_mains, .unit = "Hz",
-		.doc = "Mains frequency removed by the notch filter, 0 = no notch.",
+		.doc = "Nominal mains frequency whose hum (and harmonics) the mains canceller subtracts, following the line within 2 Hz of it; 0 = none.",
 		CONFIG_FIELD(dsp.mains_hz),
 	}, {
 		.section = "dsp", .key = "notch_q",
 		.type = CONFIG_TYPE_DOUBLE, .def = "30", .min = 1, .max = 100,
 		.unit = "",
-		.doc = "Quality factor of the mains notch: higher is narrower.",
+		.doc = "Quality factor of the notch the mains canceller makes at each harmonic once settled (it follows the line's frequency): higher is narrower.",
 		CONFIG_FIELD(dsp.notch_q),
 	}, {
 		.section = "dsp", .key = "filter_order",
@@ -416,13 +416,13 @@ static const struct config_key config_keys[] = {
 		.section = "dsp", .key = "mains_harmonics",
 		.type = CONFIG_TYPE_INT, .def = "5", .min = 1, .max = 8,
 		.unit = "",
-		.doc = "Notches at mains_hz x 1..N (those inside the band-pass and below Nyquist); 1 = the fundamental only.",
+		.doc = "Harmonics the mains canceller follows: mains_hz x 1..N (those inside the band-pass and below Nyquist); 1 = the fundamental only.",
 		CONFIG_FIELD(dsp.mains_harmonics),
 	}, {
 		.section = "dsp", .key = "limit",
 		.type = CONFIG_TYPE_DOUBLE, .def = "6", .min = 0, .max = 10000,
 		.unit = "x rest",
-		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times its rest level (the larger of the rest envelope and the raw excursion, hum included) before any filter, so a spike or electrode pop cannot make the filters ring into a burst; until then (and during a recalibration) a sample beyond 100 times the running median excursion is dropped as an artefact instead; 0 = never clip or drop.",
+		.doc = "After calibration, the raw EMG's excursion from its slow level is clipped at this many times its rest level (the larger of the rest envelope and the excursion without the mains hum, which the canceller subtracts first) before any filter, so a spike or electrode pop cannot make the filters ring into a burst; until then (and during a recalibration) a sample beyond 100 times the running median excursion is dropped as an artefact instead; 0 = never clip or drop.",
 		CONFIG_FIELD(dsp.limit),
 	}, {
 		.section = "dsp", .key = "envelope",

@@ -13,6 +13,10 @@
  *
  * A request that is malformed, unknown, or refused changes nothing and is
  * answered with an error code and a message naming what was wrong.
+ *
+ * This is the daemon's side; requests are parsed by control_request.h
+ * (pure), key files read by curve_key.h, and the files behind this header
+ * are listed in control_private.h.
  */
 #ifndef RPMSD_CONTROL_H
 #define RPMSD_CONTROL_H
@@ -20,73 +24,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "acquire.h"
-#include "config.h"
-#include "event.h"
-#include "publish.h"
-#include "ring.h"
-#include "sclock.h"
-#include "stim.h"
+struct acquire;
+struct control;
+struct publish;
+struct publish_status;
+struct record;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim;
 
-#define CONTROL_REQUEST_MAX 16384	/* longer requests: error "too_large" */
 #define CONTROL_FRAME_MAX 1048576	/* longer frames: the client is disconnected */
-#define CONTROL_SET_MAX 16		/* keys in one "set" */
-#define CONTROL_VALUE_MAX 64		/* a value's text, NUL included */
-#define CONTROL_MSG_MAX 768
-
-/** The commands. */
-enum control_cmd {
-	CONTROL_CMD_STATUS = 0,
-	CONTROL_CMD_ARM,
-	CONTROL_CMD_DISARM,
-	CONTROL_CMD_CALIBRATE,
-	CONTROL_CMD_SESSION_START,
-	CONTROL_CMD_SESSION_STOP,
-	CONTROL_CMD_SET,
-	CONTROL_CMD_COUNT,		/* none: the request did not name one */
-};
-
-/** One key of a "set": a [stim] key and its value as a file would hold it. */
-struct control_param {
-	char key[CONFIG_NAME_MAX];	/* without "stim." */
-	char value[CONTROL_VALUE_MAX];
-};
-
-/** A request that passed control_parse. */
-struct control_request {
-	enum control_cmd cmd;
-	char patient_id[EVENT_ID_MAX + 1];	/* session_start */
-	char session_id[EVENT_ID_MAX + 1];
-	size_t n_params;			/* set */
-	struct control_param params[CONTROL_SET_MAX];
-};
-
-/** Why a request was not carried out. */
-struct control_error {
-	const char *code;		/* stable, e.g. "bad_request"; docs/control.md */
-	char message[CONTROL_MSG_MAX];	/* for people; printable ASCII */
-	char key[CONFIG_NAME_MAX + 16];	/* "section.key" at fault, "" none */
-	char rule[CONFIG_NAME_MAX + 16];	/* "safety.key" that forbids it, "" none */
-};
-
-/**
- * Parse and check one request (pure: no daemon state). Unknown members,
- * duplicate keys, wrong types, ids outside their charset and keys that are
- * not settable are all errors.
- * @param req  filled on success; req->cmd is set as soon as it is known
- * @return 0, or -EINVAL with @err filled
- */
-int control_parse(const char *buf, size_t len, struct control_request *req,
-		  struct control_error *err);
-
-/** Name of a command as in requests ("session_start"); NULL out of range. */
-const char *control_cmd_name(enum control_cmd cmd);
-
-/**
- * Whether @id is a valid patient or session id: 1 to EVENT_ID_MAX
- * characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.
- */
-bool control_id_valid(const char *id);
 
 /**
  * Read the CURVE key files of cfg->control (when CURVE is configured) and
@@ -94,8 +42,6 @@ bool control_id_valid(const char *id);
  * @return 0, or -EINVAL / -errno with the message in @err
  */
 int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen);
-
-struct record;
 
 /** What the control thread acts on; all created before control_create. */
 struct control_deps {
@@ -116,8 +62,6 @@ struct control_deps {
  */
 int control_check_endpoints(const struct rpmsd_config *cfg, bool starting, char *err,
 			    size_t errlen);
-
-struct control;
 
 /**
  * Create the socket and bind cfg->control.endpoint (with CURVE and its ZAP

@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "detect.h"
+#include "dsp.h"
 
 /* 1.4826 * MAD estimates the standard deviation for normal data. */
 #define DETECT_MAD_SCALE 1.4826
@@ -65,7 +66,6 @@
 #define DETECT_FOOT_S 0.03	/* a ramp's foot: at most this before the change point */
 #define DETECT_SUB_S 0.2	/* stretches of the calibration window checked for rest */
 #define DETECT_SUB_RATIO 2.5	/* stretches further apart than this were not all rest */
-#define DETECT_SETTLE_TAUS 5.0	/* the filters' start-up: time constants of the notch */
 
 #define DETECT_MAX_WINDOWS 65535	/* windows in the sustained envelope: a lane field's range */
 
@@ -133,6 +133,8 @@ struct detect {
 	double cal_dt;		/* seconds per calibration value */
 	uint64_t settle_n;	/* the filters' start-up, in samples */
 	uint64_t settle_until;	/* first sample after the start-up */
+	uint64_t cal_first;	/* sample of cal_env[0] */
+	uint64_t cal_skipped;	/* window values left out: the filters' start-up */
 	int seen;		/* a sample has been fed */
 	uint64_t cal_artefacts;	/* samples of the window the dsp guard replaced */
 	unsigned cal_issues;	/* enum detect_cal_issue of the last calibration */
@@ -265,19 +267,9 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	if (d->sub_len < 1) {
 		d->sub_len = 1;
 	}
-	/*
-	 * Hum leaks through a notch until it has rung in: with a time
-	 * constant of Q / (pi f0) for the fundamental (0.19 s at the defaults),
-	 * and the high-pass needs two periods of its corner.
-	 */
-	{
-		double settle_s = cfg->dsp.highpass_hz > 0.0 ? 2.0 / cfg->dsp.highpass_hz : 0.0;
-
-		if (cfg->dsp.mains_hz > 0 && cfg->dsp.notch_q > 0.0) {
-			settle_s += DETECT_SETTLE_TAUS * cfg->dsp.notch_q / (M_PI * cfg->dsp.mains_hz);
-		}
-		d->settle_n = (uint64_t)llround(settle_s * fs);
-	}
+	/* Hum leaks through until the mains canceller has caught it, and the
+	 * high-pass needs two periods of its corner (dsp_chain_settle_s). */
+	d->settle_n = (uint64_t)llround(dsp_chain_settle_s(cfg) * fs);
 	d->win = detect_ms_to_samples(cfg->dsp.envelope_ms, fs);
 	if (d->win < 1) {
 		d->win = 1;
@@ -508,7 +500,7 @@ static void detect_judge_calibration(struct detect *d, uint64_t n_sub)
 
 	d->cal_issues = d->cal_artefacts ? DETECT_CAL_ARTEFACTS : 0;
 	d->cal_unsteady_s = 0.0;
-	while (first < n_sub && d->cal_from + first * d->sub_len * d->cal_stride < d->settle_until &&
+	while (first < n_sub && d->cal_first + first * d->sub_len * d->cal_stride < d->settle_until &&
 	       (first == 0 || d->sub_med[first] <= d->sub_med[first - 1])) {
 		first++;
 	}
@@ -624,6 +616,20 @@ static void detect_fill(const struct detect *d, struct detect_result *res,
 	res->cal_unsteady_s = d->cal_unsteady_s;
 }
 
+/*
+ * The rest level is what the envelope is once the filters have settled:
+ * while the mains canceller is still catching the hum, the envelope is
+ * hum, not rest, and a window that starts with the filters (as at the
+ * start of a session) would set thresholds by how quickly the hum was
+ * caught. So the window's values before the start-up has ended are left
+ * out, unless that would leave out half the window or more (a short
+ * window is then taken whole, as before).
+ */
+static int detect_settling(const struct detect *d, uint64_t sample)
+{
+	return sample < d->settle_until && d->settle_until - d->cal_from <= d->cal_len / 2;
+}
+
 static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 					      float envelope, float env,
 					      struct detect_result *res)
@@ -632,16 +638,24 @@ static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
 
 	if (sample < end && d->cal_n < d->cal_want &&
 	    (sample - d->cal_from) % d->cal_stride == 0) {
-		d->cal_env[d->cal_n++] = env;
+		if (detect_settling(d, sample)) {
+			d->cal_skipped++;
+		} else {
+			if (d->cal_n == 0) {
+				d->cal_first = sample;
+			}
+			d->cal_env[d->cal_n++] = env;
+		}
 	}
 	if (sample + 1 < end) {
 		return DETECT_NONE;
 	}
-	/* Blanks ate more than half the window: it says little about rest,
-	 * so try again right after it. */
-	if (d->cal_n * 2 < d->cal_want) {
+	/* Blanks ate more than half of what the start-up left of the
+	 * window: it says little about rest, so try again right after it. */
+	if (d->cal_n * 2 < d->cal_want - d->cal_skipped) {
 		d->cal_from = sample + 1;
 		d->cal_n = 0;
+		d->cal_skipped = 0;
 		d->cal_artefacts = 0;
 		return DETECT_NONE;
 	}
@@ -1079,6 +1093,7 @@ void detect_recalibrate(struct detect *d, uint64_t from)
 	d->state = DETECT_S_WAIT;
 	d->cal_from = from;
 	d->cal_n = 0;
+	d->cal_skipped = 0;
 	d->cal_artefacts = 0;
 	d->calibrated = 0;
 	d->flags_ok = 0;

@@ -24,8 +24,8 @@
 
 #include "dsp.h"
 
-#define DSP_MAX_NOTCHES 8
-#define DSP_MAX_SECTIONS (4 + DSP_MAX_NOTCHES)	/* 2 high-pass + 2 low-pass + notches */
+#define DSP_MAX_SECTIONS 4	/* 2 high-pass + 2 low-pass */
+#define DSP_HUM_MAX 8		/* mains harmonics the canceller follows */
 #define DSP_LOWPASS_MAX_FRAC 0.45
 #define DSP_LEVEL_HZ 2.0	/* corner of the slow level the limiter clips around */
 #define DSP_EXCURSION_S 0.5	/* time constant of the excursion's mean square */
@@ -41,18 +41,68 @@
 #define DSP_GUARD_RATE 10.0	/* the median may move e^10 times per second at most */
 #define DSP_GUARD_INIT 32	/* excursions, 1 ms apart, its first value comes from */
 #define DSP_GUARD_RANK 27	/* the one it starts at, in ascending order */
+/*
+ * Excursions at or below this say nothing about the scale either: digital
+ * silence, and the filters' decay after it, which would otherwise pull the
+ * median down by decades for good. 1e-6 is far below one step of any
+ * converter, in µV or in counts.
+ */
+#define DSP_GUARD_SILENT 1e-6
+/* The mains canceller: see dsp_hum_setup. */
+#define DSP_HUM_PROBE_HZ 10.0	/* width of the probe that follows the fundamental */
+#define DSP_HUM_BLOCK_S 0.008	/* the frequency loop runs this often */
+#define DSP_HUM_KP 3.0		/* its gains: kp = 3 g, ki = g^2, g the probe's rate */
+#define DSP_HUM_KI 1.0
+#define DSP_HUM_NEAR 0.95	/* cos 2 beta near lock, where the frequency moves */
+#define DSP_HUM_PULL_HZ 2.0	/* the frequency stays this close to nominal */
+#define DSP_HUM_RELAX_S 2.0	/* and goes back to it, unlocked, with this time constant */
+#define DSP_HUM_LOCK_SNR 5.0	/* amplitude over the noise it would see, to lock */
+#define DSP_HUM_LOCK_SHARE 4.0	/* and at least 1/this of all the hum's amplitude */
+#define DSP_HUM_CLIP 4.5	/* the residual it learns from, x its running median */
+#define DSP_HUM_BOOST 16.0	/* acquiring: steps this much larger (sum at most 1) */
+#define DSP_HUM_BOOST_S 0.1	/* and back to nominal, halving every this */
+#define DSP_HUM_SETTLE_S 0.3	/* the start-up with hum there from the first sample */
+
+/*
+ * The mains hum as a sum of harmonics of one tracked fundamental: harmonic
+ * k is a[k] cos(k theta) + b[k] sin(k theta), theta the phase of the frame
+ * (c, s), which turns by omega every sample.
+ */
+struct dsp_hum {
+	int n;				/* harmonics followed, 0 = no canceller */
+	double a[DSP_HUM_MAX], b[DSP_HUM_MAX];	/* each harmonic's weights */
+	double mu[DSP_HUM_MAX];		/* and their settled LMS steps */
+	double mu_sum, gain;		/* sum of mu, and 1 - mu_sum / 2 */
+	double mu_run[DSP_HUM_MAX], gain_run;	/* in use: boost x mu */
+	double boost, boost_max, decay;	/* the boost, and its factor per block */
+	double ck[DSP_HUM_MAX], sk[DSP_HUM_MAX];	/* this sample's cos, sin (k theta) */
+	double pa, pb, mu_p;		/* the probe: the residual's fundamental */
+	double c, s;			/* the frame: cos, sin theta */
+	double rc, rs;			/* its turn per sample: cos, sin omega */
+	double omega, omega_nom, omega_min, omega_max;	/* rad per sample */
+	double kp, ki;			/* loop gains per block */
+	double relax;			/* unlocked: the share of the way back to nominal, per block */
+	double power;			/* sum of squared residuals this block */
+	unsigned clipped;		/* residuals clipped for learning, this block */
+	double trust;			/* steps' factor from the last block's clipping */
+	double p_smooth;		/* mean square residual over a few blocks */
+	unsigned block, tick;		/* samples per block, of this one */
+	int locked;			/* the last block moved the frame */
+};
 
 struct dsp_chain {
 	double fs;
 	struct dsp_biquad sec[DSP_MAX_SECTIONS];
 	int n_sec;
+	struct dsp_hum hum;
 	double limit;		/* clip the input's excursion here, 0 = not */
 	double level;		/* slow level of the input (below 2 Hz) */
 	double level_alpha;
 	double excursion_ms;	/* mean square of the input around its level */
 	double excursion_alpha;
 	int guard;		/* the calibration guard is on (dsp.limit > 0) */
-	double guard_med;	/* running median of |excursion|, 0 until known */
+	double guard_med;	/* running median of |excursion|, 0 until known
+				 * (kept with the guard off too: the canceller's scale) */
 	double guard_step;	/* its relative step per sample */
 	double guard_init[DSP_GUARD_INIT];
 	int guard_n;		/* of guard_init, filled */
@@ -68,6 +118,7 @@ struct dsp_chain {
 	size_t win;		/* ring length */
 	size_t pos;		/* next slot to write */
 	size_t filled;		/* slots written so far, up to win */
+	double inv_filled;	/* 1 / filled */
 	double sum;		/* running sum of the ring */
 	double fresh;		/* sum of what was written in this trip */
 };
@@ -194,6 +245,339 @@ double dsp_butterworth_q(int order, int k)
 	return 1.0 / (2.0 * sin(M_PI * (2.0 * k + 1.0) / (2.0 * order)));
 }
 
+/*
+ * The mains canceller. Hum is subtracted, not notched: each harmonic k of
+ * the mains is estimated as a[k] cos(k theta) + b[k] sin(k theta) and the
+ * sum is taken off the input before the limiter, so that the limiter and
+ * the calibration guard see the signal without its hum and clip a pop
+ * riding on hum as they would on a quiet line.
+ *
+ * Weights: LMS on the residual e (Widrow's adaptive noise canceller, the
+ * reference synthesised). While the frame turns at the mains frequency
+ * the canceller is linear and time-invariant: each harmonic feeds the
+ * residual back through G_k(z) = mu_k (z cos w_k - 1) / (z^2 - 2 z cos w_k
+ * + 1), so e = x / (1 + sum G_k) (Glover 1977). That gain is
+ * 1 / (1 - sum mu / 2) far from the harmonics; scaled by 1 - sum mu / 2,
+ * a single harmonic's is exactly the RBJ notch of alpha = mu / (2 - mu),
+ * so mu_k is chosen to give each harmonic the notch of quality notch_q the
+ * chain had before, and the output is scaled back (dsp_hum_gain_db).
+ *
+ * Frequency: the frame's cos and sin turn by omega every sample (one
+ * complex multiplication); the harmonics follow from them by the
+ * Chebyshev recurrence (cos (k+1)t = 2 cos t cos kt - cos (k-1)t, the same
+ * for sin): two multiply-adds each. A notch of notch_q 30 is 1.7 Hz wide:
+ * a line 0.3 Hz off its centre loses 9 dB only, and grids wander by that
+ * much. So the frame is locked to the mains: a probe, a second, wider
+ * (DSP_HUM_PROBE_HZ) LMS on the residual's fundamental, catches within
+ * tens of ms what the narrow canceller misses, and every DSP_HUM_BLOCK_S
+ * a phase-locked loop reads the angle beta of the fundamental (canceller
+ * plus probe: the hum ahead of the frame) and turns the frame by kp beta
+ * and omega by ki beta. Turning the frame turns every weight back by
+ * k kp beta, so the estimate itself never jumps. The loop is of second
+ * order: a steady ramp of the mains frequency leaves the weights still and
+ * the notches on the line. The angle comes as sin(2 beta) / 2 =
+ * -ab / (a^2 + b^2), no trigonometry; the loop locks with the hum in phase
+ * or in antiphase (both cancel), and omega moves only near lock
+ * (cos 2 beta >= DSP_HUM_NEAR), so the frame's first slew onto the hum
+ * does not wind the frequency up.
+ *
+ * Acquisition: the canceller's steps start DSP_HUM_BOOST times larger
+ * (their sum at most 1) and halve every DSP_HUM_BOOST_S; they go back up
+ * whenever the probe sees a line the canceller has missed (hum switched
+ * on, the frequency jumped), standing DSP_HUM_LOCK_SNR above what the
+ * residual's noise would make of it. Wider notches take more EMG with
+ * the hum meanwhile: the detector leaves the start-up out of its rest
+ * window (dsp_chain_settle_s).
+ *
+ * Robustness: the loop holds its frequency (and the frame turns on at it)
+ * unless the fundamental stands DSP_HUM_LOCK_SNR above the noise the
+ * block's residual would leave in the probe and makes up at least
+ * 1/DSP_HUM_LOCK_SHARE of the hum's amplitude (no hum, a burst over weak
+ * hum, a pop, or harmonics with no fundamental to follow); unlocked, it
+ * drifts back to nominal with a time constant of DSP_HUM_RELAX_S, and it
+ * never leaves DSP_HUM_PULL_HZ around nominal. Canceller and probe learn
+ * from the residual clipped at DSP_HUM_CLIP times its running median (and
+ * at the limiter's limit once there is one), so a pop moves them by a few
+ * steps at most. A burst the limiter clips says nothing about the hum
+ * either, and a clipped residual no longer pulls the estimate back (its
+ * sign hardly depends on the hum): learning from it, the estimate would
+ * random-walk for as long as the burst lasts and ring after it. So the
+ * steps shrink by the square of the share of the last block's samples the
+ * limiter left alone, and the canceller holds its estimate through such a
+ * burst; not while acquiring (boost > 1), which hum switched on after
+ * calibration needs.
+ *
+ * Cost per sample and harmonic: four multiply-adds for the reference and
+ * the estimate, two for the update; the loop's work comes once a block.
+ */
+static void dsp_hum_set_boost(struct dsp_hum *h, double boost, double trust)
+{
+	int k;
+
+	h->boost = boost;
+	h->trust = trust;
+	for (k = 0; k < h->n; k++) {
+		h->mu_run[k] = boost * trust * h->mu[k];
+	}
+	h->gain_run = 1.0 - boost * trust * h->mu_sum / 2.0;
+}
+
+/* The LMS step whose notch, scaled, is the RBJ notch of quality @q at @f. */
+static double dsp_hum_step_for(double fs, double f, double q)
+{
+	double alpha = sin(2.0 * M_PI * f / fs) / (2.0 * q);
+
+	return 2.0 * alpha / (1.0 + alpha);
+}
+
+static void dsp_hum_setup(struct dsp_hum *h, double fs, double f0, int harmonics,
+			  double q, double lp)
+{
+	double g, t, sum = 0.0;
+	int k;
+
+	memset(h, 0, sizeof(*h));
+	for (k = 1; k <= harmonics && k <= DSP_HUM_MAX; k++) {
+		double f = (double)k * f0;
+
+		if (k > 1 && (f > lp || f >= DSP_LOWPASS_MAX_FRAC * fs)) {
+			break;
+		}
+		h->mu[h->n] = dsp_hum_step_for(fs, f, q);
+		sum += h->mu[h->n++];
+	}
+	/* Steps summing past 1 (notch_q near 1, many harmonics) would let
+	 * the weights overshoot: scale them back. */
+	for (k = 0; sum > 1.0 && k < h->n; k++) {
+		h->mu[k] /= sum;
+	}
+	h->mu_sum = sum > 1.0 ? 1.0 : sum;
+	h->gain = 1.0 - h->mu_sum / 2.0;
+	h->boost_max = DSP_HUM_BOOST * h->mu_sum > 1.0 ? 1.0 / h->mu_sum : DSP_HUM_BOOST;
+	dsp_hum_set_boost(h, h->boost_max, 1.0);
+	h->mu_p = dsp_hum_step_for(fs, f0, f0 / DSP_HUM_PROBE_HZ);
+
+	h->omega = h->omega_nom = 2.0 * M_PI * f0 / fs;
+	h->omega_min = 2.0 * M_PI * (f0 - DSP_HUM_PULL_HZ) / fs;
+	h->omega_max = 2.0 * M_PI * (f0 + DSP_HUM_PULL_HZ) / fs;
+	if (h->omega_max > M_PI / 2.0) {
+		h->omega_max = h->omega_nom;
+	}
+	h->c = 1.0;
+	h->rc = cos(h->omega);
+	h->rs = sin(h->omega);
+	h->block = fs * DSP_HUM_BLOCK_S > 1.0 ? (unsigned)lround(fs * DSP_HUM_BLOCK_S) : 1;
+	t = (double)h->block / fs;
+	h->decay = pow(0.5, t / DSP_HUM_BOOST_S);
+	h->relax = t / DSP_HUM_RELAX_S;
+	/* The probe's rate (1/s) sets the loop's; the frame's own step per
+	 * block stays at 1/2 at most so that it cannot overshoot. */
+	g = h->mu_p / 2.0 * fs;
+	if (DSP_HUM_KP * g * t > 0.5) {
+		g = 0.5 / (DSP_HUM_KP * t);
+	}
+	h->kp = DSP_HUM_KP * g * t;
+	h->ki = DSP_HUM_KI * g * g * t / fs;
+}
+
+/* The hum expected at this sample; leaves this sample's harmonics in ck, sk. */
+static double dsp_hum_estimate(struct dsp_hum *h)
+{
+	double two_c = 2.0 * h->c, cp = 1.0, sp = 0.0, cc = h->c, sc = h->s;
+	double est = h->a[0] * cc + h->b[0] * sc;
+	int k;
+
+	h->ck[0] = cc;
+	h->sk[0] = sc;
+	for (k = 1; k < h->n; k++) {
+		double cn = two_c * cc - cp, sn = two_c * sc - sp;
+
+		cp = cc;
+		sp = sc;
+		cc = cn;
+		sc = sn;
+		h->ck[k] = cn;
+		h->sk[k] = sn;
+		est += h->a[k] * cn + h->b[k] * sn;
+	}
+	return est;
+}
+
+/* Turn the frame by @d and every harmonic's weights (and the probe's) back
+ * by k @d, so that the estimate stays as it was. */
+static void dsp_hum_shift(struct dsp_hum *h, double d)
+{
+	/* |d| <= 1/4 (kp <= 1/2, |sin(2 beta) / 2| <= 1/2): cos and sin to
+	 * 2e-4, renormalised; frame and weights turn by the very same angle. */
+	double cd = 1.0 - d * d / 2.0, sd = d * (1.0 - d * d / 6.0), n, c;
+	double cp = 1.0, sp = 0.0, cc, sc;
+	int k;
+
+	n = 1.5 - 0.5 * (cd * cd + sd * sd);
+	cd *= n;
+	sd *= n;
+	c = h->c * cd - h->s * sd;
+	h->s = h->s * cd + h->c * sd;
+	h->c = c;
+	c = h->pa * cd - h->pb * sd;
+	h->pb = h->pa * sd + h->pb * cd;
+	h->pa = c;
+	cc = cd;
+	sc = sd;
+	for (k = 0; k < h->n; k++) {
+		double a = h->a[k] * cc - h->b[k] * sc;
+		double cn = 2.0 * cd * cc - cp, sn = 2.0 * cd * sc - sp;
+
+		h->b[k] = h->a[k] * sc + h->b[k] * cc;
+		h->a[k] = a;
+		cp = cc;
+		sp = sc;
+		cc = cn;
+		sc = sn;
+	}
+}
+
+/* Set the frame's turn per sample to @omega, within the pull range. */
+static void dsp_hum_turn(struct dsp_hum *h, double omega)
+{
+	double rc;
+
+	omega = omega < h->omega_min ? h->omega_min : omega > h->omega_max ? h->omega_max : omega;
+	/* below 1e-4 rad: a first-order turn, renormalised once a block */
+	rc = h->rc - h->rs * (omega - h->omega);
+	h->rs += h->rc * (omega - h->omega);
+	h->rc = rc;
+	h->omega = omega;
+}
+
+/* Once a block: the canceller's steps, the frequency loop, and the frame
+ * and its turn kept on the unit circle. */
+static void dsp_hum_block(struct dsp_hum *h)
+{
+	double a = h->a[0] + h->pa, b = h->b[0] + h->pb, amp2 = a * a + b * b;
+	double pp = h->pa * h->pa + h->pb * h->pb, power = h->power / (double)h->block;
+	double noise, n, boost, trust, tot2;
+	int k;
+
+	h->power = 0.0;
+	/* The residual's power, smoothed over a few blocks but rising at
+	 * once: the probe's noise follows it with about that lag. */
+	h->p_smooth += 0.25 * (power - h->p_smooth);
+	if (power > h->p_smooth) {
+		h->p_smooth = power;
+	}
+	noise = h->p_smooth - pp / 2.0;
+	boost = pp > DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * (noise > 0.0 ? noise : 0.0) ?
+		h->boost_max : h->boost * h->decay;
+	if (boost < 1.0) {
+		boost = 1.0;
+	}
+	/* See dsp_hum_setup (Robustness). */
+	trust = 1.0 - (double)h->clipped / (double)h->block;
+	trust = boost > 1.0 ? 1.0 : trust * trust;
+	h->clipped = 0;
+	if (boost != h->boost || trust != h->trust) {
+		dsp_hum_set_boost(h, boost, trust);
+	}
+
+	tot2 = pp;
+	for (k = 0; k < h->n; k++) {
+		tot2 += h->a[k] * h->a[k] + h->b[k] * h->b[k];
+	}
+	h->locked = amp2 > DSP_GUARD_SILENT * DSP_GUARD_SILENT &&
+		    amp2 >= DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * power &&
+		    amp2 * DSP_HUM_LOCK_SHARE * DSP_HUM_LOCK_SHARE >= tot2;
+	if (h->locked) {
+		double beta = -a * b / amp2;	/* sin(2 beta) / 2 */
+
+		if (a * a - b * b >= DSP_HUM_NEAR * amp2) {
+			dsp_hum_turn(h, h->omega + h->ki * beta);
+		}
+		dsp_hum_shift(h, h->kp * beta);
+	} else {
+		/* No line to follow: drift back to nominal mains, slowly
+		 * enough to hold the frequency across a burst. */
+		dsp_hum_turn(h, h->omega + h->relax * (h->omega_nom - h->omega));
+	}
+	n = 1.5 - 0.5 * (h->c * h->c + h->s * h->s);
+	h->c *= n;
+	h->s *= n;
+	n = 1.5 - 0.5 * (h->rc * h->rc + h->rs * h->rs);
+	h->rc *= n;
+	h->rs *= n;
+}
+
+/*
+ * Learn from this sample's residual @e, clipped at @clip when that is
+ * > 0, and turn the frame on to the next sample.
+ */
+static void dsp_hum_learn(struct dsp_hum *h, double e, double clip, int limited)
+{
+	double ep = e - (h->pa * h->ck[0] + h->pb * h->sk[0]), c;
+	int k;
+
+	h->power += e * e;
+	h->clipped += limited;
+	if (clip > 0.0) {
+		e = e > clip ? clip : e < -clip ? -clip : e;
+		ep = ep > clip ? clip : ep < -clip ? -clip : ep;
+	}
+	h->pa += h->mu_p * ep * h->ck[0];
+	h->pb += h->mu_p * ep * h->sk[0];
+	for (k = 0; k < h->n; k++) {
+		h->a[k] += h->mu_run[k] * e * h->ck[k];
+		h->b[k] += h->mu_run[k] * e * h->sk[k];
+	}
+	c = h->c * h->rc - h->s * h->rs;
+	h->s = h->s * h->rc + h->c * h->rs;
+	h->c = c;
+	if (++h->tick == h->block) {
+		h->tick = 0;
+		dsp_hum_block(h);
+	}
+}
+
+/* Turn the frame on by @n samples (a gap), so the estimate keeps its phase. */
+static void dsp_hum_skip(struct dsp_hum *h, uint64_t n)
+{
+	double t, ct, st, c;
+
+	if (!h->n) {
+		return;
+	}
+	t = fmod((double)n * h->omega, 2.0 * M_PI);
+	ct = cos(t);
+	st = sin(t);
+	c = h->c * ct - h->s * st;
+	h->s = h->s * ct + h->c * st;
+	h->c = c;
+}
+
+/*
+ * Gain of the canceller at @f, its frame at nominal mains and its steps
+ * settled: 1 - sum mu / 2 times 1 / (1 + sum_k G_k) (see above).
+ */
+static double dsp_hum_gain_db(const struct dsp_hum *h, double fs, double f)
+{
+	double w = 2.0 * M_PI * f / fs, zr = cos(w), zi = sin(w);
+	double z2r = cos(2.0 * w), z2i = sin(2.0 * w), sr = 1.0, si = 0.0;
+	int k;
+
+	for (k = 0; k < h->n; k++) {
+		double ck = cos((double)(k + 1) * h->omega_nom);
+		double nr = h->mu[k] * (zr * ck - 1.0), ni = h->mu[k] * zi * ck;
+		double dr = z2r - 2.0 * zr * ck + 1.0, di = z2i - 2.0 * zi * ck;
+		double dd = dr * dr + di * di;
+
+		if (dd == 0.0) {
+			return -HUGE_VAL;	/* on a harmonic: a zero */
+		}
+		sr += (nr * dr + ni * di) / dd;
+		si += (ni * dr - nr * di) / dd;
+	}
+	return 20.0 * log10(h->gain) - 10.0 * log10(sr * sr + si * si);
+}
+
 int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 		     struct dsp_chain **out, char *err, size_t errlen)
 {
@@ -203,7 +587,7 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	double lp = cfg->dsp.lowpass_hz;
 	double win;
 	int order = cfg->dsp.filter_order;
-	int use_notch, k, n_notch;
+	int use_notch, k;
 
 	if (!(fs > 0.0) || !isfinite(fs)) {
 		snprintf(err, errlen, "sampling rate %g Hz: must be > 0", fs);
@@ -248,6 +632,8 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 		goto err_nomem;
 	}
 	c->fs = fs;
+	c->hum.gain = 1.0;
+	c->hum.gain_run = 1.0;
 	c->level_alpha = 1.0 - exp(-2.0 * M_PI * DSP_LEVEL_HZ / fs);
 	c->excursion_alpha = 1.0 / (DSP_EXCURSION_S * fs);
 	c->guard = cfg->dsp.limit > 0.0;
@@ -278,14 +664,10 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	 * Harmonics above the low-pass corner are left to it; those close to
 	 * Nyquist would need a notch wider than the band they protect.
 	 */
-	n_notch = cfg->dsp.mains_harmonics > 1 ? cfg->dsp.mains_harmonics : 1;
-	for (k = 1; use_notch && k <= n_notch && k <= DSP_MAX_NOTCHES; k++) {
-		double f = (double)k * cfg->dsp.mains_hz;
-
-		if (k > 1 && (f > lp || f >= DSP_LOWPASS_MAX_FRAC * fs)) {
-			break;
-		}
-		dsp_biquad_notch(&c->sec[c->n_sec++], fs, f, cfg->dsp.notch_q);
+	if (use_notch) {
+		dsp_hum_setup(&c->hum, fs, (double)cfg->dsp.mains_hz,
+			      cfg->dsp.mains_harmonics > 1 ? cfg->dsp.mains_harmonics : 1,
+			      cfg->dsp.notch_q, lp);
 	}
 	c->tkeo = cfg->dsp.envelope == CONFIG_ENVELOPE_TKEO;
 	*out = c;
@@ -296,6 +678,16 @@ err_free_chain:
 err_nomem:
 	snprintf(err, errlen, "out of memory for the envelope window");
 	return -ENOMEM;
+}
+
+double dsp_chain_settle_s(const struct rpmsd_config *cfg)
+{
+	double s = cfg->dsp.highpass_hz > 0.0 ? 2.0 / cfg->dsp.highpass_hz : 0.0;
+
+	if (cfg->dsp.mains_hz > 0) {
+		s += DSP_HUM_SETTLE_S;
+	}
+	return s;
 }
 
 void dsp_chain_destroy(struct dsp_chain *c)
@@ -312,12 +704,12 @@ void dsp_chain_destroy(struct dsp_chain *c)
  * is unknown, and one 1e6 uV sample would ring through the filters for
  * seconds and set the rest level itself. The guard needs no rest level: it
  * follows the median of the excursion's magnitude with a step of a fixed
- * ratio per sample (up when above it, down when below; exact zeros, as in
- * digital silence, say nothing about the scale and are skipped), so no
- * single sample, however large, moves it by more than that ratio, and a
- * few ms of saturation barely. A sample beyond DSP_GUARD_FACTOR times it
- * starts an artefact, which lasts until the excursion is back below
- * DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
+ * ratio per sample (up when above it, down when below; excursions of
+ * DSP_GUARD_SILENT or less, as in digital silence, say nothing about the
+ * scale and are skipped), so no single sample, however large, moves it by
+ * more than that ratio, and a few ms of saturation barely. A sample
+ * beyond DSP_GUARD_FACTOR times it starts an artefact, which lasts until
+ * the excursion is back below DSP_GUARD_RELEASE times it (the decaying tail of an electrode pop would
  * ring too); its samples are replaced by the slow level, as if they had
  * not come. A lasting jump (a new electrode offset) is let through after a
  * while, as the median climbs to it.
@@ -334,19 +726,16 @@ static int dsp_guard(struct dsp_chain *c, double mag)
 {
 	int reject = 0;
 
-	if (!c->guard) {
-		return 0;
-	}
 	if (c->guard_med > 0.0) {
-		reject = c->limit == 0.0 &&
+		reject = c->guard && c->limit == 0.0 &&
 			 mag > (c->guard_hold ? DSP_GUARD_RELEASE : DSP_GUARD_FACTOR) * c->guard_med;
 		c->guard_hold = reject;
 		if (mag > c->guard_med) {
 			c->guard_med *= 1.0 + c->guard_step;
-		} else if (mag > 0.0) {
+		} else if (mag > DSP_GUARD_SILENT) {
 			c->guard_med *= 1.0 - c->guard_step;
 		}
-	} else if (mag > 0.0 && ++c->guard_tick >= c->guard_stride) {
+	} else if (mag > DSP_GUARD_SILENT && ++c->guard_tick >= c->guard_stride) {
 		double *v = c->guard_init;
 		int i;
 
@@ -368,13 +757,14 @@ static int dsp_guard(struct dsp_chain *c, double mag)
 
 float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 {
-	double y = x, sq, ms;
+	double hum = c->hum.n ? dsp_hum_estimate(&c->hum) : 0.0;
+	double y = (double)x - hum, e, dev, sq, ms;
 	int i;
 
 	if (!c->primed) {
-		double v = x;
+		double v = y;
 
-		c->level = x;
+		c->level = y;
 		/* Each section settles on the DC level the one before passes. */
 		for (i = 0; i < c->n_sec; i++) {
 			dsp_biquad_prime(&c->sec[i], v);
@@ -384,26 +774,35 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	}
 	/*
 	 * A spike or an electrode pop far above any EMG would make the
-	 * filters ring (the high-pass for tens of ms, the narrow mains
-	 * notch for a quarter of a second) and fill the envelope with it.
-	 * Clip the input's excursion from its slow level, well above any
-	 * burst, before it reaches them.
+	 * filters ring (the high-pass for tens of ms) and fill the envelope
+	 * with it. Clip the input's excursion from its slow level, well
+	 * above any burst, before it reaches them: the excursion without the
+	 * hum, so that a pop riding on hum is clipped as on a quiet line.
 	 */
-	{
-		double dev = y - c->level;
-
-		if (dsp_guard(c, fabs(dev))) {
-			dev = 0.0;
-			y = c->level;
-		}
-		/* How far the input strays from its level: mains hum too. */
-		c->excursion_ms += c->excursion_alpha * (dev * dev - c->excursion_ms);
-		if (c->limit > 0.0) {
-			dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
-			y = c->level + dev;
-		}
+	e = y - c->level;
+	dev = c->hum.gain_run * e;
+	if ((c->guard || c->hum.n) && dsp_guard(c, fabs(dev))) {
+		dev = 0.0;
+		e = 0.0;
 	}
-	c->level += c->level_alpha * (y - c->level);
+	c->excursion_ms += c->excursion_alpha * (dev * dev - c->excursion_ms);
+	if (c->hum.n) {
+		double clip = DSP_HUM_CLIP * c->guard_med;
+
+		/* What the limiter clips, the canceller does not learn from
+		 * either: a burst clipped at the limit then leaves the
+		 * canceller's estimate no more noise than the notch it
+		 * replaces, placed after the limiter, would have rung with. */
+		if (c->limit > 0.0 && c->limit < clip * c->hum.gain_run) {
+			clip = c->limit / c->hum.gain_run;
+		}
+		dsp_hum_learn(&c->hum, e, clip, c->limit > 0.0 && fabs(dev) > c->limit);
+	}
+	if (c->limit > 0.0) {
+		dev = dev > c->limit ? c->limit : dev < -c->limit ? -c->limit : dev;
+	}
+	y = c->level + dev;
+	c->level += c->level_alpha * dev;
 	for (i = 0; i < c->n_sec; i++) {
 		y = dsp_biquad_step(&c->sec[i], y);
 	}
@@ -426,14 +825,18 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 		c->sum = c->fresh;
 		c->fresh = 0.0;
 	}
+	/* A division per sample costs more than a biquad: divide only while
+	 * the window fills, then multiply by its inverse. The root is taken
+	 * in single precision, which the envelope is returned in. */
 	if (c->filled < c->win) {
 		c->filled++;
+		c->inv_filled = 1.0 / (double)c->filled;
 	}
-	ms = c->sum / (double)c->filled;
+	ms = c->sum * c->inv_filled;
 	if (ms < 0.0) {
 		ms = 0.0;
 	}
-	return (float)sqrt(ms);
+	return sqrtf((float)ms);
 }
 
 void dsp_chain_set_limit(struct dsp_chain *c, double limit)
@@ -451,8 +854,9 @@ uint64_t dsp_chain_rejected(const struct dsp_chain *c)
 	return c->rejected;
 }
 
-void dsp_chain_resync(struct dsp_chain *c)
+void dsp_chain_resync(struct dsp_chain *c, uint64_t lost)
 {
+	dsp_hum_skip(&c->hum, lost);
 	c->primed = 0;
 	c->x1 = 0.0;
 	c->x2 = 0.0;
@@ -466,5 +870,29 @@ double dsp_chain_gain_db(const struct dsp_chain *c, double f)
 	for (i = 0; i < c->n_sec; i++) {
 		g += dsp_biquad_gain_db(&c->sec[i], c->fs, f);
 	}
+	if (c->hum.n) {
+		g += dsp_hum_gain_db(&c->hum, c->fs, f);
+	}
 	return g;
+}
+
+double dsp_chain_mains_hz(const struct dsp_chain *c)
+{
+	return c->hum.n ? c->hum.omega * c->fs / (2.0 * M_PI) : 0.0;
+}
+
+double dsp_chain_hum(const struct dsp_chain *c)
+{
+	double ms = 0.0;
+	int k;
+
+	for (k = 0; k < c->hum.n; k++) {
+		ms += c->hum.a[k] * c->hum.a[k] + c->hum.b[k] * c->hum.b[k];
+	}
+	return sqrt(ms / 2.0);
+}
+
+int dsp_chain_mains_locked(const struct dsp_chain *c)
+{
+	return c->hum.locked;
 }

@@ -54,6 +54,15 @@ struct dsp_chain;
 int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 		     struct dsp_chain **out, char *err, size_t errlen);
 
+/**
+ * How long a chain made from @cfg takes to settle after its first sample,
+ * in seconds: two periods of the high-pass corner, and the time the mains
+ * canceller takes to catch hum that is there from the start. Until then
+ * the envelope is not the patient's rest (the detector leaves it out of
+ * the rest window).
+ */
+double dsp_chain_settle_s(const struct rpmsd_config *cfg);
+
 /** Free a chain. Accepts NULL. */
 void dsp_chain_destroy(struct dsp_chain *c);
 
@@ -88,14 +97,30 @@ double dsp_chain_excursion(const struct dsp_chain *c);
 uint64_t dsp_chain_rejected(const struct dsp_chain *c);
 
 /**
- * After a gap in the input: the next sample primes the filters again, as
- * the first one did, so the jump across the gap does not ring through
- * them. The envelope window keeps its contents (callers ignore the
- * envelope until it has refilled). RT-safe.
+ * After a gap of @lost samples in the input: the next sample primes the
+ * filters again, as the first one did, so the jump across the gap does not
+ * ring through them; the mains canceller's frame turns on by @lost samples,
+ * so its estimate of the hum keeps its phase across the gap. The envelope
+ * window keeps its contents (callers ignore the envelope until it has
+ * refilled). RT-safe.
  */
-void dsp_chain_resync(struct dsp_chain *c);
+void dsp_chain_resync(struct dsp_chain *c, uint64_t lost);
 
-/** Total gain of the chain's filters at f, in dB (for tests and docs). */
+/**
+ * Total gain of the chain's filters at f, in dB (for tests and docs): the
+ * band-pass and the mains canceller, which is a linear notch at each
+ * harmonic while its frequency stays at nominal mains.
+ */
 double dsp_chain_gain_db(const struct dsp_chain *c, double f);
+
+/** The mains frequency the canceller follows now, in Hz; 0 without one. RT-safe. */
+double dsp_chain_mains_hz(const struct dsp_chain *c);
+
+/** RMS of the hum the canceller subtracts now (all harmonics, µV). RT-safe. */
+double dsp_chain_hum(const struct dsp_chain *c);
+
+/** Whether the canceller's frequency loop moved in its last block (hum well
+ * above the residual), as opposed to holding its frequency. RT-safe. */
+int dsp_chain_mains_locked(const struct dsp_chain *c);
 
 #endif /* RPMSD_DSP_H */

@@ -4,7 +4,6 @@
  * the reply is printed for people (or, with --json, as it came) and its
  * "ok" becomes the exit status, so that scripts can rely on it.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,18 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <zmq.h>
 
+#include "curve_key.h"
 #include "rpmsctl_control.h"
 
 #define RPMSCTL_CONTROL_ENDPOINT "ipc:///run/rpmsd/control"
 #define RPMSCTL_CONTROL_ENV "RPMSD_CONTROL"	/* overrides the default endpoint */
 #define RPMSCTL_CONTROL_TIMEOUT_S 5.0
-#define RPMSCTL_CONTROL_Z85 40
 #define RPMSCTL_CONTROL_SET_MAX 16
 
 struct rpmsctl_control_opts {
@@ -94,57 +92,41 @@ static int rpmsctl_control_fail(int status, const char *fmt, ...)
 /* ---- keys -------------------------------------------------------------- */
 
 /*
- * The first key of a key file: a line of 40 Z85 characters ('#' lines are
- * comments). A secret must not be readable by others.
+ * The first key of a key file (curve_key.h: the daemon reads the same
+ * format). A secret must not be readable by others.
  * @return 0, or an exit status with the message printed
  */
-static int rpmsctl_control_read_key(const char *path, bool secret, char key[RPMSCTL_CONTROL_Z85 + 1])
+static int rpmsctl_control_read_key(const char *path, bool secret,
+				    char key[CURVE_KEY_Z85_LEN + 1])
 {
-	char line[256], *p, *end;
-	uint8_t raw[32];
-	struct stat st;
+	unsigned mode;
+	int lineno = 0, k;
 	FILE *f;
 
 	f = fopen(path, "re");
 	if (!f) {
 		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: %s", path, strerror(errno));
 	}
-	if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+	if (secret && curve_key_exposed(f, &mode)) {
 		fclose(f);
 		return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL,
 					    "%s: a secret key readable by others (mode %04o): chmod 600 it",
-					    path, (unsigned)(st.st_mode & 07777));
+					    path, mode);
 	}
-	while (fgets(line, sizeof(line), f)) {
-		for (p = line; isspace((unsigned char)*p); p++) {
-			;
-		}
-		if (!*p || *p == '#') {
-			continue;
-		}
-		for (end = p; *end && !isspace((unsigned char)*end); end++) {
-			;
-		}
-		*end = '\0';
-		if (strlen(p) != RPMSCTL_CONTROL_Z85 || !zmq_z85_decode(raw, p)) {
-			break;
-		}
-		memcpy(key, p, RPMSCTL_CONTROL_Z85 + 1);
-		fclose(f);
+	k = curve_key_next(f, &lineno, key, NULL);
+	fclose(f);
+	if (k == 1) {
 		return 0;
 	}
-	fclose(f);
 	return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: no Z85 key (40 characters) in it",
 				    path);
 }
 
 /* --server-key: the key itself, or a file holding it. */
-static int rpmsctl_control_server_key(const char *arg, char key[RPMSCTL_CONTROL_Z85 + 1])
+static int rpmsctl_control_server_key(const char *arg, char key[CURVE_KEY_Z85_LEN + 1])
 {
-	uint8_t raw[32];
-
-	if (strlen(arg) == RPMSCTL_CONTROL_Z85 && zmq_z85_decode(raw, arg)) {
-		memcpy(key, arg, RPMSCTL_CONTROL_Z85 + 1);
+	if (curve_key_valid(arg)) {
+		memcpy(key, arg, CURVE_KEY_Z85_LEN + 1);
 		return 0;
 	}
 	return rpmsctl_control_read_key(arg, false, key);
@@ -152,7 +134,7 @@ static int rpmsctl_control_server_key(const char *arg, char key[RPMSCTL_CONTROL_
 
 int rpmsctl_control_keygen(int argc, char **argv)
 {
-	char pub[RPMSCTL_CONTROL_Z85 + 1], sec[RPMSCTL_CONTROL_Z85 + 1];
+	char pub[CURVE_KEY_Z85_LEN + 1], sec[CURVE_KEY_Z85_LEN + 1];
 	FILE *f;
 	int fd;
 
@@ -198,8 +180,8 @@ int rpmsctl_control_keygen(int argc, char **argv)
 static int rpmsctl_control_call(const struct rpmsctl_control_opts *o, const char *req,
 				char **reply)
 {
-	char server[RPMSCTL_CONTROL_Z85 + 1], secret[RPMSCTL_CONTROL_Z85 + 1];
-	char public[RPMSCTL_CONTROL_Z85 + 1];
+	char server[CURVE_KEY_Z85_LEN + 1], secret[CURVE_KEY_Z85_LEN + 1];
+	char public[CURVE_KEY_Z85_LEN + 1];
 	zmq_pollitem_t item;
 	int linger = 0, ret, rc, n;
 	zmq_msg_t msg;
@@ -234,9 +216,9 @@ static int rpmsctl_control_call(const struct rpmsctl_control_opts *o, const char
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
 	if (o->server_key &&
-	    (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, RPMSCTL_CONTROL_Z85) != 0 ||
-	     zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, RPMSCTL_CONTROL_Z85) != 0 ||
-	     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, RPMSCTL_CONTROL_Z85) != 0)) {
+	    (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, CURVE_KEY_Z85_LEN) != 0 ||
+	     zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, CURVE_KEY_Z85_LEN) != 0 ||
+	     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, CURVE_KEY_Z85_LEN) != 0)) {
 		rpmsctl_control_fail(ret, "cannot set the CURVE keys: %s", zmq_strerror(errno));
 		goto err_sock;
 	}

@@ -82,18 +82,26 @@ set per data set (below); the threshold sweep also sets `detect.k_on`.
 
 What happens to each sample, in this order:
 
-1. **Limiter** (once calibrated): the raw input's excursion from its slow
-   level (below 2 Hz) is clipped at `dsp.limit` = {dsp['limit']} times the channel's
-   rest level (the larger of its rest envelope and the input's own excursion,
-   so mains hum is never clipped), before any filter, so that a spike or an
-   electrode pop cannot make the filters ring. Before that, during
+1. **Mains canceller**: the hum at {dsp['mains_hz']} Hz and its harmonics up to
+   x{dsp['mains_harmonics']} inside the band is estimated (one LMS canceller per
+   harmonic on a reference locked to the line's own frequency by a
+   phase-locked loop, within 2 Hz of nominal) and subtracted. Settled, it is
+   a notch of Q {dsp['notch_q']} at each harmonic that stays on the line when the
+   grid wanders; it starts wide (catching hum present from the first
+   sample within about 0.3 s, which calibration leaves out) and widens
+   again when hum appears; it holds its estimate through a burst the
+   limiter clips.
+2. **Limiter** (once calibrated): what is left, the input's excursion from
+   its slow level (below 2 Hz) without the hum, is clipped at `dsp.limit` =
+   {dsp['limit']} times the channel's rest level (the larger of its rest envelope and
+   that excursion), so that a spike or an electrode pop, on a quiet line or
+   riding on hum, cannot make the filters ring. Before that, during
    calibration, a sample beyond 100 times the running median excursion is
    dropped (held at the slow level) as an artefact instead: the rest level
    is not known yet, and a 1e6 uV sample must not ring into it.
-2. **Filters**: Butterworth high-pass {dsp['highpass_hz']} Hz and low-pass
+   Then the **filters**: Butterworth high-pass {dsp['highpass_hz']} Hz and low-pass
    {dsp['lowpass_hz']} Hz (order {dsp['filter_order']} each, clamped below 0.45 x the sampling
-   rate), notches (Q {dsp['notch_q']}) at {dsp['mains_hz']} Hz and its harmonics up to x{dsp['mains_harmonics']}
-   inside the band.
+   rate).
 3. **Envelope**: moving {dsp['envelope'].upper()} over `dsp.envelope_ms` = {dsp['envelope_ms']} ms.
 4. **Sustained envelope**: the smallest of {n_win} envelope values one window
    apart, i.e. the quietest {dsp['envelope_ms']} ms window of the last `detect.sustain_ms` =

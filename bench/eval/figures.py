@@ -472,6 +472,8 @@ def tradeoff(ctx, out):
             a.plot(fa, [g["nohum"][key] for _, _, g in sweep], style, ms=4, color=color,
                    label="%s swept: excess latency %s" % (name, key[-3:]))
         for v, d, g in sweep:
+            if g["nohum"]["exc_p50"] is None:
+                continue    # no onset at all at this setting: nothing to label
             a.annotate("%g%s" % (v, "*" if d else ""), (g["nohum"]["fa_per_min"],
                                                         g["nohum"]["exc_p50"]),
                        fontsize=7, color=color, xytext=(2, -9), textcoords="offset points")

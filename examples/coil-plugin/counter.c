@@ -25,8 +25,9 @@ struct counter {
 };
 
 static const struct rpmsd_coil_key counter_keys[] = {
-	{ "limit", RPMSD_COIL_KEY_INT, "0", 0, 1000000, "pulses",
-	  "refuse (fail) every pulse beyond this many, 0 = no limit" },
+	{ .name = "limit", .type = RPMSD_COIL_KEY_INT, .def = "0",
+	  .min = 0, .max = 1000000, .unit = "pulses",
+	  .doc = "refuse (fail) every pulse beyond this many, 0 = no limit" },
 };
 
 static int counter_open(const struct rpmsd_coil_host *host, void **out)

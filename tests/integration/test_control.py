@@ -1053,6 +1053,53 @@ def test_curve():
     check(good_pub not in log.replace("server public key", ""), "the allowed key was refused")
 
 
+def test_rpmsctl_key_files():
+    """rpmsctl reads its key files as the daemon does (daemon/curve_key.c):
+    comments and a name after the key; its secret key readable by its owner
+    only; a file without a key (or whose first key line is not one) is a
+    local error (4) before anything is sent. Keys it accepts get as far as
+    the endpoint (no reply: 3)."""
+    tmp = tempfile.mkdtemp(dir=TMP)
+    secret, pub = keygen(tmp, "client.key")
+    nowhere = ["-e", "ipc://%s/nothing" % TMP, "--timeout", "0.5"]
+
+    def status(server, secret_file=secret):
+        return rpmsctl("status", "--server-key", server, "--secret-key", secret_file, *nowhere)
+
+    def write(name, text):
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    r = status(pub)
+    check(r.returncode == 3 and "no reply" in r.stderr, r)
+    r = status(write("named", "# the rig\n\n   %s  rig-1 # spare\nnot a key\n" % pub))
+    check(r.returncode == 3 and "no reply" in r.stderr, r)
+    for name, text in (("empty", ""), ("comments", "# nothing\n\n"),
+                       ("short", "%s\n%s\n" % (pub[:39], pub)),
+                       ("not-z85", "%s\n" % ("~" * 40))):
+        path = write(name, text)
+        r = status(path)
+        check(r.returncode == 4 and "rpmsctl: %s: no Z85 key (40 characters) in it" % path
+              in r.stderr, r)
+    r = status(os.path.join(tmp, "absent"))
+    check(r.returncode == 4 and "absent: No such file or directory" in r.stderr, r)
+    empty = write("client-empty.key", "# no key\n")
+    os.chmod(empty, 0o600)
+    r = status(pub, empty)
+    check(r.returncode == 4 and "no Z85 key (40 characters) in it" in r.stderr, r)
+    os.chmod(secret, 0o640)
+    r = status(pub)
+    check(r.returncode == 4 and "rpmsctl: %s: a secret key readable by others (mode 0640): "
+          "chmod 600 it" % secret in r.stderr, r)
+    # a public key file may be readable by anyone
+    os.chmod(secret, 0o600)
+    os.chmod(os.path.join(tmp, "named"), 0o644)
+    r = status(os.path.join(tmp, "named"))
+    check(r.returncode == 3, r)
+
+
 def check_config_refused(conf, message):
     path = write_conf(conf)
     r = subprocess.run([rig.RPMSD, "--check-config", path], capture_output=True, text=True,
@@ -1341,6 +1388,7 @@ if __name__ == "__main__":
         test_rpmsctl,
         test_rpmsctl_options_anywhere,
         test_curve,
+        test_rpmsctl_key_files,
         test_exposed_or_bad_keys_are_refused_at_start,
         test_allowlist_must_be_trusted,
         test_ipc_endpoint_never_deletes_a_file,

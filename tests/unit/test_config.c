@@ -1108,10 +1108,14 @@ static void test_small_err_buffer(void **state)
 }
 
 static const struct rpmsd_coil_key test_keys[] = {
-	{ "gain", RPMSD_COIL_KEY_DOUBLE, "1.5", 0.5, 4, "V", "output gain" },
-	{ "port", RPMSD_COIL_KEY_STRING, "/dev/null", 0, 0, "", "serial port" },
-	{ "retries", RPMSD_COIL_KEY_INT, "3", 0, 10, "", "retries" },
-	{ "invert", RPMSD_COIL_KEY_BOOL, "false", 0, 0, "", "invert the trigger" },
+	{ .name = "gain", .type = RPMSD_COIL_KEY_DOUBLE, .def = "1.5",
+	  .min = 0.5, .max = 4, .unit = "V", .doc = "output gain" },
+	{ .name = "port", .type = RPMSD_COIL_KEY_STRING, .def = "/dev/null",
+	  .unit = "", .doc = "serial port" },
+	{ .name = "retries", .type = RPMSD_COIL_KEY_INT, .def = "3",
+	  .min = 0, .max = 10, .unit = "", .doc = "retries" },
+	{ .name = "invert", .type = RPMSD_COIL_KEY_BOOL, .def = "false",
+	  .unit = "", .doc = "invert the trigger" },
 };
 
 #define N_TEST_KEYS (sizeof(test_keys) / sizeof(test_keys[0]))

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control socket's request parser (control_parse) and its CURVE key
- * files (control_check_keys): every malformed request is refused with the
- * right code and a message that names what was wrong; nothing is accepted
- * that the daemon would have to guess about.
+ * The control socket's request parser (control_request_parse) and its
+ * CURVE key files (control_check_keys): every malformed request is refused
+ * with the right code and a message that names what was wrong; nothing is
+ * accepted that the daemon would have to guess about.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,13 +21,14 @@
 
 #include "config.h"
 #include "control.h"
+#include "control_request.h"
 
 static void test_expect_error(const char *text, const char *code, const char *needle)
 {
 	struct control_request req;
 	struct control_error err;
 
-	if (control_parse(text, strlen(text), &req, &err) != -EINVAL) {
+	if (control_request_parse(text, strlen(text), &req, &err) != -EINVAL) {
 		fail_msg("accepted: %s", text);
 	}
 	if (strcmp(err.code, code)) {
@@ -42,7 +43,7 @@ static void test_parse_ok(const char *text, struct control_request *req)
 {
 	struct control_error err;
 
-	if (control_parse(text, strlen(text), req, &err) != 0) {
+	if (control_request_parse(text, strlen(text), req, &err) != 0) {
 		fail_msg("%s: refused: %s: %s", text, err.code, err.message);
 	}
 }
@@ -58,7 +59,7 @@ static void test_commands(void **state)
 
 	(void)state;
 	for (i = 0; i < CONTROL_CMD_COUNT; i++) {
-		assert_string_equal(control_cmd_name((enum control_cmd)i), names[i]);
+		assert_string_equal(control_request_cmd_name((enum control_cmd)i), names[i]);
 		if (i == CONTROL_CMD_SESSION_START || i == CONTROL_CMD_SET) {
 			continue;
 		}
@@ -69,7 +70,7 @@ static void test_commands(void **state)
 		snprintf(text, sizeof(text), "{\"cmd\": \"%s\", \"force\": true}", names[i]);
 		test_expect_error(text, "bad_request", "unknown member \"force\" (allowed: cmd)");
 	}
-	assert_null(control_cmd_name(CONTROL_CMD_COUNT));
+	assert_null(control_request_cmd_name(CONTROL_CMD_COUNT));
 	test_parse_ok(" \n{\"cmd\":\"status\"}\n ", &req);
 	assert_int_equal(req.cmd, CONTROL_CMD_STATUS);
 }
@@ -97,7 +98,7 @@ static void test_malformed(void **state)
 	test_expect_error("{\"cmd\": \"status\", \"cmd\": \"arm\"}", "bad_request", "duplicate");
 	test_expect_error("{\"cmd\": \"a\\u0000m\"}", "bad_request", "not JSON");
 	/* bytes that are not UTF-8 are named, as printable text */
-	assert_int_equal(control_parse("{\"cmd\": \"\xff\"}", 11, &req, &err), -EINVAL);
+	assert_int_equal(control_request_parse("{\"cmd\": \"\xff\"}", 11, &req, &err), -EINVAL);
 	assert_string_equal(err.code, "bad_request");
 	for (const char *p = err.message; *p; p++) {
 		assert_true(*p >= 0x20 && *p <= 0x7e);
@@ -129,7 +130,7 @@ static void test_session_ids(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		assert_true(control_id_valid(good[i]));
+		assert_true(control_request_id_valid(good[i]));
 		snprintf(text, sizeof(text),
 			 "{\"cmd\": \"session_start\", \"patient_id\": \"%s\", \"session_id\": \"S\"}",
 			 good[i]);
@@ -144,7 +145,7 @@ static void test_session_ids(void **state)
 			 bad[i]);
 		test_expect_error(text, "invalid_value", "session_id \"");
 	}
-	assert_false(control_id_valid("P\xc3\xa9"));
+	assert_false(control_request_id_valid("P\xc3\xa9"));
 	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": \"P\"}", "bad_request",
 			  "missing member \"session_id\"");
 	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": 7, \"session_id\": \"S\"}",
@@ -228,6 +229,24 @@ static void test_keys(void **state)
 	snprintf(cfg.control.curve_allowed_keys, sizeof(cfg.control.curve_allowed_keys), "%s",
 		 allowed);
 	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), 0);
+
+	/* a line after the key that is not a key is named as such, not as a second key */
+	f = fopen(secret, "a");
+	assert_non_null(f);
+	fprintf(f, "%.39s\n", sec);
+	fclose(f);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":3: not a Z85 secret key"));
+	f = fopen(secret, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n%s\n", sec, sec);
+	fclose(f);
+	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":2: a second key (allowed: one)"));
+	f = fopen(secret, "w");
+	assert_non_null(f);
+	fprintf(f, "# server\n%s\n", sec);
+	fclose(f);
 
 	assert_int_equal(chmod(secret, 0640), 0);
 	assert_int_equal(control_check_keys(&cfg, err, sizeof(err)), -EPERM);

@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's commands: arm, disarm, calibrate, session_start,
+ * session_stop, set (and SIGHUP's protocol reload, which is a set), run on
+ * the control thread for one parsed request, and the reply.
+ *
+ * Commands never touch the real-time threads' data: arming goes through
+ * stim_set_armed (the stim thread keeps every refusal: ledger, e-stop,
+ * coil status), a session through stim_new_session, a calibration and a
+ * new protocol through flags and a copy the acquire thread takes between
+ * two blocks. Replies report what the daemon did, not what was asked: an
+ * arm waits (up to CONTROL_WAIT_MS) for the stim thread's own outcome.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "acquire.h"
+#include "config.h"
+#include "control_private.h"
+#include "event.h"
+#include "log.h"
+#include "policy.h"
+#include "publish.h"
+#include "record.h"
+#include "ring.h"
+#include "sclock.h"
+#include "stim.h"
+
+#define CONTROL_TICK_NS 2000000		/* how often a wait looks again */
+
+/* One wait step: false once @deadline passed or the thread is stopping. */
+static bool control_command_tick(struct control *c, int64_t deadline)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = CONTROL_TICK_NS };
+
+	if (atomic_load(&c->stopping) || sclock_mono_ns() >= deadline) {
+		return false;
+	}
+	nanosleep(&ts, NULL);
+	return true;
+}
+
+static int64_t control_command_deadline(void)
+{
+	return sclock_mono_ns() + (int64_t)CONTROL_WAIT_MS * 1000000;
+}
+
+static void control_command_push(struct control *c, struct event *ev)
+{
+	event_stamp(ev, sclock_now(c->clock));
+	ring_push(c->events, ev);
+}
+
+static void control_command_push_state(struct control *c, enum event_state state,
+				       const char *reason)
+{
+	struct event ev;
+
+	event_state_init(&ev, state, 0, reason, sclock_last_sample(c->clock));
+	control_command_push(c, &ev);
+}
+
+static void control_command_push_session(struct control *c, bool started, const char *patient,
+					 const char *session, uint64_t pulses)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = EVENT_SESSION;
+	ev.sample = sclock_last_sample(c->clock);
+	ev.u.session.started = started;
+	ev.u.session.pulses = pulses;
+	snprintf(ev.u.session.patient_id, sizeof(ev.u.session.patient_id), "%s", patient);
+	snprintf(ev.u.session.session_id, sizeof(ev.u.session.session_id), "%s", session);
+	control_command_push(c, &ev);
+}
+
+static json_t *control_command_arm(struct control *c, struct control_error *err)
+{
+	struct stim_arm_result before, after;
+	int64_t deadline = control_command_deadline();
+
+	if (acquire_parked(c->acq)) {
+		control_request_fail(err, "acquisition", "the EMG source failed and is being "
+				     "reopened: the coil cannot be armed without EMG (see "
+				     "rpms.state)");
+		return NULL;
+	}
+	if (stim_armed(c->stim)) {
+		return json_pack("{s:b, s:b}", "armed", 1, "changed", 0);
+	}
+	stim_arm_result(c->stim, &before);
+	stim_set_armed(c->stim, true, "control: arm");
+	/* The stim thread decides; its refusals are the reply. */
+	do {
+		stim_arm_result(c->stim, &after);
+	} while (after.attempts == before.attempts && control_command_tick(c, deadline));
+	if (after.attempts == before.attempts) {
+		control_request_fail(err, "timeout", "arm was requested but the stim thread gave "
+				     "no outcome within %d ms (a disarm may have overridden it); "
+				     "the coil is %s", CONTROL_WAIT_MS,
+				     stim_armed(c->stim) ? "armed" : "disarmed");
+		return NULL;
+	}
+	if (after.code != 0) {
+		control_request_fail(err, "arm_refused", "%s (%s)", after.reason,
+				     strerror(-after.code));
+		return NULL;
+	}
+	if (!stim_armed(c->stim)) {
+		control_request_fail(err, "arm_refused", "armed, then disarmed again at once (see "
+				     "rpms.state)");
+		return NULL;
+	}
+	return json_pack("{s:b, s:b}", "armed", 1, "changed", 1);
+}
+
+/* Ask the stim thread to disarm and wait for it. @return true when disarmed */
+static bool control_command_disarm_wait(struct control *c, const char *reason)
+{
+	int64_t deadline = control_command_deadline();
+
+	stim_set_armed(c->stim, false, reason);
+	while (stim_armed(c->stim) && control_command_tick(c, deadline)) {
+		;
+	}
+	return !stim_armed(c->stim);
+}
+
+static json_t *control_command_disarm(struct control *c, struct control_error *err)
+{
+	bool was = stim_armed(c->stim);
+
+	if (!control_command_disarm_wait(c, "control: disarm")) {
+		control_request_fail(err, "timeout", "disarm was requested but the stim thread had "
+				     "not disarmed within %d ms", CONTROL_WAIT_MS);
+		return NULL;
+	}
+	return json_pack("{s:b, s:b}", "armed", 0, "changed", was);
+}
+
+static json_t *control_command_calibrate(struct control *c, struct control_error *err)
+{
+	if (stim_armed(c->stim)) {
+		control_request_fail(err, "armed", "the coil is armed: disarm first (the patient "
+				     "must be at rest, and not stimulated, for the %g s of "
+				     "detect.calibration_s)", c->calibration_s);
+		return NULL;
+	}
+	acquire_recalibrate(c->acq);
+	return json_pack("{s:b, s:f, s:i}", "calibrating", 1, "window_s", c->calibration_s,
+			 "channels", (int)acquire_channels(c->acq));
+}
+
+/*
+ * Close the recording's file with every event published until now in it.
+ * The stim thread clears stim_armed() before it tells the plugin and
+ * queues its "disarmed", so that event may still be on its way when a
+ * disarm wait returns: a turn of its loop that starts later (a newer
+ * heartbeat) comes after it, and a repeated disarm (a no-op for a disarmed
+ * gate; the plugin is told again) makes it turn at once. Then the
+ * publisher is waited for until it has copied to the recorder every event
+ * queued so far. Closing without waiting lost the disarm of a session stop
+ * in 9 of 24 sessions; waiting for ever would let a stuck publisher hold
+ * the operator's command: past the deadline the file is closed anyway and
+ * says so.
+ * @return what record_stop_session returned
+ */
+static int control_command_record_close(struct control *c)
+{
+	int64_t deadline = control_command_deadline(), seen = sclock_mono_ns();
+	bool complete;
+
+	stim_set_armed(c->stim, false, "session stopped");
+	while (stim_heartbeat(c->stim) <= seen && control_command_tick(c, deadline)) {
+		;
+	}
+	complete = stim_heartbeat(c->stim) > seen && publish_flush(c->pub, deadline) == 0;
+	if (!complete) {
+		log_warn("control: the session's last events had not reached the recorder "
+			 "within %d ms; its file is closed without them", CONTROL_WAIT_MS);
+	}
+	return record_stop_session(c->rec, complete);
+}
+
+/*
+ * A session gets its own recording: the file open until now (the one of
+ * the start-up ids, or of the previous session) is closed and a new one
+ * made with the session's ids. A recording that cannot be made does not
+ * stop the session (stimulation safety does not depend on the disk): the
+ * reply and the recorder's own rpms.record event say why.
+ * @return {"file": path} or {"error": message}, or JSON null without [record]
+ */
+static json_t *control_command_record_start(struct control *c, const char *patient,
+					     const char *session)
+{
+	char path[CONFIG_PATH_MAX];
+	int ret;
+
+	if (!c->rec) {
+		return json_null();
+	}
+	ret = control_command_record_close(c);
+	if (ret < 0 && ret != -ENOENT) {
+		return json_pack("{s:s}", "error", strerror(-ret));
+	}
+	ret = record_start_session(c->rec, patient, session, path, sizeof(path));
+	if (ret < 0) {
+		return json_pack("{s:s}", "error", strerror(-ret));
+	}
+	return json_pack("{s:s}", "file", path);
+}
+
+static json_t *control_command_session_start(struct control *c, const struct control_request *req,
+					     struct control_error *err)
+{
+	json_t *rec;
+	bool active;
+
+	pthread_mutex_lock(&c->lock);
+	active = c->in_session;
+	pthread_mutex_unlock(&c->lock);
+	if (active) {
+		control_request_fail(err, "session_active", "session %s of patient %s is active: "
+				     "stop it first (session_stop)", c->session_id, c->patient_id);
+		return NULL;
+	}
+	if (stim_armed(c->stim)) {
+		control_request_fail(err, "armed", "the coil is armed: disarm first (a session "
+				     "starts disarmed, and its pulse count, "
+				     "safety.max_session_pulses, starts at 0)");
+		return NULL;
+	}
+	/*
+	 * The new file first, then the session: closing the previous file waits
+	 * for its last events to reach the recorder (publish_flush, which can
+	 * take the publisher's reorder hold), and the new file starts with the
+	 * EMG block the recorder has then; a session marked before that would
+	 * begin before its own file.
+	 */
+	rec = control_command_record_start(c, req->patient_id, req->session_id);
+	stim_new_session(c->stim);
+	pthread_mutex_lock(&c->lock);
+	c->in_session = true;
+	memcpy(c->patient_id, req->patient_id, sizeof(c->patient_id));
+	memcpy(c->session_id, req->session_id, sizeof(c->session_id));
+	pthread_mutex_unlock(&c->lock);
+	control_command_push_session(c, true, req->patient_id, req->session_id, 0);
+	return json_pack("{s:o, s:o}", "session",
+			 control_status_ids(req->patient_id, req->session_id), "recording", rec);
+}
+
+static json_t *control_command_session_stop(struct control *c, struct control_error *err)
+{
+	char patient[EVENT_ID_MAX + 1], session[EVENT_ID_MAX + 1];
+	uint64_t pulses;
+	bool was;
+
+	/* Always disarms, session or not: a stop must never leave the coil armed. */
+	if (!control_command_disarm_wait(c, "session stopped")) {
+		control_request_fail(err, "timeout", "the stim thread had not disarmed within %d "
+				     "ms; the session is still active", CONTROL_WAIT_MS);
+		return NULL;
+	}
+	pthread_mutex_lock(&c->lock);
+	was = c->in_session;
+	memcpy(patient, c->patient_id, sizeof(patient));
+	memcpy(session, c->session_id, sizeof(session));
+	c->in_session = false;
+	c->patient_id[0] = '\0';
+	c->session_id[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
+	pulses = stim_session_pulses(c->stim);
+	if (!was) {
+		return json_pack("{s:b, s:b, s:n}", "stopped", 0, "armed", 0, "session");
+	}
+	if (c->rec) {
+		/* the session's file is complete: closed, count and annotations written */
+		(void)control_command_record_close(c);
+	}
+	control_command_push_session(c, false, patient, session, pulses);
+	return json_pack("{s:b, s:b, s:o, s:I}", "stopped", 1, "armed", 0, "session",
+			 control_status_ids(patient, session), "pulses_session",
+			 (json_int_t)pulses);
+}
+
+/*
+ * The first "section.key" token after @prefix in @msg into @out, or "".
+ * config_recheck names the key at fault first and the limit it broke as
+ * "safety.<key>"; the reply carries both.
+ */
+static void control_command_token(const char *msg, const char *prefix, char *out, size_t len)
+{
+	const char *p = strstr(msg, prefix);
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!p) {
+		return;
+	}
+	while (p[n] && (islower((unsigned char)p[n]) || isdigit((unsigned char)p[n]) ||
+			p[n] == '_' || p[n] == '.')) {
+		n++;
+	}
+	while (n > 0 && p[n - 1] == '.') {
+		n--;
+	}
+	snprintf(out, len, "%.*s", (int)n, p);
+}
+
+static json_t *control_command_set(struct control *c, const struct control_request *req,
+				   const char *origin, struct control_error *err)
+{
+	char why[CONFIG_ERR_MAX], reason[EVENT_REASON_MAX];
+	struct rpmsd_config *next = malloc(sizeof(*next));
+	struct policy_protocol pp;
+	int64_t deadline;
+	json_t *res = NULL;
+	bool applied;
+	size_t i;
+	int ret;
+
+	if (!next) {
+		control_request_fail(err, "internal", "out of memory");
+		return NULL;
+	}
+	*next = *c->cfg;
+	for (i = 0; i < req->n_params; i++) {
+		if (config_override(next, "set", "stim", req->params[i].key, req->params[i].value,
+				    why, sizeof(why)) < 0) {
+			control_request_fail(err, "invalid_value", "%s", why);
+			snprintf(err->key, sizeof(err->key), "stim.%s", req->params[i].key);
+			goto out;
+		}
+	}
+	/* The same rules as a configuration file: the protocol must fit the limits. */
+	if (config_recheck(next, "set", why, sizeof(why)) < 0) {
+		control_command_token(why, "safety.", err->rule, sizeof(err->rule));
+		control_command_token(why, "stim.", err->key, sizeof(err->key));
+		control_request_fail(err, err->rule[0] ? "beyond_safety_cap" : "invalid_value",
+				     "%s", why);
+		goto out;
+	}
+	policy_protocol_from_config(next, &pp);
+	deadline = control_command_deadline();
+	while ((ret = acquire_post_protocol(c->acq, &pp)) == -EBUSY &&
+	       control_command_tick(c, deadline)) {
+		;
+	}
+	if (ret < 0) {
+		control_request_fail(err, "timeout", "the acquire thread was still taking the "
+				     "previous protocol after %d ms; nothing changed",
+				     CONTROL_WAIT_MS);
+		goto out;
+	}
+	*c->cfg = *next;
+	pthread_mutex_lock(&c->lock);
+	config_value_text(c->cfg, "stim", "protocol", c->protocol, sizeof(c->protocol));
+	pthread_mutex_unlock(&c->lock);
+	while (acquire_protocol_pending(c->acq) && control_command_tick(c, deadline)) {
+		;
+	}
+	applied = !acquire_protocol_pending(c->acq);
+	snprintf(reason, sizeof(reason), "%s:", origin);
+	for (i = 0; i < req->n_params; i++) {
+		size_t used = strlen(reason);
+
+		snprintf(reason + used, sizeof(reason) - used, "%s%s", i ? "," : " ",
+			 req->params[i].key);
+	}
+	control_command_push_state(c, EVENT_STATE_PROTOCOL, reason);
+	res = json_pack("{s:b, s:o}", "applied", applied, "protocol",
+			control_status_protocol(c->cfg));
+out:
+	free(next);
+	return res;
+}
+
+static json_t *control_command_run(struct control *c, const struct control_request *req,
+				   struct control_error *err)
+{
+	switch (req->cmd) {
+	case CONTROL_CMD_STATUS:
+		return control_status_json(c);
+	case CONTROL_CMD_ARM:
+		return control_command_arm(c, err);
+	case CONTROL_CMD_DISARM:
+		return control_command_disarm(c, err);
+	case CONTROL_CMD_CALIBRATE:
+		return control_command_calibrate(c, err);
+	case CONTROL_CMD_SESSION_START:
+		return control_command_session_start(c, req, err);
+	case CONTROL_CMD_SESSION_STOP:
+		return control_command_session_stop(c, err);
+	case CONTROL_CMD_SET:
+		return control_command_set(c, req, "set", err);
+	case CONTROL_CMD_COUNT:
+		break;
+	}
+	control_request_fail(err, "internal", "no handler for the command");
+	return NULL;
+}
+
+void control_command_log(struct control *c, const struct control_request *req,
+				const struct control_error *err, bool ok)
+{
+	const char *name = control_request_cmd_name(req->cmd);
+	unsigned long held;
+
+	char detail[CONTROL_MSG_MAX] = "";
+	size_t i, used;
+
+	if (ok) {
+		if (req->cmd == CONTROL_CMD_STATUS) {
+			return;
+		}
+		if (req->cmd == CONTROL_CMD_SESSION_START) {
+			snprintf(detail, sizeof(detail), " patient %s, session %s", req->patient_id,
+				 req->session_id);
+		}
+		for (i = 0; i < req->n_params; i++) {
+			used = strlen(detail);
+			snprintf(detail + used, sizeof(detail) - used, " stim.%s=%s",
+				 req->params[i].key, req->params[i].value);
+		}
+		control_request_printable(detail);
+		log_info("control: %s: done%s", name, detail);
+		return;
+	}
+	if (!name || !strcmp(err->code, "bad_request") || !strcmp(err->code, "too_large")) {
+		/* a client sending garbage in a loop must not flood the log */
+		if (control_log_ok(&c->log_bad, &held)) {
+			log_warn("control: request refused (%s): %s%s", err->code, err->message,
+				 held ? " (and similar ones held back)" : "");
+		}
+		return;
+	}
+	log_info("control: %s: refused (%s): %s", name, err->code, err->message);
+}
+
+/* The reply: @result (taken over), or else @err; a JSON string to free(). */
+char *control_command_reply(enum control_cmd cmd, json_t *result, const struct control_error *err)
+{
+	const char *name = control_request_cmd_name(cmd);
+	json_t *reply, *e;
+	char *out;
+
+	if (result) {
+		reply = json_pack("{s:b, s:s, s:o}", "ok", 1, "cmd", name, "result", result);
+	} else {
+		e = json_pack("{s:s, s:s}", "code", err->code, "message", err->message);
+		if (e && err->key[0]) {
+			json_object_set_new(e, "key", json_string(err->key));
+		}
+		if (e && err->rule[0]) {
+			json_object_set_new(e, "rule", json_string(err->rule));
+		}
+		reply = json_pack("{s:b, s:o, s:o}", "ok", 0, "cmd",
+				  name ? json_string(name) : json_null(), "error", e);
+	}
+	out = reply ? json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	json_decref(reply);
+	return out;
+}
+
+/* The reply to one request body, as a JSON string to free(). */
+char *control_command_execute(struct control *c, const char *buf, size_t len)
+{
+	struct control_request req;
+	struct control_error err;
+	json_t *result = NULL;
+
+	if (control_request_parse(buf, len, &req, &err) == 0) {
+		result = control_command_run(c, &req, &err);
+	}
+	control_command_log(c, &req, &err, result != NULL);
+	return control_command_reply(req.cmd, result, &err);
+}
+
+/*
+ * SIGHUP: the protocol keys of the reloaded file that differ from those in
+ * force go through exactly the path of a "set" command (the same checks
+ * against the safety caps), so a reload can do nothing a client could not.
+ */
+void control_command_reload(struct control *c, const struct rpmsd_config *next)
+{
+	char now[CONTROL_VALUE_MAX], want[CONTROL_VALUE_MAX], keys[CONTROL_MSG_MAX] = "";
+	struct control_request req = { .cmd = CONTROL_CMD_SET };
+	struct control_error err = { 0 };
+	const char *key;
+	json_t *res;
+	size_t i;
+
+	for (i = 0; (key = control_request_settable(i)) && req.n_params < CONTROL_SET_MAX; i++) {
+		config_value_text(c->cfg, "stim", key, now, sizeof(now));
+		config_value_text(next, "stim", key, want, sizeof(want));
+		if (!strcmp(now, want)) {
+			continue;
+		}
+		snprintf(req.params[req.n_params].key, sizeof(req.params[0].key), "%s", key);
+		snprintf(req.params[req.n_params].value, sizeof(req.params[0].value), "%s", want);
+		req.n_params++;
+		snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%sstim.%s=%s",
+			 req.n_params > 1 ? ", " : "", key, want);
+	}
+	if (!req.n_params) {
+		log_info("SIGHUP: the protocol is unchanged");
+		return;
+	}
+	res = control_command_set(c, &req, "reload", &err);
+	if (!res) {
+		log_err("SIGHUP: protocol NOT changed (%s): %s", err.code, err.message);
+		return;
+	}
+	log_info("SIGHUP: protocol changed: %s", keys);
+	json_decref(res);
+}

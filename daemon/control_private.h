@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's state, shared by the files that make it up and by
+ * nothing else (the model: linuxptp's port_private.h):
+ *
+ *   control.c          set-up: sockets, endpoints, key files, start, stop
+ *   control_status.c   the status reply and the heartbeat's view
+ *   control_command.c  running a request: arm, sessions, calibrate, set
+ *   control_thread.c   the thread: requests, ZAP, the socket monitor
+ *
+ * Requests are parsed by control_request.c, key files read by curve_key.c.
+ * Everything here runs on the control thread unless its comment says
+ * otherwise (control_status: the main thread).
+ */
+#ifndef RPMSD_CONTROL_PRIVATE_H
+#define RPMSD_CONTROL_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"	/* CONFIG_PATH_MAX */
+#include "control_request.h"
+#include "curve_key.h"
+#include "event.h"	/* EVENT_ID_MAX */
+
+struct acquire;
+struct publish;
+struct record;
+struct ring;
+struct sclock;
+struct stim;
+
+#define CONTROL_WAIT_MS 1000		/* for the stim or acquire thread to act */
+#define CONTROL_MAX_REFUSED 256		/* refused clients told apart */
+#define CONTROL_PEERS 64		/* connections whose address is known */
+#define CONTROL_ADDR_LEN 96
+
+/* At most one log line a second of a kind, so a client retrying cannot flood the log. */
+struct control_log_limit {
+	int64_t last_ns;
+	unsigned long suppressed;
+};
+
+/* Why a client was refused, for the log: each client's first of each is logged. */
+enum control_why {
+	CONTROL_WHY_KEY,		/* ZAP: a CURVE key not in the allowlist */
+	CONTROL_WHY_MECHANISM,		/* ZAP: not CURVE */
+	CONTROL_WHY_NO_CURVE,		/* mechanism mismatch before ZAP */
+	CONTROL_WHY_SERVER_KEY,		/* the HELLO cannot be decrypted */
+	CONTROL_WHY_PROTOCOL,		/* anything else ZMTP */
+	CONTROL_WHY_CLOSED,		/* gone during the handshake */
+};
+
+/*
+ * A connection the socket monitor announced (ZMQ_EVENT_ACCEPTED carries its
+ * file descriptor): who is behind it, for the log when its handshake fails.
+ */
+struct control_peer {
+	int fd;				/* -1: free */
+	char addr[CONTROL_ADDR_LEN];	/* for people: "127.0.0.1:40312" */
+	char id[CONTROL_ADDR_LEN];	/* the client, for counting: "ip 127.0.0.1" */
+};
+
+struct control {
+	struct rpmsd_config *cfg;	/* in force (protocol after "set"); control thread */
+	struct stim *stim;
+	struct acquire *acq;
+	struct sclock *clock;
+	struct publish *pub;
+	struct record *rec;		/* session recordings, or NULL */
+	struct ring *events;		/* control thread -> publisher */
+	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
+	double calibration_s;
+
+	void *ctx;
+	void *sock;			/* ROUTER: the requests */
+	void *zap;			/* REP on the ZAP endpoint; NULL without CURVE */
+	void *mon;			/* PAIR: the socket monitor's handshake failures */
+	int stop_fd;
+	int reload_fd;			/* main -> control thread: reload_next is set */
+	struct rpmsd_config *reload_next;	/* under lock; NULL until a reload */
+	atomic_bool stopping;
+	pthread_t tid;
+	bool started;
+	bool joined;
+	char endpoint[CONFIG_PATH_MAX + 8];
+
+	bool curve;
+	char server_key[CURVE_KEY_Z85_LEN + 1];	/* public, for status and the log */
+	uint8_t (*allowed)[CURVE_KEY_LEN];
+	size_t n_allowed;
+	/*
+	 * Refusals: "clients_refused" counts clients, told apart by the key
+	 * they presented, else by address (IP, or uid over ipc); every refused
+	 * handshake counts in "handshakes_refused". Control thread only, the
+	 * counters aside.
+	 */
+	atomic_uint_fast64_t refused;
+	atomic_uint_fast64_t handshakes_refused;
+	char refused_ids[CONTROL_MAX_REFUSED][CONTROL_ADDR_LEN];
+	unsigned refused_whys[CONTROL_MAX_REFUSED];	/* bit per enum control_why logged */
+	size_t n_refused_ids;
+	struct control_peer peers[CONTROL_PEERS];
+	size_t next_peer;		/* the slot to reuse when all are taken */
+	uint16_t pending_event;		/* a handshake failure awaiting its DISCONNECTED */
+	uint32_t pending_value;
+	struct control_log_limit log_bad;
+	struct control_log_limit log_refused;
+
+	/* control thread writes, control_status (main thread) reads */
+	pthread_mutex_t lock;
+	bool in_session;
+	char patient_id[EVENT_ID_MAX + 1];
+	char session_id[EVENT_ID_MAX + 1];
+	char protocol[16];
+};
+
+/* ---- control.c ----------------------------------------------------------- */
+
+/**
+ * Whether a rate-limited log line may go out now: true at most once a
+ * second per @l, which counts what it holds back; *@held receives that
+ * count when it lets one through.
+ */
+bool control_log_ok(struct control_log_limit *l, unsigned long *held);
+
+/* ---- control_status.c ---------------------------------------------------- */
+
+/** The "status" command's result: a new JSON object. */
+json_t *control_status_json(struct control *c);
+
+/**
+ * The [stim] protocol of @cfg as JSON (mode, the settable keys,
+ * open_loop_pulses), as status and the reply to "set" show it.
+ */
+json_t *control_status_protocol(const struct rpmsd_config *cfg);
+
+/** {"patient_id": @patient, "session_id": @session}. */
+json_t *control_status_ids(const char *patient, const char *session);
+
+/* ---- control_command.c --------------------------------------------------- */
+
+/**
+ * Parse and run one request body (@len bytes, not NUL-terminated), log
+ * its outcome and build the reply.
+ * @return the reply, a JSON string to free(); NULL when out of memory
+ */
+char *control_command_execute(struct control *c, const char *buf, size_t len);
+
+/**
+ * The reply to a request: {"ok": true, "cmd", "result": @result} (taken
+ * over), or without @result {"ok": false, "cmd", "error"} from @err.
+ * @return a JSON string to free(); NULL when out of memory
+ */
+char *control_command_reply(enum control_cmd cmd, json_t *result,
+			    const struct control_error *err);
+
+/**
+ * Log a request's outcome: what was done (status requests aside), or why
+ * not; refusals of malformed requests rate-limited (c->log_bad).
+ */
+void control_command_log(struct control *c, const struct control_request *req,
+			 const struct control_error *err, bool ok);
+
+/**
+ * SIGHUP: the protocol keys of @next (a freshly loaded configuration) that
+ * differ from those in force, through the path and checks of "set"; the
+ * outcome is logged and published. On the control thread, or on the main
+ * thread when there is none.
+ */
+void control_command_reload(struct control *c, const struct rpmsd_config *next);
+
+/* ---- control_thread.c ---------------------------------------------------- */
+
+/**
+ * The control thread (pthread_create's start routine, @arg the struct
+ * control): serves until c->stopping is set and c->stop_fd is written.
+ * @return NULL
+ */
+void *control_thread_main(void *arg);
+
+#endif /* RPMSD_CONTROL_PRIVATE_H */

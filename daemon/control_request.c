@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket's requests (docs/control.md): JSON in, a checked
+ * struct control_request out, or a code and a message naming what was
+ * wrong. No daemon state and nothing but jansson, so that the fuzzer can
+ * run it alone.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "control_request.h"
+
+/* The [stim] keys "set" may change: the protocol, never a limit. */
+static const char *const control_request_settables[] = {
+	"protocol", "intensity_pct", "pulse_width_us", "train_pulses", "train_frequency_hz",
+	"on_ms", "off_ms", "cycles", "theta_bursts", "theta_burst_pulses",
+	"theta_frequency_hz", "theta_period_ms", "refractory_ms",
+};
+
+#define CONTROL_N_SETTABLE \
+	(sizeof(control_request_settables) / sizeof(control_request_settables[0]))
+#define CONTROL_SETTABLE_TEXT "stim.protocol, stim.intensity_pct, stim.pulse_width_us, " \
+	"stim.train_pulses, stim.train_frequency_hz, stim.on_ms, stim.off_ms, stim.cycles, " \
+	"stim.theta_bursts, stim.theta_burst_pulses, stim.theta_frequency_hz, " \
+	"stim.theta_period_ms, stim.refractory_ms"
+
+#define CONTROL_IDS_ALLOWED "1 to 36 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+
+/* A command, and the members its request may have besides "cmd". */
+struct control_cmd_desc {
+	const char *name;
+	const char *const members[3];
+	const char *allowed;		/* the same, for messages */
+};
+
+static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
+	[CONTROL_CMD_STATUS] = { "status", { NULL }, "cmd" },
+	[CONTROL_CMD_ARM] = { "arm", { NULL }, "cmd" },
+	[CONTROL_CMD_DISARM] = { "disarm", { NULL }, "cmd" },
+	[CONTROL_CMD_CALIBRATE] = { "calibrate", { NULL }, "cmd" },
+	[CONTROL_CMD_SESSION_START] = { "session_start", { "patient_id", "session_id", NULL },
+					"cmd, patient_id, session_id" },
+	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { NULL }, "cmd" },
+	[CONTROL_CMD_SET] = { "set", { "params", NULL }, "cmd, params" },
+};
+
+#define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set"
+
+/* Every byte outside printable ASCII becomes '?': messages quote requests. */
+void control_request_printable(char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) {
+			*s = '?';
+		}
+	}
+}
+
+void control_request_fail(struct control_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	control_request_printable(err->message);
+}
+
+const char *control_request_cmd_name(enum control_cmd cmd)
+{
+	if ((unsigned)cmd >= CONTROL_CMD_COUNT) {
+		return NULL;
+	}
+	return control_cmds[cmd].name;
+}
+
+/* ASCII letters and digits, whatever the locale says. */
+static bool control_request_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+bool control_request_id_valid(const char *id)
+{
+	size_t i, n = strlen(id);
+
+	if (n < 1 || n > EVENT_ID_MAX || !control_request_alnum(id[0])) {
+		return false;
+	}
+	for (i = 1; i < n; i++) {
+		if (!control_request_alnum(id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static const char *control_request_json_type(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "unknown";
+}
+
+static bool control_request_member_allowed(const struct control_cmd_desc *d, const char *member)
+{
+	size_t i;
+
+	for (i = 0; d->members[i]; i++) {
+		if (!strcmp(d->members[i], member)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int control_request_parse_id(json_t *root, const char *member, char *out,
+				    struct control_error *err)
+{
+	json_t *v = json_object_get(root, member);
+	const char *s;
+
+	if (!v) {
+		control_request_fail(err, "bad_request", "session_start: missing member \"%s\" "
+				     "(allowed: " CONTROL_IDS_ALLOWED ")", member);
+		return -EINVAL;
+	}
+	if (!json_is_string(v)) {
+		control_request_fail(err, "bad_request", "session_start: \"%s\" is %s (allowed: a "
+				     "string of " CONTROL_IDS_ALLOWED ")", member,
+				     control_request_json_type(v));
+		return -EINVAL;
+	}
+	s = json_string_value(v);
+	if (strlen(s) != json_string_length(v) || !control_request_id_valid(s)) {
+		control_request_fail(err, "invalid_value", "session_start: %s \"%.40s\" is not a "
+				     "valid id (allowed: " CONTROL_IDS_ALLOWED ")", member, s);
+		snprintf(err->key, sizeof(err->key), "%s", member);
+		return -EINVAL;
+	}
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+bool control_request_is_settable(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < CONTROL_N_SETTABLE; i++) {
+		if (!strcmp(control_request_settables[i], key)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *control_request_settable(size_t i)
+{
+	return i < CONTROL_N_SETTABLE ? control_request_settables[i] : NULL;
+}
+
+/* One key = value of "set", as text for config_override. */
+static int control_request_parse_param(const char *name, json_t *v,
+				       struct control_request *req, struct control_error *err)
+{
+	struct control_param *p = &req->params[req->n_params];
+	const char *key = name;
+	size_t i, n;
+
+	if (!strncmp(key, "stim.", 5)) {
+		key += 5;
+	} else if (strchr(key, '.')) {
+		control_request_fail(err, "not_settable", "%.60s: not settable at run time "
+				     "(allowed: " CONTROL_SETTABLE_TEXT "); limits and everything "
+				     "else take a restart with a new configuration", name);
+		snprintf(err->key, sizeof(err->key), "%.60s", name);
+		control_request_printable(err->key);
+		return -EINVAL;
+	}
+	if (!control_request_is_settable(key)) {
+		control_request_fail(err, "not_settable", "stim.%.60s: not settable at run time "
+				     "(allowed: " CONTROL_SETTABLE_TEXT ")", key);
+		snprintf(err->key, sizeof(err->key), "stim.%.60s", key);
+		control_request_printable(err->key);
+		return -EINVAL;
+	}
+	snprintf(err->key, sizeof(err->key), "stim.%s", key);
+	for (i = 0; i < req->n_params; i++) {
+		if (!strcmp(req->params[i].key, key)) {
+			control_request_fail(err, "bad_request", "set: stim.%s is given twice",
+					     key);
+			return -EINVAL;
+		}
+	}
+	if (json_is_string(v)) {
+		n = json_string_length(v);
+		if (n >= sizeof(p->value) || strlen(json_string_value(v)) != n) {
+			control_request_fail(err, "invalid_value", "stim.%s: a value of %zu "
+					     "characters (allowed: at most %zu)", key, n,
+					     sizeof(p->value) - 1);
+			return -EINVAL;
+		}
+		memcpy(p->value, json_string_value(v), n + 1);
+	} else if (json_is_integer(v)) {
+		snprintf(p->value, sizeof(p->value), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	} else if (json_is_real(v)) {
+		snprintf(p->value, sizeof(p->value), "%.17g", json_real_value(v));
+	} else {
+		control_request_fail(err, "invalid_value", "stim.%s: the value is %s (allowed: a "
+				     "number, or a string as in the configuration file)", key,
+				     control_request_json_type(v));
+		return -EINVAL;
+	}
+	snprintf(p->key, sizeof(p->key), "%s", key);
+	req->n_params++;
+	err->key[0] = '\0';
+	return 0;
+}
+
+static int control_request_parse_set(json_t *params, struct control_request *req,
+				     struct control_error *err)
+{
+	const char *name;
+	json_t *v;
+	size_t n;
+
+	if (!params) {
+		control_request_fail(err, "bad_request", "set: missing member \"params\" (allowed: "
+				     "an object of [stim] keys and values, e.g. "
+				     "{\"intensity_pct\": 35})");
+		return -EINVAL;
+	}
+	if (!json_is_object(params)) {
+		control_request_fail(err, "bad_request", "set: \"params\" is %s (allowed: an "
+				     "object of [stim] keys and values, e.g. "
+				     "{\"intensity_pct\": 35})", control_request_json_type(params));
+		return -EINVAL;
+	}
+	n = json_object_size(params);
+	if (n < 1 || n > CONTROL_SET_MAX) {
+		control_request_fail(err, "bad_request", "set: %zu keys (allowed: 1 to %d at once)",
+				     n, CONTROL_SET_MAX);
+		return -EINVAL;
+	}
+	json_object_foreach(params, name, v) {
+		if (control_request_parse_param(name, v, req, err) < 0) {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int control_request_parse(const char *buf, size_t len, struct control_request *req,
+			  struct control_error *err)
+{
+	const struct control_cmd_desc *d;
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *member;
+	unsigned i;
+	int ret = -EINVAL;
+
+	memset(req, 0, sizeof(*req));
+	memset(err, 0, sizeof(*err));
+	req->cmd = CONTROL_CMD_COUNT;
+	if (len > CONTROL_REQUEST_MAX) {
+		control_request_fail(err, "too_large", "a request of %zu bytes (allowed: at most "
+				     "%d)", len, CONTROL_REQUEST_MAX);
+		return -EINVAL;
+	}
+	if (len == 0) {
+		control_request_fail(err, "bad_request", "an empty request (allowed: a JSON object "
+				     "such as {\"cmd\": \"status\"})");
+		return -EINVAL;
+	}
+	/* Duplicate keys are refused: which one would win is not obvious. */
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		control_request_fail(err, "bad_request", "not JSON: %s (line %d, column %d)",
+				     jerr.text, jerr.line, jerr.column);
+		return -EINVAL;
+	}
+	if (!json_is_object(root)) {
+		control_request_fail(err, "bad_request", "the request is %s (allowed: a JSON "
+				     "object such as {\"cmd\": \"status\"})",
+				     control_request_json_type(root));
+		goto out;
+	}
+	v = json_object_get(root, "cmd");
+	if (!v || !json_is_string(v)) {
+		control_request_fail(err, "bad_request", "\"cmd\" is %s (allowed: a string, one of "
+				     CONTROL_CMDS_TEXT ")",
+				     v ? control_request_json_type(v) : "missing");
+		goto out;
+	}
+	for (i = 0; i < CONTROL_CMD_COUNT; i++) {
+		if (!strcmp(json_string_value(v), control_cmds[i].name)) {
+			break;
+		}
+	}
+	if (i == CONTROL_CMD_COUNT) {
+		control_request_fail(err, "unknown_command", "unknown command \"%.40s\" (allowed: "
+				     CONTROL_CMDS_TEXT ")", json_string_value(v));
+		goto out;
+	}
+	req->cmd = (enum control_cmd)i;
+	d = &control_cmds[i];
+	/* A misspelt member is an error, not silently ignored. */
+	json_object_foreach(root, member, v) {
+		if (strcmp(member, "cmd") && !control_request_member_allowed(d, member)) {
+			control_request_fail(err, "bad_request", "%s: unknown member \"%.40s\" "
+					     "(allowed: %s)", d->name, member, d->allowed);
+			goto out;
+		}
+	}
+	switch (req->cmd) {
+	case CONTROL_CMD_SESSION_START:
+		ret = control_request_parse_id(root, "patient_id", req->patient_id, err);
+		if (ret == 0) {
+			ret = control_request_parse_id(root, "session_id", req->session_id, err);
+		}
+		break;
+	case CONTROL_CMD_SET:
+		ret = control_request_parse_set(json_object_get(root, "params"), req, err);
+		break;
+	default:
+		ret = 0;
+		break;
+	}
+out:
+	json_decref(root);
+	return ret;
+}
