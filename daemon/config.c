@@ -518,9 +518,9 @@ static const struct config_key config_keys[] = {
 		CONFIG_FIELD(detect.cusum_cap),
 	}, {
 		.section = "detect", .key = "cusum_h",
-		.type = CONFIG_TYPE_DOUBLE, .def = "45", .min = 0.01, .max = 100000,
+		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 0.01, .max = 100000,
 		.unit = "spread x ms",
-		.doc = "cusum: the evidence that decides an onset: at least cusum_h / cusum_cap ms (18 ms at the defaults) of envelope at the cap, longer for a weaker rise.",
+		.doc = "cusum: the evidence that decides an onset: at least cusum_h / cusum_cap ms (20 ms at the defaults) of envelope at the cap, longer for a weaker rise.",
 		CONFIG_FIELD(detect.cusum_h),
 	}, {
 		.section = "detect", .key = "blanking_ms",

@@ -51,7 +51,7 @@ def rule_groups(ctx):
 
 def cusum_default(ctx):
     """The cusum sweep point at rpmsd's default cusum_h, or None."""
-    h0 = float(ctx["defaults"]["detect"].get("cusum_h", 45))
+    h0 = float(ctx["defaults"]["detect"].get("cusum_h", 50))
     for v in _cusum_vals(ctx):
         if abs(v[1][1] - h0) < 1e-9:
             return v
@@ -98,7 +98,7 @@ def rule_points(ctx):
     groups = {k: v for k, v in rule_groups(ctx).items() if v}
     k0 = float(ctx["defaults"]["detect"]["k_on"])
     rule0 = ctx["defaults"]["detect"].get("rule", "sustained")
-    h0 = float(ctx["defaults"]["detect"].get("cusum_h", 45))
+    h0 = float(ctx["defaults"]["detect"].get("cusum_h", 50))
     out = []
     if rule0 == "sustained":
         for k in sorted(ctx["k_ons"], key=lambda v: k0 if v is None else v):

@@ -140,7 +140,7 @@ CUSUM_SWEEP_H = (20, 30, 35, 40, 45, 50, 60, 75, 100)
 def cusum_sweep(defaults):
     """The sweep points of detect.rule = cusum: its default cusum_h and
     CUSUM_SWEEP_H, each as the (key, value) pairs written into the config."""
-    h0 = float(defaults["detect"].get("cusum_h", 45))
+    h0 = float(defaults["detect"].get("cusum_h", 50))
     return [(("rule", "cusum"), ("cusum_h", float(h)))
             for h in sorted(set(CUSUM_SWEEP_H) | {h0})]
 

@@ -208,7 +208,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.detect.rule, CONFIG_RULE_SUSTAINED);
 	assert_true(c.detect.cusum_k == 1.5);
 	assert_true(c.detect.cusum_cap == 2.5);
-	assert_true(c.detect.cusum_h == 45.0);
+	assert_true(c.detect.cusum_h == 50.0);
 	assert_true(c.detect.calibration_start_s == 0.0);
 	assert_true(c.detect.calibration_s == 2.0);
 	assert_true(c.detect.k_on == 3.5);

@@ -657,12 +657,13 @@ static void cusum_cfg(struct rpmsd_config *cfg)
 
 /*
  * The burst of test_burst_onset_offset (1 s at 20x the rest RMS, 20 ms
- * ramps), 20 seeds, with each rule: the CUSUM decides it sooner, on every
- * seed, because it adds up the rise from its first samples where the
- * sustained envelope waits for 30 ms of it to stand above a fixed level
- * (measured: sustained 27..38 ms, cusum 22..30 ms after the true onset,
- * 1 to 8 ms sooner); the onset is dated by the same change-point search,
- * within the same bounds, and the offset is the same rule's.
+ * ramps), 20 seeds, with each rule: the CUSUM decides it sooner, because
+ * it adds up the rise from its first samples where the sustained envelope
+ * waits for 30 ms of it to stand above a fixed level (measured: sustained
+ * 27..38 ms, cusum 24..32 ms after the true onset, 3.4 ms sooner on
+ * average, up to 6; on one seed 1 ms later); the onset is dated by the
+ * same change-point search, within the same bounds, and the offset is the
+ * same rule's.
  */
 static void test_cusum_burst_sooner(void **state)
 {
@@ -674,7 +675,7 @@ static void test_cusum_burst_sooner(void **state)
 		.rest_sigma = REST_SIGMA, .dc = 2048.0,
 	};
 	struct rpmsd_config cfg, cus;
-	long lmin = 1000000, lmax = -1000000;
+	long lmin = 1000000, lmax = -1000000, sum_a = 0, sum_b = 0;
 	uint64_t seed;
 
 	(void)state;
@@ -694,8 +695,10 @@ static void test_cusum_burst_sooner(void **state)
 		on_b = nth_event(&b, DETECT_ONSET, 0);
 		off = nth_event(&b, DETECT_OFFSET, 0);
 		lat = (long)on_b->res.decision_sample - 3000;
-		assert_true(on_b->res.decision_sample < on_a->res.decision_sample);
+		assert_true(on_b->res.decision_sample <= on_a->res.decision_sample + 2);
 		assert_in_range(lat, 15, 35);
+		sum_a += (long)on_a->res.decision_sample - 3000;
+		sum_b += lat;
 		assert_in_range((long)on_b->res.edge_sample + 1000, 1000 + 3000 - 40, 1000 + 3000 + 15);
 		assert_in_range((long)off->res.edge_sample - 4000, 0, 300);
 		/* the level above which the envelope adds evidence, and the envelope there */
@@ -704,16 +707,18 @@ static void test_cusum_burst_sooner(void **state)
 		lmin = lat < lmin ? lat : lmin;
 		lmax = lat > lmax ? lat : lmax;
 	}
-	print_message("cusum decision latency [%ld, %ld] ms\n", lmin, lmax);
+	assert_true(sum_b + 2 * NSEEDS <= sum_a);
+	print_message("cusum decision latency [%ld, %ld] ms, mean %.1f (sustained %.1f)\n", lmin,
+		      lmax, (double)sum_b / NSEEDS, (double)sum_a / NSEEDS);
 }
 
 /*
  * The slow 200 ms ramp of test_slow_ramp at 8x: the CUSUM starts adding
  * up when the ramp stands out and decides within [40, 130] ms of its
- * start (measured 68..102 ms; the sustained rule 67..115): sooner on
- * average over the 20 seeds (by 6 ms; on 4 of them later, by 1 to 5 ms:
- * rest wobbles drain evidence too), and the onset dated within the
- * bounds of test_slow_ramp.
+ * start (measured 70..104 ms; the sustained rule 67..115): sooner on
+ * average over the 20 seeds (by 3.7 ms; on 9 of them not sooner: rest
+ * wobbles drain evidence too), and the onset dated within the bounds of
+ * test_slow_ramp.
  */
 static void test_cusum_slow_ramp_sooner(void **state)
 {
@@ -758,7 +763,7 @@ static void test_cusum_slow_ramp_sooner(void **state)
 /*
  * The pops of test_spike_not_burst (1 to 10 ms, up to 250x the rest RMS)
  * decide nothing with the CUSUM either: each millisecond adds at most
- * cusum_cap, and none of them lasts cusum_h / cusum_cap = 18 ms, filter
+ * cusum_cap, and none of them lasts cusum_h / cusum_cap = 20 ms, filter
  * ringing included. A minute of rest decides nothing.
  */
 static void test_cusum_spike_and_rest(void **state)
