@@ -987,7 +987,7 @@ def _bound_section(ctx):
     p50, p95, n, ok50, ok95, n_sets = pooled
     return f"""
 **How soon could any detector decide?** On the real rest recordings a
-false onset per minute of 0.5 or less means none at all (about 1.3
+false onset per minute of {report.FA_MAX:g} or less means none at all ({_rest_minutes(ctx)}
 minutes of scored rest each), so whatever a detector compares with its
 threshold must stay below it everywhere on the real rest, and the real
 rest is what the injected sets' bursts sit in. Its envelope (rpms-detect's,
@@ -1017,21 +1017,25 @@ both rules' measured excess latency at their defaults:
 Pooled over these {n} bursts the soonest of the four families has an
 excess latency p50 of {p50:.0f} ms and p95 of {p95:.0f} ms; its p50 is at
 or below {report.EXC_P50_MS:g} ms on {ok50} of {n_sets} sets and its p95 at or below
-{report.EXC_P95_MS:g} ms on {ok95} of {n_sets}. {_bound_verdict(ctx, rows)}
+{report.EXC_P95_MS:g} ms on {ok95} of {n_sets}. {_bound_verdict(ctx, len(rows))}
 """
 
 
-def _bound_verdict(ctx, rows):
-    """What the bound says about the target, from its table's rows (p50
-    and p95 of the soonest family in columns 6 and 7)."""
-    col = 2 + len(bound.FAMILIES)
-    beyond = [r[0] for r in rows if r[col] != "-" and (float(r[col]) > report.EXC_P50_MS or
-                                                         float(r[col + 1]) > report.EXC_P95_MS)]
+def _rest_minutes(ctx):
+    """The real rest recordings' scored minutes, as text ('1.3' or '1.3-1.4')."""
+    mins = sorted(set("%.1f" % report.at_default(ctx, d.name, ctx["det"])[0]["rest_min"]
+                      for d in ctx["sets"] if d.kind == "rest"))
+    return "-".join([mins[0], mins[-1]] if len(mins) > 1 else mins)
+
+
+def _bound_verdict(ctx, n_sets):
+    """What the bound says about the target on the n_sets traced sets."""
+    beyond = rules.bound_misses(ctx)
     if not beyond:
         return ("The bound itself meets the target on every set here: what keeps the "
                 "measured rules from it is what the bound leaves out.")
     span = (max(bound.N_WINDOWS) - 1) * float(ctx["defaults"]["dsp"]["envelope_ms"])
-    text = (f"On {len(beyond)} of {len(rows)} sets ({', '.join(beyond)}) even the bound "
+    text = (f"On {len(beyond)} of {n_sets} sets ({', '.join(beyond)}) even the bound "
             f"misses p50 <= {report.EXC_P50_MS:g} or p95 <= {report.EXC_P95_MS:g} ms: "
             f"there the target cannot be met on this front end by the sustained rule "
             f"at any `k_on` (and `sustain_ms` up to {span:g} ms), by a CUSUM on the "

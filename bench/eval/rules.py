@@ -247,6 +247,26 @@ BOUND_HEADER = (["data set", "bursts"]
                    "cusum (default) excess p50", "p95"])
 
 
+def bound_per_set(ctx):
+    """{traced set: (p50, p95)} of the soonest-of-every-family bound's
+    excess latency ({} without traces)."""
+    fams, _ = compute_bound(ctx)
+    if not fams:
+        return {}
+    out = {}
+    for name in rule_groups(ctx)["traced"]:
+        anyf = _any_family(fams, name)
+        out[name] = (_pct(anyf, 50), _pct(anyf, 95))
+    return out
+
+
+def bound_misses(ctx):
+    """The traced sets on which even the bound misses the excess-latency
+    target (p50 or p95)."""
+    return [n for n, (p50, p95) in bound_per_set(ctx).items()
+            if p50 > report.EXC_P50_MS or p95 > report.EXC_P95_MS]
+
+
 def bound_rows(ctx):
     """Per traced set: the bound's excess p50 for each family, the soonest
     of them (p50, p95), and both rules' measured excess latency."""
