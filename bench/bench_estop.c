@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fresh.h"
 #include "plugin.h"
 #include "sclock.h"
 #include "stim.h"
@@ -53,7 +54,7 @@ static int bench_wait_armed(struct stim *stim, struct sclock *clk, bool want)
 	int i;
 
 	for (i = 0; i < 10000; i++) {
-		sclock_set_fresh(clk, sclock_now(clk));
+		fresh_mark(stim_fresh(stim), sclock_now(clk));
 		if (stim_armed(stim) == want) {
 			return 0;
 		}

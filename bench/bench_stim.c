@@ -20,7 +20,10 @@
 
 #include "config.h"
 #include "event.h"
+#include "fresh.h"
 #include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "sclock.h"
 #include "stim.h"
 
@@ -50,13 +53,13 @@ static void bench_report(const char *what, int64_t *v, size_t n)
  * millisecond, or the gate's acquisition rule (and the stim thread's
  * watchdog) would refuse every pulse, as they must without EMG.
  */
-static void bench_sleep_ms(struct sclock *clk, int ms)
+static void bench_sleep_ms(struct stim *stim, struct sclock *clk, int ms)
 {
 	struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000000L };
 	int i;
 
 	for (i = 0; i < ms; i++) {
-		sclock_set_fresh(clk, sclock_now(clk));
+		fresh_mark(stim_fresh(stim), sclock_now(clk));
 		nanosleep(&ts, NULL);
 	}
 }
@@ -116,7 +119,7 @@ int main(void)
 	}
 	printf("stim thread: %s\n", got_rt ? "SCHED_FIFO 90" : "normal scheduling (RT refused)");
 	stim_set_armed(stim, true, "bench");
-	bench_sleep_ms(clk, 10);
+	bench_sleep_ms(stim, clk, 10);
 
 	/* trains: 25 pulses at 200 Hz, back to back */
 	for (i = 0; i < TRAINS; i++) {
@@ -128,7 +131,7 @@ int main(void)
 		};
 
 		stim_post(stim, &q);
-		bench_sleep_ms(clk, PULSES * 1000 / TRAIN_HZ + 30);
+		bench_sleep_ms(stim, clk, PULSES * 1000 / TRAIN_HZ + 30);
 		while (ring_pop(stim_events(stim), &ev)) {
 			if (ev.type == EVENT_PULSE && nl < TRAINS * PULSES) {
 				late[nl++] = ev.u.pulse.actual_ns - ev.u.pulse.sched_ns;
@@ -149,7 +152,7 @@ int main(void)
 		q.start_ns = sclock_now(clk);
 		posted = q.start_ns;
 		stim_post(stim, &q);
-		bench_sleep_ms(clk, 25);
+		bench_sleep_ms(stim, clk, 25);
 		while (ring_pop(stim_events(stim), &ev)) {
 			if (ev.type == EVENT_PULSE && nw < SINGLES) {
 				wake[nw++] = ev.u.pulse.actual_ns - posted;

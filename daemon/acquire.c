@@ -12,10 +12,15 @@
 
 #include "acquire.h"
 #include "bank.h"
+#include "config.h"
 #include "emg.h"
 #include "event.h"
+#include "fresh.h"
 #include "policy.h"
+#include "ring.h"
 #include "rt.h"
+#include "sclock.h"
+#include "stim.h"
 
 /* The calibrated event carries the detector's issue bits as they are. */
 _Static_assert((unsigned)EVENT_CAL_ARTEFACTS == (unsigned)DETECT_CAL_ARTEFACTS &&
@@ -455,7 +460,7 @@ static void *acquire_thread(void *arg)
 			emg_tap_push(a->tap, a->buf);	/* a copy per ring; full: counted */
 		}
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
-		sclock_set_fresh(a->clock, sclock_now(a->clock));
+		fresh_mark(stim_fresh(a->stim), sclock_now(a->clock));
 		/* after the EMG is marked fresh: the gate must not see it stale */
 		acquire_open_loop(a);
 		a->stats.blocks++;

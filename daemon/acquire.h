@@ -6,8 +6,8 @@
  * allocated in acquire_create; its loop only reads, computes and pushes
  * fixed-size records.
  *
- * After each block it tells the session clock that the EMG is fresh (the
- * stim thread's acquisition watchdog). At the end of the data it disarms
+ * After each block it marks the EMG fresh (fresh.h, the stim thread's
+ * acquisition watchdog, through stim_fresh). At the end of the data it disarms
  * the coil, then signals the main thread through an eventfd.
  *
  * When a read fails and the source can be reopened (IIO, with
@@ -22,12 +22,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "policy.h"
-#include "ring.h"
-#include "sclock.h"
 #include "source.h"
-#include "stim.h"
+
+struct policy_protocol;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim;
 
 /** Counters for the session summary. */
 struct acquire_stats {

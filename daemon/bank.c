@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bank.h"
+#include "config.h"
 #include "dsp.h"
 
 /* Artefact blanks waiting or running at once (more are merged into the last). */
@@ -29,6 +30,7 @@ struct bank {
 	enum config_channel_rule rule;
 	unsigned only;			/* the channel of CONFIG_CHANNEL_NAMED */
 	uint64_t blank_samples;
+	uint64_t blank_run;	/* samples of the blank going on, or just ended */
 	/*
 	 * Blanks in sample order, disjoint: a pulse's blank can start in a
 	 * later block than the one in which the acquire thread learns of it,
@@ -211,21 +213,37 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 		uint64_t sample = first + i;
 		int blanked = bank_blanked(b, sample);
 
+		if (blanked) {
+			b->blank_run++;
+		} else if (b->blank_run) {
+			/* A long blank (a train's): the mains canceller takes
+			 * up the hum again after it, which the detectors must
+			 * not take for a burst. */
+			for (ch = 0; ch < nch; ch++) {
+				detect_blank(b->det[ch], sample,
+					     dsp_chain_rejoin(b->dsp[ch], b->blank_run));
+			}
+			b->blank_run = 0;
+		}
+
 		for (ch = 0; ch < nch; ch++) {
 			float x = buf[i * nch + ch];
 			float env, filtered;
 
 			/*
-			 * Hold the last clean value through the blank: the
-			 * stimulation artefact never enters the filters, so
-			 * they do not ring with it after the blank ends.
+			 * Through the blank the chain holds its level (and
+			 * the mains canceller its estimate): the stimulation
+			 * artefact never enters the filters, so they do not
+			 * ring with it after the blank ends. The trace shows
+			 * the last clean value.
 			 */
 			if (blanked) {
 				x = b->held[ch];
+				env = dsp_chain_hold(b->dsp[ch], &filtered);
 			} else {
 				b->held[ch] = x;
+				env = dsp_chain_step(b->dsp[ch], x, &filtered);
 			}
-			env = dsp_chain_step(b->dsp[ch], x, &filtered);
 			if (dsp_chain_rejected(b->dsp[ch]) != b->rejected[ch]) {
 				/* The calibration guard replaced this sample. */
 				b->rejected[ch] = dsp_chain_rejected(b->dsp[ch]);
@@ -298,7 +316,8 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost)
 
 	for (ch = 0; ch < b->channels; ch++) {
 		dsp_chain_resync(b->dsp[ch], lost);
-		detect_gap(b->det[ch], from, lost, b->settle_samples);
+		detect_gap(b->det[ch], from, lost,
+			   b->settle_samples + dsp_chain_rejoin(b->dsp[ch], lost));
 	}
 }
 

@@ -20,9 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "detect.h"
 #include "source.h"
+
+struct rpmsd_config;
 
 #define BANK_MAX_CHANNELS SOURCE_MAX_CHANNELS
 #define BANK_NAME_MAX SOURCE_NAME_MAX

@@ -3,7 +3,7 @@
  * rpmsd configuration: one typed key table, an INI file parsed with libinih.
  *
  * Every key has a type, a default, a range, a unit and a one-line doc in the
- * table in config.c. Parsing validates each key against the table; the first
+ * table in config_key.c. Parsing validates each key against the table; the first
  * problem is reported as "FILE:LINE: section.key: what is wrong (allowed: ...)"
  * and the whole file is rejected.
  *
@@ -20,9 +20,9 @@
 
 #include <stdio.h>
 
-#include <rpmsd/coil.h>
-
 #include "train_table.h"
+
+struct rpmsd_coil_key;
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_NAME_MAX 64
@@ -278,6 +278,56 @@ int config_resolve(const struct rpmsd_config *cfg, const char *file, char *out, 
  * @return the line, or 0 when the key kept its default (or is unknown)
  */
 int config_key_line(const struct rpmsd_config *cfg, const char *section, const char *key);
+
+/**
+ * config_rule_band() - the band-pass rule: the high-pass corner below the
+ * low-pass one. The one statement of it: config_load and config_recheck
+ * check dsp.highpass_hz against dsp.lowpass_hz with it, dsp_chain_create
+ * against the low-pass corner it clamps below Nyquist. Any thread, RT-safe.
+ * @return true when @highpass_hz < @lowpass_hz (false for NaN)
+ */
+bool config_rule_band(double highpass_hz, double lowpass_hz);
+
+/**
+ * config_rule_hysteresis() - the detector's rule: detect.k_off below
+ * detect.k_on, so that a burst ends below the level that started it. The
+ * one statement of it, for config_load, config_recheck and detect_create.
+ * Any thread, RT-safe.
+ * @return true when @k_off < @k_on (false for NaN)
+ */
+bool config_rule_hysteresis(double k_off, double k_on);
+
+/*
+ * The scope of a key, from its entry in the key table (config_key.c): the
+ * one statement of what may change while running and of what is a limit.
+ */
+/** Changes while running: "set" takes the live [stim] keys, SIGHUP every live key. */
+#define CONFIG_KEY_LIVE 0x1u
+/** A safety limit that "set" is held to; the control socket's status reports it. */
+#define CONFIG_KEY_LIMIT 0x2u
+
+/**
+ * config_key_live() - whether section.key may change while the daemon runs
+ * @section: the key's section
+ * @key: the key
+ *
+ * The live [stim] keys are the protocol, which "set" and SIGHUP change
+ * through the same checks; daemon.log_level is applied by SIGHUP. Any other
+ * key takes a restart. Any thread.
+ *
+ * Return: true for a live key, false for any other or an unknown one.
+ */
+bool config_key_live(const char *section, const char *key);
+
+/**
+ * config_key_nth() - the @i-th key of @section with @flag, in table order
+ * @section: a section of the table
+ * @flag: CONFIG_KEY_LIVE or CONFIG_KEY_LIMIT (either, when both)
+ * @i: from 0
+ *
+ * Return: the key's name (static), or NULL past the last. Any thread.
+ */
+const char *config_key_nth(const char *section, unsigned flag, size_t i);
 
 /**
  * Fill @cfg with the defaults of the key table.

@@ -590,8 +590,3 @@ int control_reload(struct control *c, const struct rpmsd_config *next)
 	}
 	return 0;
 }
-
-bool control_key_settable(const char *key)
-{
-	return control_request_is_settable(key);
-}

@@ -113,7 +113,4 @@ void control_destroy(struct control *c);
  */
 int control_reload(struct control *c, const struct rpmsd_config *next);
 
-/** Whether stim.@key may change at run time ("set" and SIGHUP). */
-bool control_key_settable(const char *key);
-
 #endif /* RPMSD_CONTROL_H */

@@ -248,7 +248,13 @@ static json_t *control_command_session_start(struct control *c, const struct con
 	 * begin before its own file.
 	 */
 	rec = control_command_record_start(c, req->patient_id, req->session_id);
-	stim_new_session(c->stim);
+	if (stim_new_session(c->stim) < 0) {
+		/* the stim thread's command ring is full: it is far behind, say so */
+		json_decref(rec);
+		control_request_fail(err, "busy", "the stim thread has not taken the commands "
+				     "before this one yet: try session_start again");
+		return NULL;
+	}
 	pthread_mutex_lock(&c->lock);
 	c->in_session = true;
 	memcpy(c->patient_id, req->patient_id, sizeof(c->patient_id));
@@ -500,7 +506,8 @@ void control_command_reload(struct control *c, const struct rpmsd_config *next)
 	json_t *res;
 	size_t i;
 
-	for (i = 0; (key = control_request_settable(i)) && req.n_params < CONTROL_SET_MAX; i++) {
+	for (i = 0; (key = config_key_nth("stim", CONFIG_KEY_LIVE, i)) && req.n_params < CONTROL_SET_MAX;
+	     i++) {
 		config_value_text(c->cfg, "stim", key, now, sizeof(now));
 		config_value_text(next, "stim", key, want, sizeof(want));
 		if (!strcmp(now, want)) {

@@ -2,8 +2,8 @@
 /*
  * The control socket's requests (docs/control.md): JSON in, a checked
  * struct control_request out, or a code and a message naming what was
- * wrong. No daemon state and nothing but jansson, so that the fuzzer can
- * run it alone.
+ * wrong. No daemon state and nothing but jansson and the key table (which
+ * keys are live: config_key_live), so that the fuzzer can run it alone.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,20 +13,6 @@
 #include <jansson.h>
 
 #include "control_request.h"
-
-/* The [stim] keys "set" may change: the protocol, never a limit. */
-static const char *const control_request_settables[] = {
-	"protocol", "intensity_pct", "pulse_width_us", "train_pulses", "train_frequency_hz",
-	"on_ms", "off_ms", "cycles", "theta_bursts", "theta_burst_pulses",
-	"theta_frequency_hz", "theta_period_ms", "refractory_ms",
-};
-
-#define CONTROL_N_SETTABLE \
-	(sizeof(control_request_settables) / sizeof(control_request_settables[0]))
-#define CONTROL_SETTABLE_TEXT "stim.protocol, stim.intensity_pct, stim.pulse_width_us, " \
-	"stim.train_pulses, stim.train_frequency_hz, stim.on_ms, stim.off_ms, stim.cycles, " \
-	"stim.theta_bursts, stim.theta_burst_pulses, stim.theta_frequency_hz, " \
-	"stim.theta_period_ms, stim.refractory_ms"
 
 #define CONTROL_IDS_ALLOWED "1 to 36 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
 
@@ -164,21 +150,21 @@ static int control_request_parse_id(json_t *root, const char *member, char *out,
 	return 0;
 }
 
-bool control_request_is_settable(const char *key)
+/* "stim.a, stim.b, ...": the keys "set" takes, from the key table. */
+static void control_request_settable_text(char *buf, size_t len)
 {
-	size_t i;
+	const char *key;
+	size_t i, used = 0;
+	int n;
 
-	for (i = 0; i < CONTROL_N_SETTABLE; i++) {
-		if (!strcmp(control_request_settables[i], key)) {
-			return true;
+	buf[0] = '\0';
+	for (i = 0; (key = config_key_nth("stim", CONFIG_KEY_LIVE, i)) && used < len; i++) {
+		n = snprintf(buf + used, len - used, "%sstim.%s", i ? ", " : "", key);
+		if (n < 0) {
+			break;
 		}
+		used += (size_t)n;
 	}
-	return false;
-}
-
-const char *control_request_settable(size_t i)
-{
-	return i < CONTROL_N_SETTABLE ? control_request_settables[i] : NULL;
 }
 
 /* One key = value of "set", as text for config_override. */
@@ -186,22 +172,25 @@ static int control_request_parse_param(const char *name, json_t *v,
 				       struct control_request *req, struct control_error *err)
 {
 	struct control_param *p = &req->params[req->n_params];
+	char settable[CONTROL_MSG_MAX / 2];
 	const char *key = name;
 	size_t i, n;
 
 	if (!strncmp(key, "stim.", 5)) {
 		key += 5;
 	} else if (strchr(key, '.')) {
+		control_request_settable_text(settable, sizeof(settable));
 		control_request_fail(err, "not_settable", "%.60s: not settable at run time "
-				     "(allowed: " CONTROL_SETTABLE_TEXT "); limits and everything "
-				     "else take a restart with a new configuration", name);
+				     "(allowed: %s); limits and everything else take a restart "
+				     "with a new configuration", name, settable);
 		snprintf(err->key, sizeof(err->key), "%.60s", name);
 		control_request_printable(err->key);
 		return -EINVAL;
 	}
-	if (!control_request_is_settable(key)) {
+	if (!config_key_live("stim", key)) {
+		control_request_settable_text(settable, sizeof(settable));
 		control_request_fail(err, "not_settable", "stim.%.60s: not settable at run time "
-				     "(allowed: " CONTROL_SETTABLE_TEXT ")", key);
+				     "(allowed: %s)", key, settable);
 		snprintf(err->key, sizeof(err->key), "stim.%.60s", key);
 		control_request_printable(err->key);
 		return -EINVAL;

@@ -77,18 +77,6 @@ const char *control_request_cmd_name(enum control_cmd cmd);
 bool control_request_id_valid(const char *id);
 
 /**
- * Whether stim.@key may change at run time ("set" and SIGHUP): the
- * protocol, never a limit.
- */
-bool control_request_is_settable(const char *key);
-
-/**
- * The settable keys one by one (without "stim."), in a fixed order.
- * @return the @i-th, or NULL past the last
- */
-const char *control_request_settable(size_t i);
-
-/**
  * Fill @err: @code (a stable string, kept by pointer) and the message,
  * every byte outside printable ASCII replaced by '?' (messages quote
  * requests). err->key and err->rule are left as they are.

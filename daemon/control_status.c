@@ -19,18 +19,13 @@
 #include "config.h"
 #include "control.h"
 #include "control_private.h"
+#include "fresh.h"
 #include "publish.h"
 #include "sclock.h"
 #include "stim.h"
 
 #define CONTROL_NS_PER_MS 1000000.0
 #define CONTROL_NS_PER_S 1e9
-
-/* Limits reported by status: what "set" is held to. */
-static const char *const control_limits[] = {
-	"max_intensity_pct", "max_frequency_hz", "max_train_pulses", "min_train_interval_ms",
-	"motor_threshold_pct", "max_session_pulses", "max_daily_pulses", "max_coil_temp_c",
-};
 
 static unsigned control_status_popcount(unsigned v)
 {
@@ -44,7 +39,7 @@ static unsigned control_status_popcount(unsigned v)
 
 void control_status(struct control *c, struct publish_status *st)
 {
-	int64_t now = sclock_now(c->clock), fresh = sclock_fresh(c->clock), at;
+	int64_t now = sclock_now(c->clock), fresh = fresh_last(stim_fresh(c->stim)), at;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&c->lock);
@@ -109,7 +104,7 @@ json_t *control_status_protocol(const struct rpmsd_config *cfg)
 	size_t i;
 
 	json_object_set_new(o, "mode", control_status_value(cfg, "stim", "mode"));
-	for (i = 0; (key = control_request_settable(i)); i++) {
+	for (i = 0; (key = config_key_nth("stim", CONFIG_KEY_LIVE, i)); i++) {
 		json_object_set_new(o, key, control_status_value(cfg, "stim", key));
 	}
 	json_object_set_new(o, "open_loop_pulses",
@@ -128,6 +123,7 @@ json_t *control_status_json(struct control *c)
 	struct publish_fault f;
 	const char *blocked = stim_arm_blocked(c->stim);
 	json_t *o = json_object(), *acq, *lim, *ctl;
+	const char *key;
 	size_t i;
 
 	control_status(c, &st);
@@ -152,9 +148,9 @@ json_t *control_status_json(struct control *c)
 	json_object_set_new(acq, "calibrated", json_integer(st.calibrated));
 	json_object_set_new(o, "acquisition", acq);
 	lim = json_object();
-	for (i = 0; i < sizeof(control_limits) / sizeof(control_limits[0]); i++) {
-		json_object_set_new(lim, control_limits[i],
-				    control_status_value(c->cfg, "safety", control_limits[i]));
+	/* what "set" is held to: the keys the table marks as limits */
+	for (i = 0; (key = config_key_nth("safety", CONFIG_KEY_LIMIT, i)); i++) {
+		json_object_set_new(lim, key, control_status_value(c->cfg, "safety", key));
 	}
 	json_object_set_new(o, "limits", lim);
 	json_object_set_new(o, "last_fault",

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "detect.h"
 #include "dsp.h"
 
@@ -210,9 +211,10 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 		return detect_fail(err, errlen, "detect.k_on", cfg->detect.k_on,
 				   "must be > 0");
 	}
-	if (!(cfg->detect.k_off >= 0.0) || !(cfg->detect.k_off <= cfg->detect.k_on)) {
+	if (!(cfg->detect.k_off >= 0.0) ||
+	    !config_rule_hysteresis(cfg->detect.k_off, cfg->detect.k_on)) {
 		return detect_fail(err, errlen, "detect.k_off", cfg->detect.k_off,
-				   "must be >= 0 and not above detect.k_on");
+				   "must be >= 0 and below detect.k_on");
 	}
 	if (!(cfg->detect.on_ms >= 0.0) || !isfinite(cfg->detect.on_ms)) {
 		return detect_fail(err, errlen, "detect.on_ms", cfg->detect.on_ms,

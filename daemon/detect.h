@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+struct rpmsd_config;
 
 /** What detect_step reports. */
 enum detect_edge {

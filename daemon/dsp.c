@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "dsp.h"
 
 #define DSP_MAX_SECTIONS 4	/* 2 high-pass + 2 low-pass */
@@ -55,13 +56,16 @@
 #define DSP_HUM_KI 1.0
 #define DSP_HUM_NEAR 0.95	/* cos 2 beta near lock, where the frequency moves */
 #define DSP_HUM_PULL_HZ 2.0	/* the frequency stays this close to nominal */
-#define DSP_HUM_RELAX_S 2.0	/* and goes back to it, unlocked, with this time constant */
+#define DSP_HUM_RELAX_S 30.0	/* and goes back to it, unlocked, with this time constant */
 #define DSP_HUM_LOCK_SNR 5.0	/* amplitude over the noise it would see, to lock */
 #define DSP_HUM_LOCK_SHARE 4.0	/* and at least 1/this of all the hum's amplitude */
 #define DSP_HUM_CLIP 4.5	/* the residual it learns from, x its running median */
 #define DSP_HUM_BOOST 16.0	/* acquiring: steps this much larger (sum at most 1) */
 #define DSP_HUM_BOOST_S 0.1	/* and back to nominal, halving every this */
 #define DSP_HUM_SETTLE_S 0.3	/* the start-up with hum there from the first sample */
+#define DSP_HUM_AVG_S 0.5	/* the frequency a gap or a hold is bridged with, averaged */
+#define DSP_HUM_HOLD_S 0.1	/* a gap or hold this long: acquire again after it */
+#define DSP_HUM_REACQ_S 0.15	/* which takes this long */
 
 /*
  * The mains hum as a sum of harmonics of one tracked fundamental: harmonic
@@ -80,8 +84,10 @@ struct dsp_hum {
 	double c, s;			/* the frame: cos, sin theta */
 	double rc, rs;			/* its turn per sample: cos, sin omega */
 	double omega, omega_nom, omega_min, omega_max;	/* rad per sample */
+	double omega_avg, avg_alpha;	/* omega averaged over DSP_HUM_AVG_S; its step */
 	double kp, ki;			/* loop gains per block */
 	double relax;			/* unlocked: the share of the way back to nominal, per block */
+	uint64_t hold_n;		/* DSP_HUM_HOLD_S in samples */
 	double power;			/* sum of squared residuals this block */
 	unsigned clipped;		/* residuals clipped for learning, this block */
 	double trust;			/* steps' factor from the last block's clipping */
@@ -111,6 +117,7 @@ struct dsp_chain {
 	int guard_hold;		/* inside an artefact */
 	uint64_t rejected;	/* samples the guard replaced */
 	int primed;
+	uint64_t held;		/* samples held (dsp_chain_hold) since the last step */
 	int tkeo;
 	double x1, x2;		/* the two previous filtered samples (TKEO) */
 
@@ -293,9 +300,13 @@ double dsp_butterworth_q(int order, int k)
  * unless the fundamental stands DSP_HUM_LOCK_SNR above the noise the
  * block's residual would leave in the probe and makes up at least
  * 1/DSP_HUM_LOCK_SHARE of the hum's amplitude (no hum, a burst over weak
- * hum, a pop, or harmonics with no fundamental to follow); unlocked, it
- * drifts back to nominal with a time constant of DSP_HUM_RELAX_S, and it
- * never leaves DSP_HUM_PULL_HZ around nominal. Canceller and probe learn
+ * hum, a pop, or harmonics with no fundamental to follow); unlocked, the
+ * frame turns on at the frequency averaged while locked (DSP_HUM_AVG_S),
+ * since the loop's own jitters by a few hundredths of a hertz, a third of
+ * a radian over a 2 s burst, which would ring as hum after it; that
+ * average drifts back to nominal with a time constant of DSP_HUM_RELAX_S,
+ * and the frequency never leaves DSP_HUM_PULL_HZ around nominal. A blank
+ * (dsp_chain_hold) or a gap is bridged at that average too. Canceller and probe learn
  * from the residual clipped at DSP_HUM_CLIP times its running median (and
  * at the limiter's limit once there is one), so a pop moves them by a few
  * steps at most. A burst the limiter clips says nothing about the hum
@@ -357,7 +368,7 @@ static void dsp_hum_setup(struct dsp_hum *h, double fs, double f0, int harmonics
 	dsp_hum_set_boost(h, h->boost_max, 1.0);
 	h->mu_p = dsp_hum_step_for(fs, f0, f0 / DSP_HUM_PROBE_HZ);
 
-	h->omega = h->omega_nom = 2.0 * M_PI * f0 / fs;
+	h->omega = h->omega_nom = h->omega_avg = 2.0 * M_PI * f0 / fs;
 	h->omega_min = 2.0 * M_PI * (f0 - DSP_HUM_PULL_HZ) / fs;
 	h->omega_max = 2.0 * M_PI * (f0 + DSP_HUM_PULL_HZ) / fs;
 	if (h->omega_max > M_PI / 2.0) {
@@ -370,6 +381,8 @@ static void dsp_hum_setup(struct dsp_hum *h, double fs, double f0, int harmonics
 	t = (double)h->block / fs;
 	h->decay = pow(0.5, t / DSP_HUM_BOOST_S);
 	h->relax = t / DSP_HUM_RELAX_S;
+	h->avg_alpha = t / DSP_HUM_AVG_S;
+	h->hold_n = (uint64_t)llround(DSP_HUM_HOLD_S * fs);
 	/* The probe's rate (1/s) sets the loop's; the frame's own step per
 	 * block stays at 1/2 at most so that it cannot overshoot. */
 	g = h->mu_p / 2.0 * fs;
@@ -484,6 +497,9 @@ static void dsp_hum_block(struct dsp_hum *h)
 	for (k = 0; k < h->n; k++) {
 		tot2 += h->a[k] * h->a[k] + h->b[k] * h->b[k];
 	}
+	if (h->locked) {
+		h->omega_avg += h->avg_alpha * (h->omega - h->omega_avg);
+	}
 	h->locked = amp2 > DSP_GUARD_SILENT * DSP_GUARD_SILENT &&
 		    amp2 >= DSP_HUM_LOCK_SNR * DSP_HUM_LOCK_SNR * h->mu_p * power &&
 		    amp2 * DSP_HUM_LOCK_SHARE * DSP_HUM_LOCK_SHARE >= tot2;
@@ -495,9 +511,16 @@ static void dsp_hum_block(struct dsp_hum *h)
 		}
 		dsp_hum_shift(h, h->kp * beta);
 	} else {
-		/* No line to follow: drift back to nominal mains, slowly
-		 * enough to hold the frequency across a burst. */
-		dsp_hum_turn(h, h->omega + h->relax * (h->omega_nom - h->omega));
+		/* No line to follow (a burst over the hum, or no hum):
+		 * turn on at the frequency averaged while locked, not the
+		 * loop's last value, which jitters by a few hundredths of
+		 * a hertz; drift back to nominal mains, slowly enough to
+		 * hold the frequency across a burst. Not while acquiring
+		 * (boost), where the loop locks on and off as it pulls in. */
+		h->omega_avg += h->relax * (h->omega_nom - h->omega_avg);
+		if (h->boost == 1.0) {
+			dsp_hum_turn(h, h->omega_avg);
+		}
 	}
 	n = 1.5 - 0.5 * (h->c * h->c + h->s * h->s);
 	h->c *= n;
@@ -507,13 +530,22 @@ static void dsp_hum_block(struct dsp_hum *h)
 	h->rs *= n;
 }
 
+/* Turn the frame on to the next sample. */
+static void dsp_hum_advance(struct dsp_hum *h)
+{
+	double c = h->c * h->rc - h->s * h->rs;
+
+	h->s = h->s * h->rc + h->c * h->rs;
+	h->c = c;
+}
+
 /*
  * Learn from this sample's residual @e, clipped at @clip when that is
  * > 0, and turn the frame on to the next sample.
  */
 static void dsp_hum_learn(struct dsp_hum *h, double e, double clip, int limited)
 {
-	double ep = e - (h->pa * h->ck[0] + h->pb * h->sk[0]), c;
+	double ep = e - (h->pa * h->ck[0] + h->pb * h->sk[0]);
 	int k;
 
 	h->power += e * e;
@@ -528,24 +560,31 @@ static void dsp_hum_learn(struct dsp_hum *h, double e, double clip, int limited)
 		h->a[k] += h->mu_run[k] * e * h->ck[k];
 		h->b[k] += h->mu_run[k] * e * h->sk[k];
 	}
-	c = h->c * h->rc - h->s * h->rs;
-	h->s = h->s * h->rc + h->c * h->rs;
-	h->c = c;
+	dsp_hum_advance(h);
 	if (++h->tick == h->block) {
 		h->tick = 0;
 		dsp_hum_block(h);
 	}
 }
 
-/* Turn the frame on by @n samples (a gap), so the estimate keeps its phase. */
+/*
+ * Turn the frame on by @n samples (a gap, a hold), so the estimate keeps
+ * its phase: at the frequency averaged over the last DSP_HUM_AVG_S, as the
+ * loop's own jitters by a few hundredths of a hertz, which over a 2 s
+ * train's blank is a third of a radian. Across DSP_HUM_HOLD_S or more the
+ * grid may have moved all the same: acquire again, with the boost.
+ */
 static void dsp_hum_skip(struct dsp_hum *h, uint64_t n)
 {
 	double t, ct, st, c;
 
-	if (!h->n) {
+	if (!h->n || n == 0) {
 		return;
 	}
-	t = fmod((double)n * h->omega, 2.0 * M_PI);
+	if (n >= h->hold_n) {
+		dsp_hum_set_boost(h, h->boost_max, 1.0);
+	}
+	t = fmod((double)n * h->omega_avg, 2.0 * M_PI);
 	ct = cos(t);
 	st = sin(t);
 	c = h->c * ct - h->s * st;
@@ -608,7 +647,7 @@ int dsp_chain_create(const struct rpmsd_config *cfg, double fs,
 	if (lp > fmax) {
 		lp = fmax;
 	}
-	if (!(hp > 0.0) || !(hp < lp)) {
+	if (!(hp > 0.0) || !config_rule_band(hp, lp)) {
 		snprintf(err, errlen,
 			 "dsp.highpass_hz: %g Hz: must be > 0 and below the low-pass corner %g Hz (dsp.lowpass_hz, at most 0.45 x %g Hz)",
 			 hp, lp, fs);
@@ -755,11 +794,59 @@ static int dsp_guard(struct dsp_chain *c, double mag)
 	return reject;
 }
 
+/* The band-pass and the envelope, from the limited input @y. */
+static float dsp_filter(struct dsp_chain *c, double y, float *filtered)
+{
+	double sq, ms;
+	int i;
+
+	for (i = 0; i < c->n_sec; i++) {
+		y = dsp_biquad_step(&c->sec[i], y);
+	}
+	if (filtered) {
+		*filtered = (float)y;
+	}
+
+	if (c->tkeo) {
+		sq = c->x1 * c->x1 - y * c->x2;
+		c->x2 = c->x1;
+		c->x1 = y;
+	} else {
+		sq = y * y;
+	}
+	c->sum += sq - c->sq[c->pos];
+	c->fresh += sq;
+	c->sq[c->pos] = sq;
+	if (++c->pos == c->win) {
+		c->pos = 0;
+		c->sum = c->fresh;
+		c->fresh = 0.0;
+	}
+	/* A division per sample costs more than a biquad: divide only while
+	 * the window fills, then multiply by its inverse. The root is taken
+	 * in single precision, which the envelope is returned in. */
+	if (c->filled < c->win) {
+		c->filled++;
+		c->inv_filled = 1.0 / (double)c->filled;
+	}
+	ms = c->sum * c->inv_filled;
+	if (ms < 0.0) {
+		ms = 0.0;
+	}
+	return sqrtf((float)ms);
+}
+
 float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 {
-	double hum = c->hum.n ? dsp_hum_estimate(&c->hum) : 0.0;
-	double y = (double)x - hum, e, dev, sq, ms;
+	double hum, y, e, dev;
 	int i;
+
+	if (c->held) {
+		dsp_hum_skip(&c->hum, c->held);
+		c->held = 0;
+	}
+	hum = c->hum.n ? dsp_hum_estimate(&c->hum) : 0.0;
+	y = (double)x - hum;
 
 	if (!c->primed) {
 		double v = y;
@@ -803,40 +890,28 @@ float dsp_chain_step(struct dsp_chain *c, float x, float *filtered)
 	}
 	y = c->level + dev;
 	c->level += c->level_alpha * dev;
-	for (i = 0; i < c->n_sec; i++) {
-		y = dsp_biquad_step(&c->sec[i], y);
-	}
-	if (filtered) {
-		*filtered = (float)y;
-	}
+	return dsp_filter(c, y, filtered);
+}
 
-	if (c->tkeo) {
-		sq = c->x1 * c->x1 - y * c->x2;
-		c->x2 = c->x1;
-		c->x1 = y;
-	} else {
-		sq = y * y;
+float dsp_chain_hold(struct dsp_chain *c, float *filtered)
+{
+	if (!c->primed) {
+		if (filtered) {
+			*filtered = 0.0f;
+		}
+		return 0.0f;
 	}
-	c->sum += sq - c->sq[c->pos];
-	c->fresh += sq;
-	c->sq[c->pos] = sq;
-	if (++c->pos == c->win) {
-		c->pos = 0;
-		c->sum = c->fresh;
-		c->fresh = 0.0;
+	/* Not a sample: nothing to learn from, and the hum's phase goes on. */
+	c->held++;
+	return dsp_filter(c, c->level, filtered);
+}
+
+uint64_t dsp_chain_rejoin(const struct dsp_chain *c, uint64_t held)
+{
+	if (!c->hum.n || held < c->hum.hold_n) {
+		return 0;
 	}
-	/* A division per sample costs more than a biquad: divide only while
-	 * the window fills, then multiply by its inverse. The root is taken
-	 * in single precision, which the envelope is returned in. */
-	if (c->filled < c->win) {
-		c->filled++;
-		c->inv_filled = 1.0 / (double)c->filled;
-	}
-	ms = c->sum * c->inv_filled;
-	if (ms < 0.0) {
-		ms = 0.0;
-	}
-	return sqrtf((float)ms);
+	return (uint64_t)llround(DSP_HUM_REACQ_S * c->fs);
 }
 
 void dsp_chain_set_limit(struct dsp_chain *c, double limit)

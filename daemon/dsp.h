@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+struct rpmsd_config;
 
 /** A second-order section, transposed direct form II, double precision. */
 struct dsp_biquad {
@@ -112,6 +112,25 @@ void dsp_chain_resync(struct dsp_chain *c, uint64_t lost);
  * harmonic while its frequency stays at nominal mains.
  */
 double dsp_chain_gain_db(const struct dsp_chain *c, double f);
+
+/**
+ * A sample that is not there (the bank blanks a stimulation artefact):
+ * the filters and the envelope go on from the input's slow level, as if
+ * its excursion were nil, and the mains canceller turns on without
+ * learning, so that the hum is still cancelled when the input is back
+ * (fed a held value instead, it unlearned the hum during a blank, and a
+ * train's continuous blank let it all back in afterwards). Returns the
+ * envelope, as dsp_chain_step(). RT-safe.
+ */
+float dsp_chain_hold(struct dsp_chain *c, float *filtered);
+
+/**
+ * After @held samples held (or lost in a gap), how many samples the
+ * envelope needs before it shows the EMG again: across 0.1 s or more the
+ * mains frequency may have moved, and the canceller acquires the hum again
+ * (0.15 s); 0 for a shorter hold or without a canceller. RT-safe.
+ */
+uint64_t dsp_chain_rejoin(const struct dsp_chain *c, uint64_t held);
 
 /** The mains frequency the canceller follows now, in Hz; 0 without one. RT-safe. */
 double dsp_chain_mains_hz(const struct dsp_chain *c);

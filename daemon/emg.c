@@ -16,8 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bank.h"
+#include "config.h"
 #include "emg.h"
 #include "event.h"
+#include "ring.h"
+#include "source.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rpms.emg sends float32 as they are in memory: little-endian hosts only"

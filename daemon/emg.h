@@ -18,10 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bank.h"
-#include "config.h"
-#include "ring.h"
-#include "source.h"
+struct bank_trace;
+struct ring;
+struct rpmsd_config;
+struct source;
 
 /**
  * One block as a ring record. Records of one ring all have the size

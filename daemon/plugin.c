@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "plugin.h"
 #include "rpmsd-build.h"
+#include "sclock.h"
 
 struct plugin {
 	void *dl;

@@ -16,11 +16,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <rpmsd/coil.h>
 
-#include "config.h"
-#include "sclock.h"
+struct rpmsd_config;
+struct sclock;
 
 struct plugin;
 

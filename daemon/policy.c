@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "policy.h"
 
 /* Open loop: the train posted last, and where the next one goes. */
@@ -48,26 +49,6 @@ struct policy {
 	struct policy_ol prev_ol;	/* for policy_cancel_last */
 	uint32_t prev_train_id;		/* for policy_cancel_last (open loop) */
 };
-
-int64_t policy_pulse_offset_ns(const struct stim_request *req, uint32_t k)
-{
-	uint32_t b, j;
-
-	if (!(req->frequency_hz > 0.0) || k == 0) {
-		return 0;
-	}
-	b = req->burst_pulses ? k / req->burst_pulses : 0;
-	j = req->burst_pulses ? k % req->burst_pulses : k;
-	return (int64_t)b * req->burst_period_ns + llround((double)j * 1e9 / req->frequency_hz);
-}
-
-int64_t policy_span_ns(const struct stim_request *req)
-{
-	uint32_t cycles = req->cycles ? req->cycles : 1;
-
-	return (int64_t)(cycles - 1) * req->cycle_period_ns +
-	       policy_pulse_offset_ns(req, req->pulses - 1);
-}
 
 void policy_protocol_from_config(const struct rpmsd_config *cfg, struct policy_protocol *pp)
 {
@@ -135,7 +116,7 @@ enum event_action policy_on_onset(struct policy *p, int64_t now_ns, uint64_t sam
 	p->prev_have_last = p->have_last;
 	p->prev_busy_until_ns = p->busy_until_ns;
 	p->have_last = true;
-	p->busy_until_ns = now_ns + policy_span_ns(req) + p->refractory_ns;
+	p->busy_until_ns = now_ns + stim_request_span_ns(req) + p->refractory_ns;
 	return EVENT_ACTION_REQUESTED;
 }
 
@@ -206,7 +187,7 @@ bool policy_tick(struct policy *p, int64_t now_ns, int64_t lead_ns, bool armed, 
 		 * check judged. The same as the line above for an unchanged one.
 		 */
 		gap = p->proto.cycle_period_ns -
-		      policy_pulse_offset_ns(&p->proto, p->proto.pulses - 1);
+		      stim_request_offset_ns(&p->proto, p->proto.pulses - 1);
 		if (start - o->last_ns < gap) {
 			start = o->last_ns + gap;
 		}
@@ -235,7 +216,7 @@ bool policy_tick(struct policy *p, int64_t now_ns, int64_t lead_ns, bool armed, 
 	o->asked = n;
 	o->start_ns = start;
 	o->on_ns = p->proto.cycle_period_ns - p->off_ns;
-	o->last_ns = start + policy_pulse_offset_ns(req, (uint32_t)n - 1);
+	o->last_ns = start + stim_request_offset_ns(req, (uint32_t)n - 1);
 	return true;
 }
 
@@ -365,8 +346,7 @@ static bool policy_sim_request(struct policy_sim *s, const struct stim_request *
 		}
 		n = c == last ? total - (uint64_t)last * pulses : pulses;
 		for (k = 0; k < n; k++) {
-			t = req->start_ns + (int64_t)c * req->cycle_period_ns +
-			    policy_pulse_offset_ns(req, k);
+			t = stim_request_at_ns(req, c, k);
 			if (!policy_sim_pulse(s, req, c, k, t, policy_where(req, c, k))) {
 				return false;
 			}
@@ -389,11 +369,11 @@ static bool policy_burst_rate_refused(const struct stim_request *req,
 		safety_init(&st, 0);
 		st.armed = true;
 		st.any_pulse = true;
-		st.last_pulse_ns = policy_pulse_offset_ns(req, j - 1);
+		st.last_pulse_ns = stim_request_offset_ns(req, j - 1);
 		st.train_id = r.train_id;
 		st.train_pulses = j;
 		st.train_first_ns = 0;
-		if (safety_admit(lim, &st, &r, policy_pulse_offset_ns(req, j)).rule ==
+		if (safety_admit(lim, &st, &r, stim_request_offset_ns(req, j)).rule ==
 		    SAFETY_MAX_FREQUENCY) {
 			return true;
 		}
@@ -446,7 +426,7 @@ static bool policy_sim_open_loop(struct policy *p, struct policy_sim *s,
 			s->cut_moved = false;
 			for (k = 0; k < n; k++) {
 				if (!policy_sim_pulse(s, req, 0, k,
-						      req->start_ns + policy_pulse_offset_ns(req, k),
+						      req->start_ns + stim_request_offset_ns(req, k),
 						      policy_where(req, c, k))) {
 					return false;
 				}
@@ -459,7 +439,7 @@ static bool policy_sim_open_loop(struct policy *p, struct policy_sim *s,
 		prev[0] = prev[1];
 		prev[1] = *req;
 		/* it ended at its last pulse: the next, or the count is done */
-		if (!policy_tick(p, req->start_ns + policy_pulse_offset_ns(req, (uint32_t)n - 1),
+		if (!policy_tick(p, req->start_ns + stim_request_offset_ns(req, (uint32_t)n - 1),
 				 INT64_MAX, true, true, delivered, req)) {
 			return true;
 		}

@@ -14,45 +14,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "event.h"
 #include "safety.h"
+#include "stim_request.h"
 
-/**
- * A stimulation request, posted from the acquire to the stim thread: one
- * or more trains of the same shape (closed loop: the trains of one burst
- * onset; open loop: one train). Pulse k of train c fires at
- * start_ns + c * cycle_period_ns + (k / burst_pulses) * burst_period_ns +
- * (k % burst_pulses) / frequency_hz.
- */
-struct stim_request {
-	uint32_t train_id;		/* of the first train; train c is train_id + c */
-	uint32_t pulses;		/* per train, >= 1 */
-	double frequency_hz;		/* pulse rate within a burst; 0: single pulse */
-	uint32_t burst_pulses;		/* pulses per burst (= pulses for a plain train) */
-	int64_t burst_period_ns;	/* burst to burst; 0: one burst */
-	uint32_t cycles;		/* trains, >= 1 */
-	int64_t cycle_period_ns;	/* first pulse to next train's first pulse */
-	uint64_t pulse_budget;		/* stop after delivering this many; 0: no cap */
-	double intensity_pct;
-	uint32_t width_us;
-	int64_t start_ns;		/* session time of the first pulse */
-	uint64_t trigger_sample;	/* decision sample of the burst onset */
-	uint32_t channel;		/* channel whose onset triggered it */
-	/*
-	 * Open loop: one train of the session's count. What it does not
-	 * deliver is asked for again (off_ms later), so it is not "not
-	 * delivered" until the count ends (stim.c).
-	 */
-	bool open_loop;
-	uint64_t due;			/* open loop: pulses of the count still due, these included */
-	/*
-	 * Open loop, the next train of the schedule: its first pulse never
-	 * closer than this to the pulse delivered before it (the designed
-	 * pause after the train before, as within a request); 0: none.
-	 */
-	int64_t gap_ns;
-};
+struct rpmsd_config;
 
 /**
  * The protocol part of a policy: what a request looks like and the pauses
@@ -125,12 +91,6 @@ enum event_action policy_on_onset(struct policy *p, int64_t now_ns, uint64_t sam
  */
 void policy_cancel_last(struct policy *p);
 
-/** Session time from a request's start to its last pulse, ns. */
-int64_t policy_span_ns(const struct stim_request *req);
-
-/** Offset of pulse @k of a train of @req from the train's first pulse, ns. */
-int64_t policy_pulse_offset_ns(const struct stim_request *req, uint32_t k);
-
 /** Where a pulse falls in a protocol's schedule (policy_check). */
 enum policy_at {
 	POLICY_AT_START,	/* the first pulse of a request */
@@ -155,7 +115,7 @@ struct policy_refusal {
 /**
  * Judge a protocol before it runs, exactly as the safety gate will judge
  * it: every pulse, at the time the stim thread schedules it (train c,
- * pulse k at start + c x cycle_period_ns + policy_pulse_offset_ns(k), the
+ * pulse k at stim_request_at_ns(c, k), the
  * trains of open loop posted on time),
  * through safety_admit() with @lim and the state it would have, from a
  * new session, armed, with fresh EMG and a coil that reports nothing, so

@@ -23,11 +23,13 @@
 
 #include <zmq.h>
 
+#include "config.h"
 #include "detect.h"
 #include "emg.h"
 #include "event.h"
 #include "log.h"
 #include "publish.h"
+#include "ring.h"
 #include "sclock.h"
 
 #define PUBLISH_MAX_RINGS 8

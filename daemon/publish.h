@@ -18,9 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "event.h"
-#include "ring.h"
+
+struct ring;
+struct rpmsd_config;
 
 struct publish;
 

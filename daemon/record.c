@@ -35,8 +35,11 @@
 #include "event.h"
 #include "log.h"
 #include "record.h"
+#include "ring.h"
 #include "rpmsd-build.h"
 #include "safety.h"
+#include "sclock.h"
+#include "source.h"
 
 #define RECORD_IDLE_NS 5000000L		/* ring poll period when idle */
 #define RECORD_BATCH 256		/* records per ring per pass */
@@ -1062,13 +1065,50 @@ static int record_params(struct record *r, const struct rpmsd_config *cfg,
 	return 0;
 }
 
+/*
+ * What the config asks of the directory and the files, before anything is
+ * touched: shared by record_create and record_check. Needs r->channels.
+ */
+static int record_check_cfg(struct record *r, const struct rpmsd_config *cfg,
+			    const struct source *src, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (config_resolve(cfg, cfg->record.directory, r->dir, sizeof(r->dir)) < 0) {
+		return record_fail_cfg(err, errlen, -ENAMETOOLONG, "record.directory: path too long");
+	}
+	if (stat(r->dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		return record_fail_cfg(err, errlen, -ENOENT,
+				       "record.directory: '%s' is not an existing directory (rpmsd does not create it)",
+				       r->dir);
+	}
+	return record_params(r, cfg, src, err, errlen);
+}
+
+int record_check(const struct rpmsd_config *cfg, const struct source *src, char *err,
+		 size_t errlen)
+{
+	struct record *r;
+	int ret;
+
+	err[0] = '\0';
+	/* only the plain fields: nothing in it is initialised for record_destroy */
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		return record_fail_cfg(err, errlen, -ENOMEM, "record: out of memory");
+	}
+	r->channels = src->channels;
+	ret = record_check_cfg(r, cfg, src, err, errlen);
+	free(r);
+	return ret;
+}
+
 int record_create(const struct rpmsd_config *cfg, const struct source *src,
 		  struct sclock *clock, struct ring *emg, struct record **out,
 		  char *err, size_t errlen)
 {
 	struct record *r;
 	pthread_condattr_t ca;
-	struct stat sb;
 	int ret;
 
 	err[0] = '\0';
@@ -1093,17 +1133,7 @@ int record_create(const struct rpmsd_config *cfg, const struct source *src,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (config_resolve(cfg, cfg->record.directory, r->dir, sizeof(r->dir)) < 0) {
-		ret = record_fail_cfg(err, errlen, -ENAMETOOLONG, "record.directory: path too long");
-		goto err_free;
-	}
-	if (stat(r->dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		ret = record_fail_cfg(err, errlen, -ENOENT,
-				      "record.directory: '%s' is not an existing directory (rpmsd does not create it)",
-				      r->dir);
-		goto err_free;
-	}
-	ret = record_params(r, cfg, src, err, errlen);
+	ret = record_check_cfg(r, cfg, src, err, errlen);
 	if (ret < 0) {
 		goto err_free;
 	}

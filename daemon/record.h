@@ -30,9 +30,10 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "ring.h"
-#include "sclock.h"
-#include "source.h"
+
+struct ring;
+struct sclock;
+struct source;
 
 #define RECORD_ERR_MAX 512
 
@@ -62,6 +63,17 @@ struct record_stats {
 int record_create(const struct rpmsd_config *cfg, const struct source *src,
 		  struct sclock *clock, struct ring *emg, struct record **out,
 		  char *err, size_t errlen);
+
+/**
+ * What record_create checks of cfg->record against @src (record.directory,
+ * record.record_s at the source's rate, record.range_uv), without creating
+ * anything or touching the directory's files: for --check-config and the
+ * start's own checks (session.c).
+ * @param err  receives a message naming the record.* key at fault
+ * @return 0, -EINVAL, -ENOENT, -ENAMETOOLONG or -ENOMEM
+ */
+int record_check(const struct rpmsd_config *cfg, const struct source *src, char *err,
+		 size_t errlen);
 
 /** Stop if running, close any file, free. Accepts NULL. */
 void record_destroy(struct record *r);

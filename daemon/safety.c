@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "safety.h"
 
 typedef bool (*safety_check_fn)(const struct safety_limits *lim,

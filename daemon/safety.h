@@ -19,8 +19,9 @@
 
 #include <rpmsd/coil.h>
 
-#include "config.h"
 #include "train_table.h"
+
+struct rpmsd_config;
 
 /** Rules, in the order they are checked. */
 enum safety_rule {

@@ -32,8 +32,6 @@ struct sclock {
 	_Atomic int64_t next_deadline;
 	atomic_bool kicked;
 	_Atomic uint64_t last_sample;
-	_Atomic int64_t fresh;
-	_Atomic int64_t stall;	/* longest gap between fresh blocks, since taken */
 	/* the word the stim thread waits on, so stop can wake it */
 	_Atomic(atomic_uint *) waiting_word;
 };
@@ -84,8 +82,6 @@ int sclock_create(bool virtual_time, struct sclock **out)
 	atomic_init(&c->idle_gen, UINT_MAX);
 	atomic_init(&c->bell, 0);
 	atomic_init(&c->last_sample, 0);
-	atomic_init(&c->fresh, INT64_MIN);
-	atomic_init(&c->stall, 0);
 	atomic_init(&c->next_deadline, SCLOCK_NEVER);
 	atomic_init(&c->kicked, false);
 	atomic_init(&c->waiting_word, NULL);
@@ -264,26 +260,6 @@ void sclock_set_last_sample(struct sclock *c, uint64_t index)
 uint64_t sclock_last_sample(const struct sclock *c)
 {
 	return atomic_load_explicit(&((struct sclock *)c)->last_sample, memory_order_relaxed);
-}
-
-void sclock_set_fresh(struct sclock *c, int64_t t_ns)
-{
-	int64_t prev = atomic_exchange_explicit(&c->fresh, t_ns, memory_order_acq_rel);
-
-	/* one writer: a lost race with sclock_take_stall only delays a report */
-	if (prev != INT64_MIN && t_ns - prev > atomic_load_explicit(&c->stall, memory_order_relaxed)) {
-		atomic_store_explicit(&c->stall, t_ns - prev, memory_order_relaxed);
-	}
-}
-
-int64_t sclock_take_stall(struct sclock *c)
-{
-	return atomic_exchange_explicit(&c->stall, 0, memory_order_relaxed);
-}
-
-int64_t sclock_fresh(const struct sclock *c)
-{
-	return atomic_load_explicit(&((struct sclock *)c)->fresh, memory_order_acquire);
 }
 
 void sclock_stop(struct sclock *c)

@@ -80,18 +80,6 @@ void sclock_set_last_sample(struct sclock *c, uint64_t index);
  */
 uint64_t sclock_last_sample(const struct sclock *c);
 
-/** Acquire side: session time at which the last EMG block was processed. */
-void sclock_set_fresh(struct sclock *c, int64_t t_ns);
-
-/**
- * The longest gap between two fresh EMG blocks since the last call, ns
- * (0 if none): a stall both threads slept through still shows. RT-safe.
- */
-int64_t sclock_take_stall(struct sclock *c);
-
-/** Session time of the last EMG block (INT64_MIN before the first one). */
-int64_t sclock_fresh(const struct sclock *c);
-
 /**
  * Release every waiter for good (shutdown). The thread that waits in
  * sclock_wait must keep waiting until this is called or until no thread

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "config.h"
+struct rpmsd_config;
 
 /** Command-line choices that are not config keys. */
 struct session_options {
@@ -28,8 +28,11 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		FILE *summary);
 
 /**
- * Validate a config completely without running: keys, the coil plugin and
- * its section, and the source file. Prints problems on stderr.
+ * Validate a config completely without running (--check-config): the
+ * checks a start makes before it opens the coil, binds a socket or starts a
+ * thread (the same code as session_run's), then daemon.state_dir. Opens
+ * the source (a recording, or the IIO device) and loads the plugin without
+ * opening it. Prints the first problem on stderr.
  * @return 0 when valid, -EINVAL or another -errno otherwise
  */
 int session_check(const struct rpmsd_config *cfg);

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+struct rpmsd_config;
 
 #define SOURCE_MAX_CHANNELS 8
 /* Longest a waiting read takes to notice its stop flag. */

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "sclock.h"
 #include "source.h"
 

@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "config.h"
 #include "file.h"
 #include "source.h"
 

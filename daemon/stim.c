@@ -13,11 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdq.h"
+#include "config.h"
 #include "event.h"
+#include "fresh.h"
+#include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "rt.h"
+#include "sclock.h"
 #include "stim.h"
 
 #define STIM_MAILBOX 8
+/* Requests from the other threads waiting for the stim thread (stim_post_cmd). */
+#define STIM_CMDQ 16
 /* Pulses whose sample the acquire thread can look up (stim_pulse_sample). */
 #define STIM_PULSE_LOG 64
 /*
@@ -33,6 +42,18 @@ enum stim_cmd {
 	STIM_CMD_DISARM,
 };
 
+/*
+ * What the other threads ask of the stim thread through its command ring
+ * (cmdq.h), taken in post order at each wake-up before anything else.
+ */
+enum stim_cmdq_kind {
+	STIM_CMDQ_NEW_SESSION = 1,	/* stim_new_session */
+};
+
+struct stim_cmdq_rec {
+	enum stim_cmdq_kind kind;
+};
+
 struct stim {
 	struct sclock *clock;
 	struct plugin *plugin;
@@ -40,12 +61,15 @@ struct stim {
 	struct safety_state gate;	/* stim thread only */
 	struct ring *mailbox;		/* acquire -> stim, struct stim_request */
 	struct ring *events;		/* stim -> publisher */
+	struct fresh *fresh;		/* acquire -> stim: the last EMG block, stalls */
 	atomic_uint wake;		/* futex word: bumped on post and command */
 	atomic_int cmd;			/* enum stim_cmd, latest wins */
 	_Atomic(const char *) cmd_reason;	/* static strings only */
+	/* a word, not a command: the stop must work with the command ring full */
 	atomic_bool stop;
 	atomic_bool busy;		/* a train is running */
 	atomic_bool armed;		/* mirror of gate.armed for readers */
+	/* a word the supervisor reads: it must show a stim thread that drains nothing */
 	_Atomic int64_t beat_ns;	/* CLOCK_MONOTONIC of the last loop turn */
 	atomic_bool locked_out;		/* the supervisor found an RT thread hung */
 	atomic_bool test_stall;		/* daemon.test_hooks: hang on purpose */
@@ -65,8 +89,7 @@ struct stim {
 	_Atomic(const char *) arm_hold;	/* why the main thread refuses arming now, or NULL */
 
 	/* the control socket: main/control thread -> stim thread, and back */
-	atomic_uint session_seq;	/* bumped by stim_new_session */
-	unsigned session_seen;		/* stim thread */
+	struct cmdq *cmds;		/* any thread -> stim: struct stim_cmdq_rec */
 	_Atomic uint64_t session_pulses;	/* mirror of gate.session_pulses */
 	atomic_uint arm_attempts;	/* bumped after each arm command is applied */
 	atomic_int arm_code;		/* its outcome: 0 armed, or -errno */
@@ -364,29 +387,15 @@ static void stim_begin_train(struct stim *s, const struct stim_request *req, int
 	s->cycle = 0;
 	s->next_index = 0;
 	s->req_delivered = 0;
-	s->next_deadline = req->start_ns > now ? req->start_ns : now;
-	/*
-	 * Open loop, the next train of the schedule: never closer than its
-	 * designed pause to the pulse delivered before it, as a request's own
-	 * next train (stim_fire): a train that ran late delays the next.
-	 */
-	if (req->gap_ns > 0 && s->gate.any_pulse &&
-	    s->next_deadline - s->gate.last_pulse_ns < req->gap_ns) {
-		s->next_deadline = s->gate.last_pulse_ns + req->gap_ns;
-	}
+	s->next_deadline = stim_request_first_ns(req, now, s->gate.any_pulse,
+						 s->gate.last_pulse_ns);
 	s->stats.requests++;
 }
 
 /* Pulses of the current request not delivered yet (this train and later ones). */
 static uint64_t stim_pending(const struct stim *s)
 {
-	uint64_t left = (uint64_t)(s->train.pulses - s->next_index) +
-			(uint64_t)(s->train.cycles - s->cycle - 1) * s->train.pulses;
-
-	if (s->train.pulse_budget && left > s->train.pulse_budget - s->req_delivered) {
-		left = s->train.pulse_budget - s->req_delivered;
-	}
-	return left;
+	return stim_request_left(&s->train, s->cycle, s->next_index, s->req_delivered);
 }
 
 /*
@@ -504,7 +513,6 @@ static int64_t stim_fire(struct stim *s)
 		.frequency_hz = s->train.frequency_hz,
 		.intensity_pct = s->train.intensity_pct,
 	};
-	int64_t gap;
 	struct safety_verdict v;
 	struct event ev = { .type = EVENT_PULSE, .channel = s->train.channel };
 	double x;
@@ -523,8 +531,8 @@ static int64_t stim_fire(struct stim *s)
 		}
 	}
 	now = sclock_now(s->clock);
-	req.acq_age_ns = sclock_fresh(s->clock) == INT64_MIN ? INT64_MAX
-							     : now - sclock_fresh(s->clock);
+	req.acq_age_ns = fresh_last(s->fresh) == INT64_MIN ? INT64_MAX
+							   : now - fresh_last(s->fresh);
 	v = safety_admit(&s->limits, &s->gate, &req, now);
 	if (v.rule != SAFETY_OK) {
 		stim_refuse(s, &v, now);
@@ -590,25 +598,8 @@ static int64_t stim_fire(struct stim *s)
 			return now;
 		}
 		s->next_index = 0;
-		/* the designed pause after a train, even if this one ran late */
-		gap = s->train.cycle_period_ns - policy_pulse_offset_ns(&s->train, s->train.pulses - 1);
-		s->next_deadline = s->train.start_ns + (int64_t)s->cycle * s->train.cycle_period_ns;
-	} else {
-		/* the designed spacing to the previous pulse: within a burst one period */
-		gap = policy_pulse_offset_ns(&s->train, s->next_index) -
-		      policy_pulse_offset_ns(&s->train, s->next_index - 1);
-		s->next_deadline = s->train.start_ns +
-				   (int64_t)s->cycle * s->train.cycle_period_ns +
-				   policy_pulse_offset_ns(&s->train, s->next_index);
 	}
-	/*
-	 * Never closer than the designed spacing to the pulse just fired,
-	 * even if it was late: a late pulse delays the rest rather than
-	 * squeezing the next one in early.
-	 */
-	if (s->next_deadline < now + gap) {
-		s->next_deadline = now + gap;
-	}
+	s->next_deadline = stim_request_next_ns(&s->train, s->cycle, s->next_index, now);
 	return now;
 }
 
@@ -625,7 +616,7 @@ static int64_t stim_watchdog(struct stim *s, int64_t now)
 	if (!s->gate.armed) {
 		return SCLOCK_NEVER;
 	}
-	fresh = sclock_fresh(s->clock);
+	fresh = fresh_last(s->fresh);
 	ref = fresh > s->armed_at ? fresh : s->armed_at;
 	if (now - ref <= s->limits.acq_timeout_ns) {
 		return ref + s->limits.acq_timeout_ns + 1;
@@ -640,12 +631,12 @@ static int64_t stim_watchdog(struct stim *s, int64_t now)
  * The whole process may have been stopped (SIGSTOP, a debugger, a stall
  * of the host) with both threads frozen: on resume the acquire thread can
  * refresh the EMG before this thread looks, and the plain watchdog would
- * never see the gap. The clock keeps the longest gap between two fresh
+ * never see the gap. fresh.c keeps the longest gap between two fresh
  * blocks: armed through a gap longer than the limit, disarm.
  */
 static void stim_stall_check(struct stim *s)
 {
-	int64_t stall = sclock_take_stall(s->clock);
+	int64_t stall = fresh_take_stall(s->fresh);
 
 	if (!s->gate.armed || stall <= s->limits.acq_timeout_ns) {
 		return;
@@ -674,19 +665,27 @@ static void stim_ledger_sync(struct stim *s)
  * before an arm command of the same wake-up, so the first pulse of a
  * session is already counted against the new session.
  */
-static void stim_session_sync(struct stim *s)
+static void stim_session_begin(struct stim *s)
 {
-	unsigned seq = atomic_load_explicit(&s->session_seq, memory_order_acquire);
-
-	if (seq == s->session_seen) {
-		return;
-	}
-	s->session_seen = seq;
 	/* Nothing of the last session fires in this one; its open-loop count ends. */
 	stim_cancel_requests(s, sclock_now(s->clock));
 	stim_settle_open_loop(s, false);
 	s->gate.session_pulses = 0;
 	atomic_store(&s->session_pulses, 0);
+}
+
+/* Take in, in post order, what the other threads asked since the last wake-up. */
+static void stim_take_cmds(struct stim *s)
+{
+	struct stim_cmdq_rec c;
+
+	while (cmdq_take(s->cmds, &c)) {
+		switch (c.kind) {
+		case STIM_CMDQ_NEW_SESSION:
+			stim_session_begin(s);
+			break;
+		}
+	}
 }
 
 /* An alert from the plugin's own threads: disarm now, say why. */
@@ -747,7 +746,7 @@ static void *stim_thread(void *arg)
 		stim_take_alert(s);
 		stim_ledger_sync(s);
 		stim_stall_check(s);
-		stim_session_sync(s);
+		stim_take_cmds(s);
 		/*
 		 * The command word keeps the latest command only: a disarm an
 		 * arm followed at once would be lost, and with it the end of
@@ -823,6 +822,14 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	if (ret < 0) {
 		goto err_mailbox;
 	}
+	ret = fresh_create(&s->fresh);
+	if (ret < 0) {
+		goto err_events;
+	}
+	ret = cmdq_create(STIM_CMDQ, sizeof(struct stim_cmdq_rec), &s->cmds);
+	if (ret < 0) {
+		goto err_fresh;
+	}
 	s->clock = clock;
 	s->plugin = plugin;
 	safety_limits_from_config(cfg, &s->limits);
@@ -840,7 +847,6 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->busy, false);
 	atomic_init(&s->armed, false);
 	atomic_init(&s->pulse_count, 0);
-	atomic_init(&s->session_seq, 0);
 	atomic_init(&s->session_pulses, 0);
 	atomic_init(&s->arm_attempts, 0);
 	atomic_init(&s->arm_code, 0);
@@ -875,6 +881,10 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	*out = s;
 	return 0;
 
+err_fresh:
+	fresh_destroy(s->fresh);
+err_events:
+	ring_destroy(s->events);
 err_mailbox:
 	ring_destroy(s->mailbox);
 err_free:
@@ -914,6 +924,8 @@ void stim_destroy(struct stim *s)
 		return;
 	}
 	stim_stop(s);
+	cmdq_destroy(s->cmds);
+	fresh_destroy(s->fresh);
 	ring_destroy(s->events);
 	ring_destroy(s->mailbox);
 	free(s);
@@ -986,6 +998,11 @@ unsigned stim_disarms(const struct stim *s)
 	return atomic_load(&((struct stim *)s)->disarms);
 }
 
+struct fresh *stim_fresh(struct stim *s)
+{
+	return s->fresh;
+}
+
 struct ring *stim_events(struct stim *s)
 {
 	return s->events;
@@ -1037,10 +1054,23 @@ void stim_block_arming(struct stim *s, const char *why)
 	snprintf(s->arm_block, sizeof(s->arm_block), "arm refused: %s", why);
 }
 
-void stim_new_session(struct stim *s)
+/* Post @c to the stim thread's command ring and wake it. Any thread, never blocks. */
+static int stim_post_cmd(struct stim *s, const struct stim_cmdq_rec *c)
 {
-	atomic_fetch_add_explicit(&s->session_seq, 1, memory_order_release);
+	int ret = cmdq_post(s->cmds, c);
+
+	if (ret < 0) {
+		return ret;
+	}
 	sclock_kick(s->clock, &s->wake);
+	return 0;
+}
+
+int stim_new_session(struct stim *s)
+{
+	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION };
+
+	return stim_post_cmd(s, &c);
 }
 
 uint64_t stim_session_pulses(const struct stim *s)

@@ -17,12 +17,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "plugin.h"
-#include "policy.h"
-#include "ring.h"
 #include "safety.h"
-#include "sclock.h"
+
+struct fresh;
+struct plugin;
+struct ring;
+struct rpmsd_config;
+struct sclock;
+struct stim_request;
 
 /** Counters for the session summary. */
 struct stim_stats {
@@ -54,6 +56,7 @@ struct stim_stats {
 	uint64_t dropped_at_stop;		/* pulses pending when stopped */
 };
 
+struct fresh;
 struct stim;
 
 /**
@@ -198,9 +201,11 @@ void stim_block_arming(struct stim *s, const char *why);
  * Start a new control session (control thread): the gate's per-session
  * pulse count (safety.max_session_pulses) restarts at 0 before the stim
  * thread handles anything else, and no request of before fires in it.
- * Only call it disarmed.
+ * Only call it disarmed. Any thread; posted on the stim thread's command
+ * ring, never blocks.
+ * @return 0, or -ENOSPC when the ring is full (nothing posted: try again)
  */
-void stim_new_session(struct stim *s);
+int stim_new_session(struct stim *s);
 
 /** Pulses delivered since the last stim_new_session, or since start (atomic). */
 uint64_t stim_session_pulses(const struct stim *s);
@@ -228,6 +233,13 @@ double stim_coil_temperature(const struct stim *s, int64_t *at_ns);
 
 /** Why arming is refused (stim_block_arming, stim_hold_arming), or NULL when it is not. */
 const char *stim_arm_blocked(const struct stim *s);
+
+/**
+ * The EMG freshness the stim thread's acquisition watchdog reads: the
+ * acquire thread marks each block in it (fresh_mark). Owned by @s; any
+ * thread.
+ */
+struct fresh *stim_fresh(struct stim *s);
 
 /** The stim thread's event ring. */
 struct ring *stim_events(struct stim *s);

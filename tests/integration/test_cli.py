@@ -190,6 +190,35 @@ def test_settings_impossible_at_the_recordings_rate():
                       "dsp.highpass_hz: 50 Hz: must be > 0 and below the low-pass corner 45 Hz" % p)
 
 
+def test_check_config_refuses_what_the_start_refuses():
+    """Issue 18: --check-config was a second copy of the start's checks and
+    they had drifted: a detect.channel_rule naming a channel the recording
+    lacks, a missing record.directory and a record.record_s that is no whole
+    number of samples at the recording's rate passed --check-config
+    ("configuration is valid") and were refused by the start; the endpoint
+    and CURVE-key messages of --check-config did not name the file. Both
+    now run the same checks (session_validate), with the same message."""
+    def valid_but(extra):
+        # with a state_dir, so that only the case at hand is wrong
+        return base("[daemon]\nstate_dir = %s\n%s" % (TMP, extra))
+
+    p = conf("nochannel.conf", valid_but("[detect]\nchannel_rule = nosuch\n"))
+    expect_refused(p, "%s: at 1000 Hz (the rate of emg_1.txt (text, 1 channel, 1000 Hz, 63880 "
+                      "frames)): detect.channel_rule: no channel 'nosuch' in the source "
+                      "(channels: EMG)" % p)
+    missing = os.path.join(tempfile.mkdtemp(dir=TMP), "no-such-dir")
+    p = conf("norecdir.conf", valid_but("[record]\ndirectory = %s\n" % missing))
+    expect_refused(p, "%s: record.directory: '%s' is not an existing directory (rpmsd does not "
+                      "create it)" % (p, missing))
+    p = conf("recs.conf", valid_but("[record]\ndirectory = %s\nrecord_s = 0.0125\n" % TMP))
+    expect_refused(p, "%s: record.record_s: 0.0125 s at 1000 Hz is 12.5 samples, not a whole "
+                      "number" % p)
+    taken = os.path.join(tempfile.mkdtemp(dir=TMP), "file")
+    open(taken, "w").close()
+    p = conf("ipcfile.conf", valid_but("[control]\nendpoint = ipc://%s\n" % taken))
+    expect_refused(p, "%s: control.endpoint: ipc://%s: " % (p, taken))
+
+
 def test_watchdog_shorter_than_a_block():
     # 256 frames at 1 kHz = 256 ms per block: a 100 ms watchdog would trip
     p = conf("wd.conf", base("[source]\nblock_frames = 256\n[safety]\nacquisition_timeout_ms = 100\n")
@@ -579,6 +608,7 @@ if __name__ == "__main__":
         test_fifos_where_files_belong,
         test_bad_recording,
         test_settings_impossible_at_the_recordings_rate,
+        test_check_config_refuses_what_the_start_refuses,
         test_watchdog_shorter_than_a_block,
         test_missing_config_file,
         test_endpoint_in_use,

@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include <rpmsd/coil.h>
+
 #include "config.h"
 
 #define TEMPLATE_PATH TEST_SOURCE_ROOT "/config/rpmsd.conf"

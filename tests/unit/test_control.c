@@ -48,6 +48,55 @@ static void test_parse_ok(const char *text, struct control_request *req)
 	}
 }
 
+/*
+ * What "set" takes and what status calls a limit come from the key table's
+ * scope flags (config_key.c), the one statement of them: pinned here to
+ * docs/control.md, and the request parser's answers follow the table.
+ */
+static void test_set_scope_from_the_table(void **state)
+{
+	static const char *const live[] = {
+		"protocol", "train_pulses", "train_frequency_hz", "on_ms", "off_ms", "cycles",
+		"theta_bursts", "theta_burst_pulses", "theta_frequency_hz", "theta_period_ms",
+		"intensity_pct", "pulse_width_us", "refractory_ms",
+	};
+	static const char *const limits[] = {
+		"max_frequency_hz", "max_train_pulses", "min_train_interval_ms",
+		"max_intensity_pct", "max_coil_temp_c", "motor_threshold_pct",
+		"max_session_pulses", "max_daily_pulses",
+	};
+	struct control_request req;
+	char text[256], needle[64];
+	const char *key;
+	size_t i;
+
+	(void)state;
+	for (i = 0; (key = config_key_nth("stim", CONFIG_KEY_LIVE, i)); i++) {
+		assert_true(i < sizeof(live) / sizeof(live[0]));
+		assert_string_equal(key, live[i]);
+		assert_true(config_key_live("stim", key));
+		snprintf(text, sizeof(text), "{\"cmd\": \"set\", \"params\": {\"%s\": 1}}", key);
+		test_parse_ok(text, &req);
+		snprintf(needle, sizeof(needle), "stim.%s", key);
+		test_expect_error("{\"cmd\": \"set\", \"params\": {\"mode\": \"open_loop\"}}",
+				  "not_settable", needle);
+	}
+	assert_int_equal(i, sizeof(live) / sizeof(live[0]));
+	for (i = 0; (key = config_key_nth("safety", CONFIG_KEY_LIMIT, i)); i++) {
+		assert_true(i < sizeof(limits) / sizeof(limits[0]));
+		assert_string_equal(key, limits[i]);
+		assert_false(config_key_live("safety", key));
+	}
+	assert_int_equal(i, sizeof(limits) / sizeof(limits[0]));
+	assert_null(config_key_nth("safety", CONFIG_KEY_LIVE, 0));
+	assert_true(config_key_live("daemon", "log_level"));
+	assert_false(config_key_live("stim", "mode"));
+	assert_false(config_key_live("stim", "open_loop_pulses"));
+	assert_false(config_key_live("stim", "no_such_key"));
+	test_expect_error("{\"cmd\": \"set\", \"params\": {\"open_loop_pulses\": 5}}",
+			  "not_settable", "stim.open_loop_pulses: not settable at run time");
+}
+
 static void test_commands(void **state)
 {
 	static const char *const names[] = {
@@ -276,6 +325,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_set_scope_from_the_table),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_session_ids),
 		cmocka_unit_test(test_set),

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "detect.h"
 #include "dsp.h"
 
@@ -1926,6 +1927,10 @@ static void test_create_rejects(void **state)
 	(void)state;
 	machine_cfg(&cfg);
 	cfg.detect.k_off = 11.0;
+	expect_einval(&cfg, "detect.k_off");
+	/* one rule with config_load's (config_rule_hysteresis): equal is refused too */
+	machine_cfg(&cfg);
+	cfg.detect.k_off = cfg.detect.k_on;
 	expect_einval(&cfg, "detect.k_off");
 	machine_cfg(&cfg);
 	cfg.detect.k_on = 0.0;

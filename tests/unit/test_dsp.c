@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "dsp.h"
 
 #define TOL_DB 0.1

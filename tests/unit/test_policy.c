@@ -70,7 +70,7 @@ static void test_policy_single(void **state)
 	assert_int_equal(r.pulses, 1);
 	/* refractory 0 and no train span: the very next onset may ask again */
 	assert_int_equal(policy_on_onset(p, 0, 1, 0, &r), EVENT_ACTION_REQUESTED);
-	assert_int_equal(policy_span_ns(&r), 0);
+	assert_int_equal(stim_request_span_ns(&r), 0);
 	assert_int_equal(r.cycles, 1);
 	policy_destroy(p);
 }
@@ -97,12 +97,12 @@ static void test_policy_onoff(void **state)
 	assert_int_equal(r.burst_period_ns, 0);
 	assert_int_equal(r.cycles, 3);
 	assert_int_equal(r.cycle_period_ns, 3000 * MS);
-	assert_int_equal(policy_pulse_offset_ns(&r, 0), 0);
-	assert_int_equal(policy_pulse_offset_ns(&r, 24), 960 * MS);
+	assert_int_equal(stim_request_offset_ns(&r, 0), 0);
+	assert_int_equal(stim_request_offset_ns(&r, 24), 960 * MS);
 	/* off_ms follows the on-period (25 / 25 Hz = 1 s): last pulse to next first 2.04 s */
-	assert_int_equal(r.cycle_period_ns - policy_pulse_offset_ns(&r, 24), 2040 * MS);
+	assert_int_equal(r.cycle_period_ns - stim_request_offset_ns(&r, 24), 2040 * MS);
 	/* two whole cycles, then the third train's 24 periods */
-	assert_int_equal(policy_span_ns(&r), 6960 * MS);
+	assert_int_equal(stim_request_span_ns(&r), 6960 * MS);
 	/* each train is its own train for the gate: ids 1, 2, 3 */
 	assert_int_equal(r.train_id, 1);
 	assert_int_equal(policy_on_onset(p, 6959 * MS, 1, 0, &r), EVENT_ACTION_REFRACTORY);
@@ -132,10 +132,10 @@ static void test_policy_theta(void **state)
 	assert_int_equal(r.burst_period_ns, 200 * MS);
 	/* a 2 s train every 10 s (intermittent theta burst) */
 	assert_int_equal(r.cycle_period_ns, 10000 * MS);
-	assert_int_equal(policy_pulse_offset_ns(&r, 1), 20 * MS);
-	assert_int_equal(policy_pulse_offset_ns(&r, 2), 40 * MS);
-	assert_int_equal(policy_pulse_offset_ns(&r, 3), 200 * MS);
-	assert_int_equal(policy_pulse_offset_ns(&r, 29), 1840 * MS);
+	assert_int_equal(stim_request_offset_ns(&r, 1), 20 * MS);
+	assert_int_equal(stim_request_offset_ns(&r, 2), 40 * MS);
+	assert_int_equal(stim_request_offset_ns(&r, 3), 200 * MS);
+	assert_int_equal(stim_request_offset_ns(&r, 29), 1840 * MS);
 	policy_destroy(p);
 }
 
@@ -597,7 +597,7 @@ static void prop_reference(const struct rpmsd_config *cfg, struct prop_ref *ref)
 					goto done;
 				}
 				t = req.start_ns + (int64_t)c * req.cycle_period_ns +
-				    policy_pulse_offset_ns(&req, k);
+				    stim_request_offset_ns(&req, k);
 				if (t < prev) {
 					t = prev;
 				}

@@ -156,25 +156,6 @@ static void test_sclock_last_sample(void **state)
 	sclock_destroy(c);
 }
 
-/* The longest gap between fresh blocks, reported once, the first block never a gap. */
-static void test_sclock_stall(void **state)
-{
-	struct sclock *c;
-
-	(void)state;
-	assert_int_equal(sclock_create(true, &c), 0);
-	assert_int_equal(sclock_take_stall(c), 0);
-	sclock_set_fresh(c, 5 * MS);
-	assert_int_equal(sclock_take_stall(c), 0);
-	sclock_set_fresh(c, 7 * MS);
-	sclock_set_fresh(c, 900 * MS);
-	sclock_set_fresh(c, 902 * MS);
-	assert_int_equal(sclock_take_stall(c), 893 * MS);
-	assert_int_equal(sclock_take_stall(c), 0);
-	assert_int_equal(sclock_fresh(c), 902 * MS);
-	sclock_destroy(c);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,7 +164,6 @@ int main(void)
 		cmocka_unit_test(test_sclock_stop_releases_waiter),
 		cmocka_unit_test(test_sclock_real_deadline_and_kick),
 		cmocka_unit_test(test_sclock_last_sample),
-		cmocka_unit_test(test_sclock_stall),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "source.h"
 
 #define REPLAY_DIR TEST_DATA_DIR "/replay"

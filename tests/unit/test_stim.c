@@ -22,7 +22,10 @@
 
 #include "config.h"
 #include "event.h"
+#include "fresh.h"
 #include "plugin.h"
+#include "policy.h"
+#include "ring.h"
 #include "sclock.h"
 #include "stim.h"
 
@@ -90,10 +93,10 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 	}
 	assert_int_equal(sclock_create(virtual_time, &r->clk), 0);
 	sclock_start(r->clk);
-	sclock_set_fresh(r->clk, 0);
 	assert_int_equal(plugin_load(&r->cfg, name, &r->plugin, err, sizeof(err)), 0);
 	assert_int_equal(plugin_open(r->plugin, &r->cfg, r->clk, err, sizeof(err)), 0);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	fresh_mark(stim_fresh(r->stim), 0);
 	stim_set_ledger(r->stim, 1000000, false);
 	stim_set_sample_rate(r->stim, rig_rate);
 	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
@@ -103,10 +106,12 @@ static struct rig *rig_new_clock(const char *name, bool virtual_time)
 /* A new stim stage on the same clock and plugin, after changing r->cfg. */
 static void rig_restart_stim(struct rig *r)
 {
+	int64_t fresh = fresh_last(stim_fresh(r->stim));
 	bool got_rt;
 
 	stim_destroy(r->stim);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	fresh_mark(stim_fresh(r->stim), fresh);	/* the EMG as the last stage saw it */
 	stim_set_ledger(r->stim, 1000000, false);
 	stim_set_sample_rate(r->stim, rig_rate);
 	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
@@ -485,7 +490,7 @@ static void test_stim_slow_status_keeps_frequency(void **state)
 	r->cfg.safety.max_frequency_hz = 20.0;
 	rig_restart_stim(r);
 	stim_set_armed(r->stim, true, "test");
-	sclock_set_fresh(r->clk, sclock_now(r->clk));
+	fresh_mark(stim_fresh(r->stim), sclock_now(r->clk));
 	q = req_make(1, 4, 20.0, 30.0, sclock_now(r->clk) + 10 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	while (!stim_idle(r->stim)) {
@@ -533,7 +538,7 @@ static void test_stim_acquisition_watchdog(void **state)
 	rig_restart_stim(r);
 	stim_set_armed(r->stim, true, "test");
 	sclock_advance(r->clk, 50 * MS);
-	sclock_set_fresh(r->clk, 50 * MS);	/* a block at 50 ms */
+	fresh_mark(stim_fresh(r->stim), 50 * MS);	/* a block at 50 ms */
 	sclock_advance(r->clk, 140 * MS);
 	assert_true(stim_armed(r->stim));	/* 90 ms since: still fresh */
 	sclock_advance(r->clk, 400 * MS);
@@ -736,6 +741,7 @@ static void test_stim_arm_blocked(void **state)
 	(void)state;
 	stim_destroy(r->stim);
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	fresh_mark(stim_fresh(r->stim), 0);
 	stim_block_arming(r->stim, "ledger unusable");
 	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
 	stim_set_armed(r->stim, true, "test");
@@ -791,7 +797,7 @@ static void test_stim_estop(void **state)
 	r = rig_new_clock("sim", false);
 	stim_set_armed(r->stim, true, "test");
 	wait_armed(r, true);
-	sclock_set_fresh(r->clk, sclock_now(r->clk));
+	fresh_mark(stim_fresh(r->stim), sclock_now(r->clk));
 	q.start_ns = sclock_now(r->clk);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	usleep(100000);
@@ -884,6 +890,27 @@ static void test_stim_disarm_arm_ends_request(void **state)
 	assert_int_equal(rig_free(r), 3);
 }
 
+
+/*
+ * The command ring is bounded: with the stim thread not taking anything
+ * (not started here), the post that does not fit is refused to the
+ * caller, never dropped in silence.
+ */
+static void test_stim_cmd_ring_full(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim *idle;
+	int i;
+
+	(void)state;
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &idle), 0);
+	for (i = 0; i < 16; i++) {
+		assert_int_equal(stim_new_session(idle), 0);
+	}
+	assert_int_equal(stim_new_session(idle), -ENOSPC);
+	stim_destroy(idle);
+	(void)rig_free(r);
+}
 /* Issue 16 D2: a new session ends what the last one had requested. */
 static void test_stim_new_session_ends_request(void **state)
 {
@@ -895,7 +922,7 @@ static void test_stim_new_session_ends_request(void **state)
 	/* waiting in the mailbox for its time while disarmed */
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 50 * MS);
-	stim_new_session(r->stim);
+	assert_int_equal(stim_new_session(r->stim), 0);
 	sclock_advance(r->clk, 50 * MS);
 	stim_set_armed(r->stim, true, "test arm");
 	sclock_advance(r->clk, 2000 * MS);
@@ -1001,14 +1028,14 @@ static void test_stim_refusals_leave_room_for_pulses(void **state)
 	stim_set_armed(r->stim, true, "test");
 	for (t = 10 * MS; t <= 120000 * MS; t += 50 * MS) {
 		sclock_advance(r->clk, t);
-		sclock_set_fresh(r->clk, t);	/* EMG flows: no watchdog */
+		fresh_mark(stim_fresh(r->stim), t);	/* EMG flows: no watchdog */
 		q = req_make(id++, 1, 0.0, 75.0, t);	/* too strong */
 		assert_int_equal(stim_post(r->stim, &q), 0);
 	}
 	/* then 20 pulses, 1 s apart, with the ring still unread */
 	for (t = 121000 * MS; t <= 140000 * MS; t += 1000 * MS) {
 		sclock_advance(r->clk, t);
-		sclock_set_fresh(r->clk, t);
+		fresh_mark(stim_fresh(r->stim), t);
 		q = req_make(id++, 1, 0.0, 30.0, t);
 		assert_int_equal(stim_post(r->stim, &q), 0);
 	}
@@ -1102,6 +1129,7 @@ int main(void)
 		cmocka_unit_test(test_stim_open_loop_next_train),
 		cmocka_unit_test(test_stim_disarm_arm_ends_request),
 		cmocka_unit_test(test_stim_new_session_ends_request),
+		cmocka_unit_test(test_stim_cmd_ring_full),
 		cmocka_unit_test(test_stim_refusal_storm_summarised),
 		cmocka_unit_test(test_stim_refusals_leave_room_for_pulses),
 		cmocka_unit_test(test_stim_pulse_sample_clock),

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration file: libinih does the tokenising. Its handler gets no
+ * line number, so the file is fed through our own line reader, which counts
+ * lines and also sees the "[section]" lines the handler never hears about.
+ * libinih's options are process-wide globals: config_load sets them for the
+ * duration of a parse and restores them, and is therefore not thread-safe.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "config_private.h"
+#include "file.h"
+
+/* Longest accepted line, newline excluded, is CONFIG_LOAD_LINE_MAX - 2. */
+#define CONFIG_LOAD_LINE_MAX 4096
+/*
+ * Largest configuration file read (the template is about 20 KB): SIGHUP
+ * reads it on the thread that also answers SIGTERM, so the read must end.
+ */
+#define CONFIG_LOAD_FILE_MAX (1 << 20)
+
+#define CONFIG_LOAD_COIL_PREFIX "coil."
+
+/* Saved libinih globals. */
+struct config_load_inih_opts {
+	bool allow_multiline;
+	bool stop_on_first_error;
+	bool use_stack;
+	bool allow_no_value;
+	bool allow_bom;
+	bool allow_inline_comments;
+	int max_line;
+};
+
+/* Handle a "[name]" line: switch section or fail on an unknown one. */
+static int config_load_section(struct config_ctx *ctx, const char *name, size_t n)
+{
+	char allowed[CONFIG_ALLOWED_MAX];
+	struct rpmsd_config *cfg = &ctx->cfg;
+	const char *plugin;
+	size_t i, np;
+
+	for (i = 0; i < config_key_n_sections; i++) {
+		if (strlen(config_key_sections[i]) == n &&
+		    !strncmp(config_key_sections[i], name, n)) {
+			ctx->section = config_key_sections[i];
+			ctx->in_coil = false;
+			return 0;
+		}
+	}
+	np = strlen(CONFIG_LOAD_COIL_PREFIX);
+	plugin = name + np;
+	if (n > np && !strncmp(name, CONFIG_LOAD_COIL_PREFIX, np) &&
+	    config_check_plugin_name(plugin, n - np)) {
+		if (cfg->plugin_section[0] &&
+		    (strlen(cfg->plugin_section) != n - np ||
+		     strncmp(cfg->plugin_section, plugin, n - np))) {
+			config_fail(ctx, ctx->lineno,
+				    "[%.*s]: second coil section (allowed: only one; [coil.%s] is at line %d)",
+				    (int)n, name, cfg->plugin_section,
+				    cfg->plugin_section_line);
+			return -EINVAL;
+		}
+		/* reopening the same section is fine, like any other section */
+		if (!cfg->plugin_section[0]) {
+			memcpy(cfg->plugin_section, plugin, n - np);
+			cfg->plugin_section[n - np] = '\0';
+			cfg->plugin_section_line = ctx->lineno;
+		}
+		ctx->section = NULL;
+		ctx->in_coil = true;
+		return 0;
+	}
+	/* from the table, so that a new section cannot be left out here */
+	allowed[0] = '\0';
+	for (i = 0; i < config_key_n_sections; i++) {
+		config_append(allowed, sizeof(allowed), "%s, ", config_key_sections[i]);
+	}
+	config_fail(ctx, ctx->lineno, "[%.*s]: unknown section (allowed: %scoil.<plugin>)",
+		    (int)n, name, allowed);
+	return -EINVAL;
+}
+
+/*
+ * Look at a line before libinih does: section lines never reach the
+ * handler, and an unknown section must fail even if it has no keys.
+ */
+static int config_load_scan_line(struct config_ctx *ctx, const char *line)
+{
+	const char *p = line;
+	const char *end;
+
+	if (ctx->lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) {
+		p += 3;
+	}
+	while (isspace((unsigned char)*p)) {
+		p++;
+	}
+	if (*p != '[') {
+		return 0;
+	}
+	for (end = p + 1; *end && *end != ']'; end++) {
+		/* libinih ends the line at an inline comment: a syntax error */
+		if (*end == ';' && isspace((unsigned char)end[-1])) {
+			return 0;
+		}
+	}
+	if (*end != ']') {
+		return 0;
+	}
+	return config_load_section(ctx, p + 1, (size_t)(end - p - 1));
+}
+
+/*
+ * fgets for libinih that counts lines and refuses to split long ones. It
+ * reads whole physical lines with getline, so a NUL byte cannot end a line
+ * early and hide the rest of it (fgets + strlen would).
+ */
+static char *config_load_read_line(char *str, int num, void *stream)
+{
+	struct config_ctx *ctx = stream;
+	ssize_t len;
+
+	if (ctx->failed) {
+		return NULL;
+	}
+	errno = 0;
+	len = getline(&ctx->line, &ctx->line_cap, ctx->f);
+	if (len < 0) {
+		if (ferror(ctx->f)) {
+			ctx->read_errno = errno ? errno : EIO;
+		}
+		return NULL;
+	}
+	ctx->lineno++;
+	ctx->bytes += (size_t)len;
+	if (ctx->bytes > CONFIG_LOAD_FILE_MAX) {
+		/* it grew while being read */
+		config_fail(ctx, ctx->lineno, "the file is larger than %d bytes", CONFIG_LOAD_FILE_MAX);
+		return NULL;
+	}
+	if (memchr(ctx->line, '\0', (size_t)len)) {
+		config_fail(ctx, ctx->lineno, "NUL byte in the line (allowed: text only)");
+		return NULL;
+	}
+	/* a split line would be counted twice and its tail parsed as a key */
+	if (len > num - 2 + (ctx->line[len - 1] == '\n')) {
+		config_fail(ctx, ctx->lineno,
+			    "line too long (allowed: at most %d characters)",
+			    num - 2);
+		return NULL;
+	}
+	memcpy(str, ctx->line, (size_t)len + 1);
+	if (config_load_scan_line(ctx, str) < 0) {
+		return NULL;
+	}
+	return str;
+}
+
+static int config_load_plugin_kv(struct config_ctx *ctx, const char *name,
+				 const char *value)
+{
+	struct rpmsd_config *cfg = &ctx->cfg;
+	struct config_plugin_kv *kv;
+	size_t i, n;
+
+	if (strlen(name) >= sizeof(kv->key)) {
+		config_fail(ctx, ctx->lineno,
+			    "coil.%s: key '%s' is too long (allowed: at most %zu characters)",
+			    cfg->plugin_section, name, sizeof(kv->key) - 1);
+		return -EINVAL;
+	}
+	for (i = 0; i < cfg->n_plugin_kv; i++) {
+		if (!strcmp(cfg->plugin_kv[i].key, name)) {
+			config_fail(ctx, ctx->lineno,
+				    "coil.%s.%s: set twice (first at line %d)",
+				    cfg->plugin_section, name,
+				    cfg->plugin_kv[i].line);
+			return -EINVAL;
+		}
+	}
+	if (cfg->n_plugin_kv >= CONFIG_MAX_PLUGIN_KEYS) {
+		config_fail(ctx, ctx->lineno,
+			    "coil.%s.%s: too many keys (allowed: at most %d)",
+			    cfg->plugin_section, name, CONFIG_MAX_PLUGIN_KEYS);
+		return -EINVAL;
+	}
+	n = strlen(value);
+	if (n >= sizeof(kv->value)) {
+		config_fail(ctx, ctx->lineno,
+			    "coil.%s.%s: value of %zu characters is too long (allowed: at most %zu characters)",
+			    cfg->plugin_section, name, n, sizeof(kv->value) - 1);
+		return -EINVAL;
+	}
+	kv = &cfg->plugin_kv[cfg->n_plugin_kv++];
+	memcpy(kv->key, name, strlen(name) + 1);
+	memcpy(kv->value, value, n + 1);
+	kv->line = ctx->lineno;
+	return 0;
+}
+
+/* libinih handler: one "key = value" line; returns 0 to stop on error. */
+static int config_load_handler(void *user, const char *section, const char *name,
+			       const char *value)
+{
+	struct config_ctx *ctx = user;
+	char buf[CONFIG_ERR_MAX];
+	const struct config_key *k;
+	union config_value v;
+	size_t idx;
+
+	/* ours, not libinih's: it truncates long section names */
+	(void)section;
+	if (ctx->failed) {
+		return 0;
+	}
+	if (!name[0]) {
+		config_fail(ctx, ctx->lineno,
+			    "syntax error (expected '[section]' or 'key = value')");
+		return 0;
+	}
+	if (ctx->in_coil) {
+		return config_load_plugin_kv(ctx, name, value) == 0;
+	}
+	if (!ctx->section) {
+		config_fail(ctx, ctx->lineno,
+			    "%s: key outside any section (expected a '[section]' line first)",
+			    name);
+		return 0;
+	}
+	k = config_key_find(ctx->section, name);
+	if (!k) {
+		config_key_section_keys(ctx->section, buf, sizeof(buf));
+		config_fail(ctx, ctx->lineno, "%s.%s: unknown key (allowed: %s)",
+			    ctx->section, name, buf);
+		return 0;
+	}
+	idx = (size_t)(k - config_key_table);
+	if (ctx->key_line[idx]) {
+		config_fail(ctx, ctx->lineno, "%s.%s: set twice (first at line %d)",
+			    k->section, k->key, ctx->key_line[idx]);
+		return 0;
+	}
+	if (config_value_parse(k, value, &v, buf, sizeof(buf)) < 0) {
+		config_fail(ctx, ctx->lineno, "%s.%s: %s", k->section, k->key, buf);
+		return 0;
+	}
+	config_value_store(&ctx->cfg, k, value, &v);
+	ctx->key_line[idx] = ctx->lineno;
+	return 1;
+}
+static void config_load_inih_setup(struct config_load_inih_opts *saved)
+{
+	saved->allow_multiline = ini_allow_multiline;
+	saved->stop_on_first_error = ini_stop_on_first_error;
+	saved->use_stack = ini_use_stack;
+	saved->allow_no_value = ini_allow_no_value;
+	saved->allow_bom = ini_allow_bom;
+	saved->allow_inline_comments = ini_allow_inline_comments;
+	saved->max_line = ini_max_line;
+
+	/* one key per line, so the line we count is the key's line */
+	ini_allow_multiline = false;
+	/* the first error is the one reported; stop there */
+	ini_stop_on_first_error = true;
+	ini_use_stack = true;
+	ini_allow_no_value = false;
+	ini_allow_bom = true;
+	ini_allow_inline_comments = true;
+	ini_max_line = CONFIG_LOAD_LINE_MAX;
+}
+
+static void config_load_inih_restore(const struct config_load_inih_opts *saved)
+{
+	ini_allow_multiline = saved->allow_multiline;
+	ini_stop_on_first_error = saved->stop_on_first_error;
+	ini_use_stack = saved->use_stack;
+	ini_allow_no_value = saved->allow_no_value;
+	ini_allow_bom = saved->allow_bom;
+	ini_allow_inline_comments = saved->allow_inline_comments;
+	ini_max_line = saved->max_line;
+}
+
+/**
+ * config_load() - parse and validate an INI file on top of the defaults
+ * @cfg: receives the configuration; untouched on error
+ * @path: file to read; error messages name it exactly as given
+ * @err: receives "FILE:LINE: section.key: problem (allowed: ...)"
+ * @errlen: size of @err
+ *
+ * Not thread-safe: libinih's options are process-wide.
+ *
+ * Return: 0, -EINVAL for bad content, or a negative errno when the file
+ * cannot be opened or read.
+ */
+int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t errlen)
+{
+	return config_load_flags(cfg, path, 0, err, errlen);
+}
+
+int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags,
+		      char *err, size_t errlen)
+{
+	struct config_load_inih_opts saved;
+	struct config_ctx *ctx;
+	struct stat st;
+	size_t n = strlen(path);
+	int ret;
+	int rc;
+
+	if (errlen) {
+		err[0] = '\0';
+	}
+	if (n >= CONFIG_PATH_MAX) {
+		config_report(err, errlen, path, 0,
+			      "path is too long (allowed: at most %d characters)",
+			      CONFIG_PATH_MAX - 1);
+		return -ENAMETOOLONG;
+	}
+	/* large (plugin keys), so not on the stack */
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		config_report(err, errlen, path, 0, "out of memory");
+		return -ENOMEM;
+	}
+	ctx->path = path;
+	ctx->err = err;
+	ctx->errlen = errlen;
+	ctx->flags = flags;
+	config_defaults(&ctx->cfg);
+	memcpy(ctx->cfg.path, path, n + 1);
+
+	ctx->f = file_open_regular(path, &rc);
+	if (!ctx->f) {
+		if (rc == -EISDIR) {
+			config_report(err, errlen, path, 0, "cannot read: %s", strerror(-rc));
+		} else if (rc == -EINVAL) {
+			config_report(err, errlen, path, 0,
+				      "not a regular file (allowed: a configuration file)");
+		} else {
+			config_report(err, errlen, path, 0, "cannot open: %s", strerror(-rc));
+		}
+		goto err_free;
+	}
+	if (fstat(fileno(ctx->f), &st) == 0 && st.st_size > CONFIG_LOAD_FILE_MAX) {
+		config_report(err, errlen, path, 0,
+			      "%lld bytes, too large for a configuration file (allowed: at most %d bytes)",
+			      (long long)st.st_size, CONFIG_LOAD_FILE_MAX);
+		rc = -EFBIG;
+		goto err_close;
+	}
+
+	config_load_inih_setup(&saved);
+	ret = ini_parse_stream(config_load_read_line, ctx, config_load_handler, ctx);
+	config_load_inih_restore(&saved);
+
+	if (ctx->failed) {
+		rc = -EINVAL;
+		goto err_close;
+	}
+	if (ctx->read_errno) {
+		rc = -ctx->read_errno;
+		config_fail(ctx, 0, "cannot read: %s", strerror(ctx->read_errno));
+		goto err_close;
+	}
+	if (ret > 0) {
+		config_fail(ctx, ret,
+			    "syntax error (expected '[section]' or 'key = value')");
+		rc = -EINVAL;
+		goto err_close;
+	}
+	if (ret < 0) {
+		config_fail(ctx, 0, "out of memory");
+		rc = -ENOMEM;
+		goto err_close;
+	}
+	rc = config_rule_all(ctx);
+	if (rc < 0) {
+		goto err_close;
+	}
+
+	fclose(ctx->f);
+	memcpy(ctx->cfg.key_line, ctx->key_line, sizeof(ctx->key_line));
+	*cfg = ctx->cfg;
+	free(ctx->line);
+	free(ctx);
+	return 0;
+
+err_close:
+	fclose(ctx->f);
+err_free:
+	free(ctx->line);
+	free(ctx);
+	return rc;
+}

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration's inner parts, shared by the files that make it up and
+ * by nothing else (the model: control_private.h):
+ *
+ *   config.c         messages, defaults, overrides and re-checks, plugin
+ *                    keys, paths, the template, the diff
+ *   config_key.c     the key table: every key, its type, range, default,
+ *                    scope and doc
+ *   config_value.c   one value: parse, range-check, store, print
+ *   config_check.c   the checks of single keys the table names (.check)
+ *   config_load.c    the INI file: libinih, lines, sections, keys
+ *   config_rule.c    the rules between keys, run after a load or overrides
+ */
+#ifndef RPMSD_CONFIG_PRIVATE_H
+#define RPMSD_CONFIG_PRIVATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+
+#define CONFIG_ALLOWED_MAX 512
+
+enum config_type {
+	CONFIG_TYPE_BOOL,
+	CONFIG_TYPE_INT,
+	CONFIG_TYPE_DOUBLE,
+	CONFIG_TYPE_STRING,
+	CONFIG_TYPE_ENUM,
+};
+
+/* One allowed value of an enum key: its name in the file and its value. */
+struct config_enum {
+	const char *name;
+	int value;
+};
+
+union config_value {
+	bool b;
+	long long i;
+	double d;
+	int e;
+};
+
+/*
+ * A key-specific check run after the type and range checks. It writes what
+ * is wrong ("1000 is not a power of two") into @why; the caller appends the
+ * allowed text.
+ */
+typedef int (*config_check_fn)(const char *text, const union config_value *v,
+			       char *why, size_t len);
+
+struct config_key {
+	const char *section;
+	const char *key;
+	enum config_type type;
+	const char *def;			/* default, parsed like file text */
+	double min;				/* INT, DOUBLE: inclusive range */
+	double max;
+	const char *unit;			/* "" if none */
+	const char *doc;			/* one line, for the template */
+	const struct config_enum *values;	/* ENUM: ends with a NULL name */
+	const char *allowed;			/* replaces the generated text */
+	config_check_fn check;			/* NULL if none */
+	bool live;				/* may change while running (CONFIG_KEY_LIVE) */
+	bool limit;				/* a safety limit (CONFIG_KEY_LIMIT) */
+	size_t offset;				/* into struct rpmsd_config */
+	size_t size;				/* of the field */
+};
+
+/* State of one config_load, or of one config_recheck. */
+struct config_ctx {
+	struct rpmsd_config cfg;	/* copied out only on success */
+	const char *path;		/* as given, for messages */
+	FILE *f;
+	char *err;
+	size_t errlen;
+	int lineno;			/* line last handed to libinih */
+	const char *section;		/* current table section, NULL if none */
+	bool in_coil;			/* current section is [coil.<name>] */
+	bool failed;			/* an error is in err */
+	int read_errno;
+	char *line;			/* getline buffer */
+	size_t line_cap;
+	size_t bytes;			/* read so far */
+	int key_line[CONFIG_KEYS_MAX];	/* where each key was set, 0 = not */
+	unsigned flags;			/* CONFIG_LOAD_*, CONFIG_CHECK_* */
+};
+
+/*
+ * config_recheck: check against the train table in cfg->safety.train_table
+ * (the one in force), never the file as it is now on disk.
+ */
+#define CONFIG_CHECK_TABLE_IN_FORCE 0x100u
+
+/* config.c: messages */
+
+/* Write "PATH:LINE: message" into @err, or "PATH: message" when @line is 0. */
+void config_vreport(char *err, size_t errlen, const char *path, int line, const char *fmt,
+		    va_list ap) __attribute__((format(printf, 5, 0)));
+void config_report(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* Record the first error of a load or re-check; later ones are dropped. */
+void config_fail(struct config_ctx *ctx, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* snprintf that may truncate: messages quote values of any length. */
+void config_print(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* snprintf at the end of what @buf already holds, truncating silently. */
+void config_append(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* config_key.c: the table */
+
+extern const struct config_key config_key_table[];
+extern const size_t config_key_count;
+extern const char *const config_key_sections[];
+extern const size_t config_key_n_sections;
+extern const struct config_enum config_key_protocols[];
+
+/* The table's entry for section.key, or NULL. */
+const struct config_key *config_key_find(const char *section, const char *key);
+/* Where @k's value is in @cfg. */
+void *config_key_field(struct rpmsd_config *cfg, const struct config_key *k);
+/*
+ * The "allowed" text of @k. With @unit, the unit of a number follows it, as
+ * in error messages; the template prints the unit separately.
+ */
+void config_key_allowed(const struct config_key *k, bool unit, char *buf, size_t len);
+/* The keys of @section, "a, b, c", for a message. */
+void config_key_section_keys(const char *section, char *buf, size_t len);
+
+/* config_value.c: one value */
+
+/* Whole-string base-10 integer: -EINVAL if not one, -ERANGE on overflow. */
+int config_value_ll(const char *text, long long *out);
+/*
+ * Parse and check @text as a value of @k. On error @why receives
+ * "what is wrong (allowed: ...)", to follow "section.key: ".
+ */
+int config_value_parse(const struct config_key *k, const char *text, union config_value *v,
+		       char *why, size_t len);
+/* Store a value config_value_parse accepted. */
+void config_value_store(struct rpmsd_config *cfg, const struct config_key *k, const char *text,
+			const union config_value *v);
+
+/* config_check.c: single keys (struct config_key's .check) */
+
+int config_check_rate(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_column(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_plugin(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_pow2(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_endpoint(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_control_endpoint(const char *text, const union config_value *v, char *why,
+				  size_t len);
+int config_check_edf_id(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_edf_admincode(const char *text, const union config_value *v, char *why,
+			       size_t len);
+int config_check_file_name(const char *text, const union config_value *v, char *why,
+			   size_t len);
+int config_check_zone(const char *text, const union config_value *v, char *why, size_t len);
+/* Whether the first @n characters of @name make a plugin name. */
+bool config_check_plugin_name(const char *name, size_t n);
+
+/* config_rule.c: between keys */
+
+/* Checks that involve more than one key, run once the file or the overrides are in. */
+int config_rule_all(struct config_ctx *ctx);
+
+#endif /* RPMSD_CONFIG_PRIVATE_H */
