@@ -67,6 +67,12 @@ enum config_envelope {
 	CONFIG_ENVELOPE_TKEO,		/* Teager-Kaiser energy, moving mean, root */
 };
 
+/** How an onset is decided (detect.rule). */
+enum config_detect_rule {
+	CONFIG_RULE_SUSTAINED = 0,	/* the sustained envelope above the onset threshold */
+	CONFIG_RULE_CUSUM,		/* a one-sided CUSUM on the envelope's log ratio to rest */
+};
+
 /** Which channels make a burst (detect.channel_rule). */
 enum config_channel_rule {
 	CONFIG_CHANNEL_ANY = 0,		/* any channel starts it, the last one ends it */
@@ -168,6 +174,10 @@ struct rpmsd_config {
 		double sustain_ms;		/* span of the sustained envelope */
 		int sustain_skip;		/* quietest windows in it ignored */
 		double k_edge;			/* back-dating: envelope within k_edge spreads of rest */
+		enum config_detect_rule rule;	/* how an onset is decided */
+		double cusum_k;			/* cusum: drift, spreads above rest (log scale) */
+		double cusum_cap;		/* cusum: most evidence per ms */
+		double cusum_h;			/* cusum: evidence that decides, spread x ms */
 		double blanking_ms;		/* ignore EMG after each of our pulses */
 		char channel[CONFIG_NAME_MAX];	/* detect.channel_rule as written */
 		enum config_channel_rule channel_rule;	/* derived from it */

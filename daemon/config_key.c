@@ -17,6 +17,7 @@ _Static_assert(sizeof(enum config_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_source_type) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_replay_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_envelope) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_detect_rule) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_record_format) == sizeof(int), "enum size");
 
@@ -71,6 +72,12 @@ static const struct config_enum config_key_orders[] = {
 static const struct config_enum config_key_envelopes[] = {
 	{ "rms", CONFIG_ENVELOPE_RMS },
 	{ "tkeo", CONFIG_ENVELOPE_TKEO },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_key_rules[] = {
+	{ "sustained", CONFIG_RULE_SUSTAINED },
+	{ "cusum", CONFIG_RULE_CUSUM },
 	{ NULL, 0 },
 };
 
@@ -353,7 +360,7 @@ const struct config_key config_key_table[] = {
 		.section = "detect", .key = "k_on",
 		.type = CONFIG_TYPE_DOUBLE, .def = "3.5", .min = 1, .max = 100,
 		.unit = "",
-		.doc = "Onset threshold: the rest envelope's median + k_on x its spread (1.4826 MAD), which the sustained envelope (detect.sustain_ms) must exceed.",
+		.doc = "Onset threshold: the rest envelope's median + k_on x its spread (1.4826 MAD), which the sustained envelope (detect.sustain_ms) must exceed (detect.rule = sustained; with cusum it only judges the calibration window).",
 		CONFIG_KEY_FIELD(detect.k_on),
 	}, {
 		.section = "detect", .key = "k_off",
@@ -365,13 +372,13 @@ const struct config_key config_key_table[] = {
 		.section = "detect", .key = "on_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 1000,
 		.unit = "ms",
-		.doc = "Extra time the sustained envelope must stay above the onset threshold (detect.sustain_ms already rejects transients); 0 = decide at once.",
+		.doc = "Extra time the onset rule must keep holding (detect.rule: the sustained envelope above the onset threshold, or the cusum evidence above cusum_h; both already reject transients); 0 = decide at once.",
 		CONFIG_KEY_FIELD(detect.on_ms),
 	}, {
 		.section = "detect", .key = "dip_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "10", .min = 0, .max = 1000,
 		.unit = "ms",
-		.doc = "Dips below the onset threshold shorter than this do not break an onset.",
+		.doc = "Dips of the onset rule (below the onset threshold, or below cusum_h) shorter than this do not break an onset.",
 		CONFIG_KEY_FIELD(detect.dip_ms),
 	}, {
 		.section = "detect", .key = "off_ms",
@@ -397,6 +404,30 @@ const struct config_key config_key_table[] = {
 		.unit = "",
 		.doc = "Onset dating: the onset is the start of the stretch before the decision whose envelope stands, summed, highest above the rest level + k_edge spreads (a change-point search over the last 0.5 s).",
 		CONFIG_KEY_FIELD(detect.k_edge),
+	}, {
+		.section = "detect", .key = "rule",
+		.type = CONFIG_TYPE_ENUM, .def = "sustained",
+		.values = config_key_rules, .unit = "",
+		.doc = "How an onset is decided: sustained = the sustained envelope (detect.sustain_ms) above the onset threshold (detect.k_on); cusum = evidence piled up by a one-sided CUSUM on the envelope's log ratio to the rest level (detect.cusum_k, cusum_cap, cusum_h), which decides sooner, most of all for weak and slow rises (docs/detection.md compares the two). Either way the offset, detect.on_ms and detect.dip_ms work as they do for sustained.",
+		CONFIG_KEY_FIELD(detect.rule),
+	}, {
+		.section = "detect", .key = "cusum_k",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1.5", .min = 0, .max = 100,
+		.unit = "spreads",
+		.doc = "cusum: the envelope adds evidence while it stands more than cusum_k spreads above the rest median (measured as ln(envelope / median) x median / spread, which is envelope - median in spreads near rest and grows only logarithmically above it) and drains it while below.",
+		CONFIG_KEY_FIELD(detect.cusum_k),
+	}, {
+		.section = "detect", .key = "cusum_cap",
+		.type = CONFIG_TYPE_DOUBLE, .def = "2.5", .min = 0.01, .max = 100,
+		.unit = "spreads",
+		.doc = "cusum: the most evidence one millisecond of envelope can add, whatever its height, so that a transient shorter than cusum_h / cusum_cap ms (an electrode pop, a motion spike) cannot decide an onset alone.",
+		CONFIG_KEY_FIELD(detect.cusum_cap),
+	}, {
+		.section = "detect", .key = "cusum_h",
+		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 0.01, .max = 100000,
+		.unit = "spread x ms",
+		.doc = "cusum: the evidence that decides an onset: at least cusum_h / cusum_cap ms (20 ms at the defaults) of envelope at the cap, longer for a weaker rise.",
+		CONFIG_KEY_FIELD(detect.cusum_h),
 	}, {
 		.section = "detect", .key = "blanking_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "50", .min = 0, .max = 1000,

@@ -32,6 +32,15 @@
  *
  * Blanked samples are dropped before anything looks at them, so a blank
  * freezes every timer and the calibration collection.
+ *
+ * detect.rule = cusum decides the onset differently (detect_cusum()): a
+ * one-sided CUSUM (Page's) on the envelope's log ratio to the rest
+ * median piles up evidence from the first sample a rise stands out, so a
+ * burst is decided as soon as enough of it has been seen, not once a
+ * fixed span of it has stayed above a fixed level; each millisecond adds
+ * at most a capped amount, so a transient still cannot decide alone. The
+ * sustained envelope is kept either way: it ends the burst, and says when
+ * the rest level may be followed.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -143,6 +152,17 @@ struct detect {
 	uint64_t edge_floor;	/* no onset is dated before this sample */
 	uint64_t foot_n;	/* how much earlier a ramp's foot may be */
 
+	/* detect.rule = cusum (detect_cusum()); cus_on is 0 for the sustained rule */
+	int cus_on;
+	double cus_k;		/* drift, spreads */
+	double cus_cap;		/* most evidence per sample (cusum_cap per ms) */
+	double cus_h;		/* evidence that decides, spread x ms */
+	double cus_dt;		/* ms per sample */
+	double cus_scale;	/* median / spread, set by the calibration */
+	double cus_ln_base;	/* ln(median) */
+	double cus_level;	/* the envelope at which evidence starts to pile up */
+	double cus_s;		/* the evidence now */
+
 	/* blanking: [blank_from, blank_end) */
 	uint64_t blank_from, blank_end;
 
@@ -207,6 +227,21 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	if (!(cfg->detect.off_ms >= 0.0) || !isfinite(cfg->detect.off_ms)) {
 		return detect_fail(err, errlen, "detect.off_ms", cfg->detect.off_ms,
 				   "must be >= 0");
+	}
+	if (cfg->detect.rule == CONFIG_RULE_CUSUM &&
+	    (!(cfg->detect.cusum_k >= 0.0) || !isfinite(cfg->detect.cusum_k))) {
+		return detect_fail(err, errlen, "detect.cusum_k", cfg->detect.cusum_k,
+				   "must be >= 0");
+	}
+	if (cfg->detect.rule == CONFIG_RULE_CUSUM &&
+	    (!(cfg->detect.cusum_cap > 0.0) || !isfinite(cfg->detect.cusum_cap))) {
+		return detect_fail(err, errlen, "detect.cusum_cap", cfg->detect.cusum_cap,
+				   "must be > 0");
+	}
+	if (cfg->detect.rule == CONFIG_RULE_CUSUM &&
+	    (!(cfg->detect.cusum_h > 0.0) || !isfinite(cfg->detect.cusum_h))) {
+		return detect_fail(err, errlen, "detect.cusum_h", cfg->detect.cusum_h,
+				   "must be > 0");
 	}
 	/* Each window's count must fit a field of a lane's sum. */
 	if (cfg->dsp.envelope_ms > 0.0 &&
@@ -280,6 +315,11 @@ int detect_create(const struct rpmsd_config *cfg, double fs, struct detect **out
 	d->k_off = cfg->detect.k_off;
 	d->k_edge = cfg->detect.k_edge;
 	d->rest_alpha = 1.0 / (DETECT_REST_TAU_S * fs);
+	d->cus_on = cfg->detect.rule == CONFIG_RULE_CUSUM;
+	d->cus_k = cfg->detect.cusum_k;
+	d->cus_dt = 1000.0 / fs;
+	d->cus_cap = cfg->detect.cusum_cap * d->cus_dt;
+	d->cus_h = cfg->detect.cusum_h;
 	/* At least one sample each: a zero timer would decide on nothing. */
 	d->on_n = detect_ms_to_samples(cfg->detect.on_ms, fs);
 	if (d->on_n < 1) {
@@ -484,6 +524,55 @@ static void detect_judge_calibration(struct detect *d, uint64_t n_sub)
 }
 
 /*
+ * The CUSUM's units, from the calibration: evidence is counted in spreads
+ * of the rest envelope, on a log scale, ln(env / median) x median /
+ * spread: near the rest level that is (env - median) / spread, the unit
+ * of k_on, and far above it it grows only with the logarithm, so a pop
+ * 100 times the rest counts little more than a burst 10 times it (and the
+ * cap bounds both). An all-zero rest window has no log: its median is
+ * floored like the spread.
+ */
+static void detect_cusum_calibrate(struct detect *d)
+{
+	double base = d->baseline > DETECT_SPREAD_FLOOR_ABS ? d->baseline : DETECT_SPREAD_FLOOR_ABS;
+
+	d->cus_scale = base / d->spread;
+	d->cus_ln_base = log(base);
+	d->cus_level = base * exp(d->cus_k / d->cus_scale);
+}
+
+/*
+ * Page's one-sided CUSUM: S = max(0, S + u), with u the envelope's
+ * excess over the drift cusum_k (in the units above) per millisecond,
+ * clipped to +-cusum_cap. S is the largest sum of u over any stretch
+ * ending now, so it is above cusum_h exactly when some recent stretch has
+ * piled up that much evidence: a strong rise needs a short one, a weak
+ * rise a long one, and rest (below the drift on average) drains it. The
+ * cap bounds what any short stretch can add, whatever its height: a
+ * transient must last cusum_h / cusum_cap ms to decide alone. An envelope
+ * at or below zero, or NaN, drains it at the cap. @return whether S is
+ * above cusum_h
+ */
+static inline int detect_cusum(struct detect *d, float env)
+{
+	double u = -d->cus_cap;
+
+	if (env > 0.0f) {
+		u = (d->cus_scale * (log((double)env) - d->cus_ln_base) - d->cus_k) * d->cus_dt;
+		if (u > d->cus_cap) {
+			u = d->cus_cap;
+		} else if (u < -d->cus_cap) {
+			u = -d->cus_cap;
+		}
+	}
+	d->cus_s += u;
+	if (d->cus_s < 0.0) {
+		d->cus_s = 0.0;
+	}
+	return d->cus_s > d->cus_h;
+}
+
+/*
  * Thresholds are in spreads of the envelope at rest, and compared with
  * the sustained envelope: the quietest window must clear what a single
  * window at rest rarely reaches.
@@ -508,6 +597,7 @@ static void detect_finish_calibration(struct detect *d)
 	if (!(d->rest_mean > 0.0)) {
 		d->rest_mean = d->baseline > 0.0 ? d->baseline : DETECT_SPREAD_FLOOR_ABS;
 	}
+	detect_cusum_calibrate(d);
 	d->calibrated = 1;
 	d->state = DETECT_S_IDLE;
 }
@@ -777,7 +867,17 @@ static inline int detect_at_most_off(const struct detect *d, uint64_t level)
 	return detect_count(level, DETECT_F_AT_MOST_OFF) > d->skip;
 }
 
-static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
+/*
+ * Whether the onset rule holds at this sample: the sustained envelope
+ * above the onset threshold, or the CUSUM's evidence above cusum_h (which
+ * this updates: call it once per sample while not ACTIVE).
+ */
+static inline int detect_onset_holds(struct detect *d, float env, uint64_t level)
+{
+	return d->cus_on ? detect_cusum(d, env) : detect_above_on(d, level);
+}
+
+static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample, float env,
 					      int above_on, struct detect_result *res)
 {
 	if (above_on) {
@@ -787,7 +887,14 @@ static enum detect_edge detect_candidate_step(struct detect *d, uint64_t sample,
 		}
 		d->state = DETECT_S_ACTIVE;
 		d->below = 0;
-		detect_fill(d, res, detect_edge(d, sample), sample, detect_sustained(d), d->thr_on);
+		/* A burst's evidence is spent on it; the next one starts from nothing. */
+		d->cus_s = 0.0;
+		if (d->cus_on) {
+			detect_fill(d, res, detect_edge(d, sample), sample, env, d->cus_level);
+		} else {
+			detect_fill(d, res, detect_edge(d, sample), sample, detect_sustained(d),
+				    d->thr_on);
+		}
 		return DETECT_ONSET;
 	}
 	/* A dip of dip_ms or longer means the rise did not hold. */
@@ -876,16 +983,16 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 		return DETECT_NONE;
 
 	case DETECT_S_IDLE:
-		if (detect_above_on(d, level)) {
+		if (detect_onset_holds(d, env, level)) {
 			d->above = 0;
 			d->dip = 0;
 			d->state = DETECT_S_CANDIDATE;
-			return detect_candidate_step(d, sample, 1, res);
+			return detect_candidate_step(d, sample, env, 1, res);
 		}
 		return DETECT_NONE;
 
 	case DETECT_S_CANDIDATE:
-		return detect_candidate_step(d, sample, detect_above_on(d, level), res);
+		return detect_candidate_step(d, sample, env, detect_onset_holds(d, env, level), res);
 
 	case DETECT_S_ACTIVE:
 		if (detect_at_least_off(d, level)) {
@@ -968,6 +1075,8 @@ void detect_gap(struct detect *d, uint64_t from, uint64_t lost, uint64_t settle)
 	if (d->state == DETECT_S_CANDIDATE) {
 		d->state = DETECT_S_IDLE;
 	}
+	/* Nor is evidence carried across it. */
+	d->cus_s = 0.0;
 	/* No onset is dated into the gap or before it. */
 	d->edge_floor = from + lost;
 	/* The filters start again after it (bank_gap). */
@@ -995,6 +1104,7 @@ void detect_recalibrate(struct detect *d, uint64_t from)
 	d->above = 0;
 	d->dip = 0;
 	d->below = 0;
+	d->cus_s = 0.0;
 }
 
 int detect_active(const struct detect *d)

@@ -9,6 +9,10 @@
  *    count; the reported onset sample is back-dated to where the rise
  *    began, separately from the decision sample;
  *  - offset when it stays below baseline + k_off * spread for off_ms.
+ * With detect.rule = cusum the onset is decided instead when a one-sided
+ * CUSUM on the envelope's log ratio to the baseline, in spreads, has piled
+ * up cusum_h of evidence (each millisecond adding at most cusum_cap);
+ * dating, offset and everything else stay as they are.
  * After each of our own pulses the input is blanked for blanking_ms.
  *
  * detect_step never allocates (every buffer is allocated in
@@ -54,8 +58,10 @@ enum detect_cal_issue {
 struct detect_result {
 	uint64_t edge_sample;	/* estimated onset/offset sample */
 	uint64_t decision_sample;/* sample consumed when it was decided */
-	double envelope;	/* envelope at the decision */
-	double threshold;	/* threshold that was crossed */
+	double envelope;	/* the sustained envelope at the decision (the envelope
+				 * itself for a cusum onset) */
+	double threshold;	/* threshold that was crossed (for a cusum onset, the
+				 * envelope level above which evidence piles up) */
 	double baseline;
 	double spread;
 	double off_threshold;	/* the offset threshold in force */

@@ -63,15 +63,25 @@ def allowed_min(defaults, key):
     return float(m.group(1)) if m else None
 
 
+def sweep_keys(k_on):
+    """The [detect] (key, value) pairs of a sweep point other than k_on:
+    (key, value) for one key, e.g. ("sustain_ms", 20), or a tuple of such
+    pairs, e.g. (("rule", "cusum"), ("cusum_h", 45.0)); [] otherwise."""
+    if not isinstance(k_on, tuple):
+        return []
+    return list(k_on) if k_on and isinstance(k_on[0], tuple) else [k_on]
+
+
 def detect_settings(defaults, rec, k_on=None):
     """The [detect] keys in force for a recording (defaults + its window).
-    k_on: None (the default), a k_on value, or (key, value) for another
-    [detect] key of a sweep (e.g. ("sustain_ms", 20))."""
+    k_on: None (the default), a k_on value, or the other [detect] keys of a
+    sweep point (sweep_keys)."""
     det = dict(defaults["detect"])
     det["calibration_start_s"] = repr(rec.cal_start_s)
     det["calibration_s"] = repr(rec.cal_s)
     if isinstance(k_on, tuple):
-        det[k_on[0]] = repr(k_on[1])
+        for key, value in sweep_keys(k_on):
+            det[key] = value if isinstance(value, str) else repr(value)
     elif k_on is not None:
         det["k_on"] = repr(k_on)
         if float(det["k_off"]) >= k_on:
@@ -101,7 +111,7 @@ def write_config(folder, rec, defaults, k_on=None):
     over = defaults.get("_overrides", {})
     keys = ["calibration_start_s", "calibration_s"] + list(over.get("detect", {}))
     if isinstance(k_on, tuple):
-        keys.append(k_on[0])
+        keys += [key for key, _ in sweep_keys(k_on)]
     elif k_on is not None:
         keys += ["k_on", "k_off"]
     fd, path = tempfile.mkstemp(prefix="detect-", suffix=".conf", dir=folder)
@@ -199,9 +209,14 @@ def read_trace(path, exe="rpms-detect"):
     return {name: vals[:, i] for i, name in enumerate(TRACE_COLUMNS)}
 
 
-def check_trace(trace, decisions, where):
+def check_trace(trace, decisions, where, rule="sustained"):
     """Every onset decision must fall on a sample whose sustained envelope
-    is above the onset threshold, or the trace is not of this run."""
+    is above the onset threshold, or the trace is not of this run. (Under
+    detect.rule = cusum the trace does not show the rule's evidence, and
+    the sustained envelope need not be above the threshold: nothing to
+    check.)"""
+    if rule != "sustained":
+        return
     sus, thr = trace["sustained"], trace["on_threshold"]
     bad = [d for d in decisions if not (d < len(sus) and sus[d] > thr[d])]
     if bad:
@@ -225,7 +240,8 @@ def trace_many(exe, recs, tmp, defaults, workers=2):
         finally:
             os.unlink(conf)
             os.unlink(path)
-        check_trace(tr, dec, "%s --trace %s" % (exe, rec.path))
+        check_trace(tr, dec, "%s --trace %s" % (exe, rec.path),
+                    defaults["detect"].get("rule", "sustained"))
         tr["onsets"], tr["decisions"] = ons, dec
         return rec.path, tr
 

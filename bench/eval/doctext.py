@@ -10,7 +10,9 @@ import numpy as np
 import datasets
 import references
 import synth
+import bound
 import report
+import rules
 import scoring
 from report import fnum, md_table
 
@@ -20,7 +22,8 @@ COMMAND = "/usr/bin/python3 bench/eval/run_eval.py --build build"
 def render(ctx):
     """The whole document."""
     parts = [_head(ctx), _detector(ctx), _summary(ctx), _data(ctx), _metrics(), _refs(ctx),
-             _results(ctx), _diagnostics(ctx), _hum(ctx), _sim(ctx), _sweep(ctx), _real(ctx),
+             _results(ctx), _diagnostics(ctx), _hum(ctx), _sim(ctx), _sweep(ctx), _rules(ctx),
+             _real(ctx),
              _figures(ctx),
              _reproduce(ctx), _limits(ctx)]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
@@ -874,6 +877,177 @@ rest recordings ("all but hum": bursts, clonus, spikes, mains pooled):
 """
 
 
+def _rules(ctx):
+    """The CUSUM onset rule against the sustained one, their trade-offs,
+    and the bound on how soon any detector could decide (issue 17)."""
+    if not ctx.get("cusum") or len(ctx["k_ons"]) < 2:
+        return ""
+    d = ctx["defaults"]["detect"]
+    return f"""
+## Deciding sooner: the CUSUM rule, and how soon any detector could decide
+
+The excess-latency target (p50 <= {report.EXC_P50_MS:g} ms, p95 <=
+{report.EXC_P95_MS:g} ms on every set) is met at the defaults by {_exc_met(ctx)}. Two
+questions: does a better causal decision rule exist, and how close to the
+target could any rule come?
+
+**The other rule.** `detect.rule = cusum` (`daemon/detect.c`) replaces
+only the onset decision. Each sample's envelope is turned into evidence,
+its log ratio to the rest median in spreads, ln(envelope / median) x
+median / spread, less a drift `detect.cusum_k` = {d.get('cusum_k', '-')}, clipped to
++-`detect.cusum_cap` = {d.get('cusum_cap', '-')} per ms; Page's CUSUM sums it
+(never below zero) and decides when the sum passes `detect.cusum_h` =
+{d.get('cusum_h', '-')}. A rise adds up from its first samples: a weak or slow
+burst is decided when enough of it has been seen, not when a fixed span
+of it has stood above a fixed level; the cap bounds what a pop can add
+(it must last cusum_h / cusum_cap ms to decide alone); the log keeps a
+loud transient from counting much more than a moderate one. Dating,
+offset and rest following are the sustained rule's. rpms-detect runs it
+here through temporary configs, swept over `cusum_h`, on every set; the
+sustained rule is swept over `k_on` as above.
+
+Both rules at their defaults, by set family (both rates pooled; the hum
+families pool 50 and 60 Hz, steady and drifting):
+
+{md_table(rules.FAMILY_HEADER, rules.family_rows(ctx))}
+
+{_rules_findings(ctx)}
+
+The trade-off of each rule over its threshold: excess latency pooled over
+the injected bursts of every SNR, clonus and spike sets (both rates, the
+sets the bound below covers), against false onsets per minute of rest on
+the sets with pops (the spike sets and every hum set pooled) and on the
+real rest; F1 over the >= 10 dB sets; and how many sets meet each target
+(figure `rules.png`):
+
+{md_table(rules.RULES_HEADER, rules.rule_rows(ctx))}
+
+{_bound_section(ctx)}
+"""
+
+
+def _exc_met(ctx):
+    """'p50 on N of M sets and p95 on N of M' for rpms-detect at its defaults."""
+    got = {short: (n, of) for short, n, of in report.met_by_target(ctx)}
+    p50, p95 = got.get("excess p50", (0, 0)), got.get("excess p95", (0, 0))
+    return "p50 on %d of %d sets and p95 on %d of %d" % (p50 + p95)
+
+
+def _rules_findings(ctx):
+    """Computed statements on the two rules."""
+    out = []
+    deltas = rules.family_deltas(ctx)
+    if deltas:
+        p50 = [v[1] for v in deltas]
+        p95 = [v[2] for v in deltas]
+        later = [v[0] for v in deltas if v[1] > 0 or v[2] > 0]
+        out.append(f"- The CUSUM at its default changes the excess latency by "
+                   f"{min(p50):+.0f} to {max(p50):+.0f} ms at p50 and {min(p95):+.0f} to "
+                   f"{max(p95):+.0f} ms at p95 across the families (negative = sooner)"
+                   + (f"; later on {', '.join(later)}." if later else
+                      ", sooner on every family."))
+    lost = rules.lost_targets(ctx)
+    if lost:
+        out.append("- Targets the sustained rule meets at its default and the CUSUM at its "
+                   "default does not: " + "; ".join(
+                       "%s %s (%s, cusum %s)" % (n, label, _target_num(label, a),
+                                                 _target_num(label, b))
+                       for n, label, a, b in lost) + ".")
+    else:
+        out.append("- The CUSUM at its default meets every F1, onset-error and false-onset "
+                   "target the sustained rule meets.")
+    pts = rules.rule_points(ctx)
+    for rule in ("sustained", "cusum"):
+        ok = [(label, g) for r, label, _, g, _ in pts if r == rule and g.get("pops")
+              and g["pops"]["fa_per_min"] is not None and g["rest"]["fa_per_min"] is not None
+              and g["pops"]["fa_per_min"] <= report.FA_MAX
+              and g["rest"]["fa_per_min"] <= report.FA_MAX and g["traced"]["exc_p50"] is not None]
+        if ok:
+            label, g = min(ok, key=lambda v: v[1]["traced"]["exc_p50"])
+            out.append(f"- {rule}: with at most {report.FA_MAX:g} false onsets per minute both "
+                       f"with pops and on the real rest, the lowest pooled excess latency in "
+                       f"the sweep is p50 {g['traced']['exc_p50']:.0f} ms, p95 "
+                       f"{g['traced']['exc_p95']:.0f} ms ({label}).")
+        elif any(r == rule for r, *_ in pts):
+            out.append(f"- {rule}: no threshold in the sweep keeps both false-onset rates at "
+                       f"{report.FA_MAX:g} per minute or below.")
+    return "\n".join(out)
+
+
+def _target_num(label, v):
+    """A target's value as its table shows it."""
+    return fnum(v, {"F1": 4, "median |err|": 0}.get(label, 2))
+
+
+def _bound_section(ctx):
+    rows = rules.bound_rows(ctx)
+    pooled = rules.bound_pooled(ctx)
+    if not rows or not pooled:
+        return ""
+    p50, p95, n, ok50, ok95, n_sets = pooled
+    return f"""
+**How soon could any detector decide?** On the real rest recordings a
+false onset per minute of {report.FA_MAX:g} or less means none at all ({_rest_minutes(ctx)}
+minutes of scored rest each), so whatever a detector compares with its
+threshold must stay below it everywhere on the real rest, and the real
+rest is what the injected sets' bursts sit in. Its envelope (rpms-detect's,
+5 ms RMS) has bursts of its own: its power, averaged over a window, peaks
+at {rules.rest_maxima_text(ctx)} its mean. `bench/eval/bound.py` turns
+that into a lower bound. For a family of statistics of the envelope it
+sets each member's threshold at the member's largest value on the real
+rest, and for each burst takes the earliest moment any member passes its
+threshold, using only the burst's own stretch of the recording: an oracle
+that picks the best member for each burst after the fact. The families:
+the power averaged over the last L ms (L = 1 ms to 2 s), the same on the
+log power, the same on the clipped increments that `detect.rule = cusum`
+sums (at its default drift and cap), and the quietest of n envelope
+windows (the sustained envelope, n = 1 to {max(bound.N_WINDOWS)}). A CUSUM
+on a statistic, with any drift and threshold, decides exactly when some
+windowed mean of it passes a threshold that depends on the window: it is
+covered by its family, as the sustained rule is by the last one, at every
+`k_on`. Pops, false onsets in the injected sets' own rest, onset dating
+and having to choose one member beforehand are all left out, so real
+detectors can only do worse.
+
+Excess latency (ms) of the bound by family, the soonest of the four, and
+both rules' measured excess latency at their defaults:
+
+{md_table(rules.BOUND_HEADER, rows)}
+
+Pooled over these {n} bursts the soonest of the four families has an
+excess latency p50 of {p50:.0f} ms and p95 of {p95:.0f} ms; its p50 is at
+or below {report.EXC_P50_MS:g} ms on {ok50} of {n_sets} sets and its p95 at or below
+{report.EXC_P95_MS:g} ms on {ok95} of {n_sets}. {_bound_verdict(ctx, len(rows))}
+"""
+
+
+def _rest_minutes(ctx):
+    """The real rest recordings' scored minutes, as text ('1.3' or '1.3-1.4')."""
+    mins = sorted(set("%.1f" % report.at_default(ctx, d.name, ctx["det"])[0]["rest_min"]
+                      for d in ctx["sets"] if d.kind == "rest"))
+    return "-".join([mins[0], mins[-1]] if len(mins) > 1 else mins)
+
+
+def _bound_verdict(ctx, n_sets):
+    """What the bound says about the target on the n_sets traced sets."""
+    beyond = rules.bound_misses(ctx)
+    if not beyond:
+        return ("The bound itself meets the target on every set here: what keeps the "
+                "measured rules from it is what the bound leaves out.")
+    span = (max(bound.N_WINDOWS) - 1) * float(ctx["defaults"]["dsp"]["envelope_ms"])
+    text = (f"On {len(beyond)} of {n_sets} sets ({', '.join(beyond)}) even the bound "
+            f"misses p50 <= {report.EXC_P50_MS:g} or p95 <= {report.EXC_P95_MS:g} ms: "
+            f"there the target cannot be met on this front end by the sustained rule "
+            f"at any `k_on` (and `sustain_ms` up to {span:g} ms), by a CUSUM on the "
+            f"power or the log power at any drift and threshold, by `detect.rule = "
+            f"cusum` at any `cusum_h`, or by any OR of such rules, without a false "
+            f"onset on the real rest. When a burst becomes \"detectable\" (its "
+            f"amplitude reaching the rest RMS, +{scoring.TRANSIENT_MS:g} ms), the real "
+            f"rest's own excursions are still as large as what the burst has added. ")
+    return text + ("The measured rules lie above the bound by what it leaves out (pops, "
+                   "the injected rest, one threshold for every burst).")
+
+
 def _real(ctx):
     return f"""
 ## Real recordings
@@ -937,6 +1111,13 @@ def _figures(ctx):
                     "every injected set pooled; F1 of the >= 10 dB sets and of the hum sets "
                     "by hum level; F1 of the 6-10 dB sets against each reference at its "
                     "default; false onsets per group. Dotted: the targets.",
+        "rules": "The two onset rules over their thresholds (`detect.k_on` for sustained, "
+                 "`detect.cusum_h` for cusum): excess decision latency (p50 solid, p95 "
+                 "dashed) of the injected bursts, clonus and spike sets pooled, against "
+                 "false onsets per minute on the sets with pops (left) and on the real rest "
+                 "(right); dotted: the targets; purple: the bound of `bench/eval/bound.py` "
+                 "(the soonest of its families, pooled), below which no detector of those "
+                 "families can decide without a false onset on the real rest.",
         "sim_onsets": "The simulated set: how its bursts rise (mean excess power over the "
                       "plateau, and the fitted line) against the injected sets' linear "
                       "amplitude ramps; per burst, rpms-detect's and HB's first onset and "
@@ -945,7 +1126,7 @@ def _figures(ctx):
     })
     for key in ("example_burst", "example_sim", "example_clonus", "example_spike",
                 "example_early", "example_mains", "example_hum", "roc", "roc_any_onset",
-                "errors", "tradeoff", "sim_onsets"):
+                "errors", "tradeoff", "rules", "sim_onsets"):
         if key not in figs:
             continue
         fname, title = figs[key]

@@ -550,6 +550,59 @@ def tradeoff(ctx, out):
     return "tradeoff.png"
 
 
+def rules_fig(ctx, out):
+    """Both onset rules over their thresholds: excess latency (the traced
+    sets pooled) against false onsets with pops and on the real rest, with
+    the targets and the bound (bound.py)."""
+    import rules
+    pts = rules.rule_points(ctx)
+    if not pts:
+        return None
+    pooled = rules.bound_pooled(ctx)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for a, group, xlabel in ((axes[0], "pops", "false onsets per minute of rest, spike and "
+                              "hum sets pooled (pops)"),
+                             (axes[1], "rest", "false onsets per minute, real rest")):
+        for rule, color in (("sustained", DET_COLOR), ("cusum", "tab:blue")):
+            sel = [(label, d, g) for r, label, d, g, _ in pts if r == rule
+                   and g.get(group) and g[group]["fa_per_min"] is not None
+                   and g["traced"]["exc_p50"] is not None]
+            if not sel:
+                continue
+            fa = [g[group]["fa_per_min"] for _, _, g in sel]
+            for key, style in (("exc_p50", "-o"), ("exc_p95", "--s")):
+                a.plot(fa, [g["traced"][key] for _, _, g in sel], style, ms=4, color=color,
+                       label="%s: excess %s" % (rule, key[-3:]))
+            for label, d, g in sel:
+                a.annotate(label.split()[-1] + ("*" if d else ""),
+                           (g[group]["fa_per_min"], g["traced"]["exc_p50"]), fontsize=7,
+                           color=color, xytext=(2, -9), textcoords="offset points")
+        a.axhline(report.EXC_P50_MS, color="k", ls=":", lw=1, label="target p50")
+        a.axhline(report.EXC_P95_MS, color="k", ls=(0, (5, 5)), lw=0.8, label="target p95")
+        if pooled:
+            a.axhline(pooled[0], color="tab:purple", ls="-.", lw=1.4,
+                      label="bound (soonest family): p50")
+            a.axhline(pooled[1], color="tab:purple", ls=(0, (1, 2)), lw=1.6,
+                      label="bound: p95")
+        a.axvline(report.FA_MAX, color="r", ls=":", lw=1, label="0.5 false onsets/min")
+        a.set_xscale("symlog", linthresh=0.1)
+        a.set_yscale("symlog", linthresh=10)
+        a.set_ylim(bottom=0)
+        a.set_xlim(left=-0.02)
+        a.set_xlabel(xlabel)
+        a.set_ylabel("excess decision latency (ms; log above 10)")
+        a.grid(alpha=0.3)
+    axes[0].set_title("Against false onsets with pops", fontsize=9)
+    axes[1].set_title("Against false onsets on the real rest", fontsize=9)
+    axes[1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Excess latency of the bursts of every SNR, clonus and spike sets (both "
+                 "rates) pooled; labels: k_on or cusum_h (* default)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "rules.png"), dpi=110)
+    plt.close(fig)
+    return "rules.png"
+
+
 def datasets_levels():
     """The hum levels (x rest RMS) of the hum sets."""
     import datasets
@@ -619,5 +672,8 @@ def make_all(ctx):
     figs["roc_any_onset"] = (roc(ctx, out, "hit"), "")
     figs["errors"] = (errors(ctx, out), "")
     figs["tradeoff"] = (tradeoff(ctx, out), "")
+    name = rules_fig(ctx, out)
+    if name:
+        figs["rules"] = (name, "")
     figs["sim_onsets"] = (sim_onsets(ctx, out), "")
     return figs

@@ -797,7 +797,7 @@ def _conf_lines(ctx):
     keys = [("dsp", k) for k in ("limit", "highpass_hz", "lowpass_hz", "filter_order",
                                  "mains_hz", "mains_harmonics", "notch_q", "envelope",
                                  "envelope_ms")]
-    keys += [("detect", k) for k in ("sustain_ms", "k_on", "k_off", "on_ms", "dip_ms",
+    keys += [("detect", k) for k in ("rule", "sustain_ms", "k_on", "k_off", "on_ms", "dip_ms",
                                      "off_ms", "k_edge")]
     return ", ".join("`%s.%s = %s`" % (s, k, d[s][k]) for s, k in keys if k in d.get(s, {}))
 

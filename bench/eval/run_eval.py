@@ -131,17 +131,32 @@ def sustain_sweep(defaults):
     return [("sustain_ms", v) for v in SUSTAIN_SWEEP_MS if abs(v - d) > 1e-9]
 
 
+# The third sweep: detect.rule = cusum (issue 17's decision-latency
+# target) over its threshold detect.cusum_h, in spread x ms, on every
+# set, as the k_on sweep, so both rules' trade-offs are measured alike.
+CUSUM_SWEEP_H = (20, 30, 35, 40, 45, 50, 60, 75, 100)
+
+
+def cusum_sweep(defaults):
+    """The sweep points of detect.rule = cusum: its default cusum_h and
+    CUSUM_SWEEP_H, each as the (key, value) pairs written into the config."""
+    h0 = float(defaults["detect"].get("cusum_h", 50))
+    return [(("rule", "cusum"), ("cusum_h", float(h)))
+            for h in sorted(set(CUSUM_SWEEP_H) | {h0})]
+
+
 def sustain_sets(sets):
     """The data sets the sustain_ms sweep runs on."""
     return [ds for ds in sets if ds.kind == "rest" or (ds.name.startswith("inj")
                                                        and "-hum" not in ds.name)]
 
 
-def run_detector(args, sets, defaults, k_ons, sustains=()):
-    """rpms-detect on every recording for every k_on, and on the sustain
-    sets for every sustain_ms: {(path, k_on or ("sustain_ms", v)): (onsets, decisions)}."""
+def run_detector(args, sets, defaults, k_ons, sustains=(), cusums=()):
+    """rpms-detect on every recording for every k_on and every point of the
+    cusum sweep, and on the sustain sets for every sustain_ms: {(path, k_on
+    or ("sustain_ms", v) or a cusum point): (onsets, decisions)}."""
     jobs = [((rec.path, k), rec, None if k is None else k)
-            for ds in sets for rec in ds.recordings for k in k_ons]
+            for ds in sets for rec in ds.recordings for k in list(k_ons) + list(cusums)]
     jobs += [((rec.path, v), rec, v) for ds in sustain_sets(sets) for rec in ds.recordings
              for v in sustains]
     with tempfile.TemporaryDirectory(prefix="rpms-eval-") as tmp:
@@ -231,12 +246,13 @@ def main(argv=None):
         sweep = not (args.quick or args.no_doc)
         k_ons = [None] + (k_on_sweep(defaults) if sweep else [])
         sustains = sustain_sweep(defaults) if sweep else []
+        cusums = cusum_sweep(defaults) if sweep else []
         print("run_eval: %d data sets, %d recordings; rpms-detect runs: %d"
               % (len(sets), sum(len(d.recordings) for d in sets),
-                 len(k_ons) * sum(len(d.recordings) for d in sets)
+                 (len(k_ons) + len(cusums)) * sum(len(d.recordings) for d in sets)
                  + len(sustains) * sum(len(d.recordings) for d in sustain_sets(sets))),
               flush=True)
-        det_out = run_detector(args, sets, defaults, k_ons, sustains)
+        det_out = run_detector(args, sets, defaults, k_ons, sustains, cusums)
         traces = run_traces(args, sets, defaults) if sweep else {}
         ref_out, ref_dec = run_references(sets, sweep)
     except (emgio.DataError, detector.DetectorError) as e:
@@ -245,8 +261,11 @@ def main(argv=None):
     # {set: {("sustain_ms", v): scores}}, pooled by report.sustain_points.
     sus = {ds.name: {v: [scoring.score(rec, *det_out[(rec.path, v)]) for rec in ds.recordings]
                      for v in sustains} for ds in sustain_sets(sets)}
+    # {set: {cusum point: scores}}, pooled by report.cusum_points.
+    cus = {ds.name: {v: [scoring.score(rec, *det_out[(rec.path, v)]) for rec in ds.recordings]
+                     for v in cusums} for ds in sets if ds.kind != "listing"}
     ctx = {
-        "traces": traces, "sustain": sus,
+        "traces": traces, "sustain": sus, "cusum": cus,
         "args": args, "sets": sets, "res": res, "defaults": defaults, "k_ons": k_ons,
         "det_out": det_out, "ref_out": ref_out, "ref_dec": ref_dec, "det": DET,
         "git": git_info(build_source(args.build)), "date": datetime.date.today().isoformat(),

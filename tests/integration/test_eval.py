@@ -6,8 +6,11 @@ detector is told its mains frequency; a burst's detectability and its
 excess latency come from the truth; the decision latency counts the first
 decision in a burst even when its date is too far off to match; the TKEO
 reference is a fair opponent; the plain causal reference is causal; each
-target applies to the sets issue 17 names. The real rpms-detect runs on a
-hum set through the evaluation's own configuration."""
+target applies to the sets issue 17 names; the latency bound is what
+bound.py says, by hand, and lies below what the real rpms-detect decides
+with either onset rule. The real rpms-detect runs on a hum set through the
+evaluation's own configuration, and with detect.rule = cusum through the
+cusum sweep's."""
 
 import math
 import os
@@ -24,10 +27,12 @@ from rpmsd_rig import check  # noqa: E402
 
 EVAL = os.path.join(rig.SOURCE, "bench", "eval")
 sys.path.insert(0, EVAL)
+import bound  # noqa: E402
 import datasets  # noqa: E402
 import detector  # noqa: E402
 import references  # noqa: E402
 import report  # noqa: E402
+import run_eval  # noqa: E402
 import scoring  # noqa: E402
 import synth  # noqa: E402
 
@@ -186,6 +191,121 @@ def test_targets_apply_where_issue_17_says():
     check(got == {"fa_per_min"}, "rest: %s" % sorted(got))
 
 
+def _made_up(env, events=(), fs=1000.0):
+    """A recording and a trace of it whose envelope is env, calibrated on
+    its first 2 s to median 1, spread 0.1 (k_on 3.5, k_off 1)."""
+    rec = datasets.Recording(name="t", group="t", path="/nonexistent", fs=fs,
+                             x=np.zeros(len(env)), cal_start_s=0.0, cal_s=2.0,
+                             events=[dict(e) for e in events])
+    n = len(env)
+    tr = {"envelope": np.asarray(env, dtype=float), "on_threshold": np.full(n, 1.35),
+          "off_threshold": np.full(n, 1.1)}
+    return tr, rec, bound.calibration(tr, rec, 3.5, 1.0)
+
+
+def test_bound_by_hand():
+    """The bound on made-up envelopes (1 kHz, rest at 1): the real rest has
+    a 10 ms bump to 3, so the power averaged over L ms peaks at (90 + L -
+    10) / L for L >= 10, and the quietest of 3 windows 5 ms apart never
+    leaves the rest. A burst stepping to 2.5 (power 6.25) passes the power
+    family's L = 16 ms member first, 15 ms after its onset ((90 + 6) / 16 =
+    6 < 6.25; L = 15 needs 6.33), and the quietest-window family's n = 3
+    member ((2.5 - 1) / 0.1 = 15 > 0) after 10 ms; its floor is 10 ms (it
+    reaches the rest RMS at once), so the soonest family's excess is 0.
+    A pop 400 ms before the burst (power 900 for 10 ms), and an earlier
+    burst, are not the burst's evidence: a window over them would pass at
+    the start of the burst's span."""
+    params = {"k": 1.5, "cap": 2.5, "envelope_ms": 5.0}
+    rest_env = np.ones(20000)
+    rest_env[8000:8010] = 3.0
+    rest = [_made_up(rest_env)]
+    onset = 12000
+    env = np.ones(20000)
+    env[5000:5500] = 5.0                        # an earlier burst
+    env[onset - 400:onset - 390] = 30.0         # a pop
+    env[onset:onset + 1000] = 2.5
+    events = [{"kind": "burst", "onset_sample": 5000, "end_sample": 5500, "scored": True,
+               "reach_ms": 0.0},
+              {"kind": "spike", "onset_sample": onset - 400, "end_sample": onset - 390,
+               "scored": False},
+              {"kind": "burst", "onset_sample": onset, "end_sample": onset + 1000,
+               "scored": True, "reach_ms": 0.0}]
+    tr, rec, cal = _made_up(env, events)
+    top = bound.rest_maxima("power", rest, params)
+    check(abs(top[10] - 9.0) < 1e-9 and abs(top[16] - 96.0 / 16.0) < 1e-9, "rest maxima")
+    got = dict((t["onset_sample"], ms) for t, ms in
+               bound.earliest("power", tr, rec, cal, params, top))
+    check(got[onset] == 15.0, "power: %s ms" % got[onset])
+    topq = bound.rest_maxima("quietest window", rest, params)
+    check(abs(topq[2] - 20.0) < 1e-9 and abs(topq[3]) < 1e-9, "quietest maxima: %s" % topq)
+    gotq = dict((t["onset_sample"], ms) for t, ms in
+                bound.earliest("quietest window", tr, rec, cal, params, topq))
+    check(gotq[onset] == 10.0, "quietest window: %s ms" % gotq[onset])
+    fams, _ = bound.bound([("s", tr, rec, cal)], rest, params)
+    soonest = np.min(np.array([fams[f]["s"] for f in bound.FAMILIES]), axis=0)
+    check(soonest[-1] == 0.0, "soonest excess %s" % soonest)
+
+
+def test_bound_below_both_rules():
+    """On real recordings, the real rpms-detect with either onset rule
+    (which makes no false onset on the real rest at its default) decides
+    no burst sooner than the bound of the family that covers it: the
+    quietest window for detect.rule = sustained, the clipped increments
+    for detect.rule = cusum."""
+    defaults = detector.read_defaults(RPMSD)
+    d = defaults["detect"]
+    k_on, k_off = float(d["k_on"]), float(d["k_off"])
+    params = {"k": float(d["cusum_k"]), "cap": float(d["cusum_cap"]),
+              "envelope_ms": float(defaults["dsp"]["envelope_ms"])}
+    point = [p for p in run_eval.cusum_sweep(defaults) if p[1][1] == float(d["cusum_h"])][0]
+    rest = []
+    for ds in datasets.rest_sets(DATA, TMP):
+        tr = detector.trace_many(DETECT, ds.recordings, TMP, defaults, 2)
+        rec = ds.recordings[0]
+        rest.append((tr[rec.path], rec, bound.calibration(tr[rec.path], rec, k_on, k_off)))
+    sets = datasets.injected_sets(DATA, TMP, 3, 1, 1, ["1k-snr10-14", "2k-spikes"])
+    checked = 0
+    for fam, k in (("quietest window", None), ("cusum increments", point)):
+        top = bound.rest_maxima(fam, rest, params)
+        for ds in sets:
+            traces = detector.trace_many(DETECT, ds.recordings, TMP, defaults, 2)
+            runs = detector.run_many(DETECT, [((r.path, k), r, k) for r in ds.recordings], TMP,
+                                     defaults, 2)
+            for rec in ds.recordings:
+                tr = traces[rec.path]
+                dec = runs[(rec.path, k)][1]
+                cal = bound.calibration(tr, rec, k_on, k_off)
+                for t, ms in bound.earliest(fam, tr, rec, cal, params, top):
+                    lo = t["onset_sample"] - scoring.TOL_MS * rec.fs / 1000.0
+                    hi = t["end_sample"] + scoring.TAIL_MS * rec.fs / 1000.0
+                    first = [x for x in dec if lo <= x < hi]
+                    if not first:
+                        continue
+                    got = (first[0] - t["onset_sample"]) * 1000.0 / rec.fs
+                    check(ms is not None and got >= ms, "%s %s burst at %d: decided after "
+                          "%.1f ms, the bound says %s ms" % (fam, rec.name, t["onset_sample"],
+                                                             got, ms))
+                    checked += 1
+    check(checked >= 40, "only %d bursts compared" % checked)
+
+
+def test_cusum_sweep_runs_the_cusum_rule():
+    """A point of the cusum sweep writes detect.rule = cusum and its
+    cusum_h into the config, and the real rpms-detect decides differently
+    with it than with the default rule."""
+    defaults = detector.read_defaults(RPMSD)
+    point = run_eval.cusum_sweep(defaults)[0]
+    sets = datasets.injected_sets(DATA, TMP, 1, 1, 1, ["1k-snr06-10"])
+    rec = sets[0].recordings[0]
+    conf = detector.write_config(TMP, rec, defaults, point)
+    with open(conf, encoding="utf-8") as f:
+        text = f.read()
+    check("rule = cusum\n" in text and "cusum_h = %r\n" % point[1][1] in text, text)
+    out = detector.run_many(DETECT, [((rec.path, k), rec, k) for k in (None, point)], TMP,
+                            defaults, 2)
+    check(out[(rec.path, None)][1] != out[(rec.path, point)][1], "the same decisions")
+
+
 if __name__ == "__main__":
     import atexit
     import shutil
@@ -199,4 +319,7 @@ if __name__ == "__main__":
         test_tkeo_is_a_fair_opponent,
         test_naive_reference_is_causal,
         test_targets_apply_where_issue_17_says,
+        test_bound_by_hand,
+        test_bound_below_both_rules,
+        test_cusum_sweep_runs_the_cusum_rule,
     ])

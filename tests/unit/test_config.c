@@ -207,6 +207,10 @@ static void test_defaults(void **state)
 	assert_true(c.detect.sustain_ms == 30.0);
 	assert_int_equal(c.detect.sustain_skip, 0);
 	assert_true(c.detect.k_edge == 0.5);
+	assert_int_equal(c.detect.rule, CONFIG_RULE_SUSTAINED);
+	assert_true(c.detect.cusum_k == 1.5);
+	assert_true(c.detect.cusum_cap == 2.5);
+	assert_true(c.detect.cusum_h == 50.0);
 	assert_true(c.detect.calibration_start_s == 0.0);
 	assert_true(c.detect.calibration_s == 2.0);
 	assert_true(c.detect.k_on == 3.5);
@@ -517,6 +521,13 @@ static void test_enum(void **state)
 		     ":4: source.format: 'wav' is not allowed (allowed: auto, text, csv, timevalue)");
 	expect_error(SRC "[stim]\nprotocol =\n",
 		     ":4: stim.protocol: '' is not allowed (allowed: single, train, onoff, theta_burst)");
+	expect_error(SRC "[detect]\nrule = glr\n",
+		     ":4: detect.rule: 'glr' is not allowed (allowed: sustained, cusum)");
+	expect_error(SRC "[detect]\nrule = cusum\ncusum_cap = 0\n",
+		     ":5: detect.cusum_cap: 0 is out of range (allowed: 0.01 to 100 spreads)");
+	expect_ok(SRC "[detect]\nrule = cusum\ncusum_k = 2\ncusum_cap = 3\ncusum_h = 60\n", &c);
+	assert_int_equal(c.detect.rule, CONFIG_RULE_CUSUM);
+	assert_true(c.detect.cusum_k == 2.0 && c.detect.cusum_cap == 3.0 && c.detect.cusum_h == 60.0);
 	expect_ok(SRC "format = timevalue\n[daemon]\nlog_level = Warning\n[dsp]\nmains_hz = 0\n", &c);
 	assert_int_equal(c.source.format, CONFIG_FORMAT_TIMEVALUE);
 	assert_int_equal(c.daemon.log_level, CONFIG_LOG_WARNING);
