@@ -950,24 +950,3 @@ double dsp_chain_gain_db(const struct dsp_chain *c, double f)
 	}
 	return g;
 }
-
-double dsp_chain_mains_hz(const struct dsp_chain *c)
-{
-	return c->hum.n ? c->hum.omega * c->fs / (2.0 * M_PI) : 0.0;
-}
-
-double dsp_chain_hum(const struct dsp_chain *c)
-{
-	double ms = 0.0;
-	int k;
-
-	for (k = 0; k < c->hum.n; k++) {
-		ms += c->hum.a[k] * c->hum.a[k] + c->hum.b[k] * c->hum.b[k];
-	}
-	return sqrt(ms / 2.0);
-}
-
-int dsp_chain_mains_locked(const struct dsp_chain *c)
-{
-	return c->hum.locked;
-}

@@ -46,8 +46,8 @@ struct dsp_chain;
 
 /**
  * Create one channel's chain from cfg->dsp at sampling rate fs.
- * The low-pass corner is clamped to 0.45 fs; the notch is left out when
- * mains_hz is 0 or not below fs/2.
+ * The low-pass corner is clamped to 0.45 fs; the mains canceller is left
+ * out when mains_hz is 0 or not below fs/2.
  * @param err  receives a message naming the offending key
  * @return 0, -EINVAL, -ENOMEM
  */
@@ -131,15 +131,5 @@ float dsp_chain_hold(struct dsp_chain *c, float *filtered);
  * (0.15 s); 0 for a shorter hold or without a canceller. RT-safe.
  */
 uint64_t dsp_chain_rejoin(const struct dsp_chain *c, uint64_t held);
-
-/** The mains frequency the canceller follows now, in Hz; 0 without one. RT-safe. */
-double dsp_chain_mains_hz(const struct dsp_chain *c);
-
-/** RMS of the hum the canceller subtracts now (all harmonics, µV). RT-safe. */
-double dsp_chain_hum(const struct dsp_chain *c);
-
-/** Whether the canceller's frequency loop moved in its last block (hum well
- * above the residual), as opposed to holding its frequency. RT-safe. */
-int dsp_chain_mains_locked(const struct dsp_chain *c);
 
 #endif /* RPMSD_DSP_H */
