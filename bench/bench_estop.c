@@ -118,7 +118,7 @@ int main(void)
 		return 1;
 	}
 	for (i = 0; i < PRESSES; i++) {
-		stim_set_armed(stim, true, "bench");
+		stim_arm(stim, "bench", NULL);
 		if (bench_wait_armed(stim, clk, true) < 0) {
 			fprintf(stderr, "bench_estop: press %d: not armed\n", i);
 			return 1;

@@ -118,7 +118,7 @@ int main(void)
 		return 1;
 	}
 	printf("stim thread: %s\n", got_rt ? "SCHED_FIFO 90" : "normal scheduling (RT refused)");
-	stim_set_armed(stim, true, "bench");
+	stim_arm(stim, "bench", NULL);
 	bench_sleep_ms(stim, clk, 10);
 
 	/* trains: 25 pulses at 200 Hz, back to back */

@@ -141,7 +141,7 @@ static void acquire_open_loop(struct acquire *a)
 	}
 	done = policy_done(a->policy, delivered);
 	if (done && !a->open_loop_done) {
-		stim_set_armed(a->stim, false, "open-loop protocol complete");
+		stim_disarm(a->stim, "open-loop protocol complete");
 	}
 	a->open_loop_done = done;
 }
@@ -342,7 +342,7 @@ static bool acquire_park(struct acquire *a, int err, uint64_t last)
 	struct pollfd pfd = { .fd = a->resume_fd, .events = POLLIN };
 	uint64_t v;
 
-	stim_set_armed(a->stim, false, "acquisition fault");
+	stim_disarm(a->stim, "acquisition fault");
 	a->stats.source_faults++;
 	acquire_state(a, EVENT_STATE_FAULT, err, "source read failed", last);
 	atomic_store(&a->parked_err, err);
@@ -475,7 +475,7 @@ static void *acquire_thread(void *arg)
 	if (ret < 0) {
 		a->stats.source_error = ret;
 		/* Nothing will refresh the EMG: do not wait for the watchdog. */
-		stim_set_armed(a->stim, false, "acquisition fault");
+		stim_disarm(a->stim, "acquisition fault");
 		acquire_state(a, EVENT_STATE_FAULT, ret,
 			      gave_up ? "source lost: gave up reopening" : "source read failed",
 			      last);
@@ -486,7 +486,7 @@ static void *acquire_thread(void *arg)
 		 * running is cut short and its pulses counted as not delivered.
 		 */
 		a->stats.ended = true;
-		stim_set_armed(a->stim, false, "end of recording");
+		stim_disarm(a->stim, "end of recording");
 		acquire_state(a, EVENT_STATE_SOURCE_END, 0, "end of recording", last);
 	}
 	/* no train begins any more (disarmed): none waits with an old protocol */

@@ -5,7 +5,7 @@
  * the control thread for one parsed request, and the reply.
  *
  * Commands never touch the real-time threads' data: arming goes through
- * stim_set_armed (the stim thread keeps every refusal: ledger, e-stop,
+ * stim_arm, the stim thread's command ring (it keeps every refusal: ledger, e-stop,
  * coil status), a session through stim_new_session, a calibration and a
  * new protocol through flags and a copy the acquire thread takes between
  * two blocks. Replies report what the daemon did, not what was asked: an
@@ -86,8 +86,9 @@ static void control_command_push_session(struct control *c, bool started, const 
 
 static json_t *control_command_arm(struct control *c, struct control_error *err)
 {
-	struct stim_arm_result before, after;
+	struct stim_arm_result after;
 	int64_t deadline = control_command_deadline();
+	unsigned ticket;
 
 	if (acquire_parked(c->acq)) {
 		control_request_fail(err, "acquisition", "the EMG source failed and is being "
@@ -98,16 +99,19 @@ static json_t *control_command_arm(struct control *c, struct control_error *err)
 	if (stim_armed(c->stim)) {
 		return json_pack("{s:b, s:b}", "armed", 1, "changed", 0);
 	}
-	stim_arm_result(c->stim, &before);
-	stim_set_armed(c->stim, true, "control: arm");
+	if (stim_arm(c->stim, "control: arm", &ticket) < 0) {
+		control_request_fail(err, "busy", "the stim thread's command ring is full: "
+				     "nothing was asked; the coil is %s",
+				     stim_armed(c->stim) ? "armed" : "disarmed");
+		return NULL;
+	}
 	/* The stim thread decides; its refusals are the reply. */
 	do {
 		stim_arm_result(c->stim, &after);
-	} while (after.attempts == before.attempts && control_command_tick(c, deadline));
-	if (after.attempts == before.attempts) {
+	} while ((int)(after.attempts - ticket) < 0 && control_command_tick(c, deadline));
+	if ((int)(after.attempts - ticket) < 0) {
 		control_request_fail(err, "timeout", "arm was requested but the stim thread gave "
-				     "no outcome within %d ms (a disarm may have overridden it); "
-				     "the coil is %s", CONTROL_WAIT_MS,
+				     "no outcome within %d ms; the coil is %s", CONTROL_WAIT_MS,
 				     stim_armed(c->stim) ? "armed" : "disarmed");
 		return NULL;
 	}
@@ -129,7 +133,7 @@ static bool control_command_disarm_wait(struct control *c, const char *reason)
 {
 	int64_t deadline = control_command_deadline();
 
-	stim_set_armed(c->stim, false, reason);
+	stim_disarm(c->stim, reason);
 	while (stim_armed(c->stim) && control_command_tick(c, deadline)) {
 		;
 	}
@@ -180,7 +184,7 @@ static int control_command_record_close(struct control *c)
 	int64_t deadline = control_command_deadline(), seen = sclock_mono_ns();
 	bool complete;
 
-	stim_set_armed(c->stim, false, "session stopped");
+	stim_disarm(c->stim, "session stopped");
 	while (stim_heartbeat(c->stim) <= seen && control_command_tick(c, deadline)) {
 		;
 	}

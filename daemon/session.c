@@ -660,7 +660,9 @@ static int session_signal(struct session *s, int signo)
 		log_warn("test hook: %s: the %s thread hangs now", strsignal(signo),
 			 signo == SIGUSR1 ? "stim" : "acquire");
 		if (signo == SIGUSR1) {
-			stim_test_stall(s->stim);
+			if (stim_test_stall(s->stim) < 0) {
+				log_warn("test hook: the stim thread's command ring is full");
+			}
 		} else {
 			acquire_test_stall(s->acq);
 		}
@@ -827,7 +829,7 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 	signo = session_wait(&s);
 	if (signo) {
 		/* Disarm first: acquisition may take a block to notice the stop. */
-		stim_set_armed(s.stim, false, "signal");
+		stim_disarm(s.stim, "signal");
 		log_info("%s: stopping", strsignal(signo));
 	}
 	session_state(&s, EVENT_STATE_STOPPING, signo ? "signal" : "end of recording");
@@ -840,7 +842,7 @@ err_stop:
 	 */
 	control_stop(s.ctl);
 	if (s.stim) {
-		stim_set_armed(s.stim, false, "stopping");
+		stim_disarm(s.stim, "stopping");
 	}
 	acquire_stop(s.acq);
 	stim_stop(s.stim);	/* disarms the coil */

@@ -141,7 +141,7 @@ static int session_ledger_write(struct session *s, bool new_day, uint64_t count,
 			if (s->stim) {
 				stim_hold_arming(s->stim, "arm refused: the pulse ledger cannot be "
 						 "written (see the log)");
-				stim_set_armed(s->stim, false, "pulse ledger write failed");
+				stim_disarm(s->stim, "pulse ledger write failed");
 			}
 			l->failing = true;
 			l->failed = true;

@@ -101,7 +101,7 @@ struct session {
 	int dma_fd;			/* /dev/cpu_dma_latency held, or -1 */
 	bool running;			/* "started" published: events may follow */
 	bool arm_start_pending;		/* daemon.arm_on_start asked, outcome not logged */
-	unsigned arm_start_attempts;	/* stim_arm_result's count before it */
+	unsigned arm_start_ticket;	/* its stim_arm ticket */
 	enum config_log_level log_level;	/* in force: SIGHUP may change it */
 };
 

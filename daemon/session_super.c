@@ -122,14 +122,14 @@ static void session_super_status(struct session *s)
  */
 void session_super_arm_on_start(struct session *s)
 {
-	struct stim_arm_result r;
-
 	/* even when arming is refused: the refusal is published, with its reason */
 	log_warn("daemon.arm_on_start: asking to arm the coil without a command");
-	stim_arm_result(s->stim, &r);
-	s->arm_start_attempts = r.attempts;
+	if (stim_arm(s->stim, "arm_on_start", &s->arm_start_ticket) < 0) {
+		log_err("daemon.arm_on_start: the coil is not armed: the stim thread's command "
+			"ring is full");
+		return;
+	}
 	s->arm_start_pending = true;
-	stim_set_armed(s->stim, true, "arm_on_start");
 }
 
 void session_super_arm_outcome(struct session *s, bool final)
@@ -140,7 +140,7 @@ void session_super_arm_outcome(struct session *s, bool final)
 		return;
 	}
 	stim_arm_result(s->stim, &r);
-	if (r.attempts == s->arm_start_attempts) {
+	if ((int)(r.attempts - s->arm_start_ticket) < 0) {
 		if (final) {
 			s->arm_start_pending = false;
 			log_warn("daemon.arm_on_start: the coil was never armed: the session "

@@ -36,11 +36,6 @@
  */
 #define STIM_REFUSAL_PERIOD_NS 1000000000LL
 
-enum stim_cmd {
-	STIM_CMD_NONE = 0,
-	STIM_CMD_ARM,
-	STIM_CMD_DISARM,
-};
 
 /*
  * What the other threads ask of the stim thread through its command ring
@@ -48,11 +43,28 @@ enum stim_cmd {
  */
 enum stim_cmdq_kind {
 	STIM_CMDQ_NEW_SESSION = 1,	/* stim_new_session */
+	STIM_CMDQ_ARM,			/* stim_arm */
+	STIM_CMDQ_TEST_STALL,		/* stim_test_stall */
 };
 
 struct stim_cmdq_rec {
 	enum stim_cmdq_kind kind;
+	const char *reason;		/* ARM: static storage */
+	unsigned ticket;		/* ARM: its number, for stim_arm_result */
+	unsigned disarm_seq;		/* ARM: disarms posted before it */
 };
+
+/*
+ * What stays a shared word rather than a command, and why:
+ *  - stop, the disarms and the supervisor's lock-out must work with the
+ *    ring full and must never wait behind an arm;
+ *  - the ledger count and the arm hold are the main thread's latest
+ *    state, not requests: a ring could lose the newest value to a full
+ *    ring, a word cannot;
+ *  - the heartbeat, the mirrors and the arm outcome are read by other
+ *    threads (stim -> them);
+ *  - EMG freshness is the acquire thread's, kept by fresh.c.
+ */
 
 struct stim {
 	struct sclock *clock;
@@ -63,8 +75,6 @@ struct stim {
 	struct ring *events;		/* stim -> publisher */
 	struct fresh *fresh;		/* acquire -> stim: the last EMG block, stalls */
 	atomic_uint wake;		/* futex word: bumped on post and command */
-	atomic_int cmd;			/* enum stim_cmd, latest wins */
-	_Atomic(const char *) cmd_reason;	/* static strings only */
 	/* a word, not a command: the stop must work with the command ring full */
 	atomic_bool stop;
 	atomic_bool busy;		/* a train is running */
@@ -72,9 +82,9 @@ struct stim {
 	/* a word the supervisor reads: it must show a stim thread that drains nothing */
 	_Atomic int64_t beat_ns;	/* CLOCK_MONOTONIC of the last loop turn */
 	atomic_bool locked_out;		/* the supervisor found an RT thread hung */
-	atomic_bool test_stall;		/* daemon.test_hooks: hang on purpose */
 	int64_t beat_period_ns;		/* the longest sleep without a turn */
 	int64_t armed_at;		/* session time of the last arm (stim thread) */
+	unsigned arm_ticket;		/* the arm command being applied (stim thread) */
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
 	bool started;
@@ -91,7 +101,8 @@ struct stim {
 	/* the control socket: main/control thread -> stim thread, and back */
 	struct cmdq *cmds;		/* any thread -> stim: struct stim_cmdq_rec */
 	_Atomic uint64_t session_pulses;	/* mirror of gate.session_pulses */
-	atomic_uint arm_attempts;	/* bumped after each arm command is applied */
+	atomic_uint arm_tickets;	/* arm commands posted (stim_arm) */
+	atomic_uint arm_attempts;	/* the ticket of the last arm command applied */
 	atomic_int arm_code;		/* its outcome: 0 armed, or -errno */
 	_Atomic(const char *) arm_reason;	/* why it was refused ("" when armed) */
 	_Atomic uint64_t coil_temp_bits;	/* last temperature read (double bits) */
@@ -276,7 +287,7 @@ static void stim_arm_outcome(struct stim *s, int code, const char *why)
 {
 	atomic_store(&s->arm_code, code);
 	atomic_store(&s->arm_reason, why);
-	atomic_fetch_add_explicit(&s->arm_attempts, 1, memory_order_release);
+	atomic_store_explicit(&s->arm_attempts, s->arm_ticket, memory_order_release);
 }
 
 /* The last coil temperature read, for status and heartbeats. */
@@ -674,6 +685,22 @@ static void stim_session_begin(struct stim *s)
 	atomic_store(&s->session_pulses, 0);
 }
 
+/*
+ * An arm command. A disarm posted after it (its count moved on) wins,
+ * whichever the thread sees first: the arm is dropped, not applied late.
+ * The count is read again here, after the disarms of this turn, so a
+ * disarm that lands later still follows this arm.
+ */
+static void stim_take_arm(struct stim *s, const struct stim_cmdq_rec *c)
+{
+	s->arm_ticket = c->ticket;
+	if (atomic_load(&s->disarm_seq) != c->disarm_seq) {
+		stim_arm_outcome(s, -ECANCELED, "arm dropped: a disarm was asked after it");
+		return;
+	}
+	stim_apply_armed(s, true, c->reason);
+}
+
 /* Take in, in post order, what the other threads asked since the last wake-up. */
 static void stim_take_cmds(struct stim *s)
 {
@@ -683,6 +710,12 @@ static void stim_take_cmds(struct stim *s)
 		switch (c.kind) {
 		case STIM_CMDQ_NEW_SESSION:
 			stim_session_begin(s);
+			break;
+		case STIM_CMDQ_ARM:
+			stim_take_arm(s, &c);
+			break;
+		case STIM_CMDQ_TEST_STALL:
+			rt_test_hang(&s->stop);	/* the coil left as it is */
 			break;
 		}
 	}
@@ -721,16 +754,12 @@ static void *stim_thread(void *arg)
 	struct stim_request req;
 	unsigned seen, dseq;
 	int64_t now, wake_at;
-	int cmd;
 
 	rt_prefault_stack();
 	now = sclock_now(s->clock);
 	for (;;) {
 		/* The supervisor's proof that this thread still turns. */
 		atomic_store_explicit(&s->beat_ns, sclock_mono_ns(), memory_order_release);
-		if (atomic_load_explicit(&s->test_stall, memory_order_relaxed)) {
-			rt_test_hang(&s->stop);	/* the coil left as it is */
-		}
 		/*
 		 * Read the word before looking at the inputs, the stop flag
 		 * first among them: stim_stop sets the flag and then bumps the
@@ -746,25 +775,16 @@ static void *stim_thread(void *arg)
 		stim_take_alert(s);
 		stim_ledger_sync(s);
 		stim_stall_check(s);
-		stim_take_cmds(s);
 		/*
-		 * The command word keeps the latest command only: a disarm an
-		 * arm followed at once would be lost, and with it the end of
-		 * the running request. Each disarm also bumps its own count,
-		 * read after the word (stim_set_armed bumps it first).
+		 * Disarms first, then the ring: a disarm is never queued behind
+		 * anything, and an arm posted before it is dropped (stim_take_arm).
 		 */
-		cmd = atomic_exchange(&s->cmd, STIM_CMD_NONE);
 		dseq = atomic_load(&s->disarm_seq);
 		if (dseq != s->disarm_seen) {
 			s->disarm_seen = dseq;
 			stim_apply_armed(s, false, atomic_load(&s->disarm_reason));
-			if (cmd == STIM_CMD_DISARM) {
-				cmd = STIM_CMD_NONE;
-			}
 		}
-		if (cmd != STIM_CMD_NONE) {
-			stim_apply_armed(s, cmd == STIM_CMD_ARM, atomic_load(&s->cmd_reason));
-		}
+		stim_take_cmds(s);
 		if (!s->in_train && ring_pop(s->mailbox, &req)) {
 			atomic_store(&s->busy, true);
 			stim_begin_train(s, &req, now);
@@ -841,13 +861,12 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->last_pulse_mono, INT64_MIN);
 	atomic_init(&s->arm_hold, NULL);
 	atomic_init(&s->wake, 0);
-	atomic_init(&s->cmd, STIM_CMD_NONE);
-	atomic_init(&s->cmd_reason, "");
 	atomic_init(&s->stop, false);
 	atomic_init(&s->busy, false);
 	atomic_init(&s->armed, false);
 	atomic_init(&s->pulse_count, 0);
 	atomic_init(&s->session_pulses, 0);
+	atomic_init(&s->arm_tickets, 0);
 	atomic_init(&s->arm_attempts, 0);
 	atomic_init(&s->arm_code, 0);
 	atomic_init(&s->arm_reason, "");
@@ -870,7 +889,6 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	s->next_deadline = SCLOCK_NEVER;
 	atomic_init(&s->beat_ns, 0);
 	atomic_init(&s->locked_out, false);
-	atomic_init(&s->test_stall, false);
 	/*
 	 * A quarter of the supervisor's limit: a missed turn or two is not
 	 * a hang. Virtual time only moves with the EMG: no heartbeat there.
@@ -941,15 +959,11 @@ int stim_post(struct stim *s, const struct stim_request *req)
 	return 0;
 }
 
-void stim_set_armed(struct stim *s, bool armed, const char *reason)
+void stim_disarm(struct stim *s, const char *reason)
 {
-	if (!armed) {
-		/* before the word: a thread that sees the word sees the count */
-		atomic_store(&s->disarm_reason, reason);
-		atomic_fetch_add(&s->disarm_seq, 1);
-	}
-	atomic_store(&s->cmd_reason, reason);
-	atomic_store(&s->cmd, armed ? STIM_CMD_ARM : STIM_CMD_DISARM);
+	/* the reason before the count: a thread that sees the count sees it */
+	atomic_store(&s->disarm_reason, reason);
+	atomic_fetch_add(&s->disarm_seq, 1);
 	sclock_kick(s->clock, &s->wake);
 }
 
@@ -1066,6 +1080,24 @@ static int stim_post_cmd(struct stim *s, const struct stim_cmdq_rec *c)
 	return 0;
 }
 
+int stim_arm(struct stim *s, const char *reason, unsigned *ticket)
+{
+	struct stim_cmdq_rec c = { .kind = STIM_CMDQ_ARM, .reason = reason };
+	int ret;
+
+	/* the disarms before the ticket: a disarm after the post drops this arm */
+	c.disarm_seq = atomic_load(&s->disarm_seq);
+	c.ticket = atomic_fetch_add(&s->arm_tickets, 1) + 1;
+	ret = stim_post_cmd(s, &c);
+	if (ret < 0) {
+		return ret;
+	}
+	if (ticket) {
+		*ticket = c.ticket;
+	}
+	return 0;
+}
+
 int stim_new_session(struct stim *s)
 {
 	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION };
@@ -1120,11 +1152,12 @@ void stim_lock_out(struct stim *s, const char *reason)
 {
 	atomic_store(&s->locked_out, true);
 	/* Through the thread when it still runs: it orders the disarm with pulses. */
-	stim_set_armed(s, false, reason);
+	stim_disarm(s, reason);
 }
 
-void stim_test_stall(struct stim *s)
+int stim_test_stall(struct stim *s)
 {
-	atomic_store(&s->test_stall, true);
-	sclock_kick(s->clock, &s->wake);
+	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_TEST_STALL };
+
+	return stim_post_cmd(s, &c);
 }

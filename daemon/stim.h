@@ -92,10 +92,12 @@ int64_t stim_heartbeat(const struct stim *s);
 void stim_lock_out(struct stim *s, const char *reason);
 
 /**
- * daemon.test_hooks only: make the thread hang at its next turn, as if
- * stuck in a driver (no heartbeat, the coil left as it is) until stim_stop.
+ * daemon.test_hooks only: make the thread hang when it takes this command,
+ * as if stuck in a driver (no heartbeat, the coil left as it is) until
+ * stim_stop. Through the command ring.
+ * @return 0, or -ENOSPC when the ring is full
  */
-void stim_test_stall(struct stim *s);
+int stim_test_stall(struct stim *s);
 
 /**
  * Disarm, drop whatever is pending, and join the thread. The coil is
@@ -110,12 +112,26 @@ void stim_stop(struct stim *s);
 int stim_post(struct stim *s, const struct stim_request *req);
 
 /**
- * Ask the stim thread to arm or disarm (any thread). A disarm ends the
- * request in progress and every one waiting (each refused as disarmed),
- * even when an arm follows at once: after an arm only new requests fire.
+ * Ask the stim thread to disarm (any thread, RT-safe, never fails: a
+ * shared word, not a command, so it works with the command ring full and
+ * never waits behind an arm). It ends the request in progress and every
+ * one waiting (each refused as disarmed), even when an arm follows at
+ * once: after an arm only new requests fire. An arm posted before it and
+ * not yet applied is dropped.
  * @param reason  a string with static storage (it is kept, not copied)
  */
-void stim_set_armed(struct stim *s, bool armed, const char *reason);
+void stim_disarm(struct stim *s, const char *reason);
+
+/**
+ * Ask the stim thread to arm, through its command ring (any thread,
+ * RT-safe). The stim thread decides (ledger, e-stop, lock-out, coil
+ * status); stim_arm_result says what it came to once its attempts reach
+ * @ticket.
+ * @param reason  a string with static storage (it is kept, not copied)
+ * @param ticket  receives this command's number, or NULL
+ * @return 0, or -ENOSPC when the command ring is full (nothing posted)
+ */
+int stim_arm(struct stim *s, const char *reason, unsigned *ticket);
 
 /** True when no train is running and no request is waiting. */
 bool stim_idle(const struct stim *s);
@@ -183,7 +199,7 @@ int64_t stim_last_pulse_mono(const struct stim *s);
 /**
  * Refuse every arm request from now on (publishing @why, a string literal,
  * as an `rpms.state` fault); NULL allows arming again. It does not
- * disarm: follow it with stim_set_armed(false). For the main thread while
+ * disarm: follow it with stim_disarm(). For the main thread while
  * the pulse ledger cannot be written. Any non-RT thread.
  */
 void stim_hold_arming(struct stim *s, const char *why);
@@ -212,15 +228,15 @@ uint64_t stim_session_pulses(const struct stim *s);
 
 /** What the last arm command came to (stim_arm_result). */
 struct stim_arm_result {
-	unsigned attempts;	/* arm commands applied so far; changes with each */
+	unsigned attempts;	/* the ticket (stim_arm) of the last arm command applied */
 	int code;		/* 0: armed; else the negative errno of the refusal */
 	const char *reason;	/* the refusal as published on rpms.state; "" when armed */
 };
 
 /**
  * Read the outcome of the last arm command the stim thread applied (any
- * thread). A caller that wants the outcome of its own stim_set_armed()
- * reads @attempts before asking and waits for it to change.
+ * thread). A caller that wants the outcome of its own stim_arm() waits
+ * until (int)(attempts - ticket) >= 0.
  */
 void stim_arm_result(const struct stim *s, struct stim_arm_result *out);
 

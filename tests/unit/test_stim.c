@@ -208,7 +208,7 @@ static void test_stim_train_on_time(void **state)
 	int i;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 100 * MS);
 	assert_true(stim_armed(r->stim));
 	assert_int_equal(stim_post(r->stim, &q), 0);
@@ -240,7 +240,7 @@ static void test_stim_refusals_end_trains(void **state)
 	int i;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	/* 8 pulses asked, 5 allowed per train: 5 delivered, then refused */
 	q = req_make(1, 8, 20.0, 30.0, 0);
 	assert_int_equal(stim_post(r->stim, &q), 0);
@@ -303,10 +303,10 @@ static void test_stim_disarm_mid_train(void **state)
 	int pulses = 0, refusals = 0;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 150 * MS);	/* pulses at 0 and 100 ms */
-	stim_set_armed(r->stim, false, "test disarm");
+	stim_disarm(r->stim, "test disarm");
 	sclock_advance(r->clk, 1000 * MS);
 	while (next_event(r, &ev)) {
 		if (ev.type == EVENT_PULSE) {
@@ -332,7 +332,7 @@ static void test_stim_stop_drops_pending(void **state)
 	struct stim_stats st;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 50 * MS);	/* only the first pulse is due */
 	stim_stop(r->stim);
@@ -357,7 +357,7 @@ static void test_stim_stop_after_check(void **state)
 	const struct timespec park = { .tv_sec = 0, .tv_nsec = 50000000 };
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	stim_test_stall(r->stim);
 	nanosleep(&park, NULL);	/* the thread is in its hang by now */
 	alarm(20);
@@ -377,7 +377,7 @@ static void test_stim_pulse_error_is_a_fault(void **state)
 	bool fault = false, disarmed = false;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 1000 * MS);
 	while (ring_pop(stim_events(r->stim), &ev)) {
@@ -425,7 +425,7 @@ static void test_stim_status_error_refuses(void **state)
 		struct stim_request q = req_make(1, 3, 10.0, 30.0, 0);
 		struct event ev;
 
-		stim_set_armed(r->stim, true, "test");
+		stim_arm(r->stim, "test", NULL);
 		assert_int_equal(stim_post(r->stim, &q), 0);
 		sclock_advance(r->clk, 1000 * MS);
 		assert_true(next_event(r, &ev));
@@ -452,7 +452,7 @@ static void test_stim_arm_failure(void **state)
 	bool fault = false;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 1000 * MS);
 	assert_false(stim_armed(r->stim));
@@ -489,7 +489,7 @@ static void test_stim_slow_status_keeps_frequency(void **state)
 	r = rig_new_clock("slowstatus", false);
 	r->cfg.safety.max_frequency_hz = 20.0;
 	rig_restart_stim(r);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	fresh_mark(stim_fresh(r->stim), sclock_now(r->clk));
 	q = req_make(1, 4, 20.0, 30.0, sclock_now(r->clk) + 10 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
@@ -536,7 +536,7 @@ static void test_stim_acquisition_watchdog(void **state)
 	(void)state;
 	r->cfg.safety.acquisition_timeout_ms = 100.0;
 	rig_restart_stim(r);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 50 * MS);
 	fresh_mark(stim_fresh(r->stim), 50 * MS);	/* a block at 50 ms */
 	sclock_advance(r->clk, 140 * MS);
@@ -554,7 +554,7 @@ static void test_stim_acquisition_watchdog(void **state)
 	stim_get_stats(r->stim, &st);
 	assert_int_equal(st.faults, 1);
 	/* re-armed but still no fresh EMG: the gate refuses as stale */
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	q = req_make(1, 1, 0.0, 30.0, 400 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 450 * MS);
@@ -578,7 +578,7 @@ static void test_stim_cycles(void **state)
 	(void)state;
 	q.cycles = 2;
 	q.cycle_period_ns = 1000 * MS;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 100 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 3000 * MS);
@@ -616,7 +616,7 @@ static void test_stim_open_loop_next_train(void **state)
 	q.open_loop = true;
 	q.pulse_budget = 3;
 	q.due = 9;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	/* asked for at 0, posted 50 ms late: 50, 100, 150 ms */
 	sclock_advance(r->clk, 50 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
@@ -669,7 +669,7 @@ static void test_stim_theta_and_budget(void **state)
 	q.burst_pulses = 3;
 	q.burst_period_ns = 200 * MS;
 	q.pulse_budget = 7;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 1 * MS);
 	q.start_ns = 1 * MS;
 	assert_int_equal(stim_post(r->stim, &q), 0);
@@ -699,7 +699,7 @@ static void test_stim_ledger(void **state)
 
 	(void)state;
 	stim_set_ledger(r->stim, 3, false);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 1 * MS);
 	q.start_ns = 1 * MS;
 	assert_int_equal(stim_post(r->stim, &q), 0);
@@ -744,7 +744,7 @@ static void test_stim_arm_blocked(void **state)
 	fresh_mark(stim_fresh(r->stim), 0);
 	stim_block_arming(r->stim, "ledger unusable");
 	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 10 * MS);
 	assert_true(next_event(r, &ev));
 	assert_int_equal(ev.type, EVENT_STATE);
@@ -795,7 +795,7 @@ static void test_stim_estop(void **state)
 	rig_extra_key = "estop_fifo";
 	rig_extra_value = path;
 	r = rig_new_clock("sim", false);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	wait_armed(r, true);
 	fresh_mark(stim_fresh(r->stim), sclock_now(r->clk));
 	q.start_ns = sclock_now(r->clk);
@@ -804,12 +804,12 @@ static void test_stim_estop(void **state)
 	fifo_say(path, "press 1\n");
 	wait_armed(r, false);
 	/* pressed: arming is refused */
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	usleep(50000);
 	assert_false(stim_armed(r->stim));
 	fifo_say(path, "release\n");
 	usleep(50000);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	wait_armed(r, true);
 	while (ring_pop(stim_events(r->stim), &ev)) {
 		if (ev.type == EVENT_STATE && ev.u.state.state == EVENT_STATE_ESTOP) {
@@ -849,14 +849,14 @@ static void test_stim_disarm_arm_ends_request(void **state)
 	int pulses = 0, refusals = 0;
 
 	(void)state;
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 150 * MS);	/* pulses at 0 and 100 ms */
 	/* disarm and arm again at 150 ms, before the pulse due at 200 ms */
-	stim_set_armed(r->stim, false, "test disarm");
+	stim_disarm(r->stim, "test disarm");
 	sclock_advance(r->clk, 150 * MS);
 	assert_false(stim_armed(r->stim));
-	stim_set_armed(r->stim, true, "test arm");
+	stim_arm(r->stim, "test arm", NULL);
 	sclock_advance(r->clk, 150 * MS);
 	assert_true(stim_armed(r->stim));
 	sclock_advance(r->clk, 1000 * MS);
@@ -879,8 +879,8 @@ static void test_stim_disarm_arm_ends_request(void **state)
 	q = req_make(7, 5, 10.0, 30.0, 1000 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 1050 * MS);	/* its first pulse, at 1000 ms */
-	stim_set_armed(r->stim, false, "test disarm");
-	stim_set_armed(r->stim, true, "test arm");
+	stim_disarm(r->stim, "test disarm");
+	stim_arm(r->stim, "test arm", NULL);
 	sclock_advance(r->clk, 1050 * MS);
 	sclock_advance(r->clk, 3000 * MS);
 	assert_true(stim_armed(r->stim));
@@ -911,6 +911,92 @@ static void test_stim_cmd_ring_full(void **state)
 	stim_destroy(idle);
 	(void)rig_free(r);
 }
+/*
+ * A new stim stage on r's clock and plugin, not started: what is asked of
+ * it waits in its command ring and words until rig_start_stim.
+ */
+static void rig_idle_stim(struct rig *r)
+{
+	stim_destroy(r->stim);
+	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &r->stim), 0);
+	fresh_mark(stim_fresh(r->stim), 0);
+	stim_set_ledger(r->stim, 1000000, false);
+}
+
+static void rig_start_stim(struct rig *r)
+{
+	bool got_rt;
+
+	assert_int_equal(stim_start(r->stim, 0, -1, &got_rt), 0);
+}
+
+/*
+ * Issue 18: arming is a command on the ring, a disarm a word the thread
+ * reads first. An arm asked before a disarm must not be applied after it
+ * (it is dropped, and its ticket says so); a disarm then an arm arms.
+ * Without the arm's disarm count the thread applied the disarm word and
+ * then the older arm from the ring, and the coil ended armed.
+ */
+static void test_stim_arm_before_disarm_dropped(void **state)
+{
+	struct rig *r = rig_new();
+	struct stim_arm_result res;
+	unsigned t1, t2, t3;
+
+	(void)state;
+	rig_idle_stim(r);
+	assert_int_equal(stim_arm(r->stim, "test arm", &t1), 0);
+	stim_disarm(r->stim, "test disarm");
+	rig_start_stim(r);
+	sclock_advance(r->clk, 50 * MS);
+	assert_false(stim_armed(r->stim));
+	stim_arm_result(r->stim, &res);
+	assert_int_equal(res.attempts, t1);
+	assert_int_equal(res.code, -ECANCELED);
+	assert_non_null(strstr(res.reason, "disarm"));
+	/* disarm, then arm: the arm is the last word */
+	rig_idle_stim(r);
+	stim_disarm(r->stim, "test disarm");
+	assert_int_equal(stim_arm(r->stim, "test arm", &t2), 0);
+	rig_start_stim(r);
+	sclock_advance(r->clk, 50 * MS);
+	assert_true(stim_armed(r->stim));
+	stim_arm_result(r->stim, &res);
+	assert_int_equal(res.attempts, t2);
+	assert_int_equal(res.code, 0);
+	/* each arm has its own ticket, and its outcome is under it */
+	stim_disarm(r->stim, "test disarm");
+	sclock_advance(r->clk, 50 * MS);
+	assert_int_equal(stim_arm(r->stim, "test arm", &t3), 0);
+	assert_true(t3 != t2);
+	sclock_advance(r->clk, 50 * MS);
+	stim_arm_result(r->stim, &res);
+	assert_int_equal(res.attempts, t3);
+	assert_true(stim_armed(r->stim));
+	assert_int_equal(rig_free(r), 0);
+}
+
+/* A full command ring refuses an arm to its caller; a disarm still lands. */
+static void test_stim_arm_ring_full(void **state)
+{
+	struct rig *r = rig_new();
+	int i;
+
+	(void)state;
+	rig_idle_stim(r);
+	for (i = 0; i < 16; i++) {
+		assert_int_equal(stim_arm(r->stim, "test arm", NULL), 0);
+	}
+	assert_int_equal(stim_arm(r->stim, "test arm", NULL), -ENOSPC);
+	assert_int_equal(stim_test_stall(r->stim), -ENOSPC);
+	stim_disarm(r->stim, "test disarm");
+	rig_start_stim(r);
+	sclock_advance(r->clk, 50 * MS);
+	/* every one of the 16 arms was posted before the disarm: none applies */
+	assert_false(stim_armed(r->stim));
+	assert_int_equal(rig_free(r), 0);
+}
+
 /* Issue 16 D2: a new session ends what the last one had requested. */
 static void test_stim_new_session_ends_request(void **state)
 {
@@ -924,7 +1010,7 @@ static void test_stim_new_session_ends_request(void **state)
 	sclock_advance(r->clk, 50 * MS);
 	assert_int_equal(stim_new_session(r->stim), 0);
 	sclock_advance(r->clk, 50 * MS);
-	stim_set_armed(r->stim, true, "test arm");
+	stim_arm(r->stim, "test arm", NULL);
 	sclock_advance(r->clk, 2000 * MS);
 	stim_get_stats(r->stim, &st);
 	assert_int_equal(st.pulses, 0);
@@ -952,7 +1038,7 @@ static void test_stim_refusal_storm_summarised(void **state)
 	rig_extra_key = "never_ready";
 	rig_extra_value = "true";
 	r = rig_new();
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	/* 3 s of 8 ms blocks, a request for the 100 pulses due at each */
 	for (k = 0, t = 8 * MS; t <= 3000 * MS; t += 8 * MS, k++) {
 		sclock_advance(r->clk, t);
@@ -1025,7 +1111,7 @@ static void test_stim_refusals_leave_room_for_pulses(void **state)
 	(void)state;
 	r->cfg.publish.ring_records = 64;
 	rig_restart_stim(r);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	for (t = 10 * MS; t <= 120000 * MS; t += 50 * MS) {
 		sclock_advance(r->clk, t);
 		fresh_mark(stim_fresh(r->stim), t);	/* EMG flows: no watchdog */
@@ -1083,7 +1169,7 @@ static void test_stim_pulse_sample_clock(void **state)
 	rig_rate = 0.0;
 	/* sample 0 at 0.25 ms on the session clock */
 	stim_set_sample_clock(r->stim, 250000);
-	stim_set_armed(r->stim, true, "test");
+	stim_arm(r->stim, "test", NULL);
 	sclock_advance(r->clk, 100 * MS);
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 1000 * MS);
@@ -1129,6 +1215,8 @@ int main(void)
 		cmocka_unit_test(test_stim_open_loop_next_train),
 		cmocka_unit_test(test_stim_disarm_arm_ends_request),
 		cmocka_unit_test(test_stim_new_session_ends_request),
+		cmocka_unit_test(test_stim_arm_before_disarm_dropped),
+		cmocka_unit_test(test_stim_arm_ring_full),
 		cmocka_unit_test(test_stim_cmd_ring_full),
 		cmocka_unit_test(test_stim_refusal_storm_summarised),
 		cmocka_unit_test(test_stim_refusals_leave_room_for_pulses),
