@@ -53,127 +53,8 @@
 #include "detect.h"
 #include "dsp.h"
 
-/* 1.4826 * MAD estimates the standard deviation for normal data. */
-#define DETECT_MAD_SCALE 1.4826
-/* Spread floor relative to the baseline, so a flat rest window doesn't
- * give thresholds equal to the baseline itself. */
-#define DETECT_SPREAD_FLOOR_REL 1e-3
-#define DETECT_SPREAD_FLOOR_ABS 1e-9
-#define DETECT_MAX_CAL_SAMPLES 100000000.0
-#define DETECT_CAL_RATE 1000.0	/* envelope values per second kept for calibration */
-#define DETECT_REST_TAU_S 1.0	/* time constant of the followed rest level */
-#define DETECT_EDGE_S 0.5	/* how far back an onset may be dated */
-#define DETECT_MAX_SKIP 4
-#define DETECT_FOOT_S 0.03	/* a ramp's foot: at most this before the change point */
-#define DETECT_SUB_S 0.2	/* stretches of the calibration window checked for rest */
-#define DETECT_SUB_RATIO 2.5	/* stretches further apart than this were not all rest */
+#include "detect_private.h"
 
-#define DETECT_MAX_WINDOWS 65535	/* windows in the sustained envelope: a lane field's range */
-
-/*
- * What an envelope value is against the thresholds in force: each a 16-bit
- * field of a uint64_t, 1 or 0 for a value, its count over a lane's values
- * in the lane's sum.
- */
-enum detect_flag {
-	DETECT_F_NOT_ON = 0,	/* not above the onset threshold */
-	DETECT_F_BELOW_OFF,	/* below the offset threshold */
-	DETECT_F_AT_MOST_OFF,	/* at or below the offset threshold */
-	DETECT_F_NAN,		/* not a number */
-};
-
-enum detect_state {
-	DETECT_S_WAIT = 0,
-	DETECT_S_CALIBRATING,
-	DETECT_S_IDLE,
-	DETECT_S_CANDIDATE,
-	DETECT_S_ACTIVE,
-};
-
-struct detect {
-	enum detect_state state;
-
-	/* parameters, in samples */
-	uint64_t win;		/* envelope window */
-	uint64_t n_win;		/* windows in the sustained envelope */
-	uint64_t skip;		/* quietest windows it ignores */
-	uint64_t cal_len;
-	uint64_t on_n;
-	uint64_t dip_n;
-	uint64_t off_n;
-	double k_on, k_off, k_edge;
-
-	/*
-	 * Envelope history for the sustained envelope, a ring of hist_cap =
-	 * n_win * win values (the newest at hist_pos - 1). Values one window
-	 * apart share a "lane" (their count of values fed, mod win); the slots
-	 * of a lane are every win-th, so the n_win slots of the newest value's
-	 * lane hold exactly the windows of the sustained envelope. Each value
-	 * keeps its enum detect_flag fields against the thresholds, and
-	 * lane_sum counts them over its lane's slots.
-	 */
-	float *hist;
-	uint64_t *hist_flags;
-	uint64_t *lane_sum;
-	uint64_t hist_len;	/* the sustained envelope's span: (n_win - 1) * win + 1 */
-	uint64_t hist_cap;
-	uint64_t hist_pos;	/* next slot to write */
-	uint64_t hist_lane;	/* its lane: hist_pos mod win */
-	uint64_t hist_filled;	/* values fed, up to hist_len */
-	int hist_full;		/* every slot written */
-	int flags_ok;		/* hist_flags are against the thresholds in force */
-
-	/* calibration */
-	float *cal_env;		/* envelope at rest */
-	uint64_t cal_stride;	/* keep every cal_stride-th envelope sample */
-	uint64_t cal_want;	/* samples the window holds on that grid */
-	uint64_t cal_from;
-	uint64_t cal_n;
-	uint64_t sub_len;	/* calibration values per DETECT_SUB_S stretch */
-	float *sub_med;		/* each stretch's median envelope */
-	double cal_dt;		/* seconds per calibration value */
-	uint64_t settle_n;	/* the filters' start-up, in samples */
-	uint64_t settle_until;	/* first sample after the start-up */
-	uint64_t cal_first;	/* sample of cal_env[0] */
-	uint64_t cal_skipped;	/* window values left out: the filters' start-up */
-	int seen;		/* a sample has been fed */
-	uint64_t cal_artefacts;	/* samples of the window the dsp guard replaced */
-	unsigned cal_issues;	/* enum detect_cal_issue of the last calibration */
-	double cal_unsteady_s;
-	int calibrated;
-	double baseline, spread, thr_on, thr_off;
-	double edge_ratio;	/* edge level / rest mean */
-	double rest_mean;	/* mean envelope at rest, followed while quiet */
-	double rest_alpha;	/* its update weight per sample */
-	/* envelope history for the onset estimate (not blanked samples) */
-	float *eh;
-	uint64_t *eh_idx;	/* their sample indices */
-	uint64_t eh_len, eh_pos, eh_filled;
-	uint64_t edge_floor;	/* no onset is dated before this sample */
-	uint64_t foot_n;	/* how much earlier a ramp's foot may be */
-
-	/* detect.rule = cusum (detect_cusum()); cus_on is 0 for the sustained rule */
-	int cus_on;
-	double cus_k;		/* drift, spreads */
-	double cus_cap;		/* most evidence per sample (cusum_cap per ms) */
-	double cus_h;		/* evidence that decides, spread x ms */
-	double cus_dt;		/* ms per sample */
-	double cus_scale;	/* median / spread, set by the calibration */
-	double cus_ln_base;	/* ln(median) */
-	double cus_level;	/* the envelope at which evidence starts to pile up */
-	double cus_s;		/* the evidence now */
-
-	/* blanking: [blank_from, blank_end) */
-	uint64_t blank_from, blank_end;
-
-	/* onset */
-	uint64_t above;		/* samples above on since the candidate began */
-	uint64_t dip;		/* current run below on within the candidate */
-
-	/* offset */
-	uint64_t below;		/* current run below off while active */
-	uint64_t below_from;
-};
 
 static uint64_t detect_ms_to_samples(double ms, double fs)
 {
@@ -363,184 +244,6 @@ void detect_destroy(struct detect *d)
 	free(d);
 }
 
-static void detect_swap(float *a, int64_t i, int64_t j)
-{
-	float t = a[i];
-
-	a[i] = a[j];
-	a[j] = t;
-}
-
-/* Value of rank k (0-based) of a[0..n), partially reordering a so that
- * a[0..k) <= a[k]. Hoare partition around a median-of-three pivot. */
-static float detect_select(float *a, int64_t n, int64_t k)
-{
-	int64_t lo = 0, hi = n - 1;
-
-	while (hi > lo) {
-		int64_t mid = lo + (hi - lo) / 2;
-		int64_t i = lo, j = hi;
-		float p;
-
-		if (a[mid] < a[lo]) {
-			detect_swap(a, mid, lo);
-		}
-		if (a[hi] < a[lo]) {
-			detect_swap(a, hi, lo);
-		}
-		if (a[hi] < a[mid]) {
-			detect_swap(a, hi, mid);
-		}
-		p = a[mid];
-		while (i <= j) {
-			while (a[i] < p) {
-				i++;
-			}
-			while (a[j] > p) {
-				j--;
-			}
-			if (i <= j) {
-				detect_swap(a, i++, j--);
-			}
-		}
-		/* a[lo..j] <= p, a[j+1..i-1] == p, a[i..hi] >= p */
-		if (k <= j) {
-			hi = j;
-		} else if (k >= i) {
-			lo = i;
-		} else {
-			break;
-		}
-	}
-	return a[k];
-}
-
-/* Median of a[0..n); for even n the mean of the two middle values. */
-static double detect_median(float *a, int64_t n)
-{
-	double hi = detect_select(a, n, n / 2);
-	double lo;
-	int64_t i;
-
-	if (n % 2) {
-		return hi;
-	}
-	/* after selection everything below n/2 is <= a[n/2]: take its max */
-	lo = a[0];
-	for (i = 1; i < n / 2; i++) {
-		if (a[i] > lo) {
-			lo = a[i];
-		}
-	}
-	return (lo + hi) / 2.0;
-}
-
-/* Median and scaled MAD of a[0..n) (reordered), with the spread floor. */
-static void detect_robust(float *a, uint64_t n, double *median, double *spread)
-{
-	double med, mad, min_spread;
-	uint64_t i;
-
-	med = detect_median(a, (int64_t)n);
-	for (i = 0; i < n; i++) {
-		a[i] = (float)fabs(a[i] - med);
-	}
-	mad = detect_median(a, (int64_t)n);
-	*median = med;
-	*spread = DETECT_MAD_SCALE * mad;
-	min_spread = DETECT_SPREAD_FLOOR_REL * fabs(med);
-	if (min_spread < DETECT_SPREAD_FLOOR_ABS) {
-		min_spread = DETECT_SPREAD_FLOOR_ABS;
-	}
-	if (!(*spread >= min_spread)) {
-		*spread = min_spread;
-	}
-}
-
-/*
- * The median envelope of each DETECT_SUB_S stretch of the window, in time
- * order (the last one takes the remainder). Each selection reorders only
- * its own stretch, which leaves the median and MAD of the whole window as
- * they were. @return the number of stretches
- */
-static uint64_t detect_sub_medians(struct detect *d)
-{
-	uint64_t n_sub = d->cal_n / d->sub_len, j, from, len;
-
-	for (j = 0; j < n_sub; j++) {
-		from = j * d->sub_len;
-		len = j + 1 < n_sub ? d->sub_len : d->cal_n - from;
-		d->sub_med[j] = (float)detect_median(d->cal_env + from, (int64_t)len);
-	}
-	return n_sub;
-}
-
-/*
- * Whether the window was rest. The median and MAD cope with anything
- * shorter than half of it, so the thresholds stay usable, but a burst or
- * movement in the window raises them, and the operator must know (and
- * recalibrate: rpmsctl calibrate). Reported, never corrected: a window
- * that is half burst has no rest level to recover.
- *
- * A stretch was not rest if its median is above the onset threshold (the
- * detector would have called it a burst), or more than DETECT_SUB_RATIO
- * times the quietest stretch's: a burst that fills most of the window
- * raises the threshold above itself. Over the evaluation's 362 rest
- * windows (2 s, with and without hum) the stretches stay within 1.6 times
- * of each other; its simulated bursts, ramped and noisy, that fill 50 to
- * 80 % of a window stand 2.5 to 15 times above its rest.
- *
- * The stretches at the very start of the filters' life, while each is
- * quieter than the one before, may be hum still leaking through the
- * notches, not the patient: they are not judged themselves (a burst there
- * shows as a rise), though the quietest stretch may be one of them.
- */
-static void detect_judge_calibration(struct detect *d, uint64_t n_sub)
-{
-	uint64_t j, len, first = 0;
-	double quiet = HUGE_VAL;
-
-	d->cal_issues = d->cal_artefacts ? DETECT_CAL_ARTEFACTS : 0;
-	d->cal_unsteady_s = 0.0;
-	while (first < n_sub && d->cal_first + first * d->sub_len * d->cal_stride < d->settle_until &&
-	       (first == 0 || d->sub_med[first] <= d->sub_med[first - 1])) {
-		first++;
-	}
-	for (j = 0; j < n_sub; j++) {
-		if (d->sub_med[j] < quiet) {
-			quiet = d->sub_med[j];
-		}
-	}
-	for (j = first; j < n_sub; j++) {
-		len = j + 1 < n_sub ? d->sub_len : d->cal_n - j * d->sub_len;
-		if (d->sub_med[j] > d->thr_on || d->sub_med[j] > DETECT_SUB_RATIO * quiet) {
-			d->cal_issues |= DETECT_CAL_UNSTEADY;
-			d->cal_unsteady_s += (double)len * d->cal_dt;
-		}
-	}
-	if (d->baseline > DETECT_REST_PLAUSIBLE_UV) {
-		d->cal_issues |= DETECT_CAL_HIGH_REST;
-	}
-}
-
-/*
- * The CUSUM's units, from the calibration: evidence is counted in spreads
- * of the rest envelope, on a log scale, ln(env / median) x median /
- * spread: near the rest level that is (env - median) / spread, the unit
- * of k_on, and far above it it grows only with the logarithm, so a pop
- * 100 times the rest counts little more than a burst 10 times it (and the
- * cap bounds both). An all-zero rest window has no log: its median is
- * floored like the spread.
- */
-static void detect_cusum_calibrate(struct detect *d)
-{
-	double base = d->baseline > DETECT_SPREAD_FLOOR_ABS ? d->baseline : DETECT_SPREAD_FLOOR_ABS;
-
-	d->cus_scale = base / d->spread;
-	d->cus_ln_base = log(base);
-	d->cus_level = base * exp(d->cus_k / d->cus_scale);
-}
-
 /*
  * Page's one-sided CUSUM: S = max(0, S + u), with u the envelope's
  * excess over the drift cusum_k (in the units above) per millisecond,
@@ -572,36 +275,6 @@ static inline int detect_cusum(struct detect *d, float env)
 	return d->cus_s > d->cus_h;
 }
 
-/*
- * Thresholds are in spreads of the envelope at rest, and compared with
- * the sustained envelope: the quietest window must clear what a single
- * window at rest rarely reaches.
- */
-static void detect_finish_calibration(struct detect *d)
-{
-	double sum = 0.0;
-	uint64_t i, n_sub;
-
-	for (i = 0; i < d->cal_n; i++) {
-		sum += d->cal_env[i];
-	}
-	d->rest_mean = d->cal_n ? sum / (double)d->cal_n : 0.0;
-	n_sub = detect_sub_medians(d);
-	detect_robust(d->cal_env, d->cal_n, &d->baseline, &d->spread);
-	d->thr_on = d->baseline + d->k_on * d->spread;
-	d->thr_off = d->baseline + d->k_off * d->spread;
-	detect_judge_calibration(d, n_sub);
-	/* The edge level in units of the rest mean, which then follows the rest. */
-	d->edge_ratio = d->baseline > 0.0 ?
-			(d->baseline + d->k_edge * d->spread) / d->baseline : 1.0;
-	if (!(d->rest_mean > 0.0)) {
-		d->rest_mean = d->baseline > 0.0 ? d->baseline : DETECT_SPREAD_FLOOR_ABS;
-	}
-	detect_cusum_calibrate(d);
-	d->calibrated = 1;
-	d->state = DETECT_S_IDLE;
-}
-
 static void detect_fill(const struct detect *d, struct detect_result *res,
 			uint64_t edge, uint64_t sample, float envelope,
 			double threshold)
@@ -618,53 +291,6 @@ static void detect_fill(const struct detect *d, struct detect_result *res,
 	res->cal_unsteady_s = d->cal_unsteady_s;
 }
 
-/*
- * The rest level is what the envelope is once the filters have settled:
- * while the mains canceller is still catching the hum, the envelope is
- * hum, not rest, and a window that starts with the filters (as at the
- * start of a session) would set thresholds by how quickly the hum was
- * caught. So the window's values before the start-up has ended are left
- * out, unless that would leave out half the window or more (a short
- * window is then taken whole, as before).
- */
-static int detect_settling(const struct detect *d, uint64_t sample)
-{
-	return sample < d->settle_until && d->settle_until - d->cal_from <= d->cal_len / 2;
-}
-
-static enum detect_edge detect_calibrate_step(struct detect *d, uint64_t sample,
-					      float envelope, float env,
-					      struct detect_result *res)
-{
-	uint64_t end = d->cal_from + d->cal_len;
-
-	if (sample < end && d->cal_n < d->cal_want &&
-	    (sample - d->cal_from) % d->cal_stride == 0) {
-		if (detect_settling(d, sample)) {
-			d->cal_skipped++;
-		} else {
-			if (d->cal_n == 0) {
-				d->cal_first = sample;
-			}
-			d->cal_env[d->cal_n++] = env;
-		}
-	}
-	if (sample + 1 < end) {
-		return DETECT_NONE;
-	}
-	/* Blanks ate more than half of what the start-up left of the
-	 * window: it says little about rest, so try again right after it. */
-	if (d->cal_n * 2 < d->cal_want - d->cal_skipped) {
-		d->cal_from = sample + 1;
-		d->cal_n = 0;
-		d->cal_skipped = 0;
-		d->cal_artefacts = 0;
-		return DETECT_NONE;
-	}
-	detect_finish_calibration(d);
-	detect_fill(d, res, sample, sample, envelope, d->thr_on);
-	return DETECT_CALIBRATED;
-}
 
 /*
  * A ramp's foot: the envelope of rest noise plus a linearly rising burst
@@ -948,10 +574,12 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 			}
 			d->state = DETECT_S_CALIBRATING;
 		}
+		if (!detect_cal_step(d, sample, env)) {
+			return DETECT_NONE;
+		}
 		/* The sustained envelope is reported with the calibration only. */
-		return detect_calibrate_step(d, sample,
-					     sample + 1 >= d->cal_from + d->cal_len ?
-					     detect_sustained(d) : 0.0f, env, res);
+		detect_fill(d, res, sample, sample, detect_sustained(d), d->thr_on);
+		return DETECT_CALIBRATED;
 	}
 	if (!d->flags_ok) {
 		detect_reflag(d);
@@ -1012,32 +640,6 @@ enum detect_edge detect_step(struct detect *d, uint64_t sample, float env,
 		return DETECT_OFFSET;
 	}
 	return DETECT_NONE;
-}
-
-void detect_cal_describe(unsigned issues, uint64_t artefacts, double unsteady_s,
-			 double baseline, char *buf, size_t len)
-{
-	size_t used = 0;
-	int n;
-
-	if (len == 0) {
-		return;
-	}
-	buf[0] = '\0';
-	if (issues & DETECT_CAL_ARTEFACTS) {
-		n = snprintf(buf, len, "%" PRIu64 " artefact sample%s replaced", artefacts,
-			     artefacts == 1 ? "" : "s");
-		used = n > 0 ? (size_t)n : 0;
-	}
-	if ((issues & DETECT_CAL_UNSTEADY) && used < len) {
-		n = snprintf(buf + used, len - used, "%s%.1f s of the window not at rest",
-			     used ? "; " : "", unsteady_s);
-		used += n > 0 ? (size_t)n : 0;
-	}
-	if ((issues & DETECT_CAL_HIGH_REST) && used < len) {
-		snprintf(buf + used, len - used, "%srest level %.4g uV, above %g uV",
-			 used ? "; " : "", baseline, DETECT_REST_PLAUSIBLE_UV);
-	}
 }
 
 void detect_note_artefact(struct detect *d, uint64_t sample)
