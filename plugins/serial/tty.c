@@ -164,22 +164,27 @@ int tty_open(const char *path, unsigned int baud, struct tty **out, char *err, s
 		ret = tty_open_error(path, "open", errno, err, errlen);
 		goto err_path;
 	}
-	if (ioctl(t->fd, TIOCEXCL) < 0) {
-		ret = tty_open_error(path, "TIOCEXCL", errno, err, errlen);
-		goto err_close;
-	}
-	/* TIOCEXCL does not stop root: the lock does, for every flock() user. */
+	/*
+	 * TIOCEXCL does not stop root: the lock does, for every flock() user.
+	 * Lock first, so that a second opener changes nothing on the tty.
+	 */
 	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
 		ret = tty_open_error(path, "flock", errno, err, errlen);
 		goto err_close;
 	}
+	if (ioctl(t->fd, TIOCEXCL) < 0) {
+		ret = tty_open_error(path, "TIOCEXCL", errno, err, errlen);
+		goto err_close;
+	}
 	ret = tty_setup(t->fd, path, speed, baud, err, errlen);
 	if (ret < 0) {
-		goto err_close;
+		goto err_unexcl;
 	}
 	*out = t;
 	return 0;
 
+err_unexcl:
+	ioctl(t->fd, TIOCNXCL);
 err_close:
 	close(t->fd);
 err_path:
@@ -194,6 +199,11 @@ void tty_close(struct tty *t)
 	if (!t) {
 		return;
 	}
+	/*
+	 * A pty slave's tty outlives our close while its master is open, and
+	 * with it the exclusive flag: clear it, so that we can open it again.
+	 */
+	ioctl(t->fd, TIOCNXCL);
 	close(t->fd);
 	free(t->path);
 	free(t);

@@ -38,7 +38,7 @@ struct tty;
  */
 int tty_open(const char *path, unsigned int baud, struct tty **out, char *err, size_t errlen);
 
-/** Close the link (drops the lock). Accepts NULL. */
+/** Close the link: clears the exclusive flag, drops the lock. Accepts NULL. */
 void tty_close(struct tty *t);
 
 /** The link's file descriptor, for poll() alongside other fds. */
