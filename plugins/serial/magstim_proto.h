@@ -30,7 +30,9 @@
  *                     coil 1 then coil 2 ("F", status, "235", "241", sum).
  *   error replies     the length of a '?'/'S' reply is not in the notes:
  *                     they are recognised from their first two bytes,
- *                     whatever their length and checksum.
+ *                     whatever their length and checksum. A status byte of
+ *                     0x3F ('?') or 0x53 ('S') would read as one: the notes
+ *                     say nothing of how the unit avoids that.
  *   unlock code       given: with software >= 9 the connect command carries
  *                     the code and the keep-alive is "x@". The exact byte
  *                     layout is NOT in the notes. GUESS: 'Q' followed by
