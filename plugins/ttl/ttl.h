@@ -164,7 +164,8 @@ bool ttl_fault(struct ttl *t, int code);
 /**
  * Drop enable, stop the watcher, log the e-stop, ready and confirm
  * figures, write estop_log, release every line (outputs inactive) and
- * free. Main thread. Accepts NULL.
+ * free. Main thread, after every thread of the plugin that may call
+ * ttl_fault has been joined. Accepts NULL.
  */
 void ttl_close(struct ttl *t);
 
