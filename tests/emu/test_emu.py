@@ -446,7 +446,7 @@ def test_mv_example_frames():
         check(magventure.frame(p) == f, "frame(%s) = %s, notes say %s"
               % (p.hex(), magventure.frame(p).hex(" "), f.hex(" ")))
     with Rig(magventure.MagVenture) as r:
-        r.emu.amp_apply_s = 0.3
+        r.emu.amp_apply_s = 2.0
         s = mv_status(r.c)
         check(s == {"enabled": False, "model": 1, "mode": 0, "waveform": 1,
                     "serial": 0x012345, "temp": 25, "coil": 60, "amp_a": 0, "amp_b": 0,
@@ -479,13 +479,25 @@ def test_mv_rate_and_temperature():
             r.c.write(ENABLE + magventure.frame(b"\x01\x64"))
             poll(lambda: mv_status(r.c)["amp_a"] == 100, "amplitude 100")
             check(mv_status(r.c)["model"] == (1 if model == "r30" else 2), "model bits")
-            check(e.ttl_pulse()["kind"] == "pulse", "first pulse")
-            d = e.ttl_pulse()
-            check(d["kind"] == "pulse_dropped" and d["info"]["reason"] == "rate",
-                  "%s: a pulse at once after another: %r" % (model, d))
-            time.sleep(1.0 / pps + 0.01)
-            check(e.ttl_pulse()["kind"] == "pulse", "a pulse 1/max_pps later")
-            check(mv_status(r.c)["temp"] == 27, "two pulses at 100 % add 2 C")
+            # back-to-back triggers: each verdict judged by the gap measured,
+            # until the device has dropped one (a loaded machine may space them)
+            dropped = 0
+            for _ in range(50):
+                time.sleep(1.0 / pps + 0.01)
+                a, b = e.ttl_pulse(), e.ttl_pulse()
+                check(a["kind"] == "pulse", "%s: a pulse 1/max_pps after the last" % model)
+                gap = b["t"] - a["t"]
+                want = "pulse" if gap >= 1.0 / pps else "rate"
+                got = b["kind"] if b["kind"] == "pulse" else b["info"]["reason"]
+                check(got == want or abs(gap - 0.99 / pps) < 1e-4,
+                      "%s: gap %.4f s: got %s, want %s" % (model, gap, got, want))
+                dropped += got == "rate"
+                if dropped:
+                    break
+            check(dropped, "%s: no trigger ever came faster than %d/s" % (model, pps))
+            n = len([x for x in e.pulses if x["kind"] == "pulse"])
+            check(mv_status(r.c)["temp"] == round(25 + n), "%d pulses at 100 %% add %d C"
+                  % (n, n))
             e.set_temperature(39.5)
             time.sleep(1.0 / pps + 0.01)
             e.ttl_pulse()
