@@ -15,6 +15,7 @@ the suite still passes: this check makes that a failure.
   tests/integration/test_*.py every top-level def test_*() is named in the
                               file's __main__ block, and the file is named in
                               tests/integration/meson.build
+  tests/emu/test_*.py         the same, against tests/emu/meson.build
 
 In C the compiler refuses most of these already (a static test nothing
 names is -Wunused-function, an error under -Werror); this check does not
@@ -167,10 +168,20 @@ def main(argv):
     run = meson_files(root, "tests/integration/meson.build")
     problems += ["tests/integration/%s: not given to a test in tests/integration/meson.build: "
                  "it never runs" % f for f in integ if f not in run]
+    emu_dir = os.path.join(root, "tests", "emu")
+    emu = sorted(f for f in os.listdir(emu_dir) if f.startswith("test_") and f.endswith(".py")) \
+        if os.path.isdir(emu_dir) else []
+    for f in emu:
+        found, missing = check_py(os.path.join(emu_dir, f), "tests/emu/" + f)
+        cases += found
+        problems += missing
+    run = meson_files(root, "tests/emu/meson.build") if emu else set()
+    problems += ["tests/emu/%s: not given to a test in tests/emu/meson.build: "
+                 "it never runs" % f for f in emu if f not in run]
     for p in problems:
         print(p)
     print("%d unit and %d integration test files, %d test functions: %s"
-          % (len(unit), len(integ), cases,
+          % (len(unit), len(integ) + len(emu), cases,
              "%d problem(s)" % len(problems) if problems else "every one runs"))
     return 1 if problems else 0
 
