@@ -1,36 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pulses-per-day ledger.
- *
- * The ledger is a short text file an operator can read:
- *
- *   # rpmsd pulse ledger: written atomically by rpmsd; do not edit (a checksum guards it)
- *   version = 2
- *   zone = Europe/Berlin
- *   day = 2026-11-27
- *   day_ends = 2026-11-27T23:00:00Z
- *   pulses = 1200
- *   exact = false
- *   last_pulse_ns = 5423000111222
- *   boot_id = 3f1c2a4e-8d0b-4c8e-9a51-0f6e2d7b9c13
- *   boottime_ns = 5423114000000
- *   sequence = 42
- *   written = 2026-11-27T09:15:02Z pid 1234
- *   checksum = 67eef47c
- *
- * day is the date in zone when the day began, for people; day_ends is the
- * instant the day ends, and the only thing that decides when a new day
- * may begin. last_pulse_ns and boottime_ns are CLOCK_BOOTTIME in the boot
- * boot_id: the previous run's last pulse for the gap between trains, and
- * the write itself, to tell a wall clock that was stepped between two
- * runs of one boot. written is the wall clock at the write (UTC).
- *
- * The checksum is the CRC-32 (IEEE 802.3, as zlib's crc32) of every byte
- * before the checksum line. The parser is strict: the file is only ever
- * written whole by rpmsd, so anything it would not have written is damage,
- * and damage in this file means the day's pulse count is unknown. Then
- * dose_open fails and leaves the file for the operator; it never guesses
- * and never resets.
+ * The pulses-per-day ledger in its state directory: atomic writes, the
+ * sequence, the marker, the lock, loading and its checks (dose.h). The
+ * text of the files is dose_file.c's (dose_private.h).
  *
  * Every write goes to dose.tmp, is fsynced, renamed over dose and the
  * directory is fsynced, so a crash or a power loss leaves either the old
@@ -52,7 +24,6 @@
  * description: a second dose_open, even in the same process, fails, and
  * the kernel drops the lock when the process dies however it dies.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -65,6 +36,7 @@
 #include <unistd.h>
 
 #include "dose.h"
+#include "dose_private.h"
 
 #define DOSE_LEDGER "dose"
 #define DOSE_LEDGER_TMP "dose.tmp"
@@ -74,21 +46,9 @@
 #define DOSE_MARKER_TMP "initialised.tmp"
 #define DOSE_LOCK "lock"
 
-#define DOSE_VERSION 2
-#define DOSE_HEADER \
-	"# rpmsd pulse ledger: written atomically by rpmsd; do not edit (a checksum guards it)\n"
-#define DOSE_SEQ_HEADER \
-	"# rpmsd: the sequence of the last pulse ledger (" DOSE_LEDGER ") written; a " \
-	DOSE_LEDGER " with a lower one is an old copy\n"
-
-/* A ledger is about 400 bytes; anything this large is not one. */
-#define DOSE_FILE_MAX 4096
-#define DOSE_WHY_MAX 256
 #define DOSE_NOTICE_MAX 512
 
-/* 0001-01-01 and 9999-12-31: the days YYYY-MM-DD can name. */
-#define DOSE_DAY_MIN (-719162)
-#define DOSE_DAY_MAX 2932896
+/* 0001-01-01 and 9999-12-31: the instants YYYY-MM-DD can name. */
 #define DOSE_T_MIN INT64_C(-62135596800)
 #define DOSE_T_MAX INT64_C(253402300799)
 
@@ -127,67 +87,6 @@ struct dose_ledger {
 	char notice[DOSE_NOTICE_MAX];
 };
 
-/* The content of a ledger or sequence file. */
-struct dose_file {
-	int version;
-	char zone[ZONE_NAME_MAX + 1];
-	int64_t day;
-	int64_t day_end;
-	uint64_t pulses;
-	bool exact;
-	int64_t last_pulse_ns;	/* INT64_MIN: none */
-	char boot_id[DOSE_BOOT_ID_LEN];	/* "" unknown */
-	int64_t boottime_ns;
-	int64_t written_s;
-	uint64_t seq;
-};
-
-enum dose_key {
-	DOSE_KEY_VERSION,
-	DOSE_KEY_ZONE,
-	DOSE_KEY_DAY,
-	DOSE_KEY_DAY_ENDS,
-	DOSE_KEY_PULSES,
-	DOSE_KEY_EXACT,
-	DOSE_KEY_LAST_PULSE,
-	DOSE_KEY_BOOT_ID,
-	DOSE_KEY_BOOTTIME,
-	DOSE_KEY_SEQUENCE,
-	DOSE_KEY_WRITTEN,
-	DOSE_KEY_CHECKSUM,
-	DOSE_N_KEYS,
-};
-
-static const char *const dose_key_names[DOSE_N_KEYS] = {
-	[DOSE_KEY_VERSION] = "version",
-	[DOSE_KEY_ZONE] = "zone",
-	[DOSE_KEY_DAY] = "day",
-	[DOSE_KEY_DAY_ENDS] = "day_ends",
-	[DOSE_KEY_PULSES] = "pulses",
-	[DOSE_KEY_EXACT] = "exact",
-	[DOSE_KEY_LAST_PULSE] = "last_pulse_ns",
-	[DOSE_KEY_BOOT_ID] = "boot_id",
-	[DOSE_KEY_BOOTTIME] = "boottime_ns",
-	[DOSE_KEY_SEQUENCE] = "sequence",
-	[DOSE_KEY_WRITTEN] = "written",
-	[DOSE_KEY_CHECKSUM] = "checksum",
-};
-
-#define DOSE_BIT(k) (1u << (k))
-
-/* The keys of each kind of file, all required. */
-#define DOSE_KEYS_V1 (DOSE_BIT(DOSE_KEY_VERSION) | DOSE_BIT(DOSE_KEY_DAY) |		\
-		      DOSE_BIT(DOSE_KEY_PULSES) | DOSE_BIT(DOSE_KEY_EXACT) |		\
-		      DOSE_BIT(DOSE_KEY_WRITTEN) | DOSE_BIT(DOSE_KEY_CHECKSUM))
-#define DOSE_KEYS_V2 ((1u << DOSE_N_KEYS) - 1)
-#define DOSE_KEYS_SEQ (DOSE_BIT(DOSE_KEY_VERSION) | DOSE_BIT(DOSE_KEY_SEQUENCE) |	\
-		       DOSE_BIT(DOSE_KEY_CHECKSUM))
-
-enum dose_kind {
-	DOSE_KIND_LEDGER,
-	DOSE_KIND_SEQ,
-};
-
 __attribute__((format(printf, 3, 4)))
 static void dose_report(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -201,154 +100,9 @@ static void dose_report(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static bool dose_day_valid(int64_t day)
-{
-	return day >= DOSE_DAY_MIN && day <= DOSE_DAY_MAX;
-}
-
 void dose_day_string(int64_t day, char *buf, size_t len)
 {
-	int64_t y;
-	unsigned m, d;
-
-	if (!dose_day_valid(day)) {
-		snprintf(buf, len, "invalid");
-		return;
-	}
-	zone_civil_from_days(day, &y, &m, &d);
-	snprintf(buf, len, "%04d-%02u-%02u", (int)y, m, d);
-}
-
-/* Parse exactly "YYYY-MM-DD" of @len bytes, a real date. */
-static int dose_parse_day(const char *s, size_t len, int64_t *day)
-{
-	static const char pattern[] = "dddd-dd-dd";
-	int64_t y = 0, yy;
-	unsigned m, d, mm, dd;
-	size_t i;
-
-	if (len != sizeof(pattern) - 1) {
-		return -EINVAL;
-	}
-	for (i = 0; i < len; i++) {
-		if (pattern[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != '-') {
-			return -EINVAL;
-		}
-	}
-	for (i = 0; i < 4; i++) {
-		y = y * 10 + (s[i] - '0');
-	}
-	m = (unsigned)(s[5] - '0') * 10 + (unsigned)(s[6] - '0');
-	d = (unsigned)(s[8] - '0') * 10 + (unsigned)(s[9] - '0');
-	if (y < 1 || m < 1 || m > 12 || d < 1 || d > 31) {
-		return -EINVAL;
-	}
-	/* 2026-02-30 would quietly become 2026-03-02: insist on a round trip. */
-	*day = zone_days_from_civil(y, m, d);
-	zone_civil_from_days(*day, &yy, &mm, &dd);
-	if (yy != y || mm != m || dd != d) {
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* A decimal number of @len bytes, digits only. */
-static int dose_parse_u64(const char *s, size_t len, uint64_t *v)
-{
-	uint64_t n = 0;
-	size_t i;
-
-	if (!len) {
-		return -EINVAL;
-	}
-	for (i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i])) {
-			return -EINVAL;
-		}
-		if (n > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10) {
-			return -ERANGE;
-		}
-		n = n * 10 + (uint64_t)(s[i] - '0');
-	}
-	*v = n;
-	return 0;
-}
-
-/* CRC-32, reflected, polynomial 0xedb88320: zlib's crc32(). */
-static uint32_t dose_crc32(const char *p, size_t len)
-{
-	uint32_t crc = 0xffffffffu;
-	size_t i;
-	int k;
-
-	for (i = 0; i < len; i++) {
-		crc ^= (unsigned char)p[i];
-		for (k = 0; k < 8; k++) {
-			crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1u));
-		}
-	}
-	return ~crc;
-}
-
-
-static int64_t dose_floor_div(int64_t a, int64_t b)
-{
-	return a / b - (a % b != 0 && (a < 0) != (b < 0));
-}
-
-/* "YYYY-MM-DDTHH:MM:SSZ" of @t into @buf (at least 21 bytes). */
-static void dose_utc_string(int64_t t, char *buf, size_t len)
-{
-	int64_t day = dose_floor_div(t, 86400), s = t - day * 86400;
-	char ds[DOSE_DAY_STRLEN];
-
-	dose_day_string(day, ds, sizeof(ds));
-	snprintf(buf, len, "%sT%02d:%02d:%02dZ", ds, (int)(s / 3600), (int)(s / 60 % 60),
-		 (int)(s % 60));
-}
-
-/* Parse exactly "YYYY-MM-DDTHH:MM:SSZ" at @s (@len bytes, at least 20). */
-static int dose_parse_utc(const char *s, size_t len, int64_t *t)
-{
-	static const char pattern[] = "Tdd:dd:ddZ";
-	int64_t day;
-	int h, m, sec;
-	size_t i;
-
-	if (len != 10 + sizeof(pattern) - 1 || dose_parse_day(s, 10, &day) < 0) {
-		return -EINVAL;
-	}
-	for (i = 0; i < sizeof(pattern) - 1; i++) {
-		if (pattern[i] == 'd' ? !isdigit((unsigned char)s[10 + i]) : s[10 + i] != pattern[i]) {
-			return -EINVAL;
-		}
-	}
-	h = (s[11] - '0') * 10 + (s[12] - '0');
-	m = (s[14] - '0') * 10 + (s[15] - '0');
-	sec = (s[17] - '0') * 10 + (s[18] - '0');
-	if (h > 23 || m > 59 || sec > 59) {
-		return -EINVAL;
-	}
-	*t = day * 86400 + h * 3600 + m * 60 + sec;
-	return 0;
-}
-
-/* A boot id: 8-4-4-4-12 lowercase hex digits. */
-static bool dose_boot_id_ok(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len != DOSE_BOOT_ID_LEN - 1) {
-		return false;
-	}
-	for (i = 0; i < len; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-' : !(isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f'))) {
-			return false;
-		}
-	}
-	return true;
+	dose_file_day_string(day, buf, len);
 }
 
 void dose_clock_now(struct dose_clock *c)
@@ -369,329 +123,12 @@ void dose_clock_now(struct dose_clock *c)
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	if (n >= DOSE_BOOT_ID_LEN - 1 && dose_boot_id_ok(buf, DOSE_BOOT_ID_LEN - 1)) {
+	if (n >= DOSE_BOOT_ID_LEN - 1 && dose_file_boot_id_ok(buf, DOSE_BOOT_ID_LEN - 1)) {
 		memcpy(c->boot_id, buf, DOSE_BOOT_ID_LEN - 1);
 		c->boot_id[DOSE_BOOT_ID_LEN - 1] = '\0';
 	}
 }
 
-/* Where a parse failed: the line (1-based) and what was wrong there. */
-struct dose_parse_error {
-	int line;
-	char why[DOSE_WHY_MAX];
-};
-
-__attribute__((format(printf, 3, 4)))
-static int dose_bad(struct dose_parse_error *pe, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	pe->line = line;
-	va_start(ap, fmt);
-	vsnprintf(pe->why, sizeof(pe->why), fmt, ap);
-	va_end(ap);
-	return -EBADMSG;
-}
-
-static int dose_key_lookup(const char *key, size_t len)
-{
-	int i;
-
-	for (i = 0; i < DOSE_N_KEYS; i++) {
-		if (strlen(dose_key_names[i]) == len && !memcmp(dose_key_names[i], key, len)) {
-			return i;
-		}
-	}
-	return -1;
-}
-
-/* A decimal int64 of @len bytes, 0 or more. */
-static int dose_parse_i64(const char *s, size_t len, int64_t *v)
-{
-	uint64_t n;
-
-	if (dose_parse_u64(s, len, &n) < 0 || n > INT64_MAX) {
-		return -EINVAL;
-	}
-	*v = (int64_t)n;
-	return 0;
-}
-
-/* Parse the value of version 2's "written": "YYYY-MM-DDTHH:MM:SSZ pid N". */
-static int dose_parse_written(const char *v, size_t vlen, int64_t *t)
-{
-	uint64_t pid;
-
-	if (vlen < 26 || memcmp(v + 20, " pid ", 5) ||
-	    dose_parse_u64(v + 25, vlen - 25, &pid) < 0) {
-		return -EINVAL;
-	}
-	return dose_parse_utc(v, 20, t);
-}
-
-/* Parse one "key = value" value into @f. */
-static int dose_parse_value(struct dose_parse_error *pe, int line, int key,
-			    const char *v, size_t vlen, struct dose_file *f)
-{
-	uint64_t n;
-
-	switch (key) {
-	case DOSE_KEY_VERSION:
-		if (dose_parse_u64(v, vlen, &n) < 0) {
-			return dose_bad(pe, line, "bad version '%.*s' (expected a number)",
-					(int)vlen, v);
-		}
-		if (n < 1 || n > DOSE_VERSION) {
-			return dose_bad(pe, line,
-					"unsupported ledger version %.*s (this rpmsd reads versions 1 and %d): was it written by a newer rpmsd?",
-					(int)vlen, v, DOSE_VERSION);
-		}
-		f->version = (int)n;
-		return 0;
-	case DOSE_KEY_ZONE:
-		if (vlen > ZONE_NAME_MAX) {
-			return dose_bad(pe, line, "bad zone (longer than %d characters)",
-					ZONE_NAME_MAX);
-		}
-		memcpy(f->zone, v, vlen);
-		f->zone[vlen] = '\0';
-		if (!zone_name_valid(f->zone)) {
-			return dose_bad(pe, line, "bad zone '%.*s' (expected a time zone name)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_DAY:
-		if (dose_parse_day(v, vlen, &f->day) < 0) {
-			return dose_bad(pe, line, "bad day '%.*s' (expected a date YYYY-MM-DD)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_DAY_ENDS:
-		if (dose_parse_utc(v, vlen, &f->day_end) < 0) {
-			return dose_bad(pe, line,
-					"bad day_ends '%.*s' (expected a UTC time YYYY-MM-DDTHH:MM:SSZ)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_PULSES:
-		if (dose_parse_u64(v, vlen, &f->pulses) < 0) {
-			return dose_bad(pe, line,
-					"bad pulses '%.*s' (expected a whole number below 2^64)",
-					(int)vlen, v);
-		}
-		/* A checksum only says the file is whole, not that rpmsd wrote it. */
-		if (f->pulses > DOSE_PULSES_MAX) {
-			return dose_bad(pe, line,
-					"pulses = %.*s is more than any daily cap allows (safety.max_daily_pulses is at most %d): not a count rpmsd writes",
-					(int)vlen, v, DOSE_PULSES_MAX);
-		}
-		return 0;
-	case DOSE_KEY_EXACT:
-		if (vlen == 4 && !memcmp(v, "true", 4)) {
-			f->exact = true;
-		} else if (vlen == 5 && !memcmp(v, "false", 5)) {
-			f->exact = false;
-		} else {
-			return dose_bad(pe, line, "bad exact '%.*s' (expected true or false)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_LAST_PULSE:
-		if (vlen == 4 && !memcmp(v, "none", 4)) {
-			f->last_pulse_ns = INT64_MIN;
-		} else if (dose_parse_i64(v, vlen, &f->last_pulse_ns) < 0) {
-			return dose_bad(pe, line,
-					"bad last_pulse_ns '%.*s' (expected none or a time in ns)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_BOOT_ID:
-		if (vlen == 7 && !memcmp(v, "unknown", 7)) {
-			f->boot_id[0] = '\0';
-		} else if (dose_boot_id_ok(v, vlen)) {
-			memcpy(f->boot_id, v, vlen);
-			f->boot_id[vlen] = '\0';
-		} else {
-			return dose_bad(pe, line, "bad boot_id '%.*s' (expected unknown or a boot id)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_BOOTTIME:
-		if (dose_parse_i64(v, vlen, &f->boottime_ns) < 0) {
-			return dose_bad(pe, line, "bad boottime_ns '%.*s' (expected a time in ns)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_SEQUENCE:
-		if (dose_parse_u64(v, vlen, &f->seq) < 0 || !f->seq) {
-			return dose_bad(pe, line, "bad sequence '%.*s' (expected a number from 1)",
-					(int)vlen, v);
-		}
-		return 0;
-	case DOSE_KEY_WRITTEN:
-		/* version 1: for people only */
-		if (f->version >= 2 && dose_parse_written(v, vlen, &f->written_s) < 0) {
-			return dose_bad(pe, line,
-					"bad written '%.*s' (expected YYYY-MM-DDTHH:MM:SSZ pid N)",
-					(int)vlen, v);
-		}
-		return 0;
-	default:
-		return 0;
-	}
-}
-
-/*
- * Parse a whole file of @kind, @len bytes. Lines are checked in order as
- * they come, so the first damage is reported at its own line; the
- * checksum, checked last, catches what still parses (a flipped digit).
- */
-static int dose_parse(const char *buf, size_t len, enum dose_kind kind, struct dose_file *f,
-		      struct dose_parse_error *pe)
-{
-	int seen[DOSE_N_KEYS] = { 0 };
-	const char *p, *nl, *eq = NULL, *v;
-	size_t pos = 0, llen = 0, klen = 0, vlen, i;
-	unsigned allowed = DOSE_BIT(DOSE_KEY_VERSION);
-	uint32_t sum, crc;
-	int line = 0, key, rc;
-	bool first_key = true;
-
-	if (!len) {
-		return dose_bad(pe, 1, "the file is empty");
-	}
-	for (;;) {
-		if (pos == len) {
-			return dose_bad(pe, line,
-					"the file ends before its checksum line (truncated?)");
-		}
-		line++;
-		p = buf + pos;
-		nl = memchr(p, '\n', len - pos);
-		if (!nl) {
-			return dose_bad(pe, line,
-					"the file ends in the middle of a line (truncated?)");
-		}
-		llen = (size_t)(nl - p);
-		for (i = 0; i < llen; i++) {
-			if (iscntrl((unsigned char)p[i]) && p[i] != '\t') {
-				return dose_bad(pe, line,
-						"control character 0x%02x (binary data?)",
-						(unsigned char)p[i]);
-			}
-		}
-		if (llen && p[0] == '#') {
-			pos += llen + 1;
-			continue;
-		}
-		for (klen = 0; klen < llen && (islower((unsigned char)p[klen]) || p[klen] == '_');
-		     klen++) {
-		}
-		eq = p + klen;
-		if (!klen || llen < klen + 4 || memcmp(eq, " = ", 3)) {
-			return dose_bad(pe, line, "expected 'key = value' or a '#' comment");
-		}
-		key = dose_key_lookup(p, klen);
-		if (key < 0 || (!first_key && !(allowed & DOSE_BIT(key)))) {
-			return dose_bad(pe, line, "unknown key '%.*s'", (int)klen, p);
-		}
-		if (seen[key]) {
-			return dose_bad(pe, line, "duplicate key '%s' (first on line %d)",
-					dose_key_names[key], seen[key]);
-		}
-		/* Know the version before trusting anything else in the file. */
-		if (first_key && key != DOSE_KEY_VERSION) {
-			return dose_bad(pe, line, "the first key must be 'version', not '%s'",
-					dose_key_names[key]);
-		}
-		seen[key] = line;
-		if (key == DOSE_KEY_CHECKSUM) {
-			break;
-		}
-		rc = dose_parse_value(pe, line, key, eq + 3, llen - klen - 3, f);
-		if (rc < 0) {
-			return rc;
-		}
-		if (first_key) {
-			if (kind == DOSE_KIND_SEQ && f->version != DOSE_VERSION) {
-				return dose_bad(pe, line, "unsupported version %d (expected %d)",
-						f->version, DOSE_VERSION);
-			}
-			allowed = kind == DOSE_KIND_SEQ ? DOSE_KEYS_SEQ
-				  : f->version == 1 ? DOSE_KEYS_V1 : DOSE_KEYS_V2;
-			first_key = false;
-		}
-		pos += llen + 1;
-	}
-	/* The checksum line: 8 lowercase hex digits, and the last line. */
-	v = eq + 3;
-	vlen = llen - klen - 3;
-	sum = 0;
-	for (i = 0; i < vlen && (isdigit((unsigned char)v[i]) || (v[i] >= 'a' && v[i] <= 'f'));
-	     i++) {
-		sum = sum * 16 + (uint32_t)(isdigit((unsigned char)v[i]) ? v[i] - '0' : v[i] - 'a' + 10);
-	}
-	if (vlen != 8 || i != vlen) {
-		return dose_bad(pe, line, "bad checksum '%.*s' (expected 8 hex digits)",
-				(int)vlen, v);
-	}
-	if (pos + llen + 1 != len) {
-		return dose_bad(pe, line + 1, "data after the checksum line");
-	}
-	for (key = 0; key < DOSE_N_KEYS; key++) {
-		if ((allowed & DOSE_BIT(key)) && !seen[key]) {
-			return dose_bad(pe, line, "missing key '%s'", dose_key_names[key]);
-		}
-	}
-	crc = dose_crc32(buf, pos);
-	if (crc != sum) {
-		return dose_bad(pe, line,
-				"checksum mismatch: the file says %08x, its content gives %08x",
-				(unsigned)sum, (unsigned)crc);
-	}
-	return 0;
-}
-
-/* Append the checksum line to the @n bytes in @buf; the new length. */
-static size_t dose_sign(char *buf, size_t size, size_t n)
-{
-	return n + (size_t)snprintf(buf + n, size - n, "checksum = %08x\n",
-				    (unsigned)dose_crc32(buf, n));
-}
-
-/* Format the ledger @f into @buf; returns its length. */
-static size_t dose_format(char *buf, size_t size, const struct dose_file *f)
-{
-	char ds[DOSE_DAY_STRLEN], ends[32], when[32], last[32];
-	size_t n;
-
-	dose_day_string(f->day, ds, sizeof(ds));
-	dose_utc_string(f->day_end, ends, sizeof(ends));
-	dose_utc_string(f->written_s, when, sizeof(when));
-	if (f->last_pulse_ns == INT64_MIN) {
-		snprintf(last, sizeof(last), "none");
-	} else {
-		snprintf(last, sizeof(last), "%lld", (long long)f->last_pulse_ns);
-	}
-	n = (size_t)snprintf(buf, size,
-			     DOSE_HEADER
-			     "version = %d\n"
-			     "zone = %s\n"
-			     "day = %s\n"
-			     "day_ends = %s\n"
-			     "pulses = %llu\n"
-			     "exact = %s\n"
-			     "last_pulse_ns = %s\n"
-			     "boot_id = %s\n"
-			     "boottime_ns = %lld\n"
-			     "sequence = %llu\n"
-			     "written = %s pid %ld\n",
-			     DOSE_VERSION, f->zone, ds, ends, (unsigned long long)f->pulses,
-			     f->exact ? "true" : "false", last,
-			     f->boot_id[0] ? f->boot_id : "unknown", (long long)f->boottime_ns,
-			     (unsigned long long)f->seq, when, (long)getpid());
-	return dose_sign(buf, size, n);
-}
 
 static int dose_write_all(int fd, const char *p, size_t len)
 {
@@ -780,9 +217,7 @@ static int dose_write_seq(struct dose_ledger *l, uint64_t seq, char *err, size_t
 	bool renamed;
 	size_t n;
 
-	n = (size_t)snprintf(text, sizeof(text), DOSE_SEQ_HEADER "version = %d\nsequence = %llu\n",
-			     DOSE_VERSION, (unsigned long long)seq);
-	n = dose_sign(text, sizeof(text), n);
+	n = dose_file_format_seq(text, sizeof(text), seq);
 	return dose_write_file(l, DOSE_SEQ, DOSE_SEQ_TMP, text, n, &renamed, err, errlen);
 }
 
@@ -794,9 +229,9 @@ static int dose_store(struct dose_ledger *l, const struct dose_clock *now, int64
 		      int64_t day_end, uint64_t pulses, bool exact, char *err, size_t errlen)
 {
 	struct dose_file f = {
-		.version = DOSE_VERSION, .day = day, .day_end = day_end, .pulses = pulses,
+		.version = DOSE_FILE_VERSION, .day = day, .day_end = day_end, .pulses = pulses,
 		.exact = exact, .last_pulse_ns = l->last_pulse_ns, .boottime_ns = now->boot_ns,
-		.written_s = now->real_s, .seq = l->seq + 1,
+		.written_s = now->real_s, .pid = (long)getpid(), .seq = l->seq + 1,
 	};
 	char text[DOSE_FILE_MAX];
 	bool renamed;
@@ -805,7 +240,7 @@ static int dose_store(struct dose_ledger *l, const struct dose_clock *now, int64
 
 	snprintf(f.zone, sizeof(f.zone), "%s", zone_name(l->zone));
 	snprintf(f.boot_id, sizeof(f.boot_id), "%s", l->boot_id);
-	len = dose_format(text, sizeof(text), &f);
+	len = dose_file_format(text, sizeof(text), &f);
 	rc = dose_write_file(l, DOSE_LEDGER, DOSE_LEDGER_TMP, text, len, &renamed,
 			     err, errlen);
 	if (!renamed) {
@@ -949,7 +384,7 @@ static void dose_marker_date(struct dose_ledger *l, char *buf, size_t len)
 	text[n] = '\0';
 	p = strstr(text, key);
 	if (!p || strlen(p + sizeof(key) - 1) < DOSE_DAY_STRLEN - 1 ||
-	    dose_parse_day(p + sizeof(key) - 1, DOSE_DAY_STRLEN - 1, &day) < 0) {
+	    dose_file_parse_day(p + sizeof(key) - 1, DOSE_DAY_STRLEN - 1, &day) < 0) {
 		return;
 	}
 	dose_day_string(day, buf, len);
@@ -1007,7 +442,7 @@ static int dose_lock(struct dose_ledger *l, char *err, size_t errlen)
 		n = pread(l->lockfd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		if (dose_parse_u64(pid, strlen(pid), &holder) < 0) {
+		if (dose_file_parse_u64(pid, strlen(pid), &holder) < 0) {
 			snprintf(pid, sizeof(pid), "unknown");
 		}
 		dose_report(err, errlen,
@@ -1084,7 +519,7 @@ static int dose_first_use(struct dose_ledger *l, const struct dose_clock *now, b
 static int dose_load_seq(struct dose_ledger *l, uint64_t *seq, char *err, size_t errlen)
 {
 	char buf[DOSE_FILE_MAX + 1];
-	struct dose_parse_error pe;
+	struct dose_file_error pe;
 	struct dose_file f = { 0 };
 	ssize_t len;
 	int rc;
@@ -1096,7 +531,7 @@ static int dose_load_seq(struct dose_ledger *l, uint64_t *seq, char *err, size_t
 	if (len < 0) {
 		return (int)len;
 	}
-	rc = dose_parse(buf, (size_t)len, DOSE_KIND_SEQ, &f, &pe);
+	rc = dose_file_parse(buf, (size_t)len, DOSE_FILE_KIND_SEQ, &f, &pe);
 	if (rc < 0) {
 		dose_report(err, errlen,
 			    "%s/" DOSE_SEQ ":%d: %s: whether %s is current is unknown; refusing to arm. Restore the file, or remove %s/" DOSE_SEQ " and %s/" DOSE_MARKER " and %s to start counting from zero (this resets today's count)",
@@ -1152,7 +587,7 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 		     size_t errlen)
 {
 	char buf[DOSE_FILE_MAX + 1], ds[DOSE_DAY_STRLEN], es[32], ns[32];
-	struct dose_parse_error pe;
+	struct dose_file_error pe;
 	struct dose_file f = { 0 };
 	uint64_t seq = 0;
 	int64_t step = 0;
@@ -1170,7 +605,7 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 	if (len < 0) {
 		return (int)len;
 	}
-	rc = dose_parse(buf, (size_t)len, DOSE_KIND_LEDGER, &f, &pe);
+	rc = dose_file_parse(buf, (size_t)len, DOSE_FILE_KIND_LEDGER, &f, &pe);
 	if (rc < 0) {
 		dose_report(err, errlen, "%s:%d: %s: " DOSE_ADVICE, l->path, pe.line, pe.why,
 			    l->path, l->dir, l->dir);
@@ -1204,12 +639,12 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 	if (f.version == 1) {
 		f.day_end = f.day * 86400 + DOSE_V1_LATEST_END_S;
 		dose_day_string(f.day, ds, sizeof(ds));
-		dose_utc_string(f.day_end, es, sizeof(es));
+		dose_file_utc_string(f.day_end, es, sizeof(es));
 		snprintf(l->notice, sizeof(l->notice),
 			 "%s: a version 1 ledger (day %s, no zone): its %llu pulses count until %s, when that date has ended in every zone; it is rewritten in version 2 now",
 			 l->path, ds, (unsigned long long)f.pulses, es);
 	} else if (strcmp(f.zone, zone_name(l->zone))) {
-		dose_utc_string(f.day_end, es, sizeof(es));
+		dose_file_utc_string(f.day_end, es, sizeof(es));
 		snprintf(l->notice, sizeof(l->notice),
 			 "%s: the day was begun in zone %s and ends at %s as it was then; days after it end at midnight in %s (safety.day_zone)",
 			 l->path, f.zone, es, zone_name(l->zone));
@@ -1225,8 +660,8 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 		return -ERANGE;
 	}
 	if (f.day_end - now->real_s > DOSE_AHEAD_MAX_S) {
-		dose_utc_string(f.day_end, es, sizeof(es));
-		dose_utc_string(now->real_s, ns, sizeof(ns));
+		dose_file_utc_string(f.day_end, es, sizeof(es));
+		dose_file_utc_string(now->real_s, ns, sizeof(ns));
 		dose_report(err, errlen,
 			    "%s: the ledger's day ends at %s, more than 3 days after now (%s): the clock went back? Set the clock right; refusing to arm",
 			    l->path, es, ns);
@@ -1371,7 +806,7 @@ int dose_record(struct dose_ledger *l, const struct dose_clock *now, bool new_da
 		return -ERANGE;
 	}
 	if (new_day && !dose_day_over(l, now)) {
-		dose_utc_string(l->day_end, es, sizeof(es));
+		dose_file_utc_string(l->day_end, es, sizeof(es));
 		dose_report(err, errlen,
 			    "%s: cannot begin a new day: the day %s ends at %s, and days never end early",
 			    l->path, ds, es);

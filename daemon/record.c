@@ -1,22 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The recording thread and its EDF+/BDF+ files (see record.h and
- * docs/recording.md).
+ * The recording thread (see record.h and docs/recording.md): set-up, its
+ * rings, the requests to open and close a session's file, rpms.record.
+ * The file itself is record_edf.c's, the repair of what a crash left
+ * record_repair.c's (record_private.h).
  *
  * Only this thread calls edflib (which is not thread-safe); the main or
  * control thread asks it to open and close files through a mutex and a
  * condition variable, and waits for the answer. The thread polls its two
  * rings every RECORD_IDLE_NS when they are empty.
- *
- * Samples are quantised here, not by edflib: digital = lround(µV x D / P)
- * with D = 32767 (EDF) or 8388607 (BDF) and P the integer physical range,
- * written with edfwrite_digital_samples. The header then says exactly that
- * step (P / D), so the samples in the file can be checked against the
- * input exactly.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -24,20 +18,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <edflib.h>
 
 #include "emg.h"
 #include "event.h"
 #include "log.h"
 #include "record.h"
+#include "record_private.h"
 #include "ring.h"
-#include "rpmsd-build.h"
-#include "safety.h"
 #include "sclock.h"
 #include "source.h"
 
@@ -49,199 +38,14 @@
 #define RECORD_BDF_DIG 8388607
 #define RECORD_DEFAULT_RANGE_UV 10000.0
 #define RECORD_MAX_RANGE_UV 10000000.0	/* 8 characters in the header */
-#define RECORD_NAME_TRIES 100		/* NAME, NAME-1, ... NAME-99 */
 #define RECORD_ANNOT_SIGNALS_MAX 64	/* edflib's limit */
-#define RECORD_ANNOT_TEXT 41		/* edflib keeps 40 characters */
 #define RECORD_RECORD_MAX (10 * 1024 * 1024)	/* edflib's data record limit */
-#define RECORD_EDF_HDR 256		/* bytes: the header, and per signal */
-#define RECORD_EDF_ID 80		/* bytes of each identification field */
-#define RECORD_EDF_RECID_AT 88		/* offset of the local recording identification */
-#define RECORD_EQUIPMENT "rpmsd-" RPMSD_VERSION
 #define RECORD_EMG_WAIT_NS INT64_C(250000000)	/* at a close, for EMG already dated */
 #define RECORD_EMG_TICK_NS 1000000L	/* how often that wait looks again */
 
-enum record_op {
-	RECORD_OP_NONE = 0,
-	RECORD_OP_OPEN,
-	RECORD_OP_CLOSE,
-};
-
-/* The file being written: recorder thread only. */
-struct record_file {
-	int handle;			/* edflib's, -1 when none */
-	char path[CONFIG_PATH_MAX];
-	bool started;			/* the first block fixed @first */
-	uint64_t first;			/* sample index of the file's first sample */
-	uint64_t next;			/* sample index the record buffer expects */
-	size_t fill;			/* frames in the record buffer */
-	uint64_t last_event_sample;	/* the largest event sample seen */
-	char recording_id[RECORD_EDF_ID + 1];	/* the header's, as EDF+ has it */
-	struct record_stats st;
-};
-
-/* "Startdate " + DD-MMM-YYYY + 3 separators and X: what the admincode leaves */
-_Static_assert(10 + 11 + 3 + 1 + CONFIG_EDF_ADMINCODE_MAX + sizeof(RECORD_EQUIPMENT) - 1 <=
-	       RECORD_EDF_ID, "the recording identification must hold the longest session id");
-
-struct record {
-	struct sclock *clock;
-	unsigned channels;
-	char names[SOURCE_MAX_CHANNELS][SOURCE_NAME_MAX];
-	double rate_hz;
-	char dir[CONFIG_PATH_MAX];
-	char pattern[CONFIG_PATH_MAX];
-	bool bdf;
-	int dig;			/* D: digital range is -D..D */
-	double phys;			/* P: physical range is -P..P µV, an integer */
-	size_t spr;			/* samples per data record */
-	int duration_10us;		/* data record duration, edflib's unit */
-	int annot_signals;
-
-	struct ring *emg;		/* from the acquire thread (not owned) */
-	struct ring *in;		/* events copied by the publisher */
-	struct ring *out;		/* rpms.record */
-	struct emg_block *blk;		/* popped EMG record */
-	struct emg_block *last;		/* the one popped before it (blk's spare) */
-	bool have_last;
-	int *rec;			/* channels x spr digital samples */
-	struct record_file f;
-	int64_t lost_reported_ns;
-	uint64_t lost_reported;
-	uint64_t in_dropped;		/* ring_dropped(in) already accounted for */
-
-	pthread_t tid;
-	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	/* under lock */
-	bool stop;
-	enum record_op op;
-	bool op_done;
-	int op_ret;
-	bool req_complete;		/* close: every event of the file was sent */
-	char req_patient[CONFIG_NAME_MAX];
-	char req_session[CONFIG_NAME_MAX];
-	char req_path[CONFIG_PATH_MAX];
-	struct record_stats shown;	/* for record_get_stats */
-};
-
-/* ---- repair ------------------------------------------------------------- */
-
-/* An ASCII header field of @n characters as an integer; -1 if it is not one. */
-static long long record_field(const char *p, size_t n)
-{
-	char buf[16];
-	char *end;
-	long long v;
-
-	if (n >= sizeof(buf)) {
-		return -1;
-	}
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	errno = 0;
-	v = strtoll(buf, &end, 10);
-	while (*end == ' ') {
-		end++;
-	}
-	if (end == buf || *end || errno) {
-		return -1;
-	}
-	return v;
-}
-
-/*
- * The layout of an EDF/BDF file from its headers: header bytes, record
- * bytes and the record count field.
- */
-static int record_layout(int fd, long long *hdr_bytes, long long *rec_bytes, long long *count)
-{
-	char head[RECORD_EDF_HDR], field[8];
-	long long ns, spr, sum = 0, i;
-	int bps;
-
-	if (pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head)) {
-		return -EINVAL;
-	}
-	if (!memcmp(head, "0       ", 8)) {
-		bps = 2;
-	} else if (!memcmp(head, "\xff" "BIOSEMI", 8)) {
-		bps = 3;
-	} else {
-		return -EINVAL;
-	}
-	*hdr_bytes = record_field(head + 184, 8);
-	*count = record_field(head + 236, 8);
-	ns = record_field(head + 252, 4);
-	if (ns < 1 || ns > 4096 || *hdr_bytes != RECORD_EDF_HDR * (ns + 1)) {
-		return -EINVAL;
-	}
-	/* samples per record: ns fields of 8 at 256 + ns x 216 */
-	for (i = 0; i < ns; i++) {
-		if (pread(fd, field, sizeof(field), RECORD_EDF_HDR + ns * 216 + i * 8) !=
-		    (ssize_t)sizeof(field)) {
-			return -EINVAL;
-		}
-		spr = record_field(field, sizeof(field));
-		if (spr < 1) {
-			return -EINVAL;
-		}
-		sum += spr;
-	}
-	*rec_bytes = sum * bps;
-	return 0;
-}
-
-int record_repair(const char *path, uint64_t valid_bytes, uint64_t *records)
-{
-	long long hdr = 0, rec = 0, count = 0, k;
-	char field[24];
-	struct stat sb;
-	uint64_t size;
-	int fd, ret;
-
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0) {
-		return -errno;
-	}
-	ret = fstat(fd, &sb) < 0 ? -errno : !S_ISREG(sb.st_mode) ? -EINVAL
-	      : record_layout(fd, &hdr, &rec, &count);
-	if (ret < 0) {
-		goto out;
-	}
-	size = (uint64_t)sb.st_size < valid_bytes ? (uint64_t)sb.st_size : valid_bytes;
-	k = size >= (uint64_t)hdr ? (long long)((size - (uint64_t)hdr) / (uint64_t)rec) : 0;
-	if (records) {
-		*records = (uint64_t)k;
-	}
-	if (count == k && (uint64_t)sb.st_size == (uint64_t)(hdr + k * rec)) {
-		ret = 0;
-		goto out;
-	}
-	if (k > 99999999) {
-		ret = -EFBIG;	/* the count field has 8 characters */
-		goto out;
-	}
-	/* The complete records stay; what follows them was never finished. */
-	if (ftruncate(fd, hdr + k * rec) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	snprintf(field, sizeof(field), "%-8lld", k);
-	if (pwrite(fd, field, 8, 236) != 8 || fsync(fd) < 0) {
-		ret = errno ? -errno : -EIO;
-		goto out;
-	}
-	ret = 1;
-out:
-	close(fd);
-	return ret;
-}
-
 /* ---- events out ------------------------------------------------------- */
 
-static void record_emit(struct record *r, enum event_record_kind kind, int code,
-			const char *path)
+void record_emit(struct record *r, enum event_record_kind kind, int code, const char *path)
 {
 	const char *base = strrchr(path, '/');
 	struct event ev;
@@ -264,565 +68,11 @@ static void record_emit(struct record *r, enum event_record_kind kind, int code,
 	ring_push(r->out, &ev);
 }
 
-/* Repair what a crash left open in the directory: header count "-1". */
-static void record_repair_dir(struct record *r)
-{
-	char path[CONFIG_PATH_MAX + 256], head[RECORD_EDF_HDR];
-	struct dirent *de;
-	struct stat sb;
-	uint64_t k;
-	size_t n;
-	DIR *d;
-	int fd, ret;
-
-	d = opendir(r->dir);
-	if (!d) {
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		n = strlen(de->d_name);
-		if (n < 5 || (strcasecmp(de->d_name + n - 4, ".edf") &&
-			      strcasecmp(de->d_name + n - 4, ".bdf"))) {
-			continue;
-		}
-		snprintf(path, sizeof(path), "%s/%s", r->dir, de->d_name);
-		/* a FIFO under that name must not block the start: regular files only */
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-		if (fd < 0) {
-			continue;
-		}
-		if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-			log_warn("recording: %s is not a regular file: not looked at", path);
-			close(fd);
-			continue;
-		}
-		ret = pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
-		      record_field(head + 236, 8) == -1;
-		close(fd);
-		if (!ret) {
-			continue;
-		}
-		ret = record_repair(path, UINT64_MAX, &k);
-		if (ret < 0) {
-			log_warn("recording: %s was left open by a crash and cannot be repaired: %s",
-				 path, strerror(-ret));
-			continue;
-		}
-		log_warn("recording: %s was left open by a crash: repaired, %" PRIu64
-			 " complete data records kept (its annotations were lost)", path, k);
-		r->f.st.records = k;
-		record_emit(r, EVENT_RECORD_REPAIRED, 0, path);
-		r->f.st.records = 0;
-	}
-	closedir(d);
-}
-
-/* ---- writing ---------------------------------------------------------- */
-
-static void record_publish_stats(struct record *r)
+void record_publish_stats(struct record *r)
 {
 	pthread_mutex_lock(&r->lock);
 	r->shown = r->f.st;
 	pthread_mutex_unlock(&r->lock);
-}
-
-/*
- * A write failed (ENOSPC, EIO): close the file as far as possible, cut it
- * back to the records that reached the disk before the failure, publish.
- */
-static void record_fail(struct record *r, int err)
-{
-	struct record_file *f = &r->f;
-	struct stat sb;
-	uint64_t valid = UINT64_MAX, k = 0;
-
-	/* What reached the file before edfclose_file appends anything more. */
-	if (stat(f->path, &sb) == 0) {
-		valid = (uint64_t)sb.st_size;
-	}
-	edfclose_file(f->handle);
-	f->handle = -1;
-	if (record_repair(f->path, valid, &k) >= 0) {
-		f->st.records = k;
-	}
-	f->st.error = err;
-	log_err("recording: writing %s failed: %s; the file is closed with %" PRIu64
-		" complete data records; the session goes on without a recording",
-		f->path, strerror(-err), k);
-	record_emit(r, EVENT_RECORD_ERROR, err, f->path);
-	record_publish_stats(r);
-}
-
-/*
- * edflib gives the admincode, technician and equipment of the local
- * recording identification 42 characters together and cuts the rest: a
- * 36-character session id (a UUID) left "rpms" of the equipment, a longer
- * one ran the subfields together. Once edflib has written the header with
- * the first data record (and flushed it), put the whole field there.
- */
-static void record_write_recording_id(struct record *r)
-{
-	struct record_file *f = &r->f;
-	ssize_t n = -1;
-	int fd;
-
-	fd = open(f->path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0) {
-		n = pwrite(fd, f->recording_id, RECORD_EDF_ID, RECORD_EDF_RECID_AT);
-		if (close(fd) < 0) {
-			n = -1;
-		}
-	}
-	if (n != RECORD_EDF_ID) {
-		log_warn("recording: cannot complete the recording identification of %s: %s",
-			 f->path, strerror(errno));
-	}
-}
-
-/* Write the full record buffer as one data record. */
-static void record_write_record(struct record *r)
-{
-	unsigned ch;
-
-	for (ch = 0; ch < r->channels; ch++) {
-		errno = 0;
-		if (edfwrite_digital_samples(r->f.handle, r->rec + ch * r->spr) < 0) {
-			record_fail(r, errno ? -errno : -EIO);
-			return;
-		}
-	}
-	r->f.st.records++;
-	r->f.fill = 0;
-	if (r->f.st.records == 1) {
-		record_write_recording_id(r);
-	}
-}
-
-/* µV to the file's digital value: lround(x D / P), clipped at +-D (counted). */
-static int record_quantise(struct record *r, float x)
-{
-	double v = (double)x * r->dig / r->phys;
-
-	if (isnan(v)) {
-		r->f.st.clipped++;
-		return 0;
-	}
-	if (v >= r->dig + 0.5 || v <= -r->dig - 0.5) {
-		r->f.st.clipped++;
-		return v > 0 ? r->dig : -r->dig;
-	}
-	return (int)lround(v);
-}
-
-/* One frame (NULL: zeros) into the record buffer. */
-static void record_put(struct record *r, const float *frame)
-{
-	struct record_file *f = &r->f;
-	unsigned ch;
-
-	for (ch = 0; ch < r->channels; ch++) {
-		r->rec[ch * r->spr + f->fill] = frame ? record_quantise(r, frame[ch]) : 0;
-	}
-	f->fill++;
-	f->next++;
-	if (frame) {
-		f->st.samples++;
-	}
-	if (f->fill == r->spr) {
-		record_write_record(r);
-	}
-}
-
-static void record_annotate(struct record *r, double sample, uint64_t dur, const char *text)
-{
-	struct record_file *f = &r->f;
-	long long onset, len = -1;
-
-	/* @sample may be fractional: a pulse's firing time on the sample clock */
-	if (f->handle < 0 || !f->started || !(sample >= (double)f->first)) {
-		return;
-	}
-	/* edflib's unit is 100 µs: onsets are rounded to it. */
-	onset = llround((sample - (double)f->first) * 10000.0 / r->rate_hz);
-	if (dur) {
-		len = llround((double)dur * 10000.0 / r->rate_hz);
-	}
-	if (edfwrite_annotation_utf8(f->handle, onset, len, text) == 0) {
-		f->st.annotations++;
-	}
-}
-
-/* Samples that never reached us: zeros, so that the file's time stays the recording's. */
-static void record_fill(struct record *r, uint64_t upto, uint64_t gap)
-{
-	struct record_file *f = &r->f;
-	uint64_t missing = upto - f->next, lost = missing > gap ? missing - gap : 0;
-	char text[RECORD_ANNOT_TEXT * 2];
-
-	if (lost) {
-		/* A source gap is annotated by its own event; this is ours. */
-		snprintf(text, sizeof(text), "recording lost %" PRIu64 " samples", lost);
-		record_annotate(r, f->next, lost, text);
-		f->st.lost += lost;
-	}
-	while (f->next < upto && f->handle >= 0) {
-		record_put(r, NULL);
-	}
-}
-
-static void record_block(struct record *r, const struct emg_block *b)
-{
-	struct record_file *f = &r->f;
-	uint64_t i = 0;
-
-	if (f->handle < 0) {
-		return;
-	}
-	if (!f->started) {
-		f->started = true;
-		f->first = b->first_sample;
-		f->next = b->first_sample;
-	}
-	if (b->first_sample > f->next) {
-		record_fill(r, b->first_sample, b->lost);
-	} else if (b->first_sample < f->next) {
-		i = f->next - b->first_sample;	/* cannot happen: indices only grow */
-	}
-	for (; i < b->frames && f->handle >= 0; i++) {
-		record_put(r, b->data + i * r->channels);
-	}
-}
-
-/* The daemon's states as annotations: the same names as rpms.state. */
-static const char *record_state_name(uint32_t state)
-{
-	const char *name = event_state_name(state);
-
-	return name ? name : "state";
-}
-
-static const char *record_channel(struct record *r, uint32_t ch)
-{
-	return ch < r->channels ? r->names[ch] : "?";
-}
-
-/* One published event as an annotation (EDF+ keeps 40 characters of it). */
-static void record_event(struct record *r, const struct event *ev)
-{
-	char t[RECORD_ANNOT_TEXT * 2];
-	const char *rule;
-	uint64_t at = ev->sample, dur = 0;
-	double fired = NAN;
-
-	/*
-	 * Our own rpms.record events come back from the publisher like every
-	 * event, and are about files, not EMG: a "closed" of the previous file
-	 * arriving after this one opened once made its padded end look like
-	 * EMG lost here (B2).
-	 */
-	if (ev->type == EVENT_RECORD) {
-		return;
-	}
-	if (ev->sample > r->f.last_event_sample) {
-		r->f.last_event_sample = ev->sample;
-	}
-	switch (ev->type) {
-	case EVENT_BURST_ONSET:
-		at = ev->u.burst.edge_sample;
-		if (ev->u.burst.action == EVENT_ACTION_REQUESTED) {
-			snprintf(t, sizeof(t), "onset %s train %u", record_channel(r, ev->channel),
-				 ev->u.burst.train_id);
-		} else {
-			snprintf(t, sizeof(t), "onset %s", record_channel(r, ev->channel));
-		}
-		break;
-	case EVENT_BURST_OFFSET:
-		at = ev->u.burst.edge_sample;
-		snprintf(t, sizeof(t), "offset %s", record_channel(r, ev->channel));
-		break;
-	case EVENT_CALIBRATED:
-		snprintf(t, sizeof(t), "calibrated %s", record_channel(r, ev->channel));
-		break;
-	case EVENT_PULSE:
-		snprintf(t, sizeof(t), "pulse %u.%u %.4g%%", ev->u.pulse.train_id,
-			 ev->u.pulse.index, ev->u.pulse.intensity_pct);
-		/* when it fired, on the sample clock: not the last sample read then */
-		fired = ev->u.pulse.sample_at_fire;
-		break;
-	case EVENT_REFUSAL:
-		rule = safety_rule_name(ev->u.refusal.rule);
-		snprintf(t, sizeof(t), "refused %s %u.%u", rule ? rule : "unknown",
-			 ev->u.refusal.train_id, ev->u.refusal.index);
-		break;
-	case EVENT_STATE:
-		fired = ev->u.state.at_sample;	/* the stim thread's: arming, faults */
-		if (ev->u.state.code) {
-			snprintf(t, sizeof(t), "%s %d: %.*s", record_state_name(ev->u.state.state),
-				 ev->u.state.code, EVENT_REASON_MAX, ev->u.state.reason);
-		} else {
-			snprintf(t, sizeof(t), "%s: %.*s", record_state_name(ev->u.state.state),
-				 EVENT_REASON_MAX, ev->u.state.reason);
-		}
-		break;
-	case EVENT_GAP:
-		at = ev->u.gap.first_sample;
-		dur = ev->u.gap.lost;
-		snprintf(t, sizeof(t), "gap %" PRIu64 " samples", ev->u.gap.lost);
-		break;
-	default:
-		return;
-	}
-	t[RECORD_ANNOT_TEXT - 1] = '\0';
-	record_annotate(r, isnan(fired) ? (double)at : fired, dur, t);
-}
-
-/* ---- files ------------------------------------------------------------ */
-
-/* Replace {patient} and {session} (strftime's '%' and '/' made harmless). */
-static void record_expand(const char *pattern, const char *patient, const char *session,
-			  char *out, size_t len)
-{
-	size_t o = 0;
-	const char *p = pattern, *v;
-
-	while (*p && o + 1 < len) {
-		v = NULL;
-		if (!strncmp(p, "{patient}", 9)) {
-			v = patient;
-			p += 9;
-		} else if (!strncmp(p, "{session}", 9)) {
-			v = session;
-			p += 9;
-		} else {
-			out[o++] = *p++;
-			continue;
-		}
-		for (; *v && o + 2 < len; v++) {
-			if (*v == '%') {
-				out[o++] = '%';
-				out[o++] = '%';
-			} else {
-				out[o++] = *v == '/' ? '_' : *v;
-			}
-		}
-	}
-	out[o] = '\0';
-}
-
-/*
- * Create DIR/NAME.ext, never over an existing file: NAME-1, NAME-2, ...
- * @return 0 with @path set, or -errno
- */
-static int record_create_file(struct record *r, const char *patient, const char *session,
-			      const struct tm *tm, char *path, size_t len)
-{
-	char pattern[CONFIG_PATH_MAX * 2], name[CONFIG_PATH_MAX];
-	const char *ext = r->bdf ? "bdf" : "edf";
-	int i, fd, n;
-
-	record_expand(r->pattern, patient, session, pattern, sizeof(pattern));
-	/* record.name is a strftime pattern by design */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	n = (int)strftime(name, sizeof(name), pattern, tm);
-#pragma GCC diagnostic pop
-	if (n == 0) {
-		return -ENAMETOOLONG;
-	}
-	for (i = 0; i < RECORD_NAME_TRIES; i++) {
-		if (i) {
-			n = snprintf(path, len, "%s/%s-%d.%s", r->dir, name, i, ext);
-		} else {
-			n = snprintf(path, len, "%s/%s.%s", r->dir, name, ext);
-		}
-		if (n < 0 || (size_t)n >= len) {
-			return -ENAMETOOLONG;
-		}
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			close(fd);
-			return 0;
-		}
-		if (errno != EEXIST) {
-			return -errno;
-		}
-	}
-	return -EEXIST;
-}
-
-static const char *const record_months[12] = {
-	"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-};
-
-/*
- * EDF+ 2.1.3.3: "Startdate DD-MMM-YYYY ADMINCODE TECHNICIAN EQUIPMENT",
- * X for an unknown technician, padded with spaces to 80 characters. The
- * session id is at most CONFIG_EDF_ADMINCODE_MAX characters (checked), so
- * it all fits.
- */
-static void record_recording_id(struct record_file *f, const struct tm *tm, const char *session)
-{
-	char text[RECORD_EDF_ID + CONFIG_NAME_MAX + 64];
-	int n;
-
-	n = snprintf(text, sizeof(text), "Startdate %02d-%s-%04d %s X %s", tm->tm_mday,
-		     record_months[tm->tm_mon % 12], tm->tm_year + 1900, session, RECORD_EQUIPMENT);
-	if (n < 0) {
-		n = 0;
-	}
-	memset(f->recording_id, ' ', RECORD_EDF_ID);
-	memcpy(f->recording_id, text, n < RECORD_EDF_ID ? (size_t)n : RECORD_EDF_ID);
-	f->recording_id[RECORD_EDF_ID] = '\0';
-}
-
-static int record_setup(struct record *r, int h, const char *patient, const char *session,
-			const struct tm *tm, long subsec_100ns)
-{
-	int ret = 0;
-	unsigned ch;
-
-	for (ch = 0; ch < r->channels; ch++) {
-		ret |= edf_set_samplefrequency(h, (int)ch, (int)r->spr);
-		ret |= edf_set_physical_maximum(h, (int)ch, r->phys);
-		ret |= edf_set_physical_minimum(h, (int)ch, -r->phys);
-		ret |= edf_set_digital_maximum(h, (int)ch, r->dig);
-		ret |= edf_set_digital_minimum(h, (int)ch, -r->dig);
-		ret |= edf_set_label(h, (int)ch, r->names[ch]);
-		ret |= edf_set_physical_dimension(h, (int)ch, "uV");
-		ret |= edf_set_transducer(h, (int)ch, "EMG");
-		ret |= edf_set_prefilter(h, (int)ch, "none (raw)");
-	}
-	if (r->duration_10us != 100000) {
-		ret |= edf_set_datarecord_duration(h, r->duration_10us);
-	}
-	ret |= edf_set_number_of_annotation_signals(h, r->annot_signals);
-	/* sex, birthdate and name unset: edflib writes X (unknown), as EDF+ asks */
-	ret |= edf_set_patientcode(h, patient);
-	ret |= edf_set_admincode(h, session);
-	ret |= edf_set_equipment(h, RECORD_EQUIPMENT);
-	ret |= edf_set_startdatetime(h, tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday,
-				     tm->tm_hour, tm->tm_min, tm->tm_sec);
-	ret |= edf_set_subsecond_starttime(h, (int)subsec_100ns);
-	return ret ? -EINVAL : 0;
-}
-
-static int record_open(struct record *r, const char *patient, const char *session)
-{
-	struct record_file *f = &r->f;
-	struct timespec now;
-	struct tm tm;
-	int h, ret;
-
-	if (f->handle >= 0) {
-		return -EBUSY;
-	}
-	memset(f, 0, sizeof(*f));
-	f->handle = -1;
-	clock_gettime(CLOCK_REALTIME, &now);
-	localtime_r(&now.tv_sec, &tm);
-	ret = record_create_file(r, patient, session, &tm, f->path, sizeof(f->path));
-	if (ret < 0) {
-		log_err("recording: cannot create a file in %s: %s", r->dir, strerror(-ret));
-		return ret;
-	}
-	h = edfopen_file_writeonly(f->path, r->bdf ? EDFLIB_FILETYPE_BDFPLUS
-						 : EDFLIB_FILETYPE_EDFPLUS, (int)r->channels);
-	if (h < 0) {
-		log_err("recording: edflib cannot open %s (error %d)", f->path, h);
-		ret = h == EDFLIB_MALLOC_ERROR ? -ENOMEM : -EIO;
-		goto err_unlink;
-	}
-	/* 100 µs resolution, as edflib recommends */
-	ret = record_setup(r, h, patient, session, &tm, now.tv_nsec / 100000 * 1000);
-	record_recording_id(f, &tm, session);
-	if (ret < 0) {
-		log_err("recording: edflib refused the header of %s", f->path);
-		edfclose_file(h);
-		goto err_unlink;
-	}
-	f->handle = h;
-	snprintf(f->st.path, sizeof(f->st.path), "%s", f->path);
-	/*
-	 * Start with the last block received (written to the previous file
-	 * or not): an event of the new session dated before the next block
-	 * arrives carries the last sample consumed, which only that block
-	 * holds. Without it the file began after such an event (a session's
-	 * arm at its start was missing from its file).
-	 */
-	if (r->have_last) {
-		record_block(r, r->last);
-	}
-	log_info("recording: %s (%s+, %u channels at %g Hz, +-%g uV, step %.6g uV)", f->path,
-		 r->bdf ? "BDF" : "EDF", r->channels, r->rate_hz, r->phys, r->phys / r->dig);
-	record_emit(r, EVENT_RECORD_OPENED, 0, f->path);
-	record_publish_stats(r);
-	return 0;
-
-err_unlink:
-	unlink(f->path);
-	f->path[0] = '\0';
-	return ret;
-}
-
-static int record_close(struct record *r)
-{
-	struct record_file *f = &r->f;
-	uint64_t space;
-	int ret = 0;
-
-	if (f->handle < 0) {
-		return f->st.error ? f->st.error : -ENOENT;
-	}
-	/* EMG lost after the last block that reached us (the events went on). */
-	if (f->started && f->last_event_sample + 1 > f->next) {
-		record_fill(r, f->last_event_sample + 1, 0);
-	}
-	if (f->handle >= 0 && f->fill > 0) {
-		record_annotate(r, f->next, 0, "end of data");
-		while (f->fill > 0 && f->handle >= 0) {
-			record_put(r, NULL);	/* an EDF record is whole: zeros */
-		}
-	}
-	if (f->handle >= 0 && f->st.records == 0) {
-		/* No EMG at all: one record of zeros keeps the file valid. */
-		f->started = true;
-		record_annotate(r, f->next, 0, "no EMG");
-		while (f->handle >= 0 && f->st.records == 0) {
-			record_put(r, NULL);
-		}
-	}
-	if (f->handle < 0) {
-		return f->st.error;
-	}
-	space = f->st.records * (uint64_t)r->annot_signals;
-	f->st.annotations_lost = f->st.annotations > space ? f->st.annotations - space : 0;
-	errno = 0;
-	if (edfclose_file(f->handle) < 0) {
-		ret = errno ? -errno : -EIO;
-		f->st.error = ret;
-	}
-	f->handle = -1;
-	if (ret < 0) {
-		record_repair(f->path, UINT64_MAX, NULL);
-		log_err("recording: closing %s failed: %s", f->path, strerror(-ret));
-		record_emit(r, EVENT_RECORD_ERROR, ret, f->path);
-	} else {
-		log_info("recording: %s closed: %" PRIu64 " data records, %" PRIu64
-			 " annotations%s", f->path, f->st.records, f->st.annotations,
-			 f->st.lost ? ", samples lost (see rpms.record)" : "");
-		record_emit(r, EVENT_RECORD_CLOSED, 0, f->path);
-	}
-	if (f->st.annotations_lost) {
-		log_warn("recording: %" PRIu64 " annotations did not fit in %s (%d per data record)",
-			 f->st.annotations_lost, f->path, r->annot_signals);
-	}
-	if (f->st.events_lost) {
-		log_warn("recording: %" PRIu64 " events are missing from %s: the recorder fell "
-			 "behind the publisher (annotated where it happened)", f->st.events_lost,
-			 f->path);
-	}
-	record_publish_stats(r);
-	return ret;
 }
 
 /* ---- the thread ------------------------------------------------------- */
@@ -871,7 +121,7 @@ static void record_count_missed(struct record *r)
 	r->f.st.events_lost += n;
 	if (r->f.handle >= 0 && r->f.started) {
 		snprintf(text, sizeof(text), "recording missed %" PRIu64 " events", n);
-		record_annotate(r, (double)r->f.last_event_sample, 0, text);
+		record_edf_annotate(r, (double)r->f.last_event_sample, 0, text);
 	}
 }
 
@@ -886,13 +136,13 @@ static size_t record_pump(struct record *r, bool all)
 	size_t n = 0, m = 0;
 
 	while (n < RECORD_BATCH && ring_pop(r->emg, r->blk)) {
-		record_block(r, r->blk);
+		record_edf_block(r, r->blk);
 		record_keep(r);
 		n++;
 	}
 	while (m < RECORD_BATCH && (all || r->f.handle < 0 || r->f.started) &&
 	       ring_pop(r->in, &ev)) {
-		record_event(r, &ev);
+		record_edf_event(r, &ev);
 		m++;
 	}
 	record_count_missed(r);
@@ -926,7 +176,7 @@ static void record_await_emg(struct record *r)
 	while (f->handle >= 0 && f->started && f->last_event_sample >= f->next &&
 	       ring_dropped(r->emg) == dropped && sclock_mono_ns() < deadline) {
 		if (ring_pop(r->emg, r->blk)) {
-			record_block(r, r->blk);
+			record_edf_block(r, r->blk);
 			record_keep(r);
 		} else {
 			nanosleep(&tick, NULL);
@@ -939,17 +189,17 @@ static void record_do_op(struct record *r, enum record_op op)
 	int ret;
 
 	if (op == RECORD_OP_OPEN) {
-		ret = record_open(r, r->req_patient, r->req_session);
+		ret = record_edf_open(r, r->req_patient, r->req_session);
 	} else {
 		record_drain(r);
 		record_await_emg(r);
 		if (!r->req_complete && r->f.handle >= 0) {
 			log_warn("recording: %s is closed without the session's last events: the "
 				 "publisher did not pass them on in time", r->f.path);
-			record_annotate(r, r->f.next, 0, "events at the end may be missing");
+			record_edf_annotate(r, r->f.next, 0, "events at the end may be missing");
 		}
 		record_report_lost(r, true);
-		ret = record_close(r);
+		ret = record_edf_close(r);
 	}
 	pthread_mutex_lock(&r->lock);
 	r->op_ret = ret;
@@ -1000,7 +250,7 @@ static void *record_thread(void *arg)
 	record_drain(r);
 	record_report_lost(r, true);
 	if (r->f.handle >= 0) {
-		record_close(r);
+		record_edf_close(r);
 	}
 	return NULL;
 }

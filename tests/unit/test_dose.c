@@ -344,7 +344,7 @@ static void test_dose_later_day(void **state)
 	dose_close(l);
 }
 
-/* The example in dose.c's comment is a real ledger. */
+/* The example in dose_file.c's comment is a real ledger. */
 static void test_dose_documented_example(void **state)
 {
 	struct fixture *fx = *state;
