@@ -14,6 +14,11 @@
  * their checksums; the ledger guards against mistakes and casual
  * tampering, not against whoever may write the state directory.
  *
+ * A crash between the two leaves a ledger ahead of its sequence, or
+ * without one after its first write: trusted, and its sequence is written
+ * at the next open, so that a second crash there cannot leave a ledger
+ * written twice without a sequence (refused: it may be an older copy).
+ *
  * The marker "initialised" tells a missing ledger (lost: refuse) from a
  * fresh directory (start at 0). It is written after the first ledger: a
  * crash in between leaves a ledger without a marker, which is trusted and
@@ -690,6 +695,18 @@ static int dose_load(struct dose_ledger *l, const struct dose_clock *now, char *
 		l->exact = true;
 	}
 	l->floor = l->pulses;
+	/*
+	 * A crash between a ledger and its sequence: the ledger is good, so
+	 * finish its write. Left undone, a second crash at the same point
+	 * would leave a ledger written twice without a sequence, which is
+	 * refused as possibly an older copy: a false alarm that blocks arming.
+	 */
+	if (f.version >= 2 && (!have_seq || seq < f.seq)) {
+		have_seq = dose_write_seq(l, l->seq, err, errlen);
+		if (have_seq < 0) {
+			return have_seq;
+		}
+	}
 	/* A crash between the first ledger and its marker: the ledger is good. */
 	if (!rc) {
 		return dose_write_marker(l, l->day, err, errlen);

@@ -6,7 +6,8 @@
  * (TZ changes, zone changes, DST days), a version 1 ledger, rollbacks and
  * symbolic links, the previous run's last pulse, a wall clock stepped
  * between runs, and a daemon SIGKILLed while it records (the ledger is
- * never torn, and never taken for an old copy).
+ * never torn, and never taken for an old copy), also deterministically at
+ * every point of the write sequence, twice in a row.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -713,10 +714,20 @@ static void test_dose_write_fails(void **state)
 	assert_memory_equal(fx->err, tmp, strlen(tmp));
 	assert_int_equal(dose_pulses(l), 150);
 	dose_close(l);
-	/* a ledger ahead of its sequence is the newer one: trusted */
+	/* the next open finishes that write: one that cannot write says so, and changes nothing */
+	slurp(fx->path, before, sizeof(before));
+	assert_int_equal(open_at(fx, NOON(DAY), &l), -EISDIR);
+	assert_null(l);
+	assert_memory_equal(fx->err, tmp, strlen(tmp));
+	slurp(fx->path, after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_int_equal(rmdir(tmp), 0);
+	/* a ledger ahead of its sequence is the newer one: trusted, its sequence written */
 	l = open_ok(fx, NOON(DAY));
 	assert_int_equal(dose_pulses(l), 150);
-	assert_int_equal(rmdir(tmp), 0);
+	snprintf(tmp, sizeof(tmp), "%s/sequence", fx->dir);
+	slurp(tmp, after, sizeof(after));
+	assert_non_null(strstr(after, "sequence = 3\n"));
 	record_ok(fx, l, false, 200, true);
 	dose_close(l);
 }
@@ -1121,6 +1132,156 @@ static void test_dose_crash(void **state)
 		      (unsigned long long)last);
 }
 
+/*
+ * A kill -9 at every point of the write sequence, without timing: the
+ * temporary file of one of the state directory's files (dose.tmp,
+ * sequence.tmp, initialised.tmp) is made a directory, so that file's
+ * replacement fails before its rename, with everything before it on disk,
+ * exactly where a kill there would leave it. The run then ends (the ledger
+ * closed, as the kernel would) and a torn temporary file is left behind,
+ * as a kill in the middle of writing one does. A kill between a rename
+ * and the directory's fsync leaves what a kill after the fsync does.
+ *
+ * A run: open, record a reservation of CRASH_STEP (the gate may then fire
+ * all of it), stop cleanly having fired 1 (record it, exact). A point is a
+ * step of the run and a file it replaces, or none.
+ */
+#define POINT_OPS 3
+#define POINT_FILES 3
+#define POINT_NONE (POINT_OPS * POINT_FILES)
+#define POINTS (POINT_NONE + 1)
+
+static const char *const point_files[POINT_FILES] = { "dose", "sequence", "initialised" };
+static const char *const point_ops[POINT_OPS] = { "open", "reservation", "clean stop" };
+static char point_where[256];
+
+static void point_block(struct fixture *fx, const char *file)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/%s.tmp", fx->dir, file);
+	/* in place of what an earlier kill left */
+	if (unlink(path) < 0) {
+		assert_int_equal(errno, ENOENT);
+	}
+	assert_int_equal(mkdir(path, 0700), 0);
+}
+
+/*
+ * After step @op of a run: whether it was killed there (its file's write
+ * failed as planned), the blocker replaced by a torn temporary file. A
+ * step that was not to crash must have succeeded: a refusal after crashes
+ * alone is a false alarm.
+ */
+static bool point_crashed(struct fixture *fx, int point, int op, int rc)
+{
+	const char *file = point != POINT_NONE && point / POINT_FILES == op ?
+			   point_files[point % POINT_FILES] : NULL;
+	char path[160], tmp[64];
+
+	snprintf(tmp, sizeof(tmp), "/%s.tmp: cannot create", file ? file : "");
+	if (rc && (!file || !strstr(fx->err, tmp))) {
+		print_error("%s: %s failed (%d): %s\n", point_where, point_ops[op], rc, fx->err);
+	}
+	if (!file) {
+		assert_int_equal(rc, 0);
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/%s.tmp", fx->dir, file);
+	assert_int_equal(rmdir(path), 0);
+	if (!rc) {
+		/* this step does not write that file: no crash */
+		return false;
+	}
+	assert_non_null(strstr(fx->err, tmp));
+	spit(path, "# rpmsd: a pulse ledger\nday = 20", 32);
+	return true;
+}
+
+/* One run that may be killed at @point; *@fired: the most pulses delivered so far. */
+static void point_run(struct fixture *fx, int point, uint64_t *fired)
+{
+	struct dose_ledger *l = NULL;
+	uint64_t start;
+	int op = point / POINT_FILES, rc;
+
+	if (op == 0 && point != POINT_NONE) {
+		point_block(fx, point_files[point % POINT_FILES]);
+	}
+	rc = open_at(fx, NOON(DAY), &l);
+	if (point_crashed(fx, point, 0, rc)) {
+		assert_null(l);
+		return;
+	}
+	/* never fewer than were delivered */
+	start = dose_pulses(l);
+	if (start < *fired) {
+		print_error("%s: the ledger counts %llu, %llu were delivered\n", point_where,
+			    (unsigned long long)start, (unsigned long long)*fired);
+	}
+	assert_true(start >= *fired);
+	if (op == 1 && point != POINT_NONE) {
+		point_block(fx, point_files[point % POINT_FILES]);
+	}
+	fx->err[0] = '\0';
+	rc = dose_record(l, &fx->now, false, start + CRASH_STEP, false, DOSE_KEEP_PULSE,
+			 fx->err, sizeof(fx->err));
+	if (point_crashed(fx, point, 1, rc)) {
+		dose_close(l);
+		return;
+	}
+	/* The gate may fire the whole reservation; a kill may come after it. */
+	*fired += CRASH_STEP;
+	if (op == 2 && point != POINT_NONE) {
+		point_block(fx, point_files[point % POINT_FILES]);
+	}
+	/* Stopped having fired one of them: the clean stop records that. */
+	*fired -= CRASH_STEP - 1;
+	fx->err[0] = '\0';
+	rc = dose_record(l, &fx->now, false, start + 1, true, DOSE_KEEP_PULSE, fx->err,
+			 sizeof(fx->err));
+	point_crashed(fx, point, 2, rc);
+	dose_close(l);
+}
+
+static void point_describe(char *buf, size_t len, int point)
+{
+	if (point == POINT_NONE) {
+		snprintf(buf, len, "no kill");
+	} else {
+		snprintf(buf, len, "killed at the %s before %s's rename",
+			 point_ops[point / POINT_FILES], point_files[point % POINT_FILES]);
+	}
+}
+
+static void test_dose_crash_points(void **state)
+{
+	struct fixture *fx = *state;
+	struct dose_ledger *l;
+	char a_s[80], b_s[80];
+	uint64_t fired;
+	int a, b;
+
+	for (a = 0; a < POINTS; a++) {
+		for (b = 0; b < POINTS; b++) {
+			nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+			assert_int_equal(mkdir(fx->dir, 0700), 0);
+			point_describe(a_s, sizeof(a_s), a);
+			point_describe(b_s, sizeof(b_s), b);
+			snprintf(point_where, sizeof(point_where), "run 1 %s, run 2 %s", a_s, b_s);
+			fired = 0;
+			point_run(fx, a, &fired);
+			point_run(fx, b, &fired);
+			/* a third run is never refused and counts every pulse */
+			point_run(fx, POINT_NONE, &fired);
+			l = open_ok(fx, NOON(DAY));
+			assert_true(dose_exact(l));
+			assert_true(dose_pulses(l) >= fired);
+			dose_close(l);
+		}
+	}
+}
+
 /* What one record costs (two files, each written, fsynced and renamed). */
 static void test_dose_cost(void **state)
 {
@@ -1172,6 +1333,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dose_prior_pulse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dose_step_between_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dose_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dose_crash_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dose_cost, setup, teardown),
 	};
 
