@@ -359,7 +359,9 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 	}
 	/* ... and the connected device must be able to deliver it (its envelope) */
 	if (safety_device_check(stim_device(c->stim), next, &rule, why, sizeof(why)) < 0) {
-		snprintf(err->rule, sizeof(err->rule), "%s", safety_rule_name(rule));
+		/* "device.rate_cap" for the gate's device_rate_cap */
+		snprintf(err->rule, sizeof(err->rule), "device.%s",
+			 safety_rule_name(rule) + strlen("device_"));
 		control_command_token(why, "stim.", err->key, sizeof(err->key));
 		control_request_fail(err, "beyond_safety_cap", "%s", why);
 		goto out;
