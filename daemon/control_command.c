@@ -333,9 +333,10 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 	char why[CONFIG_ERR_MAX], reason[EVENT_REASON_MAX];
 	struct rpmsd_config *next = malloc(sizeof(*next));
 	struct policy_protocol pp;
+	enum safety_rule rule;
 	int64_t deadline;
 	json_t *res = NULL;
-	bool applied;
+	bool applied, intensity_changed;
 	size_t i;
 	int ret;
 
@@ -360,6 +361,15 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 				     "%s", why);
 		goto out;
 	}
+	/* ... and the connected device must be able to deliver it (its envelope) */
+	if (safety_device_check(stim_device(c->stim), next, &rule, why, sizeof(why)) < 0) {
+		/* "device.rate_cap" for the gate's device_rate_cap */
+		snprintf(err->rule, sizeof(err->rule), "device.%s",
+			 safety_rule_name(rule) + strlen("device_"));
+		control_command_token(why, "stim.", err->key, sizeof(err->key));
+		control_request_fail(err, "beyond_safety_cap", "%s", why);
+		goto out;
+	}
 	policy_protocol_from_config(next, &pp);
 	deadline = control_command_deadline();
 	while ((ret = acquire_post_protocol(c->acq, &pp)) == -EBUSY &&
@@ -372,7 +382,19 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 				     CONTROL_WAIT_MS);
 		goto out;
 	}
+	intensity_changed = next->stim.intensity_pct != c->cfg->stim.intensity_pct;
 	*c->cfg = *next;
+	if (intensity_changed) {
+		/*
+		 * The device is asked for it off the stim thread; until it
+		 * confirms, the gate's device_intensity rule refuses pulses.
+		 */
+		ret = stim_device_intensity(c->stim, next->stim.intensity_pct);
+		if (ret < 0 && ret != -EOPNOTSUPP) {
+			log_warn("set: asking the device for %g %%: %s", next->stim.intensity_pct,
+				 strerror(-ret));
+		}
+	}
 	pthread_mutex_lock(&c->lock);
 	config_value_text(c->cfg, "stim", "protocol", c->protocol, sizeof(c->protocol));
 	pthread_mutex_unlock(&c->lock);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "rpmsd-build.h"
+#include "safety.h"
 #include "sclock.h"
 
 struct plugin {
@@ -28,6 +29,7 @@ struct plugin {
 	struct sclock *clock;
 	void *handle;			/* the plugin's, after open */
 	bool opened;
+	struct safety_device dev;	/* its device's envelope, copied at open (ABI 1.2) */
 	/*
 	 * Alerts from the plugin's own threads: latched bits and the last
 	 * code, picked up by the stim thread. The wake word is set before the
@@ -345,6 +347,42 @@ static void plugin_alert(void *ctx, enum rpmsd_coil_alert what, int code)
 	}
 }
 
+/*
+ * ABI 1.2: the device's envelope, copied once (the gate holds its own
+ * copy from here), and whether the device confirms its output at all.
+ */
+static int plugin_read_device(struct plugin *p, char *err, size_t errlen)
+{
+	const struct rpmsd_coil_envelope *env = NULL;
+	char why[256];
+	double pct;
+	int ret;
+
+	if (PLUGIN_HAS_OP(p->desc, envelope)) {
+		env = p->desc->ops.envelope(p->handle);
+	}
+	ret = safety_device_set(&p->dev, env, why, sizeof(why));
+	if (ret < 0) {
+		snprintf(err, errlen, "coil plugin '%s': %s", p->desc->name, why);
+		return ret;
+	}
+	if (PLUGIN_HAS_OP(p->desc, confirmed_intensity) &&
+	    p->desc->ops.confirmed_intensity(p->handle, &pct) != -EOPNOTSUPP) {
+		/* a device that confirms with no envelope still gets the read-back rule */
+		if (!p->dev.present) {
+			p->dev.present = true;
+			p->dev.max_output_pct = INFINITY;
+			snprintf(p->dev.model, sizeof(p->dev.model), "%s", p->desc->name);
+		}
+		p->dev.confirms = true;
+	}
+	if (p->dev.present) {
+		log_info("coil %s: device %s%s", p->desc->name, p->dev.model,
+			 p->dev.confirms ? ", confirms its output by read-back" : "");
+	}
+	return 0;
+}
+
 int plugin_open(struct plugin *p, const struct rpmsd_config *cfg,
 		struct sclock *clock, char *err, size_t errlen)
 {
@@ -374,6 +412,10 @@ int plugin_open(struct plugin *p, const struct rpmsd_config *cfg,
 		return ret;
 	}
 	p->opened = true;
+	ret = plugin_read_device(p, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
 	return 0;
 }
 
@@ -437,6 +479,35 @@ int plugin_status(struct plugin *p, struct rpmsd_coil_status *st)
 		return -EOPNOTSUPP;
 	}
 	return p->desc->ops.status(p->handle, st);
+}
+
+bool plugin_has_envelope(const struct plugin *p)
+{
+	return PLUGIN_HAS_OP(p->desc, envelope) || PLUGIN_HAS_OP(p->desc, confirmed_intensity);
+}
+
+const struct safety_device *plugin_device(const struct plugin *p)
+{
+	return p->dev.present ? &p->dev : NULL;
+}
+
+int plugin_set_intensity(struct plugin *p, double pct)
+{
+	if (!p->opened || !PLUGIN_HAS_OP(p->desc, set_intensity)) {
+		return -EOPNOTSUPP;
+	}
+	return p->desc->ops.set_intensity(p->handle, pct);
+}
+
+double plugin_confirmed_intensity(struct plugin *p)
+{
+	double pct = NAN;
+
+	if (!PLUGIN_HAS_OP(p->desc, confirmed_intensity) ||
+	    p->desc->ops.confirmed_intensity(p->handle, &pct) < 0) {
+		return NAN;	/* in doubt: not confirmed */
+	}
+	return pct;
 }
 
 void plugin_set_wake(struct plugin *p, atomic_uint *word)

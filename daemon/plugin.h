@@ -21,6 +21,7 @@
 #include <rpmsd/coil.h>
 
 struct rpmsd_config;
+struct safety_device;
 struct sclock;
 
 struct plugin;
@@ -89,6 +90,34 @@ void plugin_set_wake(struct plugin *p, atomic_uint *word);
  *         fault) and the last @code given
  */
 bool plugin_take_alert(struct plugin *p, enum rpmsd_coil_alert *what, int *code);
+
+/**
+ * True when the plugin may declare a device (ABI 1.2 envelope or
+ * confirmed_intensity op within its struct_size): --check-config opens
+ * such a plugin to ask it (session_check). Any thread.
+ */
+bool plugin_has_envelope(const struct plugin *p);
+
+/**
+ * The connected device's envelope as plugin_open copied it (ABI 1.2:
+ * envelope, and confirmed_intensity answering anything but -EOPNOTSUPP
+ * there, which sets confirms), or NULL: no device rules. Constant after
+ * open; any thread.
+ */
+const struct safety_device *plugin_device(const struct plugin *p);
+
+/**
+ * Ask the device for output @pct (ABI 1.2 set_intensity). Main or control
+ * thread, never the stim thread.
+ * @return 0, -EOPNOTSUPP without the op, or the plugin's error
+ */
+int plugin_set_intensity(struct plugin *p, double pct);
+
+/**
+ * The output the device last confirmed (ABI 1.2 confirmed_intensity):
+ * NAN when none, when the op fails, or without the op. RT-safe.
+ */
+double plugin_confirmed_intensity(struct plugin *p);
 
 /** Print the plugin's keys as an INI [coil.<name>] section with docs. */
 void plugin_write_keys(const struct plugin *p, FILE *f);

@@ -268,6 +268,190 @@ static bool safety_check_train_interval(const struct safety_limits *lim,
 	return gap >= lim->min_train_interval_ns;
 }
 
+static bool safety_check_device_intensity(const struct safety_limits *lim,
+					  const struct safety_state *st,
+					  const struct safety_request *req, int64_t now_ns,
+					  struct safety_verdict *v)
+{
+	(void)st;
+	(void)now_ns;
+	if (!lim->dev.present || !lim->dev.confirms) {
+		return true;
+	}
+	/*
+	 * The gate's intensity rule guards a number the device never sees
+	 * unless the device confirmed it: fire only at the output it read
+	 * back. NAN (nothing confirmed yet) compares false: refused.
+	 */
+	v->value = req->intensity_pct;
+	v->limit = req->confirmed_pct;
+	return fabs(req->intensity_pct - req->confirmed_pct) <=
+	       SAFETY_DEVICE_INTENSITY_TOL + 1e-9;
+}
+
+static bool safety_check_device_output(const struct safety_limits *lim,
+				       const struct safety_state *st,
+				       const struct safety_request *req, int64_t now_ns,
+				       struct safety_verdict *v)
+{
+	(void)st;
+	(void)now_ns;
+	if (!lim->dev.present) {
+		return true;
+	}
+	v->value = req->intensity_pct;
+	v->limit = lim->dev.max_output_pct;
+	return req->intensity_pct <= lim->dev.max_output_pct;
+}
+
+/* The pulse starts a train other than the last delivered one. */
+static bool safety_new_train(const struct safety_state *st, const struct safety_request *req)
+{
+	return !st->any_pulse || st->train_id != req->train_id;
+}
+
+static bool safety_check_device_rate(const struct safety_limits *lim,
+				     const struct safety_state *st,
+				     const struct safety_request *req, int64_t now_ns,
+				     struct safety_verdict *v)
+{
+	double cap, rate = req->frequency_hz;
+	int64_t interval;
+
+	if (!lim->dev.present || lim->dev.n_caps == 0 || req->frequency_hz == 0.0) {
+		return true;
+	}
+	cap = safety_device_rate_cap(&lim->dev, req->intensity_pct);
+	v->limit = cap;
+	v->value = rate;
+	/* the rate the pulses really come at, when faster than declared */
+	if (!safety_new_train(st, req)) {
+		interval = now_ns - st->last_pulse_ns;
+		if (interval <= 0) {
+			v->value = INFINITY;
+			return false;
+		}
+		if (1e9 / (double)interval > rate) {
+			v->value = 1e9 / (double)interval;
+		}
+		/* one ns of schedule rounding, as max_frequency allows */
+		if (((double)interval + 1.0) * cap < 1e9) {
+			return false;
+		}
+	}
+	return rate <= cap * (1.0 + 1e-12);
+}
+
+static bool safety_check_device_single(const struct safety_limits *lim,
+				       const struct safety_state *st,
+				       const struct safety_request *req, int64_t now_ns,
+				       struct safety_verdict *v)
+{
+	int64_t interval;
+
+	if (!lim->dev.present || lim->dev.single_max_hz <= 0.0 || req->frequency_hz != 0.0 ||
+	    !st->any_pulse) {
+		return true;
+	}
+	interval = now_ns - st->last_pulse_ns;
+	v->value = (double)interval / 1e9;
+	v->limit = 1.0 / lim->dev.single_max_hz;
+	return interval >= 0 && ((double)interval + 1.0) * lim->dev.single_max_hz >= 1e9;
+}
+
+static bool safety_check_device_gap(const struct safety_limits *lim,
+				    const struct safety_state *st,
+				    const struct safety_request *req, int64_t now_ns,
+				    struct safety_verdict *v)
+{
+	int64_t gap;
+
+	if (!lim->dev.present || lim->dev.min_train_gap_ns <= 0 || !st->any_pulse ||
+	    st->train_id == req->train_id) {
+		return true;
+	}
+	gap = now_ns - st->last_pulse_ns;
+	v->value = (double)gap / 1e9;
+	v->limit = (double)lim->dev.min_train_gap_ns / 1e9;
+	return gap + 1 >= lim->dev.min_train_gap_ns;
+}
+
+/* The energy model's wait after a train of @n pulses at @f Hz and @j J each, s. */
+static double safety_energy_wait_s(const struct safety_device *dev, uint32_t n, double f,
+				   double j)
+{
+	if (f <= 0.0 || n == 0) {
+		return 0.0;
+	}
+	return (double)n * (f * j - dev->power_w) / (dev->power_w * f);
+}
+
+static bool safety_check_device_wait(const struct safety_limits *lim,
+				     const struct safety_state *st,
+				     const struct safety_request *req, int64_t now_ns,
+				     struct safety_verdict *v)
+{
+	double wait;
+	int64_t gap;
+
+	(void)req;
+	if (!lim->dev.present || lim->dev.n_energy == 0 || !st->any_pulse ||
+	    st->train_id == req->train_id) {
+		return true;
+	}
+	wait = safety_energy_wait_s(&lim->dev, st->train_pulses, st->train_rate_hz,
+				    safety_device_joules(&lim->dev, st->train_intensity_pct));
+	gap = now_ns - st->last_pulse_ns;
+	v->value = (double)gap / 1e9;
+	v->limit = wait > 0.0 ? wait : 0.0;
+	return wait <= 0.0 || ((double)gap + 1.0) >= wait * 1e9;
+}
+
+/* Energy of the remembered trains whose last pulse is within the minute before @now_ns. */
+static double safety_energy_minute(const struct safety_device *dev,
+				   const struct safety_state *st, int64_t now_ns, bool skip_last)
+{
+	double e = 0.0;
+	unsigned i, n = st->trains_n - (skip_last ? 1 : 0);
+
+	for (i = 0; i < n; i++) {
+		const struct safety_train_rec *r =
+			&st->trains[(st->trains_head + i) % SAFETY_DEVICE_TRAINS];
+
+		if (r->last_ns > now_ns - 60 * (int64_t)1000000000) {
+			e += (double)r->pulses * safety_device_joules(dev, r->intensity_pct);
+		}
+	}
+	return e;
+}
+
+static bool safety_check_device_energy(const struct safety_limits *lim,
+				       const struct safety_state *st,
+				       const struct safety_request *req, int64_t now_ns,
+				       struct safety_verdict *v)
+{
+	const struct safety_train_rec *oldest;
+	bool same = !safety_new_train(st, req);
+	double j;
+
+	if (!lim->dev.present || lim->dev.n_energy == 0) {
+		return true;
+	}
+	j = safety_device_joules(&lim->dev, req->intensity_pct);
+	/* MagPy's on-time per minute, 60 P / (f J), is this energy bound times 1 / (f J) */
+	v->limit = 60.0 * lim->dev.power_w;
+	if (!same && st->trains_n == SAFETY_DEVICE_TRAINS) {
+		oldest = &st->trains[st->trains_head];
+		if (oldest->last_ns > now_ns - 60 * (int64_t)1000000000) {
+			v->value = INFINITY;	/* would have to forget a train in the minute */
+			return false;
+		}
+	}
+	v->value = safety_energy_minute(&lim->dev, st, now_ns, same) +
+		   (double)safety_train_index(st, req) * j;
+	return v->value <= v->limit;
+}
+
 static const struct safety_rule_desc safety_rules[] = {
 	{ SAFETY_ESTOP, "emergency_stop", "", safety_check_estop },
 	{ SAFETY_DISARMED, "disarmed", "", safety_check_armed },
@@ -276,10 +460,17 @@ static const struct safety_rule_desc safety_rules[] = {
 	{ SAFETY_NOT_READY, "not_ready", "", safety_check_ready },
 	{ SAFETY_COIL_TEMP, "coil_temperature", "C", safety_check_temp },
 	{ SAFETY_INTENSITY, "max_intensity", "%", safety_check_intensity },
+	{ SAFETY_DEVICE_INTENSITY, "device_intensity", "%", safety_check_device_intensity },
+	{ SAFETY_DEVICE_MAX_OUTPUT, "device_max_output", "%", safety_check_device_output },
 	{ SAFETY_MAX_FREQUENCY, "max_frequency", "s", safety_check_frequency },
 	{ SAFETY_TRAIN_PULSES, "max_train_pulses", "pulses", safety_check_train_pulses },
 	{ SAFETY_TRAIN_DURATION, "max_train_duration", "s", safety_check_train_duration },
 	{ SAFETY_TRAIN_INTERVAL, "min_train_interval", "s", safety_check_train_interval },
+	{ SAFETY_DEVICE_RATE, "device_rate_cap", "Hz", safety_check_device_rate },
+	{ SAFETY_DEVICE_SINGLE_RATE, "device_single_pulse_rate", "s", safety_check_device_single },
+	{ SAFETY_DEVICE_TRAIN_GAP, "device_train_gap", "s", safety_check_device_gap },
+	{ SAFETY_DEVICE_ENERGY_WAIT, "device_energy_wait", "s", safety_check_device_wait },
+	{ SAFETY_DEVICE_ENERGY, "device_energy", "J", safety_check_device_energy },
 	{ SAFETY_SESSION_PULSES, "max_session_pulses", "pulses", safety_check_session_pulses },
 	{ SAFETY_DAILY_PULSES, "max_daily_pulses", "pulses", safety_check_daily_pulses },
 	{ SAFETY_UNRECORDED, "pulse_not_recorded", "pulses", safety_check_recorded },
@@ -301,6 +492,9 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
 	lim->table = cfg->safety.train_table;
 	lim->max_session_pulses = (uint64_t)cfg->safety.max_session_pulses;
 	lim->max_daily_pulses = (uint64_t)cfg->safety.max_daily_pulses;
+	/* the device's envelope comes from the open plugin (safety_device_set) */
+	lim->dev.present = false;
+	lim->dev.confirms = false;
 }
 
 void safety_init(struct safety_state *st, uint64_t day_pulses)
@@ -314,6 +508,10 @@ void safety_init(struct safety_state *st, uint64_t day_pulses)
 	st->session_pulses = 0;
 	st->day_pulses = day_pulses;
 	st->day_recorded = day_pulses;
+	st->train_rate_hz = 0.0;
+	st->train_intensity_pct = 0.0;
+	st->trains_head = 0;
+	st->trains_n = 0;
 }
 
 void safety_prior_pulse(struct safety_state *st, int64_t at_ns)
@@ -324,6 +522,7 @@ void safety_prior_pulse(struct safety_state *st, int64_t at_ns)
 	st->train_id = 0;
 	st->train_pulses = 0;
 	st->train_first_ns = at_ns;
+	st->train_rate_hz = 0.0;
 }
 
 void safety_set_recorded(struct safety_state *st, uint64_t recorded, bool new_day)
@@ -354,15 +553,69 @@ struct safety_verdict safety_admit(const struct safety_limits *lim,
 	return v;
 }
 
+struct safety_verdict safety_admit_device(const struct safety_limits *lim,
+					  const struct safety_state *st,
+					  const struct safety_request *req, int64_t now_ns)
+{
+	struct safety_verdict v = { .rule = SAFETY_OK };
+	size_t i;
+
+	for (i = 0; i < sizeof(safety_rules) / sizeof(safety_rules[0]); i++) {
+		enum safety_rule r = safety_rules[i].rule;
+
+		if (r < SAFETY_DEVICE_MAX_OUTPUT || r == SAFETY_SESSION_PULSES ||
+		    r == SAFETY_DAILY_PULSES || r == SAFETY_UNRECORDED ||
+		    (r > SAFETY_DEVICE_MAX_OUTPUT && r < SAFETY_DEVICE_RATE)) {
+			continue;
+		}
+		v.value = 0.0;
+		v.limit = 0.0;
+		if (!safety_rules[i].check(lim, st, req, now_ns, &v)) {
+			v.rule = r;
+			return v;
+		}
+	}
+	v.value = 0.0;
+	v.limit = 0.0;
+	return v;
+}
+
+/* The energy model's memory: a new train's record, or the last one grown. */
+static void safety_commit_train(struct safety_state *st, const struct safety_request *req,
+				int64_t now_ns, bool same)
+{
+	struct safety_train_rec *r;
+
+	if (!same || st->trains_n == 0) {
+		if (st->trains_n == SAFETY_DEVICE_TRAINS) {
+			st->trains_head = (st->trains_head + 1) % SAFETY_DEVICE_TRAINS;
+			st->trains_n--;
+		}
+		r = &st->trains[(st->trains_head + st->trains_n) % SAFETY_DEVICE_TRAINS];
+		st->trains_n++;
+		r->pulses = 0;
+		r->intensity_pct = req->intensity_pct;
+	} else {
+		r = &st->trains[(st->trains_head + st->trains_n - 1) % SAFETY_DEVICE_TRAINS];
+	}
+	r->pulses++;
+	r->last_ns = now_ns;
+}
+
 void safety_commit(struct safety_state *st, const struct safety_request *req,
 		   int64_t now_ns)
 {
-	if (st->any_pulse && st->train_id == req->train_id) {
+	bool same = st->any_pulse && st->train_id == req->train_id;
+
+	safety_commit_train(st, req, now_ns, same);
+	if (same) {
 		st->train_pulses++;
 	} else {
 		st->train_id = req->train_id;
 		st->train_pulses = 1;
 		st->train_first_ns = now_ns;
+		st->train_rate_hz = req->frequency_hz;
+		st->train_intensity_pct = req->intensity_pct;
 	}
 	st->session_pulses = safety_next(st->session_pulses);
 	st->day_pulses = safety_next(st->day_pulses);

@@ -294,6 +294,26 @@ static int session_validate(const struct rpmsd_config *cfg, bool paced, bool sta
 	return 0;
 }
 
+/*
+ * The check that needs the plugin open: the protocol against the
+ * connected device's envelope (ABI 1.2). The start and --check-config
+ * both run it right after plugin_open, so that they cannot disagree.
+ * @return 0, or -EINVAL with the whole message in @err
+ */
+static int session_check_device(const struct rpmsd_config *cfg, struct plugin *plugin,
+				char *err, size_t errlen)
+{
+	char why[CONFIG_ERR_MAX];
+	int ret;
+
+	ret = safety_device_check(plugin_device(plugin), cfg, NULL, why, sizeof(why));
+	if (ret < 0) {
+		snprintf(err, errlen, "%.*s: %s", (int)(errlen > sizeof(why) + 2 ? errlen - sizeof(why) - 2 : 0),
+			 cfg->path, why);
+	}
+	return ret;
+}
+
 static int session_build(struct session *s, const struct session_options *opt)
 {
 	const struct rpmsd_config *cfg = s->cfg;
@@ -323,6 +343,17 @@ static int session_build(struct session *s, const struct session_options *opt)
 		return ret;
 	}
 	log_info("coil plugin: %s (%s)", cfg->stim.plugin, plugin_path(s->plugin));
+	ret = session_check_device(cfg, s->plugin, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s", err);
+		return ret;
+	}
+	/* off the stim thread: the plugin's link writes it and reads it back */
+	ret = plugin_set_intensity(s->plugin, cfg->stim.intensity_pct);
+	if (ret < 0 && ret != -EOPNOTSUPP) {
+		log_warn("coil plugin: asking the device for %g %%: %s", cfg->stim.intensity_pct,
+			 strerror(-ret));
+	}
 	ret = stim_create(cfg, s->clock, s->plugin, &s->stim);
 	if (ret < 0) {
 		log_err("stim: %s", strerror(-ret));
@@ -870,10 +901,28 @@ int session_check(const struct rpmsd_config *cfg)
 	char err[SESSION_ERR_MAX];
 	struct plugin *plugin = NULL;
 	struct source *src = NULL;
+	struct sclock *clock = NULL;
 	int ret;
 
 	ret = session_validate(cfg, false, false, &src, &plugin, err, sizeof(err));
+	/*
+	 * A plugin that may declare a device is opened, as the start opens
+	 * it, to hold the protocol to the device's envelope; others are not
+	 * (opening takes their hardware, maybe from a running daemon).
+	 */
+	if (ret == 0 && plugin_has_envelope(plugin)) {
+		ret = sclock_create(true, &clock);
+		if (ret == 0) {
+			ret = plugin_open(plugin, cfg, clock, err, sizeof(err));
+		}
+		if (ret == 0) {
+			ret = session_check_device(cfg, plugin, err, sizeof(err));
+		} else if (!err[0]) {
+			snprintf(err, sizeof(err), "%s", strerror(-ret));
+		}
+	}
 	plugin_unload(plugin);
+	sclock_destroy(clock);
 	source_destroy(src);
 	/*
 	 * Last: the pulse ledger's directory, as the run will need it. A run

@@ -541,6 +541,7 @@ static int64_t stim_fire(struct stim *s)
 			stim_note_temperature(s, req.coil.temperature_c);
 		}
 	}
+	req.confirmed_pct = s->limits.dev.confirms ? plugin_confirmed_intensity(s->plugin) : NAN;
 	now = sclock_now(s->clock);
 	req.acq_age_ns = fresh_last(s->fresh) == INT64_MIN ? INT64_MAX
 							   : now - fresh_last(s->fresh);
@@ -853,6 +854,10 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	s->clock = clock;
 	s->plugin = plugin;
 	safety_limits_from_config(cfg, &s->limits);
+	if (plugin_device(plugin)) {
+		/* the gate's own copy of the device's envelope: read on the stim thread */
+		s->limits.dev = *plugin_device(plugin);
+	}
 	/* nothing recorded in a ledger yet: no pulse until stim_set_ledger */
 	safety_init(&s->gate, 0);
 	atomic_init(&s->ledger_recorded, 0);
@@ -1103,6 +1108,16 @@ int stim_new_session(struct stim *s)
 	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION };
 
 	return stim_post_cmd(s, &c);
+}
+
+const struct safety_device *stim_device(const struct stim *s)
+{
+	return s && s->limits.dev.present ? &s->limits.dev : NULL;
+}
+
+int stim_device_intensity(struct stim *s, double pct)
+{
+	return s ? plugin_set_intensity(s->plugin, pct) : -EOPNOTSUPP;
 }
 
 uint64_t stim_session_pulses(const struct stim *s)

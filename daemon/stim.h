@@ -223,6 +223,18 @@ void stim_block_arming(struct stim *s, const char *why);
  */
 int stim_new_session(struct stim *s);
 
+/**
+ * The connected device's envelope the gate holds pulses to (copied at
+ * stim_create, constant after), or NULL. Any thread.
+ */
+const struct safety_device *stim_device(const struct stim *s);	/* NULL @s: NULL */
+
+/**
+ * Ask the device for output @pct (plugin_set_intensity): main or control
+ * thread, never the stim thread. @return 0, -EOPNOTSUPP, or the plugin's error
+ */
+int stim_device_intensity(struct stim *s, double pct);
+
 /** Pulses delivered since the last stim_new_session, or since start (atomic). */
 uint64_t stim_session_pulses(const struct stim *s);
 

@@ -157,7 +157,7 @@ def main(argv):
     rpmsd, template, output, config_file = argv[1:5]
     plugins = argv[5:]
     try:
-        # "rpmsd 0.1.0 (coil plugin ABI 1.1)"
+        # "rpmsd 0.1.0 (coil plugin ABI 1.2)"
         words = run(rpmsd, "--version").split()
         if len(words) < 2 or not words[1][:1].isdigit():
             raise ParseError("%s --version: no version in %r" % (rpmsd, " ".join(words)))

@@ -44,8 +44,11 @@ extern "C" {
 /**
  * ABI minor version: additions only, detected through struct sizes.
  * 1.1 added rpmsd_coil_ops.force_disarm.
+ * 1.2 added rpmsd_coil_ops.set_intensity, .confirmed_intensity and
+ * .envelope, with struct rpmsd_coil_envelope and its two table entries
+ * (struct rpmsd_coil_rate_cap, struct rpmsd_coil_energy_point).
  */
-#define RPMSD_COIL_ABI_MINOR 1
+#define RPMSD_COIL_ABI_MINOR 2
 
 /** Name of the one symbol every plugin exports. */
 #define RPMSD_COIL_ENTRY_SYMBOL "rpmsd_coil_entry"
@@ -127,6 +130,67 @@ struct rpmsd_coil_status {
 	bool estop;		/**< emergency stop input asserted now */
 };
 
+/**
+ * (ABI 1.2) One step of a device's rate cap: at outputs up to and
+ * including @max_output_pct (and above the step before), a repetitive
+ * train may run at up to @max_rate_hz. Array element: its layout never
+ * changes.
+ */
+struct rpmsd_coil_rate_cap {
+	double max_output_pct;	/**< upper edge of this step, % of maximum output */
+	double max_rate_hz;	/**< highest pulse rate of a train at these outputs */
+};
+
+/**
+ * (ABI 1.2) One point of a device's energy-per-pulse curve. Array
+ * element: its layout never changes.
+ */
+struct rpmsd_coil_energy_point {
+	double output_pct;	/**< % of maximum output */
+	double joules;		/**< energy one pulse at that output takes, J */
+};
+
+/**
+ * (ABI 1.2) The connected device's own limits, as data (the envelope op).
+ * The host copies it once after open into the gate's own memory and holds
+ * every protocol and every pulse to it besides rpmsd's [safety] limits
+ * (docs/safety.md, "The device's envelope"). A zero (or empty table) means
+ * "the device sets no such limit". How the host reads it:
+ *  - max_output_pct: no pulse above it (100, or 110 on a Magstim in
+ *    enhanced-power mode).
+ *  - rate_caps: steps sorted by strictly rising max_output_pct; a train at
+ *    output x may run at the max_rate_hz of the first step with
+ *    x <= max_output_pct; above the last step no train may run at all. A
+ *    standard 240 V Rapid2 "25 Hz only up to 61 %" is a step
+ *    { 61, 25 } followed by a lower-rate step.
+ *  - min_train_gap_ms: last pulse of a train to the first of the next
+ *    (Magstim Rapid2: 500 ms).
+ *  - single_pulse_max_hz: single pulses (not part of a train) no closer
+ *    than 1/single_pulse_max_hz (Rapid2: 1 Hz).
+ *  - energy, n_energy, sustained_power_w: an energy model (MagPy's model
+ *    of the Rapid2, not a Magstim document): J(x) is interpolated
+ *    linearly between points sorted by strictly rising output_pct (below
+ *    the first: the first's J; above the last: no train), P is
+ *    sustained_power_w, and a train of N pulses at f Hz and output x
+ *    must keep on-time per minute <= 60 * P / (f * J(x)) s (MagPy:
+ *    63000 / (f J) with P = 1050 W) and be followed by a wait of at least
+ *    N * (f * J(x) - P) / (P * f) s before the next train.
+ * The tables may hold at most 32 entries each. Valid while the plugin is
+ * open; the host reads it only on the main thread, right after open.
+ */
+struct rpmsd_coil_envelope {
+	size_t struct_size;		/**< sizeof(struct rpmsd_coil_envelope) of the plugin */
+	const char *model;		/**< device model name, for messages, never NULL */
+	double max_output_pct;		/**< highest output, %; 0: 100 */
+	const struct rpmsd_coil_rate_cap *rate_caps;	/**< rate cap steps */
+	size_t n_rate_caps;		/**< entries in rate_caps; 0: no cap by output */
+	double min_train_gap_ms;	/**< between trains, ms; 0: none */
+	double single_pulse_max_hz;	/**< single-pulse rate, Hz; 0: none */
+	const struct rpmsd_coil_energy_point *energy;	/**< energy per pulse by output */
+	size_t n_energy;		/**< entries in energy; 0: no energy model */
+	double sustained_power_w;	/**< power the device sustains, W (MagPy Rapid2: 1050) */
+};
+
 /** Operations of a plugin. open, pulse and close are required. */
 struct rpmsd_coil_ops {
 	/**
@@ -163,6 +227,33 @@ struct rpmsd_coil_ops {
 	 * @return 0 or a negative errno
 	 */
 	int (*force_disarm)(void *handle);
+	/**
+	 * (ABI 1.2, optional) Ask the device for output @pct % (main or
+	 * control thread, never the stim thread; concurrently with the stim
+	 * thread's ops). Must not block for long: queue it for the plugin's
+	 * own link thread, which writes it, waits the device's settle time and
+	 * reads it back; confirmed_intensity reports the result. The host
+	 * calls it after open and after each change of stim.intensity_pct.
+	 * @return 0 (queued) or a negative errno
+	 */
+	int (*set_intensity)(void *handle, double pct);
+	/**
+	 * (ABI 1.2, optional) The output the device last confirmed by
+	 * read-back, in @pct: NAN when it has confirmed none yet. RT-safe, any
+	 * thread (the stim thread calls it before every pulse). The host calls
+	 * it once on the main thread after open: -EOPNOTSUPP there means the
+	 * connected device cannot confirm its output and the gate's
+	 * device_intensity rule is not applied. Any other error before a
+	 * pulse counts as "not confirmed".
+	 * @return 0 or a negative errno
+	 */
+	int (*confirmed_intensity)(void *handle, double *pct);
+	/**
+	 * (ABI 1.2, optional) The connected device's limits (struct
+	 * rpmsd_coil_envelope), or NULL when it has none to declare. Main
+	 * thread, after open; the result must stay valid until close.
+	 */
+	const struct rpmsd_coil_envelope *(*envelope)(void *handle);
 };
 
 /** The descriptor a plugin's entry function returns. */

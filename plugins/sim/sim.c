@@ -23,6 +23,15 @@
  * the edge time, when its enable line dropped and when the host's disarm
  * arrived, and writes them to estop_log at close: the e-stop latency,
  * measured through the real host path.
+ *
+ * A simulated serial stimulator (ABI 1.2), off unless device_model is
+ * set: set_intensity asks it for an output, which it confirms (as a whole
+ * %, plus confirm_offset_pct: a device that applies something else)
+ * confirm_delay_ms later in session time, or never (-1);
+ * confirmed_intensity reports it, NAN before the first confirmation. With
+ * envelope = test-rapid2 it declares the test envelope below. With
+ * device_model empty the three ops say "no device" (confirmed_intensity
+ * -EOPNOTSUPP, envelope NULL): the host behaves as before 1.2.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -84,6 +93,36 @@ struct sim {
 	struct sim_estop *estops;	/* preallocated */
 	size_t estop_cap;
 	atomic_size_t estop_len;
+	/* simulated serial device (ABI 1.2) */
+	char device_model[64];		/* "" = none */
+	long long confirm_delay_ms;	/* -1: never confirms */
+	double confirm_offset_pct;
+	struct rpmsd_coil_envelope env;
+	bool have_env;
+	/*
+	 * What was asked and when, under a sequence count (odd while the
+	 * control thread writes): the stim thread reads it without a lock.
+	 */
+	atomic_uint dev_seq;
+	_Atomic double dev_asked_pct;	/* confirmed value once due, NAN: none asked */
+	_Atomic int64_t dev_asked_ns;
+	_Atomic double dev_before_pct;	/* confirmed before that ask, NAN: none */
+};
+
+/*
+ * The envelope preset "test-rapid2": a test table, NOT a Magstim
+ * figure except the one MagPy lists for a standard 240 V Rapid2 (25 Hz
+ * only up to 61 % output), with Magstim's 500 ms between trains and 1 Hz
+ * single-pulse mode. The energy per pulse is invented for the tests so
+ * that MagPy's model (1050 W sustained) passes 25 Hz 1 s on / 2 s off at
+ * 60 % (100 J) and fails it at 80 % (150 J); real units' figures are for
+ * their plugins to declare.
+ */
+static const struct rpmsd_coil_rate_cap sim_test_caps[] = {
+	{ 30.0, 50.0 }, { 61.0, 25.0 }, { 80.0, 15.0 }, { 100.0, 10.0 },
+};
+static const struct rpmsd_coil_energy_point sim_test_energy[] = {
+	{ 0.0, 20.0 }, { 50.0, 80.0 }, { 60.0, 100.0 }, { 80.0, 150.0 }, { 100.0, 220.0 },
 };
 
 #define SIM_OVERHEAT_C 100.0	/* above ambient, far beyond any coil limit */
@@ -121,6 +160,16 @@ static const struct rpmsd_coil_key sim_keys[] = {
 	{ .name = "estop_log_max", .type = RPMSD_COIL_KEY_INT, .def = "10000",
 	  .min = 1, .max = 1000000, .unit = "presses",
 	  .doc = "e-stop presses kept for estop_log (preallocated)" },
+	{ .name = "device_model", .type = RPMSD_COIL_KEY_STRING, .def = "", .unit = "",
+	  .doc = "act as a serial stimulator of this name that confirms its output by read-back (empty: no device)" },
+	{ .name = "confirm_delay_ms", .type = RPMSD_COIL_KEY_INT, .def = "0",
+	  .min = -1, .max = 600000, .unit = "ms",
+	  .doc = "device_model: an output asked for is confirmed this long after (-1: never)" },
+	{ .name = "confirm_offset_pct", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0",
+	  .min = -100, .max = 100, .unit = "%",
+	  .doc = "device_model: the device applies and confirms the whole % asked plus this (test of a mismatch)" },
+	{ .name = "envelope", .type = RPMSD_COIL_KEY_STRING, .def = "none", .unit = "",
+	  .doc = "device_model: the limits it declares: none, or test-rapid2 (a test table, docs/plugins.md)" },
 };
 
 /* Temperature at @now, cooled exponentially since the last update. */
@@ -307,6 +356,56 @@ static void sim_write_estops(struct sim *s)
 	}
 }
 
+/* The simulated serial device's keys; nothing asked or confirmed yet. */
+static int sim_device_open(struct sim *s, const struct rpmsd_coil_host *host)
+{
+	const char *model = "", *env = "";
+	int ret;
+
+	atomic_init(&s->dev_seq, 0);
+	atomic_init(&s->dev_asked_pct, NAN);
+	atomic_init(&s->dev_asked_ns, 0);
+	atomic_init(&s->dev_before_pct, NAN);
+	ret = host->get_string(host->ctx, "device_model", &model);
+	if (ret == 0) {
+		ret = host->get_int(host->ctx, "confirm_delay_ms", &s->confirm_delay_ms);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "confirm_offset_pct", &s->confirm_offset_pct);
+	}
+	if (ret == 0) {
+		ret = host->get_string(host->ctx, "envelope", &env);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	if (strlen(model) >= sizeof(s->device_model)) {
+		host->log(host->ctx, RPMSD_COIL_LOG_ERR, "key device_model: longer than %zu characters",
+			  sizeof(s->device_model) - 1);
+		return -EINVAL;
+	}
+	strcpy(s->device_model, model);
+	if (strcmp(env, "none") != 0 && strcmp(env, "test-rapid2") != 0) {
+		host->log(host->ctx, RPMSD_COIL_LOG_ERR,
+			  "key envelope: '%s' is not a preset (allowed: none, test-rapid2)", env);
+		return -EINVAL;
+	}
+	s->have_env = model[0] && strcmp(env, "test-rapid2") == 0;
+	s->env = (struct rpmsd_coil_envelope){
+		.struct_size = sizeof(s->env),
+		.model = s->device_model,
+		.max_output_pct = 100.0,
+		.rate_caps = sim_test_caps,
+		.n_rate_caps = sizeof(sim_test_caps) / sizeof(sim_test_caps[0]),
+		.min_train_gap_ms = 500.0,
+		.single_pulse_max_hz = 1.0,
+		.energy = sim_test_energy,
+		.n_energy = sizeof(sim_test_energy) / sizeof(sim_test_energy[0]),
+		.sustained_power_w = 1050.0,
+	};
+	return 0;
+}
+
 static int sim_open(const struct rpmsd_coil_host *host, void **out)
 {
 	struct sim *s = calloc(1, sizeof(*s));
@@ -355,6 +454,9 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 	}
 	if (ret == 0) {
 		ret = host->get_int(host->ctx, "estop_log_max", &ecap);
+	}
+	if (ret == 0) {
+		ret = sim_device_open(s, host);
 	}
 	if (ret < 0) {
 		goto err_free;
@@ -529,6 +631,66 @@ static void sim_close(void *h)
 	free(s);
 }
 
+/* The output confirmed at @now: the last ask once its delay has passed. */
+static double sim_device_confirmed_at(struct sim *s, int64_t now)
+{
+	unsigned seq;
+	double asked, before;
+	int64_t at;
+
+	do {
+		seq = atomic_load(&s->dev_seq);
+		asked = atomic_load(&s->dev_asked_pct);
+		at = atomic_load(&s->dev_asked_ns);
+		before = atomic_load(&s->dev_before_pct);
+	} while ((seq & 1u) || seq != atomic_load(&s->dev_seq));
+	if (isnan(asked) || s->confirm_delay_ms < 0 || now - at < s->confirm_delay_ms * 1000000LL) {
+		return before;
+	}
+	return asked;
+}
+
+static int sim_set_intensity(void *h, double pct)
+{
+	struct sim *s = h;
+	int64_t now;
+	double before;
+
+	if (!s->device_model[0]) {
+		return -EOPNOTSUPP;
+	}
+	now = s->host->now_ns(s->host->ctx);
+	before = sim_device_confirmed_at(s, now);
+	/* the control thread is the only writer */
+	atomic_fetch_add(&s->dev_seq, 1);
+	atomic_store(&s->dev_before_pct, before);
+	/* a device sets a whole %; this one applies the offset too */
+	atomic_store(&s->dev_asked_pct, round(pct) + s->confirm_offset_pct);
+	atomic_store(&s->dev_asked_ns, now);
+	atomic_fetch_add(&s->dev_seq, 1);
+	s->host->log(s->host->ctx, RPMSD_COIL_LOG_INFO, "device %s: asked for %g %%",
+		     s->device_model, pct);
+	return 0;
+}
+
+static int sim_confirmed_intensity(void *h, double *pct)
+{
+	struct sim *s = h;
+
+	if (!s->device_model[0]) {
+		return -EOPNOTSUPP;
+	}
+	*pct = sim_device_confirmed_at(s, s->host->now_ns(s->host->ctx));
+	return 0;
+}
+
+static const struct rpmsd_coil_envelope *sim_envelope(void *h)
+{
+	struct sim *s = h;
+
+	return s->have_env ? &s->env : NULL;
+}
+
 static const struct rpmsd_coil_descriptor sim_descriptor = {
 	.abi_major = RPMSD_COIL_ABI_MAJOR,
 	.abi_minor = RPMSD_COIL_ABI_MINOR,
@@ -545,6 +707,9 @@ static const struct rpmsd_coil_descriptor sim_descriptor = {
 		.status = sim_status,
 		.close = sim_close,
 		.force_disarm = sim_force_disarm,
+		.set_intensity = sim_set_intensity,
+		.confirmed_intensity = sim_confirmed_intensity,
+		.envelope = sim_envelope,
 	},
 };
 

@@ -11,6 +11,8 @@
  *  -DBAD_FAILARM    loads fine, but arm fails with -EIO
  *  -DBAD_ABI10      an ABI 1.0 plugin: its descriptor ends before
  *                   ops.force_disarm, and what lies beyond must not be read
+ *  -DBAD_ABI11      an ABI 1.1 plugin: its descriptor ends before
+ *                   ops.set_intensity; the 1.2 ops beyond it count their calls
  */
 #include <errno.h>
 #include <stddef.h>
@@ -110,6 +112,34 @@ static int bad_force_disarm(void *h)
 }
 #endif
 
+#ifdef BAD_ABI11
+/* Counted if the host calls what a 1.1 plugin does not have. */
+__attribute__((visibility("default"))) int bad_calls_12;
+
+static int bad_set_intensity(void *h, double pct)
+{
+	(void)h;
+	(void)pct;
+	bad_calls_12++;
+	return 0;
+}
+
+static int bad_confirmed(void *h, double *pct)
+{
+	(void)h;
+	*pct = 50.0;
+	bad_calls_12++;
+	return 0;
+}
+
+static const struct rpmsd_coil_envelope *bad_envelope(void *h)
+{
+	(void)h;
+	bad_calls_12++;
+	return NULL;
+}
+#endif
+
 static const struct rpmsd_coil_descriptor bad_descriptor = {
 #ifdef BAD_ABI
 	.abi_major = 99,
@@ -119,6 +149,8 @@ static const struct rpmsd_coil_descriptor bad_descriptor = {
 	.abi_minor = 0,
 #ifdef BAD_ABI10
 	.struct_size = offsetof(struct rpmsd_coil_descriptor, ops.force_disarm),
+#elif defined(BAD_ABI11)
+	.struct_size = offsetof(struct rpmsd_coil_descriptor, ops.set_intensity),
 #else
 	.struct_size = sizeof(struct rpmsd_coil_descriptor),
 #endif
@@ -142,6 +174,11 @@ static const struct rpmsd_coil_descriptor bad_descriptor = {
 		.close = bad_close,
 #ifdef BAD_ABI10
 		.force_disarm = bad_force_disarm,
+#endif
+#ifdef BAD_ABI11
+		.set_intensity = bad_set_intensity,
+		.confirmed_intensity = bad_confirmed,
+		.envelope = bad_envelope,
 #endif
 	},
 };

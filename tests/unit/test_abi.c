@@ -15,7 +15,7 @@
  * pass without doing one of the two.
  *
  * Only the structs that carry their size can grow: the descriptor (with
- * ops, its last member) and the host struct. struct rpmsd_coil_key is an
+ * ops, its last member), the host struct and (1.2) the envelope. struct rpmsd_coil_key is an
  * array element, so its size is the stride the host walks an old plugin's
  * table with, and struct rpmsd_coil_status is filled by the plugin in the
  * host's memory with no size passed: changing either is a major bump.
@@ -72,7 +72,7 @@ static void test_abi_version(void **state)
 {
 	(void)state;
 	assert_int_equal(RPMSD_COIL_ABI_MAJOR, 1);
-	assert_int_equal(RPMSD_COIL_ABI_MINOR, 1);
+	assert_int_equal(RPMSD_COIL_ABI_MINOR, 2);
 	assert_string_equal(RPMSD_COIL_ENTRY_SYMBOL, "rpmsd_coil_entry");
 	assert_true(__builtin_types_compatible_p(rpmsd_coil_entry_fn,
 						 const struct rpmsd_coil_descriptor *(*)(void)));
@@ -97,7 +97,7 @@ static void test_abi_enums(void **state)
 static void test_abi_descriptor(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_descriptor), 104);
+	assert_int_equal(sizeof(struct rpmsd_coil_descriptor), 128);
 	ABI_PIN(rpmsd_coil_descriptor, abi_major, 0, 4, uint32_t);
 	ABI_PIN(rpmsd_coil_descriptor, abi_minor, 4, 4, uint32_t);
 	ABI_PIN(rpmsd_coil_descriptor, struct_size, 8, 8, size_t);
@@ -105,15 +105,19 @@ static void test_abi_descriptor(void **state)
 	ABI_PIN(rpmsd_coil_descriptor, description, 24, 8, const char *);
 	ABI_PIN(rpmsd_coil_descriptor, keys, 32, 8, const struct rpmsd_coil_key *);
 	ABI_PIN(rpmsd_coil_descriptor, n_keys, 40, 8, size_t);
-	ABI_PIN(rpmsd_coil_descriptor, ops, 48, 56, struct rpmsd_coil_ops);
+	ABI_PIN(rpmsd_coil_descriptor, ops, 48, 80, struct rpmsd_coil_ops);
 	/* A 1.0 plugin's descriptor ends where 1.1 added force_disarm. */
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.force_disarm), 96);
+	/* A 1.1 plugin's descriptor ends where 1.2 added set_intensity. */
+	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.set_intensity), 104);
+	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.confirmed_intensity), 112);
+	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.envelope), 120);
 }
 
 static void test_abi_ops(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_ops), 56);
+	assert_int_equal(sizeof(struct rpmsd_coil_ops), 80);
 	ABI_PIN(rpmsd_coil_ops, open, 0, 8, int (*)(const struct rpmsd_coil_host *, void **));
 	ABI_PIN(rpmsd_coil_ops, arm, 8, 8, int (*)(void *));
 	ABI_PIN(rpmsd_coil_ops, disarm, 16, 8, int (*)(void *));
@@ -122,6 +126,38 @@ static void test_abi_ops(void **state)
 	ABI_PIN(rpmsd_coil_ops, close, 40, 8, void (*)(void *));
 	/* 1.1 */
 	ABI_PIN(rpmsd_coil_ops, force_disarm, 48, 8, int (*)(void *));
+	/* 1.2 */
+	ABI_PIN(rpmsd_coil_ops, set_intensity, 56, 8, int (*)(void *, double));
+	ABI_PIN(rpmsd_coil_ops, confirmed_intensity, 64, 8, int (*)(void *, double *));
+	ABI_PIN(rpmsd_coil_ops, envelope, 72, 8,
+		const struct rpmsd_coil_envelope *(*)(void *));
+}
+
+/*
+ * 1.2: the envelope carries its size and may grow at its end like the
+ * descriptor; its two table entries are array elements (strides) and
+ * never change.
+ */
+static void test_abi_envelope(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof(struct rpmsd_coil_envelope), 80);
+	ABI_PIN(rpmsd_coil_envelope, struct_size, 0, 8, size_t);
+	ABI_PIN(rpmsd_coil_envelope, model, 8, 8, const char *);
+	ABI_PIN(rpmsd_coil_envelope, max_output_pct, 16, 8, double);
+	ABI_PIN(rpmsd_coil_envelope, rate_caps, 24, 8, const struct rpmsd_coil_rate_cap *);
+	ABI_PIN(rpmsd_coil_envelope, n_rate_caps, 32, 8, size_t);
+	ABI_PIN(rpmsd_coil_envelope, min_train_gap_ms, 40, 8, double);
+	ABI_PIN(rpmsd_coil_envelope, single_pulse_max_hz, 48, 8, double);
+	ABI_PIN(rpmsd_coil_envelope, energy, 56, 8, const struct rpmsd_coil_energy_point *);
+	ABI_PIN(rpmsd_coil_envelope, n_energy, 64, 8, size_t);
+	ABI_PIN(rpmsd_coil_envelope, sustained_power_w, 72, 8, double);
+	assert_int_equal(sizeof(struct rpmsd_coil_rate_cap), 16);
+	ABI_PIN(rpmsd_coil_rate_cap, max_output_pct, 0, 8, double);
+	ABI_PIN(rpmsd_coil_rate_cap, max_rate_hz, 8, 8, double);
+	assert_int_equal(sizeof(struct rpmsd_coil_energy_point), 16);
+	ABI_PIN(rpmsd_coil_energy_point, output_pct, 0, 8, double);
+	ABI_PIN(rpmsd_coil_energy_point, joules, 8, 8, double);
 }
 
 static void test_abi_host(void **state)
@@ -177,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_abi_enums),
 		cmocka_unit_test(test_abi_descriptor),
 		cmocka_unit_test(test_abi_ops),
+		cmocka_unit_test(test_abi_envelope),
 		cmocka_unit_test(test_abi_host),
 		cmocka_unit_test(test_abi_key),
 		cmocka_unit_test(test_abi_status),

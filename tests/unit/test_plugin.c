@@ -198,6 +198,35 @@ static void test_plugin_sim_config_keys(void **state)
 	sclock_destroy(clk);
 }
 
+/* A 1.1 plugin still loads; the 1.2 ops beyond its struct_size are never called. */
+static void test_plugin_abi11(void **state)
+{
+	char err[2048];
+	struct plugin *p = NULL;
+	struct sclock *clk;
+	int *calls;
+	void *h;
+
+	(void)state;
+	assert_int_equal(sclock_create(false, &clk), 0);
+	strcpy(cfg.daemon.plugin_dir, BAD_DIR);
+	assert_int_equal(plugin_load(&cfg, "abi11", &p, err, sizeof(err)), 0);
+	assert_int_equal(plugin_open(p, &cfg, clk, err, sizeof(err)), 0);
+	assert_false(plugin_has_envelope(p));
+	assert_null(plugin_device(p));
+	assert_int_equal(plugin_set_intensity(p, 40.0), -EOPNOTSUPP);
+	assert_true(isnan(plugin_confirmed_intensity(p)));
+	h = dlopen(BAD_DIR "/abi11.so", RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(h);
+	calls = dlsym(h, "bad_calls_12");
+	dlclose(h);
+	assert_non_null(calls);
+	assert_int_equal(*calls, 0);
+	plugin_unload(p);
+	cfg.daemon.plugin_dir[0] = '\0';
+	sclock_destroy(clk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +238,7 @@ int main(void)
 		cmocka_unit_test_setup(test_plugin_sim_roundtrip, setup),
 		cmocka_unit_test_setup(test_plugin_sim_config_keys, setup),
 		cmocka_unit_test_setup(test_plugin_abi10, setup),
+		cmocka_unit_test_setup(test_plugin_abi11, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
