@@ -208,6 +208,7 @@ struct rpmsd_config {
 		double min_train_interval_ms;
 		double max_intensity_pct;
 		double max_coil_temp_c;
+		double device_temp_margin_c;
 		double acquisition_timeout_ms;	/* no fresh EMG for this long: disarm */
 		double motor_threshold_pct;	/* patient's motor threshold, % output; 0 unset */
 		char train_table_file[CONFIG_PATH_MAX];	/* "" = built-in */

@@ -590,6 +590,13 @@ const struct config_key config_key_table[] = {
 		.limit = true,
 		CONFIG_KEY_FIELD(safety.max_coil_temp_c),
 	}, {
+		.section = "safety", .key = "device_temp_margin_c",
+		.type = CONFIG_TYPE_DOUBLE, .def = "5", .min = 0, .max = 30,
+		.unit = "°C",
+		.doc = "With a device that declares its coil cut-off (e.g. Magstim 40 °C): the coil is not fired within this margin of it.",
+		.limit = true,
+		CONFIG_KEY_FIELD(safety.device_temp_margin_c),
+	}, {
 		.section = "safety", .key = "acquisition_timeout_ms",
 		.type = CONFIG_TYPE_DOUBLE, .def = "250", .min = 10, .max = 10000,
 		.unit = "ms",

@@ -93,7 +93,7 @@ enum event_state {
 /* Longest patient or session id (control "session_start"), without the NUL. */
 #define EVENT_ID_MAX 36
 
-#define EVENT_REASON_MAX 48
+#define EVENT_REASON_MAX 160
 
 /** One event. Plain data: copied into and out of rings by value. */
 struct event {

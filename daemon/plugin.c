@@ -529,6 +529,15 @@ bool plugin_take_alert(struct plugin *p, enum rpmsd_coil_alert *what, int *code)
 	return true;
 }
 
+void plugin_alert_text(struct plugin *p, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (PLUGIN_HAS_OP(p->desc, alert_text)) {
+		p->desc->ops.alert_text(p->handle, buf, len);
+		buf[len - 1] = '\0';
+	}
+}
+
 void plugin_write_keys(const struct plugin *p, FILE *f)
 {
 	static const char *const types[] = {

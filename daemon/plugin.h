@@ -92,6 +92,12 @@ void plugin_set_wake(struct plugin *p, atomic_uint *word);
 bool plugin_take_alert(struct plugin *p, enum rpmsd_coil_alert *what, int *code);
 
 /**
+ * The plugin's own words for its last alert (ABI 1.2 alert_text), in
+ * @buf; "" when it has none. RT-safe.
+ */
+void plugin_alert_text(struct plugin *p, char *buf, size_t len);
+
+/**
  * True when the plugin may declare a device (ABI 1.2 envelope or
  * confirmed_intensity op within its struct_size): --check-config opens
  * such a plugin to ask it (session_check). Any thread.

@@ -227,6 +227,7 @@ void record_edf_event(struct record *r, const struct event *ev)
 	const char *rule;
 	uint64_t at = ev->sample, dur = 0;
 	double fired = NAN;
+	int n;
 
 	/*
 	 * Our own rpms.record events come back from the publisher like every
@@ -271,12 +272,17 @@ void record_edf_event(struct record *r, const struct event *ev)
 	case EVENT_STATE:
 		fired = ev->u.state.at_sample;	/* the stim thread's: arming, faults */
 		if (ev->u.state.code) {
-			snprintf(t, sizeof(t), "%s %d: %.*s",
-				 record_edf_state_name(ev->u.state.state), ev->u.state.code,
-				 EVENT_REASON_MAX, ev->u.state.reason);
+			n = snprintf(t, sizeof(t), "%s %d: %.*s",
+				     record_edf_state_name(ev->u.state.state), ev->u.state.code,
+				     EVENT_REASON_MAX, ev->u.state.reason);
 		} else {
-			snprintf(t, sizeof(t), "%s: %.*s", record_edf_state_name(ev->u.state.state),
-				 EVENT_REASON_MAX, ev->u.state.reason);
+			n = snprintf(t, sizeof(t), "%s: %.*s",
+				     record_edf_state_name(ev->u.state.state), EVENT_REASON_MAX,
+				     ev->u.state.reason);
+		}
+		/* a long reason is cut to the annotation's room; the event stream has it whole */
+		if (n < 0) {
+			t[0] = '\0';
 		}
 		break;
 	case EVENT_GAP:

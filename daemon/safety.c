@@ -111,8 +111,14 @@ static bool safety_check_temp(const struct safety_limits *lim,
 	(void)st;
 	(void)now_ns;
 	if (!req->have_status || isnan(req->coil.temperature_c)) {
-		/* A plugin without a sensor reports NAN: nothing to hold it to. */
-		return true;
+		/*
+		 * A plugin without a sensor reports NAN: nothing to hold it to.
+		 * A device that declares a cut-off has a sensor: not knowing its
+		 * temperature is not a cold coil.
+		 */
+		v->value = NAN;
+		v->limit = lim->max_coil_temp_c;
+		return !(lim->dev.present && lim->dev.cutoff_c > 0.0);
 	}
 	v->value = req->coil.temperature_c;
 	v->limit = lim->max_coil_temp_c;
@@ -487,6 +493,7 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
 	lim->min_train_interval_ns = llround(cfg->safety.min_train_interval_ms * 1e6);
 	lim->max_intensity_pct = cfg->safety.max_intensity_pct;
 	lim->max_coil_temp_c = cfg->safety.max_coil_temp_c;
+	lim->device_temp_margin_c = cfg->safety.device_temp_margin_c;
 	lim->acq_timeout_ns = llround(cfg->safety.acquisition_timeout_ms * 1e6);
 	lim->motor_threshold_pct = cfg->safety.motor_threshold_pct;
 	lim->table = cfg->safety.train_table;

@@ -52,7 +52,7 @@ enum safety_rule {
 };
 
 /** Most steps a device's rate-cap or energy table may have. */
-#define SAFETY_DEVICE_STEPS 32
+#define SAFETY_DEVICE_STEPS 128
 /** Longest device model name kept, with its NUL. */
 #define SAFETY_DEVICE_MODEL_MAX 64
 /*
@@ -85,6 +85,7 @@ struct safety_device {
 	struct rpmsd_coil_energy_point energy[SAFETY_DEVICE_STEPS];
 	size_t n_energy;		/* 0: no energy model */
 	double power_w;
+	double cutoff_c;		/* the device's coil cut-off, °C; 0: none */
 };
 
 /** Limits, from the [safety] section. Times in ns. */
@@ -93,7 +94,8 @@ struct safety_limits {
 	uint32_t max_train_pulses;
 	int64_t min_train_interval_ns;
 	double max_intensity_pct;
-	double max_coil_temp_c;
+	double max_coil_temp_c;		/* safety_device_temp_limit may lower it */
+	double device_temp_margin_c;
 	int64_t acq_timeout_ns;
 	double motor_threshold_pct;	/* 0: unknown, no train is admitted */
 	struct train_table table;	/* longest train by rate x % motor threshold */
@@ -191,6 +193,13 @@ void safety_set_armed(struct safety_state *st, bool armed);
  */
 int safety_device_set(struct safety_device *dev, const struct rpmsd_coil_envelope *env,
 		      char *err, size_t errlen);
+
+/**
+ * With the device in @lim->dev declaring a coil cut-off: lower
+ * @lim->max_coil_temp_c to device_temp_margin_c below it, if that is
+ * lower. Called once the device is copied in.
+ */
+void safety_device_temp_limit(struct safety_limits *lim);
 
 /** Highest train rate the device allows at @pct (INFINITY: no cap, 0: none). RT-safe. */
 double safety_device_rate_cap(const struct safety_device *dev, double pct);

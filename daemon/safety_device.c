@@ -18,6 +18,15 @@ static bool safety_device_number_ok(double x)
 	return isfinite(x) && x >= 0.0;
 }
 
+void safety_device_temp_limit(struct safety_limits *lim)
+{
+	double at = lim->dev.cutoff_c - lim->device_temp_margin_c;
+
+	if (lim->dev.present && lim->dev.cutoff_c > 0.0 && at < lim->max_coil_temp_c) {
+		lim->max_coil_temp_c = at;
+	}
+}
+
 int safety_device_set(struct safety_device *dev, const struct rpmsd_coil_envelope *env,
 		      char *err, size_t errlen)
 {
@@ -37,7 +46,8 @@ int safety_device_set(struct safety_device *dev, const struct rpmsd_coil_envelop
 	if (!safety_device_number_ok(env->max_output_pct) ||
 	    !safety_device_number_ok(env->min_train_gap_ms) ||
 	    !safety_device_number_ok(env->single_pulse_max_hz) ||
-	    !safety_device_number_ok(env->sustained_power_w)) {
+	    !safety_device_number_ok(env->sustained_power_w) ||
+	    !safety_device_number_ok(env->coil_cutoff_c)) {
 		snprintf(err, errlen, "device envelope of %s: a limit is negative or not finite",
 			 dev->model);
 		return -EINVAL;
@@ -85,6 +95,7 @@ int safety_device_set(struct safety_device *dev, const struct rpmsd_coil_envelop
 	dev->min_train_gap_ns = llround(env->min_train_gap_ms * 1e6);
 	dev->single_max_hz = env->single_pulse_max_hz;
 	dev->power_w = env->sustained_power_w;
+	dev->cutoff_c = env->coil_cutoff_c;
 	dev->present = true;
 	return 0;
 }

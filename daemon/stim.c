@@ -733,7 +733,13 @@ static void stim_take_alert(struct stim *s)
 		return;
 	}
 	if (what != RPMSD_COIL_ALERT_ESTOP) {
-		stim_fault(s, SAFETY_COIL_FAULT, code, "coil alert", "coil plugin alert: disarmed");
+		char text[EVENT_REASON_MAX - 40], reason[EVENT_REASON_MAX];
+
+		/* the plugin's words name the cause (a device fault, a lost link) */
+		plugin_alert_text(s->plugin, text, sizeof(text));
+		snprintf(reason, sizeof(reason), "coil plugin alert: disarmed%s%s",
+			 text[0] ? ": " : "", text);
+		stim_fault(s, SAFETY_COIL_FAULT, code, "coil alert", reason);
 		return;
 	}
 	/*
@@ -857,6 +863,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	if (plugin_device(plugin)) {
 		/* the gate's own copy of the device's envelope: read on the stim thread */
 		s->limits.dev = *plugin_device(plugin);
+		safety_device_temp_limit(&s->limits);
 	}
 	/* nothing recorded in a ledger yet: no pulse until stim_set_ledger */
 	safety_init(&s->gate, 0);

@@ -44,9 +44,10 @@ extern "C" {
 /**
  * ABI minor version: additions only, detected through struct sizes.
  * 1.1 added rpmsd_coil_ops.force_disarm.
- * 1.2 added rpmsd_coil_ops.set_intensity, .confirmed_intensity and
- * .envelope, with struct rpmsd_coil_envelope and its two table entries
- * (struct rpmsd_coil_rate_cap, struct rpmsd_coil_energy_point).
+ * 1.2 added rpmsd_coil_ops.set_intensity, .confirmed_intensity,
+ * .envelope and .alert_text, with struct rpmsd_coil_envelope and its
+ * two table entries (struct rpmsd_coil_rate_cap, struct
+ * rpmsd_coil_energy_point).
  */
 #define RPMSD_COIL_ABI_MINOR 2
 
@@ -175,7 +176,11 @@ struct rpmsd_coil_energy_point {
  *    must keep on-time per minute <= 60 * P / (f * J(x)) s (MagPy:
  *    63000 / (f J) with P = 1050 W) and be followed by a wait of at least
  *    N * (f * J(x) - P) / (P * f) s before the next train.
- * The tables may hold at most 32 entries each. Valid while the plugin is
+ *  - coil_cutoff_c: the device stops at this coil temperature; the gate
+ *    holds the coil [safety] device_temp_margin_c below it (and below
+ *    max_coil_temp_c), and refuses a pulse while the temperature is unknown.
+ * The tables may hold at most 128 entries each (a Rapid2's caps and
+ * energy at every whole per cent fit). Valid while the plugin is
  * open; the host reads it only on the main thread, right after open.
  */
 struct rpmsd_coil_envelope {
@@ -189,6 +194,7 @@ struct rpmsd_coil_envelope {
 	const struct rpmsd_coil_energy_point *energy;	/**< energy per pulse by output */
 	size_t n_energy;		/**< entries in energy; 0: no energy model */
 	double sustained_power_w;	/**< power the device sustains, W (MagPy Rapid2: 1050) */
+	double coil_cutoff_c;		/**< the device's own coil temperature cut-off, °C; 0: none known */
 };
 
 /** Operations of a plugin. open, pulse and close are required. */
@@ -254,6 +260,15 @@ struct rpmsd_coil_ops {
 	 * thread, after open; the result must stay valid until close.
 	 */
 	const struct rpmsd_coil_envelope *(*envelope)(void *handle);
+	/**
+	 * (ABI 1.2, optional) Why the plugin raised its last alert, as text
+	 * for the safety event (e.g. "status: no reply 3 times in a row"):
+	 * copied into @buf, NUL-terminated, cut to @len. RT-safe: the host
+	 * calls it on the stim thread when it takes the alert. Write the text
+	 * before calling rpmsd_coil_host.alert.
+	 * @return the length copied, 0 when there is nothing to say
+	 */
+	size_t (*alert_text)(void *handle, char *buf, size_t len);
 };
 
 /** The descriptor a plugin's entry function returns. */

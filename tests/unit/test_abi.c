@@ -97,7 +97,7 @@ static void test_abi_enums(void **state)
 static void test_abi_descriptor(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_descriptor), 128);
+	assert_int_equal(sizeof(struct rpmsd_coil_descriptor), 136);
 	ABI_PIN(rpmsd_coil_descriptor, abi_major, 0, 4, uint32_t);
 	ABI_PIN(rpmsd_coil_descriptor, abi_minor, 4, 4, uint32_t);
 	ABI_PIN(rpmsd_coil_descriptor, struct_size, 8, 8, size_t);
@@ -105,19 +105,20 @@ static void test_abi_descriptor(void **state)
 	ABI_PIN(rpmsd_coil_descriptor, description, 24, 8, const char *);
 	ABI_PIN(rpmsd_coil_descriptor, keys, 32, 8, const struct rpmsd_coil_key *);
 	ABI_PIN(rpmsd_coil_descriptor, n_keys, 40, 8, size_t);
-	ABI_PIN(rpmsd_coil_descriptor, ops, 48, 80, struct rpmsd_coil_ops);
+	ABI_PIN(rpmsd_coil_descriptor, ops, 48, 88, struct rpmsd_coil_ops);
 	/* A 1.0 plugin's descriptor ends where 1.1 added force_disarm. */
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.force_disarm), 96);
 	/* A 1.1 plugin's descriptor ends where 1.2 added set_intensity. */
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.set_intensity), 104);
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.confirmed_intensity), 112);
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.envelope), 120);
+	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.alert_text), 128);
 }
 
 static void test_abi_ops(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_ops), 80);
+	assert_int_equal(sizeof(struct rpmsd_coil_ops), 88);
 	ABI_PIN(rpmsd_coil_ops, open, 0, 8, int (*)(const struct rpmsd_coil_host *, void **));
 	ABI_PIN(rpmsd_coil_ops, arm, 8, 8, int (*)(void *));
 	ABI_PIN(rpmsd_coil_ops, disarm, 16, 8, int (*)(void *));
@@ -131,6 +132,7 @@ static void test_abi_ops(void **state)
 	ABI_PIN(rpmsd_coil_ops, confirmed_intensity, 64, 8, int (*)(void *, double *));
 	ABI_PIN(rpmsd_coil_ops, envelope, 72, 8,
 		const struct rpmsd_coil_envelope *(*)(void *));
+	ABI_PIN(rpmsd_coil_ops, alert_text, 80, 8, size_t (*)(void *, char *, size_t));
 }
 
 /*
@@ -141,7 +143,7 @@ static void test_abi_ops(void **state)
 static void test_abi_envelope(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_envelope), 80);
+	assert_int_equal(sizeof(struct rpmsd_coil_envelope), 88);
 	ABI_PIN(rpmsd_coil_envelope, struct_size, 0, 8, size_t);
 	ABI_PIN(rpmsd_coil_envelope, model, 8, 8, const char *);
 	ABI_PIN(rpmsd_coil_envelope, max_output_pct, 16, 8, double);
@@ -152,6 +154,7 @@ static void test_abi_envelope(void **state)
 	ABI_PIN(rpmsd_coil_envelope, energy, 56, 8, const struct rpmsd_coil_energy_point *);
 	ABI_PIN(rpmsd_coil_envelope, n_energy, 64, 8, size_t);
 	ABI_PIN(rpmsd_coil_envelope, sustained_power_w, 72, 8, double);
+	ABI_PIN(rpmsd_coil_envelope, coil_cutoff_c, 80, 8, double);
 	assert_int_equal(sizeof(struct rpmsd_coil_rate_cap), 16);
 	ABI_PIN(rpmsd_coil_rate_cap, max_output_pct, 0, 8, double);
 	ABI_PIN(rpmsd_coil_rate_cap, max_rate_hz, 8, 8, double);

@@ -1335,7 +1335,7 @@ static void test_publish_errors(void **state)
 static void test_event_state_init(void **state)
 {
 	struct event ev;
-	char longer[100];
+	char longer[EVENT_REASON_MAX + 40];
 
 	(void)state;
 	memset(longer, 'x', sizeof(longer) - 1);
