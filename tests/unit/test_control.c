@@ -62,7 +62,8 @@ static void test_set_scope_from_the_table(void **state)
 	};
 	static const char *const limits[] = {
 		"max_frequency_hz", "max_train_pulses", "min_train_interval_ms",
-		"max_intensity_pct", "max_coil_temp_c", "motor_threshold_pct",
+		"max_intensity_pct", "max_coil_temp_c", "device_temp_margin_c",
+		"motor_threshold_pct",
 		"max_session_pulses", "max_daily_pulses",
 	};
 	struct control_request req;
