@@ -23,6 +23,7 @@
 #include "rt.h"
 #include "sclock.h"
 #include "stim.h"
+#include "stim_refusal.h"
 
 #define STIM_MAILBOX 8
 /* Requests from the other threads waiting for the stim thread (stim_post_cmd). */
@@ -34,7 +35,6 @@
  * follow within this time are counted and published as one summary at
  * its end (at most one summary per rule per period).
  */
-#define STIM_REFUSAL_PERIOD_NS 1000000000LL
 
 
 /*
@@ -125,13 +125,8 @@ struct stim {
 	_Atomic(const char *) disarm_reason;
 	atomic_uint disarms;			/* disarms applied, whatever the cause */
 
-	/*
-	 * Refusals, stim thread only: per rule, until when repeats are
-	 * summarised, and the summary being made (refusals 0: none).
-	 */
-	int64_t rep_until[SAFETY_RULE_COUNT];
-	struct event rep[SAFETY_RULE_COUNT];
-	size_t reserve;				/* ring slots refusals leave to the rest */
+	/* Refusals, stim thread only: the first of a rule at once, repeats summarised. */
+	struct stim_refusal refusals;
 
 	/*
 	 * Open loop: pulses of the session's count still due (as of the last
@@ -152,7 +147,6 @@ struct stim {
 	struct stim_stats stats;	/* written by the stim thread */
 };
 
-static void stim_flush_refusals(struct stim *s, int64_t now, bool all, size_t reserve);
 static void stim_cancel_requests(struct stim *s, int64_t now);
 static double stim_sample_at(const struct stim *s, int64_t t_ns);
 
@@ -163,7 +157,7 @@ static void stim_emit_state(struct stim *s, enum event_state state, int code,
 	int64_t now = sclock_now(s->clock);
 
 	/* Refusals summarised so far come first: no summary spans a state change. */
-	stim_flush_refusals(s, now, true, s->reserve);
+	stim_refusal_flush(&s->refusals, now, true);
 	event_state_init(&ev, state, code, reason, sclock_last_sample(s->clock));
 	/*
 	 * On the sample clock as pulses are: a disarm just after a pulse of the
@@ -186,100 +180,6 @@ static double stim_sample_at(const struct stim *s, int64_t t_ns)
 	x = (double)(t_ns - atomic_load_explicit(&q->sample_t0_ns, memory_order_relaxed)) *
 	    s->rate_hz / 1e9;
 	return x > 0.0 ? x : 0.0;
-}
-
-/*
- * Push a refusal record, never into the room kept for pulses and state
- * changes: a storm of refusals cannot cost a fired pulse its event.
- */
-static bool stim_push_refusal(struct stim *s, struct event *ev)
-{
-	return ring_push_reserved(s->events, ev, s->reserve);
-}
-
-/* Count @ev into the summary of rule @r. */
-static void stim_fold_refusal(struct stim *s, unsigned r, const struct event *ev)
-{
-	struct event *sum = &s->rep[r];
-	uint32_t n = sum->u.refusal.refusals, dropped = sum->u.refusal.dropped;
-	int64_t first = sum->u.refusal.first_sched_ns;
-
-	if (n == 0) {
-		dropped = 0;
-		first = ev->u.refusal.sched_ns;
-	}
-	/* the last refusal's details, the first one's time, the sums */
-	*sum = *ev;
-	sum->u.refusal.summary = 1;
-	sum->u.refusal.first_sched_ns = first;
-	sum->u.refusal.refusals = n < UINT32_MAX ? n + 1 : n;
-	sum->u.refusal.dropped = dropped > UINT32_MAX - ev->u.refusal.dropped ?
-				 UINT32_MAX : dropped + ev->u.refusal.dropped;
-}
-
-/*
- * Publish the summaries whose period ended (@all: every one, before a
- * state change or at the stop), leaving @reserve slots of the ring free.
- * A summary is stamped when it is made, so the ring stays in time order.
- * One the ring has no room for stays and is tried again a period later:
- * a count is never lost.
- */
-static void stim_flush_refusals(struct stim *s, int64_t now, bool all, size_t reserve)
-{
-	unsigned r;
-
-	for (r = 0; r < SAFETY_RULE_COUNT; r++) {
-		struct event *sum = &s->rep[r];
-
-		if (sum->u.refusal.refusals == 0 || (!all && now < s->rep_until[r])) {
-			continue;
-		}
-		sum->sample = sclock_last_sample(s->clock);
-		event_stamp(sum, now);
-		if (ring_push_reserved(s->events, sum, reserve)) {
-			s->stats.summaries++;
-			s->stats.refusals_summarised += sum->u.refusal.refusals;
-			sum->u.refusal.refusals = 0;
-		}
-		/* the next summary of this rule a period from now, at the earliest */
-		s->rep_until[r] = now + STIM_REFUSAL_PERIOD_NS;
-	}
-}
-
-/* When the stim thread must wake to publish a summary (SCLOCK_NEVER: none). */
-static int64_t stim_refusal_deadline(const struct stim *s)
-{
-	int64_t t = SCLOCK_NEVER;
-	unsigned r;
-
-	for (r = 0; r < SAFETY_RULE_COUNT; r++) {
-		if (s->rep[r].u.refusal.refusals && s->rep_until[r] < t) {
-			t = s->rep_until[r];
-		}
-	}
-	return t;
-}
-
-/*
- * Publish a refusal: the first of its rule at once, the repeats of the
- * period that follows counted into one summary (a protocol the gate
- * refuses at every EMG block must not flood the stream and the rings).
- */
-static void stim_publish_refusal(struct stim *s, struct event *ev, int64_t now)
-{
-	unsigned r = ev->u.refusal.rule < SAFETY_RULE_COUNT ? ev->u.refusal.rule : SAFETY_OK;
-
-	ev->u.refusal.refusals = 1;
-	if (now < s->rep_until[r] || s->rep[r].u.refusal.refusals) {
-		stim_fold_refusal(s, r, ev);
-		return;
-	}
-	s->rep_until[r] = now + STIM_REFUSAL_PERIOD_NS;
-	if (stim_push_refusal(s, ev)) {
-		s->stats.refusals_single++;
-	} else {
-		stim_fold_refusal(s, r, ev);	/* no room now: it goes out in the summary */
-	}
 }
 
 /* What an arm command came to, for stim_arm_result (control replies). */
@@ -481,7 +381,7 @@ static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t 
 	ev.u.refusal.limit = v->limit;
 	ev.u.refusal.sched_ns = s->next_deadline;
 	event_stamp(&ev, now);
-	stim_publish_refusal(s, &ev, now);
+	stim_refusal_publish(&s->refusals, &ev, now);
 	s->stats.refusals++;
 	s->stats.refused_by_rule[v->rule]++;
 	s->stats.dropped_by_rule[v->rule] += dropped;
@@ -800,13 +700,13 @@ static void *stim_thread(void *arg)
 			now = stim_fire(s);
 			continue;
 		}
-		stim_flush_refusals(s, now, false, s->reserve);
+		stim_refusal_flush(&s->refusals, now, false);
 		wake_at = stim_watchdog(s, now);
 		if (s->in_train && s->next_deadline < wake_at) {
 			wake_at = s->next_deadline;
 		}
-		if (stim_refusal_deadline(s) < wake_at) {
-			wake_at = stim_refusal_deadline(s);
+		if (stim_refusal_deadline(&s->refusals) < wake_at) {
+			wake_at = stim_refusal_deadline(&s->refusals);
 		}
 		/* Idle or not, turn often enough for the heartbeat to stay fresh. */
 		if (s->beat_period_ns > 0 && wake_at - now > s->beat_period_ns) {
@@ -825,7 +725,7 @@ static void *stim_thread(void *arg)
 	s->in_train = false;
 	stim_settle_open_loop(s, true);
 	/* the last of them: no pulse can follow, one slot for the disarm */
-	stim_flush_refusals(s, sclock_now(s->clock), true, 1);
+	stim_refusal_flush_all(&s->refusals, sclock_now(s->clock), 1);
 	stim_apply_armed(s, false, "stopping");
 	atomic_store(&s->busy, false);
 	return NULL;
@@ -892,11 +792,9 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->disarm_seq, 0);
 	atomic_init(&s->disarm_reason, "");
 	atomic_init(&s->disarms, 0);
-	for (i = 0; i < SAFETY_RULE_COUNT; i++) {
-		s->rep_until[i] = INT64_MIN;
-	}
 	/* Refusals may fill half the ring at most: the rest is for pulses and states. */
-	s->reserve = ring_capacity(s->events) / 2;
+	stim_refusal_init(&s->refusals, s->events, clock, &s->stats,
+			  ring_capacity(s->events) / 2);
 	s->ol_rule = SAFETY_OK;
 	s->next_deadline = SCLOCK_NEVER;
 	atomic_init(&s->beat_ns, 0);
