@@ -211,6 +211,44 @@ def test_magstim_self_disarm():
     fault_run(emu, "magstim", link("ms-idle"), lambda e: None, "disarmed itself")
 
 
+def test_magstim_unlock_code():
+    """Software version 9 and later: remote control takes the unit's unlock
+    code and the keep-alive is `x@`. Without the code the start fails,
+    naming the key; with it the unit arms, stays under remote control
+    through keep-alives, and is never sent a plain `Q@` again."""
+    emu = magstim.Magstim(link("ms-unlock"), model="rapid2", version=9, unlock_code="4711")
+    emu.rtms = True
+    emu.freq_dhz = 220
+    emu.start()
+    try:
+        err = start_error("magstim", link("ms-unlock"))
+        check("unlock_code" in err, "no code: %s" % err)
+        armed_at = []
+
+        def when(msgs):
+            if not armed_at and states_in(msgs, "armed"):
+                armed_at.append(time.monotonic())
+            return bool(states_in(msgs, "fault")) or (
+                armed_at and time.monotonic() - armed_at[0] > 3.0)
+
+        r = rig.Run(config("magstim", link("ms-unlock"), "unlock_code = 4711\n"), args=(),
+                    timeout=60, stop_when=when)
+    finally:
+        emu.stop()
+    check(armed_at, "never armed: %s" % r.stderr[-1500:])
+    check(not states(r, "fault"), "a fault: %s" % states(r, "fault"))
+    sent = [e["data"] for e in emu.entries("rx")]
+    check(b"Q4711" in b"".join(d[:5] for d in sent), "the code was never sent: %s" % sent[:5])
+    keep = [d for d in sent if d[:2] == b"x@"]
+    check(len(keep) >= 3, "%d x@ keep-alives in 3 s armed" % len(keep))
+    check(not [d for d in sent[1:] if d[:2] == b"Q@"], "a plain Q@ was sent")
+    check("4711" not in r.stderr, "the unlock code was logged")
+
+
+def states_in(msgs, state):
+    return [b for t, b, _ in msgs if t == "rpms.state" and b["state"] == state]
+
+
 def mv_emu(name, **knobs):
     emu = magventure.MagVenture(link(name), model="r30")
     for k, v in knobs.items():
@@ -306,6 +344,7 @@ if __name__ == "__main__":
         test_magstim_set_intensity_confirmed,
         test_magstim_faults,
         test_magstim_self_disarm,
+        test_magstim_unlock_code,
         test_magventure_closed_loop,
         test_magventure_faults,
     ])
