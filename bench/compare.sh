@@ -10,14 +10,20 @@
 # BUILD_A and BUILD_B are configured and compiled build directories (the
 # same meson options, e.g. the default debugoptimized with -Dtests=true),
 # usually of an older and a newer commit. BENCHMARK names are those of
-# bench/meson.build (default: pipeline detect_throughput
-# detect_throughput_cusum stim_timing estop_latency replay_fast), plus
-# 'replay_fast' and 'replay_nomains' run this tree's bench/bench_replay.py
-# (the latter with dsp.mains_hz = 0) against each build, so that both are
-# timed by the same script; 'detect_cli': rpms-detect -m 0 (no mains filter at all, so the same
-# configuration in any commit since it has -m) on data/emg/emg.txt, 11
-# runs, the CPU time of each. A benchmark a build does not define is
-# skipped for it. Each run's output is kept in OUTDIR as
+# bench/meson.build, run by 'meson test --benchmark' in each build, except:
+#   replay_fast, replay_nomains  this tree's bench/bench_replay.py against
+#       each build (the second with dsp.mains_hz = 0), so that both are
+#       timed by the same script (older copies fail on the pulse ledger's
+#       state_dir);
+#   iio_latency, iio_nomains  this tree's bench/bench_iio.py against each
+#       build (root; older copies fail when cleaning up the ledger's
+#       directory), the second with dsp.mains_hz = 0;
+#   detect_cli  (not in meson.build) rpms-detect -m 0 (no mains filter at
+#       all, so the same configuration in any commit that has -m) on
+#       data/emg/emg.txt, 11 runs, the CPU time of each.
+# Default: pipeline detect_throughput detect_throughput_cusum stim_timing
+# estop_latency replay_fast replay_nomains detect_cli. A benchmark a
+# build does not define is skipped for it. Each run's output is kept in OUTDIR as
 # r<round>-<A|B>-<benchmark>.log; bench/compare_summary.py OUTDIR reads
 # them. Nothing is rebuilt (--no-rebuild): build both first.
 set -eu
@@ -74,6 +80,20 @@ run_one() {
 		mode=
 		[ "$name" = replay_nomains ] && mode=nomains
 		python3 "$here/bench_replay.py" "$dir" "$(srcdir "$dir")" $mode > "$log" 2>&1 ||
+			echo "round $round: $tag $name FAILED (see $log)"
+		return
+		;;
+	iio_latency | iio_nomains)
+		# this tree's script, the build's own fake-device rig and iio_gen
+		echo "round $round: $tag $name"
+		src=$(srcdir "$dir")
+		mode=
+		[ "$name" = iio_nomains ] && mode=nomains
+		env RPMSD_IIO_GEN="$dir/bench/bench_iio_gen" RPMSD_BUILD_ROOT="$dir" \
+			RPMSD_SOURCE_ROOT="$src" PYTHONPATH="$src/tests/iio" \
+			PYTHONDONTWRITEBYTECODE=1 LD_LIBRARY_PATH="$dir/plugins/sim" \
+			unshare -m -n --propagation private /usr/bin/python3 \
+			"$here/bench_iio.py" $mode > "$log" 2>&1 ||
 			echo "round $round: $tag $name FAILED (see $log)"
 		return
 		;;

@@ -3,9 +3,14 @@
 """Summarise a bench/compare.sh run: for every figure the benchmarks print,
 its value in each round for build A and build B, the median over the
 rounds, the spread over the rounds (max - min, as a percentage of that
-median), and the ratio B / A of the medians. Markdown on stdout.
+median), the ratio B / A of the medians, and the ratios of the rounds
+where both ran (B's run beside A's in the same round): their median, least
+and greatest. Markdown on stdout.
 
-    bench/compare_summary.py OUTDIR
+    bench/compare_summary.py OUTDIR [OUTDIR...]
+
+Several OUTDIRs (runs of the same two builds) are read as one: their
+rounds follow each other in the order given.
 
 A ratio only means something where the two spreads are small next to its
 distance from 1: read both."""
@@ -75,6 +80,16 @@ def figures(name, text):
         if m:
             out.append(("wall time per run: median of 11 (ms)", float(m.group(1))))
             out.append(("wall time per run: max of 11 (ms)", float(m.group(2))))
+    elif name == "subscribers":
+        for m in re.finditer(r"^  (1 sub|101 sub) +p50 +%s us +p99 +%s us +max +%s us"
+                             % (NUM, NUM, NUM), text, re.M):
+            for i, q in ((2, "p50"), (3, "p99"), (4, "max")):
+                out.append(("%s: lateness %s (us)" % (m.group(1), q), float(m.group(i))))
+    elif name.startswith("iio_"):
+        for m in re.finditer(r"^  (\S.*?) +p50 +%s us +p99 +%s us +max +%s us +n=(\d+)"
+                             % (NUM, NUM, NUM), text, re.M):
+            for i, q in ((2, "p50"), (3, "p99"), (4, "max")):
+                out.append(("%s: %s (us)" % (m.group(1), q), float(m.group(i))))
     elif name == "detect_cli":
         v = [float(x) for x in re.findall(r"cpu_ms ([0-9.]+)", text)]
         if v:
@@ -91,16 +106,27 @@ def fmt(x):
 
 
 def main():
-    d = sys.argv[1]
     data = {}   # (bench, figure) -> {"A": [..], "B": [..]}
     order = []
-    rounds = 0
+    offset = 0
+    for d in sys.argv[1:]:
+        offset = read_dir(d, offset, data, order)
+    for d in sys.argv[1:]:
+        info = os.path.join(d, "info.txt")
+        if os.path.exists(info):
+            print("```\n" + open(info).read().strip() + "\n```\n")
+    print_tables(data, order)
+
+
+def read_dir(d, offset, data, order):
+    """Add the logs of run directory d to data, rounds after offset; return the last round."""
+    last = offset
     for path in sorted(glob.glob(os.path.join(d, "r*-*-*.log"))):
         m = re.match(r"r(\d+)-([AB])-(.+)\.log$", os.path.basename(path))
         if not m:
             continue
-        rnd, tag, name = int(m.group(1)), m.group(2), m.group(3)
-        rounds = max(rounds, rnd)
+        rnd, tag, name = offset + int(m.group(1)), m.group(2), m.group(3)
+        last = max(last, rnd)
         with open(path, errors="replace") as f:
             text = f.read()
         for fig, val in figures(name, text):
@@ -109,17 +135,19 @@ def main():
                 data[key] = {"A": {}, "B": {}}
                 order.append(key)
             data[key][tag][rnd] = val
-    info = os.path.join(d, "info.txt")
-    if os.path.exists(info):
-        print("```\n" + open(info).read().strip() + "\n```\n")
+    return last
+
+
+def print_tables(data, order):
     bench_order = []
     for name, _ in order:
         if name not in bench_order:
             bench_order.append(name)
     for name in bench_order:
         print("### %s\n" % name)
-        print("| figure | A per round | B per round | A median (spread) | B median (spread) | B / A |")
-        print("|---|---|---|---|---|---|")
+        print("| figure | A per round | B per round | A median (spread) | B median (spread) | B / A "
+              "| B / A paired by round: median (min-max) |")
+        print("|---|---|---|---|---|---|---|")
         for key in order:
             if key[0] != name:
                 continue
@@ -135,8 +163,12 @@ def main():
                 else:
                     cells.append(("-", "-"))
             ratio = "%.3f" % (med["B"] / med["A"]) if "A" in med and "B" in med and med["A"] else "-"
-            print("| %s | %s | %s | %s | %s | %s |" % (key[1], cells[0][0], cells[1][0],
-                                                      cells[0][1], cells[1][1], ratio))
+            pairs = [data[key]["B"][r] / data[key]["A"][r] for r in sorted(data[key]["A"])
+                     if r in data[key]["B"] and data[key]["A"][r]]
+            paired = ("%.3f (%.2f-%.2f)" % (statistics.median(pairs), min(pairs), max(pairs))
+                      if pairs else "-")
+            print("| %s | %s | %s | %s | %s | %s | %s |" % (key[1], cells[0][0], cells[1][0],
+                                                           cells[0][1], cells[1][1], ratio, paired))
         print()
 
 
