@@ -541,9 +541,11 @@ int stimdev_open(const struct stimdev_driver *drv, const struct rpmsd_coil_host 
 		goto err_tty;
 	}
 	d->started = true;
-	host->log(host->ctx, RPMSD_COIL_LOG_INFO, "%s: %s at %u baud, fired by %s", drv->name,
-		  path, drv->baud, d->serial_fire ? "the serial fire command (bench checks only)" :
-		  "the TTL trigger line");
+	/* serial firing has milliseconds of jitter: never quietly */
+	host->log(host->ctx, d->serial_fire ? RPMSD_COIL_LOG_WARN : RPMSD_COIL_LOG_INFO,
+		  "%s: %s at %u baud, fired by %s", drv->name, path, drv->baud,
+		  d->serial_fire ? "the serial fire command (fire = serial: bench checks only, "
+				   "not for treatment)" : "the TTL trigger line");
 	*out = d;
 	return 0;
 
