@@ -19,11 +19,13 @@
 #      loopback, kmod/rig_loopback.h), industrialio-configfs, -sw-device,
 #      -sw-trigger, iio-trig-hrtimer; and our own kmod/rpms_emg.c.
 #   4. an initramfs: static busybox, the module closure, rpmsd, rpmsctl, the
-#      gpio plugin, rig-mon, rig-util, cyclictest, gpioinfo and their ldd
+#      gpio plugin (and magstim, magventure when built), rig-mon, rig-util, cyclictest, gpioinfo and their ldd
 #      libraries at the host's paths, the guest scripts and the waveform.
 #   5. QEMU (TCG; KVM first with RPMSD_RIG_ACCEL=auto when /dev/kvm works,
 #      falling back to TCG if the guest shows no sign of life in 10 s),
-#      serial console captured; the guest prints RIG: lines.
+#      serial console captured; the guest prints RIG: lines. ttyS1 and
+#      ttyS2 go to tests/rig/stim_bridge.py on the host: a stimulator
+#      emulator (tests/emu) and its control line (docs/rig.md).
 # Prints the console, then the results, then "N passed, N failed" last.
 # With --build-only it stops after step 4 and prints the kernel and
 # initramfs paths, to boot on a real machine. With --kernel-only it stops
@@ -34,7 +36,7 @@
 # packages: not root and no sudo).
 #
 # Environment: RPMSD_RIG_TESTS=a,b (default all: pulses estop stall sigterm
-# sigkill timestamps cyclictest clockstep), RPMSD_RIG_ACCEL=tcg|kvm|auto
+# sigkill timestamps cyclictest clockstep magstim magventure), RPMSD_RIG_ACCEL=tcg|kvm|auto
 # (default auto), RPMSD_RIG_TIMEOUT=seconds for the VM (default 420),
 # RPMSD_RIG_CACHE=dir.
 set -eu
@@ -46,6 +48,8 @@ cache=${RPMSD_RIG_CACHE:-$build/rig-cache}
 rpmsd=${RIG_RPMSD:-$build/daemon/rpmsd}
 rpmsctl=${RIG_RPMSCTL:-$build/tools/rpmsctl}
 plugin=${RIG_GPIO_PLUGIN:-$build/plugins/gpio/gpio.so}
+# The serial stimulator plugins, when built (the magstim and magventure tests).
+stim_plugins=${RIG_STIM_PLUGINS-$build/plugins/magstim/magstim.so $build/plugins/magventure/magventure.so}
 rigmon=${RIG_MON:-$build/tests/rig/rig-mon}
 rigutil=${RIG_UTIL:-$build/tests/rig/rig-util}
 tests=${RPMSD_RIG_TESTS:-all}
@@ -218,6 +222,9 @@ cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 cp "$rpmsd" "$rpmsctl" "$rigmon" "$rigutil" /usr/bin/cyclictest /usr/bin/gpioinfo "$root/usr/bin/"
 cp "$plugin" "$root/usr/lib/rpmsd/plugins/gpio.so"
+for p in $stim_plugins; do
+	[ -e "$p" ] && cp "$p" "$root/usr/lib/rpmsd/plugins/"
+done
 cp "$here/guest/init.sh" "$root/init"
 cp "$here/guest/tests.sh" "$root/rig/tests.sh"
 chmod 755 "$root/init"
@@ -227,7 +234,7 @@ while read -r ko; do
 done < "$mdir/modules.list"
 cp "$mdir/modules.list" "$root/rig/modules.list"
 # The shared libraries, at the host's paths (the guest runs Debian 12's).
-for bin in "$root"/usr/bin/* "$root/usr/lib/rpmsd/plugins/gpio.so"; do
+for bin in "$root"/usr/bin/* "$root"/usr/lib/rpmsd/plugins/*.so; do
 	ldd "$bin" | awk '/=> \// { print $3 } /^\t\/[^ ]*ld-linux/ { print $1 }'
 done | sort -u | while read -r lib; do
 	mkdir -p "$root$(dirname "$lib")"
@@ -250,18 +257,69 @@ fi
 
 console=$run/console.log
 
-# boot ACCEL: start QEMU, its pid in $qemu_pid.
+# The stimulator on the host (tests/rig/stim_bridge.py): the guest's ttyS1
+# is the unit's serial cable, its ttyS2 the test's control line; both are
+# Unix sockets the bridge listens on, QEMU the client. Without Python 3,
+# the emulators or the plugins the guest's magstim/magventure tests skip.
+stim_dir=$run/stim
+bridge_pid=""
+stim_args=""
+stim_cmdline=""
+if command -v python3 > /dev/null 2>&1 && [ -f "$src/tests/emu/magstim.py" ] &&
+	[ -e "$root/usr/lib/rpmsd/plugins/magstim.so" ]; then
+	mkdir -p "$stim_dir"
+	stim_cmdline=" rig.stim=1"
+	stim_args="-chardev socket,id=stim,path=$stim_dir/data.sock
+		-chardev socket,id=stimctl,path=$stim_dir/ctl.sock
+		-serial chardev:stim -serial chardev:stimctl"
+else
+	say "no stimulator emulator on the host (python3, tests/emu or the plugins missing): magstim and magventure will skip"
+fi
+
+stop_bridge() {
+	if [ -n "$bridge_pid" ] && kill -0 "$bridge_pid" 2> /dev/null; then
+		kill -TERM "$bridge_pid" 2> /dev/null || true
+		wait "$bridge_pid" 2> /dev/null || true
+	fi
+	bridge_pid=""
+}
+
+# A fresh bridge (and device) for each boot; listening before QEMU starts.
+start_bridge() {
+	stop_bridge
+	rm -f "$stim_dir/ready"
+	python3 "$here/stim_bridge.py" "$stim_dir/data.sock" "$stim_dir/ctl.sock" \
+		"$src/tests/emu" "$stim_dir/ready" 2>> "$run/stim-bridge.log" &
+	bridge_pid=$!
+	n=50
+	while [ ! -s "$stim_dir/ready" ] && [ "$n" -gt 0 ]; do
+		kill -0 "$bridge_pid" 2> /dev/null || die "the stimulator bridge exited: $(cat "$run/stim-bridge.log")"
+		sleep 0.1
+		n=$((n - 1))
+	done
+	[ -s "$stim_dir/ready" ] || die "the stimulator bridge did not listen within 5 s"
+}
+
+# boot ACCEL: start QEMU, its pid in $qemu_pid. ttyS0, the console, is
+# named first: with any -serial, -nographic adds none of its own.
 boot() {
 	: > "$console"
+	[ -z "$stim_args" ] || start_bridge
+	# shellcheck disable=SC2086 # stim_args: words
 	qemu-system-x86_64 -accel "$1" -cpu max -smp 2 -m 512 \
-		-nographic -no-reboot -monitor none \
+		-nographic -no-reboot -monitor none -serial stdio $stim_args \
 		-kernel "$kdir/boot/vmlinuz-$kver" -initrd "$run/initramfs.cpio" \
-		-append "console=ttyS0 quiet loglevel=3 panic=-1 rig.tests=$tests rig.accel=$1" \
+		-append "console=ttyS0 quiet loglevel=3 panic=-1 rig.tests=$tests rig.accel=$1$stim_cmdline" \
 		< /dev/null > "$console" 2>&1 &
 	qemu_pid=$!
 }
 
 vm_run "$vm_timeout"
+stop_bridge
+if [ -s "$run/stim-bridge.log" ]; then
+	say "stimulator bridge log:"
+	sed 's/^/  | /' "$run/stim-bridge.log"
+fi
 
 # ---- results ---------------------------------------------------------------
 

@@ -27,6 +27,14 @@
  *       from the last block, which came up to a block period before T0),
  *       rpmsd published the watchdog's fault, and no trigger edge rose
  *       after the drop.
+ *   rig-util devfault EVENTS MON SHORT_US LONG_US SLACK_US MIN WANT PERIOD_US
+ *       a serial stimulator's fault (the magstim and magventure tests):
+ *       the enable line rose once and dropped, no trigger edge rose after
+ *       the drop and no rpms.stim event is later than it, an rpms.state
+ *       fault whose reason contains WANT was published, both lines end
+ *       inactive, the pulses before match their events as for `pulses`
+ *       (at least MIN), and no two trigger rises came closer than
+ *       PERIOD_US (the protocol's fastest rate) less SHORT_US.
  *   rig-util final MON [TRIG ENABLE]
  *       the last level of TRIG and ENABLE is 0 (or the levels given).
  *   rig-util step SECONDS
@@ -93,6 +101,7 @@ struct util_events {
 	size_t n, cap;
 	bool estop;		/* an rpms.state "estop" */
 	bool stale_fault;	/* the acquisition watchdog's fault */
+	char fault[512];	/* the first rpms.state fault's reason */
 	size_t lines;
 };
 
@@ -242,6 +251,9 @@ static void util_take_event(json_t *j, const char *topic, void *arg)
 		if (state && !strcmp(state, "fault") && reason &&
 		    strstr(reason, "no fresh EMG")) {
 			e->stale_fault = true;
+		}
+		if (state && !strcmp(state, "fault") && reason && !e->fault[0]) {
+			snprintf(e->fault, sizeof(e->fault), "%s", reason);
 		}
 	}
 }
@@ -514,6 +526,70 @@ static int util_stall(char **argv)
 		bad++;
 	}
 	return util_verdict(bad, "acquisition stall disarms in time");
+}
+
+static int util_devfault(char **argv)
+{
+	struct util_line trig, en;
+	struct util_events e;
+	double short_us = atof(argv[2]), period_us = atof(argv[7]);
+	const char *want = argv[6];
+	size_t i, rises = 0, late_ev = 0;
+	int64_t drop, prev = -1;
+	double gap_min = INFINITY;
+	int bad = 0;
+
+	if (util_read_mon(argv[1], &trig, &en) < 0 || util_read_events(argv[0], &e) < 0) {
+		return 2;
+	}
+	drop = util_first_drop(&en);
+	if (drop < 0) {
+		printf("  ENABLE never dropped after rising\n");
+		return util_verdict(1, "device fault");
+	}
+	for (i = 0; i < en.n; i++) {
+		rises += en.edges[i].rise;
+	}
+	printf("  enable rose %zu time(s), first dropped at %" PRId64 " ns; trigger rises after it: %zu\n",
+	       rises, drop, util_rises_after(&trig, drop));
+	if (rises != 1) {
+		printf("  ENABLE rose again after the fault (it must stay latched)\n");
+		bad++;
+	}
+	bad += util_rises_after(&trig, drop) != 0;
+	for (i = 0; i < e.n; i++) {
+		late_ev += e.pulses[i].mono_ns > drop;
+	}
+	if (late_ev) {
+		printf("  %zu rpms.stim events after the drop\n", late_ev);
+		bad++;
+	}
+	printf("  fault: \"%s\"\n", e.fault[0] ? e.fault : "(none published)");
+	if (!strstr(e.fault, want)) {
+		printf("  the first fault does not name \"%s\"\n", want);
+		bad++;
+	}
+	if (util_final(&trig) != 0 || util_final(&en) != 0) {
+		printf("  lines end active: TRIG %d ENABLE %d\n", util_final(&trig), util_final(&en));
+		bad++;
+	}
+	for (i = 0; i < trig.n; i++) {
+		if (!trig.edges[i].rise) {
+			continue;
+		}
+		if (prev >= 0) {
+			gap_min = fmin(gap_min, (double)(trig.edges[i].ts - prev) / 1e3);
+		}
+		prev = trig.edges[i].ts;
+	}
+	printf("  closest trigger rises %.1f us apart (limit %.0f us less %.0f us)\n", gap_min,
+	       period_us, short_us);
+	if (gap_min < period_us - short_us) {
+		bad++;
+	}
+	bad += util_match_pulses(&e, &trig, short_us, atof(argv[3]), atof(argv[4]),
+				 (size_t)strtoul(argv[5], NULL, 10));
+	return util_verdict(bad, "device fault drops enable, names the cause, no trigger edge after it");
 }
 
 static int util_final_cmd(int argc, char **argv)
@@ -826,6 +902,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "stall") && argc == 8) {
 		return util_stall(argv + 2);
 	}
+	if (!strcmp(cmd, "devfault") && argc == 10) {
+		return util_devfault(argv + 2);
+	}
 	if (!strcmp(cmd, "final") && (argc == 3 || argc == 5)) {
 		return util_final_cmd(argc - 2, argv + 2);
 	}
@@ -837,6 +916,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "usage: rig-util now | wave IN START_S SECONDS OUT | pulses EVENTS MON SHORT_US LONG_US SLACK_US MIN\n"
 			"       | estop EVENTS MON SHORT_US LONG_US SLACK_US | stall EVENTS MON T0_NS TIMEOUT_MS EARLY_MS LATE_MS\n"
+			"       | devfault EVENTS MON SHORT_US LONG_US SLACK_US MIN WANT PERIOD_US\n"
 			"       | final MON [TRIG ENABLE] | step SECONDS | clockstep EVENTS MON PERIOD_US TOL_US\n");
 	return 2;
 }

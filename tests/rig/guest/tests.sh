@@ -20,12 +20,15 @@
 #   6 TRIG_FALL   rig-mon input, falling edges: wired to TRIG
 #   7 ENABLE_RISE rig-mon input, rising edges: wired to ENABLE
 #   8 ENABLE_FALL rig-mon input, falling edges: wired to ENABLE
+# Serial (when the host runs tests/rig/stim_bridge.py: rig.stim=1 on the
+# kernel command line): ttyS1 is the stimulator's serial cable to a device
+# emulator on the host (tests/emu), ttyS2 the tests' control line to it.
 # EMG: the rpms_emg driver (emg0, 2 x s16 at 1 kHz) on the hrtimer trigger
 # trig0, playing 6 s of data/emg/emg_1.txt (a burst 3.5 s in) in a loop.
 set -eu
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 
-ALL="pulses estop stall sigterm sigkill timestamps cyclictest clockstep"
+ALL="pulses estop stall sigterm sigkill timestamps cyclictest clockstep magstim magventure"
 CFS=/sys/kernel/config
 SIMCFG=$CFS/gpio-sim/rig
 EMGCFG=$CFS/iio/devices/rpms_emg/emg0
@@ -205,7 +208,7 @@ calibration_s = 2
 k_on = 6
 
 [stim]
-plugin = gpio
+plugin = ${PLUGIN:-gpio}
 mode = ${MODE:-closed_loop}
 protocol = train
 train_pulses = ${PULSES:-5}
@@ -222,7 +225,8 @@ acquisition_timeout_ms = ${ACQ_MS:-1000}
 [publish]
 endpoint = ipc://$D/pub
 
-[coil.gpio]
+[coil.${PLUGIN:-gpio}]
+${COIL_KEYS:-}
 chip = $CHIP
 trigger_line = TRIG
 enable_line = ENABLE
@@ -584,6 +588,126 @@ clockstep_run() {
 	check "a pulse fired with a future-dated ledger" [ "$(rises)" = 0 ]
 	check "the refused ledger was changed" [ "$(md5sum < "$D/state/dose")" = "$sum" ]
 	D=$old
+}
+
+# ---- the serial stimulators (magstim, magventure) ----------------------
+
+# The device is an emulator on the host (tests/emu, through
+# tests/rig/stim_bridge.py) on ttyS1; the test drives it over ttyS2, one
+# command a line and one answer a line, at the moment it needs: the exchange
+# is the synchronisation, no timed injection.
+STIM_TTY=/dev/ttyS1
+STIM_CTL=/dev/ttyS2
+
+stim_open() {
+	stty -F $STIM_CTL 115200 raw -echo
+	exec 3<> $STIM_CTL
+}
+
+# emu COMMAND...: to the host's emulator; its answer in $EMU_ANS; 0 on "ok".
+emu() {
+	printf '%s\n' "$*" >&3
+	EMU_ANS=""
+	# shellcheck disable=SC3045 # busybox ash has read -t
+	if ! read -r -t 30 EMU_ANS <&3; then
+		say "emu $*: no answer from the host within 30 s"
+		return 1
+	fi
+	say "emu $* -> $(echo "$EMU_ANS" | cut -c1-300)"
+	case $EMU_ANS in
+	ok*) return 0 ;;
+	esac
+	return 1
+}
+
+# emu_has PATTERN: the device's state now (JSON, sorted keys) matches.
+emu_has() {
+	emu state > /dev/null || return 1
+	echo "$EMU_ANS" >> "$D/emu-states"
+	echo "$EMU_ANS" | grep -q "$1"
+}
+
+# The device armed and ready (over the link, after rpmsd raised ENABLE);
+# a state that is not ready taken after a pulse fired is a failure: the
+# gate must hold every pulse until the device is ready.
+dev_ready() {
+	n=$(rises)
+	emu_has "$STIM_READY" && return 0
+	[ "$n" = 0 ] || fail "$n pulses fired before the device was armed and ready"
+	return 1
+}
+
+published_fault() {
+	grep '"topic":"rpms.state"' "$D/events.jsonl" | grep '"state":"fault"' | grep -q "$1"
+}
+
+# t_stimdev PLUGIN START_ARGS ARMED OUTPUT: closed loop with the stimulator set up and
+# watched over ttyS1 and fired by TRIG; then the device goes silent.
+t_stimdev() {
+	if ! grep -q 'rig\.stim=1' /proc/cmdline; then
+		echo "no stimulator emulator on the host (rig.sh: python3, tests/emu and the $1 plugin)"
+		exit 77
+	fi
+	[ -e "/usr/lib/rpmsd/plugins/$1.so" ] || { echo "$1.so is not in the image"; exit 77; }
+	stim_open
+	# shellcheck disable=SC2086 # $2: the emulator's arguments, words
+	emu start "$1" $2 || { fail "the host's $1 emulator did not start: $EMU_ANS"; return 0; }
+	PLUGIN=$1 MODE=closed_loop PULSES=5 FREQ=20
+	# reply_timeout_ms: under TCG the guest's UART, QEMU and the host's
+	# bridge add tens of ms to a reply (the default 200 ms is for a cable).
+	COIL_KEYS="tty = $STIM_TTY
+fire = ttl
+reply_timeout_ms = 1000"
+	STIM_READY=$3
+	start_rpmsd || { emu stop; return 0; }
+	# ENABLE rose at rpmsd's arm; the plugin arms the device over the link
+	# (Magstim: ready about 1 s later) and the gate holds pulses till then.
+	wait_until 20 dev_ready || fail "the device was not armed and ready within 20 s of ENABLE"
+	wait_until 30 has_rises 5 || fail "fewer than 5 trigger pulses within 30 s ($(rises))"
+	n=$(rises)
+	# The output rpmsd asked (30 %), applied by the device: the gate fires
+	# only at the output the plugin confirmed by read-back.
+	check "the device's output is not the 30 % asked" emu_has "$4"
+	check "the device dropped out during the train" emu_has "$3"
+	say "the device's states:"
+	sed 's/^/  | /' "$D/emu-states"
+
+	say "the device goes silent after $n pulses"
+	t0=$(rig-util now)
+	emu fault silent on || fail "the emulator refused: $EMU_ANS"
+	if wait_until 20 is_disarmed; then
+		t1=$(rig-util now)
+		say "ENABLE dropped $(( (t1 - t0) / 1000000 )) ms after the fault (at most, by polling)"
+	else
+		fail "ENABLE still active 20 s after the device went silent"
+	fi
+	wait_until 10 published_fault "no reply" || fail "no fault naming \"no reply\" published"
+	# Pulses may still be due (the burst detector): none may fire now.
+	sleep 2
+	stop_rpmsd TERM
+	emu fault silent off || true
+	emu stop || true
+	show_run
+	check "rpmsd exit status $RC, not 3 (a fault)" [ "$RC" = 3 ]
+	grep '"state":"fault"' "$D/events.jsonl" | head -n 3
+	check "the plugin did not log its set-up" grep -q "$1: $STIM_TTY at .* fired by the TTL trigger line" "$D/rpmsd.err"
+	check "the plugin does not confirm the output" grep -q "confirms its output by read-back" "$D/rpmsd.err"
+	check "pulse events not all at 30 %" \
+		[ "$(grep '"topic":"rpms.stim"' "$D/events.jsonl" | grep -vc '"intensity_pct":30[,.}]')" = 0 ]
+	check "device fault" rig-util devfault "$D/events.jsonl" "$D/mon.log" "$SHORT_US" "$LONG_US" \
+		"$SLACK_US" 5 "no reply" $((1000000 / FREQ))
+}
+
+t_magstim() {
+	# A Rapid2 (rTMS mode is the plugin's default; the emulator judges no
+	# trigger here: TTL pulses reach rig-mon, not the host).
+	# (sorted keys: armed ... ready ... remote)
+	t_stimdev magstim "--model rapid2" '"armed": true, .*"ready": true, "remote": true' \
+		'"power": 30,'
+}
+
+t_magventure() {
+	t_stimdev magventure "--model r30" '"enabled": true' '"amp_a": 30,'
 }
 
 # ---- driver ----------------------------------------------------------------
