@@ -84,6 +84,7 @@ struct stim {
 	atomic_bool locked_out;		/* the supervisor found an RT thread hung */
 	int64_t beat_period_ns;		/* the longest sleep without a turn */
 	int64_t armed_at;		/* session time of the last arm (stim thread) */
+	int64_t status_at;		/* session time of the last idle status read */
 	unsigned arm_ticket;		/* the arm command being applied (stim thread) */
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
@@ -189,6 +190,9 @@ static void stim_arm_outcome(struct stim *s, int code, const char *why)
 	atomic_store(&s->arm_reason, why);
 	atomic_store_explicit(&s->arm_attempts, s->arm_ticket, memory_order_release);
 }
+
+/* How often an idle stim thread reads the coil status (temperature for heartbeats). */
+#define STIM_STATUS_PERIOD_NS 1000000000LL
 
 /* The last coil temperature read, for status and heartbeats. */
 static void stim_note_temperature(struct stim *s, double t)
@@ -655,6 +659,26 @@ static void stim_take_alert(struct stim *s)
 				  : "emergency stop input (the coil was not armed)");
 }
 
+/*
+ * Between trains the coil's temperature still moves (a stimulator that
+ * reads it back over its link cools or heats): read the status once a
+ * second so the heartbeat and `status` show it, not the value of the last
+ * pulse. Status is one of the RT-safe ops.
+ */
+static void stim_idle_status(struct stim *s, int64_t now)
+{
+	struct rpmsd_coil_status st = { .temperature_c = NAN };
+
+	if (s->in_train || !plugin_has_status(s->plugin) ||
+	    now - s->status_at < STIM_STATUS_PERIOD_NS) {
+		return;
+	}
+	s->status_at = now;
+	if (plugin_status(s->plugin, &st) == 0) {
+		stim_note_temperature(s, st.temperature_c);
+	}
+}
+
 static void *stim_thread(void *arg)
 {
 	struct stim *s = arg;
@@ -680,6 +704,7 @@ static void *stim_thread(void *arg)
 			break;
 		}
 		stim_take_alert(s);
+		stim_idle_status(s, now);
 		stim_ledger_sync(s);
 		stim_stall_check(s);
 		/*

@@ -245,6 +245,39 @@ def test_magstim_unlock_code():
     check("4711" not in r.stderr, "the unlock code was logged")
 
 
+def test_magstim_temperature():
+    """The coil temperature the unit reports is read back while idle and
+    shown in the heartbeat; at 36 °C the gate refuses the demo's train:
+    the limit is the unit's 40 °C cut-off less safety.device_temp_margin_c
+    (5), below safety.max_coil_temp_c (40)."""
+    emu = magstim_emu("ms-temp")
+    emu.thermal.tau_s = 1e9     # the coil holds its temperature: exact numbers
+    hot = []
+
+    def when(msgs):
+        if not hot and states_in(msgs, "armed"):
+            emu.set_temperature(36.0)
+            hot.append(time.monotonic())
+        return bool([b for t, b, _ in msgs if t == "rpms.safety"
+                     and b.get("rule") == "coil_temperature"]) or bool(states_in(msgs, "fault"))
+
+    try:
+        r = rig.Run(config("magstim", link("ms-temp")), args=(), timeout=90, stop_when=when)
+    finally:
+        emu.stop()
+    check(hot, "never armed: %s" % r.stderr[-1500:])
+    beats = [b for b in r.of("rpms.heartbeat") if b.get("coil_temperature_c") is not None
+             and abs(b["coil_temperature_c"] - 36.0) < 0.2]
+    check(beats, "no heartbeat showed 36 °C: %s" % [b.get("coil_temperature_c")
+                                                   for b in r.of("rpms.heartbeat")][-5:])
+    refused = [b for b in r.of("rpms.safety") if b.get("rule") == "coil_temperature"]
+    check(refused, "the train was not refused for its temperature")
+    check(abs(refused[0]["limit"] - 35.0) < 1e-6 and abs(refused[0]["value"] - 36.0) < 0.2,
+          "refusal at %s against %s, 36 against 35 expected"
+          % (refused[0]["value"], refused[0]["limit"]))
+    check(not delivered(emu), "pulses delivered at 36 °C: %s" % delivered(emu))
+
+
 def states_in(msgs, state):
     return [b for t, b, _ in msgs if t == "rpms.state" and b["state"] == state]
 
@@ -345,6 +378,7 @@ if __name__ == "__main__":
         test_magstim_faults,
         test_magstim_self_disarm,
         test_magstim_unlock_code,
+        test_magstim_temperature,
         test_magventure_closed_loop,
         test_magventure_faults,
     ])
