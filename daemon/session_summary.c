@@ -69,13 +69,13 @@ static void session_summary_confirm(struct session *s, FILE *f)
 			continue;
 		}
 		plugin_confirm_bin(i, &lo, &hi);
-		if (n % 4 == 0) {
-			fprintf(f, "%s    confirm us:   ", n ? "\n" : "");
-		}
+		/* four bins a line: "150-160 us: 4" */
+		fprintf(f, "%s", n == 0 ? "    histogram:    " : n % 4 == 0 ? ",\n                  "
+									: ",");
 		if (isinf(hi)) {
-			fprintf(f, " %g+: %" PRIu64, lo, cs.bins[i]);
+			fprintf(f, " %g+ us: %" PRIu64, lo, cs.bins[i]);
 		} else {
-			fprintf(f, " %g-%g: %" PRIu64, lo, hi, cs.bins[i]);
+			fprintf(f, " %g-%g us: %" PRIu64, lo, hi, cs.bins[i]);
 		}
 		n++;
 	}
