@@ -538,6 +538,20 @@ static void event_json_pulse(struct event_json *w, const struct event *ev)
 	event_json_double(w, "temperature_c", ev->u.pulse.temperature_c);
 	event_json_u64(w, "trigger_sample", ev->u.pulse.trigger_sample);
 	event_json_sample_x(w, "sample_at_fire", ev->u.pulse.sample_at_fire);
+	if (ev->u.pulse.confirm_ns > 0) {
+		event_json_ns_us(w, "confirm_us", ev->u.pulse.confirm_ns);
+	} else {
+		event_json_null(w, "confirm_us");
+	}
+	if (ev->u.pulse.didt_valid && isfinite(ev->u.pulse.didt)) {
+		event_json_double(w, "didt", ev->u.pulse.didt);
+		event_json_u64(w, "didt_train_id", ev->u.pulse.didt_train_id);
+		event_json_u64(w, "didt_index", ev->u.pulse.didt_index);
+	} else {
+		event_json_null(w, "didt");
+		event_json_null(w, "didt_train_id");
+		event_json_null(w, "didt_index");
+	}
 }
 
 static void event_json_refusal(struct event_json *w, const struct event *ev)

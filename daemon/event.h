@@ -136,6 +136,21 @@ struct event {
 			 * index (sample k is at k / rate); NAN when unknown.
 			 */
 			double sample_at_fire;
+			/*
+			 * Delivery verification (coil ABI 1.2 pulse_info):
+			 * trigger to confirm edge of this pulse, ns; 0 or
+			 * less: not measured (so a zeroed event has none).
+			 */
+			int64_t confirm_ns;
+			/*
+			 * The device's read-back of an earlier pulse (it comes
+			 * late, over serial): di/dt in A/µs of the pulse
+			 * didt_train_id/didt_index; valid only when didt_valid.
+			 */
+			double didt;
+			uint32_t didt_train_id;
+			uint32_t didt_index;
+			uint32_t didt_valid;
 		} pulse;
 		struct {
 			uint32_t rule;		/* enum safety_rule */

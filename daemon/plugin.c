@@ -20,6 +20,9 @@
 #include "safety.h"
 #include "sclock.h"
 
+/* pulses whose train and index a late read-back can still be matched to */
+#define PLUGIN_FIRED 256
+
 struct plugin {
 	void *dl;
 	const struct rpmsd_coil_descriptor *desc;
@@ -38,6 +41,18 @@ struct plugin {
 	atomic_uint alerts;		/* 1u << enum rpmsd_coil_alert */
 	atomic_int alert_code;
 	_Atomic(atomic_uint *) wake_word;
+	/*
+	 * Delivery verification, stim thread: pulse ops that returned 0 (the
+	 * plugin's pulse numbers), which train and index each of the last
+	 * PLUGIN_FIRED was, and the latency histogram (written by the stim
+	 * thread only, read by the summary: relaxed atomics).
+	 */
+	uint64_t fired;
+	uint32_t fired_train[PLUGIN_FIRED];
+	uint32_t fired_index[PLUGIN_FIRED];
+	_Atomic uint64_t confirm_bins[PLUGIN_CONFIRM_BINS];
+	_Atomic uint64_t confirmed, unconfirmed, didt_matched;
+	_Atomic int64_t confirm_max_ns;
 };
 
 static bool plugin_name_ok(const char *name)
@@ -465,7 +480,104 @@ int plugin_force_disarm(struct plugin *p)
 
 int plugin_pulse(struct plugin *p, double intensity_pct, uint32_t width_us)
 {
-	return p->desc->ops.pulse(p->handle, intensity_pct, width_us);
+	int ret = p->desc->ops.pulse(p->handle, intensity_pct, width_us);
+
+	if (ret == 0) {
+		p->fired++;	/* the plugin numbers its pulses the same way */
+	}
+	return ret;
+}
+
+static void plugin_count(_Atomic uint64_t *w)
+{
+	/* one writer (the stim thread): no read-modify-write needed */
+	atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static unsigned plugin_confirm_bin_of(int64_t ns)
+{
+	int64_t us = ns / 1000;
+
+	if (us < PLUGIN_CONFIRM_FINE_US * PLUGIN_CONFIRM_FINE_BINS) {
+		return (unsigned)(us / PLUGIN_CONFIRM_FINE_US);
+	}
+	us -= PLUGIN_CONFIRM_FINE_US * PLUGIN_CONFIRM_FINE_BINS;
+	if (us < PLUGIN_CONFIRM_COARSE_US * PLUGIN_CONFIRM_COARSE_BINS) {
+		return PLUGIN_CONFIRM_FINE_BINS + (unsigned)(us / PLUGIN_CONFIRM_COARSE_US);
+	}
+	return PLUGIN_CONFIRM_BINS - 1;
+}
+
+void plugin_confirm_bin(unsigned i, double *lo_us, double *hi_us)
+{
+	const double fine = PLUGIN_CONFIRM_FINE_US * PLUGIN_CONFIRM_FINE_BINS;
+
+	if (i < PLUGIN_CONFIRM_FINE_BINS) {
+		*lo_us = i * (double)PLUGIN_CONFIRM_FINE_US;
+		*hi_us = *lo_us + PLUGIN_CONFIRM_FINE_US;
+	} else if (i < PLUGIN_CONFIRM_BINS - 1) {
+		*lo_us = fine + (i - PLUGIN_CONFIRM_FINE_BINS) * (double)PLUGIN_CONFIRM_COARSE_US;
+		*hi_us = *lo_us + PLUGIN_CONFIRM_COARSE_US;
+	} else {
+		*lo_us = fine + PLUGIN_CONFIRM_COARSE_BINS * (double)PLUGIN_CONFIRM_COARSE_US;
+		*hi_us = INFINITY;
+	}
+}
+
+void plugin_pulse_verify(struct plugin *p, uint32_t train_id, uint32_t index,
+			 struct plugin_pulse_verify *out)
+{
+	struct rpmsd_coil_pulse_info info = {
+		.struct_size = sizeof(info), .confirm_ns = -1, .didt_a_per_us = NAN,
+	};
+	uint64_t k;
+
+	memset(out, 0, sizeof(*out));
+	out->confirm_ns = -1;
+	p->fired_train[p->fired % PLUGIN_FIRED] = train_id;
+	p->fired_index[p->fired % PLUGIN_FIRED] = index;
+	if (!PLUGIN_HAS_OP(p->desc, pulse_info) ||
+	    p->desc->ops.pulse_info(p->handle, &info) < 0) {
+		info.confirm_ns = -1;
+		info.readback_pulse = 0;
+	}
+	if (info.confirm_ns > 0) {
+		out->confirm_ns = info.confirm_ns;
+		plugin_count(&p->confirm_bins[plugin_confirm_bin_of(info.confirm_ns)]);
+		plugin_count(&p->confirmed);
+		if (info.confirm_ns > atomic_load_explicit(&p->confirm_max_ns,
+							   memory_order_relaxed)) {
+			atomic_store_explicit(&p->confirm_max_ns, info.confirm_ns,
+					      memory_order_relaxed);
+		}
+	} else {
+		plugin_count(&p->unconfirmed);
+	}
+	/* a read-back names the plugin's pulse number: ours while we remember it */
+	k = info.readback_pulse;
+	if (k >= 1 && k <= p->fired && p->fired - k < PLUGIN_FIRED &&
+	    isfinite(info.didt_a_per_us)) {
+		out->has_didt = true;
+		out->didt = info.didt_a_per_us;
+		out->didt_train_id = p->fired_train[k % PLUGIN_FIRED];
+		out->didt_index = p->fired_index[k % PLUGIN_FIRED];
+		plugin_count(&p->didt_matched);
+	}
+}
+
+void plugin_confirm_stats(const struct plugin *p, struct plugin_confirm_stats *st)
+{
+	unsigned i;
+
+	st->supported = PLUGIN_HAS_OP(p->desc, pulse_info);
+	st->confirmed = atomic_load_explicit(&p->confirmed, memory_order_relaxed);
+	st->unconfirmed = atomic_load_explicit(&p->unconfirmed, memory_order_relaxed);
+	st->max_ns = atomic_load_explicit(&p->confirm_max_ns, memory_order_relaxed);
+	st->didt = atomic_load_explicit(&p->didt_matched, memory_order_relaxed);
+	for (i = 0; i < PLUGIN_CONFIRM_BINS; i++) {
+		st->bins[i] = atomic_load_explicit(&p->confirm_bins[i], memory_order_relaxed);
+	}
 }
 
 bool plugin_has_status(const struct plugin *p)

@@ -125,6 +125,54 @@ int plugin_set_intensity(struct plugin *p, double pct);
  */
 double plugin_confirmed_intensity(struct plugin *p);
 
+/*
+ * Delivery verification (ABI 1.2 pulse_info): the trigger-to-confirm
+ * latencies of the pulses, in fixed bins: 10 µs wide below 2 ms, 1 ms wide
+ * from 2 ms to 100 ms (confirm_timeout_us's range), then one bin for
+ * longer. Counted on the stim thread (an increment each), read by the
+ * session summary.
+ */
+#define PLUGIN_CONFIRM_FINE_US 10
+#define PLUGIN_CONFIRM_FINE_BINS 200	/* 0-2 ms */
+#define PLUGIN_CONFIRM_COARSE_US 1000
+#define PLUGIN_CONFIRM_COARSE_BINS 98	/* 2-100 ms */
+#define PLUGIN_CONFIRM_BINS (PLUGIN_CONFIRM_FINE_BINS + PLUGIN_CONFIRM_COARSE_BINS + 1)
+
+/** What the pulse event gets from plugin_pulse_verify. */
+struct plugin_pulse_verify {
+	int64_t confirm_ns;	/* this pulse's trigger to confirm, ns; -1 none */
+	bool has_didt;		/* a device read-back of an earlier pulse came */
+	double didt;		/* its di/dt, A/µs */
+	uint32_t didt_train_id;	/* the pulse it belongs to */
+	uint32_t didt_index;
+};
+
+/** The latency histogram and counts, for the session summary. */
+struct plugin_confirm_stats {
+	bool supported;		/* the plugin has pulse_info */
+	uint64_t confirmed;	/* pulses with a latency */
+	uint64_t unconfirmed;	/* pulses without one (no confirm line, serial fire) */
+	int64_t max_ns;		/* the longest latency, ns */
+	uint64_t didt;		/* device read-backs matched to their pulse */
+	uint64_t bins[PLUGIN_CONFIRM_BINS];
+};
+
+/**
+ * Right after a plugin_pulse that returned 0, on the stim thread: record
+ * the pulse as @train_id/@index, ask the plugin's pulse_info (ABI 1.2)
+ * and fill @out (confirm_ns -1 and no di/dt without the op, on its error,
+ * or for a read-back of a pulse no longer remembered: the last 256 are).
+ * Counts the latency into the histogram. RT-safe: no allocation, no lock.
+ */
+void plugin_pulse_verify(struct plugin *p, uint32_t train_id, uint32_t index,
+			 struct plugin_pulse_verify *out);
+
+/** Copy the latency histogram and counts (after the stim thread stopped). */
+void plugin_confirm_stats(const struct plugin *p, struct plugin_confirm_stats *st);
+
+/** Lower and upper edge of histogram bin @i, µs (upper INFINITY for the last). */
+void plugin_confirm_bin(unsigned i, double *lo_us, double *hi_us);
+
 /** Print the plugin's keys as an INI [coil.<name>] section with docs. */
 void plugin_write_keys(const struct plugin *p, FILE *f);
 

@@ -5,12 +5,14 @@
  * status.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "acquire.h"
 #include "config.h"
 #include "detect.h"
+#include "plugin.h"
 #include "publish.h"
 #include "record.h"
 #include "safety.h"
@@ -18,6 +20,73 @@
 #include "session_private.h"
 #include "source.h"
 #include "stim.h"
+
+/*
+ * Delivery verification (coil ABI 1.2 pulse_info): the trigger-to-confirm
+ * latencies in the plugin wrapper's fixed bins, counted on the stim thread;
+ * a quantile is given as the bin that holds it.
+ */
+static void session_summary_confirm(struct session *s, FILE *f)
+{
+	struct plugin_confirm_stats cs;
+	uint64_t seen = 0, want50, want95;
+	double lo, hi, q50lo = 0, q50hi = 0, q95lo = 0, q95hi = 0;
+	unsigned i, n = 0;
+
+	if (!s->plugin) {
+		return;
+	}
+	plugin_confirm_stats(s->plugin, &cs);
+	if (!cs.supported || cs.confirmed + cs.unconfirmed == 0) {
+		return;
+	}
+	fprintf(f, "  pulse confirm:   %" PRIu64 " confirmed, %" PRIu64 " unconfirmed",
+		cs.confirmed, cs.unconfirmed);
+	if (cs.confirmed) {
+		want50 = (cs.confirmed + 1) / 2;
+		want95 = (cs.confirmed * 95 + 99) / 100;
+		for (i = 0; i < PLUGIN_CONFIRM_BINS; i++) {
+			if (!cs.bins[i]) {
+				continue;
+			}
+			plugin_confirm_bin(i, &lo, &hi);
+			if (seen < want50 && seen + cs.bins[i] >= want50) {
+				q50lo = lo;
+				q50hi = hi;
+			}
+			if (seen < want95 && seen + cs.bins[i] >= want95) {
+				q95lo = lo;
+				q95hi = hi;
+			}
+			seen += cs.bins[i];
+		}
+		fprintf(f, "; trigger -> confirm p50 %g-%g us, p95 %g-%g us, max %.1f us",
+			q50lo, q50hi, q95lo, q95hi, cs.max_ns / 1e3);
+	}
+	fprintf(f, "\n");
+	for (i = 0; i < PLUGIN_CONFIRM_BINS; i++) {
+		if (!cs.bins[i]) {
+			continue;
+		}
+		plugin_confirm_bin(i, &lo, &hi);
+		/* four bins a line: "150-160 us: 4" */
+		fprintf(f, "%s", n == 0 ? "    histogram:    " : n % 4 == 0 ? ",\n                  "
+									: ",");
+		if (isinf(hi)) {
+			fprintf(f, " %g+ us: %" PRIu64, lo, cs.bins[i]);
+		} else {
+			fprintf(f, " %g-%g us: %" PRIu64, lo, hi, cs.bins[i]);
+		}
+		n++;
+	}
+	if (n) {
+		fprintf(f, "\n");
+	}
+	if (cs.didt) {
+		fprintf(f, "  device di/dt:    %" PRIu64 " pulses read back (on rpms.stim didt)\n",
+			cs.didt);
+	}
+}
 
 static void session_summary_pct_line(FILE *f, const char *label, const char *what,
 				     const struct acquire_pct *p, const char *unit)
@@ -174,6 +243,7 @@ void session_summary_print(struct session *s, FILE *f, int signo)
 		fprintf(f, "  not delivered:   %" PRIu64 " pulses pending at shutdown\n",
 			ss.dropped_at_stop);
 	}
+	session_summary_confirm(s, f);
 	fprintf(f, "  events:          %" PRIu64 " published, %" PRIu64 " lost in rings\n",
 		ps.sent, ps.ring_drops);
 	if (s->rec) {

@@ -414,6 +414,22 @@ static void stim_cancel_requests(struct stim *s, int64_t now)
 }
 
 /*
+ * Delivery verification into the pulse event: this pulse's confirm latency
+ * and a late device read-back of an earlier one (plugin_pulse_verify).
+ */
+static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id)
+{
+	struct plugin_pulse_verify v;
+
+	plugin_pulse_verify(s->plugin, train_id, s->next_index, &v);
+	ev->u.pulse.confirm_ns = v.confirm_ns;
+	ev->u.pulse.didt_valid = v.has_didt;
+	ev->u.pulse.didt = v.didt;
+	ev->u.pulse.didt_train_id = v.didt_train_id;
+	ev->u.pulse.didt_index = v.didt_index;
+}
+
+/*
  * Fire pulse next_index of the current train, if the gate admits it. The
  * time the gate judges is read after the plugin's status, immediately
  * before the pulse: a slow status read or a preemption must not let the
@@ -498,6 +514,7 @@ static int64_t stim_fire(struct stim *s)
 	ev.u.pulse.temperature_c = req.coil.temperature_c;
 	ev.u.pulse.trigger_sample = s->train.trigger_sample;
 	ev.u.pulse.sample_at_fire = x;
+	stim_verify(s, &ev, req.train_id);
 	event_stamp(&ev, now);
 	ring_push(s->events, &ev);
 

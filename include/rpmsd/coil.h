@@ -47,7 +47,8 @@ extern "C" {
  * 1.2 added rpmsd_coil_ops.set_intensity, .confirmed_intensity,
  * .envelope and .alert_text, with struct rpmsd_coil_envelope and its
  * two table entries (struct rpmsd_coil_rate_cap, struct
- * rpmsd_coil_energy_point).
+ * rpmsd_coil_energy_point); then .pulse_info with struct
+ * rpmsd_coil_pulse_info (delivery verification).
  */
 #define RPMSD_COIL_ABI_MINOR 2
 
@@ -197,6 +198,35 @@ struct rpmsd_coil_envelope {
 	double coil_cutoff_c;		/**< the device's own coil temperature cut-off, °C; 0: none known */
 };
 
+/**
+ * (ABI 1.2) What a plugin knows about a delivered pulse (the pulse_info
+ * op). It carries its own size and may grow at its end: the host sets
+ * @struct_size to its own sizeof and a plugin writes no member that does
+ * not fit in it (the four below are the first version: always there).
+ *
+ * Two different things arrive at different times, so they are apart:
+ *  - @confirm_ns belongs to the pulse just fired: the pulse op has already
+ *    waited for the device's trigger-out on the confirm line (TTL), so its
+ *    latency is known when the op returns.
+ *  - The device's own read-back of a pulse (MagVenture's di/dt report)
+ *    comes over the serial link milliseconds after the pulse, read by the
+ *    plugin's link thread at its next poll: it can never belong to the
+ *    pulse just fired. So it is given with the number of the pulse it
+ *    belongs to (@readback_pulse: the plugin's count of pulse ops that
+ *    returned 0 since open, 1 the first), at most one per call, oldest
+ *    first, on a later call. The host names that pulse in its event; a
+ *    read-back still queued when the session ends is not published.
+ */
+struct rpmsd_coil_pulse_info {
+	size_t struct_size;	/**< sizeof(struct rpmsd_coil_pulse_info) of the host */
+	/** This pulse: trigger to confirm edge, ns; -1 none (no confirm line, serial fire). */
+	int64_t confirm_ns;
+	/** The pulse @didt_a_per_us belongs to (1 = the first since open); 0: no read-back. */
+	uint64_t readback_pulse;
+	/** Device read-back of pulse @readback_pulse: realised di/dt, A/µs; NAN none. */
+	double didt_a_per_us;
+};
+
 /** Operations of a plugin. open, pulse and close are required. */
 struct rpmsd_coil_ops {
 	/**
@@ -269,6 +299,16 @@ struct rpmsd_coil_ops {
 	 * @return the length copied, 0 when there is nothing to say
 	 */
 	size_t (*alert_text)(void *handle, char *buf, size_t len);
+	/**
+	 * (ABI 1.2, optional) Delivery verification: fill @info (struct
+	 * rpmsd_coil_pulse_info; members beyond info->struct_size are not
+	 * there) for the pulse op that just returned 0. RT-safe: the host
+	 * calls it on the stim thread right after every successful pulse and
+	 * at no other time. The plugin sets every member it has room for
+	 * (-1, 0, NAN when it knows nothing).
+	 * @return 0 or a negative errno (the host then records nothing; not a fault)
+	 */
+	int (*pulse_info)(void *handle, struct rpmsd_coil_pulse_info *info);
 };
 
 /** The descriptor a plugin's entry function returns. */

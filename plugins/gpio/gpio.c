@@ -9,6 +9,7 @@
  * stimulator plugins that fire through the same layer behave as this one
  * does.
  */
+#include <math.h>
 #include <stdint.h>
 
 #include <rpmsd/coil.h>
@@ -59,6 +60,16 @@ static int gpio_force_disarm(void *h)
 	return ttl_force_disarm(h);
 }
 
+/* Delivery verification: the confirm line's latency; a TTL line reads nothing back. */
+static int gpio_pulse_info(void *h, struct rpmsd_coil_pulse_info *info)
+{
+	/* the four members are the struct's first version: always there */
+	info->confirm_ns = ttl_last_confirm_ns(h);
+	info->readback_pulse = 0;
+	info->didt_a_per_us = NAN;
+	return 0;
+}
+
 static void gpio_close(void *h)
 {
 	ttl_close(h);
@@ -80,6 +91,7 @@ static const struct rpmsd_coil_descriptor gpio_descriptor = {
 		.status = gpio_status,
 		.close = gpio_close,
 		.force_disarm = gpio_force_disarm,
+		.pulse_info = gpio_pulse_info,
 	},
 };
 

@@ -541,6 +541,7 @@ static const struct rpmsd_coil_descriptor magstim_desc = {
 		.confirmed_intensity = stimdev_confirmed_intensity,
 		.envelope = stimdev_envelope,
 		.alert_text = stimdev_alert_text,
+		.pulse_info = stimdev_pulse_info,
 	},
 };
 

@@ -9,8 +9,8 @@
  * MagVenture has no keep-alive); the stream also carries frames nobody
  * asked for (one after each pulse with the realised di/dt), so replies
  * are read through a frame reader that resynchronises on FE ... FF and
- * skips what it does not wait for. The per-pulse di/dt is kept for the
- * pulse record (magventure_didt).
+ * skips what it does not wait for. The per-pulse di/dt is queued for the
+ * host's pulse events (magventure_readback, the pulse_info op).
  *
  * Byte layouts the notes do not give (the status reply's field order, an
  * error byte after the amplitudes, the pulse report) are assumptions,
@@ -37,15 +37,28 @@
 /* Assumed: the report after a pulse: 03, di/dt (A/µs, big-endian), amplitude, count. */
 #define MAGVENTURE_PULSE_REPORT 0x03
 #define MAGVENTURE_PULSE_REPORT_LEN 5
+/* pulse reports read and not yet taken by a pulse that the ring holds */
+#define MAGVENTURE_REPORTS 64
 
 struct magventure {
+	const struct rpmsd_coil_host *host;
 	unsigned max_pps;
 	const char *model;
 	int timeout_ms;
 	double cutoff_c;
 	struct magventure_proto_reader *rd;
-	atomic_uint pulses_reported;
-	atomic_uint last_didt;		/* A/µs of the last pulse report */
+	/*
+	 * Pulse reports, link thread -> stim thread (magventure_readback): a
+	 * single-producer single-consumer ring of the device's pulse number
+	 * and di/dt. Full, the newest report is dropped (counted).
+	 */
+	uint64_t report_pulse;		/* link thread: pulse number of the last report */
+	int report_count;		/* link thread: its device counter, -1 none yet */
+	uint64_t rep_pulse[MAGVENTURE_REPORTS];
+	double rep_didt[MAGVENTURE_REPORTS];
+	atomic_uint rep_head;		/* written by the link thread */
+	atomic_uint rep_tail;		/* written by the stim thread */
+	atomic_uint rep_dropped;
 	struct rpmsd_coil_rate_cap cap;
 	struct rpmsd_coil_envelope env;
 };
@@ -103,6 +116,8 @@ static int magventure_open(const struct rpmsd_coil_host *h, void **out, char *er
 		m->max_pps = (unsigned)pps;
 	}
 	m->timeout_ms = (int)timeout;
+	m->report_count = -1;
+	m->host = h;
 	ret = magventure_proto_reader_create(&m->rd);
 	if (ret < 0) {
 		snprintf(err, len, "out of memory");
@@ -127,10 +142,44 @@ static int64_t magventure_ms(void)
 /* A frame nobody waits for: a pulse report is kept, anything else skipped. */
 static void magventure_aside(struct magventure *m, const struct magventure_proto_frame *f)
 {
-	if (f->payload[0] == MAGVENTURE_PULSE_REPORT && f->len >= MAGVENTURE_PULSE_REPORT_LEN) {
-		atomic_store(&m->last_didt, (unsigned)f->payload[1] << 8 | f->payload[2]);
-		atomic_fetch_add(&m->pulses_reported, 1);
+	unsigned head, count, skip;
+
+	if (f->payload[0] != MAGVENTURE_PULSE_REPORT || f->len < MAGVENTURE_PULSE_REPORT_LEN) {
+		return;
 	}
+	/*
+	 * The device counts its pulses (mod 256): a report lost on the link
+	 * shows as a jump, so the numbering stays with the device's. The first
+	 * report after open is taken as pulse 1.
+	 */
+	count = f->payload[4];
+	skip = m->report_count < 0 ? 1 : ((count - (unsigned)m->report_count) & 0xFF);
+	m->report_pulse += skip ? skip : 1;
+	m->report_count = (int)count;
+	head = atomic_load_explicit(&m->rep_head, memory_order_relaxed);
+	if (head - atomic_load_explicit(&m->rep_tail, memory_order_acquire) >= MAGVENTURE_REPORTS) {
+		atomic_fetch_add(&m->rep_dropped, 1);
+		return;
+	}
+	m->rep_pulse[head % MAGVENTURE_REPORTS] = m->report_pulse;
+	m->rep_didt[head % MAGVENTURE_REPORTS] = (double)((unsigned)f->payload[1] << 8 |
+							  f->payload[2]);
+	atomic_store_explicit(&m->rep_head, head + 1, memory_order_release);
+}
+
+/* The stim thread's side of the report ring (stimdev_driver.readback). */
+static bool magventure_readback(void *priv, uint64_t *pulse, double *didt)
+{
+	struct magventure *m = priv;
+	unsigned tail = atomic_load_explicit(&m->rep_tail, memory_order_relaxed);
+
+	if (tail == atomic_load_explicit(&m->rep_head, memory_order_acquire)) {
+		return false;
+	}
+	*pulse = m->rep_pulse[tail % MAGVENTURE_REPORTS];
+	*didt = m->rep_didt[tail % MAGVENTURE_REPORTS];
+	atomic_store_explicit(&m->rep_tail, tail + 1, memory_order_release);
+	return true;
 }
 
 static int magventure_send(struct magventure *m, struct tty *tty, const uint8_t *b, int n,
@@ -335,6 +384,12 @@ static void magventure_close(void *priv, struct tty *tty)
 
 	(void)tty;
 	if (m) {
+		if (atomic_load(&m->rep_dropped)) {
+			m->host->log(m->host->ctx, RPMSD_COIL_LOG_WARN,
+				     "magventure: %u pulse reports (di/dt) not recorded: more than "
+				     "%d waited for a pulse to carry them", atomic_load(&m->rep_dropped),
+				     MAGVENTURE_REPORTS);
+		}
 		magventure_proto_reader_destroy(m->rd);
 	}
 	free(m);
@@ -353,6 +408,7 @@ static const struct stimdev_driver magventure_driver = {
 	.arm = magventure_arm,
 	.fire = magventure_fire,
 	.envelope = magventure_envelope,
+	.readback = magventure_readback,
 	.close = magventure_close,
 };
 
@@ -382,6 +438,7 @@ static const struct rpmsd_coil_descriptor magventure_desc = {
 		.confirmed_intensity = stimdev_confirmed_intensity,
 		.envelope = stimdev_envelope,
 		.alert_text = stimdev_alert_text,
+		.pulse_info = stimdev_pulse_info,
 	},
 };
 

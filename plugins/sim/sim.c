@@ -106,7 +106,12 @@ struct sim {
 	atomic_uint dev_seq;
 	_Atomic double dev_asked_pct;	/* confirmed value once due, NAN: none asked */
 	_Atomic int64_t dev_asked_ns;
-	_Atomic double dev_before_pct;	/* confirmed before that ask, NAN: none */
+	_Atomic double dev_before_pct;	/* confirmed before that ask, NAN: none */	/* delivery verification (ABI 1.2 pulse_info) */
+	double confirm_latency_us;	/* 0: no confirm line */
+	double confirm_step_us;
+	double didt_per_pct;		/* 0: no read-back */
+	double last_intensity_pct;	/* of pulse number fired */
+	double prev_intensity_pct;	/* of pulse number fired - 1 */
 };
 
 /*
@@ -170,6 +175,15 @@ static const struct rpmsd_coil_key sim_keys[] = {
 	  .doc = "device_model: the device applies and confirms the whole % asked plus this (test of a mismatch)" },
 	{ .name = "envelope", .type = RPMSD_COIL_KEY_STRING, .def = "none", .unit = "",
 	  .doc = "device_model: the limits it declares: none, or test-rapid2 (a test table, docs/plugins.md)" },
+	{ .name = "confirm_latency_us", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0",
+	  .min = 0, .max = 100000, .unit = "us",
+	  .doc = "emulated trigger-to-confirm latency of each pulse, as a confirm line would measure it (0: no confirm line)" },
+	{ .name = "confirm_latency_step_us", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0",
+	  .min = 0, .max = 100000, .unit = "us",
+	  .doc = "confirm_latency_us: pulse n (from 1) is confirmed ((n - 1) mod 4) times this later" },
+	{ .name = "didt_per_pct", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0",
+	  .min = 0, .max = 1000, .unit = "A/us",
+	  .doc = "emulated di/dt read-back, intensity times this, reported late (with the next pulse) as a serial device's would be (0: none)" },
 };
 
 /* Temperature at @now, cooled exponentially since the last update. */
@@ -447,6 +461,15 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 		ret = host->get_int(host->ctx, "disarm_ms", &s->disarm_ms);
 	}
 	if (ret == 0) {
+		ret = host->get_double(host->ctx, "confirm_latency_us", &s->confirm_latency_us);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "confirm_latency_step_us", &s->confirm_step_us);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "didt_per_pct", &s->didt_per_pct);
+	}
+	if (ret == 0) {
 		ret = host->get_string(host->ctx, "estop_fifo", &fifo);
 	}
 	if (ret == 0) {
@@ -550,6 +573,8 @@ static int sim_pulse(void *h, double intensity_pct, uint32_t width_us)
 		return -EIO;
 	}
 	s->fired++;
+	s->prev_intensity_pct = s->last_intensity_pct;
+	s->last_intensity_pct = intensity_pct;
 	s->temp_c = sim_temp_at(s, now) + s->heat_per_pulse_c * frac * frac;
 	s->t_temp_ns = now;
 	if (s->log_len < s->log_cap) {
@@ -561,6 +586,30 @@ static int sim_pulse(void *h, double intensity_pct, uint32_t width_us)
 		};
 	} else {
 		s->unlogged++;
+	}
+	return 0;
+}
+
+/*
+ * Delivery verification as a wired confirm line and a serial device's
+ * late read-back would give it: the latency of the pulse just fired, and
+ * the di/dt of the one before (a serial report comes after the pulse).
+ */
+static int sim_pulse_info(void *h, struct rpmsd_coil_pulse_info *info)
+{
+	struct sim *s = h;
+	double us;
+
+	info->confirm_ns = -1;
+	info->readback_pulse = 0;
+	info->didt_a_per_us = NAN;
+	if (s->confirm_latency_us > 0.0 && s->fired > 0) {
+		us = s->confirm_latency_us + s->confirm_step_us * (double)((s->fired - 1) % 4);
+		info->confirm_ns = llround(us * 1000.0);
+	}
+	if (s->didt_per_pct > 0.0 && s->fired > 1) {
+		info->readback_pulse = s->fired - 1;
+		info->didt_a_per_us = s->prev_intensity_pct * s->didt_per_pct;
 	}
 	return 0;
 }
@@ -710,6 +759,7 @@ static const struct rpmsd_coil_descriptor sim_descriptor = {
 		.set_intensity = sim_set_intensity,
 		.confirmed_intensity = sim_confirmed_intensity,
 		.envelope = sim_envelope,
+		.pulse_info = sim_pulse_info,
 	},
 };
 

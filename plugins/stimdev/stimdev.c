@@ -617,6 +617,22 @@ int stimdev_pulse(void *handle, double intensity_pct, uint32_t width_us)
 	return 0;
 }
 
+int stimdev_pulse_info(void *handle, struct rpmsd_coil_pulse_info *info)
+{
+	struct stimdev *d = handle;
+	uint64_t pulse;
+	double didt;
+
+	info->confirm_ns = d->ttl ? ttl_last_confirm_ns(d->ttl) : -1;
+	info->readback_pulse = 0;
+	info->didt_a_per_us = NAN;
+	if (d->drv->readback && d->drv->readback(d->priv, &pulse, &didt)) {
+		info->readback_pulse = pulse;
+		info->didt_a_per_us = didt;
+	}
+	return 0;
+}
+
 int stimdev_status(void *handle, struct rpmsd_coil_status *st)
 {
 	struct stimdev *d = handle;

@@ -81,6 +81,15 @@ struct stimdev_driver {
 	int (*fire)(void *priv, struct tty *tty, char *err, size_t len);
 	/* the device's limits as data, or NULL */
 	const struct rpmsd_coil_envelope *(*envelope)(void *priv);
+	/*
+	 * Optional, and the one op not on the link thread: RT-safe, called
+	 * on the stim thread by pulse_info. Take the oldest per-pulse report
+	 * the device sent and the link thread has read (its own words, e.g.
+	 * MagVenture's di/dt): the device's number of that pulse counted from
+	 * 1 (the first report since open is pulse 1, as the core counts its
+	 * pulses), and the di/dt in A/µs. Return false when none is waiting.
+	 */
+	bool (*readback)(void *priv, uint64_t *pulse, double *didt);
 	/* give up remote control, best effort; free (main thread, NULL ok) */
 	void (*close)(void *priv, struct tty *tty);
 };
@@ -146,6 +155,12 @@ int stimdev_set_intensity(void *handle, double pct);
 int stimdev_confirmed_intensity(void *handle, double *pct);
 /** The latched fault's cause, copied into @buf. RT-safe. */
 size_t stimdev_alert_text(void *handle, char *buf, size_t len);
+/**
+ * Delivery verification: the trigger line's confirm latency (fire = ttl
+ * with a confirm line) and the driver's oldest waiting per-pulse report
+ * (readback). RT-safe, stim thread.
+ */
+int stimdev_pulse_info(void *handle, struct rpmsd_coil_pulse_info *info);
 /** The driver's envelope. */
 const struct rpmsd_coil_envelope *stimdev_envelope(void *handle);
 

@@ -403,6 +403,41 @@ def test_paced_and_fast_decide_alike():
           % (offs, lasts))
 
 
+def test_delivery_verification_confirm_and_didt():
+    """Delivery verification through the host (coil ABI 1.2 pulse_info),
+    with the sim plugin emulating a confirm line (pulse n confirmed
+    150 + 10 * ((n - 1) mod 4) us after its trigger) and a serial device's
+    late di/dt read-back (1.5 A/us per %, arriving with the next pulse):
+    each rpms.stim carries its own latency and the di/dt of the pulse before
+    it, named by train and index; the summary has the histogram."""
+    r = rig.Run(rig.demo_config("tcp://127.0.0.1:%d" % rig.free_port(), extra={
+        ("coil.sim", "confirm_latency_us"): "150",
+        ("coil.sim", "confirm_latency_step_us"): "10",
+        ("coil.sim", "didt_per_pct"): "1.5"}))
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    pulses = r.of("rpms.stim")
+    check(len(pulses) == 15, "%d pulses" % len(pulses))
+    for n, p in enumerate(pulses):
+        check(p["confirm_us"] == 150.0 + 10 * (n % 4), "pulse %d: confirm_us %r" % (n, p))
+        if n == 0:
+            check(p["didt"] is None and p["didt_train_id"] is None, "first pulse %r" % p)
+            continue
+        before = pulses[n - 1]
+        check((p["didt_train_id"], p["didt_index"]) == (before["train_id"], before["index"]),
+              "pulse %d names %r, the pulse before is %r" % (n, p, before))
+        check(abs(p["didt"] - 1.5 * before["intensity_pct"]) < 1e-9, "pulse %d: didt %r" % (n, p))
+    for line in ("pulse confirm:   15 confirmed, 0 unconfirmed; trigger -> confirm "
+                 "p50 160-170 us, p95 180-190 us, max 180.0 us",
+                 "histogram:     150-160 us: 4, 160-170 us: 4, 170-180 us: 4, 180-190 us: 3",
+                 "device di/dt:    14 pulses read back"):
+        check(line in r.stdout, "summary lacks %r:\n%s" % (line, r.stdout))
+    # without a confirm line: null, and the summary counts them unconfirmed
+    plain = fast_run()
+    check(all(p["confirm_us"] is None and p["didt"] is None for p in plain.of("rpms.stim")),
+          "no confirm line, yet %r" % plain.of("rpms.stim"))
+    check("pulse confirm:   0 confirmed, 15 unconfirmed\n" in plain.stdout, plain.stdout)
+
+
 if __name__ == "__main__":
     rig.run_tests([
         test_exits_cleanly_with_summary,
@@ -421,4 +456,5 @@ if __name__ == "__main__":
         test_safety_interval_refuses_second_train,
         test_real_time_pacing_and_sigterm,
         test_paced_and_fast_decide_alike,
+        test_delivery_verification_confirm_and_didt,
     ])

@@ -295,7 +295,7 @@ def test_magventure_closed_loop():
     confirmed by reading the status back (writes are not acknowledged),
     with asynchronous frames and garbage interleaved that the reader must
     skip (they are not a fault)."""
-    emu = mv_emu("mv-loop", async_period_s=0.2)
+    emu = mv_emu("mv-loop", async_period_s=0.2, didt_scale=1.3)
     emu.inject(b"\x00\x13\x37\xfe\x02")
     try:
         r = rig.Run(config("magventure", link("mv-loop")), args=(), timeout=150,
@@ -306,6 +306,32 @@ def test_magventure_closed_loop():
     check(not states(r, "fault"), "a fault: %s" % states(r, "fault"))
     got = check_limits(emu, r, 25.0, 0.0, lambda pct: 30.0)
     check(len(got) == 15, "%d pulses delivered, 15 expected" % len(got))
+    check_didt(emu, r)
+
+
+def check_didt(emu, r):
+    """The di/dt the device reported after each pulse, recorded pulse for
+    pulse: every rpms.stim that carries one names an earlier pulse, and it
+    is what the emulator sent for that pulse (it numbers the reports by its
+    own count); a report may only be missing for the last pulses, read after
+    the last pulse that could carry it."""
+    got = delivered(emu)
+    events = pulses_of(r)
+    at = {(e["train_id"], e["index"]): n for n, e in enumerate(events)}
+    seen = set()
+    for n, e in enumerate(events):
+        if e["didt"] is None:
+            continue
+        k = at.get((e["didt_train_id"], e["didt_index"]))
+        check(k is not None and k < n, "pulse %d carries the di/dt of %r, not an earlier "
+              "pulse" % (n, e))
+        check(e["didt"] == got[k]["info"]["didt"], "pulse %d: di/dt %r recorded, the device "
+              "sent %r" % (k, e["didt"], got[k]["info"]["didt"]))
+        check(k not in seen, "pulse %d's di/dt recorded twice" % k)
+        seen.add(k)
+    check(seen == set(range(len(seen))), "di/dt recorded for pulses %s: a gap" % sorted(seen))
+    check(len(seen) >= 10, "only %d di/dt read-backs recorded of %d pulses"
+          % (len(seen), len(events)))
 
 
 def test_magventure_faults():

@@ -165,7 +165,8 @@ GOOD = {
     "t_rec_s": 15.5, "channel": 0, "train_id": 3, "index": 0, "count": 5,
     "intensity_pct": 30, "width_us": 100, "t_sched_s": 15.524, "t_actual_s": 15.524012,
     "late_us": 12.345, "temperature_c": None, "trigger_sample": 15490,
-    "sample_at_fire": 15524.012,
+    "sample_at_fire": 15524.012, "confirm_us": 152.345, "didt": 45.0, "didt_train_id": 2,
+    "didt_index": 4,
 }
 
 # A valid refusal, and a summary of repeated ones.
@@ -191,6 +192,10 @@ def broken_bodies():
 
     yield "unknown member", change(extra=1)
     yield "pulse without sample_at_fire", change(sample_at_fire=KeyError)
+    yield "pulse without confirm_us", change(confirm_us=KeyError)
+    yield "pulse with a zero confirm_us", change(confirm_us=0)
+    yield "pulse with didt as text", change(didt="45")
+    yield "pulse without didt_train_id", change(didt_train_id=KeyError)
     yield "summary without t_first_s", {k: v for k, v in SUMMARY.items() if k != "t_first_s"}
     yield "refused standing for 2", dict(REFUSED, refusals=2)
     yield "refused with t_first_s", dict(REFUSED, t_first_s=1.0)

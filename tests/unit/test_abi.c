@@ -97,7 +97,7 @@ static void test_abi_enums(void **state)
 static void test_abi_descriptor(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_descriptor), 136);
+	assert_int_equal(sizeof(struct rpmsd_coil_descriptor), 144);
 	ABI_PIN(rpmsd_coil_descriptor, abi_major, 0, 4, uint32_t);
 	ABI_PIN(rpmsd_coil_descriptor, abi_minor, 4, 4, uint32_t);
 	ABI_PIN(rpmsd_coil_descriptor, struct_size, 8, 8, size_t);
@@ -105,7 +105,7 @@ static void test_abi_descriptor(void **state)
 	ABI_PIN(rpmsd_coil_descriptor, description, 24, 8, const char *);
 	ABI_PIN(rpmsd_coil_descriptor, keys, 32, 8, const struct rpmsd_coil_key *);
 	ABI_PIN(rpmsd_coil_descriptor, n_keys, 40, 8, size_t);
-	ABI_PIN(rpmsd_coil_descriptor, ops, 48, 88, struct rpmsd_coil_ops);
+	ABI_PIN(rpmsd_coil_descriptor, ops, 48, 96, struct rpmsd_coil_ops);
 	/* A 1.0 plugin's descriptor ends where 1.1 added force_disarm. */
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.force_disarm), 96);
 	/* A 1.1 plugin's descriptor ends where 1.2 added set_intensity. */
@@ -113,12 +113,13 @@ static void test_abi_descriptor(void **state)
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.confirmed_intensity), 112);
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.envelope), 120);
 	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.alert_text), 128);
+	assert_int_equal(offsetof(struct rpmsd_coil_descriptor, ops.pulse_info), 136);
 }
 
 static void test_abi_ops(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_ops), 88);
+	assert_int_equal(sizeof(struct rpmsd_coil_ops), 96);
 	ABI_PIN(rpmsd_coil_ops, open, 0, 8, int (*)(const struct rpmsd_coil_host *, void **));
 	ABI_PIN(rpmsd_coil_ops, arm, 8, 8, int (*)(void *));
 	ABI_PIN(rpmsd_coil_ops, disarm, 16, 8, int (*)(void *));
@@ -133,6 +134,22 @@ static void test_abi_ops(void **state)
 	ABI_PIN(rpmsd_coil_ops, envelope, 72, 8,
 		const struct rpmsd_coil_envelope *(*)(void *));
 	ABI_PIN(rpmsd_coil_ops, alert_text, 80, 8, size_t (*)(void *, char *, size_t));
+	ABI_PIN(rpmsd_coil_ops, pulse_info, 88, 8,
+		int (*)(void *, struct rpmsd_coil_pulse_info *));
+}
+
+/*
+ * 1.2: what a plugin reports of a delivered pulse carries its size (set
+ * by the host) and may grow at its end.
+ */
+static void test_abi_pulse_info(void **state)
+{
+	(void)state;
+	assert_int_equal(sizeof(struct rpmsd_coil_pulse_info), 32);
+	ABI_PIN(rpmsd_coil_pulse_info, struct_size, 0, 8, size_t);
+	ABI_PIN(rpmsd_coil_pulse_info, confirm_ns, 8, 8, int64_t);
+	ABI_PIN(rpmsd_coil_pulse_info, readback_pulse, 16, 8, uint64_t);
+	ABI_PIN(rpmsd_coil_pulse_info, didt_a_per_us, 24, 8, double);
 }
 
 /*
@@ -217,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_abi_descriptor),
 		cmocka_unit_test(test_abi_ops),
 		cmocka_unit_test(test_abi_envelope),
+		cmocka_unit_test(test_abi_pulse_info),
 		cmocka_unit_test(test_abi_host),
 		cmocka_unit_test(test_abi_key),
 		cmocka_unit_test(test_abi_status),

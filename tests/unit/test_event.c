@@ -408,7 +408,8 @@ static void test_json_pulse(void **state)
 		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
 		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.524012,"
 		    "\"late_us\":12.345,\"temperature_c\":24.1,\"trigger_sample\":15490,"
-		    "\"sample_at_fire\":15524.012}");
+		    "\"sample_at_fire\":15524.012,\"confirm_us\":null,\"didt\":null,"
+		    "\"didt_train_id\":null,\"didt_index\":null}");
 
 	/* Early (negative lateness), unknown temperature and sample clock. */
 	ev.u.pulse.actual_ns = ev.u.pulse.sched_ns - 1500;
@@ -418,7 +419,8 @@ static void test_json_pulse(void **state)
 		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
 		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.523998,"
 		    "\"late_us\":-1.500,\"temperature_c\":null,\"trigger_sample\":15490,"
-		    "\"sample_at_fire\":null}");
+		    "\"sample_at_fire\":null,\"confirm_us\":null,\"didt\":null,"
+		    "\"didt_train_id\":null,\"didt_index\":null}");
 
 	/* Three decimals however long the session: 10^9 samples and a fraction. */
 	ev.u.pulse.sample_at_fire = 1000000000.25;
@@ -426,7 +428,21 @@ static void test_json_pulse(void **state)
 		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
 		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.523998,"
 		    "\"late_us\":-1.500,\"temperature_c\":null,\"trigger_sample\":15490,"
-		    "\"sample_at_fire\":1000000000.250}");
+		    "\"sample_at_fire\":1000000000.250,\"confirm_us\":null,\"didt\":null,"
+		    "\"didt_train_id\":null,\"didt_index\":null}");
+
+	/* Delivery verification: a confirm latency (ns resolution), a late di/dt. */
+	ev.u.pulse.confirm_ns = 152345;
+	ev.u.pulse.didt_valid = 1;
+	ev.u.pulse.didt = 45.0;
+	ev.u.pulse.didt_train_id = 2;
+	ev.u.pulse.didt_index = 4;
+	test_expect(&ev, "rpms.stim",
+		    "\"train_id\":3,\"index\":0,\"count\":5,\"intensity_pct\":30,"
+		    "\"width_us\":100,\"t_sched_s\":15.524000,\"t_actual_s\":15.523998,"
+		    "\"late_us\":-1.500,\"temperature_c\":null,\"trigger_sample\":15490,"
+		    "\"sample_at_fire\":1000000000.250,\"confirm_us\":152.345,\"didt\":45,"
+		    "\"didt_train_id\":2,\"didt_index\":4}");
 }
 
 static void test_json_refusal(void **state)
