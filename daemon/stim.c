@@ -24,6 +24,7 @@
 #include "sclock.h"
 #include "stim.h"
 #include "stim_refusal.h"
+#include "stim_train.h"
 
 #define STIM_MAILBOX 8
 /* Requests from the other threads waiting for the stim thread (stim_post_cmd). */
@@ -129,21 +130,8 @@ struct stim {
 	/* Refusals, stim thread only: the first of a rule at once, repeats summarised. */
 	struct stim_refusal refusals;
 
-	/*
-	 * Open loop: pulses of the session's count still due (as of the last
-	 * open-loop request) and what last cut a request short. Counted as
-	 * not delivered once, when the count ends (a new session, the stop).
-	 */
-	uint64_t ol_due;
-	enum safety_rule ol_rule;
-
-	/* current request, stim thread only */
-	bool in_train;
-	struct stim_request train;
-	uint32_t cycle;			/* train of the request being fired */
-	uint32_t next_index;		/* pulse of that train */
-	uint64_t req_delivered;		/* pulses delivered for this request */
-	int64_t next_deadline;
+	/* the request in progress and the open-loop count, stim thread only */
+	struct stim_train cur;
 
 	struct stim_stats stats;	/* written by the stim thread */
 };
@@ -283,82 +271,24 @@ static void stim_apply_armed(struct stim *s, bool arm, const char *reason)
 
 static void stim_end_train(struct stim *s)
 {
-	s->in_train = false;
-	s->next_deadline = SCLOCK_NEVER;
+	stim_train_end(&s->cur);
 	atomic_store(&s->busy, ring_count(s->mailbox) > 0);
 }
 
 static void stim_begin_train(struct stim *s, const struct stim_request *req, int64_t now)
 {
-	if (req->open_loop) {
-		/* the policy asks for a train of what is still due of the session's count */
-		s->ol_due = req->due;
-	}
-	s->train = *req;
-	if (s->train.cycles == 0) {
-		s->train.cycles = 1;
-	}
-	s->in_train = true;
-	s->cycle = 0;
-	s->next_index = 0;
-	s->req_delivered = 0;
-	s->next_deadline = stim_request_first_ns(req, now, s->gate.any_pulse,
-						 s->gate.last_pulse_ns);
+	stim_train_begin(&s->cur, req, now, s->gate.any_pulse, s->gate.last_pulse_ns);
 	s->stats.requests++;
-}
-
-/* Pulses of the current request not delivered yet (this train and later ones). */
-static uint64_t stim_pending(const struct stim *s)
-{
-	return stim_request_left(&s->train, s->cycle, s->next_index, s->req_delivered);
-}
-
-/*
- * Pulses of the current request that this end leaves undelivered for
- * good: all of them in closed loop; none in open loop, where the policy
- * asks for them again (they are counted once, when the count ends).
- */
-static uint64_t stim_lost_pulses(struct stim *s, enum safety_rule rule)
-{
-	if (s->train.open_loop) {
-		/* a disarm does not hide the rule that held the count back */
-		if (rule != SAFETY_DISARMED || s->ol_rule == SAFETY_OK) {
-			s->ol_rule = rule;
-		}
-		return 0;
-	}
-	return stim_pending(s);
 }
 
 /* End the request in progress, its undelivered pulses counted under @rule. */
 static void stim_drop_request(struct stim *s, enum safety_rule rule)
 {
-	if (!s->in_train) {
+	if (!s->cur.in_train) {
 		return;
 	}
-	s->stats.dropped_by_rule[rule] += stim_lost_pulses(s, rule);
+	s->stats.dropped_by_rule[rule] += stim_train_lost(&s->cur, rule);
 	stim_end_train(s);
-}
-
-/*
- * The open-loop count ends (a new session, the stop): what it did not
- * deliver is counted now, once, under the rule that refused it since its
- * last pulse (else the disarm that ended it, or as pending at the stop).
- */
-static void stim_settle_open_loop(struct stim *s, bool stopping)
-{
-	if (s->ol_due == 0) {
-		return;
-	}
-	if (s->ol_rule != SAFETY_OK) {
-		s->stats.dropped_by_rule[s->ol_rule] += s->ol_due;
-	} else if (stopping) {
-		s->stats.dropped_at_stop += s->ol_due;
-	} else {
-		s->stats.dropped_by_rule[SAFETY_DISARMED] += s->ol_due;
-	}
-	s->ol_due = 0;
-	s->ol_rule = SAFETY_OK;
 }
 
 /* Something failed: drop the request, disarm, publish the fault. */
@@ -373,17 +303,17 @@ static void stim_fault(struct stim *s, enum safety_rule rule, int code,
 
 static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t now)
 {
-	struct event ev = { .type = EVENT_REFUSAL, .channel = s->train.channel };
-	uint64_t dropped = stim_lost_pulses(s, v->rule);
+	struct event ev = { .type = EVENT_REFUSAL, .channel = s->cur.train.channel };
+	uint64_t dropped = stim_train_lost(&s->cur, v->rule);
 
 	ev.sample = sclock_last_sample(s->clock);
 	ev.u.refusal.rule = v->rule;
-	ev.u.refusal.train_id = s->train.train_id + s->cycle;
-	ev.u.refusal.index = s->next_index;
+	ev.u.refusal.train_id = s->cur.train.train_id + s->cur.cycle;
+	ev.u.refusal.index = s->cur.next_index;
 	ev.u.refusal.dropped = dropped > UINT32_MAX ? UINT32_MAX : (uint32_t)dropped;
 	ev.u.refusal.value = v->value;
 	ev.u.refusal.limit = v->limit;
-	ev.u.refusal.sched_ns = s->next_deadline;
+	ev.u.refusal.sched_ns = s->cur.next_deadline;
 	event_stamp(&ev, now);
 	stim_refusal_publish(&s->refusals, &ev, now);
 	s->stats.refusals++;
@@ -404,7 +334,7 @@ static void stim_cancel_requests(struct stim *s, int64_t now)
 	const struct safety_verdict v = { .rule = SAFETY_DISARMED, .value = 0.0, .limit = 1.0 };
 	struct stim_request req;
 
-	if (s->in_train) {
+	if (s->cur.in_train) {
 		stim_refuse(s, &v, now);
 	}
 	while (ring_pop(s->mailbox, &req)) {
@@ -421,7 +351,7 @@ static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id)
 {
 	struct plugin_pulse_verify v;
 
-	plugin_pulse_verify(s->plugin, train_id, s->next_index, &v);
+	plugin_pulse_verify(s->plugin, train_id, s->cur.next_index, &v);
 	ev->u.pulse.confirm_ns = v.confirm_ns;
 	ev->u.pulse.didt_valid = v.has_didt;
 	ev->u.pulse.didt = v.didt;
@@ -440,12 +370,12 @@ static int64_t stim_fire(struct stim *s)
 {
 	int64_t now;
 	struct safety_request req = {
-		.train_id = s->train.train_id + s->cycle,
-		.frequency_hz = s->train.frequency_hz,
-		.intensity_pct = s->train.intensity_pct,
+		.train_id = s->cur.train.train_id + s->cur.cycle,
+		.frequency_hz = s->cur.train.frequency_hz,
+		.intensity_pct = s->cur.train.intensity_pct,
 	};
 	struct safety_verdict v;
-	struct event ev = { .type = EVENT_PULSE, .channel = s->train.channel };
+	struct event ev = { .type = EVENT_PULSE, .channel = s->cur.train.channel };
 	double x;
 	int ret;
 
@@ -470,21 +400,14 @@ static int64_t stim_fire(struct stim *s)
 		stim_refuse(s, &v, now);
 		return now;
 	}
-	ret = plugin_pulse(s->plugin, s->train.intensity_pct, s->train.width_us);
+	ret = plugin_pulse(s->plugin, s->cur.train.intensity_pct, s->cur.train.width_us);
 	if (ret < 0) {
 		stim_fault(s, SAFETY_COIL_FAULT, ret, "pulse failed", "coil plugin pulse failed");
 		return now;
 	}
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
-	if (s->next_index == 0) {
-		s->stats.trains_started++;
-	}
-	s->req_delivered++;
-	if (s->train.open_loop) {
-		s->ol_due -= s->ol_due ? 1 : 0;
-		s->ol_rule = SAFETY_OK;	/* whatever refused before did not stop it */
-	}
+	stim_train_count(&s->cur, &s->stats);
 	/*
 	 * Where the pulse fell on the sample clock, for the artefact blank:
 	 * the sample whose period holds the firing time (a nanosecond of
@@ -505,34 +428,22 @@ static int64_t stim_fire(struct stim *s)
 
 	ev.sample = sclock_last_sample(s->clock);
 	ev.u.pulse.train_id = req.train_id;
-	ev.u.pulse.index = s->next_index;
-	ev.u.pulse.count = s->train.pulses;
-	ev.u.pulse.width_us = s->train.width_us;
-	ev.u.pulse.intensity_pct = s->train.intensity_pct;
-	ev.u.pulse.sched_ns = s->next_deadline;
+	ev.u.pulse.index = s->cur.next_index;
+	ev.u.pulse.count = s->cur.train.pulses;
+	ev.u.pulse.width_us = s->cur.train.width_us;
+	ev.u.pulse.intensity_pct = s->cur.train.intensity_pct;
+	ev.u.pulse.sched_ns = s->cur.next_deadline;
 	ev.u.pulse.actual_ns = now;
 	ev.u.pulse.temperature_c = req.coil.temperature_c;
-	ev.u.pulse.trigger_sample = s->train.trigger_sample;
+	ev.u.pulse.trigger_sample = s->cur.train.trigger_sample;
 	ev.u.pulse.sample_at_fire = x;
 	stim_verify(s, &ev, req.train_id);
 	event_stamp(&ev, now);
 	ring_push(s->events, &ev);
 
-	s->next_index++;
-	if (s->train.pulse_budget && s->req_delivered >= s->train.pulse_budget) {
-		s->stats.trains_whole++;	/* all it asked for */
+	if (!stim_train_next(&s->cur, &s->stats, now)) {
 		stim_end_train(s);
-		return now;
 	}
-	if (s->next_index >= s->train.pulses) {
-		s->stats.trains_whole++;
-		if (++s->cycle >= s->train.cycles) {
-			stim_end_train(s);
-			return now;
-		}
-		s->next_index = 0;
-	}
-	s->next_deadline = stim_request_next_ns(&s->train, s->cycle, s->next_index, now);
 	return now;
 }
 
@@ -602,7 +513,7 @@ static void stim_session_begin(struct stim *s)
 {
 	/* Nothing of the last session fires in this one; its open-loop count ends. */
 	stim_cancel_requests(s, sclock_now(s->clock));
-	stim_settle_open_loop(s, false);
+	stim_train_settle(&s->cur, &s->stats, false);
 	s->gate.session_pulses = 0;
 	atomic_store(&s->session_pulses, 0);
 }
@@ -686,7 +597,7 @@ static void stim_idle_status(struct stim *s, int64_t now)
 {
 	struct rpmsd_coil_status st = { .temperature_c = NAN };
 
-	if (s->in_train || !plugin_has_status(s->plugin) ||
+	if (s->cur.in_train || !plugin_has_status(s->plugin) ||
 	    now - s->status_at < STIM_STATUS_PERIOD_NS) {
 		return;
 	}
@@ -734,18 +645,18 @@ static void *stim_thread(void *arg)
 			stim_apply_armed(s, false, atomic_load(&s->disarm_reason));
 		}
 		stim_take_cmds(s);
-		if (!s->in_train && ring_pop(s->mailbox, &req)) {
+		if (!s->cur.in_train && ring_pop(s->mailbox, &req)) {
 			atomic_store(&s->busy, true);
 			stim_begin_train(s, &req, now);
 		}
-		if (s->in_train && now >= s->next_deadline) {
+		if (s->cur.in_train && now >= s->cur.next_deadline) {
 			now = stim_fire(s);
 			continue;
 		}
 		stim_refusal_flush(&s->refusals, now, false);
 		wake_at = stim_watchdog(s, now);
-		if (s->in_train && s->next_deadline < wake_at) {
-			wake_at = s->next_deadline;
+		if (s->cur.in_train && s->cur.next_deadline < wake_at) {
+			wake_at = s->cur.next_deadline;
 		}
 		if (stim_refusal_deadline(&s->refusals) < wake_at) {
 			wake_at = stim_refusal_deadline(&s->refusals);
@@ -756,16 +667,16 @@ static void *stim_thread(void *arg)
 		}
 		now = sclock_wait(s->clock, wake_at, &s->wake, seen);
 	}
-	if (s->in_train && !s->train.open_loop) {
-		s->stats.dropped_at_stop += stim_pending(s);
+	if (s->cur.in_train && !s->cur.train.open_loop) {
+		s->stats.dropped_at_stop += stim_train_pending(&s->cur);
 	}
 	while (ring_pop(s->mailbox, &req)) {
 		if (!req.open_loop) {
 			s->stats.dropped_at_stop += (uint64_t)req.pulses * (req.cycles ? req.cycles : 1);
 		}
 	}
-	s->in_train = false;
-	stim_settle_open_loop(s, true);
+	s->cur.in_train = false;
+	stim_train_settle(&s->cur, &s->stats, true);
 	/* the last of them: no pulse can follow, one slot for the disarm */
 	stim_refusal_flush_all(&s->refusals, sclock_now(s->clock), 1);
 	stim_apply_armed(s, false, "stopping");
@@ -837,8 +748,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	/* Refusals may fill half the ring at most: the rest is for pulses and states. */
 	stim_refusal_init(&s->refusals, s->events, clock, &s->stats,
 			  ring_capacity(s->events) / 2);
-	s->ol_rule = SAFETY_OK;
-	s->next_deadline = SCLOCK_NEVER;
+	stim_train_init(&s->cur);
 	atomic_init(&s->beat_ns, 0);
 	atomic_init(&s->locked_out, false);
 	/*
