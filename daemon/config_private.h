@@ -11,6 +11,10 @@
  *   config_check.c   the checks of single keys the table names (.check)
  *   config_load.c    the INI file: libinih, lines, sections, keys
  *   config_rule.c    the rules between keys, run after a load or overrides
+ *
+ * The prescription (prescription*.c) reads its own file with this key
+ * machinery too: struct config_key (its offsets into struct prescription),
+ * config_value_parse, config_value_store_at and the message helpers.
  */
 #ifndef RPMSD_CONFIG_PRIVATE_H
 #define RPMSD_CONFIG_PRIVATE_H
@@ -67,7 +71,8 @@ struct config_key {
 	config_check_fn check;			/* NULL if none */
 	bool live;				/* may change while running (CONFIG_KEY_LIVE) */
 	bool limit;				/* a safety limit (CONFIG_KEY_LIMIT) */
-	size_t offset;				/* into struct rpmsd_config */
+	size_t offset;				/* into struct rpmsd_config (or the
+						   prescription's struct) */
 	size_t size;				/* of the field */
 };
 
@@ -146,6 +151,14 @@ int config_value_parse(const struct config_key *k, const char *text, union confi
 /* Store a value config_value_parse accepted. */
 void config_value_store(struct rpmsd_config *cfg, const struct config_key *k, const char *text,
 			const union config_value *v);
+
+/*
+ * Store a value config_value_parse accepted into the struct at @base that
+ * @k's offset is into: the prescription's table (prescription_key.c) uses
+ * the same parsing and storing for struct prescription.
+ */
+void config_value_store_at(void *base, const struct config_key *k, const char *text,
+			   const union config_value *v);
 
 /* config_check.c: single keys (struct config_key's .check) */
 

@@ -166,7 +166,13 @@ int config_value_parse(const struct config_key *k, const char *text,
 void config_value_store(struct rpmsd_config *cfg, const struct config_key *k,
 			const char *text, const union config_value *v)
 {
-	void *p = config_key_field(cfg, k);
+	config_value_store_at(cfg, k, text, v);
+}
+
+void config_value_store_at(void *base, const struct config_key *k, const char *text,
+			   const union config_value *v)
+{
+	void *p = (char *)base + k->offset;
 
 	switch (k->type) {
 	case CONFIG_TYPE_BOOL:
