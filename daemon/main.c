@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
+#include "prescription.h"
 #include "rpmsd-build.h"
 #include "session.h"
 
@@ -23,6 +24,9 @@ static void main_usage(FILE *f)
 		"\n"
 		"  -c, --config FILE         configuration (default %s)\n"
 		"      --check-config FILE   validate FILE (keys, coil plugin, source) and exit\n"
+		"      --check-prescription FILE\n"
+		"                            check a prescription, print its summary and exit (with\n"
+		"                            --config, also its protocol against that safety config)\n"
 		"      --fast                replay as fast as possible, in the recording's own time\n"
 		"      --wait-subscriber[=S] wait up to S seconds (default 10) for an event\n"
 		"                            subscriber before starting\n"
@@ -47,6 +51,41 @@ static int main_load_config(struct rpmsd_config *cfg, const char *path)
 		fprintf(stderr, "rpmsd: %s\n", err);
 		return ret;
 	}
+	return 0;
+}
+
+/*
+ * --check-prescription: the summary, or the first error. With --config, the
+ * protocol is also run through that configuration's checks; an intensity
+ * relative to the motor threshold uses its safety.motor_threshold_pct.
+ */
+static int main_check_prescription(const char *path, const char *config_path)
+{
+	static struct rpmsd_config cfg;
+	static struct prescription rx;
+	char err[CONFIG_ERR_MAX];
+
+	if (prescription_load(&rx, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "rpmsd: %s\n", err);
+		return 1;
+	}
+	if (config_path) {
+		if (config_load_flags(&cfg, config_path, CONFIG_LOAD_INPUT_GIVEN, err,
+				      sizeof(err)) < 0) {
+			fprintf(stderr, "rpmsd: %s\n", err);
+			return 1;
+		}
+		if (prescription_to_config(&rx, cfg.safety.motor_threshold_pct, &cfg, err,
+					   sizeof(err)) < 0) {
+			fprintf(stderr, "rpmsd: %s\n", err);
+			return 1;
+		}
+	}
+	prescription_write_summary(&rx, stdout);
+	if (config_path) {
+		printf("%s: the protocol passes the safety checks of %s\n", path, config_path);
+	}
+	printf("%s: prescription is valid\n", path);
 	return 0;
 }
 
@@ -76,10 +115,11 @@ static int main_plugin_keys(const char *name, const char *config_path)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 256, OPT_FAST, OPT_WAIT, OPT_PRINT, OPT_PLUGIN_KEYS };
+	enum { OPT_CHECK = 256, OPT_FAST, OPT_WAIT, OPT_PRINT, OPT_PLUGIN_KEYS, OPT_CHECK_RX };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", required_argument, NULL, OPT_CHECK },
+		{ "check-prescription", required_argument, NULL, OPT_CHECK_RX },
 		{ "fast", no_argument, NULL, OPT_FAST },
 		{ "wait-subscriber", optional_argument, NULL, OPT_WAIT },
 		{ "print-config", no_argument, NULL, OPT_PRINT },
@@ -91,7 +131,7 @@ int main(int argc, char **argv)
 	struct session_options sopt = { 0 };
 	static struct rpmsd_config cfg;
 	const char *config_path = RPMSD_CONFIG_FILE;
-	const char *check = NULL, *plugin_keys = NULL;
+	const char *check = NULL, *plugin_keys = NULL, *check_rx = NULL;
 	bool config_given = false;
 	char *end;
 	int c;
@@ -104,6 +144,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CHECK:
 			check = optarg;
+			break;
+		case OPT_CHECK_RX:
+			check_rx = optarg;
 			break;
 		case OPT_FAST:
 			sopt.fast = true;
@@ -144,6 +187,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rpmsd: unexpected argument '%s' (see rpmsd --help)\n",
 			argv[optind]);
 		return 2;
+	}
+	if (check_rx) {
+		return main_check_prescription(check_rx, config_given ? config_path : NULL);
 	}
 	if (plugin_keys) {
 		return main_plugin_keys(plugin_keys, config_given ? config_path : NULL);

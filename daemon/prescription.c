@@ -493,7 +493,9 @@ int prescription_load(struct prescription *rx, const char *path, char *err, size
 
 	ctx->f = file_open_regular(path, &rc);
 	if (!ctx->f) {
-		if (rc == -EINVAL) {
+		if (rc == -EISDIR) {
+			config_report(err, errlen, path, 0, "cannot read: %s", strerror(-rc));
+		} else if (rc == -EINVAL) {
 			config_report(err, errlen, path, 0,
 				      "not a regular file (allowed: a prescription file)");
 		} else {
