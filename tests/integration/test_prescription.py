@@ -130,10 +130,29 @@ def test_preset_held_to_the_config():
                    "(allowed: 0 to 30 %)", "--config", conf)
 
 
+def test_docs_list_every_key_and_preset():
+    """docs/prescriptions.md names every key of the table and every preset."""
+    import re
+    with open(os.path.join(rig.SOURCE, "daemon", "prescription_key.c")) as f:
+        table = f.read()
+    keys = re.findall(r'\.section = "(\w+)", \.key = "(\w+)"', table)
+    check(len(keys) >= 20, keys)
+    with open(os.path.join(rig.SOURCE, "docs", "prescriptions.md")) as f:
+        doc = f.read()
+    missing = ["%s.%s" % k for k in keys if "| `%s.%s` |" % k not in doc]
+    check(not missing, "keys not in docs/prescriptions.md: %s" % missing)
+    with open(os.path.join(rig.SOURCE, "daemon", "prescription_preset.c")) as f:
+        presets = re.findall(r'\.name = "(\w+)"', f.read())
+    check(len(presets) == 3, presets)
+    missing = [p for p in presets if "| `%s` |" % p not in doc]
+    check(not missing, "presets not in docs/prescriptions.md: %s" % missing)
+
+
 if __name__ == "__main__":
     rig.run_tests([
         test_example_summary,
         test_preset_summary,
         test_bad_files,
         test_preset_held_to_the_config,
+        test_docs_list_every_key_and_preset,
     ])
