@@ -34,7 +34,7 @@ extern const char *const prescription_key_muscles[];
 const struct config_key *prescription_key_find(const char *section, const char *key);
 /* The keys of @section, "a, b, c", for a message. */
 void prescription_key_section_keys(const char *section, char *buf, size_t len);
-/* Whether @name (@n characters) is in @list, a comma-separated list or NULL-ended array. */
+/* Whether @name is in @list (a checked comma-separated list) or @names (NULL-ended). */
 bool prescription_key_in_list(const char *list, const char *name);
 bool prescription_key_in_names(const char *const *names, const char *name);
 
