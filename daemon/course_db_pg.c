@@ -82,14 +82,29 @@ static struct course_db_pg *course_db_pg_of(struct course_db *db)
 	return db->priv;
 }
 
-/* libpq's messages end in a newline; the err buffer's should not. */
+/* libpq's messages run over lines ending in a newline; the err buffer holds one line. */
 static void course_db_pg_chomp(char *s)
 {
-	size_t n = strlen(s);
+	char *w = s;
 
-	while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) {
-		s[--n] = '\0';
+	for (const char *r = s; *r; r++) {
+		char c = *r == '\n' || *r == '\t' ? ' ' : *r;
+
+		if (c != ' ' || (w > s && w[-1] != ' ')) {
+			*w++ = c;
+		}
 	}
+	while (w > s && w[-1] == ' ') {
+		w--;
+	}
+	*w = '\0';
+}
+
+/* Server notices ("relation already exists, skipping") are not the caller's to see. */
+static void course_db_pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
 }
 
 static int course_db_pg_unreachable(struct course_db_pg *p, char *err, size_t errlen)
@@ -537,6 +552,7 @@ static int course_db_pg_open(struct course_db *db, const struct course_db_config
 		rc = course_db_pg_unreachable(p, err, errlen);
 		goto err_free;
 	}
+	PQsetNoticeProcessor(p->conn, course_db_pg_notice, NULL);
 	snprintf(where, sizeof(where), "%s@%s", PQdb(p->conn), PQhost(p->conn));
 	rc = course_db_pg_migrate(p, where, cfg->schema_target ? cfg->schema_target :
 				  COURSE_DB_SCHEMA_VERSION, err, errlen);
