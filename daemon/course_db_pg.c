@@ -459,7 +459,7 @@ out:
 static int course_db_pg_migrate(struct course_db_pg *p, const char *where, int target,
 				char *err, size_t errlen)
 {
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	rc = course_db_pg_exec(p, "BEGIN", err, errlen);
@@ -580,7 +580,7 @@ static void course_db_pg_close(struct course_db *db)
 static int course_db_pg_schema_version(struct course_db *db, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	rc = course_db_pg_connected(p, err, errlen);
@@ -609,7 +609,7 @@ static int course_db_pg_prescription_put(struct course_db *db,
 {
 	struct course_db_pg *p = course_db_pg_of(db);
 	bool found;
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc = course_db_pg_connected(p, err, errlen);
 
 	if (rc == 0) {
@@ -648,7 +648,7 @@ static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 	char why[COURSE_DB_ERR_MAX];
 	PGresult *res;
 	bool found;
-	int64_t v[2];
+	int64_t v[2] = { 0 };
 	int rc;
 
 	/* This rig's own pulses must be on the server before its limits are read. */
@@ -805,7 +805,7 @@ static int course_db_pg_daily_pulses(struct course_db *db, const char *patient,
 				     char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	/* Never answer low: what the journal holds goes to the server first. */
@@ -824,7 +824,7 @@ static int course_db_pg_course_dose(struct course_db *db, const char *patient,
 				    char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
-	int64_t v[2];
+	int64_t v[2] = { 0 };
 	int rc;
 
 	rc = course_db_pg_sync(db, err, errlen);

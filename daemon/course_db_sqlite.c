@@ -163,7 +163,7 @@ out:
 
 static int course_db_sqlite_version(struct course_db_sqlite *s, char *err, size_t errlen)
 {
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	rc = course_db_sqlite_q(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version",
@@ -304,7 +304,7 @@ static int course_db_sqlite_prescription_put(struct course_db *db,
 {
 	struct course_db_sqlite *s = course_db_sqlite_of(db);
 	bool found;
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	rc = course_db_sqlite_q(s, "SELECT 1 FROM patients WHERE id = ?", v, 1, &found,
@@ -372,7 +372,7 @@ static int course_db_sqlite_session_begin(struct course_db *db, const char *pati
 	struct course_db_prescription rx = { .patient = patient, .course = course };
 	struct course_db_limits l = { 0 };
 	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
-	int64_t v[2];
+	int64_t v[2] = { 0 };
 	int rc;
 
 	/* IMMEDIATE: the write lock before the first read, so no other handle checks between. */
@@ -451,7 +451,7 @@ static int course_db_sqlite_session_exists(struct course_db_sqlite *s, int64_t s
 					   char *err, size_t errlen)
 {
 	bool found;
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	rc = course_db_sqlite_q(s, "SELECT 1 FROM sessions WHERE id = ?", v, 1, &found, err,
@@ -540,7 +540,7 @@ static int course_db_sqlite_daily_pulses(struct course_db *db, const char *patie
 					 int64_t day_start, int64_t day_end, int64_t *pulses,
 					 char *err, size_t errlen)
 {
-	int64_t v[1];
+	int64_t v[1] = { 0 };
 	int rc;
 
 	rc = course_db_sqlite_q(course_db_sqlite_of(db), "SELECT COALESCE(SUM(pulses), 0) FROM"
@@ -554,7 +554,7 @@ static int course_db_sqlite_course_dose(struct course_db *db, const char *patien
 					const char *course, struct course_db_dose *dose,
 					char *err, size_t errlen)
 {
-	int64_t v[2];
+	int64_t v[2] = { 0 };
 	int rc;
 
 	rc = course_db_sqlite_q(course_db_sqlite_of(db), "SELECT COUNT(*), COALESCE(SUM(pulses),"
