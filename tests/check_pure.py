@@ -7,10 +7,10 @@ libinih, libm and libc only. This reads every object in them with nm and
 fails on an undefined symbol that
 
   - one of the daemon's I/O libraries exports (libzmq, libiio, libedf,
-    libjansson, libsystemd: found with the compiler's -print-file-name,
+    libjansson, libsystemd, libsqlite3, libpq: found with the compiler's -print-file-name,
     read with nm -D),
-  - the I/O side of the daemon defines (the rpmsd-core and
-    rpmsd-control-request archives: publish_*, plugin_*, log_*, ...),
+  - the I/O side of the daemon defines (the rpmsd-core,
+    rpmsd-control-request and rpmsd-course archives: publish_*, plugin_*, log_*, ...),
   - or starts a thread or loads a plugin (pthread_create, dlopen: in glibc
     these are libc's own, so they are named here).
 
@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 
-IO_LIBS = ["zmq", "iio", "edf", "jansson", "systemd"]
+IO_LIBS = ["zmq", "iio", "edf", "jansson", "systemd", "sqlite3", "pq"]
 DAEMON_ONLY = {"pthread_create": "threads are the daemon's (rt.c)",
                "dlopen": "plugins are the daemon's (plugin.c)",
                "dlsym": "plugins are the daemon's (plugin.c)"}

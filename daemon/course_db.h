@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The course database: patients (pseudonymous ids only), their
+ * prescriptions, the sessions of each course and the course's cumulative
+ * dose, with the limits that must hold across rigs (sessions per course,
+ * sessions per day, minimum hours between sessions, a daily pulse cap)
+ * checked and recorded in one transaction by course_db_session_begin.
+ *
+ * One interface, two backends (a table of operations, struct
+ * course_db_ops in course_db_private.h):
+ *   sqlite      libsqlite3, a file in the state directory: WAL,
+ *               synchronous=FULL, a busy timeout; one rig.
+ *   postgresql  libpq, a site's server shared by several rigs; every
+ *               write of a running session (pulses, end, notes, the
+ *               recording) is appended to a local journal first (a small
+ *               SQLite file, synchronous=FULL) and synced from it, so an
+ *               outage of the server loses nothing; starting a session
+ *               needs the server ("course database unreachable: ...").
+ *
+ * Times are seconds since 1970 (UTC). A "day" is [day_start, day_end) as
+ * computed by the caller's zone code (zone.h, safety.day_zone): this
+ * module never guesses a zone.
+ *
+ * Errors: 0 or a negative errno; the err buffer is always filled on
+ * failure. A refusal by a limit is -EPERM with the rule and its numbers.
+ * Not thread-safe: one thread uses a handle; two rigs, or two threads, use
+ * two handles (two connections), and the database keeps them apart. Every
+ * call may block on disk or the network: never from the RT threads.
+ */
+#ifndef RPMSD_COURSE_DB_H
+#define RPMSD_COURSE_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** A good size for the err buffers below. */
+#define COURSE_DB_ERR_MAX 1024
+
+/** The newest schema this build knows (course_db.c's migration lists). */
+#define COURSE_DB_SCHEMA_VERSION 2
+
+/** Longest patient, course, rig or arm id (pseudonyms: [A-Za-z0-9._-]). */
+#define COURSE_DB_ID_MAX 64
+
+/** The backends. */
+enum course_db_backend {
+	COURSE_DB_SQLITE,
+	COURSE_DB_POSTGRESQL,
+};
+
+/** How to open the database (the proposed course_db.* keys in brackets). */
+struct course_db_config {
+	enum course_db_backend backend;	/* [course_db.backend] sqlite|postgresql */
+	const char *path;		/* [course_db.path] the SQLite file */
+	const char *conninfo;		/* [course_db.conninfo] libpq conninfo */
+	const char *journal;		/* [course_db.journal] PostgreSQL's local journal */
+	int busy_timeout_ms;		/* [course_db.busy_timeout_ms] SQLite; 0: 5000 */
+	int schema_target;		/* migrate up to this version; 0: newest (tests) */
+};
+
+/** A prescription's text and the fields the limits need. */
+struct course_db_prescription {
+	const char *patient;
+	const char *course;
+	const char *text;		/* the prescription file as written */
+	int sessions_per_course;	/* > 0 */
+	int max_sessions_per_day;	/* > 0 */
+	double min_hours_between;	/* >= 0, from the previous session's end */
+	int64_t daily_pulse_cap;	/* > 0, summed over the patient's day, all rigs */
+};
+
+/** What a session learns after it began (NULL strings: left as they are). */
+struct course_db_session_detail {
+	double intensity_pct;		/* < 0: left as it is */
+	double motor_threshold_pct;	/* < 0: left as it is */
+	const char *target;
+	const char *arm_code;		/* the blinded code, never the arm */
+};
+
+/** Kinds of note on a session. */
+enum course_db_note_kind {
+	COURSE_DB_DEVIATION,		/* @what deviated, @text why */
+	COURSE_DB_ADVERSE,		/* @text the adverse-event note */
+};
+
+/** A course's cumulative dose. */
+struct course_db_dose {
+	int64_t sessions;		/* begun, ended or not */
+	int64_t pulses;			/* delivered, all sessions */
+};
+
+struct course_db;
+
+/**
+ * Open (creating it if needed) and migrate the database @cfg names.
+ * Migrations run in one transaction; a database whose schema is newer than
+ * COURSE_DB_SCHEMA_VERSION is refused (-EPROTONOSUPPORT, naming both
+ * versions) and left untouched. For PostgreSQL an unreachable server is
+ * -ENOTCONN ("course database unreachable: ...") and the journal is opened
+ * first, so what it holds is kept.
+ * @return 0 and *@out, or a negative errno with @err filled.
+ */
+int course_db_open(const struct course_db_config *cfg, struct course_db **out,
+		   char *err, size_t errlen);
+
+/** Close @db (NULL: nothing). What the journal holds stays in it. */
+void course_db_close(struct course_db *db);
+
+/**
+ * The schema version of the database, read from it.
+ * @return the version (> 0), or a negative errno with @err filled.
+ */
+int course_db_schema_version(struct course_db *db, char *err, size_t errlen);
+
+/** Add the patient @patient if absent (ids: see COURSE_DB_ID_MAX). */
+int course_db_patient_add(struct course_db *db, const char *patient, char *err, size_t errlen);
+
+/**
+ * Store @rx (the patient must exist), replacing the prescription of the
+ * same patient and course.
+ */
+int course_db_prescription_put(struct course_db *db, const struct course_db_prescription *rx,
+			       char *err, size_t errlen);
+
+/**
+ * Check every limit of @patient's prescription for @course at @now and,
+ * when all hold, record the session's start on @rig, atomically: two
+ * handles racing for the same slot never both win.
+ * The rules, in this order: the prescription exists; no session of the
+ * patient is still running; the course has fewer than sessions_per_course
+ * sessions; fewer than max_sessions_per_day began in [@day_start,
+ * @day_end); the previous session ended (or began, if it never ended) at
+ * least min_hours_between before @now; the patient's pulses of the day
+ * are below daily_pulse_cap.
+ * @return 0 and *@session_id; -EPERM naming the rule and its numbers;
+ * -ENOENT without a prescription; -ENOTCONN when the server (PostgreSQL)
+ * is unreachable or this rig's journal cannot be synced to it first.
+ */
+int course_db_session_begin(struct course_db *db, const char *patient, const char *course,
+			    const char *rig, int64_t now, int64_t day_start, int64_t day_end,
+			    int64_t *session_id, char *err, size_t errlen);
+
+/** Record what @session learnt after it began (intensity, threshold, target, arm code). */
+int course_db_session_set(struct course_db *db, int64_t session,
+			  const struct course_db_session_detail *d, char *err, size_t errlen);
+
+/**
+ * Record that @session has delivered @delivered pulses in all. Monotonic:
+ * a value lower than the one recorded is ignored (the higher one stays).
+ * PostgreSQL: journalled first, then synced; with the server unreachable
+ * this still returns 0 (the journal has it; course_db_pending counts it).
+ */
+int course_db_pulses(struct course_db *db, int64_t session, int64_t delivered,
+		     char *err, size_t errlen);
+
+/**
+ * End @session at @now with @delivered pulses (monotonic as above) and a
+ * reason (NULL: "completed"). Ending twice keeps the first end.
+ * Journalled like course_db_pulses.
+ */
+int course_db_session_end(struct course_db *db, int64_t session, int64_t now,
+			  int64_t delivered, const char *reason, char *err, size_t errlen);
+
+/** Add a deviation (@what, @text why) or an adverse-event note (@text) to @session. */
+int course_db_note_add(struct course_db *db, int64_t session, enum course_db_note_kind kind,
+		       int64_t now, const char *what, const char *text, char *err, size_t errlen);
+
+/** Record @session's EDF+ file name and its SHA-256 (64 hex digits). */
+int course_db_session_recording(struct course_db *db, int64_t session, const char *edf_file,
+				const char *sha256_hex, char *err, size_t errlen);
+
+/**
+ * The pulses of @patient's sessions begun in [@day_start, @day_end), all
+ * rigs. PostgreSQL syncs the journal first and fails (-ENOTCONN) rather
+ * than answer low.
+ */
+int course_db_daily_pulses(struct course_db *db, const char *patient, int64_t day_start,
+			   int64_t day_end, int64_t *pulses, char *err, size_t errlen);
+
+/** The cumulative dose of @patient's @course. */
+int course_db_course_dose(struct course_db *db, const char *patient, const char *course,
+			  struct course_db_dose *dose, char *err, size_t errlen);
+
+/**
+ * Push what the journal holds to the server (PostgreSQL; SQLite: 0).
+ * @return 0 when the journal is empty afterwards, -ENOTCONN otherwise.
+ */
+int course_db_sync(struct course_db *db, char *err, size_t errlen);
+
+/** Journal entries not yet on the server (SQLite: 0); negative errno on failure. */
+int64_t course_db_pending(struct course_db *db, char *err, size_t errlen);
+
+/** Check the database's integrity (SQLite: PRAGMA integrity_check). */
+int course_db_check(struct course_db *db, char *err, size_t errlen);
+
+#endif /* RPMSD_COURSE_DB_H */

@@ -1,0 +1,882 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The course database on a PostgreSQL server shared by a site's rigs.
+ *
+ * Session starts are decided on the server, under a row lock on the
+ * patient (SELECT ... FOR UPDATE), so two rigs never both take the last
+ * slot. Everything a running session writes (pulses, end, details, notes,
+ * the recording) goes first to a local journal (SQLite, synchronous=FULL)
+ * and is synced from it in order: a server that is down or unreachable
+ * loses nothing, and every journal entry is idempotent on the server
+ * (GREATEST for pulses, COALESCE for the end, a unique (origin, seq) for
+ * notes), so a crash between the server's commit and the journal's delete
+ * replays harmlessly. Queries are parameterised, never built from text.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "course_db.h"
+#include "course_db_private.h"
+
+#define COURSE_DB_PG_PARAMS 8
+/* Journal entries pushed in one server transaction. */
+#define COURSE_DB_PG_BATCH 256
+/* Any constant will do: it serialises migrations of rigs that start together. */
+#define COURSE_DB_PG_MIGRATION_LOCK "7265706d7364"
+
+static const char *const course_db_pg_steps[COURSE_DB_SCHEMA_VERSION] = {
+	/* 1: patients, prescriptions, sessions */
+	"CREATE TABLE patients (id TEXT PRIMARY KEY, created BIGINT NOT NULL);"
+	"CREATE TABLE prescriptions (patient TEXT NOT NULL REFERENCES patients(id),"
+	" course TEXT NOT NULL, text TEXT NOT NULL,"
+	" sessions_per_course INTEGER NOT NULL CHECK (sessions_per_course > 0),"
+	" max_sessions_per_day INTEGER NOT NULL CHECK (max_sessions_per_day > 0),"
+	" min_hours_between DOUBLE PRECISION NOT NULL CHECK (min_hours_between >= 0),"
+	" daily_pulse_cap BIGINT NOT NULL CHECK (daily_pulse_cap > 0),"
+	" PRIMARY KEY (patient, course));"
+	"CREATE TABLE sessions (id BIGSERIAL PRIMARY KEY,"
+	" patient TEXT NOT NULL, course TEXT NOT NULL, rig TEXT NOT NULL,"
+	" started BIGINT NOT NULL, stopped BIGINT, stop_reason TEXT,"
+	" pulses BIGINT NOT NULL DEFAULT 0 CHECK (pulses >= 0),"
+	" FOREIGN KEY (patient, course) REFERENCES prescriptions(patient, course));"
+	"CREATE INDEX sessions_patient_started ON sessions(patient, started);",
+	/* 2: what a session learns, its notes and recording, the course's dose */
+	"ALTER TABLE sessions ADD COLUMN intensity_pct DOUBLE PRECISION,"
+	" ADD COLUMN motor_threshold_pct DOUBLE PRECISION, ADD COLUMN target TEXT,"
+	" ADD COLUMN arm_code TEXT, ADD COLUMN edf_file TEXT, ADD COLUMN edf_sha256 TEXT;"
+	"CREATE TABLE notes (id BIGSERIAL PRIMARY KEY,"
+	" session BIGINT NOT NULL REFERENCES sessions(id),"
+	" kind TEXT NOT NULL CHECK (kind IN ('deviation', 'adverse')),"
+	" at BIGINT NOT NULL, what TEXT NOT NULL, text TEXT NOT NULL,"
+	" origin TEXT, origin_seq BIGINT, UNIQUE (origin, origin_seq));"
+	"CREATE VIEW course_dose AS SELECT patient, course, COUNT(*) AS sessions,"
+	" COALESCE(SUM(pulses), 0) AS pulses FROM sessions GROUP BY patient, course;",
+};
+
+struct course_db_pg {
+	PGconn *conn;
+	sqlite3 *journal;
+	char *journal_path;
+	char origin[33];		/* this journal's id, for the notes' uniqueness */
+};
+
+/* The journal's entries: one row per write of a running session. */
+static const char course_db_pg_journal_schema[] =
+	"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	"CREATE TABLE IF NOT EXISTS origin (id TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" op TEXT NOT NULL, session INTEGER NOT NULL, at INTEGER, n INTEGER,"
+	" x REAL, y REAL, a TEXT, b TEXT);";
+
+static struct course_db_pg *course_db_pg_of(struct course_db *db)
+{
+	return db->priv;
+}
+
+/* libpq's messages run over lines ending in a newline; the err buffer holds one line. */
+static void course_db_pg_chomp(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		char c = *r == '\n' || *r == '\t' ? ' ' : *r;
+
+		if (c != ' ' || (w > s && w[-1] != ' ')) {
+			*w++ = c;
+		}
+	}
+	while (w > s && w[-1] == ' ') {
+		w--;
+	}
+	*w = '\0';
+}
+
+/* Server notices ("relation already exists, skipping") are not the caller's to see. */
+static void course_db_pg_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static int course_db_pg_unreachable(struct course_db_pg *p, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "course database unreachable: %s",
+		 p->conn ? PQerrorMessage(p->conn) : "no connection");
+	course_db_pg_chomp(err);
+	return -ENOTCONN;
+}
+
+/* The connection, reset once if it broke. */
+static int course_db_pg_connected(struct course_db_pg *p, char *err, size_t errlen)
+{
+	if (PQstatus(p->conn) == CONNECTION_OK) {
+		return 0;
+	}
+	PQreset(p->conn);
+	return PQstatus(p->conn) == CONNECTION_OK ? 0 : course_db_pg_unreachable(p, err, errlen);
+}
+
+/*
+ * Run @sql with the arguments @types says ('s' text, NULL for NULL, 'i'
+ * int64_t, 'd' double) and return its result (caller PQclear()s), or NULL
+ * with @err filled and *@rc set: -ENOTCONN when the connection is gone.
+ */
+static PGresult *course_db_pg_run(struct course_db_pg *p, const char *sql, int *rc,
+				  char *err, size_t errlen, const char *types, va_list ap)
+{
+	char num[COURSE_DB_PG_PARAMS][32];
+	const char *vals[COURSE_DB_PG_PARAMS];
+	ExecStatusType st;
+	PGresult *res;
+	int n;
+
+	for (n = 0; types[n]; n++) {
+		if (n == COURSE_DB_PG_PARAMS) {
+			snprintf(err, errlen, "course database: too many parameters for %s", sql);
+			*rc = -E2BIG;
+			return NULL;
+		}
+		switch (types[n]) {
+		case 's':
+			vals[n] = va_arg(ap, const char *);
+			break;
+		case 'i':
+			snprintf(num[n], sizeof(num[n]), "%" PRId64, va_arg(ap, int64_t));
+			vals[n] = num[n];
+			break;
+		default:
+			snprintf(num[n], sizeof(num[n]), "%.17g", va_arg(ap, double));
+			vals[n] = num[n];
+			break;
+		}
+	}
+	res = PQexecParams(p->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		*rc = 0;
+		return res;
+	}
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		*rc = course_db_pg_unreachable(p, err, errlen);
+	} else {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		snprintf(err, errlen, "course database: %s", PQresultErrorMessage(res));
+		course_db_pg_chomp(err);
+		/* 40001 serialization failure, 40P01 deadlock, 55P03 lock not available */
+		*rc = state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+				!strcmp(state, "55P03")) ? -EBUSY : -EIO;
+	}
+	PQclear(res);
+	return NULL;
+}
+
+/* As course_db_pg_run, reading up to @ncol integers of the first row (NULL: -1). */
+static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
+			  bool *found, char *err, size_t errlen, const char *types, ...)
+{
+	PGresult *res;
+	va_list ap;
+	int rc, i;
+
+	va_start(ap, types);
+	res = course_db_pg_run(p, sql, &rc, err, errlen, types, ap);
+	va_end(ap);
+	if (found) {
+		*found = res && PQntuples(res) > 0;
+	}
+	for (i = 0; i < ncol; i++) {
+		row[i] = res && PQntuples(res) > 0 && !PQgetisnull(res, 0, i) ?
+			 strtoll(PQgetvalue(res, 0, i), NULL, 10) : -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static void course_db_pg_rollback(struct course_db_pg *p)
+{
+	PQclear(PQexec(p->conn, "ROLLBACK"));
+}
+
+static int course_db_pg_exec(struct course_db_pg *p, const char *sql, char *err, size_t errlen)
+{
+	return course_db_pg_q(p, sql, NULL, 0, NULL, err, errlen, "");
+}
+
+static int course_db_pg_journal_fail(struct course_db_pg *p, const char *what,
+				     char *err, size_t errlen)
+{
+	snprintf(err, errlen, "course database journal %s: %s: %s", p->journal_path, what,
+		 sqlite3_errmsg(p->journal));
+	return -EIO;
+}
+
+/*
+ * Append one entry; synchronous=FULL makes it durable before we return, so
+ * it is on the rig's disk before anything is sent.
+ */
+static int course_db_pg_journal_add(struct course_db_pg *p, const char *op, int64_t session,
+				    int64_t at, int64_t n, double x, double y, const char *a,
+				    const char *b, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(p->journal, "INSERT INTO journal (op, session, at, n, x, y, a, b)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, op, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, session) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, at) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, n) != SQLITE_OK ||
+	    sqlite3_bind_double(st, 5, x) != SQLITE_OK ||
+	    sqlite3_bind_double(st, 6, y) != SQLITE_OK ||
+	    (a ? sqlite3_bind_text(st, 7, a, -1, SQLITE_STATIC) :
+	     sqlite3_bind_null(st, 7)) != SQLITE_OK ||
+	    (b ? sqlite3_bind_text(st, 8, b, -1, SQLITE_STATIC) :
+	     sqlite3_bind_null(st, 8)) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_DONE) {
+		rc = course_db_pg_journal_fail(p, "append", err, errlen);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Apply the journal entry @st points at to the server, inside its transaction. */
+static int course_db_pg_apply(struct course_db_pg *p, sqlite3_stmt *st, char *err, size_t errlen)
+{
+	int64_t seq = sqlite3_column_int64(st, 0);
+	const char *op = (const char *)sqlite3_column_text(st, 1);
+	int64_t session = sqlite3_column_int64(st, 2);
+	int64_t at = sqlite3_column_int64(st, 3);
+	int64_t n = sqlite3_column_int64(st, 4);
+	double x = sqlite3_column_double(st, 5);
+	double y = sqlite3_column_double(st, 6);
+	const char *a = (const char *)sqlite3_column_text(st, 7);
+	const char *b = (const char *)sqlite3_column_text(st, 8);
+	bool found = false;
+	int64_t row[1];
+	int rc;
+
+	if (!strcmp(op, "pulses")) {
+		rc = course_db_pg_q(p, "UPDATE sessions SET pulses = GREATEST(pulses, $1) WHERE"
+				    " id = $2 RETURNING id", row, 1, &found, err, errlen, "ii",
+				    n, session);
+	} else if (!strcmp(op, "end")) {
+		rc = course_db_pg_q(p, "UPDATE sessions SET pulses = GREATEST(pulses, $1),"
+				    " stopped = COALESCE(stopped, $2),"
+				    " stop_reason = COALESCE(stop_reason, $3) WHERE id = $4"
+				    " RETURNING id", row, 1, &found, err, errlen, "iisi", n, at, a,
+				    session);
+	} else if (!strcmp(op, "set")) {
+		rc = course_db_pg_q(p, "UPDATE sessions SET"
+				    " intensity_pct = CASE WHEN $1::float8 < 0 THEN intensity_pct"
+				    " ELSE $1::float8 END, motor_threshold_pct = CASE WHEN"
+				    " $2::float8 < 0 THEN motor_threshold_pct ELSE $2::float8 END,"
+				    " target = COALESCE($3, target), arm_code = COALESCE($4,"
+				    " arm_code) WHERE id = $5 RETURNING id", row, 1, &found, err,
+				    errlen, "ddssi", x, y, a, b, session);
+	} else if (!strcmp(op, "recording")) {
+		rc = course_db_pg_q(p, "UPDATE sessions SET edf_file = $1, edf_sha256 = $2"
+				    " WHERE id = $3 RETURNING id", row, 1, &found, err, errlen,
+				    "ssi", a, b, session);
+	} else {
+		rc = course_db_pg_q(p, "INSERT INTO notes (session, kind, at, what, text, origin,"
+				    " origin_seq) SELECT id, $1, $2, $3, $4, $5, $6 FROM sessions"
+				    " WHERE id = $7 ON CONFLICT (origin, origin_seq) DO NOTHING",
+				    NULL, 0, NULL, err, errlen, "sisssii", op, at, a ? a : "",
+				    b ? b : "", p->origin, seq, session);
+		if (rc == 0) {
+			rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE id = $1", row, 1,
+					    &found, err, errlen, "i", session);
+		}
+	}
+	if (rc == 0 && !found) {
+		/* Kept in the journal: a server that lost a session is the operator's to see. */
+		snprintf(err, errlen, "course database: journal %s entry %" PRId64 " (%s): session "
+			 "%" PRId64 " unknown on the server; kept in the journal", p->journal_path,
+			 seq, op, session);
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+/* Push one batch of the journal; *@left: entries still in it. */
+static int course_db_pg_sync_batch(struct course_db_pg *p, int64_t *left, char *err,
+				   size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t last = -1;
+	char del[96];
+	int rc, step;
+
+	*left = 1;
+	rc = course_db_pg_connected(p, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	if (sqlite3_prepare_v2(p->journal, "SELECT seq, op, session, at, n, x, y, a, b FROM"
+			       " journal ORDER BY seq LIMIT 256", -1, &st, NULL) != SQLITE_OK) {
+		return course_db_pg_journal_fail(p, "read", err, errlen);
+	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_DONE) {
+		*left = 0;
+		goto out;
+	}
+	rc = course_db_pg_exec(p, "BEGIN", err, errlen);
+	if (rc < 0) {
+		goto out;
+	}
+	for (; step == SQLITE_ROW; step = sqlite3_step(st)) {
+		rc = course_db_pg_apply(p, st, err, errlen);
+		if (rc < 0) {
+			course_db_pg_rollback(p);
+			goto out;
+		}
+		last = sqlite3_column_int64(st, 0);
+	}
+	if (step != SQLITE_DONE) {
+		rc = course_db_pg_journal_fail(p, "read", err, errlen);
+		course_db_pg_rollback(p);
+		goto out;
+	}
+	rc = course_db_pg_exec(p, "COMMIT", err, errlen);
+	if (rc < 0) {
+		goto out;
+	}
+	/* On the server now: a crash before this delete replays idempotent entries. */
+	snprintf(del, sizeof(del), "DELETE FROM journal WHERE seq <= %" PRId64, last);
+	if (sqlite3_exec(p->journal, del, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = course_db_pg_journal_fail(p, "delete synced entries", err, errlen);
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int64_t course_db_pg_pending(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	sqlite3_stmt *st = NULL;
+	int64_t n;
+
+	if (sqlite3_prepare_v2(p->journal, "SELECT COUNT(*) FROM journal", -1, &st,
+			       NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return course_db_pg_journal_fail(p, "count", err, errlen);
+	}
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int course_db_pg_sync(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	int64_t left = 1;
+	int rc = 0;
+
+	while (left && rc == 0) {
+		rc = course_db_pg_sync_batch(p, &left, err, errlen);
+	}
+	return rc;
+}
+
+/* Journal first, then an attempt to sync; the server being away is not a failure here. */
+static int course_db_pg_journal_write(struct course_db *db, const char *op, int64_t session,
+				      int64_t at, int64_t n, double x, double y, const char *a,
+				      const char *b, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	char ignored[COURSE_DB_ERR_MAX];
+	int rc;
+
+	rc = course_db_pg_journal_add(p, op, session, at, n, x, y, a, b, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_pg_sync(db, ignored, sizeof(ignored));
+	if (rc < 0 && rc != -ENOTCONN) {
+		snprintf(err, errlen, "%s", ignored);
+		return rc;
+	}
+	return 0;
+}
+
+static int course_db_pg_journal_open(struct course_db_pg *p, const char *path,
+				     char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned char rnd[16];
+	int rc = 0;
+
+	if (sqlite3_open_v2(path, &p->journal, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		return p->journal ? course_db_pg_journal_fail(p, "open", err, errlen) : -ENOMEM;
+	}
+	sqlite3_busy_timeout(p->journal, 5000);
+	if (sqlite3_exec(p->journal, course_db_pg_journal_schema, NULL, NULL, NULL) != SQLITE_OK) {
+		return course_db_pg_journal_fail(p, "schema", err, errlen);
+	}
+	if (sqlite3_prepare_v2(p->journal, "SELECT id FROM origin", -1, &st, NULL) != SQLITE_OK) {
+		return course_db_pg_journal_fail(p, "origin", err, errlen);
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(p->origin, sizeof(p->origin), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		goto out;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		snprintf(err, errlen, "course database journal %s: getrandom failed", path);
+		rc = -EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		snprintf(p->origin + 2 * i, 3, "%02x", rnd[i]);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(p->journal, "INSERT INTO origin VALUES (?)", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, p->origin, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_DONE) {
+		rc = course_db_pg_journal_fail(p, "origin", err, errlen);
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int course_db_pg_migrate(struct course_db_pg *p, const char *where, int target,
+				char *err, size_t errlen)
+{
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_pg_exec(p, "BEGIN", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_pg_exec(p, "SELECT pg_advisory_xact_lock(x'" COURSE_DB_PG_MIGRATION_LOCK
+			       "'::bigint)", err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_exec(p, "CREATE TABLE IF NOT EXISTS schema_version ("
+				       "version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)",
+				       err, errlen);
+	}
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "SELECT COALESCE(MAX(version), 0) FROM schema_version", v,
+				    1, NULL, err, errlen, "");
+	}
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	if (v[0] > COURSE_DB_SCHEMA_VERSION) {
+		rc = course_db_schema_newer(where, (int)v[0], err, errlen);
+		goto err_rollback;
+	}
+	for (int ver = (int)v[0]; ver < target; ver++) {
+		PGresult *res = PQexec(p->conn, course_db_pg_steps[ver]);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "course database %s: migration to schema version %d: "
+				 "%s", where, ver + 1, PQresultErrorMessage(res));
+			course_db_pg_chomp(err);
+			PQclear(res);
+			rc = PQstatus(p->conn) == CONNECTION_OK ? -EIO :
+			     course_db_pg_unreachable(p, err, errlen);
+			goto err_rollback;
+		}
+		PQclear(res);
+		rc = course_db_pg_q(p, "INSERT INTO schema_version VALUES ($1,"
+				    " EXTRACT(EPOCH FROM now())::bigint)", NULL, 0, NULL, err,
+				    errlen, "i", (int64_t)(ver + 1));
+		if (rc < 0) {
+			goto err_rollback;
+		}
+	}
+	return course_db_pg_exec(p, "COMMIT", err, errlen);
+
+err_rollback:
+	course_db_pg_rollback(p);
+	return rc;
+}
+
+static void course_db_pg_free(struct course_db_pg *p)
+{
+	PQfinish(p->conn);
+	sqlite3_close(p->journal);
+	free(p->journal_path);
+	free(p);
+}
+
+static int course_db_pg_open(struct course_db *db, const struct course_db_config *cfg,
+			     char *err, size_t errlen)
+{
+	struct course_db_pg *p;
+	char where[64];
+	int rc;
+
+	if (!cfg->conninfo || !cfg->journal || !*cfg->journal) {
+		snprintf(err, errlen, "course database: postgresql needs a conninfo "
+			 "(course_db.conninfo) and a journal (course_db.journal)");
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->journal_path = strdup(cfg->journal))) {
+		free(p);
+		snprintf(err, errlen, "course database: out of memory");
+		return -ENOMEM;
+	}
+	/* The journal first: whatever an earlier run left in it is kept whatever follows. */
+	rc = course_db_pg_journal_open(p, cfg->journal, err, errlen);
+	if (rc < 0) {
+		goto err_free;
+	}
+	p->conn = PQconnectdb(cfg->conninfo);
+	if (!p->conn) {
+		snprintf(err, errlen, "course database: out of memory");
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	if (PQstatus(p->conn) != CONNECTION_OK) {
+		rc = course_db_pg_unreachable(p, err, errlen);
+		goto err_free;
+	}
+	PQsetNoticeProcessor(p->conn, course_db_pg_notice, NULL);
+	snprintf(where, sizeof(where), "%s@%s", PQdb(p->conn), PQhost(p->conn));
+	rc = course_db_pg_migrate(p, where, cfg->schema_target ? cfg->schema_target :
+				  COURSE_DB_SCHEMA_VERSION, err, errlen);
+	if (rc < 0) {
+		goto err_free;
+	}
+	db->priv = p;
+	rc = course_db_pg_sync(db, err, errlen);
+	if (rc < 0 && rc != -ENOTCONN) {
+		db->priv = NULL;
+		goto err_free;
+	}
+	return 0;
+
+err_free:
+	course_db_pg_free(p);
+	return rc;
+}
+
+static void course_db_pg_close(struct course_db *db)
+{
+	course_db_pg_free(course_db_pg_of(db));
+}
+
+static int course_db_pg_schema_version(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_pg_connected(p, err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+				    v, 1, NULL, err, errlen, "");
+	}
+	return rc < 0 ? rc : (int)v[0];
+}
+
+static int course_db_pg_patient_add(struct course_db *db, const char *patient,
+				    char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	int rc = course_db_pg_connected(p, err, errlen);
+
+	return rc < 0 ? rc : course_db_pg_q(p, "INSERT INTO patients VALUES ($1,"
+					    " EXTRACT(EPOCH FROM now())::bigint) ON CONFLICT"
+					    " DO NOTHING", NULL, 0, NULL, err, errlen, "s",
+					    patient);
+}
+
+static int course_db_pg_prescription_put(struct course_db *db,
+					 const struct course_db_prescription *rx,
+					 char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	bool found;
+	int64_t v[1] = { 0 };
+	int rc = course_db_pg_connected(p, err, errlen);
+
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "SELECT 1 FROM patients WHERE id = $1", v, 1, &found, err,
+				    errlen, "s", rx->patient);
+	}
+	if (rc == 0 && !found) {
+		snprintf(err, errlen, "course database: patient %s unknown (add it first)",
+			 rx->patient);
+		return -ENOENT;
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	return course_db_pg_q(p, "INSERT INTO prescriptions VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			      " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
+			      " sessions_per_course = excluded.sessions_per_course,"
+			      " max_sessions_per_day = excluded.max_sessions_per_day,"
+			      " min_hours_between = excluded.min_hours_between,"
+			      " daily_pulse_cap = excluded.daily_pulse_cap",
+			      NULL, 0, NULL, err, errlen, "sssiidi", rx->patient, rx->course,
+			      rx->text, (int64_t)rx->sessions_per_course,
+			      (int64_t)rx->max_sessions_per_day, rx->min_hours_between,
+			      rx->daily_pulse_cap);
+}
+
+static int course_db_pg_session_begin(struct course_db *db, const char *patient,
+				      const char *course, const char *rig, int64_t now,
+				      int64_t day_start, int64_t day_end, int64_t *session_id,
+				      char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	struct course_db_prescription rx = { .patient = patient, .course = course };
+	struct course_db_limits l = { 0 };
+	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
+	char why[COURSE_DB_ERR_MAX];
+	PGresult *res;
+	bool found;
+	int64_t v[2] = { 0 };
+	int rc;
+
+	/* This rig's own pulses must be on the server before its limits are read. */
+	rc = course_db_pg_sync(db, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s%s", rc == -ENOTCONN ? "" :
+			 "course database unreachable: this rig's journal cannot be synced: ",
+			 why);
+		return -ENOTCONN;
+	}
+	rc = course_db_pg_exec(p, "BEGIN", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	/* The patient's row lock serialises every start of this patient across rigs. */
+	rc = course_db_pg_q(p, "SELECT 1 FROM patients WHERE id = $1 FOR UPDATE", v, 1, &found,
+			    err, errlen, "s", patient);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	res = NULL;
+	if (found) {
+		const char *vals[2] = { patient, course };
+
+		res = PQexecParams(p->conn, "SELECT sessions_per_course, max_sessions_per_day,"
+				   " min_hours_between, daily_pulse_cap FROM prescriptions"
+				   " WHERE patient = $1 AND course = $2", 2, NULL, vals, NULL,
+				   NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			snprintf(err, errlen, "course database: %s", PQresultErrorMessage(res));
+			course_db_pg_chomp(err);
+			rc = PQstatus(p->conn) == CONNECTION_OK ? -EIO :
+			     course_db_pg_unreachable(p, err, errlen);
+			PQclear(res);
+			goto err_rollback;
+		}
+		found = PQntuples(res) > 0;
+	}
+	if (!found) {
+		PQclear(res);
+		snprintf(err, errlen, "patient %s: no prescription for course %s", patient,
+			 course);
+		rc = -ENOENT;
+		goto err_rollback;
+	}
+	rx.sessions_per_course = atoi(PQgetvalue(res, 0, 0));
+	rx.max_sessions_per_day = atoi(PQgetvalue(res, 0, 1));
+	rx.min_hours_between = strtod(PQgetvalue(res, 0, 2), NULL);
+	rx.daily_pulse_cap = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	PQclear(res);
+
+	rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS NULL"
+			    " ORDER BY id LIMIT 1", v, 1, NULL, err, errlen, "s", patient);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	if (v[0] > 0) {
+		const char *vals[1] = { patient };
+
+		l.running_id = v[0];
+		res = PQexecParams(p->conn, "SELECT rig FROM sessions WHERE patient = $1 AND"
+				   " stopped IS NULL ORDER BY id LIMIT 1", 1, NULL, vals, NULL,
+				   NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
+			snprintf(running_rig, sizeof(running_rig), "%s", PQgetvalue(res, 0, 0));
+		}
+		PQclear(res);
+		l.running_rig = running_rig;
+	}
+	rc = course_db_pg_q(p, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
+			    " course = $2", v, 1, NULL, err, errlen, "ss", patient, course);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	l.course_sessions = v[0];
+	rc = course_db_pg_q(p, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
+			    " WHERE patient = $1 AND started >= $2 AND started < $3", v, 2, NULL,
+			    err, errlen, "sii", patient, day_start, day_end);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	l.day_sessions = v[0];
+	l.day_pulses = v[1];
+	rc = course_db_pg_q(p, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
+			    " WHERE patient = $1", v, 1, NULL, err, errlen, "s", patient);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	l.last_end = v[0];
+	rc = course_db_limits_check(&rx, &l, now, day_start, day_end, err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	rc = course_db_pg_q(p, "INSERT INTO sessions (patient, course, rig, started) VALUES"
+			    " ($1, $2, $3, $4) RETURNING id", v, 1, NULL, err, errlen, "sssi",
+			    patient, course, rig, now);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	rc = course_db_pg_exec(p, "COMMIT", err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	*session_id = v[0];
+	return 0;
+
+err_rollback:
+	course_db_pg_rollback(p);
+	return rc;
+}
+
+static int course_db_pg_session_set(struct course_db *db, int64_t session,
+				    const struct course_db_session_detail *d,
+				    char *err, size_t errlen)
+{
+	return course_db_pg_journal_write(db, "set", session, 0, 0, d->intensity_pct,
+					  d->motor_threshold_pct, d->target, d->arm_code, err,
+					  errlen);
+}
+
+static int course_db_pg_pulses(struct course_db *db, int64_t session, int64_t delivered,
+			       char *err, size_t errlen)
+{
+	return course_db_pg_journal_write(db, "pulses", session, 0, delivered, 0, 0, NULL, NULL,
+					  err, errlen);
+}
+
+static int course_db_pg_session_end(struct course_db *db, int64_t session, int64_t now,
+				    int64_t delivered, const char *reason, char *err,
+				    size_t errlen)
+{
+	return course_db_pg_journal_write(db, "end", session, now, delivered, 0, 0, reason, NULL,
+					  err, errlen);
+}
+
+static int course_db_pg_note_add(struct course_db *db, int64_t session,
+				 enum course_db_note_kind kind, int64_t now, const char *what,
+				 const char *text, char *err, size_t errlen)
+{
+	return course_db_pg_journal_write(db, kind == COURSE_DB_DEVIATION ? "deviation" :
+					  "adverse", session, now, 0, 0, 0, what, text, err,
+					  errlen);
+}
+
+static int course_db_pg_recording(struct course_db *db, int64_t session, const char *edf_file,
+				  const char *sha256_hex, char *err, size_t errlen)
+{
+	return course_db_pg_journal_write(db, "recording", session, 0, 0, 0, 0, edf_file,
+					  sha256_hex, err, errlen);
+}
+
+static int course_db_pg_daily_pulses(struct course_db *db, const char *patient,
+				     int64_t day_start, int64_t day_end, int64_t *pulses,
+				     char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	int64_t v[1] = { 0 };
+	int rc;
+
+	/* Never answer low: what the journal holds goes to the server first. */
+	rc = course_db_pg_sync(db, err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "SELECT COALESCE(SUM(pulses), 0) FROM sessions WHERE"
+				    " patient = $1 AND started >= $2 AND started < $3", v, 1, NULL,
+				    err, errlen, "sii", patient, day_start, day_end);
+	}
+	*pulses = rc < 0 ? 0 : v[0];
+	return rc;
+}
+
+static int course_db_pg_course_dose(struct course_db *db, const char *patient,
+				    const char *course, struct course_db_dose *dose,
+				    char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	int64_t v[2] = { 0 };
+	int rc;
+
+	rc = course_db_pg_sync(db, err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
+				    " WHERE patient = $1 AND course = $2", v, 2, NULL, err,
+				    errlen, "ss", patient, course);
+	}
+	if (rc == 0) {
+		dose->sessions = v[0];
+		dose->pulses = v[1];
+	}
+	return rc;
+}
+
+static int course_db_pg_check(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(p->journal, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = course_db_pg_journal_fail(p, "integrity check", err, errlen);
+	} else if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+		snprintf(err, errlen, "course database journal %s: integrity check: %s",
+			 p->journal_path, (const char *)sqlite3_column_text(st, 0));
+		rc = -EBADMSG;
+	}
+	sqlite3_finalize(st);
+	if (rc == 0) {
+		rc = course_db_pg_connected(p, err, errlen);
+	}
+	return rc;
+}
+
+const struct course_db_ops course_db_pg_ops = {
+	.name = "postgresql",
+	.open = course_db_pg_open,
+	.close = course_db_pg_close,
+	.schema_version = course_db_pg_schema_version,
+	.patient_add = course_db_pg_patient_add,
+	.prescription_put = course_db_pg_prescription_put,
+	.session_begin = course_db_pg_session_begin,
+	.session_set = course_db_pg_session_set,
+	.pulses = course_db_pg_pulses,
+	.session_end = course_db_pg_session_end,
+	.note_add = course_db_pg_note_add,
+	.recording = course_db_pg_recording,
+	.daily_pulses = course_db_pg_daily_pulses,
+	.course_dose = course_db_pg_course_dose,
+	.sync = course_db_pg_sync,
+	.pending = course_db_pg_pending,
+	.check = course_db_pg_check,
+};

@@ -1,0 +1,627 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The course database on SQLite: one file on the rig, WAL, synchronous=FULL
+ * (a committed session start or pulse count survives a power cut), a busy
+ * timeout so that two handles wait for each other rather than fail.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "course_db.h"
+#include "course_db_private.h"
+
+/* The schema, one step per version, applied in order in one transaction. */
+static const char *const course_db_sqlite_steps[COURSE_DB_SCHEMA_VERSION] = {
+	/* 1: patients, prescriptions, sessions */
+	"CREATE TABLE patients (id TEXT PRIMARY KEY, created INTEGER NOT NULL);"
+	"CREATE TABLE prescriptions (patient TEXT NOT NULL REFERENCES patients(id),"
+	" course TEXT NOT NULL, text TEXT NOT NULL,"
+	" sessions_per_course INTEGER NOT NULL CHECK (sessions_per_course > 0),"
+	" max_sessions_per_day INTEGER NOT NULL CHECK (max_sessions_per_day > 0),"
+	" min_hours_between REAL NOT NULL CHECK (min_hours_between >= 0),"
+	" daily_pulse_cap INTEGER NOT NULL CHECK (daily_pulse_cap > 0),"
+	" PRIMARY KEY (patient, course));"
+	"CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" patient TEXT NOT NULL, course TEXT NOT NULL, rig TEXT NOT NULL,"
+	" started INTEGER NOT NULL, stopped INTEGER, stop_reason TEXT,"
+	" pulses INTEGER NOT NULL DEFAULT 0 CHECK (pulses >= 0),"
+	" FOREIGN KEY (patient, course) REFERENCES prescriptions(patient, course));"
+	"CREATE INDEX sessions_patient_started ON sessions(patient, started);",
+	/* 2: what a session learns, its notes and recording, the course's dose */
+	"ALTER TABLE sessions ADD COLUMN intensity_pct REAL;"
+	"ALTER TABLE sessions ADD COLUMN motor_threshold_pct REAL;"
+	"ALTER TABLE sessions ADD COLUMN target TEXT;"
+	"ALTER TABLE sessions ADD COLUMN arm_code TEXT;"
+	"ALTER TABLE sessions ADD COLUMN edf_file TEXT;"
+	"ALTER TABLE sessions ADD COLUMN edf_sha256 TEXT;"
+	"CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" session INTEGER NOT NULL REFERENCES sessions(id),"
+	" kind TEXT NOT NULL CHECK (kind IN ('deviation', 'adverse')),"
+	" at INTEGER NOT NULL, what TEXT NOT NULL, text TEXT NOT NULL,"
+	" origin TEXT, origin_seq INTEGER, UNIQUE (origin, origin_seq));"
+	"CREATE VIEW course_dose AS SELECT patient, course, COUNT(*) AS sessions,"
+	" COALESCE(SUM(pulses), 0) AS pulses FROM sessions GROUP BY patient, course;",
+};
+
+struct course_db_sqlite {
+	sqlite3 *h;
+	char *path;
+};
+
+static struct course_db_sqlite *course_db_sqlite_of(struct course_db *db)
+{
+	return db->priv;
+}
+
+/* The error of the last call on @s, with what was being done. */
+static int course_db_sqlite_fail(struct course_db_sqlite *s, const char *what,
+				 char *err, size_t errlen)
+{
+	int code = sqlite3_errcode(s->h);
+
+	snprintf(err, errlen, "course database %s: %s: %s", s->path, what, sqlite3_errmsg(s->h));
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+		return -EBUSY;
+	}
+	if (code == SQLITE_NOMEM) {
+		return -ENOMEM;
+	}
+	return -EIO;
+}
+
+static int course_db_sqlite_exec(struct course_db_sqlite *s, const char *sql, const char *what,
+				 char *err, size_t errlen)
+{
+	if (sqlite3_exec(s->h, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		return course_db_sqlite_fail(s, what, err, errlen);
+	}
+	return 0;
+}
+
+static void course_db_sqlite_rollback(struct course_db_sqlite *s)
+{
+	sqlite3_exec(s->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/*
+ * Run @sql with the arguments @types says ('s' text, NULL for NULL, 'i'
+ * int64_t, 'd' double) and read up to @ncol integer columns of
+ * its first row into @row (NULL: -1). *@found says whether there was one.
+ */
+static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64_t *row,
+			      int ncol, bool *found, char *err, size_t errlen,
+			      const char *types, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	int rc, i;
+
+	if (found) {
+		*found = false;
+	}
+	if (sqlite3_prepare_v2(s->h, sql, -1, &st, NULL) != SQLITE_OK) {
+		return course_db_sqlite_fail(s, sql, err, errlen);
+	}
+	va_start(ap, types);
+	for (i = 0; types[i]; i++) {
+		switch (types[i]) {
+		case 's': {
+			const char *v = va_arg(ap, const char *);
+
+			rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT) :
+			     sqlite3_bind_null(st, i + 1);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+			break;
+		}
+		if (rc != SQLITE_OK) {
+			break;
+		}
+	}
+	va_end(ap);
+	if (types[i]) {
+		rc = course_db_sqlite_fail(s, sql, err, errlen);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (found) {
+			*found = true;
+		}
+		for (i = 0; i < ncol; i++) {
+			row[i] = sqlite3_column_type(st, i) == SQLITE_NULL ?
+				 -1 : sqlite3_column_int64(st, i);
+		}
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		for (i = 0; i < ncol; i++) {
+			row[i] = -1;
+		}
+		rc = 0;
+	} else {
+		rc = course_db_sqlite_fail(s, sql, err, errlen);
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int course_db_sqlite_version(struct course_db_sqlite *s, char *err, size_t errlen)
+{
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+				v, 1, NULL, err, errlen, "");
+	return rc < 0 ? rc : (int)v[0];
+}
+
+/* Bring the schema to @target in one transaction; a newer one is refused untouched. */
+static int course_db_sqlite_migrate(struct course_db_sqlite *s, int target,
+				    char *err, size_t errlen)
+{
+	int rc, v;
+
+	rc = course_db_sqlite_exec(s, "BEGIN IMMEDIATE", "begin migration", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_exec(s, "CREATE TABLE IF NOT EXISTS schema_version ("
+				   "version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+				   "schema_version", err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	v = course_db_sqlite_version(s, err, errlen);
+	if (v < 0) {
+		rc = v;
+		goto err_rollback;
+	}
+	if (v > COURSE_DB_SCHEMA_VERSION) {
+		rc = course_db_schema_newer(s->path, v, err, errlen);
+		goto err_rollback;
+	}
+	for (; v < target; v++) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "migration to schema version %d", v + 1);
+		rc = course_db_sqlite_exec(s, course_db_sqlite_steps[v], what, err, errlen);
+		if (rc == 0) {
+			rc = course_db_sqlite_q(s, "INSERT INTO schema_version VALUES (?, "
+						"strftime('%s', 'now'))", NULL, 0, NULL, err,
+						errlen, "i", (int64_t)(v + 1));
+		}
+		if (rc < 0) {
+			goto err_rollback;
+		}
+	}
+	return course_db_sqlite_exec(s, "COMMIT", "commit migration", err, errlen);
+
+err_rollback:
+	course_db_sqlite_rollback(s);
+	return rc;
+}
+
+static int course_db_sqlite_open(struct course_db *db, const struct course_db_config *cfg,
+				 char *err, size_t errlen)
+{
+	struct course_db_sqlite *s;
+	char pragmas[160];
+	int rc;
+
+	if (!cfg->path || !*cfg->path) {
+		snprintf(err, errlen, "course database: sqlite: no path (course_db.path)");
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		goto err_nomem;
+	}
+	s->path = strdup(cfg->path);
+	if (!s->path) {
+		goto err_free;
+	}
+	rc = sqlite3_open_v2(cfg->path, &s->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		if (!s->h) {
+			goto err_path;
+		}
+		rc = course_db_sqlite_fail(s, "open", err, errlen);
+		goto err_close;
+	}
+	sqlite3_extended_result_codes(s->h, 0);
+	/* The busy timeout first: the journal_mode switch itself may wait for a writer. */
+	sqlite3_busy_timeout(s->h, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		 " PRAGMA foreign_keys=ON;");
+	rc = course_db_sqlite_exec(s, pragmas, "pragmas", err, errlen);
+	if (rc < 0) {
+		goto err_close;
+	}
+	rc = course_db_sqlite_migrate(s, cfg->schema_target ? cfg->schema_target :
+				      COURSE_DB_SCHEMA_VERSION, err, errlen);
+	if (rc < 0) {
+		goto err_close;
+	}
+	db->priv = s;
+	return 0;
+
+err_close:
+	sqlite3_close(s->h);
+	free(s->path);
+	free(s);
+	return rc;
+err_path:
+	free(s->path);
+err_free:
+	free(s);
+err_nomem:
+	snprintf(err, errlen, "course database %s: out of memory", cfg->path);
+	return -ENOMEM;
+}
+
+static void course_db_sqlite_close(struct course_db *db)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+
+	sqlite3_close(s->h);
+	free(s->path);
+	free(s);
+}
+
+static int course_db_sqlite_schema_version(struct course_db *db, char *err, size_t errlen)
+{
+	return course_db_sqlite_version(course_db_sqlite_of(db), err, errlen);
+}
+
+static int course_db_sqlite_patient_add(struct course_db *db, const char *patient,
+					char *err, size_t errlen)
+{
+	return course_db_sqlite_q(course_db_sqlite_of(db),
+				  "INSERT OR IGNORE INTO patients VALUES (?, strftime('%s', 'now'))",
+				  NULL, 0, NULL, err, errlen, "s", patient);
+}
+
+static int course_db_sqlite_prescription_put(struct course_db *db,
+					     const struct course_db_prescription *rx,
+					     char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	bool found;
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(s, "SELECT 1 FROM patients WHERE id = ?", v, 1, &found,
+				err, errlen, "s", rx->patient);
+	if (rc == 0 && !found) {
+		snprintf(err, errlen, "course database %s: patient %s unknown (add it first)",
+			 s->path, rx->patient);
+		return -ENOENT;
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	return course_db_sqlite_q(s, "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)"
+				  " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
+				  " sessions_per_course = excluded.sessions_per_course,"
+				  " max_sessions_per_day = excluded.max_sessions_per_day,"
+				  " min_hours_between = excluded.min_hours_between,"
+				  " daily_pulse_cap = excluded.daily_pulse_cap",
+				  NULL, 0, NULL, err, errlen, "sssiidi", rx->patient, rx->course,
+				  rx->text, (int64_t)rx->sessions_per_course,
+				  (int64_t)rx->max_sessions_per_day, rx->min_hours_between,
+				  rx->daily_pulse_cap);
+}
+
+/* The prescription's limits, or -ENOENT. */
+static int course_db_sqlite_rx(struct course_db_sqlite *s, struct course_db_prescription *rx,
+			       char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->h, "SELECT sessions_per_course, max_sessions_per_day,"
+			       " min_hours_between, daily_pulse_cap FROM prescriptions"
+			       " WHERE patient = ? AND course = ?", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, rx->patient, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, rx->course, -1, SQLITE_STATIC) != SQLITE_OK) {
+		rc = course_db_sqlite_fail(s, "read prescription", err, errlen);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rx->sessions_per_course = sqlite3_column_int(st, 0);
+		rx->max_sessions_per_day = sqlite3_column_int(st, 1);
+		rx->min_hours_between = sqlite3_column_double(st, 2);
+		rx->daily_pulse_cap = sqlite3_column_int64(st, 3);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		snprintf(err, errlen, "patient %s: no prescription for course %s", rx->patient,
+			 rx->course);
+		rc = -ENOENT;
+	} else {
+		rc = course_db_sqlite_fail(s, "read prescription", err, errlen);
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int course_db_sqlite_session_begin(struct course_db *db, const char *patient,
+					  const char *course, const char *rig, int64_t now,
+					  int64_t day_start, int64_t day_end,
+					  int64_t *session_id, char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	struct course_db_prescription rx = { .patient = patient, .course = course };
+	struct course_db_limits l = { 0 };
+	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
+	int64_t v[2] = { 0 };
+	int rc;
+
+	/* IMMEDIATE: the write lock before the first read, so no other handle checks between. */
+	rc = course_db_sqlite_exec(s, "BEGIN IMMEDIATE", "begin session", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_rx(s, &rx, err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	rc = course_db_sqlite_q(s, "SELECT id FROM sessions WHERE patient = ? AND stopped IS NULL"
+				" ORDER BY id LIMIT 1", v, 1, NULL, err, errlen, "s", patient);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	if (v[0] > 0) {
+		sqlite3_stmt *st = NULL;
+
+		l.running_id = v[0];
+		if (sqlite3_prepare_v2(s->h, "SELECT rig FROM sessions WHERE id = ?", -1, &st,
+				       NULL) == SQLITE_OK &&
+		    sqlite3_bind_int64(st, 1, v[0]) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW) {
+			snprintf(running_rig, sizeof(running_rig), "%s",
+				 (const char *)sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+		l.running_rig = running_rig;
+	}
+	rc = course_db_sqlite_q(s, "SELECT COUNT(*) FROM sessions WHERE patient = ? AND course = ?",
+				v, 1, NULL, err, errlen, "ss", patient, course);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	l.course_sessions = v[0];
+	rc = course_db_sqlite_q(s, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
+				" WHERE patient = ? AND started >= ? AND started < ?", v, 2, NULL,
+				err, errlen, "sii", patient, day_start, day_end);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	l.day_sessions = v[0];
+	l.day_pulses = v[1];
+	rc = course_db_sqlite_q(s, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
+				" WHERE patient = ?", v, 1, NULL, err, errlen, "s", patient);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	l.last_end = v[0];
+	rc = course_db_limits_check(&rx, &l, now, day_start, day_end, err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	rc = course_db_sqlite_q(s, "INSERT INTO sessions (patient, course, rig, started)"
+				" VALUES (?, ?, ?, ?)", NULL, 0, NULL, err, errlen, "sssi",
+				patient, course, rig, now);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	*session_id = sqlite3_last_insert_rowid(s->h);
+	rc = course_db_sqlite_exec(s, "COMMIT", "commit session start", err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	return 0;
+
+err_rollback:
+	*session_id = 0;
+	course_db_sqlite_rollback(s);
+	return rc;
+}
+
+/* Run an UPDATE of one session; -ENOENT when there is no such session. */
+static int course_db_sqlite_session_exists(struct course_db_sqlite *s, int64_t session,
+					   char *err, size_t errlen)
+{
+	bool found;
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(s, "SELECT 1 FROM sessions WHERE id = ?", v, 1, &found, err,
+				errlen, "i", session);
+	if (rc == 0 && !found) {
+		snprintf(err, errlen, "course database %s: session %" PRId64 " unknown", s->path,
+			 session);
+		return -ENOENT;
+	}
+	return rc;
+}
+
+static int course_db_sqlite_session_set(struct course_db *db, int64_t session,
+					const struct course_db_session_detail *d,
+					char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_session_exists(s, session, err, errlen);
+
+	if (rc < 0) {
+		return rc;
+	}
+	return course_db_sqlite_q(s, "UPDATE sessions SET"
+				  " intensity_pct = CASE WHEN ?1 < 0 THEN intensity_pct ELSE ?1 END,"
+				  " motor_threshold_pct = CASE WHEN ?2 < 0 THEN motor_threshold_pct"
+				  " ELSE ?2 END, target = COALESCE(?3, target),"
+				  " arm_code = COALESCE(?4, arm_code) WHERE id = ?5",
+				  NULL, 0, NULL, err, errlen, "ddssi", d->intensity_pct,
+				  d->motor_threshold_pct, d->target, d->arm_code, session);
+}
+
+static int course_db_sqlite_pulses(struct course_db *db, int64_t session, int64_t delivered,
+				   char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_session_exists(s, session, err, errlen);
+
+	/* max(): a lower count (a stale or reordered report) never lowers what is known */
+	return rc < 0 ? rc : course_db_sqlite_q(s, "UPDATE sessions SET pulses = max(pulses, ?)"
+						" WHERE id = ?", NULL, 0, NULL, err, errlen,
+						"ii", delivered, session);
+}
+
+static int course_db_sqlite_session_end(struct course_db *db, int64_t session, int64_t now,
+					int64_t delivered, const char *reason,
+					char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_session_exists(s, session, err, errlen);
+
+	return rc < 0 ? rc : course_db_sqlite_q(s, "UPDATE sessions SET pulses = max(pulses, ?),"
+						" stopped = COALESCE(stopped, ?),"
+						" stop_reason = COALESCE(stop_reason, ?)"
+						" WHERE id = ?", NULL, 0, NULL, err, errlen,
+						"iisi", delivered, now, reason, session);
+}
+
+static int course_db_sqlite_note_add(struct course_db *db, int64_t session,
+				     enum course_db_note_kind kind, int64_t now, const char *what,
+				     const char *text, char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_session_exists(s, session, err, errlen);
+
+	return rc < 0 ? rc : course_db_sqlite_q(s, "INSERT INTO notes (session, kind, at, what,"
+						" text) VALUES (?, ?, ?, ?, ?)", NULL, 0, NULL,
+						err, errlen, "isiss", session,
+						kind == COURSE_DB_DEVIATION ? "deviation" :
+						"adverse", now, what, text);
+}
+
+static int course_db_sqlite_recording(struct course_db *db, int64_t session,
+				      const char *edf_file, const char *sha256_hex,
+				      char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_session_exists(s, session, err, errlen);
+
+	return rc < 0 ? rc : course_db_sqlite_q(s, "UPDATE sessions SET edf_file = ?,"
+						" edf_sha256 = ? WHERE id = ?", NULL, 0, NULL,
+						err, errlen, "ssi", edf_file, sha256_hex,
+						session);
+}
+
+static int course_db_sqlite_daily_pulses(struct course_db *db, const char *patient,
+					 int64_t day_start, int64_t day_end, int64_t *pulses,
+					 char *err, size_t errlen)
+{
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(course_db_sqlite_of(db), "SELECT COALESCE(SUM(pulses), 0) FROM"
+				" sessions WHERE patient = ? AND started >= ? AND started < ?",
+				v, 1, NULL, err, errlen, "sii", patient, day_start, day_end);
+	*pulses = rc < 0 ? 0 : v[0];
+	return rc;
+}
+
+static int course_db_sqlite_course_dose(struct course_db *db, const char *patient,
+					const char *course, struct course_db_dose *dose,
+					char *err, size_t errlen)
+{
+	int64_t v[2] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(course_db_sqlite_of(db), "SELECT COUNT(*), COALESCE(SUM(pulses),"
+				" 0) FROM sessions WHERE patient = ? AND course = ?", v, 2, NULL,
+				err, errlen, "ss", patient, course);
+	if (rc == 0) {
+		dose->sessions = v[0];
+		dose->pulses = v[1];
+	}
+	return rc;
+}
+
+static int course_db_sqlite_sync(struct course_db *db, char *err, size_t errlen)
+{
+	(void)db;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static int64_t course_db_sqlite_pending(struct course_db *db, char *err, size_t errlen)
+{
+	(void)db;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static int course_db_sqlite_check(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->h, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+		return course_db_sqlite_fail(s, "integrity check", err, errlen);
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = course_db_sqlite_fail(s, "integrity check", err, errlen);
+	} else if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+		snprintf(err, errlen, "course database %s: integrity check: %s", s->path,
+			 (const char *)sqlite3_column_text(st, 0));
+		rc = -EBADMSG;
+	} else {
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+const struct course_db_ops course_db_sqlite_ops = {
+	.name = "sqlite",
+	.open = course_db_sqlite_open,
+	.close = course_db_sqlite_close,
+	.schema_version = course_db_sqlite_schema_version,
+	.patient_add = course_db_sqlite_patient_add,
+	.prescription_put = course_db_sqlite_prescription_put,
+	.session_begin = course_db_sqlite_session_begin,
+	.session_set = course_db_sqlite_session_set,
+	.pulses = course_db_sqlite_pulses,
+	.session_end = course_db_sqlite_session_end,
+	.note_add = course_db_sqlite_note_add,
+	.recording = course_db_sqlite_recording,
+	.daily_pulses = course_db_sqlite_daily_pulses,
+	.course_dose = course_db_sqlite_course_dose,
+	.sync = course_db_sqlite_sync,
+	.pending = course_db_sqlite_pending,
+	.check = course_db_sqlite_check,
+};

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A rig's view of the course database for the tests (test_course_db.py):
+ * opens one handle (one connection) and runs the commands it reads, one a
+ * line, answering "ok ..." or "err RC MESSAGE" on one line each.
+ *
+ *   course_db_drv sqlite PATH [SCHEMA_TARGET]
+ *   course_db_drv pg CONNINFO JOURNAL [SCHEMA_TARGET]
+ *
+ * Commands: patient P | rx P C SESSIONS PER_DAY MIN_HOURS CAP |
+ * begin P C RIG NOW DAY_START DAY_END | pulses ID N | end ID NOW N |
+ * note ID deviation|adverse NOW WHAT TEXT | daily P DAY_START DAY_END |
+ * dose P C | sync | pending | version | check | quit
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "course_db.h"
+
+#define DRV_ARGS 8
+
+static void drv_reply(int rc, const char *err, const char *ok)
+{
+	if (rc < 0) {
+		printf("err %d %s\n", rc, err);
+	} else {
+		printf("ok%s%s\n", ok && *ok ? " " : "", ok ? ok : "");
+	}
+	fflush(stdout);
+}
+
+static int64_t drv_i(const char *s)
+{
+	return s ? strtoll(s, NULL, 10) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct course_db_config cfg = { 0 };
+	char err[COURSE_DB_ERR_MAX] = "";
+	struct course_db *db = NULL;
+	char line[4096];
+	int rc;
+
+	if (argc >= 3 && !strcmp(argv[1], "sqlite")) {
+		cfg.backend = COURSE_DB_SQLITE;
+		cfg.path = argv[2];
+		cfg.schema_target = argc > 3 ? atoi(argv[3]) : 0;
+	} else if (argc >= 4 && !strcmp(argv[1], "pg")) {
+		cfg.backend = COURSE_DB_POSTGRESQL;
+		cfg.conninfo = argv[2];
+		cfg.journal = argv[3];
+		cfg.schema_target = argc > 4 ? atoi(argv[4]) : 0;
+	} else {
+		fprintf(stderr, "usage: course_db_drv sqlite PATH [TARGET] | pg CONNINFO JOURNAL "
+			"[TARGET]\n");
+		return 2;
+	}
+	rc = course_db_open(&cfg, &db, err, sizeof(err));
+	drv_reply(rc, err, "open");
+	if (rc < 0) {
+		return 1;
+	}
+	while (fgets(line, sizeof(line), stdin)) {
+		char *a[DRV_ARGS] = { 0 };
+		char *save = NULL, *rest = NULL, out[128] = "";
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		for (char *t = strtok_r(line, " ", &save); t && n < DRV_ARGS;
+		     t = strtok_r(NULL, n == 5 ? "" : " ", &save)) {
+			a[n++] = t;
+		}
+		rest = a[5];
+		err[0] = '\0';
+		if (!a[0]) {
+			continue;
+		} else if (!strcmp(a[0], "quit")) {
+			break;
+		} else if (!strcmp(a[0], "patient")) {
+			rc = course_db_patient_add(db, a[1], err, sizeof(err));
+		} else if (!strcmp(a[0], "rx")) {
+			char more[64] = "", *s2 = NULL;
+			char *f[3] = { 0 };
+			int k = 0;
+
+			snprintf(more, sizeof(more), "%s", rest ? rest : "");
+			for (char *t = strtok_r(more, " ", &s2); t && k < 3; t = strtok_r(NULL, " ", &s2)) {
+				f[k++] = t;
+			}
+			struct course_db_prescription rx = {
+				.patient = a[1], .course = a[2], .text = "[prescription]\n",
+				.sessions_per_course = (int)drv_i(a[3]),
+				.max_sessions_per_day = (int)drv_i(a[4]),
+				.min_hours_between = f[0] ? strtod(f[0], NULL) : 0,
+				.daily_pulse_cap = drv_i(f[1]),
+			};
+			rc = course_db_prescription_put(db, &rx, err, sizeof(err));
+		} else if (!strcmp(a[0], "begin")) {
+			int64_t id = 0, ds, de;
+			char *s2 = NULL;
+
+			ds = drv_i(strtok_r(rest, " ", &s2));
+			de = drv_i(strtok_r(NULL, " ", &s2));
+			rc = course_db_session_begin(db, a[1], a[2], a[3], drv_i(a[4]), ds, de, &id,
+						     err, sizeof(err));
+			snprintf(out, sizeof(out), "%" PRId64, id);
+		} else if (!strcmp(a[0], "pulses")) {
+			rc = course_db_pulses(db, drv_i(a[1]), drv_i(a[2]), err, sizeof(err));
+		} else if (!strcmp(a[0], "end")) {
+			rc = course_db_session_end(db, drv_i(a[1]), drv_i(a[2]), drv_i(a[3]), NULL,
+						   err, sizeof(err));
+		} else if (!strcmp(a[0], "note")) {
+			rc = course_db_note_add(db, drv_i(a[1]), strcmp(a[2], "deviation") ?
+						COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
+						drv_i(a[3]), a[4], rest ? rest : "", err,
+						sizeof(err));
+		} else if (!strcmp(a[0], "daily")) {
+			int64_t p = 0;
+
+			rc = course_db_daily_pulses(db, a[1], drv_i(a[2]), drv_i(a[3]), &p, err,
+						    sizeof(err));
+			snprintf(out, sizeof(out), "%" PRId64, p);
+		} else if (!strcmp(a[0], "dose")) {
+			struct course_db_dose d;
+
+			rc = course_db_course_dose(db, a[1], a[2], &d, err, sizeof(err));
+			snprintf(out, sizeof(out), "%" PRId64 " %" PRId64, d.sessions, d.pulses);
+		} else if (!strcmp(a[0], "sync")) {
+			rc = course_db_sync(db, err, sizeof(err));
+		} else if (!strcmp(a[0], "pending")) {
+			int64_t p = course_db_pending(db, err, sizeof(err));
+
+			rc = p < 0 ? (int)p : 0;
+			snprintf(out, sizeof(out), "%" PRId64, p);
+		} else if (!strcmp(a[0], "version")) {
+			rc = course_db_schema_version(db, err, sizeof(err));
+			snprintf(out, sizeof(out), "%d", rc);
+		} else if (!strcmp(a[0], "check")) {
+			rc = course_db_check(db, err, sizeof(err));
+		} else {
+			rc = -EINVAL;
+			snprintf(err, sizeof(err), "unknown command %s", a[0]);
+		}
+		drv_reply(rc, err, out);
+	}
+	course_db_close(db);
+	return 0;
+}
