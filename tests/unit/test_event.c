@@ -1261,7 +1261,15 @@ static void test_publish_stalled_subscriber(void **state)
 
 	(void)state;
 	assert_int_equal(ring_create(1024, sizeof(struct event), &r), 0);
-	p = test_publisher(16, 0);
+	/*
+	 * SNDHWM 64, not 16: a ZeroMQ pipe tells its writer how far the
+	 * reader got only every (hwm + 1) / 2 messages, so with 16 a batch of
+	 * 8 could look like 16 outstanding when the I/O thread ran late
+	 * (TSan on a loaded CI machine dropped 3 of the reader's messages).
+	 * 64 leaves the reader room whatever the lag; the stalled subscriber
+	 * still stalls on its own RCVHWM of 4.
+	 */
+	p = test_publisher(64, 0);
 	assert_int_equal(publish_add_ring(p, r, "stim"), 0);
 	test_sub_open(&stalled, p, 4);
 	test_sub_open(&reader, p, 0);
