@@ -90,16 +90,12 @@ static int config_load_section(struct config_ctx *ctx, const char *name, size_t 
 	return -EINVAL;
 }
 
-/*
- * Look at a line before libinih does: section lines never reach the
- * handler, and an unknown section must fail even if it has no keys.
- */
-static int config_load_scan_line(struct config_ctx *ctx, const char *line)
+int config_load_section_line(const char *line, int lineno, const char **name, size_t *len)
 {
 	const char *p = line;
 	const char *end;
 
-	if (ctx->lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) {
+	if (lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) {
 		p += 3;
 	}
 	while (isspace((unsigned char)*p)) {
@@ -117,7 +113,24 @@ static int config_load_scan_line(struct config_ctx *ctx, const char *line)
 	if (*end != ']') {
 		return 0;
 	}
-	return config_load_section(ctx, p + 1, (size_t)(end - p - 1));
+	*name = p + 1;
+	*len = (size_t)(end - p - 1);
+	return 1;
+}
+
+/*
+ * Look at a line before libinih does: section lines never reach the
+ * handler, and an unknown section must fail even if it has no keys.
+ */
+static int config_load_scan_line(struct config_ctx *ctx, const char *line)
+{
+	const char *name;
+	size_t len;
+
+	if (!config_load_section_line(line, ctx->lineno, &name, &len)) {
+		return 0;
+	}
+	return config_load_section(ctx, name, len);
 }
 
 /*

@@ -118,6 +118,16 @@ void config_print(char *buf, size_t len, const char *fmt, ...)
 void config_append(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* config_load.c: the INI reader's pieces a second file format shares */
+
+/*
+ * Whether @line (line @lineno of its file) is a section header libinih
+ * will take: then 1, with the name in @name/@len (not NUL-terminated).
+ * A UTF-8 BOM on line 1 and leading blanks are skipped; a header cut by
+ * an inline comment or without its ']' is not one (libinih reports it).
+ */
+int config_load_section_line(const char *line, int lineno, const char **name, size_t *len);
+
 /* config_key.c: the table */
 
 extern const struct config_key config_key_table[];

@@ -6,7 +6,6 @@
  * rules between keys. What is derived (frequency class, NIBS-BIDS timing)
  * and the [stim] keys of the protocol are computed here too.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -85,27 +84,13 @@ static int prescription_section(struct prescription_ctx *ctx, const char *name, 
 /* Section lines never reach libinih's handler: see them here. */
 static int prescription_scan_line(struct prescription_ctx *ctx, const char *line)
 {
-	const char *p = line;
-	const char *end;
+	const char *name;
+	size_t len;
 
-	if (ctx->lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) {
-		p += 3;
-	}
-	while (isspace((unsigned char)*p)) {
-		p++;
-	}
-	if (*p != '[') {
+	if (!config_load_section_line(line, ctx->lineno, &name, &len)) {
 		return 0;
 	}
-	for (end = p + 1; *end && *end != ']'; end++) {
-		if (*end == ';' && isspace((unsigned char)end[-1])) {
-			return 0;
-		}
-	}
-	if (*end != ']') {
-		return 0;
-	}
-	return prescription_section(ctx, p + 1, (size_t)(end - p - 1));
+	return prescription_section(ctx, name, len);
 }
 
 /* libinih's fgets: whole lines (a NUL cannot hide the rest), counted. */
