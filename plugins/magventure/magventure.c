@@ -426,20 +426,7 @@ static const struct rpmsd_coil_descriptor magventure_desc = {
 		       "TTL trigger",
 	.keys = magventure_keys,
 	.n_keys = sizeof(magventure_keys) / sizeof(magventure_keys[0]),
-	.ops = {
-		.open = magventure_plugin_open,
-		.arm = stimdev_arm,
-		.disarm = stimdev_disarm,
-		.pulse = stimdev_pulse,
-		.status = stimdev_status,
-		.close = stimdev_close,
-		.force_disarm = stimdev_force_disarm,
-		.set_intensity = stimdev_set_intensity,
-		.confirmed_intensity = stimdev_confirmed_intensity,
-		.envelope = stimdev_envelope,
-		.alert_text = stimdev_alert_text,
-		.pulse_info = stimdev_pulse_info,
-	},
+	.ops = STIMDEV_OPS(magventure_plugin_open),
 };
 
 RPMSD_COIL_PLUGIN(&magventure_desc)

@@ -164,4 +164,25 @@ int stimdev_pulse_info(void *handle, struct rpmsd_coil_pulse_info *info);
 /** The driver's envelope. */
 const struct rpmsd_coil_envelope *stimdev_envelope(void *handle);
 
+/**
+ * The ops of a serial stimulator plugin: its own open (which calls
+ * stimdev_open with its driver), everything else the core's. Every
+ * plugin on the core has the same ops, so they are written once here.
+ */
+#define STIMDEV_OPS(open_fn)                                            \
+	{                                                               \
+		.open = (open_fn),                                      \
+		.arm = stimdev_arm,                                     \
+		.disarm = stimdev_disarm,                               \
+		.pulse = stimdev_pulse,                                 \
+		.status = stimdev_status,                               \
+		.close = stimdev_close,                                 \
+		.force_disarm = stimdev_force_disarm,                   \
+		.set_intensity = stimdev_set_intensity,                 \
+		.confirmed_intensity = stimdev_confirmed_intensity,     \
+		.envelope = stimdev_envelope,                           \
+		.alert_text = stimdev_alert_text,                       \
+		.pulse_info = stimdev_pulse_info,                       \
+	}
+
 #endif /* RPMSD_STIMDEV_H */
