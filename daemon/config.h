@@ -61,6 +61,12 @@ enum config_record_format {
 	CONFIG_RECORD_BDF,	/* BDF+, 24-bit samples */
 };
 
+/** The course database (course_db.backend). */
+enum config_course_db_backend {
+	CONFIG_COURSE_DB_SQLITE = 0,
+	CONFIG_COURSE_DB_POSTGRESQL,
+};
+
 /** Envelope estimator. */
 enum config_envelope {
 	CONFIG_ENVELOPE_RMS = 0,	/* moving root mean square */
@@ -244,6 +250,19 @@ struct rpmsd_config {
 		char curve_server_secret_file[CONFIG_PATH_MAX];	/* "" = no CURVE */
 		char curve_allowed_keys[CONFIG_PATH_MAX];	/* file or directory */
 	} control;
+
+	struct {
+		char prescriptions[CONFIG_PATH_MAX];	/* "" = no courses */
+		char rig[CONFIG_NAME_MAX];		/* "" = the host name */
+	} course;
+
+	struct {
+		enum config_course_db_backend backend;
+		char path[CONFIG_PATH_MAX];		/* "" = state_dir/course.db */
+		char conninfo[CONFIG_PATH_MAX];		/* libpq */
+		char journal[CONFIG_PATH_MAX];		/* "" = state_dir/course-journal.db */
+		int busy_timeout_ms;
+	} course_db;
 
 	/* [coil.<plugin>] raw keys; only the section for stim.plugin is used */
 	char plugin_section[CONFIG_NAME_MAX];	/* name after "coil.", "" none */

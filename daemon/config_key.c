@@ -20,6 +20,7 @@ _Static_assert(sizeof(enum config_envelope) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_detect_rule) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_record_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_course_db_backend) == sizeof(int), "enum size");
 
 #define CONFIG_KEY_FIELD(m)						\
 	.offset = offsetof(struct rpmsd_config, m),			\
@@ -27,7 +28,7 @@ _Static_assert(sizeof(enum config_record_format) == sizeof(int), "enum size");
 
 const char *const config_key_sections[] = {
 	"daemon", "source", "dsp", "detect", "stim", "safety", "publish", "record",
-	"control",
+	"control", "course", "course_db",
 };
 
 const size_t config_key_n_sections =
@@ -86,6 +87,12 @@ const struct config_enum config_key_protocols[] = {
 	{ "train", CONFIG_PROTOCOL_TRAIN },
 	{ "onoff", CONFIG_PROTOCOL_ONOFF },
 	{ "theta_burst", CONFIG_PROTOCOL_THETA },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_key_course_db_backends[] = {
+	{ "sqlite", CONFIG_COURSE_DB_SQLITE },
+	{ "postgresql", CONFIG_COURSE_DB_POSTGRESQL },
 	{ NULL, 0 },
 };
 
@@ -757,6 +764,48 @@ const struct config_key config_key_table[] = {
 		.allowed = "a file, or a directory of files, with one client's Z85 public key per line, writable by its owner only (root or the daemon's user), in directories others cannot write (unless sticky); required with curve_server_secret_file",
 		.doc = "CURVE: the clients let in, by public key; any other client is refused and the refusal logged.",
 		CONFIG_KEY_FIELD(control.curve_allowed_keys),
+	}, {
+		.section = "course", .key = "prescriptions",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a directory of prescription files (docs/prescriptions.md), relative: to this file's directory; empty for no courses",
+		.doc = "Where session_start finds a course's prescription (FILE.rx whose course.id is the course asked for). Empty: sessions are not part of a course and the course database is not opened.",
+		CONFIG_KEY_FIELD(course.prescriptions),
+	}, {
+		.section = "course", .key = "rig",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a name of 1 to 63 letters, digits, '-', '_' or '.', or empty for the host name",
+		.doc = "This rig's name in the course database: which rig treated a session.",
+		CONFIG_KEY_FIELD(course.rig),
+	}, {
+		.section = "course_db", .key = "backend",
+		.type = CONFIG_TYPE_ENUM, .def = "sqlite", .unit = "",
+		.values = config_key_course_db_backends,
+		.doc = "The course database: sqlite (a file on this rig) or postgresql (a server several rigs share; pulses are journalled on this rig first).",
+		CONFIG_KEY_FIELD(course_db.backend),
+	}, {
+		.section = "course_db", .key = "path",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file path, relative: to this file's directory; empty for course.db in daemon.state_dir",
+		.doc = "The SQLite course database (course_db.backend = sqlite).",
+		CONFIG_KEY_FIELD(course_db.path),
+	}, {
+		.section = "course_db", .key = "conninfo",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a libpq connection string (keyword=value ...); required with backend postgresql",
+		.doc = "How to reach the PostgreSQL server (course_db.backend = postgresql).",
+		CONFIG_KEY_FIELD(course_db.conninfo),
+	}, {
+		.section = "course_db", .key = "journal",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file path, relative: to this file's directory; empty for course-journal.db in daemon.state_dir",
+		.doc = "PostgreSQL: the local journal every pulse count and session end is written to before the server, so an outage loses nothing.",
+		CONFIG_KEY_FIELD(course_db.journal),
+	}, {
+		.section = "course_db", .key = "busy_timeout_ms",
+		.type = CONFIG_TYPE_INT, .def = "5000", .min = 100, .max = 600000,
+		.unit = "ms",
+		.doc = "SQLite: how long a write waits for another process's lock before it fails.",
+		CONFIG_KEY_FIELD(course_db.busy_timeout_ms),
 	},
 };
 
