@@ -61,7 +61,11 @@ enum course_db_mode {
 	 * never migrates (a missing file, a file that is not a course database
 	 * or another schema version is refused, naming it), never syncs or
 	 * writes a rig's journal. PostgreSQL: the journal, when its file is
-	 * there, is opened read-only to count what is not yet on the server.
+	 * there, is opened read-only to count what is not yet on the server;
+	 * course_db_sync, course_db_daily_pulses and course_db_course_dose
+	 * return -EAGAIN unless that journal is there and empty, rather than
+	 * answer low (course_db_report reads the server and says what is
+	 * pending instead).
 	 */
 	COURSE_DB_CLIENT,
 };

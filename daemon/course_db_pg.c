@@ -405,6 +405,26 @@ static int64_t course_db_pg_pending(struct course_db *db, char *err, size_t errl
 	return n;
 }
 
+/* COURSE_DB_CLIENT: 0 when this rig's journal is known to be empty, -EAGAIN otherwise. */
+static int course_db_pg_client_synced(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	char why[COURSE_DB_ERR_MAX];
+	int64_t n = course_db_pg_pending(db, why, sizeof(why));
+
+	if (n == 0) {
+		return 0;
+	}
+	if (n > 0) {
+		snprintf(err, errlen, "course database: %" PRId64 " entries of the journal %s are "
+			 "not on the server yet (only the rig's rpmsd syncs them): a total read "
+			 "now could be low", n, p->journal_path);
+	} else {
+		snprintf(err, errlen, "course database: %s: a total read now could be low", why);
+	}
+	return -EAGAIN;
+}
+
 static int course_db_pg_sync(struct course_db *db, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
@@ -412,8 +432,11 @@ static int course_db_pg_sync(struct course_db *db, char *err, size_t errlen)
 	int rc = 0;
 
 	if (p->client) {
-		/* Only the rig syncs its journal: two writers of it could reorder its entries. */
-		return 0;
+		/*
+		 * Only the rig syncs its journal (two syncing it could reorder its
+		 * entries); a total read past unsynced entries could be low: refused.
+		 */
+		return course_db_pg_client_synced(db, err, errlen);
 	}
 	while (left && rc == 0) {
 		rc = course_db_pg_sync_batch(p, &left, err, errlen);

@@ -6,6 +6,7 @@
  *
  *   course_db_drv sqlite PATH [SCHEMA_TARGET]
  *   course_db_drv pg CONNINFO JOURNAL [SCHEMA_TARGET]
+ *   course_db_drv pgclient CONNINFO JOURNAL	(COURSE_DB_CLIENT, as rpmsctl)
  *
  * Commands: patient P | rx P C SESSIONS PER_DAY MIN_HOURS CAP |
  * begin P C RIG NOW DAY_START DAY_END | pulses ID N | end ID NOW N |
@@ -50,7 +51,9 @@ int main(int argc, char **argv)
 		cfg.backend = COURSE_DB_SQLITE;
 		cfg.path = argv[2];
 		cfg.schema_target = argc > 3 ? atoi(argv[3]) : 0;
-	} else if (argc >= 4 && !strcmp(argv[1], "pg")) {
+	} else if (argc >= 4 && (!strcmp(argv[1], "pg") || !strcmp(argv[1], "pgclient"))) {
+		/* pgclient: as rpmsctl opens it (COURSE_DB_CLIENT) */
+		cfg.mode = strcmp(argv[1], "pg") ? COURSE_DB_CLIENT : COURSE_DB_RIG;
 		cfg.backend = COURSE_DB_POSTGRESQL;
 		cfg.conninfo = argv[2];
 		cfg.journal = argv[3];

@@ -34,6 +34,7 @@ DAY0 = pg.DAY0
 DAY = pg.DAY
 HOUR = pg.HOUR
 ME = pwd.getpwuid(os.getuid()).pw_name
+EAGAIN = 11
 
 
 def drv(args, lines):
@@ -242,9 +243,9 @@ def test_bad_config():
               r.stderr)
         # course_db.path naming no file: refused, and no empty database left behind
         with open(s.conf, "a") as f:
-            f.write("[course_db]\npath = nowhere/course.db\n")
+            f.write("[course_db]\npath = state/other.db\n")
         r = s.course("P01")
-        want = os.path.join(s.dir, "nowhere/course.db")
+        want = os.path.join(s.dir, "state/other.db")
         check(r.returncode == 4 and "course database %s: No such file or directory (a client "
               "never creates one: check course_db.path)" % want in r.stderr, r.stderr)
         r = s.course("P01")
@@ -308,6 +309,14 @@ def test_pg_report_counts_unsynced_journal():
         check(j["pending_journal_entries"] == 3 and x["pulses"] == 100 and
               x["stopped"] is None, j)
         check(rig.ok("pending") == "3", "the report synced nothing")
+        # a client asked for a total refuses rather than answer low, and syncs nothing
+        cl = subprocess.run([DRV, "pgclient", srv.conninfo(db), srv.journal(db + "-a")],
+                            input="dose P01 C1\nsync\npending\nquit\n", capture_output=True,
+                            text=True, timeout=60).stdout.splitlines()
+        check(cl[0] == "ok open" and cl[1].startswith("err %d course database: 3 entries of "
+                                                      "the journal" % -EAGAIN) and
+              "a total read now could be low" in cl[1] and cl[2].startswith("err %d" % -EAGAIN)
+              and cl[3] == "ok 3", cl)
         rig.ok("sync")
         j = s.report("P01")
         x = j["courses"][0]["sessions"][0]
@@ -315,6 +324,10 @@ def test_pg_report_counts_unsynced_journal():
               x["end_reason"] == "stopped_early" and len(x["notes"]) == 1, j)
         r = s.course("P01")
         check("every entry is on the server" in r.stdout, r.stdout)
+        cl = subprocess.run([DRV, "pgclient", srv.conninfo(db), srv.journal(db + "-a")],
+                            input="dose P01 C1\nquit\n", capture_output=True, text=True,
+                            timeout=60).stdout.splitlines()
+        check(cl == ["ok open", "ok 1 350"], cl)
     finally:
         rig.close()
         s.close()
