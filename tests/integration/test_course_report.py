@@ -24,6 +24,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sqlite3
 import tempfile
 
 import test_course_db as pg
@@ -80,6 +81,28 @@ class Site:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# A prescription file as the course database stores it (docs/prescriptions.md).
+RX = """[patient]
+id = P01
+[course]
+id = C1
+sessions = 10
+min_hours_between = 20
+[target]
+kind = nerve_trunk
+site = radial
+side = right
+[protocol]
+pattern = on_off
+rate_hz = 25
+on_ms = 1000
+off_ms = 2000
+pulses = 1200
+[intensity]
+motor_threshold_pct = 110
+"""
+
+
 def day(k):
     return "%d %d" % (DAY0 + k * DAY, DAY0 + (k + 1) * DAY)
 
@@ -134,6 +157,10 @@ def test_sqlite_sessions_notes_text_and_json():
     s = Site(day_zone="Europe/Berlin")
     try:
         a, b, c, other = make_course(["sqlite", s.db])
+        # the stored prescription text gives the pulses prescribed a session
+        with sqlite3.connect(s.db) as h:
+            h.execute("UPDATE prescriptions SET text = ? WHERE patient = 'P01'", (RX,))
+        h.close()
         text = "tingling over the\tforearm \x1b[31mresolved\x1b[0m, \u00e9 10 min"
         r = s.course("note", "P01", "--session", str(b), "--adverse", text)
         check(r.returncode == 0, r.stderr)
@@ -147,12 +174,13 @@ def test_sqlite_sessions_notes_text_and_json():
                 and ln.split()[0].isdigit()]
         check(len(rows) == 3, out)
         # 10:00 UTC is 11:00 in Berlin in November
-        check(rows[0][:8] == ["1", str(a), "2026-11-27", "11:00", "rig1", "1200", "38.0",
+        check("daily cap 5000 pulses, 1200 pulses a session" in out, out)
+        check(rows[0][:8] == ["1", str(a), "2026-11-27", "11:00", "rig1", "1200/1200", "38.0",
                               "42.5"], rows[0])
         check(rows[0][8:] == ["K7", "completed", "at", "11:30"], rows[0])
-        check(rows[1][:8] == ["2", str(b), "2026-11-28", "11:00", "rig2", "400", "35.0",
+        check(rows[1][:8] == ["2", str(b), "2026-11-28", "11:00", "rig2", "400/1200", "35.0",
                               "40.0"] and rows[1][9] == "stopped_early", rows[1])
-        check(rows[2][1] == str(c) and rows[2][5] == "150" and "not ended" in " ".join(rows[2]),
+        check(rows[2][1] == str(c) and rows[2][5] == "150/1200" and "not ended" in " ".join(rows[2]),
               rows[2])
         check("deviation 11:05: intensity: lowered to 35 % (discomfort)" in out, out)
         check("deviation 11:15: stopped: patient asked to stop" in out, out)
@@ -160,7 +188,8 @@ def test_sqlite_sessions_notes_text_and_json():
         check("ADVERSE EVENT" in out and "entered by %s): tingling over the?forearm ?[31m"
               "resolved?[0m, \u00e9 10 min" % ME in out, out)
         check("\x1b" not in out, "escape reached the terminal")
-        check("sessions: 3 of 10 (7 left); pulses: 1750 delivered" in out, out)
+        check("sessions: 3 of 10 (7 left); pulses: 1750 delivered of 12000 prescribed for the "
+              "course" in out, out)
         check("P02" not in out and str(other) not in [row[1] for row in rows], out)
         # JSON: what was put in comes out, exactly
         j = s.report("P01")
@@ -168,7 +197,9 @@ def test_sqlite_sessions_notes_text_and_json():
         k = j["courses"][0]
         check(k["course"] == "C1" and k["dose"] == {"sessions": 3, "pulses": 1750}, k)
         check(k["prescription"]["sessions_per_course"] == 10 and
-              k["prescription"]["daily_pulse_cap"] == 5000, k)
+              k["prescription"]["daily_pulse_cap"] == 5000 and
+              k["prescription"]["pulses_per_session"] == 1200 and k["prescription"]["text"] == RX,
+              k)
         ss = k["sessions"]
         check([x["id"] for x in ss] == [a, b, c] and [x["number"] for x in ss] == [1, 2, 3], ss)
         check(ss[0]["started"] == DAY0 + 10 * HOUR and ss[0]["stopped"] == DAY0 + 10 * HOUR
