@@ -403,9 +403,37 @@ static void rpmsctl_course_text(const struct rpmsctl_course *c, const struct cou
 
 /* ---- JSON ------------------------------------------------------------------ */
 
+/*
+ * @s as a JSON string; text that is not UTF-8 (a database written by
+ * something else) keeps its ASCII and gets '?' for the other bytes, so it
+ * is shown rather than dropped. NULL only when out of memory.
+ */
 static json_t *rpmsctl_course_jstr(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	json_t *v;
+	char *copy;
+
+	if (!s) {
+		return json_null();
+	}
+	v = json_string(s);
+	if (v || !(copy = strdup(s))) {
+		return v;
+	}
+	for (char *p = copy; *p; p++) {
+		if ((unsigned char)*p >= 0x80) {
+			*p = '?';
+		}
+	}
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
+/* Append @v to @a; false (and @v freed) when @v is NULL or the append fails. */
+static bool rpmsctl_course_jadd(json_t *a, json_t *v)
+{
+	return v && json_array_append_new(a, v) == 0;
 }
 
 static json_t *rpmsctl_course_jpct(double v)
@@ -423,13 +451,17 @@ static json_t *rpmsctl_course_json_session(const struct rpmsctl_course *c,
 		const struct course_db_report_note *n = &s->notes[k];
 		bool dev = n->kind == COURSE_DB_DEVIATION;
 
-		json_array_append_new(notes, json_pack("{s:I, s:s, s:I, s:o, s:o}", "id",
-						       (json_int_t)n->id, "kind",
-						       dev ? "deviation" : "adverse", "at",
-						       (json_int_t)n->at,
-						       dev ? "what" : "entered_by",
-						       rpmsctl_course_jstr(n->what), "text",
-						       rpmsctl_course_jstr(n->text)));
+		if (!rpmsctl_course_jadd(notes, json_pack("{s:I, s:s, s:I, s:o, s:o}", "id",
+							  (json_int_t)n->id, "kind",
+							  dev ? "deviation" : "adverse", "at",
+							  (json_int_t)n->at,
+							  dev ? "what" : "entered_by",
+							  rpmsctl_course_jstr(n->what), "text",
+							  rpmsctl_course_jstr(n->text)))) {
+			/* never a report with a note missing */
+			json_decref(notes);
+			return NULL;
+		}
 	}
 	rpmsctl_course_time(c, s->started, when, sizeof(when));
 	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
@@ -451,6 +483,7 @@ static json_t *rpmsctl_course_json_session(const struct rpmsctl_course *c,
 static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct course_db_report *r)
 {
 	json_t *courses = json_array(), *root;
+	bool ok = courses != NULL;
 	int rc;
 
 	for (size_t i = 0; i < r->n_courses; i++) {
@@ -458,11 +491,16 @@ static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct cour
 		int per = rpmsctl_course_rx_pulses(k->text);
 		json_t *sessions = json_array();
 
-		for (size_t j = 0; j < k->n_sessions; j++) {
-			json_array_append_new(sessions,
-					      rpmsctl_course_json_session(c, &k->sessions[j], j));
+		ok = ok && sessions;
+		for (size_t j = 0; ok && j < k->n_sessions; j++) {
+			ok = rpmsctl_course_jadd(sessions,
+						 rpmsctl_course_json_session(c, &k->sessions[j], j));
 		}
-		json_array_append_new(courses, json_pack(
+		if (!ok) {
+			json_decref(sessions);
+			break;
+		}
+		ok = rpmsctl_course_jadd(courses, json_pack(
 			"{s:s, s:{s:i, s:i, s:f, s:I, s:o, s:o}, s:{s:I, s:I}, s:o}",
 			"course", k->course, "prescription",
 			"sessions_per_course", k->sessions_per_course,
@@ -473,6 +511,10 @@ static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct cour
 			"text", rpmsctl_course_jstr(k->text),
 			"dose", "sessions", (json_int_t)k->dose.sessions,
 			"pulses", (json_int_t)k->dose.pulses, "sessions", sessions));
+	}
+	if (!ok) {
+		json_decref(courses);
+		return rpmsctl_course_fail(RPMSCTL_CONTROL_LOCAL, "JSON: out of memory");
 	}
 	root = json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "patient", r->patient,
 			 "backend", r->backend, "database", rpmsctl_course_jstr(c->dbc.path),

@@ -216,6 +216,13 @@ def test_sqlite_sessions_notes_text_and_json():
         check(notes[2]["entered_by"] == ME and notes[2]["text"] == text, notes[2])
         # the arm itself is never in the report, only its code
         check("arm\"" not in json.dumps(j) and "active" not in r.stdout, j)
+        # text that is not UTF-8 (written by something else) is shown, never dropped
+        with sqlite3.connect(s.db) as h:
+            h.execute("UPDATE notes SET text = 'caf' || CAST(x'e9' AS TEXT) WHERE what = "
+                      "'stopped'")
+        h.close()
+        notes = s.report("P01")["courses"][0]["sessions"][1]["notes"]
+        check([n["text"] for n in notes][1] == "caf?" and len(notes) == 3, notes)
     finally:
         s.close()
 
