@@ -218,7 +218,7 @@ int course_db_check(struct course_db *db, char *err, size_t errlen);
 
 /* ---- the course report (rpmsctl course) ------------------------------- */
 
-/** Most sessions one report holds (a course has tens): more is refused, never cut. */
+/** Most sessions (and courses) one report holds (a course has tens): more is refused, never cut. */
 #define COURSE_DB_REPORT_SESSIONS_MAX 4096
 /** Most notes one report holds, all its sessions together. */
 #define COURSE_DB_REPORT_NOTES_MAX 16384

@@ -1009,7 +1009,8 @@ static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_rep
 	res = course_db_pg_rows(p, "SELECT course, sessions_per_course, max_sessions_per_day,"
 				" min_hours_between, daily_pulse_cap, text FROM prescriptions"
 				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
-				" ORDER BY course", &rc, err, errlen, "ss", r->patient, course);
+				" ORDER BY course LIMIT $3", &rc, err, errlen, "ssi", r->patient,
+				course, (int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
 	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
 		struct course_db_report_course c = {
 			.sessions_per_course = (int)course_db_pg_int(res, i, 1),
@@ -1029,8 +1030,9 @@ static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_rep
 	res = course_db_pg_rows(p, "SELECT id, course, rig, started, stopped, stop_reason,"
 				" pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
 				" edf_file, edf_sha256 FROM sessions WHERE patient = $1 AND"
-				" ($2::text IS NULL OR course = $2) ORDER BY started, id", &rc,
-				err, errlen, "ss", r->patient, course);
+				" ($2::text IS NULL OR course = $2) ORDER BY started, id LIMIT $3",
+				&rc, err, errlen, "ssi", r->patient, course,
+				(int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
 	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
 		struct course_db_report_session x = {
 			.id = course_db_pg_int(res, i, 0),
@@ -1056,8 +1058,8 @@ static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_rep
 	res = course_db_pg_rows(p, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
 				" FROM notes n JOIN sessions s ON s.id = n.session"
 				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
-				" ORDER BY n.session, n.at, n.id", &rc, err, errlen, "ss",
-				r->patient, course);
+				" ORDER BY n.session, n.at, n.id LIMIT $3", &rc, err, errlen, "ssi",
+				r->patient, course, (int64_t)COURSE_DB_REPORT_NOTES_MAX + 1);
 	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
 		struct course_db_report_note n = {
 			.id = course_db_pg_int(res, i, 1),

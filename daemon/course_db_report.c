@@ -85,6 +85,13 @@ int course_db_report_course_add(struct course_db_report *r,
 {
 	struct course_db_report_course *d;
 
+	if (r->n_courses >= COURSE_DB_REPORT_SESSIONS_MAX) {
+		return course_db_report_fail(-EFBIG, err, errlen,
+					     "course report: patient %s has more than %d courses "
+					     "(refused rather than cut short; use --course)",
+					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
+	}
+	/* libpq holds a whole result: the backends ask for at most one row past a bound. */
 	d = course_db_report_grow((void **)&r->courses, &r->n_courses, sizeof(*d));
 	if (!d) {
 		return course_db_report_nomem(err, errlen);
