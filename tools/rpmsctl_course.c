@@ -43,7 +43,7 @@ struct rpmsctl_course {
 	bool note;
 	struct rpmsd_config *cfg;
 	struct zone *zone;	/* safety.day_zone; NULL: UTC */
-	char zone_why[COURSE_DB_ERR_MAX + 128];	/* why UTC, when the zone could not be loaded */
+	char zone_why[COURSE_DB_ERR_MAX + 128];	/* why UTC, when the zone is unusable */
 	struct course_db_config_paths paths;
 	struct course_db_config dbc;
 	struct course_db *db;
@@ -60,7 +60,7 @@ void rpmsctl_course_usage(FILE *f)
 		"                     the course's dose; times in safety.day_zone\n"
 		"  course note PATIENT --session ID --adverse TEXT [--config FILE]\n"
 		"                     add an adverse-event note to one of PATIENT's sessions,\n"
-		"                     entered by your user name, read back before it is reported saved\n"
+		"                     under your user name; said saved once read back\n"
 		"Options of course:\n"
 		"  -c, --config FILE  rpmsd's configuration ([course_db], daemon.state_dir,\n"
 		"                     safety.day_zone; default %s)\n"
@@ -163,13 +163,15 @@ static int rpmsctl_course_options(struct rpmsctl_course *c, int argc, char **arg
 							   "--adverse TEXT");
 		}
 		if (c->course || c->json) {
-			return rpmsctl_control_usage_error("course note: takes no --course or --json");
+			return rpmsctl_control_usage_error("course note: takes no --course or "
+							   "--json");
 		}
 		errno = 0;
 		c->session = strtoll(session, &end, 10);
 		if (errno || end == session || *end || c->session <= 0) {
-			return rpmsctl_control_usage_error("course note: --session: '%s' is not a "
-							   "session id (a positive integer)", session);
+			return rpmsctl_control_usage_error("course note: --session: '%s' is not "
+							   "a session id (a positive integer)",
+							   session);
 		}
 	} else if (session || c->adverse) {
 		return rpmsctl_control_usage_error("course: --session and --adverse belong to "

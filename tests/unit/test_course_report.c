@@ -176,8 +176,8 @@ static void test_report_sessions_and_notes(void **state)
 	(void)session(fx, "P02", "C1", 1, 999, "completed");
 	c = session(fx, "P01", "C1", 2, 150, NULL);	/* still running */
 	assert_int_equal(course_db_session_set(fx->db, a, &d, fx->err, sizeof(fx->err)), 0);
-	assert_int_equal(course_db_note_add(fx->db, b, COURSE_DB_DEVIATION, DAY0 + DAY_S + 11 * HOUR_S,
-					    "stopped", "patient asked to stop", fx->err,
+	assert_int_equal(course_db_note_add(fx->db, b, COURSE_DB_DEVIATION,
+					    DAY0 + DAY_S + 11 * HOUR_S, "stopped", "patient asked to stop", fx->err,
 					    sizeof(fx->err)), 0);
 	assert_int_equal(course_db_adverse_add(fx->db, "P01", b, DAY0 + DAY_S + 12 * HOUR_S,
 					       "alice", "tingling, resolved in 10 min", &note,
