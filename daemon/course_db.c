@@ -34,7 +34,7 @@ static int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...
 }
 
 /* Pseudonymous ids: a character set that cannot hold a name with spaces or an e-mail. */
-static int course_db_id_check(const char *what, const char *id, char *err, size_t errlen)
+int course_db_id_check(const char *what, const char *id, char *err, size_t errlen)
 {
 	size_t n;
 
@@ -62,7 +62,7 @@ static int course_db_id_check(const char *what, const char *id, char *err, size_
 	return 0;
 }
 
-static int course_db_text_check(const char *what, const char *s, bool may_be_null,
+int course_db_text_check(const char *what, const char *s, bool may_be_null,
 				char *err, size_t errlen)
 {
 	if (!s) {

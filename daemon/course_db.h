@@ -48,6 +48,28 @@ enum course_db_backend {
 	COURSE_DB_POSTGRESQL,
 };
 
+/** Who opens the database (struct course_db_config.mode). */
+enum course_db_mode {
+	/*
+	 * The daemon of a rig (the default): creates and migrates the
+	 * database, PostgreSQL journals this rig's writes and syncs them.
+	 */
+	COURSE_DB_RIG = 0,
+	/*
+	 * rpmsctl, reading a course and adding adverse-event notes, on the rig
+	 * or on any machine that reaches the database: never creates a file,
+	 * never migrates (a missing file, a file that is not a course database
+	 * or another schema version is refused, naming it), never syncs or
+	 * writes a rig's journal. PostgreSQL: the journal, when its file is
+	 * there, is opened read-only to count what is not yet on the server;
+	 * course_db_sync, course_db_daily_pulses and course_db_course_dose
+	 * return -EAGAIN unless that journal is there and empty, rather than
+	 * answer low (course_db_report reads the server and says what is
+	 * pending instead).
+	 */
+	COURSE_DB_CLIENT,
+};
+
 /** How to open the database (the proposed course_db.* keys in brackets). */
 struct course_db_config {
 	enum course_db_backend backend;	/* [course_db.backend] sqlite|postgresql */
@@ -56,6 +78,7 @@ struct course_db_config {
 	const char *journal;		/* [course_db.journal] PostgreSQL's local journal */
 	int busy_timeout_ms;		/* [course_db.busy_timeout_ms] SQLite; 0: 5000 */
 	int schema_target;		/* migrate up to this version; 0: newest (tests) */
+	enum course_db_mode mode;	/* 0: COURSE_DB_RIG */
 };
 
 /** A prescription's text and the fields the limits need. */
@@ -80,7 +103,7 @@ struct course_db_session_detail {
 /** Kinds of note on a session. */
 enum course_db_note_kind {
 	COURSE_DB_DEVIATION,		/* @what deviated, @text why */
-	COURSE_DB_ADVERSE,		/* @text the adverse-event note */
+	COURSE_DB_ADVERSE,		/* @what who entered it, @text the adverse-event note */
 };
 
 /** A course's cumulative dose. */
@@ -192,5 +215,97 @@ int64_t course_db_pending(struct course_db *db, char *err, size_t errlen);
 
 /** Check the database's integrity (SQLite: PRAGMA integrity_check). */
 int course_db_check(struct course_db *db, char *err, size_t errlen);
+
+/* ---- the course report (rpmsctl course) ------------------------------- */
+
+/** Most sessions (and courses) one report holds (a course has tens): more is refused, never cut. */
+#define COURSE_DB_REPORT_SESSIONS_MAX 4096
+/** Most notes one report holds, all its sessions together. */
+#define COURSE_DB_REPORT_NOTES_MAX 16384
+
+/** One note of a session in a report. */
+struct course_db_report_note {
+	int64_t id;
+	enum course_db_note_kind kind;
+	int64_t at;			/* seconds since 1970 (UTC) */
+	char *what;			/* deviation: what deviated; adverse: who entered it */
+	char *text;
+};
+
+/** One session in a report. Strings are NULL (or "") when not recorded. */
+struct course_db_report_session {
+	int64_t id;
+	char rig[COURSE_DB_ID_MAX + 1];
+	int64_t started;
+	int64_t stopped;		/* -1: not ended (running, or its end not synced) */
+	char *stop_reason;
+	int64_t pulses;			/* delivered */
+	double intensity_pct;		/* -1: not recorded */
+	double motor_threshold_pct;	/* -1: not recorded */
+	char *target;
+	char arm_code[COURSE_DB_ID_MAX + 1];	/* the blinded code, never the arm; "" none */
+	char *edf_file;
+	char edf_sha256[65];		/* "" none */
+	size_t n_notes;
+	struct course_db_report_note *notes;	/* in the order they were made */
+};
+
+/** One course of the patient: its prescription, sessions and dose. */
+struct course_db_report_course {
+	char course[COURSE_DB_ID_MAX + 1];
+	int sessions_per_course;
+	int max_sessions_per_day;
+	double min_hours_between;
+	int64_t daily_pulse_cap;
+	char *text;			/* the prescription as stored */
+	struct course_db_dose dose;	/* as course_db_course_dose, same snapshot */
+	size_t n_sessions;
+	struct course_db_report_session *sessions;	/* by start, then id */
+};
+
+/** A patient's courses, read in one snapshot of the database. */
+struct course_db_report {
+	char patient[COURSE_DB_ID_MAX + 1];
+	const char *backend;		/* "sqlite" or "postgresql" (static) */
+	size_t n_courses;
+	struct course_db_report_course *courses;	/* by course id */
+	/*
+	 * Entries of this rig's journal not yet on the server (PostgreSQL):
+	 * pulses, ends and notes the report does not show yet. 0 for SQLite;
+	 * -1 when no journal could be read here (@pending_why says why).
+	 */
+	int64_t pending;
+	char pending_why[COURSE_DB_ERR_MAX];
+};
+
+/**
+ * Read @patient's course @course (NULL: every course of the patient):
+ * prescriptions, sessions with their notes, and each course's dose, in one
+ * read transaction. Reads what the database has: PostgreSQL reads the
+ * server and never syncs; the report's pending says how many entries this
+ * rig's journal still holds. Memory is bounded by
+ * COURSE_DB_REPORT_SESSIONS_MAX and COURSE_DB_REPORT_NOTES_MAX.
+ * @return 0 and *@out (free with course_db_report_free); -ENOENT for an
+ * unknown patient or a course the patient does not have (naming the ones
+ * it has); -EFBIG past the bounds; -ENOTCONN with the server unreachable.
+ */
+int course_db_report(struct course_db *db, const char *patient, const char *course,
+		     struct course_db_report **out, char *err, size_t errlen);
+
+/** Free @r (NULL: nothing). */
+void course_db_report_free(struct course_db_report *r);
+
+/**
+ * Add the adverse-event note @text, entered by @author (a user name), to
+ * @session, which must be one of @patient's sessions: an unknown session
+ * is -ENOENT, another patient's -EPERM (without naming that patient).
+ * Written straight to the database in one transaction, never to a journal
+ * (PostgreSQL: needs the server, -ENOTCONN otherwise): the caller reads
+ * it back (course_db_report) before saying it is saved.
+ * @return 0 and *@note_id, or a negative errno with @err filled.
+ */
+int course_db_adverse_add(struct course_db *db, const char *patient, int64_t session,
+			  int64_t now, const char *author, const char *text, int64_t *note_id,
+			  char *err, size_t errlen);
 
 #endif /* RPMSD_COURSE_DB_H */

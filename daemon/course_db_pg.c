@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -67,6 +68,8 @@ struct course_db_pg {
 	sqlite3 *journal;
 	char *journal_path;
 	char origin[33];		/* this journal's id, for the notes' uniqueness */
+	bool client;			/* COURSE_DB_CLIENT: journal read-only or NULL */
+	char journal_why[COURSE_DB_ERR_MAX];	/* client: why there is no journal */
 };
 
 /* The journal's entries: one row per write of a running session. */
@@ -202,6 +205,19 @@ static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row,
 	return rc;
 }
 
+/* As course_db_pg_run: every row, for the caller to read and PQclear(). */
+static PGresult *course_db_pg_rows(struct course_db_pg *p, const char *sql, int *rc,
+				   char *err, size_t errlen, const char *types, ...)
+{
+	PGresult *res;
+	va_list ap;
+
+	va_start(ap, types);
+	res = course_db_pg_run(p, sql, rc, err, errlen, types, ap);
+	va_end(ap);
+	return res;
+}
+
 static void course_db_pg_rollback(struct course_db_pg *p)
 {
 	PQclear(PQexec(p->conn, "ROLLBACK"));
@@ -231,6 +247,12 @@ static int course_db_pg_journal_add(struct course_db_pg *p, const char *op, int6
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
+	if (p->client) {
+		/* The journal is the rig daemon's: a client never writes to it. */
+		snprintf(err, errlen, "course database: opened as a client: sessions are written "
+			 "by the rig's rpmsd, not here");
+		return -EROFS;
+	}
 	if (sqlite3_prepare_v2(p->journal, "INSERT INTO journal (op, session, at, n, x, y, a, b)"
 			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, op, -1, SQLITE_STATIC) != SQLITE_OK ||
@@ -369,6 +391,10 @@ static int64_t course_db_pg_pending(struct course_db *db, char *err, size_t errl
 	sqlite3_stmt *st = NULL;
 	int64_t n;
 
+	if (!p->journal) {
+		snprintf(err, errlen, "%s", p->journal_why);
+		return -ENOENT;
+	}
 	if (sqlite3_prepare_v2(p->journal, "SELECT COUNT(*) FROM journal", -1, &st,
 			       NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
@@ -379,12 +405,39 @@ static int64_t course_db_pg_pending(struct course_db *db, char *err, size_t errl
 	return n;
 }
 
+/* COURSE_DB_CLIENT: 0 when this rig's journal is known to be empty, -EAGAIN otherwise. */
+static int course_db_pg_client_synced(struct course_db *db, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	char why[COURSE_DB_ERR_MAX];
+	int64_t n = course_db_pg_pending(db, why, sizeof(why));
+
+	if (n == 0) {
+		return 0;
+	}
+	if (n > 0) {
+		snprintf(err, errlen, "course database: %" PRId64 " entries of the journal %s are "
+			 "not on the server yet (only the rig's rpmsd syncs them): a total read "
+			 "now could be low", n, p->journal_path);
+	} else {
+		snprintf(err, errlen, "course database: %s: a total read now could be low", why);
+	}
+	return -EAGAIN;
+}
+
 static int course_db_pg_sync(struct course_db *db, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
 	int64_t left = 1;
 	int rc = 0;
 
+	if (p->client) {
+		/*
+		 * Only the rig syncs its journal (two syncing it could reorder its
+		 * entries); a total read past unsynced entries could be low: refused.
+		 */
+		return course_db_pg_client_synced(db, err, errlen);
+	}
 	while (left && rc == 0) {
 		rc = course_db_pg_sync_batch(p, &left, err, errlen);
 	}
@@ -511,6 +564,58 @@ err_rollback:
 	return rc;
 }
 
+/*
+ * COURSE_DB_CLIENT: the rig's journal, read-only, when this machine has it;
+ * otherwise none, and journal_why says so (the report's pending is -1).
+ */
+static void course_db_pg_journal_peek(struct course_db_pg *p, const char *path)
+{
+	if (!path || !*path) {
+		snprintf(p->journal_why, sizeof(p->journal_why), "no journal configured "
+			 "(course_db.journal): this rig's unsynced entries cannot be counted");
+		return;
+	}
+	if (access(path, F_OK) != 0) {
+		snprintf(p->journal_why, sizeof(p->journal_why), "journal %s: %s: this rig's "
+			 "unsynced entries cannot be counted here", path, strerror(errno));
+		return;
+	}
+	if (sqlite3_open_v2(path, &p->journal, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
+		snprintf(p->journal_why, sizeof(p->journal_why), "journal %s: %s", path,
+			 p->journal ? sqlite3_errmsg(p->journal) : "out of memory");
+		sqlite3_close(p->journal);
+		p->journal = NULL;
+		return;
+	}
+	sqlite3_busy_timeout(p->journal, 5000);
+}
+
+/* COURSE_DB_CLIENT: this build's schema exactly, or a refusal naming what is there. */
+static int course_db_pg_client_schema(struct course_db_pg *p, const char *where,
+				      char *err, size_t errlen)
+{
+	int64_t v[1] = { 0 };
+	PGresult *res;
+	int rc;
+
+	res = course_db_pg_rows(p, "SELECT to_regclass('schema_version') IS NOT NULL", &rc,
+				err, errlen, "");
+	if (res) {
+		v[0] = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+		PQclear(res);
+	}
+	if (rc == 0 && v[0]) {
+		rc = course_db_pg_q(p, "SELECT COALESCE(MAX(version), 0) FROM schema_version", v,
+				    1, NULL, err, errlen, "");
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	return v[0] == COURSE_DB_SCHEMA_VERSION ? 0 :
+	       course_db_schema_other(where, (int)v[0], err, errlen);
+}
+
 static void course_db_pg_free(struct course_db_pg *p)
 {
 	PQfinish(p->conn);
@@ -526,7 +631,8 @@ static int course_db_pg_open(struct course_db *db, const struct course_db_config
 	char where[64];
 	int rc;
 
-	if (!cfg->conninfo || !cfg->journal || !*cfg->journal) {
+	if (!cfg->conninfo ||
+	    (cfg->mode != COURSE_DB_CLIENT && (!cfg->journal || !*cfg->journal))) {
 		snprintf(err, errlen, "course database: postgresql needs a conninfo "
 			 "(course_db.conninfo) and a journal (course_db.journal)");
 		return -EINVAL;
@@ -537,10 +643,15 @@ static int course_db_pg_open(struct course_db *db, const struct course_db_config
 		snprintf(err, errlen, "course database: out of memory");
 		return -ENOMEM;
 	}
-	/* The journal first: whatever an earlier run left in it is kept whatever follows. */
-	rc = course_db_pg_journal_open(p, cfg->journal, err, errlen);
-	if (rc < 0) {
-		goto err_free;
+	p->client = cfg->mode == COURSE_DB_CLIENT;
+	if (p->client) {
+		course_db_pg_journal_peek(p, cfg->journal);
+	} else {
+		/* The journal first: whatever an earlier run left in it is kept whatever follows. */
+		rc = course_db_pg_journal_open(p, cfg->journal, err, errlen);
+		if (rc < 0) {
+			goto err_free;
+		}
 	}
 	p->conn = PQconnectdb(cfg->conninfo);
 	if (!p->conn) {
@@ -554,6 +665,14 @@ static int course_db_pg_open(struct course_db *db, const struct course_db_config
 	}
 	PQsetNoticeProcessor(p->conn, course_db_pg_notice, NULL);
 	snprintf(where, sizeof(where), "%s@%s", PQdb(p->conn), PQhost(p->conn));
+	if (p->client) {
+		rc = course_db_pg_client_schema(p, where, err, errlen);
+		if (rc < 0) {
+			goto err_free;
+		}
+		db->priv = p;
+		return 0;
+	}
 	rc = course_db_pg_migrate(p, where, cfg->schema_target ? cfg->schema_target :
 				  COURSE_DB_SCHEMA_VERSION, err, errlen);
 	if (rc < 0) {
@@ -846,6 +965,9 @@ static int course_db_pg_check(struct course_db *db, char *err, size_t errlen)
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
+	if (!p->journal) {
+		return course_db_pg_connected(p, err, errlen);
+	}
 	if (sqlite3_prepare_v2(p->journal, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		rc = course_db_pg_journal_fail(p, "integrity check", err, errlen);
@@ -859,6 +981,191 @@ static int course_db_pg_check(struct course_db *db, char *err, size_t errlen)
 		rc = course_db_pg_connected(p, err, errlen);
 	}
 	return rc;
+}
+
+/* Field @c of row @r as text, NULL for NULL. */
+static char *course_db_pg_text(PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+static int64_t course_db_pg_int(PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? -1 : strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+static double course_db_pg_real(PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? -1 : strtod(PQgetvalue(res, r, c), NULL);
+}
+
+/* The courses, sessions and notes, read inside the report's transaction. */
+static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_report *r,
+				    const char *course, char *err, size_t errlen)
+{
+	PGresult *res;
+	int rc;
+
+	res = course_db_pg_rows(p, "SELECT course, sessions_per_course, max_sessions_per_day,"
+				" min_hours_between, daily_pulse_cap, text FROM prescriptions"
+				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
+				" ORDER BY course LIMIT $3", &rc, err, errlen, "ssi", r->patient,
+				course, (int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		struct course_db_report_course c = {
+			.sessions_per_course = (int)course_db_pg_int(res, i, 1),
+			.max_sessions_per_day = (int)course_db_pg_int(res, i, 2),
+			.min_hours_between = course_db_pg_real(res, i, 3),
+			.daily_pulse_cap = course_db_pg_int(res, i, 4),
+			.text = course_db_pg_text(res, i, 5),
+		};
+
+		snprintf(c.course, sizeof(c.course), "%s", PQgetvalue(res, i, 0));
+		rc = course_db_report_course_add(r, &c, err, errlen);
+	}
+	PQclear(res);
+	if (rc < 0) {
+		return rc;
+	}
+	res = course_db_pg_rows(p, "SELECT id, course, rig, started, stopped, stop_reason,"
+				" pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
+				" edf_file, edf_sha256 FROM sessions WHERE patient = $1 AND"
+				" ($2::text IS NULL OR course = $2) ORDER BY started, id LIMIT $3",
+				&rc, err, errlen, "ssi", r->patient, course,
+				(int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		struct course_db_report_session x = {
+			.id = course_db_pg_int(res, i, 0),
+			.started = course_db_pg_int(res, i, 3),
+			.stopped = course_db_pg_int(res, i, 4),
+			.stop_reason = course_db_pg_text(res, i, 5),
+			.pulses = course_db_pg_int(res, i, 6),
+			.intensity_pct = course_db_pg_real(res, i, 7),
+			.motor_threshold_pct = course_db_pg_real(res, i, 8),
+			.target = course_db_pg_text(res, i, 9),
+			.edf_file = course_db_pg_text(res, i, 11),
+		};
+
+		snprintf(x.rig, sizeof(x.rig), "%s", PQgetvalue(res, i, 2));
+		snprintf(x.arm_code, sizeof(x.arm_code), "%s", PQgetvalue(res, i, 10));
+		snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", PQgetvalue(res, i, 12));
+		rc = course_db_report_session_add(r, PQgetvalue(res, i, 1), &x, err, errlen);
+	}
+	PQclear(res);
+	if (rc < 0) {
+		return rc;
+	}
+	res = course_db_pg_rows(p, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
+				" FROM notes n JOIN sessions s ON s.id = n.session"
+				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
+				" ORDER BY n.session, n.at, n.id LIMIT $3", &rc, err, errlen, "ssi",
+				r->patient, course, (int64_t)COURSE_DB_REPORT_NOTES_MAX + 1);
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		struct course_db_report_note n = {
+			.id = course_db_pg_int(res, i, 1),
+			.kind = strcmp(PQgetvalue(res, i, 2), "deviation") ? COURSE_DB_ADVERSE :
+				COURSE_DB_DEVIATION,
+			.at = course_db_pg_int(res, i, 3),
+			.what = course_db_pg_text(res, i, 4),
+			.text = course_db_pg_text(res, i, 5),
+		};
+
+		rc = course_db_report_note_add(r, course_db_pg_int(res, i, 0), &n, err, errlen);
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int course_db_pg_report(struct course_db *db, struct course_db_report *r,
+			       const char *course, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	bool found = false;
+	int64_t v[1];
+	int rc;
+
+	rc = course_db_pg_connected(p, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	/* One snapshot: the sessions, notes and dose of one moment on the server. */
+	rc = course_db_pg_exec(p, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_pg_q(p, "SELECT 1 FROM patients WHERE id = $1", v, 1, &found, err, errlen,
+			    "s", r->patient);
+	if (rc == 0 && !found) {
+		snprintf(err, errlen, "course database: patient %s unknown", r->patient);
+		rc = -ENOENT;
+	}
+	if (rc == 0 && course) {
+		rc = course_db_pg_q(p, "SELECT 1 FROM prescriptions WHERE patient = $1 AND"
+				    " course = $2", v, 1, &found, err, errlen, "ss", r->patient,
+				    course);
+		if (rc == 0 && !found) {
+			snprintf(err, errlen, "course database: patient %s has no course %s",
+				 r->patient, course);
+			rc = -ENOENT;
+		}
+	}
+	if (rc == 0) {
+		rc = course_db_pg_report_rows(p, r, course, err, errlen);
+	}
+	course_db_pg_rollback(p);
+	if (rc < 0) {
+		return rc;
+	}
+	/* What this rig holds back: the report is of the server, and says so. */
+	r->pending = course_db_pg_pending(db, r->pending_why, sizeof(r->pending_why));
+	if (r->pending < 0) {
+		r->pending = -1;
+	}
+	return 0;
+}
+
+static int course_db_pg_adverse_add(struct course_db *db, const char *patient,
+				    int64_t session, int64_t now, const char *author,
+				    const char *text, int64_t *note_id, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	bool found = false;
+	int64_t v[1] = { 0 };
+	int rc;
+
+	*note_id = 0;
+	rc = course_db_pg_connected(p, err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_exec(p, "BEGIN", err, errlen);
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_pg_q(p, "SELECT (patient = $1)::int FROM sessions WHERE id = $2", v, 1,
+			    &found, err, errlen, "si", patient, session);
+	if (rc == 0 && !found) {
+		snprintf(err, errlen, "course database: session %" PRId64 " unknown: no note added",
+			 session);
+		rc = -ENOENT;
+	} else if (rc == 0 && v[0] != 1) {
+		snprintf(err, errlen, "course database: session %" PRId64 " is not a session of "
+			 "patient %s: no note added", session, patient);
+		rc = -EPERM;
+	}
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "INSERT INTO notes (session, kind, at, what, text) VALUES"
+				    " ($1, 'adverse', $2, $3, $4) RETURNING id", v, 1, NULL, err,
+				    errlen, "iiss", session, now, author, text);
+	}
+	if (rc == 0) {
+		rc = course_db_pg_exec(p, "COMMIT", err, errlen);
+	}
+	if (rc < 0) {
+		course_db_pg_rollback(p);
+		return rc;
+	}
+	*note_id = v[0];
+	return 0;
 }
 
 const struct course_db_ops course_db_pg_ops = {
@@ -879,4 +1186,6 @@ const struct course_db_ops course_db_pg_ops = {
 	.sync = course_db_pg_sync,
 	.pending = course_db_pg_pending,
 	.check = course_db_pg_check,
+	.report = course_db_pg_report,
+	.adverse_add = course_db_pg_adverse_add,
 };

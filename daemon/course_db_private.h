@@ -8,6 +8,7 @@
 #ifndef RPMSD_COURSE_DB_PRIVATE_H
 #define RPMSD_COURSE_DB_PRIVATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,12 @@ struct course_db_ops {
 	int (*sync)(struct course_db *db, char *err, size_t errlen);
 	int64_t (*pending)(struct course_db *db, char *err, size_t errlen);
 	int (*check)(struct course_db *db, char *err, size_t errlen);
+	/* Fill @r (patient and backend set, pending 0) through course_db_report_*_add. */
+	int (*report)(struct course_db *db, struct course_db_report *r, const char *course,
+		      char *err, size_t errlen);
+	int (*adverse_add)(struct course_db *db, const char *patient, int64_t session,
+			   int64_t now, const char *author, const char *text, int64_t *note_id,
+			   char *err, size_t errlen);
 };
 
 /** The handle: the backend's operations and its state. */
@@ -74,5 +81,33 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 
 /** Fill @err with the refusal of a schema @found newer than this build knows. */
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen);
+
+/** Check a patient, course, rig or arm id (@what names it); -EINVAL with @err. */
+int course_db_id_check(const char *what, const char *id, char *err, size_t errlen);
+
+/** Check free text @s (NULL allowed when @may_be_null); -EINVAL with @err. */
+int course_db_text_check(const char *what, const char *s, bool may_be_null,
+			 char *err, size_t errlen);
+
+/**
+ * Add a course to @r (course_db_report.c): a backend calls it once per
+ * prescription, in course order, before that course's sessions.
+ */
+int course_db_report_course_add(struct course_db_report *r,
+				const struct course_db_report_course *c, char *err, size_t errlen);
+
+/**
+ * Add a copy of @s (its strings are copied, its notes ignored) to the
+ * course @course of @r, added before.
+ */
+int course_db_report_session_add(struct course_db_report *r, const char *course,
+				 const struct course_db_report_session *s, char *err, size_t errlen);
+
+/** Add a copy of @n to the session @session of @r, added before. */
+int course_db_report_note_add(struct course_db_report *r, int64_t session,
+			      const struct course_db_report_note *n, char *err, size_t errlen);
+
+/** The refusal of another schema than this build's, for COURSE_DB_CLIENT (@found 0: none). */
+int course_db_schema_other(const char *where, int found, char *err, size_t errlen);
 
 #endif /* RPMSD_COURSE_DB_PRIVATE_H */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -217,6 +218,25 @@ err_rollback:
 	return rc;
 }
 
+/* COURSE_DB_CLIENT: this build's schema exactly, or a refusal naming what is there. */
+static int course_db_sqlite_client_schema(struct course_db_sqlite *s, char *err, size_t errlen)
+{
+	bool found;
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(s, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+				" name = 'schema_version'", v, 1, &found, err, errlen, "");
+	if (rc < 0) {
+		return rc;
+	}
+	rc = found ? course_db_sqlite_version(s, err, errlen) : 0;
+	if (rc < 0) {
+		return rc;
+	}
+	return rc == COURSE_DB_SCHEMA_VERSION ? 0 : course_db_schema_other(s->path, rc, err, errlen);
+}
+
 static int course_db_sqlite_open(struct course_db *db, const struct course_db_config *cfg,
 				 char *err, size_t errlen)
 {
@@ -236,8 +256,17 @@ static int course_db_sqlite_open(struct course_db *db, const struct course_db_co
 	if (!s->path) {
 		goto err_free;
 	}
-	rc = sqlite3_open_v2(cfg->path, &s->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOFOLLOW, NULL);
+	if (cfg->mode == COURSE_DB_CLIENT && access(cfg->path, F_OK) != 0) {
+		/* A client never creates one: a wrong path must not leave an empty database. */
+		rc = -errno;
+		snprintf(err, errlen, "course database %s: %s (a client never creates one: "
+			 "check course_db.path)", cfg->path, strerror(errno));
+		free(s->path);
+		free(s);
+		return rc;
+	}
+	rc = sqlite3_open_v2(cfg->path, &s->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW |
+			     (cfg->mode == COURSE_DB_CLIENT ? 0 : SQLITE_OPEN_CREATE), NULL);
 	if (rc != SQLITE_OK) {
 		if (!s->h) {
 			goto err_path;
@@ -248,6 +277,19 @@ static int course_db_sqlite_open(struct course_db *db, const struct course_db_co
 	sqlite3_extended_result_codes(s->h, 0);
 	/* The busy timeout first: the journal_mode switch itself may wait for a writer. */
 	sqlite3_busy_timeout(s->h, cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000);
+	if (cfg->mode == COURSE_DB_CLIENT) {
+		/* A client reads the schema as it is (the rig's daemon migrates). */
+		rc = course_db_sqlite_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+					   "pragmas", err, errlen);
+		if (rc == 0) {
+			rc = course_db_sqlite_client_schema(s, err, errlen);
+		}
+		if (rc < 0) {
+			goto err_close;
+		}
+		db->priv = s;
+		return 0;
+	}
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 		 " PRAGMA foreign_keys=ON;");
 	rc = course_db_sqlite_exec(s, pragmas, "pragmas", err, errlen);
@@ -606,6 +648,218 @@ static int course_db_sqlite_check(struct course_db *db, char *err, size_t errlen
 	return rc;
 }
 
+/* Column @i of @st as text, NULL for NULL. */
+static const char *course_db_sqlite_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Prepare @sql with @patient as ?1 and @course (NULL: every course) as ?2. */
+static int course_db_sqlite_prep2(struct course_db_sqlite *s, const char *sql,
+				  const char *patient, const char *course, sqlite3_stmt **st,
+				  char *err, size_t errlen)
+{
+	if (sqlite3_prepare_v2(s->h, sql, -1, st, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(*st, 1, patient, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    (course ? sqlite3_bind_text(*st, 2, course, -1, SQLITE_STATIC) :
+	     sqlite3_bind_null(*st, 2)) != SQLITE_OK) {
+		return course_db_sqlite_fail(s, "read course report", err, errlen);
+	}
+	return 0;
+}
+
+/* The courses, sessions and notes, read after the report's BEGIN. */
+static int course_db_sqlite_report_rows(struct course_db_sqlite *s, struct course_db_report *r,
+					const char *course, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step = SQLITE_DONE;
+
+	rc = course_db_sqlite_prep2(s, "SELECT course, sessions_per_course, max_sessions_per_day,"
+				    " min_hours_between, daily_pulse_cap, text FROM prescriptions"
+				    " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
+				    " ORDER BY course", r->patient, course, &st, err, errlen);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct course_db_report_course c = {
+			.sessions_per_course = sqlite3_column_int(st, 1),
+			.max_sessions_per_day = sqlite3_column_int(st, 2),
+			.min_hours_between = sqlite3_column_double(st, 3),
+			.daily_pulse_cap = sqlite3_column_int64(st, 4),
+			.text = (char *)course_db_sqlite_text(st, 5),
+		};
+
+		snprintf(c.course, sizeof(c.course), "%s", course_db_sqlite_text(st, 0));
+		rc = course_db_report_course_add(r, &c, err, errlen);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = course_db_sqlite_fail(s, "read prescriptions", err, errlen);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_prep2(s, "SELECT id, course, rig, started, stopped, stop_reason,"
+				    " pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
+				    " edf_file, edf_sha256 FROM sessions WHERE patient = ?1 AND"
+				    " (?2 IS NULL OR course = ?2) ORDER BY started, id",
+				    r->patient, course, &st, err, errlen);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct course_db_report_session x = {
+			.id = sqlite3_column_int64(st, 0),
+			.started = sqlite3_column_int64(st, 3),
+			.stopped = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 :
+				   sqlite3_column_int64(st, 4),
+			.stop_reason = (char *)course_db_sqlite_text(st, 5),
+			.pulses = sqlite3_column_int64(st, 6),
+			.intensity_pct = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 :
+					 sqlite3_column_double(st, 7),
+			.motor_threshold_pct = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
+					       sqlite3_column_double(st, 8),
+			.target = (char *)course_db_sqlite_text(st, 9),
+			.edf_file = (char *)course_db_sqlite_text(st, 11),
+		};
+		const char *code = course_db_sqlite_text(st, 10);
+		const char *sha = course_db_sqlite_text(st, 12);
+
+		snprintf(x.rig, sizeof(x.rig), "%s", course_db_sqlite_text(st, 2));
+		snprintf(x.arm_code, sizeof(x.arm_code), "%s", code ? code : "");
+		snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", sha ? sha : "");
+		rc = course_db_report_session_add(r, course_db_sqlite_text(st, 1), &x, err,
+						  errlen);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = course_db_sqlite_fail(s, "read sessions", err, errlen);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_prep2(s, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
+				    " FROM notes n JOIN sessions s ON s.id = n.session"
+				    " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
+				    " ORDER BY n.session, n.at, n.id", r->patient, course, &st,
+				    err, errlen);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct course_db_report_note n = {
+			.id = sqlite3_column_int64(st, 1),
+			.kind = strcmp(course_db_sqlite_text(st, 2), "deviation") ?
+				COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
+			.at = sqlite3_column_int64(st, 3),
+			.what = (char *)course_db_sqlite_text(st, 4),
+			.text = (char *)course_db_sqlite_text(st, 5),
+		};
+
+		rc = course_db_report_note_add(r, sqlite3_column_int64(st, 0), &n, err, errlen);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = course_db_sqlite_fail(s, "read notes", err, errlen);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The patient's courses, or -ENOENT naming what is missing. */
+static int course_db_sqlite_report_who(struct course_db_sqlite *s, const char *patient,
+				       const char *course, char *err, size_t errlen)
+{
+	bool found;
+	int64_t v[1] = { 0 };
+	int rc;
+
+	rc = course_db_sqlite_q(s, "SELECT 1 FROM patients WHERE id = ?", v, 1, &found, err,
+				errlen, "s", patient);
+	if (rc == 0 && !found) {
+		snprintf(err, errlen, "course database %s: patient %s unknown", s->path, patient);
+		return -ENOENT;
+	}
+	if (rc == 0 && course) {
+		rc = course_db_sqlite_q(s, "SELECT 1 FROM prescriptions WHERE patient = ? AND"
+					" course = ?", v, 1, &found, err, errlen, "ss", patient,
+					course);
+		if (rc == 0 && !found) {
+			snprintf(err, errlen, "course database %s: patient %s has no course %s",
+				 s->path, patient, course);
+			return -ENOENT;
+		}
+	}
+	return rc;
+}
+
+static int course_db_sqlite_report(struct course_db *db, struct course_db_report *r,
+				   const char *course, char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc;
+
+	/* One read transaction: the sessions, notes and dose of one moment. */
+	rc = course_db_sqlite_exec(s, "BEGIN", "begin report", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_report_who(s, r->patient, course, err, errlen);
+	if (rc == 0) {
+		rc = course_db_sqlite_report_rows(s, r, course, err, errlen);
+	}
+	course_db_sqlite_rollback(s);
+	r->pending = 0;
+	return rc;
+}
+
+static int course_db_sqlite_adverse_add(struct course_db *db, const char *patient,
+					int64_t session, int64_t now, const char *author,
+					const char *text, int64_t *note_id, char *err,
+					size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	sqlite3_stmt *st = NULL;
+	bool mine = false;
+	int rc;
+
+	rc = course_db_sqlite_exec(s, "BEGIN IMMEDIATE", "begin note", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_session_exists(s, session, err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	if (sqlite3_prepare_v2(s->h, "SELECT patient = ? FROM sessions WHERE id = ?", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, patient, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, session) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		rc = course_db_sqlite_fail(s, "read session", err, errlen);
+		sqlite3_finalize(st);
+		goto err_rollback;
+	}
+	mine = sqlite3_column_int(st, 0) == 1;
+	sqlite3_finalize(st);
+	if (!mine) {
+		snprintf(err, errlen, "course database %s: session %" PRId64 " is not a session of "
+			 "patient %s: no note added", s->path, session, patient);
+		rc = -EPERM;
+		goto err_rollback;
+	}
+	rc = course_db_sqlite_q(s, "INSERT INTO notes (session, kind, at, what, text) VALUES"
+				" (?, 'adverse', ?, ?, ?)", NULL, 0, NULL, err, errlen, "iiss",
+				session, now, author, text);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	*note_id = sqlite3_last_insert_rowid(s->h);
+	rc = course_db_sqlite_exec(s, "COMMIT", "commit note", err, errlen);
+	if (rc < 0) {
+		goto err_rollback;
+	}
+	return 0;
+
+err_rollback:
+	*note_id = 0;
+	course_db_sqlite_rollback(s);
+	return rc;
+}
+
 const struct course_db_ops course_db_sqlite_ops = {
 	.name = "sqlite",
 	.open = course_db_sqlite_open,
@@ -624,4 +878,6 @@ const struct course_db_ops course_db_sqlite_ops = {
 	.sync = course_db_sqlite_sync,
 	.pending = course_db_sqlite_pending,
 	.check = course_db_sqlite_check,
+	.report = course_db_sqlite_report,
+	.adverse_add = course_db_sqlite_adverse_add,
 };

@@ -6,6 +6,8 @@
  *                  event, for people or (--json) for programs
  *   rpmsctl status|arm|disarm|calibrate|session|set|keygen
  *                  the control socket (docs/control.md, rpmsctl_control.c)
+ *   rpmsctl course a patient's course from the course database, adverse-event
+ *                  notes (docs/course_db.md, rpmsctl_course.c)
  *
  * Exit status: 0 done (count reached, interrupted, or the idle timeout
  * after at least one event), 1 ZeroMQ error, 2 usage error, 3 idle
@@ -29,6 +31,7 @@
 
 #include "rpmsd-build.h"
 #include "rpmsctl_control.h"
+#include "rpmsctl_course.h"
 
 #define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
 #define RPMSCTL_MAX_TOPICS 32
@@ -77,6 +80,7 @@ static void rpmsctl_usage(FILE *f)
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
 		"  status, arm, disarm, calibrate, session, set, keygen: see below\n"
+		"  course    a patient's course from the course database: see below\n"
 		"\n"
 		"Options of tail:\n"
 		"  -e, --endpoint E   event endpoint to connect to (default %s)\n"
@@ -99,6 +103,7 @@ static void rpmsctl_usage(FILE *f)
 		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n",
 		RPMSCTL_DEFAULT_ENDPOINT);
 	rpmsctl_control_usage(f);
+	rpmsctl_course_usage(f);
 }
 
 static void rpmsctl_on_signal(int sig)
@@ -923,6 +928,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
 		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
 		ret = rpmsctl_control_main(n, args);
+	} else if (strcmp(cmd, "course") == 0) {
+		ret = rpmsctl_course_main(n, args);
 	} else {
 		ret = rpmsctl_control_usage_error("unknown command '%s'", cmd);
 	}

@@ -6,9 +6,11 @@
  *
  *   course_db_drv sqlite PATH [SCHEMA_TARGET]
  *   course_db_drv pg CONNINFO JOURNAL [SCHEMA_TARGET]
+ *   course_db_drv pgclient CONNINFO JOURNAL	(COURSE_DB_CLIENT, as rpmsctl)
  *
  * Commands: patient P | rx P C SESSIONS PER_DAY MIN_HOURS CAP |
  * begin P C RIG NOW DAY_START DAY_END | pulses ID N | end ID NOW N |
+ * endr ID NOW N REASON | set ID INTENSITY MT ARM_CODE TARGET... |
  * note ID deviation|adverse NOW WHAT TEXT | daily P DAY_START DAY_END |
  * dose P C | sync | pending | version | check | quit
  */
@@ -49,7 +51,9 @@ int main(int argc, char **argv)
 		cfg.backend = COURSE_DB_SQLITE;
 		cfg.path = argv[2];
 		cfg.schema_target = argc > 3 ? atoi(argv[3]) : 0;
-	} else if (argc >= 4 && !strcmp(argv[1], "pg")) {
+	} else if (argc >= 4 && (!strcmp(argv[1], "pg") || !strcmp(argv[1], "pgclient"))) {
+		/* pgclient: as rpmsctl opens it (COURSE_DB_CLIENT) */
+		cfg.mode = strcmp(argv[1], "pg") ? COURSE_DB_CLIENT : COURSE_DB_RIG;
 		cfg.backend = COURSE_DB_POSTGRESQL;
 		cfg.conninfo = argv[2];
 		cfg.journal = argv[3];
@@ -113,6 +117,18 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a[0], "end")) {
 			rc = course_db_session_end(db, drv_i(a[1]), drv_i(a[2]), drv_i(a[3]), NULL,
 						   err, sizeof(err));
+		} else if (!strcmp(a[0], "endr")) {
+			rc = course_db_session_end(db, drv_i(a[1]), drv_i(a[2]), drv_i(a[3]), a[4],
+						   err, sizeof(err));
+		} else if (!strcmp(a[0], "set")) {
+			struct course_db_session_detail d = {
+				.intensity_pct = a[2] ? strtod(a[2], NULL) : -1,
+				.motor_threshold_pct = a[3] ? strtod(a[3], NULL) : -1,
+				.arm_code = a[4] && strcmp(a[4], "-") ? a[4] : NULL,
+				.target = rest,
+			};
+
+			rc = course_db_session_set(db, drv_i(a[1]), &d, err, sizeof(err));
 		} else if (!strcmp(a[0], "note")) {
 			rc = course_db_note_add(db, drv_i(a[1]), strcmp(a[2], "deviation") ?
 						COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
