@@ -161,6 +161,8 @@ def test_only_allowed_subscribers_get_events():
         def enough(log):
             for name, s in socks.items():
                 drain(s, got[name])
+            leaked = {k: len(v) for k, v in got.items() if k != "good" and v}
+            check(not leaked, "a refused subscriber got events: %r" % leaked)
             started = any(json.loads(f[1]).get("state") == "started"
                           for f in got["good"] if f[0] == b"rpms.state")
             beats = sum(1 for f in got["good"] if f[0] == b"rpms.heartbeat")
