@@ -232,6 +232,8 @@ struct rpmsd_config {
 		double heartbeat_s;
 		bool emg_stream;		/* publish rpms.emg */
 		int emg_decimation;		/* rpms.emg: every Nth sample */
+		char curve_server_secret_file[CONFIG_PATH_MAX];	/* "" = no CURVE */
+		char curve_allowed_keys[CONFIG_PATH_MAX];	/* file or directory */
 	} publish;
 
 	struct {

@@ -657,7 +657,7 @@ const struct config_key config_key_table[] = {
 		.unit = "",
 		.allowed = "tcp://ADDRESS, ipc://PATH or inproc://NAME",
 		.check = config_check_endpoint,
-		.doc = "ZeroMQ endpoint that events and status are published on.",
+		.doc = "ZeroMQ endpoint that events and status are published on. The events carry patient and session ids and the EMG: bound beyond this host (tcp on an address other than loopback) the stream must be encrypted, with subscribers let in by key (curve_server_secret_file, curve_allowed_keys).",
 		CONFIG_KEY_FIELD(publish.endpoint),
 	}, {
 		.section = "publish", .key = "ring_records",
@@ -689,6 +689,18 @@ const struct config_key config_key_table[] = {
 		.unit = "samples",
 		.doc = "rpms.emg carries every Nth sample (those whose index is a multiple of N; no anti-alias filter: for display).",
 		CONFIG_KEY_FIELD(publish.emg_decimation),
+	}, {
+		.section = "publish", .key = "curve_server_secret_file",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file readable by its owner only, holding the server's Z85 secret key (rpmsctl keygen), or empty for no encryption",
+		.doc = "CURVE: encrypt the event stream and authenticate every subscriber; required to bind a tcp address other than loopback.",
+		CONFIG_KEY_FIELD(publish.curve_server_secret_file),
+	}, {
+		.section = "publish", .key = "curve_allowed_keys",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file, or a directory of files, with one subscriber's Z85 public key per line, writable by its owner only (root or the daemon's user), in directories others cannot write (unless sticky); required with curve_server_secret_file",
+		.doc = "CURVE: the subscribers let in, by public key; any other subscriber gets nothing and the refusal is logged.",
+		CONFIG_KEY_FIELD(publish.curve_allowed_keys),
 	},
 	/* [record] */
 	{

@@ -2,8 +2,9 @@
 /*
  * The rules between keys, run once a file is read (config_load) or
  * overrides are in (config_recheck): a source needs its file or device, the
- * control socket beyond this host needs CURVE, the band-pass, the detector's
- * thresholds, and the protocol against the safety limits and the gate.
+ * control socket and the event stream beyond this host need CURVE, the
+ * band-pass, the detector's thresholds, and the protocol against the safety
+ * limits and the gate.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -343,7 +344,7 @@ static int config_rule_table(struct config_ctx *ctx)
 }
 
 /*
- * Whether a control endpoint can only be reached from this host: ipc, or
+ * Whether an endpoint can only be reached from this host: ipc, inproc, or
  * tcp on a loopback address. Anything else (a wildcard, an interface, a
  * host name) counts as exposed.
  */
@@ -353,7 +354,7 @@ static bool config_rule_endpoint_local(const char *ep)
 	const char *host, *colon;
 	size_t n, i;
 
-	if (!strncmp(ep, "ipc://", 6)) {
+	if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9)) {
 		return true;
 	}
 	if (strncmp(ep, "tcp://", 6)) {
@@ -412,6 +413,42 @@ static int config_rule_control(struct config_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The event stream carries patient and session ids and the EMG: reachable
+ * from beyond this host it must encrypt and let in only the subscribers
+ * listed (CURVE). CURVE needs a handshake, which inproc has not.
+ */
+static int config_rule_publish(struct config_ctx *ctx)
+{
+	const struct rpmsd_config *cfg = &ctx->cfg;
+	bool curve = cfg->publish.curve_server_secret_file[0] != '\0';
+	bool keys = cfg->publish.curve_allowed_keys[0] != '\0';
+
+	if (curve && !keys) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("publish", "curve_server_secret_file")),
+			    "publish.curve_allowed_keys: missing (required with publish.curve_server_secret_file: without an allowlist every subscriber key would be let in)");
+		return -EINVAL;
+	}
+	if (keys && !curve) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("publish", "curve_allowed_keys")),
+			    "publish.curve_allowed_keys: set without publish.curve_server_secret_file (allowed: both, or neither)");
+		return -EINVAL;
+	}
+	if (curve && !strncmp(cfg->publish.endpoint, "inproc://", 9)) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("publish", "curve_server_secret_file")),
+			    "publish.curve_server_secret_file: CURVE cannot guard an inproc endpoint ('%s'; allowed with CURVE: tcp://ADDRESS:PORT or ipc://PATH)",
+			    cfg->publish.endpoint);
+		return -EINVAL;
+	}
+	if (!curve && !config_rule_endpoint_local(cfg->publish.endpoint)) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("publish", "endpoint")),
+			    "publish.endpoint: '%s' can be reached from other hosts, and the events carry patient and session ids and the EMG (allowed without CURVE: ipc://PATH, tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT; or set publish.curve_server_secret_file and publish.curve_allowed_keys)",
+			    cfg->publish.endpoint);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_rule_all(struct config_ctx *ctx)
 {
 	struct rpmsd_config *cfg = &ctx->cfg;
@@ -433,7 +470,7 @@ int config_rule_all(struct config_ctx *ctx)
 			    "source.channels: missing (required when source.type = iio)");
 		return -EINVAL;
 	}
-	if (config_rule_control(ctx) < 0) {
+	if (config_rule_control(ctx) < 0 || config_rule_publish(ctx) < 0) {
 		return -EINVAL;
 	}
 	if (cfg->plugin_section[0] &&

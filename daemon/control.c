@@ -33,12 +33,10 @@
 #include "log.h"
 #include "ring.h"
 #include "sclock.h"
+#include "zap.h"
 
 #define CONTROL_RING 256		/* events: sessions, protocol changes */
 #define CONTROL_HWM 64			/* messages queued per client */
-#define CONTROL_ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define CONTROL_MON_ENDPOINT "inproc://rpmsd-control-monitor"
-#define CONTROL_ZAP_DOMAIN "rpmsd-control"
 #define CONTROL_LOG_PERIOD_NS INT64_C(1000000000)
 
 static void control_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -73,54 +71,17 @@ bool control_log_ok(struct control_log_limit *l, unsigned long *held)
 
 /* ---- CURVE keys -------------------------------------------------------- */
 
-/* Both files of cfg->control, resolved against the config file's directory. */
-static int control_load_keys(const struct rpmsd_config *cfg,
-			     char secret[CURVE_KEY_Z85_LEN + 1], uint8_t (**keys)[CURVE_KEY_LEN],
-			     size_t *n, char *err, size_t errlen)
-{
-	char path[CONFIG_PATH_MAX];
-	int rc;
-
-	if (config_resolve(cfg, cfg->control.curve_server_secret_file, path, sizeof(path)) < 0) {
-		control_errf(err, errlen, "control.curve_server_secret_file: path too long");
-		return -ENAMETOOLONG;
-	}
-	rc = curve_key_read_secret("control.curve_server_secret_file", path, secret, err,
-				   errlen);
-	if (rc < 0) {
-		return rc;
-	}
-	if (config_resolve(cfg, cfg->control.curve_allowed_keys, path, sizeof(path)) < 0) {
-		control_errf(err, errlen, "control.curve_allowed_keys: path too long");
-		return -ENAMETOOLONG;
-	}
-	/*
-	 * Read once, into room for the most a list may hold (32 KiB): a count
-	 * first and a second read into an array of that size would write past
-	 * it if the list grew in between.
-	 */
-	if (keys) {
-		*keys = calloc(CURVE_KEY_ALLOWED_MAX, sizeof(**keys));
-		if (!*keys) {
-			control_errf(err, errlen, "control: out of memory");
-			return -ENOMEM;
-		}
-	}
-	return curve_key_read_allowed("control.curve_allowed_keys", path, keys ? *keys : NULL, n,
-				      err, errlen);
-}
-
+/* The key files of both guarded sockets: this one and the event stream (zap.c). */
 int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen)
 {
-	char secret[CURVE_KEY_Z85_LEN + 1];
-	size_t n = 0;
 	int rc;
 
-	if (!cfg->control.curve_server_secret_file[0]) {
-		return 0;
+	rc = zap_check_keys(cfg, "control", cfg->control.curve_server_secret_file,
+			    cfg->control.curve_allowed_keys, err, errlen);
+	if (rc == 0) {
+		rc = zap_check_keys(cfg, "publish", cfg->publish.curve_server_secret_file,
+				    cfg->publish.curve_allowed_keys, err, errlen);
 	}
-	rc = control_load_keys(cfg, secret, NULL, &n, err, errlen);
-	explicit_bzero(secret, sizeof(secret));
 	return rc;
 }
 
@@ -134,14 +95,7 @@ static void control_close(struct control *c)
 		zmq_close(c->sock);
 		c->sock = NULL;
 	}
-	if (c->mon) {
-		zmq_close(c->mon);
-		c->mon = NULL;
-	}
-	if (c->zap) {
-		zmq_close(c->zap);
-		c->zap = NULL;
-	}
+	zap_close(c->guard);
 	if (c->ctx) {
 		zmq_ctx_term(c->ctx);
 		c->ctx = NULL;
@@ -282,11 +236,15 @@ int control_check_endpoints(const struct rpmsd_config *cfg, bool starting, char 
 	return path ? control_ipc_free("control.endpoint", path, starting, err, errlen) : 0;
 }
 
-static int control_sockets(struct control *c, const char *secret, char *err, size_t errlen)
+static int control_sockets(struct control *c, const struct rpmsd_config *cfg, char *err,
+			   size_t errlen)
 {
+	static const struct zap_opts opts = {
+		.section = "control", .who = "client",
+		.held = "see status control.handshakes_refused",
+	};
+	struct zap_opts o = opts;
 	int64_t maxmsg = CONTROL_FRAME_MAX;
-	int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-		     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
 	int ret;
 
 	c->ctx = zmq_ctx_new();
@@ -296,16 +254,12 @@ static int control_sockets(struct control *c, const char *secret, char *err, siz
 			     zmq_strerror(-ret));
 		return ret;
 	}
-	if (c->curve) {
-		/* The handler must be bound before any client can connect. */
-		c->zap = zmq_socket(c->ctx, ZMQ_REP);
-		if (!c->zap || control_setsockopt_int(c->zap, ZMQ_LINGER, 0) < 0 ||
-		    zmq_bind(c->zap, CONTROL_ZAP_ENDPOINT) != 0) {
-			ret = -errno;
-			control_errf(err, errlen, "control: cannot start the ZAP handler: %s",
-				     zmq_strerror(-ret));
-			return ret;
-		}
+	/* Before the socket: its ZAP handler must be there before any client. */
+	o.secret_file = cfg->control.curve_server_secret_file;
+	o.allowed = cfg->control.curve_allowed_keys;
+	ret = zap_create(c->ctx, &o, cfg, &c->guard, err, errlen);
+	if (ret < 0) {
+		return ret;
 	}
 	c->sock = zmq_socket(c->ctx, ZMQ_ROUTER);
 	if (!c->sock) {
@@ -323,33 +277,12 @@ static int control_sockets(struct control *c, const char *secret, char *err, siz
 	if (!ret && zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0) {
 		ret = -errno;
 	}
-	if (!ret && c->curve) {
-		ret = control_setsockopt_int(c->sock, ZMQ_CURVE_SERVER, 1);
-		if (!ret &&
-		    (zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, secret, CURVE_KEY_Z85_LEN) != 0 ||
-		     zmq_setsockopt(c->sock, ZMQ_ZAP_DOMAIN, CONTROL_ZAP_DOMAIN,
-				    strlen(CONTROL_ZAP_DOMAIN)) != 0)) {
-			ret = -errno;
-		}
-	}
 	if (ret) {
 		control_errf(err, errlen, "control: cannot set socket options: %s", zmq_strerror(-ret));
 		return ret;
 	}
-	/* Refused handshakes are logged; the monitor reports them. */
-	if (zmq_socket_monitor(c->sock, CONTROL_MON_ENDPOINT, events) != 0) {
-		ret = -errno;
-		control_errf(err, errlen, "control: cannot monitor the socket: %s", zmq_strerror(-ret));
-		return ret;
-	}
-	c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
-	if (!c->mon || control_setsockopt_int(c->mon, ZMQ_LINGER, 0) < 0 ||
-	    zmq_connect(c->mon, CONTROL_MON_ENDPOINT) != 0) {
-		ret = -errno;
-		control_errf(err, errlen, "control: cannot monitor the socket: %s", zmq_strerror(-ret));
-		return ret;
-	}
-	return 0;
+	/* CURVE with the guard's keys, and refused handshakes logged. */
+	return zap_apply(c->guard, c->sock, err, errlen);
 }
 
 /*
@@ -396,7 +329,7 @@ static int control_bind(struct control *c, const char *endpoint, bool is_default
 int control_create(const struct rpmsd_config *cfg, const struct control_deps *deps,
 		   struct control **out, char *err, size_t errlen)
 {
-	char endpoint[CONFIG_PATH_MAX + 8], secret[CURVE_KEY_Z85_LEN + 1] = "";
+	char endpoint[CONFIG_PATH_MAX + 8];
 	struct control *c;
 	int ret;
 
@@ -412,11 +345,6 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	c->reload_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->stopping, false);
-	atomic_init(&c->refused, 0);
-	atomic_init(&c->handshakes_refused, 0);
-	for (size_t i = 0; i < CONTROL_PEERS; i++) {
-		c->peers[i].fd = -1;
-	}
 	c->stim = deps->stim;
 	c->acq = deps->acq;
 	c->clock = deps->clock;
@@ -448,24 +376,7 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 		ret = -ENAMETOOLONG;
 		goto err_free;
 	}
-	if (c->curve) {
-		if (!zmq_has("curve")) {
-			control_errf(err, errlen, "control.curve_server_secret_file: this libzmq has no "
-				     "CURVE support");
-			ret = -ENOTSUP;
-			goto err_free;
-		}
-		ret = control_load_keys(cfg, secret, &c->allowed, &c->n_allowed, err, errlen);
-		if (ret < 0) {
-			goto err_free;
-		}
-		if (zmq_curve_public(c->server_key, secret) != 0) {
-			control_errf(err, errlen, "control.curve_server_secret_file: not a valid key");
-			ret = -EINVAL;
-			goto err_free;
-		}
-	}
-	ret = control_sockets(c, secret, err, errlen);
+	ret = control_sockets(c, cfg, err, errlen);
 	if (ret == 0) {
 		ret = control_bind(c, endpoint, !strcmp(cfg->control.endpoint, CONFIG_CONTROL_ENDPOINT),
 				   err, errlen);
@@ -473,7 +384,6 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	if (ret < 0) {
 		goto err_free;
 	}
-	explicit_bzero(secret, sizeof(secret));
 	if (ret == 1) {
 		/*
 		 * Fail safe, not fail to start: without a control socket nothing
@@ -487,7 +397,7 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 		c->endpoint[0] = '\0';
 	} else if (c->curve) {
 		log_info("control: %s, CURVE: server public key %s, %zu client key(s) allowed",
-			 c->endpoint, c->server_key, c->n_allowed);
+			 c->endpoint, zap_server_key(c->guard), zap_allowed(c->guard));
 	} else {
 		log_info("control: %s", c->endpoint);
 	}
@@ -495,7 +405,6 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	return 0;
 
 err_free:
-	explicit_bzero(secret, sizeof(secret));
 	control_destroy(c);
 	return ret;
 }
@@ -559,7 +468,7 @@ void control_destroy(struct control *c)
 	}
 	free(c->reload_next);
 	ring_destroy(c->events);
-	free(c->allowed);
+	zap_destroy(c->guard);
 	free(c->cfg);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

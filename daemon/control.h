@@ -37,8 +37,9 @@ struct stim;
 #define CONTROL_FRAME_MAX 1048576	/* longer frames: the client is disconnected */
 
 /**
- * Read the CURVE key files of cfg->control (when CURVE is configured) and
- * report the first problem, naming the file and line; for --check-config.
+ * Read the CURVE key files of cfg->control and cfg->publish (of each that
+ * has CURVE configured) and report the first problem, naming the key, the
+ * file and the line; for --check-config and the start.
  * @return 0, or -EINVAL / -errno with the message in @err
  */
 int control_check_keys(const struct rpmsd_config *cfg, char *err, size_t errlen);

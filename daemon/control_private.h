@@ -6,9 +6,10 @@
  *   control.c          set-up: sockets, endpoints, key files, start, stop
  *   control_status.c   the status reply and the heartbeat's view
  *   control_command.c  running a request: arm, sessions, calibrate, set
- *   control_thread.c   the thread: requests, ZAP, the socket monitor
+ *   control_thread.c   the thread: requests, and the guard's key checks
  *
- * Requests are parsed by control_request.c, key files read by curve_key.c.
+ * Requests are parsed by control_request.c; the CURVE guard (ZAP handler,
+ * allowlist, refused handshakes) is zap.c's, shared with the event stream.
  * Everything here runs on the control thread unless its comment says
  * otherwise (control_status: the main thread).
  */
@@ -25,7 +26,6 @@
 
 #include "config.h"	/* CONFIG_PATH_MAX */
 #include "control_request.h"
-#include "curve_key.h"
 #include "event.h"	/* EVENT_ID_MAX */
 
 struct acquire;
@@ -34,36 +34,13 @@ struct record;
 struct ring;
 struct sclock;
 struct stim;
+struct zap;
 
 #define CONTROL_WAIT_MS 1000		/* for the stim or acquire thread to act */
-#define CONTROL_MAX_REFUSED 256		/* refused clients told apart */
-#define CONTROL_PEERS 64		/* connections whose address is known */
-#define CONTROL_ADDR_LEN 96
-
 /* At most one log line a second of a kind, so a client retrying cannot flood the log. */
 struct control_log_limit {
 	int64_t last_ns;
 	unsigned long suppressed;
-};
-
-/* Why a client was refused, for the log: each client's first of each is logged. */
-enum control_why {
-	CONTROL_WHY_KEY,		/* ZAP: a CURVE key not in the allowlist */
-	CONTROL_WHY_MECHANISM,		/* ZAP: not CURVE */
-	CONTROL_WHY_NO_CURVE,		/* mechanism mismatch before ZAP */
-	CONTROL_WHY_SERVER_KEY,		/* the HELLO cannot be decrypted */
-	CONTROL_WHY_PROTOCOL,		/* anything else ZMTP */
-	CONTROL_WHY_CLOSED,		/* gone during the handshake */
-};
-
-/*
- * A connection the socket monitor announced (ZMQ_EVENT_ACCEPTED carries its
- * file descriptor): who is behind it, for the log when its handshake fails.
- */
-struct control_peer {
-	int fd;				/* -1: free */
-	char addr[CONTROL_ADDR_LEN];	/* for people: "127.0.0.1:40312" */
-	char id[CONTROL_ADDR_LEN];	/* the client, for counting: "ip 127.0.0.1" */
 };
 
 struct control {
@@ -79,8 +56,7 @@ struct control {
 
 	void *ctx;
 	void *sock;			/* ROUTER: the requests */
-	void *zap;			/* REP on the ZAP endpoint; NULL without CURVE */
-	void *mon;			/* PAIR: the socket monitor's handshake failures */
+	struct zap *guard;		/* CURVE keys, refused handshakes */
 	int stop_fd;
 	int reload_fd;			/* main -> control thread: reload_next is set */
 	struct rpmsd_config *reload_next;	/* under lock; NULL until a reload */
@@ -91,26 +67,7 @@ struct control {
 	char endpoint[CONFIG_PATH_MAX + 8];
 
 	bool curve;
-	char server_key[CURVE_KEY_Z85_LEN + 1];	/* public, for status and the log */
-	uint8_t (*allowed)[CURVE_KEY_LEN];
-	size_t n_allowed;
-	/*
-	 * Refusals: "clients_refused" counts clients, told apart by the key
-	 * they presented, else by address (IP, or uid over ipc); every refused
-	 * handshake counts in "handshakes_refused". Control thread only, the
-	 * counters aside.
-	 */
-	atomic_uint_fast64_t refused;
-	atomic_uint_fast64_t handshakes_refused;
-	char refused_ids[CONTROL_MAX_REFUSED][CONTROL_ADDR_LEN];
-	unsigned refused_whys[CONTROL_MAX_REFUSED];	/* bit per enum control_why logged */
-	size_t n_refused_ids;
-	struct control_peer peers[CONTROL_PEERS];
-	size_t next_peer;		/* the slot to reuse when all are taken */
-	uint16_t pending_event;		/* a handshake failure awaiting its DISCONNECTED */
-	uint32_t pending_value;
 	struct control_log_limit log_bad;
-	struct control_log_limit log_refused;
 
 	/* control thread writes, control_status (main thread) reads */
 	pthread_mutex_t lock;

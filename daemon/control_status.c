@@ -23,6 +23,7 @@
 #include "publish.h"
 #include "sclock.h"
 #include "stim.h"
+#include "zap.h"
 
 #define CONTROL_NS_PER_MS 1000000.0
 #define CONTROL_NS_PER_S 1e9
@@ -123,6 +124,7 @@ json_t *control_status_json(struct control *c)
 	struct publish_fault f;
 	const char *blocked = stim_arm_blocked(c->stim);
 	json_t *o = json_object(), *acq, *lim, *ctl;
+	uint64_t clients, handshakes;
 	const char *key;
 	size_t i;
 
@@ -159,15 +161,14 @@ json_t *control_status_json(struct control *c)
 						"seq", (json_int_t)f.seq, "t_wall_ns",
 						(json_int_t)f.wall_ns)
 				    : json_null());
+	zap_refusals(c->guard, &clients, &handshakes);
 	ctl = json_object();
 	json_object_set_new(ctl, "endpoint", json_string(c->endpoint));
 	json_object_set_new(ctl, "curve", json_boolean(c->curve));
 	json_object_set_new(ctl, "server_public_key",
-			    c->curve ? json_string(c->server_key) : json_null());
-	json_object_set_new(ctl, "clients_refused",
-			    json_integer((json_int_t)atomic_load(&c->refused)));
-	json_object_set_new(ctl, "handshakes_refused",
-			    json_integer((json_int_t)atomic_load(&c->handshakes_refused)));
+			    c->curve ? json_string(zap_server_key(c->guard)) : json_null());
+	json_object_set_new(ctl, "clients_refused", json_integer((json_int_t)clients));
+	json_object_set_new(ctl, "handshakes_refused", json_integer((json_int_t)handshakes));
 	json_object_set_new(o, "control", ctl);
 	return o;
 }

@@ -115,6 +115,19 @@ struct course_db_dose {
 struct course_db;
 
 /**
+ * Check a PostgreSQL conninfo as libpq resolves it (its service file and
+ * PG* variables too), without connecting: a server that is not on this
+ * host (a host or hostaddr other than a Unix socket directory, localhost
+ * or a loopback address) needs sslmode=verify-full. course_db_open checks
+ * the same and, off the host, also demands SCRAM by channel binding
+ * (docs/course_db.md, "Security").
+ * @return 0, -EINVAL for a conninfo libpq cannot parse, -EPERM for one
+ *         that would leave the host unprotected; the message names
+ *         course_db.conninfo and what to add
+ */
+int course_db_check_conninfo(const char *conninfo, char *err, size_t errlen);
+
+/**
  * Open (creating it if needed) and migrate the database @cfg names.
  * Migrations run in one transaction; a database whose schema is newer than
  * COURSE_DB_SCHEMA_VERSION is refused (-EPROTONOSUPPORT, naming both

@@ -11,6 +11,13 @@
  * (GREATEST for pulses, COALESCE for the end, a unique (origin, seq) for
  * notes), so a crash between the server's commit and the journal's delete
  * replays harmlessly. Queries are parameterised, never built from text.
+ *
+ * A site is a network (course_db_check_conninfo): a server off this host
+ * is reached over TLS with its certificate verified against its name
+ * (sslmode=verify-full) and SCRAM proven by channel binding
+ * (channel_binding=require, which only SCRAM-SHA-256-PLUS satisfies), so
+ * neither a password nor a patient id crosses the network in the clear or
+ * to an impostor.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +28,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -624,6 +633,180 @@ static void course_db_pg_free(struct course_db_pg *p)
 	free(p);
 }
 
+/* The value of option @key in libpq's resolved options @opts, "" when unset. */
+static const char *course_db_pg_opt(const PQconninfoOption *opts, const char *key)
+{
+	for (; opts && opts->keyword; opts++) {
+		if (!strcmp(opts->keyword, key)) {
+			return opts->val ? opts->val : "";
+		}
+	}
+	return "";
+}
+
+/*
+ * Whether one entry of a host or hostaddr list stays on this host: a Unix
+ * socket directory ('/...', '@abstract'), localhost, or a loopback address
+ * (127.0.0.0/8, ::1, ::ffff:127.x.y.z). A name that merely resolves to
+ * loopback today is not trusted to do so tomorrow.
+ */
+static bool course_db_pg_host_local(const char *h, size_t n)
+{
+	char name[256];
+	unsigned char a[sizeof(struct in6_addr)];
+
+	if (n == 0 || h[0] == '/' || h[0] == '@') {
+		return true;	/* empty: libpq's default Unix socket */
+	}
+	if (n >= sizeof(name)) {
+		return false;
+	}
+	memcpy(name, h, n);
+	name[n] = '\0';
+	if (!strcmp(name, "localhost")) {
+		return true;
+	}
+	if (inet_pton(AF_INET, name, a) == 1) {
+		return a[0] == 127;
+	}
+	if (inet_pton(AF_INET6, name, a) == 1) {
+		return IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a) ||
+		       (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a) && a[12] == 127);
+	}
+	return false;
+}
+
+/* The first entry of the comma-separated list @list that leaves this host, or NULL. */
+static const char *course_db_pg_remote(const char *list, size_t *len)
+{
+	const char *p = list, *comma;
+
+	for (;;) {
+		comma = strchr(p, ',');
+		*len = comma ? (size_t)(comma - p) : strlen(p);
+		if (!course_db_pg_host_local(p, *len)) {
+			return p;
+		}
+		if (!comma) {
+			return NULL;
+		}
+		p = comma + 1;
+	}
+}
+
+/*
+ * Check the options libpq resolved for @conn (the conninfo, a service
+ * file, PG* environment variables: what it will really use). @return 0
+ * with *@remote, or -EPERM with the message in @err
+ */
+static int course_db_pg_check_options(PGconn *conn, bool *remote, char *err, size_t errlen)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	const char *host, *sslmode, *where;
+	size_t len;
+	int rc = 0;
+
+	if (!opts) {
+		snprintf(err, errlen, "course database: out of memory");
+		return -ENOMEM;
+	}
+	host = course_db_pg_opt(opts, "host");
+	where = course_db_pg_remote(host, &len);
+	if (!where) {
+		/* hostaddr, when given, is where libpq really connects */
+		host = course_db_pg_opt(opts, "hostaddr");
+		where = course_db_pg_remote(host, &len);
+	}
+	*remote = where != NULL;
+	sslmode = course_db_pg_opt(opts, "sslmode");
+	if (*remote && strcmp(sslmode, "verify-full")) {
+		snprintf(err, errlen, "course_db.conninfo: the server '%.*s' is not on this host, "
+			 "so the connection must be TLS with the server's certificate verified "
+			 "(sslmode is '%s'): add sslmode=verify-full and sslrootcert=FILE, the CA "
+			 "certificate that signed the server's (without sslrootcert, libpq reads "
+			 "~/.postgresql/root.crt of the user rpmsd runs as)",
+			 (int)(len < 200 ? len : 200), where, sslmode[0] ? sslmode : "prefer");
+		rc = -EPERM;
+	}
+	PQconninfoFree(opts);
+	return rc;
+}
+
+/*
+ * Check @conninfo as libpq will use it, sending nothing: PQconninfoParse
+ * for its syntax, then PQconnectStart resolves the options (a service
+ * file, PG* environment variables too) and at most starts the TCP or
+ * socket connect; a password goes out only in the handshake, which is
+ * never made here. A server that cannot be reached is not this check's to
+ * report: the real connect says "unreachable".
+ */
+static int course_db_pg_probe(const char *conninfo, bool *remote, char *err, size_t errlen)
+{
+	PQconninfoOption *parsed;
+	char *msg = NULL;
+	PGconn *probe;
+	int rc;
+
+	parsed = PQconninfoParse(conninfo, &msg);
+	if (!parsed) {
+		snprintf(err, errlen, "course_db.conninfo: %s", msg ? msg : "out of memory");
+		course_db_pg_chomp(err);
+		PQfreemem(msg);
+		return msg ? -EINVAL : -ENOMEM;
+	}
+	PQconninfoFree(parsed);
+	probe = PQconnectStart(conninfo);
+	if (!probe) {
+		snprintf(err, errlen, "course database: out of memory");
+		return -ENOMEM;
+	}
+	rc = course_db_pg_check_options(probe, remote, err, errlen);
+	PQfinish(probe);
+	return rc;
+}
+
+int course_db_check_conninfo(const char *conninfo, char *err, size_t errlen)
+{
+	bool remote;
+
+	return course_db_pg_probe(conninfo, &remote, err, errlen);
+}
+
+/*
+ * Connect to @conninfo, checked first (course_db_pg_probe). Off this host
+ * the connection also demands channel binding, which only SCRAM-SHA-256-PLUS
+ * over TLS can give: a server that asks for md5, a cleartext password or
+ * nothing is refused by libpq before the password leaves.
+ */
+static int course_db_pg_connect(const char *conninfo, PGconn **out, char *err, size_t errlen)
+{
+	const char *keys[4] = { "dbname", NULL, NULL, NULL };
+	const char *vals[4] = { conninfo, NULL, NULL, NULL };
+	bool remote;
+	int rc, n = 1;
+
+	rc = course_db_pg_probe(conninfo, &remote, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	if (remote) {
+		keys[n] = "channel_binding";
+		vals[n++] = "require";
+	}
+	if (PQlibVersion() >= 160000) {
+		/* libpq 16's require_auth: never md5 or a cleartext password, also locally */
+		keys[n] = "require_auth";
+		vals[n++] = "!password,!md5";
+	}
+	/* expand_dbname: the conninfo first, what follows overrides it */
+	*out = PQconnectdbParams(keys, vals, 1);
+	if (!*out) {
+		snprintf(err, errlen, "course database: out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int course_db_pg_open(struct course_db *db, const struct course_db_config *cfg,
 			     char *err, size_t errlen)
 {
@@ -653,10 +836,8 @@ static int course_db_pg_open(struct course_db *db, const struct course_db_config
 			goto err_free;
 		}
 	}
-	p->conn = PQconnectdb(cfg->conninfo);
-	if (!p->conn) {
-		snprintf(err, errlen, "course database: out of memory");
-		rc = -ENOMEM;
+	rc = course_db_pg_connect(cfg->conninfo, &p->conn, err, errlen);
+	if (rc < 0) {
 		goto err_free;
 	}
 	if (PQstatus(p->conn) != CONNECTION_OK) {

@@ -11,6 +11,12 @@
  * every subscriber lose the message: a stuck viewer would punch holes in
  * a researcher's recording.) The subscriber sees its own losses as gaps
  * in the per-topic sequence numbers.
+ *
+ * Beyond this host the stream is a CURVE server (config_rule_publish): the
+ * guard (zap.c, as the control socket's) answers libzmq's key checks and
+ * logs refused subscribers, here on the publisher thread, between passes
+ * and without waiting; a refused subscriber never subscribes, so it gets
+ * nothing.
  */
 #include <errno.h>
 #include <math.h>
@@ -31,6 +37,7 @@
 #include "publish.h"
 #include "ring.h"
 #include "sclock.h"
+#include "zap.h"
 
 #define PUBLISH_MAX_RINGS 8
 #define PUBLISH_RING_NAME_MAX 32
@@ -57,6 +64,7 @@ struct publish_ring {
 struct publish {
 	void *ctx;
 	void *sock;
+	struct zap *guard;		/* CURVE: keys, refused subscribers; or NULL */
 	char endpoint[CONFIG_PATH_MAX];	/* as bound, wildcards resolved */
 	double rate_hz;
 	int64_t heartbeat_ns;		/* 0: no heartbeat */
@@ -102,7 +110,11 @@ static int publish_setsockopt_int(void *sock, int opt, int value)
 int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 		   struct publish **out, char *err, size_t errlen)
 {
+	static const struct zap_opts opts = {
+		.section = "publish", .who = "subscriber", .held = "not logged",
+	};
 	const char *endpoint = cfg->publish.endpoint;
+	struct zap_opts o = opts;
 	struct publish *p;
 	size_t eplen;
 	int ret;
@@ -144,6 +156,15 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 			 zmq_strerror(-ret));
 		goto err_free;
 	}
+	/* Before the socket: the ZAP handler must be there before any subscriber. */
+	if (cfg->publish.curve_server_secret_file[0]) {
+		o.secret_file = cfg->publish.curve_server_secret_file;
+		o.allowed = cfg->publish.curve_allowed_keys;
+		ret = zap_create(p->ctx, &o, cfg, &p->guard, err, errlen);
+		if (ret < 0) {
+			goto err_ctx;
+		}
+	}
 	p->sock = zmq_socket(p->ctx, ZMQ_XPUB);
 	if (!p->sock) {
 		ret = -errno;
@@ -167,6 +188,12 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 			 zmq_strerror(-ret));
 		goto err_sock;
 	}
+	if (p->guard) {
+		ret = zap_apply(p->guard, p->sock, err, errlen);
+		if (ret < 0) {
+			goto err_sock;
+		}
+	}
 	if (zmq_bind(p->sock, endpoint) != 0) {
 		ret = -errno;
 		snprintf(err, errlen, "publish.endpoint: cannot bind '%s': %s",
@@ -178,12 +205,18 @@ int publish_create(const struct rpmsd_config *cfg, double rate_hz,
 	if (zmq_getsockopt(p->sock, ZMQ_LAST_ENDPOINT, p->endpoint, &eplen) != 0) {
 		snprintf(p->endpoint, sizeof(p->endpoint), "%s", endpoint);
 	}
+	if (p->guard) {
+		log_info("publish: %s, CURVE: server public key %s, %zu subscriber key(s) allowed",
+			 p->endpoint, zap_server_key(p->guard), zap_allowed(p->guard));
+	}
 	*out = p;
 	return 0;
 
 err_sock:
+	zmq_socket_monitor(p->sock, NULL, 0);
 	zmq_close(p->sock);
 err_ctx:
+	zap_destroy(p->guard);
 	zmq_ctx_term(p->ctx);
 err_free:
 	pthread_mutex_destroy(&p->status_lock);
@@ -248,13 +281,15 @@ static unsigned publish_read_subscriptions(struct publish *p)
 int publish_wait_subscriber(struct publish *p, double timeout_s)
 {
 	int64_t deadline = sclock_mono_ns() + (int64_t)(timeout_s * PUBLISH_NS_PER_S);
-	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
+	zmq_pollitem_t items[1 + ZAP_POLLITEMS] = { { .socket = p->sock, .events = ZMQ_POLLIN } };
+	int n = 1 + zap_pollitems(p->guard, &items[1]);
 	int64_t left;
 
 	if (p->started) {
 		return -EBUSY;
 	}
 	for (;;) {
+		zap_serve(p->guard);	/* a subscriber's handshake waits for it */
 		if (publish_read_subscriptions(p) > 0) {
 			return 0;
 		}
@@ -263,7 +298,7 @@ int publish_wait_subscriber(struct publish *p, double timeout_s)
 			return -ETIMEDOUT;
 		}
 		/* Round up: a 0 ms poll would spin for the last millisecond. */
-		if (zmq_poll(&item, 1, (long)((left + 999999) / 1000000)) < 0 &&
+		if (zmq_poll(items, n, (long)((left + 999999) / 1000000)) < 0 &&
 		    errno != EINTR) {
 			return -errno;
 		}
@@ -598,7 +633,8 @@ static size_t publish_drain_pass(struct publish *p, bool flush, bool *held)
 static void *publish_thread(void *arg)
 {
 	struct publish *p = arg;
-	zmq_pollitem_t item = { .socket = p->sock, .events = ZMQ_POLLIN };
+	zmq_pollitem_t items[1 + ZAP_POLLITEMS] = { { .socket = p->sock, .events = ZMQ_POLLIN } };
+	int n_items = 1 + zap_pollitems(p->guard, &items[1]);
 	int64_t next_hb = sclock_mono_ns() + p->heartbeat_ns;
 	int64_t now;
 	bool held;	/* a record waits its turn: the passes go on (idle poll below) */
@@ -623,8 +659,9 @@ static void *publish_thread(void *arg)
 		 * the socket, so that subscriptions are still serviced.
 		 */
 		if (n == 0) {
-			zmq_poll(&item, 1, PUBLISH_IDLE_MS);
+			zmq_poll(items, n_items, PUBLISH_IDLE_MS);
 		}
+		zap_serve(p->guard);	/* never waits: key checks, refusals logged */
 		publish_read_subscriptions(p);
 	}
 	/* The producers have stopped: empty every ring before leaving. */
@@ -763,7 +800,11 @@ void publish_destroy(struct publish *p)
 		return;
 	}
 	publish_stop(p);
+	if (p->guard) {
+		zmq_socket_monitor(p->sock, NULL, 0);
+	}
 	zmq_close(p->sock);
+	zap_destroy(p->guard);
 	zmq_ctx_term(p->ctx);
 	pthread_mutex_destroy(&p->status_lock);
 	free(p);

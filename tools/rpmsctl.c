@@ -47,6 +47,8 @@ enum {
 
 struct rpmsctl_tail {
 	const char *endpoint;
+	const char *server_key;		/* CURVE: Z85, or a file holding it */
+	const char *secret_file;	/* CURVE: this subscriber's secret key */
 	const char *topics[RPMSCTL_MAX_TOPICS];
 	size_t n_topics;
 	bool json;
@@ -89,6 +91,10 @@ static void rpmsctl_usage(FILE *f)
 		"  -j, --json         print each event's JSON body as received, one per line\n"
 		"  -n, --count N      exit after N events\n"
 		"  -T, --timeout SEC  exit after SEC seconds without an event\n"
+		"      --server-key KEY   CURVE: the stream's public key (Z85, or a file\n"
+		"                         holding it; publish.curve_server_secret_file's)\n"
+		"      --secret-key FILE  CURVE: this subscriber's secret key (rpmsctl keygen;\n"
+		"                         its public key in publish.curve_allowed_keys)\n"
 		"  -h, --help         show this help\n"
 		"\n"
 		"Events are printed in the order they happened (rpmsd publishes them\n"
@@ -100,7 +106,9 @@ static void rpmsctl_usage(FILE *f)
 		"standard error.\n"
 		"\n"
 		"Exit status of tail: 0 count reached, interrupted, or timeout after some\n"
-		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n",
+		"events; 1 ZeroMQ or key file error; 2 usage error; 3 timeout before any\n"
+		"event (with CURVE: also when the stream refused this subscriber's key;\n"
+		"the daemon's log says why).\n\n",
 		RPMSCTL_DEFAULT_ENDPOINT);
 	rpmsctl_control_usage(f);
 	rpmsctl_course_usage(f);
@@ -556,6 +564,8 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "server-key", required_argument, NULL, 'S' },
+		{ "secret-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -581,6 +591,12 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'S':
+			o->server_key = optarg;
+			break;
+		case 'K':
+			o->secret_file = optarg;
 			break;
 		case 'n':
 			errno = 0;
@@ -620,7 +636,9 @@ static int rpmsctl_tail_parse(int argc, char **argv, struct rpmsctl_tail *o)
 	if (o->n_topics == 0) {
 		o->topics[o->n_topics++] = "rpms.";
 	}
-	return 0;
+	/* the key files now: a bad one is a usage or local error, not a silent stream */
+	c = rpmsctl_control_curve(NULL, o->server_key, o->secret_file);
+	return c == RPMSCTL_CONTROL_LOCAL ? RPMSCTL_EXIT_ZMQ : c;
 }
 
 /*
@@ -753,6 +771,9 @@ static int rpmsctl_tail(int argc, char **argv)
 		goto err_ctx;
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	if (rpmsctl_control_curve(sock, o.server_key, o.secret_file) != 0) {
+		goto err_sock;
+	}
 	for (i = 0; i < o.n_topics; i++) {
 		if (zmq_setsockopt(sock, ZMQ_SUBSCRIBE, o.topics[i],
 				   strlen(o.topics[i])) != 0) {
@@ -779,8 +800,10 @@ static int rpmsctl_tail(int argc, char **argv)
 			if (now >= idle_deadline) {
 				ret = printed ? RPMSCTL_EXIT_OK : RPMSCTL_EXIT_TIMEOUT;
 				if (!printed) {
-					fprintf(stderr, "rpmsctl: no event from %s within %g s\n",
-						o.endpoint, o.timeout_s);
+					fprintf(stderr, "rpmsctl: no event from %s within %g s%s\n",
+						o.endpoint, o.timeout_s,
+						o.server_key ? " (is this subscriber's key in "
+							       "publish.curve_allowed_keys?)" : "");
 				}
 				break;
 			}

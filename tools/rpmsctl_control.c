@@ -132,6 +132,39 @@ static int rpmsctl_control_server_key(const char *arg, char key[CURVE_KEY_Z85_LE
 	return rpmsctl_control_read_key(arg, false, key);
 }
 
+int rpmsctl_control_curve(void *sock, const char *server_key, const char *secret_file)
+{
+	char server[CURVE_KEY_Z85_LEN + 1], secret[CURVE_KEY_Z85_LEN + 1];
+	char public[CURVE_KEY_Z85_LEN + 1];
+	int ret = RPMSCTL_CONTROL_OK;
+
+	if (!!server_key != !!secret_file) {
+		return rpmsctl_control_usage_error("--server-key and --secret-key go together (CURVE)");
+	}
+	if (!server_key) {
+		return RPMSCTL_CONTROL_OK;
+	}
+	ret = rpmsctl_control_server_key(server_key, server);
+	if (ret == 0) {
+		ret = rpmsctl_control_read_key(secret_file, true, secret);
+	}
+	if (ret != 0) {
+		return ret;
+	}
+	if (zmq_curve_public(public, secret) != 0) {
+		ret = rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: not a CURVE secret key",
+					   secret_file);
+	} else if (sock &&
+		   (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, CURVE_KEY_Z85_LEN) != 0 ||
+		    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, CURVE_KEY_Z85_LEN) != 0 ||
+		    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, CURVE_KEY_Z85_LEN) != 0)) {
+		ret = rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "cannot set the CURVE keys: %s",
+					   zmq_strerror(errno));
+	}
+	explicit_bzero(secret, sizeof(secret));
+	return ret;
+}
+
 int rpmsctl_control_keygen(int argc, char **argv)
 {
 	char pub[CURVE_KEY_Z85_LEN + 1], sec[CURVE_KEY_Z85_LEN + 1];
@@ -180,28 +213,14 @@ int rpmsctl_control_keygen(int argc, char **argv)
 static int rpmsctl_control_call(const struct rpmsctl_control_opts *o, const char *req,
 				char **reply)
 {
-	char server[CURVE_KEY_Z85_LEN + 1], secret[CURVE_KEY_Z85_LEN + 1];
-	char public[CURVE_KEY_Z85_LEN + 1];
 	zmq_pollitem_t item;
 	int linger = 0, ret, rc, n;
 	zmq_msg_t msg;
 	void *ctx, *sock;
 
-	if (!!o->server_key != !!o->secret_file) {
-		return rpmsctl_control_usage_error("--server-key and --secret-key go together (CURVE)");
-	}
-	if (o->server_key) {
-		ret = rpmsctl_control_server_key(o->server_key, server);
-		if (ret == 0) {
-			ret = rpmsctl_control_read_key(o->secret_file, true, secret);
-		}
-		if (ret != 0) {
-			return ret;
-		}
-		if (zmq_curve_public(public, secret) != 0) {
-			return rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "%s: not a CURVE secret key",
-						    o->secret_file);
-		}
+	ret = rpmsctl_control_curve(NULL, o->server_key, o->secret_file);
+	if (ret != 0) {
+		return ret;
 	}
 	ctx = zmq_ctx_new();
 	if (!ctx) {
@@ -215,11 +234,7 @@ static int rpmsctl_control_call(const struct rpmsctl_control_opts *o, const char
 		goto err_ctx;
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
-	if (o->server_key &&
-	    (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, CURVE_KEY_Z85_LEN) != 0 ||
-	     zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, CURVE_KEY_Z85_LEN) != 0 ||
-	     zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, CURVE_KEY_Z85_LEN) != 0)) {
-		rpmsctl_control_fail(ret, "cannot set the CURVE keys: %s", zmq_strerror(errno));
+	if (rpmsctl_control_curve(sock, o->server_key, o->secret_file) != 0) {
 		goto err_sock;
 	}
 	if (zmq_connect(sock, o->endpoint) != 0) {

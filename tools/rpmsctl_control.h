@@ -32,6 +32,16 @@ int rpmsctl_control_main(int argc, char **argv);
 int rpmsctl_control_keygen(int argc, char **argv);
 
 /**
+ * CURVE for a client socket: --server-key @server_key (Z85, or a file
+ * holding it) and --secret-key @secret_file, both or neither (NULL). The
+ * key files are read as the daemon reads them (curve_key.h); @sock NULL
+ * only checks them.
+ * @return RPMSCTL_CONTROL_OK, or RPMSCTL_CONTROL_USAGE / _LOCAL with the
+ *         message printed
+ */
+int rpmsctl_control_curve(void *sock, const char *server_key, const char *secret_file);
+
+/**
  * Print "rpmsctl: MESSAGE" and the --help hint on stderr, for every
  * subcommand (tail included: its usage status is the same).
  * @return RPMSCTL_CONTROL_USAGE

@@ -6,6 +6,15 @@ the daemon sends against its published schemas (python3-jsonschema).
 
     client.py [--control EP] [--events EP] [--patient ID] [--session ID]
               [--seconds S] [--arm] [--schemas DIR]
+              [--server-key KEY --secret-key FILE]
+              [--control-server-key KEY --control-secret-key FILE]
+
+A stream bound beyond the daemon's host is CURVE-encrypted and lets in only
+the subscribers whose public keys it lists (docs/events.md, "CURVE"):
+--server-key is the stream's public key (Z85, or a file holding it),
+--secret-key this client's secret key file (rpmsctl keygen), as rpmsctl
+tail takes them; --control-server-key and --control-secret-key are the same
+for the control socket (docs/control.md).
 
 It subscribes to the event stream first (so that nothing it causes is
 missed), then talks to the control socket: one request, one reply
@@ -13,7 +22,8 @@ missed), then talks to the control socket: one request, one reply
 docs/events.schema.json, every reply against docs/control.schema.json, and
 every topic's sequence numbers are checked for gaps. Exit status: 0 all
 went as expected; 1 a message was invalid, a sequence had a gap, or a
-command was refused; 2 the daemon did not answer.
+command was refused; 2 the daemon did not answer (with CURVE: also when it
+refused this client's key), or a key file is unusable.
 
 The test suite runs this very file against a running daemon
 (tests/integration/test_control.py).
@@ -31,13 +41,51 @@ import zmq
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def read_key(arg, secret):
+    """A Z85 key given as itself, or the first key line of a key file (the
+    format rpmsd and rpmsctl read: '#' comments, a name may follow the key).
+    A secret key file must be readable by its owner only."""
+    if not secret and len(arg) == 40 and not os.path.exists(arg):
+        return arg.encode()
+    with open(arg) as f:
+        if secret and os.fstat(f.fileno()).st_mode & 0o077:
+            raise ValueError("%s: a secret key readable by others: chmod 600 it" % arg)
+        for line in f:
+            words = line.split()
+            if words and not words[0].startswith("#"):
+                if len(words[0]) != 40:
+                    break
+                return words[0].encode()
+    raise ValueError("%s: no Z85 key (40 characters) in it" % arg)
+
+
+def curve_keys(server_key, secret_file):
+    """(server public key, client secret key) as bytes, or None without CURVE."""
+    if not server_key and not secret_file:
+        return None
+    if not server_key or not secret_file:
+        raise ValueError("a server key and a secret key go together (CURVE)")
+    return read_key(server_key, False), read_key(secret_file, True)
+
+
+def curve(sock, keys):
+    """Make @sock a CURVE client of the server with @keys (curve_keys)."""
+    if keys:
+        sock.curve_secretkey = keys[1]
+        sock.curve_publickey = zmq.curve_public(keys[1])
+        sock.curve_serverkey = keys[0]
+
+
 class Client:
-    def __init__(self, control, events, schemas, timeout_s=5.0):
+    def __init__(self, control, events, schemas, timeout_s=5.0, events_keys=None,
+                 control_keys=None):
         self.ctx = zmq.Context()
         self.timeout_ms = int(timeout_s * 1000)
         self.control_ep = control
+        self.control_keys = control_keys
         self.req = None
         self.sub = self.ctx.socket(zmq.SUB)
+        curve(self.sub, events_keys)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
         self.sub.connect(events)
         self.events = self._validator(os.path.join(schemas, "events.schema.json"))
@@ -60,6 +108,7 @@ class Client:
         if self.req is None:
             self.req = self.ctx.socket(zmq.REQ)
             self.req.setsockopt(zmq.LINGER, 0)
+            curve(self.req, self.control_keys)
             self.req.connect(self.control_ep)
         return self.req
 
@@ -122,9 +171,24 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--arm", action="store_true", help="arm the coil for the session")
     ap.add_argument("--schemas", default=os.path.normpath(os.path.join(HERE, "..")))
+    ap.add_argument("--server-key", metavar="KEY",
+                    help="CURVE: the event stream's public key (Z85, or a file holding it)")
+    ap.add_argument("--secret-key", metavar="FILE",
+                    help="CURVE: this client's secret key file, for the event stream")
+    ap.add_argument("--control-server-key", metavar="KEY",
+                    help="CURVE: the control socket's public key (Z85, or a file holding it)")
+    ap.add_argument("--control-secret-key", metavar="FILE",
+                    help="CURVE: this client's secret key file, for the control socket")
     args = ap.parse_args()
 
-    client = Client(args.control, args.events, args.schemas)
+    try:
+        events_keys = curve_keys(args.server_key, args.secret_key)
+        control_keys = curve_keys(args.control_server_key, args.control_secret_key)
+    except (OSError, ValueError) as e:
+        print("client.py: %s" % e, file=sys.stderr)
+        return 2
+    client = Client(args.control, args.events, args.schemas, events_keys=events_keys,
+                    control_keys=control_keys)
     try:
         client.pump(0.5)                    # let the subscription reach the daemon
         status = client.request("status")
@@ -146,6 +210,10 @@ def main():
         return 1
     finally:
         client.close()
+    if not client.received:
+        client.problems.append("no event from %s%s" % (
+            args.events, " (is this client's key in publish.curve_allowed_keys?)"
+            if events_keys else ""))
     for p in client.problems:
         print("client.py: invalid: %s" % p, file=sys.stderr)
     print("%d messages, all valid" % len(client.received) if not client.problems

@@ -7,6 +7,7 @@
  *   course_db_drv sqlite PATH [SCHEMA_TARGET]
  *   course_db_drv pg CONNINFO JOURNAL [SCHEMA_TARGET]
  *   course_db_drv pgclient CONNINFO JOURNAL	(COURSE_DB_CLIENT, as rpmsctl)
+ *   course_db_drv pgcheck CONNINFO      (course_db_check_conninfo only)
  *
  * Commands: patient P | rx P C SESSIONS PER_DAY MIN_HOURS CAP |
  * begin P C RIG NOW DAY_START DAY_END | pulses ID N | end ID NOW N |
@@ -47,6 +48,11 @@ int main(int argc, char **argv)
 	char line[4096];
 	int rc;
 
+	if (argc == 3 && !strcmp(argv[1], "pgcheck")) {
+		rc = course_db_check_conninfo(argv[2], err, sizeof(err));
+		drv_reply(rc, err, "check");
+		return rc < 0;
+	}
 	if (argc >= 3 && !strcmp(argv[1], "sqlite")) {
 		cfg.backend = COURSE_DB_SQLITE;
 		cfg.path = argv[2];

@@ -956,6 +956,54 @@ static void test_endpoint(void **state)
 	assert_string_equal(c.publish.endpoint, "inproc://events");
 }
 
+/* The event stream beyond loopback needs CURVE too (issue 20): it carries ids and EMG. */
+static void test_publish_curve(void **state)
+{
+	static const char *const local[] = {
+		"ipc:///run/rpmsd/events", "inproc://events", "tcp://127.0.0.1:5560",
+		"tcp://127.1.2.3:1", "tcp://localhost:5560", "tcp://[::1]:5560",
+	};
+	static const char *const exposed[] = {
+		"tcp://0.0.0.0:5560", "tcp://*:5560", "tcp://eth0:5560", "tcp://192.0.2.2:5560",
+		"tcp://127.0.0.1.example.org:5560", "tcp://[::]:5560",
+	};
+	char text[512], want[640];
+	struct rpmsd_config c;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		snprintf(text, sizeof(text), SRC "[publish]\nendpoint = %s\n", local[i]);
+		expect_ok(text, &c);
+	}
+	for (i = 0; i < sizeof(exposed) / sizeof(exposed[0]); i++) {
+		snprintf(text, sizeof(text), SRC "[publish]\nendpoint = %s\n", exposed[i]);
+		snprintf(want, sizeof(want), ":4: publish.endpoint: '%s' can be reached from other "
+			 "hosts, and the events carry patient and session ids and the EMG (allowed "
+			 "without CURVE: ipc://PATH, tcp://127.0.0.1:PORT, tcp://[::1]:PORT, "
+			 "tcp://localhost:PORT; or set publish.curve_server_secret_file and "
+			 "publish.curve_allowed_keys)", exposed[i]);
+		expect_error(text, want);
+		snprintf(text, sizeof(text), SRC "[publish]\nendpoint = %s\n"
+			 "curve_server_secret_file = stream.key\ncurve_allowed_keys = viewers\n",
+			 exposed[i]);
+		expect_ok(text, &c);
+		assert_string_equal(c.publish.curve_server_secret_file, "stream.key");
+		assert_string_equal(c.publish.curve_allowed_keys, "viewers");
+	}
+	expect_error(SRC "[publish]\ncurve_server_secret_file = stream.key\n",
+		     ":4: publish.curve_allowed_keys: missing (required with "
+		     "publish.curve_server_secret_file: without an allowlist every subscriber key "
+		     "would be let in)");
+	expect_error(SRC "[publish]\ncurve_allowed_keys = viewers\n",
+		     ":4: publish.curve_allowed_keys: set without "
+		     "publish.curve_server_secret_file (allowed: both, or neither)");
+	expect_error(SRC "[publish]\nendpoint = inproc://events\n"
+		     "curve_server_secret_file = stream.key\ncurve_allowed_keys = viewers\n",
+		     ":5: publish.curve_server_secret_file: CURVE cannot guard an inproc endpoint "
+		     "('inproc://events'; allowed with CURVE: tcp://ADDRESS:PORT or ipc://PATH)");
+}
+
 static void test_column(void **state)
 {
 	struct rpmsd_config c;
@@ -1358,6 +1406,7 @@ int main(void)
 		cmocka_unit_test(test_ring_records),
 		cmocka_unit_test(test_endpoint),
 		cmocka_unit_test(test_control),
+		cmocka_unit_test(test_publish_curve),
 		cmocka_unit_test(test_column),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_too_long),
