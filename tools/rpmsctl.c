@@ -28,6 +28,7 @@
 #include <zmq.h>
 
 #include "rpmsd-build.h"
+#include "rpmsctl_blind.h"
 #include "rpmsctl_control.h"
 
 #define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
@@ -77,6 +78,7 @@ static void rpmsctl_usage(FILE *f)
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
 		"  status, arm, disarm, calibrate, session, set, keygen: see below\n"
+		"  unblind   open a blinded trial's sealed audit (rpmsctl unblind --help)\n"
 		"\n"
 		"Options of tail:\n"
 		"  -e, --endpoint E   event endpoint to connect to (default %s)\n"
@@ -917,6 +919,8 @@ int main(int argc, char **argv)
 	args[n] = NULL;
 	if (strcmp(cmd, "tail") == 0) {
 		ret = rpmsctl_tail(n, args);
+	} else if (strcmp(cmd, "unblind") == 0) {
+		ret = rpmsctl_blind_unblind(n, args);
 	} else if (strcmp(cmd, "keygen") == 0) {
 		ret = lead ? rpmsctl_control_usage_error("keygen: takes no options ('%s')", argv[1])
 			   : rpmsctl_control_keygen(n, args);
