@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "blind.h"
 #include "blind_seal.h"
 #include "config.h"
@@ -416,6 +418,7 @@ int blind_session_start(struct blind *b, const char *patient, const char *course
 	char plain[BLIND_SEAL_PLAIN], line[BLIND_SEAL_LINE_MAX], when[32];
 	struct blind_alloc *a = NULL;
 	enum blind_arm arm;
+	json_t *rec;
 	time_t now = time(NULL);
 	struct tm tm;
 	int ret;
@@ -446,13 +449,17 @@ int blind_session_start(struct blind *b, const char *patient, const char *course
 	}
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(plain, sizeof(plain),
-		 "{\"time\":\"%s\",\"rig\":\"%s\",\"patient_id\":\"%s\",\"course_id\":\"%s\","
-		 "\"session_id\":\"%s\",\"arm\":\"%s\",\"arm_code\":\"%s\"}", when, b->rig,
-		 patient, course, session, arm == BLIND_ARM_SHAM ? "sham" : "active",
-		 out->arm_code);
-	ret = blind_seal_line(b->pk, plain, line, sizeof(line));
-	memset(plain, 0, sizeof(plain));
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time", when, "rig", b->rig,
+			"patient_id", patient, "course_id", course, "session_id", session,
+			"arm", arm == BLIND_ARM_SHAM ? "sham" : "active", "arm_code", out->arm_code);
+	ret = rec && json_dumpb(rec, plain, sizeof(plain) - 1, JSON_COMPACT) < sizeof(plain) - 1
+	      ? 0 : -E2BIG;
+	if (ret == 0) {
+		plain[json_dumpb(rec, NULL, 0, JSON_COMPACT)] = '\0';
+		ret = blind_seal_line(b->pk, plain, line, sizeof(line));
+	}
+	json_decref(rec);
+	explicit_bzero(plain, sizeof(plain));
 	if (ret < 0) {
 		snprintf(err, errlen, "sealing the audit record failed: %s", strerror(-ret));
 		memset(out, 0, sizeof(*out));

@@ -275,6 +275,7 @@ struct rpmsd_config {
 		char audit[CONFIG_PATH_MAX];		/* "" = state_dir/blind-audit */
 		enum config_sham_method sham_method;
 		char sham_plugin[CONFIG_NAME_MAX];	/* "" = stim.plugin */
+		char course_id[CONFIG_NAME_MAX];	/* the start-up session's, "" none */
 	} blind;
 
 	/* [coil.<plugin>] raw keys; only the section for stim.plugin is used */

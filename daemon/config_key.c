@@ -842,6 +842,12 @@ const struct config_key config_key_table[] = {
 		.allowed = "a plugin name, or empty for stim.plugin's; its keys go in [sham_coil.<plugin>]",
 		.doc = "The sham coil's plugin. Its device envelope must equal the active coil's (the gate must judge both alike).",
 		CONFIG_KEY_FIELD(blind.sham_plugin),
+	}, {
+		.section = "blind", .key = "course_id",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a course id of the allocation file, or empty",
+		.doc = "The course of the session rpmsd starts with (record.patient_id, record.session_id), e.g. a --fast replay: its arm is sealed and its coil chosen before the stim thread starts. Empty: only control sessions (session_start with course_id) are blinded, and the coil is armed only in one.",
+		CONFIG_KEY_FIELD(blind.course_id),
 	},
 };
 

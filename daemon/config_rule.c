@@ -458,6 +458,12 @@ int config_rule_all(struct config_ctx *ctx)
 			    "blind.allocation: the true arms are sealed to it)");
 		return -EINVAL;
 	}
+	if (cfg->blind.allocation[0] && cfg->daemon.arm_on_start && !cfg->blind.course_id[0]) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("daemon", "arm_on_start")),
+			    "daemon.arm_on_start: with blind.allocation, only with blind.course_id "
+			    "(the coil is armed only in a session whose course is allocated)");
+		return -EINVAL;
+	}
 	if (cfg->blind.allocation[0] && !cfg->sham_section[0]) {
 		config_fail(ctx, config_rule_line(ctx, config_key_find("blind", "allocation")),
 			    "blind.allocation: no [sham_coil.%s] section (required with "

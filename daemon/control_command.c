@@ -101,6 +101,13 @@ static json_t *control_command_arm(struct control *c, struct control_error *err)
 	if (stim_armed(c->stim)) {
 		return json_pack("{s:b, s:b}", "armed", 1, "changed", 0);
 	}
+	if (c->blind && !c->in_session && !c->cfg->blind.course_id[0]) {
+		/* every pulse of a blinded trial belongs to an allocated, audited session */
+		control_request_fail(err, "no_session", "blinding is configured (blind.allocation): "
+				     "arm only in a session started with an allocated course_id; "
+				     "the coil stays disarmed");
+		return NULL;
+	}
 	if (stim_arm(c->stim, "control: arm", &ticket) < 0) {
 		control_request_fail(err, "busy", "the stim thread's command ring is full: "
 				     "nothing was asked; the coil is %s",

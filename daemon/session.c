@@ -341,6 +341,44 @@ static int session_build_blind(struct session *s)
 	return ret;
 }
 
+/*
+ * blind.course_id: the start-up session (record.patient_id, session_id) is
+ * blinded like a control session: its arm sealed, its coil chosen before the
+ * stim thread starts, its code on the stream and in the recording.
+ */
+static int session_start_blind(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	struct blind_start bs;
+	char err[SESSION_ERR_MAX];
+	struct event ev;
+	int ret;
+
+	if (!s->blind || !cfg->blind.course_id[0]) {
+		return 0;
+	}
+	ret = blind_session_start(s->blind, cfg->record.patient_id, cfg->blind.course_id,
+				  cfg->record.session_id, &bs, err, sizeof(err));
+	if (ret == 0) {
+		ret = stim_new_session_coil(s->stim, bs.coil);
+	}
+	if (ret < 0) {
+		log_err("blind.course_id: %s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = EVENT_SESSION;
+	ev.u.session.started = 1;
+	snprintf(ev.u.session.patient_id, sizeof(ev.u.session.patient_id), "%.*s", EVENT_ID_MAX,
+		 cfg->record.patient_id);
+	snprintf(ev.u.session.session_id, sizeof(ev.u.session.session_id), "%.*s", EVENT_ID_MAX,
+		 cfg->record.session_id);
+	memcpy(ev.u.session.arm_code, bs.arm_code, sizeof(ev.u.session.arm_code));
+	event_stamp(&ev, sclock_now(s->clock));
+	ring_push(s->main_events, &ev);
+	return 0;
+}
+
 static int session_build(struct session *s, const struct session_options *opt)
 {
 	const struct rpmsd_config *cfg = s->cfg;
@@ -842,6 +880,10 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		goto err_stop;
 	}
 	ret = session_start_recording(&s);
+	if (ret < 0) {
+		goto err_stop;
+	}
+	ret = session_start_blind(&s);
 	if (ret < 0) {
 		goto err_stop;
 	}
