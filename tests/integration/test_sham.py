@@ -32,7 +32,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -312,7 +311,8 @@ def check_edf(fa, fb):
           "the arm or the course in an EDF+ file")
 
 
-def test_indistinguishable(trial):
+def test_indistinguishable():
+    trial = TRIAL
     a = fast_run(trial, "C-ACT")
     b = fast_run(trial, "C-SHM")
     msgs_a, edf_a, act_a, sham_a = a
@@ -350,7 +350,8 @@ class Control:
         self.ctx.term()
 
 
-def test_control_sessions(trial):
+def test_control_sessions():
+    trial = TRIAL
     trial.fresh()
     ctl_ep = "ipc://%s/control" % trial.tmp
     events = "tcp://127.0.0.1:%d" % free_port()
@@ -429,13 +430,21 @@ def test_control_sessions(trial):
           "session refused" % (len(active), len(sham)))
 
 
-def test_audit(trial):
+def test_audit():
+    trial = TRIAL
     with open(trial.audit) as f:
         lines = [ln.rstrip("\n") for ln in f if ln.strip()]
     sealed = [ln for ln in lines if ln.startswith("sealed ")]
     check(len(sealed) == 5, "sealed records %d (2 fast runs, 3 control sessions)" % len(sealed))
     check(len(set(len(ln) for ln in sealed)) == 1, "sealed records of different lengths")
-    raw = open(trial.audit).read()
+    # every line is a sealed record (base64 only: no '-', so no course or
+    # patient id by chance) or an unblind record; what is not base64 says
+    # nothing of arms, codes, courses or patients
+    b64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+    for ln in lines:
+        check(ln.startswith("sealed ") and set(ln[7:]) <= b64 or ln.startswith("unblind {"),
+              "an audit line that is neither sealed nor an unblind: %r" % ln)
+    raw = "\n".join(ln for ln in lines if not ln.startswith("sealed "))
     for word in ("sham", "active", "C-SHM", "C-ACT", "K7", "Q2", "P-001"):
         check(word not in raw, "%r in plain text in the audit" % word)
     r = subprocess.run([RPMSCTL, "unblind", "--key", trial.secret, "--audit", trial.audit],
@@ -461,7 +470,8 @@ def test_audit(trial):
           "statistician's key shows the true arms, another key fails; both audited")
 
 
-def test_allocation_refused(trial):
+def test_allocation_refused():
+    trial = TRIAL
     conf = trial.conf("refuse.conf")
 
     def start():
@@ -501,24 +511,20 @@ def test_allocation_refused(trial):
     print("ok   allocation refused: mode 0644, another owner, a course twice, an unknown arm")
 
 
-def main():
+TRIAL = None
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import rpmsd_rig as rig
     tmp = tempfile.mkdtemp(prefix="rpmsd-blind-")
     try:
-        trial = Trial(tmp)
-        test_indistinguishable(trial)
-        test_control_sessions(trial)
-        test_audit(trial)
-        test_allocation_refused(trial)
+        TRIAL = Trial(tmp)
+        # in this order: test_audit reads the records the sessions before sealed
+        rig.run_tests([test_indistinguishable, test_control_sessions, test_audit,
+                       test_allocation_refused])
     finally:
         if not os.environ.get("KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print("kept", tmp)
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print("FAIL %s" % e)
-        sys.exit(1)
