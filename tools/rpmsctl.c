@@ -98,7 +98,12 @@ static void rpmsctl_usage(FILE *f)
 		"standard error.\n"
 		"\n"
 		"Exit status of tail: 0 count reached, interrupted, or timeout after some\n"
-		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n",
+		"events; 1 ZeroMQ error; 2 usage error; 3 timeout before any event.\n\n"
+		"Options of unblind (a blinded trial's sealed audit, docs/sham.md):\n"
+		"  -k, --key FILE     the statistician's secret key file (required)\n"
+		"  -a, --audit FILE   the audit file (default /var/lib/rpmsd/blind-audit)\n"
+		"Each record is printed as a JSON line, after the unblind itself is\n"
+		"appended to the audit. Exit status 4 when a record does not open.\n\n",
 		RPMSCTL_DEFAULT_ENDPOINT);
 	rpmsctl_control_usage(f);
 }
