@@ -82,20 +82,25 @@ static bool blind_code_ok(const char *s)
 static int blind_alloc_line(struct blind_alloc *a, const char *name, int lineno, char *line,
 			    char *err, size_t errlen)
 {
-	char *save = NULL, *f[4];
+	char *save = NULL, *f[3], *tok;
 	size_t i, n = 0;
 	enum blind_arm arm;
 
 	line[strcspn(line, "#\r\n")] = '\0';
-	for (f[n] = strtok_r(line, " \t", &save); f[n] && n < 3;
-	     f[++n] = strtok_r(NULL, " \t", &save)) {
+	for (tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+		if (n == 3) {
+			snprintf(err, errlen, "%s:%d: expected 3 fields, COURSE_ID ARM ARM_CODE "
+				 "(found more than 3)", name, lineno);
+			return -EINVAL;
+		}
+		f[n++] = tok;
 	}
 	if (n == 0) {
 		return 0;	/* blank or comment */
 	}
-	if (n != 3 || f[3]) {
-		snprintf(err, errlen, "%s:%d: expected 3 fields, COURSE_ID ARM ARM_CODE (found %s%zu)",
-			 name, lineno, n == 3 ? "more than " : "", n);
+	if (n != 3) {
+		snprintf(err, errlen, "%s:%d: expected 3 fields, COURSE_ID ARM ARM_CODE (found %zu)",
+			 name, lineno, n);
 		return -EINVAL;
 	}
 	if (!blind_id_ok(f[0])) {

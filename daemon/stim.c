@@ -1055,12 +1055,13 @@ static bool stim_same_device(const struct safety_device *a, const struct safety_
 
 int stim_set_sham_coil(struct stim *s, struct plugin *sham)
 {
-	const struct safety_device *a = plugin_device(s->coils[STIM_COIL_ACTIVE]);
-	const struct safety_device *b = plugin_device(sham);
+	const struct safety_device *a, *b;
 
 	if (s->started || !sham || sham == s->coils[STIM_COIL_ACTIVE]) {
 		return -EINVAL;
 	}
+	a = plugin_device(s->coils[STIM_COIL_ACTIVE]);
+	b = plugin_device(sham);
 	/*
 	 * The gate holds pulses to one envelope (s->limits.dev): a sham coil
 	 * judged by another device's rules would refuse or admit differently,
