@@ -269,6 +269,7 @@ int config_validate_plugin_keys(const struct rpmsd_config *cfg,
 	char buf[CONFIG_ERR_MAX];
 	struct config_key k;
 	union config_value v;
+	const char *kind = cfg->plugin_is_sham ? "sham_coil" : "coil";
 	size_t i, j;
 
 	if (errlen) {
@@ -284,25 +285,42 @@ int config_validate_plugin_keys(const struct rpmsd_config *cfg,
 					      j ? ", " : "", keys[j].name);
 			}
 			config_report(err, errlen, cfg->path, kv->line,
-				      "coil.%s.%s: unknown key (allowed: %s)",
-				      cfg->plugin_section, kv->key,
+				      "%s.%s.%s: unknown key (allowed: %s)",
+				      kind, cfg->plugin_section, kv->key,
 				      n_keys ? buf : "none");
 			return -EINVAL;
 		}
 		if (config_coil_key(ck, &k) < 0) {
 			config_report(err, errlen, cfg->path, kv->line,
-				      "coil.%s.%s: the plugin declares an unknown type %d",
-				      cfg->plugin_section, kv->key, (int)ck->type);
+				      "%s.%s.%s: the plugin declares an unknown type %d",
+				      kind, cfg->plugin_section, kv->key, (int)ck->type);
 			return -EINVAL;
 		}
 		if (config_value_parse(&k, kv->value, &v, buf, sizeof(buf)) < 0) {
 			config_report(err, errlen, cfg->path, kv->line,
-				      "coil.%s.%s: %s", cfg->plugin_section,
+				      "%s.%s.%s: %s", kind, cfg->plugin_section,
 				      kv->key, buf);
 			return -EINVAL;
 		}
 	}
 	return 0;
+}
+
+void config_sham_coil(const struct rpmsd_config *cfg, struct rpmsd_config *out)
+{
+	*out = *cfg;
+	/* the plugin host reads plugin_*: give it the sham coil's section */
+	memcpy(out->plugin_section, cfg->sham_section, sizeof(out->plugin_section));
+	out->plugin_section_line = cfg->sham_section_line;
+	memcpy(out->plugin_kv, cfg->sham_kv, sizeof(out->plugin_kv));
+	out->n_plugin_kv = cfg->n_sham_kv;
+	out->plugin_is_sham = true;
+	memcpy(out->stim.plugin, config_sham_plugin(cfg), sizeof(out->stim.plugin));
+}
+
+const char *config_sham_plugin(const struct rpmsd_config *cfg)
+{
+	return cfg->blind.sham_plugin[0] ? cfg->blind.sham_plugin : cfg->stim.plugin;
 }
 
 /**

@@ -67,6 +67,11 @@ enum config_course_db_backend {
 	CONFIG_COURSE_DB_POSTGRESQL,
 };
 
+/** What a sham session does instead of stimulating (docs/sham.md). */
+enum config_sham_method {
+	CONFIG_SHAM_COIL = 0,		/* a second coil on its own output line */
+};
+
 /** Envelope estimator. */
 enum config_envelope {
 	CONFIG_ENVELOPE_RMS = 0,	/* moving root mean square */
@@ -266,11 +271,28 @@ struct rpmsd_config {
 		int busy_timeout_ms;
 	} course_db;
 
+	struct {
+		char allocation[CONFIG_PATH_MAX];	/* "" = no blinding */
+		char statistician_public_key[CONFIG_PATH_MAX];
+		char audit[CONFIG_PATH_MAX];		/* "" = state_dir/blind-audit */
+		enum config_sham_method sham_method;
+		char sham_plugin[CONFIG_NAME_MAX];	/* "" = stim.plugin */
+		char course_id[CONFIG_NAME_MAX];	/* the start-up session's, "" none */
+	} blind;
+
 	/* [coil.<plugin>] raw keys; only the section for stim.plugin is used */
 	char plugin_section[CONFIG_NAME_MAX];	/* name after "coil.", "" none */
 	int plugin_section_line;
 	struct config_plugin_kv plugin_kv[CONFIG_MAX_PLUGIN_KEYS];
 	size_t n_plugin_kv;
+	/* true in config_sham_coil's copy: plugin_* above are the sham coil's */
+	bool plugin_is_sham;
+
+	/* [sham_coil.<plugin>] raw keys, for blind.sham_plugin (docs/sham.md) */
+	char sham_section[CONFIG_NAME_MAX];	/* name after "sham_coil.", "" none */
+	int sham_section_line;
+	struct config_plugin_kv sham_kv[CONFIG_MAX_PLUGIN_KEYS];
+	size_t n_sham_kv;
 };
 
 /** The timing of one train of the configured protocol (config_train_shape). */
@@ -409,6 +431,16 @@ int config_recheck(struct rpmsd_config *cfg, const char *origin, char *err, size
 int config_validate_plugin_keys(const struct rpmsd_config *cfg,
 				const struct rpmsd_coil_key *keys, size_t n_keys,
 				char *err, size_t errlen);
+
+/**
+ * The sham coil's view of @cfg: a copy of it whose plugin section and
+ * keys are [sham_coil.<plugin>]'s, for plugin_load/plugin_open of the
+ * sham coil (its messages then name sham_coil.<plugin>.key).
+ */
+void config_sham_coil(const struct rpmsd_config *cfg, struct rpmsd_config *out);
+
+/** The sham coil's plugin: blind.sham_plugin, else stim.plugin. */
+const char *config_sham_plugin(const struct rpmsd_config *cfg);
 
 /**
  * Look up the effective value of a plugin key as text: the configured raw

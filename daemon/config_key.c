@@ -21,6 +21,7 @@ _Static_assert(sizeof(enum config_detect_rule) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_protocol) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_record_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_course_db_backend) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_sham_method) == sizeof(int), "enum size");
 
 #define CONFIG_KEY_FIELD(m)						\
 	.offset = offsetof(struct rpmsd_config, m),			\
@@ -28,7 +29,7 @@ _Static_assert(sizeof(enum config_course_db_backend) == sizeof(int), "enum size"
 
 const char *const config_key_sections[] = {
 	"daemon", "source", "dsp", "detect", "stim", "safety", "publish", "record",
-	"control", "course", "course_db",
+	"control", "course", "course_db", "blind",
 };
 
 const size_t config_key_n_sections =
@@ -93,6 +94,11 @@ const struct config_enum config_key_protocols[] = {
 static const struct config_enum config_key_course_db_backends[] = {
 	{ "sqlite", CONFIG_COURSE_DB_SQLITE },
 	{ "postgresql", CONFIG_COURSE_DB_POSTGRESQL },
+	{ NULL, 0 },
+};
+
+static const struct config_enum config_key_sham_methods[] = {
+	{ "coil", CONFIG_SHAM_COIL },
 	{ NULL, 0 },
 };
 
@@ -818,6 +824,42 @@ const struct config_key config_key_table[] = {
 		.unit = "ms",
 		.doc = "SQLite: how long a write waits for another process's lock before it fails.",
 		CONFIG_KEY_FIELD(course_db.busy_timeout_ms),
+	}, {
+		.section = "blind", .key = "allocation",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "the trial statistician's allocation file (docs/sham.md): mode 0600, owned by the daemon's user; relative: to this file's directory; empty for no blinding",
+		.doc = "Which arm (active or sham) and which blinded arm code each course has. Set: session_start needs a course_id in it; the stream and the recording carry the code, never the arm.",
+		CONFIG_KEY_FIELD(blind.allocation),
+	}, {
+		.section = "blind", .key = "statistician_public_key",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a key file with the statistician's Z85 public key (rpmsctl keygen); required with allocation",
+		.doc = "The key each session's true arm is sealed to (libsodium sealed box): only its secret key opens the audit (rpmsctl unblind).",
+		CONFIG_KEY_FIELD(blind.statistician_public_key),
+	}, {
+		.section = "blind", .key = "audit",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a file path, relative: to this file's directory; empty for blind-audit in daemon.state_dir",
+		.doc = "The sealed audit: one sealed record per session start (patient, course, session, time, arm), appended and fsynced; rpmsctl unblind appends its own records.",
+		CONFIG_KEY_FIELD(blind.audit),
+	}, {
+		.section = "blind", .key = "sham_method",
+		.type = CONFIG_TYPE_ENUM, .def = "coil", .unit = "",
+		.values = config_key_sham_methods,
+		.doc = "What a sham session fires: coil = the sham coil ([sham_coil.<plugin>], its own output line) instead of the active coil, through the same gate, ledger and timings.",
+		CONFIG_KEY_FIELD(blind.sham_method),
+	}, {
+		.section = "blind", .key = "sham_plugin",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a plugin name, or empty for stim.plugin's; its keys go in [sham_coil.<plugin>]",
+		.doc = "The sham coil's plugin. Its device envelope must equal the active coil's (the gate must judge both alike).",
+		CONFIG_KEY_FIELD(blind.sham_plugin),
+	}, {
+		.section = "blind", .key = "course_id",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "a course id of the allocation file, or empty",
+		.doc = "The course of the session rpmsd starts with (record.patient_id, record.session_id), e.g. a --fast replay: its arm is sealed and its coil chosen before the stim thread starts. Empty: only control sessions (session_start with course_id) are blinded, and the coil is armed only in one.",
+		CONFIG_KEY_FIELD(blind.course_id),
 	},
 };
 

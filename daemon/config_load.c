@@ -29,6 +29,7 @@
 #define CONFIG_LOAD_FILE_MAX (1 << 20)
 
 #define CONFIG_LOAD_COIL_PREFIX "coil."
+#define CONFIG_LOAD_SHAM_PREFIX "sham_coil."
 
 /* Saved libinih globals. */
 struct config_load_inih_opts {
@@ -54,9 +55,34 @@ static int config_load_section(struct config_ctx *ctx, const char *name, size_t 
 		    !strncmp(config_key_sections[i], name, n)) {
 			ctx->section = config_key_sections[i];
 			ctx->in_coil = false;
+			ctx->in_sham = false;
 			return 0;
 		}
 	}
+	np = strlen(CONFIG_LOAD_SHAM_PREFIX);
+	plugin = name + np;
+	if (n > np && !strncmp(name, CONFIG_LOAD_SHAM_PREFIX, np) &&
+	    config_check_plugin_name(plugin, n - np)) {
+		/* the sham coil's own keys, kept apart from the active coil's */
+		if (cfg->sham_section[0] &&
+		    (strlen(cfg->sham_section) != n - np ||
+		     strncmp(cfg->sham_section, plugin, n - np))) {
+			config_fail(ctx, ctx->lineno,
+				    "[%.*s]: second sham coil section (allowed: only one; [sham_coil.%s] is at line %d)",
+				    (int)n, name, cfg->sham_section, cfg->sham_section_line);
+			return -EINVAL;
+		}
+		if (!cfg->sham_section[0]) {
+			memcpy(cfg->sham_section, plugin, n - np);
+			cfg->sham_section[n - np] = '\0';
+			cfg->sham_section_line = ctx->lineno;
+		}
+		ctx->section = NULL;
+		ctx->in_coil = true;
+		ctx->in_sham = true;
+		return 0;
+	}
+	ctx->in_sham = false;
 	np = strlen(CONFIG_LOAD_COIL_PREFIX);
 	plugin = name + np;
 	if (n > np && !strncmp(name, CONFIG_LOAD_COIL_PREFIX, np) &&
@@ -85,7 +111,7 @@ static int config_load_section(struct config_ctx *ctx, const char *name, size_t 
 	for (i = 0; i < config_key_n_sections; i++) {
 		config_append(allowed, sizeof(allowed), "%s, ", config_key_sections[i]);
 	}
-	config_fail(ctx, ctx->lineno, "[%.*s]: unknown section (allowed: %scoil.<plugin>)",
+	config_fail(ctx, ctx->lineno, "[%.*s]: unknown section (allowed: %scoil.<plugin>, sham_coil.<plugin>)",
 		    (int)n, name, allowed);
 	return -EINVAL;
 }
@@ -183,38 +209,41 @@ static int config_load_plugin_kv(struct config_ctx *ctx, const char *name,
 				 const char *value)
 {
 	struct rpmsd_config *cfg = &ctx->cfg;
-	struct config_plugin_kv *kv;
+	struct config_plugin_kv *kv, *all = ctx->in_sham ? cfg->sham_kv : cfg->plugin_kv;
+	size_t *count = ctx->in_sham ? &cfg->n_sham_kv : &cfg->n_plugin_kv;
+	const char *kind = ctx->in_sham ? "sham_coil" : "coil";
+	const char *section = ctx->in_sham ? cfg->sham_section : cfg->plugin_section;
 	size_t i, n;
 
 	if (strlen(name) >= sizeof(kv->key)) {
 		config_fail(ctx, ctx->lineno,
-			    "coil.%s: key '%s' is too long (allowed: at most %zu characters)",
-			    cfg->plugin_section, name, sizeof(kv->key) - 1);
+			    "%s.%s: key '%s' is too long (allowed: at most %zu characters)",
+			    kind, section, name, sizeof(kv->key) - 1);
 		return -EINVAL;
 	}
-	for (i = 0; i < cfg->n_plugin_kv; i++) {
-		if (!strcmp(cfg->plugin_kv[i].key, name)) {
+	for (i = 0; i < *count; i++) {
+		if (!strcmp(all[i].key, name)) {
 			config_fail(ctx, ctx->lineno,
-				    "coil.%s.%s: set twice (first at line %d)",
-				    cfg->plugin_section, name,
-				    cfg->plugin_kv[i].line);
+				    "%s.%s.%s: set twice (first at line %d)",
+				    kind, section, name,
+				    all[i].line);
 			return -EINVAL;
 		}
 	}
-	if (cfg->n_plugin_kv >= CONFIG_MAX_PLUGIN_KEYS) {
+	if (*count >= CONFIG_MAX_PLUGIN_KEYS) {
 		config_fail(ctx, ctx->lineno,
-			    "coil.%s.%s: too many keys (allowed: at most %d)",
-			    cfg->plugin_section, name, CONFIG_MAX_PLUGIN_KEYS);
+			    "%s.%s.%s: too many keys (allowed: at most %d)",
+			    kind, section, name, CONFIG_MAX_PLUGIN_KEYS);
 		return -EINVAL;
 	}
 	n = strlen(value);
 	if (n >= sizeof(kv->value)) {
 		config_fail(ctx, ctx->lineno,
-			    "coil.%s.%s: value of %zu characters is too long (allowed: at most %zu characters)",
-			    cfg->plugin_section, name, n, sizeof(kv->value) - 1);
+			    "%s.%s.%s: value of %zu characters is too long (allowed: at most %zu characters)",
+			    kind, section, name, n, sizeof(kv->value) - 1);
 		return -EINVAL;
 	}
-	kv = &cfg->plugin_kv[cfg->n_plugin_kv++];
+	kv = &all[(*count)++];
 	memcpy(kv->key, name, strlen(name) + 1);
 	memcpy(kv->value, value, n + 1);
 	kv->line = ctx->lineno;

@@ -86,6 +86,7 @@ struct config_ctx {
 	int lineno;			/* line last handed to libinih */
 	const char *section;		/* current table section, NULL if none */
 	bool in_coil;			/* current section is [coil.<name>] */
+	bool in_sham;			/* ... and it is [sham_coil.<name>] */
 	bool failed;			/* an error is in err */
 	int read_errno;
 	char *line;			/* getline buffer */

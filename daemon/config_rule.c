@@ -481,6 +481,33 @@ int config_rule_all(struct config_ctx *ctx)
 			    cfg->stim.plugin);
 		return -EINVAL;
 	}
+	if (cfg->sham_section[0] &&
+	    strcmp(cfg->sham_section, config_sham_plugin(cfg))) {
+		config_fail(ctx, cfg->sham_section_line,
+			    "sham_coil.%s: section for plugin '%s' but the sham coil's plugin "
+			    "(blind.sham_plugin, else stim.plugin) is '%s'",
+			    cfg->sham_section, cfg->sham_section, config_sham_plugin(cfg));
+		return -EINVAL;
+	}
+	if (cfg->blind.allocation[0] && !cfg->blind.statistician_public_key[0]) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("blind", "allocation")),
+			    "blind.statistician_public_key: missing (required with "
+			    "blind.allocation: the true arms are sealed to it)");
+		return -EINVAL;
+	}
+	if (cfg->blind.allocation[0] && cfg->daemon.arm_on_start && !cfg->blind.course_id[0]) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("daemon", "arm_on_start")),
+			    "daemon.arm_on_start: with blind.allocation, only with blind.course_id "
+			    "(the coil is armed only in a session whose course is allocated)");
+		return -EINVAL;
+	}
+	if (cfg->blind.allocation[0] && !cfg->sham_section[0]) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("blind", "allocation")),
+			    "blind.allocation: no [sham_coil.%s] section (required with "
+			    "blind.sham_method = coil: the sham coil's own output line)",
+			    config_sham_plugin(cfg));
+		return -EINVAL;
+	}
 	if (!config_rule_band(cfg->dsp.highpass_hz, cfg->dsp.lowpass_hz)) {
 		a = config_key_find("dsp", "lowpass_hz");
 		b = config_key_find("dsp", "highpass_hz");

@@ -51,6 +51,7 @@ struct control_deps {
 	struct sclock *clock;
 	struct publish *pub;
 	struct record *rec;	/* the session recorder, or NULL (no [record]) */
+	struct blind *blind;	/* blinding (docs/sham.md), or NULL */
 };
 
 /**

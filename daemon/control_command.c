@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "acquire.h"
+#include "blind.h"
 #include "config.h"
 #include "control_private.h"
 #include "event.h"
@@ -70,7 +71,7 @@ static void control_command_push_state(struct control *c, enum event_state state
 }
 
 static void control_command_push_session(struct control *c, bool started, const char *patient,
-					 const char *session, uint64_t pulses)
+					 const char *session, uint64_t pulses, const char *arm_code)
 {
 	struct event ev;
 
@@ -81,6 +82,7 @@ static void control_command_push_session(struct control *c, bool started, const 
 	ev.u.session.pulses = pulses;
 	snprintf(ev.u.session.patient_id, sizeof(ev.u.session.patient_id), "%s", patient);
 	snprintf(ev.u.session.session_id, sizeof(ev.u.session.session_id), "%s", session);
+	snprintf(ev.u.session.arm_code, sizeof(ev.u.session.arm_code), "%s", arm_code);
 	control_command_push(c, &ev);
 }
 
@@ -98,6 +100,13 @@ static json_t *control_command_arm(struct control *c, struct control_error *err)
 	}
 	if (stim_armed(c->stim)) {
 		return json_pack("{s:b, s:b}", "armed", 1, "changed", 0);
+	}
+	if (c->blind && !c->in_session && !c->cfg->blind.course_id[0]) {
+		/* every pulse of a blinded trial belongs to an allocated, audited session */
+		control_request_fail(err, "no_session", "blinding is configured (blind.allocation): "
+				     "arm only in a session started with an allocated course_id; "
+				     "the coil stays disarmed");
+		return NULL;
 	}
 	if (stim_arm(c->stim, "control: arm", &ticket) < 0) {
 		control_request_fail(err, "busy", "the stim thread's command ring is full: "
@@ -227,6 +236,8 @@ static json_t *control_command_record_start(struct control *c, const char *patie
 static json_t *control_command_session_start(struct control *c, const struct control_request *req,
 					     struct control_error *err)
 {
+	char why[CONTROL_MSG_MAX];
+	struct blind_start blind;
 	json_t *rec;
 	bool active;
 
@@ -251,8 +262,15 @@ static json_t *control_command_session_start(struct control *c, const struct con
 	 * EMG block the recorder has then; a session marked before that would
 	 * begin before its own file.
 	 */
+	/* the allocation decides the coil; the true arm goes only to the sealed audit */
+	if (blind_session_start(c->blind, req->patient_id, req->course_id, req->session_id,
+				&blind, why, sizeof(why)) < 0) {
+		control_request_fail(err, "not_allocated", "%s; no session started, the coil "
+				     "stays disarmed", why);
+		return NULL;
+	}
 	rec = control_command_record_start(c, req->patient_id, req->session_id);
-	if (stim_new_session(c->stim) < 0) {
+	if (stim_new_session_coil(c->stim, blind.coil) < 0) {
 		/* the stim thread's command ring is full: it is far behind, say so */
 		json_decref(rec);
 		control_request_fail(err, "busy", "the stim thread has not taken the commands "
@@ -264,7 +282,8 @@ static json_t *control_command_session_start(struct control *c, const struct con
 	memcpy(c->patient_id, req->patient_id, sizeof(c->patient_id));
 	memcpy(c->session_id, req->session_id, sizeof(c->session_id));
 	pthread_mutex_unlock(&c->lock);
-	control_command_push_session(c, true, req->patient_id, req->session_id, 0);
+	control_command_push_session(c, true, req->patient_id, req->session_id, 0,
+				     blind.arm_code);
 	return json_pack("{s:o, s:o}", "session",
 			 control_status_ids(req->patient_id, req->session_id), "recording", rec);
 }
@@ -297,7 +316,7 @@ static json_t *control_command_session_stop(struct control *c, struct control_er
 		/* the session's file is complete: closed, count and annotations written */
 		(void)control_command_record_close(c);
 	}
-	control_command_push_session(c, false, patient, session, pulses);
+	control_command_push_session(c, false, patient, session, pulses, "");
 	return json_pack("{s:b, s:b, s:o, s:I}", "stopped", 1, "armed", 0, "session",
 			 control_status_ids(patient, session), "pulses_session",
 			 (json_int_t)pulses);

@@ -50,6 +50,7 @@ struct control {
 	struct sclock *clock;
 	struct publish *pub;
 	struct record *rec;		/* session recordings, or NULL */
+	struct blind *blind;		/* docs/sham.md, or NULL */
 	struct ring *events;		/* control thread -> publisher */
 	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
 	double calibration_s;

@@ -19,7 +19,7 @@
 /* A command, and the members its request may have besides "cmd". */
 struct control_cmd_desc {
 	const char *name;
-	const char *const members[3];
+	const char *const members[4];
 	const char *allowed;		/* the same, for messages */
 };
 
@@ -28,8 +28,9 @@ static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
 	[CONTROL_CMD_ARM] = { "arm", { NULL }, "cmd" },
 	[CONTROL_CMD_DISARM] = { "disarm", { NULL }, "cmd" },
 	[CONTROL_CMD_CALIBRATE] = { "calibrate", { NULL }, "cmd" },
-	[CONTROL_CMD_SESSION_START] = { "session_start", { "patient_id", "session_id", NULL },
-					"cmd, patient_id, session_id" },
+	[CONTROL_CMD_SESSION_START] = { "session_start", { "patient_id", "session_id", "course_id",
+							  NULL },
+					"cmd, patient_id, session_id, course_id" },
 	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { NULL }, "cmd" },
 	[CONTROL_CMD_SET] = { "set", { "params", NULL }, "cmd, params" },
 };
@@ -329,6 +330,10 @@ int control_request_parse(const char *buf, size_t len, struct control_request *r
 		ret = control_request_parse_id(root, "patient_id", req->patient_id, err);
 		if (ret == 0) {
 			ret = control_request_parse_id(root, "session_id", req->session_id, err);
+		}
+		/* optional: the course the session belongs to (blinding, docs/sham.md) */
+		if (ret == 0 && json_object_get(root, "course_id")) {
+			ret = control_request_parse_id(root, "course_id", req->course_id, err);
 		}
 		break;
 	case CONTROL_CMD_SET:

@@ -42,6 +42,7 @@ struct control_request {
 	enum control_cmd cmd;
 	char patient_id[EVENT_ID_MAX + 1];	/* session_start */
 	char session_id[EVENT_ID_MAX + 1];
+	char course_id[EVENT_ID_MAX + 1];	/* session_start, optional: "" none */
 	size_t n_params;			/* set */
 	struct control_param params[CONTROL_SET_MAX];
 };

@@ -630,6 +630,10 @@ static void event_json_session(struct event_json *w, const struct event *ev)
 	/* at most EVENT_ID_MAX bytes even without a NUL */
 	event_json_str(w, "patient_id", ev->u.session.patient_id, EVENT_ID_MAX);
 	event_json_str(w, "session_id", ev->u.session.session_id, EVENT_ID_MAX);
+	/* a blinded session: its code, never its arm (docs/sham.md) */
+	if (started && ev->u.session.arm_code[0]) {
+		event_json_str(w, "arm_code", ev->u.session.arm_code, EVENT_ARM_CODE_MAX);
+	}
 	if (!started) {
 		event_json_u64(w, "pulses_session", ev->u.session.pulses);
 	}

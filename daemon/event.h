@@ -90,6 +90,9 @@ enum event_state {
 	EVENT_STATE_COUNT,
 };
 
+/* Longest blinded arm code (blind.h BLIND_CODE_MAX), without the NUL. */
+#define EVENT_ARM_CODE_MAX 16
+
 /* Longest patient or session id (control "session_start"), without the NUL. */
 #define EVENT_ID_MAX 36
 
@@ -200,6 +203,7 @@ struct event {
 			uint32_t started;	/* 1: started, 0: stopped */
 			char patient_id[EVENT_ID_MAX + 1];
 			char session_id[EVENT_ID_MAX + 1];
+			char arm_code[EVENT_ARM_CODE_MAX + 1];	/* blinded arm, "" none */
 		} session;
 		struct {
 			uint32_t kind;		/* enum event_record_kind */

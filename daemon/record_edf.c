@@ -285,6 +285,14 @@ void record_edf_event(struct record *r, const struct event *ev)
 			t[0] = '\0';
 		}
 		break;
+	case EVENT_SESSION:
+		/* a blinded session's code, never its arm (docs/sham.md) */
+		if (!ev->u.session.started || !ev->u.session.arm_code[0]) {
+			return;
+		}
+		snprintf(t, sizeof(t), "arm code %.*s", EVENT_ARM_CODE_MAX,
+			 ev->u.session.arm_code);
+		break;
 	case EVENT_GAP:
 		at = ev->u.gap.first_sample;
 		dur = ev->u.gap.lost;

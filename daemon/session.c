@@ -23,6 +23,7 @@
 
 #include "acquire.h"
 #include "bank.h"
+#include "blind.h"
 #include "control.h"
 #include "dose.h"
 #include "emg.h"
@@ -78,6 +79,7 @@ static void session_free(struct session *s)
 	control_destroy(s->ctl);
 	acquire_destroy(s->acq);
 	stim_destroy(s->stim);
+	blind_destroy(s->blind);
 	publish_destroy(s->pub);
 	record_destroy(s->rec);
 	emg_stream_destroy(s->emg);
@@ -209,7 +211,7 @@ static int session_build_control(struct session *s)
 {
 	struct control_deps deps = {
 		.stim = s->stim, .acq = s->acq, .clock = s->clock, .pub = s->pub,
-		.rec = s->rec,
+		.rec = s->rec, .blind = s->blind,
 	};
 	char err[SESSION_ERR_MAX];
 	int ret;
@@ -314,6 +316,69 @@ static int session_check_device(const struct rpmsd_config *cfg, struct plugin *p
 	return ret;
 }
 
+/* Blinding (docs/sham.md): the allocation, the key, the audit and the sham coil. */
+static int session_build_blind(struct session *s)
+{
+	char err[SESSION_ERR_MAX];
+	int ret;
+
+	ret = blind_create(s->cfg, s->clock, &s->blind, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s: %s", s->cfg->path, err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	if (!s->blind) {
+		return 0;
+	}
+	ret = stim_set_sham_coil(s->stim, blind_sham_coil(s->blind));
+	if (ret == -EXDEV) {
+		log_err("%s: sham_coil.%s: its device envelope differs from the active coil's "
+			"(required: the same, so that the safety gate judges both alike)",
+			s->cfg->path, config_sham_plugin(s->cfg));
+	} else if (ret < 0) {
+		log_err("%s: the sham coil: %s", s->cfg->path, strerror(-ret));
+	}
+	return ret;
+}
+
+/*
+ * blind.course_id: the start-up session (record.patient_id, session_id) is
+ * blinded like a control session: its arm sealed, its coil chosen before the
+ * stim thread starts, its code on the stream and in the recording.
+ */
+static int session_start_blind(struct session *s)
+{
+	const struct rpmsd_config *cfg = s->cfg;
+	struct blind_start bs;
+	char err[SESSION_ERR_MAX];
+	struct event ev;
+	int ret;
+
+	if (!s->blind || !cfg->blind.course_id[0]) {
+		return 0;
+	}
+	ret = blind_session_start(s->blind, cfg->record.patient_id, cfg->blind.course_id,
+				  cfg->record.session_id, &bs, err, sizeof(err));
+	if (ret == 0) {
+		ret = stim_new_session_coil(s->stim, bs.coil);
+	}
+	if (ret < 0) {
+		log_err("blind.course_id: %s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = EVENT_SESSION;
+	ev.u.session.started = 1;
+	snprintf(ev.u.session.patient_id, sizeof(ev.u.session.patient_id), "%.*s", EVENT_ID_MAX,
+		 cfg->record.patient_id);
+	snprintf(ev.u.session.session_id, sizeof(ev.u.session.session_id), "%.*s", EVENT_ID_MAX,
+		 cfg->record.session_id);
+	memcpy(ev.u.session.arm_code, bs.arm_code, sizeof(ev.u.session.arm_code));
+	event_stamp(&ev, sclock_now(s->clock));
+	ring_push(s->main_events, &ev);
+	return 0;
+}
+
 static int session_build(struct session *s, const struct session_options *opt)
 {
 	const struct rpmsd_config *cfg = s->cfg;
@@ -357,6 +422,10 @@ static int session_build(struct session *s, const struct session_options *opt)
 	ret = stim_create(cfg, s->clock, s->plugin, &s->stim);
 	if (ret < 0) {
 		log_err("stim: %s", strerror(-ret));
+		return ret;
+	}
+	ret = session_build_blind(s);
+	if (ret < 0) {
 		return ret;
 	}
 	session_ledger_open(s, !paced);
@@ -811,6 +880,10 @@ int session_run(const struct rpmsd_config *cfg, const struct session_options *op
 		goto err_stop;
 	}
 	ret = session_start_recording(&s);
+	if (ret < 0) {
+		goto err_stop;
+	}
+	ret = session_start_blind(&s);
 	if (ret < 0) {
 		goto err_stop;
 	}

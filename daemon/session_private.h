@@ -84,6 +84,7 @@ struct session {
 	struct source *src;
 	struct sclock *clock;
 	struct plugin *plugin;
+	struct blind *blind;		/* sham coil and allocation, or NULL (docs/sham.md) */
 	struct stim *stim;
 	struct acquire *acq;
 	struct publish *pub;

@@ -12,6 +12,7 @@
 #include "acquire.h"
 #include "config.h"
 #include "detect.h"
+#include "blind.h"
 #include "plugin.h"
 #include "publish.h"
 #include "record.h"
@@ -37,6 +38,20 @@ static void session_summary_confirm(struct session *s, FILE *f)
 		return;
 	}
 	plugin_confirm_stats(s->plugin, &cs);
+	if (blind_sham_coil(s->blind)) {
+		/* both coils as one: which one fired must not show here either */
+		struct plugin_confirm_stats sh;
+
+		plugin_confirm_stats(blind_sham_coil(s->blind), &sh);
+		cs.supported = cs.supported || sh.supported;
+		cs.confirmed += sh.confirmed;
+		cs.unconfirmed += sh.unconfirmed;
+		cs.didt += sh.didt;
+		cs.max_ns = sh.max_ns > cs.max_ns ? sh.max_ns : cs.max_ns;
+		for (i = 0; i < PLUGIN_CONFIRM_BINS; i++) {
+			cs.bins[i] += sh.bins[i];
+		}
+	}
 	if (!cs.supported || cs.confirmed + cs.unconfirmed == 0) {
 		return;
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "acquire.h"
+#include "blind.h"
 #include "config.h"
 #include "event.h"
 #include "log.h"
@@ -61,6 +62,11 @@ static void session_super_hung(struct session *s, const char *thread, int64_t si
 	stim_lock_out(s->stim, "supervisor: a real-time thread is hung");
 	if (!strcmp(thread, "stim")) {
 		ret = plugin_force_disarm(s->plugin);
+		if (blind_sham_coil(s->blind)) {
+			int sham = plugin_force_disarm(blind_sham_coil(s->blind));
+
+			ret = ret < 0 ? ret : sham;
+		}
 	}
 	snprintf(reason, sizeof(reason), "%s thread hung: coil disarmed", thread);
 	session_state_code(s, EVENT_STATE_FAULT, -ETIMEDOUT, reason);

@@ -53,6 +53,7 @@ struct stim_cmdq_rec {
 	const char *reason;		/* ARM: static storage */
 	unsigned ticket;		/* ARM: its number, for stim_arm_result */
 	unsigned disarm_seq;		/* ARM: disarms posted before it */
+	enum stim_coil coil;		/* NEW_SESSION: the coil the session fires */
 };
 
 /*
@@ -69,7 +70,16 @@ struct stim_cmdq_rec {
 
 struct stim {
 	struct sclock *clock;
+	/*
+	 * The coil this session fires: the only plugin the arm, status and
+	 * pulse paths ever use. A session's coil is chosen when it starts
+	 * (stim_new_session_coil, taken disarmed on this thread); during a
+	 * sham session it is the sham coil, and the active coil is only in
+	 * coils[], which nothing but stim_select_coil and the alert check
+	 * reads (docs/sham.md).
+	 */
 	struct plugin *plugin;
+	struct plugin *coils[STIM_COILS];	/* constant after stim_start */
 	struct safety_limits limits;
 	struct safety_state gate;	/* stim thread only */
 	struct ring *mailbox;		/* acquire -> stim, struct stim_request */
@@ -509,6 +519,29 @@ static void stim_ledger_sync(struct stim *s)
  * before an arm command of the same wake-up, so the first pulse of a
  * session is already counted against the new session.
  */
+/*
+ * Make @coil the one the arm and pulse paths use, disarmed: the gate is
+ * closed and both coils are told to disarm before the pointer changes,
+ * so nothing armed for one session can fire in the next.
+ */
+static void stim_select_coil(struct stim *s, enum stim_coil coil)
+{
+	unsigned i;
+
+	if (s->coils[coil] == s->plugin) {
+		return;
+	}
+	if (s->gate.armed) {
+		stim_apply_armed(s, false, "session started");
+	}
+	for (i = 0; i < STIM_COILS; i++) {
+		if (s->coils[i]) {
+			(void)plugin_disarm(s->coils[i]);
+		}
+	}
+	s->plugin = s->coils[coil];
+}
+
 static void stim_session_begin(struct stim *s)
 {
 	/* Nothing of the last session fires in this one; its open-loop count ends. */
@@ -542,6 +575,7 @@ static void stim_take_cmds(struct stim *s)
 	while (cmdq_take(s->cmds, &c)) {
 		switch (c.kind) {
 		case STIM_CMDQ_NEW_SESSION:
+			stim_select_coil(s, c.coil);
 			stim_session_begin(s);
 			break;
 		case STIM_CMDQ_ARM:
@@ -559,16 +593,25 @@ static void stim_take_alert(struct stim *s)
 {
 	enum rpmsd_coil_alert what;
 	bool was_armed = s->gate.armed;
+	struct plugin *from = s->plugin;
 	int code;
 
+	/*
+	 * Either coil's alert disarms (an e-stop may be wired to either
+	 * plugin); the other coil is only asked, never armed or fired.
+	 */
 	if (!plugin_take_alert(s->plugin, &what, &code)) {
-		return;
+		from = s->coils[STIM_COIL_SHAM] == s->plugin ? s->coils[STIM_COIL_ACTIVE]
+							     : s->coils[STIM_COIL_SHAM];
+		if (!from || !plugin_take_alert(from, &what, &code)) {
+			return;
+		}
 	}
 	if (what != RPMSD_COIL_ALERT_ESTOP) {
 		char text[EVENT_REASON_MAX - 40], reason[EVENT_REASON_MAX];
 
 		/* the plugin's words name the cause (a device fault, a lost link) */
-		plugin_alert_text(s->plugin, text, sizeof(text));
+		plugin_alert_text(from, text, sizeof(text));
 		snprintf(reason, sizeof(reason), "coil plugin alert: disarmed%s%s",
 			 text[0] ? ": " : "", text);
 		stim_fault(s, SAFETY_COIL_FAULT, code, "coil alert", reason);
@@ -712,6 +755,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	}
 	s->clock = clock;
 	s->plugin = plugin;
+	s->coils[STIM_COIL_ACTIVE] = plugin;
 	safety_limits_from_config(cfg, &s->limits);
 	if (plugin_device(plugin)) {
 		/* the gate's own copy of the device's envelope: read on the stim thread */
@@ -776,7 +820,10 @@ int stim_start(struct stim *s, int priority, int cpu, bool *got_rt)
 {
 	int ret;
 
-	plugin_set_wake(s->plugin, &s->wake);
+	plugin_set_wake(s->coils[STIM_COIL_ACTIVE], &s->wake);
+	if (s->coils[STIM_COIL_SHAM]) {
+		plugin_set_wake(s->coils[STIM_COIL_SHAM], &s->wake);
+	}
 	atomic_store(&s->beat_ns, sclock_mono_ns());
 	ret = rt_thread_start(&s->tid, "rpmsd-stim", priority, cpu, stim_thread, s, got_rt);
 	if (ret < 0) {
@@ -791,7 +838,10 @@ void stim_stop(struct stim *s)
 	if (!s || !s->started) {
 		return;
 	}
-	plugin_set_wake(s->plugin, NULL);
+	plugin_set_wake(s->coils[STIM_COIL_ACTIVE], NULL);
+	if (s->coils[STIM_COIL_SHAM]) {
+		plugin_set_wake(s->coils[STIM_COIL_SHAM], NULL);
+	}
 	atomic_store(&s->stop, true);
 	sclock_kick(s->clock, &s->wake);
 	pthread_join(s->tid, NULL);
@@ -962,9 +1012,66 @@ int stim_arm(struct stim *s, const char *reason, unsigned *ticket)
 
 int stim_new_session(struct stim *s)
 {
-	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION };
+	return stim_new_session_coil(s, STIM_COIL_ACTIVE);
+}
 
+int stim_new_session_coil(struct stim *s, enum stim_coil coil)
+{
+	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION, .coil = coil };
+
+	/* never a fall-back to the active coil for a sham session */
+	if ((unsigned)coil >= STIM_COILS || !s->coils[coil]) {
+		return -EINVAL;
+	}
 	return stim_post_cmd(s, &c);
+}
+
+/* Two envelopes hold pulses to the same rules (field by field: no padding compared). */
+static bool stim_same_device(const struct safety_device *a, const struct safety_device *b)
+{
+	size_t i;
+
+	if (a->present != b->present || a->confirms != b->confirms ||
+	    strcmp(a->model, b->model) || a->max_output_pct != b->max_output_pct ||
+	    a->n_caps != b->n_caps || a->min_train_gap_ns != b->min_train_gap_ns ||
+	    a->single_max_hz != b->single_max_hz || a->n_energy != b->n_energy ||
+	    a->power_w != b->power_w || a->cutoff_c != b->cutoff_c) {
+		return false;
+	}
+	for (i = 0; i < a->n_caps; i++) {
+		if (a->caps[i].max_output_pct != b->caps[i].max_output_pct ||
+		    a->caps[i].max_rate_hz != b->caps[i].max_rate_hz) {
+			return false;
+		}
+	}
+	for (i = 0; i < a->n_energy; i++) {
+		if (a->energy[i].output_pct != b->energy[i].output_pct ||
+		    a->energy[i].joules != b->energy[i].joules) {
+			return false;
+		}
+	}
+	return true;
+}
+
+int stim_set_sham_coil(struct stim *s, struct plugin *sham)
+{
+	const struct safety_device *a, *b;
+
+	if (s->started || !sham || sham == s->coils[STIM_COIL_ACTIVE]) {
+		return -EINVAL;
+	}
+	a = plugin_device(s->coils[STIM_COIL_ACTIVE]);
+	b = plugin_device(sham);
+	/*
+	 * The gate holds pulses to one envelope (s->limits.dev): a sham coil
+	 * judged by another device's rules would refuse or admit differently,
+	 * which would unblind, or be unsafe.
+	 */
+	if (!a != !b || (a && !stim_same_device(a, b))) {
+		return -EXDEV;
+	}
+	s->coils[STIM_COIL_SHAM] = sham;
+	return 0;
 }
 
 const struct safety_device *stim_device(const struct stim *s)
@@ -974,7 +1081,17 @@ const struct safety_device *stim_device(const struct stim *s)
 
 int stim_device_intensity(struct stim *s, double pct)
 {
-	return s ? plugin_set_intensity(s->plugin, pct) : -EOPNOTSUPP;
+	int ret, sham = 0;
+
+	if (!s) {
+		return -EOPNOTSUPP;
+	}
+	/* both coils at the same output: a sham coil must look the same */
+	ret = plugin_set_intensity(s->coils[STIM_COIL_ACTIVE], pct);
+	if (s->coils[STIM_COIL_SHAM]) {
+		sham = plugin_set_intensity(s->coils[STIM_COIL_SHAM], pct);
+	}
+	return ret < 0 ? ret : sham;
 }
 
 uint64_t stim_session_pulses(const struct stim *s)

@@ -59,6 +59,13 @@ struct stim_stats {
 struct fresh;
 struct stim;
 
+/** Which coil a session fires (docs/sham.md). */
+enum stim_coil {
+	STIM_COIL_ACTIVE = 0,
+	STIM_COIL_SHAM,
+	STIM_COILS,
+};
+
 /**
  * Create the stim stage. @plugin must be open; it stays owned by the caller.
  * @return 0, -ENOMEM, -EINVAL
@@ -222,6 +229,23 @@ void stim_block_arming(struct stim *s, const char *why);
  * @return 0, or -ENOSPC when the ring is full (nothing posted: try again)
  */
 int stim_new_session(struct stim *s);
+
+/**
+ * stim_new_session, and the session fires @coil: the stim thread takes it
+ * disarmed (it disarms both coils first), and from then on the arm, status
+ * and pulse paths reach only that coil's plugin. Any thread; never blocks.
+ * @return 0, -EINVAL for a coil that is not there (a sham session without
+ * a sham coil is refused, never run on the active coil), or -ENOSPC
+ */
+int stim_new_session_coil(struct stim *s, enum stim_coil coil);
+
+/**
+ * Give the stim stage its sham coil (open, owned by the caller), before
+ * stim_start. Its device envelope must equal the active coil's.
+ * @return 0, -EXDEV (a different envelope), -EINVAL (started, NULL, or the
+ * active coil itself)
+ */
+int stim_set_sham_coil(struct stim *s, struct plugin *sham);
 
 /**
  * The connected device's envelope the gate holds pulses to (copied at

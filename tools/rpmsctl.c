@@ -30,6 +30,7 @@
 #include <zmq.h>
 
 #include "rpmsd-build.h"
+#include "rpmsctl_blind.h"
 #include "rpmsctl_control.h"
 #include "rpmsctl_course.h"
 
@@ -83,6 +84,7 @@ static void rpmsctl_usage(FILE *f)
 		"  tail      print rpmsd's events as they happen\n"
 		"  status, arm, disarm, calibrate, session, set, keygen: see below\n"
 		"  course    a patient's course from the course database: see below\n"
+		"  unblind   open a blinded trial's sealed audit (rpmsctl unblind --help)\n"
 		"\n"
 		"Options of tail:\n"
 		"  -e, --endpoint E   event endpoint to connect to (default %s)\n"
@@ -108,7 +110,12 @@ static void rpmsctl_usage(FILE *f)
 		"Exit status of tail: 0 count reached, interrupted, or timeout after some\n"
 		"events; 1 ZeroMQ or key file error; 2 usage error; 3 timeout before any\n"
 		"event (with CURVE: also when the stream refused this subscriber's key;\n"
-		"the daemon's log says why).\n\n",
+		"the daemon's log says why).\n\n"
+		"Options of unblind (a blinded trial's sealed audit, docs/sham.md):\n"
+		"  -k, --key FILE     the statistician's secret key file (required)\n"
+		"  -a, --audit FILE   the audit file (default /var/lib/rpmsd/blind-audit)\n"
+		"Each record is printed as a JSON line, after the unblind itself is\n"
+		"appended to the audit. Exit status 4 when a record does not open.\n\n",
 		RPMSCTL_DEFAULT_ENDPOINT);
 	rpmsctl_control_usage(f);
 	rpmsctl_course_usage(f);
@@ -945,6 +952,8 @@ int main(int argc, char **argv)
 	args[n] = NULL;
 	if (strcmp(cmd, "tail") == 0) {
 		ret = rpmsctl_tail(n, args);
+	} else if (strcmp(cmd, "unblind") == 0) {
+		ret = rpmsctl_blind_unblind(n, args);
 	} else if (strcmp(cmd, "keygen") == 0) {
 		ret = lead ? rpmsctl_control_usage_error("keygen: takes no options ('%s')", argv[1])
 			   : rpmsctl_control_keygen(n, args);

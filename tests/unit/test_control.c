@@ -201,7 +201,7 @@ static void test_session_ids(void **state)
 	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": 7, \"session_id\": \"S\"}",
 			  "bad_request", "\"patient_id\" is an integer");
 	test_expect_error("{\"cmd\": \"session_start\", \"patient\": \"P\", \"session_id\": \"S\"}",
-			  "bad_request", "unknown member \"patient\" (allowed: cmd, patient_id, session_id)");
+			  "bad_request", "unknown member \"patient\" (allowed: cmd, patient_id, session_id, course_id)");
 }
 
 static void test_set(void **state)

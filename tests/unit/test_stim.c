@@ -1193,6 +1193,126 @@ static void test_stim_pulse_sample_clock(void **state)
 	assert_int_equal(rig_free(r), 4);
 }
 
+/* Pulses in a sim pulse_log (its header line aside); the file removed. */
+static int sham_log_count(const char *path)
+{
+	char line[256];
+	FILE *f = fopen(path, "r");
+	int n = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+	}
+	fclose(f);
+	unlink(path);
+	return n < 0 ? 0 : n;
+}
+
+/* A sim coil with its own pulse_log, on @clk, for the sham coil tests. */
+static struct plugin *sham_sim(struct rpmsd_config *cfg, struct sclock *clk, char *path,
+			       const char *envelope)
+{
+	struct plugin *p;
+	char err[2048];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	strcpy(cfg->plugin_section, "sim");
+	cfg->n_plugin_kv = 2;
+	strcpy(cfg->plugin_kv[0].key, "pulse_log");
+	strcpy(cfg->plugin_kv[0].value, path);
+	strcpy(cfg->plugin_kv[1].key, "envelope");
+	strcpy(cfg->plugin_kv[1].value, envelope);
+	if (strcmp(envelope, "none")) {
+		/* a device declares an envelope */
+		cfg->n_plugin_kv = 3;
+		strcpy(cfg->plugin_kv[2].key, "device_model");
+		strcpy(cfg->plugin_kv[2].value, "Test Rapid2");
+	}
+	assert_int_equal(plugin_load(cfg, "sim", &p, err, sizeof(err)), 0);
+	assert_int_equal(plugin_open(p, cfg, clk, err, sizeof(err)), 0);
+	return p;
+}
+
+/*
+ * The sham coil (docs/sham.md): a sham session fires only the sham coil,
+ * the next active session only the active coil; a sham session without a
+ * sham coil, or a sham coil of another envelope, is refused.
+ */
+static void test_stim_sham_coil(void **state)
+{
+	struct rig *r = rig_new();	/* for its config and clock */
+	char act_path[] = "/tmp/rpmsd-test-act-XXXXXX", sham_path[] = "/tmp/rpmsd-test-sham-XXXXXX";
+	char other_path[] = "/tmp/rpmsd-test-oth-XXXXXX";
+	struct rpmsd_config *ca = malloc(sizeof(*ca)), *cs = malloc(sizeof(*cs));
+	struct rpmsd_config *co = malloc(sizeof(*co));
+	struct plugin *act, *sham, *other;
+	struct stim *st;
+	struct stim_request q;
+	bool got_rt;
+
+	(void)state;
+	assert_non_null(ca);
+	assert_non_null(cs);
+	assert_non_null(co);
+	/* no sham coil: a sham session is refused, never run on the active coil */
+	assert_int_equal(stim_new_session_coil(r->stim, STIM_COIL_SHAM), -EINVAL);
+	/* one stim thread on the virtual clock: the rig's goes */
+	stim_destroy(r->stim);
+	r->stim = NULL;
+	*ca = r->cfg;
+	*cs = r->cfg;
+	*co = r->cfg;
+	act = sham_sim(ca, r->clk, act_path, "none");
+	sham = sham_sim(cs, r->clk, sham_path, "none");
+	other = sham_sim(co, r->clk, other_path, "test-rapid2");
+	assert_int_equal(stim_create(ca, r->clk, act, &st), 0);
+	assert_int_equal(stim_set_sham_coil(st, other), -EXDEV);
+	assert_int_equal(stim_set_sham_coil(st, act), -EINVAL);
+	assert_int_equal(stim_set_sham_coil(st, sham), 0);
+	fresh_mark(stim_fresh(st), 0);
+	stim_set_ledger(st, 1000000, false);
+	assert_int_equal(stim_start(st, 0, -1, &got_rt), 0);
+	assert_int_equal(stim_set_sham_coil(st, sham), -EINVAL);	/* started */
+
+	/* sclock_advance takes the session time to reach, not a step */
+	assert_int_equal(stim_new_session_coil(st, STIM_COIL_SHAM), 0);
+	stim_arm(st, "test", NULL);
+	sclock_advance(r->clk, 100 * MS);
+	assert_true(stim_armed(st));
+	q = req_make(1, 3, 20.0, 30.0, 200 * MS);
+	assert_int_equal(stim_post(st, &q), 0);
+	sclock_advance(r->clk, 1000 * MS);
+	assert_int_equal(stim_pulse_count(st), 3);
+
+	/* back to the active coil: taken disarmed */
+	stim_disarm(st, "test");
+	sclock_advance(r->clk, 1010 * MS);
+	assert_int_equal(stim_new_session_coil(st, STIM_COIL_ACTIVE), 0);
+	sclock_advance(r->clk, 1020 * MS);
+	stim_arm(st, "test", NULL);
+	sclock_advance(r->clk, 1100 * MS);
+	assert_true(stim_armed(st));
+	q = req_make(2, 2, 20.0, 30.0, 1700 * MS);
+	assert_int_equal(stim_post(st, &q), 0);
+	sclock_advance(r->clk, 3000 * MS);
+	assert_int_equal(stim_pulse_count(st), 5);
+
+	stim_destroy(st);
+	plugin_unload(act);
+	plugin_unload(sham);
+	plugin_unload(other);
+	assert_int_equal(sham_log_count(act_path), 2);
+	assert_int_equal(sham_log_count(sham_path), 3);
+	assert_int_equal(sham_log_count(other_path), 0);
+	free(ca);
+	free(cs);
+	free(co);
+	assert_int_equal(rig_free(r), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1215,6 +1335,7 @@ int main(void)
 		cmocka_unit_test(test_stim_open_loop_next_train),
 		cmocka_unit_test(test_stim_disarm_arm_ends_request),
 		cmocka_unit_test(test_stim_new_session_ends_request),
+		cmocka_unit_test(test_stim_sham_coil),
 		cmocka_unit_test(test_stim_arm_before_disarm_dropped),
 		cmocka_unit_test(test_stim_arm_ring_full),
 		cmocka_unit_test(test_stim_cmd_ring_full),
