@@ -422,6 +422,7 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	c->clock = deps->clock;
 	c->pub = deps->pub;
 	c->rec = deps->rec;
+	c->course = deps->course;
 	c->acq_timeout_ms = cfg->safety.acquisition_timeout_ms;
 	c->calibration_s = cfg->detect.calibration_s;
 	c->curve = cfg->control.curve_server_secret_file[0] != '\0';

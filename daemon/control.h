@@ -29,6 +29,7 @@ struct control;
 struct publish;
 struct publish_status;
 struct record;
+struct course;
 struct ring;
 struct rpmsd_config;
 struct sclock;
@@ -50,6 +51,7 @@ struct control_deps {
 	struct sclock *clock;
 	struct publish *pub;
 	struct record *rec;	/* the session recorder, or NULL (no [record]) */
+	struct course *course;	/* courses (course.prescriptions), or NULL; the control thread's */
 };
 
 /**

@@ -40,6 +40,7 @@
 #include "source.h"
 #include "stim.h"
 #include "zone.h"
+#include "course.h"
 
 #define SESSION_ERR_MAX 2048
 #define SESSION_MAIN_RING 64
@@ -76,6 +77,8 @@ static void session_source_opened(struct session *s)
 static void session_free(struct session *s)
 {
 	control_destroy(s->ctl);
+	/* after the control thread, its only user, has stopped */
+	course_close(s->course);
 	acquire_destroy(s->acq);
 	stim_destroy(s->stim);
 	publish_destroy(s->pub);
@@ -191,7 +194,7 @@ static int session_start_recording(struct session *s)
 	}
 	ret = record_start(s->rec);
 	if (ret == 0) {
-		ret = record_start_session(s->rec, cfg->record.patient_id, cfg->record.session_id,
+		ret = record_start_session(s->rec, cfg->record.patient_id, cfg->record.session_id, NULL,
 					   NULL, 0);
 	}
 	if (ret < 0) {
@@ -213,6 +216,17 @@ static int session_build_control(struct session *s)
 	};
 	char err[SESSION_ERR_MAX];
 	int ret;
+
+	/*
+	 * The course database before the control thread, its only user. A
+	 * PostgreSQL server down now does not stop the start (course_open).
+	 */
+	ret = course_open(s->cfg, &s->course, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s: %s", s->cfg->path, err);
+		return ret;
+	}
+	deps.course = s->course;
 
 	ret = control_create(s->cfg, &deps, &s->ctl, err, sizeof(err));
 	if (ret < 0) {
@@ -931,6 +945,9 @@ int session_check(const struct rpmsd_config *cfg)
 	 */
 	if (ret == 0) {
 		ret = session_ledger_check_dir(cfg, err, sizeof(err));
+	}
+	if (ret == 0) {
+		ret = course_check(cfg, err, sizeof(err));
 	}
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err);

@@ -53,6 +53,8 @@ struct stim_cmdq_rec {
 	const char *reason;		/* ARM: static storage */
 	unsigned ticket;		/* ARM: its number, for stim_arm_result */
 	unsigned disarm_seq;		/* ARM: disarms posted before it */
+	uint64_t session_cap;		/* NEW_SESSION: the session's own cap, 0 none */
+	double motor_threshold_pct;	/* NEW_SESSION: the session's, 0 the config's */
 };
 
 /*
@@ -71,6 +73,7 @@ struct stim {
 	struct sclock *clock;
 	struct plugin *plugin;
 	struct safety_limits limits;
+	double cfg_motor_threshold_pct;	/* safety.motor_threshold_pct at start */
 	struct safety_state gate;	/* stim thread only */
 	struct ring *mailbox;		/* acquire -> stim, struct stim_request */
 	struct ring *events;		/* stim -> publisher */
@@ -509,12 +512,19 @@ static void stim_ledger_sync(struct stim *s)
  * before an arm command of the same wake-up, so the first pulse of a
  * session is already counted against the new session.
  */
-static void stim_session_begin(struct stim *s)
+static void stim_session_begin(struct stim *s, const struct stim_cmdq_rec *c)
 {
 	/* Nothing of the last session fires in this one; its open-loop count ends. */
 	stim_cancel_requests(s, sclock_now(s->clock));
 	stim_train_settle(&s->cur, &s->stats, false);
 	s->gate.session_pulses = 0;
+	s->gate.session_cap = c->session_cap;
+	/*
+	 * The train table's level is intensity over this threshold: a course
+	 * session's measured one, as its protocol was checked with (config_recheck).
+	 */
+	s->limits.motor_threshold_pct = c->motor_threshold_pct > 0.0 ? c->motor_threshold_pct
+								      : s->cfg_motor_threshold_pct;
 	atomic_store(&s->session_pulses, 0);
 }
 
@@ -542,7 +552,7 @@ static void stim_take_cmds(struct stim *s)
 	while (cmdq_take(s->cmds, &c)) {
 		switch (c.kind) {
 		case STIM_CMDQ_NEW_SESSION:
-			stim_session_begin(s);
+			stim_session_begin(s, &c);
 			break;
 		case STIM_CMDQ_ARM:
 			stim_take_arm(s, &c);
@@ -713,6 +723,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	s->clock = clock;
 	s->plugin = plugin;
 	safety_limits_from_config(cfg, &s->limits);
+	s->cfg_motor_threshold_pct = s->limits.motor_threshold_pct;
 	if (plugin_device(plugin)) {
 		/* the gate's own copy of the device's envelope: read on the stim thread */
 		s->limits.dev = *plugin_device(plugin);
@@ -960,9 +971,12 @@ int stim_arm(struct stim *s, const char *reason, unsigned *ticket)
 	return 0;
 }
 
-int stim_new_session(struct stim *s)
+int stim_new_session(struct stim *s, uint64_t session_cap, double motor_threshold_pct)
 {
-	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION };
+	const struct stim_cmdq_rec c = {
+		.kind = STIM_CMDQ_NEW_SESSION, .session_cap = session_cap,
+		.motor_threshold_pct = motor_threshold_pct,
+	};
 
 	return stim_post_cmd(s, &c);
 }

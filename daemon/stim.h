@@ -219,9 +219,14 @@ void stim_block_arming(struct stim *s, const char *why);
  * thread handles anything else, and no request of before fires in it.
  * Only call it disarmed. Any thread; posted on the stim thread's command
  * ring, never blocks.
+ * @param session_cap  this session's own pulse cap below
+ *                     safety.max_session_pulses (a course session's), 0: none
+ * @param motor_threshold_pct  the threshold the gate's train table level is
+ *                     taken against in this session (a course session's
+ *                     measured one); 0: safety.motor_threshold_pct at start
  * @return 0, or -ENOSPC when the ring is full (nothing posted: try again)
  */
-int stim_new_session(struct stim *s);
+int stim_new_session(struct stim *s, uint64_t session_cap, double motor_threshold_pct);
 
 /**
  * The connected device's envelope the gate holds pulses to (copied at

@@ -6,7 +6,7 @@
 # rig is what the PREEMPT_RT VM rig needs, tests/rig and docs/rig.md)
 set -eu
 
-build_pkgs="gcc pkg-config meson ninja-build tzdata libinih-dev libzmq3-dev libjansson-dev libiio-dev libgpiod-dev libedf-dev libsystemd-dev libsqlite3-dev libpq-dev"
+build_pkgs="gcc pkg-config meson ninja-build tzdata libinih-dev libzmq3-dev libjansson-dev libiio-dev libgpiod-dev libedf-dev libsystemd-dev libsqlite3-dev libpq-dev libsodium-dev"
 test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd python3-mne python3-matplotlib groff-base man-db bsdutils jq postgresql-15"
 bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
 # The VM rig: QEMU, busybox and the guest's tools, plus what builds its test

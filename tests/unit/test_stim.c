@@ -905,9 +905,9 @@ static void test_stim_cmd_ring_full(void **state)
 	(void)state;
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &idle), 0);
 	for (i = 0; i < 16; i++) {
-		assert_int_equal(stim_new_session(idle), 0);
+		assert_int_equal(stim_new_session(idle, 0, 0.0), 0);
 	}
-	assert_int_equal(stim_new_session(idle), -ENOSPC);
+	assert_int_equal(stim_new_session(idle, 0, 0.0), -ENOSPC);
 	stim_destroy(idle);
 	(void)rig_free(r);
 }
@@ -1008,7 +1008,7 @@ static void test_stim_new_session_ends_request(void **state)
 	/* waiting in the mailbox for its time while disarmed */
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 50 * MS);
-	assert_int_equal(stim_new_session(r->stim), 0);
+	assert_int_equal(stim_new_session(r->stim, 0, 0.0), 0);
 	sclock_advance(r->clk, 50 * MS);
 	stim_arm(r->stim, "test arm", NULL);
 	sclock_advance(r->clk, 2000 * MS);
