@@ -373,9 +373,13 @@ static json_t *control_command_session_start(struct control *c, const struct con
 	memcpy(c->session_id, req->session_id, sizeof(c->session_id));
 	pthread_mutex_unlock(&c->lock);
 	control_command_push_session(c, true, req->patient_id, req->session_id, 0);
-	return json_pack("{s:o, s:o, s:o}", "session",
-			 control_status_ids(req->patient_id, req->session_id), "recording", rec,
-			 "course", course);
+	rec = json_pack("{s:o, s:o}", "session",
+			control_status_ids(req->patient_id, req->session_id), "recording", rec);
+	if (rec && !json_is_null(course)) {
+		json_object_set(rec, "course", course);
+	}
+	json_decref(course);
+	return rec;
 }
 
 static json_t *control_command_session_stop(struct control *c, const struct control_request *req,
