@@ -508,7 +508,14 @@ void course_edf_notes(const struct prescription *rx, double mt_pct, char *buf, s
 {
 	char rule[96];
 
-	course_intensity_text(rx, mt_pct, rule, sizeof(rule));
+	/* course_intensity_text without its spaces: EDF+ keeps 40 characters */
+	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
+		snprintf(rule, sizeof(rule), "%.4g%% of MT %.4g%% = %.4g%% MSO",
+			 rx->intensity.motor_threshold_pct, mt_pct,
+			 rx->intensity.motor_threshold_pct * mt_pct / 100.0);
+	} else {
+		snprintf(rule, sizeof(rule), "%.4g%% MSO", rx->intensity.max_output_pct);
+	}
 	if (rx->protocol.preset[0]) {
 		snprintf(buf, len, "course %s\ntarget %s %s %s\nprotocol preset %s\nintensity %s\n",
 			 rx->course.id,
