@@ -399,8 +399,12 @@ def test_pg_two_rigs():
         # after the restart the journal syncs (at the next write or start): none lost
         r = start(a, "P4", "S6", "C4")   # P4 treated today already: refused, but synced first
         check(not r["ok"] and "day" in r["error"]["message"], r)
-        check(srv.psql(db, "SELECT pulses, stop_reason IS NULL FROM sessions WHERE id = %d" % sid)
-              == "40|t", srv.psql(db, "SELECT * FROM sessions"))
+        check(srv.psql(db, "SELECT pulses, stopped IS NOT NULL, edf_sha256 IS NOT NULL FROM "
+                       "sessions WHERE id = %d" % sid) == "40|t|t",
+              srv.psql(db, "SELECT * FROM sessions"))
+        # and the rig's ledger has every pulse the database has: none under-counted
+        check(sum_ledger(a.conf["daemon"]["state_dir"]) >= int(srv.psql(
+            db, "SELECT SUM(pulses) FROM sessions WHERE rig = 'rigA'")), "ledger below the DB")
     finally:
         a.stop()
         b.stop()
