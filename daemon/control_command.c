@@ -294,8 +294,8 @@ static int control_command_course_start(struct control *c, const struct control_
 	if (!next) {
 		goto out;
 	}
-	if (course_begin(c->course, rx, req->motor_threshold_pct, next->stim.intensity_pct, cap,
-			 why, sizeof(why)) < 0) {
+	if (course_begin(c->course, rx, req->motor_threshold_pct, next->stim.intensity_pct,
+			 stim_day_pulses(c->stim), cap, why, sizeof(why)) < 0) {
 		control_request_fail(err, "course_refused", "session_start: course %s: %s",
 				     req->course_id, why);
 		goto out;

@@ -36,12 +36,17 @@ struct course {
 	struct zone *zone;		/* safety.day_zone */
 	struct course_db *db;		/* NULL: not open (a server down at start) */
 
+	char mark[CONFIG_PATH_MAX];	/* state_dir/course-session: a session running */
+	uint64_t start_day_pulses;	/* the gate's pulses today at this start */
+
 	/* the running course session */
 	bool active;
 	int64_t session;
 	struct prescription rx;
 	uint64_t pushed;		/* the pulses the database was last told */
 };
+
+static void course_recover(struct course *c, uint64_t day_pulses);
 
 /* "FILE:LINE" of section.key, or FILE when it kept its default. */
 static void course_where(const struct rpmsd_config *cfg, const char *section, const char *key,
@@ -113,7 +118,8 @@ int course_check(const struct rpmsd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int course_open(const struct rpmsd_config *cfg, struct course **out, char *err, size_t errlen)
+int course_open(const struct rpmsd_config *cfg, uint64_t day_pulses, struct course **out, char *err,
+		size_t errlen)
 {
 	char why[COURSE_DB_ERR_MAX];
 	struct course *c;
@@ -136,6 +142,11 @@ int course_open(const struct rpmsd_config *cfg, struct course **out, char *err, 
 	(void)course_path(cfg, cfg->course_db.path, "course.db", c->path, sizeof(c->path));
 	(void)course_path(cfg, cfg->course_db.journal, "course-journal.db", c->journal,
 			  sizeof(c->journal));
+	if (course_path(cfg, "", "course-session", c->mark, sizeof(c->mark)) < 0) {
+		snprintf(err, errlen, "daemon.state_dir: path too long");
+		ret = -ENAMETOOLONG;
+		goto err_free;
+	}
 	snprintf(c->conninfo, sizeof(c->conninfo), "%s", cfg->course_db.conninfo);
 	if (cfg->course.rig[0]) {
 		snprintf(c->rig, sizeof(c->rig), "%s", cfg->course.rig);
@@ -143,6 +154,7 @@ int course_open(const struct rpmsd_config *cfg, struct course **out, char *err, 
 		snprintf(c->rig, sizeof(c->rig), "rig");
 	}
 	c->max_daily_pulses = cfg->safety.max_daily_pulses;
+	c->start_day_pulses = day_pulses;
 	c->dbc.backend = cfg->course_db.backend == CONFIG_COURSE_DB_POSTGRESQL
 				 ? COURSE_DB_POSTGRESQL : COURSE_DB_SQLITE;
 	c->dbc.path = c->path;
@@ -162,6 +174,7 @@ int course_open(const struct rpmsd_config *cfg, struct course **out, char *err, 
 		snprintf(err, errlen, "course database: %s", why);
 		goto err_free;
 	} else {
+		course_recover(c, day_pulses);
 		log_info("course: prescriptions in %s, %s database %s, rig %s", c->dir,
 			 c->dbc.backend == COURSE_DB_SQLITE ? "SQLite" : "PostgreSQL",
 			 c->dbc.backend == COURSE_DB_SQLITE ? c->path : "server", c->rig);
@@ -283,6 +296,83 @@ static char *course_read_text(const char *path)
 	return buf;
 }
 
+/*
+ * The mark of a running course session in daemon.state_dir: its database
+ * id, its day, the gate's pulses of the day when it began and its cap,
+ * written (fsynced) before the session can deliver a pulse and removed at
+ * its end. A daemon killed mid-session finds it at the next start and ends
+ * the session in the database with an upper bound of its pulses from the
+ * pulse ledger, never fewer than it delivered (course_recover).
+ */
+static int course_mark_write(struct course *c, int64_t session, int64_t day, uint64_t day_pulses,
+			     uint64_t cap)
+{
+	char tmp[CONFIG_PATH_MAX + 8], text[160];
+	int fd, n, ret = 0;
+
+	n = snprintf(text, sizeof(text), "session %lld day %lld day_pulses %llu cap %llu\n",
+		     (long long)session, (long long)day, (unsigned long long)day_pulses,
+		     (unsigned long long)cap);
+	snprintf(tmp, sizeof(tmp), "%.*s.tmp", (int)(sizeof(tmp) - 8), c->mark);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (write(fd, text, (size_t)n) != n || fsync(fd) < 0) {
+		ret = errno ? -errno : -EIO;
+	}
+	close(fd);
+	if (ret == 0 && rename(tmp, c->mark) < 0) {
+		ret = -errno;
+	}
+	if (ret < 0) {
+		unlink(tmp);
+	}
+	return ret;
+}
+
+/*
+ * End the session a killed daemon left running (its mark), @day_pulses the
+ * gate's pulses of today as the ledger had them at this start (at least
+ * every pulse delivered: the ledger records ahead of the pulses).
+ */
+static void course_recover(struct course *c, uint64_t day_pulses)
+{
+	char err[COURSE_DB_ERR_MAX], why[256];
+	long long session, day;
+	unsigned long long begun, cap, upper;
+	int64_t now = (int64_t)time(NULL);
+	FILE *f = fopen(c->mark, "re");
+	int n;
+
+	if (!f) {
+		return;
+	}
+	n = fscanf(f, "session %lld day %lld day_pulses %llu cap %llu", &session, &day, &begun, &cap);
+	fclose(f);
+	if (n != 4) {
+		log_warn("course: %s is damaged; left for the operator", c->mark);
+		return;
+	}
+	/* the same day: what the ledger counted since the session began; else the cap */
+	upper = cap;
+	if (zone_day(c->zone, now) == day && day_pulses >= begun && day_pulses - begun < cap) {
+		upper = day_pulses - begun;
+	}
+	snprintf(why, sizeof(why), "the daemon stopped without ending the session: %llu pulses, an "
+		 "upper bound from the pulse ledger", upper);
+	if (course_db_pulses(c->db, session, (int64_t)upper, err, sizeof(err)) < 0 ||
+	    course_db_note_add(c->db, session, COURSE_DB_DEVIATION, now, "not ended", why, err,
+			       sizeof(err)) < 0 ||
+	    course_db_session_end(c->db, session, now, (int64_t)upper, why, err, sizeof(err)) < 0) {
+		log_warn("course: session %lld left running by the last run: %s", session, err);
+		return;
+	}
+	log_warn("course: session %lld was left running by the last run; ended with %llu pulses "
+		 "(an upper bound from the pulse ledger)", session, upper);
+	unlink(c->mark);
+}
+
 /* The database, opened again if it was not (a server down at start, or since). */
 static int course_db_ready(struct course *c, char *err, size_t errlen)
 {
@@ -295,12 +385,14 @@ static int course_db_ready(struct course *c, char *err, size_t errlen)
 	ret = course_db_open(&c->dbc, &c->db, why, sizeof(why));
 	if (ret < 0) {
 		snprintf(err, errlen, "%s", why);
+		return ret;
 	}
-	return ret;
+	course_recover(c, c->start_day_pulses);
+	return 0;
 }
 
 int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
-		 double intensity_pct, uint64_t *cap, char *err, size_t errlen)
+		 double intensity_pct, uint64_t day_pulses, uint64_t *cap, char *err, size_t errlen)
 {
 	struct course_db_prescription p = { 0 };
 	struct course_db_session_detail det;
@@ -361,6 +453,15 @@ int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
 	}
 	/* begin refused a day already at its cap, so left > 0 here; never 0 (= no cap) */
 	*cap = left > 0 ? (uint64_t)left : 1;
+	ret = course_mark_write(c, session, zone_day(c->zone, now), day_pulses, *cap);
+	if (ret < 0) {
+		/* without the mark a killed run would leave the session open for ever */
+		snprintf(err, errlen, "%s: %s; nothing started", c->mark, strerror(-ret));
+		c->active = true;
+		c->session = session;
+		course_abort(c, "not started: the session's mark could not be written");
+		return ret;
+	}
 	snprintf(target, sizeof(target), "%s %s %s",
 		 rx->target.kind == PRESCRIPTION_NERVE_TRUNK ? "nerve_trunk" : "motor_point",
 		 rx->target.site, rx->target.side == PRESCRIPTION_LEFT ? "left" : "right");
@@ -393,6 +494,7 @@ void course_abort(struct course *c, const char *why)
 				  sizeof(err)) < 0) {
 		log_warn("course: ending session %lld: %s", (long long)c->session, err);
 	}
+	unlink(c->mark);
 	c->active = false;
 }
 
@@ -475,6 +577,7 @@ void course_end(struct course *c, uint64_t delivered, const char *reason, const 
 	}
 	log_info("course: session %lld ended with %llu pulses%s%s", (long long)c->session,
 		 (unsigned long long)delivered, deviation[0] ? "; deviation: " : "", deviation);
+	unlink(c->mark);
 	c->active = false;
 }
 

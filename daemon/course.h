@@ -41,10 +41,14 @@ int course_check(const struct rpmsd_config *cfg, char *err, size_t errlen);
  * course.prescriptions is empty. A PostgreSQL server unreachable now is
  * not an error (logged): the database is opened again at the next
  * session_start, and until then a course session is refused.
+ * A course session a killed run left running (its mark in daemon.state_dir)
+ * is ended in the database with an upper bound of its pulses from
+ * @day_pulses, the gate's count of today from the pulse ledger.
  * @return 0, or a negative errno with @err filled (a bad path, a newer
  *         schema than this build knows, a file that is not a database)
  */
-int course_open(const struct rpmsd_config *cfg, struct course **out, char *err, size_t errlen);
+int course_open(const struct rpmsd_config *cfg, uint64_t day_pulses, struct course **out, char *err,
+		size_t errlen);
 
 /** Close @c (NULL: nothing); a running course session is left as the DB has it. */
 void course_close(struct course *c);
@@ -64,6 +68,8 @@ int course_find(struct course *c, const char *course_id, const char *patient,
  * stored first, the day from safety.day_zone.
  * @param mt_pct  the session's motor threshold, % of maximum output; 0: none
  * @param intensity_pct  the output the protocol runs at, % of maximum
+ * @param day_pulses  the gate's pulses of today now (stim_day_pulses), for
+ *             the mark a killed run is recovered from (course_open)
  * @param cap  receives this session's pulse cap: the prescription's
  *             pulses, or what the daily cap leaves today on all rigs
  * @return 0; -EPERM (a limit, named with its numbers); -ENOTCONN ("course
@@ -71,7 +77,7 @@ int course_find(struct course *c, const char *course_id, const char *patient,
  *         begun on failure.
  */
 int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
-		 double intensity_pct, uint64_t *cap, char *err, size_t errlen);
+		 double intensity_pct, uint64_t day_pulses, uint64_t *cap, char *err, size_t errlen);
 
 /**
  * Undo a course_begin whose session could not start after all (the

@@ -221,7 +221,7 @@ static int session_build_control(struct session *s)
 	 * The course database before the control thread, its only user. A
 	 * PostgreSQL server down now does not stop the start (course_open).
 	 */
-	ret = course_open(s->cfg, &s->course, err, sizeof(err));
+	ret = course_open(s->cfg, stim_day_pulses(s->stim), &s->course, err, sizeof(err));
 	if (ret < 0) {
 		log_err("%s: %s", s->cfg->path, err);
 		return ret;

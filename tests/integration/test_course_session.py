@@ -319,6 +319,20 @@ def test_sqlite_two_rigs_daily_cap():
         # ...and the rig's own ledger (the truth on the rig) has at least every pulse
         ledger = sum_ledger(b.conf["daemon"]["state_dir"])
         check(ledger >= delivered, "ledger %d < delivered %d" % (ledger, delivered))
+        check(sqlite_rows(shared, "SELECT stopped FROM sessions WHERE id = ?", (sid,)) ==
+              [(None,)], "the killed session ended")
+        # rig B again: the session its last run left running is ended from its ledger
+        b.done = True
+        b = tc.Daemon(b.conf)
+        row = wait_until(lambda: sqlite_rows(
+            shared, "SELECT pulses, stop_reason FROM sessions WHERE id = ? AND stopped IS NOT "
+            "NULL", (sid,)), "the killed session ended at the restart")
+        check(delivered <= row[0][0] <= ledger, "%r: delivered %d, ledger %d"
+              % (row, delivered, ledger))
+        check("upper bound" in row[0][1], row)
+        check(sqlite_rows(shared, "SELECT what FROM notes WHERE session = ?", (sid,)) ==
+              [("not ended",)], "no deviation for the session not ended")
+        check(sqlite_rows(shared, "PRAGMA integrity_check") == [("ok",)], "integrity")
     finally:
         a.stop()
         if b.proc.poll() is None:
