@@ -292,15 +292,31 @@ def test_sqlite_two_rigs_daily_cap():
     """Two daemons, one SQLite file: rig B is refused the patient rig A treated
     today; kill -9 of a daemon while it writes leaves the file sound and its
     pulses not under-counted against its ledger."""
-    rx = rx_dir(("P1", "C1", 1, 20, MT), ("P2", "C2", 1, 200, OUT30))
+    rx = rx_dir(("P1", "C1", 1, 20, MT), ("P2", "C2", 1, 30, OUT30), ("P5", "C5", 2, 20, OUT30))
     shared = os.path.join(tempfile.mkdtemp(prefix="db-", dir=TMP), "course.db")
     a = tc.Daemon(course_conf(rx, extra={"course_db": {"path": shared}}, rig_name="rigA"))
-    b = tc.Daemon(course_conf(rx, extra={"course_db": {"path": shared}}, rig_name="rigB"))
+    # rig B's own daily limit is lower than P5's prescribed day (2 x 20)
+    b = tc.Daemon(course_conf(rx, extra={"course_db": {"path": shared}, "safety": {
+        "max_daily_pulses": "30", "max_session_pulses": "30", "ledger_reserve_pulses": "5"}},
+        rig_name="rigB"))
     try:
         run_full_session(a, "P1", "S1", "C1", 45, 20)
         e = refused_unchanged(b, start(b, "P1", "S1b", "C1", 45), "course_refused", "C1")
         check("day" in e["message"], e)
         check(status_view(b)[1] is None, "rig B has a session")
+        # P5: 20 pulses on rig A; on rig B the day's cap (30, B's limit) leaves 10,
+        # and B's gate stops the session there although its own day has room
+        run_full_session(a, "P5", "S1", "C5", None, 20)
+        t = time.monotonic()
+        r = start(b, "P5", "S2", "C5")
+        check(r["ok"] and r["result"]["course"]["pulses_cap"] == 10, r)
+        b.ok({"cmd": "arm"})
+        b.wait_for(lambda: b.of("rpms.safety", since=t, rule="max_session_pulses"), WAIT_S,
+                   "the session cap's refusal")
+        stop = b.ok({"cmd": "session_stop", "reason": "daily cap across rigs"})
+        check(stop["pulses_session"] == 10 == len(b.of("rpms.stim", since=t)), stop)
+        check(sqlite_rows(shared, "SELECT SUM(pulses) FROM sessions WHERE patient = 'P5'") ==
+              [(30,)], "P5's day across rigs")
         # rig B treats another patient; kill -9 while its pulses are being written
         t = time.monotonic()
         r = start(b, "P2", "S2", "C2")
