@@ -385,7 +385,8 @@ def test_pg_two_rigs():
     srv = pg_server()
     db = srv.new_db()
     rx = rx_dir(("P1", "C1", 1, 20, MT), ("P2", "C2", 1, 20, OUT30),
-                ("P3", "C3", 1, 40, OUT30), ("P4", "C4", 1, 20, OUT30))
+                ("P3", "C3", 1, 40, OUT30), ("P4", "C4", 1, 20, OUT30),
+                ("P6", "C6", 1, 20, OUT30))
     a = tc.Daemon(pg_conf(srv, db, rx, "rigA"))
     b = tc.Daemon(pg_conf(srv, db, rx, "rigB"))
     try:
@@ -432,6 +433,10 @@ def test_pg_two_rigs():
         check(srv.psql(db, "SELECT pulses, stopped IS NOT NULL, edf_sha256 IS NOT NULL FROM "
                        "sessions WHERE id = %d" % sid) == "40|t|t",
               srv.psql(db, "SELECT * FROM sessions"))
+        # the other rig, refused while the server was down, starts a session again
+        r = start(b, "P6", "S7", "C6")
+        check(r["ok"], r)
+        b.ok({"cmd": "session_stop", "reason": "network drop test"})
         # and the rig's ledger has every pulse the database has: none under-counted
         check(sum_ledger(a.conf["daemon"]["state_dir"]) >= int(srv.psql(
             db, "SELECT SUM(pulses) FROM sessions WHERE rig = 'rigA'")), "ledger below the DB")
