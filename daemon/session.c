@@ -76,8 +76,17 @@ static void session_source_opened(struct session *s)
 
 static void session_free(struct session *s)
 {
+	char dev[COURSE_ERR_MAX];
+
 	control_destroy(s->ctl);
-	/* after the control thread, its only user, has stopped */
+	/*
+	 * After the control thread, its only user, has stopped, and the stim
+	 * thread (the count is final): a course session still running ends.
+	 */
+	if (s->stim) {
+		course_end(s->course, stim_session_pulses(s->stim),
+			   "the daemon stopped during the session", NULL, dev, sizeof(dev));
+	}
 	course_close(s->course);
 	acquire_destroy(s->acq);
 	stim_destroy(s->stim);

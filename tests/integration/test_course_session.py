@@ -230,7 +230,7 @@ def test_sqlite_course_session():
 def test_sqlite_deviations():
     """Stopped before the prescribed pulses, and intensity changed by set: each
     a deviation with its reason, in the DB, in the replies and on rpms.state."""
-    rx = rx_dir(("P2", "C2", 2, 20, OUT30))
+    rx = rx_dir(("P2", "C2", 3, 20, OUT30))
     state = rig.state_dir()
     d = tc.Daemon(course_conf(rx, state))
     db = os.path.join(state, "course.db")
@@ -265,8 +265,16 @@ def test_sqlite_deviations():
         check(r["ok"], r)
         stop = d.ok({"cmd": "session_stop"})
         check(stop["deviation"] == "stopped early: 0 of 20 pulses: no reason given", stop)
+        # a third, running when the daemon stops: ended in the database, not left running
+        r = start(d, "P2", "S3", "C2")
+        check(r["ok"], r)
+        sid = r["result"]["course"]["db_session"]
     finally:
         d.stop()
+    check(sqlite_rows(db, "SELECT stopped IS NOT NULL, stop_reason FROM sessions WHERE id = ?",
+                      (sid,)) == [(1, "the daemon stopped during the session")],
+          sqlite_rows(db, "SELECT * FROM sessions"))
+    check(not os.path.exists(os.path.join(state, "course-session")), "the mark was left")
 
 
 def test_check_config_course_keys():
