@@ -346,8 +346,11 @@ def test_sqlite_two_rigs_daily_cap():
         check(sqlite_rows(shared, "SELECT stopped FROM sessions WHERE id = ?", (sid,)) ==
               [(None,)], "the killed session ended")
         # rig B again: the session its last run left running is ended from its ledger
-        b.done = True
-        b = tc.Daemon(b.conf)
+        forget(b)
+        conf = dict(b.conf)
+        # a port of its own: the dead daemon's subscriber must not be the one it waits for
+        conf["publish"] = dict(conf["publish"], endpoint="tcp://127.0.0.1:%d" % rig.free_port())
+        b = tc.Daemon(conf)
         row = wait_until(lambda: sqlite_rows(
             shared, "SELECT pulses, stop_reason FROM sessions WHERE id = ? AND stopped IS NOT "
             "NULL", (sid,)), "the killed session ended at the restart")
@@ -362,7 +365,19 @@ def test_sqlite_two_rigs_daily_cap():
         if b.proc.poll() is None:
             b.stop()
         else:
-            b.done = True
+            forget(b)
+
+
+def forget(d):
+    """Close the sockets of a Daemon whose process was killed."""
+    if d.done:
+        return
+    d.done = True
+    d.thread.join()
+    if d.req is not None:
+        d.req.close()
+    d.sub.close(linger=0)
+    d.ctx.term()
 
 
 def sum_ledger(state):
