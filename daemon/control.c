@@ -351,6 +351,7 @@ int control_create(const struct rpmsd_config *cfg, const struct control_deps *de
 	c->pub = deps->pub;
 	c->rec = deps->rec;
 	c->blind = deps->blind;
+	c->course = deps->course;
 	c->acq_timeout_ms = cfg->safety.acquisition_timeout_ms;
 	c->calibration_s = cfg->detect.calibration_s;
 	c->curve = cfg->control.curve_server_secret_file[0] != '\0';

@@ -29,6 +29,7 @@ struct control;
 struct publish;
 struct publish_status;
 struct record;
+struct course;
 struct ring;
 struct rpmsd_config;
 struct sclock;
@@ -52,6 +53,7 @@ struct control_deps {
 	struct publish *pub;
 	struct record *rec;	/* the session recorder, or NULL (no [record]) */
 	struct blind *blind;	/* blinding (docs/sham.md), or NULL */
+	struct course *course;	/* courses (course.prescriptions), or NULL; the control thread's */
 };
 
 /**

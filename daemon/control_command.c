@@ -27,9 +27,11 @@
 #include "blind.h"
 #include "config.h"
 #include "control_private.h"
+#include "course.h"
 #include "event.h"
 #include "log.h"
 #include "policy.h"
+#include "prescription.h"
 #include "publish.h"
 #include "record.h"
 #include "ring.h"
@@ -85,6 +87,19 @@ static void control_command_push_session(struct control *c, bool started, const 
 	snprintf(ev.u.session.arm_code, sizeof(ev.u.session.arm_code), "%s", arm_code);
 	control_command_push(c, &ev);
 }
+
+/* One key to apply: [stim] keys from "set", a prescription's keys from session_start. */
+struct control_key {
+	const char *section;
+	const char *key;
+	const char *value;
+};
+
+static struct rpmsd_config *control_command_prepare(struct control *c,
+						    const struct control_key *keys, size_t n,
+						    const char *origin, struct control_error *err);
+static json_t *control_command_commit(struct control *c, const struct rpmsd_config *next,
+				      const char *reason, struct control_error *err);
 
 static json_t *control_command_arm(struct control *c, struct control_error *err)
 {
@@ -214,11 +229,12 @@ static int control_command_record_close(struct control *c)
  * @return {"file": path} or {"error": message}, or JSON null without [record]
  */
 static json_t *control_command_record_start(struct control *c, const char *patient,
-					     const char *session)
+					     const char *session, const char *notes)
 {
 	char path[CONFIG_PATH_MAX];
 	int ret;
 
+	c->rec_path[0] = '\0';
 	if (!c->rec) {
 		return json_null();
 	}
@@ -226,19 +242,101 @@ static json_t *control_command_record_start(struct control *c, const char *patie
 	if (ret < 0 && ret != -ENOENT) {
 		return json_pack("{s:s}", "error", strerror(-ret));
 	}
-	ret = record_start_session(c->rec, patient, session, path, sizeof(path));
+	ret = record_start_session(c->rec, patient, session, notes, path, sizeof(path));
 	if (ret < 0) {
 		return json_pack("{s:s}", "error", strerror(-ret));
 	}
+	snprintf(c->rec_path, sizeof(c->rec_path), "%s", path);
 	return json_pack("{s:s}", "file", path);
+}
+
+/*
+ * A course session's protocol and database session (session_start with a
+ * course_id): the prescription found and checked to be the patient's, its
+ * protocol held to every rule of "set", the limits across rigs checked by
+ * the course database, and only then the protocol put in force. Any
+ * refusal changes nothing: no protocol, no session, the coil disarmed.
+ * @return the prepared configuration committed (*@proto set to the reply's
+ *         protocol), or -1 with @err filled
+ */
+static int control_command_course_start(struct control *c, const struct control_request *req,
+					uint64_t *cap, json_t **course, struct control_error *err)
+{
+	struct prescription_stim_key sk[PRESCRIPTION_STIM_KEYS_MAX];
+	struct control_key keys[PRESCRIPTION_STIM_KEYS_MAX];
+	char why[COURSE_ERR_MAX], rule[96], reason[EVENT_REASON_MAX];
+	struct prescription *rx = malloc(sizeof(*rx));
+	struct rpmsd_config *next = NULL;
+	json_t *proto;
+	size_t n = 0, i;
+	int ret = -1;
+
+	if (!rx) {
+		control_request_fail(err, "internal", "out of memory");
+		return -1;
+	}
+	if (!c->course) {
+		control_request_fail(err, "no_course", "session_start: course_id %s, but this daemon "
+				     "has no courses (course.prescriptions is empty)", req->course_id);
+		snprintf(err->key, sizeof(err->key), "course.prescriptions");
+		goto out;
+	}
+	ret = course_find(c->course, req->course_id, req->patient_id, rx, why, sizeof(why));
+	if (ret < 0) {
+		control_request_fail(err, ret == -EPERM ? "wrong_patient" : "no_prescription",
+				     "session_start: %s", why);
+		ret = -1;
+		goto out;
+	}
+	ret = -1;
+	if (prescription_stim_keys(rx, req->motor_threshold_pct, sk, &n, why, sizeof(why)) < 0) {
+		control_request_fail(err, "invalid_value", "session_start: %s (send "
+				     "motor_threshold_pct, the motor threshold measured in this "
+				     "session, in %% of maximum output)", why);
+		snprintf(err->key, sizeof(err->key), "motor_threshold_pct");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		keys[i] = (struct control_key){ sk[i].section, sk[i].key, sk[i].value };
+	}
+	next = control_command_prepare(c, keys, n, rx->path, err);
+	if (!next) {
+		goto out;
+	}
+	if (course_begin(c->course, rx, req->motor_threshold_pct, next->stim.intensity_pct,
+			 stim_day_pulses(c->stim), cap, why, sizeof(why)) < 0) {
+		control_request_fail(err, "course_refused", "session_start: course %s: %s",
+				     req->course_id, why);
+		goto out;
+	}
+	course_intensity_text(rx, req->motor_threshold_pct, rule, sizeof(rule));
+	/* the event's reason has 160 characters: the file's name is cut, the rule kept */
+	snprintf(reason, sizeof(reason), "course %.36s: intensity %.60s: %.40s", rx->course.id, rule,
+		 rx->path);
+	proto = control_command_commit(c, next, reason, err);
+	if (!proto) {
+		course_abort(c->course, "not started: the protocol could not be put in force");
+		goto out;
+	}
+	c->course_mt_pct = req->motor_threshold_pct;
+	*course = json_pack("{s:s, s:I, s:I, s:s, s:o}", "course_id", rx->course.id, "db_session",
+			    (json_int_t)course_session_id(c->course), "pulses_cap", (json_int_t)*cap,
+			    "intensity_rule", rule, "protocol", proto);
+	ret = 0;
+out:
+	free(next);
+	free(rx);
+	return ret;
 }
 
 static json_t *control_command_session_start(struct control *c, const struct control_request *req,
 					     struct control_error *err)
 {
+	char notes[RECORD_NOTES_MAX] = "";
 	char why[CONTROL_MSG_MAX];
 	struct blind_start blind;
-	json_t *rec;
+	json_t *rec, *course = json_null();
+	uint64_t cap = 0;
 	bool active;
 
 	pthread_mutex_lock(&c->lock);
@@ -256,23 +354,38 @@ static json_t *control_command_session_start(struct control *c, const struct con
 		return NULL;
 	}
 	/*
-	 * The new file first, then the session: closing the previous file waits
-	 * for its last events to reach the recorder (publish_flush, which can
-	 * take the publisher's reorder hold), and the new file starts with the
-	 * EMG block the recorder has then; a session marked before that would
-	 * begin before its own file.
+	 * The allocation decides the coil; the true arm goes only to the sealed
+	 * audit. First, so that a refusal here leaves the protocol and the
+	 * course database as they were (a start the course database refuses
+	 * after this leaves a sealed record of the attempt: docs/sham.md).
 	 */
-	/* the allocation decides the coil; the true arm goes only to the sealed audit */
 	if (blind_session_start(c->blind, req->patient_id, req->course_id, req->session_id,
 				&blind, why, sizeof(why)) < 0) {
 		control_request_fail(err, "not_allocated", "%s; no session started, the coil "
 				     "stays disarmed", why);
 		return NULL;
 	}
-	rec = control_command_record_start(c, req->patient_id, req->session_id);
-	if (stim_new_session_coil(c->stim, blind.coil) < 0) {
+	c->course_mt_pct = 0.0;
+	if (req->course_id[0]) {
+		if (control_command_course_start(c, req, &cap, &course, err) < 0) {
+			return NULL;
+		}
+		course_edf_notes(course_rx(c->course), c->course_mt_pct, notes, sizeof(notes));
+	}
+	/*
+	 * The new file first, then the session: closing the previous file waits
+	 * for its last events to reach the recorder (publish_flush, which can
+	 * take the publisher's reorder hold), and the new file starts with the
+	 * EMG block the recorder has then; a session marked before that would
+	 * begin before its own file.
+	 */
+	rec = control_command_record_start(c, req->patient_id, req->session_id, notes);
+	if (stim_new_session_coil(c->stim, blind.coil, cap, c->course_mt_pct > 0.0 ?
+				  c->course_mt_pct : c->cfg->safety.motor_threshold_pct) < 0) {
 		/* the stim thread's command ring is full: it is far behind, say so */
 		json_decref(rec);
+		json_decref(course);
+		course_abort(c->course, "not started: the stim thread was busy");
 		control_request_fail(err, "busy", "the stim thread has not taken the commands "
 				     "before this one yet: try session_start again");
 		return NULL;
@@ -284,14 +397,22 @@ static json_t *control_command_session_start(struct control *c, const struct con
 	pthread_mutex_unlock(&c->lock);
 	control_command_push_session(c, true, req->patient_id, req->session_id, 0,
 				     blind.arm_code);
-	return json_pack("{s:o, s:o}", "session",
-			 control_status_ids(req->patient_id, req->session_id), "recording", rec);
+	rec = json_pack("{s:o, s:o}", "session",
+			control_status_ids(req->patient_id, req->session_id), "recording", rec);
+	if (rec && !json_is_null(course)) {
+		json_object_set(rec, "course", course);
+	}
+	json_decref(course);
+	return rec;
 }
 
-static json_t *control_command_session_stop(struct control *c, struct control_error *err)
+static json_t *control_command_session_stop(struct control *c, const struct control_request *req,
+					    struct control_error *err)
 {
-	char patient[EVENT_ID_MAX + 1], session[EVENT_ID_MAX + 1];
+	char patient[EVENT_ID_MAX + 1], session[EVENT_ID_MAX + 1], dev[CONTROL_REASON_MAX + 96];
+	char reason[EVENT_REASON_MAX];
 	uint64_t pulses;
+	json_t *res;
 	bool was;
 
 	/* Always disarms, session or not: a stop must never leave the coil armed. */
@@ -316,10 +437,32 @@ static json_t *control_command_session_stop(struct control *c, struct control_er
 		/* the session's file is complete: closed, count and annotations written */
 		(void)control_command_record_close(c);
 	}
+	dev[0] = '\0';
+	if (course_active(c->course)) {
+		/* disarmed: the gate's count is final, the ledger has it */
+		course_end(c->course, pulses, req->reason, c->rec_path, dev, sizeof(dev));
+		if (dev[0]) {
+			snprintf(reason, sizeof(reason), "deviation: %s", dev);
+			control_command_push_state(c, EVENT_STATE_PROTOCOL, reason);
+		}
+	}
 	control_command_push_session(c, false, patient, session, pulses, "");
-	return json_pack("{s:b, s:b, s:o, s:I}", "stopped", 1, "armed", 0, "session",
-			 control_status_ids(patient, session), "pulses_session",
-			 (json_int_t)pulses);
+	res = json_pack("{s:b, s:b, s:o, s:I}", "stopped", 1, "armed", 0, "session",
+			control_status_ids(patient, session), "pulses_session", (json_int_t)pulses);
+	if (res && dev[0]) {
+		json_object_set_new(res, "deviation", json_string(dev));
+	}
+	return res;
+}
+
+void control_command_course_tick(struct control *c)
+{
+	course_pulses(c->course, stim_session_pulses(c->stim));
+}
+
+bool control_command_course_active(const struct control *c)
+{
+	return course_active(c->course);
 }
 
 /*
@@ -346,39 +489,62 @@ static void control_command_token(const char *msg, const char *prefix, char *out
 	snprintf(out, len, "%.*s", (int)n, p);
 }
 
-static json_t *control_command_set(struct control *c, const struct control_request *req,
-				   const char *origin, struct control_error *err)
+/*
+ * The checks every protocol change passes, "set" and a course's
+ * prescription alike: each key through config_override, the whole through
+ * config_recheck (the limits, as for a file) and the connected device's
+ * envelope. A key that cannot change while running (stim.mode) must
+ * already hold the value asked for.
+ * @return the configuration to commit (free() it), or NULL with @err filled
+ */
+static struct rpmsd_config *control_command_prepare(struct control *c,
+						    const struct control_key *keys, size_t n,
+						    const char *origin, struct control_error *err)
 {
-	char why[CONFIG_ERR_MAX], reason[EVENT_REASON_MAX];
+	char why[CONFIG_ERR_MAX], now[CONTROL_VALUE_MAX];
 	struct rpmsd_config *next = malloc(sizeof(*next));
-	struct policy_protocol pp;
 	enum safety_rule rule;
-	int64_t deadline;
-	json_t *res = NULL;
-	bool applied, intensity_changed;
 	size_t i;
-	int ret;
 
 	if (!next) {
 		control_request_fail(err, "internal", "out of memory");
 		return NULL;
 	}
 	*next = *c->cfg;
-	for (i = 0; i < req->n_params; i++) {
-		if (config_override(next, "set", "stim", req->params[i].key, req->params[i].value,
+	for (i = 0; i < n; i++) {
+		/*
+		 * open_loop_pulses travels with the protocol (policy_protocol),
+		 * motor_threshold_pct with the session (stim_new_session)
+		 */
+		if (!config_key_live(keys[i].section, keys[i].key) &&
+		    strcmp(keys[i].key, "open_loop_pulses") && strcmp(keys[i].key, "motor_threshold_pct")) {
+			config_value_text(c->cfg, keys[i].section, keys[i].key, now, sizeof(now));
+			if (strcmp(now, keys[i].value)) {
+				control_request_fail(err, "invalid_value", "%s: %s.%s = %s is needed, but "
+						     "this daemon runs with %s, which cannot change "
+						     "while it runs (set it in the configuration and "
+						     "restart); nothing changed", origin,
+						     keys[i].section, keys[i].key, keys[i].value, now);
+				snprintf(err->key, sizeof(err->key), "%s.%s", keys[i].section,
+					 keys[i].key);
+				goto err;
+			}
+			continue;
+		}
+		if (config_override(next, origin, keys[i].section, keys[i].key, keys[i].value,
 				    why, sizeof(why)) < 0) {
 			control_request_fail(err, "invalid_value", "%s", why);
-			snprintf(err->key, sizeof(err->key), "stim.%s", req->params[i].key);
-			goto out;
+			snprintf(err->key, sizeof(err->key), "%s.%s", keys[i].section, keys[i].key);
+			goto err;
 		}
 	}
 	/* The same rules as a configuration file: the protocol must fit the limits. */
-	if (config_recheck(next, "set", why, sizeof(why)) < 0) {
+	if (config_recheck(next, origin, why, sizeof(why)) < 0) {
 		control_command_token(why, "safety.", err->rule, sizeof(err->rule));
 		control_command_token(why, "stim.", err->key, sizeof(err->key));
 		control_request_fail(err, err->rule[0] ? "beyond_safety_cap" : "invalid_value",
 				     "%s", why);
-		goto out;
+		goto err;
 	}
 	/* ... and the connected device must be able to deliver it (its envelope) */
 	if (safety_device_check(stim_device(c->stim), next, &rule, why, sizeof(why)) < 0) {
@@ -387,8 +553,29 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 			 safety_rule_name(rule) + strlen("device_"));
 		control_command_token(why, "stim.", err->key, sizeof(err->key));
 		control_request_fail(err, "beyond_safety_cap", "%s", why);
-		goto out;
+		goto err;
 	}
+	return next;
+
+err:
+	free(next);
+	return NULL;
+}
+
+/*
+ * Put @next (from control_command_prepare) in force: the acquire thread
+ * takes the protocol between two blocks, the device is asked for a new
+ * intensity, and rpms.state "protocol" says @reason.
+ * @return {"applied", "protocol"}, or NULL with @err filled (nothing changed)
+ */
+static json_t *control_command_commit(struct control *c, const struct rpmsd_config *next,
+				      const char *reason, struct control_error *err)
+{
+	struct policy_protocol pp;
+	int64_t deadline;
+	bool applied, intensity_changed;
+	int ret;
+
 	policy_protocol_from_config(next, &pp);
 	deadline = control_command_deadline();
 	while ((ret = acquire_post_protocol(c->acq, &pp)) == -EBUSY &&
@@ -399,7 +586,7 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 		control_request_fail(err, "timeout", "the acquire thread was still taking the "
 				     "previous protocol after %d ms; nothing changed",
 				     CONTROL_WAIT_MS);
-		goto out;
+		return NULL;
 	}
 	intensity_changed = next->stim.intensity_pct != c->cfg->stim.intensity_pct;
 	*c->cfg = *next;
@@ -421,6 +608,29 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 		;
 	}
 	applied = !acquire_protocol_pending(c->acq);
+	control_command_push_state(c, EVENT_STATE_PROTOCOL, reason);
+	return json_pack("{s:b, s:o}", "applied", applied, "protocol",
+			 control_status_protocol(c->cfg));
+}
+
+static json_t *control_command_set(struct control *c, const struct control_request *req,
+				   const char *origin, struct control_error *err)
+{
+	char reason[EVENT_REASON_MAX], why[COURSE_ERR_MAX];
+	struct control_key keys[CONTROL_SET_MAX];
+	struct rpmsd_config *next;
+	double before = c->cfg->stim.intensity_pct;
+	const char *because = req->reason[0] ? req->reason : "no reason given";
+	json_t *res;
+	size_t i;
+
+	for (i = 0; i < req->n_params; i++) {
+		keys[i] = (struct control_key){ "stim", req->params[i].key, req->params[i].value };
+	}
+	next = control_command_prepare(c, keys, req->n_params, origin, err);
+	if (!next) {
+		return NULL;
+	}
 	snprintf(reason, sizeof(reason), "%s:", origin);
 	for (i = 0; i < req->n_params; i++) {
 		size_t used = strlen(reason);
@@ -428,10 +638,24 @@ static json_t *control_command_set(struct control *c, const struct control_reque
 		snprintf(reason + used, sizeof(reason) - used, "%s%s", i ? "," : " ",
 			 req->params[i].key);
 	}
-	control_command_push_state(c, EVENT_STATE_PROTOCOL, reason);
-	res = json_pack("{s:b, s:o}", "applied", applied, "protocol",
-			control_status_protocol(c->cfg));
-out:
+	/* a course session's intensity is the prescription's: a change is a deviation */
+	if (course_active(c->course) && next->stim.intensity_pct != before) {
+		size_t used = strlen(reason);
+
+		snprintf(reason + used, sizeof(reason) - used, "; deviation: intensity %g -> %g %%: "
+			 "%.60s", before, next->stim.intensity_pct, because);
+	}
+	res = control_command_commit(c, next, reason, err);
+	if (res && course_active(c->course) && next->stim.intensity_pct != before) {
+		char text[CONTROL_REASON_MAX + 96];
+
+		snprintf(text, sizeof(text), "intensity %g -> %g %% MSO by %s: %s", before,
+			 next->stim.intensity_pct, origin, because);
+		if (course_deviation(c->course, "intensity changed", text, why, sizeof(why)) < 0) {
+			log_warn("course: deviation not recorded: %s", why);
+		}
+		json_object_set_new(res, "deviation", json_string(text));
+	}
 	free(next);
 	return res;
 }
@@ -451,7 +675,7 @@ static json_t *control_command_run(struct control *c, const struct control_reque
 	case CONTROL_CMD_SESSION_START:
 		return control_command_session_start(c, req, err);
 	case CONTROL_CMD_SESSION_STOP:
-		return control_command_session_stop(c, err);
+		return control_command_session_stop(c, req, err);
 	case CONTROL_CMD_SET:
 		return control_command_set(c, req, "set", err);
 	case CONTROL_CMD_COUNT:

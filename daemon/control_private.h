@@ -29,6 +29,7 @@
 #include "event.h"	/* EVENT_ID_MAX */
 
 struct acquire;
+struct course;
 struct publish;
 struct record;
 struct ring;
@@ -51,6 +52,9 @@ struct control {
 	struct publish *pub;
 	struct record *rec;		/* session recordings, or NULL */
 	struct blind *blind;		/* docs/sham.md, or NULL */
+	struct course *course;		/* courses, or NULL; control thread only */
+	char rec_path[CONFIG_PATH_MAX];	/* the session's recording, "" none; control thread */
+	double course_mt_pct;		/* the course session's motor threshold, 0 none */
 	struct ring *events;		/* control thread -> publisher */
 	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
 	double calibration_s;
@@ -132,6 +136,15 @@ void control_command_log(struct control *c, const struct control_request *req,
  * thread when there is none.
  */
 void control_command_reload(struct control *c, const struct rpmsd_config *next);
+
+/**
+ * The course session's pulses to the course database, when they moved
+ * (about once a second, from the control thread's poll). Nothing without one.
+ */
+void control_command_course_tick(struct control *c);
+
+/** Whether a course session runs: the control thread then wakes each second. */
+bool control_command_course_active(const struct control *c);
 
 /* ---- control_thread.c ---------------------------------------------------- */
 

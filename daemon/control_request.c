@@ -19,7 +19,7 @@
 /* A command, and the members its request may have besides "cmd". */
 struct control_cmd_desc {
 	const char *name;
-	const char *const members[4];
+	const char *const members[5];
 	const char *allowed;		/* the same, for messages */
 };
 
@@ -29,10 +29,11 @@ static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
 	[CONTROL_CMD_DISARM] = { "disarm", { NULL }, "cmd" },
 	[CONTROL_CMD_CALIBRATE] = { "calibrate", { NULL }, "cmd" },
 	[CONTROL_CMD_SESSION_START] = { "session_start", { "patient_id", "session_id", "course_id",
-							  NULL },
-					"cmd, patient_id, session_id, course_id" },
-	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { NULL }, "cmd" },
-	[CONTROL_CMD_SET] = { "set", { "params", NULL }, "cmd, params" },
+							   "motor_threshold_pct", NULL },
+					"cmd, patient_id, session_id, course_id, "
+					"motor_threshold_pct" },
+	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { "reason", NULL }, "cmd, reason" },
+	[CONTROL_CMD_SET] = { "set", { "params", "reason", NULL }, "cmd, params, reason" },
 };
 
 #define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set"
@@ -148,6 +149,79 @@ static int control_request_parse_id(json_t *root, const char *member, char *out,
 		return -EINVAL;
 	}
 	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+/* An optional "reason": printable ASCII, 1 to CONTROL_REASON_MAX characters. */
+static int control_request_parse_reason(json_t *root, const char *cmd, char *out,
+					struct control_error *err)
+{
+	json_t *v = json_object_get(root, "reason");
+	const char *s;
+	size_t i;
+
+	out[0] = '\0';
+	if (!v) {
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		control_request_fail(err, "bad_request", "%s: \"reason\" is %s (allowed: a string "
+				     "of 1 to %d printable ASCII characters)", cmd,
+				     control_request_json_type(v), CONTROL_REASON_MAX);
+		return -EINVAL;
+	}
+	s = json_string_value(v);
+	for (i = 0; s[i]; i++) {
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
+			break;
+		}
+	}
+	if (s[i] || i != json_string_length(v) || i == 0 || i > CONTROL_REASON_MAX) {
+		control_request_fail(err, "invalid_value", "%s: reason \"%.40s\" is not valid "
+				     "(allowed: 1 to %d printable ASCII characters)", cmd, s,
+				     CONTROL_REASON_MAX);
+		snprintf(err->key, sizeof(err->key), "reason");
+		return -EINVAL;
+	}
+	memcpy(out, s, i + 1);
+	return 0;
+}
+
+/* session_start's optional course members: "course_id", "motor_threshold_pct". */
+static int control_request_parse_course(json_t *root, struct control_request *req,
+					struct control_error *err)
+{
+	json_t *v = json_object_get(root, "motor_threshold_pct");
+	double mt;
+
+	if (json_object_get(root, "course_id") &&
+	    control_request_parse_id(root, "course_id", req->course_id, err) < 0) {
+		return -EINVAL;
+	}
+	if (!v) {
+		return 0;
+	}
+	if (!json_is_number(v)) {
+		control_request_fail(err, "bad_request", "session_start: \"motor_threshold_pct\" "
+				     "is %s (allowed: a number above 0, at most 100)",
+				     control_request_json_type(v));
+		return -EINVAL;
+	}
+	mt = json_number_value(v);
+	if (!(mt > 0.0 && mt <= 100.0)) {
+		control_request_fail(err, "invalid_value", "session_start: motor_threshold_pct "
+				     "%g is out of range (allowed: above 0, at most 100, in %% of "
+				     "the stimulator's maximum output)", mt);
+		snprintf(err->key, sizeof(err->key), "motor_threshold_pct");
+		return -EINVAL;
+	}
+	if (!req->course_id[0]) {
+		control_request_fail(err, "bad_request", "session_start: motor_threshold_pct "
+				     "without course_id (allowed: with a course_id only, for a "
+				     "prescription's intensity in %% of the motor threshold)");
+		return -EINVAL;
+	}
+	req->motor_threshold_pct = mt;
 	return 0;
 }
 
@@ -331,13 +405,18 @@ int control_request_parse(const char *buf, size_t len, struct control_request *r
 		if (ret == 0) {
 			ret = control_request_parse_id(root, "session_id", req->session_id, err);
 		}
-		/* optional: the course the session belongs to (blinding, docs/sham.md) */
-		if (ret == 0 && json_object_get(root, "course_id")) {
-			ret = control_request_parse_id(root, "course_id", req->course_id, err);
+		if (ret == 0) {
+			ret = control_request_parse_course(root, req, err);
 		}
+		break;
+	case CONTROL_CMD_SESSION_STOP:
+		ret = control_request_parse_reason(root, "session_stop", req->reason, err);
 		break;
 	case CONTROL_CMD_SET:
 		ret = control_request_parse_set(json_object_get(root, "params"), req, err);
+		if (ret == 0) {
+			ret = control_request_parse_reason(root, "set", req->reason, err);
+		}
 		break;
 	default:
 		ret = 0;

@@ -18,6 +18,7 @@
 #define CONTROL_SET_MAX 16		/* keys in one "set" */
 #define CONTROL_VALUE_MAX 64		/* a value's text, NUL included */
 #define CONTROL_MSG_MAX 768
+#define CONTROL_REASON_MAX 200		/* "reason" of session_stop and set, NUL excluded */
 
 /** The commands. */
 enum control_cmd {
@@ -43,6 +44,8 @@ struct control_request {
 	char patient_id[EVENT_ID_MAX + 1];	/* session_start */
 	char session_id[EVENT_ID_MAX + 1];
 	char course_id[EVENT_ID_MAX + 1];	/* session_start, optional: "" none */
+	double motor_threshold_pct;		/* session_start, optional: 0 none */
+	char reason[CONTROL_REASON_MAX + 1];	/* session_stop, set; optional: "" none */
 	size_t n_params;			/* set */
 	struct control_param params[CONTROL_SET_MAX];
 };

@@ -120,7 +120,8 @@ void *control_thread_main(void *arg)
 	items[n] = (zmq_pollitem_t){ .socket = NULL, .fd = c->stop_fd, .events = ZMQ_POLLIN };
 	n++;
 	while (!atomic_load(&c->stopping)) {
-		if (zmq_poll(items, n, -1) < 0) {
+		/* a course session's pulses go to the course database about once a second */
+		if (zmq_poll(items, n, control_command_course_active(c) ? 1000 : -1) < 0) {
 			if (errno == EINTR) {
 				continue;
 			}
@@ -142,6 +143,7 @@ void *control_thread_main(void *arg)
 		if (items[i_reload].revents & ZMQ_POLLIN) {
 			control_thread_take_reload(c);
 		}
+		control_command_course_tick(c);
 	}
 	return NULL;
 }

@@ -66,6 +66,7 @@ void policy_protocol_from_config(const struct rpmsd_config *cfg, struct policy_p
 	pp->proto.width_us = (uint32_t)cfg->stim.pulse_width_us;
 	pp->off_ns = llround(cfg->stim.off_ms * 1e6);
 	pp->refractory_ns = llround(cfg->stim.refractory_ms * 1e6);
+	pp->open_loop_pulses = (uint64_t)cfg->stim.open_loop_pulses;
 }
 
 void policy_set_protocol(struct policy *p, const struct policy_protocol *pp)
@@ -73,6 +74,7 @@ void policy_set_protocol(struct policy *p, const struct policy_protocol *pp)
 	p->proto = pp->proto;
 	p->off_ns = pp->off_ns;
 	p->refractory_ns = pp->refractory_ns;
+	p->open_loop_pulses = pp->open_loop_pulses;
 }
 
 int policy_create(const struct rpmsd_config *cfg, struct policy **out)
@@ -86,7 +88,6 @@ int policy_create(const struct rpmsd_config *cfg, struct policy **out)
 	policy_protocol_from_config(cfg, &pp);
 	policy_set_protocol(p, &pp);
 	p->open_loop = cfg->stim.mode == CONFIG_MODE_OPEN_LOOP;
-	p->open_loop_pulses = (uint64_t)cfg->stim.open_loop_pulses;
 	p->next_train_id = 1;
 	*out = p;
 	return 0;
@@ -301,8 +302,8 @@ static uint64_t policy_count_room(const struct safety_limits *lim, const struct 
 {
 	uint64_t room, r;
 
-	room = lim->max_session_pulses > st->session_pulses
-		       ? lim->max_session_pulses - st->session_pulses : 0;
+	room = safety_session_max(lim, st) > st->session_pulses
+		       ? safety_session_max(lim, st) - st->session_pulses : 0;
 	r = lim->max_daily_pulses > st->day_pulses ? lim->max_daily_pulses - st->day_pulses : 0;
 	room = r < room ? r : room;
 	r = st->day_recorded > st->day_pulses ? st->day_recorded - st->day_pulses : 0;

@@ -29,6 +29,7 @@ struct policy_protocol {
 	struct stim_request proto;	/* template: shape, intensity, width */
 	int64_t off_ns;			/* open loop: pause after a train, or after a cut-short one */
 	int64_t refractory_ns;		/* closed loop: after a request, before the next */
+	uint64_t open_loop_pulses;	/* open loop: a session's count (a course's prescription) */
 };
 
 struct policy;

@@ -189,7 +189,7 @@ static void record_do_op(struct record *r, enum record_op op)
 	int ret;
 
 	if (op == RECORD_OP_OPEN) {
-		ret = record_edf_open(r, r->req_patient, r->req_session);
+		ret = record_edf_open(r, r->req_patient, r->req_session, r->req_notes);
 	} else {
 		record_drain(r);
 		record_await_emg(r);
@@ -488,7 +488,7 @@ static bool record_id_ok(const char *id, size_t max)
 }
 
 int record_start_session(struct record *r, const char *patient_id,
-			 const char *session_id, char *path, size_t pathlen)
+			 const char *session_id, const char *notes, char *path, size_t pathlen)
 {
 	int ret;
 
@@ -503,6 +503,7 @@ int record_start_session(struct record *r, const char *patient_id,
 	}
 	snprintf(r->req_patient, sizeof(r->req_patient), "%s", patient_id);
 	snprintf(r->req_session, sizeof(r->req_session), "%s", session_id);
+	snprintf(r->req_notes, sizeof(r->req_notes), "%s", notes ? notes : "");
 	ret = record_request(r, RECORD_OP_OPEN);
 	if (ret == 0 && path && pathlen) {
 		snprintf(path, pathlen, "%s", r->req_path);

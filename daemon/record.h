@@ -36,6 +36,8 @@ struct sclock;
 struct source;
 
 #define RECORD_ERR_MAX 512
+/** Room for a session's notes (record_start_session). */
+#define RECORD_NOTES_MAX 512
 
 struct record;
 
@@ -94,6 +96,8 @@ int record_start(struct record *r);
  * returns once the file exists. Any thread but the recorder's.
  * @param patient_id  EDF+ patient code, one word of printable ASCII
  * @param session_id  EDF+ admincode, likewise, at most 40 characters
+ * @param notes       annotations at the file's first sample, one a line
+ *                    (each cut to EDF+'s 40 characters), or NULL
  * @param path        receives the file's path (may be NULL)
  * @return 0, -EBUSY (a session is being recorded), -EINVAL (an id that
  *         is not one word, or a session id of more than
@@ -101,7 +105,7 @@ int record_start(struct record *r);
  *         -ESRCH (thread not running), or -errno from creating the file
  */
 int record_start_session(struct record *r, const char *patient_id,
-			 const char *session_id, char *path, size_t pathlen);
+			 const char *session_id, const char *notes, char *path, size_t pathlen);
 
 /**
  * Close the session's file (the last data record padded with zeros, the

@@ -166,6 +166,31 @@ void record_edf_annotate(struct record *r, double sample, uint64_t dur, const ch
 	}
 }
 
+/*
+ * The session's notes (a course session's course, target, protocol and
+ * intensity rule) as annotations at the file's first sample, once it has one.
+ */
+static void record_edf_notes(struct record *r)
+{
+	char *line = r->f.notes, *nl;
+
+	while (*line) {
+		nl = strchr(line, '\n');
+		if (nl) {
+			*nl = '\0';
+		}
+		if (strlen(line) >= RECORD_ANNOT_TEXT) {
+			line[RECORD_ANNOT_TEXT - 1] = '\0';
+		}
+		record_edf_annotate(r, (double)r->f.first, 0, line);
+		if (!nl) {
+			break;
+		}
+		line = nl + 1;
+	}
+	r->f.notes[0] = '\0';
+}
+
 /* Samples that never reached us: zeros, so that the file's time stays the recording's. */
 static void record_edf_fill(struct record *r, uint64_t upto, uint64_t gap)
 {
@@ -196,6 +221,7 @@ void record_edf_block(struct record *r, const struct emg_block *b)
 		f->started = true;
 		f->first = b->first_sample;
 		f->next = b->first_sample;
+		record_edf_notes(r);
 	}
 	if (b->first_sample > f->next) {
 		record_edf_fill(r, b->first_sample, b->lost);
@@ -437,7 +463,8 @@ static int record_edf_setup(struct record *r, int h, const char *patient, const 
 	return ret ? -EINVAL : 0;
 }
 
-int record_edf_open(struct record *r, const char *patient, const char *session)
+int record_edf_open(struct record *r, const char *patient, const char *session,
+		    const char *notes)
 {
 	struct record_file *f = &r->f;
 	struct timespec now;
@@ -449,6 +476,7 @@ int record_edf_open(struct record *r, const char *patient, const char *session)
 	}
 	memset(f, 0, sizeof(*f));
 	f->handle = -1;
+	snprintf(f->notes, sizeof(f->notes), "%s", notes ? notes : "");
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &tm);
 	ret = record_edf_create_file(r, patient, session, &tm, f->path, sizeof(f->path));
@@ -517,6 +545,7 @@ int record_edf_close(struct record *r)
 	if (f->handle >= 0 && f->st.records == 0) {
 		/* No EMG at all: one record of zeros keeps the file valid. */
 		f->started = true;
+		record_edf_notes(r);
 		record_edf_annotate(r, f->next, 0, "no EMG");
 		while (f->handle >= 0 && f->st.records == 0) {
 			record_edf_put(r, NULL);

@@ -49,6 +49,7 @@ struct record_file {
 	size_t fill;			/* frames in the record buffer */
 	uint64_t last_event_sample;	/* the largest event sample seen */
 	char recording_id[RECORD_EDF_ID + 1];	/* the header's, as EDF+ has it */
+	char notes[RECORD_NOTES_MAX];	/* annotations due at the file's first sample, a line each */
 	struct record_stats st;
 };
 
@@ -90,6 +91,7 @@ struct record {
 	bool req_complete;		/* close: every event of the file was sent */
 	char req_patient[CONFIG_NAME_MAX];
 	char req_session[CONFIG_NAME_MAX];
+	char req_notes[RECORD_NOTES_MAX];
 	char req_path[CONFIG_PATH_MAX];
 	struct record_stats shown;	/* for record_get_stats */
 };
@@ -109,7 +111,8 @@ void record_publish_stats(struct record *r);
  * existing file), write its header, start it with the last block received.
  * @return 0, -EBUSY (a file is open) or -errno; logged
  */
-int record_edf_open(struct record *r, const char *patient, const char *session);
+int record_edf_open(struct record *r, const char *patient, const char *session,
+		    const char *notes);
 
 /**
  * Fill the file to its last event, pad its last data record, close it.

@@ -230,7 +230,7 @@ static bool safety_check_session_pulses(const struct safety_limits *lim,
 {
 	(void)req;
 	(void)now_ns;
-	return safety_count_ok(v, safety_next(st->session_pulses), lim->max_session_pulses);
+	return safety_count_ok(v, safety_next(st->session_pulses), safety_session_max(lim, st));
 }
 
 static bool safety_check_daily_pulses(const struct safety_limits *lim,
@@ -504,6 +504,12 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
 	lim->dev.confirms = false;
 }
 
+uint64_t safety_session_max(const struct safety_limits *lim, const struct safety_state *st)
+{
+	return st->session_cap && st->session_cap < lim->max_session_pulses ? st->session_cap
+									  : lim->max_session_pulses;
+}
+
 void safety_init(struct safety_state *st, uint64_t day_pulses)
 {
 	st->armed = false;
@@ -513,6 +519,7 @@ void safety_init(struct safety_state *st, uint64_t day_pulses)
 	st->train_pulses = 0;
 	st->train_first_ns = 0;
 	st->session_pulses = 0;
+	st->session_cap = 0;
 	st->day_pulses = day_pulses;
 	st->day_recorded = day_pulses;
 	st->train_rate_hz = 0.0;

@@ -120,6 +120,12 @@ struct safety_state {
 	uint32_t train_pulses;	/* pulses delivered in that train */
 	int64_t train_first_ns;	/* its first pulse */
 	uint64_t session_pulses;	/* delivered in this run */
+	/*
+	 * This session's own cap (a course session: its prescription's pulses,
+	 * or what the patient's daily cap leaves across rigs), below
+	 * max_session_pulses; 0: none. Set at a new session only.
+	 */
+	uint64_t session_cap;
 	uint64_t day_pulses;	/* delivered today, earlier runs included */
 	uint64_t day_recorded;	/* today's count as written in the ledger (>= delivered) */
 	double train_rate_hz;	/* nominal rate of the last delivered train */
@@ -157,6 +163,12 @@ void safety_limits_from_config(const struct rpmsd_config *cfg,
  * today (from the ledger) and nothing more recorded.
  */
 void safety_init(struct safety_state *st, uint64_t day_pulses);
+
+/**
+ * The pulses this session may deliver in all: safety.max_session_pulses,
+ * or the session's own cap (st->session_cap) when that is lower. Pure.
+ */
+uint64_t safety_session_max(const struct safety_limits *lim, const struct safety_state *st);
 
 /**
  * An earlier run's last pulse was at @at_ns on this session clock

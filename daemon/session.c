@@ -41,6 +41,7 @@
 #include "source.h"
 #include "stim.h"
 #include "zone.h"
+#include "course.h"
 
 #define SESSION_ERR_MAX 2048
 #define SESSION_MAIN_RING 64
@@ -76,7 +77,18 @@ static void session_source_opened(struct session *s)
 
 static void session_free(struct session *s)
 {
+	char dev[COURSE_ERR_MAX];
+
 	control_destroy(s->ctl);
+	/*
+	 * After the control thread, its only user, has stopped, and the stim
+	 * thread (the count is final): a course session still running ends.
+	 */
+	if (s->stim) {
+		course_end(s->course, stim_session_pulses(s->stim),
+			   "the daemon stopped during the session", NULL, dev, sizeof(dev));
+	}
+	course_close(s->course);
 	acquire_destroy(s->acq);
 	stim_destroy(s->stim);
 	blind_destroy(s->blind);
@@ -193,7 +205,7 @@ static int session_start_recording(struct session *s)
 	}
 	ret = record_start(s->rec);
 	if (ret == 0) {
-		ret = record_start_session(s->rec, cfg->record.patient_id, cfg->record.session_id,
+		ret = record_start_session(s->rec, cfg->record.patient_id, cfg->record.session_id, NULL,
 					   NULL, 0);
 	}
 	if (ret < 0) {
@@ -215,6 +227,17 @@ static int session_build_control(struct session *s)
 	};
 	char err[SESSION_ERR_MAX];
 	int ret;
+
+	/*
+	 * The course database before the control thread, its only user. A
+	 * PostgreSQL server down now does not stop the start (course_open).
+	 */
+	ret = course_open(s->cfg, stim_day_pulses(s->stim), &s->course, err, sizeof(err));
+	if (ret < 0) {
+		log_err("%s: %s", s->cfg->path, err);
+		return ret;
+	}
+	deps.course = s->course;
 
 	ret = control_create(s->cfg, &deps, &s->ctl, err, sizeof(err));
 	if (ret < 0) {
@@ -360,7 +383,7 @@ static int session_start_blind(struct session *s)
 	ret = blind_session_start(s->blind, cfg->record.patient_id, cfg->blind.course_id,
 				  cfg->record.session_id, &bs, err, sizeof(err));
 	if (ret == 0) {
-		ret = stim_new_session_coil(s->stim, bs.coil);
+		ret = stim_new_session_coil(s->stim, bs.coil, 0, 0.0);
 	}
 	if (ret < 0) {
 		log_err("blind.course_id: %s", err[0] ? err : strerror(-ret));
@@ -1004,6 +1027,9 @@ int session_check(const struct rpmsd_config *cfg)
 	 */
 	if (ret == 0) {
 		ret = session_ledger_check_dir(cfg, err, sizeof(err));
+	}
+	if (ret == 0) {
+		ret = course_check(cfg, err, sizeof(err));
 	}
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err);

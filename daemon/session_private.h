@@ -28,6 +28,7 @@
 
 struct acquire;
 struct control;
+struct course;
 struct emg_stream;
 struct emg_tap;
 struct plugin;
@@ -89,6 +90,7 @@ struct session {
 	struct acquire *acq;
 	struct publish *pub;
 	struct control *ctl;		/* the control socket */
+	struct course *course;		/* course.prescriptions set, else NULL */
 	struct ring *main_events;
 	struct emg_tap *tap;		/* EMG for the recording and rpms.emg, or NULL */
 	struct record *rec;		/* record.directory set, else NULL */

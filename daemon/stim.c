@@ -54,6 +54,8 @@ struct stim_cmdq_rec {
 	unsigned ticket;		/* ARM: its number, for stim_arm_result */
 	unsigned disarm_seq;		/* ARM: disarms posted before it */
 	enum stim_coil coil;		/* NEW_SESSION: the coil the session fires */
+	uint64_t session_cap;		/* NEW_SESSION: the session's own cap, 0 none */
+	double motor_threshold_pct;	/* NEW_SESSION: the session's, 0 the config's */
 };
 
 /*
@@ -81,6 +83,7 @@ struct stim {
 	struct plugin *plugin;
 	struct plugin *coils[STIM_COILS];	/* constant after stim_start */
 	struct safety_limits limits;
+	double cfg_motor_threshold_pct;	/* safety.motor_threshold_pct at start */
 	struct safety_state gate;	/* stim thread only */
 	struct ring *mailbox;		/* acquire -> stim, struct stim_request */
 	struct ring *events;		/* stim -> publisher */
@@ -542,12 +545,19 @@ static void stim_select_coil(struct stim *s, enum stim_coil coil)
 	s->plugin = s->coils[coil];
 }
 
-static void stim_session_begin(struct stim *s)
+static void stim_session_begin(struct stim *s, const struct stim_cmdq_rec *c)
 {
 	/* Nothing of the last session fires in this one; its open-loop count ends. */
 	stim_cancel_requests(s, sclock_now(s->clock));
 	stim_train_settle(&s->cur, &s->stats, false);
 	s->gate.session_pulses = 0;
+	s->gate.session_cap = c->session_cap;
+	/*
+	 * The train table's level is intensity over this threshold: a course
+	 * session's measured one, as its protocol was checked with (config_recheck).
+	 */
+	s->limits.motor_threshold_pct = c->motor_threshold_pct > 0.0 ? c->motor_threshold_pct
+								      : s->cfg_motor_threshold_pct;
 	atomic_store(&s->session_pulses, 0);
 }
 
@@ -576,7 +586,7 @@ static void stim_take_cmds(struct stim *s)
 		switch (c.kind) {
 		case STIM_CMDQ_NEW_SESSION:
 			stim_select_coil(s, c.coil);
-			stim_session_begin(s);
+			stim_session_begin(s, &c);
 			break;
 		case STIM_CMDQ_ARM:
 			stim_take_arm(s, &c);
@@ -757,6 +767,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	s->plugin = plugin;
 	s->coils[STIM_COIL_ACTIVE] = plugin;
 	safety_limits_from_config(cfg, &s->limits);
+	s->cfg_motor_threshold_pct = s->limits.motor_threshold_pct;
 	if (plugin_device(plugin)) {
 		/* the gate's own copy of the device's envelope: read on the stim thread */
 		s->limits.dev = *plugin_device(plugin);
@@ -1010,14 +1021,18 @@ int stim_arm(struct stim *s, const char *reason, unsigned *ticket)
 	return 0;
 }
 
-int stim_new_session(struct stim *s)
+int stim_new_session(struct stim *s, uint64_t session_cap, double motor_threshold_pct)
 {
-	return stim_new_session_coil(s, STIM_COIL_ACTIVE);
+	return stim_new_session_coil(s, STIM_COIL_ACTIVE, session_cap, motor_threshold_pct);
 }
 
-int stim_new_session_coil(struct stim *s, enum stim_coil coil)
+int stim_new_session_coil(struct stim *s, enum stim_coil coil, uint64_t session_cap,
+			  double motor_threshold_pct)
 {
-	const struct stim_cmdq_rec c = { .kind = STIM_CMDQ_NEW_SESSION, .coil = coil };
+	const struct stim_cmdq_rec c = {
+		.kind = STIM_CMDQ_NEW_SESSION, .coil = coil, .session_cap = session_cap,
+		.motor_threshold_pct = motor_threshold_pct,
+	};
 
 	/* never a fall-back to the active coil for a sham session */
 	if ((unsigned)coil >= STIM_COILS || !s->coils[coil]) {

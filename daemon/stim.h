@@ -226,9 +226,14 @@ void stim_block_arming(struct stim *s, const char *why);
  * thread handles anything else, and no request of before fires in it.
  * Only call it disarmed. Any thread; posted on the stim thread's command
  * ring, never blocks.
+ * @param session_cap  this session's own pulse cap below
+ *                     safety.max_session_pulses (a course session's), 0: none
+ * @param motor_threshold_pct  the threshold the gate's train table level is
+ *                     taken against in this session (a course session's
+ *                     measured one); 0: safety.motor_threshold_pct at start
  * @return 0, or -ENOSPC when the ring is full (nothing posted: try again)
  */
-int stim_new_session(struct stim *s);
+int stim_new_session(struct stim *s, uint64_t session_cap, double motor_threshold_pct);
 
 /**
  * stim_new_session, and the session fires @coil: the stim thread takes it
@@ -237,7 +242,8 @@ int stim_new_session(struct stim *s);
  * @return 0, -EINVAL for a coil that is not there (a sham session without
  * a sham coil is refused, never run on the active coil), or -ENOSPC
  */
-int stim_new_session_coil(struct stim *s, enum stim_coil coil);
+int stim_new_session_coil(struct stim *s, enum stim_coil coil, uint64_t session_cap,
+			  double motor_threshold_pct);
 
 /**
  * Give the stim stage its sham coil (open, owned by the caller), before

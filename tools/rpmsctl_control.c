@@ -35,6 +35,9 @@ struct rpmsctl_control_opts {
 	const char *secret_file;	/* the client's secret key */
 	const char *patient_id;		/* session start */
 	const char *session_id;
+	const char *course_id;		/* session start, optional */
+	const char *mt;			/* session start: motor threshold, % of maximum output */
+	const char *reason;		/* session stop, set: why (a course's deviation) */
 };
 
 static int rpmsctl_control_fail(int status, const char *fmt, ...)
@@ -47,9 +50,14 @@ void rpmsctl_control_usage(FILE *f)
 		"  status                 the daemon's state: armed, session, protocol, counts\n"
 		"  arm | disarm           arm or disarm the coil (arming may be refused: why is printed)\n"
 		"  calibrate              measure the rest level again (patient at rest, coil disarmed)\n"
-		"  session start --patient ID --session ID\n"
-		"  session stop           end the session (disarms)\n"
-		"  set KEY=VALUE...       change [stim] protocol keys within the safety limits\n"
+		"  session start --patient ID --session ID [--course ID [--mt PCT]]\n"
+		"                         with --course: the course's prescription and its limits\n"
+		"                         across rigs; --mt: the motor threshold measured now, %% of\n"
+		"                         maximum output (for an intensity in %% of it)\n"
+		"  session stop [--reason TEXT]\n"
+		"                         end the session (disarms); why, if a course session ends early\n"
+		"  set KEY=VALUE... [--reason TEXT]\n"
+		"                         change [stim] protocol keys within the safety limits\n"
 		"  keygen FILE            new CURVE key pair: secret into FILE (0600), public on stdout\n"
 		"\n"
 		"Options of the control commands:\n"
@@ -401,13 +409,27 @@ static void rpmsctl_control_print(const char *cmd, json_t *r)
 		       "thresholds follow on rpms.state\n", rpmsctl_control_int(r, "channels"),
 		       rpmsctl_control_num(r, "window_s"));
 	} else if (!strcmp(cmd, "session_start")) {
+		json_t *k = json_object_get(r, "course");
+
 		printf("session started: patient %s, session %s\n", rpmsctl_control_str(s, "patient_id"),
 		       rpmsctl_control_str(s, "session_id"));
+		if (k) {
+			printf("course %s: database session %lld, at most %lld pulses, intensity %s\n",
+			       rpmsctl_control_str(k, "course_id"), rpmsctl_control_int(k, "db_session"),
+			       rpmsctl_control_int(k, "pulses_cap"),
+			       rpmsctl_control_str(k, "intensity_rule"));
+			printf("protocol: ");
+			rpmsctl_control_protocol(json_object_get(json_object_get(k, "protocol"),
+								 "protocol"));
+		}
 	} else if (!strcmp(cmd, "session_stop")) {
 		if (json_is_true(json_object_get(r, "stopped"))) {
 			printf("session stopped: patient %s, session %s, %lld pulses; coil disarmed\n",
 			       rpmsctl_control_str(s, "patient_id"), rpmsctl_control_str(s, "session_id"),
 			       rpmsctl_control_int(r, "pulses_session"));
+			if (json_is_string(json_object_get(r, "deviation"))) {
+				printf("deviation recorded: %s\n", rpmsctl_control_str(r, "deviation"));
+			}
 		} else {
 			printf("no session was active; coil disarmed\n");
 		}
@@ -423,6 +445,9 @@ static void rpmsctl_control_print(const char *cmd, json_t *r)
 			printf("set, from the next burst onset's train: ");
 		}
 		rpmsctl_control_protocol(p);
+		if (json_is_string(json_object_get(r, "deviation"))) {
+			printf("deviation recorded: %s\n", rpmsctl_control_str(r, "deviation"));
+		}
 	}
 }
 
@@ -470,7 +495,8 @@ static int rpmsctl_control_report(const struct rpmsctl_control_opts *o, const ch
 static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control_opts *o,
 				   bool session)
 {
-	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION };
+	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION, OPT_COURSE, OPT_MT,
+	       OPT_REASON };
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
@@ -479,6 +505,9 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 		{ "secret-key", required_argument, NULL, OPT_SECRET_KEY },
 		{ "patient", required_argument, NULL, OPT_PATIENT },
 		{ "session", required_argument, NULL, OPT_SESSION },
+		{ "course", required_argument, NULL, OPT_COURSE },
+		{ "mt", required_argument, NULL, OPT_MT },
+		{ "reason", required_argument, NULL, OPT_REASON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -521,6 +550,21 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 								   argv[optind - 1]);
 			}
 			*(c == OPT_PATIENT ? &o->patient_id : &o->session_id) = optarg;
+			break;
+		case OPT_COURSE:
+		case OPT_MT:
+			if (!session) {
+				return rpmsctl_control_usage_error("%s: only for 'session start'",
+								   argv[optind - 1]);
+			}
+			*(c == OPT_COURSE ? &o->course_id : &o->mt) = optarg;
+			break;
+		case OPT_REASON:
+			if (!session && strcmp(argv[0], "set")) {
+				return rpmsctl_control_usage_error("--reason: only for 'session stop' "
+								   "and 'set'");
+			}
+			o->reason = optarg;
 			break;
 		case 'h':
 			rpmsctl_control_usage(stdout);
@@ -589,9 +633,19 @@ int rpmsctl_control_main(int argc, char **argv)
 		}
 		cmd = !strcmp(argv[optind], "start") ? "session_start" : "session_stop";
 		optind++;
-		if (strcmp(cmd, "session_start") && (o.patient_id || o.session_id)) {
+		if (strcmp(cmd, "session_start") && (o.patient_id || o.session_id || o.course_id ||
+						     o.mt)) {
 			return rpmsctl_control_usage_error("%s: only for 'session start'",
-							   o.patient_id ? "--patient" : "--session");
+							   o.patient_id ? "--patient" : o.session_id
+							   ? "--session" : o.course_id ? "--course"
+							   : "--mt");
+		}
+		if (!strcmp(cmd, "session_start") && o.reason) {
+			return rpmsctl_control_usage_error("--reason: only for 'session stop' and 'set'");
+		}
+		if (o.mt && !o.course_id) {
+			return rpmsctl_control_usage_error("--mt: only with --course (a prescription's "
+							   "intensity in %% of the motor threshold)");
 		}
 	}
 	req = json_pack("{s:s}", "cmd", cmd);
@@ -615,6 +669,32 @@ int rpmsctl_control_main(int argc, char **argv)
 			if (!json_object_get(req, "patient_id") || !json_object_get(req, "session_id")) {
 				ret = rpmsctl_control_usage_error("session start: ids must be text");
 			}
+		}
+		if (ret == 0 && o.course_id) {
+			json_object_set_new(req, "course_id", json_string(o.course_id));
+			if (!json_object_get(req, "course_id")) {
+				ret = rpmsctl_control_usage_error("session start: ids must be text");
+			}
+		}
+		if (ret == 0 && o.mt) {
+			char *end;
+			double mt;
+
+			errno = 0;
+			mt = strtod(o.mt, &end);
+			if (errno || end == o.mt || *end || !isfinite(mt)) {
+				ret = rpmsctl_control_usage_error("--mt: '%s' is not a number (allowed: "
+								  "%% of maximum output, above 0, at "
+								  "most 100)", o.mt);
+			} else {
+				json_object_set_new(req, "motor_threshold_pct", json_real(mt));
+			}
+		}
+	}
+	if (ret == 0 && o.reason) {
+		json_object_set_new(req, "reason", json_string(o.reason));
+		if (!json_object_get(req, "reason")) {
+			ret = rpmsctl_control_usage_error("--reason: must be text");
 		}
 	}
 	if (ret == 0) {

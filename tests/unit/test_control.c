@@ -116,9 +116,11 @@ static void test_commands(void **state)
 		snprintf(text, sizeof(text), "{\"cmd\": \"%s\"}", names[i]);
 		test_parse_ok(text, &req);
 		assert_int_equal(req.cmd, i);
-		/* no member besides cmd */
+		/* no member besides cmd (and session_stop's reason) */
 		snprintf(text, sizeof(text), "{\"cmd\": \"%s\", \"force\": true}", names[i]);
-		test_expect_error(text, "bad_request", "unknown member \"force\" (allowed: cmd)");
+		test_expect_error(text, "bad_request", i == CONTROL_CMD_SESSION_STOP
+				  ? "unknown member \"force\" (allowed: cmd, reason)"
+				  : "unknown member \"force\" (allowed: cmd)");
 	}
 	assert_null(control_request_cmd_name(CONTROL_CMD_COUNT));
 	test_parse_ok(" \n{\"cmd\":\"status\"}\n ", &req);
@@ -201,7 +203,47 @@ static void test_session_ids(void **state)
 	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": 7, \"session_id\": \"S\"}",
 			  "bad_request", "\"patient_id\" is an integer");
 	test_expect_error("{\"cmd\": \"session_start\", \"patient\": \"P\", \"session_id\": \"S\"}",
-			  "bad_request", "unknown member \"patient\" (allowed: cmd, patient_id, session_id, course_id)");
+			  "bad_request", "unknown member \"patient\" (allowed: cmd, patient_id, session_id, "
+			  "course_id, motor_threshold_pct)");
+}
+
+/* session_start's course members, session_stop's and set's reason (docs/control.md). */
+static void test_course_members(void **state)
+{
+	struct control_request req;
+
+	(void)state;
+	test_parse_ok("{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": \"S\"}",
+		      &req);
+	assert_string_equal(req.course_id, "");
+	assert_true(req.motor_threshold_pct == 0.0);
+	test_parse_ok("{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": \"S\", "
+		      "\"course_id\": \"C-1\", \"motor_threshold_pct\": 45}", &req);
+	assert_string_equal(req.course_id, "C-1");
+	assert_true(req.motor_threshold_pct == 45.0);
+	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": "
+			  "\"S\", \"course_id\": \"../C\"}", "invalid_value", "course_id \"../C\"");
+	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": "
+			  "\"S\", \"course_id\": \"C\", \"motor_threshold_pct\": 0}", "invalid_value",
+			  "motor_threshold_pct 0 is out of range");
+	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": "
+			  "\"S\", \"course_id\": \"C\", \"motor_threshold_pct\": \"45\"}", "bad_request",
+			  "\"motor_threshold_pct\" is a string");
+	test_expect_error("{\"cmd\": \"session_start\", \"patient_id\": \"P\", \"session_id\": "
+			  "\"S\", \"motor_threshold_pct\": 45}", "bad_request", "without course_id");
+	test_parse_ok("{\"cmd\": \"session_stop\", \"reason\": \"patient asked to stop\"}", &req);
+	assert_string_equal(req.reason, "patient asked to stop");
+	test_parse_ok("{\"cmd\": \"session_stop\"}", &req);
+	assert_string_equal(req.reason, "");
+	test_expect_error("{\"cmd\": \"session_stop\", \"reason\": \"\"}", "invalid_value",
+			  "session_stop: reason");
+	test_expect_error("{\"cmd\": \"session_stop\", \"reason\": \"a\\nb\"}", "invalid_value",
+			  "printable ASCII");
+	test_expect_error("{\"cmd\": \"session_stop\", \"reason\": 3}", "bad_request",
+			  "\"reason\" is an integer");
+	test_parse_ok("{\"cmd\": \"set\", \"params\": {\"intensity_pct\": 40}, \"reason\": \"discomfort\"}",
+		      &req);
+	assert_string_equal(req.reason, "discomfort");
 }
 
 static void test_set(void **state)
@@ -329,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_set_scope_from_the_table),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_session_ids),
+		cmocka_unit_test(test_course_members),
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_keys),
 	};

@@ -905,9 +905,9 @@ static void test_stim_cmd_ring_full(void **state)
 	(void)state;
 	assert_int_equal(stim_create(&r->cfg, r->clk, r->plugin, &idle), 0);
 	for (i = 0; i < 16; i++) {
-		assert_int_equal(stim_new_session(idle), 0);
+		assert_int_equal(stim_new_session(idle, 0, 0.0), 0);
 	}
-	assert_int_equal(stim_new_session(idle), -ENOSPC);
+	assert_int_equal(stim_new_session(idle, 0, 0.0), -ENOSPC);
 	stim_destroy(idle);
 	(void)rig_free(r);
 }
@@ -1008,7 +1008,7 @@ static void test_stim_new_session_ends_request(void **state)
 	/* waiting in the mailbox for its time while disarmed */
 	assert_int_equal(stim_post(r->stim, &q), 0);
 	sclock_advance(r->clk, 50 * MS);
-	assert_int_equal(stim_new_session(r->stim), 0);
+	assert_int_equal(stim_new_session(r->stim, 0, 0.0), 0);
 	sclock_advance(r->clk, 50 * MS);
 	stim_arm(r->stim, "test arm", NULL);
 	sclock_advance(r->clk, 2000 * MS);
@@ -1258,7 +1258,7 @@ static void test_stim_sham_coil(void **state)
 	assert_non_null(cs);
 	assert_non_null(co);
 	/* no sham coil: a sham session is refused, never run on the active coil */
-	assert_int_equal(stim_new_session_coil(r->stim, STIM_COIL_SHAM), -EINVAL);
+	assert_int_equal(stim_new_session_coil(r->stim, STIM_COIL_SHAM, 0, 0.0), -EINVAL);
 	/* one stim thread on the virtual clock: the rig's goes */
 	stim_destroy(r->stim);
 	r->stim = NULL;
@@ -1278,7 +1278,7 @@ static void test_stim_sham_coil(void **state)
 	assert_int_equal(stim_set_sham_coil(st, sham), -EINVAL);	/* started */
 
 	/* sclock_advance takes the session time to reach, not a step */
-	assert_int_equal(stim_new_session_coil(st, STIM_COIL_SHAM), 0);
+	assert_int_equal(stim_new_session_coil(st, STIM_COIL_SHAM, 0, 0.0), 0);
 	stim_arm(st, "test", NULL);
 	sclock_advance(r->clk, 100 * MS);
 	assert_true(stim_armed(st));
@@ -1290,7 +1290,7 @@ static void test_stim_sham_coil(void **state)
 	/* back to the active coil: taken disarmed */
 	stim_disarm(st, "test");
 	sclock_advance(r->clk, 1010 * MS);
-	assert_int_equal(stim_new_session_coil(st, STIM_COIL_ACTIVE), 0);
+	assert_int_equal(stim_new_session_coil(st, STIM_COIL_ACTIVE, 0, 0.0), 0);
 	sclock_advance(r->clk, 1020 * MS);
 	stim_arm(st, "test", NULL);
 	sclock_advance(r->clk, 1100 * MS);
