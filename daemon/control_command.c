@@ -260,7 +260,8 @@ static json_t *control_command_record_start(struct control *c, const char *patie
  *         protocol), or -1 with @err filled
  */
 static int control_command_course_start(struct control *c, const struct control_request *req,
-					uint64_t *cap, json_t **course, struct control_error *err)
+					const char *arm_code, uint64_t *cap, json_t **course,
+					struct control_error *err)
 {
 	struct prescription_stim_key sk[PRESCRIPTION_STIM_KEYS_MAX];
 	struct control_key keys[PRESCRIPTION_STIM_KEYS_MAX];
@@ -303,7 +304,7 @@ static int control_command_course_start(struct control *c, const struct control_
 	if (!next) {
 		goto out;
 	}
-	if (course_begin(c->course, rx, req->motor_threshold_pct, next->stim.intensity_pct,
+	if (course_begin(c->course, rx, req->motor_threshold_pct, next->stim.intensity_pct, arm_code,
 			 stim_day_pulses(c->stim), cap, why, sizeof(why)) < 0) {
 		control_request_fail(err, "course_refused", "session_start: course %s: %s",
 				     req->course_id, why);
@@ -367,7 +368,7 @@ static json_t *control_command_session_start(struct control *c, const struct con
 	}
 	c->course_mt_pct = 0.0;
 	if (req->course_id[0]) {
-		if (control_command_course_start(c, req, &cap, &course, err) < 0) {
+		if (control_command_course_start(c, req, blind.arm_code, &cap, &course, err) < 0) {
 			return NULL;
 		}
 		course_edf_notes(course_rx(c->course), c->course_mt_pct, notes, sizeof(notes));

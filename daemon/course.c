@@ -392,7 +392,8 @@ static int course_db_ready(struct course *c, char *err, size_t errlen)
 }
 
 int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
-		 double intensity_pct, uint64_t day_pulses, uint64_t *cap, char *err, size_t errlen)
+		 double intensity_pct, const char *arm_code, uint64_t day_pulses, uint64_t *cap,
+		 char *err, size_t errlen)
 {
 	struct course_db_prescription p = { 0 };
 	struct course_db_session_detail det;
@@ -468,7 +469,7 @@ int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
 	det.intensity_pct = intensity_pct;
 	det.motor_threshold_pct = mt_pct > 0.0 ? mt_pct : -1.0;
 	det.target = target;
-	det.arm_code = NULL;
+	det.arm_code = arm_code && arm_code[0] ? arm_code : NULL;	/* the code, never the arm */
 	if (course_db_session_set(c->db, session, &det, err, errlen) < 0) {
 		log_warn("course: session %lld: %s", (long long)session, err);
 	}

@@ -68,6 +68,8 @@ int course_find(struct course *c, const char *course_id, const char *patient,
  * stored first, the day from safety.day_zone.
  * @param mt_pct  the session's motor threshold, % of maximum output; 0: none
  * @param intensity_pct  the output the protocol runs at, % of maximum
+ * @param arm_code  the blinded arm code (blind_session_start), NULL or ""
+ *             when the session is not blinded; never the arm
  * @param day_pulses  the gate's pulses of today now (stim_day_pulses), for
  *             the mark a killed run is recovered from (course_open)
  * @param cap  receives this session's pulse cap: the prescription's
@@ -77,7 +79,8 @@ int course_find(struct course *c, const char *course_id, const char *patient,
  *         begun on failure.
  */
 int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
-		 double intensity_pct, uint64_t day_pulses, uint64_t *cap, char *err, size_t errlen);
+		 double intensity_pct, const char *arm_code, uint64_t day_pulses, uint64_t *cap,
+		 char *err, size_t errlen);
 
 /**
  * Undo a course_begin whose session could not start after all (the

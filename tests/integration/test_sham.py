@@ -103,6 +103,31 @@ class Subscriber:
         return list(self.msgs)
 
 
+# A course of conf()'s protocol: trains of 3 pulses at 20 Hz, 150 ms apart,
+# PULSES a session, at 30 % of maximum output.
+RX = """[patient]
+id = P-001
+[course]
+id = %%s
+sessions = 10
+sessions_per_day = 3
+[target]
+kind = nerve_trunk
+site = radial
+side = left
+coil = figure-of-eight
+position = spiral groove
+[protocol]
+pattern = on_off
+rate_hz = 20
+on_ms = 150
+off_ms = 150
+pulses = %d
+[intensity]
+max_output_pct = 30
+""" % PULSES
+
+
 def write_conf(path, conf):
     with open(path, "w") as f:
         for section, keys in conf.items():
@@ -127,8 +152,8 @@ class Trial:
         self.alloc = os.path.join(tmp, "allocation")
         with open(self.alloc, "w") as f:
             f.write("# trial T1, prepared by the statistician\n"
-                    "C-ACT   active  K7\n"
-                    "C-SHM   sham    Q2\n")
+                    "C-ACT1   active  K7\n"
+                    "C-SHM1   sham    Q2\n")
         os.chmod(self.alloc, 0o600)
         self.audit = os.path.join(tmp, "blind-audit")
         self.emg = os.path.join(tmp, "emg.txt")
@@ -139,6 +164,16 @@ class Trial:
         self.rec = os.path.join(tmp, "rec")
         self.active_log = os.path.join(tmp, "active.csv")
         self.sham_log = os.path.join(tmp, "sham.csv")
+
+    def prescriptions(self):
+        """A course.prescriptions directory: P-001's two courses (sessions by
+        course_id are course sessions), three a day each, the protocol of conf()."""
+        d = os.path.join(self.tmp, "rx")
+        os.makedirs(d, exist_ok=True)
+        for course in ("C-ACT1", "C-SHM1"):
+            with open(os.path.join(d, course + ".rx"), "w") as f:
+                f.write(RX % course)
+        return d
 
     def conf(self, name, course=None, fast=True, events=None, control=None):
         conf = {
@@ -162,6 +197,7 @@ class Trial:
         }
         if control:
             conf["control"] = {"endpoint": control}
+            conf["course"] = {"prescriptions": self.prescriptions()}
         if course:
             conf["blind"]["course_id"] = course
             conf["daemon"]["arm_on_start"] = "true"
@@ -315,14 +351,14 @@ def check_edf(fa, fb):
             check(x == y, "record %d: annotation %r (active) vs %r (sham)" % (n, x, y))
     check(codes == ([b"arm code K7"], [b"arm code Q2"]), "arm code annotations %r" % (codes,))
     raw = open(fa, "rb").read() + open(fb, "rb").read()
-    check(b"sham" not in raw and b"active" not in raw and b"C-SHM" not in raw,
+    check(b"sham" not in raw and b"active" not in raw and b"C-SHM1" not in raw,
           "the arm or the course in an EDF+ file")
 
 
 def test_indistinguishable():
     trial = TRIAL
-    a = fast_run(trial, "C-ACT")
-    b = fast_run(trial, "C-SHM")
+    a = fast_run(trial, "C-ACT1")
+    b = fast_run(trial, "C-SHM1")
     msgs_a, edf_a, act_a, sham_a, log_a = a
     msgs_b, edf_b, act_b, sham_b, log_b = b
     # the daemon's log and its summary: the same lines (the sham coil's
@@ -402,7 +438,7 @@ def test_control_sessions():
               "allocation" in rep["error"]["message"], "a course not allocated: %r" % rep)
         check(not sub.of("rpms.state", state="session_started"), "a refused start started")
         runs = []
-        for course, session in (("C-SHM", "S-1"), ("C-ACT", "S-2"), ("C-SHM", "S-3")):
+        for course, session in (("C-SHM1", "S-1"), ("C-ACT1", "S-2"), ("C-SHM1", "S-3")):
             rep = ctl(cmd="session_start", patient_id="P-001", session_id=session,
                       course_id=course)
             check(rep["ok"], "session_start %s: %r" % (course, rep))
@@ -431,7 +467,7 @@ def test_control_sessions():
     def within(log, b):
         return [p for p in log if b[0] <= p[0] <= b[1]]
     for (course, n), b in zip(runs, bounds):
-        ours, other = (active, sham) if course == "C-ACT" else (sham, active)
+        ours, other = (active, sham) if course == "C-ACT1" else (sham, active)
         check(len(within(ours, b)) == n and within(other, b) == [],
               "%s session: %d pulses on the stream, its coil %d, the other %d"
               % (course, n, len(within(ours, b)), len(within(other, b))))
@@ -457,15 +493,15 @@ def test_audit():
         check(ln.startswith("sealed ") and set(ln[7:]) <= b64 or ln.startswith("unblind {"),
               "an audit line that is neither sealed nor an unblind: %r" % ln)
     raw = "\n".join(ln for ln in lines if not ln.startswith("sealed "))
-    for word in ("sham", "active", "C-SHM", "C-ACT", "K7", "Q2", "P-001"):
+    for word in ("sham", "active", "C-SHM1", "C-ACT1", "K7", "Q2", "P-001"):
         check(word not in raw, "%r in plain text in the audit" % word)
     r = subprocess.run([RPMSCTL, "unblind", "--key", trial.secret, "--audit", trial.audit],
                        capture_output=True, text=True)
     check(r.returncode == 0, "unblind: %d %s" % (r.returncode, r.stderr))
     recs = [json.loads(ln) for ln in r.stdout.splitlines()]
     check([(x["course_id"], x["arm"], x["arm_code"]) for x in recs] ==
-          [("C-ACT", "active", "K7"), ("C-SHM", "sham", "Q2"), ("C-SHM", "sham", "Q2"),
-           ("C-ACT", "active", "K7"), ("C-SHM", "sham", "Q2")], "unblinded %r" % recs)
+          [("C-ACT1", "active", "K7"), ("C-SHM1", "sham", "Q2"), ("C-SHM1", "sham", "Q2"),
+           ("C-ACT1", "active", "K7"), ("C-SHM1", "sham", "Q2")], "unblinded %r" % recs)
     check([x["session_id"] for x in recs] == ["S-001", "S-001", "S-1", "S-2", "S-3"] and
           all(x["patient_id"] == "P-001" and x["time"] for x in recs), "records %r" % recs)
     r = subprocess.run([RPMSCTL, "unblind", "--key", trial.other, "--audit", trial.audit],
@@ -507,9 +543,9 @@ def test_allocation_refused():
         print("skip another owner (needs root to chown)")
     good = open(trial.alloc).read()
     with open(trial.alloc, "a") as f:
-        f.write("C-ACT sham Z1\n")
+        f.write("C-ACT1 sham Z1\n")
     code, err = start()
-    check(code == 1 and "%s:4: course C-ACT: allocated twice (first at line 2)" % trial.alloc
+    check(code == 1 and "%s:4: course C-ACT1: allocated twice (first at line 2)" % trial.alloc
           in err, "duplicate course: %d %s" % (code, err))
     with open(trial.alloc, "w") as f:
         f.write(good + "C-NEW placebo Z2\n")
