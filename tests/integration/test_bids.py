@@ -197,6 +197,47 @@ def test_refusals():
     check(r.returncode == 0 and os.path.isdir(os.path.join(dest, "sub-P07")), r.stderr)
 
 
+def test_blinded_session_exports_its_code_only():
+    """A blinded course (docs/sham.md): the export holds its arm code, and
+    neither the arm nor anything else that names it, in any file."""
+    tmp = tempfile.mkdtemp(prefix="blind-", dir=TMP)
+    secret = os.path.join(tmp, "statistician.secret")
+    r = subprocess.run([rig.RPMSCTL, "keygen", secret], capture_output=True, text=True)
+    check(r.returncode == 0, r.stderr)
+    public = os.path.join(tmp, "statistician.public")
+    with open(public, "w") as f:
+        f.write(r.stdout)
+    alloc = os.path.join(tmp, "allocation")
+    with open(alloc, "w") as f:
+        f.write("C-B1 sham Q5\n")
+    os.chmod(alloc, 0o600)
+    rx = tcs.rx_dir(("P-B1", "C-B1", 1, PULSES, "max_output_pct = 30"))
+    conf = tcs.course_conf(rx, rig.state_dir(), extra={
+        "blind": {"allocation": alloc, "statistician_public_key": public,
+                  "audit": os.path.join(tmp, "audit")},
+        "sham_coil.sim": {"pulse_log": os.path.join(tmp, "sham.csv")}})
+    d = tc.Daemon(conf)
+    try:
+        tcs.run_full_session(d, "P-B1", "S1", "C-B1", None, PULSES)
+    finally:
+        d.stop()
+    dest = os.path.join(TMP, "blinded")
+    r = subprocess.run([sys.executable, TOOL, "export", "C-B1", dest, "--config", d.path,
+                        "--rpmsctl", rig.RPMSCTL, "--rpmsd", rig.RPMSD],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, r.stderr)
+    ses = read_tsv(os.path.join(dest, "sub-PB1", "sub-PB1_sessions.tsv"))
+    check([s["arm_code"] for s in ses] == ["Q5"], ses)
+    j = json.load(open(glob.glob(os.path.join(sessions_dirs(dest)[0], "*_emg.json"))[0]))
+    check(j["Stimulation"]["Stimulator"]["ArmCode"] == "Q5" and
+          j["Stimulation"]["Stimulator"]["Blinded"] is True, j["Stimulation"])
+    for path in glob.glob(os.path.join(dest, "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            data = open(path, "rb").read().lower()
+            for word in (b"sham", b"active", b"arm: ", b"allocation"):
+                check(word not in data, "%s names %r" % (path, word))
+
+
 # ---- (a) the real bids-validator ---------------------------------------------------
 
 def validator():
@@ -390,6 +431,7 @@ if __name__ == "__main__":
         test_layout_and_numbers,
         test_hash_mismatch_refused,
         test_refusals,
+        test_blinded_session_exports_its_code_only,
         test_emg_sidecars_against_spec,
         test_mne_reads_back,
         test_validator_accepts_export,
