@@ -172,11 +172,14 @@ def test_hash_mismatch_refused():
         f.write(bytes([b[0] ^ 1]))
     dest = os.path.join(TMP, "bad-hash")
     r = export(dest, "--recordings", rec)
-    check(r.returncode == 1 and victim in r.stderr and "SHA-256" in r.stderr, r.stderr)
+    check(r.returncode == 1 and victim in r.stderr and "SHA-256" in r.stderr,
+          "a changed recording: exit %d %s" % (r.returncode, r.stderr))
     check(not os.path.exists(dest), "a refused export wrote %s" % dest)
+    check(not glob.glob(os.path.join(TMP, ".rpms-bids-*")), "a refused export left files")
     os.unlink(victim)
     r = export(dest, "--recordings", rec)
-    check(r.returncode == 1 and victim in r.stderr and "missing" in r.stderr, r.stderr)
+    check(r.returncode == 1 and victim in r.stderr and "missing" in r.stderr,
+          "a missing recording: exit %d %s" % (r.returncode, r.stderr))
     check(not os.path.exists(dest), "a refused export wrote %s" % dest)
 
 
