@@ -83,7 +83,11 @@ max_output_pct = 30
 """
 
 
+RAN = []     # every command this test ran, for the README's (readme_commands)
+
+
 def run(*argv, ok=True):
+    RAN.append(list(argv))
     p = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
     if ok:
         check(p.returncode == 0, "%s: exit %d\n%s%s" % (" ".join(argv), p.returncode,
@@ -141,7 +145,8 @@ def rig_conf(trial, name, course_db):
         "safety": {"max_train_pulses": "10", "motor_threshold_pct": "40",
                    "min_train_interval_ms": "100", "max_frequency_hz": "25"},
         "publish": {"endpoint": "tcp://127.0.0.1:%d" % rig.free_port(), "heartbeat_s": "0.25"},
-        "control": {"endpoint": rig.control_endpoint()},
+        "control": {"endpoint": "ipc://%s/%s" % (tempfile.mkdtemp(prefix="ctl-", dir=TMP),
+                                                 name)},
         "record": {"directory": tempfile.mkdtemp(prefix="rec-%s-" % name, dir=TMP),
                    "name": "rpmsd_{patient}_{session}"},
         "coil.sim": {"pulse_log": os.path.join(state, "active.csv")},
@@ -153,6 +158,48 @@ def rig_conf(trial, name, course_db):
                                         if course_db.get("backend") == "postgresql" else {})),
     }
     return conf
+
+
+def write_conf(trial, conf, name):
+    """The rig's configuration as DIR/@name.conf (the README's rigA.conf)."""
+    path = os.path.join(trial.dir, name + ".conf")
+    with open(path, "w") as f:
+        f.write(tc.render(conf))
+    return path
+
+
+def daemon(conf, path):
+    """test_control's Daemon on @path itself: rpmsd --config PATH --wait-subscriber=30."""
+    RAN.append([rig.RPMSD, "--config", path, "--wait-subscriber=30"])
+    own = tc.write_conf
+    tc.write_conf = lambda c: path      # the Daemon writes its config; this one is written
+    try:
+        return tc.Daemon(conf)
+    finally:
+        tc.write_conf = own
+
+
+def readme_commands():
+    """The README's "A course, end to end" commands, each one this test ran:
+    the same words, paths and endpoints by their last component (the test's
+    are temporary), a command's trailing options of the test's own
+    (--wait-subscriber, --json) allowed."""
+    with open(os.path.join(rig.SOURCE, "README.md")) as f:
+        text = f.read()
+    part = text.split("### A course, end to end", 1)[1].split("\n## ", 1)[0]
+    cmds = [ln.strip() for ln in part.splitlines()
+            if ln.startswith("    rpms") and not ln.strip().startswith("rpms-")]
+    check(len(cmds) >= 10, "README commands %r" % cmds)
+
+    def words(argv):
+        return [w.rstrip("/").rsplit("/", 1)[-1] for w in argv]
+
+    ran = [words(argv) for argv in RAN]
+    for c in cmds:
+        want = words(c.split(">", 1)[0].split())
+        check(any(r[:len(want)] == want for r in ran),
+              "README command not run by the test: %s\n(ran: %r)" % (c, ran))
+    return len(cmds)
 
 
 def session(d, who, session_id, t_since):
@@ -351,15 +398,15 @@ def sha256(path):
 def course_end_to_end(course_db, label):
     trial = Trial()
     ca, cb = rig_conf(trial, "rigA", course_db), rig_conf(trial, "rigB", course_db)
-    pa, pb = tc.write_conf(ca), tc.write_conf(cb)
+    pa, pb = write_conf(trial, ca, "rigA"), write_conf(trial, cb, "rigB")
     # 1. the prescriptions against the rigs' configuration, the configurations
     for who in (ACTIVE, SHAM):
         out = run(rig.RPMSD, "--check-prescription", trial.rx_file(who), "--config", pa).stdout
         check(who[1] in out, "--check-prescription: %s" % out)
     for p in (pa, pb):
         run(rig.RPMSD, "--check-config", p)
-    a = tc.Daemon(ca)
-    b = tc.Daemon(cb)
+    a = daemon(ca, pa)
+    b = daemon(cb, pb)
     try:
         for d in (a, b):
             d.wait_for(lambda d=d: d.of("rpms.state", state="calibrated"), WAIT_S, "calibration")
@@ -438,9 +485,11 @@ def course_end_to_end(course_db, label):
 
 
 def test_sqlite():
-    """Both rigs on one SQLite file."""
+    """Both rigs on one SQLite file; the README's commands are those run."""
     shared = os.path.join(tempfile.mkdtemp(prefix="db-", dir=TMP), "course.db")
     course_end_to_end({"path": shared}, "SQLite")
+    print("ok   the README's %d commands of \"A course, end to end\" were run"
+          % readme_commands())
 
 
 def test_postgresql():
