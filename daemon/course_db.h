@@ -326,6 +326,14 @@ const char *course_db_instrument_name(enum course_db_instrument instrument);
 int course_db_mas_check(const char *grade, char *err, size_t errlen);
 
 /**
+ * Check @s as course_db_score_add does before it writes (ids, the
+ * instrument's fields and ranges, the author), without a database: for a
+ * tool that checks every score of a command line before it writes one.
+ * @return 0, or -EINVAL/-ERANGE with @err naming what and its value.
+ */
+int course_db_score_check(const struct course_db_score *s, char *err, size_t errlen);
+
+/**
  * Store the assessment @a of its session. PostgreSQL: journalled like
  * course_db_pulses (an outage loses nothing; replays are idempotent).
  * @return 0, or a negative errno with @err filled: -EINVAL/-ERANGE for an

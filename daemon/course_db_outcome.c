@@ -227,6 +227,14 @@ int course_db_score_add(struct course_db *db, const struct course_db_score *s,
 	int rc;
 
 	*score_id = 0;
+	rc = course_db_score_check(s, err, errlen);
+	return rc < 0 ? rc : db->ops->score_add(db, s, score_id, err, errlen);
+}
+
+int course_db_score_check(const struct course_db_score *s, char *err, size_t errlen)
+{
+	int rc;
+
 	rc = course_db_id_check("patient", s->patient, err, errlen);
 	if (rc == 0 && s->course) {
 		rc = course_db_id_check("course", s->course, err, errlen);
@@ -251,7 +259,7 @@ int course_db_score_add(struct course_db *db, const struct course_db_score *s,
 					      "is empty or longer than %d characters",
 					      s->author ? s->author : "", COURSE_DB_ID_MAX);
 	}
-	return db->ops->score_add(db, s, score_id, err, errlen);
+	return 0;
 }
 
 /* ---- the report's copies ------------------------------------------------- */
