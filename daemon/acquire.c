@@ -679,6 +679,11 @@ uint64_t acquire_blocks(const struct acquire *a)
 	return atomic_load(&((struct acquire *)a)->blocks);
 }
 
+const struct source *acquire_source(const struct acquire *a)
+{
+	return a->src;
+}
+
 void acquire_tally_request(struct acquire *a, uint64_t at)
 {
 	atomic_store(&a->tally_at, at);

@@ -179,6 +179,9 @@ void acquire_recalibrate(struct acquire *a);
 /** Bit per channel that is calibrated now (atomic). */
 unsigned acquire_calibrated(const struct acquire *a);
 
+/** The source (its rate and channel names), for the control thread's reading. */
+const struct source *acquire_source(const struct acquire *a);
+
 /** Number of EMG channels. */
 unsigned acquire_channels(const struct acquire *a);
 
