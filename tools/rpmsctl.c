@@ -83,7 +83,7 @@ static void rpmsctl_usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
-		"  status, arm, disarm, calibrate, session, set, keygen: see below\n"
+		"  status, arm, disarm, calibrate, session, set, assess, keygen: see below\n"
 		"  course    a patient's course from the course database: see below\n"
 		"  score     enter clinical scores (MAS, Tardieu, FM-UE): see below\n"
 		"  unblind   open a blinded trial's sealed audit (rpmsctl unblind --help)\n"
@@ -964,7 +964,8 @@ int main(int argc, char **argv)
 		ret = lead ? rpmsctl_control_usage_error("keygen: takes no options ('%s')", argv[1])
 			   : rpmsctl_control_keygen(n, args);
 	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
-		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
+		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set") ||
+		   !strcmp(cmd, "assess")) {
 		ret = rpmsctl_control_main(n, args);
 	} else if (strcmp(cmd, "course") == 0) {
 		ret = rpmsctl_course_main(n, args);
