@@ -138,11 +138,100 @@ static void test_assess_bank_tally(void **state)
 	assert_true(r.ch[0].rms_uv > 2 * r.ch[1].rms_uv);
 }
 
+static void test_assess_cci(void **state)
+{
+	float a[1000], b[1000], z[1000];
+	struct assess_cci c;
+	double mvc;
+	char err[256];
+	uint64_t seed = 3;
+
+	(void)state;
+	/* a: 100 uV RMS noise, b: half of it, z: silent; 1 s at 1 kHz = 5 windows */
+	for (int i = 0; i < 1000; i++) {
+		a[i] = (float)(100.0 * gauss(&seed));
+		b[i] = a[i] / 2;
+		z[i] = 0;
+	}
+	assert_int_equal(assess_mvc(a, 1000, FS, &mvc, err, sizeof(err)), 0);
+	assert_true(mvc > 80 && mvc < 120);
+	/* the same muscle against itself, each at its MVC: 100 % */
+	assert_int_equal(assess_cci(a, a, 1000, FS, mvc, mvc, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.windows, 5);
+	assert_true(fabs(c.cci_pct - 100.0) < 1e-9);
+	assert_string_equal(c.formula, "falconer_winter");
+	/* b at half of a, same MVC: 2 * 0.5 / 1.5 = 66.7 % */
+	assert_int_equal(assess_cci(a, b, 1000, FS, mvc, mvc, &c, err, sizeof(err)), 0);
+	assert_true(fabs(c.cci_pct - 200.0 / 3.0) < 1e-6);
+	/* normalised to its own MVC (half of a's), b is as active as a: 100 % */
+	assert_int_equal(assess_cci(a, b, 1000, FS, mvc, mvc / 2, &c, err, sizeof(err)), 0);
+	assert_true(fabs(c.cci_pct - 100.0) < 1e-6);
+	/* one silent channel: no co-contraction */
+	assert_int_equal(assess_cci(a, z, 1000, FS, mvc, mvc, &c, err, sizeof(err)), 0);
+	assert_true(c.cci_pct == 0);
+	/* 999 samples: the last, part window is left out */
+	assert_int_equal(assess_cci(a, a, 999, FS, mvc, mvc, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.windows, 4);
+	/* refusals */
+	assert_int_equal(assess_cci(z, z, 1000, FS, mvc, mvc, &c, err, sizeof(err)), -ERANGE);
+	assert_non_null(strstr(err, "no activity"));
+	assert_int_equal(assess_cci(a, b, 1000, FS, 0, mvc, &c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "must be above 0"));
+	assert_int_equal(assess_cci(a, b, 199, FS, mvc, mvc, &c, err, sizeof(err)), -EINVAL);
+	assert_int_equal(assess_mvc(a, 100, FS, &mvc, err, sizeof(err)), -EINVAL);
+}
+
+static void test_assess_tsrt(void **state)
+{
+	double v[20], ang[20];
+	struct assess_tsrt t;
+	char err[256];
+	uint64_t seed = 5;
+
+	(void)state;
+	/* onset angle = 40 deg + 0.2 deg per deg/s, 20 stretches 30..220 deg/s */
+	for (int i = 0; i < 20; i++) {
+		v[i] = 30 + 10 * i;
+		ang[i] = 40 + 0.2 * v[i];
+	}
+	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), 0);
+	assert_true(fabs(t.tsrt_deg - 40) < 1e-9 && fabs(t.slope - 0.2) < 1e-12);
+	assert_true(fabs(t.r2 - 1) < 1e-12 && t.n == 20);
+	/* with 2 degrees of noise: still near, R^2 below 1 */
+	for (int i = 0; i < 20; i++) {
+		ang[i] = 40 + 0.2 * v[i] + 2 * gauss(&seed);
+	}
+	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), 0);
+	assert_true(fabs(t.tsrt_deg - 40) < 4 && fabs(t.slope - 0.2) < 0.03);
+	assert_true(t.r2 > 0.8 && t.r2 < 1);
+	/* too few stretches */
+	assert_int_equal(assess_tsrt(v, ang, 6, &t, err, sizeof(err)), -EDOM);
+	assert_non_null(strstr(err, "6 stretches, at least 7 needed"));
+	/* too narrow a range: 100..160 deg/s is not twice */
+	for (int i = 0; i < 20; i++) {
+		v[i] = 100 + 3 * i;
+	}
+	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), -EDOM);
+	assert_non_null(strstr(err, "too narrow a range"));
+	/* twice, but only 20 deg/s apart */
+	for (int i = 0; i < 20; i++) {
+		v[i] = 15 + i * (20.0 / 19);
+	}
+	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), -EDOM);
+	v[3] = 0;
+	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "stretch 4"));
+	v[3] = NAN;
+	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_assess_rest_numbers),
 		cmocka_unit_test(test_assess_bank_tally),
+		cmocka_unit_test(test_assess_cci),
+		cmocka_unit_test(test_assess_tsrt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
