@@ -77,6 +77,9 @@ json_t *control_assess_start(struct control *c, const struct control_request *re
 	c->assess_phase = req->assess_phase;
 	c->assess_seconds = req->assess_seconds;
 	c->assess_state = CONTROL_ASSESS_STARTING;
+	c->assess_first = 0;
+	/* EMG that stops coming (the replay ended, a device lost) must not hold "busy" forever */
+	c->assess_deadline_ns = sclock_mono_ns() + (int64_t)((3 * req->assess_seconds + 30) * 1e9);
 	acquire_tally_request(c->acq, 0);
 	log_info("assessment: %s rest over %g s of EMG begins", req->assess_phase ? "post" : "pre",
 		 req->assess_seconds);
@@ -158,13 +161,31 @@ void control_assess_tick(struct control *c)
 	struct bank_tally t;
 	uint64_t end;
 
-	if (c->assess_state == CONTROL_ASSESS_IDLE || !acquire_tally_take(c->acq, &t, &end)) {
+	if (c->assess_state == CONTROL_ASSESS_IDLE) {
+		return;
+	}
+	if (!acquire_tally_take(c->acq, &t, &end)) {
+		if (sclock_mono_ns() > c->assess_deadline_ns) {
+			struct event ev;
+
+			log_warn("assessment: %s rest given up: the EMG of its %g s did not come",
+				 c->assess_phase ? "post" : "pre", c->assess_seconds);
+			c->assess_state = CONTROL_ASSESS_IDLE;
+			memset(&ev, 0, sizeof(ev));
+			ev.type = EVENT_ASSESS;
+			ev.sample = sclock_last_sample(c->clock);
+			ev.u.assess.phase = (uint32_t)c->assess_phase;
+			ev.u.assess.first_sample = c->assess_first;
+			ev.u.assess.code = -ETIMEDOUT;
+			event_stamp(&ev, sclock_now(c->clock));
+			ring_push(c->events, &ev);
+		}
 		return;
 	}
 	if (c->assess_state == CONTROL_ASSESS_STARTING) {
 		src = acquire_source(c->acq);
-		c->assess_from = t;
 		c->assess_first = end;
+		c->assess_from = t;
 		c->assess_state = CONTROL_ASSESS_RUNNING;
 		/* the totals at the end of the block holding sample first + N s - 1 */
 		acquire_tally_request(c->acq, end + (uint64_t)llround(c->assess_seconds *

@@ -80,6 +80,7 @@ struct control {
 	int assess_phase;		/* 0 pre, 1 post */
 	double assess_seconds;
 	uint64_t assess_first;		/* the block's first sample */
+	int64_t assess_deadline_ns;	/* CLOCK_MONOTONIC: no EMG came for it, given up */
 	struct bank_tally assess_from;	/* the totals at its start */
 
 	/* control thread writes, control_status (main thread) reads */

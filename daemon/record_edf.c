@@ -322,7 +322,10 @@ void record_edf_event(struct record *r, const struct event *ev)
 			 ev->u.session.arm_code);
 		break;
 	case EVENT_ASSESS:
-		/* the block as a stretch of the recording: onset and duration */
+		/* the block as a stretch of the recording, as the database has it: stored ones only */
+		if (ev->u.assess.code) {
+			return;
+		}
 		at = ev->u.assess.first_sample;
 		dur = ev->u.assess.samples;
 		snprintf(t, sizeof(t), "assessment %s %s",
