@@ -21,7 +21,9 @@ event), and requires:
   - the same numbers in the course database (assessments, assessment_results)
     and a stretch in the EDF+ (an annotation with the block's onset and
     duration);
-  - refusals: armed, a second block while one runs, no course session.
+  - refusals: armed, a second block while one runs, no course session; a
+    block the coil was armed during (its pulses' blanks in it) published
+    with stored false (-ECANCELED), neither in the database nor the EDF+.
 """
 
 import json
@@ -161,8 +163,15 @@ def test_assess_rest():
                 check(abs(vals[name] - ev[name][0]) <= 1e-4 * max(1.0, abs(vals[name])),
                       "%s %s: DB %r, event %r" % (phase, name, vals[name], ev[name][0]))
             check(abs(rows[0][1] - ev["samples"] / RATE) < 1e-9, rows)
-        # armed: refused (an assessment measures EMG without stimulation)
+        # armed after a block began: its pulses' blanks make it no rest measure, not stored
+        t = time.monotonic()
+        d.ok({"cmd": "assess", "kind": "rest", "phase": "post", "seconds": 3})
         d.ok({"cmd": "arm"})
+        d.wait_for(lambda: d.of("rpms.stim", since=t), cs.WAIT_S, "a pulse in the block")
+        spoilt = wait_block(d, "post", t)
+        check(not spoilt["stored"] and spoilt["code"] == -125, spoilt)
+        check(len(db_results(db, "post")) == 3, "the spoilt block was stored")
+        # armed: refused (an assessment measures EMG without stimulation)
         d.refused({"cmd": "assess", "kind": "rest", "phase": "pre"}, "armed")
         d.ok({"cmd": "disarm"})
         stop = d.ok({"cmd": "session_stop"})
