@@ -106,7 +106,8 @@ static void control_assess_finish(struct control *c, const struct bank_tally *to
 	rc = assess_rest(&c->assess_from, to, n, src->rate_hz, &r, err, sizeof(err));
 	memset(&ev, 0, sizeof(ev));
 	ev.type = EVENT_ASSESS;
-	ev.sample = end_sample - 1;
+	/* published now, in recording order: the block itself is first_sample and samples */
+	ev.sample = sclock_last_sample(c->clock);
 	ev.u.assess.first_sample = c->assess_first;
 	ev.u.assess.samples = end_sample - c->assess_first;
 	ev.u.assess.phase = (uint32_t)c->assess_phase;
