@@ -35,6 +35,13 @@ enum acquire_proto_state {
 	ACQUIRE_PROTO_TAKING,		/* the acquire thread is copying it */
 };
 
+/* A copy of the bank's totals for the control thread (acquire_tally_request). */
+enum acquire_tally_state {
+	ACQUIRE_TALLY_IDLE = 0,		/* nothing asked */
+	ACQUIRE_TALLY_ASKED,		/* the acquire thread copies at the first block past tally_at */
+	ACQUIRE_TALLY_DONE,		/* copied: tally and tally_end are the control thread's */
+};
+
 struct acquire {
 	struct source *src;
 	struct sclock *clock;
@@ -86,6 +93,11 @@ struct acquire {
 	int32_t *lat[ACQUIRE_LAT_COUNT];
 	uint64_t lat_n[ACQUIRE_LAT_COUNT];
 	int64_t arrival_ns;			/* CLOCK_MONOTONIC at read return */
+	/* acquire_tally_request: the control thread asks, this thread copies once */
+	atomic_int tally_state;			/* enum acquire_tally_state */
+	_Atomic uint64_t tally_at;
+	uint64_t tally_end;
+	struct bank_tally tally;
 };
 
 static void acquire_lat_record(struct acquire *a, enum acquire_lat which, int64_t ns)
@@ -456,6 +468,13 @@ static void *acquire_thread(void *arg)
 		}
 		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
 		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, sclock_mono_ns() - a->arrival_ns);
+		if (atomic_load_explicit(&a->tally_state, memory_order_acquire) ==
+		    ACQUIRE_TALLY_ASKED && end_sample > atomic_load(&a->tally_at)) {
+			bank_get_tally(a->bank, &a->tally);
+			a->tally_end = end_sample;
+			atomic_store_explicit(&a->tally_state, ACQUIRE_TALLY_DONE,
+					      memory_order_release);
+		}
 		if (a->tap) {
 			emg_tap_push(a->tap, a->buf);	/* a copy per ring; full: counted */
 		}
@@ -658,6 +677,28 @@ void acquire_resume(struct acquire *a, bool ok)
 uint64_t acquire_blocks(const struct acquire *a)
 {
 	return atomic_load(&((struct acquire *)a)->blocks);
+}
+
+const struct source *acquire_source(const struct acquire *a)
+{
+	return a->src;
+}
+
+void acquire_tally_request(struct acquire *a, uint64_t at)
+{
+	atomic_store(&a->tally_at, at);
+	atomic_store_explicit(&a->tally_state, ACQUIRE_TALLY_ASKED, memory_order_release);
+}
+
+bool acquire_tally_take(struct acquire *a, struct bank_tally *out, uint64_t *end_sample)
+{
+	if (atomic_load_explicit(&a->tally_state, memory_order_acquire) != ACQUIRE_TALLY_DONE) {
+		return false;
+	}
+	*out = a->tally;
+	*end_sample = a->tally_end;
+	atomic_store(&a->tally_state, ACQUIRE_TALLY_IDLE);
+	return true;
 }
 
 uint64_t acquire_samples(const struct acquire *a)

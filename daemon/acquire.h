@@ -24,6 +24,7 @@
 
 #include "source.h"
 
+struct bank_tally;
 struct policy_protocol;
 struct ring;
 struct rpmsd_config;
@@ -138,6 +139,21 @@ uint64_t acquire_blocks(const struct acquire *a);
 /** Samples processed so far (atomic). */
 uint64_t acquire_samples(const struct acquire *a);
 
+/**
+ * Ask for a copy of the detector bank's running totals (bank.h's
+ * bank_tally) at the end of the first block that ends after sample @at
+ * (0: the next block): the control thread, for an outcome assessment. One
+ * request at a time; asking again before acquire_tally_take replaces it.
+ * RT-safe for the acquire thread (it copies a fixed-size struct).
+ */
+void acquire_tally_request(struct acquire *a, uint64_t at);
+
+/**
+ * The copy asked for, once the acquire thread made it: true, with *@out
+ * and *@end_sample, the sample after the block it was made at.
+ */
+bool acquire_tally_take(struct acquire *a, struct bank_tally *out, uint64_t *end_sample);
+
 /** The acquire thread's event ring. */
 struct ring *acquire_events(struct acquire *a);
 
@@ -162,6 +178,9 @@ void acquire_recalibrate(struct acquire *a);
 
 /** Bit per channel that is calibrated now (atomic). */
 unsigned acquire_calibrated(const struct acquire *a);
+
+/** The source (its rate and channel names), for the control thread's reading. */
+const struct source *acquire_source(const struct acquire *a);
 
 /** Number of EMG channels. */
 unsigned acquire_channels(const struct acquire *a);

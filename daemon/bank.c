@@ -43,6 +43,7 @@ struct bank {
 	double limit;			/* dsp.limit: x the rest level */
 	bank_trace_fn trace;
 	void *trace_ctx;
+	struct bank_tally tally;	/* for outcome assessments */
 };
 
 /* Report one sample of one channel to the trace callback. */
@@ -226,6 +227,8 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			b->blank_run = 0;
 		}
 
+		b->tally.samples++;
+		b->tally.blanked += blanked ? 1 : 0;
 		for (ch = 0; ch < nch; ch++) {
 			float x = buf[i * nch + ch];
 			float env, filtered;
@@ -250,6 +253,25 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 				detect_note_artefact(b->det[ch], sample);
 			}
 			edge = detect_step(b->det[ch], sample, env, &ev.r);
+			/* the channel's own state, before the rule: per-muscle outcomes */
+			if (!blanked) {
+				b->tally.sumsq[ch] += (double)filtered * filtered;
+			}
+			b->tally.active[ch] += detect_active(b->det[ch]) ? 1 : 0;
+			/*
+			 * Time active runs between the dated edges, not the
+			 * decisions (which come on_ms / off_ms later): what the
+			 * decision skipped or overran is put right when it is made.
+			 */
+			if (edge == DETECT_ONSET) {
+				b->tally.onsets[ch]++;
+				b->tally.active[ch] += sample - ev.r.edge_sample;
+			} else if (edge == DETECT_OFFSET) {
+				uint64_t over = sample - ev.r.edge_sample;
+
+				b->tally.active[ch] -= over < b->tally.active[ch] ? over :
+						       b->tally.active[ch];
+			}
 			if (b->trace) {
 				bank_trace_sample(b, sample, ch, x, filtered, env);
 			}
@@ -275,6 +297,11 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			emit(ctx, &ev);
 		}
 	}
+}
+
+void bank_get_tally(const struct bank *b, struct bank_tally *out)
+{
+	*out = b->tally;
 }
 
 void bank_blank(struct bank *b, uint64_t from)

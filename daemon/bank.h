@@ -54,6 +54,19 @@ struct bank_trace {
 /** Receives every sample of every channel when tracing. */
 typedef void (*bank_trace_fn)(void *ctx, const struct bank_trace *t);
 
+/**
+ * Running totals per channel since bank_create, for outcome assessments
+ * (docs/outcomes.md): the difference of two copies taken at two samples
+ * describes the EMG between them exactly as the detectors saw it.
+ */
+struct bank_tally {
+	uint64_t samples;			/* frames processed */
+	uint64_t blanked;			/* of them, in a stimulation blank */
+	double sumsq[BANK_MAX_CHANNELS];	/* filtered µV², blanked samples left out */
+	uint64_t active[BANK_MAX_CHANNELS];	/* samples the channel's own detector was in a burst */
+	uint64_t onsets[BANK_MAX_CHANNELS];	/* the channel's own detector's onsets */
+};
+
 struct bank;
 
 /**
@@ -102,6 +115,9 @@ void bank_gap(struct bank *b, uint64_t from, uint64_t lost);
  * caller reports the recalibration). RT-safe.
  */
 void bank_recalibrate(struct bank *b, uint64_t from);
+
+/** Copy the running totals (the caller's thread, i.e. the one that runs bank_process). */
+void bank_get_tally(const struct bank *b, struct bank_tally *out);
 
 /**
  * Call @fn for every sample and channel from now on (NULL: stop). For

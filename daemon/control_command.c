@@ -460,11 +460,12 @@ static json_t *control_command_session_stop(struct control *c, const struct cont
 void control_command_course_tick(struct control *c)
 {
 	course_pulses(c->course, stim_session_pulses(c->stim));
+	control_assess_tick(c);
 }
 
 bool control_command_course_active(const struct control *c)
 {
-	return course_active(c->course);
+	return course_active(c->course) || control_assess_active(c);
 }
 
 /*
@@ -680,6 +681,8 @@ static json_t *control_command_run(struct control *c, const struct control_reque
 		return control_command_session_stop(c, req, err);
 	case CONTROL_CMD_SET:
 		return control_command_set(c, req, "set", err);
+	case CONTROL_CMD_ASSESS:
+		return control_assess_start(c, req, err);
 	case CONTROL_CMD_COUNT:
 		break;
 	}

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "bank.h"	/* struct bank_tally */
 #include "config.h"	/* CONFIG_PATH_MAX */
 #include "control_request.h"
 #include "event.h"	/* EVENT_ID_MAX */
@@ -74,6 +75,14 @@ struct control {
 
 	bool curve;
 	struct control_log_limit log_bad;
+
+	/* control_assess.c: the outcome assessment under way (control thread) */
+	int assess_state;		/* enum control_assess_state */
+	int assess_phase;		/* 0 pre, 1 post */
+	double assess_seconds;
+	uint64_t assess_first;		/* the block's first sample */
+	int64_t assess_deadline_ns;	/* CLOCK_MONOTONIC: no EMG came for it, given up */
+	struct bank_tally assess_from;	/* the totals at its start */
 
 	/* control thread writes, control_status (main thread) reads */
 	pthread_mutex_t lock;
@@ -146,6 +155,23 @@ void control_command_course_tick(struct control *c);
 
 /** Whether a course session runs: the control thread then wakes each second. */
 bool control_command_course_active(const struct control *c);
+
+/* ---- control_assess.c ---------------------------------------------------- */
+
+/**
+ * "assess": start an outcome assessment block of the running course
+ * session (coil disarmed, channels calibrated, the recording open). The
+ * reply comes at once; the numbers follow on rpms.state "assessment",
+ * in the course database and as a stretch of the EDF+ file.
+ */
+json_t *control_assess_start(struct control *c, const struct control_request *req,
+			     struct control_error *err);
+
+/** Move the assessment under way on (each turn of the control thread). */
+void control_assess_tick(struct control *c);
+
+/** Whether an assessment is under way: the control thread then wakes often. */
+bool control_assess_active(const struct control *c);
 
 /* ---- control_thread.c ---------------------------------------------------- */
 

@@ -34,9 +34,12 @@ static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
 					"motor_threshold_pct" },
 	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { "reason", NULL }, "cmd, reason" },
 	[CONTROL_CMD_SET] = { "set", { "params", "reason", NULL }, "cmd, params, reason" },
+	[CONTROL_CMD_ASSESS] = { "assess", { "kind", "phase", "seconds", NULL },
+				 "cmd, kind, phase, seconds" },
 };
 
-#define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set"
+#define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set, " \
+	"assess"
 
 /* Every byte outside printable ASCII becomes '?': messages quote requests. */
 void control_request_printable(char *s)
@@ -222,6 +225,50 @@ static int control_request_parse_course(json_t *root, struct control_request *re
 		return -EINVAL;
 	}
 	req->motor_threshold_pct = mt;
+	return 0;
+}
+
+/* assess: "kind" (rest), "phase" (pre|post), optional "seconds" (1..600, 60). */
+static int control_request_parse_assess(json_t *root, struct control_request *req,
+					struct control_error *err)
+{
+	json_t *k = json_object_get(root, "kind"), *p = json_object_get(root, "phase");
+	json_t *sec = json_object_get(root, "seconds");
+
+	if (!k || !json_is_string(k) || strcmp(json_string_value(k), "rest")) {
+		control_request_fail(err, k && json_is_string(k) ? "invalid_value" : "bad_request",
+				     "assess: \"kind\" is %s (allowed: \"rest\")",
+				     !k ? "missing" : json_is_string(k) ? "not known" :
+				     control_request_json_type(k));
+		snprintf(err->key, sizeof(err->key), "kind");
+		return -EINVAL;
+	}
+	if (!p || !json_is_string(p) || (strcmp(json_string_value(p), "pre") &&
+					 strcmp(json_string_value(p), "post"))) {
+		control_request_fail(err, p && json_is_string(p) ? "invalid_value" : "bad_request",
+				     "assess: \"phase\" is %s (allowed: \"pre\" or \"post\", "
+				     "before or after the stimulation)", !p ? "missing" :
+				     json_is_string(p) ? "not known" : control_request_json_type(p));
+		snprintf(err->key, sizeof(err->key), "phase");
+		return -EINVAL;
+	}
+	req->assess_kind = 0;
+	req->assess_phase = !strcmp(json_string_value(p), "post");
+	req->assess_seconds = 60;
+	if (sec) {
+		double v = json_is_number(sec) ? json_number_value(sec) : -1;
+
+		if (!(v >= 1 && v <= CONTROL_ASSESS_MAX_S)) {
+			control_request_fail(err, json_is_number(sec) ? "invalid_value" :
+					     "bad_request", "assess: \"seconds\" %s (allowed: a "
+					     "number of seconds, 1 to %d)", json_is_number(sec) ?
+					     "is out of range" : "is not a number",
+					     CONTROL_ASSESS_MAX_S);
+			snprintf(err->key, sizeof(err->key), "seconds");
+			return -EINVAL;
+		}
+		req->assess_seconds = v;
+	}
 	return 0;
 }
 
@@ -411,6 +458,9 @@ int control_request_parse(const char *buf, size_t len, struct control_request *r
 		break;
 	case CONTROL_CMD_SESSION_STOP:
 		ret = control_request_parse_reason(root, "session_stop", req->reason, err);
+		break;
+	case CONTROL_CMD_ASSESS:
+		ret = control_request_parse_assess(root, req, err);
 		break;
 	case CONTROL_CMD_SET:
 		ret = control_request_parse_set(json_object_get(root, "params"), req, err);

@@ -18,7 +18,8 @@
 #define CONTROL_SET_MAX 16		/* keys in one "set" */
 #define CONTROL_VALUE_MAX 64		/* a value's text, NUL included */
 #define CONTROL_MSG_MAX 768
-#define CONTROL_REASON_MAX 200		/* "reason" of session_stop and set, NUL excluded */
+#define CONTROL_REASON_MAX 200
+#define CONTROL_ASSESS_MAX_S 600	/* the longest assessment block, seconds */		/* "reason" of session_stop and set, NUL excluded */
 
 /** The commands. */
 enum control_cmd {
@@ -29,6 +30,7 @@ enum control_cmd {
 	CONTROL_CMD_SESSION_START,
 	CONTROL_CMD_SESSION_STOP,
 	CONTROL_CMD_SET,
+	CONTROL_CMD_ASSESS,
 	CONTROL_CMD_COUNT,		/* none: the request did not name one */
 };
 
@@ -46,6 +48,9 @@ struct control_request {
 	char course_id[EVENT_ID_MAX + 1];	/* session_start, optional: "" none */
 	double motor_threshold_pct;		/* session_start, optional: 0 none */
 	char reason[CONTROL_REASON_MAX + 1];	/* session_stop, set; optional: "" none */
+	int assess_kind;			/* assess: 0 rest (course_db.h's order) */
+	int assess_phase;			/* assess: 0 pre, 1 post */
+	double assess_seconds;			/* assess: 1..CONTROL_ASSESS_MAX_S, 60 by default */
 	size_t n_params;			/* set */
 	struct control_param params[CONTROL_SET_MAX];
 };

@@ -555,6 +555,17 @@ int course_deviation(struct course *c, const char *what, const char *why, char *
 				  why, err, errlen);
 }
 
+int course_assessment(struct course *c, struct course_db_assessment *a, char *err,
+		      size_t errlen)
+{
+	if (!c || !c->active) {
+		snprintf(err, errlen, "no course session");
+		return -ENOENT;
+	}
+	a->session = c->session;
+	return course_db_assessment_add(c->db, a, err, errlen);
+}
+
 void course_end(struct course *c, uint64_t delivered, const char *reason, const char *edf,
 		char *deviation, size_t devlen)
 {

@@ -111,6 +111,17 @@ void course_pulses(struct course *c, uint64_t delivered);
 int course_deviation(struct course *c, const char *what, const char *why, char *err,
 		     size_t errlen);
 
+struct course_db_assessment;
+
+/**
+ * Store the outcome assessment @a in the running session (its session id
+ * is filled in here). With PostgreSQL down it goes to the journal.
+ * @return 0, -ENOENT without a course session, or a negative errno with
+ *         @err filled
+ */
+int course_assessment(struct course *c, struct course_db_assessment *a, char *err,
+		      size_t errlen);
+
 /**
  * End the running session with @delivered pulses: a deviation "stopped
  * early" when fewer than prescribed (@reason, NULL: "no reason given",

@@ -17,6 +17,10 @@
  *               outage of the server loses nothing; starting a session
  *               needs the server ("course database unreachable: ...").
  *
+ * Schema 3 adds outcome assessments (measured by the rig, per session and
+ * pre/post, each a stretch of the session's EDF+ recording) and clinical
+ * scores (entered by a clinician): docs/outcomes.md.
+ *
  * Times are seconds since 1970 (UTC). A "day" is [day_start, day_end) as
  * computed by the caller's zone code (zone.h, safety.day_zone): this
  * module never guesses a zone.
@@ -37,7 +41,7 @@
 #define COURSE_DB_ERR_MAX 1024
 
 /** The newest schema this build knows (course_db.c's migration lists). */
-#define COURSE_DB_SCHEMA_VERSION 2
+#define COURSE_DB_SCHEMA_VERSION 3
 
 /** Longest patient, course, rig or arm id (pseudonyms: [A-Za-z0-9._-]). */
 #define COURSE_DB_ID_MAX 64
@@ -229,12 +233,169 @@ int64_t course_db_pending(struct course_db *db, char *err, size_t errlen);
 /** Check the database's integrity (SQLite: PRAGMA integrity_check). */
 int course_db_check(struct course_db *db, char *err, size_t errlen);
 
+/* ---- outcome assessments and clinical scores (schema 3) --------------- */
+
+/** Before or after the session's stimulation. */
+enum course_db_phase {
+	COURSE_DB_PRE = 0,
+	COURSE_DB_POST,
+};
+
+/** What an assessment block measured (docs/outcomes.md). */
+enum course_db_assess_kind {
+	COURSE_DB_ASSESS_REST = 0,	/* rest RMS, bursts per minute, % of time active */
+	COURSE_DB_ASSESS_STRETCH,	/* stretch reflex thresholds (DSRT, TSRT) */
+	COURSE_DB_ASSESS_CCI,		/* co-contraction index of two channels */
+	COURSE_DB_ASSESS_MVC,		/* maximal voluntary contraction RMS */
+};
+
+/** The clinical instruments a clinician enters (rpmsctl score). */
+enum course_db_instrument {
+	COURSE_DB_MODIFIED_ASHWORTH = 0,	/* per muscle: 0, 1, 1+, 2, 3, 4 */
+	COURSE_DB_MODIFIED_TARDIEU,		/* per muscle: R1, R2 angles (degrees) */
+	COURSE_DB_FUGL_MEYER_UE,		/* the upper extremity total, 0..66 */
+};
+
+/** Most named numbers one assessment holds. */
+#define COURSE_DB_RESULTS_MAX 256
+/** Tardieu angles are within [-COURSE_DB_ANGLE_MAX, COURSE_DB_ANGLE_MAX] degrees. */
+#define COURSE_DB_ANGLE_MAX 180.0
+/** The Fugl-Meyer upper-extremity motor total's maximum. */
+#define COURSE_DB_FUGL_MEYER_UE_MAX 66
+
+/**
+ * One named number of an assessment: @channel is an EMG channel's label
+ * (or "A+B" for a pair, "" for the block), @name what it is with its unit
+ * in the name ("rms_uv", "bursts_per_min", "active_pct"); both in the id
+ * character set, at most COURSE_DB_ID_MAX long; @value finite.
+ */
+struct course_db_result {
+	const char *channel;
+	const char *name;
+	double value;
+};
+
+/** One assessment block of a session. */
+struct course_db_assessment {
+	int64_t session;
+	enum course_db_phase phase;
+	enum course_db_assess_kind kind;
+	int64_t at;			/* when it ended, seconds since 1970 (UTC) */
+	double onset_s;			/* the EDF+ stretch: seconds from the recording's start */
+	double duration_s;		/* > 0 */
+	size_t n_results;		/* 0..COURSE_DB_RESULTS_MAX */
+	const struct course_db_result *results;
+};
+
+/**
+ * A clinical score. @session > 0 ties it to a session (its course is the
+ * session's; @course, when given, must be it); @session 0 ties it to the
+ * course @course. Per instrument: MODIFIED_ASHWORTH needs @muscle and
+ * @mas_grade; MODIFIED_TARDIEU @muscle, @r1_deg and @r2_deg; FUGL_MEYER_UE
+ * @fugl_meyer (0..66) and no muscle. @author: who entered it.
+ */
+struct course_db_score {
+	const char *patient;
+	const char *course;
+	int64_t session;
+	enum course_db_phase phase;
+	enum course_db_instrument instrument;
+	const char *muscle;
+	const char *mas_grade;		/* "0", "1", "1+", "2", "3", "4" */
+	double r1_deg;			/* angle of catch at fast velocity */
+	double r2_deg;			/* passive range at slow velocity */
+	int fugl_meyer;
+	const char *author;
+	int64_t at;
+};
+
+/** "pre" or "post". */
+const char *course_db_phase_name(enum course_db_phase phase);
+
+/** "rest", "stretch", "cci" or "mvc". */
+const char *course_db_assess_kind_name(enum course_db_assess_kind kind);
+
+/** "modified_ashworth", "modified_tardieu" or "fugl_meyer_ue". */
+const char *course_db_instrument_name(enum course_db_instrument instrument);
+
+/**
+ * Check a Modified Ashworth grade as written: exactly "0", "1", "1+", "2",
+ * "3" or "4". @return 0, or -ERANGE with @err naming the grade and the
+ * allowed ones.
+ */
+int course_db_mas_check(const char *grade, char *err, size_t errlen);
+
+/**
+ * Check @s as course_db_score_add does before it writes (ids, the
+ * instrument's fields and ranges, the author), without a database: for a
+ * tool that checks every score of a command line before it writes one.
+ * @return 0, or -EINVAL/-ERANGE with @err naming what and its value.
+ */
+int course_db_score_check(const struct course_db_score *s, char *err, size_t errlen);
+
+/**
+ * Store the assessment @a of its session. PostgreSQL: journalled like
+ * course_db_pulses (an outage loses nothing; replays are idempotent).
+ * @return 0, or a negative errno with @err filled: -EINVAL/-ERANGE for an
+ * argument (named), -ENOENT for an unknown session (SQLite).
+ */
+int course_db_assessment_add(struct course_db *db, const struct course_db_assessment *a,
+			     char *err, size_t errlen);
+
+/**
+ * Store the clinical score @s, checked first (every range named with its
+ * value), straight to the database in one transaction, never a journal
+ * (PostgreSQL: needs the server, -ENOTCONN otherwise). An unknown session
+ * is -ENOENT, another patient's -EPERM, a course the patient has not
+ * -ENOENT. The caller reads it back (course_db_report) before saying saved.
+ * @return 0 and *@score_id, or a negative errno with @err filled.
+ */
+int course_db_score_add(struct course_db *db, const struct course_db_score *s,
+			int64_t *score_id, char *err, size_t errlen);
+
 /* ---- the course report (rpmsctl course) ------------------------------- */
 
 /** Most sessions (and courses) one report holds (a course has tens): more is refused, never cut. */
 #define COURSE_DB_REPORT_SESSIONS_MAX 4096
 /** Most notes one report holds, all its sessions together. */
 #define COURSE_DB_REPORT_NOTES_MAX 16384
+/** Most assessments, and most scores, one report holds. */
+#define COURSE_DB_REPORT_OUTCOMES_MAX 16384
+/** Most assessment results one report holds, all assessments together. */
+#define COURSE_DB_REPORT_RESULTS_MAX 262144
+
+/** One named number of an assessment in a report. */
+struct course_db_report_result {
+	char channel[COURSE_DB_ID_MAX + 1];
+	char name[COURSE_DB_ID_MAX + 1];
+	double value;
+};
+
+/** One assessment of a session in a report. */
+struct course_db_report_assessment {
+	int64_t id;
+	enum course_db_phase phase;
+	enum course_db_assess_kind kind;
+	int64_t at;
+	double onset_s;
+	double duration_s;
+	size_t n_results;
+	struct course_db_report_result *results;	/* by channel, then name */
+};
+
+/** One clinical score of a course in a report. */
+struct course_db_report_score {
+	int64_t id;
+	int64_t session;		/* 0: a score of the course, not of one session */
+	enum course_db_phase phase;
+	enum course_db_instrument instrument;
+	char muscle[COURSE_DB_ID_MAX + 1];	/* "" for Fugl-Meyer */
+	char mas_grade[4];		/* Modified Ashworth; "" otherwise */
+	double r1_deg, r2_deg;		/* Modified Tardieu; NAN otherwise */
+	int fugl_meyer;			/* Fugl-Meyer UE; -1 otherwise */
+	char author[COURSE_DB_ID_MAX + 1];
+	int64_t at;
+};
 
 /** One note of a session in a report. */
 struct course_db_report_note {
@@ -261,6 +422,8 @@ struct course_db_report_session {
 	char edf_sha256[65];		/* "" none */
 	size_t n_notes;
 	struct course_db_report_note *notes;	/* in the order they were made */
+	size_t n_assessments;
+	struct course_db_report_assessment *assessments;	/* by onset, then id */
 };
 
 /** One course of the patient: its prescription, sessions and dose. */
@@ -274,6 +437,8 @@ struct course_db_report_course {
 	struct course_db_dose dose;	/* as course_db_course_dose, same snapshot */
 	size_t n_sessions;
 	struct course_db_report_session *sessions;	/* by start, then id */
+	size_t n_scores;
+	struct course_db_report_score *scores;	/* by time entered, then id */
 };
 
 /** A patient's courses, read in one snapshot of the database. */

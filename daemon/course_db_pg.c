@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@
 #include "course_db.h"
 #include "course_db_private.h"
 
-#define COURSE_DB_PG_PARAMS 8
+#define COURSE_DB_PG_PARAMS 12
 /* Journal entries pushed in one server transaction. */
 #define COURSE_DB_PG_BATCH 256
 /* Any constant will do: it serialises migrations of rigs that start together. */
@@ -70,6 +71,35 @@ static const char *const course_db_pg_steps[COURSE_DB_SCHEMA_VERSION] = {
 	" origin TEXT, origin_seq BIGINT, UNIQUE (origin, origin_seq));"
 	"CREATE VIEW course_dose AS SELECT patient, course, COUNT(*) AS sessions,"
 	" COALESCE(SUM(pulses), 0) AS pulses FROM sessions GROUP BY patient, course;",
+	/* 3: outcome assessments (a stretch of the recording each) and clinical scores */
+	"CREATE TABLE assessments (id BIGSERIAL PRIMARY KEY,"
+	" session BIGINT NOT NULL REFERENCES sessions(id),"
+	" phase TEXT NOT NULL CHECK (phase IN ('pre', 'post')),"
+	" kind TEXT NOT NULL CHECK (kind IN ('rest', 'stretch', 'cci', 'mvc')),"
+	" at BIGINT NOT NULL, onset DOUBLE PRECISION NOT NULL CHECK (onset >= 0),"
+	" duration DOUBLE PRECISION NOT NULL CHECK (duration > 0),"
+	" origin TEXT, origin_seq BIGINT, UNIQUE (origin, origin_seq));"
+	"CREATE TABLE assessment_results ("
+	" assessment BIGINT NOT NULL REFERENCES assessments(id),"
+	" channel TEXT NOT NULL, name TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,"
+	" PRIMARY KEY (assessment, channel, name));"
+	"CREATE TABLE scores (id BIGSERIAL PRIMARY KEY,"
+	" patient TEXT NOT NULL, course TEXT NOT NULL,"
+	" session BIGINT REFERENCES sessions(id),"
+	" phase TEXT NOT NULL CHECK (phase IN ('pre', 'post')),"
+	" instrument TEXT NOT NULL CHECK (instrument IN ('modified_ashworth',"
+	" 'modified_tardieu', 'fugl_meyer_ue')),"
+	" muscle TEXT, mas_grade TEXT CHECK (mas_grade IN ('0', '1', '1+', '2', '3', '4')),"
+	" r1_deg DOUBLE PRECISION CHECK (r1_deg BETWEEN -180 AND 180),"
+	" r2_deg DOUBLE PRECISION CHECK (r2_deg BETWEEN -180 AND 180),"
+	" fugl_meyer INTEGER CHECK (fugl_meyer BETWEEN 0 AND 66),"
+	" author TEXT NOT NULL, at BIGINT NOT NULL,"
+	" CHECK ((instrument = 'modified_ashworth' AND muscle IS NOT NULL AND"
+	" mas_grade IS NOT NULL) OR (instrument = 'modified_tardieu' AND muscle IS NOT NULL"
+	" AND r1_deg IS NOT NULL AND r2_deg IS NOT NULL) OR (instrument = 'fugl_meyer_ue'"
+	" AND muscle IS NULL AND fugl_meyer IS NOT NULL)),"
+	" FOREIGN KEY (patient, course) REFERENCES prescriptions(patient, course));"
+	"CREATE INDEX scores_patient_course ON scores(patient, course);",
 };
 
 struct course_db_pg {
@@ -139,7 +169,8 @@ static int course_db_pg_connected(struct course_db_pg *p, char *err, size_t errl
 
 /*
  * Run @sql with the arguments @types says ('s' text, NULL for NULL, 'i'
- * int64_t, 'd' double) and return its result (caller PQclear()s), or NULL
+ * int64_t, 'd' double, 'I' int64_t with < 0 for NULL, 'D' double with NAN
+ * for NULL) and return its result (caller PQclear()s), or NULL
  * with @err filled and *@rc set: -ENOTCONN when the connection is gone.
  */
 static PGresult *course_db_pg_run(struct course_db_pg *p, const char *sql, int *rc,
@@ -165,6 +196,20 @@ static PGresult *course_db_pg_run(struct course_db_pg *p, const char *sql, int *
 			snprintf(num[n], sizeof(num[n]), "%" PRId64, va_arg(ap, int64_t));
 			vals[n] = num[n];
 			break;
+		case 'I': {
+			int64_t v = va_arg(ap, int64_t);
+
+			snprintf(num[n], sizeof(num[n]), "%" PRId64, v);
+			vals[n] = v < 0 ? NULL : num[n];
+			break;
+		}
+		case 'D': {
+			double v = va_arg(ap, double);
+
+			snprintf(num[n], sizeof(num[n]), "%.17g", v);
+			vals[n] = isnan(v) ? NULL : num[n];
+			break;
+		}
 		default:
 			snprintf(num[n], sizeof(num[n]), "%.17g", va_arg(ap, double));
 			vals[n] = num[n];
@@ -281,6 +326,85 @@ static int course_db_pg_journal_add(struct course_db_pg *p, const char *op, int6
 	return rc;
 }
 
+/*
+ * The results of an assessment as one journal text: a line per result,
+ * "CHANNEL<TAB>NAME<TAB>VALUE" (ids never hold a tab or a newline; the
+ * value as %.17g, so it reads back exactly).
+ */
+static char *course_db_pg_results_text(const struct course_db_assessment *a)
+{
+	size_t cap = 1, len = 0;
+	char *t;
+
+	for (size_t i = 0; i < a->n_results; i++) {
+		cap += strlen(a->results[i].channel) + strlen(a->results[i].name) + 32;
+	}
+	t = malloc(cap);
+	if (!t) {
+		return NULL;
+	}
+	t[0] = '\0';
+	for (size_t i = 0; i < a->n_results; i++) {
+		len += (size_t)snprintf(t + len, cap - len, "%s\t%s\t%.17g\n",
+					a->results[i].channel, a->results[i].name,
+					a->results[i].value);
+	}
+	return t;
+}
+
+/*
+ * Apply an "assess" journal entry: the assessment once per (origin, seq);
+ * its results only when this run inserted it, so a replay adds nothing.
+ * @a is "PHASE KIND", @b the results text.
+ */
+static int course_db_pg_apply_assess(struct course_db_pg *p, int64_t seq, int64_t session,
+				     int64_t at, double onset, double duration, const char *a,
+				     const char *b, bool *found, char *err, size_t errlen)
+{
+	char phase[8] = "", kind[16] = "";
+	bool inserted = false;
+	int64_t id[1] = { 0 }, row[1];
+	int rc;
+
+	if (!a || sscanf(a, "%7s %15s", phase, kind) != 2) {
+		snprintf(err, errlen, "course database: journal %s entry %" PRId64 ": assessment "
+			 "without phase and kind; kept in the journal", p->journal_path, seq);
+		return -EBADMSG;
+	}
+	rc = course_db_pg_q(p, "INSERT INTO assessments (session, phase, kind, at, onset,"
+			    " duration, origin, origin_seq) SELECT id, $1, $2, $3, $4, $5, $6, $7"
+			    " FROM sessions WHERE id = $8 ON CONFLICT (origin, origin_seq)"
+			    " DO NOTHING RETURNING id", id, 1, &inserted, err, errlen, "ssiddsii",
+			    phase, kind, at, onset, duration, p->origin, seq, session);
+	for (const char *l = b; rc == 0 && inserted && l && *l;) {
+		const char *nl = strchr(l, '\n');
+		char line[2 * COURSE_DB_ID_MAX + 64], ch[COURSE_DB_ID_MAX * 2 + 2] = "";
+		char name[COURSE_DB_ID_MAX + 1] = "";
+		char *t1, *t2;
+		size_t n = nl ? (size_t)(nl - l) : strlen(l);
+
+		snprintf(line, sizeof(line), "%.*s", (int)n, l);
+		l = nl ? nl + 1 : l + n;
+		t1 = strchr(line, '\t');
+		t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+		if (!t2) {
+			snprintf(err, errlen, "course database: journal %s entry %" PRId64 ": bad "
+				 "result line; kept in the journal", p->journal_path, seq);
+			return -EBADMSG;
+		}
+		snprintf(ch, sizeof(ch), "%.*s", (int)(t1 - line), line);
+		snprintf(name, sizeof(name), "%.*s", (int)(t2 - t1 - 1), t1 + 1);
+		rc = course_db_pg_q(p, "INSERT INTO assessment_results VALUES ($1, $2, $3, $4)",
+				    NULL, 0, NULL, err, errlen, "issd", id[0], ch, name,
+				    strtod(t2 + 1, NULL));
+	}
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE id = $1", row, 1, found, err,
+				    errlen, "i", session);
+	}
+	return rc;
+}
+
 /* Apply the journal entry @st points at to the server, inside its transaction. */
 static int course_db_pg_apply(struct course_db_pg *p, sqlite3_stmt *st, char *err, size_t errlen)
 {
@@ -315,6 +439,9 @@ static int course_db_pg_apply(struct course_db_pg *p, sqlite3_stmt *st, char *er
 				    " target = COALESCE($3, target), arm_code = COALESCE($4,"
 				    " arm_code) WHERE id = $5 RETURNING id", row, 1, &found, err,
 				    errlen, "ddssi", x, y, a, b, session);
+	} else if (!strcmp(op, "assess")) {
+		rc = course_db_pg_apply_assess(p, seq, session, at, x, y, a, b, &found, err,
+					       errlen);
 	} else if (!strcmp(op, "recording")) {
 		rc = course_db_pg_q(p, "UPDATE sessions SET edf_file = $1, edf_sha256 = $2"
 				    " WHERE id = $3 RETURNING id", row, 1, &found, err, errlen,
@@ -1180,6 +1307,85 @@ static double course_db_pg_real(PGresult *res, int r, int c)
 	return PQgetisnull(res, r, c) ? -1 : strtod(PQgetvalue(res, r, c), NULL);
 }
 
+/* Field @c of row @r as a double, NAN for NULL. */
+static double course_db_pg_nan(PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? NAN : strtod(PQgetvalue(res, r, c), NULL);
+}
+
+/* Schema 3: the assessments with their results, and the scores, inside the transaction. */
+static int course_db_pg_report_outcomes(struct course_db_pg *p, struct course_db_report *r,
+					const char *course, char *err, size_t errlen)
+{
+	PGresult *res;
+	int rc;
+
+	res = course_db_pg_rows(p, "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
+				" a.duration FROM assessments a JOIN sessions s ON s.id = a.session"
+				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
+				" ORDER BY a.session, a.onset, a.id LIMIT $3", &rc, err, errlen,
+				"ssi", r->patient, course,
+				(int64_t)COURSE_DB_REPORT_OUTCOMES_MAX + 1);
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		struct course_db_report_assessment a = {
+			.id = course_db_pg_int(res, i, 1),
+			.phase = course_db_phase_parse(PQgetvalue(res, i, 2)),
+			.kind = course_db_assess_kind_parse(PQgetvalue(res, i, 3)),
+			.at = course_db_pg_int(res, i, 4),
+			.onset_s = course_db_pg_real(res, i, 5),
+			.duration_s = course_db_pg_real(res, i, 6),
+		};
+
+		rc = course_db_report_assessment_add(r, course_db_pg_int(res, i, 0), &a, err,
+						     errlen);
+	}
+	PQclear(res);
+	if (rc < 0) {
+		return rc;
+	}
+	res = course_db_pg_rows(p, "SELECT x.assessment, x.channel, x.name, x.value FROM"
+				" assessment_results x JOIN assessments a ON a.id = x.assessment"
+				" JOIN sessions s ON s.id = a.session WHERE s.patient = $1 AND"
+				" ($2::text IS NULL OR s.course = $2) ORDER BY x.assessment,"
+				" x.channel, x.name LIMIT $3", &rc, err, errlen, "ssi", r->patient,
+				course, (int64_t)COURSE_DB_REPORT_RESULTS_MAX + 1);
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		struct course_db_report_result x = { .value = course_db_pg_nan(res, i, 3) };
+
+		snprintf(x.channel, sizeof(x.channel), "%s", PQgetvalue(res, i, 1));
+		snprintf(x.name, sizeof(x.name), "%s", PQgetvalue(res, i, 2));
+		rc = course_db_report_result_add(r, course_db_pg_int(res, i, 0), &x, err, errlen);
+	}
+	PQclear(res);
+	if (rc < 0) {
+		return rc;
+	}
+	res = course_db_pg_rows(p, "SELECT course, id, session, phase, instrument, muscle,"
+				" mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
+				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
+				" ORDER BY at, id LIMIT $3", &rc, err, errlen, "ssi", r->patient,
+				course, (int64_t)COURSE_DB_REPORT_OUTCOMES_MAX + 1);
+	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
+		struct course_db_report_score x = {
+			.id = course_db_pg_int(res, i, 1),
+			.session = PQgetisnull(res, i, 2) ? 0 : course_db_pg_int(res, i, 2),
+			.phase = course_db_phase_parse(PQgetvalue(res, i, 3)),
+			.instrument = course_db_instrument_parse(PQgetvalue(res, i, 4)),
+			.r1_deg = course_db_pg_nan(res, i, 7),
+			.r2_deg = course_db_pg_nan(res, i, 8),
+			.fugl_meyer = (int)course_db_pg_int(res, i, 9),
+			.at = course_db_pg_int(res, i, 11),
+		};
+
+		snprintf(x.muscle, sizeof(x.muscle), "%s", PQgetvalue(res, i, 5));
+		snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", PQgetvalue(res, i, 6));
+		snprintf(x.author, sizeof(x.author), "%s", PQgetvalue(res, i, 10));
+		rc = course_db_report_score_add(r, PQgetvalue(res, i, 0), &x, err, errlen);
+	}
+	PQclear(res);
+	return rc;
+}
+
 /* The courses, sessions and notes, read inside the report's transaction. */
 static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_report *r,
 				    const char *course, char *err, size_t errlen)
@@ -1254,7 +1460,7 @@ static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_rep
 		rc = course_db_report_note_add(r, course_db_pg_int(res, i, 0), &n, err, errlen);
 	}
 	PQclear(res);
-	return rc;
+	return rc < 0 ? rc : course_db_pg_report_outcomes(p, r, course, err, errlen);
 }
 
 static int course_db_pg_report(struct course_db *db, struct course_db_report *r,
@@ -1349,6 +1555,118 @@ static int course_db_pg_adverse_add(struct course_db *db, const char *patient,
 	return 0;
 }
 
+static int course_db_pg_assessment_add(struct course_db *db,
+				       const struct course_db_assessment *a,
+				       char *err, size_t errlen)
+{
+	char what[32], *results;
+	int rc;
+
+	/* A running session's write: the journal first, like pulses and notes. */
+	results = course_db_pg_results_text(a);
+	if (!results) {
+		snprintf(err, errlen, "course database: out of memory");
+		return -ENOMEM;
+	}
+	snprintf(what, sizeof(what), "%s %s", course_db_phase_name(a->phase),
+		 course_db_assess_kind_name(a->kind));
+	rc = course_db_pg_journal_write(db, "assess", a->session, a->at, 0, a->onset_s,
+					a->duration_s, what, results, err, errlen);
+	free(results);
+	return rc;
+}
+
+/* Which course a score goes to (as course_db_sqlite_score_course), inside the transaction. */
+static int course_db_pg_score_course(struct course_db_pg *p, const struct course_db_score *sc,
+				     char *course, size_t len, char *err, size_t errlen)
+{
+	PGresult *res;
+	int rc;
+
+	if (sc->session == 0) {
+		bool found = false;
+		int64_t v[1];
+
+		rc = course_db_pg_q(p, "SELECT 1 FROM prescriptions WHERE patient = $1 AND"
+				    " course = $2", v, 1, &found, err, errlen, "ss", sc->patient,
+				    sc->course);
+		if (rc == 0 && !found) {
+			snprintf(err, errlen, "course database: patient %s has no course %s: no "
+				 "score added", sc->patient, sc->course);
+			rc = -ENOENT;
+		}
+		snprintf(course, len, "%s", sc->course);
+		return rc;
+	}
+	res = course_db_pg_rows(p, "SELECT patient, course FROM sessions WHERE id = $1", &rc,
+				err, errlen, "i", sc->session);
+	if (!res) {
+		return rc;
+	}
+	if (PQntuples(res) != 1) {
+		snprintf(err, errlen, "course database: session %" PRId64 " unknown: no score added",
+			 sc->session);
+		rc = -ENOENT;
+	} else if (strcmp(PQgetvalue(res, 0, 0), sc->patient)) {
+		snprintf(err, errlen, "course database: session %" PRId64 " is not a session of "
+			 "patient %s: no score added", sc->session, sc->patient);
+		rc = -EPERM;
+	} else if (sc->course && strcmp(PQgetvalue(res, 0, 1), sc->course)) {
+		snprintf(err, errlen, "course database: session %" PRId64 " is of course %s, not "
+			 "%s: no score added", sc->session, PQgetvalue(res, 0, 1), sc->course);
+		rc = -EINVAL;
+	} else {
+		snprintf(course, len, "%s", PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int course_db_pg_score_add(struct course_db *db, const struct course_db_score *sc,
+				  int64_t *score_id, char *err, size_t errlen)
+{
+	struct course_db_pg *p = course_db_pg_of(db);
+	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
+	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
+	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
+	char course[COURSE_DB_ID_MAX + 1] = "";
+	int64_t v[1] = { 0 };
+	int rc;
+
+	/* Entered by a clinician: straight to the server, never a journal (read back after). */
+	*score_id = 0;
+	rc = course_db_pg_connected(p, err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_exec(p, "BEGIN", err, errlen);
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_pg_score_course(p, sc, course, sizeof(course), err, errlen);
+	if (rc == 0) {
+		rc = course_db_pg_q(p, "INSERT INTO scores (patient, course, session, phase,"
+				    " instrument, muscle, mas_grade, r1_deg, r2_deg, fugl_meyer,"
+				    " author, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+				    " $11, $12) RETURNING id", v, 1, NULL, err, errlen,
+				    "ssIssssDDIsi", sc->patient, course,
+				    sc->session > 0 ? sc->session : -1,
+				    course_db_phase_name(sc->phase),
+				    course_db_instrument_name(sc->instrument),
+				    fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
+				    tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
+				    fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
+	}
+	if (rc == 0) {
+		rc = course_db_pg_exec(p, "COMMIT", err, errlen);
+	}
+	if (rc < 0) {
+		course_db_pg_rollback(p);
+		return rc;
+	}
+	*score_id = v[0];
+	return 0;
+}
+
 const struct course_db_ops course_db_pg_ops = {
 	.name = "postgresql",
 	.open = course_db_pg_open,
@@ -1369,4 +1687,6 @@ const struct course_db_ops course_db_pg_ops = {
 	.check = course_db_pg_check,
 	.report = course_db_pg_report,
 	.adverse_add = course_db_pg_adverse_add,
+	.assessment_add = course_db_pg_assessment_add,
+	.score_add = course_db_pg_score_add,
 };

@@ -50,6 +50,10 @@ struct course_db_ops {
 	int (*adverse_add)(struct course_db *db, const char *patient, int64_t session,
 			   int64_t now, const char *author, const char *text, int64_t *note_id,
 			   char *err, size_t errlen);
+	int (*assessment_add)(struct course_db *db, const struct course_db_assessment *a,
+			      char *err, size_t errlen);
+	int (*score_add)(struct course_db *db, const struct course_db_score *s,
+			 int64_t *score_id, char *err, size_t errlen);
 };
 
 /** The handle: the backend's operations and its state. */
@@ -106,6 +110,26 @@ int course_db_report_session_add(struct course_db_report *r, const char *course,
 /** Add a copy of @n to the session @session of @r, added before. */
 int course_db_report_note_add(struct course_db_report *r, int64_t session,
 			      const struct course_db_report_note *n, char *err, size_t errlen);
+
+/** Add a copy of @a (its results ignored) to the session @session of @r, added before. */
+int course_db_report_assessment_add(struct course_db_report *r, int64_t session,
+				    const struct course_db_report_assessment *a,
+				    char *err, size_t errlen);
+
+/** Add @x to the assessment @assessment of @r, added before. */
+int course_db_report_result_add(struct course_db_report *r, int64_t assessment,
+				const struct course_db_report_result *x, char *err, size_t errlen);
+
+/** Add a copy of @s to the course @course of @r, added before. */
+int course_db_report_score_add(struct course_db_report *r, const char *course,
+			       const struct course_db_report_score *s, char *err, size_t errlen);
+
+/** Parse a phase, kind or instrument name as stored; -1 when unknown. */
+int course_db_phase_parse(const char *s);
+/** See course_db_phase_parse. */
+int course_db_assess_kind_parse(const char *s);
+/** See course_db_phase_parse. */
+int course_db_instrument_parse(const char *s);
 
 /** The refusal of another schema than this build's, for COURSE_DB_CLIENT (@found 0: none). */
 int course_db_schema_other(const char *where, int found, char *err, size_t errlen);

@@ -211,11 +211,16 @@ void course_db_report_free(struct course_db_report *r)
 				free(s->notes[k].text);
 			}
 			free(s->notes);
+			for (size_t k = 0; k < s->n_assessments; k++) {
+				free(s->assessments[k].results);
+			}
+			free(s->assessments);
 			free(s->stop_reason);
 			free(s->target);
 			free(s->edf_file);
 		}
 		free(c->sessions);
+		free(c->scores);
 		free(c->text);
 	}
 	free(r->courses);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,6 +50,35 @@ static const char *const course_db_sqlite_steps[COURSE_DB_SCHEMA_VERSION] = {
 	" origin TEXT, origin_seq INTEGER, UNIQUE (origin, origin_seq));"
 	"CREATE VIEW course_dose AS SELECT patient, course, COUNT(*) AS sessions,"
 	" COALESCE(SUM(pulses), 0) AS pulses FROM sessions GROUP BY patient, course;",
+	/* 3: outcome assessments (a stretch of the recording each) and clinical scores */
+	"CREATE TABLE assessments (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" session INTEGER NOT NULL REFERENCES sessions(id),"
+	" phase TEXT NOT NULL CHECK (phase IN ('pre', 'post')),"
+	" kind TEXT NOT NULL CHECK (kind IN ('rest', 'stretch', 'cci', 'mvc')),"
+	" at INTEGER NOT NULL, onset REAL NOT NULL CHECK (onset >= 0),"
+	" duration REAL NOT NULL CHECK (duration > 0),"
+	" origin TEXT, origin_seq INTEGER, UNIQUE (origin, origin_seq));"
+	"CREATE TABLE assessment_results ("
+	" assessment INTEGER NOT NULL REFERENCES assessments(id),"
+	" channel TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,"
+	" PRIMARY KEY (assessment, channel, name));"
+	"CREATE TABLE scores (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" patient TEXT NOT NULL, course TEXT NOT NULL,"
+	" session INTEGER REFERENCES sessions(id),"
+	" phase TEXT NOT NULL CHECK (phase IN ('pre', 'post')),"
+	" instrument TEXT NOT NULL CHECK (instrument IN ('modified_ashworth',"
+	" 'modified_tardieu', 'fugl_meyer_ue')),"
+	" muscle TEXT, mas_grade TEXT CHECK (mas_grade IN ('0', '1', '1+', '2', '3', '4')),"
+	" r1_deg REAL CHECK (r1_deg BETWEEN -180 AND 180),"
+	" r2_deg REAL CHECK (r2_deg BETWEEN -180 AND 180),"
+	" fugl_meyer INTEGER CHECK (fugl_meyer BETWEEN 0 AND 66),"
+	" author TEXT NOT NULL, at INTEGER NOT NULL,"
+	" CHECK ((instrument = 'modified_ashworth' AND muscle IS NOT NULL AND"
+	" mas_grade IS NOT NULL) OR (instrument = 'modified_tardieu' AND muscle IS NOT NULL"
+	" AND r1_deg IS NOT NULL AND r2_deg IS NOT NULL) OR (instrument = 'fugl_meyer_ue'"
+	" AND muscle IS NULL AND fugl_meyer IS NOT NULL)),"
+	" FOREIGN KEY (patient, course) REFERENCES prescriptions(patient, course));"
+	"CREATE INDEX scores_patient_course ON scores(patient, course);",
 };
 
 struct course_db_sqlite {
@@ -93,7 +123,8 @@ static void course_db_sqlite_rollback(struct course_db_sqlite *s)
 
 /*
  * Run @sql with the arguments @types says ('s' text, NULL for NULL, 'i'
- * int64_t, 'd' double) and read up to @ncol integer columns of
+ * int64_t, 'd' double, 'I' int64_t with < 0 for NULL, 'D' double with NAN
+ * for NULL) and read up to @ncol integer columns of
  * its first row into @row (NULL: -1). *@found says whether there was one.
  */
 static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64_t *row,
@@ -126,6 +157,19 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 		case 'd':
 			rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
 			break;
+		case 'I': {
+			int64_t v = va_arg(ap, int64_t);
+
+			rc = v < 0 ? sqlite3_bind_null(st, i + 1) : sqlite3_bind_int64(st, i + 1, v);
+			break;
+		}
+		case 'D': {
+			double v = va_arg(ap, double);
+
+			rc = isnan(v) ? sqlite3_bind_null(st, i + 1) :
+			     sqlite3_bind_double(st, i + 1, v);
+			break;
+		}
 		default:
 			rc = SQLITE_MISUSE;
 			break;
@@ -668,6 +712,98 @@ static int course_db_sqlite_prep2(struct course_db_sqlite *s, const char *sql,
 	return 0;
 }
 
+/* Column @i of @st as a double, NAN for NULL. */
+static double course_db_sqlite_real(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+/* Schema 3: the assessments with their results, and the scores, of the report's sessions. */
+static int course_db_sqlite_report_outcomes(struct course_db_sqlite *s,
+					    struct course_db_report *r, const char *course,
+					    char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step = SQLITE_DONE;
+
+	rc = course_db_sqlite_prep2(s, "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
+				    " a.duration FROM assessments a JOIN sessions s ON"
+				    " s.id = a.session WHERE s.patient = ?1 AND (?2 IS NULL OR"
+				    " s.course = ?2) ORDER BY a.session, a.onset, a.id",
+				    r->patient, course, &st, err, errlen);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct course_db_report_assessment a = {
+			.id = sqlite3_column_int64(st, 1),
+			.phase = course_db_phase_parse(course_db_sqlite_text(st, 2)),
+			.kind = course_db_assess_kind_parse(course_db_sqlite_text(st, 3)),
+			.at = sqlite3_column_int64(st, 4),
+			.onset_s = sqlite3_column_double(st, 5),
+			.duration_s = sqlite3_column_double(st, 6),
+		};
+
+		rc = course_db_report_assessment_add(r, sqlite3_column_int64(st, 0), &a, err,
+						     errlen);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = course_db_sqlite_fail(s, "read assessments", err, errlen);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_prep2(s, "SELECT x.assessment, x.channel, x.name, x.value FROM"
+				    " assessment_results x JOIN assessments a ON"
+				    " a.id = x.assessment JOIN sessions s ON s.id = a.session"
+				    " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
+				    " ORDER BY x.assessment, x.channel, x.name", r->patient, course,
+				    &st, err, errlen);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct course_db_report_result x = { .value = sqlite3_column_double(st, 3) };
+
+		snprintf(x.channel, sizeof(x.channel), "%s", course_db_sqlite_text(st, 1));
+		snprintf(x.name, sizeof(x.name), "%s", course_db_sqlite_text(st, 2));
+		rc = course_db_report_result_add(r, sqlite3_column_int64(st, 0), &x, err, errlen);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = course_db_sqlite_fail(s, "read assessment results", err, errlen);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_prep2(s, "SELECT course, id, session, phase, instrument, muscle,"
+				    " mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
+				    " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
+				    " ORDER BY at, id", r->patient, course, &st, err, errlen);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct course_db_report_score x = {
+			.id = sqlite3_column_int64(st, 1),
+			.session = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
+				   sqlite3_column_int64(st, 2),
+			.phase = course_db_phase_parse(course_db_sqlite_text(st, 3)),
+			.instrument = course_db_instrument_parse(course_db_sqlite_text(st, 4)),
+			.r1_deg = course_db_sqlite_real(st, 7),
+			.r2_deg = course_db_sqlite_real(st, 8),
+			.fugl_meyer = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 :
+				      sqlite3_column_int(st, 9),
+			.at = sqlite3_column_int64(st, 11),
+		};
+		const char *m = course_db_sqlite_text(st, 5), *g = course_db_sqlite_text(st, 6);
+
+		snprintf(x.muscle, sizeof(x.muscle), "%s", m ? m : "");
+		snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", g ? g : "");
+		snprintf(x.author, sizeof(x.author), "%s", course_db_sqlite_text(st, 10));
+		rc = course_db_report_score_add(r, course_db_sqlite_text(st, 0), &x, err, errlen);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		rc = course_db_sqlite_fail(s, "read scores", err, errlen);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* The courses, sessions and notes, read after the report's BEGIN. */
 static int course_db_sqlite_report_rows(struct course_db_sqlite *s, struct course_db_report *r,
 					const char *course, char *err, size_t errlen)
@@ -757,7 +893,7 @@ static int course_db_sqlite_report_rows(struct course_db_sqlite *s, struct cours
 		rc = course_db_sqlite_fail(s, "read notes", err, errlen);
 	}
 	sqlite3_finalize(st);
-	return rc;
+	return rc < 0 ? rc : course_db_sqlite_report_outcomes(s, r, course, err, errlen);
 }
 
 /* The patient's courses, or -ENOENT naming what is missing. */
@@ -860,6 +996,135 @@ err_rollback:
 	return rc;
 }
 
+static int course_db_sqlite_assessment_add(struct course_db *db,
+					   const struct course_db_assessment *a,
+					   char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int64_t id;
+	int rc;
+
+	/* One transaction: an assessment is stored with all its results or not at all. */
+	rc = course_db_sqlite_exec(s, "BEGIN IMMEDIATE", "begin assessment", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_session_exists(s, a->session, err, errlen);
+	if (rc == 0) {
+		rc = course_db_sqlite_q(s, "INSERT INTO assessments (session, phase, kind, at,"
+					" onset, duration) VALUES (?, ?, ?, ?, ?, ?)", NULL, 0,
+					NULL, err, errlen, "issidd", a->session,
+					course_db_phase_name(a->phase),
+					course_db_assess_kind_name(a->kind), a->at, a->onset_s,
+					a->duration_s);
+	}
+	id = sqlite3_last_insert_rowid(s->h);
+	for (size_t i = 0; rc == 0 && i < a->n_results; i++) {
+		rc = course_db_sqlite_q(s, "INSERT INTO assessment_results VALUES (?, ?, ?, ?)",
+					NULL, 0, NULL, err, errlen, "issd", id,
+					a->results[i].channel, a->results[i].name,
+					a->results[i].value);
+	}
+	if (rc == 0) {
+		rc = course_db_sqlite_exec(s, "COMMIT", "commit assessment", err, errlen);
+	}
+	if (rc < 0) {
+		course_db_sqlite_rollback(s);
+	}
+	return rc;
+}
+
+/* Which course a score goes to: the session's (checked to be @sc's patient's) or @sc's. */
+static int course_db_sqlite_score_course(struct course_db_sqlite *s,
+					 const struct course_db_score *sc, char *course,
+					 size_t len, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	bool found;
+	int64_t v[1];
+	int rc;
+
+	if (sc->session == 0) {
+		rc = course_db_sqlite_q(s, "SELECT 1 FROM prescriptions WHERE patient = ? AND"
+					" course = ?", v, 1, &found, err, errlen, "ss",
+					sc->patient, sc->course);
+		if (rc == 0 && !found) {
+			snprintf(err, errlen, "course database %s: patient %s has no course %s: "
+				 "no score added", s->path, sc->patient, sc->course);
+			rc = -ENOENT;
+		}
+		snprintf(course, len, "%s", sc->course);
+		return rc;
+	}
+	if (sqlite3_prepare_v2(s->h, "SELECT patient, course FROM sessions WHERE id = ?", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 1, sc->session) != SQLITE_OK) {
+		rc = course_db_sqlite_fail(s, "read session", err, errlen);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		snprintf(err, errlen, "course database %s: session %" PRId64 " unknown: no score "
+			 "added", s->path, sc->session);
+		rc = -ENOENT;
+	} else if (rc != SQLITE_ROW) {
+		rc = course_db_sqlite_fail(s, "read session", err, errlen);
+	} else if (strcmp(course_db_sqlite_text(st, 0), sc->patient)) {
+		snprintf(err, errlen, "course database %s: session %" PRId64 " is not a session of "
+			 "patient %s: no score added", s->path, sc->session, sc->patient);
+		rc = -EPERM;
+	} else if (sc->course && strcmp(course_db_sqlite_text(st, 1), sc->course)) {
+		snprintf(err, errlen, "course database %s: session %" PRId64 " is of course %s, "
+			 "not %s: no score added", s->path, sc->session,
+			 course_db_sqlite_text(st, 1), sc->course);
+		rc = -EINVAL;
+	} else {
+		snprintf(course, len, "%s", course_db_sqlite_text(st, 1));
+		rc = 0;
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int course_db_sqlite_score_add(struct course_db *db, const struct course_db_score *sc,
+				      int64_t *score_id, char *err, size_t errlen)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
+	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
+	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
+	char course[COURSE_DB_ID_MAX + 1] = "";
+	int rc;
+
+	rc = course_db_sqlite_exec(s, "BEGIN IMMEDIATE", "begin score", err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = course_db_sqlite_score_course(s, sc, course, sizeof(course), err, errlen);
+	if (rc == 0) {
+		rc = course_db_sqlite_q(s, "INSERT INTO scores (patient, course, session, phase,"
+					" instrument, muscle, mas_grade, r1_deg, r2_deg,"
+					" fugl_meyer, author, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+					" ?, ?, ?, ?)", NULL, 0, NULL, err, errlen, "ssIssssDDIsi",
+					sc->patient, course, sc->session > 0 ? sc->session : -1,
+					course_db_phase_name(sc->phase),
+					course_db_instrument_name(sc->instrument),
+					fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
+					tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
+					fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
+	}
+	if (rc == 0) {
+		*score_id = sqlite3_last_insert_rowid(s->h);
+		rc = course_db_sqlite_exec(s, "COMMIT", "commit score", err, errlen);
+	}
+	if (rc < 0) {
+		*score_id = 0;
+		course_db_sqlite_rollback(s);
+	}
+	return rc;
+}
+
 const struct course_db_ops course_db_sqlite_ops = {
 	.name = "sqlite",
 	.open = course_db_sqlite_open,
@@ -880,4 +1145,6 @@ const struct course_db_ops course_db_sqlite_ops = {
 	.check = course_db_sqlite_check,
 	.report = course_db_sqlite_report,
 	.adverse_add = course_db_sqlite_adverse_add,
+	.assessment_add = course_db_sqlite_assessment_add,
+	.score_add = course_db_sqlite_score_add,
 };

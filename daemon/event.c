@@ -70,6 +70,7 @@ enum event_topic event_topic_of(const struct event *ev)
 	case EVENT_CALIBRATED:
 	case EVENT_STATE:
 	case EVENT_SESSION:
+	case EVENT_ASSESS:
 		return EVENT_TOPIC_STATE;
 	case EVENT_PULSE:
 		return EVENT_TOPIC_STIM;
@@ -663,6 +664,45 @@ static int event_json_record(struct event_json *w, const struct event *ev)
 	return 0;
 }
 
+static int event_json_assess(struct event_json *w, const struct event *ev, double rate_hz)
+{
+	static const char *const phases[] = { "pre", "post" };
+	static const char *const kinds[] = { "rest", "stretch", "cci", "mvc" };
+	uint32_t n = ev->u.assess.channels, c;
+
+	if (ev->u.assess.phase >= EVENT_ARRAY_SIZE(phases) ||
+	    ev->u.assess.kind >= EVENT_ARRAY_SIZE(kinds) || n > EVENT_ASSESS_CHANNELS) {
+		return -EINVAL;
+	}
+	event_json_str(w, "state", "assessment", SIZE_MAX);
+	event_json_str(w, "phase", phases[ev->u.assess.phase], SIZE_MAX);
+	event_json_str(w, "kind", kinds[ev->u.assess.kind], SIZE_MAX);
+	event_json_u64(w, "first_sample", ev->u.assess.first_sample);
+	if (rate_hz > 0) {
+		event_json_rec_s(w, "t_first_s", ev->u.assess.first_sample, rate_hz);
+		event_json_double(w, "duration_s", (double)ev->u.assess.samples / rate_hz);
+	}
+	event_json_u64(w, "samples", ev->u.assess.samples);
+	event_json_bool(w, "stored", ev->u.assess.code == 0);
+	event_json_i64(w, "code", ev->u.assess.code);
+	event_json_array(w, "rms_uv");
+	for (c = 0; c < n; c++) {
+		event_json_item_double(w, ev->u.assess.rms_uv[c]);
+	}
+	event_json_array_end(w);
+	event_json_array(w, "bursts_per_min");
+	for (c = 0; c < n; c++) {
+		event_json_item_double(w, ev->u.assess.bursts_per_min[c]);
+	}
+	event_json_array_end(w);
+	event_json_array(w, "active_pct");
+	for (c = 0; c < n; c++) {
+		event_json_item_double(w, ev->u.assess.active_pct[c]);
+	}
+	event_json_array_end(w);
+	return 0;
+}
+
 int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		  char *buf, size_t len)
 {
@@ -703,6 +743,9 @@ int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		break;
 	case EVENT_RECORD:
 		ret = event_json_record(&w, ev);
+		break;
+	case EVENT_ASSESS:
+		ret = event_json_assess(&w, ev, rate_hz);
 		break;
 	default:
 		ret = -EINVAL;

@@ -30,6 +30,7 @@ enum event_type {
 	EVENT_SOURCE_OPENED,	/* rpms.source, kind "opened" */
 	EVENT_SESSION,		/* rpms.state, "session_started" / "session_stopped" */
 	EVENT_RECORD,		/* rpms.record: the session recording (record.c) */
+	EVENT_ASSESS,		/* rpms.state, "assessment": an outcome block's numbers */
 	EVENT_TYPE_COUNT,
 };
 
@@ -97,6 +98,8 @@ enum event_state {
 #define EVENT_ID_MAX 36
 
 #define EVENT_REASON_MAX 160
+/** Channels an assessment event carries (source.h's SOURCE_MAX_CHANNELS). */
+#define EVENT_ASSESS_CHANNELS 8
 
 /** One event. Plain data: copied into and out of rings by value. */
 struct event {
@@ -214,6 +217,17 @@ struct event {
 			uint64_t clipped;	/* samples clipped at the range so far */
 			char file[EVENT_FILE_MAX];	/* file name, no directory */
 		} record;
+		struct {
+			uint64_t first_sample;	/* the block's first sample */
+			uint64_t samples;	/* processed in it (gaps left out) */
+			uint32_t phase;		/* 0 pre, 1 post (course_db.h's order) */
+			uint32_t kind;		/* 0 rest (course_db.h's order) */
+			uint32_t channels;
+			int32_t code;		/* 0 stored in the course database, else -errno */
+			float rms_uv[EVENT_ASSESS_CHANNELS];
+			float bursts_per_min[EVENT_ASSESS_CHANNELS];
+			float active_pct[EVENT_ASSESS_CHANNELS];
+		} assess;
 	} u;
 };
 

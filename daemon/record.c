@@ -540,6 +540,13 @@ void record_stop(struct record *r)
 	r->started = false;
 }
 
+uint64_t record_first_sample(struct record *r)
+{
+	uint64_t v = r ? atomic_load(&r->first_shown) : 0;
+
+	return v ? v - 1 : UINT64_MAX;
+}
+
 void record_get_stats(struct record *r, struct record_stats *st)
 {
 	pthread_mutex_lock(&r->lock);

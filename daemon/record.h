@@ -126,6 +126,13 @@ int record_stop_session(struct record *r, bool complete);
  */
 void record_stop(struct record *r);
 
+/**
+ * The sample the open recording's first data record holds (its onset 0),
+ * or UINT64_MAX while no file has started (any thread): an assessment's
+ * stretch of the file in seconds is (sample - this) / rate.
+ */
+uint64_t record_first_sample(struct record *r);
+
 /** Copy the counters (exact once stopped). Thread-safe. */
 void record_get_stats(struct record *r, struct record_stats *st);
 

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -221,6 +222,7 @@ void record_edf_block(struct record *r, const struct emg_block *b)
 		f->started = true;
 		f->first = b->first_sample;
 		f->next = b->first_sample;
+		atomic_store(&r->first_shown, f->first + 1);
 		record_edf_notes(r);
 	}
 	if (b->first_sample > f->next) {
@@ -318,6 +320,16 @@ void record_edf_event(struct record *r, const struct event *ev)
 		}
 		snprintf(t, sizeof(t), "arm code %.*s", EVENT_ARM_CODE_MAX,
 			 ev->u.session.arm_code);
+		break;
+	case EVENT_ASSESS:
+		/* the block as a stretch of the recording, as the database has it: stored ones only */
+		if (ev->u.assess.code) {
+			return;
+		}
+		at = ev->u.assess.first_sample;
+		dur = ev->u.assess.samples;
+		snprintf(t, sizeof(t), "assessment %s %s",
+			 ev->u.assess.phase ? "post" : "pre", ev->u.assess.kind ? "other" : "rest");
 		break;
 	case EVENT_GAP:
 		at = ev->u.gap.first_sample;
@@ -532,6 +544,7 @@ int record_edf_close(struct record *r)
 	if (f->handle < 0) {
 		return f->st.error ? f->st.error : -ENOENT;
 	}
+	atomic_store(&r->first_shown, 0);
 	/* EMG lost after the last block that reached us (the events went on). */
 	if (f->started && f->last_event_sample + 1 > f->next) {
 		record_edf_fill(r, f->last_event_sample + 1, 0);

@@ -17,6 +17,7 @@
 #define RPMSD_RECORD_PRIVATE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,6 +95,7 @@ struct record {
 	char req_notes[RECORD_NOTES_MAX];
 	char req_path[CONFIG_PATH_MAX];
 	struct record_stats shown;	/* for record_get_stats */
+	_Atomic uint64_t first_shown;	/* f.first + 1 once the file started, 0 none */
 };
 
 /* record.c */

@@ -33,6 +33,7 @@
 #include "rpmsctl_blind.h"
 #include "rpmsctl_control.h"
 #include "rpmsctl_course.h"
+#include "rpmsctl_score.h"
 
 #define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
 #define RPMSCTL_MAX_TOPICS 32
@@ -82,8 +83,9 @@ static void rpmsctl_usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  tail      print rpmsd's events as they happen\n"
-		"  status, arm, disarm, calibrate, session, set, keygen: see below\n"
+		"  status, arm, disarm, calibrate, session, set, assess, keygen: see below\n"
 		"  course    a patient's course from the course database: see below\n"
+		"  score     enter clinical scores (MAS, Tardieu, FM-UE): see below\n"
 		"  unblind   open a blinded trial's sealed audit (rpmsctl unblind --help)\n"
 		"\n"
 		"Options of tail:\n"
@@ -119,6 +121,7 @@ static void rpmsctl_usage(FILE *f)
 		RPMSCTL_DEFAULT_ENDPOINT);
 	rpmsctl_control_usage(f);
 	rpmsctl_course_usage(f);
+	rpmsctl_score_usage(f);
 }
 
 static void rpmsctl_on_signal(int sig)
@@ -961,10 +964,13 @@ int main(int argc, char **argv)
 		ret = lead ? rpmsctl_control_usage_error("keygen: takes no options ('%s')", argv[1])
 			   : rpmsctl_control_keygen(n, args);
 	} else if (!strcmp(cmd, "status") || !strcmp(cmd, "arm") || !strcmp(cmd, "disarm") ||
-		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set")) {
+		   !strcmp(cmd, "calibrate") || !strcmp(cmd, "session") || !strcmp(cmd, "set") ||
+		   !strcmp(cmd, "assess")) {
 		ret = rpmsctl_control_main(n, args);
 	} else if (strcmp(cmd, "course") == 0) {
 		ret = rpmsctl_course_main(n, args);
+	} else if (strcmp(cmd, "score") == 0) {
+		ret = rpmsctl_score_main(n, args);
 	} else {
 		ret = rpmsctl_control_usage_error("unknown command '%s'", cmd);
 	}

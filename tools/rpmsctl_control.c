@@ -38,6 +38,8 @@ struct rpmsctl_control_opts {
 	const char *course_id;		/* session start, optional */
 	const char *mt;			/* session start: motor threshold, % of maximum output */
 	const char *reason;		/* session stop, set: why (a course's deviation) */
+	int phase;			/* assess: -1 none, 0 --pre, 1 --post */
+	const char *seconds;		/* assess: --seconds */
 };
 
 static int rpmsctl_control_fail(int status, const char *fmt, ...)
@@ -58,6 +60,12 @@ void rpmsctl_control_usage(FILE *f)
 		"                         end the session (disarms); why, if a course session ends early\n"
 		"  set KEY=VALUE... [--reason TEXT]\n"
 		"                         change [stim] protocol keys within the safety limits\n"
+		"  assess rest --pre|--post [--seconds N]\n"
+		"                         an outcome assessment of the course session (coil\n"
+		"                         disarmed): rest RMS, bursts a minute and %% of time\n"
+		"                         active per channel over the next N s of EMG (default\n"
+		"                         60), stored with the session (rpmsctl course) and\n"
+		"                         published on rpms.state \"assessment\"\n"
 		"  keygen FILE            new CURVE key pair: secret into FILE (0600), public on stdout\n"
 		"\n"
 		"Options of the control commands:\n"
@@ -409,6 +417,11 @@ static void rpmsctl_control_print(const char *cmd, json_t *r)
 	} else if (!strcmp(cmd, "arm") || !strcmp(cmd, "disarm")) {
 		printf("%s%s\n", json_is_true(json_object_get(r, "changed")) ? "" : "already ",
 		       json_is_true(json_object_get(r, "armed")) ? "armed" : "disarmed");
+	} else if (!strcmp(cmd, "assess")) {
+		printf("assessment started: %s %s over the next %g s of EMG; keep the patient at "
+		       "rest. The numbers follow on rpms.state \"assessment\" and in rpmsctl "
+		       "course\n", rpmsctl_control_str(r, "phase"), rpmsctl_control_str(r, "kind"),
+		       rpmsctl_control_num(r, "seconds"));
 	} else if (!strcmp(cmd, "calibrate")) {
 		printf("calibrating %lld channel(s): keep the patient at rest for %g s; the new "
 		       "thresholds follow on rpms.state\n", rpmsctl_control_int(r, "channels"),
@@ -501,7 +514,7 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 				   bool session)
 {
 	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION, OPT_COURSE, OPT_MT,
-	       OPT_REASON };
+	       OPT_REASON, OPT_PRE, OPT_POST, OPT_SECONDS };
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
@@ -513,6 +526,9 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 		{ "course", required_argument, NULL, OPT_COURSE },
 		{ "mt", required_argument, NULL, OPT_MT },
 		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "pre", no_argument, NULL, OPT_PRE },
+		{ "post", no_argument, NULL, OPT_POST },
+		{ "seconds", required_argument, NULL, OPT_SECONDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -522,6 +538,7 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 
 	o->endpoint = env && env[0] ? env : RPMSCTL_CONTROL_ENDPOINT;
 	o->timeout_s = RPMSCTL_CONTROL_TIMEOUT_S;
+	o->phase = -1;
 	opterr = 0;
 	optind = 0;	/* afresh: main has run getopt over the options before the command */
 	while ((c = getopt_long(argc, argv, ":e:jT:h", longopts, NULL)) != -1) {
@@ -571,6 +588,21 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 			}
 			o->reason = optarg;
 			break;
+		case OPT_PRE:
+		case OPT_POST:
+		case OPT_SECONDS:
+			if (strcmp(argv[0], "assess")) {
+				return rpmsctl_control_usage_error("%s: only for 'assess'",
+								   argv[optind - 1]);
+			}
+			if (c == OPT_SECONDS) {
+				o->seconds = optarg;
+			} else if (o->phase >= 0 && o->phase != (c == OPT_POST)) {
+				return rpmsctl_control_usage_error("assess: --pre and --post: give one");
+			} else {
+				o->phase = c == OPT_POST;
+			}
+			break;
 		case 'h':
 			rpmsctl_control_usage(stdout);
 			return -1;
@@ -618,6 +650,35 @@ static int rpmsctl_control_set_params(int argc, char **argv, json_t *params)
 	return 0;
 }
 
+/* "assess rest --pre|--post [--seconds N]" into its request. */
+static int rpmsctl_control_assess(const struct rpmsctl_control_opts *o, int argc, char **argv,
+				  json_t *req)
+{
+	char *end;
+	double sec = 60;
+
+	if (argc != 1 || strcmp(argv[0], "rest")) {
+		return rpmsctl_control_usage_error("assess: expected 'rest' (the assessment "
+						   "this daemon runs)");
+	}
+	if (o->phase < 0) {
+		return rpmsctl_control_usage_error("assess: needs --pre or --post (before or after "
+						   "the stimulation)");
+	}
+	if (o->seconds) {
+		errno = 0;
+		sec = strtod(o->seconds, &end);
+		if (errno || end == o->seconds || *end || !isfinite(sec) || sec < 1 || sec > 600) {
+			return rpmsctl_control_usage_error("--seconds: '%s' is not a number of "
+							   "seconds (allowed: 1 to 600)", o->seconds);
+		}
+	}
+	json_object_set_new(req, "kind", json_string("rest"));
+	json_object_set_new(req, "phase", json_string(o->phase ? "post" : "pre"));
+	json_object_set_new(req, "seconds", json_real(sec));
+	return 0;
+}
+
 int rpmsctl_control_main(int argc, char **argv)
 {
 	struct rpmsctl_control_opts o = { 0 };
@@ -661,6 +722,8 @@ int rpmsctl_control_main(int argc, char **argv)
 		params = json_object();
 		json_object_set_new(req, "params", params);
 		ret = rpmsctl_control_set_params(argc - optind, argv + optind, params);
+	} else if (!strcmp(cmd, "assess")) {
+		ret = rpmsctl_control_assess(&o, argc - optind, argv + optind, req);
 	} else if (optind < argc) {
 		ret = rpmsctl_control_usage_error("%s: unexpected argument '%s'", argv[0], argv[optind]);
 	} else if (!strcmp(cmd, "session_start")) {

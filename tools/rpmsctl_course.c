@@ -316,6 +316,59 @@ static void rpmsctl_course_text_notes(const struct rpmsctl_course *c,
 	}
 }
 
+/* A session's assessments: what, when in its recording, and every result. */
+static void rpmsctl_course_text_assessments(const struct course_db_report_session *s)
+{
+	for (size_t k = 0; k < s->n_assessments; k++) {
+		const struct course_db_report_assessment *a = &s->assessments[k];
+
+		printf("        assessment %s %s: %.1f s at %.1f s of the recording:",
+		       course_db_phase_name(a->phase), course_db_assess_kind_name(a->kind),
+		       a->duration_s, a->onset_s);
+		for (size_t m = 0; m < a->n_results; m++) {
+			printf("%s %s%s%s %.4g", m ? "," : "", a->results[m].channel,
+			       a->results[m].channel[0] ? " " : "", a->results[m].name,
+			       a->results[m].value);
+		}
+		fputc('\n', stdout);
+	}
+}
+
+/* The course's clinical scores, in the order entered. */
+static void rpmsctl_course_text_scores(const struct rpmsctl_course *c,
+				       const struct course_db_report_course *k)
+{
+	char at[32], on[32];
+
+	if (k->n_scores) {
+		printf("\n  clinical scores:\n");
+	}
+	for (size_t i = 0; i < k->n_scores; i++) {
+		const struct course_db_report_score *x = &k->scores[i];
+
+		rpmsctl_course_time(c, x->at, at, sizeof(at));
+		if (x->session > 0) {
+			snprintf(on, sizeof(on), "session %" PRId64, x->session);
+		} else {
+			snprintf(on, sizeof(on), "course");
+		}
+		printf("    %-12s %-4s ", on, course_db_phase_name(x->phase));
+		switch (x->instrument) {
+		case COURSE_DB_MODIFIED_ASHWORTH:
+			printf("Modified Ashworth %s: %s", x->muscle, x->mas_grade);
+			break;
+		case COURSE_DB_MODIFIED_TARDIEU:
+			printf("Modified Tardieu %s: R1 %g, R2 %g, R2-R1 %g degrees", x->muscle,
+			       x->r1_deg, x->r2_deg, x->r2_deg - x->r1_deg);
+			break;
+		default:
+			printf("Fugl-Meyer UE: %d/%d", x->fugl_meyer, COURSE_DB_FUGL_MEYER_UE_MAX);
+			break;
+		}
+		printf(" (score %" PRId64 ", entered by %s at %s)\n", x->id, x->author, at);
+	}
+}
+
 static void rpmsctl_course_text_course(const struct rpmsctl_course *c,
 				       const struct course_db_report_course *k)
 {
@@ -368,7 +421,9 @@ static void rpmsctl_course_text_course(const struct rpmsctl_course *c,
 			fputc('\n', stdout);
 		}
 		rpmsctl_course_text_notes(c, s);
+		rpmsctl_course_text_assessments(s);
 	}
+	rpmsctl_course_text_scores(c, k);
 	snprintf(num, sizeof(num), "%" PRId64, left > 0 ? left : 0);
 	printf("\n  sessions: %" PRId64 " of %d (%s left); pulses: %" PRId64 " delivered",
 	       k->dose.sessions, k->sessions_per_course, num, k->dose.pulses);
@@ -443,10 +498,77 @@ static json_t *rpmsctl_course_jpct(double v)
 	return v >= 0 && isfinite(v) ? json_real(v) : json_null();
 }
 
+/* A session's assessments as JSON: results as [{channel, name, value}]. */
+static json_t *rpmsctl_course_json_assessments(const struct course_db_report_session *s)
+{
+	json_t *all = json_array();
+
+	for (size_t k = 0; all && k < s->n_assessments; k++) {
+		const struct course_db_report_assessment *a = &s->assessments[k];
+		json_t *res = json_array();
+
+		for (size_t m = 0; res && m < a->n_results; m++) {
+			if (!rpmsctl_course_jadd(res, json_pack("{s:s, s:s, s:f}", "channel",
+							       a->results[m].channel, "name",
+							       a->results[m].name, "value",
+							       a->results[m].value))) {
+				json_decref(res);
+				res = NULL;
+			}
+		}
+		if (!res || !rpmsctl_course_jadd(all, json_pack(
+			"{s:I, s:s, s:s, s:I, s:f, s:f, s:o}", "id", (json_int_t)a->id,
+			"phase", course_db_phase_name(a->phase),
+			"kind", course_db_assess_kind_name(a->kind), "at", (json_int_t)a->at,
+			"edf_onset_s", a->onset_s, "edf_duration_s", a->duration_s,
+			"results", res))) {
+			json_decref(all);
+			return NULL;
+		}
+	}
+	return all;
+}
+
+static json_t *rpmsctl_course_jnum(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* A course's clinical scores as JSON; the instrument's fields, the others null. */
+static json_t *rpmsctl_course_json_scores(const struct course_db_report_course *k)
+{
+	json_t *all = json_array();
+
+	for (size_t i = 0; all && i < k->n_scores; i++) {
+		const struct course_db_report_score *x = &k->scores[i];
+		bool t = x->instrument == COURSE_DB_MODIFIED_TARDIEU;
+
+		if (!rpmsctl_course_jadd(all, json_pack(
+			"{s:I, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I}",
+			"id", (json_int_t)x->id,
+			"session", x->session > 0 ? json_integer(x->session) : json_null(),
+			"phase", course_db_phase_name(x->phase),
+			"instrument", course_db_instrument_name(x->instrument),
+			"muscle", rpmsctl_course_jstr(x->muscle[0] ? x->muscle : NULL),
+			"mas_grade", rpmsctl_course_jstr(x->mas_grade[0] ? x->mas_grade : NULL),
+			"r1_deg", t ? rpmsctl_course_jnum(x->r1_deg) : json_null(),
+			"r2_deg", t ? rpmsctl_course_jnum(x->r2_deg) : json_null(),
+			"r2_minus_r1_deg", t ? rpmsctl_course_jnum(x->r2_deg - x->r1_deg) :
+			json_null(),
+			"fugl_meyer_ue", x->fugl_meyer >= 0 ? json_integer(x->fugl_meyer) :
+			json_null(),
+			"entered_by", x->author, "at", (json_int_t)x->at))) {
+			json_decref(all);
+			return NULL;
+		}
+	}
+	return all;
+}
+
 static json_t *rpmsctl_course_json_session(const struct rpmsctl_course *c,
 					   const struct course_db_report_session *s, size_t i)
 {
-	json_t *notes = json_array();
+	json_t *notes = json_array(), *assessments;
 	char when[32];
 
 	for (size_t k = 0; k < s->n_notes; k++) {
@@ -466,8 +588,13 @@ static json_t *rpmsctl_course_json_session(const struct rpmsctl_course *c,
 		}
 	}
 	rpmsctl_course_time(c, s->started, when, sizeof(when));
+	assessments = rpmsctl_course_json_assessments(s);
+	if (!assessments) {
+		json_decref(notes);
+		return NULL;
+	}
 	return json_pack("{s:I, s:I, s:s, s:I, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
-			 "s:o}",
+			 "s:o, s:o}",
 			 "number", (json_int_t)(i + 1), "id", (json_int_t)s->id, "rig", s->rig,
 			 "started", (json_int_t)s->started, "started_local", when,
 			 "stopped", s->stopped < 0 ? json_null() : json_integer(s->stopped),
@@ -479,7 +606,7 @@ static json_t *rpmsctl_course_json_session(const struct rpmsctl_course *c,
 			 "arm_code", rpmsctl_course_jstr(s->arm_code[0] ? s->arm_code : NULL),
 			 "edf_file", rpmsctl_course_jstr(s->edf_file),
 			 "edf_sha256", rpmsctl_course_jstr(s->edf_sha256[0] ? s->edf_sha256 : NULL),
-			 "notes", notes);
+			 "notes", notes, "assessments", assessments);
 }
 
 static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct course_db_report *r)
@@ -502,8 +629,15 @@ static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct cour
 			json_decref(sessions);
 			break;
 		}
+		json_t *scores = rpmsctl_course_json_scores(k);
+
+		if (!scores) {
+			json_decref(sessions);
+			ok = false;
+			break;
+		}
 		ok = rpmsctl_course_jadd(courses, json_pack(
-			"{s:s, s:{s:i, s:i, s:f, s:I, s:o, s:o}, s:{s:I, s:I}, s:o}",
+			"{s:s, s:{s:i, s:i, s:f, s:I, s:o, s:o}, s:{s:I, s:I}, s:o, s:o}",
 			"course", k->course, "prescription",
 			"sessions_per_course", k->sessions_per_course,
 			"max_sessions_per_day", k->max_sessions_per_day,
@@ -512,7 +646,8 @@ static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct cour
 			"pulses_per_session", per > 0 ? json_integer(per) : json_null(),
 			"text", rpmsctl_course_jstr(k->text),
 			"dose", "sessions", (json_int_t)k->dose.sessions,
-			"pulses", (json_int_t)k->dose.pulses, "sessions", sessions));
+			"pulses", (json_int_t)k->dose.pulses, "sessions", sessions,
+			"scores", scores));
 	}
 	if (!ok) {
 		json_decref(courses);

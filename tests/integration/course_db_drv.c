@@ -13,9 +13,15 @@
  * begin P C RIG NOW DAY_START DAY_END | pulses ID N | end ID NOW N |
  * endr ID NOW N REASON | set ID INTENSITY MT ARM_CODE TARGET... |
  * note ID deviation|adverse NOW WHAT TEXT | daily P DAY_START DAY_END |
- * dose P C | sync | pending | version | check | quit
+ * dose P C | sync | pending | version | check |
+ * assess ID pre|post KIND AT ONSET DURATION CH/NAME=V,CH/NAME=V,... |
+ * score P SESSION pre|post mas MUSCLE GRADE | score P SESSION pre|post
+ * tardieu MUSCLE R1 R2 | score P SESSION pre|post fm TOTAL (SESSION 0: the
+ * course C1) | outcomes P (the report's assessments and scores, one line) |
+ * quit
  */
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +44,122 @@ static void drv_reply(int rc, const char *err, const char *ok)
 static int64_t drv_i(const char *s)
 {
 	return s ? strtoll(s, NULL, 10) : 0;
+}
+
+/* assess ID PHASE KIND AT ONSET DURATION RESULTS: a[1..4], then rest "ONSET DURATION R". */
+static int drv_assess(struct course_db *db, char **a, char *rest, char *err, size_t errlen)
+{
+	struct course_db_result res[16];
+	struct course_db_assessment x = { 0 };
+	char *s2 = NULL, *onset, *dur, *list, *s3 = NULL;
+	size_t n = 0;
+
+	onset = rest ? strtok_r(rest, " ", &s2) : NULL;
+	dur = onset ? strtok_r(NULL, " ", &s2) : NULL;
+	list = dur ? strtok_r(NULL, " ", &s2) : NULL;
+	if (!a[4] || !dur) {
+		snprintf(err, errlen, "assess: ID PHASE KIND AT ONSET DURATION [RESULTS]");
+		return -EINVAL;
+	}
+	x.session = drv_i(a[1]);
+	x.phase = strcmp(a[2], "post") ? COURSE_DB_PRE : COURSE_DB_POST;
+	x.kind = !strcmp(a[3], "rest") ? COURSE_DB_ASSESS_REST :
+		 !strcmp(a[3], "mvc") ? COURSE_DB_ASSESS_MVC :
+		 !strcmp(a[3], "cci") ? COURSE_DB_ASSESS_CCI : COURSE_DB_ASSESS_STRETCH;
+	x.at = drv_i(a[4]);
+	x.onset_s = strtod(onset, NULL);
+	x.duration_s = strtod(dur, NULL);
+	for (char *t = list ? strtok_r(list, ",", &s3) : NULL; t && n < 16;
+	     t = strtok_r(NULL, ",", &s3)) {
+		char *slash = strchr(t, '/'), *eq = strchr(t, '=');
+
+		if (!slash || !eq) {
+			snprintf(err, errlen, "assess: result '%s' is not CH/NAME=V", t);
+			return -EINVAL;
+		}
+		*slash = *eq = '\0';
+		res[n].channel = t;
+		res[n].name = slash + 1;
+		res[n++].value = strtod(eq + 1, NULL);
+	}
+	x.n_results = n;
+	x.results = res;
+	return course_db_assessment_add(db, &x, err, errlen);
+}
+
+/* score P SESSION PHASE INSTRUMENT ...: a[1..4], then rest. */
+static int drv_score(struct course_db *db, char **a, char *rest, int64_t *id, char *err,
+		     size_t errlen)
+{
+	struct course_db_score s = { .patient = a[1], .author = "drv", .at = 1795740000 };
+	char *s2 = NULL, *f1 = rest ? strtok_r(rest, " ", &s2) : NULL;
+	char *f2 = f1 ? strtok_r(NULL, " ", &s2) : NULL;
+	char *f3 = f2 ? strtok_r(NULL, " ", &s2) : NULL;
+
+	if (!a[4] || !f1) {
+		snprintf(err, errlen, "score: P SESSION PHASE INSTRUMENT ...");
+		return -EINVAL;
+	}
+	s.session = drv_i(a[2]);
+	s.course = s.session ? NULL : "C1";
+	s.phase = strcmp(a[3], "post") ? COURSE_DB_PRE : COURSE_DB_POST;
+	if (!strcmp(a[4], "mas")) {
+		s.instrument = COURSE_DB_MODIFIED_ASHWORTH;
+		s.muscle = f1;
+		s.mas_grade = f2;
+	} else if (!strcmp(a[4], "tardieu")) {
+		s.instrument = COURSE_DB_MODIFIED_TARDIEU;
+		s.muscle = f1;
+		s.r1_deg = f2 ? strtod(f2, NULL) : NAN;
+		s.r2_deg = f3 ? strtod(f3, NULL) : NAN;
+	} else {
+		s.instrument = COURSE_DB_FUGL_MEYER_UE;
+		s.fugl_meyer = (int)drv_i(f1);
+	}
+	return course_db_score_add(db, &s, id, err, errlen);
+}
+
+/* The report's outcomes of @patient on one line: "A:SESSION:PHASE:KIND:CH/NAME=V;..." and "S:...". */
+static int drv_outcomes(struct course_db *db, const char *patient, char *err, size_t errlen)
+{
+	struct course_db_report *r = NULL;
+	int rc = course_db_report(db, patient, NULL, &r, err, errlen);
+
+	if (rc < 0) {
+		return rc;
+	}
+	printf("ok");
+	for (size_t i = 0; i < r->n_courses; i++) {
+		const struct course_db_report_course *c = &r->courses[i];
+
+		for (size_t j = 0; j < c->n_sessions; j++) {
+			for (size_t k = 0; k < c->sessions[j].n_assessments; k++) {
+				const struct course_db_report_assessment *x =
+					&c->sessions[j].assessments[k];
+
+				printf(" A:%" PRId64 ":%s:%s:%g:%g", c->sessions[j].id,
+				       course_db_phase_name(x->phase),
+				       course_db_assess_kind_name(x->kind), x->onset_s,
+				       x->duration_s);
+				for (size_t m = 0; m < x->n_results; m++) {
+					printf("%c%s/%s=%.17g", m ? ';' : ':', x->results[m].channel,
+					       x->results[m].name, x->results[m].value);
+				}
+			}
+		}
+		for (size_t j = 0; j < c->n_scores; j++) {
+			const struct course_db_report_score *s = &c->scores[j];
+
+			printf(" S:%" PRId64 ":%s:%s:%s:%s:%g:%g:%d", s->session,
+			       course_db_phase_name(s->phase),
+			       course_db_instrument_name(s->instrument), s->muscle, s->mas_grade,
+			       s->r1_deg, s->r2_deg, s->fugl_meyer);
+		}
+	}
+	printf("\n");
+	fflush(stdout);
+	course_db_report_free(r);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -158,6 +280,18 @@ int main(int argc, char **argv)
 
 			rc = p < 0 ? (int)p : 0;
 			snprintf(out, sizeof(out), "%" PRId64, p);
+		} else if (!strcmp(a[0], "assess")) {
+			rc = drv_assess(db, a, rest, err, sizeof(err));
+		} else if (!strcmp(a[0], "score")) {
+			int64_t id = 0;
+
+			rc = drv_score(db, a, rest, &id, err, sizeof(err));
+			snprintf(out, sizeof(out), "%" PRId64, id);
+		} else if (!strcmp(a[0], "outcomes")) {
+			rc = drv_outcomes(db, a[1], err, sizeof(err));
+			if (rc == 0) {
+				continue;	/* answered there */
+			}
 		} else if (!strcmp(a[0], "version")) {
 			rc = course_db_schema_version(db, err, sizeof(err));
 			snprintf(out, sizeof(out), "%d", rc);

@@ -275,9 +275,9 @@ def test_pg_migration_from_v1():
     a.close()
     a = Rig(srv, db, db + "-a")
     check(a.opened == "ok open", a.opened)
-    check(a.ok("version") == "2", "migrated to version 2")
+    check(a.ok("version") == "3", "migrated to version 3")
     check(srv.psql(db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM "
-                       "schema_version") == "1,2", "both steps recorded")
+                       "schema_version") == "1,2,3", "every step recorded")
     check(a.ok("dose P001 C1") == "1 0", "version 1's session kept")
     a.ok("note 1 adverse %d - mild tingling" % (DAY0 + 2 * HOUR))
     a.close()
@@ -291,7 +291,7 @@ def test_pg_newer_schema_refused():
     srv.psql(db, "INSERT INTO schema_version VALUES (99, 0)")
     a = Rig(srv, db, db + "-a")
     check(a.opened.startswith("err %d " % -EPROTONOSUPPORT), a.opened)
-    check("schema version 99 is newer than this rpmsd knows (2)" in a.opened, a.opened)
+    check("schema version 99 is newer than this rpmsd knows (3)" in a.opened, a.opened)
     a.close()
     check(srv.psql(db, "SELECT MAX(version) FROM schema_version") == "99", "left untouched")
 

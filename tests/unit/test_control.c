@@ -102,6 +102,7 @@ static void test_commands(void **state)
 {
 	static const char *const names[] = {
 		"status", "arm", "disarm", "calibrate", "session_start", "session_stop", "set",
+		"assess",
 	};
 	struct control_request req;
 	char text[128];
@@ -110,7 +111,8 @@ static void test_commands(void **state)
 	(void)state;
 	for (i = 0; i < CONTROL_CMD_COUNT; i++) {
 		assert_string_equal(control_request_cmd_name((enum control_cmd)i), names[i]);
-		if (i == CONTROL_CMD_SESSION_START || i == CONTROL_CMD_SET) {
+		if (i == CONTROL_CMD_SESSION_START || i == CONTROL_CMD_SET ||
+		    i == CONTROL_CMD_ASSESS) {
 			continue;
 		}
 		snprintf(text, sizeof(text), "{\"cmd\": \"%s\"}", names[i]);
@@ -125,6 +127,33 @@ static void test_commands(void **state)
 	assert_null(control_request_cmd_name(CONTROL_CMD_COUNT));
 	test_parse_ok(" \n{\"cmd\":\"status\"}\n ", &req);
 	assert_int_equal(req.cmd, CONTROL_CMD_STATUS);
+}
+
+static void test_assess_request(void **state)
+{
+	struct control_request req;
+
+	(void)state;
+	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"pre\"}", &req);
+	assert_int_equal(req.cmd, CONTROL_CMD_ASSESS);
+	assert_int_equal(req.assess_phase, 0);
+	assert_true(req.assess_seconds == 60);
+	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"post\", "
+		      "\"seconds\": 12.5}", &req);
+	assert_int_equal(req.assess_phase, 1);
+	assert_true(req.assess_seconds == 12.5);
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\"}", "bad_request",
+			  "assess: \"phase\" is missing (allowed: \"pre\" or \"post\"");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"during\"}",
+			  "invalid_value", "assess: \"phase\" is not known");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"walk\", \"phase\": \"pre\"}",
+			  "invalid_value", "assess: \"kind\" is not known (allowed: \"rest\")");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"pre\", "
+			  "\"seconds\": 601}", "invalid_value",
+			  "assess: \"seconds\" is out of range (allowed: a number of seconds, 1 to "
+			  "600)");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"pre\", "
+			  "\"seconds\": \"60\"}", "bad_request", "assess: \"seconds\" is not a number");
 }
 
 static void test_malformed(void **state)
@@ -145,7 +174,7 @@ static void test_malformed(void **state)
 	test_expect_error("{\"cmd\": [\"arm\"]}", "bad_request", "\"cmd\" is an array");
 	test_expect_error("{\"cmd\": \"Arm\"}", "unknown_command", "unknown command \"Arm\"");
 	test_expect_error("{\"cmd\": \"fire\"}", "unknown_command",
-			  "(allowed: status, arm, disarm, calibrate, session_start, session_stop, set)");
+			  "(allowed: status, arm, disarm, calibrate, session_start, session_stop, set, assess)");
 	/* which of two would win is not obvious: both refused */
 	test_expect_error("{\"cmd\": \"status\", \"cmd\": \"arm\"}", "bad_request", "duplicate");
 	test_expect_error("{\"cmd\": \"a\\u0000m\"}", "bad_request", "not JSON");
@@ -368,6 +397,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commands),
+		cmocka_unit_test(test_assess_request),
 		cmocka_unit_test(test_set_scope_from_the_table),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_session_ids),

@@ -10,6 +10,7 @@
  * tests/integration/test_course_db.py.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -158,7 +159,7 @@ static void test_course_db_newer_schema(void **state)
 	db = (struct course_db *)&cfg;
 	assert_int_equal(course_db_open(&cfg, &db, fx->err, sizeof(fx->err)), -EPROTONOSUPPORT);
 	assert_null(db);
-	assert_err_has(fx, "schema version 99 is newer than this rpmsd knows (2)");
+	assert_err_has(fx, "schema version 99 is newer than this rpmsd knows (3)");
 	assert_err_has(fx, fx->path);
 	/* Left as it was: no migration ran, the version row is still 99. */
 	assert_int_equal(sqlite3_open(fx->path, &h), SQLITE_OK);
@@ -474,6 +475,221 @@ static void test_course_db_kill9(void **state)
 	assert_true(dose.pulses <= last + 1);
 }
 
+/* A session of P001 on course C1 in a fresh schema-3 database. */
+static int64_t outcome_session(struct fixture *fx)
+{
+	int64_t id = 0;
+
+	fx->db = open_db(fx, 0);
+	rx_put(fx, fx->db, "P001", 10, 2, 0, 5000);
+	assert_int_equal(begin(fx, "P001", "rig1", DAY0 + 10 * HOUR_S, &id), 0);
+	return id;
+}
+
+/* The only course of the patient's report (the caller frees @r). */
+static const struct course_db_report_course *outcome_report(struct fixture *fx,
+							    struct course_db_report **r)
+{
+	assert_int_equal(course_db_report(fx->db, "P001", NULL, r, fx->err, sizeof(fx->err)), 0);
+	assert_int_equal((*r)->n_courses, 1);
+	return &(*r)->courses[0];
+}
+
+static void test_course_db_migrate_v2(void **state)
+{
+	struct fixture *fx = *state;
+	struct course_db *db2 = open_db(fx, 2);
+	struct course_db_result res[] = { { "FCR", "rms_uv", 4.25 } };
+	struct course_db_assessment a = {
+		.phase = COURSE_DB_PRE, .kind = COURSE_DB_ASSESS_REST, .at = DAY0 + 11 * HOUR_S,
+		.onset_s = 3, .duration_s = 60, .n_results = 1, .results = res,
+	};
+	struct course_db_report *r = NULL;
+	int64_t id;
+
+	assert_int_equal(course_db_schema_version(db2, fx->err, sizeof(fx->err)), 2);
+	rx_put(fx, db2, "P001", 10, 1, 20, 5000);
+	fx->db = db2;
+	assert_int_equal(begin(fx, "P001", "rig1", DAY0 + 10 * HOUR_S, &id), 0);
+	assert_int_equal(course_db_note_add(db2, id, COURSE_DB_DEVIATION, DAY0 + 10 * HOUR_S,
+					    "x", "y", fx->err, sizeof(fx->err)), 0);
+	course_db_close(db2);
+	fx->db = open_db(fx, 0);
+	assert_int_equal(course_db_schema_version(fx->db, fx->err, sizeof(fx->err)), 3);
+	/* The version 2 session and note are kept, and the session takes assessments. */
+	a.session = id;
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), 0);
+	outcome_report(fx, &r);
+	assert_int_equal(r->courses[0].n_sessions, 1);
+	assert_int_equal(r->courses[0].sessions[0].n_notes, 1);
+	assert_int_equal(r->courses[0].sessions[0].n_assessments, 1);
+	course_db_report_free(r);
+	assert_int_equal(course_db_check(fx->db, fx->err, sizeof(fx->err)), 0);
+}
+
+static void test_course_db_assessment(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t id = outcome_session(fx);
+	struct course_db_result res[] = {
+		{ "FCR", "rms_uv", 4.125 }, { "FCR", "bursts_per_min", 2.5 },
+		{ "ECR", "rms_uv", 3.0625 }, { "FCR+ECR", "cci_pct", 41.5 },
+	};
+	struct course_db_assessment a = {
+		.session = id, .phase = COURSE_DB_POST, .kind = COURSE_DB_ASSESS_REST,
+		.at = DAY0 + 11 * HOUR_S, .onset_s = 1812.5, .duration_s = 60,
+		.n_results = 4, .results = res,
+	};
+	const struct course_db_report_assessment *x;
+	struct course_db_report *r = NULL;
+
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), 0);
+	outcome_report(fx, &r);
+	assert_int_equal(r->courses[0].sessions[0].n_assessments, 1);
+	x = &r->courses[0].sessions[0].assessments[0];
+	assert_int_equal(x->phase, COURSE_DB_POST);
+	assert_int_equal(x->kind, COURSE_DB_ASSESS_REST);
+	assert_true(x->onset_s == 1812.5 && x->duration_s == 60);
+	assert_int_equal(x->n_results, 4);
+	/* by channel, then name: ECR, FCR (bursts, rms), FCR+ECR */
+	assert_string_equal(x->results[0].channel, "ECR");
+	assert_true(x->results[0].value == 3.0625);
+	assert_string_equal(x->results[1].name, "bursts_per_min");
+	assert_true(x->results[2].value == 4.125);
+	assert_string_equal(x->results[3].channel, "FCR+ECR");
+	course_db_report_free(r);
+
+	/* Refusals: each names what was wrong, nothing is stored. */
+	a.session = id + 99;
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), -ENOENT);
+	assert_err_has(fx, "unknown");
+	a.session = id;
+	res[1].value = NAN;
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), -ERANGE);
+	assert_err_has(fx, "bursts_per_min of channel 'FCR' is not a finite number");
+	res[1].value = 2.5;
+	res[1].name = "rms_uv";
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), -EINVAL);
+	assert_err_has(fx, "given twice");
+	res[1].name = "bursts per min";
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), -EINVAL);
+	assert_err_has(fx, "result name id 'bursts per min'");
+	res[1].name = "bursts_per_min";
+	a.duration_s = 0;
+	assert_int_equal(course_db_assessment_add(fx->db, &a, fx->err, sizeof(fx->err)), -ERANGE);
+	assert_err_has(fx, "duration 0 s");
+	outcome_report(fx, &r);
+	assert_int_equal(r->courses[0].sessions[0].n_assessments, 1);
+	course_db_report_free(r);
+}
+
+static int64_t score(struct fixture *fx, struct course_db_score *s)
+{
+	int64_t id = -1;
+
+	fx->err[0] = '\0';
+	s->patient = s->patient ? s->patient : "P001";
+	s->author = s->author ? s->author : "dr.a";
+	s->at = DAY0 + 12 * HOUR_S;
+	return course_db_score_add(fx->db, s, &id, fx->err, sizeof(fx->err)) < 0 ? -1 : id;
+}
+
+static void test_course_db_scores(void **state)
+{
+	struct fixture *fx = *state;
+	int64_t id = outcome_session(fx), other = 0;
+	static const char *const good[] = { "0", "1", "1+", "2", "3", "4" };
+	static const char *const bad[] = { "5", "1-", "+1", "1++", "", "2+", "-1" };
+	const struct course_db_report_course *c;
+	struct course_db_report *r = NULL;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct course_db_score s = { .session = id, .instrument = COURSE_DB_MODIFIED_ASHWORTH,
+					     .muscle = "elbow_flexors", .mas_grade = good[i] };
+
+		assert_true(score(fx, &s) > 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct course_db_score s = { .session = id, .instrument = COURSE_DB_MODIFIED_ASHWORTH,
+					     .muscle = "elbow_flexors", .mas_grade = bad[i] };
+
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "is not one of 0, 1, 1+, 2, 3, 4");
+	}
+	{
+		struct course_db_score s = { .session = id, .phase = COURSE_DB_POST,
+					     .instrument = COURSE_DB_MODIFIED_TARDIEU,
+					     .muscle = "FCR", .r1_deg = 95, .r2_deg = 150 };
+
+		assert_true(score(fx, &s) > 0);
+		s.r2_deg = 181;
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "R1 95 and R2 181 degrees must be within -180..180");
+	}
+	{
+		struct course_db_score s = { .course = "C1", .instrument = COURSE_DB_FUGL_MEYER_UE,
+					     .fugl_meyer = 66 };
+
+		assert_true(score(fx, &s) > 0);
+		s.fugl_meyer = 67;
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "Fugl-Meyer UE 67 is out of range (0..66)");
+		s.fugl_meyer = -1;
+		assert_int_equal(score(fx, &s), -1);
+		s.fugl_meyer = 30;
+		s.course = "C9";
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "patient P001 has no course C9");
+		s.course = "C1";
+		s.muscle = "FCR";
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "not per muscle");
+	}
+	/* Another patient's session is refused without naming that patient. */
+	rx_put(fx, fx->db, "P002", 10, 2, 0, 5000);
+	assert_int_equal(begin(fx, "P002", "rig2", DAY0 + 10 * HOUR_S, &other), 0);
+	{
+		struct course_db_score s = { .session = other, .instrument = COURSE_DB_FUGL_MEYER_UE,
+					     .fugl_meyer = 10 };
+
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "is not a session of patient P001");
+		s.session = other + 50;
+		assert_int_equal(score(fx, &s), -1);
+		assert_err_has(fx, "unknown");
+	}
+	c = outcome_report(fx, &r);
+	assert_int_equal(c->n_scores, 8);
+	assert_string_equal(c->scores[2].mas_grade, "1+");
+	assert_string_equal(c->scores[2].muscle, "elbow_flexors");
+	assert_int_equal(c->scores[2].fugl_meyer, -1);
+	assert_int_equal(c->scores[6].instrument, COURSE_DB_MODIFIED_TARDIEU);
+	assert_int_equal(c->scores[6].phase, COURSE_DB_POST);
+	assert_true(c->scores[6].r1_deg == 95 && c->scores[6].r2_deg == 150);
+	assert_int_equal(c->scores[7].session, 0);
+	assert_int_equal(c->scores[7].fugl_meyer, 66);
+	assert_string_equal(c->scores[7].author, "dr.a");
+	course_db_report_free(r);
+	/* The schema holds the ranges too: a grade written around the API is refused. */
+	course_db_close(fx->db);
+	fx->db = NULL;
+	{
+		sqlite3 *h = NULL;
+
+		assert_int_equal(sqlite3_open(fx->path, &h), SQLITE_OK);
+		assert_int_not_equal(sqlite3_exec(h, "INSERT INTO scores (patient, course, phase,"
+						  " instrument, muscle, mas_grade, author, at)"
+						  " VALUES ('P001', 'C1', 'pre', 'modified_ashworth',"
+						  " 'FCR', '5', 'x', 0)", NULL, NULL, NULL),
+				     SQLITE_OK);
+		assert_int_not_equal(sqlite3_exec(h, "INSERT INTO scores (patient, course, phase,"
+						  " instrument, fugl_meyer, author, at) VALUES"
+						  " ('P001', 'C1', 'pre', 'fugl_meyer_ue', 67, 'x', 0)",
+						  NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(h);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +707,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_course_db_race_same_patient, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_course_db_race_two_patients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_course_db_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_migrate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_assessment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_scores, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
