@@ -38,6 +38,7 @@ The README's "A course, end to end" shows the commands this test runs.
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -186,7 +187,7 @@ def readme_commands():
     (--wait-subscriber, --json) allowed."""
     with open(os.path.join(rig.SOURCE, "README.md")) as f:
         text = f.read()
-    part = text.split("### A course, end to end", 1)[1].split("\n## ", 1)[0]
+    part = re.split(r"\n##+ ", text.split("### A course, end to end", 1)[1], 1)[0]
     cmds = [ln.strip() for ln in part.splitlines()
             if ln.startswith("    rpms") and not ln.strip().startswith("rpms-")]
     check(len(cmds) >= 10, "README commands %r" % cmds)
