@@ -104,7 +104,9 @@ def wait_block(d, phase, since):
 
 def test_assess_rest():
     path, x = replay()
-    rx = cs.rx_dir(("PA1", "CA1", 3, 20, cs.OUT30))
+    # 200 pulses: the open loop (5 a second) still runs, armed, when the armed
+    # refusal is asked for after the 3 s spoilt block (20 had ended by then)
+    rx = cs.rx_dir(("PA1", "CA1", 3, 200, cs.OUT30))
     state = rig.state_dir()
     conf = cs.course_conf(rx, state)
     conf["source"]["file"] = path
