@@ -20,6 +20,7 @@
 #include "ring.h"
 #include "rt.h"
 #include "sclock.h"
+#include "simemg.h"
 #include "stim.h"
 
 /* The calibrated event carries the detector's issue bits as they are. */
@@ -43,6 +44,7 @@ struct acquire {
 	struct bank *bank;
 	struct ring *events;
 	struct emg_tap *tap;			/* EMG for the recorder and rpms.emg, or NULL */
+	struct simemg *sim;			/* replay: a simulated patient's responses */
 	float *buf;
 	size_t block_frames;
 	int done_fd;
@@ -274,9 +276,15 @@ static void acquire_blank_pulses(struct acquire *a, uint64_t *seen, uint64_t fir
 {
 	uint64_t pulses = stim_pulse_count(a->stim), n, at;
 
+	struct stim_response r;
+
 	for (n = *seen + 1; n <= pulses; n++) {
 		at = stim_pulse_sample(a->stim, n);
 		bank_blank(a->bank, at == UINT64_MAX ? first : at);
+		/* a simulated patient's response (sim plugin) joins a replay here */
+		if (a->sim && at != UINT64_MAX && stim_pulse_response(a->stim, n, &r)) {
+			simemg_queue(a->sim, at, r.channel, r.uv, r.latency_us, r.artefact_uv);
+		}
 	}
 	*seen = pulses;
 }
@@ -451,6 +459,10 @@ static void *acquire_thread(void *arg)
 		}
 		acquire_blank_pulses(a, &pulses_seen, blk.first_sample);
 		acquire_take_requests(a, blk.first_sample);
+		if (a->sim) {
+			/* before anything reads the block: detection, the tap, a probe */
+			simemg_mix(a->sim, a->buf, blk.first_sample, blk.frames);
+		}
 		if (a->tap) {
 			emg_tap_begin(a->tap, blk.first_sample, blk.frames, blk.lost);
 		}
@@ -518,6 +530,17 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	if (!a->buf) {
 		ret = -ENOMEM;
 		goto err_free;
+	}
+	/*
+	 * A replay's samples are at k / rate on the session clock, exactly:
+	 * the only source a simulated response can be placed in. (A live
+	 * amplifier records the real muscle.)
+	 */
+	if (src->time_source == SOURCE_TIME_RECORDING) {
+		ret = simemg_create(src->channels, src->rate_hz, &a->sim);
+		if (ret < 0) {
+			goto err_free;
+		}
 	}
 	ret = bank_create(cfg, src->rate_hz, src->channels,
 			  (const char (*)[BANK_NAME_MAX])src->channel_names, &a->bank, err, errlen);
@@ -597,6 +620,7 @@ void acquire_destroy(struct acquire *a)
 	for (ch = 0; ch < ACQUIRE_LAT_COUNT; ch++) {
 		free(a->lat[ch]);
 	}
+	simemg_destroy(a->sim);
 	free(a->buf);
 	free(a);
 }
