@@ -55,6 +55,7 @@ struct control {
 	struct course *course;		/* courses, or NULL; control thread only */
 	char rec_path[CONFIG_PATH_MAX];	/* the session's recording, "" none; control thread */
 	double course_mt_pct;		/* the course session's motor threshold, 0 none */
+	struct control_threshold *thr;	/* the threshold procedure, or NULL; control thread */
 	struct ring *events;		/* control thread -> publisher */
 	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
 	double calibration_s;
@@ -145,6 +146,26 @@ void control_command_course_tick(struct control *c);
 
 /** Whether a course session runs: the control thread then wakes each second. */
 bool control_command_course_active(const struct control *c);
+
+/* ---- control_threshold.c ------------------------------------------------- */
+
+struct control_threshold;
+
+/** "threshold": start the motor threshold procedure (or stop it: "stop"). */
+json_t *control_threshold_start(struct control *c, const struct control_request *req,
+				struct control_error *err);
+
+/** "threshold_status": the probes from req->threshold.since on, and the result. */
+json_t *control_threshold_status(struct control *c, const struct control_request *req);
+
+/** Advance the procedure (the control thread's loop, between requests). */
+void control_threshold_tick(struct control *c);
+
+/** Whether one runs: the control thread then polls every few ms. */
+bool control_threshold_running(const struct control *c);
+
+/** Free its state (the control thread has stopped). Accepts none. */
+void control_threshold_free(struct control *c);
 
 /* ---- control_thread.c ---------------------------------------------------- */
 

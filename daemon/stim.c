@@ -138,6 +138,7 @@ struct stim {
 	_Atomic double resp_latency_us[STIM_PULSE_LOG];
 	_Atomic double resp_artefact_uv[STIM_PULSE_LOG];
 	_Atomic uint32_t resp_channel[STIM_PULSE_LOG];
+	atomic_uint last_refusal_rule;		/* enum safety_rule of the last refusal */
 
 	/* every disarm ends the running request, even one an arm follows at once */
 	atomic_uint disarm_seq;			/* bumped by each disarm command */
@@ -334,6 +335,8 @@ static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t 
 	ev.u.refusal.sched_ns = s->cur.next_deadline;
 	event_stamp(&ev, now);
 	stim_refusal_publish(&s->refusals, &ev, now);
+	/* before the train ends (busy drops): a probe's refusal is read after it */
+	atomic_store(&s->last_refusal_rule, v->rule);
 	s->stats.refusals++;
 	s->stats.refused_by_rule[v->rule]++;
 	s->stats.dropped_by_rule[v->rule] += dropped;
@@ -795,6 +798,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->wake, 0);
 	atomic_init(&s->stop, false);
 	atomic_init(&s->busy, false);
+	atomic_init(&s->last_refusal_rule, 0);
 	atomic_init(&s->armed, false);
 	atomic_init(&s->pulse_count, 0);
 	atomic_init(&s->session_pulses, 0);
@@ -1142,6 +1146,19 @@ int stim_device_intensity(struct stim *s, double pct)
 		sham = plugin_set_intensity(s->coils[STIM_COIL_SHAM], pct);
 	}
 	return ret < 0 ? ret : sham;
+}
+
+double stim_confirmed_intensity(struct stim *s)
+{
+	if (!s || !s->limits.dev.confirms) {
+		return NAN;
+	}
+	return plugin_confirmed_intensity(s->coils[STIM_COIL_ACTIVE]);
+}
+
+unsigned stim_last_refusal(const struct stim *s)
+{
+	return atomic_load(&((struct stim *)s)->last_refusal_rule);
 }
 
 uint64_t stim_session_pulses(const struct stim *s)

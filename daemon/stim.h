@@ -281,6 +281,16 @@ const struct safety_device *stim_device(const struct stim *s);	/* NULL @s: NULL 
  */
 int stim_device_intensity(struct stim *s, double pct);
 
+/**
+ * The output the active coil's device last confirmed (coil ABI 1.2), NAN
+ * when it has confirmed none or does not confirm (the device_intensity
+ * rule then does not apply). Any thread.
+ */
+double stim_confirmed_intensity(struct stim *s);
+
+/** The rule (enum safety_rule) of the last refusal, 0 before any. Any thread. */
+unsigned stim_last_refusal(const struct stim *s);
+
 /** Pulses delivered since the last stim_new_session, or since start (atomic). */
 uint64_t stim_session_pulses(const struct stim *s);
 

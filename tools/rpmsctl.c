@@ -62,7 +62,7 @@ struct rpmsctl_tail {
 /* Topics whose sequence numbers are checked for gaps. */
 static const char *const rpmsctl_topics[] = {
 	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
-	"rpms.heartbeat", "rpms.record", "rpms.emg",
+	"rpms.heartbeat", "rpms.record", "rpms.emg", "rpms.threshold",
 };
 #define RPMSCTL_N_TOPICS (sizeof(rpmsctl_topics) / sizeof(rpmsctl_topics[0]))
 
