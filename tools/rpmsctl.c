@@ -33,6 +33,7 @@
 #include "rpmsctl_blind.h"
 #include "rpmsctl_control.h"
 #include "rpmsctl_course.h"
+#include "rpmsctl_threshold.h"
 
 #define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
 #define RPMSCTL_MAX_TOPICS 32
@@ -965,6 +966,8 @@ int main(int argc, char **argv)
 		ret = rpmsctl_control_main(n, args);
 	} else if (strcmp(cmd, "course") == 0) {
 		ret = rpmsctl_course_main(n, args);
+	} else if (strcmp(cmd, "threshold") == 0) {
+		ret = rpmsctl_threshold_main(n, args);
 	} else {
 		ret = rpmsctl_control_usage_error("unknown command '%s'", cmd);
 	}
