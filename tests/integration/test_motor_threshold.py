@@ -23,6 +23,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpmsd_rig as rig  # noqa: E402
 from rpmsd_rig import check  # noqa: E402
+import validate_events  # noqa: E402
+
+EVENTS = validate_events.load_validator(validate_events.DEFAULT_SCHEMA)
 
 EDF_READ = os.environ.get("EDF_READ", "")
 RATE = 2000
@@ -112,6 +115,29 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError("no %s within %d s" % (what, timeout))
 
+    def request(self, req, valid=True):
+        """One raw control request; its reply, checked against docs/control.schema.json."""
+        import jsonschema
+        import zmq
+        with open(os.path.join(rig.SOURCE, "docs", "control.schema.json")) as f:
+            schema = json.load(f)
+        cls = jsonschema.validators.validator_for(schema)
+        sock = self.ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.control)
+        sock.send_string(json.dumps(req))
+        check(sock.poll(30000), "no reply to %r" % req)
+        reply = json.loads(sock.recv())
+        sock.close()
+        errors = list(cls(dict(schema, **{"$ref": "#/$defs/request"})).iter_errors(req))
+        check(not errors if valid else errors,
+              "request %r against the schema: %s" % (req, errors[:1]))
+        sub = dict(schema, **{"$ref": "#/$defs/ok_reply" if reply.get("ok")
+                              else "#/$defs/error_reply"})
+        errors = list(cls(sub).iter_errors(reply))
+        check(not errors, "reply %r against the schema: %s" % (reply, errors[:1]))
+        return reply
+
     def ctl(self, *args, timeout=120):
         return subprocess.run([rig.RPMSCTL, "--endpoint", self.control] + list(args),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -174,6 +200,11 @@ def test_threshold_found():
             check(abs(p["sample_at_fire"] - q["sample_at_fire"]) <= 1.0,
                   "probe at sample %r, pulse at %r" % (p["sample_at_fire"], q["sample_at_fire"]))
         check(not d.of("rpms.safety"), "refusals: %r" % d.of("rpms.safety")[:3])
+        for b in probes + [res]:
+            validate_events.check_body(EVENTS, "rpms.threshold", b)
+        st = d.request({"cmd": "threshold_status", "since": n})
+        check(st["result"]["probes"][0]["probe"] == n and not st["result"]["running"] and
+              st["result"]["result"]["threshold_pct"] == est, "threshold_status: %r" % st)
         err = d.stop()
         check("asked for %g %%" % probes[0]["intensity_pct"] in err,
               "the device was not asked for the first probe's output")
@@ -229,12 +260,35 @@ def test_refusals_of_the_command():
     try:
         r = d.ctl("threshold")
         check(r.returncode == 1 and "disarmed" in r.stderr, "disarmed: %r" % r.stderr)
+        rep = d.request({"cmd": "threshold", "cap_pct": 50})
+        check(rep["error"]["code"] == "disarmed", "%r" % rep)
+        rep = d.request({"cmd": "threshold", "window_ms": [5, 300]}, valid=False)
+        check(rep["error"]["code"] == "invalid_value" and rep["error"]["key"] == "window_ms",
+              "%r" % rep)
+        rep = d.request({"cmd": "threshold_status"})
+        check(rep["ok"] and rep["result"] == {"running": False, "probes": [], "result": None},
+              "%r" % rep)
         check(d.ctl("arm").returncode == 0, "arm")
         r = d.ctl("threshold", "--channel", "5")
         check(r.returncode == 1 and "channel 5 does not exist" in r.stderr, r.stderr)
-        r = d.ctl("threshold", "--cap", "90")   # above safety.max_intensity_pct: that wins
-        check(r.returncode == 0 or "cap 80 % (safety.max_intensity_pct)" in r.stdout, r.stdout)
-        check("cap 80 % (safety.max_intensity_pct)" in r.stdout, r.stdout)
+        # above safety.max_intensity_pct: that cap wins, and says so
+        rep = d.request({"cmd": "threshold", "cap_pct": 90, "interval_s": 0.3, "channel": 1})
+        check(rep["result"]["cap_pct"] == 80 and
+              rep["result"]["cap_by"] == "safety.max_intensity_pct", "%r" % rep)
+        rep = d.request({"cmd": "threshold"})
+        check(rep["error"]["code"] == "busy", "a second one at once: %r" % rep)
+        rep = d.request({"cmd": "threshold", "stop": True})
+        check(rep["result"] == {"stopped": True}, "%r" % rep)
+        rep = d.request({"cmd": "threshold_status"})
+        check(rep["result"]["result"]["outcome"] == "stopped" and
+              rep["result"]["result"]["reason"] == "stopped by request", "%r" % rep)
+        # a disarm stops one too
+        d.request({"cmd": "threshold", "interval_s": 0.3, "channel": 1})
+        d.request({"cmd": "disarm"})
+        d.wait_for(lambda: d.request({"cmd": "threshold_status"})["result"]["result"],
+                   30, "the procedure to stop")
+        rep = d.request({"cmd": "threshold_status"})["result"]["result"]
+        check(rep["outcome"] == "stopped" and ("disarmed" in rep["reason"]), "%r" % rep)
     finally:
         d.stop()
 
