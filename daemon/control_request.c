@@ -267,7 +267,6 @@ static int control_request_parse_threshold(json_t *root, struct control_request 
 {
 	json_t *v = json_object_get(root, "stop"), *w = json_object_get(root, "window_ms");
 	double ch = -1.0;
-	size_t i;
 	int ret;
 
 	req->threshold.channel = -1;
@@ -320,9 +319,8 @@ static int control_request_parse_threshold(json_t *root, struct control_request 
 				     control_request_json_type(w));
 		return -EINVAL;
 	}
-	for (i = 0; i < 2; i++) {
-		(&req->threshold.win_start_ms)[i] = json_number_value(json_array_get(w, i));
-	}
+	req->threshold.win_start_ms = json_number_value(json_array_get(w, 0));
+	req->threshold.win_end_ms = json_number_value(json_array_get(w, 1));
 	if (!(req->threshold.win_start_ms >= 0.0 &&
 	      req->threshold.win_start_ms < req->threshold.win_end_ms &&
 	      req->threshold.win_end_ms <= 200.0)) {
