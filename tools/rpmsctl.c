@@ -463,6 +463,22 @@ static void rpmsctl_record(struct rpmsctl_line *l, json_t *j)
 	}
 }
 
+static void rpmsctl_threshold_event(struct rpmsctl_line *l, json_t *j)
+{
+	rpmsctl_label(l, "threshold");
+	if (!strcmp(rpmsctl_str(j, "kind"), "probe")) {
+		rpmsctl_add(l, "probe %lld at %g %%: %.1f uV%s", rpmsctl_int(j, "probe"),
+			    rpmsctl_num(j, "intensity_pct"), rpmsctl_num(j, "amplitude_uv"),
+			    json_is_true(json_object_get(j, "response")) ? ", response" : "");
+	} else if (!strcmp(rpmsctl_str(j, "outcome"), "found")) {
+		rpmsctl_add(l, "motor threshold %g %% (%lld pulses)", rpmsctl_num(j, "threshold_pct"),
+			    rpmsctl_int(j, "pulses"));
+	} else {
+		rpmsctl_add(l, "%s after %lld pulses: %s", rpmsctl_str(j, "outcome"),
+			    rpmsctl_int(j, "pulses"), rpmsctl_str(j, "reason"));
+	}
+}
+
 /* One human line for the event @j on @topic. */
 static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 				size_t len)
@@ -496,6 +512,8 @@ static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 		rpmsctl_heartbeat(&l, j);
 	} else if (strcmp(topic, "rpms.record") == 0) {
 		rpmsctl_record(&l, j);
+	} else if (strcmp(topic, "rpms.threshold") == 0) {
+		rpmsctl_threshold_event(&l, j);
 	} else {
 		/* A topic newer than this rpmsctl: show it raw. */
 		rpmsctl_label(&l, topic);

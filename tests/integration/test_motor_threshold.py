@@ -76,6 +76,7 @@ class Daemon:
         text = "".join("[%s]\n%s" % (sec, "".join("%s = %s\n" % kv for kv in keys.items()))
                        for sec, keys in conf.items())
         self.control = rig.section_value(text, "control", "endpoint")
+        self.publish = rig.section_value(text, "publish", "endpoint")
         path = rig.write_config(text, self.dir)
         import zmq
         self.ctx = zmq.Context()
@@ -220,7 +221,12 @@ def test_threshold_found():
 
 def test_cap_below_threshold():
     d = Daemon()
+    # rpmsctl tail's human lines for rpms.threshold; connected once a heartbeat came
+    tail = subprocess.Popen([rig.RPMSCTL, "tail", "--endpoint", d.publish, "--topic",
+                             "rpms.threshold", "--topic", "rpms.heartbeat"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        check("heartbeat" in tail.stdout.readline(), "no heartbeat from rpmsctl tail")
         r = run_threshold(d, "--cap", "38")
         print(r.stdout, end="", flush=True)
         check(r.returncode == 5, "exit %d (expected 5, not found): %s %s"
@@ -232,7 +238,17 @@ def test_cap_below_threshold():
         check(all(p["intensity_pct"] <= 38 for p in d.of("rpms.stim")),
               "a pulse above the cap: %r" % [p["intensity_pct"] for p in d.of("rpms.stim")])
         check(d.of("rpms.threshold", kind="result")[0]["outcome"] == "capped", "outcome")
+        tail.send_signal(signal.SIGINT)
+        lines = [ln for ln in tail.communicate(timeout=30)[0].splitlines()
+                 if "threshold" in ln]
+        check(len(lines) == len(probes_of(r.stdout)) + 1, "tail: %r" % lines)
+        check("probe 1 at 38 %: " in lines[0], "tail: %r" % lines[0])
+        check("capped after %d pulses: no threshold at or below the cap, 38 %%"
+              % len(probes_of(r.stdout)) in lines[-1], "tail: %r" % lines[-1])
     finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
         d.stop()
 
 
