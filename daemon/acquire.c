@@ -453,7 +453,13 @@ static void acquire_probe_step(struct acquire *a, uint64_t first, size_t frames)
 	bool idle;
 
 	if (st == ACQUIRE_PROBE_PENDING) {
-		acquire_probe_post(a, first);
+		/*
+		 * Only with nothing else in flight (a train the policy asked for
+		 * before it was held): then the next pulse is the probe's.
+		 */
+		if (stim_idle(a->stim)) {
+			acquire_probe_post(a, first);
+		}
 		return;
 	}
 	if (st == ACQUIRE_PROBE_POSTED) {

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,16 @@ void control_threshold_tick(struct control *c)
 	switch (ct->step) {
 	case CT_WAIT:
 		if (sclock_now(c->clock) < ct->next_ns) {
+			return;
+		}
+		/*
+		 * The first probe as far from the policy's last pulse (a train
+		 * asked for before it was held, perhaps still running) as probes
+		 * are from each other: the gate's train interval holds for it too.
+		 */
+		if (ct->n == 0 && (!stim_idle(c->stim) ||
+				   (stim_last_pulse_mono(c->stim) != INT64_MIN &&
+				    sclock_mono_ns() < stim_last_pulse_mono(c->stim) + ct->interval_ns))) {
 			return;
 		}
 		threshold_next(ct->t, &ct->pct);

@@ -48,7 +48,7 @@ def quiet_recording(seconds=400, channels=2):
 class Daemon:
     """A paced rpmsd with a simulated patient; a subscriber keeps every message."""
 
-    def __init__(self, safety=None, coil=None):
+    def __init__(self, safety=None, coil=None, extra=None):
         self.dir = tempfile.mkdtemp(prefix="rpmsd-mt-")
         self.rec = os.path.join(self.dir, "rec")
         os.mkdir(self.rec)
@@ -73,10 +73,12 @@ class Daemon:
             "record": {"directory": self.rec, "patient_id": "P0", "session_id": "S0"},
             "coil.sim": coil_keys,
         }
+        conf.update(extra or {})
         text = "".join("[%s]\n%s" % (sec, "".join("%s = %s\n" % kv for kv in keys.items()))
                        for sec, keys in conf.items())
         self.control = rig.section_value(text, "control", "endpoint")
         self.publish = rig.section_value(text, "publish", "endpoint")
+        self.state = conf["daemon"]["state_dir"]
         path = rig.write_config(text, self.dir)
         import zmq
         self.ctx = zmq.Context()
@@ -271,6 +273,69 @@ def test_session_cap_stops_it():
         d.stop()
 
 
+RX = """[patient]
+id = P1
+[course]
+id = C1
+sessions = 5
+sessions_per_day = 1
+min_hours_between = 0
+[target]
+kind = motor_point
+site = wrist_extensors
+side = left
+coil = figure-of-eight 70 mm
+position = dorsal forearm
+[protocol]
+pattern = on_off
+rate_hz = 20
+on_ms = 250
+off_ms = 750
+pulses = 200
+[intensity]
+motor_threshold_pct = 110
+"""
+
+
+def test_course_session_gets_the_threshold():
+    """A threshold found while a course session runs goes into its database row."""
+    import sqlite3
+    rx = tempfile.mkdtemp(prefix="rpmsd-mt-rx-")
+    with open(os.path.join(rx, "C1.rx"), "w") as f:
+        f.write(RX)
+    # a course's protocol runs open loop: its trains begin at the arm, before the
+    # threshold command holds them; the first probe waits for the train in flight
+    d = Daemon(extra={"course": {"prescriptions": rx, "rig": "rigA"},
+                      "stim": {"plugin": "sim", "intensity_pct": "30", "mode": "open_loop",
+                               "protocol": "onoff", "on_ms": "250", "off_ms": "750",
+                               "open_loop_pulses": "200"}},
+               safety={"max_train_pulses": "10", "motor_threshold_pct": "50"})
+    try:
+        rep = d.request({"cmd": "session_start", "patient_id": "P1", "session_id": "S1",
+                         "course_id": "C1", "motor_threshold_pct": 50})
+        check(rep["ok"], "session_start: %r" % rep)
+        db_session = rep["result"]["course"]["db_session"]
+        db = os.path.join(d.state, "course.db")
+
+        def mt():
+            con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+            try:
+                return con.execute("SELECT motor_threshold_pct FROM sessions WHERE id = ?",
+                                   (db_session,)).fetchone()[0]
+            finally:
+                con.close()
+
+        check(mt() == 50, "the row before: %r" % mt())
+        r = run_threshold(d)
+        check(r.returncode == 0, "rpmsctl threshold: %s %s" % (r.stdout, r.stderr))
+        est = float(r.stdout.strip().splitlines()[-1].split()[2])
+        check(abs(est - TRUE_MT) <= 2.0, "estimate %g" % est)
+        check(mt() == est, "the course session's row has %r, the procedure found %g"
+              % (mt(), est))
+    finally:
+        d.stop()
+
+
 def test_refusals_of_the_command():
     d = Daemon()
     try:
@@ -311,4 +376,4 @@ def test_refusals_of_the_command():
 
 if __name__ == "__main__":
     rig.run_tests([test_threshold_found, test_cap_below_threshold, test_session_cap_stops_it,
-                   test_refusals_of_the_command])
+                   test_course_session_gets_the_threshold, test_refusals_of_the_command])
