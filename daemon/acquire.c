@@ -436,13 +436,18 @@ static void acquire_probe_post(struct acquire *a, uint64_t first)
 		.channel = a->probe_ch,
 	};
 
+	int pending = ACQUIRE_PROBE_PENDING;
+
+	/* claimed from PENDING first: the control thread's cancel either wins or sees it posted */
+	if (!atomic_compare_exchange_strong(&a->probe_state, &pending, ACQUIRE_PROBE_POSTED)) {
+		return;
+	}
 	req.train_id = policy_claim_train_id(a->policy);
 	a->probe_count_at_post = stim_pulse_count(a->stim);
 	a->probe_got = 0;
-	atomic_store_explicit(&a->probe_state,
-			      stim_post(a->stim, &req) == 0 ? ACQUIRE_PROBE_POSTED
-							    : ACQUIRE_PROBE_BUSY,
-			      memory_order_release);
+	if (stim_post(a->stim, &req) < 0) {
+		atomic_store_explicit(&a->probe_state, ACQUIRE_PROBE_BUSY, memory_order_release);
+	}
 }
 
 static void acquire_probe_step(struct acquire *a, uint64_t first, size_t frames)
@@ -530,6 +535,13 @@ enum acquire_probe_state acquire_probe_poll(struct acquire *a, const float **x, 
 		*pulse = a->probe_count_at_post + 1;
 	}
 	return (enum acquire_probe_state)st;
+}
+
+bool acquire_probe_cancel(struct acquire *a)
+{
+	int pending = ACQUIRE_PROBE_PENDING;
+
+	return atomic_compare_exchange_strong(&a->probe_state, &pending, ACQUIRE_PROBE_IDLE);
 }
 
 void acquire_probe_reset(struct acquire *a)

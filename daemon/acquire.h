@@ -226,6 +226,13 @@ int acquire_probe(struct acquire *a, double pct, uint32_t width_us, unsigned ch,
 enum acquire_probe_state acquire_probe_poll(struct acquire *a, const float **x, size_t *n,
 					    uint64_t *sample, uint64_t *pulse);
 
+/**
+ * Withdraw a probe the acquire thread has not posted yet (control thread).
+ * @return true when withdrawn; false when it was posted (its pulse goes
+ *         to the gate) or there was none
+ */
+bool acquire_probe_cancel(struct acquire *a);
+
 /** Forget a finished probe (DONE, REFUSED or BUSY) so another may be asked for. */
 void acquire_probe_reset(struct acquire *a);
 

@@ -94,6 +94,10 @@ static void control_threshold_end(struct control *c, enum event_threshold_outcom
 	va_end(ap);
 	ct->outcome = outcome;
 	ct->threshold_pct = outcome == EVENT_THRESHOLD_FOUND ? pct : NAN;
+	/* a probe not yet posted is withdrawn; one posted fires or is refused by the gate */
+	if (ct->step == CT_PROBE) {
+		acquire_probe_cancel(c->acq);
+	}
 	ct->step = CT_ENDED;
 	acquire_hold(c->acq, false);
 	/* the device back at the protocol's output, which the next trains fire at */
@@ -335,6 +339,8 @@ void control_threshold_tick(struct control *c)
 			}
 			return;
 		}
+		/* a probe of an earlier procedure that ended while it was under way */
+		acquire_probe_reset(c->acq);
 		if (acquire_probe(c->acq, ct->pct, (uint32_t)c->cfg->stim.pulse_width_us,
 				  ct->channel, ct->win_end_ms) < 0) {
 			control_threshold_end(c, EVENT_THRESHOLD_STOPPED, NAN,
