@@ -147,6 +147,8 @@ class Daemon:
                               timeout=timeout)
 
     def stop(self):
+        if self.done:
+            return ""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         self.done = True
@@ -154,7 +156,11 @@ class Daemon:
         self.sub.close(linger=0)
         self.ctx.term()
         self.err.seek(0)
-        return self.err.read()
+        err = self.err.read()
+        check(self.proc.returncode == 0, "rpmsd exited %d: %s" % (self.proc.returncode,
+                                                                 err[-3000:]))
+        check("runtime error" not in err and "Sanitizer" not in err, err[-3000:])
+        return err
 
     def annotations(self):
         files = sorted(glob.glob(os.path.join(self.rec, "*.edf")))
@@ -217,8 +223,7 @@ def test_threshold_found():
         check(any(a.startswith("motor threshold %g%%" % est) for a in ann),
               "no result annotation: %r" % ann[-6:])
     finally:
-        if d.proc.poll() is None:
-            d.stop()
+        d.stop()
 
 
 def test_cap_below_threshold():
