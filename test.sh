@@ -16,6 +16,10 @@ else
 	meson setup build
 fi
 meson compile -C build
+# The npm bids-validator of the bids test: npm installs it once, here, for
+# all the builds below (tests/integration/test_bids.py, docs/bids.md).
+RPMSD_BIDS_VALIDATOR_DIR="$(pwd)/build/bids-validator-1.15.0"
+export RPMSD_BIDS_VALIDATOR_DIR
 meson test -C build --print-errorlogs --no-suite rig
 # The PREEMPT_RT VM rig in QEMU (docs/rig.md; installs its own packages),
 # verbose so that its console and figures are in the log.

@@ -305,20 +305,24 @@ static int blind_read_key(const char *path, uint8_t *pk, char *err, size_t errle
 	return ret;
 }
 
-static int blind_sham_open(struct blind *b, const struct rpmsd_config *cfg,
-			   struct sclock *clock, char *err, size_t errlen)
+/* The sham coil's plugin loaded with its [sham_coil.<plugin>] view of @cfg, not opened. */
+static int blind_sham_load(struct blind *b, const struct rpmsd_config *cfg, char *err,
+			   size_t errlen)
 {
-	int ret;
-
 	b->sham_cfg = malloc(sizeof(*b->sham_cfg));
 	if (!b->sham_cfg) {
 		return -ENOMEM;
 	}
 	config_sham_coil(cfg, b->sham_cfg);
-	ret = plugin_load(b->sham_cfg, b->sham_cfg->stim.plugin, &b->sham, err, errlen);
-	if (ret < 0) {
-		return ret;
-	}
+	return plugin_load(b->sham_cfg, b->sham_cfg->stim.plugin, &b->sham, err, errlen);
+}
+
+/* The sham coil loaded by blind_sham_load opened, at the active coil's intensity. */
+static int blind_sham_open(struct blind *b, const struct rpmsd_config *cfg,
+			   struct sclock *clock, char *err, size_t errlen)
+{
+	int ret;
+
 	ret = plugin_open(b->sham, b->sham_cfg, clock, err, errlen);
 	if (ret < 0) {
 		return ret;
@@ -332,12 +336,95 @@ static int blind_sham_open(struct blind *b, const struct rpmsd_config *cfg,
 	return 0;
 }
 
+/*
+ * The audit file can be appended to, without writing to it (--check-config):
+ * an existing file opened for appending, or a directory a new one can be
+ * made in. The start appends nothing to it (blind_seal_append with "").
+ */
+static int blind_audit_check(const char *path, char *err, size_t errlen)
+{
+	char dir[CONFIG_PATH_MAX], *slash;
+	int fd, ret;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	ret = -errno;
+	if (ret == -ENOENT) {
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash) {
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		} else {
+			snprintf(dir, sizeof(dir), ".");
+		}
+		if (access(dir, W_OK | X_OK) == 0) {
+			return 0;
+		}
+		ret = -errno;
+	}
+	snprintf(err, errlen, "audit file %s: cannot open for appending: %s", path,
+		 strerror(-ret));
+	return ret;
+}
+
+/*
+ * What the start and --check-config both check, in this order: the
+ * allocation file (mode, owner, every line), the statistician's key, the
+ * audit file (@check: only whether it could be appended to, nothing
+ * written), then the sham coil's plugin loaded. The start opens it after.
+ */
+static int blind_prepare(const struct rpmsd_config *cfg, struct blind *b, bool check, char *err,
+			 size_t errlen)
+{
+	struct blind_alloc *a = NULL;
+	char path[CONFIG_PATH_MAX];
+	int ret;
+
+	ret = blind_seal_init();
+	if (ret < 0) {
+		snprintf(err, errlen, "blind: libsodium failed to start");
+		return ret;
+	}
+	if (config_resolve(cfg, cfg->blind.allocation, b->allocation, sizeof(b->allocation)) < 0 ||
+	    config_resolve(cfg, cfg->blind.statistician_public_key, path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "blind: a path is too long");
+		return -ENAMETOOLONG;
+	}
+	ret = blind_alloc_load(b->allocation, &a, err, errlen);
+	blind_alloc_free(a);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = blind_read_key(path, b->pk, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	if (cfg->blind.audit[0]) {
+		ret = config_resolve(cfg, cfg->blind.audit, b->audit, sizeof(b->audit));
+	} else {
+		ret = snprintf(b->audit, sizeof(b->audit), "%s/blind-audit",
+			       cfg->daemon.state_dir) >= (int)sizeof(b->audit) ? -ENAMETOOLONG : 0;
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "blind.audit: the path is too long");
+		return ret;
+	}
+	/* an empty append: the audit can be written before the first session needs it */
+	ret = check ? blind_audit_check(b->audit, err, errlen)
+		    : blind_seal_append(b->audit, "", err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
+	return blind_sham_load(b, cfg, err, errlen);
+}
+
 int blind_create(const struct rpmsd_config *cfg, struct sclock *clock, struct blind **out,
 		 char *err, size_t errlen)
 {
-	struct blind_alloc *a = NULL;
 	struct blind *b;
-	char path[CONFIG_PATH_MAX];
 	int ret;
 
 	*out = NULL;
@@ -349,38 +436,7 @@ int blind_create(const struct rpmsd_config *cfg, struct sclock *clock, struct bl
 	if (!b) {
 		return -ENOMEM;
 	}
-	ret = blind_seal_init();
-	if (ret < 0) {
-		snprintf(err, errlen, "blind: libsodium failed to start");
-		goto err_free;
-	}
-	if (config_resolve(cfg, cfg->blind.allocation, b->allocation, sizeof(b->allocation)) < 0 ||
-	    config_resolve(cfg, cfg->blind.statistician_public_key, path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "blind: a path is too long");
-		ret = -ENAMETOOLONG;
-		goto err_free;
-	}
-	ret = blind_alloc_load(b->allocation, &a, err, errlen);
-	blind_alloc_free(a);
-	if (ret < 0) {
-		goto err_free;
-	}
-	ret = blind_read_key(path, b->pk, err, errlen);
-	if (ret < 0) {
-		goto err_free;
-	}
-	if (cfg->blind.audit[0]) {
-		ret = config_resolve(cfg, cfg->blind.audit, b->audit, sizeof(b->audit));
-	} else {
-		ret = snprintf(b->audit, sizeof(b->audit), "%s/blind-audit",
-			       cfg->daemon.state_dir) >= (int)sizeof(b->audit) ? -ENAMETOOLONG : 0;
-	}
-	if (ret < 0) {
-		snprintf(err, errlen, "blind.audit: the path is too long");
-		goto err_free;
-	}
-	/* an empty append: the audit can be written before the first session needs it */
-	ret = blind_seal_append(b->audit, "", err, errlen);
+	ret = blind_prepare(cfg, b, false, err, errlen);
 	if (ret < 0) {
 		goto err_free;
 	}
@@ -397,6 +453,30 @@ int blind_create(const struct rpmsd_config *cfg, struct sclock *clock, struct bl
 	return 0;
 
 err_free:
+	blind_destroy(b);
+	return ret;
+}
+
+int blind_check(const struct rpmsd_config *cfg, char *err, size_t errlen)
+{
+	const struct rpmsd_coil_descriptor *d;
+	struct blind *b;
+	int ret;
+
+	err[0] = '\0';
+	if (!cfg->blind.allocation[0]) {
+		return 0;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		return -ENOMEM;
+	}
+	ret = blind_prepare(cfg, b, true, err, errlen);
+	if (ret == 0) {
+		/* its keys as plugin_open checks them; not opened: that takes its output line */
+		d = plugin_descriptor(b->sham);
+		ret = config_validate_plugin_keys(b->sham_cfg, d->keys, d->n_keys, err, errlen);
+	}
 	blind_destroy(b);
 	return ret;
 }

@@ -79,6 +79,17 @@ struct blind;
 int blind_create(const struct rpmsd_config *cfg, struct sclock *clock, struct blind **out,
 		 char *err, size_t errlen);
 
+/**
+ * For --check-config: what blind_create checks, by the same code, without
+ * writing or opening anything: the allocation file (mode, owner, every
+ * line), the statistician's public key, the audit file appendable (not
+ * written), the sham coil's plugin loaded and its [sham_coil.<plugin>]
+ * keys valid (not opened: that takes its output line). 0 without
+ * blind.allocation.
+ * @return 0, or a negative errno with the message in @err
+ */
+int blind_check(const struct rpmsd_config *cfg, char *err, size_t errlen);
+
 /** The sham coil (open), or NULL for a NULL @b. */
 struct plugin *blind_sham_coil(const struct blind *b);
 

@@ -320,6 +320,7 @@ static int control_command_course_start(struct control *c, const struct control_
 		goto out;
 	}
 	c->course_mt_pct = req->motor_threshold_pct;
+	c->course_cap = *cap;
 	*course = json_pack("{s:s, s:I, s:I, s:s, s:o}", "course_id", rx->course.id, "db_session",
 			    (json_int_t)course_session_id(c->course), "pulses_cap", (json_int_t)*cap,
 			    "intensity_rule", rule, "protocol", proto);

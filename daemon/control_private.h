@@ -55,6 +55,7 @@ struct control {
 	struct course *course;		/* courses, or NULL; control thread only */
 	char rec_path[CONFIG_PATH_MAX];	/* the session's recording, "" none; control thread */
 	double course_mt_pct;		/* the course session's motor threshold, 0 none */
+	uint64_t course_cap;		/* the course session's pulses cap, for status */
 	struct control_threshold *thr;	/* the threshold procedure, or NULL; control thread */
 	struct ring *events;		/* control thread -> publisher */
 	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */

@@ -19,7 +19,9 @@
 #include "config.h"
 #include "control.h"
 #include "control_private.h"
+#include "course.h"
 #include "fresh.h"
+#include "prescription.h"
 #include "publish.h"
 #include "sclock.h"
 #include "stim.h"
@@ -118,6 +120,25 @@ json_t *control_status_ids(const char *patient, const char *session)
 	return json_pack("{s:s, s:s}", "patient_id", patient, "session_id", session);
 }
 
+/*
+ * The running course session as status shows it (control thread, which
+ * owns c->course): its course, database session, cap and intensity rule.
+ * Never its arm: the stream and the recording carry only the arm code.
+ */
+static json_t *control_status_course(struct control *c)
+{
+	const struct prescription *rx = course_rx(c->course);
+	char rule[96];
+
+	if (!course_active(c->course) || !rx) {
+		return json_null();
+	}
+	course_intensity_text(rx, c->course_mt_pct, rule, sizeof(rule));
+	return json_pack("{s:s, s:I, s:I, s:s}", "course_id", rx->course.id,
+			 "db_session", (json_int_t)course_session_id(c->course), "pulses_cap",
+			 (json_int_t)c->course_cap, "intensity_rule", rule);
+}
+
 json_t *control_status_json(struct control *c)
 {
 	struct publish_status st;
@@ -135,6 +156,7 @@ json_t *control_status_json(struct control *c)
 	json_object_set_new(o, "session", st.in_session ? control_status_ids(st.patient_id,
 									     st.session_id)
 							: json_null());
+	json_object_set_new(o, "course", control_status_course(c));
 	json_object_set_new(o, "protocol", control_status_protocol(c->cfg));
 	json_object_set_new(o, "pulses", json_integer((json_int_t)stim_pulse_count(c->stim)));
 	json_object_set_new(o, "pulses_session", json_integer((json_int_t)st.pulses_session));

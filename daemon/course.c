@@ -109,6 +109,21 @@ int course_check(const struct rpmsd_config *cfg, char *err, size_t errlen)
 			 "dbname=rpms user=rig1\")", where);
 		return -EINVAL;
 	}
+	/*
+	 * The same check the connection makes first (course_db_open): a
+	 * conninfo off this host without verify-full is refused by the check
+	 * too, not only at the start, and without connecting.
+	 */
+	if (cfg->course_db.backend == CONFIG_COURSE_DB_POSTGRESQL) {
+		char why[COURSE_DB_ERR_MAX];
+		int ret = course_db_check_conninfo(cfg->course_db.conninfo, why, sizeof(why));
+
+		if (ret < 0) {
+			course_where(cfg, "course_db", "conninfo", where, sizeof(where));
+			snprintf(err, errlen, "%s: %.*s", where, (int)(errlen / 2), why);
+			return ret;
+		}
+	}
 	if (course_path(cfg, cfg->course_db.path, "course.db", dir, sizeof(dir)) < 0 ||
 	    course_path(cfg, cfg->course_db.journal, "course-journal.db", dir, sizeof(dir)) < 0) {
 		snprintf(err, errlen, "%s: course_db.path or course_db.journal: path too long",

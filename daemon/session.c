@@ -1031,6 +1031,15 @@ int session_check(const struct rpmsd_config *cfg)
 	if (ret == 0) {
 		ret = course_check(cfg, err, sizeof(err));
 	}
+	if (ret == 0) {
+		/* as session_build_blind's blind_create words it: "FILE: what" */
+		char why[SESSION_ERR_MAX - CONFIG_PATH_MAX - 4];
+
+		ret = blind_check(cfg, why, sizeof(why));
+		if (ret < 0) {
+			snprintf(err, sizeof(err), "%s: %s", cfg->path, why[0] ? why : strerror(-ret));
+		}
+	}
 	if (ret < 0) {
 		fprintf(stderr, "rpmsd: %s\n", err);
 	}

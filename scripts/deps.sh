@@ -7,7 +7,9 @@
 set -eu
 
 build_pkgs="gcc pkg-config meson ninja-build tzdata libinih-dev libzmq3-dev libjansson-dev libiio-dev libgpiod-dev libedf-dev libsystemd-dev libsqlite3-dev libpq-dev libsodium-dev"
-test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd python3-mne python3-matplotlib groff-base man-db bsdutils jq postgresql-15 openssl"
+# nodejs and npm: tests/integration/test_bids.py installs the npm
+# bids-validator (1.15.0) with them into the build directory (docs/bids.md).
+test_pkgs="$build_pkgs libiio-utils iiod umockdev libumockdev-dev iproute2 clang libclang-rt-14-dev cppcheck libcmocka-dev python3 python3-zmq python3-jsonschema systemd python3-mne python3-matplotlib groff-base man-db bsdutils jq postgresql-15 openssl nodejs npm"
 bench_pkgs="$test_pkgs python3-numpy python3-matplotlib"
 # The VM rig: QEMU, busybox and the guest's tools, plus what builds its test
 # kernel modules: the headers of Debian's PREEMPT_RT kernel and the kernel
@@ -42,13 +44,24 @@ rig) pkgs="$rig_tools $(rig_kernel_pkgs)" ;;
 *) echo "deps.sh: unknown set '$1' (allowed: build, test, bench, rig)" >&2; exit 2 ;;
 esac
 
-# NAME or NAME=VERSION, installed (at that version).
+# NAME or NAME=VERSION, installed (at that version). A NAME an installed
+# package provides counts too: NodeSource's nodejs provides (and conflicts
+# with) npm, which apt would otherwise try to install beside it.
 installed() {
-	st=$(dpkg-query -W -f='${Status} ${Version}' "${1%%=*}" 2>/dev/null) || return 1
+	st=$(dpkg-query -W -f='${Status} ${Version}' "${1%%=*}" 2>/dev/null) || st=""
 	case $1 in
 	*=*) [ "$st" = "install ok installed ${1#*=}" ] ;;
-	*) case $st in "install ok installed "*) return 0 ;; *) return 1 ;; esac ;;
+	*) case $st in
+		"install ok installed "*) return 0 ;;
+		*) provided "$1" ;;
+		esac ;;
 	esac
+}
+
+provided() {
+	dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+		sed -n 's/^install ok installed|//p' | tr ',' '\n' |
+		sed 's/^ *//; s/ .*//' | grep -qx "$1"
 }
 
 missing_of() {

@@ -353,7 +353,7 @@ static void rpmsctl_control_print_status(json_t *r)
 {
 	json_t *s = json_object_get(r, "session"), *a = json_object_get(r, "acquisition");
 	json_t *f = json_object_get(r, "last_fault"), *l = json_object_get(r, "limits");
-	json_t *c = json_object_get(r, "control");
+	json_t *c = json_object_get(r, "control"), *k = json_object_get(r, "course");
 	double t = rpmsctl_control_num(r, "coil_temperature_c");
 	double age = rpmsctl_control_num(a, "block_age_ms");
 
@@ -367,6 +367,11 @@ static void rpmsctl_control_print_status(json_t *r)
 		       rpmsctl_control_str(s, "session_id"));
 	} else {
 		printf("none\n");
+	}
+	if (json_is_object(k)) {
+		printf("course:       %s, database session %lld, at most %lld pulses, intensity %s\n",
+		       rpmsctl_control_str(k, "course_id"), rpmsctl_control_int(k, "db_session"),
+		       rpmsctl_control_int(k, "pulses_cap"), rpmsctl_control_str(k, "intensity_rule"));
 	}
 	printf("protocol:     ");
 	rpmsctl_control_protocol(json_object_get(r, "protocol"));

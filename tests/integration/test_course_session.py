@@ -189,6 +189,10 @@ def test_sqlite_course_session():
         proto = c["protocol"]["protocol"]
         check(proto["intensity_pct"] == 54 and proto["open_loop_pulses"] == 20 and
               proto["on_ms"] == 250 and proto["train_frequency_hz"] == 20, proto)
+        # status shows the course session (never an arm: no blinding here)
+        st = d.ok({"cmd": "status"})
+        check(st["course"] == {"course_id": "C1", "db_session": c["db_session"], "pulses_cap": 20,
+                               "intensity_rule": "120 % of MT 45 % MSO = 54 % MSO"}, st)
         ev = d.wait_for(lambda: [e for e in d.of("rpms.state", since=t, state="protocol_changed")
                                  if "course C1" in e["reason"]], WAIT_S,
                         "the course's protocol on rpms.state")
@@ -202,6 +206,7 @@ def test_sqlite_course_session():
         d.wait_for(lambda: not d.ok({"cmd": "status"})["armed"], WAIT_S, "open loop done")
         stop = d.ok({"cmd": "session_stop"})
         check(stop["pulses_session"] == 20 and "deviation" not in stop, stop)
+        check(d.ok({"cmd": "status"})["course"] is None, "status: a course after the stop")
         check(len(d.of("rpms.stim", since=t)) == 20, "pulses beyond the prescription")
 
         edf = res["recording"]["file"]
@@ -292,6 +297,28 @@ def test_check_config_course_keys():
     path = tc.write_conf(conf)
     p = subprocess.run([rig.RPMSD, "--check-config", path], capture_output=True, text=True)
     check(p.returncode != 0 and "course_db.conninfo" in p.stderr, p.stderr)
+    # the conninfo itself, as the start's connection checks it (course_db_check_conninfo),
+    # without connecting: a server off this host without verify-full, a conninfo libpq
+    # cannot parse; a loopback one passes
+    rx = rx_dir(("P1", "C1", 1, 20, MT))
+    for conninfo, want in (
+            ("host=db.site.example hostaddr=192.0.2.1 dbname=rpms user=rig1",
+             "the server 'db.site.example' is not on this host"),
+            ("host=127.0.0.1 dbname='rpms", "course_db.conninfo"),
+            ("host=127.0.0.1 port=1 dbname=rpms user=rig1", None)):
+        conf = course_conf(rx, extra={"course_db": {"backend": "postgresql",
+                                                    "conninfo": conninfo}})
+        path = tc.write_conf(conf)
+        p = subprocess.run([rig.RPMSD, "--check-config", path], capture_output=True, text=True,
+                           timeout=60)
+        if want is None:
+            check(p.returncode == 0, "%s: %s" % (conninfo, p.stderr))
+            continue
+        line = open(path).read().splitlines().index("conninfo = " + conninfo) + 1
+        check(p.returncode == 1 and "%s:%d: " % (path, line) in p.stderr and want in p.stderr,
+              "%s: %d %s" % (conninfo, p.returncode, p.stderr))
+        if "192.0.2.1" in conninfo:
+            check("sslmode=verify-full" in p.stderr, p.stderr)
 
 
 # ---- two rigs on one SQLite file ---------------------------------------------

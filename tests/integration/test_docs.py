@@ -82,6 +82,8 @@ def test_documented_options_exist():
         "rpmsctl": help_options([rig.RPMSCTL]),
         "rpms-detect": help_options([os.path.join(rig.BUILD, "tools", "rpms-detect")]),
         "rpms-scope": help_options([py, os.path.join(rig.SOURCE, "tools", "rpms-scope")]),
+        "rpms-bids": help_options([py, os.path.join(rig.SOURCE, "tools", "rpms-bids"),
+                                   "export"]),
         "client.py": help_options([py, os.path.join(rig.SOURCE, "docs", "examples",
                                                      "client.py")]),
         "validate_events.py": help_options([py, os.path.join(rig.SOURCE, "tests",

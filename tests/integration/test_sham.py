@@ -559,6 +559,79 @@ def test_allocation_refused():
     print("ok   allocation refused: mode 0644, another owner, a course twice, an unknown arm")
 
 
+def test_check_config_blind():
+    """rpmsd --check-config checks [blind] as a start does (blind_check, the
+    start's own steps): the allocation file's mode and lines, the
+    statistician's key, the sham coil's plugin and its keys; each refusal
+    says what the start says. A good [blind] passes and nothing is written
+    (the audit file is not created)."""
+    trial = TRIAL
+    trial.fresh()
+    audit_existed = os.path.exists(trial.audit)
+    audit_before = open(trial.audit, "rb").read() if audit_existed else None
+    shutil.move(trial.audit, trial.audit + ".kept") if audit_existed else None
+
+    def both(conf):
+        c = subprocess.run([RPMSD, "--check-config", conf], capture_output=True, text=True,
+                           timeout=120)
+        trial.fresh()
+        r = subprocess.run([RPMSD, "--config", conf, "--fast"], capture_output=True,
+                           text=True, timeout=120)
+        return c.returncode, c.stderr, r.returncode, r.stderr
+
+    def refused(conf, *needles):
+        code, err, scode, serr = both(conf)
+        check(code == 1 and scode == 1, "check %d, start %d:\n%s\n%s" % (code, scode, err, serr))
+        for n in needles:
+            check(n in err and n in serr, "%r not in both:\n%s\n%s" % (n, err, serr))
+
+    try:
+        conf = trial.conf("check.conf")
+        c = subprocess.run([RPMSD, "--check-config", conf], capture_output=True, text=True,
+                           timeout=120)
+        check(c.returncode == 0, "a good [blind]: %d %s" % (c.returncode, c.stderr))
+        check(not os.path.exists(trial.audit), "--check-config wrote the audit file")
+        os.chmod(trial.alloc, 0o644)
+        refused(conf, trial.alloc, "mode 0644",
+                "required: a regular file of mode 0600 owned by the daemon's user")
+        os.chmod(trial.alloc, 0o600)
+        good = open(trial.alloc).read()
+        with open(trial.alloc, "a") as f:
+            f.write("C-NEW placebo Z2\n")
+        refused(conf, "%s:4: course C-NEW: unknown arm 'placebo'" % trial.alloc)
+        with open(trial.alloc, "w") as f:
+            f.write(good)
+        pub = open(trial.public).read()
+        with open(trial.public, "w") as f:
+            f.write("not a key\n")
+        refused(conf, "blind.statistician_public_key: %s:1: not a Z85 key" % trial.public)
+        with open(trial.public, "w") as f:
+            f.write(pub)
+        # the sham coil's own section, checked by its plugin's keys
+        text = open(conf).read().replace("[sham_coil.sim]\n", "[sham_coil.sim]\nbogus = 1\n")
+        with open(conf, "w") as f:
+            f.write(text)
+        refused(conf, "sham_coil.sim.bogus: unknown key")
+        # a sham coil plugin that does not exist
+        text = open(conf).read().replace("[sham_coil.sim]\nbogus = 1\n", "[sham_coil.nosuch]\n")
+        text = text.replace("[blind]\n", "[blind]\nsham_plugin = nosuch\n")
+        with open(conf, "w") as f:
+            f.write(text)
+        refused(conf, "nosuch")
+    finally:
+        with open(trial.alloc, "w") as f:
+            f.write("# trial T1, prepared by the statistician\n"
+                    "C-ACT1   active  K7\n"
+                    "C-SHM1   sham    Q2\n")
+        os.chmod(trial.alloc, 0o600)
+        if audit_existed:
+            shutil.move(trial.audit + ".kept", trial.audit)
+            check(open(trial.audit, "rb").read() == audit_before, "the audit changed")
+    print("ok   --check-config refuses what a start refuses in [blind]: the allocation's "
+          "mode and lines, the statistician's key, the sham coil's keys and plugin; a good "
+          "one passes without writing the audit")
+
+
 TRIAL = None
 
 
@@ -570,7 +643,7 @@ if __name__ == "__main__":
         TRIAL = Trial(tmp)
         # in this order: test_audit reads the records the sessions before sealed
         rig.run_tests([test_indistinguishable, test_control_sessions, test_audit,
-                       test_allocation_refused])
+                       test_allocation_refused, test_check_config_blind])
     finally:
         if not os.environ.get("KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
