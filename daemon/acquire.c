@@ -20,6 +20,7 @@
 #include "ring.h"
 #include "rt.h"
 #include "sclock.h"
+#include "simemg.h"
 #include "stim.h"
 
 /* The calibrated event carries the detector's issue bits as they are. */
@@ -50,6 +51,7 @@ struct acquire {
 	struct bank *bank;
 	struct ring *events;
 	struct emg_tap *tap;			/* EMG for the recorder and rpms.emg, or NULL */
+	struct simemg *sim;			/* replay: a simulated patient's responses */
 	float *buf;
 	size_t block_frames;
 	int done_fd;
@@ -98,6 +100,23 @@ struct acquire {
 	_Atomic uint64_t tally_at;
 	uint64_t tally_end;
 	struct bank_tally tally;
+	/*
+	 * A motor threshold probe (acquire_probe): the control thread fills
+	 * the request and moves the state to PENDING; from then on only this
+	 * thread writes until DONE, REFUSED or BUSY (release), when the
+	 * control thread reads and resets it.
+	 */
+	atomic_bool hold;			/* the policy asks for nothing */
+	atomic_int probe_state;			/* enum acquire_probe_state */
+	double probe_pct;
+	uint32_t probe_width_us;
+	unsigned probe_ch;
+	size_t probe_len;			/* samples to capture */
+	float *probe_buf;			/* ACQUIRE_PROBE_MAX_MS of samples, preallocated */
+	size_t probe_got;
+	uint64_t probe_count_at_post;		/* stim_pulse_count() when posted */
+	uint64_t probe_sample;			/* the pulse's sample */
+	size_t probe_cap;
 };
 
 static void acquire_lat_record(struct acquire *a, enum acquire_lat which, int64_t ns)
@@ -166,7 +185,10 @@ static void acquire_onset(struct acquire *a, unsigned ch, uint64_t sample,
 	int64_t now = sclock_now(a->clock);
 	enum event_action act;
 
-	act = policy_on_onset(a->policy, now, sample, ch, &req);
+	/* a threshold procedure's probes are the only pulses meanwhile */
+	act = atomic_load_explicit(&a->hold, memory_order_relaxed)
+		      ? EVENT_ACTION_NONE
+		      : policy_on_onset(a->policy, now, sample, ch, &req);
 	if (act == EVENT_ACTION_REQUESTED) {
 		if (stim_post(a->stim, &req) < 0) {
 			policy_cancel_last(a->policy);
@@ -286,9 +308,15 @@ static void acquire_blank_pulses(struct acquire *a, uint64_t *seen, uint64_t fir
 {
 	uint64_t pulses = stim_pulse_count(a->stim), n, at;
 
+	struct stim_response r;
+
 	for (n = *seen + 1; n <= pulses; n++) {
 		at = stim_pulse_sample(a->stim, n);
 		bank_blank(a->bank, at == UINT64_MAX ? first : at);
+		/* a simulated patient's response (sim plugin) joins a replay here */
+		if (a->sim && at != UINT64_MAX && stim_pulse_response(a->stim, n, &r)) {
+			simemg_queue(a->sim, at, r.channel, r.uv, r.latency_us, r.artefact_uv);
+		}
 	}
 	*seen = pulses;
 }
@@ -405,6 +433,138 @@ static void acquire_take_requests(struct acquire *a, uint64_t first)
 	}
 }
 
+/*
+ * A motor threshold probe, between two blocks: post its single pulse, then
+ * once it fired copy the EMG after it. Refused (the gate) when the stim
+ * thread went idle without a pulse: idle is read first, so the count read
+ * after it already holds the request's pulse if there was one.
+ */
+static void acquire_probe_post(struct acquire *a, uint64_t first)
+{
+	struct stim_request req = {
+		.pulses = 1, .frequency_hz = 0.0, .burst_pulses = 1, .cycles = 1,
+		.intensity_pct = a->probe_pct, .width_us = a->probe_width_us,
+		.start_ns = sclock_now(a->clock), .trigger_sample = first,
+		.channel = a->probe_ch,
+	};
+
+	int pending = ACQUIRE_PROBE_PENDING;
+
+	/* claimed from PENDING first: the control thread's cancel either wins or sees it posted */
+	if (!atomic_compare_exchange_strong(&a->probe_state, &pending, ACQUIRE_PROBE_POSTED)) {
+		return;
+	}
+	req.train_id = policy_claim_train_id(a->policy);
+	a->probe_count_at_post = stim_pulse_count(a->stim);
+	a->probe_got = 0;
+	if (stim_post(a->stim, &req) < 0) {
+		atomic_store_explicit(&a->probe_state, ACQUIRE_PROBE_BUSY, memory_order_release);
+	}
+}
+
+static void acquire_probe_step(struct acquire *a, uint64_t first, size_t frames)
+{
+	int st = atomic_load_explicit(&a->probe_state, memory_order_acquire);
+	uint64_t n, at, s, end = first + frames;
+	unsigned ch = a->src->channels;
+	bool idle;
+
+	if (st == ACQUIRE_PROBE_PENDING) {
+		/*
+		 * Only with nothing else in flight (a train the policy asked for
+		 * before it was held): then the next pulse is the probe's.
+		 */
+		if (stim_idle(a->stim)) {
+			acquire_probe_post(a, first);
+		}
+		return;
+	}
+	if (st == ACQUIRE_PROBE_POSTED) {
+		idle = stim_idle(a->stim);
+		n = stim_pulse_count(a->stim);
+		if (n == a->probe_count_at_post) {
+			if (idle) {
+				atomic_store_explicit(&a->probe_state, ACQUIRE_PROBE_REFUSED,
+						      memory_order_release);
+			}
+			return;
+		}
+		/* the policy is held: the next pulse is the probe's */
+		at = stim_pulse_sample(a->stim, a->probe_count_at_post + 1);
+		a->probe_sample = at == UINT64_MAX ? first : at;
+		st = ACQUIRE_PROBE_CAPTURING;
+		atomic_store_explicit(&a->probe_state, st, memory_order_relaxed);
+	}
+	if (st != ACQUIRE_PROBE_CAPTURING) {
+		return;
+	}
+	/* this block's part of [pulse, pulse + len) */
+	for (s = a->probe_sample + a->probe_got; s < end && a->probe_got < a->probe_len; s++) {
+		if (s >= first) {
+			a->probe_buf[a->probe_got] = a->buf[(s - first) * ch + a->probe_ch];
+		} else {
+			a->probe_buf[a->probe_got] = NAN;	/* before this block: gone */
+		}
+		a->probe_got++;
+	}
+	if (a->probe_got == a->probe_len) {
+		atomic_store_explicit(&a->probe_state, ACQUIRE_PROBE_DONE, memory_order_release);
+	}
+}
+
+void acquire_hold(struct acquire *a, bool on)
+{
+	atomic_store(&a->hold, on);
+}
+
+int acquire_probe(struct acquire *a, double pct, uint32_t width_us, unsigned ch, double ms)
+{
+	size_t len = (size_t)ceil(ms * a->src->rate_hz / 1000.0);
+
+	if (ch >= a->src->channels || !(ms > 0.0) || len > a->probe_cap || !(pct > 0.0)) {
+		return -EINVAL;
+	}
+	if (atomic_load_explicit(&a->probe_state, memory_order_acquire) != ACQUIRE_PROBE_IDLE) {
+		return -EBUSY;
+	}
+	a->probe_pct = pct;
+	a->probe_width_us = width_us;
+	a->probe_ch = ch;
+	a->probe_len = len ? len : 1;
+	atomic_store_explicit(&a->probe_state, ACQUIRE_PROBE_PENDING, memory_order_release);
+	return 0;
+}
+
+enum acquire_probe_state acquire_probe_poll(struct acquire *a, const float **x, size_t *n,
+					    uint64_t *sample, uint64_t *pulse)
+{
+	int st = atomic_load_explicit(&a->probe_state, memory_order_acquire);
+
+	if (st == ACQUIRE_PROBE_DONE) {
+		*x = a->probe_buf;
+		*n = a->probe_got;
+		*sample = a->probe_sample;
+		*pulse = a->probe_count_at_post + 1;
+	}
+	return (enum acquire_probe_state)st;
+}
+
+bool acquire_probe_cancel(struct acquire *a)
+{
+	int pending = ACQUIRE_PROBE_PENDING;
+
+	return atomic_compare_exchange_strong(&a->probe_state, &pending, ACQUIRE_PROBE_IDLE);
+}
+
+void acquire_probe_reset(struct acquire *a)
+{
+	int st = atomic_load_explicit(&a->probe_state, memory_order_acquire);
+
+	if (st == ACQUIRE_PROBE_DONE || st == ACQUIRE_PROBE_REFUSED || st == ACQUIRE_PROBE_BUSY) {
+		atomic_store_explicit(&a->probe_state, ACQUIRE_PROBE_IDLE, memory_order_release);
+	}
+}
+
 static void *acquire_thread(void *arg)
 {
 	struct acquire *a = arg;
@@ -463,6 +623,11 @@ static void *acquire_thread(void *arg)
 		}
 		acquire_blank_pulses(a, &pulses_seen, blk.first_sample);
 		acquire_take_requests(a, blk.first_sample);
+		if (a->sim) {
+			/* before anything reads the block: detection, the tap, a probe */
+			simemg_mix(a->sim, a->buf, blk.first_sample, blk.frames);
+		}
+		acquire_probe_step(a, blk.first_sample, blk.frames);
 		if (a->tap) {
 			emg_tap_begin(a->tap, blk.first_sample, blk.frames, blk.lost);
 		}
@@ -481,7 +646,9 @@ static void *acquire_thread(void *arg)
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		fresh_mark(stim_fresh(a->stim), sclock_now(a->clock));
 		/* after the EMG is marked fresh: the gate must not see it stale */
-		acquire_open_loop(a);
+		if (!atomic_load_explicit(&a->hold, memory_order_relaxed)) {
+			acquire_open_loop(a);
+		}
 		a->stats.blocks++;
 		a->stats.samples = end_sample;
 		atomic_store(&a->samples, end_sample);
@@ -537,6 +704,27 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 	if (!a->buf) {
 		ret = -ENOMEM;
 		goto err_free;
+	}
+	/*
+	 * A replay's samples are at k / rate on the session clock, exactly:
+	 * the only source a simulated response can be placed in. (A live
+	 * amplifier records the real muscle.)
+	 */
+	/* a probe's capture, prefaulted: the acquire thread only writes it */
+	a->probe_cap = (size_t)ceil(ACQUIRE_PROBE_MAX_MS * src->rate_hz / 1000.0);
+	a->probe_buf = calloc(a->probe_cap ? a->probe_cap : 1, sizeof(float));
+	if (!a->probe_buf) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	memset(a->probe_buf, 0, (a->probe_cap ? a->probe_cap : 1) * sizeof(float));
+	atomic_init(&a->probe_state, ACQUIRE_PROBE_IDLE);
+	atomic_init(&a->hold, false);
+	if (src->time_source == SOURCE_TIME_RECORDING) {
+		ret = simemg_create(src->channels, src->rate_hz, &a->sim);
+		if (ret < 0) {
+			goto err_free;
+		}
 	}
 	ret = bank_create(cfg, src->rate_hz, src->channels,
 			  (const char (*)[BANK_NAME_MAX])src->channel_names, &a->bank, err, errlen);
@@ -616,6 +804,8 @@ void acquire_destroy(struct acquire *a)
 	for (ch = 0; ch < ACQUIRE_LAT_COUNT; ch++) {
 		free(a->lat[ch]);
 	}
+	simemg_destroy(a->sim);
+	free(a->probe_buf);
 	free(a->buf);
 	free(a);
 }
@@ -772,6 +962,11 @@ unsigned acquire_calibrated(const struct acquire *a)
 unsigned acquire_channels(const struct acquire *a)
 {
 	return a->src->channels;
+}
+
+double acquire_rate(const struct acquire *a)
+{
+	return a->src->rate_hz;
 }
 
 int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp)

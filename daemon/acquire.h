@@ -185,6 +185,9 @@ const struct source *acquire_source(const struct acquire *a);
 /** Number of EMG channels. */
 unsigned acquire_channels(const struct acquire *a);
 
+/** The EMG's sampling rate, Hz. */
+double acquire_rate(const struct acquire *a);
+
 /**
  * Hand a new protocol to the acquire thread (one control thread only): it
  * takes a copy between two blocks and uses it from the next request on
@@ -201,6 +204,56 @@ int acquire_post_protocol(struct acquire *a, const struct policy_protocol *pp);
  * the new protocol.
  */
 bool acquire_protocol_pending(const struct acquire *a);
+
+/** Where a motor threshold probe is (acquire_probe_poll). */
+enum acquire_probe_state {
+	ACQUIRE_PROBE_IDLE = 0,	/* none asked for */
+	ACQUIRE_PROBE_PENDING,	/* asked for, the acquire thread has not posted it yet */
+	ACQUIRE_PROBE_POSTED,	/* posted to the stim thread: waiting for the pulse */
+	ACQUIRE_PROBE_CAPTURING,/* fired: copying the EMG after it */
+	ACQUIRE_PROBE_DONE,	/* the window after the pulse is captured */
+	ACQUIRE_PROBE_REFUSED,	/* not delivered (the gate refused it: stim_last_refusal) */
+	ACQUIRE_PROBE_BUSY,	/* the stim mailbox was full: not posted */
+};
+
+/** Longest EMG a probe captures after its pulse, ms. */
+#define ACQUIRE_PROBE_MAX_MS 200.0
+
+/**
+ * Hold the policy (control thread): while on, no burst onset asks for
+ * stimulation and no open-loop train is posted (a motor threshold
+ * procedure's single probes are the only pulses).
+ */
+void acquire_hold(struct acquire *a, bool on);
+
+/**
+ * Ask for one probe pulse (control thread, one at a time): the acquire
+ * thread posts a single-pulse request at @pct and @width_us to the stim
+ * thread between two blocks, the normal path through the safety gate, and
+ * once it fired copies @ms (at most ACQUIRE_PROBE_MAX_MS) of channel @ch
+ * from the pulse's sample on, the simulated patient's response included.
+ * @return 0, -EBUSY (a probe is in progress), -EINVAL
+ */
+int acquire_probe(struct acquire *a, double pct, uint32_t width_us, unsigned ch, double ms);
+
+/**
+ * The probe's state (control thread). At ACQUIRE_PROBE_DONE: @x the
+ * captured samples (@n of them, @x[0] at the pulse's sample), @sample
+ * that sample and @pulse the pulse's number (stim_pulse_count). Valid
+ * until acquire_probe_reset.
+ */
+enum acquire_probe_state acquire_probe_poll(struct acquire *a, const float **x, size_t *n,
+					    uint64_t *sample, uint64_t *pulse);
+
+/**
+ * Withdraw a probe the acquire thread has not posted yet (control thread).
+ * @return true when withdrawn; false when it was posted (its pulse goes
+ *         to the gate) or there was none
+ */
+bool acquire_probe_cancel(struct acquire *a);
+
+/** Forget a finished probe (DONE, REFUSED or BUSY) so another may be asked for. */
+void acquire_probe_reset(struct acquire *a);
 
 /**
  * Percentiles of one kind of timing (main thread, after acquire_stop:

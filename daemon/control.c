@@ -472,6 +472,7 @@ void control_destroy(struct control *c)
 	ring_destroy(c->events);
 	zap_destroy(c->guard);
 	free(c->cfg);
+	control_threshold_free(c);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

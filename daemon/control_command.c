@@ -683,6 +683,10 @@ static json_t *control_command_run(struct control *c, const struct control_reque
 		return control_command_set(c, req, "set", err);
 	case CONTROL_CMD_ASSESS:
 		return control_assess_start(c, req, err);
+	case CONTROL_CMD_THRESHOLD:
+		return control_threshold_start(c, req, err);
+	case CONTROL_CMD_THRESHOLD_STATUS:
+		return control_threshold_status(c, req);
 	case CONTROL_CMD_COUNT:
 		break;
 	}

@@ -57,6 +57,7 @@ struct control {
 	char rec_path[CONFIG_PATH_MAX];	/* the session's recording, "" none; control thread */
 	double course_mt_pct;		/* the course session's motor threshold, 0 none */
 	uint64_t course_cap;		/* the course session's pulses cap, for status */
+	struct control_threshold *thr;	/* the threshold procedure, or NULL; control thread */
 	struct ring *events;		/* control thread -> publisher */
 	double acq_timeout_ms;		/* safety.acquisition_timeout_ms, for control_status */
 	double calibration_s;
@@ -172,6 +173,26 @@ void control_assess_tick(struct control *c);
 
 /** Whether an assessment is under way: the control thread then wakes often. */
 bool control_assess_active(const struct control *c);
+
+/* ---- control_threshold.c ------------------------------------------------- */
+
+struct control_threshold;
+
+/** "threshold": start the motor threshold procedure (or stop it: "stop"). */
+json_t *control_threshold_start(struct control *c, const struct control_request *req,
+				struct control_error *err);
+
+/** "threshold_status": the probes from req->threshold.since on, and the result. */
+json_t *control_threshold_status(struct control *c, const struct control_request *req);
+
+/** Advance the procedure (the control thread's loop, between requests). */
+void control_threshold_tick(struct control *c);
+
+/** Whether one runs: the control thread then polls every few ms. */
+bool control_threshold_running(const struct control *c);
+
+/** Free its state (the control thread has stopped). Accepts none. */
+void control_threshold_free(struct control *c);
 
 /* ---- control_thread.c ---------------------------------------------------- */
 

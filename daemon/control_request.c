@@ -6,6 +6,7 @@
  * keys are live: config_key_live), so that the fuzzer can run it alone.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 /* A command, and the members its request may have besides "cmd". */
 struct control_cmd_desc {
 	const char *name;
-	const char *const members[5];
+	const char *const members[7];
 	const char *allowed;		/* the same, for messages */
 };
 
@@ -36,10 +37,14 @@ static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
 	[CONTROL_CMD_SET] = { "set", { "params", "reason", NULL }, "cmd, params, reason" },
 	[CONTROL_CMD_ASSESS] = { "assess", { "kind", "phase", "seconds", NULL },
 				 "cmd, kind, phase, seconds" },
+	[CONTROL_CMD_THRESHOLD] = { "threshold", { "channel", "window_ms", "interval_s",
+						   "start_pct", "cap_pct", "stop" },
+				    "cmd, channel, window_ms, interval_s, start_pct, cap_pct, stop" },
+	[CONTROL_CMD_THRESHOLD_STATUS] = { "threshold_status", { "since", NULL }, "cmd, since" },
 };
 
 #define CONTROL_CMDS_TEXT "status, arm, disarm, calibrate, session_start, session_stop, set, " \
-	"assess"
+	"assess, threshold, threshold_status"
 
 /* Every byte outside printable ASCII becomes '?': messages quote requests. */
 void control_request_printable(char *s)
@@ -272,6 +277,127 @@ static int control_request_parse_assess(json_t *root, struct control_request *re
 	return 0;
 }
 
+/* An optional number member of "threshold" in [@lo, @hi]; absent: *@out unchanged. */
+static int control_request_threshold_num(json_t *root, const char *member, double lo, double hi,
+					 const char *unit, double *out, struct control_error *err)
+{
+	json_t *v = json_object_get(root, member);
+	double x;
+
+	if (!v) {
+		return 0;
+	}
+	if (!json_is_number(v)) {
+		control_request_fail(err, "bad_request", "threshold: \"%s\" is %s (allowed: a "
+				     "number, %g to %g%s)", member, control_request_json_type(v), lo,
+				     hi, unit);
+		return -EINVAL;
+	}
+	x = json_number_value(v);
+	if (!(x >= lo && x <= hi)) {
+		control_request_fail(err, "invalid_value", "threshold: %s %g is out of range "
+				     "(allowed: %g to %g%s)", member, x, lo, hi, unit);
+		snprintf(err->key, sizeof(err->key), "%s", member);
+		return -EINVAL;
+	}
+	*out = x;
+	return 0;
+}
+
+/*
+ * "threshold": channel, window_ms [start, end], interval_s, start_pct,
+ * cap_pct, stop; every one optional (the defaults are the daemon's).
+ */
+static int control_request_parse_threshold(json_t *root, struct control_request *req,
+					   struct control_error *err)
+{
+	json_t *v = json_object_get(root, "stop"), *w = json_object_get(root, "window_ms");
+	double ch = -1.0;
+	int ret;
+
+	req->threshold.channel = -1;
+	req->threshold.win_start_ms = NAN;
+	req->threshold.win_end_ms = NAN;
+	req->threshold.interval_s = NAN;
+	req->threshold.start_pct = NAN;
+	req->threshold.cap_pct = NAN;
+	if (v && !json_is_boolean(v)) {
+		control_request_fail(err, "bad_request", "threshold: \"stop\" is %s (allowed: "
+				     "true or false)", control_request_json_type(v));
+		return -EINVAL;
+	}
+	req->threshold.stop = v && json_is_true(v);
+	if (req->threshold.stop && json_object_size(root) > 2) {
+		control_request_fail(err, "bad_request", "threshold: \"stop\" with other members "
+				     "(allowed: stop alone)");
+		return -EINVAL;
+	}
+	if (json_object_get(root, "channel") && !json_is_integer(json_object_get(root, "channel"))) {
+		control_request_fail(err, "bad_request", "threshold: \"channel\" is %s (allowed: "
+				     "an integer, 0 to 7)",
+				     control_request_json_type(json_object_get(root, "channel")));
+		return -EINVAL;
+	}
+	ret = control_request_threshold_num(root, "channel", 0, 7, "", &ch, err);
+	if (ret == 0) {
+		ret = control_request_threshold_num(root, "interval_s", 0.2, 60, " s",
+						    &req->threshold.interval_s, err);
+	}
+	if (ret == 0) {
+		ret = control_request_threshold_num(root, "start_pct", 1, 110, " %",
+						    &req->threshold.start_pct, err);
+	}
+	if (ret == 0) {
+		ret = control_request_threshold_num(root, "cap_pct", 1, 110, " %",
+						    &req->threshold.cap_pct, err);
+	}
+	if (ret < 0) {
+		return ret;
+	}
+	req->threshold.channel = (int)ch;
+	if (!w) {
+		return 0;
+	}
+	if (!json_is_array(w) || json_array_size(w) != 2 ||
+	    !json_is_number(json_array_get(w, 0)) || !json_is_number(json_array_get(w, 1))) {
+		control_request_fail(err, "bad_request", "threshold: \"window_ms\" is %s (allowed: "
+				     "[start, end], two numbers, 0 <= start < end <= 200 ms)",
+				     control_request_json_type(w));
+		return -EINVAL;
+	}
+	req->threshold.win_start_ms = json_number_value(json_array_get(w, 0));
+	req->threshold.win_end_ms = json_number_value(json_array_get(w, 1));
+	if (!(req->threshold.win_start_ms >= 0.0 &&
+	      req->threshold.win_start_ms < req->threshold.win_end_ms &&
+	      req->threshold.win_end_ms <= 200.0)) {
+		control_request_fail(err, "invalid_value", "threshold: window_ms [%g, %g] is out "
+				     "of range (allowed: 0 <= start < end <= 200 ms)",
+				     req->threshold.win_start_ms, req->threshold.win_end_ms);
+		snprintf(err->key, sizeof(err->key), "window_ms");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "threshold_status": an optional "since", the first probe number wanted. */
+static int control_request_parse_since(json_t *root, struct control_request *req,
+				       struct control_error *err)
+{
+	json_t *v = json_object_get(root, "since");
+
+	req->threshold.since = 1;
+	if (!v) {
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000) {
+		control_request_fail(err, "bad_request", "threshold_status: \"since\" is not an "
+				     "integer from 1 to 100000");
+		return -EINVAL;
+	}
+	req->threshold.since = (long)json_integer_value(v);
+	return 0;
+}
+
 /* "stim.a, stim.b, ...": the keys "set" takes, from the key table. */
 static void control_request_settable_text(char *buf, size_t len)
 {
@@ -467,6 +593,12 @@ int control_request_parse(const char *buf, size_t len, struct control_request *r
 		if (ret == 0) {
 			ret = control_request_parse_reason(root, "set", req->reason, err);
 		}
+		break;
+	case CONTROL_CMD_THRESHOLD:
+		ret = control_request_parse_threshold(root, req, err);
+		break;
+	case CONTROL_CMD_THRESHOLD_STATUS:
+		ret = control_request_parse_since(root, req, err);
 		break;
 	default:
 		ret = 0;

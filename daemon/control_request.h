@@ -31,6 +31,8 @@ enum control_cmd {
 	CONTROL_CMD_SESSION_STOP,
 	CONTROL_CMD_SET,
 	CONTROL_CMD_ASSESS,
+	CONTROL_CMD_THRESHOLD,		/* start (or stop) the motor threshold procedure */
+	CONTROL_CMD_THRESHOLD_STATUS,	/* its probes and result */
 	CONTROL_CMD_COUNT,		/* none: the request did not name one */
 };
 
@@ -53,6 +55,17 @@ struct control_request {
 	double assess_seconds;			/* assess: 1..CONTROL_ASSESS_MAX_S, 60 by default */
 	size_t n_params;			/* set */
 	struct control_param params[CONTROL_SET_MAX];
+	/* threshold: each optional; NAN / -1: the default (docs/control.md) */
+	struct {
+		bool stop;		/* stop the one running */
+		int channel;		/* -1: 0 */
+		double win_start_ms;	/* window after the pulse (the artefact blanked before it) */
+		double win_end_ms;
+		double interval_s;	/* between probes, at least */
+		double start_pct;
+		double cap_pct;
+		long since;		/* threshold_status: probes from this number on */
+	} threshold;
 };
 
 /** Why a request was not carried out. */

@@ -121,7 +121,9 @@ void *control_thread_main(void *arg)
 	n++;
 	while (!atomic_load(&c->stopping)) {
 		/* a course session's pulses go to the course database about once a second */
-		if (zmq_poll(items, n, control_command_course_active(c) ? 1000 : -1) < 0) {
+		/* a threshold procedure moves on between requests: every few ms */
+		if (zmq_poll(items, n, control_threshold_running(c) ? 2
+				       : control_command_course_active(c) ? 1000 : -1) < 0) {
 			if (errno == EINTR) {
 				continue;
 			}
@@ -144,6 +146,7 @@ void *control_thread_main(void *arg)
 			control_thread_take_reload(c);
 		}
 		control_command_course_tick(c);
+		control_threshold_tick(c);
 	}
 	return NULL;
 }

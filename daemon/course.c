@@ -499,6 +499,17 @@ int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
 	return 0;
 }
 
+int course_threshold(struct course *c, double mt_pct, char *err, size_t errlen)
+{
+	struct course_db_session_detail det = { .intensity_pct = -1.0, .motor_threshold_pct = mt_pct };
+
+	if (!c || !c->active || !c->db) {
+		snprintf(err, errlen, "no course session");
+		return -ENOENT;
+	}
+	return course_db_session_set(c->db, c->session, &det, err, errlen);
+}
+
 void course_abort(struct course *c, const char *why)
 {
 	char err[COURSE_DB_ERR_MAX];

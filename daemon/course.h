@@ -88,6 +88,13 @@ int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
  */
 void course_abort(struct course *c, const char *why);
 
+/**
+ * The running course session's motor threshold, measured now (the
+ * threshold procedure, docs/threshold.md): into its database row.
+ * @return 0, -ENOENT (no course session), or the database's error
+ */
+int course_threshold(struct course *c, double mt_pct, char *err, size_t errlen);
+
 /** Whether a course session is running (between course_begin and course_end). */
 bool course_active(const struct course *c);
 

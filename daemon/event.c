@@ -33,6 +33,7 @@ static const char *const event_topic_names[EVENT_TOPIC_COUNT] = {
 	[EVENT_TOPIC_HEARTBEAT] = "rpms.heartbeat",
 	[EVENT_TOPIC_EMG] = "rpms.emg",
 	[EVENT_TOPIC_RECORD] = "rpms.record",
+	[EVENT_TOPIC_THRESHOLD] = "rpms.threshold",
 };
 
 static const char *const event_action_names[] = {
@@ -81,6 +82,8 @@ enum event_topic event_topic_of(const struct event *ev)
 		return EVENT_TOPIC_SOURCE;
 	case EVENT_RECORD:
 		return EVENT_TOPIC_RECORD;
+	case EVENT_THRESHOLD:
+		return EVENT_TOPIC_THRESHOLD;
 	default:
 		return EVENT_TOPIC_COUNT;
 	}
@@ -640,6 +643,38 @@ static void event_json_session(struct event_json *w, const struct event *ev)
 	}
 }
 
+static int event_json_threshold(struct event_json *w, const struct event *ev)
+{
+	static const char *const outcomes[EVENT_THRESHOLD_OUTCOME_COUNT] = {
+		[EVENT_THRESHOLD_FOUND] = "found",
+		[EVENT_THRESHOLD_CAPPED] = "capped",
+		[EVENT_THRESHOLD_LIMIT] = "limit",
+		[EVENT_THRESHOLD_STOPPED] = "stopped",
+	};
+
+	if (!ev->u.threshold.result) {
+		event_json_str(w, "kind", "probe", SIZE_MAX);
+		event_json_u64(w, "probe", ev->u.threshold.probe);
+		event_json_double(w, "intensity_pct", ev->u.threshold.intensity_pct);
+		event_json_double(w, "amplitude_uv", ev->u.threshold.amplitude_uv);
+		event_json_bool(w, "response", ev->u.threshold.response != 0);
+		event_json_double(w, "sample_at_fire", ev->u.threshold.sample_at_fire);
+		event_json_u64(w, "pulses", ev->u.threshold.pulses);
+		event_json_double(w, "cap_pct", ev->u.threshold.cap_pct);
+		return 0;
+	}
+	if (ev->u.threshold.outcome >= EVENT_THRESHOLD_OUTCOME_COUNT) {
+		return -EINVAL;
+	}
+	event_json_str(w, "kind", "result", SIZE_MAX);
+	event_json_str(w, "outcome", outcomes[ev->u.threshold.outcome], SIZE_MAX);
+	event_json_double(w, "threshold_pct", ev->u.threshold.threshold_pct);
+	event_json_u64(w, "pulses", ev->u.threshold.pulses);
+	event_json_double(w, "cap_pct", ev->u.threshold.cap_pct);
+	event_json_str(w, "reason", ev->u.threshold.reason, EVENT_REASON_MAX);
+	return 0;
+}
+
 static int event_json_record(struct event_json *w, const struct event *ev)
 {
 	static const char *const kinds[EVENT_RECORD_KIND_COUNT] = {
@@ -746,6 +781,9 @@ int event_to_json(const struct event *ev, uint64_t seq, double rate_hz,
 		break;
 	case EVENT_ASSESS:
 		ret = event_json_assess(&w, ev, rate_hz);
+		break;
+	case EVENT_THRESHOLD:
+		ret = event_json_threshold(&w, ev);
 		break;
 	default:
 		ret = -EINVAL;

@@ -31,6 +31,7 @@ enum event_type {
 	EVENT_SESSION,		/* rpms.state, "session_started" / "session_stopped" */
 	EVENT_RECORD,		/* rpms.record: the session recording (record.c) */
 	EVENT_ASSESS,		/* rpms.state, "assessment": an outcome block's numbers */
+	EVENT_THRESHOLD,	/* rpms.threshold: a motor threshold probe or result */
 	EVENT_TYPE_COUNT,
 };
 
@@ -44,6 +45,7 @@ enum event_topic {
 	EVENT_TOPIC_HEARTBEAT,
 	EVENT_TOPIC_EMG,	/* rpms.emg: made by the publisher (emg.c), no struct event */
 	EVENT_TOPIC_RECORD,
+	EVENT_TOPIC_THRESHOLD,
 	EVENT_TOPIC_COUNT,
 };
 
@@ -58,6 +60,15 @@ enum event_record_kind {
 };
 
 #define EVENT_FILE_MAX 48
+
+/** How a motor threshold procedure ended (rpms.threshold "outcome"). */
+enum event_threshold_outcome {
+	EVENT_THRESHOLD_FOUND = 0,	/* threshold_pct is the threshold */
+	EVENT_THRESHOLD_CAPPED,		/* none at or below the cap */
+	EVENT_THRESHOLD_LIMIT,		/* the pulse limit was reached */
+	EVENT_THRESHOLD_STOPPED,	/* stopped: reason (a refusal, a disarm, ...) */
+	EVENT_THRESHOLD_OUTCOME_COUNT,
+};
 
 /** What the policy did with a burst onset. */
 enum event_action {
@@ -228,6 +239,19 @@ struct event {
 			float bursts_per_min[EVENT_ASSESS_CHANNELS];
 			float active_pct[EVENT_ASSESS_CHANNELS];
 		} assess;
+		struct {
+			uint32_t result;	/* 0: a probe, 1: the result */
+			uint32_t probe;		/* probe: its number, from 1 */
+			uint32_t response;	/* probe: reached the criterion */
+			uint32_t outcome;	/* result: enum event_threshold_outcome */
+			uint32_t pulses;	/* probes given so far */
+			double intensity_pct;	/* probe: its output */
+			double amplitude_uv;	/* probe: M-wave peak-to-peak, NAN unknown */
+			double sample_at_fire;	/* probe: its pulse on the sample clock */
+			double threshold_pct;	/* result: found, else NAN */
+			double cap_pct;		/* the cap it ran under */
+			char reason[EVENT_REASON_MAX];	/* result: why it ended so */
+		} threshold;
 	} u;
 };
 

@@ -530,17 +530,27 @@ void plugin_pulse_verify(struct plugin *p, uint32_t train_id, uint32_t index,
 {
 	struct rpmsd_coil_pulse_info info = {
 		.struct_size = sizeof(info), .confirm_ns = -1, .didt_a_per_us = NAN,
+		.sim_response_uv = NAN,
 	};
 	uint64_t k;
 
 	memset(out, 0, sizeof(*out));
 	out->confirm_ns = -1;
+	out->sim_response_uv = NAN;
 	p->fired_train[p->fired % PLUGIN_FIRED] = train_id;
 	p->fired_index[p->fired % PLUGIN_FIRED] = index;
 	if (!PLUGIN_HAS_OP(p->desc, pulse_info) ||
 	    p->desc->ops.pulse_info(p->handle, &info) < 0) {
 		info.confirm_ns = -1;
 		info.readback_pulse = 0;
+		info.sim_response_uv = NAN;
+	}
+	if (isfinite(info.sim_response_uv) && info.sim_response_uv >= 0.0 &&
+	    isfinite(info.sim_latency_us) && isfinite(info.sim_artefact_uv)) {
+		out->sim_response_uv = info.sim_response_uv;
+		out->sim_latency_us = info.sim_latency_us;
+		out->sim_artefact_uv = info.sim_artefact_uv;
+		out->sim_channel = info.sim_channel;
 	}
 	if (info.confirm_ns > 0) {
 		out->confirm_ns = info.confirm_ns;

@@ -145,6 +145,11 @@ struct plugin_pulse_verify {
 	double didt;		/* its di/dt, A/µs */
 	uint32_t didt_train_id;	/* the pulse it belongs to */
 	uint32_t didt_index;
+	/* a simulated patient's response to this pulse (sim plugin); NAN none */
+	double sim_response_uv;
+	double sim_latency_us;
+	double sim_artefact_uv;
+	uint32_t sim_channel;
 };
 
 /** The latency histogram and counts, for the session summary. */

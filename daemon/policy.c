@@ -133,6 +133,11 @@ void policy_cancel_last(struct policy *p)
 	p->busy_until_ns = p->prev_busy_until_ns;
 }
 
+uint32_t policy_claim_train_id(struct policy *p)
+{
+	return p->next_train_id++;
+}
+
 bool policy_done(const struct policy *p, uint64_t delivered)
 {
 	return p->open_loop && delivered >= p->open_loop_pulses;

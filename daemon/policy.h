@@ -92,6 +92,12 @@ enum event_action policy_on_onset(struct policy *p, int64_t now_ns, uint64_t sam
  */
 void policy_cancel_last(struct policy *p);
 
+/**
+ * A train id of the policy's own sequence for a request made elsewhere
+ * (a motor threshold probe), so ids stay unique in the session.
+ */
+uint32_t policy_claim_train_id(struct policy *p);
+
 /** Where a pulse falls in a protocol's schedule (policy_check). */
 enum policy_at {
 	POLICY_AT_START,	/* the first pulse of a request */

@@ -331,6 +331,27 @@ void record_edf_event(struct record *r, const struct event *ev)
 		snprintf(t, sizeof(t), "assessment %s %s",
 			 ev->u.assess.phase ? "post" : "pre", ev->u.assess.kind ? "other" : "rest");
 		break;
+	case EVENT_THRESHOLD:
+		/* one annotation per probe, at its pulse, with its amplitude */
+		if (!ev->u.threshold.result) {
+			fired = ev->u.threshold.sample_at_fire;
+			snprintf(t, sizeof(t), "threshold probe %u %.4g%% %.1f uV%s",
+				 ev->u.threshold.probe, ev->u.threshold.intensity_pct,
+				 ev->u.threshold.amplitude_uv,
+				 ev->u.threshold.response ? " response" : "");
+		} else if (ev->u.threshold.outcome == EVENT_THRESHOLD_FOUND) {
+			snprintf(t, sizeof(t), "motor threshold %.4g%% (%u pulses)",
+				 ev->u.threshold.threshold_pct, ev->u.threshold.pulses);
+		} else {
+			n = snprintf(t, sizeof(t), "motor threshold not found (%u pulses): %.*s",
+				     ev->u.threshold.pulses, EVENT_REASON_MAX,
+				     ev->u.threshold.reason);
+			/* cut to the annotation's room; the event stream has it whole */
+			if (n < 0) {
+				t[0] = '\0';
+			}
+		}
+		break;
 	case EVENT_GAP:
 		at = ev->u.gap.first_sample;
 		dur = ev->u.gap.lost;

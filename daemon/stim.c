@@ -133,6 +133,12 @@ struct stim {
 	atomic_bool have_sample_clock;
 	/* the sample of pulse n (1-based count) at [n % STIM_PULSE_LOG] */
 	_Atomic uint64_t pulse_sample[STIM_PULSE_LOG];
+	/* a simulated patient's response to pulse n (stim_pulse_response), same index */
+	_Atomic double resp_uv[STIM_PULSE_LOG];		/* NAN: none */
+	_Atomic double resp_latency_us[STIM_PULSE_LOG];
+	_Atomic double resp_artefact_uv[STIM_PULSE_LOG];
+	_Atomic uint32_t resp_channel[STIM_PULSE_LOG];
+	atomic_uint last_refusal_rule;		/* enum safety_rule of the last refusal */
 
 	/* every disarm ends the running request, even one an arm follows at once */
 	atomic_uint disarm_seq;			/* bumped by each disarm command */
@@ -329,6 +335,8 @@ static void stim_refuse(struct stim *s, const struct safety_verdict *v, int64_t 
 	ev.u.refusal.sched_ns = s->cur.next_deadline;
 	event_stamp(&ev, now);
 	stim_refusal_publish(&s->refusals, &ev, now);
+	/* before the train ends (busy drops): a probe's refusal is read after it */
+	atomic_store(&s->last_refusal_rule, v->rule);
 	s->stats.refusals++;
 	s->stats.refused_by_rule[v->rule]++;
 	s->stats.dropped_by_rule[v->rule] += dropped;
@@ -364,7 +372,14 @@ static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id)
 {
 	struct plugin_pulse_verify v;
 
+	size_t i = s->stats.pulses % STIM_PULSE_LOG;
+
 	plugin_pulse_verify(s->plugin, train_id, s->cur.next_index, &v);
+	/* before the count that makes the acquire thread look (stim_pulse_response) */
+	atomic_store_explicit(&s->resp_uv[i], v.sim_response_uv, memory_order_relaxed);
+	atomic_store_explicit(&s->resp_latency_us[i], v.sim_latency_us, memory_order_relaxed);
+	atomic_store_explicit(&s->resp_artefact_uv[i], v.sim_artefact_uv, memory_order_relaxed);
+	atomic_store_explicit(&s->resp_channel[i], v.sim_channel, memory_order_relaxed);
 	ev->u.pulse.confirm_ns = v.confirm_ns;
 	ev->u.pulse.didt_valid = v.has_didt;
 	ev->u.pulse.didt = v.didt;
@@ -421,6 +436,7 @@ static int64_t stim_fire(struct stim *s)
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
 	stim_train_count(&s->cur, &s->stats);
+	stim_verify(s, &ev, req.train_id);
 	/*
 	 * Where the pulse fell on the sample clock, for the artefact blank:
 	 * the sample whose period holds the firing time (a nanosecond of
@@ -450,7 +466,6 @@ static int64_t stim_fire(struct stim *s)
 	ev.u.pulse.temperature_c = req.coil.temperature_c;
 	ev.u.pulse.trigger_sample = s->cur.train.trigger_sample;
 	ev.u.pulse.sample_at_fire = x;
-	stim_verify(s, &ev, req.train_id);
 	event_stamp(&ev, now);
 	ring_push(s->events, &ev);
 
@@ -783,6 +798,7 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->wake, 0);
 	atomic_init(&s->stop, false);
 	atomic_init(&s->busy, false);
+	atomic_init(&s->last_refusal_rule, 0);
 	atomic_init(&s->armed, false);
 	atomic_init(&s->pulse_count, 0);
 	atomic_init(&s->session_pulses, 0);
@@ -796,6 +812,10 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->have_sample_clock, false);
 	for (i = 0; i < STIM_PULSE_LOG; i++) {
 		atomic_init(&s->pulse_sample[i], UINT64_MAX);
+		atomic_init(&s->resp_uv[i], NAN);
+		atomic_init(&s->resp_latency_us[i], 0.0);
+		atomic_init(&s->resp_artefact_uv[i], 0.0);
+		atomic_init(&s->resp_channel[i], 0);
 	}
 	atomic_init(&s->disarm_seq, 0);
 	atomic_init(&s->disarm_reason, "");
@@ -923,6 +943,25 @@ uint64_t stim_pulse_sample(const struct stim *s, uint64_t n)
 	/* overwritten meanwhile by a pulse STIM_PULSE_LOG later: too old to tell */
 	count = atomic_load_explicit(&q->pulse_count, memory_order_acquire);
 	return count - n >= STIM_PULSE_LOG ? UINT64_MAX : at;
+}
+
+bool stim_pulse_response(const struct stim *s, uint64_t n, struct stim_response *out)
+{
+	struct stim *q = (struct stim *)s;
+	uint64_t count = atomic_load_explicit(&q->pulse_count, memory_order_acquire);
+	size_t i = n % STIM_PULSE_LOG;
+
+	if (n == 0 || n > count || count - n >= STIM_PULSE_LOG) {
+		return false;
+	}
+	out->uv = atomic_load_explicit(&q->resp_uv[i], memory_order_relaxed);
+	out->latency_us = atomic_load_explicit(&q->resp_latency_us[i], memory_order_relaxed);
+	out->artefact_uv = atomic_load_explicit(&q->resp_artefact_uv[i], memory_order_relaxed);
+	out->channel = atomic_load_explicit(&q->resp_channel[i], memory_order_relaxed);
+	/* overwritten meanwhile by a pulse STIM_PULSE_LOG later: too old to tell */
+	atomic_thread_fence(memory_order_acquire);
+	count = atomic_load_explicit(&q->pulse_count, memory_order_relaxed);
+	return count - n < STIM_PULSE_LOG && !isnan(out->uv);
 }
 
 bool stim_armed(const struct stim *s)
@@ -1107,6 +1146,19 @@ int stim_device_intensity(struct stim *s, double pct)
 		sham = plugin_set_intensity(s->coils[STIM_COIL_SHAM], pct);
 	}
 	return ret < 0 ? ret : sham;
+}
+
+double stim_confirmed_intensity(struct stim *s)
+{
+	if (!s || !s->limits.dev.confirms) {
+		return NAN;
+	}
+	return plugin_confirmed_intensity(s->coils[STIM_COIL_ACTIVE]);
+}
+
+unsigned stim_last_refusal(const struct stim *s)
+{
+	return atomic_load(&((struct stim *)s)->last_refusal_rule);
 }
 
 uint64_t stim_session_pulses(const struct stim *s)

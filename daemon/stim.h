@@ -166,6 +166,22 @@ void stim_set_sample_clock(struct stim *s, int64_t t0_ns);
  */
 uint64_t stim_pulse_sample(const struct stim *s, uint64_t n);
 
+/** A simulated patient's response to a pulse (coil ABI 1.2 pulse_info's sim_*). */
+struct stim_response {
+	double uv;		/* M-wave peak-to-peak, µV */
+	double latency_us;	/* its onset after the pulse */
+	double artefact_uv;	/* stimulus artefact peak, µV */
+	unsigned channel;	/* EMG channel it appears on */
+};
+
+/**
+ * The simulated response to pulse @n (1 for the first, as
+ * stim_pulse_sample), from the sim plugin's simulated patient: true with
+ * @out filled, false when the plugin gave none or pulse @n is unknown or
+ * too far back. Any thread (the acquire thread mixes it into a replay).
+ */
+bool stim_pulse_response(const struct stim *s, uint64_t n, struct stim_response *out);
+
 /** True when the gate is armed (atomic snapshot). */
 bool stim_armed(const struct stim *s);
 
@@ -264,6 +280,16 @@ const struct safety_device *stim_device(const struct stim *s);	/* NULL @s: NULL 
  * thread, never the stim thread. @return 0, -EOPNOTSUPP, or the plugin's error
  */
 int stim_device_intensity(struct stim *s, double pct);
+
+/**
+ * The output the active coil's device last confirmed (coil ABI 1.2), NAN
+ * when it has confirmed none or does not confirm (the device_intensity
+ * rule then does not apply). Any thread.
+ */
+double stim_confirmed_intensity(struct stim *s);
+
+/** The rule (enum safety_rule) of the last refusal, 0 before any. Any thread. */
+unsigned stim_last_refusal(const struct stim *s);
 
 /** Pulses delivered since the last stim_new_session, or since start (atomic). */
 uint64_t stim_session_pulses(const struct stim *s);

@@ -34,6 +34,7 @@
 #include "rpmsctl_control.h"
 #include "rpmsctl_course.h"
 #include "rpmsctl_score.h"
+#include "rpmsctl_threshold.h"
 
 #define RPMSCTL_DEFAULT_ENDPOINT "tcp://127.0.0.1:5560"
 #define RPMSCTL_MAX_TOPICS 32
@@ -63,7 +64,7 @@ struct rpmsctl_tail {
 /* Topics whose sequence numbers are checked for gaps. */
 static const char *const rpmsctl_topics[] = {
 	"rpms.burst", "rpms.stim", "rpms.safety", "rpms.state", "rpms.source",
-	"rpms.heartbeat", "rpms.record", "rpms.emg",
+	"rpms.heartbeat", "rpms.record", "rpms.emg", "rpms.threshold",
 };
 #define RPMSCTL_N_TOPICS (sizeof(rpmsctl_topics) / sizeof(rpmsctl_topics[0]))
 
@@ -465,6 +466,22 @@ static void rpmsctl_record(struct rpmsctl_line *l, json_t *j)
 	}
 }
 
+static void rpmsctl_threshold_event(struct rpmsctl_line *l, json_t *j)
+{
+	rpmsctl_label(l, "threshold");
+	if (!strcmp(rpmsctl_str(j, "kind"), "probe")) {
+		rpmsctl_add(l, "probe %lld at %g %%: %.1f uV%s", rpmsctl_int(j, "probe"),
+			    rpmsctl_num(j, "intensity_pct"), rpmsctl_num(j, "amplitude_uv"),
+			    json_is_true(json_object_get(j, "response")) ? ", response" : "");
+	} else if (!strcmp(rpmsctl_str(j, "outcome"), "found")) {
+		rpmsctl_add(l, "motor threshold %g %% (%lld pulses)", rpmsctl_num(j, "threshold_pct"),
+			    rpmsctl_int(j, "pulses"));
+	} else {
+		rpmsctl_add(l, "%s after %lld pulses: %s", rpmsctl_str(j, "outcome"),
+			    rpmsctl_int(j, "pulses"), rpmsctl_str(j, "reason"));
+	}
+}
+
 /* One human line for the event @j on @topic. */
 static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 				size_t len)
@@ -498,6 +515,8 @@ static void rpmsctl_print_human(const char *topic, json_t *j, const char *body,
 		rpmsctl_heartbeat(&l, j);
 	} else if (strcmp(topic, "rpms.record") == 0) {
 		rpmsctl_record(&l, j);
+	} else if (strcmp(topic, "rpms.threshold") == 0) {
+		rpmsctl_threshold_event(&l, j);
 	} else {
 		/* A topic newer than this rpmsctl: show it raw. */
 		rpmsctl_label(&l, topic);
@@ -971,6 +990,8 @@ int main(int argc, char **argv)
 		ret = rpmsctl_course_main(n, args);
 	} else if (strcmp(cmd, "score") == 0) {
 		ret = rpmsctl_score_main(n, args);
+	} else if (strcmp(cmd, "threshold") == 0) {
+		ret = rpmsctl_threshold_main(n, args);
 	} else {
 		ret = rpmsctl_control_usage_error("unknown command '%s'", cmd);
 	}

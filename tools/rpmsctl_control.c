@@ -67,6 +67,10 @@ void rpmsctl_control_usage(FILE *f)
 		"                         60), stored with the session (rpmsctl course) and\n"
 		"                         published on rpms.state \"assessment\"\n"
 		"  keygen FILE            new CURVE key pair: secret into FILE (0600), public on stdout\n"
+		"  threshold [--channel N] [--window A-B] [--interval SEC] [--start PCT] [--cap PCT]\n"
+		"                         measure the motor threshold (docs/threshold.md): the coil\n"
+		"                         armed, single probe pulses; prints each probe and the\n"
+		"                         result (exit 5 when none was found); --stop ends one\n"
 		"\n"
 		"Options of the control commands:\n"
 		"  -e, --endpoint E       control endpoint (default $%s, else %s)\n"
@@ -294,6 +298,17 @@ err_sock:
 err_ctx:
 	zmq_ctx_term(ctx);
 	return ret;
+}
+
+int rpmsctl_control_request(const char *endpoint, double timeout_s, const char *server_key,
+			    const char *secret_file, const char *req, char **reply)
+{
+	const struct rpmsctl_control_opts o = {
+		.endpoint = endpoint, .timeout_s = timeout_s, .server_key = server_key,
+		.secret_file = secret_file,
+	};
+
+	return rpmsctl_control_call(&o, req, reply);
 }
 
 /* ---- printing ---------------------------------------------------------- */

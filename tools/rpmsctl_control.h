@@ -48,6 +48,15 @@ int rpmsctl_control_curve(void *sock, const char *server_key, const char *secret
  */
 int rpmsctl_control_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/**
+ * Send one request body @req to the control endpoint and wait @timeout_s
+ * for the reply (CURVE with @server_key and @secret_file, both or NULL).
+ * @return RPMSCTL_CONTROL_OK with *@reply (free()), or an exit status
+ *         above with the message printed
+ */
+int rpmsctl_control_request(const char *endpoint, double timeout_s, const char *server_key,
+			    const char *secret_file, const char *req, char **reply);
+
 /** Print the control commands' part of the usage text. */
 void rpmsctl_control_usage(FILE *f);
 

@@ -48,7 +48,9 @@ extern "C" {
  * .envelope and .alert_text, with struct rpmsd_coil_envelope and its
  * two table entries (struct rpmsd_coil_rate_cap, struct
  * rpmsd_coil_energy_point); then .pulse_info with struct
- * rpmsd_coil_pulse_info (delivery verification).
+ * rpmsd_coil_pulse_info (delivery verification); then the sim_*
+ * members at the end of struct rpmsd_coil_pulse_info (a simulated
+ * patient's EMG response, for test rigs).
  */
 #define RPMSD_COIL_ABI_MINOR 2
 
@@ -225,6 +227,22 @@ struct rpmsd_coil_pulse_info {
 	uint64_t readback_pulse;
 	/** Device read-back of pulse @readback_pulse: realised di/dt, A/µs; NAN none. */
 	double didt_a_per_us;
+	/*
+	 * A simulated patient's response to this pulse (the sim plugin's; a
+	 * real device knows nothing of the kind and leaves these alone). The
+	 * host mixes it into a replayed EMG (docs/plugins-sim.md): the
+	 * stimulus artefact at the pulse's sample, then a biphasic M-wave of
+	 * @sim_response_uv peak-to-peak @sim_latency_us later on channel
+	 * @sim_channel. Only when struct_size holds them.
+	 */
+	/** M-wave peak-to-peak, µV; NAN (the host's default): no simulated response. */
+	double sim_response_uv;
+	/** M-wave onset after the pulse, µs. */
+	double sim_latency_us;
+	/** Stimulus artefact peak, µV (0: none). */
+	double sim_artefact_uv;
+	/** EMG channel (0 = the first) the response appears on. */
+	uint32_t sim_channel;
 };
 
 /** Operations of a plugin. open, pulse and close are required. */

@@ -32,6 +32,14 @@
  * envelope = test-rapid2 it declares the test envelope below. With
  * device_model empty the three ops say "no device" (confirmed_intensity
  * -EOPNOTSUPP, envelope NULL): the host behaves as before 1.2.
+ *
+ * A simulated patient, off unless patient_threshold_pct is set: each
+ * pulse at output I draws an M-wave amplitude from a sigmoid recruitment
+ * curve (simpatient.c: true threshold, slope, maximum, log-normal trial
+ * noise, seed) and reports it with the pulse (pulse_info's sim_*), and
+ * the host mixes artefact and M-wave into a replayed EMG on
+ * patient_channel (daemon/simemg.c, docs/plugins-sim.md). The draw is
+ * made on the stim thread from memory set up in open: no allocation.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +56,8 @@
 #include <unistd.h>
 
 #include <rpmsd/coil.h>
+
+#include "simpatient.h"
 
 struct sim_pulse {
 	int64_t t_ns;
@@ -112,6 +122,12 @@ struct sim {
 	double didt_per_pct;		/* 0: no read-back */
 	double last_intensity_pct;	/* of pulse number fired */
 	double prev_intensity_pct;	/* of pulse number fired - 1 */
+	/* simulated patient */
+	struct simpatient *patient;	/* NULL: none */
+	double response_uv;		/* of pulse number fired */
+	double patient_latency_us;
+	double patient_artefact_uv;
+	long long patient_channel;
 };
 
 /*
@@ -184,6 +200,30 @@ static const struct rpmsd_coil_key sim_keys[] = {
 	{ .name = "didt_per_pct", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0",
 	  .min = 0, .max = 1000, .unit = "A/us",
 	  .doc = "emulated di/dt read-back, intensity times this, reported late (with the next pulse) as a serial device's would be (0: none)" },
+	{ .name = "patient_threshold_pct", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0",
+	  .min = 0, .max = 100, .unit = "%",
+	  .doc = "simulated patient: true motor threshold, the output whose median M-wave is 50 uV peak-to-peak (0: no patient)" },
+	{ .name = "patient_slope_pct", .type = RPMSD_COIL_KEY_DOUBLE, .def = "2",
+	  .min = 0.1, .max = 50, .unit = "%",
+	  .doc = "simulated patient: spread of the sigmoid recruitment curve" },
+	{ .name = "patient_max_uv", .type = RPMSD_COIL_KEY_DOUBLE, .def = "2000",
+	  .min = 101, .max = 100000, .unit = "uV",
+	  .doc = "simulated patient: maximum M-wave, peak-to-peak" },
+	{ .name = "patient_noise", .type = RPMSD_COIL_KEY_DOUBLE, .def = "0.2",
+	  .min = 0, .max = 2, .unit = "",
+	  .doc = "simulated patient: trial-to-trial noise, SD of the log amplitude" },
+	{ .name = "patient_seed", .type = RPMSD_COIL_KEY_INT, .def = "1",
+	  .min = 0, .max = 9007199254740991.0, .unit = "",
+	  .doc = "simulated patient: seed of its noise (the same seed, the same draws)" },
+	{ .name = "patient_channel", .type = RPMSD_COIL_KEY_INT, .def = "0",
+	  .min = 0, .max = 7, .unit = "",
+	  .doc = "simulated patient: replayed EMG channel (0 = the first) the responses appear on" },
+	{ .name = "patient_latency_ms", .type = RPMSD_COIL_KEY_DOUBLE, .def = "4",
+	  .min = 0.5, .max = 30, .unit = "ms",
+	  .doc = "simulated patient: M-wave onset after the pulse" },
+	{ .name = "patient_artefact_uv", .type = RPMSD_COIL_KEY_DOUBLE, .def = "2000",
+	  .min = 0, .max = 100000, .unit = "uV",
+	  .doc = "simulated patient: stimulus artefact peak at the pulse (decays within 1.5 ms)" },
 };
 
 /* Temperature at @now, cooled exponentially since the last update. */
@@ -420,6 +460,55 @@ static int sim_device_open(struct sim *s, const struct rpmsd_coil_host *host)
 	return 0;
 }
 
+/* The simulated patient's keys; none without patient_threshold_pct. */
+static int sim_patient_open(struct sim *s, const struct rpmsd_coil_host *host)
+{
+	struct simpatient_params prm = { 0 };
+	long long seed = 0;
+	double lat_ms = 0.0;
+	char err[160];
+	int ret;
+
+	s->response_uv = NAN;
+	ret = host->get_double(host->ctx, "patient_threshold_pct", &prm.threshold_pct);
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "patient_slope_pct", &prm.slope_pct);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "patient_max_uv", &prm.max_uv);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "patient_noise", &prm.noise);
+	}
+	if (ret == 0) {
+		ret = host->get_int(host->ctx, "patient_seed", &seed);
+	}
+	if (ret == 0) {
+		ret = host->get_int(host->ctx, "patient_channel", &s->patient_channel);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "patient_latency_ms", &lat_ms);
+	}
+	if (ret == 0) {
+		ret = host->get_double(host->ctx, "patient_artefact_uv", &s->patient_artefact_uv);
+	}
+	if (ret < 0 || prm.threshold_pct == 0.0) {
+		return ret;
+	}
+	s->patient_latency_us = lat_ms * 1000.0;
+	prm.seed = (uint64_t)seed;
+	ret = simpatient_create(&prm, &s->patient, err, sizeof(err));
+	if (ret < 0) {
+		host->log(host->ctx, RPMSD_COIL_LOG_ERR, "key patient_%s", err);
+		return ret;
+	}
+	host->log(host->ctx, RPMSD_COIL_LOG_INFO,
+		  "simulated patient: threshold %g %%, slope %g %%, max %g uV, noise %g, seed %lld, "
+		  "channel %lld", prm.threshold_pct, prm.slope_pct, prm.max_uv, prm.noise, seed,
+		  s->patient_channel);
+	return 0;
+}
+
 static int sim_open(const struct rpmsd_coil_host *host, void **out)
 {
 	struct sim *s = calloc(1, sizeof(*s));
@@ -481,6 +570,9 @@ static int sim_open(const struct rpmsd_coil_host *host, void **out)
 	if (ret == 0) {
 		ret = sim_device_open(s, host);
 	}
+	if (ret == 0) {
+		ret = sim_patient_open(s, host);
+	}
 	if (ret < 0) {
 		goto err_free;
 	}
@@ -516,6 +608,7 @@ err_estop:
 	free(s->estops);
 	free(s->log);
 err_free:
+	simpatient_destroy(s->patient);
 	free(s);
 	return ret;
 }
@@ -573,6 +666,8 @@ static int sim_pulse(void *h, double intensity_pct, uint32_t width_us)
 		return -EIO;
 	}
 	s->fired++;
+	/* the patient's response to this pulse, at the output it fired at */
+	s->response_uv = s->patient ? simpatient_response_uv(s->patient, intensity_pct) : NAN;
 	s->prev_intensity_pct = s->last_intensity_pct;
 	s->last_intensity_pct = intensity_pct;
 	s->temp_c = sim_temp_at(s, now) + s->heat_per_pulse_c * frac * frac;
@@ -610,6 +705,14 @@ static int sim_pulse_info(void *h, struct rpmsd_coil_pulse_info *info)
 	if (s->didt_per_pct > 0.0 && s->fired > 1) {
 		info->readback_pulse = s->fired - 1;
 		info->didt_a_per_us = s->prev_intensity_pct * s->didt_per_pct;
+	}
+	/* a host older than the sim_* members has no room for them */
+	if (s->patient && info->struct_size >= offsetof(struct rpmsd_coil_pulse_info, sim_channel) +
+							 sizeof(info->sim_channel)) {
+		info->sim_response_uv = s->response_uv;
+		info->sim_latency_us = s->patient_latency_us;
+		info->sim_artefact_uv = s->patient_artefact_uv;
+		info->sim_channel = (uint32_t)s->patient_channel;
 	}
 	return 0;
 }
@@ -677,6 +780,7 @@ static void sim_close(void *h)
 	}
 	free(s->estops);
 	free(s->log);
+	simpatient_destroy(s->patient);
 	free(s);
 }
 

@@ -55,14 +55,17 @@ def test_closed_loop_fast_replay():
 
 def test_open_loop_paced():
     """Three seconds on the real clock, an on/off protocol firing at 20 Hz
-    from the start, stopped by SIGTERM mid-train."""
+    from the start, stopped by SIGTERM mid-train; the sim plugin's simulated
+    patient answers every pulse (its draw on the stim thread, its M-wave
+    mixed into the replay on the acquire thread)."""
     def enough(msgs):
         return sum(1 for t, _, _ in msgs if t == "rpms.stim") >= 40
 
     r, c = counted(rig.demo_config(endpoint(), extra={
         ("stim", "mode"): "open_loop", ("stim", "protocol"): "onoff",
         ("stim", "on_ms"): "1000", ("stim", "off_ms"): "600",
-        ("safety", "max_train_pulses"): "20", ("stim", "open_loop_pulses"): "1000"}),
+        ("safety", "max_train_pulses"): "20", ("stim", "open_loop_pulses"): "1000",
+        ("coil.sim", "patient_threshold_pct"): "20", ("coil.sim", "patient_noise"): "0.3"}),
         args=(), stop_when=enough)
     check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
     check(len(r.of("rpms.stim")) >= 40, "pulses %d" % len(r.of("rpms.stim")))

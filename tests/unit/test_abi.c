@@ -145,11 +145,16 @@ static void test_abi_ops(void **state)
 static void test_abi_pulse_info(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct rpmsd_coil_pulse_info), 32);
+	assert_int_equal(sizeof(struct rpmsd_coil_pulse_info), 64);
 	ABI_PIN(rpmsd_coil_pulse_info, struct_size, 0, 8, size_t);
 	ABI_PIN(rpmsd_coil_pulse_info, confirm_ns, 8, 8, int64_t);
 	ABI_PIN(rpmsd_coil_pulse_info, readback_pulse, 16, 8, uint64_t);
 	ABI_PIN(rpmsd_coil_pulse_info, didt_a_per_us, 24, 8, double);
+	/* grown at its end: the simulated patient's response */
+	ABI_PIN(rpmsd_coil_pulse_info, sim_response_uv, 32, 8, double);
+	ABI_PIN(rpmsd_coil_pulse_info, sim_latency_us, 40, 8, double);
+	ABI_PIN(rpmsd_coil_pulse_info, sim_artefact_uv, 48, 8, double);
+	ABI_PIN(rpmsd_coil_pulse_info, sim_channel, 56, 4, uint32_t);
 }
 
 /*

@@ -6,6 +6,7 @@
  * accepted that the daemon would have to guess about.
  */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,7 +104,15 @@ static void test_commands(void **state)
 	static const char *const names[] = {
 		"status", "arm", "disarm", "calibrate", "session_start", "session_stop", "set",
 		"assess",
+		"threshold", "threshold_status",
 	};
+	static const char *const allowed[CONTROL_CMD_COUNT] = {
+		[CONTROL_CMD_SESSION_STOP] = "cmd, reason",
+		[CONTROL_CMD_THRESHOLD] = "cmd, channel, window_ms, interval_s, start_pct, "
+					  "cap_pct, stop",
+		[CONTROL_CMD_THRESHOLD_STATUS] = "cmd, since",
+	};
+	char want[256];
 	struct control_request req;
 	char text[128];
 	unsigned i;
@@ -120,9 +129,9 @@ static void test_commands(void **state)
 		assert_int_equal(req.cmd, i);
 		/* no member besides cmd (and session_stop's reason) */
 		snprintf(text, sizeof(text), "{\"cmd\": \"%s\", \"force\": true}", names[i]);
-		test_expect_error(text, "bad_request", i == CONTROL_CMD_SESSION_STOP
-				  ? "unknown member \"force\" (allowed: cmd, reason)"
-				  : "unknown member \"force\" (allowed: cmd)");
+		snprintf(want, sizeof(want), "unknown member \"force\" (allowed: %s)",
+			 allowed[i] ? allowed[i] : "cmd");
+		test_expect_error(text, "bad_request", want);
 	}
 	assert_null(control_request_cmd_name(CONTROL_CMD_COUNT));
 	test_parse_ok(" \n{\"cmd\":\"status\"}\n ", &req);
@@ -174,7 +183,8 @@ static void test_malformed(void **state)
 	test_expect_error("{\"cmd\": [\"arm\"]}", "bad_request", "\"cmd\" is an array");
 	test_expect_error("{\"cmd\": \"Arm\"}", "unknown_command", "unknown command \"Arm\"");
 	test_expect_error("{\"cmd\": \"fire\"}", "unknown_command",
-			  "(allowed: status, arm, disarm, calibrate, session_start, session_stop, set, assess)");
+			  "(allowed: status, arm, disarm, calibrate, session_start, session_stop, set, "
+			  "assess, threshold, threshold_status)");
 	/* which of two would win is not obvious: both refused */
 	test_expect_error("{\"cmd\": \"status\", \"cmd\": \"arm\"}", "bad_request", "duplicate");
 	test_expect_error("{\"cmd\": \"a\\u0000m\"}", "bad_request", "not JSON");
@@ -393,11 +403,50 @@ static void test_keys(void **state)
 	rmdir(dir);
 }
 
+/* "threshold": every member optional, each checked, stop alone. */
+static void test_threshold_request(void **state)
+{
+	struct control_request req;
+
+	(void)state;
+	test_parse_ok("{\"cmd\": \"threshold\"}", &req);
+	assert_int_equal(req.threshold.channel, -1);
+	assert_true(isnan(req.threshold.cap_pct) && isnan(req.threshold.win_start_ms));
+	assert_false(req.threshold.stop);
+	test_parse_ok("{\"cmd\": \"threshold\", \"channel\": 1, \"window_ms\": [3, 25], "
+		      "\"interval_s\": 0.5, \"start_pct\": 30, \"cap_pct\": 55}", &req);
+	assert_int_equal(req.threshold.channel, 1);
+	assert_true(req.threshold.win_start_ms == 3.0 && req.threshold.win_end_ms == 25.0);
+	assert_true(req.threshold.interval_s == 0.5 && req.threshold.start_pct == 30.0);
+	assert_true(req.threshold.cap_pct == 55.0);
+	test_parse_ok("{\"cmd\": \"threshold\", \"stop\": true}", &req);
+	assert_true(req.threshold.stop);
+	test_expect_error("{\"cmd\": \"threshold\", \"stop\": true, \"channel\": 1}",
+			  "bad_request", "threshold: \"stop\" with other members");
+	test_expect_error("{\"cmd\": \"threshold\", \"channel\": 9}", "invalid_value",
+			  "threshold: channel 9 is out of range (allowed: 0 to 7)");
+	test_expect_error("{\"cmd\": \"threshold\", \"channel\": 1.5}", "bad_request",
+			  "threshold: \"channel\" is a number (allowed: an integer");
+	test_expect_error("{\"cmd\": \"threshold\", \"cap_pct\": 0}", "invalid_value",
+			  "threshold: cap_pct 0 is out of range (allowed: 1 to 110 %)");
+	test_expect_error("{\"cmd\": \"threshold\", \"interval_s\": 0.01}", "invalid_value",
+			  "threshold: interval_s 0.01 is out of range (allowed: 0.2 to 60 s)");
+	test_expect_error("{\"cmd\": \"threshold\", \"window_ms\": [20, 2]}", "invalid_value",
+			  "threshold: window_ms [20, 2] is out of range");
+	test_expect_error("{\"cmd\": \"threshold\", \"window_ms\": 20}", "bad_request",
+			  "threshold: \"window_ms\" is a");
+	test_expect_error("{\"cmd\": \"threshold_status\", \"since\": 0}", "bad_request",
+			  "threshold_status: \"since\" is not an integer from 1 to 100000");
+	test_parse_ok("{\"cmd\": \"threshold_status\", \"since\": 4}", &req);
+	assert_int_equal(req.threshold.since, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_assess_request),
+		cmocka_unit_test(test_threshold_request),
 		cmocka_unit_test(test_set_scope_from_the_table),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_session_ids),
