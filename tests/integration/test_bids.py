@@ -429,8 +429,30 @@ def test_mne_reads_back():
               all(float(r["sampling_frequency"]) == raw.info["sfreq"] for r in ch), ch)
 
 
+def test_assessment_and_threshold_rows():
+    """The daemon's own annotations of an assessment block (one annotation with
+    its duration) and of the motor threshold procedure (a probe per pulse, the
+    result) become events.tsv rows of their own kind, not "annotation"."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("rpms_bids", TOOL)
+    spec = importlib.util.spec_from_loader("rpms_bids", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    rows = mod.events_of([(1.0, 60.0, "assessment post rest"),
+                          (2.0, None, "threshold probe 3 44.5% 61.2 uV response"),
+                          (5.0, None, "threshold probe 4 43.5% nan uV"),
+                          (9.0, None, "motor threshold 44% (22 pulses)")])
+    got = [(r[0], r[1], r[2], r[4]) for r in rows]
+    check(got == [(1.0, 60.0, "assessment", "post rest"), (2.0, 0.0, "threshold_probe", 44.5),
+                  (5.0, 0.0, "threshold_probe", 43.5), (9.0, 0.0, "motor_threshold", "n/a")],
+          "events.tsv rows %r" % got)
+    print("ok   assessment blocks and threshold probes are rows of their own kind")
+
+
 if __name__ == "__main__":
     rig.run_tests([
+        test_assessment_and_threshold_rows,
         test_layout_and_numbers,
         test_hash_mismatch_refused,
         test_refusals,
