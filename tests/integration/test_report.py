@@ -15,8 +15,9 @@ own with sqlite3:
     prescribed, cumulative, motor threshold and intensity, rest RMS, bursts a
     minute and % active pre/post (the second session a gap: a dash, not 0),
     the scores, the deviations and adverse notes with their times;
-  - no stretch assessment: the report says so; a stretch assessment
-    (course_db_drv) gives the TSRT table;
+  - no stretch assessment: the report says so; stretch assessments
+    (course_db_drv) give the TSRT table (the last block of a phase);
+  - a blinded course: its arm code, nothing that names the arm;
   - an unknown course: a clear error, exit 1, no file written;
   - PostgreSQL (the real server of test_course_db.py's harness, skipped
     with it): journal entries not on the server are said at the top.
@@ -350,8 +351,9 @@ def test_unknown_course():
 
 
 def test_stretch_tsrt():
-    """A stretch block with a TSRT (stored through the course_db API): its
-    table holds the database's numbers, and no "no stretch" note."""
+    """Stretch blocks with a TSRT (stored through the course_db API): the
+    table holds the database's numbers of the last block of each phase, and
+    no "no stretch" note."""
     import test_course_report as cr
     s = cr.Site()
     try:
@@ -359,6 +361,8 @@ def test_stretch_tsrt():
                                       "begin P01 C1 rig1 %d %s" % (cr.DAY0 + 10 * cr.HOUR,
                                                                    cr.day(0))])[2]
         cr.drv(["sqlite", s.db], [
+            "assess %s pre stretch %d 1 1 FCR/tsrt_deg=60,FCR/slope=-1,FCR/r2=0.5"
+            % (a, cr.DAY0 + 10 * cr.HOUR + 10),
             "assess %s pre stretch %d 3 60 FCR/tsrt_deg=71.25,FCR/slope=-0.5,FCR/r2=0.81"
             % (a, cr.DAY0 + 10 * cr.HOUR + 70),
             "assess %s post stretch %d 90 60 FCR/tsrt_deg=88.5,FCR/slope=-0.25,FCR/r2=0.7"
@@ -373,11 +377,47 @@ def test_stretch_tsrt():
         rows = rows_of(p, "stretch")
         check(rows == [{"session": "1", "channel": "FCR", "r2 pre": "0.81", "r2 post": "0.70",
                         "slope pre": "-0.50", "slope post": "-0.25", "tsrt_deg pre": "71.25",
-                        "tsrt_deg post": "88.50", "blocks": "1 pre, 1 post"}], rows)
+                        "tsrt_deg post": "88.50", "blocks": "2 pre, 1 post"}], rows)
         check("no stretch assessments" not in p.all and "no rest assessments" in p.all, p.all)
         check("target nerve_trunk radial, right" in p.all, p.all[:600])
     finally:
         s.close()
+
+
+def test_blinded_arm_code_only():
+    """A blinded course (docs/sham.md): the report shows its arm code, and
+    nothing that names the arm."""
+    tmp = tempfile.mkdtemp(prefix="blind-", dir=TMP)
+    secret = os.path.join(tmp, "statistician.secret")
+    r = subprocess.run([rig.RPMSCTL, "keygen", secret], capture_output=True, text=True)
+    check(r.returncode == 0, r.stderr)
+    public = os.path.join(tmp, "statistician.public")
+    with open(public, "w") as f:
+        f.write(r.stdout)
+    alloc = os.path.join(tmp, "allocation")
+    with open(alloc, "w") as f:
+        f.write("C-B1 sham Q5\n")
+    os.chmod(alloc, 0o600)
+    rx = tcs.rx_dir(("P-B1", "C-B1", 1, PULSES, tcs.OUT30))
+    conf = tcs.course_conf(rx, rig.state_dir(), extra={
+        "blind": {"allocation": alloc, "statistician_public_key": public,
+                  "audit": os.path.join(tmp, "audit")},
+        "sham_coil.sim": {"pulse_log": os.path.join(tmp, "sham.csv")}})
+    d = tc.Daemon(conf)
+    try:
+        tcs.run_full_session(d, "P-B1", "S1", "C-B1", None, PULSES)
+    finally:
+        d.stop()
+    out = os.path.join(tmp, "blinded.html")
+    r = render(out, course_id="C-B1", conf=d.path)
+    check(r.returncode == 0, r.stderr)
+    p = parse(out)
+    check([row["arm code"] for row in rows_of(p, "dose")] == ["Q5"], rows_of(p, "dose"))
+    check("blinded arm code Q5" in p.all, p.all[:800])
+    data = open(out, "rb").read().lower()
+    # the arm of this allocation is "sham"
+    for word in (b"sham", b"arm: ", b"allocation"):
+        check(word not in data, "the report names %r" % word)
 
 
 def test_pg_pending_said():
@@ -411,6 +451,16 @@ def test_pg_pending_said():
               p.all[:300])
         check(rows_of(p, "dose")[0]["delivered"] == "100", rows_of(p, "dose"))
         check("2 journal entries not on the server" in r.stderr, r.stderr)
+        # not the rig (no journal here): whether entries are missing is unknown, said so
+        s2 = cr.pg_site(srv, db, "/nonexistent/course-journal.db")
+        try:
+            r = render(out, "--patient", "P01", course_id="C1", conf=s2.conf)
+            check(r.returncode == 0, r.stderr)
+            p = parse(out)
+            check(p.all.startswith("rPMS course C1, patient P01 POSSIBLY INCOMPLETE: ") and
+                  "No such file" in p.all[:400], p.all[:400])
+        finally:
+            s2.close()
     finally:
         rg.close()
         s.close()
@@ -419,4 +469,4 @@ def test_pg_pending_said():
 if __name__ == "__main__":
     rig.run_tests([test_self_contained_pngs, test_header_and_dose, test_motor_threshold,
                    test_rest_activity, test_scores_and_notes, test_unknown_course,
-                   test_stretch_tsrt, test_pg_pending_said])
+                   test_stretch_tsrt, test_blinded_arm_code_only, test_pg_pending_said])
