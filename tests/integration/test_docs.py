@@ -84,6 +84,7 @@ def test_documented_options_exist():
         "rpms-scope": help_options([py, os.path.join(rig.SOURCE, "tools", "rpms-scope")]),
         "rpms-bids": help_options([py, os.path.join(rig.SOURCE, "tools", "rpms-bids"),
                                    "export"]),
+        "rpms-report": help_options([py, os.path.join(rig.SOURCE, "tools", "rpms-report")]),
         "client.py": help_options([py, os.path.join(rig.SOURCE, "docs", "examples",
                                                      "client.py")]),
         "validate_events.py": help_options([py, os.path.join(rig.SOURCE, "tests",
