@@ -212,7 +212,8 @@ static void control_assess_finish(struct control *c, const struct bank_tally *to
 }
 
 /* An mvc or cci block's windows are all copied: its numbers out, as for rest. */
-static void control_assess_finish_windows(struct control *c, int rc, const char *why)
+static void control_assess_finish_windows(struct control *c, const struct bank_tally *last,
+					  int rc, const char *why)
 {
 	const struct source *src = acquire_source(c->acq);
 	struct course_db_result res[2 * EVENT_ASSESS_CHANNELS + 2];
@@ -239,15 +240,11 @@ static void control_assess_finish_windows(struct control *c, int rc, const char 
 	ev.u.assess.kind = (uint32_t)c->assess_kind;
 	ev.u.assess.channels = n;
 	ev.u.assess.windows = (uint32_t)nw;
-	for (size_t k = 0; rc == 0 && k < nw; k++) {
-		for (unsigned ch = 0; ch < n; ch++) {
-			if (!isfinite(c->assess_win[k][ch])) {
-				/* a pulse fell in the block (armed after it began) */
-				snprintf(err, sizeof(err), "window %zu of the block was all in a "
-					 "stimulation blank", k + 1);
-				rc = -ECANCELED;
-			}
-		}
+	if (rc == 0 && last->blanked > c->assess_from.blanked) {
+		/* a pulse fell in the block (armed after it began): no clean contraction */
+		snprintf(err, sizeof(err), "%" PRIu64 " samples of the block were in a "
+			 "stimulation blank", last->blanked - c->assess_from.blanked);
+		rc = -ECANCELED;
 	}
 	if (rc == 0 && c->assess_kind == COURSE_DB_ASSESS_MVC) {
 		for (unsigned ch = 0; rc == 0 && ch < n; ch++) {
@@ -350,9 +347,11 @@ static void control_assess_windows(struct control *c, const struct bank_tally *t
 		c->assess_win_next = c->assess_win_first;
 		c->assess_win_end = c->assess_win_first + nwin;
 		c->assess_first = end + (c->assess_win_first * w - t->samples);
+		/* blanks from here to the last copy: a superset of the block's */
+		c->assess_from = *t;
 		c->assess_state = CONTROL_ASSESS_RUNNING;
 	} else if (t->windows > c->assess_win_next + BANK_TALLY_WINDOWS) {
-		control_assess_finish_windows(c, -EOVERFLOW, "the control thread fell behind: "
+		control_assess_finish_windows(c, t, -EOVERFLOW, "the control thread fell behind: "
 					      "windows of the block were overwritten before they "
 					      "were copied");
 		return;
@@ -364,7 +363,7 @@ static void control_assess_windows(struct control *c, const struct bank_tally *t
 		       n * sizeof(float));
 	}
 	if (c->assess_win_next == c->assess_win_end) {
-		control_assess_finish_windows(c, 0, NULL);
+		control_assess_finish_windows(c, t, 0, NULL);
 		return;
 	}
 	/* half the ring on: the copy comes long before it could wrap */

@@ -25,7 +25,9 @@ band's share of white noise at 1 kHz).
 
 Refusals: cci before an mvc block in this session (no_mvc), an unknown
 channel and the same channel twice (invalid_value), rpmsctl without
---antagonist (usage, exit 2). The numbers in the course database, the
+--antagonist (usage, exit 2); an mvc block the coil was armed during
+(its pulses' blanks in it) published with stored false (-ECANCELED), not
+in the database. The numbers in the course database, the
 blocks as stretches of the EDF+.
 """
 
@@ -172,6 +174,15 @@ def test_assess_cci():
             check(abs(got - ref * BAND) < 0.10 * ref * BAND, "MVC %g uV, replay %g" % (got, ref))
         check(abs(cci["cci_pct"] - want) <= TOL_PCT,
               "CCI %g %%, the replay's %g %%" % (cci["cci_pct"], want))
+        # armed after a block began: its pulses' blanks spoil it, not stored
+        t = time.monotonic()
+        d.ok({"cmd": "assess", "kind": "mvc", "phase": "post", "seconds": 3})
+        d.ok({"cmd": "arm"})
+        d.wait_for(lambda: d.of("rpms.stim", since=t), cs.WAIT_S, "a pulse in the block")
+        spoilt = wait_block(d, "mvc", t)
+        check(not spoilt["stored"] and spoilt["code"] == -125 and spoilt["phase"] == "post",
+              spoilt)
+        d.ok({"cmd": "disarm"})
         stop = d.ok({"cmd": "session_stop"})
         check(stop["stopped"], stop)
     finally:
@@ -182,6 +193,7 @@ def test_assess_cci():
           vals[("FCR+ECR", "windows")] == 25, rows)
     check(abs(vals[("FCR", "mvc_rms_uv")] - mvc["rms_uv"][0]) < 1e-2, rows)
     mrows = db_rows(db, "mvc")
+    # the spoilt post block is not among them
     check(sorted((ch, name) for _, _, ch, name, _ in mrows) ==
           [("ECR", "mvc_rms_uv"), ("FCR", "mvc_rms_uv")], mrows)
     ann = json.loads(subprocess.run([cs.EDF_READ, edf], capture_output=True,
