@@ -115,6 +115,61 @@ int assess_cci(const float *a, const float *b, size_t n, double rate_hz, double 
 	return 0;
 }
 
+int assess_mvc_windows(const float *rms, size_t n, double *rms_uv, char *err, size_t errlen)
+{
+	*rms_uv = 0;
+	if (n == 0) {
+		snprintf(err, errlen, "MVC block: no whole %g s window", ASSESS_CCI_WINDOW_S);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		*rms_uv = rms[i] > *rms_uv ? rms[i] : *rms_uv;
+	}
+	if (!(*rms_uv > 0)) {
+		snprintf(err, errlen, "MVC block: no EMG above 0 uV in %zu windows: nothing to "
+			 "normalise to", n);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+int assess_cci_windows(const float *ra, const float *rb, size_t n, double mvc_a, double mvc_b,
+		       struct assess_cci *out, char *err, size_t errlen)
+{
+	double common = 0, sum = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->formula = "falconer_winter";
+	if (!(mvc_a > 0) || !(mvc_b > 0) || !isfinite(mvc_a) || !isfinite(mvc_b)) {
+		snprintf(err, errlen, "co-contraction index: MVC RMS %g and %g uV: each must be "
+			 "above 0 (an mvc block of each channel first)", mvc_a, mvc_b);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		double a = ra[i] / mvc_a, b = rb[i] / mvc_b;
+
+		/* a window all in a stimulation blank has no amplitude */
+		if (!isfinite(a) || !isfinite(b)) {
+			continue;
+		}
+		common += a < b ? a : b;
+		sum += a + b;
+		out->windows++;
+	}
+	if (out->windows == 0) {
+		snprintf(err, errlen, "co-contraction index: no whole %g s window",
+			 ASSESS_CCI_WINDOW_S);
+		return -EINVAL;
+	}
+	if (!(sum > 0)) {
+		snprintf(err, errlen, "co-contraction index: no activity on either channel in %zu "
+			 "windows: undefined", out->windows);
+		return -ERANGE;
+	}
+	out->cci_pct = 200.0 * common / sum;
+	return 0;
+}
+
 int assess_tsrt(const double *vel_dps, const double *angle_deg, size_t n,
 		struct assess_tsrt *out, char *err, size_t errlen)
 {

@@ -76,6 +76,24 @@ int assess_mvc(const float *x, size_t n, double rate_hz, double *rms_uv, char *e
 int assess_cci(const float *a, const float *b, size_t n, double rate_hz, double mvc_a,
 	       double mvc_b, struct assess_cci *out, char *err, size_t errlen);
 
+/**
+ * The MVC reference from per-window RMS values (bank_tally's windows):
+ * the largest of the @n windows' @rms (µV; NAN, an all-blanked window,
+ * left out).
+ * @return 0, or -EINVAL (no window) or -ERANGE (no window above 0: no
+ * contraction to normalise to), with @err filled
+ */
+int assess_mvc_windows(const float *rms, size_t n, double *rms_uv, char *err, size_t errlen);
+
+/**
+ * The co-contraction index from per-window RMS values @ra and @rb (@n
+ * windows of ASSESS_CCI_WINDOW_S each, µV; NAN windows left out), each
+ * normalised to its MVC RMS: the same index as assess_cci.
+ * @return as assess_cci
+ */
+int assess_cci_windows(const float *ra, const float *rb, size_t n, double mvc_a, double mvc_b,
+		       struct assess_cci *out, char *err, size_t errlen);
+
 /** A tonic stretch reflex threshold: onset angle regressed on velocity. */
 struct assess_tsrt {
 	double tsrt_deg;	/* the fit's angle at zero velocity */

@@ -44,6 +44,10 @@ struct bank {
 	bank_trace_fn trace;
 	void *trace_ctx;
 	struct bank_tally tally;	/* for outcome assessments */
+	/* the tally's windows: an unclipped chain per channel, the window being summed */
+	struct dsp_chain *wide[BANK_MAX_CHANNELS];
+	double win_sumsq[BANK_MAX_CHANNELS];
+	uint64_t win_len, win_n, win_clean;
 };
 
 /* Report one sample of one channel to the trace callback. */
@@ -117,7 +121,15 @@ int bank_create(const struct rpmsd_config *cfg, double fs, unsigned channels,
 		if (ret < 0) {
 			goto err_free;
 		}
+		ret = dsp_chain_create(cfg, fs, &b->wide[ch], err, errlen);
+		if (ret < 0) {
+			goto err_free;
+		}
+		/* a limit no EMG reaches: never clipped, and never guarded as in calibration */
+		dsp_chain_set_limit(b->wide[ch], 1e30);
 	}
+	b->win_len = (uint64_t)llround(BANK_TALLY_WINDOW_S * fs);
+	b->win_len = b->win_len ? b->win_len : 1;
 	b->limit = cfg->dsp.limit;
 	b->blank_samples = (uint64_t)llround(cfg->detect.blanking_ms * fs / 1000.0);
 	/* The envelope window plus two periods of the high-pass corner. */
@@ -141,6 +153,7 @@ void bank_destroy(struct bank *b)
 	for (ch = 0; ch < BANK_MAX_CHANNELS; ch++) {
 		detect_destroy(b->det[ch]);
 		dsp_chain_destroy(b->dsp[ch]);
+		dsp_chain_destroy(b->wide[ch]);
 	}
 	free(b);
 }
@@ -202,6 +215,21 @@ static int bank_blanked(struct bank *b, uint64_t sample)
 	return 1;
 }
 
+/* A whole window is summed: its RMS per channel into the tally's ring. */
+static void bank_window_close(struct bank *b)
+{
+	float *rms = b->tally.win_rms[b->tally.windows % BANK_TALLY_WINDOWS];
+
+	for (unsigned ch = 0; ch < b->channels; ch++) {
+		rms[ch] = b->win_clean ? (float)sqrt(b->win_sumsq[ch] / (double)b->win_clean) :
+			  NAN;
+		b->win_sumsq[ch] = 0;
+	}
+	b->tally.windows++;
+	b->win_n = 0;
+	b->win_clean = 0;
+}
+
 void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t first,
 		  bank_emit_fn emit, void *ctx)
 {
@@ -255,7 +283,13 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			edge = detect_step(b->det[ch], sample, env, &ev.r);
 			/* the channel's own state, before the rule: per-muscle outcomes */
 			if (!blanked) {
+				float wide;
+
 				b->tally.sumsq[ch] += (double)filtered * filtered;
+				dsp_chain_step(b->wide[ch], x, &wide);
+				b->win_sumsq[ch] += (double)wide * wide;
+			} else {
+				dsp_chain_hold(b->wide[ch], NULL);
 			}
 			b->tally.active[ch] += detect_active(b->det[ch]) ? 1 : 0;
 			/*
@@ -295,6 +329,10 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			ev.channel = ch;
 			ev.sample = sample;
 			emit(ctx, &ev);
+		}
+		b->win_clean += blanked ? 0 : 1;
+		if (++b->win_n == b->win_len) {
+			bank_window_close(b);
 		}
 	}
 }

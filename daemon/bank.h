@@ -54,6 +54,11 @@ struct bank_trace {
 /** Receives every sample of every channel when tracing. */
 typedef void (*bank_trace_fn)(void *ctx, const struct bank_trace *t);
 
+/** The per-window amplitudes' window, seconds (assess.h's ASSESS_CCI_WINDOW_S). */
+#define BANK_TALLY_WINDOW_S 0.2
+/** Windows a tally holds: 12.8 s at 0.2 s, copied at least that often. */
+#define BANK_TALLY_WINDOWS 64
+
 /**
  * Running totals per channel since bank_create, for outcome assessments
  * (docs/outcomes.md): the difference of two copies taken at two samples
@@ -65,6 +70,16 @@ struct bank_tally {
 	double sumsq[BANK_MAX_CHANNELS];	/* filtered µV², blanked samples left out */
 	uint64_t active[BANK_MAX_CHANNELS];	/* samples the channel's own detector was in a burst */
 	uint64_t onsets[BANK_MAX_CHANNELS];	/* the channel's own detector's onsets */
+	/*
+	 * The last BANK_TALLY_WINDOWS whole windows of BANK_TALLY_WINDOW_S
+	 * (window k: processed samples k * w .. (k + 1) * w - 1, at
+	 * win_rms[k % BANK_TALLY_WINDOWS]): per channel the RMS of the
+	 * band-passed EMG without the spike limiter (an MVC is far above
+	 * it), blanked samples left out (NAN: all blanked). For co-contraction
+	 * and MVC blocks, which need per-window amplitudes.
+	 */
+	uint64_t windows;			/* whole windows so far */
+	float win_rms[BANK_TALLY_WINDOWS][BANK_MAX_CHANNELS];
 };
 
 struct bank;

@@ -42,6 +42,48 @@ bool control_assess_active(const struct control *c)
 	return c->assess_state != CONTROL_ASSESS_IDLE;
 }
 
+/*
+ * cci: the two named channels, and the session's MVC block they are
+ * normalised to. @return 0, or -1 with @err filled
+ */
+static int control_assess_pair(struct control *c, const struct control_request *req,
+			       struct control_error *err)
+{
+	const struct source *src = acquire_source(c->acq);
+	const char *names[2] = { req->assess_agonist, req->assess_antagonist };
+	unsigned n = acquire_channels(c->acq);
+
+	for (int i = 0; i < 2; i++) {
+		unsigned ch;
+
+		for (ch = 0; ch < n && strcmp(src->channel_names[ch], names[i]); ch++) {
+		}
+		if (ch == n) {
+			control_request_fail(err, "invalid_value", "assess cci: %s \"%.64s\" is not "
+					     "a channel of the source (%u channels: %s%s%s%s)",
+					     i ? "antagonist" : "agonist", names[i], n,
+					     src->channel_names[0], n > 1 ? ", " : "",
+					     n > 1 ? src->channel_names[1] : "", n > 2 ? ", ..." : "");
+			snprintf(err->key, sizeof(err->key), "%s", i ? "antagonist" : "agonist");
+			return -1;
+		}
+		c->assess_pair[i] = ch;
+	}
+	if (c->assess_pair[0] == c->assess_pair[1]) {
+		control_request_fail(err, "invalid_value", "assess cci: agonist and antagonist are "
+				     "both \"%.64s\": two different channels are needed", names[0]);
+		snprintf(err->key, sizeof(err->key), "antagonist");
+		return -1;
+	}
+	if (c->assess_mvc_session == 0 || c->assess_mvc_session != course_session_id(c->course)) {
+		control_request_fail(err, "no_mvc", "assess cci: this session has no stored mvc "
+				     "block: run \"assess mvc\" first (each channel is normalised "
+				     "to its maximal voluntary contraction)");
+		return -1;
+	}
+	return 0;
+}
+
 json_t *control_assess_start(struct control *c, const struct control_request *req,
 			     struct control_error *err)
 {
@@ -74,6 +116,10 @@ json_t *control_assess_start(struct control *c, const struct control_request *re
 				     "started: an assessment is a stretch of it");
 		return NULL;
 	}
+	if (req->assess_kind == COURSE_DB_ASSESS_CCI && control_assess_pair(c, req, err) < 0) {
+		return NULL;
+	}
+	c->assess_kind = req->assess_kind;
 	c->assess_phase = req->assess_phase;
 	c->assess_seconds = req->assess_seconds;
 	c->assess_state = CONTROL_ASSESS_STARTING;
@@ -81,9 +127,18 @@ json_t *control_assess_start(struct control *c, const struct control_request *re
 	/* EMG that stops coming (the replay ended, a device lost) must not hold "busy" forever */
 	c->assess_deadline_ns = sclock_mono_ns() + (int64_t)((3 * req->assess_seconds + 30) * 1e9);
 	acquire_tally_request(c->acq, 0);
-	log_info("assessment: %s rest over %g s of EMG begins", req->assess_phase ? "post" : "pre",
-		 req->assess_seconds);
-	return json_pack("{s:s, s:s, s:f, s:f}", "kind", "rest", "phase",
+	log_info("assessment: %s %s over %g s of EMG begins", req->assess_phase ? "post" : "pre",
+		 course_db_assess_kind_name(c->assess_kind), req->assess_seconds);
+	if (c->assess_kind == COURSE_DB_ASSESS_CCI) {
+		return json_pack("{s:s, s:s, s:f, s:f, s:s, s:s, s:s, s:f}", "kind", "cci", "phase",
+				 req->assess_phase ? "post" : "pre", "seconds", req->assess_seconds,
+				 "rate_hz", src->rate_hz, "agonist",
+				 src->channel_names[c->assess_pair[0]], "antagonist",
+				 src->channel_names[c->assess_pair[1]], "formula", "falconer_winter",
+				 "window_s", ASSESS_CCI_WINDOW_S);
+	}
+	return json_pack("{s:s, s:s, s:f, s:f}", "kind",
+			 course_db_assess_kind_name(c->assess_kind), "phase",
 			 req->assess_phase ? "post" : "pre", "seconds", req->assess_seconds,
 			 "rate_hz", src->rate_hz);
 }
@@ -156,6 +211,167 @@ static void control_assess_finish(struct control *c, const struct bank_tally *to
 	ring_push(c->events, &ev);
 }
 
+/* An mvc or cci block's windows are all copied: its numbers out, as for rest. */
+static void control_assess_finish_windows(struct control *c, const struct bank_tally *last,
+					  int rc, const char *why)
+{
+	const struct source *src = acquire_source(c->acq);
+	struct course_db_result res[2 * EVENT_ASSESS_CHANNELS + 2];
+	struct course_db_assessment a = { 0 };
+	uint64_t w = (uint64_t)llround(BANK_TALLY_WINDOW_S * src->rate_hz);
+	size_t nw = (size_t)(c->assess_win_end - c->assess_win_first), nres = 0;
+	uint64_t first = record_first_sample(c->rec);
+	unsigned n = acquire_channels(c->acq);
+	const char *kind = course_db_assess_kind_name(c->assess_kind);
+	char err[COURSE_DB_ERR_MAX], pair[2 * SOURCE_NAME_MAX + 2];
+	float col[2][CONTROL_ASSESS_MAX_S * 5];
+	double mvc[BANK_MAX_CHANNELS] = { 0 };
+	struct assess_cci cci = { 0 };
+	struct event ev;
+
+	c->assess_state = CONTROL_ASSESS_IDLE;
+	snprintf(err, sizeof(err), "%s", why ? why : "");
+	memset(&ev, 0, sizeof(ev));
+	ev.type = EVENT_ASSESS;
+	ev.sample = sclock_last_sample(c->clock);
+	ev.u.assess.first_sample = c->assess_first;
+	ev.u.assess.samples = nw * w;
+	ev.u.assess.phase = (uint32_t)c->assess_phase;
+	ev.u.assess.kind = (uint32_t)c->assess_kind;
+	ev.u.assess.channels = n;
+	ev.u.assess.windows = (uint32_t)nw;
+	if (rc == 0 && last->blanked > c->assess_from.blanked) {
+		/* a pulse fell in the block (armed after it began): no clean contraction */
+		snprintf(err, sizeof(err), "%" PRIu64 " samples of the block were in a "
+			 "stimulation blank", last->blanked - c->assess_from.blanked);
+		rc = -ECANCELED;
+	}
+	if (rc == 0 && c->assess_kind == COURSE_DB_ASSESS_MVC) {
+		for (unsigned ch = 0; rc == 0 && ch < n; ch++) {
+			for (size_t k = 0; k < nw; k++) {
+				col[0][k] = c->assess_win[k][ch];
+			}
+			rc = assess_mvc_windows(col[0], nw, &mvc[ch], err, sizeof(err));
+			if (rc < 0) {
+				size_t used = strlen(err);
+
+				snprintf(err + used, sizeof(err) - used, " (channel %s)",
+					 src->channel_names[ch]);
+			}
+			ev.u.assess.rms_uv[ch] = (float)mvc[ch];
+			res[nres++] = (struct course_db_result){ src->channel_names[ch], "mvc_rms_uv",
+								  mvc[ch] };
+		}
+	} else if (rc == 0) {
+		unsigned ag = c->assess_pair[0], an = c->assess_pair[1];
+
+		for (unsigned ch = 0; ch < n; ch++) {
+			double ss = 0;
+
+			for (size_t k = 0; k < nw; k++) {
+				ss += (double)c->assess_win[k][ch] * c->assess_win[k][ch];
+			}
+			ev.u.assess.rms_uv[ch] = nw ? (float)sqrt(ss / (double)nw) : 0;
+		}
+		for (size_t k = 0; k < nw; k++) {
+			col[0][k] = c->assess_win[k][ag];
+			col[1][k] = c->assess_win[k][an];
+		}
+		rc = assess_cci_windows(col[0], col[1], nw, c->assess_mvc_rms[ag],
+					c->assess_mvc_rms[an], &cci, err, sizeof(err));
+		ev.u.assess.cci_pct = (float)cci.cci_pct;
+		ev.u.assess.agonist = ag;
+		ev.u.assess.antagonist = an;
+		snprintf(pair, sizeof(pair), "%s+%s", src->channel_names[ag],
+			 src->channel_names[an]);
+		res[nres++] = (struct course_db_result){ pair, "cci_pct", cci.cci_pct };
+		res[nres++] = (struct course_db_result){ pair, "windows", (double)cci.windows };
+		res[nres++] = (struct course_db_result){ src->channel_names[ag], "mvc_rms_uv",
+							  c->assess_mvc_rms[ag] };
+		res[nres++] = (struct course_db_result){ src->channel_names[an], "mvc_rms_uv",
+							  c->assess_mvc_rms[an] };
+	}
+	if (rc == 0 && (first == UINT64_MAX || c->assess_first < first)) {
+		snprintf(err, sizeof(err), "the session's recording closed during the block");
+		rc = -ESRCH;
+	}
+	if (rc == 0) {
+		a.phase = c->assess_phase ? COURSE_DB_POST : COURSE_DB_PRE;
+		a.kind = (enum course_db_assess_kind)c->assess_kind;
+		a.at = (int64_t)time(NULL);
+		a.onset_s = (double)(c->assess_first - first) / src->rate_hz;
+		a.duration_s = (double)ev.u.assess.samples / src->rate_hz;
+		a.n_results = nres;
+		a.results = res;
+		rc = course_assessment(c->course, &a, err, sizeof(err));
+	}
+	if (rc == 0 && c->assess_kind == COURSE_DB_ASSESS_MVC) {
+		/* the references the session's cci blocks are normalised to */
+		memcpy(c->assess_mvc_rms, mvc, sizeof(mvc));
+		c->assess_mvc_session = course_session_id(c->course);
+	}
+	ev.u.assess.code = rc;
+	if (rc < 0) {
+		log_warn("assessment: %s %s not stored: %s", c->assess_phase ? "post" : "pre", kind,
+			 err);
+	} else if (c->assess_kind == COURSE_DB_ASSESS_CCI) {
+		log_info("assessment: %s cci %s = %.1f %% (falconer_winter, %zu windows of %g s) "
+			 "stored", c->assess_phase ? "post" : "pre", pair, cci.cci_pct,
+			 cci.windows, ASSESS_CCI_WINDOW_S);
+	} else {
+		log_info("assessment: %s mvc over %zu windows stored (%u channels)",
+			 c->assess_phase ? "post" : "pre", nw, n);
+	}
+	event_stamp(&ev, sclock_now(c->clock));
+	ring_push(c->events, &ev);
+}
+
+/*
+ * mvc, cci: copy the windows this tally holds into the block; ask for the
+ * next copy before the ring (BANK_TALLY_WINDOWS) could wrap past them.
+ */
+static void control_assess_windows(struct control *c, const struct bank_tally *t,
+				   uint64_t end)
+{
+	const struct source *src = acquire_source(c->acq);
+	uint64_t w = (uint64_t)llround(BANK_TALLY_WINDOW_S * src->rate_hz);
+	unsigned n = acquire_channels(c->acq);
+	uint64_t upto, target;
+
+	w = w ? w : 1;
+	if (c->assess_state == CONTROL_ASSESS_STARTING) {
+		uint64_t nwin = (uint64_t)llround(c->assess_seconds * src->rate_hz) / w;
+
+		/* the first whole window that begins at or after this copy */
+		c->assess_win_first = (t->samples + w - 1) / w;
+		c->assess_win_next = c->assess_win_first;
+		c->assess_win_end = c->assess_win_first + nwin;
+		c->assess_first = end + (c->assess_win_first * w - t->samples);
+		/* blanks from here to the last copy: a superset of the block's */
+		c->assess_from = *t;
+		c->assess_state = CONTROL_ASSESS_RUNNING;
+	} else if (t->windows > c->assess_win_next + BANK_TALLY_WINDOWS) {
+		control_assess_finish_windows(c, t, -EOVERFLOW, "the control thread fell behind: "
+					      "windows of the block were overwritten before they "
+					      "were copied");
+		return;
+	}
+	upto = t->windows < c->assess_win_end ? t->windows : c->assess_win_end;
+	for (; c->assess_win_next < upto; c->assess_win_next++) {
+		memcpy(c->assess_win[c->assess_win_next - c->assess_win_first],
+		       t->win_rms[c->assess_win_next % BANK_TALLY_WINDOWS],
+		       n * sizeof(float));
+	}
+	if (c->assess_win_next == c->assess_win_end) {
+		control_assess_finish_windows(c, t, 0, NULL);
+		return;
+	}
+	/* half the ring on: the copy comes long before it could wrap */
+	target = c->assess_win_next + BANK_TALLY_WINDOWS / 2;
+	target = target < c->assess_win_end ? target : c->assess_win_end;
+	acquire_tally_request(c->acq, end + (target * w - t->samples) - 1);
+}
+
 void control_assess_tick(struct control *c)
 {
 	const struct source *src;
@@ -169,18 +385,24 @@ void control_assess_tick(struct control *c)
 		if (sclock_mono_ns() > c->assess_deadline_ns) {
 			struct event ev;
 
-			log_warn("assessment: %s rest given up: the EMG of its %g s did not come",
-				 c->assess_phase ? "post" : "pre", c->assess_seconds);
+			log_warn("assessment: %s %s given up: the EMG of its %g s did not come",
+				 c->assess_phase ? "post" : "pre",
+				 course_db_assess_kind_name(c->assess_kind), c->assess_seconds);
 			c->assess_state = CONTROL_ASSESS_IDLE;
 			memset(&ev, 0, sizeof(ev));
 			ev.type = EVENT_ASSESS;
 			ev.sample = sclock_last_sample(c->clock);
 			ev.u.assess.phase = (uint32_t)c->assess_phase;
+			ev.u.assess.kind = (uint32_t)c->assess_kind;
 			ev.u.assess.first_sample = c->assess_first;
 			ev.u.assess.code = -ETIMEDOUT;
 			event_stamp(&ev, sclock_now(c->clock));
 			ring_push(c->events, &ev);
 		}
+		return;
+	}
+	if (c->assess_kind != COURSE_DB_ASSESS_REST) {
+		control_assess_windows(c, &t, end);
 		return;
 	}
 	if (c->assess_state == CONTROL_ASSESS_STARTING) {

@@ -84,6 +84,16 @@ struct control {
 	uint64_t assess_first;		/* the block's first sample */
 	int64_t assess_deadline_ns;	/* CLOCK_MONOTONIC: no EMG came for it, given up */
 	struct bank_tally assess_from;	/* the totals at its start */
+	/* mvc and cci: the block's windows, copied from the tallies' rings as they come */
+	int assess_kind;		/* enum course_db_assess_kind */
+	unsigned assess_pair[2];	/* cci: agonist, antagonist */
+	uint64_t assess_win_first;	/* the block's first window (bank_tally windows) */
+	uint64_t assess_win_next;	/* the next one to copy */
+	uint64_t assess_win_end;	/* one past its last */
+	float assess_win[CONTROL_ASSESS_MAX_S * 5][BANK_MAX_CHANNELS];
+	/* the session's MVC block: the references a cci is normalised to */
+	int64_t assess_mvc_session;	/* course_session_id it belongs to, 0 none */
+	double assess_mvc_rms[BANK_MAX_CHANNELS];
 
 	/* control thread writes, control_status (main thread) reads */
 	pthread_mutex_t lock;

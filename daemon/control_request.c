@@ -35,8 +35,9 @@ static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
 					"motor_threshold_pct" },
 	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { "reason", NULL }, "cmd, reason" },
 	[CONTROL_CMD_SET] = { "set", { "params", "reason", NULL }, "cmd, params, reason" },
-	[CONTROL_CMD_ASSESS] = { "assess", { "kind", "phase", "seconds", NULL },
-				 "cmd, kind, phase, seconds" },
+	[CONTROL_CMD_ASSESS] = { "assess", { "kind", "phase", "seconds", "agonist", "antagonist",
+					     NULL },
+				 "cmd, kind, phase, seconds, agonist, antagonist" },
 	[CONTROL_CMD_THRESHOLD] = { "threshold", { "channel", "window_ms", "interval_s",
 						   "start_pct", "cap_pct", "stop" },
 				    "cmd, channel, window_ms, interval_s, start_pct, cap_pct, stop" },
@@ -233,20 +234,51 @@ static int control_request_parse_course(json_t *root, struct control_request *re
 	return 0;
 }
 
-/* assess: "kind" (rest), "phase" (pre|post), optional "seconds" (1..600, 60). */
+/* assess: "kind" (rest|mvc|cci), "phase" (pre|post), optional "seconds" (1..600, 60); cci: "agonist", "antagonist". */
 static int control_request_parse_assess(json_t *root, struct control_request *req,
 					struct control_error *err)
 {
+	static const char *const kinds[] = { "rest", NULL, "cci", "mvc" };
 	json_t *k = json_object_get(root, "kind"), *p = json_object_get(root, "phase");
 	json_t *sec = json_object_get(root, "seconds");
+	int kind = -1;
 
-	if (!k || !json_is_string(k) || strcmp(json_string_value(k), "rest")) {
+	for (int i = 0; k && json_is_string(k) && i < 4; i++) {
+		if (kinds[i] && !strcmp(json_string_value(k), kinds[i])) {
+			kind = i;
+		}
+	}
+	if (kind < 0) {
 		control_request_fail(err, k && json_is_string(k) ? "invalid_value" : "bad_request",
-				     "assess: \"kind\" is %s (allowed: \"rest\")",
+				     "assess: \"kind\" is %s (allowed: \"rest\", \"mvc\", \"cci\")",
 				     !k ? "missing" : json_is_string(k) ? "not known" :
 				     control_request_json_type(k));
 		snprintf(err->key, sizeof(err->key), "kind");
 		return -EINVAL;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? "antagonist" : "agonist";
+		json_t *v = json_object_get(root, key);
+		char *dst = i ? req->assess_antagonist : req->assess_agonist;
+
+		if (kind != 2 && v) {
+			control_request_fail(err, "bad_request", "assess: \"%s\" is only for kind "
+					     "\"cci\"", key);
+			snprintf(err->key, sizeof(err->key), "%s", key);
+			return -EINVAL;
+		}
+		if (kind == 2 && (!v || !json_is_string(v) || !json_string_value(v)[0] ||
+				  strlen(json_string_value(v)) >= CONTROL_VALUE_MAX)) {
+			control_request_fail(err, v && json_is_string(v) ? "invalid_value" :
+					     "bad_request", "assess cci: \"%s\" is %s (a channel's "
+					     "name)", key, !v ? "missing" : json_is_string(v) ?
+					     "empty or too long" : control_request_json_type(v));
+			snprintf(err->key, sizeof(err->key), "%s", key);
+			return -EINVAL;
+		}
+		if (kind == 2) {
+			snprintf(dst, CONTROL_VALUE_MAX, "%s", json_string_value(v));
+		}
 	}
 	if (!p || !json_is_string(p) || (strcmp(json_string_value(p), "pre") &&
 					 strcmp(json_string_value(p), "post"))) {
@@ -257,7 +289,7 @@ static int control_request_parse_assess(json_t *root, struct control_request *re
 		snprintf(err->key, sizeof(err->key), "phase");
 		return -EINVAL;
 	}
-	req->assess_kind = 0;
+	req->assess_kind = kind;
 	req->assess_phase = !strcmp(json_string_value(p), "post");
 	req->assess_seconds = 60;
 	if (sec) {

@@ -725,6 +725,18 @@ static int event_json_assess(struct event_json *w, const struct event *ev, doubl
 		event_json_item_double(w, ev->u.assess.rms_uv[c]);
 	}
 	event_json_array_end(w);
+	if (ev->u.assess.kind == 2 || ev->u.assess.kind == 3) {
+		/* mvc: rms_uv is each channel's MVC reference; cci: the pair's index */
+		event_json_u64(w, "windows", ev->u.assess.windows);
+		event_json_double(w, "window_s", 0.2);
+		if (ev->u.assess.kind == 2) {
+			event_json_u64(w, "agonist", ev->u.assess.agonist);
+			event_json_u64(w, "antagonist", ev->u.assess.antagonist);
+			event_json_double(w, "cci_pct", ev->u.assess.cci_pct);
+			event_json_str(w, "formula", "falconer_winter", SIZE_MAX);
+		}
+		return 0;
+	}
 	event_json_array(w, "bursts_per_min");
 	for (c = 0; c < n; c++) {
 		event_json_item_double(w, ev->u.assess.bursts_per_min[c]);

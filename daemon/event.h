@@ -232,12 +232,16 @@ struct event {
 			uint64_t first_sample;	/* the block's first sample */
 			uint64_t samples;	/* processed in it (gaps left out) */
 			uint32_t phase;		/* 0 pre, 1 post (course_db.h's order) */
-			uint32_t kind;		/* 0 rest (course_db.h's order) */
+			uint32_t kind;		/* 0 rest, 1 stretch, 2 cci, 3 mvc (course_db.h's order) */
 			uint32_t channels;
 			int32_t code;		/* 0 stored in the course database, else -errno */
 			float rms_uv[EVENT_ASSESS_CHANNELS];
 			float bursts_per_min[EVENT_ASSESS_CHANNELS];
 			float active_pct[EVENT_ASSESS_CHANNELS];
+			/* cci: the index, its windows, the pair (channel indices) */
+			float cci_pct;
+			uint32_t windows;
+			uint32_t agonist, antagonist;
 		} assess;
 		struct {
 			uint32_t result;	/* 0: a probe, 1: the result */

@@ -321,7 +321,9 @@ void record_edf_event(struct record *r, const struct event *ev)
 		snprintf(t, sizeof(t), "arm code %.*s", EVENT_ARM_CODE_MAX,
 			 ev->u.session.arm_code);
 		break;
-	case EVENT_ASSESS:
+	case EVENT_ASSESS: {
+		static const char *const kinds[] = { "rest", "stretch", "cci", "mvc" };
+
 		/* the block as a stretch of the recording, as the database has it: stored ones only */
 		if (ev->u.assess.code) {
 			return;
@@ -329,8 +331,10 @@ void record_edf_event(struct record *r, const struct event *ev)
 		at = ev->u.assess.first_sample;
 		dur = ev->u.assess.samples;
 		snprintf(t, sizeof(t), "assessment %s %s",
-			 ev->u.assess.phase ? "post" : "pre", ev->u.assess.kind ? "other" : "rest");
+			 ev->u.assess.phase ? "post" : "pre",
+			 ev->u.assess.kind < 4 ? kinds[ev->u.assess.kind] : "other");
 		break;
+	}
 	case EVENT_THRESHOLD:
 		/* one annotation per probe, at its pulse, with its amplitude */
 		if (!ev->u.threshold.result) {

@@ -40,6 +40,8 @@ struct rpmsctl_control_opts {
 	const char *reason;		/* session stop, set: why (a course's deviation) */
 	int phase;			/* assess: -1 none, 0 --pre, 1 --post */
 	const char *seconds;		/* assess: --seconds */
+	const char *agonist;		/* assess cci: --agonist, --antagonist */
+	const char *antagonist;
 };
 
 static int rpmsctl_control_fail(int status, const char *fmt, ...)
@@ -66,6 +68,12 @@ void rpmsctl_control_usage(FILE *f)
 		"                         active per channel over the next N s of EMG (default\n"
 		"                         60), stored with the session (rpmsctl course) and\n"
 		"                         published on rpms.state \"assessment\"\n"
+		"  assess mvc --pre|--post [--seconds N]\n"
+		"                         a maximal voluntary contraction block: each channel's\n"
+		"                         largest 200 ms RMS, the session's reference for cci\n"
+		"  assess cci --pre|--post --agonist CH --antagonist CH [--seconds N]\n"
+		"                         co-contraction index of two channels (Falconer & Winter,\n"
+		"                         200 ms windows, each normalised to the session's mvc)\n"
 		"  keygen FILE            new CURVE key pair: secret into FILE (0600), public on stdout\n"
 		"  threshold [--channel N] [--window A-B] [--interval SEC] [--start PCT] [--cap PCT]\n"
 		"                         measure the motor threshold (docs/threshold.md): the coil\n"
@@ -433,10 +441,20 @@ static void rpmsctl_control_print(const char *cmd, json_t *r)
 		printf("%s%s\n", json_is_true(json_object_get(r, "changed")) ? "" : "already ",
 		       json_is_true(json_object_get(r, "armed")) ? "armed" : "disarmed");
 	} else if (!strcmp(cmd, "assess")) {
-		printf("assessment started: %s %s over the next %g s of EMG; keep the patient at "
-		       "rest. The numbers follow on rpms.state \"assessment\" and in rpmsctl "
-		       "course\n", rpmsctl_control_str(r, "phase"), rpmsctl_control_str(r, "kind"),
-		       rpmsctl_control_num(r, "seconds"));
+		const char *kind = rpmsctl_control_str(r, "kind");
+
+		printf("assessment started: %s %s over the next %g s of EMG; %s. The numbers "
+		       "follow on rpms.state \"assessment\" and in rpmsctl course\n",
+		       rpmsctl_control_str(r, "phase"), kind, rpmsctl_control_num(r, "seconds"),
+		       !strcmp(kind, "mvc") ? "the patient contracts each muscle maximally" :
+		       !strcmp(kind, "cci") ? "the patient does the task" :
+		       "keep the patient at rest");
+		if (!strcmp(kind, "cci")) {
+			printf("co-contraction index of %s (agonist) and %s (antagonist): %s, "
+			       "2 * sum(min) / sum(a + b), %g s windows\n",
+			       rpmsctl_control_str(r, "agonist"), rpmsctl_control_str(r, "antagonist"),
+			       rpmsctl_control_str(r, "formula"), rpmsctl_control_num(r, "window_s"));
+		}
 	} else if (!strcmp(cmd, "calibrate")) {
 		printf("calibrating %lld channel(s): keep the patient at rest for %g s; the new "
 		       "thresholds follow on rpms.state\n", rpmsctl_control_int(r, "channels"),
@@ -529,7 +547,7 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 				   bool session)
 {
 	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION, OPT_COURSE, OPT_MT,
-	       OPT_REASON, OPT_PRE, OPT_POST, OPT_SECONDS };
+	       OPT_REASON, OPT_PRE, OPT_POST, OPT_SECONDS, OPT_AGONIST, OPT_ANTAGONIST };
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
@@ -544,6 +562,8 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 		{ "pre", no_argument, NULL, OPT_PRE },
 		{ "post", no_argument, NULL, OPT_POST },
 		{ "seconds", required_argument, NULL, OPT_SECONDS },
+		{ "agonist", required_argument, NULL, OPT_AGONIST },
+		{ "antagonist", required_argument, NULL, OPT_ANTAGONIST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -602,6 +622,14 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 								   "and 'set'");
 			}
 			o->reason = optarg;
+			break;
+		case OPT_AGONIST:
+		case OPT_ANTAGONIST:
+			if (strcmp(argv[0], "assess")) {
+				return rpmsctl_control_usage_error("%s: only for 'assess cci'",
+								   argv[optind - 1]);
+			}
+			*(c == OPT_AGONIST ? &o->agonist : &o->antagonist) = optarg;
 			break;
 		case OPT_PRE:
 		case OPT_POST:
@@ -665,16 +693,21 @@ static int rpmsctl_control_set_params(int argc, char **argv, json_t *params)
 	return 0;
 }
 
-/* "assess rest --pre|--post [--seconds N]" into its request. */
+/* "assess rest|mvc|cci --pre|--post [--seconds N] [--agonist CH --antagonist CH]". */
 static int rpmsctl_control_assess(const struct rpmsctl_control_opts *o, int argc, char **argv,
 				  json_t *req)
 {
 	char *end;
 	double sec = 60;
+	bool cci = argc == 1 && !strcmp(argv[0], "cci");
 
-	if (argc != 1 || strcmp(argv[0], "rest")) {
-		return rpmsctl_control_usage_error("assess: expected 'rest' (the assessment "
-						   "this daemon runs)");
+	if (argc != 1 || (strcmp(argv[0], "rest") && strcmp(argv[0], "mvc") && !cci)) {
+		return rpmsctl_control_usage_error("assess: expected 'rest', 'mvc' or 'cci' (the "
+						   "assessments this daemon runs)");
+	}
+	if (cci != (o->agonist || o->antagonist) || (cci && !(o->agonist && o->antagonist))) {
+		return rpmsctl_control_usage_error("assess: --agonist and --antagonist: both for "
+						   "'cci', and only for it");
 	}
 	if (o->phase < 0) {
 		return rpmsctl_control_usage_error("assess: needs --pre or --post (before or after "
@@ -688,7 +721,11 @@ static int rpmsctl_control_assess(const struct rpmsctl_control_opts *o, int argc
 							   "seconds (allowed: 1 to 600)", o->seconds);
 		}
 	}
-	json_object_set_new(req, "kind", json_string("rest"));
+	json_object_set_new(req, "kind", json_string(argv[0]));
+	if (cci) {
+		json_object_set_new(req, "agonist", json_string(o->agonist));
+		json_object_set_new(req, "antagonist", json_string(o->antagonist));
+	}
 	json_object_set_new(req, "phase", json_string(o->phase ? "post" : "pre"));
 	json_object_set_new(req, "seconds", json_real(sec));
 	return 0;

@@ -225,12 +225,50 @@ static void test_assess_tsrt(void **state)
 	assert_int_equal(assess_tsrt(v, ang, 20, &t, err, sizeof(err)), -EINVAL);
 }
 
+/* The per-window form gives assess_cci's index; an all-blanked window (NAN) is left out. */
+static void test_assess_cci_windows(void **state)
+{
+	enum { W = 200, N = 10 };
+	static float a[N * W], b[N * W];
+	float ra[N + 1], rb[N + 1];
+	struct assess_cci ref, got;
+	char err[256];
+	double mvc;
+
+	(void)state;
+	for (int i = 0; i < N * W; i++) {
+		a[i] = (float)((i % 2 ? 1 : -1) * (100 + 10 * (i / W)));
+		b[i] = (float)((i % 3 ? 1 : -1) * (40 + 30 * ((i / W) % 2)));
+	}
+	for (int k = 0; k < N; k++) {
+		double sa = 0, sb = 0;
+
+		for (int i = k * W; i < (k + 1) * W; i++) {
+			sa += (double)a[i] * a[i];
+			sb += (double)b[i] * b[i];
+		}
+		ra[k] = (float)sqrt(sa / W);
+		rb[k] = (float)sqrt(sb / W);
+	}
+	ra[N] = NAN;
+	rb[N] = NAN;
+	assert_int_equal(assess_cci(a, b, N * W, 1000, 300, 150, &ref, err, sizeof(err)), 0);
+	assert_int_equal(assess_cci_windows(ra, rb, N + 1, 300, 150, &got, err, sizeof(err)), 0);
+	assert_int_equal(got.windows, N);
+	assert_true(fabs(got.cci_pct - ref.cci_pct) < 1e-4);
+	assert_int_equal(assess_mvc_windows(ra, N + 1, &mvc, err, sizeof(err)), 0);
+	assert_true(fabs(mvc - ra[N - 1]) < 1e-3);
+	assert_int_equal(assess_cci_windows(ra, rb, N, 0, 150, &got, err, sizeof(err)), -EINVAL);
+	assert_int_equal(assess_mvc_windows(ra, 0, &mvc, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_assess_rest_numbers),
 		cmocka_unit_test(test_assess_bank_tally),
 		cmocka_unit_test(test_assess_cci),
+		cmocka_unit_test(test_assess_cci_windows),
 		cmocka_unit_test(test_assess_tsrt),
 	};
 

@@ -156,7 +156,21 @@ static void test_assess_request(void **state)
 	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"during\"}",
 			  "invalid_value", "assess: \"phase\" is not known");
 	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"walk\", \"phase\": \"pre\"}",
-			  "invalid_value", "assess: \"kind\" is not known (allowed: \"rest\")");
+			  "invalid_value", "assess: \"kind\" is not known (allowed: \"rest\", "
+			  "\"mvc\", \"cci\")");
+	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"cci\", \"phase\": \"pre\", "
+		      "\"agonist\": \"FCR\", \"antagonist\": \"ECR\"}", &req);
+	assert_int_equal(req.assess_kind, 2);
+	assert_string_equal(req.assess_agonist, "FCR");
+	assert_string_equal(req.assess_antagonist, "ECR");
+	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"mvc\", \"phase\": \"post\"}", &req);
+	assert_int_equal(req.assess_kind, 3);
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"cci\", \"phase\": \"pre\", "
+			  "\"agonist\": \"FCR\"}", "bad_request",
+			  "assess cci: \"antagonist\" is missing");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"mvc\", \"phase\": \"pre\", "
+			  "\"agonist\": \"FCR\"}", "bad_request",
+			  "assess: \"agonist\" is only for kind \"cci\"");
 	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"pre\", "
 			  "\"seconds\": 601}", "invalid_value",
 			  "assess: \"seconds\" is out of range (allowed: a number of seconds, 1 to "
