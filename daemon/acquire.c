@@ -22,6 +22,7 @@
 #include "sclock.h"
 #include "simemg.h"
 #include "stim.h"
+#include "stretch.h"
 
 /* The calibrated event carries the detector's issue bits as they are. */
 _Static_assert((unsigned)EVENT_CAL_ARTEFACTS == (unsigned)DETECT_CAL_ARTEFACTS &&
@@ -52,7 +53,15 @@ struct acquire {
 	struct ring *events;
 	struct emg_tap *tap;			/* EMG for the recorder and rpms.emg, or NULL */
 	struct simemg *sim;			/* replay: a simulated patient's responses */
-	float *buf;
+	float *buf;				/* the block's EMG: channels floats a frame */
+	/*
+	 * A joint angle (source.angle_channel): the source writes frames of
+	 * channels + 1 floats into raw; the angle is taken off into angle
+	 * before anything reads the block, so no EMG consumer ever sees it.
+	 */
+	float *raw;
+	float *angle;
+	struct stretch *stretch;		/* passive stretches in it, for assess stretch */
 	size_t block_frames;
 	int done_fd;
 	int fault_fd;				/* to main: parked, reopen the source */
@@ -351,6 +360,25 @@ static void acquire_signal(int fd)
 	}
 }
 
+/* Take the angle off the end of every frame: the EMG in buf, the angle in angle. */
+static void acquire_split_angle(struct acquire *a, size_t frames)
+{
+	unsigned c = a->src->channels;
+
+	for (size_t i = 0; i < frames; i++) {
+		memcpy(a->buf + i * c, a->raw + i * (c + 1), c * sizeof(float));
+		a->angle[i] = a->raw[i * (c + 1) + c];
+	}
+}
+
+/* bank_set_own_edges: each channel's own onsets and offsets, for the stretches. */
+static void acquire_own_edge(void *ctx, const struct bank_event *be)
+{
+	struct acquire *a = ctx;
+
+	stretch_edge(a->stretch, be->channel, be->edge == DETECT_ONSET, be->r.edge_sample);
+}
+
 /*
  * After a gap: say so, and restart the filters and detectors on the new
  * data so that the jump across the gap is never taken for a burst.
@@ -361,6 +389,9 @@ static void acquire_gap(struct acquire *a, const struct source_block *blk)
 	uint64_t from = blk->first_sample - blk->lost;
 
 	bank_gap(a->bank, from, blk->lost);
+	if (a->stretch) {
+		stretch_gap(a->stretch, blk->first_sample);
+	}
 	ev.u.gap.first_sample = from;
 	ev.u.gap.lost = blk->lost;
 	/* The source counts them as it skips the indices (same thread). */
@@ -578,7 +609,7 @@ static void *acquire_thread(void *arg)
 	rt_prefault_stack();
 	ret = a->src->ops->start(a->src, sclock_t0_mono(a->clock), &a->stop);
 	while (ret >= 0 && !atomic_load(&a->stop)) {
-		ret = a->src->ops->read(a->src, a->buf, a->block_frames, &blk);
+		ret = a->src->ops->read(a->src, a->raw ? a->raw : a->buf, a->block_frames, &blk);
 		/* Every return counts, errors too: the thread is not hung. */
 		atomic_store_explicit(&a->beat_ns, sclock_mono_ns(), memory_order_release);
 		if (atomic_load_explicit(&a->test_stall, memory_order_relaxed)) {
@@ -609,6 +640,9 @@ static void *acquire_thread(void *arg)
 				      blk.first_sample);
 			recovering = false;
 		}
+		if (a->raw) {
+			acquire_split_angle(a, blk.frames);
+		}
 		if (blk.lost) {
 			acquire_gap(a, &blk);
 		}
@@ -631,6 +665,10 @@ static void *acquire_thread(void *arg)
 		if (a->tap) {
 			emg_tap_begin(a->tap, blk.first_sample, blk.frames, blk.lost);
 		}
+		if (a->stretch) {
+			/* before the bank: its onsets are dated in angles already seen */
+			stretch_angle(a->stretch, a->angle, blk.frames, blk.first_sample);
+		}
 		bank_process(a->bank, a->buf, blk.frames, blk.first_sample, acquire_edge, a);
 		acquire_lat_record(a, ACQUIRE_LAT_BLOCK, sclock_mono_ns() - a->arrival_ns);
 		if (atomic_load_explicit(&a->tally_state, memory_order_acquire) ==
@@ -641,7 +679,7 @@ static void *acquire_thread(void *arg)
 					      memory_order_release);
 		}
 		if (a->tap) {
-			emg_tap_push(a->tap, a->buf);	/* a copy per ring; full: counted */
+			emg_tap_push(a->tap, a->buf, a->angle);	/* a copy per ring; full: counted */
 		}
 		/* Fresh EMG: what the stim thread's acquisition watchdog waits for. */
 		fresh_mark(stim_fresh(a->stim), sclock_now(a->clock));
@@ -705,6 +743,18 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 		ret = -ENOMEM;
 		goto err_free;
 	}
+	if (src->has_angle) {
+		a->raw = calloc(a->block_frames * source_frame_floats(src), sizeof(float));
+		a->angle = calloc(a->block_frames, sizeof(float));
+		if (!a->raw || !a->angle) {
+			ret = -ENOMEM;
+			goto err_free;
+		}
+		ret = stretch_create(src->channels, src->rate_hz, &a->stretch);
+		if (ret < 0) {
+			goto err_free;
+		}
+	}
 	/*
 	 * A replay's samples are at k / rate on the session clock, exactly:
 	 * the only source a simulated response can be placed in. (A live
@@ -730,6 +780,9 @@ int acquire_create(const struct rpmsd_config *cfg, struct source *src,
 			  (const char (*)[BANK_NAME_MAX])src->channel_names, &a->bank, err, errlen);
 	if (ret < 0) {
 		goto err_free;
+	}
+	if (a->stretch) {
+		bank_set_own_edges(a->bank, acquire_own_edge, a);
 	}
 	ret = policy_create(cfg, &a->policy);
 	if (ret < 0) {
@@ -805,7 +858,10 @@ void acquire_destroy(struct acquire *a)
 		free(a->lat[ch]);
 	}
 	simemg_destroy(a->sim);
+	stretch_destroy(a->stretch);
 	free(a->probe_buf);
+	free(a->angle);
+	free(a->raw);
 	free(a->buf);
 	free(a);
 }
@@ -957,6 +1013,11 @@ void acquire_recalibrate(struct acquire *a)
 unsigned acquire_calibrated(const struct acquire *a)
 {
 	return atomic_load(&((struct acquire *)a)->calibrated_mask);
+}
+
+struct stretch *acquire_stretch(const struct acquire *a)
+{
+	return a->stretch;
 }
 
 unsigned acquire_channels(const struct acquire *a)

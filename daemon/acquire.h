@@ -30,6 +30,7 @@ struct ring;
 struct rpmsd_config;
 struct sclock;
 struct stim;
+struct stretch;
 
 /** Counters for the session summary. */
 struct acquire_stats {
@@ -181,6 +182,12 @@ unsigned acquire_calibrated(const struct acquire *a);
 
 /** The source (its rate and channel names), for the control thread's reading. */
 const struct source *acquire_source(const struct acquire *a);
+
+/**
+ * The passive stretches found in the joint angle (source.angle_channel),
+ * or NULL without one: stretch_take from the control thread only.
+ */
+struct stretch *acquire_stretch(const struct acquire *a);
 
 /** Number of EMG channels. */
 unsigned acquire_channels(const struct acquire *a);

@@ -43,6 +43,8 @@ struct bank {
 	double limit;			/* dsp.limit: x the rest level */
 	bank_trace_fn trace;
 	void *trace_ctx;
+	bank_emit_fn own;		/* every channel's own edges (bank_set_own_edges) */
+	void *own_ctx;
 	struct bank_tally tally;	/* for outcome assessments */
 	/* the tally's windows: an unclipped chain per channel, the window being summed */
 	struct dsp_chain *wide[BANK_MAX_CHANNELS];
@@ -312,6 +314,12 @@ void bank_process(struct bank *b, const float *buf, size_t frames, uint64_t firs
 			if (edge == DETECT_NONE) {
 				continue;
 			}
+			if (b->own && edge != DETECT_CALIBRATED) {
+				ev.edge = edge;
+				ev.channel = ch;
+				ev.sample = sample;
+				b->own(b->own_ctx, &ev);
+			}
 			if (edge == DETECT_CALIBRATED) {
 				/*
 				 * Spikes are measured against this channel's rest,
@@ -403,4 +411,10 @@ void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx)
 {
 	b->trace = fn;
 	b->trace_ctx = ctx;
+}
+
+void bank_set_own_edges(struct bank *b, bank_emit_fn fn, void *ctx)
+{
+	b->own = fn;
+	b->own_ctx = ctx;
 }

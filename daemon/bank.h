@@ -140,4 +140,13 @@ void bank_get_tally(const struct bank *b, struct bank_tally *out);
  */
 void bank_set_trace(struct bank *b, bank_trace_fn fn, void *ctx);
 
+/**
+ * Call @fn (NULL: stop) with every channel's own onset and offset as its
+ * detector decides it, before detect.channel_rule combines them (which
+ * reports only the edges that start or end the combined burst): for
+ * per-muscle measures such as the stretch reflex. Same thread as
+ * bank_process; @fn must not block.
+ */
+void bank_set_own_edges(struct bank *b, bank_emit_fn fn, void *ctx);
+
 #endif /* RPMSD_BANK_H */

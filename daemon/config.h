@@ -160,6 +160,10 @@ struct rpmsd_config {
 		int reopen_ms;			/* first back-off; 0 = never reopen */
 		int reopen_max_ms;		/* back-off doubles up to this */
 		int reopen_attempts;		/* in a row without data; 0 = forever */
+		/* a joint-angle input beside the EMG, never fed to the detectors */
+		char angle_channel[CONFIG_NAME_MAX];	/* replay: csv column; iio: channel id; "" none */
+		double angle_scale_deg;		/* degrees per file unit (iio: per channel unit) */
+		double angle_offset_deg;	/* degrees added after the scale */
 	} source;
 
 	struct {

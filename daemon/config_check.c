@@ -26,6 +26,17 @@ int config_check_rate(const char *text, const union config_value *v,
 	return 0;
 }
 
+int config_check_nonzero(const char *text, const union config_value *v, char *why, size_t len)
+{
+	(void)text;
+	/* a scale of 0 would turn every reading into the same angle */
+	if (v->d == 0) {
+		config_print(why, len, "0 makes every reading the same");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_check_column(const char *text, const union config_value *v,
 			char *why, size_t len)
 {

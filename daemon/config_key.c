@@ -299,6 +299,25 @@ const struct config_key config_key_table[] = {
 		.unit = "attempts",
 		.doc = "iio: give up (end the session) after this many attempts in a row that bring no data; 0 = never give up.",
 		CONFIG_KEY_FIELD(source.reopen_attempts),
+	}, {
+		.section = "source", .key = "angle_channel",
+		.type = CONFIG_TYPE_STRING, .def = "", .unit = "",
+		.allowed = "\"\", a csv column (number or header name) of the replay, or an IIO channel id",
+		.doc = "A joint-angle input (goniometer, encoder) for assess stretch: read beside the EMG, never fed to the burst detectors, recorded as its own signal in degrees; \"\" = none.",
+		CONFIG_KEY_FIELD(source.angle_channel),
+	}, {
+		.section = "source", .key = "angle_scale_deg",
+		.type = CONFIG_TYPE_DOUBLE, .def = "1", .min = -1e9, .max = 1e9,
+		.unit = "degrees per unit", .allowed = "not 0",
+		.check = config_check_nonzero,
+		.doc = "Degrees per unit of the angle channel (replay: the file's unit; iio: the channel's scaled unit, millivolts for a voltage channel); negative turns the direction round.",
+		CONFIG_KEY_FIELD(source.angle_scale_deg),
+	}, {
+		.section = "source", .key = "angle_offset_deg",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = -3600, .max = 3600,
+		.unit = "degrees",
+		.doc = "Added to the angle after angle_scale_deg: the joint's zero.",
+		CONFIG_KEY_FIELD(source.angle_offset_deg),
 	},
 	/* [dsp] */
 	{

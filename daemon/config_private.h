@@ -174,6 +174,7 @@ void config_value_store_at(void *base, const struct config_key *k, const char *t
 /* config_check.c: single keys (struct config_key's .check) */
 
 int config_check_rate(const char *text, const union config_value *v, char *why, size_t len);
+int config_check_nonzero(const char *text, const union config_value *v, char *why, size_t len);
 int config_check_column(const char *text, const union config_value *v, char *why, size_t len);
 int config_check_plugin(const char *text, const union config_value *v, char *why, size_t len);
 int config_check_pow2(const char *text, const union config_value *v, char *why, size_t len);

@@ -32,6 +32,7 @@
 
 struct emg_tap {
 	unsigned channels;
+	bool angle;			/* the recording has the joint angle after the EMG */
 	size_t max_frames;
 	struct ring *rec;
 	struct ring *stream;
@@ -74,7 +75,7 @@ static struct emg_block *emg_alloc_block(size_t size)
 	return b;
 }
 
-int emg_tap_create(unsigned channels, size_t max_frames, size_t record_records,
+int emg_tap_create(unsigned channels, bool angle, size_t max_frames, size_t record_records,
 		   size_t stream_records, struct emg_tap **out)
 {
 	struct emg_tap *t;
@@ -89,9 +90,10 @@ int emg_tap_create(unsigned channels, size_t max_frames, size_t record_records,
 		return -ENOMEM;
 	}
 	t->channels = channels;
+	t->angle = angle;
 	t->max_frames = max_frames;
 	if (record_records) {
-		size = emg_block_size(EMG_KIND_RECORD, max_frames, channels);
+		size = emg_block_size(EMG_KIND_RECORD, max_frames, channels + (angle ? 1 : 0));
 		ret = ring_create(record_records, size, &t->rec);
 		if (ret < 0) {
 			goto err_free;
@@ -166,7 +168,7 @@ void emg_tap_begin(struct emg_tap *t, uint64_t first, size_t frames, uint64_t lo
 	t->first = first;
 	t->frames = frames;
 	if (t->rec_blk) {
-		emg_head(t->rec_blk, first, frames, lost, t->channels);
+		emg_head(t->rec_blk, first, frames, lost, t->channels + (t->angle ? 1 : 0));
 	}
 	if (t->stream_blk) {
 		emg_head(t->stream_blk, first, frames, lost, t->channels);
@@ -222,10 +224,20 @@ void emg_tap_set_lossless(struct emg_tap *t, bool on)
 	t->lossless = on;
 }
 
-void emg_tap_push(struct emg_tap *t, const float *raw)
+void emg_tap_push(struct emg_tap *t, const float *raw, const float *angle)
 {
-	if (t->rec) {
+	if (t->rec && t->angle) {
+		unsigned n = t->channels + 1;
+
+		for (size_t i = 0; i < t->frames; i++) {
+			memcpy(t->rec_blk->data + i * n, raw + i * t->channels,
+			       t->channels * sizeof(float));
+			t->rec_blk->data[i * n + t->channels] = angle ? angle[i] : NAN;
+		}
+	} else if (t->rec) {
 		memcpy(t->rec_blk->data, raw, t->frames * t->channels * sizeof(float));
+	}
+	if (t->rec) {
 		if (t->lossless) {
 			emg_tap_wait_room(t);
 		}

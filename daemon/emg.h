@@ -28,7 +28,9 @@ struct source;
  * emg_block_size() gave for it; @frames of them are used.
  *
  * Recording ring: data = raw[frames][channels] (µV, as the source
- * delivered them, before the artefact blank).
+ * delivered them, before the artefact blank), each frame followed by the
+ * joint angle (degrees) when the tap has one: the record's channels count
+ * it.
  * Stream ring: data = filtered[frames][channels], envelope[frames][channels]
  * (µV), then on_threshold[channels], off_threshold[channels] at the
  * block's last sample (NAN until calibrated).
@@ -59,12 +61,13 @@ size_t emg_ring_records(double seconds, double rate_hz, size_t frames);
 struct emg_tap;
 
 /**
- * Create the tap for blocks of at most @max_frames frames of @channels.
+ * Create the tap for blocks of at most @max_frames frames of @channels
+ * EMG channels, and the joint angle on the recording ring if @angle.
  * @param record_records  capacity of the recording ring (power of two), 0 = none
  * @param stream_records  capacity of the stream ring (power of two), 0 = none
  * @return 0, -EINVAL, -ENOMEM
  */
-int emg_tap_create(unsigned channels, size_t max_frames, size_t record_records,
+int emg_tap_create(unsigned channels, bool angle, size_t max_frames, size_t record_records,
 		   size_t stream_records, struct emg_tap **out);
 
 /** Free. Accepts NULL. No thread may use it any more. */
@@ -97,11 +100,12 @@ void emg_tap_begin(struct emg_tap *t, uint64_t first, size_t frames, uint64_t lo
 void emg_tap_trace(void *ctx, const struct bank_trace *tr);
 
 /**
- * End the block: push its raw frames @raw (frame-major, µV) to the
- * recording ring and its traced samples to the stream ring. RT-safe: a
- * full ring drops the block and counts it.
+ * End the block: push its raw frames @raw (frame-major, µV) and, with an
+ * angle, its angles @angle (degrees, one a frame) to the recording ring,
+ * and its traced samples to the stream ring. RT-safe: a full ring drops
+ * the block and counts it.
  */
-void emg_tap_push(struct emg_tap *t, const float *raw);
+void emg_tap_push(struct emg_tap *t, const float *raw, const float *angle);
 
 struct emg_stream;
 

@@ -347,7 +347,7 @@ int record_check(const struct rpmsd_config *cfg, const struct source *src, char 
 	if (!r) {
 		return record_fail_cfg(err, errlen, -ENOMEM, "record: out of memory");
 	}
-	r->channels = src->channels;
+	r->channels = source_frame_floats(src);
 	ret = record_check_cfg(r, cfg, src, err, errlen);
 	free(r);
 	return ret;
@@ -369,9 +369,13 @@ int record_create(const struct rpmsd_config *cfg, const struct source *src,
 	r->f.handle = -1;
 	r->clock = clock;
 	r->emg = emg;
-	r->channels = src->channels;
+	r->channels = source_frame_floats(src);
+	r->angle = src->has_angle;
 	r->rate_hz = src->rate_hz;
-	memcpy(r->names, src->channel_names, sizeof(r->names));
+	memcpy(r->names, src->channel_names, sizeof(src->channel_names));
+	if (r->angle) {
+		memcpy(r->names[src->channels], src->angle_name, sizeof(r->names[0]));
+	}
 	snprintf(r->pattern, sizeof(r->pattern), "%s", cfg->record.name);
 	pthread_mutex_init(&r->lock, NULL);
 	/*

@@ -34,6 +34,11 @@
 #define RECORD_EDF_NAME_TRIES 100		/* NAME, NAME-1, ... NAME-99 */
 #define RECORD_EDF_RECID_AT 88		/* offset of the local recording identification */
 #define RECORD_EDF_EQUIPMENT "rpmsd-" RPMSD_VERSION
+/*
+ * The joint angle's physical range, degrees: a full turn either way, so any
+ * goniometer's zero fits; 16-bit EDF gives it a step of 0.011 degrees.
+ */
+#define RECORD_EDF_ANGLE_DEG 360.0
 
 /* "Startdate " + DD-MMM-YYYY + 3 separators and X: what the admincode leaves */
 _Static_assert(10 + 11 + 3 + 1 + CONFIG_EDF_ADMINCODE_MAX + sizeof(RECORD_EDF_EQUIPMENT) - 1 <=
@@ -113,10 +118,16 @@ static void record_edf_write_record(struct record *r)
 	}
 }
 
-/* µV to the file's digital value: lround(x D / P), clipped at +-D (counted). */
-static int record_edf_quantise(struct record *r, float x)
+/* The physical range of signal @ch: the EMG's, or the angle's. */
+static double record_edf_phys(const struct record *r, unsigned ch)
 {
-	double v = (double)x * r->dig / r->phys;
+	return r->angle && ch == r->channels - 1 ? RECORD_EDF_ANGLE_DEG : r->phys;
+}
+
+/* µV (or degrees) to the file's digital value: lround(x D / P), clipped at +-D (counted). */
+static int record_edf_quantise(struct record *r, float x, double phys)
+{
+	double v = (double)x * r->dig / phys;
 
 	if (isnan(v)) {
 		r->f.st.clipped++;
@@ -136,7 +147,8 @@ static void record_edf_put(struct record *r, const float *frame)
 	unsigned ch;
 
 	for (ch = 0; ch < r->channels; ch++) {
-		r->rec[ch * r->spr + f->fill] = frame ? record_edf_quantise(r, frame[ch]) : 0;
+		r->rec[ch * r->spr + f->fill] = frame ? record_edf_quantise(r, frame[ch],
+									    record_edf_phys(r, ch)) : 0;
 	}
 	f->fill++;
 	f->next++;
@@ -476,14 +488,16 @@ static int record_edf_setup(struct record *r, int h, const char *patient, const 
 	unsigned ch;
 
 	for (ch = 0; ch < r->channels; ch++) {
+		bool angle = r->angle && ch == r->channels - 1;
+
 		ret |= edf_set_samplefrequency(h, (int)ch, (int)r->spr);
-		ret |= edf_set_physical_maximum(h, (int)ch, r->phys);
-		ret |= edf_set_physical_minimum(h, (int)ch, -r->phys);
+		ret |= edf_set_physical_maximum(h, (int)ch, record_edf_phys(r, ch));
+		ret |= edf_set_physical_minimum(h, (int)ch, -record_edf_phys(r, ch));
 		ret |= edf_set_digital_maximum(h, (int)ch, r->dig);
 		ret |= edf_set_digital_minimum(h, (int)ch, -r->dig);
 		ret |= edf_set_label(h, (int)ch, r->names[ch]);
-		ret |= edf_set_physical_dimension(h, (int)ch, "uV");
-		ret |= edf_set_transducer(h, (int)ch, "EMG");
+		ret |= edf_set_physical_dimension(h, (int)ch, angle ? "deg" : "uV");
+		ret |= edf_set_transducer(h, (int)ch, angle ? "joint angle" : "EMG");
 		ret |= edf_set_prefilter(h, (int)ch, "none (raw)");
 	}
 	if (r->duration_10us != 100000) {

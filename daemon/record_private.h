@@ -56,8 +56,9 @@ struct record_file {
 
 struct record {
 	struct sclock *clock;
-	unsigned channels;
-	char names[SOURCE_MAX_CHANNELS][SOURCE_NAME_MAX];
+	unsigned channels;		/* signals: the EMG channels, and the angle if any */
+	bool angle;			/* the last signal is the joint angle, degrees */
+	char names[SOURCE_MAX_CHANNELS + 1][SOURCE_NAME_MAX];
 	double rate_hz;
 	char dir[CONFIG_PATH_MAX];
 	char pattern[CONFIG_PATH_MAX];

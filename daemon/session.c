@@ -157,7 +157,7 @@ static int session_build_emg(struct session *s)
 	if (!rec && !cfg->publish.emg_stream) {
 		return 0;
 	}
-	ret = emg_tap_create(s->src->channels, frames,
+	ret = emg_tap_create(s->src->channels, s->src->has_angle, frames,
 			     rec ? emg_ring_records(cfg->record.buffer_s, s->src->rate_hz, frames) : 0,
 			     cfg->publish.emg_stream ?
 			     emg_ring_records(SESSION_EMG_STREAM_S, s->src->rate_hz, frames) : 0,

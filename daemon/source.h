@@ -3,7 +3,11 @@
  * EMG source interface: what the acquire thread reads blocks from.
  *
  * A source delivers blocks of interleaved frames (frame-major, one float
- * per channel, in microvolts) with the index of the first sample. The
+ * per channel, in microvolts) with the index of the first sample. A
+ * source with a joint-angle input (source.angle_channel) appends one more
+ * float to every frame, the angle in degrees: source_frame_floats() is
+ * the stride. The acquire thread takes it off before any EMG consumer
+ * sees the block, so the detectors never see an angle. The
  * replay source (recorded files) and the IIO source (libiio) implement
  * the same ops, so the rest of the pipeline cannot tell them apart.
  *
@@ -62,7 +66,7 @@ struct source_ops {
 	int (*start)(struct source *src, int64_t t0_mono_ns, const atomic_bool *stop);
 	/**
 	 * Wait for the next block and copy at most @max_frames frames of
-	 * channels floats each into @buf.
+	 * source_frame_floats() floats each into @buf.
 	 * @return 1 with @blk filled, 0 at the end of the data, -EINTR when
 	 *         stopped while waiting, another negative errno on error
 	 */
@@ -108,7 +112,16 @@ struct source {
 	/* The amplifier's input range, +-µV, and ADC bits; 0 when unknown (replay). */
 	double range_uv;
 	unsigned adc_bits;
+	/* A joint angle (degrees) after the EMG of every frame, or none. */
+	bool has_angle;
+	char angle_name[SOURCE_NAME_MAX];
 };
+
+/** Floats per frame a read writes: the EMG channels, and the angle if any. */
+static inline unsigned source_frame_floats(const struct source *src)
+{
+	return src->channels + (src->has_angle ? 1u : 0u);
+}
 
 /**
  * Open the replay source described by cfg->source. The whole file is read,

@@ -23,7 +23,7 @@
 
 struct source_replay {
 	struct source base;
-	float *data;		/* total_frames * channels, frame-major */
+	float *data;		/* total_frames * source_frame_floats(), frame-major */
 	uint64_t pos;		/* next frame to deliver */
 	int64_t t0_ns;		/* CLOCK_MONOTONIC of sample 0 */
 	const atomic_bool *stop;	/* the reader's stop flag, may be NULL */
@@ -48,7 +48,7 @@ static void source_replay_describe(struct source_replay *r,
 				   const struct source_replay_parser *p)
 {
 	const char *base = strrchr(p->path, '/');
-	char cols[SOURCE_MAX_CHANNELS * SOURCE_NAME_MAX + 16] = "";
+	char cols[(SOURCE_MAX_CHANNELS + 1) * SOURCE_NAME_MAX + 24] = "";
 	size_t len = 0;
 	unsigned k;
 
@@ -60,6 +60,9 @@ static void source_replay_describe(struct source_replay *r,
 			len += (size_t)snprintf(cols + len, sizeof(cols) - len, "%s%s",
 						k ? "," : "", p->names[k]);
 		}
+	}
+	if (p->has_angle) {
+		snprintf(cols + len, sizeof(cols) - len, ", angle %s", p->angle_name);
 	}
 	if (snprintf(r->base.description, sizeof(r->base.description),
 		     "%s (%s%s, %u channel%s, %g Hz, %llu frames)", base,
@@ -140,8 +143,8 @@ static int source_replay_read(struct source *src, float *buf, size_t max_frames,
 	if (n > max_frames) {
 		n = max_frames;
 	}
-	memcpy(buf, r->data + r->pos * src->channels,
-	       (size_t)n * src->channels * sizeof(float));
+	memcpy(buf, r->data + r->pos * source_frame_floats(src),
+	       (size_t)n * source_frame_floats(src) * sizeof(float));
 	if (r->paced) {
 		ret = source_replay_wait(r, r->pos + n);
 		if (ret) {
@@ -253,8 +256,10 @@ int source_replay_open(const struct rpmsd_config *cfg, bool paced,
 	r->base.ops = &source_replay_ops;
 	r->base.channels = p->channels;
 	r->base.rate_hz = p->rate;
-	r->base.total_frames = p->n / p->channels;
+	r->base.has_angle = p->has_angle;
+	r->base.total_frames = p->n / source_frame_floats(&r->base);
 	memcpy(r->base.channel_names, p->names, sizeof(r->base.channel_names));
+	memcpy(r->base.angle_name, p->angle_name, sizeof(r->base.angle_name));
 	source_replay_describe(r, p);
 	source_replay_parse_fini(p);
 	free(p);

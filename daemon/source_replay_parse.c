@@ -140,11 +140,12 @@ static int source_replay_parse_push(struct source_replay_parser *p, float v)
 }
 
 /*
- * Parse token @tok (trimmed in place) as a sample, scale it to µV and append
- * it. @col is the 1-based file column named in errors, 0 for none.
+ * Parse token @tok (trimmed in place) as a sample, scale it (EMG: to µV;
+ * the angle: to degrees) and append it. @col is the 1-based file column
+ * named in errors, 0 for none.
  */
 static int source_replay_parse_value(struct source_replay_parser *p, char *tok,
-				     unsigned col)
+				     unsigned col, double scale, double offset)
 {
 	char shown[REPLAY_SHOW_MAX + 1];
 	char where[32] = "";
@@ -160,7 +161,7 @@ static int source_replay_parse_value(struct source_replay_parser *p, char *tok,
 		return source_replay_parse_fail(p, p->line, -EINVAL,
 						"%smalformed value '%s'", where, shown);
 	}
-	f = (float)(v * p->cfg->source.scale_uv);
+	f = (float)(v * scale + offset);
 	if (!isfinite(f)) {
 		source_replay_parse_show(shown, sizeof(shown), tok);
 		return source_replay_parse_fail(p, p->line, -EINVAL,
@@ -352,6 +353,13 @@ static int source_replay_parse_single_column(struct source_replay_parser *p,
 						"source.column '%s' needs a csv file (this is a %s file with one channel)",
 						col, fmt_name);
 	}
+	if (p->cfg->source.angle_channel[0] != '\0') {
+		return source_replay_parse_fail(p, 0, -EINVAL,
+						"source.angle_channel '%s' needs a csv file with "
+						"the angle in a column of its own (this is a %s file "
+						"with one channel)", p->cfg->source.angle_channel,
+						fmt_name);
+	}
 	return 0;
 }
 
@@ -404,6 +412,57 @@ static int source_replay_parse_no_column(struct source_replay_parser *p, const c
 	return source_replay_parse_fail(p, p->line, -EINVAL,
 					"column '%s' not found (columns: %s)", shown,
 					list);
+}
+
+/*
+ * source.angle_channel: one column more, read as degrees and kept apart
+ * from the EMG. It may not be one of the EMG columns: an angle read as
+ * EMG would reach the detectors.
+ */
+static int source_replay_parse_angle(struct source_replay_parser *p)
+{
+	const char *name = p->cfg->source.angle_channel;
+	char *end;
+	unsigned i, k;
+	long long n;
+
+	if (name[0] == '\0') {
+		return 0;
+	}
+	errno = 0;
+	n = strtoll(name, &end, 10);
+	if (*end == '\0') {
+		if (errno || n < 1 || n > p->ncols) {
+			return source_replay_parse_fail(p, p->line, -EINVAL,
+							"source.angle_channel: column %s not found "
+							"(the file has %u columns)", name, p->ncols);
+		}
+		i = (unsigned)(n - 1);
+	} else {
+		for (i = 0; i < p->ncols && strcmp(p->cells[i], name); i++) {
+		}
+		if (i == p->ncols) {
+			return source_replay_parse_fail(p, p->line, -EINVAL,
+							"source.angle_channel: no column '%s' in the "
+							"header", name);
+		}
+	}
+	for (k = 0; k < p->channels; k++) {
+		if (p->sel[k] == i) {
+			return source_replay_parse_fail(p, p->line, -EINVAL,
+							"source.angle_channel: column %u is also an "
+							"EMG column of source.column: the angle must "
+							"never reach the detectors", i + 1);
+		}
+	}
+	p->has_angle = true;
+	p->angle_sel = i;
+	if (p->cells[i][0] != '\0') {
+		source_replay_parse_clip(p->angle_name, sizeof(p->angle_name), p->cells[i]);
+	} else {
+		snprintf(p->angle_name, sizeof(p->angle_name), "angle");
+	}
+	return 0;
 }
 
 /* Map source.column ("2", "trial3", "1,trial4") onto the header cells. */
@@ -464,7 +523,7 @@ static int source_replay_parse_select(struct source_replay_parser *p)
 			snprintf(p->names[k], sizeof(p->names[k]), "emg%u", k);
 		}
 	}
-	return 0;
+	return source_replay_parse_angle(p);
 }
 
 /* The csv header row: column names, then the chosen columns. */
@@ -506,11 +565,20 @@ static int source_replay_parse_csv_row(struct source_replay_parser *p, char *s)
 			return 1;
 		}
 	}
+	if (p->has_angle && source_replay_parse_trim(p->cells[p->angle_sel])[0] == '\0') {
+		return 1;
+	}
 	for (k = 0; k < p->channels; k++) {
-		ret = source_replay_parse_value(p, p->cells[p->sel[k]], p->sel[k] + 1);
+		ret = source_replay_parse_value(p, p->cells[p->sel[k]], p->sel[k] + 1,
+						p->cfg->source.scale_uv, 0.0);
 		if (ret) {
 			return ret;
 		}
+	}
+	if (p->has_angle) {
+		return source_replay_parse_value(p, p->cells[p->angle_sel], p->angle_sel + 1,
+						 p->cfg->source.angle_scale_deg,
+						 p->cfg->source.angle_offset_deg);
 	}
 	return 0;
 }
@@ -651,7 +719,7 @@ static int source_replay_parse_timevalue(struct source_replay_parser *p, char *s
 		return source_replay_parse_fail(p, p->line, -EINVAL,
 						"malformed value '%s'", shown);
 	}
-	ret = source_replay_parse_value(p, tok[1], 0);
+	ret = source_replay_parse_value(p, tok[1], 0, p->cfg->source.scale_uv, 0.0);
 	if (ret) {
 		return ret;
 	}
@@ -712,7 +780,7 @@ static int source_replay_parse_data_line(struct source_replay_parser *p, char *s
 	case CONFIG_FORMAT_TIMEVALUE:
 		return source_replay_parse_timevalue(p, s);
 	default:
-		return source_replay_parse_value(p, s, 0);
+		return source_replay_parse_value(p, s, 0, p->cfg->source.scale_uv, 0.0);
 	}
 }
 

@@ -42,6 +42,9 @@ struct source_replay_parser {
 	unsigned ncols;
 	unsigned sel[SOURCE_MAX_CHANNELS];	/* chosen columns, 0-based */
 	char names[SOURCE_MAX_CHANNELS][SOURCE_NAME_MAX];
+	bool has_angle;			/* source.angle_channel: one more float a frame */
+	unsigned angle_sel;		/* its column, 0-based */
+	char angle_name[SOURCE_NAME_MAX];
 
 	/* timevalue: the first steps are kept until the rate is known */
 	double head_t[SOURCE_REPLAY_HEAD_STEPS + 1];

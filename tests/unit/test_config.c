@@ -411,7 +411,7 @@ static void test_unknown_key(void **state)
 	expect_error(SRC "[stim]\nfoo = 1\n",
 		     ":4: stim.foo: unknown key (allowed: plugin, mode, protocol, train_pulses, train_frequency_hz, on_ms, off_ms, cycles, theta_bursts, theta_burst_pulses, theta_frequency_hz, theta_period_ms, open_loop_pulses, intensity_pct, pulse_width_us, refractory_ms)");
 	expect_error("[source]\nfile = x\nfiles = y\n",
-		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames, uri, device, channels, gain, kernel_buffers, trigger, timeout_ms, reopen_ms, reopen_max_ms, reopen_attempts)");
+		     ":3: source.files: unknown key (allowed: type, file, format, column, rate_hz, scale_uv, realtime, block_frames, uri, device, channels, gain, kernel_buffers, trigger, timeout_ms, reopen_ms, reopen_max_ms, reopen_attempts, angle_channel, angle_scale_deg, angle_offset_deg)");
 }
 
 static void test_key_outside_section(void **state)
