@@ -30,11 +30,13 @@
 #include "ring.h"
 #include "sclock.h"
 #include "stim.h"
+#include "stretch.h"
 
 enum control_assess_state {
 	CONTROL_ASSESS_IDLE = 0,
 	CONTROL_ASSESS_STARTING,	/* waiting for the totals at the block's start */
 	CONTROL_ASSESS_RUNNING,		/* waiting for the totals at its end */
+	CONTROL_ASSESS_SETTLING,	/* stretch: waiting for its last stretches to be handed on */
 };
 
 bool control_assess_active(const struct control *c)
@@ -84,6 +86,36 @@ static int control_assess_pair(struct control *c, const struct control_request *
 	return 0;
 }
 
+/*
+ * stretch: the source has a joint angle, and the muscle is one of its EMG
+ * channels. @return 0, or -1 with @err filled
+ */
+static int control_assess_muscle(struct control *c, const struct control_request *req,
+				 struct control_error *err)
+{
+	const struct source *src = acquire_source(c->acq);
+	unsigned n = acquire_channels(c->acq), ch;
+
+	if (!acquire_stretch(c->acq)) {
+		control_request_fail(err, "no_angle", "assess stretch: the source has no joint-angle "
+				     "input (source.angle_channel): the reflex threshold is an angle");
+		return -1;
+	}
+	for (ch = 0; ch < n && strcmp(src->channel_names[ch], req->assess_muscle); ch++) {
+	}
+	if (ch == n) {
+		control_request_fail(err, "invalid_value", "assess stretch: muscle \"%.64s\" is not "
+				     "an EMG channel of the source (%u channels: %s%s%s%s)",
+				     req->assess_muscle, n, src->channel_names[0], n > 1 ? ", " : "",
+				     n > 1 ? src->channel_names[1] : "", n > 2 ? ", ..." : "");
+		snprintf(err->key, sizeof(err->key), "muscle");
+		return -1;
+	}
+	c->assess_muscle = ch;
+	c->assess_direction = req->assess_direction < 0 ? -1 : 1;
+	return 0;
+}
+
 json_t *control_assess_start(struct control *c, const struct control_request *req,
 			     struct control_error *err)
 {
@@ -119,13 +151,20 @@ json_t *control_assess_start(struct control *c, const struct control_request *re
 	if (req->assess_kind == COURSE_DB_ASSESS_CCI && control_assess_pair(c, req, err) < 0) {
 		return NULL;
 	}
+	if (req->assess_kind == COURSE_DB_ASSESS_STRETCH && control_assess_muscle(c, req, err) < 0) {
+		return NULL;
+	}
 	c->assess_kind = req->assess_kind;
 	c->assess_phase = req->assess_phase;
 	c->assess_seconds = req->assess_seconds;
 	c->assess_state = CONTROL_ASSESS_STARTING;
 	c->assess_first = 0;
+	c->assess_end = UINT64_MAX;
+	c->assess_n_str = 0;
+	c->assess_str_over = 0;
 	/* EMG that stops coming (the replay ended, a device lost) must not hold "busy" forever */
-	c->assess_deadline_ns = sclock_mono_ns() + (int64_t)((3 * req->assess_seconds + 30) * 1e9);
+	c->assess_deadline_ns = sclock_mono_ns() + (int64_t)((3 * (req->assess_seconds +
+								   STRETCH_SETTLE_S) + 30) * 1e9);
 	acquire_tally_request(c->acq, 0);
 	log_info("assessment: %s %s over %g s of EMG begins", req->assess_phase ? "post" : "pre",
 		 course_db_assess_kind_name(c->assess_kind), req->assess_seconds);
@@ -136,6 +175,14 @@ json_t *control_assess_start(struct control *c, const struct control_request *re
 				 src->channel_names[c->assess_pair[0]], "antagonist",
 				 src->channel_names[c->assess_pair[1]], "formula", "falconer_winter",
 				 "window_s", ASSESS_CCI_WINDOW_S);
+	}
+	if (c->assess_kind == COURSE_DB_ASSESS_STRETCH) {
+		return json_pack("{s:s, s:s, s:f, s:f, s:s, s:s, s:s}", "kind", "stretch", "phase",
+				 req->assess_phase ? "post" : "pre", "seconds", req->assess_seconds,
+				 "rate_hz", src->rate_hz, "muscle",
+				 src->channel_names[c->assess_muscle], "direction",
+				 c->assess_direction < 0 ? "decreasing" : "increasing", "angle",
+				 src->angle_name);
 	}
 	return json_pack("{s:s, s:s, s:f, s:f}", "kind",
 			 course_db_assess_kind_name(c->assess_kind), "phase",
@@ -326,6 +373,177 @@ static void control_assess_finish_windows(struct control *c, const struct bank_t
 	ring_push(c->events, &ev);
 }
 
+/* The stretches handed on: those inside the block are kept, the others dropped. */
+static void control_assess_drain(struct control *c)
+{
+	struct stretch *st = acquire_stretch(c->acq);
+	struct stretch_rec r;
+
+	if (!st) {
+		return;
+	}
+	while (stretch_take(st, &r)) {
+		if (c->assess_kind != COURSE_DB_ASSESS_STRETCH ||
+		    (c->assess_state != CONTROL_ASSESS_RUNNING &&
+		     c->assess_state != CONTROL_ASSESS_SETTLING) ||
+		    r.start < c->assess_first || r.end >= c->assess_end) {
+			continue;
+		}
+		if (c->assess_n_str == CONTROL_ASSESS_STRETCHES) {
+			c->assess_str_over++;
+			continue;
+		}
+		c->assess_str[c->assess_n_str++] = r;
+	}
+}
+
+/* A stretch block is over and its last stretches are in: the fit, stored and published. */
+static void control_assess_finish_stretch(struct control *c)
+{
+	const struct source *src = acquire_source(c->acq);
+	struct course_db_result res[2 * CONTROL_ASSESS_STRETCHES + 10];
+	char names[CONTROL_ASSESS_STRETCHES][2][32];
+	double vel[CONTROL_ASSESS_STRETCHES], ang[CONTROL_ASSESS_STRETCHES];
+	struct course_db_assessment a = { 0 };
+	struct assess_tsrt fit = { .tsrt_deg = NAN, .slope = NAN, .r2 = NAN };
+	char err[COURSE_DB_ERR_MAX] = "", why[COURSE_DB_ERR_MAX] = "";
+	uint64_t first = record_first_sample(c->rec);
+	unsigned m = c->assess_muscle;
+	size_t stretches = 0, n = 0, nres = 0, no_onset = 0, not_at_rest = 0, late = 0;
+	const char *mname = src->channel_names[m];
+	struct event ev;
+	int rc = 0, fit_rc;
+
+	c->assess_state = CONTROL_ASSESS_IDLE;
+	for (size_t k = 0; k < c->assess_n_str; k++) {
+		const struct stretch_rec *r = &c->assess_str[k];
+
+		if (r->dir != c->assess_direction || r->end >= c->assess_end) {
+			continue;	/* the return movement, or past the block */
+		}
+		stretches++;
+		if (r->emg[m] == STRETCH_NOT_AT_REST) {
+			not_at_rest++;
+		} else if (r->emg[m] == STRETCH_NO_ONSET) {
+			no_onset++;
+		} else if (!(r->onset_dps[m] >= STRETCH_END_DPS)) {
+			/* the onset came once the joint had (all but) stopped: no velocity to fit */
+			late++;
+		} else {
+			vel[n] = r->onset_dps[m];
+			ang[n] = r->onset_deg[m];
+			n++;
+		}
+	}
+	fit_rc = assess_tsrt(vel, ang, n, &fit, why, sizeof(why));
+	if (fit_rc < 0) {
+		fit.tsrt_deg = fit.slope = fit.r2 = NAN;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.type = EVENT_ASSESS;
+	ev.sample = sclock_last_sample(c->clock);
+	ev.u.assess.first_sample = c->assess_first;
+	ev.u.assess.samples = c->assess_end - c->assess_first;
+	ev.u.assess.phase = (uint32_t)c->assess_phase;
+	ev.u.assess.kind = (uint32_t)COURSE_DB_ASSESS_STRETCH;
+	ev.u.assess.channels = 0;
+	ev.u.assess.muscle = m;
+	ev.u.assess.direction = c->assess_direction;
+	ev.u.assess.stretches = (uint32_t)stretches;
+	ev.u.assess.fitted = (uint32_t)n;
+	ev.u.assess.tsrt_deg = (float)fit.tsrt_deg;
+	ev.u.assess.slope_s = (float)fit.slope;
+	ev.u.assess.r2 = (float)fit.r2;
+	if (c->assess_blanked) {
+		snprintf(err, sizeof(err), "%" PRIu64 " samples of the block were in a "
+			 "stimulation blank", c->assess_blanked);
+		rc = -ECANCELED;
+	} else if (stretches == 0) {
+		/* most likely the angle input does not move, or moves the other way */
+		snprintf(err, sizeof(err), "no passive stretch of at least %g degrees found with the "
+			 "angle %s", STRETCH_MIN_DEG, c->assess_direction < 0 ? "decreasing" :
+			 "increasing");
+		rc = -ENODATA;
+	} else if (first == UINT64_MAX || c->assess_first < first) {
+		snprintf(err, sizeof(err), "the session's recording closed during the block");
+		rc = -ESRCH;
+	}
+	if (rc == 0) {
+		res[nres++] = (struct course_db_result){ mname, "direction", c->assess_direction };
+		res[nres++] = (struct course_db_result){ mname, "stretches", (double)stretches };
+		res[nres++] = (struct course_db_result){ mname, "n", (double)n };
+		res[nres++] = (struct course_db_result){ mname, "no_onset", (double)no_onset };
+		res[nres++] = (struct course_db_result){ mname, "not_at_rest", (double)not_at_rest };
+		res[nres++] = (struct course_db_result){ mname, "late_onset", (double)late };
+		if (fit_rc == 0) {
+			res[nres++] = (struct course_db_result){ mname, "tsrt_deg", fit.tsrt_deg };
+			res[nres++] = (struct course_db_result){ mname, "slope_s", fit.slope };
+			res[nres++] = (struct course_db_result){ mname, "r2", fit.r2 };
+		}
+		for (size_t k = 0; k < n; k++) {
+			snprintf(names[k][0], sizeof(names[k][0]), "s%zu.velocity_dps", k + 1);
+			snprintf(names[k][1], sizeof(names[k][1]), "s%zu.dsrt_deg", k + 1);
+			res[nres++] = (struct course_db_result){ mname, names[k][0], vel[k] };
+			res[nres++] = (struct course_db_result){ mname, names[k][1], ang[k] };
+		}
+		a.phase = c->assess_phase ? COURSE_DB_POST : COURSE_DB_PRE;
+		a.kind = COURSE_DB_ASSESS_STRETCH;
+		a.at = (int64_t)time(NULL);
+		a.onset_s = (double)(c->assess_first - first) / src->rate_hz;
+		a.duration_s = (double)ev.u.assess.samples / src->rate_hz;
+		a.n_results = nres;
+		a.results = res;
+		rc = course_assessment(c->course, &a, err, sizeof(err));
+	}
+	ev.u.assess.code = rc;
+	if (rc < 0) {
+		log_warn("assessment: %s stretch not stored: %s", c->assess_phase ? "post" : "pre",
+			 err);
+	} else if (fit_rc < 0) {
+		log_info("assessment: %s stretch of %s stored: %zu stretches, %zu with an onset from "
+			 "rest (%zu none, %zu not at rest, %zu late); %s",
+			 c->assess_phase ? "post" : "pre", mname, stretches, n, no_onset,
+			 not_at_rest, late, why);
+	} else {
+		log_info("assessment: %s stretch of %s stored: TSRT %.1f deg, slope %.3f s, R2 %.2f "
+			 "over %zu of %zu stretches", c->assess_phase ? "post" : "pre", mname,
+			 fit.tsrt_deg, fit.slope, fit.r2, n, stretches);
+	}
+	if (c->assess_str_over) {
+		log_warn("assessment: %" PRIu64 " stretches beyond the first %d of the block were "
+			 "left out", c->assess_str_over, CONTROL_ASSESS_STRETCHES);
+	}
+	event_stamp(&ev, sclock_now(c->clock));
+	ring_push(c->events, &ev);
+}
+
+/* stretch: the totals at the block's start, at its end, then once its stretches settled. */
+static void control_assess_stretch_step(struct control *c, const struct bank_tally *t,
+					uint64_t end)
+{
+	const struct source *src = acquire_source(c->acq);
+
+	if (c->assess_state == CONTROL_ASSESS_STARTING) {
+		c->assess_first = end;
+		c->assess_from = *t;
+		c->assess_state = CONTROL_ASSESS_RUNNING;
+		acquire_tally_request(c->acq, end + (uint64_t)llround(c->assess_seconds *
+								     src->rate_hz) - 1);
+		return;
+	}
+	if (c->assess_state == CONTROL_ASSESS_RUNNING) {
+		c->assess_end = end;
+		c->assess_blanked = t->blanked - c->assess_from.blanked;
+		c->assess_state = CONTROL_ASSESS_SETTLING;
+		/* a stretch that ended in the block is handed on STRETCH_SETTLE_S later */
+		acquire_tally_request(c->acq, end + (uint64_t)llround((STRETCH_SETTLE_S + 0.2) *
+								     src->rate_hz));
+		return;
+	}
+	control_assess_drain(c);
+	control_assess_finish_stretch(c);
+}
+
 /*
  * mvc, cci: copy the windows this tally holds into the block; ask for the
  * next copy before the ring (BANK_TALLY_WINDOWS) could wrap past them.
@@ -378,6 +596,7 @@ void control_assess_tick(struct control *c)
 	struct bank_tally t;
 	uint64_t end;
 
+	control_assess_drain(c);
 	if (c->assess_state == CONTROL_ASSESS_IDLE) {
 		return;
 	}
@@ -399,6 +618,10 @@ void control_assess_tick(struct control *c)
 			event_stamp(&ev, sclock_now(c->clock));
 			ring_push(c->events, &ev);
 		}
+		return;
+	}
+	if (c->assess_kind == COURSE_DB_ASSESS_STRETCH) {
+		control_assess_stretch_step(c, &t, end);
 		return;
 	}
 	if (c->assess_kind != COURSE_DB_ASSESS_REST) {

@@ -28,6 +28,7 @@
 #include "config.h"	/* CONFIG_PATH_MAX */
 #include "control_request.h"
 #include "event.h"	/* EVENT_ID_MAX */
+#include "stretch.h"	/* struct stretch_rec */
 
 struct acquire;
 struct course;
@@ -39,6 +40,7 @@ struct stim;
 struct zap;
 
 #define CONTROL_WAIT_MS 1000		/* for the stim or acquire thread to act */
+#define CONTROL_ASSESS_STRETCHES 128	/* stretches an assess stretch block keeps */
 /* At most one log line a second of a kind, so a client retrying cannot flood the log. */
 struct control_log_limit {
 	int64_t last_ns;
@@ -91,6 +93,14 @@ struct control {
 	uint64_t assess_win_next;	/* the next one to copy */
 	uint64_t assess_win_end;	/* one past its last */
 	float assess_win[CONTROL_ASSESS_MAX_S * 5][BANK_MAX_CHANNELS];
+	/* stretch: the muscle, the way the angle goes, the stretches handed on in the block */
+	unsigned assess_muscle;
+	int assess_direction;
+	uint64_t assess_end;		/* one past the block's last sample, once known */
+	uint64_t assess_blanked;	/* samples of the block in a stimulation blank */
+	size_t assess_n_str;
+	uint64_t assess_str_over;	/* stretches beyond CONTROL_ASSESS_STRETCHES */
+	struct stretch_rec assess_str[CONTROL_ASSESS_STRETCHES];
 	/* the session's MVC block: the references a cci is normalised to */
 	int64_t assess_mvc_session;	/* course_session_id it belongs to, 0 none */
 	double assess_mvc_rms[BANK_MAX_CHANNELS];

@@ -20,7 +20,7 @@
 /* A command, and the members its request may have besides "cmd". */
 struct control_cmd_desc {
 	const char *name;
-	const char *const members[7];
+	const char *const members[8];
 	const char *allowed;		/* the same, for messages */
 };
 
@@ -36,8 +36,8 @@ static const struct control_cmd_desc control_cmds[CONTROL_CMD_COUNT] = {
 	[CONTROL_CMD_SESSION_STOP] = { "session_stop", { "reason", NULL }, "cmd, reason" },
 	[CONTROL_CMD_SET] = { "set", { "params", "reason", NULL }, "cmd, params, reason" },
 	[CONTROL_CMD_ASSESS] = { "assess", { "kind", "phase", "seconds", "agonist", "antagonist",
-					     NULL },
-				 "cmd, kind, phase, seconds, agonist, antagonist" },
+					     "muscle", "direction", NULL },
+				 "cmd, kind, phase, seconds, agonist, antagonist, muscle, direction" },
 	[CONTROL_CMD_THRESHOLD] = { "threshold", { "channel", "window_ms", "interval_s",
 						   "start_pct", "cap_pct", "stop" },
 				    "cmd, channel, window_ms, interval_s, start_pct, cap_pct, stop" },
@@ -234,11 +234,61 @@ static int control_request_parse_course(json_t *root, struct control_request *re
 	return 0;
 }
 
-/* assess: "kind" (rest|mvc|cci), "phase" (pre|post), optional "seconds" (1..600, 60); cci: "agonist", "antagonist". */
+/*
+ * assess stretch: "muscle" (the stretched muscle's channel), optional
+ * "direction" ("increasing", the default, or "decreasing": which way the
+ * angle goes while the muscle is stretched).
+ */
+static int control_request_parse_stretch(json_t *root, int kind, struct control_request *req,
+					 struct control_error *err)
+{
+	json_t *m = json_object_get(root, "muscle"), *d = json_object_get(root, "direction");
+
+	if (kind != 1 && (m || d)) {
+		control_request_fail(err, "bad_request", "assess: \"%s\" is only for kind "
+				     "\"stretch\"", m ? "muscle" : "direction");
+		snprintf(err->key, sizeof(err->key), "%s", m ? "muscle" : "direction");
+		return -EINVAL;
+	}
+	if (kind != 1) {
+		return 0;
+	}
+	if (!m || !json_is_string(m) || !json_string_value(m)[0] ||
+	    strlen(json_string_value(m)) >= CONTROL_VALUE_MAX) {
+		control_request_fail(err, m && json_is_string(m) ? "invalid_value" : "bad_request",
+				     "assess stretch: \"muscle\" is %s (the stretched muscle's "
+				     "channel name)", !m ? "missing" : json_is_string(m) ?
+				     "empty or too long" : control_request_json_type(m));
+		snprintf(err->key, sizeof(err->key), "muscle");
+		return -EINVAL;
+	}
+	snprintf(req->assess_muscle, sizeof(req->assess_muscle), "%s", json_string_value(m));
+	req->assess_direction = 1;
+	if (d && (!json_is_string(d) || (strcmp(json_string_value(d), "increasing") &&
+					 strcmp(json_string_value(d), "decreasing")))) {
+		control_request_fail(err, json_is_string(d) ? "invalid_value" : "bad_request",
+				     "assess stretch: \"direction\" is %s (allowed: \"increasing\" "
+				     "or \"decreasing\": the way the angle goes while the muscle is "
+				     "stretched)", json_is_string(d) ? "not known" :
+				     control_request_json_type(d));
+		snprintf(err->key, sizeof(err->key), "direction");
+		return -EINVAL;
+	}
+	if (d && !strcmp(json_string_value(d), "decreasing")) {
+		req->assess_direction = -1;
+	}
+	return 0;
+}
+
+/*
+ * assess: "kind" (rest|stretch|mvc|cci), "phase" (pre|post), optional
+ * "seconds" (1..600, 60; stretch 120); cci: "agonist", "antagonist";
+ * stretch: "muscle", "direction".
+ */
 static int control_request_parse_assess(json_t *root, struct control_request *req,
 					struct control_error *err)
 {
-	static const char *const kinds[] = { "rest", NULL, "cci", "mvc" };
+	static const char *const kinds[] = { "rest", "stretch", "cci", "mvc" };
 	json_t *k = json_object_get(root, "kind"), *p = json_object_get(root, "phase");
 	json_t *sec = json_object_get(root, "seconds");
 	int kind = -1;
@@ -250,7 +300,8 @@ static int control_request_parse_assess(json_t *root, struct control_request *re
 	}
 	if (kind < 0) {
 		control_request_fail(err, k && json_is_string(k) ? "invalid_value" : "bad_request",
-				     "assess: \"kind\" is %s (allowed: \"rest\", \"mvc\", \"cci\")",
+				     "assess: \"kind\" is %s (allowed: \"rest\", \"stretch\", "
+				     "\"mvc\", \"cci\")",
 				     !k ? "missing" : json_is_string(k) ? "not known" :
 				     control_request_json_type(k));
 		snprintf(err->key, sizeof(err->key), "kind");
@@ -280,6 +331,9 @@ static int control_request_parse_assess(json_t *root, struct control_request *re
 			snprintf(dst, CONTROL_VALUE_MAX, "%s", json_string_value(v));
 		}
 	}
+	if (control_request_parse_stretch(root, kind, req, err) < 0) {
+		return -EINVAL;
+	}
 	if (!p || !json_is_string(p) || (strcmp(json_string_value(p), "pre") &&
 					 strcmp(json_string_value(p), "post"))) {
 		control_request_fail(err, p && json_is_string(p) ? "invalid_value" : "bad_request",
@@ -291,7 +345,8 @@ static int control_request_parse_assess(json_t *root, struct control_request *re
 	}
 	req->assess_kind = kind;
 	req->assess_phase = !strcmp(json_string_value(p), "post");
-	req->assess_seconds = 60;
+	/* about 20 stretches at varied velocities, each from rest */
+	req->assess_seconds = kind == 1 ? 120 : 60;
 	if (sec) {
 		double v = json_is_number(sec) ? json_number_value(sec) : -1;
 

@@ -50,9 +50,11 @@ struct control_request {
 	char course_id[EVENT_ID_MAX + 1];	/* session_start, optional: "" none */
 	double motor_threshold_pct;		/* session_start, optional: 0 none */
 	char reason[CONTROL_REASON_MAX + 1];	/* session_stop, set; optional: "" none */
-	int assess_kind;			/* assess: 0 rest, 2 cci, 3 mvc (course_db.h's order) */
+	int assess_kind;			/* assess: 0 rest, 1 stretch, 2 cci, 3 mvc (course_db.h's order) */
 	char assess_agonist[CONTROL_VALUE_MAX];	/* assess cci: the two channels' names */
 	char assess_antagonist[CONTROL_VALUE_MAX];
+	char assess_muscle[CONTROL_VALUE_MAX];	/* assess stretch: the stretched muscle's channel */
+	int assess_direction;			/* assess stretch: +1 the angle rises while stretching, -1 falls */
 	int assess_phase;			/* assess: 0 pre, 1 post */
 	double assess_seconds;			/* assess: 1..CONTROL_ASSESS_MAX_S, 60 by default */
 	size_t n_params;			/* set */

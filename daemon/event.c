@@ -725,6 +725,18 @@ static int event_json_assess(struct event_json *w, const struct event *ev, doubl
 		event_json_item_double(w, ev->u.assess.rms_uv[c]);
 	}
 	event_json_array_end(w);
+	if (ev->u.assess.kind == 1) {
+		/* stretch: the fit is null when it was refused (too few stretches, too narrow) */
+		event_json_u64(w, "muscle", ev->u.assess.muscle);
+		event_json_str(w, "direction", ev->u.assess.direction < 0 ? "decreasing" :
+			       "increasing", SIZE_MAX);
+		event_json_u64(w, "stretches", ev->u.assess.stretches);
+		event_json_u64(w, "n", ev->u.assess.fitted);
+		event_json_double(w, "tsrt_deg", ev->u.assess.tsrt_deg);
+		event_json_double(w, "slope_s", ev->u.assess.slope_s);
+		event_json_double(w, "r2", ev->u.assess.r2);
+		return 0;
+	}
 	if (ev->u.assess.kind == 2 || ev->u.assess.kind == 3) {
 		/* mvc: rms_uv is each channel's MVC reference; cci: the pair's index */
 		event_json_u64(w, "windows", ev->u.assess.windows);

@@ -242,6 +242,15 @@ struct event {
 			float cci_pct;
 			uint32_t windows;
 			uint32_t agonist, antagonist;
+			/*
+			 * stretch: the muscle (channel index), the way the
+			 * angle went, the stretches found that way, those with a
+			 * DSRT, and the fit (NAN when refused: too few, too narrow)
+			 */
+			uint32_t muscle;
+			int32_t direction;
+			uint32_t stretches, fitted;
+			float tsrt_deg, slope_s, r2;
 		} assess;
 		struct {
 			uint32_t result;	/* 0: a probe, 1: the result */

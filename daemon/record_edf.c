@@ -345,6 +345,12 @@ void record_edf_event(struct record *r, const struct event *ev)
 		snprintf(t, sizeof(t), "assessment %s %s",
 			 ev->u.assess.phase ? "post" : "pre",
 			 ev->u.assess.kind < 4 ? kinds[ev->u.assess.kind] : "other");
+		if (ev->u.assess.kind == 1 && isfinite(ev->u.assess.tsrt_deg)) {
+			size_t used = strlen(t);
+
+			snprintf(t + used, sizeof(t) - used, " TSRT %.1f deg n %u",
+				 (double)ev->u.assess.tsrt_deg, ev->u.assess.fitted);
+		}
 		break;
 	}
 	case EVENT_THRESHOLD:

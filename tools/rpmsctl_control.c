@@ -42,6 +42,8 @@ struct rpmsctl_control_opts {
 	const char *seconds;		/* assess: --seconds */
 	const char *agonist;		/* assess cci: --agonist, --antagonist */
 	const char *antagonist;
+	const char *muscle;		/* assess stretch: --muscle, --direction */
+	const char *direction;
 };
 
 static int rpmsctl_control_fail(int status, const char *fmt, ...)
@@ -74,6 +76,11 @@ void rpmsctl_control_usage(FILE *f)
 		"  assess cci --pre|--post --agonist CH --antagonist CH [--seconds N]\n"
 		"                         co-contraction index of two channels (Falconer & Winter,\n"
 		"                         200 ms windows, each normalised to the session's mvc)\n"
+		"  assess stretch --pre|--post --muscle CH [--direction increasing|decreasing]\n"
+		"         [--seconds N]   passive stretches at varied velocities (the source's\n"
+		"                         joint angle, source.angle_channel): the angle at each\n"
+		"                         EMG onset of CH (DSRT) and the tonic stretch reflex\n"
+		"                         threshold by regression on velocity (default 120 s)\n"
 		"  keygen FILE            new CURVE key pair: secret into FILE (0600), public on stdout\n"
 		"  threshold [--channel N] [--window A-B] [--interval SEC] [--start PCT] [--cap PCT]\n"
 		"                         measure the motor threshold (docs/threshold.md): the coil\n"
@@ -448,7 +455,14 @@ static void rpmsctl_control_print(const char *cmd, json_t *r)
 		       rpmsctl_control_str(r, "phase"), kind, rpmsctl_control_num(r, "seconds"),
 		       !strcmp(kind, "mvc") ? "the patient contracts each muscle maximally" :
 		       !strcmp(kind, "cci") ? "the patient does the task" :
+		       !strcmp(kind, "stretch") ? "stretch the relaxed muscle from rest, about "
+		       "20 times at velocities from slow to fast" :
 		       "keep the patient at rest");
+		if (!strcmp(kind, "stretch")) {
+			printf("stretch reflex of %s: the onset angle of each stretch with %s %s, "
+			       "regressed on velocity\n", rpmsctl_control_str(r, "muscle"),
+			       rpmsctl_control_str(r, "angle"), rpmsctl_control_str(r, "direction"));
+		}
 		if (!strcmp(kind, "cci")) {
 			printf("co-contraction index of %s (agonist) and %s (antagonist): %s, "
 			       "2 * sum(min) / sum(a + b), %g s windows\n",
@@ -547,7 +561,8 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 				   bool session)
 {
 	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION, OPT_COURSE, OPT_MT,
-	       OPT_REASON, OPT_PRE, OPT_POST, OPT_SECONDS, OPT_AGONIST, OPT_ANTAGONIST };
+	       OPT_REASON, OPT_PRE, OPT_POST, OPT_SECONDS, OPT_AGONIST, OPT_ANTAGONIST,
+	       OPT_MUSCLE, OPT_DIRECTION };
 	static const struct option longopts[] = {
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
@@ -563,6 +578,8 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 		{ "post", no_argument, NULL, OPT_POST },
 		{ "seconds", required_argument, NULL, OPT_SECONDS },
 		{ "agonist", required_argument, NULL, OPT_AGONIST },
+		{ "muscle", required_argument, NULL, OPT_MUSCLE },
+		{ "direction", required_argument, NULL, OPT_DIRECTION },
 		{ "antagonist", required_argument, NULL, OPT_ANTAGONIST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -631,6 +648,14 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 			}
 			*(c == OPT_AGONIST ? &o->agonist : &o->antagonist) = optarg;
 			break;
+		case OPT_MUSCLE:
+		case OPT_DIRECTION:
+			if (strcmp(argv[0], "assess")) {
+				return rpmsctl_control_usage_error("%s: only for 'assess stretch'",
+								   argv[optind - 1]);
+			}
+			*(c == OPT_MUSCLE ? &o->muscle : &o->direction) = optarg;
+			break;
 		case OPT_PRE:
 		case OPT_POST:
 		case OPT_SECONDS:
@@ -693,21 +718,35 @@ static int rpmsctl_control_set_params(int argc, char **argv, json_t *params)
 	return 0;
 }
 
-/* "assess rest|mvc|cci --pre|--post [--seconds N] [--agonist CH --antagonist CH]". */
+/*
+ * "assess rest|stretch|mvc|cci --pre|--post [--seconds N] [--agonist CH
+ * --antagonist CH] [--muscle CH [--direction D]]".
+ */
 static int rpmsctl_control_assess(const struct rpmsctl_control_opts *o, int argc, char **argv,
 				  json_t *req)
 {
 	char *end;
-	double sec = 60;
 	bool cci = argc == 1 && !strcmp(argv[0], "cci");
+	bool stretch = argc == 1 && !strcmp(argv[0], "stretch");
+	double sec = stretch ? 120 : 60;
 
-	if (argc != 1 || (strcmp(argv[0], "rest") && strcmp(argv[0], "mvc") && !cci)) {
-		return rpmsctl_control_usage_error("assess: expected 'rest', 'mvc' or 'cci' (the "
-						   "assessments this daemon runs)");
+	if (argc != 1 || (strcmp(argv[0], "rest") && strcmp(argv[0], "mvc") && !cci && !stretch)) {
+		return rpmsctl_control_usage_error("assess: expected 'rest', 'stretch', 'mvc' or "
+						   "'cci' (the assessments this daemon runs)");
 	}
 	if (cci != (o->agonist || o->antagonist) || (cci && !(o->agonist && o->antagonist))) {
 		return rpmsctl_control_usage_error("assess: --agonist and --antagonist: both for "
 						   "'cci', and only for it");
+	}
+	if (stretch != (o->muscle != NULL) || (!stretch && o->direction)) {
+		return rpmsctl_control_usage_error("assess: --muscle (and --direction) for "
+						   "'stretch', and only for it");
+	}
+	if (o->direction && strcmp(o->direction, "increasing") &&
+	    strcmp(o->direction, "decreasing")) {
+		return rpmsctl_control_usage_error("--direction: '%s' (allowed: increasing or "
+						   "decreasing, the way the joint angle goes while "
+						   "the muscle is stretched)", o->direction);
 	}
 	if (o->phase < 0) {
 		return rpmsctl_control_usage_error("assess: needs --pre or --post (before or after "
@@ -724,6 +763,12 @@ static int rpmsctl_control_assess(const struct rpmsctl_control_opts *o, int argc
 	json_object_set_new(req, "kind", json_string(argv[0]));
 	if (cci) {
 		json_object_set_new(req, "agonist", json_string(o->agonist));
+	}
+	if (stretch) {
+		json_object_set_new(req, "muscle", json_string(o->muscle));
+		if (o->direction) {
+			json_object_set_new(req, "direction", json_string(o->direction));
+		}
 		json_object_set_new(req, "antagonist", json_string(o->antagonist));
 	}
 	json_object_set_new(req, "phase", json_string(o->phase ? "post" : "pre"));
