@@ -9,6 +9,7 @@ The other threads (main, publisher, libzmq) allocate, and their count must
 be above zero, which shows the interposer really saw the process."""
 
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -33,6 +34,25 @@ def counted(text, args=("--fast",), stop_when=None):
         counts = dict((k, int(v)) for k, v in (line.split() for line in f))
     os.unlink(out)
     return r, counts
+
+
+def test_bank_every_path():
+    """bank_process and the other bank_* calls of the acquire thread, made
+    directly under its thread name (bank_alloc.c): calibration, bursts, a
+    train's blanks, a gap, a recalibration, the assessment tally's unclipped
+    chain and windows (issue 21). The daemon runs below reach the bank only
+    along the paths their replay happens to take."""
+    out = tempfile.mktemp(prefix="rpmsd-alloc-")
+    env = dict(os.environ, LD_PRELOAD=PRELOAD, ALLOC_COUNT_OUT=out)
+    r = subprocess.run([os.environ["BANK_ALLOC_EXE"]], env=env, capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, "bank_alloc exit %d: %s%s" % (r.returncode, r.stdout, r.stderr))
+    check(os.path.exists(out), "no allocation report: %s" % r.stderr)
+    with open(out) as f:
+        counts = dict((k, int(v)) for k, v in (line.split() for line in f))
+    os.unlink(out)
+    check(counts["rpmsd-acquire"] == 0, "allocations in the bank: %r" % counts)
+    check(counts["other"] > 0, "the interposer saw nothing: %r" % counts)
 
 
 def endpoint():
@@ -76,6 +96,7 @@ def test_open_loop_paced():
 if __name__ == "__main__":
     check(PRELOAD and os.path.exists(PRELOAD), "ALLOC_COUNT_SO not set or missing")
     rig.run_tests([
+        test_bank_every_path,
         test_closed_loop_fast_replay,
         test_open_loop_paced,
     ])
