@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 
 #include "bank.h"
+#include "stretch.h"
 #include "config.h"
 
 #define BA_CHANNELS 8
@@ -32,6 +33,14 @@
 struct ba_seen {
 	unsigned long edges[DETECT_OFFSET + 1];
 };
+
+/* The acquire thread's stretch tracker, fed as acquire.c feeds it. */
+static struct stretch *ba_st;
+
+static void ba_own(void *ctx, const struct bank_event *ev)
+{
+	stretch_edge(ctx, ev->channel, ev->edge == DETECT_ONSET, ev->r.edge_sample);
+}
 
 static void ba_emit(void *ctx, const struct bank_event *ev)
 {
@@ -66,10 +75,15 @@ static void ba_fill(float *buf, uint64_t first, uint64_t *rng, int burst)
 static void ba_run(struct bank *b, uint64_t *at, size_t blocks, int burst, uint64_t *rng,
 		   struct ba_seen *seen)
 {
-	float buf[BA_BLOCK * BA_CHANNELS];
+	float buf[BA_BLOCK * BA_CHANNELS], angle[BA_BLOCK];
 
 	for (size_t k = 0; k < blocks; k++) {
 		ba_fill(buf, *at, rng, burst);
+		/* a joint moved to and fro, 40 degrees each way, once a second */
+		for (size_t i = 0; i < BA_BLOCK; i++) {
+			angle[i] = (float)(40.0 * sin(M_PI * (double)(*at + i) / BA_FS));
+		}
+		stretch_angle(ba_st, angle, BA_BLOCK, *at);
 		bank_process(b, buf, BA_BLOCK, *at, ba_emit, seen);
 		*at += BA_BLOCK;
 	}
@@ -85,7 +99,7 @@ int main(void)
 	struct bank_tally tally;
 	struct bank *b;
 	char err[CONFIG_ERR_MAX];
-	uint64_t at = 0, rng = 0x9E3779B97F4A7C15ull, blanked;
+	uint64_t at = 0, rng = 0x9E3779B97F4A7C15ull, blanked, stretches = 0;
 	int ret;
 
 	config_defaults(&cfg);
@@ -94,6 +108,12 @@ int main(void)
 		fprintf(stderr, "bank_alloc: bank_create: %s\n", err);
 		return 1;
 	}
+	ret = stretch_create(BA_CHANNELS, BA_FS, &ba_st);
+	if (ret < 0) {
+		fprintf(stderr, "bank_alloc: stretch_create: %d\n", ret);
+		return 1;
+	}
+	bank_set_own_edges(b, ba_own, ba_st);
 	printf("bank_alloc: running the bank as rpmsd-acquire\n");
 	fflush(stdout);
 	prctl(PR_SET_NAME, "rpmsd-acquire", 0, 0, 0);
@@ -117,23 +137,33 @@ int main(void)
 	ba_run(b, &at, (size_t)(0.5 * BA_FS / BA_BLOCK), 1, &rng, &seen);
 	/* recalibrate in the middle of a burst's aftermath */
 	bank_recalibrate(b, at);
+	stretch_gap(ba_st, at);
 	ba_run(b, &at, (size_t)(3.0 * BA_FS / BA_BLOCK), 0, &rng, &seen);
 	ba_run(b, &at, (size_t)(0.5 * BA_FS / BA_BLOCK), 1, &rng, &seen);
 	ba_run(b, &at, (size_t)(1.0 * BA_FS / BA_BLOCK), 0, &rng, &seen);
 	bank_get_tally(b, &tally);
 
 	prctl(PR_SET_NAME, "bank_alloc", 0, 0, 0);
+	{
+		struct stretch_rec r;
+
+		while (stretch_take(ba_st, &r)) {
+			stretches++;
+		}
+	}
+	stretch_destroy(ba_st);
 	bank_destroy(b);
 	blanked = tally.blanked;
 	printf("bank_alloc: %llu samples, %llu blanked, %llu windows, edges: %lu calibrated, "
-	       "%lu onsets, %lu offsets\n", (unsigned long long)tally.samples,
+	       "%lu onsets, %lu offsets, %llu stretches\n", (unsigned long long)tally.samples,
 	       (unsigned long long)blanked, (unsigned long long)tally.windows,
 	       seen.edges[DETECT_CALIBRATED], seen.edges[DETECT_ONSET],
-	       seen.edges[DETECT_OFFSET]);
+	       seen.edges[DETECT_OFFSET], (unsigned long long)stretches);
 	/* every path ran: two calibrations of every channel, bursts, blanks, windows */
 	if (seen.edges[DETECT_CALIBRATED] != 2 * BA_CHANNELS || seen.edges[DETECT_ONSET] < 3 ||
 	    seen.edges[DETECT_OFFSET] < 2 || blanked == 0 ||
-	    tally.windows < tally.samples / (uint64_t)(BANK_TALLY_WINDOW_S * BA_FS)) {
+	    tally.windows < tally.samples / (uint64_t)(BANK_TALLY_WINDOW_S * BA_FS) ||
+	    stretches < 4) {
 		fprintf(stderr, "bank_alloc: not every path of the bank ran\n");
 		return 1;
 	}
