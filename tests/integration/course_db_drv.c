@@ -49,7 +49,8 @@ static int64_t drv_i(const char *s)
 /* assess ID PHASE KIND AT ONSET DURATION RESULTS: a[1..4], then rest "ONSET DURATION R". */
 static int drv_assess(struct course_db *db, char **a, char *rest, char *err, size_t errlen)
 {
-	struct course_db_result res[16];
+	/* a stretch block holds two results a fitted stretch: more than 16 */
+	struct course_db_result res[64];
 	struct course_db_assessment x = { 0 };
 	char *s2 = NULL, *onset, *dur, *list, *s3 = NULL;
 	size_t n = 0;
@@ -69,10 +70,14 @@ static int drv_assess(struct course_db *db, char **a, char *rest, char *err, siz
 	x.at = drv_i(a[4]);
 	x.onset_s = strtod(onset, NULL);
 	x.duration_s = strtod(dur, NULL);
-	for (char *t = list ? strtok_r(list, ",", &s3) : NULL; t && n < 16;
+	for (char *t = list ? strtok_r(list, ",", &s3) : NULL; t;
 	     t = strtok_r(NULL, ",", &s3)) {
 		char *slash = strchr(t, '/'), *eq = strchr(t, '=');
 
+		if (n == sizeof(res) / sizeof(res[0])) {
+			snprintf(err, errlen, "assess: more than %zu results", n);
+			return -E2BIG;
+		}
 		if (!slash || !eq) {
 			snprintf(err, errlen, "assess: result '%s' is not CH/NAME=V", t);
 			return -EINVAL;

@@ -20,6 +20,7 @@ refused.
 
 import atexit
 import csv
+import datetime
 import glob
 import json
 import os
@@ -82,12 +83,38 @@ def course():
         d.stop()
     Course.conf = conf
     Course.conf_path = d.path
+    Course.db = os.path.join(state, "course.db")
+    # stretch blocks as `assess stretch` stores them (the daemon's command is
+    # not needed: written through the course_db API) in session 1: a fit
+    # accepted before, one refused after
+    (sid,) = [i for (i,) in tcs.sqlite_rows(Course.db, "SELECT id FROM sessions ORDER BY id "
+                                                        "LIMIT 1")]
+    r = subprocess.run([os.path.join(rig.BUILD, "tests", "integration", "course_db_drv"),
+                        "sqlite", Course.db],
+                       input="".join("assess %d %s stretch %d 1 20 %s\n" % (sid, ph, at, res)
+                                     for ph, at, res in STRETCH_BLOCKS) + "quit\n",
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and r.stdout.split("\n")[:3] == ["ok open", "ok", "ok"],
+          "course_db_drv: %r %s" % (r.stdout, r.stderr))
     r = subprocess.run([rig.RPMSCTL, "course", PATIENT, "--course", COURSE, "--json",
                         "--config", d.path], capture_output=True, text=True)
     check(r.returncode == 0, r.stderr)
     Course.report = json.loads(r.stdout)["courses"][0]
     check(len(Course.report["sessions"]) == 2, Course.report)
     return Course
+
+
+# (phase, at, results): 7 fitted stretches and an accepted fit; 3 and refused
+STRETCH_BLOCKS = [
+    ("pre", 1800000000, "FCR/stretches=8,FCR/n=7,FCR/no_onset=1,FCR/not_at_rest=0,"
+     "FCR/tsrt_deg=74.5,FCR/slope_s=-0.1875,FCR/r2=0.93," +
+     ",".join("FCR/s%d.velocity_dps=%g,FCR/s%d.dsrt_deg=%g" % (k, v, k, 74.5 - 0.1875 * v + e)
+              for k, (v, e) in enumerate(zip((30, 60, 90, 120, 150, 180, 210),
+                                             (0.5, -0.25, 0, 0.25, -0.5, 0, 0.125)), 1))),
+    ("post", 1800000900, "FCR/stretches=5,FCR/n=3,FCR/no_onset=1,FCR/not_at_rest=1,"
+     "FCR/s1.velocity_dps=40,FCR/s1.dsrt_deg=70.25,FCR/s2.velocity_dps=95,FCR/s2.dsrt_deg=61,"
+     "FCR/s3.velocity_dps=160,FCR/s3.dsrt_deg=49.5"),
+]
 
 
 def export(dest, *extra, patient=True):
@@ -169,6 +196,39 @@ def test_layout_and_numbers():
               i["IntensityPercentMT"] == 120.0, i)
         check(st["PulsesDelivered"] == st["PulsesAnnotated"] == db["pulses"], st)
         check(j["PowerLineFrequency"] == 50 and j["SamplingFrequency"] == 1000, j)
+
+
+def test_stretch_blocks_in_sidecar():
+    """Session 1's stretch blocks in its _emg.json, every number the database's
+    (read with sqlite3): counts, the accepted fit, a refused one null, each
+    fitted stretch's velocity and DSRT; session 2 has none, and no key."""
+    c = course()
+    root = dataset()
+    d1, d2 = sessions_dirs(root)
+    j = json.load(open(glob.glob(os.path.join(d1, "*_emg.json"))[0]))
+    got = j["StretchReflexThresholds"]
+    blocks = {}
+    for aid, phase, at, name, value in tcs.sqlite_rows(
+            c.db, "SELECT a.id, a.phase, a.at, r.name, r.value FROM assessments a JOIN "
+            "assessment_results r ON r.assessment = a.id WHERE a.kind = 'stretch' AND "
+            "r.channel = 'FCR' ORDER BY a.at, a.id"):
+        blocks.setdefault(aid, (phase, at, {}))[2][name] = value
+    want = []
+    for phase, at, v in blocks.values():
+        n = int(v["n"])
+        want.append({"Phase": phase, "Time": datetime.datetime.fromtimestamp(
+            at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "Channel": "FCR",
+            "Stretches": int(v["stretches"]), "Fitted": n, "NoOnset": int(v["no_onset"]),
+            "NotAtRest": int(v["not_at_rest"]), "TSRT": v.get("tsrt_deg"),
+            "Slope": v.get("slope_s"), "R2": v.get("r2"),
+            "DSRT": [{"Velocity": v["s%d.velocity_dps" % k], "Angle": v["s%d.dsrt_deg" % k]}
+                     for k in range(1, n + 1)]})
+    check(got == want, "StretchReflexThresholds %r, the database %r" % (got, want))
+    check([(b["Phase"], b["TSRT"], len(b["DSRT"])) for b in got] ==
+          [("pre", 74.5, 7), ("post", None, 3)], got)
+    check("refused" in j["StretchReflexThresholdsDescription"], j)
+    j2 = json.load(open(glob.glob(os.path.join(d2, "*_emg.json"))[0]))
+    check("StretchReflexThresholds" not in j2, j2.keys())
 
 
 def test_hash_mismatch_refused():
@@ -455,11 +515,13 @@ def test_assessment_and_threshold_rows():
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     rows = mod.events_of([(1.0, 60.0, "assessment post rest"),
+                          (1.5, 20.0, "assessment pre stretch"),
                           (2.0, None, "threshold probe 3 44.5% 61.2 uV response"),
                           (5.0, None, "threshold probe 4 43.5% nan uV"),
                           (9.0, None, "motor threshold 44% (22 pulses)")])
     got = [(r[0], r[1], r[2], r[4]) for r in rows]
-    check(got == [(1.0, 60.0, "assessment", "post rest"), (2.0, 0.0, "threshold_probe", 44.5),
+    check(got == [(1.0, 60.0, "assessment", "post rest"),
+                  (1.5, 20.0, "assessment", "pre stretch"), (2.0, 0.0, "threshold_probe", 44.5),
                   (5.0, 0.0, "threshold_probe", 43.5), (9.0, 0.0, "motor_threshold", "n/a")],
           "events.tsv rows %r" % got)
     print("ok   assessment blocks and threshold probes are rows of their own kind")
@@ -469,6 +531,7 @@ if __name__ == "__main__":
     rig.run_tests([
         test_assessment_and_threshold_rows,
         test_layout_and_numbers,
+        test_stretch_blocks_in_sidecar,
         test_hash_mismatch_refused,
         test_refusals,
         test_blinded_session_exports_its_code_only,

@@ -33,11 +33,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
-import zmq
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpms_subscriber import Subscriber  # noqa: E402
 
 BUILD = os.environ.get("RPMSD_BUILD_ROOT", "")
 RPMSD = os.path.join(BUILD, "daemon", "rpmsd")
@@ -51,45 +51,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Subscriber:
-    """Every message on rpms.*, (topic, body), in arrival order."""
-
-    def __init__(self, endpoint):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"rpms.")
-        self.sock.connect(endpoint)
-        self.lock = threading.Lock()
-        self.msgs = []
-        self.running = True
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while self.running:
-            if self.sock.poll(100):
-                frames = self.sock.recv_multipart()
-                with self.lock:
-                    self.msgs.append((frames[0].decode(), json.loads(frames[1])))
-
-    def count(self):
-        with self.lock:
-            return len(self.msgs)
-
-    def of(self, topic, since=0, **match):
-        with self.lock:
-            msgs = self.msgs[since:]
-        return [b for t, b in msgs if t == topic and
-                all(b.get(k) == v for k, v in match.items())]
-
-    def close(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close(linger=0)
-        self.ctx.term()
 
 
 def fail(msg):
@@ -169,11 +130,7 @@ class Rig:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=120)
         # the subscriber drains what was sent before the exit
-        n = -1
-        while n != self.sub.count():
-            n = self.sub.count()
-            time.sleep(0.3)
-        self.sub.close()
+        self.sub.drain_and_close()
         check(self.proc.returncode == 0, "rpmsd exit %d\n%s" % (self.proc.returncode,
                                                               self.stderr()))
 

@@ -64,6 +64,7 @@ def under_prefix(opt):
 
 
 SBINDIR = under_prefix("sbindir")
+BINDIR = under_prefix("bindir")
 LIBDIR = under_prefix("libdir")
 CONFDIR = os.path.join(under_prefix("sysconfdir"), "rpmsd")
 MANDIR = under_prefix("mandir")
@@ -80,6 +81,9 @@ PLUGINS = [p for p in ("sim", "gpio", "spi")
 MAN_PAGES = [os.path.join(MANDIR, "man8", "rpmsd.8"),
              os.path.join(MANDIR, "man5", "rpmsd.conf.5"),
              os.path.join(MANDIR, "man1", "rpmsctl.1")]
+
+
+COURSE_MODULE = os.path.join(under_prefix("datadir"), "rpmsd", "python", "rpms_course.py")
 
 
 def staged(path):
@@ -108,6 +112,9 @@ def test_install_puts_every_file_in_its_place():
         os.path.join(SYSUSERSDIR, "rpmsd.conf"): "the sysusers.d file",
         os.path.join(UDEVRULESDIR, "60-rpmsd.rules"): "the udev rules",
     }
+    for tool in ("rpms-report", "rpms-bids"):
+        expected[os.path.join(BINDIR, tool)] = "a course tool"
+    expected[COURSE_MODULE] = "what rpms-report and rpms-bids share"
     for p in PLUGINS:
         expected[os.path.join(LIBDIR, "rpmsd", "plugins", p + ".so")] = "the %s plugin" % p
     for page in MAN_PAGES:
@@ -126,6 +133,28 @@ def test_install_puts_every_file_in_its_place():
     check(unit_values(unit, "ExecStart") == [want],
           "ExecStart=%r, want %r" % (unit_values(unit, "ExecStart"), want))
     check(not re.search(r"@[a-z_]+@", unit), "an unsubstituted @variable@ in the unit")
+
+
+def test_course_tools_run_installed():
+    """rpms-report and rpms-bids find their shared module (rpms_course.py)
+    where it is installed, away from the source tree: and not without it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+    def run(tool, args):
+        return subprocess.run([staged(os.path.join(BINDIR, tool))] + args, capture_output=True,
+                              text=True, cwd=TMP, env=env, timeout=60)
+    for tool, args in (("rpms-report", ["--help"]), ("rpms-bids", ["export", "--help"])):
+        r = run(tool, args)
+        check(r.returncode == 0 and "usage: %s" % tool in r.stdout,
+              "installed %s: exit %d %s" % (tool, r.returncode, r.stderr[-500:]))
+    module = staged(COURSE_MODULE)
+    os.rename(module, module + ".away")
+    try:
+        r = run("rpms-report", ["--help"])
+    finally:
+        os.rename(module + ".away", module)
+    check(r.returncode != 0 and "rpms_course" in r.stderr,
+          "rpms-report without its module: exit %d %r" % (r.returncode, r.stderr[-300:]))
 
 
 def test_second_install_keeps_a_changed_config():
@@ -342,6 +371,7 @@ if __name__ == "__main__":
     atexit.register(shutil.rmtree, TMP, True)
     run_tests([
         test_install_puts_every_file_in_its_place,
+        test_course_tools_run_installed,
         test_second_install_keeps_a_changed_config,
         test_unit_verifies,
         test_security_exposure,

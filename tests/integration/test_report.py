@@ -15,8 +15,10 @@ own with sqlite3:
     prescribed, cumulative, motor threshold and intensity, rest RMS, bursts a
     minute and % active pre/post (the second session a gap: a dash, not 0),
     the scores, the deviations and adverse notes with their times;
-  - no stretch assessment: the report says so; stretch assessments
-    (course_db_drv) give the TSRT table (the last block of a phase);
+  - no stretch assessment: the report says so; stretch assessments as
+    `assess stretch` stores them (course_db_drv), accepted and refused, give
+    TSRT, n and R² pre/post (the last block of a phase; a refused fit says
+    why), every block's counts and the DSRT/velocity of each stretch plotted;
   - a blinded course: its arm code, nothing that names the arm;
   - an unknown course: a clear error, exit 1, no file written;
   - PostgreSQL (the real server of test_course_db.py's harness, skipped
@@ -350,36 +352,137 @@ def test_unknown_course():
     check(r.returncode == 4 and "none" in r.stderr, (r.returncode, r.stderr))
 
 
+def stretch_results(ch, stretches, fitted, no_onset, not_at_rest, fit, points):
+    """The results of a stretch block as `assess stretch` stores them: the counts,
+    tsrt_deg/slope_s/r2 only when @fit (tsrt, slope, r2), and s<k>.velocity_dps,
+    s<k>.dsrt_deg of each fitted stretch (@points)."""
+    r = {"stretches": stretches, "n": fitted, "no_onset": no_onset, "not_at_rest": not_at_rest}
+    if fit:
+        r.update(zip(("tsrt_deg", "slope_s", "r2"), fit))
+    for k, (v, d) in enumerate(points, 1):
+        r["s%d.velocity_dps" % k] = v
+        r["s%d.dsrt_deg" % k] = d
+    return ",".join("%s/%s=%r" % (ch, k, v) for k, v in r.items())
+
+
+def line(tsrt, slope, velocities, noise):
+    return [(v, round(tsrt + slope * v + e, 3)) for v, e in zip(velocities, noise)]
+
+
+# (session, phase, seconds into the session, results): session 1 pre accepted,
+# post refused (5 fitted stretches); session 2 pre accepted (exactly 7), post an
+# accepted block then a later refused one (velocity range too narrow): the last
+# block is the one tabled, its missing TSRT a dash, not the earlier block's.
+STRETCH_BLOCKS = [
+    (0, "pre", 100, stretch_results("FCR", 9, 8, 1, 0, (71.25, -0.1875, 0.912), line(
+        71.25, -0.1875, [40, 60, 85, 110, 140, 170, 200, 240],
+        [0.4, -0.3, 0.2, -0.5, 0.1, 0.6, -0.2, 0.0]))),
+    (0, "post", 1900, stretch_results("FCR", 6, 5, 0, 1, None, line(
+        80.0, -0.15, [50, 90, 130, 170, 210], [0, 0.5, -0.5, 0.2, 0]))),
+    (1, "pre", 100, stretch_results("FCR", 7, 7, 0, 0, (76.5, -0.2, 0.855), line(
+        76.5, -0.2, [35, 60, 90, 120, 150, 180, 210], [0.3, -0.4, 0.0, 0.6, -0.1, -0.3, 0.2]))),
+    (1, "post", 1800, stretch_results("FCR", 8, 8, 0, 0, (88.5, -0.25, 0.7), line(
+        88.5, -0.25, [40, 70, 100, 130, 160, 190, 220, 250], [0] * 8))),
+    (1, "post", 1900, stretch_results("FCR", 10, 8, 2, 0, None, line(
+        85.0, -0.2, [60, 65, 70, 72, 75, 78, 80, 82], [0.2, 0, -0.2, 0.1, 0, 0.3, -0.1, 0]))),
+]
+
+
+def fit_of(res):
+    """What the report must say of a block's fit, from its stored results."""
+    if "tsrt_deg" in res:
+        return "accepted"
+    if res["n"] < 7:
+        return "refused: %d stretches, 7 needed" % res["n"]
+    return "refused: velocity range too narrow"
+
+
 def test_stretch_tsrt():
-    """Stretch blocks with a TSRT (stored through the course_db API): the
-    table holds the database's numbers of the last block of each phase, and
-    no "no stretch" note."""
+    """Stretch blocks as `assess stretch` stores them (through the course_db
+    API, course_db_drv): TSRT, n and R² pre/post per session from the last
+    block of a phase, a refused fit said why (too few stretches, velocity
+    range too narrow) and a gap, never an earlier block's TSRT; every block's
+    counts; the DSRT and velocity of each fitted stretch of the latest
+    session, as plotted. Every number checked against the database."""
     import test_course_report as cr
     s = cr.Site()
     try:
+        t = [cr.DAY0 + 10 * cr.HOUR, cr.DAY0 + cr.DAY + 10 * cr.HOUR]
         a = cr.drv(["sqlite", s.db], ["patient P01", "rx P01 C1 10 1 20 5000",
-                                      "begin P01 C1 rig1 %d %s" % (cr.DAY0 + 10 * cr.HOUR,
-                                                                   cr.day(0))])[2]
-        cr.drv(["sqlite", s.db], [
-            "assess %s pre stretch %d 1 1 FCR/tsrt_deg=60,FCR/slope=-1,FCR/r2=0.5"
-            % (a, cr.DAY0 + 10 * cr.HOUR + 10),
-            "assess %s pre stretch %d 3 60 FCR/tsrt_deg=71.25,FCR/slope=-0.5,FCR/r2=0.81"
-            % (a, cr.DAY0 + 10 * cr.HOUR + 70),
-            "assess %s post stretch %d 90 60 FCR/tsrt_deg=88.5,FCR/slope=-0.25,FCR/r2=0.7"
-            % (a, cr.DAY0 + 10 * cr.HOUR + 200)])
+                                      "begin P01 C1 rig1 %d %s" % (t[0], cr.day(0))])[2]
+        cr.drv(["sqlite", s.db], ["endr %s %d 1200 completed" % (a, t[0] + 2000)])
+        b = cr.drv(["sqlite", s.db], ["begin P01 C1 rig1 %d %s" % (t[1], cr.day(1))])[0]
+        sid = [a, b]
+        cr.drv(["sqlite", s.db], ["assess %s %s stretch %d %d 60 %s"
+                                  % (sid[n], phase, t[n] + dt, dt, res)
+                                  for n, phase, dt, res in STRETCH_BLOCKS])
         with sqlite3.connect(s.db) as h:
             h.execute("UPDATE prescriptions SET text = ?", (cr.RX,))
+            db = {}
+            for (aid, sess, phase, at, ch, name, value) in h.execute(
+                    "SELECT a.id, a.session, a.phase, a.at, r.channel, r.name, r.value FROM "
+                    "assessments a JOIN assessment_results r ON r.assessment = a.id WHERE "
+                    "a.kind = 'stretch' ORDER BY a.at, a.id"):
+                blk = db.setdefault(aid, {"session": str(sess), "phase": phase, "at": at,
+                                          "res": {}})
+                blk["res"][name] = value
+                check(ch == "FCR", ch)
         h.close()
+        blocks = list(db.values())
+        check(len(blocks) == len(STRETCH_BLOCKS), blocks)
         out = os.path.join(TMP, "stretch.html")
         r = render(out, "--patient", "P01", course_id="C1", conf=s.conf)
         check(r.returncode == 0, r.stderr)
         p = parse(out)
-        rows = rows_of(p, "stretch")
-        check(rows == [{"session": "1", "channel": "FCR", "r2 pre": "0.81", "r2 post": "0.70",
-                        "slope pre": "-0.50", "slope post": "-0.25", "tsrt_deg pre": "71.25",
-                        "tsrt_deg post": "88.50", "blocks": "2 pre, 1 post"}], rows)
+        check(len(p.images) == 5, "dose, cumulative, MT, TSRT, DSRT: %d" % len(p.images))
         check("no stretch assessments" not in p.all and "no rest assessments" in p.all, p.all)
         check("target nerve_trunk radial, right" in p.all, p.all[:600])
+
+        # pre/post: the last block of each phase, against the database
+        rows = rows_of(p, "stretch")
+        check(len(rows) == 2, rows)
+        for n, row in enumerate(rows):
+            check(row["session"] == str(n + 1) and row["channel"] == "FCR", row)
+            mine = [x for x in blocks if x["session"] == sid[n]]
+            for phase in ("pre", "post"):
+                last = [x for x in mine if x["phase"] == phase][-1]["res"]
+                check(row["tsrt_deg " + phase] == num(last.get("tsrt_deg"), 2) and
+                      row["r2 " + phase] == num(last.get("r2"), 3) and
+                      row["n " + phase] == "%d" % last["n"] and
+                      row["fit " + phase] == fit_of(last),
+                      "session %d %s: %r, database %r" % (n + 1, phase, row, last))
+        check([(r["tsrt_deg pre"], r["fit pre"], r["tsrt_deg post"], r["fit post"], r["blocks"])
+               for r in rows] ==
+              [("71.25", "accepted", DASH, "refused: 5 stretches, 7 needed", "1 pre, 1 post"),
+               ("76.50", "accepted", DASH, "refused: velocity range too narrow",
+                "1 pre, 2 post")], rows)
+
+        # every block, in time order
+        rows = rows_of(p, "stretch_blocks")
+        check(len(rows) == len(blocks), rows)
+        for row, x in zip(rows, blocks):
+            res = x["res"]
+            check(row["session"] == str(sid.index(x["session"]) + 1) and
+                  row["phase"] == x["phase"] and row["at"] == utc(x["at"]) and
+                  [row[k] for k in ("stretches", "n", "no_onset", "not_at_rest")] ==
+                  ["%d" % res[k] for k in ("stretches", "n", "no_onset", "not_at_rest")] and
+                  row["tsrt_deg"] == num(res.get("tsrt_deg"), 2) and
+                  row["slope_s"] == num(res.get("slope_s"), 4) and
+                  row["r2"] == num(res.get("r2"), 3) and row["fit"] == fit_of(res),
+                  "block %r, database %r" % (row, x))
+
+        # the scatter: session 2's last pre and last post block, each stretch
+        rows = rows_of(p, "dsrt")
+        want = []
+        for phase in ("pre", "post"):
+            res = [x for x in blocks if x["session"] == sid[1] and x["phase"] == phase][-1]["res"]
+            for k in range(1, int(res["n"]) + 1):
+                want.append({"session": "2", "phase": phase, "channel": "FCR",
+                             "stretch": str(k),
+                             "velocity_dps": num(res["s%d.velocity_dps" % k], 2),
+                             "dsrt_deg": num(res["s%d.dsrt_deg" % k], 2)})
+        check(rows == want, "DSRT table %r, database %r" % (rows, want))
+        check(len(rows) == 7 + 8, rows)
     finally:
         s.close()
 

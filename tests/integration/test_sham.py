@@ -35,10 +35,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import zmq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpms_subscriber import Subscriber  # noqa: E402
 
 BUILD = os.environ.get("RPMSD_BUILD_ROOT", "")
 RPMSD = os.path.join(BUILD, "daemon", "rpmsd")
@@ -61,46 +63,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Subscriber:
-    """Every message on rpms.*, (topic, body), in arrival order."""
-
-    def __init__(self, endpoint):
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"rpms.")
-        self.sock.connect(endpoint)
-        self.lock = threading.Lock()
-        self.msgs = []
-        self.running = True
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while self.running:
-            if self.sock.poll(100):
-                frames = self.sock.recv_multipart()
-                with self.lock:
-                    self.msgs.append((frames[0].decode(), json.loads(frames[1])))
-
-    def of(self, topic, **match):
-        with self.lock:
-            msgs = list(self.msgs)
-        return [b for t, b in msgs if t == topic and
-                all(b.get(k) == v for k, v in match.items())]
-
-    def drain_and_close(self):
-        n = -1
-        while n != len(self.msgs):
-            n = len(self.msgs)
-            time.sleep(0.3)
-        self.running = False
-        self.thread.join()
-        self.sock.close(linger=0)
-        self.ctx.term()
-        return list(self.msgs)
 
 
 # A course of conf()'s protocol: trains of 3 pulses at 20 Hz, 150 ms apart,

@@ -27,43 +27,9 @@
 #include <sqlite3.h>
 
 #include "course_db.h"
+#include "course_fixture.h"
 
-/* 2026-11-27 00:00 UTC: a day of the caller's zone is [DAY0 + k * 86400, + 86400) here. */
-#define DAY0 INT64_C(1795737600)
-#define DAY_S INT64_C(86400)
-#define HOUR_S INT64_C(3600)
 #define RACE_ROUNDS 60
-
-struct fixture {
-	char dir[64];
-	char path[96];
-	char err[COURSE_DB_ERR_MAX];
-	struct course_db *db;
-};
-
-static int setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_course_db.XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	snprintf(fx->path, sizeof(fx->path), "%s/course.db", fx->dir);
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-	char cmd[128];
-
-	course_db_close(fx->db);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
-	assert_int_equal(system(cmd), 0);
-	free(fx);
-	return 0;
-}
 
 static struct course_db *open_db(struct fixture *fx, int target)
 {
@@ -101,13 +67,6 @@ static int begin(struct fixture *fx, const char *patient, const char *rig, int64
 	fx->err[0] = '\0';
 	return course_db_session_begin(fx->db, patient, "C1", rig, now, ds, ds + DAY_S, id,
 				       fx->err, sizeof(fx->err));
-}
-
-static void assert_err_has(const struct fixture *fx, const char *part)
-{
-	if (!strstr(fx->err, part)) {
-		fail_msg("'%s' not in '%s'", part, fx->err);
-	}
 }
 
 static void raw_exec(const char *path, const char *sql)
@@ -693,23 +652,22 @@ static void test_course_db_scores(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_course_db_migrate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_newer_schema, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_limit_no_prescription, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_limit_running, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_limit_per_course, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_limit_per_day, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_limit_min_hours, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_limit_daily_cap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_pulses_monotonic, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_pseudonyms, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_race_same_patient, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_race_two_patients, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_kill9, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_migrate_v2, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_assessment, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_course_db_scores, setup, teardown),
+		fixture_test(test_course_db_migrate),
+		fixture_test(test_course_db_newer_schema),
+		fixture_test(test_course_db_limit_no_prescription),
+		fixture_test(test_course_db_limit_running),
+		fixture_test(test_course_db_limit_per_course),
+		fixture_test(test_course_db_limit_per_day),
+		fixture_test(test_course_db_limit_min_hours),
+		fixture_test(test_course_db_limit_daily_cap),
+		fixture_test(test_course_db_pulses_monotonic),
+		fixture_test(test_course_db_pseudonyms),
+		fixture_test(test_course_db_race_same_patient),
+		fixture_test(test_course_db_race_two_patients),
+		fixture_test(test_course_db_kill9),
+		fixture_test(test_course_db_migrate_v2),
+		fixture_test(test_course_db_assessment),
+		fixture_test(test_course_db_scores),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

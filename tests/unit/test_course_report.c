@@ -22,43 +22,9 @@
 
 #include "config.h"
 #include "course_db.h"
+#include "course_fixture.h"
 #include "course_db_config.h"
 
-/* 2026-11-27 00:00 UTC */
-#define DAY0 INT64_C(1795737600)
-#define DAY_S INT64_C(86400)
-#define HOUR_S INT64_C(3600)
-
-struct fixture {
-	char dir[64];
-	char path[96];
-	char err[COURSE_DB_ERR_MAX];
-	struct course_db *db;
-};
-
-static int setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_course_report.XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
-	snprintf(fx->path, sizeof(fx->path), "%s/course.db", fx->dir);
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-	char cmd[128];
-
-	course_db_close(fx->db);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
-	assert_int_equal(system(cmd), 0);
-	free(fx);
-	return 0;
-}
 
 static int open_mode(struct fixture *fx, enum course_db_mode mode, int target,
 		     struct course_db **db)
@@ -80,13 +46,6 @@ static struct course_db *open_rig(struct fixture *fx)
 		fail_msg("open: %s", fx->err);
 	}
 	return db;
-}
-
-static void assert_err_has(const struct fixture *fx, const char *part)
-{
-	if (!strstr(fx->err, part)) {
-		fail_msg("'%s' not in '%s'", part, fx->err);
-	}
 }
 
 static void rx_put(struct fixture *fx, const char *patient, const char *course, int per_course)
@@ -452,17 +411,17 @@ static void test_config_from(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_report_empty_course, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_report_sessions_and_notes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_report_courses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_report_unknown, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_adverse_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_missing_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_not_a_course_db, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_older_schema, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_beside_rig, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_report_bounded, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_config_from, setup, teardown),
+		fixture_test(test_report_empty_course),
+		fixture_test(test_report_sessions_and_notes),
+		fixture_test(test_report_courses),
+		fixture_test(test_report_unknown),
+		fixture_test(test_adverse_refusals),
+		fixture_test(test_client_missing_file),
+		fixture_test(test_client_not_a_course_db),
+		fixture_test(test_client_older_schema),
+		fixture_test(test_client_beside_rig),
+		fixture_test(test_report_bounded),
+		fixture_test(test_config_from),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
