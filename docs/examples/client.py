@@ -162,6 +162,20 @@ class Client:
         self.ctx.term()
 
 
+def key_argv(argv, options):
+    """A Z85 key may begin with '-', which argparse takes for an option:
+    "--server-key -x..." becomes "--server-key=-x..." before parsing."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in options and i + 1 < len(argv):
+            out.append("%s=%s" % (argv[i], argv[i + 1]))
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--control", default="ipc:///run/rpmsd/control")
@@ -179,7 +193,7 @@ def main():
                     help="CURVE: the control socket's public key (Z85, or a file holding it)")
     ap.add_argument("--control-secret-key", metavar="FILE",
                     help="CURVE: this client's secret key file, for the control socket")
-    args = ap.parse_args()
+    args = ap.parse_args(key_argv(sys.argv[1:], ("--server-key", "--control-server-key")))
 
     try:
         events_keys = curve_keys(args.server_key, args.secret_key)
