@@ -763,13 +763,13 @@ static int rpmsctl_control_assess(const struct rpmsctl_control_opts *o, int argc
 	json_object_set_new(req, "kind", json_string(argv[0]));
 	if (cci) {
 		json_object_set_new(req, "agonist", json_string(o->agonist));
+		json_object_set_new(req, "antagonist", json_string(o->antagonist));
 	}
 	if (stretch) {
 		json_object_set_new(req, "muscle", json_string(o->muscle));
 		if (o->direction) {
 			json_object_set_new(req, "direction", json_string(o->direction));
 		}
-		json_object_set_new(req, "antagonist", json_string(o->antagonist));
 	}
 	json_object_set_new(req, "phase", json_string(o->phase ? "post" : "pre"));
 	json_object_set_new(req, "seconds", json_real(sec));
