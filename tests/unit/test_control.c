@@ -157,7 +157,27 @@ static void test_assess_request(void **state)
 			  "invalid_value", "assess: \"phase\" is not known");
 	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"walk\", \"phase\": \"pre\"}",
 			  "invalid_value", "assess: \"kind\" is not known (allowed: \"rest\", "
-			  "\"mvc\", \"cci\")");
+			  "\"stretch\", \"mvc\", \"cci\")");
+	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"stretch\", \"phase\": \"pre\", "
+		      "\"muscle\": \"FCR\"}", &req);
+	assert_int_equal(req.assess_kind, 1);
+	assert_string_equal(req.assess_muscle, "FCR");
+	assert_int_equal(req.assess_direction, 1);
+	assert_true(req.assess_seconds == 120);
+	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"stretch\", \"phase\": \"post\", "
+		      "\"muscle\": \"FCR\", \"direction\": \"decreasing\", \"seconds\": 90}",
+		      &req);
+	assert_int_equal(req.assess_direction, -1);
+	assert_true(req.assess_seconds == 90);
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"stretch\", \"phase\": \"pre\"}",
+			  "bad_request", "assess stretch: \"muscle\" is missing");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"stretch\", \"phase\": \"pre\", "
+			  "\"muscle\": \"FCR\", \"direction\": \"up\"}", "invalid_value",
+			  "assess stretch: \"direction\" is not known (allowed: \"increasing\" or "
+			  "\"decreasing\"");
+	test_expect_error("{\"cmd\": \"assess\", \"kind\": \"rest\", \"phase\": \"pre\", "
+			  "\"direction\": \"increasing\"}", "bad_request",
+			  "assess: \"direction\" is only for kind \"stretch\"");
 	test_parse_ok("{\"cmd\": \"assess\", \"kind\": \"cci\", \"phase\": \"pre\", "
 		      "\"agonist\": \"FCR\", \"antagonist\": \"ECR\"}", &req);
 	assert_int_equal(req.assess_kind, 2);
