@@ -17,11 +17,13 @@
 #include "config.h"
 #include "event.h"
 #include "fresh.h"
+#include "log.h"
 #include "plugin.h"
 #include "policy.h"
 #include "ring.h"
 #include "rt.h"
 #include "sclock.h"
+#include "simpatient.h"
 #include "stim.h"
 #include "stim_refusal.h"
 #include "stim_train.h"
@@ -138,6 +140,11 @@ struct stim {
 	_Atomic double resp_latency_us[STIM_PULSE_LOG];
 	_Atomic double resp_artefact_uv[STIM_PULSE_LOG];
 	_Atomic uint32_t resp_channel[STIM_PULSE_LOG];
+	/* [sim_patient] (replay only): drawn on this thread; NULL none */
+	struct simpatient *patient;
+	double patient_latency_us;
+	double patient_artefact_uv;
+	uint32_t patient_channel;
 	atomic_uint last_refusal_rule;		/* enum safety_rule of the last refusal */
 
 	/* every disarm ends the running request, even one an arm follows at once */
@@ -368,13 +375,31 @@ static void stim_cancel_requests(struct stim *s, int64_t now)
  * Delivery verification into the pulse event: this pulse's confirm latency
  * and a late device read-back of an earlier one (plugin_pulse_verify).
  */
-static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id)
+static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id,
+			double confirmed_pct)
 {
 	struct plugin_pulse_verify v;
+	double pct;
 
 	size_t i = s->stats.pulses % STIM_PULSE_LOG;
 
 	plugin_pulse_verify(s->plugin, train_id, s->cur.next_index, &v);
+	/*
+	 * [sim_patient], for a plugin without a patient of its own: the
+	 * response to the output the device confirmed before this pulse (the
+	 * gate's read), so a device that fired something else than asked is
+	 * seen in the EMG; a device that confirms nothing at all is taken at
+	 * the asked output. The sham coil evokes nothing.
+	 */
+	if (s->patient && isnan(v.sim_response_uv) && s->plugin == s->coils[STIM_COIL_ACTIVE]) {
+		pct = s->limits.dev.confirms ? confirmed_pct : s->cur.train.intensity_pct;
+		if (isfinite(pct)) {
+			v.sim_response_uv = simpatient_response_uv(s->patient, pct);
+			v.sim_latency_us = s->patient_latency_us;
+			v.sim_artefact_uv = s->patient_artefact_uv;
+			v.sim_channel = s->patient_channel;
+		}
+	}
 	/* before the count that makes the acquire thread look (stim_pulse_response) */
 	atomic_store_explicit(&s->resp_uv[i], v.sim_response_uv, memory_order_relaxed);
 	atomic_store_explicit(&s->resp_latency_us[i], v.sim_latency_us, memory_order_relaxed);
@@ -436,7 +461,7 @@ static int64_t stim_fire(struct stim *s)
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
 	stim_train_count(&s->cur, &s->stats);
-	stim_verify(s, &ev, req.train_id);
+	stim_verify(s, &ev, req.train_id, req.confirmed_pct);
 	/*
 	 * Where the pulse fell on the sample clock, for the artefact blank:
 	 * the sample whose period holds the firing time (a nanosecond of
@@ -752,6 +777,34 @@ static void *stim_thread(void *arg)
 	return NULL;
 }
 
+/* The [sim_patient] section's patient (replay only). */
+static int stim_patient_create(const struct rpmsd_config *cfg, struct stim *s)
+{
+	const struct simpatient_params prm = {
+		.threshold_pct = cfg->sim_patient.threshold_pct,
+		.slope_pct = cfg->sim_patient.slope_pct,
+		.max_uv = cfg->sim_patient.max_uv,
+		.noise = cfg->sim_patient.noise,
+		.seed = (uint64_t)cfg->sim_patient.seed,
+	};
+	char err[160];
+	int ret;
+
+	ret = simpatient_create(&prm, &s->patient, err, sizeof(err));
+	if (ret < 0) {
+		log_err("sim_patient.%s", err);
+		return ret;
+	}
+	s->patient_latency_us = cfg->sim_patient.latency_ms * 1000.0;
+	s->patient_artefact_uv = cfg->sim_patient.artefact_uv;
+	s->patient_channel = (uint32_t)cfg->sim_patient.channel;
+	log_warn("sim_patient: a SIMULATED patient answers the coil's pulses in the replayed EMG "
+		 "(threshold %g %%, slope %g %%, max %g uV, noise %g, seed %d, channel %d): testing only",
+		 prm.threshold_pct, prm.slope_pct, prm.max_uv, prm.noise, cfg->sim_patient.seed,
+		 cfg->sim_patient.channel);
+	return 0;
+}
+
 int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 		struct plugin *plugin, struct stim **out)
 {
@@ -787,6 +840,13 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 		/* the gate's own copy of the device's envelope: read on the stim thread */
 		s->limits.dev = *plugin_device(plugin);
 		safety_device_temp_limit(&s->limits);
+	}
+	/* config_rule.c refuses a simulated patient with any source but a replay */
+	if (cfg->sim_patient.threshold_pct > 0.0 && cfg->source.type == CONFIG_SOURCE_REPLAY) {
+		ret = stim_patient_create(cfg, s);
+		if (ret < 0) {
+			goto err_cmds;
+		}
 	}
 	/* nothing recorded in a ledger yet: no pulse until stim_set_ledger */
 	safety_init(&s->gate, 0);
@@ -836,6 +896,8 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	*out = s;
 	return 0;
 
+err_cmds:
+	cmdq_destroy(s->cmds);
 err_fresh:
 	fresh_destroy(s->fresh);
 err_events:
@@ -885,6 +947,7 @@ void stim_destroy(struct stim *s)
 		return;
 	}
 	stim_stop(s);
+	simpatient_destroy(s->patient);
 	cmdq_destroy(s->cmds);
 	fresh_destroy(s->fresh);
 	ring_destroy(s->events);
