@@ -101,6 +101,10 @@ struct stim {
 	int64_t beat_period_ns;		/* the longest sleep without a turn */
 	int64_t armed_at;		/* session time of the last arm (stim thread) */
 	int64_t status_at;		/* session time of the last idle status read */
+	/* stim_coil_ready: a reader asks for a fresh read, the thread answers */
+	atomic_bool status_wanted;
+	atomic_bool coil_ready;		/* the last idle read's ready */
+	_Atomic int64_t coil_ready_mono;	/* CLOCK_MONOTONIC of it, INT64_MIN none */
 	unsigned arm_ticket;		/* the arm command being applied (stim thread) */
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
@@ -689,14 +693,31 @@ static void stim_take_alert(struct stim *s)
 static void stim_idle_status(struct stim *s, int64_t now)
 {
 	struct rpmsd_coil_status st = { .temperature_c = NAN };
+	bool wanted = atomic_exchange(&s->status_wanted, false);
 
-	if (s->cur.in_train || !plugin_has_status(s->plugin) ||
-	    now - s->status_at < STIM_STATUS_PERIOD_NS) {
+	if (s->cur.in_train) {
+		if (wanted) {
+			atomic_store(&s->status_wanted, true);	/* after the train */
+		}
+		return;
+	}
+	if (!plugin_has_status(s->plugin)) {
+		/* a plugin that cannot say otherwise is taken as ready */
+		if (wanted) {
+			atomic_store(&s->coil_ready, true);
+			atomic_store(&s->coil_ready_mono, sclock_mono_ns());
+		}
+		return;
+	}
+	if (!wanted && now - s->status_at < STIM_STATUS_PERIOD_NS) {
 		return;
 	}
 	s->status_at = now;
 	if (plugin_status(s->plugin, &st) == 0) {
 		stim_note_temperature(s, st.temperature_c);
+		/* the value before its time: a reader that sees the time sees it */
+		atomic_store(&s->coil_ready, st.ready && !st.fault && !st.estop);
+		atomic_store(&s->coil_ready_mono, sclock_mono_ns());
 	}
 }
 
@@ -854,6 +875,9 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	atomic_init(&s->ledger_day, 0);
 	atomic_init(&s->day_pulses, 0);
 	atomic_init(&s->last_pulse_mono, INT64_MIN);
+	atomic_init(&s->status_wanted, false);
+	atomic_init(&s->coil_ready, false);
+	atomic_init(&s->coil_ready_mono, INT64_MIN);
 	atomic_init(&s->arm_hold, NULL);
 	atomic_init(&s->wake, 0);
 	atomic_init(&s->stop, false);
@@ -1209,6 +1233,17 @@ int stim_device_intensity(struct stim *s, double pct)
 		sham = plugin_set_intensity(s->coils[STIM_COIL_SHAM], pct);
 	}
 	return ret < 0 ? ret : sham;
+}
+
+bool stim_coil_ready(struct stim *s, int64_t since_mono)
+{
+	/* the time first: a read at or after since_mono carries its own value */
+	if (atomic_load(&s->coil_ready_mono) >= since_mono && atomic_load(&s->coil_ready)) {
+		return true;
+	}
+	atomic_store(&s->status_wanted, true);
+	sclock_kick(s->clock, &s->wake);
+	return false;
 }
 
 double stim_confirmed_intensity(struct stim *s)
