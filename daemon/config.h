@@ -284,6 +284,18 @@ struct rpmsd_config {
 		char course_id[CONFIG_NAME_MAX];	/* the start-up session's, "" none */
 	} blind;
 
+	/* replay only: a simulated patient answering any plugin's pulses (stim.c) */
+	struct {
+		double threshold_pct;		/* 0 = none */
+		double slope_pct;
+		double max_uv;
+		double noise;
+		int seed;
+		int channel;
+		double latency_ms;
+		double artefact_uv;
+	} sim_patient;
+
 	/* [coil.<plugin>] raw keys; only the section for stim.plugin is used */
 	char plugin_section[CONFIG_NAME_MAX];	/* name after "coil.", "" none */
 	int plugin_section_line;

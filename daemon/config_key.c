@@ -29,7 +29,7 @@ _Static_assert(sizeof(enum config_sham_method) == sizeof(int), "enum size");
 
 const char *const config_key_sections[] = {
 	"daemon", "source", "dsp", "detect", "stim", "safety", "publish", "record",
-	"control", "course", "course_db", "blind",
+	"control", "course", "course_db", "blind", "sim_patient",
 };
 
 const size_t config_key_n_sections =
@@ -879,6 +879,61 @@ const struct config_key config_key_table[] = {
 		.allowed = "a course id of the allocation file, or empty",
 		.doc = "The course of the session rpmsd starts with (record.patient_id, record.session_id), e.g. a --fast replay: its arm is sealed and its coil chosen before the stim thread starts. Empty: only control sessions (session_start with course_id) are blinded, and the coil is armed only in one.",
 		CONFIG_KEY_FIELD(blind.course_id),
+	},
+	/*
+	 * [sim_patient]: testing only, replay only (config_rule.c refuses it
+	 * with any other source): a plugin without a patient of its own (the
+	 * serial and spi stimulators) gets one here, drawn at the output the
+	 * device confirmed (docs/threshold.md).
+	 */
+	{
+		.section = "sim_patient", .key = "threshold_pct",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0", .min = 0, .max = 100,
+		.unit = "% MSO", .allowed = "0 (no patient), or above 0 up to 100",
+		.doc = "Testing only, source.type = replay only: a simulated patient's true motor threshold, the output whose median M-wave is 50 uV peak-to-peak; it answers each pulse of a plugin that has no patient of its own, at the output the device confirmed, mixed into the replayed EMG. 0 = none.",
+		CONFIG_KEY_FIELD(sim_patient.threshold_pct),
+	}, {
+		.section = "sim_patient", .key = "slope_pct",
+		.type = CONFIG_TYPE_DOUBLE, .def = "2", .min = 0.1, .max = 50,
+		.unit = "% MSO",
+		.doc = "Simulated patient: spread of the sigmoid recruitment curve.",
+		CONFIG_KEY_FIELD(sim_patient.slope_pct),
+	}, {
+		.section = "sim_patient", .key = "max_uv",
+		.type = CONFIG_TYPE_DOUBLE, .def = "2000", .min = 101, .max = 100000,
+		.unit = "µV",
+		.doc = "Simulated patient: maximum M-wave, peak-to-peak.",
+		CONFIG_KEY_FIELD(sim_patient.max_uv),
+	}, {
+		.section = "sim_patient", .key = "noise",
+		.type = CONFIG_TYPE_DOUBLE, .def = "0.2", .min = 0, .max = 2,
+		.unit = "",
+		.doc = "Simulated patient: trial-to-trial noise, SD of the log amplitude.",
+		CONFIG_KEY_FIELD(sim_patient.noise),
+	}, {
+		.section = "sim_patient", .key = "seed",
+		.type = CONFIG_TYPE_INT, .def = "1", .min = 0, .max = 2147483647,
+		.unit = "",
+		.doc = "Simulated patient: seed of its noise (the same seed, the same draws).",
+		CONFIG_KEY_FIELD(sim_patient.seed),
+	}, {
+		.section = "sim_patient", .key = "channel",
+		.type = CONFIG_TYPE_INT, .def = "0", .min = 0, .max = 7,
+		.unit = "",
+		.doc = "Simulated patient: replayed EMG channel (0 = the first) the responses appear on.",
+		CONFIG_KEY_FIELD(sim_patient.channel),
+	}, {
+		.section = "sim_patient", .key = "latency_ms",
+		.type = CONFIG_TYPE_DOUBLE, .def = "4", .min = 0.5, .max = 30,
+		.unit = "ms",
+		.doc = "Simulated patient: M-wave onset after the pulse.",
+		CONFIG_KEY_FIELD(sim_patient.latency_ms),
+	}, {
+		.section = "sim_patient", .key = "artefact_uv",
+		.type = CONFIG_TYPE_DOUBLE, .def = "2000", .min = 0, .max = 100000,
+		.unit = "µV",
+		.doc = "Simulated patient: stimulus artefact peak at the pulse (decays within 1.5 ms).",
+		CONFIG_KEY_FIELD(sim_patient.artefact_uv),
 	},
 };
 

@@ -470,6 +470,17 @@ int config_rule_all(struct config_ctx *ctx)
 			    "source.channels: missing (required when source.type = iio)");
 		return -EINVAL;
 	}
+	/*
+	 * A simulated response mixed into a live amplifier's EMG would be a
+	 * fake M-wave on a real patient's record: replay only, refused here
+	 * so that --check-config says so before anything opens.
+	 */
+	if (cfg->sim_patient.threshold_pct > 0.0 && cfg->source.type != CONFIG_SOURCE_REPLAY) {
+		config_fail(ctx, config_rule_line(ctx, config_key_find("sim_patient", "threshold_pct")),
+			    "sim_patient.threshold_pct: a simulated patient is allowed only with "
+			    "source.type = replay (never on a live EMG source)");
+		return -EINVAL;
+	}
 	if (config_rule_control(ctx) < 0 || config_rule_publish(ctx) < 0) {
 		return -EINVAL;
 	}

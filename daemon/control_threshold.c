@@ -58,6 +58,7 @@ struct control_threshold {
 	int64_t next_ns;		/* session clock: no probe before */
 	int64_t deadline_mono;		/* of the current wait */
 	double pct;			/* the probe under way */
+	int64_t confirmed_mono;		/* its output confirmed at, 0: not yet */
 	bool confirms;			/* the device confirms its output */
 	struct ct_probe probes[CT_MAX_PROBES];
 	unsigned n;
@@ -326,16 +327,42 @@ void control_threshold_tick(struct control *c)
 		if (ct->confirms) {
 			stim_device_intensity(c->stim, ct->pct);
 		}
+		ct->confirmed_mono = 0;
 		ct->step = CT_CONFIRM;
 		/* fall through */
 	case CT_CONFIRM:
 		got = stim_confirmed_intensity(c->stim);
 		if (ct->confirms && got != ct->pct) {
 			if (sclock_mono_ns() >= ct->deadline_mono) {
+				/*
+				 * A device that does not set the output it is
+				 * asked for is in doubt: nothing more fires on it
+				 * until the operator looked and armed again.
+				 */
+				stim_disarm(c->stim, "threshold: the device did not confirm a "
+					    "probe's output");
 				control_threshold_end(c, EVENT_THRESHOLD_STOPPED, NAN,
 						      "the device did not confirm %g %% within "
 						      "%d ms (it says %g %%)", ct->pct,
 						      CT_CONFIRM_MS, got);
+			}
+			return;
+		}
+		/*
+		 * Then the device ready at that output, by a status read taken
+		 * after the confirmation: a stimulator that settles or charges
+		 * after a change (the Magstim) is not ready at once, and a probe
+		 * posted then would only be refused by the gate (not_ready).
+		 */
+		if (!ct->confirmed_mono) {
+			ct->confirmed_mono = sclock_mono_ns();
+		}
+		if (!stim_coil_ready(c->stim, ct->confirmed_mono)) {
+			if (sclock_mono_ns() >= ct->deadline_mono) {
+				control_threshold_end(c, EVENT_THRESHOLD_STOPPED, NAN,
+						      "probe %u at %g %%: the coil did not report "
+						      "ready within %d ms", ct->n + 1, ct->pct,
+						      CT_CONFIRM_MS);
 			}
 			return;
 		}

@@ -17,11 +17,13 @@
 #include "config.h"
 #include "event.h"
 #include "fresh.h"
+#include "log.h"
 #include "plugin.h"
 #include "policy.h"
 #include "ring.h"
 #include "rt.h"
 #include "sclock.h"
+#include "simpatient.h"
 #include "stim.h"
 #include "stim_refusal.h"
 #include "stim_train.h"
@@ -99,6 +101,10 @@ struct stim {
 	int64_t beat_period_ns;		/* the longest sleep without a turn */
 	int64_t armed_at;		/* session time of the last arm (stim thread) */
 	int64_t status_at;		/* session time of the last idle status read */
+	/* stim_coil_ready: a reader asks for a fresh read, the thread answers */
+	atomic_bool status_wanted;
+	atomic_bool coil_ready;		/* the last idle read's ready */
+	_Atomic int64_t coil_ready_mono;	/* CLOCK_MONOTONIC of it, INT64_MIN none */
 	unsigned arm_ticket;		/* the arm command being applied (stim thread) */
 	_Atomic uint64_t pulse_count;
 	pthread_t tid;
@@ -138,6 +144,11 @@ struct stim {
 	_Atomic double resp_latency_us[STIM_PULSE_LOG];
 	_Atomic double resp_artefact_uv[STIM_PULSE_LOG];
 	_Atomic uint32_t resp_channel[STIM_PULSE_LOG];
+	/* [sim_patient] (replay only): drawn on this thread; NULL none */
+	struct simpatient *patient;
+	double patient_latency_us;
+	double patient_artefact_uv;
+	uint32_t patient_channel;
 	atomic_uint last_refusal_rule;		/* enum safety_rule of the last refusal */
 
 	/* every disarm ends the running request, even one an arm follows at once */
@@ -368,13 +379,31 @@ static void stim_cancel_requests(struct stim *s, int64_t now)
  * Delivery verification into the pulse event: this pulse's confirm latency
  * and a late device read-back of an earlier one (plugin_pulse_verify).
  */
-static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id)
+static void stim_verify(struct stim *s, struct event *ev, uint32_t train_id,
+			double confirmed_pct)
 {
 	struct plugin_pulse_verify v;
+	double pct;
 
 	size_t i = s->stats.pulses % STIM_PULSE_LOG;
 
 	plugin_pulse_verify(s->plugin, train_id, s->cur.next_index, &v);
+	/*
+	 * [sim_patient], for a plugin without a patient of its own: the
+	 * response to the output the device confirmed before this pulse (the
+	 * gate's read), so a device that fired something else than asked is
+	 * seen in the EMG; a device that confirms nothing at all is taken at
+	 * the asked output. The sham coil evokes nothing.
+	 */
+	if (s->patient && isnan(v.sim_response_uv) && s->plugin == s->coils[STIM_COIL_ACTIVE]) {
+		pct = s->limits.dev.confirms ? confirmed_pct : s->cur.train.intensity_pct;
+		if (isfinite(pct)) {
+			v.sim_response_uv = simpatient_response_uv(s->patient, pct);
+			v.sim_latency_us = s->patient_latency_us;
+			v.sim_artefact_uv = s->patient_artefact_uv;
+			v.sim_channel = s->patient_channel;
+		}
+	}
 	/* before the count that makes the acquire thread look (stim_pulse_response) */
 	atomic_store_explicit(&s->resp_uv[i], v.sim_response_uv, memory_order_relaxed);
 	atomic_store_explicit(&s->resp_latency_us[i], v.sim_latency_us, memory_order_relaxed);
@@ -436,7 +465,7 @@ static int64_t stim_fire(struct stim *s)
 	safety_commit(&s->gate, &req, now);
 	s->stats.pulses++;
 	stim_train_count(&s->cur, &s->stats);
-	stim_verify(s, &ev, req.train_id);
+	stim_verify(s, &ev, req.train_id, req.confirmed_pct);
 	/*
 	 * Where the pulse fell on the sample clock, for the artefact blank:
 	 * the sample whose period holds the firing time (a nanosecond of
@@ -664,14 +693,31 @@ static void stim_take_alert(struct stim *s)
 static void stim_idle_status(struct stim *s, int64_t now)
 {
 	struct rpmsd_coil_status st = { .temperature_c = NAN };
+	bool wanted = atomic_exchange(&s->status_wanted, false);
 
-	if (s->cur.in_train || !plugin_has_status(s->plugin) ||
-	    now - s->status_at < STIM_STATUS_PERIOD_NS) {
+	if (s->cur.in_train) {
+		if (wanted) {
+			atomic_store(&s->status_wanted, true);	/* after the train */
+		}
+		return;
+	}
+	if (!plugin_has_status(s->plugin)) {
+		/* a plugin that cannot say otherwise is taken as ready */
+		if (wanted) {
+			atomic_store(&s->coil_ready, true);
+			atomic_store(&s->coil_ready_mono, sclock_mono_ns());
+		}
+		return;
+	}
+	if (!wanted && now - s->status_at < STIM_STATUS_PERIOD_NS) {
 		return;
 	}
 	s->status_at = now;
 	if (plugin_status(s->plugin, &st) == 0) {
 		stim_note_temperature(s, st.temperature_c);
+		/* the value before its time: a reader that sees the time sees it */
+		atomic_store(&s->coil_ready, st.ready && !st.fault && !st.estop);
+		atomic_store(&s->coil_ready_mono, sclock_mono_ns());
 	}
 }
 
@@ -752,6 +798,34 @@ static void *stim_thread(void *arg)
 	return NULL;
 }
 
+/* The [sim_patient] section's patient (replay only). */
+static int stim_patient_create(const struct rpmsd_config *cfg, struct stim *s)
+{
+	const struct simpatient_params prm = {
+		.threshold_pct = cfg->sim_patient.threshold_pct,
+		.slope_pct = cfg->sim_patient.slope_pct,
+		.max_uv = cfg->sim_patient.max_uv,
+		.noise = cfg->sim_patient.noise,
+		.seed = (uint64_t)cfg->sim_patient.seed,
+	};
+	char err[160];
+	int ret;
+
+	ret = simpatient_create(&prm, &s->patient, err, sizeof(err));
+	if (ret < 0) {
+		log_err("sim_patient.%s", err);
+		return ret;
+	}
+	s->patient_latency_us = cfg->sim_patient.latency_ms * 1000.0;
+	s->patient_artefact_uv = cfg->sim_patient.artefact_uv;
+	s->patient_channel = (uint32_t)cfg->sim_patient.channel;
+	log_warn("sim_patient: a SIMULATED patient answers the coil's pulses in the replayed EMG "
+		 "(threshold %g %%, slope %g %%, max %g uV, noise %g, seed %d, channel %d): testing only",
+		 prm.threshold_pct, prm.slope_pct, prm.max_uv, prm.noise, cfg->sim_patient.seed,
+		 cfg->sim_patient.channel);
+	return 0;
+}
+
 int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 		struct plugin *plugin, struct stim **out)
 {
@@ -788,12 +862,22 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 		s->limits.dev = *plugin_device(plugin);
 		safety_device_temp_limit(&s->limits);
 	}
+	/* config_rule.c refuses a simulated patient with any source but a replay */
+	if (cfg->sim_patient.threshold_pct > 0.0 && cfg->source.type == CONFIG_SOURCE_REPLAY) {
+		ret = stim_patient_create(cfg, s);
+		if (ret < 0) {
+			goto err_cmds;
+		}
+	}
 	/* nothing recorded in a ledger yet: no pulse until stim_set_ledger */
 	safety_init(&s->gate, 0);
 	atomic_init(&s->ledger_recorded, 0);
 	atomic_init(&s->ledger_day, 0);
 	atomic_init(&s->day_pulses, 0);
 	atomic_init(&s->last_pulse_mono, INT64_MIN);
+	atomic_init(&s->status_wanted, false);
+	atomic_init(&s->coil_ready, false);
+	atomic_init(&s->coil_ready_mono, INT64_MIN);
 	atomic_init(&s->arm_hold, NULL);
 	atomic_init(&s->wake, 0);
 	atomic_init(&s->stop, false);
@@ -836,6 +920,8 @@ int stim_create(const struct rpmsd_config *cfg, struct sclock *clock,
 	*out = s;
 	return 0;
 
+err_cmds:
+	cmdq_destroy(s->cmds);
 err_fresh:
 	fresh_destroy(s->fresh);
 err_events:
@@ -885,6 +971,7 @@ void stim_destroy(struct stim *s)
 		return;
 	}
 	stim_stop(s);
+	simpatient_destroy(s->patient);
 	cmdq_destroy(s->cmds);
 	fresh_destroy(s->fresh);
 	ring_destroy(s->events);
@@ -1146,6 +1233,17 @@ int stim_device_intensity(struct stim *s, double pct)
 		sham = plugin_set_intensity(s->coils[STIM_COIL_SHAM], pct);
 	}
 	return ret < 0 ? ret : sham;
+}
+
+bool stim_coil_ready(struct stim *s, int64_t since_mono)
+{
+	/* the time first: a read at or after since_mono carries its own value */
+	if (atomic_load(&s->coil_ready_mono) >= since_mono && atomic_load(&s->coil_ready)) {
+		return true;
+	}
+	atomic_store(&s->status_wanted, true);
+	sclock_kick(s->clock, &s->wake);
+	return false;
 }
 
 double stim_confirmed_intensity(struct stim *s)

@@ -282,6 +282,15 @@ const struct safety_device *stim_device(const struct stim *s);	/* NULL @s: NULL 
 int stim_device_intensity(struct stim *s, double pct);
 
 /**
+ * True when a coil status read at or after @since_mono (CLOCK_MONOTONIC)
+ * said ready (no fault, no e-stop); a plugin without a status op is taken
+ * as ready. Otherwise asks the stim thread for a fresh read (taken when
+ * it is idle, between trains) and returns false: call again. Control
+ * thread; RT-safe.
+ */
+bool stim_coil_ready(struct stim *s, int64_t since_mono);
+
+/**
  * The output the active coil's device last confirmed (coil ABI 1.2), NAN
  * when it has confirmed none or does not confirm (the device_intensity
  * rule then does not apply). Any thread.

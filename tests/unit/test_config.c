@@ -395,14 +395,14 @@ static void test_unknown_section(void **state)
 {
 	(void)state;
 	expect_error(SRC "[foo]\nbar = 1\n",
-		     ":3: [foo]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, coil.<plugin>, sham_coil.<plugin>)");
+		     ":3: [foo]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, sim_patient, coil.<plugin>, sham_coil.<plugin>)");
 	/* no keys in it, last line, no newline */
 	expect_error(SRC "[stim]\nplugin = sim\n[Stim]",
-		     ":5: [Stim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, coil.<plugin>, sham_coil.<plugin>)");
+		     ":5: [Stim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, sim_patient, coil.<plugin>, sham_coil.<plugin>)");
 	expect_error("[coil.]\n[source]\nfile = x\n",
-		     ":1: [coil.]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, coil.<plugin>, sham_coil.<plugin>)");
+		     ":1: [coil.]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, sim_patient, coil.<plugin>, sham_coil.<plugin>)");
 	expect_error("  [coil.Sim] ; comment\n",
-		     ":1: [coil.Sim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, coil.<plugin>, sham_coil.<plugin>)");
+		     ":1: [coil.Sim]: unknown section (allowed: daemon, source, dsp, detect, stim, safety, publish, record, control, course, course_db, blind, sim_patient, coil.<plugin>, sham_coil.<plugin>)");
 }
 
 static void test_unknown_key(void **state)
