@@ -190,17 +190,42 @@ json_t *control_assess_start(struct control *c, const struct control_request *re
 			 "rate_hz", src->rate_hz);
 }
 
+/*
+ * The block (c->assess_first, @samples long) as a stretch of the session's
+ * recording, with its results, into the course database.
+ * @return 0, or a negative errno with @err filled
+ */
+static int control_assess_store(struct control *c, enum course_db_assess_kind kind,
+				uint64_t samples, struct course_db_result *res, size_t nres,
+				char *err, size_t errlen)
+{
+	const struct source *src = acquire_source(c->acq);
+	uint64_t first = record_first_sample(c->rec);
+	struct course_db_assessment a = { 0 };
+
+	if (first == UINT64_MAX || c->assess_first < first) {
+		snprintf(err, errlen, "the session's recording closed during the block");
+		return -ESRCH;
+	}
+	a.phase = c->assess_phase ? COURSE_DB_POST : COURSE_DB_PRE;
+	a.kind = kind;
+	a.at = (int64_t)time(NULL);
+	a.onset_s = (double)(c->assess_first - first) / src->rate_hz;
+	a.duration_s = (double)samples / src->rate_hz;
+	a.n_results = nres;
+	a.results = res;
+	return course_assessment(c->course, &a, err, errlen);
+}
+
 /* The block is over: its numbers to the database, the stream and the recording. */
 static void control_assess_finish(struct control *c, const struct bank_tally *to,
 				  uint64_t end_sample)
 {
 	const struct source *src = acquire_source(c->acq);
 	struct course_db_result res[3 * EVENT_ASSESS_CHANNELS];
-	struct course_db_assessment a = { 0 };
 	struct assess_rest r;
 	struct event ev;
 	char err[COURSE_DB_ERR_MAX];
-	uint64_t first = record_first_sample(c->rec);
 	unsigned n = acquire_channels(c->acq);
 	int rc;
 
@@ -232,19 +257,9 @@ static void control_assess_finish(struct control *c, const struct bank_tally *to
 		res[3 * ch + 2] = (struct course_db_result){ src->channel_names[ch], "active_pct",
 							      r.ch[ch].active_pct };
 	}
-	if (rc == 0 && (first == UINT64_MAX || c->assess_first < first)) {
-		snprintf(err, sizeof(err), "the session's recording closed during the block");
-		rc = -ESRCH;
-	}
 	if (rc == 0) {
-		a.phase = c->assess_phase ? COURSE_DB_POST : COURSE_DB_PRE;
-		a.kind = COURSE_DB_ASSESS_REST;
-		a.at = (int64_t)time(NULL);
-		a.onset_s = (double)(c->assess_first - first) / src->rate_hz;
-		a.duration_s = (double)ev.u.assess.samples / src->rate_hz;
-		a.n_results = 3 * n;
-		a.results = res;
-		rc = course_assessment(c->course, &a, err, sizeof(err));
+		rc = control_assess_store(c, COURSE_DB_ASSESS_REST, ev.u.assess.samples, res, 3 * n,
+					  err, sizeof(err));
 	}
 	ev.u.assess.code = rc;
 	if (rc < 0) {
@@ -252,7 +267,8 @@ static void control_assess_finish(struct control *c, const struct bank_tally *to
 			 err);
 	} else {
 		log_info("assessment: %s rest over %.1f s stored (%u channels)",
-			 c->assess_phase ? "post" : "pre", a.duration_s, n);
+			 c->assess_phase ? "post" : "pre",
+			 (double)ev.u.assess.samples / src->rate_hz, n);
 	}
 	event_stamp(&ev, sclock_now(c->clock));
 	ring_push(c->events, &ev);
@@ -264,10 +280,8 @@ static void control_assess_finish_windows(struct control *c, const struct bank_t
 {
 	const struct source *src = acquire_source(c->acq);
 	struct course_db_result res[2 * EVENT_ASSESS_CHANNELS + 2];
-	struct course_db_assessment a = { 0 };
 	uint64_t w = (uint64_t)llround(BANK_TALLY_WINDOW_S * src->rate_hz);
 	size_t nw = (size_t)(c->assess_win_end - c->assess_win_first), nres = 0;
-	uint64_t first = record_first_sample(c->rec);
 	unsigned n = acquire_channels(c->acq);
 	const char *kind = course_db_assess_kind_name(c->assess_kind);
 	char err[COURSE_DB_ERR_MAX], pair[2 * SOURCE_NAME_MAX + 2];
@@ -338,19 +352,9 @@ static void control_assess_finish_windows(struct control *c, const struct bank_t
 		res[nres++] = (struct course_db_result){ src->channel_names[an], "mvc_rms_uv",
 							  c->assess_mvc_rms[an] };
 	}
-	if (rc == 0 && (first == UINT64_MAX || c->assess_first < first)) {
-		snprintf(err, sizeof(err), "the session's recording closed during the block");
-		rc = -ESRCH;
-	}
 	if (rc == 0) {
-		a.phase = c->assess_phase ? COURSE_DB_POST : COURSE_DB_PRE;
-		a.kind = (enum course_db_assess_kind)c->assess_kind;
-		a.at = (int64_t)time(NULL);
-		a.onset_s = (double)(c->assess_first - first) / src->rate_hz;
-		a.duration_s = (double)ev.u.assess.samples / src->rate_hz;
-		a.n_results = nres;
-		a.results = res;
-		rc = course_assessment(c->course, &a, err, sizeof(err));
+		rc = control_assess_store(c, (enum course_db_assess_kind)c->assess_kind,
+					  ev.u.assess.samples, res, nres, err, sizeof(err));
 	}
 	if (rc == 0 && c->assess_kind == COURSE_DB_ASSESS_MVC) {
 		/* the references the session's cci blocks are normalised to */
@@ -404,10 +408,8 @@ static void control_assess_finish_stretch(struct control *c)
 	struct course_db_result res[2 * CONTROL_ASSESS_STRETCHES + 10];
 	char names[CONTROL_ASSESS_STRETCHES][2][32];
 	double vel[CONTROL_ASSESS_STRETCHES], ang[CONTROL_ASSESS_STRETCHES];
-	struct course_db_assessment a = { 0 };
 	struct assess_tsrt fit = { .tsrt_deg = NAN, .slope = NAN, .r2 = NAN };
 	char err[COURSE_DB_ERR_MAX] = "", why[COURSE_DB_ERR_MAX] = "";
-	uint64_t first = record_first_sample(c->rec);
 	unsigned m = c->assess_muscle;
 	size_t stretches = 0, n = 0, nres = 0, no_onset = 0, not_at_rest = 0, late = 0;
 	const char *mname = src->channel_names[m];
@@ -464,9 +466,6 @@ static void control_assess_finish_stretch(struct control *c)
 			 "angle %s", STRETCH_MIN_DEG, c->assess_direction < 0 ? "decreasing" :
 			 "increasing");
 		rc = -ENODATA;
-	} else if (first == UINT64_MAX || c->assess_first < first) {
-		snprintf(err, sizeof(err), "the session's recording closed during the block");
-		rc = -ESRCH;
 	}
 	if (rc == 0) {
 		res[nres++] = (struct course_db_result){ mname, "direction", c->assess_direction };
@@ -486,14 +485,8 @@ static void control_assess_finish_stretch(struct control *c)
 			res[nres++] = (struct course_db_result){ mname, names[k][0], vel[k] };
 			res[nres++] = (struct course_db_result){ mname, names[k][1], ang[k] };
 		}
-		a.phase = c->assess_phase ? COURSE_DB_POST : COURSE_DB_PRE;
-		a.kind = COURSE_DB_ASSESS_STRETCH;
-		a.at = (int64_t)time(NULL);
-		a.onset_s = (double)(c->assess_first - first) / src->rate_hz;
-		a.duration_s = (double)ev.u.assess.samples / src->rate_hz;
-		a.n_results = nres;
-		a.results = res;
-		rc = course_assessment(c->course, &a, err, sizeof(err));
+		rc = control_assess_store(c, COURSE_DB_ASSESS_STRETCH, ev.u.assess.samples, res,
+					  nres, err, sizeof(err));
 	}
 	ev.u.assess.code = rc;
 	if (rc < 0) {

@@ -33,7 +33,6 @@ the detector bank (two channels; no onset on ECR).
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpmsd_rig as rig  # noqa: E402
 from rpmsd_rig import check  # noqa: E402
 import test_course_session as cs  # noqa: E402
+from test_assess_cci import rpmsctl  # noqa: E402  (one way to run rpmsctl here)
 
 RATE = 1000
 TSRT, MU = 60.0, 0.1
@@ -136,19 +136,9 @@ def build():
 
 
 def db_rows(db):
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
-    try:
-        return con.execute("SELECT a.phase, a.onset, a.duration, r.channel, r.name, r.value "
-                           "FROM assessments a JOIN assessment_results r "
-                           "ON r.assessment = a.id WHERE a.kind = 'stretch'").fetchall()
-    finally:
-        con.close()
-
-
-def rpmsctl(d, *args):
-    return subprocess.run([rig.RPMSCTL] + list(args) + ["--endpoint", d.control,
-                                                        "--timeout", "15"],
-                          capture_output=True, text=True, timeout=60)
+    return cs.sqlite_rows(db, "SELECT a.phase, a.onset, a.duration, r.channel, r.name, r.value "
+                          "FROM assessments a JOIN assessment_results r "
+                          "ON r.assessment = a.id WHERE a.kind = 'stretch'")
 
 
 def wait_block(d, since, seconds):
