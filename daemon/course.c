@@ -501,7 +501,14 @@ int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
 
 int course_threshold(struct course *c, double mt_pct, char *err, size_t errlen)
 {
-	struct course_db_session_detail det = { .intensity_pct = -1.0, .motor_threshold_pct = mt_pct };
+	return course_session_intensity(c, mt_pct, -1.0, err, errlen);
+}
+
+int course_session_intensity(struct course *c, double mt_pct, double intensity_pct, char *err,
+			     size_t errlen)
+{
+	struct course_db_session_detail det = { .intensity_pct = intensity_pct,
+						.motor_threshold_pct = mt_pct };
 
 	if (!c || !c->active || !c->db) {
 		snprintf(err, errlen, "no course session");
