@@ -333,8 +333,7 @@ static int control_command_course_start(struct control *c, const struct control_
 		c->course_mt_refused[0] = '\0';
 		c->course_mt_pct = 0.0;
 		c->course_cap = *cap;
-		snprintf(rule, sizeof(rule), "%.4g %% of MT, MT not measured yet",
-			 rx->intensity.motor_threshold_pct);
+		course_intensity_text(rx, 0.0, rule, sizeof(rule));
 		*course = json_pack("{s:s, s:I, s:I, s:s, s:b}", "course_id", rx->course.id,
 				    "db_session", (json_int_t)course_session_id(c->course),
 				    "pulses_cap", (json_int_t)*cap, "intensity_rule", rule,

@@ -628,7 +628,10 @@ void course_end(struct course *c, uint64_t delivered, const char *reason, const 
 
 void course_intensity_text(const struct prescription *rx, double mt_pct, char *buf, size_t len)
 {
-	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
+	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT && !(mt_pct > 0.0)) {
+		snprintf(buf, len, "%.4g %% of MT, MT not measured yet",
+			 rx->intensity.motor_threshold_pct);
+	} else if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
 		snprintf(buf, len, "%.4g %% of MT %.4g %% MSO = %.4g %% MSO",
 			 rx->intensity.motor_threshold_pct, mt_pct,
 			 rx->intensity.motor_threshold_pct * mt_pct / 100.0);
@@ -657,7 +660,11 @@ void course_edf_notes(const struct prescription *rx, double mt_pct, char *buf, s
 	char rule[96];
 
 	/* course_intensity_text without its spaces: EDF+ keeps 40 characters */
-	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
+	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT && !(mt_pct > 0.0)) {
+		/* the threshold procedure's result is annotated when it comes */
+		snprintf(rule, sizeof(rule), "%.4g%% of MT (MT pending)",
+			 rx->intensity.motor_threshold_pct);
+	} else if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
 		snprintf(rule, sizeof(rule), "%.4g%% of MT %.4g%% = %.4g%% MSO",
 			 rx->intensity.motor_threshold_pct, mt_pct,
 			 rx->intensity.motor_threshold_pct * mt_pct / 100.0);
