@@ -400,6 +400,66 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 	return 0;
 }
 
+/* One query of course_db_limits_read through the backend. */
+static int course_db_limits_q(struct course_db *db, const char *sql, int64_t *row, int ncol,
+			      char *err, size_t errlen, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = db->ops->limits_q(db, sql, row, ncol, err, errlen, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+/*
+ * The SQL is the same on both backends: PostgreSQL's $n placeholders are
+ * named parameters to SQLite, numbered in order of first appearance, which
+ * is $1, $2, $3 in every query here.
+ */
+int course_db_limits_read(struct course_db *db, const struct course_db_prescription *rx,
+			  int64_t now, int64_t day_start, int64_t day_end,
+			  char *err, size_t errlen)
+{
+	struct course_db_limits l = { 0 };
+	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
+	int64_t v[2] = { 0 };
+	int rc;
+
+	rc = course_db_limits_q(db, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS"
+				" NULL ORDER BY id LIMIT 1", v, 1, err, errlen, "s", rx->patient);
+	if (rc < 0) {
+		return rc;
+	}
+	if (v[0] > 0) {
+		l.running_id = v[0];
+		db->ops->session_rig(db, v[0], running_rig, sizeof(running_rig));
+		l.running_rig = running_rig;
+	}
+	rc = course_db_limits_q(db, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
+				" course = $2", v, 1, err, errlen, "ss", rx->patient, rx->course);
+	if (rc < 0) {
+		return rc;
+	}
+	l.course_sessions = v[0];
+	rc = course_db_limits_q(db, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
+				" WHERE patient = $1 AND started >= $2 AND started < $3", v, 2,
+				err, errlen, "sii", rx->patient, day_start, day_end);
+	if (rc < 0) {
+		return rc;
+	}
+	l.day_sessions = v[0];
+	l.day_pulses = v[1];
+	rc = course_db_limits_q(db, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
+				" WHERE patient = $1", v, 1, err, errlen, "s", rx->patient);
+	if (rc < 0) {
+		return rc;
+	}
+	l.last_end = v[0];
+	return course_db_limits_check(rx, &l, now, day_start, day_end, err, errlen);
+}
+
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen)
 {
 	return course_db_fail(-EPROTONOSUPPORT, err, errlen,

@@ -238,16 +238,13 @@ static PGresult *course_db_pg_run(struct course_db_pg *p, const char *sql, int *
 }
 
 /* As course_db_pg_run, reading up to @ncol integers of the first row (NULL: -1). */
-static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
-			  bool *found, char *err, size_t errlen, const char *types, ...)
+static int course_db_pg_vq(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
+			   bool *found, char *err, size_t errlen, const char *types, va_list ap)
 {
 	PGresult *res;
-	va_list ap;
 	int rc, i;
 
-	va_start(ap, types);
 	res = course_db_pg_run(p, sql, &rc, err, errlen, types, ap);
-	va_end(ap);
 	if (found) {
 		*found = res && PQntuples(res) > 0;
 	}
@@ -256,6 +253,19 @@ static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row,
 			 strtoll(PQgetvalue(res, 0, i), NULL, 10) : -1;
 	}
 	PQclear(res);
+	return rc;
+}
+
+/* See course_db_pg_vq. */
+static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
+			  bool *found, char *err, size_t errlen, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = course_db_pg_vq(p, sql, row, ncol, found, err, errlen, types, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -1063,6 +1073,27 @@ static int course_db_pg_prescription_put(struct course_db *db,
 			      rx->daily_pulse_cap);
 }
 
+static int course_db_pg_limits_q(struct course_db *db, const char *sql, int64_t *row,
+				 int ncol, char *err, size_t errlen, const char *types, va_list ap)
+{
+	return course_db_pg_vq(course_db_pg_of(db), sql, row, ncol, NULL, err, errlen, types, ap);
+}
+
+static void course_db_pg_session_rig(struct course_db *db, int64_t session, char *rig,
+				     size_t len)
+{
+	PGresult *res;
+	char why[COURSE_DB_ERR_MAX];
+	int rc;
+
+	res = course_db_pg_rows(course_db_pg_of(db), "SELECT rig FROM sessions WHERE id = $1",
+				&rc, why, sizeof(why), "i", session);
+	if (res && PQntuples(res) > 0) {
+		snprintf(rig, len, "%s", PQgetvalue(res, 0, 0));
+	}
+	PQclear(res);
+}
+
 static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 				      const char *course, const char *rig, int64_t now,
 				      int64_t day_start, int64_t day_end, int64_t *session_id,
@@ -1070,8 +1101,6 @@ static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 {
 	struct course_db_pg *p = course_db_pg_of(db);
 	struct course_db_prescription rx = { .patient = patient, .course = course };
-	struct course_db_limits l = { 0 };
-	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
 	char why[COURSE_DB_ERR_MAX];
 	PGresult *res;
 	bool found;
@@ -1127,45 +1156,7 @@ static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 	rx.daily_pulse_cap = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	PQclear(res);
 
-	rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS NULL"
-			    " ORDER BY id LIMIT 1", v, 1, NULL, err, errlen, "s", patient);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	if (v[0] > 0) {
-		const char *vals[1] = { patient };
-
-		l.running_id = v[0];
-		res = PQexecParams(p->conn, "SELECT rig FROM sessions WHERE patient = $1 AND"
-				   " stopped IS NULL ORDER BY id LIMIT 1", 1, NULL, vals, NULL,
-				   NULL, 0);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
-			snprintf(running_rig, sizeof(running_rig), "%s", PQgetvalue(res, 0, 0));
-		}
-		PQclear(res);
-		l.running_rig = running_rig;
-	}
-	rc = course_db_pg_q(p, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
-			    " course = $2", v, 1, NULL, err, errlen, "ss", patient, course);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.course_sessions = v[0];
-	rc = course_db_pg_q(p, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
-			    " WHERE patient = $1 AND started >= $2 AND started < $3", v, 2, NULL,
-			    err, errlen, "sii", patient, day_start, day_end);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.day_sessions = v[0];
-	l.day_pulses = v[1];
-	rc = course_db_pg_q(p, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
-			    " WHERE patient = $1", v, 1, NULL, err, errlen, "s", patient);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.last_end = v[0];
-	rc = course_db_limits_check(&rx, &l, now, day_start, day_end, err, errlen);
+	rc = course_db_limits_read(db, &rx, now, day_start, day_end, err, errlen);
 	if (rc < 0) {
 		goto err_rollback;
 	}
@@ -1689,4 +1680,6 @@ const struct course_db_ops course_db_pg_ops = {
 	.adverse_add = course_db_pg_adverse_add,
 	.assessment_add = course_db_pg_assessment_add,
 	.score_add = course_db_pg_score_add,
+	.limits_q = course_db_pg_limits_q,
+	.session_rig = course_db_pg_session_rig,
 };

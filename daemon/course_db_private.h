@@ -8,6 +8,7 @@
 #ifndef RPMSD_COURSE_DB_PRIVATE_H
 #define RPMSD_COURSE_DB_PRIVATE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,16 @@ struct course_db_ops {
 			      char *err, size_t errlen);
 	int (*score_add)(struct course_db *db, const struct course_db_score *s,
 			 int64_t *score_id, char *err, size_t errlen);
+	/*
+	 * For course_db_limits_read, inside the transaction session_begin holds:
+	 * run @sql ($1.. placeholders) with the arguments @types says (the
+	 * backends' letters: 's' text, 'i' int64_t) and read up to @ncol
+	 * integer columns of its first row into @row (NULL or no row: -1).
+	 */
+	int (*limits_q)(struct course_db *db, const char *sql, int64_t *row, int ncol,
+			char *err, size_t errlen, const char *types, va_list ap);
+	/* The rig of @session into @rig; left as it is when it cannot be read. */
+	void (*session_rig)(struct course_db *db, int64_t session, char *rig, size_t len);
 };
 
 /** The handle: the backend's operations and its state. */
@@ -82,6 +93,19 @@ extern const struct course_db_ops course_db_pg_ops;
 int course_db_limits_check(const struct course_db_prescription *rx,
 			   const struct course_db_limits *l, int64_t now,
 			   int64_t day_start, int64_t day_end, char *err, size_t errlen);
+
+/**
+ * Read the limits of a start of @rx's patient and course at @now (the
+ * running session, the course's and the day's sessions and pulses, the last
+ * end) through the backend's limits_q and apply course_db_limits_check. The
+ * backend calls it inside the transaction that also inserts the session, so
+ * what is read still holds when the session is written.
+ * @return 0 when the start is allowed, -EPERM with @err naming the rule,
+ * or the backend's error.
+ */
+int course_db_limits_read(struct course_db *db, const struct course_db_prescription *rx,
+			  int64_t now, int64_t day_start, int64_t day_end,
+			  char *err, size_t errlen);
 
 /** Fill @err with the refusal of a schema @found newer than this build knows. */
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen);

@@ -127,12 +127,11 @@ static void course_db_sqlite_rollback(struct course_db_sqlite *s)
  * for NULL) and read up to @ncol integer columns of
  * its first row into @row (NULL: -1). *@found says whether there was one.
  */
-static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64_t *row,
-			      int ncol, bool *found, char *err, size_t errlen,
-			      const char *types, ...)
+static int course_db_sqlite_vq(struct course_db_sqlite *s, const char *sql, int64_t *row,
+			       int ncol, bool *found, char *err, size_t errlen,
+			       const char *types, va_list ap)
 {
 	sqlite3_stmt *st = NULL;
-	va_list ap;
 	int rc, i;
 
 	if (found) {
@@ -141,7 +140,6 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 	if (sqlite3_prepare_v2(s->h, sql, -1, &st, NULL) != SQLITE_OK) {
 		return course_db_sqlite_fail(s, sql, err, errlen);
 	}
-	va_start(ap, types);
 	for (i = 0; types[i]; i++) {
 		switch (types[i]) {
 		case 's': {
@@ -178,7 +176,6 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 			break;
 		}
 	}
-	va_end(ap);
 	if (types[i]) {
 		rc = course_db_sqlite_fail(s, sql, err, errlen);
 		goto out;
@@ -203,6 +200,46 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 	}
 out:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* See course_db_sqlite_vq. */
+static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64_t *row,
+			      int ncol, bool *found, char *err, size_t errlen,
+			      const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = course_db_sqlite_vq(s, sql, row, ncol, found, err, errlen, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+/*
+ * The end of a transaction begun with BEGIN IMMEDIATE: run the INSERT @sql
+ * (arguments as course_db_sqlite_q), commit (@what names it in @err) and
+ * set *@id to the new row's id; on any failure roll back, *@id 0.
+ */
+static int course_db_sqlite_insert_commit(struct course_db_sqlite *s, int64_t *id,
+					  const char *what, char *err, size_t errlen,
+					  const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = course_db_sqlite_vq(s, sql, NULL, 0, NULL, err, errlen, types, ap);
+	va_end(ap);
+	if (rc == 0) {
+		*id = sqlite3_last_insert_rowid(s->h);
+		rc = course_db_sqlite_exec(s, "COMMIT", what, err, errlen);
+	}
+	if (rc < 0) {
+		*id = 0;
+		course_db_sqlite_rollback(s);
+	}
 	return rc;
 }
 
@@ -449,6 +486,27 @@ out:
 	return rc;
 }
 
+static int course_db_sqlite_limits_q(struct course_db *db, const char *sql, int64_t *row,
+				     int ncol, char *err, size_t errlen, const char *types,
+				     va_list ap)
+{
+	return course_db_sqlite_vq(course_db_sqlite_of(db), sql, row, ncol, NULL, err, errlen,
+				   types, ap);
+}
+
+static void course_db_sqlite_session_rig(struct course_db *db, int64_t session, char *rig,
+					 size_t len)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(course_db_sqlite_of(db)->h, "SELECT rig FROM sessions WHERE"
+			       " id = ?", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 1, session) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(rig, len, "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+}
+
 static int course_db_sqlite_session_begin(struct course_db *db, const char *patient,
 					  const char *course, const char *rig, int64_t now,
 					  int64_t day_start, int64_t day_end,
@@ -456,9 +514,6 @@ static int course_db_sqlite_session_begin(struct course_db *db, const char *pati
 {
 	struct course_db_sqlite *s = course_db_sqlite_of(db);
 	struct course_db_prescription rx = { .patient = patient, .course = course };
-	struct course_db_limits l = { 0 };
-	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
-	int64_t v[2] = { 0 };
 	int rc;
 
 	/* IMMEDIATE: the write lock before the first read, so no other handle checks between. */
@@ -470,61 +525,14 @@ static int course_db_sqlite_session_begin(struct course_db *db, const char *pati
 	if (rc < 0) {
 		goto err_rollback;
 	}
-	rc = course_db_sqlite_q(s, "SELECT id FROM sessions WHERE patient = ? AND stopped IS NULL"
-				" ORDER BY id LIMIT 1", v, 1, NULL, err, errlen, "s", patient);
+	rc = course_db_limits_read(db, &rx, now, day_start, day_end, err, errlen);
 	if (rc < 0) {
 		goto err_rollback;
 	}
-	if (v[0] > 0) {
-		sqlite3_stmt *st = NULL;
-
-		l.running_id = v[0];
-		if (sqlite3_prepare_v2(s->h, "SELECT rig FROM sessions WHERE id = ?", -1, &st,
-				       NULL) == SQLITE_OK &&
-		    sqlite3_bind_int64(st, 1, v[0]) == SQLITE_OK &&
-		    sqlite3_step(st) == SQLITE_ROW) {
-			snprintf(running_rig, sizeof(running_rig), "%s",
-				 (const char *)sqlite3_column_text(st, 0));
-		}
-		sqlite3_finalize(st);
-		l.running_rig = running_rig;
-	}
-	rc = course_db_sqlite_q(s, "SELECT COUNT(*) FROM sessions WHERE patient = ? AND course = ?",
-				v, 1, NULL, err, errlen, "ss", patient, course);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.course_sessions = v[0];
-	rc = course_db_sqlite_q(s, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
-				" WHERE patient = ? AND started >= ? AND started < ?", v, 2, NULL,
-				err, errlen, "sii", patient, day_start, day_end);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.day_sessions = v[0];
-	l.day_pulses = v[1];
-	rc = course_db_sqlite_q(s, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
-				" WHERE patient = ?", v, 1, NULL, err, errlen, "s", patient);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.last_end = v[0];
-	rc = course_db_limits_check(&rx, &l, now, day_start, day_end, err, errlen);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	rc = course_db_sqlite_q(s, "INSERT INTO sessions (patient, course, rig, started)"
-				" VALUES (?, ?, ?, ?)", NULL, 0, NULL, err, errlen, "sssi",
-				patient, course, rig, now);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	*session_id = sqlite3_last_insert_rowid(s->h);
-	rc = course_db_sqlite_exec(s, "COMMIT", "commit session start", err, errlen);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	return 0;
+	return course_db_sqlite_insert_commit(s, session_id, "commit session start", err, errlen,
+					      "INSERT INTO sessions (patient, course, rig,"
+					      " started) VALUES (?, ?, ?, ?)", "sssi", patient,
+					      course, rig, now);
 
 err_rollback:
 	*session_id = 0;
@@ -977,18 +985,10 @@ static int course_db_sqlite_adverse_add(struct course_db *db, const char *patien
 		rc = -EPERM;
 		goto err_rollback;
 	}
-	rc = course_db_sqlite_q(s, "INSERT INTO notes (session, kind, at, what, text) VALUES"
-				" (?, 'adverse', ?, ?, ?)", NULL, 0, NULL, err, errlen, "iiss",
-				session, now, author, text);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	*note_id = sqlite3_last_insert_rowid(s->h);
-	rc = course_db_sqlite_exec(s, "COMMIT", "commit note", err, errlen);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	return 0;
+	return course_db_sqlite_insert_commit(s, note_id, "commit note", err, errlen,
+					      "INSERT INTO notes (session, kind, at, what, text)"
+					      " VALUES (?, 'adverse', ?, ?, ?)", "iiss", session,
+					      now, author, text);
 
 err_rollback:
 	*note_id = 0;
@@ -1102,27 +1102,25 @@ static int course_db_sqlite_score_add(struct course_db *db, const struct course_
 		return rc;
 	}
 	rc = course_db_sqlite_score_course(s, sc, course, sizeof(course), err, errlen);
-	if (rc == 0) {
-		rc = course_db_sqlite_q(s, "INSERT INTO scores (patient, course, session, phase,"
-					" instrument, muscle, mas_grade, r1_deg, r2_deg,"
-					" fugl_meyer, author, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-					" ?, ?, ?, ?)", NULL, 0, NULL, err, errlen, "ssIssssDDIsi",
-					sc->patient, course, sc->session > 0 ? sc->session : -1,
-					course_db_phase_name(sc->phase),
-					course_db_instrument_name(sc->instrument),
-					fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
-					tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
-					fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
-	}
-	if (rc == 0) {
-		*score_id = sqlite3_last_insert_rowid(s->h);
-		rc = course_db_sqlite_exec(s, "COMMIT", "commit score", err, errlen);
-	}
 	if (rc < 0) {
 		*score_id = 0;
 		course_db_sqlite_rollback(s);
+		return rc;
 	}
-	return rc;
+	return course_db_sqlite_insert_commit(s, score_id, "commit score", err, errlen,
+					      "INSERT INTO scores (patient, course, session,"
+					      " phase, instrument, muscle, mas_grade, r1_deg,"
+					      " r2_deg, fugl_meyer, author, at) VALUES (?, ?, ?,"
+					      " ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ssIssssDDIsi",
+					      sc->patient, course,
+					      sc->session > 0 ? sc->session : -1,
+					      course_db_phase_name(sc->phase),
+					      course_db_instrument_name(sc->instrument),
+					      fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
+					      tardieu ? sc->r1_deg : NAN,
+					      tardieu ? sc->r2_deg : NAN,
+					      fm ? (int64_t)sc->fugl_meyer : -1, sc->author,
+					      sc->at);
 }
 
 const struct course_db_ops course_db_sqlite_ops = {
@@ -1147,4 +1145,6 @@ const struct course_db_ops course_db_sqlite_ops = {
 	.adverse_add = course_db_sqlite_adverse_add,
 	.assessment_add = course_db_sqlite_assessment_add,
 	.score_add = course_db_sqlite_score_add,
+	.limits_q = course_db_sqlite_limits_q,
+	.session_rig = course_db_sqlite_session_rig,
 };
