@@ -1304,154 +1304,173 @@ static double course_db_pg_nan(PGresult *res, int r, int c)
 	return PQgetisnull(res, r, c) ? NAN : strtod(PQgetvalue(res, r, c), NULL);
 }
 
-/* Schema 3: the assessments with their results, and the scores, inside the transaction. */
-static int course_db_pg_report_outcomes(struct course_db_pg *p, struct course_db_report *r,
-					const char *course, char *err, size_t errlen)
+/* One row @i of @res into @r. */
+typedef int (*course_db_pg_row_fn)(struct course_db_report *r, PGresult *res, int i,
+				   char *err, size_t errlen);
+
+/*
+ * Run the report query @sql ($1 the patient, $2 @course or NULL for all, $3
+ * one more row than @max, so that course_db_report's limit sees the excess)
+ * and hand each row to @row, inside the report's transaction.
+ */
+static int course_db_pg_report_each(struct course_db_pg *p, struct course_db_report *r,
+				    const char *course, const char *sql, int max,
+				    course_db_pg_row_fn row, char *err, size_t errlen)
 {
 	PGresult *res;
 	int rc;
 
-	res = course_db_pg_rows(p, "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
-				" a.duration FROM assessments a JOIN sessions s ON s.id = a.session"
-				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
-				" ORDER BY a.session, a.onset, a.id LIMIT $3", &rc, err, errlen,
-				"ssi", r->patient, course,
-				(int64_t)COURSE_DB_REPORT_OUTCOMES_MAX + 1);
+	res = course_db_pg_rows(p, sql, &rc, err, errlen, "ssi", r->patient, course,
+				(int64_t)max + 1);
 	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_assessment a = {
-			.id = course_db_pg_int(res, i, 1),
-			.phase = course_db_phase_parse(PQgetvalue(res, i, 2)),
-			.kind = course_db_assess_kind_parse(PQgetvalue(res, i, 3)),
-			.at = course_db_pg_int(res, i, 4),
-			.onset_s = course_db_pg_real(res, i, 5),
-			.duration_s = course_db_pg_real(res, i, 6),
-		};
-
-		rc = course_db_report_assessment_add(r, course_db_pg_int(res, i, 0), &a, err,
-						     errlen);
-	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT x.assessment, x.channel, x.name, x.value FROM"
-				" assessment_results x JOIN assessments a ON a.id = x.assessment"
-				" JOIN sessions s ON s.id = a.session WHERE s.patient = $1 AND"
-				" ($2::text IS NULL OR s.course = $2) ORDER BY x.assessment,"
-				" x.channel, x.name LIMIT $3", &rc, err, errlen, "ssi", r->patient,
-				course, (int64_t)COURSE_DB_REPORT_RESULTS_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_result x = { .value = course_db_pg_nan(res, i, 3) };
-
-		snprintf(x.channel, sizeof(x.channel), "%s", PQgetvalue(res, i, 1));
-		snprintf(x.name, sizeof(x.name), "%s", PQgetvalue(res, i, 2));
-		rc = course_db_report_result_add(r, course_db_pg_int(res, i, 0), &x, err, errlen);
-	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT course, id, session, phase, instrument, muscle,"
-				" mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
-				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
-				" ORDER BY at, id LIMIT $3", &rc, err, errlen, "ssi", r->patient,
-				course, (int64_t)COURSE_DB_REPORT_OUTCOMES_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_score x = {
-			.id = course_db_pg_int(res, i, 1),
-			.session = PQgetisnull(res, i, 2) ? 0 : course_db_pg_int(res, i, 2),
-			.phase = course_db_phase_parse(PQgetvalue(res, i, 3)),
-			.instrument = course_db_instrument_parse(PQgetvalue(res, i, 4)),
-			.r1_deg = course_db_pg_nan(res, i, 7),
-			.r2_deg = course_db_pg_nan(res, i, 8),
-			.fugl_meyer = (int)course_db_pg_int(res, i, 9),
-			.at = course_db_pg_int(res, i, 11),
-		};
-
-		snprintf(x.muscle, sizeof(x.muscle), "%s", PQgetvalue(res, i, 5));
-		snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", PQgetvalue(res, i, 6));
-		snprintf(x.author, sizeof(x.author), "%s", PQgetvalue(res, i, 10));
-		rc = course_db_report_score_add(r, PQgetvalue(res, i, 0), &x, err, errlen);
+		rc = row(r, res, i, err, errlen);
 	}
 	PQclear(res);
 	return rc;
 }
 
-/* The courses, sessions and notes, read inside the report's transaction. */
+static int course_db_pg_row_assessment(struct course_db_report *r, PGresult *res, int i,
+				       char *err, size_t errlen)
+{
+	struct course_db_report_assessment a = {
+		.id = course_db_pg_int(res, i, 1),
+		.phase = course_db_phase_parse(PQgetvalue(res, i, 2)),
+		.kind = course_db_assess_kind_parse(PQgetvalue(res, i, 3)),
+		.at = course_db_pg_int(res, i, 4),
+		.onset_s = course_db_pg_real(res, i, 5),
+		.duration_s = course_db_pg_real(res, i, 6),
+	};
+
+	return course_db_report_assessment_add(r, course_db_pg_int(res, i, 0), &a, err, errlen);
+}
+
+static int course_db_pg_row_result(struct course_db_report *r, PGresult *res, int i,
+				   char *err, size_t errlen)
+{
+	struct course_db_report_result x = { .value = course_db_pg_nan(res, i, 3) };
+
+	snprintf(x.channel, sizeof(x.channel), "%s", PQgetvalue(res, i, 1));
+	snprintf(x.name, sizeof(x.name), "%s", PQgetvalue(res, i, 2));
+	return course_db_report_result_add(r, course_db_pg_int(res, i, 0), &x, err, errlen);
+}
+
+static int course_db_pg_row_score(struct course_db_report *r, PGresult *res, int i,
+				  char *err, size_t errlen)
+{
+	struct course_db_report_score x = {
+		.id = course_db_pg_int(res, i, 1),
+		.session = PQgetisnull(res, i, 2) ? 0 : course_db_pg_int(res, i, 2),
+		.phase = course_db_phase_parse(PQgetvalue(res, i, 3)),
+		.instrument = course_db_instrument_parse(PQgetvalue(res, i, 4)),
+		.r1_deg = course_db_pg_nan(res, i, 7),
+		.r2_deg = course_db_pg_nan(res, i, 8),
+		.fugl_meyer = (int)course_db_pg_int(res, i, 9),
+		.at = course_db_pg_int(res, i, 11),
+	};
+
+	snprintf(x.muscle, sizeof(x.muscle), "%s", PQgetvalue(res, i, 5));
+	snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", PQgetvalue(res, i, 6));
+	snprintf(x.author, sizeof(x.author), "%s", PQgetvalue(res, i, 10));
+	return course_db_report_score_add(r, PQgetvalue(res, i, 0), &x, err, errlen);
+}
+
+static int course_db_pg_row_course(struct course_db_report *r, PGresult *res, int i,
+				   char *err, size_t errlen)
+{
+	struct course_db_report_course c = {
+		.sessions_per_course = (int)course_db_pg_int(res, i, 1),
+		.max_sessions_per_day = (int)course_db_pg_int(res, i, 2),
+		.min_hours_between = course_db_pg_real(res, i, 3),
+		.daily_pulse_cap = course_db_pg_int(res, i, 4),
+		.text = course_db_pg_text(res, i, 5),
+	};
+
+	snprintf(c.course, sizeof(c.course), "%s", PQgetvalue(res, i, 0));
+	return course_db_report_course_add(r, &c, err, errlen);
+}
+
+static int course_db_pg_row_session(struct course_db_report *r, PGresult *res, int i,
+				    char *err, size_t errlen)
+{
+	struct course_db_report_session x = {
+		.id = course_db_pg_int(res, i, 0),
+		.started = course_db_pg_int(res, i, 3),
+		.stopped = course_db_pg_int(res, i, 4),
+		.stop_reason = course_db_pg_text(res, i, 5),
+		.pulses = course_db_pg_int(res, i, 6),
+		.intensity_pct = course_db_pg_real(res, i, 7),
+		.motor_threshold_pct = course_db_pg_real(res, i, 8),
+		.target = course_db_pg_text(res, i, 9),
+		.edf_file = course_db_pg_text(res, i, 11),
+	};
+
+	snprintf(x.rig, sizeof(x.rig), "%s", PQgetvalue(res, i, 2));
+	snprintf(x.arm_code, sizeof(x.arm_code), "%s", PQgetvalue(res, i, 10));
+	snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", PQgetvalue(res, i, 12));
+	return course_db_report_session_add(r, PQgetvalue(res, i, 1), &x, err, errlen);
+}
+
+static int course_db_pg_row_note(struct course_db_report *r, PGresult *res, int i,
+				 char *err, size_t errlen)
+{
+	struct course_db_report_note n = {
+		.id = course_db_pg_int(res, i, 1),
+		.kind = strcmp(PQgetvalue(res, i, 2), "deviation") ? COURSE_DB_ADVERSE :
+			COURSE_DB_DEVIATION,
+		.at = course_db_pg_int(res, i, 3),
+		.what = course_db_pg_text(res, i, 4),
+		.text = course_db_pg_text(res, i, 5),
+	};
+
+	return course_db_report_note_add(r, course_db_pg_int(res, i, 0), &n, err, errlen);
+}
+
+/*
+ * The courses, sessions and notes, then (schema 3) the assessments with
+ * their results and the scores, read inside the report's transaction.
+ */
 static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_report *r,
 				    const char *course, char *err, size_t errlen)
 {
-	PGresult *res;
-	int rc;
+	static const struct {
+		const char *sql;
+		int max;
+		course_db_pg_row_fn row;
+	} q[] = {
+		{ "SELECT course, sessions_per_course, max_sessions_per_day, min_hours_between,"
+		  " daily_pulse_cap, text FROM prescriptions WHERE patient = $1 AND"
+		  " ($2::text IS NULL OR course = $2) ORDER BY course LIMIT $3",
+		  COURSE_DB_REPORT_SESSIONS_MAX, course_db_pg_row_course },
+		{ "SELECT id, course, rig, started, stopped, stop_reason, pulses, intensity_pct,"
+		  " motor_threshold_pct, target, arm_code, edf_file, edf_sha256 FROM sessions"
+		  " WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
+		  " ORDER BY started, id LIMIT $3",
+		  COURSE_DB_REPORT_SESSIONS_MAX, course_db_pg_row_session },
+		{ "SELECT n.session, n.id, n.kind, n.at, n.what, n.text FROM notes n"
+		  " JOIN sessions s ON s.id = n.session WHERE s.patient = $1 AND"
+		  " ($2::text IS NULL OR s.course = $2) ORDER BY n.session, n.at, n.id LIMIT $3",
+		  COURSE_DB_REPORT_NOTES_MAX, course_db_pg_row_note },
+		{ "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset, a.duration"
+		  " FROM assessments a JOIN sessions s ON s.id = a.session WHERE s.patient = $1"
+		  " AND ($2::text IS NULL OR s.course = $2) ORDER BY a.session, a.onset, a.id"
+		  " LIMIT $3", COURSE_DB_REPORT_OUTCOMES_MAX, course_db_pg_row_assessment },
+		{ "SELECT x.assessment, x.channel, x.name, x.value FROM assessment_results x"
+		  " JOIN assessments a ON a.id = x.assessment JOIN sessions s ON s.id = a.session"
+		  " WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
+		  " ORDER BY x.assessment, x.channel, x.name LIMIT $3",
+		  COURSE_DB_REPORT_RESULTS_MAX, course_db_pg_row_result },
+		{ "SELECT course, id, session, phase, instrument, muscle, mas_grade, r1_deg,"
+		  " r2_deg, fugl_meyer, author, at FROM scores WHERE patient = $1 AND"
+		  " ($2::text IS NULL OR course = $2) ORDER BY at, id LIMIT $3",
+		  COURSE_DB_REPORT_OUTCOMES_MAX, course_db_pg_row_score },
+	};
+	int rc = 0;
 
-	res = course_db_pg_rows(p, "SELECT course, sessions_per_course, max_sessions_per_day,"
-				" min_hours_between, daily_pulse_cap, text FROM prescriptions"
-				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
-				" ORDER BY course LIMIT $3", &rc, err, errlen, "ssi", r->patient,
-				course, (int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_course c = {
-			.sessions_per_course = (int)course_db_pg_int(res, i, 1),
-			.max_sessions_per_day = (int)course_db_pg_int(res, i, 2),
-			.min_hours_between = course_db_pg_real(res, i, 3),
-			.daily_pulse_cap = course_db_pg_int(res, i, 4),
-			.text = course_db_pg_text(res, i, 5),
-		};
-
-		snprintf(c.course, sizeof(c.course), "%s", PQgetvalue(res, i, 0));
-		rc = course_db_report_course_add(r, &c, err, errlen);
+	for (size_t k = 0; rc == 0 && k < sizeof(q) / sizeof(q[0]); k++) {
+		rc = course_db_pg_report_each(p, r, course, q[k].sql, q[k].max, q[k].row, err,
+					      errlen);
 	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT id, course, rig, started, stopped, stop_reason,"
-				" pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
-				" edf_file, edf_sha256 FROM sessions WHERE patient = $1 AND"
-				" ($2::text IS NULL OR course = $2) ORDER BY started, id LIMIT $3",
-				&rc, err, errlen, "ssi", r->patient, course,
-				(int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_session x = {
-			.id = course_db_pg_int(res, i, 0),
-			.started = course_db_pg_int(res, i, 3),
-			.stopped = course_db_pg_int(res, i, 4),
-			.stop_reason = course_db_pg_text(res, i, 5),
-			.pulses = course_db_pg_int(res, i, 6),
-			.intensity_pct = course_db_pg_real(res, i, 7),
-			.motor_threshold_pct = course_db_pg_real(res, i, 8),
-			.target = course_db_pg_text(res, i, 9),
-			.edf_file = course_db_pg_text(res, i, 11),
-		};
-
-		snprintf(x.rig, sizeof(x.rig), "%s", PQgetvalue(res, i, 2));
-		snprintf(x.arm_code, sizeof(x.arm_code), "%s", PQgetvalue(res, i, 10));
-		snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", PQgetvalue(res, i, 12));
-		rc = course_db_report_session_add(r, PQgetvalue(res, i, 1), &x, err, errlen);
-	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
-				" FROM notes n JOIN sessions s ON s.id = n.session"
-				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
-				" ORDER BY n.session, n.at, n.id LIMIT $3", &rc, err, errlen, "ssi",
-				r->patient, course, (int64_t)COURSE_DB_REPORT_NOTES_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_note n = {
-			.id = course_db_pg_int(res, i, 1),
-			.kind = strcmp(PQgetvalue(res, i, 2), "deviation") ? COURSE_DB_ADVERSE :
-				COURSE_DB_DEVIATION,
-			.at = course_db_pg_int(res, i, 3),
-			.what = course_db_pg_text(res, i, 4),
-			.text = course_db_pg_text(res, i, 5),
-		};
-
-		rc = course_db_report_note_add(r, course_db_pg_int(res, i, 0), &n, err, errlen);
-	}
-	PQclear(res);
-	return rc < 0 ? rc : course_db_pg_report_outcomes(p, r, course, err, errlen);
+	return rc;
 }
 
 static int course_db_pg_report(struct course_db *db, struct course_db_report *r,
