@@ -270,54 +270,73 @@ static int config_load_plugin_kv(struct config_ctx *ctx, const char *name,
 	return 0;
 }
 
+const struct config_key *config_ini_key(struct config_ini *ini,
+					const struct config_ini_keys *keys,
+					const char *section, const char *name,
+					const char *value, int *key_line,
+					union config_value *v)
+{
+	char buf[CONFIG_ERR_MAX];
+	const struct config_key *k;
+	size_t idx;
+
+	if (ini->failed) {
+		return NULL;
+	}
+	if (!name[0]) {
+		config_ini_fail(ini, ini->lineno,
+				"syntax error (expected '[section]' or 'key = value')");
+		return NULL;
+	}
+	if (!section) {
+		config_ini_fail(ini, ini->lineno,
+				"%s: key outside any section (expected a '[section]' line first)",
+				name);
+		return NULL;
+	}
+	k = keys->find(section, name);
+	if (!k) {
+		keys->section_keys(section, buf, sizeof(buf));
+		config_ini_fail(ini, ini->lineno, "%s.%s: unknown key (allowed: %s)", section,
+				name, buf);
+		return NULL;
+	}
+	idx = (size_t)(k - keys->table);
+	if (key_line[idx]) {
+		config_ini_fail(ini, ini->lineno, "%s.%s: set twice (first at line %d)",
+				k->section, k->key, key_line[idx]);
+		return NULL;
+	}
+	if (config_value_parse(k, value, v, buf, sizeof(buf)) < 0) {
+		config_ini_fail(ini, ini->lineno, "%s.%s: %s", k->section, k->key, buf);
+		return NULL;
+	}
+	key_line[idx] = ini->lineno;
+	return k;
+}
+
 /* libinih handler: one "key = value" line; returns 0 to stop on error. */
 static int config_load_handler(void *user, const char *section, const char *name,
 			       const char *value)
 {
+	static const struct config_ini_keys keys = {
+		config_key_table, config_key_find, config_key_section_keys,
+	};
 	struct config_ctx *ctx = user;
-	char buf[CONFIG_ERR_MAX];
 	const struct config_key *k;
 	union config_value v;
-	size_t idx;
 
 	/* ours, not libinih's: it truncates long section names */
 	(void)section;
-	if (ctx->ini.failed) {
-		return 0;
-	}
-	if (!name[0]) {
-		config_fail(ctx, ctx->ini.lineno,
-			    "syntax error (expected '[section]' or 'key = value')");
-		return 0;
-	}
-	if (ctx->in_coil) {
+	/* a coil's keys are the plugin's, not the table's */
+	if (ctx->in_coil && !ctx->ini.failed && name[0]) {
 		return config_load_plugin_kv(ctx, name, value) == 0;
 	}
-	if (!ctx->section) {
-		config_fail(ctx, ctx->ini.lineno,
-			    "%s: key outside any section (expected a '[section]' line first)",
-			    name);
-		return 0;
-	}
-	k = config_key_find(ctx->section, name);
+	k = config_ini_key(&ctx->ini, &keys, ctx->section, name, value, ctx->key_line, &v);
 	if (!k) {
-		config_key_section_keys(ctx->section, buf, sizeof(buf));
-		config_fail(ctx, ctx->ini.lineno, "%s.%s: unknown key (allowed: %s)",
-			    ctx->section, name, buf);
-		return 0;
-	}
-	idx = (size_t)(k - config_key_table);
-	if (ctx->key_line[idx]) {
-		config_fail(ctx, ctx->ini.lineno, "%s.%s: set twice (first at line %d)",
-			    k->section, k->key, ctx->key_line[idx]);
-		return 0;
-	}
-	if (config_value_parse(k, value, &v, buf, sizeof(buf)) < 0) {
-		config_fail(ctx, ctx->ini.lineno, "%s.%s: %s", k->section, k->key, buf);
 		return 0;
 	}
 	config_value_store(&ctx->cfg, k, value, &v);
-	ctx->key_line[idx] = ctx->ini.lineno;
 	return 1;
 }
 static void config_load_inih_setup(struct config_load_inih_opts *saved, int line_max)

@@ -168,6 +168,26 @@ int config_ini_parse(struct config_ini *ini,
 /* Close @ini's file and free its line buffer; a zeroed @ini is fine. */
 void config_ini_close(struct config_ini *ini);
 
+/* A key table (config_key.c's, prescription_key.c's) and its look-ups. */
+struct config_ini_keys {
+	const struct config_key *table;
+	const struct config_key *(*find)(const char *section, const char *key);
+	void (*section_keys)(const char *section, char *buf, size_t len);
+};
+
+/*
+ * What every "key = value" line of @ini gets from a libinih handler: not
+ * after an error, a key, in a @section, known to @keys, set once
+ * (@key_line, indexed like @keys->table, says where; set here), its
+ * @value parsed into @v for the caller to store.
+ * Return: the key, or NULL with the error reported in @ini.
+ */
+const struct config_key *config_ini_key(struct config_ini *ini,
+					const struct config_ini_keys *keys,
+					const char *section, const char *name,
+					const char *value, int *key_line,
+					union config_value *v);
+
 /* config_key.c: the table */
 
 extern const struct config_key config_key_table[];

@@ -75,46 +75,19 @@ static int prescription_ini_section(struct config_ini *ini, const char *name, si
 static int prescription_handler(void *user, const char *section, const char *name,
 				const char *value)
 {
+	static const struct config_ini_keys keys = {
+		prescription_key_table, prescription_key_find, prescription_key_section_keys,
+	};
 	struct prescription_ctx *ctx = user;
-	char buf[CONFIG_ERR_MAX];
 	const struct config_key *k;
 	union config_value v;
-	size_t idx;
 
 	(void)section;
-	if (ctx->ini.failed) {
-		return 0;
-	}
-	if (!name[0]) {
-		prescription_fail(ctx, ctx->ini.lineno,
-				  "syntax error (expected '[section]' or 'key = value')");
-		return 0;
-	}
-	if (!ctx->section) {
-		prescription_fail(ctx, ctx->ini.lineno,
-				  "%s: key outside any section (expected a '[section]' line first)",
-				  name);
-		return 0;
-	}
-	k = prescription_key_find(ctx->section, name);
+	k = config_ini_key(&ctx->ini, &keys, ctx->section, name, value, ctx->rx.key_line, &v);
 	if (!k) {
-		prescription_key_section_keys(ctx->section, buf, sizeof(buf));
-		prescription_fail(ctx, ctx->ini.lineno, "%s.%s: unknown key (allowed: %s)",
-				  ctx->section, name, buf);
-		return 0;
-	}
-	idx = (size_t)(k - prescription_key_table);
-	if (ctx->rx.key_line[idx]) {
-		prescription_fail(ctx, ctx->ini.lineno, "%s.%s: set twice (first at line %d)",
-				  k->section, k->key, ctx->rx.key_line[idx]);
-		return 0;
-	}
-	if (config_value_parse(k, value, &v, buf, sizeof(buf)) < 0) {
-		prescription_fail(ctx, ctx->ini.lineno, "%s.%s: %s", k->section, k->key, buf);
 		return 0;
 	}
 	config_value_store_at(&ctx->rx, k, value, &v);
-	ctx->rx.key_line[idx] = ctx->ini.lineno;
 	return 1;
 }
 
