@@ -371,17 +371,32 @@ static void config_load_inih_restore(const struct config_load_inih_opts *saved)
 	ini_max_line = saved->max_line;
 }
 
-int config_ini_open(struct config_ini *ini, const char *allowed, const char *noun)
+int config_ini_open(struct config_ini *ini, const struct config_ini_kind *kind,
+		    const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	int rc;
 
+	ini->path = path;
+	ini->err = err;
+	ini->errlen = errlen;
+	ini->file_max = kind->file_max;
+	ini->line_max = kind->line_max;
+	ini->section = kind->section;
+	if (errlen) {
+		err[0] = '\0';
+	}
+	if (strlen(path) >= (size_t)kind->path_max) {
+		config_ini_fail(ini, 0, "path is too long (allowed: at most %d characters)",
+				kind->path_max - 1);
+		return -ENAMETOOLONG;
+	}
 	ini->f = file_open_regular(ini->path, &rc);
 	if (!ini->f) {
 		if (rc == -EISDIR) {
 			config_ini_fail(ini, 0, "cannot read: %s", strerror(-rc));
 		} else if (rc == -EINVAL) {
-			config_ini_fail(ini, 0, "not a regular file (allowed: %s)", allowed);
+			config_ini_fail(ini, 0, "not a regular file (allowed: %s)", kind->allowed);
 		} else {
 			config_ini_fail(ini, 0, "cannot open: %s", strerror(-rc));
 		}
@@ -389,7 +404,7 @@ int config_ini_open(struct config_ini *ini, const char *allowed, const char *nou
 	}
 	if (fstat(fileno(ini->f), &st) == 0 && st.st_size > ini->file_max) {
 		config_ini_fail(ini, 0, "%lld bytes, too large for %s (allowed: at most %d bytes)",
-				(long long)st.st_size, noun, ini->file_max);
+				(long long)st.st_size, kind->noun, ini->file_max);
 		return -EFBIG;
 	}
 	return 0;
@@ -454,37 +469,28 @@ int config_load(struct rpmsd_config *cfg, const char *path, char *err, size_t er
 int config_load_flags(struct rpmsd_config *cfg, const char *path, unsigned flags,
 		      char *err, size_t errlen)
 {
+	static const struct config_ini_kind kind = {
+		.path_max = CONFIG_PATH_MAX,
+		.file_max = CONFIG_LOAD_FILE_MAX,
+		.line_max = CONFIG_LOAD_LINE_MAX,
+		.section = config_load_ini_section,
+		.allowed = "a configuration file",
+		.noun = "a configuration file",
+	};
 	struct config_ctx *ctx;
-	size_t n = strlen(path);
 	int rc;
 
-	if (errlen) {
-		err[0] = '\0';
-	}
-	if (n >= CONFIG_PATH_MAX) {
-		config_report(err, errlen, path, 0,
-			      "path is too long (allowed: at most %d characters)",
-			      CONFIG_PATH_MAX - 1);
-		return -ENAMETOOLONG;
-	}
 	/* large (plugin keys), so not on the stack */
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		config_report(err, errlen, path, 0, "out of memory");
 		return -ENOMEM;
 	}
-	ctx->ini.path = path;
-	ctx->ini.err = err;
-	ctx->ini.errlen = errlen;
-	ctx->ini.file_max = CONFIG_LOAD_FILE_MAX;
-	ctx->ini.line_max = CONFIG_LOAD_LINE_MAX;
-	ctx->ini.section = config_load_ini_section;
 	ctx->flags = flags;
-	config_defaults(&ctx->cfg);
-	memcpy(ctx->cfg.path, path, n + 1);
-
-	rc = config_ini_open(&ctx->ini, "a configuration file", "a configuration file");
+	rc = config_ini_open(&ctx->ini, &kind, path, err, errlen);
 	if (rc == 0) {
+		config_defaults(&ctx->cfg);
+		memcpy(ctx->cfg.path, path, strlen(path) + 1);
 		rc = config_ini_parse(&ctx->ini, config_load_handler, ctx);
 	}
 	if (rc == 0) {

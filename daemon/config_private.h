@@ -145,13 +145,24 @@ void config_append(char *buf, size_t len, const char *fmt, ...)
  */
 int config_load_section_line(const char *line, int lineno, const char **name, size_t *len);
 
+/* A kind of INI file: its limits, its section hook, the words its messages use. */
+struct config_ini_kind {
+	int path_max;			/* a path has fewer characters */
+	int file_max;			/* see struct config_ini */
+	int line_max;
+	int (*section)(struct config_ini *ini, const char *name, size_t len);
+	const char *allowed;		/* "not a regular file (allowed: @allowed)" */
+	const char *noun;		/* "too large for @noun" */
+};
+
 /*
- * Open @ini->path, which must be a regular file ("not a regular file
- * (allowed: @allowed)") of at most @ini->file_max bytes ("too large for
- * @noun").
- * Return: 0, or a negative errno with the error in @ini->err.
+ * Set up @ini (zeroed) to read @path as a @kind file, errors into @err,
+ * and open it: a path shorter than @kind->path_max, a regular file of at
+ * most @kind->file_max bytes.
+ * Return: 0, or a negative errno with the error in @err.
  */
-int config_ini_open(struct config_ini *ini, const char *allowed, const char *noun);
+int config_ini_open(struct config_ini *ini, const struct config_ini_kind *kind,
+		    const char *path, char *err, size_t errlen);
 
 /*
  * Parse the file config_ini_open opened, @handler (libinih's, with @user)

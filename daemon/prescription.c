@@ -338,34 +338,26 @@ static int prescription_rule_intensity(struct prescription_ctx *ctx)
 
 int prescription_load(struct prescription *rx, const char *path, char *err, size_t errlen)
 {
+	static const struct config_ini_kind kind = {
+		.path_max = PRESCRIPTION_PATH_MAX,
+		.file_max = PRESCRIPTION_FILE_MAX,
+		.line_max = PRESCRIPTION_LINE_MAX,
+		.section = prescription_ini_section,
+		.allowed = "a prescription file",
+		.noun = "a prescription",
+	};
 	struct prescription_ctx *ctx;
-	size_t n = strlen(path);
 	int rc;
 
-	if (errlen) {
-		err[0] = '\0';
-	}
-	if (n >= PRESCRIPTION_PATH_MAX) {
-		config_report(err, errlen, path, 0, "path is too long (allowed: at most %d characters)",
-			      PRESCRIPTION_PATH_MAX - 1);
-		return -ENAMETOOLONG;
-	}
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		config_report(err, errlen, path, 0, "out of memory");
 		return -ENOMEM;
 	}
-	ctx->ini.path = path;
-	ctx->ini.err = err;
-	ctx->ini.errlen = errlen;
-	ctx->ini.file_max = PRESCRIPTION_FILE_MAX;
-	ctx->ini.line_max = PRESCRIPTION_LINE_MAX;
-	ctx->ini.section = prescription_ini_section;
-	prescription_defaults(&ctx->rx);
-	memcpy(ctx->rx.path, path, n + 1);
-
-	rc = config_ini_open(&ctx->ini, "a prescription file", "a prescription");
+	rc = config_ini_open(&ctx->ini, &kind, path, err, errlen);
 	if (rc == 0) {
+		prescription_defaults(&ctx->rx);
+		memcpy(ctx->rx.path, path, strlen(path) + 1);
 		rc = config_ini_parse(&ctx->ini, prescription_handler, ctx);
 	}
 	if (rc == 0 && (prescription_rule_course(ctx) < 0 || prescription_rule_target(ctx) < 0 ||
