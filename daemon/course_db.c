@@ -460,6 +460,38 @@ int course_db_limits_read(struct course_db *db, const struct course_db_prescript
 	return course_db_limits_check(rx, &l, now, day_start, day_end, err, errlen);
 }
 
+/* The score's INSERT through the backend (va_list to the op). */
+static int course_db_insert(struct course_db *db, const char *sql, int64_t *id, char *err,
+			    size_t errlen, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = db->ops->insert(db, sql, id, err, errlen, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int course_db_score_insert(struct course_db *db, const struct course_db_score *sc,
+			   const char *course, int64_t *score_id, char *err, size_t errlen)
+{
+	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
+	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
+	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
+
+	return course_db_insert(db, "INSERT INTO scores (patient, course, session, phase,"
+				" instrument, muscle, mas_grade, r1_deg, r2_deg, fugl_meyer,"
+				" author, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+				" $11, $12)", score_id, err, errlen, "ssIssssDDIsi",
+				sc->patient, course, sc->session > 0 ? sc->session : -1,
+				course_db_phase_name(sc->phase),
+				course_db_instrument_name(sc->instrument),
+				fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
+				tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
+				fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
+}
+
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen)
 {
 	return course_db_fail(-EPROTONOSUPPORT, err, errlen,

@@ -1636,11 +1636,7 @@ static int course_db_pg_score_add(struct course_db *db, const struct course_db_s
 				  int64_t *score_id, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
-	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
-	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
-	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
 	char course[COURSE_DB_ID_MAX + 1] = "";
-	int64_t v[1] = { 0 };
 	int rc;
 
 	/* Entered by a clinician: straight to the server, never a journal (read back after). */
@@ -1654,27 +1650,36 @@ static int course_db_pg_score_add(struct course_db *db, const struct course_db_s
 	}
 	rc = course_db_pg_score_course(p, sc, course, sizeof(course), err, errlen);
 	if (rc == 0) {
-		rc = course_db_pg_q(p, "INSERT INTO scores (patient, course, session, phase,"
-				    " instrument, muscle, mas_grade, r1_deg, r2_deg, fugl_meyer,"
-				    " author, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-				    " $11, $12) RETURNING id", v, 1, NULL, err, errlen,
-				    "ssIssssDDIsi", sc->patient, course,
-				    sc->session > 0 ? sc->session : -1,
-				    course_db_phase_name(sc->phase),
-				    course_db_instrument_name(sc->instrument),
-				    fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
-				    tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
-				    fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
+		rc = course_db_score_insert(db, sc, course, score_id, err, errlen);
 	}
 	if (rc == 0) {
 		rc = course_db_pg_exec(p, "COMMIT", err, errlen);
 	}
 	if (rc < 0) {
+		*score_id = 0;
 		course_db_pg_rollback(p);
-		return rc;
 	}
-	*score_id = v[0];
-	return 0;
+	return rc;
+}
+
+/* The front end's INSERT, the new id read back with RETURNING. */
+static int course_db_pg_insert(struct course_db *db, const char *sql, int64_t *id, char *err,
+			       size_t errlen, const char *types, va_list ap)
+{
+	char returning[1024];
+	int rc;
+
+	if ((size_t)snprintf(returning, sizeof(returning), "%s RETURNING id", sql) >=
+	    sizeof(returning)) {
+		snprintf(err, errlen, "course database: statement too long: %s", sql);
+		return -E2BIG;
+	}
+	rc = course_db_pg_vq(course_db_pg_of(db), returning, id, 1, NULL, err, errlen, types,
+			     ap);
+	if (rc < 0) {
+		*id = 0;
+	}
+	return rc;
 }
 
 const struct course_db_ops course_db_pg_ops = {
@@ -1701,4 +1706,5 @@ const struct course_db_ops course_db_pg_ops = {
 	.score_add = course_db_pg_score_add,
 	.limits_q = course_db_pg_limits_q,
 	.session_rig = course_db_pg_session_rig,
+	.insert = course_db_pg_insert,
 };

@@ -65,6 +65,13 @@ struct course_db_ops {
 			char *err, size_t errlen, const char *types, va_list ap);
 	/* The rig of @session into @rig; left as it is when it cannot be read. */
 	void (*session_rig)(struct course_db *db, int64_t session, char *rig, size_t len);
+	/*
+	 * For course_db_score_insert, inside the backend's transaction: run the
+	 * INSERT @sql ($1.. placeholders, arguments as limits_q's plus 'I', 'D'
+	 * for NULLs) and set *@id to the new row's id.
+	 */
+	int (*insert)(struct course_db *db, const char *sql, int64_t *id, char *err,
+		      size_t errlen, const char *types, va_list ap);
 };
 
 /** The handle: the backend's operations and its state. */
@@ -106,6 +113,15 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 int course_db_limits_read(struct course_db *db, const struct course_db_prescription *rx,
 			  int64_t now, int64_t day_start, int64_t day_end,
 			  char *err, size_t errlen);
+
+/**
+ * Insert the score @sc into @course (course_db_score_add's checks done, the
+ * course found by the backend) through the backend's insert, inside its
+ * transaction: what @sc's instrument does not use is stored as NULL.
+ * @return 0 with *@score_id set, or the backend's error.
+ */
+int course_db_score_insert(struct course_db *db, const struct course_db_score *sc,
+			   const char *course, int64_t *score_id, char *err, size_t errlen);
 
 /** Fill @err with the refusal of a schema @found newer than this build knows. */
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen);

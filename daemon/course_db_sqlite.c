@@ -1091,9 +1091,6 @@ static int course_db_sqlite_score_add(struct course_db *db, const struct course_
 				      int64_t *score_id, char *err, size_t errlen)
 {
 	struct course_db_sqlite *s = course_db_sqlite_of(db);
-	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
-	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
-	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
 	char course[COURSE_DB_ID_MAX + 1] = "";
 	int rc;
 
@@ -1102,25 +1099,27 @@ static int course_db_sqlite_score_add(struct course_db *db, const struct course_
 		return rc;
 	}
 	rc = course_db_sqlite_score_course(s, sc, course, sizeof(course), err, errlen);
+	if (rc == 0) {
+		rc = course_db_score_insert(db, sc, course, score_id, err, errlen);
+	}
+	if (rc == 0) {
+		rc = course_db_sqlite_exec(s, "COMMIT", "commit score", err, errlen);
+	}
 	if (rc < 0) {
 		*score_id = 0;
 		course_db_sqlite_rollback(s);
-		return rc;
 	}
-	return course_db_sqlite_insert_commit(s, score_id, "commit score", err, errlen,
-					      "INSERT INTO scores (patient, course, session,"
-					      " phase, instrument, muscle, mas_grade, r1_deg,"
-					      " r2_deg, fugl_meyer, author, at) VALUES (?, ?, ?,"
-					      " ?, ?, ?, ?, ?, ?, ?, ?, ?)", "ssIssssDDIsi",
-					      sc->patient, course,
-					      sc->session > 0 ? sc->session : -1,
-					      course_db_phase_name(sc->phase),
-					      course_db_instrument_name(sc->instrument),
-					      fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
-					      tardieu ? sc->r1_deg : NAN,
-					      tardieu ? sc->r2_deg : NAN,
-					      fm ? (int64_t)sc->fugl_meyer : -1, sc->author,
-					      sc->at);
+	return rc;
+}
+
+static int course_db_sqlite_insert(struct course_db *db, const char *sql, int64_t *id,
+				   char *err, size_t errlen, const char *types, va_list ap)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_vq(s, sql, NULL, 0, NULL, err, errlen, types, ap);
+
+	*id = rc < 0 ? 0 : sqlite3_last_insert_rowid(s->h);
+	return rc;
 }
 
 const struct course_db_ops course_db_sqlite_ops = {
@@ -1147,4 +1146,5 @@ const struct course_db_ops course_db_sqlite_ops = {
 	.score_add = course_db_sqlite_score_add,
 	.limits_q = course_db_sqlite_limits_q,
 	.session_rig = course_db_sqlite_session_rig,
+	.insert = course_db_sqlite_insert,
 };
