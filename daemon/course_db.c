@@ -20,8 +20,7 @@
 /* Free text (prescription, notes, reasons) stays below this. */
 #define COURSE_DB_TEXT_MAX 65536
 
-__attribute__((format(printf, 4, 5)))
-static int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -123,6 +123,10 @@ int course_db_limits_read(struct course_db *db, const struct course_db_prescript
 int course_db_score_insert(struct course_db *db, const struct course_db_score *sc,
 			   const char *course, int64_t *score_id, char *err, size_t errlen);
 
+/** Fill @err (when there is one) with the message @fmt; @return @rc. */
+int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /** Fill @err with the refusal of a schema @found newer than this build knows. */
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen);
 

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +22,6 @@ struct course_db_report_alloc {
 	size_t sessions;
 	size_t notes;
 };
-
-__attribute__((format(printf, 4, 5)))
-static int course_db_report_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 /* A copy of @s (NULL stays NULL); false when out of memory. */
 static bool course_db_report_dup(char **dst, const char *s)
@@ -63,7 +49,7 @@ static void *course_db_report_grow(void **a, size_t *n, size_t size)
 
 static int course_db_report_nomem(char *err, size_t errlen)
 {
-	return course_db_report_fail(-ENOMEM, err, errlen, "course report: out of memory");
+	return course_db_fail(-ENOMEM, err, errlen, "course report: out of memory");
 }
 
 /* The bounds are counted over the whole report: the sum of every course's. */
@@ -86,7 +72,7 @@ int course_db_report_course_add(struct course_db_report *r,
 	struct course_db_report_course *d;
 
 	if (r->n_courses >= COURSE_DB_REPORT_SESSIONS_MAX) {
-		return course_db_report_fail(-EFBIG, err, errlen,
+		return course_db_fail(-EFBIG, err, errlen,
 					     "course report: patient %s has more than %d courses "
 					     "(refused rather than cut short; use --course)",
 					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
@@ -121,13 +107,13 @@ int course_db_report_session_add(struct course_db_report *r, const char *course,
 	}
 	if (!c) {
 		/* The schema's foreign key makes this a broken database, not a caller's slip. */
-		return course_db_report_fail(-EBADMSG, err, errlen,
+		return course_db_fail(-EBADMSG, err, errlen,
 					     "course report: session %" PRId64 " of course %s, "
 					     "which has no prescription", s->id, course);
 	}
 	course_db_report_count(r, &a);
 	if (a.sessions >= COURSE_DB_REPORT_SESSIONS_MAX) {
-		return course_db_report_fail(-EFBIG, err, errlen,
+		return course_db_fail(-EFBIG, err, errlen,
 					     "course report: patient %s has more than %d sessions "
 					     "(refused rather than cut short; use --course)",
 					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
@@ -171,13 +157,13 @@ int course_db_report_note_add(struct course_db_report *r, int64_t session,
 		}
 	}
 	if (!s) {
-		return course_db_report_fail(-EBADMSG, err, errlen,
+		return course_db_fail(-EBADMSG, err, errlen,
 					     "course report: note %" PRId64 " of session %" PRId64
 					     ", which is not in the report", n->id, session);
 	}
 	course_db_report_count(r, &a);
 	if (a.notes >= COURSE_DB_REPORT_NOTES_MAX) {
-		return course_db_report_fail(-EFBIG, err, errlen,
+		return course_db_fail(-EFBIG, err, errlen,
 					     "course report: patient %s has more than %d notes "
 					     "(refused rather than cut short; use --course)",
 					     r->patient, COURSE_DB_REPORT_NOTES_MAX);
@@ -297,7 +283,7 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 	*note_id = 0;
 	rc = course_db_id_check("patient", patient, err, errlen);
 	if (rc == 0 && session <= 0) {
-		rc = course_db_report_fail(-EINVAL, err, errlen,
+		rc = course_db_fail(-EINVAL, err, errlen,
 					   "course database: session id %" PRId64 " is not valid",
 					   session);
 	}
@@ -311,11 +297,11 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 		return rc;
 	}
 	if (!text[strspn(text, " \t\r\n")]) {
-		return course_db_report_fail(-EINVAL, err, errlen,
+		return course_db_fail(-EINVAL, err, errlen,
 					     "course database: the adverse-event note is empty");
 	}
 	if (!*author || strlen(author) > COURSE_DB_ID_MAX) {
-		return course_db_report_fail(-EINVAL, err, errlen,
+		return course_db_fail(-EINVAL, err, errlen,
 					     "course database: author '%s' is empty or longer than "
 					     "%d characters", author, COURSE_DB_ID_MAX);
 	}
@@ -326,14 +312,14 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 int course_db_schema_other(const char *where, int found, char *err, size_t errlen)
 {
 	if (found <= 0) {
-		return course_db_report_fail(-ENOENT, err, errlen,
+		return course_db_fail(-ENOENT, err, errlen,
 					     "course database %s: not a course database (no schema "
 					     "version in it): nothing read or changed", where);
 	}
 	if (found > COURSE_DB_SCHEMA_VERSION) {
 		return course_db_schema_newer(where, found, err, errlen);
 	}
-	return course_db_report_fail(-EPROTONOSUPPORT, err, errlen,
+	return course_db_fail(-EPROTONOSUPPORT, err, errlen,
 				     "course database %s: schema version %d is older than this "
 				     "build reads (%d): the rig's rpmsd migrates it when it next "
 				     "opens it; nothing read or changed", where, found,
