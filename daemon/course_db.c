@@ -399,15 +399,15 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 	return 0;
 }
 
-/* One query of course_db_limits_read through the backend. */
-static int course_db_limits_q(struct course_db *db, const char *sql, int64_t *row, int ncol,
-			      char *err, size_t errlen, const char *types, ...)
+/* One query of the front end through the backend (va_list to the op). */
+static int course_db_q(struct course_db *db, const char *sql, int64_t *row, int ncol,
+		       char *err, size_t errlen, const char *types, ...)
 {
 	va_list ap;
 	int rc;
 
 	va_start(ap, types);
-	rc = db->ops->limits_q(db, sql, row, ncol, err, errlen, types, ap);
+	rc = db->ops->q(db, sql, row, ncol, err, errlen, types, ap);
 	va_end(ap);
 	return rc;
 }
@@ -426,8 +426,8 @@ int course_db_limits_read(struct course_db *db, const struct course_db_prescript
 	int64_t v[2] = { 0 };
 	int rc;
 
-	rc = course_db_limits_q(db, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS"
-				" NULL ORDER BY id LIMIT 1", v, 1, err, errlen, "s", rx->patient);
+	rc = course_db_q(db, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS"
+			 " NULL ORDER BY id LIMIT 1", v, 1, err, errlen, "s", rx->patient);
 	if (rc < 0) {
 		return rc;
 	}
@@ -436,27 +436,41 @@ int course_db_limits_read(struct course_db *db, const struct course_db_prescript
 		db->ops->session_rig(db, v[0], running_rig, sizeof(running_rig));
 		l.running_rig = running_rig;
 	}
-	rc = course_db_limits_q(db, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
-				" course = $2", v, 1, err, errlen, "ss", rx->patient, rx->course);
+	rc = course_db_q(db, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
+			 " course = $2", v, 1, err, errlen, "ss", rx->patient, rx->course);
 	if (rc < 0) {
 		return rc;
 	}
 	l.course_sessions = v[0];
-	rc = course_db_limits_q(db, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
-				" WHERE patient = $1 AND started >= $2 AND started < $3", v, 2,
-				err, errlen, "sii", rx->patient, day_start, day_end);
+	rc = course_db_q(db, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
+			 " WHERE patient = $1 AND started >= $2 AND started < $3", v, 2,
+			 err, errlen, "sii", rx->patient, day_start, day_end);
 	if (rc < 0) {
 		return rc;
 	}
 	l.day_sessions = v[0];
 	l.day_pulses = v[1];
-	rc = course_db_limits_q(db, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
-				" WHERE patient = $1", v, 1, err, errlen, "s", rx->patient);
+	rc = course_db_q(db, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
+			 " WHERE patient = $1", v, 1, err, errlen, "s", rx->patient);
 	if (rc < 0) {
 		return rc;
 	}
 	l.last_end = v[0];
 	return course_db_limits_check(rx, &l, now, day_start, day_end, err, errlen);
+}
+
+int course_db_prescription_store(struct course_db *db, const struct course_db_prescription *rx,
+				 char *err, size_t errlen)
+{
+	return course_db_q(db, "INSERT INTO prescriptions VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			   " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
+			   " sessions_per_course = excluded.sessions_per_course,"
+			   " max_sessions_per_day = excluded.max_sessions_per_day,"
+			   " min_hours_between = excluded.min_hours_between,"
+			   " daily_pulse_cap = excluded.daily_pulse_cap", NULL, 0, err, errlen,
+			   "sssiidi", rx->patient, rx->course, rx->text,
+			   (int64_t)rx->sessions_per_course, (int64_t)rx->max_sessions_per_day,
+			   rx->min_hours_between, rx->daily_pulse_cap);
 }
 
 /* The score's INSERT through the backend (va_list to the op). */

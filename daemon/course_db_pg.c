@@ -1061,20 +1061,11 @@ static int course_db_pg_prescription_put(struct course_db *db,
 	if (rc < 0) {
 		return rc;
 	}
-	return course_db_pg_q(p, "INSERT INTO prescriptions VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			      " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
-			      " sessions_per_course = excluded.sessions_per_course,"
-			      " max_sessions_per_day = excluded.max_sessions_per_day,"
-			      " min_hours_between = excluded.min_hours_between,"
-			      " daily_pulse_cap = excluded.daily_pulse_cap",
-			      NULL, 0, NULL, err, errlen, "sssiidi", rx->patient, rx->course,
-			      rx->text, (int64_t)rx->sessions_per_course,
-			      (int64_t)rx->max_sessions_per_day, rx->min_hours_between,
-			      rx->daily_pulse_cap);
+	return course_db_prescription_store(db, rx, err, errlen);
 }
 
-static int course_db_pg_limits_q(struct course_db *db, const char *sql, int64_t *row,
-				 int ncol, char *err, size_t errlen, const char *types, va_list ap)
+static int course_db_pg_q_op(struct course_db *db, const char *sql, int64_t *row,
+			     int ncol, char *err, size_t errlen, const char *types, va_list ap)
 {
 	return course_db_pg_vq(course_db_pg_of(db), sql, row, ncol, NULL, err, errlen, types, ap);
 }
@@ -1521,6 +1512,14 @@ static int course_db_pg_report(struct course_db *db, struct course_db_report *r,
 	return 0;
 }
 
+/* A transaction of what a clinician enters: on the server now, never through the journal. */
+static int course_db_pg_begin_direct(struct course_db_pg *p, char *err, size_t errlen)
+{
+	int rc = course_db_pg_connected(p, err, errlen);
+
+	return rc < 0 ? rc : course_db_pg_exec(p, "BEGIN", err, errlen);
+}
+
 static int course_db_pg_adverse_add(struct course_db *db, const char *patient,
 				    int64_t session, int64_t now, const char *author,
 				    const char *text, int64_t *note_id, char *err, size_t errlen)
@@ -1531,10 +1530,7 @@ static int course_db_pg_adverse_add(struct course_db *db, const char *patient,
 	int rc;
 
 	*note_id = 0;
-	rc = course_db_pg_connected(p, err, errlen);
-	if (rc == 0) {
-		rc = course_db_pg_exec(p, "BEGIN", err, errlen);
-	}
+	rc = course_db_pg_begin_direct(p, err, errlen);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1641,10 +1637,7 @@ static int course_db_pg_score_add(struct course_db *db, const struct course_db_s
 
 	/* Entered by a clinician: straight to the server, never a journal (read back after). */
 	*score_id = 0;
-	rc = course_db_pg_connected(p, err, errlen);
-	if (rc == 0) {
-		rc = course_db_pg_exec(p, "BEGIN", err, errlen);
-	}
+	rc = course_db_pg_begin_direct(p, err, errlen);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1704,7 +1697,7 @@ const struct course_db_ops course_db_pg_ops = {
 	.adverse_add = course_db_pg_adverse_add,
 	.assessment_add = course_db_pg_assessment_add,
 	.score_add = course_db_pg_score_add,
-	.limits_q = course_db_pg_limits_q,
+	.q = course_db_pg_q_op,
 	.session_rig = course_db_pg_session_rig,
 	.insert = course_db_pg_insert,
 };

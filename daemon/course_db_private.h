@@ -56,13 +56,14 @@ struct course_db_ops {
 	int (*score_add)(struct course_db *db, const struct course_db_score *s,
 			 int64_t *score_id, char *err, size_t errlen);
 	/*
-	 * For course_db_limits_read, inside the transaction session_begin holds:
-	 * run @sql ($1.. placeholders) with the arguments @types says (the
-	 * backends' letters: 's' text, 'i' int64_t) and read up to @ncol
-	 * integer columns of its first row into @row (NULL or no row: -1).
+	 * For the SQL the front end runs through the backend (course_db_limits_read
+	 * inside session_begin's transaction, course_db_prescription_store): run
+	 * @sql ($1.. placeholders) with the arguments @types says (the backends'
+	 * letters: 's' text, 'i' int64_t, 'd' double) and read up to @ncol integer
+	 * columns of its first row into @row (NULL or no row: -1).
 	 */
-	int (*limits_q)(struct course_db *db, const char *sql, int64_t *row, int ncol,
-			char *err, size_t errlen, const char *types, va_list ap);
+	int (*q)(struct course_db *db, const char *sql, int64_t *row, int ncol,
+		 char *err, size_t errlen, const char *types, va_list ap);
 	/* The rig of @session into @rig; left as it is when it cannot be read. */
 	void (*session_rig)(struct course_db *db, int64_t session, char *rig, size_t len);
 	/*
@@ -104,7 +105,7 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 /**
  * Read the limits of a start of @rx's patient and course at @now (the
  * running session, the course's and the day's sessions and pulses, the last
- * end) through the backend's limits_q and apply course_db_limits_check. The
+ * end) through the backend's q and apply course_db_limits_check. The
  * backend calls it inside the transaction that also inserts the session, so
  * what is read still holds when the session is written.
  * @return 0 when the start is allowed, -EPERM with @err naming the rule,
@@ -113,6 +114,15 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 int course_db_limits_read(struct course_db *db, const struct course_db_prescription *rx,
 			  int64_t now, int64_t day_start, int64_t day_end,
 			  char *err, size_t errlen);
+
+/**
+ * Store @rx (course_db_prescription_put's checks done, its patient found by
+ * the backend) through the backend's q: added, or replacing the patient's
+ * prescription of the same course.
+ * @return 0 or the backend's error.
+ */
+int course_db_prescription_store(struct course_db *db, const struct course_db_prescription *rx,
+				 char *err, size_t errlen);
 
 /**
  * Insert the score @sc into @course (course_db_score_add's checks done, the

@@ -440,16 +440,7 @@ static int course_db_sqlite_prescription_put(struct course_db *db,
 	if (rc < 0) {
 		return rc;
 	}
-	return course_db_sqlite_q(s, "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)"
-				  " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
-				  " sessions_per_course = excluded.sessions_per_course,"
-				  " max_sessions_per_day = excluded.max_sessions_per_day,"
-				  " min_hours_between = excluded.min_hours_between,"
-				  " daily_pulse_cap = excluded.daily_pulse_cap",
-				  NULL, 0, NULL, err, errlen, "sssiidi", rx->patient, rx->course,
-				  rx->text, (int64_t)rx->sessions_per_course,
-				  (int64_t)rx->max_sessions_per_day, rx->min_hours_between,
-				  rx->daily_pulse_cap);
+	return course_db_prescription_store(db, rx, err, errlen);
 }
 
 /* The prescription's limits, or -ENOENT. */
@@ -486,9 +477,9 @@ out:
 	return rc;
 }
 
-static int course_db_sqlite_limits_q(struct course_db *db, const char *sql, int64_t *row,
-				     int ncol, char *err, size_t errlen, const char *types,
-				     va_list ap)
+static int course_db_sqlite_q_op(struct course_db *db, const char *sql, int64_t *row,
+				 int ncol, char *err, size_t errlen, const char *types,
+				 va_list ap)
 {
 	return course_db_sqlite_vq(course_db_sqlite_of(db), sql, row, ncol, NULL, err, errlen,
 				   types, ap);
@@ -1144,7 +1135,7 @@ const struct course_db_ops course_db_sqlite_ops = {
 	.adverse_add = course_db_sqlite_adverse_add,
 	.assessment_add = course_db_sqlite_assessment_add,
 	.score_add = course_db_sqlite_score_add,
-	.limits_q = course_db_sqlite_limits_q,
+	.q = course_db_sqlite_q_op,
 	.session_rig = course_db_sqlite_session_rig,
 	.insert = course_db_sqlite_insert,
 };
