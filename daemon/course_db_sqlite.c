@@ -717,182 +717,189 @@ static double course_db_sqlite_real(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-/* Schema 3: the assessments with their results, and the scores, of the report's sessions. */
-static int course_db_sqlite_report_outcomes(struct course_db_sqlite *s,
-					    struct course_db_report *r, const char *course,
-					    char *err, size_t errlen)
+/* One row of @st into @r. */
+typedef int (*course_db_sqlite_row_fn)(struct course_db_report *r, sqlite3_stmt *st,
+				       char *err, size_t errlen);
+
+/*
+ * Run the report query @sql (?1 the patient, ?2 @course or NULL for all)
+ * and hand each row to @row, after the report's BEGIN; @what names the
+ * read in an error.
+ */
+static int course_db_sqlite_report_each(struct course_db_sqlite *s, struct course_db_report *r,
+					const char *course, const char *sql, const char *what,
+					course_db_sqlite_row_fn row, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, step = SQLITE_DONE;
 
-	rc = course_db_sqlite_prep2(s, "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
-				    " a.duration FROM assessments a JOIN sessions s ON"
-				    " s.id = a.session WHERE s.patient = ?1 AND (?2 IS NULL OR"
-				    " s.course = ?2) ORDER BY a.session, a.onset, a.id",
-				    r->patient, course, &st, err, errlen);
+	rc = course_db_sqlite_prep2(s, sql, r->patient, course, &st, err, errlen);
 	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_assessment a = {
-			.id = sqlite3_column_int64(st, 1),
-			.phase = course_db_phase_parse(course_db_sqlite_text(st, 2)),
-			.kind = course_db_assess_kind_parse(course_db_sqlite_text(st, 3)),
-			.at = sqlite3_column_int64(st, 4),
-			.onset_s = sqlite3_column_double(st, 5),
-			.duration_s = sqlite3_column_double(st, 6),
-		};
-
-		rc = course_db_report_assessment_add(r, sqlite3_column_int64(st, 0), &a, err,
-						     errlen);
+		rc = row(r, st, err, errlen);
 	}
 	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read assessments", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT x.assessment, x.channel, x.name, x.value FROM"
-				    " assessment_results x JOIN assessments a ON"
-				    " a.id = x.assessment JOIN sessions s ON s.id = a.session"
-				    " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
-				    " ORDER BY x.assessment, x.channel, x.name", r->patient, course,
-				    &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_result x = { .value = sqlite3_column_double(st, 3) };
-
-		snprintf(x.channel, sizeof(x.channel), "%s", course_db_sqlite_text(st, 1));
-		snprintf(x.name, sizeof(x.name), "%s", course_db_sqlite_text(st, 2));
-		rc = course_db_report_result_add(r, sqlite3_column_int64(st, 0), &x, err, errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read assessment results", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT course, id, session, phase, instrument, muscle,"
-				    " mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
-				    " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
-				    " ORDER BY at, id", r->patient, course, &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_score x = {
-			.id = sqlite3_column_int64(st, 1),
-			.session = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
-				   sqlite3_column_int64(st, 2),
-			.phase = course_db_phase_parse(course_db_sqlite_text(st, 3)),
-			.instrument = course_db_instrument_parse(course_db_sqlite_text(st, 4)),
-			.r1_deg = course_db_sqlite_real(st, 7),
-			.r2_deg = course_db_sqlite_real(st, 8),
-			.fugl_meyer = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 :
-				      sqlite3_column_int(st, 9),
-			.at = sqlite3_column_int64(st, 11),
-		};
-		const char *m = course_db_sqlite_text(st, 5), *g = course_db_sqlite_text(st, 6);
-
-		snprintf(x.muscle, sizeof(x.muscle), "%s", m ? m : "");
-		snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", g ? g : "");
-		snprintf(x.author, sizeof(x.author), "%s", course_db_sqlite_text(st, 10));
-		rc = course_db_report_score_add(r, course_db_sqlite_text(st, 0), &x, err, errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read scores", err, errlen);
+		rc = course_db_sqlite_fail(s, what, err, errlen);
 	}
 	sqlite3_finalize(st);
 	return rc;
 }
 
-/* The courses, sessions and notes, read after the report's BEGIN. */
+static int course_db_sqlite_row_course(struct course_db_report *r, sqlite3_stmt *st,
+				       char *err, size_t errlen)
+{
+	struct course_db_report_course c = {
+		.sessions_per_course = sqlite3_column_int(st, 1),
+		.max_sessions_per_day = sqlite3_column_int(st, 2),
+		.min_hours_between = sqlite3_column_double(st, 3),
+		.daily_pulse_cap = sqlite3_column_int64(st, 4),
+		.text = (char *)course_db_sqlite_text(st, 5),
+	};
+
+	snprintf(c.course, sizeof(c.course), "%s", course_db_sqlite_text(st, 0));
+	return course_db_report_course_add(r, &c, err, errlen);
+}
+
+static int course_db_sqlite_row_session(struct course_db_report *r, sqlite3_stmt *st,
+					char *err, size_t errlen)
+{
+	struct course_db_report_session x = {
+		.id = sqlite3_column_int64(st, 0),
+		.started = sqlite3_column_int64(st, 3),
+		.stopped = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 :
+			   sqlite3_column_int64(st, 4),
+		.stop_reason = (char *)course_db_sqlite_text(st, 5),
+		.pulses = sqlite3_column_int64(st, 6),
+		.intensity_pct = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 :
+				 sqlite3_column_double(st, 7),
+		.motor_threshold_pct = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
+				       sqlite3_column_double(st, 8),
+		.target = (char *)course_db_sqlite_text(st, 9),
+		.edf_file = (char *)course_db_sqlite_text(st, 11),
+	};
+	const char *code = course_db_sqlite_text(st, 10);
+	const char *sha = course_db_sqlite_text(st, 12);
+
+	snprintf(x.rig, sizeof(x.rig), "%s", course_db_sqlite_text(st, 2));
+	snprintf(x.arm_code, sizeof(x.arm_code), "%s", code ? code : "");
+	snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", sha ? sha : "");
+	return course_db_report_session_add(r, course_db_sqlite_text(st, 1), &x, err, errlen);
+}
+
+static int course_db_sqlite_row_note(struct course_db_report *r, sqlite3_stmt *st,
+				     char *err, size_t errlen)
+{
+	struct course_db_report_note n = {
+		.id = sqlite3_column_int64(st, 1),
+		.kind = strcmp(course_db_sqlite_text(st, 2), "deviation") ?
+			COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
+		.at = sqlite3_column_int64(st, 3),
+		.what = (char *)course_db_sqlite_text(st, 4),
+		.text = (char *)course_db_sqlite_text(st, 5),
+	};
+
+	return course_db_report_note_add(r, sqlite3_column_int64(st, 0), &n, err, errlen);
+}
+
+static int course_db_sqlite_row_assessment(struct course_db_report *r, sqlite3_stmt *st,
+					   char *err, size_t errlen)
+{
+	struct course_db_report_assessment a = {
+		.id = sqlite3_column_int64(st, 1),
+		.phase = course_db_phase_parse(course_db_sqlite_text(st, 2)),
+		.kind = course_db_assess_kind_parse(course_db_sqlite_text(st, 3)),
+		.at = sqlite3_column_int64(st, 4),
+		.onset_s = sqlite3_column_double(st, 5),
+		.duration_s = sqlite3_column_double(st, 6),
+	};
+
+	return course_db_report_assessment_add(r, sqlite3_column_int64(st, 0), &a, err, errlen);
+}
+
+static int course_db_sqlite_row_result(struct course_db_report *r, sqlite3_stmt *st,
+				       char *err, size_t errlen)
+{
+	struct course_db_report_result x = { .value = sqlite3_column_double(st, 3) };
+
+	snprintf(x.channel, sizeof(x.channel), "%s", course_db_sqlite_text(st, 1));
+	snprintf(x.name, sizeof(x.name), "%s", course_db_sqlite_text(st, 2));
+	return course_db_report_result_add(r, sqlite3_column_int64(st, 0), &x, err, errlen);
+}
+
+static int course_db_sqlite_row_score(struct course_db_report *r, sqlite3_stmt *st,
+				      char *err, size_t errlen)
+{
+	struct course_db_report_score x = {
+		.id = sqlite3_column_int64(st, 1),
+		.session = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
+			   sqlite3_column_int64(st, 2),
+		.phase = course_db_phase_parse(course_db_sqlite_text(st, 3)),
+		.instrument = course_db_instrument_parse(course_db_sqlite_text(st, 4)),
+		.r1_deg = course_db_sqlite_real(st, 7),
+		.r2_deg = course_db_sqlite_real(st, 8),
+		.fugl_meyer = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 :
+			      sqlite3_column_int(st, 9),
+		.at = sqlite3_column_int64(st, 11),
+	};
+	const char *m = course_db_sqlite_text(st, 5), *g = course_db_sqlite_text(st, 6);
+
+	snprintf(x.muscle, sizeof(x.muscle), "%s", m ? m : "");
+	snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", g ? g : "");
+	snprintf(x.author, sizeof(x.author), "%s", course_db_sqlite_text(st, 10));
+	return course_db_report_score_add(r, course_db_sqlite_text(st, 0), &x, err, errlen);
+}
+
+/*
+ * The courses, sessions and notes, then (schema 3) the assessments with
+ * their results and the scores of the report's sessions, read after the
+ * report's BEGIN.
+ */
 static int course_db_sqlite_report_rows(struct course_db_sqlite *s, struct course_db_report *r,
 					const char *course, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, step = SQLITE_DONE;
+	static const struct {
+		const char *sql;
+		const char *what;
+		course_db_sqlite_row_fn row;
+	} q[] = {
+		{ "SELECT course, sessions_per_course, max_sessions_per_day,"
+		  " min_hours_between, daily_pulse_cap, text FROM prescriptions"
+		  " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
+		  " ORDER BY course",
+		  "read prescriptions", course_db_sqlite_row_course },
+		{ "SELECT id, course, rig, started, stopped, stop_reason,"
+		  " pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
+		  " edf_file, edf_sha256 FROM sessions WHERE patient = ?1 AND"
+		  " (?2 IS NULL OR course = ?2) ORDER BY started, id",
+		  "read sessions", course_db_sqlite_row_session },
+		{ "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
+		  " FROM notes n JOIN sessions s ON s.id = n.session"
+		  " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
+		  " ORDER BY n.session, n.at, n.id",
+		  "read notes", course_db_sqlite_row_note },
+		{ "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
+		  " a.duration FROM assessments a JOIN sessions s ON"
+		  " s.id = a.session WHERE s.patient = ?1 AND (?2 IS NULL OR"
+		  " s.course = ?2) ORDER BY a.session, a.onset, a.id",
+		  "read assessments", course_db_sqlite_row_assessment },
+		{ "SELECT x.assessment, x.channel, x.name, x.value FROM"
+		  " assessment_results x JOIN assessments a ON"
+		  " a.id = x.assessment JOIN sessions s ON s.id = a.session"
+		  " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
+		  " ORDER BY x.assessment, x.channel, x.name",
+		  "read assessment results", course_db_sqlite_row_result },
+		{ "SELECT course, id, session, phase, instrument, muscle,"
+		  " mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
+		  " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
+		  " ORDER BY at, id",
+		  "read scores", course_db_sqlite_row_score },
+	};
+	int rc = 0;
 
-	rc = course_db_sqlite_prep2(s, "SELECT course, sessions_per_course, max_sessions_per_day,"
-				    " min_hours_between, daily_pulse_cap, text FROM prescriptions"
-				    " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
-				    " ORDER BY course", r->patient, course, &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_course c = {
-			.sessions_per_course = sqlite3_column_int(st, 1),
-			.max_sessions_per_day = sqlite3_column_int(st, 2),
-			.min_hours_between = sqlite3_column_double(st, 3),
-			.daily_pulse_cap = sqlite3_column_int64(st, 4),
-			.text = (char *)course_db_sqlite_text(st, 5),
-		};
-
-		snprintf(c.course, sizeof(c.course), "%s", course_db_sqlite_text(st, 0));
-		rc = course_db_report_course_add(r, &c, err, errlen);
+	for (size_t k = 0; rc == 0 && k < sizeof(q) / sizeof(q[0]); k++) {
+		rc = course_db_sqlite_report_each(s, r, course, q[k].sql, q[k].what, q[k].row,
+						  err, errlen);
 	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read prescriptions", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT id, course, rig, started, stopped, stop_reason,"
-				    " pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
-				    " edf_file, edf_sha256 FROM sessions WHERE patient = ?1 AND"
-				    " (?2 IS NULL OR course = ?2) ORDER BY started, id",
-				    r->patient, course, &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_session x = {
-			.id = sqlite3_column_int64(st, 0),
-			.started = sqlite3_column_int64(st, 3),
-			.stopped = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 :
-				   sqlite3_column_int64(st, 4),
-			.stop_reason = (char *)course_db_sqlite_text(st, 5),
-			.pulses = sqlite3_column_int64(st, 6),
-			.intensity_pct = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 :
-					 sqlite3_column_double(st, 7),
-			.motor_threshold_pct = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
-					       sqlite3_column_double(st, 8),
-			.target = (char *)course_db_sqlite_text(st, 9),
-			.edf_file = (char *)course_db_sqlite_text(st, 11),
-		};
-		const char *code = course_db_sqlite_text(st, 10);
-		const char *sha = course_db_sqlite_text(st, 12);
-
-		snprintf(x.rig, sizeof(x.rig), "%s", course_db_sqlite_text(st, 2));
-		snprintf(x.arm_code, sizeof(x.arm_code), "%s", code ? code : "");
-		snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", sha ? sha : "");
-		rc = course_db_report_session_add(r, course_db_sqlite_text(st, 1), &x, err,
-						  errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read sessions", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
-				    " FROM notes n JOIN sessions s ON s.id = n.session"
-				    " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
-				    " ORDER BY n.session, n.at, n.id", r->patient, course, &st,
-				    err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_note n = {
-			.id = sqlite3_column_int64(st, 1),
-			.kind = strcmp(course_db_sqlite_text(st, 2), "deviation") ?
-				COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
-			.at = sqlite3_column_int64(st, 3),
-			.what = (char *)course_db_sqlite_text(st, 4),
-			.text = (char *)course_db_sqlite_text(st, 5),
-		};
-
-		rc = course_db_report_note_add(r, sqlite3_column_int64(st, 0), &n, err, errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read notes", err, errlen);
-	}
-	sqlite3_finalize(st);
-	return rc < 0 ? rc : course_db_sqlite_report_outcomes(s, r, course, err, errlen);
+	return rc;
 }
 
 /* The patient's courses, or -ENOENT naming what is missing. */
