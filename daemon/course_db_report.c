@@ -73,9 +73,9 @@ int course_db_report_course_add(struct course_db_report *r,
 
 	if (r->n_courses >= COURSE_DB_REPORT_SESSIONS_MAX) {
 		return course_db_fail(-EFBIG, err, errlen,
-					     "course report: patient %s has more than %d courses "
-					     "(refused rather than cut short; use --course)",
-					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
+				      "course report: patient %s has more than %d courses "
+				      "(refused rather than cut short; use --course)",
+				      r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
 	}
 	/* libpq holds a whole result: the backends ask for at most one row past a bound. */
 	d = course_db_report_grow((void **)&r->courses, &r->n_courses, sizeof(*d));
@@ -108,15 +108,15 @@ int course_db_report_session_add(struct course_db_report *r, const char *course,
 	if (!c) {
 		/* The schema's foreign key makes this a broken database, not a caller's slip. */
 		return course_db_fail(-EBADMSG, err, errlen,
-					     "course report: session %" PRId64 " of course %s, "
-					     "which has no prescription", s->id, course);
+				      "course report: session %" PRId64 " of course %s, "
+				      "which has no prescription", s->id, course);
 	}
 	course_db_report_count(r, &a);
 	if (a.sessions >= COURSE_DB_REPORT_SESSIONS_MAX) {
 		return course_db_fail(-EFBIG, err, errlen,
-					     "course report: patient %s has more than %d sessions "
-					     "(refused rather than cut short; use --course)",
-					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
+				      "course report: patient %s has more than %d sessions "
+				      "(refused rather than cut short; use --course)",
+				      r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
 	}
 	d = course_db_report_grow((void **)&c->sessions, &c->n_sessions, sizeof(*d));
 	if (!d) {
@@ -158,15 +158,15 @@ int course_db_report_note_add(struct course_db_report *r, int64_t session,
 	}
 	if (!s) {
 		return course_db_fail(-EBADMSG, err, errlen,
-					     "course report: note %" PRId64 " of session %" PRId64
-					     ", which is not in the report", n->id, session);
+				      "course report: note %" PRId64 " of session %" PRId64
+				      ", which is not in the report", n->id, session);
 	}
 	course_db_report_count(r, &a);
 	if (a.notes >= COURSE_DB_REPORT_NOTES_MAX) {
 		return course_db_fail(-EFBIG, err, errlen,
-					     "course report: patient %s has more than %d notes "
-					     "(refused rather than cut short; use --course)",
-					     r->patient, COURSE_DB_REPORT_NOTES_MAX);
+				      "course report: patient %s has more than %d notes "
+				      "(refused rather than cut short; use --course)",
+				      r->patient, COURSE_DB_REPORT_NOTES_MAX);
 	}
 	d = course_db_report_grow((void **)&s->notes, &s->n_notes, sizeof(*d));
 	if (!d) {
@@ -284,8 +284,8 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 	rc = course_db_id_check("patient", patient, err, errlen);
 	if (rc == 0 && session <= 0) {
 		rc = course_db_fail(-EINVAL, err, errlen,
-					   "course database: session id %" PRId64 " is not valid",
-					   session);
+				    "course database: session id %" PRId64 " is not valid",
+				    session);
 	}
 	if (rc == 0) {
 		rc = course_db_text_check("adverse-event note", text, false, err, errlen);
@@ -298,12 +298,12 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 	}
 	if (!text[strspn(text, " \t\r\n")]) {
 		return course_db_fail(-EINVAL, err, errlen,
-					     "course database: the adverse-event note is empty");
+				      "course database: the adverse-event note is empty");
 	}
 	if (!*author || strlen(author) > COURSE_DB_ID_MAX) {
 		return course_db_fail(-EINVAL, err, errlen,
-					     "course database: author '%s' is empty or longer than "
-					     "%d characters", author, COURSE_DB_ID_MAX);
+				      "course database: author '%s' is empty or longer than "
+				      "%d characters", author, COURSE_DB_ID_MAX);
 	}
 	return db->ops->adverse_add(db, patient, session, now, author, text, note_id,
 				    err, errlen);
@@ -313,15 +313,15 @@ int course_db_schema_other(const char *where, int found, char *err, size_t errle
 {
 	if (found <= 0) {
 		return course_db_fail(-ENOENT, err, errlen,
-					     "course database %s: not a course database (no schema "
-					     "version in it): nothing read or changed", where);
+				      "course database %s: not a course database (no schema "
+				      "version in it): nothing read or changed", where);
 	}
 	if (found > COURSE_DB_SCHEMA_VERSION) {
 		return course_db_schema_newer(where, found, err, errlen);
 	}
 	return course_db_fail(-EPROTONOSUPPORT, err, errlen,
-				     "course database %s: schema version %d is older than this "
-				     "build reads (%d): the rig's rpmsd migrates it when it next "
-				     "opens it; nothing read or changed", where, found,
-				     COURSE_DB_SCHEMA_VERSION);
+			      "course database %s: schema version %d is older than this "
+			      "build reads (%d): the rig's rpmsd migrates it when it next "
+			      "opens it; nothing read or changed", where, found,
+			      COURSE_DB_SCHEMA_VERSION);
 }
