@@ -250,11 +250,6 @@ int course_db_score_check(const struct course_db_score *s, char *err, size_t err
 
 /* ---- the report's copies ------------------------------------------------- */
 
-static int course_db_outcome_nomem(char *err, size_t errlen)
-{
-	return course_db_fail(-ENOMEM, err, errlen, "course report: out of memory");
-}
-
 /* Grow *@a of *@n elements of @size by one, zeroed; NULL when out of memory. */
 static void *course_db_outcome_grow(void **a, size_t *n, size_t size)
 {
@@ -315,7 +310,7 @@ int course_db_report_assessment_add(struct course_db_report *r, int64_t session,
 	}
 	d = course_db_outcome_grow((void **)&s->assessments, &s->n_assessments, sizeof(*d));
 	if (!d) {
-		return course_db_outcome_nomem(err, errlen);
+		return course_db_report_nomem(err, errlen);
 	}
 	*d = *a;
 	d->n_results = 0;
@@ -356,7 +351,7 @@ int course_db_report_result_add(struct course_db_report *r, int64_t assessment,
 	}
 	d = course_db_outcome_grow((void **)&a->results, &a->n_results, sizeof(*d));
 	if (!d) {
-		return course_db_outcome_nomem(err, errlen);
+		return course_db_report_nomem(err, errlen);
 	}
 	*d = *x;
 	return 0;
@@ -365,15 +360,10 @@ int course_db_report_result_add(struct course_db_report *r, int64_t assessment,
 int course_db_report_score_add(struct course_db_report *r, const char *course,
 			       const struct course_db_report_score *s, char *err, size_t errlen)
 {
-	struct course_db_report_course *c = NULL;
+	struct course_db_report_course *c = course_db_report_course_find(r, course);
 	struct course_db_report_score *d;
 	size_t na, nr, ns;
 
-	for (size_t i = 0; i < r->n_courses; i++) {
-		if (!strcmp(r->courses[i].course, course)) {
-			c = &r->courses[i];
-		}
-	}
 	if (!c) {
 		return course_db_fail(-EBADMSG, err, errlen, "course report: score %" PRId64
 				      " of course %s, which has no prescription", s->id,
@@ -388,7 +378,7 @@ int course_db_report_score_add(struct course_db_report *r, const char *course,
 	}
 	d = course_db_outcome_grow((void **)&c->scores, &c->n_scores, sizeof(*d));
 	if (!d) {
-		return course_db_outcome_nomem(err, errlen);
+		return course_db_report_nomem(err, errlen);
 	}
 	*d = *s;
 	return 0;

@@ -161,6 +161,13 @@ int course_db_report_course_add(struct course_db_report *r,
 int course_db_report_session_add(struct course_db_report *r, const char *course,
 				 const struct course_db_report_session *s, char *err, size_t errlen);
 
+/** The course @course of @r, added before, or NULL. */
+struct course_db_report_course *course_db_report_course_find(struct course_db_report *r,
+							     const char *course);
+
+/** Fill @err with the report's out of memory; @return -ENOMEM. */
+int course_db_report_nomem(char *err, size_t errlen);
+
 /** Add a copy of @n to the session @session of @r, added before. */
 int course_db_report_note_add(struct course_db_report *r, int64_t session,
 			      const struct course_db_report_note *n, char *err, size_t errlen);

@@ -47,9 +47,22 @@ static void *course_db_report_grow(void **a, size_t *n, size_t size)
 	return p + (*n)++ * size;
 }
 
-static int course_db_report_nomem(char *err, size_t errlen)
+int course_db_report_nomem(char *err, size_t errlen)
 {
 	return course_db_fail(-ENOMEM, err, errlen, "course report: out of memory");
+}
+
+struct course_db_report_course *course_db_report_course_find(struct course_db_report *r,
+							     const char *course)
+{
+	struct course_db_report_course *c = NULL;
+
+	for (size_t i = 0; i < r->n_courses; i++) {
+		if (!strcmp(r->courses[i].course, course)) {
+			c = &r->courses[i];
+		}
+	}
+	return c;
 }
 
 /* The bounds are counted over the whole report: the sum of every course's. */
@@ -96,15 +109,10 @@ int course_db_report_course_add(struct course_db_report *r,
 int course_db_report_session_add(struct course_db_report *r, const char *course,
 				 const struct course_db_report_session *s, char *err, size_t errlen)
 {
-	struct course_db_report_course *c = NULL;
+	struct course_db_report_course *c = course_db_report_course_find(r, course);
 	struct course_db_report_session *d;
 	struct course_db_report_alloc a;
 
-	for (size_t i = 0; i < r->n_courses; i++) {
-		if (!strcmp(r->courses[i].course, course)) {
-			c = &r->courses[i];
-		}
-	}
 	if (!c) {
 		/* The schema's foreign key makes this a broken database, not a caller's slip. */
 		return course_db_fail(-EBADMSG, err, errlen,
