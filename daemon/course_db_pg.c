@@ -234,7 +234,7 @@ static int course_db_pg_vq(struct course_db_pg *p, const char *sql, int64_t *row
 
 /* See course_db_pg_vq. */
 int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
-			  bool *found, char *err, size_t errlen, const char *types, ...)
+		   bool *found, char *err, size_t errlen, const char *types, ...)
 {
 	va_list ap;
 	int rc;

@@ -334,8 +334,8 @@ int course_db_pg_journal_sync(struct course_db *db, char *err, size_t errlen)
 
 /* Journal first, then an attempt to sync; the server being away is not a failure here. */
 int course_db_pg_journal_write(struct course_db *db, const char *op, int64_t session,
-				      int64_t at, int64_t n, double x, double y, const char *a,
-				      const char *b, char *err, size_t errlen)
+			       int64_t at, int64_t n, double x, double y, const char *a,
+			       const char *b, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
 	char ignored[COURSE_DB_ERR_MAX];
@@ -354,7 +354,7 @@ int course_db_pg_journal_write(struct course_db *db, const char *op, int64_t ses
 }
 
 int course_db_pg_journal_open(struct course_db_pg *p, const char *path,
-				     char *err, size_t errlen)
+			      char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	unsigned char rnd[16];
