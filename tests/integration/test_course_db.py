@@ -200,6 +200,25 @@ def test_pg_race_same_patient():
     b.close()
 
 
+def test_pg_running_on_other_rig():
+    """The refusal names the running session and the rig it runs on (read
+    through the front end's limits, course_db_limits_read)."""
+    srv = server()
+    db = srv.new_db()
+    a, b = Rig(srv, db, db + "-a"), Rig(srv, db, db + "-b")
+    check(a.opened == "ok open" and b.opened == "ok open", (a.opened, b.opened))
+    a.ok("patient P001")
+    a.ok("rx P001 C1 10 3 0 1000000")
+    sid = a.ok("begin P001 C1 rig1 %d %s" % (DAY0 + 8 * HOUR, day(0))).split()[0]
+    r = b.cmd("begin P001 C1 rig2 %d %s" % (DAY0 + 9 * HOUR, day(0)))
+    check(r.startswith("err %d " % -EPERM), r)
+    check("session %s on rig rig1 is still running" % sid in r, r)
+    a.ok("end %s %d 10" % (sid, DAY0 + 9 * HOUR))
+    b.ok("begin P001 C1 rig2 %d %s" % (DAY0 + 9 * HOUR, day(0)))
+    a.close()
+    b.close()
+
+
 def test_pg_two_patients():
     srv = server()
     db = srv.new_db()
@@ -299,6 +318,7 @@ def test_pg_newer_schema_refused():
 if __name__ == "__main__":
     run_tests([
         test_pg_race_same_patient,
+        test_pg_running_on_other_rig,
         test_pg_two_patients,
         test_pg_server_killed_mid_session,
         test_pg_migration_from_v1,
