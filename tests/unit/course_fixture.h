@@ -29,9 +29,6 @@ int fixture_setup(void **state);
 /** cmocka teardown: closes fx->db (NULL is fine) and removes the directory. */
 int fixture_teardown(void **state);
 
-/** A cmocka test of @f with this fixture (include cmocka.h first). */
-#define fixture_test(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
-
 /** Fails the test unless @part is in the fixture's error buffer. */
 void assert_err_has(const struct fixture *fx, const char *part);
 

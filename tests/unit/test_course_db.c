@@ -652,22 +652,22 @@ static void test_course_db_scores(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		fixture_test(test_course_db_migrate),
-		fixture_test(test_course_db_newer_schema),
-		fixture_test(test_course_db_limit_no_prescription),
-		fixture_test(test_course_db_limit_running),
-		fixture_test(test_course_db_limit_per_course),
-		fixture_test(test_course_db_limit_per_day),
-		fixture_test(test_course_db_limit_min_hours),
-		fixture_test(test_course_db_limit_daily_cap),
-		fixture_test(test_course_db_pulses_monotonic),
-		fixture_test(test_course_db_pseudonyms),
-		fixture_test(test_course_db_race_same_patient),
-		fixture_test(test_course_db_race_two_patients),
-		fixture_test(test_course_db_kill9),
-		fixture_test(test_course_db_migrate_v2),
-		fixture_test(test_course_db_assessment),
-		fixture_test(test_course_db_scores),
+		cmocka_unit_test_setup_teardown(test_course_db_migrate, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_newer_schema, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_limit_no_prescription, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_limit_running, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_limit_per_course, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_limit_per_day, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_limit_min_hours, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_limit_daily_cap, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_pulses_monotonic, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_pseudonyms, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_race_same_patient, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_race_two_patients, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_kill9, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_migrate_v2, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_assessment, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_course_db_scores, fixture_setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

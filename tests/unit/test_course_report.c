@@ -411,17 +411,17 @@ static void test_config_from(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		fixture_test(test_report_empty_course),
-		fixture_test(test_report_sessions_and_notes),
-		fixture_test(test_report_courses),
-		fixture_test(test_report_unknown),
-		fixture_test(test_adverse_refusals),
-		fixture_test(test_client_missing_file),
-		fixture_test(test_client_not_a_course_db),
-		fixture_test(test_client_older_schema),
-		fixture_test(test_client_beside_rig),
-		fixture_test(test_report_bounded),
-		fixture_test(test_config_from),
+		cmocka_unit_test_setup_teardown(test_report_empty_course, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_report_sessions_and_notes, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_report_courses, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_report_unknown, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_adverse_refusals, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_client_missing_file, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_client_not_a_course_db, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_client_older_schema, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_client_beside_rig, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_report_bounded, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_config_from, fixture_setup, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
