@@ -322,6 +322,28 @@ def test_refusals_of_the_command():
         d.stop()
 
 
+def test_threshold_options_as_every_command():
+    """rpmsctl threshold takes the control commands' own connection options
+    and option errors (tools/rpmsctl_control.c): the endpoint of
+    $RPMSD_CONTROL, --timeout checked, CURVE keys in pairs; no daemon."""
+    def run(*args, env=None):
+        return subprocess.run([rig.RPMSCTL, "threshold"] + list(args), capture_output=True,
+                              text=True, timeout=120, env=env)
+    for args, want in ((["-x"], "unknown option '-x'"),
+                       (["--bogus"], "unknown or ambiguous option '--bogus'"),
+                       (["-e"], "option '-e' needs a value"),
+                       (["--timeout", "zero"], "--timeout: 'zero' is not a number of seconds"),
+                       (["--timeout", "0"], "--timeout: '0' is not a number of seconds"),
+                       (["--server-key", "x"], "go together")):
+        r = run(*args)
+        check(r.returncode == 2 and want in r.stderr, "%r: %d %r" % (args, r.returncode, r.stderr))
+    nothing = "ipc://%s/nothing" % tempfile.mkdtemp(prefix="rpmsd-mt-")
+    r = run("-T", "0.5", env=dict(os.environ, RPMSD_CONTROL=nothing))
+    check(r.returncode == 3 and "no reply from %s within 0.5 s" % nothing in r.stderr,
+          "%d %r" % (r.returncode, r.stderr))
+
+
 if __name__ == "__main__":
     rig.run_tests([test_threshold_found, test_cap_below_threshold, test_session_cap_stops_it,
-                   test_course_session_gets_the_threshold, test_refusals_of_the_command])
+                   test_course_session_gets_the_threshold, test_refusals_of_the_command,
+                   test_threshold_options_as_every_command])
