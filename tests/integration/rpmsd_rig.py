@@ -186,6 +186,21 @@ class Run:
         return out
 
 
+def quiet_recording(path, rate, seconds, channels=2, seed=43, digits=2):
+    """Quiet rest EMG (Gaussian, 2 µV RMS, seeded) as CSV columns c0, c1, ...
+    at rate Hz, written to path once (a later call finds it there)."""
+    import random
+    if not os.path.exists(path):
+        rng = random.Random(seed)
+        with open(path + ".tmp", "w") as f:
+            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
+            for _ in range(seconds * rate):
+                f.write(",".join("%.*f" % (digits, rng.gauss(0.0, 2.0))
+                                 for _ in range(channels)) + "\n")
+        os.rename(path + ".tmp", path)
+    return path
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)

@@ -12,7 +12,6 @@ pulse cap that runs out stops it with the gate's rule."""
 import glob
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -30,17 +29,10 @@ RATE = 2000
 TRUE_MT = 43.4
 
 
-def quiet_recording(seconds=400, channels=2):
+def quiet_recording():
     """Quiet rest EMG (2 µV RMS), long enough for the slowest run."""
-    path = os.path.join(tempfile.gettempdir(), "rpmsd-mt-quiet-%d.csv" % os.getpid())
-    if not os.path.exists(path):
-        rng = random.Random(43)
-        with open(path + ".tmp", "w") as f:
-            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
-            for _ in range(seconds * RATE):
-                f.write(",".join("%.2f" % rng.gauss(0.0, 2.0) for _ in range(channels)) + "\n")
-        os.rename(path + ".tmp", path)
-    return path
+    return rig.quiet_recording(os.path.join(tempfile.gettempdir(),
+                                            "rpmsd-mt-quiet-%d.csv" % os.getpid()), RATE, 400)
 
 
 class Daemon(rig.LiveDaemon):

@@ -15,7 +15,6 @@ coil disarmed, and nothing more is fired."""
 
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -37,17 +36,9 @@ PATIENTS = [(43.4, 2.0, 2500.0, 0.25, 7), (31.7, 1.5, 1500.0, 0.3, 3),
 MAX_PULSES = 80
 
 
-def quiet_recording(seconds=400, channels=2):
+def quiet_recording():
     """Quiet rest EMG (2 µV RMS), long enough for the slowest run."""
-    path = os.path.join(TMP, "quiet.csv")
-    if not os.path.exists(path):
-        rng = random.Random(43)
-        with open(path + ".tmp", "w") as f:
-            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
-            for _ in range(seconds * RATE):
-                f.write(",".join("%.2f" % rng.gauss(0.0, 2.0) for _ in range(channels)) + "\n")
-        os.rename(path + ".tmp", path)
-    return path
+    return rig.quiet_recording(os.path.join(TMP, "quiet.csv"), RATE, 400)
 
 
 def config_text(plugin, tty, patient, source=None):
