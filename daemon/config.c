@@ -51,13 +51,18 @@ void config_fail(struct config_ctx *ctx, int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (ctx->failed) {
+	va_start(ap, fmt);
+	config_ini_vfail(&ctx->ini, line, fmt, ap);
+	va_end(ap);
+}
+
+void config_ini_vfail(struct config_ini *ini, int line, const char *fmt, va_list ap)
+{
+	if (ini->failed) {
 		return;
 	}
-	ctx->failed = true;
-	va_start(ap, fmt);
-	config_vreport(ctx->err, ctx->errlen, ctx->path, line, fmt, ap);
-	va_end(ap);
+	ini->failed = true;
+	config_vreport(ini->err, ini->errlen, ini->path, line, fmt, ap);
 }
 
 void config_print(char *buf, size_t len, const char *fmt, ...)
@@ -197,9 +202,9 @@ int config_recheck(struct rpmsd_config *cfg, const char *origin, char *err, size
 		return -ENOMEM;
 	}
 	ctx->cfg = *cfg;
-	ctx->path = origin;
-	ctx->err = err;
-	ctx->errlen = errlen;
+	ctx->ini.path = origin;
+	ctx->ini.err = err;
+	ctx->ini.errlen = errlen;
 	ctx->flags = CONFIG_CHECK_TABLE_IN_FORCE;
 	rc = config_rule_all(ctx);
 	if (rc == 0) {

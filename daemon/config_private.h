@@ -76,22 +76,35 @@ struct config_key {
 	size_t size;				/* of the field */
 };
 
-/* State of one config_load, or of one config_recheck. */
-struct config_ctx {
-	struct rpmsd_config cfg;	/* copied out only on success */
+/*
+ * One INI file read through libinih behind our own line reader (which
+ * counts lines and sees the "[section]" lines libinih's handler never
+ * does): the part config_load and prescription_load share (config_load.c).
+ */
+struct config_ini {
 	const char *path;		/* as given, for messages */
-	FILE *f;
 	char *err;
 	size_t errlen;
-	int lineno;			/* line last handed to libinih */
-	const char *section;		/* current table section, NULL if none */
-	bool in_coil;			/* current section is [coil.<name>] */
-	bool in_sham;			/* ... and it is [sham_coil.<name>] */
 	bool failed;			/* an error is in err */
+	FILE *f;
+	int lineno;			/* line last handed to libinih */
 	int read_errno;
 	char *line;			/* getline buffer */
 	size_t line_cap;
 	size_t bytes;			/* read so far */
+	int file_max;			/* set by the reader's owner: largest file, bytes */
+	int line_max;			/* ... libinih's line buffer (longest line + 2) */
+	/* ... a "[name]" line, before libinih reads it; < 0 (err filled) stops */
+	int (*section)(struct config_ini *ini, const char *name, size_t len);
+};
+
+/* State of one config_load, or of one config_recheck. */
+struct config_ctx {
+	struct rpmsd_config cfg;	/* copied out only on success */
+	struct config_ini ini;		/* the file; path, err and failed also for a recheck */
+	const char *section;		/* current table section, NULL if none */
+	bool in_coil;			/* current section is [coil.<name>] */
+	bool in_sham;			/* ... and it is [sham_coil.<name>] */
 	int key_line[CONFIG_KEYS_MAX];	/* where each key was set, 0 = not */
 	unsigned flags;			/* CONFIG_LOAD_*, CONFIG_CHECK_* */
 };
@@ -109,6 +122,9 @@ void config_vreport(char *err, size_t errlen, const char *path, int line, const 
 		    va_list ap) __attribute__((format(printf, 5, 0)));
 void config_report(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* Report "PATH:LINE: message" (line 0: "PATH: message") into @ini's err, once. */
+void config_ini_vfail(struct config_ini *ini, int line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 /* Record the first error of a load or re-check; later ones are dropped. */
 void config_fail(struct config_ctx *ctx, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -128,6 +144,60 @@ void config_append(char *buf, size_t len, const char *fmt, ...)
  * an inline comment or without its ']' is not one (libinih reports it).
  */
 int config_load_section_line(const char *line, int lineno, const char **name, size_t *len);
+
+/* A kind of INI file: its limits, its section hook, the words its messages use. */
+struct config_ini_kind {
+	int path_max;			/* a path has fewer characters */
+	int file_max;			/* see struct config_ini */
+	int line_max;
+	int (*section)(struct config_ini *ini, const char *name, size_t len);
+	const char *allowed;		/* "not a regular file (allowed: @allowed)" */
+	const char *noun;		/* "too large for @noun" */
+};
+
+/*
+ * Set up @ini (zeroed) to read @path as a @kind file, errors into @err,
+ * and open it: a path shorter than @kind->path_max, a regular file of at
+ * most @kind->file_max bytes.
+ * Return: 0, or a negative errno with the error in @err.
+ */
+int config_ini_open(struct config_ini *ini, const struct config_ini_kind *kind,
+		    const char *path, char *err, size_t errlen);
+
+/*
+ * Parse the file config_ini_open opened, @handler (libinih's, with @user)
+ * seeing each "key = value" line while @ini->lineno is its line; libinih's
+ * process-wide options are set for the parse and restored (not thread-safe).
+ * Return: 0, -EINVAL for bad content, -ENOMEM, or the read's -errno, with
+ * the error in @ini->err.
+ */
+int config_ini_parse(struct config_ini *ini,
+		     int (*handler)(void *user, const char *section, const char *name,
+				    const char *value),
+		     void *user);
+
+/* Close @ini's file and free its line buffer; a zeroed @ini is fine. */
+void config_ini_close(struct config_ini *ini);
+
+/* A key table (config_key.c's, prescription_key.c's) and its look-ups. */
+struct config_ini_keys {
+	const struct config_key *table;
+	const struct config_key *(*find)(const char *section, const char *key);
+	void (*section_keys)(const char *section, char *buf, size_t len);
+};
+
+/*
+ * What every "key = value" line of @ini gets from a libinih handler: not
+ * after an error, a key, in a @section, known to @keys, set once
+ * (@key_line, indexed like @keys->table, says where; set here), its
+ * @value parsed into @v for the caller to store.
+ * Return: the key, or NULL with the error reported in @ini.
+ */
+const struct config_key *config_ini_key(struct config_ini *ini,
+					const struct config_ini_keys *keys,
+					const char *section, const char *name,
+					const char *value, int *key_line,
+					union config_value *v);
 
 /* config_key.c: the table */
 

@@ -290,7 +290,7 @@ static int config_rule_protocol(struct config_ctx *ctx)
 		(void)config_rule_limit(ctx, cfg->stim.protocol == CONFIG_PROTOCOL_THETA
 					 ? "theta_frequency_hz" : "train_frequency_hz",
 					 "max_frequency_hz");
-		if (ctx->failed) {
+		if (ctx->ini.failed) {
 			return -EINVAL;
 		}
 	}

@@ -100,6 +100,8 @@ static struct rpmsd_config *control_command_prepare(struct control *c,
 						    const char *origin, struct control_error *err);
 static json_t *control_command_commit(struct control *c, const struct rpmsd_config *next,
 				      const char *reason, struct control_error *err);
+static json_t *control_command_set_now(struct control *c, const struct control_request *req,
+				       const char *origin, struct control_error *err);
 
 static json_t *control_command_arm(struct control *c, struct control_error *err)
 {
@@ -270,6 +272,8 @@ static int control_command_course_start(struct control *c, const struct control_
 	struct rpmsd_config *next = NULL;
 	json_t *proto;
 	size_t n = 0, i;
+	bool pending;
+	double mt;
 	int ret = -1;
 
 	if (!rx) {
@@ -290,7 +294,18 @@ static int control_command_course_start(struct control *c, const struct control_
 		goto out;
 	}
 	ret = -1;
-	if (prescription_stim_keys(rx, req->motor_threshold_pct, sk, &n, why, sizeof(why)) < 0) {
+	/*
+	 * "% of the motor threshold" without one: the session starts waiting
+	 * for the threshold procedure (its result becomes the intensity). The
+	 * protocol is checked now at the lowest intensity it can have (1 %:
+	 * the train table's level, intensity over threshold, does not depend
+	 * on the threshold), so that a protocol no threshold could make
+	 * deliverable is refused before anything starts.
+	 */
+	pending = rx->intensity.kind == PRESCRIPTION_INTENSITY_MT &&
+		  !(req->motor_threshold_pct > 0.0);
+	mt = pending ? 100.0 / rx->intensity.motor_threshold_pct : req->motor_threshold_pct;
+	if (prescription_stim_keys(rx, mt, sk, &n, why, sizeof(why)) < 0) {
 		control_request_fail(err, "invalid_value", "session_start: %s (send "
 				     "motor_threshold_pct, the motor threshold measured in this "
 				     "session, in %% of maximum output)", why);
@@ -304,10 +319,28 @@ static int control_command_course_start(struct control *c, const struct control_
 	if (!next) {
 		goto out;
 	}
-	if (course_begin(c->course, rx, req->motor_threshold_pct, next->stim.intensity_pct, arm_code,
-			 stim_day_pulses(c->stim), cap, why, sizeof(why)) < 0) {
+	if (course_begin(c->course, rx, pending ? 0.0 : mt, pending ? -1.0 :
+			 next->stim.intensity_pct, arm_code, stim_day_pulses(c->stim), cap, why,
+			 sizeof(why)) < 0) {
 		control_request_fail(err, "course_refused", "session_start: course %s: %s",
 				     req->course_id, why);
+		goto out;
+	}
+	if (pending) {
+		/* only threshold probes fire until the intensity is known */
+		acquire_hold(c->acq, true);
+		c->course_mt_pending = true;
+		c->course_mt_refused[0] = '\0';
+		c->course_mt_pct = 0.0;
+		c->course_cap = *cap;
+		course_intensity_text(rx, 0.0, rule, sizeof(rule));
+		*course = json_pack("{s:s, s:I, s:I, s:s, s:b}", "course_id", rx->course.id,
+				    "db_session", (json_int_t)course_session_id(c->course),
+				    "pulses_cap", (json_int_t)*cap, "intensity_rule", rule,
+				    "motor_threshold_pending", 1);
+		log_info("course %s: the session waits for its motor threshold (rpmsctl "
+			 "threshold): only threshold probes fire until then", rx->course.id);
+		ret = 0;
 		goto out;
 	}
 	course_intensity_text(rx, req->motor_threshold_pct, rule, sizeof(rule));
@@ -368,6 +401,7 @@ static json_t *control_command_session_start(struct control *c, const struct con
 		return NULL;
 	}
 	c->course_mt_pct = 0.0;
+	c->course_mt_pending = false;
 	if (req->course_id[0]) {
 		if (control_command_course_start(c, req, blind.arm_code, &cap, &course, err) < 0) {
 			return NULL;
@@ -432,6 +466,11 @@ static json_t *control_command_session_stop(struct control *c, const struct cont
 	c->session_id[0] = '\0';
 	pthread_mutex_unlock(&c->lock);
 	pulses = stim_session_pulses(c->stim);
+	if (c->course_mt_pending) {
+		/* the session ends without its threshold: the policy is free again */
+		c->course_mt_pending = false;
+		acquire_hold(c->acq, control_threshold_running(c));
+	}
 	if (!was) {
 		return json_pack("{s:b, s:b, s:n}", "stopped", 0, "armed", 0, "session");
 	}
@@ -455,6 +494,76 @@ static json_t *control_command_session_stop(struct control *c, const struct cont
 		json_object_set_new(res, "deviation", json_string(dev));
 	}
 	return res;
+}
+
+int control_command_course_threshold(struct control *c, double mt_pct, char *why, size_t len)
+{
+	const struct prescription *rx = course_rx(c->course);
+	struct prescription_stim_key sk[PRESCRIPTION_STIM_KEYS_MAX];
+	struct control_key keys[PRESCRIPTION_STIM_KEYS_MAX];
+	char rule[96], reason[EVENT_REASON_MAX], dberr[COURSE_ERR_MAX];
+	struct control_error err;
+	struct rpmsd_config *next;
+	json_t *proto;
+	size_t n = 0;
+
+	if (!c->course_mt_pending || !rx) {
+		return 0;
+	}
+	memset(&err, 0, sizeof(err));
+	if (prescription_stim_keys(rx, mt_pct, sk, &n, why, len) < 0) {
+		goto refused;
+	}
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = (struct control_key){ sk[i].section, sk[i].key, sk[i].value };
+	}
+	/* the rules of session_start: caps, train table, the device's envelope */
+	next = control_command_prepare(c, keys, n, rx->path, &err);
+	if (!next) {
+		snprintf(why, len, "%s", err.message);
+		goto refused;
+	}
+	/*
+	 * Disarmed first: the stimulation begins only when the operator arms
+	 * again, knowingly, at the intensity now shown; nothing fires at it
+	 * on the arm the probes had.
+	 */
+	if (!control_command_disarm_wait(c, "motor threshold measured: arm again to stimulate "
+					 "at the session's intensity") ||
+	    stim_session_threshold(c->stim, mt_pct) < 0) {
+		free(next);
+		snprintf(why, len, "the stim thread did not take the threshold in time");
+		goto refused;
+	}
+	course_intensity_text(rx, mt_pct, rule, sizeof(rule));
+	snprintf(reason, sizeof(reason), "course %.36s: intensity %.60s (motor threshold measured)",
+		 rx->course.id, rule);
+	proto = control_command_commit(c, next, reason, &err);
+	free(next);
+	if (!proto) {
+		/* the gate keeps the probes' threshold level: nothing else fires while held */
+		(void)stim_session_threshold(c->stim, 0.0);
+		snprintf(why, len, "%s", err.message);
+		goto refused;
+	}
+	json_decref(proto);
+	c->course_mt_pct = mt_pct;
+	c->course_mt_pending = false;
+	c->course_mt_refused[0] = '\0';
+	if (course_session_intensity(c->course, mt_pct, c->cfg->stim.intensity_pct, dberr,
+				     sizeof(dberr)) < 0) {
+		log_warn("course: the session's intensity not stored: %s", dberr);
+	}
+	log_info("course %s: motor threshold %g %%: the session's intensity is %s; disarmed, arm "
+		 "to stimulate", rx->course.id, mt_pct, rule);
+	acquire_hold(c->acq, false);
+	return 0;
+
+refused:
+	snprintf(c->course_mt_refused, sizeof(c->course_mt_refused), "%s", why);
+	log_warn("course: motor threshold %g %% not put in force: %s; the session still waits for "
+		 "its threshold", mt_pct, why);
+	return -1;
 }
 
 void control_command_course_tick(struct control *c)
@@ -618,6 +727,18 @@ static json_t *control_command_commit(struct control *c, const struct rpmsd_conf
 
 static json_t *control_command_set(struct control *c, const struct control_request *req,
 				   const char *origin, struct control_error *err)
+{
+	if (c->course_mt_pending && !strcmp(origin, "set")) {
+		control_request_fail(err, "mt_pending", "set: the course session waits for its "
+				     "motor threshold (rpmsctl threshold): its intensity comes from "
+				     "it; nothing changed");
+		return NULL;
+	}
+	return control_command_set_now(c, req, origin, err);
+}
+
+static json_t *control_command_set_now(struct control *c, const struct control_request *req,
+				       const char *origin, struct control_error *err)
 {
 	char reason[EVENT_REASON_MAX], why[COURSE_ERR_MAX];
 	struct control_key keys[CONTROL_SET_MAX];

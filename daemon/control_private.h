@@ -58,6 +58,13 @@ struct control {
 	struct course *course;		/* courses, or NULL; control thread only */
 	char rec_path[CONFIG_PATH_MAX];	/* the session's recording, "" none; control thread */
 	double course_mt_pct;		/* the course session's motor threshold, 0 none */
+	/*
+	 * A course session whose intensity is in % of a motor threshold not
+	 * measured yet: the policy is held (only threshold probes fire) until
+	 * the threshold procedure's result puts the intensity in force.
+	 */
+	bool course_mt_pending;
+	char course_mt_refused[CONTROL_MSG_MAX];	/* why the last result was not applied */
 	uint64_t course_cap;		/* the course session's pulses cap, for status */
 	struct control_threshold *thr;	/* the threshold procedure, or NULL; control thread */
 	struct ring *events;		/* control thread -> publisher */
@@ -176,6 +183,18 @@ void control_command_course_tick(struct control *c);
 
 /** Whether a course session runs: the control thread then wakes each second. */
 bool control_command_course_active(const struct control *c);
+
+/**
+ * The threshold procedure found @mt_pct (control thread): if the course
+ * session waits for its motor threshold (course_mt_pending), disarm, put
+ * the prescription's "% of motor threshold" in force as the session's
+ * intensity (the same checks as session_start: caps, train table, device
+ * envelope), store it with the session and release the policy. The
+ * operator arms again to stimulate at it.
+ * @return 0 applied (or nothing waited for it), or -1 with @why filled:
+ * the session still waits
+ */
+int control_command_course_threshold(struct control *c, double mt_pct, char *why, size_t len);
 
 /* ---- control_assess.c ---------------------------------------------------- */
 

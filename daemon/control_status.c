@@ -133,10 +133,18 @@ static json_t *control_status_course(struct control *c)
 	if (!course_active(c->course) || !rx) {
 		return json_null();
 	}
-	course_intensity_text(rx, c->course_mt_pct, rule, sizeof(rule));
-	return json_pack("{s:s, s:I, s:I, s:s}", "course_id", rx->course.id,
-			 "db_session", (json_int_t)course_session_id(c->course), "pulses_cap",
-			 (json_int_t)c->course_cap, "intensity_rule", rule);
+	json_t *o;
+
+	course_intensity_text(rx, c->course_mt_pending ? 0.0 : c->course_mt_pct, rule,
+			      sizeof(rule));
+	o = json_pack("{s:s, s:I, s:I, s:s, s:b}", "course_id", rx->course.id,
+		      "db_session", (json_int_t)course_session_id(c->course), "pulses_cap",
+		      (json_int_t)c->course_cap, "intensity_rule", rule, "motor_threshold_pending",
+		      c->course_mt_pending);
+	if (o && c->course_mt_pending && c->course_mt_refused[0]) {
+		json_object_set_new(o, "motor_threshold_refused", json_string(c->course_mt_refused));
+	}
+	return o;
 }
 
 json_t *control_status_json(struct control *c)

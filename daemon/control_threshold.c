@@ -66,6 +66,11 @@ struct control_threshold {
 	enum event_threshold_outcome outcome;
 	double threshold_pct;
 	char reason[EVENT_REASON_MAX];
+	/* a course session waiting for its threshold: what became of it */
+	bool for_session;
+	bool applied;
+	double session_intensity_pct;
+	char refused[CONTROL_MSG_MAX];
 };
 
 static void control_threshold_push(struct control *c, struct event *ev)
@@ -100,7 +105,8 @@ static void control_threshold_end(struct control *c, enum event_threshold_outcom
 		acquire_probe_cancel(c->acq);
 	}
 	ct->step = CT_ENDED;
-	acquire_hold(c->acq, false);
+	/* a course session still waiting for its threshold keeps the policy held */
+	acquire_hold(c->acq, c->course_mt_pending);
 	/* the device back at the protocol's output, which the next trains fire at */
 	if (ct->confirms) {
 		ret = stim_device_intensity(c->stim, c->cfg->stim.intensity_pct);
@@ -121,8 +127,17 @@ static void control_threshold_end(struct control *c, enum event_threshold_outcom
 	if (outcome == EVENT_THRESHOLD_FOUND) {
 		log_info("threshold: motor threshold %g %% in %u pulses (channel %u)", pct, ct->n,
 			 ct->channel);
-		if (c->course && course_active(c->course) &&
-		    course_threshold(c->course, pct, err, sizeof(err)) < 0) {
+		if (c->course_mt_pending) {
+			/* the prescription's "% of MT" becomes the session's intensity */
+			ct->for_session = true;
+			ct->applied = control_command_course_threshold(c, pct, ct->refused,
+								       sizeof(ct->refused)) == 0;
+			ct->session_intensity_pct = ct->applied ? c->cfg->stim.intensity_pct : NAN;
+			if (ct->applied) {
+				ct->refused[0] = '\0';
+			}
+		} else if (c->course && course_active(c->course) &&
+			   course_threshold(c->course, pct, err, sizeof(err)) < 0) {
 			log_warn("threshold: not stored in the course session: %s", err);
 		}
 	} else {
@@ -445,6 +460,14 @@ json_t *control_threshold_status(struct control *c, const struct control_request
 				  isnan(ct->threshold_pct) ? json_null()
 							   : json_real(ct->threshold_pct),
 				  "pulses", (int)ct->n, "cap_pct", ct->cap_pct, "reason", ct->reason);
+	if (res && ct->for_session) {
+		json_object_set_new(res, "session",
+				    json_pack("{s:b, s:o, s:o}", "applied", ct->applied,
+					      "intensity_pct", ct->applied ?
+					      json_real(ct->session_intensity_pct) : json_null(),
+					      "refused", ct->applied ? json_null() :
+					      json_string(ct->refused)));
+	}
 	return json_pack("{s:b, s:i, s:i, s:o, s:o}", "running", ct->step != CT_ENDED, "channel",
 			 (int)ct->channel, "pulses", (int)ct->n, "probes", probes, "result", res);
 }

@@ -501,7 +501,14 @@ int course_begin(struct course *c, const struct prescription *rx, double mt_pct,
 
 int course_threshold(struct course *c, double mt_pct, char *err, size_t errlen)
 {
-	struct course_db_session_detail det = { .intensity_pct = -1.0, .motor_threshold_pct = mt_pct };
+	return course_session_intensity(c, mt_pct, -1.0, err, errlen);
+}
+
+int course_session_intensity(struct course *c, double mt_pct, double intensity_pct, char *err,
+			     size_t errlen)
+{
+	struct course_db_session_detail det = { .intensity_pct = intensity_pct,
+						.motor_threshold_pct = mt_pct };
 
 	if (!c || !c->active || !c->db) {
 		snprintf(err, errlen, "no course session");
@@ -621,7 +628,10 @@ void course_end(struct course *c, uint64_t delivered, const char *reason, const 
 
 void course_intensity_text(const struct prescription *rx, double mt_pct, char *buf, size_t len)
 {
-	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
+	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT && !(mt_pct > 0.0)) {
+		snprintf(buf, len, "%.4g %% of MT, MT not measured yet",
+			 rx->intensity.motor_threshold_pct);
+	} else if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
 		snprintf(buf, len, "%.4g %% of MT %.4g %% MSO = %.4g %% MSO",
 			 rx->intensity.motor_threshold_pct, mt_pct,
 			 rx->intensity.motor_threshold_pct * mt_pct / 100.0);
@@ -650,7 +660,11 @@ void course_edf_notes(const struct prescription *rx, double mt_pct, char *buf, s
 	char rule[96];
 
 	/* course_intensity_text without its spaces: EDF+ keeps 40 characters */
-	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
+	if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT && !(mt_pct > 0.0)) {
+		/* the threshold procedure's result is annotated when it comes */
+		snprintf(rule, sizeof(rule), "%.4g%% of MT (MT pending)",
+			 rx->intensity.motor_threshold_pct);
+	} else if (rx->intensity.kind == PRESCRIPTION_INTENSITY_MT) {
 		snprintf(rule, sizeof(rule), "%.4g%% of MT %.4g%% = %.4g%% MSO",
 			 rx->intensity.motor_threshold_pct, mt_pct,
 			 rx->intensity.motor_threshold_pct * mt_pct / 100.0);

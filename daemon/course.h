@@ -95,6 +95,14 @@ void course_abort(struct course *c, const char *why);
  */
 int course_threshold(struct course *c, double mt_pct, char *err, size_t errlen);
 
+/**
+ * The course session's motor threshold @mt_pct and the intensity it gave
+ * (@intensity_pct, % of maximum output; < 0: left as it is) into its
+ * database row. @return 0, or a negative errno with @err filled
+ */
+int course_session_intensity(struct course *c, double mt_pct, double intensity_pct, char *err,
+			     size_t errlen);
+
 /** Whether a course session is running (between course_begin and course_end). */
 bool course_active(const struct course *c);
 

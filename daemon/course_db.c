@@ -20,8 +20,7 @@
 /* Free text (prescription, notes, reasons) stays below this. */
 #define COURSE_DB_TEXT_MAX 65536
 
-__attribute__((format(printf, 4, 5)))
-static int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -398,6 +397,112 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 				      rx->daily_pulse_cap);
 	}
 	return 0;
+}
+
+/* One query of the front end through the backend (va_list to the op). */
+static int course_db_q(struct course_db *db, const char *sql, int64_t *row, int ncol,
+		       char *err, size_t errlen, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = db->ops->q(db, sql, row, ncol, err, errlen, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+/*
+ * The SQL is the same on both backends: PostgreSQL's $n placeholders are
+ * named parameters to SQLite, numbered in order of first appearance, which
+ * is $1, $2, $3 in every query here.
+ */
+int course_db_limits_read(struct course_db *db, const struct course_db_prescription *rx,
+			  int64_t now, int64_t day_start, int64_t day_end,
+			  char *err, size_t errlen)
+{
+	struct course_db_limits l = { 0 };
+	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
+	int64_t v[2] = { 0 };
+	int rc;
+
+	rc = course_db_q(db, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS"
+			 " NULL ORDER BY id LIMIT 1", v, 1, err, errlen, "s", rx->patient);
+	if (rc < 0) {
+		return rc;
+	}
+	if (v[0] > 0) {
+		l.running_id = v[0];
+		db->ops->session_rig(db, v[0], running_rig, sizeof(running_rig));
+		l.running_rig = running_rig;
+	}
+	rc = course_db_q(db, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
+			 " course = $2", v, 1, err, errlen, "ss", rx->patient, rx->course);
+	if (rc < 0) {
+		return rc;
+	}
+	l.course_sessions = v[0];
+	rc = course_db_q(db, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
+			 " WHERE patient = $1 AND started >= $2 AND started < $3", v, 2,
+			 err, errlen, "sii", rx->patient, day_start, day_end);
+	if (rc < 0) {
+		return rc;
+	}
+	l.day_sessions = v[0];
+	l.day_pulses = v[1];
+	rc = course_db_q(db, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
+			 " WHERE patient = $1", v, 1, err, errlen, "s", rx->patient);
+	if (rc < 0) {
+		return rc;
+	}
+	l.last_end = v[0];
+	return course_db_limits_check(rx, &l, now, day_start, day_end, err, errlen);
+}
+
+int course_db_prescription_store(struct course_db *db, const struct course_db_prescription *rx,
+				 char *err, size_t errlen)
+{
+	return course_db_q(db, "INSERT INTO prescriptions VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			   " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
+			   " sessions_per_course = excluded.sessions_per_course,"
+			   " max_sessions_per_day = excluded.max_sessions_per_day,"
+			   " min_hours_between = excluded.min_hours_between,"
+			   " daily_pulse_cap = excluded.daily_pulse_cap", NULL, 0, err, errlen,
+			   "sssiidi", rx->patient, rx->course, rx->text,
+			   (int64_t)rx->sessions_per_course, (int64_t)rx->max_sessions_per_day,
+			   rx->min_hours_between, rx->daily_pulse_cap);
+}
+
+/* The score's INSERT through the backend (va_list to the op). */
+static int course_db_insert(struct course_db *db, const char *sql, int64_t *id, char *err,
+			    size_t errlen, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = db->ops->insert(db, sql, id, err, errlen, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+int course_db_score_insert(struct course_db *db, const struct course_db_score *sc,
+			   const char *course, int64_t *score_id, char *err, size_t errlen)
+{
+	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
+	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
+	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
+
+	return course_db_insert(db, "INSERT INTO scores (patient, course, session, phase,"
+				" instrument, muscle, mas_grade, r1_deg, r2_deg, fugl_meyer,"
+				" author, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+				" $11, $12)", score_id, err, errlen, "ssIssssDDIsi",
+				sc->patient, course, sc->session > 0 ? sc->session : -1,
+				course_db_phase_name(sc->phase),
+				course_db_instrument_name(sc->instrument),
+				fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
+				tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
+				fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
 }
 
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen)

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,19 +27,6 @@ static const char *const course_db_outcome_mas[] = { "0", "1", "1+", "2", "3", "
 #define COURSE_DB_OUTCOME_N(a) (sizeof(a) / sizeof((a)[0]))
 /* An assessment block longer than a day is not an assessment. */
 #define COURSE_DB_OUTCOME_DURATION_MAX 86400.0
-
-__attribute__((format(printf, 4, 5)))
-static int course_db_outcome_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 static int course_db_outcome_find(const char *const *names, size_t n, const char *s)
 {
@@ -92,9 +78,9 @@ int course_db_mas_check(const char *grade, char *err, size_t errlen)
 {
 	if (course_db_outcome_find(course_db_outcome_mas, COURSE_DB_OUTCOME_N(course_db_outcome_mas),
 				   grade) < 0) {
-		return course_db_outcome_fail(-ERANGE, err, errlen,
-					      "Modified Ashworth grade '%s' is not one of 0, 1, 1+, "
-					      "2, 3, 4", grade ? grade : "");
+		return course_db_fail(-ERANGE, err, errlen,
+				      "Modified Ashworth grade '%s' is not one of 0, 1, 1+, "
+				      "2, 3, 4", grade ? grade : "");
 	}
 	return 0;
 }
@@ -107,8 +93,8 @@ static int course_db_outcome_channel(const char *ch, char *err, size_t errlen)
 	int rc;
 
 	if (!ch) {
-		return course_db_outcome_fail(-EINVAL, err, errlen,
-					      "course database: assessment result without a channel");
+		return course_db_fail(-EINVAL, err, errlen,
+				      "course database: assessment result without a channel");
 	}
 	if (!*ch) {
 		return 0;
@@ -118,8 +104,8 @@ static int course_db_outcome_channel(const char *ch, char *err, size_t errlen)
 		return course_db_id_check("channel", ch, err, errlen);
 	}
 	if ((size_t)(plus - ch) > COURSE_DB_ID_MAX || strlen(plus + 1) > COURSE_DB_ID_MAX) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: channel "
-					      "pair '%s' is too long", ch);
+		return course_db_fail(-EINVAL, err, errlen, "course database: channel "
+				      "pair '%s' is too long", ch);
 	}
 	snprintf(a, sizeof(a), "%.*s", (int)(plus - ch), ch);
 	rc = course_db_id_check("channel", a, err, errlen);
@@ -132,25 +118,25 @@ int course_db_assessment_add(struct course_db *db, const struct course_db_assess
 	int rc;
 
 	if (a->session <= 0) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: session id %"
-					      PRId64 " is not valid", a->session);
+		return course_db_fail(-EINVAL, err, errlen, "course database: session id %"
+				      PRId64 " is not valid", a->session);
 	}
 	if ((unsigned)a->phase > COURSE_DB_POST || (unsigned)a->kind > COURSE_DB_ASSESS_MVC) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: assessment "
-					      "phase %d or kind %d unknown", (int)a->phase,
-					      (int)a->kind);
+		return course_db_fail(-EINVAL, err, errlen, "course database: assessment "
+				      "phase %d or kind %d unknown", (int)a->phase,
+				      (int)a->kind);
 	}
 	if (!isfinite(a->onset_s) || a->onset_s < 0 || !isfinite(a->duration_s) ||
 	    a->duration_s <= 0 || a->duration_s > COURSE_DB_OUTCOME_DURATION_MAX) {
-		return course_db_outcome_fail(-ERANGE, err, errlen, "course database: assessment "
-					      "stretch [onset %g s, duration %g s] out of range "
-					      "(onset >= 0, duration in (0, %g])", a->onset_s,
-					      a->duration_s, COURSE_DB_OUTCOME_DURATION_MAX);
+		return course_db_fail(-ERANGE, err, errlen, "course database: assessment "
+				      "stretch [onset %g s, duration %g s] out of range "
+				      "(onset >= 0, duration in (0, %g])", a->onset_s,
+				      a->duration_s, COURSE_DB_OUTCOME_DURATION_MAX);
 	}
 	if (a->n_results > COURSE_DB_RESULTS_MAX || (a->n_results && !a->results)) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: %zu "
-					      "assessment results (at most %d)", a->n_results,
-					      COURSE_DB_RESULTS_MAX);
+		return course_db_fail(-EINVAL, err, errlen, "course database: %zu "
+				      "assessment results (at most %d)", a->n_results,
+				      COURSE_DB_RESULTS_MAX);
 	}
 	for (size_t i = 0; i < a->n_results; i++) {
 		const struct course_db_result *x = &a->results[i];
@@ -163,17 +149,17 @@ int course_db_assessment_add(struct course_db *db, const struct course_db_assess
 			return rc;
 		}
 		if (!isfinite(x->value)) {
-			return course_db_outcome_fail(-ERANGE, err, errlen, "course database: result "
-						      "%s of channel '%s' is not a finite number",
-						      x->name, x->channel);
+			return course_db_fail(-ERANGE, err, errlen, "course database: result "
+					      "%s of channel '%s' is not a finite number",
+					      x->name, x->channel);
 		}
 		for (size_t k = 0; k < i; k++) {
 			if (!strcmp(a->results[k].channel, x->channel) &&
 			    !strcmp(a->results[k].name, x->name)) {
-				return course_db_outcome_fail(-EINVAL, err, errlen, "course "
-							      "database: result %s of channel "
-							      "'%s' given twice", x->name,
-							      x->channel);
+				return course_db_fail(-EINVAL, err, errlen, "course "
+						      "database: result %s of channel "
+						      "'%s' given twice", x->name,
+						      x->channel);
 			}
 		}
 	}
@@ -197,27 +183,27 @@ static int course_db_outcome_score_check(const struct course_db_score *s, char *
 		}
 		if (!isfinite(s->r1_deg) || !isfinite(s->r2_deg) ||
 		    fabs(s->r1_deg) > COURSE_DB_ANGLE_MAX || fabs(s->r2_deg) > COURSE_DB_ANGLE_MAX) {
-			return course_db_outcome_fail(-ERANGE, err, errlen, "Modified Tardieu of %s: "
-						      "R1 %g and R2 %g degrees must be within "
-						      "-%g..%g", s->muscle, s->r1_deg, s->r2_deg,
-						      COURSE_DB_ANGLE_MAX, COURSE_DB_ANGLE_MAX);
+			return course_db_fail(-ERANGE, err, errlen, "Modified Tardieu of %s: "
+					      "R1 %g and R2 %g degrees must be within "
+					      "-%g..%g", s->muscle, s->r1_deg, s->r2_deg,
+					      COURSE_DB_ANGLE_MAX, COURSE_DB_ANGLE_MAX);
 		}
 		return 0;
 	case COURSE_DB_FUGL_MEYER_UE:
 		if (s->muscle) {
-			return course_db_outcome_fail(-EINVAL, err, errlen, "Fugl-Meyer UE is a "
-						      "total, not per muscle (muscle '%s' given)",
-						      s->muscle);
+			return course_db_fail(-EINVAL, err, errlen, "Fugl-Meyer UE is a "
+					      "total, not per muscle (muscle '%s' given)",
+					      s->muscle);
 		}
 		if (s->fugl_meyer < 0 || s->fugl_meyer > COURSE_DB_FUGL_MEYER_UE_MAX) {
-			return course_db_outcome_fail(-ERANGE, err, errlen, "Fugl-Meyer UE %d is out "
-						      "of range (0..%d)", s->fugl_meyer,
-						      COURSE_DB_FUGL_MEYER_UE_MAX);
+			return course_db_fail(-ERANGE, err, errlen, "Fugl-Meyer UE %d is out "
+					      "of range (0..%d)", s->fugl_meyer,
+					      COURSE_DB_FUGL_MEYER_UE_MAX);
 		}
 		return 0;
 	default:
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: instrument "
-					      "%d unknown", (int)s->instrument);
+		return course_db_fail(-EINVAL, err, errlen, "course database: instrument "
+				      "%d unknown", (int)s->instrument);
 	}
 }
 
@@ -243,31 +229,26 @@ int course_db_score_check(const struct course_db_score *s, char *err, size_t err
 		return rc;
 	}
 	if (s->session < 0 || (s->session == 0 && !s->course)) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: a score "
-					      "needs a session (id > 0) or a course");
+		return course_db_fail(-EINVAL, err, errlen, "course database: a score "
+				      "needs a session (id > 0) or a course");
 	}
 	if ((unsigned)s->phase > COURSE_DB_POST) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: phase %d "
-					      "unknown", (int)s->phase);
+		return course_db_fail(-EINVAL, err, errlen, "course database: phase %d "
+				      "unknown", (int)s->phase);
 	}
 	rc = course_db_outcome_score_check(s, err, errlen);
 	if (rc < 0) {
 		return rc;
 	}
 	if (!s->author || !*s->author || strlen(s->author) > COURSE_DB_ID_MAX) {
-		return course_db_outcome_fail(-EINVAL, err, errlen, "course database: author '%s' "
-					      "is empty or longer than %d characters",
-					      s->author ? s->author : "", COURSE_DB_ID_MAX);
+		return course_db_fail(-EINVAL, err, errlen, "course database: author '%s' "
+				      "is empty or longer than %d characters",
+				      s->author ? s->author : "", COURSE_DB_ID_MAX);
 	}
 	return 0;
 }
 
 /* ---- the report's copies ------------------------------------------------- */
-
-static int course_db_outcome_nomem(char *err, size_t errlen)
-{
-	return course_db_outcome_fail(-ENOMEM, err, errlen, "course report: out of memory");
-}
 
 /* Grow *@a of *@n elements of @size by one, zeroed; NULL when out of memory. */
 static void *course_db_outcome_grow(void **a, size_t *n, size_t size)
@@ -316,20 +297,20 @@ int course_db_report_assessment_add(struct course_db_report *r, int64_t session,
 		}
 	}
 	if (!s) {
-		return course_db_outcome_fail(-EBADMSG, err, errlen, "course report: assessment %"
-					      PRId64 " of session %" PRId64 ", which is not in "
-					      "the report", a->id, session);
+		return course_db_fail(-EBADMSG, err, errlen, "course report: assessment %"
+				      PRId64 " of session %" PRId64 ", which is not in "
+				      "the report", a->id, session);
 	}
 	course_db_outcome_count(r, &na, &nr, &ns);
 	if (na >= COURSE_DB_REPORT_OUTCOMES_MAX) {
-		return course_db_outcome_fail(-EFBIG, err, errlen, "course report: patient %s has "
-					      "more than %d assessments (refused rather than cut "
-					      "short; use --course)", r->patient,
-					      COURSE_DB_REPORT_OUTCOMES_MAX);
+		return course_db_fail(-EFBIG, err, errlen, "course report: patient %s has "
+				      "more than %d assessments (refused rather than cut "
+				      "short; use --course)", r->patient,
+				      COURSE_DB_REPORT_OUTCOMES_MAX);
 	}
 	d = course_db_outcome_grow((void **)&s->assessments, &s->n_assessments, sizeof(*d));
 	if (!d) {
-		return course_db_outcome_nomem(err, errlen);
+		return course_db_report_nomem(err, errlen);
 	}
 	*d = *a;
 	d->n_results = 0;
@@ -357,20 +338,20 @@ int course_db_report_result_add(struct course_db_report *r, int64_t assessment,
 		}
 	}
 	if (!a) {
-		return course_db_outcome_fail(-EBADMSG, err, errlen, "course report: result of "
-					      "assessment %" PRId64 ", which is not in the report",
-					      assessment);
+		return course_db_fail(-EBADMSG, err, errlen, "course report: result of "
+				      "assessment %" PRId64 ", which is not in the report",
+				      assessment);
 	}
 	course_db_outcome_count(r, &na, &nr, &ns);
 	if (nr >= COURSE_DB_REPORT_RESULTS_MAX) {
-		return course_db_outcome_fail(-EFBIG, err, errlen, "course report: patient %s has "
-					      "more than %d assessment results (refused rather "
-					      "than cut short; use --course)", r->patient,
-					      COURSE_DB_REPORT_RESULTS_MAX);
+		return course_db_fail(-EFBIG, err, errlen, "course report: patient %s has "
+				      "more than %d assessment results (refused rather "
+				      "than cut short; use --course)", r->patient,
+				      COURSE_DB_REPORT_RESULTS_MAX);
 	}
 	d = course_db_outcome_grow((void **)&a->results, &a->n_results, sizeof(*d));
 	if (!d) {
-		return course_db_outcome_nomem(err, errlen);
+		return course_db_report_nomem(err, errlen);
 	}
 	*d = *x;
 	return 0;
@@ -379,30 +360,25 @@ int course_db_report_result_add(struct course_db_report *r, int64_t assessment,
 int course_db_report_score_add(struct course_db_report *r, const char *course,
 			       const struct course_db_report_score *s, char *err, size_t errlen)
 {
-	struct course_db_report_course *c = NULL;
+	struct course_db_report_course *c = course_db_report_course_find(r, course);
 	struct course_db_report_score *d;
 	size_t na, nr, ns;
 
-	for (size_t i = 0; i < r->n_courses; i++) {
-		if (!strcmp(r->courses[i].course, course)) {
-			c = &r->courses[i];
-		}
-	}
 	if (!c) {
-		return course_db_outcome_fail(-EBADMSG, err, errlen, "course report: score %" PRId64
-					      " of course %s, which has no prescription", s->id,
-					      course);
+		return course_db_fail(-EBADMSG, err, errlen, "course report: score %" PRId64
+				      " of course %s, which has no prescription", s->id,
+				      course);
 	}
 	course_db_outcome_count(r, &na, &nr, &ns);
 	if (ns >= COURSE_DB_REPORT_OUTCOMES_MAX) {
-		return course_db_outcome_fail(-EFBIG, err, errlen, "course report: patient %s has "
-					      "more than %d scores (refused rather than cut short; "
-					      "use --course)", r->patient,
-					      COURSE_DB_REPORT_OUTCOMES_MAX);
+		return course_db_fail(-EFBIG, err, errlen, "course report: patient %s has "
+				      "more than %d scores (refused rather than cut short; "
+				      "use --course)", r->patient,
+				      COURSE_DB_REPORT_OUTCOMES_MAX);
 	}
 	d = course_db_outcome_grow((void **)&c->scores, &c->n_scores, sizeof(*d));
 	if (!d) {
-		return course_db_outcome_nomem(err, errlen);
+		return course_db_report_nomem(err, errlen);
 	}
 	*d = *s;
 	return 0;

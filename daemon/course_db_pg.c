@@ -10,7 +10,8 @@
  * loses nothing, and every journal entry is idempotent on the server
  * (GREATEST for pulses, COALESCE for the end, a unique (origin, seq) for
  * notes), so a crash between the server's commit and the journal's delete
- * replays harmlessly. Queries are parameterised, never built from text.
+ * replays harmlessly (the journal: course_db_pg_journal.c). Queries are
+ * parameterised, never built from text.
  *
  * A site is a network (course_db_check_conninfo): a server off this host
  * is reached over TLS with its certificate verified against its name
@@ -27,8 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -37,10 +36,9 @@
 
 #include "course_db.h"
 #include "course_db_private.h"
+#include "course_db_pg_private.h"
 
 #define COURSE_DB_PG_PARAMS 12
-/* Journal entries pushed in one server transaction. */
-#define COURSE_DB_PG_BATCH 256
 /* Any constant will do: it serialises migrations of rigs that start together. */
 #define COURSE_DB_PG_MIGRATION_LOCK "7265706d7364"
 
@@ -102,28 +100,6 @@ static const char *const course_db_pg_steps[COURSE_DB_SCHEMA_VERSION] = {
 	"CREATE INDEX scores_patient_course ON scores(patient, course);",
 };
 
-struct course_db_pg {
-	PGconn *conn;
-	sqlite3 *journal;
-	char *journal_path;
-	char origin[33];		/* this journal's id, for the notes' uniqueness */
-	bool client;			/* COURSE_DB_CLIENT: journal read-only or NULL */
-	char journal_why[COURSE_DB_ERR_MAX];	/* client: why there is no journal */
-};
-
-/* The journal's entries: one row per write of a running session. */
-static const char course_db_pg_journal_schema[] =
-	"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	"CREATE TABLE IF NOT EXISTS origin (id TEXT NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" op TEXT NOT NULL, session INTEGER NOT NULL, at INTEGER, n INTEGER,"
-	" x REAL, y REAL, a TEXT, b TEXT);";
-
-static struct course_db_pg *course_db_pg_of(struct course_db *db)
-{
-	return db->priv;
-}
-
 /* libpq's messages run over lines ending in a newline; the err buffer holds one line. */
 static void course_db_pg_chomp(char *s)
 {
@@ -158,7 +134,7 @@ static int course_db_pg_unreachable(struct course_db_pg *p, char *err, size_t er
 }
 
 /* The connection, reset once if it broke. */
-static int course_db_pg_connected(struct course_db_pg *p, char *err, size_t errlen)
+int course_db_pg_connected(struct course_db_pg *p, char *err, size_t errlen)
 {
 	if (PQstatus(p->conn) == CONNECTION_OK) {
 		return 0;
@@ -238,16 +214,13 @@ static PGresult *course_db_pg_run(struct course_db_pg *p, const char *sql, int *
 }
 
 /* As course_db_pg_run, reading up to @ncol integers of the first row (NULL: -1). */
-static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
-			  bool *found, char *err, size_t errlen, const char *types, ...)
+static int course_db_pg_vq(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
+			   bool *found, char *err, size_t errlen, const char *types, va_list ap)
 {
 	PGresult *res;
-	va_list ap;
 	int rc, i;
 
-	va_start(ap, types);
 	res = course_db_pg_run(p, sql, &rc, err, errlen, types, ap);
-	va_end(ap);
 	if (found) {
 		*found = res && PQntuples(res) > 0;
 	}
@@ -256,6 +229,19 @@ static int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row,
 			 strtoll(PQgetvalue(res, 0, i), NULL, 10) : -1;
 	}
 	PQclear(res);
+	return rc;
+}
+
+/* See course_db_pg_vq. */
+int course_db_pg_q(struct course_db_pg *p, const char *sql, int64_t *row, int ncol,
+		   bool *found, char *err, size_t errlen, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = course_db_pg_vq(p, sql, row, ncol, found, err, errlen, types, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -272,377 +258,14 @@ static PGresult *course_db_pg_rows(struct course_db_pg *p, const char *sql, int 
 	return res;
 }
 
-static void course_db_pg_rollback(struct course_db_pg *p)
+void course_db_pg_rollback(struct course_db_pg *p)
 {
 	PQclear(PQexec(p->conn, "ROLLBACK"));
 }
 
-static int course_db_pg_exec(struct course_db_pg *p, const char *sql, char *err, size_t errlen)
+int course_db_pg_exec(struct course_db_pg *p, const char *sql, char *err, size_t errlen)
 {
 	return course_db_pg_q(p, sql, NULL, 0, NULL, err, errlen, "");
-}
-
-static int course_db_pg_journal_fail(struct course_db_pg *p, const char *what,
-				     char *err, size_t errlen)
-{
-	snprintf(err, errlen, "course database journal %s: %s: %s", p->journal_path, what,
-		 sqlite3_errmsg(p->journal));
-	return -EIO;
-}
-
-/*
- * Append one entry; synchronous=FULL makes it durable before we return, so
- * it is on the rig's disk before anything is sent.
- */
-static int course_db_pg_journal_add(struct course_db_pg *p, const char *op, int64_t session,
-				    int64_t at, int64_t n, double x, double y, const char *a,
-				    const char *b, char *err, size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
-
-	if (p->client) {
-		/* The journal is the rig daemon's: a client never writes to it. */
-		snprintf(err, errlen, "course database: opened as a client: sessions are written "
-			 "by the rig's rpmsd, not here");
-		return -EROFS;
-	}
-	if (sqlite3_prepare_v2(p->journal, "INSERT INTO journal (op, session, at, n, x, y, a, b)"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 1, op, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, session) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 3, at) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, n) != SQLITE_OK ||
-	    sqlite3_bind_double(st, 5, x) != SQLITE_OK ||
-	    sqlite3_bind_double(st, 6, y) != SQLITE_OK ||
-	    (a ? sqlite3_bind_text(st, 7, a, -1, SQLITE_STATIC) :
-	     sqlite3_bind_null(st, 7)) != SQLITE_OK ||
-	    (b ? sqlite3_bind_text(st, 8, b, -1, SQLITE_STATIC) :
-	     sqlite3_bind_null(st, 8)) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_DONE) {
-		rc = course_db_pg_journal_fail(p, "append", err, errlen);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/*
- * The results of an assessment as one journal text: a line per result,
- * "CHANNEL<TAB>NAME<TAB>VALUE" (ids never hold a tab or a newline; the
- * value as %.17g, so it reads back exactly).
- */
-static char *course_db_pg_results_text(const struct course_db_assessment *a)
-{
-	size_t cap = 1, len = 0;
-	char *t;
-
-	for (size_t i = 0; i < a->n_results; i++) {
-		cap += strlen(a->results[i].channel) + strlen(a->results[i].name) + 32;
-	}
-	t = malloc(cap);
-	if (!t) {
-		return NULL;
-	}
-	t[0] = '\0';
-	for (size_t i = 0; i < a->n_results; i++) {
-		len += (size_t)snprintf(t + len, cap - len, "%s\t%s\t%.17g\n",
-					a->results[i].channel, a->results[i].name,
-					a->results[i].value);
-	}
-	return t;
-}
-
-/*
- * Apply an "assess" journal entry: the assessment once per (origin, seq);
- * its results only when this run inserted it, so a replay adds nothing.
- * @a is "PHASE KIND", @b the results text.
- */
-static int course_db_pg_apply_assess(struct course_db_pg *p, int64_t seq, int64_t session,
-				     int64_t at, double onset, double duration, const char *a,
-				     const char *b, bool *found, char *err, size_t errlen)
-{
-	char phase[8] = "", kind[16] = "";
-	bool inserted = false;
-	int64_t id[1] = { 0 }, row[1];
-	int rc;
-
-	if (!a || sscanf(a, "%7s %15s", phase, kind) != 2) {
-		snprintf(err, errlen, "course database: journal %s entry %" PRId64 ": assessment "
-			 "without phase and kind; kept in the journal", p->journal_path, seq);
-		return -EBADMSG;
-	}
-	rc = course_db_pg_q(p, "INSERT INTO assessments (session, phase, kind, at, onset,"
-			    " duration, origin, origin_seq) SELECT id, $1, $2, $3, $4, $5, $6, $7"
-			    " FROM sessions WHERE id = $8 ON CONFLICT (origin, origin_seq)"
-			    " DO NOTHING RETURNING id", id, 1, &inserted, err, errlen, "ssiddsii",
-			    phase, kind, at, onset, duration, p->origin, seq, session);
-	for (const char *l = b; rc == 0 && inserted && l && *l;) {
-		const char *nl = strchr(l, '\n');
-		char line[2 * COURSE_DB_ID_MAX + 64], ch[COURSE_DB_ID_MAX * 2 + 2] = "";
-		char name[COURSE_DB_ID_MAX + 1] = "";
-		char *t1, *t2;
-		size_t n = nl ? (size_t)(nl - l) : strlen(l);
-
-		snprintf(line, sizeof(line), "%.*s", (int)n, l);
-		l = nl ? nl + 1 : l + n;
-		t1 = strchr(line, '\t');
-		t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-		if (!t2) {
-			snprintf(err, errlen, "course database: journal %s entry %" PRId64 ": bad "
-				 "result line; kept in the journal", p->journal_path, seq);
-			return -EBADMSG;
-		}
-		snprintf(ch, sizeof(ch), "%.*s", (int)(t1 - line), line);
-		snprintf(name, sizeof(name), "%.*s", (int)(t2 - t1 - 1), t1 + 1);
-		rc = course_db_pg_q(p, "INSERT INTO assessment_results VALUES ($1, $2, $3, $4)",
-				    NULL, 0, NULL, err, errlen, "issd", id[0], ch, name,
-				    strtod(t2 + 1, NULL));
-	}
-	if (rc == 0) {
-		rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE id = $1", row, 1, found, err,
-				    errlen, "i", session);
-	}
-	return rc;
-}
-
-/* Apply the journal entry @st points at to the server, inside its transaction. */
-static int course_db_pg_apply(struct course_db_pg *p, sqlite3_stmt *st, char *err, size_t errlen)
-{
-	int64_t seq = sqlite3_column_int64(st, 0);
-	const char *op = (const char *)sqlite3_column_text(st, 1);
-	int64_t session = sqlite3_column_int64(st, 2);
-	int64_t at = sqlite3_column_int64(st, 3);
-	int64_t n = sqlite3_column_int64(st, 4);
-	double x = sqlite3_column_double(st, 5);
-	double y = sqlite3_column_double(st, 6);
-	const char *a = (const char *)sqlite3_column_text(st, 7);
-	const char *b = (const char *)sqlite3_column_text(st, 8);
-	bool found = false;
-	int64_t row[1];
-	int rc;
-
-	if (!strcmp(op, "pulses")) {
-		rc = course_db_pg_q(p, "UPDATE sessions SET pulses = GREATEST(pulses, $1) WHERE"
-				    " id = $2 RETURNING id", row, 1, &found, err, errlen, "ii",
-				    n, session);
-	} else if (!strcmp(op, "end")) {
-		rc = course_db_pg_q(p, "UPDATE sessions SET pulses = GREATEST(pulses, $1),"
-				    " stopped = COALESCE(stopped, $2),"
-				    " stop_reason = COALESCE(stop_reason, $3) WHERE id = $4"
-				    " RETURNING id", row, 1, &found, err, errlen, "iisi", n, at, a,
-				    session);
-	} else if (!strcmp(op, "set")) {
-		rc = course_db_pg_q(p, "UPDATE sessions SET"
-				    " intensity_pct = CASE WHEN $1::float8 < 0 THEN intensity_pct"
-				    " ELSE $1::float8 END, motor_threshold_pct = CASE WHEN"
-				    " $2::float8 < 0 THEN motor_threshold_pct ELSE $2::float8 END,"
-				    " target = COALESCE($3, target), arm_code = COALESCE($4,"
-				    " arm_code) WHERE id = $5 RETURNING id", row, 1, &found, err,
-				    errlen, "ddssi", x, y, a, b, session);
-	} else if (!strcmp(op, "assess")) {
-		rc = course_db_pg_apply_assess(p, seq, session, at, x, y, a, b, &found, err,
-					       errlen);
-	} else if (!strcmp(op, "recording")) {
-		rc = course_db_pg_q(p, "UPDATE sessions SET edf_file = $1, edf_sha256 = $2"
-				    " WHERE id = $3 RETURNING id", row, 1, &found, err, errlen,
-				    "ssi", a, b, session);
-	} else {
-		rc = course_db_pg_q(p, "INSERT INTO notes (session, kind, at, what, text, origin,"
-				    " origin_seq) SELECT id, $1, $2, $3, $4, $5, $6 FROM sessions"
-				    " WHERE id = $7 ON CONFLICT (origin, origin_seq) DO NOTHING",
-				    NULL, 0, NULL, err, errlen, "sisssii", op, at, a ? a : "",
-				    b ? b : "", p->origin, seq, session);
-		if (rc == 0) {
-			rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE id = $1", row, 1,
-					    &found, err, errlen, "i", session);
-		}
-	}
-	if (rc == 0 && !found) {
-		/* Kept in the journal: a server that lost a session is the operator's to see. */
-		snprintf(err, errlen, "course database: journal %s entry %" PRId64 " (%s): session "
-			 "%" PRId64 " unknown on the server; kept in the journal", p->journal_path,
-			 seq, op, session);
-		rc = -ENOENT;
-	}
-	return rc;
-}
-
-/* Push one batch of the journal; *@left: entries still in it. */
-static int course_db_pg_sync_batch(struct course_db_pg *p, int64_t *left, char *err,
-				   size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t last = -1;
-	char del[96];
-	int rc, step;
-
-	*left = 1;
-	rc = course_db_pg_connected(p, err, errlen);
-	if (rc < 0) {
-		return rc;
-	}
-	if (sqlite3_prepare_v2(p->journal, "SELECT seq, op, session, at, n, x, y, a, b FROM"
-			       " journal ORDER BY seq LIMIT 256", -1, &st, NULL) != SQLITE_OK) {
-		return course_db_pg_journal_fail(p, "read", err, errlen);
-	}
-	step = sqlite3_step(st);
-	if (step == SQLITE_DONE) {
-		*left = 0;
-		goto out;
-	}
-	rc = course_db_pg_exec(p, "BEGIN", err, errlen);
-	if (rc < 0) {
-		goto out;
-	}
-	for (; step == SQLITE_ROW; step = sqlite3_step(st)) {
-		rc = course_db_pg_apply(p, st, err, errlen);
-		if (rc < 0) {
-			course_db_pg_rollback(p);
-			goto out;
-		}
-		last = sqlite3_column_int64(st, 0);
-	}
-	if (step != SQLITE_DONE) {
-		rc = course_db_pg_journal_fail(p, "read", err, errlen);
-		course_db_pg_rollback(p);
-		goto out;
-	}
-	rc = course_db_pg_exec(p, "COMMIT", err, errlen);
-	if (rc < 0) {
-		goto out;
-	}
-	/* On the server now: a crash before this delete replays idempotent entries. */
-	snprintf(del, sizeof(del), "DELETE FROM journal WHERE seq <= %" PRId64, last);
-	if (sqlite3_exec(p->journal, del, NULL, NULL, NULL) != SQLITE_OK) {
-		rc = course_db_pg_journal_fail(p, "delete synced entries", err, errlen);
-	}
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int64_t course_db_pg_pending(struct course_db *db, char *err, size_t errlen)
-{
-	struct course_db_pg *p = course_db_pg_of(db);
-	sqlite3_stmt *st = NULL;
-	int64_t n;
-
-	if (!p->journal) {
-		snprintf(err, errlen, "%s", p->journal_why);
-		return -ENOENT;
-	}
-	if (sqlite3_prepare_v2(p->journal, "SELECT COUNT(*) FROM journal", -1, &st,
-			       NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return course_db_pg_journal_fail(p, "count", err, errlen);
-	}
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
-/* COURSE_DB_CLIENT: 0 when this rig's journal is known to be empty, -EAGAIN otherwise. */
-static int course_db_pg_client_synced(struct course_db *db, char *err, size_t errlen)
-{
-	struct course_db_pg *p = course_db_pg_of(db);
-	char why[COURSE_DB_ERR_MAX];
-	int64_t n = course_db_pg_pending(db, why, sizeof(why));
-
-	if (n == 0) {
-		return 0;
-	}
-	if (n > 0) {
-		snprintf(err, errlen, "course database: %" PRId64 " entries of the journal %s are "
-			 "not on the server yet (only the rig's rpmsd syncs them): a total read "
-			 "now could be low", n, p->journal_path);
-	} else {
-		snprintf(err, errlen, "course database: %s: a total read now could be low", why);
-	}
-	return -EAGAIN;
-}
-
-static int course_db_pg_sync(struct course_db *db, char *err, size_t errlen)
-{
-	struct course_db_pg *p = course_db_pg_of(db);
-	int64_t left = 1;
-	int rc = 0;
-
-	if (p->client) {
-		/*
-		 * Only the rig syncs its journal (two syncing it could reorder its
-		 * entries); a total read past unsynced entries could be low: refused.
-		 */
-		return course_db_pg_client_synced(db, err, errlen);
-	}
-	while (left && rc == 0) {
-		rc = course_db_pg_sync_batch(p, &left, err, errlen);
-	}
-	return rc;
-}
-
-/* Journal first, then an attempt to sync; the server being away is not a failure here. */
-static int course_db_pg_journal_write(struct course_db *db, const char *op, int64_t session,
-				      int64_t at, int64_t n, double x, double y, const char *a,
-				      const char *b, char *err, size_t errlen)
-{
-	struct course_db_pg *p = course_db_pg_of(db);
-	char ignored[COURSE_DB_ERR_MAX];
-	int rc;
-
-	rc = course_db_pg_journal_add(p, op, session, at, n, x, y, a, b, err, errlen);
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_pg_sync(db, ignored, sizeof(ignored));
-	if (rc < 0 && rc != -ENOTCONN) {
-		snprintf(err, errlen, "%s", ignored);
-		return rc;
-	}
-	return 0;
-}
-
-static int course_db_pg_journal_open(struct course_db_pg *p, const char *path,
-				     char *err, size_t errlen)
-{
-	sqlite3_stmt *st = NULL;
-	unsigned char rnd[16];
-	int rc = 0;
-
-	if (sqlite3_open_v2(path, &p->journal, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
-		return p->journal ? course_db_pg_journal_fail(p, "open", err, errlen) : -ENOMEM;
-	}
-	sqlite3_busy_timeout(p->journal, 5000);
-	if (sqlite3_exec(p->journal, course_db_pg_journal_schema, NULL, NULL, NULL) != SQLITE_OK) {
-		return course_db_pg_journal_fail(p, "schema", err, errlen);
-	}
-	if (sqlite3_prepare_v2(p->journal, "SELECT id FROM origin", -1, &st, NULL) != SQLITE_OK) {
-		return course_db_pg_journal_fail(p, "origin", err, errlen);
-	}
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(p->origin, sizeof(p->origin), "%s",
-			 (const char *)sqlite3_column_text(st, 0));
-		goto out;
-	}
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		snprintf(err, errlen, "course database journal %s: getrandom failed", path);
-		rc = -EIO;
-		goto out;
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		snprintf(p->origin + 2 * i, 3, "%02x", rnd[i]);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (sqlite3_prepare_v2(p->journal, "INSERT INTO origin VALUES (?)", -1, &st,
-			       NULL) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 1, p->origin, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_DONE) {
-		rc = course_db_pg_journal_fail(p, "origin", err, errlen);
-	}
-out:
-	sqlite3_finalize(st);
-	return rc;
 }
 
 static int course_db_pg_migrate(struct course_db_pg *p, const char *where, int target,
@@ -698,33 +321,6 @@ static int course_db_pg_migrate(struct course_db_pg *p, const char *where, int t
 err_rollback:
 	course_db_pg_rollback(p);
 	return rc;
-}
-
-/*
- * COURSE_DB_CLIENT: the rig's journal, read-only, when this machine has it;
- * otherwise none, and journal_why says so (the report's pending is -1).
- */
-static void course_db_pg_journal_peek(struct course_db_pg *p, const char *path)
-{
-	if (!path || !*path) {
-		snprintf(p->journal_why, sizeof(p->journal_why), "no journal configured "
-			 "(course_db.journal): this rig's unsynced entries cannot be counted");
-		return;
-	}
-	if (access(path, F_OK) != 0) {
-		snprintf(p->journal_why, sizeof(p->journal_why), "journal %s: %s: this rig's "
-			 "unsynced entries cannot be counted here", path, strerror(errno));
-		return;
-	}
-	if (sqlite3_open_v2(path, &p->journal, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW,
-			    NULL) != SQLITE_OK) {
-		snprintf(p->journal_why, sizeof(p->journal_why), "journal %s: %s", path,
-			 p->journal ? sqlite3_errmsg(p->journal) : "out of memory");
-		sqlite3_close(p->journal);
-		p->journal = NULL;
-		return;
-	}
-	sqlite3_busy_timeout(p->journal, 5000);
 }
 
 /* COURSE_DB_CLIENT: this build's schema exactly, or a refusal naming what is there. */
@@ -987,7 +583,7 @@ static int course_db_pg_open(struct course_db *db, const struct course_db_config
 		goto err_free;
 	}
 	db->priv = p;
-	rc = course_db_pg_sync(db, err, errlen);
+	rc = course_db_pg_journal_sync(db, err, errlen);
 	if (rc < 0 && rc != -ENOTCONN) {
 		db->priv = NULL;
 		goto err_free;
@@ -1051,16 +647,28 @@ static int course_db_pg_prescription_put(struct course_db *db,
 	if (rc < 0) {
 		return rc;
 	}
-	return course_db_pg_q(p, "INSERT INTO prescriptions VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			      " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
-			      " sessions_per_course = excluded.sessions_per_course,"
-			      " max_sessions_per_day = excluded.max_sessions_per_day,"
-			      " min_hours_between = excluded.min_hours_between,"
-			      " daily_pulse_cap = excluded.daily_pulse_cap",
-			      NULL, 0, NULL, err, errlen, "sssiidi", rx->patient, rx->course,
-			      rx->text, (int64_t)rx->sessions_per_course,
-			      (int64_t)rx->max_sessions_per_day, rx->min_hours_between,
-			      rx->daily_pulse_cap);
+	return course_db_prescription_store(db, rx, err, errlen);
+}
+
+static int course_db_pg_q_op(struct course_db *db, const char *sql, int64_t *row,
+			     int ncol, char *err, size_t errlen, const char *types, va_list ap)
+{
+	return course_db_pg_vq(course_db_pg_of(db), sql, row, ncol, NULL, err, errlen, types, ap);
+}
+
+static void course_db_pg_session_rig(struct course_db *db, int64_t session, char *rig,
+				     size_t len)
+{
+	PGresult *res;
+	char why[COURSE_DB_ERR_MAX];
+	int rc;
+
+	res = course_db_pg_rows(course_db_pg_of(db), "SELECT rig FROM sessions WHERE id = $1",
+				&rc, why, sizeof(why), "i", session);
+	if (res && PQntuples(res) > 0) {
+		snprintf(rig, len, "%s", PQgetvalue(res, 0, 0));
+	}
+	PQclear(res);
 }
 
 static int course_db_pg_session_begin(struct course_db *db, const char *patient,
@@ -1070,8 +678,6 @@ static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 {
 	struct course_db_pg *p = course_db_pg_of(db);
 	struct course_db_prescription rx = { .patient = patient, .course = course };
-	struct course_db_limits l = { 0 };
-	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
 	char why[COURSE_DB_ERR_MAX];
 	PGresult *res;
 	bool found;
@@ -1079,7 +685,7 @@ static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 	int rc;
 
 	/* This rig's own pulses must be on the server before its limits are read. */
-	rc = course_db_pg_sync(db, why, sizeof(why));
+	rc = course_db_pg_journal_sync(db, why, sizeof(why));
 	if (rc < 0) {
 		snprintf(err, errlen, "%s%s", rc == -ENOTCONN ? "" :
 			 "course database unreachable: this rig's journal cannot be synced: ",
@@ -1127,45 +733,7 @@ static int course_db_pg_session_begin(struct course_db *db, const char *patient,
 	rx.daily_pulse_cap = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 	PQclear(res);
 
-	rc = course_db_pg_q(p, "SELECT id FROM sessions WHERE patient = $1 AND stopped IS NULL"
-			    " ORDER BY id LIMIT 1", v, 1, NULL, err, errlen, "s", patient);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	if (v[0] > 0) {
-		const char *vals[1] = { patient };
-
-		l.running_id = v[0];
-		res = PQexecParams(p->conn, "SELECT rig FROM sessions WHERE patient = $1 AND"
-				   " stopped IS NULL ORDER BY id LIMIT 1", 1, NULL, vals, NULL,
-				   NULL, 0);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
-			snprintf(running_rig, sizeof(running_rig), "%s", PQgetvalue(res, 0, 0));
-		}
-		PQclear(res);
-		l.running_rig = running_rig;
-	}
-	rc = course_db_pg_q(p, "SELECT COUNT(*) FROM sessions WHERE patient = $1 AND"
-			    " course = $2", v, 1, NULL, err, errlen, "ss", patient, course);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.course_sessions = v[0];
-	rc = course_db_pg_q(p, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
-			    " WHERE patient = $1 AND started >= $2 AND started < $3", v, 2, NULL,
-			    err, errlen, "sii", patient, day_start, day_end);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.day_sessions = v[0];
-	l.day_pulses = v[1];
-	rc = course_db_pg_q(p, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
-			    " WHERE patient = $1", v, 1, NULL, err, errlen, "s", patient);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.last_end = v[0];
-	rc = course_db_limits_check(&rx, &l, now, day_start, day_end, err, errlen);
+	rc = course_db_limits_read(db, &rx, now, day_start, day_end, err, errlen);
 	if (rc < 0) {
 		goto err_rollback;
 	}
@@ -1236,7 +804,7 @@ static int course_db_pg_daily_pulses(struct course_db *db, const char *patient,
 	int rc;
 
 	/* Never answer low: what the journal holds goes to the server first. */
-	rc = course_db_pg_sync(db, err, errlen);
+	rc = course_db_pg_journal_sync(db, err, errlen);
 	if (rc == 0) {
 		rc = course_db_pg_q(p, "SELECT COALESCE(SUM(pulses), 0) FROM sessions WHERE"
 				    " patient = $1 AND started >= $2 AND started < $3", v, 1, NULL,
@@ -1254,7 +822,7 @@ static int course_db_pg_course_dose(struct course_db *db, const char *patient,
 	int64_t v[2] = { 0 };
 	int rc;
 
-	rc = course_db_pg_sync(db, err, errlen);
+	rc = course_db_pg_journal_sync(db, err, errlen);
 	if (rc == 0) {
 		rc = course_db_pg_q(p, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
 				    " WHERE patient = $1 AND course = $2", v, 2, NULL, err,
@@ -1270,25 +838,9 @@ static int course_db_pg_course_dose(struct course_db *db, const char *patient,
 static int course_db_pg_check(struct course_db *db, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
+	int rc = course_db_pg_journal_check(p, err, errlen);
 
-	if (!p->journal) {
-		return course_db_pg_connected(p, err, errlen);
-	}
-	if (sqlite3_prepare_v2(p->journal, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		rc = course_db_pg_journal_fail(p, "integrity check", err, errlen);
-	} else if (strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-		snprintf(err, errlen, "course database journal %s: integrity check: %s",
-			 p->journal_path, (const char *)sqlite3_column_text(st, 0));
-		rc = -EBADMSG;
-	}
-	sqlite3_finalize(st);
-	if (rc == 0) {
-		rc = course_db_pg_connected(p, err, errlen);
-	}
-	return rc;
+	return rc < 0 ? rc : course_db_pg_connected(p, err, errlen);
 }
 
 /* Field @c of row @r as text, NULL for NULL. */
@@ -1313,154 +865,173 @@ static double course_db_pg_nan(PGresult *res, int r, int c)
 	return PQgetisnull(res, r, c) ? NAN : strtod(PQgetvalue(res, r, c), NULL);
 }
 
-/* Schema 3: the assessments with their results, and the scores, inside the transaction. */
-static int course_db_pg_report_outcomes(struct course_db_pg *p, struct course_db_report *r,
-					const char *course, char *err, size_t errlen)
+/* One row @i of @res into @r. */
+typedef int (*course_db_pg_row_fn)(struct course_db_report *r, PGresult *res, int i,
+				   char *err, size_t errlen);
+
+/*
+ * Run the report query @sql ($1 the patient, $2 @course or NULL for all, $3
+ * one more row than @max, so that course_db_report's limit sees the excess)
+ * and hand each row to @row, inside the report's transaction.
+ */
+static int course_db_pg_report_each(struct course_db_pg *p, struct course_db_report *r,
+				    const char *course, const char *sql, int max,
+				    course_db_pg_row_fn row, char *err, size_t errlen)
 {
 	PGresult *res;
 	int rc;
 
-	res = course_db_pg_rows(p, "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
-				" a.duration FROM assessments a JOIN sessions s ON s.id = a.session"
-				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
-				" ORDER BY a.session, a.onset, a.id LIMIT $3", &rc, err, errlen,
-				"ssi", r->patient, course,
-				(int64_t)COURSE_DB_REPORT_OUTCOMES_MAX + 1);
+	res = course_db_pg_rows(p, sql, &rc, err, errlen, "ssi", r->patient, course,
+				(int64_t)max + 1);
 	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_assessment a = {
-			.id = course_db_pg_int(res, i, 1),
-			.phase = course_db_phase_parse(PQgetvalue(res, i, 2)),
-			.kind = course_db_assess_kind_parse(PQgetvalue(res, i, 3)),
-			.at = course_db_pg_int(res, i, 4),
-			.onset_s = course_db_pg_real(res, i, 5),
-			.duration_s = course_db_pg_real(res, i, 6),
-		};
-
-		rc = course_db_report_assessment_add(r, course_db_pg_int(res, i, 0), &a, err,
-						     errlen);
-	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT x.assessment, x.channel, x.name, x.value FROM"
-				" assessment_results x JOIN assessments a ON a.id = x.assessment"
-				" JOIN sessions s ON s.id = a.session WHERE s.patient = $1 AND"
-				" ($2::text IS NULL OR s.course = $2) ORDER BY x.assessment,"
-				" x.channel, x.name LIMIT $3", &rc, err, errlen, "ssi", r->patient,
-				course, (int64_t)COURSE_DB_REPORT_RESULTS_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_result x = { .value = course_db_pg_nan(res, i, 3) };
-
-		snprintf(x.channel, sizeof(x.channel), "%s", PQgetvalue(res, i, 1));
-		snprintf(x.name, sizeof(x.name), "%s", PQgetvalue(res, i, 2));
-		rc = course_db_report_result_add(r, course_db_pg_int(res, i, 0), &x, err, errlen);
-	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT course, id, session, phase, instrument, muscle,"
-				" mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
-				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
-				" ORDER BY at, id LIMIT $3", &rc, err, errlen, "ssi", r->patient,
-				course, (int64_t)COURSE_DB_REPORT_OUTCOMES_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_score x = {
-			.id = course_db_pg_int(res, i, 1),
-			.session = PQgetisnull(res, i, 2) ? 0 : course_db_pg_int(res, i, 2),
-			.phase = course_db_phase_parse(PQgetvalue(res, i, 3)),
-			.instrument = course_db_instrument_parse(PQgetvalue(res, i, 4)),
-			.r1_deg = course_db_pg_nan(res, i, 7),
-			.r2_deg = course_db_pg_nan(res, i, 8),
-			.fugl_meyer = (int)course_db_pg_int(res, i, 9),
-			.at = course_db_pg_int(res, i, 11),
-		};
-
-		snprintf(x.muscle, sizeof(x.muscle), "%s", PQgetvalue(res, i, 5));
-		snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", PQgetvalue(res, i, 6));
-		snprintf(x.author, sizeof(x.author), "%s", PQgetvalue(res, i, 10));
-		rc = course_db_report_score_add(r, PQgetvalue(res, i, 0), &x, err, errlen);
+		rc = row(r, res, i, err, errlen);
 	}
 	PQclear(res);
 	return rc;
 }
 
-/* The courses, sessions and notes, read inside the report's transaction. */
+static int course_db_pg_row_assessment(struct course_db_report *r, PGresult *res, int i,
+				       char *err, size_t errlen)
+{
+	struct course_db_report_assessment a = {
+		.id = course_db_pg_int(res, i, 1),
+		.phase = course_db_phase_parse(PQgetvalue(res, i, 2)),
+		.kind = course_db_assess_kind_parse(PQgetvalue(res, i, 3)),
+		.at = course_db_pg_int(res, i, 4),
+		.onset_s = course_db_pg_real(res, i, 5),
+		.duration_s = course_db_pg_real(res, i, 6),
+	};
+
+	return course_db_report_assessment_add(r, course_db_pg_int(res, i, 0), &a, err, errlen);
+}
+
+static int course_db_pg_row_result(struct course_db_report *r, PGresult *res, int i,
+				   char *err, size_t errlen)
+{
+	struct course_db_report_result x = { .value = course_db_pg_nan(res, i, 3) };
+
+	snprintf(x.channel, sizeof(x.channel), "%s", PQgetvalue(res, i, 1));
+	snprintf(x.name, sizeof(x.name), "%s", PQgetvalue(res, i, 2));
+	return course_db_report_result_add(r, course_db_pg_int(res, i, 0), &x, err, errlen);
+}
+
+static int course_db_pg_row_score(struct course_db_report *r, PGresult *res, int i,
+				  char *err, size_t errlen)
+{
+	struct course_db_report_score x = {
+		.id = course_db_pg_int(res, i, 1),
+		.session = PQgetisnull(res, i, 2) ? 0 : course_db_pg_int(res, i, 2),
+		.phase = course_db_phase_parse(PQgetvalue(res, i, 3)),
+		.instrument = course_db_instrument_parse(PQgetvalue(res, i, 4)),
+		.r1_deg = course_db_pg_nan(res, i, 7),
+		.r2_deg = course_db_pg_nan(res, i, 8),
+		.fugl_meyer = (int)course_db_pg_int(res, i, 9),
+		.at = course_db_pg_int(res, i, 11),
+	};
+
+	snprintf(x.muscle, sizeof(x.muscle), "%s", PQgetvalue(res, i, 5));
+	snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", PQgetvalue(res, i, 6));
+	snprintf(x.author, sizeof(x.author), "%s", PQgetvalue(res, i, 10));
+	return course_db_report_score_add(r, PQgetvalue(res, i, 0), &x, err, errlen);
+}
+
+static int course_db_pg_row_course(struct course_db_report *r, PGresult *res, int i,
+				   char *err, size_t errlen)
+{
+	struct course_db_report_course c = {
+		.sessions_per_course = (int)course_db_pg_int(res, i, 1),
+		.max_sessions_per_day = (int)course_db_pg_int(res, i, 2),
+		.min_hours_between = course_db_pg_real(res, i, 3),
+		.daily_pulse_cap = course_db_pg_int(res, i, 4),
+		.text = course_db_pg_text(res, i, 5),
+	};
+
+	snprintf(c.course, sizeof(c.course), "%s", PQgetvalue(res, i, 0));
+	return course_db_report_course_add(r, &c, err, errlen);
+}
+
+static int course_db_pg_row_session(struct course_db_report *r, PGresult *res, int i,
+				    char *err, size_t errlen)
+{
+	struct course_db_report_session x = {
+		.id = course_db_pg_int(res, i, 0),
+		.started = course_db_pg_int(res, i, 3),
+		.stopped = course_db_pg_int(res, i, 4),
+		.stop_reason = course_db_pg_text(res, i, 5),
+		.pulses = course_db_pg_int(res, i, 6),
+		.intensity_pct = course_db_pg_real(res, i, 7),
+		.motor_threshold_pct = course_db_pg_real(res, i, 8),
+		.target = course_db_pg_text(res, i, 9),
+		.edf_file = course_db_pg_text(res, i, 11),
+	};
+
+	snprintf(x.rig, sizeof(x.rig), "%s", PQgetvalue(res, i, 2));
+	snprintf(x.arm_code, sizeof(x.arm_code), "%s", PQgetvalue(res, i, 10));
+	snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", PQgetvalue(res, i, 12));
+	return course_db_report_session_add(r, PQgetvalue(res, i, 1), &x, err, errlen);
+}
+
+static int course_db_pg_row_note(struct course_db_report *r, PGresult *res, int i,
+				 char *err, size_t errlen)
+{
+	struct course_db_report_note n = {
+		.id = course_db_pg_int(res, i, 1),
+		.kind = strcmp(PQgetvalue(res, i, 2), "deviation") ? COURSE_DB_ADVERSE :
+			COURSE_DB_DEVIATION,
+		.at = course_db_pg_int(res, i, 3),
+		.what = course_db_pg_text(res, i, 4),
+		.text = course_db_pg_text(res, i, 5),
+	};
+
+	return course_db_report_note_add(r, course_db_pg_int(res, i, 0), &n, err, errlen);
+}
+
+/*
+ * The courses, sessions and notes, then (schema 3) the assessments with
+ * their results and the scores, read inside the report's transaction.
+ */
 static int course_db_pg_report_rows(struct course_db_pg *p, struct course_db_report *r,
 				    const char *course, char *err, size_t errlen)
 {
-	PGresult *res;
-	int rc;
+	static const struct {
+		const char *sql;
+		int max;
+		course_db_pg_row_fn row;
+	} q[] = {
+		{ "SELECT course, sessions_per_course, max_sessions_per_day, min_hours_between,"
+		  " daily_pulse_cap, text FROM prescriptions WHERE patient = $1 AND"
+		  " ($2::text IS NULL OR course = $2) ORDER BY course LIMIT $3",
+		  COURSE_DB_REPORT_SESSIONS_MAX, course_db_pg_row_course },
+		{ "SELECT id, course, rig, started, stopped, stop_reason, pulses, intensity_pct,"
+		  " motor_threshold_pct, target, arm_code, edf_file, edf_sha256 FROM sessions"
+		  " WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
+		  " ORDER BY started, id LIMIT $3",
+		  COURSE_DB_REPORT_SESSIONS_MAX, course_db_pg_row_session },
+		{ "SELECT n.session, n.id, n.kind, n.at, n.what, n.text FROM notes n"
+		  " JOIN sessions s ON s.id = n.session WHERE s.patient = $1 AND"
+		  " ($2::text IS NULL OR s.course = $2) ORDER BY n.session, n.at, n.id LIMIT $3",
+		  COURSE_DB_REPORT_NOTES_MAX, course_db_pg_row_note },
+		{ "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset, a.duration"
+		  " FROM assessments a JOIN sessions s ON s.id = a.session WHERE s.patient = $1"
+		  " AND ($2::text IS NULL OR s.course = $2) ORDER BY a.session, a.onset, a.id"
+		  " LIMIT $3", COURSE_DB_REPORT_OUTCOMES_MAX, course_db_pg_row_assessment },
+		{ "SELECT x.assessment, x.channel, x.name, x.value FROM assessment_results x"
+		  " JOIN assessments a ON a.id = x.assessment JOIN sessions s ON s.id = a.session"
+		  " WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
+		  " ORDER BY x.assessment, x.channel, x.name LIMIT $3",
+		  COURSE_DB_REPORT_RESULTS_MAX, course_db_pg_row_result },
+		{ "SELECT course, id, session, phase, instrument, muscle, mas_grade, r1_deg,"
+		  " r2_deg, fugl_meyer, author, at FROM scores WHERE patient = $1 AND"
+		  " ($2::text IS NULL OR course = $2) ORDER BY at, id LIMIT $3",
+		  COURSE_DB_REPORT_OUTCOMES_MAX, course_db_pg_row_score },
+	};
+	int rc = 0;
 
-	res = course_db_pg_rows(p, "SELECT course, sessions_per_course, max_sessions_per_day,"
-				" min_hours_between, daily_pulse_cap, text FROM prescriptions"
-				" WHERE patient = $1 AND ($2::text IS NULL OR course = $2)"
-				" ORDER BY course LIMIT $3", &rc, err, errlen, "ssi", r->patient,
-				course, (int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_course c = {
-			.sessions_per_course = (int)course_db_pg_int(res, i, 1),
-			.max_sessions_per_day = (int)course_db_pg_int(res, i, 2),
-			.min_hours_between = course_db_pg_real(res, i, 3),
-			.daily_pulse_cap = course_db_pg_int(res, i, 4),
-			.text = course_db_pg_text(res, i, 5),
-		};
-
-		snprintf(c.course, sizeof(c.course), "%s", PQgetvalue(res, i, 0));
-		rc = course_db_report_course_add(r, &c, err, errlen);
+	for (size_t k = 0; rc == 0 && k < sizeof(q) / sizeof(q[0]); k++) {
+		rc = course_db_pg_report_each(p, r, course, q[k].sql, q[k].max, q[k].row, err,
+					      errlen);
 	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT id, course, rig, started, stopped, stop_reason,"
-				" pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
-				" edf_file, edf_sha256 FROM sessions WHERE patient = $1 AND"
-				" ($2::text IS NULL OR course = $2) ORDER BY started, id LIMIT $3",
-				&rc, err, errlen, "ssi", r->patient, course,
-				(int64_t)COURSE_DB_REPORT_SESSIONS_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_session x = {
-			.id = course_db_pg_int(res, i, 0),
-			.started = course_db_pg_int(res, i, 3),
-			.stopped = course_db_pg_int(res, i, 4),
-			.stop_reason = course_db_pg_text(res, i, 5),
-			.pulses = course_db_pg_int(res, i, 6),
-			.intensity_pct = course_db_pg_real(res, i, 7),
-			.motor_threshold_pct = course_db_pg_real(res, i, 8),
-			.target = course_db_pg_text(res, i, 9),
-			.edf_file = course_db_pg_text(res, i, 11),
-		};
-
-		snprintf(x.rig, sizeof(x.rig), "%s", PQgetvalue(res, i, 2));
-		snprintf(x.arm_code, sizeof(x.arm_code), "%s", PQgetvalue(res, i, 10));
-		snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", PQgetvalue(res, i, 12));
-		rc = course_db_report_session_add(r, PQgetvalue(res, i, 1), &x, err, errlen);
-	}
-	PQclear(res);
-	if (rc < 0) {
-		return rc;
-	}
-	res = course_db_pg_rows(p, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
-				" FROM notes n JOIN sessions s ON s.id = n.session"
-				" WHERE s.patient = $1 AND ($2::text IS NULL OR s.course = $2)"
-				" ORDER BY n.session, n.at, n.id LIMIT $3", &rc, err, errlen, "ssi",
-				r->patient, course, (int64_t)COURSE_DB_REPORT_NOTES_MAX + 1);
-	for (int i = 0; res && rc == 0 && i < PQntuples(res); i++) {
-		struct course_db_report_note n = {
-			.id = course_db_pg_int(res, i, 1),
-			.kind = strcmp(PQgetvalue(res, i, 2), "deviation") ? COURSE_DB_ADVERSE :
-				COURSE_DB_DEVIATION,
-			.at = course_db_pg_int(res, i, 3),
-			.what = course_db_pg_text(res, i, 4),
-			.text = course_db_pg_text(res, i, 5),
-		};
-
-		rc = course_db_report_note_add(r, course_db_pg_int(res, i, 0), &n, err, errlen);
-	}
-	PQclear(res);
-	return rc < 0 ? rc : course_db_pg_report_outcomes(p, r, course, err, errlen);
+	return rc;
 }
 
 static int course_db_pg_report(struct course_db *db, struct course_db_report *r,
@@ -1504,11 +1075,19 @@ static int course_db_pg_report(struct course_db *db, struct course_db_report *r,
 		return rc;
 	}
 	/* What this rig holds back: the report is of the server, and says so. */
-	r->pending = course_db_pg_pending(db, r->pending_why, sizeof(r->pending_why));
+	r->pending = course_db_pg_journal_pending(db, r->pending_why, sizeof(r->pending_why));
 	if (r->pending < 0) {
 		r->pending = -1;
 	}
 	return 0;
+}
+
+/* A transaction of what a clinician enters: on the server now, never through the journal. */
+static int course_db_pg_begin_direct(struct course_db_pg *p, char *err, size_t errlen)
+{
+	int rc = course_db_pg_connected(p, err, errlen);
+
+	return rc < 0 ? rc : course_db_pg_exec(p, "BEGIN", err, errlen);
 }
 
 static int course_db_pg_adverse_add(struct course_db *db, const char *patient,
@@ -1521,10 +1100,7 @@ static int course_db_pg_adverse_add(struct course_db *db, const char *patient,
 	int rc;
 
 	*note_id = 0;
-	rc = course_db_pg_connected(p, err, errlen);
-	if (rc == 0) {
-		rc = course_db_pg_exec(p, "BEGIN", err, errlen);
-	}
+	rc = course_db_pg_begin_direct(p, err, errlen);
 	if (rc < 0) {
 		return rc;
 	}
@@ -1563,7 +1139,7 @@ static int course_db_pg_assessment_add(struct course_db *db,
 	int rc;
 
 	/* A running session's write: the journal first, like pulses and notes. */
-	results = course_db_pg_results_text(a);
+	results = course_db_pg_journal_results_text(a);
 	if (!results) {
 		snprintf(err, errlen, "course database: out of memory");
 		return -ENOMEM;
@@ -1626,45 +1202,47 @@ static int course_db_pg_score_add(struct course_db *db, const struct course_db_s
 				  int64_t *score_id, char *err, size_t errlen)
 {
 	struct course_db_pg *p = course_db_pg_of(db);
-	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
-	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
-	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
 	char course[COURSE_DB_ID_MAX + 1] = "";
-	int64_t v[1] = { 0 };
 	int rc;
 
 	/* Entered by a clinician: straight to the server, never a journal (read back after). */
 	*score_id = 0;
-	rc = course_db_pg_connected(p, err, errlen);
-	if (rc == 0) {
-		rc = course_db_pg_exec(p, "BEGIN", err, errlen);
-	}
+	rc = course_db_pg_begin_direct(p, err, errlen);
 	if (rc < 0) {
 		return rc;
 	}
 	rc = course_db_pg_score_course(p, sc, course, sizeof(course), err, errlen);
 	if (rc == 0) {
-		rc = course_db_pg_q(p, "INSERT INTO scores (patient, course, session, phase,"
-				    " instrument, muscle, mas_grade, r1_deg, r2_deg, fugl_meyer,"
-				    " author, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-				    " $11, $12) RETURNING id", v, 1, NULL, err, errlen,
-				    "ssIssssDDIsi", sc->patient, course,
-				    sc->session > 0 ? sc->session : -1,
-				    course_db_phase_name(sc->phase),
-				    course_db_instrument_name(sc->instrument),
-				    fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
-				    tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
-				    fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
+		rc = course_db_score_insert(db, sc, course, score_id, err, errlen);
 	}
 	if (rc == 0) {
 		rc = course_db_pg_exec(p, "COMMIT", err, errlen);
 	}
 	if (rc < 0) {
+		*score_id = 0;
 		course_db_pg_rollback(p);
-		return rc;
 	}
-	*score_id = v[0];
-	return 0;
+	return rc;
+}
+
+/* The front end's INSERT, the new id read back with RETURNING. */
+static int course_db_pg_insert(struct course_db *db, const char *sql, int64_t *id, char *err,
+			       size_t errlen, const char *types, va_list ap)
+{
+	char returning[1024];
+	int rc;
+
+	if ((size_t)snprintf(returning, sizeof(returning), "%s RETURNING id", sql) >=
+	    sizeof(returning)) {
+		snprintf(err, errlen, "course database: statement too long: %s", sql);
+		return -E2BIG;
+	}
+	rc = course_db_pg_vq(course_db_pg_of(db), returning, id, 1, NULL, err, errlen, types,
+			     ap);
+	if (rc < 0) {
+		*id = 0;
+	}
+	return rc;
 }
 
 const struct course_db_ops course_db_pg_ops = {
@@ -1682,11 +1260,14 @@ const struct course_db_ops course_db_pg_ops = {
 	.recording = course_db_pg_recording,
 	.daily_pulses = course_db_pg_daily_pulses,
 	.course_dose = course_db_pg_course_dose,
-	.sync = course_db_pg_sync,
-	.pending = course_db_pg_pending,
+	.sync = course_db_pg_journal_sync,
+	.pending = course_db_pg_journal_pending,
 	.check = course_db_pg_check,
 	.report = course_db_pg_report,
 	.adverse_add = course_db_pg_adverse_add,
 	.assessment_add = course_db_pg_assessment_add,
 	.score_add = course_db_pg_score_add,
+	.q = course_db_pg_q_op,
+	.session_rig = course_db_pg_session_rig,
+	.insert = course_db_pg_insert,
 };

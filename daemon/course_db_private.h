@@ -8,6 +8,7 @@
 #ifndef RPMSD_COURSE_DB_PRIVATE_H
 #define RPMSD_COURSE_DB_PRIVATE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,24 @@ struct course_db_ops {
 			      char *err, size_t errlen);
 	int (*score_add)(struct course_db *db, const struct course_db_score *s,
 			 int64_t *score_id, char *err, size_t errlen);
+	/*
+	 * For the SQL the front end runs through the backend (course_db_limits_read
+	 * inside session_begin's transaction, course_db_prescription_store): run
+	 * @sql ($1.. placeholders) with the arguments @types says (the backends'
+	 * letters: 's' text, 'i' int64_t, 'd' double) and read up to @ncol integer
+	 * columns of its first row into @row (NULL or no row: -1).
+	 */
+	int (*q)(struct course_db *db, const char *sql, int64_t *row, int ncol,
+		 char *err, size_t errlen, const char *types, va_list ap);
+	/* The rig of @session into @rig; left as it is when it cannot be read. */
+	void (*session_rig)(struct course_db *db, int64_t session, char *rig, size_t len);
+	/*
+	 * For course_db_score_insert, inside the backend's transaction: run the
+	 * INSERT @sql ($1.. placeholders, arguments as limits_q's plus 'I', 'D'
+	 * for NULLs) and set *@id to the new row's id.
+	 */
+	int (*insert)(struct course_db *db, const char *sql, int64_t *id, char *err,
+		      size_t errlen, const char *types, va_list ap);
 };
 
 /** The handle: the backend's operations and its state. */
@@ -83,6 +102,41 @@ int course_db_limits_check(const struct course_db_prescription *rx,
 			   const struct course_db_limits *l, int64_t now,
 			   int64_t day_start, int64_t day_end, char *err, size_t errlen);
 
+/**
+ * Read the limits of a start of @rx's patient and course at @now (the
+ * running session, the course's and the day's sessions and pulses, the last
+ * end) through the backend's q and apply course_db_limits_check. The
+ * backend calls it inside the transaction that also inserts the session, so
+ * what is read still holds when the session is written.
+ * @return 0 when the start is allowed, -EPERM with @err naming the rule,
+ * or the backend's error.
+ */
+int course_db_limits_read(struct course_db *db, const struct course_db_prescription *rx,
+			  int64_t now, int64_t day_start, int64_t day_end,
+			  char *err, size_t errlen);
+
+/**
+ * Store @rx (course_db_prescription_put's checks done, its patient found by
+ * the backend) through the backend's q: added, or replacing the patient's
+ * prescription of the same course.
+ * @return 0 or the backend's error.
+ */
+int course_db_prescription_store(struct course_db *db, const struct course_db_prescription *rx,
+				 char *err, size_t errlen);
+
+/**
+ * Insert the score @sc into @course (course_db_score_add's checks done, the
+ * course found by the backend) through the backend's insert, inside its
+ * transaction: what @sc's instrument does not use is stored as NULL.
+ * @return 0 with *@score_id set, or the backend's error.
+ */
+int course_db_score_insert(struct course_db *db, const struct course_db_score *sc,
+			   const char *course, int64_t *score_id, char *err, size_t errlen);
+
+/** Fill @err (when there is one) with the message @fmt; @return @rc. */
+int course_db_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /** Fill @err with the refusal of a schema @found newer than this build knows. */
 int course_db_schema_newer(const char *where, int found, char *err, size_t errlen);
 
@@ -106,6 +160,13 @@ int course_db_report_course_add(struct course_db_report *r,
  */
 int course_db_report_session_add(struct course_db_report *r, const char *course,
 				 const struct course_db_report_session *s, char *err, size_t errlen);
+
+/** The course @course of @r, added before, or NULL. */
+struct course_db_report_course *course_db_report_course_find(struct course_db_report *r,
+							     const char *course);
+
+/** Fill @err with the report's out of memory; @return -ENOMEM. */
+int course_db_report_nomem(char *err, size_t errlen);
 
 /** Add a copy of @n to the session @session of @r, added before. */
 int course_db_report_note_add(struct course_db_report *r, int64_t session,

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +22,6 @@ struct course_db_report_alloc {
 	size_t sessions;
 	size_t notes;
 };
-
-__attribute__((format(printf, 4, 5)))
-static int course_db_report_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 /* A copy of @s (NULL stays NULL); false when out of memory. */
 static bool course_db_report_dup(char **dst, const char *s)
@@ -61,9 +47,22 @@ static void *course_db_report_grow(void **a, size_t *n, size_t size)
 	return p + (*n)++ * size;
 }
 
-static int course_db_report_nomem(char *err, size_t errlen)
+int course_db_report_nomem(char *err, size_t errlen)
 {
-	return course_db_report_fail(-ENOMEM, err, errlen, "course report: out of memory");
+	return course_db_fail(-ENOMEM, err, errlen, "course report: out of memory");
+}
+
+struct course_db_report_course *course_db_report_course_find(struct course_db_report *r,
+							     const char *course)
+{
+	struct course_db_report_course *c = NULL;
+
+	for (size_t i = 0; i < r->n_courses; i++) {
+		if (!strcmp(r->courses[i].course, course)) {
+			c = &r->courses[i];
+		}
+	}
+	return c;
 }
 
 /* The bounds are counted over the whole report: the sum of every course's. */
@@ -86,10 +85,10 @@ int course_db_report_course_add(struct course_db_report *r,
 	struct course_db_report_course *d;
 
 	if (r->n_courses >= COURSE_DB_REPORT_SESSIONS_MAX) {
-		return course_db_report_fail(-EFBIG, err, errlen,
-					     "course report: patient %s has more than %d courses "
-					     "(refused rather than cut short; use --course)",
-					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
+		return course_db_fail(-EFBIG, err, errlen,
+				      "course report: patient %s has more than %d courses "
+				      "(refused rather than cut short; use --course)",
+				      r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
 	}
 	/* libpq holds a whole result: the backends ask for at most one row past a bound. */
 	d = course_db_report_grow((void **)&r->courses, &r->n_courses, sizeof(*d));
@@ -110,27 +109,22 @@ int course_db_report_course_add(struct course_db_report *r,
 int course_db_report_session_add(struct course_db_report *r, const char *course,
 				 const struct course_db_report_session *s, char *err, size_t errlen)
 {
-	struct course_db_report_course *c = NULL;
+	struct course_db_report_course *c = course_db_report_course_find(r, course);
 	struct course_db_report_session *d;
 	struct course_db_report_alloc a;
 
-	for (size_t i = 0; i < r->n_courses; i++) {
-		if (!strcmp(r->courses[i].course, course)) {
-			c = &r->courses[i];
-		}
-	}
 	if (!c) {
 		/* The schema's foreign key makes this a broken database, not a caller's slip. */
-		return course_db_report_fail(-EBADMSG, err, errlen,
-					     "course report: session %" PRId64 " of course %s, "
-					     "which has no prescription", s->id, course);
+		return course_db_fail(-EBADMSG, err, errlen,
+				      "course report: session %" PRId64 " of course %s, "
+				      "which has no prescription", s->id, course);
 	}
 	course_db_report_count(r, &a);
 	if (a.sessions >= COURSE_DB_REPORT_SESSIONS_MAX) {
-		return course_db_report_fail(-EFBIG, err, errlen,
-					     "course report: patient %s has more than %d sessions "
-					     "(refused rather than cut short; use --course)",
-					     r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
+		return course_db_fail(-EFBIG, err, errlen,
+				      "course report: patient %s has more than %d sessions "
+				      "(refused rather than cut short; use --course)",
+				      r->patient, COURSE_DB_REPORT_SESSIONS_MAX);
 	}
 	d = course_db_report_grow((void **)&c->sessions, &c->n_sessions, sizeof(*d));
 	if (!d) {
@@ -171,16 +165,16 @@ int course_db_report_note_add(struct course_db_report *r, int64_t session,
 		}
 	}
 	if (!s) {
-		return course_db_report_fail(-EBADMSG, err, errlen,
-					     "course report: note %" PRId64 " of session %" PRId64
-					     ", which is not in the report", n->id, session);
+		return course_db_fail(-EBADMSG, err, errlen,
+				      "course report: note %" PRId64 " of session %" PRId64
+				      ", which is not in the report", n->id, session);
 	}
 	course_db_report_count(r, &a);
 	if (a.notes >= COURSE_DB_REPORT_NOTES_MAX) {
-		return course_db_report_fail(-EFBIG, err, errlen,
-					     "course report: patient %s has more than %d notes "
-					     "(refused rather than cut short; use --course)",
-					     r->patient, COURSE_DB_REPORT_NOTES_MAX);
+		return course_db_fail(-EFBIG, err, errlen,
+				      "course report: patient %s has more than %d notes "
+				      "(refused rather than cut short; use --course)",
+				      r->patient, COURSE_DB_REPORT_NOTES_MAX);
 	}
 	d = course_db_report_grow((void **)&s->notes, &s->n_notes, sizeof(*d));
 	if (!d) {
@@ -297,9 +291,9 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 	*note_id = 0;
 	rc = course_db_id_check("patient", patient, err, errlen);
 	if (rc == 0 && session <= 0) {
-		rc = course_db_report_fail(-EINVAL, err, errlen,
-					   "course database: session id %" PRId64 " is not valid",
-					   session);
+		rc = course_db_fail(-EINVAL, err, errlen,
+				    "course database: session id %" PRId64 " is not valid",
+				    session);
 	}
 	if (rc == 0) {
 		rc = course_db_text_check("adverse-event note", text, false, err, errlen);
@@ -311,13 +305,13 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 		return rc;
 	}
 	if (!text[strspn(text, " \t\r\n")]) {
-		return course_db_report_fail(-EINVAL, err, errlen,
-					     "course database: the adverse-event note is empty");
+		return course_db_fail(-EINVAL, err, errlen,
+				      "course database: the adverse-event note is empty");
 	}
 	if (!*author || strlen(author) > COURSE_DB_ID_MAX) {
-		return course_db_report_fail(-EINVAL, err, errlen,
-					     "course database: author '%s' is empty or longer than "
-					     "%d characters", author, COURSE_DB_ID_MAX);
+		return course_db_fail(-EINVAL, err, errlen,
+				      "course database: author '%s' is empty or longer than "
+				      "%d characters", author, COURSE_DB_ID_MAX);
 	}
 	return db->ops->adverse_add(db, patient, session, now, author, text, note_id,
 				    err, errlen);
@@ -326,16 +320,16 @@ int course_db_adverse_add(struct course_db *db, const char *patient, int64_t ses
 int course_db_schema_other(const char *where, int found, char *err, size_t errlen)
 {
 	if (found <= 0) {
-		return course_db_report_fail(-ENOENT, err, errlen,
-					     "course database %s: not a course database (no schema "
-					     "version in it): nothing read or changed", where);
+		return course_db_fail(-ENOENT, err, errlen,
+				      "course database %s: not a course database (no schema "
+				      "version in it): nothing read or changed", where);
 	}
 	if (found > COURSE_DB_SCHEMA_VERSION) {
 		return course_db_schema_newer(where, found, err, errlen);
 	}
-	return course_db_report_fail(-EPROTONOSUPPORT, err, errlen,
-				     "course database %s: schema version %d is older than this "
-				     "build reads (%d): the rig's rpmsd migrates it when it next "
-				     "opens it; nothing read or changed", where, found,
-				     COURSE_DB_SCHEMA_VERSION);
+	return course_db_fail(-EPROTONOSUPPORT, err, errlen,
+			      "course database %s: schema version %d is older than this "
+			      "build reads (%d): the rig's rpmsd migrates it when it next "
+			      "opens it; nothing read or changed", where, found,
+			      COURSE_DB_SCHEMA_VERSION);
 }

@@ -127,12 +127,11 @@ static void course_db_sqlite_rollback(struct course_db_sqlite *s)
  * for NULL) and read up to @ncol integer columns of
  * its first row into @row (NULL: -1). *@found says whether there was one.
  */
-static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64_t *row,
-			      int ncol, bool *found, char *err, size_t errlen,
-			      const char *types, ...)
+static int course_db_sqlite_vq(struct course_db_sqlite *s, const char *sql, int64_t *row,
+			       int ncol, bool *found, char *err, size_t errlen,
+			       const char *types, va_list ap)
 {
 	sqlite3_stmt *st = NULL;
-	va_list ap;
 	int rc, i;
 
 	if (found) {
@@ -141,7 +140,6 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 	if (sqlite3_prepare_v2(s->h, sql, -1, &st, NULL) != SQLITE_OK) {
 		return course_db_sqlite_fail(s, sql, err, errlen);
 	}
-	va_start(ap, types);
 	for (i = 0; types[i]; i++) {
 		switch (types[i]) {
 		case 's': {
@@ -178,7 +176,6 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 			break;
 		}
 	}
-	va_end(ap);
 	if (types[i]) {
 		rc = course_db_sqlite_fail(s, sql, err, errlen);
 		goto out;
@@ -203,6 +200,46 @@ static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64
 	}
 out:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* See course_db_sqlite_vq. */
+static int course_db_sqlite_q(struct course_db_sqlite *s, const char *sql, int64_t *row,
+			      int ncol, bool *found, char *err, size_t errlen,
+			      const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = course_db_sqlite_vq(s, sql, row, ncol, found, err, errlen, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+/*
+ * The end of a transaction begun with BEGIN IMMEDIATE: run the INSERT @sql
+ * (arguments as course_db_sqlite_q), commit (@what names it in @err) and
+ * set *@id to the new row's id; on any failure roll back, *@id 0.
+ */
+static int course_db_sqlite_insert_commit(struct course_db_sqlite *s, int64_t *id,
+					  const char *what, char *err, size_t errlen,
+					  const char *sql, const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = course_db_sqlite_vq(s, sql, NULL, 0, NULL, err, errlen, types, ap);
+	va_end(ap);
+	if (rc == 0) {
+		*id = sqlite3_last_insert_rowid(s->h);
+		rc = course_db_sqlite_exec(s, "COMMIT", what, err, errlen);
+	}
+	if (rc < 0) {
+		*id = 0;
+		course_db_sqlite_rollback(s);
+	}
 	return rc;
 }
 
@@ -403,16 +440,7 @@ static int course_db_sqlite_prescription_put(struct course_db *db,
 	if (rc < 0) {
 		return rc;
 	}
-	return course_db_sqlite_q(s, "INSERT INTO prescriptions VALUES (?, ?, ?, ?, ?, ?, ?)"
-				  " ON CONFLICT (patient, course) DO UPDATE SET text = excluded.text,"
-				  " sessions_per_course = excluded.sessions_per_course,"
-				  " max_sessions_per_day = excluded.max_sessions_per_day,"
-				  " min_hours_between = excluded.min_hours_between,"
-				  " daily_pulse_cap = excluded.daily_pulse_cap",
-				  NULL, 0, NULL, err, errlen, "sssiidi", rx->patient, rx->course,
-				  rx->text, (int64_t)rx->sessions_per_course,
-				  (int64_t)rx->max_sessions_per_day, rx->min_hours_between,
-				  rx->daily_pulse_cap);
+	return course_db_prescription_store(db, rx, err, errlen);
 }
 
 /* The prescription's limits, or -ENOENT. */
@@ -449,6 +477,27 @@ out:
 	return rc;
 }
 
+static int course_db_sqlite_q_op(struct course_db *db, const char *sql, int64_t *row,
+				 int ncol, char *err, size_t errlen, const char *types,
+				 va_list ap)
+{
+	return course_db_sqlite_vq(course_db_sqlite_of(db), sql, row, ncol, NULL, err, errlen,
+				   types, ap);
+}
+
+static void course_db_sqlite_session_rig(struct course_db *db, int64_t session, char *rig,
+					 size_t len)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(course_db_sqlite_of(db)->h, "SELECT rig FROM sessions WHERE"
+			       " id = ?", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 1, session) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(rig, len, "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+}
+
 static int course_db_sqlite_session_begin(struct course_db *db, const char *patient,
 					  const char *course, const char *rig, int64_t now,
 					  int64_t day_start, int64_t day_end,
@@ -456,9 +505,6 @@ static int course_db_sqlite_session_begin(struct course_db *db, const char *pati
 {
 	struct course_db_sqlite *s = course_db_sqlite_of(db);
 	struct course_db_prescription rx = { .patient = patient, .course = course };
-	struct course_db_limits l = { 0 };
-	char running_rig[COURSE_DB_ID_MAX + 1] = "?";
-	int64_t v[2] = { 0 };
 	int rc;
 
 	/* IMMEDIATE: the write lock before the first read, so no other handle checks between. */
@@ -470,61 +516,14 @@ static int course_db_sqlite_session_begin(struct course_db *db, const char *pati
 	if (rc < 0) {
 		goto err_rollback;
 	}
-	rc = course_db_sqlite_q(s, "SELECT id FROM sessions WHERE patient = ? AND stopped IS NULL"
-				" ORDER BY id LIMIT 1", v, 1, NULL, err, errlen, "s", patient);
+	rc = course_db_limits_read(db, &rx, now, day_start, day_end, err, errlen);
 	if (rc < 0) {
 		goto err_rollback;
 	}
-	if (v[0] > 0) {
-		sqlite3_stmt *st = NULL;
-
-		l.running_id = v[0];
-		if (sqlite3_prepare_v2(s->h, "SELECT rig FROM sessions WHERE id = ?", -1, &st,
-				       NULL) == SQLITE_OK &&
-		    sqlite3_bind_int64(st, 1, v[0]) == SQLITE_OK &&
-		    sqlite3_step(st) == SQLITE_ROW) {
-			snprintf(running_rig, sizeof(running_rig), "%s",
-				 (const char *)sqlite3_column_text(st, 0));
-		}
-		sqlite3_finalize(st);
-		l.running_rig = running_rig;
-	}
-	rc = course_db_sqlite_q(s, "SELECT COUNT(*) FROM sessions WHERE patient = ? AND course = ?",
-				v, 1, NULL, err, errlen, "ss", patient, course);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.course_sessions = v[0];
-	rc = course_db_sqlite_q(s, "SELECT COUNT(*), COALESCE(SUM(pulses), 0) FROM sessions"
-				" WHERE patient = ? AND started >= ? AND started < ?", v, 2, NULL,
-				err, errlen, "sii", patient, day_start, day_end);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.day_sessions = v[0];
-	l.day_pulses = v[1];
-	rc = course_db_sqlite_q(s, "SELECT MAX(COALESCE(stopped, started)) FROM sessions"
-				" WHERE patient = ?", v, 1, NULL, err, errlen, "s", patient);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	l.last_end = v[0];
-	rc = course_db_limits_check(&rx, &l, now, day_start, day_end, err, errlen);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	rc = course_db_sqlite_q(s, "INSERT INTO sessions (patient, course, rig, started)"
-				" VALUES (?, ?, ?, ?)", NULL, 0, NULL, err, errlen, "sssi",
-				patient, course, rig, now);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	*session_id = sqlite3_last_insert_rowid(s->h);
-	rc = course_db_sqlite_exec(s, "COMMIT", "commit session start", err, errlen);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	return 0;
+	return course_db_sqlite_insert_commit(s, session_id, "commit session start", err, errlen,
+					      "INSERT INTO sessions (patient, course, rig,"
+					      " started) VALUES (?, ?, ?, ?)", "sssi", patient,
+					      course, rig, now);
 
 err_rollback:
 	*session_id = 0;
@@ -718,182 +717,189 @@ static double course_db_sqlite_real(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
-/* Schema 3: the assessments with their results, and the scores, of the report's sessions. */
-static int course_db_sqlite_report_outcomes(struct course_db_sqlite *s,
-					    struct course_db_report *r, const char *course,
-					    char *err, size_t errlen)
+/* One row of @st into @r. */
+typedef int (*course_db_sqlite_row_fn)(struct course_db_report *r, sqlite3_stmt *st,
+				       char *err, size_t errlen);
+
+/*
+ * Run the report query @sql (?1 the patient, ?2 @course or NULL for all)
+ * and hand each row to @row, after the report's BEGIN; @what names the
+ * read in an error.
+ */
+static int course_db_sqlite_report_each(struct course_db_sqlite *s, struct course_db_report *r,
+					const char *course, const char *sql, const char *what,
+					course_db_sqlite_row_fn row, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, step = SQLITE_DONE;
 
-	rc = course_db_sqlite_prep2(s, "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
-				    " a.duration FROM assessments a JOIN sessions s ON"
-				    " s.id = a.session WHERE s.patient = ?1 AND (?2 IS NULL OR"
-				    " s.course = ?2) ORDER BY a.session, a.onset, a.id",
-				    r->patient, course, &st, err, errlen);
+	rc = course_db_sqlite_prep2(s, sql, r->patient, course, &st, err, errlen);
 	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_assessment a = {
-			.id = sqlite3_column_int64(st, 1),
-			.phase = course_db_phase_parse(course_db_sqlite_text(st, 2)),
-			.kind = course_db_assess_kind_parse(course_db_sqlite_text(st, 3)),
-			.at = sqlite3_column_int64(st, 4),
-			.onset_s = sqlite3_column_double(st, 5),
-			.duration_s = sqlite3_column_double(st, 6),
-		};
-
-		rc = course_db_report_assessment_add(r, sqlite3_column_int64(st, 0), &a, err,
-						     errlen);
+		rc = row(r, st, err, errlen);
 	}
 	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read assessments", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT x.assessment, x.channel, x.name, x.value FROM"
-				    " assessment_results x JOIN assessments a ON"
-				    " a.id = x.assessment JOIN sessions s ON s.id = a.session"
-				    " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
-				    " ORDER BY x.assessment, x.channel, x.name", r->patient, course,
-				    &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_result x = { .value = sqlite3_column_double(st, 3) };
-
-		snprintf(x.channel, sizeof(x.channel), "%s", course_db_sqlite_text(st, 1));
-		snprintf(x.name, sizeof(x.name), "%s", course_db_sqlite_text(st, 2));
-		rc = course_db_report_result_add(r, sqlite3_column_int64(st, 0), &x, err, errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read assessment results", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT course, id, session, phase, instrument, muscle,"
-				    " mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
-				    " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
-				    " ORDER BY at, id", r->patient, course, &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_score x = {
-			.id = sqlite3_column_int64(st, 1),
-			.session = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
-				   sqlite3_column_int64(st, 2),
-			.phase = course_db_phase_parse(course_db_sqlite_text(st, 3)),
-			.instrument = course_db_instrument_parse(course_db_sqlite_text(st, 4)),
-			.r1_deg = course_db_sqlite_real(st, 7),
-			.r2_deg = course_db_sqlite_real(st, 8),
-			.fugl_meyer = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 :
-				      sqlite3_column_int(st, 9),
-			.at = sqlite3_column_int64(st, 11),
-		};
-		const char *m = course_db_sqlite_text(st, 5), *g = course_db_sqlite_text(st, 6);
-
-		snprintf(x.muscle, sizeof(x.muscle), "%s", m ? m : "");
-		snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", g ? g : "");
-		snprintf(x.author, sizeof(x.author), "%s", course_db_sqlite_text(st, 10));
-		rc = course_db_report_score_add(r, course_db_sqlite_text(st, 0), &x, err, errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read scores", err, errlen);
+		rc = course_db_sqlite_fail(s, what, err, errlen);
 	}
 	sqlite3_finalize(st);
 	return rc;
 }
 
-/* The courses, sessions and notes, read after the report's BEGIN. */
+static int course_db_sqlite_row_course(struct course_db_report *r, sqlite3_stmt *st,
+				       char *err, size_t errlen)
+{
+	struct course_db_report_course c = {
+		.sessions_per_course = sqlite3_column_int(st, 1),
+		.max_sessions_per_day = sqlite3_column_int(st, 2),
+		.min_hours_between = sqlite3_column_double(st, 3),
+		.daily_pulse_cap = sqlite3_column_int64(st, 4),
+		.text = (char *)course_db_sqlite_text(st, 5),
+	};
+
+	snprintf(c.course, sizeof(c.course), "%s", course_db_sqlite_text(st, 0));
+	return course_db_report_course_add(r, &c, err, errlen);
+}
+
+static int course_db_sqlite_row_session(struct course_db_report *r, sqlite3_stmt *st,
+					char *err, size_t errlen)
+{
+	struct course_db_report_session x = {
+		.id = sqlite3_column_int64(st, 0),
+		.started = sqlite3_column_int64(st, 3),
+		.stopped = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 :
+			   sqlite3_column_int64(st, 4),
+		.stop_reason = (char *)course_db_sqlite_text(st, 5),
+		.pulses = sqlite3_column_int64(st, 6),
+		.intensity_pct = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 :
+				 sqlite3_column_double(st, 7),
+		.motor_threshold_pct = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
+				       sqlite3_column_double(st, 8),
+		.target = (char *)course_db_sqlite_text(st, 9),
+		.edf_file = (char *)course_db_sqlite_text(st, 11),
+	};
+	const char *code = course_db_sqlite_text(st, 10);
+	const char *sha = course_db_sqlite_text(st, 12);
+
+	snprintf(x.rig, sizeof(x.rig), "%s", course_db_sqlite_text(st, 2));
+	snprintf(x.arm_code, sizeof(x.arm_code), "%s", code ? code : "");
+	snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", sha ? sha : "");
+	return course_db_report_session_add(r, course_db_sqlite_text(st, 1), &x, err, errlen);
+}
+
+static int course_db_sqlite_row_note(struct course_db_report *r, sqlite3_stmt *st,
+				     char *err, size_t errlen)
+{
+	struct course_db_report_note n = {
+		.id = sqlite3_column_int64(st, 1),
+		.kind = strcmp(course_db_sqlite_text(st, 2), "deviation") ?
+			COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
+		.at = sqlite3_column_int64(st, 3),
+		.what = (char *)course_db_sqlite_text(st, 4),
+		.text = (char *)course_db_sqlite_text(st, 5),
+	};
+
+	return course_db_report_note_add(r, sqlite3_column_int64(st, 0), &n, err, errlen);
+}
+
+static int course_db_sqlite_row_assessment(struct course_db_report *r, sqlite3_stmt *st,
+					   char *err, size_t errlen)
+{
+	struct course_db_report_assessment a = {
+		.id = sqlite3_column_int64(st, 1),
+		.phase = course_db_phase_parse(course_db_sqlite_text(st, 2)),
+		.kind = course_db_assess_kind_parse(course_db_sqlite_text(st, 3)),
+		.at = sqlite3_column_int64(st, 4),
+		.onset_s = sqlite3_column_double(st, 5),
+		.duration_s = sqlite3_column_double(st, 6),
+	};
+
+	return course_db_report_assessment_add(r, sqlite3_column_int64(st, 0), &a, err, errlen);
+}
+
+static int course_db_sqlite_row_result(struct course_db_report *r, sqlite3_stmt *st,
+				       char *err, size_t errlen)
+{
+	struct course_db_report_result x = { .value = sqlite3_column_double(st, 3) };
+
+	snprintf(x.channel, sizeof(x.channel), "%s", course_db_sqlite_text(st, 1));
+	snprintf(x.name, sizeof(x.name), "%s", course_db_sqlite_text(st, 2));
+	return course_db_report_result_add(r, sqlite3_column_int64(st, 0), &x, err, errlen);
+}
+
+static int course_db_sqlite_row_score(struct course_db_report *r, sqlite3_stmt *st,
+				      char *err, size_t errlen)
+{
+	struct course_db_report_score x = {
+		.id = sqlite3_column_int64(st, 1),
+		.session = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 :
+			   sqlite3_column_int64(st, 2),
+		.phase = course_db_phase_parse(course_db_sqlite_text(st, 3)),
+		.instrument = course_db_instrument_parse(course_db_sqlite_text(st, 4)),
+		.r1_deg = course_db_sqlite_real(st, 7),
+		.r2_deg = course_db_sqlite_real(st, 8),
+		.fugl_meyer = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 :
+			      sqlite3_column_int(st, 9),
+		.at = sqlite3_column_int64(st, 11),
+	};
+	const char *m = course_db_sqlite_text(st, 5), *g = course_db_sqlite_text(st, 6);
+
+	snprintf(x.muscle, sizeof(x.muscle), "%s", m ? m : "");
+	snprintf(x.mas_grade, sizeof(x.mas_grade), "%s", g ? g : "");
+	snprintf(x.author, sizeof(x.author), "%s", course_db_sqlite_text(st, 10));
+	return course_db_report_score_add(r, course_db_sqlite_text(st, 0), &x, err, errlen);
+}
+
+/*
+ * The courses, sessions and notes, then (schema 3) the assessments with
+ * their results and the scores of the report's sessions, read after the
+ * report's BEGIN.
+ */
 static int course_db_sqlite_report_rows(struct course_db_sqlite *s, struct course_db_report *r,
 					const char *course, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, step = SQLITE_DONE;
+	static const struct {
+		const char *sql;
+		const char *what;
+		course_db_sqlite_row_fn row;
+	} q[] = {
+		{ "SELECT course, sessions_per_course, max_sessions_per_day,"
+		  " min_hours_between, daily_pulse_cap, text FROM prescriptions"
+		  " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
+		  " ORDER BY course",
+		  "read prescriptions", course_db_sqlite_row_course },
+		{ "SELECT id, course, rig, started, stopped, stop_reason,"
+		  " pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
+		  " edf_file, edf_sha256 FROM sessions WHERE patient = ?1 AND"
+		  " (?2 IS NULL OR course = ?2) ORDER BY started, id",
+		  "read sessions", course_db_sqlite_row_session },
+		{ "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
+		  " FROM notes n JOIN sessions s ON s.id = n.session"
+		  " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
+		  " ORDER BY n.session, n.at, n.id",
+		  "read notes", course_db_sqlite_row_note },
+		{ "SELECT a.session, a.id, a.phase, a.kind, a.at, a.onset,"
+		  " a.duration FROM assessments a JOIN sessions s ON"
+		  " s.id = a.session WHERE s.patient = ?1 AND (?2 IS NULL OR"
+		  " s.course = ?2) ORDER BY a.session, a.onset, a.id",
+		  "read assessments", course_db_sqlite_row_assessment },
+		{ "SELECT x.assessment, x.channel, x.name, x.value FROM"
+		  " assessment_results x JOIN assessments a ON"
+		  " a.id = x.assessment JOIN sessions s ON s.id = a.session"
+		  " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
+		  " ORDER BY x.assessment, x.channel, x.name",
+		  "read assessment results", course_db_sqlite_row_result },
+		{ "SELECT course, id, session, phase, instrument, muscle,"
+		  " mas_grade, r1_deg, r2_deg, fugl_meyer, author, at FROM scores"
+		  " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
+		  " ORDER BY at, id",
+		  "read scores", course_db_sqlite_row_score },
+	};
+	int rc = 0;
 
-	rc = course_db_sqlite_prep2(s, "SELECT course, sessions_per_course, max_sessions_per_day,"
-				    " min_hours_between, daily_pulse_cap, text FROM prescriptions"
-				    " WHERE patient = ?1 AND (?2 IS NULL OR course = ?2)"
-				    " ORDER BY course", r->patient, course, &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_course c = {
-			.sessions_per_course = sqlite3_column_int(st, 1),
-			.max_sessions_per_day = sqlite3_column_int(st, 2),
-			.min_hours_between = sqlite3_column_double(st, 3),
-			.daily_pulse_cap = sqlite3_column_int64(st, 4),
-			.text = (char *)course_db_sqlite_text(st, 5),
-		};
-
-		snprintf(c.course, sizeof(c.course), "%s", course_db_sqlite_text(st, 0));
-		rc = course_db_report_course_add(r, &c, err, errlen);
+	for (size_t k = 0; rc == 0 && k < sizeof(q) / sizeof(q[0]); k++) {
+		rc = course_db_sqlite_report_each(s, r, course, q[k].sql, q[k].what, q[k].row,
+						  err, errlen);
 	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read prescriptions", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT id, course, rig, started, stopped, stop_reason,"
-				    " pulses, intensity_pct, motor_threshold_pct, target, arm_code,"
-				    " edf_file, edf_sha256 FROM sessions WHERE patient = ?1 AND"
-				    " (?2 IS NULL OR course = ?2) ORDER BY started, id",
-				    r->patient, course, &st, err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_session x = {
-			.id = sqlite3_column_int64(st, 0),
-			.started = sqlite3_column_int64(st, 3),
-			.stopped = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 :
-				   sqlite3_column_int64(st, 4),
-			.stop_reason = (char *)course_db_sqlite_text(st, 5),
-			.pulses = sqlite3_column_int64(st, 6),
-			.intensity_pct = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 :
-					 sqlite3_column_double(st, 7),
-			.motor_threshold_pct = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
-					       sqlite3_column_double(st, 8),
-			.target = (char *)course_db_sqlite_text(st, 9),
-			.edf_file = (char *)course_db_sqlite_text(st, 11),
-		};
-		const char *code = course_db_sqlite_text(st, 10);
-		const char *sha = course_db_sqlite_text(st, 12);
-
-		snprintf(x.rig, sizeof(x.rig), "%s", course_db_sqlite_text(st, 2));
-		snprintf(x.arm_code, sizeof(x.arm_code), "%s", code ? code : "");
-		snprintf(x.edf_sha256, sizeof(x.edf_sha256), "%s", sha ? sha : "");
-		rc = course_db_report_session_add(r, course_db_sqlite_text(st, 1), &x, err,
-						  errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read sessions", err, errlen);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc < 0) {
-		return rc;
-	}
-	rc = course_db_sqlite_prep2(s, "SELECT n.session, n.id, n.kind, n.at, n.what, n.text"
-				    " FROM notes n JOIN sessions s ON s.id = n.session"
-				    " WHERE s.patient = ?1 AND (?2 IS NULL OR s.course = ?2)"
-				    " ORDER BY n.session, n.at, n.id", r->patient, course, &st,
-				    err, errlen);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct course_db_report_note n = {
-			.id = sqlite3_column_int64(st, 1),
-			.kind = strcmp(course_db_sqlite_text(st, 2), "deviation") ?
-				COURSE_DB_ADVERSE : COURSE_DB_DEVIATION,
-			.at = sqlite3_column_int64(st, 3),
-			.what = (char *)course_db_sqlite_text(st, 4),
-			.text = (char *)course_db_sqlite_text(st, 5),
-		};
-
-		rc = course_db_report_note_add(r, sqlite3_column_int64(st, 0), &n, err, errlen);
-	}
-	if (rc == 0 && step != SQLITE_DONE) {
-		rc = course_db_sqlite_fail(s, "read notes", err, errlen);
-	}
-	sqlite3_finalize(st);
-	return rc < 0 ? rc : course_db_sqlite_report_outcomes(s, r, course, err, errlen);
+	return rc;
 }
 
 /* The patient's courses, or -ENOENT naming what is missing. */
@@ -977,18 +983,10 @@ static int course_db_sqlite_adverse_add(struct course_db *db, const char *patien
 		rc = -EPERM;
 		goto err_rollback;
 	}
-	rc = course_db_sqlite_q(s, "INSERT INTO notes (session, kind, at, what, text) VALUES"
-				" (?, 'adverse', ?, ?, ?)", NULL, 0, NULL, err, errlen, "iiss",
-				session, now, author, text);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	*note_id = sqlite3_last_insert_rowid(s->h);
-	rc = course_db_sqlite_exec(s, "COMMIT", "commit note", err, errlen);
-	if (rc < 0) {
-		goto err_rollback;
-	}
-	return 0;
+	return course_db_sqlite_insert_commit(s, note_id, "commit note", err, errlen,
+					      "INSERT INTO notes (session, kind, at, what, text)"
+					      " VALUES (?, 'adverse', ?, ?, ?)", "iiss", session,
+					      now, author, text);
 
 err_rollback:
 	*note_id = 0;
@@ -1091,9 +1089,6 @@ static int course_db_sqlite_score_add(struct course_db *db, const struct course_
 				      int64_t *score_id, char *err, size_t errlen)
 {
 	struct course_db_sqlite *s = course_db_sqlite_of(db);
-	bool mas = sc->instrument == COURSE_DB_MODIFIED_ASHWORTH;
-	bool tardieu = sc->instrument == COURSE_DB_MODIFIED_TARDIEU;
-	bool fm = sc->instrument == COURSE_DB_FUGL_MEYER_UE;
 	char course[COURSE_DB_ID_MAX + 1] = "";
 	int rc;
 
@@ -1103,25 +1098,25 @@ static int course_db_sqlite_score_add(struct course_db *db, const struct course_
 	}
 	rc = course_db_sqlite_score_course(s, sc, course, sizeof(course), err, errlen);
 	if (rc == 0) {
-		rc = course_db_sqlite_q(s, "INSERT INTO scores (patient, course, session, phase,"
-					" instrument, muscle, mas_grade, r1_deg, r2_deg,"
-					" fugl_meyer, author, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-					" ?, ?, ?, ?)", NULL, 0, NULL, err, errlen, "ssIssssDDIsi",
-					sc->patient, course, sc->session > 0 ? sc->session : -1,
-					course_db_phase_name(sc->phase),
-					course_db_instrument_name(sc->instrument),
-					fm ? NULL : sc->muscle, mas ? sc->mas_grade : NULL,
-					tardieu ? sc->r1_deg : NAN, tardieu ? sc->r2_deg : NAN,
-					fm ? (int64_t)sc->fugl_meyer : -1, sc->author, sc->at);
+		rc = course_db_score_insert(db, sc, course, score_id, err, errlen);
 	}
 	if (rc == 0) {
-		*score_id = sqlite3_last_insert_rowid(s->h);
 		rc = course_db_sqlite_exec(s, "COMMIT", "commit score", err, errlen);
 	}
 	if (rc < 0) {
 		*score_id = 0;
 		course_db_sqlite_rollback(s);
 	}
+	return rc;
+}
+
+static int course_db_sqlite_insert(struct course_db *db, const char *sql, int64_t *id,
+				   char *err, size_t errlen, const char *types, va_list ap)
+{
+	struct course_db_sqlite *s = course_db_sqlite_of(db);
+	int rc = course_db_sqlite_vq(s, sql, NULL, 0, NULL, err, errlen, types, ap);
+
+	*id = rc < 0 ? 0 : sqlite3_last_insert_rowid(s->h);
 	return rc;
 }
 
@@ -1147,4 +1142,7 @@ const struct course_db_ops course_db_sqlite_ops = {
 	.adverse_add = course_db_sqlite_adverse_add,
 	.assessment_add = course_db_sqlite_assessment_add,
 	.score_add = course_db_sqlite_score_add,
+	.q = course_db_sqlite_q_op,
+	.session_rig = course_db_sqlite_session_rig,
+	.insert = course_db_sqlite_insert,
 };

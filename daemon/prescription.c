@@ -10,16 +10,13 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <ini.h>
 
 #include "config.h"
 #include "config_private.h"
-#include "file.h"
 #include "prescription.h"
 #include "prescription_private.h"
 
@@ -29,17 +26,8 @@
 
 struct prescription_ctx {
 	struct prescription rx;		/* copied out only on success */
-	const char *path;
-	FILE *f;
-	char *err;
-	size_t errlen;
-	int lineno;
+	struct config_ini ini;		/* the file */
 	const char *section;		/* current section, NULL before the first */
-	bool failed;
-	int read_errno;
-	char *line;
-	size_t line_cap;
-	size_t bytes;
 };
 
 static void prescription_fail(struct prescription_ctx *ctx, int line, const char *fmt, ...)
@@ -50,12 +38,8 @@ static void prescription_fail(struct prescription_ctx *ctx, int line, const char
 {
 	va_list ap;
 
-	if (ctx->failed) {
-		return;
-	}
-	ctx->failed = true;
 	va_start(ap, fmt);
-	config_vreport(ctx->err, ctx->errlen, ctx->path, line, fmt, ap);
+	config_ini_vfail(&ctx->ini, line, fmt, ap);
 	va_end(ap);
 }
 
@@ -76,106 +60,34 @@ static int prescription_section(struct prescription_ctx *ctx, const char *name, 
 		config_append(allowed, sizeof(allowed), "%s%s", i ? ", " : "",
 			      prescription_key_sections[i]);
 	}
-	prescription_fail(ctx, ctx->lineno, "[%.*s]: unknown section (allowed: %s)", (int)n, name,
+	prescription_fail(ctx, ctx->ini.lineno, "[%.*s]: unknown section (allowed: %s)", (int)n, name,
 			  allowed);
 	return -EINVAL;
 }
 
-/* Section lines never reach libinih's handler: see them here. */
-static int prescription_scan_line(struct prescription_ctx *ctx, const char *line)
+/* Section lines never reach libinih's handler: config_ini's reader hands them here. */
+static int prescription_ini_section(struct config_ini *ini, const char *name, size_t n)
 {
-	const char *name;
-	size_t len;
-
-	if (!config_load_section_line(line, ctx->lineno, &name, &len)) {
-		return 0;
-	}
-	return prescription_section(ctx, name, len);
-}
-
-/* libinih's fgets: whole lines (a NUL cannot hide the rest), counted. */
-static char *prescription_read_line(char *str, int num, void *stream)
-{
-	struct prescription_ctx *ctx = stream;
-	ssize_t len;
-
-	if (ctx->failed) {
-		return NULL;
-	}
-	errno = 0;
-	len = getline(&ctx->line, &ctx->line_cap, ctx->f);
-	if (len < 0) {
-		if (ferror(ctx->f)) {
-			ctx->read_errno = errno ? errno : EIO;
-		}
-		return NULL;
-	}
-	ctx->lineno++;
-	ctx->bytes += (size_t)len;
-	if (ctx->bytes > PRESCRIPTION_FILE_MAX) {
-		prescription_fail(ctx, ctx->lineno, "the file is larger than %d bytes",
-				  PRESCRIPTION_FILE_MAX);
-		return NULL;
-	}
-	if (memchr(ctx->line, '\0', (size_t)len)) {
-		prescription_fail(ctx, ctx->lineno, "NUL byte in the line (allowed: text only)");
-		return NULL;
-	}
-	if (len > num - 2 + (ctx->line[len - 1] == '\n')) {
-		prescription_fail(ctx, ctx->lineno, "line too long (allowed: at most %d characters)",
-				  num - 2);
-		return NULL;
-	}
-	memcpy(str, ctx->line, (size_t)len + 1);
-	if (prescription_scan_line(ctx, str) < 0) {
-		return NULL;
-	}
-	return str;
+	return prescription_section((struct prescription_ctx *)((char *)ini -
+				    offsetof(struct prescription_ctx, ini)), name, n);
 }
 
 static int prescription_handler(void *user, const char *section, const char *name,
 				const char *value)
 {
+	static const struct config_ini_keys keys = {
+		prescription_key_table, prescription_key_find, prescription_key_section_keys,
+	};
 	struct prescription_ctx *ctx = user;
-	char buf[CONFIG_ERR_MAX];
 	const struct config_key *k;
 	union config_value v;
-	size_t idx;
 
 	(void)section;
-	if (ctx->failed) {
-		return 0;
-	}
-	if (!name[0]) {
-		prescription_fail(ctx, ctx->lineno,
-				  "syntax error (expected '[section]' or 'key = value')");
-		return 0;
-	}
-	if (!ctx->section) {
-		prescription_fail(ctx, ctx->lineno,
-				  "%s: key outside any section (expected a '[section]' line first)",
-				  name);
-		return 0;
-	}
-	k = prescription_key_find(ctx->section, name);
+	k = config_ini_key(&ctx->ini, &keys, ctx->section, name, value, ctx->rx.key_line, &v);
 	if (!k) {
-		prescription_key_section_keys(ctx->section, buf, sizeof(buf));
-		prescription_fail(ctx, ctx->lineno, "%s.%s: unknown key (allowed: %s)",
-				  ctx->section, name, buf);
-		return 0;
-	}
-	idx = (size_t)(k - prescription_key_table);
-	if (ctx->rx.key_line[idx]) {
-		prescription_fail(ctx, ctx->lineno, "%s.%s: set twice (first at line %d)",
-				  k->section, k->key, ctx->rx.key_line[idx]);
-		return 0;
-	}
-	if (config_value_parse(k, value, &v, buf, sizeof(buf)) < 0) {
-		prescription_fail(ctx, ctx->lineno, "%s.%s: %s", k->section, k->key, buf);
 		return 0;
 	}
 	config_value_store_at(&ctx->rx, k, value, &v);
-	ctx->rx.key_line[idx] = ctx->lineno;
 	return 1;
 }
 
@@ -424,110 +336,39 @@ static int prescription_rule_intensity(struct prescription_ctx *ctx)
 	return 0;
 }
 
-static void prescription_inih_call(struct prescription_ctx *ctx, int *ret)
-{
-	bool multiline = ini_allow_multiline, stop = ini_stop_on_first_error;
-	bool stack = ini_use_stack, no_value = ini_allow_no_value, bom = ini_allow_bom;
-	bool inline_comments = ini_allow_inline_comments;
-	int max_line = ini_max_line;
-
-	/* as config_load: one key a line, so the line counted is the key's */
-	ini_allow_multiline = false;
-	ini_stop_on_first_error = true;
-	ini_use_stack = true;
-	ini_allow_no_value = false;
-	ini_allow_bom = true;
-	ini_allow_inline_comments = true;
-	ini_max_line = PRESCRIPTION_LINE_MAX;
-	*ret = ini_parse_stream(prescription_read_line, ctx, prescription_handler, ctx);
-	ini_allow_multiline = multiline;
-	ini_stop_on_first_error = stop;
-	ini_use_stack = stack;
-	ini_allow_no_value = no_value;
-	ini_allow_bom = bom;
-	ini_allow_inline_comments = inline_comments;
-	ini_max_line = max_line;
-}
-
 int prescription_load(struct prescription *rx, const char *path, char *err, size_t errlen)
 {
+	static const struct config_ini_kind kind = {
+		.path_max = PRESCRIPTION_PATH_MAX,
+		.file_max = PRESCRIPTION_FILE_MAX,
+		.line_max = PRESCRIPTION_LINE_MAX,
+		.section = prescription_ini_section,
+		.allowed = "a prescription file",
+		.noun = "a prescription",
+	};
 	struct prescription_ctx *ctx;
-	struct stat st;
-	size_t n = strlen(path);
-	int ret;
 	int rc;
 
-	if (errlen) {
-		err[0] = '\0';
-	}
-	if (n >= PRESCRIPTION_PATH_MAX) {
-		config_report(err, errlen, path, 0, "path is too long (allowed: at most %d characters)",
-			      PRESCRIPTION_PATH_MAX - 1);
-		return -ENAMETOOLONG;
-	}
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		config_report(err, errlen, path, 0, "out of memory");
 		return -ENOMEM;
 	}
-	ctx->path = path;
-	ctx->err = err;
-	ctx->errlen = errlen;
-	prescription_defaults(&ctx->rx);
-	memcpy(ctx->rx.path, path, n + 1);
-
-	ctx->f = file_open_regular(path, &rc);
-	if (!ctx->f) {
-		if (rc == -EISDIR) {
-			config_report(err, errlen, path, 0, "cannot read: %s", strerror(-rc));
-		} else if (rc == -EINVAL) {
-			config_report(err, errlen, path, 0,
-				      "not a regular file (allowed: a prescription file)");
-		} else {
-			config_report(err, errlen, path, 0, "cannot open: %s", strerror(-rc));
-		}
-		goto err_free;
+	rc = config_ini_open(&ctx->ini, &kind, path, err, errlen);
+	if (rc == 0) {
+		prescription_defaults(&ctx->rx);
+		memcpy(ctx->rx.path, path, strlen(path) + 1);
+		rc = config_ini_parse(&ctx->ini, prescription_handler, ctx);
 	}
-	if (fstat(fileno(ctx->f), &st) == 0 && st.st_size > PRESCRIPTION_FILE_MAX) {
-		config_report(err, errlen, path, 0,
-			      "%lld bytes, too large for a prescription (allowed: at most %d bytes)",
-			      (long long)st.st_size, PRESCRIPTION_FILE_MAX);
-		rc = -EFBIG;
-		goto err_close;
+	if (rc == 0 && (prescription_rule_course(ctx) < 0 || prescription_rule_target(ctx) < 0 ||
+			prescription_rule_protocol(ctx) < 0 ||
+			prescription_rule_intensity(ctx) < 0)) {
+		rc = -EINVAL;
 	}
-	prescription_inih_call(ctx, &ret);
-	rc = -EINVAL;
-	if (ctx->failed) {
-		goto err_close;
+	config_ini_close(&ctx->ini);
+	if (rc == 0) {
+		*rx = ctx->rx;
 	}
-	if (ctx->read_errno) {
-		rc = -ctx->read_errno;
-		prescription_fail(ctx, 0, "cannot read: %s", strerror(ctx->read_errno));
-		goto err_close;
-	}
-	if (ret > 0) {
-		prescription_fail(ctx, ret, "syntax error (expected '[section]' or 'key = value')");
-		goto err_close;
-	}
-	if (ret < 0) {
-		prescription_fail(ctx, 0, "out of memory");
-		rc = -ENOMEM;
-		goto err_close;
-	}
-	if (prescription_rule_course(ctx) < 0 || prescription_rule_target(ctx) < 0 ||
-	    prescription_rule_protocol(ctx) < 0 || prescription_rule_intensity(ctx) < 0) {
-		goto err_close;
-	}
-	fclose(ctx->f);
-	*rx = ctx->rx;
-	free(ctx->line);
-	free(ctx);
-	return 0;
-
-err_close:
-	fclose(ctx->f);
-err_free:
-	free(ctx->line);
 	free(ctx);
 	return rc;
 }

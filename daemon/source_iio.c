@@ -12,6 +12,12 @@
  * preallocated scratch array, then raw -> µV with the channel's scale and
  * offset and the configured amplifier gain.
  *
+ * A joint angle (source.angle_channel) is one more scan element of the
+ * same device, enabled with the EMG and read from the same frames:
+ * (raw + offset) * scale in the channel's own unit (millivolts for a
+ * voltage; not divided by source.gain, the EMG amplifier's), then to
+ * degrees. It goes after the EMG of every frame (source_frame_floats).
+ *
  * Timestamps: the device's timestamp channel when it has one, else
  * CLOCK_MONOTONIC at refill. Two consecutive frames' timestamps more than
  * 1.5 periods apart are a gap: it is counted, the block is split there,
@@ -49,6 +55,11 @@ struct source_iio_shape {
 	double offset[SOURCE_MAX_CHANNELS];
 	unsigned bytes[SOURCE_MAX_CHANNELS];
 	bool is_signed[SOURCE_MAX_CHANNELS];
+	/* the angle channel's, when there is one */
+	double angle_mul;
+	double angle_offset;
+	unsigned angle_bytes;
+	bool angle_signed;
 };
 
 struct source_iio {
@@ -64,12 +75,17 @@ struct source_iio {
 	double offset[SOURCE_MAX_CHANNELS];	/* raw units */
 	unsigned bytes[SOURCE_MAX_CHANNELS];	/* storage bytes of one sample */
 	bool is_signed[SOURCE_MAX_CHANNELS];
+	struct iio_channel *angle;	/* source.angle_channel, or NULL */
+	double angle_mul;		/* degrees per raw unit */
+	double angle_offset;		/* raw units */
+	unsigned angle_bytes;
+	bool angle_signed;
 	struct iio_buffer *buf;		/* reader thread only, after start */
 	_Atomic(struct iio_buffer *) live;	/* the same, for cancel */
 	size_t frames;			/* buffer size in frames */
 	void *scratch;			/* frames * 8 bytes */
 	int64_t *stamps;		/* frames timestamps */
-	float *conv;			/* the refilled block in µV, frames x channels */
+	float *conv;			/* the refilled block, frames x source_frame_floats */
 	size_t have;			/* frames in conv */
 	size_t pos;			/* first of them not yet delivered */
 	uint64_t lost_at_pos;		/* samples missing just before conv[pos] */
@@ -161,6 +177,69 @@ static void source_iio_list_channels(const struct iio_device *dev, char *out, si
 	}
 }
 
+/*
+ * source.angle_channel: a scan element of the same device, never one of
+ * the EMG channels (an angle read as EMG would reach the detectors, and
+ * one element cannot be both). Compared as channels, not as names, so an
+ * id and its label cannot smuggle the same element in twice.
+ */
+static int source_iio_angle(struct source_iio *s, const struct rpmsd_config *cfg,
+			    char *err, size_t errlen)
+{
+	const char *want = cfg->source.angle_channel;
+	const struct iio_data_format *fmt;
+	struct iio_channel *c;
+	double scale = 1.0, offset = 0.0;
+	char names[512];
+	unsigned ch;
+
+	if (want[0] == '\0') {
+		return 0;
+	}
+	c = iio_device_find_channel(s->dev, want, false);
+	if (!c || !iio_channel_is_scan_element(c)) {
+		source_iio_list_channels(s->dev, names, sizeof(names));
+		return source_iio_fail(err, errlen, -ENOENT,
+				       "source.angle_channel: device '%s' has no input channel '%s' that can be streamed (channels: %s)",
+				       iio_device_get_id(s->dev), want, names);
+	}
+	for (ch = 0; ch < s->base.channels; ch++) {
+		if (s->chn[ch] == c) {
+			return source_iio_fail(err, errlen, -EINVAL,
+					       "source.angle_channel: channel '%s' is also an EMG channel of source.channels ('%s'): the angle must be a channel of its own, or it would reach the burst detectors",
+					       want, s->base.channel_names[ch]);
+		}
+	}
+	if (iio_channel_get_type(c) == IIO_TIMESTAMP) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.angle_channel: '%s' is the device's timestamp, not an angle",
+				       want);
+	}
+	fmt = iio_channel_get_data_format(c);
+	if (fmt->length == 0 || fmt->length > 64 || fmt->length % 8 != 0) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.angle_channel: channel '%s' has an unusable storage of %u bits",
+				       want, fmt->length);
+	}
+	/* Missing scale: angle_scale_deg is per ADC count. */
+	if (iio_channel_attr_read_double(c, "scale", &scale) < 0 || !(scale > 0)) {
+		scale = 1.0;
+	}
+	if (iio_channel_attr_read_double(c, "offset", &offset) < 0 || !isfinite(offset)) {
+		offset = 0.0;
+	}
+	s->angle = c;
+	/* The channel's own unit (mV for a voltage), then degrees: no EMG gain. */
+	s->angle_mul = scale * cfg->source.angle_scale_deg;
+	s->angle_offset = offset;
+	s->angle_bytes = fmt->length / 8;
+	s->angle_signed = fmt->is_signed;
+	s->base.has_angle = true;
+	snprintf(s->base.angle_name, SOURCE_NAME_MAX, "%.*s", SOURCE_NAME_MAX - 1, want);
+	iio_channel_enable(c);
+	return 0;
+}
+
 /* Find, check and enable the configured channels. */
 static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *cfg,
 			       char *err, size_t errlen)
@@ -168,6 +247,7 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 	char list[CONFIG_PATH_MAX], names[512];
 	char *save = NULL, *tok;
 	unsigned n = 0;
+	int ret;
 
 	snprintf(list, sizeof(list), "%s", cfg->source.channels);
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -228,6 +308,10 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 		return source_iio_fail(err, errlen, -EINVAL, "source.channels: no channel named");
 	}
 	s->base.channels = n;
+	ret = source_iio_angle(s, cfg, err, errlen);
+	if (ret < 0) {
+		return ret;
+	}
 	s->ts = iio_device_find_channel(s->dev, "timestamp", false);
 	if (s->ts && iio_channel_is_scan_element(s->ts) &&
 	    iio_channel_get_data_format(s->ts)->length == 64) {
@@ -284,8 +368,9 @@ static int source_iio_check_layout(struct source_iio *s, char *err, size_t errle
 	libiio = iio_device_get_sample_size(s->dev);
 	if (libiio < 0 || (size_t)libiio != off) {
 		return source_iio_fail(err, errlen, -EINVAL,
-				       "source.channels: libiio computes %zd bytes per frame for these channels, the kernel uses %zu (a libiio 0.24 bug with padded frames): enable channels whose layout ends in its largest element",
-				       libiio, off);
+				       "%s: libiio computes %zd bytes per frame for these channels, the kernel uses %zu (a libiio 0.24 bug with padded frames): enable channels whose layout ends in its largest element",
+				       s->angle ? "source.channels, source.angle_channel" :
+				       "source.channels", libiio, off);
 	}
 	return 0;
 }
@@ -388,7 +473,7 @@ static uint64_t source_iio_missing(const struct source_iio *s, int64_t prev, int
 /* Refill and convert a whole block into conv. Real-time: no allocation. */
 static int source_iio_refill(struct source_iio *s)
 {
-	unsigned nch = s->base.channels, ch;
+	unsigned nch = s->base.channels, stride = source_frame_floats(&s->base), ch;
 	ssize_t got;
 	size_t frames, i;
 	int64_t now;
@@ -413,7 +498,20 @@ static int source_iio_refill(struct source_iio *s)
 			double v = source_iio_sample(raw + i * s->bytes[ch], s->bytes[ch],
 						     s->is_signed[ch]);
 
-			s->conv[i * nch + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
+			s->conv[i * stride + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
+		}
+	}
+	if (s->angle) {
+		const unsigned char *raw = s->scratch;
+		double deg0 = s->cfg->source.angle_offset_deg;
+
+		iio_channel_read(s->angle, s->buf, s->scratch, frames * s->angle_bytes);
+		for (i = 0; i < frames; i++) {
+			double v = source_iio_sample(raw + i * s->angle_bytes, s->angle_bytes,
+						     s->angle_signed);
+
+			s->conv[i * stride + nch] = (float)((v + s->angle_offset) *
+							    s->angle_mul + deg0);
 		}
 	}
 	s->refill_ns = now;
@@ -457,7 +555,7 @@ static int source_iio_read(struct source *src, float *out, size_t max_frames,
 			   struct source_block *blk)
 {
 	struct source_iio *s = (struct source_iio *)src;
-	unsigned nch = src->channels;
+	unsigned nch = source_frame_floats(src);
 	size_t end;
 	int ret;
 
@@ -549,6 +647,7 @@ static void source_iio_disconnect(struct source_iio *s)
 	}
 	s->dev = NULL;
 	s->ts = NULL;
+	s->angle = NULL;
 	memset(s->chn, 0, sizeof(s->chn));
 }
 
@@ -648,6 +747,10 @@ static void source_iio_get_shape(const struct source_iio *s, struct source_iio_s
 	memcpy(sh->offset, s->offset, sizeof(sh->offset));
 	memcpy(sh->bytes, s->bytes, sizeof(sh->bytes));
 	memcpy(sh->is_signed, s->is_signed, sizeof(sh->is_signed));
+	sh->angle_mul = s->angle_mul;
+	sh->angle_offset = s->angle_offset;
+	sh->angle_bytes = s->angle_bytes;
+	sh->angle_signed = s->angle_signed;
 }
 
 /* A device that came back must be the one we calibrated on. */
@@ -675,6 +778,13 @@ static int source_iio_same_shape(const struct source_iio *s, char *err, size_t e
 					       "source.channels: channel '%s' of '%s' came back with another format or scale",
 					       s->base.channel_names[ch], s->cfg->source.device);
 		}
+	}
+	/* a goniometer re-scaled would shift every angle, and the TSRT with it */
+	if (now.angle_bytes != was->angle_bytes || now.angle_signed != was->angle_signed ||
+	    now.angle_mul != was->angle_mul || now.angle_offset != was->angle_offset) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "source.angle_channel: channel '%s' of '%s' came back with another format or scale",
+				       s->base.angle_name, s->cfg->source.device);
 	}
 	return 0;
 }
@@ -713,7 +823,7 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 		    size_t errlen)
 {
 	struct source_iio *s;
-	char desc[64];
+	char desc[64], angle[SOURCE_NAME_MAX + 16] = "";
 	int ret;
 
 	s = calloc(1, sizeof(*s));
@@ -731,7 +841,7 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 	s->frames = (size_t)cfg->source.block_frames;
 	s->scratch = calloc(s->frames, sizeof(int64_t));
 	s->stamps = calloc(s->frames, sizeof(int64_t));
-	s->conv = calloc(s->frames * s->base.channels, sizeof(float));
+	s->conv = calloc(s->frames * source_frame_floats(&s->base), sizeof(float));
 	if (!s->scratch || !s->stamps || !s->conv) {
 		ret = source_iio_fail(err, errlen, -ENOMEM, "out of memory");
 		goto err_free;
@@ -749,9 +859,12 @@ int source_iio_open(const struct rpmsd_config *cfg, struct source **out, char *e
 	s->buf = NULL;
 	snprintf(desc, sizeof(desc), "%s", iio_device_get_name(s->dev) ?
 		 iio_device_get_name(s->dev) : iio_device_get_id(s->dev));
+	if (s->base.has_angle) {
+		snprintf(angle, sizeof(angle), ", angle %s", s->base.angle_name);
+	}
 	snprintf(s->base.description, sizeof(s->base.description),
-		 "IIO %s at %.64s (%u channel%s, %g Hz, %zu-frame buffers, %s timestamps)", desc,
-		 cfg->source.uri, s->base.channels, s->base.channels == 1 ? "" : "s",
+		 "IIO %s at %.64s (%u channel%s%s, %g Hz, %zu-frame buffers, %s timestamps)", desc,
+		 cfg->source.uri, s->base.channels, s->base.channels == 1 ? "" : "s", angle,
 		 s->base.rate_hz, s->frames, s->ts ? "hardware" : "CLOCK_MONOTONIC");
 	if (s->left_enabled) {
 		size_t n = strnlen(s->base.description, sizeof(s->base.description));

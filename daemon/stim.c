@@ -48,6 +48,7 @@ enum stim_cmdq_kind {
 	STIM_CMDQ_NEW_SESSION = 1,	/* stim_new_session */
 	STIM_CMDQ_ARM,			/* stim_arm */
 	STIM_CMDQ_TEST_STALL,		/* stim_test_stall */
+	STIM_CMDQ_SESSION_MT,		/* stim_session_threshold */
 };
 
 struct stim_cmdq_rec {
@@ -57,7 +58,7 @@ struct stim_cmdq_rec {
 	unsigned disarm_seq;		/* ARM: disarms posted before it */
 	enum stim_coil coil;		/* NEW_SESSION: the coil the session fires */
 	uint64_t session_cap;		/* NEW_SESSION: the session's own cap, 0 none */
-	double motor_threshold_pct;	/* NEW_SESSION: the session's, 0 the config's */
+	double motor_threshold_pct;	/* NEW_SESSION, SESSION_MT: the session's, 0 the config's */
 };
 
 /*
@@ -638,6 +639,12 @@ static void stim_take_cmds(struct stim *s)
 		case STIM_CMDQ_TEST_STALL:
 			rt_test_hang(&s->stop);	/* the coil left as it is */
 			break;
+		case STIM_CMDQ_SESSION_MT:
+			/* the session's count and cap go on: its threshold probes count */
+			s->limits.motor_threshold_pct = c.motor_threshold_pct > 0.0 ?
+							c.motor_threshold_pct :
+							s->cfg_motor_threshold_pct;
+			break;
 		}
 	}
 }
@@ -1145,6 +1152,15 @@ int stim_arm(struct stim *s, const char *reason, unsigned *ticket)
 		*ticket = c.ticket;
 	}
 	return 0;
+}
+
+int stim_session_threshold(struct stim *s, double motor_threshold_pct)
+{
+	const struct stim_cmdq_rec c = {
+		.kind = STIM_CMDQ_SESSION_MT, .motor_threshold_pct = motor_threshold_pct,
+	};
+
+	return stim_post_cmd(s, &c);
 }
 
 int stim_new_session(struct stim *s, uint64_t session_cap, double motor_threshold_pct)

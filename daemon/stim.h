@@ -252,6 +252,15 @@ void stim_block_arming(struct stim *s, const char *why);
 int stim_new_session(struct stim *s, uint64_t session_cap, double motor_threshold_pct);
 
 /**
+ * The running session's motor threshold was measured (@motor_threshold_pct,
+ * % of maximum output; 0: safety.motor_threshold_pct): the train table's
+ * level is intensity over it from the next pulse on. The session's pulse
+ * count and cap go on (its threshold probes count). Any thread; never
+ * blocks. @return 0, or -ENOSPC when the ring is full (try again)
+ */
+int stim_session_threshold(struct stim *s, double motor_threshold_pct);
+
+/**
  * stim_new_session, and the session fires @coil: the stim thread takes it
  * disarmed (it disarms both coils first), and from then on the arm, status
  * and pulse paths reach only that coil's plugin. Any thread; never blocks.

@@ -182,6 +182,20 @@ static int rpmsctl_threshold_print_result(json_t *r)
 	const char *outcome = json_string_value(json_object_get(r, "outcome"));
 	int pulses = (int)json_integer_value(json_object_get(r, "pulses"));
 
+	json_t *ses = json_object_get(r, "session");
+
+	if (outcome && !strcmp(outcome, "found") && json_is_object(ses)) {
+		/* before the result's line, which stays the last */
+		if (json_is_true(json_object_get(ses, "applied"))) {
+			printf("course session: its intensity is now %g %% of maximum output; the "
+			       "coil is disarmed: arm to stimulate\n",
+			       json_number_value(json_object_get(ses, "intensity_pct")));
+		} else {
+			printf("course session: the intensity was NOT put in force: %s; the session "
+			       "still waits for its motor threshold\n",
+			       json_string_value(json_object_get(ses, "refused")));
+		}
+	}
 	if (outcome && !strcmp(outcome, "found")) {
 		printf("motor threshold: %g %% of maximum output (%d pulses)\n",
 		       json_number_value(json_object_get(r, "threshold_pct")), pulses);

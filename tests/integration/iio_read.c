@@ -2,7 +2,8 @@
 /*
  * Test tool: open the IIO source exactly as rpmsd does (source_iio_open on
  * a config file) and print N frames, one line each: the sample index then
- * each channel in µV. Lets the IIO tests check conversion bit for bit
+ * each channel in µV, then the angle in degrees when the source has one
+ * (source.angle_channel), as the acquire thread gets it. Lets the IIO tests check conversion bit for bit
  * through libiio's real local backend.
  *
  *   iio_read CONFIG FRAMES
@@ -23,7 +24,7 @@ int main(int argc, char **argv)
 	struct source_block blk;
 	float *buf;
 	long want, got = 0;
-	unsigned ch;
+	unsigned ch, stride;
 	size_t i;
 	int ret;
 
@@ -37,7 +38,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("# %s\n", src->description);
-	buf = calloc((size_t)cfg.source.block_frames * src->channels, sizeof(float));
+	if (src->has_angle) {
+		printf("# angle %s\n", src->angle_name);
+	}
+	stride = source_frame_floats(src);
+	buf = calloc((size_t)cfg.source.block_frames * stride, sizeof(float));
 	if (!buf) {
 		return 1;
 	}
@@ -63,8 +68,8 @@ int main(int argc, char **argv)
 		}
 		for (i = 0; i < blk.frames && got < want; i++, got++) {
 			printf("%" PRIu64, blk.first_sample + i);
-			for (ch = 0; ch < src->channels; ch++) {
-				printf(" %.9g", (double)buf[i * src->channels + ch]);
+			for (ch = 0; ch < stride; ch++) {
+				printf(" %.9g", (double)buf[i * stride + ch]);
 			}
 			printf("\n");
 		}

@@ -176,6 +176,10 @@ def test_assess_rest():
         # armed: refused (an assessment measures EMG without stimulation)
         d.refused({"cmd": "assess", "kind": "rest", "phase": "pre"}, "armed")
         d.ok({"cmd": "disarm"})
+        # no joint-angle input in this source: no stretch reflex to measure
+        e = d.refused({"cmd": "assess", "kind": "stretch", "phase": "pre", "muscle": "emg0"},
+                      "no_angle")
+        check("source.angle_channel" in e["message"], e)
         stop = d.ok({"cmd": "session_stop"})
         check(stop["stopped"], stop)
     finally:

@@ -269,6 +269,30 @@ def test_assess_stretch():
     print("TSRT %.2f deg (patient %.0f), slope %.4f s (patient %.2f), R2 %.4f, worst DSRT "
           "error %.2f deg" % (pre["tsrt_deg"], TSRT, pre["slope_s"], -MU, pre["r2"], worst))
 
+    # the BIDS export: the angle is a MISC channel in degrees, not an EMG one
+    dest = os.path.join(cs.TMP, "bids-stretch")
+    p = subprocess.run([sys.executable, os.path.join(rig.SOURCE, "tools", "rpms-bids"), "export",
+                        "CS1", dest, "--config", d.path, "--rpmsctl", rig.RPMSCTL, "--rpmsd",
+                        rig.RPMSD, "--patient", "PS1"], capture_output=True, text=True,
+                       timeout=120)
+    check(p.returncode == 0, "rpms-bids: %d %s" % (p.returncode, p.stderr))
+    import glob
+    import bids_emg_check
+    chans = glob.glob(os.path.join(dest, "sub-*", "ses-*", "emg", "*_channels.tsv"))
+    check(len(chans) == 1, chans)
+    with open(chans[0]) as f:
+        text = f.read()
+    rows = [ln.split("\t") for ln in text.splitlines()]
+    check([r[:3] for r in rows[1:]] == [["FCR", "EMG", "uV"], ["ECR", "EMG", "uV"],
+                                        ["elbow", "MISC", "deg"]], rows)
+    check(not bids_emg_check.check_channels_tsv(text), bids_emg_check.check_channels_tsv(text))
+    with open(chans[0].replace("_channels.tsv", "_emg.json")) as f:
+        sidecar = json.load(f)
+    check(sidecar["EMGChannelCount"] == 2 and not bids_emg_check.check_emg_json(sidecar),
+          (sidecar["EMGChannelCount"], bids_emg_check.check_emg_json(sidecar)))
+    check([b["TSRT"] for b in sidecar["StretchReflexThresholds"] if b["Phase"] == "pre"] ==
+          [pre_vals["tsrt_deg"]], sidecar["StretchReflexThresholds"])
+
     out = json.loads(subprocess.run([cs.EDF_READ, edf], capture_output=True,
                                     text=True).stdout)
     sigs = out["signals"]

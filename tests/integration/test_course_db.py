@@ -173,13 +173,20 @@ def day(k):
     return "%d %d" % (DAY0 + k * DAY, DAY0 + (k + 1) * DAY)
 
 
-def test_pg_race_same_patient():
+def two_rigs(rx):
+    """Two rigs on a new database, patient P001 with course C1 under the
+    limits @rx ("SESSIONS PER_DAY MIN_HOURS CAP")."""
     srv = server()
     db = srv.new_db()
     a, b = Rig(srv, db, db + "-a"), Rig(srv, db, db + "-b")
     check(a.opened == "ok open" and b.opened == "ok open", (a.opened, b.opened))
     a.ok("patient P001")
-    a.ok("rx P001 C1 1000 1 0 1000000")
+    a.ok("rx P001 C1 %s" % rx)
+    return srv, db, a, b
+
+
+def test_pg_race_same_patient():
+    srv, db, a, b = two_rigs("1000 1 0 1000000")
     rounds = 40
     for k in range(rounds):
         t = DAY0 + k * DAY + 10 * HOUR
@@ -196,6 +203,20 @@ def test_pg_race_same_patient():
         winner = a if ra.startswith("ok") else b
         winner.ok("end %s %d 10" % (wins[0].split()[1], t + HOUR))
     check(srv.psql(db, "SELECT COUNT(*) FROM sessions") == str(rounds), "sessions")
+    a.close()
+    b.close()
+
+
+def test_pg_running_on_other_rig():
+    """The refusal names the running session and the rig it runs on (read
+    through the front end's limits, course_db_limits_read)."""
+    _, _, a, b = two_rigs("10 3 0 1000000")
+    sid = a.ok("begin P001 C1 rig1 %d %s" % (DAY0 + 8 * HOUR, day(0))).split()[0]
+    r = b.cmd("begin P001 C1 rig2 %d %s" % (DAY0 + 9 * HOUR, day(0)))
+    check(r.startswith("err %d " % -EPERM), r)
+    check("session %s on rig rig1 is still running" % sid in r, r)
+    a.ok("end %s %d 10" % (sid, DAY0 + 9 * HOUR))
+    b.ok("begin P001 C1 rig2 %d %s" % (DAY0 + 9 * HOUR, day(0)))
     a.close()
     b.close()
 
@@ -299,6 +320,7 @@ def test_pg_newer_schema_refused():
 if __name__ == "__main__":
     run_tests([
         test_pg_race_same_patient,
+        test_pg_running_on_other_rig,
         test_pg_two_patients,
         test_pg_server_killed_mid_session,
         test_pg_migration_from_v1,

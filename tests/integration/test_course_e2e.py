@@ -330,12 +330,14 @@ def compare_edf(fa, fb):
         return tals
 
     ta, tb = annotations(ra), annotations(rb)
-    # the first pulse is the reference of the onsets; what comes before it
-    # is at the session's start
+    # the first pulse is the reference of the onsets; what comes up to it
+    # is at the session's start (the arm lands on the first pulse's sample
+    # or the block before it, as the threads meet: seen both ways on a
+    # loaded machine)
     first = [next(t for t, x in tals if x.startswith(b"pulse")) for tals in (ta, tb)]
 
     def norm(tals, who, t0):
-        return [(t - t0 if t >= t0 else None,
+        return [(t - t0 if t > t0 else None,
                  x.replace(who[1].encode(), b"COURSE").replace(who[2].encode(), b"CODE"))
                 for t, x in tals]
 

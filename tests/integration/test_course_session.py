@@ -199,10 +199,8 @@ def test_sqlite_course_session():
     d = tc.Daemon(conf)
     try:
         before = status_view(d)
-        # the intensity is relative to the motor threshold: without one, refused
-        refused_unchanged(d, start(d, "P1", "S0", "C1"), "invalid_value",
-                          "motor_threshold_pct")
-        check(status_view(d) == before, "a refusal changed the daemon: %r" % (status_view(d),))
+        # (the intensity is relative to the motor threshold: a start without one
+        # waits for the threshold procedure, test_motor_threshold.py)
         refused_unchanged(d, start(d, "P9", "S0", "C1", 45), "wrong_patient", "P1", "P9")
         refused_unchanged(d, start(d, "P1", "S0", "C404", 45), "no_prescription", "C404")
         check(status_view(d) == before, "a refusal changed the daemon: %r" % (status_view(d),))
@@ -220,7 +218,8 @@ def test_sqlite_course_session():
         # status shows the course session (never an arm: no blinding here)
         st = d.ok({"cmd": "status"})
         check(st["course"] == {"course_id": "C1", "db_session": c["db_session"], "pulses_cap": 20,
-                               "intensity_rule": "120 % of MT 45 % MSO = 54 % MSO"}, st)
+                               "intensity_rule": "120 % of MT 45 % MSO = 54 % MSO",
+                               "motor_threshold_pending": False}, st)
         ev = d.wait_for(lambda: [e for e in d.of("rpms.state", since=t, state="protocol_changed")
                                  if "course C1" in e["reason"]], WAIT_S,
                         "the course's protocol on rpms.state")

@@ -9,8 +9,12 @@ sockets live on a loopback of their own.
 Checks: samples bit-exact for s16 le, s16 be, 12-in-16 with shift and
 24-in-32 signed; several channels with a subset enabled, in the configured
 order; the hardware timestamp channel; a missing channel or device is a
-start-up error naming it; and the whole loop, IIO -> detect -> sim coil,
-firing at the known burst of the bundled recording."""
+start-up error naming it; a joint-angle channel (source.angle_channel)
+beside two EMG channels, in degrees through its own scale and offset,
+kept out of the detector bank and recorded as a "deg" signal, and refused
+when it is also an EMG channel, missing, or breaks the layout; and the
+whole loop, IIO -> detect -> sim coil, firing at the known burst of the
+bundled recording."""
 
 import os
 import struct
@@ -25,6 +29,8 @@ from rpmsd_rig import check  # noqa: E402
 from rig import FakeIio, parse_type, raw_code  # noqa: E402
 
 IIO_READ = os.path.join(rig.BUILD, "tests", "integration", "iio_read")
+EDF_READ = os.environ.get("EDF_READ", os.path.join(rig.BUILD, "tests", "integration",
+                                                   "edf_read"))
 TMP = tempfile.mkdtemp(prefix="rpmsd-iio-")
 
 
@@ -187,6 +193,191 @@ def test_padded_layout_refused():
               "the kernel uses 12" in r.stderr, "%d %s" % (r.returncode, r.stderr))
         _, rows = iio_read(iio_conf("voltage0,voltage1"), 40)
         expect_codes(dev, ["voltage0", "voltage1"], rows)
+
+
+# The angle rig: voltage0 and voltage1 are EMG (1 uV a code), voltage2 a
+# goniometer of 0.5 mV a code with an IIO offset of 4 codes, fed a ramp.
+ANGLE_CHANS = [{"name": "voltage0", "type": "le:s16/16>>0"},
+               {"name": "voltage1", "type": "be:s16/16>>0"},
+               {"name": "voltage2", "type": "le:s16/16>>0", "scale": 0.5}]
+ANGLE_ATTRS = {"in_voltage2_offset": "4"}
+ANGLE_SCALE, ANGLE_OFFSET = 0.1, -20.0      # degrees per mV, degrees
+ANGLE_KEYS = ("angle_channel = voltage2\nangle_scale_deg = %r\nangle_offset_deg = %r\n"
+              % (ANGLE_SCALE, ANGLE_OFFSET))
+# 1000 frames: quiet EMG, the angle code ramping -1000 .. 998 (in mV: x 0.5)
+ANGLE_LINES = [[((i * 37) % 50 - 25) * 0.001, ((i * 53) % 40 - 20) * 0.001,
+                (2 * i - 1000) * 0.5] for i in range(1000)]
+
+
+def angle_deg(code):
+    """What rpmsd must make of the angle channel's code: (raw + offset) x
+    scale (mV, the channel's own; no EMG gain), then degrees, as a float32."""
+    return f32((code + 4.0) * (0.5 * ANGLE_SCALE) + ANGLE_OFFSET)
+
+
+def test_angle_channel_in_degrees():
+    """Two EMG channels and a goniometer on one device: every frame is the
+    two EMG values in uV (through source.gain) then the angle in degrees
+    (through the channel's own scale and offset, not the gain), bit for
+    bit what the generator sent."""
+    gain = 500.0
+    with FakeIio(ANGLE_CHANS, rate=1000, input_lines=ANGLE_LINES, scale=0.001,
+                 extra_attrs=ANGLE_ATTRS) as dev:
+        out, rows = iio_read(iio_conf("voltage0,voltage1",
+                                      extra="gain = %r\n" % gain + ANGLE_KEYS), 1200)
+        head = out.splitlines()
+        check("(2 channels, angle voltage2, 1000 Hz" in head[0], head[0])
+        check(head[1] == "# angle voltage2", head[1])
+        check(len(rows) == 1200 and all(len(v) == 3 for _, v in rows),
+              "rows %r" % rows[:2])
+        check([k for k, _ in rows] == list(range(1200)), "sample indices %r" % rows[:3])
+        inputs = dev.input_rows()
+        fmt = parse_type("le:s16/16>>0")
+        for sample, values in rows:
+            frame = inputs[sample % len(inputs)]
+            for col, name in enumerate(("voltage0", "voltage1")):
+                code = raw_code(frame[col], 0.001, parse_type(dev.channel(name)["type"]))
+                want = f32(code * (0.001 * 1000.0 / gain))
+                check(f32(values[col]) == want, "%s sample %d: %r uV, sent %r uV"
+                      % (name, sample, values[col], want))
+            code = raw_code(frame[2], 0.5, fmt)
+            check(code == 2 * (sample % 1000) - 1000, "ramp code %d at %d" % (code, sample))
+            check(f32(values[2]) == angle_deg(code), "angle sample %d: %r deg, sent code %d "
+                  "(%r deg)" % (sample, values[2], code, angle_deg(code)))
+        print("angle: %r .. %r deg over the ramp" % (rows[0][1][2], rows[999][1][2]))
+
+
+def test_angle_channel_refusals():
+    """An angle channel that is also an EMG channel (it would reach the
+    detectors), one the device does not have, the timestamp, and one whose scan element
+    breaks the frame layout (the layout check counts it) are start-up
+    errors naming source.angle_channel; rpmsd --check-config opens the
+    device and says so."""
+    def refused(channels, keys, want):
+        p = iio_conf(channels, extra=keys)
+        for args in ([IIO_READ, p, "8"], [rig.RPMSD, "--check-config", p]):
+            r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            check(r.returncode == 1 and want in r.stderr,
+                  "%s %s: exit %d: %s" % (os.path.basename(args[0]), keys.strip(),
+                                          r.returncode, r.stderr))
+
+    with FakeIio(ANGLE_CHANS, rate=1000, input_lines=ANGLE_LINES[:50], scale=0.001,
+                 extra_attrs=ANGLE_ATTRS):
+        refused("voltage0,voltage1", "angle_channel = voltage1\n",
+                "source.angle_channel: channel 'voltage1' is also an EMG channel of "
+                "source.channels ('voltage1'): the angle must be a channel of its own, or it "
+                "would reach the burst detectors")
+        refused("voltage0,voltage1", "angle_channel = voltage9\n",
+                "source.angle_channel: device 'iio:device0' has no input channel 'voltage9' "
+                "that can be streamed (channels: voltage0, voltage1, voltage2)")
+    with FakeIio(ANGLE_CHANS, rate=1000, input_lines=ANGLE_LINES[:50], scale=0.001,
+                 timestamp=True):
+        refused("voltage0,voltage1", "angle_channel = timestamp\n",
+                "source.angle_channel: 'timestamp' is the device's timestamp, not an angle")
+    # s16 EMG, s32 angle, s16 EMG: 12 bytes a frame to the kernel, 10 to
+    # libiio 0.24; the two EMG channels alone (4 bytes) would be fine
+    chans = [{"name": "voltage0", "type": "le:s16/16>>0"},
+             {"name": "voltage1", "type": "le:s32/32>>0"},
+             {"name": "voltage2", "type": "le:s16/16>>0"}]
+    with FakeIio(chans, rate=1000, input_lines=[[0, 0, 0]] * 50, scale=1.0):
+        refused("voltage0,voltage2", "angle_channel = voltage1\n",
+                "source.channels, source.angle_channel: libiio computes 10 bytes per frame "
+                "for these channels, the kernel uses 12")
+
+
+def test_angle_channel_daemon_and_recording():
+    """The real rpmsd on the angle rig, recording: the log names the angle,
+    the detector bank has the two EMG channels only (two calibrations, the
+    opened event's 2 channels), and the EDF+ has a third signal, voltage2
+    in "deg", whose samples are the generator's ramp in degrees."""
+    rec = tempfile.mkdtemp(prefix="rpmsd-iio-rec-", dir=TMP)
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = rig.demo_config(endpoint, {("daemon", "arm_on_start"): "false",
+                                      ("detect", "calibration_s"): "1",
+                                      ("record", "directory"): rec,
+                                      ("source", "angle_channel"): "voltage2",
+                                      ("source", "angle_scale_deg"): repr(ANGLE_SCALE),
+                                      ("source", "angle_offset_deg"): repr(ANGLE_OFFSET)})
+    text = text.replace("type = replay",
+                        "type = iio\ndevice = iio:device0\nchannels = voltage0,voltage1")
+
+    def two_calibrated_then_2500(msgs):
+        cal = [b for t, b, _ in msgs if t == "rpms.state" and b["state"] == "calibrated"]
+        return len(cal) >= 2 and any(t == "rpms.heartbeat" and b["samples"] > 2500
+                                     for t, b, _ in msgs)
+
+    with FakeIio(ANGLE_CHANS, rate=1000, input_lines=ANGLE_LINES, scale=0.001,
+                 extra_attrs=ANGLE_ATTRS):
+        r = rig.Run(text, args=(), timeout=90, stop_when=two_calibrated_then_2500)
+    check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+    check("(2 channels, angle voltage2, 1000 Hz" in r.stderr, r.stderr)
+    opened = r.of("rpms.source", kind="opened")
+    check(len(opened) == 1 and opened[0]["channels"] == 2, "opened %r" % opened)
+    cal = sorted(b["channel"] for b in r.of("rpms.state", state="calibrated"))
+    check(cal == [0, 1], "calibrated channels %r" % cal)
+    files = [f for f in os.listdir(rec) if f.endswith(".edf")]
+    check(len(files) == 1, "recordings %r" % files)
+    p = subprocess.run([EDF_READ, os.path.join(rec, files[0])], capture_output=True,
+                       text=True, timeout=60)
+    check(p.returncode == 0, "edf_read: %s" % p.stderr)
+    import json
+    sigs = json.loads(p.stdout)["signals"]
+    check(len(sigs) == 3 and sigs[2]["label"].strip() == "voltage2" and
+          sigs[2]["physdimension"].strip() == "deg" and
+          [s["physdimension"].strip() for s in sigs[:2]] == ["uV", "uV"],
+          [(s["label"], s["physdimension"]) for s in sigs])
+    a = sigs[2]
+    step = (a["phys_max"] - a["phys_min"]) / (a["dig_max"] - a["dig_min"])
+    # the last data record may be padded after the session's last frame
+    got = [a["phys_min"] + (d - a["dig_min"]) * step
+           for d in a["samples"][:len(a["samples"]) - a["smp_in_datarecord"]]]
+    check(len(got) >= 2000, "%d angle samples" % len(got))
+    ramp = [angle_deg(2 * (i % 1000) - 1000) for i in range(len(got))]
+    # sample 0 is the first frame after the enable; allow for a stale frame
+    # or two of the trial buffer (tests/iio/README.md: a FIFO is not a kfifo)
+    shifts = [k for k in range(4)
+              if all(abs(g - w) <= step for g, w in zip(got[k:], ramp))]
+    if not shifts:
+        bad = [(i, g, w) for i, (g, w) in enumerate(zip(got, ramp)) if abs(g - w) > step]
+        raise AssertionError("angle in the recording %r, the ramp %r; %d samples off, "
+                             "first %r" % (got[:3], ramp[:3], len(bad), bad[:3]))
+
+
+def test_angle_channel_rescaled_on_reopen_refused():
+    """The device vanishes mid-session and comes back with another scale on
+    its angle channel (a goniometer re-wired or re-ranged): every angle,
+    and a stretch threshold with it, would shift, so reopen refuses it,
+    naming source.angle_channel, until the daemon gives up (exit 3)."""
+    endpoint = "tcp://127.0.0.1:%d" % rig.free_port()
+    text = rig.demo_config(endpoint, {("daemon", "arm_on_start"): "false",
+                                      ("detect", "calibration_s"): "1",
+                                      ("source", "angle_channel"): "voltage2",
+                                      ("source", "timeout_ms"): "400",
+                                      ("source", "reopen_ms"): "100",
+                                      ("source", "reopen_max_ms"): "200",
+                                      ("source", "reopen_attempts"): "6"})
+    text = text.replace("type = replay",
+                        "type = iio\ndevice = iio:device0\nchannels = voltage0,voltage1")
+    with FakeIio(ANGLE_CHANS, rate=1000, input_lines=ANGLE_LINES, scale=0.001,
+                 extra_attrs=ANGLE_ATTRS, return_after_ms=300) as dev:
+        done = []
+
+        def rescale_and_vanish(msgs):
+            # rpmsd read the scale at open; what it finds at reopen differs
+            if not done and any(t == "rpms.heartbeat" and b["samples"] > 1000
+                                for t, b, _ in msgs):
+                dev.set_attr("in_voltage2_scale", "0.25")
+                dev.vanish()
+                done.append(True)
+            # had it taken the device back, stop: the checks below say so
+            return any(t == "rpms.state" and b["state"] == "recovered" for t, b, _ in msgs)
+
+        r = rig.Run(text, args=(), timeout=90, stop_when=rescale_and_vanish)
+    check(done, "the session never got going: %s" % r.stderr)
+    check(r.returncode == 3, "exit %d: %s" % (r.returncode, r.stderr))
+    check("failed: source.angle_channel: channel 'voltage2' of 'iio:device0' came back "
+          "with another format or scale" in r.stderr, r.stderr)
+    check("source: reopened" not in r.stderr, r.stderr)
 
 
 def test_network_backend_iiod():
@@ -445,6 +636,10 @@ if __name__ == "__main__":
         test_timestamp_gap_exact,
         test_missing_channel_and_device,
         test_padded_layout_refused,
+        test_angle_channel_in_degrees,
+        test_angle_channel_refusals,
+        test_angle_channel_daemon_and_recording,
+        test_angle_channel_rescaled_on_reopen_refused,
         test_network_backend_iiod,
         test_closed_loop_through_iio,
         test_stall_disarms_then_gives_up,

@@ -276,6 +276,90 @@ def test_course_session_gets_the_threshold():
         d.stop()
 
 
+def test_course_session_waits_for_its_threshold():
+    """A "% of motor threshold" course session started without one waits for
+    it: only threshold probes fire (the open-loop protocol would begin its
+    trains at the arm); the result becomes the session's intensity, checked
+    as at session_start, stored with the session, the coil disarmed; armed
+    again, the trains fire at it. A result the caps refuse leaves it waiting."""
+    rx = tempfile.mkdtemp(prefix="rpmsd-mt-rx-")
+    with open(os.path.join(rx, "C1.rx"), "w") as f:
+        f.write(RX)                                     # 110 % of MT
+    for course, patient, pct in (("C2", "P2", 120), ("C3", "P3", 200)):
+        with open(os.path.join(rx, course + ".rx"), "w") as f:
+            f.write(RX.replace("id = C1", "id = " + course).replace("id = P1", "id = " + patient)
+                    .replace("motor_threshold_pct = 110", "motor_threshold_pct = %d" % pct))
+    d = Daemon(extra={"course": {"prescriptions": rx, "rig": "rigA"},
+                      "stim": {"plugin": "sim", "intensity_pct": "30", "mode": "open_loop",
+                               "protocol": "onoff", "on_ms": "250", "off_ms": "750",
+                               "open_loop_pulses": "200"}},
+               safety={"max_train_pulses": "10", "motor_threshold_pct": "50",
+                       "max_intensity_pct": "50"})
+    try:
+        rep = d.request({"cmd": "session_start", "patient_id": "P1", "session_id": "S1",
+                         "course_id": "C1"})
+        check(rep["ok"] and rep["result"]["course"]["motor_threshold_pending"] is True and
+              "protocol" not in rep["result"]["course"], "session_start: %r" % rep)
+        db_session = rep["result"]["course"]["db_session"]
+        st = d.request({"cmd": "status"})["result"]
+        check(st["course"]["motor_threshold_pending"] is True, st["course"])
+        rep = d.request({"cmd": "set", "params": {"intensity_pct": "40"}})
+        check(not rep["ok"] and rep["error"]["code"] == "mt_pending", rep)
+        r = run_threshold(d)
+        check(r.returncode == 0, "rpmsctl threshold: %s %s" % (r.stdout, r.stderr))
+        est = float(r.stdout.strip().splitlines()[-1].split()[2])
+        check(abs(est - TRUE_MT) <= 2.0, "estimate %g" % est)
+        want = 1.1 * est
+        check("course session: its intensity is now %g %%" % want in r.stdout, r.stdout)
+        # every pulse until the result was a probe: the protocol never fired
+        probes = d.of("rpms.threshold", kind="probe")
+        pulses = d.of("rpms.stim")
+        check(len(pulses) == len(probes), "%d pulses, %d probes" % (len(pulses), len(probes)))
+        st = d.request({"cmd": "status"})["result"]
+        check(not st["armed"] and st["course"]["motor_threshold_pending"] is False and
+              abs(st["protocol"]["intensity_pct"] - want) < 1e-6, st)
+        row = rig_sqlite(os.path.join(d.state, "course.db"),
+                         "SELECT motor_threshold_pct, intensity_pct FROM sessions WHERE id = ?",
+                         (db_session,))
+        check(row[0][0] == est and abs(row[0][1] - want) < 1e-6, row)
+        # armed again: the open-loop trains fire at the session's intensity
+        n = len(pulses)
+        arm = d.ctl("arm")
+        check(arm.returncode == 0, arm.stderr)
+        d.wait_for(lambda: len(d.of("rpms.stim")) > n + 3, 60, "the protocol's trains")
+        trains = d.of("rpms.stim")[n:]
+        check(all(abs(p["intensity_pct"] - want) < 1e-6 for p in trains),
+              "train intensities %r" % sorted({p["intensity_pct"] for p in trains}))
+        check(d.ctl("session", "stop").returncode == 0, "session stop")
+
+        # 200 % of any threshold breaks the train table: refused at the start
+        rep = d.request({"cmd": "session_start", "patient_id": "P3", "session_id": "S3",
+                         "course_id": "C3"})
+        check(not rep["ok"] and rep["error"]["code"] == "beyond_safety_cap" and
+              rep["error"]["rule"] == "safety.train_table", rep)
+        # 120 % of 43 % is beyond safety.max_intensity_pct (50): it keeps waiting
+        rep = d.request({"cmd": "session_start", "patient_id": "P2", "session_id": "S2",
+                         "course_id": "C2"})
+        check(rep["ok"] and rep["result"]["course"]["motor_threshold_pending"], rep)
+        r = run_threshold(d)
+        check(r.returncode == 0 and "NOT put in force" in r.stdout and
+              "max_intensity_pct" in r.stdout, r.stdout)
+        st = d.request({"cmd": "status"})["result"]
+        check(st["course"]["motor_threshold_pending"] is True and
+              "max_intensity_pct" in st["course"]["motor_threshold_refused"], st["course"])
+    finally:
+        d.stop()
+
+
+def rig_sqlite(path, sql, args=()):
+    import sqlite3
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
 def test_refusals_of_the_command():
     d = Daemon()
     try:
@@ -337,5 +421,6 @@ def test_threshold_options_as_every_command():
 
 if __name__ == "__main__":
     rig.run_tests([test_threshold_found, test_cap_below_threshold, test_session_cap_stops_it,
-                   test_course_session_gets_the_threshold, test_refusals_of_the_command,
+                   test_course_session_gets_the_threshold,
+                   test_course_session_waits_for_its_threshold, test_refusals_of_the_command,
                    test_threshold_options_as_every_command])

@@ -36,9 +36,9 @@
 
 static char tmp_path[64];
 
-static int load_text(const char *text, struct prescription *rx, char *err, size_t errlen)
+static int load_bytes(const char *text, size_t len, struct prescription *rx, char *err,
+		      size_t errlen)
 {
-	size_t len = strlen(text);
 	int fd, rc;
 
 	snprintf(tmp_path, sizeof(tmp_path), "/tmp/rpmsd-test-rx-XXXXXX");
@@ -49,6 +49,11 @@ static int load_text(const char *text, struct prescription *rx, char *err, size_
 	rc = prescription_load(rx, tmp_path, err, errlen);
 	unlink(tmp_path);
 	return rc;
+}
+
+static int load_text(const char *text, struct prescription *rx, char *err, size_t errlen)
+{
+	return load_bytes(text, strlen(text), rx, err, errlen);
 }
 
 /* Loading @text fails with -EINVAL and "TMPFILE" @suffix, reported at the caller's line. */
@@ -298,6 +303,55 @@ static void test_file_errors(void **state)
 	assert_string_equal(err, "/tmp: cannot read: Is a directory");
 	assert_int_equal(prescription_load(&rx, "/dev/null", err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "/dev/null: not a regular file (allowed: a prescription file)");
+}
+
+/*
+ * The reader the prescription shares with the configuration (config_ini),
+ * with the prescription's own limits and words: a NUL byte, a long line,
+ * a file over 64 KiB, a path too long.
+ */
+static void test_file_limits(void **state)
+{
+	static struct prescription rx;
+	static char big[70000];
+	char err[PRESCRIPTION_ERR_MAX], want[PRESCRIPTION_ERR_MAX + 64];
+	char path[PRESCRIPTION_PATH_MAX + 16];
+	char *line;
+
+	(void)state;
+	assert_int_equal(load_bytes(BASE "x\0y\n", sizeof(BASE "x\0y\n") - 1, &rx, err,
+				    sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:18: NUL byte in the line (allowed: text only)",
+		 tmp_path);
+	assert_string_equal(err, want);
+
+	line = malloc(sizeof(BASE) + 5002);
+	assert_non_null(line);
+	snprintf(line, sizeof(BASE) + 5002, "%s; %04998d\n", BASE, 0);
+	assert_int_equal(load_text(line, &rx, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:18: line too long (allowed: at most 4094 characters)",
+		 tmp_path);
+	assert_string_equal(err, want);
+	free(line);
+
+	/* comment lines: only the size is wrong */
+	memset(big, '\n', sizeof(big));
+	memcpy(big, BASE, strlen(BASE));
+	assert_int_equal(load_bytes(big, sizeof(big), &rx, err, sizeof(err)), -EFBIG);
+	snprintf(want, sizeof(want), "%s: 70000 bytes, too large for a prescription (allowed: "
+		 "at most 65536 bytes)", tmp_path);
+	assert_string_equal(err, want);
+
+	/* short components, so that one path length below the limit opens as any other */
+	for (size_t i = 0; i < sizeof(path) - 1; i++) {
+		path[i] = i % 4 ? 'p' : '/';
+	}
+	path[PRESCRIPTION_PATH_MAX] = '\0';
+	/* the message starts with the path and is cut at the err buffer's end */
+	assert_int_equal(prescription_load(&rx, path, err, sizeof(err)), -ENAMETOOLONG);
+	assert_int_equal(strncmp(err, path, sizeof(err) - 1), 0);
+	path[PRESCRIPTION_PATH_MAX - 1] = '\0';
+	assert_int_equal(prescription_load(&rx, path, err, sizeof(err)), -ENOENT);
 }
 
 /* Required keys: FILE: section.key: missing (...). */
@@ -647,6 +701,7 @@ int main(void)
 		cmocka_unit_test(test_builtin_sites),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_file_limits),
 		cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_presets),
