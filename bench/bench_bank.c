@@ -21,10 +21,11 @@
  *  - bank: bank_process with the shipped defaults (channel rule "any"),
  *    each decision passed to a callback that counts it.
  *
- * The input is seeded synthetic EMG as in bench_detect: Gaussian rest noise
- * on a 2048-count offset for the calibration window plus one second, then
- * 30 s of bursts (200-400 ms of amplitude-modulated noise with 20 ms ramps,
- * 500-900 ms apart, a different schedule and seed on every channel). Each
+ * The input is bench_detect's seeded synthetic EMG (bench_common.c):
+ * Gaussian rest noise on a 2048-count offset for the calibration window
+ * plus one second, then 30 s of bursts (200-400 ms of amplitude-modulated
+ * noise with 20 ms ramps, 500-900 ms apart, a different schedule and seed
+ * on every channel), rounded up to whole blocks. Each
  * kernel calibrates on the rest part untimed; the timed rounds loop over
  * the bursts. No stimulation, so no artefact blank: a blanked sample skips
  * the wide chain and costs less, not more.
@@ -50,18 +51,14 @@
 #include <time.h>
 
 #include "bank.h"
+#include "bench_common.h"
 #include "config.h"
 #include "detect.h"
 #include "dsp.h"
 
-#define BENCH_CHANNELS 8
 #define BENCH_BLOCK 8		/* frames per block: source.block_frames' default */
 #define BENCH_ROUNDS 9
 #define BENCH_PASSES 4		/* passes of the burst part per kernel and round */
-#define BENCH_BODY_S 30.0
-#define BENCH_REST_MARGIN_S 1.0
-#define BENCH_DC 2048.0
-#define BENCH_REST_SIGMA 10.0
 #define BENCH_WIDE_LIMIT 1e30	/* as bank_create: a limit no EMG reaches */
 
 enum bench_kernel {
@@ -78,101 +75,6 @@ static const char *const bench_kernel_name[BENCH_N_KERNELS] = {
 };
 
 static volatile double bench_sink;
-
-/* ---- input (the generator of bench_detect) -------------------------------- */
-
-struct bench_rng {
-	uint64_t s;
-};
-
-static uint64_t bench_rng_next(struct bench_rng *r)
-{
-	/* xorshift64* */
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ull;
-}
-
-static double bench_uniform(struct bench_rng *r)
-{
-	return ((double)(bench_rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double bench_gauss(struct bench_rng *r)
-{
-	double u = bench_uniform(r), v = bench_uniform(r);
-
-	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
-}
-
-struct bench_input {
-	double fs;
-	float *buf;		/* frame-major, BENCH_CHANNELS floats a frame */
-	size_t rest_frames;	/* whole blocks: calibration window and a margin */
-	size_t body_frames;	/* whole blocks: the bursts, looped */
-	unsigned long bursts;	/* in the body, all channels */
-};
-
-static double bench_trapezoid(size_t i, size_t on, size_t off, size_t r)
-{
-	if (i < on || i >= off) {
-		return 0.0;
-	}
-	if (i < on + r) {
-		return (double)(i - on + 1) / (double)r;
-	}
-	if (i >= off - r) {
-		return (double)(off - i) / (double)r;
-	}
-	return 1.0;
-}
-
-/* Rest, then bursts ending at least 600 ms before the body's end (the loop joins rest to rest). */
-static int bench_input_make(struct bench_input *in, const struct rpmsd_config *cfg, double fs)
-{
-	size_t rest = (size_t)llround((cfg->detect.calibration_start_s + cfg->detect.calibration_s +
-				       BENCH_REST_MARGIN_S) * fs);
-	size_t body = (size_t)llround(BENCH_BODY_S * fs);
-	size_t ramp = (size_t)llround(0.020 * fs);
-	size_t n, i;
-	unsigned ch;
-
-	rest = (rest + BENCH_BLOCK - 1) / BENCH_BLOCK * BENCH_BLOCK;
-	body = (body + BENCH_BLOCK - 1) / BENCH_BLOCK * BENCH_BLOCK;
-	n = rest + body;
-	in->fs = fs;
-	in->rest_frames = rest;
-	in->body_frames = body;
-	in->bursts = 0;
-	in->buf = calloc(n * BENCH_CHANNELS, sizeof(*in->buf));
-	if (!in->buf) {
-		return -ENOMEM;
-	}
-	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
-		struct bench_rng r = { .s = (ch + 1) * 0x9E3779B97F4A7C15ull };
-		size_t on = rest + (size_t)llround((0.5 + 0.4 * bench_uniform(&r)) * fs);
-		size_t off = on + (size_t)llround((0.2 + 0.2 * bench_uniform(&r)) * fs);
-		double amp = 150.0 + 150.0 * bench_uniform(&r);
-
-		for (i = 0; i < n; i++) {
-			double x = BENCH_DC + BENCH_REST_SIGMA * bench_gauss(&r);
-
-			if (i >= off) {
-				in->bursts++;
-				on = off + (size_t)llround((0.5 + 0.4 * bench_uniform(&r)) * fs);
-				off = on + (size_t)llround((0.2 + 0.2 * bench_uniform(&r)) * fs);
-				amp = 150.0 + 150.0 * bench_uniform(&r);
-				if (off + (size_t)llround(0.6 * fs) > n) {
-					on = off = SIZE_MAX;
-				}
-			}
-			x += amp * bench_trapezoid(i, on, off, ramp) * bench_gauss(&r);
-			in->buf[i * BENCH_CHANNELS + ch] = (float)x;
-		}
-	}
-	return 0;
-}
 
 /* ---- kernels ---------------------------------------------------------------- */
 
@@ -252,30 +154,12 @@ static void bench_block(struct bench_state *s, const float *x)
 	}
 }
 
-static int64_t bench_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static double bench_cpu_s(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0) {
-		return NAN;
-	}
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* One round: BENCH_PASSES passes of the body, every block timed. @return CPU seconds. */
 static double bench_round(struct bench_state *s)
 {
 	const float *body = s->in->buf + s->in->rest_frames * BENCH_CHANNELS;
 	size_t blocks = BENCH_PASSES * (s->in->body_frames / BENCH_BLOCK), b;
-	double c0 = bench_cpu_s();
+	double c0 = bench_clock(CLOCK_THREAD_CPUTIME_ID);
 
 	for (b = 0; b < blocks; b++) {
 		int64_t t0 = bench_ns();
@@ -284,7 +168,7 @@ static double bench_round(struct bench_state *s)
 		s->cost[s->n_cost++] = bench_ns() - t0;
 		s->pos = (s->pos + BENCH_BLOCK) % s->in->body_frames;
 	}
-	return bench_cpu_s() - c0;
+	return bench_clock(CLOCK_THREAD_CPUTIME_ID) - c0;
 }
 
 static int bench_state_init(struct bench_state *s, enum bench_kernel kind,
@@ -352,28 +236,6 @@ static void bench_state_fini(struct bench_state *s)
 
 /* ---- one rate ------------------------------------------------------------------ */
 
-static int bench_cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int bench_cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The @q quantile (0..1) of @n sorted values. */
-static int64_t bench_quantile(const int64_t *v, size_t n, double q)
-{
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-
-	return v[i < n ? i : n - 1];
-}
-
 /*
  * The bank's detectors must have decided what the bare ones did: the
  * same calibrations and onsets per channel (the tally counts the bank's
@@ -437,7 +299,7 @@ static int bench_rate(const struct rpmsd_config *cfg, double fs)
 	unsigned ch;
 
 	memset(st, 0, sizeof(st));
-	if (bench_input_make(&in, cfg, fs) < 0) {
+	if (bench_input_make(&in, cfg, fs, BENCH_BLOCK) < 0) {
 		fprintf(stderr, "bench_bank: out of memory for the input\n");
 		return -1;
 	}
@@ -499,24 +361,6 @@ out:
 	}
 	free(in.buf);
 	return ret;
-}
-
-static void bench_pin(void)
-{
-	cpu_set_t set;
-	int cpu = sched_getcpu();
-
-	if (cpu < 0) {
-		printf("not pinned: sched_getcpu: %s\n", strerror(errno));
-		return;
-	}
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) < 0) {
-		printf("not pinned: sched_setaffinity: %s\n", strerror(errno));
-		return;
-	}
-	printf("pinned to CPU %d (sched_setaffinity)\n", cpu);
 }
 
 int main(int argc, char **argv)

@@ -58,21 +58,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "config.h"
 #include "detect.h"
 #include "dsp.h"
 
-#define BENCH_CHANNELS 8
 #define BENCH_SECTIONS 4	/* floor: 8th order */
 #define BENCH_REPS 9
 #define BENCH_MIN_REP_S 0.3	/* CPU seconds per repetition, at least */
 #define BENCH_AIM_REP_S 0.4	/* what the probe sizes a repetition for */
 #define BENCH_PROBE_S 0.05
-#define BENCH_BODY_S 30.0	/* looped burst part of the input */
-#define BENCH_REST_MARGIN_S 1.0	/* rest after the calibration window */
 #define BENCH_TARGET_RATIO 3.0
-#define BENCH_DC 2048.0		/* counts, like a 12-bit ADC at mid-scale */
-#define BENCH_REST_SIGMA 10.0
 #define BENCH_LOWPASS_MAX_FRAC 0.45	/* as dsp_chain_create clamps it */
 #define BENCH_BLOCK 8		/* frames per block: source.block_frames' default */
 #define BENCH_WORST_REPS 300	/* worst-case blocks timed per rate */
@@ -93,106 +89,6 @@ static const char *const bench_kernel_name[BENCH_N_KERNELS] = {
 };
 
 static volatile double bench_sink;
-
-/* ---- input ------------------------------------------------------------- */
-
-struct bench_rng {
-	uint64_t s;
-};
-
-static uint64_t bench_rng_next(struct bench_rng *r)
-{
-	/* xorshift64* */
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 2685821657736338717ull;
-}
-
-static double bench_uniform(struct bench_rng *r)
-{
-	return ((double)(bench_rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double bench_gauss(struct bench_rng *r)
-{
-	double u = bench_uniform(r), v = bench_uniform(r);
-
-	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
-}
-
-struct bench_input {
-	double fs;
-	float *buf;		/* frame-major, BENCH_CHANNELS floats a frame */
-	size_t rest_frames;	/* calibration window and a margin, rest only */
-	size_t body_frames;	/* bursts; looped by the timed repetitions */
-	unsigned long bursts;	/* in the body, all channels */
-};
-
-/* Trapezoid envelope of a burst from on to off with ramps of r samples. */
-static double bench_trapezoid(size_t i, size_t on, size_t off, size_t r)
-{
-	if (i < on || i >= off) {
-		return 0.0;
-	}
-	if (i < on + r) {
-		return (double)(i - on + 1) / (double)r;
-	}
-	if (i >= off - r) {
-		return (double)(off - i) / (double)r;
-	}
-	return 1.0;
-}
-
-/*
- * Rest for the calibration window plus a margin, then bursts of 200-400 ms
- * at 150-300 counts sigma with 20 ms ramps, 500-900 ms apart, ending at
- * least 600 ms before the end of the body so that the loop joins rest to
- * rest.
- */
-static int bench_input_make(struct bench_input *in, const struct rpmsd_config *cfg,
-			    double fs)
-{
-	size_t rest = (size_t)llround((cfg->detect.calibration_start_s +
-				       cfg->detect.calibration_s +
-				       BENCH_REST_MARGIN_S) * fs);
-	size_t body = (size_t)llround(BENCH_BODY_S * fs);
-	size_t ramp = (size_t)llround(0.020 * fs);
-	size_t n = rest + body, i;
-	unsigned ch;
-
-	in->fs = fs;
-	in->rest_frames = rest;
-	in->body_frames = body;
-	in->bursts = 0;
-	in->buf = calloc(n * BENCH_CHANNELS, sizeof(*in->buf));
-	if (!in->buf) {
-		return -ENOMEM;
-	}
-	for (ch = 0; ch < BENCH_CHANNELS; ch++) {
-		struct bench_rng r = { .s = (ch + 1) * 0x9E3779B97F4A7C15ull };
-		size_t on = rest + (size_t)llround((0.5 + 0.4 * bench_uniform(&r)) * fs);
-		size_t off = on + (size_t)llround((0.2 + 0.2 * bench_uniform(&r)) * fs);
-		double amp = 150.0 + 150.0 * bench_uniform(&r);
-
-		for (i = 0; i < n; i++) {
-			double x = BENCH_DC + BENCH_REST_SIGMA * bench_gauss(&r);
-
-			if (i >= off) {
-				in->bursts++;
-				on = off + (size_t)llround((0.5 + 0.4 * bench_uniform(&r)) * fs);
-				off = on + (size_t)llround((0.2 + 0.2 * bench_uniform(&r)) * fs);
-				amp = 150.0 + 150.0 * bench_uniform(&r);
-				if (off + (size_t)llround(0.6 * fs) > n) {
-					on = off = SIZE_MAX;
-				}
-			}
-			x += amp * bench_trapezoid(i, on, off, ramp) * bench_gauss(&r);
-			in->buf[i * BENCH_CHANNELS + ch] = (float)x;
-		}
-	}
-	return 0;
-}
 
 /* ---- kernels ------------------------------------------------------------ */
 
@@ -383,16 +279,6 @@ static void bench_state_fini(struct bench_state *s)
 
 /* ---- timing ------------------------------------------------------------- */
 
-static double bench_clock(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) < 0) {
-		return NAN;
-	}
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Run @frames frames; CPU and wall seconds they took. */
 static void bench_time(struct bench_state *s, size_t frames, double *cpu, double *wall)
 {
@@ -423,13 +309,6 @@ static size_t bench_size(struct bench_state *s)
 	return (size_t)ceil((double)frames * BENCH_AIM_REP_S / cpu);
 }
 
-static int bench_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 struct bench_stats {
 	double med, min, max;	/* channel-samples per CPU second */
 	double wall_med;	/* channel-samples per wall second */
@@ -451,8 +330,8 @@ static void bench_summarise(const double *cpu, const double *wall, size_t frames
 			st->rep_min_s = cpu[r];
 		}
 	}
-	qsort(rate, BENCH_REPS, sizeof(rate[0]), bench_cmp);
-	qsort(wrate, BENCH_REPS, sizeof(wrate[0]), bench_cmp);
+	qsort(rate, BENCH_REPS, sizeof(rate[0]), bench_cmp_d);
+	qsort(wrate, BENCH_REPS, sizeof(wrate[0]), bench_cmp_d);
 	st->med = rate[BENCH_REPS / 2];
 	st->min = rate[0];
 	st->max = rate[BENCH_REPS - 1];
@@ -503,7 +382,7 @@ static int bench_rate(const struct rpmsd_config *cfg, double fs, double *ratio)
 	int k, r, ret = -1;
 	unsigned ch;
 
-	if (bench_input_make(&in, cfg, fs) < 0) {
+	if (bench_input_make(&in, cfg, fs, 1) < 0) {
 		fprintf(stderr, "bench_detect: out of memory for the input\n");
 		return -1;
 	}
@@ -572,29 +451,6 @@ out:
 }
 
 /* ---- the worst block: every channel dates an onset ------------------------ */
-
-static int bench_cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int64_t bench_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* The @q quantile (0..1) of @n sorted values. */
-static int64_t bench_quantile(const int64_t *v, size_t n, double q)
-{
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-
-	return v[i < n ? i : n - 1];
-}
 
 struct bench_worst {
 	struct dsp_chain *dsp[BENCH_CHANNELS];
@@ -747,24 +603,6 @@ out:
 		dsp_chain_destroy(w.dsp[ch]);
 	}
 	return ret;
-}
-
-static void bench_pin(void)
-{
-	cpu_set_t set;
-	int cpu = sched_getcpu();
-
-	if (cpu < 0) {
-		printf("not pinned: sched_getcpu: %s\n", strerror(errno));
-		return;
-	}
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) < 0) {
-		printf("not pinned: sched_setaffinity: %s\n", strerror(errno));
-		return;
-	}
-	printf("pinned to CPU %d (sched_setaffinity)\n", cpu);
 }
 
 int main(int argc, char **argv)

@@ -28,11 +28,7 @@
 #define RPMSCTL_CONTROL_SET_MAX 16
 
 struct rpmsctl_control_opts {
-	const char *endpoint;
-	bool json;
-	double timeout_s;
-	const char *server_key;		/* Z85, or a file holding it */
-	const char *secret_file;	/* the client's secret key */
+	struct rpmsctl_control_conn conn;
 	const char *patient_id;		/* session start */
 	const char *session_id;
 	const char *course_id;		/* session start, optional */
@@ -110,6 +106,62 @@ int rpmsctl_control_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'rpmsctl --help'.\n", stderr);
 	return RPMSCTL_CONTROL_USAGE;
+}
+
+void rpmsctl_control_conn_init(struct rpmsctl_control_conn *k)
+{
+	const char *env = getenv(RPMSCTL_CONTROL_ENV);
+
+	*k = (struct rpmsctl_control_conn){
+		.endpoint = env && env[0] ? env : RPMSCTL_CONTROL_ENDPOINT,
+		.timeout_s = RPMSCTL_CONTROL_TIMEOUT_S,
+	};
+}
+
+int rpmsctl_control_conn_option(struct rpmsctl_control_conn *k, int opt, const char *arg)
+{
+	char *end;
+
+	switch (opt) {
+	case 'e':
+		k->endpoint = arg;
+		return 0;
+	case 'j':
+		k->json = true;
+		return 0;
+	case 'T':
+		errno = 0;
+		k->timeout_s = strtod(arg, &end);
+		if (errno || end == arg || *end || !isfinite(k->timeout_s) || k->timeout_s <= 0 ||
+		    k->timeout_s > 3600) {
+			return rpmsctl_control_usage_error("--timeout: '%s' is not a number of "
+							   "seconds (allowed: 0 < SEC <= 3600)", arg);
+		}
+		return 0;
+	case RPMSCTL_CONTROL_OPT_SERVER_KEY:
+		k->server_key = arg;
+		return 0;
+	case RPMSCTL_CONTROL_OPT_SECRET_KEY:
+		k->secret_file = arg;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+int rpmsctl_control_getopt_error(const char *cmd, int opt, char **argv)
+{
+	const char *pre = cmd ? cmd : "", *sep = cmd ? ": " : "";
+
+	if (opt == ':') {
+		return rpmsctl_control_usage_error("%s%soption '%s' needs a value", pre, sep,
+						   argv[optind - 1]);
+	}
+	if (optopt) {
+		return rpmsctl_control_usage_error("%s%sunknown option '-%c'", pre, sep, optopt);
+	}
+	return rpmsctl_control_usage_error("%s%sunknown or ambiguous option '%s'", pre, sep,
+					   argv[optind - 1]);
 }
 
 static int rpmsctl_control_fail(int status, const char *fmt, ...)
@@ -245,8 +297,8 @@ int rpmsctl_control_keygen(int argc, char **argv)
  * Send @req, wait for the reply.
  * @return 0 with *@reply (free), or an exit status with the message printed
  */
-static int rpmsctl_control_call(const struct rpmsctl_control_opts *o, const char *req,
-				char **reply)
+int rpmsctl_control_request(const struct rpmsctl_control_conn *o, const char *req,
+			    char **reply)
 {
 	zmq_pollitem_t item;
 	int linger = 0, ret, rc, n;
@@ -313,17 +365,6 @@ err_sock:
 err_ctx:
 	zmq_ctx_term(ctx);
 	return ret;
-}
-
-int rpmsctl_control_request(const char *endpoint, double timeout_s, const char *server_key,
-			    const char *secret_file, const char *req, char **reply)
-{
-	const struct rpmsctl_control_opts o = {
-		.endpoint = endpoint, .timeout_s = timeout_s, .server_key = server_key,
-		.secret_file = secret_file,
-	};
-
-	return rpmsctl_control_call(&o, req, reply);
 }
 
 /* ---- printing ---------------------------------------------------------- */
@@ -531,7 +572,7 @@ static int rpmsctl_control_report(const struct rpmsctl_control_opts *o, const ch
 					    cmd, reply);
 	}
 	ret = json_is_true(json_object_get(j, "ok")) ? RPMSCTL_CONTROL_OK : RPMSCTL_CONTROL_REFUSED;
-	if (o->json) {
+	if (o->conn.json) {
 		printf("%s\n", reply);
 	} else if (ret == RPMSCTL_CONTROL_OK) {
 		rpmsctl_control_print(cmd, json_object_get(j, "result"));
@@ -560,15 +601,11 @@ static int rpmsctl_control_report(const struct rpmsctl_control_opts *o, const ch
 static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control_opts *o,
 				   bool session)
 {
-	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_PATIENT, OPT_SESSION, OPT_COURSE, OPT_MT,
+	enum { OPT_PATIENT = RPMSCTL_CONTROL_OPT_NEXT, OPT_SESSION, OPT_COURSE, OPT_MT,
 	       OPT_REASON, OPT_PRE, OPT_POST, OPT_SECONDS, OPT_AGONIST, OPT_ANTAGONIST,
 	       OPT_MUSCLE, OPT_DIRECTION };
 	static const struct option longopts[] = {
-		{ "endpoint", required_argument, NULL, 'e' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "server-key", required_argument, NULL, OPT_SERVER_KEY },
-		{ "secret-key", required_argument, NULL, OPT_SECRET_KEY },
+		RPMSCTL_CONTROL_CONN_LONGOPTS,
 		{ "patient", required_argument, NULL, OPT_PATIENT },
 		{ "session", required_argument, NULL, OPT_SESSION },
 		{ "course", required_argument, NULL, OPT_COURSE },
@@ -581,42 +618,24 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 		{ "muscle", required_argument, NULL, OPT_MUSCLE },
 		{ "direction", required_argument, NULL, OPT_DIRECTION },
 		{ "antagonist", required_argument, NULL, OPT_ANTAGONIST },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *env = getenv(RPMSCTL_CONTROL_ENV);
-	char *end;
-	int c;
+	int c, ret;
 
-	o->endpoint = env && env[0] ? env : RPMSCTL_CONTROL_ENDPOINT;
-	o->timeout_s = RPMSCTL_CONTROL_TIMEOUT_S;
+	rpmsctl_control_conn_init(&o->conn);
 	o->phase = -1;
 	opterr = 0;
 	optind = 0;	/* afresh: main has run getopt over the options before the command */
-	while ((c = getopt_long(argc, argv, ":e:jT:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'e':
-			o->endpoint = optarg;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'T':
-			errno = 0;
-			o->timeout_s = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !isfinite(o->timeout_s) ||
-			    o->timeout_s <= 0 || o->timeout_s > 3600) {
-				return rpmsctl_control_usage_error("--timeout: '%s' is not a number of "
-								   "seconds (allowed: 0 < SEC <= 3600)",
-								   optarg);
+	while ((c = getopt_long(argc, argv, RPMSCTL_CONTROL_CONN_SHORTOPTS, longopts,
+				NULL)) != -1) {
+		ret = rpmsctl_control_conn_option(&o->conn, c, optarg);
+		if (ret != 1) {
+			if (ret != 0) {
+				return ret;
 			}
-			break;
-		case OPT_SERVER_KEY:
-			o->server_key = optarg;
-			break;
-		case OPT_SECRET_KEY:
-			o->secret_file = optarg;
-			break;
+			continue;
+		}
+		switch (c) {
 		case OPT_PATIENT:
 		case OPT_SESSION:
 			if (!session) {
@@ -674,14 +693,8 @@ static int rpmsctl_control_options(int argc, char **argv, struct rpmsctl_control
 		case 'h':
 			rpmsctl_control_usage(stdout);
 			return -1;
-		case ':':
-			return rpmsctl_control_usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt) {
-				return rpmsctl_control_usage_error("unknown option '-%c'", optopt);
-			}
-			return rpmsctl_control_usage_error("unknown or ambiguous option '%s'",
-							   argv[optind - 1]);
+			return rpmsctl_control_getopt_error(NULL, c, argv);
 		}
 	}
 	return 0;
@@ -864,7 +877,7 @@ int rpmsctl_control_main(int argc, char **argv)
 	}
 	if (ret == 0) {
 		text = json_dumps(req, JSON_COMPACT);
-		ret = text ? rpmsctl_control_call(&o, text, &reply)
+		ret = text ? rpmsctl_control_request(&o.conn, text, &reply)
 			   : rpmsctl_control_fail(RPMSCTL_CONTROL_LOCAL, "out of memory");
 	}
 	if (ret == 0) {

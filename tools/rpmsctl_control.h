@@ -6,6 +6,8 @@
 #ifndef RPMSCTL_CONTROL_H
 #define RPMSCTL_CONTROL_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Exit statuses of the control commands (tail keeps its own, rpmsctl.c). */
@@ -16,6 +18,55 @@ enum {
 	RPMSCTL_CONTROL_UNREACHED = 3,	/* no reply within --timeout */
 	RPMSCTL_CONTROL_LOCAL = 4,	/* a local error: key file, ZeroMQ, a reply that is not JSON */
 };
+
+/* How to reach the daemon: the options of every control-socket command. */
+struct rpmsctl_control_conn {
+	const char *endpoint;
+	double timeout_s;
+	const char *server_key;		/* Z85, or a file holding it */
+	const char *secret_file;	/* the client's secret key */
+	bool json;			/* print replies as JSON */
+};
+
+/* getopt values of the long-only connection options; a command's own start at _NEXT. */
+enum {
+	RPMSCTL_CONTROL_OPT_SERVER_KEY = 256,
+	RPMSCTL_CONTROL_OPT_SECRET_KEY,
+	RPMSCTL_CONTROL_OPT_NEXT,
+};
+
+/* The short options of the connection (and --help), for getopt_long. */
+#define RPMSCTL_CONTROL_CONN_SHORTOPTS ":e:jT:h"
+
+/* The long options of the connection (and --help), first in a command's table. */
+#define RPMSCTL_CONTROL_CONN_LONGOPTS \
+	{ "endpoint", required_argument, NULL, 'e' }, \
+	{ "json", no_argument, NULL, 'j' }, \
+	{ "timeout", required_argument, NULL, 'T' }, \
+	{ "server-key", required_argument, NULL, RPMSCTL_CONTROL_OPT_SERVER_KEY }, \
+	{ "secret-key", required_argument, NULL, RPMSCTL_CONTROL_OPT_SECRET_KEY }, \
+	{ "help", no_argument, NULL, 'h' }
+
+/**
+ * The defaults of @k: the endpoint of $RPMSD_CONTROL (else the default
+ * one), the default timeout, no CURVE, no JSON.
+ */
+void rpmsctl_control_conn_init(struct rpmsctl_control_conn *k);
+
+/**
+ * Take getopt_long's option @opt (its value @arg) into @k when it is a
+ * connection option.
+ * @return 0 taken, 1 not a connection option, or RPMSCTL_CONTROL_USAGE with
+ *         the message printed (a --timeout that is not 0 < SEC <= 3600)
+ */
+int rpmsctl_control_conn_option(struct rpmsctl_control_conn *k, int opt, const char *arg);
+
+/**
+ * The usage error of getopt_long's answer @opt ':' (no value) or '?'
+ * (unknown option) over @argv, prefixed "@cmd: " when @cmd is not NULL.
+ * @return RPMSCTL_CONTROL_USAGE
+ */
+int rpmsctl_control_getopt_error(const char *cmd, int opt, char **argv);
 
 /**
  * Run control command @argv[0] ("status", "arm", "disarm", "calibrate",
@@ -49,13 +100,13 @@ int rpmsctl_control_curve(void *sock, const char *server_key, const char *secret
 int rpmsctl_control_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /**
- * Send one request body @req to the control endpoint and wait @timeout_s
- * for the reply (CURVE with @server_key and @secret_file, both or NULL).
+ * Send one request body @req to the daemon @k names and wait its timeout
+ * for the reply (CURVE when @k has both keys).
  * @return RPMSCTL_CONTROL_OK with *@reply (free()), or an exit status
  *         above with the message printed
  */
-int rpmsctl_control_request(const char *endpoint, double timeout_s, const char *server_key,
-			    const char *secret_file, const char *req, char **reply);
+int rpmsctl_control_request(const struct rpmsctl_control_conn *k, const char *req,
+			    char **reply);
 
 /** Print the control commands' part of the usage text. */
 void rpmsctl_control_usage(FILE *f);

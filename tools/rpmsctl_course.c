@@ -12,7 +12,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "rpmsd-build.h"
 #include "rpmsctl_control.h"
 #include "rpmsctl_course.h"
+#include "rpmsctl_db.h"
 #include "zone.h"
 
 struct rpmsctl_course {
@@ -41,12 +41,11 @@ struct rpmsctl_course {
 	int64_t session;	/* note: 0 until --session */
 	bool json;
 	bool note;
-	struct rpmsd_config *cfg;
 	struct zone *zone;	/* safety.day_zone; NULL: UTC */
 	char zone_why[COURSE_DB_ERR_MAX + 128];	/* why UTC, when the zone is unusable */
-	struct course_db_config_paths paths;
-	struct course_db_config dbc;
-	struct course_db *db;
+	struct rpmsctl_db *store;
+	struct course_db *db;			/* store's */
+	const struct course_db_config *dbc;	/* store's */
 };
 
 void rpmsctl_course_usage(FILE *f)
@@ -74,24 +73,8 @@ void rpmsctl_course_usage(FILE *f)
 		RPMSD_CONFIG_FILE);
 }
 
-__attribute__((format(printf, 2, 3)))
-static int rpmsctl_course_fail(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("rpmsctl course: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return status;
-}
-
-/* The exit status of a course database error @rc. */
-static int rpmsctl_course_status(int rc)
-{
-	return rc == -ENOTCONN ? RPMSCTL_CONTROL_UNREACHED : RPMSCTL_CONTROL_REFUSED;
-}
+/* "rpmsctl course: ..." on stderr; the exit status @status. */
+#define rpmsctl_course_fail(status, ...) rpmsctl_db_fail("course", (status), __VA_ARGS__)
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -133,16 +116,8 @@ static int rpmsctl_course_options(struct rpmsctl_course *c, int argc, char **arg
 		case 'h':
 			rpmsctl_course_usage(stdout);
 			return -1;
-		case ':':
-			return rpmsctl_control_usage_error("course: option '%s' needs a value",
-							   argv[optind - 1]);
 		default:
-			if (optopt) {
-				return rpmsctl_control_usage_error("course: unknown option '-%c'",
-								   optopt);
-			}
-			return rpmsctl_control_usage_error("course: unknown or ambiguous option '%s'",
-							   argv[optind - 1]);
+			return rpmsctl_control_getopt_error("course", opt, argv);
 		}
 	}
 	npos = argc - optind;
@@ -184,36 +159,22 @@ static int rpmsctl_course_options(struct rpmsctl_course *c, int argc, char **arg
 
 static int rpmsctl_course_open(struct rpmsctl_course *c)
 {
+	const struct rpmsd_config *cfg;
 	char err[COURSE_DB_ERR_MAX];
 	int rc;
 
-	c->cfg = calloc(1, sizeof(*c->cfg));
-	if (!c->cfg) {
-		return rpmsctl_course_fail(RPMSCTL_CONTROL_LOCAL, "out of memory");
+	rc = rpmsctl_db_open("course", c->config, &c->store);
+	if (rc != RPMSCTL_CONTROL_OK) {
+		return rc;
 	}
-	rc = config_load_flags(c->cfg, c->config, CONFIG_LOAD_INPUT_GIVEN, err, sizeof(err));
-	if (rc < 0) {
-		if (rc == -EINVAL) {
-			return rpmsctl_course_fail(RPMSCTL_CONTROL_LOCAL, "%s", err);
-		}
-		return rpmsctl_course_fail(RPMSCTL_CONTROL_LOCAL, "--config %s: %s", c->config,
-					   strerror(-rc));
-	}
-	if (zone_load(c->cfg->safety.day_zone, &c->zone, err, sizeof(err)) < 0) {
+	c->db = rpmsctl_db_handle(c->store);
+	c->dbc = rpmsctl_db_dbc(c->store);
+	cfg = rpmsctl_db_config(c->store);
+	if (zone_load(cfg->safety.day_zone, &c->zone, err, sizeof(err)) < 0) {
 		/* The times are still true in UTC; the report says which it used. */
 		snprintf(c->zone_why, sizeof(c->zone_why), "safety.day_zone %s: %s",
-			 c->cfg->safety.day_zone, err);
+			 cfg->safety.day_zone, err);
 		c->zone = NULL;
-	}
-	rc = course_db_config_from(c->cfg, COURSE_DB_CLIENT, &c->paths, &c->dbc, err,
-				   sizeof(err));
-	if (rc < 0) {
-		return rpmsctl_course_fail(RPMSCTL_CONTROL_LOCAL, "%s", err);
-	}
-	rc = course_db_open(&c->dbc, &c->db, err, sizeof(err));
-	if (rc < 0) {
-		return rpmsctl_course_fail(rc == -ENOTCONN ? RPMSCTL_CONTROL_UNREACHED :
-					   RPMSCTL_CONTROL_LOCAL, "%s", err);
 	}
 	return 0;
 }
@@ -437,21 +398,21 @@ static void rpmsctl_course_text_course(const struct rpmsctl_course *c,
 static void rpmsctl_course_text(const struct rpmsctl_course *c, const struct course_db_report *r)
 {
 	printf("patient %s: %zu course(s) in the %s course database%s%s\n", r->patient,
-	       r->n_courses, r->backend, c->dbc.path ? " " : "", c->dbc.path ? c->dbc.path : "");
+	       r->n_courses, r->backend, c->dbc->path ? " " : "", c->dbc->path ? c->dbc->path : "");
 	printf("times in %s (%s)\n\n", rpmsctl_course_zone(c),
 	       c->zone ? "safety.day_zone" : c->zone_why);
 	for (size_t i = 0; i < r->n_courses; i++) {
 		rpmsctl_course_text_course(c, &r->courses[i]);
 	}
-	if (c->dbc.backend != COURSE_DB_POSTGRESQL) {
+	if (c->dbc->backend != COURSE_DB_POSTGRESQL) {
 		return;
 	}
 	if (r->pending > 0) {
 		printf("INCOMPLETE: %" PRId64 " entries of this rig's journal %s are not on the "
 		       "server yet: pulses, ends and notes above may be missing them\n", r->pending,
-		       c->dbc.journal);
+		       c->dbc->journal);
 	} else if (r->pending == 0) {
-		printf("this rig's journal %s: every entry is on the server\n", c->dbc.journal);
+		printf("this rig's journal %s: every entry is on the server\n", c->dbc->journal);
 	} else {
 		printf("MAY BE INCOMPLETE: %s\n", r->pending_why);
 	}
@@ -654,10 +615,10 @@ static int rpmsctl_course_json(const struct rpmsctl_course *c, const struct cour
 		return rpmsctl_course_fail(RPMSCTL_CONTROL_LOCAL, "JSON: out of memory");
 	}
 	root = json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "patient", r->patient,
-			 "backend", r->backend, "database", rpmsctl_course_jstr(c->dbc.path),
+			 "backend", r->backend, "database", rpmsctl_course_jstr(c->dbc->path),
 			 "time_zone", rpmsctl_course_zone(c),
 			 "pending_journal_entries",
-			 c->dbc.backend != COURSE_DB_POSTGRESQL ? json_integer(0) :
+			 c->dbc->backend != COURSE_DB_POSTGRESQL ? json_integer(0) :
 			 r->pending < 0 ? json_null() : json_integer(r->pending),
 			 "pending_why", rpmsctl_course_jstr(r->pending < 0 ? r->pending_why : NULL),
 			 "courses", courses);
@@ -682,7 +643,7 @@ static int rpmsctl_course_report(struct rpmsctl_course *c)
 
 	rc = course_db_report(c->db, c->patient, c->course, &r, err, sizeof(err));
 	if (rc < 0) {
-		return rpmsctl_course_fail(rpmsctl_course_status(rc), "%s", err);
+		return rpmsctl_course_fail(rpmsctl_db_status(rc), "%s", err);
 	}
 	if (c->json) {
 		rc = rpmsctl_course_json(c, r);
@@ -731,12 +692,12 @@ static int rpmsctl_course_note(struct rpmsctl_course *c)
 	rc = course_db_adverse_add(c->db, c->patient, c->session, now, who, c->adverse, &id, err,
 				   sizeof(err));
 	if (rc < 0) {
-		return rpmsctl_course_fail(rpmsctl_course_status(rc), "%s", err);
+		return rpmsctl_course_fail(rpmsctl_db_status(rc), "%s", err);
 	}
 	/* Saved is said only after the database gives the note back as written. */
 	rc = course_db_report(c->db, c->patient, NULL, &r, err, sizeof(err));
 	if (rc < 0) {
-		return rpmsctl_course_fail(rpmsctl_course_status(rc), "note %" PRId64 " written "
+		return rpmsctl_course_fail(rpmsctl_db_status(rc), "note %" PRId64 " written "
 					   "but not read back: %s", id, err);
 	}
 	n = rpmsctl_course_find(r, c->session, id);
@@ -768,8 +729,7 @@ int rpmsctl_course_main(int argc, char **argv)
 	if (rc == 0) {
 		rc = c.note ? rpmsctl_course_note(&c) : rpmsctl_course_report(&c);
 	}
-	course_db_close(c.db);
 	zone_free(c.zone);
-	free(c.cfg);
+	rpmsctl_db_close(c.store);
 	return rc;
 }

@@ -12,7 +12,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 #include "course_db_config.h"
 #include "rpmsd-build.h"
 #include "rpmsctl_control.h"
+#include "rpmsctl_db.h"
 #include "rpmsctl_score.h"
 
 /* More scores than muscles a clinician grades in one sitting is a mistake. */
@@ -42,10 +42,8 @@ struct rpmsctl_score {
 	const char *arg[RPMSCTL_SCORE_MAX];	/* the option each came from, for errors */
 	char muscle[RPMSCTL_SCORE_MAX][COURSE_DB_ID_MAX + 1];
 	char who[COURSE_DB_ID_MAX + 1];
-	struct rpmsd_config *cfg;
-	struct course_db_config_paths paths;
-	struct course_db_config dbc;
-	struct course_db *db;
+	struct rpmsctl_db *store;
+	struct course_db *db;		/* store's */
 };
 
 void rpmsctl_score_usage(FILE *f)
@@ -64,18 +62,8 @@ void rpmsctl_score_usage(FILE *f)
 		"value out of range, 3 database unreachable, 4 a local error.\n");
 }
 
-__attribute__((format(printf, 2, 3)))
-static int rpmsctl_score_fail(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("rpmsctl score: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return status;
-}
+/* "rpmsctl score: ..." on stderr; the exit status @status. */
+#define rpmsctl_score_fail(status, ...) rpmsctl_db_fail("score", (status), __VA_ARGS__)
 
 /* "MUSCLE=VALUE": the muscle copied into slot @i, the value returned (NULL: no '='). */
 static const char *rpmsctl_score_split(struct rpmsctl_score *c, size_t i, const char *arg)
@@ -207,16 +195,8 @@ static int rpmsctl_score_options(struct rpmsctl_score *c, int argc, char **argv)
 		case 'h':
 			rpmsctl_score_usage(stdout);
 			return -1;
-		case ':':
-			return rpmsctl_control_usage_error("score: option '%s' needs a value",
-							   argv[optind - 1]);
 		default:
-			if (optopt) {
-				return rpmsctl_control_usage_error("score: unknown option '-%c'",
-								   optopt);
-			}
-			return rpmsctl_control_usage_error("score: unknown or ambiguous option '%s'",
-							   argv[optind - 1]);
+			return rpmsctl_control_getopt_error("score", opt, argv);
 		}
 	}
 	if (argc - optind != 1) {
@@ -280,29 +260,12 @@ static int rpmsctl_score_check(struct rpmsctl_score *c)
 
 static int rpmsctl_score_open(struct rpmsctl_score *c)
 {
-	char err[COURSE_DB_ERR_MAX];
-	int rc;
+	int rc = rpmsctl_db_open("score", c->config, &c->store);
 
-	c->cfg = calloc(1, sizeof(*c->cfg));
-	if (!c->cfg) {
-		return rpmsctl_score_fail(RPMSCTL_CONTROL_LOCAL, "out of memory");
+	if (rc == RPMSCTL_CONTROL_OK) {
+		c->db = rpmsctl_db_handle(c->store);
 	}
-	rc = config_load_flags(c->cfg, c->config, CONFIG_LOAD_INPUT_GIVEN, err, sizeof(err));
-	if (rc < 0) {
-		return rpmsctl_score_fail(RPMSCTL_CONTROL_LOCAL, "%s", rc == -EINVAL ? err :
-					  strerror(-rc));
-	}
-	rc = course_db_config_from(c->cfg, COURSE_DB_CLIENT, &c->paths, &c->dbc, err,
-				   sizeof(err));
-	if (rc < 0) {
-		return rpmsctl_score_fail(RPMSCTL_CONTROL_LOCAL, "%s", err);
-	}
-	rc = course_db_open(&c->dbc, &c->db, err, sizeof(err));
-	if (rc < 0) {
-		return rpmsctl_score_fail(rc == -ENOTCONN ? RPMSCTL_CONTROL_UNREACHED :
-					  RPMSCTL_CONTROL_LOCAL, "%s", err);
-	}
-	return 0;
+	return rc;
 }
 
 /* The score @id as the database has it now, or NULL. */
@@ -373,8 +336,7 @@ static int rpmsctl_score_write(struct rpmsctl_score *c)
 	for (i = 0; i < c->n; i++) {
 		rc = course_db_score_add(c->db, &c->s[i], &id[i], err, sizeof(err));
 		if (rc < 0) {
-			return rpmsctl_score_fail(rc == -ENOTCONN ? RPMSCTL_CONTROL_UNREACHED :
-						  RPMSCTL_CONTROL_REFUSED, "%s%s", err,
+			return rpmsctl_score_fail(rpmsctl_db_status(rc), "%s%s", err,
 						  i ? " (the scores before it were written: "
 						  "see rpmsctl course)" : "");
 		}
@@ -382,8 +344,7 @@ static int rpmsctl_score_write(struct rpmsctl_score *c)
 	/* Saved is said only after the database gives each score back as written. */
 	rc = course_db_report(c->db, c->patient, NULL, &r, err, sizeof(err));
 	if (rc < 0) {
-		return rpmsctl_score_fail(rc == -ENOTCONN ? RPMSCTL_CONTROL_UNREACHED :
-					  RPMSCTL_CONTROL_REFUSED, "scores written but not read "
+		return rpmsctl_score_fail(rpmsctl_db_status(rc), "scores written but not read "
 					  "back: %s", err);
 	}
 	for (i = 0; i < c->n; i++) {
@@ -421,8 +382,7 @@ int rpmsctl_score_main(int argc, char **argv)
 	if (rc == 0) {
 		rc = rpmsctl_score_write(c);
 	}
-	course_db_close(c->db);
-	free(c->cfg);
+	rpmsctl_db_close(c->store);
 	free(c);
 	return rc < 0 ? RPMSCTL_CONTROL_OK : rc;
 }

@@ -20,15 +20,9 @@
 #include "rpmsctl_threshold.h"
 
 #define RPMSCTL_THRESHOLD_POLL_MS 200
-#define RPMSCTL_THRESHOLD_ENV "RPMSD_CONTROL"
-#define RPMSCTL_THRESHOLD_ENDPOINT "ipc:///run/rpmsd/control"
 
 struct rpmsctl_threshold_opts {
-	const char *endpoint;
-	double timeout_s;
-	const char *server_key;
-	const char *secret_file;
-	bool json;
+	struct rpmsctl_control_conn conn;	/* as every control command's */
 	bool stop;
 };
 
@@ -69,55 +63,31 @@ static int rpmsctl_threshold_window(json_t *req, const char *arg)
 static int rpmsctl_threshold_options(int argc, char **argv, struct rpmsctl_threshold_opts *o,
 				     json_t *req)
 {
-	enum { OPT_SERVER_KEY = 256, OPT_SECRET_KEY, OPT_CHANNEL, OPT_WINDOW, OPT_INTERVAL,
-	       OPT_START, OPT_CAP, OPT_STOP };
+	enum { OPT_CHANNEL = RPMSCTL_CONTROL_OPT_NEXT, OPT_WINDOW, OPT_INTERVAL, OPT_START,
+	       OPT_CAP, OPT_STOP };
 	static const struct option longopts[] = {
-		{ "endpoint", required_argument, NULL, 'e' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "server-key", required_argument, NULL, OPT_SERVER_KEY },
-		{ "secret-key", required_argument, NULL, OPT_SECRET_KEY },
+		RPMSCTL_CONTROL_CONN_LONGOPTS,
 		{ "channel", required_argument, NULL, OPT_CHANNEL },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
 		{ "start", required_argument, NULL, OPT_START },
 		{ "cap", required_argument, NULL, OPT_CAP },
 		{ "stop", no_argument, NULL, OPT_STOP },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *env = getenv(RPMSCTL_THRESHOLD_ENV);
-	char *end;
 	int c, ret = 0;
 
-	o->endpoint = env && env[0] ? env : RPMSCTL_THRESHOLD_ENDPOINT;
-	o->timeout_s = 5.0;
+	rpmsctl_control_conn_init(&o->conn);
 	opterr = 0;
 	optind = 0;
-	while (ret == 0 && (c = getopt_long(argc, argv, ":e:jT:h", longopts, NULL)) != -1) {
+	while (ret == 0 && (c = getopt_long(argc, argv, RPMSCTL_CONTROL_CONN_SHORTOPTS, longopts,
+					    NULL)) != -1) {
+		ret = rpmsctl_control_conn_option(&o->conn, c, optarg);
+		if (ret != 1) {
+			continue;
+		}
+		ret = 0;
 		switch (c) {
-		case 'e':
-			o->endpoint = optarg;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'T':
-			errno = 0;
-			o->timeout_s = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->timeout_s > 0) ||
-			    o->timeout_s > 3600) {
-				return rpmsctl_control_usage_error("--timeout: '%s' is not a number of "
-								   "seconds (allowed: 0 < SEC <= 3600)",
-								   optarg);
-			}
-			break;
-		case OPT_SERVER_KEY:
-			o->server_key = optarg;
-			break;
-		case OPT_SECRET_KEY:
-			o->secret_file = optarg;
-			break;
 		case OPT_CHANNEL:
 			ret = rpmsctl_threshold_num(req, "channel", "--channel", optarg);
 			break;
@@ -139,11 +109,8 @@ static int rpmsctl_threshold_options(int argc, char **argv, struct rpmsctl_thres
 		case 'h':
 			rpmsctl_control_usage(stdout);
 			return -1;
-		case ':':
-			return rpmsctl_control_usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
-			return rpmsctl_control_usage_error("unknown or ambiguous option '%s'",
-							   argv[optind - 1]);
+			return rpmsctl_control_getopt_error(NULL, c, argv);
 		}
 	}
 	if (ret == 0 && optind < argc) {
@@ -171,8 +138,7 @@ static int rpmsctl_threshold_call(const struct rpmsctl_threshold_opts *o, json_t
 		fprintf(stderr, "rpmsctl: out of memory\n");
 		return RPMSCTL_CONTROL_LOCAL;
 	}
-	ret = rpmsctl_control_request(o->endpoint, o->timeout_s, o->server_key, o->secret_file,
-				      text, &reply);
+	ret = rpmsctl_control_request(&o->conn, text, &reply);
 	free(text);
 	if (ret != RPMSCTL_CONTROL_OK) {
 		return ret;
@@ -272,7 +238,7 @@ int rpmsctl_threshold_main(int argc, char **argv)
 		json_decref(res);
 		return RPMSCTL_CONTROL_OK;
 	}
-	if (!o.json) {
+	if (!o.conn.json) {
 		printf("threshold: channel %d, window %g-%g ms, probes at least %g s apart, from "
 		       "%g %%, cap %g %% (%s)\n",
 		       (int)json_integer_value(json_object_get(res, "channel")),
@@ -295,7 +261,7 @@ int rpmsctl_threshold_main(int argc, char **argv)
 		}
 		probes = json_object_get(res, "probes");
 		json_array_foreach(probes, i, p) {
-			if (o.json) {
+			if (o.conn.json) {
 				char *s = json_dumps(p, JSON_COMPACT);
 
 				printf("%s\n", s ? s : "{}");
@@ -307,7 +273,7 @@ int rpmsctl_threshold_main(int argc, char **argv)
 		}
 		st = json_object_get(res, "result");
 		if (json_is_object(st)) {
-			if (o.json) {
+			if (o.conn.json) {
 				char *s = json_dumps(st, JSON_COMPACT);
 
 				printf("%s\n", s ? s : "{}");

@@ -186,9 +186,88 @@ class Run:
         return out
 
 
+def quiet_recording(path, rate, seconds, channels=2, seed=43, digits=2):
+    """Quiet rest EMG (Gaussian, 2 µV RMS, seeded) as CSV columns c0, c1, ...
+    at rate Hz, written to path once (a later call finds it there)."""
+    import random
+    if not os.path.exists(path):
+        rng = random.Random(seed)
+        with open(path + ".tmp", "w") as f:
+            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
+            for _ in range(seconds * rate):
+                f.write(",".join("%.*f" % (digits, rng.gauss(0.0, 2.0))
+                                 for _ in range(channels)) + "\n")
+        os.rename(path + ".tmp", path)
+    return path
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
+
+
+class LiveDaemon:
+    """A running rpmsd (config_text written into directory) that a real
+    subscriber (rpms_subscriber.Subscriber) has heard from the start: every
+    message (topic, body) in arrival order. It is up once it has said it
+    calibrated; its stdout and stderr are files in directory."""
+
+    def __init__(self, config_text, directory, calibration_s=60):
+        from rpms_subscriber import Subscriber
+        self.dir = directory
+        self.control = section_value(config_text, "control", "endpoint")
+        self.publish = section_value(config_text, "publish", "endpoint")
+        self.config = write_config(config_text, directory)
+        self.sub = Subscriber(self.publish)
+        self.done = False
+        self.err = open(os.path.join(directory, "stderr"), "w+")
+        with open(os.path.join(directory, "stdout"), "w") as out:
+            self.proc = subprocess.Popen([RPMSD, "--config", self.config,
+                                          "--wait-subscriber=30"],
+                                         stdout=out, stderr=self.err, text=True)
+        self.wait_for(lambda: self.of("rpms.state", state="calibrated"), calibration_s,
+                      "calibration")
+
+    def of(self, topic, since=0, **match):
+        """Bodies of topic among the messages from index since on."""
+        return self.sub.of(topic, since, **match)
+
+    def mark(self):
+        """The number of messages so far: a since for of()."""
+        return self.sub.count()
+
+    def wait_for(self, pred, timeout, what):
+        """pred()'s first true value within timeout seconds; an error naming
+        what when the time runs out or rpmsd exits first."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = pred()
+            if got:
+                return got
+            check(self.proc.poll() is None, "rpmsd exited (%s) while waiting for %s: %s"
+                  % (self.proc.returncode, what, self.stderr()[-2000:]))
+            time.sleep(0.02)
+        raise AssertionError("no %s within %d s" % (what, timeout))
+
+    def stderr(self):
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()
+
+    def stop(self):
+        """SIGTERM; once it exited and every message it sent has arrived:
+        exit status 0 and no sanitizer report checked; its stderr."""
+        if self.done:
+            return ""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+        self.done = True
+        self.sub.drain_and_close()
+        err = self.stderr()
+        check(self.proc.returncode == 0, "rpmsd exited %d: %s" % (self.proc.returncode,
+                                                                 err[-3000:]))
+        check("runtime error" not in err and "Sanitizer" not in err, err[-3000:])
+        return err
 
 
 class Skip(Exception):

@@ -279,26 +279,7 @@ def test_blinded_session_exports_its_code_only():
     """A blinded course (docs/sham.md): the export holds its arm code, and
     neither the arm nor anything else that names it, in any file."""
     tmp = tempfile.mkdtemp(prefix="blind-", dir=TMP)
-    secret = os.path.join(tmp, "statistician.secret")
-    r = subprocess.run([rig.RPMSCTL, "keygen", secret], capture_output=True, text=True)
-    check(r.returncode == 0, r.stderr)
-    public = os.path.join(tmp, "statistician.public")
-    with open(public, "w") as f:
-        f.write(r.stdout)
-    alloc = os.path.join(tmp, "allocation")
-    with open(alloc, "w") as f:
-        f.write("C-B1 sham Q5\n")
-    os.chmod(alloc, 0o600)
-    rx = tcs.rx_dir(("P-B1", "C-B1", 1, PULSES, "max_output_pct = 30"))
-    conf = tcs.course_conf(rx, rig.state_dir(), extra={
-        "blind": {"allocation": alloc, "statistician_public_key": public,
-                  "audit": os.path.join(tmp, "audit")},
-        "sham_coil.sim": {"pulse_log": os.path.join(tmp, "sham.csv")}})
-    d = tc.Daemon(conf)
-    try:
-        tcs.run_full_session(d, "P-B1", "S1", "C-B1", None, PULSES)
-    finally:
-        d.stop()
+    d = tcs.blinded_course(tmp, PULSES)
     dest = os.path.join(TMP, "blinded")
     r = subprocess.run([sys.executable, TOOL, "export", "C-B1", dest, "--config", d.path,
                         "--rpmsctl", rig.RPMSCTL, "--rpmsd", rig.RPMSD],

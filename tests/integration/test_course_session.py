@@ -160,6 +160,34 @@ def run_full_session(d, patient, session, course, mt, pulses):
 
 # ---- SQLite, one rig --------------------------------------------------------
 
+def blinded_course(tmp, pulses):
+    """Course C-B1 of patient P-B1, blinded (docs/sham.md: allocated to arm
+    sham under code Q5, the audit sealed to a statistician's key made in
+    tmp), through one full session of pulses; the stopped daemon (its path
+    is the configuration)."""
+    secret = os.path.join(tmp, "statistician.secret")
+    r = subprocess.run([rig.RPMSCTL, "keygen", secret], capture_output=True, text=True)
+    check(r.returncode == 0, r.stderr)
+    public = os.path.join(tmp, "statistician.public")
+    with open(public, "w") as f:
+        f.write(r.stdout)
+    alloc = os.path.join(tmp, "allocation")
+    with open(alloc, "w") as f:
+        f.write("C-B1 sham Q5\n")
+    os.chmod(alloc, 0o600)
+    rx = rx_dir(("P-B1", "C-B1", 1, pulses, OUT30))
+    conf = course_conf(rx, rig.state_dir(), extra={
+        "blind": {"allocation": alloc, "statistician_public_key": public,
+                  "audit": os.path.join(tmp, "audit")},
+        "sham_coil.sim": {"pulse_log": os.path.join(tmp, "sham.csv")}})
+    d = tc.Daemon(conf)
+    try:
+        run_full_session(d, "P-B1", "S1", "C-B1", None, pulses)
+    finally:
+        d.stop()
+    return d
+
+
 def test_sqlite_course_session():
     """The prescription's protocol applied, pulses in the DB while running and
     at the stop, the EDF+ fields and SHA-256, a second session the same day and

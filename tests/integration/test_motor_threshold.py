@@ -12,13 +12,10 @@ pulse cap that runs out stops it with the gate's rule."""
 import glob
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rpmsd_rig as rig  # noqa: E402
@@ -32,25 +29,18 @@ RATE = 2000
 TRUE_MT = 43.4
 
 
-def quiet_recording(seconds=400, channels=2):
+def quiet_recording():
     """Quiet rest EMG (2 µV RMS), long enough for the slowest run."""
-    path = os.path.join(tempfile.gettempdir(), "rpmsd-mt-quiet-%d.csv" % os.getpid())
-    if not os.path.exists(path):
-        rng = random.Random(43)
-        with open(path + ".tmp", "w") as f:
-            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
-            for _ in range(seconds * RATE):
-                f.write(",".join("%.2f" % rng.gauss(0.0, 2.0) for _ in range(channels)) + "\n")
-        os.rename(path + ".tmp", path)
-    return path
+    return rig.quiet_recording(os.path.join(tempfile.gettempdir(),
+                                            "rpmsd-mt-quiet-%d.csv" % os.getpid()), RATE, 400)
 
 
-class Daemon:
+class Daemon(rig.LiveDaemon):
     """A paced rpmsd with a simulated patient; a subscriber keeps every message."""
 
     def __init__(self, safety=None, coil=None, extra=None):
-        self.dir = tempfile.mkdtemp(prefix="rpmsd-mt-")
-        self.rec = os.path.join(self.dir, "rec")
+        directory = tempfile.mkdtemp(prefix="rpmsd-mt-")
+        self.rec = os.path.join(directory, "rec")
         os.mkdir(self.rec)
         coil_keys = {"patient_threshold_pct": "%g" % TRUE_MT, "patient_slope_pct": "2",
                      "patient_max_uv": "2500", "patient_noise": "0.25", "patient_seed": "7",
@@ -76,47 +66,8 @@ class Daemon:
         conf.update(extra or {})
         text = "".join("[%s]\n%s" % (sec, "".join("%s = %s\n" % kv for kv in keys.items()))
                        for sec, keys in conf.items())
-        self.control = rig.section_value(text, "control", "endpoint")
-        self.publish = rig.section_value(text, "publish", "endpoint")
         self.state = conf["daemon"]["state_dir"]
-        path = rig.write_config(text, self.dir)
-        import zmq
-        self.ctx = zmq.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.RCVHWM, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
-        self.sub.connect(rig.section_value(text, "publish", "endpoint"))
-        self.lock = threading.Lock()
-        self.messages = []
-        self.done = False
-        self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.proc = subprocess.Popen([rig.RPMSD, "--config", path, "--wait-subscriber=30"],
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-        self.wait_for(lambda: self.of("rpms.state", state="calibrated"), 60, "calibration")
-
-    def _receive(self):
-        while not self.done:
-            if self.sub.poll(100):
-                topic, body = self.sub.recv_multipart()[:2]
-                with self.lock:
-                    self.messages.append((topic.decode(), json.loads(body)))
-
-    def of(self, topic, **match):
-        with self.lock:
-            msgs = list(self.messages)
-        return [b for t, b in msgs if t == topic and
-                all(b.get(k) == v for k, v in match.items())]
-
-    def wait_for(self, cond, timeout, what):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if cond():
-                return
-            check(self.proc.poll() is None, "rpmsd exited while waiting for %s" % what)
-            time.sleep(0.05)
-        raise AssertionError("no %s within %d s" % (what, timeout))
+        super().__init__(text, directory, calibration_s=60)
 
     def request(self, req, valid=True):
         """One raw control request; its reply, checked against docs/control.schema.json."""
@@ -125,7 +76,7 @@ class Daemon:
         with open(os.path.join(rig.SOURCE, "docs", "control.schema.json")) as f:
             schema = json.load(f)
         cls = jsonschema.validators.validator_for(schema)
-        sock = self.ctx.socket(zmq.REQ)
+        sock = self.sub.ctx.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.control)
         sock.send_string(json.dumps(req))
@@ -145,22 +96,6 @@ class Daemon:
         return subprocess.run([rig.RPMSCTL, "--endpoint", self.control] + list(args),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout)
-
-    def stop(self):
-        if self.done:
-            return ""
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.done = True
-        self.thread.join()
-        self.sub.close(linger=0)
-        self.ctx.term()
-        self.err.seek(0)
-        err = self.err.read()
-        check(self.proc.returncode == 0, "rpmsd exited %d: %s" % (self.proc.returncode,
-                                                                 err[-3000:]))
-        check("runtime error" not in err and "Sanitizer" not in err, err[-3000:])
-        return err
 
     def annotations(self):
         files = sorted(glob.glob(os.path.join(self.rec, "*.edf")))
@@ -463,7 +398,29 @@ def test_refusals_of_the_command():
         d.stop()
 
 
+def test_threshold_options_as_every_command():
+    """rpmsctl threshold takes the control commands' own connection options
+    and option errors (tools/rpmsctl_control.c): the endpoint of
+    $RPMSD_CONTROL, --timeout checked, CURVE keys in pairs; no daemon."""
+    def run(*args, env=None):
+        return subprocess.run([rig.RPMSCTL, "threshold"] + list(args), capture_output=True,
+                              text=True, timeout=120, env=env)
+    for args, want in ((["-x"], "unknown option '-x'"),
+                       (["--bogus"], "unknown or ambiguous option '--bogus'"),
+                       (["-e"], "option '-e' needs a value"),
+                       (["--timeout", "zero"], "--timeout: 'zero' is not a number of seconds"),
+                       (["--timeout", "0"], "--timeout: '0' is not a number of seconds"),
+                       (["--server-key", "x"], "go together")):
+        r = run(*args)
+        check(r.returncode == 2 and want in r.stderr, "%r: %d %r" % (args, r.returncode, r.stderr))
+    nothing = "ipc://%s/nothing" % tempfile.mkdtemp(prefix="rpmsd-mt-")
+    r = run("-T", "0.5", env=dict(os.environ, RPMSD_CONTROL=nothing))
+    check(r.returncode == 3 and "no reply from %s within 0.5 s" % nothing in r.stderr,
+          "%d %r" % (r.returncode, r.stderr))
+
+
 if __name__ == "__main__":
     rig.run_tests([test_threshold_found, test_cap_below_threshold, test_session_cap_stops_it,
                    test_course_session_gets_the_threshold,
-                   test_course_session_waits_for_its_threshold, test_refusals_of_the_command])
+                   test_course_session_waits_for_its_threshold, test_refusals_of_the_command,
+                   test_threshold_options_as_every_command])

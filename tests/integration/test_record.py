@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -552,62 +551,16 @@ def session_config(directory, pulse_log):
                    for sec, keys in conf.items())
 
 
-class SessionDaemon:
+class SessionDaemon(rig.LiveDaemon):
     """A paced rpmsd driven through rpmsctl, with a subscriber thread that
     keeps every message (topic, body) in arrival order."""
 
     def __init__(self, name):
-        self.dir = tempfile.mkdtemp(prefix="rpmsd-rec-%s-" % name)
-        self.pulse_log = os.path.join(self.dir, "pulses.csv")
-        self.rec = os.path.join(self.dir, "rec")
+        directory = tempfile.mkdtemp(prefix="rpmsd-rec-%s-" % name)
+        self.pulse_log = os.path.join(directory, "pulses.csv")
+        self.rec = os.path.join(directory, "rec")
         os.mkdir(self.rec)
-        text = session_config(self.rec, self.pulse_log)
-        self.control = rig.section_value(text, "control", "endpoint")
-        conf = rig.write_config(text, self.dir)
-        import zmq
-        self.ctx = zmq.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.RCVHWM, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
-        self.sub.connect(rig.section_value(text, "publish", "endpoint"))
-        self.lock = threading.Lock()
-        self.messages = []
-        self.done = False
-        self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.proc = subprocess.Popen([rig.RPMSD, "--config", conf, "--wait-subscriber=30"],
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-        self.wait_for(lambda: self.of("rpms.state", state="calibrated"), 60, "calibration")
-
-    def _receive(self):
-        while not self.done:
-            if self.sub.poll(100):
-                topic, body = self.sub.recv_multipart()[:2]
-                with self.lock:
-                    self.messages.append((topic.decode(), json.loads(body)))
-
-    def of(self, topic, since=0, **match):
-        """Bodies of topic among the messages from index since on."""
-        with self.lock:
-            msgs = self.messages[since:]
-        return [b for t, b in msgs if t == topic and
-                all(b.get(k) == v for k, v in match.items())]
-
-    def mark(self):
-        with self.lock:
-            return len(self.messages)
-
-    def wait_for(self, pred, timeout, what):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            got = pred()
-            if got:
-                return got
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.01)
-        raise AssertionError("no %s (rpmsd %s)\n%s" % (what, self.proc.poll(), self.stderr()))
+        super().__init__(session_config(self.rec, self.pulse_log), directory, calibration_s=60)
 
     def ctl(self, *args):
         p = subprocess.run([rig.RPMSCTL] + list(args) + ["-e", self.control, "--json",
@@ -617,23 +570,6 @@ class SessionDaemon:
         check(p.returncode == 0 and reply and reply["ok"],
               "rpmsctl %s: %d %r %s" % (" ".join(args), p.returncode, reply, p.stderr))
         return reply["result"]
-
-    def stderr(self):
-        self.err.flush()
-        self.err.seek(0)
-        return self.err.read()[-3000:]
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=120)
-        # the publisher has sent everything before the daemon exits
-        time.sleep(0.5)
-        self.done = True
-        self.thread.join()
-        self.sub.close(linger=0)
-        self.ctx.term()
-        check(self.proc.returncode == 0, "exit %d\n%s" % (self.proc.returncode, self.stderr()))
-        return out
 
     def sim_pulses(self):
         """t_session_s of every pulse the sim coil fired (its pulse_log)."""

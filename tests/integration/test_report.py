@@ -491,26 +491,7 @@ def test_blinded_arm_code_only():
     """A blinded course (docs/sham.md): the report shows its arm code, and
     nothing that names the arm."""
     tmp = tempfile.mkdtemp(prefix="blind-", dir=TMP)
-    secret = os.path.join(tmp, "statistician.secret")
-    r = subprocess.run([rig.RPMSCTL, "keygen", secret], capture_output=True, text=True)
-    check(r.returncode == 0, r.stderr)
-    public = os.path.join(tmp, "statistician.public")
-    with open(public, "w") as f:
-        f.write(r.stdout)
-    alloc = os.path.join(tmp, "allocation")
-    with open(alloc, "w") as f:
-        f.write("C-B1 sham Q5\n")
-    os.chmod(alloc, 0o600)
-    rx = tcs.rx_dir(("P-B1", "C-B1", 1, PULSES, tcs.OUT30))
-    conf = tcs.course_conf(rx, rig.state_dir(), extra={
-        "blind": {"allocation": alloc, "statistician_public_key": public,
-                  "audit": os.path.join(tmp, "audit")},
-        "sham_coil.sim": {"pulse_log": os.path.join(tmp, "sham.csv")}})
-    d = tc.Daemon(conf)
-    try:
-        tcs.run_full_session(d, "P-B1", "S1", "C-B1", None, PULSES)
-    finally:
-        d.stop()
+    d = tcs.blinded_course(tmp, PULSES)
     out = os.path.join(tmp, "blinded.html")
     r = render(out, course_id="C-B1", conf=d.path)
     check(r.returncode == 0, r.stderr)

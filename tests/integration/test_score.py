@@ -15,6 +15,7 @@ Sessions and assessments are made through the course_db API by course_db_drv
 (test_course_report.py's helpers).
 """
 import json
+import os
 import sqlite3
 import subprocess
 
@@ -136,9 +137,44 @@ def test_score_refused_by_database():
         s.close()
 
 
+def test_score_opens_the_database_as_course_does():
+    """score and course load the configuration and open the database alike
+    (tools/rpmsctl_db.c): a --config they cannot read is named with the
+    reason, a [course_db] refused names its key, exit 4 and nothing saved;
+    their option errors name the command."""
+    s = cr.Site()
+    try:
+        a, _ = course_with_session(s)
+        bad = os.path.join(s.dir, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("[course_db]\nbackend = oracle\n")
+        for conf, want in ((os.path.join(s.dir, "missing.conf"),
+                            "--config %s: No such file or directory"
+                            % os.path.join(s.dir, "missing.conf")),
+                           (bad, "bad.conf:2: course_db.backend")):
+            for cmd, args in (("score", ["P01", "--session", a, "--pre", "--mas", "FCR=1"]),
+                              ("course", ["P01"])):
+                r = subprocess.run([RPMSCTL, cmd] + args + ["--config", conf],
+                                   capture_output=True, text=True, timeout=120)
+                check(r.returncode == 4 and ("rpmsctl %s: " % cmd) in r.stderr and
+                      want in r.stderr, "%s %s: %d %s" % (cmd, conf, r.returncode, r.stderr))
+        for cmd in ("score", "course"):
+            for args, want in ((["-x", "P01"], "%s: unknown option '-x'"),
+                               (["--bogus", "P01"], "%s: unknown or ambiguous option '--bogus'"),
+                               (["P01", "--config"], "%s: option '--config' needs a value")):
+                r = subprocess.run([RPMSCTL, cmd] + args, capture_output=True, text=True,
+                                   timeout=120)
+                check(r.returncode == 2 and want % cmd in r.stderr,
+                      "%s %s: %d %s" % (cmd, args, r.returncode, r.stderr))
+        check(count(s) == 0, "nothing saved")
+    finally:
+        s.close()
+
+
 if __name__ == "__main__":
     run_tests([
         test_score_saved_and_reported,
         test_score_out_of_range_saves_nothing,
         test_score_refused_by_database,
+        test_score_opens_the_database_as_course_does,
     ])

@@ -11,7 +11,6 @@ import glob
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -28,17 +27,11 @@ T, SLOPE, MAX = 44.0, 2.0, 2000.0
 LAT_MS = 4.0
 
 
-def quiet_recording(seconds=20, channels=2):
+def quiet_recording():
     """Quiet rest EMG (2 µV RMS) as CSV columns, made once per test run."""
-    path = os.path.join(tempfile.gettempdir(), "rpmsd-quiet-%d.csv" % os.getpid())
-    if not os.path.exists(path):
-        rng = random.Random(21)
-        with open(path + ".tmp", "w") as f:
-            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
-            for _ in range(seconds * RATE):
-                f.write(",".join("%.3f" % rng.gauss(0.0, 2.0) for _ in range(channels)) + "\n")
-        os.rename(path + ".tmp", path)
-    return path
+    return rig.quiet_recording(os.path.join(tempfile.gettempdir(),
+                                            "rpmsd-quiet-%d.csv" % os.getpid()), RATE, 20,
+                               seed=21, digits=3)
 
 
 def curve(pct):

@@ -15,13 +15,10 @@ coil disarmed, and nothing more is fired."""
 
 import json
 import os
-import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,17 +36,9 @@ PATIENTS = [(43.4, 2.0, 2500.0, 0.25, 7), (31.7, 1.5, 1500.0, 0.3, 3),
 MAX_PULSES = 80
 
 
-def quiet_recording(seconds=400, channels=2):
+def quiet_recording():
     """Quiet rest EMG (2 µV RMS), long enough for the slowest run."""
-    path = os.path.join(TMP, "quiet.csv")
-    if not os.path.exists(path):
-        rng = random.Random(43)
-        with open(path + ".tmp", "w") as f:
-            f.write(",".join("c%d" % c for c in range(channels)) + "\n")
-            for _ in range(seconds * RATE):
-                f.write(",".join("%.2f" % rng.gauss(0.0, 2.0) for _ in range(channels)) + "\n")
-        os.rename(path + ".tmp", path)
-    return path
+    return rig.quiet_recording(os.path.join(TMP, "quiet.csv"), RATE, 400)
 
 
 def config_text(plugin, tty, patient, source=None):
@@ -76,76 +65,17 @@ def config_text(plugin, tty, patient, source=None):
                    for sec, keys in conf.items())
 
 
-class Daemon:
+class Daemon(rig.LiveDaemon):
     """A paced rpmsd on a device emulator; a subscriber keeps every message."""
 
     def __init__(self, plugin, tty, patient):
-        import zmq
-        self.dir = tempfile.mkdtemp(prefix="run-", dir=TMP)
-        text = config_text(plugin, tty, patient)
-        self.control = rig.section_value(text, "control", "endpoint")
-        path = rig.write_config(text, self.dir)
-        self.ctx = zmq.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.RCVHWM, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"rpms.")
-        self.sub.connect(rig.section_value(text, "publish", "endpoint"))
-        self.lock = threading.Lock()
-        self.messages = []
-        self.done = False
-        self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.proc = subprocess.Popen([rig.RPMSD, "--config", path, "--wait-subscriber=30"],
-                                     stdout=subprocess.DEVNULL, stderr=self.err, text=True)
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-        self.wait_for(lambda: self.of("rpms.state", state="calibrated"), 90, "calibration")
-
-    def _receive(self):
-        while not self.done:
-            if self.sub.poll(100):
-                topic, body = self.sub.recv_multipart()[:2]
-                with self.lock:
-                    self.messages.append((topic.decode(), json.loads(body)))
-
-    def of(self, topic, **match):
-        with self.lock:
-            msgs = list(self.messages)
-        return [b for t, b in msgs if t == topic and
-                all(b.get(k) == v for k, v in match.items())]
-
-    def wait_for(self, cond, timeout, what):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if cond():
-                return
-            check(self.proc.poll() is None, "rpmsd exited while waiting for %s: %s"
-                  % (what, self.stderr()[-2000:]))
-            time.sleep(0.05)
-        raise AssertionError("no %s within %d s" % (what, timeout))
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
+        directory = tempfile.mkdtemp(prefix="run-", dir=TMP)
+        super().__init__(config_text(plugin, tty, patient), directory, calibration_s=90)
 
     def ctl(self, *args, timeout=300):
         return subprocess.run([rig.RPMSCTL, "--endpoint", self.control] + list(args),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout)
-
-    def stop(self):
-        if self.done:
-            return ""
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.done = True
-        self.thread.join()
-        self.sub.close(linger=0)
-        self.ctx.term()
-        err = self.stderr()
-        check(self.proc.returncode == 0, "rpmsd exited %d: %s" % (self.proc.returncode,
-                                                                 err[-3000:]))
-        check("runtime error" not in err and "Sanitizer" not in err, err[-3000:])
-        return err
 
 
 def mv_emu(name, **knobs):
