@@ -405,9 +405,10 @@ static void control_assess_drain(struct control *c)
 static void control_assess_finish_stretch(struct control *c)
 {
 	const struct source *src = acquire_source(c->acq);
-	struct course_db_result res[2 * CONTROL_ASSESS_STRETCHES + 10];
-	char names[CONTROL_ASSESS_STRETCHES][2][32];
+	struct course_db_result res[3 * CONTROL_ASSESS_STRETCHES + 10];
+	char names[CONTROL_ASSESS_STRETCHES][3][32];
 	double vel[CONTROL_ASSESS_STRETCHES], ang[CONTROL_ASSESS_STRETCHES];
+	uint64_t onset[CONTROL_ASSESS_STRETCHES], first = record_first_sample(c->rec);
 	struct assess_tsrt fit = { .tsrt_deg = NAN, .slope = NAN, .r2 = NAN };
 	char err[COURSE_DB_ERR_MAX] = "", why[COURSE_DB_ERR_MAX] = "";
 	unsigned m = c->assess_muscle;
@@ -434,6 +435,7 @@ static void control_assess_finish_stretch(struct control *c)
 		} else {
 			vel[n] = r->onset_dps[m];
 			ang[n] = r->onset_deg[m];
+			onset[n] = r->onset[m];
 			n++;
 		}
 	}
@@ -482,8 +484,15 @@ static void control_assess_finish_stretch(struct control *c)
 		for (size_t k = 0; k < n; k++) {
 			snprintf(names[k][0], sizeof(names[k][0]), "s%zu.velocity_dps", k + 1);
 			snprintf(names[k][1], sizeof(names[k][1]), "s%zu.dsrt_deg", k + 1);
+			/* where the onset lies: seconds of the session's recording, for a look at it */
+			snprintf(names[k][2], sizeof(names[k][2]), "s%zu.onset_s", k + 1);
 			res[nres++] = (struct course_db_result){ mname, names[k][0], vel[k] };
 			res[nres++] = (struct course_db_result){ mname, names[k][1], ang[k] };
+			if (first != UINT64_MAX && onset[k] >= first) {
+				res[nres++] = (struct course_db_result){
+					mname, names[k][2], (double)(onset[k] - first) / src->rate_hz
+				};
+			}
 		}
 		rc = control_assess_store(c, COURSE_DB_ASSESS_STRETCH, ev.u.assess.samples, res,
 					  nres, err, sizeof(err));

@@ -120,6 +120,7 @@ def build():
     r.hold(1.5)
     r.move(0.0, 60)
     r.hold(1.5)
+    r.onsets = pre              # the reflex onsets' samples, slowest stretch first
     pre_end = len(r.angle) / RATE
     post_at = pre_end + 1.0
     r.hold(2.0)
@@ -252,6 +253,9 @@ def test_assess_stretch():
           pre_vals["no_onset"] == 1 and pre_vals["not_at_rest"] == 1 and
           pre_vals["stretches"] == 10, pre_vals)
     check("tsrt_deg" not in post_vals and post_vals["n"] == 3, post_vals)
+    # the recording's first sample, from the block's onset in it
+    block_onset = [on for ph, on, _, ch, _, _ in rows if ph == "pre"][0]
+    rec_first = pre["first_sample"] - round(block_onset * RATE)
     # each DSRT against the replay's own crossing of the patient's threshold
     want = [(v, TSRT - MU * v) for v in SPEEDS]
     worst = 0.0
@@ -264,6 +268,11 @@ def test_assess_stretch():
         check(abs(got_a - dsrt) < 1.0 + v * 0.025, "stretch %d: DSRT %g, replay %g"
               % (k, got_a, dsrt))
         worst = max(worst, abs(got_a - dsrt))
+        # and where it lies in the recording: the replay's onset, within the dating
+        got_t = pre_vals["s%d.onset_s" % k]
+        true_t = (rp.onsets[k - 1] - rec_first) / RATE
+        check(abs(got_t - true_t) < 0.03, "stretch %d: onset at %.3f s of the recording, "
+              "replay %.3f s" % (k, got_t, true_t))
         print("stretch %d: %.1f deg/s (replay %d), DSRT %.2f deg (replay %.2f)"
               % (k, got_v, v, got_a, dsrt))
     print("TSRT %.2f deg (patient %.0f), slope %.4f s (patient %.2f), R2 %.4f, worst DSRT "
@@ -292,6 +301,18 @@ def test_assess_stretch():
           (sidecar["EMGChannelCount"], bids_emg_check.check_emg_json(sidecar)))
     check([b["TSRT"] for b in sidecar["StretchReflexThresholds"] if b["Phase"] == "pre"] ==
           [pre_vals["tsrt_deg"]], sidecar["StretchReflexThresholds"])
+    # events.tsv: the blocks as assessment rows, each fitted stretch's onset with its DSRT
+    with open(chans[0].replace("_channels.tsv", "_events.tsv")) as f:
+        ev_rows = [ln.split("\t") for ln in f.read().splitlines()[1:]]
+    kinds = [r[4] for r in ev_rows if r[2] == "assessment"]
+    check(kinds == ["pre stretch", "post stretch"], kinds)
+    onsets = [r for r in ev_rows if r[2] == "stretch_reflex_onset"]
+    check(len(onsets) == 8 + 3 and all(r[3] == "FCR" for r in onsets), onsets)
+    pre_on = sorted((float(r[0]), float(r[4])) for r in onsets if r[5].startswith("pre"))
+    check([round(a, 3) for _, a in pre_on] ==
+          [round(pre_vals["s%d.dsrt_deg" % k], 3) for k in range(1, 9)] and
+          all(abs(t - pre_vals["s%d.onset_s" % k]) < 1e-6 for k, (t, _) in
+              enumerate(pre_on, 1)), (pre_on, pre_vals))
 
     out = json.loads(subprocess.run([cs.EDF_READ, edf], capture_output=True,
                                     text=True).stdout)
