@@ -45,21 +45,18 @@
 #include "source.h"
 
 #define IIO_RATE_TOL 1e-3	/* relative difference between asked and got */
+/* Scan elements read a frame: the EMG channels, then the angle's (source.h). */
+#define IIO_ELEMENTS (SOURCE_MAX_CHANNELS + 1)
 
 /* What a reopened device must match: it is the same amplifier or none. */
 struct source_iio_shape {
 	double rate;
 	unsigned channels;
 	bool ts;
-	double mul[SOURCE_MAX_CHANNELS];
-	double offset[SOURCE_MAX_CHANNELS];
-	unsigned bytes[SOURCE_MAX_CHANNELS];
-	bool is_signed[SOURCE_MAX_CHANNELS];
-	/* the angle channel's, when there is one */
-	double angle_mul;
-	double angle_offset;
-	unsigned angle_bytes;
-	bool angle_signed;
+	double mul[IIO_ELEMENTS];
+	double offset[IIO_ELEMENTS];
+	unsigned bytes[IIO_ELEMENTS];
+	bool is_signed[IIO_ELEMENTS];
 };
 
 struct source_iio {
@@ -69,17 +66,18 @@ struct source_iio {
 	struct iio_context *ctx;
 	struct iio_device *dev;
 	bool left_enabled;		/* a dead process's buffer was switched off */
-	struct iio_channel *chn[SOURCE_MAX_CHANNELS];
+	/*
+	 * Per scan element read, in frame order: the EMG channels, then
+	 * source.angle_channel's at index channels when there is one. A
+	 * value is (raw + offset) * mul + add: µV (add 0), or degrees.
+	 */
+	struct iio_channel *chn[IIO_ELEMENTS];
 	struct iio_channel *ts;		/* timestamp channel, or NULL */
-	double mul[SOURCE_MAX_CHANNELS];	/* µV per raw unit */
-	double offset[SOURCE_MAX_CHANNELS];	/* raw units */
-	unsigned bytes[SOURCE_MAX_CHANNELS];	/* storage bytes of one sample */
-	bool is_signed[SOURCE_MAX_CHANNELS];
-	struct iio_channel *angle;	/* source.angle_channel, or NULL */
-	double angle_mul;		/* degrees per raw unit */
-	double angle_offset;		/* raw units */
-	unsigned angle_bytes;
-	bool angle_signed;
+	double mul[IIO_ELEMENTS];	/* µV (the angle: degrees) per raw unit */
+	double offset[IIO_ELEMENTS];	/* raw units */
+	double add[IIO_ELEMENTS];	/* the angle's angle_offset_deg, else 0 */
+	unsigned bytes[IIO_ELEMENTS];	/* storage bytes of one sample */
+	bool is_signed[IIO_ELEMENTS];
 	struct iio_buffer *buf;		/* reader thread only, after start */
 	_Atomic(struct iio_buffer *) live;	/* the same, for cancel */
 	size_t frames;			/* buffer size in frames */
@@ -178,6 +176,57 @@ static void source_iio_list_channels(const struct iio_device *dev, char *out, si
 }
 
 /*
+ * Channel @id of the device for config key @key: a scan element with a
+ * usable storage, its scale and offset (1 and 0 when it has none: raw
+ * ADC counts, said in the log). @return 0, or a negative errno with @err
+ * naming @key
+ */
+static int source_iio_lookup(struct source_iio *s, const char *key, const char *id,
+			     struct iio_channel **out, double *scale, double *offset, char *err,
+			     size_t errlen)
+{
+	const struct iio_data_format *fmt;
+	struct iio_channel *c = iio_device_find_channel(s->dev, id, false);
+	char names[512];
+
+	if (!c || !iio_channel_is_scan_element(c)) {
+		source_iio_list_channels(s->dev, names, sizeof(names));
+		return source_iio_fail(err, errlen, -ENOENT,
+				       "%s: device '%s' has no input channel '%s' that can be streamed (channels: %s)",
+				       key, iio_device_get_id(s->dev), id, names);
+	}
+	fmt = iio_channel_get_data_format(c);
+	if (fmt->length == 0 || fmt->length > 64 || fmt->length % 8 != 0) {
+		return source_iio_fail(err, errlen, -EINVAL,
+				       "%s: channel '%s' has an unusable storage of %u bits",
+				       key, id, fmt->length);
+	}
+	if (iio_channel_attr_read_double(c, "scale", scale) < 0 || !(*scale > 0)) {
+		*scale = 1.0;
+	}
+	if (iio_channel_attr_read_double(c, "offset", offset) < 0 || !isfinite(*offset)) {
+		*offset = 0.0;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Element @i reads channel @c at @mul per raw unit (after @offset), plus @add. */
+static void source_iio_element(struct source_iio *s, unsigned i, struct iio_channel *c,
+			       double mul, double offset, double add)
+{
+	const struct iio_data_format *fmt = iio_channel_get_data_format(c);
+
+	s->chn[i] = c;
+	s->mul[i] = mul;
+	s->offset[i] = offset;
+	s->add[i] = add;
+	s->bytes[i] = fmt->length / 8;
+	s->is_signed[i] = fmt->is_signed;
+	iio_channel_enable(c);
+}
+
+/*
  * source.angle_channel: a scan element of the same device, never one of
  * the EMG channels (an angle read as EMG would reach the detectors, and
  * one element cannot be both). Compared as channels, not as names, so an
@@ -187,21 +236,18 @@ static int source_iio_angle(struct source_iio *s, const struct rpmsd_config *cfg
 			    char *err, size_t errlen)
 {
 	const char *want = cfg->source.angle_channel;
-	const struct iio_data_format *fmt;
 	struct iio_channel *c;
-	double scale = 1.0, offset = 0.0;
-	char names[512];
+	double scale, offset;
 	unsigned ch;
+	int ret;
 
 	if (want[0] == '\0') {
 		return 0;
 	}
-	c = iio_device_find_channel(s->dev, want, false);
-	if (!c || !iio_channel_is_scan_element(c)) {
-		source_iio_list_channels(s->dev, names, sizeof(names));
-		return source_iio_fail(err, errlen, -ENOENT,
-				       "source.angle_channel: device '%s' has no input channel '%s' that can be streamed (channels: %s)",
-				       iio_device_get_id(s->dev), want, names);
+	ret = source_iio_lookup(s, "source.angle_channel", want, &c, &scale, &offset, err,
+				errlen);
+	if (ret < 0) {
+		return ret;
 	}
 	for (ch = 0; ch < s->base.channels; ch++) {
 		if (s->chn[ch] == c) {
@@ -215,28 +261,11 @@ static int source_iio_angle(struct source_iio *s, const struct rpmsd_config *cfg
 				       "source.angle_channel: '%s' is the device's timestamp, not an angle",
 				       want);
 	}
-	fmt = iio_channel_get_data_format(c);
-	if (fmt->length == 0 || fmt->length > 64 || fmt->length % 8 != 0) {
-		return source_iio_fail(err, errlen, -EINVAL,
-				       "source.angle_channel: channel '%s' has an unusable storage of %u bits",
-				       want, fmt->length);
-	}
-	/* Missing scale: angle_scale_deg is per ADC count. */
-	if (iio_channel_attr_read_double(c, "scale", &scale) < 0 || !(scale > 0)) {
-		scale = 1.0;
-	}
-	if (iio_channel_attr_read_double(c, "offset", &offset) < 0 || !isfinite(offset)) {
-		offset = 0.0;
-	}
-	s->angle = c;
 	/* The channel's own unit (mV for a voltage), then degrees: no EMG gain. */
-	s->angle_mul = scale * cfg->source.angle_scale_deg;
-	s->angle_offset = offset;
-	s->angle_bytes = fmt->length / 8;
-	s->angle_signed = fmt->is_signed;
+	source_iio_element(s, s->base.channels, c, scale * cfg->source.angle_scale_deg, offset,
+			   cfg->source.angle_offset_deg);
 	s->base.has_angle = true;
 	snprintf(s->base.angle_name, SOURCE_NAME_MAX, "%.*s", SOURCE_NAME_MAX - 1, want);
-	iio_channel_enable(c);
 	return 0;
 }
 
@@ -244,7 +273,7 @@ static int source_iio_angle(struct source_iio *s, const struct rpmsd_config *cfg
 static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *cfg,
 			       char *err, size_t errlen)
 {
-	char list[CONFIG_PATH_MAX], names[512];
+	char list[CONFIG_PATH_MAX];
 	char *save = NULL, *tok;
 	unsigned n = 0;
 	int ret;
@@ -253,7 +282,7 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		const struct iio_data_format *fmt;
 		struct iio_channel *c;
-		double scale = 1.0, offset = 0.0;
+		double scale, offset;
 
 		while (*tok == ' ') {
 			tok++;
@@ -263,32 +292,14 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 					       "source.channels: more than %d channels",
 					       SOURCE_MAX_CHANNELS);
 		}
-		c = iio_device_find_channel(s->dev, tok, false);
-		if (!c || !iio_channel_is_scan_element(c)) {
-			source_iio_list_channels(s->dev, names, sizeof(names));
-			return source_iio_fail(err, errlen, -ENOENT,
-					       "source.channels: device '%s' has no input channel '%s' that can be streamed (channels: %s)",
-					       iio_device_get_id(s->dev), tok, names);
+		ret = source_iio_lookup(s, "source.channels", tok, &c, &scale, &offset, err,
+					errlen);
+		if (ret < 0) {
+			return ret;
 		}
-		fmt = iio_channel_get_data_format(c);
-		if (fmt->length == 0 || fmt->length > 64 || fmt->length % 8 != 0) {
-			return source_iio_fail(err, errlen, -EINVAL,
-					       "source.channels: channel '%s' has an unusable storage of %u bits",
-					       tok, fmt->length);
-		}
-		/* Missing scale: the samples stay in ADC counts (said in the log). */
-		if (iio_channel_attr_read_double(c, "scale", &scale) < 0 || !(scale > 0)) {
-			scale = 1.0;
-		}
-		if (iio_channel_attr_read_double(c, "offset", &offset) < 0 || !isfinite(offset)) {
-			offset = 0.0;
-		}
-		s->chn[n] = c;
 		/* IIO voltages: (raw + offset) * scale is millivolts. */
-		s->mul[n] = scale * 1000.0 / cfg->source.gain;
-		s->offset[n] = offset;
-		s->bytes[n] = fmt->length / 8;
-		s->is_signed[n] = fmt->is_signed;
+		source_iio_element(s, n, c, scale * 1000.0 / cfg->source.gain, offset, 0.0);
+		fmt = iio_channel_get_data_format(c);
 		/* The widest channel's full scale, for the recording's header. */
 		if (fmt->bits > 0 && fmt->bits <= 32) {
 			double full = ldexp(1.0, (int)fmt->bits - (fmt->is_signed ? 1 : 0));
@@ -301,7 +312,6 @@ static int source_iio_channels(struct source_iio *s, const struct rpmsd_config *
 			}
 		}
 		snprintf(s->base.channel_names[n], SOURCE_NAME_MAX, "%s", tok);
-		iio_channel_enable(c);
 		n++;
 	}
 	if (n == 0) {
@@ -369,7 +379,7 @@ static int source_iio_check_layout(struct source_iio *s, char *err, size_t errle
 	if (libiio < 0 || (size_t)libiio != off) {
 		return source_iio_fail(err, errlen, -EINVAL,
 				       "%s: libiio computes %zd bytes per frame for these channels, the kernel uses %zu (a libiio 0.24 bug with padded frames): enable channels whose layout ends in its largest element",
-				       s->angle ? "source.channels, source.angle_channel" :
+				       s->base.has_angle ? "source.channels, source.angle_channel" :
 				       "source.channels", libiio, off);
 	}
 	return 0;
@@ -473,7 +483,7 @@ static uint64_t source_iio_missing(const struct source_iio *s, int64_t prev, int
 /* Refill and convert a whole block into conv. Real-time: no allocation. */
 static int source_iio_refill(struct source_iio *s)
 {
-	unsigned nch = s->base.channels, stride = source_frame_floats(&s->base), ch;
+	unsigned stride = source_frame_floats(&s->base), ch;
 	ssize_t got;
 	size_t frames, i;
 	int64_t now;
@@ -490,7 +500,7 @@ static int source_iio_refill(struct source_iio *s)
 	if (frames == 0) {
 		return -EIO;
 	}
-	for (ch = 0; ch < nch; ch++) {
+	for (ch = 0; ch < stride; ch++) {
 		const unsigned char *raw = s->scratch;
 
 		iio_channel_read(s->chn[ch], s->buf, s->scratch, frames * s->bytes[ch]);
@@ -498,20 +508,8 @@ static int source_iio_refill(struct source_iio *s)
 			double v = source_iio_sample(raw + i * s->bytes[ch], s->bytes[ch],
 						     s->is_signed[ch]);
 
-			s->conv[i * stride + ch] = (float)((v + s->offset[ch]) * s->mul[ch]);
-		}
-	}
-	if (s->angle) {
-		const unsigned char *raw = s->scratch;
-		double deg0 = s->cfg->source.angle_offset_deg;
-
-		iio_channel_read(s->angle, s->buf, s->scratch, frames * s->angle_bytes);
-		for (i = 0; i < frames; i++) {
-			double v = source_iio_sample(raw + i * s->angle_bytes, s->angle_bytes,
-						     s->angle_signed);
-
-			s->conv[i * stride + nch] = (float)((v + s->angle_offset) *
-							    s->angle_mul + deg0);
+			s->conv[i * stride + ch] = (float)((v + s->offset[ch]) * s->mul[ch] +
+							   s->add[ch]);
 		}
 	}
 	s->refill_ns = now;
@@ -647,7 +645,6 @@ static void source_iio_disconnect(struct source_iio *s)
 	}
 	s->dev = NULL;
 	s->ts = NULL;
-	s->angle = NULL;
 	memset(s->chn, 0, sizeof(s->chn));
 }
 
@@ -747,10 +744,6 @@ static void source_iio_get_shape(const struct source_iio *s, struct source_iio_s
 	memcpy(sh->offset, s->offset, sizeof(sh->offset));
 	memcpy(sh->bytes, s->bytes, sizeof(sh->bytes));
 	memcpy(sh->is_signed, s->is_signed, sizeof(sh->is_signed));
-	sh->angle_mul = s->angle_mul;
-	sh->angle_offset = s->angle_offset;
-	sh->angle_bytes = s->angle_bytes;
-	sh->angle_signed = s->angle_signed;
 }
 
 /* A device that came back must be the one we calibrated on. */
@@ -771,20 +764,18 @@ static int source_iio_same_shape(const struct source_iio *s, char *err, size_t e
 				       "source.device: device '%s' came back %s a timestamp channel",
 				       s->cfg->source.device, now.ts ? "with" : "without");
 	}
-	for (ch = 0; ch < now.channels; ch++) {
+	/* the angle too: a goniometer re-scaled would shift every angle, and the TSRT */
+	for (ch = 0; ch < source_frame_floats(&s->base); ch++) {
+		bool angle = ch == now.channels;
+
 		if (now.bytes[ch] != was->bytes[ch] || now.is_signed[ch] != was->is_signed[ch] ||
 		    now.mul[ch] != was->mul[ch] || now.offset[ch] != was->offset[ch]) {
 			return source_iio_fail(err, errlen, -EINVAL,
-					       "source.channels: channel '%s' of '%s' came back with another format or scale",
-					       s->base.channel_names[ch], s->cfg->source.device);
+					       "%s: channel '%s' of '%s' came back with another format or scale",
+					       angle ? "source.angle_channel" : "source.channels",
+					       angle ? s->base.angle_name : s->base.channel_names[ch],
+					       s->cfg->source.device);
 		}
-	}
-	/* a goniometer re-scaled would shift every angle, and the TSRT with it */
-	if (now.angle_bytes != was->angle_bytes || now.angle_signed != was->angle_signed ||
-	    now.angle_mul != was->angle_mul || now.angle_offset != was->angle_offset) {
-		return source_iio_fail(err, errlen, -EINVAL,
-				       "source.angle_channel: channel '%s' of '%s' came back with another format or scale",
-				       s->base.angle_name, s->cfg->source.device);
 	}
 	return 0;
 }
