@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dsp.h"
 #include "ring.h"
 #include "stretch.h"
 
@@ -45,8 +46,8 @@ struct stretch {
 	uint64_t hist_from;		/* first sample of the history (after a gap) */
 	uint64_t next;			/* the sample stretch_angle expects next */
 	bool primed;			/* the smoother has a first sample */
-	double b0, b1, a1, a2;		/* the smoother (b2 = b0, b1 = 2 b0) */
-	double x1, x2, y1, y2;
+	struct dsp_biquad smooth;	/* the velocity's smoother, on the angle */
+	double smoothed;		/* its last output, degrees */
 	uint64_t delay;			/* the smoother's group delay, samples */
 	uint64_t end_len, guard, settle, half_slope, half_mean;
 	int moving;			/* slot of the movement under way, or -1 */
@@ -62,7 +63,6 @@ struct stretch {
 int stretch_create(unsigned channels, double rate_hz, struct stretch **out)
 {
 	struct stretch *s;
-	double k, norm;
 	int ret;
 
 	*out = NULL;
@@ -88,13 +88,11 @@ int stretch_create(unsigned channels, double rate_hz, struct stretch **out)
 	if (ret < 0) {
 		goto err_hist;
 	}
-	/* Butterworth, bilinear transform */
-	k = tan(M_PI * STRETCH_SMOOTH_HZ / rate_hz);
-	norm = 1.0 / (1.0 + M_SQRT2 * k + k * k);
-	s->b0 = k * k * norm;
-	s->b1 = 2.0 * s->b0;
-	s->a1 = 2.0 * (k * k - 1.0) * norm;
-	s->a2 = (1.0 - M_SQRT2 * k + k * k) * norm;
+	/* Q = 1/sqrt(2): a 2nd-order Butterworth (the dsp chain's own section) */
+	ret = dsp_biquad_lowpass(&s->smooth, rate_hz, STRETCH_SMOOTH_HZ, M_SQRT1_2);
+	if (ret < 0) {
+		goto err_ring;
+	}
 	/* its group delay at low frequencies: sqrt(2) / (2 pi fc) */
 	s->delay = (uint64_t)llround(M_SQRT2 / (2.0 * M_PI * STRETCH_SMOOTH_HZ) * rate_hz);
 	s->end_len = (uint64_t)llround(STRETCH_END_MS * rate_hz / 1000.0);
@@ -108,6 +106,8 @@ int stretch_create(unsigned channels, double rate_hz, struct stretch **out)
 	*out = s;
 	return 0;
 
+err_ring:
+	ring_destroy(s->out);
 err_hist:
 	free(s->hist);
 err_free:
@@ -125,13 +125,20 @@ void stretch_destroy(struct stretch *s)
 	free(s);
 }
 
+/* The oldest sample the history still holds. */
+static uint64_t stretch_oldest(const struct stretch *s)
+{
+	uint64_t oldest = s->next > s->hist_len ? s->next - s->hist_len : 0;
+
+	return oldest > s->hist_from ? oldest : s->hist_from;
+}
+
 /* The mean raw angle over samples @a .. @b, clamped to the history. */
 static float stretch_mean(const struct stretch *s, uint64_t a, uint64_t b)
 {
-	uint64_t oldest = s->next > s->hist_len ? s->next - s->hist_len : 0;
+	uint64_t oldest = stretch_oldest(s);
 	double sum = 0;
 
-	oldest = oldest > s->hist_from ? oldest : s->hist_from;
 	a = a < oldest ? oldest : a;
 	b = b >= s->next ? s->next - 1 : b;
 	b = b < a ? a : b;
@@ -164,9 +171,8 @@ static double stretch_slope(const struct stretch *s, uint64_t a, uint64_t b)
 /* Read the angle and velocity at @slot's onsets once the history has them. */
 static void stretch_resolve(struct stretch *s, struct stretch_slot *slot)
 {
-	uint64_t oldest = s->next > s->hist_len ? s->next - s->hist_len : 0;
+	uint64_t oldest = stretch_oldest(s);
 
-	oldest = oldest > s->hist_from ? oldest : s->hist_from;
 	for (unsigned ch = 0; ch < s->channels; ch++) {
 		uint64_t o = slot->rec.onset[ch], lo, hi;
 
@@ -264,20 +270,19 @@ void stretch_angle(struct stretch *s, const float *deg, size_t n, uint64_t first
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint64_t t = first + i;
-		double x = deg[i], y, v;
+		double y, v;
 
 		s->hist[t % s->hist_len] = deg[i];
 		s->next = t + 1;
 		if (!s->primed) {
-			s->x1 = s->x2 = s->y1 = s->y2 = x;
+			/* at rest at the first angle: no start-up step taken for a movement */
+			dsp_biquad_prime(&s->smooth, deg[i]);
+			s->smoothed = deg[i];
 			s->primed = true;
 		}
-		y = s->b0 * (x + s->x2) + s->b1 * s->x1 - s->a1 * s->y1 - s->a2 * s->y2;
-		v = (y - s->y1) * s->rate_hz;
-		s->x2 = s->x1;
-		s->x1 = x;
-		s->y2 = s->y1;
-		s->y1 = y;
+		y = dsp_biquad_step(&s->smooth, deg[i]);
+		v = (y - s->smoothed) * s->rate_hz;
+		s->smoothed = y;
 		if (s->moving < 0 && !s->moving_untracked) {
 			if (fabs(v) > STRETCH_START_DPS) {
 				stretch_begin(s, t, v);
