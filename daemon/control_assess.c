@@ -45,31 +45,45 @@ bool control_assess_active(const struct control *c)
 }
 
 /*
+ * The EMG channel named @name, for request key @key of assess @kind.
+ * @return its index, or -1 with @err filled (naming the source's channels)
+ */
+static int control_assess_channel(struct control *c, const char *kind, const char *key,
+				  const char *name, struct control_error *err)
+{
+	const struct source *src = acquire_source(c->acq);
+	unsigned n = acquire_channels(c->acq), ch;
+
+	for (ch = 0; ch < n && strcmp(src->channel_names[ch], name); ch++) {
+	}
+	if (ch == n) {
+		control_request_fail(err, "invalid_value", "assess %s: %s \"%.64s\" is not an EMG "
+				     "channel of the source (%u channels: %s%s%s%s)", kind, key, name,
+				     n, src->channel_names[0], n > 1 ? ", " : "",
+				     n > 1 ? src->channel_names[1] : "", n > 2 ? ", ..." : "");
+		snprintf(err->key, sizeof(err->key), "%s", key);
+		return -1;
+	}
+	return (int)ch;
+}
+
+/*
  * cci: the two named channels, and the session's MVC block they are
  * normalised to. @return 0, or -1 with @err filled
  */
 static int control_assess_pair(struct control *c, const struct control_request *req,
 			       struct control_error *err)
 {
-	const struct source *src = acquire_source(c->acq);
 	const char *names[2] = { req->assess_agonist, req->assess_antagonist };
-	unsigned n = acquire_channels(c->acq);
 
 	for (int i = 0; i < 2; i++) {
-		unsigned ch;
+		int ch = control_assess_channel(c, "cci", i ? "antagonist" : "agonist", names[i],
+						err);
 
-		for (ch = 0; ch < n && strcmp(src->channel_names[ch], names[i]); ch++) {
-		}
-		if (ch == n) {
-			control_request_fail(err, "invalid_value", "assess cci: %s \"%.64s\" is not "
-					     "a channel of the source (%u channels: %s%s%s%s)",
-					     i ? "antagonist" : "agonist", names[i], n,
-					     src->channel_names[0], n > 1 ? ", " : "",
-					     n > 1 ? src->channel_names[1] : "", n > 2 ? ", ..." : "");
-			snprintf(err->key, sizeof(err->key), "%s", i ? "antagonist" : "agonist");
+		if (ch < 0) {
 			return -1;
 		}
-		c->assess_pair[i] = ch;
+		c->assess_pair[i] = (unsigned)ch;
 	}
 	if (c->assess_pair[0] == c->assess_pair[1]) {
 		control_request_fail(err, "invalid_value", "assess cci: agonist and antagonist are "
@@ -93,25 +107,18 @@ static int control_assess_pair(struct control *c, const struct control_request *
 static int control_assess_muscle(struct control *c, const struct control_request *req,
 				 struct control_error *err)
 {
-	const struct source *src = acquire_source(c->acq);
-	unsigned n = acquire_channels(c->acq), ch;
+	int ch;
 
 	if (!acquire_stretch(c->acq)) {
 		control_request_fail(err, "no_angle", "assess stretch: the source has no joint-angle "
 				     "input (source.angle_channel): the reflex threshold is an angle");
 		return -1;
 	}
-	for (ch = 0; ch < n && strcmp(src->channel_names[ch], req->assess_muscle); ch++) {
-	}
-	if (ch == n) {
-		control_request_fail(err, "invalid_value", "assess stretch: muscle \"%.64s\" is not "
-				     "an EMG channel of the source (%u channels: %s%s%s%s)",
-				     req->assess_muscle, n, src->channel_names[0], n > 1 ? ", " : "",
-				     n > 1 ? src->channel_names[1] : "", n > 2 ? ", ..." : "");
-		snprintf(err->key, sizeof(err->key), "muscle");
+	ch = control_assess_channel(c, "stretch", "muscle", req->assess_muscle, err);
+	if (ch < 0) {
 		return -1;
 	}
-	c->assess_muscle = ch;
+	c->assess_muscle = (unsigned)ch;
 	c->assess_direction = req->assess_direction < 0 ? -1 : 1;
 	return 0;
 }
@@ -421,8 +428,12 @@ static void control_assess_finish_stretch(struct control *c)
 	for (size_t k = 0; k < c->assess_n_str; k++) {
 		const struct stretch_rec *r = &c->assess_str[k];
 
+		/*
+		 * the return movement; or one past the block, kept by the drain
+		 * while the block's end was not known yet (a slow control thread)
+		 */
 		if (r->dir != c->assess_direction || r->end >= c->assess_end) {
-			continue;	/* the return movement, or past the block */
+			continue;
 		}
 		stretches++;
 		if (r->emg[m] == STRETCH_NOT_AT_REST) {
@@ -519,6 +530,22 @@ static void control_assess_finish_stretch(struct control *c)
 	ring_push(c->events, &ev);
 }
 
+/*
+ * rest, stretch: the totals at the block's start (@t, copied at the end of
+ * the block holding sample @end - 1) begin it; the next come at the end of
+ * the block holding sample first + N s - 1.
+ */
+static void control_assess_begin_block(struct control *c, const struct bank_tally *t,
+				       uint64_t end)
+{
+	const struct source *src = acquire_source(c->acq);
+
+	c->assess_first = end;
+	c->assess_from = *t;
+	c->assess_state = CONTROL_ASSESS_RUNNING;
+	acquire_tally_request(c->acq, end + (uint64_t)llround(c->assess_seconds * src->rate_hz) - 1);
+}
+
 /* stretch: the totals at the block's start, at its end, then once its stretches settled. */
 static void control_assess_stretch_step(struct control *c, const struct bank_tally *t,
 					uint64_t end)
@@ -526,11 +553,7 @@ static void control_assess_stretch_step(struct control *c, const struct bank_tal
 	const struct source *src = acquire_source(c->acq);
 
 	if (c->assess_state == CONTROL_ASSESS_STARTING) {
-		c->assess_first = end;
-		c->assess_from = *t;
-		c->assess_state = CONTROL_ASSESS_RUNNING;
-		acquire_tally_request(c->acq, end + (uint64_t)llround(c->assess_seconds *
-								     src->rate_hz) - 1);
+		control_assess_begin_block(c, t, end);
 		return;
 	}
 	if (c->assess_state == CONTROL_ASSESS_RUNNING) {
@@ -594,7 +617,6 @@ static void control_assess_windows(struct control *c, const struct bank_tally *t
 
 void control_assess_tick(struct control *c)
 {
-	const struct source *src;
 	struct bank_tally t;
 	uint64_t end;
 
@@ -631,13 +653,7 @@ void control_assess_tick(struct control *c)
 		return;
 	}
 	if (c->assess_state == CONTROL_ASSESS_STARTING) {
-		src = acquire_source(c->acq);
-		c->assess_first = end;
-		c->assess_from = t;
-		c->assess_state = CONTROL_ASSESS_RUNNING;
-		/* the totals at the end of the block holding sample first + N s - 1 */
-		acquire_tally_request(c->acq, end + (uint64_t)llround(c->assess_seconds *
-								     src->rate_hz) - 1);
+		control_assess_begin_block(c, &t, end);
 		return;
 	}
 	control_assess_finish(c, &t, end);
