@@ -100,8 +100,6 @@ static struct rpmsd_config *control_command_prepare(struct control *c,
 						    const char *origin, struct control_error *err);
 static json_t *control_command_commit(struct control *c, const struct rpmsd_config *next,
 				      const char *reason, struct control_error *err);
-static json_t *control_command_set_now(struct control *c, const struct control_request *req,
-				       const char *origin, struct control_error *err);
 
 static json_t *control_command_arm(struct control *c, struct control_error *err)
 {
@@ -253,6 +251,33 @@ static json_t *control_command_record_start(struct control *c, const char *patie
 }
 
 /*
+ * @rx's protocol at motor threshold @mt_pct as the configuration to
+ * commit, held to every rule of "set" (control_command_prepare).
+ * @return it (free() it), or NULL with @err filled
+ */
+static struct rpmsd_config *control_command_rx_prepare(struct control *c,
+						       const struct prescription *rx,
+						       double mt_pct, struct control_error *err)
+{
+	struct prescription_stim_key sk[PRESCRIPTION_STIM_KEYS_MAX];
+	struct control_key keys[PRESCRIPTION_STIM_KEYS_MAX];
+	char why[COURSE_ERR_MAX];
+	size_t n = 0;
+
+	if (prescription_stim_keys(rx, mt_pct, sk, &n, why, sizeof(why)) < 0) {
+		control_request_fail(err, "invalid_value", "session_start: %s (send "
+				     "motor_threshold_pct, the motor threshold measured in this "
+				     "session, in %% of maximum output)", why);
+		snprintf(err->key, sizeof(err->key), "motor_threshold_pct");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = (struct control_key){ sk[i].section, sk[i].key, sk[i].value };
+	}
+	return control_command_prepare(c, keys, n, rx->path, err);
+}
+
+/*
  * A course session's protocol and database session (session_start with a
  * course_id): the prescription found and checked to be the patient's, its
  * protocol held to every rule of "set", the limits across rigs checked by
@@ -265,13 +290,10 @@ static int control_command_course_start(struct control *c, const struct control_
 					const char *arm_code, uint64_t *cap, json_t **course,
 					struct control_error *err)
 {
-	struct prescription_stim_key sk[PRESCRIPTION_STIM_KEYS_MAX];
-	struct control_key keys[PRESCRIPTION_STIM_KEYS_MAX];
 	char why[COURSE_ERR_MAX], rule[96], reason[EVENT_REASON_MAX];
 	struct prescription *rx = malloc(sizeof(*rx));
 	struct rpmsd_config *next = NULL;
 	json_t *proto;
-	size_t n = 0, i;
 	bool pending;
 	double mt;
 	int ret = -1;
@@ -305,17 +327,7 @@ static int control_command_course_start(struct control *c, const struct control_
 	pending = rx->intensity.kind == PRESCRIPTION_INTENSITY_MT &&
 		  !(req->motor_threshold_pct > 0.0);
 	mt = pending ? 100.0 / rx->intensity.motor_threshold_pct : req->motor_threshold_pct;
-	if (prescription_stim_keys(rx, mt, sk, &n, why, sizeof(why)) < 0) {
-		control_request_fail(err, "invalid_value", "session_start: %s (send "
-				     "motor_threshold_pct, the motor threshold measured in this "
-				     "session, in %% of maximum output)", why);
-		snprintf(err->key, sizeof(err->key), "motor_threshold_pct");
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		keys[i] = (struct control_key){ sk[i].section, sk[i].key, sk[i].value };
-	}
-	next = control_command_prepare(c, keys, n, rx->path, err);
+	next = control_command_rx_prepare(c, rx, mt, err);
 	if (!next) {
 		goto out;
 	}
@@ -331,7 +343,6 @@ static int control_command_course_start(struct control *c, const struct control_
 		acquire_hold(c->acq, true);
 		c->course_mt_pending = true;
 		c->course_mt_refused[0] = '\0';
-		c->course_mt_pct = 0.0;
 		c->course_cap = *cap;
 		course_intensity_text(rx, 0.0, rule, sizeof(rule));
 		*course = json_pack("{s:s, s:I, s:I, s:s, s:b}", "course_id", rx->course.id,
@@ -499,26 +510,17 @@ static json_t *control_command_session_stop(struct control *c, const struct cont
 int control_command_course_threshold(struct control *c, double mt_pct, char *why, size_t len)
 {
 	const struct prescription *rx = course_rx(c->course);
-	struct prescription_stim_key sk[PRESCRIPTION_STIM_KEYS_MAX];
-	struct control_key keys[PRESCRIPTION_STIM_KEYS_MAX];
 	char rule[96], reason[EVENT_REASON_MAX], dberr[COURSE_ERR_MAX];
 	struct control_error err;
 	struct rpmsd_config *next;
 	json_t *proto;
-	size_t n = 0;
 
 	if (!c->course_mt_pending || !rx) {
 		return 0;
 	}
 	memset(&err, 0, sizeof(err));
-	if (prescription_stim_keys(rx, mt_pct, sk, &n, why, len) < 0) {
-		goto refused;
-	}
-	for (size_t i = 0; i < n; i++) {
-		keys[i] = (struct control_key){ sk[i].section, sk[i].key, sk[i].value };
-	}
 	/* the rules of session_start: caps, train table, the device's envelope */
-	next = control_command_prepare(c, keys, n, rx->path, &err);
+	next = control_command_rx_prepare(c, rx, mt_pct, &err);
 	if (!next) {
 		snprintf(why, len, "%s", err.message);
 		goto refused;
@@ -728,18 +730,6 @@ static json_t *control_command_commit(struct control *c, const struct rpmsd_conf
 static json_t *control_command_set(struct control *c, const struct control_request *req,
 				   const char *origin, struct control_error *err)
 {
-	if (c->course_mt_pending && !strcmp(origin, "set")) {
-		control_request_fail(err, "mt_pending", "set: the course session waits for its "
-				     "motor threshold (rpmsctl threshold): its intensity comes from "
-				     "it; nothing changed");
-		return NULL;
-	}
-	return control_command_set_now(c, req, origin, err);
-}
-
-static json_t *control_command_set_now(struct control *c, const struct control_request *req,
-				       const char *origin, struct control_error *err)
-{
 	char reason[EVENT_REASON_MAX], why[COURSE_ERR_MAX];
 	struct control_key keys[CONTROL_SET_MAX];
 	struct rpmsd_config *next;
@@ -748,6 +738,12 @@ static json_t *control_command_set_now(struct control *c, const struct control_r
 	json_t *res;
 	size_t i;
 
+	if (c->course_mt_pending && !strcmp(origin, "set")) {
+		control_request_fail(err, "mt_pending", "set: the course session waits for its "
+				     "motor threshold (rpmsctl threshold): its intensity comes from "
+				     "it; nothing changed");
+		return NULL;
+	}
 	for (i = 0; i < req->n_params; i++) {
 		keys[i] = (struct control_key){ "stim", req->params[i].key, req->params[i].value };
 	}

@@ -135,8 +135,8 @@ static json_t *control_status_course(struct control *c)
 	}
 	json_t *o;
 
-	course_intensity_text(rx, c->course_mt_pending ? 0.0 : c->course_mt_pct, rule,
-			      sizeof(rule));
+	/* 0 while the session waits for its threshold: "MT not measured yet" */
+	course_intensity_text(rx, c->course_mt_pct, rule, sizeof(rule));
 	o = json_pack("{s:s, s:I, s:I, s:s, s:b}", "course_id", rx->course.id,
 		      "db_session", (json_int_t)course_session_id(c->course), "pulses_cap",
 		      (json_int_t)c->course_cap, "intensity_rule", rule, "motor_threshold_pending",

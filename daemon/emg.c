@@ -226,18 +226,18 @@ void emg_tap_set_lossless(struct emg_tap *t, bool on)
 
 void emg_tap_push(struct emg_tap *t, const float *raw, const float *angle)
 {
-	if (t->rec && t->angle) {
-		unsigned n = t->channels + 1;
-
-		for (size_t i = 0; i < t->frames; i++) {
-			memcpy(t->rec_blk->data + i * n, raw + i * t->channels,
-			       t->channels * sizeof(float));
-			t->rec_blk->data[i * n + t->channels] = angle ? angle[i] : NAN;
-		}
-	} else if (t->rec) {
-		memcpy(t->rec_blk->data, raw, t->frames * t->channels * sizeof(float));
-	}
 	if (t->rec) {
+		if (t->angle) {
+			unsigned n = t->channels + 1;
+
+			for (size_t i = 0; i < t->frames; i++) {
+				memcpy(t->rec_blk->data + i * n, raw + i * t->channels,
+				       t->channels * sizeof(float));
+				t->rec_blk->data[i * n + t->channels] = angle ? angle[i] : NAN;
+			}
+		} else {
+			memcpy(t->rec_blk->data, raw, t->frames * t->channels * sizeof(float));
+		}
 		if (t->lossless) {
 			emg_tap_wait_room(t);
 		}
